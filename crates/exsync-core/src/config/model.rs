@@ -1,0 +1,200 @@
+//! The configuration model: what `exsync.toml` describes, once read and checked.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{field_names, ItemKind, UserKey};
+
+/// Which way records of one kind flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Off,
+    CrmToExchange,
+    ExchangeToCrm,
+    Both,
+}
+
+impl Direction {
+    /// Whether changes made on `from` are carried to the other side.
+    pub fn flows_from(self, from: crate::model::Side) -> bool {
+        use crate::model::Side;
+        matches!(
+            (self, from),
+            (Direction::Both, _)
+                | (Direction::CrmToExchange, Side::Crm)
+                | (Direction::ExchangeToCrm, Side::Exchange)
+        )
+    }
+}
+
+/// How a field changed differently on both sides is settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictPolicy {
+    CrmWins,
+    ExchangeWins,
+    /// The side whose record was modified last; the CRM on a tie or when a time is unknown.
+    NewestWins,
+}
+
+/// What happens to a pair when one side deletes its record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeleteMode {
+    /// The delete is carried to the other side when the direction lets that side's changes
+    /// flow; otherwise the record is recreated from the side that still has it.
+    Propagate,
+    /// Lightning Sync's behaviour: a deleted record is recreated from the other side.
+    Recreate,
+}
+
+/// Which CRM contacts a user syncs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactScope {
+    /// Contacts the user owns.
+    Owned,
+    /// Every contact the user can see.
+    Visible,
+}
+
+/// The event window, relative to the time of the pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    pub past_days: u32,
+    pub future_days: u32,
+}
+
+/// The rules the planner applies to one record kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KindRules {
+    pub direction: Direction,
+    pub conflict: ConflictPolicy,
+    pub deletes: DeleteMode,
+    /// Share of a user's pairs one pass may delete before the user is paused (0.0-1.0).
+    pub max_delete_share: f64,
+    /// The valve only trips once a pass would delete at least this many records, so a user
+    /// with three contacts may still delete two.
+    pub min_deletes_for_valve: usize,
+    /// Domain field → CRM field name, for the fields that sync. Fields left out are neither
+    /// compared nor written.
+    pub fields: BTreeMap<String, String>,
+    /// Events only: the window of events that sync; `None` for contacts.
+    pub window: Option<Window>,
+    /// Events only: whether events marked private sync.
+    pub sync_private: bool,
+}
+
+impl KindRules {
+    /// Defaults for a kind: both ways, CRM wins conflicts, deletes propagate, 50% valve, all
+    /// fields under their standard Salesforce names.
+    pub fn default_for(kind: ItemKind) -> KindRules {
+        KindRules {
+            direction: Direction::Both,
+            conflict: ConflictPolicy::CrmWins,
+            deletes: DeleteMode::Propagate,
+            max_delete_share: 0.5,
+            min_deletes_for_valve: 5,
+            fields: default_field_map(kind),
+            window: match kind {
+                ItemKind::Contact => None,
+                ItemKind::Event => Some(Window { past_days: 30, future_days: 365 }),
+            },
+            sync_private: false,
+        }
+    }
+
+    pub fn synced_fields(&self) -> BTreeSet<&str> {
+        self.fields.keys().map(String::as_str).collect()
+    }
+}
+
+/// Standard Salesforce field for each domain field. Composite domain fields (phones,
+/// addresses, recurrence, attendees) map to the group of CRM fields the connector knows.
+pub fn default_field_map(kind: ItemKind) -> BTreeMap<String, String> {
+    let crm = |field: &str| -> &'static str {
+        match (kind, field) {
+            (ItemKind::Contact, "first_name") => "FirstName",
+            (ItemKind::Contact, "middle_name") => "MiddleName",
+            (ItemKind::Contact, "last_name") => "LastName",
+            (ItemKind::Contact, "emails") => "Email",
+            (ItemKind::Contact, "phones") => "Phone",
+            (ItemKind::Contact, "company") => "Account.Name",
+            (ItemKind::Contact, "title") => "Title",
+            (ItemKind::Contact, "department") => "Department",
+            (ItemKind::Contact, "addresses") => "MailingAddress",
+            (ItemKind::Contact, "notes") => "Description",
+            (ItemKind::Contact, "birthday") => "Birthdate",
+            (ItemKind::Event, "subject") => "Subject",
+            (ItemKind::Event, "location") => "Location",
+            (ItemKind::Event, "body") => "Description",
+            (ItemKind::Event, "start") => "StartDateTime",
+            (ItemKind::Event, "end") => "EndDateTime",
+            (ItemKind::Event, "time_zone") => "Owner.TimeZoneSidKey",
+            (ItemKind::Event, "private") => "IsPrivate",
+            (ItemKind::Event, "show_as") => "ShowAs",
+            (ItemKind::Event, "reminder_minutes") => "ReminderDateTime",
+            (ItemKind::Event, "recurrence") => "Recurrence2PatternText",
+            (ItemKind::Event, "organizer") => "OwnerId",
+            (ItemKind::Event, "attendees") => "EventRelation",
+            _ => "",
+        }
+    };
+    field_names(kind)
+        .iter()
+        .map(|f| ((*f).to_owned(), crm(f).to_owned()))
+        .collect()
+}
+
+/// One named configuration (DESIGN §4): the rules for contacts and events, and who gets them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncConfiguration {
+    pub name: String,
+    pub active: bool,
+    pub contacts: KindRules,
+    pub contact_scope: ContactScope,
+    /// Extra SOQL condition ANDed to the contact query, as the admin wrote it.
+    pub contact_condition: Option<String>,
+    pub events: KindRules,
+    /// Users assigned individually (primary SMTP addresses).
+    pub users: BTreeSet<UserKey>,
+    /// Groups (Salesforce profile names) assigned.
+    pub groups: BTreeSet<String>,
+}
+
+impl SyncConfiguration {
+    pub fn rules(&self, kind: ItemKind) -> &KindRules {
+        match kind {
+            ItemKind::Contact => &self.contacts,
+            ItemKind::Event => &self.events,
+        }
+    }
+}
+
+/// How a user came by their configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssignedBy {
+    Individual,
+    Group,
+}
+
+/// Picks the configuration that applies to a user: an individual assignment beats a group one
+/// (Lightning Sync's rule); inactive configurations assign nobody. The configuration check
+/// refuses files where a user is assigned individually twice, or one group to two
+/// configurations, so at most one candidate remains at each level.
+pub fn effective_configuration<'a>(
+    configurations: &'a [SyncConfiguration],
+    user: &UserKey,
+    groups: &BTreeSet<String>,
+) -> Option<(&'a SyncConfiguration, AssignedBy)> {
+    let active = || configurations.iter().filter(|c| c.active);
+    if let Some(config) = active().find(|c| c.users.contains(user)) {
+        return Some((config, AssignedBy::Individual));
+    }
+    active()
+        .find(|c| c.groups.iter().any(|g| groups.contains(g)))
+        .map(|c| (c, AssignedBy::Group))
+}

@@ -1,0 +1,9 @@
+//! exsync-core: the domain model (contacts, events, ids), normalisation and content hashing,
+//! the sync configuration, and the planner, a pure function from changes on both sides and the
+//! last-synced state to the operations that bring the two sides together. No I/O lives here.
+
+pub mod config;
+pub mod model;
+pub mod plan;
+
+pub use model::*;

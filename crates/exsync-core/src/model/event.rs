@@ -1,0 +1,203 @@
+//! A calendar event as both sides see it.
+
+use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::recurrence::Recurrence;
+use super::text::{clean_email, clean_line, clean_multiline};
+
+/// Salesforce relates at most 50 invitees to one event.
+pub const MAX_ATTENDEES: usize = 50;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub subject: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub location: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub body: String,
+    pub start: EventTime,
+    pub end: EventTime,
+    /// IANA zone the event was scheduled in (e.g. `Europe/Berlin`); empty for all-day events,
+    /// which float.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub time_zone: String,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub private: bool,
+    #[serde(default, skip_serializing_if = "ShowAs::is_default")]
+    pub show_as: ShowAs,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reminder_minutes: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recurrence: Option<Recurrence>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organizer: Option<Attendee>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attendees: Vec<Attendee>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// A point in time, or a whole day for all-day events (the end day is exclusive, as in EWS
+/// and iCalendar).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum EventTime {
+    Date(NaiveDate),
+    At(DateTime<Utc>),
+}
+
+impl EventTime {
+    pub fn is_date(&self) -> bool {
+        matches!(self, EventTime::Date(_))
+    }
+
+    /// The instant this time starts at, all-day dates taken at midnight UTC. Used for window
+    /// checks, where a day either way does not matter.
+    pub fn approx_instant(&self) -> DateTime<Utc> {
+        match self {
+            EventTime::At(t) => *t,
+            EventTime::Date(d) => d.and_time(chrono::NaiveTime::MIN).and_utc(),
+        }
+    }
+
+    fn normalized(self) -> EventTime {
+        match self {
+            // Neither side stores sub-second precision, so it is never a real change.
+            EventTime::At(t) => EventTime::At(t.trunc_subsecs(0)),
+            date => date,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShowAs {
+    Free,
+    Tentative,
+    #[default]
+    Busy,
+    OutOfOffice,
+    WorkingElsewhere,
+}
+
+impl ShowAs {
+    fn is_default(&self) -> bool {
+        *self == ShowAs::Busy
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attendee {
+    pub email: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "AttendeeKind::is_default")]
+    pub kind: AttendeeKind,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttendeeKind {
+    #[default]
+    Required,
+    Optional,
+    Resource,
+}
+
+impl AttendeeKind {
+    fn is_default(&self) -> bool {
+        *self == AttendeeKind::Required
+    }
+}
+
+impl Attendee {
+    fn normalize(&mut self) {
+        self.email = clean_email(&self.email);
+        self.name = clean_line(&self.name);
+    }
+}
+
+impl Event {
+    /// An event with the given subject and times and nothing else set.
+    pub fn new(subject: &str, start: EventTime, end: EventTime) -> Event {
+        Event {
+            subject: subject.to_owned(),
+            location: String::new(),
+            body: String::new(),
+            start,
+            end,
+            time_zone: String::new(),
+            private: false,
+            show_as: ShowAs::Busy,
+            reminder_minutes: None,
+            recurrence: None,
+            organizer: None,
+            attendees: Vec::new(),
+        }
+    }
+
+    pub fn is_all_day(&self) -> bool {
+        self.start.is_date()
+    }
+
+    /// Puts the event in the one form both sides are compared in.
+    pub fn normalize(&mut self) {
+        self.subject = clean_line(&self.subject);
+        self.location = clean_line(&self.location);
+        self.body = clean_multiline(&self.body);
+        self.start = self.start.normalized();
+        self.end = self.end.normalized();
+        self.time_zone = self.time_zone.trim().to_owned();
+        if self.is_all_day() {
+            self.time_zone.clear();
+        }
+        if let Some(organizer) = &mut self.organizer {
+            organizer.normalize();
+        }
+        for attendee in &mut self.attendees {
+            attendee.normalize();
+        }
+        self.attendees.retain(|a| !a.email.is_empty());
+        // Order carries no meaning on either side; one attendee per address.
+        self.attendees.sort();
+        self.attendees.dedup_by(|a, b| a.email == b.email);
+        if let Some(organizer) = &self.organizer {
+            let organizer = organizer.email.clone();
+            self.attendees.retain(|a| a.email != organizer);
+        }
+        if let Some(recurrence) = &mut self.recurrence {
+            recurrence.normalize();
+        }
+    }
+
+    /// Problems that stop this event from being written anywhere.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.start.is_date() != self.end.is_date() {
+            problems.push("start and end must both be dates (all-day) or both be times".into());
+        } else if self.end < self.start {
+            problems.push("end is before start".into());
+        } else if self.is_all_day() && self.end == self.start {
+            problems.push("an all-day event must end at least one day after it starts".into());
+        }
+        if !self.time_zone.is_empty() && self.time_zone.parse::<chrono_tz::Tz>().is_err() {
+            problems.push(format!("unknown time zone {:?}", self.time_zone));
+        }
+        if self.attendees.len() > MAX_ATTENDEES {
+            problems.push(format!(
+                "{} attendees, more than the {MAX_ATTENDEES} a CRM event can relate",
+                self.attendees.len()
+            ));
+        }
+        if let Some(recurrence) = &self.recurrence {
+            problems.extend(recurrence.problems());
+        }
+        problems
+    }
+}

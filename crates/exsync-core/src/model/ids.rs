@@ -1,0 +1,147 @@
+//! Identifiers of records on each side and of the users we sync.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The two systems a pair of records lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    Crm,
+    Exchange,
+}
+
+impl Side {
+    pub fn other(self) -> Side {
+        match self {
+            Side::Crm => Side::Exchange,
+            Side::Exchange => Side::Crm,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Crm => "crm",
+            Side::Exchange => "exchange",
+        }
+    }
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What kind of record a pair holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemKind {
+    Contact,
+    Event,
+}
+
+impl ItemKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemKind::Contact => "contact",
+            ItemKind::Event => "event",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ItemKind> {
+        match s {
+            "contact" => Some(ItemKind::Contact),
+            "event" => Some(ItemKind::Event),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ItemKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
+
+        impl $name {
+            pub fn new(id: impl Into<String>) -> Self {
+                Self(id.into())
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                Self(s.to_owned())
+            }
+        }
+    };
+}
+
+string_id!(
+    /// A CRM record id (a Salesforce 18-character id, for example).
+    CrmId
+);
+string_id!(
+    /// An Exchange item id (EWS `ItemId/@Id`).
+    ExchangeId
+);
+string_id!(
+    /// A syncing user, keyed by the primary SMTP address of their mailbox, lower-cased.
+    UserKey
+);
+
+impl UserKey {
+    /// Builds a key from an address as typed, folding case and surrounding space.
+    pub fn from_email(email: &str) -> Self {
+        Self(email.trim().to_lowercase())
+    }
+}
+
+/// An id on either side.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(tag = "side", content = "id", rename_all = "snake_case")]
+pub enum ItemId {
+    Crm(CrmId),
+    Exchange(ExchangeId),
+}
+
+impl ItemId {
+    pub fn side(&self) -> Side {
+        match self {
+            ItemId::Crm(_) => Side::Crm,
+            ItemId::Exchange(_) => Side::Exchange,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            ItemId::Crm(id) => id.as_str(),
+            ItemId::Exchange(id) => id.as_str(),
+        }
+    }
+}
+
+impl fmt::Display for ItemId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.side(), self.as_str())
+    }
+}

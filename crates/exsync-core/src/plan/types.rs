@@ -1,0 +1,138 @@
+//! What the planner reads and what it decides.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{CrmId, ExchangeId, Fields, ItemId, ItemKind, Side};
+
+/// The last-synced state of one linked pair: one row of the status database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncedPair {
+    pub kind: ItemKind,
+    pub crm_id: CrmId,
+    pub exchange_id: ExchangeId,
+    /// Normalised content both sides held when the pair was last synced: the merge base.
+    pub content: Fields,
+    /// CRM version last seen (SystemModstamp), for echo detection and conditional writes.
+    pub crm_version: Option<String>,
+    /// Exchange ChangeKey last seen; updates are conditional on it.
+    pub exchange_version: Option<String>,
+}
+
+impl SyncedPair {
+    pub fn id_on(&self, side: Side) -> ItemId {
+        match side {
+            Side::Crm => ItemId::Crm(self.crm_id.clone()),
+            Side::Exchange => ItemId::Exchange(self.exchange_id.clone()),
+        }
+    }
+
+    pub fn version_on(&self, side: Side) -> Option<&str> {
+        match side {
+            Side::Crm => self.crm_version.as_deref(),
+            Side::Exchange => self.exchange_version.as_deref(),
+        }
+    }
+}
+
+/// A record as one side holds it now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    pub id: ItemId,
+    /// Normalised fields (see [`crate::model::Record::to_fields`]).
+    pub fields: Fields,
+    /// Opaque version: SystemModstamp on the CRM, ChangeKey on Exchange.
+    pub version: Option<String>,
+    /// When the side last modified it, for `newest_wins`.
+    pub modified: Option<DateTime<Utc>>,
+}
+
+/// One thing a side reports since the last pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum Change {
+    /// Created or modified (sides often cannot tell which).
+    Upsert(Item),
+    /// Deleted on that side.
+    Deleted { id: ItemId },
+    /// Still exists but no longer in scope (owner changed, moved out of the sync folder…):
+    /// the pair is dropped and nothing is deleted.
+    OutOfScope { id: ItemId },
+    /// Could not be read into a record; skipped with the reason.
+    Invalid { id: ItemId, reason: String },
+}
+
+impl Change {
+    pub fn id(&self) -> &ItemId {
+        match self {
+            Change::Upsert(item) => &item.id,
+            Change::Deleted { id } | Change::OutOfScope { id } | Change::Invalid { id, .. } => id,
+        }
+    }
+}
+
+/// How a pair came to be linked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkReason {
+    /// First-sync match on e-mail address.
+    Email,
+    /// First-sync match on first name + last name + company.
+    NameAndCompany,
+    /// First-sync match on subject + start + end.
+    SubjectAndTime,
+    /// Both sides already hold the same content (e.g. both edited to the same value).
+    SameContent,
+}
+
+/// A field both sides changed differently since the last sync, and how it was settled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conflict {
+    pub field: String,
+    pub crm_value: Option<serde_json::Value>,
+    pub exchange_value: Option<serde_json::Value>,
+    pub winner: Side,
+}
+
+/// One step of a plan. Executing every op and committing the pair changes they describe
+/// brings both sides and the status database together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// Create `fields` on `on`, copied from `source` on the other side. Once created, the new
+    /// pair's content is `fields`.
+    Create { kind: ItemKind, on: Side, source: ItemId, fields: Fields },
+    /// Overwrite the pair's record on `on` with `fields` (the merged content); `changed` lists
+    /// the fields that differ from what `on` holds, and `expected_version` is the version the
+    /// write is conditional on. Afterwards the pair's content is `fields`.
+    Update {
+        kind: ItemKind,
+        on: Side,
+        crm_id: CrmId,
+        exchange_id: ExchangeId,
+        fields: Fields,
+        changed: Vec<String>,
+        expected_version: Option<String>,
+    },
+    /// Delete the pair's record on `on` (the other side deleted it), then forget the pair.
+    Delete { kind: ItemKind, on: Side, crm_id: CrmId, exchange_id: ExchangeId },
+    /// Record a pair whose two sides already agree (first-sync match, or both sides reached
+    /// the same content) with `fields` as its content. Writes nothing to either side.
+    Link { kind: ItemKind, crm_id: CrmId, exchange_id: ExchangeId, fields: Fields, reason: LinkReason },
+    /// Drop a pair from the status database; neither side is touched.
+    Forget { kind: ItemKind, crm_id: CrmId, exchange_id: ExchangeId, reason: String },
+    /// A both-sides change settled by the conflict policy; recorded for the admin.
+    Conflict { kind: ItemKind, crm_id: CrmId, exchange_id: ExchangeId, conflict: Conflict },
+    /// A record left out of this pass, with the reason; the rest of the pass goes on.
+    Skip { kind: ItemKind, id: ItemId, reason: String },
+    /// Stop syncing this user until an admin looks (mass-delete safety valve). A plan with this
+    /// op has no other ops.
+    PauseUser { reason: String },
+}
+
+impl Op {
+    /// Whether executing this op writes to Exchange or the CRM.
+    pub fn writes(&self) -> bool {
+        matches!(self, Op::Create { .. } | Op::Update { .. } | Op::Delete { .. })
+    }
+}
