@@ -95,7 +95,10 @@ impl Record for Event {
         let mut problems = Event::problems(self);
         for attendee in self.attendees.iter().chain(self.organizer.as_ref()) {
             if !plausible_email(&attendee.email) {
-                problems.push(format!("attendee {:?} is not an e-mail address", attendee.email));
+                problems.push(format!(
+                    "attendee {:?} is not an e-mail address",
+                    attendee.email
+                ));
             }
         }
         problems

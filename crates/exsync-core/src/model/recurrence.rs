@@ -200,7 +200,8 @@ impl Recurrence {
             occurrence.location = occurrence.location.as_deref().map(clean_line);
         }
         self.modified.sort();
-        self.modified.dedup_by(|a, b| a.original_start == b.original_start);
+        self.modified
+            .dedup_by(|a, b| a.original_start == b.original_start);
     }
 
     pub fn problems(&self) -> Vec<String> {
@@ -216,15 +217,18 @@ impl Recurrence {
             problems.push(format!("recurrence interval {interval} is outside 1..=999"));
         }
         match &self.pattern {
-            Pattern::Weekly { days, .. } if days.is_empty() || !days.iter().all(|d| d.is_plain()) => {
+            Pattern::Weekly { days, .. }
+                if days.is_empty() || !days.iter().all(|d| d.is_plain()) =>
+            {
                 problems.push("a weekly recurrence needs one or more plain weekdays".into());
             }
             Pattern::AbsoluteMonthly { day_of_month, .. } if !(1..=31).contains(day_of_month) => {
                 problems.push(format!("day of month {day_of_month} is outside 1..=31"));
             }
-            Pattern::AbsoluteYearly { month, day_of_month }
-                if NaiveDate::from_ymd_opt(2024, *month, *day_of_month).is_none() =>
-            {
+            Pattern::AbsoluteYearly {
+                month,
+                day_of_month,
+            } if NaiveDate::from_ymd_opt(2024, *month, *day_of_month).is_none() => {
                 problems.push(format!("month {month} / day {day_of_month} is not a date"));
             }
             Pattern::RelativeYearly { month, .. } if !(1..=12).contains(month) => {
@@ -233,7 +237,9 @@ impl Recurrence {
             _ => {}
         }
         match self.end {
-            RecurrenceEnd::Count(0) => problems.push("a recurrence must occur at least once".into()),
+            RecurrenceEnd::Count(0) => {
+                problems.push("a recurrence must occur at least once".into())
+            }
             RecurrenceEnd::Until(until) if until < self.start_date => {
                 problems.push("the recurrence ends before it starts".into());
             }
@@ -245,25 +251,30 @@ impl Recurrence {
     /// A date no occurrence starts after, or `None` for a series without end. Used to decide
     /// whether a series reaches into the sync window; an upper bound is enough there.
     pub fn last_date_bound(&self) -> Option<NaiveDate> {
-        let last_modified = self.modified.iter().map(|o| o.start.approx_instant().date_naive()).max();
+        let last_modified = self
+            .modified
+            .iter()
+            .map(|o| o.start.approx_instant().date_naive())
+            .max();
         let by_rule = match self.end {
             RecurrenceEnd::Never => return None,
             RecurrenceEnd::Until(until) => until,
             RecurrenceEnd::Count(count) => {
                 let count = count.saturating_add(1);
                 let bound = match &self.pattern {
-                    Pattern::Daily { interval } => {
-                        self.start_date.checked_add_days(chrono::Days::new(u64::from(count) * u64::from(*interval)))
-                    }
-                    Pattern::Weekly { interval, .. } => self
+                    Pattern::Daily { interval } => self.start_date.checked_add_days(
+                        chrono::Days::new(u64::from(count) * u64::from(*interval)),
+                    ),
+                    Pattern::Weekly { interval, .. } => self.start_date.checked_add_days(
+                        chrono::Days::new(u64::from(count) * u64::from(*interval) * 7),
+                    ),
+                    Pattern::AbsoluteMonthly { interval, .. }
+                    | Pattern::RelativeMonthly { interval, .. } => self
                         .start_date
-                        .checked_add_days(chrono::Days::new(u64::from(count) * u64::from(*interval) * 7)),
-                    Pattern::AbsoluteMonthly { interval, .. } | Pattern::RelativeMonthly { interval, .. } => {
-                        self.start_date.checked_add_months(Months::new(count.saturating_mul(*interval)))
-                    }
-                    Pattern::AbsoluteYearly { .. } | Pattern::RelativeYearly { .. } => {
-                        self.start_date.checked_add_months(Months::new(count.saturating_mul(12)))
-                    }
+                        .checked_add_months(Months::new(count.saturating_mul(*interval))),
+                    Pattern::AbsoluteYearly { .. } | Pattern::RelativeYearly { .. } => self
+                        .start_date
+                        .checked_add_months(Months::new(count.saturating_mul(12))),
                 };
                 bound.unwrap_or(NaiveDate::MAX)
             }
@@ -279,7 +290,11 @@ impl Recurrence {
             Pattern::Daily { interval } => {
                 let _ = write!(out, "FREQ=DAILY;INTERVAL={interval}");
             }
-            Pattern::Weekly { interval, days, first_day_of_week } => {
+            Pattern::Weekly {
+                interval,
+                days,
+                first_day_of_week,
+            } => {
                 let _ = write!(
                     out,
                     "FREQ=WEEKLY;INTERVAL={interval};BYDAY={};WKST={}",
@@ -287,15 +302,31 @@ impl Recurrence {
                     first_day_of_week.ical()
                 );
             }
-            Pattern::AbsoluteMonthly { interval, day_of_month } => {
-                let _ = write!(out, "FREQ=MONTHLY;INTERVAL={interval};BYMONTHDAY={day_of_month}");
+            Pattern::AbsoluteMonthly {
+                interval,
+                day_of_month,
+            } => {
+                let _ = write!(
+                    out,
+                    "FREQ=MONTHLY;INTERVAL={interval};BYMONTHDAY={day_of_month}"
+                );
             }
-            Pattern::RelativeMonthly { interval, day, index } => {
+            Pattern::RelativeMonthly {
+                interval,
+                day,
+                index,
+            } => {
                 let _ = write!(out, "FREQ=MONTHLY;INTERVAL={interval};");
                 write_relative(&mut out, *day, *index);
             }
-            Pattern::AbsoluteYearly { month, day_of_month } => {
-                let _ = write!(out, "FREQ=YEARLY;INTERVAL=1;BYMONTH={month};BYMONTHDAY={day_of_month}");
+            Pattern::AbsoluteYearly {
+                month,
+                day_of_month,
+            } => {
+                let _ = write!(
+                    out,
+                    "FREQ=YEARLY;INTERVAL=1;BYMONTH={month};BYMONTHDAY={day_of_month}"
+                );
             }
             Pattern::RelativeYearly { month, day, index } => {
                 let _ = write!(out, "FREQ=YEARLY;INTERVAL=1;BYMONTH={month};");
@@ -318,7 +349,10 @@ impl Recurrence {
     /// `start_date`. Rules EWS cannot express (BYHOUR, several BYMONTHDAY, …) are refused with
     /// the reason, never approximated.
     pub fn from_rrule(rule: &str, start_date: NaiveDate) -> Result<Recurrence, RruleError> {
-        let fail = |reason: String| RruleError { rule: rule.to_owned(), reason };
+        let fail = |reason: String| RruleError {
+            rule: rule.to_owned(),
+            reason,
+        };
         let body = rule.trim();
         let body = body.strip_prefix("RRULE:").unwrap_or(body);
         let mut freq = None;
@@ -334,48 +368,73 @@ impl Recurrence {
                 .split_once('=')
                 .ok_or_else(|| fail(format!("part {part:?} is not KEY=VALUE")))?;
             let number = |v: &str| -> Result<i64, RruleError> {
-                v.parse::<i64>().map_err(|_| fail(format!("{key}={v} is not a number")))
+                v.parse::<i64>()
+                    .map_err(|_| fail(format!("{key}={v} is not a number")))
             };
             match key.to_ascii_uppercase().as_str() {
                 "FREQ" => freq = Some(value.to_ascii_uppercase()),
                 "INTERVAL" => {
-                    interval = u32::try_from(number(value)?).map_err(|_| fail("INTERVAL is negative".into()))?
+                    interval = u32::try_from(number(value)?)
+                        .map_err(|_| fail("INTERVAL is negative".into()))?
                 }
                 "COUNT" => {
                     end = RecurrenceEnd::Count(
-                        u32::try_from(number(value)?).map_err(|_| fail("COUNT is negative".into()))?,
+                        u32::try_from(number(value)?)
+                            .map_err(|_| fail("COUNT is negative".into()))?,
                     )
                 }
-                "UNTIL" => end = RecurrenceEnd::Until(parse_until(value).ok_or_else(|| fail(format!("UNTIL={value} is not a date")))?),
+                "UNTIL" => {
+                    end = RecurrenceEnd::Until(
+                        parse_until(value)
+                            .ok_or_else(|| fail(format!("UNTIL={value} is not a date")))?,
+                    )
+                }
                 "BYDAY" => {
                     for item in value.split(',') {
                         let item = item.trim().to_ascii_uppercase();
                         let split = item.len().saturating_sub(2);
                         let (pos, code) = item.split_at(split);
-                        let day = Day::from_ical(code).ok_or_else(|| fail(format!("BYDAY {item:?} is not a weekday")))?;
+                        let day = Day::from_ical(code)
+                            .ok_or_else(|| fail(format!("BYDAY {item:?} is not a weekday")))?;
                         let pos = if pos.is_empty() {
                             0
                         } else {
-                            i32::try_from(number(pos)?).map_err(|_| fail(format!("BYDAY {item:?} position")))?
+                            i32::try_from(number(pos)?)
+                                .map_err(|_| fail(format!("BYDAY {item:?} position")))?
                         };
                         by_day.push((pos, day));
                     }
                 }
                 "BYMONTHDAY" => {
                     if value.contains(',') {
-                        return Err(fail("several BYMONTHDAY values cannot be expressed in Exchange".into()));
+                        return Err(fail(
+                            "several BYMONTHDAY values cannot be expressed in Exchange".into(),
+                        ));
                     }
-                    by_month_day = Some(u32::try_from(number(value)?).map_err(|_| fail("negative BYMONTHDAY cannot be expressed in Exchange".into()))?);
+                    by_month_day = Some(u32::try_from(number(value)?).map_err(|_| {
+                        fail("negative BYMONTHDAY cannot be expressed in Exchange".into())
+                    })?);
                 }
                 "BYMONTH" => {
                     if value.contains(',') {
-                        return Err(fail("several BYMONTH values cannot be expressed in Exchange".into()));
+                        return Err(fail(
+                            "several BYMONTH values cannot be expressed in Exchange".into(),
+                        ));
                     }
-                    by_month = Some(u32::try_from(number(value)?).map_err(|_| fail("BYMONTH is negative".into()))?);
+                    by_month = Some(
+                        u32::try_from(number(value)?)
+                            .map_err(|_| fail("BYMONTH is negative".into()))?,
+                    );
                 }
-                "BYSETPOS" => by_set_pos = Some(i32::try_from(number(value)?).map_err(|_| fail("BYSETPOS out of range".into()))?),
+                "BYSETPOS" => {
+                    by_set_pos = Some(
+                        i32::try_from(number(value)?)
+                            .map_err(|_| fail("BYSETPOS out of range".into()))?,
+                    )
+                }
                 "WKST" => {
-                    wkst = Day::from_ical(&value.to_ascii_uppercase()).ok_or_else(|| fail(format!("WKST={value} is not a weekday")))?
+                    wkst = Day::from_ical(&value.to_ascii_uppercase())
+                        .ok_or_else(|| fail(format!("WKST={value} is not a weekday")))?
                 }
                 other => return Err(fail(format!("{other} cannot be expressed in Exchange"))),
             }
@@ -385,14 +444,19 @@ impl Recurrence {
             let mut days: Vec<Day> = by_day.iter().map(|(_, d)| *d).collect();
             days.sort();
             days.dedup();
-            let position = match (positions.len(), positions.first().copied(), by_set_pos) {
-                (1, Some(0), Some(set_pos)) => set_pos,
-                (1, Some(p), None) if p != 0 && days.len() == 1 => p,
-                _ => return Err(fail("BYDAY must name one weekday with a position, or a day group with BYSETPOS".into())),
-            };
+            let position =
+                match (positions.len(), positions.first().copied(), by_set_pos) {
+                    (1, Some(0), Some(set_pos)) => set_pos,
+                    (1, Some(p), None) if p != 0 && days.len() == 1 => p,
+                    _ => return Err(fail(
+                        "BYDAY must name one weekday with a position, or a day group with BYSETPOS"
+                            .into(),
+                    )),
+                };
             let index = WeekIndex::from_position(position)
                 .ok_or_else(|| fail(format!("position {position} is not 1-4 or -1")))?;
-            let day = Day::group_of(&days).ok_or_else(|| fail("BYDAY names a set of days Exchange cannot group".into()))?;
+            let day = Day::group_of(&days)
+                .ok_or_else(|| fail("BYDAY names a set of days Exchange cannot group".into()))?;
             Ok((day, index))
         };
         let month = || by_month.unwrap_or_else(|| start_date.month());
@@ -403,11 +467,23 @@ impl Recurrence {
                 if interval != 1 {
                     return Err(fail("a daily rule with BYDAY needs INTERVAL=1".into()));
                 }
-                Pattern::Weekly { interval: 1, days: plain_days(&by_day, &fail)?, first_day_of_week: wkst }
+                Pattern::Weekly {
+                    interval: 1,
+                    days: plain_days(&by_day, &fail)?,
+                    first_day_of_week: wkst,
+                }
             }
             Some("WEEKLY") => {
-                let days = if by_day.is_empty() { vec![weekday_of(start_date)] } else { plain_days(&by_day, &fail)? };
-                Pattern::Weekly { interval, days, first_day_of_week: wkst }
+                let days = if by_day.is_empty() {
+                    vec![weekday_of(start_date)]
+                } else {
+                    plain_days(&by_day, &fail)?
+                };
+                Pattern::Weekly {
+                    interval,
+                    days,
+                    first_day_of_week: wkst,
+                }
             }
             Some("MONTHLY") if by_day.is_empty() => Pattern::AbsoluteMonthly {
                 interval,
@@ -415,10 +491,16 @@ impl Recurrence {
             },
             Some("MONTHLY") => {
                 let (day, index) = relative(&by_day)?;
-                Pattern::RelativeMonthly { interval, day, index }
+                Pattern::RelativeMonthly {
+                    interval,
+                    day,
+                    index,
+                }
             }
             Some("YEARLY") if interval != 1 => {
-                return Err(fail("Exchange yearly patterns repeat every year; INTERVAL must be 1".into()))
+                return Err(fail(
+                    "Exchange yearly patterns repeat every year; INTERVAL must be 1".into(),
+                ))
             }
             Some("YEARLY") if by_day.is_empty() => Pattern::AbsoluteYearly {
                 month: month(),
@@ -426,9 +508,17 @@ impl Recurrence {
             },
             Some("YEARLY") => {
                 let (day, index) = relative(&by_day)?;
-                Pattern::RelativeYearly { month: month(), day, index }
+                Pattern::RelativeYearly {
+                    month: month(),
+                    day,
+                    index,
+                }
             }
-            Some(other) => return Err(fail(format!("FREQ={other} cannot be expressed in Exchange"))),
+            Some(other) => {
+                return Err(fail(format!(
+                    "FREQ={other} cannot be expressed in Exchange"
+                )))
+            }
             None => return Err(fail("FREQ is missing".into())),
         };
         let recurrence = Recurrence {
@@ -450,11 +540,19 @@ fn write_relative(out: &mut String, day: Day, index: WeekIndex) {
         let _ = write!(out, "BYDAY={}{}", index.position(), day.ical());
     } else {
         let days: Vec<&str> = day.expand().into_iter().map(Day::ical).collect();
-        let _ = write!(out, "BYDAY={};BYSETPOS={}", days.join(","), index.position());
+        let _ = write!(
+            out,
+            "BYDAY={};BYSETPOS={}",
+            days.join(","),
+            index.position()
+        );
     }
 }
 
-fn plain_days(by_day: &[(i32, Day)], fail: &dyn Fn(String) -> RruleError) -> Result<Vec<Day>, RruleError> {
+fn plain_days(
+    by_day: &[(i32, Day)],
+    fail: &dyn Fn(String) -> RruleError,
+) -> Result<Vec<Day>, RruleError> {
     if by_day.iter().any(|(p, _)| *p != 0) {
         return Err(fail("a weekly rule cannot give BYDAY positions".into()));
     }
@@ -496,18 +594,62 @@ mod tests {
 
     #[test]
     fn every_pattern_survives_rrule() {
-        use Day::*;
+        use Day::{Monday, Sunday, Thursday, Tuesday, Weekday, WeekendDay};
         roundtrip(Pattern::Daily { interval: 3 }, RecurrenceEnd::Count(10));
         roundtrip(
-            Pattern::Weekly { interval: 2, days: vec![Monday, Thursday], first_day_of_week: Sunday },
+            Pattern::Weekly {
+                interval: 2,
+                days: vec![Monday, Thursday],
+                first_day_of_week: Sunday,
+            },
             RecurrenceEnd::Until(date(2026, 12, 31)),
         );
-        roundtrip(Pattern::AbsoluteMonthly { interval: 1, day_of_month: 31 }, RecurrenceEnd::Never);
-        roundtrip(Pattern::RelativeMonthly { interval: 2, day: Tuesday, index: WeekIndex::Second }, RecurrenceEnd::Never);
-        roundtrip(Pattern::RelativeMonthly { interval: 1, day: Weekday, index: WeekIndex::Last }, RecurrenceEnd::Count(5));
-        roundtrip(Pattern::AbsoluteYearly { month: 2, day_of_month: 29 }, RecurrenceEnd::Never);
-        roundtrip(Pattern::RelativeYearly { month: 11, day: Thursday, index: WeekIndex::Fourth }, RecurrenceEnd::Never);
-        roundtrip(Pattern::RelativeYearly { month: 5, day: WeekendDay, index: WeekIndex::First }, RecurrenceEnd::Never);
+        roundtrip(
+            Pattern::AbsoluteMonthly {
+                interval: 1,
+                day_of_month: 31,
+            },
+            RecurrenceEnd::Never,
+        );
+        roundtrip(
+            Pattern::RelativeMonthly {
+                interval: 2,
+                day: Tuesday,
+                index: WeekIndex::Second,
+            },
+            RecurrenceEnd::Never,
+        );
+        roundtrip(
+            Pattern::RelativeMonthly {
+                interval: 1,
+                day: Weekday,
+                index: WeekIndex::Last,
+            },
+            RecurrenceEnd::Count(5),
+        );
+        roundtrip(
+            Pattern::AbsoluteYearly {
+                month: 2,
+                day_of_month: 29,
+            },
+            RecurrenceEnd::Never,
+        );
+        roundtrip(
+            Pattern::RelativeYearly {
+                month: 11,
+                day: Thursday,
+                index: WeekIndex::Fourth,
+            },
+            RecurrenceEnd::Never,
+        );
+        roundtrip(
+            Pattern::RelativeYearly {
+                month: 5,
+                day: WeekendDay,
+                index: WeekIndex::First,
+            },
+            RecurrenceEnd::Never,
+        );
     }
 
     #[test]
@@ -515,7 +657,11 @@ mod tests {
         let r = Recurrence::from_rrule("RRULE:FREQ=WEEKLY", date(2026, 3, 4));
         assert_eq!(
             r.map(|r| r.pattern),
-            Ok(Pattern::Weekly { interval: 1, days: vec![Day::Wednesday], first_day_of_week: Day::Monday })
+            Ok(Pattern::Weekly {
+                interval: 1,
+                days: vec![Day::Wednesday],
+                first_day_of_week: Day::Monday
+            })
         );
     }
 
@@ -529,15 +675,29 @@ mod tests {
     fn inexpressible_rules_are_refused_with_reason() {
         for (rule, reason) in [
             ("FREQ=HOURLY", "FREQ=HOURLY cannot be expressed in Exchange"),
-            ("FREQ=DAILY;BYHOUR=9", "BYHOUR cannot be expressed in Exchange"),
-            ("FREQ=MONTHLY;BYMONTHDAY=1,15", "several BYMONTHDAY values cannot be expressed in Exchange"),
-            ("FREQ=YEARLY;INTERVAL=2", "Exchange yearly patterns repeat every year; INTERVAL must be 1"),
+            (
+                "FREQ=DAILY;BYHOUR=9",
+                "BYHOUR cannot be expressed in Exchange",
+            ),
+            (
+                "FREQ=MONTHLY;BYMONTHDAY=1,15",
+                "several BYMONTHDAY values cannot be expressed in Exchange",
+            ),
+            (
+                "FREQ=YEARLY;INTERVAL=2",
+                "Exchange yearly patterns repeat every year; INTERVAL must be 1",
+            ),
             ("FREQ=MONTHLY;BYDAY=5MO", "position 5 is not 1-4 or -1"),
             ("INTERVAL=2", "FREQ is missing"),
-            ("FREQ=DAILY;COUNT=0", "a recurrence must occur at least once"),
+            (
+                "FREQ=DAILY;COUNT=0",
+                "a recurrence must occur at least once",
+            ),
             ("FREQ=DAILY;INTERVAL=x", "INTERVAL=x is not a number"),
         ] {
-            let err = Recurrence::from_rrule(rule, date(2026, 1, 1)).err().map(|e| e.reason);
+            let err = Recurrence::from_rrule(rule, date(2026, 1, 1))
+                .err()
+                .map(|e| e.reason);
             assert_eq!(err.as_deref(), Some(reason), "rule {rule}");
         }
     }
@@ -545,7 +705,11 @@ mod tests {
     #[test]
     fn count_bound_covers_the_last_occurrence() {
         let r = Recurrence {
-            pattern: Pattern::Weekly { interval: 1, days: vec![Day::Monday], first_day_of_week: Day::Monday },
+            pattern: Pattern::Weekly {
+                interval: 1,
+                days: vec![Day::Monday],
+                first_day_of_week: Day::Monday,
+            },
             start_date: date(2026, 1, 5),
             end: RecurrenceEnd::Count(3),
             deleted: BTreeSet::new(),

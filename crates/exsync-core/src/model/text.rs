@@ -43,12 +43,20 @@ mod tests {
 
     #[test]
     fn multiline_unifies_line_endings_and_trims() {
-        assert_eq!(clean_multiline("\r\n one  \r\ntwo\rthree \n\n"), "one\ntwo\nthree");
+        assert_eq!(
+            clean_multiline("\r\n one  \r\ntwo\rthree \n\n"),
+            "one\ntwo\nthree"
+        );
     }
 
     #[test]
     fn email_list_dedupes_case_insensitively() {
-        let list = vec![" A@X.test".into(), "".into(), "a@x.test".into(), "b@x.test".into()];
+        let list = vec![
+            " A@X.test".into(),
+            "".into(),
+            "a@x.test".into(),
+            "b@x.test".into(),
+        ];
         assert_eq!(clean_email_list(&list), vec!["a@x.test", "b@x.test"]);
     }
 }

@@ -1,6 +1,526 @@
 //! The planner: a pure function from (CRM changes, Exchange changes, last-synced state,
-//! configuration) to the operations that bring both sides together. No I/O.
+//! configuration) to the operations that bring both sides together. No I/O, no clock: the time
+//! of the pass is an input.
+//!
+//! Rules, per record kind:
+//! - **Echo suppression:** a reported record whose synced fields equal the pair's last-synced
+//!   content is no change (our own writes come back this way).
+//! - **Three-way merge** against the last-synced content; a field changed differently on both
+//!   sides is settled by the conflict policy and recorded.
+//! - **Directions:** with one direction, the target side mirrors the source: its edits are
+//!   overwritten, its deletions recreated, and records only it holds are left alone.
+//! - **Deletes** propagate from a side whose changes flow (or are undone under `recreate`); an
+//!   edit on the other side wins over a delete when both sides flow; both deleted → forgotten.
+//! - **First-sync matching** links unpaired records (tag, e-mail, name + company; events by
+//!   subject + start + end) instead of duplicating them.
+//! - **Safety valve:** a plan that would delete more than the configured share of the user's
+//!   pairs becomes a single `PauseUser`.
 
+mod matching;
+mod merge;
+mod scope;
 mod types;
+mod validate;
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+
+use crate::config::{ConflictPolicy, DeleteMode, Direction, KindRules};
+use crate::model::{required_fields, CrmId, ExchangeId, Fields, ItemId, ItemKind, Side};
+
+pub use merge::{changed_fields, three_way};
 pub use types::*;
+
+/// Everything the planner reads for one user and one record kind.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanInput<'a> {
+    pub kind: ItemKind,
+    pub rules: &'a KindRules,
+    /// The user's pairs of this kind, as last synced.
+    pub pairs: &'a [SyncedPair],
+    /// What the CRM reports since the last pass, in the order it happened.
+    pub crm_changes: &'a [Change],
+    /// What Exchange reports since the last pass, in the order it happened.
+    pub exchange_changes: &'a [Change],
+    pub now: DateTime<Utc>,
+}
+
+/// Plans one pass. The result is deterministic for a given input.
+pub fn plan(input: &PlanInput<'_>) -> Vec<Op> {
+    if input.rules.direction == Direction::Off {
+        return Vec::new();
+    }
+    let ctx = Ctx::new(input);
+    let mut ops = Vec::new();
+    ctx.run(&mut ops);
+    let deletes = ops
+        .iter()
+        .filter(|op| matches!(op, Op::Delete { .. }))
+        .count();
+    let rules = input.rules;
+    let pairs = input.pairs.len();
+    // The share is of the pairs the user had: deleting 6 of 10 trips a 50% valve.
+    if deletes > 0
+        && deletes >= rules.min_deletes_for_valve
+        && deletes as f64 > rules.max_delete_share * pairs as f64
+    {
+        return vec![Op::PauseUser {
+            kind: input.kind,
+            reason: format!(
+                "this pass would delete {deletes} of the user's {pairs} synced {kind}s, more than the {share}% \
+                 the configuration allows; nothing was changed. Check what removed them, then resume the user.",
+                kind = input.kind,
+                share = rules.max_delete_share * 100.0,
+            ),
+        }];
+    }
+    ops
+}
+
+/// The latest report about one record.
+#[derive(Debug, Clone)]
+enum Report {
+    Upsert(Item),
+    Deleted,
+    OutOfScope,
+    Invalid(String),
+}
+
+/// One side of a pair as the planner sees it in this pass.
+#[derive(Debug, Clone, Copy)]
+enum State<'a> {
+    /// Not reported, or reported with the last-synced content.
+    Same(Option<&'a Item>),
+    Changed(&'a Item),
+    Deleted,
+    OutOfScope,
+}
+
+impl<'a> State<'a> {
+    fn item(self) -> Option<&'a Item> {
+        match self {
+            State::Same(item) => item,
+            State::Changed(item) => Some(item),
+            State::Deleted | State::OutOfScope => None,
+        }
+    }
+
+    fn is_gone(self) -> bool {
+        matches!(self, State::Deleted | State::OutOfScope)
+    }
+}
+
+/// The input read once into the shape the rules need; never changed while planning.
+struct Ctx<'a> {
+    input: &'a PlanInput<'a>,
+    synced: BTreeSet<String>,
+    crm: BTreeMap<ItemId, Report>,
+    exchange: BTreeMap<ItemId, Report>,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(input: &'a PlanInput<'a>) -> Self {
+        let synced: BTreeSet<String> = input
+            .rules
+            .fields
+            .keys()
+            .cloned()
+            .chain(required_fields(input.kind).iter().map(|f| (*f).to_owned()))
+            .collect();
+        let mut ctx = Ctx {
+            input,
+            synced,
+            crm: BTreeMap::new(),
+            exchange: BTreeMap::new(),
+        };
+        ctx.crm = ctx.latest_reports(input.crm_changes);
+        ctx.exchange = ctx.latest_reports(input.exchange_changes);
+        ctx
+    }
+
+    /// The last report per record, with fields cut down to the ones that sync.
+    fn latest_reports(&self, changes: &[Change]) -> BTreeMap<ItemId, Report> {
+        let mut latest = BTreeMap::new();
+        for change in changes {
+            let report = match change {
+                Change::Upsert(item) => {
+                    let mut item = item.clone();
+                    item.fields = self.project(&item.fields);
+                    Report::Upsert(item)
+                }
+                Change::Deleted { .. } => Report::Deleted,
+                Change::OutOfScope { .. } => Report::OutOfScope,
+                Change::Invalid { reason, .. } => Report::Invalid(reason.clone()),
+            };
+            latest.insert(change.id().clone(), report);
+        }
+        latest
+    }
+
+    fn project(&self, fields: &Fields) -> Fields {
+        fields
+            .iter()
+            .filter(|(k, _)| self.synced.contains(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    fn kind(&self) -> ItemKind {
+        self.input.kind
+    }
+
+    fn rules(&self) -> &KindRules {
+        self.input.rules
+    }
+
+    fn flows_from(&self, side: Side) -> bool {
+        self.rules().direction.flows_from(side)
+    }
+
+    fn reports(&self, side: Side) -> &BTreeMap<ItemId, Report> {
+        match side {
+            Side::Crm => &self.crm,
+            Side::Exchange => &self.exchange,
+        }
+    }
+
+    fn skip(&self, ops: &mut Vec<Op>, id: ItemId, reason: String) {
+        ops.push(Op::Skip {
+            kind: self.kind(),
+            id,
+            reason,
+        });
+    }
+
+    fn out_of_scope(&self, item: &Item) -> bool {
+        scope::out_of_scope(self.kind(), self.rules(), &item.fields, self.input.now).is_some()
+    }
+
+    fn run(&self, ops: &mut Vec<Op>) {
+        let mut pairs: Vec<&SyncedPair> = self.input.pairs.iter().collect();
+        pairs.sort_by(|a, b| a.crm_id.cmp(&b.crm_id));
+        for pair in &pairs {
+            self.plan_pair(ops, pair);
+        }
+
+        let paired: BTreeSet<ItemId> = pairs
+            .iter()
+            .flat_map(|p| [p.id_on(Side::Crm), p.id_on(Side::Exchange)])
+            .collect();
+        let crm_new = self.unpaired(ops, Side::Crm, &paired);
+        let exchange_new = self.unpaired(ops, Side::Exchange, &paired);
+        let links = matching::match_items(self.kind(), &crm_new, &exchange_new);
+        let linked: BTreeSet<&ItemId> = links.iter().flat_map(|(c, e, _)| [&c.id, &e.id]).collect();
+        for (c, e, reason) in &links {
+            let (ItemId::Crm(crm_id), ItemId::Exchange(exchange_id)) = (&c.id, &e.id) else {
+                continue;
+            };
+            let states = [State::Changed(c), State::Changed(e)];
+            self.reconcile(
+                ops,
+                crm_id,
+                exchange_id,
+                &Fields::new(),
+                states,
+                None,
+                *reason,
+            );
+        }
+        for item in crm_new
+            .iter()
+            .chain(exchange_new.iter())
+            .filter(|i| !linked.contains(&i.id))
+        {
+            let from = item.id.side();
+            if self.flows_from(from) {
+                self.create(ops, from.other(), item);
+            }
+        }
+    }
+
+    /// Unpaired records reported as present, in scope and readable. Unreadable ones are skipped
+    /// with their reason; deletions of records we never paired mean nothing.
+    fn unpaired(&self, ops: &mut Vec<Op>, side: Side, paired: &BTreeSet<ItemId>) -> Vec<&Item> {
+        let mut items = Vec::new();
+        for (id, report) in self
+            .reports(side)
+            .iter()
+            .filter(|(id, _)| !paired.contains(*id))
+        {
+            match report {
+                Report::Upsert(item) if !self.out_of_scope(item) => items.push(item),
+                Report::Invalid(reason) => self.skip(ops, id.clone(), reason.clone()),
+                Report::Upsert(_) | Report::Deleted | Report::OutOfScope => {}
+            }
+        }
+        items
+    }
+
+    fn state(
+        &self,
+        pair: &SyncedPair,
+        side: Side,
+        base: &Fields,
+    ) -> Result<State<'_>, Option<String>> {
+        match self.reports(side).get(&pair.id_on(side)) {
+            None => Ok(State::Same(None)),
+            Some(Report::Upsert(item)) if self.out_of_scope(item) => Err(None),
+            Some(Report::Upsert(item)) if &item.fields == base => Ok(State::Same(Some(item))),
+            Some(Report::Upsert(item)) => Ok(State::Changed(item)),
+            Some(Report::Deleted) => Ok(State::Deleted),
+            Some(Report::OutOfScope) => Ok(State::OutOfScope),
+            Some(Report::Invalid(reason)) => Err(Some(reason.clone())),
+        }
+    }
+
+    fn plan_pair(&self, ops: &mut Vec<Op>, pair: &SyncedPair) {
+        let base = self.project(&pair.content);
+        let (crm, exchange) = match (
+            self.state(pair, Side::Crm, &base),
+            self.state(pair, Side::Exchange, &base),
+        ) {
+            (Ok(crm), Ok(exchange)) => (crm, exchange),
+            (crm, exchange) => {
+                // A side we cannot read, or a record that left the window: the pair waits. Any
+                // change reported for it is skipped with a reason so it is fetched again later
+                // rather than lost.
+                for (side, state) in [(Side::Crm, crm), (Side::Exchange, exchange)] {
+                    let reason = match state {
+                        Err(Some(reason)) => reason,
+                        Err(None) | Ok(State::Same(None)) => continue,
+                        Ok(_) => "its counterpart could not be read in this pass".to_owned(),
+                    };
+                    self.skip(ops, pair.id_on(side), reason);
+                }
+                return;
+            }
+        };
+        match (crm, exchange) {
+            (State::Same(_), State::Same(_)) => {}
+            (c, e) if c.is_gone() && e.is_gone() => ops.push(Op::Forget {
+                kind: self.kind(),
+                crm_id: pair.crm_id.clone(),
+                exchange_id: pair.exchange_id.clone(),
+                reason: "gone on both sides".into(),
+            }),
+            (gone, other) if gone.is_gone() => {
+                self.one_side_gone(ops, pair, Side::Crm, gone, other, &base)
+            }
+            (other, gone) if gone.is_gone() => {
+                self.one_side_gone(ops, pair, Side::Exchange, gone, other, &base)
+            }
+            (c, e) => self.reconcile(
+                ops,
+                &pair.crm_id,
+                &pair.exchange_id,
+                &base,
+                [c, e],
+                Some(pair),
+                LinkReason::Merged,
+            ),
+        }
+    }
+
+    /// `side` deleted its record (or it left that side's scope) and the other side holds it.
+    fn one_side_gone(
+        &self,
+        ops: &mut Vec<Op>,
+        pair: &SyncedPair,
+        side: Side,
+        gone: State<'_>,
+        other: State<'_>,
+        base: &Fields,
+    ) {
+        let forget = |reason: &str| Op::Forget {
+            kind: self.kind(),
+            crm_id: pair.crm_id.clone(),
+            exchange_id: pair.exchange_id.clone(),
+            reason: reason.to_owned(),
+        };
+        let delete_other = Op::Delete {
+            kind: self.kind(),
+            on: side.other(),
+            crm_id: pair.crm_id.clone(),
+            exchange_id: pair.exchange_id.clone(),
+        };
+        if matches!(gone, State::OutOfScope) {
+            // The Exchange copy is a per-user view of CRM data, so it goes when the CRM record
+            // leaves the user's scope; CRM data is never deleted for a scope change.
+            if side == Side::Crm && self.flows_from(Side::Crm) {
+                ops.push(delete_other);
+            } else {
+                ops.push(forget("left the user's scope"));
+            }
+            return;
+        }
+        let both_ways = self.rules().direction == Direction::Both;
+        let recreate = if !self.flows_from(side) {
+            // A target deleted a mirrored record: the source puts it back.
+            true
+        } else if both_ways {
+            // Under `recreate` the delete is undone; otherwise an edit on the other side since
+            // the last sync wins over the delete, so no one's work is lost.
+            self.rules().deletes == DeleteMode::Recreate || matches!(other, State::Changed(_))
+        } else {
+            false
+        };
+        if !recreate {
+            ops.push(delete_other);
+            return;
+        }
+        let source_id = pair.id_on(side.other());
+        let fields = other
+            .item()
+            .map_or_else(|| base.clone(), |item| item.fields.clone());
+        let problems = validate::problems(self.kind(), &fields, side);
+        if !problems.is_empty() {
+            self.skip(
+                ops,
+                source_id,
+                format!("not recreated in {side}: {}", problems.join("; ")),
+            );
+            return;
+        }
+        ops.push(forget(&format!(
+            "deleted in {side}; recreating it from {}",
+            side.other()
+        )));
+        ops.push(Op::Create {
+            kind: self.kind(),
+            on: side,
+            source: source_id,
+            fields,
+        });
+    }
+
+    /// Brings two present records together against `base`: merge, write each side that differs
+    /// from the result, then link the pair with the result.
+    #[allow(clippy::too_many_arguments)]
+    fn reconcile(
+        &self,
+        ops: &mut Vec<Op>,
+        crm_id: &CrmId,
+        exchange_id: &ExchangeId,
+        base: &Fields,
+        states: [State<'_>; 2],
+        pair: Option<&SyncedPair>,
+        reason: LinkReason,
+    ) {
+        let [crm, exchange] = states;
+        let current = |state: State<'_>| {
+            state
+                .item()
+                .map_or_else(|| base.clone(), |item| item.fields.clone())
+        };
+        let (crm_now, exchange_now) = (current(crm), current(exchange));
+        let (merged, conflicts) = match self.rules().direction {
+            Direction::CrmToExchange => (crm_now.clone(), Vec::new()),
+            Direction::ExchangeToCrm => (exchange_now.clone(), Vec::new()),
+            Direction::Both | Direction::Off => three_way(
+                base,
+                &crm_now,
+                &exchange_now,
+                self.winner(crm.item(), exchange.item()),
+            ),
+        };
+        let version = |side: Side, state: State<'_>| {
+            state
+                .item()
+                .and_then(|i| i.version.clone())
+                .or_else(|| pair.and_then(|p| p.version_on(side).map(str::to_owned)))
+        };
+        let mut writes = Vec::new();
+        for (side, now, state) in [
+            (Side::Crm, &crm_now, crm),
+            (Side::Exchange, &exchange_now, exchange),
+        ] {
+            if now == &merged {
+                continue;
+            }
+            let problems = validate::problems(self.kind(), &merged, side);
+            if !problems.is_empty() {
+                // Nothing of this pair is written; both records are skipped so both are
+                // fetched again once someone fixes the data.
+                let reason = format!(
+                    "merged record cannot be written to {side}: {}",
+                    problems.join("; ")
+                );
+                self.skip(ops, ItemId::Crm(crm_id.clone()), reason.clone());
+                self.skip(ops, ItemId::Exchange(exchange_id.clone()), reason);
+                return;
+            }
+            writes.push(Op::Update {
+                kind: self.kind(),
+                on: side,
+                crm_id: crm_id.clone(),
+                exchange_id: exchange_id.clone(),
+                fields: merged.clone(),
+                changed: changed_fields(now, &merged),
+                expected_version: version(side, state),
+            });
+        }
+        let reason = match (reason, writes.is_empty()) {
+            (LinkReason::Merged, true) => LinkReason::SameContent,
+            (reason, _) => reason,
+        };
+        if pair.is_some() && writes.is_empty() && &merged == base {
+            return;
+        }
+        ops.extend(conflicts.into_iter().map(|conflict| Op::Conflict {
+            kind: self.kind(),
+            crm_id: crm_id.clone(),
+            exchange_id: exchange_id.clone(),
+            conflict,
+        }));
+        ops.extend(writes);
+        ops.push(Op::Link {
+            kind: self.kind(),
+            crm_id: crm_id.clone(),
+            exchange_id: exchange_id.clone(),
+            fields: merged,
+            crm_version: version(Side::Crm, crm),
+            exchange_version: version(Side::Exchange, exchange),
+            reason,
+        });
+    }
+
+    fn winner(&self, crm: Option<&Item>, exchange: Option<&Item>) -> Side {
+        match self.rules().conflict {
+            ConflictPolicy::CrmWins => Side::Crm,
+            ConflictPolicy::ExchangeWins => Side::Exchange,
+            ConflictPolicy::NewestWins => {
+                match (
+                    crm.and_then(|i| i.modified),
+                    exchange.and_then(|i| i.modified),
+                ) {
+                    (Some(c), Some(e)) if e > c => Side::Exchange,
+                    _ => Side::Crm,
+                }
+            }
+        }
+    }
+
+    fn create(&self, ops: &mut Vec<Op>, on: Side, source: &Item) {
+        let problems = validate::problems(self.kind(), &source.fields, on);
+        if problems.is_empty() {
+            ops.push(Op::Create {
+                kind: self.kind(),
+                on,
+                source: source.id.clone(),
+                fields: source.fields.clone(),
+            });
+        } else {
+            self.skip(
+                ops,
+                source.id.clone(),
+                format!("not created in {on}: {}", problems.join("; ")),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;

@@ -45,6 +45,10 @@ pub struct Item {
     pub version: Option<String>,
     /// When the side last modified it, for `newest_wins`.
     pub modified: Option<DateTime<Utc>>,
+    /// The record on the other side this one was created from, when the side tagged it (our
+    /// `CrmId` extended property on Exchange items). A retried create after a crash is linked
+    /// through it instead of being created twice.
+    pub origin: Option<ItemId>,
 }
 
 /// One thing a side reports since the last pass.
@@ -75,6 +79,8 @@ impl Change {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LinkReason {
+    /// The item carries our tag naming its counterpart.
+    Tag,
     /// First-sync match on e-mail address.
     Email,
     /// First-sync match on first name + last name + company.
@@ -83,6 +89,8 @@ pub enum LinkReason {
     SubjectAndTime,
     /// Both sides already hold the same content (e.g. both edited to the same value).
     SameContent,
+    /// The pair's content after the updates before this op in the plan.
+    Merged,
 }
 
 /// A field both sides changed differently since the last sync, and how it was settled.
@@ -94,17 +102,26 @@ pub struct Conflict {
     pub winner: Side,
 }
 
-/// One step of a plan. Executing every op and committing the pair changes they describe
-/// brings both sides and the status database together.
+/// One step of a plan.
+///
+/// Ops on one pair come together: its writes (`Update`s) first, then the `Link` that records
+/// the content both sides hold afterwards. The executor commits a `Link` only if every write
+/// for that pair earlier in the plan succeeded, so a failed write never leaves the status
+/// database claiming content a side does not hold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
     /// Create `fields` on `on`, copied from `source` on the other side. Once created, the new
-    /// pair's content is `fields`.
-    Create { kind: ItemKind, on: Side, source: ItemId, fields: Fields },
-    /// Overwrite the pair's record on `on` with `fields` (the merged content); `changed` lists
-    /// the fields that differ from what `on` holds, and `expected_version` is the version the
-    /// write is conditional on. Afterwards the pair's content is `fields`.
+    /// pair (source, new record) has `fields` as its content.
+    Create {
+        kind: ItemKind,
+        on: Side,
+        source: ItemId,
+        fields: Fields,
+    },
+    /// Write the fields named in `changed` (taking their values from `fields`, the pair's merged
+    /// content) to the pair's record on `on`, conditional on `expected_version`. Fields not
+    /// synced or not changed are left as they are on that side.
     Update {
         kind: ItemKind,
         on: Side,
@@ -114,25 +131,56 @@ pub enum Op {
         changed: Vec<String>,
         expected_version: Option<String>,
     },
-    /// Delete the pair's record on `on` (the other side deleted it), then forget the pair.
-    Delete { kind: ItemKind, on: Side, crm_id: CrmId, exchange_id: ExchangeId },
-    /// Record a pair whose two sides already agree (first-sync match, or both sides reached
-    /// the same content) with `fields` as its content. Writes nothing to either side.
-    Link { kind: ItemKind, crm_id: CrmId, exchange_id: ExchangeId, fields: Fields, reason: LinkReason },
+    /// Delete the pair's record on `on` (the other side deleted it or it left the user's
+    /// scope), then forget the pair.
+    Delete {
+        kind: ItemKind,
+        on: Side,
+        crm_id: CrmId,
+        exchange_id: ExchangeId,
+    },
+    /// Record the pair with `fields` as the content both sides hold (after this pair's updates).
+    Link {
+        kind: ItemKind,
+        crm_id: CrmId,
+        exchange_id: ExchangeId,
+        fields: Fields,
+        crm_version: Option<String>,
+        exchange_version: Option<String>,
+        reason: LinkReason,
+    },
     /// Drop a pair from the status database; neither side is touched.
-    Forget { kind: ItemKind, crm_id: CrmId, exchange_id: ExchangeId, reason: String },
-    /// A both-sides change settled by the conflict policy; recorded for the admin.
-    Conflict { kind: ItemKind, crm_id: CrmId, exchange_id: ExchangeId, conflict: Conflict },
+    Forget {
+        kind: ItemKind,
+        crm_id: CrmId,
+        exchange_id: ExchangeId,
+        reason: String,
+    },
+    /// A field both sides changed differently, settled by the conflict policy; recorded for the
+    /// admin.
+    Conflict {
+        kind: ItemKind,
+        crm_id: CrmId,
+        exchange_id: ExchangeId,
+        conflict: Conflict,
+    },
     /// A record left out of this pass, with the reason; the rest of the pass goes on.
-    Skip { kind: ItemKind, id: ItemId, reason: String },
+    Skip {
+        kind: ItemKind,
+        id: ItemId,
+        reason: String,
+    },
     /// Stop syncing this user until an admin looks (mass-delete safety valve). A plan with this
     /// op has no other ops.
-    PauseUser { reason: String },
+    PauseUser { kind: ItemKind, reason: String },
 }
 
 impl Op {
     /// Whether executing this op writes to Exchange or the CRM.
     pub fn writes(&self) -> bool {
-        matches!(self, Op::Create { .. } | Op::Update { .. } | Op::Delete { .. })
+        matches!(
+            self,
+            Op::Create { .. } | Op::Update { .. } | Op::Delete { .. }
+        )
     }
 }
