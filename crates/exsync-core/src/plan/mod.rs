@@ -19,6 +19,7 @@
 mod matching;
 mod merge;
 mod scope;
+mod settle;
 mod types;
 mod validate;
 
@@ -30,6 +31,7 @@ use crate::config::{ConflictPolicy, DeleteMode, Direction, KindRules};
 use crate::model::{required_fields, CrmId, ExchangeId, Fields, ItemId, ItemKind, Side};
 
 pub use merge::{changed_fields, three_way};
+pub use settle::{settle, ItemFailure, Settlement, WriteResult};
 pub use types::*;
 
 /// Everything the planner reads for one user and one record kind.
@@ -200,16 +202,27 @@ impl<'a> Ctx<'a> {
     fn run(&self, ops: &mut Vec<Op>) {
         let mut pairs: Vec<&SyncedPair> = self.input.pairs.iter().collect();
         pairs.sort_by(|a, b| a.crm_id.cmp(&b.crm_id));
-        for pair in &pairs {
-            self.plan_pair(ops, pair);
-        }
-
         let paired: BTreeSet<ItemId> = pairs
             .iter()
             .flat_map(|p| [p.id_on(Side::Crm), p.id_on(Side::Exchange)])
             .collect();
-        let crm_new = self.unpaired(ops, Side::Crm, &paired);
-        let exchange_new = self.unpaired(ops, Side::Exchange, &paired);
+        let mut crm_new = self.unpaired(ops, Side::Crm, &paired);
+        let mut exchange_new = self.unpaired(ops, Side::Exchange, &paired);
+
+        // Unpaired records carrying our tag, by the record they were copied from: a recreate
+        // whose answer was lost finds its first attempt here instead of creating it again.
+        let tagged: BTreeMap<&ItemId, &Item> = crm_new
+            .iter()
+            .chain(exchange_new.iter())
+            .filter_map(|item| item.origin.as_ref().map(|origin| (origin, *item)))
+            .collect();
+        let mut claimed = BTreeSet::new();
+        for pair in &pairs {
+            self.plan_pair(ops, pair, &tagged, &mut claimed);
+        }
+        crm_new.retain(|item| !claimed.contains(&item.id));
+        exchange_new.retain(|item| !claimed.contains(&item.id));
+
         let links = matching::match_items(self.kind(), &crm_new, &exchange_new);
         let linked: BTreeSet<&ItemId> = links.iter().flat_map(|(c, e, _)| [&c.id, &e.id]).collect();
         for (c, e, reason) in &links {
@@ -274,7 +287,13 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn plan_pair(&self, ops: &mut Vec<Op>, pair: &SyncedPair) {
+    fn plan_pair(
+        &self,
+        ops: &mut Vec<Op>,
+        pair: &SyncedPair,
+        tagged: &BTreeMap<&ItemId, &Item>,
+        claimed: &mut BTreeSet<ItemId>,
+    ) {
         let base = self.project(&pair.content);
         let (crm, exchange) = match (
             self.state(pair, Side::Crm, &base),
@@ -305,11 +324,17 @@ impl<'a> Ctx<'a> {
                 reason: "gone on both sides".into(),
             }),
             (gone, other) if gone.is_gone() => {
-                self.one_side_gone(ops, pair, Side::Crm, gone, other, &base)
+                self.one_side_gone(ops, pair, Side::Crm, [gone, other], &base, tagged, claimed)
             }
-            (other, gone) if gone.is_gone() => {
-                self.one_side_gone(ops, pair, Side::Exchange, gone, other, &base)
-            }
+            (other, gone) if gone.is_gone() => self.one_side_gone(
+                ops,
+                pair,
+                Side::Exchange,
+                [gone, other],
+                &base,
+                tagged,
+                claimed,
+            ),
             (c, e) => self.reconcile(
                 ops,
                 &pair.crm_id,
@@ -323,21 +348,17 @@ impl<'a> Ctx<'a> {
     }
 
     /// `side` deleted its record (or it left that side's scope) and the other side holds it.
+    #[allow(clippy::too_many_arguments)]
     fn one_side_gone(
         &self,
         ops: &mut Vec<Op>,
         pair: &SyncedPair,
         side: Side,
-        gone: State<'_>,
-        other: State<'_>,
+        [gone, other]: [State<'_>; 2],
         base: &Fields,
+        tagged: &BTreeMap<&ItemId, &Item>,
+        claimed: &mut BTreeSet<ItemId>,
     ) {
-        let forget = |reason: &str| Op::Forget {
-            kind: self.kind(),
-            crm_id: pair.crm_id.clone(),
-            exchange_id: pair.exchange_id.clone(),
-            reason: reason.to_owned(),
-        };
         let delete_other = Op::Delete {
             kind: self.kind(),
             on: side.other(),
@@ -350,7 +371,12 @@ impl<'a> Ctx<'a> {
             if side == Side::Crm && self.flows_from(Side::Crm) {
                 ops.push(delete_other);
             } else {
-                ops.push(forget("left the user's scope"));
+                ops.push(Op::Forget {
+                    kind: self.kind(),
+                    crm_id: pair.crm_id.clone(),
+                    exchange_id: pair.exchange_id.clone(),
+                    reason: "left the user's scope".into(),
+                });
             }
             return;
         }
@@ -370,6 +396,42 @@ impl<'a> Ctx<'a> {
             return;
         }
         let source_id = pair.id_on(side.other());
+        if let Some(found) = tagged
+            .get(&source_id)
+            .filter(|found| found.id.side() == side)
+        {
+            // An earlier recreate succeeded though we never heard back: pair with it. What it
+            // holds is what we wrote, so it is the base the source's later edits apply to.
+            claimed.insert(found.id.clone());
+            ops.push(Op::Forget {
+                kind: self.kind(),
+                crm_id: pair.crm_id.clone(),
+                exchange_id: pair.exchange_id.clone(),
+                reason: format!("deleted in {side}; recreated earlier as {}", found.id),
+            });
+            let (crm_id, exchange_id, states) = match side {
+                Side::Crm => (
+                    CrmId::new(found.id.as_str()),
+                    pair.exchange_id.clone(),
+                    [State::Same(Some(found)), other],
+                ),
+                Side::Exchange => (
+                    pair.crm_id.clone(),
+                    ExchangeId::new(found.id.as_str()),
+                    [other, State::Same(Some(found))],
+                ),
+            };
+            self.reconcile(
+                ops,
+                &crm_id,
+                &exchange_id,
+                &found.fields,
+                states,
+                None,
+                LinkReason::Tag,
+            );
+            return;
+        }
         let fields = other
             .item()
             .map_or_else(|| base.clone(), |item| item.fields.clone());
@@ -382,15 +444,12 @@ impl<'a> Ctx<'a> {
             );
             return;
         }
-        ops.push(forget(&format!(
-            "deleted in {side}; recreating it from {}",
-            side.other()
-        )));
         ops.push(Op::Create {
             kind: self.kind(),
             on: side,
             source: source_id,
             fields,
+            replaces: Some((pair.crm_id.clone(), pair.exchange_id.clone())),
         });
     }
 
@@ -509,6 +568,7 @@ impl<'a> Ctx<'a> {
                 on,
                 source: source.id.clone(),
                 fields: source.fields.clone(),
+                replaces: None,
             });
         } else {
             self.skip(

@@ -99,7 +99,20 @@ fn run(
 fn summary(ops: &[Op]) -> Vec<String> {
     ops.iter()
         .map(|op| match op {
-            Op::Create { on, source, .. } => format!("create on {on} from {source}"),
+            Op::Create {
+                on,
+                source,
+                replaces: None,
+                ..
+            } => format!("create on {on} from {source}"),
+            Op::Create {
+                on,
+                source,
+                replaces: Some((c, e)),
+                ..
+            } => {
+                format!("recreate on {on} from {source} replacing {c}/{e}")
+            }
             Op::Update {
                 on,
                 crm_id,
@@ -614,7 +627,7 @@ fn delete_propagates_in_the_configured_direction() {
     // The CRM is not a source under exchange_to_crm: its delete is undone from Exchange.
     assert_eq!(
         summary(&run(&rules(Direction::ExchangeToCrm), &p, &gone, &[])),
-        ["forget c1/e1", "create on crm from exchange:e1"]
+        ["recreate on crm from exchange:e1 replacing c1/e1"]
     );
 }
 
@@ -630,7 +643,7 @@ fn delete_in_exchange_propagates_to_crm_when_exchange_changes_flow() {
     );
     assert_eq!(
         summary(&run(&rules(Direction::CrmToExchange), &p, &[], &gone)),
-        ["forget c1/e1", "create on exchange from crm:c1"]
+        ["recreate on exchange from crm:c1 replacing c1/e1"]
     );
 }
 
@@ -651,7 +664,7 @@ fn recreate_policy_brings_deleted_records_back() {
     );
     assert_eq!(
         summary(&ops),
-        ["forget c1/e1", "create on exchange from crm:c1"]
+        ["recreate on exchange from crm:c1 replacing c1/e1"]
     );
 }
 
@@ -669,9 +682,9 @@ fn edit_wins_over_delete_when_both_sides_flow() {
     );
     assert_eq!(
         summary(&ops),
-        ["forget c1/e1", "create on exchange from crm:c1"]
+        ["recreate on exchange from crm:c1 replacing c1/e1"]
     );
-    match &ops[1] {
+    match &ops[0] {
         Op::Create { fields, .. } => assert_eq!(fields["title"], json!("Dr")),
         other => panic!("{other:?}"),
     }
@@ -1011,4 +1024,148 @@ fn snapshot_of_a_mixed_plan() {
         ],
     );
     insta::assert_json_snapshot!(ops);
+}
+
+#[test]
+fn recreate_finds_its_lost_first_attempt_by_tag() {
+    // Last pass recreated the deleted Exchange copy, but the answer was lost: the pair still
+    // names the deleted record, and the new copy shows up tagged with its CRM source.
+    let base = contact("Ada", "L", "a@x.test");
+    let first_attempt = Change::Upsert(Item {
+        id: ItemId::Exchange("e2".into()),
+        fields: base.clone(),
+        version: Some("ck-e2".into()),
+        modified: None,
+        origin: Some(ItemId::Crm("c1".into())),
+    });
+    let r = KindRules {
+        deletes: DeleteMode::Recreate,
+        ..rules(Direction::Both)
+    };
+    let ops = run(
+        &r,
+        &[pair("c1", "e1", base)],
+        &[],
+        &[
+            Change::Deleted {
+                id: ItemId::Exchange("e1".into()),
+            },
+            first_attempt,
+        ],
+    );
+    assert_eq!(summary(&ops), ["forget c1/e1", "link c1/e2 Tag"]);
+}
+
+#[test]
+fn failed_recreate_keeps_the_pair_for_the_next_pass() {
+    let ops = [Op::Create {
+        kind: ItemKind::Contact,
+        on: Side::Exchange,
+        source: ItemId::Crm("c1".into()),
+        fields: contact("Ada", "L", "a@x.test"),
+        replaces: Some(("c1".into(), "e1".into())),
+    }];
+    let failed = settle(
+        &ops,
+        &[WriteResult::Failed {
+            reason: "503".into(),
+        }],
+    );
+    assert!(failed.removals.is_empty() && failed.upserts.is_empty());
+    let retried: Vec<&ItemId> = failed.failures.iter().map(|f| &f.id).collect();
+    assert_eq!(
+        retried,
+        [&ItemId::Crm("c1".into()), &ItemId::Exchange("e1".into())]
+    );
+    let done = settle(
+        &ops,
+        &[WriteResult::Done {
+            id: ItemId::Exchange("e2".into()),
+            version: Some("ck".into()),
+        }],
+    );
+    assert_eq!(done.removals, [("c1".into(), "e1".into())]);
+    assert_eq!(
+        (
+            done.upserts[0].exchange_id.as_str(),
+            done.upserts[0].exchange_version.as_deref()
+        ),
+        ("e2", Some("ck"))
+    );
+}
+
+fn update_then_link() -> Vec<Op> {
+    let base = contact("Ada", "L", "a@x.test");
+    run(
+        &rules(Direction::Both),
+        &[pair("c1", "e1", base.clone())],
+        &[crm("c1", with(base.clone(), "title", json!("Dr")))],
+        &[exch("e1", with(base, "department", json!("Math")))],
+    )
+}
+
+#[test]
+fn settle_commits_a_link_only_when_all_its_writes_succeeded() {
+    let ops = update_then_link();
+    let done = |v: &str| WriteResult::Done {
+        id: ItemId::Crm("c1".into()),
+        version: Some(v.into()),
+    };
+    let all = settle(&ops, &[done("v9"), done("ck9")]);
+    assert_eq!(all.upserts.len(), 1);
+    assert_eq!(all.upserts[0].crm_version.as_deref(), Some("v9"));
+    assert_eq!(all.upserts[0].exchange_version.as_deref(), Some("ck9"));
+    assert_eq!(all.updated, 2);
+    let half = settle(
+        &ops,
+        &[
+            done("v9"),
+            WriteResult::Failed {
+                reason: "ErrorServerBusy".into(),
+            },
+        ],
+    );
+    assert!(half.upserts.is_empty(), "{half:?}");
+    assert_eq!(half.failures.len(), 2);
+    assert!(half.failures.iter().all(|f| f.reason == "ErrorServerBusy"));
+}
+
+#[test]
+fn settle_treats_missing_results_as_failed_writes() {
+    let ops = update_then_link();
+    let cut_short = settle(
+        &ops,
+        &[WriteResult::Done {
+            id: ItemId::Crm("c1".into()),
+            version: None,
+        }],
+    );
+    assert!(cut_short.upserts.is_empty());
+    assert!(cut_short.failures[0]
+        .reason
+        .contains("before this write was confirmed"));
+}
+
+#[test]
+fn settle_records_skips_as_failures_and_conflicts_of_committed_pairs() {
+    let ops = both_changed_title(ConflictPolicy::CrmWins, 0, 0);
+    let s = settle(
+        &ops,
+        &[WriteResult::Done {
+            id: ItemId::Exchange("e1".into()),
+            version: None,
+        }],
+    );
+    assert_eq!(s.conflicts.len(), 1);
+    let s = settle(&ops, &[WriteResult::Failed { reason: "x".into() }]);
+    assert!(
+        s.conflicts.is_empty(),
+        "a conflict of an uncommitted pair is recorded when it is met again"
+    );
+    let skip = [Op::Skip {
+        kind: ItemKind::Contact,
+        id: ItemId::Crm("c7".into()),
+        reason: "bad".into(),
+    }];
+    assert_eq!(settle(&skip, &[]).failures[0].id, ItemId::Crm("c7".into()));
 }

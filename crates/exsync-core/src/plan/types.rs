@@ -112,12 +112,15 @@ pub struct Conflict {
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
     /// Create `fields` on `on`, copied from `source` on the other side. Once created, the new
-    /// pair (source, new record) has `fields` as its content.
+    /// pair (source, new record) has `fields` as its content. When a deleted record is
+    /// recreated, `replaces` names the old pair, which is dropped only if the create succeeds: a
+    /// failed recreate leaves the pair as it was, to be planned again.
     Create {
         kind: ItemKind,
         on: Side,
         source: ItemId,
         fields: Fields,
+        replaces: Option<(CrmId, ExchangeId)>,
     },
     /// Write the fields named in `changed` (taking their values from `fields`, the pair's merged
     /// content) to the pair's record on `on`, conditional on `expected_version`. Fields not

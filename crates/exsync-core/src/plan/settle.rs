@@ -1,0 +1,269 @@
+//! What a pass commits once its writes have run: the pair rows to store or drop, the conflicts
+//! to record, and the records to fetch again next pass. Pure, so the executor's bookkeeping is
+//! tested without any connector.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{CrmId, ExchangeId, ItemId, ItemKind, Side};
+
+use super::types::{Conflict, Op, SyncedPair};
+
+/// How one write of the plan went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum WriteResult {
+    /// Written; `id` is the record's id on the written side (new for a create) and `version`
+    /// its version afterwards.
+    Done { id: ItemId, version: Option<String> },
+    /// Not written; nothing changed on that side.
+    Failed { reason: String },
+}
+
+/// A record that did not sync in this pass and is fetched again in the next.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ItemFailure {
+    pub kind: ItemKind,
+    pub id: ItemId,
+    pub reason: String,
+}
+
+/// Everything a pass commits, in one transaction, for one user and kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settlement {
+    pub upserts: Vec<SyncedPair>,
+    pub removals: Vec<(CrmId, ExchangeId)>,
+    pub conflicts: Vec<(CrmId, ExchangeId, Conflict)>,
+    pub failures: Vec<ItemFailure>,
+    /// The records that synced in this pass, whose earlier failures are resolved.
+    pub resolved: BTreeSet<ItemId>,
+    pub paused: Option<String>,
+    pub created: usize,
+    pub updated: usize,
+    pub deleted: usize,
+}
+
+/// Settles a plan given the result of each write, in plan order (`results[i]` belongs to the
+/// i-th op for which [`Op::writes`] is true). A missing result counts as a failed write, so a
+/// pass cut short commits only what is known to be written.
+pub fn settle(ops: &[Op], results: &[WriteResult]) -> Settlement {
+    let mut out = Settlement::default();
+    let mut results = results.iter();
+    // Pairs with a failed write in this plan: their link must not be committed.
+    let mut failed_pairs: BTreeSet<(CrmId, ExchangeId)> = BTreeSet::new();
+    // Versions our updates produced, by pair and side, to store with the link.
+    let mut written: Vec<(CrmId, ExchangeId, Side, Option<String>)> = Vec::new();
+    let unknown = WriteResult::Failed {
+        reason: "the pass ended before this write was confirmed".into(),
+    };
+
+    for op in ops {
+        let result = if op.writes() {
+            Some(results.next().unwrap_or(&unknown))
+        } else {
+            None
+        };
+        match (op, result) {
+            (
+                Op::Create {
+                    kind,
+                    on,
+                    source,
+                    fields,
+                    replaces,
+                },
+                Some(WriteResult::Done { id, version }),
+            ) => {
+                let (crm_id, exchange_id, crm_version, exchange_version) = match on {
+                    Side::Exchange => (
+                        CrmId::new(source.as_str()),
+                        ExchangeId::new(id.as_str()),
+                        None,
+                        version.clone(),
+                    ),
+                    Side::Crm => (
+                        CrmId::new(id.as_str()),
+                        ExchangeId::new(source.as_str()),
+                        version.clone(),
+                        None,
+                    ),
+                };
+                out.removals.extend(replaces.clone());
+                out.resolved.insert(source.clone());
+                out.created += 1;
+                out.upserts.push(SyncedPair {
+                    kind: *kind,
+                    crm_id,
+                    exchange_id,
+                    content: fields.clone(),
+                    crm_version,
+                    exchange_version,
+                });
+            }
+            (
+                Op::Create {
+                    kind,
+                    source,
+                    replaces,
+                    ..
+                },
+                Some(WriteResult::Failed { reason }),
+            ) => match replaces {
+                // The old pair stays; both its records are fetched again and replanned.
+                Some((crm_id, exchange_id)) => {
+                    fail_pair(&mut out, *kind, crm_id, exchange_id, reason)
+                }
+                None => out.failures.push(ItemFailure {
+                    kind: *kind,
+                    id: source.clone(),
+                    reason: reason.clone(),
+                }),
+            },
+            (
+                Op::Update {
+                    on,
+                    crm_id,
+                    exchange_id,
+                    ..
+                },
+                Some(WriteResult::Done { version, .. }),
+            ) => {
+                out.updated += 1;
+                written.push((crm_id.clone(), exchange_id.clone(), *on, version.clone()));
+            }
+            (
+                Op::Update {
+                    kind,
+                    crm_id,
+                    exchange_id,
+                    ..
+                },
+                Some(WriteResult::Failed { reason }),
+            ) => {
+                failed_pairs.insert((crm_id.clone(), exchange_id.clone()));
+                fail_pair(&mut out, *kind, crm_id, exchange_id, reason);
+            }
+            (
+                Op::Delete {
+                    on,
+                    crm_id,
+                    exchange_id,
+                    ..
+                },
+                Some(WriteResult::Done { .. }),
+            ) => {
+                out.deleted += 1;
+                out.resolved.insert(ItemId::Crm(crm_id.clone()));
+                out.resolved.insert(ItemId::Exchange(exchange_id.clone()));
+                let _ = on;
+                out.removals.push((crm_id.clone(), exchange_id.clone()));
+            }
+            (
+                Op::Delete {
+                    kind,
+                    crm_id,
+                    exchange_id,
+                    ..
+                },
+                Some(WriteResult::Failed { reason }),
+            ) => {
+                fail_pair(&mut out, *kind, crm_id, exchange_id, reason);
+            }
+            (
+                Op::Link {
+                    kind,
+                    crm_id,
+                    exchange_id,
+                    fields,
+                    crm_version,
+                    exchange_version,
+                    ..
+                },
+                None,
+            ) => {
+                if failed_pairs.contains(&(crm_id.clone(), exchange_id.clone())) {
+                    continue;
+                }
+                let newest = |side: Side, fallback: &Option<String>| {
+                    written
+                        .iter()
+                        .rev()
+                        .find(|(c, e, s, _)| c == crm_id && e == exchange_id && *s == side)
+                        .map_or_else(|| fallback.clone(), |(_, _, _, v)| v.clone())
+                };
+                out.resolved.insert(ItemId::Crm(crm_id.clone()));
+                out.resolved.insert(ItemId::Exchange(exchange_id.clone()));
+                out.upserts.push(SyncedPair {
+                    kind: *kind,
+                    crm_id: crm_id.clone(),
+                    exchange_id: exchange_id.clone(),
+                    content: fields.clone(),
+                    crm_version: newest(Side::Crm, crm_version),
+                    exchange_version: newest(Side::Exchange, exchange_version),
+                });
+            }
+            (
+                Op::Forget {
+                    crm_id,
+                    exchange_id,
+                    ..
+                },
+                None,
+            ) => {
+                out.removals.push((crm_id.clone(), exchange_id.clone()));
+            }
+            (
+                Op::Conflict {
+                    crm_id,
+                    exchange_id,
+                    conflict,
+                    ..
+                },
+                None,
+            ) => {
+                out.conflicts
+                    .push((crm_id.clone(), exchange_id.clone(), conflict.clone()));
+            }
+            (Op::Skip { kind, id, reason }, None) => {
+                out.failures.push(ItemFailure {
+                    kind: *kind,
+                    id: id.clone(),
+                    reason: reason.clone(),
+                });
+            }
+            (Op::PauseUser { reason, .. }, None) => out.paused = Some(reason.clone()),
+            // `writes()` decides which ops take a result, so no other combination occurs.
+            _ => {}
+        }
+    }
+    // A conflict whose pair was not committed will be met again; record it then.
+    out.conflicts
+        .retain(|(c, e, _)| !failed_pairs.contains(&(c.clone(), e.clone())));
+    for failure in &out.failures {
+        out.resolved.remove(&failure.id);
+    }
+    out
+}
+
+fn fail_pair(
+    out: &mut Settlement,
+    kind: ItemKind,
+    crm_id: &CrmId,
+    exchange_id: &ExchangeId,
+    reason: &str,
+) {
+    // Both records are fetched again: the next pass replans the pair from what each side holds.
+    for id in [
+        ItemId::Crm(crm_id.clone()),
+        ItemId::Exchange(exchange_id.clone()),
+    ] {
+        if !out.failures.iter().any(|f| f.id == id) {
+            out.failures.push(ItemFailure {
+                kind,
+                id,
+                reason: reason.to_owned(),
+            });
+        }
+    }
+}
