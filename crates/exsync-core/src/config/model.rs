@@ -100,7 +100,10 @@ impl KindRules {
             fields: default_field_map(kind),
             window: match kind {
                 ItemKind::Contact => None,
-                ItemKind::Event => Some(Window { past_days: 30, future_days: 365 }),
+                ItemKind::Event => Some(Window {
+                    past_days: 30,
+                    future_days: 365,
+                }),
             },
             sync_private: false,
         }

@@ -381,13 +381,15 @@ impl World {
         Ok(())
     }
 
-    /// What both sides hold, without ids (a retried create gets a new id, nothing else).
+    /// The synced content both sides hold, without ids (a retried create gets a new id).
+    /// Unsynced fields are left out: when two records share a match key, a deferred link may
+    /// pick the other one, which is as right, and only side-local fields show the difference.
     fn contents(&self) -> [Vec<String>; 2] {
         [&self.crm, &self.exchange].map(|store| {
             let mut all: Vec<String> = store
                 .records
                 .values()
-                .map(|(f, _)| format!("{f:?}"))
+                .map(|(f, _)| format!("{:?}", self.synced(f)))
                 .collect();
             all.sort();
             all

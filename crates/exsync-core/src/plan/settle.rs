@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{CrmId, ExchangeId, ItemId, ItemKind, Side};
+use crate::model::{CrmId, ExchangeId, Fields, ItemId, ItemKind, Side};
 
 use super::types::{Conflict, Op, SyncedPair};
 
@@ -178,11 +178,24 @@ pub fn settle(ops: &[Op], results: &[WriteResult]) -> Settlement {
                     fields,
                     crm_version,
                     exchange_version,
-                    ..
+                    reason,
                 },
                 None,
             ) => {
                 if failed_pairs.contains(&(crm_id.clone(), exchange_id.clone())) {
+                    if reason.is_match() {
+                        // Keep the match itself: a lost write may have changed a record's match
+                        // key, and matching again could pick another record. With an empty
+                        // base the next pass merges the two records as on the first sync.
+                        out.upserts.push(SyncedPair {
+                            kind: *kind,
+                            crm_id: crm_id.clone(),
+                            exchange_id: exchange_id.clone(),
+                            content: Fields::new(),
+                            crm_version: None,
+                            exchange_version: None,
+                        });
+                    }
                     continue;
                 }
                 let newest = |side: Side, fallback: &Option<String>| {

@@ -1169,3 +1169,61 @@ fn settle_records_skips_as_failures_and_conflicts_of_committed_pairs() {
     }];
     assert_eq!(settle(&skip, &[]).failures[0].id, ItemId::Crm("c7".into()));
 }
+
+#[test]
+fn settle_keeps_a_first_sync_match_whose_writes_failed() {
+    let ops = run(
+        &rules(Direction::Both),
+        &[],
+        &[crm(
+            "c1",
+            with(contact("Ada", "L", "a@x.test"), "title", json!("Countess")),
+        )],
+        &[exch(
+            "e1",
+            with(contact("Ada", "L", "a@x.test"), "department", json!("Math")),
+        )],
+    );
+    let s = settle(
+        &ops,
+        &[
+            WriteResult::Failed {
+                reason: "lost".into(),
+            },
+            WriteResult::Failed {
+                reason: "lost".into(),
+            },
+        ],
+    );
+    // The pair is kept with an empty base, so the next pass merges the same two records again
+    // instead of matching them anew.
+    assert_eq!(s.upserts.len(), 1);
+    assert_eq!(
+        (
+            s.upserts[0].crm_id.as_str(),
+            s.upserts[0].exchange_id.as_str()
+        ),
+        ("c1", "e1")
+    );
+    assert!(s.upserts[0].content.is_empty());
+    let again = run(
+        &rules(Direction::Both),
+        &s.upserts,
+        &[crm(
+            "c1",
+            with(contact("Ada", "L", "a@x.test"), "title", json!("Countess")),
+        )],
+        &[exch(
+            "e1",
+            with(contact("Ada", "L", "a@x.test"), "department", json!("Math")),
+        )],
+    );
+    assert_eq!(
+        summary(&again),
+        [
+            "update crm of c1: department",
+            "update exchange of c1: title",
+            "link c1/e1 Merged"
+        ]
+    );
+}

@@ -93,6 +93,19 @@ pub enum LinkReason {
     Merged,
 }
 
+impl LinkReason {
+    /// Whether the link pairs two records for the first time (rather than updating a pair).
+    pub fn is_match(self) -> bool {
+        matches!(
+            self,
+            LinkReason::Tag
+                | LinkReason::Email
+                | LinkReason::NameAndCompany
+                | LinkReason::SubjectAndTime
+        )
+    }
+}
+
 /// A field both sides changed differently since the last sync, and how it was settled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Conflict {

@@ -1,0 +1,220 @@
+//! The whole `exsync.toml`: connections, service settings and the sync configurations.
+//! Every optional setting has its default here, so the documented defaults live in one place.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::model::SyncConfiguration;
+
+/// Exchange's default `EWSMaxConcurrency` per account; we must stay under it.
+pub const EXCHANGE_MAX_CONCURRENCY_LIMIT: u32 = 27;
+/// Longest event window on either side of today, in days (ten years).
+pub const MAX_WINDOW_DAYS: u32 = 3650;
+
+pub const DEFAULT_STORE_PATH: &str = "exsync.db";
+pub const DEFAULT_SYNC_FOLDER: &str = "Salesforce_Sync";
+pub const DEFAULT_MAX_CONCURRENCY: u32 = 10;
+pub const DEFAULT_LOGIN_URL: &str = "https://login.salesforce.com";
+pub const DEFAULT_API_RESERVE: f64 = 0.2;
+pub const DEFAULT_POLL_INTERVAL_SECS: u64 = 300;
+pub const DEFAULT_CONCURRENT_USERS: u32 = 4;
+pub const DEFAULT_PER_USER_CONCURRENCY: u32 = 2;
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
+pub const DEFAULT_CONSOLE_LISTEN: &str = "127.0.0.1:8080";
+
+/// The configuration file, read and checked, with every default filled in. Relative paths
+/// have been resolved against the directory of the file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExsyncConfig {
+    pub store: StoreConfig,
+    pub exchange: ExchangeConfig,
+    pub network: NetworkConfig,
+    pub crm: CrmConfig,
+    pub service: ServiceConfig,
+    pub console: ConsoleConfig,
+    /// In name order.
+    pub configurations: Vec<SyncConfiguration>,
+}
+
+impl ExsyncConfig {
+    pub fn configuration(&self, name: &str) -> Option<&SyncConfiguration> {
+        self.configurations.iter().find(|c| c.name == name)
+    }
+}
+
+/// Where the state database lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// A SQLite file (the default, `exsync.db` beside the configuration file).
+    Sqlite { path: PathBuf },
+    /// A PostgreSQL database shared by several workers. The URL carries no password; that
+    /// lives in the vault.
+    Postgres { url: String },
+}
+
+/// How the service account authenticates to Exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExchangeAuth {
+    /// Basic when the server offers it, NTLM otherwise (Lightning Sync's rule).
+    Auto,
+    Basic,
+    Ntlm,
+}
+
+impl ExchangeAuth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExchangeAuth::Auto => "auto",
+            ExchangeAuth::Basic => "basic",
+            ExchangeAuth::Ntlm => "ntlm",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExchangeConfig {
+    /// The EWS endpoint; `None` means Autodiscover finds it per mailbox.
+    pub ews_url: Option<String>,
+    /// `user@domain` or `DOMAIN\user`; its password is in the vault.
+    pub service_account: String,
+    pub auth: ExchangeAuth,
+    /// Mailbox domains besides the service account's that Autodiscover may send credentials
+    /// to, lower-cased.
+    pub other_domains: Vec<String>,
+    /// Extra CA certificates (PEM) trusted besides the system roots, for on-premises PKI.
+    pub ca_file: Option<PathBuf>,
+    /// Contacts subfolder that syncs.
+    pub sync_folder: String,
+    /// Most EWS requests in flight for the service account at once.
+    pub max_concurrency: u32,
+    /// When set, every SOAP request and response is written there, secrets redacted.
+    pub wire_trace_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NetworkConfig {
+    /// Host name (lower-case) → address to connect to instead of asking DNS: split DNS
+    /// inside a company, and tests against local simulators. TLS still checks the name.
+    pub resolve: BTreeMap<String, SocketAddr>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CrmKind {
+    Salesforce,
+}
+
+impl CrmKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CrmKind::Salesforce => "salesforce",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CrmAuth {
+    /// OAuth 2.0 JWT bearer: a signed assertion for `username`, no password stored.
+    Jwt,
+    /// OAuth 2.0 client credentials: the client secret is in the vault.
+    ClientCredentials,
+}
+
+impl CrmAuth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CrmAuth::Jwt => "jwt",
+            CrmAuth::ClientCredentials => "client_credentials",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrmConfig {
+    pub kind: CrmKind,
+    /// Where tokens are requested.
+    pub login_url: String,
+    /// The org's own URL (My Domain), when known; the token answer supplies it otherwise.
+    pub instance_url: Option<String>,
+    /// The connected app's consumer key (not a secret).
+    pub client_id: String,
+    pub auth: CrmAuth,
+    /// The integration user the JWT is issued for (`jwt` only).
+    pub username: Option<String>,
+    /// PEM private key that signs the JWT (`jwt` only); `None` means it is in the vault.
+    pub private_key_file: Option<PathBuf>,
+    /// Extra CA certificates (PEM) for the CRM connection.
+    pub ca_file: Option<PathBuf>,
+    /// Share of the org's daily API allowance exsync leaves untouched (0 ≤ share < 1).
+    pub api_reserve: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceConfig {
+    /// Pause between two passes over all users.
+    pub poll_interval_secs: u64,
+    /// Users synced at the same time.
+    pub concurrent_users: u32,
+    /// EWS requests in flight for one mailbox at once.
+    pub per_user_concurrency: u32,
+    /// Where Prometheus metrics are served; `None` turns them off.
+    pub metrics_listen: Option<SocketAddr>,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleConfig {
+    pub listen: SocketAddr,
+    /// PEM certificate chain and key; both or neither.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+}
+
+impl ServiceConfig {
+    pub fn default_metrics_listen() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 9464))
+    }
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            poll_interval_secs: DEFAULT_POLL_INTERVAL_SECS,
+            concurrent_users: DEFAULT_CONCURRENT_USERS,
+            per_user_concurrency: DEFAULT_PER_USER_CONCURRENCY,
+            metrics_listen: Some(Self::default_metrics_listen()),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tls_cert_file: None,
+            tls_key_file: None,
+        }
+    }
+}

@@ -1,0 +1,631 @@
+//! Reading `exsync.toml`: every section is read key by key, every problem is collected, and
+//! the result carries every default filled in.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use toml::de::{DeTable, DeValue};
+
+use super::check;
+use super::configurations::read_configurations;
+use super::error::ConfigErrors;
+use super::file::*;
+use super::walk::{join, Reader, Tbl};
+
+/// Reads and checks a configuration file. On failure every problem found is returned, not
+/// just the first.
+pub fn load(path: &Path) -> Result<ExsyncConfig, ConfigErrors> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigErrors::whole_file(path, format!("cannot read the file: {e}")))?;
+    parse(&text, path)
+}
+
+/// Checks configuration text as if it had been read from `path`: problems name that path,
+/// and relative paths in it are taken from its directory.
+pub fn parse(text: &str, path: &Path) -> Result<ExsyncConfig, ConfigErrors> {
+    let dir = path.parent().unwrap_or(Path::new(""));
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let base = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let mut r = Reader::new(path, &base, text);
+
+    let (document, syntax) = DeTable::parse_recoverable(text);
+    if !syntax.is_empty() {
+        // A recovered parse guesses at what was meant; checking its contents would report
+        // problems that are not there.
+        for e in &syntax {
+            let mut message = e.message().to_owned();
+            // The parser's "duplicate key" does not say which; the span does.
+            let named = e.span().and_then(|span| text.get(span)).map(str::trim);
+            if let Some(key) = named.filter(|k| !k.is_empty() && !k.contains('\n')) {
+                if message.trim() == "duplicate key" {
+                    message = format!("duplicate key `{key}`: a key or table may appear only once");
+                }
+            }
+            r.syntax_error(e.span(), &message);
+        }
+        return Err(finish(r));
+    }
+    let root = Tbl {
+        path: String::new(),
+        line: None,
+        map: document.get_ref(),
+    };
+    let config = read_file(&mut r, &root);
+    if r.errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(finish(r))
+    }
+}
+
+/// Problems in file order; those without a line (a missing section) last.
+fn finish(r: Reader) -> ConfigErrors {
+    let mut errors = r.errors;
+    errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
+    ConfigErrors(errors)
+}
+
+const ROOT_KEYS: &[&str] = &[
+    "store",
+    "exchange",
+    "network",
+    "crm",
+    "service",
+    "console",
+    "configurations",
+];
+
+fn read_file(r: &mut Reader, root: &Tbl<'_, '_>) -> ExsyncConfig {
+    r.check_keys(root, ROOT_KEYS);
+    let empty = DeTable::new();
+    let section = |r: &mut Reader, name: &str| -> Option<Tbl<'_, '_>> { r.sub(root, name) };
+    let absent = |name: &str| Tbl {
+        path: name.to_owned(),
+        line: None,
+        map: &empty,
+    };
+
+    let t = section(r, "store").unwrap_or_else(|| absent("store"));
+    let store = read_store(r, &t);
+    let exchange = match section(r, "exchange") {
+        Some(t) => read_exchange(r, &t),
+        None => {
+            if r.item(root, "exchange").is_none() {
+                r.error(
+                    "exchange",
+                    None,
+                    "missing: the [exchange] section, with at least `service_account`",
+                );
+            }
+            read_exchange(&mut defaults_only(), &absent("exchange"))
+        }
+    };
+    let t = section(r, "network").unwrap_or_else(|| absent("network"));
+    let network = read_network(r, &t);
+    let crm = match section(r, "crm") {
+        Some(t) => read_crm(r, &t),
+        None => {
+            if r.item(root, "crm").is_none() {
+                r.error(
+                    "crm",
+                    None,
+                    "missing: the [crm] section, with at least `client_id` and `username`",
+                );
+            }
+            read_crm(&mut defaults_only(), &absent("crm"))
+        }
+    };
+    let t = section(r, "service").unwrap_or_else(|| absent("service"));
+    let service = read_service(r, &t, &exchange);
+    let t = section(r, "console").unwrap_or_else(|| absent("console"));
+    let console = read_console(r, &t);
+    let configurations = read_configurations(r, root);
+
+    ExsyncConfig {
+        store,
+        exchange,
+        network,
+        crm,
+        service,
+        console,
+        configurations,
+    }
+}
+
+/// A reader whose problems are dropped: a missing section has been reported once, so its
+/// required keys are not reported again one by one; only its defaults are wanted.
+fn defaults_only() -> Reader {
+    Reader::new(Path::new(""), Path::new(""), "")
+}
+
+/// A path to a file that must exist now.
+fn existing_file(r: &mut Reader, t: &Tbl<'_, '_>, name: &str) -> Option<PathBuf> {
+    let item = r.item(t, name)?;
+    let text = r.text(&item)?;
+    let path = r.resolve_path(&text);
+    if !path.exists() {
+        r.error(
+            &item.key,
+            Some(item.value_line),
+            format!("the file {} does not exist", path.display()),
+        );
+        return None;
+    }
+    if !path.is_file() {
+        r.error(
+            &item.key,
+            Some(item.value_line),
+            format!("{} is not a file", path.display()),
+        );
+        return None;
+    }
+    Some(path)
+}
+
+/// A URL that must use https, because credentials or tokens travel to it.
+fn https_url(r: &mut Reader, t: &Tbl<'_, '_>, name: &str, why: &str) -> Option<String> {
+    let item = r.item(t, name)?;
+    let text = r.text(&item)?;
+    match check::parse_url(&text) {
+        Err(reason) => {
+            r.error(
+                &item.key,
+                Some(item.value_line),
+                format!("`{text}` is not a valid URL: {reason}"),
+            );
+            None
+        }
+        Ok(url) if url.scheme != "https" => {
+            r.error(
+                &item.key,
+                Some(item.value_line),
+                format!("must be an https:// URL: {why}"),
+            );
+            None
+        }
+        Ok(url) if url.has_password => {
+            r.error(&item.key, Some(item.value_line), super::walk::SECRET_REASON);
+            None
+        }
+        Ok(_) => Some(text),
+    }
+}
+
+fn read_store(r: &mut Reader, t: &Tbl<'_, '_>) -> StoreConfig {
+    r.check_keys(t, &["path", "url"]);
+    let path = r.item(t, "path").and_then(|item| r.text(&item));
+    let url_item = r.item(t, "url");
+    let url = url_item.as_ref().and_then(|item| {
+        let text = r.text(item)?;
+        match check::parse_url(&text) {
+            Err(reason) => {
+                r.error(
+                    &item.key,
+                    Some(item.value_line),
+                    format!("`{text}` is not a valid URL: {reason}"),
+                );
+                None
+            }
+            Ok(u) if u.scheme != "postgres" && u.scheme != "postgresql" => {
+                r.error(
+                    &item.key,
+                    Some(item.value_line),
+                    "must be a postgres:// URL; a SQLite file is given with `path`",
+                );
+                None
+            }
+            Ok(u) if u.has_password => {
+                r.error(&item.key, Some(item.value_line), super::walk::SECRET_REASON);
+                None
+            }
+            Ok(_) => Some(text),
+        }
+    });
+    if let (Some(_), Some(item)) = (&path, &url_item) {
+        r.error(
+            &item.key,
+            Some(item.key_line),
+            "give either `path` (a SQLite file) or `url` (PostgreSQL), not both",
+        );
+    }
+    match (url, path) {
+        (Some(url), None) => StoreConfig::Postgres { url },
+        (_, path) => StoreConfig::Sqlite {
+            path: r.resolve_path(path.as_deref().unwrap_or(DEFAULT_STORE_PATH)),
+        },
+    }
+}
+
+fn read_exchange(r: &mut Reader, t: &Tbl<'_, '_>) -> ExchangeConfig {
+    r.check_keys(
+        t,
+        &[
+            "ews_url",
+            "service_account",
+            "auth",
+            "other_domains",
+            "ca_file",
+            "sync_folder",
+            "max_concurrency",
+            "wire_trace_dir",
+        ],
+    );
+    let ews_url = https_url(
+        r,
+        t,
+        "ews_url",
+        "the service account's password is only ever sent over TLS",
+    );
+    let service_account = match r.item(t, "service_account") {
+        None => {
+            r.missing(
+                t,
+                "service_account",
+                "the account that impersonates users, e.g. svc-exsync@example.com",
+            );
+            String::new()
+        }
+        Some(item) => match r.text(&item) {
+            Some(account) => {
+                let down_level = account
+                    .split_once('\\')
+                    .is_some_and(|(d, u)| !d.is_empty() && !u.is_empty() && !u.contains('\\'));
+                if !check::is_email(&account) && !down_level {
+                    r.error(
+                        &item.key,
+                        Some(item.value_line),
+                        format!(
+                            "`{account}` is not an account name; write user@domain or DOMAIN\\user"
+                        ),
+                    );
+                }
+                account
+            }
+            None => String::new(),
+        },
+    };
+    let auth = r
+        .item(t, "auth")
+        .and_then(|item| {
+            r.choice(
+                &item,
+                "an authentication method",
+                &[
+                    ("auto", ExchangeAuth::Auto),
+                    ("basic", ExchangeAuth::Basic),
+                    ("ntlm", ExchangeAuth::Ntlm),
+                ],
+            )
+        })
+        .unwrap_or(ExchangeAuth::Auto);
+    let mut other_domains = Vec::new();
+    if let Some(item) = r.item(t, "other_domains") {
+        for (domain, line) in r.string_list(&item).unwrap_or_default() {
+            let domain = domain.trim().to_ascii_lowercase();
+            if !check::is_domain(&domain) {
+                r.error(
+                    &item.key,
+                    Some(line),
+                    format!("`{domain}` is not a domain name such as example.com"),
+                );
+            } else if !other_domains.contains(&domain) {
+                other_domains.push(domain);
+            }
+        }
+    }
+    let ca_file = existing_file(r, t, "ca_file");
+    let sync_folder = r
+        .item(t, "sync_folder")
+        .and_then(|item| {
+            let name = r.text(&item)?;
+            if name.contains(['/', '\\']) || name.chars().count() > 255 {
+                r.error(
+                    &item.key,
+                    Some(item.value_line),
+                    "must be one folder name (no `/` or `\\`, at most 255 characters)",
+                );
+                return None;
+            }
+            Some(name)
+        })
+        .unwrap_or_else(|| DEFAULT_SYNC_FOLDER.to_owned());
+    let max_concurrency = r
+        .item(t, "max_concurrency")
+        .and_then(|item| r.integer(&item, 1, u64::from(EXCHANGE_MAX_CONCURRENCY_LIMIT), ""))
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(DEFAULT_MAX_CONCURRENCY);
+    let wire_trace_dir = r.item(t, "wire_trace_dir").and_then(|item| {
+        let text = r.text(&item)?;
+        let dir = r.resolve_path(&text);
+        if dir.exists() && !dir.is_dir() {
+            r.error(
+                &item.key,
+                Some(item.value_line),
+                format!("{} is a file, not a folder", dir.display()),
+            );
+            return None;
+        }
+        Some(dir)
+    });
+    ExchangeConfig {
+        ews_url,
+        service_account,
+        auth,
+        other_domains,
+        ca_file,
+        sync_folder,
+        max_concurrency,
+        wire_trace_dir,
+    }
+}
+
+fn read_network(r: &mut Reader, t: &Tbl<'_, '_>) -> NetworkConfig {
+    r.check_keys(t, &["resolve"]);
+    let mut resolve = BTreeMap::new();
+    if let Some(table) = r.sub(t, "resolve") {
+        for (key, value) in table.map.iter() {
+            let host: &str = key.get_ref();
+            let item = r.make_item(join(&table.path, host), key, value);
+            let host = host.trim().to_ascii_lowercase();
+            if !check::is_host(&host) {
+                r.error(
+                    &item.key,
+                    Some(item.key_line),
+                    format!("`{host}` is not a host name"),
+                );
+                continue;
+            }
+            let Some(text) = r.string(&item) else {
+                continue;
+            };
+            match check::socket_addr(&text) {
+                Ok(addr) => {
+                    resolve.insert(host, addr);
+                }
+                Err(reason) => r.error(&item.key, Some(item.value_line), reason),
+            }
+        }
+    }
+    NetworkConfig { resolve }
+}
+
+fn read_crm(r: &mut Reader, t: &Tbl<'_, '_>) -> CrmConfig {
+    r.check_keys(
+        t,
+        &[
+            "kind",
+            "login_url",
+            "instance_url",
+            "client_id",
+            "auth",
+            "username",
+            "private_key_file",
+            "ca_file",
+            "api_reserve",
+        ],
+    );
+    let kind = r
+        .item(t, "kind")
+        .and_then(|item| {
+            r.choice(
+                &item,
+                "a supported CRM",
+                &[("salesforce", CrmKind::Salesforce)],
+            )
+        })
+        .unwrap_or(CrmKind::Salesforce);
+    let why = "OAuth tokens are only ever sent over TLS";
+    let login_url =
+        https_url(r, t, "login_url", why).unwrap_or_else(|| DEFAULT_LOGIN_URL.to_owned());
+    let instance_url = https_url(r, t, "instance_url", why);
+    let client_id = match r.item(t, "client_id") {
+        Some(item) => r.text(&item).unwrap_or_default(),
+        None => {
+            r.missing(t, "client_id", "the connected app's consumer key");
+            String::new()
+        }
+    };
+    let auth_item = r.item(t, "auth");
+    let auth = auth_item
+        .as_ref()
+        .and_then(|item| {
+            r.choice(
+                item,
+                "a CRM authentication method",
+                &[
+                    ("jwt", CrmAuth::Jwt),
+                    ("client_credentials", CrmAuth::ClientCredentials),
+                ],
+            )
+        })
+        .unwrap_or(CrmAuth::Jwt);
+    let username = r.item(t, "username").and_then(|item| {
+        let name = r.text(&item)?;
+        if auth != CrmAuth::Jwt {
+            r.error(
+                &item.key,
+                Some(item.key_line),
+                "only used with auth = \"jwt\"; client credentials run as the connected app's user",
+            );
+            return None;
+        }
+        if !check::is_email(&name) {
+            r.error(
+                &item.key,
+                Some(item.value_line),
+                format!("`{name}` is not a Salesforce username (they look like e-mail addresses)"),
+            );
+            return None;
+        }
+        Some(name)
+    });
+    if auth == CrmAuth::Jwt && r.item(t, "username").is_none() {
+        r.missing(
+            t,
+            "username",
+            "the integration user the JWT is issued for (auth = \"jwt\")",
+        );
+    }
+    let private_key_file = if auth == CrmAuth::Jwt {
+        existing_file(r, t, "private_key_file")
+    } else {
+        if let Some(item) = r.item(t, "private_key_file") {
+            r.error(
+                &item.key,
+                Some(item.key_line),
+                "only used with auth = \"jwt\"; store the client secret with `exsync secrets set`",
+            );
+        }
+        None
+    };
+    let ca_file = existing_file(r, t, "ca_file");
+    let api_reserve = r
+        .item(t, "api_reserve")
+        .and_then(|item| r.share(&item, false))
+        .unwrap_or(DEFAULT_API_RESERVE);
+    CrmConfig {
+        kind,
+        login_url,
+        instance_url,
+        client_id,
+        auth,
+        username,
+        private_key_file,
+        ca_file,
+        api_reserve,
+    }
+}
+
+fn read_service(r: &mut Reader, t: &Tbl<'_, '_>, exchange: &ExchangeConfig) -> ServiceConfig {
+    r.check_keys(
+        t,
+        &[
+            "poll_interval",
+            "concurrent_users",
+            "per_user_concurrency",
+            "metrics_listen",
+            "log_format",
+        ],
+    );
+    let mut service = ServiceConfig::default();
+    if let Some(item) = r.item(t, "poll_interval") {
+        let secs = match item.value {
+            DeValue::Integer(_) => r.integer(&item, 0, u64::MAX, ""),
+            DeValue::String(s) => match check::duration_secs(s) {
+                Ok(secs) => Some(secs),
+                Err(reason) => {
+                    r.error(&item.key, Some(item.value_line), reason);
+                    None
+                }
+            },
+            _ => {
+                r.wrong_type(&item, "a duration such as \"5m\"");
+                None
+            }
+        };
+        match secs {
+            Some(secs) if (10..=86_400).contains(&secs) => service.poll_interval_secs = secs,
+            Some(secs) => r.error(
+                &item.key,
+                Some(item.value_line),
+                format!(
+                    "must be between 10s and 24h, found {}",
+                    check::format_duration(secs)
+                ),
+            ),
+            None => {}
+        }
+    }
+    if let Some(n) = r
+        .item(t, "concurrent_users")
+        .and_then(|item| r.integer(&item, 1, 1000, ""))
+    {
+        service.concurrent_users = u32::try_from(n).unwrap_or(DEFAULT_CONCURRENT_USERS);
+    }
+    if let Some(item) = r.item(t, "per_user_concurrency") {
+        if let Some(n) = r.integer(&item, 1, u64::from(EXCHANGE_MAX_CONCURRENCY_LIMIT), "") {
+            let n = u32::try_from(n).unwrap_or(DEFAULT_PER_USER_CONCURRENCY);
+            if n > exchange.max_concurrency {
+                r.error(
+                    &item.key,
+                    Some(item.value_line),
+                    format!(
+                        "{n} is more than exchange.max_concurrency ({}): one mailbox cannot use more requests than the whole service account",
+                        exchange.max_concurrency
+                    ),
+                );
+            } else {
+                service.per_user_concurrency = n;
+            }
+        }
+    } else {
+        service.per_user_concurrency = service.per_user_concurrency.min(exchange.max_concurrency);
+    }
+    if let Some(item) = r.item(t, "metrics_listen") {
+        match item.value {
+            DeValue::Boolean(false) => service.metrics_listen = None,
+            DeValue::String(s) => match check::socket_addr(s) {
+                Ok(addr) => service.metrics_listen = Some(addr),
+                Err(reason) => r.error(&item.key, Some(item.value_line), reason),
+            },
+            _ => r.wrong_type(&item, "an address:port, or false to turn metrics off"),
+        }
+    }
+    if let Some(format) = r.item(t, "log_format").and_then(|item| {
+        r.choice(
+            &item,
+            "a log format",
+            &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+        )
+    }) {
+        service.log_format = format;
+    }
+    service
+}
+
+fn read_console(r: &mut Reader, t: &Tbl<'_, '_>) -> ConsoleConfig {
+    r.check_keys(t, &["listen", "tls_cert_file", "tls_key_file"]);
+    let mut console = ConsoleConfig::default();
+    let listen_item = r.item(t, "listen");
+    if let Some(item) = &listen_item {
+        if let Some(text) = r.string(item) {
+            match check::socket_addr(&text) {
+                Ok(addr) => console.listen = addr,
+                Err(reason) => r.error(&item.key, Some(item.value_line), reason),
+            }
+        }
+    }
+    console.tls_cert_file = existing_file(r, t, "tls_cert_file");
+    console.tls_key_file = existing_file(r, t, "tls_key_file");
+    let cert = r.item(t, "tls_cert_file");
+    let key = r.item(t, "tls_key_file");
+    match (&cert, &key) {
+        (Some(item), None) => r.error(
+            &item.key,
+            Some(item.key_line),
+            "needs tls_key_file as well: give both the certificate and its key",
+        ),
+        (None, Some(item)) => r.error(
+            &item.key,
+            Some(item.key_line),
+            "needs tls_cert_file as well: give both the certificate and its key",
+        ),
+        (None, None) if !console.listen.ip().is_loopback() => {
+            let line = listen_item.as_ref().map(|i| i.value_line);
+            r.error(
+                &join(&t.path, "listen"),
+                line,
+                format!(
+                    "{} is reachable from other machines, and admin passwords would cross the network unencrypted; set tls_cert_file and tls_key_file, or listen on 127.0.0.1",
+                    console.listen
+                ),
+            );
+        }
+        _ => {}
+    }
+    console
+}

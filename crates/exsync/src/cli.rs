@@ -1,0 +1,60 @@
+//! The command line. Each subcommand's arguments are a struct here; the code that runs it is
+//! in `commands/<name>.rs`. A new command is one enum variant, one struct, one module.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "exsync",
+    version,
+    about = "Keeps CRM contacts and events in sync with Exchange mailboxes"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check or show a configuration file (exsync.toml).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Report every problem in the file (exit 1), or summarise it when it is clean.
+    Check(ConfigCheckArgs),
+    /// Print the effective configuration, defaults filled in; with --user, which
+    /// configuration applies to that user and why.
+    Show(ConfigShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigCheckArgs {
+    /// The configuration file.
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Toml,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigShowArgs {
+    /// The configuration file.
+    pub file: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Toml)]
+    pub format: Format,
+    /// Show only the configuration that applies to this user (primary SMTP address).
+    #[arg(long, value_name = "EMAIL")]
+    pub user: Option<String>,
+    /// The user's groups (Salesforce profile names), comma-separated.
+    #[arg(long, value_name = "G,...", value_delimiter = ',', requires = "user")]
+    pub groups: Vec<String>,
+}

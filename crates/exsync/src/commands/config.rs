@@ -1,0 +1,174 @@
+//! `exsync config check` and `exsync config show`.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use exsync_core::config::{
+    configuration_toml, configuration_value, explain_assignment, load, AssignedBy, ConfigErrors,
+    ExsyncConfig, StoreConfig, SyncConfiguration,
+};
+use exsync_core::UserKey;
+
+use crate::cli::{ConfigCheckArgs, ConfigCommand, ConfigShowArgs, Format};
+
+pub fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        ConfigCommand::Check(args) => check(&args),
+        ConfigCommand::Show(args) => show(&args),
+    }
+}
+
+fn check(args: &ConfigCheckArgs) -> anyhow::Result<ExitCode> {
+    match load(&args.file) {
+        Ok(config) => {
+            print!("{}", summary(&args.file, &config));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            println!("{errors}");
+            println!("{}", count_line(&errors));
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn count_line(errors: &ConfigErrors) -> String {
+    match errors.len() {
+        1 => "1 problem found".to_owned(),
+        n => format!("{n} problems found"),
+    }
+}
+
+/// The word the file uses for an enum value.
+fn word<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::from("?"),
+    }
+}
+
+fn list<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    let items: Vec<&str> = items.collect();
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
+
+fn describe(c: &SyncConfiguration) -> String {
+    let state = if c.active { "active" } else { "inactive" };
+    let mut events = word(&c.events.direction);
+    if let (true, Some(w)) = (
+        c.events.direction != exsync_core::config::Direction::Off,
+        c.events.window,
+    ) {
+        events.push_str(&format!(
+            " ({} days back, {} ahead)",
+            w.past_days, w.future_days
+        ));
+    }
+    format!(
+        "  {} ({state}): contacts {} ({}), events {events}\n    users: {}\n    groups: {}\n",
+        c.name,
+        word(&c.contacts.direction),
+        word(&c.contact_scope),
+        list(c.users.iter().map(UserKey::as_str)),
+        list(c.groups.iter().map(String::as_str)),
+    )
+}
+
+fn summary(file: &Path, config: &ExsyncConfig) -> String {
+    let x = &config.exchange;
+    let endpoint = x
+        .ews_url
+        .clone()
+        .unwrap_or_else(|| "Autodiscover".to_owned());
+    let store = match &config.store {
+        StoreConfig::Sqlite { path } => format!("SQLite {}", path.display()),
+        StoreConfig::Postgres { url } => format!("PostgreSQL {url}"),
+    };
+    let crm = &config.crm;
+    let crm_user = crm
+        .username
+        .as_deref()
+        .map(|u| format!(" as {u}"))
+        .unwrap_or_default();
+    let active = config.configurations.iter().filter(|c| c.active).count();
+    let mut out = format!(
+        "{}: OK\nstore: {store}\nexchange: {} via {endpoint} (auth {})\ncrm: {} at {} (auth {}{crm_user})\nconfigurations: {} ({active} active)\n",
+        file.display(),
+        x.service_account,
+        x.auth.as_str(),
+        crm.kind.as_str(),
+        crm.login_url,
+        crm.auth.as_str(),
+        config.configurations.len(),
+    );
+    for c in &config.configurations {
+        out.push_str(&describe(c));
+    }
+    out
+}
+
+fn show(args: &ConfigShowArgs) -> anyhow::Result<ExitCode> {
+    let config = match load(&args.file) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("{}", count_line(&errors));
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let Some(user) = &args.user else {
+        match args.format {
+            Format::Toml => print!("{}", config.to_toml_string()?),
+            Format::Json => println!("{}", serde_json::to_string_pretty(&config.to_json())?),
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let user = UserKey::from_email(user);
+    let groups: BTreeSet<String> = args
+        .groups
+        .iter()
+        .map(|g| g.trim().to_owned())
+        .filter(|g| !g.is_empty())
+        .collect();
+    let assignment = explain_assignment(&config.configurations, &user, &groups);
+    let applied = assignment
+        .configuration
+        .as_deref()
+        .and_then(|name| config.configuration(name));
+    match args.format {
+        Format::Json => {
+            let value = serde_json::json!({
+                "assignment": assignment,
+                "configuration": applied.map(configuration_value),
+            });
+            println!("{}", serde_json::to_string_pretty(&value)?);
+        }
+        Format::Toml => {
+            println!("# user: {}", assignment.user);
+            match (&assignment.configuration, assignment.assigned_by) {
+                (Some(name), Some(AssignedBy::Individual)) => {
+                    println!("# configuration: {name} (assigned individually)")
+                }
+                (Some(name), Some(AssignedBy::Group)) => println!(
+                    "# configuration: {name} (through group `{}`)",
+                    assignment.group.as_deref().unwrap_or("?")
+                ),
+                _ => println!("# configuration: none"),
+            }
+            for reason in &assignment.reasons {
+                println!("# - {reason}");
+            }
+            if let Some(c) = applied {
+                let text = configuration_toml(c).context("rendering the configuration as TOML")?;
+                print!("\n{text}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
