@@ -1,1 +1,28 @@
-//! exsync-store
+//! exsync-store: the state database. It keeps the last-synced content of every linked pair
+//! (the merge base), the change cursors, per-user status, pass history, unresolved items, the
+//! conflict log, the CRM echo log, encrypted secrets, console accounts and the audit log.
+//!
+//! [`Store`] is the interface; [`SqliteStore`] the single-process implementation. A pass is
+//! committed by [`Store::commit_pass`] in one transaction, so cursors never move past writes
+//! whose mappings were not saved.
+
+mod console;
+mod error;
+mod sqlite;
+mod store;
+mod types;
+
+pub use console::{
+    AdminUser, ApiToken, AuditEvent, AuditRecord, Role, Secret, SecretInfo, Session,
+};
+pub use error::{StoreError, StoreResult};
+pub use sqlite::{SqliteStore, SCHEMA_VERSION};
+pub use store::Store;
+pub use types::{
+    CommitReceipt, ConflictEntry, ConflictRecord, CrmWrite, CursorAdvance, CursorEntry,
+    CursorScope, ItemRef, PairKey, PassCommit, Pause, ResetCounts, RunCounts, RunRecord,
+    UnresolvedItem, UnresolvedReport, UserStatus,
+};
+
+#[cfg(test)]
+mod tests;

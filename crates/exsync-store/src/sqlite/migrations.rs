@@ -1,0 +1,216 @@
+//! Schema migrations. `PRAGMA user_version` holds how many of [`MIGRATIONS`] a database has
+//! had applied; opening applies the missing ones in one transaction and refuses a database
+//! written by a newer exsync rather than guess at its schema. Never edit a released entry:
+//! append a new one.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::error::StoreError;
+
+/// Every table is STRICT so a wrong type is an error, not a silent conversion. Times are
+/// RFC 3339 UTC text with nanoseconds at fixed width, so text order is time order.
+const V1: &str = r#"
+CREATE TABLE users (
+    user_key     TEXT PRIMARY KEY NOT NULL CHECK (user_key <> ''),
+    paused       INTEGER NOT NULL DEFAULT 0 CHECK (paused IN (0, 1)),
+    paused_reason TEXT,
+    paused_at    TEXT,
+    last_run_id  INTEGER REFERENCES runs(id) ON DELETE SET NULL,
+    created_at   TEXT NOT NULL,
+    CHECK ((paused = 1) = (paused_reason IS NOT NULL))
+) STRICT;
+
+CREATE TABLE runs (
+    id          INTEGER PRIMARY KEY,
+    user_key    TEXT NOT NULL REFERENCES users(user_key) ON DELETE CASCADE,
+    started_at  TEXT NOT NULL,
+    finished_at TEXT NOT NULL,
+    created     INTEGER NOT NULL DEFAULT 0 CHECK (created >= 0),
+    updated     INTEGER NOT NULL DEFAULT 0 CHECK (updated >= 0),
+    deleted     INTEGER NOT NULL DEFAULT 0 CHECK (deleted >= 0),
+    conflicts   INTEGER NOT NULL DEFAULT 0 CHECK (conflicts >= 0),
+    failures    INTEGER NOT NULL DEFAULT 0 CHECK (failures >= 0),
+    error       TEXT
+) STRICT;
+CREATE INDEX runs_by_user ON runs (user_key, id);
+
+-- One row per linked pair: the merge base of the three-way merge. The two UNIQUE
+-- constraints make it impossible for one record to sit in two pairs.
+CREATE TABLE pairs (
+    id               INTEGER PRIMARY KEY,
+    user_key         TEXT NOT NULL REFERENCES users(user_key) ON DELETE CASCADE,
+    kind             TEXT NOT NULL CHECK (kind IN ('contact', 'event')),
+    crm_id           TEXT NOT NULL CHECK (crm_id <> ''),
+    exchange_id      TEXT NOT NULL CHECK (exchange_id <> ''),
+    content          TEXT NOT NULL CHECK (json_valid(content)),
+    content_hash     TEXT NOT NULL,
+    crm_version      TEXT,
+    exchange_version TEXT,
+    updated_at       TEXT NOT NULL,
+    UNIQUE (user_key, kind, crm_id),
+    UNIQUE (user_key, kind, exchange_id)
+) STRICT;
+
+-- Per-mailbox-folder Exchange SyncStates (user_key set) and org-wide CRM watermarks
+-- (user_key empty).
+CREATE TABLE cursors (
+    scope_kind TEXT NOT NULL CHECK (scope_kind IN ('folder', 'crm_object')),
+    user_key   TEXT NOT NULL,
+    name       TEXT NOT NULL CHECK (name <> ''),
+    value      TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (scope_kind, user_key, name),
+    CHECK ((scope_kind = 'folder') = (user_key <> ''))
+) STRICT;
+
+CREATE TABLE unresolved (
+    user_key    TEXT NOT NULL REFERENCES users(user_key) ON DELETE CASCADE,
+    kind        TEXT NOT NULL CHECK (kind IN ('contact', 'event')),
+    side        TEXT NOT NULL CHECK (side IN ('crm', 'exchange')),
+    item_id     TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    first_seen  TEXT NOT NULL,
+    last_seen   TEXT NOT NULL,
+    occurrences INTEGER NOT NULL DEFAULT 1 CHECK (occurrences >= 1),
+    PRIMARY KEY (user_key, kind, side, item_id)
+) STRICT;
+
+CREATE TABLE conflicts (
+    id             INTEGER PRIMARY KEY,
+    run_id         INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    user_key       TEXT NOT NULL REFERENCES users(user_key) ON DELETE CASCADE,
+    at             TEXT NOT NULL,
+    kind           TEXT NOT NULL CHECK (kind IN ('contact', 'event')),
+    crm_id         TEXT NOT NULL,
+    exchange_id    TEXT NOT NULL,
+    field          TEXT NOT NULL,
+    crm_value      TEXT CHECK (crm_value IS NULL OR json_valid(crm_value)),
+    exchange_value TEXT CHECK (exchange_value IS NULL OR json_valid(exchange_value)),
+    winner         TEXT NOT NULL CHECK (winner IN ('crm', 'exchange'))
+) STRICT;
+CREATE INDEX conflicts_by_user ON conflicts (user_key, id);
+
+-- Echo log: versions of CRM records that exsync itself produced.
+CREATE TABLE crm_writes (
+    crm_id          TEXT NOT NULL,
+    system_modstamp TEXT NOT NULL,
+    kind            TEXT NOT NULL CHECK (kind IN ('contact', 'event')),
+    user_key        TEXT REFERENCES users(user_key) ON DELETE SET NULL,
+    written_at      TEXT NOT NULL,
+    PRIMARY KEY (crm_id, system_modstamp)
+) STRICT;
+CREATE INDEX crm_writes_by_time ON crm_writes (written_at);
+
+-- Encrypted by the vault; the store never sees plaintext.
+CREATE TABLE secrets (
+    name       TEXT PRIMARY KEY NOT NULL CHECK (name <> ''),
+    nonce      BLOB NOT NULL,
+    ciphertext BLOB NOT NULL,
+    updated_at TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE admin_users (
+    name          TEXT PRIMARY KEY NOT NULL CHECK (name <> ''),
+    password_hash TEXT NOT NULL,
+    role          TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'viewer')),
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE api_tokens (
+    id           INTEGER PRIMARY KEY,
+    token_hash   TEXT NOT NULL UNIQUE,
+    name         TEXT NOT NULL,
+    role         TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'viewer')),
+    created_at   TEXT NOT NULL,
+    last_used_at TEXT
+) STRICT;
+
+CREATE TABLE sessions (
+    id         TEXT PRIMARY KEY NOT NULL,
+    admin_user TEXT NOT NULL REFERENCES admin_users(name) ON DELETE CASCADE ON UPDATE CASCADE,
+    csrf_token TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+) STRICT;
+CREATE INDEX sessions_by_user ON sessions (admin_user);
+
+CREATE TABLE audit_log (
+    id     INTEGER PRIMARY KEY,
+    at     TEXT NOT NULL,
+    actor  TEXT NOT NULL,
+    action TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(detail))
+) STRICT;
+"#;
+
+pub(crate) const MIGRATIONS: &[&str] = &[V1];
+
+pub(crate) fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |row| row.get(0))
+}
+
+/// Brings the database to `migrations.len()`; returns the version it is at afterwards.
+pub(crate) fn migrate(
+    conn: &mut Connection,
+    path: &str,
+    migrations: &[&str],
+) -> Result<i64, StoreError> {
+    let latest = i64::try_from(migrations.len()).unwrap_or(i64::MAX);
+    let open_err = |e: rusqlite::Error| StoreError::Open {
+        path: path.to_owned(),
+        detail: e.to_string(),
+    };
+
+    // Fast path without a write lock, so opening an up-to-date database never waits behind a
+    // running pass of another process.
+    let found = user_version(conn).map_err(open_err)?;
+    check_not_newer(path, found, latest)?;
+    if found == latest {
+        return Ok(found);
+    }
+
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(open_err)?;
+    // Another process may have migrated between our read and the lock.
+    let from = user_version(&tx).map_err(open_err)?;
+    check_not_newer(path, from, latest)?;
+    let fail = |to: i64, e: rusqlite::Error| StoreError::Migration {
+        path: path.to_owned(),
+        from,
+        to,
+        detail: e.to_string(),
+    };
+    for (index, sql) in migrations
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(from).unwrap_or(0))
+    {
+        let to = i64::try_from(index + 1).unwrap_or(i64::MAX);
+        tx.execute_batch(sql).map_err(|e| fail(to, e))?;
+        // user_version lives in the database header and is covered by the transaction.
+        tx.pragma_update(None, "user_version", to)
+            .map_err(|e| fail(to, e))?;
+    }
+    tx.commit().map_err(|e| fail(latest, e))?;
+    tracing::info!(path, from, to = latest, "state database schema upgraded");
+    Ok(latest)
+}
+
+fn check_not_newer(path: &str, found: i64, supported: i64) -> Result<(), StoreError> {
+    if found > supported {
+        return Err(StoreError::SchemaTooNew {
+            path: path.to_owned(),
+            found,
+            supported,
+        });
+    }
+    if found < 0 {
+        return Err(StoreError::Open {
+            path: path.to_owned(),
+            detail: format!("schema version {found} is negative; this is not an exsync database"),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! Reading the sync state: pairs and cursors.
+
+use exsync_core::plan::SyncedPair;
+use exsync_core::{content_hash, CrmId, ExchangeId, Fields, ItemId, ItemKind, UserKey};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::codec::{parse_kind, parse_time, Ctx, Decode};
+use crate::error::StoreResult;
+use crate::types::{CursorEntry, CursorScope};
+
+/// A pairs row as read, before its content is checked and decoded.
+struct PairRow {
+    kind: String,
+    crm_id: String,
+    exchange_id: String,
+    content: String,
+    content_hash: String,
+    crm_version: Option<String>,
+    exchange_version: Option<String>,
+}
+
+const PAIR_COLUMNS: &str =
+    "kind, crm_id, exchange_id, content, content_hash, crm_version, exchange_version";
+
+fn pair_row(row: &Row<'_>) -> rusqlite::Result<PairRow> {
+    Ok(PairRow {
+        kind: row.get(0)?,
+        crm_id: row.get(1)?,
+        exchange_id: row.get(2)?,
+        content: row.get(3)?,
+        content_hash: row.get(4)?,
+        crm_version: row.get(5)?,
+        exchange_version: row.get(6)?,
+    })
+}
+
+impl PairRow {
+    /// The stored hash guards the merge base: a pair whose content no longer matches it would
+    /// make the planner merge against the wrong base, so it is reported instead of used.
+    fn decode(self) -> Result<SyncedPair, String> {
+        let content: Fields = serde_json::from_str(&self.content).map_err(|e| {
+            format!(
+                "pair {}/{}: content is not a field map: {e}",
+                self.crm_id, self.exchange_id
+            )
+        })?;
+        let actual = content_hash(&content);
+        if actual != self.content_hash {
+            return Err(format!(
+                "pair {}/{}: content hash {} does not match the stored {}",
+                self.crm_id, self.exchange_id, actual, self.content_hash
+            ));
+        }
+        Ok(SyncedPair {
+            kind: parse_kind(&self.kind)?,
+            crm_id: CrmId(self.crm_id),
+            exchange_id: ExchangeId(self.exchange_id),
+            content,
+            crm_version: self.crm_version,
+            exchange_version: self.exchange_version,
+        })
+    }
+}
+
+pub(crate) fn load_pairs(
+    conn: &Connection,
+    user: &UserKey,
+    kind: ItemKind,
+) -> StoreResult<Vec<SyncedPair>> {
+    const OP: &str = "load pairs";
+    let u = Some(user);
+    let sql = format!(
+        "SELECT {PAIR_COLUMNS} FROM pairs WHERE user_key = ?1 AND kind = ?2 ORDER BY crm_id"
+    );
+    let mut stmt = conn.prepare_cached(&sql).ctx(OP, u)?;
+    let rows = stmt
+        .query_map(params![user.as_str(), kind.as_str()], pair_row)
+        .ctx(OP, u)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .ctx(OP, u)?;
+    rows.into_iter()
+        .map(|row| row.decode().decoded(OP, u))
+        .collect()
+}
+
+pub(crate) fn find_pair(
+    conn: &Connection,
+    user: &UserKey,
+    kind: ItemKind,
+    id: &ItemId,
+) -> StoreResult<Option<SyncedPair>> {
+    const OP: &str = "find pair";
+    let u = Some(user);
+    let column = match id {
+        ItemId::Crm(_) => "crm_id",
+        ItemId::Exchange(_) => "exchange_id",
+    };
+    let sql = format!(
+        "SELECT {PAIR_COLUMNS} FROM pairs WHERE user_key = ?1 AND kind = ?2 AND {column} = ?3"
+    );
+    let row = conn
+        .prepare_cached(&sql)
+        .ctx(OP, u)?
+        .query_row(params![user.as_str(), kind.as_str(), id.as_str()], pair_row)
+        .optional()
+        .ctx(OP, u)?;
+    row.map(|row| row.decode().decoded(OP, u)).transpose()
+}
+
+/// The (scope_kind, user_key, name) key of a cursor row.
+pub(crate) fn scope_key(scope: &CursorScope) -> (&'static str, &str, &str) {
+    match scope {
+        CursorScope::Folder { user, folder } => ("folder", user.as_str(), folder.as_str()),
+        CursorScope::CrmObject { object } => ("crm_object", "", object.as_str()),
+    }
+}
+
+pub(crate) fn cursor(conn: &Connection, scope: &CursorScope) -> StoreResult<Option<String>> {
+    const OP: &str = "read cursor";
+    let (kind, user_key, name) = scope_key(scope);
+    conn.prepare_cached(
+        "SELECT value FROM cursors WHERE scope_kind = ?1 AND user_key = ?2 AND name = ?3",
+    )
+    .ctx(OP, scope.user())?
+    .query_row(params![kind, user_key, name], |row| row.get(0))
+    .optional()
+    .ctx(OP, scope.user())
+}
+
+pub(crate) fn list_cursors(conn: &Connection) -> StoreResult<Vec<CursorEntry>> {
+    const OP: &str = "list cursors";
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT scope_kind, user_key, name, value, updated_at FROM cursors \
+             ORDER BY scope_kind = 'folder', user_key, name",
+        )
+        .ctx(OP, None)?;
+    let rows = stmt
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, String>(4)?,
+            ))
+        })
+        .ctx(OP, None)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .ctx(OP, None)?;
+    rows.into_iter()
+        .map(|(kind, user_key, name, value, updated_at)| {
+            let scope = match kind.as_str() {
+                "folder" => CursorScope::Folder {
+                    user: UserKey(user_key),
+                    folder: name,
+                },
+                "crm_object" => CursorScope::CrmObject { object: name },
+                other => return Err(format!("unknown cursor scope {other:?}")),
+            };
+            Ok(CursorEntry {
+                scope,
+                value,
+                updated_at: parse_time(&updated_at)?,
+            })
+        })
+        .map(|entry| entry.decoded(OP, None))
+        .collect()
+}

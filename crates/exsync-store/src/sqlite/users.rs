@@ -1,0 +1,376 @@
+//! Per-user status: the users table, pass history, unresolved items, conflicts, Reset Sync.
+
+use chrono::Utc;
+use exsync_core::plan::Conflict;
+use exsync_core::{CrmId, ExchangeId, UserKey};
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+
+use super::codec::{
+    count, item_id, limit, parse_kind, parse_side, parse_time, time_text, Ctx, Decode,
+};
+use super::commit::pause;
+use crate::error::{StoreError, StoreResult};
+use crate::types::{
+    ConflictRecord, Pause, ResetCounts, RunCounts, RunRecord, UnresolvedItem, UserStatus,
+};
+
+pub(crate) fn insert_user(conn: &Connection, user: &UserKey, at: &str) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "INSERT INTO users (user_key, created_at) VALUES (?1, ?2) ON CONFLICT (user_key) DO NOTHING",
+    )?
+    .execute(params![user.as_str(), at])
+}
+
+fn check_key(op: &'static str, user: &UserKey) -> StoreResult<()> {
+    if user.as_str().is_empty() {
+        return Err(StoreError::InvalidInput {
+            op,
+            reason: "the user key is empty".into(),
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn ensure_user(conn: &Connection, user: &UserKey) -> StoreResult<()> {
+    const OP: &str = "register user";
+    check_key(OP, user)?;
+    insert_user(conn, user, &time_text(&Utc::now())).ctx(OP, Some(user))?;
+    Ok(())
+}
+
+pub(crate) fn set_paused(
+    conn: &Connection,
+    user: &UserKey,
+    reason: Option<&str>,
+) -> StoreResult<()> {
+    const OP: &str = "set paused";
+    check_key(OP, user)?;
+    let u = Some(user);
+    let now = time_text(&Utc::now());
+    insert_user(conn, user, &now).ctx(OP, u)?;
+    match reason {
+        Some(reason) if reason.trim().is_empty() => {
+            return Err(StoreError::InvalidInput {
+                op: OP,
+                reason: "a pause needs a reason".into(),
+            });
+        }
+        Some(reason) => {
+            pause(conn, user, reason, &now).ctx(OP, u)?;
+            tracing::info!(user = %user, reason, "user paused");
+        }
+        None => {
+            unpause(conn, user).ctx(OP, u)?;
+            tracing::info!(user = %user, "user un-paused");
+        }
+    }
+    Ok(())
+}
+
+fn unpause(conn: &Connection, user: &UserKey) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "UPDATE users SET paused = 0, paused_reason = NULL, paused_at = NULL \
+         WHERE user_key = ?1 AND paused = 1",
+    )?
+    .execute(params![user.as_str()])
+}
+
+pub(crate) fn reset_user(conn: &mut Connection, user: &UserKey) -> StoreResult<ResetCounts> {
+    const OP: &str = "reset sync";
+    let u = Some(user);
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .ctx(OP, u)?;
+    let pairs = tx
+        .execute(
+            "DELETE FROM pairs WHERE user_key = ?1",
+            params![user.as_str()],
+        )
+        .ctx(OP, u)?;
+    let cursors = tx
+        .execute(
+            "DELETE FROM cursors WHERE scope_kind = 'folder' AND user_key = ?1",
+            params![user.as_str()],
+        )
+        .ctx(OP, u)?;
+    let was_paused = unpause(&tx, user).ctx(OP, u)? > 0;
+    tx.commit().ctx(OP, u)?;
+    tracing::info!(user = %user, pairs, cursors, was_paused, "sync reset");
+    Ok(ResetCounts {
+        pairs: pairs as u64,
+        cursors: cursors as u64,
+        was_paused,
+    })
+}
+
+const RUN_COLUMNS: &str =
+    "id, user_key, started_at, finished_at, created, updated, deleted, conflicts, failures, error";
+
+struct RunRow {
+    id: i64,
+    user_key: String,
+    started: String,
+    finished: String,
+    counts: [i64; 5],
+    error: Option<String>,
+}
+
+/// Reads the ten run columns starting at `at`.
+fn run_row(row: &Row<'_>, at: usize) -> rusqlite::Result<RunRow> {
+    Ok(RunRow {
+        id: row.get(at)?,
+        user_key: row.get(at + 1)?,
+        started: row.get(at + 2)?,
+        finished: row.get(at + 3)?,
+        counts: [
+            row.get(at + 4)?,
+            row.get(at + 5)?,
+            row.get(at + 6)?,
+            row.get(at + 7)?,
+            row.get(at + 8)?,
+        ],
+        error: row.get(at + 9)?,
+    })
+}
+
+impl RunRow {
+    fn decode(self) -> Result<RunRecord, String> {
+        let [created, updated, deleted, conflicts, failures] = self.counts;
+        Ok(RunRecord {
+            id: self.id,
+            user: UserKey(self.user_key),
+            started: parse_time(&self.started)?,
+            finished: parse_time(&self.finished)?,
+            counts: RunCounts {
+                created: count(created)?,
+                updated: count(updated)?,
+                deleted: count(deleted)?,
+                conflicts: count(conflicts)?,
+                failures: count(failures)?,
+            },
+            error: self.error,
+        })
+    }
+}
+
+pub(crate) fn runs(conn: &Connection, user: &UserKey, max: usize) -> StoreResult<Vec<RunRecord>> {
+    const OP: &str = "list runs";
+    let u = Some(user);
+    let sql =
+        format!("SELECT {RUN_COLUMNS} FROM runs WHERE user_key = ?1 ORDER BY id DESC LIMIT ?2");
+    let rows = conn
+        .prepare_cached(&sql)
+        .ctx(OP, u)?
+        .query_map(params![user.as_str(), limit(max)], |row| run_row(row, 0))
+        .ctx(OP, u)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .ctx(OP, u)?;
+    rows.into_iter()
+        .map(|row| row.decode().decoded(OP, u))
+        .collect()
+}
+
+struct StatusRow {
+    user_key: String,
+    paused_reason: Option<String>,
+    paused_at: Option<String>,
+    run: Option<RunRow>,
+    contacts: i64,
+    events: i64,
+    unresolved: i64,
+}
+
+const STATUS_SELECT: &str = "SELECT u.user_key, u.paused_reason, u.paused_at, \
+     (SELECT count(*) FROM pairs p WHERE p.user_key = u.user_key AND p.kind = 'contact'), \
+     (SELECT count(*) FROM pairs p WHERE p.user_key = u.user_key AND p.kind = 'event'), \
+     (SELECT count(*) FROM unresolved x WHERE x.user_key = u.user_key), \
+     r.id, r.user_key, r.started_at, r.finished_at, r.created, r.updated, r.deleted, \
+     r.conflicts, r.failures, r.error \
+     FROM users u LEFT JOIN runs r ON r.id = u.last_run_id";
+
+fn status_row(row: &Row<'_>) -> rusqlite::Result<StatusRow> {
+    let run_id: Option<i64> = row.get(6)?;
+    Ok(StatusRow {
+        user_key: row.get(0)?,
+        paused_reason: row.get(1)?,
+        paused_at: row.get(2)?,
+        contacts: row.get(3)?,
+        events: row.get(4)?,
+        unresolved: row.get(5)?,
+        run: run_id.map(|_| run_row(row, 6)).transpose()?,
+    })
+}
+
+impl StatusRow {
+    fn decode(self) -> Result<UserStatus, String> {
+        let paused = match (self.paused_reason, self.paused_at) {
+            (Some(reason), Some(since)) => Some(Pause {
+                reason,
+                since: parse_time(&since)?,
+            }),
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(format!("user {} is paused without a time", self.user_key))
+            }
+        };
+        Ok(UserStatus {
+            paused,
+            last_run: self.run.map(RunRow::decode).transpose()?,
+            contact_pairs: count(self.contacts)?,
+            event_pairs: count(self.events)?,
+            unresolved: count(self.unresolved)?,
+            user: UserKey(self.user_key),
+        })
+    }
+}
+
+pub(crate) fn user_status(conn: &Connection, user: &UserKey) -> StoreResult<Option<UserStatus>> {
+    const OP: &str = "read user status";
+    let u = Some(user);
+    let sql = format!("{STATUS_SELECT} WHERE u.user_key = ?1");
+    let row = conn
+        .prepare_cached(&sql)
+        .ctx(OP, u)?
+        .query_row(params![user.as_str()], status_row)
+        .optional()
+        .ctx(OP, u)?;
+    row.map(|row| row.decode().decoded(OP, u)).transpose()
+}
+
+pub(crate) fn list_users(conn: &Connection) -> StoreResult<Vec<UserStatus>> {
+    const OP: &str = "list users";
+    let sql = format!("{STATUS_SELECT} ORDER BY u.user_key");
+    let rows = conn
+        .prepare_cached(&sql)
+        .ctx(OP, None)?
+        .query_map([], status_row)
+        .ctx(OP, None)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .ctx(OP, None)?;
+    rows.into_iter()
+        .map(|row| row.decode().decoded(OP, None))
+        .collect()
+}
+
+pub(crate) fn unresolved(conn: &Connection, user: &UserKey) -> StoreResult<Vec<UnresolvedItem>> {
+    const OP: &str = "list unresolved items";
+    let u = Some(user);
+    let rows = conn
+        .prepare_cached(
+            "SELECT kind, side, item_id, reason, first_seen, last_seen, occurrences FROM unresolved \
+             WHERE user_key = ?1 ORDER BY first_seen, kind, side, item_id",
+        )
+        .ctx(OP, u)?
+        .query_map(params![user.as_str()], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, String>(4)?,
+                row.get::<_, String>(5)?,
+                row.get::<_, i64>(6)?,
+            ))
+        })
+        .ctx(OP, u)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .ctx(OP, u)?;
+    rows.into_iter()
+        .map(
+            |(kind, side, id, reason, first_seen, last_seen, occurrences)| {
+                Ok(UnresolvedItem {
+                    kind: parse_kind(&kind)?,
+                    id: item_id(parse_side(&side)?, id),
+                    reason,
+                    first_seen: parse_time(&first_seen)?,
+                    last_seen: parse_time(&last_seen)?,
+                    occurrences: count(occurrences)?,
+                })
+            },
+        )
+        .map(|item: Result<UnresolvedItem, String>| item.decoded(OP, u))
+        .collect()
+}
+
+pub(crate) fn conflicts(
+    conn: &Connection,
+    user: &UserKey,
+    max: usize,
+) -> StoreResult<Vec<ConflictRecord>> {
+    const OP: &str = "list conflicts";
+    let u = Some(user);
+    type Raw = (
+        i64,
+        i64,
+        String,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        String,
+    );
+    let rows: Vec<Raw> = conn
+        .prepare_cached(
+            "SELECT id, run_id, at, kind, crm_id, exchange_id, field, crm_value, exchange_value, \
+             winner FROM conflicts WHERE user_key = ?1 ORDER BY id DESC LIMIT ?2",
+        )
+        .ctx(OP, u)?
+        .query_map(params![user.as_str(), limit(max)], |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+                row.get(5)?,
+                row.get(6)?,
+                row.get(7)?,
+                row.get(8)?,
+                row.get(9)?,
+            ))
+        })
+        .ctx(OP, u)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .ctx(OP, u)?;
+    let json = |text: Option<String>| -> Result<Option<serde_json::Value>, String> {
+        text.map(|t| {
+            serde_json::from_str(&t).map_err(|e| format!("conflict value is not JSON: {e}"))
+        })
+        .transpose()
+    };
+    rows.into_iter()
+        .map(
+            |(
+                id,
+                run_id,
+                at,
+                kind,
+                crm_id,
+                exchange_id,
+                field,
+                crm_value,
+                exchange_value,
+                winner,
+            )| {
+                Ok(ConflictRecord {
+                    id,
+                    run_id,
+                    user: user.clone(),
+                    at: parse_time(&at)?,
+                    kind: parse_kind(&kind)?,
+                    crm_id: CrmId(crm_id),
+                    exchange_id: ExchangeId(exchange_id),
+                    conflict: Conflict {
+                        field,
+                        crm_value: json(crm_value)?,
+                        exchange_value: json(exchange_value)?,
+                        winner: parse_side(&winner)?,
+                    },
+                })
+            },
+        )
+        .map(|record: Result<ConflictRecord, String>| record.decoded(OP, u))
+        .collect()
+}

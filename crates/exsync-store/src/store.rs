@@ -1,0 +1,165 @@
+//! The storage interface. SQLite implements it today; a PostgreSQL backend shared by several
+//! workers will implement it later, so nothing here names a backend type, every method takes
+//! `&self` (backends synchronise internally) and the trait is object-safe: the service holds
+//! an `Arc<dyn Store>`.
+//!
+//! Calls block; async callers run them on a blocking thread.
+
+use chrono::{DateTime, Utc};
+use exsync_core::plan::SyncedPair;
+use exsync_core::{CrmId, ItemId, ItemKind, UserKey};
+
+use crate::console::{
+    AdminUser, ApiToken, AuditEvent, AuditRecord, Role, Secret, SecretInfo, Session,
+};
+use crate::error::StoreResult;
+use crate::types::{
+    CommitReceipt, ConflictRecord, CrmWrite, CursorEntry, CursorScope, PassCommit, ResetCounts,
+    RunRecord, UnresolvedItem, UserStatus,
+};
+
+pub trait Store: Send + Sync {
+    // ---- sync state -------------------------------------------------------------------
+
+    /// The last-synced pairs of one user and kind, ordered by CRM id.
+    fn load_pairs(&self, user: &UserKey, kind: ItemKind) -> StoreResult<Vec<SyncedPair>>;
+
+    /// The pair holding `id` on its side, if any.
+    fn find_pair(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        id: &ItemId,
+    ) -> StoreResult<Option<SyncedPair>>;
+
+    fn cursor(&self, scope: &CursorScope) -> StoreResult<Option<String>>;
+
+    /// Every stored cursor, org-wide ones first.
+    fn list_cursors(&self) -> StoreResult<Vec<CursorEntry>>;
+
+    /// Applies one pass in a single transaction (see [`PassCommit`] for the order). A commit
+    /// that would put one record in two pairs, move another user's cursor or is otherwise
+    /// malformed is refused and writes nothing.
+    fn commit_pass(&self, commit: &PassCommit) -> StoreResult<CommitReceipt>;
+
+    /// Reset Sync: forgets the user's pairs and cursors so the next pass re-matches
+    /// everything, and un-pauses the user. Nothing else (runs, logs, other users) changes.
+    fn reset_user(&self, user: &UserKey) -> StoreResult<ResetCounts>;
+
+    // ---- users --------------------------------------------------------------------------
+
+    /// Registers a user with no state; a no-op for a known user.
+    fn ensure_user(&self, user: &UserKey) -> StoreResult<()>;
+
+    /// Pauses the user with a reason, or un-pauses with `None`.
+    fn set_paused(&self, user: &UserKey, reason: Option<&str>) -> StoreResult<()>;
+
+    fn user_status(&self, user: &UserKey) -> StoreResult<Option<UserStatus>>;
+
+    /// Every known user, ordered by key.
+    fn list_users(&self) -> StoreResult<Vec<UserStatus>>;
+
+    /// The user's failing items, oldest first.
+    fn unresolved(&self, user: &UserKey) -> StoreResult<Vec<UnresolvedItem>>;
+
+    /// The user's last `limit` passes, newest first.
+    fn runs(&self, user: &UserKey, limit: usize) -> StoreResult<Vec<RunRecord>>;
+
+    /// The user's last `limit` conflicts, newest first.
+    fn conflicts(&self, user: &UserKey, limit: usize) -> StoreResult<Vec<ConflictRecord>>;
+
+    // ---- CRM echo log ---------------------------------------------------------------------
+
+    /// Records writes outside a pass commit (e.g. right after each batch, to narrow the
+    /// window in which a crash loses them).
+    fn record_crm_writes(&self, writes: &[CrmWrite]) -> StoreResult<()>;
+
+    /// Whether this version of this record is one exsync wrote.
+    fn is_own_crm_write(&self, crm_id: &CrmId, system_modstamp: &str) -> StoreResult<bool>;
+
+    /// Writes recorded at or after `since`, oldest first.
+    fn crm_writes_since(&self, since: DateTime<Utc>) -> StoreResult<Vec<CrmWrite>>;
+
+    /// Forgets writes recorded before `before`; returns how many.
+    fn prune_crm_writes(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+
+    // ---- secrets (ciphertext only) ----------------------------------------------------------
+
+    /// Stores several secrets at once, replacing any of the same name: key rotation
+    /// re-encrypts every secret and must not leave some under the old key.
+    fn put_secrets(&self, secrets: &[Secret]) -> StoreResult<()>;
+
+    fn put_secret(&self, secret: &Secret) -> StoreResult<()> {
+        self.put_secrets(std::slice::from_ref(secret))
+    }
+
+    fn get_secret(&self, name: &str) -> StoreResult<Option<Secret>>;
+
+    fn list_secrets(&self) -> StoreResult<Vec<SecretInfo>>;
+
+    fn delete_secret(&self, name: &str) -> StoreResult<bool>;
+
+    // ---- console accounts -------------------------------------------------------------------
+
+    /// Fails with [`crate::StoreError::AlreadyExists`] for a taken name.
+    fn create_admin_user(
+        &self,
+        name: &str,
+        password_hash: &str,
+        role: Role,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    fn admin_user(&self, name: &str) -> StoreResult<Option<AdminUser>>;
+
+    fn list_admin_users(&self) -> StoreResult<Vec<AdminUser>>;
+
+    fn set_admin_password(
+        &self,
+        name: &str,
+        password_hash: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    fn set_admin_role(&self, name: &str, role: Role, at: DateTime<Utc>) -> StoreResult<bool>;
+
+    /// Deletes the account and its sessions.
+    fn delete_admin_user(&self, name: &str) -> StoreResult<bool>;
+
+    /// Returns the new token's id. Fails with [`crate::StoreError::AlreadyExists`] when the
+    /// hash is already stored.
+    fn create_api_token(
+        &self,
+        token_hash: &str,
+        name: &str,
+        role: Role,
+        at: DateTime<Utc>,
+    ) -> StoreResult<i64>;
+
+    fn api_token_by_hash(&self, token_hash: &str) -> StoreResult<Option<ApiToken>>;
+
+    fn list_api_tokens(&self) -> StoreResult<Vec<ApiToken>>;
+
+    fn touch_api_token(&self, id: i64, at: DateTime<Utc>) -> StoreResult<bool>;
+
+    fn delete_api_token(&self, id: i64) -> StoreResult<bool>;
+
+    fn create_session(&self, session: &Session) -> StoreResult<()>;
+
+    /// The session with this id, if it exists and has not expired at `now`.
+    fn session(&self, id: &str, now: DateTime<Utc>) -> StoreResult<Option<Session>>;
+
+    fn delete_session(&self, id: &str) -> StoreResult<bool>;
+
+    /// Ends every session of one account (after a password change, say).
+    fn delete_sessions_of(&self, admin_user: &str) -> StoreResult<u64>;
+
+    fn delete_expired_sessions(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+
+    // ---- audit log ------------------------------------------------------------------------
+
+    fn append_audit(&self, event: &AuditEvent) -> StoreResult<i64>;
+
+    /// Up to `limit` entries, newest first, older than entry `before` when given (paging).
+    fn list_audit(&self, limit: usize, before: Option<i64>) -> StoreResult<Vec<AuditRecord>>;
+}

@@ -1,0 +1,160 @@
+//! Schema versions: created at the latest, reopened idempotently, newer refused, failed
+//! upgrades rolled back.
+
+use rusqlite::Connection;
+
+use super::*;
+use crate::sqlite::{migrate, user_version, MIGRATIONS};
+use crate::{StoreError, SCHEMA_VERSION};
+
+#[test]
+fn the_version_constant_matches_the_migration_list() {
+    assert_eq!(SCHEMA_VERSION, MIGRATIONS.len() as i64);
+}
+
+#[test]
+fn a_fresh_database_gets_the_latest_version_and_reopening_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let alice = user("alice");
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        let mut pass = commit(&alice, 0);
+        pass.upserts = vec![contact("003A", "X1", "Lovelace")];
+        store.commit_pass(&pass).unwrap();
+    }
+    let first = dump(&SqliteStore::open(&path).unwrap());
+    for _ in 0..3 {
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        assert_eq!(dump(&store), first);
+    }
+    let conn = Connection::open(&path).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+        .unwrap();
+    let tables: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        tables,
+        [
+            "admin_users",
+            "api_tokens",
+            "audit_log",
+            "conflicts",
+            "crm_writes",
+            "cursors",
+            "pairs",
+            "runs",
+            "secrets",
+            "sessions",
+            "unresolved",
+            "users",
+        ]
+    );
+}
+
+#[test]
+fn a_database_from_a_newer_exsync_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    drop(SqliteStore::open(&path).unwrap());
+    let future = SCHEMA_VERSION + 1;
+    Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", future)
+        .unwrap();
+
+    let err = SqliteStore::open(&path).unwrap_err();
+    assert_eq!(
+        err,
+        StoreError::SchemaTooNew {
+            path: path.display().to_string(),
+            found: future,
+            supported: SCHEMA_VERSION
+        }
+    );
+    let text = err.to_string();
+    assert!(text.contains(&format!("schema version {future}")), "{text}");
+    assert!(
+        text.contains("newer exsync") && text.contains(&path.display().to_string()),
+        "{text}"
+    );
+    assert_eq!(
+        user_version(&Connection::open(&path).unwrap()).unwrap(),
+        future,
+        "left as it was"
+    );
+}
+
+#[test]
+fn a_failing_migration_leaves_the_database_at_its_old_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plain.db");
+    let mut conn = Connection::open(&path).unwrap();
+    let good = "CREATE TABLE a (x INTEGER)";
+    let err = migrate(&mut conn, "plain.db", &[good, "CREATE TABLE b ("]).unwrap_err();
+    assert!(
+        matches!(err, StoreError::Migration { from: 0, to: 2, .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("from schema version 0 to 2"),
+        "{err}"
+    );
+    assert_eq!(user_version(&conn).unwrap(), 0);
+    let tables: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(tables, 0, "the first migration was rolled back too");
+
+    // Upgrades apply only what is missing, in order.
+    assert_eq!(migrate(&mut conn, "plain.db", &[good]).unwrap(), 1);
+    conn.execute("INSERT INTO a VALUES (7)", []).unwrap();
+    assert_eq!(
+        migrate(
+            &mut conn,
+            "plain.db",
+            &[good, "ALTER TABLE a ADD COLUMN y TEXT"]
+        )
+        .unwrap(),
+        2
+    );
+    assert_eq!(
+        migrate(
+            &mut conn,
+            "plain.db",
+            &[good, "ALTER TABLE a ADD COLUMN y TEXT"]
+        )
+        .unwrap(),
+        2
+    );
+    let x: i64 = conn
+        .query_row("SELECT x FROM a WHERE y IS NULL", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(x, 7);
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    std::fs::write(
+        &path,
+        b"this is a text file, not SQLite, and it is long enough to have a header",
+    )
+    .unwrap();
+    let err = SqliteStore::open(&path).unwrap_err();
+    assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+    assert!(
+        err.to_string().starts_with(&format!(
+            "cannot open the state database {}",
+            path.display()
+        )),
+        "{err}"
+    );
+}

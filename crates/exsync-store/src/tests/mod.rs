@@ -1,0 +1,165 @@
+//! Tests against real database files in temporary directories.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod concurrency;
+mod kill;
+mod migrations;
+mod pairs;
+mod reset;
+mod roundtrip;
+mod snapshots;
+
+use chrono::{DateTime, TimeZone, Utc};
+use exsync_core::plan::SyncedPair;
+use exsync_core::{CrmId, ExchangeId, Fields, ItemKind, UserKey};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+use crate::{
+    CrmWrite, CursorAdvance, CursorScope, ItemRef, PairKey, PassCommit, RunCounts, SqliteStore,
+    Store, UnresolvedReport,
+};
+
+/// A fixed instant plus `secs`, so that dumps of two databases compare equal.
+pub(crate) fn t(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_790_000_000 + secs, 0).single().unwrap()
+}
+
+pub(crate) fn user(name: &str) -> UserKey {
+    UserKey::from_email(&format!("{name}@example.com"))
+}
+
+pub(crate) fn fields(value: Value) -> Fields {
+    match value {
+        Value::Object(map) => map.into_iter().collect(),
+        other => panic!("not an object: {other}"),
+    }
+}
+
+pub(crate) fn contact(crm: &str, exchange: &str, last_name: &str) -> SyncedPair {
+    SyncedPair {
+        kind: ItemKind::Contact,
+        crm_id: CrmId::new(crm),
+        exchange_id: ExchangeId::new(exchange),
+        content: fields(
+            json!({ "last_name": last_name, "emails": [format!("{}@example.org", last_name.to_lowercase())] }),
+        ),
+        crm_version: Some(format!("2026-09-21T10:00:00.000+0000/{crm}")),
+        exchange_version: Some(format!("CK-{exchange}")),
+    }
+}
+
+pub(crate) fn event(crm: &str, exchange: &str, subject: &str) -> SyncedPair {
+    SyncedPair {
+        kind: ItemKind::Event,
+        crm_id: CrmId::new(crm),
+        exchange_id: ExchangeId::new(exchange),
+        content: fields(json!({
+            "subject": subject,
+            "start": { "date_time": "2026-10-01T09:00:00Z" },
+            "end": { "date_time": "2026-10-01T10:00:00Z" },
+        })),
+        crm_version: None,
+        exchange_version: Some(format!("CK-{exchange}")),
+    }
+}
+
+pub(crate) fn key(pair: &SyncedPair) -> PairKey {
+    PairKey {
+        kind: pair.kind,
+        crm_id: pair.crm_id.clone(),
+        exchange_id: pair.exchange_id.clone(),
+    }
+}
+
+pub(crate) fn set_cursor(scope: CursorScope, value: &str) -> CursorAdvance {
+    CursorAdvance {
+        scope,
+        value: Some(value.to_owned()),
+    }
+}
+
+pub(crate) fn failing(kind: ItemKind, id: exsync_core::ItemId, reason: &str) -> UnresolvedReport {
+    UnresolvedReport {
+        kind,
+        id,
+        reason: reason.to_owned(),
+    }
+}
+
+pub(crate) fn resolved(kind: ItemKind, id: exsync_core::ItemId) -> ItemRef {
+    ItemRef { kind, id }
+}
+
+pub(crate) fn echo(crm: &str, modstamp: &str, at: DateTime<Utc>) -> CrmWrite {
+    CrmWrite {
+        crm_id: CrmId::new(crm),
+        system_modstamp: modstamp.to_owned(),
+        kind: ItemKind::Contact,
+        user: None,
+        written_at: at,
+    }
+}
+
+pub(crate) fn commit(user: &UserKey, at: i64) -> PassCommit {
+    PassCommit::new(user.clone(), t(at), t(at + 5))
+}
+
+pub(crate) fn temp_store() -> (TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("state.db")).unwrap();
+    (dir, store)
+}
+
+/// The whole sync state as JSON: users, pairs, cursors, unresolved items, runs, conflicts and
+/// the echo log. Two databases with the same dump hold the same sync state.
+pub(crate) fn dump(store: &dyn Store) -> Value {
+    let users = store.list_users().unwrap();
+    let mut per_user = serde_json::Map::new();
+    for status in &users {
+        let u = &status.user;
+        per_user.insert(
+            u.to_string(),
+            json!({
+                "status": status,
+                "contacts": store.load_pairs(u, ItemKind::Contact).unwrap(),
+                "events": store.load_pairs(u, ItemKind::Event).unwrap(),
+                "unresolved": store.unresolved(u).unwrap(),
+                "runs": store.runs(u, 1000).unwrap(),
+                "conflicts": store.conflicts(u, 1000).unwrap(),
+            }),
+        );
+    }
+    json!({
+        "users": per_user,
+        "cursors": store.list_cursors().unwrap(),
+        "crm_writes": store.crm_writes_since(DateTime::<Utc>::MIN_UTC).unwrap(),
+    })
+}
+
+/// Replaces every timestamp in a dump, for snapshots of passes that ran at the real time.
+pub(crate) fn redact_times(value: &mut Value) {
+    const TIME_KEYS: &[&str] = &[
+        "started",
+        "finished",
+        "updated_at",
+        "first_seen",
+        "last_seen",
+        "since",
+        "at",
+        "written_at",
+    ];
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                if TIME_KEYS.contains(&k.as_str()) && v.is_string() {
+                    *v = Value::String("[time]".into());
+                } else {
+                    redact_times(v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact_times),
+        _ => {}
+    }
+}

@@ -1,0 +1,140 @@
+//! One record, one pair: the rule that keeps the merge base unambiguous.
+
+use exsync_core::{CrmId, ItemId, ItemKind};
+
+use super::*;
+use crate::StoreError;
+
+fn seeded() -> (tempfile::TempDir, SqliteStore, UserKey) {
+    let (dir, store) = temp_store();
+    let alice = user("alice");
+    let mut pass = commit(&alice, 0);
+    pass.upserts = vec![
+        contact("003A", "X1", "Lovelace"),
+        contact("003B", "X2", "Babbage"),
+    ];
+    pass.cursors = vec![set_cursor(CursorScope::folder(&alice, "contacts"), "s1")];
+    store.commit_pass(&pass).unwrap();
+    (dir, store, alice)
+}
+
+#[test]
+fn one_crm_record_in_two_pairs_of_one_commit_is_refused() {
+    let (_dir, store, alice) = seeded();
+    let before = dump(&store);
+    let mut pass = commit(&alice, 10);
+    pass.upserts = vec![contact("003C", "X3", "Cray"), contact("003C", "X4", "Cray")];
+    pass.cursors = vec![set_cursor(CursorScope::folder(&alice, "contacts"), "s2")];
+    let err = store.commit_pass(&pass).unwrap_err();
+    match &err {
+        StoreError::PairConflict {
+            user, kind, record, ..
+        } => {
+            assert_eq!(
+                (user, *kind, record),
+                (&alice, ItemKind::Contact, &ItemId::Crm(CrmId::new("003C")))
+            );
+        }
+        other => panic!("expected a pair conflict, got {other:?}"),
+    }
+    assert!(err.to_string().contains("X3 and X4"), "{err}");
+    assert_eq!(dump(&store), before, "nothing written");
+}
+
+#[test]
+fn one_exchange_item_in_two_pairs_of_one_commit_is_refused() {
+    let (_dir, store, alice) = seeded();
+    let before = dump(&store);
+    let mut pass = commit(&alice, 10);
+    pass.upserts = vec![
+        contact("003C", "X3", "Cray"),
+        contact("003D", "X3", "Dijkstra"),
+    ];
+    let err = store.commit_pass(&pass).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::PairConflict { record: ItemId::Exchange(id), .. } if id.as_str() == "X3"),
+        "{err:?}"
+    );
+    assert_eq!(dump(&store), before, "nothing written");
+}
+
+#[test]
+fn joining_two_stored_pairs_is_refused_and_rolls_back_the_whole_pass() {
+    let (_dir, store, alice) = seeded();
+    let before = dump(&store);
+    // 003A is paired with X1 and X2 with 003B: pairing 003A with X2 would leave one of them
+    // in two pairs. Everything else in the commit (a valid new pair applied before it, a
+    // cursor, a run) must not be written either.
+    let mut pass = commit(&alice, 10);
+    pass.upserts = vec![
+        contact("003C", "X3", "Cray"),
+        contact("003A", "X2", "Lovelace"),
+    ];
+    pass.cursors = vec![set_cursor(CursorScope::folder(&alice, "contacts"), "s2")];
+    pass.unresolved = vec![failing(
+        ItemKind::Contact,
+        ItemId::Crm(CrmId::new("003Q")),
+        "why",
+    )];
+    let err = store.commit_pass(&pass).unwrap_err();
+    assert!(matches!(err, StoreError::PairConflict { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("003A/X1") && err.to_string().contains("003B/X2"),
+        "{err}"
+    );
+    assert_eq!(dump(&store), before, "nothing written");
+    assert_eq!(store.runs(&alice, 10).unwrap().len(), 1);
+
+    // Saying which pair goes makes the same re-link legal.
+    pass.removals = vec![key(&contact("003B", "X2", ""))];
+    store.commit_pass(&pass).unwrap();
+    let pairs = store.load_pairs(&alice, ItemKind::Contact).unwrap();
+    let ids: Vec<_> = pairs
+        .iter()
+        .map(|p| (p.crm_id.as_str(), p.exchange_id.as_str()))
+        .collect();
+    assert_eq!(ids, vec![("003A", "X2"), ("003C", "X3")]);
+    assert_eq!(
+        store
+            .cursor(&CursorScope::folder(&alice, "contacts"))
+            .unwrap()
+            .as_deref(),
+        Some("s2")
+    );
+}
+
+#[test]
+fn the_same_ids_may_pair_for_other_users_and_kinds() {
+    let (_dir, store, alice) = seeded();
+    // A contact visible to several users syncs into each of their mailboxes.
+    let bob = user("bob");
+    let mut pass = commit(&bob, 10);
+    pass.upserts = vec![contact("003A", "X1", "Lovelace")];
+    store.commit_pass(&pass).unwrap();
+    let mut pass = commit(&alice, 20);
+    pass.upserts = vec![event("003A", "X1", "odd but legal")];
+    store.commit_pass(&pass).unwrap();
+    assert_eq!(store.load_pairs(&bob, ItemKind::Contact).unwrap().len(), 1);
+    assert_eq!(
+        store.load_pairs(&alice, ItemKind::Contact).unwrap().len(),
+        2
+    );
+    assert_eq!(store.load_pairs(&alice, ItemKind::Event).unwrap().len(), 1);
+}
+
+#[test]
+fn the_schema_itself_refuses_a_second_pair_for_a_record() {
+    let (_dir, store, _alice) = seeded();
+    let insert = |crm: &str, exchange: &str| {
+        store.with_conn(|c| {
+            c.execute(
+                "INSERT INTO pairs (user_key, kind, crm_id, exchange_id, content, content_hash, updated_at) \
+                 VALUES ('alice@example.com', 'contact', ?1, ?2, '{}', 'h', 't')",
+                [crm, exchange],
+            )
+        })
+    };
+    assert!(insert("003A", "X9").is_err(), "CRM id already paired");
+    assert!(insert("003Z", "X1").is_err(), "Exchange id already paired");
+    assert!(insert("003Z", "X9").is_ok());
+}
