@@ -14,8 +14,8 @@ use crate::console::{
 };
 use crate::error::StoreResult;
 use crate::types::{
-    CommitReceipt, ConflictRecord, CrmWrite, CursorEntry, CursorScope, PassCommit, ResetCounts,
-    RunRecord, UnresolvedItem, UserStatus,
+    CommitReceipt, ConflictRecord, CrmWrite, CursorAdvance, CursorEntry, CursorScope, PassCommit,
+    ResetCounts, RunRecord, UnresolvedItem, UserStatus,
 };
 
 pub trait Store: Send + Sync {
@@ -32,6 +32,14 @@ pub trait Store: Send + Sync {
         id: &ItemId,
     ) -> StoreResult<Option<SyncedPair>>;
 
+    /// For each of these CRM records, the users holding a pair for it: a CRM delete carries
+    /// no owner, so this is how it reaches the mailboxes that hold a copy.
+    fn crm_pair_users(
+        &self,
+        kind: ItemKind,
+        crm_ids: &[CrmId],
+    ) -> StoreResult<Vec<(CrmId, UserKey)>>;
+
     fn cursor(&self, scope: &CursorScope) -> StoreResult<Option<String>>;
 
     /// Every stored cursor, org-wide ones first.
@@ -41,6 +49,14 @@ pub trait Store: Send + Sync {
     /// that would put one record in two pairs, move another user's cursor or is otherwise
     /// malformed is refused and writes nothing.
     fn commit_pass(&self, commit: &PassCommit) -> StoreResult<CommitReceipt>;
+
+    /// Moves org-wide CRM cursors (only those), in one transaction. The service calls it once
+    /// every user's pass covering the changes is committed.
+    fn advance_org_cursors(
+        &self,
+        advances: &[CursorAdvance],
+        at: DateTime<Utc>,
+    ) -> StoreResult<u64>;
 
     /// Reset Sync: forgets the user's pairs and cursors so the next pass re-matches
     /// everything, and un-pauses the user. Nothing else (runs, logs, other users) changes.

@@ -442,3 +442,49 @@ pub(crate) fn pause(
     )?
     .execute(params![user.as_str(), reason, at])
 }
+
+const ORG_OP: &str = "advance org-wide cursors";
+
+/// Moves org-wide CRM cursors together, once every user's pass that read the changes they
+/// cover is committed. Folder cursors belong to a user's pass and are refused here.
+pub(crate) fn advance_org(
+    conn: &mut Connection,
+    advances: &[crate::types::CursorAdvance],
+    at: &chrono::DateTime<chrono::Utc>,
+) -> StoreResult<u64> {
+    if let Some(folder) = advances
+        .iter()
+        .find(|a| !matches!(a.scope, CursorScope::CrmObject { .. }))
+    {
+        return Err(StoreError::InvalidInput {
+            op: ORG_OP,
+            reason: format!("{:?} is not an org-wide cursor", folder.scope),
+        });
+    }
+    let at = time_text(at);
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .ctx(ORG_OP, None)?;
+    let mut changed = 0;
+    for advance in advances {
+        let (kind, user_key, name) = scope_key(&advance.scope);
+        changed += match &advance.value {
+            Some(value) => tx
+                .execute(
+                    "INSERT INTO cursors (scope_kind, user_key, name, value, updated_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (scope_kind, user_key, name) \
+                     DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                    params![kind, user_key, name, value, at],
+                )
+                .ctx(ORG_OP, None)?,
+            None => tx
+                .execute(
+                    "DELETE FROM cursors WHERE scope_kind = ?1 AND user_key = ?2 AND name = ?3",
+                    params![kind, user_key, name],
+                )
+                .ctx(ORG_OP, None)?,
+        } as u64;
+    }
+    tx.commit().ctx(ORG_OP, None)?;
+    Ok(changed)
+}

@@ -24,8 +24,8 @@ use crate::console::{
 use crate::error::{StoreError, StoreResult};
 use crate::store::Store;
 use crate::types::{
-    CommitReceipt, ConflictRecord, CrmWrite, CursorEntry, CursorScope, PassCommit, ResetCounts,
-    RunRecord, UnresolvedItem, UserStatus,
+    CommitReceipt, ConflictRecord, CrmWrite, CursorAdvance, CursorEntry, CursorScope, PassCommit,
+    ResetCounts, RunRecord, UnresolvedItem, UserStatus,
 };
 
 pub(crate) use migrations::{migrate, user_version, MIGRATIONS};
@@ -188,6 +188,14 @@ impl Store for SqliteStore {
         state::load_pairs(&self.lock(), user, kind)
     }
 
+    fn crm_pair_users(
+        &self,
+        kind: ItemKind,
+        crm_ids: &[CrmId],
+    ) -> StoreResult<Vec<(CrmId, UserKey)>> {
+        state::crm_pair_users(&self.lock(), kind, crm_ids)
+    }
+
     fn find_pair(
         &self,
         user: &UserKey,
@@ -209,6 +217,14 @@ impl Store for SqliteStore {
         commit::validate(commit)?;
         let mut conn = self.lock();
         commit::apply(&mut conn, commit, |step, conn| self.checkpoint(step, conn))
+    }
+
+    fn advance_org_cursors(
+        &self,
+        advances: &[CursorAdvance],
+        at: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        commit::advance_org(&mut self.lock(), advances, &at)
     }
 
     fn reset_user(&self, user: &UserKey) -> StoreResult<ResetCounts> {

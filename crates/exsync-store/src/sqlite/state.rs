@@ -167,3 +167,29 @@ pub(crate) fn list_cursors(conn: &Connection) -> StoreResult<Vec<CursorEntry>> {
         .map(|entry| entry.decoded(OP, None))
         .collect()
 }
+
+/// For each of these CRM records, the users holding a pair for it.
+pub(crate) fn crm_pair_users(
+    conn: &Connection,
+    kind: ItemKind,
+    crm_ids: &[exsync_core::CrmId],
+) -> StoreResult<Vec<(exsync_core::CrmId, UserKey)>> {
+    const OP: &str = "find the users of CRM records";
+    let mut query = conn
+        .prepare_cached(
+            "SELECT user_key FROM pairs WHERE kind = ?1 AND crm_id = ?2 ORDER BY user_key",
+        )
+        .ctx(OP, None)?;
+    let mut out = Vec::new();
+    for crm_id in crm_ids {
+        let users = query
+            .query_map(params![kind.as_str(), crm_id.as_str()], |row| {
+                row.get::<_, String>(0)
+            })
+            .ctx(OP, None)?;
+        for user in users {
+            out.push((crm_id.clone(), UserKey::new(user.ctx(OP, None)?)));
+        }
+    }
+    Ok(out)
+}

@@ -124,3 +124,44 @@ fn before_status_last_run(before: &serde_json::Value) -> Option<crate::RunRecord
     serde_json::from_value(before["users"]["alice@example.com"]["status"]["last_run"].clone())
         .unwrap()
 }
+
+#[test]
+fn org_cursors_advance_alone_and_folder_cursors_are_refused() {
+    use crate::{CursorAdvance, CursorScope, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::SqliteStore::open(dir.path().join("s.db")).unwrap();
+    let at = chrono::Utc::now();
+    let org = CursorAdvance {
+        scope: CursorScope::crm_object("Contact"),
+        value: Some("w1".into()),
+    };
+    assert_eq!(
+        store
+            .advance_org_cursors(std::slice::from_ref(&org), at)
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .cursor(&CursorScope::crm_object("Contact"))
+            .unwrap()
+            .as_deref(),
+        Some("w1")
+    );
+    let user = exsync_core::UserKey::new("a@x.test");
+    let folder = CursorAdvance {
+        scope: CursorScope::folder(&user, "contact"),
+        value: Some("s".into()),
+    };
+    let err = store.advance_org_cursors(&[org, folder], at).unwrap_err();
+    assert!(
+        err.to_string().contains("is not an org-wide cursor"),
+        "{err}"
+    );
+    assert_eq!(
+        store
+            .cursor(&CursorScope::folder(&user, "contact"))
+            .unwrap(),
+        None
+    );
+}

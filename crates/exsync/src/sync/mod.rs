@@ -1,0 +1,9 @@
+//! The sync service: the org-wide pass ([`service`]), one user's pass ([`pass`]), and what it
+//! needs from each side ([`sides`]).
+
+pub mod pass;
+pub mod service;
+pub mod sides;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,157 @@
+//! What the sync service needs from each side. The EWS and Salesforce connectors implement
+//! these through small adapters; tests implement them in memory. Each call may fail as a whole
+//! ([`SideError`]); a batch of writes answers item by item ([`WriteResult`]).
+
+use std::fmt;
+use std::future::Future;
+
+use exsync_core::plan::{Change, WriteResult};
+use exsync_core::{CrmId, ExchangeId, Fields, ItemId, ItemKind, UserKey};
+
+/// One write of a plan, as a side's connector receives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write<'a> {
+    /// Create a record with these fields, tagged with the record it copies (`origin`), so a
+    /// create retried after a lost answer is found rather than repeated.
+    Create {
+        fields: &'a Fields,
+        origin: &'a ItemId,
+    },
+    /// Write the `changed` fields (values from `fields`), conditional on `expected_version`.
+    Update {
+        id: &'a str,
+        fields: &'a Fields,
+        changed: &'a [String],
+        expected_version: Option<&'a str>,
+    },
+    /// Delete the record; one already gone counts as done.
+    Delete { id: &'a str },
+}
+
+/// How a whole call failed, which decides what the service does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SideErrorKind {
+    /// Worth retrying next pass (network, throttling that outlasted our patience, 5xx).
+    Transient,
+    /// Only this user is affected (impersonation denied, mailbox missing): the user's pass
+    /// fails, the others go on.
+    User,
+    /// The CRM's API allowance is down to the configured reserve: stop calling it this pass.
+    LimitReserved,
+    /// Nothing will work until an admin fixes something (bad credentials, untrusted TLS).
+    Fatal,
+}
+
+/// A failed call, with what an admin can do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SideError {
+    pub kind: SideErrorKind,
+    pub message: String,
+    pub remedy: Option<String>,
+}
+
+impl SideError {
+    pub fn new(kind: SideErrorKind, message: impl Into<String>) -> Self {
+        SideError {
+            kind,
+            message: message.into(),
+            remedy: None,
+        }
+    }
+
+    pub fn with_remedy(mut self, remedy: impl Into<String>) -> Self {
+        self.remedy = Some(remedy.into());
+        self
+    }
+}
+
+impl fmt::Display for SideError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(remedy) = &self.remedy {
+            write!(f, " (fix: {remedy})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SideError {}
+
+pub type SideResult<T> = Result<T, SideError>;
+
+/// A CRM user, as far as assignment to a configuration and ownership of records go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrmUser {
+    pub id: CrmId,
+    pub email: UserKey,
+    /// The profile name, which configurations assign as a group.
+    pub profile: String,
+    pub active: bool,
+}
+
+/// A CRM change with the user that owns the record (the user whose mailbox it syncs to).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedChange {
+    pub owner: Option<CrmId>,
+    pub change: Change,
+}
+
+/// The CRM: read org-wide, once per pass, whatever the number of users.
+pub trait CrmSide: Send + Sync {
+    fn users(&self) -> impl Future<Output = SideResult<Vec<CrmUser>>> + Send;
+
+    /// Changes since `cursor` (`None`: everything), paged to the end, with the cursor that
+    /// covers them: records owned by `owners`, with their owner, and deletions of any record,
+    /// without one (the CRM does not keep the owner of a deleted record; the service routes
+    /// them to the users holding a copy).
+    fn changes(
+        &self,
+        kind: ItemKind,
+        cursor: Option<&str>,
+        owners: &[CrmId],
+    ) -> impl Future<Output = SideResult<(Vec<OwnedChange>, String)>> + Send;
+
+    /// The current state of these records (deleted ones as [`Change::Deleted`]).
+    fn fetch(
+        &self,
+        kind: ItemKind,
+        ids: &[CrmId],
+    ) -> impl Future<Output = SideResult<Vec<OwnedChange>>> + Send;
+
+    /// Writes in plan order, on behalf of `owner`; one result per write, in order.
+    fn write(
+        &self,
+        kind: ItemKind,
+        owner: &CrmId,
+        writes: &[Write<'_>],
+    ) -> impl Future<Output = SideResult<Vec<WriteResult>>> + Send;
+}
+
+/// Exchange: one mailbox at a time, through impersonation.
+pub trait ExchangeSide: Send + Sync {
+    /// Makes the mailbox ready (e.g. creates the `Salesforce_Sync` folder); idempotent.
+    fn prepare(&self, user: &UserKey) -> impl Future<Output = SideResult<()>> + Send;
+
+    /// Changes in the user's folder for `kind` since `cursor`, paged to the end, and the
+    /// cursor that covers them.
+    fn changes(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = SideResult<(Vec<Change>, String)>> + Send;
+
+    fn fetch(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        ids: &[ExchangeId],
+    ) -> impl Future<Output = SideResult<Vec<Change>>> + Send;
+
+    fn write(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        writes: &[Write<'_>],
+    ) -> impl Future<Output = SideResult<Vec<WriteResult>>> + Send;
+}

@@ -1,0 +1,674 @@
+//! The service against in-memory sides: the connectors' contracts without the network, with
+//! faults injected per user and per record. End-to-end runs against the simulators live in the
+//! crate's integration tests.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use exsync_core::config::{KindRules, SyncConfiguration};
+use exsync_core::plan::{Change, Item, WriteResult};
+use exsync_core::{Contact, CrmId, ExchangeId, Fields, ItemId, ItemKind, Record, UserKey};
+use exsync_store::{SqliteStore, Store};
+
+use super::pass::folder_cursor;
+use super::service::{PassOptions, Syncer};
+use super::sides::*;
+
+/// Records of one side with a change log; a cursor is a position in the log.
+#[derive(Default)]
+struct Log {
+    records: BTreeMap<String, (Option<String>, Fields, Option<ItemId>)>,
+    log: Vec<String>,
+    next: u32,
+}
+
+impl Log {
+    fn put(&mut self, id: &str, owner: Option<String>, fields: Fields, origin: Option<ItemId>) {
+        self.records.insert(id.to_owned(), (owner, fields, origin));
+        self.log.push(id.to_owned());
+    }
+
+    fn new_id(&mut self, prefix: &str) -> String {
+        self.next += 1;
+        format!("{prefix}{}", self.next)
+    }
+
+    fn since(&self, cursor: Option<&str>) -> (Vec<String>, String) {
+        let from: usize = cursor.and_then(|c| c.parse().ok()).unwrap_or(0);
+        let mut ids: Vec<String> = self.log[from.min(self.log.len())..].to_vec();
+        ids.dedup();
+        (ids, self.log.len().to_string())
+    }
+
+    fn state(&self, id: &str, item_id: ItemId) -> (Option<String>, Change) {
+        match self.records.get(id) {
+            Some((owner, fields, origin)) => (
+                owner.clone(),
+                Change::Upsert(Item {
+                    id: item_id,
+                    fields: fields.clone(),
+                    version: None,
+                    modified: None,
+                    origin: origin.clone(),
+                }),
+            ),
+            None => (None, Change::Deleted { id: item_id }),
+        }
+    }
+
+    fn write(&mut self, prefix: &str, owner: Option<String>, write: &Write<'_>) -> WriteResult {
+        let id = match write {
+            Write::Create { fields, origin } => {
+                let id = self.new_id(prefix);
+                self.put(&id, owner, (*fields).clone(), Some((*origin).clone()));
+                id
+            }
+            Write::Update {
+                id,
+                fields,
+                changed,
+                ..
+            } => {
+                let Some((owner, record, origin)) = self.records.get(*id).cloned() else {
+                    return WriteResult::Failed {
+                        reason: format!("{id} does not exist"),
+                    };
+                };
+                let mut record = record;
+                for name in changed.iter() {
+                    match fields.get(name) {
+                        Some(v) => record.insert(name.clone(), v.clone()),
+                        None => record.remove(name),
+                    };
+                }
+                self.put(id, owner, record, origin);
+                (*id).to_owned()
+            }
+            Write::Delete { id } => {
+                self.records.remove(*id);
+                self.log.push((*id).to_owned());
+                (*id).to_owned()
+            }
+        };
+        let item = if prefix == "c" {
+            ItemId::Crm(id.as_str().into())
+        } else {
+            ItemId::Exchange(id.as_str().into())
+        };
+        WriteResult::Done {
+            id: item,
+            version: Some(format!("v{}", self.log.len())),
+        }
+    }
+}
+
+/// Faults: users whose mailbox answers nothing, and records whose writes fail.
+#[derive(Default)]
+struct Faults {
+    down: BTreeSet<String>,
+    bad_last_names: BTreeSet<String>,
+    /// Mailboxes whose reads wait until the test releases them.
+    stalled: BTreeMap<String, Arc<tokio::sync::Notify>>,
+}
+
+#[derive(Clone, Default)]
+struct Mem {
+    crm: Arc<Mutex<Log>>,
+    mailboxes: Arc<Mutex<BTreeMap<String, Log>>>,
+    users: Arc<Mutex<Vec<CrmUser>>>,
+    faults: Arc<Mutex<Faults>>,
+    crm_reads: Arc<Mutex<u32>>,
+}
+
+fn rejects(faults: &Faults, write: &Write<'_>) -> bool {
+    let fields = match write {
+        Write::Create { fields, .. } | Write::Update { fields, .. } => fields,
+        Write::Delete { .. } => return false,
+    };
+    fields
+        .get("last_name")
+        .and_then(|v| v.as_str())
+        .is_some_and(|n| faults.bad_last_names.contains(n))
+}
+
+impl CrmSide for Mem {
+    async fn users(&self) -> SideResult<Vec<CrmUser>> {
+        Ok(self.users.lock().unwrap().clone())
+    }
+
+    async fn changes(
+        &self,
+        _kind: ItemKind,
+        cursor: Option<&str>,
+        owners: &[CrmId],
+    ) -> SideResult<(Vec<OwnedChange>, String)> {
+        *self.crm_reads.lock().unwrap() += 1;
+        let crm = self.crm.lock().unwrap();
+        let (ids, next) = crm.since(cursor);
+        let owners: BTreeSet<&str> = owners.iter().map(CrmId::as_str).collect();
+        let changes = ids
+            .iter()
+            .map(|id| crm.state(id, ItemId::Crm(id.as_str().into())))
+            .filter(|(owner, change)| {
+                matches!(change, Change::Deleted { .. })
+                    || owner.as_deref().is_some_and(|o| owners.contains(o))
+            })
+            .map(|(owner, change)| OwnedChange {
+                owner: owner.map(|o| CrmId::new(o)),
+                change,
+            })
+            .collect();
+        Ok((changes, next))
+    }
+
+    async fn fetch(&self, _kind: ItemKind, ids: &[CrmId]) -> SideResult<Vec<OwnedChange>> {
+        let crm = self.crm.lock().unwrap();
+        Ok(ids
+            .iter()
+            .map(|id| {
+                let (owner, change) = crm.state(id.as_str(), ItemId::Crm(id.clone()));
+                OwnedChange {
+                    owner: owner.map(|o| CrmId::new(o)),
+                    change,
+                }
+            })
+            .collect())
+    }
+
+    async fn write(
+        &self,
+        _kind: ItemKind,
+        owner: &CrmId,
+        writes: &[Write<'_>],
+    ) -> SideResult<Vec<WriteResult>> {
+        let faults = self.faults.lock().unwrap();
+        let mut crm = self.crm.lock().unwrap();
+        Ok(writes
+            .iter()
+            .map(|w| {
+                if rejects(&faults, w) {
+                    return WriteResult::Failed {
+                        reason: "FIELD_CUSTOM_VALIDATION_EXCEPTION".into(),
+                    };
+                }
+                crm.write("c", Some(owner.as_str().to_owned()), w)
+            })
+            .collect())
+    }
+}
+
+impl Mem {
+    fn check_up(&self, user: &UserKey) -> SideResult<()> {
+        if self.faults.lock().unwrap().down.contains(user.as_str()) {
+            return Err(SideError::new(
+                SideErrorKind::User,
+                format!("ErrorImpersonateUserDenied for {user}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl ExchangeSide for Mem {
+    async fn prepare(&self, user: &UserKey) -> SideResult<()> {
+        self.check_up(user)?;
+        self.mailboxes
+            .lock()
+            .unwrap()
+            .entry(user.as_str().to_owned())
+            .or_default();
+        Ok(())
+    }
+
+    async fn changes(
+        &self,
+        user: &UserKey,
+        _kind: ItemKind,
+        cursor: Option<&str>,
+    ) -> SideResult<(Vec<Change>, String)> {
+        self.check_up(user)?;
+        let stall = self
+            .faults
+            .lock()
+            .unwrap()
+            .stalled
+            .get(user.as_str())
+            .cloned();
+        if let Some(release) = stall {
+            release.notified().await;
+        }
+        let boxes = self.mailboxes.lock().unwrap();
+        let Some(mailbox) = boxes.get(user.as_str()) else {
+            return Ok((Vec::new(), "0".into()));
+        };
+        let (ids, next) = mailbox.since(cursor);
+        Ok((
+            ids.iter()
+                .map(|id| mailbox.state(id, ItemId::Exchange(id.as_str().into())).1)
+                .collect(),
+            next,
+        ))
+    }
+
+    async fn fetch(
+        &self,
+        user: &UserKey,
+        _kind: ItemKind,
+        ids: &[ExchangeId],
+    ) -> SideResult<Vec<Change>> {
+        self.check_up(user)?;
+        let boxes = self.mailboxes.lock().unwrap();
+        let mailbox = boxes.get(user.as_str());
+        Ok(ids
+            .iter()
+            .map(|id| match mailbox {
+                Some(m) => m.state(id.as_str(), ItemId::Exchange(id.clone())).1,
+                None => Change::Deleted {
+                    id: ItemId::Exchange(id.clone()),
+                },
+            })
+            .collect())
+    }
+
+    async fn write(
+        &self,
+        user: &UserKey,
+        _kind: ItemKind,
+        writes: &[Write<'_>],
+    ) -> SideResult<Vec<WriteResult>> {
+        self.check_up(user)?;
+        let faults = self.faults.lock().unwrap();
+        let mut boxes = self.mailboxes.lock().unwrap();
+        let mailbox = boxes.entry(user.as_str().to_owned()).or_default();
+        Ok(writes
+            .iter()
+            .map(|w| {
+                if rejects(&faults, w) {
+                    WriteResult::Failed {
+                        reason: "ErrorInvalidPropertySet".into(),
+                    }
+                } else {
+                    mailbox.write("e", None, w)
+                }
+            })
+            .collect())
+    }
+}
+
+fn person(last: &str, email: &str) -> Fields {
+    Contact {
+        first_name: "Pat".into(),
+        last_name: last.into(),
+        emails: vec![email.into()],
+        ..Contact::default()
+    }
+    .to_fields()
+}
+
+fn configuration(users: &[&str]) -> SyncConfiguration {
+    SyncConfiguration {
+        name: "all".into(),
+        active: true,
+        contacts: KindRules::default_for(ItemKind::Contact),
+        contact_scope: exsync_core::config::ContactScope::Owned,
+        contact_condition: None,
+        events: KindRules {
+            direction: exsync_core::config::Direction::Off,
+            ..KindRules::default_for(ItemKind::Event)
+        },
+        users: users.iter().map(|u| UserKey::new(*u)).collect(),
+        groups: BTreeSet::new(),
+    }
+}
+
+struct World {
+    mem: Mem,
+    syncer: Arc<Syncer<Mem, Mem>>,
+    _dir: tempfile::TempDir,
+}
+
+fn world(users: &[&str]) -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("state.db")).unwrap());
+    let mem = Mem::default();
+    *mem.users.lock().unwrap() = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| CrmUser {
+            id: CrmId::new(format!("u{i}")),
+            email: UserKey::new(*u),
+            profile: "Sales".into(),
+            active: true,
+        })
+        .collect();
+    let syncer = Arc::new(Syncer {
+        exchange: mem.clone(),
+        crm: mem.clone(),
+        store,
+        configurations: vec![configuration(users)],
+        concurrency: 4,
+    });
+    World {
+        mem,
+        syncer,
+        _dir: dir,
+    }
+}
+
+impl World {
+    fn crm_create(&self, owner: usize, fields: Fields) -> String {
+        let mut crm = self.mem.crm.lock().unwrap();
+        let id = crm.new_id("c");
+        crm.put(&id, Some(format!("u{owner}")), fields, None);
+        id
+    }
+
+    fn mailbox_create(&self, user: &str, fields: Fields) -> String {
+        let mut boxes = self.mem.mailboxes.lock().unwrap();
+        let mailbox = boxes.entry(user.to_owned()).or_default();
+        let id = mailbox.new_id("e");
+        mailbox.put(&id, None, fields, None);
+        id
+    }
+
+    fn mailbox(&self, user: &str) -> Vec<Fields> {
+        self.mem
+            .mailboxes
+            .lock()
+            .unwrap()
+            .get(user)
+            .map(|m| m.records.values().map(|r| r.1.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    fn crm_records(&self, owner: usize) -> Vec<Fields> {
+        let owner = format!("u{owner}");
+        self.mem
+            .crm
+            .lock()
+            .unwrap()
+            .records
+            .values()
+            .filter(|r| r.0.as_deref() == Some(&owner))
+            .map(|r| r.1.clone())
+            .collect()
+    }
+
+    async fn pass(&self) -> super::service::PassReport {
+        self.syncer.run_pass(&PassOptions::default()).await.unwrap()
+    }
+}
+
+#[tokio::test]
+async fn first_pass_copies_both_ways_and_second_pass_writes_nothing() {
+    let w = world(&["ann@x.test", "bo@x.test"]);
+    w.crm_create(0, person("Crm", "crm@x.test"));
+    w.mailbox_create("ann@x.test", person("Box", "box@x.test"));
+    let report = w.pass().await;
+    assert_eq!(report.failed_users(), 0, "{report:?}");
+    assert_eq!(w.mailbox("ann@x.test").len(), 2);
+    assert_eq!(w.crm_records(0).len(), 2);
+    assert!(w.mailbox("bo@x.test").is_empty());
+    let again = w.pass().await;
+    let writes: u64 = again
+        .users
+        .iter()
+        .map(|u| u.counts.created + u.counts.updated + u.counts.deleted)
+        .sum();
+    assert_eq!(writes, 0, "{again:?}");
+}
+
+#[tokio::test]
+async fn one_failing_mailbox_does_not_hold_the_others_and_loses_nothing() {
+    let w = world(&["ann@x.test", "bo@x.test"]);
+    w.crm_create(0, person("ForAnn", "a1@x.test"));
+    w.crm_create(1, person("ForBo", "b1@x.test"));
+    w.mem
+        .faults
+        .lock()
+        .unwrap()
+        .down
+        .insert("ann@x.test".into());
+    let report = w.pass().await;
+    let ann = report
+        .users
+        .iter()
+        .find(|u| u.user == Some(UserKey::new("ann@x.test")))
+        .unwrap();
+    assert!(
+        ann.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("ErrorImpersonateUserDenied"),
+        "{ann:?}"
+    );
+    assert_eq!(
+        w.mailbox("bo@x.test").len(),
+        1,
+        "bo synced although ann failed"
+    );
+    // The org-wide cursor moved past ann's contact; it waits as an unresolved item instead.
+    let status = w
+        .syncer
+        .store
+        .user_status(&UserKey::new("ann@x.test"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.unresolved, 1);
+    w.mem.faults.lock().unwrap().down.clear();
+    let report = w.pass().await;
+    assert_eq!(report.failed_users(), 0, "{report:?}");
+    assert_eq!(w.mailbox("ann@x.test").len(), 1);
+    assert_eq!(
+        w.syncer
+            .store
+            .user_status(&UserKey::new("ann@x.test"))
+            .unwrap()
+            .unwrap()
+            .unresolved,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_rejected_record_is_recorded_and_retried_while_the_rest_syncs() {
+    let w = world(&["ann@x.test"]);
+    w.crm_create(0, person("Good", "g@x.test"));
+    w.crm_create(0, person("Rejected", "r@x.test"));
+    w.mem
+        .faults
+        .lock()
+        .unwrap()
+        .bad_last_names
+        .insert("Rejected".into());
+    let report = w.pass().await;
+    assert_eq!(report.users[0].counts.created, 1);
+    assert_eq!(report.users[0].counts.failures, 1);
+    let unresolved = w
+        .syncer
+        .store
+        .unresolved(&UserKey::new("ann@x.test"))
+        .unwrap();
+    assert_eq!(unresolved.len(), 1);
+    assert_eq!(unresolved[0].reason, "ErrorInvalidPropertySet");
+    w.mem.faults.lock().unwrap().bad_last_names.clear();
+    let report = w.pass().await;
+    assert_eq!(report.users[0].counts.created, 1);
+    assert_eq!(w.mailbox("ann@x.test").len(), 2);
+    assert!(w
+        .syncer
+        .store
+        .unresolved(&UserKey::new("ann@x.test"))
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn mass_delete_pauses_the_user_and_deletes_nothing() {
+    let w = world(&["ann@x.test"]);
+    let ids: Vec<String> = (0..10)
+        .map(|i| w.crm_create(0, person(&format!("P{i}"), &format!("p{i}@x.test"))))
+        .collect();
+    w.pass().await;
+    assert_eq!(w.mailbox("ann@x.test").len(), 10);
+    {
+        let mut crm = w.mem.crm.lock().unwrap();
+        for id in &ids[..8] {
+            crm.records.remove(id);
+            crm.log.push(id.clone());
+        }
+    }
+    let report = w.pass().await;
+    assert!(
+        report.users[0]
+            .paused
+            .as_deref()
+            .unwrap_or("")
+            .contains("delete 8 of the user's 10"),
+        "{report:?}"
+    );
+    assert_eq!(w.mailbox("ann@x.test").len(), 10, "nothing deleted");
+    let next = w.pass().await;
+    assert!(
+        next.users.is_empty() && next.skipped[0].1.starts_with("paused"),
+        "{next:?}"
+    );
+    // The admin looks, agrees, and resumes: the deletes are applied from the kept changes.
+    w.syncer
+        .store
+        .set_paused(&UserKey::new("ann@x.test"), None)
+        .unwrap();
+    let mut relaxed = (*w.syncer).configurations.clone();
+    relaxed[0].contacts.max_delete_share = 1.0;
+    let syncer = Arc::new(Syncer {
+        exchange: w.mem.clone(),
+        crm: w.mem.clone(),
+        store: Arc::clone(&w.syncer.store),
+        configurations: relaxed,
+        concurrency: 1,
+    });
+    let report = syncer.run_pass(&PassOptions::default()).await.unwrap();
+    assert_eq!(report.users[0].counts.deleted, 8, "{report:?}");
+    assert_eq!(w.mailbox("ann@x.test").len(), 2);
+}
+
+#[tokio::test]
+async fn dry_run_plans_and_writes_nothing() {
+    let w = world(&["ann@x.test"]);
+    w.crm_create(0, person("Crm", "crm@x.test"));
+    let report = w
+        .syncer
+        .run_pass(&PassOptions {
+            dry_run: true,
+            ..PassOptions::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.users[0].plans.len(), 1);
+    assert_eq!(report.users[0].plans[0].1.len(), 1);
+    assert!(w.mailbox("ann@x.test").is_empty());
+    assert!(w.syncer.store.list_cursors().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_user_added_later_gets_all_their_records() {
+    let w = world(&["ann@x.test"]);
+    w.crm_create(1, person("Early", "early@x.test"));
+    w.pass().await;
+    // bo is enabled after the org-wide cursor has moved past bo's contact.
+    w.mem.users.lock().unwrap().push(CrmUser {
+        id: CrmId::new("u1"),
+        email: UserKey::new("bo@x.test"),
+        profile: "Sales".into(),
+        active: true,
+    });
+    let syncer = Arc::new(Syncer {
+        exchange: w.mem.clone(),
+        crm: w.mem.clone(),
+        store: Arc::clone(&w.syncer.store),
+        configurations: vec![configuration(&["ann@x.test", "bo@x.test"])],
+        concurrency: 2,
+    });
+    syncer.run_pass(&PassOptions::default()).await.unwrap();
+    assert_eq!(w.mailbox("bo@x.test").len(), 1);
+    assert!(w
+        .syncer
+        .store
+        .cursor(&folder_cursor(
+            &UserKey::new("bo@x.test"),
+            ItemKind::Contact
+        ))
+        .unwrap()
+        .is_some());
+}
+
+#[tokio::test]
+async fn the_crm_is_read_once_per_pass_whatever_the_number_of_users() {
+    let users: Vec<String> = (0..6).map(|i| format!("u{i}@x.test")).collect();
+    let refs: Vec<&str> = users.iter().map(String::as_str).collect();
+    let w = world(&refs);
+    w.pass().await;
+    *w.mem.crm_reads.lock().unwrap() = 0;
+    w.pass().await;
+    assert_eq!(
+        *w.mem.crm_reads.lock().unwrap(),
+        1,
+        "contacts only: one org-wide read"
+    );
+}
+
+#[tokio::test]
+async fn a_contact_given_to_another_owner_moves_to_their_mailbox() {
+    let w = world(&["ann@x.test", "bo@x.test"]);
+    let id = w.crm_create(0, person("Moving", "m@x.test"));
+    w.pass().await;
+    assert_eq!(w.mailbox("ann@x.test").len(), 1);
+    {
+        let mut crm = w.mem.crm.lock().unwrap();
+        let (_, fields, origin) = crm.records.get(&id).cloned().unwrap();
+        crm.put(&id, Some("u1".into()), fields, origin);
+    }
+    let report = w.pass().await;
+    assert_eq!(report.failed_users(), 0, "{report:?}");
+    assert!(
+        w.mailbox("ann@x.test").is_empty(),
+        "the copy left ann's mailbox"
+    );
+    assert_eq!(w.mailbox("bo@x.test").len(), 1);
+    assert_eq!(
+        w.crm_records(1).len(),
+        1,
+        "the CRM record itself is untouched"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_mailbox_does_not_hold_the_others() {
+    let w = world(&["ann@x.test", "bo@x.test", "cy@x.test"]);
+    w.crm_create(1, person("ForBo", "b@x.test"));
+    w.crm_create(2, person("ForCy", "c@x.test"));
+    let release = Arc::new(tokio::sync::Notify::new());
+    w.mem
+        .faults
+        .lock()
+        .unwrap()
+        .stalled
+        .insert("ann@x.test".into(), Arc::clone(&release));
+    let syncer = Arc::clone(&w.syncer);
+    let pass = tokio::spawn(async move { syncer.run_pass(&PassOptions::default()).await });
+    // bo and cy are synced while ann's mailbox still has not answered.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while w.mailbox("bo@x.test").is_empty() || w.mailbox("cy@x.test").is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the others waited for the stuck mailbox"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(!pass.is_finished());
+    release.notify_one();
+    let report = pass.await.unwrap().unwrap();
+    assert_eq!(report.users.len(), 3);
+    assert_eq!(report.failed_users(), 0);
+}
