@@ -155,7 +155,7 @@ impl CrmSide for Mem {
                     || owner.as_deref().is_some_and(|o| owners.contains(o))
             })
             .map(|(owner, change)| OwnedChange {
-                owner: owner.map(|o| CrmId::new(o)),
+                owner: owner.map(CrmId::new),
                 change,
             })
             .collect();
@@ -169,7 +169,7 @@ impl CrmSide for Mem {
             .map(|id| {
                 let (owner, change) = crm.state(id.as_str(), ItemId::Crm(id.clone()));
                 OwnedChange {
-                    owner: owner.map(|o| CrmId::new(o)),
+                    owner: owner.map(CrmId::new),
                     change,
                 }
             })
@@ -539,7 +539,7 @@ async fn mass_delete_pauses_the_user_and_deletes_nothing() {
         .store
         .set_paused(&UserKey::new("ann@x.test"), None)
         .unwrap();
-    let mut relaxed = (*w.syncer).configurations.clone();
+    let mut relaxed = w.syncer.configurations.clone();
     relaxed[0].contacts.max_delete_share = 1.0;
     let syncer = Arc::new(Syncer {
         exchange: w.mem.clone(),
