@@ -21,6 +21,39 @@ pub enum Command {
     /// Check or show a configuration file (exsync.toml).
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Show each user's sync status: last pass, counts, errors, pause, unresolved items.
+    Status(StatusArgs),
+    /// Reset Sync for a user: forget their pairs and cursors (never any data), so the next
+    /// pass matches everything again without duplicates.
+    Reset(ResetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigFileArg {
+    /// The configuration file.
+    #[arg(long, short = 'c', value_name = "FILE", default_value = "exsync.toml")]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub config: ConfigFileArg,
+    /// Only this user, with their unresolved items, recent passes and conflicts.
+    #[arg(long, value_name = "EMAIL")]
+    pub user: Option<String>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    #[command(flatten)]
+    pub config: ConfigFileArg,
+    /// The user to reset (primary SMTP address).
+    #[arg(long, value_name = "EMAIL")]
+    pub user: String,
 }
 
 #[derive(Debug, Subcommand)]
