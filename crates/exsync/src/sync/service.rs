@@ -37,6 +37,9 @@ pub struct PassOptions {
     pub dry_run: bool,
     /// The time the event window is measured from; now when `None`.
     pub now: Option<DateTime<Utc>>,
+    /// Set to `true` to stop: users already started finish and commit, the rest are left for
+    /// the next pass.
+    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 /// What a pass did.
@@ -47,6 +50,8 @@ pub struct PassReport {
     pub skipped: Vec<(UserKey, String)>,
     /// Set when the CRM could not be read: no user was synced.
     pub crm_error: Option<SideError>,
+    /// The pass was stopped before every user had run.
+    pub interrupted: bool,
 }
 
 impl PassReport {
@@ -130,8 +135,12 @@ where
             let limit = Arc::clone(&limit);
             let crm_changes = per_user.remove(&user.key).unwrap_or_default();
             let dry_run = options.dry_run;
+            let stop = options.stop.clone();
             jobs.spawn(async move {
                 let _slot = limit.acquire_owned().await;
+                if stop.as_ref().is_some_and(|s| *s.borrow()) {
+                    return (user.key.clone(), None);
+                }
                 let result = run_user(
                     &this.exchange,
                     &this.crm,
@@ -144,14 +153,20 @@ where
                     },
                 )
                 .await;
-                (user.key.clone(), result)
+                (user.key.clone(), Some(result))
             });
         }
         let mut store_failed = false;
         while let Some(joined) = jobs.join_next().await {
             match joined {
-                Ok((_, Ok(user_report))) => report.users.push(user_report),
-                Ok((user, Err(e))) => {
+                Ok((user, None)) => {
+                    report.interrupted = true;
+                    report
+                        .skipped
+                        .push((user, "not started: the service is stopping".to_owned()));
+                }
+                Ok((_, Some(Ok(user_report)))) => report.users.push(user_report),
+                Ok((user, Some(Err(e)))) => {
                     store_failed = true;
                     tracing::error!(user = %user, error = %e, "User pass could not be committed.");
                     report.users.push(UserReport {
@@ -174,6 +189,7 @@ where
         if options.only_user.is_none()
             && !options.dry_run
             && !store_failed
+            && !report.interrupted
             && !org_cursors.is_empty()
         {
             on_store(&self.store, move |s| {

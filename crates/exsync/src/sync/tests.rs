@@ -119,6 +119,8 @@ struct Mem {
     users: Arc<Mutex<Vec<CrmUser>>>,
     faults: Arc<Mutex<Faults>>,
     crm_reads: Arc<Mutex<u32>>,
+    /// Mailbox reads begun, stalled or not.
+    mailbox_reads: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 fn rejects(faults: &Faults, write: &Write<'_>) -> bool {
@@ -228,6 +230,8 @@ impl ExchangeSide for Mem {
         cursor: Option<&str>,
     ) -> SideResult<(Vec<Change>, String)> {
         self.check_up(user)?;
+        self.mailbox_reads
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let stall = self
             .faults
             .lock()
@@ -671,4 +675,83 @@ async fn a_stuck_mailbox_does_not_hold_the_others() {
     let report = pass.await.unwrap().unwrap();
     assert_eq!(report.users.len(), 3);
     assert_eq!(report.failed_users(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_mid_pass_finishes_started_users_and_loses_nothing() {
+    let users = ["ann@x.test", "bo@x.test", "cy@x.test"];
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("state.db")).unwrap());
+    let w = world(&users);
+    let syncer = Arc::new(Syncer {
+        exchange: w.mem.clone(),
+        crm: w.mem.clone(),
+        store: Arc::clone(&store),
+        configurations: vec![configuration(&users)],
+        concurrency: 1,
+    });
+    for i in 0..3 {
+        w.crm_create(i, person(&format!("For{i}"), &format!("p{i}@x.test")));
+    }
+    // Every mailbox stalls on its first read; with one user at a time, exactly one is under way.
+    let release = Arc::new(tokio::sync::Notify::new());
+    for user in users {
+        w.mem
+            .faults
+            .lock()
+            .unwrap()
+            .stalled
+            .insert(user.into(), Arc::clone(&release));
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    let daemon = tokio::spawn(super::daemon::run_until_stopped(
+        Arc::clone(&syncer),
+        std::time::Duration::from_millis(5),
+        Arc::clone(&metrics),
+        stop_rx,
+    ));
+    // Once one user's pass is under way (stalled in its mailbox read), stop, then let it finish.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while w
+        .mem
+        .mailbox_reads
+        .load(std::sync::atomic::Ordering::SeqCst)
+        == 0
+    {
+        assert!(tokio::time::Instant::now() < deadline, "no pass started");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    stop_tx.send(true).unwrap();
+    release.notify_one();
+    let passes = daemon.await.unwrap().unwrap();
+    assert_eq!(passes, 1);
+    let synced: Vec<usize> = users.iter().map(|u| w.mailbox(u).len()).collect();
+    assert_eq!(
+        synced.iter().sum::<usize>(),
+        1,
+        "the started user finished and no other started: {synced:?}"
+    );
+    assert!(
+        store
+            .cursor(&exsync_store::CursorScope::crm_object("Contact"))
+            .unwrap()
+            .is_none(),
+        "org cursor kept"
+    );
+    assert!(metrics
+        .render()
+        .contains("exsync_pass_duration_seconds_count 1"));
+
+    // The restarted service picks up everything, once.
+    w.mem.faults.lock().unwrap().stalled.clear();
+    let report = syncer.run_pass(&PassOptions::default()).await.unwrap();
+    assert_eq!(
+        report.users.iter().map(|u| u.counts.created).sum::<u64>(),
+        2,
+        "{report:?}"
+    );
+    for user in users {
+        assert_eq!(w.mailbox(user).len(), 1, "{user}");
+    }
 }

@@ -1,0 +1,106 @@
+//! `exsync run`: a pass every interval until told to stop. A stop request lets the users
+//! already started finish and commit, starts no new ones, and leaves the org-wide cursors
+//! alone, so a restart neither loses nor repeats work.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use super::pass::PassError;
+use super::service::{PassOptions, PassReport, Syncer};
+use super::sides::{CrmSide, ExchangeSide};
+use crate::metrics::{names, Metrics};
+
+/// Runs passes until `stop` turns true. Returns the number of passes run.
+pub async fn run_until_stopped<E, C>(
+    syncer: Arc<Syncer<E, C>>,
+    interval: Duration,
+    metrics: Arc<Metrics>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<u64, PassError>
+where
+    E: ExchangeSide + 'static,
+    C: CrmSide + 'static,
+{
+    let mut passes = 0;
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let started = Instant::now();
+        let options = PassOptions {
+            stop: Some(stop.clone()),
+            ..PassOptions::default()
+        };
+        let report = syncer.run_pass(&options).await?;
+        passes += 1;
+        record(&metrics, &report, started.elapsed());
+        if report.interrupted || *stop.borrow() {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => {}
+        }
+    }
+    tracing::info!(passes, "Sync service stopped.");
+    Ok(passes)
+}
+
+/// Logs a pass and adds it to the metrics.
+pub fn record(metrics: &Metrics, report: &PassReport, took: Duration) {
+    metrics.observe(names::PASS_SECONDS, vec![], took.as_secs_f64());
+    if let Some(e) = &report.crm_error {
+        tracing::error!(error = %e, "The CRM could not be read; no user was synced in this pass.");
+    }
+    let mut paused = 0;
+    for user in &report.users {
+        let who = user
+            .user
+            .as_ref()
+            .map(|u| u.to_string())
+            .unwrap_or_default();
+        let c = user.counts;
+        for (op, n) in [
+            ("create", c.created),
+            ("update", c.updated),
+            ("delete", c.deleted),
+        ] {
+            if n > 0 {
+                metrics.add(names::ITEMS_SYNCED, vec![("op", op.into())], n as f64);
+            }
+        }
+        metrics.add(names::ITEM_FAILURES, vec![], c.failures as f64);
+        metrics.add(names::CONFLICTS, vec![], c.conflicts as f64);
+        if let Some(e) = &user.error {
+            metrics.add(names::USER_PASS_ERRORS, vec![], 1.0);
+            tracing::warn!(user = %who, error = %e, "User pass failed; its records are retried next pass.");
+        }
+        if user.paused.is_some() {
+            paused += 1;
+        }
+        tracing::info!(
+            user = %who,
+            created = c.created,
+            updated = c.updated,
+            deleted = c.deleted,
+            conflicts = c.conflicts,
+            failures = c.failures,
+            "User pass done."
+        );
+    }
+    paused += report
+        .skipped
+        .iter()
+        .filter(|(_, why)| why.starts_with("paused"))
+        .count();
+    metrics.set(names::PAUSED_USERS, vec![], paused as f64);
+    tracing::info!(
+        users = report.users.len(),
+        skipped = report.skipped.len(),
+        seconds = took.as_secs_f64(),
+        interrupted = report.interrupted,
+        "Pass done."
+    );
+}
