@@ -1,1 +1,7 @@
-//! exsync-sim
+//! Simulators of an Exchange server (EWS + Autodiscover) and of the Salesforce REST API,
+//! faithful enough that real third-party clients work against them. Used by tests,
+//! benchmarks and `exsync demo`.
+
+pub mod exchange;
+pub mod salesforce;
+pub mod tls;

@@ -1,0 +1,271 @@
+//! HTTP authentication: Basic, and NTLMv2 bound to the TCP connection.
+
+use base64::Engine;
+use exsync_ntlm::{
+    parse_header, Acceptor, ChannelBinding, NtlmHeader, ServerNames, UserTable, VerifyPolicy,
+};
+
+/// Which schemes the server offers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Schemes {
+    pub basic: bool,
+    pub ntlm: bool,
+}
+
+impl Schemes {
+    pub fn parse(s: &str) -> Result<Schemes, String> {
+        let mut out = Schemes::default();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match part.to_ascii_lowercase().as_str() {
+                "basic" => out.basic = true,
+                "ntlm" => out.ntlm = true,
+                other => return Err(format!("unknown auth scheme {other:?} (basic, ntlm)")),
+            }
+        }
+        if !out.basic && !out.ntlm {
+            return Err("--auth needs at least one of basic, ntlm".into());
+        }
+        Ok(out)
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.basic {
+            v.push("basic");
+        }
+        if self.ntlm {
+            v.push("ntlm");
+        }
+        v
+    }
+
+    /// `WWW-Authenticate` values of a 401, in the order IIS sends them.
+    pub fn challenges(&self, realm: &str) -> Vec<String> {
+        let mut v = Vec::new();
+        if self.ntlm {
+            v.push("NTLM".to_string());
+        }
+        if self.basic {
+            v.push(format!("Basic realm=\"{realm}\""));
+        }
+        v
+    }
+}
+
+/// The service account as it may log on.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub netbios_domain: String,
+    pub dns_domain: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl Account {
+    /// Accepts `user`, `DOMAIN\user` and `user@domain`, case-insensitively.
+    pub fn matches_name(&self, name: &str) -> bool {
+        let name = name.trim();
+        let user = if let Some((d, u)) = name.split_once('\\') {
+            if !d.eq_ignore_ascii_case(&self.netbios_domain)
+                && !d.eq_ignore_ascii_case(&self.dns_domain)
+            {
+                return false;
+            }
+            u
+        } else if let Some((u, d)) = name.split_once('@') {
+            if !d.eq_ignore_ascii_case(&self.dns_domain) {
+                return false;
+            }
+            u
+        } else {
+            name
+        };
+        user.eq_ignore_ascii_case(&self.username)
+    }
+
+    /// Checks an `Authorization: Basic …` value.
+    pub fn check_basic(&self, header: &str) -> bool {
+        let Some(rest) = header
+            .strip_prefix("Basic ")
+            .or_else(|| header.strip_prefix("basic "))
+        else {
+            return false;
+        };
+        let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(rest.trim()) else {
+            return false;
+        };
+        let Ok(text) = String::from_utf8(raw) else {
+            return false;
+        };
+        let Some((user, pass)) = text.split_once(':') else {
+            return false;
+        };
+        self.matches_name(user) && constant_time_eq(pass.as_bytes(), self.password.as_bytes())
+    }
+
+    fn ntlm_table(&self) -> UserTable {
+        // An empty domain matches whatever domain the client names (e.g. CONTOSO or contoso.test).
+        UserTable::new().with_password("", &self.username, &self.password)
+    }
+
+    fn server_names(&self) -> ServerNames {
+        ServerNames {
+            netbios_domain: self.netbios_domain.clone(),
+            netbios_computer: "EXCH01".into(),
+            dns_domain: self.dns_domain.clone(),
+            dns_computer: format!("exch01.{}", self.dns_domain),
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Per-connection NTLM state: NTLM authenticates the connection, not the request.
+#[derive(Default)]
+pub struct ConnAuth {
+    pending: Option<Acceptor<UserTable>>,
+    pub authenticated: bool,
+}
+
+pub enum NtlmStep {
+    /// Send 401 with this `WWW-Authenticate` value (the CHALLENGE).
+    Challenge(String),
+    /// The connection is now authenticated.
+    Done,
+    /// Logon failed; send a plain 401.
+    Failed(String),
+}
+
+impl ConnAuth {
+    /// Handles one `Authorization: NTLM …` value on this connection.
+    pub fn ntlm_step(
+        &mut self,
+        account: &Account,
+        header: &str,
+        binding: Option<&ChannelBinding>,
+    ) -> NtlmStep {
+        let token = match parse_header(header) {
+            Ok(NtlmHeader::Token(t)) => t,
+            Ok(NtlmHeader::Offer) => return NtlmStep::Failed("empty NTLM token".into()),
+            Err(e) => return NtlmStep::Failed(e.to_string()),
+        };
+        // Message type is the little-endian u32 after the 8-byte signature.
+        let msg_type = token
+            .get(8..12)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        match msg_type {
+            Some(1) => {
+                self.authenticated = false;
+                let mut acc = Acceptor::with_names(account.ntlm_table(), account.server_names());
+                match acc.challenge_message(&token) {
+                    Ok(ch) => {
+                        self.pending = Some(acc);
+                        NtlmStep::Challenge(exsync_ntlm::header_value(&ch))
+                    }
+                    Err(e) => NtlmStep::Failed(e.to_string()),
+                }
+            }
+            Some(3) => {
+                let Some(mut acc) = self.pending.take() else {
+                    return NtlmStep::Failed(
+                        "AUTHENTICATE without a CHALLENGE on this connection".into(),
+                    );
+                };
+                let policy = match binding {
+                    Some(b) => VerifyPolicy::extended_protection(b.clone()),
+                    None => VerifyPolicy::without_channel_binding(),
+                };
+                match acc.verify(&token, &policy) {
+                    Ok(user) if account.matches_name(&user.username) => {
+                        self.authenticated = true;
+                        NtlmStep::Done
+                    }
+                    Ok(_) => NtlmStep::Failed("unknown user".into()),
+                    Err(e) => NtlmStep::Failed(e.to_string()),
+                }
+            }
+            _ => NtlmStep::Failed("unexpected NTLM message".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn acct() -> Account {
+        Account {
+            netbios_domain: "CONTOSO".into(),
+            dns_domain: "contoso.test".into(),
+            username: "svc-sync".into(),
+            password: "pw:1".into(),
+        }
+    }
+
+    #[test]
+    fn basic_accepts_all_name_forms_and_rejects_bad_password() {
+        let a = acct();
+        let b64 = |s: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(s)
+            )
+        };
+        assert!(a.check_basic(&b64("CONTOSO\\svc-sync:pw:1")));
+        assert!(a.check_basic(&b64("svc-sync@contoso.test:pw:1")));
+        assert!(a.check_basic(&b64("SVC-SYNC:pw:1")));
+        assert!(!a.check_basic(&b64("svc-sync:pw:2")));
+        assert!(!a.check_basic(&b64("OTHER\\svc-sync:pw:1")));
+        assert!(!a.check_basic("Basic !!!"));
+    }
+
+    fn handshake(
+        conn: &mut ConnAuth,
+        password: &str,
+        client_cb: Option<ChannelBinding>,
+        server_cb: Option<&ChannelBinding>,
+    ) -> bool {
+        let a = acct();
+        let mut ini = exsync_ntlm::Initiator::new(
+            exsync_ntlm::Credentials::new("CONTOSO", "svc-sync", password),
+            client_cb,
+        );
+        let neg = exsync_ntlm::header_value(&ini.negotiate_message());
+        let NtlmStep::Challenge(ch) = conn.ntlm_step(&a, &neg, server_cb) else {
+            panic!("no challenge");
+        };
+        let NtlmHeader::Token(ch) = parse_header(&ch).unwrap() else {
+            panic!("bad challenge header");
+        };
+        let auth = exsync_ntlm::header_value(&ini.authenticate_message(&ch).unwrap());
+        matches!(conn.ntlm_step(&a, &auth, server_cb), NtlmStep::Done)
+    }
+
+    #[test]
+    fn ntlm_handshake_checks_password_and_channel_binding() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = crate::tls::SimCa::load_or_create(dir.path()).unwrap();
+        let leaf = ca.issue_leaf(&["mail.contoso.test"]).unwrap();
+        let foreign = ca.issue_leaf(&["mail.contoso.test"]).unwrap();
+        let cb = ChannelBinding::tls_server_end_point(leaf.cert_der.as_ref()).unwrap();
+        let other = ChannelBinding::tls_server_end_point(foreign.cert_der.as_ref()).unwrap();
+        let mut conn = ConnAuth::default();
+        assert!(handshake(&mut conn, "pw:1", Some(cb.clone()), Some(&cb)));
+        assert!(conn.authenticated);
+        let mut conn = ConnAuth::default();
+        assert!(!handshake(&mut conn, "wrong", Some(cb.clone()), Some(&cb)));
+        assert!(!conn.authenticated);
+        let mut conn = ConnAuth::default();
+        assert!(!handshake(&mut conn, "pw:1", Some(other), Some(&cb)));
+        let mut conn = ConnAuth::default();
+        assert!(!handshake(&mut conn, "pw:1", None, Some(&cb)));
+        let mut conn = ConnAuth::default();
+        assert!(handshake(&mut conn, "pw:1", None, None));
+    }
+}

@@ -1,0 +1,361 @@
+//! The control API (JSON over the same HTTPS port, `Authorization: Bearer <token>`): seed
+//! mailboxes, folders and items, grant or revoke impersonation, set Autodiscover redirects,
+//! faults and throttling, read counters.
+
+// Errors here are finished HTTP replies, made at most once per control request; boxing
+// them would only add noise.
+#![allow(clippy::result_large_err)]
+
+use bytes::Bytes;
+use http::{Method, Response, StatusCode};
+use http_body_util::Full;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::faults::Faults;
+use super::ops::{self, Ctx};
+use super::server::{App, Counters};
+use super::store::{self, Folder, Id};
+use super::xml;
+
+type Body = Full<Bytes>;
+
+fn json_reply(status: StatusCode, v: &Value) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(v.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn bad(msg: impl Into<String>) -> Response<Body> {
+    json_reply(StatusCode::BAD_REQUEST, &json!({"error": msg.into()}))
+}
+
+fn token_ok(app: &App, header: Option<&str>) -> bool {
+    let Some(given) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
+        return false;
+    };
+    let Ok(st) = app.state.lock() else {
+        return false;
+    };
+    let want = st.control_token.as_bytes();
+    let given = given.trim().as_bytes();
+    given.len() == want.len() && given.iter().zip(want).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Response<Body>> {
+    serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON body: {e}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewMailbox {
+    address: String,
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    impersonation: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Grant {
+    mailbox: String,
+    allowed: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewFolder {
+    mailbox: String,
+    parent: String,
+    name: String,
+    #[serde(default)]
+    class: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewItem {
+    mailbox: String,
+    /// A distinguished folder name (`contacts`) or a folder id from an earlier answer.
+    folder: String,
+    /// The item element as EWS would carry it in CreateItem, e.g. `<t:Contact>…</t:Contact>`.
+    xml: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Redirect {
+    #[serde(default)]
+    mailbox: Option<String>,
+    #[serde(default)]
+    redirect_addr: Option<String>,
+    #[serde(default)]
+    redirect_url: Option<String>,
+    /// Location of the plain-HTTP Autodiscover 302 (null: the simulator's own https URL).
+    #[serde(default)]
+    http_redirect: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThrottleSettings {
+    #[serde(default)]
+    max_concurrency: Option<usize>,
+    #[serde(default)]
+    back_off_ms: Option<u64>,
+}
+
+pub fn handle(
+    app: &App,
+    method: &Method,
+    path: &str,
+    token: Option<&str>,
+    body: &[u8],
+) -> Response<Body> {
+    if !token_ok(app, token) {
+        return json_reply(
+            StatusCode::UNAUTHORIZED,
+            &json!({"error": "missing or wrong control token"}),
+        );
+    }
+    let route = path.trim_start_matches("/_control").trim_end_matches('/');
+    let res = match (method.clone(), route) {
+        (Method::GET, "/state") => state_summary(app),
+        (Method::POST, "/mailboxes") => add_mailbox(app, body),
+        (Method::POST, "/impersonation") => grant(app, body),
+        (Method::POST, "/folders") => add_folder(app, body),
+        (Method::POST, "/items") => add_item(app, body),
+        (Method::POST, "/autodiscover") => redirect(app, body),
+        (Method::GET, "/faults") => app
+            .faults
+            .lock()
+            .map(|f| json_reply(StatusCode::OK, &json!(*f)))
+            .map_err(|_| bad("lock")),
+        (Method::PUT, "/faults") => parse::<Faults>(body).and_then(|f| {
+            let mut g = app.faults.lock().map_err(|_| bad("lock"))?;
+            *g = f;
+            Ok(json_reply(StatusCode::OK, &json!(*g)))
+        }),
+        (Method::DELETE, "/faults") => app
+            .faults
+            .lock()
+            .map(|mut f| {
+                *f = Faults::default();
+                json_reply(StatusCode::OK, &json!(*f))
+            })
+            .map_err(|_| bad("lock")),
+        (Method::GET, "/counters") => app
+            .counters
+            .lock()
+            .map(|c| json_reply(StatusCode::OK, &json!(*c)))
+            .map_err(|_| bad("lock")),
+        (Method::DELETE, "/counters") => app
+            .counters
+            .lock()
+            .map(|mut c| {
+                *c = Counters::default();
+                json_reply(StatusCode::OK, &json!(*c))
+            })
+            .map_err(|_| bad("lock")),
+        (Method::GET, "/throttle") => {
+            let (max, back_off) = app.throttle.settings();
+            Ok(json_reply(
+                StatusCode::OK,
+                &json!({"max_concurrency": max, "back_off_ms": back_off}),
+            ))
+        }
+        (Method::PUT, "/throttle") => parse::<ThrottleSettings>(body).map(|t| {
+            app.throttle.configure(t.max_concurrency, t.back_off_ms);
+            let (max, back_off) = app.throttle.settings();
+            json_reply(
+                StatusCode::OK,
+                &json!({"max_concurrency": max, "back_off_ms": back_off}),
+            )
+        }),
+        _ => Ok(json_reply(
+            StatusCode::NOT_FOUND,
+            &json!({"error": format!("no control route {method} {route}")}),
+        )),
+    };
+    res.unwrap_or_else(|r| r)
+}
+
+fn commit(app: &App, st: &store::State) -> Result<(), Response<Body>> {
+    store::save(&app.cfg.data_dir, st).map_err(|e| {
+        json_reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({"error": format!("persisting failed: {e:#}")}),
+        )
+    })
+}
+
+fn state_summary(app: &App) -> Result<Response<Body>, Response<Body>> {
+    let st = app.state.lock().map_err(|_| bad("lock"))?;
+    let mailboxes: Vec<Value> = st
+        .mailboxes
+        .values()
+        .map(|m| {
+            json!({
+                "address": m.address,
+                "display_name": m.display_name,
+                "impersonation": m.impersonation,
+                "redirect_addr": m.redirect_addr,
+                "redirect_url": m.redirect_url,
+                "folders": m.folders.values().map(|f| json!({
+                    "id": Id::Folder { mailbox: m.key(), id: f.id }.encode(),
+                    "name": f.name,
+                    "class": f.class,
+                    "distinguished": f.distinguished,
+                    "items": m.items.values().filter(|i| i.folder == f.id).count(),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(json_reply(
+        StatusCode::OK,
+        &json!({"mailboxes": mailboxes, "seq": st.seq}),
+    ))
+}
+
+fn add_mailbox(app: &App, body: &[u8]) -> Result<Response<Body>, Response<Body>> {
+    let m: NewMailbox = parse(body)?;
+    if !m.address.contains('@') || m.address.trim() != m.address {
+        return Err(bad("address must be an SMTP address"));
+    }
+    let mut st = app.state.lock().map_err(|_| bad("lock"))?;
+    let name = m
+        .display_name
+        .unwrap_or_else(|| m.address.split('@').next().unwrap_or("").to_string());
+    if !st.add_mailbox(&m.address, &name, m.impersonation) {
+        return Err(json_reply(
+            StatusCode::CONFLICT,
+            &json!({"error": "mailbox exists"}),
+        ));
+    }
+    commit(app, &st)?;
+    Ok(json_reply(
+        StatusCode::CREATED,
+        &json!({"address": m.address}),
+    ))
+}
+
+fn grant(app: &App, body: &[u8]) -> Result<Response<Body>, Response<Body>> {
+    let g: Grant = parse(body)?;
+    let mut st = app.state.lock().map_err(|_| bad("lock"))?;
+    let mb = st
+        .mailbox_mut(&g.mailbox)
+        .ok_or_else(|| json_reply(StatusCode::NOT_FOUND, &json!({"error": "no such mailbox"})))?;
+    mb.impersonation = g.allowed;
+    commit(app, &st)?;
+    Ok(json_reply(
+        StatusCode::OK,
+        &json!({"mailbox": g.mailbox, "allowed": g.allowed}),
+    ))
+}
+
+fn folder_id_by_ref(st: &store::State, mailbox: &str, r: &str) -> Option<u64> {
+    let mb = st.mailbox(mailbox)?;
+    if let Some(f) = mb.distinguished(r) {
+        return Some(f.id);
+    }
+    match Id::decode(r) {
+        Some(Id::Folder { mailbox: m, id }) if m == mb.key() && mb.folders.contains_key(&id) => {
+            Some(id)
+        }
+        _ => None,
+    }
+}
+
+fn add_folder(app: &App, body: &[u8]) -> Result<Response<Body>, Response<Body>> {
+    let f: NewFolder = parse(body)?;
+    let mut st = app.state.lock().map_err(|_| bad("lock"))?;
+    let parent = folder_id_by_ref(&st, &f.mailbox, &f.parent).ok_or_else(|| {
+        json_reply(
+            StatusCode::NOT_FOUND,
+            &json!({"error": "no such parent folder"}),
+        )
+    })?;
+    let seq = st.next_seq();
+    let mb = st
+        .mailbox_mut(&f.mailbox)
+        .ok_or_else(|| json_reply(StatusCode::NOT_FOUND, &json!({"error": "no such mailbox"})))?;
+    if mb
+        .folders
+        .values()
+        .any(|x| x.parent == Some(parent) && x.name.eq_ignore_ascii_case(&f.name))
+    {
+        return Err(json_reply(
+            StatusCode::CONFLICT,
+            &json!({"error": "folder exists"}),
+        ));
+    }
+    mb.folders.insert(
+        seq,
+        Folder {
+            id: seq,
+            parent: Some(parent),
+            name: f.name,
+            class: f.class.unwrap_or_else(|| "IPF.Note".into()),
+            distinguished: None,
+            created_seq: seq,
+            seq,
+        },
+    );
+    let id = Id::Folder {
+        mailbox: mb.key(),
+        id: seq,
+    }
+    .encode();
+    commit(app, &st)?;
+    Ok(json_reply(StatusCode::CREATED, &json!({"id": id})))
+}
+
+fn add_item(app: &App, body: &[u8]) -> Result<Response<Body>, Response<Body>> {
+    let it: NewItem = parse(body)?;
+    let el = xml::parse(&it.xml).map_err(|e| bad(format!("xml: {e:#}")))?;
+    let mut st = app.state.lock().map_err(|_| bad("lock"))?;
+    let folder = folder_id_by_ref(&st, &it.mailbox, &it.folder)
+        .ok_or_else(|| json_reply(StatusCode::NOT_FOUND, &json!({"error": "no such folder"})))?;
+    let key = it.mailbox.to_ascii_lowercase();
+    let mut ctx = Ctx {
+        st: &mut st,
+        mailbox: key,
+        dirty: false,
+    };
+    let created = ops::items::create_one(&mut ctx, &el, Some(folder))
+        .map_err(|e| bad(format!("{}: {}", e.code, e.text)))?;
+    commit(app, &st)?;
+    // The answer is the CreateItem fragment; hand back just the id attributes.
+    let doc = xml::parse(&created).map_err(|e| bad(format!("{e:#}")))?;
+    let id_el = doc.children.first().and_then(|k| k.child("ItemId"));
+    Ok(json_reply(
+        StatusCode::CREATED,
+        &json!({
+            "id": id_el.and_then(|e| e.attr("Id")),
+            "change_key": id_el.and_then(|e| e.attr("ChangeKey")),
+        }),
+    ))
+}
+
+fn redirect(app: &App, body: &[u8]) -> Result<Response<Body>, Response<Body>> {
+    let r: Redirect = parse(body)?;
+    if let Some(h) = &r.http_redirect {
+        let mut g = app.http_redirect.lock().map_err(|_| bad("lock"))?;
+        *g = Some(h.clone());
+    }
+    if let Some(m) = &r.mailbox {
+        let mut st = app.state.lock().map_err(|_| bad("lock"))?;
+        let mb = st.mailbox_mut(m).ok_or_else(|| {
+            json_reply(StatusCode::NOT_FOUND, &json!({"error": "no such mailbox"}))
+        })?;
+        mb.redirect_addr = r.redirect_addr.clone();
+        mb.redirect_url = r.redirect_url.clone();
+        commit(app, &st)?;
+    }
+    Ok(json_reply(StatusCode::OK, &json!({"ok": true})))
+}

@@ -1,0 +1,1200 @@
+//! The REST resources under `/services/data/vXX.X/`: query / queryAll with cursors,
+//! sObject rows and upsert by external id, sObject Collections, getUpdated / getDeleted,
+//! describe and limits.
+
+// Handlers return the finished error reply as their `Err`; one per request, so its size
+// does not matter.
+#![allow(clippy::result_large_err)]
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use http::{HeaderMap, Method, StatusCode};
+use serde_json::{json, Map, Value};
+
+use super::schema::{reference_field_for, FieldType, ObjectDef, Schema};
+use super::server::{empty_reply, json_reply, lock, sf_error, Org, QueryCursor, Reply};
+use super::soql::{self, format_datetime, parse_datetime, Lookup, Path, Query};
+use super::store::{as_rec, full_id, is_deleted, Db, Rec, RecordError};
+
+/// The most records one sObject Collections call takes.
+pub const COLLECTION_MAX: usize = 200;
+/// Query page size bounds (Salesforce: default and maximum 2000, minimum 200).
+pub const QUERY_BATCH_DEFAULT: usize = 2000;
+pub const QUERY_BATCH_MIN: usize = 200;
+/// getUpdated and getDeleted reach back this far.
+pub const UPDATED_WINDOW_DAYS: i64 = 30;
+pub const DELETED_WINDOW_DAYS: i64 = 15;
+/// Query cursors kept open at once; older ones are dropped as Salesforce expires them.
+const MAX_CURSORS: usize = 200;
+
+pub struct Ctx<'a> {
+    pub org: &'a Org,
+    pub version: &'a str,
+    pub user_id: &'a str,
+    pub now: DateTime<Utc>,
+    pub headers: &'a HeaderMap,
+    pub query: &'a HashMap<String, String>,
+}
+
+impl Ctx<'_> {
+    fn record_url(&self, object: &str, id: &str) -> String {
+        format!("/services/data/v{}/sobjects/{object}/{id}", self.version)
+    }
+}
+
+pub fn versions() -> Value {
+    let list: Vec<Value> = [
+        ("Winter '24", "59.0"),
+        ("Spring '24", "60.0"),
+        ("Summer '24", "61.0"),
+        ("Winter '25", "62.0"),
+    ]
+    .iter()
+    .map(|(label, v)| json!({"label": label, "url": format!("/services/data/v{v}"), "version": v}))
+    .collect();
+    Value::Array(list)
+}
+
+/// A stable name for the per-endpoint call counters.
+pub fn route_name(route: &[&str]) -> String {
+    match route {
+        [] => "resources".into(),
+        ["query" | "queryAll", ..] if route.len() > 1 => format!("{}/more", route[0]),
+        ["sobjects", _, "updated" | "deleted" | "describe"] => format!("sobjects/{}", route[2]),
+        ["sobjects", _, _, _] => "sobjects/external-id".into(),
+        ["sobjects", _, _] => "sobjects/row".into(),
+        ["composite", "sobjects", ..] => "composite/sobjects".into(),
+        [first, ..] => (*first).into(),
+    }
+}
+
+/// Runs one REST request; the flag says whether the org's data changed.
+pub fn route(
+    ctx: &Ctx,
+    db: &mut Db,
+    method: &Method,
+    route: &[&str],
+    body: &[u8],
+) -> (Reply, bool) {
+    let schema = &ctx.org.schema;
+    let read = |r: Reply| (r, false);
+    match (method.clone(), route) {
+        (Method::GET, []) => read(json_reply(StatusCode::OK, &resources(ctx.version))),
+        (Method::GET, ["limits"]) => read(json_reply(StatusCode::OK, &limits(db))),
+        (Method::GET, [kind @ ("query" | "queryAll")]) => match ctx.query.get("q") {
+            Some(q) => read(run_query(ctx, db, q, *kind == "queryAll")),
+            None => read(sf_error(
+                StatusCode::BAD_REQUEST,
+                "MALFORMED_QUERY",
+                "A query string has to be specified",
+            )),
+        },
+        (Method::GET, [kind @ ("query" | "queryAll"), locator]) => {
+            read(query_more(ctx, kind, locator))
+        }
+        (Method::GET, ["sobjects"]) => read(json_reply(StatusCode::OK, &describe_global(schema))),
+        (_, ["sobjects", object, ..]) if schema.object(object).is_none() => read(sf_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "The requested resource does not exist",
+        )),
+        (Method::GET, ["sobjects", object]) => read(json_reply(
+            StatusCode::OK,
+            &json!({"objectDescribe": describe(schema, object, false), "recentItems": []}),
+        )),
+        (Method::GET, ["sobjects", object, "describe"]) => {
+            read(json_reply(StatusCode::OK, &describe(schema, object, true)))
+        }
+        (Method::GET, ["sobjects", object, "updated"]) => read(updated(ctx, db, object)),
+        (Method::GET, ["sobjects", object, "deleted"]) => read(deleted(ctx, db, object)),
+        (Method::POST, ["sobjects", object]) => create_one(ctx, db, object, body),
+        (Method::GET, ["sobjects", object, id]) => read(get_row(ctx, db, object, id)),
+        (Method::PATCH, ["sobjects", object, id]) => update_one(ctx, db, object, id, body),
+        (Method::DELETE, ["sobjects", object, id]) => delete_one(ctx, db, object, id),
+        (Method::GET | Method::PATCH, ["sobjects", object, field, value]) => {
+            by_external_id(ctx, db, method, object, field, value, body)
+        }
+        (Method::POST, ["composite", "sobjects"]) => collection_create(ctx, db, body),
+        (Method::PATCH, ["composite", "sobjects"]) => collection_update(ctx, db, body),
+        (Method::DELETE, ["composite", "sobjects"]) => collection_delete(ctx, db),
+        (Method::PATCH, ["composite", "sobjects", object, field]) => {
+            collection_upsert(ctx, db, object, field, body)
+        }
+        _ => read(sf_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "The requested resource does not exist",
+        )),
+    }
+}
+
+fn resources(version: &str) -> Value {
+    let base = format!("/services/data/v{version}");
+    json!({
+        "sobjects": format!("{base}/sobjects"),
+        "query": format!("{base}/query"),
+        "queryAll": format!("{base}/queryAll"),
+        "limits": format!("{base}/limits"),
+        "composite": format!("{base}/composite"),
+    })
+}
+
+fn limits(db: &Db) -> Value {
+    json!({
+        "DailyApiRequests": {"Max": db.api.max, "Remaining": db.api.max.saturating_sub(db.api.used)},
+        "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000},
+        "DataStorageMB": {"Max": 1024, "Remaining": 1000},
+    })
+}
+
+fn type_label(ty: FieldType) -> &'static str {
+    match ty {
+        FieldType::Id => "id",
+        FieldType::Reference => "reference",
+        FieldType::String(_) => "string",
+        FieldType::TextArea(_) => "textarea",
+        FieldType::Email => "email",
+        FieldType::Phone => "phone",
+        FieldType::Boolean => "boolean",
+        FieldType::Int => "int",
+        FieldType::DateTime => "datetime",
+        FieldType::Date => "date",
+        FieldType::Picklist(_) => "picklist",
+    }
+}
+
+fn describe_global(schema: &Schema) -> Value {
+    let list: Vec<Value> = schema
+        .objects
+        .iter()
+        .map(|o| describe(schema, o.name, false))
+        .collect();
+    json!({"encoding": "UTF-8", "maxBatchSize": COLLECTION_MAX, "sobjects": list})
+}
+
+fn describe(schema: &Schema, object: &str, with_fields: bool) -> Value {
+    let Some(def) = schema.object(object) else {
+        return Value::Null;
+    };
+    let mut out = json!({
+        "name": def.name, "label": def.name, "keyPrefix": def.prefix, "custom": false,
+        "createable": true, "updateable": true, "deletable": !matches!(def.name, "User" | "Profile"),
+        "queryable": true, "replicateable": true,
+        "urls": {"sobject": format!("/services/data/v59.0/sobjects/{}", def.name)},
+    });
+    if with_fields {
+        let fields: Vec<Value> = def
+            .fields
+            .iter()
+            .map(|f| {
+                let length = match f.ty {
+                    FieldType::String(n) | FieldType::TextArea(n) => n,
+                    FieldType::Email => 80,
+                    FieldType::Phone => 40,
+                    FieldType::Id | FieldType::Reference => 18,
+                    _ => 0,
+                };
+                let picklist: Vec<Value> = match f.ty {
+                    FieldType::Picklist(values) => values
+                        .iter()
+                        .map(|v| json!({"value": v, "label": v, "active": true}))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                json!({
+                    "name": f.name, "type": type_label(f.ty), "length": length,
+                    "nillable": !f.required, "createable": f.writable, "updateable": f.writable,
+                    "externalId": f.external_id, "idLookup": f.external_id || f.name == "Id",
+                    "picklistValues": picklist,
+                })
+            })
+            .collect();
+        out["fields"] = Value::Array(fields);
+    }
+    out
+}
+
+/// A record's field values for the query evaluator, following parent relationships.
+struct View<'a> {
+    db: &'a Db,
+    schema: &'a Schema,
+    rec: &'a Rec,
+}
+
+fn get_ci<'a>(rec: &'a Rec, name: &str) -> Option<&'a Value> {
+    rec.get(name).or_else(|| {
+        rec.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    })
+}
+
+impl Lookup for View<'_> {
+    fn value(&self, path: &[String]) -> Value {
+        match path {
+            [field] => get_ci(self.rec, field).cloned().unwrap_or(Value::Null),
+            [relationship, field] => {
+                let reference = reference_field_for(relationship);
+                get_ci(self.rec, &reference)
+                    .and_then(Value::as_str)
+                    .and_then(|id| self.db.find(self.schema, id))
+                    .and_then(|(_, parent)| get_ci(parent, field).cloned())
+                    .unwrap_or(Value::Null)
+            }
+            _ => Value::Null,
+        }
+    }
+}
+
+/// Checks a field path against the object and returns it with canonical names.
+fn canonical_path(
+    schema: &Schema,
+    def: &ObjectDef,
+    path: &[String],
+) -> Result<Path, (&'static str, String)> {
+    match path {
+        [field] => def.field(field).map(|f| vec![f.name.to_owned()]).ok_or_else(|| {
+            (
+                "INVALID_FIELD",
+                format!(
+                    "No such column '{field}' on entity '{}'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names.",
+                    def.name
+                ),
+            )
+        }),
+        [relationship, field] => {
+            let reference = def
+                .field(&reference_field_for(relationship))
+                .filter(|f| f.ty == FieldType::Reference)
+                .ok_or_else(|| {
+                    (
+                        "INVALID_FIELD",
+                        format!(
+                            "Didn't understand relationship '{relationship}' in field path. If you are attempting to use a custom relationship, be sure to append the '__r' after the custom relationship name."
+                        ),
+                    )
+                })?;
+            let relationship = match reference.name.strip_suffix("__c") {
+                Some(base) => format!("{base}__r"),
+                None => reference.name.trim_end_matches("Id").to_owned(),
+            };
+            let field = schema
+                .objects
+                .iter()
+                .find_map(|o| o.field(field))
+                .map(|f| f.name.to_owned())
+                .ok_or_else(|| ("INVALID_FIELD", format!("No such column '{field}' on entity '{relationship}'.")))?;
+            Ok(vec![relationship, field])
+        }
+        _ => Err(("MALFORMED_QUERY", "unsupported field path".into())),
+    }
+}
+
+fn canonical_expr(
+    schema: &Schema,
+    def: &ObjectDef,
+    expr: &soql::Expr,
+) -> Result<soql::Expr, (&'static str, String)> {
+    use soql::Expr;
+    Ok(match expr {
+        Expr::And(a, b) => Expr::And(
+            Box::new(canonical_expr(schema, def, a)?),
+            Box::new(canonical_expr(schema, def, b)?),
+        ),
+        Expr::Or(a, b) => Expr::Or(
+            Box::new(canonical_expr(schema, def, a)?),
+            Box::new(canonical_expr(schema, def, b)?),
+        ),
+        Expr::Not(a) => Expr::Not(Box::new(canonical_expr(schema, def, a)?)),
+        Expr::Cmp { path, op, value } => Expr::Cmp {
+            path: canonical_path(schema, def, path)?,
+            op: *op,
+            value: value.clone(),
+        },
+        Expr::In {
+            path,
+            values,
+            negated,
+        } => Expr::In {
+            path: canonical_path(schema, def, path)?,
+            values: values.clone(),
+            negated: *negated,
+        },
+        Expr::Like { path, pattern } => Expr::Like {
+            path: canonical_path(schema, def, path)?,
+            pattern: pattern.clone(),
+        },
+    })
+}
+
+fn project(ctx: &Ctx, db: &Db, object: &str, rec: &Rec, fields: &[Path]) -> Value {
+    let schema = &ctx.org.schema;
+    let id = rec.get("Id").and_then(Value::as_str).unwrap_or_default();
+    let mut out = Map::new();
+    out.insert(
+        "attributes".into(),
+        json!({"type": object, "url": ctx.record_url(object, id)}),
+    );
+    for path in fields {
+        match path.as_slice() {
+            [field] => {
+                out.insert(
+                    field.clone(),
+                    rec.get(field).cloned().unwrap_or(Value::Null),
+                );
+            }
+            [relationship, field] => {
+                let parent = get_ci(rec, &reference_field_for(relationship))
+                    .and_then(Value::as_str)
+                    .and_then(|pid| db.find(schema, pid));
+                match parent {
+                    None => {
+                        out.entry(relationship.clone()).or_insert(Value::Null);
+                    }
+                    Some((parent_type, parent)) => {
+                        let pid = parent.get("Id").and_then(Value::as_str).unwrap_or_default();
+                        let entry = out.entry(relationship.clone()).or_insert(Value::Null);
+                        if !entry.is_object() {
+                            *entry = json!({"attributes": {"type": parent_type, "url": ctx.record_url(parent_type, pid)}});
+                        }
+                        let name = schema
+                            .object(parent_type)
+                            .and_then(|o| o.field(field))
+                            .map(|f| f.name.to_owned())
+                            .unwrap_or_else(|| field.clone());
+                        let value = get_ci(parent, field).cloned().unwrap_or(Value::Null);
+                        if let Value::Object(map) = entry {
+                            map.insert(name, value);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Value::Object(out)
+}
+
+fn batch_size(headers: &HeaderMap) -> usize {
+    let asked = headers
+        .get("Sforce-Query-Options")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.split([',', ';'])
+                .filter_map(|part| part.trim().strip_prefix("batchSize="))
+                .find_map(|n| n.trim().parse::<usize>().ok())
+        });
+    asked.map_or(QUERY_BATCH_DEFAULT, |n| {
+        n.clamp(QUERY_BATCH_MIN, QUERY_BATCH_DEFAULT)
+    })
+}
+
+fn run_query(ctx: &Ctx, db: &Db, text: &str, include_deleted: bool) -> Reply {
+    let schema = &ctx.org.schema;
+    let query: Query = match soql::parse_at(text, ctx.now) {
+        Ok(q) => q,
+        Err(e) => return sf_error(StatusCode::BAD_REQUEST, e.code, &e.message),
+    };
+    let Some(def) = schema.object(&query.object) else {
+        return sf_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_TYPE",
+            &format!("sObject type '{}' is not supported. If you are attempting to use a custom object, be sure to append the '__c' after the entity name. Please reference your WSDL or the describe call for the appropriate names.", query.object),
+        );
+    };
+    let checked = (|| {
+        let fields = query
+            .fields
+            .iter()
+            .map(|p| canonical_path(schema, def, p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let filter = query
+            .filter
+            .as_ref()
+            .map(|f| canonical_expr(schema, def, f))
+            .transpose()?;
+        let order = query
+            .order
+            .iter()
+            .map(|o| {
+                Ok(soql::OrderItem {
+                    path: canonical_path(schema, def, &o.path)?,
+                    ..o.clone()
+                })
+            })
+            .collect::<Result<Vec<_>, (&'static str, String)>>()?;
+        Ok::<_, (&'static str, String)>((fields, filter, order))
+    })();
+    let (fields, filter, order) = match checked {
+        Ok(x) => x,
+        Err((code, message)) => return sf_error(StatusCode::BAD_REQUEST, code, &message),
+    };
+    let empty = Default::default();
+    let all = db.records.get(def.name).unwrap_or(&empty);
+    let mut rows: Vec<&Rec> = all
+        .values()
+        .filter(|r| include_deleted || !is_deleted(r))
+        .filter(|r| {
+            filter
+                .as_ref()
+                .is_none_or(|f| soql::matches(f, &View { db, schema, rec: r }))
+        })
+        .collect();
+    if !order.is_empty() {
+        rows.sort_by(|a, b| {
+            for item in &order {
+                let va = View { db, schema, rec: a }.value(&item.path);
+                let vb = View { db, schema, rec: b }.value(&item.path);
+                let ord = match (va.is_null(), vb.is_null()) {
+                    (true, true) => Ordering::Equal,
+                    (true, false) => {
+                        if item.nulls_last {
+                            Ordering::Greater
+                        } else {
+                            Ordering::Less
+                        }
+                    }
+                    (false, true) => {
+                        if item.nulls_last {
+                            Ordering::Less
+                        } else {
+                            Ordering::Greater
+                        }
+                    }
+                    (false, false) => {
+                        let o = soql::compare_values(&va, &vb);
+                        if item.descending {
+                            o.reverse()
+                        } else {
+                            o
+                        }
+                    }
+                };
+                if ord != Ordering::Equal {
+                    return ord;
+                }
+            }
+            Ordering::Equal
+        });
+    }
+    let rows: Vec<&Rec> = rows
+        .into_iter()
+        .skip(query.offset.unwrap_or(0))
+        .take(query.limit.unwrap_or(usize::MAX))
+        .collect();
+    if query.count_only {
+        return json_reply(
+            StatusCode::OK,
+            &json!({"totalSize": rows.len(), "done": true, "records": []}),
+        );
+    }
+    let records: Vec<Value> = rows
+        .iter()
+        .map(|r| project(ctx, db, def.name, r, &fields))
+        .collect();
+    page(ctx, records, batch_size(ctx.headers), include_deleted)
+}
+
+fn page(ctx: &Ctx, mut records: Vec<Value>, batch: usize, include_deleted: bool) -> Reply {
+    let total = records.len();
+    if total <= batch {
+        return json_reply(
+            StatusCode::OK,
+            &json!({"totalSize": total, "done": true, "records": records}),
+        );
+    }
+    let rest = records.split_off(batch);
+    let serial = {
+        let mut next = lock(&ctx.org.next_cursor);
+        *next += 1;
+        *next
+    };
+    let mut cursors = lock(&ctx.org.cursors);
+    while cursors.len() >= MAX_CURSORS {
+        cursors.pop_first();
+    }
+    cursors.insert(
+        serial,
+        QueryCursor {
+            records: rest,
+            batch,
+        },
+    );
+    let endpoint = if include_deleted { "queryAll" } else { "query" };
+    let next = format!(
+        "/services/data/v{}/{endpoint}/01gSIM{serial:09}-{batch}",
+        ctx.version
+    );
+    json_reply(
+        StatusCode::OK,
+        &json!({"totalSize": total, "done": false, "nextRecordsUrl": next, "records": records}),
+    )
+}
+
+fn query_more(ctx: &Ctx, endpoint: &str, locator: &str) -> Reply {
+    let invalid = || {
+        sf_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_QUERY_LOCATOR",
+            "invalid query locator",
+        )
+    };
+    let Some((serial, offset)) = locator
+        .strip_prefix("01gSIM")
+        .and_then(|l| l.split_once('-'))
+    else {
+        return invalid();
+    };
+    let (Ok(serial), Ok(offset)) = (serial.parse::<u64>(), offset.parse::<usize>()) else {
+        return invalid();
+    };
+    let cursors = lock(&ctx.org.cursors);
+    let Some(cursor) = cursors.get(&serial) else {
+        return invalid();
+    };
+    // `offset` counts from the start of the whole result; the cursor holds what followed
+    // the first page.
+    let Some(skip) = offset.checked_sub(cursor.batch) else {
+        return invalid();
+    };
+    let total = cursor.records.len() + cursor.batch;
+    let page: Vec<Value> = cursor
+        .records
+        .iter()
+        .skip(skip)
+        .take(cursor.batch)
+        .cloned()
+        .collect();
+    let consumed = offset + page.len();
+    let mut body = json!({"totalSize": total, "done": consumed >= total, "records": page});
+    if consumed < total {
+        body["nextRecordsUrl"] = json!(format!(
+            "/services/data/v{}/{endpoint}/01gSIM{serial:09}-{consumed}",
+            ctx.version
+        ));
+    }
+    json_reply(StatusCode::OK, &body)
+}
+
+fn window_args(ctx: &Ctx, days: i64) -> Result<(DateTime<Utc>, DateTime<Utc>), Reply> {
+    let arg = |name: &str| {
+        ctx.query
+            .get(name)
+            .and_then(|v| parse_datetime(v))
+            .ok_or_else(|| {
+                sf_error(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_REPLICATION_DATE",
+                    &format!("{name} is missing or not a valid date/time"),
+                )
+            })
+    };
+    let (start, end) = (arg("start")?, arg("end")?);
+    if start >= end {
+        return Err(sf_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REPLICATION_DATE",
+            "startDate must chronologically precede endDate",
+        ));
+    }
+    if start < ctx.now - Duration::days(days) {
+        return Err(sf_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REPLICATION_DATE",
+            &format!("startDate cannot be more than {days} days ago"),
+        ));
+    }
+    Ok((start, end.min(ctx.now)))
+}
+
+fn updated(ctx: &Ctx, db: &Db, object: &str) -> Reply {
+    let (start, end) = match window_args(ctx, UPDATED_WINDOW_DAYS) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let name = ctx.org.schema.object(object).map_or(object, |o| o.name);
+    let ids: Vec<Value> = db
+        .records
+        .get(name)
+        .map(|all| {
+            all.values()
+                .filter(|r| !is_deleted(r))
+                .filter(|r| {
+                    r.get("SystemModstamp")
+                        .and_then(Value::as_str)
+                        .and_then(parse_datetime)
+                        .is_some_and(|t| t >= start && t <= end)
+                })
+                .filter_map(|r| r.get("Id").cloned())
+                .collect()
+        })
+        .unwrap_or_default();
+    json_reply(
+        StatusCode::OK,
+        &json!({"ids": ids, "latestDateCovered": format_datetime(end)}),
+    )
+}
+
+fn deleted(ctx: &Ctx, db: &Db, object: &str) -> Reply {
+    let (start, end) = match window_args(ctx, DELETED_WINDOW_DAYS) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let name = ctx.org.schema.object(object).map_or(object, |o| o.name);
+    let records: Vec<Value> = db
+        .deleted_log
+        .iter()
+        .filter(|d| d.object == name && d.deleted >= start && d.deleted <= end)
+        .map(|d| json!({"id": d.id, "deletedDate": format_datetime(d.deleted)}))
+        .collect();
+    json_reply(
+        StatusCode::OK,
+        &json!({
+            "deletedRecords": records,
+            "earliestDateAvailable": format_datetime(ctx.now - Duration::days(DELETED_WINDOW_DAYS)),
+            "latestDateCovered": format_datetime(end),
+        }),
+    )
+}
+
+fn parse_body(body: &[u8]) -> Result<Value, Reply> {
+    serde_json::from_slice(body).map_err(|e| {
+        sf_error(
+            StatusCode::BAD_REQUEST,
+            "JSON_PARSER_ERROR",
+            &format!("The request body is not valid JSON: {e}"),
+        )
+    })
+}
+
+fn errors_reply(status: StatusCode, errors: &[RecordError]) -> Reply {
+    let list: Vec<Value> = errors
+        .iter()
+        .map(|e| json!({"message": e.message, "errorCode": e.code, "fields": e.fields}))
+        .collect();
+    json_reply(status, &Value::Array(list))
+}
+
+fn status_for(errors: &[RecordError]) -> StatusCode {
+    match errors.first().map(|e| e.code.as_str()) {
+        Some("INVALID_CROSS_REFERENCE_KEY" | "ENTITY_IS_DELETED") => StatusCode::NOT_FOUND,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+fn create_one(ctx: &Ctx, db: &mut Db, object: &str, body: &[u8]) -> (Reply, bool) {
+    let input = match parse_body(body) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) => {
+            return (
+                sf_error(
+                    StatusCode::BAD_REQUEST,
+                    "JSON_PARSER_ERROR",
+                    "expected a JSON object",
+                ),
+                false,
+            )
+        }
+        Err(r) => return (r, false),
+    };
+    match db.create(&ctx.org.schema, object, input, ctx.user_id, ctx.now) {
+        Ok(id) => (
+            json_reply(
+                StatusCode::CREATED,
+                &json!({"id": id, "success": true, "errors": []}),
+            ),
+            true,
+        ),
+        Err(errors) => (errors_reply(StatusCode::BAD_REQUEST, &errors), false),
+    }
+}
+
+fn full_record(ctx: &Ctx, db: &Db, def: &ObjectDef, rec: &Rec) -> Value {
+    let wanted: Option<Vec<String>> = ctx
+        .query
+        .get("fields")
+        .map(|f| f.split(',').map(|s| s.trim().to_owned()).collect());
+    let fields: Vec<Path> = def
+        .fields
+        .iter()
+        .filter(|f| {
+            wanted
+                .as_ref()
+                .is_none_or(|w| w.iter().any(|x| x.eq_ignore_ascii_case(f.name)))
+        })
+        .map(|f| vec![f.name.to_owned()])
+        .collect();
+    project(ctx, db, def.name, rec, &fields)
+}
+
+fn get_row(ctx: &Ctx, db: &Db, object: &str, id: &str) -> Reply {
+    let schema = &ctx.org.schema;
+    let Some(def) = schema.object(object) else {
+        return sf_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "The requested resource does not exist",
+        );
+    };
+    match db.live(schema, id) {
+        Some((name, rec)) if name == def.name => {
+            json_reply(StatusCode::OK, &full_record(ctx, db, def, rec))
+        }
+        _ if full_id(id).is_none() => sf_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            &format!("Provided external ID field does not exist or is not accessible: {id}"),
+        ),
+        _ => sf_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "The requested resource does not exist",
+        ),
+    }
+}
+
+fn update_one(ctx: &Ctx, db: &mut Db, object: &str, id: &str, body: &[u8]) -> (Reply, bool) {
+    let input = match parse_body(body) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) => {
+            return (
+                sf_error(
+                    StatusCode::BAD_REQUEST,
+                    "JSON_PARSER_ERROR",
+                    "expected a JSON object",
+                ),
+                false,
+            )
+        }
+        Err(r) => return (r, false),
+    };
+    let name = ctx.org.schema.object(object).map_or(object, |o| o.name);
+    match db.update(&ctx.org.schema, Some(name), id, input, ctx.user_id, ctx.now) {
+        Ok(_) => (empty_reply(StatusCode::NO_CONTENT), true),
+        Err(errors)
+            if errors.first().is_some_and(|e| {
+                e.code == "INVALID_CROSS_REFERENCE_KEY" && e.fields.is_empty()
+            }) =>
+        {
+            (
+                sf_error(
+                    StatusCode::NOT_FOUND,
+                    "NOT_FOUND",
+                    "The requested resource does not exist",
+                ),
+                false,
+            )
+        }
+        Err(errors) => (errors_reply(status_for(&errors), &errors), false),
+    }
+}
+
+fn delete_one(ctx: &Ctx, db: &mut Db, object: &str, id: &str) -> (Reply, bool) {
+    let schema = &ctx.org.schema;
+    let name = schema.object(object).map_or(object, |o| o.name);
+    if schema.object_for_id(id).map(|o| o.name) != Some(name) {
+        return (
+            sf_error(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                "The requested resource does not exist",
+            ),
+            false,
+        );
+    }
+    match db.delete(schema, id, ctx.now) {
+        Ok(_) => (empty_reply(StatusCode::NO_CONTENT), true),
+        Err(e) if e.code == "INVALID_CROSS_REFERENCE_KEY" => (
+            sf_error(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                "The requested resource does not exist",
+            ),
+            false,
+        ),
+        Err(e) => (
+            errors_reply(status_for(std::slice::from_ref(&e)), &[e]),
+            false,
+        ),
+    }
+}
+
+fn by_external_id(
+    ctx: &Ctx,
+    db: &mut Db,
+    method: &Method,
+    object: &str,
+    field: &str,
+    value: &str,
+    body: &[u8],
+) -> (Reply, bool) {
+    let schema = &ctx.org.schema;
+    let Some(def) = schema.object(object) else {
+        return (
+            sf_error(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                "The requested resource does not exist",
+            ),
+            false,
+        );
+    };
+    let Some(field_def) = def.field(field).filter(|f| f.external_id) else {
+        return (
+            sf_error(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                &format!("Provided external ID field does not exist or is not accessible: {field}"),
+            ),
+            false,
+        );
+    };
+    let value = percent_encoding::percent_decode_str(value)
+        .decode_utf8_lossy()
+        .into_owned();
+    let matches = db.find_by_external(def.name, field_def.name, &value);
+    if matches.len() > 1 {
+        let urls: Vec<Value> = matches
+            .iter()
+            .map(|id| json!(ctx.record_url(def.name, id)))
+            .collect();
+        return (
+            json_reply(StatusCode::MULTIPLE_CHOICES, &Value::Array(urls)),
+            false,
+        );
+    }
+    if *method == Method::GET {
+        return match matches.first().and_then(|id| db.live(schema, id)) {
+            Some((_, rec)) => (
+                json_reply(StatusCode::OK, &full_record(ctx, db, def, rec)),
+                false,
+            ),
+            None => (
+                sf_error(
+                    StatusCode::NOT_FOUND,
+                    "NOT_FOUND",
+                    "The requested resource does not exist",
+                ),
+                false,
+            ),
+        };
+    }
+    let mut input = match parse_body(body) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) => {
+            return (
+                sf_error(
+                    StatusCode::BAD_REQUEST,
+                    "JSON_PARSER_ERROR",
+                    "expected a JSON object",
+                ),
+                false,
+            )
+        }
+        Err(r) => return (r, false),
+    };
+    match upsert_one(ctx, db, def, field_def.name, &value, &mut input) {
+        Ok((id, true)) => (
+            json_reply(
+                StatusCode::CREATED,
+                &json!({"id": id, "success": true, "errors": [], "created": true}),
+            ),
+            true,
+        ),
+        Ok((id, false)) => (
+            json_reply(
+                StatusCode::OK,
+                &json!({"id": id, "success": true, "errors": [], "created": false}),
+            ),
+            true,
+        ),
+        Err(errors) if errors.first().is_some_and(|e| e.code == "NOT_FOUND") => (
+            sf_error(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                "The requested resource does not exist",
+            ),
+            false,
+        ),
+        Err(errors) => (errors_reply(StatusCode::BAD_REQUEST, &errors), false),
+    }
+}
+
+/// Creates or updates the one record whose external id is `value`.
+fn upsert_one(
+    ctx: &Ctx,
+    db: &mut Db,
+    def: &ObjectDef,
+    field: &str,
+    value: &str,
+    input: &mut Rec,
+) -> Result<(String, bool), Vec<RecordError>> {
+    let schema = &ctx.org.schema;
+    input.retain(|k, _| !k.eq_ignore_ascii_case(field) && k != "attributes");
+    let matches = db.find_by_external(def.name, field, value);
+    match matches.as_slice() {
+        [] if ctx.query.get("updateOnly").is_some_and(|v| v == "true") => {
+            Err(vec![RecordError::new(
+                "NOT_FOUND",
+                "The requested resource does not exist",
+                &[],
+            )])
+        }
+        [] => {
+            input.insert(field.to_owned(), Value::String(value.to_owned()));
+            db.create(
+                schema,
+                def.name,
+                std::mem::take(input),
+                ctx.user_id,
+                ctx.now,
+            )
+            .map(|id| (id, true))
+        }
+        [id] => db
+            .update(
+                schema,
+                Some(def.name),
+                id,
+                std::mem::take(input),
+                ctx.user_id,
+                ctx.now,
+            )
+            .map(|id| (id, false)),
+        _ => Err(vec![RecordError::new(
+            "DUPLICATE_EXTERNAL_ID",
+            format!("{field}: more than one record found for external id field: {matches:?}"),
+            &[field],
+        )]),
+    }
+}
+
+fn records_arg(body: &[u8]) -> Result<(bool, Vec<Value>), Reply> {
+    let value = parse_body(body)?;
+    let all_or_none = value
+        .get("allOrNone")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let records = match value.get("records") {
+        Some(Value::Array(list)) => list.clone(),
+        _ => {
+            return Err(sf_error(
+                StatusCode::BAD_REQUEST,
+                "INVALID_FIELD",
+                "records is required",
+            ))
+        }
+    };
+    if records.len() > COLLECTION_MAX {
+        return Err(sf_error(
+            StatusCode::BAD_REQUEST,
+            "EXCEEDED_ID_LIMIT",
+            "record limit reached. cannot submit more than 200 records into this call",
+        ));
+    }
+    Ok((all_or_none, records))
+}
+
+type Outcome = Result<(String, Option<bool>), (Option<String>, Vec<RecordError>)>;
+
+/// Applies each record in order; with allOrNone, any failure rolls every record back.
+fn run_collection(
+    db: &mut Db,
+    all_or_none: bool,
+    count: usize,
+    mut apply: impl FnMut(&mut Db, usize) -> Outcome,
+) -> (Reply, bool) {
+    let snapshot = if all_or_none { Some(db.clone()) } else { None };
+    let outcomes: Vec<Outcome> = (0..count).map(|i| apply(db, i)).collect();
+    let failed = outcomes.iter().any(Result::is_err);
+    let rolled_back = all_or_none && failed;
+    if let (true, Some(snapshot)) = (rolled_back, snapshot) {
+        *db = snapshot;
+    }
+    let results: Vec<Value> = outcomes
+        .into_iter()
+        .map(|o| match o {
+            Ok((id, created)) if rolled_back => {
+                let _ = created;
+                json!({"id": id, "success": false, "errors": [{
+                    "statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                    "message": "Record rolled back because not all records were valid and the request was using AllOrNone header",
+                    "fields": [],
+                }]})
+            }
+            Ok((id, Some(created))) => json!({"id": id, "success": true, "errors": [], "created": created}),
+            Ok((id, None)) => json!({"id": id, "success": true, "errors": []}),
+            Err((id, errors)) => json!({"id": id, "success": false, "errors": errors}),
+        })
+        .collect();
+    (
+        json_reply(StatusCode::OK, &Value::Array(results)),
+        !rolled_back && count > 0,
+    )
+}
+
+fn record_type(record: &Value) -> Option<String> {
+    record
+        .get("attributes")?
+        .get("type")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+fn collection_create(ctx: &Ctx, db: &mut Db, body: &[u8]) -> (Reply, bool) {
+    let (all_or_none, records) = match records_arg(body) {
+        Ok(x) => x,
+        Err(r) => return (r, false),
+    };
+    run_collection(db, all_or_none, records.len(), |db, i| {
+        let record = &records[i];
+        let Some(object) = record_type(record) else {
+            return Err((
+                None,
+                vec![RecordError::new(
+                    "INVALID_TYPE",
+                    "Must send a concrete entity type.",
+                    &[],
+                )],
+            ));
+        };
+        let mut input = as_rec(record.clone());
+        input.remove("attributes");
+        db.create(&ctx.org.schema, &object, input, ctx.user_id, ctx.now)
+            .map(|id| (id, None))
+            .map_err(|e| (None, e))
+    })
+}
+
+fn collection_update(ctx: &Ctx, db: &mut Db, body: &[u8]) -> (Reply, bool) {
+    let (all_or_none, records) = match records_arg(body) {
+        Ok(x) => x,
+        Err(r) => return (r, false),
+    };
+    run_collection(db, all_or_none, records.len(), |db, i| {
+        let record = &records[i];
+        let id = get_ci(&as_rec(record.clone()), "id")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let Some(id) = id else {
+            return Err((
+                None,
+                vec![RecordError::new(
+                    "MISSING_ARGUMENT",
+                    "Id not specified in an update call",
+                    &[],
+                )],
+            ));
+        };
+        let object = record_type(record);
+        let mut input = as_rec(record.clone());
+        input.remove("attributes");
+        db.update(
+            &ctx.org.schema,
+            object.as_deref(),
+            &id,
+            input,
+            ctx.user_id,
+            ctx.now,
+        )
+        .map(|id| (id, None))
+        .map_err(|e| (Some(id), e))
+    })
+}
+
+fn collection_delete(ctx: &Ctx, db: &mut Db) -> (Reply, bool) {
+    let ids: Vec<String> = ctx
+        .query
+        .get("ids")
+        .map(|s| {
+            s.split(',')
+                .map(|x| x.trim().to_owned())
+                .filter(|x| !x.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    if ids.is_empty() {
+        return (
+            sf_error(
+                StatusCode::BAD_REQUEST,
+                "MISSING_ARGUMENT",
+                "ids is required",
+            ),
+            false,
+        );
+    }
+    if ids.len() > COLLECTION_MAX {
+        return (
+            sf_error(
+                StatusCode::BAD_REQUEST,
+                "EXCEEDED_ID_LIMIT",
+                "record limit reached. cannot submit more than 200 records into this call",
+            ),
+            false,
+        );
+    }
+    let all_or_none = ctx.query.get("allOrNone").is_some_and(|v| v == "true");
+    run_collection(db, all_or_none, ids.len(), |db, i| {
+        db.delete(&ctx.org.schema, &ids[i], ctx.now)
+            .map(|id| (id, None))
+            .map_err(|e| (Some(ids[i].clone()), vec![e]))
+    })
+}
+
+fn collection_upsert(
+    ctx: &Ctx,
+    db: &mut Db,
+    object: &str,
+    field: &str,
+    body: &[u8],
+) -> (Reply, bool) {
+    let schema = &ctx.org.schema;
+    let Some(def) = schema.object(object) else {
+        return (
+            sf_error(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                "The requested resource does not exist",
+            ),
+            false,
+        );
+    };
+    let Some(field_def) = def.field(field).filter(|f| f.external_id) else {
+        return (
+            sf_error(
+                StatusCode::BAD_REQUEST,
+                "INVALID_FIELD",
+                &format!(
+                    "Field name provided, {field} is not an External ID or indexed field for {}",
+                    def.name
+                ),
+            ),
+            false,
+        );
+    };
+    let (all_or_none, records) = match records_arg(body) {
+        Ok(x) => x,
+        Err(r) => return (r, false),
+    };
+    run_collection(db, all_or_none, records.len(), |db, i| {
+        let mut input = as_rec(records[i].clone());
+        let Some(value) = get_ci(&input, field_def.name)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+        else {
+            return Err((
+                None,
+                vec![RecordError::new(
+                    "MISSING_ARGUMENT",
+                    format!("{} not specified", field_def.name),
+                    &[field_def.name],
+                )],
+            ));
+        };
+        upsert_one(ctx, db, def, field_def.name, &value, &mut input)
+            .map(|(id, created)| (id, Some(created)))
+            .map_err(|e| (None, e))
+    })
+}

@@ -1,0 +1,248 @@
+//! A Salesforce org simulator: OAuth 2.0 (JWT bearer, client credentials), SOQL query /
+//! queryAll, sObject rows, upsert by external id, sObject Collections, getUpdated /
+//! getDeleted, limits with an enforced daily allowance, and a control API for tests.
+//! State lives in a data directory and survives restarts.
+
+mod api;
+mod auth;
+pub mod cli;
+mod control;
+mod schema;
+mod server;
+pub mod soql;
+mod store;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+pub use auth::{generate_key_pem, JWT_KEY_FILE};
+pub use schema::EXTERNAL_ID_FIELD;
+pub use server::Faults;
+
+use crate::tls::SimCa;
+use server::Org;
+
+pub const API_VERSION: &str = "59.0";
+pub const SIM_JSON: &str = "sim.json";
+
+/// A user of the simulated org, as listed in `sim.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SimUser {
+    pub id: String,
+    pub username: String,
+    pub email: String,
+    pub profile: String,
+}
+
+/// What a client needs to talk to the simulator; written to `DIR/sim.json` when it is ready.
+/// It holds the connected app's secrets, so the file is private to its owner.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SimInfo {
+    pub instance_url: String,
+    pub token_url: String,
+    pub api_version: String,
+    /// Accepted `aud` values of a JWT bearer assertion.
+    pub jwt_audiences: Vec<String>,
+    pub client_id: String,
+    pub client_secret: String,
+    pub private_key_file: PathBuf,
+    pub public_key_file: PathBuf,
+    pub ca_file: PathBuf,
+    pub integration_user: SimUser,
+    pub users: Vec<SimUser>,
+    pub control_url: String,
+    pub control_token: String,
+}
+
+/// A running simulator. Dropping it (or calling [`SalesforceSim::shutdown`]) stops accepting
+/// connections.
+pub struct SalesforceSim {
+    pub info: SimInfo,
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl SalesforceSim {
+    /// Starts the simulator on `addr` (port 0 picks one) with its state in `dir`, and writes
+    /// `dir/sim.json` once it accepts connections.
+    pub async fn start(dir: &Path, addr: SocketAddr) -> anyhow::Result<SalesforceSim> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let ca = SimCa::load_or_create(dir)?;
+        let keys = auth::JwtKeys::load_or_create(dir)?;
+        let schema = schema::Schema::standard();
+        let state_path = dir.join("state.json");
+        let db = store::Db::load_or_create(&state_path, &schema)?;
+        db.save(&state_path)?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        let addr = listener.local_addr().context("reading the bound address")?;
+        let host = addr.ip().to_string();
+        let tls = ca.server_config(&[host.as_str(), "localhost"])?;
+        let base_url = format!("https://{}", fmt_host_port(addr));
+        let audiences = vec![
+            "https://login.salesforce.com".to_owned(),
+            "https://test.salesforce.com".to_owned(),
+            base_url.clone(),
+            format!("{base_url}/login.salesforce.com"),
+            format!("{base_url}/test.salesforce.com"),
+        ];
+        let info = SimInfo {
+            instance_url: base_url.clone(),
+            token_url: format!("{base_url}/services/oauth2/token"),
+            api_version: API_VERSION.to_owned(),
+            jwt_audiences: audiences.clone(),
+            client_id: db.settings.client_id.clone(),
+            client_secret: db.settings.client_secret.clone(),
+            private_key_file: keys.private_key_path.clone(),
+            public_key_file: keys.public_key_path.clone(),
+            ca_file: ca.ca_cert_path(),
+            integration_user: user_info(&db, &db.settings.integration_user_id),
+            users: db
+                .records
+                .get("User")
+                .map(|users| users.keys().map(|id| user_info(&db, id)).collect())
+                .unwrap_or_default(),
+            control_url: format!("{base_url}/_control"),
+            control_token: db.settings.control_token.clone(),
+        };
+        let org = Arc::new(Org {
+            schema,
+            state_path,
+            db: Mutex::new(db),
+            sessions: Mutex::new(auth::Sessions::default()),
+            keys,
+            faults: Mutex::new(Faults::default()),
+            counters: Mutex::new(Default::default()),
+            cursors: Mutex::new(Default::default()),
+            next_cursor: Mutex::new(0),
+            base_url,
+            audiences,
+        });
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    accepted = listener.accept() => {
+                        let (tcp, peer) = match accepted {
+                            Ok(x) => x,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "accepting a connection failed");
+                                continue;
+                            }
+                        };
+                        let acceptor = acceptor.clone();
+                        let org = org.clone();
+                        tokio::spawn(async move {
+                            let tls = match acceptor.accept(tcp).await {
+                                Ok(s) => s,
+                                Err(e) => {
+                                    tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                                    return;
+                                }
+                            };
+                            let service = service_fn(move |req| server::handle(org.clone(), req));
+                            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(TokioIo::new(tls), service)
+                                .await
+                            {
+                                tracing::debug!(error = %e, %peer, "connection ended with an error");
+                            }
+                        });
+                    }
+                }
+            }
+        });
+        write_private_json(&dir.join(SIM_JSON), &info)?;
+        tracing::info!(url = %info.instance_url, "salesforce simulator ready");
+        Ok(SalesforceSim {
+            info,
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// Stops accepting connections and waits for the accept loop to end.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for SalesforceSim {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn fmt_host_port(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) => format!("{}:{}", a.ip(), a.port()),
+        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+    }
+}
+
+fn user_info(db: &store::Db, id: &str) -> SimUser {
+    let empty = Default::default();
+    let rec = db
+        .records
+        .get("User")
+        .and_then(|u| u.get(id))
+        .unwrap_or(&empty);
+    let text = |r: &store::Rec, k: &str| {
+        r.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let profile = db
+        .records
+        .get("Profile")
+        .and_then(|p| p.get(&text(rec, "ProfileId")))
+        .map(|p| text(p, "Name"))
+        .unwrap_or_default();
+    SimUser {
+        id: id.to_owned(),
+        username: text(rec, "Username"),
+        email: text(rec, "Email"),
+        profile,
+    }
+}
+
+fn write_private_json(path: &Path, info: &SimInfo) -> anyhow::Result<()> {
+    use std::io::Write;
+    let text = serde_json::to_vec_pretty(info).context("serialising sim.json")?;
+    let tmp = path.with_extension("json.tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    file.write_all(&text)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}

@@ -1,0 +1,355 @@
+//! End-to-end tests of `exsync-sim exchange` over real HTTPS: start-up and sim.json, TLS with
+//! the generated CA, Basic auth, impersonation errors, and committed writes surviving a kill.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use serde_json::Value;
+
+struct Sim {
+    child: Child,
+    info: Value,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Validates every traced EWS reply against ../shared/ews-schema with the interop suite's
+/// Python validator (lxml); the Python comes from EXSYNC_PYTHON.
+fn assert_traces_valid(trace_dir: &Path) {
+    let python = std::env::var_os("EXSYNC_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join(".venv/bin/python"));
+    assert!(
+        python.exists(),
+        "{} not found: set EXSYNC_PYTHON to a Python with lxml and xmlschema (tests/interop/requirements.txt)",
+        python.display()
+    );
+    let out = Command::new(&python)
+        .arg("-c")
+        .arg(
+            "import sys; from ews_schema import validate_trace_dir as v; n, p = v(sys.argv[1]); \
+             print(n); print(*p, sep='\\n'); sys.exit(1 if p or n == 0 else 0)",
+        )
+        .arg(trace_dir)
+        .env("PYTHONPATH", workspace().join("tests/interop/exchange"))
+        .output()
+        .expect("run the schema validator");
+    assert!(
+        out.status.success(),
+        "replies fail the EWS schema:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn start(dir: &Path, extra: &[&str]) -> Sim {
+    let sim_json = dir.join("sim.json");
+    let _ = std::fs::remove_file(&sim_json);
+    let child = Command::new(env!("CARGO_BIN_EXE_exsync-sim"))
+        .args(["exchange", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .arg("--trace-dir")
+        .arg(dir.join("trace"))
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn exsync-sim");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !sim_json.exists() {
+        assert!(Instant::now() < deadline, "sim.json did not appear");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let info: Value = serde_json::from_slice(&std::fs::read(&sim_json).unwrap()).unwrap();
+    Sim { child, info }
+}
+
+struct Reply {
+    status: u16,
+    headers: http::HeaderMap,
+    body: String,
+}
+
+async fn post(sim: &Sim, auth: Option<(&str, &str)>, body: &str) -> Reply {
+    let ca = PathBuf::from(sim.info["ca_cert"].as_str().unwrap());
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(&std::fs::read(&ca).unwrap()).unwrap())
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let port = sim.info["port"].as_u64().unwrap();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port as u16))
+        .await
+        .unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("mail.contoso.test").unwrap(), tcp)
+        .await
+        .expect("TLS handshake with a certificate from the simulator CA");
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut req = http::Request::post("/EWS/Exchange.asmx")
+        .header("Host", "mail.contoso.test")
+        .header("Content-Type", "text/xml; charset=utf-8");
+    if let Some((u, p)) = auth {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+        req = req.header("Authorization", format!("Basic {token}"));
+    }
+    let resp = send
+        .send_request(req.body(Full::new(Bytes::from(body.to_string()))).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8(body.to_vec()).unwrap(),
+    }
+}
+
+fn envelope(impersonate: Option<&str>, body: &str) -> String {
+    let imp = impersonate
+        .map(|a| format!("<t:ExchangeImpersonation><t:ConnectingSID><t:PrimarySmtpAddress>{a}</t:PrimarySmtpAddress></t:ConnectingSID></t:ExchangeImpersonation>"))
+        .unwrap_or_default();
+    format!(
+        r#"<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><s:Header><t:RequestServerVersion Version="Exchange2013_SP1"/>{imp}</s:Header><s:Body>{body}</s:Body></s:Envelope>"#
+    )
+}
+
+fn attr<'a>(xml: &'a str, name: &str) -> &'a str {
+    let start = xml.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+    let end = start + xml[start..].find('"').unwrap();
+    &xml[start..end]
+}
+
+fn creds(sim: &Sim) -> (String, String) {
+    let sa = &sim.info["service_account"];
+    (
+        sa["upn"].as_str().unwrap().to_string(),
+        sa["password"].as_str().unwrap().to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_json_auth_impersonation_and_durable_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start(dir.path(), &["--auth", "basic", "--mailboxes", "3"]);
+    let info = &sim.info;
+    assert_eq!(info["domain"], "contoso.test");
+    assert_eq!(
+        info["impersonation_allowed"],
+        serde_json::json!(["user1@contoso.test", "user2@contoso.test"])
+    );
+    assert!(info["ews_url"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://127.0.0.1:"));
+    assert!(Path::new(info["ca_cert"].as_str().unwrap()).is_absolute());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("sim.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "sim.json holds secrets");
+    }
+    let (user, pass) = creds(&sim);
+
+    // No credentials, wrong credentials: 401 offering Basic.
+    let get_contacts = r#"<m:GetFolder><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape><m:FolderIds><t:DistinguishedFolderId Id="contacts"/></m:FolderIds></m:GetFolder>"#;
+    let r = post(&sim, None, &envelope(None, get_contacts)).await;
+    assert_eq!(r.status, 401);
+    assert!(r.headers["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Basic realm="));
+    let r = post(&sim, Some((&user, "wrong")), &envelope(None, get_contacts)).await;
+    assert_eq!(r.status, 401);
+
+    // Impersonation: allowed, denied, unknown.
+    let r = post(
+        &sim,
+        Some((&user, &pass)),
+        &envelope(Some("user1@contoso.test"), get_contacts),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("<t:DisplayName>Contacts</t:DisplayName>"));
+    assert!(r.body.contains("ServerVersionInfo"));
+    let r = post(
+        &sim,
+        Some((&user, &pass)),
+        &envelope(Some("user3@contoso.test"), get_contacts),
+    )
+    .await;
+    assert_eq!(r.status, 500);
+    assert!(r.body.contains("ErrorImpersonateUserDenied"), "{}", r.body);
+    let r = post(
+        &sim,
+        Some((&user, &pass)),
+        &envelope(Some("ghost@contoso.test"), get_contacts),
+    )
+    .await;
+    assert!(r.body.contains("ErrorNonExistentMailbox"), "{}", r.body);
+
+    // A committed create survives SIGKILL right after the reply.
+    let create = r#"<m:CreateItem><m:SavedItemFolderId><t:DistinguishedFolderId Id="contacts"/></m:SavedItemFolderId><m:Items><t:Contact><t:GivenName>Ada</t:GivenName><t:Surname>Lovelace</t:Surname></t:Contact></m:Items></m:CreateItem>"#;
+    let r = post(
+        &sim,
+        Some((&user, &pass)),
+        &envelope(Some("user2@contoso.test"), create),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = attr(&r.body, "Id").to_string();
+    let ck = attr(&r.body, "ChangeKey").to_string();
+    drop(sim);
+
+    let sim = start(dir.path(), &["--auth", "basic"]);
+    let (user2, pass2) = creds(&sim);
+    assert_eq!(
+        (user2.as_str(), pass2.as_str()),
+        (user.as_str(), pass.as_str())
+    );
+    let get = format!(
+        r#"<m:GetItem><m:ItemShape><t:BaseShape>AllProperties</t:BaseShape></m:ItemShape><m:ItemIds><t:ItemId Id="{id}"/></m:ItemIds></m:GetItem>"#
+    );
+    let r = post(
+        &sim,
+        Some((&user, &pass)),
+        &envelope(Some("user2@contoso.test"), &get),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("<t:GivenName>Ada</t:GivenName>"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains(&format!("ChangeKey=\"{ck}\"")));
+    // Another mailbox cannot read it by id.
+    let r = post(
+        &sim,
+        Some((&user, &pass)),
+        &envelope(Some("user1@contoso.test"), &get),
+    )
+    .await;
+    assert!(r.body.contains("ErrorAccessDenied"), "{}", r.body);
+    assert_traces_valid(&dir.path().join("trace"));
+}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_state_pages_and_rejects_bad_page_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start(dir.path(), &["--auth", "basic"]);
+    let (user, pass) = creds(&sim);
+    let mb = Some("user1@contoso.test");
+    for i in 0..5 {
+        let create = format!(
+            r#"<m:CreateItem><m:Items><t:Contact><t:GivenName>P{i}</t:GivenName></t:Contact></m:Items></m:CreateItem>"#
+        );
+        assert_eq!(
+            post(&sim, Some((&user, &pass)), &envelope(mb, &create))
+                .await
+                .status,
+            200
+        );
+    }
+    let sync = |state: &str, max: u32| {
+        format!(
+            r#"<m:SyncFolderItems><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape><m:SyncFolderId><t:DistinguishedFolderId Id="contacts"/></m:SyncFolderId>{state}<m:MaxChangesReturned>{max}</m:MaxChangesReturned></m:SyncFolderItems>"#
+        )
+    };
+    let r = post(&sim, Some((&user, &pass)), &envelope(mb, &sync("", 3))).await;
+    assert_eq!(r.body.matches("<t:Create>").count(), 3);
+    assert!(r
+        .body
+        .contains("<m:IncludesLastItemInRange>false</m:IncludesLastItemInRange>"));
+    let state = r
+        .body
+        .split("<m:SyncState>")
+        .nth(1)
+        .unwrap()
+        .split("</m:SyncState>")
+        .next()
+        .unwrap();
+    let r = post(
+        &sim,
+        Some((&user, &pass)),
+        &envelope(mb, &sync(&format!("<m:SyncState>{state}</m:SyncState>"), 3)),
+    )
+    .await;
+    assert_eq!(r.body.matches("<t:Create>").count(), 2);
+    assert!(r
+        .body
+        .contains("<m:IncludesLastItemInRange>true</m:IncludesLastItemInRange>"));
+    let r = post(&sim, Some((&user, &pass)), &envelope(mb, &sync("", 513))).await;
+    assert_eq!(r.status, 500);
+    assert!(r.body.contains("ErrorSchemaValidation"));
+    let r = post(
+        &sim,
+        Some((&user, &pass)),
+        &envelope(mb, &sync("<m:SyncState>garbage</m:SyncState>", 10)),
+    )
+    .await;
+    assert!(r.body.contains("ErrorInvalidSyncStateData"), "{}", r.body);
+    assert_traces_valid(&dir.path().join("trace"));
+}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn impersonation_header_forms() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start(dir.path(), &["--auth", "basic"]);
+    let (user, pass) = creds(&sim);
+    let get = r#"<m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape><m:FolderIds><t:DistinguishedFolderId Id="calendar"/></m:FolderIds></m:GetFolder>"#;
+    let with_sid = |inner: &str| {
+        envelope(None, get).replace(
+            "</s:Header>",
+            &format!("<t:ExchangeImpersonation><t:ConnectingSID>{inner}</t:ConnectingSID></t:ExchangeImpersonation></s:Header>"),
+        )
+    };
+    for inner in [
+        "<t:PrincipalName>user1@contoso.test</t:PrincipalName>",
+        "<t:SmtpAddress>USER1@contoso.test</t:SmtpAddress>",
+    ] {
+        let r = post(&sim, Some((&user, &pass)), &with_sid(inner)).await;
+        assert_eq!(r.status, 200, "{inner}: {}", r.body);
+        assert!(r.body.contains("NoError"));
+    }
+    let r = post(
+        &sim,
+        Some((&user, &pass)),
+        &with_sid("<t:SID>S-1-5-21-1</t:SID>"),
+    )
+    .await;
+    assert!(r.body.contains("ErrorImpersonationFailed"), "{}", r.body);
+    // Without the header the service account works in its own mailbox.
+    let r = post(&sim, Some((&user, &pass)), &envelope(None, get)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_traces_valid(&dir.path().join("trace"));
+}
