@@ -1,1 +1,29 @@
-//! exsync-salesforce
+//! exsync's Salesforce connector: OAuth 2.0 (JWT bearer or client credentials) with the token
+//! cached and refreshed on `INVALID_SESSION_ID`; SOQL with paging; an org-wide change cursor
+//! per object; writes through sObject Collections with per-record outcomes; the mapping of
+//! Contact, Event, EventRelation and User to and from the domain model; and API usage
+//! accounting that stops before a configured reserve.
+
+mod auth;
+mod client;
+mod config;
+mod cursor;
+mod error;
+pub mod mapping;
+mod query;
+mod users;
+mod writes;
+
+pub use client::{ApiUsage, Idempotency, SalesforceClient};
+pub use config::{AuthConfig, SalesforceConfig, Secret};
+pub use cursor::{
+    ChangeBatch, ChangeCursor, CrmChange, RawChanges, Scope, SyncObject, DELETED_WINDOW,
+};
+pub use error::{Error, Result};
+pub use mapping::{EventRelation, SfUser};
+pub use query::{quote, quote_list, QueryPage};
+pub use writes::{ItemError, NewRecord, WriteOutcome, COLLECTION_MAX};
+
+/// The external id field creates are keyed on, so a retried pass never duplicates a record.
+/// An admin adds it (text, unique, external id) to Contact and Event.
+pub const EXTERNAL_ID_FIELD: &str = "Exsync_Id__c";

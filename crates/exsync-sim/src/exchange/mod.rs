@@ -6,6 +6,7 @@ pub mod autodiscover;
 pub mod cli;
 pub mod control;
 pub mod faults;
+pub mod launch;
 pub mod ops;
 pub mod order;
 pub mod server;
@@ -13,3 +14,5 @@ pub mod soap;
 pub mod store;
 pub mod throttle;
 pub mod xml;
+
+pub use launch::{ExchangeSim, ExchangeSimOptions};

@@ -1,0 +1,465 @@
+//! The HTTP side: OAuth tokens (cached, refreshed on `INVALID_SESSION_ID`), bounded retries
+//! with jitter, and API allowance accounting from `Sforce-Limit-Info`.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rand::Rng;
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::config::{AuthConfig, SalesforceConfig};
+use crate::error::{Error, Result};
+
+/// Calls used and allowed today, as the last answer reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiUsage {
+    pub used: u64,
+    pub max: u64,
+}
+
+impl ApiUsage {
+    /// Reads `api-usage=25/5000` (possibly followed by `;per-app-api-usage=…`).
+    pub fn parse(header: &str) -> Option<ApiUsage> {
+        let part = header
+            .split([';', ','])
+            .find_map(|p| p.trim().strip_prefix("api-usage="))?;
+        let (used, max) = part.split_once('/')?;
+        Some(ApiUsage {
+            used: used.trim().parse().ok()?,
+            max: max.trim().parse().ok()?,
+        })
+    }
+}
+
+#[derive(Clone)]
+struct Token {
+    access_token: String,
+    instance_url: String,
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+    instance_url: String,
+}
+
+#[derive(Deserialize)]
+struct OAuthErrorAnswer {
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    error_description: String,
+}
+
+/// Whether a request may be sent again after a connection dropped mid-way. Creates without
+/// an external id are not: the first attempt may have been applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idempotency {
+    Safe,
+    OnlyIfNotSent,
+}
+
+/// A connection to one org.
+pub struct SalesforceClient {
+    pub(crate) config: SalesforceConfig,
+    http: reqwest::Client,
+    token: tokio::sync::Mutex<Option<Token>>,
+    usage: Mutex<Option<ApiUsage>>,
+}
+
+impl std::fmt::Debug for SalesforceClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SalesforceClient")
+            .field("login_url", &self.config.login_url)
+            .finish()
+    }
+}
+
+impl SalesforceClient {
+    pub fn new(config: SalesforceConfig) -> Result<SalesforceClient> {
+        // reqwest and the rest of the workspace share rustls' ring provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(15)))
+            .user_agent(concat!("exsync/", env!("CARGO_PKG_VERSION")));
+        match &config.ca_pem {
+            Some(pem) => {
+                let certs = reqwest::Certificate::from_pem_bundle(pem)
+                    .map_err(|e| Error::Config(format!("CA file is not PEM certificates: {e}")))?;
+                if certs.is_empty() {
+                    return Err(Error::Config("CA file holds no certificate".into()));
+                }
+                for cert in certs {
+                    builder = builder.add_root_certificate(cert);
+                }
+            }
+            None => {
+                let native = rustls_native_certs::load_native_certs();
+                for cert in native.certs {
+                    if let Ok(cert) = reqwest::Certificate::from_der(cert.as_ref()) {
+                        builder = builder.add_root_certificate(cert);
+                    }
+                }
+            }
+        }
+        let http = builder
+            .build()
+            .map_err(|e| Error::Config(format!("building the HTTP client: {e}")))?;
+        Ok(SalesforceClient {
+            config,
+            http,
+            token: tokio::sync::Mutex::new(None),
+            usage: Mutex::new(None),
+        })
+    }
+
+    /// The allowance as of the last answer.
+    pub fn api_usage(&self) -> Option<ApiUsage> {
+        *self.usage.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn record_usage(&self, headers: &reqwest::header::HeaderMap) {
+        if let Some(usage) = headers
+            .get("Sforce-Limit-Info")
+            .and_then(|v| v.to_str().ok())
+            .and_then(ApiUsage::parse)
+        {
+            *self.usage.lock().unwrap_or_else(|p| p.into_inner()) = Some(usage);
+        }
+    }
+
+    fn check_reserve(&self) -> Result<()> {
+        if let Some(usage) = self.api_usage() {
+            if usage.max.saturating_sub(usage.used) <= self.config.limit_reserve {
+                return Err(Error::LimitReserved {
+                    used: usage.used,
+                    max: usage.max,
+                    reserve: self.config.limit_reserve,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The instance URL of the current session, logging in if needed.
+    pub async fn instance_url(&self) -> Result<String> {
+        Ok(self.token().await?.instance_url)
+    }
+
+    async fn token(&self) -> Result<Token> {
+        let mut slot = self.token.lock().await;
+        if let Some(token) = slot.as_ref() {
+            return Ok(token.clone());
+        }
+        let token = self.login().await?;
+        *slot = Some(token.clone());
+        Ok(token)
+    }
+
+    async fn forget_token(&self, stale: &str) {
+        let mut slot = self.token.lock().await;
+        // Another task may already have replaced it; keep a fresh one.
+        if slot.as_ref().is_some_and(|t| t.access_token == stale) {
+            *slot = None;
+        }
+    }
+
+    async fn login(&self) -> Result<Token> {
+        let url = format!(
+            "{}/services/oauth2/token",
+            self.config.login_url.trim_end_matches('/')
+        );
+        let form: Vec<(&str, String)> = match &self.config.auth {
+            AuthConfig::JwtBearer {
+                client_id,
+                username,
+                private_key_pem,
+                audience,
+            } => {
+                let assertion =
+                    crate::auth::jwt_assertion(client_id, username, audience, private_key_pem)?;
+                vec![
+                    (
+                        "grant_type",
+                        "urn:ietf:params:oauth:grant-type:jwt-bearer".into(),
+                    ),
+                    ("assertion", assertion),
+                ]
+            }
+            AuthConfig::ClientCredentials {
+                client_id,
+                client_secret,
+            } => vec![
+                ("grant_type", "client_credentials".into()),
+                ("client_id", client_id.clone()),
+                (
+                    "client_secret",
+                    std::str::from_utf8(client_secret.expose())
+                        .map_err(|_| Error::Config("the client secret is not UTF-8 text".into()))?
+                        .to_owned(),
+                ),
+            ],
+        };
+        let mut attempt = 0;
+        loop {
+            let sent = self.http.post(&url).form(&form).send().await;
+            let response = match sent {
+                Ok(r) if r.status().is_server_error() && attempt < self.config.max_retries => {
+                    tracing::warn!(status = %r.status(), attempt, "token endpoint failed; retrying");
+                    attempt += 1;
+                    self.back_off(attempt).await;
+                    continue;
+                }
+                Ok(r) => r,
+                Err(e) if attempt < self.config.max_retries => {
+                    tracing::warn!(error = %e, attempt, "token request failed; retrying");
+                    attempt += 1;
+                    self.back_off(attempt).await;
+                    continue;
+                }
+                Err(e) => return Err(Error::Transport(format!("token endpoint {url}: {e}"))),
+            };
+            let status = response.status();
+            let text = response
+                .text()
+                .await
+                .map_err(|e| Error::Transport(format!("reading the token answer: {e}")))?;
+            if !status.is_success() {
+                let answer: OAuthErrorAnswer =
+                    serde_json::from_str(&text).unwrap_or(OAuthErrorAnswer {
+                        error: format!("HTTP {status}"),
+                        error_description: text.chars().take(200).collect(),
+                    });
+                return Err(Error::Auth {
+                    error: answer.error,
+                    description: answer.error_description,
+                });
+            }
+            let answer: TokenAnswer = serde_json::from_str(&text)
+                .map_err(|e| Error::Decode(format!("token answer: {e}")))?;
+            tracing::debug!(instance = %answer.instance_url, "logged in to Salesforce");
+            return Ok(Token {
+                access_token: answer.access_token,
+                instance_url: answer.instance_url,
+            });
+        }
+    }
+
+    async fn back_off(&self, attempt: u32) {
+        let base = self.config.retry_base.as_millis() as u64;
+        let exp = base.saturating_mul(1u64 << attempt.min(10));
+        let jitter = rand::thread_rng().gen_range(0..=exp / 2 + 1);
+        tokio::time::sleep(Duration::from_millis(exp / 2 + jitter)).await;
+    }
+
+    /// Sends one REST call. `path` is relative to `/services/data/vXX.X/` unless it starts
+    /// with `/`. Returns the status and the decoded body (Null when empty).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+        idempotency: Idempotency,
+    ) -> Result<(StatusCode, Value)> {
+        self.call_with(method, path, query, body, idempotency, &[])
+            .await
+    }
+
+    pub async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+        idempotency: Idempotency,
+        headers: &[(&str, &str)],
+    ) -> Result<(StatusCode, Value)> {
+        self.send(method, path, query, body, idempotency, headers, true)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+        idempotency: Idempotency,
+        headers: &[(&str, &str)],
+        enforce_reserve: bool,
+    ) -> Result<(StatusCode, Value)> {
+        let mut attempt = 0;
+        let mut refreshed = false;
+        loop {
+            if enforce_reserve {
+                self.check_reserve()?;
+            }
+            let token = self.token().await?;
+            let url = if path.starts_with('/') {
+                format!("{}{path}", token.instance_url)
+            } else {
+                format!(
+                    "{}/services/data/v{}/{path}",
+                    token.instance_url, self.config.api_version
+                )
+            };
+            // The client name lets change events tell our own writes apart (changeOrigin).
+            let mut request = self
+                .http
+                .request(method.clone(), &url)
+                .bearer_auth(&token.access_token)
+                .header("Sforce-Call-Options", "client=exsync")
+                .query(query);
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let response = match request.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    let retry = attempt < self.config.max_retries
+                        && (idempotency == Idempotency::Safe || e.is_connect());
+                    if retry {
+                        attempt += 1;
+                        tracing::warn!(error = %e, attempt, %method, path, "request failed; retrying");
+                        self.back_off(attempt).await;
+                        continue;
+                    }
+                    return Err(Error::Transport(format!("{method} {path}: {e}")));
+                }
+            };
+            self.record_usage(response.headers());
+            let status = response.status();
+            let text = match response.text().await {
+                Ok(t) => t,
+                Err(e) if attempt < self.config.max_retries && idempotency == Idempotency::Safe => {
+                    attempt += 1;
+                    tracing::warn!(error = %e, attempt, %method, path, "reading an answer failed; retrying");
+                    self.back_off(attempt).await;
+                    continue;
+                }
+                Err(e) => {
+                    return Err(Error::Transport(format!(
+                        "{method} {path}: reading the answer: {e}"
+                    )))
+                }
+            };
+            let value: Value = if text.trim().is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).map_err(|e| {
+                    Error::Decode(format!(
+                        "{method} {path}: HTTP {status}: body is not JSON: {e}"
+                    ))
+                })?
+            };
+            if status.is_success() || status == StatusCode::MULTIPLE_CHOICES {
+                return Ok((status, value));
+            }
+            let (code, message) = first_error(&value);
+            if status == StatusCode::UNAUTHORIZED && code == "INVALID_SESSION_ID" && !refreshed {
+                tracing::info!("Salesforce session expired; logging in again");
+                refreshed = true;
+                self.forget_token(&token.access_token).await;
+                continue;
+            }
+            if code == "REQUEST_LIMIT_EXCEEDED" {
+                let usage = self.api_usage().unwrap_or(ApiUsage { used: 0, max: 0 });
+                return Err(Error::LimitReserved {
+                    used: usage.used,
+                    max: usage.max,
+                    reserve: self.config.limit_reserve,
+                });
+            }
+            if status.is_server_error() && attempt < self.config.max_retries {
+                attempt += 1;
+                tracing::warn!(%status, code, attempt, %method, path, "server error; retrying");
+                self.back_off(attempt).await;
+                continue;
+            }
+            return Err(Error::Api {
+                status: status.as_u16(),
+                code,
+                message,
+            });
+        }
+    }
+
+    /// `GET /limits`: the org's allowances. Salesforce does not count this call, so it is
+    /// sent even when the reserve is reached.
+    pub async fn limits(&self) -> Result<Value> {
+        Ok(self
+            .send(
+                Method::GET,
+                "limits",
+                &[],
+                None,
+                Idempotency::Safe,
+                &[],
+                false,
+            )
+            .await?
+            .1)
+    }
+
+    /// Asks the org how much of the allowance is left (after a pause, before resuming).
+    pub async fn refresh_api_usage(&self) -> Result<ApiUsage> {
+        let limits = self.limits().await?;
+        let daily = &limits["DailyApiRequests"];
+        let usage = match (daily["Max"].as_u64(), daily["Remaining"].as_u64()) {
+            (Some(max), Some(remaining)) => ApiUsage {
+                used: max.saturating_sub(remaining),
+                max,
+            },
+            _ => self
+                .api_usage()
+                .ok_or_else(|| Error::Decode("limits without DailyApiRequests".into()))?,
+        };
+        *self.usage.lock().unwrap_or_else(|p| p.into_inner()) = Some(usage);
+        Ok(usage)
+    }
+}
+
+fn first_error(value: &Value) -> (String, String) {
+    let first = value.as_array().and_then(|a| a.first()).unwrap_or(value);
+    let text = |k: &str| {
+        first
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    (text("errorCode"), text("message"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_header_parses() {
+        assert_eq!(
+            ApiUsage::parse("api-usage=18/5000"),
+            Some(ApiUsage {
+                used: 18,
+                max: 5000
+            })
+        );
+        assert_eq!(
+            ApiUsage::parse("api-usage=25/5000; per-app-api-usage=17/250(appName=sample)"),
+            Some(ApiUsage {
+                used: 25,
+                max: 5000
+            })
+        );
+        assert_eq!(ApiUsage::parse("nothing"), None);
+    }
+}

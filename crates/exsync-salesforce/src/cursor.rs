@@ -1,0 +1,426 @@
+//! The org-wide change cursor of one object: `SystemModstamp > watermark` with an Id
+//! tie-break (records sharing a stamp are neither skipped nor read twice), deletes from
+//! getDeleted, and a full reconciliation of ids once the cursor is older than the delete
+//! log's window.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Duration, Utc};
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use exsync_core::plan::{Change, Item};
+use exsync_core::{CrmId, ExchangeId, ItemId, Record};
+
+use crate::client::{Idempotency, SalesforceClient};
+use crate::error::{Error, Result};
+use crate::mapping::{
+    contact_from_sobject, event_from_sobject, event_relation_from_sobject, format_sf_datetime,
+    parse_sf_datetime, CONTACT_FIELDS, EVENT_FIELDS, EVENT_RELATION_FIELDS,
+};
+use crate::query::{quote, quote_list};
+
+/// getDeleted reaches back 15 days; we reconcile a little before that.
+pub const DELETED_WINDOW: Duration = Duration::days(15);
+const DELETED_MARGIN: Duration = Duration::hours(1);
+const DELETED_OVERLAP: Duration = Duration::minutes(2);
+/// Ids per IN list, keeping each query URL short.
+const IN_CHUNK: usize = 200;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncObject {
+    Contact,
+    Event,
+}
+
+impl SyncObject {
+    pub fn name(self) -> &'static str {
+        match self {
+            SyncObject::Contact => "Contact",
+            SyncObject::Event => "Event",
+        }
+    }
+
+    pub fn fields(self) -> &'static [&'static str] {
+        match self {
+            SyncObject::Contact => CONTACT_FIELDS,
+            SyncObject::Event => EVENT_FIELDS,
+        }
+    }
+}
+
+/// Where reading stopped. Commit it only after the changes it covers are processed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeCursor {
+    /// SystemModstamp of the last record read.
+    pub stamp: Option<DateTime<Utc>>,
+    /// Id of the last record read at `stamp`.
+    pub last_id: Option<String>,
+    /// End of the last getDeleted window (or reconciliation).
+    pub deletes_checked: Option<DateTime<Utc>>,
+    /// Deletes already reported that the next, overlapping window will list again, with
+    /// their deletion time.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub recent_deletes: BTreeMap<String, DateTime<Utc>>,
+}
+
+/// Which records are read.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// Owners whose records sync; empty means every owner.
+    pub owner_ids: Vec<String>,
+    /// An extra SOQL condition from the configuration.
+    pub condition: Option<String>,
+    /// Read changes of every owner and report records owned by others as `OutOfScope`, so
+    /// a record handed to a user who does not sync is dropped from its pair. Costs reading
+    /// the org's other changes too.
+    pub report_out_of_scope: bool,
+}
+
+impl Scope {
+    fn owns(&self, owner: Option<&str>) -> bool {
+        self.owner_ids.is_empty() || owner.is_some_and(|o| self.owner_ids.iter().any(|x| x == o))
+    }
+}
+
+/// Records and deletes since a cursor, before mapping.
+#[derive(Debug, Clone)]
+pub struct RawChanges {
+    /// Records in (SystemModstamp, Id) order.
+    pub records: Vec<Value>,
+    pub deleted: Vec<String>,
+    /// Set when a full reconciliation ran: every id now in scope. A known id missing from it
+    /// was deleted (or left the scope).
+    pub live_ids: Option<BTreeSet<String>>,
+    pub cursor: ChangeCursor,
+    /// Another page is waiting: call again with `cursor`.
+    pub more: bool,
+}
+
+/// One change with the owner it belongs to, so the service can route it to a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrmChange {
+    pub owner_id: Option<String>,
+    pub change: Change,
+}
+
+#[derive(Debug, Clone)]
+pub struct ChangeBatch {
+    pub changes: Vec<CrmChange>,
+    pub live_ids: Option<BTreeSet<CrmId>>,
+    pub cursor: ChangeCursor,
+    pub more: bool,
+}
+
+impl SalesforceClient {
+    /// Reads one page of changes of `object` after `cursor`.
+    pub async fn read_raw_changes(
+        &self,
+        object: SyncObject,
+        scope: &Scope,
+        cursor: &ChangeCursor,
+    ) -> Result<RawChanges> {
+        let now = Utc::now();
+        let mut next = cursor.clone();
+        if next.stamp.is_none() && next.deletes_checked.is_none() {
+            // A first, full read: whatever was deleted before it is simply absent.
+            next.deletes_checked = Some(now);
+        }
+        let mut conditions = if scope.report_out_of_scope {
+            let everyone = Scope {
+                owner_ids: Vec::new(),
+                ..scope.clone()
+            };
+            scope_conditions(&everyone)
+        } else {
+            scope_conditions(scope)
+        };
+        if let Some(stamp) = cursor.stamp {
+            let s = format_sf_datetime(stamp);
+            conditions.push(match &cursor.last_id {
+                Some(id) => format!(
+                    "(SystemModstamp > {s} OR (SystemModstamp = {s} AND Id > {}))",
+                    quote(id)
+                ),
+                None => format!("SystemModstamp > {s}"),
+            });
+        }
+        if !self.config.settle.is_zero() {
+            let settle = Duration::from_std(self.config.settle).unwrap_or(Duration::seconds(2));
+            conditions.push(format!(
+                "SystemModstamp <= {}",
+                format_sf_datetime(now - settle)
+            ));
+        }
+        let page_size = self.config.page_size.max(1);
+        let soql = format!(
+            "SELECT {} FROM {}{} ORDER BY SystemModstamp ASC, Id ASC LIMIT {page_size}",
+            object.fields().join(", "),
+            object.name(),
+            where_clause(&conditions),
+        );
+        let records = self.query_all(&soql).await?;
+        if let Some(last) = records.last() {
+            let stamp = last
+                .get("SystemModstamp")
+                .and_then(Value::as_str)
+                .and_then(parse_sf_datetime);
+            let id = last.get("Id").and_then(Value::as_str).map(str::to_owned);
+            match (stamp, id) {
+                (Some(stamp), Some(id)) => {
+                    next.stamp = Some(stamp);
+                    next.last_id = Some(id);
+                }
+                _ => {
+                    return Err(Error::Decode(format!(
+                        "{} record without Id or SystemModstamp",
+                        object.name()
+                    )))
+                }
+            }
+        }
+        let more = records.len() >= page_size;
+        let mut deleted = Vec::new();
+        let mut live_ids = None;
+        if !more {
+            match next.deletes_checked {
+                Some(checked) if now - checked < DELETED_WINDOW - DELETED_MARGIN => {
+                    // Windows overlap a little because the delete log is coarser than our
+                    // clock; what the overlap lists again is filtered out.
+                    let start =
+                        (checked - DELETED_OVERLAP).max(now - DELETED_WINDOW + DELETED_MARGIN);
+                    match self.get_deleted(object, start, now).await {
+                        Ok((entries, covered)) => {
+                            let covered = covered.unwrap_or(now).max(checked);
+                            for (id, when) in entries {
+                                if !next.recent_deletes.contains_key(&id) {
+                                    deleted.push(id.clone());
+                                }
+                                next.recent_deletes.insert(id, when);
+                            }
+                            next.recent_deletes
+                                .retain(|_, when| *when >= covered - DELETED_OVERLAP);
+                            next.deletes_checked = Some(covered);
+                        }
+                        Err(Error::Api { code, .. }) if code == "INVALID_REPLICATION_DATE" => {
+                            tracing::info!(
+                                object = object.name(),
+                                "delete log no longer covers the cursor; reconciling ids"
+                            );
+                            live_ids = Some(self.live_ids(object, scope).await?);
+                            next.deletes_checked = Some(now);
+                            next.recent_deletes.clear();
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                _ => {
+                    tracing::info!(
+                        object = object.name(),
+                        "cursor older than the delete log; reconciling ids"
+                    );
+                    live_ids = Some(self.live_ids(object, scope).await?);
+                    next.deletes_checked = Some(now);
+                    next.recent_deletes.clear();
+                }
+            }
+        }
+        Ok(RawChanges {
+            records,
+            deleted,
+            live_ids,
+            cursor: next,
+            more,
+        })
+    }
+
+    async fn get_deleted(
+        &self,
+        object: SyncObject,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<(Vec<(String, DateTime<Utc>)>, Option<DateTime<Utc>>)> {
+        if end <= start {
+            return Ok((Vec::new(), None));
+        }
+        let path = format!("sobjects/{}/deleted/", object.name());
+        let (start_s, end_s) = (format_sf_datetime(start), format_sf_datetime(end));
+        let (_, value) = self
+            .call(
+                Method::GET,
+                &path,
+                &[("start", &start_s), ("end", &end_s)],
+                None,
+                Idempotency::Safe,
+            )
+            .await?;
+        let ids = value
+            .get("deletedRecords")
+            .and_then(Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .filter_map(|r| {
+                        let id = r.get("id").and_then(Value::as_str)?;
+                        let when = r
+                            .get("deletedDate")
+                            .and_then(Value::as_str)
+                            .and_then(parse_sf_datetime)
+                            .unwrap_or(end);
+                        Some((id.to_owned(), when))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let covered = value
+            .get("latestDateCovered")
+            .and_then(Value::as_str)
+            .and_then(parse_sf_datetime);
+        Ok((ids, covered))
+    }
+
+    /// Every id in scope now, for reconciling deletes the delete log no longer holds.
+    pub async fn live_ids(&self, object: SyncObject, scope: &Scope) -> Result<BTreeSet<String>> {
+        let soql = format!(
+            "SELECT Id FROM {}{}",
+            object.name(),
+            where_clause(&scope_conditions(scope))
+        );
+        Ok(self
+            .query_all(&soql)
+            .await?
+            .iter()
+            .filter_map(|r| r.get("Id").and_then(Value::as_str).map(str::to_owned))
+            .collect())
+    }
+
+    /// Reads one page of changes and maps them to the planner's input. Events come with
+    /// their invitees; a record that does not map is an `Invalid` change with the reason.
+    pub async fn read_changes(
+        &self,
+        object: SyncObject,
+        scope: &Scope,
+        cursor: &ChangeCursor,
+    ) -> Result<ChangeBatch> {
+        let raw = self.read_raw_changes(object, scope, cursor).await?;
+        let mut changes = Vec::with_capacity(raw.records.len() + raw.deleted.len());
+        let attendees = match object {
+            SyncObject::Event => {
+                let ids: Vec<String> = raw
+                    .records
+                    .iter()
+                    .filter_map(|r| r.get("Id").and_then(Value::as_str).map(str::to_owned))
+                    .collect();
+                self.invitees(&ids).await?
+            }
+            SyncObject::Contact => BTreeMap::new(),
+        };
+        for record in &raw.records {
+            let id = record
+                .get("Id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let owner_id = record
+                .get("OwnerId")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            let item_id = ItemId::Crm(CrmId::new(id.clone()));
+            let version = record
+                .get("SystemModstamp")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            // Records we created carry the Exchange id they came from as their external key.
+            let origin = record
+                .get(crate::EXTERNAL_ID_FIELD)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(|s| ItemId::Exchange(ExchangeId::new(s)));
+            let modified = record
+                .get("LastModifiedDate")
+                .and_then(Value::as_str)
+                .and_then(parse_sf_datetime);
+            let fields = match object {
+                SyncObject::Contact => Ok(contact_from_sobject(record).to_fields()),
+                SyncObject::Event => {
+                    let invitees = attendees.get(&id).cloned().unwrap_or_default();
+                    event_from_sobject(record, invitees).map(|e| e.to_fields())
+                }
+            };
+            let change = match fields {
+                _ if !scope.owns(owner_id.as_deref()) => Change::OutOfScope { id: item_id },
+                Ok(fields) => Change::Upsert(Item {
+                    id: item_id,
+                    fields,
+                    version,
+                    modified,
+                    origin,
+                }),
+                Err(reason) => Change::Invalid {
+                    id: item_id,
+                    reason,
+                },
+            };
+            changes.push(CrmChange { owner_id, change });
+        }
+        for id in raw.deleted {
+            changes.push(CrmChange {
+                owner_id: None,
+                change: Change::Deleted {
+                    id: ItemId::Crm(CrmId::new(id)),
+                },
+            });
+        }
+        Ok(ChangeBatch {
+            changes,
+            live_ids: raw
+                .live_ids
+                .map(|ids| ids.into_iter().map(CrmId::new).collect()),
+            cursor: raw.cursor,
+            more: raw.more,
+        })
+    }
+
+    /// Invitees of the given events, by event id.
+    pub async fn invitees(
+        &self,
+        event_ids: &[String],
+    ) -> Result<BTreeMap<String, Vec<exsync_core::Attendee>>> {
+        let mut out: BTreeMap<String, Vec<exsync_core::Attendee>> = BTreeMap::new();
+        for chunk in event_ids.chunks(IN_CHUNK) {
+            let soql = format!(
+                "SELECT {} FROM EventRelation WHERE EventId IN {} AND IsInvitee = true",
+                EVENT_RELATION_FIELDS.join(", "),
+                quote_list(chunk)
+            );
+            for record in self.query_all(&soql).await? {
+                let relation = event_relation_from_sobject(&record);
+                if let Some(attendee) = relation.attendee() {
+                    out.entry(relation.event_id.clone())
+                        .or_default()
+                        .push(attendee);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn scope_conditions(scope: &Scope) -> Vec<String> {
+    let mut conditions = Vec::new();
+    if !scope.owner_ids.is_empty() {
+        conditions.push(format!("OwnerId IN {}", quote_list(&scope.owner_ids)));
+    }
+    if let Some(condition) = scope.condition.as_deref().filter(|c| !c.trim().is_empty()) {
+        conditions.push(format!("({condition})"));
+    }
+    conditions
+}
+
+fn where_clause(conditions: &[String]) -> String {
+    if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
+    }
+}

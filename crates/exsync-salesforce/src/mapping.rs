@@ -1,0 +1,495 @@
+//! Salesforce records ↔ the domain model: Contact, Event (with `IsRecurrence2` series and
+//! all-day events), EventRelation and User.
+//!
+//! What Salesforce cannot hold is dropped on the way in and documented here: a contact's
+//! second and third e-mail addresses and its home address; an event's `Tentative` free/busy
+//! state (written as `Busy`); a single (non-recurring) event's time zone (Salesforce keeps
+//! UTC instants; a series keeps its zone in `Recurrence2PatternTimeZone`); a series'
+//! deleted and modified occurrences (separate child events in Salesforce).
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde_json::{json, Map, Value};
+
+use exsync_core::{
+    Address, AddressKind, Attendee, AttendeeKind, Contact, Event, EventTime, PhoneKind, Recurrence,
+    ShowAs,
+};
+
+/// The fields read for a contact (`Account.Name` gives the company).
+pub const CONTACT_FIELDS: &[&str] = &[
+    "Id",
+    "OwnerId",
+    "FirstName",
+    "MiddleName",
+    "LastName",
+    "Email",
+    "Phone",
+    "MobilePhone",
+    "HomePhone",
+    "OtherPhone",
+    "Fax",
+    "AssistantPhone",
+    "Title",
+    "Department",
+    "Birthdate",
+    "Description",
+    "Account.Name",
+    "MailingStreet",
+    "MailingCity",
+    "MailingState",
+    "MailingPostalCode",
+    "MailingCountry",
+    "OtherStreet",
+    "OtherCity",
+    "OtherState",
+    "OtherPostalCode",
+    "OtherCountry",
+    "SystemModstamp",
+    "LastModifiedDate",
+    "Exsync_Id__c",
+];
+
+pub const EVENT_FIELDS: &[&str] = &[
+    "Id",
+    "OwnerId",
+    "Subject",
+    "Location",
+    "Description",
+    "StartDateTime",
+    "EndDateTime",
+    "ActivityDate",
+    "DurationInMinutes",
+    "IsAllDayEvent",
+    "IsPrivate",
+    "ShowAs",
+    "IsReminderSet",
+    "ReminderDateTime",
+    "IsRecurrence2",
+    "Recurrence2PatternText",
+    "Recurrence2PatternTimeZone",
+    "SystemModstamp",
+    "LastModifiedDate",
+    "Exsync_Id__c",
+];
+
+const PHONES: &[(PhoneKind, &str)] = &[
+    (PhoneKind::Business, "Phone"),
+    (PhoneKind::Mobile, "MobilePhone"),
+    (PhoneKind::Home, "HomePhone"),
+    (PhoneKind::Other, "OtherPhone"),
+    (PhoneKind::BusinessFax, "Fax"),
+    (PhoneKind::Assistant, "AssistantPhone"),
+];
+
+const ADDRESSES: &[(AddressKind, &str)] = &[
+    (AddressKind::Business, "Mailing"),
+    (AddressKind::Other, "Other"),
+];
+
+fn text(record: &Value, field: &str) -> String {
+    record
+        .get(field)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn opt_text(s: &str) -> Value {
+    if s.is_empty() {
+        Value::Null
+    } else {
+        Value::String(s.to_owned())
+    }
+}
+
+/// Parses Salesforce datetime text (`2024-05-01T10:00:00.000+0000`).
+pub fn parse_sf_datetime(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z")
+        .or_else(|_| DateTime::parse_from_rfc3339(s))
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Formats an instant for a Salesforce field or SOQL literal.
+pub fn format_sf_datetime(t: DateTime<Utc>) -> String {
+    use chrono::Timelike;
+    // The documented SOQL form has whole seconds, which is all Salesforce stores.
+    if t.nanosecond() == 0 {
+        t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    } else {
+        t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    }
+}
+
+/// A contact read from Salesforce. Every Salesforce contact maps (there is nothing to refuse),
+/// so this cannot fail.
+pub fn contact_from_sobject(record: &Value) -> Contact {
+    let mut contact = Contact {
+        first_name: text(record, "FirstName"),
+        middle_name: text(record, "MiddleName"),
+        last_name: text(record, "LastName"),
+        title: text(record, "Title"),
+        department: text(record, "Department"),
+        notes: text(record, "Description"),
+        company: record
+            .get("Account")
+            .map(|a| text(a, "Name"))
+            .unwrap_or_default(),
+        birthday: record
+            .get("Birthdate")
+            .and_then(Value::as_str)
+            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
+        ..Contact::default()
+    };
+    let email = text(record, "Email");
+    if !email.is_empty() {
+        contact.emails.push(email);
+    }
+    for (kind, field) in PHONES {
+        let number = text(record, field);
+        if !number.is_empty() {
+            contact.phones.insert(*kind, number);
+        }
+    }
+    for (kind, prefix) in ADDRESSES {
+        let address = Address {
+            street: text(record, &format!("{prefix}Street")),
+            city: text(record, &format!("{prefix}City")),
+            state: text(record, &format!("{prefix}State")),
+            postal_code: text(record, &format!("{prefix}PostalCode")),
+            country: text(record, &format!("{prefix}Country")),
+        };
+        if !address.is_empty() {
+            contact.addresses.insert(*kind, address);
+        }
+    }
+    contact.normalize();
+    contact
+}
+
+/// The Salesforce fields of a contact, with nulls for what it lacks so an update clears them.
+/// The company is not here: it becomes an `AccountId` once the account is resolved.
+pub fn contact_to_sobject(contact: &Contact) -> Map<String, Value> {
+    let mut c = contact.clone();
+    c.normalize();
+    let mut out = Map::new();
+    out.insert("FirstName".into(), opt_text(&c.first_name));
+    out.insert("MiddleName".into(), opt_text(&c.middle_name));
+    out.insert("LastName".into(), opt_text(&c.last_name));
+    out.insert(
+        "Email".into(),
+        c.emails
+            .first()
+            .map_or(Value::Null, |e| Value::String(e.clone())),
+    );
+    for (kind, field) in PHONES {
+        out.insert(
+            (*field).into(),
+            c.phones
+                .get(kind)
+                .map_or(Value::Null, |n| Value::String(n.clone())),
+        );
+    }
+    out.insert("Title".into(), opt_text(&c.title));
+    out.insert("Department".into(), opt_text(&c.department));
+    out.insert("Description".into(), opt_text(&c.notes));
+    out.insert(
+        "Birthdate".into(),
+        c.birthday
+            .map_or(Value::Null, |d| json!(d.format("%Y-%m-%d").to_string())),
+    );
+    for (kind, prefix) in ADDRESSES {
+        let address = c.addresses.get(kind).cloned().unwrap_or_default();
+        out.insert(format!("{prefix}Street"), opt_text(&address.street));
+        out.insert(format!("{prefix}City"), opt_text(&address.city));
+        out.insert(format!("{prefix}State"), opt_text(&address.state));
+        out.insert(
+            format!("{prefix}PostalCode"),
+            opt_text(&address.postal_code),
+        );
+        out.insert(format!("{prefix}Country"), opt_text(&address.country));
+    }
+    out
+}
+
+fn show_as_from(s: &str) -> ShowAs {
+    match s {
+        "Free" => ShowAs::Free,
+        "OutOfOffice" => ShowAs::OutOfOffice,
+        "WorkingElsewhere" => ShowAs::WorkingElsewhere,
+        _ => ShowAs::Busy,
+    }
+}
+
+fn show_as_to(s: ShowAs) -> &'static str {
+    match s {
+        ShowAs::Free => "Free",
+        ShowAs::OutOfOffice => "OutOfOffice",
+        ShowAs::WorkingElsewhere => "WorkingElsewhere",
+        ShowAs::Busy | ShowAs::Tentative => "Busy",
+    }
+}
+
+/// An event read from Salesforce, with the attendees resolved from its EventRelations.
+/// Errors carry the reason the record cannot be an event (it becomes an `Invalid` change).
+pub fn event_from_sobject(record: &Value, attendees: Vec<Attendee>) -> Result<Event, String> {
+    let all_day = record
+        .get("IsAllDayEvent")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let tz_name = text(record, "Recurrence2PatternTimeZone");
+    let (start, end, first_day) = if all_day {
+        let day = record
+            .get("ActivityDate")
+            .and_then(Value::as_str)
+            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+            .ok_or("an all-day event without a valid ActivityDate")?;
+        let minutes = record
+            .get("DurationInMinutes")
+            .and_then(Value::as_i64)
+            .unwrap_or(1440);
+        let days = (minutes.saturating_add(1439) / 1440).max(1);
+        let end = u64::try_from(days)
+            .ok()
+            .and_then(|d| day.checked_add_days(chrono::Days::new(d)))
+            .ok_or("an all-day event whose DurationInMinutes is out of range")?;
+        (EventTime::Date(day), EventTime::Date(end), day)
+    } else {
+        let start = record
+            .get("StartDateTime")
+            .and_then(Value::as_str)
+            .and_then(parse_sf_datetime)
+            .ok_or("an event without a valid StartDateTime")?;
+        let end = match record
+            .get("EndDateTime")
+            .and_then(Value::as_str)
+            .and_then(parse_sf_datetime)
+        {
+            Some(end) => end,
+            None => {
+                let minutes = record
+                    .get("DurationInMinutes")
+                    .and_then(Value::as_i64)
+                    .ok_or("an event with neither EndDateTime nor DurationInMinutes")?;
+                Duration::try_minutes(minutes)
+                    .and_then(|d| start.checked_add_signed(d))
+                    .ok_or("an event whose DurationInMinutes is out of range")?
+            }
+        };
+        let first_day = match tz_name.parse::<chrono_tz::Tz>() {
+            Ok(tz) => start.with_timezone(&tz).date_naive(),
+            Err(_) => start.date_naive(),
+        };
+        (EventTime::At(start), EventTime::At(end), first_day)
+    };
+    let mut event = Event::new(&text(record, "Subject"), start, end);
+    event.location = text(record, "Location");
+    event.body = text(record, "Description");
+    event.private = record
+        .get("IsPrivate")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    event.show_as = show_as_from(&text(record, "ShowAs"));
+    if record.get("IsReminderSet").and_then(Value::as_bool) == Some(true) {
+        if let Some(reminder) = record
+            .get("ReminderDateTime")
+            .and_then(Value::as_str)
+            .and_then(parse_sf_datetime)
+        {
+            let minutes = (event.start.approx_instant() - reminder).num_minutes();
+            if minutes >= 0 {
+                event.reminder_minutes = u32::try_from(minutes).ok();
+            }
+        }
+    }
+    if record.get("IsRecurrence2").and_then(Value::as_bool) == Some(true) {
+        let rule = text(record, "Recurrence2PatternText");
+        let recurrence = Recurrence::from_rrule(&rule, first_day)
+            .map_err(|e| format!("recurrence {:?}: {}", e.rule, e.reason))?;
+        event.recurrence = Some(recurrence);
+        if !all_day {
+            event.time_zone = tz_name;
+        }
+    }
+    event.attendees = attendees;
+    event.normalize();
+    Ok(event)
+}
+
+/// The Salesforce fields of an event. Errors are reasons it cannot be written.
+pub fn event_to_sobject(event: &Event) -> Result<Map<String, Value>, String> {
+    let mut e = event.clone();
+    e.normalize();
+    let problems = e.problems();
+    if !problems.is_empty() {
+        return Err(problems.join("; "));
+    }
+    let mut out = Map::new();
+    out.insert("Subject".into(), opt_text(&e.subject));
+    out.insert("Location".into(), opt_text(&e.location));
+    out.insert("Description".into(), opt_text(&e.body));
+    out.insert("IsPrivate".into(), json!(e.private));
+    out.insert("ShowAs".into(), json!(show_as_to(e.show_as)));
+    match (e.start, e.end) {
+        (EventTime::Date(start), EventTime::Date(end)) => {
+            let days = (end - start).num_days().max(1);
+            out.insert("IsAllDayEvent".into(), json!(true));
+            out.insert(
+                "ActivityDate".into(),
+                json!(start.format("%Y-%m-%d").to_string()),
+            );
+            out.insert("DurationInMinutes".into(), json!(days * 1440));
+        }
+        (EventTime::At(start), EventTime::At(end)) => {
+            out.insert("IsAllDayEvent".into(), json!(false));
+            out.insert("StartDateTime".into(), json!(format_sf_datetime(start)));
+            out.insert("EndDateTime".into(), json!(format_sf_datetime(end)));
+        }
+        _ => return Err("start and end must both be dates or both be times".into()),
+    }
+    match e.reminder_minutes {
+        Some(minutes) => {
+            out.insert("IsReminderSet".into(), json!(true));
+            let at = e.start.approx_instant() - Duration::minutes(i64::from(minutes));
+            out.insert("ReminderDateTime".into(), json!(format_sf_datetime(at)));
+        }
+        None => {
+            out.insert("IsReminderSet".into(), json!(false));
+            out.insert("ReminderDateTime".into(), Value::Null);
+        }
+    }
+    match &e.recurrence {
+        Some(recurrence) => {
+            out.insert("IsRecurrence2".into(), json!(true));
+            out.insert(
+                "Recurrence2PatternText".into(),
+                json!(format!("RRULE:{}", recurrence.to_rrule())),
+            );
+            out.insert("Recurrence2PatternTimeZone".into(), opt_text(&e.time_zone));
+        }
+        None => {
+            out.insert("IsRecurrence2".into(), json!(false));
+            out.insert("Recurrence2PatternText".into(), Value::Null);
+            out.insert("Recurrence2PatternTimeZone".into(), Value::Null);
+        }
+    }
+    Ok(out)
+}
+
+/// An invitee link between an event and a contact, lead or user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRelation {
+    pub id: String,
+    pub event_id: String,
+    pub relation_id: String,
+    pub email: String,
+    pub name: String,
+    pub status: String,
+}
+
+pub const EVENT_RELATION_FIELDS: &[&str] = &[
+    "Id",
+    "EventId",
+    "RelationId",
+    "Relation.Email",
+    "Relation.Name",
+    "Status",
+    "IsInvitee",
+];
+
+pub fn event_relation_from_sobject(record: &Value) -> EventRelation {
+    let relation = record.get("Relation").cloned().unwrap_or(Value::Null);
+    EventRelation {
+        id: text(record, "Id"),
+        event_id: text(record, "EventId"),
+        relation_id: text(record, "RelationId"),
+        email: text(&relation, "Email"),
+        name: text(&relation, "Name"),
+        status: text(record, "Status"),
+    }
+}
+
+impl EventRelation {
+    pub fn attendee(&self) -> Option<Attendee> {
+        if self.email.is_empty() {
+            return None;
+        }
+        Some(Attendee {
+            email: self.email.clone(),
+            name: self.name.clone(),
+            kind: AttendeeKind::Required,
+        })
+    }
+}
+
+/// A Salesforce user: who may be synced, and the profile that assigns a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SfUser {
+    pub id: String,
+    pub username: String,
+    pub email: String,
+    pub name: String,
+    pub active: bool,
+    pub profile: String,
+}
+
+pub const USER_FIELDS: &[&str] = &[
+    "Id",
+    "Username",
+    "Email",
+    "Name",
+    "IsActive",
+    "Profile.Name",
+];
+
+pub fn user_from_sobject(record: &Value) -> SfUser {
+    SfUser {
+        id: text(record, "Id"),
+        username: text(record, "Username"),
+        email: text(record, "Email").to_lowercase(),
+        name: text(record, "Name"),
+        active: record
+            .get("IsActive")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        profile: record
+            .get("Profile")
+            .map(|p| text(p, "Name"))
+            .unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn an_unmappable_series_is_refused_with_the_reason() {
+        let record = json!({
+            "StartDateTime": "2024-05-01T10:00:00.000+0000", "EndDateTime": "2024-05-01T11:00:00.000+0000",
+            "IsRecurrence2": true, "Recurrence2PatternText": "RRULE:FREQ=HOURLY;INTERVAL=2",
+        });
+        let err = event_from_sobject(&record, vec![]).unwrap_err();
+        assert!(err.contains("recurrence"), "{err}");
+        assert!(event_from_sobject(&json!({"Subject": "x"}), vec![])
+            .unwrap_err()
+            .contains("StartDateTime"));
+    }
+
+    #[test]
+    fn all_day_events_use_activity_date_and_whole_days() {
+        let record = json!({"IsAllDayEvent": true, "ActivityDate": "2024-05-01", "DurationInMinutes": 2880, "Subject": "Off"});
+        let event = event_from_sobject(&record, vec![]).unwrap();
+        assert_eq!(
+            event.start,
+            EventTime::Date(NaiveDate::from_ymd_opt(2024, 5, 1).unwrap())
+        );
+        assert_eq!(
+            event.end,
+            EventTime::Date(NaiveDate::from_ymd_opt(2024, 5, 3).unwrap())
+        );
+        let back = event_to_sobject(&event).unwrap();
+        assert_eq!(back["DurationInMinutes"], 2880);
+    }
+}
