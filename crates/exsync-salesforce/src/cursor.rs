@@ -316,52 +316,7 @@ impl SalesforceClient {
             SyncObject::Contact => BTreeMap::new(),
         };
         for record in &raw.records {
-            let id = record
-                .get("Id")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            let owner_id = record
-                .get("OwnerId")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            let item_id = ItemId::Crm(CrmId::new(id.clone()));
-            let version = record
-                .get("SystemModstamp")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            // Records we created carry the Exchange id they came from as their external key.
-            let origin = record
-                .get(crate::EXTERNAL_ID_FIELD)
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(|s| ItemId::Exchange(ExchangeId::new(s)));
-            let modified = record
-                .get("LastModifiedDate")
-                .and_then(Value::as_str)
-                .and_then(parse_sf_datetime);
-            let fields = match object {
-                SyncObject::Contact => Ok(contact_from_sobject(record).to_fields()),
-                SyncObject::Event => {
-                    let invitees = attendees.get(&id).cloned().unwrap_or_default();
-                    event_from_sobject(record, invitees).map(|e| e.to_fields())
-                }
-            };
-            let change = match fields {
-                _ if !scope.owns(owner_id.as_deref()) => Change::OutOfScope { id: item_id },
-                Ok(fields) => Change::Upsert(Item {
-                    id: item_id,
-                    fields,
-                    version,
-                    modified,
-                    origin,
-                }),
-                Err(reason) => Change::Invalid {
-                    id: item_id,
-                    reason,
-                },
-            };
-            changes.push(CrmChange { owner_id, change });
+            changes.push(record_change(object, scope, record, &attendees));
         }
         for id in raw.deleted {
             changes.push(CrmChange {
@@ -379,6 +334,50 @@ impl SalesforceClient {
             cursor: raw.cursor,
             more: raw.more,
         })
+    }
+
+    /// The current state of these records, for retrying ones that failed: an upsert for each
+    /// record that exists, `Deleted` for the rest.
+    pub async fn fetch_changes(&self, object: SyncObject, ids: &[CrmId]) -> Result<Vec<CrmChange>> {
+        let mut records = Vec::new();
+        for chunk in ids.chunks(IN_CHUNK) {
+            let list: Vec<&str> = chunk.iter().map(CrmId::as_str).collect();
+            let soql = format!(
+                "SELECT {} FROM {} WHERE Id IN {}",
+                object.fields().join(", "),
+                object.name(),
+                quote_list(&list)
+            );
+            records.extend(self.query_all(&soql).await?);
+        }
+        let found: Vec<String> = records
+            .iter()
+            .filter_map(|r| r.get("Id").and_then(Value::as_str).map(str::to_owned))
+            .collect();
+        let attendees = match object {
+            SyncObject::Event => self.invitees(&found).await?,
+            SyncObject::Contact => BTreeMap::new(),
+        };
+        let every_owner = Scope::default();
+        let mut changes: Vec<CrmChange> = records
+            .iter()
+            .map(|record| record_change(object, &every_owner, record, &attendees))
+            .collect();
+        for id in ids {
+            // Salesforce may answer with the 18-character form of a 15-character id.
+            let present = found
+                .iter()
+                .any(|f| f == id.as_str() || f.get(..15) == id.as_str().get(..15));
+            if !present {
+                changes.push(CrmChange {
+                    owner_id: None,
+                    change: Change::Deleted {
+                        id: ItemId::Crm(id.clone()),
+                    },
+                });
+            }
+        }
+        Ok(changes)
     }
 
     /// Invitees of the given events, by event id.
@@ -423,4 +422,60 @@ fn where_clause(conditions: &[String]) -> String {
     } else {
         format!(" WHERE {}", conditions.join(" AND "))
     }
+}
+
+/// One record of a query as the planner's input: an upsert, or `Invalid` with the reason when
+/// it does not map; `OutOfScope` when its owner is not in the scope.
+fn record_change(
+    object: SyncObject,
+    scope: &Scope,
+    record: &Value,
+    attendees: &BTreeMap<String, Vec<exsync_core::Attendee>>,
+) -> CrmChange {
+    let id = record
+        .get("Id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let owner_id = record
+        .get("OwnerId")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let item_id = ItemId::Crm(CrmId::new(id.clone()));
+    let version = record
+        .get("SystemModstamp")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    // Records we created carry the Exchange id they came from as their external key.
+    let origin = record
+        .get(crate::EXTERNAL_ID_FIELD)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(|s| ItemId::Exchange(ExchangeId::new(s)));
+    let modified = record
+        .get("LastModifiedDate")
+        .and_then(Value::as_str)
+        .and_then(parse_sf_datetime);
+    let fields = match object {
+        SyncObject::Contact => Ok(contact_from_sobject(record).to_fields()),
+        SyncObject::Event => {
+            let invitees = attendees.get(&id).cloned().unwrap_or_default();
+            event_from_sobject(record, invitees).map(|e| e.to_fields())
+        }
+    };
+    let change = match fields {
+        _ if !scope.owns(owner_id.as_deref()) => Change::OutOfScope { id: item_id },
+        Ok(fields) => Change::Upsert(Item {
+            id: item_id,
+            fields,
+            version,
+            modified,
+            origin,
+        }),
+        Err(reason) => Change::Invalid {
+            id: item_id,
+            reason,
+        },
+    };
+    CrmChange { owner_id, change }
 }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use exsync_core::config::{effective_configuration, Direction, SyncConfiguration};
+use exsync_core::config::{effective_configuration, ContactScope, Direction, SyncConfiguration};
 use exsync_core::plan::Change;
 use exsync_core::{CrmId, ItemId, ItemKind, UserKey};
 use exsync_store::{CursorAdvance, CursorScope, Store};
@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use super::pass::{
     folder_cursor, on_store, run_user, PassError, SyncUser, UserPass, UserReport, KINDS,
 };
-use super::sides::{CrmSide, ExchangeSide, OwnedChange, SideError};
+use super::sides::{CrmFilter, CrmSide, ExchangeSide, OwnedChange, SideError};
 
 /// The sync service's moving parts.
 pub struct Syncer<E, C> {
@@ -219,55 +219,30 @@ where
         let mut per_user: BTreeMap<UserKey, BTreeMap<ItemKind, Vec<Change>>> = BTreeMap::new();
         let mut cursors = Vec::new();
         for kind in KINDS {
-            let syncing: Vec<&SyncUser> = users
+            // Users reading the same records (same scope and condition) share one read.
+            let mut groups: BTreeMap<CrmFilterKey, Vec<&SyncUser>> = BTreeMap::new();
+            for user in users
                 .iter()
                 .filter(|u| u.config.rules(kind).direction != Direction::Off)
-                .collect();
-            if syncing.is_empty() {
-                continue;
+            {
+                groups
+                    .entry(CrmFilterKey::of(kind, &user.config))
+                    .or_default()
+                    .push(user);
             }
-            let owner_of: BTreeMap<&CrmId, &UserKey> =
-                syncing.iter().map(|u| (&u.crm_id, &u.key)).collect();
-            let mut fresh = Vec::new();
-            for user in &syncing {
-                let scope = folder_cursor(&user.key, kind);
-                if on_store(&self.store, move |s| s.cursor(&scope))
-                    .await?
-                    .is_none()
-                {
-                    fresh.push(user.crm_id.clone());
-                }
-            }
-            let scope = CursorScope::crm_object(crm_object(kind));
-            let cursor = {
-                let scope = scope.clone();
-                on_store(&self.store, move |s| s.cursor(&scope)).await?
-            };
-            let everyone: Vec<CrmId> = syncing.iter().map(|u| u.crm_id.clone()).collect();
-            let mut changes = match self.crm.changes(kind, cursor.as_deref(), &everyone).await {
-                Ok((found, next)) => {
-                    cursors.push(CursorAdvance {
-                        scope,
-                        value: Some(next),
-                    });
-                    found
-                }
-                Err(e) => return Ok(Err(e)),
-            };
-            if cursor.is_some() && !fresh.is_empty() {
-                match self.crm.changes(kind, None, &fresh).await {
-                    Ok((found, _)) => changes.extend(found),
+            for (key, group) in groups {
+                let changes = match self.read_group(kind, &key, &group, &mut cursors).await? {
+                    Ok(changes) => changes,
                     Err(e) => return Ok(Err(e)),
+                };
+                for (user, change) in self.route(kind, changes, &key, &group).await? {
+                    per_user
+                        .entry(user)
+                        .or_default()
+                        .entry(kind)
+                        .or_default()
+                        .push(change);
                 }
-            }
-            let routed = self.route(kind, changes, &owner_of).await?;
-            for (user, change) in routed {
-                per_user
-                    .entry(user)
-                    .or_default()
-                    .entry(kind)
-                    .or_default()
-                    .push(change);
             }
         }
         Ok(Ok((per_user, cursors)))
@@ -279,15 +254,106 @@ where
     E: ExchangeSide + 'static,
     C: CrmSide + 'static,
 {
-    /// Sends each CRM change to the users it concerns: a record to its owner, and a delete or a
-    /// change of owner to every user holding a copy (the CRM does not say whose a deleted
-    /// record was, and a record given to someone else leaves its previous owner's scope).
+    /// Deletions found by a full reconciliation: synced records no longer among the live ids.
+    async fn missing_from(
+        &self,
+        kind: ItemKind,
+        users: &[&SyncUser],
+        live: &BTreeSet<CrmId>,
+    ) -> Result<Vec<OwnedChange>, PassError> {
+        let mut gone = BTreeSet::new();
+        for user in users {
+            let key = user.key.clone();
+            for pair in on_store(&self.store, move |s| s.load_pairs(&key, kind)).await? {
+                if !live.contains(&pair.crm_id) {
+                    gone.insert(pair.crm_id);
+                }
+            }
+        }
+        Ok(gone
+            .into_iter()
+            .map(|id| OwnedChange {
+                owner: None,
+                change: Change::Deleted {
+                    id: ItemId::Crm(id),
+                },
+            })
+            .collect())
+    }
+
+    /// Reads one group's changes since its cursor, and in full for its users who have no
+    /// Exchange cursor yet (new or reset): the group cursor has moved past their records.
+    async fn read_group(
+        &self,
+        kind: ItemKind,
+        key: &CrmFilterKey,
+        group: &[&SyncUser],
+        cursors: &mut Vec<CursorAdvance>,
+    ) -> Result<Result<Vec<OwnedChange>, SideError>, PassError> {
+        let mut fresh = Vec::new();
+        for user in group {
+            let scope = folder_cursor(&user.key, kind);
+            if on_store(&self.store, move |s| s.cursor(&scope))
+                .await?
+                .is_none()
+            {
+                fresh.push(user.crm_id.clone());
+            }
+        }
+        let scope = CursorScope::crm_object(key.cursor_name(kind));
+        let cursor = {
+            let scope = scope.clone();
+            on_store(&self.store, move |s| s.cursor(&scope)).await?
+        };
+        let filter = CrmFilter {
+            owners: if key.visible {
+                Vec::new()
+            } else {
+                group.iter().map(|u| u.crm_id.clone()).collect()
+            },
+            condition: key.condition.clone(),
+        };
+        let mut changes = match self.crm.changes(kind, cursor.as_deref(), &filter).await {
+            Ok(read) => {
+                cursors.push(CursorAdvance {
+                    scope,
+                    value: Some(read.cursor),
+                });
+                let mut changes = read.changes;
+                if let Some(live) = read.live_ids {
+                    changes.extend(self.missing_from(kind, group, &live).await?);
+                }
+                changes
+            }
+            Err(e) => return Ok(Err(e)),
+        };
+        if cursor.is_some() && !fresh.is_empty() {
+            let filter = CrmFilter {
+                owners: if key.visible { Vec::new() } else { fresh },
+                condition: key.condition.clone(),
+            };
+            match self.crm.changes(kind, None, &filter).await {
+                Ok(read) => changes.extend(read.changes),
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        Ok(Ok(changes))
+    }
+
+    /// Sends each CRM change to the users it concerns: a record to its owner (to every user of
+    /// a `visible` group), and a delete or a change of owner to every user holding a copy (the
+    /// CRM does not say whose a deleted record was, and a record given to someone else leaves
+    /// its previous owner's scope).
     async fn route(
         &self,
         kind: ItemKind,
         changes: Vec<OwnedChange>,
-        owner_of: &BTreeMap<&CrmId, &UserKey>,
+        key: &CrmFilterKey,
+        group: &[&SyncUser],
     ) -> Result<Vec<(UserKey, Change)>, PassError> {
+        let owner_of: BTreeMap<&CrmId, &UserKey> =
+            group.iter().map(|u| (&u.crm_id, &u.key)).collect();
+        let members: BTreeSet<&UserKey> = group.iter().map(|u| &u.key).collect();
         let ids: Vec<CrmId> = changes
             .iter()
             .filter_map(|c| match c.change.id() {
@@ -297,19 +363,27 @@ where
             .collect();
         let mut holders: BTreeMap<CrmId, Vec<UserKey>> = BTreeMap::new();
         for (id, user) in on_store(&self.store, move |s| s.crm_pair_users(kind, &ids)).await? {
-            holders.entry(id).or_default().push(user);
+            // Another group's users hear of this record through their own read.
+            if members.contains(&user) {
+                holders.entry(id).or_default().push(user);
+            }
         }
         let mut routed = Vec::new();
         for OwnedChange { owner, change } in changes {
-            let owner = owner
-                .as_ref()
-                .and_then(|o| owner_of.get(o))
-                .map(|u| (*u).clone());
+            let recipients: Vec<UserKey> = match (&change, key.visible) {
+                (Change::Deleted { .. }, _) => Vec::new(),
+                (_, true) => group.iter().map(|u| u.key.clone()).collect(),
+                (_, false) => owner
+                    .as_ref()
+                    .and_then(|o| owner_of.get(o))
+                    .map(|u| vec![(*u).clone()])
+                    .unwrap_or_default(),
+            };
             let holding = match change.id() {
                 ItemId::Crm(id) => holders.get(id).cloned().unwrap_or_default(),
                 ItemId::Exchange(_) => Vec::new(),
             };
-            for holder in holding.iter().filter(|h| Some(*h) != owner.as_ref()) {
+            for holder in holding.iter().filter(|h| !recipients.contains(h)) {
                 let moved = match &change {
                     Change::Upsert(item) => Change::OutOfScope {
                         id: item.id.clone(),
@@ -318,11 +392,47 @@ where
                 };
                 routed.push((holder.clone(), moved));
             }
-            if let Some(owner) = owner {
-                routed.push((owner, change));
+            for recipient in recipients {
+                routed.push((recipient, change.clone()));
             }
         }
         Ok(routed)
+    }
+}
+
+/// Which CRM records a configuration reads for a kind; users with equal keys share one read
+/// and one org-wide cursor.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CrmFilterKey {
+    /// Every record (that the condition admits), not only the user's own.
+    pub visible: bool,
+    pub condition: Option<String>,
+}
+
+impl CrmFilterKey {
+    fn of(kind: ItemKind, config: &SyncConfiguration) -> CrmFilterKey {
+        match kind {
+            ItemKind::Contact => CrmFilterKey {
+                visible: config.contact_scope == ContactScope::Visible,
+                condition: config.contact_condition.clone(),
+            },
+            ItemKind::Event => CrmFilterKey {
+                visible: false,
+                condition: None,
+            },
+        }
+    }
+
+    /// The cursor's name: the object, plus what sets this read apart from the plain one.
+    fn cursor_name(&self, kind: ItemKind) -> String {
+        let mut name = crm_object(kind).to_owned();
+        if self.visible {
+            name.push_str(" visible");
+        }
+        if let Some(condition) = &self.condition {
+            name.push_str(&format!(" where {condition}"));
+        }
+        name
     }
 }
 

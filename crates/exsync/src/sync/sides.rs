@@ -96,20 +96,40 @@ pub struct OwnedChange {
     pub change: Change,
 }
 
+/// Which records an org-wide read covers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CrmFilter {
+    /// Owners whose records are read; empty for every owner.
+    pub owners: Vec<CrmId>,
+    /// An extra SOQL condition from the configuration.
+    pub condition: Option<String>,
+}
+
+/// What one org-wide read of the CRM found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CrmRead {
+    pub changes: Vec<OwnedChange>,
+    /// The cursor that covers these changes.
+    pub cursor: String,
+    /// Set when the cursor was too old for the CRM's delete log and every id in scope was
+    /// listed instead: a synced record missing from it was deleted.
+    pub live_ids: Option<std::collections::BTreeSet<CrmId>>,
+}
+
 /// The CRM: read org-wide, once per pass, whatever the number of users.
 pub trait CrmSide: Send + Sync {
     fn users(&self) -> impl Future<Output = SideResult<Vec<CrmUser>>> + Send;
 
     /// Changes since `cursor` (`None`: everything), paged to the end, with the cursor that
-    /// covers them: records owned by `owners`, with their owner, and deletions of any record,
+    /// covers them: records the filter admits, with their owner, and deletions of any record,
     /// without one (the CRM does not keep the owner of a deleted record; the service routes
     /// them to the users holding a copy).
     fn changes(
         &self,
         kind: ItemKind,
         cursor: Option<&str>,
-        owners: &[CrmId],
-    ) -> impl Future<Output = SideResult<(Vec<OwnedChange>, String)>> + Send;
+        filter: &CrmFilter,
+    ) -> impl Future<Output = SideResult<CrmRead>> + Send;
 
     /// The current state of these records (deleted ones as [`Change::Deleted`]).
     fn fetch(

@@ -143,8 +143,9 @@ impl CrmSide for Mem {
         &self,
         _kind: ItemKind,
         cursor: Option<&str>,
-        owners: &[CrmId],
-    ) -> SideResult<(Vec<OwnedChange>, String)> {
+        filter: &CrmFilter,
+    ) -> SideResult<CrmRead> {
+        let owners = &filter.owners;
         *self.crm_reads.lock().unwrap() += 1;
         let crm = self.crm.lock().unwrap();
         let (ids, next) = crm.since(cursor);
@@ -154,6 +155,7 @@ impl CrmSide for Mem {
             .map(|id| crm.state(id, ItemId::Crm(id.as_str().into())))
             .filter(|(owner, change)| {
                 matches!(change, Change::Deleted { .. })
+                    || (owners.is_empty() && owner.is_some())
                     || owner.as_deref().is_some_and(|o| owners.contains(o))
             })
             .map(|(owner, change)| OwnedChange {
@@ -161,7 +163,11 @@ impl CrmSide for Mem {
                 change,
             })
             .collect();
-        Ok((changes, next))
+        Ok(CrmRead {
+            changes,
+            cursor: next,
+            live_ids: None,
+        })
     }
 
     async fn fetch(&self, _kind: ItemKind, ids: &[CrmId]) -> SideResult<Vec<OwnedChange>> {
@@ -754,4 +760,31 @@ async fn stopping_mid_pass_finishes_started_users_and_loses_nothing() {
     for user in users {
         assert_eq!(w.mailbox(user).len(), 1, "{user}");
     }
+}
+
+#[tokio::test]
+async fn visible_scope_gives_every_contact_to_every_user_of_the_configuration() {
+    let w = world(&["ann@x.test", "bo@x.test"]);
+    let mut visible = configuration(&["ann@x.test", "bo@x.test"]);
+    visible.contact_scope = exsync_core::config::ContactScope::Visible;
+    // Only one direction, so neither mailbox's copy comes back as a second CRM record.
+    visible.contacts.direction = exsync_core::config::Direction::CrmToExchange;
+    let syncer = Arc::new(Syncer {
+        exchange: w.mem.clone(),
+        crm: w.mem.clone(),
+        store: Arc::clone(&w.syncer.store),
+        configurations: vec![visible],
+        concurrency: 2,
+    });
+    w.crm_create(0, person("Shared", "s@x.test"));
+    syncer.run_pass(&PassOptions::default()).await.unwrap();
+    assert_eq!(w.mailbox("ann@x.test").len(), 1);
+    assert_eq!(w.mailbox("bo@x.test").len(), 1);
+    let cursors = w.syncer.store.list_cursors().unwrap();
+    assert!(
+        cursors
+            .iter()
+            .any(|c| c.scope == exsync_store::CursorScope::crm_object("Contact visible")),
+        "{cursors:?}"
+    );
 }
