@@ -11,8 +11,8 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::{json, Map, Value};
 
 use exsync_core::{
-    Address, AddressKind, Attendee, AttendeeKind, Contact, Event, EventTime, PhoneKind, Recurrence,
-    ShowAs,
+    Address, AddressKind, Attendee, AttendeeKind, Contact, Event, EventTime, ItemKind, PhoneKind,
+    Recurrence, ShowAs,
 };
 
 /// The fields read for a contact (`Account.Name` gives the company).
@@ -491,5 +491,55 @@ mod tests {
         );
         let back = event_to_sobject(&event).unwrap();
         assert_eq!(back["DurationInMinutes"], 2880);
+    }
+}
+
+/// The Salesforce fields that hold a domain field, so an update writes only what changed and
+/// leaves the rest of the record (fields exsync does not sync) as it is. Event times travel
+/// together: start, end, all-day, recurrence and the reminder (set relative to the start).
+pub fn sobject_fields(kind: ItemKind, domain_field: &str) -> Vec<String> {
+    let fixed = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| (*n).to_owned())
+            .collect::<Vec<String>>()
+    };
+    match (kind, domain_field) {
+        (ItemKind::Contact, "first_name") => fixed(&["FirstName"]),
+        (ItemKind::Contact, "middle_name") => fixed(&["MiddleName"]),
+        (ItemKind::Contact, "last_name") => fixed(&["LastName"]),
+        (ItemKind::Contact, "emails") => fixed(&["Email"]),
+        (ItemKind::Contact, "phones") => PHONES.iter().map(|(_, f)| (*f).to_owned()).collect(),
+        (ItemKind::Contact, "company") => fixed(&["AccountId"]),
+        (ItemKind::Contact, "title") => fixed(&["Title"]),
+        (ItemKind::Contact, "department") => fixed(&["Department"]),
+        (ItemKind::Contact, "notes") => fixed(&["Description"]),
+        (ItemKind::Contact, "birthday") => fixed(&["Birthdate"]),
+        (ItemKind::Contact, "addresses") => ADDRESSES
+            .iter()
+            .flat_map(|(_, prefix)| {
+                ["Street", "City", "State", "PostalCode", "Country"].map(|p| format!("{prefix}{p}"))
+            })
+            .collect(),
+        (ItemKind::Event, "subject") => fixed(&["Subject"]),
+        (ItemKind::Event, "location") => fixed(&["Location"]),
+        (ItemKind::Event, "body") => fixed(&["Description"]),
+        (ItemKind::Event, "private") => fixed(&["IsPrivate"]),
+        (ItemKind::Event, "show_as") => fixed(&["ShowAs"]),
+        (ItemKind::Event, "reminder_minutes") => fixed(&["IsReminderSet", "ReminderDateTime"]),
+        (ItemKind::Event, "start" | "end" | "time_zone" | "recurrence") => fixed(&[
+            "IsAllDayEvent",
+            "ActivityDate",
+            "DurationInMinutes",
+            "StartDateTime",
+            "EndDateTime",
+            "IsRecurrence2",
+            "Recurrence2PatternText",
+            "Recurrence2PatternTimeZone",
+            "IsReminderSet",
+            "ReminderDateTime",
+        ]),
+        // Attendees are EventRelation records, written separately; the organizer is the owner.
+        _ => Vec::new(),
     }
 }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
-use exsync_core::{Attendee, Contact, CrmId, Event};
+use exsync_core::{Attendee, Contact, CrmId, Event, ItemKind};
 
 use crate::client::{Idempotency, SalesforceClient};
 use crate::error::{Error, Result};
@@ -419,12 +419,30 @@ impl SalesforceClient {
     }
 
     pub async fn update_contacts(&self, items: &[(CrmId, Contact)]) -> Result<Vec<WriteOutcome>> {
-        let contacts: Vec<&Contact> = items.iter().map(|(_, c)| c).collect();
+        let items: Vec<(CrmId, Contact, Option<&[String]>)> = items
+            .iter()
+            .map(|(id, c)| (id.clone(), c.clone(), None))
+            .collect();
+        self.update_contacts_changed(&items).await
+    }
+
+    /// Updates contacts, writing for each only the Salesforce fields of the domain fields
+    /// named (all of them with `None`).
+    pub async fn update_contacts_changed(
+        &self,
+        items: &[(CrmId, Contact, Option<&[String]>)],
+    ) -> Result<Vec<WriteOutcome>> {
+        let contacts: Vec<&Contact> = items.iter().map(|(_, c, _)| c).collect();
         let records = self.contact_records(&contacts).await?;
         let updates: Vec<(CrmId, Map<String, Value>)> = items
             .iter()
-            .map(|(id, _)| id.clone())
             .zip(records)
+            .map(|((id, _, changed), record)| {
+                (
+                    id.clone(),
+                    only_changed(ItemKind::Contact, record, *changed),
+                )
+            })
             .collect();
         let mut outcomes = self.update_sobjects("Contact", &updates).await?;
         self.stamp("Contact", &mut outcomes).await?;
@@ -459,13 +477,26 @@ impl SalesforceClient {
     }
 
     pub async fn update_events(&self, items: &[(CrmId, Event)]) -> Result<Vec<WriteOutcome>> {
+        let items: Vec<(CrmId, Event, Option<&[String]>)> = items
+            .iter()
+            .map(|(id, e)| (id.clone(), e.clone(), None))
+            .collect();
+        self.update_events_changed(&items).await
+    }
+
+    /// Updates events, writing for each only the Salesforce fields of the domain fields named
+    /// (all of them with `None`); invitees are rewritten only when attendees changed.
+    pub async fn update_events_changed(
+        &self,
+        items: &[(CrmId, Event, Option<&[String]>)],
+    ) -> Result<Vec<WriteOutcome>> {
         let mut outcomes: Vec<WriteOutcome> = vec![WriteOutcome::default(); items.len()];
         let mut updates = Vec::new();
         let mut positions = Vec::new();
-        for (i, (id, event)) in items.iter().enumerate() {
+        for (i, (id, event, changed)) in items.iter().enumerate() {
             match event_to_sobject(event) {
                 Ok(record) => {
-                    updates.push((id.clone(), record));
+                    updates.push((id.clone(), only_changed(ItemKind::Event, record, *changed)));
                     positions.push(i);
                 }
                 Err(reason) => {
@@ -483,8 +514,10 @@ impl SalesforceClient {
         let attendees: Vec<(String, &[Attendee])> = outcomes
             .iter()
             .zip(items)
-            .filter(|(o, _)| o.is_ok())
-            .map(|(_, (id, e))| (id.as_str().to_owned(), e.attendees.as_slice()))
+            .filter(|(o, (_, _, changed))| {
+                o.is_ok() && changed.is_none_or(|c| c.iter().any(|f| f == "attendees"))
+            })
+            .map(|(_, (id, e, _))| (id.as_str().to_owned(), e.attendees.as_slice()))
             .collect();
         let warnings = self.sync_invitees(&attendees).await?;
         attach_warnings(&mut outcomes, warnings);
@@ -624,4 +657,20 @@ fn with_type(object: &str, records: &[Map<String, Value>]) -> Vec<Value> {
             Value::Object(record)
         })
         .collect()
+}
+
+/// Keeps the Salesforce fields of the changed domain fields; everything with `None`.
+fn only_changed(
+    kind: ItemKind,
+    mut record: Map<String, Value>,
+    changed: Option<&[String]>,
+) -> Map<String, Value> {
+    if let Some(changed) = changed {
+        let keep: BTreeSet<String> = changed
+            .iter()
+            .flat_map(|f| crate::mapping::sobject_fields(kind, f))
+            .collect();
+        record.retain(|field, _| keep.contains(field));
+    }
+    record
 }

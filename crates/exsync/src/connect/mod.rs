@@ -1,0 +1,3 @@
+//! Adapters from the connectors to what the sync service needs of each side.
+
+pub mod salesforce;

@@ -1,0 +1,304 @@
+//! The Salesforce connector as the sync service's CRM side.
+
+use exsync_core::plan::WriteResult;
+use exsync_core::{Contact, CrmId, Event, Fields, ItemId, ItemKind, Record, UserKey};
+use exsync_salesforce::{
+    ChangeCursor, CrmChange, Error, NewRecord, SalesforceClient, Scope, SyncObject, WriteOutcome,
+};
+
+use crate::sync::sides::{
+    CrmFilter, CrmRead, CrmSide, CrmUser, OwnedChange, SideError, SideErrorKind, SideResult, Write,
+};
+
+pub struct SalesforceSide {
+    pub client: SalesforceClient,
+}
+
+fn object(kind: ItemKind) -> SyncObject {
+    match kind {
+        ItemKind::Contact => SyncObject::Contact,
+        ItemKind::Event => SyncObject::Event,
+    }
+}
+
+/// Connector errors in the terms the service acts on.
+pub fn side_error(e: Error) -> SideError {
+    let kind = match &e {
+        Error::LimitReserved { .. } => SideErrorKind::LimitReserved,
+        Error::Auth { .. } | Error::Config(_) => SideErrorKind::Fatal,
+        Error::Api { .. } | Error::Transport(_) | Error::Decode(_) => SideErrorKind::Transient,
+    };
+    let remedy = match &e {
+        Error::LimitReserved { .. } => Some(
+            "wait for the org's rolling 24-hour API allowance to recover, or lower crm.api_reserve",
+        ),
+        Error::Auth { .. } => {
+            Some("check crm.client_id, crm.username and the private key (`exsync secrets set`)")
+        }
+        _ => None,
+    };
+    let error = SideError::new(kind, format!("Salesforce: {e}"));
+    match remedy {
+        Some(remedy) => error.with_remedy(remedy),
+        None => error,
+    }
+}
+
+fn owned(change: CrmChange) -> OwnedChange {
+    OwnedChange {
+        owner: change.owner_id.map(CrmId::new),
+        change: change.change,
+    }
+}
+
+fn result(outcome: WriteOutcome) -> WriteResult {
+    match (outcome.error, outcome.id) {
+        (None, Some(id)) => WriteResult::Done {
+            id: ItemId::Crm(id),
+            version: outcome.version,
+        },
+        (Some(error), _) => WriteResult::Failed {
+            reason: error.to_string(),
+        },
+        (None, None) => WriteResult::Failed {
+            reason: "Salesforce did not return the record's id".into(),
+        },
+    }
+}
+
+impl CrmSide for SalesforceSide {
+    async fn users(&self) -> SideResult<Vec<CrmUser>> {
+        let users = self.client.users().await.map_err(side_error)?;
+        Ok(users
+            .into_iter()
+            .filter(|u| !u.email.is_empty())
+            .map(|u| CrmUser {
+                id: CrmId::new(u.id),
+                email: UserKey::from_email(&u.email),
+                profile: u.profile,
+                active: u.active,
+            })
+            .collect())
+    }
+
+    async fn changes(
+        &self,
+        kind: ItemKind,
+        cursor: Option<&str>,
+        filter: &CrmFilter,
+    ) -> SideResult<CrmRead> {
+        let mut position: ChangeCursor = match cursor {
+            None => ChangeCursor::default(),
+            Some(text) => serde_json::from_str(text).map_err(|e| {
+                SideError::new(
+                    SideErrorKind::Fatal,
+                    format!("the stored Salesforce {kind} cursor is unreadable: {e}"),
+                )
+                .with_remedy("run `exsync reset` for the affected users, or delete the cursor row")
+            })?,
+        };
+        let scope = Scope {
+            owner_ids: filter
+                .owners
+                .iter()
+                .map(|o| o.as_str().to_owned())
+                .collect(),
+            condition: filter.condition.clone(),
+            report_out_of_scope: false,
+        };
+        let mut read = CrmRead::default();
+        loop {
+            let batch = self
+                .client
+                .read_changes(object(kind), &scope, &position)
+                .await
+                .map_err(side_error)?;
+            read.changes.extend(batch.changes.into_iter().map(owned));
+            if let Some(live) = batch.live_ids {
+                read.live_ids
+                    .get_or_insert_with(Default::default)
+                    .extend(live);
+            }
+            position = batch.cursor;
+            if !batch.more {
+                break;
+            }
+        }
+        read.cursor = serde_json::to_string(&position).map_err(|e| {
+            SideError::new(SideErrorKind::Fatal, format!("writing the cursor: {e}"))
+        })?;
+        Ok(read)
+    }
+
+    async fn fetch(&self, kind: ItemKind, ids: &[CrmId]) -> SideResult<Vec<OwnedChange>> {
+        let changes = self
+            .client
+            .fetch_changes(object(kind), ids)
+            .await
+            .map_err(side_error)?;
+        Ok(changes.into_iter().map(owned).collect())
+    }
+
+    async fn write(
+        &self,
+        kind: ItemKind,
+        owner: &CrmId,
+        writes: &[Write<'_>],
+    ) -> SideResult<Vec<WriteResult>> {
+        let mut results: Vec<Option<WriteResult>> = vec![None; writes.len()];
+        let mut creates = Vec::new();
+        let mut updates = Vec::new();
+        let mut deletes = Vec::new();
+        for (i, write) in writes.iter().enumerate() {
+            match write {
+                Write::Create { fields, origin } => creates.push((i, *fields, *origin)),
+                Write::Update {
+                    id,
+                    fields,
+                    changed,
+                    ..
+                } => updates.push((i, CrmId::new(*id), *fields, *changed)),
+                Write::Delete { id } => deletes.push((i, CrmId::new(*id))),
+            }
+        }
+        match kind {
+            ItemKind::Contact => {
+                let (at, items) = new_records::<Contact>(&creates, owner, &mut results);
+                if !items.is_empty() {
+                    fill(
+                        &mut results,
+                        &at,
+                        self.client
+                            .create_contacts(&items)
+                            .await
+                            .map_err(side_error)?,
+                    );
+                }
+                let (at, items) = changed_records::<Contact>(&updates, &mut results);
+                if !items.is_empty() {
+                    fill(
+                        &mut results,
+                        &at,
+                        self.client
+                            .update_contacts_changed(&items)
+                            .await
+                            .map_err(side_error)?,
+                    );
+                }
+            }
+            ItemKind::Event => {
+                let (at, items) = new_records::<Event>(&creates, owner, &mut results);
+                if !items.is_empty() {
+                    fill(
+                        &mut results,
+                        &at,
+                        self.client
+                            .create_events(&items)
+                            .await
+                            .map_err(side_error)?,
+                    );
+                }
+                let (at, items) = changed_records::<Event>(&updates, &mut results);
+                if !items.is_empty() {
+                    fill(
+                        &mut results,
+                        &at,
+                        self.client
+                            .update_events_changed(&items)
+                            .await
+                            .map_err(side_error)?,
+                    );
+                }
+            }
+        }
+        if !deletes.is_empty() {
+            let ids: Vec<CrmId> = deletes.iter().map(|(_, id)| id.clone()).collect();
+            let outcomes = self.client.delete_records(&ids).await.map_err(side_error)?;
+            for ((i, id), outcome) in deletes.into_iter().zip(outcomes) {
+                // A record someone else deleted first is as good as deleted by us.
+                let gone = outcome
+                    .error
+                    .as_ref()
+                    .is_some_and(|e| e.code == "ENTITY_IS_DELETED" || e.code == "NOT_FOUND");
+                results[i] = Some(if gone {
+                    WriteResult::Done {
+                        id: ItemId::Crm(id),
+                        version: None,
+                    }
+                } else {
+                    result(WriteOutcome {
+                        id: Some(id),
+                        ..outcome
+                    })
+                });
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or(WriteResult::Failed {
+                    reason: "not written".into(),
+                })
+            })
+            .collect())
+    }
+}
+
+/// Records to create, keyed on the Exchange id they copy so a retried create is an update.
+/// A field map that does not form a record fails alone.
+fn new_records<R: Record>(
+    creates: &[(usize, &Fields, &ItemId)],
+    owner: &CrmId,
+    results: &mut [Option<WriteResult>],
+) -> (Vec<usize>, Vec<NewRecord<R>>) {
+    let mut at = Vec::new();
+    let mut items = Vec::new();
+    for (i, fields, origin) in creates {
+        match R::from_fields(fields) {
+            Ok(record) => {
+                at.push(*i);
+                items.push(NewRecord {
+                    external_key: Some(origin.as_str().to_owned()),
+                    owner_id: Some(owner.as_str().to_owned()),
+                    record,
+                });
+            }
+            Err(e) => {
+                results[*i] = Some(WriteResult::Failed {
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+    (at, items)
+}
+
+/// Records to update, each with the domain fields that changed.
+#[allow(clippy::type_complexity)]
+fn changed_records<'a, R: Record>(
+    updates: &[(usize, CrmId, &Fields, &'a [String])],
+    results: &mut [Option<WriteResult>],
+) -> (Vec<usize>, Vec<(CrmId, R, Option<&'a [String]>)>) {
+    let mut at = Vec::new();
+    let mut items = Vec::new();
+    for (i, id, fields, changed) in updates {
+        match R::from_fields(fields) {
+            Ok(record) => {
+                at.push(*i);
+                items.push((id.clone(), record, Some(*changed)));
+            }
+            Err(e) => {
+                results[*i] = Some(WriteResult::Failed {
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+    (at, items)
+}
+
+fn fill(results: &mut [Option<WriteResult>], at: &[usize], outcomes: Vec<WriteOutcome>) {
+    for (i, outcome) in at.iter().zip(outcomes) {
+        results[*i] = Some(result(outcome));
+    }
+}
