@@ -769,3 +769,34 @@ async fn a_record_given_to_another_owner_is_out_of_scope() {
     let (changes, _) = drain(&client, SyncObject::Contact, &narrow, &cursor).await;
     assert!(changes.is_empty(), "{changes:?}");
 }
+
+#[tokio::test]
+async fn an_update_writes_only_the_fields_that_changed() {
+    let h = Harness::start().await;
+    let client = h.client();
+    let mut original = contact("Ada", "Lovelace", "ada@example.test");
+    original.notes = "kept by the CRM".into();
+    let created = client
+        .create_contacts(&[new(original, None)])
+        .await
+        .unwrap();
+    let id = created[0].id.clone().unwrap();
+    // The merged record knows nothing of the notes (not synced): only the title is written.
+    let mut merged = contact("Ada", "Lovelace", "ada@example.test");
+    merged.title = "Countess".into();
+    let changed = vec!["title".to_owned()];
+    let outcomes = client
+        .update_contacts_changed(&[(id.clone(), merged, Some(changed.as_slice()))])
+        .await
+        .unwrap();
+    assert!(outcomes[0].is_ok(), "{outcomes:?}");
+    let stored = client
+        .query_all(&format!(
+            "SELECT Title, Description FROM Contact WHERE Id = '{}'",
+            id.as_str()
+        ))
+        .await
+        .unwrap();
+    assert_eq!(stored[0]["Title"], "Countess");
+    assert_eq!(stored[0]["Description"], "kept by the CRM");
+}
