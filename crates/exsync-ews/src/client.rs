@@ -1,0 +1,1008 @@
+//! The connector as the sync engine uses it: one [`EwsClient`] per service account, and a
+//! [`MailboxClient`] per syncing user with the operations of DESIGN §2.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use url::Url;
+
+use exsync_core::plan::{Change, Item};
+use exsync_core::{Contact, CrmId, Event, ExchangeId, Fields, ItemId, ItemKind, Record};
+
+use crate::error::{classify, CodeClass, EwsError, ResponseError};
+use crate::mapping::{self, ItemRef};
+use crate::ops::{folders, items, sync, FolderRef};
+use crate::soap::{self, CallContext};
+use crate::throttle::{Limits, RetryPolicy};
+use crate::trace::WireTrace;
+use crate::transport::auth::{AuthMode, Credentials};
+use crate::transport::conn::Resolve;
+use crate::transport::{HttpClient, HttpConfig};
+use crate::xml::{Element, XmlWriter};
+
+#[derive(Debug, Clone)]
+pub struct EwsConfig {
+    pub credentials: Credentials,
+    pub auth: AuthMode,
+    pub ca_file: Option<PathBuf>,
+    pub resolve: Resolve,
+    /// Name of our contact folder under each user's Contacts.
+    pub contacts_folder: String,
+    /// Requests in flight for the whole service account (Exchange allows 27 by default).
+    pub max_concurrency: usize,
+    /// Requests in flight per mailbox.
+    pub max_per_mailbox: usize,
+    pub retry: RetryPolicy,
+    pub batch_size: usize,
+    pub sync_page_size: u16,
+    pub trace_dir: Option<PathBuf>,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+}
+
+impl EwsConfig {
+    pub fn new(credentials: Credentials) -> Self {
+        EwsConfig {
+            credentials,
+            auth: AuthMode::Auto,
+            ca_file: None,
+            resolve: Resolve::new(),
+            contacts_folder: "Salesforce_Sync".into(),
+            max_concurrency: 10,
+            max_per_mailbox: 2,
+            retry: RetryPolicy::default(),
+            batch_size: items::BATCH,
+            sync_page_size: sync::MAX_CHANGES,
+            trace_dir: None,
+            connect_timeout: Duration::from_secs(15),
+            request_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+pub struct EwsClient {
+    http: Arc<HttpClient>,
+    config: EwsConfig,
+    limits: Limits,
+    trace: Option<WireTrace>,
+}
+
+/// Whether repeating a request can do harm if the first one reached the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Idempotent {
+    Yes,
+    /// Repeat only on answers that say the request was not processed (busy, 503).
+    No,
+}
+
+impl EwsClient {
+    pub fn new(config: EwsConfig) -> Result<Arc<Self>, EwsError> {
+        let http = Arc::new(HttpClient::new(HttpConfig {
+            credentials: config.credentials.clone(),
+            auth: config.auth,
+            ca_file: config.ca_file.clone(),
+            resolve: config.resolve.clone(),
+            connect_timeout: config.connect_timeout,
+            request_timeout: config.request_timeout,
+        })?);
+        let trace = match &config.trace_dir {
+            Some(dir) => Some(WireTrace::new(dir).map_err(|e| {
+                EwsError::InvalidInput(format!("wire trace folder {}: {e}", dir.display()))
+            })?),
+            None => None,
+        };
+        Ok(Arc::new(EwsClient {
+            http,
+            limits: Limits::new(config.max_concurrency, config.max_per_mailbox),
+            config,
+            trace,
+        }))
+    }
+
+    /// The HTTPS client (shared with Autodiscover, so scheme pins hold across both).
+    pub fn http(&self) -> &Arc<HttpClient> {
+        &self.http
+    }
+
+    pub fn config(&self) -> &EwsConfig {
+        &self.config
+    }
+
+    /// The operations for one mailbox at an EWS URL (configured, or found by Autodiscover).
+    pub fn mailbox(self: &Arc<Self>, address: &str, ews_url: Url) -> MailboxClient {
+        MailboxClient {
+            client: Arc::clone(self),
+            address: address.trim().to_owned(),
+            url: ews_url,
+        }
+    }
+
+    async fn call_once(
+        &self,
+        url: &Url,
+        mailbox: &str,
+        operation: &'static str,
+        body: &str,
+    ) -> Result<Element, EwsError> {
+        let host = url.host_str().unwrap_or("").to_owned();
+        let envelope = soap::envelope(mailbox, body);
+        let headers = [("X-AnchorMailbox", mailbox.to_owned())];
+        let result = {
+            let _permit = self.limits.acquire(mailbox).await;
+            self.http.post(url, &envelope, &headers).await
+        };
+        if let Some(trace) = &self.trace {
+            let (status, text) = match &result {
+                Ok(r) => (Some(r.status), Some(r.text())),
+                Err(_) => (None, None),
+            };
+            trace.record(
+                operation,
+                url.as_str(),
+                &headers,
+                &envelope,
+                status,
+                text.as_deref(),
+            );
+        }
+        let response = result?;
+        let ctx = CallContext {
+            host: &host,
+            service_account: &self.config.credentials.username,
+            mailbox,
+            operation,
+        };
+        match response.status {
+            // Exchange sends SOAP faults with 500.
+            200 | 500 if looks_like_soap(&response.body) => {
+                soap::parse_body(&ctx, &response.text())
+            }
+            503 => Err(EwsError::Http {
+                host,
+                status: 503,
+                excerpt: excerpt(&response.text()),
+                retry_after: retry_after(&response.headers),
+            }),
+            status => Err(EwsError::Http {
+                host,
+                status,
+                excerpt: excerpt(&response.text()),
+                retry_after: retry_after(&response.headers),
+            }),
+        }
+    }
+
+    /// One EWS call with throttling, retries and tracing; returns the operation's response
+    /// element.
+    async fn call(
+        &self,
+        url: &Url,
+        mailbox: &str,
+        operation: &'static str,
+        body: &str,
+        idempotent: Idempotent,
+    ) -> Result<Element, EwsError> {
+        let policy = &self.config.retry;
+        let mut attempt = 0;
+        loop {
+            let result = self.call_once(url, mailbox, operation, body).await;
+            let error = match result {
+                Ok(response) => return Ok(response),
+                Err(e) => e,
+            };
+            let server_said_wait = matches!(error, EwsError::Throttled { .. })
+                || matches!(error, EwsError::Http { status: 503, .. });
+            let retryable = match idempotent {
+                Idempotent::Yes => error.is_transient() || matches!(error, EwsError::Xml(_)),
+                Idempotent::No => server_said_wait,
+            };
+            attempt += 1;
+            if !retryable || attempt >= policy.max_attempts.max(1) {
+                return Err(error);
+            }
+            let wait = match error.back_off() {
+                Some(wait) if wait > policy.max_wait => {
+                    tracing::warn!(
+                        mailbox,
+                        operation,
+                        wait_ms = wait.as_millis() as u64,
+                        "server asks for a longer pause than we wait"
+                    );
+                    return Err(error);
+                }
+                Some(wait) => policy.spread(wait),
+                None => policy.delay(attempt - 1),
+            };
+            tracing::info!(mailbox, operation, attempt, wait_ms = wait.as_millis() as u64, error = %error, "retrying");
+            if server_said_wait {
+                // Everyone on this account holds off, not just this request.
+                self.limits.pause(wait);
+                self.limits.wait_pause().await;
+            } else {
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
+
+fn looks_like_soap(body: &[u8]) -> bool {
+    let head = String::from_utf8_lossy(&body[..body.len().min(512)]).to_ascii_lowercase();
+    head.contains("envelope")
+}
+
+fn excerpt(text: &str) -> String {
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    flat.chars().take(200).collect()
+}
+
+fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
+    headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// A page of changes with the cursor that covers exactly them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncBatch {
+    pub changes: Vec<Change>,
+    /// Store this only after the changes are committed.
+    pub state: String,
+    /// No more changes after this page.
+    pub last: bool,
+    /// The stored state was refused and the cursor started over: these changes are a full
+    /// listing of the folder.
+    pub restarted: bool,
+}
+
+/// One requested update.
+#[derive(Debug, Clone)]
+pub struct Update {
+    pub item: ItemRef,
+    /// The pair's merged content.
+    pub fields: Fields,
+    /// The fields to write (the planner's `changed`).
+    pub changed: Vec<String>,
+}
+
+pub struct MailboxClient {
+    client: Arc<EwsClient>,
+    address: String,
+    url: Url,
+}
+
+impl MailboxClient {
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    async fn call(
+        &self,
+        operation: &'static str,
+        body: &str,
+        idempotent: Idempotent,
+    ) -> Result<Element, EwsError> {
+        self.client
+            .call(&self.url, &self.address, operation, body, idempotent)
+            .await
+    }
+
+    fn ctx(&self, operation: &'static str) -> (String, CallContext<'_>) {
+        let host = self.url.host_str().unwrap_or("").to_owned();
+        (
+            host,
+            CallContext {
+                host: "",
+                service_account: &self.client.config.credentials.username,
+                mailbox: &self.address,
+                operation,
+            },
+        )
+    }
+
+    async fn single(
+        &self,
+        operation: &'static str,
+        body: &str,
+        idempotent: Idempotent,
+    ) -> Result<Element, EwsError> {
+        let response = self.call(operation, body, idempotent).await?;
+        let (host, mut ctx) = self.ctx(operation);
+        ctx.host = &host;
+        soap::single_message(&ctx, &response).cloned()
+    }
+
+    /// Per-message results of a batch call, with operation-wide failures (mailbox errors)
+    /// surfacing as the error of the whole call.
+    async fn batch(
+        &self,
+        operation: &'static str,
+        body: &str,
+        idempotent: Idempotent,
+    ) -> Result<Vec<Element>, EwsError> {
+        let response = self.call(operation, body, idempotent).await?;
+        let (host, mut ctx) = self.ctx(operation);
+        ctx.host = &host;
+        let messages: Vec<Element> = soap::response_messages(&ctx, &response)?
+            .into_iter()
+            .cloned()
+            .collect();
+        // A mailbox-level error on the first message concerns them all (impersonation).
+        if let Some(first) = messages.first() {
+            if let Err(e) = soap::message_status(first) {
+                if classify(&e.code) == CodeClass::Mailbox {
+                    return Err(ctx.error(e));
+                }
+            }
+        }
+        Ok(messages)
+    }
+
+    fn protocol(&self, reason: impl Into<String>) -> EwsError {
+        EwsError::Protocol {
+            host: self.url.host_str().unwrap_or("").to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    pub async fn calendar_folder(&self) -> Result<FolderRef, EwsError> {
+        let message = self
+            .single(
+                "GetFolder",
+                &folders::get_distinguished("calendar"),
+                Idempotent::Yes,
+            )
+            .await?;
+        folders::read_folder(&message).ok_or_else(|| self.protocol("GetFolder without a folder id"))
+    }
+
+    /// Finds our contact folder under Contacts, creating it the first time.
+    pub async fn ensure_contacts_folder(&self) -> Result<FolderRef, EwsError> {
+        let name = self.client.config.contacts_folder.clone();
+        if let Some(found) = self.find_contacts_folder(&name).await? {
+            return Ok(found);
+        }
+        let created = self
+            .single(
+                "CreateFolder",
+                &folders::create_contacts_folder("contacts", &name),
+                Idempotent::No,
+            )
+            .await;
+        match created {
+            Ok(message) => folders::read_folder(&message)
+                .ok_or_else(|| self.protocol("CreateFolder without a folder id")),
+            // Another worker (or a retried request) made it meanwhile.
+            Err(EwsError::Response { error, .. }) if error.code == "ErrorFolderExists" => self
+                .find_contacts_folder(&name)
+                .await?
+                .ok_or_else(|| self.protocol(format!("{name} exists but cannot be found"))),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn find_contacts_folder(&self, name: &str) -> Result<Option<FolderRef>, EwsError> {
+        let message = self
+            .single(
+                "FindFolder",
+                &folders::find_child("contacts", name),
+                Idempotent::Yes,
+            )
+            .await?;
+        Ok(folders::read_found(&message, name))
+    }
+
+    /// One page of changes since `state` (None: from the beginning), with the content of
+    /// every created or updated item fetched. The returned state covers exactly these changes.
+    pub async fn sync_page(
+        &self,
+        kind: ItemKind,
+        folder: &FolderRef,
+        state: Option<&str>,
+    ) -> Result<SyncBatch, EwsError> {
+        let body = sync::request(folder, state, self.client.config.sync_page_size);
+        let message = self
+            .single("SyncFolderItems", &body, Idempotent::Yes)
+            .await?;
+        let page = sync::read(&message).map_err(|e| self.protocol(e))?;
+        let mut changes = Vec::new();
+        let mut wanted = Vec::new();
+        for change in page.changes {
+            match change {
+                sync::SyncChange::Deleted(id) => changes.push(Change::Deleted {
+                    id: ItemId::Exchange(id),
+                }),
+                sync::SyncChange::Upsert { item, element } => {
+                    if element == mapping::element_name(kind) {
+                        wanted.push(item.id);
+                    } else {
+                        // Distribution lists in the contact folder, meeting messages…: not
+                        // records we sync.
+                        tracing::debug!(mailbox = %self.address, element, "ignoring an item of another kind");
+                    }
+                }
+            }
+        }
+        changes.extend(self.get_changes(kind, &wanted).await?);
+        Ok(SyncBatch {
+            changes,
+            state: page.state,
+            last: page.last,
+            restarted: false,
+        })
+    }
+
+    /// Pages to the end. A state the server refuses (ErrorInvalidSyncStateData) restarts the
+    /// cursor from empty, and the batch says so.
+    pub async fn sync_all(
+        &self,
+        kind: ItemKind,
+        folder: &FolderRef,
+        state: Option<&str>,
+    ) -> Result<SyncBatch, EwsError> {
+        let mut state = state.map(str::to_owned);
+        let mut all = SyncBatch {
+            changes: Vec::new(),
+            state: state.clone().unwrap_or_default(),
+            last: false,
+            restarted: false,
+        };
+        loop {
+            let page = match self.sync_page(kind, folder, state.as_deref()).await {
+                Err(EwsError::InvalidSyncState) if !all.restarted => {
+                    tracing::warn!(mailbox = %self.address, "sync state refused; starting the folder over");
+                    all = SyncBatch {
+                        changes: Vec::new(),
+                        state: String::new(),
+                        last: false,
+                        restarted: true,
+                    };
+                    state = None;
+                    continue;
+                }
+                other => other?,
+            };
+            all.changes.extend(page.changes);
+            all.state = page.state.clone();
+            state = Some(page.state);
+            if page.last {
+                all.last = true;
+                return Ok(all);
+            }
+        }
+    }
+
+    /// GetItem in batches; an id that is gone reads as deleted.
+    pub async fn get_changes(
+        &self,
+        kind: ItemKind,
+        ids: &[ExchangeId],
+    ) -> Result<Vec<Change>, EwsError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(self.client.config.batch_size.max(1)) {
+            let messages = self
+                .batch("GetItem", &items::get_items(kind, chunk), Idempotent::Yes)
+                .await?;
+            let refs: Vec<&Element> = messages.iter().collect();
+            let mut results = items::read_get_items(&refs);
+            if kind == ItemKind::Event {
+                self.add_occurrence_details(&mut results).await?;
+            }
+            for (id, result) in chunk.iter().zip(results) {
+                match result {
+                    Ok(element) => match mapping::item_change(kind, &element) {
+                        Some(change) => out.push(change),
+                        None => out.push(Change::Invalid {
+                            id: ItemId::Exchange(id.clone()),
+                            reason: "item without an ItemId".into(),
+                        }),
+                    },
+                    Err(e) if classify(&e.code) == CodeClass::NotFound => {
+                        out.push(Change::Deleted {
+                            id: ItemId::Exchange(id.clone()),
+                        })
+                    }
+                    Err(e) => out.push(Change::Invalid {
+                        id: ItemId::Exchange(id.clone()),
+                        reason: e.to_string(),
+                    }),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// A series lists its modified occurrences with times only; their own subject and
+    /// location come from one more GetItem, and are added to each `Occurrence` element for
+    /// the mapping to read.
+    async fn add_occurrence_details(
+        &self,
+        results: &mut [crate::ops::ItemResult<Element>],
+    ) -> Result<(), EwsError> {
+        let occurrence_ids: Vec<ExchangeId> = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .filter_map(|el| el.child("ModifiedOccurrences"))
+            .flat_map(|m| m.children_named("Occurrence"))
+            .filter_map(|o| o.child("ItemId").and_then(|i| i.attr("Id")))
+            .map(ExchangeId::new)
+            .collect();
+        if occurrence_ids.is_empty() {
+            return Ok(());
+        }
+        let mut details: std::collections::HashMap<String, Element> = Default::default();
+        for chunk in occurrence_ids.chunks(self.client.config.batch_size.max(1)) {
+            let messages = self
+                .batch(
+                    "GetItem",
+                    &items::get_occurrence_details(chunk),
+                    Idempotent::Yes,
+                )
+                .await?;
+            let refs: Vec<&Element> = messages.iter().collect();
+            for (id, result) in chunk.iter().zip(items::read_get_items(&refs)) {
+                if let Ok(element) = result {
+                    details.insert(id.to_string(), element);
+                }
+            }
+        }
+        for element in results.iter_mut().filter_map(|r| r.as_mut().ok()) {
+            for list in element
+                .children
+                .iter_mut()
+                .filter(|c| c.name == "ModifiedOccurrences")
+            {
+                for occurrence in list.children.iter_mut() {
+                    let id = occurrence
+                        .child("ItemId")
+                        .and_then(|i| i.attr("Id"))
+                        .map(str::to_owned);
+                    let Some(detail) = id.and_then(|id| details.get(&id)) else {
+                        continue;
+                    };
+                    for name in ["Subject", "Location"] {
+                        occurrence.children.push(Element {
+                            name: name.into(),
+                            text: detail.child_text(name).unwrap_or("").to_owned(),
+                            ..Element::default()
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads items into planner items (missing ones are left out).
+    pub async fn get_items(
+        &self,
+        kind: ItemKind,
+        ids: &[ExchangeId],
+    ) -> Result<Vec<Item>, EwsError> {
+        Ok(self
+            .get_changes(kind, ids)
+            .await?
+            .into_iter()
+            .filter_map(|c| match c {
+                Change::Upsert(item) => Some(item),
+                _ => None,
+            })
+            .collect())
+    }
+
+    fn write_record(kind: ItemKind, fields: &Fields, crm_id: &CrmId) -> Result<String, String> {
+        let mut w = XmlWriter::new();
+        match kind {
+            ItemKind::Contact => {
+                let c = Contact::from_fields(fields).map_err(|e| e.to_string())?;
+                mapping::write_contact(&mut w, &c, Some(crm_id));
+            }
+            ItemKind::Event => {
+                let e = Event::from_fields(fields).map_err(|e| e.to_string())?;
+                mapping::write_event(&mut w, &e, Some(crm_id));
+            }
+        }
+        Ok(w.finish())
+    }
+
+    /// Creates items in `folder`, each tagged with its CRM id. Results are in input order.
+    /// When a batch's fate is unknown (the connection broke after sending), the items are
+    /// looked up by their tag before anything is created again, so a retry never duplicates.
+    pub async fn create(
+        &self,
+        kind: ItemKind,
+        folder: &FolderRef,
+        records: &[(CrmId, Fields)],
+    ) -> Result<Vec<Result<ItemRef, EwsError>>, EwsError> {
+        let mut results: Vec<Option<Result<ItemRef, EwsError>>> =
+            records.iter().map(|_| None).collect();
+        let mut xml: Vec<Option<String>> = Vec::with_capacity(records.len());
+        for (i, (crm_id, fields)) in records.iter().enumerate() {
+            match Self::write_record(kind, fields, crm_id) {
+                Ok(x) => xml.push(Some(x)),
+                Err(reason) => {
+                    xml.push(None);
+                    results[i] = Some(Err(EwsError::InvalidInput(reason)));
+                }
+            }
+        }
+        let mut pending: Vec<usize> = (0..records.len()).filter(|i| xml[*i].is_some()).collect();
+        let mut rounds = 0;
+        while !pending.is_empty() {
+            rounds += 1;
+            let mut next = Vec::new();
+            for chunk in pending.chunks(self.client.config.batch_size.max(1)) {
+                let bodies: Vec<String> = chunk.iter().filter_map(|i| xml[*i].clone()).collect();
+                let body = items::create_items(kind, folder, &bodies);
+                let messages = match self.batch("CreateItem", &body, Idempotent::No).await {
+                    Ok(m) => m,
+                    Err(e) if matches!(e, EwsError::Connect { .. } | EwsError::Xml(_)) => {
+                        // Unknown outcome: recover by tag, then create what is missing.
+                        tracing::warn!(mailbox = %self.address, error = %e, "CreateItem outcome unknown; looking items up by tag");
+                        for i in chunk {
+                            match self.find_by_crm_id(folder, &records[*i].0).await? {
+                                Some(found) => results[*i] = Some(Ok(found)),
+                                None if rounds < 3 => next.push(*i),
+                                None => {
+                                    results[*i] = Some(Err(EwsError::Connect {
+                                        host: self.url.host_str().unwrap_or("").to_owned(),
+                                        reason: e.to_string(),
+                                    }))
+                                }
+                            }
+                        }
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                let refs: Vec<&Element> = messages.iter().collect();
+                let outcomes = items::read_created(&refs);
+                for (pos, i) in chunk.iter().enumerate() {
+                    match outcomes.get(pos) {
+                        Some(Ok(item)) => results[*i] = Some(Ok(item.clone())),
+                        Some(Err(e)) if e.code == "ErrorBatchProcessingStopped" && rounds < 3 => {
+                            next.push(*i)
+                        }
+                        Some(Err(e)) => {
+                            results[*i] = Some(Err(self.item_error("CreateItem", e.clone(), None)))
+                        }
+                        None if rounds < 3 => next.push(*i),
+                        None => {
+                            results[*i] = Some(Err(
+                                self.protocol("CreateItem answered fewer messages than items")
+                            ))
+                        }
+                    }
+                }
+            }
+            pending = next;
+        }
+        let mut out = Vec::with_capacity(results.len());
+        for (i, result) in results.into_iter().enumerate() {
+            let result = result.unwrap_or_else(|| Err(self.protocol("item left unprocessed")));
+            out.push(match (kind, result) {
+                (ItemKind::Event, Ok(master)) => match Event::from_fields(&records[i].1) {
+                    Ok(event) => self.apply_exceptions(&master, &event).await,
+                    Err(_) => Ok(master),
+                },
+                (_, other) => other,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Writes a series' deleted and modified occurrences (EWS cannot take them with the
+    /// master) and returns the master's new ChangeKey.
+    async fn apply_exceptions(&self, master: &ItemRef, event: &Event) -> Result<ItemRef, EwsError> {
+        let Some(recurrence) = &event.recurrence else {
+            return Ok(master.clone());
+        };
+        if recurrence.deleted.is_empty() && recurrence.modified.is_empty() {
+            return Ok(master.clone());
+        }
+        let index_of = |date: chrono::NaiveDate| {
+            mapping::expand::instance_index(recurrence, date).ok_or_else(|| {
+                EwsError::InvalidInput(format!("the series has no occurrence on {date}"))
+            })
+        };
+        let mut modified = Vec::new();
+        for occurrence in &recurrence.modified {
+            let date = mapping::occurrence_date(event, &occurrence.original_start);
+            modified.push((index_of(date)?, mapping::occurrence_updates(occurrence)));
+        }
+        let mut deleted = Vec::new();
+        for date in &recurrence.deleted {
+            deleted.push(index_of(*date)?);
+        }
+        if !modified.is_empty() {
+            let messages = self
+                .batch(
+                    "UpdateItem",
+                    &items::update_occurrences(&master.id, &modified),
+                    Idempotent::Yes,
+                )
+                .await?;
+            for message in &messages {
+                soap::message_status(message)
+                    .map_err(|e| self.item_error("UpdateItem", e, Some(master)))?;
+            }
+        }
+        if !deleted.is_empty() {
+            let messages = self
+                .batch(
+                    "DeleteItem",
+                    &items::delete_occurrences(&master.id, &deleted),
+                    Idempotent::Yes,
+                )
+                .await?;
+            let refs: Vec<&Element> = messages.iter().collect();
+            for outcome in items::read_deleted(&refs) {
+                match outcome {
+                    Err(e) if classify(&e.code) != CodeClass::NotFound => {
+                        return Err(self.item_error("DeleteItem", e, Some(master)))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let current = self
+            .get_items(ItemKind::Event, std::slice::from_ref(&master.id))
+            .await?;
+        Ok(current
+            .into_iter()
+            .next()
+            .and_then(|item| item.version)
+            .map_or_else(
+                || master.clone(),
+                |change_key| ItemRef {
+                    id: master.id.clone(),
+                    change_key,
+                },
+            ))
+    }
+
+    fn item_error(
+        &self,
+        operation: &'static str,
+        error: ResponseError,
+        item: Option<&ItemRef>,
+    ) -> EwsError {
+        match (classify(&error.code), item) {
+            (CodeClass::Stale, Some(item)) => EwsError::StaleChangeKey {
+                item_id: item.id.to_string(),
+                code: error.code,
+            },
+            (CodeClass::Mailbox, _) => {
+                let (host, mut ctx) = self.ctx(operation);
+                ctx.host = &host;
+                ctx.error(error)
+            }
+            _ => EwsError::Response { operation, error },
+        }
+    }
+
+    /// Updates the named fields of each item, conditional on its ChangeKey. A stale key gives
+    /// [`EwsError::StaleChangeKey`] for that item: refetch, replan, never overwrite blindly.
+    pub async fn update(
+        &self,
+        kind: ItemKind,
+        updates: &[Update],
+    ) -> Result<Vec<Result<ItemRef, EwsError>>, EwsError> {
+        let mut results: Vec<Option<Result<ItemRef, EwsError>>> =
+            updates.iter().map(|_| None).collect();
+        let mut prepared: Vec<(usize, ItemRef, Vec<mapping::FieldUpdate>)> = Vec::new();
+        for (i, u) in updates.iter().enumerate() {
+            let field_updates = match kind {
+                ItemKind::Contact => Contact::from_fields(&u.fields)
+                    .map_err(|e| e.to_string())
+                    .and_then(|c| mapping::contact_updates(&c, &u.changed)),
+                ItemKind::Event => Event::from_fields(&u.fields)
+                    .map_err(|e| e.to_string())
+                    .and_then(|e| mapping::event_updates(&e, &u.changed)),
+            };
+            match field_updates {
+                Ok(list) if list.is_empty() => results[i] = Some(Ok(u.item.clone())),
+                Ok(list) => prepared.push((i, u.item.clone(), list)),
+                Err(reason) => results[i] = Some(Err(EwsError::InvalidInput(reason))),
+            }
+        }
+        let mut rounds = 0;
+        while !prepared.is_empty() {
+            rounds += 1;
+            let mut next = Vec::new();
+            for chunk in prepared.chunks(self.client.config.batch_size.max(1)) {
+                let changes: Vec<(ItemRef, Vec<mapping::FieldUpdate>)> = chunk
+                    .iter()
+                    .map(|(_, r, u)| (r.clone(), u.clone()))
+                    .collect();
+                // Conditional on the ChangeKey, so a repeat after an unknown outcome fails as
+                // stale instead of writing twice.
+                let messages = self
+                    .batch(
+                        "UpdateItem",
+                        &items::update_items(kind, &changes),
+                        Idempotent::Yes,
+                    )
+                    .await?;
+                let refs: Vec<&Element> = messages.iter().collect();
+                let outcomes = items::read_updated(&refs);
+                for (pos, (i, item, list)) in chunk.iter().enumerate() {
+                    match outcomes.get(pos) {
+                        Some(Ok(new_ref)) => results[*i] = Some(Ok(new_ref.clone())),
+                        Some(Err(e)) if e.code == "ErrorBatchProcessingStopped" && rounds < 3 => {
+                            next.push((*i, item.clone(), list.clone()))
+                        }
+                        Some(Err(e)) => {
+                            results[*i] =
+                                Some(Err(self.item_error("UpdateItem", e.clone(), Some(item))))
+                        }
+                        None => {
+                            results[*i] = Some(Err(
+                                self.protocol("UpdateItem answered fewer messages than items")
+                            ))
+                        }
+                    }
+                }
+            }
+            prepared = next;
+        }
+        let mut out = Vec::with_capacity(results.len());
+        for (i, result) in results.into_iter().enumerate() {
+            let result = result.unwrap_or_else(|| Err(self.protocol("item left unprocessed")));
+            let recurrence_written = updates[i].changed.iter().any(|f| f == "recurrence");
+            out.push(match (kind, result) {
+                // A new pattern drops the old exceptions; write the wanted ones again.
+                (ItemKind::Event, Ok(master)) if recurrence_written => {
+                    match Event::from_fields(&updates[i].fields) {
+                        Ok(event) => self.apply_exceptions(&master, &event).await,
+                        Err(_) => Ok(master),
+                    }
+                }
+                (_, other) => other,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Deletes items; one already gone counts as deleted.
+    pub async fn delete(
+        &self,
+        kind: ItemKind,
+        ids: &[ExchangeId],
+    ) -> Result<Vec<Result<(), EwsError>>, EwsError> {
+        let mut results: Vec<Option<Result<(), EwsError>>> = ids.iter().map(|_| None).collect();
+        let mut pending: Vec<usize> = (0..ids.len()).collect();
+        let mut rounds = 0;
+        while !pending.is_empty() {
+            rounds += 1;
+            let mut next = Vec::new();
+            for chunk in pending.chunks(self.client.config.batch_size.max(1)) {
+                let chunk_ids: Vec<ExchangeId> = chunk.iter().map(|i| ids[*i].clone()).collect();
+                let messages = self
+                    .batch(
+                        "DeleteItem",
+                        &items::delete_items(kind, &chunk_ids),
+                        Idempotent::Yes,
+                    )
+                    .await?;
+                let refs: Vec<&Element> = messages.iter().collect();
+                let outcomes = items::read_deleted(&refs);
+                for (pos, i) in chunk.iter().enumerate() {
+                    match outcomes.get(pos) {
+                        Some(Ok(())) => results[*i] = Some(Ok(())),
+                        Some(Err(e)) if e.code == "ErrorBatchProcessingStopped" && rounds < 3 => {
+                            next.push(*i)
+                        }
+                        Some(Err(e)) => {
+                            results[*i] = Some(Err(self.item_error("DeleteItem", e.clone(), None)))
+                        }
+                        None => {
+                            results[*i] = Some(Err(
+                                self.protocol("DeleteItem answered fewer messages than items")
+                            ))
+                        }
+                    }
+                }
+            }
+            pending = next;
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(self.protocol("item left unprocessed"))))
+            .collect())
+    }
+
+    /// The item in `folder` tagged with this CRM id, if any.
+    pub async fn find_by_crm_id(
+        &self,
+        folder: &FolderRef,
+        crm_id: &CrmId,
+    ) -> Result<Option<ItemRef>, EwsError> {
+        let message = self
+            .single(
+                "FindItem",
+                &items::find_by_crm_id(folder, crm_id),
+                Idempotent::Yes,
+            )
+            .await?;
+        let (found, _) = items::read_found(&message);
+        Ok(found
+            .into_iter()
+            .find(|f| {
+                mapping::read_extended(&f.element, mapping::CRM_ID_PROPERTY).as_deref()
+                    == Some(crm_id.as_str())
+            })
+            .map(|f| f.item))
+    }
+
+    /// Everything on the calendar between `start` and `end`: single events, occurrences and
+    /// exceptions (with their CalendarItemType).
+    pub async fn calendar_view(
+        &self,
+        folder: &FolderRef,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<items::Found>, EwsError> {
+        let message = self
+            .single(
+                "FindItem",
+                &items::calendar_view(folder, start, end, 1000),
+                Idempotent::Yes,
+            )
+            .await?;
+        let (found, complete) = items::read_found(&message);
+        if !complete {
+            tracing::warn!(mailbox = %self.address, "calendar view truncated at 1000 entries");
+        }
+        Ok(found)
+    }
+
+    /// The events in a window as the planner sees them: single events, and each series that
+    /// has an occurrence in the window once, as its master (with its exceptions).
+    pub async fn events_in_window(
+        &self,
+        folder: &FolderRef,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<Change>, EwsError> {
+        let view = self.calendar_view(folder, start, end).await?;
+        let mut singles = Vec::new();
+        let mut occurrences = Vec::new();
+        for entry in view {
+            match entry.element.child_text("CalendarItemType").map(str::trim) {
+                Some("Occurrence") | Some("Exception") => occurrences.push(entry.item.id),
+                _ => singles.push(entry.item.id),
+            }
+        }
+        let mut changes = self.get_changes(ItemKind::Event, &singles).await?;
+        let mut seen: std::collections::HashSet<ItemId> =
+            changes.iter().map(|c| c.id().clone()).collect();
+        for chunk in occurrences.chunks(self.client.config.batch_size.max(1)) {
+            let messages = self
+                .batch("GetItem", &items::get_masters(chunk), Idempotent::Yes)
+                .await?;
+            let refs: Vec<&Element> = messages.iter().collect();
+            for (occurrence, result) in chunk.iter().zip(items::read_get_items(&refs)) {
+                let change = match result {
+                    Ok(element) => mapping::item_change(ItemKind::Event, &element),
+                    Err(e) => Some(Change::Invalid {
+                        id: ItemId::Exchange(occurrence.clone()),
+                        reason: format!("series of this occurrence: {e}"),
+                    }),
+                };
+                if let Some(change) = change {
+                    if seen.insert(change.id().clone()) {
+                        changes.push(change);
+                    }
+                }
+            }
+        }
+        Ok(changes)
+    }
+}

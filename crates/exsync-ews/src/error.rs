@@ -1,0 +1,258 @@
+//! Every way an EWS call can fail, typed so the caller can tell a per-user problem (impersonation
+//! not granted, mailbox gone) from a per-item one, a stale ChangeKey, throttling and a broken
+//! connection. Messages name the account, host and mailbox involved, never a secret.
+
+use std::time::Duration;
+
+use crate::xml::XmlError;
+
+/// One `ResponseCode` with its text, as a server returned it for an operation or an item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseError {
+    pub code: String,
+    pub message: String,
+    /// `BackOffMilliseconds` from `MessageXml`, for `ErrorServerBusy`.
+    pub back_off: Option<Duration>,
+}
+
+impl std::fmt::Display for ResponseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.message.is_empty() {
+            f.write_str(&self.code)
+        } else {
+            write!(f, "{}: {}", self.code, self.message)
+        }
+    }
+}
+
+/// What kind of failure a response code is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeClass {
+    /// The whole mailbox cannot be reached through the service account: fix permissions or
+    /// the address, then retry this user.
+    Mailbox,
+    /// The server asks us to slow down.
+    Throttled,
+    /// Worth retrying the same request after a short wait.
+    Transient,
+    /// The item changed since we read it: refetch and replan.
+    Stale,
+    /// The item is not there (deleted meanwhile).
+    NotFound,
+    /// Anything else: this item or request is wrong.
+    Item,
+}
+
+pub fn classify(code: &str) -> CodeClass {
+    match code {
+        "ErrorImpersonateUserDenied"
+        | "ErrorImpersonationDenied"
+        | "ErrorImpersonationFailed"
+        | "ErrorInvalidExchangeImpersonationHeaderData"
+        | "ErrorNonExistentMailbox"
+        | "ErrorAccessDenied"
+        | "ErrorMailboxMoveInProgress"
+        | "ErrorAccountDisabled"
+        | "ErrorMailboxConfiguration"
+        | "ErrorNoApplicableProxyCASServersAvailable"
+        | "ErrorQuotaExceeded" => CodeClass::Mailbox,
+        "ErrorServerBusy"
+        | "ErrorExceededConnectionCount"
+        | "ErrorTooManyObjectsOpened"
+        | "ErrorTimeoutExpired" => CodeClass::Throttled,
+        "ErrorInternalServerTransientError"
+        | "ErrorMailboxStoreUnavailable"
+        | "ErrorConnectionFailed"
+        | "ErrorBatchProcessingStopped" => CodeClass::Transient,
+        "ErrorIrresolvableConflict"
+        | "ErrorStaleObject"
+        | "ErrorChangeKeyRequiredForWriteOperations"
+        | "ErrorInvalidChangeKey" => CodeClass::Stale,
+        "ErrorItemNotFound" | "ErrorCalendarOccurrenceIsDeletedFromRecurrence" => {
+            CodeClass::NotFound
+        }
+        _ => CodeClass::Item,
+    }
+}
+
+/// What an Exchange administrator does about a per-user error.
+pub fn remediation(code: &str, service_account: &str, mailbox: &str) -> Option<String> {
+    let text = match code {
+        "ErrorImpersonateUserDenied" | "ErrorImpersonationDenied" | "ErrorImpersonationFailed" => {
+            format!(
+                "the service account {service_account} may not impersonate {mailbox}. In the \
+                 Exchange Management Shell, create a scope that covers the syncing users and \
+                 grant the role on it: New-ManagementScope -Name exsync-users \
+                 -RecipientRestrictionFilter \"MemberOfGroup -eq '<DN of the sync group>'\"; \
+                 New-ManagementRoleAssignment -Name exsync-impersonation -Role \
+                 ApplicationImpersonation -User {service_account} -CustomRecipientWriteScope \
+                 exsync-users. Make sure {mailbox} is a member of that group."
+            )
+        }
+        "ErrorInvalidExchangeImpersonationHeaderData" => format!(
+            "Exchange rejected the impersonation header for {mailbox}; check that the address is \
+             the mailbox's primary SMTP address (Get-Mailbox {mailbox} | fl PrimarySmtpAddress)."
+        ),
+        "ErrorNonExistentMailbox" => format!(
+            "no mailbox has the address {mailbox}; check the user's e-mail in the CRM against \
+             Get-Mailbox -Identity {mailbox}, or remove the user from sync."
+        ),
+        "ErrorAccessDenied" => format!(
+            "the service account {service_account} was denied access in {mailbox}; check the \
+             ApplicationImpersonation assignment (Get-ManagementRoleAssignment -Role \
+             ApplicationImpersonation -RoleAssignee {service_account}) and that the folder was \
+             not restricted by hand."
+        ),
+        "ErrorMailboxMoveInProgress" => {
+            format!("{mailbox} is being moved between databases; sync resumes after the move.")
+        }
+        "ErrorAccountDisabled" => format!("the account of {mailbox} is disabled."),
+        "ErrorQuotaExceeded" => {
+            format!("{mailbox} is over its storage quota; raise it or clean up the mailbox.")
+        }
+        "ErrorMailboxStoreUnavailable" => {
+            format!("the database holding {mailbox} is unavailable; check its health (Get-MailboxDatabaseCopyStatus).")
+        }
+        _ => return None,
+    };
+    Some(text)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EwsError {
+    #[error("cannot connect to {host}: {reason}")]
+    Connect { host: String, reason: String },
+
+    #[error("TLS with {host} failed: {reason}")]
+    Tls { host: String, reason: String },
+
+    #[error("{host} rejected the credentials of {account} ({scheme}); check the service account's user name and password")]
+    Unauthorized {
+        account: String,
+        host: String,
+        scheme: String,
+    },
+
+    #[error("{host} offers only {offered}, but {pinned} was used with it before; refusing the weaker scheme (possible downgrade attack)")]
+    AuthDowngrade {
+        host: String,
+        pinned: String,
+        offered: String,
+    },
+
+    #[error("{host} offers no authentication scheme we use (offered: {offered})")]
+    NoUsableAuth { host: String, offered: String },
+
+    #[error("refusing to send credentials to {url}: {reason}")]
+    CredentialsRefused { url: String, reason: String },
+
+    #[error("{host} answered HTTP {status}: {excerpt}")]
+    Http {
+        host: String,
+        status: u16,
+        excerpt: String,
+        retry_after: Option<Duration>,
+    },
+
+    #[error("{host} sent a response we cannot read: {reason}")]
+    Protocol { host: String, reason: String },
+
+    #[error(transparent)]
+    Xml(#[from] XmlError),
+
+    #[error("SOAP fault from {host}: {error}")]
+    Fault { host: String, error: ResponseError },
+
+    /// A failure that concerns the whole mailbox; the pass for this user stops with the hint.
+    #[error("mailbox {mailbox}: {error}. Remediation: {remediation}")]
+    Mailbox {
+        mailbox: String,
+        error: ResponseError,
+        remediation: String,
+    },
+
+    #[error("{operation} failed: {error}")]
+    Response {
+        operation: &'static str,
+        error: ResponseError,
+    },
+
+    #[error("the server is throttling us; retry after {back_off:?}")]
+    Throttled { back_off: Duration },
+
+    #[error("item {item_id} changed on the server since it was read ({code}); refetch and replan")]
+    StaleChangeKey { item_id: String, code: String },
+
+    #[error("the sync state was rejected (ErrorInvalidSyncStateData)")]
+    InvalidSyncState,
+
+    #[error("invalid request: {0}")]
+    InvalidInput(String),
+
+    #[error("Autodiscover for {address} failed: {reason}")]
+    Autodiscover { address: String, reason: String },
+}
+
+impl EwsError {
+    /// Worth retrying the same call after a wait.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            EwsError::Connect { .. } | EwsError::Throttled { .. } => true,
+            EwsError::Http { status, .. } => matches!(status, 502..=504),
+            EwsError::Fault { error, .. } | EwsError::Response { error, .. } => matches!(
+                classify(&error.code),
+                CodeClass::Throttled | CodeClass::Transient
+            ),
+            _ => false,
+        }
+    }
+
+    /// How long the server asked us to wait, when it did.
+    pub fn back_off(&self) -> Option<Duration> {
+        match self {
+            EwsError::Throttled { back_off } => Some(*back_off),
+            EwsError::Http { retry_after, .. } => *retry_after,
+            EwsError::Fault { error, .. } | EwsError::Response { error, .. } => error.back_off,
+            _ => None,
+        }
+    }
+
+    /// A failure of the mailbox as a whole (not of the connection or of one item).
+    pub fn is_per_user(&self) -> bool {
+        matches!(self, EwsError::Mailbox { .. })
+    }
+}
+
+pub type Result<T, E = EwsError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn impersonation_denied_tells_the_admin_the_exact_command() {
+        let hint = remediation(
+            "ErrorImpersonateUserDenied",
+            "svc-sync@contoso.test",
+            "ann@contoso.test",
+        )
+        .unwrap_or_default();
+        assert!(hint.contains("New-ManagementRoleAssignment"), "{hint}");
+        assert!(hint.contains("-Role ApplicationImpersonation"), "{hint}");
+        assert!(hint.contains("-User svc-sync@contoso.test"), "{hint}");
+        assert!(hint.contains("-CustomRecipientWriteScope"), "{hint}");
+        assert!(hint.contains("ann@contoso.test"), "{hint}");
+    }
+
+    #[test]
+    fn classes() {
+        assert_eq!(classify("ErrorNonExistentMailbox"), CodeClass::Mailbox);
+        assert_eq!(classify("ErrorServerBusy"), CodeClass::Throttled);
+        assert_eq!(classify("ErrorIrresolvableConflict"), CodeClass::Stale);
+        assert_eq!(classify("ErrorItemNotFound"), CodeClass::NotFound);
+        assert_eq!(classify("ErrorInvalidPropertySet"), CodeClass::Item);
+        assert!(remediation("ErrorNonExistentMailbox", "s", "m").is_some());
+        assert!(remediation("ErrorAccessDenied", "s", "m").is_some());
+        assert!(remediation("ErrorInvalidPropertySet", "s", "m").is_none());
+    }
+}

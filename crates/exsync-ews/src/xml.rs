@@ -1,0 +1,287 @@
+//! The XML we need and no more: a writer that escapes everything it is given, and a small
+//! namespace-agnostic element tree for responses. EWS puts each name in one of two namespaces
+//! whose prefixes servers choose freely, so responses are matched on local names.
+
+use std::fmt::Write as _;
+
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::Reader;
+
+/// Escapes text for element content and attribute values alike.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // XML 1.0 cannot carry most control characters at all, escaped or not; dropping
+            // them beats a request the server rejects as a whole.
+            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {}
+            '\r' => out.push_str("&#13;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Builds an XML fragment; names are written as given (with their prefix), values escaped.
+#[derive(Debug, Default, Clone)]
+pub struct XmlWriter {
+    out: String,
+}
+
+impl XmlWriter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `<name a="v">` with escaped attribute values.
+    pub fn open(&mut self, name: &str, attrs: &[(&str, &str)]) -> &mut Self {
+        self.start(name, attrs);
+        self.out.push('>');
+        self
+    }
+
+    pub fn close(&mut self, name: &str) -> &mut Self {
+        let _ = write!(self.out, "</{name}>");
+        self
+    }
+
+    /// `<name a="v"/>`.
+    pub fn empty(&mut self, name: &str, attrs: &[(&str, &str)]) -> &mut Self {
+        self.start(name, attrs);
+        self.out.push_str("/>");
+        self
+    }
+
+    /// `<name>text</name>`.
+    pub fn text(&mut self, name: &str, text: &str) -> &mut Self {
+        self.text_with(name, &[], text)
+    }
+
+    pub fn text_with(&mut self, name: &str, attrs: &[(&str, &str)], text: &str) -> &mut Self {
+        self.start(name, attrs);
+        let _ = write!(self.out, ">{}</{name}>", escape(text));
+        self
+    }
+
+    /// Appends an already-built fragment.
+    pub fn raw(&mut self, fragment: &str) -> &mut Self {
+        self.out.push_str(fragment);
+        self
+    }
+
+    pub fn finish(self) -> String {
+        self.out
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.out
+    }
+
+    fn start(&mut self, name: &str, attrs: &[(&str, &str)]) {
+        let _ = write!(self.out, "<{name}");
+        for (key, value) in attrs {
+            let _ = write!(self.out, " {key}=\"{}\"", escape(value));
+        }
+    }
+}
+
+/// A parsed element: local name, attributes by local name, children, and its direct text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Element {
+    pub name: String,
+    pub attrs: Vec<(String, String)>,
+    pub children: Vec<Element>,
+    pub text: String,
+}
+
+/// Why a response could not be read as XML.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed XML at byte {position}: {reason}")]
+pub struct XmlError {
+    pub position: u64,
+    pub reason: String,
+}
+
+fn local(name: &[u8]) -> String {
+    let s = String::from_utf8_lossy(name);
+    match s.rsplit_once(':') {
+        Some((_, l)) => l.to_owned(),
+        None => s.into_owned(),
+    }
+}
+
+impl Element {
+    pub fn attr(&self, name: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn child(&self, name: &str) -> Option<&Element> {
+        self.children.iter().find(|c| c.name == name)
+    }
+
+    pub fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Element> + 'a {
+        self.children.iter().filter(move |c| c.name == name)
+    }
+
+    /// The element at a path of local names below this one.
+    pub fn path(&self, names: &[&str]) -> Option<&Element> {
+        let mut here = self;
+        for name in names {
+            here = here.child(name)?;
+        }
+        Some(here)
+    }
+
+    /// Text of a child, if the child is there.
+    pub fn child_text(&self, name: &str) -> Option<&str> {
+        self.child(name).map(|c| c.text.as_str())
+    }
+
+    /// First descendant (depth-first, self included) with this local name.
+    pub fn find(&self, name: &str) -> Option<&Element> {
+        if self.name == name {
+            return Some(self);
+        }
+        self.children.iter().find_map(|c| c.find(name))
+    }
+
+    fn open(e: &BytesStart<'_>, position: u64) -> Result<Element, XmlError> {
+        let mut el = Element {
+            name: local(e.name().as_ref()),
+            ..Element::default()
+        };
+        for attr in e.attributes() {
+            let attr = attr.map_err(|err| XmlError {
+                position,
+                reason: err.to_string(),
+            })?;
+            let key = String::from_utf8_lossy(attr.key.as_ref()).into_owned();
+            if key == "xmlns" || key.starts_with("xmlns:") {
+                continue;
+            }
+            let value = attr.unescape_value().map_err(|err| XmlError {
+                position,
+                reason: err.to_string(),
+            })?;
+            el.attrs.push((local(key.as_bytes()), value.into_owned()));
+        }
+        Ok(el)
+    }
+}
+
+/// Parses a whole document into its root element.
+pub fn parse(input: &str) -> Result<Element, XmlError> {
+    let mut reader = Reader::from_str(input);
+    let mut stack: Vec<Element> = Vec::new();
+    let mut root: Option<Element> = None;
+    loop {
+        let position = reader.buffer_position();
+        let fail = |reason: String| XmlError { position, reason };
+        let event = reader.read_event().map_err(|e| fail(e.to_string()))?;
+        match event {
+            Event::Start(e) => stack.push(Element::open(&e, position)?),
+            Event::Empty(e) => {
+                let el = Element::open(&e, position)?;
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(el),
+                    None => root = Some(el),
+                }
+            }
+            Event::End(_) => {
+                let el = stack
+                    .pop()
+                    .ok_or_else(|| fail("closing tag without an opening one".into()))?;
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(el),
+                    None => root = Some(el),
+                }
+            }
+            Event::Text(t) => {
+                if let Some(el) = stack.last_mut() {
+                    let text = t.decode().map_err(|e| fail(e.to_string()))?;
+                    el.text.push_str(&text);
+                }
+            }
+            Event::CData(t) => {
+                if let Some(el) = stack.last_mut() {
+                    let text = t.decode().map_err(|e| fail(e.to_string()))?;
+                    el.text.push_str(&text);
+                }
+            }
+            Event::GeneralRef(r) => {
+                if let Some(el) = stack.last_mut() {
+                    if let Some(c) = r.resolve_char_ref().map_err(|e| fail(e.to_string()))? {
+                        el.text.push(c);
+                    } else {
+                        let name = r.decode().map_err(|e| fail(e.to_string()))?;
+                        let c = match name.as_ref() {
+                            "amp" => '&',
+                            "lt" => '<',
+                            "gt" => '>',
+                            "quot" => '"',
+                            "apos" => '\'',
+                            other => return Err(fail(format!("unknown entity &{other};"))),
+                        };
+                        el.text.push(c);
+                    }
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if !stack.is_empty() {
+        return Err(XmlError {
+            position: reader.buffer_position(),
+            reason: "document ends inside an element".into(),
+        });
+    }
+    root.ok_or(XmlError {
+        position: 0,
+        reason: "no root element".into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn escapes_and_parses_back() {
+        let mut w = XmlWriter::new();
+        w.open("t:A", &[("x", "a\"<b>&'")])
+            .text("t:B", "x < y & \"z\" \r\n\u{1}ok")
+            .close("t:A");
+        let xml = w.finish();
+        let el = parse(&xml).unwrap();
+        assert_eq!(el.name, "A");
+        assert_eq!(el.attr("x"), Some("a\"<b>&'"));
+        assert_eq!(el.child_text("B"), Some("x < y & \"z\" \r\nok"));
+    }
+
+    #[test]
+    fn malformed_input_is_an_error_not_a_panic() {
+        assert!(parse("<a><b></a>").is_err());
+        assert!(parse("<a>").is_err());
+        assert!(parse("").is_err());
+        assert!(parse("<a>&bogus;</a>").is_err());
+    }
+
+    #[test]
+    fn prefixes_are_dropped() {
+        let el =
+            parse(r#"<s:Envelope xmlns:s="x"><s:Body><m:R m:A="1">t</m:R></s:Body></s:Envelope>"#)
+                .unwrap();
+        assert_eq!(el.path(&["Body", "R"]).and_then(|r| r.attr("A")), Some("1"));
+        assert_eq!(el.find("R").map(|r| r.text.as_str()), Some("t"));
+    }
+}

@@ -1,0 +1,169 @@
+//! A scriptable HTTPS server for cases the simulator cannot stage (expired certificates,
+//! hosts outside the test domain, long redirect chains, partial batch failures). It asks for
+//! Basic auth like a real server and records every Authorization header by Host.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+pub struct Seen {
+    pub host: String,
+    pub path: String,
+    pub authorization: Option<String>,
+    pub body: String,
+}
+
+pub type Handler = Arc<dyn Fn(&Seen) -> (u16, Vec<(String, String)>, String) + Send + Sync>;
+
+pub struct Fake {
+    pub addr: SocketAddr,
+    pub ca_file: PathBuf,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Fake {
+    pub fn authorization_hosts(&self) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for s in self.seen.lock().unwrap().iter() {
+            if s.authorization.is_some() {
+                *out.entry(s.host.clone()).or_default() += 1;
+            }
+        }
+        out
+    }
+}
+
+/// Starts a server whose certificate covers `names`; `expired` makes it one that ran out.
+pub async fn start(names: &[&str], expired: bool, handler: Handler) -> Fake {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "exsync test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let mut leaf_params =
+        CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    if expired {
+        leaf_params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        leaf_params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    }
+    let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+    let certs: Vec<CertificateDer<'static>> = vec![leaf.der().clone()];
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let seen_server = Arc::clone(&seen);
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let acceptor = acceptor.clone();
+            let handler = Arc::clone(&handler);
+            let seen = Arc::clone(&seen_server);
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let handler = Arc::clone(&handler);
+                    let seen = Arc::clone(&seen);
+                    async move {
+                        let host = req
+                            .headers()
+                            .get("host")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .split(':')
+                            .next()
+                            .unwrap_or("")
+                            .to_owned();
+                        let path = req.uri().path().to_owned();
+                        let authorization = req
+                            .headers()
+                            .get("authorization")
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned);
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        let s = Seen {
+                            host,
+                            path,
+                            authorization,
+                            body: String::from_utf8_lossy(&body).into_owned(),
+                        };
+                        let (status, headers, body) = if s.authorization.is_none() {
+                            (
+                                401,
+                                vec![(
+                                    "WWW-Authenticate".to_owned(),
+                                    "Basic realm=\"fake\"".to_owned(),
+                                )],
+                                String::new(),
+                            )
+                        } else {
+                            handler(&s)
+                        };
+                        seen.lock().unwrap().push(s);
+                        let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
+                        *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+                        for (k, v) in headers {
+                            response.headers_mut().append(
+                                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                                v.parse().unwrap(),
+                            );
+                        }
+                        Ok::<_, Infallible>(response)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    Fake {
+        addr,
+        ca_file,
+        seen,
+        _dir: dir,
+    }
+}
+
+pub fn soap_ok(body: &str) -> (u16, Vec<(String, String)>, String) {
+    (
+        200,
+        vec![("Content-Type".into(), "text/xml; charset=utf-8".into())],
+        format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?><s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body>{body}</s:Body></s:Envelope>"
+        ),
+    )
+}
