@@ -20,8 +20,8 @@ pub struct Event {
     pub body: String,
     pub start: EventTime,
     pub end: EventTime,
-    /// IANA zone the event was scheduled in (e.g. `Europe/Berlin`); empty for all-day events,
-    /// which float.
+    /// IANA zone a series was scheduled in (e.g. `Europe/Berlin`), which its occurrences follow
+    /// across daylight saving; empty for single and all-day events once normalised.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub time_zone: String,
     #[serde(default, skip_serializing_if = "is_false")]
@@ -121,7 +121,9 @@ impl AttendeeKind {
 impl Attendee {
     fn normalize(&mut self) {
         self.email = clean_email(&self.email);
-        self.name = clean_line(&self.name);
+        // Each system shows the name its own directory has for the address (the CRM fills it
+        // in from the related contact), so the address is what identifies an attendee.
+        self.name.clear();
     }
 }
 
@@ -156,7 +158,10 @@ impl Event {
         self.start = self.start.normalized();
         self.end = self.end.normalized();
         self.time_zone = self.time_zone.trim().to_owned();
-        if self.is_all_day() {
+        // Start and end are instants, so the zone of a single event is display only, and the
+        // two systems disagree about it (the CRM keeps none, Exchange answers `Etc/UTC`). It
+        // matters only to a series, whose occurrences follow its zone's daylight saving.
+        if self.is_all_day() || self.recurrence.is_none() {
             self.time_zone.clear();
         }
         if let Some(organizer) = &mut self.organizer {

@@ -53,15 +53,35 @@ fn formatting_differences_hash_equal() {
 fn fields_round_trip_to_records() {
     let mut event = Event::new("Review", at(9), at(10));
     event.time_zone = "Europe/Berlin".into();
+    event.recurrence = Recurrence::from_rrule(
+        "FREQ=WEEKLY;COUNT=3",
+        NaiveDate::from_ymd_opt(2026, 5, 4).unwrap_or_default(),
+    )
+    .ok();
     event.private = true;
     event.attendees = vec![Attendee {
         email: "b@x.test".into(),
-        name: "B".into(),
+        name: String::new(),
         kind: AttendeeKind::Optional,
     }];
     let fields = event.to_fields();
     let back = Event::from_fields(&fields);
     assert_eq!(back, Ok(event));
+}
+
+#[test]
+fn single_events_drop_their_zone_series_keep_it() {
+    let mut single = Event::new("Call", at(9), at(10));
+    single.time_zone = "Etc/UTC".into();
+    assert!(!single.to_fields().contains_key("time_zone"));
+    let mut series = single.clone();
+    series.time_zone = "Europe/Berlin".into();
+    series.recurrence = Recurrence::from_rrule(
+        "FREQ=DAILY;COUNT=2",
+        NaiveDate::from_ymd_opt(2026, 5, 4).unwrap_or_default(),
+    )
+    .ok();
+    assert_eq!(series.to_fields()["time_zone"], "Europe/Berlin");
 }
 
 #[test]

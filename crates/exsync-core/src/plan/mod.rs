@@ -31,6 +31,7 @@ use crate::config::{ConflictPolicy, DeleteMode, Direction, KindRules};
 use crate::model::{required_fields, CrmId, ExchangeId, Fields, ItemId, ItemKind, Side};
 
 pub use merge::{changed_fields, three_way};
+pub use scope::out_of_scope;
 pub use settle::{settle, ItemFailure, Settlement, WriteResult};
 pub use types::*;
 
@@ -444,10 +445,15 @@ impl<'a> Ctx<'a> {
             );
             return;
         }
+        let source_version = other
+            .item()
+            .and_then(|i| i.version.clone())
+            .or_else(|| pair.version_on(side.other()).map(str::to_owned));
         ops.push(Op::Create {
             kind: self.kind(),
             on: side,
             source: source_id,
+            source_version,
             fields,
             replaces: Some((pair.crm_id.clone(), pair.exchange_id.clone())),
         });
@@ -567,6 +573,7 @@ impl<'a> Ctx<'a> {
                 kind: self.kind(),
                 on,
                 source: source.id.clone(),
+                source_version: source.version.clone(),
                 fields: source.fields.clone(),
                 replaces: None,
             });

@@ -70,6 +70,7 @@ pub fn settle(ops: &[Op], results: &[WriteResult]) -> Settlement {
                     kind,
                     on,
                     source,
+                    source_version,
                     fields,
                     replaces,
                 },
@@ -79,14 +80,14 @@ pub fn settle(ops: &[Op], results: &[WriteResult]) -> Settlement {
                     Side::Exchange => (
                         CrmId::new(source.as_str()),
                         ExchangeId::new(id.as_str()),
-                        None,
+                        source_version.clone(),
                         version.clone(),
                     ),
                     Side::Crm => (
                         CrmId::new(id.as_str()),
                         ExchangeId::new(source.as_str()),
                         version.clone(),
-                        None,
+                        source_version.clone(),
                     ),
                 };
                 out.removals.extend(replaces.clone());

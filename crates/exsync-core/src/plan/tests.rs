@@ -1062,6 +1062,7 @@ fn failed_recreate_keeps_the_pair_for_the_next_pass() {
         kind: ItemKind::Contact,
         on: Side::Exchange,
         source: ItemId::Crm("c1".into()),
+        source_version: Some("v-c1".into()),
         fields: contact("Ada", "L", "a@x.test"),
         replaces: Some(("c1".into(), "e1".into())),
     }];

@@ -132,6 +132,9 @@ pub enum Op {
         kind: ItemKind,
         on: Side,
         source: ItemId,
+        /// The source record's version, stored with the new pair so later writes to it are
+        /// conditional on what was read.
+        source_version: Option<String>,
         fields: Fields,
         replaces: Option<(CrmId, ExchangeId)>,
     },

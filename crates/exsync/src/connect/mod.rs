@@ -1,3 +1,4 @@
 //! Adapters from the connectors to what the sync service needs of each side.
 
+pub mod ews;
 pub mod salesforce;

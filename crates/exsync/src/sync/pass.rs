@@ -181,11 +181,24 @@ impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
             })
             .await?
         };
-        let (mut exchange_changes, next_cursor) =
-            match self.exchange.changes(user, kind, cursor.as_deref()).await {
-                Ok(read) => read,
-                Err(e) => return Ok(Err(e)),
-            };
+        let read = match self.exchange.changes(user, kind, cursor.as_deref()).await {
+            Ok(read) => read,
+            Err(e) => return Ok(Err(e)),
+        };
+        let next_cursor = read.cursor;
+        let mut exchange_changes = read.changes;
+        if read.full_listing {
+            // Items deleted while the cursor was unusable are simply absent from the listing.
+            let listed: std::collections::BTreeSet<&ItemId> =
+                exchange_changes.iter().map(Change::id).collect();
+            let gone: Vec<Change> = pairs
+                .iter()
+                .map(|p| p.id_on(Side::Exchange))
+                .filter(|id| !listed.contains(id))
+                .map(|id| Change::Deleted { id })
+                .collect();
+            exchange_changes.extend(gone);
+        }
 
         // Records that failed last time are read again as they are now.
         let crm_retry: Vec<CrmId> = retry.iter().filter_map(crm_id).collect();
@@ -266,10 +279,20 @@ impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
                 id: f.id,
                 reason: f.reason,
             }));
+        // A record fetched again because it failed before, and that did not fail now, is
+        // resolved, whether it needed a write or was already in step.
+        let failed: std::collections::BTreeSet<&ItemId> =
+            commit.unresolved.iter().map(|u| &u.id).collect();
+        let recovered: Vec<ItemId> = retry
+            .iter()
+            .filter(|id| !failed.contains(id))
+            .cloned()
+            .collect();
         commit.resolved.extend(
             settlement
                 .resolved
                 .into_iter()
+                .chain(recovered)
                 .map(|id| ItemRef { kind, id }),
         );
         commit.cursors.push(CursorAdvance {

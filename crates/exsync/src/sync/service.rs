@@ -40,6 +40,18 @@ pub struct PassOptions {
     /// Set to `true` to stop: users already started finish and commit, the rest are left for
     /// the next pass.
     pub stop: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Called as each user's pass ends (progress display).
+    pub progress: Option<Progress>,
+}
+
+/// A callback told of each finished user pass.
+#[derive(Clone)]
+pub struct Progress(pub Arc<dyn Fn(&UserReport) + Send + Sync>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress(..)")
+    }
 }
 
 /// What a pass did.
@@ -165,7 +177,12 @@ where
                         .skipped
                         .push((user, "not started: the service is stopping".to_owned()));
                 }
-                Ok((_, Some(Ok(user_report)))) => report.users.push(user_report),
+                Ok((_, Some(Ok(user_report)))) => {
+                    if let Some(progress) = &options.progress {
+                        (progress.0)(&user_report);
+                    }
+                    report.users.push(user_report);
+                }
                 Ok((user, Some(Err(e)))) => {
                     store_failed = true;
                     tracing::error!(user = %user, error = %e, "User pass could not be committed.");

@@ -147,6 +147,17 @@ pub trait CrmSide: Send + Sync {
     ) -> impl Future<Output = SideResult<Vec<WriteResult>>> + Send;
 }
 
+/// What one read of a mailbox folder found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExchangeRead {
+    pub changes: Vec<Change>,
+    /// The cursor that covers these changes.
+    pub cursor: String,
+    /// The stored cursor was refused and the folder was listed from the start: a synced item
+    /// missing from the listing was deleted.
+    pub full_listing: bool,
+}
+
 /// Exchange: one mailbox at a time, through impersonation.
 pub trait ExchangeSide: Send + Sync {
     /// Makes the mailbox ready (e.g. creates the `Salesforce_Sync` folder); idempotent.
@@ -159,7 +170,7 @@ pub trait ExchangeSide: Send + Sync {
         user: &UserKey,
         kind: ItemKind,
         cursor: Option<&str>,
-    ) -> impl Future<Output = SideResult<(Vec<Change>, String)>> + Send;
+    ) -> impl Future<Output = SideResult<ExchangeRead>> + Send;
 
     fn fetch(
         &self,

@@ -234,7 +234,7 @@ impl ExchangeSide for Mem {
         user: &UserKey,
         _kind: ItemKind,
         cursor: Option<&str>,
-    ) -> SideResult<(Vec<Change>, String)> {
+    ) -> SideResult<ExchangeRead> {
         self.check_up(user)?;
         self.mailbox_reads
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -250,15 +250,21 @@ impl ExchangeSide for Mem {
         }
         let boxes = self.mailboxes.lock().unwrap();
         let Some(mailbox) = boxes.get(user.as_str()) else {
-            return Ok((Vec::new(), "0".into()));
+            return Ok(ExchangeRead {
+                changes: Vec::new(),
+                cursor: "0".into(),
+                full_listing: false,
+            });
         };
         let (ids, next) = mailbox.since(cursor);
-        Ok((
-            ids.iter()
+        Ok(ExchangeRead {
+            changes: ids
+                .iter()
                 .map(|id| mailbox.state(id, ItemId::Exchange(id.as_str().into())).1)
                 .collect(),
-            next,
-        ))
+            cursor: next,
+            full_listing: false,
+        })
     }
 
     async fn fetch(

@@ -1,0 +1,253 @@
+//! The EWS connector as the sync service's Exchange side: one impersonated mailbox at a time,
+//! the user's `Salesforce_Sync` contact folder and primary calendar.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use exsync_core::plan::WriteResult;
+use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind, UserKey};
+use exsync_ews::autodiscover::Autodiscover;
+use exsync_ews::mapping::ItemRef;
+use exsync_ews::ops::FolderRef;
+use exsync_ews::{EwsClient, EwsError, MailboxClient, Update};
+use url::Url;
+
+use crate::sync::sides::{ExchangeRead, ExchangeSide, SideError, SideErrorKind, SideResult, Write};
+use exsync_core::plan::Change;
+
+/// Where each mailbox's EWS endpoint is: configured once, or discovered per mailbox.
+pub enum Endpoint {
+    Configured(Url),
+    Discovered(Autodiscover),
+}
+
+pub struct ExchangeConnection {
+    pub client: Arc<EwsClient>,
+    pub endpoint: Endpoint,
+    /// Each user's contact folder and calendar, found (or created) once per process.
+    folders: Mutex<HashMap<UserKey, (FolderRef, FolderRef)>>,
+}
+
+impl ExchangeConnection {
+    pub fn new(client: Arc<EwsClient>, endpoint: Endpoint) -> Self {
+        ExchangeConnection {
+            client,
+            endpoint,
+            folders: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn mailbox(&self, user: &UserKey) -> SideResult<MailboxClient> {
+        let url = match &self.endpoint {
+            Endpoint::Configured(url) => url.clone(),
+            Endpoint::Discovered(autodiscover) => autodiscover
+                .ews_url(user.as_str())
+                .await
+                .map_err(side_error)?,
+        };
+        Ok(self.client.mailbox(user.as_str(), url))
+    }
+
+    fn cached(&self, user: &UserKey) -> Option<(FolderRef, FolderRef)> {
+        self.folders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(user)
+            .cloned()
+    }
+
+    async fn folder(
+        &self,
+        mailbox: &MailboxClient,
+        user: &UserKey,
+        kind: ItemKind,
+    ) -> SideResult<FolderRef> {
+        let (contacts, calendar) = match self.cached(user) {
+            Some(found) => found,
+            None => {
+                let contacts = mailbox.ensure_contacts_folder().await.map_err(side_error)?;
+                let calendar = mailbox.calendar_folder().await.map_err(side_error)?;
+                self.folders
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(user.clone(), (contacts.clone(), calendar.clone()));
+                (contacts, calendar)
+            }
+        };
+        Ok(match kind {
+            ItemKind::Contact => contacts,
+            ItemKind::Event => calendar,
+        })
+    }
+
+    /// The user's folder for `kind` (contacts: our sync folder, created when missing).
+    pub async fn folder_of(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+    ) -> SideResult<(MailboxClient, FolderRef)> {
+        let mailbox = self.mailbox(user).await?;
+        let folder = self.folder(&mailbox, user, kind).await?;
+        Ok((mailbox, folder))
+    }
+
+    fn forget(&self, user: &UserKey) {
+        // A folder someone deleted or a mailbox that moved is looked up again next time.
+        self.folders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(user);
+        if let Endpoint::Discovered(autodiscover) = &self.endpoint {
+            autodiscover.invalidate(user.as_str());
+        }
+    }
+}
+
+/// Connector errors in the terms the service acts on.
+pub fn side_error(e: EwsError) -> SideError {
+    let kind = if e.is_per_user() {
+        SideErrorKind::User
+    } else {
+        match &e {
+            EwsError::Tls { .. }
+            | EwsError::Unauthorized { .. }
+            | EwsError::AuthDowngrade { .. }
+            | EwsError::NoUsableAuth { .. }
+            | EwsError::CredentialsRefused { .. } => SideErrorKind::Fatal,
+            _ => SideErrorKind::Transient,
+        }
+    };
+    SideError::new(kind, format!("Exchange: {e}"))
+}
+
+fn item_result(result: Result<ItemRef, EwsError>) -> WriteResult {
+    match result {
+        Ok(item) => WriteResult::Done {
+            id: ItemId::Exchange(item.id),
+            version: Some(item.change_key),
+        },
+        Err(e) => WriteResult::Failed {
+            reason: e.to_string(),
+        },
+    }
+}
+
+impl ExchangeSide for ExchangeConnection {
+    async fn prepare(&self, user: &UserKey) -> SideResult<()> {
+        let mailbox = self.mailbox(user).await?;
+        self.forget(user);
+        self.folder(&mailbox, user, ItemKind::Contact)
+            .await
+            .map(|_| ())
+    }
+
+    async fn changes(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        cursor: Option<&str>,
+    ) -> SideResult<ExchangeRead> {
+        let mailbox = self.mailbox(user).await?;
+        let folder = self.folder(&mailbox, user, kind).await?;
+        let batch = mailbox.sync_all(kind, &folder, cursor).await.map_err(|e| {
+            self.forget(user);
+            side_error(e)
+        })?;
+        Ok(ExchangeRead {
+            changes: batch.changes,
+            cursor: batch.state,
+            full_listing: batch.restarted,
+        })
+    }
+
+    async fn fetch(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        ids: &[ExchangeId],
+    ) -> SideResult<Vec<Change>> {
+        let mailbox = self.mailbox(user).await?;
+        mailbox.get_changes(kind, ids).await.map_err(side_error)
+    }
+
+    async fn write(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        writes: &[Write<'_>],
+    ) -> SideResult<Vec<WriteResult>> {
+        let mailbox = self.mailbox(user).await?;
+        let folder = self.folder(&mailbox, user, kind).await?;
+        let mut results: Vec<Option<WriteResult>> = vec![None; writes.len()];
+        let mut creates = (Vec::new(), Vec::new());
+        let mut updates = (Vec::new(), Vec::new());
+        let mut deletes = (Vec::new(), Vec::new());
+        for (i, write) in writes.iter().enumerate() {
+            match write {
+                Write::Create { fields, origin } => {
+                    creates.0.push(i);
+                    creates
+                        .1
+                        .push((CrmId::new(origin.as_str()), (*fields).clone()));
+                }
+                Write::Update {
+                    id,
+                    fields,
+                    changed,
+                    expected_version,
+                } => {
+                    updates.0.push(i);
+                    updates.1.push(Update {
+                        item: ItemRef {
+                            id: ExchangeId::new(*id),
+                            change_key: expected_version.unwrap_or_default().to_owned(),
+                        },
+                        fields: (*fields).clone(),
+                        changed: changed.to_vec(),
+                    });
+                }
+                Write::Delete { id } => {
+                    deletes.0.push(i);
+                    deletes.1.push(ExchangeId::new(*id));
+                }
+            }
+        }
+        if !creates.1.is_empty() {
+            let answers = mailbox
+                .create(kind, &folder, &creates.1)
+                .await
+                .map_err(side_error)?;
+            for (i, answer) in creates.0.iter().zip(answers) {
+                results[*i] = Some(item_result(answer));
+            }
+        }
+        if !updates.1.is_empty() {
+            let answers = mailbox.update(kind, &updates.1).await.map_err(side_error)?;
+            for (i, answer) in updates.0.iter().zip(answers) {
+                results[*i] = Some(item_result(answer));
+            }
+        }
+        if !deletes.1.is_empty() {
+            let answers = mailbox.delete(kind, &deletes.1).await.map_err(side_error)?;
+            for ((i, id), answer) in deletes.0.iter().zip(&deletes.1).zip(answers) {
+                results[*i] = Some(match answer {
+                    Ok(()) => WriteResult::Done {
+                        id: ItemId::Exchange(id.clone()),
+                        version: None,
+                    },
+                    Err(e) => WriteResult::Failed {
+                        reason: e.to_string(),
+                    },
+                });
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or(WriteResult::Failed {
+                    reason: "not written".into(),
+                })
+            })
+            .collect())
+    }
+}

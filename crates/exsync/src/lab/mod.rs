@@ -1,0 +1,298 @@
+//! A whole exsync installation on loopback: both simulators, CRM users matching the mailboxes,
+//! and the sync service wired to them through the real connectors. `exsync demo`, the
+//! end-to-end tests and the benchmark build on it.
+
+mod check;
+mod seed;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use exsync_core::config::{KindRules, SyncConfiguration};
+use exsync_core::{CrmId, ItemKind, UserKey};
+use exsync_ews::{Credentials, EwsClient, EwsConfig};
+use exsync_salesforce::{AuthConfig, SalesforceClient, SalesforceConfig, Secret};
+use exsync_sim::exchange::{ExchangeSim, ExchangeSimOptions};
+use exsync_sim::salesforce::SalesforceSim;
+use exsync_store::{SqliteStore, Store};
+use serde_json::{json, Value};
+
+use crate::connect::ews::{Endpoint, ExchangeConnection};
+use crate::connect::salesforce::SalesforceSide;
+use crate::sync::service::Syncer;
+
+pub use check::{Convergence, Problem};
+pub use seed::Seed;
+
+/// The profile every lab user has; the lab's configuration is assigned to it.
+pub const PROFILE: &str = "Sales User";
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct LabOptions {
+    pub dir: PathBuf,
+    pub users: usize,
+    /// Users synced at once.
+    pub concurrency: usize,
+    /// Write every EWS request and reply here.
+    pub exchange_trace: Option<PathBuf>,
+    /// Auth schemes the Exchange simulator offers (`basic`, `ntlm` or both).
+    pub exchange_auth: String,
+    /// Salesforce records stamped within this long are left for the next pass.
+    pub crm_settle: Duration,
+}
+
+impl LabOptions {
+    pub fn new(dir: impl Into<PathBuf>, users: usize) -> Self {
+        LabOptions {
+            dir: dir.into(),
+            users,
+            concurrency: 4,
+            exchange_trace: None,
+            exchange_auth: "ntlm".into(),
+            crm_settle: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A syncing user: the mailbox and the CRM user that owns their records.
+#[derive(Debug, Clone)]
+pub struct LabUser {
+    pub key: UserKey,
+    pub crm_id: CrmId,
+}
+
+pub type LabSyncer = Syncer<ExchangeConnection, SalesforceSide>;
+
+pub struct Lab {
+    pub options: LabOptions,
+    pub exchange_sim: ExchangeSim,
+    pub salesforce_sim: SalesforceSim,
+    pub users: Vec<LabUser>,
+    pub syncer: Arc<LabSyncer>,
+    /// The CRM as the integration user sees it, for seeding and reading back.
+    pub crm: Arc<SalesforceClient>,
+    control: reqwest::Client,
+}
+
+/// The lab's configuration: both ways for contacts and events, CRM wins conflicts, private
+/// events included so the demo can show they stay private.
+pub fn lab_configuration() -> SyncConfiguration {
+    SyncConfiguration {
+        name: "sales".into(),
+        active: true,
+        contacts: KindRules::default_for(ItemKind::Contact),
+        contact_scope: exsync_core::config::ContactScope::Owned,
+        contact_condition: None,
+        events: KindRules {
+            sync_private: true,
+            ..KindRules::default_for(ItemKind::Event)
+        },
+        users: BTreeSet::new(),
+        groups: BTreeSet::from([PROFILE.to_owned()]),
+    }
+}
+
+impl Lab {
+    pub async fn start(options: LabOptions) -> Result<Lab> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        std::fs::create_dir_all(&options.dir)
+            .with_context(|| format!("creating {}", options.dir.display()))?;
+        let mut exchange_options = ExchangeSimOptions::new(options.dir.join("exchange"));
+        exchange_options.mailboxes = options.users;
+        exchange_options.auth = options.exchange_auth.clone();
+        exchange_options.trace_dir = options.exchange_trace.clone();
+        let exchange_sim = ExchangeSim::start(exchange_options)
+            .await
+            .context("starting the Exchange simulator")?;
+        let salesforce_sim =
+            SalesforceSim::start(&options.dir.join("salesforce"), "127.0.0.1:0".parse()?)
+                .await
+                .context("starting the Salesforce simulator")?;
+
+        let info = &exchange_sim.info;
+        let text = |v: &Value| {
+            v.as_str()
+                .map(str::to_owned)
+                .context("sim.json lacks a field")
+        };
+        let ca_file = PathBuf::from(text(&info["ca_cert"])?);
+        let ca_pem =
+            std::fs::read(&ca_file).with_context(|| format!("reading {}", ca_file.display()))?;
+        // Each simulator has its own CA, kept in its data directory.
+        let crm_ca = std::fs::read(&salesforce_sim.info.ca_file)?;
+        let control = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca_pem)?)
+            .add_root_certificate(reqwest::Certificate::from_pem(&crm_ca)?)
+            .build()?;
+
+        let mut lab_users = Vec::new();
+        let mut seeds = Vec::new();
+        for i in 1..=options.users {
+            let address = format!("user{i}@contoso.test");
+            seeds.push(json!({
+                "username": format!("{address}.crm"),
+                "email": address,
+                "first_name": "User",
+                "last_name": format!("{i}"),
+                "profile": PROFILE,
+            }));
+        }
+        let seeded = post(
+            &control,
+            &salesforce_sim.info.control_url,
+            &salesforce_sim.info.control_token,
+            "/seed",
+            &json!({ "users": seeds }),
+        )
+        .await?;
+        for (i, user) in seeded["users"].as_array().into_iter().flatten().enumerate() {
+            let id = user["id"].as_str().context("seeded user without an id")?;
+            lab_users.push(LabUser {
+                key: UserKey::new(format!("user{}@contoso.test", i + 1)),
+                crm_id: CrmId::new(id),
+            });
+            // The simulator leaves the last mailbox without impersonation rights; the lab syncs
+            // them all.
+            post(
+                &control,
+                text(&info["control_url"])?.as_str(),
+                text(&info["control_token"])?.as_str(),
+                "/impersonation",
+                &json!({ "mailbox": format!("user{}@contoso.test", i + 1), "allowed": true }),
+            )
+            .await?;
+        }
+        if lab_users.len() != options.users {
+            bail!(
+                "the Salesforce simulator seeded {} of {} users",
+                lab_users.len(),
+                options.users
+            );
+        }
+
+        let sf = &salesforce_sim.info;
+        let key = std::fs::read(&sf.private_key_file)
+            .with_context(|| format!("reading {}", sf.private_key_file.display()))?;
+        let mut crm_config = SalesforceConfig::new(
+            sf.instance_url.clone(),
+            AuthConfig::JwtBearer {
+                client_id: sf.client_id.clone(),
+                username: sf.integration_user.username.clone(),
+                private_key_pem: Secret::new(key),
+                audience: "https://login.salesforce.com".into(),
+            },
+        );
+        crm_config.api_version = sf.api_version.clone();
+        crm_config.ca_pem = Some(std::fs::read(&sf.ca_file)?);
+        crm_config.settle = options.crm_settle;
+        crm_config.limit_reserve = 0;
+        let crm =
+            Arc::new(SalesforceClient::new(crm_config.clone()).context("Salesforce connector")?);
+
+        let account = &info["service_account"];
+        let mut ews_config = EwsConfig::new(Credentials::new(
+            text(&account["username"])?,
+            text(&account["password"])?,
+        ));
+        ews_config.ca_file = Some(ca_file);
+        ews_config.trace_dir = options.exchange_trace.as_ref().map(|d| d.join("client"));
+        let ews = EwsClient::new(ews_config).context("EWS connector")?;
+        let ews_url = url::Url::parse(&text(&info["ews_url"])?)?;
+
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(options.dir.join("exsync.db"))?);
+        let syncer = Arc::new(Syncer {
+            exchange: ExchangeConnection::new(ews, Endpoint::Configured(ews_url)),
+            crm: SalesforceSide {
+                client: SalesforceClient::new(crm_config).context("Salesforce connector")?,
+            },
+            store,
+            configurations: vec![lab_configuration()],
+            concurrency: options.concurrency,
+        });
+        Ok(Lab {
+            options,
+            exchange_sim,
+            salesforce_sim,
+            users: lab_users,
+            syncer,
+            crm,
+            control,
+        })
+    }
+
+    /// Calls the Exchange simulator's control API.
+    pub async fn exchange_control(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+    ) -> Result<Value> {
+        let info = &self.exchange_sim.info;
+        let url = format!("{}{path}", info["control_url"].as_str().unwrap_or_default());
+        let token = info["control_token"].as_str().unwrap_or_default();
+        call(&self.control, method, &url, token, body).await
+    }
+
+    /// Calls the Salesforce simulator's control API.
+    pub async fn crm_control(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+    ) -> Result<Value> {
+        let info = &self.salesforce_sim.info;
+        call(
+            &self.control,
+            method,
+            &format!("{}{path}", info.control_url),
+            &info.control_token,
+            body,
+        )
+        .await
+    }
+}
+
+async fn post(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    path: &str,
+    body: &Value,
+) -> Result<Value> {
+    call(
+        client,
+        reqwest::Method::POST,
+        &format!("{base}{path}"),
+        token,
+        body,
+    )
+    .await
+}
+
+async fn call(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    token: &str,
+    body: &Value,
+) -> Result<Value> {
+    let response = client
+        .request(method.clone(), url)
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .with_context(|| format!("{method} {url}"))?;
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    if !status.is_success() {
+        bail!("{method} {url}: HTTP {status}: {text}");
+    }
+    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+}
