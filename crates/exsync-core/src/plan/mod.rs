@@ -16,6 +16,7 @@
 //! - **Safety valve:** a plan that would delete more than the configured share of the user's
 //!   pairs becomes a single `PauseUser`.
 
+mod lens;
 mod matching;
 mod merge;
 mod scope;
@@ -30,6 +31,7 @@ use chrono::{DateTime, Utc};
 use crate::config::{ConflictPolicy, DeleteMode, Direction, KindRules};
 use crate::model::{required_fields, CrmId, ExchangeId, Fields, ItemId, ItemKind, Side};
 
+pub use lens::{Identity, Lens};
 pub use merge::{changed_fields, three_way};
 pub use scope::out_of_scope;
 pub use settle::{settle, ItemFailure, Settlement, WriteResult};
@@ -47,6 +49,8 @@ pub struct PlanInput<'a> {
     /// What Exchange reports since the last pass, in the order it happened.
     pub exchange_changes: &'a [Change],
     pub now: DateTime<Utc>,
+    /// What the CRM can hold; [`Identity`] for a CRM that holds everything.
+    pub crm_lens: &'a dyn Lens,
 }
 
 /// Plans one pass. The result is deterministic for a given input.
@@ -280,11 +284,22 @@ impl<'a> Ctx<'a> {
         match self.reports(side).get(&pair.id_on(side)) {
             None => Ok(State::Same(None)),
             Some(Report::Upsert(item)) if self.out_of_scope(item) => Err(None),
-            Some(Report::Upsert(item)) if &item.fields == base => Ok(State::Same(Some(item))),
+            Some(Report::Upsert(item)) if &self.full(side, &item.fields, base) == base => {
+                Ok(State::Same(Some(item)))
+            }
             Some(Report::Upsert(item)) => Ok(State::Changed(item)),
             Some(Report::Deleted) => Ok(State::Deleted),
             Some(Report::OutOfScope) => Ok(State::OutOfScope),
             Some(Report::Invalid(reason)) => Err(Some(reason.clone())),
+        }
+    }
+
+    /// A side's record in full form: the CRM's read back through its lens against `reference`
+    /// (what was last synced, or the Exchange record when first matching).
+    fn full(&self, side: Side, fields: &Fields, reference: &Fields) -> Fields {
+        match side {
+            Side::Crm => self.input.crm_lens.widen(self.kind(), fields, reference),
+            Side::Exchange => fields.clone(),
         }
     }
 
@@ -422,20 +437,24 @@ impl<'a> Ctx<'a> {
                     [other, State::Same(Some(found))],
                 ),
             };
+            let written = self.full(side, &found.fields, base);
             self.reconcile(
                 ops,
                 &crm_id,
                 &exchange_id,
-                &found.fields,
+                &written,
                 states,
                 None,
                 LinkReason::Tag,
             );
             return;
         }
-        let fields = other
-            .item()
-            .map_or_else(|| base.clone(), |item| item.fields.clone());
+        // The surviving record in full: a CRM record is read through its lens, so what the CRM
+        // cannot hold is not lost from the copy.
+        let fields = other.item().map_or_else(
+            || base.clone(),
+            |item| self.full(side.other(), &item.fields, base),
+        );
         let problems = validate::problems(self.kind(), &fields, side);
         if !problems.is_empty() {
             self.skip(
@@ -478,7 +497,10 @@ impl<'a> Ctx<'a> {
                 .item()
                 .map_or_else(|| base.clone(), |item| item.fields.clone())
         };
-        let (crm_now, exchange_now) = (current(crm), current(exchange));
+        let exchange_now = current(exchange);
+        // A first match has no base: what the CRM cannot hold is taken from the Exchange record.
+        let reference = if base.is_empty() { &exchange_now } else { base };
+        let crm_now = self.full(Side::Crm, &current(crm), reference);
         let (merged, conflicts) = match self.rules().direction {
             Direction::CrmToExchange => (crm_now.clone(), Vec::new()),
             Direction::ExchangeToCrm => (exchange_now.clone(), Vec::new()),
@@ -500,7 +522,15 @@ impl<'a> Ctx<'a> {
             (Side::Crm, &crm_now, crm),
             (Side::Exchange, &exchange_now, exchange),
         ] {
-            if now == &merged {
+            // The CRM is written only when what it can hold would change.
+            let (now, target) = match side {
+                Side::Crm => (
+                    self.input.crm_lens.narrow(self.kind(), now),
+                    self.input.crm_lens.narrow(self.kind(), &merged),
+                ),
+                Side::Exchange => (now.clone(), merged.clone()),
+            };
+            if now == target {
                 continue;
             }
             let problems = validate::problems(self.kind(), &merged, side);
@@ -521,7 +551,7 @@ impl<'a> Ctx<'a> {
                 crm_id: crm_id.clone(),
                 exchange_id: exchange_id.clone(),
                 fields: merged.clone(),
-                changed: changed_fields(now, &merged),
+                changed: changed_fields(&now, &target),
                 expected_version: version(side, state),
             });
         }

@@ -86,6 +86,7 @@ fn run(
     exchange_changes: &[Change],
 ) -> Vec<Op> {
     plan(&PlanInput {
+        crm_lens: &Identity,
         kind: ItemKind::Contact,
         rules,
         pairs,
@@ -363,6 +364,7 @@ fn first_sync_matches_events_by_subject_start_and_end() {
     let ev = |subject: &str, h| Event::new(subject, t(h), t(h + 1)).to_fields();
     let rules = KindRules::default_for(ItemKind::Event);
     let ops = plan(&PlanInput {
+        crm_lens: &Identity,
         kind: ItemKind::Event,
         rules: &rules,
         pairs: &[],
@@ -853,6 +855,7 @@ fn merged_record_that_cannot_be_written_writes_nothing() {
     // The CRM moved the start to 11:00 and Exchange the end to 10:30: each side is valid, but
     // the merge ends before it starts, so neither side is written and both are retried later.
     let ops = plan(&PlanInput {
+        crm_lens: &Identity,
         kind: ItemKind::Event,
         rules: &rules,
         pairs: std::slice::from_ref(&p),
@@ -877,6 +880,7 @@ fn merged_record_that_cannot_be_written_writes_nothing() {
         )),
     );
     let ops = plan(&PlanInput {
+        crm_lens: &Identity,
         kind: ItemKind::Event,
         rules: &rules,
         pairs: std::slice::from_ref(&p),
@@ -899,6 +903,7 @@ fn event_rules() -> KindRules {
 
 fn event_plan(rules: &KindRules, pairs: &[SyncedPair], crm_changes: &[Change]) -> Vec<Op> {
     plan(&PlanInput {
+        crm_lens: &Identity,
         kind: ItemKind::Event,
         rules,
         pairs,
