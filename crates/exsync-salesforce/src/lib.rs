@@ -9,6 +9,7 @@ mod client;
 mod config;
 mod cursor;
 mod error;
+mod lens;
 pub mod mapping;
 mod query;
 mod users;
@@ -20,6 +21,7 @@ pub use cursor::{
     ChangeBatch, ChangeCursor, CrmChange, RawChanges, Scope, SyncObject, DELETED_WINDOW,
 };
 pub use error::{Error, Result};
+pub use lens::SalesforceLens;
 pub use mapping::{EventRelation, SfUser};
 pub use query::{quote, quote_list, QueryPage};
 pub use writes::{ItemError, NewRecord, WriteOutcome, COLLECTION_MAX};

@@ -67,6 +67,10 @@ fn result(outcome: WriteOutcome) -> WriteResult {
 }
 
 impl CrmSide for SalesforceSide {
+    fn lens(&self) -> &dyn exsync_core::plan::Lens {
+        &exsync_salesforce::SalesforceLens
+    }
+
     async fn users(&self) -> SideResult<Vec<CrmUser>> {
         let users = self.client.users().await.map_err(side_error)?;
         Ok(users

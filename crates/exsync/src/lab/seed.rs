@@ -60,15 +60,29 @@ pub fn crm_contact(user: usize, i: usize) -> Contact {
 }
 
 /// A contact the user keeps in Outlook.
+/// A contact the user keeps in Outlook; every other one has a second address and a home
+/// address, which Salesforce cannot hold and which must stay in Outlook.
 pub fn exchange_contact(user: usize, i: usize) -> Contact {
-    Contact {
+    let mut contact = Contact {
         first_name: FIRST[(i + 3) % FIRST.len()].into(),
         last_name: format!("Box{user}x{i:04}"),
         emails: vec![format!("box{user}.{i}@partner.test")],
         company: COMPANIES[(i + 1) % COMPANIES.len()].into(),
         title: "Engineer".into(),
         ..Contact::default()
+    };
+    if i % 2 == 0 {
+        contact.emails.push(format!("box{user}.{i}@home.test"));
+        contact.addresses.insert(
+            AddressKind::Home,
+            Address {
+                street: format!("{i} Elm St"),
+                city: "Shelbyville".into(),
+                ..Address::default()
+            },
+        );
     }
+    contact
 }
 
 /// The local date and hour of an event, placed `day` days from `now`.
@@ -221,7 +235,11 @@ impl Lab {
             items.push((contacts.id.clone(), w.finish()));
         }
         for i in 0..seed.exchange_events {
-            if let Some(e) = event("Outlook", u, i + 1, now) {
+            if let Some(mut e) = event("Outlook", u, i + 1, now) {
+                if i % 3 == 0 {
+                    // Salesforce has no Tentative; Outlook keeps it.
+                    e.show_as = ShowAs::Tentative;
+                }
                 let mut w = XmlWriter::new();
                 exsync_ews::mapping::write_event(&mut w, &e, None);
                 items.push((calendar.id.clone(), w.finish()));

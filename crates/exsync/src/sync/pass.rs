@@ -218,6 +218,7 @@ impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
 
         let rules = self.user.config.rules(kind);
         let ops = plan(&PlanInput {
+            crm_lens: self.crm.lens(),
             kind,
             rules,
             pairs: &pairs,

@@ -120,6 +120,11 @@ pub struct CrmRead {
 pub trait CrmSide: Send + Sync {
     fn users(&self) -> impl Future<Output = SideResult<Vec<CrmUser>>> + Send;
 
+    /// What this CRM can hold of a record (see [`exsync_core::plan::Lens`]).
+    fn lens(&self) -> &dyn exsync_core::plan::Lens {
+        &exsync_core::plan::Identity
+    }
+
     /// Changes since `cursor` (`None`: everything), paged to the end, with the cursor that
     /// covers them: records the filter admits, with their owner, and deletions of any record,
     /// without one (the CRM does not keep the owner of a deleted record; the service routes
