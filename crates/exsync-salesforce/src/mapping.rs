@@ -459,41 +459,6 @@ pub fn user_from_sobject(record: &Value) -> SfUser {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-    use super::*;
-
-    #[test]
-    fn an_unmappable_series_is_refused_with_the_reason() {
-        let record = json!({
-            "StartDateTime": "2024-05-01T10:00:00.000+0000", "EndDateTime": "2024-05-01T11:00:00.000+0000",
-            "IsRecurrence2": true, "Recurrence2PatternText": "RRULE:FREQ=HOURLY;INTERVAL=2",
-        });
-        let err = event_from_sobject(&record, vec![]).unwrap_err();
-        assert!(err.contains("recurrence"), "{err}");
-        assert!(event_from_sobject(&json!({"Subject": "x"}), vec![])
-            .unwrap_err()
-            .contains("StartDateTime"));
-    }
-
-    #[test]
-    fn all_day_events_use_activity_date_and_whole_days() {
-        let record = json!({"IsAllDayEvent": true, "ActivityDate": "2024-05-01", "DurationInMinutes": 2880, "Subject": "Off"});
-        let event = event_from_sobject(&record, vec![]).unwrap();
-        assert_eq!(
-            event.start,
-            EventTime::Date(NaiveDate::from_ymd_opt(2024, 5, 1).unwrap())
-        );
-        assert_eq!(
-            event.end,
-            EventTime::Date(NaiveDate::from_ymd_opt(2024, 5, 3).unwrap())
-        );
-        let back = event_to_sobject(&event).unwrap();
-        assert_eq!(back["DurationInMinutes"], 2880);
-    }
-}
-
 /// The Salesforce fields that hold a domain field, so an update writes only what changed and
 /// leaves the rest of the record (fields exsync does not sync) as it is. Event times travel
 /// together: start, end, all-day, recurrence and the reminder (set relative to the start).
@@ -541,5 +506,40 @@ pub fn sobject_fields(kind: ItemKind, domain_field: &str) -> Vec<String> {
         ]),
         // Attendees are EventRelation records, written separately; the organizer is the owner.
         _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn an_unmappable_series_is_refused_with_the_reason() {
+        let record = json!({
+            "StartDateTime": "2024-05-01T10:00:00.000+0000", "EndDateTime": "2024-05-01T11:00:00.000+0000",
+            "IsRecurrence2": true, "Recurrence2PatternText": "RRULE:FREQ=HOURLY;INTERVAL=2",
+        });
+        let err = event_from_sobject(&record, vec![]).unwrap_err();
+        assert!(err.contains("recurrence"), "{err}");
+        assert!(event_from_sobject(&json!({"Subject": "x"}), vec![])
+            .unwrap_err()
+            .contains("StartDateTime"));
+    }
+
+    #[test]
+    fn all_day_events_use_activity_date_and_whole_days() {
+        let record = json!({"IsAllDayEvent": true, "ActivityDate": "2024-05-01", "DurationInMinutes": 2880, "Subject": "Off"});
+        let event = event_from_sobject(&record, vec![]).unwrap();
+        assert_eq!(
+            event.start,
+            EventTime::Date(NaiveDate::from_ymd_opt(2024, 5, 1).unwrap())
+        );
+        assert_eq!(
+            event.end,
+            EventTime::Date(NaiveDate::from_ymd_opt(2024, 5, 3).unwrap())
+        );
+        let back = event_to_sobject(&event).unwrap();
+        assert_eq!(back["DurationInMinutes"], 2880);
     }
 }
