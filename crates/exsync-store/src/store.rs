@@ -178,4 +178,16 @@ pub trait Store: Send + Sync {
 
     /// Up to `limit` entries, newest first, older than entry `before` when given (paging).
     fn list_audit(&self, limit: usize, before: Option<i64>) -> StoreResult<Vec<AuditRecord>>;
+
+    // ---- console settings -------------------------------------------------------------------
+
+    /// A console-managed setting that `exsync.toml` does not hold, as JSON.
+    fn setting(&self, name: &str) -> StoreResult<Option<serde_json::Value>>;
+
+    fn put_setting(
+        &self,
+        name: &str,
+        value: &serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
 }

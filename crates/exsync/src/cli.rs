@@ -18,6 +18,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run both simulators and a full sync on this machine: seeded users, a first sync,
+    /// scripted changes on both sides, a second sync, a table, and a convergence check
+    /// (exit 0 only if both sides agree).
+    Demo(DemoArgs),
     /// Check or show a configuration file (exsync.toml).
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -26,6 +30,16 @@ pub enum Command {
     /// Reset Sync for a user: forget their pairs and cursors (never any data), so the next
     /// pass matches everything again without duplicates.
     Reset(ResetArgs),
+    /// Serve the admin console: setup pages and the JSON API.
+    Serve(ServeArgs),
+    /// Store, list and re-key the encrypted secrets (service account password, CRM key).
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+    /// Manage the console's accounts and API tokens.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Check connectivity to Exchange and the CRM, step by step, with evidence and fixes.
+    Check(CheckArgs),
 }
 
 #[derive(Debug, Args)]
@@ -90,4 +104,109 @@ pub struct ConfigShowArgs {
     /// The user's groups (Salesforce profile names), comma-separated.
     #[arg(long, value_name = "G,...", value_delimiter = ',', requires = "user")]
     pub groups: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyFileArg {
+    /// The master key file (created 0600 on first use). Default: exsync.key beside the
+    /// configuration file. EXSYNC_MASTER_KEY (base64 of 32 bytes) takes precedence.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub config: ConfigFileArg,
+    #[command(flatten)]
+    pub key: KeyFileArg,
+    /// Listen here instead of [console] listen (an address other than loopback needs TLS).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Store a secret; the value is read from stdin, or from a prompt that does not echo.
+    /// Names: exchange.password, crm.private_key, crm.client_secret.
+    Set(SecretSetArgs),
+    /// List the stored secrets' names and when they were set (never their values).
+    List(SecretsArgs),
+    /// Re-encrypt every secret under a new master key, in one transaction.
+    RotateKey(SecretsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SecretsArgs {
+    #[command(flatten)]
+    pub config: ConfigFileArg,
+    #[command(flatten)]
+    pub key: KeyFileArg,
+}
+
+#[derive(Debug, Args)]
+pub struct SecretSetArgs {
+    #[command(flatten)]
+    pub common: SecretsArgs,
+    /// The secret's name, e.g. exchange.password.
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    Admin,
+    Operator,
+    Viewer,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a console account; its password is read from stdin or a no-echo prompt.
+    AddUser(AdminAddArgs),
+    /// Create an API token with a role; the token is printed once and stored hashed.
+    AddToken(AdminAddArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AdminAddArgs {
+    #[command(flatten)]
+    pub config: ConfigFileArg,
+    /// The account's or token's name.
+    pub name: String,
+    #[arg(long, value_enum)]
+    pub role: RoleArg,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub config: ConfigFileArg,
+    #[command(flatten)]
+    pub key: KeyFileArg,
+    /// The mailbox to check impersonation and folder access for (default: the first user
+    /// assigned individually to an active configuration).
+    #[arg(long, value_name = "EMAIL")]
+    pub user: Option<String>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Users (mailboxes and CRM users).
+    #[arg(long, default_value_t = 3)]
+    pub users: usize,
+    /// CRM contacts per user (at least 5; a fifth as many are made in Outlook).
+    #[arg(long, default_value_t = 20)]
+    pub contacts: usize,
+    /// CRM events per user (a fifth as many are made in Outlook).
+    #[arg(long, default_value_t = 20)]
+    pub events: usize,
+    /// Keep the simulators running afterwards and print how to reach them.
+    #[arg(long)]
+    pub keep_running: bool,
+    /// Keep the simulators' data and the state database here instead of a temporary folder.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
 }

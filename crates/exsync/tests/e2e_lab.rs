@@ -48,3 +48,48 @@ async fn both_sides_converge_and_a_second_pass_writes_nothing() {
         "the nameless Exchange contact of each user waits with its reason"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_converges_with_every_scripted_change_carried() {
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = exsync::lab::demo::run(&exsync::lab::demo::DemoOptions {
+        users: 2,
+        contacts: 6,
+        events: 4,
+        dir: Some(dir.path().to_path_buf()),
+    })
+    .await
+    .unwrap();
+    assert!(outcome.converged);
+    let lab = &outcome.lab;
+    for (u, user) in lab.users.iter().enumerate() {
+        let name = |i| exsync::lab::crm_contact(u, i).last_name;
+        use exsync_core::ItemKind::Contact;
+        // The CRM edit reached Outlook, the Outlook edit reached the CRM.
+        let edited = lab.exchange_item(user, Contact, &name(0)).await.unwrap();
+        assert_eq!(edited.fields["title"], "Chief Buyer");
+        let edited = lab.crm_record(user, Contact, &name(1)).await.unwrap();
+        assert_eq!(edited.fields["department"], "Research");
+        // Each side's delete reached the other.
+        assert!(lab.exchange_item(user, Contact, &name(2)).await.is_err());
+        assert!(lab.crm_record(user, Contact, &name(3)).await.is_err());
+        // The both-sides change went to the CRM's value, on both sides.
+        assert_eq!(
+            lab.exchange_item(user, Contact, &name(4))
+                .await
+                .unwrap()
+                .fields["title"],
+            "Head of Purchasing"
+        );
+        assert_eq!(
+            lab.crm_record(user, Contact, &name(4))
+                .await
+                .unwrap()
+                .fields["title"],
+            "Head of Purchasing"
+        );
+        let conflicts = lab.syncer.store.conflicts(&user.key, 10).unwrap();
+        assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+        assert_eq!(conflicts[0].conflict.field, "title");
+    }
+}

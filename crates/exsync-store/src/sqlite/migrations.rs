@@ -144,7 +144,17 @@ CREATE TABLE audit_log (
 ) STRICT;
 "#;
 
-pub(crate) const MIGRATIONS: &[&str] = &[V1];
+/// Console-managed settings that have no place in `exsync.toml` (whether sync is enabled),
+/// as JSON values by name.
+const V2: &str = r#"
+CREATE TABLE settings (
+    name       TEXT PRIMARY KEY NOT NULL CHECK (name <> ''),
+    value      TEXT NOT NULL CHECK (json_valid(value)),
+    updated_at TEXT NOT NULL
+) STRICT;
+"#;
+
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
 
 pub(crate) fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA user_version", [], |row| row.get(0))

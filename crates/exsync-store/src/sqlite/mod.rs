@@ -31,7 +31,7 @@ use crate::types::{
 pub(crate) use migrations::{migrate, user_version, MIGRATIONS};
 
 /// The schema version this build creates and understands.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// How long a statement waits for another connection's write lock before failing with
 /// [`StoreError::Busy`]. A pass commit is short, so waiting this long means something is stuck.
@@ -378,5 +378,18 @@ impl Store for SqliteStore {
 
     fn list_audit(&self, limit: usize, before: Option<i64>) -> StoreResult<Vec<AuditRecord>> {
         console::list_audit(&self.lock(), limit, before)
+    }
+
+    fn setting(&self, name: &str) -> StoreResult<Option<serde_json::Value>> {
+        console::setting(&self.lock(), name)
+    }
+
+    fn put_setting(
+        &self,
+        name: &str,
+        value: &serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        console::put_setting(&self.lock(), name, value, at)
     }
 }

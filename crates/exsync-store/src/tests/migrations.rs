@@ -52,6 +52,7 @@ fn a_fresh_database_gets_the_latest_version_and_reopening_changes_nothing() {
             "runs",
             "secrets",
             "sessions",
+            "settings",
             "unresolved",
             "users",
         ]

@@ -756,3 +756,20 @@ fn the_database_runs_in_wal_mode_with_foreign_keys() {
     in_memory.ensure_user(&user("alice")).unwrap();
     assert_eq!(in_memory.list_users().unwrap().len(), 1);
 }
+
+#[test]
+fn console_settings_round_trip_and_replace() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    assert_eq!(store.setting("sync.enabled").unwrap(), None);
+    let at = chrono::Utc::now();
+    store
+        .put_setting("sync.enabled", &serde_json::json!(false), at)
+        .unwrap();
+    store
+        .put_setting("sync.enabled", &serde_json::json!(true), at)
+        .unwrap();
+    assert_eq!(
+        store.setting("sync.enabled").unwrap(),
+        Some(serde_json::json!(true))
+    );
+}

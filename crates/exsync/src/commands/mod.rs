@@ -1,6 +1,11 @@
 //! One module per command; `run` dispatches to them.
 
+mod admin;
+mod check;
 mod config;
+mod demo;
+mod secrets;
+mod serve;
 mod state;
 
 use std::process::ExitCode;
@@ -9,8 +14,13 @@ use crate::cli::{Cli, Command};
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Demo(args) => demo::run(&args),
         Command::Config(command) => config::run(command),
         Command::Status(args) => state::status(&args),
         Command::Reset(args) => state::reset(&args),
+        Command::Serve(args) => serve::run(&args),
+        Command::Secrets(command) => secrets::run(command),
+        Command::Admin(command) => admin::run(command),
+        Command::Check(args) => check::run(&args),
     }
 }

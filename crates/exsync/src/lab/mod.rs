@@ -3,6 +3,8 @@
 //! end-to-end tests and the benchmark build on it.
 
 mod check;
+pub mod demo;
+mod script;
 mod seed;
 
 use std::collections::BTreeSet;
@@ -25,7 +27,8 @@ use crate::connect::salesforce::SalesforceSide;
 use crate::sync::service::Syncer;
 
 pub use check::{Convergence, Problem};
-pub use seed::Seed;
+pub use script::named;
+pub use seed::{crm_contact, event, exchange_contact, Seed};
 
 /// The profile every lab user has; the lab's configuration is assigned to it.
 pub const PROFILE: &str = "Sales User";

@@ -52,6 +52,32 @@ pub fn folder_cursor(user: &UserKey, kind: ItemKind) -> CursorScope {
     CursorScope::folder(user, kind.as_str())
 }
 
+/// What the service stores as a mailbox folder's cursor: Exchange's SyncState, and the items
+/// the pass itself created after reading it (see where it is read).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct FolderCursor {
+    state: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    created: Vec<ExchangeId>,
+}
+
+impl FolderCursor {
+    fn parse(text: Option<&str>) -> FolderCursor {
+        match text {
+            None => FolderCursor::default(),
+            // A bare SyncState, as stored before the created items were remembered.
+            Some(text) => serde_json::from_str(text).unwrap_or_else(|_| FolderCursor {
+                state: Some(text.to_owned()),
+                created: Vec::new(),
+            }),
+        }
+    }
+
+    fn to_text(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| self.state.clone().unwrap_or_default())
+    }
+}
+
 /// Runs a blocking store call off the async threads.
 pub async fn on_store<T, F>(store: &Arc<dyn Store>, f: F) -> Result<T, PassError>
 where
@@ -181,12 +207,29 @@ impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
             })
             .await?
         };
-        let read = match self.exchange.changes(user, kind, cursor.as_deref()).await {
+        let cursor = FolderCursor::parse(cursor.as_deref());
+        let read = match self
+            .exchange
+            .changes(user, kind, cursor.state.as_deref())
+            .await
+        {
             Ok(read) => read,
             Err(e) => return Ok(Err(e)),
         };
-        let next_cursor = read.cursor;
+        let next_state = read.cursor;
         let mut exchange_changes = read.changes;
+        // Items the last pass created came after the cursor it stored, so they must be listed
+        // now; Exchange reports one created and deleted since a SyncState as nothing at all.
+        let listed: std::collections::BTreeSet<ItemId> =
+            exchange_changes.iter().map(|c| c.id().clone()).collect();
+        let vanished: Vec<Change> = cursor
+            .created
+            .iter()
+            .map(|id| ItemId::Exchange(id.clone()))
+            .filter(|id| !read.full_listing && !listed.contains(id))
+            .map(|id| Change::Deleted { id })
+            .collect();
+        exchange_changes.extend(vanished);
         if read.full_listing {
             // Items deleted while the cursor was unusable are simply absent from the listing.
             let listed: std::collections::BTreeSet<&ItemId> =
@@ -296,9 +339,32 @@ impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
                 .chain(recovered)
                 .map(|id| ItemRef { kind, id }),
         );
+        let created: Vec<ExchangeId> = ops
+            .iter()
+            .filter(|op| op.writes())
+            .zip(&results)
+            .filter_map(|(op, result)| match (op, result) {
+                (
+                    Op::Create {
+                        on: Side::Exchange, ..
+                    },
+                    WriteResult::Done {
+                        id: ItemId::Exchange(id),
+                        ..
+                    },
+                ) => Some(id.clone()),
+                _ => None,
+            })
+            .collect();
         commit.cursors.push(CursorAdvance {
             scope,
-            value: Some(next_cursor),
+            value: Some(
+                FolderCursor {
+                    state: Some(next_state),
+                    created,
+                }
+                .to_text(),
+            ),
         });
         report.counts.created += settlement.created as u64;
         report.counts.updated += settlement.updated as u64;

@@ -1,0 +1,425 @@
+//! The Exchange steps: the stored password, DNS, Autodiscover, TLS, the authentication
+//! schemes offered, EWS itself with the service account's credentials, impersonation of the
+//! mailbox and access to its calendar and contacts folder.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use exsync_ews::autodiscover::{AllowList, Autodiscover, AutodiscoverConfig};
+use exsync_ews::transport::auth::{choose, offered};
+use exsync_ews::{AuthMode, Credentials, EwsClient, EwsConfig, EwsError, Resolve};
+use http_body_util::Full;
+use hyper_util::rt::TokioIo;
+use url::Url;
+
+use super::net::{handshake, resolve, TIMEOUT};
+use super::{Inputs, Outcome, Step};
+
+const PASSWORD: &str = "Service account password";
+const DNS: &str = "DNS";
+const AUTODISCOVER: &str = "Autodiscover";
+const TLS: &str = "TLS and certificate chain";
+const AUTH: &str = "Authentication schemes";
+const EWS: &str = "EWS reachable with the service account";
+const IMPERSONATION: &str = "Impersonation";
+const CALENDAR: &str = "Calendar access";
+const CONTACTS: &str = "Contacts folder access";
+
+fn domain_of(address: &str) -> Option<String> {
+    address
+        .rsplit_once('@')
+        .map(|(_, d)| d.trim().to_ascii_lowercase())
+        .filter(|d| !d.is_empty())
+}
+
+fn impersonation_command(service_account: &str) -> String {
+    format!(
+        "in the Exchange Management Shell: New-ManagementRoleAssignment -Name exsync-impersonation -Role ApplicationImpersonation -User {service_account} \
+         (to limit it to the syncing users, add -CustomRecipientWriteScope with a management scope that holds them)"
+    )
+}
+
+fn response_code(e: &EwsError) -> Option<&str> {
+    match e {
+        EwsError::Mailbox { error, .. }
+        | EwsError::Response { error, .. }
+        | EwsError::Fault { error, .. } => Some(error.code.as_str()),
+        _ => None,
+    }
+}
+
+pub async fn checks(inputs: &Inputs) -> Vec<Step> {
+    let config = &inputs.config;
+    let x = &config.exchange;
+    let svc = x.service_account.as_str();
+    let mut steps = Vec::new();
+
+    let password = inputs.exchange_password.clone();
+    steps.push(match &password {
+        Some(_) => Step::new(PASSWORD, Outcome::Pass)
+            .saw(format!("stored (encrypted) in the vault for {svc}")),
+        None => Step::new(PASSWORD, Outcome::Fail)
+            .saw(format!("no password is stored for {svc}"))
+            .fix("store it with `exsync secrets set exchange.password` or on the console's Service account page"),
+    });
+
+    // The mailbox the per-user steps look at.
+    let target = inputs.user.clone().or_else(|| {
+        config
+            .configurations
+            .iter()
+            .filter(|c| c.active)
+            .flat_map(|c| c.users.iter())
+            .next()
+            .map(|u| u.as_str().to_owned())
+    });
+
+    let mut resolve_map = Resolve::new();
+    for (host, addr) in &config.network.resolve {
+        resolve_map.insert(host, *addr);
+    }
+
+    // Where EWS is.
+    let mut ews_url: Option<Url> = None;
+    let mut dns = Step::new(DNS, Outcome::Pass);
+    let mut dns_failed_all = true;
+    let mut candidate_hosts = Vec::new();
+    if let Some(configured) = &x.ews_url {
+        match Url::parse(configured) {
+            Ok(u) => {
+                candidate_hosts.push(u.host_str().unwrap_or("").to_owned());
+                ews_url = Some(u);
+            }
+            Err(e) => {
+                steps.push(
+                    Step::new(DNS, Outcome::Fail)
+                        .saw(format!("exchange.ews_url {configured:?} is not a URL: {e}"))
+                        .fix("correct exchange.ews_url"),
+                );
+                return steps;
+            }
+        }
+    } else if let Some(domain) = target.as_deref().and_then(domain_of) {
+        candidate_hosts.push(domain.clone());
+        candidate_hosts.push(format!("autodiscover.{domain}"));
+    }
+    let mut resolved: Vec<(String, SocketAddr)> = Vec::new();
+    for host in &candidate_hosts {
+        match resolve(config, host, 443).await {
+            Ok((addrs, fact)) => {
+                dns_failed_all = false;
+                dns.evidence.push(fact);
+                if let Some(a) = addrs.first() {
+                    resolved.push((host.clone(), *a));
+                }
+            }
+            Err(fact) => {
+                dns.outcome = Outcome::Warn;
+                dns.evidence.push(fact);
+            }
+        }
+    }
+    if candidate_hosts.is_empty() {
+        steps.push(
+            Step::new(DNS, Outcome::Skip)
+                .saw("no EWS URL is configured and no mailbox address is known to run Autodiscover for")
+                .fix("set exchange.ews_url, or run with --user EMAIL"),
+        );
+        return steps;
+    }
+    if dns_failed_all {
+        dns.outcome = Outcome::Fail;
+        dns.fix = Some(
+            "make the names resolvable from this server (DNS or [network.resolve]), or set exchange.ews_url"
+                .to_owned(),
+        );
+    } else if dns.outcome == Outcome::Warn {
+        dns.fix = Some(
+            "not every candidate resolves; that is fine if one that does answers Autodiscover"
+                .to_owned(),
+        );
+    }
+    let dns_ok = dns.outcome != Outcome::Fail;
+    steps.push(dns);
+    if !dns_ok {
+        return steps;
+    }
+
+    let ews_config = |password: &crate::vault::SecretValue| {
+        let mut c = EwsConfig::new(Credentials::new(svc, password.expose()));
+        c.auth = AuthMode::parse(x.auth.as_str()).unwrap_or_default();
+        c.ca_file = x.ca_file.clone();
+        c.resolve = resolve_map.clone();
+        c.contacts_folder = x.sync_folder.clone();
+        c.connect_timeout = TIMEOUT;
+        c.request_timeout = TIMEOUT * 3;
+        c
+    };
+    let client = match password.as_ref().map(|p| EwsClient::new(ews_config(p))) {
+        Some(Ok(c)) => Some(c),
+        Some(Err(e)) => {
+            steps.push(
+                Step::new(TLS, Outcome::Fail)
+                    .saw(e.to_string())
+                    .fix("check exchange.ca_file"),
+            );
+            return steps;
+        }
+        None => None,
+    };
+
+    if ews_url.is_none() {
+        let mut step = Step::new(AUTODISCOVER, Outcome::Fail);
+        for (host, addr) in &resolved {
+            let reachable = tokio::time::timeout(TIMEOUT, tokio::net::TcpStream::connect(addr))
+                .await
+                .map(|r| r.is_ok())
+                .unwrap_or(false);
+            step.evidence.push(format!(
+                "candidate https://{host}/autodiscover/autodiscover.xml: {}",
+                if reachable {
+                    "accepts connections"
+                } else {
+                    "does not accept connections"
+                }
+            ));
+        }
+        match (&client, target.as_deref()) {
+            (Some(client), Some(address)) => {
+                let mut domains = vec![];
+                if let Some(d) = domain_of(svc) {
+                    domains.push(d);
+                }
+                domains.extend(x.other_domains.iter().cloned());
+                let ad = Autodiscover::new(
+                    client.http().clone(),
+                    AutodiscoverConfig::new(AllowList::new(domains.clone())),
+                );
+                match ad.ews_url(address).await {
+                    Ok(url) => {
+                        step.outcome = Outcome::Pass;
+                        step.evidence.push(format!("{address} → EWS at {url}"));
+                        ews_url = Some(url);
+                    }
+                    Err(e) => {
+                        step.evidence.push(e.to_string());
+                        step.fix = Some(format!(
+                            "check that Autodiscover is published for {} (credentials are only sent to {}); or set exchange.ews_url",
+                            domain_of(address).unwrap_or_default(),
+                            domains.join(", ")
+                        ));
+                    }
+                }
+            }
+            _ => {
+                step.outcome = Outcome::Skip;
+                step.evidence.push(
+                    "Autodiscover needs the service account password and a mailbox address"
+                        .to_owned(),
+                );
+            }
+        }
+        let ok = step.outcome == Outcome::Pass;
+        steps.push(step);
+        if !ok {
+            return steps;
+        }
+    }
+    let Some(url) = ews_url else {
+        return steps;
+    };
+    let host = url
+        .host_str()
+        .unwrap_or("")
+        .trim_matches(['[', ']'])
+        .to_ascii_lowercase();
+    let port = url.port_or_known_default().unwrap_or(443);
+
+    // TLS, then the schemes offered to an anonymous request on the same connection.
+    let addr = match resolve(config, &host, port).await {
+        Ok((addrs, _)) => addrs.into_iter().next(),
+        Err(_) => None,
+    };
+    let tls_config = match exsync_ews::transport::tls::client_config(x.ca_file.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            steps.push(
+                Step::new(TLS, Outcome::Fail)
+                    .saw(e.to_string())
+                    .fix("check exchange.ca_file"),
+            );
+            return steps;
+        }
+    };
+    let Some(addr) = addr else {
+        steps.push(Step::new(TLS, Outcome::Fail).saw(format!("{host} does not resolve")));
+        return steps;
+    };
+    let seen = match handshake(tls_config, addr, &host).await {
+        Ok(seen) => seen,
+        Err(reason) => {
+            steps.push(
+                Step::new(TLS, Outcome::Fail)
+                    .saw(format!("{host} ({addr}): {reason}"))
+                    .fix("install a certificate from a CA this server trusts for that name, or name the company CA in exchange.ca_file; Exchange must offer TLS 1.2 or later"),
+            );
+            return steps;
+        }
+    };
+    let mut tls = Step::new(TLS, Outcome::Pass).saw(format!("{host} ({addr})"));
+    tls.evidence.extend(seen.facts);
+    if let Some(days) = seen.leaf_days_left.filter(|d| *d < 30) {
+        tls.outcome = Outcome::Warn;
+        tls.fix = Some(format!(
+            "the server certificate expires in {days} days; renew it"
+        ));
+    }
+    steps.push(tls);
+    steps.push(auth_step(seen.stream, &url, &host, x.auth.as_str()).await);
+
+    let Some(client) = client else {
+        steps.push(Step::new(EWS, Outcome::Skip).saw("no service account password to log in with"));
+        return steps;
+    };
+    let Some(mailbox_address) = target else {
+        steps.push(
+            Step::new(EWS, Outcome::Skip)
+                .saw("no mailbox to check")
+                .fix("run with --user EMAIL"),
+        );
+        return steps;
+    };
+    let mailbox = client.mailbox(&mailbox_address, url.clone());
+    match mailbox.calendar_folder().await {
+        Ok(folder) => {
+            let scheme = client
+                .http()
+                .pinned(&host)
+                .map(|s| s.name().to_owned())
+                .unwrap_or_else(|| "the configured scheme".to_owned());
+            steps.push(Step::new(EWS, Outcome::Pass).saw(format!(
+                "{url} answered GetFolder; {svc} logged in with {scheme}"
+            )));
+            steps.push(
+                Step::new(
+                    format!("{IMPERSONATION} of {mailbox_address}"),
+                    Outcome::Pass,
+                )
+                .saw(format!("{svc} acts as {mailbox_address}")),
+            );
+            steps.push(Step::new(CALENDAR, Outcome::Pass).saw(format!(
+                "calendar folder of {mailbox_address} read (id {}…)",
+                folder.id.chars().take(12).collect::<String>()
+            )));
+            steps.push(match mailbox.ensure_contacts_folder().await {
+                Ok(_) => Step::new(CONTACTS, Outcome::Pass).saw(format!(
+                    "Contacts/{} of {mailbox_address} is there (created now if it was missing, as the first pass would)",
+                    x.sync_folder
+                )),
+                Err(e) => Step::new(CONTACTS, Outcome::Fail)
+                    .saw(e.to_string())
+                    .fix(format!("check that {svc} may create and read folders under Contacts in {mailbox_address}")),
+            });
+        }
+        Err(e) => {
+            let code = response_code(&e).map(str::to_owned);
+            match (&e, code.as_deref()) {
+                (EwsError::Unauthorized { .. }, _) => steps.push(
+                    Step::new(EWS, Outcome::Fail)
+                        .saw(e.to_string())
+                        .fix("the server refused the service account's user name or password: correct them on the Service account page (or `exsync secrets set exchange.password`)"),
+                ),
+                (_, Some(c)) if c.starts_with("ErrorImpersonat") => {
+                    steps.push(Step::new(EWS, Outcome::Pass).saw(format!("{url} answered; {svc} logged in")));
+                    steps.push(
+                        Step::new(format!("{IMPERSONATION} of {mailbox_address}"), Outcome::Fail)
+                            .saw(format!("{c}: {svc} may not impersonate {mailbox_address}"))
+                            .fix(impersonation_command(svc)),
+                    );
+                }
+                (_, Some(c @ ("ErrorNonExistentMailbox" | "ErrorInvalidExchangeImpersonationHeaderData"))) => {
+                    steps.push(Step::new(EWS, Outcome::Pass).saw(format!("{url} answered; {svc} logged in")));
+                    steps.push(
+                        Step::new(format!("{IMPERSONATION} of {mailbox_address}"), Outcome::Fail)
+                            .saw(format!("{c}: no mailbox with the primary address {mailbox_address}"))
+                            .fix(format!("check the address with Get-Mailbox -Identity {mailbox_address} | fl PrimarySmtpAddress")),
+                    );
+                }
+                (_, Some(c)) => {
+                    steps.push(Step::new(EWS, Outcome::Pass).saw(format!("{url} answered; {svc} logged in")));
+                    steps.push(
+                        Step::new(CALENDAR, Outcome::Fail)
+                            .saw(format!("{c}: {e}"))
+                            .fix(format!("check the ApplicationImpersonation assignment: Get-ManagementRoleAssignment -Role ApplicationImpersonation -RoleAssignee {svc}")),
+                    );
+                }
+                _ => steps.push(
+                    Step::new(EWS, Outcome::Fail)
+                        .saw(e.to_string())
+                        .fix("check that EWS is enabled on the server (Get-WebServicesVirtualDirectory) and reachable from here"),
+                ),
+            }
+        }
+    }
+    steps
+}
+
+/// Sends an anonymous POST to the EWS URL and reads the schemes in `WWW-Authenticate`.
+async fn auth_step(
+    stream: tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    url: &Url,
+    host: &str,
+    mode: &str,
+) -> Step {
+    let probe = async {
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("HTTP with {host}: {e}"))?;
+        tokio::spawn(conn);
+        let request = http::Request::builder()
+            .method("POST")
+            .uri(url.path())
+            .header(http::header::HOST, url.authority())
+            .header(http::header::CONTENT_TYPE, "text/xml; charset=utf-8")
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| format!("cannot build the probe: {e}"))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| format!("{host} did not answer: {e}"))?;
+        Ok::<_, String>((response.status(), response.headers().clone()))
+    };
+    match tokio::time::timeout(TIMEOUT, probe).await {
+        Err(_) => {
+            Step::new(AUTH, Outcome::Fail).saw(format!("{host} did not answer within {TIMEOUT:?}"))
+        }
+        Ok(Err(reason)) => Step::new(AUTH, Outcome::Fail).saw(reason),
+        Ok(Ok((status, headers))) => {
+            let schemes = offered(&headers);
+            let mut step = Step::new(AUTH, Outcome::Pass).saw(format!(
+                "an anonymous request got HTTP {}; offered: {}",
+                status.as_u16(),
+                if schemes.is_empty() {
+                    "none".to_owned()
+                } else {
+                    schemes.join(", ")
+                }
+            ));
+            let auth_mode = AuthMode::parse(mode).unwrap_or_default();
+            match choose(auth_mode, host, &schemes) {
+                Ok(scheme) => step.evidence.push(format!(
+                    "exsync will use {} (exchange.auth = {mode})",
+                    scheme.name()
+                )),
+                Err(e) => {
+                    step.outcome = Outcome::Fail;
+                    step.evidence.push(e.to_string());
+                    step.fix = Some(
+                        "enable Basic or NTLM authentication on the EWS virtual directory (Set-WebServicesVirtualDirectory -BasicAuthentication $true or -WindowsAuthentication $true), or change exchange.auth".to_owned(),
+                    );
+                }
+            }
+            step
+        }
+    }
+}

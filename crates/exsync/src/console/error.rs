@@ -1,0 +1,61 @@
+//! Errors a console request ends with: a status and a message fit to show the caller (never
+//! a secret; store and file errors are logged in full and summarised).
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+#[derive(Debug, Clone)]
+pub struct ConsoleError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ConsoleError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ConsoleError {
+        ConsoleError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ConsoleError {
+        ConsoleError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ConsoleError {
+        ConsoleError::new(StatusCode::NOT_FOUND, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> ConsoleError {
+        let message = message.into();
+        tracing::error!(error = %message, "console request failed");
+        ConsoleError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+}
+
+impl From<exsync_store::StoreError> for ConsoleError {
+    fn from(e: exsync_store::StoreError) -> Self {
+        ConsoleError::internal(format!("state database: {e}"))
+    }
+}
+
+impl From<crate::vault::VaultError> for ConsoleError {
+    fn from(e: crate::vault::VaultError) -> Self {
+        match e {
+            crate::vault::VaultError::InvalidName(_) | crate::vault::VaultError::Empty(_) => {
+                ConsoleError::bad_request(e.to_string())
+            }
+            other => ConsoleError::internal(format!("vault: {other}")),
+        }
+    }
+}
+
+impl IntoResponse for ConsoleError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.message }))).into_response()
+    }
+}
+
+pub type ConsoleResult<T> = Result<T, ConsoleError>;

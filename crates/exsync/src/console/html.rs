@@ -1,0 +1,101 @@
+//! Small helpers for the server-rendered pages: escaping, the page frame, forms with their
+//! CSRF field. Every value from outside passes through [`esc`].
+
+use axum::http::StatusCode;
+use axum::response::Html;
+use exsync_store::Role;
+
+use super::auth::{allows, Caller};
+use super::guard::CSRF_FIELD;
+
+const CSS: &str = include_str!("../../assets/console.css");
+
+pub fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A path segment, percent-encoded (user addresses and configuration names go in URLs).
+pub fn seg(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+pub fn csrf_field(caller: &Caller) -> String {
+    format!(
+        r#"<input type="hidden" name="{CSRF_FIELD}" value="{}">"#,
+        esc(caller.csrf())
+    )
+}
+
+/// A page with the navigation a caller of this role can use.
+pub fn page(title: &str, caller: Option<&Caller>, body: &str) -> Html<String> {
+    let mut nav = String::new();
+    if let Some(c) = caller {
+        nav.push_str(r#"<a href="/">Status</a>"#);
+        if allows(c.role, Role::Admin) {
+            nav.push_str(r#"<a href="/service-account">Service account</a><a href="/crm">CRM connection</a><a href="/configurations">Configurations</a>"#);
+        }
+        nav.push_str(r#"<a href="/audit">Audit log</a>"#);
+        nav.push_str(&format!(
+            r#"<span class="who">{} ({})</span><form class="inline" method="post" action="/logout">{}<button type="submit" id="logout">Log out</button></form>"#,
+            esc(&c.name),
+            c.role,
+            csrf_field(c)
+        ));
+    }
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} · exsync</title>\
+         <style>{CSS}</style></head><body><header><strong>exsync</strong>{nav}</header>\
+         <main><h1>{t}</h1>{body}</main></body></html>",
+        t = esc(title)
+    ))
+}
+
+pub fn error_page(status: StatusCode, message: &str) -> Html<String> {
+    page(
+        status.canonical_reason().unwrap_or("Error"),
+        None,
+        &format!(
+            r#"<p class="error" id="error">{}</p><p><a href="/">Back</a></p>"#,
+            esc(message)
+        ),
+    )
+}
+
+pub fn notice(message: Option<&str>) -> String {
+    message
+        .map(|m| format!(r#"<p class="notice" id="notice">{}</p>"#, esc(m)))
+        .unwrap_or_default()
+}
+
+pub fn error_box(message: Option<&str>) -> String {
+    message
+        .map(|m| format!(r#"<p class="error" id="error">{}</p>"#, esc(m)))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_covers_markup_and_quotes() {
+        assert_eq!(
+            esc(r#"<a href="x">'&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+        assert_eq!(seg("a b@c/d"), "a%20b%40c%2Fd");
+    }
+}

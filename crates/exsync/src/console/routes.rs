@@ -1,0 +1,84 @@
+//! Every route the console serves and who may call it. The guard middleware looks each
+//! request up here (an unlisted route is refused), the OpenAPI test compares the `/api/`
+//! entries with `openapi.json`, and the role test walks the whole list.
+
+use exsync_store::Role;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, logged in or not (the login form and login call).
+    Public,
+    /// Anyone logged in, whatever their role.
+    LoggedIn,
+    /// This role or a stronger one.
+    Role(Role),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteSpec {
+    pub method: &'static str,
+    /// In axum's (and OpenAPI's) `{param}` syntax.
+    pub path: &'static str,
+    pub access: Access,
+}
+
+const fn r(method: &'static str, path: &'static str, access: Access) -> RouteSpec {
+    RouteSpec {
+        method,
+        path,
+        access,
+    }
+}
+
+const ADMIN: Access = Access::Role(Role::Admin);
+const OPERATOR: Access = Access::Role(Role::Operator);
+const VIEWER: Access = Access::Role(Role::Viewer);
+
+pub const ROUTES: &[RouteSpec] = &[
+    // JSON API
+    r("POST", "/api/login", Access::Public),
+    r("POST", "/api/logout", Access::LoggedIn),
+    r("GET", "/api/me", VIEWER),
+    r("GET", "/api/sync", VIEWER),
+    r("PUT", "/api/sync", ADMIN),
+    r("GET", "/api/service-account", ADMIN),
+    r("PUT", "/api/service-account", ADMIN),
+    r("GET", "/api/crm", ADMIN),
+    r("PUT", "/api/crm", ADMIN),
+    r("GET", "/api/configurations", ADMIN),
+    r("POST", "/api/configurations", ADMIN),
+    r("PUT", "/api/configurations/{name}", ADMIN),
+    r("GET", "/api/assignment", ADMIN),
+    r("GET", "/api/users", VIEWER),
+    r("POST", "/api/users/{user}/reset", OPERATOR),
+    r("POST", "/api/users/{user}/test", OPERATOR),
+    r("GET", "/api/audit", VIEWER),
+    // Pages
+    r("GET", "/login", Access::Public),
+    r("POST", "/login", Access::Public),
+    r("POST", "/logout", Access::LoggedIn),
+    r("GET", "/", VIEWER),
+    r("POST", "/sync", ADMIN),
+    r("GET", "/service-account", ADMIN),
+    r("POST", "/service-account", ADMIN),
+    r("GET", "/crm", ADMIN),
+    r("POST", "/crm", ADMIN),
+    r("GET", "/configurations", ADMIN),
+    r("POST", "/configurations", ADMIN),
+    r("POST", "/configurations/{name}", ADMIN),
+    r("POST", "/users/{user}/reset", OPERATOR),
+    r("POST", "/users/{user}/test", OPERATOR),
+    r("GET", "/audit", VIEWER),
+];
+
+pub fn lookup(method: &str, path: &str) -> Option<Access> {
+    ROUTES
+        .iter()
+        .find(|r| r.method == method && r.path == path)
+        .map(|r| r.access)
+}
+
+pub fn is_api(path: &str) -> bool {
+    path.starts_with("/api/")
+}

@@ -1,0 +1,181 @@
+//! Edits made "by people" on either side between passes: what `exsync demo` scripts and the
+//! end-to-end tests use. They go through the same connectors, as any EWS or REST client would.
+
+use anyhow::{anyhow, bail, Context, Result};
+use exsync_core::plan::{Change, Item, WriteResult};
+use exsync_core::{CrmId, Fields, ItemId, ItemKind};
+use exsync_salesforce::{quote, SyncObject};
+
+use super::{Lab, LabUser};
+use crate::sync::sides::{CrmSide, ExchangeSide, Write};
+
+fn object(kind: ItemKind) -> SyncObject {
+    match kind {
+        ItemKind::Contact => SyncObject::Contact,
+        ItemKind::Event => SyncObject::Event,
+    }
+}
+
+fn text_field<'a>(fields: &'a Fields, name: &str) -> &'a str {
+    fields
+        .get(name)
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+}
+
+/// Whether a record is the one named: contacts by last name, events by subject.
+pub fn named(kind: ItemKind, fields: &Fields, name: &str) -> bool {
+    match kind {
+        ItemKind::Contact => text_field(fields, "last_name") == name,
+        ItemKind::Event => text_field(fields, "subject") == name,
+    }
+}
+
+fn done(results: Vec<WriteResult>) -> Result<()> {
+    match results.into_iter().next() {
+        Some(WriteResult::Done { .. }) => Ok(()),
+        Some(WriteResult::Failed { reason }) => bail!("write refused: {reason}"),
+        None => bail!("no answer for the write"),
+    }
+}
+
+impl Lab {
+    /// The user's CRM record of `kind` with that last name (contacts) or subject (events).
+    pub async fn crm_record(&self, user: &LabUser, kind: ItemKind, name: &str) -> Result<Item> {
+        let soql = format!(
+            "SELECT Id FROM {} WHERE OwnerId = {}",
+            object(kind).name(),
+            quote(user.crm_id.as_str())
+        );
+        let ids: Vec<CrmId> = self
+            .crm
+            .query_all(&soql)
+            .await?
+            .iter()
+            .filter_map(|r| r.get("Id").and_then(|v| v.as_str()).map(CrmId::new))
+            .collect();
+        self.crm
+            .fetch_changes(object(kind), &ids)
+            .await?
+            .into_iter()
+            .find_map(|c| match c.change {
+                Change::Upsert(item) if named(kind, &item.fields, name) => Some(item),
+                _ => None,
+            })
+            .with_context(|| format!("no CRM {kind} {name:?} for {}", user.key))
+    }
+
+    /// The user's Exchange item of `kind` with that last name or subject.
+    pub async fn exchange_item(&self, user: &LabUser, kind: ItemKind, name: &str) -> Result<Item> {
+        let read = self
+            .syncer
+            .exchange
+            .changes(&user.key, kind, None)
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
+        read.changes
+            .into_iter()
+            .find_map(|c| match c {
+                Change::Upsert(item) if named(kind, &item.fields, name) => Some(item),
+                _ => None,
+            })
+            .with_context(|| format!("no Exchange {kind} {name:?} in {}", user.key))
+    }
+
+    /// Changes a CRM record as a CRM user would.
+    pub async fn edit_crm(
+        &self,
+        user: &LabUser,
+        kind: ItemKind,
+        name: &str,
+        edit: impl FnOnce(&mut Fields),
+    ) -> Result<()> {
+        let item = self.crm_record(user, kind, name).await?;
+        let mut fields = item.fields.clone();
+        edit(&mut fields);
+        let changed = exsync_core::plan::changed_fields(&item.fields, &fields);
+        let write = Write::Update {
+            id: item.id.as_str(),
+            fields: &fields,
+            changed: &changed,
+            expected_version: item.version.as_deref(),
+        };
+        done(
+            self.syncer
+                .crm
+                .write(kind, &user.crm_id, &[write])
+                .await
+                .map_err(|e| anyhow!("{e}"))?,
+        )
+    }
+
+    /// Changes an Exchange item as the user would in Outlook.
+    pub async fn edit_exchange(
+        &self,
+        user: &LabUser,
+        kind: ItemKind,
+        name: &str,
+        edit: impl FnOnce(&mut Fields),
+    ) -> Result<()> {
+        let item = self.exchange_item(user, kind, name).await?;
+        let mut fields = item.fields.clone();
+        edit(&mut fields);
+        let changed = exsync_core::plan::changed_fields(&item.fields, &fields);
+        let write = Write::Update {
+            id: item.id.as_str(),
+            fields: &fields,
+            changed: &changed,
+            expected_version: item.version.as_deref(),
+        };
+        done(
+            self.syncer
+                .exchange
+                .write(&user.key, kind, &[write])
+                .await
+                .map_err(|e| anyhow!("{e}"))?,
+        )
+    }
+
+    /// Deletes a CRM record.
+    pub async fn delete_crm(&self, user: &LabUser, kind: ItemKind, name: &str) -> Result<ItemId> {
+        let item = self.crm_record(user, kind, name).await?;
+        done(
+            self.syncer
+                .crm
+                .write(
+                    kind,
+                    &user.crm_id,
+                    &[Write::Delete {
+                        id: item.id.as_str(),
+                    }],
+                )
+                .await
+                .map_err(|e| anyhow!("{e}"))?,
+        )?;
+        Ok(item.id)
+    }
+
+    /// Deletes an Exchange item.
+    pub async fn delete_exchange(
+        &self,
+        user: &LabUser,
+        kind: ItemKind,
+        name: &str,
+    ) -> Result<ItemId> {
+        let item = self.exchange_item(user, kind, name).await?;
+        done(
+            self.syncer
+                .exchange
+                .write(
+                    &user.key,
+                    kind,
+                    &[Write::Delete {
+                        id: item.id.as_str(),
+                    }],
+                )
+                .await
+                .map_err(|e| anyhow!("{e}"))?,
+        )?;
+        Ok(item.id)
+    }
+}

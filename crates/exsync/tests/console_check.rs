@@ -1,0 +1,263 @@
+//! The connectivity analyzer against the Exchange and Salesforce simulators: every step
+//! passes for a mailbox the service account may impersonate; a denied mailbox fails with
+//! the exact role-assignment command; a wrong password fails the login step; the CLI's
+//! `--json` output and exit code, and the console's connection test, carry the same report.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod console_support;
+
+use std::sync::Arc;
+
+use axum::http::{Method, StatusCode};
+use console_support::sims::sims;
+use console_support::{request, Auth, Env};
+use exsync::console::check::{run, Outcome, Report};
+use exsync::vault::SecretValue;
+use exsync_store::Role;
+
+fn step<'a>(report: &'a Report, prefix: &str) -> &'a exsync::console::check::Step {
+    report
+        .steps
+        .iter()
+        .find(|s| s.name.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no step {prefix}:\n{}", report.render()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_step_passes_through_autodiscover_for_an_impersonable_mailbox() {
+    let sims = sims().await;
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = sims.inputs(
+        dir.path(),
+        "",
+        "user1@contoso.test",
+        Some(sims.exchange_password()),
+    );
+    let report = run(&inputs).await;
+    let text = report.render();
+    assert!(!report.failed(), "{text}");
+    for name in [
+        "Service account password",
+        "DNS",
+        "Autodiscover",
+        "TLS",
+        "Authentication schemes",
+        "EWS reachable",
+        "Impersonation",
+        "Calendar access",
+        "Contacts folder access",
+        "CRM token",
+        "CRM API allowance",
+    ] {
+        let s = step(&report, name);
+        assert!(
+            matches!(s.outcome, Outcome::Pass | Outcome::Warn),
+            "{name}: {text}"
+        );
+        assert!(!s.evidence.is_empty(), "{name} has evidence: {text}");
+    }
+    assert!(
+        step(&report, "Autodiscover")
+            .evidence
+            .iter()
+            .any(|e| e.contains("autodiscover.contoso.test")),
+        "{text}"
+    );
+    assert!(
+        step(&report, "TLS")
+            .evidence
+            .iter()
+            .any(|e| e.contains("TLSv1")),
+        "{text}"
+    );
+    assert!(
+        step(&report, "TLS")
+            .evidence
+            .iter()
+            .any(|e| e.contains("certificate 0: subject")),
+        "{text}"
+    );
+    assert!(
+        step(&report, "Authentication schemes")
+            .evidence
+            .iter()
+            .any(|e| e.contains("offered: ") && e.contains("Basic")),
+        "{text}"
+    );
+    assert!(
+        step(&report, "Authentication schemes")
+            .evidence
+            .iter()
+            .any(|e| e.contains("exsync will use Basic")),
+        "{text}"
+    );
+    assert!(
+        step(&report, "CRM API allowance").evidence[0].contains("daily API calls used"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(sims.exchange_password().expose()),
+        "no secret in the report"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_mailbox_fails_impersonation_with_the_role_assignment_command() {
+    let sims = sims().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ews = format!(
+        "ews_url = \"https://mail.contoso.test:{}/EWS/Exchange.asmx\"",
+        sims.exchange.port()
+    );
+    let inputs = sims.inputs(
+        dir.path(),
+        &ews,
+        "user3@contoso.test",
+        Some(sims.exchange_password()),
+    );
+    let report = run(&inputs).await;
+    let text = report.render();
+    assert!(report.failed(), "{text}");
+    let s = step(&report, "Impersonation of user3@contoso.test");
+    assert_eq!(s.outcome, Outcome::Fail, "{text}");
+    let fix = s.fix.as_deref().unwrap();
+    assert!(
+        fix.contains("New-ManagementRoleAssignment -Name exsync-impersonation -Role ApplicationImpersonation -User svc-sync@contoso.test"),
+        "{fix}"
+    );
+    assert_eq!(
+        step(&report, "EWS reachable").outcome,
+        Outcome::Pass,
+        "{text}"
+    );
+    assert!(
+        report.steps.iter().all(|s| s.name != "Autodiscover"),
+        "a configured EWS URL needs no Autodiscover"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_fails_the_login_and_a_missing_one_says_how_to_store_it() {
+    let sims = sims().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ews = format!(
+        "ews_url = \"https://mail.contoso.test:{}/EWS/Exchange.asmx\"",
+        sims.exchange.port()
+    );
+    let inputs = sims.inputs(
+        dir.path(),
+        &ews,
+        "user1@contoso.test",
+        Some(SecretValue::new("wrong-password".to_owned())),
+    );
+    let report = run(&inputs).await;
+    let s = step(&report, "EWS reachable");
+    assert_eq!(s.outcome, Outcome::Fail, "{}", report.render());
+    assert!(s.fix.as_deref().unwrap().contains("user name or password"));
+
+    let inputs = sims.inputs(dir.path(), &ews, "user1@contoso.test", None);
+    let report = run(&inputs).await;
+    let s = step(&report, "Service account password");
+    assert_eq!(s.outcome, Outcome::Fail);
+    assert!(s
+        .fix
+        .as_deref()
+        .unwrap()
+        .contains("exsync secrets set exchange.password"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_prints_json_and_exits_1_on_a_failure_and_the_console_runs_the_same_checks() {
+    let sims = sims().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_owned();
+    std::fs::write(d.join("exsync.toml"), sims.config("")).unwrap();
+    let set = |name: &str, value: String| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_exsync"))
+            .current_dir(&d)
+            .args(["secrets", "set", name])
+            .env_remove("EXSYNC_MASTER_KEY")
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(value.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+    };
+    set(
+        "exchange.password",
+        sims.exchange_password().expose().to_owned(),
+    );
+    set("crm.private_key", sims.private_key().expose().to_owned());
+    let check = |user: &'static str| {
+        let d = d.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_exsync"))
+                .current_dir(&d)
+                .args(["check", "--user", user, "--json"])
+                .env_remove("EXSYNC_MASTER_KEY")
+                .output()
+                .unwrap()
+        })
+    };
+    let ok = check("user1@contoso.test").await.unwrap();
+    assert!(
+        ok.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&ok.stdout),
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let denied = check("user3@contoso.test").await.unwrap();
+    assert_eq!(denied.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&denied.stdout).unwrap();
+    assert_eq!(json["status"], "fail");
+    assert!(json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["outcome"] == "fail"
+            && s["fix"]
+                .as_str()
+                .unwrap_or("")
+                .contains("ApplicationImpersonation")));
+    assert!(!String::from_utf8_lossy(&denied.stdout).contains(sims.exchange_password().expose()));
+
+    // The console's connection test (operator) runs the same analyzer.
+    let env = Env::new();
+    std::fs::write(env.config_path(), sims.config("")).unwrap();
+    env.state
+        .vault
+        .set("exchange.password", &sims.exchange_password())
+        .unwrap();
+    env.state
+        .vault
+        .set("crm.private_key", &sims.private_key())
+        .unwrap();
+    let mut console = exsync::console::Console::new(
+        env.store.clone(),
+        env.state.vault.clone(),
+        env.config_path(),
+    );
+    console.connection_tests = true;
+    let app = exsync::console::router(Arc::new(console));
+    let req = request(
+        Method::POST,
+        "/api/users/user3%40contoso.test/test",
+        &Auth::Token(env.token(Role::Operator).to_owned()),
+        None,
+    );
+    let res = tower::ServiceExt::oneshot(app, req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(report["status"], "fail", "{report}");
+    assert_eq!(report["user"], "user3@contoso.test");
+}

@@ -1,0 +1,396 @@
+//! The console's command-line side, as an admin runs it: `exsync admin add-user|add-token`,
+//! `exsync secrets set|list|rotate-key` (values only from stdin), and `exsync serve` over
+//! plain HTTP on loopback and over TLS.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+
+use exsync::vault::{load_master_key, Vault};
+use exsync_store::{SqliteStore, Store};
+
+const CONFIG: &str = r#"
+[store]
+path = "state.db"
+
+[exchange]
+service_account = "svc@contoso.test"
+
+[crm]
+client_id = "client"
+username = "integration@contoso.test"
+
+[configurations.sales]
+users = ["ann@contoso.test"]
+"#;
+
+fn exsync(dir: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_exsync"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("EXSYNC_MASTER_KEY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("exsync runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn setup(extra: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("exsync.toml"), format!("{CONFIG}{extra}")).unwrap();
+    dir
+}
+
+#[test]
+fn secrets_are_set_from_stdin_listed_without_values_and_rotated() {
+    let dir = setup("");
+    let d = dir.path();
+    let secret = "Cli-Secret-Value-7731-unique";
+    let out = exsync(
+        d,
+        &["secrets", "set", "exchange.password"],
+        &format!("{secret}\n"),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!text(&out).contains(secret));
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d.join("exsync.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let out = exsync(d, &["secrets", "list"], "");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("exchange.password"), "{}", text(&out));
+    assert!(!text(&out).contains(secret));
+
+    let read_back = || {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(d.join("state.db")).unwrap());
+        let (key, _) = load_master_key(None, &d.join("exsync.key")).unwrap();
+        Vault::new(store, key)
+            .get("exchange.password")
+            .unwrap()
+            .unwrap()
+            .expose()
+            .to_owned()
+    };
+    assert_eq!(
+        read_back(),
+        secret,
+        "the trailing newline is not part of it"
+    );
+    let old_key = std::fs::read(d.join("exsync.key")).unwrap();
+
+    let out = exsync(d, &["secrets", "rotate-key"], "");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("1 secrets re-encrypted"),
+        "{}",
+        text(&out)
+    );
+    assert_ne!(std::fs::read(d.join("exsync.key")).unwrap(), old_key);
+    assert!(!d.join("exsync.key.new").exists());
+    assert_eq!(read_back(), secret);
+
+    for bytes in [
+        std::fs::read(d.join("state.db")).unwrap(),
+        std::fs::read(d.join("state.db-wal")).unwrap_or_default(),
+    ] {
+        assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()));
+    }
+
+    // A key file others can read is refused.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(d.join("exsync.key"), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+        let out = exsync(d, &["secrets", "list"], "");
+        assert!(!out.status.success());
+        assert!(text(&out).contains("chmod 600"), "{}", text(&out));
+    }
+
+    let out = exsync(d, &["secrets", "set", "Bad Name"], "x");
+    assert!(!out.status.success());
+    assert!(text(&out).contains("not valid"), "{}", text(&out));
+}
+
+#[test]
+fn the_env_master_key_must_be_32_bytes_of_base64() {
+    let dir = setup("");
+    let out = Command::new(env!("CARGO_BIN_EXE_exsync"))
+        .current_dir(dir.path())
+        .args(["secrets", "list"])
+        .env("EXSYNC_MASTER_KEY", "dG9vIHNob3J0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("EXSYNC_MASTER_KEY"), "{}", text(&out));
+    assert!(text(&out).contains("32 bytes"), "{}", text(&out));
+}
+
+#[test]
+fn rotation_with_an_env_key_takes_the_new_key_on_stdin() {
+    let dir = setup("");
+    let d = dir.path();
+    let old = exsync::vault::MasterKey::generate();
+    let new = exsync::vault::MasterKey::generate();
+    let run = |args: &[&str], key: &str, stdin: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_exsync"))
+            .current_dir(d)
+            .args(args)
+            .env("EXSYNC_MASTER_KEY", key)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = run(
+        &["secrets", "set", "crm.client_secret"],
+        &old.to_base64(),
+        "s3cret-value\n",
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        !d.join("exsync.key").exists(),
+        "no key file with an env key"
+    );
+    let out = run(
+        &["secrets", "rotate-key"],
+        &old.to_base64(),
+        &format!("{}\n", *new.to_base64()),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("set EXSYNC_MASTER_KEY"),
+        "{}",
+        text(&out)
+    );
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(d.join("state.db")).unwrap());
+    assert!(Vault::new(store.clone(), old)
+        .get("crm.client_secret")
+        .is_err());
+    assert_eq!(
+        Vault::new(store, new)
+            .get("crm.client_secret")
+            .unwrap()
+            .unwrap()
+            .expose(),
+        "s3cret-value"
+    );
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(dir: &Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_exsync"))
+        .current_dir(dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_remove("EXSYNC_MASTER_KEY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first
+        .split("://")
+        .nth(1)
+        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+        .trim_end_matches('/')
+        .to_owned();
+    std::thread::spawn(move || for _ in lines {});
+    Server { child, addr }
+}
+
+#[tokio::test]
+async fn bootstrap_an_admin_and_a_token_then_use_them_against_the_served_console() {
+    let dir = setup("");
+    let d = dir.path();
+    let out = exsync(
+        d,
+        &["admin", "add-user", "root", "--role", "admin"],
+        "short\n",
+    );
+    assert!(!out.status.success(), "a short password is refused");
+    let out = exsync(
+        d,
+        &["admin", "add-user", "root", "--role", "admin"],
+        "a-long-admin-password\n",
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = exsync(
+        d,
+        &["admin", "add-user", "root", "--role", "viewer"],
+        "a-long-admin-password\n",
+    );
+    assert!(text(&out).contains("already exists"), "{}", text(&out));
+    let out = exsync(d, &["admin", "add-token", "ci", "--role", "viewer"], "");
+    assert!(out.status.success(), "{}", text(&out));
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(token.starts_with("exs_") && token.len() > 40, "{token}");
+    let db = std::fs::read(d.join("state.db")).unwrap();
+    assert!(
+        !db.windows(token.len()).any(|w| w == token.as_bytes()),
+        "only a hash is stored"
+    );
+
+    let server = serve(d);
+    assert!(server.addr.starts_with("127.0.0.1:"));
+    let base = format!("http://{}", server.addr);
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let me = client
+        .get(format!("{base}/api/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    let me: serde_json::Value = me.json().await.unwrap();
+    assert_eq!(me["role"], "viewer");
+    let denied = client
+        .put(format!("{base}/api/sync"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"enabled": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), 403);
+
+    let login = client
+        .post(format!("{base}/api/login"))
+        .json(&serde_json::json!({"username": "root", "password": "a-long-admin-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let csrf = login.json::<serde_json::Value>().await.unwrap()["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let no_csrf = client
+        .put(format!("{base}/api/sync"))
+        .json(&serde_json::json!({"enabled": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_csrf.status(), 403);
+    let ok = client
+        .put(format!("{base}/api/sync"))
+        .header("x-csrf-token", &csrf)
+        .json(&serde_json::json!({"enabled": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let page = client.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    assert!(page
+        .text()
+        .await
+        .unwrap()
+        .contains("Sync is <strong id=\"sync-state\">disabled</strong>"));
+}
+
+#[tokio::test]
+async fn the_console_serves_tls_with_secure_cookies_and_refuses_open_plain_http() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["console.contoso.test".to_owned()]).unwrap();
+    let tls = "\n[console]\ntls_cert_file = \"console.pem\"\ntls_key_file = \"console-key.pem\"\n";
+    let dir = setup(tls);
+    let d = dir.path();
+    std::fs::write(d.join("console.pem"), certified.cert.pem()).unwrap();
+    std::fs::write(
+        d.join("console-key.pem"),
+        certified.key_pair.serialize_pem(),
+    )
+    .unwrap();
+    let out = exsync(
+        d,
+        &["admin", "add-user", "root", "--role", "admin"],
+        "a-long-admin-password\n",
+    );
+    assert!(out.status.success(), "{}", text(&out));
+
+    let server = serve(d);
+    let addr: std::net::SocketAddr = server.addr.parse().unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(certified.cert.pem().as_bytes()).unwrap(),
+        )
+        .resolve("console.contoso.test", addr)
+        .build()
+        .unwrap();
+    let login = client
+        .post(format!(
+            "https://console.contoso.test:{}/api/login",
+            addr.port()
+        ))
+        .json(&serde_json::json!({"username": "root", "password": "a-long-admin-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+
+    // Without TLS, only loopback.
+    let plain = setup("");
+    let out = Command::new(env!("CARGO_BIN_EXE_exsync"))
+        .current_dir(plain.path())
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .env_remove("EXSYNC_MASTER_KEY")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("without TLS"), "{}", text(&out));
+}
