@@ -132,13 +132,20 @@ impl SalesforceClient {
         }
     }
 
+    /// Calls kept for the org: the configured count, or its share of the allowance if larger.
+    fn reserve(&self, max: u64) -> u64 {
+        let share = (max as f64 * self.config.limit_reserve_share.clamp(0.0, 1.0)) as u64;
+        self.config.limit_reserve.max(share)
+    }
+
     fn check_reserve(&self) -> Result<()> {
         if let Some(usage) = self.api_usage() {
-            if usage.max.saturating_sub(usage.used) <= self.config.limit_reserve {
+            let reserve = self.reserve(usage.max);
+            if usage.max.saturating_sub(usage.used) <= reserve {
                 return Err(Error::LimitReserved {
                     used: usage.used,
                     max: usage.max,
-                    reserve: self.config.limit_reserve,
+                    reserve,
                 });
             }
         }
@@ -221,7 +228,12 @@ impl SalesforceClient {
                     self.back_off(attempt).await;
                     continue;
                 }
-                Err(e) => return Err(Error::Transport(format!("token endpoint {url}: {e}"))),
+                Err(e) => {
+                    return Err(Error::Transport(format!(
+                        "token endpoint {url}: {}",
+                        chain(&e)
+                    )))
+                }
             };
             let status = response.status();
             let text = response
@@ -333,7 +345,7 @@ impl SalesforceClient {
                         self.back_off(attempt).await;
                         continue;
                     }
-                    return Err(Error::Transport(format!("{method} {path}: {e}")));
+                    return Err(Error::Transport(format!("{method} {path}: {}", chain(&e))));
                 }
             };
             self.record_usage(response.headers());
@@ -376,7 +388,7 @@ impl SalesforceClient {
                 return Err(Error::LimitReserved {
                     used: usage.used,
                     max: usage.max,
-                    reserve: self.config.limit_reserve,
+                    reserve: self.reserve(usage.max),
                 });
             }
             if status.is_server_error() && attempt < self.config.max_retries {
@@ -438,6 +450,19 @@ fn first_error(value: &Value) -> (String, String) {
             .to_owned()
     };
     (text("errorCode"), text("message"))
+}
+
+/// An error with its causes ("error sending request" alone does not say a certificate was
+/// refused).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]

@@ -61,6 +61,8 @@ pub struct SalesforceConfig {
     /// API calls left untouched for the org's other integrations: once the allowance left
     /// is at or below this, calls fail with [`crate::Error::LimitReserved`].
     pub limit_reserve: u64,
+    /// The same as a share of the daily allowance (0.0–1.0); the larger of the two applies.
+    pub limit_reserve_share: f64,
     /// Records per change-cursor page.
     pub page_size: usize,
     /// Records stamped within this much of now are left for the next pass, so a transaction
@@ -79,6 +81,7 @@ impl SalesforceConfig {
             max_retries: 4,
             retry_base: Duration::from_millis(200),
             limit_reserve: 1000,
+            limit_reserve_share: 0.0,
             page_size: 2000,
             settle: Duration::from_secs(2),
         }

@@ -18,6 +18,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The sync service: a pass every poll interval until SIGINT or SIGTERM.
+    Run(RunArgs),
+    /// One pass now; with --dry-run, print the plan and write nothing.
+    Sync(SyncArgs),
     /// Run both simulators and a full sync on this machine: seeded users, a first sync,
     /// scripted changes on both sides, a second sync, a table, and a convergence check
     /// (exit 0 only if both sides agree).
@@ -209,4 +213,38 @@ pub struct DemoArgs {
     /// Keep the simulators' data and the state database here instead of a temporary folder.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigFileArg,
+    #[command(flatten)]
+    pub key: KeyFileArg,
+    /// Log format (default: service.log_format of the configuration).
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormatArg>,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub config: ConfigFileArg,
+    #[command(flatten)]
+    pub key: KeyFileArg,
+    /// Only this user (the org-wide CRM cursors then stay where they are).
+    #[arg(long, value_name = "EMAIL")]
+    pub user: Option<String>,
+    /// Print what would be done and write nothing, to either side or to the state database.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Log format (default: service.log_format of the configuration).
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormatArg>,
 }

@@ -28,21 +28,29 @@ users = ["ann@contoso.test"]
 "#;
 
 fn exsync(dir: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_exsync"))
+    exsync_with_key(dir, args, stdin, None)
+}
+
+/// Runs exsync with the master key in `EXSYNC_MASTER_KEY`, or from the key file when `None`.
+fn exsync_with_key(dir: &Path, args: &[&str], stdin: &str, key: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_exsync"));
+    command
         .current_dir(dir)
         .args(args)
-        .env_remove("EXSYNC_MASTER_KEY")
+        .env_remove("EXSYNC_MASTER_KEY");
+    if let Some(key) = key {
+        command.env("EXSYNC_MASTER_KEY", key);
+    }
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("exsync runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    // A command that refuses its arguments exits without reading stdin: the pipe may be closed.
+    if let Err(e) = child.stdin.take().unwrap().write_all(stdin.as_bytes()) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+    }
     child.wait_with_output().unwrap()
 }
 
@@ -158,24 +166,7 @@ fn rotation_with_an_env_key_takes_the_new_key_on_stdin() {
     let d = dir.path();
     let old = exsync::vault::MasterKey::generate();
     let new = exsync::vault::MasterKey::generate();
-    let run = |args: &[&str], key: &str, stdin: &str| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_exsync"))
-            .current_dir(d)
-            .args(args)
-            .env("EXSYNC_MASTER_KEY", key)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let run = |args: &[&str], key: &str, stdin: &str| exsync_with_key(d, args, stdin, Some(key));
     let out = run(
         &["secrets", "set", "crm.client_secret"],
         &old.to_base64(),

@@ -19,6 +19,7 @@ pub const DEFAULT_SYNC_FOLDER: &str = "Salesforce_Sync";
 pub const DEFAULT_MAX_CONCURRENCY: u32 = 10;
 pub const DEFAULT_LOGIN_URL: &str = "https://login.salesforce.com";
 pub const DEFAULT_API_RESERVE: f64 = 0.2;
+pub const DEFAULT_CRM_SETTLE_SECS: u64 = 2;
 pub const DEFAULT_POLL_INTERVAL_SECS: u64 = 300;
 pub const DEFAULT_CONCURRENT_USERS: u32 = 4;
 pub const DEFAULT_PER_USER_CONCURRENCY: u32 = 2;
@@ -152,6 +153,10 @@ pub struct CrmConfig {
     pub ca_file: Option<PathBuf>,
     /// Share of the org's daily API allowance exsync leaves untouched (0 ≤ share < 1).
     pub api_reserve: f64,
+    /// Records stamped within this many seconds are read in the next pass: Salesforce stamps
+    /// whole seconds, and a transaction still committing at the cursor's second must not be
+    /// skipped.
+    pub settle_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

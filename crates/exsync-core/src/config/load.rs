@@ -406,6 +406,7 @@ fn read_crm(r: &mut Reader, t: &Tbl<'_, '_>) -> CrmConfig {
             "private_key_file",
             "ca_file",
             "api_reserve",
+            "settle",
         ],
     );
     let kind = r
@@ -487,6 +488,10 @@ fn read_crm(r: &mut Reader, t: &Tbl<'_, '_>) -> CrmConfig {
         .item(t, "api_reserve")
         .and_then(|item| r.share(&item, false))
         .unwrap_or(DEFAULT_API_RESERVE);
+    let settle_secs = r
+        .item(t, "settle")
+        .and_then(|item| r.integer(&item, 0, 60, "seconds"))
+        .unwrap_or(DEFAULT_CRM_SETTLE_SECS);
     CrmConfig {
         kind,
         login_url,
@@ -497,6 +502,7 @@ fn read_crm(r: &mut Reader, t: &Tbl<'_, '_>) -> CrmConfig {
         private_key_file,
         ca_file,
         api_reserve,
+        settle_secs,
     }
 }
 

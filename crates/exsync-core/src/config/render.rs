@@ -160,6 +160,7 @@ impl ExsyncConfig {
             ("private_key_file", c.private_key_file.as_deref().map(path)),
             ("ca_file", c.ca_file.as_deref().map(path)),
             ("api_reserve", Some(Value::Float(c.api_reserve))),
+            ("settle", Some(Value::Integer(c.settle_secs as i64))),
         ]);
         let v = &self.service;
         let service = table(vec![

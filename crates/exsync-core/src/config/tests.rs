@@ -96,6 +96,11 @@ fn every_invalid_input_is_reported_with_file_key_line_and_reason() {
             vec![at(8, "configurations.a.contacts.max_delete_share", "must be a share between 0 and 1 (0.5 means 50%), found 1.5")],
         ),
         (
+            "the CRM settle time is bounded",
+            crm_line("settle = 90"),
+            vec![at(6, "crm.settle", "must be between 0 and 60 seconds, found 90")],
+        ),
+        (
             "api reserve must stay below 1",
             crm_line("api_reserve = 1.0"),
             vec![at(6, "crm.api_reserve", "must be a share at least 0 and below 1 (0.5 means 50%), found 1")],

@@ -104,8 +104,12 @@ impl Account {
     }
 
     fn ntlm_table(&self) -> UserTable {
-        // An empty domain matches whatever domain the client names (e.g. CONTOSO or contoso.test).
-        UserTable::new().with_password("", &self.username, &self.password)
+        // An empty domain matches whatever domain the client names (e.g. CONTOSO or contoso.test);
+        // a client may also log in with the UPN as user name and no domain, as Exchange accepts.
+        let upn = format!("{}@{}", self.username, self.dns_domain);
+        UserTable::new()
+            .with_password("", &self.username, &self.password)
+            .with_password("", &upn, &self.password)
     }
 
     fn server_names(&self) -> ServerNames {

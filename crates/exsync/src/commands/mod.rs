@@ -6,6 +6,7 @@ mod config;
 mod demo;
 mod secrets;
 mod serve;
+mod service;
 mod state;
 
 use std::process::ExitCode;
@@ -15,6 +16,8 @@ use crate::cli::{Cli, Command};
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Demo(args) => demo::run(&args),
+        Command::Run(args) => service::run(&args),
+        Command::Sync(args) => service::sync(&args),
         Command::Config(command) => config::run(command),
         Command::Status(args) => state::status(&args),
         Command::Reset(args) => state::reset(&args),

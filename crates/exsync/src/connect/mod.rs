@@ -1,4 +1,5 @@
 //! Adapters from the connectors to what the sync service needs of each side.
 
+pub mod build;
 pub mod ews;
 pub mod salesforce;

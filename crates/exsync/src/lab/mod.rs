@@ -46,6 +46,9 @@ pub struct LabOptions {
     pub exchange_auth: String,
     /// Salesforce records stamped within this long are left for the next pass.
     pub crm_settle: Duration,
+    /// The Salesforce simulator's JWT signing key (PEM); generated when `None` (which takes a
+    /// few seconds in a debug build, so tests that start many labs share one).
+    pub crm_key_pem: Option<String>,
 }
 
 impl LabOptions {
@@ -57,6 +60,7 @@ impl LabOptions {
             exchange_trace: None,
             exchange_auth: "ntlm".into(),
             crm_settle: Duration::from_secs(1),
+            crm_key_pem: None,
         }
     }
 }
@@ -111,6 +115,11 @@ impl Lab {
         let exchange_sim = ExchangeSim::start(exchange_options)
             .await
             .context("starting the Exchange simulator")?;
+        if let Some(pem) = &options.crm_key_pem {
+            let dir = options.dir.join("salesforce");
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(dir.join(exsync_sim::salesforce::JWT_KEY_FILE), pem)?;
+        }
         let salesforce_sim =
             SalesforceSim::start(&options.dir.join("salesforce"), "127.0.0.1:0".parse()?)
                 .await
@@ -298,4 +307,84 @@ async fn call(
         bail!("{method} {url}: HTTP {status}: {text}");
     }
     Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+impl Lab {
+    /// Writes an `exsync.toml` for this lab, and stores its secrets in the vault under
+    /// `master_key` (base64), so `exsync sync`, `run`, `status` and `serve` work against it.
+    pub fn write_config(&self, path: &std::path::Path, master_key: &str) -> Result<()> {
+        let x = &self.exchange_sim.info;
+        let sf = &self.salesforce_sim.info;
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+        let quoted = |s: &str| toml_string(s);
+        let config = format!(
+            r#"# Written by the exsync lab for its simulators.
+[store]
+path = {store}
+
+[exchange]
+ews_url = {ews}
+service_account = {account}
+auth = "ntlm"
+ca_file = {exchange_ca}
+
+[crm]
+login_url = {login}
+client_id = {client}
+auth = "jwt"
+username = {integration}
+ca_file = {crm_ca}
+api_reserve = 0.0
+settle = {settle}
+
+[service]
+poll_interval = "10s"
+concurrent_users = {concurrency}
+
+[configurations.sales]
+groups = [{profile}]
+
+[configurations.sales.events]
+sync_private = true
+"#,
+            store = quoted(&self.options.dir.join("exsync.db").display().to_string()),
+            ews = quoted(&text(&x["ews_url"])),
+            account = quoted(&text(&x["service_account"]["upn"])),
+            exchange_ca = quoted(&text(&x["ca_cert"])),
+            login = quoted(&sf.instance_url),
+            client = quoted(&sf.client_id),
+            integration = quoted(&sf.integration_user.username),
+            crm_ca = quoted(&sf.ca_file.display().to_string()),
+            concurrency = self.options.concurrency,
+            settle = self.options.crm_settle.as_secs(),
+            profile = quoted(PROFILE),
+        );
+        std::fs::write(path, config).with_context(|| format!("writing {}", path.display()))?;
+        let key = crate::vault::MasterKey::from_base64(master_key)?;
+        let vault = crate::vault::Vault::new(Arc::clone(&self.syncer.store), key);
+        let password = text(&x["service_account"]["password"]);
+        vault.set(
+            crate::vault::EXCHANGE_PASSWORD,
+            &crate::vault::SecretValue::new(password),
+        )?;
+        let pem = std::fs::read_to_string(&sf.private_key_file)?;
+        vault.set(
+            crate::vault::CRM_PRIVATE_KEY,
+            &crate::vault::SecretValue::new(pem),
+        )?;
+        Ok(())
+    }
+}
+
+/// A TOML basic string.
+fn toml_string(s: &str) -> String {
+    let escaped: String = s
+        .chars()
+        .flat_map(|c| match c {
+            '"' => vec!['\\', '"'],
+            '\\' => vec!['\\', '\\'],
+            c => vec![c],
+        })
+        .collect();
+    format!("\"{escaped}\"")
 }

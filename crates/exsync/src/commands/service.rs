@@ -1,0 +1,235 @@
+//! `exsync run` (the service) and `exsync sync` (one pass).
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use exsync::connect::build::{syncer, Secrets};
+use exsync::metrics::Metrics;
+use exsync::sync::daemon::{record, run_until_stopped};
+use exsync::sync::service::{PassOptions, PassReport};
+use exsync_core::config::{load, ExsyncConfig, LogFormat};
+use exsync_core::plan::Op;
+use exsync_core::UserKey;
+
+use super::secrets::open_vault;
+use crate::cli::{ConfigFileArg, KeyFileArg, LogFormatArg, RunArgs, SyncArgs};
+
+/// Structured logs on stderr, as text or one JSON object per line. `RUST_LOG` refines the level.
+fn init_logging(config: &ExsyncConfig, arg: Option<LogFormatArg>) {
+    let json = match arg {
+        Some(LogFormatArg::Json) => true,
+        Some(LogFormatArg::Text) => false,
+        None => config.service.log_format == LogFormat::Json,
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+fn prepare(
+    config_arg: &ConfigFileArg,
+    key: &KeyFileArg,
+    log_format: Option<LogFormatArg>,
+) -> anyhow::Result<(ExsyncConfig, Arc<exsync::connect::build::ConfiguredSyncer>)> {
+    let config = load(&config_arg.config).map_err(|errors| anyhow::anyhow!("{errors}"))?;
+    init_logging(&config, log_format);
+    let (store, vault, _) = open_vault(config_arg, key)?;
+    let secrets = Secrets::from_vault(&vault)?;
+    let syncer = syncer(&config, store, &secrets)?;
+    Ok((config, syncer))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let (config, syncer) = prepare(&args.config, &args.key, args.log_format)?;
+    runtime()?.block_on(async {
+        let metrics = Arc::new(Metrics::default());
+        if let Some(addr) = config.service.metrics_listen {
+            let metrics = Arc::clone(&metrics);
+            tokio::spawn(async move {
+                if let Err(e) = exsync::metrics::serve(addr, metrics).await {
+                    tracing::error!(%addr, error = %e, "Cannot serve metrics.");
+                }
+            });
+        }
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("Stopping: users already started finish their pass.");
+            let _ = stop.send(true);
+        });
+        let interval = Duration::from_secs(config.service.poll_interval_secs.max(1));
+        tracing::info!(interval_secs = interval.as_secs(), "Sync service started.");
+        run_until_stopped(syncer, interval, metrics, stopped).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+pub fn sync(args: &SyncArgs) -> anyhow::Result<ExitCode> {
+    let (_, syncer) = prepare(&args.config, &args.key, args.log_format)?;
+    let options = PassOptions {
+        only_user: args.user.as_deref().map(UserKey::from_email),
+        dry_run: args.dry_run,
+        ..PassOptions::default()
+    };
+    let report = runtime()?.block_on(async {
+        let started = std::time::Instant::now();
+        let report = syncer.run_pass(&options).await;
+        if let Ok(report) = &report {
+            record(&Metrics::default(), report, started.elapsed());
+        }
+        report
+    })?;
+    print!("{}", summary(&report, args.dry_run));
+    let failed = report.crm_error.is_some() || report.failed_users() > 0;
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn describe(op: &Op) -> String {
+    match op {
+        Op::Create {
+            kind,
+            on,
+            source,
+            replaces,
+            ..
+        } => match replaces {
+            Some(_) => format!("recreate {kind} {source} in {on}"),
+            None => format!("create {kind} in {on} from {source}"),
+        },
+        Op::Update {
+            kind,
+            on,
+            crm_id,
+            exchange_id,
+            changed,
+            ..
+        } => {
+            format!(
+                "update {kind} {crm_id}/{exchange_id} in {on}: {}",
+                changed.join(", ")
+            )
+        }
+        Op::Delete {
+            kind,
+            on,
+            crm_id,
+            exchange_id,
+        } => format!("delete {kind} {crm_id}/{exchange_id} in {on}"),
+        Op::Link {
+            kind,
+            crm_id,
+            exchange_id,
+            reason,
+            ..
+        } => format!("link {kind} {crm_id}/{exchange_id} ({reason:?})"),
+        Op::Forget {
+            kind,
+            crm_id,
+            exchange_id,
+            reason,
+        } => format!("forget {kind} {crm_id}/{exchange_id}: {reason}"),
+        Op::Conflict {
+            kind,
+            crm_id,
+            conflict,
+            ..
+        } => {
+            format!(
+                "conflict on {kind} {crm_id} field {}: {} wins",
+                conflict.field, conflict.winner
+            )
+        }
+        Op::Skip { kind, id, reason } => format!("skip {kind} {id}: {reason}"),
+        Op::PauseUser { kind, reason } => format!("pause the user ({kind}s): {reason}"),
+    }
+}
+
+fn summary(report: &PassReport, dry_run: bool) -> String {
+    let mut out = String::new();
+    if let Some(e) = &report.crm_error {
+        out.push_str(&format!(
+            "The CRM could not be read; no user was synced: {e}\n"
+        ));
+    }
+    for user in &report.users {
+        let who = user
+            .user
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        if dry_run {
+            let ops: usize = user.plans.iter().map(|(_, ops)| ops.len()).sum();
+            out.push_str(&format!("{who}: {ops} operations planned\n"));
+            for (_, ops) in &user.plans {
+                for op in ops {
+                    out.push_str(&format!("  {}\n", describe(op)));
+                }
+            }
+        } else {
+            let c = user.counts;
+            out.push_str(&format!(
+                "{who}: created {} updated {} deleted {} conflicts {} failures {}{}{}\n",
+                c.created,
+                c.updated,
+                c.deleted,
+                c.conflicts,
+                c.failures,
+                user.paused
+                    .as_deref()
+                    .map(|p| format!("  PAUSED: {p}"))
+                    .unwrap_or_default(),
+                user.error
+                    .as_deref()
+                    .map(|e| format!("  ERROR: {e}"))
+                    .unwrap_or_default(),
+            ));
+        }
+    }
+    for (user, why) in &report.skipped {
+        out.push_str(&format!("{user}: skipped ({why})\n"));
+    }
+    out
+}

@@ -1,0 +1,140 @@
+//! The sync service as `exsync.toml` and the vault describe it: the EWS connector (configured
+//! URL or Autodiscover within the allow-list), the Salesforce connector, and the store.
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use exsync_core::config::{CrmAuth, ExsyncConfig};
+use exsync_ews::autodiscover::{AllowList, Autodiscover, AutodiscoverConfig};
+use exsync_ews::{AuthMode, Credentials, EwsClient, EwsConfig, Resolve};
+use exsync_salesforce::{AuthConfig, SalesforceClient, SalesforceConfig, Secret};
+use exsync_store::Store;
+
+use super::ews::{Endpoint, ExchangeConnection};
+use super::salesforce::SalesforceSide;
+use crate::sync::service::Syncer;
+use crate::vault::{SecretValue, Vault, CRM_CLIENT_SECRET, CRM_PRIVATE_KEY, EXCHANGE_PASSWORD};
+
+pub type ConfiguredSyncer = Syncer<ExchangeConnection, SalesforceSide>;
+
+/// The secrets the service needs, read from the vault.
+pub struct Secrets {
+    pub exchange_password: SecretValue,
+    pub crm_private_key: Option<SecretValue>,
+    pub crm_client_secret: Option<SecretValue>,
+}
+
+impl Secrets {
+    pub fn from_vault(vault: &Vault) -> Result<Secrets> {
+        let Some(exchange_password) = vault.get(EXCHANGE_PASSWORD)? else {
+            bail!("no service account password is stored: run `exsync secrets set {EXCHANGE_PASSWORD}`");
+        };
+        Ok(Secrets {
+            exchange_password,
+            crm_private_key: vault.get(CRM_PRIVATE_KEY)?,
+            crm_client_secret: vault.get(CRM_CLIENT_SECRET)?,
+        })
+    }
+}
+
+/// The Salesforce connector's settings.
+pub fn salesforce_config(config: &ExsyncConfig, secrets: &Secrets) -> Result<SalesforceConfig> {
+    let crm = &config.crm;
+    let auth = match crm.auth {
+        CrmAuth::Jwt => {
+            let Some(key) = &secrets.crm_private_key else {
+                bail!("no CRM private key is stored: run `exsync secrets set {CRM_PRIVATE_KEY}` with the PEM on stdin");
+            };
+            let audience = if crm.login_url.contains("test.salesforce.com") {
+                "https://test.salesforce.com"
+            } else {
+                "https://login.salesforce.com"
+            };
+            AuthConfig::JwtBearer {
+                client_id: crm.client_id.clone(),
+                username: crm.username.clone().unwrap_or_default(),
+                private_key_pem: Secret::new(key.expose().as_bytes().to_vec()),
+                audience: audience.to_owned(),
+            }
+        }
+        CrmAuth::ClientCredentials => {
+            let Some(secret) = &secrets.crm_client_secret else {
+                bail!(
+                    "no CRM client secret is stored: run `exsync secrets set {CRM_CLIENT_SECRET}`"
+                );
+            };
+            AuthConfig::ClientCredentials {
+                client_id: crm.client_id.clone(),
+                client_secret: Secret::new(secret.expose().as_bytes().to_vec()),
+            }
+        }
+    };
+    let mut sf = SalesforceConfig::new(
+        crm.instance_url
+            .clone()
+            .unwrap_or_else(|| crm.login_url.clone()),
+        auth,
+    );
+    if let Some(ca) = &crm.ca_file {
+        sf.ca_pem =
+            Some(std::fs::read(ca).with_context(|| format!("crm.ca_file {}", ca.display()))?);
+    }
+    sf.settle = std::time::Duration::from_secs(crm.settle_secs);
+    sf.limit_reserve = 0;
+    sf.limit_reserve_share = crm.api_reserve;
+    Ok(sf)
+}
+
+/// The sync service for this configuration.
+pub fn syncer(
+    config: &ExsyncConfig,
+    store: Arc<dyn Store>,
+    secrets: &Secrets,
+) -> Result<Arc<ConfiguredSyncer>> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let x = &config.exchange;
+    let mut ews = EwsConfig::new(Credentials::new(
+        x.service_account.clone(),
+        secrets.exchange_password.expose(),
+    ));
+    ews.auth = AuthMode::parse(x.auth.as_str()).unwrap_or_default();
+    ews.ca_file = x.ca_file.clone();
+    let mut resolve = Resolve::new();
+    for (host, addr) in &config.network.resolve {
+        resolve.insert(host, *addr);
+    }
+    ews.resolve = resolve;
+    ews.contacts_folder = x.sync_folder.clone();
+    ews.max_concurrency = x.max_concurrency as usize;
+    ews.max_per_mailbox = config.service.per_user_concurrency as usize;
+    ews.trace_dir = x.wire_trace_dir.clone();
+    let client = EwsClient::new(ews).context("the EWS connector")?;
+    let endpoint = match &x.ews_url {
+        Some(url) => Endpoint::Configured(
+            url::Url::parse(url).with_context(|| format!("exchange.ews_url {url}"))?,
+        ),
+        None => {
+            // Credentials go only to the service account's own domain and the other domains
+            // the admin listed.
+            let own = x
+                .service_account
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_owned())
+                .unwrap_or_default();
+            let allow = AllowList::new(std::iter::once(own).chain(x.other_domains.iter().cloned()));
+            Endpoint::Discovered(Autodiscover::new(
+                Arc::clone(client.http()),
+                AutodiscoverConfig::new(allow),
+            ))
+        }
+    };
+    let crm = SalesforceClient::new(salesforce_config(config, secrets)?)
+        .context("the Salesforce connector")?;
+    Ok(Arc::new(Syncer {
+        exchange: ExchangeConnection::new(client, endpoint),
+        crm: SalesforceSide { client: crm },
+        store,
+        configurations: config.configurations.clone(),
+        concurrency: config.service.concurrent_users.max(1) as usize,
+    }))
+}
