@@ -138,6 +138,14 @@ impl SalesforceClient {
         self.config.limit_reserve.max(share)
     }
 
+    /// Whether the last answer left the allowance at or below the reserve. The org's
+    /// allowance is a rolling 24 hours, so callers ask again ([`Self::refresh_api_usage`])
+    /// before giving up on a new pass.
+    pub fn reserve_reached(&self) -> bool {
+        self.api_usage()
+            .is_some_and(|u| u.max.saturating_sub(u.used) <= self.reserve(u.max))
+    }
+
     fn check_reserve(&self) -> Result<()> {
         if let Some(usage) = self.api_usage() {
             let reserve = self.reserve(usage.max);

@@ -72,6 +72,11 @@ impl CrmSide for SalesforceSide {
     }
 
     async fn users(&self) -> SideResult<Vec<CrmUser>> {
+        // Each pass starts here: if the last one stopped at the reserve, see whether the
+        // rolling allowance has recovered before refusing again.
+        if self.client.reserve_reached() {
+            self.client.refresh_api_usage().await.map_err(side_error)?;
+        }
         let users = self.client.users().await.map_err(side_error)?;
         Ok(users
             .into_iter()
