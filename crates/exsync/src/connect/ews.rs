@@ -24,8 +24,9 @@ pub enum Endpoint {
 pub struct ExchangeConnection {
     pub client: Arc<EwsClient>,
     pub endpoint: Endpoint,
-    /// Each user's contact folder and calendar, found (or created) once per process.
-    folders: Mutex<HashMap<UserKey, (FolderRef, FolderRef)>>,
+    /// Each user's contact folder and calendar, found (or created) once, or known from the
+    /// cursors of an earlier process.
+    folders: Mutex<HashMap<(UserKey, ItemKind), FolderRef>>,
 }
 
 impl ExchangeConnection {
@@ -48,12 +49,19 @@ impl ExchangeConnection {
         Ok(self.client.mailbox(user.as_str(), url))
     }
 
-    fn cached(&self, user: &UserKey) -> Option<(FolderRef, FolderRef)> {
+    fn cached(&self, user: &UserKey, kind: ItemKind) -> Option<FolderRef> {
         self.folders
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(user)
+            .get(&(user.clone(), kind))
             .cloned()
+    }
+
+    fn remember(&self, user: &UserKey, kind: ItemKind, folder: FolderRef) {
+        self.folders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((user.clone(), kind), folder);
     }
 
     async fn folder(
@@ -62,22 +70,16 @@ impl ExchangeConnection {
         user: &UserKey,
         kind: ItemKind,
     ) -> SideResult<FolderRef> {
-        let (contacts, calendar) = match self.cached(user) {
-            Some(found) => found,
-            None => {
-                let contacts = mailbox.ensure_contacts_folder().await.map_err(side_error)?;
-                let calendar = mailbox.calendar_folder().await.map_err(side_error)?;
-                self.folders
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(user.clone(), (contacts.clone(), calendar.clone()));
-                (contacts, calendar)
-            }
-        };
-        Ok(match kind {
-            ItemKind::Contact => contacts,
-            ItemKind::Event => calendar,
-        })
+        if let Some(folder) = self.cached(user, kind) {
+            return Ok(folder);
+        }
+        let folder = match kind {
+            ItemKind::Contact => mailbox.ensure_contacts_folder().await,
+            ItemKind::Event => mailbox.calendar_folder().await,
+        }
+        .map_err(side_error)?;
+        self.remember(user, kind, folder.clone());
+        Ok(folder)
     }
 
     /// The user's folder for `kind` (contacts: our sync folder, created when missing).
@@ -96,7 +98,7 @@ impl ExchangeConnection {
         self.folders
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(user);
+            .retain(|(u, _), _| u != user);
         if let Endpoint::Discovered(autodiscover) = &self.endpoint {
             autodiscover.invalidate(user.as_str());
         }
@@ -135,10 +137,16 @@ fn item_result(result: Result<ItemRef, EwsError>) -> WriteResult {
 impl ExchangeSide for ExchangeConnection {
     async fn prepare(&self, user: &UserKey) -> SideResult<()> {
         let mailbox = self.mailbox(user).await?;
-        self.forget(user);
         self.folder(&mailbox, user, ItemKind::Contact)
             .await
             .map(|_| ())
+    }
+
+    fn known_folder(&self, user: &UserKey, kind: ItemKind, folder: &(String, String)) {
+        if self.cached(user, kind).is_none() {
+            let (id, change_key) = folder.clone();
+            self.remember(user, kind, FolderRef { id, change_key });
+        }
     }
 
     async fn changes(
@@ -148,15 +156,27 @@ impl ExchangeSide for ExchangeConnection {
         cursor: Option<&str>,
     ) -> SideResult<ExchangeRead> {
         let mailbox = self.mailbox(user).await?;
-        let folder = self.folder(&mailbox, user, kind).await?;
-        let batch = mailbox.sync_all(kind, &folder, cursor).await.map_err(|e| {
-            self.forget(user);
-            side_error(e)
-        })?;
+        let mut folder = self.folder(&mailbox, user, kind).await?;
+        let batch = match mailbox.sync_all(kind, &folder, cursor).await {
+            Ok(batch) => batch,
+            Err(first) => {
+                // The folder may be one remembered from an earlier process and gone since (or
+                // the mailbox moved): look everything up again, once.
+                tracing::warn!(user = %user, %kind, error = %first, "Reading the folder failed; looking it up again.");
+                self.forget(user);
+                let mailbox = self.mailbox(user).await?;
+                folder = self.folder(&mailbox, user, kind).await?;
+                mailbox.sync_all(kind, &folder, cursor).await.map_err(|e| {
+                    self.forget(user);
+                    side_error(e)
+                })?
+            }
+        };
         Ok(ExchangeRead {
             changes: batch.changes,
             cursor: batch.state,
             full_listing: batch.restarted,
+            folder: Some((folder.id, folder.change_key)),
         })
     }
 

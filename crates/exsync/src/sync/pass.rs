@@ -59,6 +59,9 @@ struct FolderCursor {
     state: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     created: Vec<ExchangeId>,
+    /// The folder's id and ChangeKey, so a new process need not look it up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    folder: Option<(String, String)>,
 }
 
 impl FolderCursor {
@@ -69,6 +72,7 @@ impl FolderCursor {
             Some(text) => serde_json::from_str(text).unwrap_or_else(|_| FolderCursor {
                 state: Some(text.to_owned()),
                 created: Vec::new(),
+                folder: None,
             }),
         }
     }
@@ -121,7 +125,18 @@ pub async fn run_user<E: ExchangeSide, C: CrmSide>(
         on_store(store, move |s| s.unresolved(&key)).await?
     };
 
-    let prepared = if pass.dry_run {
+    // The mailbox is made ready (the sync folder created) once; after that, the folders
+    // stored with the cursors are used as they are.
+    let mut known = true;
+    for kind in KINDS {
+        if user.config.rules(kind).direction == exsync_core::config::Direction::Off {
+            continue;
+        }
+        let scope = folder_cursor(&user.key, kind);
+        let stored = on_store(store, move |s| s.cursor(&scope)).await?;
+        known &= FolderCursor::parse(stored.as_deref()).folder.is_some();
+    }
+    let prepared = if pass.dry_run || known {
         Ok(())
     } else {
         exchange.prepare(&user.key).await
@@ -208,6 +223,9 @@ impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
             .await?
         };
         let cursor = FolderCursor::parse(cursor.as_deref());
+        if let Some(folder) = &cursor.folder {
+            self.exchange.known_folder(user, kind, folder);
+        }
         let read = match self
             .exchange
             .changes(user, kind, cursor.state.as_deref())
@@ -217,6 +235,7 @@ impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
             Err(e) => return Ok(Err(e)),
         };
         let next_state = read.cursor;
+        let folder = read.folder.clone().or_else(|| cursor.folder.clone());
         let mut exchange_changes = read.changes;
         // Items the last pass created came after the cursor it stored, so they must be listed
         // now; Exchange reports one created and deleted since a SyncState as nothing at all.
@@ -362,6 +381,7 @@ impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
                 FolderCursor {
                     state: Some(next_state),
                     created,
+                    folder,
                 }
                 .to_text(),
             ),

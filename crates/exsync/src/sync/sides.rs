@@ -161,12 +161,18 @@ pub struct ExchangeRead {
     /// The stored cursor was refused and the folder was listed from the start: a synced item
     /// missing from the listing was deleted.
     pub full_listing: bool,
+    /// The folder read (id and ChangeKey), stored with the cursor so the next process need
+    /// not look it up again.
+    pub folder: Option<(String, String)>,
 }
 
 /// Exchange: one mailbox at a time, through impersonation.
 pub trait ExchangeSide: Send + Sync {
     /// Makes the mailbox ready (e.g. creates the `Salesforce_Sync` folder); idempotent.
     fn prepare(&self, user: &UserKey) -> impl Future<Output = SideResult<()>> + Send;
+
+    /// A folder found in an earlier process (see [`ExchangeRead::folder`]).
+    fn known_folder(&self, _user: &UserKey, _kind: ItemKind, _folder: &(String, String)) {}
 
     /// Changes in the user's folder for `kind` since `cursor`, paged to the end, and the
     /// cursor that covers them.

@@ -254,6 +254,7 @@ impl ExchangeSide for Mem {
                 changes: Vec::new(),
                 cursor: "0".into(),
                 full_listing: false,
+                folder: None,
             });
         };
         let (ids, next) = mailbox.since(cursor);
@@ -264,6 +265,7 @@ impl ExchangeSide for Mem {
                 .collect(),
             cursor: next,
             full_listing: false,
+            folder: None,
         })
     }
 

@@ -1,0 +1,216 @@
+//! The sync benchmark: an initial sync of U users × C contacts × E events, the pass that reads
+//! our own writes back, a no-change pass, and a pass after 1% of the contacts changed on each
+//! side. Each pass runs the real `exsync sync` as a child process; requests are counted by the
+//! simulators and the child's peak RSS is read from /proc. Prints figures; asserts nothing.
+//!
+//!     bench/sync.sh [--users 50] [--contacts 500] [--events 500]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use exsync::lab::{crm_contact, Lab, LabOptions, Seed};
+use exsync_core::ItemKind;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+struct Figures {
+    phase: &'static str,
+    seconds: f64,
+    items: u64,
+    ews_requests: u64,
+    crm_calls: u64,
+    peak_rss_kib: u64,
+}
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The exsync binary built beside this example (target/<profile>/exsync).
+fn exsync_binary() -> Result<PathBuf> {
+    let me = std::env::current_exe()?;
+    let profile_dir = me
+        .parent()
+        .and_then(Path::parent)
+        .context("locating the target directory")?;
+    let binary = profile_dir.join("exsync");
+    if !binary.exists() {
+        bail!(
+            "{} is missing: build it with `cargo build --release -p exsync --bins --examples`",
+            binary.display()
+        );
+    }
+    Ok(binary)
+}
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+async fn counters(lab: &Lab) -> Result<(u64, u64)> {
+    let ews = lab
+        .exchange_control(Method::GET, "/counters", &json!({}))
+        .await?;
+    let ews_total: u64 = ews["requests_per_operation"]
+        .as_object()
+        .map(|m| m.values().filter_map(Value::as_u64).sum())
+        .unwrap_or(0);
+    let crm = lab
+        .crm_control(Method::GET, "/counters", &json!({}))
+        .await?;
+    Ok((ews_total, crm["total"].as_u64().unwrap_or(0)))
+}
+
+async fn run_pass(lab: &Lab, binary: &Path, config: &Path, phase: &'static str) -> Result<Figures> {
+    tokio::time::sleep(lab.options.crm_settle + Duration::from_millis(100)).await;
+    let (ews_before, crm_before) = counters(lab).await?;
+    let started = Instant::now();
+    let mut child = Command::new(binary)
+        .args(["sync", "--config"])
+        .arg(config)
+        .env("EXSYNC_MASTER_KEY", MASTER_KEY)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let pid = child.id();
+    let mut peak = 0;
+    while child.try_wait()?.is_none() {
+        peak = peak.max(peak_rss_kib(pid).unwrap_or(0));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let output = child.wait_with_output()?;
+    let seconds = started.elapsed().as_secs_f64();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!("{phase}: exsync sync failed: {stdout}");
+    }
+    // "user: created N updated N deleted N ..."
+    let mut items = 0;
+    for line in stdout.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        for (i, w) in words.iter().enumerate() {
+            if matches!(*w, "created" | "updated" | "deleted") {
+                items += words
+                    .get(i + 1)
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    let (ews_after, crm_after) = counters(lab).await?;
+    Ok(Figures {
+        phase,
+        seconds,
+        items,
+        ews_requests: ews_after - ews_before,
+        crm_calls: crm_after - crm_before,
+        peak_rss_kib: peak,
+    })
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<()> {
+    let (users, contacts, events) = (
+        arg("--users", 50),
+        arg("--contacts", 500),
+        arg("--events", 500),
+    );
+    let binary = exsync_binary()?;
+    let dir = tempfile::tempdir()?;
+    let mut options = LabOptions::new(dir.path(), users);
+    options.concurrency = 8;
+    let lab = Lab::start(options).await?;
+    println!("seeding {users} users × {contacts} contacts × {events} events in the CRM …");
+    let seeding = Instant::now();
+    lab.seed(&Seed {
+        crm_contacts: contacts,
+        crm_events: events,
+        ..Seed::default()
+    })
+    .await?;
+    println!("seeded in {:.1}s", seeding.elapsed().as_secs_f64());
+    let config = dir.path().join("exsync.toml");
+    lab.write_config(&config, MASTER_KEY)?;
+
+    let mut figures = vec![run_pass(&lab, &binary, &config, "initial sync").await?];
+    figures.push(run_pass(&lab, &binary, &config, "echo pass").await?);
+    figures.push(run_pass(&lab, &binary, &config, "no-change pass").await?);
+    // 1% of each user's contacts change in the CRM, and another 1% in Outlook.
+    let changed = contacts.div_ceil(100);
+    for (u, user) in lab.users.iter().enumerate() {
+        for i in 0..changed {
+            lab.edit_crm(user, ItemKind::Contact, &crm_contact(u, i).last_name, |f| {
+                f.insert("title".into(), json!("Changed in the CRM"));
+            })
+            .await?;
+            lab.edit_exchange(
+                user,
+                ItemKind::Contact,
+                &crm_contact(u, contacts - 1 - i).last_name,
+                |f| {
+                    f.insert("department".into(), json!("Changed in Outlook"));
+                },
+            )
+            .await?;
+        }
+    }
+    figures.push(run_pass(&lab, &binary, &config, "1% changed").await?);
+
+    println!(
+        "\n{users} users × {contacts} contacts × {events} events ({} records)\n",
+        users * (contacts + events)
+    );
+    println!(
+        "{:<16} {:>9} {:>9} {:>10} {:>12} {:>10} {:>11} {:>12} {:>12}",
+        "pass",
+        "seconds",
+        "items",
+        "items/s",
+        "EWS req",
+        "EWS/item",
+        "EWS/user",
+        "CRM calls",
+        "peak RSS"
+    );
+    for f in &figures {
+        let per_item = |n: u64| {
+            if f.items == 0 {
+                "-".to_owned()
+            } else {
+                format!("{:.4}", n as f64 / f.items as f64)
+            }
+        };
+        println!(
+            "{:<16} {:>9.1} {:>9} {:>10.0} {:>12} {:>10} {:>11.1} {:>12} {:>9} MiB",
+            f.phase,
+            f.seconds,
+            f.items,
+            f.items as f64 / f.seconds.max(0.001),
+            f.ews_requests,
+            per_item(f.ews_requests),
+            f.ews_requests as f64 / users as f64,
+            f.crm_calls,
+            f.peak_rss_kib / 1024
+        );
+    }
+    println!(
+        "\nCRM calls per synced item: initial {}; CRM calls of the no-change pass: {}",
+        {
+            let f = &figures[0];
+            format!("{:.4}", f.crm_calls as f64 / f.items.max(1) as f64)
+        },
+        figures[2].crm_calls
+    );
+    Ok(())
+}
