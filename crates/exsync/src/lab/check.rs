@@ -157,6 +157,10 @@ impl Lab {
                     }
                 }
                 for (id, item) in crm.iter().chain(exchange.iter()) {
+                    // A side whose changes do not flow keeps records of its own.
+                    if !rules.direction.flows_from(id.side()) {
+                        continue;
+                    }
                     let waiting = unresolved.contains(id);
                     if !paired.contains(id)
                         && !waiting

@@ -49,6 +49,8 @@ pub struct LabOptions {
     /// The Salesforce simulator's JWT signing key (PEM); generated when `None` (which takes a
     /// few seconds in a debug build, so tests that start many labs share one).
     pub crm_key_pem: Option<String>,
+    /// The sync configuration; [`lab_configuration`] when `None`.
+    pub configuration: Option<SyncConfiguration>,
 }
 
 impl LabOptions {
@@ -61,6 +63,7 @@ impl LabOptions {
             exchange_auth: "ntlm".into(),
             crm_settle: Duration::from_secs(1),
             crm_key_pem: None,
+            configuration: None,
         }
     }
 }
@@ -224,7 +227,10 @@ impl Lab {
                 client: SalesforceClient::new(crm_config).context("Salesforce connector")?,
             },
             store,
-            configurations: vec![lab_configuration()],
+            configurations: vec![options
+                .configuration
+                .clone()
+                .unwrap_or_else(lab_configuration)],
             concurrency: options.concurrency,
         });
         Ok(Lab {
