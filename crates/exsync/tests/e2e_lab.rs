@@ -93,3 +93,88 @@ async fn the_demo_converges_with_every_scripted_change_carried() {
         assert_eq!(conflicts[0].conflict.field, "title");
     }
 }
+
+/// Every file under `dir`, recursively.
+fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_is_left_in_the_database_the_wire_trace_or_the_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace");
+    let mut options = LabOptions::new(dir.path().join("lab"), 2);
+    options.exchange_trace = Some(trace.clone());
+    let lab = Lab::start(options).await.unwrap();
+    lab.seed(&Seed {
+        crm_contacts: 5,
+        crm_events: 3,
+        exchange_contacts: 2,
+        exchange_events: 1,
+        invalid_record: false,
+    })
+    .await
+    .unwrap();
+    // Secrets as an admin stores them: in the vault, in the state database.
+    let config = dir.path().join("exsync.toml");
+    lab.write_config(&config, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+        .unwrap();
+    settle().await;
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_exsync"))
+        .args(["sync", "--config"])
+        .arg(&config)
+        .env(
+            "EXSYNC_MASTER_KEY",
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        )
+        .env("RUST_LOG", "trace")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let password = lab.exchange_sim.info["service_account"]["password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pem = std::fs::read_to_string(&lab.salesforce_sim.info.private_key_file).unwrap();
+    let key_line = pem.lines().nth(1).unwrap().to_owned();
+    assert!(password.len() > 8 && key_line.len() > 20);
+    let mut searched = vec![(
+        "the service's output".to_owned(),
+        [output.stdout, output.stderr].concat(),
+    )];
+    let ours = files(&trace)
+        .into_iter()
+        .chain(files(&dir.path().join("lab")).into_iter().filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("exsync.db"))
+        }));
+    for path in ours {
+        searched.push((path.display().to_string(), std::fs::read(&path).unwrap()));
+    }
+    assert!(
+        !files(&trace.join("service")).is_empty(),
+        "the service wrote its wire trace"
+    );
+    assert!(
+        searched.len() > 3,
+        "the trace and the database were written"
+    );
+    for (what, bytes) in &searched {
+        let text = String::from_utf8_lossy(bytes);
+        assert!(!text.contains(&password), "the password is in {what}");
+        assert!(!text.contains(&key_line), "the private key is in {what}");
+    }
+}

@@ -189,6 +189,9 @@ fn describe(op: &Op) -> String {
 
 fn summary(report: &PassReport, dry_run: bool) -> String {
     let mut out = String::new();
+    if report.disabled {
+        out.push_str("Sync is switched off (exsync serve, Setup); nothing was done.\n");
+    }
     if let Some(e) = &report.crm_error {
         out.push_str(&format!(
             "The CRM could not be read; no user was synced: {e}\n"

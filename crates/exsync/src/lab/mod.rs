@@ -333,6 +333,7 @@ ews_url = {ews}
 service_account = {account}
 auth = "ntlm"
 ca_file = {exchange_ca}
+{trace}
 
 [crm]
 login_url = {login}
@@ -362,6 +363,13 @@ sync_private = true
             integration = quoted(&sf.integration_user.username),
             crm_ca = quoted(&sf.ca_file.display().to_string()),
             concurrency = self.options.concurrency,
+            trace = match &self.options.exchange_trace {
+                Some(dir) => format!(
+                    "wire_trace_dir = {}",
+                    quoted(&dir.join("service").display().to_string())
+                ),
+                None => String::new(),
+            },
             settle = self.options.crm_settle.as_secs(),
             profile = quoted(PROFILE),
         );

@@ -50,6 +50,10 @@ where
 
 /// Logs a pass and adds it to the metrics.
 pub fn record(metrics: &Metrics, report: &PassReport, took: Duration) {
+    if report.disabled {
+        tracing::info!("Sync is switched off in the console; nothing to do.");
+        return;
+    }
     metrics.observe(names::PASS_SECONDS, vec![], took.as_secs_f64());
     if let Some(e) = &report.crm_error {
         tracing::error!(error = %e, "The CRM could not be read; no user was synced in this pass.");

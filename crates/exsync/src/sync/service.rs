@@ -64,6 +64,8 @@ pub struct PassReport {
     pub crm_error: Option<SideError>,
     /// The pass was stopped before every user had run.
     pub interrupted: bool,
+    /// Sync is switched off (console): nothing was read or written.
+    pub disabled: bool,
 }
 
 impl PassReport {
@@ -107,6 +109,15 @@ where
     ) -> Result<PassReport, PassError> {
         let now = options.now.unwrap_or_else(Utc::now);
         let mut report = PassReport::default();
+        // An admin can switch sync off in the console; a pass then does nothing at all.
+        let enabled = on_store(&self.store, |s| {
+            s.setting(crate::console::SYNC_ENABLED_SETTING)
+        })
+        .await?;
+        if enabled.and_then(|v| v.as_bool()) == Some(false) {
+            report.disabled = true;
+            return Ok(report);
+        }
         let (mut users, skipped) = match self.sync_users().await {
             Ok(found) => found,
             Err(e) => {
