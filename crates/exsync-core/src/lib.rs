@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod model;
+pub mod observe;
 pub mod plan;
 
 pub use model::*;

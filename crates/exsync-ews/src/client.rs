@@ -40,6 +40,8 @@ pub struct EwsConfig {
     pub trace_dir: Option<PathBuf>,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
+    /// Told of every request and every wait the server asked for (metrics).
+    pub observer: Option<exsync_core::observe::Observer>,
 }
 
 impl EwsConfig {
@@ -58,6 +60,7 @@ impl EwsConfig {
             trace_dir: None,
             connect_timeout: Duration::from_secs(15),
             request_timeout: Duration::from_secs(120),
+            observer: None,
         }
     }
 }
@@ -188,6 +191,17 @@ impl EwsClient {
         let mut attempt = 0;
         loop {
             let result = self.call_once(url, mailbox, operation, body).await;
+            if let Some(observer) = &self.config.observer {
+                let outcome = match &result {
+                    Ok(_) => "ok",
+                    Err(EwsError::Throttled { .. }) => "throttled",
+                    Err(EwsError::Http { status: 503, .. }) => "http_503",
+                    Err(EwsError::Connect { .. }) => "connection",
+                    Err(EwsError::Xml(_) | EwsError::Protocol { .. }) => "malformed",
+                    Err(_) => "error",
+                };
+                observer.0.request("exchange", operation, outcome);
+            }
             let error = match result {
                 Ok(response) => return Ok(response),
                 Err(e) => e,
@@ -217,6 +231,9 @@ impl EwsClient {
             };
             tracing::info!(mailbox, operation, attempt, wait_ms = wait.as_millis() as u64, error = %error, "retrying");
             if server_said_wait {
+                if let Some(observer) = &self.config.observer {
+                    observer.0.throttled("exchange", wait);
+                }
                 // Everyone on this account holds off, not just this request.
                 self.limits.pause(wait);
                 self.limits.wait_pause().await;

@@ -146,6 +146,19 @@ impl SalesforceClient {
             .is_some_and(|u| u.max.saturating_sub(u.used) <= self.reserve(u.max))
     }
 
+    /// Tells the metrics of a request: `endpoint` is the resource without ids or query.
+    fn observe(&self, path: &str, outcome: &str) {
+        if let Some(observer) = &self.config.observer {
+            let resource = path.trim_start_matches('/').split(['?', '/']).next().unwrap_or("");
+            let endpoint = match resource {
+                "composite" => "composite/sobjects",
+                "" => "other",
+                r => r,
+            };
+            observer.0.request("crm", endpoint, outcome);
+        }
+    }
+
     fn check_reserve(&self) -> Result<()> {
         if let Some(usage) = self.api_usage() {
             let reserve = self.reserve(usage.max);
@@ -345,6 +358,7 @@ impl SalesforceClient {
             let response = match request.send().await {
                 Ok(r) => r,
                 Err(e) => {
+                    self.observe(path, "connection");
                     let retry = attempt < self.config.max_retries
                         && (idempotency == Idempotency::Safe || e.is_connect());
                     if retry {
@@ -358,6 +372,16 @@ impl SalesforceClient {
             };
             self.record_usage(response.headers());
             let status = response.status();
+            self.observe(
+                path,
+                if status.is_success() {
+                    "ok"
+                } else if status.is_server_error() {
+                    "http_5xx"
+                } else {
+                    "http_4xx"
+                },
+            );
             let text = match response.text().await {
                 Ok(t) => t,
                 Err(e) if attempt < self.config.max_retries && idempotency == Idempotency::Safe => {

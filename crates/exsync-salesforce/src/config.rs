@@ -68,6 +68,8 @@ pub struct SalesforceConfig {
     /// Records stamped within this much of now are left for the next pass, so a transaction
     /// still committing at the cursor's stamp is never skipped.
     pub settle: Duration,
+    /// Told of every request (metrics).
+    pub observer: Option<exsync_core::observe::Observer>,
 }
 
 impl SalesforceConfig {
@@ -84,6 +86,7 @@ impl SalesforceConfig {
             limit_reserve_share: 0.0,
             page_size: 2000,
             settle: Duration::from_secs(2),
+            observer: None,
         }
     }
 }

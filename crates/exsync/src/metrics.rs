@@ -141,6 +141,25 @@ impl Metrics {
     }
 }
 
+impl exsync_core::observe::RequestObserver for Metrics {
+    fn request(&self, system: &'static str, endpoint: &str, outcome: &str) {
+        let labels = vec![
+            ("side", system.to_owned()),
+            ("endpoint", endpoint.to_owned()),
+            ("outcome", outcome.to_owned()),
+        ];
+        self.add(names::REQUESTS, labels, 1.0);
+    }
+
+    fn throttled(&self, system: &'static str, wait: std::time::Duration) {
+        self.add(
+            names::THROTTLE_WAIT,
+            vec![("side", system.to_owned())],
+            wait.as_secs_f64(),
+        );
+    }
+}
+
 /// Serves `/metrics` on `addr` until the process ends.
 pub async fn serve(
     addr: std::net::SocketAddr,

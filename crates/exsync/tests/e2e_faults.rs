@@ -93,6 +93,23 @@ async fn exchange_faults_delay_passes_but_lose_nothing() {
         assert_converged(&lab).await;
         assert_edits_arrived(&lab, round).await;
     }
+    // The metrics saw the requests by endpoint and outcome, and the waits the server asked for.
+    let metrics = lab.metrics.render();
+    for expected in [
+        r#"exsync_requests_total{side="exchange",endpoint="SyncFolderItems",outcome="ok"}"#,
+        r#"exsync_requests_total{side="exchange",endpoint="UpdateItem",outcome="ok"}"#,
+        r#"exsync_requests_total{side="crm",endpoint="query",outcome="ok"}"#,
+        r#"exsync_throttle_wait_seconds_total{side="exchange"}"#,
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "{expected} missing from:\n{metrics}"
+        );
+    }
+    assert!(
+        metrics.contains(r#"outcome="throttled""#) || metrics.contains(r#"outcome="http_503""#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -39,12 +39,13 @@ fn prepare(
     config_arg: &ConfigFileArg,
     key: &KeyFileArg,
     log_format: Option<LogFormatArg>,
+    metrics: &Arc<Metrics>,
 ) -> anyhow::Result<(ExsyncConfig, Arc<exsync::connect::build::ConfiguredSyncer>)> {
     let config = load(&config_arg.config).map_err(|errors| anyhow::anyhow!("{errors}"))?;
     init_logging(&config, log_format);
     let (store, vault, _) = open_vault(config_arg, key)?;
     let secrets = Secrets::from_vault(&vault)?;
-    let syncer = syncer(&config, store, &secrets)?;
+    let syncer = syncer(&config, store, &secrets, metrics)?;
     Ok((config, syncer))
 }
 
@@ -56,9 +57,9 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let (config, syncer) = prepare(&args.config, &args.key, args.log_format)?;
+    let metrics = Arc::new(Metrics::default());
+    let (config, syncer) = prepare(&args.config, &args.key, args.log_format, &metrics)?;
     runtime()?.block_on(async {
-        let metrics = Arc::new(Metrics::default());
         if let Some(addr) = config.service.metrics_listen {
             let metrics = Arc::clone(&metrics);
             tokio::spawn(async move {
@@ -104,7 +105,8 @@ async fn wait_for_signal() {
 }
 
 pub fn sync(args: &SyncArgs) -> anyhow::Result<ExitCode> {
-    let (_, syncer) = prepare(&args.config, &args.key, args.log_format)?;
+    let metrics = Arc::new(Metrics::default());
+    let (_, syncer) = prepare(&args.config, &args.key, args.log_format, &metrics)?;
     let options = PassOptions {
         only_user: args.user.as_deref().map(UserKey::from_email),
         dry_run: args.dry_run,
@@ -114,7 +116,7 @@ pub fn sync(args: &SyncArgs) -> anyhow::Result<ExitCode> {
         let started = std::time::Instant::now();
         let report = syncer.run_pass(&options).await;
         if let Ok(report) = &report {
-            record(&Metrics::default(), report, started.elapsed());
+            record(&metrics, report, started.elapsed());
         }
         report
     })?;

@@ -90,7 +90,11 @@ pub fn syncer(
     config: &ExsyncConfig,
     store: Arc<dyn Store>,
     secrets: &Secrets,
+    metrics: &Arc<crate::metrics::Metrics>,
 ) -> Result<Arc<ConfiguredSyncer>> {
+    let observer = exsync_core::observe::Observer(
+        Arc::clone(metrics) as Arc<dyn exsync_core::observe::RequestObserver>
+    );
     let _ = rustls::crypto::ring::default_provider().install_default();
     let x = &config.exchange;
     let mut ews = EwsConfig::new(Credentials::new(
@@ -108,6 +112,7 @@ pub fn syncer(
     ews.max_concurrency = x.max_concurrency as usize;
     ews.max_per_mailbox = config.service.per_user_concurrency as usize;
     ews.trace_dir = x.wire_trace_dir.clone();
+    ews.observer = Some(observer.clone());
     let client = EwsClient::new(ews).context("the EWS connector")?;
     let endpoint = match &x.ews_url {
         Some(url) => Endpoint::Configured(
@@ -128,8 +133,9 @@ pub fn syncer(
             ))
         }
     };
-    let crm = SalesforceClient::new(salesforce_config(config, secrets)?)
-        .context("the Salesforce connector")?;
+    let mut crm_config = salesforce_config(config, secrets)?;
+    crm_config.observer = Some(observer);
+    let crm = SalesforceClient::new(crm_config).context("the Salesforce connector")?;
     Ok(Arc::new(Syncer {
         exchange: ExchangeConnection::new(client, endpoint),
         crm: SalesforceSide { client: crm },

@@ -85,6 +85,8 @@ pub struct Lab {
     pub syncer: Arc<LabSyncer>,
     /// The CRM as the integration user sees it, for seeding and reading back.
     pub crm: Arc<SalesforceClient>,
+    /// What the service's connectors reported (requests, throttling waits).
+    pub metrics: Arc<crate::metrics::Metrics>,
     control: reqwest::Client,
 }
 
@@ -217,9 +219,16 @@ impl Lab {
         ));
         ews_config.ca_file = Some(ca_file);
         ews_config.trace_dir = options.exchange_trace.as_ref().map(|d| d.join("client"));
-        let ews = EwsClient::new(ews_config).context("EWS connector")?;
+
         let ews_url = url::Url::parse(&text(&info["ews_url"])?)?;
 
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let observer = exsync_core::observe::Observer(
+            Arc::clone(&metrics) as Arc<dyn exsync_core::observe::RequestObserver>
+        );
+        ews_config.observer = Some(observer.clone());
+        let ews = EwsClient::new(ews_config).context("EWS connector")?;
+        crm_config.observer = Some(observer);
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(options.dir.join("exsync.db"))?);
         let syncer = Arc::new(Syncer {
             exchange: ExchangeConnection::new(ews, Endpoint::Configured(ews_url)),
@@ -240,6 +249,7 @@ impl Lab {
             users: lab_users,
             syncer,
             crm,
+            metrics,
             control,
         })
     }
