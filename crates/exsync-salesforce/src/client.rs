@@ -149,7 +149,11 @@ impl SalesforceClient {
     /// Tells the metrics of a request: `endpoint` is the resource without ids or query.
     fn observe(&self, path: &str, outcome: &str) {
         if let Some(observer) = &self.config.observer {
-            let resource = path.trim_start_matches('/').split(['?', '/']).next().unwrap_or("");
+            let resource = path
+                .trim_start_matches('/')
+                .split(['?', '/'])
+                .next()
+                .unwrap_or("");
             let endpoint = match resource {
                 "composite" => "composite/sobjects",
                 "" => "other",
