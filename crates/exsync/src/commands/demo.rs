@@ -21,19 +21,83 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         };
         let outcome = demo::run(&options).await?;
         if args.keep_running {
-            let lab = &outcome.lab;
-            let exchange = &lab.exchange_sim.info;
-            println!("\nThe simulators keep running until Ctrl-C:");
-            println!("  Exchange (EWS):   {}", exchange["ews_url"].as_str().unwrap_or_default());
-            println!("  Salesforce:       {}", lab.salesforce_sim.info.instance_url);
-            println!("  data and sim.json files: {}", lab.options.dir.display());
-            println!("  state database:   {}", lab.options.dir.join("exsync.db").display());
-            println!(
-                "  their CA certificates, service account and control API tokens are in each sim.json; \
-                 `exsync status` reads the state database."
-            );
-            tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+            keep_running(&outcome.lab).await?;
         }
-        Ok(if outcome.converged { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        Ok(if outcome.converged {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
     })
+}
+
+/// Leaves the simulators running, with a configuration, a vault and the admin console for
+/// them, and says how to reach everything.
+async fn keep_running(lab: &exsync::lab::Lab) -> anyhow::Result<()> {
+    use exsync::console::{hash_password, serve, Console, ServeOptions};
+    use exsync::vault::{MasterKey, Vault};
+
+    let dir = &lab.options.dir;
+    let config = dir.join("exsync.toml");
+    let key = MasterKey::generate();
+    let key_text = key.to_base64();
+    lab.write_config(&config, &key_text)?;
+    // A throwaway console account for this demo only, shown once below.
+    let password: String = {
+        use rand::Rng;
+        rand::thread_rng()
+            .sample_iter(&rand::distributions::Alphanumeric)
+            .take(16)
+            .map(char::from)
+            .collect()
+    };
+    let hash = hash_password(&password)?;
+    let store = std::sync::Arc::clone(&lab.syncer.store);
+    store.create_admin_user(
+        "admin",
+        &hash,
+        exsync_store::Role::Admin,
+        chrono::Utc::now(),
+    )?;
+    let mut console = Console::new(
+        std::sync::Arc::clone(&store),
+        Vault::new(store, key),
+        config.clone(),
+    );
+    console.connection_tests = true;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding the console")?;
+    let console_addr = listener.local_addr()?;
+    tokio::spawn(serve(
+        listener,
+        std::sync::Arc::new(console),
+        ServeOptions { tls: None },
+    ));
+
+    let exchange = &lab.exchange_sim.info;
+    println!("\nKept running until Ctrl-C:");
+    println!("  admin console:    http://{console_addr}/   (user admin, password {password}; this demo only)");
+    println!(
+        "  Exchange (EWS):   {}",
+        exchange["ews_url"].as_str().unwrap_or_default()
+    );
+    println!(
+        "  Salesforce:       {}",
+        lab.salesforce_sim.info.instance_url
+    );
+    println!("  configuration:    {}", config.display());
+    println!(
+        "  simulators' data: {} (each sim.json has its CA, accounts and control API token)",
+        dir.display()
+    );
+    println!(
+        "  from another shell: EXSYNC_MASTER_KEY={} exsync status --config {}",
+        key_text.as_str(),
+        config.display()
+    );
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    Ok(())
 }
