@@ -149,6 +149,13 @@ impl Driver {
         r["value"].clone()
     }
 
+    /// Ends the session, which closes the browser; killing chromedriver alone would leave it
+    /// running.
+    async fn quit(self) {
+        let url = format!("{}/session/{}", self.base, self.session);
+        let _ = self.http.delete(url).send().await;
+    }
+
     async fn go(&self, url: &str) {
         self.cmd(reqwest::Method::POST, "/url", Some(json!({"url": url})))
             .await;
@@ -429,5 +436,6 @@ async fn an_admin_sets_up_the_service_account_configurations_and_resets_a_user_i
             "{action} audited"
         );
     }
+    d.quit().await;
     server.abort();
 }
