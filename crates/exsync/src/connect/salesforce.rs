@@ -139,6 +139,25 @@ impl CrmSide for SalesforceSide {
         Ok(read)
     }
 
+    async fn cursor_now(&self, kind: ItemKind, filter: &CrmFilter) -> SideResult<String> {
+        let scope = Scope {
+            owner_ids: filter
+                .owners
+                .iter()
+                .map(|o| o.as_str().to_owned())
+                .collect(),
+            condition: filter.condition.clone(),
+            report_out_of_scope: false,
+        };
+        let cursor = self
+            .client
+            .cursor_now(object(kind), &scope)
+            .await
+            .map_err(side_error)?;
+        serde_json::to_string(&cursor)
+            .map_err(|e| SideError::new(SideErrorKind::Fatal, format!("writing the cursor: {e}")))
+    }
+
     async fn fetch(&self, kind: ItemKind, ids: &[CrmId]) -> SideResult<Vec<OwnedChange>> {
         let changes = self
             .client

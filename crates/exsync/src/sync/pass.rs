@@ -13,7 +13,7 @@ use exsync_store::{
     Store, StoreError, UnresolvedReport,
 };
 
-use super::sides::{CrmSide, ExchangeSide, SideError, Write};
+use super::sides::{CrmFilter, CrmSide, ExchangeSide, SideError, Write};
 
 /// A user the service syncs, with the configuration that applies to them.
 #[derive(Debug, Clone)]
@@ -100,6 +100,8 @@ pub struct UserPass<'a> {
     pub user: &'a SyncUser,
     /// What the org-wide CRM read found for this user, per kind.
     pub crm_changes: BTreeMap<ItemKind, Vec<Change>>,
+    /// Kinds whose CRM records this user reads in full in this pass (new or reset), and how.
+    pub crm_full_reads: BTreeMap<ItemKind, CrmFilter>,
     pub now: DateTime<Utc>,
     /// Plan only: nothing is written to either side or to the store.
     pub dry_run: bool,
@@ -163,8 +165,15 @@ pub async fn run_user<E: ExchangeSide, C: CrmSide>(
                     now: pass.now,
                     dry_run: pass.dry_run,
                 };
+                let full_read = pass.crm_full_reads.get(&kind);
                 kind_pass
-                    .run(crm_changes.clone(), &retry, &mut commit, &mut report)
+                    .run(
+                        crm_changes.clone(),
+                        full_read,
+                        &retry,
+                        &mut commit,
+                        &mut report,
+                    )
                     .await?
             }
         };
@@ -209,11 +218,22 @@ impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
     async fn run(
         &self,
         mut crm_changes: Vec<Change>,
+        full_read: Option<&CrmFilter>,
         retry: &[ItemId],
         commit: &mut PassCommit,
         report: &mut UserReport,
     ) -> Result<Result<(), SideError>, PassError> {
         let (user, kind) = (&self.user.key, self.kind);
+        if let Some(filter) = full_read {
+            // Everything of this user's, then what the org-wide read routed here (newer).
+            let read = match self.crm.changes(kind, None, filter).await {
+                Ok(read) => read,
+                Err(e) => return Ok(Err(e)),
+            };
+            let mut all: Vec<Change> = read.changes.into_iter().map(|c| c.change).collect();
+            all.append(&mut crm_changes);
+            crm_changes = all;
+        }
         let scope = folder_cursor(user, kind);
         let (pairs, cursor) = {
             let (key, scope) = (user.clone(), scope.clone());

@@ -142,7 +142,11 @@ where
             }
         }
 
-        let (per_user, org_cursors) = match self.read_crm(&active).await? {
+        let OrgRead {
+            mut per_user,
+            mut full_reads,
+            cursors: org_cursors,
+        } = match self.read_crm(&active).await? {
             Ok(read) => read,
             Err(e) => {
                 report.crm_error = Some(e);
@@ -150,13 +154,13 @@ where
             }
         };
 
-        let mut per_user = per_user;
         let limit = Arc::new(Semaphore::new(self.concurrency.max(1)));
         let mut jobs = JoinSet::new();
         for user in active {
             let this = Arc::clone(self);
             let limit = Arc::clone(&limit);
             let crm_changes = per_user.remove(&user.key).unwrap_or_default();
+            let crm_full_reads = full_reads.remove(&user.key).unwrap_or_default();
             let dry_run = options.dry_run;
             let stop = options.stop.clone();
             jobs.spawn(async move {
@@ -171,6 +175,7 @@ where
                     UserPass {
                         user: &user,
                         crm_changes,
+                        crm_full_reads,
                         now,
                         dry_run,
                     },
@@ -228,24 +233,10 @@ where
         Ok(report)
     }
 
-    /// Reads the CRM once per kind for every user, and in full for users who have no Exchange
-    /// cursor yet (new or reset): the org-wide cursor has moved past their existing records.
-    #[allow(clippy::type_complexity)]
-    async fn read_crm(
-        &self,
-        users: &[SyncUser],
-    ) -> Result<
-        Result<
-            (
-                BTreeMap<UserKey, BTreeMap<ItemKind, Vec<Change>>>,
-                Vec<CursorAdvance>,
-            ),
-            SideError,
-        >,
-        PassError,
-    > {
-        let mut per_user: BTreeMap<UserKey, BTreeMap<ItemKind, Vec<Change>>> = BTreeMap::new();
-        let mut cursors = Vec::new();
+    /// Reads the CRM once per kind and filter group for every user (and notes which users
+    /// read their own records in full in their job).
+    async fn read_crm(&self, users: &[SyncUser]) -> Result<Result<OrgRead, SideError>, PassError> {
+        let mut read = OrgRead::default();
         for kind in KINDS {
             // Users reading the same records (same scope and condition) share one read.
             let mut groups: BTreeMap<CrmFilterKey, Vec<&SyncUser>> = BTreeMap::new();
@@ -259,12 +250,21 @@ where
                     .push(user);
             }
             for (key, group) in groups {
-                let changes = match self.read_group(kind, &key, &group, &mut cursors).await? {
-                    Ok(changes) => changes,
+                let found = match self
+                    .read_group(kind, &key, &group, &mut read.cursors)
+                    .await?
+                {
+                    Ok(found) => found,
                     Err(e) => return Ok(Err(e)),
                 };
-                for (user, change) in self.route(kind, changes, &key, &group).await? {
-                    per_user
+                for (user, filter) in found.fresh {
+                    read.full_reads
+                        .entry(user)
+                        .or_default()
+                        .insert(kind, filter);
+                }
+                for (user, change) in self.route(kind, found.changes, &key, &group).await? {
+                    read.per_user
                         .entry(user)
                         .or_default()
                         .entry(kind)
@@ -273,7 +273,7 @@ where
                 }
             }
         }
-        Ok(Ok((per_user, cursors)))
+        Ok(Ok(read))
     }
 }
 
@@ -317,22 +317,36 @@ where
         key: &CrmFilterKey,
         group: &[&SyncUser],
         cursors: &mut Vec<CursorAdvance>,
-    ) -> Result<Result<Vec<OwnedChange>, SideError>, PassError> {
-        let mut fresh = Vec::new();
-        for user in group {
-            let scope = folder_cursor(&user.key, kind);
-            if on_store(&self.store, move |s| s.cursor(&scope))
-                .await?
-                .is_none()
-            {
-                fresh.push(user.crm_id.clone());
-            }
-        }
+    ) -> Result<Result<GroupRead, SideError>, PassError> {
         let scope = CursorScope::crm_object(key.cursor_name(kind));
         let cursor = {
             let scope = scope.clone();
             on_store(&self.store, move |s| s.cursor(&scope)).await?
         };
+        // Users without an Exchange cursor (new, or reset) read all their records, in their
+        // own job: one user's records in memory at a time, not the whole org's.
+        let mut fresh = Vec::new();
+        for user in group {
+            let folder = folder_cursor(&user.key, kind);
+            if cursor.is_none()
+                || on_store(&self.store, move |s| s.cursor(&folder))
+                    .await?
+                    .is_none()
+            {
+                let owners = if key.visible {
+                    Vec::new()
+                } else {
+                    vec![user.crm_id.clone()]
+                };
+                fresh.push((
+                    user.key.clone(),
+                    CrmFilter {
+                        owners,
+                        condition: key.condition.clone(),
+                    },
+                ));
+            }
+        }
         let filter = CrmFilter {
             owners: if key.visible {
                 Vec::new()
@@ -341,7 +355,23 @@ where
             },
             condition: key.condition.clone(),
         };
-        let mut changes = match self.crm.changes(kind, cursor.as_deref(), &filter).await {
+        let Some(cursor) = cursor else {
+            // The org's first pass: everyone reads in full, so only the cursor is needed.
+            return Ok(match self.crm.cursor_now(kind, &filter).await {
+                Ok(now) => {
+                    cursors.push(CursorAdvance {
+                        scope,
+                        value: Some(now),
+                    });
+                    Ok(GroupRead {
+                        changes: Vec::new(),
+                        fresh,
+                    })
+                }
+                Err(e) => Err(e),
+            });
+        };
+        match self.crm.changes(kind, Some(&cursor), &filter).await {
             Ok(read) => {
                 cursors.push(CursorAdvance {
                     scope,
@@ -351,21 +381,10 @@ where
                 if let Some(live) = read.live_ids {
                     changes.extend(self.missing_from(kind, group, &live).await?);
                 }
-                changes
+                Ok(Ok(GroupRead { changes, fresh }))
             }
-            Err(e) => return Ok(Err(e)),
-        };
-        if cursor.is_some() && !fresh.is_empty() {
-            let filter = CrmFilter {
-                owners: if key.visible { Vec::new() } else { fresh },
-                condition: key.condition.clone(),
-            };
-            match self.crm.changes(kind, None, &filter).await {
-                Ok(read) => changes.extend(read.changes),
-                Err(e) => return Ok(Err(e)),
-            }
+            Err(e) => Ok(Err(e)),
         }
-        Ok(Ok(changes))
     }
 
     /// Sends each CRM change to the users it concerns: a record to its owner (to every user of
@@ -426,6 +445,21 @@ where
         }
         Ok(routed)
     }
+}
+
+/// What the org-wide read found, for the user passes.
+#[derive(Default)]
+struct OrgRead {
+    per_user: BTreeMap<UserKey, BTreeMap<ItemKind, Vec<Change>>>,
+    /// Users who read their own records in full, with the filter to read them by.
+    full_reads: BTreeMap<UserKey, BTreeMap<ItemKind, CrmFilter>>,
+    cursors: Vec<CursorAdvance>,
+}
+
+/// What one group's read found: the changes to route, and the users who read in full.
+struct GroupRead {
+    changes: Vec<OwnedChange>,
+    fresh: Vec<(UserKey, CrmFilter)>,
 }
 
 /// Which CRM records a configuration reads for a kind; users with equal keys share one read

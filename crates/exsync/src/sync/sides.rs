@@ -136,6 +136,15 @@ pub trait CrmSide: Send + Sync {
         filter: &CrmFilter,
     ) -> impl Future<Output = SideResult<CrmRead>> + Send;
 
+    /// A cursor covering every record the filter admits as of now, without reading them. The
+    /// org's first pass takes it, then each user reads their own records in their own job,
+    /// so a first sync holds one user's records at a time, not the org's.
+    fn cursor_now(
+        &self,
+        kind: ItemKind,
+        filter: &CrmFilter,
+    ) -> impl Future<Output = SideResult<String>> + Send;
+
     /// The current state of these records (deleted ones as [`Change::Deleted`]).
     fn fetch(
         &self,

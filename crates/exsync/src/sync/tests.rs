@@ -170,6 +170,10 @@ impl CrmSide for Mem {
         })
     }
 
+    async fn cursor_now(&self, _kind: ItemKind, _filter: &CrmFilter) -> SideResult<String> {
+        Ok(self.crm.lock().unwrap().log.len().to_string())
+    }
+
     async fn fetch(&self, _kind: ItemKind, ids: &[CrmId]) -> SideResult<Vec<OwnedChange>> {
         let crm = self.crm.lock().unwrap();
         Ok(ids
@@ -440,6 +444,8 @@ async fn first_pass_copies_both_ways_and_second_pass_writes_nothing() {
 #[tokio::test]
 async fn one_failing_mailbox_does_not_hold_the_others_and_loses_nothing() {
     let w = world(&["ann@x.test", "bo@x.test"]);
+    // Both have synced once, so the next CRM changes come from the org-wide read.
+    w.pass().await;
     w.crm_create(0, person("ForAnn", "a1@x.test"));
     w.crm_create(1, person("ForBo", "b1@x.test"));
     w.mem
@@ -820,6 +826,31 @@ async fn a_pass_does_nothing_while_sync_is_switched_off() {
             chrono::Utc::now(),
         )
         .unwrap();
+    w.pass().await;
+    assert_eq!(w.mailbox("ann@x.test").len(), 1);
+}
+
+#[tokio::test]
+async fn a_new_user_whose_first_pass_fails_reads_everything_again_next_time() {
+    let w = world(&["ann@x.test"]);
+    w.crm_create(0, person("ForAnn", "a1@x.test"));
+    w.mem
+        .faults
+        .lock()
+        .unwrap()
+        .down
+        .insert("ann@x.test".into());
+    let report = w.pass().await;
+    assert_eq!(report.failed_users(), 1);
+    // Ann has no Exchange cursor yet, so nothing needs remembering: her next pass reads all
+    // her records again, although the org-wide cursor has moved on.
+    assert!(w
+        .syncer
+        .store
+        .cursor(&exsync_store::CursorScope::crm_object("Contact"))
+        .unwrap()
+        .is_some());
+    w.mem.faults.lock().unwrap().down.clear();
     w.pass().await;
     assert_eq!(w.mailbox("ann@x.test").len(), 1);
 }
