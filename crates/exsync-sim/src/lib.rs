@@ -2,6 +2,7 @@
 //! faithful enough that real third-party clients work against them. Used by tests,
 //! benchmarks and `exsync demo`.
 
+mod cli_support;
 pub mod exchange;
 pub mod salesforce;
 pub mod tls;

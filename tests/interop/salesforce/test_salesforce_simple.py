@@ -15,7 +15,7 @@ from simple_salesforce.exceptions import (
     SalesforceResourceNotFound,
 )
 
-from conftest import Sim
+from sf_sim import Sim
 
 
 def test_jwt_bearer_login_and_identity(sim, sf):

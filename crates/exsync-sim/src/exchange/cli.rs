@@ -46,42 +46,7 @@ struct Args {
 }
 
 pub fn run(args: Vec<String>) -> ExitCode {
-    let args = match Args::try_parse_from(&args) {
-        Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
-    };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("exsync-sim exchange: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(main(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("exsync-sim exchange: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    crate::cli_support::run("exsync-sim exchange", args, "warn", main)
 }
 
 async fn main(args: Args) -> Result<()> {
@@ -100,7 +65,7 @@ async fn main(args: Args) -> Result<()> {
     .await?;
     tracing::info!(port = sim.port(), "exchange simulator ready");
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
+        _ = crate::cli_support::wait_for_stop() => {}
         r = sim.serving() => { r.context("server task")?; }
     }
     Ok(())

@@ -3,7 +3,7 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use exsync_core::plan::{Change, Item, WriteResult};
-use exsync_core::{CrmId, Fields, ItemId, ItemKind};
+use exsync_core::{CrmId, Fields, ItemId, ItemKind, Side};
 use exsync_salesforce::{quote, SyncObject};
 
 use super::{Lab, LabUser};
@@ -82,15 +82,45 @@ impl Lab {
             .with_context(|| format!("no Exchange {kind} {name:?} in {}", user.key))
     }
 
-    /// Changes a CRM record as a CRM user would.
-    pub async fn edit_crm(
+    /// The user's record of `kind` named `name` on `side`.
+    async fn record_on(
         &self,
+        side: Side,
+        user: &LabUser,
+        kind: ItemKind,
+        name: &str,
+    ) -> Result<Item> {
+        match side {
+            Side::Crm => self.crm_record(user, kind, name).await,
+            Side::Exchange => self.exchange_item(user, kind, name).await,
+        }
+    }
+
+    /// One write on `side`, through that side's connector.
+    async fn write_on(
+        &self,
+        side: Side,
+        user: &LabUser,
+        kind: ItemKind,
+        write: Write<'_>,
+    ) -> Result<()> {
+        let results = match side {
+            Side::Crm => self.syncer.crm.write(kind, &user.crm_id, &[write]).await,
+            Side::Exchange => self.syncer.exchange.write(&user.key, kind, &[write]).await,
+        };
+        done(results.map_err(|e| anyhow!("{e}"))?)
+    }
+
+    /// Changes a record on `side` as a person would there.
+    pub async fn edit(
+        &self,
+        side: Side,
         user: &LabUser,
         kind: ItemKind,
         name: &str,
         edit: impl FnOnce(&mut Fields),
     ) -> Result<()> {
-        let item = self.crm_record(user, kind, name).await?;
+        let item = self.record_on(side, user, kind, name).await?;
         let mut fields = item.fields.clone();
         edit(&mut fields);
         let changed = exsync_core::plan::changed_fields(&item.fields, &fields);
@@ -100,13 +130,39 @@ impl Lab {
             changed: &changed,
             expected_version: item.version.as_deref(),
         };
-        done(
-            self.syncer
-                .crm
-                .write(kind, &user.crm_id, &[write])
-                .await
-                .map_err(|e| anyhow!("{e}"))?,
+        self.write_on(side, user, kind, write).await
+    }
+
+    /// Deletes a record on `side`.
+    pub async fn delete(
+        &self,
+        side: Side,
+        user: &LabUser,
+        kind: ItemKind,
+        name: &str,
+    ) -> Result<ItemId> {
+        let item = self.record_on(side, user, kind, name).await?;
+        self.write_on(
+            side,
+            user,
+            kind,
+            Write::Delete {
+                id: item.id.as_str(),
+            },
         )
+        .await?;
+        Ok(item.id)
+    }
+
+    /// Changes a CRM record as a CRM user would.
+    pub async fn edit_crm(
+        &self,
+        user: &LabUser,
+        kind: ItemKind,
+        name: &str,
+        edit: impl FnOnce(&mut Fields),
+    ) -> Result<()> {
+        self.edit(Side::Crm, user, kind, name, edit).await
     }
 
     /// Changes an Exchange item as the user would in Outlook.
@@ -117,42 +173,12 @@ impl Lab {
         name: &str,
         edit: impl FnOnce(&mut Fields),
     ) -> Result<()> {
-        let item = self.exchange_item(user, kind, name).await?;
-        let mut fields = item.fields.clone();
-        edit(&mut fields);
-        let changed = exsync_core::plan::changed_fields(&item.fields, &fields);
-        let write = Write::Update {
-            id: item.id.as_str(),
-            fields: &fields,
-            changed: &changed,
-            expected_version: item.version.as_deref(),
-        };
-        done(
-            self.syncer
-                .exchange
-                .write(&user.key, kind, &[write])
-                .await
-                .map_err(|e| anyhow!("{e}"))?,
-        )
+        self.edit(Side::Exchange, user, kind, name, edit).await
     }
 
     /// Deletes a CRM record.
     pub async fn delete_crm(&self, user: &LabUser, kind: ItemKind, name: &str) -> Result<ItemId> {
-        let item = self.crm_record(user, kind, name).await?;
-        done(
-            self.syncer
-                .crm
-                .write(
-                    kind,
-                    &user.crm_id,
-                    &[Write::Delete {
-                        id: item.id.as_str(),
-                    }],
-                )
-                .await
-                .map_err(|e| anyhow!("{e}"))?,
-        )?;
-        Ok(item.id)
+        self.delete(Side::Crm, user, kind, name).await
     }
 
     /// Deletes an Exchange item.
@@ -162,20 +188,6 @@ impl Lab {
         kind: ItemKind,
         name: &str,
     ) -> Result<ItemId> {
-        let item = self.exchange_item(user, kind, name).await?;
-        done(
-            self.syncer
-                .exchange
-                .write(
-                    &user.key,
-                    kind,
-                    &[Write::Delete {
-                        id: item.id.as_str(),
-                    }],
-                )
-                .await
-                .map_err(|e| anyhow!("{e}"))?,
-        )?;
-        Ok(item.id)
+        self.delete(Side::Exchange, user, kind, name).await
     }
 }
