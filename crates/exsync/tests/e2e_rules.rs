@@ -209,3 +209,101 @@ async fn private_events_and_events_outside_the_window_stay_where_they_are() {
         "Review"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newest_wins_takes_the_later_edit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = lab_configuration();
+    config.contacts.conflict = ConflictPolicy::NewestWins;
+    let lab = start(dir.path(), config, small()).await;
+    pass(&lab).await;
+    let user = &lab.users[0];
+    let name = crm_contact(0, 3).last_name;
+    lab.edit_crm(user, ItemKind::Contact, &name, |f| {
+        f.insert("title".into(), json!("Earlier, in the CRM"));
+    })
+    .await
+    .unwrap();
+    // Both systems stamp whole seconds: the Outlook edit comes clearly later.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    lab.edit_exchange(user, ItemKind::Contact, &name, |f| {
+        f.insert("title".into(), json!("Later, in Outlook"));
+    })
+    .await
+    .unwrap();
+    let report = pass(&lab).await;
+    assert_eq!(report.users[0].counts.conflicts, 1);
+    assert_eq!(
+        lab.crm_record(user, ItemKind::Contact, &name)
+            .await
+            .unwrap()
+            .fields["title"],
+        "Later, in Outlook"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchange_to_crm_creates_in_the_crm_and_puts_crm_edits_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = lab_configuration();
+    config.contacts.direction = Direction::ExchangeToCrm;
+    let lab = start(dir.path(), config, small()).await;
+    pass(&lab).await;
+    let user = &lab.users[0];
+    // Outlook's contacts reach the CRM; the CRM's own contacts stay in the CRM only.
+    let own = exchange_contact(0, 1).last_name;
+    assert!(lab.crm_record(user, ItemKind::Contact, &own).await.is_ok());
+    assert!(lab
+        .exchange_item(user, ItemKind::Contact, &crm_contact(0, 5).last_name)
+        .await
+        .is_err());
+    // A CRM edit of a copy is put back from Outlook.
+    lab.edit_crm(user, ItemKind::Contact, &own, |f| {
+        f.insert("title".into(), json!("Edited in the CRM"));
+    })
+    .await
+    .unwrap();
+    pass(&lab).await;
+    assert_eq!(
+        lab.crm_record(user, ItemKind::Contact, &own)
+            .await
+            .unwrap()
+            .fields["title"],
+        "Engineer"
+    );
+    assert!(lab.convergence().await.unwrap().converged());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_soql_condition_limits_which_crm_contacts_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = lab_configuration();
+    config.contacts.direction = Direction::CrmToExchange;
+    // The seeded contacts' first names rotate through a list; only Ada's sync.
+    config.contact_condition = Some("FirstName = 'Ada'".into());
+    let lab = start(dir.path(), config, small()).await;
+    pass(&lab).await;
+    let user = &lab.users[0];
+    for i in 0..10 {
+        let contact = crm_contact(0, i);
+        let copied = lab
+            .exchange_item(user, ItemKind::Contact, &contact.last_name)
+            .await
+            .is_ok();
+        assert_eq!(
+            copied,
+            contact.first_name == "Ada",
+            "{} {}",
+            contact.first_name,
+            contact.last_name
+        );
+    }
+    let cursors = lab.syncer.store.list_cursors().unwrap();
+    assert!(
+        cursors
+            .iter()
+            .any(|c| c.scope
+                == exsync_store::CursorScope::crm_object("Contact where FirstName = 'Ada'")),
+        "the condition has its own cursor: {cursors:?}"
+    );
+}
