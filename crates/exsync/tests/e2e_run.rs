@@ -1,0 +1,112 @@
+//! `exsync run` as an admin runs it: a real process that syncs on its interval, serves
+//! metrics, and stops cleanly on SIGTERM.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use exsync::lab::{Lab, LabOptions, Seed};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+async fn scrape(addr: &str) -> Option<String> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await.ok()?;
+    Some(text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_syncs_serves_metrics_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = Lab::start(LabOptions::new(dir.path(), 1)).await.unwrap();
+    lab.seed(&Seed {
+        crm_contacts: 5,
+        crm_events: 2,
+        ..Seed::default()
+    })
+    .await
+    .unwrap();
+    let config = dir.path().join("exsync.toml");
+    lab.write_config(&config, MASTER_KEY).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics = format!("127.0.0.1:{port}");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(
+            "[service]\n",
+            &format!("[service]\nmetrics_listen = \"{metrics}\"\n"),
+        ),
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_exsync"))
+        .args(["run", "--log-format", "json", "--config"])
+        .arg(&config)
+        .env("EXSYNC_MASTER_KEY", MASTER_KEY)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first pass ends when the metrics show a pass duration.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "no pass was reported");
+        if let Some(text) = scrape(&metrics).await {
+            if text.contains("exsync_pass_duration_seconds_count 1") {
+                assert!(
+                    text.contains(r#"exsync_items_synced_total{op="create"} 7"#),
+                    "{text}"
+                );
+                assert!(text.contains(
+                    r#"exsync_requests_total{side="exchange",endpoint="CreateItem",outcome="ok"}"#
+                ));
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let stopped = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(20),
+            "still running after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{:?}", output.status);
+    let logs = String::from_utf8_lossy(&output.stderr);
+    // One JSON object per line.
+    for line in logs.lines() {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok(),
+            "not JSON: {line}"
+        );
+    }
+    assert!(logs.contains("Sync service stopped."), "{logs}");
+    assert_eq!(
+        lab.syncer
+            .store
+            .load_pairs(&lab.users[0].key, exsync_core::ItemKind::Contact)
+            .unwrap()
+            .len(),
+        5
+    );
+}
