@@ -1,6 +1,7 @@
 //! The connector as the sync engine uses it: one [`EwsClient`] per service account, and a
 //! [`MailboxClient`] per syncing user with the operations of DESIGN §2.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -269,6 +270,8 @@ fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncBatch {
     pub changes: Vec<Change>,
+    /// Items listed with the ChangeKey the caller already knew: unchanged, so not fetched.
+    pub unchanged: Vec<ExchangeId>,
     /// Store this only after the changes are committed.
     pub state: String,
     /// No more changes after this page.
@@ -422,6 +425,7 @@ impl MailboxClient {
         kind: ItemKind,
         folder: &FolderRef,
         state: Option<&str>,
+        known: &HashMap<ExchangeId, String>,
     ) -> Result<SyncBatch, EwsError> {
         let body = sync::request(folder, state, self.client.config.sync_page_size);
         let message = self
@@ -430,13 +434,17 @@ impl MailboxClient {
         let page = sync::read(&message).map_err(|e| self.protocol(e))?;
         let mut changes = Vec::new();
         let mut wanted = Vec::new();
+        let mut unchanged = Vec::new();
         for change in page.changes {
             match change {
                 sync::SyncChange::Deleted(id) => changes.push(Change::Deleted {
                     id: ItemId::Exchange(id),
                 }),
                 sync::SyncChange::Upsert { item, element } => {
-                    if element == mapping::element_name(kind) {
+                    if known.get(&item.id) == Some(&item.change_key) {
+                        // Our own write coming back: its content is what we wrote.
+                        unchanged.push(item.id);
+                    } else if element == mapping::element_name(kind) {
                         wanted.push(item.id);
                     } else {
                         // Distribution lists in the contact folder, meeting messages…: not
@@ -449,6 +457,7 @@ impl MailboxClient {
         changes.extend(self.get_changes(kind, &wanted).await?);
         Ok(SyncBatch {
             changes,
+            unchanged,
             state: page.state,
             last: page.last,
             restarted: false,
@@ -463,19 +472,34 @@ impl MailboxClient {
         folder: &FolderRef,
         state: Option<&str>,
     ) -> Result<SyncBatch, EwsError> {
+        self.sync_all_known(kind, folder, state, &HashMap::new())
+            .await
+    }
+
+    /// [`Self::sync_all`], skipping the fetch of items whose ChangeKey is in `known` (the
+    /// versions the caller last synced or wrote).
+    pub async fn sync_all_known(
+        &self,
+        kind: ItemKind,
+        folder: &FolderRef,
+        state: Option<&str>,
+        known: &HashMap<ExchangeId, String>,
+    ) -> Result<SyncBatch, EwsError> {
         let mut state = state.map(str::to_owned);
         let mut all = SyncBatch {
             changes: Vec::new(),
+            unchanged: Vec::new(),
             state: state.clone().unwrap_or_default(),
             last: false,
             restarted: false,
         };
         loop {
-            let page = match self.sync_page(kind, folder, state.as_deref()).await {
+            let page = match self.sync_page(kind, folder, state.as_deref(), known).await {
                 Err(EwsError::InvalidSyncState) if !all.restarted => {
                     tracing::warn!(mailbox = %self.address, "sync state refused; starting the folder over");
                     all = SyncBatch {
                         changes: Vec::new(),
+                        unchanged: Vec::new(),
                         state: String::new(),
                         last: false,
                         restarted: true,
@@ -486,6 +510,7 @@ impl MailboxClient {
                 other => other?,
             };
             all.changes.extend(page.changes);
+            all.unchanged.extend(page.unchanged);
             all.state = page.state.clone();
             state = Some(page.state);
             if page.last {

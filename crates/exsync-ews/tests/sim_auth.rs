@@ -223,7 +223,12 @@ async fn impersonation_errors_are_per_user_with_remediation() {
         .await
         .unwrap();
     let err = mb
-        .sync_page(exsync_core::ItemKind::Contact, &other_folder, None)
+        .sync_page(
+            exsync_core::ItemKind::Contact,
+            &other_folder,
+            None,
+            &Default::default(),
+        )
         .await
         .unwrap_err();
     assert!(err.is_per_user(), "{err:?}");

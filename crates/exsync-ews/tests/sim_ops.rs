@@ -240,7 +240,7 @@ async fn sync_pages_and_restarts_on_a_refused_state() {
     }
     // Page by page: each state covers only its page.
     let page = mb
-        .sync_page(ItemKind::Contact, &folder, None)
+        .sync_page(ItemKind::Contact, &folder, None, &Default::default())
         .await
         .unwrap();
     assert_eq!(page.changes.len(), 3);

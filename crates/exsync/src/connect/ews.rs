@@ -154,10 +154,11 @@ impl ExchangeSide for ExchangeConnection {
         user: &UserKey,
         kind: ItemKind,
         cursor: Option<&str>,
+        known: &HashMap<ExchangeId, String>,
     ) -> SideResult<ExchangeRead> {
         let mailbox = self.mailbox(user).await?;
         let mut folder = self.folder(&mailbox, user, kind).await?;
-        let batch = match mailbox.sync_all(kind, &folder, cursor).await {
+        let batch = match mailbox.sync_all_known(kind, &folder, cursor, known).await {
             Ok(batch) => batch,
             Err(first) => {
                 // The folder may be one remembered from an earlier process and gone since (or
@@ -166,10 +167,13 @@ impl ExchangeSide for ExchangeConnection {
                 self.forget(user);
                 let mailbox = self.mailbox(user).await?;
                 folder = self.folder(&mailbox, user, kind).await?;
-                mailbox.sync_all(kind, &folder, cursor).await.map_err(|e| {
-                    self.forget(user);
-                    side_error(e)
-                })?
+                mailbox
+                    .sync_all_known(kind, &folder, cursor, known)
+                    .await
+                    .map_err(|e| {
+                        self.forget(user);
+                        side_error(e)
+                    })?
             }
         };
         Ok(ExchangeRead {
@@ -177,6 +181,7 @@ impl ExchangeSide for ExchangeConnection {
             cursor: batch.state,
             full_listing: batch.restarted,
             folder: Some((folder.id, folder.change_key)),
+            unchanged: batch.unchanged,
         })
     }
 

@@ -114,7 +114,7 @@ impl Lab {
                 let exchange = upserts(
                     self.syncer
                         .exchange
-                        .changes(&user.key, kind, None)
+                        .changes(&user.key, kind, None, &Default::default())
                         .await
                         .map_err(|e| anyhow!("{e}"))?
                         .changes,

@@ -70,7 +70,7 @@ impl Lab {
         let read = self
             .syncer
             .exchange
-            .changes(&user.key, kind, None)
+            .changes(&user.key, kind, None, &Default::default())
             .await
             .map_err(|e| anyhow!("{e}"))?;
         read.changes

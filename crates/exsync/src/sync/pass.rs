@@ -246,9 +246,18 @@ impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
         if let Some(folder) = &cursor.folder {
             self.exchange.known_folder(user, kind, folder);
         }
+        // Our last writes come back as changes; the versions they were given skip the fetch.
+        let known: std::collections::HashMap<ExchangeId, String> = pairs
+            .iter()
+            .filter_map(|p| {
+                p.exchange_version
+                    .clone()
+                    .map(|v| (p.exchange_id.clone(), v))
+            })
+            .collect();
         let read = match self
             .exchange
-            .changes(user, kind, cursor.state.as_deref())
+            .changes(user, kind, cursor.state.as_deref(), &known)
             .await
         {
             Ok(read) => read,
@@ -257,30 +266,29 @@ impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
         let next_state = read.cursor;
         let folder = read.folder.clone().or_else(|| cursor.folder.clone());
         let mut exchange_changes = read.changes;
-        // Items the last pass created came after the cursor it stored, so they must be listed
-        // now; Exchange reports one created and deleted since a SyncState as nothing at all.
-        let listed: std::collections::BTreeSet<ItemId> =
-            exchange_changes.iter().map(|c| c.id().clone()).collect();
-        let vanished: Vec<Change> = cursor
-            .created
+        let listed: std::collections::BTreeSet<ItemId> = exchange_changes
             .iter()
-            .map(|id| ItemId::Exchange(id.clone()))
-            .filter(|id| !read.full_listing && !listed.contains(id))
-            .map(|id| Change::Deleted { id })
+            .map(|c| c.id().clone())
+            .chain(read.unchanged.iter().map(|id| ItemId::Exchange(id.clone())))
             .collect();
-        exchange_changes.extend(vanished);
-        if read.full_listing {
-            // Items deleted while the cursor was unusable are simply absent from the listing.
-            let listed: std::collections::BTreeSet<&ItemId> =
-                exchange_changes.iter().map(Change::id).collect();
-            let gone: Vec<Change> = pairs
+        // Items the last pass created came after the cursor it stored, so they must be listed
+        // now: Exchange reports one created and deleted since a SyncState as nothing at all.
+        // After a full listing (the cursor was refused), every synced item must be listed.
+        let expected: Vec<ItemId> = if read.full_listing {
+            pairs.iter().map(|p| p.id_on(Side::Exchange)).collect()
+        } else {
+            cursor
+                .created
                 .iter()
-                .map(|p| p.id_on(Side::Exchange))
+                .map(|id| ItemId::Exchange(id.clone()))
+                .collect()
+        };
+        exchange_changes.extend(
+            expected
+                .into_iter()
                 .filter(|id| !listed.contains(id))
-                .map(|id| Change::Deleted { id })
-                .collect();
-            exchange_changes.extend(gone);
-        }
+                .map(|id| Change::Deleted { id }),
+        );
 
         // Records that failed last time are read again as they are now.
         let crm_retry: Vec<CrmId> = retry.iter().filter_map(crm_id).collect();

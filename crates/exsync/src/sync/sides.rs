@@ -2,6 +2,7 @@
 //! these through small adapters; tests implement them in memory. Each call may fail as a whole
 //! ([`SideError`]); a batch of writes answers item by item ([`WriteResult`]).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 
@@ -173,6 +174,8 @@ pub struct ExchangeRead {
     /// The folder read (id and ChangeKey), stored with the cursor so the next process need
     /// not look it up again.
     pub folder: Option<(String, String)>,
+    /// Items listed with a version the caller already knew: unchanged, so not fetched.
+    pub unchanged: Vec<ExchangeId>,
 }
 
 /// Exchange: one mailbox at a time, through impersonation.
@@ -184,12 +187,14 @@ pub trait ExchangeSide: Send + Sync {
     fn known_folder(&self, _user: &UserKey, _kind: ItemKind, _folder: &(String, String)) {}
 
     /// Changes in the user's folder for `kind` since `cursor`, paged to the end, and the
-    /// cursor that covers them.
+    /// cursor that covers them. Items whose version is in `known` are listed as unchanged
+    /// instead of fetched (our own writes coming back).
     fn changes(
         &self,
         user: &UserKey,
         kind: ItemKind,
         cursor: Option<&str>,
+        known: &HashMap<ExchangeId, String>,
     ) -> impl Future<Output = SideResult<ExchangeRead>> + Send;
 
     fn fetch(

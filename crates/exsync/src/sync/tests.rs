@@ -238,6 +238,7 @@ impl ExchangeSide for Mem {
         user: &UserKey,
         _kind: ItemKind,
         cursor: Option<&str>,
+        _known: &std::collections::HashMap<ExchangeId, String>,
     ) -> SideResult<ExchangeRead> {
         self.check_up(user)?;
         self.mailbox_reads
@@ -259,6 +260,7 @@ impl ExchangeSide for Mem {
                 cursor: "0".into(),
                 full_listing: false,
                 folder: None,
+                unchanged: Vec::new(),
             });
         };
         let (ids, next) = mailbox.since(cursor);
@@ -270,6 +272,7 @@ impl ExchangeSide for Mem {
             cursor: next,
             full_listing: false,
             folder: None,
+            unchanged: Vec::new(),
         })
     }
 
