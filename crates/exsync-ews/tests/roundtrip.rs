@@ -491,3 +491,47 @@ fn records_survive_ews_and_back() {
     // Everything sent on the way validates against the schema.
     common::validate_requests(w.trace.path());
 }
+
+/// A monthly series on the 29th has its February occurrence on the 28th in Exchange, so a
+/// deleted occurrence and a counted end land on the same dates there as here (found by the
+/// property above).
+#[test]
+fn monthly_series_on_a_day_february_lacks_keeps_its_dates() {
+    let w = world();
+    let start = NaiveDate::from_ymd_opt(2022, 10, 29).unwrap();
+    let day = |m, d| NaiveDate::from_ymd_opt(2023, m, d).unwrap();
+    for (end, deleted) in [
+        (RecurrenceEnd::Never, day(3, 29)),
+        (RecurrenceEnd::Never, day(2, 28)),
+        (RecurrenceEnd::Count(6), day(3, 29)),
+        (RecurrenceEnd::Count(6), day(2, 28)),
+    ] {
+        let mut event = Event {
+            subject: "Month end review".into(),
+            location: String::new(),
+            body: String::new(),
+            start: EventTime::Date(start),
+            end: EventTime::Date(start + chrono::Days::new(1)),
+            time_zone: String::new(),
+            private: false,
+            show_as: ShowAs::Free,
+            reminder_minutes: None,
+            recurrence: Some(Recurrence {
+                pattern: Pattern::AbsoluteMonthly {
+                    interval: 1,
+                    day_of_month: 29,
+                },
+                start_date: start,
+                end,
+                deleted: BTreeSet::from([deleted]),
+                modified: Vec::new(),
+            }),
+            organizer: None,
+            attendees: Vec::new(),
+        };
+        event.normalize();
+        if let Err(e) = round_trip(&w, ItemKind::Event, &event) {
+            panic!("{end:?}, deleted {deleted}: {e}");
+        }
+    }
+}

@@ -186,7 +186,7 @@ pub fn expand(item: &Item, until: DateTime<Utc>) -> Vec<Occurrence> {
                 day_matches(days, d) && ((d - week0).num_days() / 7) % interval == 0
             }
             "AbsoluteMonthlyRecurrence" => {
-                d.day() as i64 == num(pattern, "DayOfMonth", first.day() as i64)
+                falls_on(d, num(pattern, "DayOfMonth", first.day() as i64))
                     && months_between(first, d) % interval == 0
             }
             "RelativeMonthlyRecurrence" => {
@@ -197,7 +197,7 @@ pub fn expand(item: &Item, until: DateTime<Utc>) -> Vec<Occurrence> {
                 ) && months_between(first, d) % interval == 0
             }
             "AbsoluteYearlyRecurrence" => {
-                d.day() as i64 == num(pattern, "DayOfMonth", first.day() as i64)
+                falls_on(d, num(pattern, "DayOfMonth", first.day() as i64))
                     && month_matches(pattern, d)
             }
             "RelativeYearlyRecurrence" => {
@@ -385,10 +385,33 @@ pub fn computed_props(mb: &Mailbox, item: &Item, occ: Option<&Occurrence>) -> Ve
     out
 }
 
+/// Whether day `day_of_month` of `d`'s month is `d`: a day the month lacks (the 29th in a
+/// short February, the 31st in April) falls on its last day, as in Exchange and Outlook.
+fn falls_on(d: NaiveDate, day_of_month: i64) -> bool {
+    let last = d
+        .with_day(1)
+        .and_then(|first| first.checked_add_months(chrono::Months::new(1)))
+        .and_then(|next| next.pred_opt())
+        .map_or(31, |last| last.day() as i64);
+    d.day() as i64 == day_of_month.min(last)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    #[test]
+    fn a_day_the_month_lacks_falls_on_its_last_day() {
+        let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap_or(NaiveDate::MIN);
+        assert!(super::falls_on(d(2023, 2, 28), 29));
+        assert!(!super::falls_on(d(2023, 2, 27), 29));
+        assert!(super::falls_on(d(2024, 2, 29), 29));
+        assert!(!super::falls_on(d(2024, 2, 28), 29));
+        assert!(super::falls_on(d(2023, 4, 30), 31));
+        assert!(super::falls_on(d(2023, 5, 15), 15));
+    }
+
     use crate::exchange::xml::parse;
 
     fn master(rec: &str) -> Item {
