@@ -14,7 +14,7 @@ use http::{HeaderMap, Method, StatusCode};
 use serde_json::{json, Map, Value};
 
 use super::schema::{reference_field_for, FieldType, ObjectDef, Schema};
-use super::server::{empty_reply, json_reply, lock, sf_error, Org, QueryCursor, Reply};
+use super::server::{empty_reply, json_reply, lock, not_found, sf_error, Org, QueryCursor, Reply};
 use super::soql::{self, format_datetime, parse_datetime, Lookup, Path, Query};
 use super::store::{as_rec, full_id, is_deleted, Db, Rec, RecordError};
 
@@ -95,11 +95,7 @@ pub fn route(
             read(query_more(ctx, kind, locator))
         }
         (Method::GET, ["sobjects"]) => read(json_reply(StatusCode::OK, &describe_global(schema))),
-        (_, ["sobjects", object, ..]) if schema.object(object).is_none() => read(sf_error(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            "The requested resource does not exist",
-        )),
+        (_, ["sobjects", object, ..]) if schema.object(object).is_none() => read(not_found()),
         (Method::GET, ["sobjects", object]) => read(json_reply(
             StatusCode::OK,
             &json!({"objectDescribe": describe(schema, object, false), "recentItems": []}),
@@ -122,11 +118,7 @@ pub fn route(
         (Method::PATCH, ["composite", "sobjects", object, field]) => {
             collection_upsert(ctx, db, object, field, body)
         }
-        _ => read(sf_error(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            "The requested resource does not exist",
-        )),
+        _ => read(not_found()),
     }
 }
 
@@ -732,11 +724,7 @@ fn full_record(ctx: &Ctx, db: &Db, def: &ObjectDef, rec: &Rec) -> Value {
 fn get_row(ctx: &Ctx, db: &Db, object: &str, id: &str) -> Reply {
     let schema = &ctx.org.schema;
     let Some(def) = schema.object(object) else {
-        return sf_error(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            "The requested resource does not exist",
-        );
+        return not_found();
     };
     match db.live(schema, id) {
         Some((name, rec)) if name == def.name => {
@@ -747,11 +735,7 @@ fn get_row(ctx: &Ctx, db: &Db, object: &str, id: &str) -> Reply {
             "NOT_FOUND",
             &format!("Provided external ID field does not exist or is not accessible: {id}"),
         ),
-        _ => sf_error(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            "The requested resource does not exist",
-        ),
+        _ => not_found(),
     }
 }
 
@@ -778,14 +762,7 @@ fn update_one(ctx: &Ctx, db: &mut Db, object: &str, id: &str, body: &[u8]) -> (R
                 e.code == "INVALID_CROSS_REFERENCE_KEY" && e.fields.is_empty()
             }) =>
         {
-            (
-                sf_error(
-                    StatusCode::NOT_FOUND,
-                    "NOT_FOUND",
-                    "The requested resource does not exist",
-                ),
-                false,
-            )
+            (not_found(), false)
         }
         Err(errors) => (errors_reply(status_for(&errors), &errors), false),
     }
@@ -795,25 +772,11 @@ fn delete_one(ctx: &Ctx, db: &mut Db, object: &str, id: &str) -> (Reply, bool) {
     let schema = &ctx.org.schema;
     let name = schema.object(object).map_or(object, |o| o.name);
     if schema.object_for_id(id).map(|o| o.name) != Some(name) {
-        return (
-            sf_error(
-                StatusCode::NOT_FOUND,
-                "NOT_FOUND",
-                "The requested resource does not exist",
-            ),
-            false,
-        );
+        return (not_found(), false);
     }
     match db.delete(schema, id, ctx.now) {
         Ok(_) => (empty_reply(StatusCode::NO_CONTENT), true),
-        Err(e) if e.code == "INVALID_CROSS_REFERENCE_KEY" => (
-            sf_error(
-                StatusCode::NOT_FOUND,
-                "NOT_FOUND",
-                "The requested resource does not exist",
-            ),
-            false,
-        ),
+        Err(e) if e.code == "INVALID_CROSS_REFERENCE_KEY" => (not_found(), false),
         Err(e) => (
             errors_reply(status_for(std::slice::from_ref(&e)), &[e]),
             false,
@@ -832,14 +795,7 @@ fn by_external_id(
 ) -> (Reply, bool) {
     let schema = &ctx.org.schema;
     let Some(def) = schema.object(object) else {
-        return (
-            sf_error(
-                StatusCode::NOT_FOUND,
-                "NOT_FOUND",
-                "The requested resource does not exist",
-            ),
-            false,
-        );
+        return (not_found(), false);
     };
     let Some(field_def) = def.field(field).filter(|f| f.external_id) else {
         return (
@@ -871,14 +827,7 @@ fn by_external_id(
                 json_reply(StatusCode::OK, &full_record(ctx, db, def, rec)),
                 false,
             ),
-            None => (
-                sf_error(
-                    StatusCode::NOT_FOUND,
-                    "NOT_FOUND",
-                    "The requested resource does not exist",
-                ),
-                false,
-            ),
+            None => (not_found(), false),
         };
     }
     let mut input = match parse_body(body) {
@@ -910,14 +859,9 @@ fn by_external_id(
             ),
             true,
         ),
-        Err(errors) if errors.first().is_some_and(|e| e.code == "NOT_FOUND") => (
-            sf_error(
-                StatusCode::NOT_FOUND,
-                "NOT_FOUND",
-                "The requested resource does not exist",
-            ),
-            false,
-        ),
+        Err(errors) if errors.first().is_some_and(|e| e.code == "NOT_FOUND") => {
+            (not_found(), false)
+        }
         Err(errors) => (errors_reply(StatusCode::BAD_REQUEST, &errors), false),
     }
 }
@@ -1152,14 +1096,7 @@ fn collection_upsert(
 ) -> (Reply, bool) {
     let schema = &ctx.org.schema;
     let Some(def) = schema.object(object) else {
-        return (
-            sf_error(
-                StatusCode::NOT_FOUND,
-                "NOT_FOUND",
-                "The requested resource does not exist",
-            ),
-            false,
-        );
+        return (not_found(), false);
     };
     let Some(field_def) = def.field(field).filter(|f| f.external_id) else {
         return (

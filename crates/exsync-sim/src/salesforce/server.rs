@@ -139,6 +139,15 @@ pub fn sf_error(status: StatusCode, code: &str, message: &str) -> Reply {
     json_reply(status, &json!([{ "message": message, "errorCode": code }]))
 }
 
+/// Salesforce's reply for an unknown object, record or resource.
+pub fn not_found() -> Reply {
+    sf_error(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        "The requested resource does not exist",
+    )
+}
+
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Reply {
     json_reply(
         status,
@@ -225,11 +234,7 @@ pub async fn handle(org: Arc<Org>, req: Request<Incoming>) -> Result<Reply, Drop
             &body,
         ));
     }
-    Ok(sf_error(
-        StatusCode::NOT_FOUND,
-        "NOT_FOUND",
-        "The requested resource does not exist",
-    ))
+    Ok(not_found())
 }
 
 fn token(org: &Org, headers: &HeaderMap, body: &[u8]) -> Reply {
@@ -358,11 +363,7 @@ fn data(
         .and_then(|v| v.strip_prefix('v'))
         .filter(|v| v.parse::<f32>().is_ok())
     else {
-        return sf_error(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            "The requested resource does not exist",
-        );
+        return not_found();
     };
     let version = version.to_owned();
     let route = &segments[1..];
