@@ -281,6 +281,18 @@ pub struct SyncBatch {
     pub restarted: bool,
 }
 
+/// One page of a folder's changes, listed but not fetched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncListing {
+    /// Created or updated items of the kind asked for, with their ChangeKey.
+    pub upserts: Vec<ItemRef>,
+    pub deleted: Vec<ExchangeId>,
+    /// Store this only after the changes are committed.
+    pub state: String,
+    /// No more changes after this page.
+    pub last: bool,
+}
+
 /// One requested update.
 #[derive(Debug, Clone)]
 pub struct Update {
@@ -418,34 +430,32 @@ impl MailboxClient {
         Ok(folders::read_found(&message, name))
     }
 
-    /// One page of changes since `state` (None: from the beginning), with the content of
-    /// every created or updated item fetched. The returned state covers exactly these changes.
-    pub async fn sync_page(
+    /// One page of SyncFolderItems since `state` (None: from the beginning), listing what
+    /// changed without fetching it: the caller decides which items it needs (see
+    /// [`Self::get_changes`]). Items of other kinds in the folder are left out.
+    pub async fn list_page(
         &self,
         kind: ItemKind,
         folder: &FolderRef,
         state: Option<&str>,
-        known: &HashMap<ExchangeId, String>,
-    ) -> Result<SyncBatch, EwsError> {
+    ) -> Result<SyncListing, EwsError> {
         let body = sync::request(folder, state, self.client.config.sync_page_size);
         let message = self
             .single("SyncFolderItems", &body, Idempotent::Yes)
             .await?;
         let page = sync::read(&message).map_err(|e| self.protocol(e))?;
-        let mut changes = Vec::new();
-        let mut wanted = Vec::new();
-        let mut unchanged = Vec::new();
+        let mut listing = SyncListing {
+            upserts: Vec::new(),
+            deleted: Vec::new(),
+            state: page.state,
+            last: page.last,
+        };
         for change in page.changes {
             match change {
-                sync::SyncChange::Deleted(id) => changes.push(Change::Deleted {
-                    id: ItemId::Exchange(id),
-                }),
+                sync::SyncChange::Deleted(id) => listing.deleted.push(id),
                 sync::SyncChange::Upsert { item, element } => {
-                    if known.get(&item.id) == Some(&item.change_key) {
-                        // Our own write coming back: its content is what we wrote.
-                        unchanged.push(item.id);
-                    } else if element == mapping::element_name(kind) {
-                        wanted.push(item.id);
+                    if element == mapping::element_name(kind) {
+                        listing.upserts.push(item);
                     } else {
                         // Distribution lists in the contact folder, meeting messages…: not
                         // records we sync.
@@ -454,12 +464,38 @@ impl MailboxClient {
                 }
             }
         }
+        Ok(listing)
+    }
+
+    /// One page of changes since `state` (None: from the beginning), with the content of
+    /// every created or updated item fetched, except those whose ChangeKey is in `known`
+    /// (listed as unchanged). The returned state covers exactly these changes.
+    pub async fn sync_page(
+        &self,
+        kind: ItemKind,
+        folder: &FolderRef,
+        state: Option<&str>,
+        known: &HashMap<ExchangeId, String>,
+    ) -> Result<SyncBatch, EwsError> {
+        let listing = self.list_page(kind, folder, state).await?;
+        let mut changes: Vec<Change> = listing
+            .deleted
+            .into_iter()
+            .map(|id| Change::Deleted {
+                id: ItemId::Exchange(id),
+            })
+            .collect();
+        let (unchanged, wanted): (Vec<ItemRef>, Vec<ItemRef>) = listing
+            .upserts
+            .into_iter()
+            .partition(|item| known.get(&item.id) == Some(&item.change_key));
+        let wanted: Vec<ExchangeId> = wanted.into_iter().map(|item| item.id).collect();
         changes.extend(self.get_changes(kind, &wanted).await?);
         Ok(SyncBatch {
             changes,
-            unchanged,
-            state: page.state,
-            last: page.last,
+            unchanged: unchanged.into_iter().map(|item| item.id).collect(),
+            state: listing.state,
+            last: listing.last,
             restarted: false,
         })
     }

@@ -15,7 +15,7 @@ pub mod throttle;
 pub mod trace;
 pub mod transport;
 
-pub use client::{EwsClient, EwsConfig, MailboxClient, SyncBatch, Update};
+pub use client::{EwsClient, EwsConfig, MailboxClient, SyncBatch, SyncListing, Update};
 pub use transport::auth::{AuthMode, Credentials};
 pub use transport::conn::Resolve;
 pub mod autodiscover;

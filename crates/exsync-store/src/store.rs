@@ -24,6 +24,27 @@ pub trait Store: Send + Sync {
     /// The last-synced pairs of one user and kind, ordered by CRM id.
     fn load_pairs(&self, user: &UserKey, kind: ItemKind) -> StoreResult<Vec<SyncedPair>>;
 
+    /// Up to `limit` of the user's pairs after `after`, ordered by CRM id: a pass that must
+    /// visit every pair pages through them rather than load them all.
+    fn pairs_page(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        after: Option<&CrmId>,
+        limit: usize,
+    ) -> StoreResult<Vec<SyncedPair>>;
+
+    /// The pairs holding any of these records, each once, ordered by CRM id.
+    fn pairs_of(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        ids: &[ItemId],
+    ) -> StoreResult<Vec<SyncedPair>>;
+
+    /// How many pairs of this kind the user has.
+    fn pair_count(&self, user: &UserKey, kind: ItemKind) -> StoreResult<u64>;
+
     /// The pair holding `id` on its side, if any.
     fn find_pair(
         &self,

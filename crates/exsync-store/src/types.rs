@@ -134,6 +134,10 @@ pub struct PassCommit {
     pub error: Option<String>,
     /// Pause the user with this reason (the mass-delete safety valve).
     pub pause: Option<String>,
+    /// One slice of a pass too large to commit at once: pairs, cursors, unresolved items and
+    /// echo writes are applied, but no run is recorded; the pass's last commit records it.
+    #[serde(default)]
+    pub partial: bool,
 }
 
 impl PassCommit {
@@ -153,6 +157,7 @@ impl PassCommit {
             counts: RunCounts::default(),
             error: None,
             pause: None,
+            partial: false,
         }
     }
 }
@@ -160,6 +165,7 @@ impl PassCommit {
 /// What a committed pass changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommitReceipt {
+    /// The run recorded; 0 for a partial commit, which records none.
     pub run_id: i64,
     pub pairs_written: u64,
     pub pairs_removed: u64,

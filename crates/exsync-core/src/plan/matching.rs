@@ -1,73 +1,199 @@
 //! Linking records that exist on both sides but are not paired yet (first sync, or a create
 //! retried after a crash), so they are linked instead of duplicated.
+//!
+//! Each rule derives keys from a record; a CRM record and an Exchange record with an equal key
+//! of the same rule are the same record. Matching is greedy and deterministic: rules in order of
+//! strength (so a tag or an e-mail match is never taken away by a weaker name match), CRM
+//! records in id order, each taking the lowest-id Exchange record still free that shares its
+//! first matching key. The algorithm is written once, over [`Candidates`]: the planner runs it
+//! in memory, and a paged pass runs it over records spilled to disk.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use crate::model::{clean_line, Fields, ItemId, ItemKind};
+use crate::model::{clean_line, Fields, ItemId, ItemKind, Side};
 
 use super::types::{Item, LinkReason};
 
-/// The match keys a rule derives from a record; equal keys mean the same record.
-type KeyFn = fn(&Fields) -> Vec<String>;
+/// The rules of a kind, strongest first; a rule's index is its number in [`match_keys`].
+pub fn link_rules(kind: ItemKind) -> &'static [LinkReason] {
+    match kind {
+        ItemKind::Contact => &[
+            LinkReason::Tag,
+            LinkReason::Email,
+            LinkReason::NameAndCompany,
+        ],
+        ItemKind::Event => &[LinkReason::Tag, LinkReason::SubjectAndTime],
+    }
+}
 
-/// Pairs up unpaired CRM and Exchange items one to one. Stronger rules run first over all
-/// items, so a tag or an e-mail match is never taken away by a weaker name match. Within a rule,
-/// candidates are taken in id order, so the result does not depend on input order.
+/// The keys of one record, as (rule number, key). `item.fields` must already be cut down to
+/// the fields that sync, as the planner sees them.
+pub fn match_keys(kind: ItemKind, item: &Item) -> Vec<(u8, String)> {
+    let side = item.id.side();
+    // Our tag names the exact counterpart, and either side may carry it: a CRM record matches
+    // an Exchange record tagged with the CRM record's id, or the one its own tag names.
+    let tag = |id: &ItemId| format!("{}\u{1f}{}", id.side(), id.as_str());
+    let mut keys = vec![(0, tag(&item.id))];
+    if let Some(origin) = &item.origin {
+        if origin.side() != side {
+            keys.push((0, tag(origin)));
+        }
+    }
+    let by_rule: &[fn(&Fields) -> Vec<String>] = match kind {
+        ItemKind::Contact => &[email_keys, name_company_key],
+        ItemKind::Event => &[subject_time_key],
+    };
+    for (n, keys_of) in by_rule.iter().enumerate() {
+        let rule = u8::try_from(n + 1).unwrap_or(u8::MAX);
+        keys.extend(keys_of(&item.fields).into_iter().map(|k| (rule, k)));
+    }
+    keys
+}
+
+/// Unpaired records as matching reads them. Implementations keep records that are linked out
+/// of later answers.
+pub trait Candidates {
+    type Error;
+
+    /// Up to `limit` CRM records not linked yet, after `after` in id order, each with its keys
+    /// of `rule` in the order [`match_keys`] gave them.
+    fn unlinked_crm(
+        &mut self,
+        rule: u8,
+        after: Option<&ItemId>,
+        limit: usize,
+    ) -> Result<Vec<(ItemId, Vec<String>)>, Self::Error>;
+
+    /// The lowest-id Exchange record not linked yet with this key of `rule`.
+    fn exchange_with(&mut self, rule: u8, key: &str) -> Result<Option<ItemId>, Self::Error>;
+
+    fn link(
+        &mut self,
+        crm: &ItemId,
+        exchange: &ItemId,
+        reason: LinkReason,
+    ) -> Result<(), Self::Error>;
+}
+
+/// Runs the greedy matching over `candidates`, `page` CRM records at a time.
+pub fn link_unpaired<C: Candidates>(
+    kind: ItemKind,
+    candidates: &mut C,
+    page: usize,
+) -> Result<(), C::Error> {
+    for (n, reason) in link_rules(kind).iter().enumerate() {
+        let rule = u8::try_from(n).unwrap_or(u8::MAX);
+        let mut after: Option<ItemId> = None;
+        loop {
+            let records = candidates.unlinked_crm(rule, after.as_ref(), page.max(1))?;
+            let Some((last, _)) = records.last() else {
+                break;
+            };
+            let last = last.clone();
+            for (crm, keys) in records {
+                for key in keys {
+                    if let Some(exchange) = candidates.exchange_with(rule, &key)? {
+                        candidates.link(&crm, &exchange, *reason)?;
+                        break;
+                    }
+                }
+            }
+            after = Some(last);
+        }
+    }
+    Ok(())
+}
+
+/// [`Candidates`] over records in memory.
+struct InMemory<'a> {
+    crm: BTreeMap<&'a ItemId, Vec<(u8, String)>>,
+    /// Exchange records by (rule, key), lowest id first.
+    exchange: BTreeMap<(u8, String), BTreeSet<&'a ItemId>>,
+    items: BTreeMap<&'a ItemId, &'a Item>,
+    linked: BTreeSet<ItemId>,
+    links: Vec<(&'a Item, &'a Item, LinkReason)>,
+}
+
+impl Candidates for InMemory<'_> {
+    type Error = std::convert::Infallible;
+
+    fn unlinked_crm(
+        &mut self,
+        rule: u8,
+        after: Option<&ItemId>,
+        limit: usize,
+    ) -> Result<Vec<(ItemId, Vec<String>)>, Self::Error> {
+        Ok(self
+            .crm
+            .iter()
+            .filter(|(id, _)| after.is_none_or(|after| **id > after))
+            .filter(|(id, _)| !self.linked.contains(**id))
+            .take(limit)
+            .map(|(id, keys)| {
+                let keys = keys
+                    .iter()
+                    .filter(|(r, _)| *r == rule)
+                    .map(|(_, k)| k.clone())
+                    .collect();
+                ((*id).clone(), keys)
+            })
+            .collect())
+    }
+
+    fn exchange_with(&mut self, rule: u8, key: &str) -> Result<Option<ItemId>, Self::Error> {
+        Ok(self.exchange.get(&(rule, key.to_owned())).and_then(|ids| {
+            ids.iter()
+                .find(|id| !self.linked.contains(**id))
+                .map(|id| (*id).clone())
+        }))
+    }
+
+    fn link(
+        &mut self,
+        crm: &ItemId,
+        exchange: &ItemId,
+        reason: LinkReason,
+    ) -> Result<(), Self::Error> {
+        if let (Some(c), Some(e)) = (self.items.get(crm), self.items.get(exchange)) {
+            self.links.push((c, e, reason));
+        }
+        self.linked.insert(crm.clone());
+        self.linked.insert(exchange.clone());
+        Ok(())
+    }
+}
+
+/// Pairs up unpaired CRM and Exchange items one to one (see the module comment).
 pub fn match_items<'a>(
     kind: ItemKind,
     crm: &[&'a Item],
     exchange: &[&'a Item],
 ) -> Vec<(&'a Item, &'a Item, LinkReason)> {
-    let mut links = Vec::new();
-    let mut crm_taken: BTreeSet<&ItemId> = BTreeSet::new();
-    let mut exchange_taken: BTreeSet<&ItemId> = BTreeSet::new();
-
-    // Our tag names the exact counterpart; either side may carry it.
-    for c in crm {
-        let tagged = exchange.iter().find(|e| {
-            !exchange_taken.contains(&e.id)
-                && (e.origin.as_ref() == Some(&c.id) || c.origin.as_ref() == Some(&e.id))
-        });
-        if let Some(e) = tagged {
-            crm_taken.insert(&c.id);
-            exchange_taken.insert(&e.id);
-            links.push((*c, *e, LinkReason::Tag));
-        }
-    }
-
-    let rules: &[(LinkReason, KeyFn)] = match kind {
-        ItemKind::Contact => &[
-            (LinkReason::Email, email_keys),
-            (LinkReason::NameAndCompany, name_company_key),
-        ],
-        ItemKind::Event => &[(LinkReason::SubjectAndTime, subject_time_key)],
+    let mut index = InMemory {
+        crm: BTreeMap::new(),
+        exchange: BTreeMap::new(),
+        items: BTreeMap::new(),
+        linked: BTreeSet::new(),
+        links: Vec::new(),
     };
-    for (reason, keys_of) in rules {
-        let mut by_key: BTreeMap<String, Vec<&'a Item>> = BTreeMap::new();
-        for e in exchange.iter().filter(|e| !exchange_taken.contains(&e.id)) {
-            for key in keys_of(&e.fields) {
-                by_key.entry(key).or_default().push(e);
+    for item in crm.iter().chain(exchange) {
+        index.items.insert(&item.id, item);
+        let keys = match_keys(kind, item);
+        match item.id.side() {
+            Side::Crm => {
+                index.crm.insert(&item.id, keys);
             }
-        }
-        for c in crm {
-            if crm_taken.contains(&c.id) {
-                continue;
-            }
-            let found = keys_of(&c.fields).into_iter().find_map(|key| {
-                by_key.get(&key).and_then(|candidates| {
-                    candidates.iter().find(|e| !exchange_taken.contains(&e.id))
-                })
-            });
-            if let Some(e) = found {
-                crm_taken.insert(&c.id);
-                exchange_taken.insert(&e.id);
-                links.push((*c, *e, *reason));
+            Side::Exchange => {
+                for key in keys {
+                    index.exchange.entry(key).or_default().insert(&item.id);
+                }
             }
         }
     }
-    links
+    let Ok(()) = link_unpaired(kind, &mut index, usize::MAX);
+    index.links
 }
 
 fn text(fields: &Fields, name: &str) -> String {

@@ -32,6 +32,7 @@ use crate::config::{ConflictPolicy, DeleteMode, Direction, KindRules};
 use crate::model::{required_fields, CrmId, ExchangeId, Fields, ItemId, ItemKind, Side};
 
 pub use lens::{Identity, Lens};
+pub use matching::{link_rules, link_unpaired, match_keys, Candidates};
 pub use merge::{changed_fields, three_way};
 pub use scope::out_of_scope;
 pub use settle::{settle, ItemFailure, Settlement, WriteResult};
@@ -51,38 +52,81 @@ pub struct PlanInput<'a> {
     pub now: DateTime<Utc>,
     /// What the CRM can hold; [`Identity`] for a CRM that holds everything.
     pub crm_lens: &'a dyn Lens,
+    /// What to do with reported records no pair holds.
+    pub new_records: NewRecords<'a>,
+}
+
+/// How a plan treats records no pair holds. A pass too large to plan at once plans its pairs
+/// in slices ([`NewRecords::Claim`]), matches the rest on disk, then plans them in slices with
+/// the links found ([`NewRecords::Linked`]); [`NewRecords::Match`] does it all in one go.
+#[derive(Debug, Clone, Copy)]
+pub enum NewRecords<'a> {
+    /// Match them against each other, then create the rest on the other side.
+    Match,
+    /// Only take those a pair's lost recreate produced (found by our tag); leave the others.
+    Claim,
+    /// Link these (CRM id, Exchange id) as matched, and create the rest.
+    Linked(&'a [(ItemId, ItemId, LinkReason)]),
+}
+
+/// The fields that sync for a kind under these rules (the configured ones and the required).
+fn synced_fields(kind: ItemKind, rules: &KindRules) -> BTreeSet<String> {
+    rules
+        .fields
+        .keys()
+        .cloned()
+        .chain(required_fields(kind).iter().map(|f| (*f).to_owned()))
+        .collect()
+}
+
+/// The match keys of a record as the planner sees it under these rules (see [`match_keys`]).
+pub fn record_keys(kind: ItemKind, rules: &KindRules, item: &Item) -> Vec<(u8, String)> {
+    let synced = synced_fields(kind, rules);
+    let mut seen = item.clone();
+    seen.fields.retain(|k, _| synced.contains(k));
+    match_keys(kind, &seen)
 }
 
 /// Plans one pass. The result is deterministic for a given input.
 pub fn plan(input: &PlanInput<'_>) -> Vec<Op> {
+    let ops = plan_unchecked(input);
+    let deletes = ops
+        .iter()
+        .filter(|op| matches!(op, Op::Delete { .. }))
+        .count();
+    match valve(input.kind, input.rules, deletes, input.pairs.len()) {
+        Some(pause) => vec![pause],
+        None => ops,
+    }
+}
+
+/// [`plan`] without the safety valve, for a pass planned in slices: the valve weighs the
+/// deletes of all slices against all the user's pairs (see [`valve`]).
+pub fn plan_unchecked(input: &PlanInput<'_>) -> Vec<Op> {
     if input.rules.direction == Direction::Off {
         return Vec::new();
     }
     let ctx = Ctx::new(input);
     let mut ops = Vec::new();
     ctx.run(&mut ops);
-    let deletes = ops
-        .iter()
-        .filter(|op| matches!(op, Op::Delete { .. }))
-        .count();
-    let rules = input.rules;
-    let pairs = input.pairs.len();
-    // The share is of the pairs the user had: deleting 6 of 10 trips a 50% valve.
-    if deletes > 0
-        && deletes >= rules.min_deletes_for_valve
-        && deletes as f64 > rules.max_delete_share * pairs as f64
-    {
-        return vec![Op::PauseUser {
-            kind: input.kind,
-            reason: format!(
-                "this pass would delete {deletes} of the user's {pairs} synced {kind}s, more than the {share}% \
-                 the configuration allows; nothing was changed. Check what removed them, then resume the user.",
-                kind = input.kind,
-                share = rules.max_delete_share * 100.0,
-            ),
-        }];
-    }
     ops
+}
+
+/// The mass-delete safety valve: the `PauseUser` a plan becomes when it would delete
+/// `deletes` of the user's `pairs` pairs, more than the rules allow.
+pub fn valve(kind: ItemKind, rules: &KindRules, deletes: usize, pairs: usize) -> Option<Op> {
+    // The share is of the pairs the user had: deleting 6 of 10 trips a 50% valve.
+    let trips = deletes > 0
+        && deletes >= rules.min_deletes_for_valve
+        && deletes as f64 > rules.max_delete_share * pairs as f64;
+    trips.then(|| Op::PauseUser {
+        kind,
+        reason: format!(
+            "this pass would delete {deletes} of the user's {pairs} synced {kind}s, more than the {share}% \
+             the configuration allows; nothing was changed. Check what removed them, then resume the user.",
+            share = rules.max_delete_share * 100.0,
+        ),
+    })
 }
 
 /// The latest report about one record.
@@ -128,13 +172,7 @@ struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     fn new(input: &'a PlanInput<'a>) -> Self {
-        let synced: BTreeSet<String> = input
-            .rules
-            .fields
-            .keys()
-            .cloned()
-            .chain(required_fields(input.kind).iter().map(|f| (*f).to_owned()))
-            .collect();
+        let synced = synced_fields(input.kind, input.rules);
         let mut ctx = Ctx {
             input,
             synced,
@@ -228,7 +266,21 @@ impl<'a> Ctx<'a> {
         crm_new.retain(|item| !claimed.contains(&item.id));
         exchange_new.retain(|item| !claimed.contains(&item.id));
 
-        let links = matching::match_items(self.kind(), &crm_new, &exchange_new);
+        let links = match self.input.new_records {
+            NewRecords::Claim => return,
+            NewRecords::Match => matching::match_items(self.kind(), &crm_new, &exchange_new),
+            NewRecords::Linked(given) => {
+                let by_id: BTreeMap<&ItemId, &Item> = crm_new
+                    .iter()
+                    .chain(exchange_new.iter())
+                    .map(|item| (&item.id, *item))
+                    .collect();
+                given
+                    .iter()
+                    .filter_map(|(c, e, reason)| Some((*by_id.get(c)?, *by_id.get(e)?, *reason)))
+                    .collect()
+            }
+        };
         let linked: BTreeSet<&ItemId> = links.iter().flat_map(|(c, e, _)| [&c.id, &e.id]).collect();
         for (c, e, reason) in &links {
             let (ItemId::Crm(crm_id), ItemId::Exchange(exchange_id)) = (&c.id, &e.id) else {

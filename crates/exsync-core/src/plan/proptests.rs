@@ -245,6 +245,7 @@ impl World {
     fn plan(&self) -> Vec<Op> {
         plan(&PlanInput {
             crm_lens: self.lens(),
+            new_records: NewRecords::Match,
             kind: ItemKind::Contact,
             rules: &self.rules,
             pairs: &self.pairs,

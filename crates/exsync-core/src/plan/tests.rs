@@ -87,6 +87,7 @@ fn run(
 ) -> Vec<Op> {
     plan(&PlanInput {
         crm_lens: &Identity,
+        new_records: NewRecords::Match,
         kind: ItemKind::Contact,
         rules,
         pairs,
@@ -365,6 +366,7 @@ fn first_sync_matches_events_by_subject_start_and_end() {
     let rules = KindRules::default_for(ItemKind::Event);
     let ops = plan(&PlanInput {
         crm_lens: &Identity,
+        new_records: NewRecords::Match,
         kind: ItemKind::Event,
         rules: &rules,
         pairs: &[],
@@ -856,6 +858,7 @@ fn merged_record_that_cannot_be_written_writes_nothing() {
     // the merge ends before it starts, so neither side is written and both are retried later.
     let ops = plan(&PlanInput {
         crm_lens: &Identity,
+        new_records: NewRecords::Match,
         kind: ItemKind::Event,
         rules: &rules,
         pairs: std::slice::from_ref(&p),
@@ -881,6 +884,7 @@ fn merged_record_that_cannot_be_written_writes_nothing() {
     );
     let ops = plan(&PlanInput {
         crm_lens: &Identity,
+        new_records: NewRecords::Match,
         kind: ItemKind::Event,
         rules: &rules,
         pairs: std::slice::from_ref(&p),
@@ -904,6 +908,7 @@ fn event_rules() -> KindRules {
 fn event_plan(rules: &KindRules, pairs: &[SyncedPair], crm_changes: &[Change]) -> Vec<Op> {
     plan(&PlanInput {
         crm_lens: &Identity,
+        new_records: NewRecords::Match,
         kind: ItemKind::Event,
         rules,
         pairs,

@@ -105,6 +105,12 @@ pub(crate) fn validate(c: &PassCommit) -> StoreResult<()> {
     {
         return Err(refuse("a pause needs a reason".into()));
     }
+    if c.partial && (c.pause.is_some() || !c.conflicts.is_empty() || c.error.is_some()) {
+        return Err(refuse(
+            "a partial commit records no run, so it cannot carry conflicts, an error or a pause"
+                .into(),
+        ));
+    }
     let counts = c.counts;
     for (what, n) in [
         ("created", counts.created),
@@ -143,7 +149,14 @@ pub(crate) fn apply(
     checkpoint(CommitStep::Cursors, &tx);
     update_unresolved(&tx, c, &at)?;
     checkpoint(CommitStep::Unresolved, &tx);
-    let run_id = record_run(&tx, c, &at)?;
+    let run_id = if c.partial {
+        for write in &c.crm_writes {
+            insert_crm_write(&tx, write, u).ctx(OP, u)?;
+        }
+        0
+    } else {
+        record_run(&tx, c, &at)?
+    };
     checkpoint(CommitStep::Run, &tx);
 
     tx.commit().ctx(OP, u)?;

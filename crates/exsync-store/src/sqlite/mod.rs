@@ -188,6 +188,29 @@ impl Store for SqliteStore {
         state::load_pairs(&self.lock(), user, kind)
     }
 
+    fn pairs_page(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        after: Option<&CrmId>,
+        limit: usize,
+    ) -> StoreResult<Vec<SyncedPair>> {
+        state::pairs_page(&self.lock(), user, kind, after, limit)
+    }
+
+    fn pairs_of(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        ids: &[ItemId],
+    ) -> StoreResult<Vec<SyncedPair>> {
+        state::pairs_of(&self.lock(), user, kind, ids)
+    }
+
+    fn pair_count(&self, user: &UserKey, kind: ItemKind) -> StoreResult<u64> {
+        state::pair_count(&self.lock(), user, kind)
+    }
+
     fn crm_pair_users(
         &self,
         kind: ItemKind,

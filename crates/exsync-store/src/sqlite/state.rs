@@ -193,3 +193,60 @@ pub(crate) fn crm_pair_users(
     }
     Ok(out)
 }
+
+/// The pairs holding any of these records, each once, ordered by CRM id.
+pub(crate) fn pairs_of(
+    conn: &Connection,
+    user: &UserKey,
+    kind: ItemKind,
+    ids: &[ItemId],
+) -> StoreResult<Vec<SyncedPair>> {
+    let mut found = std::collections::BTreeMap::new();
+    for id in ids {
+        if let Some(pair) = find_pair(conn, user, kind, id)? {
+            found.entry(pair.crm_id.clone()).or_insert(pair);
+        }
+    }
+    Ok(found.into_values().collect())
+}
+
+/// Up to `limit` pairs after `after`, ordered by CRM id.
+pub(crate) fn pairs_page(
+    conn: &Connection,
+    user: &UserKey,
+    kind: ItemKind,
+    after: Option<&CrmId>,
+    limit: usize,
+) -> StoreResult<Vec<SyncedPair>> {
+    const OP: &str = "load a page of pairs";
+    let u = Some(user);
+    let sql = format!(
+        "SELECT {PAIR_COLUMNS} FROM pairs WHERE user_key = ?1 AND kind = ?2 AND crm_id > ?3 \
+         ORDER BY crm_id LIMIT ?4"
+    );
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let after = after.map_or("", CrmId::as_str);
+    let mut stmt = conn.prepare_cached(&sql).ctx(OP, u)?;
+    let rows = stmt
+        .query_map(
+            params![user.as_str(), kind.as_str(), after, limit],
+            pair_row,
+        )
+        .ctx(OP, u)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .ctx(OP, u)?;
+    rows.into_iter()
+        .map(|row| row.decode().decoded(OP, u))
+        .collect()
+}
+
+pub(crate) fn pair_count(conn: &Connection, user: &UserKey, kind: ItemKind) -> StoreResult<u64> {
+    const OP: &str = "count pairs";
+    let u = Some(user);
+    let count: i64 = conn
+        .prepare_cached("SELECT count(*) FROM pairs WHERE user_key = ?1 AND kind = ?2")
+        .ctx(OP, u)?
+        .query_row(params![user.as_str(), kind.as_str()], |row| row.get(0))
+        .ctx(OP, u)?;
+    Ok(u64::try_from(count).unwrap_or(0))
+}

@@ -142,5 +142,6 @@ pub fn syncer(
         store,
         configurations: config.configurations.clone(),
         concurrency: config.service.concurrent_users.max(1) as usize,
+        slice: crate::sync::pass::SLICE,
     }))
 }

@@ -12,7 +12,7 @@ use exsync_ews::ops::FolderRef;
 use exsync_ews::{EwsClient, EwsError, MailboxClient, Update};
 use url::Url;
 
-use crate::sync::sides::{ExchangeRead, ExchangeSide, SideError, SideErrorKind, SideResult, Write};
+use crate::sync::sides::{ExchangePage, ExchangeSide, SideError, SideErrorKind, SideResult, Write};
 use exsync_core::plan::Change;
 
 /// Where each mailbox's EWS endpoint is: configured once, or discovered per mailbox.
@@ -93,6 +93,17 @@ impl ExchangeConnection {
         Ok((mailbox, folder))
     }
 
+    /// Every item of the user's folder for `kind`, read in full (for checks and tooling; the
+    /// sync pass reads page by page).
+    pub async fn read_folder(&self, user: &UserKey, kind: ItemKind) -> SideResult<Vec<Change>> {
+        let (mailbox, folder) = self.folder_of(user, kind).await?;
+        let batch = mailbox
+            .sync_all(kind, &folder, None)
+            .await
+            .map_err(side_error)?;
+        Ok(batch.changes)
+    }
+
     fn forget(&self, user: &UserKey) {
         // A folder someone deleted or a mailbox that moved is looked up again next time.
         self.folders
@@ -149,17 +160,25 @@ impl ExchangeSide for ExchangeConnection {
         }
     }
 
-    async fn changes(
+    async fn changes_page(
         &self,
         user: &UserKey,
         kind: ItemKind,
         cursor: Option<&str>,
-        known: &HashMap<ExchangeId, String>,
-    ) -> SideResult<ExchangeRead> {
+    ) -> SideResult<ExchangePage> {
         let mailbox = self.mailbox(user).await?;
         let mut folder = self.folder(&mailbox, user, kind).await?;
-        let batch = match mailbox.sync_all_known(kind, &folder, cursor, known).await {
-            Ok(batch) => batch,
+        let mut restarted = false;
+        let listing = match mailbox.list_page(kind, &folder, cursor).await {
+            Ok(listing) => listing,
+            Err(EwsError::InvalidSyncState) if cursor.is_some() => {
+                tracing::warn!(user = %user, %kind, "Exchange refused the stored sync state; listing the folder from the start.");
+                restarted = true;
+                mailbox
+                    .list_page(kind, &folder, None)
+                    .await
+                    .map_err(side_error)?
+            }
             Err(first) => {
                 // The folder may be one remembered from an earlier process and gone since (or
                 // the mailbox moved): look everything up again, once.
@@ -168,7 +187,7 @@ impl ExchangeSide for ExchangeConnection {
                 let mailbox = self.mailbox(user).await?;
                 folder = self.folder(&mailbox, user, kind).await?;
                 mailbox
-                    .sync_all_known(kind, &folder, cursor, known)
+                    .list_page(kind, &folder, cursor)
                     .await
                     .map_err(|e| {
                         self.forget(user);
@@ -176,12 +195,17 @@ impl ExchangeSide for ExchangeConnection {
                     })?
             }
         };
-        Ok(ExchangeRead {
-            changes: batch.changes,
-            cursor: batch.state,
-            full_listing: batch.restarted,
+        Ok(ExchangePage {
+            upserts: listing
+                .upserts
+                .into_iter()
+                .map(|item| (item.id, item.change_key))
+                .collect(),
+            deleted: listing.deleted,
+            cursor: listing.state,
+            last: listing.last,
+            restarted,
             folder: Some((folder.id, folder.change_key)),
-            unchanged: batch.unchanged,
         })
     }
 

@@ -7,7 +7,7 @@ use exsync_salesforce::{
 };
 
 use crate::sync::sides::{
-    CrmFilter, CrmRead, CrmSide, CrmUser, OwnedChange, SideError, SideErrorKind, SideResult, Write,
+    CrmFilter, CrmPage, CrmSide, CrmUser, OwnedChange, SideError, SideErrorKind, SideResult, Write,
 };
 
 pub struct SalesforceSide {
@@ -18,6 +18,19 @@ fn object(kind: ItemKind) -> SyncObject {
     match kind {
         ItemKind::Contact => SyncObject::Contact,
         ItemKind::Event => SyncObject::Event,
+    }
+}
+
+/// The records a read covers, in the connector's terms.
+fn scope_of(filter: &CrmFilter) -> Scope {
+    Scope {
+        owner_ids: filter
+            .owners
+            .iter()
+            .map(|o| o.as_str().to_owned())
+            .collect(),
+        condition: filter.condition.clone(),
+        report_out_of_scope: false,
     }
 }
 
@@ -90,13 +103,13 @@ impl CrmSide for SalesforceSide {
             .collect())
     }
 
-    async fn changes(
+    async fn changes_page(
         &self,
         kind: ItemKind,
         cursor: Option<&str>,
         filter: &CrmFilter,
-    ) -> SideResult<CrmRead> {
-        let mut position: ChangeCursor = match cursor {
+    ) -> SideResult<CrmPage> {
+        let position: ChangeCursor = match cursor {
             None => ChangeCursor::default(),
             Some(text) => serde_json::from_str(text).map_err(|e| {
                 SideError::new(
@@ -106,52 +119,25 @@ impl CrmSide for SalesforceSide {
                 .with_remedy("run `exsync reset` for the affected users, or delete the cursor row")
             })?,
         };
-        let scope = Scope {
-            owner_ids: filter
-                .owners
-                .iter()
-                .map(|o| o.as_str().to_owned())
-                .collect(),
-            condition: filter.condition.clone(),
-            report_out_of_scope: false,
-        };
-        let mut read = CrmRead::default();
-        loop {
-            let batch = self
-                .client
-                .read_changes(object(kind), &scope, &position)
-                .await
-                .map_err(side_error)?;
-            read.changes.extend(batch.changes.into_iter().map(owned));
-            if let Some(live) = batch.live_ids {
-                read.live_ids
-                    .get_or_insert_with(Default::default)
-                    .extend(live);
-            }
-            position = batch.cursor;
-            if !batch.more {
-                break;
-            }
-        }
-        read.cursor = serde_json::to_string(&position).map_err(|e| {
-            SideError::new(SideErrorKind::Fatal, format!("writing the cursor: {e}"))
-        })?;
-        Ok(read)
+        let batch = self
+            .client
+            .read_changes(object(kind), &scope_of(filter), &position)
+            .await
+            .map_err(side_error)?;
+        Ok(CrmPage {
+            changes: batch.changes.into_iter().map(owned).collect(),
+            cursor: serde_json::to_string(&batch.cursor).map_err(|e| {
+                SideError::new(SideErrorKind::Fatal, format!("writing the cursor: {e}"))
+            })?,
+            more: batch.more,
+            live_ids: batch.live_ids,
+        })
     }
 
     async fn cursor_now(&self, kind: ItemKind, filter: &CrmFilter) -> SideResult<String> {
-        let scope = Scope {
-            owner_ids: filter
-                .owners
-                .iter()
-                .map(|o| o.as_str().to_owned())
-                .collect(),
-            condition: filter.condition.clone(),
-            report_out_of_scope: false,
-        };
         let cursor = self
             .client
-            .cursor_now(object(kind), &scope)
+            .cursor_now(object(kind), &scope_of(filter))
             .await
             .map_err(side_error)?;
         serde_json::to_string(&cursor)

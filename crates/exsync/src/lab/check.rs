@@ -13,7 +13,6 @@ use exsync_salesforce::{quote, SyncObject};
 
 use super::Lab;
 use crate::sync::pass::KINDS;
-use crate::sync::sides::ExchangeSide;
 
 /// Something that does not agree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,10 +113,9 @@ impl Lab {
                 let exchange = upserts(
                     self.syncer
                         .exchange
-                        .changes(&user.key, kind, None, &Default::default())
+                        .read_folder(&user.key, kind)
                         .await
-                        .map_err(|e| anyhow!("{e}"))?
-                        .changes,
+                        .map_err(|e| anyhow!("{e}"))?,
                 );
                 let pairs = self.syncer.store.load_pairs(&user.key, kind)?;
                 out.pairs += pairs.len();

@@ -241,6 +241,7 @@ impl Lab {
                 .clone()
                 .unwrap_or_else(lab_configuration)],
             concurrency: options.concurrency,
+            slice: crate::sync::pass::SLICE,
         });
         Ok(Lab {
             options,

@@ -70,11 +70,10 @@ impl Lab {
         let read = self
             .syncer
             .exchange
-            .changes(&user.key, kind, None, &Default::default())
+            .read_folder(&user.key, kind)
             .await
             .map_err(|e| anyhow!("{e}"))?;
-        read.changes
-            .into_iter()
+        read.into_iter()
             .find_map(|c| match c {
                 Change::Upsert(item) if named(kind, &item.fields, name) => Some(item),
                 _ => None,

@@ -5,6 +5,7 @@ pub mod daemon;
 pub mod pass;
 pub mod service;
 pub mod sides;
+pub mod stage;
 
 #[cfg(test)]
 mod tests;

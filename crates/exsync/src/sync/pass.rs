@@ -1,12 +1,15 @@
 //! One user's pass: read what changed on both sides, plan, write, and commit what was written
 //! together with the cursors that cover it, in one store transaction.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use exsync_core::config::SyncConfiguration;
-use exsync_core::plan::{plan, settle, Change, Op, PlanInput, SyncedPair, WriteResult};
+use exsync_core::plan::{
+    link_unpaired, plan_unchecked, record_keys, settle, valve, Change, NewRecords, Op, PlanInput,
+    SyncedPair, WriteResult,
+};
 use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind, Side, UserKey};
 use exsync_store::{
     ConflictEntry, CrmWrite, CursorAdvance, CursorScope, ItemRef, PairKey, PassCommit, RunCounts,
@@ -14,6 +17,11 @@ use exsync_store::{
 };
 
 use super::sides::{CrmFilter, CrmSide, ExchangeSide, SideError, Write};
+use super::stage::{Stage, StageError, StagedRecord};
+
+/// How many records a pass plans, writes and commits at once: a pass holds about this many
+/// records (and one page of each side's reads) in memory, whatever the mailbox's size.
+pub const SLICE: usize = 500;
 
 /// A user the service syncs, with the configuration that applies to them.
 #[derive(Debug, Clone)]
@@ -43,6 +51,8 @@ pub enum PassError {
     Store(#[from] StoreError),
     #[error("state database task: {0}")]
     Join(String),
+    #[error(transparent)]
+    Stage(#[from] StageError),
 }
 
 pub const KINDS: [ItemKind; 2] = [ItemKind::Contact, ItemKind::Event];
@@ -105,6 +115,8 @@ pub struct UserPass<'a> {
     pub now: DateTime<Utc>,
     /// Plan only: nothing is written to either side or to the store.
     pub dry_run: bool,
+    /// Records per slice (see [`SLICE`]).
+    pub slice: usize,
 }
 
 /// Runs one user's pass and commits it. Errors of a side end the pass for this user only:
@@ -164,6 +176,7 @@ pub async fn run_user<E: ExchangeSide, C: CrmSide>(
                     kind,
                     now: pass.now,
                     dry_run: pass.dry_run,
+                    slice: pass.slice.max(1),
                 };
                 let full_read = pass.crm_full_reads.get(&kind);
                 kind_pass
@@ -211,144 +224,500 @@ struct KindPass<'a, E, C> {
     kind: ItemKind,
     now: DateTime<Utc>,
     dry_run: bool,
+    slice: usize,
 }
 
 impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
     /// Returns `Ok(Err(_))` when a side failed (the user's problem), `Err` when the store did.
+    ///
+    /// Both sides are read page by page into a [`Stage`] on disk, then planned, written and
+    /// committed in slices of `slice` records: the pairs that changed first (the safety valve
+    /// weighs all their deletes before anything is written), then the records no pair holds,
+    /// matched on disk. Memory is bounded by the page and slice sizes, not by the mailbox.
     async fn run(
         &self,
-        mut crm_changes: Vec<Change>,
+        crm_changes: Vec<Change>,
         full_read: Option<&CrmFilter>,
         retry: &[ItemId],
         commit: &mut PassCommit,
         report: &mut UserReport,
     ) -> Result<Result<(), SideError>, PassError> {
         let (user, kind) = (&self.user.key, self.kind);
-        if let Some(filter) = full_read {
-            // Everything of this user's, then what the org-wide read routed here (newer).
-            let read = match self.crm.changes(kind, None, filter).await {
-                Ok(read) => read,
-                Err(e) => return Ok(Err(e)),
-            };
-            let mut all: Vec<Change> = read.changes.into_iter().map(|c| c.change).collect();
-            all.append(&mut crm_changes);
-            crm_changes = all;
-        }
+        let mut stage = Stage::new()?;
         let scope = folder_cursor(user, kind);
-        let (pairs, cursor) = {
-            let (key, scope) = (user.clone(), scope.clone());
-            on_store(self.store, move |s| {
-                Ok((s.load_pairs(&key, kind)?, s.cursor(&scope)?))
-            })
-            .await?
+        let cursor = {
+            let scope = scope.clone();
+            on_store(self.store, move |s| s.cursor(&scope)).await?
         };
         let cursor = FolderCursor::parse(cursor.as_deref());
         if let Some(folder) = &cursor.folder {
             self.exchange.known_folder(user, kind, folder);
         }
-        // Our last writes come back as changes; the versions they were given skip the fetch.
-        let known: std::collections::HashMap<ExchangeId, String> = pairs
-            .iter()
-            .filter_map(|p| {
-                p.exchange_version
-                    .clone()
-                    .map(|v| (p.exchange_id.clone(), v))
-            })
-            .collect();
-        let read = match self
-            .exchange
-            .changes(user, kind, cursor.state.as_deref(), &known)
-            .await
+
+        if let Err(e) = self
+            .read_crm(&mut stage, crm_changes, full_read, retry)
+            .await?
         {
+            return Ok(Err(e));
+        }
+        let read = match self.read_exchange(&mut stage, &cursor, retry).await? {
             Ok(read) => read,
             Err(e) => return Ok(Err(e)),
         };
-        let next_state = read.cursor;
-        let folder = read.folder.clone().or_else(|| cursor.folder.clone());
-        let mut exchange_changes = read.changes;
-        let listed: std::collections::BTreeSet<ItemId> = exchange_changes
-            .iter()
-            .map(|c| c.id().clone())
-            .chain(read.unchanged.iter().map(|id| ItemId::Exchange(id.clone())))
-            .collect();
-        // Items the last pass created came after the cursor it stored, so they must be listed
-        // now: Exchange reports one created and deleted since a SyncState as nothing at all.
-        // After a full listing (the cursor was refused), every synced item must be listed.
-        let expected: Vec<ItemId> = if read.full_listing {
-            pairs.iter().map(|p| p.id_on(Side::Exchange)).collect()
-        } else {
-            cursor
-                .created
-                .iter()
-                .map(|id| ItemId::Exchange(id.clone()))
-                .collect()
+
+        let total = {
+            let key = user.clone();
+            on_store(self.store, move |s| s.pair_count(&key, kind)).await?
         };
-        exchange_changes.extend(
-            expected
-                .into_iter()
-                .filter(|id| !listed.contains(id))
-                .map(|id| Change::Deleted { id }),
-        );
-
-        // Records that failed last time are read again as they are now.
-        let crm_retry: Vec<CrmId> = retry.iter().filter_map(crm_id).collect();
-        let exchange_retry: Vec<ExchangeId> = retry.iter().filter_map(exchange_id).collect();
-        if !crm_retry.is_empty() {
-            match self.crm.fetch(kind, &crm_retry).await {
-                Ok(found) => crm_changes.extend(found.into_iter().map(|c| c.change)),
-                Err(e) => return Ok(Err(e)),
-            }
-        }
-        if !exchange_retry.is_empty() {
-            match self.exchange.fetch(user, kind, &exchange_retry).await {
-                Ok(found) => exchange_changes.extend(found),
-                Err(e) => return Ok(Err(e)),
-            }
-        }
-
+        let deletes = self.count_deletes(&mut stage).await?;
         let rules = self.user.config.rules(kind);
-        let ops = plan(&PlanInput {
-            crm_lens: self.crm.lens(),
+        if let Some(Op::PauseUser { reason, kind }) = valve(
             kind,
             rules,
+            deletes,
+            usize::try_from(total).unwrap_or(usize::MAX),
+        ) {
+            if self.dry_run {
+                report
+                    .plans
+                    .push((kind, vec![Op::PauseUser { kind, reason }]));
+                return Ok(Ok(()));
+            }
+            // Nothing is written and the Exchange cursor stays; the CRM changes wait as
+            // unresolved items until an admin resumes the user.
+            commit.pause = Some(reason.clone());
+            report.paused = Some(reason);
+            let mut after = None;
+            loop {
+                let ids = stage.crm_ids(after.as_ref(), self.slice)?;
+                let Some(last) = ids.last().cloned() else {
+                    break;
+                };
+                commit
+                    .unresolved
+                    .extend(ids.into_iter().map(|id| UnresolvedReport {
+                        kind,
+                        id: ItemId::Crm(id),
+                        reason: "waiting: the user is paused".into(),
+                    }));
+                after = Some(last);
+            }
+            return Ok(Ok(()));
+        }
+
+        let mut written = Written {
+            base: cursor,
+            created: Vec::new(),
+            failed: BTreeSet::new(),
+        };
+        let mut after: Option<CrmId> = None;
+        loop {
+            let ids = stage.touched_pairs(after.as_ref(), self.slice)?;
+            let Some(last) = ids.last().cloned() else {
+                break;
+            };
+            after = Some(last);
+            let (ops, settled) = self.plan_pairs(&mut stage, &ids).await?;
+            stage.mark_done(&settled)?;
+            self.apply(ops, &mut written, commit, report).await?;
+        }
+
+        link_unpaired(kind, &mut stage, self.slice)?;
+        let mut after: Option<ItemId> = None;
+        loop {
+            let records = stage.new_records(after.as_ref(), self.slice)?;
+            let Some(last) = records.last() else {
+                break;
+            };
+            after = Some(last.change.id().clone());
+            let mut changes = [Vec::new(), Vec::new()];
+            let mut links = Vec::new();
+            for record in records {
+                if let Some((other, reason)) = record.linked {
+                    links.push((record.change.id().clone(), other.id().clone(), reason));
+                    changes[side_index(other.id().side())].push(other);
+                }
+                changes[side_index(record.change.id().side())].push(record.change);
+            }
+            let [crm_changes, exchange_changes] = changes;
+            let ops = plan_unchecked(&PlanInput {
+                crm_lens: self.crm.lens(),
+                kind,
+                rules,
+                pairs: &[],
+                crm_changes: &crm_changes,
+                exchange_changes: &exchange_changes,
+                now: self.now,
+                new_records: NewRecords::Linked(&links),
+            });
+            self.apply(ops, &mut written, commit, report).await?;
+        }
+        if self.dry_run {
+            return Ok(Ok(()));
+        }
+
+        // A record fetched again because it failed before, and that did not fail now, is
+        // resolved, whether it needed a write or was already in step.
+        commit.resolved.extend(
+            retry
+                .iter()
+                .filter(|id| !written.failed.contains(*id))
+                .map(|id| ItemRef {
+                    kind,
+                    id: id.clone(),
+                }),
+        );
+        commit.cursors.push(CursorAdvance {
+            scope,
+            value: Some(
+                FolderCursor {
+                    state: Some(read.state),
+                    created: written.created,
+                    folder: read.folder,
+                }
+                .to_text(),
+            ),
+        });
+        Ok(Ok(()))
+    }
+
+    /// Stages what the CRM reports for this user: everything (new or reset user), then what
+    /// the org-wide read routed here (newer), then the records that failed last time, as they
+    /// are now.
+    async fn read_crm(
+        &self,
+        stage: &mut Stage,
+        routed: Vec<Change>,
+        full_read: Option<&CrmFilter>,
+        retry: &[ItemId],
+    ) -> Result<Result<(), SideError>, PassError> {
+        let kind = self.kind;
+        if let Some(filter) = full_read {
+            let mut position: Option<String> = None;
+            loop {
+                let page = match self
+                    .crm
+                    .changes_page(kind, position.as_deref(), filter)
+                    .await
+                {
+                    Ok(page) => page,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let changes = page.changes.into_iter().map(|c| c.change).collect();
+                self.stage(stage, changes).await?;
+                if !page.more {
+                    break;
+                }
+                position = Some(page.cursor);
+            }
+        }
+        self.stage(stage, routed).await?;
+        let ids: Vec<CrmId> = retry.iter().filter_map(crm_id).collect();
+        for chunk in ids.chunks(self.slice.max(1)) {
+            match self.crm.fetch(kind, chunk).await {
+                Ok(found) => {
+                    self.stage(stage, found.into_iter().map(|c| c.change).collect())
+                        .await?
+                }
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// Stages the mailbox folder's changes since the stored cursor, page by page, fetching
+    /// only items whose version the pairs do not already hold (our own writes come back as
+    /// changes), then the deletions a listing reveals only by absence.
+    async fn read_exchange(
+        &self,
+        stage: &mut Stage,
+        cursor: &FolderCursor,
+        retry: &[ItemId],
+    ) -> Result<Result<ExchangeListed, SideError>, PassError> {
+        let (user, kind) = (&self.user.key, self.kind);
+        let mut state = cursor.state.clone();
+        // Listing from the start (first pass, or a cursor Exchange refused) shows every item,
+        // so a synced item missing from it was deleted.
+        let mut full_listing = state.is_none();
+        let mut folder = cursor.folder.clone();
+        loop {
+            let page = match self
+                .exchange
+                .changes_page(user, kind, state.as_deref())
+                .await
+            {
+                Ok(page) => page,
+                Err(e) => return Ok(Err(e)),
+            };
+            if page.restarted {
+                stage.clear_side(Side::Exchange)?;
+                full_listing = true;
+            }
+            folder = page.folder.or(folder);
+            let ids: Vec<ItemId> = page
+                .upserts
+                .iter()
+                .map(|(id, _)| ItemId::Exchange(id.clone()))
+                .collect();
+            let pairs = self.pairs_of(ids).await?;
+            let (unchanged, wanted): (Vec<_>, Vec<_>) =
+                page.upserts.into_iter().partition(|(id, version)| {
+                    pairs
+                        .get(&ItemId::Exchange(id.clone()))
+                        .and_then(|p| p.exchange_version.as_ref())
+                        == Some(version)
+                });
+            stage.put_listed(&unchanged.into_iter().map(|(id, _)| id).collect::<Vec<_>>())?;
+            let mut changes: Vec<Change> = page
+                .deleted
+                .into_iter()
+                .map(|id| Change::Deleted {
+                    id: ItemId::Exchange(id),
+                })
+                .collect();
+            let wanted: Vec<ExchangeId> = wanted.into_iter().map(|(id, _)| id).collect();
+            if !wanted.is_empty() {
+                match self.exchange.fetch(user, kind, &wanted).await {
+                    Ok(found) => changes.extend(found),
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
+            self.stage(stage, changes).await?;
+            state = Some(page.cursor);
+            if page.last {
+                break;
+            }
+        }
+
+        // Items the last pass created came after the cursor it stored, so they must be listed
+        // now: Exchange reports one created and deleted since a SyncState as nothing at all.
+        // After a full listing, every synced item must be listed.
+        if full_listing {
+            let mut after: Option<CrmId> = None;
+            loop {
+                let page = {
+                    let (key, from, limit) = (user.clone(), after.clone(), self.slice);
+                    on_store(self.store, move |s| {
+                        s.pairs_page(&key, kind, from.as_ref(), limit)
+                    })
+                    .await?
+                };
+                let Some(last) = page.last() else {
+                    break;
+                };
+                after = Some(last.crm_id.clone());
+                let ids: Vec<ExchangeId> = page.into_iter().map(|p| p.exchange_id).collect();
+                self.stage_missing(stage, &ids).await?;
+            }
+        } else {
+            self.stage_missing(stage, &cursor.created).await?;
+        }
+
+        let ids: Vec<ExchangeId> = retry.iter().filter_map(exchange_id).collect();
+        for chunk in ids.chunks(self.slice.max(1)) {
+            match self.exchange.fetch(user, kind, chunk).await {
+                Ok(found) => self.stage(stage, found).await?,
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        Ok(Ok(ExchangeListed {
+            state: state.unwrap_or_default(),
+            folder,
+        }))
+    }
+
+    /// Stages these Exchange items as deleted where the listing did not show them.
+    async fn stage_missing(&self, stage: &mut Stage, ids: &[ExchangeId]) -> Result<(), PassError> {
+        let missing = stage.missing(ids)?;
+        let deleted = missing
+            .into_iter()
+            .map(|id| Change::Deleted {
+                id: ItemId::Exchange(id),
+            })
+            .collect();
+        self.stage(stage, deleted).await
+    }
+
+    /// The pairs holding these records, by record.
+    async fn pairs_of(&self, ids: Vec<ItemId>) -> Result<BTreeMap<ItemId, SyncedPair>, PassError> {
+        if ids.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let (key, kind) = (self.user.key.clone(), self.kind);
+        let pairs = on_store(self.store, move |s| s.pairs_of(&key, kind, &ids)).await?;
+        Ok(pairs
+            .into_iter()
+            .flat_map(|p| {
+                [
+                    (p.id_on(Side::Crm), p.clone()),
+                    (p.id_on(Side::Exchange), p),
+                ]
+            })
+            .collect())
+    }
+
+    /// Puts changes in the stage with the pair holding each, and the match keys of those no
+    /// pair holds.
+    async fn stage(&self, stage: &mut Stage, changes: Vec<Change>) -> Result<(), PassError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let pairs = self
+            .pairs_of(changes.iter().map(|c| c.id().clone()).collect())
+            .await?;
+        let rules = self.user.config.rules(self.kind);
+        let records: Vec<StagedRecord> = changes
+            .into_iter()
+            .map(|change| {
+                let pair = pairs.get(change.id()).map(|p| p.crm_id.clone());
+                let keys = match (&change, &pair) {
+                    (Change::Upsert(item), None) => record_keys(self.kind, rules, item),
+                    _ => Vec::new(),
+                };
+                StagedRecord { change, pair, keys }
+            })
+            .collect();
+        stage.put(&records)?;
+        Ok(())
+    }
+
+    /// How many deletes the pair slices would plan, read before any of them is written.
+    async fn count_deletes(&self, stage: &mut Stage) -> Result<usize, PassError> {
+        let mut deletes = 0;
+        let mut after: Option<CrmId> = None;
+        loop {
+            let ids = stage.touched_pairs(after.as_ref(), self.slice)?;
+            let Some(last) = ids.last().cloned() else {
+                return Ok(deletes);
+            };
+            after = Some(last);
+            let ops = self.plan_pairs(stage, &ids).await?.0;
+            deletes += ops
+                .iter()
+                .filter(|op| matches!(op, Op::Delete { .. }))
+                .count();
+        }
+    }
+
+    /// Plans the pairs with these CRM ids, with the unpaired records our tag links to them.
+    /// Returns the plan and the records it settled.
+    async fn plan_pairs(
+        &self,
+        stage: &mut Stage,
+        ids: &[CrmId],
+    ) -> Result<(Vec<Op>, Vec<ItemId>), PassError> {
+        let pairs: Vec<SyncedPair> = {
+            let (key, kind) = (self.user.key.clone(), self.kind);
+            let ids: Vec<ItemId> = ids.iter().cloned().map(ItemId::Crm).collect();
+            on_store(self.store, move |s| s.pairs_of(&key, kind, &ids)).await?
+        };
+        let held: Vec<ItemId> = pairs
+            .iter()
+            .flat_map(|p| [p.id_on(Side::Crm), p.id_on(Side::Exchange)])
+            .collect();
+        let tagged = stage.tagged(&held)?;
+        let tagged_ids: BTreeSet<ItemId> = tagged.iter().map(|c| c.id().clone()).collect();
+        let mut changes = [Vec::new(), Vec::new()];
+        for change in stage.changes_of_pairs(ids)?.into_iter().chain(tagged) {
+            changes[side_index(change.id().side())].push(change);
+        }
+        let [crm_changes, exchange_changes] = changes;
+        let ops = plan_unchecked(&PlanInput {
+            crm_lens: self.crm.lens(),
+            kind: self.kind,
+            rules: self.user.config.rules(self.kind),
             pairs: &pairs,
             crm_changes: &crm_changes,
             exchange_changes: &exchange_changes,
             now: self.now,
+            new_records: NewRecords::Claim,
         });
-        if self.dry_run {
-            report.plans.push((kind, ops));
-            return Ok(Ok(()));
-        }
-        if let Some(Op::PauseUser { reason, .. }) = ops.first() {
-            // Nothing is written and the Exchange cursor stays; the CRM changes wait as
-            // unresolved items until an admin resumes the user.
-            commit.pause = Some(reason.clone());
-            report.paused = Some(reason.clone());
-            commit
-                .unresolved
-                .extend(crm_changes.iter().map(|c| UnresolvedReport {
-                    kind,
-                    id: c.id().clone(),
-                    reason: "waiting: the user is paused".into(),
-                }));
-            return Ok(Ok(()));
-        }
+        // A tagged record the plan used is settled; the others are matched later.
+        let claimed = ops
+            .iter()
+            .flat_map(op_ids)
+            .filter(|id| tagged_ids.contains(id));
+        let settled = held.into_iter().chain(claimed).collect();
+        Ok((ops, settled))
+    }
 
+    /// Writes one slice's plan and commits what it wrote (pairs, echo log, the created
+    /// items) on its own; what the pass as a whole reports (conflicts, failures, counts) goes
+    /// into the pass's last commit.
+    async fn apply(
+        &self,
+        ops: Vec<Op>,
+        written: &mut Written,
+        commit: &mut PassCommit,
+        report: &mut UserReport,
+    ) -> Result<(), PassError> {
+        let kind = self.kind;
+        if ops.is_empty() {
+            return Ok(());
+        }
+        if self.dry_run {
+            match report.plans.last_mut() {
+                Some((k, plan)) if *k == kind => plan.extend(ops),
+                _ => report.plans.push((kind, ops)),
+            }
+            return Ok(());
+        }
         let results = self.execute(&ops).await;
         let settlement = settle(&ops, &results);
-        commit.crm_writes.extend(self.crm_writes(&ops, &results));
-        commit.removals.extend(
-            settlement
-                .removals
-                .iter()
-                .map(|(crm_id, exchange_id)| PairKey {
-                    kind,
-                    crm_id: crm_id.clone(),
-                    exchange_id: exchange_id.clone(),
+        let mut slice = PassCommit::new(self.user.key.clone(), commit.started, Utc::now());
+        slice.partial = true;
+        slice.crm_writes = self.crm_writes(&ops, &results);
+        slice.removals = settlement
+            .removals
+            .iter()
+            .map(|(crm_id, exchange_id)| PairKey {
+                kind,
+                crm_id: crm_id.clone(),
+                exchange_id: exchange_id.clone(),
+            })
+            .collect();
+        slice.upserts = settlement.upserts;
+        written.created.extend(
+            ops.iter()
+                .filter(|op| op.writes())
+                .zip(&results)
+                .filter_map(|(op, result)| match (op, result) {
+                    (
+                        Op::Create {
+                            on: Side::Exchange, ..
+                        },
+                        WriteResult::Done {
+                            id: ItemId::Exchange(id),
+                            ..
+                        },
+                    ) => Some(id.clone()),
+                    _ => None,
                 }),
         );
-        commit.upserts.extend(settlement.upserts);
+        // The stored cursor stays where it was until the pass ends, but learns of the items
+        // created so far, so a crash before the end cannot hide their deletion.
+        if written.base.state.is_some() && !written.created.is_empty() {
+            slice.cursors.push(CursorAdvance {
+                scope: folder_cursor(&self.user.key, kind),
+                value: Some(
+                    FolderCursor {
+                        state: written.base.state.clone(),
+                        created: written
+                            .base
+                            .created
+                            .iter()
+                            .chain(&written.created)
+                            .cloned()
+                            .collect(),
+                        folder: written.base.folder.clone(),
+                    }
+                    .to_text(),
+                ),
+            });
+        }
+        on_store(self.store, move |s| s.commit_pass(&slice)).await?;
+
+        let conflicts = settlement.conflicts.len() as u64;
         commit
             .conflicts
             .extend(
@@ -363,63 +732,25 @@ impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
                     }),
             );
         report.counts.failures += settlement.failures.len() as u64;
-        commit
-            .unresolved
-            .extend(settlement.failures.into_iter().map(|f| UnresolvedReport {
+        for failure in settlement.failures {
+            written.failed.insert(failure.id.clone());
+            commit.unresolved.push(UnresolvedReport {
                 kind,
-                id: f.id,
-                reason: f.reason,
-            }));
-        // A record fetched again because it failed before, and that did not fail now, is
-        // resolved, whether it needed a write or was already in step.
-        let failed: std::collections::BTreeSet<&ItemId> =
-            commit.unresolved.iter().map(|u| &u.id).collect();
-        let recovered: Vec<ItemId> = retry
-            .iter()
-            .filter(|id| !failed.contains(id))
-            .cloned()
-            .collect();
+                id: failure.id,
+                reason: failure.reason,
+            });
+        }
         commit.resolved.extend(
             settlement
                 .resolved
                 .into_iter()
-                .chain(recovered)
                 .map(|id| ItemRef { kind, id }),
         );
-        let created: Vec<ExchangeId> = ops
-            .iter()
-            .filter(|op| op.writes())
-            .zip(&results)
-            .filter_map(|(op, result)| match (op, result) {
-                (
-                    Op::Create {
-                        on: Side::Exchange, ..
-                    },
-                    WriteResult::Done {
-                        id: ItemId::Exchange(id),
-                        ..
-                    },
-                ) => Some(id.clone()),
-                _ => None,
-            })
-            .collect();
-        commit.cursors.push(CursorAdvance {
-            scope,
-            value: Some(
-                FolderCursor {
-                    state: Some(next_state),
-                    created,
-                    folder,
-                }
-                .to_text(),
-            ),
-        });
         report.counts.created += settlement.created as u64;
         report.counts.updated += settlement.updated as u64;
         report.counts.deleted += settlement.deleted as u64;
-        report.counts.conflicts +=
-            commit.conflicts.iter().filter(|c| c.kind == kind).count() as u64;
-        Ok(Ok(()))
+        report.counts.conflicts += conflicts;
+        Ok(())
     }
 
     /// Sends the plan's writes, each side in one call (connectors batch and throttle), and
@@ -552,6 +883,66 @@ impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
                 _ => None,
             })
             .collect()
+    }
+}
+
+/// What the pass wrote so far, for its commits.
+struct Written {
+    /// The folder cursor the pass started from.
+    base: FolderCursor,
+    /// Items the pass created in the mailbox.
+    created: Vec<ExchangeId>,
+    /// Records whose writes failed in this pass.
+    failed: BTreeSet<ItemId>,
+}
+
+/// Where the mailbox read ended.
+struct ExchangeListed {
+    state: String,
+    folder: Option<(String, String)>,
+}
+
+fn side_index(side: Side) -> usize {
+    match side {
+        Side::Crm => 0,
+        Side::Exchange => 1,
+    }
+}
+
+/// The records an op concerns.
+fn op_ids(op: &Op) -> Vec<ItemId> {
+    match op {
+        Op::Create { source, .. } => vec![source.clone()],
+        Op::Update {
+            crm_id,
+            exchange_id,
+            ..
+        }
+        | Op::Delete {
+            crm_id,
+            exchange_id,
+            ..
+        }
+        | Op::Link {
+            crm_id,
+            exchange_id,
+            ..
+        }
+        | Op::Forget {
+            crm_id,
+            exchange_id,
+            ..
+        }
+        | Op::Conflict {
+            crm_id,
+            exchange_id,
+            ..
+        } => vec![
+            ItemId::Crm(crm_id.clone()),
+            ItemId::Exchange(exchange_id.clone()),
+        ],
+        Op::Skip { id, .. } => vec![id.clone()],
+        Op::PauseUser { .. } => Vec::new(),
     }
 }
 

@@ -27,6 +27,8 @@ pub struct Syncer<E, C> {
     pub configurations: Vec<SyncConfiguration>,
     /// Users synced at the same time.
     pub concurrency: usize,
+    /// Records a user's pass plans, writes and commits at once (see [`super::pass::SLICE`]).
+    pub slice: usize,
 }
 
 /// What to run.
@@ -178,6 +180,7 @@ where
                         crm_full_reads,
                         now,
                         dry_run,
+                        slice: this.slice,
                     },
                 )
                 .await;

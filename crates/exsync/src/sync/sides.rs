@@ -2,7 +2,6 @@
 //! these through small adapters; tests implement them in memory. Each call may fail as a whole
 //! ([`SideError`]); a batch of writes answers item by item ([`WriteResult`]).
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 
@@ -117,6 +116,18 @@ pub struct CrmRead {
     pub live_ids: Option<std::collections::BTreeSet<CrmId>>,
 }
 
+/// One page of a CRM read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CrmPage {
+    pub changes: Vec<OwnedChange>,
+    /// The cursor covering this page and the ones before; the next page reads from it.
+    pub cursor: String,
+    /// Another page follows.
+    pub more: bool,
+    /// See [`CrmRead::live_ids`]; the union over the pages counts.
+    pub live_ids: Option<std::collections::BTreeSet<CrmId>>,
+}
+
 /// The CRM: read org-wide, once per pass, whatever the number of users.
 pub trait CrmSide: Send + Sync {
     fn users(&self) -> impl Future<Output = SideResult<Vec<CrmUser>>> + Send;
@@ -126,16 +137,43 @@ pub trait CrmSide: Send + Sync {
         &exsync_core::plan::Identity
     }
 
-    /// Changes since `cursor` (`None`: everything), paged to the end, with the cursor that
-    /// covers them: records the filter admits, with their owner, and deletions of any record,
-    /// without one (the CRM does not keep the owner of a deleted record; the service routes
-    /// them to the users holding a copy).
+    /// One page of changes since `cursor` (`None`: everything): records the filter admits,
+    /// with their owner, and deletions of any record, without one (the CRM does not keep the
+    /// owner of a deleted record; the service routes them to the users holding a copy). The
+    /// page's cursor covers it and the pages before.
+    fn changes_page(
+        &self,
+        kind: ItemKind,
+        cursor: Option<&str>,
+        filter: &CrmFilter,
+    ) -> impl Future<Output = SideResult<CrmPage>> + Send;
+
+    /// [`Self::changes_page`] to the end, for reads whose size is the org's change rate.
     fn changes(
         &self,
         kind: ItemKind,
         cursor: Option<&str>,
         filter: &CrmFilter,
-    ) -> impl Future<Output = SideResult<CrmRead>> + Send;
+    ) -> impl Future<Output = SideResult<CrmRead>> + Send {
+        async move {
+            let mut read = CrmRead::default();
+            let mut position = cursor.map(str::to_owned);
+            loop {
+                let page = self.changes_page(kind, position.as_deref(), filter).await?;
+                read.changes.extend(page.changes);
+                if let Some(live) = page.live_ids {
+                    read.live_ids
+                        .get_or_insert_with(Default::default)
+                        .extend(live);
+                }
+                read.cursor = page.cursor.clone();
+                position = Some(page.cursor);
+                if !page.more {
+                    return Ok(read);
+                }
+            }
+        }
+    }
 
     /// A cursor covering every record the filter admits as of now, without reading them. The
     /// org's first pass takes it, then each user reads their own records in their own job,
@@ -162,20 +200,23 @@ pub trait CrmSide: Send + Sync {
     ) -> impl Future<Output = SideResult<Vec<WriteResult>>> + Send;
 }
 
-/// What one read of a mailbox folder found.
+/// One page of a mailbox folder's changes, listed but not fetched: the service fetches only
+/// what it does not already know (see [`ExchangeSide::fetch`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ExchangeRead {
-    pub changes: Vec<Change>,
-    /// The cursor that covers these changes.
+pub struct ExchangePage {
+    /// Items created or changed since the cursor, with their version (ChangeKey).
+    pub upserts: Vec<(ExchangeId, String)>,
+    pub deleted: Vec<ExchangeId>,
+    /// The cursor covering this page and the ones before.
     pub cursor: String,
-    /// The stored cursor was refused and the folder was listed from the start: a synced item
-    /// missing from the listing was deleted.
-    pub full_listing: bool,
+    /// No more changes after this page.
+    pub last: bool,
+    /// The cursor given was refused and this page starts the folder over: the pages from
+    /// here on list the whole folder, so a synced item missing from them was deleted.
+    pub restarted: bool,
     /// The folder read (id and ChangeKey), stored with the cursor so the next process need
     /// not look it up again.
     pub folder: Option<(String, String)>,
-    /// Items listed with a version the caller already knew: unchanged, so not fetched.
-    pub unchanged: Vec<ExchangeId>,
 }
 
 /// Exchange: one mailbox at a time, through impersonation.
@@ -186,17 +227,16 @@ pub trait ExchangeSide: Send + Sync {
     /// A folder found in an earlier process (see [`ExchangeRead::folder`]).
     fn known_folder(&self, _user: &UserKey, _kind: ItemKind, _folder: &(String, String)) {}
 
-    /// Changes in the user's folder for `kind` since `cursor`, paged to the end, and the
-    /// cursor that covers them. Items whose version is in `known` are listed as unchanged
-    /// instead of fetched (our own writes coming back).
-    fn changes(
+    /// One page of changes in the user's folder for `kind` since `cursor` (`None`: from the
+    /// beginning).
+    fn changes_page(
         &self,
         user: &UserKey,
         kind: ItemKind,
         cursor: Option<&str>,
-        known: &HashMap<ExchangeId, String>,
-    ) -> impl Future<Output = SideResult<ExchangeRead>> + Send;
+    ) -> impl Future<Output = SideResult<ExchangePage>> + Send;
 
+    /// The current content of these items (gone ones as [`Change::Deleted`]).
     fn fetch(
         &self,
         user: &UserKey,

@@ -19,26 +19,37 @@ use super::sides::*;
 #[derive(Default)]
 struct Log {
     records: BTreeMap<String, (Option<String>, Fields, Option<ItemId>)>,
+    versions: BTreeMap<String, String>,
     log: Vec<String>,
     next: u32,
 }
+
+/// Records per page of a read, and per slice of a pass: small, so every test pages.
+const PAGE: usize = 2;
+const SLICE: usize = 3;
 
 impl Log {
     fn put(&mut self, id: &str, owner: Option<String>, fields: Fields, origin: Option<ItemId>) {
         self.records.insert(id.to_owned(), (owner, fields, origin));
         self.log.push(id.to_owned());
+        self.versions
+            .insert(id.to_owned(), format!("v{}", self.log.len()));
+    }
+
+    /// One page of the log from `cursor`: the records touched, the next cursor, and whether
+    /// more follow.
+    fn page(&self, cursor: Option<&str>) -> (Vec<String>, String, bool) {
+        let from: usize = cursor.and_then(|c| c.parse().ok()).unwrap_or(0);
+        let from = from.min(self.log.len());
+        let to = (from + PAGE).min(self.log.len());
+        let mut ids: Vec<String> = self.log[from..to].to_vec();
+        ids.dedup();
+        (ids, to.to_string(), to < self.log.len())
     }
 
     fn new_id(&mut self, prefix: &str) -> String {
         self.next += 1;
         format!("{prefix}{}", self.next)
-    }
-
-    fn since(&self, cursor: Option<&str>) -> (Vec<String>, String) {
-        let from: usize = cursor.and_then(|c| c.parse().ok()).unwrap_or(0);
-        let mut ids: Vec<String> = self.log[from.min(self.log.len())..].to_vec();
-        ids.dedup();
-        (ids, self.log.len().to_string())
     }
 
     fn state(&self, id: &str, item_id: ItemId) -> (Option<String>, Change) {
@@ -48,7 +59,7 @@ impl Log {
                 Change::Upsert(Item {
                     id: item_id,
                     fields: fields.clone(),
-                    version: None,
+                    version: self.versions.get(id).cloned(),
                     modified: None,
                     origin: origin.clone(),
                 }),
@@ -97,8 +108,8 @@ impl Log {
             ItemId::Exchange(id.as_str().into())
         };
         WriteResult::Done {
+            version: self.versions.get(item.as_str()).cloned(),
             id: item,
-            version: Some(format!("v{}", self.log.len())),
         }
     }
 }
@@ -139,16 +150,16 @@ impl CrmSide for Mem {
         Ok(self.users.lock().unwrap().clone())
     }
 
-    async fn changes(
+    async fn changes_page(
         &self,
         _kind: ItemKind,
         cursor: Option<&str>,
         filter: &CrmFilter,
-    ) -> SideResult<CrmRead> {
+    ) -> SideResult<CrmPage> {
         let owners = &filter.owners;
         *self.crm_reads.lock().unwrap() += 1;
         let crm = self.crm.lock().unwrap();
-        let (ids, next) = crm.since(cursor);
+        let (ids, next, more) = crm.page(cursor);
         let owners: BTreeSet<&str> = owners.iter().map(CrmId::as_str).collect();
         let changes = ids
             .iter()
@@ -163,9 +174,10 @@ impl CrmSide for Mem {
                 change,
             })
             .collect();
-        Ok(CrmRead {
+        Ok(CrmPage {
             changes,
             cursor: next,
+            more,
             live_ids: None,
         })
     }
@@ -233,13 +245,12 @@ impl ExchangeSide for Mem {
         Ok(())
     }
 
-    async fn changes(
+    async fn changes_page(
         &self,
         user: &UserKey,
         _kind: ItemKind,
         cursor: Option<&str>,
-        _known: &std::collections::HashMap<ExchangeId, String>,
-    ) -> SideResult<ExchangeRead> {
+    ) -> SideResult<ExchangePage> {
         self.check_up(user)?;
         self.mailbox_reads
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -255,25 +266,27 @@ impl ExchangeSide for Mem {
         }
         let boxes = self.mailboxes.lock().unwrap();
         let Some(mailbox) = boxes.get(user.as_str()) else {
-            return Ok(ExchangeRead {
-                changes: Vec::new(),
+            return Ok(ExchangePage {
                 cursor: "0".into(),
-                full_listing: false,
-                folder: None,
-                unchanged: Vec::new(),
+                last: true,
+                ..ExchangePage::default()
             });
         };
-        let (ids, next) = mailbox.since(cursor);
-        Ok(ExchangeRead {
-            changes: ids
-                .iter()
-                .map(|id| mailbox.state(id, ItemId::Exchange(id.as_str().into())).1)
-                .collect(),
+        let (ids, next, more) = mailbox.page(cursor);
+        let mut page = ExchangePage {
             cursor: next,
-            full_listing: false,
-            folder: None,
-            unchanged: Vec::new(),
-        })
+            last: !more,
+            ..ExchangePage::default()
+        };
+        for id in ids {
+            match mailbox.versions.get(&id) {
+                Some(version) if mailbox.records.contains_key(&id) => {
+                    page.upserts.push((ExchangeId::new(&id), version.clone()))
+                }
+                _ => page.deleted.push(ExchangeId::new(&id)),
+            }
+        }
+        Ok(page)
     }
 
     async fn fetch(
@@ -373,6 +386,7 @@ fn world(users: &[&str]) -> World {
         store,
         configurations: vec![configuration(users)],
         concurrency: 4,
+        slice: SLICE,
     });
     World {
         mem,
@@ -574,6 +588,7 @@ async fn mass_delete_pauses_the_user_and_deletes_nothing() {
         store: Arc::clone(&w.syncer.store),
         configurations: relaxed,
         concurrency: 1,
+        slice: SLICE,
     });
     let report = syncer.run_pass(&PassOptions::default()).await.unwrap();
     assert_eq!(report.users[0].counts.deleted, 8, "{report:?}");
@@ -616,6 +631,7 @@ async fn a_user_added_later_gets_all_their_records() {
         store: Arc::clone(&w.syncer.store),
         configurations: vec![configuration(&["ann@x.test", "bo@x.test"])],
         concurrency: 2,
+        slice: SLICE,
     });
     syncer.run_pass(&PassOptions::default()).await.unwrap();
     assert_eq!(w.mailbox("bo@x.test").len(), 1);
@@ -712,6 +728,7 @@ async fn stopping_mid_pass_finishes_started_users_and_loses_nothing() {
         store: Arc::clone(&store),
         configurations: vec![configuration(&users)],
         concurrency: 1,
+        slice: SLICE,
     });
     for i in 0..3 {
         w.crm_create(i, person(&format!("For{i}"), &format!("p{i}@x.test")));
@@ -792,6 +809,7 @@ async fn visible_scope_gives_every_contact_to_every_user_of_the_configuration() 
         store: Arc::clone(&w.syncer.store),
         configurations: vec![visible],
         concurrency: 2,
+        slice: SLICE,
     });
     w.crm_create(0, person("Shared", "s@x.test"));
     syncer.run_pass(&PassOptions::default()).await.unwrap();
@@ -856,4 +874,113 @@ async fn a_new_user_whose_first_pass_fails_reads_everything_again_next_time() {
     w.mem.faults.lock().unwrap().down.clear();
     w.pass().await;
     assert_eq!(w.mailbox("ann@x.test").len(), 1);
+}
+
+/// Both sides' records, as sorted JSON, for comparing worlds whose ids differ.
+fn contents(w: &World, user: &str) -> (Vec<String>, Vec<String>) {
+    let sorted = |records: Vec<Fields>| {
+        let mut out: Vec<String> = records
+            .iter()
+            .map(|f| serde_json::to_string(f).unwrap())
+            .collect();
+        out.sort();
+        out
+    };
+    (sorted(w.crm_records(0)), sorted(w.mailbox(user)))
+}
+
+fn company_person(first: &str, last: &str, company: &str) -> Fields {
+    Contact {
+        first_name: first.into(),
+        last_name: last.into(),
+        company: company.into(),
+        ..Contact::default()
+    }
+    .to_fields()
+}
+
+#[tokio::test]
+async fn a_pass_in_slices_ends_where_one_plan_would() {
+    let user = "ann@x.test";
+    let build = |slice: usize| {
+        let mut w = world(&[user]);
+        Arc::get_mut(&mut w.syncer).unwrap().slice = slice;
+        // Records both sides hold (by e-mail, or by name and company), some only one side
+        // holds, and two CRM records that want the same mailbox contact.
+        for i in 0..9 {
+            w.crm_create(0, person(&format!("Both{i}"), &format!("both{i}@x.test")));
+            w.mailbox_create(
+                user,
+                person(&format!("Both{i}"), &format!("both{i}@x.test")),
+            );
+        }
+        for i in 0..4 {
+            w.crm_create(0, company_person("Kim", &format!("Lee{i}"), "Acme"));
+            w.mailbox_create(user, company_person("Kim", &format!("Lee{i}"), "Acme"));
+            w.crm_create(0, person(&format!("CrmOnly{i}"), &format!("c{i}@x.test")));
+            w.mailbox_create(
+                user,
+                person(&format!("BoxOnly{i}"), &format!("b{i}@x.test")),
+            );
+        }
+        w.crm_create(0, person("Twin", "twin@x.test"));
+        w.crm_create(0, person("Twin", "twin@x.test"));
+        w.mailbox_create(user, person("Twin", "twin@x.test"));
+        w
+    };
+    let (sliced, whole) = (build(SLICE), build(100_000));
+    for w in [&sliced, &whole] {
+        let report = w.pass().await;
+        assert_eq!(report.failed_users(), 0, "{report:?}");
+    }
+    assert_eq!(contents(&sliced, user), contents(&whole, user));
+    let (crm, mailbox) = contents(&sliced, user);
+    // 9 + 4 matched, 4 + 4 copied, the twins: one matched, one copied.
+    assert_eq!((crm.len(), mailbox.len()), (23, 23));
+
+    // Edits, deletes and creates on both sides, the same in both worlds.
+    for w in [&sliced, &whole] {
+        let crm_ids: Vec<String> = w.mem.crm.lock().unwrap().records.keys().cloned().collect();
+        let box_ids: Vec<String> = w.mem.mailboxes.lock().unwrap()[user]
+            .records
+            .keys()
+            .cloned()
+            .collect();
+        let mut crm = w.mem.crm.lock().unwrap();
+        for id in crm_ids.iter().take(3) {
+            let (owner, mut fields, origin) = crm.records[id].clone();
+            fields.insert("title".into(), serde_json::json!("Edited in the CRM"));
+            crm.put(id, owner, fields, origin);
+        }
+        crm.records.remove(&crm_ids[5]);
+        crm.log.push(crm_ids[5].clone());
+        drop(crm);
+        let mut boxes = w.mem.mailboxes.lock().unwrap();
+        let mailbox = boxes.get_mut(user).unwrap();
+        for id in box_ids.iter().rev().take(3) {
+            let (owner, mut fields, origin) = mailbox.records[id].clone();
+            fields.insert("department".into(), serde_json::json!("Edited in Outlook"));
+            mailbox.put(id, owner, fields, origin);
+        }
+        mailbox.records.remove(&box_ids[7]);
+        mailbox.log.push(box_ids[7].clone());
+        drop(boxes);
+        w.crm_create(0, person("Later", "later@x.test"));
+    }
+    let mut counts = Vec::new();
+    for w in [&sliced, &whole] {
+        let report = w.pass().await;
+        assert_eq!(report.failed_users(), 0, "{report:?}");
+        counts.push(report.users[0].counts);
+        let again = w.pass().await;
+        assert_eq!(
+            again.users[0].counts.created + again.users[0].counts.updated,
+            0
+        );
+    }
+    assert_eq!(counts[0], counts[1]);
+    assert_eq!(contents(&sliced, user), contents(&whole, user));
+    let (crm, mailbox) = contents(&sliced, user);
+    assert_eq!(crm, mailbox, "both sides hold the same records");
+    assert_eq!(crm.len(), 23 - 2 + 1);
 }

@@ -1,0 +1,963 @@
+//! The scratch space of one user's pass. A pass reads a whole mailbox (and the user's CRM
+//! records) page by page; keeping every record in memory would make a pass grow with the
+//! mailbox. Each page is spilled here instead, into a private temporary SQLite database with a
+//! small page cache, and the pass plans in slices read back from it: touched pairs a slice at
+//! a time, first-sync matching over indexes ([`Candidates`]), then the records no pair holds.
+//! One stage per user pass and record kind, deleted by SQLite when dropped; nothing in it needs
+//! to survive a crash, since the next pass reads both sides again from their cursors.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use exsync_core::plan::{Candidates, Change, LinkReason};
+use exsync_core::{CrmId, ExchangeId, ItemId, Side};
+use rusqlite::types::ToSql;
+use rusqlite::{params, Connection, OptionalExtension, Params, Row};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error("pass stage (scratch database): {op}: {source}")]
+    Sqlite {
+        op: &'static str,
+        source: rusqlite::Error,
+    },
+    #[error("pass stage (scratch database): {op}: record {id}: {source}")]
+    Json {
+        op: &'static str,
+        id: String,
+        source: serde_json::Error,
+    },
+    #[error("pass stage (scratch database): {op}: {detail}")]
+    Inconsistent { op: &'static str, detail: String },
+}
+
+type Result<T, E = StageError> = std::result::Result<T, E>;
+
+fn sql(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StageError {
+    move |source| StageError::Sqlite { op, source }
+}
+
+/// One record read this pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StagedRecord {
+    pub change: Change,
+    /// The CRM id of the pair holding this record, when a pair holds it.
+    pub pair: Option<CrmId>,
+    /// Match keys as (rule, key), from `exsync_core::plan::record_keys`; empty for paired records.
+    pub keys: Vec<(u8, String)>,
+}
+
+/// A record no pair holds, with the record it was matched to (and why), if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRecord {
+    pub change: Change,
+    pub linked: Option<(Change, LinkReason)>,
+}
+
+// `change` is NULL for an item only listed as unchanged. `partner` is the id on the other side
+// a first-sync match linked the record to. Side is 'crm'/'exchange', so (side, id) in BINARY
+// order is ItemId order. The partial indexes hold only what later calls look for, so settled
+// and paired records cost nothing once staging is over.
+const SCHEMA: &str = "
+CREATE TABLE records (
+    side TEXT NOT NULL,
+    id TEXT NOT NULL,
+    change TEXT,
+    upsert INTEGER NOT NULL DEFAULT 0,
+    pair TEXT,
+    origin_side TEXT,
+    origin_id TEXT,
+    done INTEGER NOT NULL DEFAULT 0,
+    partner TEXT,
+    reason TEXT,
+    UNIQUE (side, id)
+);
+CREATE INDEX records_open ON records (side, id) WHERE pair IS NULL AND done = 0;
+CREATE INDEX records_pair ON records (pair, side, id) WHERE pair IS NOT NULL;
+CREATE INDEX records_origin ON records (origin_side, origin_id, side, id)
+    WHERE origin_id IS NOT NULL;
+CREATE TABLE keys (
+    side TEXT NOT NULL,
+    id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    rule INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    PRIMARY KEY (side, id, seq)
+) WITHOUT ROWID;
+CREATE INDEX keys_by_key ON keys (rule, key, side, id);
+";
+
+/// A matching candidate: unpaired, not settled, present, not linked yet. A macro so that the
+/// queries using it stay `&'static str` (and are prepared once).
+macro_rules! candidate {
+    () => {
+        " pair IS NULL AND done = 0 AND upsert = 1 AND partner IS NULL "
+    };
+}
+
+/// The records one user's pass read, for one record kind (see the module comment).
+#[derive(Debug)]
+pub struct Stage {
+    // Behind a lock only so that `&Stage` may be held across an await in a task that moves
+    // between threads; a pass uses its stage from one task, so the lock is never contended.
+    db: Mutex<Connection>,
+}
+
+impl Stage {
+    pub fn new() -> Result<Stage> {
+        // An empty path is a private database in a temporary file SQLite deletes on close.
+        let db = Connection::open("").map_err(sql("open"))?;
+        // Scratch space: a 2 MiB cache keeps memory bounded whatever the mailbox size, and
+        // losing the file on a crash costs nothing, so no journal and no syncing.
+        for (pragma, value) in [
+            ("cache_size", "-2048"),
+            ("journal_mode", "OFF"),
+            ("synchronous", "OFF"),
+            ("temp_store", "FILE"),
+        ] {
+            db.pragma_update(None, pragma, value)
+                .map_err(sql("configure"))?;
+        }
+        db.execute_batch(SCHEMA).map_err(sql("create"))?;
+        Ok(Stage { db: Mutex::new(db) })
+    }
+
+    // A panic while the lock was held cannot have stopped SQLite mid-call, so the connection
+    // is still sound; poisoning carries no information here.
+    fn db(&self) -> MutexGuard<'_, Connection> {
+        self.db.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn conn(&mut self) -> &mut Connection {
+        self.db.get_mut().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records latest-wins by id: staging an id again replaces its change, pair, keys and
+    /// origin, and whether it was only listed.
+    pub fn put(&mut self, records: &[StagedRecord]) -> Result<()> {
+        let op = "put";
+        let tx = self.conn().transaction().map_err(sql(op))?;
+        {
+            let mut upsert = tx
+                .prepare_cached(
+                    "INSERT INTO records (side, id, change, upsert, pair, origin_side, origin_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT (side, id) DO UPDATE SET change = excluded.change,
+                         upsert = excluded.upsert, pair = excluded.pair,
+                         origin_side = excluded.origin_side, origin_id = excluded.origin_id",
+                )
+                .map_err(sql(op))?;
+            let mut forget_keys = tx
+                .prepare_cached("DELETE FROM keys WHERE side = ?1 AND id = ?2")
+                .map_err(sql(op))?;
+            let mut add_key = tx
+                .prepare_cached(
+                    "INSERT INTO keys (side, id, seq, rule, key) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(sql(op))?;
+            for record in records {
+                let id = record.change.id();
+                let side = id.side().as_str();
+                let json =
+                    serde_json::to_string(&record.change).map_err(|source| StageError::Json {
+                        op,
+                        id: id.to_string(),
+                        source,
+                    })?;
+                let (is_upsert, origin) = match &record.change {
+                    Change::Upsert(item) => (true, item.origin.as_ref()),
+                    _ => (false, None),
+                };
+                upsert
+                    .execute(params![
+                        side,
+                        id.as_str(),
+                        json,
+                        is_upsert,
+                        record.pair.as_ref().map(CrmId::as_str),
+                        origin.map(|o| o.side().as_str()),
+                        origin.map(ItemId::as_str),
+                    ])
+                    .map_err(sql(op))?;
+                forget_keys
+                    .execute(params![side, id.as_str()])
+                    .map_err(sql(op))?;
+                for (seq, (rule, key)) in record.keys.iter().enumerate() {
+                    add_key
+                        .execute(params![side, id.as_str(), seq as i64, rule, key])
+                        .map_err(sql(op))?;
+                }
+            }
+        }
+        tx.commit().map_err(sql(op))
+    }
+
+    /// Exchange items listed as present and unchanged (our own writes coming back): they
+    /// exist, nothing to plan. Latest-wins like [`Self::put`], which replaces this in turn.
+    pub fn put_listed(&mut self, ids: &[ExchangeId]) -> Result<()> {
+        let op = "put listed";
+        let tx = self.conn().transaction().map_err(sql(op))?;
+        {
+            let mut listed = tx
+                .prepare_cached(
+                    "INSERT INTO records (side, id) VALUES ('exchange', ?1)
+                     ON CONFLICT (side, id) DO UPDATE SET change = NULL, upsert = 0,
+                         pair = NULL, origin_side = NULL, origin_id = NULL",
+                )
+                .map_err(sql(op))?;
+            let mut forget_keys = tx
+                .prepare_cached("DELETE FROM keys WHERE side = 'exchange' AND id = ?1")
+                .map_err(sql(op))?;
+            for id in ids {
+                listed.execute([id.as_str()]).map_err(sql(op))?;
+                forget_keys.execute([id.as_str()]).map_err(sql(op))?;
+            }
+        }
+        tx.commit().map_err(sql(op))
+    }
+
+    /// Forgets everything staged for one side (the Exchange listing started over).
+    pub fn clear_side(&mut self, side: Side) -> Result<()> {
+        let op = "clear side";
+        let tx = self.conn().transaction().map_err(sql(op))?;
+        tx.execute("DELETE FROM records WHERE side = ?1", [side.as_str()])
+            .map_err(sql(op))?;
+        tx.execute("DELETE FROM keys WHERE side = ?1", [side.as_str()])
+            .map_err(sql(op))?;
+        // A match with a record that is gone no longer holds.
+        tx.execute(
+            "UPDATE records SET partner = NULL, reason = NULL
+             WHERE side = ?1 AND partner IS NOT NULL",
+            [side.other().as_str()],
+        )
+        .map_err(sql(op))?;
+        tx.commit().map_err(sql(op))
+    }
+
+    /// Of these ids, those neither staged nor listed (in input order).
+    pub fn missing(&self, ids: &[ExchangeId]) -> Result<Vec<ExchangeId>> {
+        let op = "missing";
+        // One indexed lookup per id, as in `changes`.
+        let db = self.db();
+        let mut known = db
+            .prepare_cached("SELECT 1 FROM records WHERE side = 'exchange' AND id = ?1")
+            .map_err(sql(op))?;
+        let mut missing = Vec::new();
+        for id in ids {
+            if !known.exists([id.as_str()]).map_err(sql(op))? {
+                missing.push(id.clone());
+            }
+        }
+        Ok(missing)
+    }
+
+    /// CRM ids of pairs that have a staged change (not merely listed) on either side not yet
+    /// done, after `after`, ascending, at most `limit`.
+    pub fn touched_pairs(&self, after: Option<&CrmId>, limit: usize) -> Result<Vec<CrmId>> {
+        let after = after.map(CrmId::as_str);
+        self.paged(
+            "touched pairs",
+            [
+                "SELECT DISTINCT pair FROM records WHERE pair IS NOT NULL
+                 AND change IS NOT NULL AND done = 0 ORDER BY pair LIMIT ?1",
+                "SELECT DISTINCT pair FROM records WHERE pair > ?2
+                 AND change IS NOT NULL AND done = 0 ORDER BY pair LIMIT ?1",
+            ],
+            after.as_ref().map(|a| a as &dyn ToSql).as_slice(),
+            limit,
+            |row| row.get::<_, String>(0).map(CrmId::new),
+        )
+    }
+
+    /// The staged changes (not listed-only rows) of the records these pairs hold, both sides.
+    pub fn changes_of_pairs(&self, pairs: &[CrmId]) -> Result<Vec<Change>> {
+        self.changes(
+            "changes of pairs",
+            "SELECT id, change FROM records WHERE pair = ?1 AND change IS NOT NULL
+             ORDER BY side, id",
+            pairs.iter().map(|pair| [pair.as_str()]),
+        )
+    }
+
+    /// Changes of unpaired, not-done records that are Upserts whose `origin` (our tag) is one
+    /// of these ids.
+    pub fn tagged(&self, origins: &[ItemId]) -> Result<Vec<Change>> {
+        self.changes(
+            "tagged",
+            "SELECT id, change FROM records WHERE origin_side = ?1 AND origin_id = ?2
+             AND pair IS NULL AND done = 0 AND upsert = 1 ORDER BY side, id",
+            origins.iter().map(|o| [o.side().as_str(), o.as_str()]),
+        )
+    }
+
+    /// The changes `query` (selecting id, change) finds for each binding in turn. One indexed
+    /// lookup per id: no SQL variable limit, and no id ever enters SQL text.
+    fn changes<P: Params>(
+        &self,
+        op: &'static str,
+        query: &str,
+        binds: impl Iterator<Item = P>,
+    ) -> Result<Vec<Change>> {
+        let db = self.db();
+        let mut statement = db.prepare_cached(query).map_err(sql(op))?;
+        let mut changes = Vec::new();
+        for bind in binds {
+            let mut rows = statement.query(bind).map_err(sql(op))?;
+            while let Some(row) = rows.next().map_err(sql(op))? {
+                let (id, json): (String, String) =
+                    (row.get(0).map_err(sql(op))?, row.get(1).map_err(sql(op))?);
+                changes.push(parse_change(op, &id, &json)?);
+            }
+        }
+        Ok(changes)
+    }
+
+    /// These records are settled: later touched_pairs/tagged/matching/new_records skip them.
+    pub fn mark_done(&mut self, ids: &[ItemId]) -> Result<()> {
+        let op = "mark done";
+        let tx = self.conn().transaction().map_err(sql(op))?;
+        {
+            let mut done = tx
+                .prepare_cached("UPDATE records SET done = 1 WHERE side = ?1 AND id = ?2")
+                .map_err(sql(op))?;
+            for id in ids {
+                done.execute([id.side().as_str(), id.as_str()])
+                    .map_err(sql(op))?;
+            }
+        }
+        tx.commit().map_err(sql(op))
+    }
+
+    /// Unpaired, not-done records in ItemId order after `after` (CRM side first), at most
+    /// `limit`. A CRM record linked to an Exchange one comes with it; that Exchange record is
+    /// then left out on its own. Listed-only rows never appear.
+    pub fn new_records(&self, after: Option<&ItemId>, limit: usize) -> Result<Vec<NewRecord>> {
+        let op = "new records";
+        let after = after.map(|a| (a.side().as_str(), a.as_str()));
+        let bind: Vec<&dyn ToSql> = match &after {
+            Some((side, id)) => vec![side, id],
+            None => Vec::new(),
+        };
+        let rows = self.paged(
+            op,
+            [
+                "SELECT r.id, r.change, p.id, p.change, r.reason FROM records r
+                 LEFT JOIN records p ON r.side = 'crm' AND p.side = 'exchange' AND p.id = r.partner
+                 WHERE r.pair IS NULL AND r.done = 0 AND r.change IS NOT NULL
+                 AND (r.side = 'crm' OR r.partner IS NULL)
+                 ORDER BY r.side, r.id LIMIT ?1",
+                "SELECT r.id, r.change, p.id, p.change, r.reason FROM records r
+                 LEFT JOIN records p ON r.side = 'crm' AND p.side = 'exchange' AND p.id = r.partner
+                 WHERE r.pair IS NULL AND r.done = 0 AND r.change IS NOT NULL
+                 AND (r.side = 'crm' OR r.partner IS NULL) AND (r.side, r.id) > (?2, ?3)
+                 ORDER BY r.side, r.id LIMIT ?1",
+            ],
+            &bind,
+            limit,
+            |row: &Row<'_>| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, Option<String>>(2)?,
+                    row.get::<_, Option<String>>(3)?,
+                    row.get::<_, Option<String>>(4)?,
+                ))
+            },
+        )?;
+        rows.into_iter()
+            .map(|(id, json, partner, partner_json, reason)| {
+                let change = parse_change(op, &id, &json)?;
+                let linked = match (partner, partner_json, reason) {
+                    (Some(partner), Some(partner_json), Some(reason)) => Some((
+                        parse_change(op, &partner, &partner_json)?,
+                        serde_json::from_str(&reason).map_err(|source| StageError::Json {
+                            op,
+                            id,
+                            source,
+                        })?,
+                    )),
+                    _ => None,
+                };
+                Ok(NewRecord { change, linked })
+            })
+            .collect()
+    }
+
+    /// CRM ids of staged changes (any state), ascending after `after`.
+    pub fn crm_ids(&self, after: Option<&CrmId>, limit: usize) -> Result<Vec<CrmId>> {
+        let after = after.map(CrmId::as_str);
+        self.paged(
+            "crm ids",
+            [
+                "SELECT id FROM records WHERE side = 'crm' AND change IS NOT NULL
+                 ORDER BY id LIMIT ?1",
+                "SELECT id FROM records WHERE side = 'crm' AND id > ?2 AND change IS NOT NULL
+                 ORDER BY id LIMIT ?1",
+            ],
+            after.as_ref().map(|a| a as &dyn ToSql).as_slice(),
+            limit,
+            |row| row.get::<_, String>(0).map(CrmId::new),
+        )
+    }
+
+    /// A query read a page at a time: `from_start` binds the limit as ?1; `after_sql` also binds
+    /// `after` from ?2 on. Two statements rather than `?2 IS NULL OR …`, so that each page is a
+    /// range scan from its start instead of a scan from the first row.
+    fn paged<T>(
+        &self,
+        op: &'static str,
+        [from_start, after_sql]: [&str; 2],
+        after: &[&dyn ToSql],
+        limit: usize,
+        read: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut bind: Vec<&dyn ToSql> = vec![&limit];
+        bind.extend_from_slice(after);
+        let text = if after.is_empty() {
+            from_start
+        } else {
+            after_sql
+        };
+        let db = self.db();
+        let mut statement = db.prepare_cached(text).map_err(sql(op))?;
+        let rows = statement
+            .query_map(bind.as_slice(), read)
+            .map_err(sql(op))?;
+        rows.collect::<rusqlite::Result<Vec<T>>>().map_err(sql(op))
+    }
+}
+
+fn parse_change(op: &'static str, id: &str, json: &str) -> Result<Change> {
+    serde_json::from_str(json).map_err(|source| StageError::Json {
+        op,
+        id: id.to_owned(),
+        source,
+    })
+}
+
+impl Candidates for Stage {
+    type Error = StageError;
+
+    fn unlinked_crm(
+        &mut self,
+        rule: u8,
+        after: Option<&ItemId>,
+        limit: usize,
+    ) -> Result<Vec<(ItemId, Vec<String>)>> {
+        let op = "matching: unlinked crm records";
+        let after = after.map(ItemId::as_str);
+        let ids = self.paged(
+            op,
+            [
+                concat!(
+                    "SELECT id FROM records WHERE side = 'crm' AND",
+                    candidate!(),
+                    "ORDER BY id LIMIT ?1"
+                ),
+                concat!(
+                    "SELECT id FROM records WHERE side = 'crm' AND id > ?2 AND",
+                    candidate!(),
+                    "ORDER BY id LIMIT ?1"
+                ),
+            ],
+            after.as_ref().map(|a| a as &dyn ToSql).as_slice(),
+            limit,
+            |row| row.get::<_, String>(0),
+        )?;
+        let db = self.db();
+        let mut keys_of = db
+            .prepare_cached(
+                "SELECT key FROM keys WHERE side = 'crm' AND id = ?1 AND rule = ?2 ORDER BY seq",
+            )
+            .map_err(sql(op))?;
+        ids.into_iter()
+            .map(|id| {
+                let keys = keys_of
+                    .query_map(params![id, rule], |row| row.get(0))
+                    .map_err(sql(op))?
+                    .collect::<rusqlite::Result<Vec<String>>>()
+                    .map_err(sql(op))?;
+                Ok((ItemId::Crm(CrmId::new(id)), keys))
+            })
+            .collect()
+    }
+
+    fn exchange_with(&mut self, rule: u8, key: &str) -> Result<Option<ItemId>> {
+        let op = "matching: exchange record by key";
+        self.db()
+            .prepare_cached(concat!(
+                "SELECT k.id FROM keys k JOIN records r ON r.side = k.side AND r.id = k.id
+                 WHERE k.rule = ?1 AND k.key = ?2 AND k.side = 'exchange' AND",
+                candidate!(),
+                "ORDER BY k.id LIMIT 1"
+            ))
+            .map_err(sql(op))?
+            .query_row(params![rule, key], |row| row.get::<_, String>(0))
+            .optional()
+            .map_err(sql(op))
+            .map(|id| id.map(|id| ItemId::Exchange(ExchangeId::new(id))))
+    }
+
+    fn link(&mut self, crm: &ItemId, exchange: &ItemId, reason: LinkReason) -> Result<()> {
+        let op = "matching: link";
+        if crm.side() != Side::Crm || exchange.side() != Side::Exchange {
+            return Err(StageError::Inconsistent {
+                op,
+                detail: format!("cannot link {crm} with {exchange}"),
+            });
+        }
+        let reason = serde_json::to_string(&reason).map_err(|source| StageError::Json {
+            op,
+            id: crm.to_string(),
+            source,
+        })?;
+        let tx = self.conn().transaction().map_err(sql(op))?;
+        tx.execute(
+            "UPDATE records SET partner = ?2, reason = ?3 WHERE side = 'crm' AND id = ?1",
+            params![crm.as_str(), exchange.as_str(), reason],
+        )
+        .map_err(sql(op))?;
+        tx.execute(
+            "UPDATE records SET partner = ?1, reason = ?3 WHERE side = 'exchange' AND id = ?2",
+            params![crm.as_str(), exchange.as_str(), reason],
+        )
+        .map_err(sql(op))?;
+        tx.commit().map_err(sql(op))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use chrono::{TimeZone, Utc};
+    use exsync_core::config::KindRules;
+    use exsync_core::plan::{
+        link_unpaired, plan, record_keys, Identity, Item, NewRecords, Op, PlanInput,
+    };
+    use exsync_core::{Contact, ItemKind, Record};
+
+    use super::*;
+
+    fn c(id: &str) -> ItemId {
+        ItemId::Crm(CrmId::new(id))
+    }
+
+    fn e(id: &str) -> ItemId {
+        ItemId::Exchange(ExchangeId::new(id))
+    }
+
+    fn ex(ids: &[&str]) -> Vec<ExchangeId> {
+        ids.iter().map(|id| ExchangeId::new(*id)).collect()
+    }
+
+    fn item(id: ItemId, emails: &[&str], first: &str, last: &str, company: &str) -> Item {
+        let fields = Contact {
+            first_name: first.into(),
+            last_name: last.into(),
+            emails: emails.iter().map(|m| (*m).to_owned()).collect(),
+            company: company.into(),
+            ..Contact::default()
+        }
+        .to_fields();
+        Item {
+            id,
+            fields,
+            version: None,
+            modified: None,
+            origin: None,
+        }
+    }
+
+    fn tagged_item(id: ItemId, origin: ItemId) -> Item {
+        Item {
+            origin: Some(origin),
+            ..item(id, &[], "Tag", "Ged", "")
+        }
+    }
+
+    /// An unpaired record with its keys, as the pass stages it.
+    fn new(item: Item) -> StagedRecord {
+        let keys = record_keys(
+            ItemKind::Contact,
+            &KindRules::default_for(ItemKind::Contact),
+            &item,
+        );
+        StagedRecord {
+            change: Change::Upsert(item),
+            pair: None,
+            keys,
+        }
+    }
+
+    fn paired(change: Change, pair: &str) -> StagedRecord {
+        StagedRecord {
+            change,
+            pair: Some(CrmId::new(pair)),
+            keys: Vec::new(),
+        }
+    }
+
+    fn upsert(id: ItemId) -> Change {
+        Change::Upsert(item(id, &[], "A", "B", ""))
+    }
+
+    fn ids(changes: &[Change]) -> Vec<ItemId> {
+        changes.iter().map(|c| c.id().clone()).collect()
+    }
+
+    fn crm_ids(ids: &[&str]) -> Vec<CrmId> {
+        ids.iter().map(|id| CrmId::new(*id)).collect()
+    }
+
+    fn new_ids(records: &[NewRecord]) -> Vec<(ItemId, Option<ItemId>)> {
+        records
+            .iter()
+            .map(|r| {
+                let linked = r.linked.as_ref().map(|(l, _)| l.id().clone());
+                (r.change.id().clone(), linked)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn put_is_latest_wins_and_replaces_keys() {
+        let mut stage = Stage::new().unwrap();
+        stage
+            .put(&[
+                new(item(c("c1"), &["old@x.test"], "Ann", "Lee", "")),
+                new(item(e("e1"), &["old@x.test"], "Ann", "Lee", "")),
+            ])
+            .unwrap();
+        let second = item(c("c1"), &["new@x.test"], "Ann", "Lee", "");
+        stage
+            .put(&[
+                new(second.clone()),
+                new(item(e("e1"), &["new@x.test"], "Ann", "Lee", "")),
+            ])
+            .unwrap();
+
+        let records = stage.new_records(None, 10).unwrap();
+        assert_eq!(
+            ids(&records.iter().map(|r| r.change.clone()).collect::<Vec<_>>()),
+            [c("c1"), e("e1")]
+        );
+        assert_eq!(records[0].change, Change::Upsert(second));
+        // Keys come back in the order staged (primary address first), not sorted.
+        stage
+            .put(&[new(item(c("c2"), &["z@x.test", "a@x.test"], "", "", ""))])
+            .unwrap();
+        let crm = stage.unlinked_crm(1, None, 10).unwrap();
+        let keys = |k: &[&str]| k.iter().map(|k| (*k).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            crm,
+            vec![
+                (c("c1"), keys(&["new@x.test"])),
+                (c("c2"), keys(&["z@x.test", "a@x.test"]))
+            ]
+        );
+        assert_eq!(stage.exchange_with(1, "old@x.test").unwrap(), None);
+        assert_eq!(stage.exchange_with(1, "new@x.test").unwrap(), Some(e("e1")));
+
+        // Staged again as paired: no longer a candidate, and its keys are gone.
+        stage.put(&[paired(upsert(e("e1")), "c9")]).unwrap();
+        assert_eq!(stage.exchange_with(1, "new@x.test").unwrap(), None);
+        assert_eq!(
+            ids(&stage.changes_of_pairs(&crm_ids(&["c9"])).unwrap()),
+            [e("e1")]
+        );
+    }
+
+    #[test]
+    fn listed_items_exist_but_are_never_planned() {
+        let mut stage = Stage::new().unwrap();
+        stage.put(&[paired(upsert(e("e3")), "c3")]).unwrap();
+        stage.put_listed(&ex(&["e1", "e2", "e3"])).unwrap();
+        assert_eq!(
+            stage.missing(&ex(&["e4", "e2", "e0", "e1", "e3"])).unwrap(),
+            ex(&["e4", "e0"])
+        );
+        // Listing replaced the change staged before it.
+        assert!(stage
+            .changes_of_pairs(&crm_ids(&["c3"]))
+            .unwrap()
+            .is_empty());
+        assert!(stage.touched_pairs(None, 10).unwrap().is_empty());
+        assert!(stage.new_records(None, 10).unwrap().is_empty());
+
+        // A change staged after the listing replaces it.
+        stage.put(&[paired(upsert(e("e2")), "c2")]).unwrap();
+        assert_eq!(stage.touched_pairs(None, 10).unwrap(), crm_ids(&["c2"]));
+        assert_eq!(
+            ids(&stage.changes_of_pairs(&crm_ids(&["c2"])).unwrap()),
+            [e("e2")]
+        );
+        assert!(stage.missing(&ex(&["e2"])).unwrap().is_empty());
+    }
+
+    #[test]
+    fn touched_pairs_page_in_order_and_skip_settled_ones() {
+        let mut stage = Stage::new().unwrap();
+        stage
+            .put(&[
+                paired(upsert(c("c6")), "c6"),
+                paired(upsert(e("e2")), "c2"),
+                paired(Change::Deleted { id: c("c2") }, "c2"),
+                paired(upsert(c("c1")), "c1"),
+                paired(upsert(c("c4")), "c4"),
+                paired(upsert(e("e4")), "c4"),
+                paired(upsert(e("e5")), "c5"),
+                new(item(c("c7"), &[], "A", "B", "")),
+            ])
+            .unwrap();
+        stage.put_listed(&ex(&["e3"])).unwrap();
+        stage.mark_done(&[c("c4"), e("e4")]).unwrap();
+
+        assert_eq!(
+            stage.touched_pairs(None, 2).unwrap(),
+            crm_ids(&["c1", "c2"])
+        );
+        let c2 = CrmId::new("c2");
+        assert_eq!(
+            stage.touched_pairs(Some(&c2), 2).unwrap(),
+            crm_ids(&["c5", "c6"])
+        );
+        let c6 = CrmId::new("c6");
+        assert!(stage.touched_pairs(Some(&c6), 2).unwrap().is_empty());
+
+        let changes = stage
+            .changes_of_pairs(&crm_ids(&["c2", "c1", "c3"]))
+            .unwrap();
+        assert_eq!(ids(&changes), [c("c2"), e("e2"), c("c1")]);
+        assert_eq!(changes[0], Change::Deleted { id: c("c2") });
+
+        // Every staged CRM change, settled or paired or not.
+        assert_eq!(
+            stage.crm_ids(None, 10).unwrap(),
+            crm_ids(&["c1", "c2", "c4", "c6", "c7"])
+        );
+        assert_eq!(stage.crm_ids(Some(&c2), 2).unwrap(), crm_ids(&["c4", "c6"]));
+    }
+
+    #[test]
+    fn tagged_finds_unpaired_unsettled_copies_by_origin() {
+        let mut stage = Stage::new().unwrap();
+        stage
+            .put(&[
+                new(tagged_item(e("e1"), c("c1"))),
+                paired(Change::Upsert(tagged_item(e("e2"), c("c1"))), "c9"),
+                new(tagged_item(e("e3"), c("c1"))),
+                new(tagged_item(e("e4"), c("c2"))),
+                new(tagged_item(e("e5"), c("c3"))),
+                new(tagged_item(c("c7"), e("e7"))),
+            ])
+            .unwrap();
+        stage.mark_done(&[e("e3")]).unwrap();
+        assert_eq!(ids(&stage.tagged(&[c("c1")]).unwrap()), [e("e1")]);
+        assert_eq!(
+            ids(&stage.tagged(&[c("c2"), c("c1")]).unwrap()),
+            [e("e4"), e("e1")]
+        );
+        assert_eq!(ids(&stage.tagged(&[e("e7"), c("c8")]).unwrap()), [c("c7")]);
+    }
+
+    /// The staged matching links what the planner's in-memory matching links.
+    #[test]
+    fn matching_on_disk_gives_the_planners_links() {
+        let crm = vec![
+            // Its e-mail is the tagged copy's; the tag is the stronger rule.
+            item(c("c0"), &["zed@x.test"], "Zed", "Zee", ""),
+            item(c("c1"), &["ann@x.test"], "Ann", "Lee", "Acme"),
+            // Its second address matches.
+            item(
+                c("c2"),
+                &["bob@x.test", "robert@y.test"],
+                "Bob",
+                "Ray",
+                "Acme",
+            ),
+            item(c("c3"), &[], "Cat", "Kim", "Beta"),
+            // e4a has its name, e4b its e-mail: the e-mail wins.
+            item(c("c4"), &["dan@x.test"], "Dan", "Fox", "Acme"),
+            item(c("c5"), &["dan2@x.test"], "Dan", "Fox", "Acme"),
+            // Two Exchange records share its address: the lowest id is taken.
+            item(c("c6"), &["eve@x.test"], "Eve", "Ng", ""),
+            item(c("c7"), &[], "Tom", "Tag", ""),
+        ];
+        let exchange = vec![
+            item(e("e1"), &["ann@x.test"], "Annie", "Lee", ""),
+            item(e("e2"), &["robert@y.test"], "Robert", "Ray", ""),
+            item(e("e3"), &[], "cat", "KIM", "beta"),
+            item(e("e4a"), &["other@x.test"], "Dan", "Fox", "Acme"),
+            item(e("e4b"), &["dan@x.test"], "Daniel", "Fox", ""),
+            item(e("e6b"), &["eve@x.test"], "Eve", "Ng", ""),
+            item(e("e6a"), &["eve@x.test"], "Eve", "Ng", ""),
+            Item {
+                origin: Some(c("c7")),
+                ..item(e("e7"), &["zed@x.test"], "Tom", "Tag", "")
+            },
+        ];
+        let mut stage = Stage::new().unwrap();
+        let records: Vec<StagedRecord> = crm.iter().chain(&exchange).cloned().map(new).collect();
+        stage.put(&records).unwrap();
+        // Neither a paired record nor a settled one is a candidate.
+        stage
+            .put(&[
+                StagedRecord {
+                    pair: Some(CrmId::new("c00")),
+                    ..new(item(c("c00"), &["ann@x.test"], "Ann", "Lee", "Acme"))
+                },
+                new(item(e("e0"), &["ann@x.test"], "Ann", "Lee", "Acme")),
+            ])
+            .unwrap();
+        stage.mark_done(&[e("e0")]).unwrap();
+
+        link_unpaired(ItemKind::Contact, &mut stage, 2).unwrap();
+
+        let records = stage.new_records(None, 100).unwrap();
+        // Linked Exchange records come with their CRM partners only.
+        let unlinked = [c("c0"), e("e6b")];
+        assert_eq!(
+            records
+                .iter()
+                .filter(|r| r.linked.is_none())
+                .map(|r| r.change.id().clone())
+                .collect::<Vec<_>>(),
+            unlinked
+        );
+        let mut staged: Vec<(ItemId, ItemId, LinkReason)> = records
+            .into_iter()
+            .filter_map(|r| {
+                let (partner, reason) = r.linked?;
+                Some((r.change.id().clone(), partner.id().clone(), reason))
+            })
+            .collect();
+        staged.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        let expected = vec![
+            (c("c1"), e("e1"), LinkReason::Email),
+            (c("c2"), e("e2"), LinkReason::Email),
+            (c("c3"), e("e3"), LinkReason::NameAndCompany),
+            (c("c4"), e("e4b"), LinkReason::Email),
+            (c("c5"), e("e4a"), LinkReason::NameAndCompany),
+            (c("c6"), e("e6a"), LinkReason::Email),
+            (c("c7"), e("e7"), LinkReason::Tag),
+        ];
+        assert_eq!(staged, expected);
+
+        let rules = KindRules::default_for(ItemKind::Contact);
+        let upserts =
+            |items: &[Item]| -> Vec<Change> { items.iter().cloned().map(Change::Upsert).collect() };
+        let (crm_changes, exchange_changes) = (upserts(&crm), upserts(&exchange));
+        let ops = plan(&PlanInput {
+            kind: ItemKind::Contact,
+            rules: &rules,
+            pairs: &[],
+            crm_changes: &crm_changes,
+            exchange_changes: &exchange_changes,
+            now: Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap(),
+            crm_lens: &Identity,
+            new_records: NewRecords::Match,
+        });
+        let mut in_memory: Vec<(ItemId, ItemId, LinkReason)> = ops
+            .into_iter()
+            .filter_map(|op| match op {
+                Op::Link {
+                    crm_id,
+                    exchange_id,
+                    reason,
+                    ..
+                } if reason.is_match() => {
+                    Some((ItemId::Crm(crm_id), ItemId::Exchange(exchange_id), reason))
+                }
+                _ => None,
+            })
+            .collect();
+        in_memory.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        assert_eq!(staged, in_memory);
+    }
+
+    #[test]
+    fn new_records_page_crm_first_with_their_links() {
+        let mut stage = Stage::new().unwrap();
+        stage
+            .put(&[
+                new(item(e("e1"), &[], "A", "B", "")),
+                new(item(c("c3"), &[], "A", "B", "")),
+                new(item(e("e2"), &[], "A", "B", "")),
+                new(item(c("c1"), &[], "A", "B", "")),
+                new(item(c("c2"), &[], "A", "B", "")),
+                paired(upsert(e("e4")), "c4"),
+                StagedRecord {
+                    change: Change::Deleted { id: e("e5") },
+                    pair: None,
+                    keys: Vec::new(),
+                },
+            ])
+            .unwrap();
+        stage.put_listed(&ex(&["e3"])).unwrap();
+        stage
+            .link(&c("c1"), &e("e2"), LinkReason::NameAndCompany)
+            .unwrap();
+        stage.mark_done(&[c("c2")]).unwrap();
+
+        assert_eq!(
+            new_ids(&stage.new_records(None, 10).unwrap()),
+            [
+                (c("c1"), Some(e("e2"))),
+                (c("c3"), None),
+                (e("e1"), None),
+                (e("e5"), None)
+            ]
+        );
+        let first = stage.new_records(None, 2).unwrap();
+        assert_eq!(new_ids(&first), [(c("c1"), Some(e("e2"))), (c("c3"), None)]);
+        assert_eq!(
+            first[0].linked.as_ref().map(|(_, reason)| *reason),
+            Some(LinkReason::NameAndCompany)
+        );
+        assert_eq!(
+            new_ids(&stage.new_records(Some(&c("c3")), 1).unwrap()),
+            [(e("e1"), None)]
+        );
+        assert_eq!(
+            new_ids(&stage.new_records(Some(&c("c3")), 5).unwrap()),
+            [(e("e1"), None), (e("e5"), None)]
+        );
+        assert!(stage.new_records(Some(&e("e5")), 5).unwrap().is_empty());
+    }
+
+    #[test]
+    fn clear_side_forgets_that_side_only() {
+        let mut stage = Stage::new().unwrap();
+        stage
+            .put(&[
+                new(item(c("c1"), &["a@x.test"], "A", "B", "")),
+                new(item(e("e1"), &["a@x.test"], "A", "B", "")),
+                new(item(e("e2"), &["b@x.test"], "A", "B", "")),
+            ])
+            .unwrap();
+        stage.put_listed(&ex(&["e3"])).unwrap();
+        stage.link(&c("c1"), &e("e1"), LinkReason::Email).unwrap();
+
+        stage.clear_side(Side::Exchange).unwrap();
+        assert_eq!(
+            stage.missing(&ex(&["e1", "e2", "e3"])).unwrap(),
+            ex(&["e1", "e2", "e3"])
+        );
+        assert_eq!(stage.exchange_with(1, "b@x.test").unwrap(), None);
+        assert_eq!(
+            new_ids(&stage.new_records(None, 10).unwrap()),
+            [(c("c1"), None)]
+        );
+        assert_eq!(stage.crm_ids(None, 10).unwrap(), crm_ids(&["c1"]));
+        // The CRM record is a candidate again.
+        assert_eq!(stage.unlinked_crm(1, None, 10).unwrap().len(), 1);
+    }
+
+    /// A pass holds `&Stage` across awaits in a task the runtime may move between threads.
+    #[test]
+    fn a_stage_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Stage>();
+    }
+}
