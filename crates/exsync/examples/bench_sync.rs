@@ -76,7 +76,18 @@ async fn run_pass(lab: &Lab, binary: &Path, config: &Path, phase: &'static str) 
     tokio::time::sleep(lab.options.crm_settle + Duration::from_millis(100)).await;
     let (ews_before, crm_before) = counters(lab).await?;
     let started = Instant::now();
-    let mut child = Command::new(binary)
+    // BENCH_WRAP runs the pass under a profiler, e.g. BENCH_WRAP="heaptrack -o /tmp/pass".
+    let wrap = std::env::var("BENCH_WRAP").unwrap_or_default();
+    let mut words = wrap.split_whitespace();
+    let mut command = match words.next() {
+        Some(tool) => {
+            let mut command = Command::new(tool);
+            command.args(words).arg(binary);
+            command
+        }
+        None => Command::new(binary),
+    };
+    let mut child = command
         .args(["sync", "--config"])
         .arg(config)
         .env("EXSYNC_MASTER_KEY", MASTER_KEY)

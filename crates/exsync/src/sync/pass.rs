@@ -677,6 +677,14 @@ impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
             })
             .collect();
         slice.upserts = settlement.upserts;
+        slice.resolved = settlement
+            .resolved
+            .iter()
+            .map(|id| ItemRef {
+                kind,
+                id: id.clone(),
+            })
+            .collect();
         written.created.extend(
             ops.iter()
                 .filter(|op| op.writes())
@@ -740,12 +748,6 @@ impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
                 reason: failure.reason,
             });
         }
-        commit.resolved.extend(
-            settlement
-                .resolved
-                .into_iter()
-                .map(|id| ItemRef { kind, id }),
-        );
         report.counts.created += settlement.created as u64;
         report.counts.updated += settlement.updated as u64;
         report.counts.deleted += settlement.deleted as u64;
