@@ -1238,3 +1238,57 @@ fn settle_keeps_a_first_sync_match_whose_writes_failed() {
         ]
     );
 }
+
+#[test]
+fn slices_leave_unpaired_records_alone_or_take_the_links_given() {
+    let r = rules(Direction::Both);
+    let base = contact("Ada", "Lovelace", "ada@x.test");
+    let pairs = [pair("c1", "e1", base.clone())];
+    let crm_changes = [
+        crm("c1", with(base.clone(), "title", json!("Countess"))),
+        crm("c2", contact("Kim", "Lee", "kim@x.test")),
+    ];
+    let exchange_changes = [
+        exch("e2", contact("Kim", "Lee", "kim@x.test")),
+        exch("e3", contact("Pat", "Doe", "pat@x.test")),
+    ];
+    let input = |new_records| PlanInput {
+        crm_lens: &Identity,
+        new_records,
+        kind: ItemKind::Contact,
+        rules: &r,
+        pairs: &pairs,
+        crm_changes: &crm_changes,
+        exchange_changes: &exchange_changes,
+        now: now(),
+    };
+    // A slice of pairs plans the pair only.
+    assert_eq!(
+        summary(&plan_unchecked(&input(NewRecords::Claim))),
+        ["update exchange of c1: title", "link c1/e1 Merged"]
+    );
+    // With links found elsewhere, those are linked and nothing else is matched.
+    let links = [(
+        ItemId::Crm("c2".into()),
+        ItemId::Exchange("e3".into()),
+        LinkReason::Email,
+    )];
+    let ops = summary(&plan_unchecked(&input(NewRecords::Linked(&links))));
+    assert!(ops.contains(&"link c2/e3 Email".to_owned()), "{ops:?}");
+    assert!(
+        ops.contains(&"create on crm from exchange:e2".to_owned()),
+        "{ops:?}"
+    );
+    // Matching in one go links by e-mail instead.
+    let ops = summary(&plan_unchecked(&input(NewRecords::Match)));
+    assert!(ops.contains(&"link c2/e2 Email".to_owned()), "{ops:?}");
+}
+
+#[test]
+fn the_valve_weighs_deletes_against_all_pairs() {
+    let r = rules(Direction::Both);
+    assert!(valve(ItemKind::Contact, &r, 0, 10).is_none());
+    let many = r.min_deletes_for_valve.max(1) * 4;
+    assert!(valve(ItemKind::Contact, &r, many, many).is_some());
+    assert!(valve(ItemKind::Contact, &r, many, many * 1000).is_none());
+}

@@ -773,3 +773,65 @@ fn console_settings_round_trip_and_replace() {
         Some(serde_json::json!(true))
     );
 }
+
+#[test]
+fn a_partial_commit_writes_pairs_and_echoes_but_records_no_run() {
+    let (_dir, store) = temp_store();
+    let alice = user("alice");
+    let mut slice = commit(&alice, 0);
+    slice.partial = true;
+    slice.upserts = vec![
+        contact("003A", "X1", "Lovelace"),
+        contact("003B", "X2", "Babbage"),
+        contact("003C", "X3", "Hopper"),
+    ];
+    slice.crm_writes = vec![echo("003A", "m1", t(0))];
+    let receipt = store.commit_pass(&slice).unwrap();
+    assert_eq!((receipt.run_id, receipt.pairs_written), (0, 3));
+    assert!(store.runs(&alice, 10).unwrap().is_empty());
+    assert!(store.is_own_crm_write(&CrmId::new("003A"), "m1").unwrap());
+
+    // The paged reads a sliced pass uses.
+    assert_eq!(store.pair_count(&alice, ItemKind::Contact).unwrap(), 3);
+    let first = store
+        .pairs_page(&alice, ItemKind::Contact, None, 2)
+        .unwrap();
+    assert_eq!(
+        first,
+        vec![slice.upserts[0].clone(), slice.upserts[1].clone()]
+    );
+    let rest = store
+        .pairs_page(&alice, ItemKind::Contact, Some(&first[1].crm_id), 2)
+        .unwrap();
+    assert_eq!(rest, vec![slice.upserts[2].clone()]);
+    let held = store
+        .pairs_of(
+            &alice,
+            ItemKind::Contact,
+            &[
+                ItemId::Exchange(ExchangeId::new("X3")),
+                ItemId::Crm(CrmId::new("003A")),
+                ItemId::Crm(CrmId::new("003A")),
+                ItemId::Crm(CrmId::new("003Z")),
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        held,
+        vec![slice.upserts[0].clone(), slice.upserts[2].clone()]
+    );
+
+    // What needs a run cannot ride on a partial commit.
+    let mut bad = commit(&alice, 5);
+    bad.partial = true;
+    bad.error = Some("boom".into());
+    assert!(matches!(
+        store.commit_pass(&bad),
+        Err(StoreError::InvalidCommit { .. })
+    ));
+
+    // The pass's last commit records the run.
+    let last = commit(&alice, 10);
+    assert!(store.commit_pass(&last).unwrap().run_id > 0);
+    assert_eq!(store.runs(&alice, 10).unwrap().len(), 1);
+}
