@@ -454,10 +454,13 @@ impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
                 full_listing = true;
             }
             folder = page.folder.or(folder);
+            // One lookup per page serves both the known versions and the staging below.
             let ids: Vec<ItemId> = page
                 .upserts
                 .iter()
-                .map(|(id, _)| ItemId::Exchange(id.clone()))
+                .map(|(id, _)| id)
+                .chain(&page.deleted)
+                .map(|id| ItemId::Exchange(id.clone()))
                 .collect();
             let pairs = self.pairs_of(ids).await?;
             let (unchanged, wanted): (Vec<_>, Vec<_>) =
@@ -482,7 +485,7 @@ impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
                     Err(e) => return Ok(Err(e)),
                 }
             }
-            self.stage(stage, changes).await?;
+            self.put(stage, changes, &pairs)?;
             state = Some(page.cursor);
             if page.last {
                 break;
@@ -565,6 +568,16 @@ impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
         let pairs = self
             .pairs_of(changes.iter().map(|c| c.id().clone()).collect())
             .await?;
+        self.put(stage, changes, &pairs)
+    }
+
+    /// [`Self::stage`] with the pairs already looked up.
+    fn put(
+        &self,
+        stage: &mut Stage,
+        changes: Vec<Change>,
+        pairs: &BTreeMap<ItemId, SyncedPair>,
+    ) -> Result<(), PassError> {
         let rules = self.user.config.rules(self.kind);
         let records: Vec<StagedRecord> = changes
             .into_iter()
