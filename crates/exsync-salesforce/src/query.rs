@@ -15,9 +15,10 @@ pub struct QueryPage {
     pub records: Vec<Value>,
 }
 
-fn page_of(value: Value) -> Result<QueryPage> {
-    let records = match value.get("records") {
-        Some(Value::Array(list)) => list.clone(),
+fn page_of(mut value: Value) -> Result<QueryPage> {
+    // Taken, not cloned: a page of 2,000 records is the largest thing a pass holds.
+    let records = match value.get_mut("records").map(Value::take) {
+        Some(Value::Array(list)) => list,
         _ => return Err(Error::Decode("query answer without records".into())),
     };
     Ok(QueryPage {
@@ -97,6 +98,7 @@ impl SalesforceClient {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -104,5 +106,38 @@ mod tests {
     fn quoting_escapes_what_soql_needs() {
         assert_eq!(quote("O'Brien \\ co"), "'O\\'Brien \\\\ co'");
         assert_eq!(quote_list(&["a", "b"]), "('a', 'b')");
+    }
+
+    #[test]
+    fn a_page_keeps_its_records_and_refuses_an_answer_without_them() {
+        let answer = serde_json::json!({
+            "totalSize": 3,
+            "done": false,
+            "nextRecordsUrl": "/services/data/v62.0/query/01g-2000",
+            "records": [{"Id": "003A"}, {"Id": "003B"}],
+        });
+        let page = page_of(answer).expect("a well-formed page");
+        assert_eq!(page.total_size, 3);
+        assert!(!page.done);
+        assert_eq!(
+            page.next_records_url.as_deref(),
+            Some("/services/data/v62.0/query/01g-2000")
+        );
+        let ids: Vec<_> = page
+            .records
+            .iter()
+            .filter_map(|r| r["Id"].as_str())
+            .collect();
+        assert_eq!(ids, ["003A", "003B"]);
+
+        for bad in [
+            serde_json::json!({"totalSize": 0, "done": true}),
+            serde_json::json!({"records": {"Id": "003A"}}),
+        ] {
+            match page_of(bad) {
+                Err(Error::Decode(message)) => assert!(message.contains("without records")),
+                other => panic!("expected a decode error, got {other:?}"),
+            }
+        }
     }
 }
