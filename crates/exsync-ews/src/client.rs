@@ -14,7 +14,7 @@ use exsync_core::{Contact, CrmId, Event, ExchangeId, Fields, ItemId, ItemKind, R
 
 use crate::error::{classify, CodeClass, EwsError, ResponseError};
 use crate::mapping::{self, ItemRef};
-use crate::ops::{folders, items, sync, FolderRef};
+use crate::ops::{folders, items, sync, FolderRef, ItemResult};
 use crate::soap::{self, CallContext};
 use crate::throttle::{Limits, RetryPolicy};
 use crate::trace::WireTrace;
@@ -22,6 +22,9 @@ use crate::transport::auth::{AuthMode, Credentials};
 use crate::transport::conn::Resolve;
 use crate::transport::{HttpClient, HttpConfig};
 use crate::xml::{Element, XmlWriter};
+
+/// How many times a batch write sends the items Exchange stopped before (ErrorBatchProcessingStopped).
+const MAX_ROUNDS: u32 = 3;
 
 #[derive(Debug, Clone)]
 pub struct EwsConfig {
@@ -726,7 +729,7 @@ impl MailboxClient {
                         for i in chunk {
                             match self.find_by_crm_id(folder, &records[*i].0).await? {
                                 Some(found) => results[*i] = Some(Ok(found)),
-                                None if rounds < 3 => next.push(*i),
+                                None if rounds < MAX_ROUNDS => next.push(*i),
                                 None => {
                                     results[*i] = Some(Err(EwsError::Connect {
                                         host: self.url.host_str().unwrap_or("").to_owned(),
@@ -743,19 +746,11 @@ impl MailboxClient {
                 let outcomes = items::read_created(&refs);
                 for (pos, i) in chunk.iter().enumerate() {
                     match outcomes.get(pos) {
-                        Some(Ok(item)) => results[*i] = Some(Ok(item.clone())),
-                        Some(Err(e)) if e.code == "ErrorBatchProcessingStopped" && rounds < 3 => {
-                            next.push(*i)
-                        }
-                        Some(Err(e)) => {
-                            results[*i] = Some(Err(self.item_error("CreateItem", e.clone(), None)))
-                        }
-                        None if rounds < 3 => next.push(*i),
-                        None => {
-                            results[*i] = Some(Err(
-                                self.protocol("CreateItem answered fewer messages than items")
-                            ))
-                        }
+                        None if rounds < MAX_ROUNDS => next.push(*i),
+                        answer => match self.settle("CreateItem", answer, rounds, None) {
+                            Some(result) => results[*i] = Some(result),
+                            None => next.push(*i),
+                        },
                     }
                 }
             }
@@ -845,6 +840,25 @@ impl MailboxClient {
             ))
     }
 
+    /// One item's result from the message a batch answered for it, or `None` when Exchange
+    /// stopped the batch before the item and a further round may send it again.
+    fn settle<T: Clone>(
+        &self,
+        operation: &'static str,
+        answer: Option<&ItemResult<T>>,
+        rounds: u32,
+        item: Option<&ItemRef>,
+    ) -> Option<Result<T, EwsError>> {
+        match answer {
+            Some(Ok(value)) => Some(Ok(value.clone())),
+            Some(Err(e)) if e.code == "ErrorBatchProcessingStopped" && rounds < MAX_ROUNDS => None,
+            Some(Err(e)) => Some(Err(self.item_error(operation, e.clone(), item))),
+            None => Some(Err(
+                self.protocol(format!("{operation} answered fewer messages than items"))
+            )),
+        }
+    }
+
     fn item_error(
         &self,
         operation: &'static str,
@@ -911,20 +925,9 @@ impl MailboxClient {
                 let refs: Vec<&Element> = messages.iter().collect();
                 let outcomes = items::read_updated(&refs);
                 for (pos, (i, item, list)) in chunk.iter().enumerate() {
-                    match outcomes.get(pos) {
-                        Some(Ok(new_ref)) => results[*i] = Some(Ok(new_ref.clone())),
-                        Some(Err(e)) if e.code == "ErrorBatchProcessingStopped" && rounds < 3 => {
-                            next.push((*i, item.clone(), list.clone()))
-                        }
-                        Some(Err(e)) => {
-                            results[*i] =
-                                Some(Err(self.item_error("UpdateItem", e.clone(), Some(item))))
-                        }
-                        None => {
-                            results[*i] = Some(Err(
-                                self.protocol("UpdateItem answered fewer messages than items")
-                            ))
-                        }
+                    match self.settle("UpdateItem", outcomes.get(pos), rounds, Some(item)) {
+                        Some(result) => results[*i] = Some(result),
+                        None => next.push((*i, item.clone(), list.clone())),
                     }
                 }
             }
@@ -972,19 +975,9 @@ impl MailboxClient {
                 let refs: Vec<&Element> = messages.iter().collect();
                 let outcomes = items::read_deleted(&refs);
                 for (pos, i) in chunk.iter().enumerate() {
-                    match outcomes.get(pos) {
-                        Some(Ok(())) => results[*i] = Some(Ok(())),
-                        Some(Err(e)) if e.code == "ErrorBatchProcessingStopped" && rounds < 3 => {
-                            next.push(*i)
-                        }
-                        Some(Err(e)) => {
-                            results[*i] = Some(Err(self.item_error("DeleteItem", e.clone(), None)))
-                        }
-                        None => {
-                            results[*i] = Some(Err(
-                                self.protocol("DeleteItem answered fewer messages than items")
-                            ))
-                        }
+                    match self.settle("DeleteItem", outcomes.get(pos), rounds, None) {
+                        Some(result) => results[*i] = Some(result),
+                        None => next.push(*i),
                     }
                 }
             }

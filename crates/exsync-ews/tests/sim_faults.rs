@@ -267,6 +267,65 @@ async fn the_rest_of_a_stopped_batch_is_retried() {
     common::validate_requests(trace.path());
 }
 
+/// A batch Exchange stops every time is sent three times, then reported per item; an answer
+/// with fewer messages than items is a protocol error for the items it left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_stopped_for_good_or_answered_short_ends_in_errors_per_item() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    let server = fake::start(
+        &[MAIL_HOST],
+        false,
+        Arc::new(move |seen: &fake::Seen| {
+            let ids = seen.body.matches("<t:ItemId ").count();
+            if ids == 2 {
+                // The short answer: one message for two items.
+                return fake::soap_ok(&delete_response(&["NoError"]));
+            }
+            counter.fetch_add(1, Ordering::SeqCst);
+            let mut codes = vec!["NoError"];
+            codes.extend(std::iter::repeat_n("ErrorBatchProcessingStopped", ids - 1));
+            fake::soap_ok(&delete_response(&codes))
+        }),
+    )
+    .await;
+    let mut cfg = EwsConfig::new(Credentials::new("svc@contoso.test", "pw"));
+    cfg.ca_file = Some(server.ca_file.clone());
+    cfg.resolve = Resolve::new().with(MAIL_HOST, server.addr);
+    let client = EwsClient::new(cfg).unwrap();
+    let url = url::Url::parse(&format!(
+        "https://{MAIL_HOST}:{}/EWS/Exchange.asmx",
+        server.addr.port()
+    ))
+    .unwrap();
+    let mb = client.mailbox("ann@contoso.test", url);
+
+    // Five items: each round settles the first that is sent, the last round gives up on the rest.
+    let ids: Vec<ExchangeId> = (0..5).map(|i| ExchangeId::new(format!("id{i}"))).collect();
+    let results = mb.delete(ItemKind::Contact, &ids).await.unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert!(results[..3].iter().all(|r| r.is_ok()), "{results:?}");
+    for result in &results[3..] {
+        assert!(
+            matches!(result, Err(EwsError::Response { operation: "DeleteItem", error }) if error.code == "ErrorBatchProcessingStopped"),
+            "{result:?}"
+        );
+    }
+
+    let ids: Vec<ExchangeId> = (0..2)
+        .map(|i| ExchangeId::new(format!("short{i}")))
+        .collect();
+    let results = mb.delete(ItemKind::Contact, &ids).await.unwrap();
+    assert!(results[0].is_ok(), "{results:?}");
+    match &results[1] {
+        Err(EwsError::Protocol { host, reason }) => {
+            assert_eq!(host, MAIL_HOST);
+            assert_eq!(reason, "DeleteItem answered fewer messages than items");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_certificate_is_refused_naming_the_host() {
     let server = fake::start(
