@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use exsync_core::plan::{Change, Item};
-use exsync_core::{CrmId, ExchangeId, ItemId, Record};
+use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind, Record};
 
 use crate::client::{Idempotency, SalesforceClient};
 use crate::error::{Error, Result};
@@ -32,6 +32,15 @@ const IN_CHUNK: usize = 200;
 pub enum SyncObject {
     Contact,
     Event,
+}
+
+impl From<ItemKind> for SyncObject {
+    fn from(kind: ItemKind) -> Self {
+        match kind {
+            ItemKind::Contact => SyncObject::Contact,
+            ItemKind::Event => SyncObject::Event,
+        }
+    }
 }
 
 impl SyncObject {

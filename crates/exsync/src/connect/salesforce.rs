@@ -14,13 +14,6 @@ pub struct SalesforceSide {
     pub client: SalesforceClient,
 }
 
-fn object(kind: ItemKind) -> SyncObject {
-    match kind {
-        ItemKind::Contact => SyncObject::Contact,
-        ItemKind::Event => SyncObject::Event,
-    }
-}
-
 /// The records a read covers, in the connector's terms.
 fn scope_of(filter: &CrmFilter) -> Scope {
     Scope {
@@ -121,7 +114,7 @@ impl CrmSide for SalesforceSide {
         };
         let batch = self
             .client
-            .read_changes(object(kind), &scope_of(filter), &position)
+            .read_changes(SyncObject::from(kind), &scope_of(filter), &position)
             .await
             .map_err(side_error)?;
         Ok(CrmPage {
@@ -137,7 +130,7 @@ impl CrmSide for SalesforceSide {
     async fn cursor_now(&self, kind: ItemKind, filter: &CrmFilter) -> SideResult<String> {
         let cursor = self
             .client
-            .cursor_now(object(kind), &scope_of(filter))
+            .cursor_now(SyncObject::from(kind), &scope_of(filter))
             .await
             .map_err(side_error)?;
         serde_json::to_string(&cursor)
@@ -147,7 +140,7 @@ impl CrmSide for SalesforceSide {
     async fn fetch(&self, kind: ItemKind, ids: &[CrmId]) -> SideResult<Vec<OwnedChange>> {
         let changes = self
             .client
-            .fetch_changes(object(kind), ids)
+            .fetch_changes(SyncObject::from(kind), ids)
             .await
             .map_err(side_error)?;
         Ok(changes.into_iter().map(owned).collect())

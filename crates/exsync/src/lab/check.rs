@@ -8,8 +8,7 @@ use anyhow::{anyhow, Result};
 use chrono::Utc;
 use exsync_core::config::KindRules;
 use exsync_core::plan::{out_of_scope, Change, Item};
-use exsync_core::{required_fields, CrmId, Fields, ItemId, ItemKind, UserKey};
-use exsync_salesforce::{quote, SyncObject};
+use exsync_core::{required_fields, Fields, ItemId, ItemKind, UserKey};
 
 use super::Lab;
 use crate::sync::pass::KINDS;
@@ -86,25 +85,10 @@ impl Lab {
                     kind,
                     what,
                 };
-                let object = match kind {
-                    ItemKind::Contact => SyncObject::Contact,
-                    ItemKind::Event => SyncObject::Event,
-                };
-                let soql = format!(
-                    "SELECT Id FROM {} WHERE OwnerId = {}",
-                    object.name(),
-                    quote(user.crm_id.as_str())
-                );
-                let ids: Vec<CrmId> = self
-                    .crm
-                    .query_all(&soql)
-                    .await?
-                    .iter()
-                    .filter_map(|r| r.get("Id").and_then(|v| v.as_str()).map(CrmId::new))
-                    .collect();
+                let ids = self.crm_ids(user, kind).await?;
                 let crm = upserts(
                     self.crm
-                        .fetch_changes(object, &ids)
+                        .fetch_changes(kind.into(), &ids)
                         .await?
                         .into_iter()
                         .map(|c| c.change)

@@ -9,13 +9,6 @@ use exsync_salesforce::{quote, SyncObject};
 use super::{Lab, LabUser};
 use crate::sync::sides::{CrmSide, ExchangeSide, Write};
 
-fn object(kind: ItemKind) -> SyncObject {
-    match kind {
-        ItemKind::Contact => SyncObject::Contact,
-        ItemKind::Event => SyncObject::Event,
-    }
-}
-
 fn text_field<'a>(fields: &'a Fields, name: &str) -> &'a str {
     fields
         .get(name)
@@ -40,22 +33,27 @@ fn done(results: Vec<WriteResult>) -> Result<()> {
 }
 
 impl Lab {
-    /// The user's CRM record of `kind` with that last name (contacts) or subject (events).
-    pub async fn crm_record(&self, user: &LabUser, kind: ItemKind, name: &str) -> Result<Item> {
+    /// The ids of the user's CRM records of `kind`.
+    pub(super) async fn crm_ids(&self, user: &LabUser, kind: ItemKind) -> Result<Vec<CrmId>> {
         let soql = format!(
             "SELECT Id FROM {} WHERE OwnerId = {}",
-            object(kind).name(),
+            SyncObject::from(kind).name(),
             quote(user.crm_id.as_str())
         );
-        let ids: Vec<CrmId> = self
+        Ok(self
             .crm
             .query_all(&soql)
             .await?
             .iter()
             .filter_map(|r| r.get("Id").and_then(|v| v.as_str()).map(CrmId::new))
-            .collect();
+            .collect())
+    }
+
+    /// The user's CRM record of `kind` with that last name (contacts) or subject (events).
+    pub async fn crm_record(&self, user: &LabUser, kind: ItemKind, name: &str) -> Result<Item> {
+        let ids = self.crm_ids(user, kind).await?;
         self.crm
-            .fetch_changes(object(kind), &ids)
+            .fetch_changes(kind.into(), &ids)
             .await?
             .into_iter()
             .find_map(|c| match c.change {
