@@ -330,16 +330,16 @@ impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
                 break;
             };
             after = Some(last.change.id().clone());
-            let mut changes = [Vec::new(), Vec::new()];
             let mut links = Vec::new();
+            let mut changes = Vec::with_capacity(records.len());
             for record in records {
                 if let Some((other, reason)) = record.linked {
                     links.push((record.change.id().clone(), other.id().clone(), reason));
-                    changes[side_index(other.id().side())].push(other);
+                    changes.push(other);
                 }
-                changes[side_index(record.change.id().side())].push(record.change);
+                changes.push(record.change);
             }
-            let [crm_changes, exchange_changes] = changes;
+            let (crm_changes, exchange_changes) = by_side(changes);
             let ops = plan_unchecked(&PlanInput {
                 crm_lens: self.crm.lens(),
                 kind,
@@ -630,11 +630,8 @@ impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
             .collect();
         let tagged = stage.tagged(&held)?;
         let tagged_ids: BTreeSet<ItemId> = tagged.iter().map(|c| c.id().clone()).collect();
-        let mut changes = [Vec::new(), Vec::new()];
-        for change in stage.changes_of_pairs(ids)?.into_iter().chain(tagged) {
-            changes[side_index(change.id().side())].push(change);
-        }
-        let [crm_changes, exchange_changes] = changes;
+        let (crm_changes, exchange_changes) =
+            by_side(stage.changes_of_pairs(ids)?.into_iter().chain(tagged));
         let ops = plan_unchecked(&PlanInput {
             crm_lens: self.crm.lens(),
             kind: self.kind,
@@ -917,11 +914,11 @@ struct ExchangeListed {
     folder: Option<(String, String)>,
 }
 
-fn side_index(side: Side) -> usize {
-    match side {
-        Side::Crm => 0,
-        Side::Exchange => 1,
-    }
+/// Changes split as the planner takes them: the CRM's, then Exchange's.
+fn by_side(changes: impl IntoIterator<Item = Change>) -> (Vec<Change>, Vec<Change>) {
+    changes
+        .into_iter()
+        .partition(|change| change.id().side() == Side::Crm)
 }
 
 /// The records an op concerns.
