@@ -224,7 +224,7 @@ pub trait ExchangeSide: Send + Sync {
     /// Makes the mailbox ready (e.g. creates the `Salesforce_Sync` folder); idempotent.
     fn prepare(&self, user: &UserKey) -> impl Future<Output = SideResult<()>> + Send;
 
-    /// A folder found in an earlier process (see [`ExchangeRead::folder`]).
+    /// A folder found in an earlier process (see [`ExchangePage::folder`]).
     fn known_folder(&self, _user: &UserKey, _kind: ItemKind, _folder: &(String, String)) {}
 
     /// One page of changes in the user's folder for `kind` since `cursor` (`None`: from the
