@@ -13,7 +13,7 @@ use serde_json::json;
 use common::fake;
 use common::sim::{Sim, SimOptions, MAIL_HOST};
 use exsync_core::{Contact, CrmId, ExchangeId, ItemKind, Record};
-use exsync_ews::{AuthMode, Credentials, EwsClient, EwsConfig, EwsError, Resolve};
+use exsync_ews::{AuthMode, Credentials, EwsClient, EwsConfig, EwsError, MailboxClient, Resolve};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_busy_back_off_is_honoured() {
@@ -198,6 +198,22 @@ async fn per_mailbox_cap_serialises_one_mailbox() {
     );
 }
 
+/// A client of ann's mailbox on the scripted server, tracing its requests into `trace` if given.
+fn fake_mailbox(server: &fake::Fake, trace: Option<&std::path::Path>) -> MailboxClient {
+    let mut cfg = EwsConfig::new(Credentials::new("svc@contoso.test", "pw"));
+    cfg.ca_file = Some(server.ca_file.clone());
+    cfg.resolve = Resolve::new().with(MAIL_HOST, server.addr);
+    cfg.trace_dir = trace.map(std::path::Path::to_path_buf);
+    let url = url::Url::parse(&format!(
+        "https://{MAIL_HOST}:{}/EWS/Exchange.asmx",
+        server.addr.port()
+    ))
+    .unwrap();
+    EwsClient::new(cfg)
+        .unwrap()
+        .mailbox("ann@contoso.test", url)
+}
+
 fn delete_response(codes: &[&str]) -> String {
     let mut messages = String::new();
     for code in codes {
@@ -237,17 +253,7 @@ async fn the_rest_of_a_stopped_batch_is_retried() {
     )
     .await;
     let trace = tempfile::tempdir().unwrap();
-    let mut cfg = EwsConfig::new(Credentials::new("svc@contoso.test", "pw"));
-    cfg.ca_file = Some(server.ca_file.clone());
-    cfg.resolve = Resolve::new().with(MAIL_HOST, server.addr);
-    cfg.trace_dir = Some(trace.path().to_path_buf());
-    let client = EwsClient::new(cfg).unwrap();
-    let url = url::Url::parse(&format!(
-        "https://{MAIL_HOST}:{}/EWS/Exchange.asmx",
-        server.addr.port()
-    ))
-    .unwrap();
-    let mb = client.mailbox("ann@contoso.test", url);
+    let mb = fake_mailbox(&server, Some(trace.path()));
     let ids: Vec<ExchangeId> = (0..5).map(|i| ExchangeId::new(format!("id{i}"))).collect();
     let results = mb.delete(ItemKind::Contact, &ids).await.unwrap();
     assert!(results[0].is_ok());
@@ -289,16 +295,7 @@ async fn a_batch_stopped_for_good_or_answered_short_ends_in_errors_per_item() {
         }),
     )
     .await;
-    let mut cfg = EwsConfig::new(Credentials::new("svc@contoso.test", "pw"));
-    cfg.ca_file = Some(server.ca_file.clone());
-    cfg.resolve = Resolve::new().with(MAIL_HOST, server.addr);
-    let client = EwsClient::new(cfg).unwrap();
-    let url = url::Url::parse(&format!(
-        "https://{MAIL_HOST}:{}/EWS/Exchange.asmx",
-        server.addr.port()
-    ))
-    .unwrap();
-    let mb = client.mailbox("ann@contoso.test", url);
+    let mb = fake_mailbox(&server, None);
 
     // Five items: each round settles the first that is sent, the last round gives up on the rest.
     let ids: Vec<ExchangeId> = (0..5).map(|i| ExchangeId::new(format!("id{i}"))).collect();
@@ -334,17 +331,7 @@ async fn an_expired_certificate_is_refused_naming_the_host() {
         Arc::new(|_s: &fake::Seen| fake::soap_ok("")),
     )
     .await;
-    let mut cfg = EwsConfig::new(Credentials::new("svc@contoso.test", "pw"));
-    cfg.ca_file = Some(server.ca_file.clone());
-    cfg.resolve = Resolve::new().with(MAIL_HOST, server.addr);
-    let client = EwsClient::new(cfg).unwrap();
-    let url = url::Url::parse(&format!(
-        "https://{MAIL_HOST}:{}/EWS/Exchange.asmx",
-        server.addr.port()
-    ))
-    .unwrap();
-    let err = client
-        .mailbox("ann@contoso.test", url)
+    let err = fake_mailbox(&server, None)
         .calendar_folder()
         .await
         .unwrap_err();
