@@ -295,7 +295,8 @@ async fn a_batch_stopped_for_good_or_answered_short_ends_in_errors_per_item() {
         }),
     )
     .await;
-    let mb = fake_mailbox(&server, None);
+    let trace = tempfile::tempdir().unwrap();
+    let mb = fake_mailbox(&server, Some(trace.path()));
 
     // Five items: each round settles the first that is sent, the last round gives up on the rest.
     let ids: Vec<ExchangeId> = (0..5).map(|i| ExchangeId::new(format!("id{i}"))).collect();
@@ -321,6 +322,7 @@ async fn a_batch_stopped_for_good_or_answered_short_ends_in_errors_per_item() {
         }
         other => panic!("{other:?}"),
     }
+    common::validate_requests(trace.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
