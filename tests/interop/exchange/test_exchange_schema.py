@@ -1,6 +1,6 @@
 """The schema check that guards every simulator reply must reject invalid replies."""
 
-from ews_schema import validate_envelope, validate_trace_dir
+from ews_schema import need_schema, validate_envelope, validate_trace_dir
 
 HEAD = (
     '<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" '
@@ -17,6 +17,7 @@ VALID = (
 
 
 def test_validator_accepts_valid_and_rejects_invalid_replies():
+    need_schema()
     assert validate_envelope((HEAD + VALID + TAIL).encode()) == []
     wrong_order = VALID.replace(
         '<t:FolderId Id="AAA" ChangeKey="BBB"/><t:DisplayName>Contacts</t:DisplayName>',
@@ -29,6 +30,7 @@ def test_validator_accepts_valid_and_rejects_invalid_replies():
 
 
 def test_trace_validation_reports_the_offending_file(tmp_path):
+    need_schema()
     (tmp_path / "000001-GetFolder.response.xml").write_text(HEAD + VALID + TAIL)
     (tmp_path / "000002-GetFolder.response.xml").write_text(HEAD + VALID.replace("NoError", "NotACode") + TAIL)
     n, problems = validate_trace_dir(tmp_path)
