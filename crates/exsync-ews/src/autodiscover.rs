@@ -3,6 +3,11 @@
 //! to hosts in the allow-list; the plain-http step is an unauthenticated GET whose https
 //! Location is followed only into the allow-list; at most 10 redirects, loops detected;
 //! results cached with a TTL.
+//!
+//! Addresses and URLs from answers are parsed, never matched as strings: a host is only ever
+//! the one a URL parser (the same one that then connects) reads out of a URL, and a domain is
+//! only ever a valid DNS name. No request of any kind, anonymous or not, goes to a host outside
+//! the allow-list, and each candidate (with its redirects) gets one request timeout in all.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -13,6 +18,7 @@ use url::Url;
 
 use crate::dns::{SrvResolver, StaticSrv};
 use crate::error::EwsError;
+use crate::transport::conn::Deadline;
 use crate::transport::HttpClient;
 use crate::xml::{escape, parse, Element};
 
@@ -38,11 +44,90 @@ impl AllowList {
         }
     }
 
+    /// Whether `host` is one of the domains or below one. Anything that is not a plain DNS
+    /// name (a `#`, `?`, `/`, `@`, `:` or space in it, an IP address) is never inside.
     pub fn allows(&self, host: &str) -> bool {
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
-        self.domains
-            .iter()
-            .any(|d| host == *d || host.ends_with(&format!(".{d}")))
+        let Some(host) = dns_name(host) else {
+            return false;
+        };
+        self.domains.iter().any(|d| {
+            host == *d
+                || host
+                    .strip_suffix(d.as_str())
+                    .is_some_and(|rest| rest.ends_with('.'))
+        })
+    }
+}
+
+/// `name` lower-cased without its trailing dot, when it is a DNS host name: labels of 1-63
+/// letters, digits and hyphens (not at either end), 253 characters at most, and a last label
+/// that is not all digits (which would make it an IPv4 address to a URL parser).
+pub fn dns_name(name: &str) -> Option<String> {
+    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+    if name.is_empty() || name.len() > 253 {
+        return None;
+    }
+    let labels_ok = name.split('.').all(|label| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    });
+    let last_numeric = name
+        .rsplit('.')
+        .next()
+        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()));
+    (labels_ok && !last_numeric).then_some(name)
+}
+
+/// A mailbox address split at its one `@`, the domain a valid DNS name (lower-cased).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Address {
+    pub local: String,
+    pub domain: String,
+}
+
+impl Address {
+    pub fn parse(text: &str) -> Result<Address, String> {
+        let text = text.trim();
+        let (local, domain) = text
+            .split_once('@')
+            .ok_or_else(|| format!("{text:?} is not an e-mail address (no @)"))?;
+        if local.is_empty()
+            || local
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>'))
+        {
+            return Err(format!(
+                "{text:?} is not an e-mail address (bad local part)"
+            ));
+        }
+        let domain = dns_name(domain).ok_or_else(|| {
+            format!("{text:?} is not an e-mail address: {domain:?} is not a domain name")
+        })?;
+        Ok(Address {
+            local: local.to_owned(),
+            domain,
+        })
+    }
+}
+
+impl std::fmt::Display for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.local, self.domain)
+    }
+}
+
+/// The host a URL will connect to, as the URL parser reads it (lower-cased, without a
+/// trailing dot): the only host an allow-list decision may be made on.
+pub fn url_host(url: &Url) -> Option<String> {
+    match url.host()? {
+        url::Host::Domain(d) => Some(d.strip_suffix('.').unwrap_or(d).to_ascii_lowercase()),
+        url::Host::Ipv4(ip) => Some(ip.to_string()),
+        url::Host::Ipv6(ip) => Some(ip.to_string()),
     }
 }
 
@@ -89,12 +174,6 @@ struct Walk {
     redirects: usize,
     visited: HashSet<String>,
     tried: Vec<String>,
-}
-
-fn domain_of(address: &str) -> Option<String> {
-    let (_, domain) = address.trim().rsplit_once('@')?;
-    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-    (!domain.is_empty() && !domain.contains('/')).then_some(domain)
 }
 
 /// The POX request body.
@@ -200,19 +279,32 @@ impl Autodiscover {
         }
     }
 
+    /// `https://{host}/autodiscover/autodiscover.xml` (on the configured port), checked to
+    /// connect to exactly `host`.
     fn candidate(&self, host: &str) -> Result<Url, EwsError> {
         let port = self
             .config
             .https_port
             .map_or_else(String::new, |p| format!(":{p}"));
-        Url::parse(&format!(
-            "https://{host}{port}/autodiscover/autodiscover.xml"
-        ))
-        .map_err(|e| EwsError::InvalidInput(format!("candidate for {host}: {e}")))
+        Self::url_for(
+            host,
+            &format!("https://{host}{port}/autodiscover/autodiscover.xml"),
+        )
+    }
+
+    fn url_for(host: &str, text: &str) -> Result<Url, EwsError> {
+        let url =
+            Url::parse(text).map_err(|e| EwsError::InvalidInput(format!("URL for {host}: {e}")))?;
+        if url_host(&url).as_deref() != Some(host) {
+            return Err(EwsError::InvalidInput(format!(
+                "{text} does not lead to the host {host}"
+            )));
+        }
+        Ok(url)
     }
 
     async fn discover(&self, original: &str) -> Result<Url, EwsError> {
-        let mut address = original.trim().to_owned();
+        let mut text = original.trim().to_owned();
         let mut seen_addresses = HashSet::new();
         let mut walk = Walk {
             redirects: 0,
@@ -220,32 +312,36 @@ impl Autodiscover {
             tried: Vec::new(),
         };
         loop {
-            if !seen_addresses.insert(address.to_ascii_lowercase()) {
+            // The user's own address and every redirectAddr answer alike: only a parsed
+            // domain decides where candidates are looked for.
+            let address = Address::parse(&text).map_err(|reason| Self::fail(original, reason))?;
+            if !seen_addresses.insert(address.to_string().to_ascii_lowercase()) {
                 return Err(Self::fail(
                     original,
                     format!("redirect loop through address {address}"),
                 ));
             }
-            let domain = domain_of(&address).ok_or_else(|| {
-                Self::fail(original, format!("{address:?} is not an e-mail address"))
-            })?;
+            let domain = address.domain.clone();
             if !self.config.allow.allows(&domain) {
                 return Err(Self::fail(
                     original,
                     format!(
                         "the domain {domain} is not in the allow-list (the service account's \
-                         domain and the other domains to sync); no credentials are sent there"
+                         domain and the other domains to sync); nothing is sent there"
                     ),
                 ));
             }
-            match self.discover_domain(&address, &domain, &mut walk).await? {
+            match self
+                .discover_domain(&address.to_string(), &domain, &mut walk)
+                .await?
+            {
                 Some(Answer::Ews(url)) => return Ok(url),
                 Some(Answer::RedirectAddr(next)) => {
                     if seen_addresses.len() > MAX_ADDRESS_REDIRECTS {
                         return Err(Self::fail(original, "too many address redirects"));
                     }
                     tracing::info!(from = %address, to = %next, "Autodiscover redirects to another address");
-                    address = next;
+                    text = next;
                 }
                 None => {
                     return Err(Self::fail(
@@ -257,7 +353,8 @@ impl Autodiscover {
         }
     }
 
-    /// Tries the candidates of one domain in order.
+    /// Tries the candidates of one domain in order. Each candidate, redirects included, has
+    /// one request timeout in all.
     async fn discover_domain(
         &self,
         address: &str,
@@ -266,7 +363,8 @@ impl Autodiscover {
     ) -> Result<Option<Answer>, EwsError> {
         for host in [domain.to_owned(), format!("autodiscover.{domain}")] {
             let url = self.candidate(&host)?;
-            if let Some(answer) = self.follow(address, url, walk).await? {
+            let deadline = self.http.deadline();
+            if let Some(answer) = self.follow(address, url, walk, deadline).await? {
                 return Ok(Some(answer));
             }
         }
@@ -275,10 +373,21 @@ impl Autodiscover {
             .config
             .http_port
             .map_or_else(String::new, |p| format!(":{p}"));
-        if let Ok(url) = Url::parse(&format!(
-            "http://autodiscover.{domain}{port}/autodiscover/autodiscover.xml"
-        )) {
-            match self.http.get_anonymous(&url).await {
+        let host = format!("autodiscover.{domain}");
+        if let Ok(url) = Self::url_for(
+            &host,
+            &format!("http://{host}{port}/autodiscover/autodiscover.xml"),
+        ) {
+            let deadline = self.http.deadline();
+            let answer = match self.inside(&url) {
+                Err(reason) => Err(reason),
+                Ok(()) => self
+                    .http
+                    .get_anonymous_within(&url, deadline)
+                    .await
+                    .map_err(|e| format!("{url}: {e}")),
+            };
+            match answer {
                 Ok(response) if matches!(response.status, 301 | 302 | 307 | 308) => {
                     let location = response
                         .headers
@@ -288,7 +397,9 @@ impl Autodiscover {
                     match location {
                         Some(target) => {
                             walk.redirects += 1;
-                            if let Some(answer) = self.follow(address, target, walk).await? {
+                            if let Some(answer) =
+                                self.follow(address, target, walk, deadline).await?
+                            {
                                 return Ok(Some(answer));
                             }
                         }
@@ -298,7 +409,7 @@ impl Autodiscover {
                     }
                 }
                 Ok(response) => walk.tried.push(format!("{url}: HTTP {}", response.status)),
-                Err(e) => walk.tried.push(format!("{url}: {e}")),
+                Err(reason) => walk.tried.push(reason),
             }
         }
         // SRV: each target is as untrusted as any redirect.
@@ -306,20 +417,26 @@ impl Autodiscover {
         match self.config.srv.lookup(&name).await {
             Ok(records) => {
                 for record in records {
-                    let url = Url::parse(&format!(
-                        "https://{}:{}/autodiscover/autodiscover.xml",
-                        record.target.trim_end_matches('.'),
-                        record.port
-                    ));
+                    let Some(target) = dns_name(&record.target) else {
+                        walk.tried
+                            .push(format!("SRV target {:?} is not a host name", record.target));
+                        continue;
+                    };
+                    let url = Self::url_for(
+                        &target,
+                        &format!(
+                            "https://{target}:{}/autodiscover/autodiscover.xml",
+                            record.port
+                        ),
+                    );
                     match url {
                         Ok(url) => {
-                            if let Some(answer) = self.follow(address, url, walk).await? {
+                            let deadline = self.http.deadline();
+                            if let Some(answer) = self.follow(address, url, walk, deadline).await? {
                                 return Ok(Some(answer));
                             }
                         }
-                        Err(e) => walk
-                            .tried
-                            .push(format!("SRV target {}: {e}", record.target)),
+                        Err(e) => walk.tried.push(format!("SRV target {target}: {e}")),
                     }
                 }
             }
@@ -328,16 +445,24 @@ impl Autodiscover {
         Ok(None)
     }
 
+    /// Whether a URL's host, as it will be connected to, is inside the allow-list: asked
+    /// before any request, with or without credentials.
+    fn inside(&self, url: &Url) -> Result<(), String> {
+        let host = url_host(url).unwrap_or_default();
+        if self.config.allow.allows(&host) {
+            Ok(())
+        } else {
+            tracing::warn!(url = %url, "Autodiscover target outside the allow-list refused");
+            Err(format!("{url}: host {host} is outside the allow-list"))
+        }
+    }
+
     /// Checks a URL we are about to send credentials to.
     fn admissible(&self, url: &Url, walk: &mut Walk) -> Result<(), String> {
         if url.scheme() != "https" {
             return Err(format!("{url}: not https; credentials go only over https"));
         }
-        let host = url.host_str().unwrap_or("");
-        if !self.config.allow.allows(host) {
-            tracing::warn!(url = %url, "Autodiscover target outside the allow-list refused");
-            return Err(format!("{url}: host {host} is outside the allow-list"));
-        }
+        self.inside(url)?;
         if walk.redirects > MAX_REDIRECTS {
             return Err(format!("more than {MAX_REDIRECTS} redirects"));
         }
@@ -348,19 +473,24 @@ impl Autodiscover {
         Ok(())
     }
 
-    /// POSTs to one endpoint and follows its redirects.
+    /// POSTs to one endpoint and follows its redirects, all before `deadline`.
     async fn follow(
         &self,
         address: &str,
         mut url: Url,
         walk: &mut Walk,
+        deadline: Deadline,
     ) -> Result<Option<Answer>, EwsError> {
         loop {
             if let Err(reason) = self.admissible(&url, walk) {
                 walk.tried.push(reason);
                 return Ok(None);
             }
-            let response = match self.http.post(&url, &request_body(address), &[]).await {
+            let response = match self
+                .http
+                .post_within(&url, &request_body(address), &[], deadline)
+                .await
+            {
                 Ok(r) => r,
                 // A wrong password is not a reason to try the next candidate with it.
                 Err(e @ (EwsError::Unauthorized { .. } | EwsError::AuthDowngrade { .. })) => {
@@ -385,7 +515,8 @@ impl Autodiscover {
                         Ok(PoxAnswer::Ews(ews)) => match Url::parse(&ews) {
                             Ok(ews)
                                 if ews.scheme() == "https"
-                                    && self.config.allow.allows(ews.host_str().unwrap_or("")) =>
+                                    && url_host(&ews)
+                                        .is_some_and(|h| self.config.allow.allows(&h)) =>
                             {
                                 return Ok(Some(Answer::Ews(ews)))
                             }
@@ -402,6 +533,7 @@ impl Autodiscover {
                                     .push(format!("{url}: redirect to the same address"));
                                 return Ok(None);
                             }
+                            // Checked again (parsed, against the allow-list) before any use.
                             return Ok(Some(Answer::RedirectAddr(next)));
                         }
                         Ok(PoxAnswer::RedirectUrl(next)) => Url::parse(&next).ok(),
@@ -433,6 +565,7 @@ impl Autodiscover {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[test]
@@ -445,6 +578,64 @@ mod tests {
         assert!(!allow.allows("contoso.test.evil.example"));
         assert!(!allow.allows("test"));
         assert!(!AllowList::new(Vec::<String>::new()).allows("contoso.test"));
+    }
+
+    #[test]
+    fn allow_list_refuses_what_is_not_a_host_name() {
+        let allow = AllowList::new(["contoso.test"]);
+        assert!(allow.allows("Autodiscover.Contoso.Test."));
+        for host in [
+            "evil.test#.contoso.test",
+            "evil.test?.contoso.test",
+            "evil.test/.contoso.test",
+            "user@evil.test.contoso.test",
+            "evil.test:443.contoso.test",
+            "evil test.contoso.test",
+            "-x.contoso.test",
+            "x..contoso.test",
+            "",
+        ] {
+            assert!(!allow.allows(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn addresses_are_parsed_not_matched() {
+        let a = Address::parse(" Ann@Contoso.Test. ").unwrap();
+        assert_eq!(
+            (a.local.as_str(), a.domain.as_str()),
+            ("Ann", "contoso.test")
+        );
+        assert_eq!(a.to_string(), "Ann@contoso.test");
+        for bad in [
+            "user1@evil.test#.contoso.test",
+            "user1@evil.test?.contoso.test",
+            "user1@evil.test/.contoso.test",
+            "user1@evil.test:80.contoso.test",
+            "user1@contoso.test@evil.test",
+            "user1@evil test.contoso.test",
+            "user1@127.0.0.1",
+            "user1@",
+            "@contoso.test",
+            "no-at-sign",
+            "a b@contoso.test",
+        ] {
+            assert!(Address::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_url_host_is_what_the_parser_connects_to() {
+        for (text, host) in [
+            ("https://evil.test#.contoso.test/x", "evil.test"),
+            ("https://evil.test?.contoso.test/x", "evil.test"),
+            ("https://contoso.test@evil.test/x", "evil.test"),
+            ("https://evil.test\\.contoso.test/x", "evil.test"),
+            ("https://MAIL.Contoso.Test./x", "mail.contoso.test"),
+        ] {
+            let url = Url::parse(text).unwrap();
+            assert_eq!(url_host(&url).as_deref(), Some(host), "{text}");
+        }
     }
 
     #[test]

@@ -43,7 +43,10 @@ pub struct EwsConfig {
     pub sync_page_size: u16,
     pub trace_dir: Option<PathBuf>,
     pub connect_timeout: Duration,
+    /// The whole of one request: connecting, authenticating and reading the complete reply.
     pub request_timeout: Duration,
+    /// The largest reply read (see [`crate::transport::conn::DEFAULT_MAX_REPLY_BYTES`]).
+    pub max_reply_bytes: u64,
     /// Told of every request and every wait the server asked for (metrics).
     pub observer: Option<exsync_core::observe::Observer>,
 }
@@ -64,6 +67,7 @@ impl EwsConfig {
             trace_dir: None,
             connect_timeout: Duration::from_secs(15),
             request_timeout: Duration::from_secs(120),
+            max_reply_bytes: crate::transport::conn::DEFAULT_MAX_REPLY_BYTES,
             observer: None,
         }
     }
@@ -93,6 +97,7 @@ impl EwsClient {
             resolve: config.resolve.clone(),
             connect_timeout: config.connect_timeout,
             request_timeout: config.request_timeout,
+            max_reply_bytes: config.max_reply_bytes,
         })?);
         let trace = match &config.trace_dir {
             Some(dir) => Some(WireTrace::new(dir).map_err(|e| {
@@ -201,6 +206,8 @@ impl EwsClient {
                     Err(EwsError::Throttled { .. }) => "throttled",
                     Err(EwsError::Http { status: 503, .. }) => "http_503",
                     Err(EwsError::Connect { .. }) => "connection",
+                    Err(EwsError::Timeout { .. }) => "timeout",
+                    Err(EwsError::ReplyTooLarge { .. }) => "too_large",
                     Err(EwsError::Xml(_) | EwsError::Protocol { .. }) => "malformed",
                     Err(_) => "error",
                 };
@@ -212,7 +219,15 @@ impl EwsClient {
             };
             let server_said_wait = matches!(error, EwsError::Throttled { .. })
                 || matches!(error, EwsError::Http { status: 503, .. });
+            // A server that let a whole request timeout pass, or answered with more than any
+            // genuine reply holds, would most likely do it again: asking at once would cost
+            // another full timeout (or download) per attempt. The next pass tries again.
+            let stalled = matches!(
+                error,
+                EwsError::Timeout { .. } | EwsError::ReplyTooLarge { .. }
+            );
             let retryable = match idempotent {
+                _ if stalled => false,
                 Idempotent::Yes => error.is_transient() || matches!(error, EwsError::Xml(_)),
                 Idempotent::No => server_said_wait,
             };
@@ -648,11 +663,10 @@ impl MailboxClient {
                         continue;
                     };
                     for name in ["Subject", "Location"] {
-                        occurrence.children.push(Element {
-                            name: name.into(),
-                            text: detail.child_text(name).unwrap_or("").to_owned(),
-                            ..Element::default()
-                        });
+                        occurrence.children.push(Element::with_text(
+                            name,
+                            detail.child_text(name).unwrap_or(""),
+                        ));
                     }
                 }
             }
@@ -723,7 +737,15 @@ impl MailboxClient {
                 let body = items::create_items(kind, folder, &bodies);
                 let messages = match self.batch("CreateItem", &body, Idempotent::No).await {
                     Ok(m) => m,
-                    Err(e) if matches!(e, EwsError::Connect { .. } | EwsError::Xml(_)) => {
+                    Err(e)
+                        if matches!(
+                            e,
+                            EwsError::Connect { .. }
+                                | EwsError::Xml(_)
+                                | EwsError::Timeout { .. }
+                                | EwsError::ReplyTooLarge { .. }
+                        ) =>
+                    {
                         // Unknown outcome: recover by tag, then create what is missing.
                         tracing::warn!(mailbox = %self.address, error = %e, "CreateItem outcome unknown; looking items up by tag");
                         for i in chunk {

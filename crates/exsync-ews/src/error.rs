@@ -157,6 +157,14 @@ pub enum EwsError {
     #[error("{host} sent a response we cannot read: {reason}")]
     Protocol { host: String, reason: String },
 
+    /// The reply went past the size cap; reading stopped there.
+    #[error("{host} sent a reply larger than the {} limit; reading stopped there. No genuine EWS or Autodiscover answer to our requests is that large: check what answers at {host}, or raise network.max_reply_mib if its replies really are", mib(*.limit))]
+    ReplyTooLarge { host: String, limit: u64 },
+
+    /// Connecting, sending and reading the whole reply took longer than the request timeout.
+    #[error("{host} did not complete its reply within {timeout:?} (connecting, sending and reading the whole reply all count); the server is stalled or far too slow: check its health and the network path to it")]
+    Timeout { host: String, timeout: Duration },
+
     #[error(transparent)]
     Xml(#[from] XmlError),
 
@@ -197,7 +205,11 @@ impl EwsError {
     /// Worth retrying the same call after a wait.
     pub fn is_transient(&self) -> bool {
         match self {
-            EwsError::Connect { .. } | EwsError::Throttled { .. } => true,
+            // A stalled server is transient too, but [`crate::EwsClient`] does not repeat the
+            // call at once: the next attempt would most likely cost another whole timeout.
+            EwsError::Connect { .. } | EwsError::Throttled { .. } | EwsError::Timeout { .. } => {
+                true
+            }
             EwsError::Http { status, .. } => matches!(status, 502..=504),
             EwsError::Fault { error, .. } | EwsError::Response { error, .. } => matches!(
                 classify(&error.code),
@@ -220,6 +232,17 @@ impl EwsError {
     /// A failure of the mailbox as a whole (not of the connection or of one item).
     pub fn is_per_user(&self) -> bool {
         matches!(self, EwsError::Mailbox { .. })
+    }
+}
+
+/// A byte count as MiB when it is a whole number of them (as the setting is written), else
+/// as bytes.
+pub(crate) fn mib(bytes: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if bytes % MIB == 0 {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        format!("{bytes}-byte")
     }
 }
 

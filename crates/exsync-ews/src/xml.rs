@@ -1,6 +1,10 @@
 //! The XML we need and no more: a writer that escapes everything it is given, and a small
 //! namespace-agnostic element tree for responses. EWS puts each name in one of two namespaces
 //! whose prefixes servers choose freely, so responses are matched on local names.
+//!
+//! Replies come from servers we do not control, so the tree is bounded in depth when parsed,
+//! and dropped and searched without recursion: a deeply nested reply must be an error, never
+//! a stack overflow that takes the process down.
 
 use std::fmt::Write as _;
 
@@ -90,7 +94,15 @@ impl XmlWriter {
     }
 }
 
+/// Deepest nesting accepted in a reply. Real EWS replies nest about 15 levels (envelope,
+/// body, response, messages, items, item, recurrence, pattern…) and Autodiscover ones about
+/// 6, so this is far above anything genuine while keeping every walk over the tree shallow.
+pub const MAX_DEPTH: usize = 256;
+
 /// A parsed element: local name, attributes by local name, children, and its direct text.
+///
+/// The derived `Clone`, `PartialEq` and `Debug` recurse; on parsed trees that is bounded by
+/// [`MAX_DEPTH`]. Dropping never recurses, whatever the depth.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Element {
     pub name: String,
@@ -115,7 +127,36 @@ fn local(name: &[u8]) -> String {
     }
 }
 
+impl Drop for Element {
+    fn drop(&mut self) {
+        // The default drop would recurse once per level. Instead the descendants are moved
+        // onto a heap stack and each is dropped with no children left in it.
+        if self.children.is_empty() {
+            return;
+        }
+        let mut pending = std::mem::take(&mut self.children);
+        while let Some(mut el) = pending.pop() {
+            pending.append(&mut el.children);
+        }
+    }
+}
+
 impl Element {
+    pub fn new(name: impl Into<String>) -> Element {
+        Element {
+            name: name.into(),
+            attrs: Vec::new(),
+            children: Vec::new(),
+            text: String::new(),
+        }
+    }
+
+    pub fn with_text(name: impl Into<String>, text: impl Into<String>) -> Element {
+        let mut el = Element::new(name);
+        el.text = text.into();
+        el
+    }
+
     pub fn attr(&self, name: &str) -> Option<&str> {
         self.attrs
             .iter()
@@ -145,19 +186,21 @@ impl Element {
         self.child(name).map(|c| c.text.as_str())
     }
 
-    /// First descendant (depth-first, self included) with this local name.
+    /// First descendant (depth-first in document order, self included) with this local name.
     pub fn find(&self, name: &str) -> Option<&Element> {
-        if self.name == name {
-            return Some(self);
+        // An explicit stack, children pushed last-first so they come off in document order.
+        let mut pending = vec![self];
+        while let Some(el) = pending.pop() {
+            if el.name == name {
+                return Some(el);
+            }
+            pending.extend(el.children.iter().rev());
         }
-        self.children.iter().find_map(|c| c.find(name))
+        None
     }
 
     fn open(e: &BytesStart<'_>, position: u64) -> Result<Element, XmlError> {
-        let mut el = Element {
-            name: local(e.name().as_ref()),
-            ..Element::default()
-        };
+        let mut el = Element::new(local(e.name().as_ref()));
         for attr in e.attributes() {
             let attr = attr.map_err(|err| XmlError {
                 position,
@@ -177,6 +220,16 @@ impl Element {
     }
 }
 
+fn too_deep(position: u64) -> XmlError {
+    XmlError {
+        position,
+        reason: format!(
+            "elements nested deeper than {MAX_DEPTH} levels; no genuine EWS or Autodiscover \
+             reply is that deep, so this one is refused"
+        ),
+    }
+}
+
 /// Parses a whole document into its root element.
 pub fn parse(input: &str) -> Result<Element, XmlError> {
     let mut reader = Reader::from_str(input);
@@ -187,8 +240,16 @@ pub fn parse(input: &str) -> Result<Element, XmlError> {
         let fail = |reason: String| XmlError { position, reason };
         let event = reader.read_event().map_err(|e| fail(e.to_string()))?;
         match event {
-            Event::Start(e) => stack.push(Element::open(&e, position)?),
+            Event::Start(e) => {
+                if stack.len() >= MAX_DEPTH {
+                    return Err(too_deep(position));
+                }
+                stack.push(Element::open(&e, position)?)
+            }
             Event::Empty(e) => {
+                if stack.len() >= MAX_DEPTH {
+                    return Err(too_deep(position));
+                }
                 let el = Element::open(&e, position)?;
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(el),
@@ -274,6 +335,51 @@ mod tests {
         assert!(parse("<a>").is_err());
         assert!(parse("").is_err());
         assert!(parse("<a>&bogus;</a>").is_err());
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let nested = |depth: usize| format!("{}{}", "<a>".repeat(depth), "</a>".repeat(depth));
+        let deepest = parse(&nested(MAX_DEPTH)).unwrap();
+        assert!(deepest.find("b").is_none());
+        let err = parse(&nested(MAX_DEPTH + 1)).unwrap_err();
+        assert!(
+            err.reason.contains("nested deeper than 256 levels"),
+            "{err}"
+        );
+        // An empty element one level too deep counts as well.
+        let empty = format!(
+            "{}<b/>{}",
+            "<a>".repeat(MAX_DEPTH),
+            "</a>".repeat(MAX_DEPTH)
+        );
+        assert!(parse(&empty).is_err());
+        // Deep nesting is refused wherever it starts, long before the document ends.
+        let err = parse(&nested(200_000)).unwrap_err();
+        assert!(err.position < 2_000, "{err}");
+    }
+
+    /// A tree far deeper than any parse allows, built by hand: searching and dropping it must
+    /// not recurse.
+    #[test]
+    fn a_deep_tree_is_searched_and_dropped_without_recursion() {
+        let mut tree = Element::with_text("leaf", "bottom");
+        for _ in 0..1_000_000 {
+            let mut parent = Element::new("a");
+            parent.children.push(tree);
+            tree = parent;
+        }
+        tree.children.push(Element::new("sibling"));
+        assert_eq!(tree.find("leaf").map(|l| l.text.as_str()), Some("bottom"));
+        assert!(tree.find("absent").is_none());
+        drop(tree);
+    }
+
+    #[test]
+    fn find_goes_in_document_order() {
+        let el = parse("<r><x><t>1</t></x><t>2</t></r>").unwrap();
+        assert_eq!(el.find("t").map(|t| t.text.as_str()), Some("1"));
+        assert_eq!(el.find("r").map(|r| r.name.as_str()), Some("r"));
     }
 
     #[test]

@@ -4,13 +4,15 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use rand::Rng;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::config::{AuthConfig, SalesforceConfig};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TransportError};
 
 /// Calls used and allowed today, as the last answer reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,9 +238,17 @@ impl SalesforceClient {
                 ),
             ],
         };
+        let host = host_of(&url);
         let mut attempt = 0;
         loop {
-            let sent = self.http.post(&url).form(&form).send().await;
+            let deadline = Instant::now() + self.config.timeout;
+            let sent =
+                match tokio::time::timeout_at(deadline, self.http.post(&url).form(&form).send())
+                    .await
+                {
+                    Ok(sent) => sent,
+                    Err(_) => return Err(self.timed_out(&host).into()),
+                };
             let response = match sent {
                 Ok(r) if r.status().is_server_error() && attempt < self.config.max_retries => {
                     tracing::warn!(status = %r.status(), attempt, "token endpoint failed; retrying");
@@ -247,6 +257,7 @@ impl SalesforceClient {
                     continue;
                 }
                 Ok(r) => r,
+                Err(e) if stalled(&e) => return Err(self.timed_out(&host).into()),
                 Err(e) if attempt < self.config.max_retries => {
                     tracing::warn!(error = %e, attempt, "token request failed; retrying");
                     attempt += 1;
@@ -254,17 +265,23 @@ impl SalesforceClient {
                     continue;
                 }
                 Err(e) => {
-                    return Err(Error::Transport(format!(
+                    return Err(TransportError::Failed(format!(
                         "token endpoint {url}: {}",
                         chain(&e)
-                    )))
+                    ))
+                    .into())
                 }
             };
             let status = response.status();
-            let text = response
-                .text()
+            let text = self
+                .read_reply(response, &host, deadline)
                 .await
-                .map_err(|e| Error::Transport(format!("reading the token answer: {e}")))?;
+                .map_err(|e| match e {
+                    TransportError::Failed(reason) => {
+                        TransportError::Failed(format!("reading the token answer: {reason}"))
+                    }
+                    other => other,
+                })?;
             if !status.is_success() {
                 let answer: OAuthErrorAnswer =
                     serde_json::from_str(&text).unwrap_or(OAuthErrorAnswer {
@@ -359,8 +376,23 @@ impl SalesforceClient {
             if let Some(body) = body {
                 request = request.json(body);
             }
-            let response = match request.send().await {
+            let host = host_of(&url);
+            // One deadline for sending and for the whole reply: a server that trickles its
+            // answer cannot make a request last longer than the timeout.
+            let deadline = Instant::now() + self.config.timeout;
+            let sent = match tokio::time::timeout_at(deadline, request.send()).await {
+                Ok(sent) => sent,
+                Err(_) => {
+                    self.observe(path, "timeout");
+                    return Err(self.timed_out(&host).into());
+                }
+            };
+            let response = match sent {
                 Ok(r) => r,
+                Err(e) if stalled(&e) => {
+                    self.observe(path, "timeout");
+                    return Err(self.timed_out(&host).into());
+                }
                 Err(e) => {
                     self.observe(path, "connection");
                     let retry = attempt < self.config.max_retries
@@ -371,7 +403,9 @@ impl SalesforceClient {
                         self.back_off(attempt).await;
                         continue;
                     }
-                    return Err(Error::Transport(format!("{method} {path}: {}", chain(&e))));
+                    return Err(
+                        TransportError::Failed(format!("{method} {path}: {}", chain(&e))).into(),
+                    );
                 }
             };
             self.record_usage(response.headers());
@@ -386,19 +420,25 @@ impl SalesforceClient {
                     "http_4xx"
                 },
             );
-            let text = match response.text().await {
+            let text = match self.read_reply(response, &host, deadline).await {
                 Ok(t) => t,
-                Err(e) if attempt < self.config.max_retries && idempotency == Idempotency::Safe => {
+                // A reply cut short is worth asking again; one that stalled or overflowed is
+                // not: the next attempt would most likely cost as much again.
+                Err(TransportError::Failed(e))
+                    if attempt < self.config.max_retries && idempotency == Idempotency::Safe =>
+                {
                     attempt += 1;
                     tracing::warn!(error = %e, attempt, %method, path, "reading an answer failed; retrying");
                     self.back_off(attempt).await;
                     continue;
                 }
-                Err(e) => {
-                    return Err(Error::Transport(format!(
+                Err(TransportError::Failed(e)) => {
+                    return Err(TransportError::Failed(format!(
                         "{method} {path}: reading the answer: {e}"
-                    )))
+                    ))
+                    .into())
                 }
+                Err(e) => return Err(e.into()),
             };
             let value: Value = if text.trim().is_empty() {
                 Value::Null
@@ -439,6 +479,53 @@ impl SalesforceClient {
                 message,
             });
         }
+    }
+
+    fn timed_out(&self, host: &str) -> TransportError {
+        TransportError::Timeout {
+            host: host.to_owned(),
+            timeout: self.config.timeout,
+        }
+    }
+
+    /// Reads a reply to its end as text, chunk by chunk, refusing it as soon as it passes
+    /// the size cap or `deadline`: a reply is never held whole before its size is known to
+    /// be acceptable.
+    async fn read_reply(
+        &self,
+        mut response: reqwest::Response,
+        host: &str,
+        deadline: Instant,
+    ) -> std::result::Result<String, TransportError> {
+        let limit = self.config.max_reply_bytes;
+        let too_large = || TransportError::ReplyTooLarge {
+            host: host.to_owned(),
+            limit,
+        };
+        if response.content_length().is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
+        let mut body: Vec<u8> = Vec::new();
+        loop {
+            let chunk = tokio::time::timeout_at(deadline, response.chunk())
+                .await
+                .map_err(|_| self.timed_out(host))?;
+            match chunk {
+                Ok(Some(chunk)) => {
+                    if (body.len() as u64).saturating_add(chunk.len() as u64) > limit {
+                        return Err(too_large());
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) if stalled(&e) => return Err(self.timed_out(host)),
+                Err(e) => return Err(TransportError::Failed(chain(&e))),
+            }
+        }
+        Ok(match String::from_utf8(body) {
+            Ok(text) => text,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        })
     }
 
     /// `GET /limits`: the org's allowances. Salesforce does not count this call, so it is
@@ -486,6 +573,20 @@ fn first_error(value: &Value) -> (String, String) {
             .to_owned()
     };
     (text("errorCode"), text("message"))
+}
+
+/// The host of a URL, for messages.
+fn host_of(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| url.to_owned())
+}
+
+/// reqwest's own whole-request timeout (set to the same duration as our deadline) may fire
+/// first; it means the same. A connect timeout does not: that is a network failure, retried.
+fn stalled(e: &reqwest::Error) -> bool {
+    e.is_timeout() && !e.is_connect()
 }
 
 /// An error with its causes ("error sending request" alone does not say a certificate was

@@ -23,6 +23,11 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Replies up to this size are accepted unless configured otherwise. The largest genuine
+/// replies are query pages of [`SalesforceConfig::page_size`] (2,000) records: a few MiB
+/// usually, and about 64 MiB if every record carried a full 32,000-character description.
+pub const DEFAULT_MAX_REPLY_BYTES: u64 = 64 * 1024 * 1024;
+
 #[derive(Debug, Clone)]
 pub enum AuthConfig {
     /// OAuth 2.0 JWT bearer: an assertion signed with the connected app's private key (PEM,
@@ -52,8 +57,10 @@ pub struct SalesforceConfig {
     pub auth: AuthConfig,
     /// Extra trusted CA certificates (PEM). When empty, the system's roots are used.
     pub ca_pem: Option<Vec<u8>>,
-    /// Per-request timeout.
+    /// Per-request timeout: sending the request and reading the whole reply.
     pub timeout: Duration,
+    /// The largest reply read; a larger one is an error, and is never held in full.
+    pub max_reply_bytes: u64,
     /// Retries of a request after a 5xx answer or a dropped connection.
     pub max_retries: u32,
     /// First back-off; doubled per retry, with jitter.
@@ -80,6 +87,7 @@ impl SalesforceConfig {
             auth,
             ca_pem: None,
             timeout: Duration::from_secs(60),
+            max_reply_bytes: DEFAULT_MAX_REPLY_BYTES,
             max_retries: 4,
             retry_base: Duration::from_millis(200),
             limit_reserve: 1000,

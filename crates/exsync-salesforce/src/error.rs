@@ -1,5 +1,7 @@
 //! What can go wrong talking to Salesforce.
 
+use std::time::Duration;
+
 /// A connector failure. Per-record failures of a write are not errors: they come back as
 /// [`crate::ItemError`]s next to the records that were written.
 #[derive(Debug, thiserror::Error)]
@@ -22,11 +24,43 @@ pub enum Error {
         code: String,
         message: String,
     },
-    /// No answer after the retries (connection refused or dropped, timeout, 5xx).
+    /// No usable answer: the connection failed after the retries, or the server stalled or
+    /// sent more than any genuine reply holds.
     #[error("transport: {0}")]
-    Transport(String),
+    Transport(TransportError),
     #[error("unexpected response: {0}")]
     Decode(String),
+}
+
+/// Why a request got no usable answer.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// Connection refused or dropped, TLS refused, a reply cut short.
+    #[error("{0}")]
+    Failed(String),
+    /// The reply went past the size cap; reading stopped there.
+    #[error("{host} sent a reply larger than the {} limit; reading stopped there. No genuine Salesforce answer to our requests is that large: check that crm.login_url and crm.instance_url point at Salesforce, or raise network.max_reply_mib if the org's pages really are", mib(*.limit))]
+    ReplyTooLarge { host: String, limit: u64 },
+    /// Sending the request and reading the whole reply took longer than the timeout.
+    #[error("{host} did not complete its reply within {timeout:?} (sending and reading the whole reply both count); the server is stalled or far too slow: check Salesforce's status and the network path (proxy, firewall)")]
+    Timeout { host: String, timeout: Duration },
+}
+
+/// A byte count as MiB when it is a whole number of them (as the setting is written), else
+/// as bytes.
+fn mib(bytes: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if bytes % MIB == 0 {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        format!("{bytes}-byte")
+    }
+}
+
+impl From<TransportError> for Error {
+    fn from(e: TransportError) -> Error {
+        Error::Transport(e)
+    }
 }
 
 impl Error {

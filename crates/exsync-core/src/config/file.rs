@@ -25,6 +25,13 @@ pub const DEFAULT_CONCURRENT_USERS: u32 = 4;
 pub const DEFAULT_PER_USER_CONCURRENCY: u32 = 2;
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
 pub const DEFAULT_CONSOLE_LISTEN: &str = "127.0.0.1:8080";
+/// The largest reply read from any server, in MiB. Genuine replies stay far below it: a
+/// Salesforce query page of 2,000 records is a few MiB (64 only if every record carried a
+/// full 32,000-character description), and Exchange refuses EWS messages over 64 MiB.
+pub const DEFAULT_MAX_REPLY_MIB: u64 = 64;
+/// Bounds of `network.max_reply_mib`: at least one page must fit, and no single reply should
+/// be allowed to take gigabytes of memory.
+pub const MAX_REPLY_MIB_RANGE: (u64, u64) = (1, 1024);
 
 /// The configuration file, read and checked, with every default filled in. Relative paths
 /// have been resolved against the directory of the file.
@@ -96,11 +103,28 @@ pub struct ExchangeConfig {
     pub wire_trace_dir: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkConfig {
     /// Host name (lower-case) → address to connect to instead of asking DNS: split DNS
     /// inside a company, and tests against local simulators. TLS still checks the name.
     pub resolve: BTreeMap<String, SocketAddr>,
+    /// The largest reply read from Exchange, Autodiscover or Salesforce, in MiB.
+    pub max_reply_mib: u64,
+}
+
+impl NetworkConfig {
+    pub fn max_reply_bytes(&self) -> u64 {
+        self.max_reply_mib.saturating_mul(1024 * 1024)
+    }
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            resolve: BTreeMap::new(),
+            max_reply_mib: DEFAULT_MAX_REPLY_MIB,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -364,7 +364,12 @@ fn read_exchange(r: &mut Reader, t: &Tbl<'_, '_>) -> ExchangeConfig {
 }
 
 fn read_network(r: &mut Reader, t: &Tbl<'_, '_>) -> NetworkConfig {
-    r.check_keys(t, &["resolve"]);
+    r.check_keys(t, &["resolve", "max_reply_mib"]);
+    let (min, max) = MAX_REPLY_MIB_RANGE;
+    let max_reply_mib = r
+        .item(t, "max_reply_mib")
+        .and_then(|item| r.integer(&item, min, max, "MiB"))
+        .unwrap_or(DEFAULT_MAX_REPLY_MIB);
     let mut resolve = BTreeMap::new();
     if let Some(table) = r.sub(t, "resolve") {
         for (key, value) in table.map.iter() {
@@ -390,7 +395,10 @@ fn read_network(r: &mut Reader, t: &Tbl<'_, '_>) -> NetworkConfig {
             }
         }
     }
-    NetworkConfig { resolve }
+    NetworkConfig {
+        resolve,
+        max_reply_mib,
+    }
 }
 
 fn read_crm(r: &mut Reader, t: &Tbl<'_, '_>) -> CrmConfig {

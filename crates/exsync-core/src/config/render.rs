@@ -148,7 +148,10 @@ impl ExsyncConfig {
             .iter()
             .map(|(host, addr)| (host.clone(), s(addr.to_string())))
             .collect();
-        let network = table(vec![("resolve", Some(Value::Table(resolve)))]);
+        let network = table(vec![
+            ("max_reply_mib", Some(int(self.network.max_reply_mib))),
+            ("resolve", Some(Value::Table(resolve))),
+        ]);
         let c = &self.crm;
         let crm = table(vec![
             ("kind", Some(s(c.kind.as_str()))),

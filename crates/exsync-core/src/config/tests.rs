@@ -186,6 +186,26 @@ fn every_invalid_input_is_reported_with_file_key_line_and_reason() {
             vec![at(7, "network.resolve.\"mail example\"", "`mail example` is not a host name")],
         ),
         (
+            "a reply cap of zero",
+            tail(&format!("[network]\nmax_reply_mib = 0\n{CONFIG}")),
+            vec![at(7, "network.max_reply_mib", "must be between 1 and 1024 MiB, found 0")],
+        ),
+        (
+            "a reply cap too large to protect anything",
+            tail(&format!("[network]\nmax_reply_mib = 4096\n{CONFIG}")),
+            vec![at(7, "network.max_reply_mib", "must be between 1 and 1024 MiB, found 4096")],
+        ),
+        (
+            "a reply cap that is not a number",
+            tail(&format!("[network]\nmax_reply_mib = \"64M\"\n{CONFIG}")),
+            vec![at(7, "network.max_reply_mib", "expected an integer, found a string")],
+        ),
+        (
+            "a reply cap in the wrong unit",
+            tail(&format!("[network]\nmax_reply_mb = 64\n{CONFIG}")),
+            vec![at(7, "network.max_reply_mb", "unknown key `max_reply_mb`; did you mean `max_reply_mib`?")],
+        ),
+        (
             "a configuration with both directions off",
             tail("[configurations.a]\nusers = [\"a@example.com\"]\ncontacts.direction = \"off\"\nevents.direction = \"off\"\n"),
             vec![at(6, "configurations.a", "contacts and events are both off, so this configuration syncs nothing; set contacts.direction or events.direction")],
@@ -439,6 +459,8 @@ fn defaults_are_filled_in() {
     assert!(x.max_concurrency < EXCHANGE_MAX_CONCURRENCY_LIMIT);
     assert_eq!(x.wire_trace_dir, None);
     assert!(config.network.resolve.is_empty());
+    assert_eq!(config.network.max_reply_mib, DEFAULT_MAX_REPLY_MIB);
+    assert_eq!(config.network.max_reply_bytes(), 64 * 1024 * 1024);
     let c = &config.crm;
     assert_eq!(c.kind, CrmKind::Salesforce);
     assert_eq!(c.login_url, "https://login.salesforce.com");
@@ -465,7 +487,9 @@ fn defaults_are_filled_in() {
 #[test]
 fn settings_given_are_read() {
     let text = tail(
-        "[network.resolve]
+        "[network]
+max_reply_mib = 16
+[network.resolve]
 \"Mail.Example.com\" = \"127.0.0.1:8443\"
 [service]
 poll_interval = \"90s\"
@@ -492,6 +516,8 @@ sync_private = true
         config.network.resolve.get("mail.example.com"),
         Some(&"127.0.0.1:8443".parse().unwrap())
     );
+    assert_eq!(config.network.max_reply_mib, 16);
+    assert_eq!(config.network.max_reply_bytes(), 16 * 1024 * 1024);
     assert_eq!(config.service.poll_interval_secs, 90);
     assert_eq!(config.service.metrics_listen, None);
     assert_eq!(config.service.log_format, LogFormat::Json);
@@ -549,8 +575,10 @@ fn the_shown_configuration_loads_back_to_the_same() {
         parse(&text, Path::new("/elsewhere/shown.toml")).unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(again, config);
     assert!(text.starts_with("[store]"), "{text}");
+    assert!(text.contains("[network]\nmax_reply_mib = 64\n"), "{text}");
     let json = config.to_json();
     assert_eq!(json["exchange"]["max_concurrency"], 10);
+    assert_eq!(json["network"]["max_reply_mib"], 64);
     assert_eq!(
         json["configurations"]["sales"]["contacts"]["fields"]["birthday"],
         false

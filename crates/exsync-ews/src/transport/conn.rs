@@ -7,12 +7,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
 use super::tls::handshake_error;
@@ -46,6 +47,61 @@ impl Resolve {
             .get(&format!("{host}:{port}"))
             .or_else(|| self.map.get(&host))
             .copied()
+    }
+}
+
+/// Replies up to this size are accepted unless configured otherwise. The largest genuine
+/// replies are GetItem batches (100 items with all properties and text bodies) and Exchange
+/// itself refuses EWS messages over 64 MiB by default; a SyncFolderItems page of 512 ids is a
+/// few hundred KiB.
+pub const DEFAULT_MAX_REPLY_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The moment an exchange (or a series of them, such as an Autodiscover candidate and its
+/// redirects) must be over, and the budget it was given, for messages.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    at: Instant,
+    budget: Duration,
+}
+
+impl Deadline {
+    pub fn after(budget: Duration) -> Deadline {
+        Deadline {
+            at: Instant::now() + budget,
+            budget,
+        }
+    }
+
+    pub fn at(&self) -> Instant {
+        self.at
+    }
+
+    pub fn budget(&self) -> Duration {
+        self.budget
+    }
+
+    pub(crate) fn expired(&self, host: &str) -> EwsError {
+        EwsError::Timeout {
+            host: host.to_owned(),
+            timeout: self.budget,
+        }
+    }
+}
+
+/// How long an exchange may take in all and how large its reply may be.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplyLimits {
+    pub deadline: Deadline,
+    pub max_bytes: u64,
+}
+
+impl ReplyLimits {
+    /// Limits for one exchange starting now.
+    pub fn new(timeout: Duration, max_bytes: u64) -> ReplyLimits {
+        ReplyLimits {
+            deadline: Deadline::after(timeout),
+            max_bytes,
+        }
     }
 }
 
@@ -160,13 +216,13 @@ impl Connection {
         !self.sender.is_closed()
     }
 
-    /// Sends one request and reads the whole response.
+    /// Sends one request and reads the whole response, within `limits`.
     pub async fn send(
         &mut self,
         request: http::Request<Full<Bytes>>,
-        timeout: Duration,
+        limits: ReplyLimits,
     ) -> Result<Response, EwsError> {
-        self.send_tracked(request, timeout)
+        self.send_tracked(request, limits)
             .await
             .map_err(|f| f.error)
     }
@@ -176,7 +232,7 @@ impl Connection {
     pub(crate) async fn send_tracked(
         &mut self,
         request: http::Request<Full<Bytes>>,
-        timeout: Duration,
+        limits: ReplyLimits,
     ) -> Result<Response, SendFailure> {
         let host = self.host.clone();
         let fail = |reason: String, maybe_sent: bool| SendFailure {
@@ -186,30 +242,75 @@ impl Connection {
             },
             maybe_sent,
         };
-        let exchange = async {
-            self.sender
-                .ready()
-                .await
-                .map_err(|e| fail(format!("connection not ready: {e}"), false))?;
-            let response = self
-                .sender
-                .send_request(request)
-                .await
-                .map_err(|e| fail(format!("request failed: {e}"), true))?;
-            let (parts, body) = response.into_parts();
-            let body = body
-                .collect()
-                .await
-                .map_err(|e| fail(format!("reading the response failed: {e}"), true))?
-                .to_bytes();
-            Ok(Response {
-                status: parts.status.as_u16(),
-                headers: parts.headers,
-                body,
-            })
+        let deadline = limits.deadline;
+        // One deadline for every step, so a server that keeps each step just short of a
+        // timeout of its own cannot stretch the whole.
+        let expired = |maybe_sent: bool| SendFailure {
+            error: deadline.expired(&host),
+            maybe_sent,
         };
-        tokio::time::timeout(timeout, exchange)
+        tokio::time::timeout_at(deadline.at(), self.sender.ready())
             .await
-            .map_err(|_| fail(format!("no response within {timeout:?}"), true))?
+            .map_err(|_| expired(false))?
+            .map_err(|e| fail(format!("connection not ready: {e}"), false))?;
+        let response = tokio::time::timeout_at(deadline.at(), self.sender.send_request(request))
+            .await
+            .map_err(|_| expired(true))?
+            .map_err(|e| fail(format!("request failed: {e}"), true))?;
+        let (parts, body) = response.into_parts();
+        let declared = parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let body = tokio::time::timeout_at(
+            deadline.at(),
+            read_body(&host, body, declared, limits.max_bytes),
+        )
+        .await
+        .map_err(|_| expired(true))?
+        .map_err(|error| SendFailure {
+            error,
+            maybe_sent: true,
+        })?;
+        Ok(Response {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        })
     }
+}
+
+/// Reads a body frame by frame, refusing it as soon as it would pass `max` bytes: a reply is
+/// never held whole before its size is known to be acceptable.
+async fn read_body(
+    host: &str,
+    mut body: hyper::body::Incoming,
+    declared: Option<u64>,
+    max: u64,
+) -> Result<Bytes, EwsError> {
+    let too_large = || EwsError::ReplyTooLarge {
+        host: host.to_owned(),
+        limit: max,
+    };
+    if declared.is_some_and(|n| n > max) {
+        return Err(too_large());
+    }
+    // A declared length is only a claim: reserve for it up to a modest size and let the
+    // buffer grow with what actually arrives.
+    let reserve = declared.unwrap_or(0).min(max).min(1024 * 1024);
+    let mut buf = BytesMut::with_capacity(usize::try_from(reserve).unwrap_or(0));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| EwsError::Connect {
+            host: host.to_owned(),
+            reason: format!("reading the response failed: {e}"),
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if (buf.len() as u64).saturating_add(data.len() as u64) > max {
+                return Err(too_large());
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
 }

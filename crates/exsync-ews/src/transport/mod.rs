@@ -16,7 +16,9 @@ use http_body_util::Full;
 use url::Url;
 
 use self::auth::{choose, offered, AuthMode, Credentials, Pins, Scheme};
-use self::conn::{Connection, Resolve, Response, SendFailure};
+use self::conn::{
+    Connection, Deadline, ReplyLimits, Resolve, Response, SendFailure, DEFAULT_MAX_REPLY_BYTES,
+};
 use crate::error::EwsError;
 
 /// Idle connections kept per host beyond those in use.
@@ -30,7 +32,10 @@ pub struct HttpConfig {
     pub ca_file: Option<PathBuf>,
     pub resolve: Resolve,
     pub connect_timeout: Duration,
+    /// The whole of one request: connecting, every authentication leg, the complete reply.
     pub request_timeout: Duration,
+    /// The largest reply read; a larger one is an error, and is never held in full.
+    pub max_reply_bytes: u64,
 }
 
 impl HttpConfig {
@@ -42,6 +47,7 @@ impl HttpConfig {
             resolve: Resolve::new(),
             connect_timeout: Duration::from_secs(15),
             request_timeout: Duration::from_secs(120),
+            max_reply_bytes: DEFAULT_MAX_REPLY_BYTES,
         }
     }
 }
@@ -117,6 +123,22 @@ impl HttpClient {
         self.pins.get(host)
     }
 
+    pub fn request_timeout(&self) -> Duration {
+        self.config.request_timeout
+    }
+
+    /// A deadline one request timeout from now.
+    pub fn deadline(&self) -> Deadline {
+        Deadline::after(self.config.request_timeout)
+    }
+
+    fn limits(&self, deadline: Deadline) -> ReplyLimits {
+        ReplyLimits {
+            deadline,
+            max_bytes: self.config.max_reply_bytes,
+        }
+    }
+
     fn host_port(url: &Url) -> Result<(String, u16), EwsError> {
         let host = url
             .host_str()
@@ -177,6 +199,15 @@ impl HttpClient {
     /// An unauthenticated request (Autodiscover's HTTP redirect probe). Never carries
     /// credentials, whatever the scheme.
     pub async fn get_anonymous(&self, url: &Url) -> Result<Response, EwsError> {
+        self.get_anonymous_within(url, self.deadline()).await
+    }
+
+    /// [`Self::get_anonymous`], over by `deadline` (connecting included).
+    pub async fn get_anonymous_within(
+        &self,
+        url: &Url,
+        deadline: Deadline,
+    ) -> Result<Response, EwsError> {
         let (host, port) = Self::host_port(url)?;
         let https = match url.scheme() {
             "https" => true,
@@ -187,20 +218,23 @@ impl HttpClient {
                 )))
             }
         };
-        let (mut conn, _) = self.checkout(&host, port, https).await?;
-        let out = Outgoing {
-            url,
-            host: &host,
-            body: "",
-            headers: &[],
+        let exchange = async {
+            let (mut conn, _) = self.checkout(&host, port, https).await?;
+            let out = Outgoing {
+                url,
+                host: &host,
+                body: "",
+                headers: &[],
+            };
+            let response = conn.send(out.build(None)?, self.limits(deadline)).await?;
+            if https {
+                self.checkin(port, conn);
+            }
+            Ok(response)
         };
-        let response = conn
-            .send(out.build(None)?, self.config.request_timeout)
-            .await?;
-        if https {
-            self.checkin(port, conn);
-        }
-        Ok(response)
+        tokio::time::timeout_at(deadline.at(), exchange)
+            .await
+            .map_err(|_| deadline.expired(&host))?
     }
 
     /// POSTs `body` with the service account's credentials. Only https URLs are accepted, and
@@ -210,6 +244,18 @@ impl HttpClient {
         url: &Url,
         body: &str,
         headers: &[(&str, String)],
+    ) -> Result<Response, EwsError> {
+        self.post_within(url, body, headers, self.deadline()).await
+    }
+
+    /// [`Self::post`], over by `deadline`: connecting, the TLS handshake, every authentication
+    /// leg and the whole reply all count against it.
+    pub async fn post_within(
+        &self,
+        url: &Url,
+        body: &str,
+        headers: &[(&str, String)],
+        deadline: Deadline,
     ) -> Result<Response, EwsError> {
         if url.scheme() != "https" {
             return Err(EwsError::CredentialsRefused {
@@ -224,25 +270,30 @@ impl HttpClient {
             body,
             headers,
         };
-        let (mut conn, reused) = self.checkout(&host, port, true).await?;
-        let result = match self.exchange(&mut conn, &out).await {
-            // A kept-alive connection the server closed meanwhile, before our request went
-            // out: once more on a fresh one. A request that may have arrived is never repeated
-            // here; whether that is safe is the caller's decision.
-            Err(failure) if reused && !failure.maybe_sent => {
-                let (fresh, _) = self.checkout_fresh(&host, port).await?;
-                conn = fresh;
-                self.exchange(&mut conn, &out).await
+        let exchange = async {
+            let (mut conn, reused) = self.checkout(&host, port, true).await?;
+            let result = match self.exchange(&mut conn, &out, deadline).await {
+                // A kept-alive connection the server closed meanwhile, before our request
+                // went out: once more on a fresh one. A request that may have arrived is never
+                // repeated here; whether that is safe is the caller's decision.
+                Err(failure) if reused && !failure.maybe_sent => {
+                    let (fresh, _) = self.checkout_fresh(&host, port).await?;
+                    conn = fresh;
+                    self.exchange(&mut conn, &out, deadline).await
+                }
+                other => other,
+            };
+            match result {
+                Ok(response) => {
+                    self.checkin(port, conn);
+                    Ok(response)
+                }
+                Err(failure) => Err(failure.error),
             }
-            other => other,
         };
-        match result {
-            Ok(response) => {
-                self.checkin(port, conn);
-                Ok(response)
-            }
-            Err(failure) => Err(failure.error),
-        }
+        tokio::time::timeout_at(deadline.at(), exchange)
+            .await
+            .map_err(|_| deadline.expired(&host))?
     }
 
     async fn checkout_fresh(&self, host: &str, port: u16) -> Result<(Connection, bool), EwsError> {
@@ -262,43 +313,44 @@ impl HttpClient {
         conn: &mut Connection,
         out: &Outgoing<'_>,
         auth: Option<&str>,
+        deadline: Deadline,
     ) -> Result<Response, SendFailure> {
         let request = out.build(auth).map_err(|error| SendFailure {
             error,
             maybe_sent: false,
         })?;
-        conn.send_tracked(request, self.config.request_timeout)
-            .await
+        conn.send_tracked(request, self.limits(deadline)).await
     }
 
     async fn exchange(
         &self,
         conn: &mut Connection,
         out: &Outgoing<'_>,
+        deadline: Deadline,
     ) -> Result<Response, SendFailure> {
         match self.pins.get(out.host) {
-            Some(Scheme::Basic) => self.basic(conn, out).await,
+            Some(Scheme::Basic) => self.basic(conn, out, deadline).await,
             Some(Scheme::Ntlm) if conn.authenticated => {
-                let response = self.send(conn, out, None).await?;
+                let response = self.send(conn, out, None, deadline).await?;
                 if response.status == 401 {
                     // The server forgot the connection's login; authenticate it again.
                     self.pins.check(out.host, &offered(&response.headers))?;
                     conn.authenticated = false;
-                    return self.ntlm(conn, out).await;
+                    return self.ntlm(conn, out, deadline).await;
                 }
                 Ok(response)
             }
-            Some(Scheme::Ntlm) => self.ntlm(conn, out).await,
+            Some(Scheme::Ntlm) => self.ntlm(conn, out, deadline).await,
             None => {
                 // First contact: learn what the host offers before sending any credentials.
-                let probe = self.send(conn, out, None).await?;
+                let probe = self.send(conn, out, None, deadline).await?;
                 if probe.status != 401 {
                     return Ok(probe);
                 }
                 let offers = offered(&probe.headers);
                 match choose(self.config.auth, out.host, &offers)? {
-                    Scheme::Basic => self.basic(conn, out).await,
-                    Scheme::Ntlm => self.ntlm(conn, out).await,
+                    Scheme::Basic => self.basic(conn, out, deadline).await,
+                    Scheme::Ntlm => self.ntlm(conn, out, deadline).await,
                 }
             }
         }
@@ -317,9 +369,10 @@ impl HttpClient {
         &self,
         conn: &mut Connection,
         out: &Outgoing<'_>,
+        deadline: Deadline,
     ) -> Result<Response, SendFailure> {
         let header = self.config.credentials.basic_header();
-        let response = self.send(conn, out, Some(&header)).await?;
+        let response = self.send(conn, out, Some(&header), deadline).await?;
         if response.status == 401 {
             self.pins.check(out.host, &offered(&response.headers))?;
             return Err(self.unauthorized(out, Scheme::Basic).into());
@@ -332,6 +385,7 @@ impl HttpClient {
         &self,
         conn: &mut Connection,
         out: &Outgoing<'_>,
+        deadline: Deadline,
     ) -> Result<Response, SendFailure> {
         let binding = match &conn.peer_cert {
             Some(der) => Some(
@@ -351,7 +405,7 @@ impl HttpClient {
         let mut initiator = exsync_ntlm::Initiator::new(credentials, binding)
             .with_target_spn(format!("HTTP/{}", out.host));
         let negotiate = exsync_ntlm::header_value(&initiator.negotiate_message());
-        let challenge_response = self.send(conn, out, Some(&negotiate)).await?;
+        let challenge_response = self.send(conn, out, Some(&negotiate), deadline).await?;
         if challenge_response.status != 401 {
             return Ok(challenge_response);
         }
@@ -375,7 +429,12 @@ impl HttpClient {
                     reason: format!("unusable NTLM challenge: {e}"),
                 })?;
         let response = self
-            .send(conn, out, Some(&exsync_ntlm::header_value(&authenticate)))
+            .send(
+                conn,
+                out,
+                Some(&exsync_ntlm::header_value(&authenticate)),
+                deadline,
+            )
             .await?;
         if response.status == 401 {
             return Err(self.unauthorized(out, Scheme::Ntlm).into());

@@ -46,8 +46,9 @@ impl Fake {
     }
 }
 
-/// Starts a server whose certificate covers `names`; `expired` makes it one that ran out.
-pub async fn start(names: &[&str], expired: bool, handler: Handler) -> Fake {
+/// A TLS acceptor whose certificate covers `names`, signed by a fresh CA written to
+/// `ca.pem` in the returned directory; `expired` makes it one that ran out.
+pub fn tls(names: &[&str], expired: bool) -> (TlsAcceptor, PathBuf, tempfile::TempDir) {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -76,7 +77,12 @@ pub async fn start(names: &[&str], expired: bool, handler: Handler) -> Fake {
     .with_no_client_auth()
     .with_single_cert(certs, key)
     .unwrap();
-    let acceptor = TlsAcceptor::from(Arc::new(config));
+    (TlsAcceptor::from(Arc::new(config)), ca_file, dir)
+}
+
+/// Starts a server whose certificate covers `names`; `expired` makes it one that ran out.
+pub async fn start(names: &[&str], expired: bool, handler: Handler) -> Fake {
+    let (acceptor, ca_file, dir) = tls(names, expired);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();

@@ -55,4 +55,5 @@ pub fn validate_requests(dir: &Path) -> String {
 }
 
 pub mod fake;
+pub mod hostile;
 pub mod sim;

@@ -12,7 +12,7 @@ use http_body_util::Full;
 use serde_json::Value;
 use url::Url;
 
-use exsync_ews::transport::conn::{Connection, Resolve};
+use exsync_ews::transport::conn::{Connection, ReplyLimits, Resolve, DEFAULT_MAX_REPLY_BYTES};
 use exsync_ews::transport::tls::client_config;
 use exsync_ews::{AuthMode, Credentials, EwsConfig};
 
@@ -260,7 +260,8 @@ impl Sim {
                 body.map(|b| b.to_string()).unwrap_or_default(),
             )))
             .unwrap();
-        let response = conn.send(request, Duration::from_secs(10)).await.unwrap();
+        let limits = ReplyLimits::new(Duration::from_secs(10), DEFAULT_MAX_REPLY_BYTES);
+        let response = conn.send(request, limits).await.unwrap();
         let value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
         (response.status, value)
     }

@@ -82,6 +82,7 @@ pub fn salesforce_config(config: &ExsyncConfig, secrets: &Secrets) -> Result<Sal
     sf.settle = std::time::Duration::from_secs(crm.settle_secs);
     sf.limit_reserve = 0;
     sf.limit_reserve_share = crm.api_reserve;
+    sf.max_reply_bytes = config.network.max_reply_bytes();
     Ok(sf)
 }
 
@@ -108,6 +109,7 @@ pub fn syncer(
         resolve.insert(host, *addr);
     }
     ews.resolve = resolve;
+    ews.max_reply_bytes = config.network.max_reply_bytes();
     ews.contacts_folder = x.sync_folder.clone();
     ews.max_concurrency = x.max_concurrency as usize;
     ews.max_per_mailbox = config.service.per_user_concurrency as usize;
