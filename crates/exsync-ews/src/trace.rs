@@ -67,7 +67,7 @@ pub struct WireTrace {
 
 impl WireTrace {
     pub fn new(dir: &Path) -> std::io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+        private_dir(dir)?;
         Ok(WireTrace {
             dir: dir.to_owned(),
             seq: AtomicU64::new(0),
@@ -104,12 +104,12 @@ impl WireTrace {
             status.map_or_else(|| "no response".to_owned(), |s| s.to_string())
         ));
         let mut results = vec![
-            std::fs::write(base.with_extension("xml"), redact_body(request)),
-            std::fs::write(base.with_extension("http.txt"), meta),
+            write_private(&base.with_extension("xml"), redact_body(request)),
+            write_private(&base.with_extension("http.txt"), meta),
         ];
         if let Some(response) = response {
-            results.push(std::fs::write(
-                base.with_extension("response.xml"),
+            results.push(write_private(
+                &base.with_extension("response.xml"),
                 redact_body(response),
             ));
         }
@@ -119,6 +119,25 @@ impl WireTrace {
             }
         }
     }
+}
+
+/// The trace holds every synced contact and event: its folder and files are the service
+/// user's alone, whatever the process umask.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+fn write_private(path: &Path, contents: impl AsRef<[u8]>) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents.as_ref())
 }
 
 #[cfg(test)]

@@ -16,8 +16,8 @@ use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind, Record};
 use crate::client::{Idempotency, SalesforceClient};
 use crate::error::{Error, Result};
 use crate::mapping::{
-    contact_from_sobject, event_from_sobject, event_relation_from_sobject, format_sf_datetime,
-    parse_sf_datetime, CONTACT_FIELDS, EVENT_FIELDS, EVENT_RELATION_FIELDS,
+    event_relation_from_sobject, format_sf_datetime, parse_sf_datetime, read_contact, read_event,
+    CONTACT_FIELDS, EVENT_FIELDS, EVENT_RELATION_FIELDS,
 };
 use crate::query::{quote, quote_list};
 
@@ -112,6 +112,9 @@ pub struct RawChanges {
 pub struct CrmChange {
     pub owner_id: Option<String>,
     pub change: Change,
+    /// What had to be cut or left out of the record for it to fit Exchange (see
+    /// `exsync_core::Contact::sanitize`); it syncs without it, and the admin is told.
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -333,6 +336,7 @@ impl SalesforceClient {
                 change: Change::Deleted {
                     id: ItemId::Crm(CrmId::new(id)),
                 },
+                notes: Vec::new(),
             });
         }
         Ok(ChangeBatch {
@@ -414,6 +418,7 @@ impl SalesforceClient {
                     change: Change::Deleted {
                         id: ItemId::Crm(id.clone()),
                     },
+                    notes: Vec::new(),
                 });
             }
         }
@@ -497,25 +502,36 @@ fn record_change(
         .and_then(Value::as_str)
         .and_then(parse_sf_datetime);
     let fields = match object {
-        SyncObject::Contact => Ok(contact_from_sobject(record).to_fields()),
+        SyncObject::Contact => {
+            let (contact, notes) = read_contact(record);
+            Ok((contact.to_fields(), notes))
+        }
         SyncObject::Event => {
             let invitees = attendees.get(&id).cloned().unwrap_or_default();
-            event_from_sobject(record, invitees).map(|e| e.to_fields())
+            read_event(record, invitees).map(|(e, notes)| (e.to_fields(), notes))
         }
     };
+    let mut notes = Vec::new();
     let change = match fields {
         _ if !scope.owns(owner_id.as_deref()) => Change::OutOfScope { id: item_id },
-        Ok(fields) => Change::Upsert(Item {
-            id: item_id,
-            fields,
-            version,
-            modified,
-            origin,
-        }),
+        Ok((fields, noted)) => {
+            notes = noted;
+            Change::Upsert(Item {
+                id: item_id,
+                fields,
+                version,
+                modified,
+                origin,
+            })
+        }
         Err(reason) => Change::Invalid {
             id: item_id,
             reason,
         },
     };
-    CrmChange { owner_id, change }
+    CrmChange {
+        owner_id,
+        change,
+        notes,
+    }
 }

@@ -124,6 +124,13 @@ pub fn format_sf_datetime(t: DateTime<Utc>) -> String {
 /// A contact read from Salesforce. Every Salesforce contact maps (there is nothing to refuse),
 /// so this cannot fail.
 pub fn contact_from_sobject(record: &Value) -> Contact {
+    read_contact(record).0
+}
+
+/// [`contact_from_sobject`], with what had to be cut or left out for the contact to fit
+/// Exchange (see [`Contact::sanitize`]): the record syncs, and the admin learns why it
+/// differs from the CRM.
+pub fn read_contact(record: &Value) -> (Contact, Vec<String>) {
     let mut contact = Contact {
         first_name: text(record, "FirstName"),
         middle_name: text(record, "MiddleName"),
@@ -163,8 +170,8 @@ pub fn contact_from_sobject(record: &Value) -> Contact {
             contact.addresses.insert(*kind, address);
         }
     }
-    contact.normalize();
-    contact
+    let notes = contact.sanitize();
+    (contact, notes)
 }
 
 /// The Salesforce fields of a contact, with nulls for what it lacks so an update clears them.
@@ -233,6 +240,15 @@ fn show_as_to(s: ShowAs) -> &'static str {
 /// An event read from Salesforce, with the attendees resolved from its EventRelations.
 /// Errors carry the reason the record cannot be an event (it becomes an `Invalid` change).
 pub fn event_from_sobject(record: &Value, attendees: Vec<Attendee>) -> Result<Event, String> {
+    read_event(record, attendees).map(|(event, _)| event)
+}
+
+/// [`event_from_sobject`], with what had to be cut or left out for the event to fit Exchange
+/// (see [`Event::sanitize`]).
+pub fn read_event(
+    record: &Value,
+    attendees: Vec<Attendee>,
+) -> Result<(Event, Vec<String>), String> {
     let all_day = record
         .get("IsAllDayEvent")
         .and_then(Value::as_bool)
@@ -312,8 +328,8 @@ pub fn event_from_sobject(record: &Value, attendees: Vec<Attendee>) -> Result<Ev
         }
     }
     event.attendees = attendees;
-    event.normalize();
-    Ok(event)
+    let notes = event.sanitize();
+    Ok((event, notes))
 }
 
 /// The Salesforce fields of an event. Errors are reasons it cannot be written.

@@ -1,6 +1,7 @@
 //! exsync-store: the state database. It keeps the last-synced content of every linked pair
 //! (the merge base), the change cursors, per-user status, pass history, unresolved items, the
-//! conflict log, the CRM echo log, encrypted secrets, console accounts and the audit log.
+//! conflict log, the CRM users left out of the sync, the CRM echo log, encrypted secrets,
+//! console accounts and the audit log.
 //!
 //! [`Store`] is the interface; [`SqliteStore`] the single-process implementation. A pass is
 //! committed by [`Store::commit_pass`] in one transaction, so cursors never move past writes
@@ -19,9 +20,9 @@ pub use error::{StoreError, StoreResult};
 pub use sqlite::{SqliteStore, SCHEMA_VERSION};
 pub use store::Store;
 pub use types::{
-    CommitReceipt, ConflictEntry, ConflictRecord, CrmWrite, CursorAdvance, CursorEntry,
-    CursorScope, ItemRef, PairKey, PassCommit, Pause, ResetCounts, RunCounts, RunRecord,
-    UnresolvedItem, UnresolvedReport, UserStatus,
+    CommitReceipt, ConflictEntry, ConflictRecord, CrmUserSkip, CrmWrite, CursorAdvance,
+    CursorEntry, CursorScope, ItemRef, PairKey, PassCommit, Pause, ResetCounts, RunCounts,
+    RunRecord, SkippedCrmUser, UnresolvedItem, UnresolvedReport, UserStatus, SKIPPED_ADDRESS_MAX,
 };
 
 #[cfg(test)]

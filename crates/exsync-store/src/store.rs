@@ -14,8 +14,8 @@ use crate::console::{
 };
 use crate::error::StoreResult;
 use crate::types::{
-    CommitReceipt, ConflictRecord, CrmWrite, CursorAdvance, CursorEntry, CursorScope, PassCommit,
-    ResetCounts, RunRecord, UnresolvedItem, UserStatus,
+    CommitReceipt, ConflictRecord, CrmUserSkip, CrmWrite, CursorAdvance, CursorEntry, CursorScope,
+    PassCommit, ResetCounts, RunRecord, SkippedCrmUser, UnresolvedItem, UserStatus,
 };
 
 pub trait Store: Send + Sync {
@@ -104,6 +104,18 @@ pub trait Store: Send + Sync {
 
     /// The user's last `limit` conflicts, newest first.
     fn conflicts(&self, user: &UserKey, limit: usize) -> StoreResult<Vec<ConflictRecord>>;
+
+    /// Replaces the list of CRM users left out of the sync (their address cannot name a
+    /// mailbox) with those a pass found at `at`: users no longer in it are forgotten, those
+    /// still in it keep the time they were first seen.
+    fn record_skipped_crm_users(
+        &self,
+        skipped: &[CrmUserSkip],
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// The CRM users the last pass left out, by CRM id.
+    fn skipped_crm_users(&self) -> StoreResult<Vec<SkippedCrmUser>>;
 
     // ---- CRM echo log ---------------------------------------------------------------------
 

@@ -213,6 +213,32 @@ pub struct UnresolvedItem {
     pub occurrences: u64,
 }
 
+/// A CRM user a pass leaves out, and why: an address that cannot name a mailbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrmUserSkip {
+    pub crm_id: CrmId,
+    /// The address as the CRM holds it, cut to [`SKIPPED_ADDRESS_MAX`] characters. It may
+    /// hold anything a CRM admin typed: escape it wherever it is shown.
+    pub address: String,
+    pub reason: String,
+}
+
+/// The most of a skipped user's address that is kept: more than any valid address has.
+pub const SKIPPED_ADDRESS_MAX: usize = 320;
+
+/// A CRM user left out of the sync, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedCrmUser {
+    pub crm_id: CrmId,
+    /// See [`CrmUserSkip::address`]: escape it wherever it is shown.
+    pub address: String,
+    pub reason: String,
+    /// The first pass that left the user out, of those in a row up to the last.
+    pub first_seen: DateTime<Utc>,
+    /// The last pass that did.
+    pub last_seen: DateTime<Utc>,
+}
+
 /// A logged conflict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConflictRecord {

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    private_files();
     let cli = cli::Cli::parse();
     match commands::run(cli) {
         Ok(code) => code,
@@ -16,5 +17,18 @@ fn main() -> ExitCode {
             eprintln!("exsync: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Everything exsync creates (the state database and its journal, wire traces, the pass's
+/// scratch files, the demo's simulators) holds synced contacts and events or secrets, so it is
+/// created readable by the service's user only, whatever the umask exsync was started with.
+fn private_files() {
+    #[cfg(unix)]
+    {
+        use rustix::fs::Mode;
+        let inherited = rustix::process::umask(Mode::from_raw_mode(0o077));
+        // Keep anything stricter the caller asked for.
+        rustix::process::umask(inherited | Mode::from_raw_mode(0o077));
     }
 }

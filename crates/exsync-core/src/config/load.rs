@@ -317,6 +317,36 @@ fn read_exchange(r: &mut Reader, t: &Tbl<'_, '_>) -> ExchangeConfig {
             }
         }
     }
+    if let (Some(url), Some(item)) = (&ews_url, r.item(t, "ews_url")) {
+        let own = service_account
+            .rsplit_once('@')
+            .map(|(_, domain)| domain.to_ascii_lowercase())
+            .filter(|domain| check::is_domain(domain));
+        // Without a readable account the allow-list is unknown; the account's own problem is
+        // reported instead of a second, confusing one here.
+        let account_known = own.is_some() || service_account.contains('\\');
+        let allowed: Vec<&str> = own
+            .iter()
+            .chain(&other_domains)
+            .map(String::as_str)
+            .collect();
+        let outside = url_host(url).filter(|host| account_known && !within(host, &allowed));
+        if let Some(host) = outside {
+            let allowed = if allowed.is_empty() {
+                "none: a DOMAIN\\user account has no domain of its own".to_owned()
+            } else {
+                allowed.join(", ")
+            };
+            r.error(
+                &item.key,
+                Some(item.value_line),
+                format!(
+                    "`{host}` is outside the domains the service account's password may be sent to ({allowed}); \
+                     if that server belongs to you, add its domain to exchange.other_domains"
+                ),
+            );
+        }
+    }
     let ca_file = existing_file(r, t, "ca_file");
     let sync_folder = r
         .item(t, "sync_folder")
@@ -361,6 +391,30 @@ fn read_exchange(r: &mut Reader, t: &Tbl<'_, '_>) -> ExchangeConfig {
         max_concurrency,
         wire_trace_dir,
     }
+}
+
+/// The host of a URL that has passed [`check::parse_url`], lower-cased, without a trailing dot
+/// or the brackets of an IPv6 address.
+fn url_host(url: &str) -> Option<String> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match hostport.strip_prefix('[') {
+        Some(v6) => v6.split_once(']')?.0,
+        None => hostport.rsplit_once(':').map_or(hostport, |(h, _)| h),
+    };
+    Some(host.trim_end_matches('.').to_ascii_lowercase())
+}
+
+/// Whether `host` is one of `domains` or a subdomain of one: the rule Autodiscover applies
+/// before it sends credentials, so a configured URL cannot reach further than a discovered one.
+fn within(host: &str, domains: &[&str]) -> bool {
+    domains.iter().any(|domain| {
+        host == *domain
+            || host
+                .strip_suffix(domain)
+                .is_some_and(|head| head.ends_with('.'))
+    })
 }
 
 fn read_network(r: &mut Reader, t: &Tbl<'_, '_>) -> NetworkConfig {

@@ -403,6 +403,91 @@ fn an_unreadable_file_is_one_problem() {
     );
 }
 
+#[test]
+fn an_ews_url_outside_the_allow_list_is_refused_with_the_fix() {
+    let outside = |host: &str, allowed: &str| {
+        vec![at(3, "exchange.ews_url", &format!(
+            "`{host}` is outside the domains the service account's password may be sent to ({allowed}); \
+             if that server belongs to you, add its domain to exchange.other_domains"
+        ))]
+    };
+    let with_domains = |domains: &str, url: &str| {
+        format!(
+            "[exchange]\nservice_account = \"svc@example.com\"\news_url = \"{url}\"\nother_domains = [{domains}]\n[crm]\nclient_id = \"abc\"\nusername = \"int@example.com\"\n{CONFIG}"
+        )
+    };
+    let url = |host: &str| format!("ews_url = \"https://{host}/EWS/Exchange.asmx\"");
+    let cases: Vec<(&str, String, Vec<String>)> = vec![
+        ("the account's domain", exchange_line(&url("example.com")), vec![]),
+        ("a subdomain of it", exchange_line(&url("mail.example.com")), vec![]),
+        ("any case, and a port", exchange_line(&url("Mail.EXAMPLE.com:8443")), vec![]),
+        (
+            "a domain listed in other_domains",
+            with_domains("\"example.org\"", "https://ews.example.org/EWS/Exchange.asmx"),
+            vec![],
+        ),
+        (
+            "an IP address, which is no domain",
+            exchange_line(&url("127.0.0.1:8443")),
+            outside("127.0.0.1", "example.com"),
+        ),
+        ("an IPv6 address", exchange_line(&url("[::1]:8443")), outside("::1", "example.com")),
+        ("another domain", exchange_line(&url("mail.evil.test")), outside("mail.evil.test", "example.com")),
+        (
+            "the account's domain inside another one",
+            exchange_line(&url("mail.example.com.evil.test")),
+            outside("mail.example.com.evil.test", "example.com"),
+        ),
+        (
+            "a name that only ends like the domain",
+            exchange_line(&url("notexample.com")),
+            outside("notexample.com", "example.com"),
+        ),
+        (
+            "user info does not make the host",
+            exchange_line(&url("mail.example.com@evil.test")),
+            outside("evil.test", "example.com"),
+        ),
+        (
+            "the list names every allowed domain",
+            with_domains("\"example.org\", \"example.net\"", "https://mail.evil.test/EWS/Exchange.asmx"),
+            outside("mail.evil.test", "example.com, example.org, example.net"),
+        ),
+        (
+            "a DOMAIN\\user account allows only other_domains",
+            format!(
+                "[exchange]\nservice_account = 'EXAMPLE\\svc'\news_url = \"https://mail.example.com/EWS/Exchange.asmx\"\n[crm]\nclient_id = \"abc\"\nusername = \"int@example.com\"\n{CONFIG}"
+            ),
+            outside("mail.example.com", "none: a DOMAIN\\user account has no domain of its own"),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, text, expected) in &cases {
+        let got = problems(text);
+        if &got != expected {
+            failures.push(format!(
+                "case `{name}`:\n  expected: {expected:#?}\n  got:      {got:#?}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn an_unreadable_account_does_not_add_an_allow_list_problem() {
+    let text = format!(
+        "[exchange]\nservice_account = \"nobody\"\news_url = \"https://mail.evil.test/EWS\"\n[crm]\nclient_id = \"abc\"\nusername = \"int@example.com\"\n{CONFIG}"
+    );
+    assert_eq!(
+        problems(&text),
+        vec![at(
+            2,
+            "exchange.service_account",
+            "`nobody` is not an account name; write user@domain or DOMAIN\\user"
+        )]
+    );
+}
+
 fn example_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../exsync.example.toml")
 }

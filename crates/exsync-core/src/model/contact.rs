@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use super::text::{clean_email_list, clean_line, clean_multiline};
+use super::text::{Fit, MAX_LINE, MAX_TEXT};
 
 /// Exchange holds at most three e-mail addresses per contact (EmailAddress1..3).
 pub const MAX_EMAILS: usize = 3;
@@ -49,12 +49,35 @@ pub enum PhoneKind {
     Assistant,
 }
 
+impl PhoneKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhoneKind::Business => "business",
+            PhoneKind::Mobile => "mobile",
+            PhoneKind::Home => "home",
+            PhoneKind::Other => "other",
+            PhoneKind::BusinessFax => "business_fax",
+            PhoneKind::Assistant => "assistant",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AddressKind {
     Business,
     Home,
     Other,
+}
+
+impl AddressKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AddressKind::Business => "business",
+            AddressKind::Home => "home",
+            AddressKind::Other => "other",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,15 +96,16 @@ pub struct Address {
 }
 
 impl Address {
-    fn normalize(&mut self) {
-        self.street = clean_multiline(&self.street);
-        for part in [
-            &mut self.city,
-            &mut self.state,
-            &mut self.postal_code,
-            &mut self.country,
+    fn fit(&mut self, kind: AddressKind, fit: &mut Fit) {
+        let field = |part: &str| format!("addresses.{}.{part}", kind.as_str());
+        self.street = fit.multiline(&field("street"), &self.street, MAX_LINE);
+        for (name, part) in [
+            ("city", &mut self.city),
+            ("state", &mut self.state),
+            ("postal_code", &mut self.postal_code),
+            ("country", &mut self.country),
         ] {
-            *part = clean_line(part);
+            *part = fit.line(&field(name), part, MAX_LINE);
         }
     }
 
@@ -93,32 +117,44 @@ impl Address {
 impl Contact {
     /// Puts the contact in the one form both sides are compared in.
     pub fn normalize(&mut self) {
-        for part in [
-            &mut self.first_name,
-            &mut self.middle_name,
-            &mut self.last_name,
-            &mut self.company,
-            &mut self.title,
-            &mut self.department,
+        self.sanitize();
+    }
+
+    /// [`Contact::normalize`], returning what had to go for the contact to fit Exchange:
+    /// control characters, text beyond a field's limit, addresses that are no e-mail address.
+    /// Formatting (spaces, line endings, case) is never reported.
+    pub fn sanitize(&mut self) -> Vec<String> {
+        let mut fit = Fit::default();
+        for (field, part) in [
+            ("first_name", &mut self.first_name),
+            ("middle_name", &mut self.middle_name),
+            ("last_name", &mut self.last_name),
+            ("company", &mut self.company),
+            ("title", &mut self.title),
+            ("department", &mut self.department),
         ] {
-            *part = clean_line(part);
+            *part = fit.line(field, part, MAX_LINE);
         }
-        self.emails = clean_email_list(&self.emails);
+        self.emails = fit.emails("emails", &self.emails);
         self.emails.truncate(MAX_EMAILS);
         self.phones = std::mem::take(&mut self.phones)
             .into_iter()
-            .map(|(kind, number)| (kind, clean_line(&number)))
+            .map(|(kind, number)| {
+                let field = format!("phones.{}", kind.as_str());
+                (kind, fit.line(&field, &number, MAX_LINE))
+            })
             .filter(|(_, number)| !number.is_empty())
             .collect();
         self.addresses = std::mem::take(&mut self.addresses)
             .into_iter()
             .map(|(kind, mut address)| {
-                address.normalize();
+                address.fit(kind, &mut fit);
                 (kind, address)
             })
             .filter(|(_, address)| !address.is_empty())
             .collect();
-        self.notes = clean_multiline(&self.notes);
+        self.notes = fit.multiline("notes", &self.notes, MAX_TEXT);
+        fit.notes
     }
 
     pub fn display_name(&self) -> String {

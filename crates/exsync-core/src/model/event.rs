@@ -4,10 +4,13 @@ use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::recurrence::Recurrence;
-use super::text::{clean_email, clean_line, clean_multiline};
+use super::text::{clean_email, Dropped, Fit, MAX_LINE, MAX_TEXT};
 
 /// Salesforce relates at most 50 invitees to one event.
 pub const MAX_ATTENDEES: usize = 50;
+
+/// Exchange's default limit on the recipients of one meeting.
+pub const MAX_MEETING_RECIPIENTS: usize = 500;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -152,9 +155,17 @@ impl Event {
 
     /// Puts the event in the one form both sides are compared in.
     pub fn normalize(&mut self) {
-        self.subject = clean_line(&self.subject);
-        self.location = clean_line(&self.location);
-        self.body = clean_multiline(&self.body);
+        self.sanitize();
+    }
+
+    /// [`Event::normalize`], returning what had to go for the event to fit Exchange: control
+    /// characters, text beyond a field's limit, invitees whose address is no e-mail address.
+    /// Formatting (spaces, line endings, case, order of invitees) is never reported.
+    pub fn sanitize(&mut self) -> Vec<String> {
+        let mut fit = Fit::default();
+        self.subject = fit.line("subject", &self.subject, MAX_LINE);
+        self.location = fit.line("location", &self.location, MAX_LINE);
+        self.body = fit.multiline("body", &self.body, MAX_TEXT);
         self.start = self.start.normalized();
         self.end = self.end.normalized();
         self.time_zone = self.time_zone.trim().to_owned();
@@ -164,13 +175,25 @@ impl Event {
         if self.is_all_day() || self.recurrence.is_none() {
             self.time_zone.clear();
         }
+        let mut dropped = Dropped::default();
         if let Some(organizer) = &mut self.organizer {
             organizer.normalize();
         }
+        if self
+            .organizer
+            .as_ref()
+            .is_some_and(|o| !fit.address_ok(&o.email, &mut dropped))
+        {
+            self.organizer = None;
+        }
+        dropped.note("organizer", &mut fit.notes);
+        let mut dropped = Dropped::default();
         for attendee in &mut self.attendees {
             attendee.normalize();
         }
-        self.attendees.retain(|a| !a.email.is_empty());
+        self.attendees
+            .retain(|a| !a.email.is_empty() && fit.address_ok(&a.email, &mut dropped));
+        dropped.note("attendees", &mut fit.notes);
         // Order carries no meaning on either side; one attendee per address.
         self.attendees.sort();
         self.attendees.dedup_by(|a, b| a.email == b.email);
@@ -181,6 +204,7 @@ impl Event {
         if let Some(recurrence) = &mut self.recurrence {
             recurrence.normalize();
         }
+        fit.notes
     }
 
     /// Problems that stop this event from being written anywhere.
@@ -196,7 +220,12 @@ impl Event {
         if !self.time_zone.is_empty() && self.time_zone.parse::<chrono_tz::Tz>().is_err() {
             problems.push(format!("unknown time zone {:?}", self.time_zone));
         }
-        if self.attendees.len() > MAX_ATTENDEES {
+        if self.attendees.len() > MAX_MEETING_RECIPIENTS {
+            problems.push(format!(
+                "{} attendees, more than the {MAX_MEETING_RECIPIENTS} Exchange takes in one meeting (and the {MAX_ATTENDEES} a CRM event can relate)",
+                self.attendees.len()
+            ));
+        } else if self.attendees.len() > MAX_ATTENDEES {
             problems.push(format!(
                 "{} attendees, more than the {MAX_ATTENDEES} a CRM event can relate",
                 self.attendees.len()

@@ -114,6 +114,15 @@ impl UserKey {
     pub fn from_email(email: &str) -> Self {
         Self(email.trim().to_lowercase())
     }
+
+    /// Builds a key from an address that came from elsewhere (a CRM user's e-mail), refusing
+    /// one that is not an RFC 5322 address in ASCII: the key names the mailbox credentials are
+    /// used on and the domain Autodiscover asks, so it must mean the same to every system.
+    pub fn parse(email: &str) -> Result<Self, super::address::AddressError> {
+        let key = Self::from_email(email);
+        super::address::check_address(key.as_str(), super::address::Charset::Ascii)?;
+        Ok(key)
+    }
 }
 
 /// An id on either side.

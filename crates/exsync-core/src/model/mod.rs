@@ -1,6 +1,7 @@
 //! The records exsync syncs, the identifiers on each side, and the normalised field view the
 //! planner compares.
 
+mod address;
 mod contact;
 mod event;
 mod ids;
@@ -13,11 +14,14 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+pub use address::{check_address, is_address, AddressError, Charset};
 pub use contact::{Address, AddressKind, Contact, PhoneKind, MAX_EMAILS};
-pub use event::{Attendee, AttendeeKind, Event, EventTime, ShowAs, MAX_ATTENDEES};
+pub use event::{
+    Attendee, AttendeeKind, Event, EventTime, ShowAs, MAX_ATTENDEES, MAX_MEETING_RECIPIENTS,
+};
 pub use ids::{CrmId, ExchangeId, ItemId, ItemKind, Side, UserKey};
 pub use recurrence::{Day, Occurrence, Pattern, Recurrence, RecurrenceEnd, RruleError, WeekIndex};
-pub use text::{clean_email, clean_line, clean_multiline};
+pub use text::{clean_email, clean_line, clean_multiline, MAX_LINE, MAX_TEXT};
 
 /// A record as a map of top-level field name to normalised value. Empty fields are absent, so
 /// "missing on one side" and "blank on the other" compare equal. The planner merges at this
@@ -37,6 +41,10 @@ pub trait Record: Serialize + DeserializeOwned + Clone {
     const KIND: ItemKind;
 
     fn normalize(&mut self);
+
+    /// [`Record::normalize`], returning what had to be removed or cut for the record to fit
+    /// (see [`Contact::sanitize`]), for the admin.
+    fn sanitize(&mut self) -> Vec<String>;
 
     /// Reasons this record cannot be written to any side (e.g. an end before its start).
     fn problems(&self) -> Vec<String>;
@@ -70,6 +78,10 @@ impl Record for Contact {
         Contact::normalize(self);
     }
 
+    fn sanitize(&mut self) -> Vec<String> {
+        Contact::sanitize(self)
+    }
+
     fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if self.last_name.is_empty() && self.first_name.is_empty() && self.company.is_empty() {
@@ -91,6 +103,10 @@ impl Record for Event {
         Event::normalize(self);
     }
 
+    fn sanitize(&mut self) -> Vec<String> {
+        Event::sanitize(self)
+    }
+
     fn problems(&self) -> Vec<String> {
         let mut problems = Event::problems(self);
         for attendee in self.attendees.iter().chain(self.organizer.as_ref()) {
@@ -105,19 +121,9 @@ impl Record for Event {
     }
 }
 
-/// One `@` with something on both sides and a dot in the domain; the mail systems do the rest.
+/// An address a contact or an invitee may have (see [`check_address`]).
 fn plausible_email(s: &str) -> bool {
-    match s.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && !domain.contains('@')
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-                && !s.chars().any(char::is_whitespace)
-        }
-        None => false,
-    }
+    is_address(s, Charset::International)
 }
 
 /// Hex SHA-256 of the canonical JSON of a field map: equal content, equal hash.

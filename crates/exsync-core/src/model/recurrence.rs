@@ -8,7 +8,7 @@ use chrono::{Datelike, Months, NaiveDate};
 use serde::{Deserialize, Serialize};
 
 use super::event::EventTime;
-use super::text::clean_line;
+use super::text::{Fit, MAX_LINE};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -195,9 +195,18 @@ impl Recurrence {
             days.sort();
             days.dedup();
         }
+        // Only Exchange holds moved occurrences, so what is cut from them concerns no CRM
+        // record and is not reported.
+        let mut fit = Fit::default();
         for occurrence in &mut self.modified {
-            occurrence.subject = occurrence.subject.as_deref().map(clean_line);
-            occurrence.location = occurrence.location.as_deref().map(clean_line);
+            occurrence.subject = occurrence
+                .subject
+                .as_deref()
+                .map(|s| fit.line("subject", s, MAX_LINE));
+            occurrence.location = occurrence
+                .location
+                .as_deref()
+                .map(|s| fit.line("location", s, MAX_LINE));
         }
         self.modified.sort();
         self.modified

@@ -1,15 +1,52 @@
 //! Text normalisation shared by every record type: both systems reformat what they store
-//! (trailing spaces, CRLF, upper-case addresses), and none of that is a real change.
+//! (trailing spaces, CRLF, upper-case addresses), and none of that is a real change. Text
+//! neither side can hold is made to fit here too, so both sides compare what can be written:
+//! control characters go (XML 1.0, which EWS speaks, cannot carry them, and one in a batch
+//! fails the whole batch), and text longer than a field holds is cut. The `fit_*` functions
+//! say what they changed, for the admin.
 
-/// One-line fields: trimmed, inner runs of whitespace folded to one space.
-pub fn clean_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+use super::address::{check_address, Charset};
+
+/// What Exchange holds in a subject, a location and a contact's name, company, title,
+/// department, phone numbers and address parts. Counted in UTF-16 code units, as .NET (and
+/// Salesforce's Java) count a string's length, so text outside the Basic Multilingual Plane
+/// cannot overflow the limit on either side.
+pub const MAX_LINE: usize = 255;
+
+/// What the CRM's `Description` holds (a contact's notes, an event's body). Exchange takes
+/// far more, but a longer text could never be the same on both sides, and the pair would be
+/// written again on every pass.
+pub const MAX_TEXT: usize = 32_000;
+
+/// How much of a rejected value a reason quotes: enough to find the record, bounded so a
+/// hostile megabyte does not end up in the status database.
+const QUOTED: usize = 60;
+
+/// Characters that cannot travel in XML 1.0 whatever the escaping: the controls (tab, line
+/// feed and carriage return aside, which the callers treat as formatting) and U+FFFE/U+FFFF.
+fn unsendable(c: char) -> bool {
+    c.is_control() || c == '\u{FFFE}' || c == '\u{FFFF}'
 }
 
-/// Multi-line fields: CRLF and CR become LF, trailing space on each line and blank lines at
-/// either end go.
+/// One-line fields: control characters removed, trimmed, inner runs of whitespace (tabs and
+/// line breaks included) folded to one space.
+pub fn clean_line(s: &str) -> String {
+    s.split(char::is_whitespace)
+        .map(|word| word.chars().filter(|c| !unsendable(*c)).collect::<String>())
+        .filter(|word| !word.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Multi-line fields: CRLF and CR become LF, control characters other than tab and line feed
+/// go, trailing space on each line and blank lines at either end go.
 pub fn clean_multiline(s: &str) -> String {
-    let unified = s.replace("\r\n", "\n").replace('\r', "\n");
+    let unified: String = s
+        .replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .chars()
+        .filter(|c| *c == '\n' || *c == '\t' || !unsendable(*c))
+        .collect();
     let lines: Vec<&str> = unified.lines().map(str::trim_end).collect();
     lines.join("\n").trim_matches('\n').trim_start().to_owned()
 }
@@ -30,6 +67,123 @@ pub fn clean_email_list(list: &[String]) -> Vec<String> {
         }
     }
     out
+}
+
+/// `s` cut to at most `max` UTF-16 code units, never inside a character. Returns whether it
+/// was cut.
+fn cut(s: &mut String, max: usize) -> bool {
+    let mut units = 0;
+    for (at, c) in s.char_indices() {
+        units += c.len_utf16();
+        if units > max {
+            s.truncate(at);
+            return true;
+        }
+    }
+    false
+}
+
+/// A quoted, escaped and shortened rendering of a value for a reason.
+pub(crate) fn quoted(s: &str) -> String {
+    let mut shown: String = s.chars().take(QUOTED).collect();
+    if s.chars().nth(QUOTED).is_some() {
+        shown.push('…');
+    }
+    format!("{shown:?}")
+}
+
+/// Cleans text and makes it fit a field, noting in `notes` what was removed or cut.
+#[derive(Debug, Default)]
+pub(crate) struct Fit {
+    pub(crate) notes: Vec<String>,
+}
+
+impl Fit {
+    fn controls(&mut self, field: &str, s: &str, formatting: impl Fn(char) -> bool) {
+        if s.chars().any(|c| unsendable(c) && !formatting(c)) {
+            self.notes
+                .push(format!("{field}: control characters removed"));
+        }
+    }
+
+    fn limit(
+        &mut self,
+        field: &str,
+        mut s: String,
+        max: usize,
+        clean: fn(&str) -> String,
+    ) -> String {
+        let before = s.chars().count();
+        if cut(&mut s, max) {
+            // The cut may leave a space or a line break at the end, which cleaning takes off.
+            s = clean(&s);
+            self.notes.push(format!(
+                "{field}: {before} characters, cut to the first {max}"
+            ));
+        }
+        s
+    }
+
+    /// A one-line field (see [`clean_line`]) of at most `max` UTF-16 code units.
+    pub(crate) fn line(&mut self, field: &str, s: &str, max: usize) -> String {
+        self.controls(field, s, char::is_whitespace);
+        self.limit(field, clean_line(s), max, clean_line)
+    }
+
+    /// A multi-line field (see [`clean_multiline`]) of at most `max` UTF-16 code units.
+    pub(crate) fn multiline(&mut self, field: &str, s: &str, max: usize) -> String {
+        self.controls(field, s, |c| matches!(c, '\n' | '\r' | '\t'));
+        self.limit(field, clean_multiline(s), max, clean_multiline)
+    }
+
+    /// Addresses cleaned, those that are no e-mail address dropped (one note for all of
+    /// them, however many), duplicates removed keeping the first.
+    pub(crate) fn emails(&mut self, field: &str, list: &[String]) -> Vec<String> {
+        let mut dropped = Dropped::default();
+        let kept = clean_email_list(list)
+            .into_iter()
+            .filter(|email| self.address_ok(email, &mut dropped))
+            .collect();
+        dropped.note(field, &mut self.notes);
+        kept
+    }
+
+    /// Whether an address may be kept; a rejected one is counted in `dropped`.
+    pub(crate) fn address_ok(&mut self, email: &str, dropped: &mut Dropped) -> bool {
+        match check_address(email, Charset::International) {
+            Ok(()) => true,
+            Err(why) => {
+                if dropped.count == 0 {
+                    dropped.first = format!("{} ({why})", quoted(email));
+                }
+                dropped.count += 1;
+                false
+            }
+        }
+    }
+}
+
+/// Addresses left out of one field, for one note.
+#[derive(Debug, Default)]
+pub(crate) struct Dropped {
+    count: usize,
+    first: String,
+}
+
+impl Dropped {
+    pub(crate) fn note(&self, field: &str, notes: &mut Vec<String>) {
+        match self.count {
+            0 => {}
+            1 => notes.push(format!(
+                "{field}: {} left out, not an e-mail address",
+                self.first
+            )),
+            n => notes.push(format!(
+                "{field}: {n} entries left out that are no e-mail address, the first {}",
+                self.first
+            )),
+        }
+    }
 }
 
 #[cfg(test)]

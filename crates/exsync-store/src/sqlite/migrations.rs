@@ -154,7 +154,19 @@ CREATE TABLE settings (
 ) STRICT;
 "#;
 
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
+/// CRM users a pass left out because their address cannot name a mailbox, so the console
+/// and `exsync status` can say who is not synced and why. A pass replaces the whole list.
+const V3: &str = r#"
+CREATE TABLE skipped_crm_users (
+    crm_id     TEXT PRIMARY KEY NOT NULL CHECK (crm_id <> ''),
+    address    TEXT NOT NULL,
+    reason     TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    last_seen  TEXT NOT NULL
+) STRICT;
+"#;
+
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 pub(crate) fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA user_version", [], |row| row.get(0))

@@ -24,14 +24,14 @@ use crate::console::{
 use crate::error::{StoreError, StoreResult};
 use crate::store::Store;
 use crate::types::{
-    CommitReceipt, ConflictRecord, CrmWrite, CursorAdvance, CursorEntry, CursorScope, PassCommit,
-    ResetCounts, RunRecord, UnresolvedItem, UserStatus,
+    CommitReceipt, ConflictRecord, CrmUserSkip, CrmWrite, CursorAdvance, CursorEntry, CursorScope,
+    PassCommit, ResetCounts, RunRecord, SkippedCrmUser, UnresolvedItem, UserStatus,
 };
 
 pub(crate) use migrations::{migrate, user_version, MIGRATIONS};
 
 /// The schema version this build creates and understands.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// How long a statement waits for another connection's write lock before failing with
 /// [`StoreError::Busy`]. A pass commit is short, so waiting this long means something is stuck.
@@ -79,6 +79,10 @@ impl SqliteStore {
         busy_timeout: Duration,
     ) -> StoreResult<Self> {
         let path_text = path.as_ref().display().to_string();
+        create_private(path.as_ref()).map_err(|e| StoreError::Open {
+            path: path_text.clone(),
+            detail: format!("creating the file: {e}"),
+        })?;
         let conn = Connection::open(path.as_ref()).map_err(|e| StoreError::Open {
             path: path_text.clone(),
             detail: e.to_string(),
@@ -183,6 +187,30 @@ impl SqliteStore {
     }
 }
 
+/// Creates the database file readable by its owner only, when it does not exist yet: it holds
+/// every synced contact and event. SQLite gives its `-wal` and `-shm` files the mode of the
+/// database file, so they follow. An existing file keeps the mode it has; `exsync check` warns
+/// about one others can read.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let text = path.to_string_lossy();
+    // In-memory and URI names are not files this code should create.
+    if text.is_empty() || text == ":memory:" || text.starts_with("file:") {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 impl Store for SqliteStore {
     fn load_pairs(&self, user: &UserKey, kind: ItemKind) -> StoreResult<Vec<SyncedPair>> {
         state::load_pairs(&self.lock(), user, kind)
@@ -280,6 +308,18 @@ impl Store for SqliteStore {
 
     fn conflicts(&self, user: &UserKey, limit: usize) -> StoreResult<Vec<ConflictRecord>> {
         users::conflicts(&self.lock(), user, limit)
+    }
+
+    fn record_skipped_crm_users(
+        &self,
+        skipped: &[CrmUserSkip],
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        users::record_skipped_crm_users(&mut self.lock(), skipped, &at)
+    }
+
+    fn skipped_crm_users(&self) -> StoreResult<Vec<SkippedCrmUser>> {
+        users::skipped_crm_users(&self.lock())
     }
 
     fn record_crm_writes(&self, writes: &[CrmWrite]) -> StoreResult<()> {

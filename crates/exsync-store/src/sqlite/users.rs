@@ -1,6 +1,6 @@
 //! Per-user status: the users table, pass history, unresolved items, conflicts, Reset Sync.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use exsync_core::plan::Conflict;
 use exsync_core::{CrmId, ExchangeId, UserKey};
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
@@ -11,7 +11,8 @@ use super::codec::{
 use super::commit::pause;
 use crate::error::{StoreError, StoreResult};
 use crate::types::{
-    ConflictRecord, Pause, ResetCounts, RunCounts, RunRecord, UnresolvedItem, UserStatus,
+    ConflictRecord, CrmUserSkip, Pause, ResetCounts, RunCounts, RunRecord, SkippedCrmUser,
+    UnresolvedItem, UserStatus, SKIPPED_ADDRESS_MAX,
 };
 
 pub(crate) fn insert_user(conn: &Connection, user: &UserKey, at: &str) -> rusqlite::Result<usize> {
@@ -372,5 +373,89 @@ pub(crate) fn conflicts(
             },
         )
         .map(|record: Result<ConflictRecord, String>| record.decoded(OP, u))
+        .collect()
+}
+
+pub(crate) fn record_skipped_crm_users(
+    conn: &mut Connection,
+    skipped: &[CrmUserSkip],
+    at: &DateTime<Utc>,
+) -> StoreResult<()> {
+    const OP: &str = "record skipped CRM users";
+    if let Some(empty) = skipped.iter().find(|s| s.crm_id.as_str().is_empty()) {
+        return Err(StoreError::InvalidInput {
+            op: OP,
+            reason: format!("a skipped CRM user ({}) has no id", empty.reason),
+        });
+    }
+    let at = time_text(at);
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .ctx(OP, None)?;
+    {
+        // Those this pass did not leave out are synced again, or gone from the CRM.
+        let keep: std::collections::BTreeSet<&str> =
+            skipped.iter().map(|s| s.crm_id.as_str()).collect();
+        let known = tx
+            .prepare_cached("SELECT crm_id FROM skipped_crm_users")
+            .ctx(OP, None)?
+            .query_map([], |row| row.get::<_, String>(0))
+            .ctx(OP, None)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .ctx(OP, None)?;
+        let mut forget = tx
+            .prepare_cached("DELETE FROM skipped_crm_users WHERE crm_id = ?1")
+            .ctx(OP, None)?;
+        for id in known.iter().filter(|id| !keep.contains(id.as_str())) {
+            forget.execute(params![id]).ctx(OP, None)?;
+        }
+        let mut upsert = tx
+            .prepare_cached(
+                "INSERT INTO skipped_crm_users (crm_id, address, reason, first_seen, last_seen) \
+                 VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (crm_id) DO UPDATE SET \
+                 address = excluded.address, reason = excluded.reason, last_seen = excluded.last_seen",
+            )
+            .ctx(OP, None)?;
+        for user in skipped {
+            let address: String = user.address.chars().take(SKIPPED_ADDRESS_MAX).collect();
+            upsert
+                .execute(params![user.crm_id.as_str(), address, user.reason, at])
+                .ctx(OP, None)?;
+        }
+    }
+    tx.commit().ctx(OP, None)?;
+    Ok(())
+}
+
+pub(crate) fn skipped_crm_users(conn: &Connection) -> StoreResult<Vec<SkippedCrmUser>> {
+    const OP: &str = "list skipped CRM users";
+    let rows = conn
+        .prepare_cached(
+            "SELECT crm_id, address, reason, first_seen, last_seen FROM skipped_crm_users \
+             ORDER BY crm_id",
+        )
+        .ctx(OP, None)?
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, String>(4)?,
+            ))
+        })
+        .ctx(OP, None)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .ctx(OP, None)?;
+    rows.into_iter()
+        .map(|(crm_id, address, reason, first, last)| {
+            Ok(SkippedCrmUser {
+                crm_id: CrmId(crm_id),
+                address,
+                reason,
+                first_seen: parse_time(&first).decoded(OP, None)?,
+                last_seen: parse_time(&last).decoded(OP, None)?,
+            })
+        })
         .collect()
 }

@@ -53,6 +53,7 @@ fn a_fresh_database_gets_the_latest_version_and_reopening_changes_nothing() {
             "secrets",
             "sessions",
             "settings",
+            "skipped_crm_users",
             "unresolved",
             "users",
         ]

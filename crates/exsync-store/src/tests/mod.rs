@@ -2,11 +2,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod concurrency;
+#[cfg(unix)]
+mod files;
 mod kill;
 mod migrations;
 mod pairs;
 mod reset;
 mod roundtrip;
+mod skipped;
 mod snapshots;
 
 use chrono::{DateTime, TimeZone, Utc};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use exsync_core::config::{load, StoreConfig};
 use exsync_core::UserKey;
-use exsync_store::{SqliteStore, Store, UserStatus};
+use exsync_store::{SkippedCrmUser, SqliteStore, Store, UserStatus};
 use serde_json::json;
 
 use crate::cli::{ConfigFileArg, ResetArgs, StatusArgs};
@@ -36,10 +36,19 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         Some(user) => user_detail(store.as_ref(), &UserKey::from_email(user), args.json),
         None => {
             let users = store.list_users()?;
+            let skipped = store.skipped_crm_users()?;
             if args.json {
+                // The answer stays the list of users that scripts read.
                 println!("{}", serde_json::to_string_pretty(&users)?);
+                if !skipped.is_empty() {
+                    eprintln!(
+                        "exsync: {} CRM users are not synced; `exsync status` without --json says why",
+                        skipped.len()
+                    );
+                }
             } else {
                 print!("{}", table(&users));
+                print!("{}", skipped_table(&skipped));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -150,6 +159,38 @@ fn table(users: &[UserStatus]) -> String {
             u.unresolved,
             run.and_then(|r| r.error.as_deref()).unwrap_or("")
         ));
+    }
+    out
+}
+
+/// The CRM users the last pass left out. Their addresses are whatever a CRM admin typed, so
+/// they are printed quoted and escaped: a terminal never receives their control characters.
+fn skipped_table(skipped: &[SkippedCrmUser]) -> String {
+    if skipped.is_empty() {
+        return String::new();
+    }
+    let mut out = format!("\nCRM users not synced ({}):\n", skipped.len());
+    for user in skipped {
+        out.push_str(&format!(
+            "  {} {:?}  since {}: {}\n",
+            user.crm_id,
+            user.address,
+            user.first_seen.format("%Y-%m-%d %H:%M"),
+            printable(&user.reason)
+        ));
+    }
+    out
+}
+
+/// `s` with its control characters escaped, so printing it cannot drive the terminal.
+fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
     }
     out
 }

@@ -98,6 +98,20 @@ pub fn syncer(
     );
     let _ = rustls::crypto::ring::default_provider().install_default();
     let x = &config.exchange;
+    // Credentials go only to the service account's own domain and the other domains the
+    // admin listed, whether the endpoint is configured or discovered; a configured one is
+    // checked before any connector holds the password.
+    let own = x
+        .service_account
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_owned())
+        .unwrap_or_default();
+    let allow = AllowList::new(std::iter::once(own).chain(x.other_domains.iter().cloned()));
+    let configured = x
+        .ews_url
+        .as_deref()
+        .map(|text| configured_url(text, &allow))
+        .transpose()?;
     let mut ews = EwsConfig::new(Credentials::new(
         x.service_account.clone(),
         secrets.exchange_password.expose(),
@@ -116,24 +130,12 @@ pub fn syncer(
     ews.trace_dir = x.wire_trace_dir.clone();
     ews.observer = Some(observer.clone());
     let client = EwsClient::new(ews).context("the EWS connector")?;
-    let endpoint = match &x.ews_url {
-        Some(url) => Endpoint::Configured(
-            url::Url::parse(url).with_context(|| format!("exchange.ews_url {url}"))?,
-        ),
-        None => {
-            // Credentials go only to the service account's own domain and the other domains
-            // the admin listed.
-            let own = x
-                .service_account
-                .rsplit_once('@')
-                .map(|(_, d)| d.to_owned())
-                .unwrap_or_default();
-            let allow = AllowList::new(std::iter::once(own).chain(x.other_domains.iter().cloned()));
-            Endpoint::Discovered(Autodiscover::new(
-                Arc::clone(client.http()),
-                AutodiscoverConfig::new(allow),
-            ))
-        }
+    let endpoint = match configured {
+        Some(url) => Endpoint::Configured(url),
+        None => Endpoint::Discovered(Autodiscover::new(
+            Arc::clone(client.http()),
+            AutodiscoverConfig::new(allow),
+        )),
     };
     let mut crm_config = salesforce_config(config, secrets)?;
     crm_config.observer = Some(observer);
@@ -146,4 +148,54 @@ pub fn syncer(
         concurrency: config.service.concurrent_users.max(1) as usize,
         slice: crate::sync::pass::SLICE,
     }))
+}
+
+/// The configured EWS URL, refused when its host is outside the allow-list. The configuration
+/// check refuses such a file already; this holds for a configuration that reached the service
+/// some other way.
+fn configured_url(text: &str, allow: &AllowList) -> Result<url::Url> {
+    let url = url::Url::parse(text).with_context(|| format!("exchange.ews_url {text}"))?;
+    let host = url
+        .host_str()
+        .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+        .unwrap_or_default();
+    if host.is_empty() || !allow.allows(host) {
+        bail!(
+            "exchange.ews_url {text}: `{host}` is outside the domains the service account's password may be sent to; \
+             add its domain to exchange.other_domains if that server belongs to you"
+        );
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_configured_url_outside_the_allow_list_never_gets_a_connector() {
+        let allow = AllowList::new(["contoso.test", "fabrikam.test"]);
+        for inside in [
+            "https://mail.contoso.test/EWS/Exchange.asmx",
+            "https://contoso.test:8443/EWS/Exchange.asmx",
+            "https://ews.fabrikam.test/EWS/Exchange.asmx",
+        ] {
+            assert!(configured_url(inside, &allow).is_ok(), "{inside}");
+        }
+        for outside in [
+            "https://127.0.0.1:8443/EWS/Exchange.asmx",
+            "https://[::1]:8443/EWS/Exchange.asmx",
+            "https://mail.contoso.test.evil.test/EWS/Exchange.asmx",
+            "https://notcontoso.test/EWS/Exchange.asmx",
+            "https://mail.contoso.test@evil.test/EWS/Exchange.asmx",
+        ] {
+            let refused = configured_url(outside, &allow).map(|_| ()).unwrap_err();
+            assert!(
+                refused
+                    .to_string()
+                    .contains("add its domain to exchange.other_domains"),
+                "{outside}: {refused}"
+            );
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! The Salesforce connector as the sync service's CRM side.
 
 use exsync_core::plan::WriteResult;
-use exsync_core::{Contact, CrmId, Event, Fields, ItemId, ItemKind, Record, UserKey};
+use exsync_core::{Contact, CrmId, Event, Fields, ItemId, ItemKind, Record};
 use exsync_salesforce::{
     ChangeCursor, CrmChange, Error, NewRecord, SalesforceClient, Scope, SyncObject, WriteOutcome,
 };
@@ -54,6 +54,7 @@ fn owned(change: CrmChange) -> OwnedChange {
     OwnedChange {
         owner: change.owner_id.map(CrmId::new),
         change: change.change,
+        notes: change.notes,
     }
 }
 
@@ -86,10 +87,9 @@ impl CrmSide for SalesforceSide {
         let users = self.client.users().await.map_err(side_error)?;
         Ok(users
             .into_iter()
-            .filter(|u| !u.email.is_empty())
             .map(|u| CrmUser {
                 id: CrmId::new(u.id),
-                email: UserKey::from_email(&u.email),
+                email: u.email,
                 profile: u.profile,
                 active: u.active,
             })

@@ -220,7 +220,13 @@ impl Lab {
         ews_config.ca_file = Some(ca_file);
         ews_config.trace_dir = options.exchange_trace.as_ref().map(|d| d.join("client"));
 
-        let ews_url = url::Url::parse(&text(&info["ews_url"])?)?;
+        // The service reaches the simulator by its mail host name, which is inside the service
+        // account's domain, as a configured EWS URL must be; the name resolves to loopback.
+        let ews_url = url::Url::parse(&text(&info["ews_url_by_name"])?)?;
+        let (mail_host, sim_addr) = sim_address(info)?;
+        let mut resolve = exsync_ews::Resolve::new();
+        resolve.insert(&mail_host, sim_addr);
+        ews_config.resolve = resolve;
 
         let metrics = Arc::new(crate::metrics::Metrics::default());
         let observer = exsync_core::observe::Observer(
@@ -334,6 +340,7 @@ impl Lab {
         let sf = &self.salesforce_sim.info;
         let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
         let quoted = |s: &str| toml_string(s);
+        let (mail_host, sim_addr) = sim_address(x)?;
         let config = format!(
             r#"# Written by the exsync lab for its simulators.
 [store]
@@ -345,6 +352,9 @@ service_account = {account}
 auth = "ntlm"
 ca_file = {exchange_ca}
 {trace}
+
+[network.resolve]
+{mail_host} = {sim_addr}
 
 [crm]
 login_url = {login}
@@ -366,7 +376,9 @@ groups = [{profile}]
 sync_private = true
 "#,
             store = quoted(&self.options.dir.join("exsync.db").display().to_string()),
-            ews = quoted(&text(&x["ews_url"])),
+            ews = quoted(&text(&x["ews_url_by_name"])),
+            mail_host = quoted(&mail_host),
+            sim_addr = quoted(&sim_addr.to_string()),
             account = quoted(&text(&x["service_account"]["upn"])),
             exchange_ca = quoted(&text(&x["ca_cert"])),
             login = quoted(&sf.instance_url),
@@ -399,6 +411,26 @@ sync_private = true
         )?;
         Ok(())
     }
+}
+
+/// The Exchange simulator's mail host name (from its by-name EWS URL) and the address it
+/// listens on.
+fn sim_address(info: &Value) -> Result<(String, std::net::SocketAddr)> {
+    let by_name = info["ews_url_by_name"]
+        .as_str()
+        .context("sim.json lacks ews_url_by_name")?;
+    let host = url::Url::parse(by_name)?
+        .host_str()
+        .context("the simulator's by-name EWS URL has no host")?
+        .to_owned();
+    let addr = format!(
+        "{}:{}",
+        info["host"].as_str().context("sim.json lacks host")?,
+        info["port"].as_u64().context("sim.json lacks port")?
+    )
+    .parse()
+    .context("the simulator's address")?;
+    Ok((host, addr))
 }
 
 /// A TOML basic string.

@@ -94,6 +94,15 @@ pub fn record(metrics: &Metrics, report: &PassReport, took: Duration) {
             "User pass done."
         );
     }
+    for skipped in &report.skipped_crm_users {
+        // Debug formatting quotes and escapes the address, which is whatever the CRM holds.
+        tracing::warn!(
+            crm_user = %skipped.crm_id,
+            address = ?skipped.address,
+            reason = %skipped.reason,
+            "CRM user not synced."
+        );
+    }
     paused += report
         .skipped
         .iter()

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use exsync_core::config::SyncConfiguration;
 use exsync_core::plan::{
-    link_unpaired, plan_unchecked, record_keys, settle, valve, Change, NewRecords, Op, PlanInput,
-    SyncedPair, WriteResult,
+    link_unpaired, out_of_scope, plan_unchecked, record_keys, settle, valve, Change, NewRecords,
+    Op, PlanInput, SyncedPair, WriteResult,
 };
 use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind, Side, UserKey};
 use exsync_store::{
@@ -16,7 +16,7 @@ use exsync_store::{
     Store, StoreError, UnresolvedReport,
 };
 
-use super::sides::{CrmFilter, CrmSide, ExchangeSide, SideError, Write};
+use super::sides::{CrmFilter, CrmSide, ExchangeSide, OwnedChange, SideError, Write};
 use super::stage::{Stage, StageError, StagedRecord};
 
 /// How many records a pass plans, writes and commits at once: a pass holds about this many
@@ -105,11 +105,18 @@ where
         .map_err(PassError::from)
 }
 
+/// What had to be cut or left out of CRM records for them to fit Exchange, by record (see
+/// `exsync_core::Contact::sanitize`). The records sync without it; the pass keeps each one
+/// unresolved with these reasons, so the admin sees why Exchange differs from the CRM.
+pub type Notes = BTreeMap<ItemId, Vec<String>>;
+
 /// Inputs of one user's pass besides the sides and the store.
 pub struct UserPass<'a> {
     pub user: &'a SyncUser,
     /// What the org-wide CRM read found for this user, per kind.
     pub crm_changes: BTreeMap<ItemKind, Vec<Change>>,
+    /// What had to be cut from those records, per kind.
+    pub crm_notes: BTreeMap<ItemKind, Notes>,
     /// Kinds whose CRM records this user reads in full in this pass (new or reset), and how.
     pub crm_full_reads: BTreeMap<ItemKind, CrmFilter>,
     pub now: DateTime<Utc>,
@@ -157,6 +164,7 @@ pub async fn run_user<E: ExchangeSide, C: CrmSide>(
     };
     for kind in KINDS {
         let crm_changes = pass.crm_changes.get(&kind).cloned().unwrap_or_default();
+        let crm_notes = pass.crm_notes.get(&kind).cloned().unwrap_or_default();
         if user.config.rules(kind).direction == exsync_core::config::Direction::Off {
             continue;
         }
@@ -182,6 +190,7 @@ pub async fn run_user<E: ExchangeSide, C: CrmSide>(
                 kind_pass
                     .run(
                         crm_changes.clone(),
+                        crm_notes,
                         full_read,
                         &retry,
                         &mut commit,
@@ -237,6 +246,7 @@ impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
     async fn run(
         &self,
         crm_changes: Vec<Change>,
+        routed_notes: Notes,
         full_read: Option<&CrmFilter>,
         retry: &[ItemId],
         commit: &mut PassCommit,
@@ -244,6 +254,7 @@ impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
     ) -> Result<Result<(), SideError>, PassError> {
         let (user, kind) = (&self.user.key, self.kind);
         let mut stage = Stage::new()?;
+        let mut notes = Notes::new();
         let scope = folder_cursor(user, kind);
         let cursor = {
             let scope = scope.clone();
@@ -255,7 +266,13 @@ impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
         }
 
         if let Err(e) = self
-            .read_crm(&mut stage, crm_changes, full_read, retry)
+            .read_crm(
+                &mut stage,
+                (crm_changes, routed_notes),
+                &mut notes,
+                full_read,
+                retry,
+            )
             .await?
         {
             return Ok(Err(e));
@@ -357,14 +374,29 @@ impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
         }
 
         // A record fetched again because it failed before, and that did not fail now, is
-        // resolved, whether it needed a write or was already in step.
+        // resolved, whether it needed a write or was already in step; unless something still
+        // had to be cut from it.
         commit.resolved.extend(
             retry
                 .iter()
-                .filter(|id| !written.failed.contains(*id))
+                .filter(|id| !written.failed.contains(*id) && !notes.contains_key(*id))
                 .map(|id| ItemRef {
                     kind,
                     id: id.clone(),
+                }),
+        );
+        // A record whose write failed or that was skipped keeps that reason instead.
+        commit.unresolved.extend(
+            notes
+                .into_iter()
+                .filter(|(id, _)| !written.failed.contains(id))
+                .map(|(id, notes)| UnresolvedReport {
+                    kind,
+                    id,
+                    reason: format!(
+                        "synced without what Exchange cannot hold: {}",
+                        notes.join("; ")
+                    ),
                 }),
         );
         commit.cursors.push(CursorAdvance {
@@ -387,7 +419,8 @@ impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
     async fn read_crm(
         &self,
         stage: &mut Stage,
-        routed: Vec<Change>,
+        (routed, mut routed_notes): (Vec<Change>, Notes),
+        notes: &mut Notes,
         full_read: Option<&CrmFilter>,
         retry: &[ItemId],
     ) -> Result<Result<(), SideError>, PassError> {
@@ -403,7 +436,7 @@ impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
                     Ok(page) => page,
                     Err(e) => return Ok(Err(e)),
                 };
-                let changes = page.changes.into_iter().map(|c| c.change).collect();
+                let changes = self.noted(page.changes, notes);
                 self.stage(stage, changes).await?;
                 if !page.more {
                     break;
@@ -411,18 +444,54 @@ impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
                 position = Some(page.cursor);
             }
         }
+        let routed = routed
+            .into_iter()
+            .map(|change| {
+                let notes = routed_notes.remove(change.id()).unwrap_or_default();
+                OwnedChange {
+                    owner: None,
+                    change,
+                    notes,
+                }
+            })
+            .collect();
+        let routed = self.noted(routed, notes);
         self.stage(stage, routed).await?;
         let ids: Vec<CrmId> = retry.iter().filter_map(crm_id).collect();
         for chunk in ids.chunks(self.slice.max(1)) {
             match self.crm.fetch(kind, chunk).await {
                 Ok(found) => {
-                    self.stage(stage, found.into_iter().map(|c| c.change).collect())
-                        .await?
+                    let changes = self.noted(found, notes);
+                    self.stage(stage, changes).await?
                 }
                 Err(e) => return Ok(Err(e)),
             }
         }
         Ok(Ok(()))
+    }
+
+    /// The changes of a CRM read, with what had to be cut from them added to `notes`. A later
+    /// read of a record replaces what an earlier one said; a record outside the user's scope
+    /// does not sync, so nothing is said about it.
+    fn noted(&self, read: Vec<OwnedChange>, notes: &mut Notes) -> Vec<Change> {
+        let rules = self.user.config.rules(self.kind);
+        read.into_iter()
+            .map(|owned| {
+                let id = owned.change.id().clone();
+                let in_scope = match &owned.change {
+                    Change::Upsert(item) => {
+                        out_of_scope(self.kind, rules, &item.fields, self.now).is_none()
+                    }
+                    _ => false,
+                };
+                if in_scope && !owned.notes.is_empty() {
+                    notes.insert(id, owned.notes);
+                } else {
+                    notes.remove(&id);
+                }
+                owned.change
+            })
+            .collect()
     }
 
     /// Stages the mailbox folder's changes since the stored cursor, page by page, fetching

@@ -10,12 +10,12 @@ use chrono::{DateTime, Utc};
 use exsync_core::config::{effective_configuration, ContactScope, Direction, SyncConfiguration};
 use exsync_core::plan::Change;
 use exsync_core::{CrmId, ItemId, ItemKind, UserKey};
-use exsync_store::{CursorAdvance, CursorScope, Store};
+use exsync_store::{CrmUserSkip, CursorAdvance, CursorScope, Store, SKIPPED_ADDRESS_MAX};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::pass::{
-    folder_cursor, on_store, run_user, PassError, SyncUser, UserPass, UserReport, KINDS,
+    folder_cursor, on_store, run_user, Notes, PassError, SyncUser, UserPass, UserReport, KINDS,
 };
 use super::sides::{CrmFilter, CrmSide, ExchangeSide, OwnedChange, SideError};
 
@@ -62,6 +62,9 @@ pub struct PassReport {
     pub users: Vec<UserReport>,
     /// Users left out, and why (paused, no configuration).
     pub skipped: Vec<(UserKey, String)>,
+    /// Active CRM users left out because their address cannot name a mailbox (kept in the
+    /// store too, see [`Store::skipped_crm_users`]).
+    pub skipped_crm_users: Vec<CrmUserSkip>,
     /// Set when the CRM could not be read: no user was synced.
     pub crm_error: Option<SideError>,
     /// The pass was stopped before every user had run.
@@ -81,27 +84,42 @@ where
     E: ExchangeSide + 'static,
     C: CrmSide + 'static,
 {
-    /// The users who sync and the configuration each one gets.
-    pub async fn sync_users(&self) -> Result<(Vec<SyncUser>, Vec<(UserKey, String)>), SideError> {
-        let mut users = Vec::new();
-        let mut skipped = Vec::new();
+    /// The users who sync and the configuration each one gets; the users no configuration
+    /// assigns; and the active users whose address cannot name a mailbox.
+    pub async fn sync_users(&self) -> Result<SyncUsers, SideError> {
+        let mut found = SyncUsers::default();
         for crm_user in self.crm.users().await? {
             if !crm_user.active {
                 continue;
             }
+            // The address becomes the key of a mailbox that credentials are used on, so it is
+            // checked first, before any configuration is matched against it.
+            let key = match UserKey::parse(&crm_user.email) {
+                Ok(key) => key,
+                Err(why) => {
+                    found.invalid.push(CrmUserSkip {
+                        crm_id: crm_user.id.clone(),
+                        address: crm_user.email.chars().take(SKIPPED_ADDRESS_MAX).collect(),
+                        reason: format!(
+                            "the CRM user's e-mail address cannot name a mailbox: {why}"
+                        ),
+                    });
+                    continue;
+                }
+            };
             let groups = BTreeSet::from([crm_user.profile.clone()]);
-            match effective_configuration(&self.configurations, &crm_user.email, &groups) {
-                Some((config, _)) => users.push(SyncUser {
-                    key: crm_user.email.clone(),
+            match effective_configuration(&self.configurations, &key, &groups) {
+                Some((config, _)) => found.users.push(SyncUser {
+                    key,
                     crm_id: crm_user.id.clone(),
                     config: Arc::new(config.clone()),
                 }),
-                None => {
-                    skipped.push((crm_user.email.clone(), "no active configuration".to_owned()))
-                }
+                None => found
+                    .unassigned
+                    .push((key, "no active configuration".to_owned())),
             }
         }
-        Ok((users, skipped))
+        Ok(found)
     }
 
     /// Runs one pass.
@@ -120,14 +138,26 @@ where
             report.disabled = true;
             return Ok(report);
         }
-        let (mut users, skipped) = match self.sync_users().await {
+        let SyncUsers {
+            mut users,
+            unassigned,
+            invalid,
+        } = match self.sync_users().await {
             Ok(found) => found,
             Err(e) => {
                 report.crm_error = Some(e);
                 return Ok(report);
             }
         };
-        report.skipped = skipped;
+        report.skipped = unassigned;
+        if !options.dry_run {
+            let recorded = invalid.clone();
+            on_store(&self.store, move |s| {
+                s.record_skipped_crm_users(&recorded, now)
+            })
+            .await?;
+        }
+        report.skipped_crm_users = invalid;
         if let Some(only) = &options.only_user {
             users.retain(|u| &u.key == only);
             report.skipped.retain(|(key, _)| key == only);
@@ -146,6 +176,7 @@ where
 
         let OrgRead {
             mut per_user,
+            mut notes,
             mut full_reads,
             cursors: org_cursors,
         } = match self.read_crm(&active).await? {
@@ -162,6 +193,7 @@ where
             let this = Arc::clone(self);
             let limit = Arc::clone(&limit);
             let crm_changes = per_user.remove(&user.key).unwrap_or_default();
+            let crm_notes = notes.remove(&user.key).unwrap_or_default();
             let crm_full_reads = full_reads.remove(&user.key).unwrap_or_default();
             let dry_run = options.dry_run;
             let stop = options.stop.clone();
@@ -177,6 +209,7 @@ where
                     UserPass {
                         user: &user,
                         crm_changes,
+                        crm_notes,
                         crm_full_reads,
                         now,
                         dry_run,
@@ -266,7 +299,15 @@ where
                         .or_default()
                         .insert(kind, filter);
                 }
-                for (user, change) in self.route(kind, found.changes, &key, &group).await? {
+                for (user, change, notes) in self.route(kind, found.changes, &key, &group).await? {
+                    if !notes.is_empty() {
+                        read.notes
+                            .entry(user.clone())
+                            .or_default()
+                            .entry(kind)
+                            .or_default()
+                            .insert(change.id().clone(), notes);
+                    }
                     read.per_user
                         .entry(user)
                         .or_default()
@@ -303,11 +344,13 @@ where
         }
         Ok(gone
             .into_iter()
-            .map(|id| OwnedChange {
-                owner: None,
-                change: Change::Deleted {
-                    id: ItemId::Crm(id),
-                },
+            .map(|id| {
+                OwnedChange::new(
+                    None,
+                    Change::Deleted {
+                        id: ItemId::Crm(id),
+                    },
+                )
             })
             .collect())
     }
@@ -400,7 +443,7 @@ where
         changes: Vec<OwnedChange>,
         key: &CrmFilterKey,
         group: &[&SyncUser],
-    ) -> Result<Vec<(UserKey, Change)>, PassError> {
+    ) -> Result<Vec<(UserKey, Change, Vec<String>)>, PassError> {
         let owner_of: BTreeMap<&CrmId, &UserKey> =
             group.iter().map(|u| (&u.crm_id, &u.key)).collect();
         let members: BTreeSet<&UserKey> = group.iter().map(|u| &u.key).collect();
@@ -419,7 +462,12 @@ where
             }
         }
         let mut routed = Vec::new();
-        for OwnedChange { owner, change } in changes {
+        for OwnedChange {
+            owner,
+            change,
+            notes,
+        } in changes
+        {
             let recipients: Vec<UserKey> = match (&change, key.visible) {
                 (Change::Deleted { .. }, _) => Vec::new(),
                 (_, true) => group.iter().map(|u| u.key.clone()).collect(),
@@ -440,20 +488,33 @@ where
                     },
                     other => other.clone(),
                 };
-                routed.push((holder.clone(), moved));
+                routed.push((holder.clone(), moved, Vec::new()));
             }
             for recipient in recipients {
-                routed.push((recipient, change.clone()));
+                routed.push((recipient, change.clone(), notes.clone()));
             }
         }
         Ok(routed)
     }
 }
 
+/// The CRM's users, sorted for a pass.
+#[derive(Debug, Default)]
+pub struct SyncUsers {
+    /// Those who sync, with their configuration.
+    pub users: Vec<SyncUser>,
+    /// Those no active configuration assigns.
+    pub unassigned: Vec<(UserKey, String)>,
+    /// Active users whose address cannot name a mailbox, with the reason.
+    pub invalid: Vec<CrmUserSkip>,
+}
+
 /// What the org-wide read found, for the user passes.
 #[derive(Default)]
 struct OrgRead {
     per_user: BTreeMap<UserKey, BTreeMap<ItemKind, Vec<Change>>>,
+    /// What had to be cut from the records routed to each user for them to fit Exchange.
+    notes: BTreeMap<UserKey, BTreeMap<ItemKind, Notes>>,
     /// Users who read their own records in full, with the filter to read them by.
     full_reads: BTreeMap<UserKey, BTreeMap<ItemKind, CrmFilter>>,
     cursors: Vec<CursorAdvance>,

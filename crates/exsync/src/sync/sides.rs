@@ -83,7 +83,9 @@ pub type SideResult<T> = Result<T, SideError>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CrmUser {
     pub id: CrmId,
-    pub email: UserKey,
+    /// The user's e-mail address as the CRM holds it. It names their mailbox, so it becomes a
+    /// [`UserKey`] only once the service has checked it is an address.
+    pub email: String,
     /// The profile name, which configurations assign as a group.
     pub profile: String,
     pub active: bool,
@@ -94,6 +96,20 @@ pub struct CrmUser {
 pub struct OwnedChange {
     pub owner: Option<CrmId>,
     pub change: Change,
+    /// What had to be cut or left out of the record for it to fit Exchange; it syncs
+    /// without it, and the pass records why for the admin.
+    pub notes: Vec<String>,
+}
+
+impl OwnedChange {
+    /// A change the CRM read needed nothing cut from.
+    pub fn new(owner: Option<CrmId>, change: Change) -> Self {
+        OwnedChange {
+            owner,
+            change,
+            notes: Vec::new(),
+        }
+    }
 }
 
 /// Which records an org-wide read covers.

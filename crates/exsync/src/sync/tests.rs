@@ -130,8 +130,20 @@ struct Mem {
     users: Arc<Mutex<Vec<CrmUser>>>,
     faults: Arc<Mutex<Faults>>,
     crm_reads: Arc<Mutex<u32>>,
+    /// What the CRM side says it had to cut from a record to fit Exchange, by CRM id.
+    noted: Arc<Mutex<BTreeMap<String, Vec<String>>>>,
     /// Mailbox reads begun, stalled or not.
     mailbox_reads: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Mem {
+    fn owned(&self, owner: Option<String>, change: Change) -> OwnedChange {
+        let mut owned = OwnedChange::new(owner.map(CrmId::new), change);
+        if let Some(notes) = self.noted.lock().unwrap().get(owned.change.id().as_str()) {
+            owned.notes = notes.clone();
+        }
+        owned
+    }
 }
 
 fn rejects(faults: &Faults, write: &Write<'_>) -> bool {
@@ -169,10 +181,7 @@ impl CrmSide for Mem {
                     || (owners.is_empty() && owner.is_some())
                     || owner.as_deref().is_some_and(|o| owners.contains(o))
             })
-            .map(|(owner, change)| OwnedChange {
-                owner: owner.map(CrmId::new),
-                change,
-            })
+            .map(|(owner, change)| self.owned(owner, change))
             .collect();
         Ok(CrmPage {
             changes,
@@ -192,10 +201,7 @@ impl CrmSide for Mem {
             .iter()
             .map(|id| {
                 let (owner, change) = crm.state(id.as_str(), ItemId::Crm(id.clone()));
-                OwnedChange {
-                    owner: owner.map(CrmId::new),
-                    change,
-                }
+                self.owned(owner, change)
             })
             .collect())
     }
@@ -375,7 +381,7 @@ fn world(users: &[&str]) -> World {
         .enumerate()
         .map(|(i, u)| CrmUser {
             id: CrmId::new(format!("u{i}")),
-            email: UserKey::new(*u),
+            email: (*u).to_owned(),
             profile: "Sales".into(),
             active: true,
         })
@@ -621,7 +627,7 @@ async fn a_user_added_later_gets_all_their_records() {
     // bo is enabled after the org-wide cursor has moved past bo's contact.
     w.mem.users.lock().unwrap().push(CrmUser {
         id: CrmId::new("u1"),
-        email: UserKey::new("bo@x.test"),
+        email: "bo@x.test".to_owned(),
         profile: "Sales".into(),
         active: true,
     });
@@ -983,4 +989,157 @@ async fn a_pass_in_slices_ends_where_one_plan_would() {
     let (crm, mailbox) = contents(&sliced, user);
     assert_eq!(crm, mailbox, "both sides hold the same records");
     assert_eq!(crm.len(), 23 - 2 + 1);
+}
+
+#[tokio::test]
+async fn a_crm_user_whose_address_names_no_mailbox_is_left_out_with_the_reason() {
+    let w = world(&[
+        "ann@x.test",
+        "a b@x.test",
+        "x@evil.test#.x.test",
+        "bo@x.test",
+    ]);
+    w.crm_create(0, person("ForAnn", "a1@x.test"));
+    w.crm_create(1, person("ForSpace", "s1@x.test"));
+    w.crm_create(2, person("ForEvil", "e1@x.test"));
+    w.crm_create(3, person("ForBo", "b1@x.test"));
+    let report = w.pass().await;
+    assert_eq!(report.failed_users(), 0, "{report:?}");
+    let synced: Vec<String> = report
+        .users
+        .iter()
+        .filter_map(|u| u.user.as_ref().map(ToString::to_string))
+        .collect();
+    assert_eq!(synced, ["ann@x.test", "bo@x.test"]);
+    assert_eq!(w.mailbox("ann@x.test").len(), 1);
+    assert_eq!(w.mailbox("bo@x.test").len(), 1);
+    assert!(w
+        .mem
+        .mailboxes
+        .lock()
+        .unwrap()
+        .keys()
+        .all(|m| !m.contains('#') && !m.contains(' ')));
+    let skipped: Vec<(String, String, String)> = report
+        .skipped_crm_users
+        .iter()
+        .map(|s| (s.crm_id.to_string(), s.address.clone(), s.reason.clone()))
+        .collect();
+    assert_eq!(
+        skipped,
+        [
+            (
+                "u1".to_owned(),
+                "a b@x.test".to_owned(),
+                "the CRM user's e-mail address cannot name a mailbox: the part before `@` has ` ` where only letters, digits and !#$%&'*+-/=?^_`{|}~ may be, unless it is quoted".to_owned()
+            ),
+            (
+                "u2".to_owned(),
+                "x@evil.test#.x.test".to_owned(),
+                "the CRM user's e-mail address cannot name a mailbox: the domain has `#`, where only letters, digits, hyphens and dots may be".to_owned()
+            ),
+        ]
+    );
+    // The store keeps them for the console; no user key was made of them.
+    let stored = w.syncer.store.skipped_crm_users().unwrap();
+    assert_eq!(stored.len(), 2);
+    assert_eq!(stored[0].reason, skipped[0].2);
+    let keys: Vec<String> = w
+        .syncer
+        .store
+        .list_users()
+        .unwrap()
+        .into_iter()
+        .map(|u| u.user.to_string())
+        .collect();
+    assert_eq!(keys, ["ann@x.test", "bo@x.test"]);
+
+    // Once the CRM holds a proper address the user syncs and leaves the list.
+    w.mem.users.lock().unwrap()[1].email = "ab@x.test".into();
+    let syncer = Arc::new(Syncer {
+        exchange: w.mem.clone(),
+        crm: w.mem.clone(),
+        store: Arc::clone(&w.syncer.store),
+        configurations: vec![configuration(&["ann@x.test", "ab@x.test", "bo@x.test"])],
+        concurrency: 2,
+        slice: SLICE,
+    });
+    syncer.run_pass(&PassOptions::default()).await.unwrap();
+    assert_eq!(w.mailbox("ab@x.test").len(), 1);
+    let stored = w.syncer.store.skipped_crm_users().unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].crm_id.as_str(), "u2");
+}
+
+#[tokio::test]
+async fn a_record_cut_to_fit_syncs_and_waits_with_its_reason_while_passes_stay_idle() {
+    let w = world(&["ann@x.test"]);
+    let first = w.crm_create(0, person("Early", "early@x.test"));
+    w.mem.noted.lock().unwrap().insert(
+        first.clone(),
+        vec!["first_name: 300 characters, cut to the first 255".into()],
+    );
+    // A user's first pass reads their records in full.
+    let report = w.pass().await;
+    assert_eq!(report.users[0].counts.created, 1, "{report:?}");
+    // Later records come through the org-wide read.
+    let later = w.crm_create(0, person("Later", "later@x.test"));
+    w.mem.noted.lock().unwrap().insert(
+        later.clone(),
+        vec!["title: control characters removed".into()],
+    );
+    let report = w.pass().await;
+    assert_eq!(report.users[0].counts.created, 1, "{report:?}");
+    assert_eq!(w.mailbox("ann@x.test").len(), 2);
+    let ann = UserKey::new("ann@x.test");
+    let waiting = |w: &World| -> Vec<(String, String, u64)> {
+        w.syncer
+            .store
+            .unresolved(&ann)
+            .unwrap()
+            .into_iter()
+            .map(|u| (u.id.to_string(), u.reason, u.occurrences))
+            .collect()
+    };
+    let reasons: Vec<(String, String)> = waiting(&w).into_iter().map(|(i, r, _)| (i, r)).collect();
+    assert_eq!(
+        reasons,
+        [
+            (
+                format!("crm:{first}"),
+                "synced without what Exchange cannot hold: first_name: 300 characters, cut to the first 255".to_owned()
+            ),
+            (
+                format!("crm:{later}"),
+                "synced without what Exchange cannot hold: title: control characters removed".to_owned()
+            ),
+        ]
+    );
+    // They are read again each pass (the CRM still holds what was cut), and nothing is
+    // written; the reason stays, counted.
+    for _ in 0..2 {
+        let again = w.pass().await;
+        let c = again.users[0].counts;
+        assert_eq!(
+            c.created + c.updated + c.deleted + c.failures,
+            0,
+            "{again:?}"
+        );
+    }
+    assert!(
+        waiting(&w).iter().all(|(_, _, n)| *n >= 2),
+        "{:?}",
+        waiting(&w)
+    );
+    // Once the CRM record fits, it is no longer waiting.
+    w.mem.noted.lock().unwrap().remove(&first);
+    w.mem.crm.lock().unwrap().put(
+        &first,
+        Some("u0".into()),
+        person("Early", "early@x.test"),
+        None,
+    );
+    w.pass().await;
+    let left: Vec<String> = waiting(&w).into_iter().map(|(i, _, _)| i).collect();
+    assert_eq!(left, [format!("crm:{later}")]);
 }
