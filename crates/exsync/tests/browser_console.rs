@@ -1,7 +1,9 @@
 //! The setup pages in a real browser: headless Chromium driven through chromedriver's W3C
 //! WebDriver HTTP API. Logs in, saves the service account (masked, copy blocked, never shown
 //! back, "provided" afterwards), creates a configuration and assigns a user, resets a user
-//! and runs a connection test. Screenshots go to `<workspace>/test-artifacts/browser/`.
+//! and runs a connection test. A user whose address is also JavaScript is shown as text and
+//! its Reset Sync button runs nothing but the confirmation. Screenshots go to
+//! `<workspace>/test-artifacts/browser/`.
 //!
 //! The test fails (does not skip) when chromium or chromedriver is missing: the test script
 //! installs both (Debian packages `chromium` and `chromium-driver`).
@@ -58,13 +60,30 @@ struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // A test that fails never reaches `quit`; ending the session here still closes the
+        // browser, which would otherwise outlive chromedriver. Plain blocking HTTP, since a
+        // drop cannot wait on the async client.
+        if let Some(addr) = self.base.strip_prefix("http://") {
+            if let Ok(mut stream) = std::net::TcpStream::connect(addr) {
+                use std::io::{Read, Write};
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                let _ = write!(
+                    stream,
+                    "DELETE /session/{} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n",
+                    self.session
+                );
+                let _ = stream.read_to_end(&mut Vec::new());
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
 impl Driver {
-    async fn start() -> Driver {
+    /// `prompts` is the session's unhandled prompt behaviour: "accept" lets a confirm
+    /// dialog pass unseen; "ignore" leaves it open for the test to read and answer.
+    async fn start(prompts: &str) -> Driver {
         let chromium = find_program(
             "EXSYNC_CHROMIUM",
             &["/usr/bin/chromium", "/usr/bin/chromium-browser"],
@@ -102,7 +121,7 @@ impl Driver {
         let profile = tempfile::tempdir().unwrap();
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
-            "unhandledPromptBehavior": "accept",
+            "unhandledPromptBehavior": prompts,
             "goog:chromeOptions": {
                 "binary": chromium.display().to_string(),
                 "args": [
@@ -136,17 +155,56 @@ impl Driver {
         }
     }
 
-    async fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    /// The command's `value`, which holds `error` when the command failed.
+    async fn raw(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let url = format!("{}/session/{}{path}", self.base, self.session);
         let mut req = self.http.request(method, url);
         if let Some(b) = body {
             req = req.json(&b);
         }
         let r: Value = req.send().await.unwrap().json().await.unwrap();
-        if r["value"].get("error").is_some() {
-            panic!("WebDriver {path}: {}", r["value"]);
-        }
         r["value"].clone()
+    }
+
+    async fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let value = self.raw(method, path, body).await;
+        if value.get("error").is_some() {
+            panic!("WebDriver {path}: {value}");
+        }
+        value
+    }
+
+    /// The text of the open alert, confirm or prompt dialog, if one is open.
+    async fn dialog(&self) -> Option<String> {
+        let v = self.raw(reqwest::Method::GET, "/alert/text", None).await;
+        match v.get("error").and_then(Value::as_str) {
+            None => Some(v.as_str().unwrap_or_default().to_owned()),
+            Some("no such alert") => None,
+            Some(other) => panic!("WebDriver /alert/text: {other}: {v}"),
+        }
+    }
+
+    /// Waits up to two seconds for a dialog to open, and returns its text.
+    async fn wait_dialog(&self) -> Option<String> {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            if let Some(text) = self.dialog().await {
+                return Some(text);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn answer_dialog(&self, accept: bool) {
+        let path = if accept {
+            "/alert/accept"
+        } else {
+            "/alert/dismiss"
+        };
+        self.cmd(reqwest::Method::POST, path, Some(json!({}))).await;
     }
 
     /// Ends the session, which closes the browser; killing chromedriver alone would leave it
@@ -204,9 +262,18 @@ impl Driver {
     /// Clicks something that submits a form, and waits for the answer page to be loaded
     /// (a click may return before the navigation it starts has finished).
     async fn submit(&self, css: &str) {
+        self.mark_page().await;
+        self.click(css).await;
+        self.wait_new_page(css).await;
+    }
+
+    /// Marks the page loaded now, so that [`Driver::wait_new_page`] can tell it from the next.
+    async fn mark_page(&self) {
         self.script("window.__exsyncOldPage = true; return null;")
             .await;
-        self.click(css).await;
+    }
+
+    async fn wait_new_page(&self, after: &str) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let done = self
@@ -217,7 +284,7 @@ impl Driver {
             }
             assert!(
                 Instant::now() < deadline,
-                "no new page after clicking {css}"
+                "no new page after clicking {after}"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -301,7 +368,7 @@ async fn an_admin_sets_up_the_service_account_configurations_and_resets_a_user_i
     let base = format!("http://{}", listener.local_addr().unwrap());
     let server = tokio::spawn(serve(listener, Arc::new(console), ServeOptions::default()));
 
-    let d = Driver::start().await;
+    let d = Driver::start("accept").await;
 
     // Log in.
     d.go(&format!("{base}/")).await;
@@ -332,6 +399,8 @@ async fn an_admin_sets_up_the_service_account_configurations_and_resets_a_user_i
         json!([true, true]),
         "copy and cut of the password are blocked"
     );
+    // NTLM rather than Basic, so that the connection test below passes without a warning.
+    d.click("#auth option[value='ntlm']").await;
     d.typ("#other-domains", "fabrikam.test").await;
     d.screenshot("03-service-account-typing").await;
     d.submit("#save-service-account").await;
@@ -356,7 +425,28 @@ async fn an_admin_sets_up_the_service_account_configurations_and_resets_a_user_i
     // The CRM key, pasted (as the file picker would fill it in), stored write-only.
     d.go(&format!("{base}/crm")).await;
     assert_eq!(d.text("#key-state").await, "not stored");
-    d.typ("#private-key", &pem).await;
+    // Picked as a file: the console's script copies its text into the field.
+    let pem_file = dir.path().join("crm-key.pem");
+    std::fs::write(&pem_file, &pem).unwrap();
+    let picker = d.find("#key-file").await;
+    d.cmd(
+        reqwest::Method::POST,
+        &format!("/element/{picker}/value"),
+        Some(json!({"text": pem_file.display().to_string()})),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while d
+        .script("return document.getElementById('private-key').value;")
+        .await
+        != json!(pem)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the picked file's text never reached the field"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     d.submit("#save-crm").await;
     assert_eq!(d.text("#key-state").await, "stored");
     assert!(
@@ -436,6 +526,175 @@ async fn an_admin_sets_up_the_service_account_configurations_and_resets_a_user_i
             "{action} audited"
         );
     }
+    d.quit().await;
+    server.abort();
+}
+
+/// A valid address (RFC 5322 dot-atom) that is also JavaScript: pasted into a script string
+/// it would call `alert`, opening a dialog before the confirmation.
+const ALERTING: &str = "x'-alert`document.domain`-'@contoso.test";
+/// The same trick leaving a mark instead of a dialog: it would retitle the page.
+const MARKING: &str = "x'-`${document.title='pwned'}`-'@contoso.test";
+
+/// Gives `user` one synced pair, so that Reset Sync has something to forget.
+fn synced(store: &dyn Store, user: &UserKey, n: usize) {
+    let mut commit = PassCommit::new(user.clone(), Utc::now(), Utc::now());
+    commit.upserts = vec![SyncedPair {
+        kind: ItemKind::Contact,
+        crm_id: format!("003X{n}").as_str().into(),
+        exchange_id: format!("AAMkX{n}").as_str().into(),
+        content: Contact {
+            last_name: "Lee".to_owned(),
+            ..Contact::default()
+        }
+        .to_fields(),
+        crm_version: None,
+        exchange_version: None,
+    }];
+    store.commit_pass(&commit).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_address_is_shown_as_text_and_its_reset_button_runs_no_script_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("exsync.toml"), console_support::CONFIG).unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("state.db")).unwrap());
+    store
+        .create_admin_user(
+            "root",
+            &hash_password("a-long-admin-password").unwrap(),
+            Role::Admin,
+            Utc::now(),
+        )
+        .unwrap();
+    for (n, user) in [ALERTING, MARKING].into_iter().enumerate() {
+        synced(store.as_ref(), &UserKey::from_email(user), n);
+    }
+    let console = Console::new(
+        store.clone(),
+        Vault::new(store.clone(), MasterKey::generate()),
+        dir.path().join("exsync.toml"),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(serve(listener, Arc::new(console), ServeOptions::default()));
+
+    // The policy the browser enforces on the status page: scripts from the console only.
+    let http = reqwest::Client::new();
+    let login = http
+        .post(format!("{base}/api/login"))
+        .json(&json!({"username": "root", "password": "a-long-admin-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(login.status().is_success());
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let status = http
+        .get(format!("{base}/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert!(status.status().is_success());
+    let csp = status.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let directives: Vec<&str> = csp.split(';').map(str::trim).collect();
+    assert!(directives.contains(&"script-src 'self'"), "{csp}");
+    assert!(!csp.contains("'unsafe-"), "{csp}");
+
+    let d = Driver::start("ignore").await;
+    d.go(&format!("{base}/login")).await;
+    d.typ("#username", "root").await;
+    d.typ("#password", "a-long-admin-password").await;
+    d.submit("#login").await;
+    let title = d.script("return document.title;").await;
+    assert_eq!(title, json!("Status · exsync"));
+    d.screenshot("09-hostile-addresses").await;
+
+    for user in [ALERTING, MARKING] {
+        let key = UserKey::from_email(user);
+        let row = format!("#users tr[data-user=\"{user}\"]");
+        assert_eq!(
+            d.text(&format!("{row} td")).await,
+            user,
+            "the address is shown as text"
+        );
+        let button = format!("{row} button.reset");
+        let confirmation = format!(
+            "Reset Sync for {user}? Its pairs and cursors are forgotten; no data is deleted."
+        );
+
+        // Dismissed: the only dialog is the confirmation, with the address as text; nothing
+        // else runs and nothing is reset.
+        let before = d
+            .script("window.__exsyncSamePage = true; return [document.title, location.href, true];")
+            .await;
+        d.click(&button).await;
+        assert_eq!(
+            d.wait_dialog().await.as_deref(),
+            Some(confirmation.as_str()),
+            "the first dialog after the click is the confirmation"
+        );
+        d.answer_dialog(false).await;
+        assert_eq!(d.wait_dialog().await, None, "no dialog after it");
+        let seen = d
+            .script("return [document.title, location.href, window.__exsyncSamePage === true];")
+            .await;
+        assert_eq!(
+            seen, before,
+            "no script changed the page, and it was not left"
+        );
+        assert_eq!(store.user_status(&key).unwrap().unwrap().contact_pairs, 1);
+
+        // Accepted: the reset happens, and still nothing else runs.
+        d.mark_page().await;
+        d.click(&button).await;
+        assert_eq!(
+            d.wait_dialog().await.as_deref(),
+            Some(confirmation.as_str())
+        );
+        d.answer_dialog(true).await;
+        d.wait_new_page(&button).await;
+        assert_eq!(d.dialog().await, None, "no dialog on the answer page");
+        let notice = d.text("#notice").await;
+        assert!(
+            notice.starts_with(&format!("Reset Sync for {user}: 1 pairs")),
+            "{notice}"
+        );
+        assert_eq!(d.script("return document.title;").await, title);
+        assert_eq!(store.user_status(&key).unwrap().unwrap().contact_pairs, 0);
+    }
+    d.screenshot("10-hostile-addresses-reset").await;
+
+    // Nothing on the page carries an inline handler, and every script is the console's file.
+    let handlers = d
+        .script(
+            "var found = []; document.querySelectorAll('*').forEach(function (e) { \
+             for (var i = 0; i < e.attributes.length; i++) { \
+             if (/^on/i.test(e.attributes[i].name)) found.push(e.tagName + ' ' + e.attributes[i].name); } }); \
+             return found;",
+        )
+        .await;
+    assert_eq!(handlers, json!([]));
+    let scripts = d
+        .script("return Array.prototype.map.call(document.scripts, function (s) { return s.getAttribute('src'); });")
+        .await;
+    let scripts = scripts.as_array().unwrap();
+    assert!(!scripts.is_empty(), "the page loads the console's script");
+    assert!(
+        scripts
+            .iter()
+            .all(|s| s.as_str().is_some_and(|s| s.starts_with("/assets/"))),
+        "{scripts:?}"
+    );
     d.quit().await;
     server.abort();
 }

@@ -77,7 +77,11 @@ fn expected(method: &str, path: &str, role: Option<Role>) -> StatusCode {
         _ => S::OK,
     };
     let need: Option<Role> = match (method, path) {
-        ("POST", "/api/login") | ("GET", "/login") | ("POST", "/login") => return success,
+        ("POST", "/api/login")
+        | ("GET", "/login")
+        | ("POST", "/login")
+        | ("GET", "/assets/console.css")
+        | ("GET", "/assets/console.js") => return success,
         ("POST", "/api/logout") | ("POST", "/logout") => None,
         ("GET", "/api/me")
         | ("GET", "/api/sync")
@@ -434,4 +438,95 @@ async fn one_client_address_guessing_at_many_accounts_is_limited_too() {
         StatusCode::OK,
         "another address is not"
     );
+}
+
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_failed_login_records_the_name_only_when_it_is_an_account() {
+    // Every log line of this test's thread, which runs the whole (single-threaded) server.
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let _logs = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish(),
+    );
+    let env = Env::new();
+    // A password typed into the name field, through the API and through the login form.
+    let typed = "Tr0ub4dor&3-typed-as-a-name";
+    let api = |user: &str, password: &str| {
+        request(
+            Method::POST,
+            "/api/login",
+            &Auth::None,
+            Some(Body2::Json(json!({"username": user, "password": password}))),
+        )
+    };
+    let a = env.send(api(typed, "whatever")).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    let a = env
+        .send(request(
+            Method::POST,
+            "/login",
+            &Auth::None,
+            Some(form(&[("username", typed), ("password", "whatever")])),
+        ))
+        .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert!(!a.body.contains(typed), "the login page does not echo it");
+    // An existing account with a wrong password is named.
+    let a = env.send(api("operator", "wrong")).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    // Past the rate limit the typed name is still not written down.
+    for _ in 0..4 {
+        env.send(api(typed, "whatever")).await;
+    }
+    let a = env.send(api(typed, "whatever")).await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
+
+    let failed: Vec<String> = env
+        .store
+        .list_audit(100, None)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "login.failed")
+        .map(|e| e.actor)
+        .collect();
+    assert_eq!(failed.iter().filter(|a| *a == "operator").count(), 1);
+    assert_eq!(
+        failed.iter().filter(|a| *a == "unknown account").count(),
+        failed.len() - 1,
+        "{failed:?}"
+    );
+    assert_eq!(failed.len(), 6, "{failed:?}");
+
+    // Nothing a viewer can read, nor the log, holds the typed name.
+    let (cookie, csrf) = env.session(Role::Viewer);
+    let viewer = Auth::Session {
+        cookie,
+        csrf: Some(csrf),
+    };
+    for path in ["/api/audit", "/audit"] {
+        let a = env.send(request(Method::GET, path, &viewer, None)).await;
+        assert_eq!(a.status, StatusCode::OK);
+        assert!(a.body.contains("unknown account"), "{path}: {}", a.body);
+        assert!(!a.body.contains(typed), "{path}: {}", a.body);
+    }
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("login"), "the log was captured: {logs}");
+    assert!(!logs.contains(typed), "{logs}");
 }

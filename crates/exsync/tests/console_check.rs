@@ -2,6 +2,9 @@
 //! passes for a mailbox the service account may impersonate; a denied mailbox fails with
 //! the exact role-assignment command; a wrong password fails the login step; the CLI's
 //! `--json` output and exit code, and the console's connection test, carry the same report.
+//! Basic in use is a warning that names NTLM with Extended Protection; a state database or
+//! key file others may read is a warning with the `chmod` that fixes it, and the check
+//! creates no file.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -260,4 +263,227 @@ async fn the_cli_prints_json_and_exits_1_on_a_failure_and_the_console_runs_the_s
     let report: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(report["status"], "fail", "{report}");
     assert_eq!(report["user"], "user3@contoso.test");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_in_use_is_a_warning_that_names_ntlm_with_extended_protection() {
+    let sims = sims().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ews = format!(
+        "ews_url = \"https://mail.contoso.test:{}/EWS/Exchange.asmx\"",
+        sims.exchange.port()
+    );
+    // `auto` takes Basic when the server offers it, as the simulator does (with NTLM).
+    let inputs = sims.inputs(
+        dir.path(),
+        &ews,
+        "user1@contoso.test",
+        Some(sims.exchange_password()),
+    );
+    let report = run(&inputs).await;
+    let text = report.render();
+    assert!(!report.failed(), "{text}");
+    let s = step(&report, "Authentication schemes");
+    assert_eq!(s.outcome, Outcome::Warn, "{text}");
+    assert!(
+        s.evidence
+            .iter()
+            .any(|e| e.contains("password") && e.contains("every request")),
+        "{text}"
+    );
+    let fix = s.fix.as_deref().unwrap();
+    assert!(
+        fix.contains("NTLM with Extended Protection")
+            && fix.contains("exchange.auth = \"ntlm\"")
+            && fix.contains("-ExtendedProtectionTokenChecking Require"),
+        "{fix}"
+    );
+    assert!(text.contains("WARN  Authentication schemes"), "{text}");
+
+    // With NTLM chosen there is nothing to warn about.
+    let inputs = sims.inputs(
+        dir.path(),
+        &format!("{ews}\nauth = \"ntlm\""),
+        "user1@contoso.test",
+        Some(sims.exchange_password()),
+    );
+    let report = run(&inputs).await;
+    let text = report.render();
+    let s = step(&report, "Authentication schemes");
+    assert_eq!(s.outcome, Outcome::Pass, "{text}");
+    assert!(s.fix.is_none(), "{text}");
+    assert!(
+        s.evidence
+            .iter()
+            .any(|e| e.contains("exsync will use NTLM")),
+        "{text}"
+    );
+    assert_eq!(
+        step(&report, "EWS reachable").outcome,
+        Outcome::Pass,
+        "{text}"
+    );
+}
+
+fn exsync_in(dir: &std::path::Path, args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_exsync"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("EXSYNC_MASTER_KEY")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// `exsync check --json` in `dir`, off the async workers (it runs its own runtime).
+async fn check_json(dir: &std::path::Path) -> serde_json::Value {
+    let dir = dir.to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        exsync_in(
+            &dir,
+            &["check", "--user", "user1@contoso.test", "--json"],
+            "",
+        )
+    })
+    .await
+    .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn files_step(report: &serde_json::Value) -> serde_json::Value {
+    report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "State and key file permissions")
+        .unwrap_or_else(|| panic!("no file permission step: {report:#}"))
+        .clone()
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_database_others_can_read_is_a_warning_with_the_chmod_that_fixes_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let sims = sims().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("exsync.toml"), sims.config("auth = \"ntlm\"")).unwrap();
+    let out = exsync_in(
+        d,
+        &["secrets", "set", "exchange.password"],
+        sims.exchange_password().expose(),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let db = std::fs::canonicalize(d.join("state.db")).unwrap();
+    let key = std::fs::canonicalize(d.join("exsync.key")).unwrap();
+    let chmod = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+
+    chmod(&db, 0o644);
+    let report = check_json(d).await;
+    let s = files_step(&report);
+    assert_eq!(s["outcome"], "warn", "{s:#}");
+    let fix = s["fix"].as_str().unwrap();
+    assert!(
+        fix.starts_with(&format!("chmod 600 {}", db.display())),
+        "{fix}"
+    );
+    assert!(
+        !fix.contains("exsync.key"),
+        "the key file is private: {fix}"
+    );
+    assert!(
+        s["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e.as_str().unwrap().contains("has mode 644")),
+        "{s:#}"
+    );
+
+    chmod(&db, 0o600);
+    let report = check_json(d).await;
+    let s = files_step(&report);
+    assert_eq!(s["outcome"], "pass", "{s:#}");
+    assert!(s["fix"].is_null(), "{s:#}");
+    assert!(!report.to_string().contains("chmod"), "{report:#}");
+
+    // The key file is looked at the same way (a loose key file is refused when it is read,
+    // so with the key in the environment the check is what still says so).
+    chmod(&key, 0o640);
+    let dir_path = d.to_owned();
+    let key_text = std::fs::read_to_string(&key).unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_exsync"))
+            .current_dir(&dir_path)
+            .args(["check", "--user", "user1@contoso.test", "--json"])
+            .env("EXSYNC_MASTER_KEY", key_text.trim())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = files_step(&report);
+    assert_eq!(s["outcome"], "warn", "{s:#}");
+    assert_eq!(
+        s["fix"].as_str().unwrap().split(" (").next().unwrap(),
+        format!("chmod 600 {}", key.display())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_check_creates_no_state_database_or_key_file() {
+    let sims = sims().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("exsync.toml"), sims.config("")).unwrap();
+    let listing = || {
+        let mut names: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = listing();
+    let report = check_json(d).await;
+    assert_eq!(listing(), before, "{report:#}");
+    let s = files_step(&report);
+    assert_eq!(s["outcome"], "pass", "{s:#}");
+    let evidence = s["evidence"].to_string();
+    assert!(evidence.contains("does not exist"), "{s:#}");
+    assert!(evidence.contains("no state database yet"), "{s:#}");
+    assert_eq!(
+        step_json(&report, "Service account password")["outcome"],
+        "fail",
+        "no secret can be stored without a database: {report:#}"
+    );
+}
+
+fn step_json(report: &serde_json::Value, name: &str) -> serde_json::Value {
+    report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no step {name}: {report:#}"))
+        .clone()
 }

@@ -26,6 +26,10 @@ use crate::vault::{SecretValue, CRM_CLIENT_SECRET, CRM_PRIVATE_KEY, EXCHANGE_PAS
 
 // ---- login -----------------------------------------------------------------------------------
 
+/// What the log and the audit record as the name of a failed login whose name is not an
+/// account.
+pub(crate) const UNKNOWN_ACCOUNT: &str = "unknown account";
+
 pub(crate) struct LoggedIn {
     pub name: String,
     pub role: exsync_store::Role,
@@ -76,14 +80,20 @@ pub(crate) async fn do_login(
     password: SecretValue,
 ) -> Result<LoggedIn, LoginFailure> {
     let username = username.trim().to_owned();
-    if let Err(wait) = st.limiter.check(&username, client) {
-        tracing::warn!(user = %username, client, "login refused: rate limit");
-        return Err(LoginFailure::Limited(wait));
-    }
     let account = st
         .store
         .admin_user(&username)
         .map_err(|e| LoginFailure::Internal(e.into()))?;
+    // Whatever was typed as the name may be a password typed into the wrong field; it is
+    // only ever written down (log, audit) when it names an existing account.
+    let who = account
+        .as_ref()
+        .map_or(UNKNOWN_ACCOUNT, |a| a.name.as_str())
+        .to_owned();
+    if let Err(wait) = st.limiter.check(&username, client) {
+        tracing::warn!(user = %who, client, "login refused: rate limit");
+        return Err(LoginFailure::Limited(wait));
+    }
     let hash = account.as_ref().map(|a| a.password_hash.clone());
     // argon2 is deliberately slow: keep it off the async workers.
     let ok =
@@ -92,9 +102,8 @@ pub(crate) async fn do_login(
             .unwrap_or(false);
     let Some(account) = account.filter(|_| ok) else {
         st.limiter.failed(&username, client);
-        // The name is whatever was typed: keep the log entry bounded.
-        let typed: String = username.chars().take(64).collect();
-        st.audit(&typed, "login.failed", json!({ "client": client }));
+        tracing::info!(user = %who, client, "login failed");
+        st.audit(&who, "login.failed", json!({ "client": client }));
         return Err(LoginFailure::Wrong);
     };
     st.limiter.succeeded(&username);

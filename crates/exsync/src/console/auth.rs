@@ -211,8 +211,9 @@ impl LoginLimiter {
     }
 }
 
+/// The typed name may be a password typed into the wrong field: only its digest is kept.
 fn user_key(user: &str) -> String {
-    format!("user:{}", user.to_lowercase())
+    format!("user:{}", sha256_hex(&user.to_lowercase()))
 }
 
 fn client_key(client: &str) -> String {

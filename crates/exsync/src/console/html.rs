@@ -1,15 +1,22 @@
-//! Small helpers for the server-rendered pages: escaping, the page frame, forms with their
-//! CSRF field. Every value from outside passes through [`esc`].
+//! Small helpers for the server-rendered pages: encoding, the page frame, forms with their
+//! CSRF field.
+//!
+//! Every value from outside (addresses, names, subjects, configuration, error texts) is
+//! encoded for where it lands: [`esc`] for element text and for attribute values, which are
+//! always double-quoted; [`seg`] for a URL path segment. No value ever lands in a script:
+//! the pages carry none, and `assets/console.js` reads what it needs from `data-` attributes
+//! as plain text.
 
 use axum::http::StatusCode;
 use axum::response::Html;
 use exsync_store::Role;
 
+use super::assets;
 use super::auth::{allows, Caller};
 use super::guard::CSRF_FIELD;
 
-const CSS: &str = include_str!("../../assets/console.css");
-
+/// Text for an HTML element or a double-quoted attribute value. The backtick is encoded as
+/// well, since some old parsers took it for an attribute quote.
 pub fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -19,13 +26,16 @@ pub fn esc(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
+            '`' => out.push_str("&#96;"),
             c => out.push(c),
         }
     }
     out
 }
 
-/// A path segment, percent-encoded (user addresses and configuration names go in URLs).
+/// A URL path segment, percent-encoded (user addresses and configuration names go in URLs).
+/// What comes out is letters, digits, `*-._` and `%XX` only, so it is also safe as (part of)
+/// an attribute value.
 pub fn seg(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes())
         .collect::<String>()
@@ -57,9 +67,12 @@ pub fn page(title: &str, caller: Option<&Caller>, body: &str) -> Html<String> {
     }
     Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} · exsync</title>\
-         <style>{CSS}</style></head><body><header><strong>exsync</strong>{nav}</header>\
+         <link rel=\"stylesheet\" href=\"{css}\"><script src=\"{js}\" defer></script></head>\
+         <body><header><strong>exsync</strong>{nav}</header>\
          <main><h1>{t}</h1>{body}</main></body></html>",
-        t = esc(title)
+        t = esc(title),
+        css = esc(&assets::CSS.href()),
+        js = esc(&assets::JS.href()),
     ))
 }
 
@@ -96,6 +109,11 @@ mod tests {
             esc(r#"<a href="x">'&'</a>"#),
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
         );
+        assert_eq!(esc("a`b`"), "a&#96;b&#96;");
         assert_eq!(seg("a b@c/d"), "a%20b%40c%2Fd");
+        assert_eq!(
+            seg("x'-alert`1`-'\"<>&?#@c.test"),
+            "x%27-alert%601%60-%27%22%3C%3E%26%3F%23%40c.test"
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! API tokens. `routes` says who may call what; `guard` enforces it for every request.
 
 mod api;
+mod assets;
 mod auth;
 pub mod check;
 mod error;
@@ -125,6 +126,8 @@ pub fn router(state: AppState) -> Router {
         .route("/users/{user}/reset", post(pages::reset_user))
         .route("/users/{user}/test", post(pages::test_user))
         .route("/audit", get(pages::audit))
+        .route("/assets/console.css", get(assets::css))
+        .route("/assets/console.js", get(assets::js))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::guard,

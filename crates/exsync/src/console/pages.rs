@@ -158,11 +158,17 @@ fn user_row(caller: &Caller, u: &Value) -> String {
     };
     let mut actions = String::new();
     if allows(caller.role, Role::Operator) {
+        // The question is attribute text that the console's script hands to `confirm` as a
+        // string; the address never becomes part of any code.
+        let question = format!(
+            "Reset Sync for {user}? Its pairs and cursors are forgotten; no data is deleted."
+        );
         actions = format!(
-            r#"<form class="inline" method="post" action="/users/{s}/reset" onsubmit="return confirm('Reset Sync for {e}? Its pairs and cursors are forgotten; no data is deleted.')">{c}<button type="submit" class="reset" data-user="{e}">Reset Sync</button></form>
+            r#"<form class="inline" method="post" action="/users/{s}/reset" data-confirm="{q}">{c}<button type="submit" class="reset" data-user="{e}">Reset Sync</button></form>
 <form class="inline" method="post" action="/users/{s}/test">{c}<button type="submit" class="test" data-user="{e}">Test connection</button></form>"#,
             s = seg(&user),
             e = esc(&user),
+            q = esc(&question),
             c = csrf_field(caller)
         );
     }
@@ -315,7 +321,7 @@ fn service_account_page(
 <label>Authentication <select name="auth" id="auth">{}{}{}</select></label></fieldset>
 <fieldset><legend>Service account</legend>
 <label>User name (user@domain or DOMAIN\user) <input type="text" name="username" id="sa-username" value="{}" autocomplete="off" required></label>
-<label>Password <input type="password" name="password" id="sa-password" value="" autocomplete="off" oncopy="return false" oncut="return false" ondragstart="return false" placeholder="{}"></label>
+<label>Password <input type="password" name="password" id="sa-password" value="" autocomplete="off" data-no-copy placeholder="{}"></label>
 <p class="muted">The password is stored encrypted and is never shown again. Type it again to change it; changing the domains below also requires it.</p></fieldset>
 <fieldset><legend>Where mailboxes are found</legend>
 <label>EWS URL (leave empty to use Autodiscover) <input type="text" name="ews_url" id="ews-url" value="{}" placeholder="https://mail.example.com/EWS/Exchange.asmx"></label>
@@ -411,16 +417,10 @@ fn crm_page(
 <label>Authentication <select name="auth"><option value="jwt"{}>JWT bearer</option><option value="client_credentials"{}>Client credentials</option></select></label>
 <label>Integration user <input type="text" name="username" value="{}"></label>
 <fieldset><legend>Private key (JWT): <span id="key-state">{}</span></legend>
-<label>Upload a PEM file <input type="file" id="key-file" accept=".pem,.key"></label>
+<label>Upload a PEM file <input type="file" id="key-file" accept=".pem,.key" data-fills="private-key"></label>
 <textarea name="private_key" id="private-key" rows="4" autocomplete="off" placeholder="or paste it here; it is never shown again"></textarea></fieldset>
-<label>Client secret ({}) <input type="password" name="client_secret" autocomplete="off" oncopy="return false" oncut="return false" value=""></label>
-<button type="submit" id="save-crm">Save</button></form>
-<script>
-document.getElementById('key-file').addEventListener('change', function (e) {{
-  var f = e.target.files[0]; if (!f) return;
-  f.text().then(function (t) {{ document.getElementById('private-key').value = t; }});
-}});
-</script>"#,
+<label>Client secret ({}) <input type="password" name="client_secret" autocomplete="off" data-no-copy value=""></label>
+<button type="submit" id="save-crm">Save</button></form>"#,
         notice(message),
         error_box(error),
         csrf_field(caller),
@@ -465,9 +465,10 @@ pub struct ExplainQuery {
     groups: Option<String>,
 }
 
+/// `form` is the id of the form the select belongs to when it sits outside it.
 fn direction_select(name: &str, current: &str, form: Option<&str>) -> String {
     let form = form
-        .map(|f| format!(r#" form="cfg-{}""#, esc(f)))
+        .map(|f| format!(r#" form="{}""#, esc(f)))
         .unwrap_or_default();
     let mut s = format!(r#"<select name="{name}"{form}>"#);
     for d in ["both", "crm_to_exchange", "exchange_to_crm", "off"] {
@@ -502,29 +503,38 @@ fn configurations_page(
     body.push_str(&notice(message));
     body.push_str(&error_box(error));
     body.push_str(r#"<table id="configurations"><tr><th>Name</th><th>Active</th><th>Users</th><th>Groups</th><th>Contacts</th><th>Events</th><th></th></tr>"#);
-    for (c, v) in config.configurations.iter().zip(
-        api::configurations_view(&config)
-            .as_array()
-            .cloned()
-            .unwrap_or_default(),
-    ) {
+    for (i, (c, v)) in config
+        .configurations
+        .iter()
+        .zip(
+            api::configurations_view(&config)
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+        )
+        .enumerate()
+    {
+        // The fields sit in other cells than their form and join it by id. The id is the
+        // row's position, not the name, which a hand-edited file may fill with anything.
+        let form = format!("cfg-{i}");
         body.push_str(&format!(
             r#"<tr data-configuration="{n}">
 <td>{n}</td>
-<td><select name="active" form="cfg-{n}"><option value="true"{a1}>active</option><option value="false"{a0}>inactive</option></select></td>
-<td><textarea name="users" rows="2" form="cfg-{n}">{users}</textarea></td>
-<td><textarea name="groups" rows="2" form="cfg-{n}">{groups}</textarea></td>
+<td><select name="active" form="{f}"><option value="true"{a1}>active</option><option value="false"{a0}>inactive</option></select></td>
+<td><textarea name="users" rows="2" form="{f}">{users}</textarea></td>
+<td><textarea name="groups" rows="2" form="{f}">{groups}</textarea></td>
 <td>{cd}</td><td>{ed}</td>
-<td><form method="post" action="/configurations/{s}" id="cfg-{n}">{csrf}<button type="submit" class="save-configuration">Save</button></form></td></tr>"#,
+<td><form method="post" action="/configurations/{s}" id="{f}">{csrf}<button type="submit" class="save-configuration">Save</button></form></td></tr>"#,
             n = esc(&c.name),
             s = seg(&c.name),
+            f = esc(&form),
             csrf = csrf_field(caller),
             a1 = if c.active { " selected" } else { "" },
             a0 = if c.active { "" } else { " selected" },
             users = esc(&list_text(&v["users"])),
             groups = esc(&list_text(&v["groups"])),
-            cd = direction_select("contacts_direction", &text(&v["contacts"]["direction"]), Some(&c.name)),
-            ed = direction_select("events_direction", &text(&v["events"]["direction"]), Some(&c.name)),
+            cd = direction_select("contacts_direction", &text(&v["contacts"]["direction"]), Some(&form)),
+            ed = direction_select("events_direction", &text(&v["events"]["direction"]), Some(&form)),
         ));
     }
     body.push_str("</table>");

@@ -7,7 +7,7 @@ use exsync_store::Role;
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Anyone, logged in or not (the login form and login call).
+    /// Anyone, logged in or not (the login form and login call, the stylesheet and script).
     Public,
     /// Anyone logged in, whatever their role.
     LoggedIn,
@@ -70,6 +70,9 @@ pub const ROUTES: &[RouteSpec] = &[
     r("POST", "/users/{user}/reset", OPERATOR),
     r("POST", "/users/{user}/test", OPERATOR),
     r("GET", "/audit", VIEWER),
+    // The stylesheet and script every page links, the login page included.
+    r("GET", "/assets/console.css", Access::Public),
+    r("GET", "/assets/console.js", Access::Public),
 ];
 
 pub fn lookup(method: &str, path: &str) -> Option<Access> {

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use exsync_ews::autodiscover::{AllowList, Autodiscover, AutodiscoverConfig};
-use exsync_ews::transport::auth::{choose, offered};
+use exsync_ews::transport::auth::{choose, offered, Scheme};
 use exsync_ews::{AuthMode, Credentials, EwsClient, EwsConfig, EwsError, Resolve};
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
@@ -364,6 +364,40 @@ pub async fn checks(inputs: &Inputs) -> Vec<Step> {
     steps
 }
 
+/// Basic puts the service account's password on every request, merely base64-encoded: anyone
+/// who can read one request (a TLS-inspecting proxy, a request log) can reverse it, and the
+/// account may impersonate every syncing mailbox. NTLM never sends the password, and with
+/// Extended Protection its answer is bound to the TLS channel, so it cannot be relayed.
+fn warn_basic(step: &mut Step, schemes: &[String]) {
+    let offers = |name: &str| schemes.iter().any(|s| s.eq_ignore_ascii_case(name));
+    step.outcome = Outcome::Warn;
+    step.evidence.push(
+        "Basic sends the service account's password with every request, only base64-encoded (reversible)"
+            .to_owned(),
+    );
+    if offers("Negotiate") {
+        step.evidence.push(
+            "the server also offers Negotiate (Kerberos); exsync has no Kerberos client, so NTLM is the stronger scheme it can use"
+                .to_owned(),
+        );
+    }
+    const SWITCH: &str =
+        "set exchange.auth = \"ntlm\" (Authentication: NTLM on the console's Service account page)";
+    const TURN_OFF: &str =
+        "last, turn Basic off on that virtual directory (-BasicAuthentication $false)";
+    step.fix = Some(if offers("NTLM") {
+        format!(
+            "use NTLM with Extended Protection instead: the server already offers NTLM, so {SWITCH}; \
+             require Extended Protection on the EWS virtual directory (Set-WebServicesVirtualDirectory -Identity \"<server>\\EWS (Default Web Site)\" -ExtendedProtectionTokenChecking Require; exsync binds NTLM to the TLS channel); {TURN_OFF}"
+        )
+    } else {
+        format!(
+            "enable NTLM with Extended Protection on the EWS virtual directory (Set-WebServicesVirtualDirectory -Identity \"<server>\\EWS (Default Web Site)\" -WindowsAuthentication $true -ExtendedProtectionTokenChecking Require; exsync binds NTLM to the TLS channel), \
+             then {SWITCH}; {TURN_OFF}"
+        )
+    });
+}
+
 /// Sends an anonymous POST to the EWS URL and reads the schemes in `WWW-Authenticate`.
 async fn auth_step(
     stream: tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
@@ -407,10 +441,15 @@ async fn auth_step(
             ));
             let auth_mode = AuthMode::parse(mode).unwrap_or_default();
             match choose(auth_mode, host, &schemes) {
-                Ok(scheme) => step.evidence.push(format!(
-                    "exsync will use {} (exchange.auth = {mode})",
-                    scheme.name()
-                )),
+                Ok(scheme) => {
+                    step.evidence.push(format!(
+                        "exsync will use {} (exchange.auth = {mode})",
+                        scheme.name()
+                    ));
+                    if scheme == Scheme::Basic {
+                        warn_basic(&mut step, &schemes);
+                    }
+                }
                 Err(e) => {
                     step.outcome = Outcome::Fail;
                     step.evidence.push(e.to_string());

@@ -1,9 +1,11 @@
 //! The connectivity analyzer (DESIGN §6): the checks an admin runs before and after go-live,
 //! each reported pass / warn / fail with the evidence seen and, when something is wrong,
-//! the fix. `exsync check` and the console's connection test both run [`run`].
+//! the fix. `exsync check` and the console's connection test both run [`run`]; the command
+//! adds [`files::permissions`], about the files on the server it runs on.
 
 mod crm;
 mod exchange;
+pub mod files;
 mod net;
 
 use std::fmt::Write as _;
@@ -75,18 +77,27 @@ pub struct Report {
 
 impl Report {
     fn new(user: Option<String>, steps: Vec<Step>) -> Report {
-        let status = if steps.iter().any(|s| s.outcome == Outcome::Fail) {
+        Report {
+            user,
+            status: Report::status_of(&steps),
+            steps,
+        }
+    }
+
+    fn status_of(steps: &[Step]) -> Outcome {
+        if steps.iter().any(|s| s.outcome == Outcome::Fail) {
             Outcome::Fail
         } else if steps.iter().any(|s| s.outcome == Outcome::Warn) {
             Outcome::Warn
         } else {
             Outcome::Pass
-        };
-        Report {
-            user,
-            status,
-            steps,
         }
+    }
+
+    /// Puts a step before the others (one checked before the network ones ran).
+    pub fn push_front(&mut self, step: Step) {
+        self.steps.insert(0, step);
+        self.status = Report::status_of(&self.steps);
     }
 
     pub fn failed(&self) -> bool {
@@ -134,6 +145,18 @@ pub struct Inputs {
 }
 
 impl Inputs {
+    /// No secrets: for a check run where none can be read (no state database or no master
+    /// key yet), which then says which one is missing rather than create it.
+    pub fn without_secrets(config: ExsyncConfig, user: Option<String>) -> Inputs {
+        Inputs {
+            config,
+            exchange_password: None,
+            crm_private_key: None,
+            crm_client_secret: None,
+            user,
+        }
+    }
+
     /// Reads the secrets the checks need from the vault.
     pub fn from_vault(
         config: ExsyncConfig,

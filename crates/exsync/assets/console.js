@@ -1,0 +1,51 @@
+// Everything the console's pages do in the browser. The content security policy admits
+// scripts from this file only, so pages carry no inline script or event handler; values
+// reach this code through data- attributes and are only ever used as text.
+'use strict';
+
+(function () {
+  function each(selector, action) {
+    Array.prototype.forEach.call(document.querySelectorAll(selector), action);
+  }
+
+  function start() {
+    // Forms whose action cannot be undone ask first; the question is the attribute's text.
+    each('form[data-confirm]', function (form) {
+      form.addEventListener('submit', function (event) {
+        if (!window.confirm(form.getAttribute('data-confirm') || '')) {
+          event.preventDefault();
+        }
+      });
+    });
+
+    // What is typed into a secret field does not leave it by the clipboard or by dragging.
+    each('input[data-no-copy]', function (input) {
+      ['copy', 'cut', 'dragstart'].forEach(function (type) {
+        input.addEventListener(type, function (event) {
+          event.preventDefault();
+        });
+      });
+    });
+
+    // A file picker that puts the chosen file's text into the field it names, so a PEM
+    // key can be picked instead of pasted; the field is what the form sends.
+    each('input[type=file][data-fills]', function (picker) {
+      picker.addEventListener('change', function () {
+        var field = document.getElementById(picker.getAttribute('data-fills') || '');
+        var file = picker.files && picker.files[0];
+        if (!field || !file) {
+          return;
+        }
+        file.text().then(function (text) {
+          field.value = text;
+        });
+      });
+    });
+  }
+
+  if (document.readyState === 'loading') {
+    document.addEventListener('DOMContentLoaded', start);
+  } else {
+    start();
+  }
+})();
