@@ -558,4 +558,69 @@ mod tests {
         let back = event_to_sobject(&event).unwrap();
         assert_eq!(back["DurationInMinutes"], 2880);
     }
+
+    #[test]
+    fn a_hostile_contact_maps_cut_to_fit_with_the_reasons() {
+        let record = json!({
+            "FirstName": "N".repeat(1 << 20),
+            "LastName": "Hostile\u{0}",
+            "Email": "not an address@customer.test",
+            "Description": "one\u{7}\r\ntwo",
+        });
+        let (contact, notes) = read_contact(&record);
+        assert_eq!(contact.first_name.len(), exsync_core::MAX_LINE);
+        assert_eq!(contact.last_name, "Hostile");
+        assert!(contact.emails.is_empty());
+        assert_eq!(contact.notes, "one\ntwo");
+        assert_eq!(notes.len(), 4, "{notes:?}");
+        assert!(
+            notes[0].starts_with("first_name: 1048576 characters"),
+            "{notes:?}"
+        );
+        assert!(
+            notes[2].starts_with("emails: \"not an address@customer.test\""),
+            "{notes:?}"
+        );
+        // The plain mapping reads the same record, and what goes back to the CRM is what fits.
+        assert_eq!(contact_from_sobject(&record), contact);
+        assert_eq!(
+            contact_to_sobject(&contact)["FirstName"]
+                .as_str()
+                .map(str::len),
+            Some(255)
+        );
+    }
+
+    #[test]
+    fn a_hostile_event_maps_cut_to_fit_with_the_reasons() {
+        let record = json!({
+            "Subject": format!("Review{}", "!".repeat(300)),
+            "StartDateTime": "2024-05-01T10:00:00.000+0000",
+            "EndDateTime": "2024-05-01T11:00:00.000+0000",
+        });
+        let invitee = |email: &str| Attendee {
+            email: email.into(),
+            name: String::new(),
+            kind: AttendeeKind::Required,
+        };
+        let (event, notes) = read_event(
+            &record,
+            vec![
+                invitee("ok@customer.test"),
+                invitee("x@evil.test#.customer.test"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(event.subject.chars().count(), exsync_core::MAX_LINE);
+        assert_eq!(event.attendees, vec![invitee("ok@customer.test")]);
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(
+            notes[1].starts_with("attendees: \"x@evil.test#.customer.test\""),
+            "{notes:?}"
+        );
+        assert_eq!(
+            event_from_sobject(&record, vec![]).unwrap().subject,
+            event.subject
+        );
+    }
 }

@@ -237,6 +237,52 @@ impl Db {
             .unwrap_or_default()
     }
 
+    /// Stores a record as given, without the checks [`Db::create`] makes (lengths, formats,
+    /// picklists, references, duplicates, defaults): data that reached an org before a rule
+    /// existed, or through a path that skipped it, as a connector must be ready to read. Only
+    /// the id, the audit fields, `IsDeleted`, unset booleans and a missing owner (the
+    /// integration user) are filled in.
+    pub fn insert_unchecked(
+        &mut self,
+        schema: &Schema,
+        object: &str,
+        input: Rec,
+        now: DateTime<Utc>,
+    ) -> Result<String, Vec<RecordError>> {
+        let def = schema.object(object).ok_or_else(|| {
+            vec![RecordError::new(
+                "INVALID_TYPE",
+                format!("sObject type '{object}' is not supported."),
+                &[],
+            )]
+        })?;
+        let mut rec = Rec::new();
+        for field in &def.fields {
+            if field.ty == FieldType::Boolean {
+                rec.insert(field.name.to_owned(), Value::Bool(false));
+            }
+        }
+        rec.extend(input);
+        let id = self.mint_id(def.prefix);
+        rec.insert("Id".into(), Value::String(id.clone()));
+        let actor = self.settings.integration_user_id.clone();
+        if def.field("OwnerId").is_some() && rec.get("OwnerId").is_none_or(Value::is_null) {
+            rec.insert("OwnerId".into(), Value::String(actor.clone()));
+        }
+        let stamp = Value::String(format_datetime(now));
+        for field in ["CreatedDate", "LastModifiedDate", "SystemModstamp"] {
+            rec.insert(field.into(), stamp.clone());
+        }
+        for field in ["CreatedById", "LastModifiedById"] {
+            rec.insert(field.into(), Value::String(actor.clone()));
+        }
+        self.records
+            .entry(def.name.to_owned())
+            .or_default()
+            .insert(id.clone(), rec);
+        Ok(id)
+    }
+
     /// Creates a record as `user_id` (empty: the record's own or the integration user).
     pub fn create(
         &mut self,
@@ -1005,5 +1051,25 @@ mod tests {
             .unwrap();
         let (_, rec) = db.find(&schema, &id).unwrap();
         assert_eq!(rec["EndDateTime"], "2024-05-02T00:00:00.000+0000");
+    }
+
+    #[test]
+    fn an_unchecked_record_is_stored_as_given() {
+        let schema = Schema::standard();
+        let mut db = Db::fresh(&schema).unwrap();
+        let long = "N".repeat(1000);
+        let id = db
+            .insert_unchecked(
+                &schema,
+                "Contact",
+                as_rec(json!({"FirstName": long, "LastName": "X\u{0}", "Email": "a b@c.test"})),
+                Utc::now(),
+            )
+            .unwrap();
+        let (_, rec) = db.live(&schema, &id).unwrap();
+        assert_eq!(rec["FirstName"], long);
+        assert_eq!(rec["Email"], "a b@c.test");
+        assert_eq!(rec["OwnerId"], db.settings.integration_user_id.as_str());
+        assert!(rec.contains_key("SystemModstamp"));
     }
 }

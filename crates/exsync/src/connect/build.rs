@@ -170,6 +170,7 @@ fn configured_url(text: &str, allow: &AllowList) -> Result<url::Url> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -1,0 +1,264 @@
+//! Hostile data in the CRM, among ordinary records, through the real connectors and both
+//! simulators: a contact with a megabyte name, one with control characters, one with an
+//! address that is none, an event with a megabyte subject, one with 10,000 invitees, and CRM
+//! users whose e-mail cannot name a mailbox. The ordinary records sync; the hostile ones are
+//! cut to fit or left out, each with its reason in `exsync status`; the next pass writes
+//! nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use chrono::{Duration as Days, Utc};
+use exsync::lab::{Lab, LabOptions, Seed, PROFILE};
+use exsync::sync::service::PassOptions;
+use exsync_core::{ItemKind, MAX_LINE, MAX_TEXT};
+use serde_json::{json, Value};
+
+const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const MEGABYTE: usize = 1 << 20;
+const CROWD: usize = 10_000;
+
+async fn settle() {
+    // The CRM connector leaves records stamped within the last second for the next pass.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+}
+
+async fn seed(lab: &Lab, body: Value) -> Vec<String> {
+    let answer = lab
+        .crm_control(reqwest::Method::POST, "/seed", &body)
+        .await
+        .unwrap();
+    answer["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert_eq!(r["success"], true, "{r}");
+            r["id"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+fn sf_time(t: chrono::DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S.000+0000").to_string()
+}
+
+/// An event as the CRM stores one, written past its validation.
+fn crm_event(owner: &str, subject: &str, body: &str, day: i64) -> Value {
+    let start = Utc::now() + Days::days(day);
+    json!({
+        "attributes": {"type": "Event"}, "unchecked": true, "OwnerId": owner,
+        "Subject": subject, "Description": body,
+        "StartDateTime": sf_time(start), "EndDateTime": sf_time(start + Days::minutes(30)),
+        "ShowAs": "Busy",
+    })
+}
+
+fn exsync_status(config: &std::path::Path, user: Option<&str>) -> String {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_exsync"));
+    command.arg("status").arg("--config").arg(config);
+    if let Some(user) = user {
+        command.args(["--user", user]);
+    }
+    let output = command
+        .env("EXSYNC_MASTER_KEY", MASTER_KEY)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_crm_data_is_cut_or_left_out_with_reasons_and_the_rest_syncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = Lab::start(LabOptions::new(dir.path().join("lab"), 1))
+        .await
+        .unwrap();
+    let user = lab.users[0].clone();
+    let owner = user.crm_id.as_str().to_owned();
+    lab.seed(&Seed {
+        crm_contacts: 4,
+        crm_events: 3,
+        exchange_contacts: 1,
+        exchange_events: 1,
+        invalid_record: false,
+    })
+    .await
+    .unwrap();
+
+    // The crowd: contacts of nobody who syncs, each invited to one event.
+    let crowd_contacts: Vec<Value> = (0..CROWD)
+        .map(|i| {
+            json!({"attributes": {"type": "Contact"}, "unchecked": true,
+                   "LastName": format!("Guest{i}"), "Email": format!("guest{i}@crowd.test")})
+        })
+        .collect();
+    let guests = seed(&lab, json!({ "records": crowd_contacts })).await;
+    let ids = seed(
+        &lab,
+        json!({ "records": [
+            {"attributes": {"type": "Contact"}, "unchecked": true, "OwnerId": owner,
+             "FirstName": "N".repeat(MEGABYTE), "LastName": "Hostile-Huge"},
+            {"attributes": {"type": "Contact"}, "unchecked": true, "OwnerId": owner,
+             "FirstName": "Ctrl\u{0}\u{7}", "LastName": "Hostile-Ctrl",
+             "Title": "Chief\u{1b}[31m Buyer", "Description": "line\u{0} one\r\nline two"},
+            {"attributes": {"type": "Contact"}, "unchecked": true, "OwnerId": owner,
+             "LastName": "Hostile-Mail", "Email": "not an address@customer.test"},
+            crm_event(&owner, &"S".repeat(MEGABYTE), &"B".repeat(MEGABYTE), 3),
+            crm_event(&owner, "Hostile crowd", "", 4),
+        ]}),
+    )
+    .await;
+    let crowd_event = ids[4].clone();
+    let relations: Vec<Value> = guests
+        .iter()
+        .map(|guest| {
+            json!({"attributes": {"type": "EventRelation"}, "unchecked": true,
+                   "EventId": crowd_event, "RelationId": guest,
+                   "IsInvitee": true, "Status": "New"})
+        })
+        .collect();
+    seed(&lab, json!({ "records": relations })).await;
+    // CRM users whose address cannot name a mailbox, in the profile that syncs.
+    lab.crm_control(
+        reqwest::Method::POST,
+        "/seed",
+        &json!({"users": [
+            {"username": "spaced@contoso.test.crm", "email": "a b@contoso.test", "profile": PROFILE},
+            {"username": "fragment@contoso.test.crm", "email": "x@evil.test#.contoso.test", "profile": PROFILE},
+        ]}),
+    )
+    .await
+    .unwrap();
+    let config = dir.path().join("exsync.toml");
+    lab.write_config(&config, MASTER_KEY).unwrap();
+    settle().await;
+
+    let first = lab.syncer.run_pass(&PassOptions::default()).await.unwrap();
+    assert_eq!(first.failed_users(), 0, "{first:#?}");
+    assert_eq!(
+        first.users.len(),
+        1,
+        "only the lab's user syncs: {first:#?}"
+    );
+    assert_eq!(first.skipped_crm_users.len(), 2, "{first:#?}");
+
+    // The ordinary records synced, and both sides agree on everything paired.
+    let check = lab.convergence().await.unwrap();
+    assert!(check.converged(), "{:#?}", check.problems);
+    for i in 0..4 {
+        let name = exsync::lab::crm_contact(0, i).last_name;
+        lab.exchange_item(&user, ItemKind::Contact, &name)
+            .await
+            .unwrap();
+    }
+
+    // What Exchange got of the hostile ones: cut to fit, cleaned, without the bad address.
+    let huge = lab
+        .exchange_item(&user, ItemKind::Contact, "Hostile-Huge")
+        .await
+        .unwrap();
+    assert_eq!(huge.fields["first_name"], "N".repeat(MAX_LINE));
+    let ctrl = lab
+        .exchange_item(&user, ItemKind::Contact, "Hostile-Ctrl")
+        .await
+        .unwrap();
+    assert_eq!(ctrl.fields["first_name"], "Ctrl");
+    assert_eq!(ctrl.fields["title"], "Chief[31m Buyer");
+    assert_eq!(ctrl.fields["notes"], "line one\nline two");
+    let mail = lab
+        .exchange_item(&user, ItemKind::Contact, "Hostile-Mail")
+        .await
+        .unwrap();
+    assert!(!mail.fields.contains_key("emails"), "{:?}", mail.fields);
+    let subject = "S".repeat(MAX_LINE);
+    let long = lab
+        .exchange_item(&user, ItemKind::Event, &subject)
+        .await
+        .unwrap();
+    assert_eq!(
+        long.fields["body"].as_str().unwrap().chars().count(),
+        MAX_TEXT
+    );
+    assert!(lab
+        .exchange_item(&user, ItemKind::Event, "Hostile crowd")
+        .await
+        .is_err());
+    // Nothing of a megabyte reached the status database.
+    for pair in lab
+        .syncer
+        .store
+        .load_pairs(&user.key, ItemKind::Contact)
+        .unwrap()
+        .into_iter()
+        .chain(
+            lab.syncer
+                .store
+                .load_pairs(&user.key, ItemKind::Event)
+                .unwrap(),
+        )
+    {
+        let size = serde_json::to_string(&pair.content).unwrap().len();
+        assert!(size < 40_000, "a pair holds {size} bytes");
+    }
+
+    // Each reason is in the status, short.
+    let detail = exsync_status(&config, Some(user.key.as_str()));
+    for reason in [
+        "first_name: 1048576 characters, cut to the first 255",
+        "first_name: control characters removed",
+        "title: control characters removed",
+        "notes: control characters removed",
+        "emails: \"not an address@customer.test\"",
+        "subject: 1048576 characters, cut to the first 255",
+        "body: 1048576 characters, cut to the first 32000",
+        "10000 attendees, more than the 500 Exchange takes in one meeting",
+    ] {
+        assert!(
+            detail.contains(reason),
+            "`{reason}` missing from:\n{detail}"
+        );
+    }
+    assert!(detail.len() < 10_000, "{} bytes of status", detail.len());
+    let overview = exsync_status(&config, None);
+    for reason in [
+        "CRM users not synced (2):",
+        "\"a b@contoso.test\"",
+        "the part before `@` has ` `",
+        "\"x@evil.test#.contoso.test\"",
+        "the domain has `#`",
+    ] {
+        assert!(
+            overview.contains(reason),
+            "`{reason}` missing from:\n{overview}"
+        );
+    }
+
+    // The CRM still holds what Exchange cannot: the next passes write nothing.
+    settle().await;
+    for _ in 0..2 {
+        let again = lab.syncer.run_pass(&PassOptions::default()).await.unwrap();
+        let writes: Vec<_> = again
+            .users
+            .iter()
+            .map(|u| (u.user.clone(), u.counts))
+            .collect();
+        assert!(
+            again
+                .users
+                .iter()
+                .all(|u| u.counts.created + u.counts.updated + u.counts.deleted == 0),
+            "a later pass wrote: {writes:#?}"
+        );
+        assert_eq!(again.skipped_crm_users.len(), 2);
+    }
+    let waiting = lab.syncer.store.unresolved(&user.key).unwrap();
+    // Three contacts and one event cut to fit, and the crowd left out.
+    assert_eq!(waiting.len(), 5, "{waiting:#?}");
+    assert!(waiting.iter().all(|w| w.occurrences >= 2), "{waiting:#?}");
+}
