@@ -104,7 +104,9 @@ pub struct Stage {
 
 impl Stage {
     pub fn new() -> Result<Stage> {
-        // An empty path is a private database in a temporary file SQLite deletes on close.
+        // An empty path is a private database in a temporary file SQLite deletes on close. It
+        // holds every record the pass read; SQLite creates such files 0600 and unlinks them
+        // at once, so no other user can open them (a test below holds it to that).
         let db = Connection::open("").map_err(sql("open"))?;
         // Scratch space: a 2 MiB cache keeps memory bounded whatever the mailbox size, and
         // losing the file on a crash costs nothing, so no journal and no syncing.
@@ -959,5 +961,46 @@ mod tests {
     fn a_stage_is_send_and_sync() {
         fn check<T: Send + Sync>() {}
         check::<Stage>();
+    }
+
+    /// The scratch file holds a whole mailbox's contacts and events while a pass runs: it is
+    /// its owner's alone, whatever the umask, and has no name another process could open.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_scratch_file_is_private_and_nameless() {
+        use std::os::unix::fs::PermissionsExt;
+        let stage = Stage::new().unwrap();
+        // More than the page cache holds, so the database spills to its file.
+        stage
+            .db()
+            .execute_batch(
+                "CREATE TABLE filler (x BLOB);
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4096)
+                 INSERT INTO filler SELECT randomblob(1024) FROM n;",
+            )
+            .unwrap();
+        let mut scratch = Vec::new();
+        for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+            let Ok(target) = std::fs::read_link(entry.path()) else {
+                continue;
+            };
+            // SQLite names its temporary files etilqs_*.
+            if target.to_string_lossy().contains("etilqs_") {
+                let mode = std::fs::metadata(entry.path())
+                    .unwrap()
+                    .permissions()
+                    .mode();
+                scratch.push((target, mode & 0o777));
+            }
+        }
+        assert!(!scratch.is_empty(), "the stage never reached its file");
+        for (target, mode) in &scratch {
+            assert_eq!(mode & 0o077, 0, "{} is {mode:o}", target.display());
+            assert!(
+                target.to_string_lossy().ends_with("(deleted)"),
+                "{} can be opened by name",
+                target.display()
+            );
+        }
     }
 }
