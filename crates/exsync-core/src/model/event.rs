@@ -182,7 +182,7 @@ impl Event {
         if self
             .organizer
             .as_ref()
-            .is_some_and(|o| !fit.address_ok(&o.email, &mut dropped))
+            .is_some_and(|o| !dropped.admits(&o.email))
         {
             self.organizer = None;
         }
@@ -192,7 +192,7 @@ impl Event {
             attendee.normalize();
         }
         self.attendees
-            .retain(|a| !a.email.is_empty() && fit.address_ok(&a.email, &mut dropped));
+            .retain(|a| !a.email.is_empty() && dropped.admits(&a.email));
         dropped.note("attendees", &mut fit.notes);
         // Order carries no meaning on either side; one attendee per address.
         self.attendees.sort();

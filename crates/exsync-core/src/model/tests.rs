@@ -229,7 +229,7 @@ fn text_is_cut_in_utf16_units_never_inside_a_character() {
     assert_eq!(contact.last_name.encode_utf16().count(), 254);
     assert_eq!(
         notes,
-        vec!["last_name: 200 characters, cut to the first 255".to_string()]
+        vec!["last_name: 400 characters, cut to the first 255".to_string()]
     );
 }
 

@@ -2,8 +2,8 @@
 //! (trailing spaces, CRLF, upper-case addresses), and none of that is a real change. Text
 //! neither side can hold is made to fit here too, so both sides compare what can be written:
 //! control characters go (XML 1.0, which EWS speaks, cannot carry them, and one in a batch
-//! fails the whole batch), and text longer than a field holds is cut. The `fit_*` functions
-//! say what they changed, for the admin.
+//! fails the whole batch), and text longer than a field holds is cut. [`Fit`] says what it
+//! changed, for the admin.
 
 use super::address::{check_address, Charset};
 
@@ -113,7 +113,8 @@ impl Fit {
         max: usize,
         clean: fn(&str) -> String,
     ) -> String {
-        let before = s.chars().count();
+        // Counted as the limit is, so the two numbers compare.
+        let before = s.encode_utf16().count();
         if cut(&mut s, max) {
             // The cut may leave a space or a line break at the end, which cleaning takes off.
             s = clean(&s);
@@ -142,24 +143,10 @@ impl Fit {
         let mut dropped = Dropped::default();
         let kept = clean_email_list(list)
             .into_iter()
-            .filter(|email| self.address_ok(email, &mut dropped))
+            .filter(|email| dropped.admits(email))
             .collect();
         dropped.note(field, &mut self.notes);
         kept
-    }
-
-    /// Whether an address may be kept; a rejected one is counted in `dropped`.
-    pub(crate) fn address_ok(&mut self, email: &str, dropped: &mut Dropped) -> bool {
-        match check_address(email, Charset::International) {
-            Ok(()) => true,
-            Err(why) => {
-                if dropped.count == 0 {
-                    dropped.first = format!("{} ({why})", quoted(email));
-                }
-                dropped.count += 1;
-                false
-            }
-        }
     }
 }
 
@@ -171,6 +158,20 @@ pub(crate) struct Dropped {
 }
 
 impl Dropped {
+    /// Whether an address may be kept; one that is no address is counted here instead.
+    pub(crate) fn admits(&mut self, email: &str) -> bool {
+        match check_address(email, Charset::International) {
+            Ok(()) => true,
+            Err(why) => {
+                if self.count == 0 {
+                    self.first = format!("{} ({why})", quoted(email));
+                }
+                self.count += 1;
+                false
+            }
+        }
+    }
+
     pub(crate) fn note(&self, field: &str, notes: &mut Vec<String>) {
         match self.count {
             0 => {}

@@ -268,7 +268,8 @@ impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
         if let Err(e) = self
             .read_crm(
                 &mut stage,
-                (crm_changes, routed_notes),
+                crm_changes,
+                routed_notes,
                 &mut notes,
                 full_read,
                 retry,
@@ -419,7 +420,8 @@ impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
     async fn read_crm(
         &self,
         stage: &mut Stage,
-        (routed, mut routed_notes): (Vec<Change>, Notes),
+        routed: Vec<Change>,
+        routed_notes: Notes,
         notes: &mut Notes,
         full_read: Option<&CrmFilter>,
         retry: &[ItemId],
@@ -447,7 +449,8 @@ impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
         let routed = routed
             .into_iter()
             .map(|change| {
-                let notes = routed_notes.remove(change.id()).unwrap_or_default();
+                // The notes are those of the record's last change, which stand.
+                let notes = routed_notes.get(change.id()).cloned().unwrap_or_default();
                 OwnedChange {
                     owner: None,
                     change,

@@ -300,13 +300,17 @@ where
                         .insert(kind, filter);
                 }
                 for (user, change, notes) in self.route(kind, found.changes, &key, &group).await? {
-                    if !notes.is_empty() {
-                        read.notes
-                            .entry(user.clone())
-                            .or_default()
-                            .entry(kind)
-                            .or_default()
-                            .insert(change.id().clone(), notes);
+                    // What the last change of a record says stands.
+                    let by_id = read
+                        .notes
+                        .entry(user.clone())
+                        .or_default()
+                        .entry(kind)
+                        .or_default();
+                    if notes.is_empty() {
+                        by_id.remove(change.id());
+                    } else {
+                        by_id.insert(change.id().clone(), notes);
                     }
                     read.per_user
                         .entry(user)
