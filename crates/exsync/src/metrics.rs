@@ -54,6 +54,10 @@ pub mod names {
     );
     pub const PAUSED_USERS: (&str, &str) =
         ("exsync_paused_users", "Users paused by the safety valve.");
+    pub const SKIPPED_CRM_USERS: (&str, &str) = (
+        "exsync_crm_users_skipped",
+        "Active CRM users the last pass left out because their address names no mailbox.",
+    );
 }
 
 impl Metrics {

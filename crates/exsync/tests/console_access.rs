@@ -86,6 +86,7 @@ fn expected(method: &str, path: &str, role: Option<Role>) -> StatusCode {
         ("GET", "/api/me")
         | ("GET", "/api/sync")
         | ("GET", "/api/users")
+        | ("GET", "/api/skipped-users")
         | ("GET", "/api/audit") => Some(Role::Viewer),
         ("GET", "/") | ("GET", "/audit") => Some(Role::Viewer),
         (_, p) if p.ends_with("/reset") || p.ends_with("/test") => Some(Role::Operator),

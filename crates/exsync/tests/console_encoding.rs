@@ -275,6 +275,10 @@ async fn every_page_encodes_hostile_values_and_carries_no_inline_code() {
     let detail = evil("detail");
     let asked_user = address("asked");
     let asked_group = evil("asked group");
+    // A CRM user left out for an address that names no mailbox: the address is whatever the
+    // CRM holds, so it is as hostile as anything.
+    let skipped_address = format!("{} ", address("skipped"));
+    let skipped_reason = evil("skip reason");
 
     std::fs::write(
         env.config_path(),
@@ -328,6 +332,16 @@ groups = [{group}]
     env.store.commit_pass(&commit).unwrap();
     env.store.set_paused(&user, Some(&pause)).unwrap();
     env.store
+        .record_skipped_crm_users(
+            &[exsync_store::CrmUserSkip {
+                crm_id: "005SKIP".into(),
+                address: skipped_address.clone(),
+                reason: skipped_reason.clone(),
+            }],
+            Utc::now(),
+        )
+        .unwrap();
+    env.store
         .append_audit(&AuditEvent {
             at: Utc::now(),
             actor: actor.clone(),
@@ -380,6 +394,8 @@ groups = [{group}]
         detail.clone(),
         asked_user.clone(),
         asked_group.clone(),
+        skipped_address.clone(),
+        skipped_reason.clone(),
     ];
     let seg = |s: &str| {
         url::form_urlencoded::byte_serialize(s.as_bytes())
@@ -402,7 +418,16 @@ groups = [{group}]
         "status",
         &status,
         &hostile,
-        &[&synced, &run_error, &pause, &config_name, &admin, &confirm],
+        &[
+            &synced,
+            &run_error,
+            &pause,
+            &config_name,
+            &admin,
+            &confirm,
+            &skipped_address,
+            &skipped_reason,
+        ],
     );
     assert!(
         status

@@ -236,5 +236,12 @@ fn summary(report: &PassReport, dry_run: bool) -> String {
     for (user, why) in &report.skipped {
         out.push_str(&format!("{user}: skipped ({why})\n"));
     }
+    for user in &report.skipped_crm_users {
+        // Debug formatting quotes and escapes the address: it is whatever the CRM holds.
+        out.push_str(&format!(
+            "CRM user {} ({:?}): not synced ({})\n",
+            user.crm_id, user.address, user.reason
+        ));
+    }
     out
 }

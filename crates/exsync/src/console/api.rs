@@ -692,6 +692,13 @@ pub async fn users(State(st): State<AppState>) -> ConsoleResult<Json<Value>> {
     Ok(Json(Value::Array(users_view(&st)?)))
 }
 
+/// The CRM users the last pass left out, with the reason (an address that names no mailbox).
+pub async fn skipped_users(
+    State(st): State<AppState>,
+) -> ConsoleResult<Json<Vec<exsync_store::SkippedCrmUser>>> {
+    Ok(Json(st.store.skipped_crm_users()?))
+}
+
 pub(crate) fn do_reset(st: &AppState, caller: &Caller, user: &str) -> ConsoleResult<Value> {
     let key = UserKey::from_email(user);
     if st.store.user_status(&key)?.is_none() {

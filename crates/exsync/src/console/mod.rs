@@ -106,6 +106,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/configurations/{name}", put(api::update_configuration))
         .route("/api/assignment", get(api::assignment))
         .route("/api/users", get(api::users))
+        .route("/api/skipped-users", get(api::skipped_users))
         .route("/api/users/{user}/reset", post(api::reset_user))
         .route("/api/users/{user}/test", post(api::test_user))
         .route("/api/audit", get(api::audit))

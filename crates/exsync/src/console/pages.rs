@@ -105,6 +105,10 @@ fn overview_page(
         (Ok(e), Ok(u)) => (e, u),
         (Err(e), _) | (_, Err(e)) => return internal(caller, e),
     };
+    let skipped = match st.store.skipped_crm_users() {
+        Ok(s) => s,
+        Err(e) => return internal(caller, e.into()),
+    };
     let mut body = String::new();
     body.push_str(&notice(message));
     body.push_str(&error_box(error));
@@ -132,6 +136,7 @@ fn overview_page(
         }
         body.push_str("</table>");
     }
+    body.push_str(&skipped_section(&skipped));
     page("Status", Some(caller), &body).into_response()
 }
 
@@ -141,6 +146,32 @@ fn text(v: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
+}
+
+/// CRM users the last pass left out: an address that names no mailbox is said here, with the
+/// reason and the fix, instead of the user silently never syncing.
+fn skipped_section(skipped: &[exsync_store::SkippedCrmUser]) -> String {
+    if skipped.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        r#"<h2>CRM users not synced ({})</h2>
+<p class="muted">Their address in the CRM names no mailbox. Correct the user's e-mail address in the CRM; the next pass picks them up.</p>
+<table id="skipped-users"><tr><th>CRM user</th><th>Address in the CRM</th><th>Reason</th><th>Left out since</th><th>Last pass</th></tr>"#,
+        skipped.len()
+    );
+    for s in skipped {
+        out.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(s.crm_id.as_str()),
+            esc(&s.address),
+            esc(&s.reason),
+            esc(&s.first_seen.to_rfc3339()),
+            esc(&s.last_seen.to_rfc3339()),
+        ));
+    }
+    out.push_str("</table>");
+    out
 }
 
 fn user_row(caller: &Caller, u: &Value) -> String {

@@ -51,6 +51,7 @@ pub const ROUTES: &[RouteSpec] = &[
     r("PUT", "/api/configurations/{name}", ADMIN),
     r("GET", "/api/assignment", ADMIN),
     r("GET", "/api/users", VIEWER),
+    r("GET", "/api/skipped-users", VIEWER),
     r("POST", "/api/users/{user}/reset", OPERATOR),
     r("POST", "/api/users/{user}/test", OPERATOR),
     r("GET", "/api/audit", VIEWER),

@@ -109,6 +109,11 @@ pub fn record(metrics: &Metrics, report: &PassReport, took: Duration) {
         .filter(|(_, why)| why.starts_with("paused"))
         .count();
     metrics.set(names::PAUSED_USERS, vec![], paused as f64);
+    metrics.set(
+        names::SKIPPED_CRM_USERS,
+        vec![],
+        report.skipped_crm_users.len() as f64,
+    );
     tracing::info!(
         users = report.users.len(),
         skipped = report.skipped.len(),
@@ -116,4 +121,31 @@ pub fn record(metrics: &Metrics, report: &PassReport, took: Duration) {
         interrupted = report.interrupted,
         "Pass done."
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use exsync_store::CrmUserSkip;
+
+    #[test]
+    fn crm_users_left_out_reach_the_metrics() {
+        let metrics = Metrics::default();
+        let report = PassReport {
+            skipped_crm_users: vec![CrmUserSkip {
+                crm_id: "005A".into(),
+                address: "a b@contoso.test".into(),
+                reason: "not an address".into(),
+            }],
+            ..PassReport::default()
+        };
+        record(&metrics, &report, Duration::from_millis(5));
+        assert!(
+            metrics.render().contains("exsync_crm_users_skipped 1"),
+            "{}",
+            metrics.render()
+        );
+        record(&metrics, &PassReport::default(), Duration::from_millis(5));
+        assert!(metrics.render().contains("exsync_crm_users_skipped 0"));
+    }
 }
