@@ -2,9 +2,11 @@
 //! the sync configuration, and the planner, a pure function from changes on both sides and the
 //! last-synced state to the operations that bring the two sides together. No I/O lives here.
 
+mod allow;
 pub mod config;
 pub mod model;
 pub mod observe;
 pub mod plan;
 
+pub use allow::{dns_name, AllowList};
 pub use model::*;

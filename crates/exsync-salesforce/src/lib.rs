@@ -20,7 +20,7 @@ pub use config::{AuthConfig, SalesforceConfig, Secret};
 pub use cursor::{
     ChangeBatch, ChangeCursor, CrmChange, RawChanges, Scope, SyncObject, DELETED_WINDOW,
 };
-pub use error::{Error, Result};
+pub use error::{Error, Result, TransportError};
 pub use lens::SalesforceLens;
 pub use mapping::{EventRelation, SfUser};
 pub use query::{quote, quote_list, QueryPage};

@@ -62,7 +62,10 @@ fn assert_traces_valid(trace_dir: &Path) {
         eprintln!("{report}");
         return;
     }
-    assert!(out.status.success(), "replies fail the EWS schema:\n{report}");
+    assert!(
+        out.status.success(),
+        "replies fail the EWS schema:\n{report}"
+    );
 }
 
 fn start(dir: &Path, extra: &[&str]) -> Sim {

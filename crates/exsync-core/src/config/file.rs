@@ -103,6 +103,18 @@ pub struct ExchangeConfig {
     pub wire_trace_dir: Option<PathBuf>,
 }
 
+impl ExchangeConfig {
+    /// Where the service account's password may be sent: its own domain (a `DOMAIN\user`
+    /// account has none) and the other domains.
+    pub fn allow_list(&self) -> crate::AllowList {
+        let own = self.service_account.rsplit_once('@').map(|(_, d)| d);
+        crate::AllowList::new(
+            own.into_iter()
+                .chain(self.other_domains.iter().map(String::as_str)),
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkConfig {
     /// Host name (lower-case) → address to connect to instead of asking DNS: split DNS

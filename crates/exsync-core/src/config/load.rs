@@ -325,17 +325,13 @@ fn read_exchange(r: &mut Reader, t: &Tbl<'_, '_>) -> ExchangeConfig {
         // Without a readable account the allow-list is unknown; the account's own problem is
         // reported instead of a second, confusing one here.
         let account_known = own.is_some() || service_account.contains('\\');
-        let allowed: Vec<&str> = own
-            .iter()
-            .chain(&other_domains)
-            .map(String::as_str)
-            .collect();
-        let outside = url_host(url).filter(|host| account_known && !within(host, &allowed));
+        let allow = crate::AllowList::new(own.iter().chain(&other_domains));
+        let outside = url_host(url).filter(|host| account_known && !allow.allows(host));
         if let Some(host) = outside {
-            let allowed = if allowed.is_empty() {
+            let allowed = if allow.domains().is_empty() {
                 "none: a DOMAIN\\user account has no domain of its own".to_owned()
             } else {
-                allowed.join(", ")
+                allow.domains().join(", ")
             };
             r.error(
                 &item.key,
@@ -404,17 +400,6 @@ fn url_host(url: &str) -> Option<String> {
         None => hostport.rsplit_once(':').map_or(hostport, |(h, _)| h),
     };
     Some(host.trim_end_matches('.').to_ascii_lowercase())
-}
-
-/// Whether `host` is one of `domains` or a subdomain of one: the rule Autodiscover applies
-/// before it sends credentials, so a configured URL cannot reach further than a discovered one.
-fn within(host: &str, domains: &[&str]) -> bool {
-    domains.iter().any(|domain| {
-        host == *domain
-            || host
-                .strip_suffix(domain)
-                .is_some_and(|head| head.ends_with('.'))
-    })
 }
 
 fn read_network(r: &mut Reader, t: &Tbl<'_, '_>) -> NetworkConfig {

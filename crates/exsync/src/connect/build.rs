@@ -101,12 +101,7 @@ pub fn syncer(
     // Credentials go only to the service account's own domain and the other domains the
     // admin listed, whether the endpoint is configured or discovered; a configured one is
     // checked before any connector holds the password.
-    let own = x
-        .service_account
-        .rsplit_once('@')
-        .map(|(_, d)| d.to_owned())
-        .unwrap_or_default();
-    let allow = AllowList::new(std::iter::once(own).chain(x.other_domains.iter().cloned()));
+    let allow = x.allow_list();
     let configured = x
         .ews_url
         .as_deref()

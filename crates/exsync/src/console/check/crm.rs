@@ -58,6 +58,7 @@ pub async fn checks(inputs: &Inputs) -> Vec<Step> {
     };
     let mut config = SalesforceConfig::new(crm.login_url.clone(), auth);
     config.max_retries = 1;
+    config.max_reply_bytes = inputs.config.network.max_reply_bytes();
     config.timeout = std::time::Duration::from_secs(20);
     if let Some(ca) = &crm.ca_file {
         match std::fs::read(ca) {

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use exsync_ews::autodiscover::{AllowList, Autodiscover, AutodiscoverConfig};
+use exsync_ews::autodiscover::{Autodiscover, AutodiscoverConfig};
 use exsync_ews::transport::auth::{choose, offered, Scheme};
 use exsync_ews::{AuthMode, Credentials, EwsClient, EwsConfig, EwsError, Resolve};
 use http_body_util::Full;
@@ -153,6 +153,7 @@ pub async fn checks(inputs: &Inputs) -> Vec<Step> {
         c.contacts_folder = x.sync_folder.clone();
         c.connect_timeout = TIMEOUT;
         c.request_timeout = TIMEOUT * 3;
+        c.max_reply_bytes = inputs.config.network.max_reply_bytes();
         c
     };
     let client = match password.as_ref().map(|p| EwsClient::new(ews_config(p))) {
@@ -186,15 +187,9 @@ pub async fn checks(inputs: &Inputs) -> Vec<Step> {
         }
         match (&client, target.as_deref()) {
             (Some(client), Some(address)) => {
-                let mut domains = vec![];
-                if let Some(d) = domain_of(svc) {
-                    domains.push(d);
-                }
-                domains.extend(x.other_domains.iter().cloned());
-                let ad = Autodiscover::new(
-                    client.http().clone(),
-                    AutodiscoverConfig::new(AllowList::new(domains.clone())),
-                );
+                let allow = x.allow_list();
+                let domains = allow.domains().to_vec();
+                let ad = Autodiscover::new(client.http().clone(), AutodiscoverConfig::new(allow));
                 match ad.ews_url(address).await {
                     Ok(url) => {
                         step.outcome = Outcome::Pass;
