@@ -4,7 +4,7 @@
 use exsync_core::{ItemId, ItemKind, UserKey};
 
 /// Why a store operation failed. Backend errors are carried as text so that no backend type
-/// (rusqlite, a PostgreSQL driver) leaks through the [`crate::Store`] trait.
+/// (rusqlite, a PostgreSQL driver) leaks through [`crate::Store`] or any of its roles.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {

@@ -3,12 +3,15 @@
 //! conflict log, the CRM users left out of the sync, the CRM echo log, encrypted secrets,
 //! console accounts and the audit log.
 //!
-//! [`Store`] is the interface; [`SqliteStore`] the single-process implementation. A pass is
-//! committed by [`Store::commit_pass`] in one transaction, so cursors never move past writes
-//! whose mappings were not saved.
+//! The interface comes in roles, one per consumer: [`SyncState`] for the sync engine,
+//! [`Accounts`] for the console's users, [`Secrets`] for the vault. [`Store`] is all of them
+//! at once; [`SqliteStore`] is the single-process implementation. A pass is committed by
+//! [`SyncState::commit_pass`] in one transaction, so cursors never move past writes whose
+//! mappings were not saved.
 
 mod console;
 mod error;
+mod roles;
 mod sqlite;
 mod store;
 mod types;
@@ -17,6 +20,7 @@ pub use console::{
     AdminUser, ApiToken, AuditEvent, AuditRecord, Role, Secret, SecretInfo, Session,
 };
 pub use error::{StoreError, StoreResult};
+pub use roles::{Accounts, Secrets, SyncState};
 pub use sqlite::{SqliteStore, SCHEMA_VERSION};
 pub use store::Store;
 pub use types::{

@@ -106,8 +106,8 @@ pub struct RunCounts {
     pub failures: u64,
 }
 
-/// Everything one user's pass changes in the store. [`crate::Store::commit_pass`] applies it
-/// in one transaction: mappings, cursors and logs advance together or not at all.
+/// Everything one user's pass changes in the store. [`crate::SyncState::commit_pass`] applies
+/// it in one transaction: mappings, cursors and logs advance together or not at all.
 ///
 /// Order of application: removals, then upserts (so a pair can be re-linked by removing the
 /// old pair and upserting the new one), cursors, unresolved items (items that synced are

@@ -5,7 +5,7 @@ use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind, Side, UserKey};
 use rusqlite::ErrorCode;
 
 use crate::console::Role;
-use crate::error::StoreError;
+use crate::error::{StoreError, StoreResult};
 
 /// Fixed-width UTC text, so that comparing the text compares the times.
 pub(crate) fn time_text(t: &DateTime<Utc>) -> String {
@@ -79,6 +79,17 @@ pub(crate) fn corrupt(op: &'static str, user: Option<&UserKey>, detail: String) 
         user: user.cloned(),
         detail,
     }
+}
+
+/// Refuses a blank name, id or token: stored, it would identify nothing.
+pub(crate) fn non_empty(op: &'static str, what: &str, value: &str) -> StoreResult<()> {
+    if value.trim().is_empty() {
+        return Err(StoreError::InvalidInput {
+            op,
+            reason: format!("the {what} is empty"),
+        });
+    }
+    Ok(())
 }
 
 pub(crate) fn is_unique_violation(e: &rusqlite::Error) -> bool {

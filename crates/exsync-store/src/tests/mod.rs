@@ -19,8 +19,8 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 
 use crate::{
-    CrmWrite, CursorAdvance, CursorScope, ItemRef, PairKey, PassCommit, RunCounts, SqliteStore,
-    Store, UnresolvedReport,
+    Accounts, CrmWrite, CursorAdvance, CursorScope, ItemRef, PairKey, PassCommit, RunCounts,
+    Secrets, SqliteStore, Store, SyncState, UnresolvedReport,
 };
 
 /// A fixed instant plus `secs`, so that dumps of two databases compare equal.
@@ -115,8 +115,9 @@ pub(crate) fn temp_store() -> (TempDir, SqliteStore) {
 }
 
 /// The whole sync state as JSON: users, pairs, cursors, unresolved items, runs, conflicts and
-/// the echo log. Two databases with the same dump hold the same sync state.
-pub(crate) fn dump(store: &dyn Store) -> Value {
+/// the echo log. Two databases with the same dump hold the same sync state. It reads through
+/// the sync-state role alone, so it serves any backend and a whole `dyn Store` alike.
+pub(crate) fn dump(store: &(impl SyncState + ?Sized)) -> Value {
     let users = store.list_users().unwrap();
     let mut per_user = serde_json::Map::new();
     for status in &users {

@@ -127,7 +127,7 @@ fn before_status_last_run(before: &serde_json::Value) -> Option<crate::RunRecord
 
 #[test]
 fn org_cursors_advance_alone_and_folder_cursors_are_refused() {
-    use crate::{CursorAdvance, CursorScope, Store};
+    use crate::{CursorAdvance, CursorScope, SyncState};
     let dir = tempfile::tempdir().unwrap();
     let store = crate::SqliteStore::open(dir.path().join("s.db")).unwrap();
     let at = chrono::Utc::now();

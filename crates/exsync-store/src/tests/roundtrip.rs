@@ -10,10 +10,17 @@ use super::*;
 use crate::{AuditEvent, ConflictEntry, Role, RunCounts, Secret, Session, StoreError};
 
 #[test]
-fn the_trait_is_object_safe_and_shareable() {
+fn the_traits_are_object_safe_and_shareable() {
     fn shareable<T: Send + Sync + 'static>(_: &T) {}
     let (_dir, store) = temp_store();
-    let store: Arc<dyn Store> = Arc::new(store);
+    let store = Arc::new(store);
+    let sync_state: Arc<dyn SyncState> = store.clone();
+    let accounts: Arc<dyn Accounts> = store.clone();
+    let secrets: Arc<dyn Secrets> = store.clone();
+    shareable(&sync_state);
+    shareable(&accounts);
+    shareable(&secrets);
+    let store: Arc<dyn Store> = store;
     shareable(&store);
     let alice = user("alice");
     let handle = {
@@ -35,7 +42,7 @@ fn a_committed_pass_reads_back_after_reopening() {
     let ada = contact("003A", "AAMk-1", "Lovelace");
     let meeting = event("00UA", "AAMk-E1", "Kick-off");
     {
-        let store: Box<dyn Store> = Box::new(SqliteStore::open(&path).unwrap());
+        let store: Box<dyn SyncState> = Box::new(SqliteStore::open(&path).unwrap());
         let mut pass = commit(&alice, 0);
         pass.upserts = vec![ada.clone(), meeting.clone()];
         pass.cursors = vec![

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::*;
 use crate::ConflictEntry;
 
-fn snapshot_state(store: &dyn Store) -> serde_json::Value {
+fn snapshot_state(store: &(impl SyncState + ?Sized)) -> serde_json::Value {
     let mut state = dump(store);
     redact_times(&mut state);
     state

@@ -1,116 +1,106 @@
-//! Secrets ciphertext, console accounts, API tokens, sessions and the audit log.
+//! Console accounts, API tokens, sessions and the audit log.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::codec::{
-    is_unique_violation, limit, parse_opt_time, parse_role, parse_time, time_text, Ctx, Decode,
+    is_unique_violation, limit, non_empty, parse_opt_time, parse_role, parse_time, time_text, Ctx,
+    Decode,
 };
-use crate::console::{
-    AdminUser, ApiToken, AuditEvent, AuditRecord, Role, Secret, SecretInfo, Session,
-};
+use super::SqliteStore;
+use crate::console::{AdminUser, ApiToken, AuditEvent, AuditRecord, Role, Session};
 use crate::error::{StoreError, StoreResult};
+use crate::roles::Accounts;
 
-fn non_empty(op: &'static str, what: &str, value: &str) -> StoreResult<()> {
-    if value.trim().is_empty() {
-        return Err(StoreError::InvalidInput {
-            op,
-            reason: format!("the {what} is empty"),
-        });
+impl Accounts for SqliteStore {
+    fn create_admin_user(
+        &self,
+        name: &str,
+        password_hash: &str,
+        role: Role,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        create_admin_user(&self.lock(), name, password_hash, role, at)
     }
-    Ok(())
-}
 
-// ---- secrets -------------------------------------------------------------------------------
-
-pub(crate) fn put_secrets(conn: &mut Connection, secrets: &[Secret]) -> StoreResult<()> {
-    const OP: &str = "store secrets";
-    for secret in secrets {
-        non_empty(OP, "secret name", &secret.name)?;
-        if secret.nonce.is_empty() || secret.ciphertext.is_empty() {
-            return Err(StoreError::InvalidInput {
-                op: OP,
-                reason: format!("secret {:?} has an empty nonce or ciphertext", secret.name),
-            });
-        }
+    fn admin_user(&self, name: &str) -> StoreResult<Option<AdminUser>> {
+        admin_user(&self.lock(), name)
     }
-    let tx = conn.transaction().ctx(OP, None)?;
-    {
-        let mut stmt = tx
-            .prepare_cached(
-                "INSERT INTO secrets (name, nonce, ciphertext, updated_at) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (name) DO UPDATE SET nonce = excluded.nonce, \
-                 ciphertext = excluded.ciphertext, updated_at = excluded.updated_at",
-            )
-            .ctx(OP, None)?;
-        for secret in secrets {
-            stmt.execute(params![
-                secret.name,
-                secret.nonce,
-                secret.ciphertext,
-                time_text(&secret.updated_at)
-            ])
-            .ctx(OP, None)?;
-        }
+
+    fn list_admin_users(&self) -> StoreResult<Vec<AdminUser>> {
+        list_admin_users(&self.lock())
     }
-    tx.commit().ctx(OP, None)?;
-    // Names only: the store never logs what a secret holds, even encrypted.
-    tracing::info!(count = secrets.len(), "secrets stored");
-    Ok(())
-}
 
-pub(crate) fn get_secret(conn: &Connection, name: &str) -> StoreResult<Option<Secret>> {
-    const OP: &str = "read secret";
-    let row = conn
-        .prepare_cached("SELECT name, nonce, ciphertext, updated_at FROM secrets WHERE name = ?1")
-        .ctx(OP, None)?
-        .query_row(params![name], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, Vec<u8>>(1)?,
-                row.get::<_, Vec<u8>>(2)?,
-                row.get::<_, String>(3)?,
-            ))
-        })
-        .optional()
-        .ctx(OP, None)?;
-    row.map(|(name, nonce, ciphertext, updated_at)| {
-        parse_time(&updated_at).map(|updated_at| Secret {
-            name,
-            nonce,
-            ciphertext,
-            updated_at,
-        })
-    })
-    .transpose()
-    .decoded(OP, None)
-}
+    fn set_admin_password(
+        &self,
+        name: &str,
+        password_hash: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        set_admin_password(&self.lock(), name, password_hash, at)
+    }
 
-pub(crate) fn list_secrets(conn: &Connection) -> StoreResult<Vec<SecretInfo>> {
-    const OP: &str = "list secrets";
-    let rows = conn
-        .prepare_cached("SELECT name, updated_at FROM secrets ORDER BY name")
-        .ctx(OP, None)?
-        .query_map([], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-        })
-        .ctx(OP, None)?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .ctx(OP, None)?;
-    rows.into_iter()
-        .map(|(name, updated_at)| {
-            parse_time(&updated_at).map(|updated_at| SecretInfo { name, updated_at })
-        })
-        .map(|info| info.decoded(OP, None))
-        .collect()
-}
+    fn set_admin_role(&self, name: &str, role: Role, at: DateTime<Utc>) -> StoreResult<bool> {
+        set_admin_role(&self.lock(), name, role, at)
+    }
 
-pub(crate) fn delete_secret(conn: &Connection, name: &str) -> StoreResult<bool> {
-    const OP: &str = "delete secret";
-    let n = conn
-        .execute("DELETE FROM secrets WHERE name = ?1", params![name])
-        .ctx(OP, None)?;
-    Ok(n > 0)
+    fn delete_admin_user(&self, name: &str) -> StoreResult<bool> {
+        delete_admin_user(&self.lock(), name)
+    }
+
+    fn create_api_token(
+        &self,
+        token_hash: &str,
+        name: &str,
+        role: Role,
+        at: DateTime<Utc>,
+    ) -> StoreResult<i64> {
+        create_api_token(&self.lock(), token_hash, name, role, at)
+    }
+
+    fn api_token_by_hash(&self, token_hash: &str) -> StoreResult<Option<ApiToken>> {
+        api_token_by_hash(&self.lock(), token_hash)
+    }
+
+    fn list_api_tokens(&self) -> StoreResult<Vec<ApiToken>> {
+        list_api_tokens(&self.lock())
+    }
+
+    fn touch_api_token(&self, id: i64, at: DateTime<Utc>) -> StoreResult<bool> {
+        touch_api_token(&self.lock(), id, at)
+    }
+
+    fn delete_api_token(&self, id: i64) -> StoreResult<bool> {
+        delete_api_token(&self.lock(), id)
+    }
+
+    fn create_session(&self, session: &Session) -> StoreResult<()> {
+        create_session(&self.lock(), session)
+    }
+
+    fn session(&self, id: &str, now: DateTime<Utc>) -> StoreResult<Option<Session>> {
+        session(&self.lock(), id, now)
+    }
+
+    fn delete_session(&self, id: &str) -> StoreResult<bool> {
+        delete_session(&self.lock(), id)
+    }
+
+    fn delete_sessions_of(&self, admin_user: &str) -> StoreResult<u64> {
+        delete_sessions_of(&self.lock(), admin_user)
+    }
+
+    fn delete_expired_sessions(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        delete_expired_sessions(&self.lock(), now)
+    }
+
+    fn append_audit(&self, event: &AuditEvent) -> StoreResult<i64> {
+        append_audit(&self.lock(), event)
+    }
+
+    fn list_audit(&self, limit: usize, before: Option<i64>) -> StoreResult<Vec<AuditRecord>> {
+        list_audit(&self.lock(), limit, before)
+    }
 }
 
 // ---- admin accounts ----------------------------------------------------------------------------
@@ -139,7 +129,7 @@ fn decode_admin(
     })
 }
 
-pub(crate) fn create_admin_user(
+fn create_admin_user(
     conn: &Connection,
     name: &str,
     password_hash: &str,
@@ -165,7 +155,7 @@ pub(crate) fn create_admin_user(
     }
 }
 
-pub(crate) fn admin_user(conn: &Connection, name: &str) -> StoreResult<Option<AdminUser>> {
+fn admin_user(conn: &Connection, name: &str) -> StoreResult<Option<AdminUser>> {
     const OP: &str = "read admin user";
     let sql = format!("SELECT {ADMIN_COLUMNS} FROM admin_users WHERE name = ?1");
     let row = conn
@@ -177,7 +167,7 @@ pub(crate) fn admin_user(conn: &Connection, name: &str) -> StoreResult<Option<Ad
     row.map(decode_admin).transpose().decoded(OP, None)
 }
 
-pub(crate) fn list_admin_users(conn: &Connection) -> StoreResult<Vec<AdminUser>> {
+fn list_admin_users(conn: &Connection) -> StoreResult<Vec<AdminUser>> {
     const OP: &str = "list admin users";
     let sql = format!("SELECT {ADMIN_COLUMNS} FROM admin_users ORDER BY name");
     let rows = conn
@@ -192,7 +182,7 @@ pub(crate) fn list_admin_users(conn: &Connection) -> StoreResult<Vec<AdminUser>>
         .collect()
 }
 
-pub(crate) fn set_admin_password(
+fn set_admin_password(
     conn: &Connection,
     name: &str,
     password_hash: &str,
@@ -209,7 +199,7 @@ pub(crate) fn set_admin_password(
     Ok(n > 0)
 }
 
-pub(crate) fn set_admin_role(
+fn set_admin_role(
     conn: &Connection,
     name: &str,
     role: Role,
@@ -225,7 +215,7 @@ pub(crate) fn set_admin_role(
     Ok(n > 0)
 }
 
-pub(crate) fn delete_admin_user(conn: &Connection, name: &str) -> StoreResult<bool> {
+fn delete_admin_user(conn: &Connection, name: &str) -> StoreResult<bool> {
     const OP: &str = "delete admin user";
     // Sessions go with the account through ON DELETE CASCADE.
     let n = conn
@@ -264,7 +254,7 @@ fn decode_token(
     })
 }
 
-pub(crate) fn create_api_token(
+fn create_api_token(
     conn: &Connection,
     token_hash: &str,
     name: &str,
@@ -288,10 +278,7 @@ pub(crate) fn create_api_token(
     }
 }
 
-pub(crate) fn api_token_by_hash(
-    conn: &Connection,
-    token_hash: &str,
-) -> StoreResult<Option<ApiToken>> {
+fn api_token_by_hash(conn: &Connection, token_hash: &str) -> StoreResult<Option<ApiToken>> {
     const OP: &str = "look up API token";
     let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = ?1");
     let row = conn
@@ -303,7 +290,7 @@ pub(crate) fn api_token_by_hash(
     row.map(decode_token).transpose().decoded(OP, None)
 }
 
-pub(crate) fn list_api_tokens(conn: &Connection) -> StoreResult<Vec<ApiToken>> {
+fn list_api_tokens(conn: &Connection) -> StoreResult<Vec<ApiToken>> {
     const OP: &str = "list API tokens";
     let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY id");
     let rows = conn
@@ -318,7 +305,7 @@ pub(crate) fn list_api_tokens(conn: &Connection) -> StoreResult<Vec<ApiToken>> {
         .collect()
 }
 
-pub(crate) fn touch_api_token(conn: &Connection, id: i64, at: DateTime<Utc>) -> StoreResult<bool> {
+fn touch_api_token(conn: &Connection, id: i64, at: DateTime<Utc>) -> StoreResult<bool> {
     const OP: &str = "record API token use";
     let n = conn
         .execute(
@@ -329,7 +316,7 @@ pub(crate) fn touch_api_token(conn: &Connection, id: i64, at: DateTime<Utc>) -> 
     Ok(n > 0)
 }
 
-pub(crate) fn delete_api_token(conn: &Connection, id: i64) -> StoreResult<bool> {
+fn delete_api_token(conn: &Connection, id: i64) -> StoreResult<bool> {
     const OP: &str = "delete API token";
     let n = conn
         .execute("DELETE FROM api_tokens WHERE id = ?1", params![id])
@@ -339,7 +326,7 @@ pub(crate) fn delete_api_token(conn: &Connection, id: i64) -> StoreResult<bool> 
 
 // ---- sessions ------------------------------------------------------------------------------
 
-pub(crate) fn create_session(conn: &Connection, session: &Session) -> StoreResult<()> {
+fn create_session(conn: &Connection, session: &Session) -> StoreResult<()> {
     const OP: &str = "create session";
     non_empty(OP, "session id", &session.id)?;
     non_empty(OP, "CSRF token", &session.csrf_token)?;
@@ -377,11 +364,7 @@ pub(crate) fn create_session(conn: &Connection, session: &Session) -> StoreResul
     }
 }
 
-pub(crate) fn session(
-    conn: &Connection,
-    id: &str,
-    now: DateTime<Utc>,
-) -> StoreResult<Option<Session>> {
+fn session(conn: &Connection, id: &str, now: DateTime<Utc>) -> StoreResult<Option<Session>> {
     const OP: &str = "read session";
     let row = conn
         .prepare_cached(
@@ -413,7 +396,7 @@ pub(crate) fn session(
     .decoded(OP, None)
 }
 
-pub(crate) fn delete_session(conn: &Connection, id: &str) -> StoreResult<bool> {
+fn delete_session(conn: &Connection, id: &str) -> StoreResult<bool> {
     const OP: &str = "delete session";
     let n = conn
         .execute("DELETE FROM sessions WHERE id = ?1", params![id])
@@ -421,7 +404,7 @@ pub(crate) fn delete_session(conn: &Connection, id: &str) -> StoreResult<bool> {
     Ok(n > 0)
 }
 
-pub(crate) fn delete_sessions_of(conn: &Connection, admin_user: &str) -> StoreResult<u64> {
+fn delete_sessions_of(conn: &Connection, admin_user: &str) -> StoreResult<u64> {
     const OP: &str = "end sessions";
     let n = conn
         .execute(
@@ -432,7 +415,7 @@ pub(crate) fn delete_sessions_of(conn: &Connection, admin_user: &str) -> StoreRe
     Ok(n as u64)
 }
 
-pub(crate) fn delete_expired_sessions(conn: &Connection, now: DateTime<Utc>) -> StoreResult<u64> {
+fn delete_expired_sessions(conn: &Connection, now: DateTime<Utc>) -> StoreResult<u64> {
     const OP: &str = "delete expired sessions";
     let n = conn
         .execute(
@@ -445,7 +428,7 @@ pub(crate) fn delete_expired_sessions(conn: &Connection, now: DateTime<Utc>) -> 
 
 // ---- audit log -----------------------------------------------------------------------------
 
-pub(crate) fn append_audit(conn: &Connection, event: &AuditEvent) -> StoreResult<i64> {
+fn append_audit(conn: &Connection, event: &AuditEvent) -> StoreResult<i64> {
     const OP: &str = "append audit entry";
     non_empty(OP, "actor", &event.actor)?;
     non_empty(OP, "action", &event.action)?;
@@ -463,11 +446,7 @@ pub(crate) fn append_audit(conn: &Connection, event: &AuditEvent) -> StoreResult
     Ok(conn.last_insert_rowid())
 }
 
-pub(crate) fn list_audit(
-    conn: &Connection,
-    max: usize,
-    before: Option<i64>,
-) -> StoreResult<Vec<AuditRecord>> {
+fn list_audit(conn: &Connection, max: usize, before: Option<i64>) -> StoreResult<Vec<AuditRecord>> {
     const OP: &str = "list audit log";
     let rows = conn
         .prepare_cached(
@@ -500,42 +479,4 @@ pub(crate) fn list_audit(
         })
         .map(|record: Result<AuditRecord, String>| record.decoded(OP, None))
         .collect()
-}
-
-// ---- console settings ------------------------------------------------------------------------
-
-pub(crate) fn setting(conn: &Connection, name: &str) -> StoreResult<Option<serde_json::Value>> {
-    const OP: &str = "read setting";
-    let text: Option<String> = conn
-        .prepare_cached("SELECT value FROM settings WHERE name = ?1")
-        .ctx(OP, None)?
-        .query_row(params![name], |row| row.get(0))
-        .optional()
-        .ctx(OP, None)?;
-    text.map(|t| {
-        serde_json::from_str(&t).map_err(|e| StoreError::Corrupt {
-            op: OP,
-            user: None,
-            detail: format!("setting {name:?} is not JSON: {e}"),
-        })
-    })
-    .transpose()
-}
-
-pub(crate) fn put_setting(
-    conn: &Connection,
-    name: &str,
-    value: &serde_json::Value,
-    at: DateTime<Utc>,
-) -> StoreResult<()> {
-    const OP: &str = "store setting";
-    non_empty(OP, "setting name", name)?;
-    conn.prepare_cached(
-        "INSERT INTO settings (name, value, updated_at) VALUES (?1, ?2, ?3) \
-         ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-    )
-    .ctx(OP, None)?
-    .execute(params![name, value.to_string(), time_text(&at)])
-    .ctx(OP, None)?;
-    Ok(())
 }

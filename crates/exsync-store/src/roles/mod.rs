@@ -1,0 +1,11 @@
+//! The roles the storage interface is cut into, one per consumer. A consumer that needs one
+//! role depends on that role alone, and a backend can be written and tested one role at a
+//! time; [`crate::Store`] joins them for the service, which holds the whole database.
+
+mod accounts;
+mod secrets;
+mod sync_state;
+
+pub use accounts::Accounts;
+pub use secrets::Secrets;
+pub use sync_state::SyncState;

@@ -1,0 +1,25 @@
+//! Where the vault keeps its encrypted secrets.
+
+use crate::console::{Secret, SecretInfo};
+use crate::error::StoreResult;
+
+/// Secrets as nonce and ciphertext, by name. The vault encrypts and decrypts; the store only
+/// keeps bytes, so neither the database nor anything reading it holds a key.
+///
+/// The vault is its only user: `exsync secrets`, and the console when an admin enters a
+/// password or key, go through the vault.
+pub trait Secrets: Send + Sync {
+    /// Stores several secrets at once, replacing any of the same name: key rotation
+    /// re-encrypts every secret and must not leave some under the old key.
+    fn put_secrets(&self, secrets: &[Secret]) -> StoreResult<()>;
+
+    fn put_secret(&self, secret: &Secret) -> StoreResult<()> {
+        self.put_secrets(std::slice::from_ref(secret))
+    }
+
+    fn get_secret(&self, name: &str) -> StoreResult<Option<Secret>>;
+
+    fn list_secrets(&self) -> StoreResult<Vec<SecretInfo>>;
+
+    fn delete_secret(&self, name: &str) -> StoreResult<bool>;
+}

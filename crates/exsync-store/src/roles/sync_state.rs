@@ -1,0 +1,149 @@
+//! What the sync engine keeps between passes.
+
+use chrono::{DateTime, Utc};
+use exsync_core::plan::SyncedPair;
+use exsync_core::{CrmId, ItemId, ItemKind, UserKey};
+
+use crate::error::StoreResult;
+use crate::types::{
+    CommitReceipt, ConflictRecord, CrmUserSkip, CrmWrite, CursorAdvance, CursorEntry, CursorScope,
+    PassCommit, ResetCounts, RunRecord, SkippedCrmUser, UnresolvedItem, UserStatus,
+};
+
+/// The sync state: linked pairs (the merge base), change cursors, per-user status and pass
+/// history, unresolved items, conflicts, the CRM users left out, the CRM echo log, and the
+/// console settings the engine obeys, such as the switch that turns sync off. (Exchange calls
+/// a folder's change token its SyncState; here that is one kind of cursor.)
+///
+/// The sync engine reads and commits it pass by pass. `exsync status`, `exsync reset` and the
+/// console's status pages read the same state and apply Reset Sync and pauses to it, so they
+/// use this role too.
+pub trait SyncState: Send + Sync {
+    // ---- pairs and cursors ------------------------------------------------------------
+
+    /// The last-synced pairs of one user and kind, ordered by CRM id.
+    fn load_pairs(&self, user: &UserKey, kind: ItemKind) -> StoreResult<Vec<SyncedPair>>;
+
+    /// Up to `limit` of the user's pairs after `after`, ordered by CRM id: a pass that must
+    /// visit every pair pages through them rather than load them all.
+    fn pairs_page(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        after: Option<&CrmId>,
+        limit: usize,
+    ) -> StoreResult<Vec<SyncedPair>>;
+
+    /// The pairs holding any of these records, each once, ordered by CRM id.
+    fn pairs_of(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        ids: &[ItemId],
+    ) -> StoreResult<Vec<SyncedPair>>;
+
+    /// How many pairs of this kind the user has.
+    fn pair_count(&self, user: &UserKey, kind: ItemKind) -> StoreResult<u64>;
+
+    /// The pair holding `id` on its side, if any.
+    fn find_pair(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        id: &ItemId,
+    ) -> StoreResult<Option<SyncedPair>>;
+
+    /// For each of these CRM records, the users holding a pair for it: a CRM delete carries
+    /// no owner, so this is how it reaches the mailboxes that hold a copy.
+    fn crm_pair_users(
+        &self,
+        kind: ItemKind,
+        crm_ids: &[CrmId],
+    ) -> StoreResult<Vec<(CrmId, UserKey)>>;
+
+    fn cursor(&self, scope: &CursorScope) -> StoreResult<Option<String>>;
+
+    /// Every stored cursor, org-wide ones first.
+    fn list_cursors(&self) -> StoreResult<Vec<CursorEntry>>;
+
+    // ---- committing -------------------------------------------------------------------
+
+    /// Applies one pass in a single transaction (see [`PassCommit`] for the order). A commit
+    /// that would put one record in two pairs, move another user's cursor or is otherwise
+    /// malformed is refused and writes nothing.
+    fn commit_pass(&self, commit: &PassCommit) -> StoreResult<CommitReceipt>;
+
+    /// Moves org-wide CRM cursors (only those), in one transaction. The service calls it once
+    /// every user's pass covering the changes is committed.
+    fn advance_org_cursors(
+        &self,
+        advances: &[CursorAdvance],
+        at: DateTime<Utc>,
+    ) -> StoreResult<u64>;
+
+    /// Reset Sync: forgets the user's pairs and cursors so the next pass re-matches
+    /// everything, and un-pauses the user. Nothing else (runs, logs, other users) changes.
+    fn reset_user(&self, user: &UserKey) -> StoreResult<ResetCounts>;
+
+    // ---- users ------------------------------------------------------------------------
+
+    /// Registers a user with no state; a no-op for a known user.
+    fn ensure_user(&self, user: &UserKey) -> StoreResult<()>;
+
+    /// Pauses the user with a reason, or un-pauses with `None`.
+    fn set_paused(&self, user: &UserKey, reason: Option<&str>) -> StoreResult<()>;
+
+    fn user_status(&self, user: &UserKey) -> StoreResult<Option<UserStatus>>;
+
+    /// Every known user, ordered by key.
+    fn list_users(&self) -> StoreResult<Vec<UserStatus>>;
+
+    /// The user's failing items, oldest first.
+    fn unresolved(&self, user: &UserKey) -> StoreResult<Vec<UnresolvedItem>>;
+
+    /// The user's last `limit` passes, newest first.
+    fn runs(&self, user: &UserKey, limit: usize) -> StoreResult<Vec<RunRecord>>;
+
+    /// The user's last `limit` conflicts, newest first.
+    fn conflicts(&self, user: &UserKey, limit: usize) -> StoreResult<Vec<ConflictRecord>>;
+
+    /// Replaces the list of CRM users left out of the sync (their address cannot name a
+    /// mailbox) with those a pass found at `at`: users no longer in it are forgotten, those
+    /// still in it keep the time they were first seen.
+    fn record_skipped_crm_users(
+        &self,
+        skipped: &[CrmUserSkip],
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// The CRM users the last pass left out, by CRM id.
+    fn skipped_crm_users(&self) -> StoreResult<Vec<SkippedCrmUser>>;
+
+    // ---- CRM echo log -----------------------------------------------------------------
+
+    /// Records writes outside a pass commit (e.g. right after each batch, to narrow the
+    /// window in which a crash loses them).
+    fn record_crm_writes(&self, writes: &[CrmWrite]) -> StoreResult<()>;
+
+    /// Whether this version of this record is one exsync wrote.
+    fn is_own_crm_write(&self, crm_id: &CrmId, system_modstamp: &str) -> StoreResult<bool>;
+
+    /// Writes recorded at or after `since`, oldest first.
+    fn crm_writes_since(&self, since: DateTime<Utc>) -> StoreResult<Vec<CrmWrite>>;
+
+    /// Forgets writes recorded before `before`; returns how many.
+    fn prune_crm_writes(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+
+    // ---- settings -----------------------------------------------------------------------
+
+    /// A console-managed setting that `exsync.toml` does not hold, as JSON. They live with the
+    /// sync state because the engine reads them before every pass; the console writes them.
+    fn setting(&self, name: &str) -> StoreResult<Option<serde_json::Value>>;
+
+    fn put_setting(
+        &self,
+        name: &str,
+        value: &serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+}
