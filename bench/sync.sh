@@ -5,5 +5,6 @@
 #   bench/sync.sh [--users 50] [--contacts 500] [--events 500]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -q -p exsync --bins --examples
+cargo build --release -q -p exsync --bins
+cargo build --release -q -p exsync-lab --examples
 exec target/release/examples/bench_sync "$@"

@@ -25,6 +25,7 @@ pub enum Command {
     /// Run both simulators and a full sync on this machine: seeded users, a first sync,
     /// scripted changes on both sides, a second sync, a table, and a convergence check
     /// (exit 0 only if both sides agree).
+    #[cfg(feature = "demo")]
     Demo(DemoArgs),
     /// Check or show a configuration file (exsync.toml).
     #[command(subcommand)]
@@ -196,6 +197,7 @@ pub struct CheckArgs {
     pub json: bool,
 }
 
+#[cfg(feature = "demo")]
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Users (mailboxes and CRM users).

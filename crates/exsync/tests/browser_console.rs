@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use chrono::Utc;
-use exsync::console::{hash_password, serve, Console, ServeOptions};
-use exsync::vault::{MasterKey, Vault};
+use exsync_console::{hash_password, serve, Console, ServeOptions};
 use exsync_core::plan::SyncedPair;
 use exsync_core::{Contact, ItemKind, Record, UserKey};
+use exsync_engine::vault::{MasterKey, Vault};
 use exsync_store::{PassCommit, Role, SqliteStore, Store};
 use serde_json::{json, Value};
 

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use chrono::Utc;
 use exsync_core::plan::SyncedPair;
 use exsync_core::{Contact, ItemId, ItemKind, Record, UserKey};
-use exsync_store::{PassCommit, RunCounts, SqliteStore, Store, UnresolvedReport};
+use exsync_store::{PassCommit, RunCounts, SqliteStore, SyncState, UnresolvedReport};
 
 fn exsync(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_exsync"))

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::http::{Method, StatusCode};
 use console_support::*;
-use exsync::console::routes::ROUTES;
+use exsync_console::routes::ROUTES;
 use exsync_store::Role;
 use serde_json::json;
 
@@ -399,13 +399,13 @@ async fn a_demoted_account_loses_its_rights_at_once() {
 #[tokio::test]
 async fn one_client_address_guessing_at_many_accounts_is_limited_too() {
     let env = Env::new();
-    let mut console = exsync::console::Console::new(
+    let mut console = exsync_console::Console::new(
         env.store.clone(),
         env.state.vault.clone(),
         env.config_path(),
     );
-    console.limiter = exsync::console::LoginLimiter::new(5, 3);
-    let app = exsync::console::router(std::sync::Arc::new(console));
+    console.limiter = exsync_console::LoginLimiter::new(5, 3);
+    let app = exsync_console::router(std::sync::Arc::new(console));
     let from = |ip: [u8; 4], user: &str, password: &str| {
         let mut req = request(
             Method::POST,

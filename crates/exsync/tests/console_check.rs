@@ -15,11 +15,11 @@ use std::sync::Arc;
 use axum::http::{Method, StatusCode};
 use console_support::sims::sims;
 use console_support::{request, Auth, Env};
-use exsync::console::check::{run, Outcome, Report};
-use exsync::vault::SecretValue;
+use exsync_engine::check::{run, Outcome, Report};
+use exsync_engine::vault::SecretValue;
 use exsync_store::Role;
 
-fn step<'a>(report: &'a Report, prefix: &str) -> &'a exsync::console::check::Step {
+fn step<'a>(report: &'a Report, prefix: &str) -> &'a exsync_engine::check::Step {
     report
         .steps
         .iter()
@@ -242,13 +242,13 @@ async fn the_cli_prints_json_and_exits_1_on_a_failure_and_the_console_runs_the_s
         .vault
         .set("crm.private_key", &sims.private_key())
         .unwrap();
-    let mut console = exsync::console::Console::new(
+    let mut console = exsync_console::Console::new(
         env.store.clone(),
         env.state.vault.clone(),
         env.config_path(),
     );
     console.connection_tests = true;
-    let app = exsync::console::router(Arc::new(console));
+    let app = exsync_console::router(Arc::new(console));
     let req = request(
         Method::POST,
         "/api/users/user3%40contoso.test/test",

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 
-use exsync::vault::{load_master_key, Vault};
+use exsync_engine::vault::{load_master_key, Vault};
 use exsync_store::{SqliteStore, Store};
 
 const CONFIG: &str = r#"
@@ -164,8 +164,8 @@ fn the_env_master_key_must_be_32_bytes_of_base64() {
 fn rotation_with_an_env_key_takes_the_new_key_on_stdin() {
     let dir = setup("");
     let d = dir.path();
-    let old = exsync::vault::MasterKey::generate();
-    let new = exsync::vault::MasterKey::generate();
+    let old = exsync_engine::vault::MasterKey::generate();
+    let new = exsync_engine::vault::MasterKey::generate();
     let run = |args: &[&str], key: &str, stdin: &str| exsync_with_key(d, args, stdin, Some(key));
     let out = run(
         &["secrets", "set", "crm.client_secret"],

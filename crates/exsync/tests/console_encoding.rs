@@ -11,7 +11,7 @@ mod console_support;
 use axum::http::{Method, StatusCode};
 use chrono::Utc;
 use console_support::*;
-use exsync::console::sha256_hex;
+use exsync_console::sha256_hex;
 use exsync_core::plan::SyncedPair;
 use exsync_core::{Contact, ItemKind, Record, UserKey};
 use exsync_store::{AuditEvent, PassCommit, Role, Session};
@@ -354,13 +354,13 @@ groups = [{group}]
     env.store
         .create_admin_user(
             &admin,
-            &exsync::console::hash_password(PASSWORD).unwrap(),
+            &exsync_console::hash_password(PASSWORD).unwrap(),
             Role::Admin,
             Utc::now(),
         )
         .unwrap();
-    let cookie = exsync::console::new_api_token();
-    let csrf = exsync::console::new_api_token();
+    let cookie = exsync_console::new_api_token();
+    let csrf = exsync_console::new_api_token();
     env.store
         .create_session(&Session {
             id: sha256_hex(&cookie),

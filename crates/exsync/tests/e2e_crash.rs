@@ -8,8 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use exsync::lab::{crm_contact, Lab, LabOptions, Seed};
 use exsync_core::ItemKind;
+use exsync_lab::{crm_contact, Lab, LabOptions, Seed};
 use serde_json::json;
 
 const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";

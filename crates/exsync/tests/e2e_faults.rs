@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use exsync::lab::{crm_contact, Lab, LabOptions, Seed};
-use exsync::sync::service::{PassOptions, PassReport};
 use exsync_core::ItemKind;
+use exsync_engine::sync::service::{PassOptions, PassReport};
+use exsync_lab::{crm_contact, Lab, LabOptions, Seed};
 use reqwest::Method;
 use serde_json::{json, Value};
 

@@ -9,9 +9,9 @@
 use std::time::Duration;
 
 use chrono::{Duration as Days, Utc};
-use exsync::lab::{Lab, LabOptions, Seed, PROFILE};
-use exsync::sync::service::PassOptions;
 use exsync_core::{ItemKind, MAX_LINE, MAX_TEXT};
+use exsync_engine::sync::service::PassOptions;
+use exsync_lab::{Lab, LabOptions, Seed, PROFILE};
 use serde_json::{json, Value};
 
 const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -152,7 +152,7 @@ async fn hostile_crm_data_is_cut_or_left_out_with_reasons_and_the_rest_syncs() {
     let check = lab.convergence().await.unwrap();
     assert!(check.converged(), "{:#?}", check.problems);
     for i in 0..4 {
-        let name = exsync::lab::crm_contact(0, i).last_name;
+        let name = exsync_lab::crm_contact(0, i).last_name;
         lab.exchange_item(&user, ItemKind::Contact, &name)
             .await
             .unwrap();

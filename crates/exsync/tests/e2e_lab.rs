@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use exsync::lab::{Lab, LabOptions, Seed};
-use exsync::sync::service::PassOptions;
+use exsync_engine::sync::service::PassOptions;
+use exsync_lab::{Lab, LabOptions, Seed};
 
 async fn settle() {
     // The CRM connector leaves records stamped within the last second for the next pass.
@@ -52,7 +52,7 @@ async fn both_sides_converge_and_a_second_pass_writes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_converges_with_every_scripted_change_carried() {
     let dir = tempfile::tempdir().unwrap();
-    let outcome = exsync::lab::demo::run(&exsync::lab::demo::DemoOptions {
+    let outcome = exsync_lab::demo::run(&exsync_lab::demo::DemoOptions {
         users: 2,
         contacts: 6,
         events: 4,
@@ -63,7 +63,7 @@ async fn the_demo_converges_with_every_scripted_change_carried() {
     assert!(outcome.converged);
     let lab = &outcome.lab;
     for (u, user) in lab.users.iter().enumerate() {
-        let name = |i| exsync::lab::crm_contact(u, i).last_name;
+        let name = |i| exsync_lab::crm_contact(u, i).last_name;
         use exsync_core::ItemKind::Contact;
         // The CRM edit reached Outlook, the Outlook edit reached the CRM.
         let edited = lab.exchange_item(user, Contact, &name(0)).await.unwrap();

@@ -6,10 +6,10 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use exsync::lab::{crm_contact, exchange_contact, lab_configuration, Lab, LabOptions, Seed};
-use exsync::sync::service::{PassOptions, PassReport};
 use exsync_core::config::{ConflictPolicy, Direction, SyncConfiguration};
 use exsync_core::{Event, EventTime, ItemKind, Record};
+use exsync_engine::sync::service::{PassOptions, PassReport};
+use exsync_lab::{crm_contact, exchange_contact, lab_configuration, Lab, LabOptions, Seed};
 use exsync_salesforce::NewRecord;
 use serde_json::json;
 

@@ -5,7 +5,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use exsync::lab::{Lab, LabOptions, Seed};
+use exsync_lab::{Lab, LabOptions, Seed};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use chrono::Utc;
-use exsync::console::{hash_password, new_api_token, sha256_hex};
+use exsync_console::{hash_password, new_api_token, sha256_hex};
 use exsync_store::{AuditEvent, Role, StoreError};
 use serde_json::json;
 

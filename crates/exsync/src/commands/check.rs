@@ -9,10 +9,10 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use exsync::console::check::files::{permissions, state_files, LocalFile};
-use exsync::console::check::{run as run_checks, Inputs};
-use exsync::vault::MASTER_KEY_ENV;
 use exsync_core::config::{load, StoreConfig};
+use exsync_engine::check::files::{permissions, state_files, LocalFile};
+use exsync_engine::check::{run as run_checks, Inputs};
+use exsync_engine::vault::MASTER_KEY_ENV;
 
 use super::secrets::{key_file_path, open_vault};
 use crate::cli::CheckArgs;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use exsync::lab::demo::{self, DemoOptions};
+use exsync_lab::demo::{self, DemoOptions};
 
 use crate::cli::DemoArgs;
 
@@ -33,9 +33,9 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
 
 /// Leaves the simulators running, with a configuration, a vault and the admin console for
 /// them, and says how to reach everything.
-async fn keep_running(lab: &exsync::lab::Lab) -> anyhow::Result<()> {
-    use exsync::console::{hash_password, serve, Console, ServeOptions};
-    use exsync::vault::{MasterKey, Vault};
+async fn keep_running(lab: &exsync_lab::Lab) -> anyhow::Result<()> {
+    use exsync_console::{hash_password, serve, Console, ServeOptions};
+    use exsync_engine::vault::{MasterKey, Vault};
 
     let dir = &lab.options.dir;
     let config = dir.join("exsync.toml");

@@ -3,6 +3,7 @@
 mod admin;
 mod check;
 mod config;
+#[cfg(feature = "demo")]
 mod demo;
 mod secrets;
 mod serve;
@@ -15,6 +16,7 @@ use crate::cli::{Cli, Command};
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        #[cfg(feature = "demo")]
         Command::Demo(args) => demo::run(&args),
         Command::Run(args) => service::run(&args),
         Command::Sync(args) => service::sync(&args),

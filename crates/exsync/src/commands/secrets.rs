@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use exsync::vault::{
+use exsync_engine::vault::{
     load_master_key, staged_key_path, valid_name, KeySource, MasterKey, SecretValue, Vault,
     MASTER_KEY_ENV,
 };
@@ -60,7 +60,7 @@ fn rotate(args: &SecretsArgs) -> anyhow::Result<ExitCode> {
             let staged = staged_key_path(&path);
             let _ = std::fs::remove_file(&staged);
             let new_key = MasterKey::generate();
-            exsync::vault::create_key_file(&staged, &new_key)?;
+            exsync_engine::vault::create_key_file(&staged, &new_key)?;
             let moved = match vault.rotate(&new_key) {
                 Ok(n) => n,
                 Err(e) => {

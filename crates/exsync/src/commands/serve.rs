@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use exsync::console::{serve, Console, ServeOptions, TlsFiles};
+use exsync_console::{serve, Console, ServeOptions, TlsFiles};
 use exsync_core::config::load;
 
 use super::secrets::open_vault;

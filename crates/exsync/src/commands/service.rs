@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use exsync::connect::build::{syncer, Secrets};
-use exsync::metrics::Metrics;
-use exsync::sync::daemon::{record, run_until_stopped};
-use exsync::sync::service::{PassOptions, PassReport};
 use exsync_core::config::{load, ExsyncConfig, LogFormat};
 use exsync_core::plan::Op;
 use exsync_core::UserKey;
+use exsync_engine::connect::build::{syncer, Secrets};
+use exsync_engine::metrics::Metrics;
+use exsync_engine::sync::daemon::{record, run_until_stopped};
+use exsync_engine::sync::service::{PassOptions, PassReport};
 
 use super::secrets::open_vault;
 use crate::cli::{ConfigFileArg, KeyFileArg, LogFormatArg, RunArgs, SyncArgs};
@@ -40,7 +40,10 @@ fn prepare(
     key: &KeyFileArg,
     log_format: Option<LogFormatArg>,
     metrics: &Arc<Metrics>,
-) -> anyhow::Result<(ExsyncConfig, Arc<exsync::connect::build::ConfiguredSyncer>)> {
+) -> anyhow::Result<(
+    ExsyncConfig,
+    Arc<exsync_engine::connect::build::ConfiguredSyncer>,
+)> {
     let config = load(&config_arg.config).map_err(|errors| anyhow::anyhow!("{errors}"))?;
     init_logging(&config, log_format);
     let (store, vault, _) = open_vault(config_arg, key)?;
@@ -63,7 +66,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         if let Some(addr) = config.service.metrics_listen {
             let metrics = Arc::clone(&metrics);
             tokio::spawn(async move {
-                if let Err(e) = exsync::metrics::serve(addr, metrics).await {
+                if let Err(e) = exsync_engine::metrics::serve(addr, metrics).await {
                     tracing::error!(%addr, error = %e, "Cannot serve metrics.");
                 }
             });

@@ -12,9 +12,9 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use chrono::Utc;
-use exsync::console::{hash_password, router, sha256_hex, AppState, Console};
-use exsync::vault::{MasterKey, Vault};
+use exsync_console::{hash_password, router, sha256_hex, AppState, Console};
 use exsync_core::UserKey;
+use exsync_engine::vault::{MasterKey, Vault};
 use exsync_store::{Role, Session, SqliteStore, Store};
 use tower::ServiceExt;
 
@@ -76,7 +76,7 @@ impl Env {
             store
                 .create_admin_user(role.as_str(), &hash, role, Utc::now())
                 .unwrap();
-            let token = exsync::console::new_api_token();
+            let token = exsync_console::new_api_token();
             store
                 .create_api_token(
                     &sha256_hex(&token),
@@ -115,8 +115,8 @@ impl Env {
 
     /// A fresh session for the account named after `role`: (cookie value, CSRF token).
     pub fn session(&self, role: Role) -> (String, String) {
-        let cookie = exsync::console::new_api_token();
-        let csrf = exsync::console::new_api_token();
+        let cookie = exsync_console::new_api_token();
+        let csrf = exsync_console::new_api_token();
         self.store
             .create_session(&Session {
                 id: sha256_hex(&cookie),

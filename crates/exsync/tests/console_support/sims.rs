@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use exsync::console::check::Inputs;
-use exsync::vault::SecretValue;
+use exsync_engine::check::Inputs;
+use exsync_engine::vault::SecretValue;
 use exsync_sim::exchange::{ExchangeSim, ExchangeSimOptions};
 use exsync_sim::salesforce::SalesforceSim;
 

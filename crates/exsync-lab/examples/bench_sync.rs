@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use exsync::lab::{crm_contact, Lab, LabOptions, Seed};
 use exsync_core::ItemKind;
+use exsync_lab::{crm_contact, Lab, LabOptions, Seed};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -45,7 +45,7 @@ fn exsync_binary() -> Result<PathBuf> {
     let binary = profile_dir.join("exsync");
     if !binary.exists() {
         bail!(
-            "{} is missing: build it with `cargo build --release -p exsync --bins --examples`",
+            "{} is missing: build it with `bench/sync.sh`, which builds both",
             binary.display()
         );
     }

@@ -22,13 +22,13 @@ pub struct Asset {
 pub static CSS: Asset = Asset::new(
     "/assets/console.css",
     "text/css; charset=utf-8",
-    include_str!("../../assets/console.css"),
+    include_str!("../assets/console.css"),
 );
 
 pub static JS: Asset = Asset::new(
     "/assets/console.js",
     "text/javascript; charset=utf-8",
-    include_str!("../../assets/console.js"),
+    include_str!("../assets/console.js"),
 );
 
 #[derive(Deserialize)]

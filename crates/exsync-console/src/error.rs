@@ -41,10 +41,11 @@ impl From<exsync_store::StoreError> for ConsoleError {
     }
 }
 
-impl From<crate::vault::VaultError> for ConsoleError {
-    fn from(e: crate::vault::VaultError) -> Self {
+impl From<exsync_engine::vault::VaultError> for ConsoleError {
+    fn from(e: exsync_engine::vault::VaultError) -> Self {
         match e {
-            crate::vault::VaultError::InvalidName(_) | crate::vault::VaultError::Empty(_) => {
+            exsync_engine::vault::VaultError::InvalidName(_)
+            | exsync_engine::vault::VaultError::Empty(_) => {
                 ConsoleError::bad_request(e.to_string())
             }
             other => ConsoleError::internal(format!("vault: {other}")),

@@ -130,11 +130,8 @@ where
         let now = options.now.unwrap_or_else(Utc::now);
         let mut report = PassReport::default();
         // An admin can switch sync off in the console; a pass then does nothing at all.
-        let enabled = on_store(&self.store, |s| {
-            s.setting(crate::console::SYNC_ENABLED_SETTING)
-        })
-        .await?;
-        if enabled.and_then(|v| v.as_bool()) == Some(false) {
+        let enabled = on_store(&self.store, |s| crate::switch::is_enabled(s)).await?;
+        if !enabled {
             report.disabled = true;
             return Ok(report);
         }

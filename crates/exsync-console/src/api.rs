@@ -21,8 +21,8 @@ use super::auth::{
 };
 use super::error::{ConsoleError, ConsoleResult};
 use super::settings::{set_bool, set_list, set_str, table_at};
-use super::{client_addr, AppState, SYNC_ENABLED_SETTING};
-use crate::vault::{SecretValue, CRM_CLIENT_SECRET, CRM_PRIVATE_KEY, EXCHANGE_PASSWORD};
+use super::{client_addr, AppState};
+use exsync_engine::vault::{SecretValue, CRM_CLIENT_SECRET, CRM_PRIVATE_KEY, EXCHANGE_PASSWORD};
 
 // ---- login -----------------------------------------------------------------------------------
 
@@ -222,8 +222,7 @@ pub(crate) struct SyncInput {
 }
 
 pub(crate) fn set_sync(st: &AppState, caller: &Caller, enabled: bool) -> ConsoleResult<()> {
-    st.store
-        .put_setting(SYNC_ENABLED_SETTING, &json!(enabled), Utc::now())?;
+    exsync_engine::switch::set_enabled(st.store.as_ref(), enabled, Utc::now())?;
     st.audit(
         &caller.actor(),
         if enabled {
@@ -747,15 +746,18 @@ pub(crate) async fn do_test(st: &AppState, caller: &Caller, user: &str) -> (Stat
         Ok(c) => c,
         Err(e) => return (e.status, json!({ "status": "error", "message": e.message })),
     };
-    let inputs =
-        match super::check::Inputs::from_vault(config, &st.vault, Some(key.as_str().to_owned())) {
-            Ok(i) => i,
-            Err(e) => {
-                let e = ConsoleError::from(e);
-                return (e.status, json!({ "status": "error", "message": e.message }));
-            }
-        };
-    let report = super::check::run(&inputs).await;
+    let inputs = match exsync_engine::check::Inputs::from_vault(
+        config,
+        &st.vault,
+        Some(key.as_str().to_owned()),
+    ) {
+        Ok(i) => i,
+        Err(e) => {
+            let e = ConsoleError::from(e);
+            return (e.status, json!({ "status": "error", "message": e.message }));
+        }
+    };
+    let report = exsync_engine::check::run(&inputs).await;
     (
         StatusCode::OK,
         serde_json::to_value(&report).unwrap_or(Value::Null),

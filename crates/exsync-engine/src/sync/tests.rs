@@ -834,25 +834,11 @@ async fn visible_scope_gives_every_contact_to_every_user_of_the_configuration() 
 async fn a_pass_does_nothing_while_sync_is_switched_off() {
     let w = world(&["ann@x.test"]);
     w.crm_create(0, person("Crm", "crm@x.test"));
-    w.syncer
-        .store
-        .put_setting(
-            crate::console::SYNC_ENABLED_SETTING,
-            &serde_json::json!(false),
-            chrono::Utc::now(),
-        )
-        .unwrap();
+    crate::switch::set_enabled(w.syncer.store.as_ref(), false, chrono::Utc::now()).unwrap();
     let report = w.pass().await;
     assert!(report.disabled && report.users.is_empty());
     assert!(w.mailbox("ann@x.test").is_empty());
-    w.syncer
-        .store
-        .put_setting(
-            crate::console::SYNC_ENABLED_SETTING,
-            &serde_json::json!(true),
-            chrono::Utc::now(),
-        )
-        .unwrap();
+    crate::switch::set_enabled(w.syncer.store.as_ref(), true, chrono::Utc::now()).unwrap();
     w.pass().await;
     assert_eq!(w.mailbox("ann@x.test").len(), 1);
 }

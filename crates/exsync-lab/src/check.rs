@@ -11,7 +11,7 @@ use exsync_core::plan::{out_of_scope, Change, Item};
 use exsync_core::{required_fields, Fields, ItemId, ItemKind, UserKey};
 
 use super::Lab;
-use crate::sync::pass::KINDS;
+use exsync_engine::sync::pass::KINDS;
 
 /// Something that does not agree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +68,7 @@ impl Lab {
         let mut out = Convergence::default();
         let now = Utc::now();
         let config = &self.syncer.configurations[0];
-        let lens = crate::sync::sides::CrmSide::lens(&self.syncer.crm);
+        let lens = exsync_engine::sync::sides::CrmSide::lens(&self.syncer.crm);
         for user in &self.users {
             let unresolved: BTreeSet<ItemId> = self
                 .syncer

@@ -1,11 +1,10 @@
-//! The admin console (DESIGN §5): setup pages and a JSON API over the configuration file,
+//! The admin console: setup pages and a JSON API over the configuration file,
 //! the vault and the state database, behind local accounts, sessions with CSRF tokens and
 //! API tokens. `routes` says who may call what; `guard` enforces it for every request.
 
 mod api;
 mod assets;
 mod auth;
-pub mod check;
 mod error;
 mod guard;
 mod html;
@@ -32,10 +31,7 @@ pub use error::{ConsoleError, ConsoleResult};
 pub use serve::{serve, ServeOptions, TlsFiles};
 pub use settings::ConfigFile;
 
-use crate::vault::Vault;
-
-/// Name of the database setting that turns syncing on or off (not in `exsync.toml`).
-pub const SYNC_ENABLED_SETTING: &str = "sync.enabled";
+use exsync_engine::vault::Vault;
 
 /// Everything a request handler needs.
 pub struct Console {
@@ -79,11 +75,7 @@ impl Console {
     }
 
     pub fn sync_enabled(&self) -> ConsoleResult<bool> {
-        Ok(self
-            .store
-            .setting(SYNC_ENABLED_SETTING)?
-            .and_then(|v| v.as_bool())
-            .unwrap_or(true))
+        Ok(exsync_engine::switch::is_enabled(self.store.as_ref())?)
     }
 }
 

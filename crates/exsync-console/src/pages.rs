@@ -16,7 +16,7 @@ use super::auth::{allows, Caller, SESSION_TTL};
 use super::error::ConsoleError;
 use super::html::{csrf_field, error_box, esc, notice, page, seg};
 use super::{client_addr, AppState};
-use crate::vault::SecretValue;
+use exsync_engine::vault::SecretValue;
 
 fn fail(status: StatusCode, title: &str, caller: &Caller, message: &str) -> Response {
     (status, page(title, Some(caller), &error_box(Some(message)))).into_response()

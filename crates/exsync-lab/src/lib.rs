@@ -22,9 +22,9 @@ use exsync_sim::salesforce::SalesforceSim;
 use exsync_store::{SqliteStore, Store};
 use serde_json::{json, Value};
 
-use crate::connect::ews::{Endpoint, ExchangeConnection};
-use crate::connect::salesforce::SalesforceSide;
-use crate::sync::service::Syncer;
+use exsync_engine::connect::ews::{Endpoint, ExchangeConnection};
+use exsync_engine::connect::salesforce::SalesforceSide;
+use exsync_engine::sync::service::Syncer;
 
 pub use check::{Convergence, Problem};
 pub use script::named;
@@ -86,7 +86,7 @@ pub struct Lab {
     /// The CRM as the integration user sees it, for seeding and reading back.
     pub crm: Arc<SalesforceClient>,
     /// What the service's connectors reported (requests, throttling waits).
-    pub metrics: Arc<crate::metrics::Metrics>,
+    pub metrics: Arc<exsync_engine::metrics::Metrics>,
     control: reqwest::Client,
 }
 
@@ -228,7 +228,7 @@ impl Lab {
         resolve.insert(&mail_host, sim_addr);
         ews_config.resolve = resolve;
 
-        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let metrics = Arc::new(exsync_engine::metrics::Metrics::default());
         let observer = exsync_core::observe::Observer(
             Arc::clone(&metrics) as Arc<dyn exsync_core::observe::RequestObserver>
         );
@@ -247,7 +247,7 @@ impl Lab {
                 .clone()
                 .unwrap_or_else(lab_configuration)],
             concurrency: options.concurrency,
-            slice: crate::sync::pass::SLICE,
+            slice: exsync_engine::sync::pass::SLICE,
         });
         Ok(Lab {
             options,
@@ -397,17 +397,17 @@ sync_private = true
             profile = quoted(PROFILE),
         );
         std::fs::write(path, config).with_context(|| format!("writing {}", path.display()))?;
-        let key = crate::vault::MasterKey::from_base64(master_key)?;
-        let vault = crate::vault::Vault::new(Arc::clone(&self.syncer.store), key);
+        let key = exsync_engine::vault::MasterKey::from_base64(master_key)?;
+        let vault = exsync_engine::vault::Vault::new(Arc::clone(&self.syncer.store), key);
         let password = text(&x["service_account"]["password"]);
         vault.set(
-            crate::vault::EXCHANGE_PASSWORD,
-            &crate::vault::SecretValue::new(password),
+            exsync_engine::vault::EXCHANGE_PASSWORD,
+            &exsync_engine::vault::SecretValue::new(password),
         )?;
         let pem = std::fs::read_to_string(&sf.private_key_file)?;
         vault.set(
-            crate::vault::CRM_PRIVATE_KEY,
-            &crate::vault::SecretValue::new(pem),
+            exsync_engine::vault::CRM_PRIVATE_KEY,
+            &exsync_engine::vault::SecretValue::new(pem),
         )?;
         Ok(())
     }

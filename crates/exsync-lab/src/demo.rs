@@ -15,7 +15,7 @@ use exsync_store::RunCounts;
 use serde_json::json;
 
 use super::{crm_contact, Lab, LabOptions, Seed};
-use crate::sync::service::{PassOptions, PassReport, Progress};
+use exsync_engine::sync::service::{PassOptions, PassReport, Progress};
 
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
