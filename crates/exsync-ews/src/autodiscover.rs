@@ -1,13 +1,13 @@
-//! Autodiscover with the security rules of DESIGN §2: the configured EWS URL wins; candidates
-//! come only from the mailbox's own domain; credentials go only over verified https and only
-//! to hosts in the allow-list; the plain-http step is an unauthenticated GET whose https
-//! Location is followed only into the allow-list; at most 10 redirects, loops detected;
+//! Autodiscover with its security rules (`ARCHITECTURE.md`, "Credentials"): the configured EWS URL
+//! wins; candidates come only from the mailbox's own domain; credentials go only over verified
+//! https and only to hosts in the allow-list; the plain-http step is an unauthenticated GET whose
+//! https Location is followed only into the allow-list; at most 10 redirects, loops detected;
 //! results cached with a TTL.
 //!
-//! Addresses and URLs from answers are parsed, never matched as strings: a host is only ever
-//! the one a URL parser (the same one that then connects) reads out of a URL, and a domain is
-//! only ever a valid DNS name. No request of any kind, anonymous or not, goes to a host outside
-//! the allow-list, and each candidate (with its redirects) gets one request timeout in all.
+//! Addresses and URLs from answers are parsed, never matched as strings: a host is only ever the
+//! one a URL parser (the same one that then connects) reads out of a URL, and a domain is only ever
+//! a valid DNS name. No request of any kind, anonymous or not, goes to a host outside the
+//! allow-list, and each candidate (with its redirects) gets one request timeout in all.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

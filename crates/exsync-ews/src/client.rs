@@ -1,5 +1,5 @@
 //! The connector as the sync engine uses it: one [`EwsClient`] per service account, and a
-//! [`MailboxClient`] per syncing user with the operations of DESIGN §2.
+//! [`MailboxClient`] per syncing user with the operations the sync needs.
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -1,6 +1,6 @@
-//! Each Autodiscover security rule (DESIGN §2, issue point 3), against the simulator and,
-//! where a host outside the test domain must present a valid certificate, a scripted server.
-//! The simulator's counters show where Authorization headers went.
+//! Each Autodiscover security rule, against the simulator and, where a host outside the test domain
+//! must present a valid certificate, a scripted server. The simulator's counters show where
+//! Authorization headers went.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

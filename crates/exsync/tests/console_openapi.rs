@@ -17,7 +17,10 @@ fn role_text(access: Access) -> String {
 
 #[test]
 fn the_openapi_file_matches_the_routes() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../exsync-console/openapi.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../exsync-console/openapi.json"
+    );
     let spec: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     assert!(spec["openapi"].as_str().unwrap().starts_with("3."));

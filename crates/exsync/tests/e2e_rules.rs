@@ -1,4 +1,4 @@
-//! The rules of DESIGN §4 end to end, each with its own configuration, through both
+//! The sync rules end to end, each with its own configuration, through both
 //! simulators: directions, conflict policies, the mass-delete valve, Reset Sync, private events
 //! and the event window.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

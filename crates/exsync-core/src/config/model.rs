@@ -151,7 +151,7 @@ pub fn default_field_map(kind: ItemKind) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// One named configuration (DESIGN §4): the rules for contacts and events, and who gets them.
+/// One named configuration: the rules for contacts and events, and who gets them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SyncConfiguration {
     pub name: String,

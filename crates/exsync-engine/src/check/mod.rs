@@ -1,4 +1,4 @@
-//! The connectivity analyzer (DESIGN §6): the checks an admin runs before and after go-live,
+//! The connectivity analyzer: the checks an admin runs before and after go-live,
 //! each reported pass / warn / fail with the evidence seen and, when something is wrong,
 //! the fix. `exsync check` and the console's connection test both run [`run`]; the command
 //! adds [`files::permissions`], about the files on the server it runs on.

@@ -1,4 +1,4 @@
-//! The secrets vault (DESIGN §5): the service account's password and the CRM's private key or
+//! The secrets vault: the service account's password and the CRM's private key or
 //! client secret, encrypted with AES-256-GCM under the master key before they reach the
 //! store. Each encryption draws a fresh 96-bit nonce, and the secret's name is the associated
 //! data, so a ciphertext copied under another name fails to decrypt instead of passing as it.

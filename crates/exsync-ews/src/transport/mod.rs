@@ -1,5 +1,5 @@
-//! HTTPS with the policy of DESIGN §2: verified TLS only, Basic or NTLM chosen per host and
-//! pinned once it worked, NTLM legs and the requests after them on one kept-alive connection,
+//! HTTPS with the credential policy (`ARCHITECTURE.md`, "Credentials"): verified TLS only,
+//! Basic or NTLM chosen per host and pinned once it worked, NTLM legs and the requests after them on one kept-alive connection,
 //! every connection through the name-resolution override.
 
 pub mod auth;
