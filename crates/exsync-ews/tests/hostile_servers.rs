@@ -4,18 +4,16 @@
 //! server of its own on 127.0.0.1, reached through the name-resolution override.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use url::Url;
 
-use common::hostile::{self, Hostile, Reply};
 use exsync_ews::autodiscover::{AllowList, Autodiscover, AutodiscoverConfig};
 use exsync_ews::dns::{SrvRecord, StaticSrv};
 use exsync_ews::{AuthMode, Credentials, EwsClient, EwsConfig, EwsError, Resolve};
+use exsync_testkit::hostile::{self, Hostile, Reply};
 
 const DOMAIN: &str = "contoso.test";
 const AUTODISCOVER_HOST: &str = "autodiscover.contoso.test";
@@ -59,7 +57,7 @@ async fn a_deeply_nested_autodiscover_reply_is_an_error_not_a_crash() {
     let depth = 200_000;
     let xml = format!("{}{}", "<a>".repeat(depth), "</a>".repeat(depth));
     assert!(xml.len() > 1_300_000);
-    let server = hostile::start(&[DOMAIN], Reply::Xml(xml)).await;
+    let server = hostile::start(&[DOMAIN], Reply::Body(xml)).await;
     let ad = autodiscover(
         config(server.ca_file.clone(), only_the_domain(&server)),
         server.addr.port(),
@@ -293,7 +291,7 @@ async fn a_crafted_redirect_address_sends_nothing_outside_the_allow_list() {
         let answer = pox_account(&format!(
             "<Action>redirectAddr</Action><RedirectAddr>{address}</RedirectAddr>"
         ));
-        let server = hostile::start(&[DOMAIN], Reply::Xml(answer)).await;
+        let server = hostile::start(&[DOMAIN], Reply::Body(answer)).await;
         let resolve = resolve
             .with(DOMAIN, server.addr)
             .with(AUTODISCOVER_HOST, closed())
@@ -334,7 +332,7 @@ async fn crafted_redirect_urls_and_locations_send_nothing_outside_the_allow_list
             "<Action>redirectUrl</Action><RedirectUrl>{}</RedirectUrl>",
             url.replace('&', "&amp;")
         ));
-        let server = hostile::start(&[DOMAIN], Reply::Xml(answer)).await;
+        let server = hostile::start(&[DOMAIN], Reply::Body(answer)).await;
         // …and an http Location from the plain-http candidate.
         let location =
             format!("HTTP/1.1 302 Found\r\nLocation: {url}\r\nContent-Length: 0\r\n\r\n");

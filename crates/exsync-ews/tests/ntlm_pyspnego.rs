@@ -3,8 +3,6 @@
 //! (tests/interop/ntlm/ntlm_server.py, shared with exsync-ntlm's tests).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -31,8 +29,8 @@ impl Drop for Server {
 
 fn start() -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let script = common::workspace().join("tests/interop/ntlm/ntlm_server.py");
-    let mut child = Command::new(common::python())
+    let script = exsync_testkit::paths::workspace().join("tests/interop/ntlm/ntlm_server.py");
+    let mut child = Command::new(exsync_testkit::paths::python())
         .arg(&script)
         .arg(dir.path())
         .args(["CONTOSO", "svc-sync", PASSWORD])

@@ -489,7 +489,7 @@ fn records_survive_ews_and_back() {
         round_trip(&w, ItemKind::Event, &e)?;
     });
     // Everything sent on the way validates against the schema.
-    common::validate_requests(w.trace.path());
+    exsync_testkit::schema::validate_requests(w.trace.path());
 }
 
 /// A monthly series on the 29th has its February occurrence on the 28th in Exchange, so a

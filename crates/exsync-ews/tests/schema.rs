@@ -1,8 +1,6 @@
 //! Every request body the connector can build validates against Microsoft's EWS schema.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{NaiveDate, TimeZone, Utc};
@@ -15,6 +13,7 @@ use exsync_ews::mapping::{contact_updates, event_updates, write_contact, write_e
 use exsync_ews::ops::{folders, items, sync, FolderRef};
 use exsync_ews::soap::envelope;
 use exsync_ews::xml::XmlWriter;
+use exsync_testkit::schema::{run_validator, Envelopes};
 
 fn contact() -> Contact {
     Contact {
@@ -281,7 +280,7 @@ fn every_request_body_is_schema_valid() {
         )
         .unwrap();
     }
-    if let Some(checked) = common::validate_requests(dir.path()) {
+    if let Some(checked) = exsync_testkit::schema::validate_requests(dir.path()) {
         assert_eq!(checked, bodies.len());
     }
 }
@@ -296,7 +295,7 @@ fn validator_rejects_an_invalid_body() {
     };
     let bad = sync::request(&folder, None, 512).replace(">512<", ">513<");
     std::fs::write(dir.path().join("bad.xml"), envelope("a@x.test", &bad)).unwrap();
-    let Some((code, report)) = common::run_validator(dir.path()) else {
+    let Some((code, report)) = run_validator(Envelopes::Requests, dir.path()) else {
         return;
     };
     assert_eq!(code, 1, "{report}");

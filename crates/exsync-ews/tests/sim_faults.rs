@@ -270,7 +270,7 @@ async fn the_rest_of_a_stopped_batch_is_retried() {
         .find(|s| s.authorization.is_some())
         .unwrap();
     assert_eq!(last.body.matches("<t:ItemId ").count(), 3);
-    common::validate_requests(trace.path());
+    exsync_testkit::schema::validate_requests(trace.path());
 }
 
 /// A batch Exchange stops every time is sent three times, then reported per item; an answer
@@ -322,7 +322,7 @@ async fn a_batch_stopped_for_good_or_answered_short_ends_in_errors_per_item() {
         }
         other => panic!("{other:?}"),
     }
-    common::validate_requests(trace.path());
+    exsync_testkit::schema::validate_requests(trace.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

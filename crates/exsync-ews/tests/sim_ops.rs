@@ -202,7 +202,7 @@ async fn contacts_lifecycle() {
         }
     }
     assert!(calls > 10, "{calls}");
-    common::validate_requests(trace.path());
+    exsync_testkit::schema::validate_requests(trace.path());
 }
 
 #[test]
@@ -391,5 +391,5 @@ async fn events_round_trip_and_calendar_view() {
         .unwrap();
     assert_eq!(items[0].fields, moved.to_fields());
 
-    common::validate_requests(trace.path());
+    exsync_testkit::schema::validate_requests(trace.path());
 }

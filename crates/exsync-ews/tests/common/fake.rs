@@ -10,13 +10,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use exsync_testkit::hostile::tls;
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 
 pub struct Seen {
     pub host: String,
@@ -44,40 +42,6 @@ impl Fake {
         }
         out
     }
-}
-
-/// A TLS acceptor whose certificate covers `names`, signed by a fresh CA written to
-/// `ca.pem` in the returned directory; `expired` makes it one that ran out.
-pub fn tls(names: &[&str], expired: bool) -> (TlsAcceptor, PathBuf, tempfile::TempDir) {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "exsync test CA");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let mut leaf_params =
-        CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-    if expired {
-        leaf_params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-        leaf_params.not_after = rcgen::date_time_ymd(2021, 1, 1);
-    }
-    let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, ca.pem()).unwrap();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
-    let certs: Vec<CertificateDer<'static>> = vec![leaf.der().clone()];
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .unwrap();
-    (TlsAcceptor::from(Arc::new(config)), ca_file, dir)
 }
 
 /// Starts a server whose certificate covers `names`; `expired` makes it one that ran out.

@@ -3,35 +3,22 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
 use serde_json::Value;
 use url::Url;
 
-use exsync_ews::transport::conn::{Connection, ReplyLimits, Resolve, DEFAULT_MAX_REPLY_BYTES};
-use exsync_ews::transport::tls::client_config;
+use exsync_ews::transport::conn::Resolve;
 use exsync_ews::{AuthMode, Credentials, EwsConfig};
+use exsync_testkit::paths::bin;
+use exsync_testkit::sim::{ExchangeControl, SimCommand, SimProcess, Simulator};
 
 pub const DOMAIN: &str = "contoso.test";
 pub const MAIL_HOST: &str = "mail.contoso.test";
 
-/// The directory holding our binaries: `EXSYNC_BIN_DIR`, else the target dir this test was
-/// built into.
-pub fn bin_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("EXSYNC_BIN_DIR") {
-        return PathBuf::from(dir);
-    }
-    let exe = std::env::current_exe().unwrap();
-    // target/debug/deps/<test> → target/debug
-    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
-}
-
 pub struct Sim {
-    child: Child,
+    process: SimProcess,
     pub dir: tempfile::TempDir,
     pub info: Value,
     pub port: u16,
@@ -39,8 +26,7 @@ pub struct Sim {
 
 impl Drop for Sim {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.kill();
         // Every SOAP request a client built from `config` sent to this simulator must be
         // schema-valid; checked here so that no test can forget it.
         let trace = self.client_trace();
@@ -51,7 +37,7 @@ impl Drop for Sim {
             })
         });
         if has_requests && !std::thread::panicking() {
-            super::validate_requests(&trace);
+            exsync_testkit::schema::validate_requests(&trace);
         }
     }
 }
@@ -83,64 +69,36 @@ impl Default for SimOptions<'_> {
 
 impl Sim {
     pub fn start(opts: SimOptions<'_>) -> Sim {
-        let bin = bin_dir().join("exsync-sim");
-        assert!(
-            bin.exists(),
-            "{} not found: build it first (cargo build -p exsync-sim) or set EXSYNC_BIN_DIR",
-            bin.display()
-        );
         let dir = tempfile::tempdir().unwrap();
         let data_dir = opts
             .data_dir
             .clone()
             .unwrap_or_else(|| dir.path().join("data"));
-        let _ = std::fs::remove_file(data_dir.join("sim.json"));
-        let listen = opts
-            .listen
-            .map_or_else(|| "127.0.0.1:0".to_owned(), |a| a.to_string());
-        let mut cmd = Command::new(&bin);
-        cmd.arg("exchange")
-            .arg("--listen")
-            .arg(&listen)
-            .arg("--data-dir")
-            .arg(&data_dir)
+        let mut cmd = SimCommand::new(bin("exsync-sim"), Simulator::Exchange, &data_dir)
             .arg("--domain")
             .arg(DOMAIN)
             .arg("--mailboxes")
             .arg(opts.mailboxes.to_string())
             .arg("--auth")
             .arg(opts.auth)
-            .arg("--back-off-ms")
-            .arg("200")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .args(["--back-off-ms", "200"]);
+        if let Some(listen) = opts.listen {
+            cmd = cmd.listen(listen);
+        }
         if opts.extended_protection {
-            cmd.arg("--extended-protection");
+            cmd = cmd.arg("--extended-protection");
         }
         if opts.http_listen {
-            cmd.arg("--http-listen").arg("127.0.0.1:0");
+            cmd = cmd.args(["--http-listen", "127.0.0.1:0"]);
         }
         if let Some(max) = opts.max_concurrency {
-            cmd.arg("--max-concurrency").arg(max.to_string());
+            cmd = cmd.args(["--max-concurrency".to_owned(), max.to_string()]);
         }
-        let child = cmd.spawn().expect("start exsync-sim");
-        let json_path = data_dir.join("sim.json");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let info: Value = loop {
-            if let Ok(text) = std::fs::read_to_string(&json_path) {
-                if let Ok(v) = serde_json::from_str(&text) {
-                    break v;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "simulator did not write sim.json"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let process = cmd.start();
+        let info = process.info.clone();
         let port = info["port"].as_u64().unwrap() as u16;
         Sim {
-            child,
+            process,
             dir,
             info,
             port,
@@ -237,42 +195,22 @@ impl Sim {
         cfg
     }
 
+    /// The simulator's control API.
+    pub fn control_api(&self) -> ExchangeControl {
+        ExchangeControl::from_info(&self.info)
+    }
+
     /// One control API call; returns status and JSON.
     pub async fn control(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let tls = client_config(Some(&self.ca())).unwrap();
-        let mut conn = Connection::open(
-            "127.0.0.1",
-            self.port,
-            Some(&tls),
-            &Resolve::new(),
-            Duration::from_secs(10),
-        )
-        .await
-        .unwrap();
-        let token = self.info["control_token"].as_str().unwrap();
-        let request = http::Request::builder()
-            .method(method)
-            .uri(format!("/_control{path}"))
-            .header("Host", format!("127.0.0.1:{}", self.port))
-            .header("Authorization", format!("Bearer {token}"))
-            .header("Content-Type", "application/json")
-            .body(Full::new(Bytes::from(
-                body.map(|b| b.to_string()).unwrap_or_default(),
-            )))
-            .unwrap();
-        let limits = ReplyLimits::new(Duration::from_secs(10), DEFAULT_MAX_REPLY_BYTES);
-        let response = conn.send(request, limits).await.unwrap();
-        let value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
-        (response.status, value)
+        self.control_api().call(method, path, body.as_ref()).await
     }
 
     pub async fn counters(&self) -> Value {
-        self.control("GET", "/counters", None).await.1
+        self.control_api().counters().await
     }
 
     pub async fn faults(&self, faults: Value) {
-        let (status, body) = self.control("PUT", "/faults", Some(faults)).await;
-        assert_eq!(status, 200, "{body}");
+        self.control_api().faults(&faults).await;
     }
 }
 
