@@ -2,13 +2,12 @@
 //! the vault and the state database, behind local accounts, sessions with CSRF tokens and
 //! API tokens. `routes` says who may call what; `guard` enforces it for every request.
 
-mod api;
 mod assets;
 mod auth;
 mod error;
 mod guard;
 mod html;
-mod pages;
+mod resources;
 pub mod routes;
 mod serve;
 mod settings;
@@ -81,44 +80,49 @@ impl Console {
 
 /// The console's routes with the guard in front of every one of them.
 pub fn router(state: AppState) -> Router {
+    use resources::users::{reset, skipped, test};
+    use resources::{audit, configurations, crm, service_account, session, sync, users};
     Router::new()
-        .route("/api/login", post(api::login))
-        .route("/api/logout", post(api::logout))
-        .route("/api/me", get(api::me))
-        .route("/api/sync", get(api::get_sync).put(api::put_sync))
+        .route("/api/login", post(session::login_json))
+        .route("/api/logout", post(session::logout_json))
+        .route("/api/me", get(session::me_json))
+        .route("/api/sync", get(sync::get_json).put(sync::put_json))
         .route(
             "/api/service-account",
-            get(api::get_service_account).put(api::put_service_account),
+            get(service_account::get_json).put(service_account::put_json),
         )
-        .route("/api/crm", get(api::get_crm).put(api::put_crm))
+        .route("/api/crm", get(crm::get_json).put(crm::put_json))
         .route(
             "/api/configurations",
-            get(api::list_configurations).post(api::create_configuration),
+            get(configurations::list_json).post(configurations::create_json),
         )
-        .route("/api/configurations/{name}", put(api::update_configuration))
-        .route("/api/assignment", get(api::assignment))
-        .route("/api/users", get(api::users))
-        .route("/api/skipped-users", get(api::skipped_users))
-        .route("/api/users/{user}/reset", post(api::reset_user))
-        .route("/api/users/{user}/test", post(api::test_user))
-        .route("/api/audit", get(api::audit))
-        .route("/login", get(pages::login_form).post(pages::login))
-        .route("/logout", post(pages::logout))
-        .route("/", get(pages::overview))
-        .route("/sync", post(pages::set_sync))
+        .route(
+            "/api/configurations/{name}",
+            put(configurations::update_json),
+        )
+        .route("/api/assignment", get(configurations::assignment_json))
+        .route("/api/users", get(users::list_json))
+        .route("/api/skipped-users", get(skipped::list_json))
+        .route("/api/users/{user}/reset", post(reset::post_json))
+        .route("/api/users/{user}/test", post(test::post_json))
+        .route("/api/audit", get(audit::list_json))
+        .route("/login", get(session::login_form).post(session::login_post))
+        .route("/logout", post(session::logout_post))
+        .route("/", get(users::status_get_page))
+        .route("/sync", post(sync::post_form))
         .route(
             "/service-account",
-            get(pages::service_account).post(pages::save_service_account),
+            get(service_account::get_page).post(service_account::post_form),
         )
-        .route("/crm", get(pages::crm).post(pages::save_crm))
+        .route("/crm", get(crm::get_page).post(crm::post_form))
         .route(
             "/configurations",
-            get(pages::configurations).post(pages::create_configuration),
+            get(configurations::get_page).post(configurations::create_form),
         )
-        .route("/configurations/{name}", post(pages::update_configuration))
-        .route("/users/{user}/reset", post(pages::reset_user))
-        .route("/users/{user}/test", post(pages::test_user))
-        .route("/audit", get(pages::audit))
+        .route("/configurations/{name}", post(configurations::update_form))
+        .route("/users/{user}/reset", post(reset::post_form))
+        .route("/users/{user}/test", post(test::post_form))
+        .route("/audit", get(audit::get_page))
         .route("/assets/console.css", get(assets::css))
         .route("/assets/console.js", get(assets::js))
         .route_layer(axum::middleware::from_fn_with_state(

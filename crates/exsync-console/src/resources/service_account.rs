@@ -1,0 +1,276 @@
+//! The Exchange service account: `GET`/`PUT /api/service-account` and the
+//! `/service-account` page with its form.
+
+use std::collections::BTreeSet;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Form, Json};
+use exsync_engine::vault::{SecretValue, EXCHANGE_PASSWORD};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::auth::Caller;
+use crate::error::{ConsoleError, ConsoleResult};
+use crate::html::{csrf_field, error_box, esc, notice, page};
+use crate::settings::{set_list, set_str, table_at};
+use crate::AppState;
+
+use super::{blank_to_none, internal};
+
+/// The service account as configured. The password is never shown, only whether one is
+/// stored.
+#[derive(Serialize)]
+pub struct ServiceAccountView {
+    /// `auto`, `basic` or `ntlm`.
+    pub auth: &'static str,
+    /// Whether mailboxes are found through Autodiscover (no EWS URL set).
+    pub autodiscover: bool,
+    pub ca_file: Option<String>,
+    /// The only method there is; named so that clients need not assume it.
+    pub connection_method: &'static str,
+    pub ews_url: Option<String>,
+    pub other_domains: Vec<String>,
+    pub password_provided: bool,
+    pub username: String,
+}
+
+impl ServiceAccountView {
+    pub fn load(st: &AppState) -> ConsoleResult<ServiceAccountView> {
+        let config = st.config.load()?;
+        let x = config.exchange;
+        Ok(ServiceAccountView {
+            auth: x.auth.as_str(),
+            autodiscover: x.ews_url.is_none(),
+            ca_file: x.ca_file.as_ref().map(|p| p.display().to_string()),
+            connection_method: "ews_service_account",
+            ews_url: x.ews_url,
+            other_domains: x.other_domains,
+            password_provided: st.vault.contains(EXCHANGE_PASSWORD)?,
+            username: x.service_account,
+        })
+    }
+
+    fn render(&self, caller: &Caller, message: Option<&str>, error: Option<&str>) -> String {
+        let provided = if self.password_provided {
+            format!(
+                r#"<p class="notice" id="provided">Service account provided: {}</p>"#,
+                esc(&self.username)
+            )
+        } else {
+            r#"<p class="muted" id="provided">No service account password stored yet.</p>"#
+                .to_owned()
+        };
+        let option = |value: &str, label: &str| {
+            format!(
+                r#"<option value="{value}"{}>{label}</option>"#,
+                if self.auth == value { " selected" } else { "" }
+            )
+        };
+        format!(
+            r#"{}{}{provided}
+<form method="post" action="/service-account" autocomplete="off" id="service-account-form">{}
+<fieldset><legend>Connection method</legend>
+<label>Method <select name="method" disabled><option selected>Exchange Web Services through a service account with impersonation</option></select></label>
+<label>Authentication <select name="auth" id="auth">{}{}{}</select></label></fieldset>
+<fieldset><legend>Service account</legend>
+<label>User name (user@domain or DOMAIN\user) <input type="text" name="username" id="sa-username" value="{}" autocomplete="off" required></label>
+<label>Password <input type="password" name="password" id="sa-password" value="" autocomplete="off" data-no-copy placeholder="{}"></label>
+<p class="muted">The password is stored encrypted and is never shown again. Type it again to change it; changing the domains below also requires it.</p></fieldset>
+<fieldset><legend>Where mailboxes are found</legend>
+<label>EWS URL (leave empty to use Autodiscover) <input type="text" name="ews_url" id="ews-url" value="{}" placeholder="https://mail.example.com/EWS/Exchange.asmx"></label>
+<label>Other domains to sync, comma-separated <input type="text" name="other_domains" id="other-domains" value="{}"></label>
+<label>CA file (PEM, for a company PKI) <input type="text" name="ca_file" id="ca-file" value="{}"></label></fieldset>
+<button type="submit" id="save-service-account">Save</button></form>"#,
+            notice(message),
+            error_box(error),
+            csrf_field(caller),
+            option("auto", "Basic when offered, NTLM otherwise"),
+            option("basic", "Basic"),
+            option("ntlm", "NTLM"),
+            esc(&self.username),
+            if self.password_provided {
+                "(stored; type it again to change it)"
+            } else {
+                "required"
+            },
+            esc(self.ews_url.as_deref().unwrap_or_default()),
+            esc(&self.other_domains.join(", ")),
+            esc(self.ca_file.as_deref().unwrap_or_default()),
+        )
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ServiceAccountInput {
+    pub username: String,
+    #[serde(default)]
+    pub password: Option<SecretValue>,
+    #[serde(default)]
+    pub auth: Option<String>,
+    #[serde(default)]
+    pub ews_url: Option<String>,
+    #[serde(default)]
+    pub other_domains: Vec<String>,
+    #[serde(default)]
+    pub ca_file: Option<String>,
+}
+
+pub(crate) fn domain_set(domains: &[String]) -> BTreeSet<String> {
+    domains
+        .iter()
+        .flat_map(|d| d.split([',', ' ', '\n', '\r', '\t']))
+        .map(|d| d.trim().to_lowercase())
+        .filter(|d| !d.is_empty())
+        .collect()
+}
+
+/// Saves the service account. A new account, a first password or any change of the
+/// domains the credentials may be sent to requires the password again, so that someone at an
+/// unattended console cannot redirect the stored credentials to a domain they control.
+pub(crate) fn apply_service_account(
+    st: &AppState,
+    caller: &Caller,
+    input: ServiceAccountInput,
+) -> ConsoleResult<ServiceAccountView> {
+    let current = st.config.load()?;
+    let password = input.password.filter(|p| !p.is_empty());
+    let username = input.username.trim().to_owned();
+    if username.is_empty() {
+        return Err(ConsoleError::bad_request(
+            "the service account's user name is required",
+        ));
+    }
+    let domains: Vec<String> = domain_set(&input.other_domains).into_iter().collect();
+    let old_domains: BTreeSet<String> = current.exchange.other_domains.iter().cloned().collect();
+    let domains_changed = domains.iter().cloned().collect::<BTreeSet<_>>() != old_domains;
+    let user_changed = username != current.exchange.service_account;
+    let has_password = st.vault.contains(EXCHANGE_PASSWORD)?;
+    if password.is_none() {
+        if domains_changed {
+            return Err(ConsoleError::bad_request(
+                "changing the domains to sync requires the service account password again",
+            ));
+        }
+        if user_changed {
+            return Err(ConsoleError::bad_request(
+                "changing the service account requires its password",
+            ));
+        }
+        if !has_password {
+            return Err(ConsoleError::bad_request(
+                "the service account password is required",
+            ));
+        }
+    }
+    let ews_url = blank_to_none(input.ews_url);
+    let ca_file = blank_to_none(input.ca_file);
+    let auth = blank_to_none(input.auth);
+    st.config.edit(|doc| {
+        let t = table_at(doc, &["exchange"])?;
+        set_str(t, "service_account", Some(&username));
+        set_str(t, "ews_url", ews_url.as_deref());
+        if let Some(a) = &auth {
+            set_str(t, "auth", Some(a));
+        }
+        set_list(t, "other_domains", &domains);
+        set_str(t, "ca_file", ca_file.as_deref());
+        Ok(())
+    })?;
+    if let Some(p) = &password {
+        st.vault.set(EXCHANGE_PASSWORD, p)?;
+    }
+    st.audit(
+        &caller.actor(),
+        "service_account.update",
+        json!({
+            "username": username,
+            "password_changed": password.is_some(),
+            "ews_url": ews_url,
+            "other_domains": domains,
+            "ca_file": ca_file,
+            "auth": auth,
+        }),
+    );
+    ServiceAccountView::load(st)
+}
+
+// ---- JSON ------------------------------------------------------------------------------------
+
+pub async fn get_json(State(st): State<AppState>) -> ConsoleResult<Json<ServiceAccountView>> {
+    ServiceAccountView::load(&st).map(Json)
+}
+
+pub async fn put_json(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Json(input): Json<ServiceAccountInput>,
+) -> ConsoleResult<Json<ServiceAccountView>> {
+    apply_service_account(&st, &caller, input).map(Json)
+}
+
+// ---- page ------------------------------------------------------------------------------------
+
+fn service_account_page(
+    st: &AppState,
+    caller: &Caller,
+    message: Option<&str>,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    match ServiceAccountView::load(st) {
+        Ok(view) => (
+            status,
+            page(
+                "Service account",
+                Some(caller),
+                &view.render(caller, message, error),
+            ),
+        )
+            .into_response(),
+        Err(e) => internal(caller, e),
+    }
+}
+
+pub async fn get_page(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    service_account_page(&st, &caller, None, None, StatusCode::OK)
+}
+
+/// The form gives the other domains as one comma-separated field.
+#[derive(Deserialize)]
+pub struct ServiceAccountForm {
+    username: String,
+    #[serde(default)]
+    password: Option<SecretValue>,
+    #[serde(default)]
+    auth: Option<String>,
+    #[serde(default)]
+    ews_url: Option<String>,
+    #[serde(default)]
+    other_domains: String,
+    #[serde(default)]
+    ca_file: Option<String>,
+}
+
+pub async fn post_form(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Form(form): Form<ServiceAccountForm>,
+) -> Response {
+    let input = ServiceAccountInput {
+        username: form.username,
+        password: form.password,
+        auth: form.auth,
+        ews_url: form.ews_url,
+        other_domains: vec![form.other_domains],
+        ca_file: form.ca_file,
+    };
+    match apply_service_account(&st, &caller, input) {
+        Ok(_) => service_account_page(&st, &caller, Some("Saved."), None, StatusCode::OK),
+        Err(e) => service_account_page(&st, &caller, None, Some(&e.message), e.status),
+    }
+}

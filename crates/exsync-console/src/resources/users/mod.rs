@@ -1,0 +1,248 @@
+//! Synced users: their status (`GET /api/users` and the status page at `/`), the CRM users
+//! the last pass left out, Reset Sync and the connection test.
+
+pub mod reset;
+pub mod skipped;
+pub mod test;
+
+use std::collections::BTreeSet;
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use chrono::{DateTime, SecondsFormat, Utc};
+use exsync_core::config::{effective_configuration, AssignedBy};
+use exsync_core::UserKey;
+use exsync_store::{Pause, Role, RunCounts, RunRecord, UserStatus};
+use serde::Serialize;
+
+use crate::auth::{allows, Caller};
+use crate::error::ConsoleResult;
+use crate::html::{csrf_field, error_box, esc, notice, page, seg};
+use crate::AppState;
+
+use super::internal;
+use super::sync::SyncView;
+use skipped::SkippedUserView;
+
+/// One user's status, with the configuration assigned to them individually (a group
+/// assignment depends on the user's CRM profile, which only the sync pass knows).
+#[derive(Serialize)]
+pub struct UserView {
+    pub configuration: Option<AssignedView>,
+    pub contact_pairs: u64,
+    pub event_pairs: u64,
+    pub last_run: Option<RunView>,
+    pub paused: Option<Pause>,
+    pub unresolved: u64,
+    pub user: UserKey,
+}
+
+/// The configuration that applies to a user, and how it came to.
+#[derive(Serialize)]
+pub struct AssignedView {
+    pub assigned_by: AssignedBy,
+    pub name: String,
+}
+
+/// The user's last pass.
+#[derive(Serialize)]
+pub struct RunView {
+    pub counts: CountsView,
+    pub error: Option<String>,
+    pub finished: DateTime<Utc>,
+    pub id: i64,
+    pub started: DateTime<Utc>,
+    pub user: UserKey,
+}
+
+/// What a pass did.
+#[derive(Serialize)]
+pub struct CountsView {
+    pub conflicts: u64,
+    pub created: u64,
+    pub deleted: u64,
+    pub failures: u64,
+    pub updated: u64,
+}
+
+impl From<RunCounts> for CountsView {
+    fn from(c: RunCounts) -> Self {
+        CountsView {
+            conflicts: c.conflicts,
+            created: c.created,
+            deleted: c.deleted,
+            failures: c.failures,
+            updated: c.updated,
+        }
+    }
+}
+
+impl From<RunRecord> for RunView {
+    fn from(r: RunRecord) -> Self {
+        RunView {
+            counts: r.counts.into(),
+            error: r.error,
+            finished: r.finished,
+            id: r.id,
+            started: r.started,
+            user: r.user,
+        }
+    }
+}
+
+/// A time as the API writes it (chrono's serde form), so the page shows the same text.
+pub(crate) fn time_text(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+fn assigned_by_name(by: AssignedBy) -> &'static str {
+    match by {
+        AssignedBy::Individual => "individual",
+        AssignedBy::Group => "group",
+    }
+}
+
+impl UserView {
+    /// Every known user. Without a readable configuration file the users are still listed,
+    /// with no configuration.
+    pub fn list(st: &AppState) -> ConsoleResult<Vec<UserView>> {
+        let config = st.config.load().ok();
+        let none = BTreeSet::new();
+        let views = st
+            .store
+            .list_users()?
+            .into_iter()
+            .map(|status: UserStatus| UserView {
+                configuration: config.as_ref().and_then(|c| {
+                    effective_configuration(&c.configurations, &status.user, &none).map(
+                        |(c, by)| AssignedView {
+                            assigned_by: by,
+                            name: c.name.clone(),
+                        },
+                    )
+                }),
+                contact_pairs: status.contact_pairs,
+                event_pairs: status.event_pairs,
+                last_run: status.last_run.map(RunView::from),
+                paused: status.paused,
+                unresolved: status.unresolved,
+                user: status.user,
+            })
+            .collect();
+        Ok(views)
+    }
+
+    fn render_row(&self, caller: &Caller) -> String {
+        let user = self.user.as_str();
+        let paused = match &self.paused {
+            None => "no".to_owned(),
+            Some(p) => format!("yes: {}", p.reason),
+        };
+        let config = match &self.configuration {
+            None => "(by group, or none)".to_owned(),
+            Some(c) => format!("{} ({})", c.name, assigned_by_name(c.assigned_by)),
+        };
+        let mut actions = String::new();
+        if allows(caller.role, Role::Operator) {
+            // The question is attribute text that the console's script hands to `confirm` as
+            // a string; the address never becomes part of any code.
+            let question = format!(
+                "Reset Sync for {user}? Its pairs and cursors are forgotten; no data is deleted."
+            );
+            actions = format!(
+                r#"<form class="inline" method="post" action="/users/{s}/reset" data-confirm="{q}">{c}<button type="submit" class="reset" data-user="{e}">Reset Sync</button></form>
+<form class="inline" method="post" action="/users/{s}/test">{c}<button type="submit" class="test" data-user="{e}">Test connection</button></form>"#,
+                s = seg(user),
+                e = esc(user),
+                q = esc(&question),
+                c = csrf_field(caller)
+            );
+        }
+        // A user who never had a pass shows empty cells for it.
+        let run = self.last_run.as_ref();
+        let count =
+            |f: fn(&CountsView) -> u64| run.map(|r| f(&r.counts).to_string()).unwrap_or_default();
+        format!(
+            "<tr data-user=\"{e}\"><td>{e}</td><td>{}</td><td>{}</td><td>{} / {} / {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{actions}</td></tr>",
+            esc(&config),
+            esc(&run.map(|r| time_text(&r.finished)).unwrap_or_default()),
+            esc(&count(|c| c.created)),
+            esc(&count(|c| c.updated)),
+            esc(&count(|c| c.deleted)),
+            esc(&count(|c| c.conflicts)),
+            esc(&count(|c| c.failures)),
+            esc(run.and_then(|r| r.error.as_deref()).unwrap_or_default()),
+            esc(&paused),
+            esc(&self.unresolved.to_string()),
+            esc(&self.contact_pairs.to_string()),
+            esc(&self.event_pairs.to_string()),
+            e = esc(user),
+        )
+    }
+}
+
+pub async fn list_json(State(st): State<AppState>) -> ConsoleResult<Json<Vec<UserView>>> {
+    UserView::list(&st).map(Json)
+}
+
+/// The status page: the sync switch, every user's status and the CRM users left out.
+/// Form posts about users and the switch answer with it, saying what happened.
+pub(crate) fn status_page(
+    st: &AppState,
+    caller: &Caller,
+    message: Option<&str>,
+    error: Option<&str>,
+) -> Response {
+    let (sync, users) = match (SyncView::load(st), UserView::list(st)) {
+        (Ok(s), Ok(u)) => (s, u),
+        (Err(e), _) | (_, Err(e)) => return internal(caller, e),
+    };
+    let skipped = match SkippedUserView::list(st) {
+        Ok(s) => s,
+        Err(e) => return internal(caller, e),
+    };
+    let mut body = String::new();
+    body.push_str(&notice(message));
+    body.push_str(&error_box(error));
+    body.push_str(&sync.render(caller));
+    body.push_str("<h2>Users</h2>");
+    if users.is_empty() {
+        body.push_str(r#"<p class="muted">No user has been synced yet.</p>"#);
+    } else {
+        body.push_str(
+            r#"<table id="users"><tr><th>User</th><th>Configuration</th><th>Last pass</th><th>Created / updated / deleted</th><th>Conflicts</th><th>Failures</th><th>Error</th><th>Paused</th><th>Unresolved items</th><th>Pairs (contacts / events)</th><th></th></tr>"#,
+        );
+        for u in &users {
+            body.push_str(&u.render_row(caller));
+        }
+        body.push_str("</table>");
+    }
+    body.push_str(&skipped::render_section(&skipped));
+    page("Status", Some(caller), &body).into_response()
+}
+
+pub async fn status_get_page(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    status_page(&st, &caller, None, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_read_as_the_api_writes_them() -> Result<(), serde_json::Error> {
+        for t in [
+            "2026-12-05T17:39:49Z",
+            "2026-12-05T17:39:49.5Z",
+            "2026-12-05T17:39:49.123456789Z",
+        ] {
+            let t: DateTime<Utc> = serde_json::from_value(serde_json::json!(t))?;
+            assert_eq!(serde_json::to_value(t)?, serde_json::json!(time_text(&t)));
+        }
+        Ok(())
+    }
+}
