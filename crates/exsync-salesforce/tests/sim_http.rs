@@ -4,14 +4,9 @@
 
 use std::net::SocketAddr;
 
-use exsync_sim::salesforce::{generate_key_pem, SalesforceSim, JWT_KEY_FILE, SIM_JSON};
+use exsync_sim::salesforce::{SalesforceSim, JWT_KEY_FILE, SIM_JSON};
+use exsync_testkit::keys::jwt_key_pem as key;
 use serde_json::{json, Value};
-
-/// One key for the whole binary: generating one takes seconds in an unoptimised build.
-fn key() -> &'static str {
-    static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    KEY.get_or_init(|| generate_key_pem().unwrap())
-}
 
 fn http(ca_file: &std::path::Path) -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();

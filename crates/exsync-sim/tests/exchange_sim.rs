@@ -3,91 +3,24 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use base64::Engine;
 use bytes::Bytes;
+use exsync_testkit::schema::assert_replies_valid;
+use exsync_testkit::sim::{SimCommand, SimProcess, Simulator};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
-use serde_json::Value;
 
-struct Sim {
-    child: Child,
-    info: Value,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Validates every traced EWS reply against Microsoft's EWS schema with the interop suite's
-/// validator (`tests/interop/ews_schema.py`); the Python comes from EXSYNC_PYTHON. Without the
-/// schema the check is skipped and says so, unless `EXSYNC_REQUIRE_SCHEMA=1` (CI).
-fn assert_traces_valid(trace_dir: &Path) {
-    let python = std::env::var_os("EXSYNC_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join(".venv/bin/python"));
-    assert!(
-        python.exists(),
-        "{} not found: set EXSYNC_PYTHON to a Python with lxml and xmlschema (tests/interop/requirements.txt)",
-        python.display()
-    );
-    let out = Command::new(&python)
-        .arg(workspace().join("tests/interop/ews_schema.py"))
-        .arg("replies")
-        .arg(trace_dir)
-        .output()
-        .expect("run the schema validator");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if out.status.code() == Some(3) {
-        assert!(
-            std::env::var("EXSYNC_REQUIRE_SCHEMA").as_deref() != Ok("1"),
-            "the EWS schema is required (EXSYNC_REQUIRE_SCHEMA=1): {report}"
-        );
-        eprintln!("{report}");
-        return;
-    }
-    assert!(
-        out.status.success(),
-        "replies fail the EWS schema:\n{report}"
-    );
-}
-
-fn start(dir: &Path, extra: &[&str]) -> Sim {
-    let sim_json = dir.join("sim.json");
-    let _ = std::fs::remove_file(&sim_json);
-    let child = Command::new(env!("CARGO_BIN_EXE_exsync-sim"))
-        .args(["exchange", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
+/// `exsync-sim exchange` in `dir`, tracing every exchange to `dir/trace`.
+fn start(dir: &Path, extra: &[&str]) -> SimProcess {
+    SimCommand::new(env!("CARGO_BIN_EXE_exsync-sim"), Simulator::Exchange, dir)
         .arg("--trace-dir")
         .arg(dir.join("trace"))
         .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn exsync-sim");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !sim_json.exists() {
-        assert!(Instant::now() < deadline, "sim.json did not appear");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let info: Value = serde_json::from_slice(&std::fs::read(&sim_json).unwrap()).unwrap();
-    Sim { child, info }
+        .start()
 }
 
 struct Reply {
@@ -96,7 +29,7 @@ struct Reply {
     body: String,
 }
 
-async fn post(sim: &Sim, auth: Option<(&str, &str)>, body: &str) -> Reply {
+async fn post(sim: &SimProcess, auth: Option<(&str, &str)>, body: &str) -> Reply {
     let ca = PathBuf::from(sim.info["ca_cert"].as_str().unwrap());
     let mut roots = rustls::RootCertStore::empty();
     roots
@@ -156,7 +89,7 @@ fn attr<'a>(xml: &'a str, name: &str) -> &'a str {
     &xml[start..end]
 }
 
-fn creds(sim: &Sim) -> (String, String) {
+fn creds(sim: &SimProcess) -> (String, String) {
     let sa = &sim.info["service_account"];
     (
         sa["upn"].as_str().unwrap().to_string(),
@@ -270,7 +203,7 @@ async fn sim_json_auth_impersonation_and_durable_writes() {
     )
     .await;
     assert!(r.body.contains("ErrorAccessDenied"), "{}", r.body);
-    assert_traces_valid(&dir.path().join("trace"));
+    assert_replies_valid(&dir.path().join("trace"));
 }
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_state_pages_and_rejects_bad_page_size() {
@@ -327,7 +260,7 @@ async fn sync_state_pages_and_rejects_bad_page_size() {
     )
     .await;
     assert!(r.body.contains("ErrorInvalidSyncStateData"), "{}", r.body);
-    assert_traces_valid(&dir.path().join("trace"));
+    assert_replies_valid(&dir.path().join("trace"));
 }
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn impersonation_header_forms() {
@@ -359,5 +292,5 @@ async fn impersonation_header_forms() {
     // Without the header the service account works in its own mailbox.
     let r = post(&sim, Some((&user, &pass)), &envelope(None, get)).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_traces_valid(&dir.path().join("trace"));
+    assert_replies_valid(&dir.path().join("trace"));
 }

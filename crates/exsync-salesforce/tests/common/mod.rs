@@ -2,39 +2,32 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 use std::net::SocketAddr;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use exsync_salesforce::{AuthConfig, SalesforceClient, SalesforceConfig, Secret};
-use exsync_sim::salesforce::{generate_key_pem, SalesforceSim, JWT_KEY_FILE};
+use exsync_sim::salesforce::{SalesforceSim, JWT_KEY_FILE};
+use exsync_testkit::keys::jwt_key_pem;
+use exsync_testkit::sim::SalesforceControl;
 use serde_json::Value;
-
-/// One RSA key for every simulator of this test binary: generating one takes seconds in an
-/// unoptimised build.
-fn shared_key() -> &'static str {
-    static KEY: OnceLock<String> = OnceLock::new();
-    KEY.get_or_init(|| generate_key_pem().expect("generating the test JWT key"))
-}
 
 pub struct Harness {
     pub sim: SalesforceSim,
     pub dir: tempfile::TempDir,
-    control: reqwest::Client,
+    pub control: SalesforceControl,
 }
 
 impl Harness {
     pub async fn start() -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(JWT_KEY_FILE), shared_key()).unwrap();
+        // One key for every simulator of the binary (see `exsync_testkit::keys`).
+        std::fs::write(dir.path().join(JWT_KEY_FILE), jwt_key_pem()).unwrap();
         let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
         let sim = SalesforceSim::start(dir.path(), addr).await.unwrap();
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let ca = std::fs::read(&sim.info.ca_file).unwrap();
-        let control = reqwest::Client::builder()
-            .use_rustls_tls()
-            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
-            .build()
-            .unwrap();
+        let control = SalesforceControl::new(
+            &sim.info.control_url,
+            &sim.info.control_token,
+            &sim.info.ca_file,
+        );
         Harness { sim, dir, control }
     }
 
@@ -80,28 +73,13 @@ impl Harness {
             .clone()
     }
 
+    /// A control API call that must succeed; `Null` sends no body.
     pub async fn control(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        let url = format!("{}{path}", self.sim.info.control_url);
-        let response = self
-            .control
-            .request(method, url)
-            .bearer_auth(&self.sim.info.control_token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "control {path}: {}",
-            response.status()
-        );
-        response.json().await.unwrap()
+        let body = (!body.is_null()).then_some(body);
+        self.control.ok(method.as_str(), path, body.as_ref()).await
     }
 
     pub async fn counter(&self, key: &str) -> u64 {
-        let counters = self
-            .control(reqwest::Method::GET, "/counters", Value::Null)
-            .await;
-        counters["counters"][key].as_u64().unwrap_or(0)
+        self.control.counter(key).await
     }
 }
