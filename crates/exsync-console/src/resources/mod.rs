@@ -16,6 +16,9 @@ pub mod session;
 pub mod sync;
 pub mod users;
 
+#[cfg(test)]
+mod shapes;
+
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
