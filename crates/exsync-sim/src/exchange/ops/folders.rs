@@ -107,11 +107,11 @@ pub fn find_folder(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
                     continue;
                 };
                 if let Some(r) = restriction {
-                    let get = |uri: &Element| -> Option<String> {
+                    let get = |uri: &Element| -> Vec<String> {
                         match uri.attr("FieldURI") {
-                            Some("folder:DisplayName") => Some(f.name.clone()),
-                            Some("folder:FolderClass") => Some(f.class.clone()),
-                            _ => None,
+                            Some("folder:DisplayName") => vec![f.name.clone()],
+                            Some("folder:FolderClass") => vec![f.class.clone()],
+                            _ => Vec::new(),
                         }
                     };
                     if !restrict::eval(r, &get)? {

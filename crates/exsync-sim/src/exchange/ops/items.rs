@@ -2,7 +2,7 @@
 
 use super::calendar::{self, Occurrence};
 use super::folders::paging;
-use super::shape::{effective_props, ext_prop_key, field_element, prop_value, render_item, Shape};
+use super::shape::{effective_props, ext_prop_key, field_element, prop_values, render_item, Shape};
 use super::{item_not_found, list, respond, restrict, Ctx, OpResult};
 use crate::exchange::soap::EwsError;
 use crate::exchange::store::{
@@ -528,15 +528,12 @@ pub fn find_item(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
                 let mut kept = Vec::new();
                 for (item, o) in rows {
                     let props = effective_props(item, o.as_ref());
-                    let get = |p: &Element| -> Option<String> {
-                        if p.attr("FieldURI") == Some("item:ItemClass") {
-                            return Some(
-                                prop_value(&props, p).unwrap_or_else(|| {
-                                    super::shape::default_item_class(&item.kind).to_string()
-                                }),
-                            );
+                    let get = |p: &Element| -> Vec<String> {
+                        let values = prop_values(&props, p);
+                        if values.is_empty() && p.attr("FieldURI") == Some("item:ItemClass") {
+                            return vec![super::shape::default_item_class(&item.kind).to_string()];
                         }
-                        prop_value(&props, p)
+                        values
                     };
                     if restrict::eval(r, &get)? {
                         kept.push((item, o));

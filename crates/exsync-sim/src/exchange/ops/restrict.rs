@@ -6,9 +6,12 @@ use crate::exchange::soap::EwsError;
 use crate::exchange::store::parse_time;
 use crate::exchange::xml::Element;
 
-/// `get` returns the value of the property a path element (FieldURI, ExtendedFieldURI,
-/// IndexedFieldURI) names, or None when the item does not have it.
-pub fn eval(expr: &Element, get: &dyn Fn(&Element) -> Option<String>) -> Result<bool, EwsError> {
+/// `get` returns the values of the property a path element (FieldURI, ExtendedFieldURI,
+/// IndexedFieldURI) names: one for a single-valued property, each member for a multi-valued
+/// one (Categories, an extended array), none when the item does not have it. A comparison on
+/// a multi-valued property holds when it holds for any member, as Exchange evaluates them
+/// (a Categories IsEqualTo finds every item that carries that category).
+pub fn eval(expr: &Element, get: &dyn Fn(&Element) -> Vec<String>) -> Result<bool, EwsError> {
     let path = || {
         expr.children
             .iter()
@@ -30,15 +33,14 @@ pub fn eval(expr: &Element, get: &dyn Fn(&Element) -> Option<String>) -> Result<
         if let Some(k) = c.child("Constant") {
             return Ok(Some(k.attr("Value").unwrap_or("").to_string()));
         }
-        Ok(c.children.first().and_then(get))
+        Ok(c.children.first().and_then(|p| get(p).into_iter().next()))
     };
     let compare = |want: &[Ordering]| -> Result<bool, EwsError> {
         let left = get(path()?);
-        let right = constant()?;
-        Ok(match (left, right) {
-            (Some(l), Some(r)) => want.contains(&cmp_values(&l, &r)),
-            _ => false,
-        })
+        let Some(right) = constant()? else {
+            return Ok(false);
+        };
+        Ok(left.iter().any(|l| want.contains(&cmp_values(l, &right))))
     };
     match expr.name.as_str() {
         "And" => {
@@ -64,7 +66,7 @@ pub fn eval(expr: &Element, get: &dyn Fn(&Element) -> Option<String>) -> Result<
                 "Not needs an operand.",
             )),
         },
-        "Exists" => Ok(get(path()?).is_some()),
+        "Exists" => Ok(!get(path()?).is_empty()),
         "IsEqualTo" => compare(&[Ordering::Equal]),
         "IsNotEqualTo" => compare(&[Ordering::Less, Ordering::Greater]),
         "IsGreaterThan" => compare(&[Ordering::Greater]),
@@ -72,9 +74,7 @@ pub fn eval(expr: &Element, get: &dyn Fn(&Element) -> Option<String>) -> Result<
         "IsLessThan" => compare(&[Ordering::Less]),
         "IsLessThanOrEqualTo" => compare(&[Ordering::Less, Ordering::Equal]),
         "Contains" => {
-            let Some(value) = get(path()?) else {
-                return Ok(false);
-            };
+            let values = get(path()?);
             let want = expr
                 .child("Constant")
                 .and_then(|c| c.attr("Value"))
@@ -82,16 +82,19 @@ pub fn eval(expr: &Element, get: &dyn Fn(&Element) -> Option<String>) -> Result<
             let ignore_case = expr
                 .attr("ContainmentComparison")
                 .is_some_and(|c| c.contains("IgnoreCase"));
-            let (v, w) = if ignore_case {
-                (value.to_lowercase(), want.to_lowercase())
-            } else {
-                (value, want.to_string())
-            };
-            Ok(match expr.attr("ContainmentMode").unwrap_or("Substring") {
-                "FullString" => v == w,
-                "Prefixed" => v.starts_with(&w),
-                _ => v.contains(&w),
-            })
+            let mode = expr.attr("ContainmentMode").unwrap_or("Substring");
+            Ok(values.into_iter().any(|value| {
+                let (v, w) = if ignore_case {
+                    (value.to_lowercase(), want.to_lowercase())
+                } else {
+                    (value, want.to_string())
+                };
+                match mode {
+                    "FullString" => v == w,
+                    "Prefixed" => v.starts_with(&w),
+                    _ => v.contains(&w),
+                }
+            }))
         }
         other => Err(EwsError::new(
             "ErrorUnsupportedQueryFilter",

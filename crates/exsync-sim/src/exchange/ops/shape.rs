@@ -79,8 +79,14 @@ pub fn ext_prop_key(p: &Element) -> Option<String> {
     p.child("ExtendedFieldURI").map(ext_key)
 }
 
-/// Value of the property a path element names, for restrictions.
-pub fn prop_value(props: &[Element], path: &Element) -> Option<String> {
+/// Values of the property a path element names, for restrictions: one for a single-valued
+/// property, every member of a multi-valued one (`Categories` holds `<t:String>` children,
+/// an extended array holds `<t:Values>`), none when the item lacks it.
+pub fn prop_values(props: &[Element], path: &Element) -> Vec<String> {
+    prop_values_opt(props, path).unwrap_or_default()
+}
+
+fn prop_values_opt(props: &[Element], path: &Element) -> Option<Vec<String>> {
     match path.name.as_str() {
         "ExtendedFieldURI" => {
             let key = ext_key(path);
@@ -88,25 +94,26 @@ pub fn prop_value(props: &[Element], path: &Element) -> Option<String> {
                 p.name == "ExtendedProperty" && ext_prop_key(p).as_deref() == Some(&key)
             })?;
             if let Some(v) = p.child("Value") {
-                return Some(v.text.clone());
+                return Some(vec![v.text.clone()]);
             }
             p.child("Values")
-                .and_then(|vs| vs.children.first())
-                .map(|v| v.text.clone())
+                .map(|vs| vs.children.iter().map(|v| v.text.clone()).collect())
         }
         "IndexedFieldURI" => {
             let parent = path.attr("FieldURI").and_then(field_element)?;
             let index = path.attr("FieldIndex")?;
             let p = props.iter().find(|p| p.name == parent)?;
             let entry = p.children.iter().find(|e| e.attr("Key") == Some(index))?;
-            Some(entry.text.clone())
+            Some(vec![entry.text.clone()])
         }
         _ => {
             let name = path.attr("FieldURI").and_then(field_element)?;
-            props
-                .iter()
-                .find(|p| p.name == name)
-                .map(|p| p.text.clone())
+            let p = props.iter().find(|p| p.name == name)?;
+            // A multi-valued property is a list of `<t:String>` members, not text.
+            if !p.children.is_empty() && p.children.iter().all(|c| c.name == "String") {
+                return Some(p.children.iter().map(|c| c.text.clone()).collect());
+            }
+            Some(vec![p.text.clone()])
         }
     }
 }

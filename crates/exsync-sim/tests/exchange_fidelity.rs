@@ -1,0 +1,164 @@
+//! Places where the Exchange simulator must behave as Exchange does because a sync engine
+//! would notice the difference: restrictions on multi-valued properties, length limits,
+//! emptied addresses, all-day events, CalendarView edges, DeleteItem change keys, folder
+//! shapes and moves, id formats. Each test talks EWS over HTTPS to `exsync-sim exchange`
+//! and checks every reply against the EWS schema.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use base64::Engine;
+use bytes::Bytes;
+use exsync_testkit::schema::assert_replies_valid;
+use exsync_testkit::sim::{SimCommand, SimProcess, Simulator};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+
+const USER: &str = "user1@contoso.test";
+
+/// A simulator in `dir` (Basic auth), tracing every exchange to `dir/trace`.
+struct Ews {
+    sim: SimProcess,
+    trace: PathBuf,
+}
+
+impl Ews {
+    fn start(dir: &Path) -> Ews {
+        let trace = dir.join("trace");
+        let sim = SimCommand::new(env!("CARGO_BIN_EXE_exsync-sim"), Simulator::Exchange, dir)
+            .arg("--trace-dir")
+            .arg(&trace)
+            .args(["--auth", "basic"])
+            .start();
+        Ews { sim, trace }
+    }
+
+    /// Posts `body` (the child of soap:Body) impersonating `USER`; returns the reply body.
+    async fn call(&self, body: &str) -> String {
+        let sim = &self.sim;
+        let ca = PathBuf::from(sim.info["ca_cert"].as_str().unwrap());
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(&std::fs::read(&ca).unwrap()).unwrap())
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let port = sim.info["port"].as_u64().unwrap();
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port as u16))
+            .await
+            .unwrap();
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(ServerName::try_from("mail.contoso.test").unwrap(), tcp)
+            .await
+            .unwrap();
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let sa = &sim.info["service_account"];
+        let token = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            sa["upn"].as_str().unwrap(),
+            sa["password"].as_str().unwrap()
+        ));
+        let envelope = format!(
+            r#"<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><s:Header><t:RequestServerVersion Version="Exchange2013_SP1"/><t:ExchangeImpersonation><t:ConnectingSID><t:PrimarySmtpAddress>{USER}</t:PrimarySmtpAddress></t:ConnectingSID></t:ExchangeImpersonation></s:Header><s:Body>{body}</s:Body></s:Envelope>"#
+        );
+        let req = http::Request::post("/EWS/Exchange.asmx")
+            .header("Host", "mail.contoso.test")
+            .header("Content-Type", "text/xml; charset=utf-8")
+            .header("Authorization", format!("Basic {token}"))
+            .body(Full::new(Bytes::from(envelope)))
+            .unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    /// Creates `item` (a `<t:…>` element) in the distinguished folder `folder`; returns
+    /// (Id, ChangeKey) or panics with the reply.
+    async fn create(&self, folder: &str, item: &str) -> (String, String) {
+        let r = self
+            .call(&format!(
+                r#"<m:CreateItem SendMeetingInvitations="SendToNone"><m:SavedItemFolderId><t:DistinguishedFolderId Id="{folder}"/></m:SavedItemFolderId><m:Items>{item}</m:Items></m:CreateItem>"#
+            ))
+            .await;
+        assert!(r.contains(r#"ResponseClass="Success""#), "{r}");
+        (
+            attr(&r, "Id").to_string(),
+            attr(&r, "ChangeKey").to_string(),
+        )
+    }
+
+    async fn get(&self, id: &str, shape: &str) -> String {
+        self.call(&format!(
+            r#"<m:GetItem><m:ItemShape><t:BaseShape>{shape}</t:BaseShape></m:ItemShape><m:ItemIds><t:ItemId Id="{id}"/></m:ItemIds></m:GetItem>"#
+        ))
+        .await
+    }
+
+    fn finish(self) {
+        let trace = self.trace.clone();
+        drop(self.sim);
+        assert_replies_valid(&trace);
+    }
+}
+
+/// The value of the first `name="…"` attribute in `xml`.
+fn attr<'a>(xml: &'a str, name: &str) -> &'a str {
+    let start = xml
+        .find(&format!(" {name}=\""))
+        .unwrap_or_else(|| panic!("no {name} in {xml}"))
+        + name.len()
+        + 3;
+    let end = start + xml[start..].find('"').unwrap();
+    &xml[start..end]
+}
+
+fn count(xml: &str, needle: &str) -> usize {
+    xml.matches(needle).count()
+}
+
+/// Exchange evaluates a restriction on a multi-valued property against each member: an
+/// IsEqualTo on item:Categories finds the items carrying that category.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn categories_restriction_matches_members() {
+    let dir = tempfile::tempdir().unwrap();
+    let ews = Ews::start(dir.path());
+    ews.create("contacts", "<t:Contact><t:Categories><t:String>Red</t:String><t:String>Salesforce</t:String></t:Categories><t:GivenName>A</t:GivenName></t:Contact>").await;
+    ews.create("contacts", "<t:Contact><t:Categories><t:String>Blue</t:String></t:Categories><t:GivenName>B</t:GivenName></t:Contact>").await;
+    ews.create(
+        "contacts",
+        "<t:Contact><t:GivenName>C</t:GivenName></t:Contact>",
+    )
+    .await;
+    let find = |op: &str, value: &str| {
+        format!(
+            r#"<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape><t:AdditionalProperties><t:FieldURI FieldURI="contacts:GivenName"/></t:AdditionalProperties></m:ItemShape><m:Restriction>{op}</m:Restriction><m:ParentFolderIds><t:DistinguishedFolderId Id="contacts"/></m:ParentFolderIds></m:FindItem>"#,
+            op = op.replace("VALUE", value)
+        )
+    };
+    let eq = r#"<t:IsEqualTo><t:FieldURI FieldURI="item:Categories"/><t:FieldURIOrConstant><t:Constant Value="VALUE"/></t:FieldURIOrConstant></t:IsEqualTo>"#;
+    let r = ews.call(&find(eq, "Salesforce")).await;
+    assert!(r.contains(r#"TotalItemsInView="1""#), "{r}");
+    assert!(r.contains("<t:GivenName>A</t:GivenName>"), "{r}");
+    let r = ews.call(&find(eq, "blue")).await;
+    assert!(r.contains("<t:GivenName>B</t:GivenName>"), "{r}");
+    let r = ews.call(&find(eq, "Green")).await;
+    assert!(r.contains(r#"TotalItemsInView="0""#), "{r}");
+    let exists = r#"<t:Exists><t:FieldURI FieldURI="item:Categories"/></t:Exists>"#;
+    let r = ews.call(&find(exists, "")).await;
+    assert!(r.contains(r#"TotalItemsInView="2""#), "{r}");
+    let contains = r#"<t:Contains ContainmentMode="Prefixed" ContainmentComparison="IgnoreCase"><t:FieldURI FieldURI="item:Categories"/><t:Constant Value="VALUE"/></t:Contains>"#;
+    let r = ews.call(&find(contains, "sales")).await;
+    assert!(r.contains("<t:GivenName>A</t:GivenName>"), "{r}");
+    assert_eq!(count(&r, "<t:Contact>"), 1, "{r}");
+    ews.finish();
+}
