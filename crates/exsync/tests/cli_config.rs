@@ -3,17 +3,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn exsync(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_exsync"))
-        .args(args)
-        .output()
-        .expect("the exsync binary runs")
-}
+use exsync_testkit::cli::{self, Ran};
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).unwrap()
+fn exsync(args: &[&str]) -> Ran {
+    cli::run(env!("CARGO_BIN_EXE_exsync"), args)
 }
 
 fn example() -> PathBuf {
@@ -56,7 +50,7 @@ fn check_reports_every_problem_and_exits_1() {
         format!("{f}:15: configurations.support.users: `bob@example.com` is already assigned to configuration `sales` (line 11); a user can be assigned individually to one active configuration only"),
         "6 problems found".to_owned(),
     ];
-    let text = stdout(&out);
+    let text = out.stdout.clone();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines, expected, "{text}");
     // The secret's value is never echoed back.
@@ -67,7 +61,9 @@ fn check_reports_every_problem_and_exits_1() {
 fn check_on_a_missing_file_exits_1() {
     let out = exsync(&["config", "check", "/nonexistent/exsync.toml"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stdout(&out).starts_with("/nonexistent/exsync.toml: cannot read the file: "));
+    assert!(out
+        .stdout
+        .starts_with("/nonexistent/exsync.toml: cannot read the file: "));
 }
 
 #[test]
@@ -75,7 +71,7 @@ fn check_summarises_a_clean_file_and_exits_0() {
     let file = example();
     let out = exsync(&["config", "check", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let text = stdout(&out);
+    let text = out.stdout.clone();
     assert!(
         text.starts_with(&format!("{}: OK\n", file.display())),
         "{text}"
@@ -100,7 +96,7 @@ fn check_summarises_a_clean_file_and_exits_0() {
 fn show_prints_the_effective_configuration_that_loads_back() {
     let out = exsync(&["config", "show", example().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let text = stdout(&out);
+    let text = out.stdout.clone();
     // Defaults the example leaves out are filled in.
     assert!(text.contains("[network.resolve]"), "{text}");
     assert!(text.contains("min_deletes_for_valve = 5"), "{text}");
@@ -108,7 +104,7 @@ fn show_prints_the_effective_configuration_that_loads_back() {
     let shown = dir.path().join("shown.toml");
     std::fs::write(&shown, &text).unwrap();
     let again = exsync(&["config", "check", shown.to_str().unwrap()]);
-    assert_eq!(again.status.code(), Some(0), "{}", stdout(&again));
+    assert_eq!(again.status.code(), Some(0), "{}", again.stdout);
 
     let json = exsync(&[
         "config",
@@ -117,7 +113,7 @@ fn show_prints_the_effective_configuration_that_loads_back() {
         "json",
         example().to_str().unwrap(),
     ]);
-    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(value["crm"]["api_reserve"], 0.2);
     assert_eq!(value["service"]["poll_interval"], "5m");
 }
@@ -135,7 +131,7 @@ fn show_user_explains_which_configuration_applies() {
         "Support Agent",
     ]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let text = stdout(&out);
+    let text = out.stdout.clone();
     let head: Vec<&str> = text.lines().take(4).collect();
     assert_eq!(
         head,
@@ -161,7 +157,7 @@ fn show_user_explains_which_configuration_applies() {
         "--groups",
         "Support Agent,Marketing",
     ]);
-    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(value["assignment"]["configuration"], "support");
     assert_eq!(value["assignment"]["assigned_by"], "group");
     assert_eq!(value["assignment"]["group"], "Support Agent");
@@ -176,6 +172,6 @@ fn show_on_a_bad_file_prints_problems_and_exits_1() {
     let out = exsync(&["config", "show", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
-    let err = String::from_utf8(out.stderr).unwrap();
+    let err = out.stderr;
     assert!(err.ends_with("6 problems found\n"), "{err}");
 }

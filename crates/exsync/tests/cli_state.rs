@@ -3,27 +3,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use chrono::Utc;
 use exsync_core::plan::SyncedPair;
 use exsync_core::{Contact, ItemId, ItemKind, Record, UserKey};
 use exsync_store::{PassCommit, RunCounts, SqliteStore, SyncState, UnresolvedReport};
+use exsync_testkit::cli::{Cli, Ran};
 
-fn exsync(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_exsync"))
+fn exsync(dir: &Path, args: &[&str]) -> Ran {
+    Cli::new(env!("CARGO_BIN_EXE_exsync"))
         .current_dir(dir)
         .args(args)
-        .output()
-        .expect("exsync runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+        .run()
 }
 
 const CONFIG: &str = r#"
@@ -78,8 +69,8 @@ fn status_lists_users_with_counts_and_unresolved_items() {
     let dir = tempfile::tempdir().unwrap();
     seeded(dir.path());
     let out = exsync(dir.path(), &["status"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let table = text(&out);
+    assert!(out.status.success(), "{}", out.text());
+    let table = out.text();
     let row = table
         .lines()
         .find(|l| l.starts_with("ann@contoso.test"))
@@ -95,14 +86,14 @@ fn status_lists_users_with_counts_and_unresolved_items() {
 
     let detail = exsync(dir.path(), &["status", "--user", "ANN@contoso.test"]);
     assert!(
-        text(&detail).contains("contact crm:0039"),
+        detail.text().contains("contact crm:0039"),
         "{}",
-        text(&detail)
+        detail.text()
     );
-    assert!(text(&detail).contains("is not an e-mail address"));
+    assert!(detail.text().contains("is not an e-mail address"));
 
     let json = exsync(dir.path(), &["status", "--json"]);
-    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(value[0]["contact_pairs"], 3);
 }
 
@@ -111,8 +102,8 @@ fn reset_forgets_pairs_and_cursors_only() {
     let dir = tempfile::tempdir().unwrap();
     seeded(dir.path());
     let out = exsync(dir.path(), &["reset", "--user", "ann@contoso.test"]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("forgot 3 pairs"), "{}", text(&out));
+    assert!(out.status.success(), "{}", out.text());
+    assert!(out.text().contains("forgot 3 pairs"), "{}", out.text());
     let store = SqliteStore::open(dir.path().join("state.db")).unwrap();
     assert!(store
         .load_pairs(&UserKey::new("ann@contoso.test"), ItemKind::Contact)
@@ -129,7 +120,7 @@ fn reset_forgets_pairs_and_cursors_only() {
 
     let unknown = exsync(dir.path(), &["reset", "--user", "nobody@contoso.test"]);
     assert_eq!(unknown.status.code(), Some(1));
-    assert!(text(&unknown).contains("has never been synced"));
+    assert!(unknown.text().contains("has never been synced"));
 }
 
 #[test]
@@ -139,8 +130,8 @@ fn a_bad_configuration_is_reported_with_its_file() {
     let out = exsync(dir.path(), &["status"]);
     assert!(!out.status.success());
     assert!(
-        text(&out).contains("exsync.toml:2: store.path"),
+        out.text().contains("exsync.toml:2: store.path"),
         "{}",
-        text(&out)
+        out.text()
     );
 }

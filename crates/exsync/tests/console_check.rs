@@ -18,6 +18,7 @@ use console_support::{request, Auth, Env};
 use exsync_engine::check::{run, Outcome, Report};
 use exsync_engine::vault::SecretValue;
 use exsync_store::Role;
+use exsync_testkit::cli::{Cli, Ran};
 
 fn step<'a>(report: &'a Report, prefix: &str) -> &'a exsync_engine::check::Step {
     report
@@ -177,21 +178,8 @@ async fn the_cli_prints_json_and_exits_1_on_a_failure_and_the_console_runs_the_s
     let d = dir.path().to_owned();
     std::fs::write(d.join("exsync.toml"), sims.config("")).unwrap();
     let set = |name: &str, value: String| {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_exsync"))
-            .current_dir(&d)
-            .args(["secrets", "set", name])
-            .env_remove("EXSYNC_MASTER_KEY")
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(value.as_bytes())
-            .unwrap();
-        assert!(child.wait().unwrap().success());
+        let out = exsync_in(&d, &["secrets", "set", name], &value);
+        assert!(out.status.success(), "{}", out.text());
     };
     set(
         "exchange.password",
@@ -200,25 +188,13 @@ async fn the_cli_prints_json_and_exits_1_on_a_failure_and_the_console_runs_the_s
     set("crm.private_key", sims.private_key().expose().to_owned());
     let check = |user: &'static str| {
         let d = d.clone();
-        tokio::task::spawn_blocking(move || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_exsync"))
-                .current_dir(&d)
-                .args(["check", "--user", user, "--json"])
-                .env_remove("EXSYNC_MASTER_KEY")
-                .output()
-                .unwrap()
-        })
+        tokio::task::spawn_blocking(move || exsync_in(&d, &["check", "--user", user, "--json"], ""))
     };
     let ok = check("user1@contoso.test").await.unwrap();
-    assert!(
-        ok.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&ok.stdout),
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    assert!(ok.status.success(), "{}", ok.text());
     let denied = check("user3@contoso.test").await.unwrap();
     assert_eq!(denied.status.code(), Some(1));
-    let json: serde_json::Value = serde_json::from_slice(&denied.stdout).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&denied.stdout).unwrap();
     assert_eq!(json["status"], "fail");
     assert!(json["steps"]
         .as_array()
@@ -229,7 +205,7 @@ async fn the_cli_prints_json_and_exits_1_on_a_failure_and_the_console_runs_the_s
                 .as_str()
                 .unwrap_or("")
                 .contains("ApplicationImpersonation")));
-    assert!(!String::from_utf8_lossy(&denied.stdout).contains(sims.exchange_password().expose()));
+    assert!(!denied.stdout.contains(sims.exchange_password().expose()));
 
     // The console's connection test (operator) runs the same analyzer.
     let env = Env::new();
@@ -325,24 +301,13 @@ async fn basic_in_use_is_a_warning_that_names_ntlm_with_extended_protection() {
     );
 }
 
-fn exsync_in(dir: &std::path::Path, args: &[&str], stdin: &str) -> std::process::Output {
-    use std::io::Write;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_exsync"))
+fn exsync_in(dir: &std::path::Path, args: &[&str], stdin: &str) -> Ran {
+    Cli::new(env!("CARGO_BIN_EXE_exsync"))
         .current_dir(dir)
         .args(args)
         .env_remove("EXSYNC_MASTER_KEY")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+        .stdin(stdin)
+        .run()
 }
 
 /// `exsync check --json` in `dir`, off the async workers (it runs its own runtime).
@@ -357,13 +322,7 @@ async fn check_json(dir: &std::path::Path) -> serde_json::Value {
     })
     .await
     .unwrap();
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", out.text()))
 }
 
 fn files_step(report: &serde_json::Value) -> serde_json::Value {
@@ -431,16 +390,15 @@ async fn a_state_database_others_can_read_is_a_warning_with_the_chmod_that_fixes
     let dir_path = d.to_owned();
     let key_text = std::fs::read_to_string(&key).unwrap();
     let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_exsync"))
+        Cli::new(env!("CARGO_BIN_EXE_exsync"))
             .current_dir(&dir_path)
             .args(["check", "--user", "user1@contoso.test", "--json"])
             .env("EXSYNC_MASTER_KEY", key_text.trim())
-            .output()
-            .unwrap()
+            .run()
     })
     .await
     .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     let s = files_step(&report);
     assert_eq!(s["outcome"], "warn", "{s:#}");
     assert_eq!(

@@ -4,13 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use exsync_engine::vault::{load_master_key, Vault};
 use exsync_store::{SqliteStore, Store};
+use exsync_testkit::cli::{Cli, Ran};
 
 const CONFIG: &str = r#"
 [store]
@@ -27,39 +28,20 @@ username = "integration@contoso.test"
 users = ["ann@contoso.test"]
 "#;
 
-fn exsync(dir: &Path, args: &[&str], stdin: &str) -> Output {
+fn exsync(dir: &Path, args: &[&str], stdin: &str) -> Ran {
     exsync_with_key(dir, args, stdin, None)
 }
 
 /// Runs exsync with the master key in `EXSYNC_MASTER_KEY`, or from the key file when `None`.
-fn exsync_with_key(dir: &Path, args: &[&str], stdin: &str, key: Option<&str>) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_exsync"));
-    command
+fn exsync_with_key(dir: &Path, args: &[&str], stdin: &str, key: Option<&str>) -> Ran {
+    let mut command = Cli::new(env!("CARGO_BIN_EXE_exsync"))
         .current_dir(dir)
         .args(args)
         .env_remove("EXSYNC_MASTER_KEY");
     if let Some(key) = key {
-        command.env("EXSYNC_MASTER_KEY", key);
+        command = command.env("EXSYNC_MASTER_KEY", key);
     }
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("exsync runs");
-    // A command that refuses its arguments exits without reading stdin: the pipe may be closed.
-    if let Err(e) = child.stdin.take().unwrap().write_all(stdin.as_bytes()) {
-        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    command.stdin(stdin).run()
 }
 
 fn setup(extra: &str) -> tempfile::TempDir {
@@ -78,8 +60,8 @@ fn secrets_are_set_from_stdin_listed_without_values_and_rotated() {
         &["secrets", "set", "exchange.password"],
         &format!("{secret}\n"),
     );
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(!text(&out).contains(secret));
+    assert!(out.status.success(), "{}", out.text());
+    assert!(!out.text().contains(secret));
 
     #[cfg(unix)]
     {
@@ -91,9 +73,9 @@ fn secrets_are_set_from_stdin_listed_without_values_and_rotated() {
         assert_eq!(mode & 0o777, 0o600);
     }
     let out = exsync(d, &["secrets", "list"], "");
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("exchange.password"), "{}", text(&out));
-    assert!(!text(&out).contains(secret));
+    assert!(out.status.success(), "{}", out.text());
+    assert!(out.text().contains("exchange.password"), "{}", out.text());
+    assert!(!out.text().contains(secret));
 
     let read_back = || {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(d.join("state.db")).unwrap());
@@ -113,11 +95,11 @@ fn secrets_are_set_from_stdin_listed_without_values_and_rotated() {
     let old_key = std::fs::read(d.join("exsync.key")).unwrap();
 
     let out = exsync(d, &["secrets", "rotate-key"], "");
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", out.text());
     assert!(
-        text(&out).contains("1 secrets re-encrypted"),
+        out.text().contains("1 secrets re-encrypted"),
         "{}",
-        text(&out)
+        out.text()
     );
     assert_ne!(std::fs::read(d.join("exsync.key")).unwrap(), old_key);
     assert!(!d.join("exsync.key.new").exists());
@@ -138,26 +120,25 @@ fn secrets_are_set_from_stdin_listed_without_values_and_rotated() {
             .unwrap();
         let out = exsync(d, &["secrets", "list"], "");
         assert!(!out.status.success());
-        assert!(text(&out).contains("chmod 600"), "{}", text(&out));
+        assert!(out.text().contains("chmod 600"), "{}", out.text());
     }
 
     let out = exsync(d, &["secrets", "set", "Bad Name"], "x");
     assert!(!out.status.success());
-    assert!(text(&out).contains("not valid"), "{}", text(&out));
+    assert!(out.text().contains("not valid"), "{}", out.text());
 }
 
 #[test]
 fn the_env_master_key_must_be_32_bytes_of_base64() {
     let dir = setup("");
-    let out = Command::new(env!("CARGO_BIN_EXE_exsync"))
+    let out = Cli::new(env!("CARGO_BIN_EXE_exsync"))
         .current_dir(dir.path())
         .args(["secrets", "list"])
         .env("EXSYNC_MASTER_KEY", "dG9vIHNob3J0")
-        .output()
-        .unwrap();
+        .run();
     assert!(!out.status.success());
-    assert!(text(&out).contains("EXSYNC_MASTER_KEY"), "{}", text(&out));
-    assert!(text(&out).contains("32 bytes"), "{}", text(&out));
+    assert!(out.text().contains("EXSYNC_MASTER_KEY"), "{}", out.text());
+    assert!(out.text().contains("32 bytes"), "{}", out.text());
 }
 
 #[test]
@@ -172,7 +153,7 @@ fn rotation_with_an_env_key_takes_the_new_key_on_stdin() {
         &old.to_base64(),
         "s3cret-value\n",
     );
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", out.text());
     assert!(
         !d.join("exsync.key").exists(),
         "no key file with an env key"
@@ -182,11 +163,11 @@ fn rotation_with_an_env_key_takes_the_new_key_on_stdin() {
         &old.to_base64(),
         &format!("{}\n", *new.to_base64()),
     );
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", out.text());
     assert!(
-        text(&out).contains("set EXSYNC_MASTER_KEY"),
+        out.text().contains("set EXSYNC_MASTER_KEY"),
         "{}",
-        text(&out)
+        out.text()
     );
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(d.join("state.db")).unwrap());
     assert!(Vault::new(store.clone(), old)
@@ -250,16 +231,16 @@ async fn bootstrap_an_admin_and_a_token_then_use_them_against_the_served_console
         &["admin", "add-user", "root", "--role", "admin"],
         "a-long-admin-password\n",
     );
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", out.text());
     let out = exsync(
         d,
         &["admin", "add-user", "root", "--role", "viewer"],
         "a-long-admin-password\n",
     );
-    assert!(text(&out).contains("already exists"), "{}", text(&out));
+    assert!(out.text().contains("already exists"), "{}", out.text());
     let out = exsync(d, &["admin", "add-token", "ci", "--role", "viewer"], "");
-    assert!(out.status.success(), "{}", text(&out));
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(out.status.success(), "{}", out.text());
+    let token = out.stdout.trim().to_owned();
     assert!(token.starts_with("exs_") && token.len() > 40, "{token}");
     let db = std::fs::read(d.join("state.db")).unwrap();
     assert!(
@@ -346,7 +327,7 @@ async fn the_console_serves_tls_with_secure_cookies_and_refuses_open_plain_http(
         &["admin", "add-user", "root", "--role", "admin"],
         "a-long-admin-password\n",
     );
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", out.text());
 
     let server = serve(d);
     let addr: std::net::SocketAddr = server.addr.parse().unwrap();
@@ -376,12 +357,11 @@ async fn the_console_serves_tls_with_secure_cookies_and_refuses_open_plain_http(
 
     // Without TLS, only loopback.
     let plain = setup("");
-    let out = Command::new(env!("CARGO_BIN_EXE_exsync"))
+    let out = Cli::new(env!("CARGO_BIN_EXE_exsync"))
         .current_dir(plain.path())
         .args(["serve", "--listen", "0.0.0.0:0"])
         .env_remove("EXSYNC_MASTER_KEY")
-        .output()
-        .unwrap();
+        .run();
     assert!(!out.status.success());
-    assert!(text(&out).contains("without TLS"), "{}", text(&out));
+    assert!(out.text().contains("without TLS"), "{}", out.text());
 }

@@ -12,6 +12,7 @@ use chrono::{Duration as Days, Utc};
 use exsync_core::{ItemKind, MAX_LINE, MAX_TEXT};
 use exsync_engine::sync::service::PassOptions;
 use exsync_lab::{Lab, LabOptions, Seed, PROFILE};
+use exsync_testkit::cli::Cli;
 use serde_json::{json, Value};
 
 const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -55,22 +56,16 @@ fn crm_event(owner: &str, subject: &str, body: &str, day: i64) -> Value {
 }
 
 fn exsync_status(config: &std::path::Path, user: Option<&str>) -> String {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_exsync"));
-    command.arg("status").arg("--config").arg(config);
+    let mut command = Cli::new(env!("CARGO_BIN_EXE_exsync"))
+        .arg("status")
+        .arg("--config")
+        .arg(config);
     if let Some(user) = user {
-        command.args(["--user", user]);
+        command = command.args(["--user", user]);
     }
-    let output = command
-        .env("EXSYNC_MASTER_KEY", MASTER_KEY)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    text
+    let output = command.env("EXSYNC_MASTER_KEY", MASTER_KEY).run();
+    assert!(output.status.success(), "{}", output.text());
+    output.stdout
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use exsync_engine::sync::service::PassOptions;
 use exsync_lab::{Lab, LabOptions, Seed};
+use exsync_testkit::cli::Cli;
 
 async fn settle() {
     // The CRM connector leaves records stamped within the last second for the next pass.
@@ -129,7 +130,7 @@ async fn no_secret_is_left_in_the_database_the_wire_trace_or_the_logs() {
     lab.write_config(&config, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
         .unwrap();
     settle().await;
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_exsync"))
+    let output = Cli::new(env!("CARGO_BIN_EXE_exsync"))
         .args(["sync", "--config"])
         .arg(&config)
         .env(
@@ -137,13 +138,8 @@ async fn no_secret_is_left_in_the_database_the_wire_trace_or_the_logs() {
             "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
         )
         .env("RUST_LOG", "trace")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
+        .run();
+    assert!(output.status.success(), "{}", output.stdout);
     let password = lab.exchange_sim.info["service_account"]["password"]
         .as_str()
         .unwrap()
@@ -153,7 +149,7 @@ async fn no_secret_is_left_in_the_database_the_wire_trace_or_the_logs() {
     assert!(password.len() > 8 && key_line.len() > 20);
     let mut searched = vec![(
         "the service's output".to_owned(),
-        [output.stdout, output.stderr].concat(),
+        output.text().into_bytes(),
     )];
     let ours = files(&trace)
         .into_iter()
