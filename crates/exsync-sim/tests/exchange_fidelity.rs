@@ -162,3 +162,65 @@ async fn categories_restriction_matches_members() {
     assert_eq!(count(&r, "<t:Contact>"), 1, "{r}");
     ews.finish();
 }
+
+/// Deleting every field of an indexed address removes the address: Exchange answers no empty
+/// `<t:Entry Key="Business"/>`, and with no address left no PhysicalAddresses at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emptied_address_is_omitted() {
+    let dir = tempfile::tempdir().unwrap();
+    let ews = Ews::start(dir.path());
+    let (id, ck) = ews.create("contacts", r#"<t:Contact><t:GivenName>Ada</t:GivenName><t:PhysicalAddresses><t:Entry Key="Business"><t:Street>1 Main St</t:Street><t:City>Springfield</t:City></t:Entry><t:Entry Key="Home"><t:City>Shelbyville</t:City></t:Entry></t:PhysicalAddresses></t:Contact>"#).await;
+    let delete = |key: &str, parts: &[&str]| {
+        parts
+            .iter()
+            .map(|p| format!(r#"<t:DeleteItemField><t:IndexedFieldURI FieldURI="contacts:PhysicalAddress:{p}" FieldIndex="{key}"/></t:DeleteItemField>"#))
+            .collect::<String>()
+    };
+    let update = |id: &str, ck: &str, updates: String| {
+        format!(
+            r#"<m:UpdateItem ConflictResolution="AlwaysOverwrite"><m:ItemChanges><t:ItemChange><t:ItemId Id="{id}" ChangeKey="{ck}"/><t:Updates>{updates}</t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>"#
+        )
+    };
+    let r = ews
+        .call(&update(&id, &ck, delete("Business", &["Street", "City"])))
+        .await;
+    assert!(r.contains(r#"ResponseClass="Success""#), "{r}");
+    let ck = attr(&r, "ChangeKey").to_string();
+    let r = ews.get(&id, "AllProperties").await;
+    assert!(!r.contains(r#"Key="Business""#), "{r}");
+    assert!(r.contains("<t:City>Shelbyville</t:City>"), "{r}");
+    let r = ews.call(&update(&id, &ck, delete("Home", &["City"]))).await;
+    assert!(r.contains(r#"ResponseClass="Success""#), "{r}");
+    let r = ews.get(&id, "AllProperties").await;
+    assert!(!r.contains("PhysicalAddresses"), "{r}");
+    ews.finish();
+}
+
+/// CalendarView leaves out items that end before StartDate; one ending exactly at StartDate
+/// is in the view, one starting exactly at EndDate is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calendar_view_includes_item_ending_at_its_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let ews = Ews::start(dir.path());
+    ews.create("calendar", "<t:CalendarItem><t:Subject>Nine</t:Subject><t:Start>2026-03-02T09:00:00Z</t:Start><t:End>2026-03-02T10:00:00Z</t:End></t:CalendarItem>").await;
+    ews.create("calendar", r#"<t:CalendarItem><t:Subject>Daily</t:Subject><t:Recurrence><t:DailyRecurrence><t:Interval>1</t:Interval></t:DailyRecurrence><t:NumberedRecurrence><t:StartDate>2026-03-01Z</t:StartDate><t:NumberOfOccurrences>3</t:NumberOfOccurrences></t:NumberedRecurrence></t:Recurrence><t:Start>2026-03-01T08:00:00Z</t:Start><t:End>2026-03-01T10:00:00Z</t:End></t:CalendarItem>"#).await;
+    let view = |from: &str, to: &str| {
+        format!(
+            r#"<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape><t:AdditionalProperties><t:FieldURI FieldURI="item:Subject"/></t:AdditionalProperties></m:ItemShape><m:CalendarView StartDate="{from}" EndDate="{to}"/><m:ParentFolderIds><t:DistinguishedFolderId Id="calendar"/></m:ParentFolderIds></m:FindItem>"#
+        )
+    };
+    let r = ews
+        .call(&view("2026-03-02T10:00:00Z", "2026-03-02T12:00:00Z"))
+        .await;
+    assert!(r.contains("<t:Subject>Nine</t:Subject>"), "{r}");
+    assert!(r.contains("<t:Subject>Daily</t:Subject>"), "{r}");
+    let r = ews
+        .call(&view("2026-03-02T10:00:01Z", "2026-03-02T12:00:00Z"))
+        .await;
+    assert!(r.contains(r#"TotalItemsInView="0""#), "{r}");
+    let r = ews
+        .call(&view("2026-03-02T07:00:00Z", "2026-03-02T08:00:00Z"))
+        .await;
+    assert!(r.contains(r#"TotalItemsInView="0""#), "{r}");
+    ews.finish();
+}

@@ -22,3 +22,45 @@ def test_filter_on_categories_finds_items_carrying_the_value(sim):
     found = list(a.contacts.filter(categories="Blue").only("given_name"))
     assert [c.given_name for c in found] == ["Bob"]
     assert a.contacts.filter(categories="Green").count() == 0
+
+
+def test_address_with_every_field_deleted_is_gone(sim):
+    from exchangelib.indexed_properties import PhysicalAddress
+
+    a = sim.account(USER)
+    c = Contact(
+        folder=a.contacts,
+        given_name="Ada",
+        display_name="Ada",
+        physical_addresses=[
+            PhysicalAddress(label="Business", street="1 Main St", city="Springfield"),
+            PhysicalAddress(label="Home", city="Shelbyville"),
+        ],
+    )
+    c.save()
+    c.physical_addresses = [PhysicalAddress(label="Home", city="Shelbyville")]
+    c.save(update_fields=["physical_addresses"])
+    back = a.contacts.get(id=c.id)
+    assert [p.label for p in back.physical_addresses] == ["Home"]
+    c.physical_addresses = None
+    c.save(update_fields=["physical_addresses"])
+    assert a.contacts.get(id=c.id).physical_addresses is None
+
+
+def test_calendar_view_includes_item_ending_at_view_start(sim):
+    a = sim.account(USER)
+    utc = EWSTimeZone("UTC")
+    CalendarItem(
+        folder=a.calendar,
+        subject="Nine",
+        start=EWSDateTime(2026, 3, 2, 9, tzinfo=utc),
+        end=EWSDateTime(2026, 3, 2, 10, tzinfo=utc),
+    ).save()
+    seen = a.calendar.view(
+        start=EWSDateTime(2026, 3, 2, 10, tzinfo=utc), end=EWSDateTime(2026, 3, 2, 12, tzinfo=utc)
+    )
+    assert [i.subject for i in seen] == ["Nine"]
+    later = a.calendar.view(
+        start=EWSDateTime(2026, 3, 2, 10, 0, 1, tzinfo=utc), end=EWSDateTime(2026, 3, 2, 12, tzinfo=utc)
+    )
+    assert list(later) == []

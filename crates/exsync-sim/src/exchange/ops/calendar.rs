@@ -292,7 +292,9 @@ pub fn occurrences_in(item: &Item, from: DateTime<Utc>, to: DateTime<Utc>) -> Ve
     for o in all.iter_mut() {
         apply_override_times(item, o);
     }
-    all.retain(|o| o.start < to && o.end > from);
+    // Exchange's CalendarView leaves out items that end before StartDate or start on or
+    // after EndDate (CalendarView reference), so one ending exactly at StartDate is in.
+    all.retain(|o| o.start < to && o.end >= from);
     all
 }
 

@@ -297,6 +297,13 @@ fn delete_prop(props: &mut Vec<Element>, path: &Element) {
                         for e in p.children.iter_mut().filter(|e| e.attr("Key") == index) {
                             e.children.retain(|c| c.name != part);
                         }
+                        // An address whose last field went is gone: Exchange omits it
+                        // rather than answering an empty <t:Entry Key="…"/>.
+                        p.children.retain(|e| {
+                            e.attr("Key") != index
+                                || !e.children.is_empty()
+                                || !e.text.trim().is_empty()
+                        });
                     }
                     None => p.children.retain(|e| e.attr("Key") != index),
                 }
@@ -507,7 +514,9 @@ pub fn find_item(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
                             let s = item.prop_text("Start").and_then(parse_time);
                             let e = item.prop_text("End").and_then(parse_time);
                             if let (Some(s), Some(e)) = (s, e) {
-                                if s < to && e > from {
+                                // Ends before StartDate or starts at/after EndDate: out
+                                // (CalendarView reference); ending at StartDate is in.
+                                if s < to && e >= from {
                                     rows.push((item, None));
                                 }
                             }
