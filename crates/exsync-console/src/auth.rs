@@ -76,12 +76,19 @@ pub fn allows(have: Role, need: Role) -> bool {
     rank(have) >= rank(need)
 }
 
-pub fn hash_password(password: &str) -> anyhow::Result<String> {
+/// Hashing a password failed. argon2 fails only on inputs outside its limits (such as a
+/// password longer than 4 GiB); its error stays inside, so the hashing crate's types are no
+/// part of this crate's API.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot hash the password: {0}")]
+pub struct PasswordHashError(argon2::password_hash::Error);
+
+pub fn hash_password(password: &str) -> Result<String, PasswordHashError> {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))
+        .map_err(PasswordHashError)
 }
 
 /// A hash that matches nothing, checked when the account does not exist so that a wrong

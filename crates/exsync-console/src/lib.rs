@@ -23,11 +23,11 @@ use exsync_store::{AuditEvent, Store};
 use serde_json::Value;
 
 pub use auth::{
-    hash_password, new_api_token, sha256_hex, verify_password, Caller, LoginLimiter, Via,
-    SESSION_COOKIE, TOKEN_PREFIX,
+    hash_password, new_api_token, sha256_hex, verify_password, Caller, LoginLimiter,
+    PasswordHashError, Via, SESSION_COOKIE, TOKEN_PREFIX,
 };
 pub use error::{ConsoleError, ConsoleResult};
-pub use serve::{serve, ServeOptions, TlsFiles};
+pub use serve::{serve, ServeError, ServeOptions, TlsFiles};
 pub use settings::ConfigFile;
 
 use exsync_engine::vault::Vault;

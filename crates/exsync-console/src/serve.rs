@@ -6,12 +6,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context;
 use axum::extract::ConnectInfo;
 use axum::Extension;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -29,26 +28,57 @@ pub struct ServeOptions {
     pub tls: Option<TlsFiles>,
 }
 
-pub fn tls_config(files: &TlsFiles) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+/// Why the console cannot start serving. Each message names the file at fault (the
+/// `--tls-cert` / `--tls-key` the admin gave); the cause is the error's `source`, so a caller
+/// that prints the chain (`{:#}` in the binary) shows it after the file's name.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("console certificate {}", path.display())]
+    Certificate {
+        path: PathBuf,
+        #[source]
+        source: pem::Error,
+    },
+    #[error("console certificate {} holds no certificate", path.display())]
+    NoCertificate { path: PathBuf },
+    #[error("console private key {}", path.display())]
+    PrivateKey {
+        path: PathBuf,
+        #[source]
+        source: pem::Error,
+    },
+    #[error("TLS versions")]
+    TlsVersions(#[source] rustls::Error),
+    #[error("console certificate and key do not match or are not supported")]
+    CertificateAndKey(#[source] rustls::Error),
+}
+
+pub fn tls_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, ServeError> {
+    let cert_error = |source| ServeError::Certificate {
+        path: files.cert.clone(),
+        source,
+    };
     let certs = CertificateDer::pem_file_iter(&files.cert)
-        .with_context(|| format!("console certificate {}", files.cert.display()))?
+        .map_err(cert_error)?
         .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("console certificate {}", files.cert.display()))?;
+        .map_err(cert_error)?;
     if certs.is_empty() {
-        anyhow::bail!(
-            "console certificate {} holds no certificate",
-            files.cert.display()
-        );
+        return Err(ServeError::NoCertificate {
+            path: files.cert.clone(),
+        });
     }
-    let key = PrivateKeyDer::from_pem_file(&files.key)
-        .with_context(|| format!("console private key {}", files.key.display()))?;
+    let key =
+        PrivateKeyDer::from_pem_file(&files.key).map_err(|source| ServeError::PrivateKey {
+            path: files.key.clone(),
+            source,
+        })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .context("TLS versions")?
+        .map_err(ServeError::TlsVersions)?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .context("console certificate and key do not match or are not supported")?;
+        .map_err(ServeError::CertificateAndKey)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -59,7 +89,7 @@ pub async fn serve(
     listener: TcpListener,
     state: AppState,
     options: ServeOptions,
-) -> anyhow::Result<()> {
+) -> Result<(), ServeError> {
     let acceptor = match &options.tls {
         Some(files) => Some(TlsAcceptor::from(tls_config(files)?)),
         None => None,
@@ -98,5 +128,55 @@ pub async fn serve(
                 tracing::debug!(error = %e, %peer, "console connection ended with an error");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The text and its causes as the binary prints them (`{:#}` of an `anyhow::Error`).
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut text = e.to_string();
+        let mut cause = e.source();
+        while let Some(c) = cause {
+            text.push_str(&format!(": {c}"));
+            cause = c.source();
+        }
+        text
+    }
+
+    #[test]
+    fn tls_file_errors_name_the_file() {
+        let dir = std::env::temp_dir().join(format!("exsync-serve-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = TlsFiles {
+            cert: dir.join("missing.pem"),
+            key: dir.join("missing.key"),
+        };
+        let e = tls_config(&missing).unwrap_err();
+        assert!(matches!(e, ServeError::Certificate { .. }), "{e:?}");
+        let text = chain(&e);
+        assert!(
+            text.starts_with(&format!("console certificate {}: ", missing.cert.display())),
+            "{text}"
+        );
+
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let e = tls_config(&TlsFiles {
+            cert: empty.clone(),
+            key: missing.key,
+        })
+        .unwrap_err();
+        assert_eq!(
+            chain(&e),
+            format!(
+                "console certificate {} holds no certificate",
+                empty.display()
+            )
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1,9 +1,9 @@
 //! The sync service as `exsync.toml` and the vault describe it: the EWS connector (configured
 //! URL or Autodiscover within the allow-list), the Salesforce connector, and the store.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
 use exsync_core::config::{CrmAuth, ExsyncConfig};
 use exsync_ews::autodiscover::{AllowList, Autodiscover, AutodiscoverConfig};
 use exsync_ews::{AuthMode, Credentials, EwsClient, EwsConfig, Resolve};
@@ -13,9 +13,59 @@ use exsync_store::Store;
 use super::ews::{Endpoint, ExchangeConnection};
 use super::salesforce::SalesforceSide;
 use crate::sync::service::Syncer;
-use crate::vault::{SecretValue, Vault, CRM_CLIENT_SECRET, CRM_PRIVATE_KEY, EXCHANGE_PASSWORD};
+use crate::vault::{
+    SecretValue, Vault, VaultError, CRM_CLIENT_SECRET, CRM_PRIVATE_KEY, EXCHANGE_PASSWORD,
+};
 
 pub type ConfiguredSyncer = Syncer<ExchangeConnection, SalesforceSide>;
+
+/// Why the sync service cannot be built from the configuration and the vault. The admin reads
+/// these at startup, so each names the setting or secret at fault and, where there is one, the
+/// command or setting that fixes it. The cause, when there is one, is the error's `source`, so
+/// a caller that prints the chain (`{:#}` in the binary) shows it after the setting's name.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(
+        "no service account password is stored: run `exsync secrets set {}`",
+        EXCHANGE_PASSWORD
+    )]
+    NoExchangePassword,
+    #[error(
+        "no CRM private key is stored: run `exsync secrets set {}` with the PEM on stdin",
+        CRM_PRIVATE_KEY
+    )]
+    NoCrmPrivateKey,
+    #[error(
+        "no CRM client secret is stored: run `exsync secrets set {}`",
+        CRM_CLIENT_SECRET
+    )]
+    NoCrmClientSecret,
+    #[error("crm.ca_file {}", path.display())]
+    CrmCaFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("exchange.ews_url {url}")]
+    EwsUrl {
+        url: String,
+        #[source]
+        source: url::ParseError,
+    },
+    #[error(
+        "exchange.ews_url {url}: `{host}` is outside the domains the service account's password may be sent to; \
+         add its domain to exchange.other_domains if that server belongs to you"
+    )]
+    EwsUrlOutsideAllowList { url: String, host: String },
+    #[error("the EWS connector")]
+    Ews(#[source] exsync_ews::EwsError),
+    #[error("the Salesforce connector")]
+    Salesforce(#[source] exsync_salesforce::Error),
+    /// Reading a secret failed (wrong master key, damaged database); the vault's message says
+    /// which secret and why.
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+}
 
 /// The secrets the service needs, read from the vault.
 pub struct Secrets {
@@ -25,9 +75,9 @@ pub struct Secrets {
 }
 
 impl Secrets {
-    pub fn from_vault(vault: &Vault) -> Result<Secrets> {
+    pub fn from_vault(vault: &Vault) -> Result<Secrets, BuildError> {
         let Some(exchange_password) = vault.get(EXCHANGE_PASSWORD)? else {
-            bail!("no service account password is stored: run `exsync secrets set {EXCHANGE_PASSWORD}`");
+            return Err(BuildError::NoExchangePassword);
         };
         Ok(Secrets {
             exchange_password,
@@ -38,12 +88,15 @@ impl Secrets {
 }
 
 /// The Salesforce connector's settings.
-pub fn salesforce_config(config: &ExsyncConfig, secrets: &Secrets) -> Result<SalesforceConfig> {
+pub fn salesforce_config(
+    config: &ExsyncConfig,
+    secrets: &Secrets,
+) -> Result<SalesforceConfig, BuildError> {
     let crm = &config.crm;
     let auth = match crm.auth {
         CrmAuth::Jwt => {
             let Some(key) = &secrets.crm_private_key else {
-                bail!("no CRM private key is stored: run `exsync secrets set {CRM_PRIVATE_KEY}` with the PEM on stdin");
+                return Err(BuildError::NoCrmPrivateKey);
             };
             let audience = if crm.login_url.contains("test.salesforce.com") {
                 "https://test.salesforce.com"
@@ -59,9 +112,7 @@ pub fn salesforce_config(config: &ExsyncConfig, secrets: &Secrets) -> Result<Sal
         }
         CrmAuth::ClientCredentials => {
             let Some(secret) = &secrets.crm_client_secret else {
-                bail!(
-                    "no CRM client secret is stored: run `exsync secrets set {CRM_CLIENT_SECRET}`"
-                );
+                return Err(BuildError::NoCrmClientSecret);
             };
             AuthConfig::ClientCredentials {
                 client_id: crm.client_id.clone(),
@@ -76,8 +127,11 @@ pub fn salesforce_config(config: &ExsyncConfig, secrets: &Secrets) -> Result<Sal
         auth,
     );
     if let Some(ca) = &crm.ca_file {
-        sf.ca_pem =
-            Some(std::fs::read(ca).with_context(|| format!("crm.ca_file {}", ca.display()))?);
+        let pem = std::fs::read(ca).map_err(|source| BuildError::CrmCaFile {
+            path: ca.clone(),
+            source,
+        })?;
+        sf.ca_pem = Some(pem);
     }
     sf.settle = std::time::Duration::from_secs(crm.settle_secs);
     sf.limit_reserve = 0;
@@ -92,7 +146,7 @@ pub fn syncer(
     store: Arc<dyn Store>,
     secrets: &Secrets,
     metrics: &Arc<crate::metrics::Metrics>,
-) -> Result<Arc<ConfiguredSyncer>> {
+) -> Result<Arc<ConfiguredSyncer>, BuildError> {
     let observer = exsync_core::observe::Observer(
         Arc::clone(metrics) as Arc<dyn exsync_core::observe::RequestObserver>
     );
@@ -124,7 +178,7 @@ pub fn syncer(
     ews.max_per_mailbox = config.service.per_user_concurrency as usize;
     ews.trace_dir = x.wire_trace_dir.clone();
     ews.observer = Some(observer.clone());
-    let client = EwsClient::new(ews).context("the EWS connector")?;
+    let client = EwsClient::new(ews).map_err(BuildError::Ews)?;
     let endpoint = match configured {
         Some(url) => Endpoint::Configured(url),
         None => Endpoint::Discovered(Autodiscover::new(
@@ -134,7 +188,7 @@ pub fn syncer(
     };
     let mut crm_config = salesforce_config(config, secrets)?;
     crm_config.observer = Some(observer);
-    let crm = SalesforceClient::new(crm_config).context("the Salesforce connector")?;
+    let crm = SalesforceClient::new(crm_config).map_err(BuildError::Salesforce)?;
     Ok(Arc::new(Syncer {
         exchange: ExchangeConnection::new(client, endpoint),
         crm: SalesforceSide { client: crm },
@@ -148,17 +202,20 @@ pub fn syncer(
 /// The configured EWS URL, refused when its host is outside the allow-list. The configuration
 /// check refuses such a file already; this holds for a configuration that reached the service
 /// some other way.
-fn configured_url(text: &str, allow: &AllowList) -> Result<url::Url> {
-    let url = url::Url::parse(text).with_context(|| format!("exchange.ews_url {text}"))?;
+fn configured_url(text: &str, allow: &AllowList) -> Result<url::Url, BuildError> {
+    let url = url::Url::parse(text).map_err(|source| BuildError::EwsUrl {
+        url: text.to_owned(),
+        source,
+    })?;
     let host = url
         .host_str()
         .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
         .unwrap_or_default();
     if host.is_empty() || !allow.allows(host) {
-        bail!(
-            "exchange.ews_url {text}: `{host}` is outside the domains the service account's password may be sent to; \
-             add its domain to exchange.other_domains if that server belongs to you"
-        );
+        return Err(BuildError::EwsUrlOutsideAllowList {
+            url: text.to_owned(),
+            host: host.to_owned(),
+        });
     }
     Ok(url)
 }
@@ -193,5 +250,47 @@ mod tests {
                 "{outside}: {refused}"
             );
         }
+    }
+
+    /// The text and its causes as the binary prints them (`{:#}` of an `anyhow::Error`).
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut text = e.to_string();
+        let mut cause = e.source();
+        while let Some(c) = cause {
+            text.push_str(&format!(": {c}"));
+            cause = c.source();
+        }
+        text
+    }
+
+    #[test]
+    fn messages_name_the_setting_and_the_fix() {
+        assert_eq!(
+            BuildError::NoExchangePassword.to_string(),
+            "no service account password is stored: run `exsync secrets set exchange.password`"
+        );
+        assert_eq!(
+            BuildError::NoCrmPrivateKey.to_string(),
+            format!("no CRM private key is stored: run `exsync secrets set {CRM_PRIVATE_KEY}` with the PEM on stdin")
+        );
+        assert_eq!(
+            BuildError::NoCrmClientSecret.to_string(),
+            format!("no CRM client secret is stored: run `exsync secrets set {CRM_CLIENT_SECRET}`")
+        );
+        let missing = std::env::temp_dir().join("exsync-no-such-dir/ca.pem");
+        let io = std::fs::read(&missing).unwrap_err();
+        let expected = format!("crm.ca_file {}: {io}", missing.display());
+        let e = BuildError::CrmCaFile {
+            path: missing,
+            source: io,
+        };
+        assert_eq!(chain(&e), expected);
+        let allow = AllowList::new(["contoso.test"]);
+        let e = configured_url("not a url", &allow).unwrap_err();
+        assert!(matches!(e, BuildError::EwsUrl { .. }));
+        assert_eq!(
+            chain(&e),
+            "exchange.ews_url not a url: relative URL without a base"
+        );
     }
 }

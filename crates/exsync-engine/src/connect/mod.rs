@@ -3,3 +3,5 @@
 pub mod build;
 pub mod ews;
 pub mod salesforce;
+
+pub use build::BuildError;

@@ -43,7 +43,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         let scheme = if tls.is_some() { "https" } else { "http" };
         eprintln!("exsync console listening on {scheme}://{bound}/");
         tokio::select! {
-            result = serve(listener, state, ServeOptions { tls }) => result,
+            result = serve(listener, state, ServeOptions { tls }) => result.map_err(anyhow::Error::from),
             _ = tokio::signal::ctrl_c() => {
                 eprintln!("exsync console stopped");
                 Ok(())
