@@ -1,0 +1,272 @@
+//! Executing: one slice's writes, sent to each side in one batch, and the slice's own commit
+//! of what they did (pairs, the echo log, the items created), so a crash after a slice loses
+//! none of its writes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::Utc;
+use exsync_core::plan::{settle, Op, WriteResult};
+use exsync_core::{CrmId, ExchangeId, ItemId, Side};
+use exsync_store::{ConflictEntry, CrmWrite, ItemRef, PairKey, PassCommit, UnresolvedReport};
+
+use super::cursor::FolderCursor;
+use super::{on_store, KindPass, PassError, UserReport};
+use crate::sync::sides::{CrmSide, ExchangeSide, Write};
+
+/// What the pass wrote so far, for its commits.
+pub(super) struct Written {
+    /// The folder cursor the pass started from.
+    pub(super) base: FolderCursor,
+    /// Items the pass created in the mailbox.
+    pub(super) created: Vec<ExchangeId>,
+    /// Records whose writes failed in this pass.
+    pub(super) failed: BTreeSet<ItemId>,
+}
+
+impl Written {
+    /// Nothing written yet, from the folder cursor the pass read.
+    pub(super) fn new(base: FolderCursor) -> Written {
+        Written {
+            base,
+            created: Vec::new(),
+            failed: BTreeSet::new(),
+        }
+    }
+}
+
+impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
+    /// Writes one slice's plan and commits what it wrote (pairs, echo log, the created
+    /// items) on its own; what the pass as a whole reports (conflicts, failures, counts) goes
+    /// into the pass's last commit.
+    pub(super) async fn apply(
+        &self,
+        ops: Vec<Op>,
+        written: &mut Written,
+        commit: &mut PassCommit,
+        report: &mut UserReport,
+    ) -> Result<(), PassError> {
+        let kind = self.kind;
+        if ops.is_empty() {
+            return Ok(());
+        }
+        if self.dry_run {
+            match report.plans.last_mut() {
+                Some((k, plan)) if *k == kind => plan.extend(ops),
+                _ => report.plans.push((kind, ops)),
+            }
+            return Ok(());
+        }
+        let results = self.execute(&ops).await;
+        let settlement = settle(&ops, &results);
+        let mut slice = PassCommit::new(self.user.key.clone(), commit.started, Utc::now());
+        slice.partial = true;
+        slice.crm_writes = self.crm_writes(&ops, &results);
+        slice.removals = settlement
+            .removals
+            .iter()
+            .map(|(crm_id, exchange_id)| PairKey {
+                kind,
+                crm_id: crm_id.clone(),
+                exchange_id: exchange_id.clone(),
+            })
+            .collect();
+        slice.upserts = settlement.upserts;
+        slice.resolved = settlement
+            .resolved
+            .iter()
+            .map(|id| ItemRef {
+                kind,
+                id: id.clone(),
+            })
+            .collect();
+        written.created.extend(
+            ops.iter()
+                .filter(|op| op.writes())
+                .zip(&results)
+                .filter_map(|(op, result)| match (op, result) {
+                    (
+                        Op::Create {
+                            on: Side::Exchange, ..
+                        },
+                        WriteResult::Done {
+                            id: ItemId::Exchange(id),
+                            ..
+                        },
+                    ) => Some(id.clone()),
+                    _ => None,
+                }),
+        );
+        // The stored cursor stays where it was until the pass ends, but learns of the items
+        // created so far, so a crash before the end cannot hide their deletion.
+        slice.cursors.extend(self.created_so_far(written));
+        on_store(self.store, move |s| s.commit_pass(&slice)).await?;
+
+        let conflicts = settlement.conflicts.len() as u64;
+        commit
+            .conflicts
+            .extend(
+                settlement
+                    .conflicts
+                    .into_iter()
+                    .map(|(crm_id, exchange_id, conflict)| ConflictEntry {
+                        kind,
+                        crm_id,
+                        exchange_id,
+                        conflict,
+                    }),
+            );
+        report.counts.failures += settlement.failures.len() as u64;
+        for failure in settlement.failures {
+            written.failed.insert(failure.id.clone());
+            commit.unresolved.push(UnresolvedReport {
+                kind,
+                id: failure.id,
+                reason: failure.reason,
+            });
+        }
+        report.counts.created += settlement.created as u64;
+        report.counts.updated += settlement.updated as u64;
+        report.counts.deleted += settlement.deleted as u64;
+        report.counts.conflicts += conflicts;
+        Ok(())
+    }
+
+    /// Sends the plan's writes, each side in one call (connectors batch and throttle), and
+    /// returns one result per write in plan order. A side that fails as a whole fails each of
+    /// its writes with its reason.
+    async fn execute(&self, ops: &[Op]) -> Vec<WriteResult> {
+        let writes: Vec<&Op> = ops.iter().filter(|op| op.writes()).collect();
+        let mut per_side: BTreeMap<Side, (Vec<usize>, Vec<Write<'_>>)> = BTreeMap::new();
+        for (i, op) in writes.iter().enumerate() {
+            let (side, write) = match op {
+                Op::Create {
+                    on, source, fields, ..
+                } => (
+                    *on,
+                    Write::Create {
+                        fields,
+                        origin: source,
+                    },
+                ),
+                Op::Update {
+                    on,
+                    crm_id,
+                    exchange_id,
+                    fields,
+                    changed,
+                    expected_version,
+                    ..
+                } => (
+                    *on,
+                    Write::Update {
+                        id: side_id(*on, crm_id, exchange_id),
+                        fields,
+                        changed,
+                        expected_version: expected_version.as_deref(),
+                    },
+                ),
+                Op::Delete {
+                    on,
+                    crm_id,
+                    exchange_id,
+                    ..
+                } => (
+                    *on,
+                    Write::Delete {
+                        id: side_id(*on, crm_id, exchange_id),
+                    },
+                ),
+                _ => continue,
+            };
+            let entry = per_side.entry(side).or_default();
+            entry.0.push(i);
+            entry.1.push(write);
+        }
+        let empty = (Vec::new(), Vec::new());
+        let crm_batch = per_side.get(&Side::Crm).unwrap_or(&empty);
+        let exchange_batch = per_side.get(&Side::Exchange).unwrap_or(&empty);
+        let (crm_results, exchange_results) = tokio::join!(
+            async {
+                if crm_batch.1.is_empty() {
+                    return Ok(Vec::new());
+                }
+                self.crm
+                    .write(self.kind, &self.user.crm_id, &crm_batch.1)
+                    .await
+            },
+            async {
+                if exchange_batch.1.is_empty() {
+                    return Ok(Vec::new());
+                }
+                self.exchange
+                    .write(&self.user.key, self.kind, &exchange_batch.1)
+                    .await
+            },
+        );
+        let mut results: Vec<WriteResult> = vec![
+            WriteResult::Failed {
+                reason: "not attempted".into()
+            };
+            writes.len()
+        ];
+        for ((indexes, sent), answer) in
+            [(crm_batch, crm_results), (exchange_batch, exchange_results)]
+        {
+            match answer {
+                Ok(answers) => {
+                    for (n, index) in indexes.iter().enumerate() {
+                        results[*index] =
+                            answers
+                                .get(n)
+                                .cloned()
+                                .unwrap_or_else(|| WriteResult::Failed {
+                                    reason: format!(
+                                        "the connector answered {} of {} writes",
+                                        answers.len(),
+                                        sent.len()
+                                    ),
+                                });
+                    }
+                }
+                Err(e) => {
+                    for index in indexes {
+                        results[*index] = WriteResult::Failed {
+                            reason: e.to_string(),
+                        };
+                    }
+                }
+            }
+        }
+        results
+    }
+
+    /// Our CRM writes and the versions they produced, so their echo is recognised.
+    fn crm_writes(&self, ops: &[Op], results: &[WriteResult]) -> Vec<CrmWrite> {
+        let written = ops.iter().filter(|op| op.writes()).zip(results);
+        written
+            .filter_map(|(op, result)| match (op, result) {
+                (
+                    Op::Create { on: Side::Crm, .. } | Op::Update { on: Side::Crm, .. },
+                    WriteResult::Done {
+                        id,
+                        version: Some(version),
+                    },
+                ) => Some(CrmWrite {
+                    crm_id: CrmId::new(id.as_str()),
+                    system_modstamp: version.clone(),
+                    kind: self.kind,
+                    user: Some(self.user.key.clone()),
+                    written_at: self.now,
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn side_id<'a>(on: Side, crm_id: &'a CrmId, exchange_id: &'a ExchangeId) -> &'a str {
+    match on {
+        Side::Crm => crm_id.as_str(),
+        Side::Exchange => exchange_id.as_str(),
+    }
+}

@@ -1,0 +1,297 @@
+//! One user's pass: read what changed on both sides, plan, write, and commit what was written
+//! together with the cursors that cover it, in one store transaction.
+//!
+//! Each step of a pass has its own file, so a change to one step is read and reviewed alone.
+//! This file holds the user's pass ([`run_user`]) and, for each kind, the order of the steps
+//! (`KindPass::run`); the steps themselves are methods of `KindPass` in:
+//! - `read.rs`: both sides' changes, page by page, into the pass's scratch [`Stage`];
+//! - `plan.rs`: the safety valve over the whole plan's deletes, then the plan in slices;
+//! - `execute.rs`: each slice's writes, batched per side, and the slice's own commit;
+//! - `cursor.rs`: the mailbox folder cursors, and what each commit moves them to.
+
+mod cursor;
+mod execute;
+mod plan;
+mod read;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use exsync_core::config::SyncConfiguration;
+use exsync_core::plan::{Change, Op, SyncedPair};
+use exsync_core::{CrmId, ItemId, ItemKind, UserKey};
+use exsync_store::{ItemRef, PassCommit, RunCounts, Store, StoreError, UnresolvedReport};
+
+use super::sides::{CrmFilter, CrmSide, ExchangeSide, SideError};
+use super::stage::{Stage, StageError};
+use execute::Written;
+
+// Other crates and the service name the cursor scope through this module, as before the split.
+pub use cursor::folder_cursor;
+
+/// How many records a pass plans, writes and commits at once: a pass holds about this many
+/// records (and one page of each side's reads) in memory, whatever the mailbox's size.
+pub const SLICE: usize = 500;
+
+/// A user the service syncs, with the configuration that applies to them.
+#[derive(Debug, Clone)]
+pub struct SyncUser {
+    pub key: UserKey,
+    pub crm_id: CrmId,
+    pub config: Arc<SyncConfiguration>,
+}
+
+/// What one user's pass did.
+#[derive(Debug, Clone, Default)]
+pub struct UserReport {
+    pub user: Option<UserKey>,
+    pub counts: RunCounts,
+    /// Why (part of) the pass failed; the records involved are fetched again next pass.
+    pub error: Option<String>,
+    /// Set when the safety valve paused the user in this pass.
+    pub paused: Option<String>,
+    /// The plan, per kind (kept for `--dry-run`).
+    pub plans: Vec<(ItemKind, Vec<Op>)>,
+}
+
+/// Where the pass stopped, when it could not go on at all.
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    #[error("state database: {0}")]
+    Store(#[from] StoreError),
+    #[error("state database task: {0}")]
+    Join(String),
+    #[error(transparent)]
+    Stage(#[from] StageError),
+}
+
+pub const KINDS: [ItemKind; 2] = [ItemKind::Contact, ItemKind::Event];
+
+/// Runs a blocking store call off the async threads.
+pub async fn on_store<T, F>(store: &Arc<dyn Store>, f: F) -> Result<T, PassError>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+{
+    let store = Arc::clone(store);
+    tokio::task::spawn_blocking(move || f(store.as_ref()))
+        .await
+        .map_err(|e| PassError::Join(e.to_string()))?
+        .map_err(PassError::from)
+}
+
+/// What had to be cut or left out of CRM records for them to fit Exchange, by record (see
+/// `exsync_core::Contact::sanitize`). The records sync without it; the pass keeps each one
+/// unresolved with these reasons, so the admin sees why Exchange differs from the CRM.
+pub type Notes = BTreeMap<ItemId, Vec<String>>;
+
+/// Inputs of one user's pass besides the sides and the store.
+pub struct UserPass<'a> {
+    pub user: &'a SyncUser,
+    /// What the org-wide CRM read found for this user, per kind.
+    pub crm_changes: BTreeMap<ItemKind, Vec<Change>>,
+    /// What had to be cut from those records, per kind.
+    pub crm_notes: BTreeMap<ItemKind, Notes>,
+    /// Kinds whose CRM records this user reads in full in this pass (new or reset), and how.
+    pub crm_full_reads: BTreeMap<ItemKind, CrmFilter>,
+    pub now: DateTime<Utc>,
+    /// Plan only: nothing is written to either side or to the store.
+    pub dry_run: bool,
+    /// Records per slice (see [`SLICE`]).
+    pub slice: usize,
+}
+
+/// Runs one user's pass and commits it. Errors of a side end the pass for this user only:
+/// the CRM changes it could not apply are recorded as unresolved, so they are fetched again.
+pub async fn run_user<E: ExchangeSide, C: CrmSide>(
+    exchange: &E,
+    crm: &C,
+    store: &Arc<dyn Store>,
+    pass: UserPass<'_>,
+) -> Result<UserReport, PassError> {
+    let started = Utc::now();
+    let user = pass.user;
+    let mut report = UserReport {
+        user: Some(user.key.clone()),
+        ..UserReport::default()
+    };
+    let mut commit = PassCommit::new(user.key.clone(), started, started);
+    let unresolved = {
+        let key = user.key.clone();
+        on_store(store, move |s| s.unresolved(&key)).await?
+    };
+
+    // The mailbox is made ready (the sync folder created) once; after that, the folders
+    // stored with the cursors are used as they are.
+    let known = cursor::folders_known(store, user).await?;
+    let prepared = if pass.dry_run || known {
+        Ok(())
+    } else {
+        exchange.prepare(&user.key).await
+    };
+    for kind in KINDS {
+        let crm_changes = pass.crm_changes.get(&kind).cloned().unwrap_or_default();
+        let crm_notes = pass.crm_notes.get(&kind).cloned().unwrap_or_default();
+        if user.config.rules(kind).direction == exsync_core::config::Direction::Off {
+            continue;
+        }
+        let retry: Vec<ItemId> = unresolved
+            .iter()
+            .filter(|u| u.kind == kind)
+            .map(|u| u.id.clone())
+            .collect();
+        let result = match &prepared {
+            Err(e) => Err(e.clone()),
+            Ok(()) => {
+                let kind_pass = KindPass {
+                    exchange,
+                    crm,
+                    store,
+                    user,
+                    kind,
+                    now: pass.now,
+                    dry_run: pass.dry_run,
+                    slice: pass.slice.max(1),
+                };
+                let full_read = pass.crm_full_reads.get(&kind);
+                kind_pass
+                    .run(
+                        crm_changes.clone(),
+                        crm_notes,
+                        full_read,
+                        &retry,
+                        &mut commit,
+                        &mut report,
+                    )
+                    .await?
+            }
+        };
+        if let Err(e) = result {
+            // Nothing of this kind was written. Keep what the CRM reported, so the changes
+            // are fetched again instead of being lost with the org-wide cursor.
+            let reason = format!("{kind}s not synced: {e}");
+            commit
+                .unresolved
+                .extend(crm_changes.iter().map(|c| UnresolvedReport {
+                    kind,
+                    id: c.id().clone(),
+                    reason: reason.clone(),
+                }));
+            report.error.get_or_insert(reason);
+        }
+    }
+
+    if pass.dry_run {
+        return Ok(report);
+    }
+    commit.finished = Utc::now();
+    commit.counts = report.counts;
+    commit.error = report.error.clone();
+    on_store(store, move |s| s.commit_pass(&commit)).await?;
+    Ok(report)
+}
+
+/// One kind of one user's pass.
+struct KindPass<'a, E, C> {
+    exchange: &'a E,
+    crm: &'a C,
+    store: &'a Arc<dyn Store>,
+    user: &'a SyncUser,
+    kind: ItemKind,
+    now: DateTime<Utc>,
+    dry_run: bool,
+    slice: usize,
+}
+
+impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
+    /// Returns `Ok(Err(_))` when a side failed (the user's problem), `Err` when the store did.
+    ///
+    /// Both sides are read page by page into a [`Stage`] on disk, then planned, written and
+    /// committed in slices of `slice` records: the pairs that changed first (the safety valve
+    /// weighs all their deletes before anything is written), then the records no pair holds,
+    /// matched on disk. Memory is bounded by the page and slice sizes, not by the mailbox.
+    async fn run(
+        &self,
+        crm_changes: Vec<Change>,
+        routed_notes: Notes,
+        full_read: Option<&CrmFilter>,
+        retry: &[ItemId],
+        commit: &mut PassCommit,
+        report: &mut UserReport,
+    ) -> Result<Result<(), SideError>, PassError> {
+        let kind = self.kind;
+        let mut stage = Stage::new()?;
+        let mut notes = Notes::new();
+        let cursor = self.stored_cursor().await?;
+
+        if let Err(e) = self
+            .read_crm(
+                &mut stage,
+                crm_changes,
+                routed_notes,
+                &mut notes,
+                full_read,
+                retry,
+            )
+            .await?
+        {
+            return Ok(Err(e));
+        }
+        let read = match self.read_exchange(&mut stage, &cursor, retry).await? {
+            Ok(read) => read,
+            Err(e) => return Ok(Err(e)),
+        };
+
+        if self.paused_by_valve(&mut stage, commit, report).await? {
+            return Ok(Ok(()));
+        }
+        let mut written = Written::new(cursor);
+        self.write_slices(&mut stage, &mut written, commit, report)
+            .await?;
+        if self.dry_run {
+            return Ok(Ok(()));
+        }
+
+        // A record fetched again because it failed before, and that did not fail now, is
+        // resolved, whether it needed a write or was already in step; unless something still
+        // had to be cut from it.
+        commit.resolved.extend(
+            retry
+                .iter()
+                .filter(|id| !written.failed.contains(*id) && !notes.contains_key(*id))
+                .map(|id| ItemRef {
+                    kind,
+                    id: id.clone(),
+                }),
+        );
+        // A record whose write failed or that was skipped keeps that reason instead.
+        commit.unresolved.extend(
+            notes
+                .into_iter()
+                .filter(|(id, _)| !written.failed.contains(id))
+                .map(|(id, notes)| UnresolvedReport {
+                    kind,
+                    id,
+                    reason: format!(
+                        "synced without what Exchange cannot hold: {}",
+                        notes.join("; ")
+                    ),
+                }),
+        );
+        // Only the pass's final commit moves the SyncState, together with everything it
+        // covers; a slice's commit never does (see `cursor.rs`).
+        commit.cursors.push(self.read_to_end(read, written.created));
+        Ok(Ok(()))
+    }
+}
+
+/// The pairs a user has, for status pages.
+pub async fn user_pairs(
+    store: &Arc<dyn Store>,
+    user: &UserKey,
+    kind: ItemKind,
+) -> Result<Vec<SyncedPair>, PassError> {
+    let key = user.clone();
+    on_store(store, move |s| s.load_pairs(&key, kind)).await
+}

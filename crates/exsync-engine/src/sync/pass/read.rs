@@ -1,0 +1,287 @@
+//! Reading: both sides' changes for one kind of one user's pass, page by page, into the pass's
+//! [`Stage`] on disk, each with the pair that holds it, so planning never needs a whole side in
+//! memory.
+
+use std::collections::BTreeMap;
+
+use exsync_core::plan::{out_of_scope, record_keys, Change, SyncedPair};
+use exsync_core::{CrmId, ExchangeId, ItemId, Side};
+
+use super::cursor::FolderCursor;
+use super::{on_store, KindPass, Notes, PassError};
+use crate::sync::sides::{CrmFilter, CrmSide, ExchangeSide, OwnedChange, SideError};
+use crate::sync::stage::{Stage, StagedRecord};
+
+/// Where the mailbox read ended.
+pub(super) struct ExchangeListed {
+    pub(super) state: String,
+    pub(super) folder: Option<(String, String)>,
+}
+
+impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
+    /// Stages what the CRM reports for this user: everything (new or reset user), then what
+    /// the org-wide read routed here (newer), then the records that failed last time, as they
+    /// are now.
+    pub(super) async fn read_crm(
+        &self,
+        stage: &mut Stage,
+        routed: Vec<Change>,
+        routed_notes: Notes,
+        notes: &mut Notes,
+        full_read: Option<&CrmFilter>,
+        retry: &[ItemId],
+    ) -> Result<Result<(), SideError>, PassError> {
+        let kind = self.kind;
+        if let Some(filter) = full_read {
+            let mut position: Option<String> = None;
+            loop {
+                let page = match self
+                    .crm
+                    .changes_page(kind, position.as_deref(), filter)
+                    .await
+                {
+                    Ok(page) => page,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let changes = self.noted(page.changes, notes);
+                self.stage(stage, changes).await?;
+                if !page.more {
+                    break;
+                }
+                position = Some(page.cursor);
+            }
+        }
+        let routed = routed
+            .into_iter()
+            .map(|change| {
+                // The notes are those of the record's last change, which stand.
+                let notes = routed_notes.get(change.id()).cloned().unwrap_or_default();
+                OwnedChange {
+                    owner: None,
+                    change,
+                    notes,
+                }
+            })
+            .collect();
+        let routed = self.noted(routed, notes);
+        self.stage(stage, routed).await?;
+        let ids: Vec<CrmId> = retry.iter().filter_map(crm_id).collect();
+        for chunk in ids.chunks(self.slice.max(1)) {
+            match self.crm.fetch(kind, chunk).await {
+                Ok(found) => {
+                    let changes = self.noted(found, notes);
+                    self.stage(stage, changes).await?
+                }
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// The changes of a CRM read, with what had to be cut from them added to `notes`. A later
+    /// read of a record replaces what an earlier one said; a record outside the user's scope
+    /// does not sync, so nothing is said about it.
+    fn noted(&self, read: Vec<OwnedChange>, notes: &mut Notes) -> Vec<Change> {
+        let rules = self.user.config.rules(self.kind);
+        read.into_iter()
+            .map(|owned| {
+                let id = owned.change.id().clone();
+                let in_scope = match &owned.change {
+                    Change::Upsert(item) => {
+                        out_of_scope(self.kind, rules, &item.fields, self.now).is_none()
+                    }
+                    _ => false,
+                };
+                if in_scope && !owned.notes.is_empty() {
+                    notes.insert(id, owned.notes);
+                } else {
+                    notes.remove(&id);
+                }
+                owned.change
+            })
+            .collect()
+    }
+
+    /// Stages the mailbox folder's changes since the stored cursor, page by page, fetching
+    /// only items whose version the pairs do not already hold (our own writes come back as
+    /// changes), then the deletions a listing reveals only by absence.
+    pub(super) async fn read_exchange(
+        &self,
+        stage: &mut Stage,
+        cursor: &FolderCursor,
+        retry: &[ItemId],
+    ) -> Result<Result<ExchangeListed, SideError>, PassError> {
+        let (user, kind) = (&self.user.key, self.kind);
+        let mut state = cursor.state.clone();
+        // Listing from the start (first pass, or a cursor Exchange refused) shows every item,
+        // so a synced item missing from it was deleted.
+        let mut full_listing = state.is_none();
+        let mut folder = cursor.folder.clone();
+        loop {
+            let page = match self
+                .exchange
+                .changes_page(user, kind, state.as_deref())
+                .await
+            {
+                Ok(page) => page,
+                Err(e) => return Ok(Err(e)),
+            };
+            if page.restarted {
+                stage.clear_side(Side::Exchange)?;
+                full_listing = true;
+            }
+            folder = page.folder.or(folder);
+            // One lookup per page serves both the known versions and the staging below.
+            let ids: Vec<ItemId> = page
+                .upserts
+                .iter()
+                .map(|(id, _)| id)
+                .chain(&page.deleted)
+                .map(|id| ItemId::Exchange(id.clone()))
+                .collect();
+            let pairs = self.pairs_of(ids).await?;
+            let (unchanged, wanted): (Vec<_>, Vec<_>) =
+                page.upserts.into_iter().partition(|(id, version)| {
+                    pairs
+                        .get(&ItemId::Exchange(id.clone()))
+                        .and_then(|p| p.exchange_version.as_ref())
+                        == Some(version)
+                });
+            stage.put_listed(&unchanged.into_iter().map(|(id, _)| id).collect::<Vec<_>>())?;
+            let mut changes: Vec<Change> = page
+                .deleted
+                .into_iter()
+                .map(|id| Change::Deleted {
+                    id: ItemId::Exchange(id),
+                })
+                .collect();
+            let wanted: Vec<ExchangeId> = wanted.into_iter().map(|(id, _)| id).collect();
+            if !wanted.is_empty() {
+                match self.exchange.fetch(user, kind, &wanted).await {
+                    Ok(found) => changes.extend(found),
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
+            self.put(stage, changes, &pairs)?;
+            state = Some(page.cursor);
+            if page.last {
+                break;
+            }
+        }
+
+        // Items the last pass created came after the cursor it stored, so they must be listed
+        // now: Exchange reports one created and deleted since a SyncState as nothing at all.
+        // After a full listing, every synced item must be listed.
+        if full_listing {
+            let mut after: Option<CrmId> = None;
+            loop {
+                let page = {
+                    let (key, from, limit) = (user.clone(), after.clone(), self.slice);
+                    on_store(self.store, move |s| {
+                        s.pairs_page(&key, kind, from.as_ref(), limit)
+                    })
+                    .await?
+                };
+                let Some(last) = page.last() else {
+                    break;
+                };
+                after = Some(last.crm_id.clone());
+                let ids: Vec<ExchangeId> = page.into_iter().map(|p| p.exchange_id).collect();
+                self.stage_missing(stage, &ids).await?;
+            }
+        } else {
+            self.stage_missing(stage, &cursor.created).await?;
+        }
+
+        let ids: Vec<ExchangeId> = retry.iter().filter_map(exchange_id).collect();
+        for chunk in ids.chunks(self.slice.max(1)) {
+            match self.exchange.fetch(user, kind, chunk).await {
+                Ok(found) => self.stage(stage, found).await?,
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        Ok(Ok(ExchangeListed {
+            state: state.unwrap_or_default(),
+            folder,
+        }))
+    }
+
+    /// Stages these Exchange items as deleted where the listing did not show them.
+    async fn stage_missing(&self, stage: &mut Stage, ids: &[ExchangeId]) -> Result<(), PassError> {
+        let missing = stage.missing(ids)?;
+        let deleted = missing
+            .into_iter()
+            .map(|id| Change::Deleted {
+                id: ItemId::Exchange(id),
+            })
+            .collect();
+        self.stage(stage, deleted).await
+    }
+
+    /// The pairs holding these records, by record.
+    async fn pairs_of(&self, ids: Vec<ItemId>) -> Result<BTreeMap<ItemId, SyncedPair>, PassError> {
+        if ids.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let (key, kind) = (self.user.key.clone(), self.kind);
+        let pairs = on_store(self.store, move |s| s.pairs_of(&key, kind, &ids)).await?;
+        Ok(pairs
+            .into_iter()
+            .flat_map(|p| {
+                [
+                    (p.id_on(Side::Crm), p.clone()),
+                    (p.id_on(Side::Exchange), p),
+                ]
+            })
+            .collect())
+    }
+
+    /// Puts changes in the stage with the pair holding each, and the match keys of those no
+    /// pair holds.
+    async fn stage(&self, stage: &mut Stage, changes: Vec<Change>) -> Result<(), PassError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let pairs = self
+            .pairs_of(changes.iter().map(|c| c.id().clone()).collect())
+            .await?;
+        self.put(stage, changes, &pairs)
+    }
+
+    /// [`Self::stage`] with the pairs already looked up.
+    fn put(
+        &self,
+        stage: &mut Stage,
+        changes: Vec<Change>,
+        pairs: &BTreeMap<ItemId, SyncedPair>,
+    ) -> Result<(), PassError> {
+        let rules = self.user.config.rules(self.kind);
+        let records: Vec<StagedRecord> = changes
+            .into_iter()
+            .map(|change| {
+                let pair = pairs.get(change.id()).map(|p| p.crm_id.clone());
+                let keys = match (&change, &pair) {
+                    (Change::Upsert(item), None) => record_keys(self.kind, rules, item),
+                    _ => Vec::new(),
+                };
+                StagedRecord { change, pair, keys }
+            })
+            .collect();
+        stage.put(&records)?;
+        Ok(())
+    }
+}
+
+fn crm_id(id: &ItemId) -> Option<CrmId> {
+    match id {
+        ItemId::Crm(id) => Some(id.clone()),
+        ItemId::Exchange(_) => None,
+    }
+}
+
+fn exchange_id(id: &ItemId) -> Option<ExchangeId> {
+    match id {
+        ItemId::Exchange(id) => Some(id.clone()),
+        ItemId::Crm(_) => None,
+    }
+}
