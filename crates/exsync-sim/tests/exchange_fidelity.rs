@@ -224,3 +224,193 @@ async fn calendar_view_includes_item_ending_at_its_start() {
     assert!(r.contains(r#"TotalItemsInView="0""#), "{r}");
     ews.finish();
 }
+
+/// Exchange keeps Subject and the contact name fields to 255 characters and cuts a longer
+/// value on CreateItem and UpdateItem rather than refusing it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subject_and_names_are_cut_to_255() {
+    let dir = tempfile::tempdir().unwrap();
+    let ews = Ews::start(dir.path());
+    let long = "é".repeat(300);
+    let cut = "é".repeat(255);
+    let (id, ck) = ews
+        .create(
+            "contacts",
+            &format!("<t:Contact><t:Subject>{long}</t:Subject><t:GivenName>{long}</t:GivenName><t:Surname>Short</t:Surname></t:Contact>"),
+        )
+        .await;
+    let r = ews.get(&id, "AllProperties").await;
+    assert!(
+        r.contains(&format!("<t:GivenName>{cut}</t:GivenName>")),
+        "{r}"
+    );
+    assert!(r.contains(&format!("<t:Subject>{cut}</t:Subject>")), "{r}");
+    assert!(r.contains("<t:Surname>Short</t:Surname>"), "{r}");
+    let r = ews
+        .call(&format!(
+            r#"<m:UpdateItem ConflictResolution="AlwaysOverwrite"><m:ItemChanges><t:ItemChange><t:ItemId Id="{id}" ChangeKey="{ck}"/><t:Updates><t:SetItemField><t:FieldURI FieldURI="contacts:Surname"/><t:Contact><t:Surname>{long}</t:Surname></t:Contact></t:SetItemField></t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>"#
+        ))
+        .await;
+    assert!(r.contains(r#"ResponseClass="Success""#), "{r}");
+    let r = ews.get(&id, "AllProperties").await;
+    assert!(r.contains(&format!("<t:Surname>{cut}</t:Surname>")), "{r}");
+    ews.finish();
+}
+
+/// DeleteItem: a bare ItemId deletes (the DeleteItem reference's own example), a change key
+/// of an older version is ErrorStaleObject, one that is no change key is ErrorInvalidChangeKey.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_item_checks_a_change_key_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let ews = Ews::start(dir.path());
+    let delete = |id: &str, ck: Option<&str>| {
+        let ck = ck
+            .map(|c| format!(r#" ChangeKey="{c}""#))
+            .unwrap_or_default();
+        format!(
+            r#"<m:DeleteItem DeleteType="MoveToDeletedItems"><m:ItemIds><t:ItemId Id="{id}"{ck}/></m:ItemIds></m:DeleteItem>"#
+        )
+    };
+    let (id, old) = ews
+        .create(
+            "contacts",
+            "<t:Contact><t:GivenName>Ada</t:GivenName></t:Contact>",
+        )
+        .await;
+    let r = ews
+        .call(&format!(
+            r#"<m:UpdateItem ConflictResolution="AlwaysOverwrite"><m:ItemChanges><t:ItemChange><t:ItemId Id="{id}" ChangeKey="{old}"/><t:Updates><t:SetItemField><t:FieldURI FieldURI="contacts:Surname"/><t:Contact><t:Surname>L</t:Surname></t:Contact></t:SetItemField></t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>"#
+        ))
+        .await;
+    let new = attr(&r, "ChangeKey").to_string();
+    let r = ews.call(&delete(&id, Some(&old))).await;
+    assert!(r.contains("ErrorStaleObject"), "{r}");
+    let r = ews.call(&delete(&id, Some("bm90IGEga2V5"))).await;
+    assert!(r.contains("ErrorInvalidChangeKey"), "{r}");
+    let r = ews.call(&delete(&id, Some(""))).await;
+    assert!(r.contains("ErrorStaleObject"), "{r}");
+    assert!(ews.get(&id, "IdOnly").await.contains("Success"));
+    let r = ews.call(&delete(&id, Some(&new))).await;
+    assert!(r.contains(r#"ResponseClass="Success""#), "{r}");
+    let (id, _) = ews
+        .create(
+            "contacts",
+            "<t:Contact><t:GivenName>Bo</t:GivenName></t:Contact>",
+        )
+        .await;
+    let r = ews.call(&delete(&id, None)).await;
+    assert!(r.contains(r#"ResponseClass="Success""#), "{r}");
+    ews.finish();
+}
+
+/// A user renames `Salesforce_Sync`, moves it, empties it: UpdateFolder, MoveFolder and
+/// EmptyFolder keep the folder's id, move its change key on, and SyncFolderHierarchy
+/// reports the rename as an update.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rename_move_and_empty_a_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let ews = Ews::start(dir.path());
+    let r = ews.call(r#"<m:CreateFolder><m:ParentFolderId><t:DistinguishedFolderId Id="contacts"/></m:ParentFolderId><m:Folders><t:ContactsFolder><t:DisplayName>Salesforce_Sync</t:DisplayName></t:ContactsFolder></m:Folders></m:CreateFolder>"#).await;
+    let id = attr(&r, "Id").to_string();
+    let ck = attr(&r, "ChangeKey").to_string();
+    let sync = r#"<m:SyncFolderHierarchy><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape><t:AdditionalProperties><t:FieldURI FieldURI="folder:DisplayName"/></t:AdditionalProperties></m:FolderShape></m:SyncFolderHierarchy>"#;
+    let r = ews.call(sync).await;
+    let state = r
+        .split("<m:SyncState>")
+        .nth(1)
+        .and_then(|s| s.split("</m:SyncState>").next())
+        .unwrap()
+        .to_string();
+    let rename = |ck: &str, name: &str| {
+        format!(
+            r#"<m:UpdateFolder><m:FolderChanges><t:FolderChange><t:FolderId Id="{id}" ChangeKey="{ck}"/><t:Updates><t:SetFolderField><t:FieldURI FieldURI="folder:DisplayName"/><t:ContactsFolder><t:DisplayName>{name}</t:DisplayName></t:ContactsFolder></t:SetFolderField></t:Updates></t:FolderChange></m:FolderChanges></m:UpdateFolder>"#
+        )
+    };
+    let r = ews.call(&rename(&ck, "CRM contacts")).await;
+    assert!(r.contains(r#"ResponseClass="Success""#), "{r}");
+    assert_eq!(attr(&r, "Id"), id);
+    let ck2 = attr(&r, "ChangeKey").to_string();
+    assert_ne!(ck2, ck);
+    // The old change key is stale now.
+    let r = ews.call(&rename(&ck, "Again")).await;
+    assert!(r.contains("ErrorStaleObject"), "{r}");
+    let r = ews
+        .call(&sync.replace(
+            "</m:FolderShape>",
+            &format!("</m:FolderShape><m:SyncState>{state}</m:SyncState>"),
+        ))
+        .await;
+    assert!(r.contains("<t:Update>"), "{r}");
+    assert!(
+        r.contains("<t:DisplayName>CRM contacts</t:DisplayName>"),
+        "{r}"
+    );
+
+    ews.create(
+        "contacts",
+        "<t:Contact><t:GivenName>Ada</t:GivenName></t:Contact>",
+    )
+    .await;
+    let r = ews.call(&format!(r#"<m:CreateItem><m:SavedItemFolderId><t:FolderId Id="{id}"/></m:SavedItemFolderId><m:Items><t:Contact><t:GivenName>In</t:GivenName></t:Contact></m:Items></m:CreateItem>"#)).await;
+    assert!(r.contains(r#"ResponseClass="Success""#), "{r}");
+
+    let r = ews.call(&format!(r#"<m:MoveFolder><m:ToFolderId><t:DistinguishedFolderId Id="msgfolderroot"/></m:ToFolderId><m:FolderIds><t:FolderId Id="{id}"/></m:FolderIds></m:MoveFolder>"#)).await;
+    assert!(r.contains(r#"ResponseClass="Success""#), "{r}");
+    let r = ews.call(r#"<m:FindFolder Traversal="Shallow"><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape><m:ParentFolderIds><t:DistinguishedFolderId Id="msgfolderroot"/></m:ParentFolderIds></m:FindFolder>"#).await;
+    assert!(
+        r.contains("<t:DisplayName>CRM contacts</t:DisplayName>"),
+        "{r}"
+    );
+    let r = ews.call(r#"<m:MoveFolder><m:ToFolderId><t:DistinguishedFolderId Id="inbox"/></m:ToFolderId><m:FolderIds><t:DistinguishedFolderId Id="contacts"/></m:FolderIds></m:MoveFolder>"#).await;
+    assert!(r.contains("ErrorMoveDistinguishedFolder"), "{r}");
+
+    let r = ews.call(&format!(r#"<m:EmptyFolder DeleteType="HardDelete" DeleteSubFolders="false"><m:FolderIds><t:FolderId Id="{id}"/></m:FolderIds></m:EmptyFolder>"#)).await;
+    assert!(r.contains(r#"ResponseClass="Success""#), "{r}");
+    let r = ews.call(&format!(r#"<m:GetFolder><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape><m:FolderIds><t:FolderId Id="{id}"/></m:FolderIds></m:GetFolder>"#)).await;
+    assert!(r.contains("<t:TotalCount>0</t:TotalCount>"), "{r}");
+    // The contact in Contacts itself was not touched.
+    let r = ews.call(r#"<m:GetFolder><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape><m:FolderIds><t:DistinguishedFolderId Id="contacts"/></m:FolderIds></m:GetFolder>"#).await;
+    assert!(r.contains("<t:TotalCount>1</t:TotalCount>"), "{r}");
+    ews.finish();
+}
+
+/// FindFolder answers the shape asked for: IdOnly is the FolderId alone, Default adds the
+/// display name and counts, AllProperties everything, AdditionalProperties what it names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn find_folder_honours_the_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let ews = Ews::start(dir.path());
+    let find = |base: &str, extra: &str| {
+        format!(
+            r#"<m:FindFolder Traversal="Shallow"><m:FolderShape><t:BaseShape>{base}</t:BaseShape>{extra}</m:FolderShape><m:ParentFolderIds><t:DistinguishedFolderId Id="msgfolderroot"/></m:ParentFolderIds></m:FindFolder>"#
+        )
+    };
+    let r = ews.call(&find("IdOnly", "")).await;
+    assert!(r.contains("<t:FolderId "), "{r}");
+    for absent in ["DisplayName", "FolderClass", "ParentFolderId", "TotalCount"] {
+        assert!(!r.contains(&format!("<t:{absent}")), "{absent}: {r}");
+    }
+    let r = ews
+        .call(&find(
+            "IdOnly",
+            r#"<t:AdditionalProperties><t:FieldURI FieldURI="folder:FolderClass"/></t:AdditionalProperties>"#,
+        ))
+        .await;
+    assert!(
+        r.contains("<t:FolderClass>IPF.Contact</t:FolderClass>"),
+        "{r}"
+    );
+    assert!(!r.contains("<t:DisplayName>"), "{r}");
+    let r = ews.call(&find("Default", "")).await;
+    assert!(r.contains("<t:DisplayName>Contacts</t:DisplayName>"), "{r}");
+    assert!(r.contains("<t:ChildFolderCount>"), "{r}");
+    assert!(!r.contains("<t:FolderClass>"), "{r}");
+    assert!(!r.contains("<t:ParentFolderId "), "{r}");
+    let r = ews.call(&find("AllProperties", "")).await;
+    assert!(
+        r.contains("<t:FolderClass>IPF.Contact</t:FolderClass>"),
+        "{r}"
+    );
+    assert!(r.contains("<t:ParentFolderId "), "{r}");
+    ews.finish();
+}

@@ -64,3 +64,65 @@ def test_calendar_view_includes_item_ending_at_view_start(sim):
         start=EWSDateTime(2026, 3, 2, 10, 0, 1, tzinfo=utc), end=EWSDateTime(2026, 3, 2, 12, tzinfo=utc)
     )
     assert list(later) == []
+
+
+def test_long_subject_is_cut_to_255(sim):
+    from exchangelib.fields import CharField
+
+    a = sim.account(USER)
+    # exchangelib refuses a subject over 255 characters itself; lift its check to see what
+    # the server does (Exchange cuts it).
+    field = CalendarItem.get_field_by_fieldname("subject")
+    old = field.max_length
+    field.max_length = 10_000
+    try:
+        utc = EWSTimeZone("UTC")
+        item = CalendarItem(
+            folder=a.calendar,
+            subject="x" * 300,
+            start=EWSDateTime(2026, 3, 2, 9, tzinfo=utc),
+            end=EWSDateTime(2026, 3, 2, 10, tzinfo=utc),
+        )
+        item.save()
+        assert a.calendar.get(id=item.id).subject == "x" * 255
+    finally:
+        field.max_length = old
+    assert isinstance(field, CharField)
+
+
+def test_delete_with_a_stale_change_key_is_refused(sim):
+    from exchangelib.errors import ErrorStaleObject
+
+    a = sim.account(USER)
+    c = Contact(folder=a.contacts, given_name="Ada", display_name="Ada")
+    c.save()
+    stale = c.changekey
+    c.surname = "Lovelace"
+    c.save(update_fields=["surname"])
+    fresh = c.changekey
+    c.changekey = stale
+    with pytest.raises(ErrorStaleObject):
+        c.delete()
+    c.changekey = fresh
+    c.delete()
+    assert a.contacts.all().count() == 0
+
+
+def test_rename_move_and_empty_the_sync_folder(sim):
+    a = sim.account(USER)
+    f = Contacts(parent=a.contacts, name="Salesforce_Sync")
+    f.save()
+    Contact(folder=f, given_name="Ada", display_name="Ada").save()
+    old_id = f.id
+    f.name = "CRM contacts"
+    f.save(update_fields=["name"])
+    assert f.id == old_id
+    a.root.refresh()
+    assert (a.contacts / "CRM contacts").id == old_id
+    f.move(a.msg_folder_root)
+    a.root.refresh()
+    assert (a.msg_folder_root / "CRM contacts").id == old_id
+    assert f.total_count == 1 or f.all().count() == 1
+    f.empty()
+    assert f.all().count() == 0
+

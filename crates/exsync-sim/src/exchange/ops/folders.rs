@@ -1,4 +1,4 @@
-//! GetFolder, FindFolder, CreateFolder, DeleteFolder.
+//! GetFolder, FindFolder, CreateFolder, DeleteFolder, UpdateFolder, MoveFolder, EmptyFolder.
 
 use super::{folder_not_found, list, respond, restrict, Ctx, OpResult};
 use crate::exchange::soap::EwsError;
@@ -29,12 +29,67 @@ pub fn folder_id_xml(mb: &Mailbox, f: &Folder) -> String {
     )
 }
 
-/// A folder with the properties every shape returns (schema order of BaseFolderType).
+/// The BaseShape of a FolderShape plus the `folder:` properties AdditionalProperties names.
+pub struct FolderShape {
+    base: &'static str,
+    extra: Vec<String>,
+}
+
+impl FolderShape {
+    /// Every property (what GetFolder and SyncFolderHierarchy answer here).
+    pub fn all() -> FolderShape {
+        FolderShape {
+            base: "AllProperties",
+            extra: Vec::new(),
+        }
+    }
+
+    pub fn parse(el: Option<&Element>) -> FolderShape {
+        let base = match el.and_then(|e| e.child_text("BaseShape")) {
+            Some("IdOnly") => "IdOnly",
+            Some("AllProperties") => "AllProperties",
+            _ => "Default",
+        };
+        let extra = el
+            .and_then(|e| e.child("AdditionalProperties"))
+            .map(|a| {
+                a.children
+                    .iter()
+                    .filter_map(|p| p.attr("FieldURI"))
+                    .filter_map(|u| u.strip_prefix("folder:"))
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        FolderShape { base, extra }
+    }
+
+    /// Whether the element `name` is in this shape. Default is Exchange's default folder
+    /// set (FolderId, DisplayName, TotalCount, ChildFolderCount, UnreadCount); IdOnly is the
+    /// FolderId alone; either plus what AdditionalProperties adds.
+    fn wants(&self, name: &str) -> bool {
+        name == "FolderId"
+            || self.base == "AllProperties"
+            || self.extra.iter().any(|e| e == name)
+            || (self.base == "Default"
+                && matches!(
+                    name,
+                    "DisplayName" | "TotalCount" | "ChildFolderCount" | "UnreadCount"
+                ))
+    }
+}
+
+/// A folder with every property (schema order of BaseFolderType).
 pub fn folder_xml(mb: &Mailbox, f: &Folder) -> String {
+    folder_xml_shaped(mb, f, &FolderShape::all())
+}
+
+/// A folder with the properties `shape` asks for, in the schema order of BaseFolderType.
+pub fn folder_xml_shaped(mb: &Mailbox, f: &Folder, shape: &FolderShape) -> String {
     let el = folder_element_name(&f.class);
     let mut s = format!("<t:{el}>");
     s.push_str(&folder_id_xml(mb, f));
-    if let Some(p) = f.parent {
+    if let Some(p) = f.parent.filter(|_| shape.wants("ParentFolderId")) {
         s.push_str(&format!(
             r#"<t:ParentFolderId Id="{}" ChangeKey="{}"/>"#,
             Id::Folder {
@@ -45,26 +100,35 @@ pub fn folder_xml(mb: &Mailbox, f: &Folder) -> String {
             change_key(mb.folders.get(&p).map(|p| p.seq).unwrap_or(0))
         ));
     }
-    if !f.class.is_empty() {
+    if !f.class.is_empty() && shape.wants("FolderClass") {
         s.push_str(&format!(
             "<t:FolderClass>{}</t:FolderClass>",
             escape(&f.class)
         ));
     }
-    s.push_str(&format!(
-        "<t:DisplayName>{}</t:DisplayName>",
-        escape(&f.name)
-    ));
-    let total = mb.items.values().filter(|i| i.folder == f.id).count();
-    let children = mb
-        .folders
-        .values()
-        .filter(|c| c.parent == Some(f.id))
-        .count();
-    s.push_str(&format!(
-        "<t:TotalCount>{total}</t:TotalCount><t:ChildFolderCount>{children}</t:ChildFolderCount>"
-    ));
-    if el == "Folder" {
+    if shape.wants("DisplayName") {
+        s.push_str(&format!(
+            "<t:DisplayName>{}</t:DisplayName>",
+            escape(&f.name)
+        ));
+    }
+    if shape.wants("TotalCount") {
+        let total = mb.items.values().filter(|i| i.folder == f.id).count();
+        s.push_str(&format!("<t:TotalCount>{total}</t:TotalCount>"));
+    }
+    if shape.wants("ChildFolderCount") {
+        let children = mb
+            .folders
+            .values()
+            .filter(|c| c.parent == Some(f.id))
+            .count();
+        s.push_str(&format!(
+            "<t:ChildFolderCount>{children}</t:ChildFolderCount>"
+        ));
+    }
+    // UnreadCount belongs to FolderType only (the schema has none on contact, calendar or
+    // task folders).
+    if el == "Folder" && shape.wants("UnreadCount") {
         s.push_str("<t:UnreadCount>0</t:UnreadCount>");
     }
     s.push_str(&format!("</t:{el}>"));
@@ -92,6 +156,7 @@ fn descendants(mb: &Mailbox, root: u64, deep: bool, out: &mut Vec<u64>) {
 }
 
 pub fn find_folder(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
+    let shape = FolderShape::parse(op.child("FolderShape"));
     let deep = op.attr("Traversal") == Some("Deep");
     let restriction = op.child("Restriction").and_then(|r| r.children.first());
     let view = op.child("IndexedPageFolderView");
@@ -129,7 +194,7 @@ pub fn find_folder(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
                 offset + page.len()
             );
             for f in page {
-                s.push_str(&folder_xml(mb, f));
+                s.push_str(&folder_xml_shaped(mb, f, &shape));
             }
             s.push_str("</t:Folders></m:RootFolder>");
             Ok(s)
@@ -267,4 +332,232 @@ pub fn delete_folder(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
         return Err(folder_not_found());
     }
     Ok(respond("DeleteFolder", msgs))
+}
+
+/// The folder a `<t:FolderId>`/`<t:DistinguishedFolderId>` names, checked against the change
+/// key it carries: a key of an older version is ErrorStaleObject, as for items.
+fn folder_for_write(ctx: &Ctx<'_>, r: &Element) -> Result<u64, EwsError> {
+    let f = ctx.folder_ref(r)?;
+    if let Some(ck) = r.attr("ChangeKey").filter(|c| !c.trim().is_empty()) {
+        let seq = crate::exchange::store::parse_change_key(ck)
+            .ok_or_else(|| EwsError::new("ErrorInvalidChangeKey", "The change key is invalid."))?;
+        if seq != f.seq {
+            return Err(EwsError::new(
+                "ErrorStaleObject",
+                "The change key passed in the request does not match the current change key for the folder.",
+            ));
+        }
+    }
+    Ok(f.id)
+}
+
+fn refuse_distinguished(ctx: &Ctx<'_>, id: u64, what: &str) -> Result<(), EwsError> {
+    if ctx
+        .mb()?
+        .folders
+        .get(&id)
+        .is_some_and(|f| f.distinguished.is_some())
+    {
+        return Err(EwsError::new(
+            "ErrorMoveDistinguishedFolder",
+            format!("Distinguished folders cannot be {what}."),
+        ));
+    }
+    Ok(())
+}
+
+/// A sibling under `parent` (other than `except`) already has `name`, case-insensitively.
+fn name_taken(mb: &Mailbox, parent: u64, name: &str, except: u64) -> bool {
+    mb.folders
+        .values()
+        .any(|x| x.parent == Some(parent) && x.id != except && x.name.eq_ignore_ascii_case(name))
+}
+
+fn folder_info(mb: &Mailbox, id: u64) -> Result<String, EwsError> {
+    let f = mb.folders.get(&id).ok_or_else(folder_not_found)?;
+    let el = folder_element_name(&f.class);
+    Ok(format!(
+        "<m:Folders><t:{el}>{}</t:{el}></m:Folders>",
+        folder_id_xml(mb, f)
+    ))
+}
+
+/// UpdateFolder: Set/Delete of DisplayName (a rename) and FolderClass. A user renaming the
+/// sync folder in Outlook is this operation; its id stays, its change key moves on.
+pub fn update_folder(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
+    let mut msgs = Vec::new();
+    for change in list(op, "FolderChanges") {
+        msgs.push(update_folder_one(ctx, change));
+    }
+    Ok(respond("UpdateFolder", msgs))
+}
+
+fn update_folder_one(ctx: &mut Ctx<'_>, change: &Element) -> Result<String, EwsError> {
+    let r = change
+        .children
+        .iter()
+        .find(|c| c.name.ends_with("FolderId"))
+        .ok_or_else(|| EwsError::new("ErrorInvalidIdEmpty", "The folder change has no id."))?;
+    let id = folder_for_write(ctx, r)?;
+    let (mut name, mut class, parent) = {
+        let f = ctx.mb()?.folders.get(&id).ok_or_else(folder_not_found)?;
+        (f.name.clone(), f.class.clone(), f.parent)
+    };
+    let updates = change
+        .child("Updates")
+        .map(|u| u.children.as_slice())
+        .unwrap_or(&[]);
+    for u in updates {
+        let field = u
+            .children
+            .iter()
+            .find(|c| c.name == "FieldURI")
+            .and_then(|c| c.attr("FieldURI"))
+            .unwrap_or("");
+        let value = u
+            .children
+            .iter()
+            .find(|c| c.name.ends_with("Folder"))
+            .and_then(|f| f.children.first());
+        match (u.name.as_str(), field) {
+            ("SetFolderField", "folder:DisplayName") => {
+                name = value.map(|v| v.text.trim().to_string()).unwrap_or_default();
+            }
+            ("SetFolderField", "folder:FolderClass") => {
+                class = value.map(|v| v.text.trim().to_string()).unwrap_or_default();
+            }
+            ("DeleteFolderField", "folder:FolderClass") => class.clear(),
+            _ => {
+                return Err(EwsError::new(
+                    "ErrorInvalidPropertySet",
+                    format!("{} of {field} is not supported here.", u.name),
+                ))
+            }
+        }
+    }
+    if name.is_empty() {
+        return Err(EwsError::new(
+            "ErrorInvalidFolderName",
+            "A folder needs a display name.",
+        ));
+    }
+    if let Some(p) = parent {
+        if name_taken(ctx.mb()?, p, &name, id) {
+            return Err(EwsError::new(
+                "ErrorFolderExists",
+                "A folder with the specified name already exists.",
+            ));
+        }
+    }
+    let seq = ctx.next_seq();
+    let mb = ctx.mb_mut()?;
+    let f = mb.folders.get_mut(&id).ok_or_else(folder_not_found)?;
+    f.name = name;
+    f.class = class;
+    f.seq = seq;
+    folder_info(mb, id)
+}
+
+/// MoveFolder: the folder keeps its id under the new parent (Exchange keeps folder ids on a
+/// move within a mailbox); a folder cannot go under itself or its own subtree.
+pub fn move_folder(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
+    let to_el = op
+        .child("ToFolderId")
+        .and_then(|t| t.children.first())
+        .ok_or_else(|| EwsError::new("ErrorInvalidRequest", "ToFolderId is missing"))?;
+    let to = match ctx.folder_ref(to_el) {
+        Ok(f) => f.id,
+        Err(e) => return Ok(respond("MoveFolder", vec![Err(e)])),
+    };
+    let mut msgs = Vec::new();
+    for r in list(op, "FolderIds") {
+        msgs.push((|| {
+            let id = folder_for_write(ctx, r)?;
+            refuse_distinguished(ctx, id, "moved")?;
+            let mb = ctx.mb()?;
+            let mut below = vec![id];
+            descendants(mb, id, true, &mut below);
+            if below.contains(&to) {
+                return Err(EwsError::new(
+                    "ErrorMoveCopyFailed",
+                    "A folder cannot be moved into itself or one of its subfolders.",
+                ));
+            }
+            let name = mb
+                .folders
+                .get(&id)
+                .map(|f| f.name.clone())
+                .unwrap_or_default();
+            if name_taken(mb, to, &name, id) {
+                return Err(EwsError::new(
+                    "ErrorFolderExists",
+                    "A folder with the specified name already exists.",
+                ));
+            }
+            let seq = ctx.next_seq();
+            let mb = ctx.mb_mut()?;
+            let f = mb.folders.get_mut(&id).ok_or_else(folder_not_found)?;
+            f.parent = Some(to);
+            f.seq = seq;
+            folder_info(mb, id)
+        })());
+    }
+    Ok(respond("MoveFolder", msgs))
+}
+
+/// EmptyFolder: deletes the folder's items, and its subfolders when DeleteSubFolders is true.
+/// Exchange refuses it on the root and the calendar/search folders; here on the roots.
+pub fn empty_folder(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
+    let subfolders = matches!(op.attr("DeleteSubFolders"), Some("true") | Some("1"));
+    let mut msgs = Vec::new();
+    for r in list(op, "FolderIds") {
+        msgs.push((|| {
+            let f = ctx.folder_ref(r)?;
+            let id = f.id;
+            if matches!(
+                f.distinguished.as_deref(),
+                Some("root") | Some("msgfolderroot")
+            ) {
+                return Err(EwsError::new(
+                    "ErrorCannotEmptyFolder",
+                    "This folder cannot be emptied.",
+                ));
+            }
+            let seq = ctx.next_seq();
+            let mb = ctx.mb_mut()?;
+            let mut doomed = Vec::new();
+            if subfolders {
+                descendants(mb, id, true, &mut doomed);
+                for fid in &doomed {
+                    if let Some(f) = mb.folders.remove(fid) {
+                        mb.folder_tombstones.push(Tombstone {
+                            id: f.id,
+                            folder: f.parent.unwrap_or(0),
+                            created_seq: f.created_seq,
+                            seq,
+                        });
+                    }
+                }
+            }
+            doomed.push(id);
+            let items: Vec<u64> = mb
+                .items
+                .values()
+                .filter(|i| doomed.contains(&i.folder))
+                .map(|i| i.id)
+                .collect();
+            for iid in items {
+                if let Some(it) = mb.items.remove(&iid) {
+                    mb.tombstones.push(Tombstone {
+                        id: it.id,
+                        folder: it.folder,
+                        created_seq: it.created_seq,
+                        seq,
+                    });
+                }
+            }
+            Ok(String::new())
+        })());
+    }
+    Ok(respond("EmptyFolder", msgs))
 }

@@ -12,6 +12,31 @@ use crate::exchange::xml::Element;
 
 const ITEM_KINDS: &[&str] = &["Contact", "CalendarItem", "Message", "Task", "Item"];
 
+/// Properties Exchange keeps to 255 characters. The Subject reference says "The subject is
+/// limited to 255 characters", and Exchange cuts a longer one on CreateItem/UpdateItem
+/// instead of refusing it (exchangelib's maintainer on a >255 subject: EWS truncates it);
+/// the contact name fields are 255-character MAPI string properties treated the same way.
+const LIMITED_255: &[&str] = &[
+    "Subject",
+    "DisplayName",
+    "GivenName",
+    "MiddleName",
+    "Surname",
+    "Nickname",
+    "Initials",
+    "Generation",
+];
+const MAX_LEN: usize = 255;
+
+/// Cuts the length-limited properties to what Exchange stores (see `LIMITED_255`).
+fn limit_lengths(props: &mut [Element]) {
+    for p in props.iter_mut() {
+        if LIMITED_255.contains(&p.name.as_str()) && p.text.chars().count() > MAX_LEN {
+            p.text = p.text.chars().take(MAX_LEN).collect();
+        }
+    }
+}
+
 fn default_folder(kind: &str) -> &'static str {
     match kind {
         "Contact" => "contacts",
@@ -82,12 +107,13 @@ pub fn create_one(
     }
     let seq = ctx.next_seq();
     let now = now_string();
-    let props: Vec<Element> = it
+    let mut props: Vec<Element> = it
         .children
         .iter()
         .filter(|p| p.name != "ItemId" && p.name != "ParentFolderId")
         .cloned()
         .collect();
+    limit_lengths(&mut props);
     let prop_seq = props.iter().map(|p| (prop_key(p), seq)).collect();
     let item = Item {
         id: seq,
@@ -399,6 +425,7 @@ fn update_one(ctx: &mut Ctx<'_>, change: &Element, mode: &str) -> Result<String,
         }
         item.prop_seq.insert(touched_key(path), seq);
     }
+    limit_lengths(&mut props);
     // A new pattern invalidates the exceptions of the old one, as in Exchange.
     if index.is_none()
         && updates
@@ -450,10 +477,38 @@ fn update_one(ctx: &mut Ctx<'_>, change: &Element, mode: &str) -> Result<String,
     ))
 }
 
+/// DeleteItem's change key rules. The DeleteItem reference deletes by a bare
+/// `<t:ItemId Id="…"/>`, so an absent key is accepted; the ItemIdType ChangeKey description
+/// (as on the ConversationId reference page) says DeleteItem uses a ChangeKey "to test whether the attempted operation will act upon the most recent
+/// version of an item" and answers ErrorStaleObject when it does not (an empty key included),
+/// and a key that is not a change key at all is ErrorInvalidChangeKey, as for UpdateItem.
+fn check_delete_change_key(ctx: &Ctx<'_>, r: &Element, id: u64) -> Result<(), EwsError> {
+    let Some(ck) = r.attr("ChangeKey") else {
+        return Ok(());
+    };
+    let stale = || {
+        EwsError::new(
+            "ErrorStaleObject",
+            "The change key passed in the request does not match the current change key for the item.",
+        )
+    };
+    if ck.trim().is_empty() {
+        return Err(stale());
+    }
+    let seq = parse_change_key(ck)
+        .ok_or_else(|| EwsError::new("ErrorInvalidChangeKey", "The change key is invalid."))?;
+    let item = ctx.mb()?.items.get(&id).ok_or_else(item_not_found)?;
+    if seq != item.seq {
+        return Err(stale());
+    }
+    Ok(())
+}
+
 pub fn delete_item(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
     let mut msgs = Vec::new();
     for r in list(op, "ItemIds") {
         let res = item_ref(ctx, r).and_then(|(id, index)| {
+            check_delete_change_key(ctx, r, id)?;
             let seq = ctx.next_seq();
             let mb = ctx.mb_mut()?;
             match index {
