@@ -16,7 +16,6 @@ use exsync_core::{
 use exsync_salesforce::{
     AuthConfig, ChangeCursor, Error, NewRecord, SalesforceClient, Scope, Secret, SyncObject,
 };
-use reqwest::Method;
 use serde_json::{json, Value};
 
 fn contact(first: &str, last: &str, email: &str) -> Contact {
@@ -225,9 +224,7 @@ async fn equal_stamps_are_neither_skipped_nor_repeated_across_pages() {
     let records: Vec<Value> = (0..7)
         .map(|i| json!({"attributes": {"type": "Contact"}, "LastName": format!("Same{i}"), "SystemModstamp": stamp}))
         .collect();
-    let seeded = h
-        .control(Method::POST, "/seed", json!({"records": records}))
-        .await;
+    let seeded = h.control.seed(&json!({"records": records})).await;
     let mut expected: Vec<String> = seeded["records"]
         .as_array()
         .unwrap()
@@ -273,8 +270,7 @@ async fn an_expired_session_is_refreshed_without_an_error() {
     let h = Harness::start().await;
     let client = h.client();
     client.users().await.unwrap();
-    let expired = h.control(Method::POST, "/expire-tokens", Value::Null).await;
-    assert_eq!(expired["expired"], 1);
+    assert_eq!(h.control.expire_tokens().await, 1);
     client.users().await.unwrap();
     assert_eq!(
         h.counter("POST oauth2/token").await,
@@ -301,12 +297,9 @@ async fn the_limit_reserve_pauses_cleanly_and_loses_nothing() {
     assert!(usage.used >= 1 && usage.max == 100_000);
 
     // Leave 7 calls: a couple more go through, then the connector stops on its own.
-    h.control(
-        Method::POST,
-        "/limits",
-        json!({"max": usage.used + 7, "used": usage.used}),
-    )
-    .await;
+    h.control
+        .set_limits(&json!({"max": usage.used + 7, "used": usage.used}))
+        .await;
     let scope = Scope::default();
     let cursor = ChangeCursor::default();
     let mut paused = None;
@@ -332,18 +325,18 @@ async fn the_limit_reserve_pauses_cleanly_and_loses_nothing() {
         max - used <= 5 && max - used >= 1,
         "stopped before the org ran dry: {used}/{max}"
     );
-    let org = h.control(Method::GET, "/limits", Value::Null).await;
+    let org = h.control.limits().await;
     assert!(org["used"].as_u64().unwrap() < org["max"].as_u64().unwrap());
 
     // The org's own hard limit reads as the same pause.
-    h.control(Method::POST, "/limits", json!({"exhaust": true}))
-        .await;
+    h.control.set_limits(&json!({"exhaust": true})).await;
     let unreserved = h.client();
     let err = unreserved.users().await.unwrap_err();
     assert!(err.is_pause(), "{err}");
 
     // Once the allowance is back, the untouched cursor still yields everything.
-    h.control(Method::POST, "/limits", json!({"used": 0, "max": 100000}))
+    h.control
+        .set_limits(&json!({"used": 0, "max": 100000}))
         .await;
     assert!(
         client.users().await.unwrap_err().is_pause(),
@@ -360,19 +353,16 @@ async fn server_errors_and_dropped_connections_are_retried() {
     let client = h.client();
     client.users().await.unwrap();
 
-    h.control(Method::POST, "/faults", json!({"fail_next": 2}))
-        .await;
+    h.control.faults(&json!({"fail_next": 2})).await;
     assert!(client.users().await.unwrap().len() >= 3);
     assert_eq!(h.counter("fault.503").await, 2);
 
-    h.control(Method::POST, "/faults", json!({"drop_next": 2}))
-        .await;
+    h.control.faults(&json!({"drop_next": 2})).await;
     assert!(client.users().await.unwrap().len() >= 3);
     assert_eq!(h.counter("fault.dropped").await, 2);
 
     // A keyed create survives a dropped connection without duplicating.
-    h.control(Method::POST, "/faults", json!({"drop_next": 1}))
-        .await;
+    h.control.faults(&json!({"drop_next": 1})).await;
     let item = NewRecord {
         external_key: Some("ews-1".into()),
         owner_id: None,
@@ -391,17 +381,15 @@ async fn server_errors_and_dropped_connections_are_retried() {
     config.max_retries = 2;
     let impatient = SalesforceClient::new(config).unwrap();
     impatient.users().await.unwrap();
-    h.control(Method::POST, "/counters/reset", Value::Null)
-        .await;
-    h.control(Method::POST, "/faults", json!({"error_rate": 1.0}))
-        .await;
+    h.control.reset_counters().await;
+    h.control.faults(&json!({"error_rate": 1.0})).await;
     let err = impatient.users().await.unwrap_err();
     assert!(
         matches!(&err, Error::Api { status: 503, code, .. } if code == "SERVER_UNAVAILABLE"),
         "{err}"
     );
     assert_eq!(h.counter("fault.503").await, 3, "one try and two retries");
-    h.control(Method::POST, "/faults", json!({})).await;
+    h.control.faults(&json!({})).await;
 }
 
 #[tokio::test]
@@ -457,10 +445,7 @@ async fn invalid_records_fail_alone_and_the_rest_is_written() {
     assert!(outcomes[1].is_ok());
 
     // A record that does not map reads as an Invalid change with the reason.
-    h.control(
-        Method::POST,
-        "/seed",
-        json!({"records": [{"attributes": {"type": "Event"}, "Subject": "Hourly", "StartDateTime": "2031-05-06T10:00:00Z",
+    h.control.seed(&json!({"records": [{"attributes": {"type": "Event"}, "Subject": "Hourly", "StartDateTime": "2031-05-06T10:00:00Z",
             "DurationInMinutes": 30, "IsRecurrence2": true, "Recurrence2PatternText": "RRULE:FREQ=HOURLY;INTERVAL=2"}]}),
     )
     .await;
@@ -688,12 +673,9 @@ async fn a_cursor_older_than_the_delete_log_reconciles_ids() {
         .unwrap();
 
     // The org's clock moves 16 days on: its delete log no longer reaches the cursor.
-    h.control(
-        Method::POST,
-        "/clock",
-        json!({"advance_seconds": 16 * 24 * 3600}),
-    )
-    .await;
+    h.control
+        .clock(&json!({"advance_seconds": 16 * 24 * 3600}))
+        .await;
     let batch = client
         .read_changes(SyncObject::Contact, &Scope::default(), &cursor)
         .await
@@ -702,14 +684,12 @@ async fn a_cursor_older_than_the_delete_log_reconciles_ids() {
     assert_eq!(live, BTreeSet::from([written[0].id.clone().unwrap()]));
 
     // A cursor the connector itself knows to be too old reconciles without asking getDeleted.
-    h.control(Method::POST, "/clock", json!({"offset_seconds": 0}))
-        .await;
+    h.control.clock(&json!({"offset_seconds": 0})).await;
     let stale = ChangeCursor {
         deletes_checked: Some(Utc::now() - Duration::days(20)),
         ..batch.cursor.clone()
     };
-    h.control(Method::POST, "/counters/reset", Value::Null)
-        .await;
+    h.control.reset_counters().await;
     let batch = client
         .read_changes(SyncObject::Contact, &Scope::default(), &stale)
         .await

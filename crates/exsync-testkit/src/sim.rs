@@ -326,4 +326,26 @@ impl SalesforceControl {
     pub async fn reset_counters(&self) {
         self.0.ok("POST", "/counters/reset", None).await;
     }
+
+    /// `GET /limits`: the org's API allowance (`max`, `used`).
+    pub async fn limits(&self) -> Value {
+        self.0.ok("GET", "/limits", None).await
+    }
+
+    /// `POST /limits`: sets `max` and `used`, or `exhaust`s the allowance.
+    pub async fn set_limits(&self, limits: &Value) {
+        self.0.ok("POST", "/limits", Some(limits)).await;
+    }
+
+    /// `POST /clock`: moves the org's clock (`advance_seconds`, or an absolute
+    /// `offset_seconds`).
+    pub async fn clock(&self, clock: &Value) {
+        self.0.ok("POST", "/clock", Some(clock)).await;
+    }
+
+    /// `POST /expire-tokens`: every issued access token stops working; how many did.
+    pub async fn expire_tokens(&self) -> u64 {
+        let answer = self.0.ok("POST", "/expire-tokens", None).await;
+        answer["expired"].as_u64().unwrap_or(0)
+    }
 }

@@ -45,7 +45,7 @@ fn find_program(env: &str, candidates: &[&str]) -> PathBuf {
 }
 
 fn artifacts() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test-artifacts/browser");
+    let dir = exsync_testkit::paths::workspace().join("test-artifacts/browser");
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }

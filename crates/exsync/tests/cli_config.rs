@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use exsync_testkit::cli::{self, Ran};
 
@@ -11,7 +11,7 @@ fn exsync(args: &[&str]) -> Ran {
 }
 
 fn example() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../exsync.example.toml")
+    exsync_testkit::paths::workspace().join("exsync.example.toml")
 }
 
 const BAD: &str = r#"[exchange]

@@ -8,7 +8,6 @@ use exsync_salesforce::{AuthConfig, SalesforceClient, SalesforceConfig, Secret};
 use exsync_sim::salesforce::{SalesforceSim, JWT_KEY_FILE};
 use exsync_testkit::keys::jwt_key_pem;
 use exsync_testkit::sim::SalesforceControl;
-use serde_json::Value;
 
 pub struct Harness {
     pub sim: SalesforceSim,
@@ -71,12 +70,6 @@ impl Harness {
             .unwrap()
             .id
             .clone()
-    }
-
-    /// A control API call that must succeed; `Null` sends no body.
-    pub async fn control(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        let body = (!body.is_null()).then_some(body);
-        self.control.ok(method.as_str(), path, body.as_ref()).await
     }
 
     pub async fn counter(&self, key: &str) -> u64 {
