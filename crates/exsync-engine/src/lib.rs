@@ -5,6 +5,7 @@
 
 pub mod check;
 pub mod connect;
+pub mod failpoints;
 pub mod metrics;
 pub mod switch;
 pub mod sync;

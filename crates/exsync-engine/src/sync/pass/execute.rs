@@ -11,6 +11,7 @@ use exsync_store::{ConflictEntry, CrmWrite, ItemRef, PairKey, PassCommit, Unreso
 
 use super::cursor::FolderCursor;
 use super::{on_store, KindPass, PassError, UserReport};
+use crate::failpoints::{self, failpoint};
 use crate::sync::sides::{CrmSide, ExchangeSide, Write};
 
 /// What the pass wrote so far, for its commits.
@@ -56,6 +57,8 @@ impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
             }
             return Ok(());
         }
+        // The slice is planned and none of its writes has gone out yet.
+        failpoint(failpoints::BEFORE_SLICE_WRITES);
         let results = self.execute(&ops).await;
         let settlement = settle(&ops, &results);
         let mut slice = PassCommit::new(self.user.key.clone(), commit.started, Utc::now());
@@ -100,6 +103,8 @@ impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
         // created so far, so a crash before the end cannot hide their deletion.
         slice.cursors.extend(self.created_so_far(written));
         on_store(self.store, move |s| s.commit_pass(&slice)).await?;
+        // The slice's writes and pairs are stored; the pass's own report and cursors are not.
+        failpoint(failpoints::SLICE_COMMITTED);
 
         let conflicts = settlement.conflicts.len() as u64;
         commit
@@ -190,17 +195,26 @@ impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
                 if crm_batch.1.is_empty() {
                     return Ok(Vec::new());
                 }
-                self.crm
+                let answer = self
+                    .crm
                     .write(self.kind, &self.user.crm_id, &crm_batch.1)
-                    .await
+                    .await;
+                // The CRM holds the writes and the pass has not stored their pairs: the next
+                // pass must recognise them (by their origin) instead of writing them again.
+                failpoint(failpoints::CRM_WRITES_ANSWERED);
+                answer
             },
             async {
                 if exchange_batch.1.is_empty() {
                     return Ok(Vec::new());
                 }
-                self.exchange
+                let answer = self
+                    .exchange
                     .write(&self.user.key, self.kind, &exchange_batch.1)
-                    .await
+                    .await;
+                // As above, for the mailbox.
+                failpoint(failpoints::EXCHANGE_WRITES_ANSWERED);
+                answer
             },
         );
         let mut results: Vec<WriteResult> = vec![

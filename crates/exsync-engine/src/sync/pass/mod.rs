@@ -25,6 +25,7 @@ use exsync_store::{ItemRef, PassCommit, RunCounts, Store, StoreError, Unresolved
 
 use super::sides::{CrmFilter, CrmSide, ExchangeSide, SideError};
 use super::stage::{Stage, StageError};
+use crate::failpoints::{self, failpoint};
 use execute::Written;
 
 // Other crates and the service name the cursor scope through this module, as before the split.
@@ -188,6 +189,9 @@ pub async fn run_user<E: ExchangeSide, C: CrmSide>(
     commit.finished = Utc::now();
     commit.counts = report.counts;
     commit.error = report.error.clone();
+    // A crash here loses the pass's reports and cursor moves, not its writes: the slices
+    // committed those, and the next pass must find them without writing them again.
+    failpoint(failpoints::BEFORE_FINAL_COMMIT);
     on_store(store, move |s| s.commit_pass(&commit)).await?;
     Ok(report)
 }
@@ -242,6 +246,8 @@ impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
             Ok(read) => read,
             Err(e) => return Ok(Err(e)),
         };
+        // Everything both sides said is on disk, and nothing is planned or written yet.
+        failpoint(failpoints::READS_STAGED);
 
         if self.paused_by_valve(&mut stage, commit, report).await? {
             return Ok(Ok(()));

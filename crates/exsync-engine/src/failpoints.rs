@@ -1,0 +1,136 @@
+//! Named points of a pass where a test can crash the process, to show that a pass interrupted
+//! at any of them loses nothing and copies nothing twice (`crates/exsync/tests/e2e_failpoints.rs`).
+//!
+//! Only a build with the `failpoints` feature has them: in any other build [`failpoint`] is an
+//! empty function the compiler removes, so the shipped binary cannot be made to crash this way.
+//! With the feature, `EXSYNC_FAILPOINT=name` aborts the process the first time a pass reaches
+//! that point, and `EXSYNC_FAILPOINT=name:N` the Nth time (counted over the whole process: all
+//! users and kinds). The process ends with `std::process::abort()`, as with `kill -9`: no
+//! destructor runs and nothing more is committed, written or flushed.
+
+/// The reads of both sides for one kind of one user are staged; nothing is planned or written.
+pub const READS_STAGED: &str = "reads-staged";
+/// A slice is planned and its writes are about to go out to the sides.
+pub const BEFORE_SLICE_WRITES: &str = "before-slice-writes";
+/// The CRM answered a slice's batch of writes; the pass has stored nothing about them yet.
+pub const CRM_WRITES_ANSWERED: &str = "crm-writes-answered";
+/// Exchange answered a slice's batch of writes; the pass has stored nothing about them yet.
+pub const EXCHANGE_WRITES_ANSWERED: &str = "exchange-writes-answered";
+/// A slice's partial commit (its pairs, echo log and created items) is stored.
+pub const SLICE_COMMITTED: &str = "slice-committed";
+/// Every slice of a user's pass is committed; the final commit, which moves the cursors and
+/// records the pass's report, is about to be made.
+pub const BEFORE_FINAL_COMMIT: &str = "before-final-commit";
+
+/// Every failpoint, in the order a pass reaches them, with when that is. The one list tests
+/// iterate over, so a new point is crash-tested as soon as it is listed here.
+pub const POINTS: [(&str, &str); 6] = [
+    (
+        READS_STAGED,
+        "both sides' reads for a kind are staged, nothing is planned",
+    ),
+    (
+        BEFORE_SLICE_WRITES,
+        "a slice is planned, its writes not yet sent",
+    ),
+    (
+        CRM_WRITES_ANSWERED,
+        "the CRM answered a slice's writes, nothing stored of them",
+    ),
+    (
+        EXCHANGE_WRITES_ANSWERED,
+        "Exchange answered a slice's writes, nothing stored of them",
+    ),
+    (SLICE_COMMITTED, "a slice's partial commit is stored"),
+    (
+        BEFORE_FINAL_COMMIT,
+        "all slices committed, the cursors not yet moved",
+    ),
+];
+
+/// The environment variable naming the point to crash at (`name` or `name:N`).
+pub const ENV: &str = "EXSYNC_FAILPOINT";
+
+/// Marks a named point of a pass (one of [`POINTS`]). Does nothing without the `failpoints`
+/// feature; with it, aborts the process when [`ENV`] names this point and this is the time it
+/// asks for.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn failpoint(_name: &str) {}
+
+/// Marks a named point of a pass (one of [`POINTS`]). Does nothing without the `failpoints`
+/// feature; with it, aborts the process when [`ENV`] names this point and this is the time it
+/// asks for.
+#[cfg(feature = "failpoints")]
+pub fn failpoint(name: &str) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+
+    // Read once: the variable is the test's instruction for the whole process.
+    static TARGET: OnceLock<Option<(String, u64)>> = OnceLock::new();
+    static REACHED: AtomicU64 = AtomicU64::new(0);
+
+    debug_assert!(
+        POINTS.iter().any(|(point, _)| *point == name),
+        "failpoint {name} is not listed in failpoints::POINTS"
+    );
+    let target = TARGET.get_or_init(|| {
+        let value = std::env::var(ENV).ok()?;
+        let target = target(&value);
+        if target.is_none() {
+            // A typo must not pass for a point the pass never reaches.
+            eprintln!("exsync: {ENV}={value} names no failpoint; none is armed");
+        }
+        target
+    });
+    let Some((point, nth)) = target else {
+        return;
+    };
+    if point != name {
+        return;
+    }
+    if REACHED.fetch_add(1, Ordering::SeqCst) + 1 == *nth {
+        eprintln!("exsync: failpoint {name} reached (time {nth}), aborting");
+        std::process::abort();
+    }
+}
+
+/// The point and the time (from 1) that `name` or `name:N` asks for; `None` for a name not in
+/// [`POINTS`] or a time that is not a positive number.
+#[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
+fn target(value: &str) -> Option<(String, u64)> {
+    let (name, nth) = match value.trim().split_once(':') {
+        Some((name, nth)) => (name, nth.parse::<u64>().ok().filter(|n| *n > 0)?),
+        None => (value.trim(), 1),
+    };
+    POINTS
+        .iter()
+        .any(|(point, _)| *point == name)
+        .then(|| (name.to_owned(), nth))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique() {
+        let names: std::collections::BTreeSet<&str> = POINTS.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names.len(), POINTS.len());
+    }
+
+    #[test]
+    fn a_target_is_a_listed_name_and_an_optional_time() {
+        assert_eq!(
+            target("slice-committed"),
+            Some(("slice-committed".into(), 1))
+        );
+        assert_eq!(
+            target("slice-committed:3"),
+            Some(("slice-committed".into(), 3))
+        );
+        assert_eq!(target("slice-committed:0"), None);
+        assert_eq!(target("slice-committed:x"), None);
+        assert_eq!(target("no-such-point"), None);
+    }
+}

@@ -1,0 +1,209 @@
+//! Crash safety at named points: `exsync sync`, built with the `failpoints` feature, is made to
+//! abort at each point of `exsync_engine::failpoints::POINTS` during a first sync (the first
+//! and the second time the point is reached). A clean pass afterwards must leave both sides
+//! equal, with every seeded record present once on each side, and a further clean pass must
+//! write nothing. Unlike `e2e_crash.rs`, which kills after a delay, every crash lands where it
+//! says, on any machine.
+//!
+//! Without the feature the binary has no failpoints, so the test only says it was skipped
+//! (`scripts/test` builds with `--features exsync/failpoints`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[cfg(not(all(unix, feature = "failpoints")))]
+#[test]
+fn failpoints_need_the_feature() {
+    eprintln!(
+        "skipped: exsync was built without its failpoints feature (or not on Unix); \
+         run with --features exsync/failpoints"
+    );
+}
+
+#[cfg(all(unix, feature = "failpoints"))]
+mod crashes {
+    use std::collections::BTreeMap;
+    use std::os::unix::process::ExitStatusExt;
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Output, Stdio};
+    use std::sync::OnceLock;
+    use std::time::Duration;
+
+    use exsync_core::plan::Change;
+    use exsync_core::ItemKind;
+    use exsync_engine::failpoints::{ENV, POINTS};
+    use exsync_lab::{Lab, LabOptions, Seed};
+
+    const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+    /// The signal `std::process::abort()` raises (the same number on Linux and macOS).
+    const SIGABRT: i32 = 6;
+
+    /// The lab's CRM connector leaves records stamped in the last second for the next pass.
+    const SETTLE: Duration = Duration::from_millis(1100);
+
+    const USERS: usize = 2;
+
+    const SEED: Seed = Seed {
+        crm_contacts: 12,
+        crm_events: 5,
+        exchange_contacts: 6,
+        exchange_events: 3,
+        invalid_record: false,
+    };
+
+    fn shared_key() -> String {
+        static KEY: OnceLock<String> = OnceLock::new();
+        KEY.get_or_init(|| exsync_sim::salesforce::generate_key_pem().unwrap())
+            .clone()
+    }
+
+    async fn lab(dir: &Path) -> (Lab, PathBuf) {
+        let mut options = LabOptions::new(dir, USERS);
+        options.crm_key_pem = Some(shared_key());
+        let lab = Lab::start(options).await.unwrap();
+        lab.seed(&SEED).await.unwrap();
+        let config = dir.join("exsync.toml");
+        lab.write_config(&config, MASTER_KEY).unwrap();
+        (lab, config)
+    }
+
+    /// Runs `exsync sync` to its end, with `failpoint` armed when given.
+    async fn sync(config: &Path, failpoint: Option<&str>) -> Output {
+        // Records the previous pass wrote must be old enough for the CRM connector to read.
+        tokio::time::sleep(SETTLE).await;
+        let mut command = Command::new(env!("CARGO_BIN_EXE_exsync"));
+        command
+            .args(["sync", "--config"])
+            .arg(config)
+            .env("EXSYNC_MASTER_KEY", MASTER_KEY)
+            .env("RUST_LOG", "error")
+            .env_remove(ENV)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(point) = failpoint {
+            command.env(ENV, point);
+        }
+        let child = command.spawn().expect("exsync runs");
+        tokio::task::spawn_blocking(move || child.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    fn text(output: &Output) -> String {
+        format!(
+            "{}\nstdout:\n{}\nstderr:\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    }
+
+    /// A clean pass that must succeed; returns its summary.
+    async fn clean_sync(config: &Path, what: &str) -> String {
+        let output = sync(config, None).await;
+        assert!(
+            output.status.success(),
+            "{what}: exsync sync failed: {}",
+            text(&output)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Every mailbox item's id and ChangeKey: a write of any kind changes them.
+    async fn mailboxes(lab: &Lab) -> BTreeMap<(String, ItemKind), Vec<(String, Option<String>)>> {
+        let mut out = BTreeMap::new();
+        for user in &lab.users {
+            for kind in [ItemKind::Contact, ItemKind::Event] {
+                let mut items: Vec<(String, Option<String>)> = lab
+                    .syncer
+                    .exchange
+                    .read_folder(&user.key, kind)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .filter_map(|change| match change {
+                        Change::Upsert(item) => Some((item.id.to_string(), item.version)),
+                        _ => None,
+                    })
+                    .collect();
+                items.sort();
+                out.insert((user.key.to_string(), kind), items);
+            }
+        }
+        out
+    }
+
+    async fn crash_then_recover(point: &str, time: u32) {
+        let armed = if time == 1 {
+            point.to_owned()
+        } else {
+            format!("{point}:{time}")
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let (lab, config) = lab(dir.path()).await;
+
+        let crashed = sync(&config, Some(&armed)).await;
+        assert_eq!(
+            crashed.status.signal(),
+            Some(SIGABRT),
+            "{armed}: exsync sync should have aborted at the failpoint: {}",
+            text(&crashed)
+        );
+        assert!(
+            String::from_utf8_lossy(&crashed.stderr)
+                .contains(&format!("failpoint {point} reached")),
+            "{armed}: the abort was not the failpoint's: {}",
+            text(&crashed)
+        );
+
+        clean_sync(&config, &format!("{armed}: the pass after the crash")).await;
+        let check = lab.convergence().await.unwrap();
+        assert!(
+            check.converged(),
+            "{armed}: the sides differ after the crash: {:#?}",
+            check.problems
+        );
+        assert_eq!(check.unresolved, 0, "{armed}: records left unresolved");
+        let seeded = USERS
+            * (SEED.crm_contacts + SEED.crm_events + SEED.exchange_contacts + SEED.exchange_events);
+        // Every seeded record is paired once, and each side holds exactly those: nothing lost
+        // and nothing copied twice.
+        assert_eq!(check.pairs, seeded, "{armed}: pairs");
+        assert_eq!(check.crm_records, seeded, "{armed}: CRM records");
+        assert_eq!(check.exchange_items, seeded, "{armed}: mailbox items");
+
+        // Converged means the next pass has nothing to do.
+        let before = mailboxes(&lab).await;
+        let summary = clean_sync(&config, &format!("{armed}: the second clean pass")).await;
+        let lines: Vec<&str> = summary
+            .lines()
+            .filter(|l| l.contains(": created "))
+            .collect();
+        assert_eq!(lines.len(), USERS, "{armed}: a summary per user: {summary}");
+        for line in lines {
+            assert!(
+                line.ends_with("created 0 updated 0 deleted 0 conflicts 0 failures 0"),
+                "{armed}: the second clean pass wrote: {summary}"
+            );
+        }
+        assert_eq!(
+            mailboxes(&lab).await,
+            before,
+            "{armed}: the second clean pass changed the mailboxes"
+        );
+        let check = lab.convergence().await.unwrap();
+        assert!(check.converged(), "{armed}: {:#?}", check.problems);
+        assert_eq!(check.pairs, seeded, "{armed}: pairs after the second pass");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_first_sync_crashed_at_each_failpoint_recovers_without_duplicates() {
+        for (point, _) in POINTS {
+            // The first time a point is reached nothing of the pass is stored yet; the second
+            // time, some user or kind has already written or committed before the crash.
+            for time in [1, 2] {
+                crash_then_recover(point, time).await;
+            }
+        }
+    }
+}
