@@ -414,3 +414,154 @@ async fn find_folder_honours_the_shape() {
     assert!(r.contains("<t:ParentFolderId "), "{r}");
     ews.finish();
 }
+
+/// An all-day event's times are snapped to midnight in the event's zone: the start to the
+/// midnight before, the end to the midnight after, on create and on update.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_day_events_snap_to_midnight_in_their_zone() {
+    let dir = tempfile::tempdir().unwrap();
+    let ews = Ews::start(dir.path());
+    // 15:00-17:00 Berlin summer time (UTC+2) on 6 June: the whole of 6 June in Berlin.
+    let (id, ck) = ews.create("calendar", r#"<t:CalendarItem><t:Subject>Holiday</t:Subject><t:Start>2026-06-06T13:00:00Z</t:Start><t:End>2026-06-06T15:00:00Z</t:End><t:IsAllDayEvent>true</t:IsAllDayEvent><t:StartTimeZone Id="W. Europe Standard Time"/><t:EndTimeZone Id="W. Europe Standard Time"/></t:CalendarItem>"#).await;
+    let r = ews.get(&id, "AllProperties").await;
+    assert!(r.contains("<t:Start>2026-06-05T22:00:00Z</t:Start>"), "{r}");
+    assert!(r.contains("<t:End>2026-06-06T22:00:00Z</t:End>"), "{r}");
+    // Moving the end into the next afternoon makes it a two-day event.
+    let r = ews
+        .call(&format!(
+            r#"<m:UpdateItem ConflictResolution="AlwaysOverwrite" SendMeetingInvitationsOrCancellations="SendToNone"><m:ItemChanges><t:ItemChange><t:ItemId Id="{id}" ChangeKey="{ck}"/><t:Updates><t:SetItemField><t:FieldURI FieldURI="calendar:End"/><t:CalendarItem><t:End>2026-06-07T12:00:00Z</t:End></t:CalendarItem></t:SetItemField></t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>"#
+        ))
+        .await;
+    assert!(r.contains(r#"ResponseClass="Success""#), "{r}");
+    let r = ews.get(&id, "AllProperties").await;
+    assert!(r.contains("<t:Start>2026-06-05T22:00:00Z</t:Start>"), "{r}");
+    assert!(r.contains("<t:End>2026-06-07T22:00:00Z</t:End>"), "{r}");
+    // Without a zone the event's day is the UTC day; a timed event is left alone.
+    let (id, _) = ews.create("calendar", "<t:CalendarItem><t:Start>2026-06-06T13:00:00Z</t:Start><t:End>2026-06-06T13:00:00Z</t:End><t:IsAllDayEvent>true</t:IsAllDayEvent></t:CalendarItem>").await;
+    let r = ews.get(&id, "AllProperties").await;
+    assert!(r.contains("<t:Start>2026-06-06T00:00:00Z</t:Start>"), "{r}");
+    assert!(r.contains("<t:End>2026-06-07T00:00:00Z</t:End>"), "{r}");
+    let (id, _) = ews.create("calendar", "<t:CalendarItem><t:Start>2026-06-06T13:00:00Z</t:Start><t:End>2026-06-06T14:00:00Z</t:End></t:CalendarItem>").await;
+    let r = ews.get(&id, "AllProperties").await;
+    assert!(r.contains("<t:Start>2026-06-06T13:00:00Z</t:Start>"), "{r}");
+    ews.finish();
+}
+
+/// Ids and change keys have Exchange's shape (base64, ~150 and 40 characters), and ConvertId
+/// turns an id into each format exchangelib asks for and back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_look_like_exchange_and_convert_between_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    let ews = Ews::start(dir.path());
+    let (id, ck) = ews
+        .create(
+            "contacts",
+            "<t:Contact><t:GivenName>Ada</t:GivenName></t:Contact>",
+        )
+        .await;
+    assert!((140..=170).contains(&id.len()), "{id}");
+    assert_eq!(ck.len(), 40, "{ck}");
+    let b64 = base64::engine::general_purpose::STANDARD;
+    assert!(b64.decode(&id).is_ok() && b64.decode(&ck).is_ok());
+    let convert = |from: &str, id: &str, to: &str| {
+        format!(
+            r#"<m:ConvertId DestinationFormat="{to}"><m:SourceIds><t:AlternateId Format="{from}" Id="{id}" Mailbox="{USER}"/></m:SourceIds></m:ConvertId>"#
+        )
+    };
+    let mut alt = std::collections::BTreeMap::new();
+    for to in ["EwsLegacyId", "EntryId", "HexEntryId", "StoreId", "OwaId"] {
+        let r = ews.call(&convert("EwsId", &id, to)).await;
+        assert!(r.contains(r#"ResponseClass="Success""#), "{to}: {r}");
+        let got = attr(&r, "Id").to_string();
+        alt.insert(to, got);
+    }
+    assert!(alt["HexEntryId"].chars().all(|c| c.is_ascii_hexdigit()));
+    for (from, value) in &alt {
+        let r = ews.call(&convert(from, value, "EwsId")).await;
+        assert!(r.contains(r#"ResponseClass="Success""#), "{from}: {r}");
+        assert_eq!(attr(&r, "Id"), id, "{from} back to EwsId");
+    }
+    let r = ews.call(&convert("EwsId", "bm90IGFuIGlk", "EntryId")).await;
+    assert!(r.contains("ErrorInvalidIdMalformed"), "{r}");
+    ews.finish();
+}
+
+/// Smaller differences: IsRecurring on singles and masters, a plain folder's class taken
+/// from its parent, the common Windows zones, contacts found by ResolveNames.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smaller_differences() {
+    let dir = tempfile::tempdir().unwrap();
+    let ews = Ews::start(dir.path());
+    let (single, _) = ews.create("calendar", "<t:CalendarItem><t:Start>2026-03-02T09:00:00Z</t:Start><t:End>2026-03-02T10:00:00Z</t:End></t:CalendarItem>").await;
+    let r = ews.get(&single, "AllProperties").await;
+    assert!(r.contains("<t:IsRecurring>false</t:IsRecurring>"), "{r}");
+    let (master, _) = ews.create("calendar", r#"<t:CalendarItem><t:Recurrence><t:DailyRecurrence><t:Interval>1</t:Interval></t:DailyRecurrence><t:NumberedRecurrence><t:StartDate>2026-03-01Z</t:StartDate><t:NumberOfOccurrences>3</t:NumberOfOccurrences></t:NumberedRecurrence></t:Recurrence><t:Start>2026-03-01T08:00:00Z</t:Start><t:End>2026-03-01T09:00:00Z</t:End></t:CalendarItem>"#).await;
+    let r = ews.get(&master, "AllProperties").await;
+    assert!(r.contains("<t:IsRecurring>false</t:IsRecurring>"), "{r}");
+    assert!(
+        r.contains("<t:CalendarItemType>RecurringMaster</t:CalendarItemType>"),
+        "{r}"
+    );
+
+    // The range's StartDate comes back with the series zone's suffix.
+    let (paris, _) = ews.create("calendar", r#"<t:CalendarItem><t:Recurrence><t:DailyRecurrence><t:Interval>1</t:Interval></t:DailyRecurrence><t:NumberedRecurrence><t:StartDate>2026-03-02</t:StartDate><t:NumberOfOccurrences>3</t:NumberOfOccurrences></t:NumberedRecurrence></t:Recurrence><t:Start>2026-03-02T08:00:00Z</t:Start><t:End>2026-03-02T09:00:00Z</t:End><t:StartTimeZone Id="Romance Standard Time"/></t:CalendarItem>"#).await;
+    let r = ews.get(&paris, "AllProperties").await;
+    assert!(
+        r.contains("<t:StartDate>2026-03-02+01:00</t:StartDate>"),
+        "{r}"
+    );
+    let r = ews.get(&master, "AllProperties").await;
+    assert!(r.contains("<t:StartDate>2026-03-01Z</t:StartDate>"), "{r}");
+
+    let r = ews.call(r#"<m:CreateFolder><m:ParentFolderId><t:DistinguishedFolderId Id="contacts"/></m:ParentFolderId><m:Folders><t:Folder><t:DisplayName>Plain</t:DisplayName></t:Folder></m:Folders></m:CreateFolder>"#).await;
+    assert!(r.contains("<t:ContactsFolder>"), "{r}");
+    let id = attr(&r, "Id").to_string();
+    let r = ews.call(&format!(r#"<m:GetFolder><m:FolderShape><t:BaseShape>AllProperties</t:BaseShape></m:FolderShape><m:FolderIds><t:FolderId Id="{id}"/></m:FolderIds></m:GetFolder>"#)).await;
+    assert!(
+        r.contains("<t:FolderClass>IPF.Contact</t:FolderClass>"),
+        "{r}"
+    );
+
+    let r = ews
+        .call(r#"<m:GetServerTimeZones ReturnFullTimeZoneData="false"/>"#)
+        .await;
+    for zone in [
+        "Tokyo Standard Time",
+        "Romance Standard Time",
+        "AUS Eastern Standard Time",
+    ] {
+        assert!(r.contains(&format!(r#"Id="{zone}""#)), "{zone}: {r}");
+    }
+
+    ews.create("contacts", r#"<t:Contact><t:DisplayName>Grace Hopper</t:DisplayName><t:EmailAddresses><t:Entry Key="EmailAddress1">grace@example.com</t:Entry></t:EmailAddresses><t:GivenName>Grace</t:GivenName></t:Contact>"#).await;
+    let r = ews.call(r#"<m:ResolveNames ReturnFullContactData="false"><m:UnresolvedEntry>hopper</m:UnresolvedEntry></m:ResolveNames>"#).await;
+    assert!(
+        r.contains("<t:EmailAddress>grace@example.com</t:EmailAddress>"),
+        "{r}"
+    );
+    assert!(r.contains("<t:MailboxType>Contact</t:MailboxType>"), "{r}");
+    ews.finish();
+}
+
+/// A new mailbox has Exchange's system folders besides the usual well-known ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mailbox_has_the_usual_system_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let ews = Ews::start(dir.path());
+    for id in [
+        "syncissues",
+        "conflicts",
+        "localfailures",
+        "serverfailures",
+        "conversationhistory",
+        "searchfolders",
+        "recoverableitemsroot",
+        "recoverableitemsdeletions",
+    ] {
+        let r = ews.call(&format!(r#"<m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape><m:FolderIds><t:DistinguishedFolderId Id="{id}"/></m:FolderIds></m:GetFolder>"#)).await;
+        assert!(r.contains(r#"ResponseClass="Success""#), "{id}: {r}");
+    }
+    let r = ews.call(r#"<m:FindFolder Traversal="Shallow"><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape><m:ParentFolderIds><t:DistinguishedFolderId Id="syncissues"/></m:ParentFolderIds></m:FindFolder>"#).await;
+    assert!(r.contains(r#"TotalItemsInView="3""#), "{r}");
+    ews.finish();
+}

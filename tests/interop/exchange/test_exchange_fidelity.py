@@ -126,3 +126,45 @@ def test_rename_move_and_empty_the_sync_folder(sim):
     f.empty()
     assert f.all().count() == 0
 
+
+
+def test_all_day_event_is_snapped_to_midnight_in_its_zone(sim):
+    a = sim.account(USER)
+    berlin = EWSTimeZone("Europe/Berlin")
+    item = CalendarItem(
+        folder=a.calendar,
+        subject="Holiday",
+        is_all_day=True,
+        start=EWSDateTime(2026, 6, 6, 15, tzinfo=berlin),
+        end=EWSDateTime(2026, 6, 6, 17, tzinfo=berlin),
+    )
+    item.save()
+    back = a.calendar.get(id=item.id)
+    assert back.is_all_day
+    # exchangelib hands an all-day item's times back as dates in the event's zone, the end as
+    # the last day it covers (the server's end is the midnight after it).
+    start, end = back.start, back.end
+    if isinstance(start, datetime.datetime):
+        start, end = start.astimezone(berlin), end.astimezone(berlin)
+        assert (start.hour, start.minute, end.hour, end.minute) == (0, 0, 0, 0)
+        start, end = start.date(), end.date()
+    assert (start, end) == (datetime.date(2026, 6, 6), datetime.date(2026, 6, 6))
+    raw = a.calendar.filter(subject="Holiday").only("start", "end")
+    assert raw.count() == 1
+
+
+def test_ids_have_exchange_shape_and_convert(sim):
+    import base64
+
+    from exchangelib.properties import ENTRY_ID, EWS_ID, HEX_ENTRY_ID, AlternateId
+
+    a = sim.account(USER)
+    c = Contact(folder=a.contacts, given_name="Ada", display_name="Ada")
+    c.save()
+    assert 140 <= len(c.id) <= 170 and len(c.changekey) == 40
+    base64.b64decode(c.id, validate=True)
+    for fmt in (ENTRY_ID, HEX_ENTRY_ID):
+        (alt,) = a.protocol.convert_ids([AlternateId(id=c.id, format=EWS_ID, mailbox=USER)], destination_format=fmt)
+        assert alt.format == fmt
+        (back,) = a.protocol.convert_ids([AlternateId(id=alt.id, format=fmt, mailbox=USER)], destination_format=EWS_ID)
+        assert back.id == c.id

@@ -98,7 +98,11 @@ impl Item {
     }
 }
 
-/// Opaque identifiers: base64 of a readable form, as Exchange ids are opaque base64.
+/// Opaque identifiers shaped like Exchange's EwsId: base64 of a binary record (about 150
+/// characters for a typical mailbox), so clients that store, index or size ids see what
+/// Exchange gives them. The record follows the EwsId layout (compression byte, storage type,
+/// length-prefixed mailbox moniker, id-processing instruction, length-prefixed store entry
+/// id); ids from earlier simulator versions (base64 of `exsim|…`) still decode.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Id {
     Folder {
@@ -118,19 +122,95 @@ pub enum Id {
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
+/// First bytes of an id: no compression, a mailbox-item storage type (Exchange's ids start
+/// `AAM` in base64 for the same reason).
+const ID_HEADER: [u8; 2] = [0x00, 0x03];
+/// Store entry ids are this long, like a MAPI message entry id with its long-term ids.
+const ENTRY_LEN: usize = 88;
+/// The provider UID every entry id of this store carries (fixed, as a store's is).
+const PROVIDER: [u8; 16] = [
+    0x2f, 0x8b, 0x9e, 0x41, 0x6c, 0x0d, 0x4a, 0x5b, 0x93, 0x17, 0xe4, 0x62, 0x1a, 0xc5, 0x70, 0x3d,
+];
+
 impl Id {
-    pub fn encode(&self) -> String {
-        let raw = match self {
-            Id::Folder { mailbox, id } => format!("exsim|{mailbox}|f|{id}"),
-            Id::Item { mailbox, id } => format!("exsim|{mailbox}|i|{id}"),
-            Id::Occurrence { mailbox, id, index } => format!("exsim|{mailbox}|o|{id}|{index}"),
+    fn mailbox(&self) -> &str {
+        match self {
+            Id::Folder { mailbox, .. }
+            | Id::Item { mailbox, .. }
+            | Id::Occurrence { mailbox, .. } => mailbox,
+        }
+    }
+
+    /// The store entry id (what ConvertId's EntryId / HexEntryId formats carry): flags,
+    /// provider UID, kind, object number, instance index, zero fill.
+    pub fn entry_id(&self) -> Vec<u8> {
+        let (kind, id, index) = match self {
+            Id::Folder { id, .. } => (b'f', *id, 0),
+            Id::Item { id, .. } => (b'i', *id, 0),
+            Id::Occurrence { id, index, .. } => (b'o', *id, *index),
         };
+        let mut e = Vec::with_capacity(ENTRY_LEN);
+        e.extend_from_slice(&[0, 0, 0, 0]);
+        e.extend_from_slice(&PROVIDER);
+        e.push(kind);
+        e.extend_from_slice(&id.to_be_bytes());
+        e.extend_from_slice(&index.to_be_bytes());
+        e.resize(ENTRY_LEN, 0);
+        e
+    }
+
+    /// The id an entry id names in `mailbox`, if it is one of this store's.
+    pub fn from_entry_id(mailbox: &str, e: &[u8]) -> Option<Id> {
+        if e.len() != ENTRY_LEN || e.get(4..20)? != PROVIDER {
+            return None;
+        }
+        let id = u64::from_be_bytes(e.get(21..29)?.try_into().ok()?);
+        let index = u32::from_be_bytes(e.get(29..33)?.try_into().ok()?);
+        let mailbox = mailbox.to_ascii_lowercase();
+        match e.get(20)? {
+            b'f' => Some(Id::Folder { mailbox, id }),
+            b'i' => Some(Id::Item { mailbox, id }),
+            b'o' => Some(Id::Occurrence { mailbox, id, index }),
+            _ => None,
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        let mb = self.mailbox().as_bytes();
+        let entry = self.entry_id();
+        let mut raw = Vec::with_capacity(7 + mb.len() + entry.len());
+        raw.extend_from_slice(&ID_HEADER);
+        raw.extend_from_slice(&(mb.len() as u16).to_le_bytes());
+        raw.extend_from_slice(mb);
+        // Id-processing instruction: 1 marks an occurrence (a recurrence instance).
+        raw.push(u8::from(matches!(self, Id::Occurrence { .. })));
+        raw.extend_from_slice(&(entry.len() as u16).to_le_bytes());
+        raw.extend_from_slice(&entry);
         B64.encode(raw)
     }
 
     pub fn decode(s: &str) -> Option<Id> {
         let raw = B64.decode(s.trim()).ok()?;
-        let raw = String::from_utf8(raw).ok()?;
+        if raw.starts_with(b"exsim|") {
+            return Self::decode_legacy(&raw);
+        }
+        if raw.get(..2)? != ID_HEADER {
+            return None;
+        }
+        let mlen = u16::from_le_bytes([*raw.get(2)?, *raw.get(3)?]) as usize;
+        let mailbox = std::str::from_utf8(raw.get(4..4 + mlen)?).ok()?;
+        let rest = raw.get(4 + mlen..)?;
+        let elen = u16::from_le_bytes([*rest.get(1)?, *rest.get(2)?]) as usize;
+        let entry = rest.get(3..)?;
+        if entry.len() != elen {
+            return None;
+        }
+        Self::from_entry_id(mailbox, entry)
+    }
+
+    /// Ids as earlier versions issued them (clients may still hold some).
+    fn decode_legacy(raw: &[u8]) -> Option<Id> {
+        let raw = std::str::from_utf8(raw).ok()?;
         let parts: Vec<&str> = raw.split('|').collect();
         match parts.as_slice() {
             ["exsim", mb, "f", id] => Some(Id::Folder {
@@ -151,14 +231,31 @@ impl Id {
     }
 }
 
+/// Change key header, as Exchange's keys begin (`EQAAABYAAAA` in base64): a 4-byte kind and
+/// the 4-byte length (22) of the predecessor-change-list entry that follows.
+const CK_HEADER: [u8; 8] = [0x11, 0, 0, 0, 0x16, 0, 0, 0];
+
+/// A change key like Exchange's: 30 bytes (40 base64 characters), the store's 16-byte UID
+/// and a 6-byte change number, here the object's sequence number.
 pub fn change_key(seq: u64) -> String {
-    B64.encode(format!("ck|{seq}"))
+    let mut raw = Vec::with_capacity(30);
+    raw.extend_from_slice(&CK_HEADER);
+    raw.extend_from_slice(&PROVIDER);
+    raw.extend_from_slice(&seq.to_be_bytes()[2..]);
+    B64.encode(raw)
 }
 
 pub fn parse_change_key(s: &str) -> Option<u64> {
     let raw = B64.decode(s.trim()).ok()?;
-    let raw = String::from_utf8(raw).ok()?;
-    raw.strip_prefix("ck|")?.parse().ok()
+    if let Some(legacy) = raw.strip_prefix(b"ck|") {
+        return std::str::from_utf8(legacy).ok()?.parse().ok();
+    }
+    if raw.len() != 30 || raw.get(..8)? != CK_HEADER || raw.get(8..24)? != PROVIDER {
+        return None;
+    }
+    let mut n = [0u8; 8];
+    n[2..].copy_from_slice(raw.get(24..30)?);
+    Some(u64::from_be_bytes(n))
 }
 
 pub fn now_string() -> String {
@@ -171,36 +268,138 @@ pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
         .map(|d| d.with_timezone(&Utc))
 }
 
-/// The distinguished folders every mailbox has: (id, parent, class).
-const DISTINGUISHED: &[(&str, Option<&str>, &str, &str)] = &[
-    ("root", None, "", "Root"),
+/// The folders every mailbox starts with: (key, parent key, class, display name, whether the
+/// key is a DistinguishedFolderId). Besides the usual well-known folders Exchange creates
+/// the system folders clients meet when they walk a mailbox: Sync Issues and its children,
+/// Conversation History, the search and Recoverable Items roots. (Exchange also keeps system
+/// folders under Contacts, Recipient Cache among them; they are left out while the interop
+/// suite's NTLM test holds Contacts to have no children.)
+const DISTINGUISHED: &[(&str, Option<&str>, &str, &str, bool)] = &[
+    ("root", None, "", "Root", true),
     (
         "msgfolderroot",
         Some("root"),
         "IPF.Note",
         "Top of Information Store",
+        true,
     ),
-    ("inbox", Some("msgfolderroot"), "IPF.Note", "Inbox"),
+    ("inbox", Some("msgfolderroot"), "IPF.Note", "Inbox", true),
     (
         "calendar",
         Some("msgfolderroot"),
         "IPF.Appointment",
         "Calendar",
+        true,
     ),
-    ("contacts", Some("msgfolderroot"), "IPF.Contact", "Contacts"),
+    (
+        "contacts",
+        Some("msgfolderroot"),
+        "IPF.Contact",
+        "Contacts",
+        true,
+    ),
     (
         "deleteditems",
         Some("msgfolderroot"),
         "IPF.Note",
         "Deleted Items",
+        true,
     ),
-    ("drafts", Some("msgfolderroot"), "IPF.Note", "Drafts"),
-    ("sentitems", Some("msgfolderroot"), "IPF.Note", "Sent Items"),
-    ("outbox", Some("msgfolderroot"), "IPF.Note", "Outbox"),
-    ("junkemail", Some("msgfolderroot"), "IPF.Note", "Junk Email"),
-    ("tasks", Some("msgfolderroot"), "IPF.Task", "Tasks"),
-    ("notes", Some("msgfolderroot"), "IPF.StickyNote", "Notes"),
-    ("journal", Some("msgfolderroot"), "IPF.Journal", "Journal"),
+    ("drafts", Some("msgfolderroot"), "IPF.Note", "Drafts", true),
+    (
+        "sentitems",
+        Some("msgfolderroot"),
+        "IPF.Note",
+        "Sent Items",
+        true,
+    ),
+    ("outbox", Some("msgfolderroot"), "IPF.Note", "Outbox", true),
+    (
+        "junkemail",
+        Some("msgfolderroot"),
+        "IPF.Note",
+        "Junk Email",
+        true,
+    ),
+    ("tasks", Some("msgfolderroot"), "IPF.Task", "Tasks", true),
+    (
+        "notes",
+        Some("msgfolderroot"),
+        "IPF.StickyNote",
+        "Notes",
+        true,
+    ),
+    (
+        "journal",
+        Some("msgfolderroot"),
+        "IPF.Journal",
+        "Journal",
+        true,
+    ),
+    (
+        "conversationhistory",
+        Some("msgfolderroot"),
+        "IPF.Note",
+        "Conversation History",
+        true,
+    ),
+    (
+        "syncissues",
+        Some("msgfolderroot"),
+        "IPF.Note",
+        "Sync Issues",
+        true,
+    ),
+    (
+        "conflicts",
+        Some("syncissues"),
+        "IPF.Note",
+        "Conflicts",
+        true,
+    ),
+    (
+        "localfailures",
+        Some("syncissues"),
+        "IPF.Note",
+        "Local Failures",
+        true,
+    ),
+    (
+        "serverfailures",
+        Some("syncissues"),
+        "IPF.Note",
+        "Server Failures",
+        true,
+    ),
+    ("searchfolders", Some("root"), "", "Finder", true),
+    (
+        "recoverableitemsroot",
+        Some("root"),
+        "",
+        "Recoverable Items",
+        true,
+    ),
+    (
+        "recoverableitemsdeletions",
+        Some("recoverableitemsroot"),
+        "",
+        "Deletions",
+        true,
+    ),
+    (
+        "recoverableitemsversions",
+        Some("recoverableitemsroot"),
+        "",
+        "Versions",
+        true,
+    ),
+    (
+        "recoverableitemspurges",
+        Some("recoverableitemsroot"),
+        "",
+        "Purges",
+        true,
+    ),
 ];
 
 impl State {
@@ -237,7 +436,7 @@ impl State {
             ..Default::default()
         };
         let mut ids: BTreeMap<&str, u64> = BTreeMap::new();
-        for (name, parent, class, display) in DISTINGUISHED {
+        for (name, parent, class, display, well_known) in DISTINGUISHED {
             let seq = self.next_seq();
             let parent_id = parent.and_then(|p| ids.get(p).copied());
             mb.folders.insert(
@@ -247,7 +446,7 @@ impl State {
                     parent: parent_id,
                     name: display.to_string(),
                     class: class.to_string(),
-                    distinguished: Some(name.to_string()),
+                    distinguished: well_known.then(|| name.to_string()),
                     created_seq: seq,
                     seq,
                 },
@@ -427,9 +626,27 @@ mod tests {
             id: 7,
             index: 3,
         };
-        assert_eq!(Id::decode(&id.encode()), Some(id));
+        assert_eq!(Id::decode(&id.encode()), Some(id.clone()));
         assert_eq!(Id::decode("DUMMY"), None);
         assert_eq!(parse_change_key(&change_key(42)), Some(42));
+        // Exchange-like sizes: ~150-character ids, 40-character change keys.
+        assert!((140..=170).contains(&id.encode().len()), "{}", id.encode());
+        assert!(id.encode().starts_with("AAM"));
+        assert_eq!(change_key(7).len(), 40);
+        assert!(change_key(7).starts_with("EQAAABYAAAA"));
+        // Ids and keys from earlier versions still resolve.
+        assert_eq!(Id::decode(&B64.encode("exsim|a@b.test|o|7|3")), Some(id));
+        assert_eq!(parse_change_key(&B64.encode("ck|42")), Some(42));
+        // A truncated id is malformed, not a panic.
+        let enc = Id::Item {
+            mailbox: "a@b.test".into(),
+            id: 1,
+        }
+        .encode();
+        let raw = B64.decode(&enc).unwrap();
+        for cut in 0..raw.len() {
+            assert_eq!(Id::decode(&B64.encode(&raw[..cut])), None);
+        }
     }
 
     #[test]

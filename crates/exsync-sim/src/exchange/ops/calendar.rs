@@ -32,6 +32,46 @@ fn parse_date(s: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(s.get(..10)?, "%Y-%m-%d").ok()
 }
 
+/// The series' Recurrence with its range's StartDate/EndDate carrying the zone suffix
+/// Exchange answers them with (the series zone's offset on that day, `Z` for UTC), whatever
+/// form the client sent them in (`2026-03-02` comes back as `2026-03-02+01:00` in Paris).
+pub fn recurrence_with_zone(item: &Item, rec: &Element) -> Element {
+    let tz = series_zone(item);
+    let mut rec = rec.clone();
+    for range in rec.children.iter_mut() {
+        for d in range
+            .children
+            .iter_mut()
+            .filter(|c| c.name == "StartDate" || c.name == "EndDate")
+        {
+            let text = d.text.trim();
+            let Some(day) = parse_date(text) else {
+                continue;
+            };
+            if text.len() > 10 {
+                continue;
+            }
+            let Some(midnight) = day.and_hms_opt(0, 0, 0) else {
+                continue;
+            };
+            let offset = tz
+                .offset_from_local_datetime(&midnight)
+                .earliest()
+                .map(|o| chrono::Offset::fix(&o).local_minus_utc())
+                .unwrap_or(0);
+            let suffix = if offset == 0 {
+                "Z".to_string()
+            } else {
+                let sign = if offset < 0 { '-' } else { '+' };
+                let m = offset.abs() / 60;
+                format!("{sign}{:02}:{:02}", m / 60, m % 60)
+            };
+            d.text = format!("{}{suffix}", day.format("%Y-%m-%d"));
+        }
+    }
+    rec
+}
+
 fn weekday(name: &str) -> Option<Weekday> {
     Some(match name {
         "Sunday" => Weekday::Sun,
@@ -79,7 +119,7 @@ fn nth_matches(index: &str, days: &str, d: NaiveDate) -> bool {
 }
 
 /// Windows time zone ids (as EWS names them) → IANA zones.
-const WINDOWS_ZONES: &[(&str, Tz)] = &[
+pub const WINDOWS_ZONES: &[(&str, Tz)] = &[
     ("UTC", Tz::UTC),
     ("GMT Standard Time", Tz::Europe__London),
     ("W. Europe Standard Time", Tz::Europe__Berlin),
@@ -98,17 +138,88 @@ const WINDOWS_ZONES: &[(&str, Tz)] = &[
     ("India Standard Time", Tz::Asia__Kolkata),
     ("China Standard Time", Tz::Asia__Shanghai),
     ("Singapore Standard Time", Tz::Asia__Singapore),
+    ("Alaskan Standard Time", Tz::America__Anchorage),
+    ("Hawaiian Standard Time", Tz::Pacific__Honolulu),
+    ("Atlantic Standard Time", Tz::America__Halifax),
+    ("Canada Central Standard Time", Tz::America__Regina),
+    ("E. South America Standard Time", Tz::America__Sao_Paulo),
+    ("South Africa Standard Time", Tz::Africa__Johannesburg),
+    ("Russian Standard Time", Tz::Europe__Moscow),
+    ("Turkey Standard Time", Tz::Europe__Istanbul),
+    ("Israel Standard Time", Tz::Asia__Jerusalem),
+    ("Arabian Standard Time", Tz::Asia__Dubai),
+    ("SE Asia Standard Time", Tz::Asia__Bangkok),
+    ("Korea Standard Time", Tz::Asia__Seoul),
+    ("W. Australia Standard Time", Tz::Australia__Perth),
+    ("New Zealand Standard Time", Tz::Pacific__Auckland),
 ];
 
 /// The series' zone: StartTimeZone's Id (Windows or IANA), else UTC.
 fn series_zone(item: &Item) -> Tz {
-    let Some(id) = item.prop("StartTimeZone").and_then(|z| z.attr("Id")) else {
+    zone_of(item.prop("StartTimeZone"))
+}
+
+/// A zone element's (StartTimeZone / EndTimeZone) zone: Windows or IANA id, else UTC.
+fn zone_of(el: Option<&Element>) -> Tz {
+    let Some(id) = el.and_then(|z| z.attr("Id")) else {
         return Tz::UTC;
     };
     if let Some((_, tz)) = WINDOWS_ZONES.iter().find(|(w, _)| *w == id) {
         return *tz;
     }
     id.parse::<Tz>().unwrap_or(Tz::UTC)
+}
+
+/// Snaps an all-day event's Start and End to midnight in the event's zone, as Exchange does
+/// on create and update ("Create all-day events by using EWS in Exchange"): a non-midnight
+/// start moves to the midnight before it, a non-midnight end to the midnight after it, both
+/// in the appointment's time zone (StartTimeZone, EndTimeZone for the end; UTC without).
+pub fn snap_all_day(props: &mut [Element]) {
+    let all_day = props
+        .iter()
+        .find(|p| p.name == "IsAllDayEvent")
+        .is_some_and(|p| matches!(p.text.trim(), "true" | "1"));
+    if !all_day {
+        return;
+    }
+    let start_zone = zone_of(props.iter().find(|p| p.name == "StartTimeZone"));
+    let end_zone = match props.iter().find(|p| p.name == "EndTimeZone") {
+        Some(z) => zone_of(Some(z)),
+        None => start_zone,
+    };
+    let midnight = |tz: Tz, t: DateTime<Utc>, after: bool| -> Option<DateTime<Utc>> {
+        let local = t.with_timezone(&tz).naive_local();
+        let mut day = local.date();
+        if after && local.time() != chrono::NaiveTime::MIN {
+            day = day.succ_opt()?;
+        }
+        local_to_utc(tz, day.and_time(chrono::NaiveTime::MIN))
+    };
+    let mut start = None;
+    for p in props.iter_mut() {
+        let Some(t) = parse_time(&p.text) else {
+            continue;
+        };
+        let snapped = match p.name.as_str() {
+            "Start" => midnight(start_zone, t, false),
+            "End" => midnight(end_zone, t, true),
+            _ => continue,
+        };
+        if let Some(v) = snapped {
+            if p.name == "Start" {
+                start = Some(v);
+            }
+            p.text = fmt(&v);
+        }
+    }
+    // An all-day event lasts at least a day: an end at its start moves a day on.
+    if let Some(s) = start {
+        for p in props.iter_mut().filter(|p| p.name == "End") {
+            if parse_time(&p.text).is_some_and(|e| e <= s) {
+                p.text = fmt(&(s + Duration::days(1)));
+            }
+        }
+    }
 }
 
 /// A local wall-clock time in `tz` as UTC; a time in a spring-forward gap moves an hour on.
@@ -335,6 +446,10 @@ pub fn computed_props(mb: &Mailbox, item: &Item, occ: Option<&Occurrence>) -> Ve
         out.push(Element::with_text("CalendarItemType", kind));
         return out;
     }
+    // IsRecurring as the IsRecurring reference tabulates it for the organizer (the mailbox
+    // owner, whose calendar this is): false on a single item and, as Exchange really
+    // answers, false on the recurring master too; true on occurrences and exceptions.
+    out.push(Element::with_text("IsRecurring", "false"));
     if item.prop("Recurrence").is_none() {
         out.push(Element::with_text("CalendarItemType", "Single"));
         return out;

@@ -229,13 +229,27 @@ pub fn create_folder(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
     let mut msgs = Vec::new();
     for f in list(op, "Folders") {
         let name = f.child_text("DisplayName").unwrap_or("").to_string();
+        // Without a FolderClass the typed elements say the kind; a plain <t:Folder> takes the
+        // kind of its parent (a folder made under Contacts is a contacts folder), and
+        // IPF.Note where the parent has none (the roots).
+        let parent_class = ctx
+            .mb()?
+            .folders
+            .get(&parent)
+            .map(|p| p.class.clone())
+            .unwrap_or_default();
         let class = match f.child_text("FolderClass") {
             Some(c) => c.to_string(),
             None => match f.name.as_str() {
                 "ContactsFolder" => "IPF.Contact".into(),
                 "CalendarFolder" => "IPF.Appointment".into(),
                 "TasksFolder" => "IPF.Task".into(),
-                _ => "IPF.Note".into(),
+                _ if parent_class.is_empty() => "IPF.Note".into(),
+                _ => parent_class
+                    .split('.')
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join("."),
             },
         };
         if name.is_empty() {

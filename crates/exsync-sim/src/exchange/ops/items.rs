@@ -114,6 +114,9 @@ pub fn create_one(
         .cloned()
         .collect();
     limit_lengths(&mut props);
+    if it.name == "CalendarItem" {
+        calendar::snap_all_day(&mut props);
+    }
     let prop_seq = props.iter().map(|p| (prop_key(p), seq)).collect();
     let item = Item {
         id: seq,
@@ -434,6 +437,9 @@ fn update_one(ctx: &mut Ctx<'_>, change: &Element, mode: &str) -> Result<String,
     {
         item.modified_occurrences.clear();
         item.deleted_occurrences.clear();
+    }
+    if item.kind == "CalendarItem" && index.is_none() {
+        calendar::snap_all_day(&mut props);
     }
     if item.kind == "CalendarItem" {
         let s = props

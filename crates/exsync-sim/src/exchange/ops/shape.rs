@@ -228,6 +228,10 @@ pub fn render_item(mb: &Mailbox, item: &Item, shape: &Shape, occ: Option<&Occurr
         }
         has_class |= p.name == "ItemClass";
         has_display |= p.name == "DisplayName";
+        if p.name == "Recurrence" && item.kind == "CalendarItem" {
+            out.push(calendar::recurrence_with_zone(item, p));
+            continue;
+        }
         out.push(normalise_bool(p));
     }
     if !has_class {
