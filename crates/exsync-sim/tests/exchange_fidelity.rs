@@ -561,6 +561,11 @@ async fn mailbox_has_the_usual_system_folders() {
         let r = ews.call(&format!(r#"<m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape><m:FolderIds><t:DistinguishedFolderId Id="{id}"/></m:FolderIds></m:GetFolder>"#)).await;
         assert!(r.contains(r#"ResponseClass="Success""#), "{id}: {r}");
     }
+    let r = ews.call(r#"<m:GetFolder><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape><m:FolderIds><t:DistinguishedFolderId Id="root"/></m:FolderIds></m:GetFolder>"#).await;
+    assert!(
+        r.contains("<t:DisplayName></t:DisplayName>") || r.contains("<t:DisplayName/>"),
+        "{r}"
+    );
     let r = ews.call(r#"<m:FindFolder Traversal="Shallow"><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape><m:ParentFolderIds><t:DistinguishedFolderId Id="syncissues"/></m:ParentFolderIds></m:FindFolder>"#).await;
     assert!(r.contains(r#"TotalItemsInView="3""#), "{r}");
     ews.finish();

@@ -275,7 +275,9 @@ pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
 /// folders under Contacts, Recipient Cache among them; they are left out while the interop
 /// suite's NTLM test holds Contacts to have no children.)
 const DISTINGUISHED: &[(&str, Option<&str>, &str, &str, bool)] = &[
-    ("root", None, "", "Root", true),
+    // Exchange answers the mailbox root with an empty DisplayName (`<t:DisplayName/>`, as a
+    // recorded Exchange Online GetFolder of `root` shows).
+    ("root", None, "", "", true),
     (
         "msgfolderroot",
         Some("root"),
