@@ -168,3 +168,26 @@ def test_ids_have_exchange_shape_and_convert(sim):
         assert alt.format == fmt
         (back,) = a.protocol.convert_ids([AlternateId(id=alt.id, format=fmt, mailbox=USER)], destination_format=EWS_ID)
         assert back.id == c.id
+
+
+def test_server_knows_the_common_windows_zones(sim):
+    a = sim.account(USER)
+    zones = {tz.id for tz in a.protocol.get_timezones(return_full_timezone_data=False)}
+    assert {"Tokyo Standard Time", "Romance Standard Time", "AUS Eastern Standard Time"} <= zones
+
+
+def test_recurring_master_is_not_flagged_recurring_for_its_organizer(sim):
+    from exchangelib.recurrence import DailyPattern, Recurrence
+
+    a = sim.account(USER)
+    utc = EWSTimeZone("UTC")
+    master = CalendarItem(
+        folder=a.calendar,
+        subject="Daily",
+        start=EWSDateTime(2026, 3, 2, 9, tzinfo=utc),
+        end=EWSDateTime(2026, 3, 2, 10, tzinfo=utc),
+        recurrence=Recurrence(pattern=DailyPattern(interval=1), start=datetime.date(2026, 3, 2), number=3),
+    )
+    master.save()
+    back = a.calendar.get(id=master.id)
+    assert back.type == "RecurringMaster" and back.is_recurring is False
