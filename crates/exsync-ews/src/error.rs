@@ -246,8 +246,6 @@ pub(crate) fn mib(bytes: u64) -> String {
     }
 }
 
-pub type Result<T, E = EwsError> = std::result::Result<T, E>;
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,21 +2,46 @@
 //! binding) pinned per host, impersonation of each syncing mailbox, Autodiscover with an
 //! allow-list, the operations the sync engine needs with contact and event mapping, batching,
 //! throttling back-off and an opt-in wire trace with secrets redacted.
+//!
+//! The modules are private: what the engine and the lab use is exported below, the
+//! connectivity check gets [`diagnostics`], and integration tests reach the request builders
+//! through the hidden `testing` module. Anything else can change without notice.
 
-pub mod error;
-pub mod mapping;
-pub mod ops;
-pub mod soap;
-pub mod xml;
+mod autodiscover;
+mod client;
+pub mod diagnostics;
+mod dns;
+mod error;
+mod mapping;
+mod ops;
+mod soap;
+mod throttle;
+mod trace;
+mod transport;
+mod xml;
 
-pub use error::{EwsError, ResponseError};
-pub mod client;
-pub mod throttle;
-pub mod trace;
-pub mod transport;
-
+pub use autodiscover::{AllowList, Autodiscover, AutodiscoverConfig};
 pub use client::{EwsClient, EwsConfig, MailboxClient, SyncBatch, SyncListing, Update};
-pub use transport::auth::{AuthMode, Credentials};
+pub use dns::{SrvFuture, SrvRecord, SrvResolver, StaticSrv, SystemSrv};
+pub use error::{EwsError, ResponseError};
+pub use mapping::{write_contact, write_event, ItemRef};
+pub use ops::FolderRef;
+pub use throttle::RetryPolicy;
+pub use transport::auth::{AuthMode, Credentials, Scheme, Secret};
 pub use transport::conn::Resolve;
-pub mod autodiscover;
-pub mod dns;
+pub use transport::HttpClient;
+pub use xml::XmlWriter;
+
+/// Internals re-exported for this crate's integration tests (request building, mapping, raw
+/// HTTP). Not part of the API: hidden from the docs and free to change in any release.
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::mapping::expand::occurrence_dates;
+    pub use crate::mapping::timezone::iana_to_windows;
+    pub use crate::mapping::windows_zones::{ALIASES, PRIMARY};
+    pub use crate::mapping::{contact_updates, event_updates, occurrence_updates};
+    pub use crate::ops::{folders, items, sync};
+    pub use crate::soap::envelope;
+    pub use crate::transport::conn::Response;
+    pub use crate::transport::HttpConfig;
+}

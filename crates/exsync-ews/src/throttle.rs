@@ -121,6 +121,7 @@ impl Limits {
         }
     }
 
+    #[cfg(test)]
     pub fn available_account_slots(&self) -> usize {
         self.account.available_permits()
     }

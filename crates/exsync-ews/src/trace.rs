@@ -74,10 +74,6 @@ impl WireTrace {
         })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// Writes `NNNNNN-Operation.xml` (request), `.response.xml` and `.http.txt` (headers).
     pub fn record(
         &self,

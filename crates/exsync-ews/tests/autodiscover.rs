@@ -16,9 +16,9 @@ use url::Url;
 
 use common::fake;
 use common::sim::{Sim, SimOptions, DOMAIN, MAIL_HOST};
-use exsync_ews::autodiscover::{AllowList, Autodiscover, AutodiscoverConfig};
-use exsync_ews::dns::{SrvRecord, StaticSrv};
+use exsync_ews::{AllowList, Autodiscover, AutodiscoverConfig};
 use exsync_ews::{AuthMode, EwsClient, EwsError, Resolve};
+use exsync_ews::{SrvRecord, StaticSrv};
 
 const AUTODISCOVER_HOST: &str = "autodiscover.contoso.test";
 

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use url::Url;
 
-use exsync_ews::autodiscover::{AllowList, Autodiscover, AutodiscoverConfig};
-use exsync_ews::dns::{SrvRecord, StaticSrv};
+use exsync_ews::{AllowList, Autodiscover, AutodiscoverConfig};
 use exsync_ews::{AuthMode, Credentials, EwsClient, EwsConfig, EwsError, Resolve};
+use exsync_ews::{SrvRecord, StaticSrv};
 use exsync_testkit::hostile::{self, Hostile, Reply};
 
 const DOMAIN: &str = "contoso.test";

@@ -7,8 +7,9 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
-use exsync_ews::transport::auth::Scheme;
-use exsync_ews::transport::{HttpClient, HttpConfig};
+use exsync_ews::testing::HttpConfig;
+use exsync_ews::HttpClient;
+use exsync_ews::Scheme;
 use exsync_ews::{AuthMode, Credentials, EwsError, Resolve};
 
 const USER: &str = "CONTOSO\\svc-sync";

@@ -17,9 +17,9 @@ use exsync_core::{
     Address, AddressKind, Attendee, AttendeeKind, Contact, CrmId, Day, Event, EventTime, ItemKind,
     Occurrence, Pattern, PhoneKind, Record, Recurrence, RecurrenceEnd, ShowAs, WeekIndex,
 };
-use exsync_ews::mapping::expand::occurrence_dates;
-use exsync_ews::mapping::windows_zones::{ALIASES, PRIMARY};
-use exsync_ews::ops::FolderRef;
+use exsync_ews::testing::occurrence_dates;
+use exsync_ews::testing::{ALIASES, PRIMARY};
+use exsync_ews::FolderRef;
 use exsync_ews::{AuthMode, EwsClient, MailboxClient};
 
 fn text(max: usize) -> impl Strategy<Value = String> {
@@ -146,8 +146,7 @@ const SIM_SERIES_ZONES: [&str; 18] = [
 ];
 
 fn series_zone_ok(iana: &str) -> bool {
-    exsync_ews::mapping::timezone::iana_to_windows(iana)
-        .is_some_and(|w| SIM_SERIES_ZONES.contains(&w))
+    exsync_ews::testing::iana_to_windows(iana).is_some_and(|w| SIM_SERIES_ZONES.contains(&w))
 }
 
 fn day() -> impl Strategy<Value = Day> {

@@ -9,10 +9,10 @@ use exsync_core::{
     Address, AddressKind, Attendee, AttendeeKind, Contact, CrmId, Day, Event, EventTime,
     ExchangeId, ItemKind, Pattern, PhoneKind, Recurrence, RecurrenceEnd, ShowAs, WeekIndex,
 };
-use exsync_ews::mapping::{contact_updates, event_updates, write_contact, write_event, ItemRef};
-use exsync_ews::ops::{folders, items, sync, FolderRef};
-use exsync_ews::soap::envelope;
-use exsync_ews::xml::XmlWriter;
+use exsync_ews::testing::{contact_updates, event_updates};
+use exsync_ews::testing::{envelope, folders, items, sync};
+use exsync_ews::XmlWriter;
+use exsync_ews::{write_contact, write_event, FolderRef, ItemRef};
 use exsync_testkit::schema::{run_validator, Envelopes};
 
 fn contact() -> Contact {
@@ -253,7 +253,7 @@ fn every_request_body_is_schema_valid() {
         "update_occurrences".into(),
         items::update_occurrences(
             &item.id,
-            &[(3, exsync_ews::mapping::occurrence_updates(&occurrence))],
+            &[(3, exsync_ews::testing::occurrence_updates(&occurrence))],
         ),
     ));
     let mut bare = Event::new(

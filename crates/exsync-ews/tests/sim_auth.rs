@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::sim::{Sim, SimOptions, MAIL_HOST};
-use exsync_ews::transport::auth::Scheme;
+use exsync_ews::Scheme;
 use exsync_ews::{AuthMode, Credentials, EwsClient, EwsError};
 use serde_json::json;
 

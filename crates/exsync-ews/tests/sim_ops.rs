@@ -210,7 +210,7 @@ async fn contacts_lifecycle() {
 fn the_trace_check_catches_an_invalid_request() {
     let sim = Sim::start(SimOptions::default());
     std::fs::create_dir_all(sim.client_trace()).unwrap();
-    let bad = exsync_ews::soap::envelope("a@contoso.test", "<m:SyncFolderItems/>");
+    let bad = exsync_ews::testing::envelope("a@contoso.test", "<m:SyncFolderItems/>");
     std::fs::write(sim.client_trace().join("000000-SyncFolderItems.xml"), bad).unwrap();
 }
 

@@ -8,7 +8,7 @@ use exsync_core::{
     Address, AddressKind, Attendee, AttendeeKind, Contact, Event, EventTime, ItemKind, PhoneKind,
     Recurrence, ShowAs,
 };
-use exsync_ews::xml::XmlWriter;
+use exsync_ews::XmlWriter;
 use exsync_salesforce::NewRecord;
 use serde_json::json;
 
@@ -221,7 +221,7 @@ impl Lab {
         let mut items: Vec<(String, String)> = Vec::new();
         for i in 0..seed.exchange_contacts {
             let mut w = XmlWriter::new();
-            exsync_ews::mapping::write_contact(&mut w, &exchange_contact(u, i), None);
+            exsync_ews::write_contact(&mut w, &exchange_contact(u, i), None);
             items.push((contacts.id.clone(), w.finish()));
         }
         if seed.invalid_record {
@@ -231,7 +231,7 @@ impl Lab {
                 ..Contact::default()
             };
             let mut w = XmlWriter::new();
-            exsync_ews::mapping::write_contact(&mut w, &nameless, None);
+            exsync_ews::write_contact(&mut w, &nameless, None);
             items.push((contacts.id.clone(), w.finish()));
         }
         for i in 0..seed.exchange_events {
@@ -241,7 +241,7 @@ impl Lab {
                     e.show_as = ShowAs::Tentative;
                 }
                 let mut w = XmlWriter::new();
-                exsync_ews::mapping::write_event(&mut w, &e, None);
+                exsync_ews::write_event(&mut w, &e, None);
                 items.push((calendar.id.clone(), w.finish()));
             }
         }

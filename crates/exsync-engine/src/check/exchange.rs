@@ -5,9 +5,9 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use exsync_ews::autodiscover::{Autodiscover, AutodiscoverConfig};
-use exsync_ews::transport::auth::{choose, offered, Scheme};
+use exsync_ews::diagnostics::{chosen_scheme as choose, offered_schemes as offered, Scheme};
 use exsync_ews::{AuthMode, Credentials, EwsClient, EwsConfig, EwsError, Resolve};
+use exsync_ews::{Autodiscover, AutodiscoverConfig};
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 use url::Url;
@@ -235,7 +235,7 @@ pub async fn checks(inputs: &Inputs) -> Vec<Step> {
         Ok((addrs, _)) => addrs.into_iter().next(),
         Err(_) => None,
     };
-    let tls_config = match exsync_ews::transport::tls::client_config(x.ca_file.as_deref()) {
+    let tls_config = match exsync_ews::diagnostics::tls_client_config(x.ca_file.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             steps.push(

@@ -61,7 +61,7 @@ pub async fn handshake(
     let stream = tokio::time::timeout(TIMEOUT, TlsConnector::from(tls).connect(name, tcp))
         .await
         .map_err(|_| format!("TLS handshake with {host} timed out"))?
-        .map_err(|e| exsync_ews::transport::tls::handshake_error(host, &e).to_string())?;
+        .map_err(|e| exsync_ews::diagnostics::tls_handshake_error(host, &e).to_string())?;
     let (_, session) = stream.get_ref();
     let mut facts = vec![format!(
         "{} with {}",

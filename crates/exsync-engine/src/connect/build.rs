@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use exsync_core::config::{CrmAuth, ExsyncConfig};
-use exsync_ews::autodiscover::{AllowList, Autodiscover, AutodiscoverConfig};
+use exsync_ews::{AllowList, Autodiscover, AutodiscoverConfig};
 use exsync_ews::{AuthMode, Credentials, EwsClient, EwsConfig, Resolve};
 use exsync_salesforce::{AuthConfig, SalesforceClient, SalesforceConfig, Secret};
 use exsync_store::Store;

@@ -6,10 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use exsync_core::plan::WriteResult;
 use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind, UserKey};
-use exsync_ews::autodiscover::Autodiscover;
-use exsync_ews::mapping::ItemRef;
-use exsync_ews::ops::FolderRef;
-use exsync_ews::{EwsClient, EwsError, MailboxClient, Update};
+use exsync_ews::{Autodiscover, EwsClient, EwsError, FolderRef, ItemRef, MailboxClient, Update};
 use url::Url;
 
 use crate::sync::sides::{ExchangePage, ExchangeSide, SideError, SideErrorKind, SideResult, Write};

@@ -17,7 +17,6 @@ use crate::xml::{Element, XmlWriter};
 
 pub use contact::{contact_updates, read_contact, write_contact};
 pub use event::{event_updates, occurrence_date, occurrence_updates, read_event, write_event};
-pub use recurrence::{read_recurrence, write_recurrence};
 
 /// Our own property set: every extended property exsync writes lives in it, so nothing another
 /// application stores can collide with ours.

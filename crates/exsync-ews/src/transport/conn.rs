@@ -95,16 +95,6 @@ pub struct ReplyLimits {
     pub max_bytes: u64,
 }
 
-impl ReplyLimits {
-    /// Limits for one exchange starting now.
-    pub fn new(timeout: Duration, max_bytes: u64) -> ReplyLimits {
-        ReplyLimits {
-            deadline: Deadline::after(timeout),
-            max_bytes,
-        }
-    }
-}
-
 /// A response read to the end.
 #[derive(Debug, Clone)]
 pub struct Response {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 use url::Url;
 
-use exsync_ews::transport::conn::Resolve;
+use exsync_ews::Resolve;
 use exsync_ews::{AuthMode, Credentials, EwsConfig};
 use exsync_testkit::paths::bin;
 use exsync_testkit::sim::{ExchangeControl, SimCommand, SimProcess, Simulator};
