@@ -12,27 +12,27 @@ use serde::Deserialize;
 
 use super::auth::sha256_hex;
 
-pub struct Asset {
+pub(crate) struct Asset {
     path: &'static str,
     content_type: &'static str,
     body: &'static str,
     version: OnceLock<String>,
 }
 
-pub static CSS: Asset = Asset::new(
+pub(crate) static CSS: Asset = Asset::new(
     "/assets/console.css",
     "text/css; charset=utf-8",
     include_str!("../assets/console.css"),
 );
 
-pub static JS: Asset = Asset::new(
+pub(crate) static JS: Asset = Asset::new(
     "/assets/console.js",
     "text/javascript; charset=utf-8",
     include_str!("../assets/console.js"),
 );
 
 #[derive(Deserialize)]
-pub struct VersionQuery {
+pub(crate) struct VersionQuery {
     #[serde(default)]
     v: Option<String>,
 }
@@ -56,7 +56,7 @@ impl Asset {
     }
 
     /// The URL a page links: the path with the current version.
-    pub fn href(&self) -> String {
+    pub(crate) fn href(&self) -> String {
         format!("{}?v={}", self.path, self.version())
     }
 
@@ -94,10 +94,10 @@ impl Asset {
     }
 }
 
-pub async fn css(Query(q): Query<VersionQuery>, headers: HeaderMap) -> Response {
+pub(crate) async fn css(Query(q): Query<VersionQuery>, headers: HeaderMap) -> Response {
     CSS.serve(&q, &headers)
 }
 
-pub async fn js(Query(q): Query<VersionQuery>, headers: HeaderMap) -> Response {
+pub(crate) async fn js(Query(q): Query<VersionQuery>, headers: HeaderMap) -> Response {
     JS.serve(&q, &headers)
 }

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "exsync_session";
 /// How long a console login lasts.
-pub const SESSION_TTL: chrono::TimeDelta = chrono::TimeDelta::hours(8);
+pub(crate) const SESSION_TTL: chrono::TimeDelta = chrono::TimeDelta::hours(8);
 /// API tokens start with this, so a leaked one is easy to recognise in a scan.
 pub const TOKEN_PREFIX: &str = "exs_";
 
@@ -64,7 +64,7 @@ impl std::fmt::Debug for Caller {
 }
 
 /// Admin > operator > viewer.
-pub fn rank(role: Role) -> u8 {
+pub(crate) fn rank(role: Role) -> u8 {
     match role {
         Role::Viewer => 1,
         Role::Operator => 2,
@@ -72,7 +72,7 @@ pub fn rank(role: Role) -> u8 {
     }
 }
 
-pub fn allows(have: Role, need: Role) -> bool {
+pub(crate) fn allows(have: Role, need: Role) -> bool {
     rank(have) >= rank(need)
 }
 
@@ -110,7 +110,7 @@ pub fn verify_password(hash: Option<&str>, password: &str) -> bool {
 }
 
 /// 32 random bytes, URL-safe base64.
-pub fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
@@ -126,7 +126,7 @@ pub fn sha256_hex(value: &str) -> String {
 }
 
 /// Compares without stopping at the first difference, so timing does not leak a prefix.
-pub fn same(a: &str, b: &str) -> bool {
+pub(crate) fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())

@@ -17,10 +17,10 @@ use super::{html, AppState};
 
 /// Largest form body read to find its CSRF field (a PEM key upload fits easily).
 const FORM_LIMIT: usize = 256 * 1024;
-pub const CSRF_HEADER: &str = "x-csrf-token";
-pub const CSRF_FIELD: &str = "csrf";
+pub(crate) const CSRF_HEADER: &str = "x-csrf-token";
+pub(crate) const CSRF_FIELD: &str = "csrf";
 
-pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub(crate) async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let method = if req.method() == Method::HEAD {
         Method::GET
     } else {
@@ -134,7 +134,7 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Caller>,
     }))
 }
 
-pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -176,12 +176,12 @@ async fn csrf_sent(req: Request) -> Result<(Option<String>, Request), ConsoleErr
 /// The content policy of every answer. Scripts and styles come only from the console's own
 /// files (`/assets/`): an inline script, an event-handler attribute or a `style` attribute
 /// is not run or applied, so markup that slipped through unencoded still cannot act.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// Headers on every answer: no framing (clickjacking), no caching of pages that show
 /// settings (unless the handler chose a policy, as the static assets do), no MIME sniffing,
 /// a strict content policy.
-pub async fn security_headers(mut res: Response) -> Response {
+pub(crate) async fn security_headers(mut res: Response) -> Response {
     let h = res.headers_mut();
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(

@@ -17,7 +17,7 @@ use super::guard::CSRF_FIELD;
 
 /// Text for an HTML element or a double-quoted attribute value. The backtick is encoded as
 /// well, since some old parsers took it for an attribute quote.
-pub fn esc(text: &str) -> String {
+pub(crate) fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -36,13 +36,13 @@ pub fn esc(text: &str) -> String {
 /// A URL path segment, percent-encoded (user addresses and configuration names go in URLs).
 /// What comes out is letters, digits, `*-._` and `%XX` only, so it is also safe as (part of)
 /// an attribute value.
-pub fn seg(text: &str) -> String {
+pub(crate) fn seg(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes())
         .collect::<String>()
         .replace('+', "%20")
 }
 
-pub fn csrf_field(caller: &Caller) -> String {
+pub(crate) fn csrf_field(caller: &Caller) -> String {
     format!(
         r#"<input type="hidden" name="{CSRF_FIELD}" value="{}">"#,
         esc(caller.csrf())
@@ -50,7 +50,7 @@ pub fn csrf_field(caller: &Caller) -> String {
 }
 
 /// A page with the navigation a caller of this role can use.
-pub fn page(title: &str, caller: Option<&Caller>, body: &str) -> Html<String> {
+pub(crate) fn page(title: &str, caller: Option<&Caller>, body: &str) -> Html<String> {
     let mut nav = String::new();
     if let Some(c) = caller {
         nav.push_str(r#"<a href="/">Status</a>"#);
@@ -76,7 +76,7 @@ pub fn page(title: &str, caller: Option<&Caller>, body: &str) -> Html<String> {
     ))
 }
 
-pub fn error_page(status: StatusCode, message: &str) -> Html<String> {
+pub(crate) fn error_page(status: StatusCode, message: &str) -> Html<String> {
     page(
         status.canonical_reason().unwrap_or("Error"),
         None,
@@ -87,13 +87,13 @@ pub fn error_page(status: StatusCode, message: &str) -> Html<String> {
     )
 }
 
-pub fn notice(message: Option<&str>) -> String {
+pub(crate) fn notice(message: Option<&str>) -> String {
     message
         .map(|m| format!(r#"<p class="notice" id="notice">{}</p>"#, esc(m)))
         .unwrap_or_default()
 }
 
-pub fn error_box(message: Option<&str>) -> String {
+pub(crate) fn error_box(message: Option<&str>) -> String {
     message
         .map(|m| format!(r#"<p class="error" id="error">{}</p>"#, esc(m)))
         .unwrap_or_default()

@@ -2,6 +2,8 @@
 //! the vault and the state database, behind local accounts, sessions with CSRF tokens and
 //! API tokens. `routes` says who may call what; `guard` enforces it for every request.
 
+#![warn(unreachable_pub)]
+
 mod assets;
 mod auth;
 mod error;

@@ -53,7 +53,7 @@ pub enum ServeError {
     CertificateAndKey(#[source] rustls::Error),
 }
 
-pub fn tls_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, ServeError> {
+pub(crate) fn tls_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, ServeError> {
     let cert_error = |source| ServeError::Certificate {
         path: files.cert.clone(),
         source,

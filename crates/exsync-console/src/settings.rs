@@ -65,7 +65,7 @@ impl ConfigFile {
 
 /// The table at `path`, created (and marked implicit, so no empty header is printed) when
 /// missing.
-pub fn table_at<'a>(
+pub(crate) fn table_at<'a>(
     doc: &'a mut DocumentMut,
     path: &[&str],
 ) -> Result<&'a mut Table, ConsoleError> {
@@ -101,7 +101,7 @@ fn put(table: &mut Table, key: &str, mut value: Value) {
     }
 }
 
-pub fn set_str(table: &mut Table, key: &str, value: Option<&str>) {
+pub(crate) fn set_str(table: &mut Table, key: &str, value: Option<&str>) {
     match value {
         Some(v) => put(table, key, Value::from(v)),
         None => {
@@ -110,11 +110,11 @@ pub fn set_str(table: &mut Table, key: &str, value: Option<&str>) {
     }
 }
 
-pub fn set_bool(table: &mut Table, key: &str, value: bool) {
+pub(crate) fn set_bool(table: &mut Table, key: &str, value: bool) {
     put(table, key, Value::from(value));
 }
 
-pub fn set_list(table: &mut Table, key: &str, values: &[String]) {
+pub(crate) fn set_list(table: &mut Table, key: &str, values: &[String]) {
     let mut array = Array::new();
     for v in values {
         array.push(v.as_str());

@@ -2,6 +2,8 @@
 //! the sync configuration, and the planner, a pure function from changes on both sides and the
 //! last-synced state to the operations that bring the two sides together. No I/O lives here.
 
+#![warn(unreachable_pub)]
+
 mod allow;
 pub mod config;
 pub mod model;

@@ -3,6 +3,8 @@
 //! that keeps secrets encrypted at rest, the connectivity analyzer, and metrics. See
 //! `ARCHITECTURE.md` at the repository's root for how a pass flows through these files.
 
+#![warn(unreachable_pub)]
+
 pub mod check;
 pub mod connect;
 pub mod failpoints;

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use url::Url;
 
-pub use exsync_core::{dns_name, AllowList};
+pub(crate) use exsync_core::{dns_name, AllowList};
 
 use crate::dns::{SrvResolver, StaticSrv};
 use crate::error::EwsError;
@@ -24,19 +24,19 @@ use crate::transport::conn::Deadline;
 use crate::transport::HttpClient;
 use crate::xml::{escape, parse, Element};
 
-pub const MAX_REDIRECTS: usize = 10;
+pub(crate) const MAX_REDIRECTS: usize = 10;
 /// Restarts with a new address (`redirectAddr`) per lookup.
-pub const MAX_ADDRESS_REDIRECTS: usize = 2;
+pub(crate) const MAX_ADDRESS_REDIRECTS: usize = 2;
 
 /// A mailbox address split at its one `@`, the domain a valid DNS name (lower-cased).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Address {
+pub(crate) struct Address {
     pub local: String,
     pub domain: String,
 }
 
 impl Address {
-    pub fn parse(text: &str) -> Result<Address, String> {
+    pub(crate) fn parse(text: &str) -> Result<Address, String> {
         let text = text.trim();
         let (local, domain) = text
             .split_once('@')
@@ -68,7 +68,7 @@ impl std::fmt::Display for Address {
 
 /// The host a URL will connect to, as the URL parser reads it (lower-cased, without a
 /// trailing dot): the only host an allow-list decision may be made on.
-pub fn url_host(url: &Url) -> Option<String> {
+pub(crate) fn url_host(url: &Url) -> Option<String> {
     match url.host()? {
         url::Host::Domain(d) => Some(d.strip_suffix('.').unwrap_or(d).to_ascii_lowercase()),
         url::Host::Ipv4(ip) => Some(ip.to_string()),
@@ -122,7 +122,7 @@ struct Walk {
 }
 
 /// The POX request body.
-pub fn request_body(address: &str) -> String {
+pub(crate) fn request_body(address: &str) -> String {
     format!(
         "<?xml version=\"1.0\" encoding=\"utf-8\"?>\
 <Autodiscover xmlns=\"http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006\">\

@@ -97,7 +97,7 @@ impl SrvResolver for SystemSrv {
 }
 
 /// A DNS query for the SRV records of `name`, recursion desired.
-pub fn encode_query(id: u16, name: &str) -> Result<Vec<u8>, String> {
+pub(crate) fn encode_query(id: u16, name: &str) -> Result<Vec<u8>, String> {
     let mut q = Vec::with_capacity(64);
     q.extend_from_slice(&id.to_be_bytes());
     q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
@@ -144,7 +144,7 @@ fn read_name(msg: &[u8], mut at: usize) -> Result<(String, usize), String> {
 }
 
 /// SRV records of an answer to our query `id`.
-pub fn parse_answer(id: u16, msg: &[u8]) -> Result<Vec<SrvRecord>, String> {
+pub(crate) fn parse_answer(id: u16, msg: &[u8]) -> Result<Vec<SrvRecord>, String> {
     if read_u16(msg, 0)? != id {
         return Err("DNS answer to another question".into());
     }

@@ -27,7 +27,7 @@ impl std::fmt::Display for ResponseError {
 
 /// What kind of failure a response code is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CodeClass {
+pub(crate) enum CodeClass {
     /// The whole mailbox cannot be reached through the service account: fix permissions or
     /// the address, then retry this user.
     Mailbox,
@@ -43,7 +43,7 @@ pub enum CodeClass {
     Item,
 }
 
-pub fn classify(code: &str) -> CodeClass {
+pub(crate) fn classify(code: &str) -> CodeClass {
     match code {
         "ErrorImpersonateUserDenied"
         | "ErrorImpersonationDenied"
@@ -76,7 +76,7 @@ pub fn classify(code: &str) -> CodeClass {
 }
 
 /// What an Exchange administrator does about a per-user error.
-pub fn remediation(code: &str, service_account: &str, mailbox: &str) -> Option<String> {
+pub(crate) fn remediation(code: &str, service_account: &str, mailbox: &str) -> Option<String> {
     let text = match code {
         "ErrorImpersonateUserDenied" | "ErrorImpersonationDenied" | "ErrorImpersonationFailed" => {
             format!(

@@ -7,6 +7,8 @@
 //! connectivity check gets [`diagnostics`], and integration tests reach the request builders
 //! through the hidden `testing` module. Anything else can change without notice.
 
+#![warn(unreachable_pub)]
+
 mod autodiscover;
 mod client;
 pub mod diagnostics;
@@ -20,11 +22,14 @@ mod trace;
 mod transport;
 mod xml;
 
-pub use autodiscover::{AllowList, Autodiscover, AutodiscoverConfig};
+pub use autodiscover::{Autodiscover, AutodiscoverConfig};
 pub use client::{EwsClient, EwsConfig, MailboxClient, SyncBatch, SyncListing, Update};
 pub use dns::{SrvFuture, SrvRecord, SrvResolver, StaticSrv, SystemSrv};
 pub use error::{EwsError, ResponseError};
-pub use mapping::{write_contact, write_event, ItemRef};
+pub use exsync_core::AllowList;
+pub use mapping::contact::write_contact;
+pub use mapping::event::write_event;
+pub use mapping::ItemRef;
 pub use ops::FolderRef;
 pub use throttle::RetryPolicy;
 pub use transport::auth::{AuthMode, Credentials, Scheme, Secret};
@@ -36,10 +41,11 @@ pub use xml::XmlWriter;
 /// HTTP). Not part of the API: hidden from the docs and free to change in any release.
 #[doc(hidden)]
 pub mod testing {
+    pub use crate::mapping::contact::contact_updates;
+    pub use crate::mapping::event::{event_updates, occurrence_updates};
     pub use crate::mapping::expand::occurrence_dates;
     pub use crate::mapping::timezone::iana_to_windows;
     pub use crate::mapping::windows_zones::{ALIASES, PRIMARY};
-    pub use crate::mapping::{contact_updates, event_updates, occurrence_updates};
     pub use crate::ops::{folders, items, sync};
     pub use crate::soap::envelope;
     pub use crate::transport::conn::Response;

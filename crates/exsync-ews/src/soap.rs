@@ -6,11 +6,11 @@ use std::time::Duration;
 use crate::error::{classify, remediation, CodeClass, EwsError, ResponseError};
 use crate::xml::{escape, parse, Element};
 
-pub const NS_SOAP: &str = "http://schemas.xmlsoap.org/soap/envelope/";
-pub const NS_TYPES: &str = "http://schemas.microsoft.com/exchange/services/2006/types";
-pub const NS_MESSAGES: &str = "http://schemas.microsoft.com/exchange/services/2006/messages";
+pub(crate) const NS_SOAP: &str = "http://schemas.xmlsoap.org/soap/envelope/";
+pub(crate) const NS_TYPES: &str = "http://schemas.microsoft.com/exchange/services/2006/types";
+pub(crate) const NS_MESSAGES: &str = "http://schemas.microsoft.com/exchange/services/2006/messages";
 /// The oldest version we support; every later server accepts it.
-pub const SERVER_VERSION: &str = "Exchange2013_SP1";
+pub(crate) const SERVER_VERSION: &str = "Exchange2013_SP1";
 
 /// Wraps an operation element (written with the `m:` and `t:` prefixes) in an envelope that
 /// impersonates `mailbox`.
@@ -31,7 +31,7 @@ pub fn envelope(mailbox: &str, body: &str) -> String {
 
 /// Who is asking for whom: used to turn per-user codes into errors with remediation.
 #[derive(Debug, Clone)]
-pub struct CallContext<'a> {
+pub(crate) struct CallContext<'a> {
     pub host: &'a str,
     pub service_account: &'a str,
     pub mailbox: &'a str,
@@ -40,7 +40,7 @@ pub struct CallContext<'a> {
 
 impl CallContext<'_> {
     /// The error for a failed operation-level (not per-item) response.
-    pub fn error(&self, error: ResponseError) -> EwsError {
+    pub(crate) fn error(&self, error: ResponseError) -> EwsError {
         match classify(&error.code) {
             CodeClass::Mailbox => EwsError::Mailbox {
                 mailbox: self.mailbox.to_owned(),
@@ -95,7 +95,7 @@ fn response_error(el: &Element, fallback_message: &str) -> ResponseError {
 
 /// Parses a response document and returns the operation's response element (the child of
 /// `soap:Body`), or the fault as an error.
-pub fn parse_body(ctx: &CallContext<'_>, xml: &str) -> Result<Element, EwsError> {
+pub(crate) fn parse_body(ctx: &CallContext<'_>, xml: &str) -> Result<Element, EwsError> {
     let root = parse(xml)?;
     if root.name != "Envelope" {
         return Err(EwsError::Protocol {
@@ -133,7 +133,7 @@ pub fn parse_body(ctx: &CallContext<'_>, xml: &str) -> Result<Element, EwsError>
 }
 
 /// The `*ResponseMessage` elements of an operation response, in request order.
-pub fn response_messages<'a>(
+pub(crate) fn response_messages<'a>(
     ctx: &CallContext<'_>,
     response: &'a Element,
 ) -> Result<Vec<&'a Element>, EwsError> {
@@ -147,7 +147,7 @@ pub fn response_messages<'a>(
 }
 
 /// `Ok` for Success (and Warning, which EWS uses for partial results), the error otherwise.
-pub fn message_status(message: &Element) -> Result<(), ResponseError> {
+pub(crate) fn message_status(message: &Element) -> Result<(), ResponseError> {
     match message.attr("ResponseClass") {
         Some("Success") | Some("Warning") => Ok(()),
         _ => Err(response_error(message, "")),
@@ -155,7 +155,7 @@ pub fn message_status(message: &Element) -> Result<(), ResponseError> {
 }
 
 /// The one response message of a single-target operation, with failures mapped to errors.
-pub fn single_message<'a>(
+pub(crate) fn single_message<'a>(
     ctx: &CallContext<'_>,
     response: &'a Element,
 ) -> Result<&'a Element, EwsError> {

@@ -50,7 +50,7 @@ impl RetryPolicy {
 }
 
 /// Concurrency caps and the shared pause.
-pub struct Limits {
+pub(crate) struct Limits {
     account: Arc<Semaphore>,
     per_mailbox_limit: usize,
     mailboxes: Mutex<HashMap<String, Arc<Semaphore>>>,
@@ -58,13 +58,13 @@ pub struct Limits {
 }
 
 /// Held while a request is in flight.
-pub struct Permit {
+pub(crate) struct Permit {
     _mailbox: OwnedSemaphorePermit,
     _account: OwnedSemaphorePermit,
 }
 
 impl Limits {
-    pub fn new(per_account: usize, per_mailbox: usize) -> Self {
+    pub(crate) fn new(per_account: usize, per_mailbox: usize) -> Self {
         Limits {
             account: Arc::new(Semaphore::new(per_account.max(1))),
             per_mailbox_limit: per_mailbox.max(1),
@@ -86,7 +86,7 @@ impl Limits {
 
     /// Waits out any pause, then for a mailbox slot, then for an account slot (in that order,
     /// so a busy mailbox never sits on an account slot while it waits).
-    pub async fn acquire(&self, mailbox: &str) -> Permit {
+    pub(crate) async fn acquire(&self, mailbox: &str) -> Permit {
         self.wait_pause().await;
         let mailbox_permit = loop {
             if let Ok(p) = self.mailbox_semaphore(mailbox).acquire_owned().await {
@@ -105,7 +105,7 @@ impl Limits {
     }
 
     /// Makes every request of this account wait until `wait` has passed.
-    pub fn pause(&self, wait: Duration) {
+    pub(crate) fn pause(&self, wait: Duration) {
         let until = Instant::now() + wait;
         if let Ok(mut paused) = self.paused_until.lock() {
             if paused.is_none_or(|p| p < until) {
@@ -114,7 +114,7 @@ impl Limits {
         }
     }
 
-    pub async fn wait_pause(&self) {
+    pub(crate) async fn wait_pause(&self) {
         let until = self.paused_until.lock().ok().and_then(|p| *p);
         if let Some(until) = until {
             tokio::time::sleep_until(until).await;
@@ -122,7 +122,7 @@ impl Limits {
     }
 
     #[cfg(test)]
-    pub fn available_account_slots(&self) -> usize {
+    pub(crate) fn available_account_slots(&self) -> usize {
         self.account.available_permits()
     }
 }

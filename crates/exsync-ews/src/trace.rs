@@ -24,7 +24,7 @@ fn secret_element(local: &str) -> bool {
 
 /// Replaces the content of password-like elements. Works on the text, so a body that is not
 /// even well-formed is redacted too.
-pub fn redact_body(xml: &str) -> String {
+pub(crate) fn redact_body(xml: &str) -> String {
     let mut out = String::with_capacity(xml.len());
     let mut rest = xml;
     while let Some(open) = rest.find('<') {
@@ -60,13 +60,13 @@ pub fn redact_body(xml: &str) -> String {
     out
 }
 
-pub struct WireTrace {
+pub(crate) struct WireTrace {
     dir: PathBuf,
     seq: AtomicU64,
 }
 
 impl WireTrace {
-    pub fn new(dir: &Path) -> std::io::Result<Self> {
+    pub(crate) fn new(dir: &Path) -> std::io::Result<Self> {
         private_dir(dir)?;
         Ok(WireTrace {
             dir: dir.to_owned(),
@@ -75,7 +75,7 @@ impl WireTrace {
     }
 
     /// Writes `NNNNNN-Operation.xml` (request), `.response.xml` and `.http.txt` (headers).
-    pub fn record(
+    pub(crate) fn record(
         &self,
         operation: &str,
         url: &str,

@@ -12,7 +12,7 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 
 /// Escapes text for element content and attribute values alike.
-pub fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -97,7 +97,7 @@ impl XmlWriter {
 /// Deepest nesting accepted in a reply. Real EWS replies nest about 15 levels (envelope,
 /// body, response, messages, items, item, recurrence, pattern…) and Autodiscover ones about
 /// 6, so this is far above anything genuine while keeping every walk over the tree shallow.
-pub const MAX_DEPTH: usize = 256;
+pub(crate) const MAX_DEPTH: usize = 256;
 
 /// A parsed element: local name, attributes by local name, children, and its direct text.
 ///
@@ -231,7 +231,7 @@ fn too_deep(position: u64) -> XmlError {
 }
 
 /// Parses a whole document into its root element.
-pub fn parse(input: &str) -> Result<Element, XmlError> {
+pub(crate) fn parse(input: &str) -> Result<Element, XmlError> {
     let mut reader = Reader::from_str(input);
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;

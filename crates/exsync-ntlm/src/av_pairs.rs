@@ -4,29 +4,29 @@
 use crate::error::NtlmError;
 use crate::wire::{u16_at, u32_at, u64_at, utf16le};
 
-pub const MSV_AV_EOL: u16 = 0;
-pub const MSV_AV_NB_COMPUTER_NAME: u16 = 1;
-pub const MSV_AV_NB_DOMAIN_NAME: u16 = 2;
-pub const MSV_AV_DNS_COMPUTER_NAME: u16 = 3;
-pub const MSV_AV_DNS_DOMAIN_NAME: u16 = 4;
-pub const MSV_AV_FLAGS: u16 = 6;
-pub const MSV_AV_TIMESTAMP: u16 = 7;
-pub const MSV_AV_TARGET_NAME: u16 = 9;
-pub const MSV_AV_CHANNEL_BINDINGS: u16 = 10;
+pub(crate) const MSV_AV_EOL: u16 = 0;
+pub(crate) const MSV_AV_NB_COMPUTER_NAME: u16 = 1;
+pub(crate) const MSV_AV_NB_DOMAIN_NAME: u16 = 2;
+pub(crate) const MSV_AV_DNS_COMPUTER_NAME: u16 = 3;
+pub(crate) const MSV_AV_DNS_DOMAIN_NAME: u16 = 4;
+pub(crate) const MSV_AV_FLAGS: u16 = 6;
+pub(crate) const MSV_AV_TIMESTAMP: u16 = 7;
+pub(crate) const MSV_AV_TARGET_NAME: u16 = 9;
+pub(crate) const MSV_AV_CHANNEL_BINDINGS: u16 = 10;
 
 /// MsvAvFlags bit: the AUTHENTICATE message carries a MIC.
-pub const AV_FLAG_MIC_PRESENT: u32 = 0x0000_0002;
+pub(crate) const AV_FLAG_MIC_PRESENT: u32 = 0x0000_0002;
 
 /// An ordered AV_PAIR list without its terminating MsvAvEOL (added back by [`AvPairs::encode`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AvPairs(Vec<(u16, Vec<u8>)>);
+pub(crate) struct AvPairs(Vec<(u16, Vec<u8>)>);
 
 impl AvPairs {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         AvPairs(Vec::new())
     }
 
-    pub fn parse(bytes: &[u8]) -> Result<Self, NtlmError> {
+    pub(crate) fn parse(bytes: &[u8]) -> Result<Self, NtlmError> {
         let mut pairs = Vec::new();
         let mut at = 0usize;
         loop {
@@ -46,7 +46,7 @@ impl AvPairs {
         }
     }
 
-    pub fn encode(&self) -> Result<Vec<u8>, NtlmError> {
+    pub(crate) fn encode(&self) -> Result<Vec<u8>, NtlmError> {
         let mut out = Vec::new();
         for (id, value) in &self.0 {
             let len = u16::try_from(value.len())
@@ -59,7 +59,7 @@ impl AvPairs {
         Ok(out)
     }
 
-    pub fn get(&self, id: u16) -> Option<&[u8]> {
+    pub(crate) fn get(&self, id: u16) -> Option<&[u8]> {
         self.0
             .iter()
             .find(|(pair_id, _)| *pair_id == id)
@@ -67,18 +67,18 @@ impl AvPairs {
     }
 
     /// Replaces the first pair with this id, or appends one.
-    pub fn set(&mut self, id: u16, value: Vec<u8>) {
+    pub(crate) fn set(&mut self, id: u16, value: Vec<u8>) {
         match self.0.iter_mut().find(|(pair_id, _)| *pair_id == id) {
             Some(pair) => pair.1 = value,
             None => self.0.push((id, value)),
         }
     }
 
-    pub fn set_text(&mut self, id: u16, text: &str) {
+    pub(crate) fn set_text(&mut self, id: u16, text: &str) {
         self.set(id, utf16le(text));
     }
 
-    pub fn timestamp(&self) -> Result<Option<u64>, NtlmError> {
+    pub(crate) fn timestamp(&self) -> Result<Option<u64>, NtlmError> {
         match self.get(MSV_AV_TIMESTAMP) {
             None => Ok(None),
             Some(value) if value.len() == 8 => Ok(Some(u64_at(value, 0)?)),
@@ -86,7 +86,7 @@ impl AvPairs {
         }
     }
 
-    pub fn flags(&self) -> Result<u32, NtlmError> {
+    pub(crate) fn flags(&self) -> Result<u32, NtlmError> {
         match self.get(MSV_AV_FLAGS) {
             None => Ok(0),
             Some(value) if value.len() == 4 => u32_at(value, 0),

@@ -19,6 +19,8 @@
 //! assert_eq!(user.username, "svc-sync");
 //! ```
 
+#![warn(unreachable_pub)]
+
 mod acceptor;
 mod av_pairs;
 mod channel_binding;

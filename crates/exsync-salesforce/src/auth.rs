@@ -19,7 +19,7 @@ struct Claims<'a> {
 
 /// Signs an assertion for `username`. The key is read from PEM (PKCS#1 or PKCS#8) and never
 /// appears in an error or a log line.
-pub fn jwt_assertion(
+pub(crate) fn jwt_assertion(
     client_id: &str,
     username: &str,
     audience: &str,

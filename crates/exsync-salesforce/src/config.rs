@@ -26,7 +26,7 @@ impl fmt::Debug for Secret {
 /// Replies up to this size are accepted unless configured otherwise. The largest genuine
 /// replies are query pages of [`SalesforceConfig::page_size`] (2,000) records: a few MiB
 /// usually, and about 64 MiB if every record carried a full 32,000-character description.
-pub const DEFAULT_MAX_REPLY_BYTES: u64 = 64 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_REPLY_BYTES: u64 = 64 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub enum AuthConfig {

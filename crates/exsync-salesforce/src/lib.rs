@@ -4,6 +4,8 @@
 //! Contact, Event, EventRelation and User to and from the domain model; and API usage
 //! accounting that stops before a configured reserve.
 
+#![warn(unreachable_pub)]
+
 mod auth;
 mod client;
 mod config;

@@ -8,7 +8,7 @@ use clap::Parser;
 
 /// Parses `args` as `A` and runs `main` on a fresh runtime; errors are printed with their
 /// causes, prefixed with `name`.
-pub fn run<A, F>(
+pub(crate) fn run<A, F>(
     name: &str,
     args: Vec<String>,
     default_log: &str,
@@ -57,7 +57,7 @@ where
 }
 
 /// Returns on SIGINT or SIGTERM.
-pub async fn wait_for_stop() {
+pub(crate) async fn wait_for_stop() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

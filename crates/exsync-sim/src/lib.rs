@@ -2,6 +2,8 @@
 //! faithful enough that real third-party clients work against them. Used by tests,
 //! benchmarks and `exsync demo`.
 
+#![warn(unreachable_pub)]
+
 mod cli_support;
 pub mod exchange;
 pub mod salesforce;

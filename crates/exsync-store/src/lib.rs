@@ -9,6 +9,8 @@
 //! [`SyncState::commit_pass`] in one transaction, so cursors never move past writes whose
 //! mappings were not saved.
 
+#![warn(unreachable_pub)]
+
 mod console;
 mod error;
 mod roles;

@@ -17,7 +17,7 @@ use super::internal;
 
 /// One entry of the audit log, newest first.
 #[derive(Serialize)]
-pub struct AuditView {
+pub(crate) struct AuditView {
     pub action: String,
     pub actor: String,
     pub at: DateTime<Utc>,
@@ -70,7 +70,7 @@ pub(crate) struct AuditQuery {
     pub before: Option<i64>,
 }
 
-pub async fn list_json(
+pub(crate) async fn list_json(
     State(st): State<AppState>,
     Query(q): Query<AuditQuery>,
 ) -> ConsoleResult<Json<Vec<AuditView>>> {
@@ -78,7 +78,7 @@ pub async fn list_json(
     AuditView::list(&st, limit, q.before).map(Json)
 }
 
-pub async fn get_page(
+pub(crate) async fn get_page(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Response {

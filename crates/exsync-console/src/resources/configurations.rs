@@ -28,7 +28,7 @@ use super::internal;
 /// `[configurations.<name>]` table in `exsync.toml` (what `configuration_value` in
 /// exsync-core renders), plus its name.
 #[derive(Serialize)]
-pub struct ConfigurationView<'a> {
+pub(crate) struct ConfigurationView<'a> {
     pub active: bool,
     pub contacts: RulesView<'a>,
     pub events: RulesView<'a>,
@@ -40,7 +40,7 @@ pub struct ConfigurationView<'a> {
 /// The rules for one record kind. Contacts have a scope and maybe a condition; events have
 /// a window and the private flag; a field the kind does not have is left out.
 #[derive(Serialize)]
-pub struct RulesView<'a> {
+pub(crate) struct RulesView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub condition: Option<&'a str>,
     pub conflict: ConflictPolicy,
@@ -61,7 +61,7 @@ pub struct RulesView<'a> {
 }
 
 /// The CRM field a field syncs with, or `false` when it does not sync, as in the file.
-pub struct FieldRule<'a>(pub Option<&'a str>);
+pub(crate) struct FieldRule<'a>(pub Option<&'a str>);
 
 impl Serialize for FieldRule<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -94,7 +94,7 @@ impl<'a> RulesView<'a> {
 }
 
 impl<'a> ConfigurationView<'a> {
-    pub fn of(c: &'a SyncConfiguration) -> ConfigurationView<'a> {
+    pub(crate) fn of(c: &'a SyncConfiguration) -> ConfigurationView<'a> {
         let contacts = RulesView {
             condition: c.contact_condition.as_deref(),
             scope: Some(c.contact_scope),
@@ -121,7 +121,7 @@ impl<'a> ConfigurationView<'a> {
 /// Which configuration applies to a user and why (`GET /api/assignment`, the page's
 /// per-user table and its "Check a user" form).
 #[derive(Serialize)]
-pub struct AssignmentView {
+pub(crate) struct AssignmentView {
     pub assigned_by: Option<AssignedBy>,
     pub configuration: Option<String>,
     /// The group that brought it, for a group assignment.
@@ -280,7 +280,7 @@ pub(crate) fn apply_configuration(
 
 // ---- JSON ------------------------------------------------------------------------------------
 
-pub async fn list_json(State(st): State<AppState>) -> ConsoleResult<Response> {
+pub(crate) async fn list_json(State(st): State<AppState>) -> ConsoleResult<Response> {
     let config = st.config.load()?;
     let views: Vec<ConfigurationView> = config
         .configurations
@@ -290,7 +290,7 @@ pub async fn list_json(State(st): State<AppState>) -> ConsoleResult<Response> {
     Ok(Json(views).into_response())
 }
 
-pub async fn create_json(
+pub(crate) async fn create_json(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
     Json(input): Json<ConfigurationInput>,
@@ -304,7 +304,7 @@ pub async fn create_json(
         .into_response())
 }
 
-pub async fn update_json(
+pub(crate) async fn update_json(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
@@ -329,7 +329,7 @@ pub(crate) fn groups_of(text: Option<&str>) -> BTreeSet<String> {
         .collect()
 }
 
-pub async fn assignment_json(
+pub(crate) async fn assignment_json(
     State(st): State<AppState>,
     Query(q): Query<AssignmentQuery>,
 ) -> ConsoleResult<Json<AssignmentView>> {
@@ -344,7 +344,7 @@ pub async fn assignment_json(
 // ---- page ------------------------------------------------------------------------------------
 
 #[derive(Deserialize, Default)]
-pub struct ExplainQuery {
+pub(crate) struct ExplainQuery {
     #[serde(default)]
     user: Option<String>,
     #[serde(default)]
@@ -500,7 +500,7 @@ fn configurations_page(
     (status, page("Configurations", Some(caller), &body)).into_response()
 }
 
-pub async fn get_page(
+pub(crate) async fn get_page(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
     Query(q): Query<ExplainQuery>,
@@ -510,7 +510,7 @@ pub async fn get_page(
 
 /// The form's fields: all text, lists comma- or line-separated.
 #[derive(Deserialize)]
-pub struct ConfigurationForm {
+pub(crate) struct ConfigurationForm {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
@@ -551,7 +551,7 @@ fn after_change<T>(
     }
 }
 
-pub async fn create_form(
+pub(crate) async fn create_form(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
     Form(form): Form<ConfigurationForm>,
@@ -566,7 +566,7 @@ pub async fn create_form(
     )
 }
 
-pub async fn update_form(
+pub(crate) async fn update_form(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,

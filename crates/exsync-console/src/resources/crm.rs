@@ -19,7 +19,7 @@ use super::{blank_to_none, internal};
 /// The CRM connection as configured. The private key and the client secret are never
 /// shown, only whether they are stored.
 #[derive(Serialize)]
-pub struct CrmView {
+pub(crate) struct CrmView {
     /// `jwt` or `client_credentials`.
     pub auth: &'static str,
     pub ca_file: Option<String>,
@@ -34,7 +34,7 @@ pub struct CrmView {
 }
 
 impl CrmView {
-    pub fn load(st: &AppState) -> ConsoleResult<CrmView> {
+    pub(crate) fn load(st: &AppState) -> ConsoleResult<CrmView> {
         let config = st.config.load()?;
         let c = config.crm;
         Ok(CrmView {
@@ -158,11 +158,11 @@ pub(crate) fn apply_crm(st: &AppState, caller: &Caller, input: CrmInput) -> Cons
 
 // ---- JSON ------------------------------------------------------------------------------------
 
-pub async fn get_json(State(st): State<AppState>) -> ConsoleResult<Json<CrmView>> {
+pub(crate) async fn get_json(State(st): State<AppState>) -> ConsoleResult<Json<CrmView>> {
     CrmView::load(&st).map(Json)
 }
 
-pub async fn put_json(
+pub(crate) async fn put_json(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
     Json(input): Json<CrmInput>,
@@ -193,14 +193,14 @@ fn crm_page(
     }
 }
 
-pub async fn get_page(
+pub(crate) async fn get_page(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Response {
     crm_page(&st, &caller, None, None, StatusCode::OK)
 }
 
-pub async fn post_form(
+pub(crate) async fn post_form(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
     Form(input): Form<CrmInput>,

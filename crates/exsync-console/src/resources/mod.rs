@@ -8,13 +8,13 @@
 //! `serde_json::Value` maps before, which keep their keys sorted; declaring the fields in
 //! that order keeps every answer byte for byte what it was.
 
-pub mod audit;
-pub mod configurations;
-pub mod crm;
-pub mod service_account;
-pub mod session;
-pub mod sync;
-pub mod users;
+pub(crate) mod audit;
+pub(crate) mod configurations;
+pub(crate) mod crm;
+pub(crate) mod service_account;
+pub(crate) mod session;
+pub(crate) mod sync;
+pub(crate) mod users;
 
 #[cfg(test)]
 mod shapes;

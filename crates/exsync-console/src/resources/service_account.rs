@@ -22,7 +22,7 @@ use super::{blank_to_none, internal};
 /// The service account as configured. The password is never shown, only whether one is
 /// stored.
 #[derive(Serialize)]
-pub struct ServiceAccountView {
+pub(crate) struct ServiceAccountView {
     /// `auto`, `basic` or `ntlm`.
     pub auth: &'static str,
     /// Whether mailboxes are found through Autodiscover (no EWS URL set).
@@ -37,7 +37,7 @@ pub struct ServiceAccountView {
 }
 
 impl ServiceAccountView {
-    pub fn load(st: &AppState) -> ConsoleResult<ServiceAccountView> {
+    pub(crate) fn load(st: &AppState) -> ConsoleResult<ServiceAccountView> {
         let config = st.config.load()?;
         let x = config.exchange;
         Ok(ServiceAccountView {
@@ -198,11 +198,13 @@ pub(crate) fn apply_service_account(
 
 // ---- JSON ------------------------------------------------------------------------------------
 
-pub async fn get_json(State(st): State<AppState>) -> ConsoleResult<Json<ServiceAccountView>> {
+pub(crate) async fn get_json(
+    State(st): State<AppState>,
+) -> ConsoleResult<Json<ServiceAccountView>> {
     ServiceAccountView::load(&st).map(Json)
 }
 
-pub async fn put_json(
+pub(crate) async fn put_json(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
     Json(input): Json<ServiceAccountInput>,
@@ -233,7 +235,7 @@ fn service_account_page(
     }
 }
 
-pub async fn get_page(
+pub(crate) async fn get_page(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Response {
@@ -242,7 +244,7 @@ pub async fn get_page(
 
 /// The form gives the other domains as one comma-separated field.
 #[derive(Deserialize)]
-pub struct ServiceAccountForm {
+pub(crate) struct ServiceAccountForm {
     username: String,
     #[serde(default)]
     password: Option<SecretValue>,
@@ -256,7 +258,7 @@ pub struct ServiceAccountForm {
     ca_file: Option<String>,
 }
 
-pub async fn post_form(
+pub(crate) async fn post_form(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
     Form(form): Form<ServiceAccountForm>,

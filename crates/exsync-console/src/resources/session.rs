@@ -27,7 +27,7 @@ pub(crate) const UNKNOWN_ACCOUNT: &str = "unknown account";
 /// A new session: what `POST /api/login` answers. The cookie itself goes in a header, never
 /// in the body.
 #[derive(Serialize)]
-pub struct LoginView<'a> {
+pub(crate) struct LoginView<'a> {
     /// Sent back in `X-CSRF-Token` with every state change made through the session.
     pub csrf_token: &'a str,
     pub role: Role,
@@ -37,7 +37,7 @@ pub struct LoginView<'a> {
 /// The caller as `GET /api/me` shows them. The login answer has other fields (`user`,
 /// `csrf_token`), which is why it is a view of its own.
 #[derive(Serialize)]
-pub struct MeView<'a> {
+pub(crate) struct MeView<'a> {
     pub name: &'a str,
     pub role: Role,
     /// `session` or `token`.
@@ -45,7 +45,7 @@ pub struct MeView<'a> {
 }
 
 impl<'a> MeView<'a> {
-    pub fn of(caller: &'a Caller) -> MeView<'a> {
+    pub(crate) fn of(caller: &'a Caller) -> MeView<'a> {
         MeView {
             name: &caller.name,
             role: caller.role,
@@ -65,7 +65,7 @@ pub(crate) struct LoggedIn {
 }
 
 impl LoggedIn {
-    pub fn view(&self) -> LoginView<'_> {
+    pub(crate) fn view(&self) -> LoginView<'_> {
         LoginView {
             csrf_token: &self.csrf,
             role: self.role,
@@ -81,7 +81,7 @@ pub(crate) enum LoginFailure {
 }
 
 impl LoginFailure {
-    pub fn message(&self) -> String {
+    pub(crate) fn message(&self) -> String {
         match self {
             LoginFailure::Limited(wait) => format!(
                 "too many failed logins for this account or from this address; try again in {} minutes",
@@ -92,7 +92,7 @@ impl LoginFailure {
         }
     }
 
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             LoginFailure::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
             LoginFailure::Wrong => StatusCode::UNAUTHORIZED,
@@ -100,7 +100,7 @@ impl LoginFailure {
         }
     }
 
-    pub fn retry_after(&self) -> Option<HeaderValue> {
+    pub(crate) fn retry_after(&self) -> Option<HeaderValue> {
         match self {
             LoginFailure::Limited(wait) => {
                 HeaderValue::from_str(&wait.as_secs().max(1).to_string()).ok()
@@ -198,7 +198,7 @@ fn with_retry_after(mut res: Response, failure: &LoginFailure) -> Response {
 
 // ---- JSON ------------------------------------------------------------------------------------
 
-pub async fn login_json(State(st): State<AppState>, req: Request) -> Response {
+pub(crate) async fn login_json(State(st): State<AppState>, req: Request) -> Response {
     let client = client_addr(req.extensions());
     let body = match axum::body::to_bytes(req.into_body(), 64 * 1024).await {
         Ok(b) => b,
@@ -229,7 +229,7 @@ pub async fn login_json(State(st): State<AppState>, req: Request) -> Response {
     }
 }
 
-pub async fn logout_json(
+pub(crate) async fn logout_json(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
     headers: http::HeaderMap,
@@ -241,7 +241,7 @@ pub async fn logout_json(
     res
 }
 
-pub async fn me_json(Extension(caller): Extension<Caller>) -> Response {
+pub(crate) async fn me_json(Extension(caller): Extension<Caller>) -> Response {
     Json(MeView::of(&caller)).into_response()
 }
 
@@ -261,11 +261,11 @@ fn login_page(message: Option<&str>) -> Html<String> {
     )
 }
 
-pub async fn login_form() -> Html<String> {
+pub(crate) async fn login_form() -> Html<String> {
     login_page(None)
 }
 
-pub async fn login_post(State(st): State<AppState>, req: Request) -> Response {
+pub(crate) async fn login_post(State(st): State<AppState>, req: Request) -> Response {
     let client = client_addr(req.extensions());
     let Ok(Form(form)) = Form::<LoginInput>::from_request(req, &st).await else {
         return (
@@ -290,7 +290,7 @@ pub async fn login_post(State(st): State<AppState>, req: Request) -> Response {
     }
 }
 
-pub async fn logout_post(
+pub(crate) async fn logout_post(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
     headers: http::HeaderMap,

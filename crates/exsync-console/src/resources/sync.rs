@@ -18,19 +18,19 @@ use super::users;
 
 /// Whether the sync service runs passes.
 #[derive(Serialize)]
-pub struct SyncView {
+pub(crate) struct SyncView {
     pub enabled: bool,
 }
 
 impl SyncView {
-    pub fn load(st: &AppState) -> ConsoleResult<SyncView> {
+    pub(crate) fn load(st: &AppState) -> ConsoleResult<SyncView> {
         Ok(SyncView {
             enabled: st.sync_enabled()?,
         })
     }
 
     /// The state, and for an admin the button that flips it.
-    pub fn render(&self, caller: &Caller) -> String {
+    pub(crate) fn render(&self, caller: &Caller) -> String {
         let mut out = format!(
             r#"<p>Sync is <strong id="sync-state">{}</strong>.</p>"#,
             if self.enabled { "enabled" } else { "disabled" }
@@ -70,11 +70,11 @@ pub(crate) struct SyncInput {
     pub enabled: bool,
 }
 
-pub async fn get_json(State(st): State<AppState>) -> ConsoleResult<Json<SyncView>> {
+pub(crate) async fn get_json(State(st): State<AppState>) -> ConsoleResult<Json<SyncView>> {
     SyncView::load(&st).map(Json)
 }
 
-pub async fn put_json(
+pub(crate) async fn put_json(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
     Json(input): Json<SyncInput>,
@@ -84,11 +84,11 @@ pub async fn put_json(
 
 /// The form sends the state to switch to as text.
 #[derive(Deserialize)]
-pub struct SyncForm {
+pub(crate) struct SyncForm {
     enabled: String,
 }
 
-pub async fn post_form(
+pub(crate) async fn post_form(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
     Form(form): Form<SyncForm>,

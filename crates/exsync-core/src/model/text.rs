@@ -58,7 +58,7 @@ pub fn clean_email(s: &str) -> String {
 }
 
 /// A list of addresses: cleaned, empties dropped, duplicates removed keeping the first.
-pub fn clean_email_list(list: &[String]) -> Vec<String> {
+pub(super) fn clean_email_list(list: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(list.len());
     for email in list {
         let email = clean_email(email);

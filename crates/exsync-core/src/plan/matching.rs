@@ -166,7 +166,7 @@ impl Candidates for InMemory<'_> {
 }
 
 /// Pairs up unpaired CRM and Exchange items one to one (see the module comment).
-pub fn match_items<'a>(
+pub(super) fn match_items<'a>(
     kind: ItemKind,
     crm: &[&'a Item],
     exchange: &[&'a Item],

@@ -4,7 +4,7 @@
 use crate::model::{Contact, Event, Fields, ItemKind, Record, Side};
 
 /// Why `fields` cannot be written to `side`, or an empty list.
-pub fn problems(kind: ItemKind, fields: &Fields, side: Side) -> Vec<String> {
+pub(super) fn problems(kind: ItemKind, fields: &Fields, side: Side) -> Vec<String> {
     match kind {
         ItemKind::Contact => match Contact::from_fields(fields) {
             Err(e) => vec![e.to_string()],

@@ -9,7 +9,7 @@ use super::{Inputs, Outcome, Step};
 const TOKEN: &str = "CRM token";
 const ALLOWANCE: &str = "CRM API allowance";
 
-pub async fn checks(inputs: &Inputs) -> Vec<Step> {
+pub(super) async fn checks(inputs: &Inputs) -> Vec<Step> {
     let crm = &inputs.config.crm;
     let auth = match crm.auth {
         CrmAuth::Jwt => {

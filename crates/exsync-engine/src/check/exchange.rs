@@ -48,7 +48,7 @@ fn response_code(e: &EwsError) -> Option<&str> {
     }
 }
 
-pub async fn checks(inputs: &Inputs) -> Vec<Step> {
+pub(super) async fn checks(inputs: &Inputs) -> Vec<Step> {
     let config = &inputs.config;
     let x = &config.exchange;
     let svc = x.service_account.as_str();

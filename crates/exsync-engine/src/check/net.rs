@@ -11,11 +11,11 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-pub const TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Addresses for `host:port`: the `[network.resolve]` override when there is one (its port
 /// wins, as in the connectors), else DNS. The text says which.
-pub async fn resolve(
+pub(super) async fn resolve(
     config: &ExsyncConfig,
     host: &str,
     port: u16,
@@ -40,14 +40,14 @@ pub async fn resolve(
     }
 }
 
-pub struct TlsSeen {
+pub(super) struct TlsSeen {
     pub stream: TlsStream<TcpStream>,
     pub facts: Vec<String>,
     /// Days until the server certificate expires.
     pub leaf_days_left: Option<i64>,
 }
 
-pub async fn handshake(
+pub(super) async fn handshake(
     tls: Arc<rustls::ClientConfig>,
     addr: SocketAddr,
     host: &str,

@@ -290,7 +290,7 @@ fn text_of(item: &Element, name: &str) -> String {
 }
 
 /// Reads a `t:Contact` element.
-pub fn read_contact(item: &Element) -> Result<Contact, String> {
+pub(crate) fn read_contact(item: &Element) -> Result<Contact, String> {
     let mut c = Contact {
         first_name: text_of(item, "GivenName"),
         middle_name: text_of(item, "MiddleName"),

@@ -350,7 +350,7 @@ fn read_mailbox(el: &Element, kind: AttendeeKind) -> Option<Attendee> {
 }
 
 /// Reads a `t:CalendarItem` element.
-pub fn read_event(item: &Element) -> Result<Event, String> {
+pub(crate) fn read_event(item: &Element) -> Result<Event, String> {
     let all_day = item.child_text("IsAllDayEvent").map(str::trim) == Some("true");
     let start_zone_id = item.child("StartTimeZone").and_then(|z| z.attr("Id"));
     let end_zone_id = item
@@ -506,7 +506,7 @@ pub fn occurrence_updates(o: &Occurrence) -> Vec<FieldUpdate> {
 }
 
 /// The series date an occurrence time falls on, in the event's zone.
-pub fn occurrence_date(e: &Event, t: &EventTime) -> chrono::NaiveDate {
+pub(crate) fn occurrence_date(e: &Event, t: &EventTime) -> chrono::NaiveDate {
     match t {
         EventTime::Date(d) => *d,
         EventTime::At(t) => date_in(*t, e.time_zone.parse().ok()),

@@ -157,7 +157,7 @@ pub fn occurrence_dates(r: &Recurrence, until: NaiveDate) -> Vec<NaiveDate> {
 }
 
 /// The 1-based position of the occurrence on `date`, if the series has one that day.
-pub fn instance_index(r: &Recurrence, date: NaiveDate) -> Option<u32> {
+pub(crate) fn instance_index(r: &Recurrence, date: NaiveDate) -> Option<u32> {
     occurrence_dates(r, date)
         .iter()
         .position(|d| *d == date)

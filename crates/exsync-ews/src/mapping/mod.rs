@@ -1,12 +1,12 @@
 //! Domain records ↔ EWS item XML: what we write on create, the per-field updates, and reading
 //! an item back into a record plus its id, ChangeKey, modification time and our tag.
 
-mod contact;
-mod event;
-pub mod expand;
+pub(crate) mod contact;
+pub(crate) mod event;
+pub(crate) mod expand;
 mod recurrence;
-pub mod timezone;
-pub mod windows_zones;
+pub(crate) mod timezone;
+pub(crate) mod windows_zones;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 
@@ -15,19 +15,21 @@ use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind, Record};
 
 use crate::xml::{Element, XmlWriter};
 
-pub use contact::{contact_updates, read_contact, write_contact};
-pub use event::{event_updates, occurrence_date, occurrence_updates, read_event, write_event};
+pub(crate) use contact::{contact_updates, read_contact, write_contact};
+pub(crate) use event::{
+    event_updates, occurrence_date, occurrence_updates, read_event, write_event,
+};
 
 /// Our own property set: every extended property exsync writes lives in it, so nothing another
 /// application stores can collide with ours.
-pub const PROPERTY_SET_ID: &str = "8c3d6f0e-5b1a-4e7d-9a62-3f4b2c1e7d95";
+pub(crate) const PROPERTY_SET_ID: &str = "8c3d6f0e-5b1a-4e7d-9a62-3f4b2c1e7d95";
 /// The CRM record id an item was created from.
-pub const CRM_ID_PROPERTY: &str = "CrmId";
+pub(crate) const CRM_ID_PROPERTY: &str = "CrmId";
 /// The IANA zone an event was written with, which Windows zone ids cannot carry exactly.
-pub const TIME_ZONE_PROPERTY: &str = "IanaTimeZone";
+pub(crate) const TIME_ZONE_PROPERTY: &str = "IanaTimeZone";
 
 /// `<t:ExtendedFieldURI …/>` for one of our properties.
-pub fn extended_field_uri(w: &mut XmlWriter, name: &str) {
+pub(crate) fn extended_field_uri(w: &mut XmlWriter, name: &str) {
     w.empty(
         "t:ExtendedFieldURI",
         &[
@@ -46,7 +48,7 @@ pub(crate) fn extended_property(w: &mut XmlWriter, name: &str, value: &str) {
 }
 
 /// The value of one of our extended properties on an item element.
-pub fn read_extended(item: &Element, name: &str) -> Option<String> {
+pub(crate) fn read_extended(item: &Element, name: &str) -> Option<String> {
     item.children_named("ExtendedProperty").find_map(|p| {
         let uri = p.child("ExtendedFieldURI")?;
         let ours = uri
@@ -79,13 +81,13 @@ impl ItemRef {
 }
 
 /// EWS dateTime in UTC, seconds precision (neither side stores less).
-pub fn format_instant(t: &DateTime<Utc>) -> String {
+pub(crate) fn format_instant(t: &DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// Reads an EWS dateTime. A value without an offset is UTC, which is what Exchange means by it
 /// when the request declared no time zone context.
-pub fn parse_instant(s: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_instant(s: &str) -> Option<DateTime<Utc>> {
     let s = s.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
@@ -96,14 +98,14 @@ pub fn parse_instant(s: &str) -> Option<DateTime<Utc>> {
 }
 
 /// Reads an xs:date, which may carry an offset suffix (`2026-03-02-08:00`, `2026-03-02Z`).
-pub fn parse_date(s: &str) -> Option<NaiveDate> {
+pub(crate) fn parse_date(s: &str) -> Option<NaiveDate> {
     let s = s.trim();
     NaiveDate::parse_from_str(s.get(..10)?, "%Y-%m-%d").ok()
 }
 
 /// Turns a Contact or CalendarItem element into the planner's view of it: an upsert, or
 /// `Invalid` with the reason when it does not map to a record.
-pub fn item_change(kind: ItemKind, element: &Element) -> Option<Change> {
+pub(crate) fn item_change(kind: ItemKind, element: &Element) -> Option<Change> {
     let item_ref = element.child("ItemId").and_then(ItemRef::read)?;
     let id = ItemId::Exchange(item_ref.id.clone());
     let fields = match kind {
@@ -127,7 +129,7 @@ pub fn item_change(kind: ItemKind, element: &Element) -> Option<Change> {
 }
 
 /// The element name of an item kind.
-pub fn element_name(kind: ItemKind) -> &'static str {
+pub(crate) fn element_name(kind: ItemKind) -> &'static str {
     match kind {
         ItemKind::Contact => "Contact",
         ItemKind::Event => "CalendarItem",

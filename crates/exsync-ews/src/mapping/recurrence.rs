@@ -73,7 +73,7 @@ fn month_name(month: u32) -> &'static str {
 }
 
 /// Writes `t:Recurrence` (pattern then range).
-pub fn write_recurrence(w: &mut XmlWriter, r: &Recurrence) {
+pub(super) fn write_recurrence(w: &mut XmlWriter, r: &Recurrence) {
     w.open("t:Recurrence", &[]);
     match &r.pattern {
         Pattern::Daily { interval } => {
@@ -193,7 +193,7 @@ fn month(el: &Element) -> Result<u32, String> {
 
 /// Reads `t:Recurrence`. Deleted and modified occurrences are read by the event mapping,
 /// which knows the time zone to read their times in.
-pub fn read_recurrence(el: &Element) -> Result<Recurrence, String> {
+pub(super) fn read_recurrence(el: &Element) -> Result<Recurrence, String> {
     let mut pattern = None;
     let mut range = None;
     for child in &el.children {

@@ -3,7 +3,7 @@
 use super::windows_zones::{ALIASES, PRIMARY};
 
 /// The IANA zone a Windows zone id stands for.
-pub fn windows_to_iana(windows: &str) -> Option<&'static str> {
+pub(crate) fn windows_to_iana(windows: &str) -> Option<&'static str> {
     PRIMARY
         .iter()
         .find(|(w, _)| w.eq_ignore_ascii_case(windows.trim()))

@@ -30,7 +30,7 @@ impl FolderRef {
 }
 
 /// The outcome of one item of a batch.
-pub type ItemResult<T> = Result<T, ResponseError>;
+pub(crate) type ItemResult<T> = Result<T, ResponseError>;
 
 /// The ItemId of the (first) item inside a response message's `Items`.
 pub(crate) fn first_item_ref(message: &Element) -> Option<ItemRef> {

@@ -103,7 +103,7 @@ impl Credentials {
 }
 
 /// Schemes named in `WWW-Authenticate` headers.
-pub fn offered(headers: &http::HeaderMap) -> Vec<String> {
+pub(crate) fn offered(headers: &http::HeaderMap) -> Vec<String> {
     headers
         .get_all(http::header::WWW_AUTHENTICATE)
         .iter()
@@ -125,7 +125,7 @@ fn offers(offers: &[String], scheme: Scheme) -> bool {
 }
 
 /// Picks the scheme for a host from what it offers.
-pub fn choose(mode: AuthMode, host: &str, offered: &[String]) -> Result<Scheme, EwsError> {
+pub(crate) fn choose(mode: AuthMode, host: &str, offered: &[String]) -> Result<Scheme, EwsError> {
     let pick = match mode {
         AuthMode::Basic => offers(offered, Scheme::Basic).then_some(Scheme::Basic),
         AuthMode::Ntlm => offers(offered, Scheme::Ntlm).then_some(Scheme::Ntlm),
@@ -152,26 +152,26 @@ pub fn choose(mode: AuthMode, host: &str, offered: &[String]) -> Result<Scheme, 
 /// The scheme that worked for each host. A host that later stops offering it is refused:
 /// following it would let a man in the middle downgrade us (e.g. from NTLM to Basic).
 #[derive(Debug, Default)]
-pub struct Pins {
+pub(crate) struct Pins {
     pins: Mutex<HashMap<String, Scheme>>,
 }
 
 impl Pins {
-    pub fn get(&self, host: &str) -> Option<Scheme> {
+    pub(crate) fn get(&self, host: &str) -> Option<Scheme> {
         self.pins
             .lock()
             .ok()
             .and_then(|p| p.get(&host.to_ascii_lowercase()).copied())
     }
 
-    pub fn pin(&self, host: &str, scheme: Scheme) {
+    pub(crate) fn pin(&self, host: &str, scheme: Scheme) {
         if let Ok(mut pins) = self.pins.lock() {
             pins.entry(host.to_ascii_lowercase()).or_insert(scheme);
         }
     }
 
     /// Checks a 401's offers against the pin for this host.
-    pub fn check(&self, host: &str, offered: &[String]) -> Result<(), EwsError> {
+    pub(crate) fn check(&self, host: &str, offered: &[String]) -> Result<(), EwsError> {
         match self.get(host) {
             Some(pinned) if !offers(offered, pinned) => {
                 tracing::error!(host, pinned = %pinned, offered = ?offered, "authentication downgrade refused");

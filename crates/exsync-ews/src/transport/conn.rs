@@ -54,7 +54,7 @@ impl Resolve {
 /// replies are GetItem batches (100 items with all properties and text bodies) and Exchange
 /// itself refuses EWS messages over 64 MiB by default; a SyncFolderItems page of 512 ids is a
 /// few hundred KiB.
-pub const DEFAULT_MAX_REPLY_BYTES: u64 = 64 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_REPLY_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The moment an exchange (or a series of them, such as an Autodiscover candidate and its
 /// redirects) must be over, and the budget it was given, for messages.
@@ -90,7 +90,7 @@ impl Deadline {
 
 /// How long an exchange may take in all and how large its reply may be.
 #[derive(Debug, Clone, Copy)]
-pub struct ReplyLimits {
+pub(crate) struct ReplyLimits {
     pub deadline: Deadline,
     pub max_bytes: u64,
 }
@@ -127,7 +127,7 @@ impl From<EwsError> for SendFailure {
     }
 }
 
-pub struct Connection {
+pub(crate) struct Connection {
     sender: SendRequest<Full<Bytes>>,
     /// DER of the server's leaf certificate, for NTLM channel binding.
     pub peer_cert: Option<Vec<u8>>,
@@ -137,7 +137,7 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub async fn open(
+    pub(crate) async fn open(
         host: &str,
         port: u16,
         tls: Option<&Arc<rustls::ClientConfig>>,
@@ -202,12 +202,12 @@ impl Connection {
         })
     }
 
-    pub fn is_usable(&self) -> bool {
+    pub(crate) fn is_usable(&self) -> bool {
         !self.sender.is_closed()
     }
 
     /// Sends one request and reads the whole response, within `limits`.
-    pub async fn send(
+    pub(crate) async fn send(
         &mut self,
         request: http::Request<Full<Bytes>>,
         limits: ReplyLimits,

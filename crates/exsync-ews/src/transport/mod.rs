@@ -2,9 +2,9 @@
 //! Basic or NTLM chosen per host and pinned once it worked, NTLM legs and the requests after them on one kept-alive connection,
 //! every connection through the name-resolution override.
 
-pub mod auth;
-pub mod conn;
-pub mod tls;
+pub(crate) mod auth;
+pub(crate) mod conn;
+pub(crate) mod tls;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

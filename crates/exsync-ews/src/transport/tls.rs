@@ -11,7 +11,7 @@ use rustls::{ClientConfig, RootCertStore};
 use crate::error::EwsError;
 
 /// Builds the client configuration: system roots, then the CA file's certificates.
-pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, EwsError> {
+pub(crate) fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, EwsError> {
     let mut roots = RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for error in &native.errors {
@@ -47,7 +47,7 @@ fn ca_error(path: &Path, reason: &str) -> EwsError {
 }
 
 /// Turns a failed TLS handshake into an error that says what is wrong with whose certificate.
-pub fn handshake_error(host: &str, error: &std::io::Error) -> EwsError {
+pub(crate) fn handshake_error(host: &str, error: &std::io::Error) -> EwsError {
     let inner = error
         .get_ref()
         .and_then(|e| e.downcast_ref::<rustls::Error>());

@@ -19,17 +19,17 @@ use super::soql::{self, format_datetime, parse_datetime, Lookup, Path, Query};
 use super::store::{as_rec, full_id, is_deleted, Db, Rec, RecordError};
 
 /// The most records one sObject Collections call takes.
-pub const COLLECTION_MAX: usize = 200;
+pub(super) const COLLECTION_MAX: usize = 200;
 /// Query page size bounds (Salesforce: default and maximum 2000, minimum 200).
-pub const QUERY_BATCH_DEFAULT: usize = 2000;
-pub const QUERY_BATCH_MIN: usize = 200;
+pub(super) const QUERY_BATCH_DEFAULT: usize = 2000;
+pub(super) const QUERY_BATCH_MIN: usize = 200;
 /// getUpdated and getDeleted reach back this far.
-pub const UPDATED_WINDOW_DAYS: i64 = 30;
-pub const DELETED_WINDOW_DAYS: i64 = 15;
+pub(super) const UPDATED_WINDOW_DAYS: i64 = 30;
+pub(super) const DELETED_WINDOW_DAYS: i64 = 15;
 /// Query cursors kept open at once; older ones are dropped as Salesforce expires them.
 const MAX_CURSORS: usize = 200;
 
-pub struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     pub org: &'a Org,
     pub version: &'a str,
     pub user_id: &'a str,
@@ -44,7 +44,7 @@ impl Ctx<'_> {
     }
 }
 
-pub fn versions() -> Value {
+pub(super) fn versions() -> Value {
     let list: Vec<Value> = [
         ("Winter '24", "59.0"),
         ("Spring '24", "60.0"),
@@ -58,7 +58,7 @@ pub fn versions() -> Value {
 }
 
 /// A stable name for the per-endpoint call counters.
-pub fn route_name(route: &[&str]) -> String {
+pub(super) fn route_name(route: &[&str]) -> String {
     match route {
         [] => "resources".into(),
         ["query" | "queryAll", ..] if route.len() > 1 => format!("{}/more", route[0]),
@@ -71,7 +71,7 @@ pub fn route_name(route: &[&str]) -> String {
 }
 
 /// Runs one REST request; the flag says whether the org's data changed.
-pub fn route(
+pub(super) fn route(
     ctx: &Ctx,
     db: &mut Db,
     method: &Method,

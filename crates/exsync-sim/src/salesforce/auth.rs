@@ -14,14 +14,14 @@ use rsa::{RsaPrivateKey, RsaPublicKey};
 use serde_json::Value;
 
 pub const JWT_KEY_FILE: &str = "jwt-key.pem";
-pub const JWT_PUBLIC_FILE: &str = "jwt-public.pem";
+pub(super) const JWT_PUBLIC_FILE: &str = "jwt-public.pem";
 
 /// How long an access token lives (Salesforce's default session timeout is 2 hours).
-pub const TOKEN_LIFETIME_MINUTES: i64 = 120;
+pub(super) const TOKEN_LIFETIME_MINUTES: i64 = 120;
 
 /// The connected app's key pair. The private half is only ever written to the data directory
 /// for the clients under test; it is never logged.
-pub struct JwtKeys {
+pub(super) struct JwtKeys {
     pub private_key_path: PathBuf,
     pub public_key_path: PathBuf,
     decoding: DecodingKey,
@@ -30,7 +30,7 @@ pub struct JwtKeys {
 impl JwtKeys {
     /// Uses `dir/jwt-key.pem` (PKCS#1 or PKCS#8) when present; otherwise generates a 2048-bit
     /// key once (slow in unoptimised builds) and stores it with mode 0600.
-    pub fn load_or_create(dir: &Path) -> anyhow::Result<JwtKeys> {
+    pub(super) fn load_or_create(dir: &Path) -> anyhow::Result<JwtKeys> {
         let private_key_path = dir.join(JWT_KEY_FILE);
         let key = if private_key_path.exists() {
             let pem = std::fs::read_to_string(&private_key_path)
@@ -92,7 +92,7 @@ fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
 
 /// Why a token request was refused: OAuth's `error` and `error_description`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OAuthError {
+pub(super) struct OAuthError {
     pub error: &'static str,
     pub description: String,
 }
@@ -105,7 +105,7 @@ fn oauth(error: &'static str, description: impl Into<String>) -> OAuthError {
 }
 
 /// The checks of a JWT bearer assertion. Returns the `sub` claim (a username).
-pub fn check_assertion(
+pub(super) fn check_assertion(
     keys: &JwtKeys,
     assertion: &str,
     client_id: &str,
@@ -165,7 +165,7 @@ pub fn check_assertion(
 }
 
 /// Client id and secret from HTTP Basic or from the form.
-pub fn client_credentials(
+pub(super) fn client_credentials(
     authorization: Option<&str>,
     form: &HashMap<String, String>,
 ) -> Option<(String, String)> {
@@ -184,7 +184,7 @@ pub fn client_credentials(
 }
 
 #[derive(Debug, Clone)]
-pub struct Session {
+pub(super) struct Session {
     pub user_id: String,
     pub expires: DateTime<Utc>,
 }
@@ -192,12 +192,12 @@ pub struct Session {
 /// Access tokens in force. They live in memory only: a restarted org makes clients log in
 /// again, as an expired session would.
 #[derive(Default)]
-pub struct Sessions {
+pub(super) struct Sessions {
     by_token: HashMap<String, Session>,
 }
 
 impl Sessions {
-    pub fn issue(&mut self, org_id: &str, user_id: &str, now: DateTime<Utc>) -> String {
+    pub(super) fn issue(&mut self, org_id: &str, user_id: &str, now: DateTime<Utc>) -> String {
         let token = format!(
             "{}!{}",
             &org_id[..15.min(org_id.len())],
@@ -215,11 +215,11 @@ impl Sessions {
         token
     }
 
-    pub fn check(&self, token: &str, now: DateTime<Utc>) -> Option<&Session> {
+    pub(super) fn check(&self, token: &str, now: DateTime<Utc>) -> Option<&Session> {
         self.by_token.get(token).filter(|s| s.expires > now)
     }
 
-    pub fn expire_all(&mut self) -> usize {
+    pub(super) fn expire_all(&mut self) -> usize {
         let n = self.by_token.len();
         self.by_token.clear();
         n

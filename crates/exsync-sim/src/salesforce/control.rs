@@ -30,7 +30,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-pub fn handle(
+pub(super) fn handle(
     org: &Org,
     method: &Method,
     path: &str,

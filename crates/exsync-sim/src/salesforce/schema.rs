@@ -3,7 +3,7 @@
 
 /// How a field's value is stored and checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FieldType {
+pub(super) enum FieldType {
     Id,
     /// A lookup to another record (any of the listed objects when polymorphic).
     Reference,
@@ -19,7 +19,7 @@ pub enum FieldType {
 }
 
 #[derive(Debug, Clone, Copy)]
-pub struct FieldDef {
+pub(super) struct FieldDef {
     pub name: &'static str,
     pub ty: FieldType,
     /// Required on create (REQUIRED_FIELD_MISSING otherwise).
@@ -31,14 +31,14 @@ pub struct FieldDef {
 }
 
 #[derive(Debug)]
-pub struct ObjectDef {
+pub(super) struct ObjectDef {
     pub name: &'static str,
     pub prefix: &'static str,
     pub fields: Vec<FieldDef>,
 }
 
 impl ObjectDef {
-    pub fn field(&self, name: &str) -> Option<&FieldDef> {
+    pub(super) fn field(&self, name: &str) -> Option<&FieldDef> {
         self.fields
             .iter()
             .find(|f| f.name.eq_ignore_ascii_case(name))
@@ -87,7 +87,7 @@ const fn external(name: &'static str) -> FieldDef {
 
 /// An external id that is not unique (as one migrated from another system may be): an
 /// upsert on a value several records share answers 300 Multiple Choices.
-pub const SHARED_EXTERNAL_ID_FIELD: &str = "Legacy_Id__c";
+pub(super) const SHARED_EXTERNAL_ID_FIELD: &str = "Legacy_Id__c";
 
 /// The external id the connector upserts on (a custom field an admin adds in a real org).
 pub const EXTERNAL_ID_FIELD: &str = "Exsync_Id__c";
@@ -297,12 +297,12 @@ fn event_relation() -> ObjectDef {
 }
 
 /// Every object the simulator serves.
-pub struct Schema {
+pub(super) struct Schema {
     pub objects: Vec<ObjectDef>,
 }
 
 impl Schema {
-    pub fn standard() -> Schema {
+    pub(super) fn standard() -> Schema {
         Schema {
             objects: vec![
                 contact(),
@@ -316,13 +316,13 @@ impl Schema {
         }
     }
 
-    pub fn object(&self, name: &str) -> Option<&ObjectDef> {
+    pub(super) fn object(&self, name: &str) -> Option<&ObjectDef> {
         self.objects
             .iter()
             .find(|o| o.name.eq_ignore_ascii_case(name))
     }
 
-    pub fn object_for_id(&self, id: &str) -> Option<&ObjectDef> {
+    pub(super) fn object_for_id(&self, id: &str) -> Option<&ObjectDef> {
         let prefix = id.get(..3)?;
         self.objects.iter().find(|o| o.prefix == prefix)
     }
@@ -330,7 +330,7 @@ impl Schema {
 
 /// The relationship name's id field: `Account` → `AccountId`, `Owner` → `OwnerId`,
 /// `Foo__r` → `Foo__c`.
-pub fn reference_field_for(relationship: &str) -> String {
+pub(super) fn reference_field_for(relationship: &str) -> String {
     match relationship.strip_suffix("__r") {
         Some(base) => format!("{base}__c"),
         None => format!("{relationship}Id"),
@@ -338,7 +338,7 @@ pub fn reference_field_for(relationship: &str) -> String {
 }
 
 /// Salesforce's 3-character case-safe suffix that turns a 15-character id into 18 characters.
-pub fn case_safe_suffix(id15: &str) -> String {
+pub(super) fn case_safe_suffix(id15: &str) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345";
     let bytes = id15.as_bytes();
     let mut out = String::with_capacity(3);

@@ -22,11 +22,11 @@ use super::{api, control};
 /// Largest request body accepted (a full collection of large records fits easily).
 const MAX_BODY: usize = 32 * 1024 * 1024;
 
-pub type Reply = Response<Full<Bytes>>;
+pub(super) type Reply = Response<Full<Bytes>>;
 
 /// Returned by the service to make hyper close the connection without an answer.
 #[derive(Debug)]
-pub struct Dropped;
+pub(super) struct Dropped;
 
 impl std::fmt::Display for Dropped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -79,13 +79,13 @@ impl Faults {
 }
 
 /// A page-by-page query result held for `nextRecordsUrl`.
-pub struct QueryCursor {
+pub(super) struct QueryCursor {
     pub records: Vec<Value>,
     pub batch: usize,
 }
 
 /// Everything one simulated org holds.
-pub struct Org {
+pub(super) struct Org {
     pub schema: Schema,
     pub state_path: PathBuf,
     pub db: Mutex<Db>,
@@ -101,12 +101,12 @@ pub struct Org {
 
 /// Locks a mutex, carrying on with the data if a panicking thread poisoned it (the state is
 /// only ever replaced whole, so it stays consistent).
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Org {
-    pub fn save(&self, db: &Db) {
+    pub(super) fn save(&self, db: &Db) {
         if let Err(e) = db.save(&self.state_path) {
             tracing::error!(error = %e, "saving the simulated org failed");
         }
@@ -117,7 +117,7 @@ impl Org {
     }
 }
 
-pub fn json_reply(status: StatusCode, body: &Value) -> Reply {
+pub(super) fn json_reply(status: StatusCode, body: &Value) -> Reply {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     let mut r = Response::new(Full::new(Bytes::from(bytes)));
     *r.status_mut() = status;
@@ -128,19 +128,19 @@ pub fn json_reply(status: StatusCode, body: &Value) -> Reply {
     r
 }
 
-pub fn empty_reply(status: StatusCode) -> Reply {
+pub(super) fn empty_reply(status: StatusCode) -> Reply {
     let mut r = Response::new(Full::new(Bytes::new()));
     *r.status_mut() = status;
     r
 }
 
 /// Salesforce's REST error body: a list of `{message, errorCode}`.
-pub fn sf_error(status: StatusCode, code: &str, message: &str) -> Reply {
+pub(super) fn sf_error(status: StatusCode, code: &str, message: &str) -> Reply {
     json_reply(status, &json!([{ "message": message, "errorCode": code }]))
 }
 
 /// Salesforce's reply for an unknown object, record or resource.
-pub fn not_found() -> Reply {
+pub(super) fn not_found() -> Reply {
     sf_error(
         StatusCode::NOT_FOUND,
         "NOT_FOUND",
@@ -155,14 +155,14 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Reply {
     )
 }
 
-pub fn parse_form(text: &str) -> HashMap<String, String> {
+pub(super) fn parse_form(text: &str) -> HashMap<String, String> {
     url::form_urlencoded::parse(text.as_bytes())
         .into_owned()
         .collect()
 }
 
 /// One request, start to end. `Err` closes the connection without an answer.
-pub async fn handle(org: Arc<Org>, req: Request<Incoming>) -> Result<Reply, Dropped> {
+pub(super) async fn handle(org: Arc<Org>, req: Request<Incoming>) -> Result<Reply, Dropped> {
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),

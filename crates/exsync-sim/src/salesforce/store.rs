@@ -12,11 +12,11 @@ use serde_json::{json, Map, Value};
 use super::schema::{case_safe_suffix, FieldDef, FieldType, ObjectDef, Schema, EXTERNAL_ID_FIELD};
 use super::soql::{format_datetime, parse_datetime};
 
-pub type Rec = Map<String, Value>;
+pub(super) type Rec = Map<String, Value>;
 
 /// One per-record failure, as Salesforce reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RecordError {
+pub(super) struct RecordError {
     #[serde(rename = "statusCode")]
     pub code: String,
     pub message: String,
@@ -24,7 +24,7 @@ pub struct RecordError {
 }
 
 impl RecordError {
-    pub fn new(code: &str, message: impl Into<String>, fields: &[&str]) -> RecordError {
+    pub(super) fn new(code: &str, message: impl Into<String>, fields: &[&str]) -> RecordError {
         RecordError {
             code: code.to_owned(),
             message: message.into(),
@@ -34,7 +34,7 @@ impl RecordError {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DeletedEntry {
+pub(super) struct DeletedEntry {
     pub object: String,
     pub id: String,
     pub deleted: DateTime<Utc>,
@@ -42,7 +42,7 @@ pub struct DeletedEntry {
 
 /// Values the org was created with; they survive restarts so configured clients keep working.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Settings {
+pub(super) struct Settings {
     pub org_id: String,
     pub client_id: String,
     pub client_secret: String,
@@ -51,14 +51,14 @@ pub struct Settings {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ApiAllowance {
+pub(super) struct ApiAllowance {
     pub used: u64,
     pub max: u64,
     pub window_start: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Db {
+pub(super) struct Db {
     pub settings: Settings,
     /// object name → id → record, in id (= creation) order.
     pub records: BTreeMap<String, BTreeMap<String, Rec>>,
@@ -70,7 +70,7 @@ pub struct Db {
     pub clock_offset_seconds: i64,
 }
 
-pub const DEFAULT_DAILY_ALLOWANCE: u64 = 100_000;
+pub(super) const DEFAULT_DAILY_ALLOWANCE: u64 = 100_000;
 
 fn random_token(len: usize) -> String {
     use rand::Rng;
@@ -81,13 +81,13 @@ fn random_token(len: usize) -> String {
         .collect()
 }
 
-pub fn new_secret(len: usize) -> String {
+pub(super) fn new_secret(len: usize) -> String {
     random_token(len)
 }
 
 impl Db {
     /// A fresh org: two profiles, an integration user and two sales users.
-    pub fn fresh(schema: &Schema) -> anyhow::Result<Db> {
+    pub(super) fn fresh(schema: &Schema) -> anyhow::Result<Db> {
         let now = Utc::now();
         let mut db = Db {
             settings: Settings {
@@ -149,7 +149,7 @@ impl Db {
             .map_err(|e| anyhow::anyhow!("seeding profile {name}: {e:?}"))
     }
 
-    pub fn seed_user(
+    pub(super) fn seed_user(
         &mut self,
         schema: &Schema,
         username: &str,
@@ -168,12 +168,12 @@ impl Db {
 
     /// The org's clock. Salesforce keeps datetimes to the second (milliseconds always read
     /// `.000`), so many records share a SystemModstamp; the simulator does the same.
-    pub fn now(&self) -> DateTime<Utc> {
+    pub(super) fn now(&self) -> DateTime<Utc> {
         use chrono::SubsecRound;
         (Utc::now() + Duration::seconds(self.clock_offset_seconds)).trunc_subsecs(0)
     }
 
-    pub fn load_or_create(path: &Path, schema: &Schema) -> anyhow::Result<Db> {
+    pub(super) fn load_or_create(path: &Path, schema: &Schema) -> anyhow::Result<Db> {
         if path.exists() {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
@@ -185,7 +185,7 @@ impl Db {
 
     /// Writes the snapshot next to its final name and renames it over, so a crash leaves
     /// either the old or the new state.
-    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+    pub(super) fn save(&self, path: &Path) -> anyhow::Result<()> {
         let tmp = path.with_extension("json.tmp");
         let text = serde_json::to_vec(self).context("serialising the org state")?;
         std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
@@ -195,7 +195,7 @@ impl Db {
 
     /// A new 18-character id with the object's key prefix. Serials are fixed-width so ids
     /// sort in creation order.
-    pub fn mint_id(&mut self, prefix: &str) -> String {
+    pub(super) fn mint_id(&mut self, prefix: &str) -> String {
         let mut n = self.next_serial;
         self.next_serial += 1;
         let mut digits = [b'0'; 10];
@@ -210,7 +210,7 @@ impl Db {
     }
 
     /// Finds a live or deleted record by id (15 or 18 characters) in any object.
-    pub fn find(&self, schema: &Schema, id: &str) -> Option<(&'static str, &Rec)> {
+    pub(super) fn find(&self, schema: &Schema, id: &str) -> Option<(&'static str, &Rec)> {
         let object = schema.object_for_id(id)?;
         let full = full_id(id)?;
         self.records
@@ -219,11 +219,11 @@ impl Db {
             .map(|r| (object.name, r))
     }
 
-    pub fn live(&self, schema: &Schema, id: &str) -> Option<(&'static str, &Rec)> {
+    pub(super) fn live(&self, schema: &Schema, id: &str) -> Option<(&'static str, &Rec)> {
         self.find(schema, id).filter(|(_, r)| !is_deleted(r))
     }
 
-    pub fn find_by_external(&self, object: &str, field: &str, value: &str) -> Vec<String> {
+    pub(super) fn find_by_external(&self, object: &str, field: &str, value: &str) -> Vec<String> {
         self.records
             .get(object)
             .map(|records| {
@@ -242,7 +242,7 @@ impl Db {
     /// existed, or through a path that skipped it, as a connector must be ready to read. Only
     /// the id, the audit fields, `IsDeleted`, unset booleans and a missing owner (the
     /// integration user) are filled in.
-    pub fn insert_unchecked(
+    pub(super) fn insert_unchecked(
         &mut self,
         schema: &Schema,
         object: &str,
@@ -284,7 +284,7 @@ impl Db {
     }
 
     /// Creates a record as `user_id` (empty: the record's own or the integration user).
-    pub fn create(
+    pub(super) fn create(
         &mut self,
         schema: &Schema,
         object: &str,
@@ -343,7 +343,7 @@ impl Db {
     }
 
     /// Applies a PATCH to a live record of `object` (any object when `None`).
-    pub fn update(
+    pub(super) fn update(
         &mut self,
         schema: &Schema,
         object: Option<&str>,
@@ -408,7 +408,7 @@ impl Db {
         Ok(full)
     }
 
-    pub fn delete(
+    pub(super) fn delete(
         &mut self,
         schema: &Schema,
         id: &str,
@@ -960,12 +960,12 @@ fn plausible_email(s: &str) -> bool {
     }
 }
 
-pub fn is_deleted(rec: &Rec) -> bool {
+pub(super) fn is_deleted(rec: &Rec) -> bool {
     rec.get("IsDeleted") == Some(&Value::Bool(true))
 }
 
 /// An 18-character id from a 15- or 18-character one (None when it cannot be an id).
-pub fn full_id(id: &str) -> Option<String> {
+pub(super) fn full_id(id: &str) -> Option<String> {
     if !id.chars().all(|c| c.is_ascii_alphanumeric()) {
         return None;
     }
@@ -976,7 +976,7 @@ pub fn full_id(id: &str) -> Option<String> {
     }
 }
 
-pub fn as_rec(value: Value) -> Rec {
+pub(super) fn as_rec(value: Value) -> Rec {
     match value {
         Value::Object(map) => map,
         _ => Rec::new(),

@@ -1,9 +1,9 @@
 //! Synced users: their status (`GET /api/users` and the status page at `/`), the CRM users
 //! the last pass left out, Reset Sync and the connection test.
 
-pub mod reset;
-pub mod skipped;
-pub mod test;
+pub(crate) mod reset;
+pub(crate) mod skipped;
+pub(crate) mod test;
 
 use std::collections::BTreeSet;
 
@@ -28,7 +28,7 @@ use skipped::SkippedUserView;
 /// One user's status, with the configuration assigned to them individually (a group
 /// assignment depends on the user's CRM profile, which only the sync pass knows).
 #[derive(Serialize)]
-pub struct UserView {
+pub(crate) struct UserView {
     pub configuration: Option<AssignedView>,
     pub contact_pairs: u64,
     pub event_pairs: u64,
@@ -40,14 +40,14 @@ pub struct UserView {
 
 /// The configuration that applies to a user, and how it came to.
 #[derive(Serialize)]
-pub struct AssignedView {
+pub(crate) struct AssignedView {
     pub assigned_by: AssignedBy,
     pub name: String,
 }
 
 /// The user's last pass.
 #[derive(Serialize)]
-pub struct RunView {
+pub(crate) struct RunView {
     pub counts: CountsView,
     pub error: Option<String>,
     pub finished: DateTime<Utc>,
@@ -58,7 +58,7 @@ pub struct RunView {
 
 /// What a pass did.
 #[derive(Serialize)]
-pub struct CountsView {
+pub(crate) struct CountsView {
     pub conflicts: u64,
     pub created: u64,
     pub deleted: u64,
@@ -106,7 +106,7 @@ fn assigned_by_name(by: AssignedBy) -> &'static str {
 impl UserView {
     /// Every known user. Without a readable configuration file the users are still listed,
     /// with no configuration.
-    pub fn list(st: &AppState) -> ConsoleResult<Vec<UserView>> {
+    pub(crate) fn list(st: &AppState) -> ConsoleResult<Vec<UserView>> {
         let config = st.config.load().ok();
         let none = BTreeSet::new();
         let views = st
@@ -182,7 +182,7 @@ impl UserView {
     }
 }
 
-pub async fn list_json(State(st): State<AppState>) -> ConsoleResult<Json<Vec<UserView>>> {
+pub(crate) async fn list_json(State(st): State<AppState>) -> ConsoleResult<Json<Vec<UserView>>> {
     UserView::list(&st).map(Json)
 }
 
@@ -222,7 +222,7 @@ pub(crate) fn status_page(
     page("Status", Some(caller), &body).into_response()
 }
 
-pub async fn status_get_page(
+pub(crate) async fn status_get_page(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Response {

@@ -17,7 +17,7 @@ use super::status_page;
 
 /// What Reset Sync forgot. The audit log records the same.
 #[derive(Serialize)]
-pub struct ResetView {
+pub(crate) struct ResetView {
     pub cursors_forgotten: u64,
     pub pairs_forgotten: u64,
     pub user: UserKey,
@@ -51,7 +51,7 @@ pub(crate) fn do_reset(st: &AppState, caller: &Caller, user: &str) -> ConsoleRes
     Ok(view)
 }
 
-pub async fn post_json(
+pub(crate) async fn post_json(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(user): Path<String>,
@@ -59,7 +59,7 @@ pub async fn post_json(
     do_reset(&st, &caller, &user).map(Json)
 }
 
-pub async fn post_form(
+pub(crate) async fn post_form(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(user): Path<String>,

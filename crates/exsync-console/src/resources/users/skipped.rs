@@ -16,7 +16,7 @@ use crate::AppState;
 /// One CRM user left out. The address is whatever the CRM holds: escape it wherever it is
 /// shown.
 #[derive(Serialize)]
-pub struct SkippedUserView {
+pub(crate) struct SkippedUserView {
     // In the store's order, not alphabetical: this answer was serialised from the store's
     // type directly, never through a map.
     pub crm_id: CrmId,
@@ -41,7 +41,7 @@ impl From<SkippedCrmUser> for SkippedUserView {
 }
 
 impl SkippedUserView {
-    pub fn list(st: &AppState) -> ConsoleResult<Vec<SkippedUserView>> {
+    pub(crate) fn list(st: &AppState) -> ConsoleResult<Vec<SkippedUserView>> {
         Ok(st
             .store
             .skipped_crm_users()?
@@ -80,6 +80,8 @@ pub(crate) fn render_section(skipped: &[SkippedUserView]) -> String {
     out
 }
 
-pub async fn list_json(State(st): State<AppState>) -> ConsoleResult<Json<Vec<SkippedUserView>>> {
+pub(crate) async fn list_json(
+    State(st): State<AppState>,
+) -> ConsoleResult<Json<Vec<SkippedUserView>>> {
     SkippedUserView::list(&st).map(Json)
 }

@@ -20,7 +20,7 @@ use crate::AppState;
 /// by it (`pass`, `warn` or `fail` for a test that ran).
 #[derive(Serialize)]
 #[serde(untagged)]
-pub enum TestView {
+pub(crate) enum TestView {
     /// The analyzer ran: its report.
     Ran {
         /// `fail` when any step failed, `warn` when any warned, else `pass`.
@@ -45,7 +45,7 @@ pub enum TestView {
 
 /// One check of the analyzer.
 #[derive(Serialize)]
-pub struct StepView {
+pub(crate) struct StepView {
     /// What was seen, one fact per line.
     pub evidence: Vec<String>,
     /// What to do about a warning or failure.
@@ -179,7 +179,7 @@ pub(crate) async fn do_test(st: &AppState, caller: &Caller, user: &str) -> (Stat
     (StatusCode::OK, report.into())
 }
 
-pub async fn post_json(
+pub(crate) async fn post_json(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(user): Path<String>,
@@ -188,7 +188,7 @@ pub async fn post_json(
     (status, Json(view))
 }
 
-pub async fn post_form(
+pub(crate) async fn post_form(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(user): Path<String>,
