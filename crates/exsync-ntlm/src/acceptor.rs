@@ -21,9 +21,13 @@ use crate::messages::{encode_challenge, parse_authenticate, parse_negotiate};
 /// The names the server announces in its CHALLENGE.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerNames {
+    /// The NetBIOS domain; clients that send no domain of their own log on to it.
     pub netbios_domain: String,
+    /// The NetBIOS name of the server, which clients may check against their target.
     pub netbios_computer: String,
+    /// The DNS domain, announced alongside the NetBIOS one for clients that prefer it.
     pub dns_domain: String,
+    /// The server's DNS name; clients bind their NTLMv2 proof to the target it names.
     pub dns_computer: String,
 }
 
@@ -52,6 +56,7 @@ pub enum ChannelBindingPolicy {
 /// What `verify` insists on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyPolicy {
+    /// Whether a client's TLS channel binding is ignored, checked when sent, or required.
     pub channel_binding: ChannelBindingPolicy,
     /// Refuse AUTHENTICATE messages without a MIC. Our CHALLENGE always carries a timestamp,
     /// which obliges NTLMv2 clients to send one.
@@ -79,8 +84,11 @@ impl VerifyPolicy {
 /// Who logged on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthenticatedUser {
+    /// The domain as the client sent it (may be empty for a UPN logon).
     pub domain: String,
+    /// The user name as the client sent it, for the caller to map to its own accounts.
     pub username: String,
+    /// The client machine's name as it reported it; informational, not verified.
     pub workstation: String,
     /// The client sent a channel binding and it matched.
     pub channel_bound: bool,
@@ -109,10 +117,12 @@ const ACCEPTOR_OPTIONAL_FLAGS: u32 = NEGOTIATE_SIGN
     | NEGOTIATE_EXTENDED_SESSIONSECURITY;
 
 impl<S: CredentialStore> Acceptor<S> {
+    /// An acceptor that looks accounts up in `store` and announces default server names.
     pub fn new(store: S) -> Self {
         Acceptor::with_names(store, ServerNames::default())
     }
 
+    /// An acceptor that announces `names`, for clients that check whom they talk to.
     pub fn with_names(store: S, names: ServerNames) -> Self {
         Acceptor {
             store,

@@ -21,10 +21,12 @@ impl ChannelBinding {
         Ok(ChannelBinding { application_data })
     }
 
+    /// A binding from raw application data, for a binding computed elsewhere (or a test's).
     pub fn from_application_data(application_data: Vec<u8>) -> Self {
         ChannelBinding { application_data }
     }
 
+    /// The application data the binding hashes, e.g. to compare with what a peer derived.
     pub fn application_data(&self) -> &[u8] {
         &self.application_data
     }

@@ -8,12 +8,15 @@ use crate::crypto::NtHash;
 /// An account's domain, user name and password. `Debug` never shows the password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
+    /// The account's domain; empty for a UPN or a name the server resolves itself.
     pub domain: String,
+    /// The account's user name (or UPN).
     pub username: String,
     password: String,
 }
 
 impl Credentials {
+    /// Credentials from a domain, a user name and a password given separately.
     pub fn new(
         domain: impl Into<String>,
         username: impl Into<String>,
@@ -35,6 +38,7 @@ impl Credentials {
         }
     }
 
+    /// The NT hash the NTLMv2 proof is derived from, so the password itself is used only here.
     pub fn nt_hash(&self) -> NtHash {
         NtHash::from_password(&self.password)
     }
@@ -85,19 +89,23 @@ pub struct UserTable {
 }
 
 impl UserTable {
+    /// An empty table: every logon fails until accounts are added.
     pub fn new() -> Self {
         UserTable::default()
     }
 
+    /// Adds (or replaces) an account by its password; only the NT hash is kept.
     pub fn insert_password(&mut self, domain: &str, username: &str, password: &str) {
         self.insert_hash(domain, username, NtHash::from_password(password));
     }
 
+    /// Adds (or replaces) an account by its NT hash, for stores that never see the password.
     pub fn insert_hash(&mut self, domain: &str, username: &str, hash: NtHash) {
         self.entries
             .insert((domain.to_uppercase(), username.to_uppercase()), hash);
     }
 
+    /// Builder form of [`UserTable::insert_password`], for setting a table up in one expression.
     pub fn with_password(mut self, domain: &str, username: &str, password: &str) -> Self {
         self.insert_password(domain, username, password);
         self

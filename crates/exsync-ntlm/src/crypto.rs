@@ -15,6 +15,7 @@ use crate::wire::utf16le;
 pub struct NtHash(pub(crate) [u8; 16]);
 
 impl NtHash {
+    /// The hash of `password`, as Windows computes it when the password is set.
     pub fn from_password(password: &str) -> Self {
         let digest = Md4::digest(utf16le(password));
         let mut out = [0u8; 16];

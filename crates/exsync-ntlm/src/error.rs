@@ -9,17 +9,28 @@ pub const LOGON_FAILURE: &str = "logon failure: unknown user name or bad passwor
 pub enum NtlmError {
     /// The bytes are not a well-formed NTLM message of the expected kind.
     #[error("malformed NTLM message: {reason}")]
-    Malformed { reason: String },
+    Malformed {
+        /// Which field or length was wrong, for the log.
+        reason: String,
+    },
     /// A well-formed message of the wrong type (for example a CHALLENGE where an AUTHENTICATE
     /// was expected).
     #[error("unexpected NTLM message type {found} (expected {expected})")]
-    UnexpectedMessageType { expected: u32, found: u32 },
+    UnexpectedMessageType {
+        /// The message type this step needs (1, 2 or 3).
+        expected: u32,
+        /// The message type that arrived.
+        found: u32,
+    },
     /// The calls were made in the wrong order (for example `verify` before `challenge_message`).
     #[error("NTLM step out of order: {0}")]
     OutOfOrder(&'static str),
     /// The peer asked for something this implementation deliberately does not do.
     #[error("unsupported NTLM feature: {reason}")]
-    Unsupported { reason: String },
+    Unsupported {
+        /// What was asked for, for the log.
+        reason: String,
+    },
     /// No account of that name. Displays exactly like [`NtlmError::WrongPassword`].
     #[error("{}", LOGON_FAILURE)]
     UnknownUser,
@@ -49,7 +60,10 @@ pub enum NtlmError {
     ChannelBindingMismatch,
     /// The certificate given for the channel binding could not be used.
     #[error("cannot derive channel binding from the certificate: {reason}")]
-    Certificate { reason: String },
+    Certificate {
+        /// Why the certificate was unusable (unparsable, unknown signature algorithm, …).
+        reason: String,
+    },
     /// An HTTP header value that is not an `NTLM` one.
     #[error("not an NTLM authentication header")]
     NotNtlmHeader,

@@ -20,6 +20,7 @@
 //! ```
 
 #![warn(unreachable_pub)]
+#![warn(missing_docs)]
 
 mod acceptor;
 mod av_pairs;
