@@ -76,20 +76,25 @@ pub(crate) fn url_host(url: &Url) -> Option<String> {
     }
 }
 
+/// Where Autodiscover may look and how long an answer is trusted.
 #[derive(Clone)]
 pub struct AutodiscoverConfig {
     /// An EWS URL the admin configured: used as is, nothing is discovered.
     pub configured: Option<Url>,
     /// The service account's domain plus the admin's other domains to sync.
     pub allow: AllowList,
+    /// How long a discovered EWS URL is reused before it is looked up again.
     pub ttl: Duration,
+    /// Answers the `_autodiscover._tcp` SRV lookup, the last candidate tried.
     pub srv: Arc<dyn SrvResolver>,
     /// Port for the candidate URLs (443 in production; tests use the simulator's).
     pub https_port: Option<u16>,
+    /// Port for the plain-HTTP redirect candidate, which only ever yields a redirect.
     pub http_port: Option<u16>,
 }
 
 impl AutodiscoverConfig {
+    /// Discovery limited to the `allow`ed domains, with a day's cache and no SRV answers.
     pub fn new(allow: AllowList) -> Self {
         AutodiscoverConfig {
             configured: None,
@@ -102,6 +107,7 @@ impl AutodiscoverConfig {
     }
 }
 
+/// Finds each mailbox's EWS URL, following redirects only within the allow-list, and caches it.
 pub struct Autodiscover {
     http: Arc<HttpClient>,
     config: AutodiscoverConfig,
@@ -185,6 +191,7 @@ enum PoxAnswer {
 }
 
 impl Autodiscover {
+    /// Discovery over `http`, so the scheme pinned for a host holds for EWS calls too.
     pub fn new(http: Arc<HttpClient>, config: AutodiscoverConfig) -> Self {
         Autodiscover {
             http,
@@ -193,6 +200,7 @@ impl Autodiscover {
         }
     }
 
+    /// Forgets the cached URL of `address`, e.g. after EWS says the mailbox moved.
     pub fn invalidate(&self, address: &str) {
         if let Ok(mut cache) = self.cache.lock() {
             cache.remove(&address.trim().to_ascii_lowercase());

@@ -26,11 +26,16 @@ use crate::xml::{Element, XmlWriter};
 /// How many times a batch write sends the items Exchange stopped before (ErrorBatchProcessingStopped).
 const MAX_ROUNDS: u32 = 3;
 
+/// How the connector reaches Exchange and how hard it may push it.
 #[derive(Debug, Clone)]
 pub struct EwsConfig {
+    /// The service account that impersonates each mailbox.
     pub credentials: Credentials,
+    /// Which authentication scheme to use (or let the server's offer decide).
     pub auth: AuthMode,
+    /// Extra trusted CA certificates (PEM), for a company CA outside the system roots.
     pub ca_file: Option<PathBuf>,
+    /// Fixed addresses for hosts DNS must not be asked about (split DNS, tests).
     pub resolve: Resolve,
     /// Name of our contact folder under each user's Contacts.
     pub contacts_folder: String,
@@ -38,20 +43,26 @@ pub struct EwsConfig {
     pub max_concurrency: usize,
     /// Requests in flight per mailbox.
     pub max_per_mailbox: usize,
+    /// How transient failures and throttling are retried.
     pub retry: RetryPolicy,
+    /// Items per GetItem, CreateItem, UpdateItem or DeleteItem request.
     pub batch_size: usize,
+    /// Changes per SyncFolderItems page.
     pub sync_page_size: u16,
+    /// Where to write the wire trace (secrets redacted); none when unset.
     pub trace_dir: Option<PathBuf>,
+    /// How long a TCP and TLS connect may take.
     pub connect_timeout: Duration,
     /// The whole of one request: connecting, authenticating and reading the complete reply.
     pub request_timeout: Duration,
-    /// The largest reply read (see [`crate::transport::conn::DEFAULT_MAX_REPLY_BYTES`]).
+    /// The largest reply read (64 MiB by default: no genuine EWS reply comes near it).
     pub max_reply_bytes: u64,
     /// Told of every request and every wait the server asked for (metrics).
     pub observer: Option<exsync_core::observe::Observer>,
 }
 
 impl EwsConfig {
+    /// The defaults for `credentials`: automatic scheme, our contact folder name, moderate concurrency.
     pub fn new(credentials: Credentials) -> Self {
         EwsConfig {
             credentials,
@@ -73,6 +84,7 @@ impl EwsConfig {
     }
 }
 
+/// The connector for one service account: connections, scheme pins and throttling shared by all its mailboxes.
 pub struct EwsClient {
     http: Arc<HttpClient>,
     config: EwsConfig,
@@ -89,6 +101,7 @@ enum Idempotent {
 }
 
 impl EwsClient {
+    /// A client for `config`; fails only on a bad CA file or trace folder, without contacting the server.
     pub fn new(config: EwsConfig) -> Result<Arc<Self>, EwsError> {
         let http = Arc::new(HttpClient::new(HttpConfig {
             credentials: config.credentials.clone(),
@@ -118,6 +131,7 @@ impl EwsClient {
         &self.http
     }
 
+    /// The configuration it was built with, e.g. for the folder name in messages.
     pub fn config(&self) -> &EwsConfig {
         &self.config
     }
@@ -287,6 +301,7 @@ fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
 /// A page of changes with the cursor that covers exactly them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncBatch {
+    /// The created, updated and deleted items, fetched in full.
     pub changes: Vec<Change>,
     /// Items listed with the ChangeKey the caller already knew: unchanged, so not fetched.
     pub unchanged: Vec<ExchangeId>,
@@ -304,6 +319,7 @@ pub struct SyncBatch {
 pub struct SyncListing {
     /// Created or updated items of the kind asked for, with their ChangeKey.
     pub upserts: Vec<ItemRef>,
+    /// Items deleted since the previous state.
     pub deleted: Vec<ExchangeId>,
     /// Store this only after the changes are committed.
     pub state: String,
@@ -314,6 +330,7 @@ pub struct SyncListing {
 /// One requested update.
 #[derive(Debug, Clone)]
 pub struct Update {
+    /// The item to change, with the ChangeKey the update was planned against.
     pub item: ItemRef,
     /// The pair's merged content.
     pub fields: Fields,
@@ -321,6 +338,7 @@ pub struct Update {
     pub changed: Vec<String>,
 }
 
+/// The operations on one impersonated mailbox at its EWS URL.
 pub struct MailboxClient {
     client: Arc<EwsClient>,
     address: String,
@@ -328,6 +346,7 @@ pub struct MailboxClient {
 }
 
 impl MailboxClient {
+    /// The mailbox's address, as impersonated.
     pub fn address(&self) -> &str {
         &self.address
     }
@@ -401,6 +420,7 @@ impl MailboxClient {
         }
     }
 
+    /// The mailbox's primary calendar, whose events are synced.
     pub async fn calendar_folder(&self) -> Result<FolderRef, EwsError> {
         let message = self
             .single(

@@ -10,23 +10,32 @@ use std::time::Duration;
 use rand::Rng;
 use tokio::net::UdpSocket;
 
+/// One SRV answer: a host and port that offer Autodiscover.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SrvRecord {
+    /// The answer's priority (RFC 2782: lower is preferred).
     pub priority: u16,
+    /// The answer's weight (RFC 2782: among equal priorities, higher is preferred).
     pub weight: u16,
+    /// The port Autodiscover answers on.
     pub port: u16,
+    /// The host to ask; it must still be in the allow-list.
     pub target: String,
 }
 
+/// The answer of an [`SrvResolver`]: the records, or why the lookup failed.
 pub type SrvFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<SrvRecord>, String>> + Send + 'a>>;
 
+/// Looks up SRV records, so Autodiscover can be given fixed answers in tests.
 pub trait SrvResolver: Send + Sync {
+    /// The records for `name` (e.g. `_autodiscover._tcp.contoso.com`); none is not an error.
     fn lookup<'a>(&'a self, name: &'a str) -> SrvFuture<'a>;
 }
 
 /// Fixed answers (tests, or an admin's override).
 #[derive(Debug, Clone, Default)]
 pub struct StaticSrv {
+    /// Answers by lower-case query name.
     pub records: std::collections::HashMap<String, Vec<SrvRecord>>,
 }
 
@@ -44,7 +53,9 @@ impl SrvResolver for StaticSrv {
 /// Asks a nameserver (by default the first in `/etc/resolv.conf`).
 #[derive(Debug, Clone)]
 pub struct SystemSrv {
+    /// The nameserver to ask instead of the first in `/etc/resolv.conf`.
     pub nameserver: Option<SocketAddr>,
+    /// How long to wait for the answer.
     pub timeout: Duration,
 }
 

@@ -9,7 +9,9 @@ use crate::xml::XmlError;
 /// One `ResponseCode` with its text, as a server returned it for an operation or an item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResponseError {
+    /// The `ResponseCode` (e.g. `ErrorItemNotFound`), which decides how the caller reacts.
     pub code: String,
+    /// The server's `MessageText`, for the log.
     pub message: String,
     /// `BackOffMilliseconds` from `MessageXml`, for `ErrorServerBusy`.
     pub back_off: Option<Duration>,
@@ -118,87 +120,176 @@ pub(crate) fn remediation(code: &str, service_account: &str, mailbox: &str) -> O
     Some(text)
 }
 
+/// Every way a call to the connector can fail. The caller decides from the variant (or
+/// [`EwsError::is_transient`], [`EwsError::is_per_user`]) whether to retry, skip the user or
+/// fail the item; the message is written for the admin who reads the log.
 #[derive(Debug, thiserror::Error)]
 pub enum EwsError {
+    /// No TCP connection to the host (refused, unreachable, name not resolved).
     #[error("cannot connect to {host}: {reason}")]
-    Connect { host: String, reason: String },
+    Connect {
+        /// The host we tried to reach.
+        host: String,
+        /// What the network stack said.
+        reason: String,
+    },
 
+    /// The TLS handshake failed; the reason says what is wrong with whose certificate.
     #[error("TLS with {host} failed: {reason}")]
-    Tls { host: String, reason: String },
+    Tls {
+        /// The host whose handshake failed.
+        host: String,
+        /// What to fix, in the admin's terms.
+        reason: String,
+    },
 
+    /// The server refused the service account's credentials.
     #[error("{host} rejected the credentials of {account} ({scheme}); check the service account's user name and password")]
     Unauthorized {
+        /// The service account that was refused.
         account: String,
+        /// The host that refused it.
         host: String,
+        /// The scheme it was refused with (Basic or NTLM).
         scheme: String,
     },
 
+    /// A host stopped offering the scheme pinned for it; we refuse rather than fall back.
     #[error("{host} offers only {offered}, but {pinned} was used with it before; refusing the weaker scheme (possible downgrade attack)")]
     AuthDowngrade {
+        /// The host whose offer changed.
         host: String,
+        /// The scheme that worked with it before.
         pinned: String,
+        /// What it offers now.
         offered: String,
     },
 
+    /// The host offers neither Basic nor NTLM (or not the configured one).
     #[error("{host} offers no authentication scheme we use (offered: {offered})")]
-    NoUsableAuth { host: String, offered: String },
+    NoUsableAuth {
+        /// The host that was asked.
+        host: String,
+        /// The schemes it offered, for the admin to compare with the configuration.
+        offered: String,
+    },
 
+    /// Credentials would have gone over something other than HTTPS, so the request was not
+    /// sent.
     #[error("refusing to send credentials to {url}: {reason}")]
-    CredentialsRefused { url: String, reason: String },
+    CredentialsRefused {
+        /// Where the request would have gone.
+        url: String,
+        /// Which rule refused it.
+        reason: String,
+    },
 
+    /// The server answered with an HTTP status that is not a SOAP reply.
     #[error("{host} answered HTTP {status}: {excerpt}")]
     Http {
+        /// The host that answered.
         host: String,
+        /// The HTTP status code.
         status: u16,
+        /// The start of the body, which usually names the cause.
         excerpt: String,
+        /// The server's `Retry-After`, honoured before a retry.
         retry_after: Option<Duration>,
     },
 
+    /// The reply is not the SOAP we expect (wrong content, missing elements).
     #[error("{host} sent a response we cannot read: {reason}")]
-    Protocol { host: String, reason: String },
+    Protocol {
+        /// The host that sent it.
+        host: String,
+        /// What was wrong with it.
+        reason: String,
+    },
 
     /// The reply went past the size cap; reading stopped there.
     #[error("{host} sent a reply larger than the {} limit; reading stopped there. No genuine EWS or Autodiscover answer to our requests is that large: check what answers at {host}, or raise network.max_reply_mib if its replies really are", mib(*.limit))]
-    ReplyTooLarge { host: String, limit: u64 },
+    ReplyTooLarge {
+        /// The host that sent it.
+        host: String,
+        /// The cap in bytes (`network.max_reply_mib`).
+        limit: u64,
+    },
 
     /// Connecting, sending and reading the whole reply took longer than the request timeout.
     #[error("{host} did not complete its reply within {timeout:?} (connecting, sending and reading the whole reply all count); the server is stalled or far too slow: check its health and the network path to it")]
-    Timeout { host: String, timeout: Duration },
+    Timeout {
+        /// The host that did not finish.
+        host: String,
+        /// The request timeout that ran out.
+        timeout: Duration,
+    },
 
+    /// The reply is not well-formed XML (or nests too deep).
     #[error(transparent)]
     Xml(#[from] XmlError),
 
+    /// The server answered with a SOAP fault instead of a response.
     #[error("SOAP fault from {host}: {error}")]
-    Fault { host: String, error: ResponseError },
+    Fault {
+        /// The host that sent the fault.
+        host: String,
+        /// The fault's response code and text.
+        error: ResponseError,
+    },
 
     /// A failure that concerns the whole mailbox; the pass for this user stops with the hint.
     #[error("mailbox {mailbox}: {error}. Remediation: {remediation}")]
     Mailbox {
+        /// The mailbox that cannot be used.
         mailbox: String,
+        /// The server's response code and text.
         error: ResponseError,
+        /// What the admin should do (grant impersonation, fix the address, …).
         remediation: String,
     },
 
+    /// An operation as a whole failed with a response code that concerns neither the mailbox
+    /// nor a single item.
     #[error("{operation} failed: {error}")]
     Response {
+        /// The EWS operation (e.g. `SyncFolderItems`).
         operation: &'static str,
+        /// The server's response code and text.
         error: ResponseError,
     },
 
+    /// The server asked us to slow down and retries ran out; try again after the back-off.
     #[error("the server is throttling us; retry after {back_off:?}")]
-    Throttled { back_off: Duration },
+    Throttled {
+        /// How long the server asked us to wait.
+        back_off: Duration,
+    },
 
+    /// An item changed since it was read: refetch it and plan again rather than overwrite.
     #[error("item {item_id} changed on the server since it was read ({code}); refetch and replan")]
-    StaleChangeKey { item_id: String, code: String },
+    StaleChangeKey {
+        /// The item that changed.
+        item_id: String,
+        /// The response code that said so.
+        code: String,
+    },
 
+    /// The server no longer accepts the folder's sync state; the listing starts over.
     #[error("the sync state was rejected (ErrorInvalidSyncStateData)")]
     InvalidSyncState,
 
+    /// Our own input cannot be turned into a request (bad configuration, unmappable record).
     #[error("invalid request: {0}")]
     InvalidInput(String),
 
+    /// Autodiscover found no usable EWS URL for an address.
     #[error("Autodiscover for {address} failed: {reason}")]
-    Autodiscover { address: String, reason: String },
+    Autodiscover {
+        /// The mailbox address being discovered.
+        address: String,
+        /// Why every candidate failed.
+        reason: String,
+    },
 }
 
 impl EwsError {

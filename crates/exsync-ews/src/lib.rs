@@ -8,6 +8,7 @@
 //! through the hidden `testing` module. Anything else can change without notice.
 
 #![warn(unreachable_pub)]
+#![warn(missing_docs)]
 
 mod autodiscover;
 mod client;

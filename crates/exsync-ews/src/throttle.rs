@@ -10,6 +10,7 @@ use rand::Rng;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+/// How often and how long a call is retried after a transient failure or a throttling answer.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
     /// Attempts per call, the first included.

@@ -38,6 +38,7 @@ pub struct XmlWriter {
 }
 
 impl XmlWriter {
+    /// An empty fragment.
     pub fn new() -> Self {
         Self::default()
     }
@@ -49,6 +50,7 @@ impl XmlWriter {
         self
     }
 
+    /// `</name>`.
     pub fn close(&mut self, name: &str) -> &mut Self {
         let _ = write!(self.out, "</{name}>");
         self
@@ -66,6 +68,7 @@ impl XmlWriter {
         self.text_with(name, &[], text)
     }
 
+    /// `<name a="v">text</name>`, the text escaped.
     pub fn text_with(&mut self, name: &str, attrs: &[(&str, &str)], text: &str) -> &mut Self {
         self.start(name, attrs);
         let _ = write!(self.out, ">{}</{name}>", escape(text));
@@ -78,10 +81,12 @@ impl XmlWriter {
         self
     }
 
+    /// The fragment, to embed or send.
     pub fn finish(self) -> String {
         self.out
     }
 
+    /// The fragment so far, e.g. to check what a mapping wrote.
     pub fn as_str(&self) -> &str {
         &self.out
     }

@@ -66,11 +66,14 @@ pub(crate) fn read_extended(item: &Element, name: &str) -> Option<String> {
 /// An item's id and the ChangeKey that versions it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemRef {
+    /// The item's EWS id, stable while it stays in its folder.
     pub id: ExchangeId,
+    /// The item's version; an update against an older one is refused as stale.
     pub change_key: String,
 }
 
 impl ItemRef {
+    /// Reads an `ItemId` element.
     pub fn read(item_id: &Element) -> Option<ItemRef> {
         let id = item_id.attr("Id").filter(|s| !s.is_empty())?;
         Some(ItemRef {

@@ -48,6 +48,7 @@ fn id_shape(w: &mut XmlWriter, extra_fields: &[&str]) {
     w.close("t:AdditionalProperties").close("m:ItemShape");
 }
 
+/// GetItem of `ids` with every property the mapping reads.
 pub fn get_items(kind: ItemKind, ids: &[ExchangeId]) -> String {
     get_items_by(kind, ids, false)
 }
@@ -159,6 +160,7 @@ pub fn update_items(kind: ItemKind, changes: &[(ItemRef, Vec<FieldUpdate>)]) -> 
     w.finish()
 }
 
+/// The new ChangeKey of each updated item, or its error, in request order.
 pub fn read_updated(messages: &[&Element]) -> Vec<ItemResult<ItemRef>> {
     messages
         .iter()
@@ -255,7 +257,9 @@ pub fn calendar_view(
 /// An item FindItem returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
+    /// Its id and ChangeKey.
     pub item: ItemRef,
+    /// The item as returned, for the properties FindItem includes.
     pub element: Element,
 }
 

@@ -12,11 +12,14 @@ use crate::xml::{Element, XmlWriter};
 /// A folder's id and ChangeKey.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FolderRef {
+    /// The folder's EWS id.
     pub id: String,
+    /// The folder's version, which requests naming the folder carry.
     pub change_key: String,
 }
 
 impl FolderRef {
+    /// Reads a `FolderId` element.
     pub fn read(folder_id: &Element) -> Option<FolderRef> {
         Some(FolderRef {
             id: folder_id.attr("Id").filter(|s| !s.is_empty())?.to_owned(),

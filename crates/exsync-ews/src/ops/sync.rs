@@ -34,17 +34,23 @@ pub fn request(folder: &FolderRef, state: Option<&str>, max_changes: u16) -> Str
 pub enum SyncChange {
     /// Created or updated: the element name says which kind of item it is.
     Upsert {
+        /// Its id and current ChangeKey.
         item: ItemRef,
+        /// The item's element name (`Contact`, `CalendarItem`, …).
         element: String,
     },
+    /// Deleted (or moved out of the folder).
     Deleted(ExchangeId),
 }
 
 /// One page of SyncFolderItems.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncPage {
+    /// The state to ask from next time.
     pub state: String,
+    /// No more changes after this page.
     pub last: bool,
+    /// The page's changes, in server order.
     pub changes: Vec<SyncChange>,
 }
 

@@ -12,7 +12,9 @@ use crate::error::EwsError;
 /// Which scheme to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AuthMode {
+    /// Always Basic, refusing a server that does not offer it.
     Basic,
+    /// Always NTLM, refusing a server that does not offer it.
     Ntlm,
     /// Basic when the server offers it (Lightning Sync's rule), NTLM otherwise.
     #[default]
@@ -20,6 +22,7 @@ pub enum AuthMode {
 }
 
 impl AuthMode {
+    /// Reads the configuration's `basic`, `ntlm` or `auto` (any case).
     pub fn parse(s: &str) -> Option<AuthMode> {
         match s.trim().to_ascii_lowercase().as_str() {
             "basic" => Some(AuthMode::Basic),
@@ -33,11 +36,14 @@ impl AuthMode {
 /// A scheme in use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
+    /// Basic: the password on every request, so over TLS only.
     Basic,
+    /// NTLM: a challenge-response handshake per connection.
     Ntlm,
 }
 
 impl Scheme {
+    /// The scheme's name as it appears in `WWW-Authenticate`.
     pub fn name(self) -> &'static str {
         match self {
             Scheme::Basic => "Basic",
@@ -57,10 +63,12 @@ impl fmt::Display for Scheme {
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a password so it cannot leak through `Debug`.
     pub fn new(s: impl Into<String>) -> Self {
         Secret(s.into())
     }
 
+    /// The password itself, for the one place that sends it.
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -77,10 +85,12 @@ impl fmt::Debug for Secret {
 pub struct Credentials {
     /// `DOMAIN\user` or `user@domain`.
     pub username: String,
+    /// The account's password.
     pub password: Secret,
 }
 
 impl Credentials {
+    /// Credentials for `username` (`DOMAIN\user` or a UPN).
     pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
         Credentials {
             username: username.into(),
@@ -88,6 +98,7 @@ impl Credentials {
         }
     }
 
+    /// The `Authorization` value for Basic.
     pub fn basic_header(&self) -> String {
         let raw = format!("{}:{}", self.username, self.password.expose());
         format!("Basic {}", STANDARD.encode(raw.as_bytes()))

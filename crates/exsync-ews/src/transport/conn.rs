@@ -26,14 +26,17 @@ pub struct Resolve {
 }
 
 impl Resolve {
+    /// No overrides: every host is looked up in DNS.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Sends `host` (or `host:port`) to `addr` instead of asking DNS.
     pub fn insert(&mut self, host: &str, addr: SocketAddr) {
         self.map.insert(host.to_ascii_lowercase(), addr);
     }
 
+    /// Builder form of [`Resolve::insert`].
     pub fn with(mut self, host: &str, addr: SocketAddr) -> Self {
         self.insert(host, addr);
         self
@@ -98,12 +101,16 @@ pub(crate) struct ReplyLimits {
 /// A response read to the end.
 #[derive(Debug, Clone)]
 pub struct Response {
+    /// The HTTP status code.
     pub status: u16,
+    /// The reply's headers (e.g. `WWW-Authenticate`, `Retry-After`).
     pub headers: http::HeaderMap,
+    /// The whole body, within the size cap.
     pub body: Bytes,
 }
 
 impl Response {
+    /// The body as text, for messages and parsing; invalid UTF-8 is replaced.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }

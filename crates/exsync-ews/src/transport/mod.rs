@@ -24,13 +24,18 @@ use crate::error::EwsError;
 /// Idle connections kept per host beyond those in use.
 const MAX_IDLE_PER_HOST: usize = 32;
 
+/// What the HTTPS client needs: credentials, trust, addressing and limits.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
+    /// The account every request authenticates as.
     pub credentials: Credentials,
+    /// Which scheme to use, or let the server's offer decide.
     pub auth: AuthMode,
     /// Extra trusted CA certificates (PEM), on top of the system roots.
     pub ca_file: Option<PathBuf>,
+    /// Fixed addresses for hosts DNS must not be asked about.
     pub resolve: Resolve,
+    /// How long a TCP and TLS connect may take.
     pub connect_timeout: Duration,
     /// The whole of one request: connecting, every authentication leg, the complete reply.
     pub request_timeout: Duration,
@@ -39,6 +44,7 @@ pub struct HttpConfig {
 }
 
 impl HttpConfig {
+    /// The defaults for `credentials`: automatic scheme, system roots, 15 s connect, 120 s per request.
     pub fn new(credentials: Credentials) -> Self {
         HttpConfig {
             credentials,
@@ -52,6 +58,7 @@ impl HttpConfig {
     }
 }
 
+/// HTTPS with the credential policy, shared by EWS calls and Autodiscover so scheme pins hold for both.
 pub struct HttpClient {
     config: HttpConfig,
     tls: Arc<rustls::ClientConfig>,
@@ -105,6 +112,7 @@ impl Outgoing<'_> {
 }
 
 impl HttpClient {
+    /// A client for `config`; fails only when the CA file cannot be used.
     pub fn new(config: HttpConfig) -> Result<Self, EwsError> {
         let tls = tls::client_config(config.ca_file.as_deref())?;
         Ok(HttpClient {
@@ -115,14 +123,17 @@ impl HttpClient {
         })
     }
 
+    /// The service account, for messages.
     pub fn account(&self) -> &str {
         &self.config.credentials.username
     }
 
+    /// The scheme that worked with `host`, which it may not later downgrade from.
     pub fn pinned(&self, host: &str) -> Option<Scheme> {
         self.pins.get(host)
     }
 
+    /// The budget of one whole request, for callers that spread it over several.
     pub fn request_timeout(&self) -> Duration {
         self.config.request_timeout
     }
