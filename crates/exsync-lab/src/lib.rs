@@ -24,6 +24,7 @@ use serde_json::{json, Value};
 
 use exsync_engine::connect::ews::{Endpoint, ExchangeConnection};
 use exsync_engine::connect::salesforce::SalesforceSide;
+use exsync_engine::sync::mailboxes::Mailboxes;
 use exsync_engine::sync::service::Syncer;
 
 pub use check::{Convergence, Problem};
@@ -75,7 +76,7 @@ pub struct LabUser {
     pub crm_id: CrmId,
 }
 
-pub type LabSyncer = Syncer<ExchangeConnection, SalesforceSide>;
+pub type LabSyncer = Syncer<Mailboxes<ExchangeConnection>, SalesforceSide>;
 
 pub struct Lab {
     pub options: LabOptions,
@@ -237,7 +238,10 @@ impl Lab {
         crm_config.observer = Some(observer);
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(options.dir.join("exsync.db"))?);
         let syncer = Arc::new(Syncer {
-            exchange: ExchangeConnection::new(ews, Endpoint::Configured(ews_url)),
+            exchange: Mailboxes::ews_only(ExchangeConnection::new(
+                ews,
+                Endpoint::Configured(ews_url),
+            )),
             crm: SalesforceSide {
                 client: SalesforceClient::new(crm_config).context("Salesforce connector")?,
             },

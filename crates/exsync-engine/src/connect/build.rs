@@ -12,12 +12,15 @@ use exsync_store::Store;
 
 use super::ews::{Endpoint, ExchangeConnection};
 use super::salesforce::SalesforceSide;
+use crate::sync::mailboxes::Mailboxes;
 use crate::sync::service::Syncer;
 use crate::vault::{
     SecretValue, Vault, VaultError, CRM_CLIENT_SECRET, CRM_PRIVATE_KEY, EXCHANGE_PASSWORD,
 };
 
-pub type ConfiguredSyncer = Syncer<ExchangeConnection, SalesforceSide>;
+/// The sync service the CLI runs. Every user's mailbox is on EWS today; the router is where a
+/// Graph backend and a rule naming its users plug in.
+pub type ConfiguredSyncer = Syncer<Mailboxes<ExchangeConnection>, SalesforceSide>;
 
 /// Why the sync service cannot be built from the configuration and the vault. The admin reads
 /// these at startup, so each names the setting or secret at fault and, where there is one, the
@@ -190,7 +193,7 @@ pub fn syncer(
     crm_config.observer = Some(observer);
     let crm = SalesforceClient::new(crm_config).map_err(BuildError::Salesforce)?;
     Ok(Arc::new(Syncer {
-        exchange: ExchangeConnection::new(client, endpoint),
+        exchange: Mailboxes::ews_only(ExchangeConnection::new(client, endpoint)),
         crm: SalesforceSide { client: crm },
         store,
         configurations: config.configurations.clone(),

@@ -1,5 +1,6 @@
-//! The EWS connector as the sync service's Exchange side: one impersonated mailbox at a time,
-//! the user's `Salesforce_Sync` contact folder and primary calendar.
+//! The EWS connector as a mailbox backend of the sync service ([`Backend::Ews`]): one
+//! impersonated mailbox at a time, the user's `Salesforce_Sync` contact folder and primary
+//! calendar.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,7 +10,8 @@ use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind, UserKey};
 use exsync_ews::{Autodiscover, EwsClient, EwsError, FolderRef, ItemRef, MailboxClient, Update};
 use url::Url;
 
-use crate::sync::sides::{ExchangePage, ExchangeSide, SideError, SideErrorKind, SideResult, Write};
+use crate::sync::mailboxes::{Backend, Mailboxes};
+use crate::sync::sides::{MailboxPage, MailboxSide, SideError, SideErrorKind, SideResult, Write};
 use exsync_core::plan::Change;
 
 /// Where each mailbox's EWS endpoint is: configured once, or discovered per mailbox.
@@ -142,7 +144,11 @@ fn item_result(result: Result<ItemRef, EwsError>) -> WriteResult {
     }
 }
 
-impl ExchangeSide for ExchangeConnection {
+impl MailboxSide for ExchangeConnection {
+    fn backend(&self, _user: &UserKey) -> Backend {
+        Backend::Ews
+    }
+
     async fn prepare(&self, user: &UserKey) -> SideResult<()> {
         let mailbox = self.mailbox(user).await?;
         self.folder(&mailbox, user, ItemKind::Contact)
@@ -162,7 +168,7 @@ impl ExchangeSide for ExchangeConnection {
         user: &UserKey,
         kind: ItemKind,
         cursor: Option<&str>,
-    ) -> SideResult<ExchangePage> {
+    ) -> SideResult<MailboxPage> {
         let mailbox = self.mailbox(user).await?;
         let mut folder = self.folder(&mailbox, user, kind).await?;
         let mut restarted = false;
@@ -192,7 +198,7 @@ impl ExchangeSide for ExchangeConnection {
                     })?
             }
         };
-        Ok(ExchangePage {
+        Ok(MailboxPage {
             upserts: listing
                 .upserts
                 .into_iter()
@@ -295,5 +301,33 @@ impl ExchangeSide for ExchangeConnection {
                 })
             })
             .collect())
+    }
+}
+
+/// The EWS tooling of the lab and the checks, through the router: for a user whose mailbox
+/// EWS serves, what [`ExchangeConnection`] offers beyond [`MailboxSide`].
+impl<G: MailboxSide> Mailboxes<ExchangeConnection, G> {
+    fn on_ews(&self, user: &UserKey) -> SideResult<&ExchangeConnection> {
+        match self.backend(user) {
+            Backend::Ews => Ok(self.ews()),
+            other => Err(SideError::new(
+                SideErrorKind::User,
+                format!("{user}'s mailbox is served by the {other} backend, not EWS"),
+            )),
+        }
+    }
+
+    /// See [`ExchangeConnection::folder_of`].
+    pub async fn folder_of(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+    ) -> SideResult<(MailboxClient, FolderRef)> {
+        self.on_ews(user)?.folder_of(user, kind).await
+    }
+
+    /// See [`ExchangeConnection::read_folder`].
+    pub async fn read_folder(&self, user: &UserKey, kind: ItemKind) -> SideResult<Vec<Change>> {
+        self.on_ews(user)?.read_folder(user, kind).await
     }
 }

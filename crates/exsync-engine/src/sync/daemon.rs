@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use super::pass::PassError;
 use super::service::{PassOptions, PassReport, Syncer};
-use super::sides::{CrmSide, ExchangeSide};
+use super::sides::{CrmSide, MailboxSide};
 use crate::metrics::{names, Metrics};
 
 /// Runs passes until `stop` turns true. Returns the number of passes run.
@@ -20,7 +20,7 @@ pub async fn run_until_stopped<E, C>(
     mut stop: watch::Receiver<bool>,
 ) -> Result<u64, PassError>
 where
-    E: ExchangeSide + 'static,
+    E: MailboxSide + 'static,
     C: CrmSide + 'static,
 {
     let mut passes = 0;

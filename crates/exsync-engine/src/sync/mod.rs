@@ -1,7 +1,9 @@
-//! The sync service: the org-wide pass ([`service`]), one user's pass ([`pass`]), and what it
-//! needs from each side ([`sides`]).
+//! The sync service: the org-wide pass ([`service`]), one user's pass ([`pass`]), what it
+//! needs from each side ([`sides`]), and the router sending each user's mailbox calls to the
+//! backend that serves them ([`mailboxes`]).
 
 pub mod daemon;
+pub mod mailboxes;
 pub mod pass;
 pub mod service;
 pub mod sides;

@@ -17,10 +17,12 @@ use tokio::task::JoinSet;
 use super::pass::{
     folder_cursor, on_store, run_user, Notes, PassError, SyncUser, UserPass, UserReport, KINDS,
 };
-use super::sides::{CrmFilter, CrmSide, ExchangeSide, OwnedChange, SideError};
+use super::sides::{CrmFilter, CrmSide, MailboxSide, OwnedChange, SideError};
 
 /// The sync service's moving parts.
 pub struct Syncer<E, C> {
+    /// The mailbox side: one backend, or the router that picks each user's
+    /// ([`super::mailboxes::Mailboxes`]).
     pub exchange: E,
     pub crm: C,
     pub store: Arc<dyn Store>,
@@ -81,7 +83,7 @@ impl PassReport {
 
 impl<E, C> Syncer<E, C>
 where
-    E: ExchangeSide + 'static,
+    E: MailboxSide + 'static,
     C: CrmSide + 'static,
 {
     /// The users who sync and the configuration each one gets; the users no configuration
@@ -236,6 +238,7 @@ where
                     store_failed = true;
                     tracing::error!(user = %user, error = %e, "User pass could not be committed.");
                     report.users.push(UserReport {
+                        backend: Some(self.exchange.backend(&user)),
                         user: Some(user),
                         error: Some(e.to_string()),
                         ..UserReport::default()
@@ -324,7 +327,7 @@ where
 
 impl<E, C> Syncer<E, C>
 where
-    E: ExchangeSide + 'static,
+    E: MailboxSide + 'static,
     C: CrmSide + 'static,
 {
     /// Deletions found by a full reconciliation: synced records no longer among the live ids.

@@ -1,5 +1,6 @@
-//! What the sync service needs from each side. The EWS and Salesforce connectors implement
-//! these through small adapters; tests implement them in memory. Each call may fail as a whole
+//! What the sync service needs from each side: the CRM ([`CrmSide`]) and the mailboxes
+//! ([`MailboxSide`], which each mailbox backend implements). The connectors implement these
+//! through small adapters; tests implement them in memory. Each call may fail as a whole
 //! ([`SideError`]); a batch of writes answers item by item ([`WriteResult`]).
 
 use std::fmt;
@@ -7,6 +8,8 @@ use std::future::Future;
 
 use exsync_core::plan::{Change, WriteResult};
 use exsync_core::{CrmId, ExchangeId, Fields, ItemId, ItemKind, UserKey};
+
+use super::mailboxes::Backend;
 
 /// One write of a plan, as a side's connector receives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,10 +220,10 @@ pub trait CrmSide: Send + Sync {
 }
 
 /// One page of a mailbox folder's changes, listed but not fetched: the service fetches only
-/// what it does not already know (see [`ExchangeSide::fetch`]).
+/// what it does not already know (see [`MailboxSide::fetch`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ExchangePage {
-    /// Items created or changed since the cursor, with their version (ChangeKey).
+pub struct MailboxPage {
+    /// Items created or changed since the cursor, each with its current version.
     pub upserts: Vec<(ExchangeId, String)>,
     pub deleted: Vec<ExchangeId>,
     /// The cursor covering this page and the ones before.
@@ -230,29 +233,63 @@ pub struct ExchangePage {
     /// The cursor given was refused and this page starts the folder over: the pages from
     /// here on list the whole folder, so a synced item missing from them was deleted.
     pub restarted: bool,
-    /// The folder read (id and ChangeKey), stored with the cursor so the next process need
+    /// The folder read (its id and version), stored with the cursor so the next process need
     /// not look it up again.
     pub folder: Option<(String, String)>,
 }
 
-/// Exchange: one mailbox at a time, through impersonation.
-pub trait ExchangeSide: Send + Sync {
-    /// Makes the mailbox ready (e.g. creates the `Salesforce_Sync` folder); idempotent.
+/// A mailbox backend: what the service needs of one mailbox at a time, whichever protocol
+/// reaches it (EWS on premises today, Microsoft Graph for Exchange Online next). The router
+/// [`super::mailboxes::Mailboxes`] is one too, and sends each user's calls to their backend.
+///
+/// Every call names the mailbox (`user`) and acts in it alone, in the user's folder for the
+/// kind: contacts in the sync folder the backend creates, events in the primary calendar. A
+/// call may fail as a whole ([`SideError`]; its kind decides whether the user, the pass or the
+/// service stops); a batch of writes answers item by item.
+///
+/// Ids and versions are opaque strings of the backend's, with three guarantees the planner
+/// relies on:
+/// - an item's id stays the same while it exists, and a mailbox reached through another
+///   backend (a mailbox moved) must answer with the same ids, or its pairs look deleted;
+/// - an item's version changes whenever its content does, and the version a write returns is
+///   the one the next listing reports for that item unless someone changed it since (that is
+///   how the service tells its own writes from the user's edits);
+/// - an item created through [`Self::write`] carries its tag (the `origin` of the create),
+///   and [`Self::fetch`] reports it as [`exsync_core::plan::Item::origin`], from any backend
+///   of the same mailbox.
+pub trait MailboxSide: Send + Sync {
+    /// Which backend serves this user's mailbox. A single backend answers its own; the
+    /// router answers the one its rule names. It only labels reports, so it must not fail.
+    fn backend(&self, user: &UserKey) -> Backend;
+
+    /// Makes the mailbox ready: finds the user's folders, creating the contacts sync folder
+    /// when missing. Idempotent; called before the user's first pass and never in a dry run.
     fn prepare(&self, user: &UserKey) -> impl Future<Output = SideResult<()>> + Send;
 
-    /// A folder found in an earlier process (see [`ExchangePage::folder`]).
+    /// A folder named in the stored cursor (see [`MailboxPage::folder`]), so the backend may
+    /// skip looking it up. Only a hint: a folder the backend does not know (gone since, or
+    /// named by another backend) is ignored and looked up again.
     fn known_folder(&self, _user: &UserKey, _kind: ItemKind, _folder: &(String, String)) {}
 
-    /// One page of changes in the user's folder for `kind` since `cursor` (`None`: from the
-    /// beginning).
+    /// One page of changes in the user's folder for `kind` since `cursor` (`None`: the whole
+    /// folder, every item as an upsert). The service calls again with the page's cursor until
+    /// a page says `last`; the final cursor is stored and given back next pass, so it must
+    /// stay valid across processes. Pages are bounded in size, whatever the folder's.
+    ///
+    /// A cursor the backend will not take (expired, or issued by another backend before the
+    /// mailbox moved) is not an error: the backend lists the folder from the start and sets
+    /// `restarted`. Deletions are listed by id; an item created and deleted between two cursors
+    /// may not be listed at all (the service lists the items it created itself separately).
     fn changes_page(
         &self,
         user: &UserKey,
         kind: ItemKind,
         cursor: Option<&str>,
-    ) -> impl Future<Output = SideResult<ExchangePage>> + Send;
+    ) -> impl Future<Output = SideResult<MailboxPage>> + Send;
 
-    /// The current content of these items (gone ones as [`Change::Deleted`]).
+    /// The current content of these items, one change per id, in order: an item as
+    /// [`Change::Upsert`] with its fields, version and tag, one that is gone as
+    /// [`Change::Deleted`], one that cannot be read as a record as [`Change::Invalid`].
     fn fetch(
         &self,
         user: &UserKey,
@@ -260,6 +297,12 @@ pub trait ExchangeSide: Send + Sync {
         ids: &[ExchangeId],
     ) -> impl Future<Output = SideResult<Vec<Change>>> + Send;
 
+    /// Writes in the user's folder for `kind`, one result per write, in order: a create tags
+    /// the item with its `origin` and answers its new id and version; an update writes only the
+    /// `changed` fields and answers the new version (a backend that can make the update
+    /// conditional on `expected_version` should); a delete of an item already gone is done.
+    /// A write that fails alone is [`WriteResult::Failed`] with the reason, and the others
+    /// still happen; only a failure of the whole call is an `Err`.
     fn write(
         &self,
         user: &UserKey,
@@ -267,3 +310,6 @@ pub trait ExchangeSide: Send + Sync {
         writes: &[Write<'_>],
     ) -> impl Future<Output = SideResult<Vec<WriteResult>>> + Send;
 }
+
+/// The trait's former name, kept for the callers not moved to [`MailboxSide`] yet.
+pub use MailboxSide as ExchangeSide;

@@ -11,12 +11,13 @@ use exsync_core::plan::{Change, Item, WriteResult};
 use exsync_core::{Contact, CrmId, ExchangeId, Fields, ItemId, ItemKind, Record, UserKey};
 use exsync_store::{SqliteStore, Store};
 
+use super::mailboxes::{Backend, BackendRule, Mailboxes, Unconfigured};
 use super::pass::folder_cursor;
 use super::service::{PassOptions, Syncer};
 use super::sides::*;
 
 /// Records of one side with a change log; a cursor is a position in the log.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Log {
     records: BTreeMap<String, (Option<String>, Fields, Option<ItemId>)>,
     versions: BTreeMap<String, String>,
@@ -134,6 +135,9 @@ struct Mem {
     noted: Arc<Mutex<BTreeMap<String, Vec<String>>>>,
     /// Mailbox reads begun, stalled or not.
     mailbox_reads: Arc<std::sync::atomic::AtomicUsize>,
+    /// The mailbox backend this side plays; its cursors carry the backend's prefix, so one
+    /// given to another backend is refused there, as a real backend's would be.
+    backend: Backend,
 }
 
 impl Mem {
@@ -240,7 +244,20 @@ impl Mem {
     }
 }
 
-impl ExchangeSide for Mem {
+impl Mem {
+    fn cursor_prefix(&self) -> &'static str {
+        match self.backend {
+            Backend::Ews => "",
+            Backend::Graph => "g",
+        }
+    }
+}
+
+impl MailboxSide for Mem {
+    fn backend(&self, _user: &UserKey) -> Backend {
+        self.backend
+    }
+
     async fn prepare(&self, user: &UserKey) -> SideResult<()> {
         self.check_up(user)?;
         self.mailboxes
@@ -256,7 +273,7 @@ impl ExchangeSide for Mem {
         user: &UserKey,
         _kind: ItemKind,
         cursor: Option<&str>,
-    ) -> SideResult<ExchangePage> {
+    ) -> SideResult<MailboxPage> {
         self.check_up(user)?;
         self.mailbox_reads
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -270,19 +287,29 @@ impl ExchangeSide for Mem {
         if let Some(release) = stall {
             release.notified().await;
         }
+        let prefix = self.cursor_prefix();
+        // A cursor this backend did not issue is refused, and the folder listed from the start.
+        let position = cursor.map(|c| {
+            c.strip_prefix(prefix)
+                .filter(|p| p.parse::<usize>().is_ok())
+        });
+        let restarted = matches!(position, Some(None));
+        let position = position.flatten();
         let boxes = self.mailboxes.lock().unwrap();
         let Some(mailbox) = boxes.get(user.as_str()) else {
-            return Ok(ExchangePage {
-                cursor: "0".into(),
+            return Ok(MailboxPage {
+                cursor: format!("{prefix}0"),
                 last: true,
-                ..ExchangePage::default()
+                restarted,
+                ..MailboxPage::default()
             });
         };
-        let (ids, next, more) = mailbox.page(cursor);
-        let mut page = ExchangePage {
-            cursor: next,
+        let (ids, next, more) = mailbox.page(position);
+        let mut page = MailboxPage {
+            cursor: format!("{prefix}{next}"),
             last: !more,
-            ..ExchangePage::default()
+            restarted,
+            ..MailboxPage::default()
         };
         for id in ids {
             match mailbox.versions.get(&id) {
@@ -1138,4 +1165,193 @@ async fn a_record_cut_to_fit_syncs_and_waits_with_its_reason_while_passes_stay_i
     w.pass().await;
     let left: Vec<String> = waiting(&w).into_iter().map(|(i, _, _)| i).collect();
     assert_eq!(left, [format!("crm:{later}")]);
+}
+
+/// Creates an item in `user`'s mailbox of this in-memory backend.
+fn create_in(mem: &Mem, user: &str, fields: Fields) -> String {
+    let mut boxes = mem.mailboxes.lock().unwrap();
+    let mailbox = boxes.entry(user.to_owned()).or_default();
+    let id = mailbox.new_id("e");
+    mailbox.put(&id, None, fields, None);
+    id
+}
+
+/// The users whose mailbox this in-memory backend holds.
+fn mailbox_users(mem: &Mem) -> Vec<String> {
+    mem.mailboxes.lock().unwrap().keys().cloned().collect()
+}
+
+fn backends(report: &super::service::PassReport) -> Vec<(String, Option<Backend>)> {
+    report
+        .users
+        .iter()
+        .map(|u| (u.user.as_ref().unwrap().to_string(), u.backend))
+        .collect()
+}
+
+#[tokio::test]
+async fn each_user_syncs_with_their_own_backend_and_a_moved_mailbox_keeps_its_pairs() {
+    let users = ["ann@x.test", "bo@x.test", "cy@x.test"];
+    let w = world(&users);
+    // A second backend over the same CRM, with mailboxes of its own.
+    let graph = Mem {
+        backend: Backend::Graph,
+        mailboxes: Arc::default(),
+        ..w.mem.clone()
+    };
+    let syncer = |rule: BackendRule| {
+        Arc::new(Syncer {
+            exchange: Mailboxes::new(w.mem.clone(), graph.clone(), rule),
+            crm: w.mem.clone(),
+            store: Arc::clone(&w.syncer.store),
+            configurations: vec![configuration(&users)],
+            concurrency: 2,
+            slice: SLICE,
+        })
+    };
+    let rule =
+        BackendRule::every_user(Backend::Ews).with_user(UserKey::new("bo@x.test"), Backend::Graph);
+    for (i, user) in users.iter().enumerate() {
+        w.crm_create(i, person(&format!("Crm{i}"), &format!("crm{i}@x.test")));
+        // Each user's mailbox item is in their own backend; the other holds a decoy under the
+        // same address, which must never be read for them.
+        let (own, other) = if *user == "bo@x.test" {
+            (&graph, &w.mem)
+        } else {
+            (&w.mem, &graph)
+        };
+        create_in(
+            own,
+            user,
+            person(&format!("Box{i}"), &format!("box{i}@x.test")),
+        );
+        create_in(other, user, person("Decoy", "decoy@x.test"));
+    }
+    let report = syncer(rule.clone())
+        .run_pass(&PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.failed_users(), 0, "{report:?}");
+    assert_eq!(
+        backends(&report),
+        [
+            ("ann@x.test".to_owned(), Some(Backend::Ews)),
+            ("bo@x.test".to_owned(), Some(Backend::Graph)),
+            ("cy@x.test".to_owned(), Some(Backend::Ews)),
+        ]
+    );
+    for (i, user) in users.iter().enumerate() {
+        let (own, other) = if *user == "bo@x.test" {
+            (&graph, &w.mem)
+        } else {
+            (&w.mem, &graph)
+        };
+        let boxed = |mem: &Mem| -> Vec<Fields> {
+            mem.mailboxes.lock().unwrap()[*user]
+                .records
+                .values()
+                .map(|r| r.1.clone())
+                .collect()
+        };
+        assert_eq!(boxed(own).len(), 2, "{user}: own item and the CRM's copy");
+        assert_eq!(boxed(other), [person("Decoy", "decoy@x.test")], "{user}");
+        let crm: Vec<String> = w
+            .crm_records(i)
+            .iter()
+            .map(|f| f["last_name"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(crm.len(), 2, "{user}: {crm:?}");
+        assert!(!crm.contains(&"Decoy".to_owned()), "{user}: {crm:?}");
+    }
+
+    // cy's mailbox moves to the other backend, which holds the same items with the same ids,
+    // versions and tags; the old backend no longer has it.
+    let cy = UserKey::new("cy@x.test");
+    let moved = w.mem.mailboxes.lock().unwrap().remove("cy@x.test").unwrap();
+    graph
+        .mailboxes
+        .lock()
+        .unwrap()
+        .insert("cy@x.test".to_owned(), moved);
+    let pairs = |store: &Arc<dyn Store>| -> Vec<(String, String)> {
+        store
+            .load_pairs(&cy, ItemKind::Contact)
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.crm_id.to_string(), p.exchange_id.to_string()))
+            .collect()
+    };
+    let before = pairs(&w.syncer.store);
+    assert_eq!(before.len(), 2);
+    let rule = rule.with_user(cy.clone(), Backend::Graph);
+    let moved = syncer(rule.clone());
+    let report = moved.run_pass(&PassOptions::default()).await.unwrap();
+    assert_eq!(report.failed_users(), 0, "{report:?}");
+    assert_eq!(
+        backends(&report)[2],
+        ("cy@x.test".to_owned(), Some(Backend::Graph))
+    );
+    let c = report.users[2].counts;
+    assert_eq!(c.created + c.updated + c.deleted, 0, "{report:?}");
+    assert_eq!(pairs(&w.syncer.store), before, "cy keeps their pairs");
+    assert_eq!(mailbox_users(&w.mem), ["ann@x.test", "bo@x.test"]);
+    // The new backend's cursor is the one stored now, and cy's edits there reach the CRM.
+    let cursor = w
+        .syncer
+        .store
+        .cursor(&folder_cursor(&cy, ItemKind::Contact))
+        .unwrap();
+    assert!(cursor.unwrap().contains("\"g"), "the new backend's cursor");
+    {
+        let mut boxes = graph.mailboxes.lock().unwrap();
+        let mailbox = boxes.get_mut("cy@x.test").unwrap();
+        let id = mailbox
+            .records
+            .iter()
+            .find(|(_, r)| r.1["last_name"] == "Box2")
+            .map(|(id, _)| id.clone())
+            .unwrap();
+        let (owner, mut fields, origin) = mailbox.records[&id].clone();
+        fields.insert("title".into(), serde_json::json!("Edited after the move"));
+        mailbox.put(&id, owner, fields, origin);
+    }
+    let report = moved.run_pass(&PassOptions::default()).await.unwrap();
+    assert_eq!(report.failed_users(), 0, "{report:?}");
+    assert_eq!(report.users[2].counts.updated, 1, "{report:?}");
+    assert!(w
+        .crm_records(2)
+        .iter()
+        .any(|f| f.get("title") == Some(&serde_json::json!("Edited after the move"))));
+    assert_eq!(pairs(&w.syncer.store), before);
+}
+
+#[tokio::test]
+async fn a_user_routed_to_an_unconfigured_backend_fails_alone_and_says_why() {
+    let users = ["ann@x.test", "bo@x.test"];
+    let w = world(&users);
+    w.crm_create(0, person("ForAnn", "a@x.test"));
+    w.crm_create(1, person("ForBo", "b@x.test"));
+    let rule =
+        BackendRule::every_user(Backend::Ews).with_user(UserKey::new("bo@x.test"), Backend::Graph);
+    let syncer = Arc::new(Syncer {
+        exchange: Mailboxes::new(w.mem.clone(), Unconfigured(Backend::Graph), rule),
+        crm: w.mem.clone(),
+        store: Arc::clone(&w.syncer.store),
+        configurations: vec![configuration(&users)],
+        concurrency: 2,
+        slice: SLICE,
+    });
+    let report = syncer.run_pass(&PassOptions::default()).await.unwrap();
+    assert_eq!(report.failed_users(), 1, "{report:?}");
+    let bo = &report.users[1];
+    assert_eq!(bo.backend, Some(Backend::Graph));
+    assert!(
+        bo.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("served by the graph backend, which is not configured"),
+        "{bo:?}"
+    );
+    assert_eq!(w.mailbox("ann@x.test").len(), 1);
+    assert!(w.mailbox("bo@x.test").is_empty());
 }

@@ -1,8 +1,9 @@
 //! The mailbox folder cursors: what a pass starts from, and what its commits move them to.
 //!
-//! A folder's cursor is Exchange's SyncState plus the items the pass created after reading it.
-//! A slice's commit keeps the SyncState where the pass started but adds the items created so
-//! far; only the pass's last commit moves the SyncState, with everything it covers.
+//! A folder's cursor is the mailbox backend's own cursor (EWS: a SyncState) plus the items the
+//! pass created after reading it. A slice's commit keeps the backend's cursor where the pass
+//! started but adds the items created so far; only the pass's last commit moves it, with
+//! everything it covers.
 
 use std::sync::Arc;
 
@@ -13,21 +14,21 @@ use exsync_store::{CursorAdvance, CursorScope, Store};
 use super::execute::Written;
 use super::read::ExchangeListed;
 use super::{on_store, KindPass, PassError, SyncUser, KINDS};
-use crate::sync::sides::{CrmSide, ExchangeSide};
+use crate::sync::sides::{CrmSide, MailboxSide};
 
 /// The Exchange cursor of one user's folder for one kind.
 pub fn folder_cursor(user: &UserKey, kind: ItemKind) -> CursorScope {
     CursorScope::folder(user, kind.as_str())
 }
 
-/// What the service stores as a mailbox folder's cursor: Exchange's SyncState, and the items
+/// What the service stores as a mailbox folder's cursor: the backend's cursor, and the items
 /// the pass itself created after reading it (see `read.rs`, where it is read).
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct FolderCursor {
     pub(super) state: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(super) created: Vec<ExchangeId>,
-    /// The folder's id and ChangeKey, so a new process need not look it up.
+    /// The folder's id and version, so a new process need not look it up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) folder: Option<(String, String)>,
 }
@@ -36,7 +37,7 @@ impl FolderCursor {
     pub(super) fn parse(text: Option<&str>) -> FolderCursor {
         match text {
             None => FolderCursor::default(),
-            // A bare SyncState, as stored before the created items were remembered.
+            // A bare EWS SyncState, as stored before the created items were remembered.
             Some(text) => serde_json::from_str(text).unwrap_or_else(|_| FolderCursor {
                 state: Some(text.to_owned()),
                 created: Vec::new(),
@@ -69,7 +70,7 @@ pub(super) async fn folders_known(
     Ok(known)
 }
 
-impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
+impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
     /// The folder cursor this kind's pass starts from; the side learns the folder it names,
     /// so it need not look it up.
     pub(super) async fn stored_cursor(&self) -> Result<FolderCursor, PassError> {
@@ -85,9 +86,9 @@ impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
         Ok(cursor)
     }
 
-    /// What a slice's commit stores as the folder's cursor: the SyncState the pass started
+    /// What a slice's commit stores as the folder's cursor: the backend's cursor the pass started
     /// from, with every item created so far, so a crash before the pass's end cannot hide
-    /// their deletion. Nothing when there is no SyncState yet (the next pass lists the folder
+    /// their deletion. Nothing when there is no backend cursor yet (the next pass lists the folder
     /// in full, which shows those items anyway) or nothing was created.
     pub(super) fn created_so_far(&self, written: &Written) -> Option<CursorAdvance> {
         if written.base.state.is_none() || written.created.is_empty() {

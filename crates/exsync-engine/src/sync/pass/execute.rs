@@ -12,7 +12,7 @@ use exsync_store::{ConflictEntry, CrmWrite, ItemRef, PairKey, PassCommit, Unreso
 use super::cursor::FolderCursor;
 use super::{on_store, KindPass, PassError, UserReport};
 use crate::failpoints::{self, failpoint};
-use crate::sync::sides::{CrmSide, ExchangeSide, Write};
+use crate::sync::sides::{CrmSide, MailboxSide, Write};
 
 /// What the pass wrote so far, for its commits.
 pub(super) struct Written {
@@ -35,7 +35,7 @@ impl Written {
     }
 }
 
-impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
+impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
     /// Writes one slice's plan and commits what it wrote (pairs, echo log, the created
     /// items) on its own; what the pass as a whole reports (conflicts, failures, counts) goes
     /// into the pass's last commit.

@@ -23,7 +23,8 @@ use exsync_core::plan::{Change, Op, SyncedPair};
 use exsync_core::{CrmId, ItemId, ItemKind, UserKey};
 use exsync_store::{ItemRef, PassCommit, RunCounts, Store, StoreError, UnresolvedReport};
 
-use super::sides::{CrmFilter, CrmSide, ExchangeSide, SideError};
+use super::mailboxes::Backend;
+use super::sides::{CrmFilter, CrmSide, MailboxSide, SideError};
 use super::stage::{Stage, StageError};
 use crate::failpoints::{self, failpoint};
 use execute::Written;
@@ -47,6 +48,8 @@ pub struct SyncUser {
 #[derive(Debug, Clone, Default)]
 pub struct UserReport {
     pub user: Option<UserKey>,
+    /// The mailbox backend that served the user in this pass.
+    pub backend: Option<Backend>,
     pub counts: RunCounts,
     /// Why (part of) the pass failed; the records involved are fetched again next pass.
     pub error: Option<String>,
@@ -105,7 +108,7 @@ pub struct UserPass<'a> {
 
 /// Runs one user's pass and commits it. Errors of a side end the pass for this user only:
 /// the CRM changes it could not apply are recorded as unresolved, so they are fetched again.
-pub async fn run_user<E: ExchangeSide, C: CrmSide>(
+pub async fn run_user<E: MailboxSide, C: CrmSide>(
     exchange: &E,
     crm: &C,
     store: &Arc<dyn Store>,
@@ -115,6 +118,7 @@ pub async fn run_user<E: ExchangeSide, C: CrmSide>(
     let user = pass.user;
     let mut report = UserReport {
         user: Some(user.key.clone()),
+        backend: Some(exchange.backend(&user.key)),
         ..UserReport::default()
     };
     let mut commit = PassCommit::new(user.key.clone(), started, started);
@@ -208,7 +212,7 @@ struct KindPass<'a, E, C> {
     slice: usize,
 }
 
-impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
+impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
     /// Returns `Ok(Err(_))` when a side failed (the user's problem), `Err` when the store did.
     ///
     /// Both sides are read page by page into a [`Stage`] on disk, then planned, written and
@@ -285,7 +289,7 @@ impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
                     ),
                 }),
         );
-        // Only the pass's final commit moves the SyncState, together with everything it
+        // Only the pass's final commit moves the backend's cursor, together with everything it
         // covers; a slice's commit never does (see `cursor.rs`).
         commit.cursors.push(self.read_to_end(read, written.created));
         Ok(Ok(()))

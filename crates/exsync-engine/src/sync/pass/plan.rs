@@ -12,10 +12,10 @@ use exsync_store::{PassCommit, UnresolvedReport};
 
 use super::execute::Written;
 use super::{on_store, KindPass, PassError, UserReport};
-use crate::sync::sides::{CrmSide, ExchangeSide};
+use crate::sync::sides::{CrmSide, MailboxSide};
 use crate::sync::stage::Stage;
 
-impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
+impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
     /// Whether the safety valve paused the user: too many of the pairs' records would be
     /// deleted. Then nothing is written; the plan says so (`--dry-run`) or the pass's commit
     /// pauses the user.

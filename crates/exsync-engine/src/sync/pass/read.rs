@@ -9,7 +9,7 @@ use exsync_core::{CrmId, ExchangeId, ItemId, Side};
 
 use super::cursor::FolderCursor;
 use super::{on_store, KindPass, Notes, PassError};
-use crate::sync::sides::{CrmFilter, CrmSide, ExchangeSide, OwnedChange, SideError};
+use crate::sync::sides::{CrmFilter, CrmSide, MailboxSide, OwnedChange, SideError};
 use crate::sync::stage::{Stage, StagedRecord};
 
 /// Where the mailbox read ended.
@@ -18,7 +18,7 @@ pub(super) struct ExchangeListed {
     pub(super) folder: Option<(String, String)>,
 }
 
-impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
+impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
     /// Stages what the CRM reports for this user: everything (new or reset user), then what
     /// the org-wide read routed here (newer), then the records that failed last time, as they
     /// are now.
@@ -170,7 +170,7 @@ impl<E: ExchangeSide, C: CrmSide> KindPass<'_, E, C> {
         }
 
         // Items the last pass created came after the cursor it stored, so they must be listed
-        // now: Exchange reports one created and deleted since a SyncState as nothing at all.
+        // now: a backend may report one created and deleted since a cursor as nothing at all.
         // After a full listing, every synced item must be listed.
         if full_listing {
             let mut after: Option<CrmId> = None;

@@ -1,0 +1,221 @@
+//! The mailbox backends an installation has, and which one serves each user. A hybrid org keeps
+//! some mailboxes on premises (EWS) and some in Exchange Online (Microsoft Graph); the router
+//! [`Mailboxes`] is itself a [`MailboxSide`] that sends every call to the user's backend, so the
+//! service, the pass and the daemon see one mailbox side whatever the mix.
+//!
+//! Cursors, folders and pairs are stored per user, not per backend: a user whose mailbox moves
+//! to another backend keeps them, and the new backend restarts a cursor it did not issue (see
+//! [`MailboxSide::changes_page`]).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use exsync_core::plan::{Change, WriteResult};
+use exsync_core::{ExchangeId, ItemKind, UserKey};
+
+use super::sides::{MailboxPage, MailboxSide, SideError, SideErrorKind, SideResult, Write};
+
+/// A mailbox backend: the protocol a user's mailbox is reached through.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Backend {
+    /// Exchange on premises, through EWS with impersonation.
+    #[default]
+    Ews,
+    /// Exchange Online, through Microsoft Graph. No connector implements it yet: until one is
+    /// configured, a user routed here fails their pass with a message saying so.
+    Graph,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Ews => "ews",
+            Backend::Graph => "graph",
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which backend serves each user: one for everyone, with named users sent elsewhere.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackendRule {
+    /// The backend of every user not named below.
+    pub default: Backend,
+    /// Users whose mailbox another backend serves.
+    pub users: BTreeMap<UserKey, Backend>,
+}
+
+impl BackendRule {
+    /// Every user on `backend`.
+    pub fn every_user(backend: Backend) -> Self {
+        BackendRule {
+            default: backend,
+            users: BTreeMap::new(),
+        }
+    }
+
+    /// The same rule with `user` on `backend`.
+    pub fn with_user(mut self, user: UserKey, backend: Backend) -> Self {
+        self.users.insert(user, backend);
+        self
+    }
+
+    pub fn backend_of(&self, user: &UserKey) -> Backend {
+        self.users.get(user).copied().unwrap_or(self.default)
+    }
+}
+
+/// The router: the EWS backend, the Graph backend, and the rule naming each user's. Each
+/// backend has its own type, so a call is dispatched without boxing, and tooling can reach a
+/// backend's own operations (see [`Self::ews`]).
+pub struct Mailboxes<W, G = Unconfigured> {
+    ews: W,
+    graph: G,
+    rule: BackendRule,
+}
+
+impl<W: MailboxSide> Mailboxes<W, Unconfigured> {
+    /// Every user on EWS, and no Graph backend: an on-premises installation.
+    pub fn ews_only(ews: W) -> Self {
+        Mailboxes {
+            ews,
+            graph: Unconfigured(Backend::Graph),
+            rule: BackendRule::every_user(Backend::Ews),
+        }
+    }
+}
+
+impl<W: MailboxSide, G: MailboxSide> Mailboxes<W, G> {
+    pub fn new(ews: W, graph: G, rule: BackendRule) -> Self {
+        Mailboxes { ews, graph, rule }
+    }
+
+    pub fn ews(&self) -> &W {
+        &self.ews
+    }
+
+    pub fn graph(&self) -> &G {
+        &self.graph
+    }
+
+    pub fn rule(&self) -> &BackendRule {
+        &self.rule
+    }
+}
+
+/// Sends a call to the backend serving `$user`; each arm awaits its own backend's future.
+macro_rules! dispatch {
+    ($self:ident, $user:expr, $side:ident => $call:expr) => {
+        match $self.rule.backend_of($user) {
+            Backend::Ews => {
+                let $side = &$self.ews;
+                $call
+            }
+            Backend::Graph => {
+                let $side = &$self.graph;
+                $call
+            }
+        }
+    };
+}
+
+impl<W: MailboxSide, G: MailboxSide> MailboxSide for Mailboxes<W, G> {
+    fn backend(&self, user: &UserKey) -> Backend {
+        self.rule.backend_of(user)
+    }
+
+    async fn prepare(&self, user: &UserKey) -> SideResult<()> {
+        dispatch!(self, user, side => side.prepare(user).await)
+    }
+
+    fn known_folder(&self, user: &UserKey, kind: ItemKind, folder: &(String, String)) {
+        dispatch!(self, user, side => side.known_folder(user, kind, folder))
+    }
+
+    async fn changes_page(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        cursor: Option<&str>,
+    ) -> SideResult<MailboxPage> {
+        dispatch!(self, user, side => side.changes_page(user, kind, cursor).await)
+    }
+
+    async fn fetch(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        ids: &[ExchangeId],
+    ) -> SideResult<Vec<Change>> {
+        dispatch!(self, user, side => side.fetch(user, kind, ids).await)
+    }
+
+    async fn write(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        writes: &[Write<'_>],
+    ) -> SideResult<Vec<WriteResult>> {
+        dispatch!(self, user, side => side.write(user, kind, writes).await)
+    }
+}
+
+/// A backend the installation has no connector for: every call fails for the user alone, so a
+/// rule naming it stops only the users it names.
+#[derive(Debug, Clone, Copy)]
+pub struct Unconfigured(pub Backend);
+
+impl Unconfigured {
+    fn refuse(&self, user: &UserKey) -> SideError {
+        SideError::new(
+            SideErrorKind::User,
+            format!(
+                "{user}'s mailbox is served by the {} backend, which is not configured",
+                self.0
+            ),
+        )
+        .with_remedy("configure that backend, or route the user to a configured one")
+    }
+}
+
+impl MailboxSide for Unconfigured {
+    fn backend(&self, _user: &UserKey) -> Backend {
+        self.0
+    }
+
+    async fn prepare(&self, user: &UserKey) -> SideResult<()> {
+        Err(self.refuse(user))
+    }
+
+    async fn changes_page(
+        &self,
+        user: &UserKey,
+        _kind: ItemKind,
+        _cursor: Option<&str>,
+    ) -> SideResult<MailboxPage> {
+        Err(self.refuse(user))
+    }
+
+    async fn fetch(
+        &self,
+        user: &UserKey,
+        _kind: ItemKind,
+        _ids: &[ExchangeId],
+    ) -> SideResult<Vec<Change>> {
+        Err(self.refuse(user))
+    }
+
+    async fn write(
+        &self,
+        user: &UserKey,
+        _kind: ItemKind,
+        _writes: &[Write<'_>],
+    ) -> SideResult<Vec<WriteResult>> {
+        Err(self.refuse(user))
+    }
+}
