@@ -7,7 +7,7 @@ use exsync_core::{CrmId, Fields, ItemId, ItemKind, Side};
 use exsync_salesforce::{quote, SyncObject};
 
 use super::{Lab, LabUser};
-use exsync_engine::sync::sides::{CrmSide, ExchangeSide, Write};
+use exsync_engine::sync::sides::{CrmSide, MailboxSide, Write};
 
 fn text_field<'a>(fields: &'a Fields, name: &str) -> &'a str {
     fields

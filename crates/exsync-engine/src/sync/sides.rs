@@ -310,6 +310,3 @@ pub trait MailboxSide: Send + Sync {
         writes: &[Write<'_>],
     ) -> impl Future<Output = SideResult<Vec<WriteResult>>> + Send;
 }
-
-/// The trait's former name, kept for the callers not moved to [`MailboxSide`] yet.
-pub use MailboxSide as ExchangeSide;
