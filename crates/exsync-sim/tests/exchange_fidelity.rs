@@ -6,16 +6,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use base64::Engine;
-use bytes::Bytes;
 use exsync_testkit::schema::assert_replies_valid;
-use exsync_testkit::sim::{SimCommand, SimProcess, Simulator};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName};
+use exsync_testkit::sim::{post_ews, SimCommand, SimProcess, Simulator};
 
 const USER: &str = "user1@contoso.test";
 
@@ -38,48 +32,15 @@ impl Ews {
 
     /// Posts `body` (the child of soap:Body) impersonating `USER`; returns the reply body.
     async fn call(&self, body: &str) -> String {
-        let sim = &self.sim;
-        let ca = PathBuf::from(sim.info["ca_cert"].as_str().unwrap());
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(CertificateDer::from_pem_slice(&std::fs::read(&ca).unwrap()).unwrap())
-            .unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let port = sim.info["port"].as_u64().unwrap();
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port as u16))
-            .await
-            .unwrap();
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(ServerName::try_from("mail.contoso.test").unwrap(), tcp)
-            .await
-            .unwrap();
-        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        let sa = &sim.info["service_account"];
-        let token = base64::engine::general_purpose::STANDARD.encode(format!(
-            "{}:{}",
+        let sa = &self.sim.info["service_account"];
+        let auth = (
             sa["upn"].as_str().unwrap(),
-            sa["password"].as_str().unwrap()
-        ));
+            sa["password"].as_str().unwrap(),
+        );
         let envelope = format!(
             r#"<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><s:Header><t:RequestServerVersion Version="Exchange2013_SP1"/><t:ExchangeImpersonation><t:ConnectingSID><t:PrimarySmtpAddress>{USER}</t:PrimarySmtpAddress></t:ConnectingSID></t:ExchangeImpersonation></s:Header><s:Body>{body}</s:Body></s:Envelope>"#
         );
-        let req = http::Request::post("/EWS/Exchange.asmx")
-            .header("Host", "mail.contoso.test")
-            .header("Content-Type", "text/xml; charset=utf-8")
-            .header("Authorization", format!("Basic {token}"))
-            .body(Full::new(Bytes::from(envelope)))
-            .unwrap();
-        let resp = send.send_request(req).await.unwrap();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        String::from_utf8(bytes.to_vec()).unwrap()
+        post_ews(&self.sim, Some(auth), &envelope).await.body
     }
 
     /// Creates `item` (a `<t:…>` element) in the distinguished folder `folder`; returns

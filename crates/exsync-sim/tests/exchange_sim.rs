@@ -2,17 +2,10 @@
 //! the generated CA, Basic auth, impersonation errors, and committed writes surviving a kill.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
-use base64::Engine;
-use bytes::Bytes;
 use exsync_testkit::schema::assert_replies_valid;
-use exsync_testkit::sim::{SimCommand, SimProcess, Simulator};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName};
+use exsync_testkit::sim::{post_ews, SimCommand, SimProcess, Simulator};
 
 /// `exsync-sim exchange` in `dir`, tracing every exchange to `dir/trace`.
 fn start(dir: &Path, extra: &[&str]) -> SimProcess {
@@ -21,57 +14,6 @@ fn start(dir: &Path, extra: &[&str]) -> SimProcess {
         .arg(dir.join("trace"))
         .args(extra)
         .start()
-}
-
-struct Reply {
-    status: u16,
-    headers: http::HeaderMap,
-    body: String,
-}
-
-async fn post(sim: &SimProcess, auth: Option<(&str, &str)>, body: &str) -> Reply {
-    let ca = PathBuf::from(sim.info["ca_cert"].as_str().unwrap());
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_slice(&std::fs::read(&ca).unwrap()).unwrap())
-        .unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let port = sim.info["port"].as_u64().unwrap();
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port as u16))
-        .await
-        .unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from("mail.contoso.test").unwrap(), tcp)
-        .await
-        .expect("TLS handshake with a certificate from the simulator CA");
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let mut req = http::Request::post("/EWS/Exchange.asmx")
-        .header("Host", "mail.contoso.test")
-        .header("Content-Type", "text/xml; charset=utf-8");
-    if let Some((u, p)) = auth {
-        let token = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
-        req = req.header("Authorization", format!("Basic {token}"));
-    }
-    let resp = send
-        .send_request(req.body(Full::new(Bytes::from(body.to_string()))).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    Reply {
-        status,
-        headers,
-        body: String::from_utf8(body.to_vec()).unwrap(),
-    }
 }
 
 fn envelope(impersonate: Option<&str>, body: &str) -> String {
@@ -125,17 +67,17 @@ async fn sim_json_auth_impersonation_and_durable_writes() {
 
     // No credentials, wrong credentials: 401 offering Basic.
     let get_contacts = r#"<m:GetFolder><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape><m:FolderIds><t:DistinguishedFolderId Id="contacts"/></m:FolderIds></m:GetFolder>"#;
-    let r = post(&sim, None, &envelope(None, get_contacts)).await;
+    let r = post_ews(&sim, None, &envelope(None, get_contacts)).await;
     assert_eq!(r.status, 401);
     assert!(r.headers["www-authenticate"]
         .to_str()
         .unwrap()
         .starts_with("Basic realm="));
-    let r = post(&sim, Some((&user, "wrong")), &envelope(None, get_contacts)).await;
+    let r = post_ews(&sim, Some((&user, "wrong")), &envelope(None, get_contacts)).await;
     assert_eq!(r.status, 401);
 
     // Impersonation: allowed, denied, unknown.
-    let r = post(
+    let r = post_ews(
         &sim,
         Some((&user, &pass)),
         &envelope(Some("user1@contoso.test"), get_contacts),
@@ -144,7 +86,7 @@ async fn sim_json_auth_impersonation_and_durable_writes() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body.contains("<t:DisplayName>Contacts</t:DisplayName>"));
     assert!(r.body.contains("ServerVersionInfo"));
-    let r = post(
+    let r = post_ews(
         &sim,
         Some((&user, &pass)),
         &envelope(Some("user3@contoso.test"), get_contacts),
@@ -152,7 +94,7 @@ async fn sim_json_auth_impersonation_and_durable_writes() {
     .await;
     assert_eq!(r.status, 500);
     assert!(r.body.contains("ErrorImpersonateUserDenied"), "{}", r.body);
-    let r = post(
+    let r = post_ews(
         &sim,
         Some((&user, &pass)),
         &envelope(Some("ghost@contoso.test"), get_contacts),
@@ -162,7 +104,7 @@ async fn sim_json_auth_impersonation_and_durable_writes() {
 
     // A committed create survives SIGKILL right after the reply.
     let create = r#"<m:CreateItem><m:SavedItemFolderId><t:DistinguishedFolderId Id="contacts"/></m:SavedItemFolderId><m:Items><t:Contact><t:GivenName>Ada</t:GivenName><t:Surname>Lovelace</t:Surname></t:Contact></m:Items></m:CreateItem>"#;
-    let r = post(
+    let r = post_ews(
         &sim,
         Some((&user, &pass)),
         &envelope(Some("user2@contoso.test"), create),
@@ -182,7 +124,7 @@ async fn sim_json_auth_impersonation_and_durable_writes() {
     let get = format!(
         r#"<m:GetItem><m:ItemShape><t:BaseShape>AllProperties</t:BaseShape></m:ItemShape><m:ItemIds><t:ItemId Id="{id}"/></m:ItemIds></m:GetItem>"#
     );
-    let r = post(
+    let r = post_ews(
         &sim,
         Some((&user, &pass)),
         &envelope(Some("user2@contoso.test"), &get),
@@ -196,7 +138,7 @@ async fn sim_json_auth_impersonation_and_durable_writes() {
     );
     assert!(r.body.contains(&format!("ChangeKey=\"{ck}\"")));
     // Another mailbox cannot read it by id.
-    let r = post(
+    let r = post_ews(
         &sim,
         Some((&user, &pass)),
         &envelope(Some("user1@contoso.test"), &get),
@@ -216,7 +158,7 @@ async fn sync_state_pages_and_rejects_bad_page_size() {
             r#"<m:CreateItem><m:Items><t:Contact><t:GivenName>P{i}</t:GivenName></t:Contact></m:Items></m:CreateItem>"#
         );
         assert_eq!(
-            post(&sim, Some((&user, &pass)), &envelope(mb, &create))
+            post_ews(&sim, Some((&user, &pass)), &envelope(mb, &create))
                 .await
                 .status,
             200
@@ -227,7 +169,7 @@ async fn sync_state_pages_and_rejects_bad_page_size() {
             r#"<m:SyncFolderItems><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape><m:SyncFolderId><t:DistinguishedFolderId Id="contacts"/></m:SyncFolderId>{state}<m:MaxChangesReturned>{max}</m:MaxChangesReturned></m:SyncFolderItems>"#
         )
     };
-    let r = post(&sim, Some((&user, &pass)), &envelope(mb, &sync("", 3))).await;
+    let r = post_ews(&sim, Some((&user, &pass)), &envelope(mb, &sync("", 3))).await;
     assert_eq!(r.body.matches("<t:Create>").count(), 3);
     assert!(r
         .body
@@ -240,7 +182,7 @@ async fn sync_state_pages_and_rejects_bad_page_size() {
         .split("</m:SyncState>")
         .next()
         .unwrap();
-    let r = post(
+    let r = post_ews(
         &sim,
         Some((&user, &pass)),
         &envelope(mb, &sync(&format!("<m:SyncState>{state}</m:SyncState>"), 3)),
@@ -250,10 +192,10 @@ async fn sync_state_pages_and_rejects_bad_page_size() {
     assert!(r
         .body
         .contains("<m:IncludesLastItemInRange>true</m:IncludesLastItemInRange>"));
-    let r = post(&sim, Some((&user, &pass)), &envelope(mb, &sync("", 513))).await;
+    let r = post_ews(&sim, Some((&user, &pass)), &envelope(mb, &sync("", 513))).await;
     assert_eq!(r.status, 500);
     assert!(r.body.contains("ErrorSchemaValidation"));
-    let r = post(
+    let r = post_ews(
         &sim,
         Some((&user, &pass)),
         &envelope(mb, &sync("<m:SyncState>garbage</m:SyncState>", 10)),
@@ -278,11 +220,11 @@ async fn impersonation_header_forms() {
         "<t:PrincipalName>user1@contoso.test</t:PrincipalName>",
         "<t:SmtpAddress>USER1@contoso.test</t:SmtpAddress>",
     ] {
-        let r = post(&sim, Some((&user, &pass)), &with_sid(inner)).await;
+        let r = post_ews(&sim, Some((&user, &pass)), &with_sid(inner)).await;
         assert_eq!(r.status, 200, "{inner}: {}", r.body);
         assert!(r.body.contains("NoError"));
     }
-    let r = post(
+    let r = post_ews(
         &sim,
         Some((&user, &pass)),
         &with_sid("<t:SID>S-1-5-21-1</t:SID>"),
@@ -290,7 +232,7 @@ async fn impersonation_header_forms() {
     .await;
     assert!(r.body.contains("ErrorImpersonationFailed"), "{}", r.body);
     // Without the header the service account works in its own mailbox.
-    let r = post(&sim, Some((&user, &pass)), &envelope(None, get)).await;
+    let r = post_ews(&sim, Some((&user, &pass)), &envelope(None, get)).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_replies_valid(&dir.path().join("trace"));
 }

@@ -1,5 +1,6 @@
-//! A simulator (`exsync-sim exchange|salesforce`) as a child process of a test, and typed
-//! clients for the control APIs of both simulators.
+//! A simulator (`exsync-sim exchange|salesforce`) as a child process of a test, typed
+//! clients for the control APIs of both simulators, and [`post_ews`], one raw SOAP request to
+//! the Exchange simulator.
 //!
 //! The binary's path is a parameter: only `exsync-sim`'s own tests get it from
 //! `CARGO_BIN_EXE_exsync-sim`; the others pass [`crate::paths::bin`]`("exsync-sim")`.
@@ -347,5 +348,73 @@ impl SalesforceControl {
     pub async fn expire_tokens(&self) -> u64 {
         let answer = self.0.ok("POST", "/expire-tokens", None).await;
         answer["expired"].as_u64().unwrap_or(0)
+    }
+}
+
+/// What the Exchange simulator answered to one [`post_ews`].
+pub struct EwsReply {
+    /// The HTTP status (200, 401 without valid credentials, 500 for a SOAP fault).
+    pub status: u16,
+    /// The reply's headers, e.g. `WWW-Authenticate` on a 401.
+    pub headers: reqwest::header::HeaderMap,
+    /// The reply body (a SOAP envelope, or empty); panics first if it is not UTF-8.
+    pub body: String,
+}
+
+/// POSTs `envelope` (a complete SOAP envelope) to the EWS endpoint of the Exchange simulator
+/// `sim`, with Basic credentials `auth` (user, password) when given, over a fresh TLS
+/// connection that trusts only the simulator's CA and names `mail.contoso.test`, the host its
+/// certificate is for. Panics if the connection or the exchange fails.
+pub async fn post_ews(sim: &SimProcess, auth: Option<(&str, &str)>, envelope: &str) -> EwsReply {
+    use rustls_pki_types::pem::PemObject;
+    const HOST: &str = "mail.contoso.test";
+
+    let ca_file = PathBuf::from(sim.info["ca_cert"].as_str().expect("sim.json has ca_cert"));
+    let ca = std::fs::read(&ca_file)
+        .unwrap_or_else(|e| panic!("read the simulator CA {}: {e}", ca_file.display()));
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls_pki_types::CertificateDer::from_pem_slice(&ca).expect("a PEM CA"))
+        .expect("a usable CA certificate");
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions the ring provider supports")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    // HTTP/1.1 on one new connection per call, no redirects: exactly one request reaches the
+    // simulator, as a hand-made client would send it.
+    let http = reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .http1_only()
+        .pool_max_idle_per_host(0)
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve(
+            HOST,
+            std::net::SocketAddr::from(([127, 0, 0, 1], sim.port())),
+        )
+        .build()
+        .expect("an HTTP client");
+    let mut request = http
+        .post(format!("https://{HOST}:{}/EWS/Exchange.asmx", sim.port()))
+        .header(reqwest::header::HOST, HOST)
+        .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=utf-8")
+        .body(envelope.to_owned());
+    if let Some((user, password)) = auth {
+        request = request.basic_auth(user, Some(password));
+    }
+    let response = request.send().await.unwrap_or_else(|e| {
+        panic!("POST to the simulator's EWS (TLS with a certificate from its CA): {e:?}")
+    });
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response
+        .bytes()
+        .await
+        .unwrap_or_else(|e| panic!("read the simulator's EWS reply: {e}"));
+    EwsReply {
+        status,
+        headers,
+        body: String::from_utf8(body.to_vec()).expect("a UTF-8 EWS reply"),
     }
 }
