@@ -10,6 +10,8 @@ pub struct AllowList {
 }
 
 impl AllowList {
+    /// An allow-list of `domains`, trimmed, lower-cased and without leading or trailing dots; blank
+    /// entries are dropped, so an empty list allows nothing.
     pub fn new<I: IntoIterator<Item = S>, S: AsRef<str>>(domains: I) -> Self {
         AllowList {
             domains: domains

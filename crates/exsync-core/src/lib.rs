@@ -3,6 +3,7 @@
 //! last-synced state to the operations that bring the two sides together. No I/O lives here.
 
 #![warn(unreachable_pub)]
+#![warn(missing_docs)]
 
 mod allow;
 pub mod config;

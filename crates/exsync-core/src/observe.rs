@@ -5,6 +5,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Receives what connectors report as they work, to count it as metrics. Implementations must
+/// be cheap and must not block: they are called on every request path.
 pub trait RequestObserver: Send + Sync {
     /// One request to `system` ("exchange", "crm") at `endpoint` (the EWS operation, the REST
     /// resource), answered with `outcome` ("ok", "throttled", "http_503", "error", …).

@@ -17,7 +17,9 @@ use crate::error::{Error, Result, TransportError};
 /// Calls used and allowed today, as the last answer reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ApiUsage {
+    /// Calls made in the org's rolling 24 hours, every integration counted.
     pub used: u64,
+    /// Calls the org's edition and licences allow in 24 hours.
     pub max: u64,
 }
 
@@ -59,7 +61,11 @@ struct OAuthErrorAnswer {
 /// an external id are not: the first attempt may have been applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Idempotency {
+    /// Sending it twice does no harm (reads, updates, deletes, upserts on the external id), so it
+    /// is sent again after a dropped connection or a reply cut short.
     Safe,
+    /// Sent again only when the connection could not be made: a request that reached the server
+    /// may have been applied (a plain create would be duplicated).
     OnlyIfNotSent,
 }
 
@@ -80,6 +86,8 @@ impl std::fmt::Debug for SalesforceClient {
 }
 
 impl SalesforceClient {
+    /// A client for the org in `config`, trusting `config.ca_pem` or else the system's roots.
+    /// Nothing is sent yet: the first call logs in. Fails only on an unusable CA file.
     pub fn new(config: SalesforceConfig) -> Result<SalesforceClient> {
         // reqwest and the rest of the workspace share rustls' ring provider.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -324,7 +332,7 @@ impl SalesforceClient {
             .await
     }
 
-    pub async fn call_with(
+    pub(crate) async fn call_with(
         &self,
         method: Method,
         path: &str,

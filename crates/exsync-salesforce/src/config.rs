@@ -8,10 +8,12 @@ use std::time::Duration;
 pub struct Secret(Vec<u8>);
 
 impl Secret {
+    /// Wraps the secret bytes; they are shown only through [`Secret::expose`].
     pub fn new(bytes: impl Into<Vec<u8>>) -> Secret {
         Secret(bytes.into())
     }
 
+    /// The secret itself, for the one place that has to send or sign with it.
     pub fn expose(&self) -> &[u8] {
         &self.0
     }
@@ -28,13 +30,18 @@ impl fmt::Debug for Secret {
 /// usually, and about 64 MiB if every record carried a full 32,000-character description.
 pub(crate) const DEFAULT_MAX_REPLY_BYTES: u64 = 64 * 1024 * 1024;
 
+/// How the client obtains an access token: which OAuth 2.0 flow, and the connected app's
+/// credentials for it.
 #[derive(Debug, Clone)]
 pub enum AuthConfig {
     /// OAuth 2.0 JWT bearer: an assertion signed with the connected app's private key (PEM,
     /// PKCS#1 or PKCS#8) for `username`. No password is stored.
     JwtBearer {
+        /// The connected app's consumer key, the `iss` of the assertion.
         client_id: String,
+        /// The integration user the token is issued for, the `sub` of the assertion.
         username: String,
+        /// The connected app's private key in PEM, which signs the assertion.
         private_key_pem: Secret,
         /// `aud` of the assertion: `https://login.salesforce.com`, `https://test.salesforce.com`
         /// or the org's My Domain URL.
@@ -42,11 +49,15 @@ pub enum AuthConfig {
     },
     /// OAuth 2.0 client credentials; the app runs as the integration user set on it.
     ClientCredentials {
+        /// The connected app's consumer key.
         client_id: String,
+        /// The connected app's consumer secret, sent to the token endpoint with each login.
         client_secret: Secret,
     },
 }
 
+/// Everything a [`crate::SalesforceClient`] needs to reach and use one org, with the
+/// limits it keeps to. [`SalesforceConfig::new`] fills in defaults for all but the login.
 #[derive(Debug, Clone)]
 pub struct SalesforceConfig {
     /// Where tokens are requested: `https://login.salesforce.com` or the My Domain URL
@@ -54,6 +65,7 @@ pub struct SalesforceConfig {
     pub login_url: String,
     /// REST API version, e.g. `59.0`.
     pub api_version: String,
+    /// How tokens are obtained.
     pub auth: AuthConfig,
     /// Extra trusted CA certificates (PEM). When empty, the system's roots are used.
     pub ca_pem: Option<Vec<u8>>,
@@ -80,6 +92,8 @@ pub struct SalesforceConfig {
 }
 
 impl SalesforceConfig {
+    /// A configuration for the org behind `login_url` with default limits: API 59.0, 60 s timeout,
+    /// 4 retries from 200 ms, 1,000 calls kept in reserve, 2,000-record pages, a 2 s settle.
     pub fn new(login_url: impl Into<String>, auth: AuthConfig) -> SalesforceConfig {
         SalesforceConfig {
             login_url: login_url.into(),

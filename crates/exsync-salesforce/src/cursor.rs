@@ -28,9 +28,12 @@ const DELETED_OVERLAP: Duration = Duration::minutes(2);
 /// Ids per IN list, keeping each query URL short.
 const IN_CHUNK: usize = 200;
 
+/// The Salesforce objects whose records sync, one per [`ItemKind`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncObject {
+    /// The `Contact` object.
     Contact,
+    /// The `Event` object; its invitees are read from `EventRelation` alongside.
     Event,
 }
 
@@ -44,6 +47,7 @@ impl From<ItemKind> for SyncObject {
 }
 
 impl SyncObject {
+    /// The object's API name, as SOQL and the REST paths spell it.
     pub fn name(self) -> &'static str {
         match self {
             SyncObject::Contact => "Contact",
@@ -51,7 +55,7 @@ impl SyncObject {
         }
     }
 
-    pub fn fields(self) -> &'static [&'static str] {
+    pub(crate) fn fields(self) -> &'static [&'static str] {
         match self {
             SyncObject::Contact => CONTACT_FIELDS,
             SyncObject::Event => EVENT_FIELDS,
@@ -98,10 +102,12 @@ impl Scope {
 pub struct RawChanges {
     /// Records in (SystemModstamp, Id) order.
     pub records: Vec<Value>,
+    /// Ids of records the delete log reports deleted since the last window.
     pub deleted: Vec<String>,
     /// Set when a full reconciliation ran: every id now in scope. A known id missing from it
     /// was deleted (or left the scope).
     pub live_ids: Option<BTreeSet<String>>,
+    /// Where to continue; commit it once these changes are processed.
     pub cursor: ChangeCursor,
     /// Another page is waiting: call again with `cursor`.
     pub more: bool,
@@ -110,18 +116,28 @@ pub struct RawChanges {
 /// One change with the owner it belongs to, so the service can route it to a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CrmChange {
+    /// The record's `OwnerId`, by which the service routes the change to a user; `None` for a
+    /// delete, whose owner the delete log does not give.
     pub owner_id: Option<String>,
+    /// What happened to the record, in the planner's terms.
     pub change: Change,
     /// What had to be cut or left out of the record for it to fit Exchange (see
     /// `exsync_core::Contact::sanitize`); it syncs without it, and the admin is told.
     pub notes: Vec<String>,
 }
 
+/// One page of changes of an object, mapped to the planner's input, with the cursor to store once
+/// it is processed.
 #[derive(Debug, Clone)]
 pub struct ChangeBatch {
+    /// Upserts, out-of-scope and invalid records in stamp order, then the deletes.
     pub changes: Vec<CrmChange>,
+    /// Set when a full reconciliation ran: every id now in scope; a known id missing from it was
+    /// deleted or left the scope.
     pub live_ids: Option<BTreeSet<CrmId>>,
+    /// Where to continue; commit it once these changes are processed.
     pub cursor: ChangeCursor,
+    /// Another page is waiting: call again with `cursor`.
     pub more: bool,
 }
 

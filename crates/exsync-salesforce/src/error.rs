@@ -6,28 +6,48 @@ use std::time::Duration;
 /// [`crate::ItemError`]s next to the records that were written.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The configuration cannot be used (a CA file or private key that does not parse, a secret
+    /// that is not text); retrying will not help.
     #[error("configuration: {0}")]
     Config(String),
     /// The token endpoint refused us (`invalid_grant`, `invalid_client`, …).
     #[error("authentication failed: {error}: {description}")]
-    Auth { error: String, description: String },
+    Auth {
+        /// The OAuth error code, which says whether the app, the user or the key is at fault.
+        error: String,
+        /// Salesforce's explanation, passed on to the admin.
+        description: String,
+    },
     /// The org's daily API allowance is down to the reserve we keep for it (or already
     /// exhausted). Nothing was sent; the service should pause until the allowance recovers.
     #[error(
         "API allowance reserve reached: {used} of {max} calls used, {reserve} kept for the org"
     )]
-    LimitReserved { used: u64, max: u64, reserve: u64 },
+    LimitReserved {
+        /// Calls used in the org's rolling 24 hours.
+        used: u64,
+        /// Calls allowed in 24 hours.
+        max: u64,
+        /// Calls left for the org's other integrations, which exsync does not touch.
+        reserve: u64,
+    },
     /// Salesforce answered with an error body (`[{"errorCode": …, "message": …}]`).
     #[error("Salesforce answered HTTP {status}: {code}: {message}")]
     Api {
+        /// The HTTP status of the answer.
         status: u16,
+        /// Salesforce's `errorCode` (`INVALID_FIELD`, `ENTITY_IS_DELETED`, …), what callers branch
+        /// on.
         code: String,
+        /// Salesforce's explanation, passed on to the admin.
         message: String,
     },
     /// No usable answer: the connection failed after the retries, or the server stalled or
     /// sent more than any genuine reply holds.
     #[error("transport: {0}")]
     Transport(TransportError),
+    /// An answer arrived but was not what the API documents (JSON that does not parse or lacks a
+    /// field we read).
     #[error("unexpected response: {0}")]
     Decode(String),
 }
@@ -40,10 +60,20 @@ pub enum TransportError {
     Failed(String),
     /// The reply went past the size cap; reading stopped there.
     #[error("{host} sent a reply larger than the {} limit; reading stopped there. No genuine Salesforce answer to our requests is that large: check that crm.login_url and crm.instance_url point at Salesforce, or raise network.max_reply_mib if the org's pages really are", mib(*.limit))]
-    ReplyTooLarge { host: String, limit: u64 },
+    ReplyTooLarge {
+        /// The server that sent it.
+        host: String,
+        /// The cap that was reached, in bytes (`network.max_reply_mib`).
+        limit: u64,
+    },
     /// Sending the request and reading the whole reply took longer than the timeout.
     #[error("{host} did not complete its reply within {timeout:?} (sending and reading the whole reply both count); the server is stalled or far too slow: check Salesforce's status and the network path (proxy, firewall)")]
-    Timeout { host: String, timeout: Duration },
+    Timeout {
+        /// The server that stalled.
+        host: String,
+        /// The per-request timeout that ran out.
+        timeout: Duration,
+    },
 }
 
 /// A byte count as MiB when it is a whole number of them (as the setting is written), else
@@ -78,4 +108,5 @@ impl Error {
     }
 }
 
+/// What the connector's calls return; the error is [`Error`] unless said otherwise.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

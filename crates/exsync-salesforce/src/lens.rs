@@ -5,6 +5,8 @@
 use exsync_core::plan::Lens;
 use exsync_core::{AddressKind, Contact, Event, Fields, ItemKind, Record, ShowAs};
 
+/// The [`Lens`] of a Salesforce org: what of a contact or event Salesforce can hold, so the
+/// planner does not see what it drops as an edit to undo.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SalesforceLens;
 

@@ -5,6 +5,7 @@
 //! accounting that stops before a configured reserve.
 
 #![warn(unreachable_pub)]
+#![warn(missing_docs)]
 
 mod auth;
 mod client;

@@ -49,6 +49,8 @@ pub const CONTACT_FIELDS: &[&str] = &[
     "Exsync_Id__c",
 ];
 
+/// The fields read for an event: its times, recurrence and owner besides the text, and the
+/// stamps the cursor orders by.
 pub const EVENT_FIELDS: &[&str] = &[
     "Id",
     "OwnerId",
@@ -395,14 +397,21 @@ pub fn event_to_sobject(event: &Event) -> Result<Map<String, Value>, String> {
 /// An invitee link between an event and a contact, lead or user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventRelation {
+    /// The EventRelation record's own id.
     pub id: String,
+    /// The event the invitee belongs to.
     pub event_id: String,
+    /// The contact, lead or user invited.
     pub relation_id: String,
+    /// The invitee's e-mail address, from the related record; empty when it has none.
     pub email: String,
+    /// The invitee's name, from the related record.
     pub name: String,
+    /// The invitee's response as Salesforce records it (`New`, `Accepted`, `Declined`).
     pub status: String,
 }
 
+/// The fields read for an invitee link, the related record's address and name included.
 pub const EVENT_RELATION_FIELDS: &[&str] = &[
     "Id",
     "EventId",
@@ -413,6 +422,7 @@ pub const EVENT_RELATION_FIELDS: &[&str] = &[
     "IsInvitee",
 ];
 
+/// An invitee link read from a query row; missing fields read as empty text.
 pub fn event_relation_from_sobject(record: &Value) -> EventRelation {
     let relation = record.get("Relation").cloned().unwrap_or(Value::Null);
     EventRelation {
@@ -426,6 +436,8 @@ pub fn event_relation_from_sobject(record: &Value) -> EventRelation {
 }
 
 impl EventRelation {
+    /// The domain attendee for this link, or `None` when the related record has no e-mail address
+    /// and so cannot be invited in Exchange.
     pub fn attendee(&self) -> Option<Attendee> {
         if self.email.is_empty() {
             return None;
@@ -441,14 +453,21 @@ impl EventRelation {
 /// A Salesforce user: who may be synced, and the profile that assigns a configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SfUser {
+    /// The user's record id, which `OwnerId` on contacts and events refers to.
     pub id: String,
+    /// The Salesforce login name: in e-mail form, but not necessarily a mailbox that exists.
     pub username: String,
+    /// The user's e-mail address, lower-cased; checked before it is used as a mailbox key.
     pub email: String,
+    /// Full name, for the console and reports.
     pub name: String,
+    /// Whether the user may log in; inactive users are not synced.
     pub active: bool,
+    /// The user's profile name, which configurations assign by (their `groups`).
     pub profile: String,
 }
 
+/// The fields read for a user.
 pub const USER_FIELDS: &[&str] = &[
     "Id",
     "Username",
@@ -458,6 +477,8 @@ pub const USER_FIELDS: &[&str] = &[
     "Profile.Name",
 ];
 
+/// A user read from a query row; missing fields read as empty text, a missing `IsActive` as
+/// inactive.
 pub fn user_from_sobject(record: &Value) -> SfUser {
     SfUser {
         id: text(record, "Id"),

@@ -9,9 +9,13 @@ use crate::error::{Error, Result};
 /// One page of a query answer.
 #[derive(Debug, Clone)]
 pub struct QueryPage {
+    /// Records matching the query in all, across every page.
     pub total_size: u64,
+    /// Whether this is the last page.
     pub done: bool,
+    /// Where the next page is read from, relative to the instance; `None` on the last page.
     pub next_records_url: Option<String>,
+    /// The records of this page, as the API returned them.
     pub records: Vec<Value>,
 }
 

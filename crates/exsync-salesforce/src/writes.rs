@@ -22,8 +22,12 @@ const IN_CHUNK: usize = 200;
 /// Why one record was not written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemError {
+    /// Salesforce's status code for the failure (`DUPLICATE_VALUE`, `ENTITY_IS_DELETED`, …), or one
+    /// of ours such as `INVALID_RECORD` for a record refused before sending.
     pub code: String,
+    /// Why the record was refused, passed on to the admin.
     pub message: String,
+    /// The API names of the fields the failure concerns, when Salesforce names them.
     pub fields: Vec<String>,
 }
 
@@ -36,11 +40,14 @@ impl std::fmt::Display for ItemError {
 /// What happened to one record of a write, in the order the records were given.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct WriteOutcome {
+    /// The record's id: the new id after a create, the given id otherwise; `None` when a create
+    /// failed.
     pub id: Option<CrmId>,
     /// SystemModstamp after the write: the version to record so the change is not synced back.
     pub version: Option<String>,
     /// True when an upsert created the record.
     pub created: bool,
+    /// Why the record was not written; `None` when it was.
     pub error: Option<ItemError>,
     /// Parts that did not apply although the record was written (e.g. an invitee that did
     /// not resolve).
@@ -59,6 +66,7 @@ impl WriteOutcome {
         }
     }
 
+    /// Whether the record was written.
     pub fn is_ok(&self) -> bool {
         self.error.is_none()
     }
@@ -68,8 +76,12 @@ impl WriteOutcome {
 /// [`crate::EXTERNAL_ID_FIELD`], so a retried pass finds the record instead of duplicating it.
 #[derive(Debug, Clone)]
 pub struct NewRecord<T> {
+    /// Value for [`crate::EXTERNAL_ID_FIELD`]; with it the create is an upsert, without it a plain
+    /// create that a retry may duplicate.
     pub external_key: Option<String>,
+    /// The user to own the record; `None` leaves it to the integration user.
     pub owner_id: Option<String>,
+    /// The record to create.
     pub record: T,
 }
 
@@ -405,6 +417,8 @@ impl SalesforceClient {
         Ok(outcomes)
     }
 
+    /// Creates contacts, each with its outcome in the order given. Companies become `AccountId`s:
+    /// existing accounts are found by name, missing ones created.
     pub async fn create_contacts(&self, items: &[NewRecord<Contact>]) -> Result<Vec<WriteOutcome>> {
         let contacts: Vec<&Contact> = items.iter().map(|i| &i.record).collect();
         let records = self.contact_records(&contacts).await?;
@@ -418,6 +432,8 @@ impl SalesforceClient {
         Ok(outcomes)
     }
 
+    /// Writes every field the connector maps for each contact (see
+    /// [`Self::update_contacts_changed`] to write only some).
     pub async fn update_contacts(&self, items: &[(CrmId, Contact)]) -> Result<Vec<WriteOutcome>> {
         let items: Vec<(CrmId, Contact, Option<&[String]>)> = items
             .iter()
@@ -449,6 +465,8 @@ impl SalesforceClient {
         Ok(outcomes)
     }
 
+    /// Creates events, then relates their invitees; an invitee that does not resolve is a warning
+    /// on the outcome, not a failure.
     pub async fn create_events(&self, items: &[NewRecord<Event>]) -> Result<Vec<WriteOutcome>> {
         let mapped = items
             .iter()
@@ -476,6 +494,8 @@ impl SalesforceClient {
         Ok(outcomes)
     }
 
+    /// Writes every field the connector maps for each event, invitees included (see
+    /// [`Self::update_events_changed`] to write only some).
     pub async fn update_events(&self, items: &[(CrmId, Event)]) -> Result<Vec<WriteOutcome>> {
         let items: Vec<(CrmId, Event, Option<&[String]>)> = items
             .iter()

@@ -7,12 +7,14 @@ use std::path::{Path, PathBuf};
 /// One problem in a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
+    /// The configuration file the problem is in, as the path was given to the loader.
     pub file: PathBuf,
     /// Dotted key, e.g. `configurations.sales.events.past_days`; empty for problems that are
     /// about the file as a whole (a syntax error, an unreadable file).
     pub key: String,
     /// 1-based line, when the problem has a place in the file.
     pub line: Option<usize>,
+    /// What is wrong and, where it helps, what would be accepted instead.
     pub reason: String,
 }
 
@@ -47,14 +49,17 @@ impl ConfigErrors {
         }])
     }
 
+    /// How many problems were found.
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    /// Whether the list holds no problem at all.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
+    /// The problems in file order.
     pub fn iter(&self) -> std::slice::Iter<'_, ConfigError> {
         self.0.iter()
     }

@@ -14,16 +14,31 @@ pub const EXCHANGE_MAX_CONCURRENCY_LIMIT: u32 = 27;
 /// Longest event window on either side of today, in days (ten years).
 pub const MAX_WINDOW_DAYS: u32 = 3650;
 
+/// `store.path` when none is given: a SQLite file beside the configuration file.
 pub const DEFAULT_STORE_PATH: &str = "exsync.db";
+/// `exchange.sync_folder` when none is given: the contacts subfolder that syncs in each mailbox.
 pub const DEFAULT_SYNC_FOLDER: &str = "Salesforce_Sync";
+/// `exchange.max_concurrency` when none is given; kept well under
+/// [`EXCHANGE_MAX_CONCURRENCY_LIMIT`].
 pub const DEFAULT_MAX_CONCURRENCY: u32 = 10;
+/// `crm.login_url` when none is given: Salesforce production (sandboxes use
+/// `https://test.salesforce.com`).
 pub const DEFAULT_LOGIN_URL: &str = "https://login.salesforce.com";
+/// `crm.api_reserve` when none is given: a fifth of the daily API allowance is left to other
+/// integrations.
 pub const DEFAULT_API_RESERVE: f64 = 0.2;
+/// `crm.settle_secs` when none is given.
 pub const DEFAULT_CRM_SETTLE_SECS: u64 = 2;
+/// `service.poll_interval_secs` when none is given: five minutes between passes.
 pub const DEFAULT_POLL_INTERVAL_SECS: u64 = 300;
+/// `service.concurrent_users` when none is given.
 pub const DEFAULT_CONCURRENT_USERS: u32 = 4;
+/// `service.per_user_concurrency` when none is given; lowered to `exchange.max_concurrency` if that
+/// is smaller.
 pub const DEFAULT_PER_USER_CONCURRENCY: u32 = 2;
+/// `service.metrics_listen` when none is given: loopback only, Prometheus' usual port.
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
+/// `console.listen` when none is given: loopback only, so the console is not exposed by accident.
 pub const DEFAULT_CONSOLE_LISTEN: &str = "127.0.0.1:8080";
 /// The largest reply read from any server, in MiB. Genuine replies stay far below it: a
 /// Salesforce query page of 2,000 records is a few MiB (64 only if every record carried a
@@ -37,17 +52,24 @@ pub const MAX_REPLY_MIB_RANGE: (u64, u64) = (1, 1024);
 /// have been resolved against the directory of the file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExsyncConfig {
+    /// Where the sync state (pairs, cursors, failures) is kept.
     pub store: StoreConfig,
+    /// How the service account reaches Exchange.
     pub exchange: ExchangeConfig,
+    /// Limits and overrides for every outgoing connection, to Exchange and to the CRM alike.
     pub network: NetworkConfig,
+    /// How the service account reaches the CRM.
     pub crm: CrmConfig,
+    /// How the service runs passes and reports on them.
     pub service: ServiceConfig,
+    /// Where the admin console listens.
     pub console: ConsoleConfig,
     /// In name order.
     pub configurations: Vec<SyncConfiguration>,
 }
 
 impl ExsyncConfig {
+    /// The sync configuration called `name`, if the file defines one.
     pub fn configuration(&self, name: &str) -> Option<&SyncConfiguration> {
         self.configurations.iter().find(|c| c.name == name)
     }
@@ -57,10 +79,16 @@ impl ExsyncConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreConfig {
     /// A SQLite file (the default, `exsync.db` beside the configuration file).
-    Sqlite { path: PathBuf },
+    Sqlite {
+        /// The database file, resolved against the configuration file's directory.
+        path: PathBuf,
+    },
     /// A PostgreSQL database shared by several workers. The URL carries no password; that
     /// lives in the vault.
-    Postgres { url: String },
+    Postgres {
+        /// A `postgres://` connection URL without the password.
+        url: String,
+    },
 }
 
 /// How the service account authenticates to Exchange.
@@ -69,11 +97,14 @@ pub enum StoreConfig {
 pub enum ExchangeAuth {
     /// Basic when the server offers it, NTLM otherwise (Lightning Sync's rule).
     Auto,
+    /// Basic only: the password goes with every request, which the HTTPS-only EWS URL protects.
     Basic,
+    /// NTLMv2 only, with channel binding, for servers that refuse Basic.
     Ntlm,
 }
 
 impl ExchangeAuth {
+    /// The setting's spelling in `exchange.auth`.
     pub fn as_str(self) -> &'static str {
         match self {
             ExchangeAuth::Auto => "auto",
@@ -83,12 +114,15 @@ impl ExchangeAuth {
     }
 }
 
+/// The `[exchange]` section: where EWS is, the service account that impersonates each mailbox, and
+/// how hard it may be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExchangeConfig {
     /// The EWS endpoint; `None` means Autodiscover finds it per mailbox.
     pub ews_url: Option<String>,
     /// `user@domain` or `DOMAIN\user`; its password is in the vault.
     pub service_account: String,
+    /// How the service account authenticates.
     pub auth: ExchangeAuth,
     /// Mailbox domains besides the service account's that Autodiscover may send credentials
     /// to, lower-cased.
@@ -115,6 +149,7 @@ impl ExchangeConfig {
     }
 }
 
+/// The `[network]` section: settings shared by the connections to every server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkConfig {
     /// Host name (lower-case) → address to connect to instead of asking DNS: split DNS
@@ -125,6 +160,7 @@ pub struct NetworkConfig {
 }
 
 impl NetworkConfig {
+    /// `max_reply_mib` in bytes, as the HTTP clients enforce it.
     pub fn max_reply_bytes(&self) -> u64 {
         self.max_reply_mib.saturating_mul(1024 * 1024)
     }
@@ -139,13 +175,16 @@ impl Default for NetworkConfig {
     }
 }
 
+/// Which CRM the `[crm]` section describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CrmKind {
+    /// Salesforce, through its REST API.
     Salesforce,
 }
 
 impl CrmKind {
+    /// The setting's spelling in `crm.kind`.
     pub fn as_str(self) -> &'static str {
         match self {
             CrmKind::Salesforce => "salesforce",
@@ -153,6 +192,7 @@ impl CrmKind {
     }
 }
 
+/// How exsync obtains a CRM access token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CrmAuth {
@@ -163,6 +203,7 @@ pub enum CrmAuth {
 }
 
 impl CrmAuth {
+    /// The setting's spelling in `crm.auth`.
     pub fn as_str(self) -> &'static str {
         match self {
             CrmAuth::Jwt => "jwt",
@@ -171,8 +212,11 @@ impl CrmAuth {
     }
 }
 
+/// The `[crm]` section: the org, the connected app and how much of the org's API allowance exsync
+/// may use.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CrmConfig {
+    /// Which CRM this is; only Salesforce so far.
     pub kind: CrmKind,
     /// Where tokens are requested.
     pub login_url: String,
@@ -180,6 +224,7 @@ pub struct CrmConfig {
     pub instance_url: Option<String>,
     /// The connected app's consumer key (not a secret).
     pub client_id: String,
+    /// How the token is obtained; decides whether `username` and a private key are needed.
     pub auth: CrmAuth,
     /// The integration user the JWT is issued for (`jwt` only).
     pub username: Option<String>,
@@ -195,14 +240,18 @@ pub struct CrmConfig {
     pub settle_secs: u64,
 }
 
+/// How the service writes its log lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
+    /// Human-readable lines, the default.
     Text,
+    /// One JSON object per line, for log collectors.
     Json,
 }
 
 impl LogFormat {
+    /// The setting's spelling in `service.log_format`.
     pub fn as_str(self) -> &'static str {
         match self {
             LogFormat::Text => "text",
@@ -211,6 +260,7 @@ impl LogFormat {
     }
 }
 
+/// The `[service]` section: the pace and parallelism of passes and where metrics go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceConfig {
     /// Pause between two passes over all users.
@@ -221,18 +271,24 @@ pub struct ServiceConfig {
     pub per_user_concurrency: u32,
     /// Where Prometheus metrics are served; `None` turns them off.
     pub metrics_listen: Option<SocketAddr>,
+    /// Text or JSON log lines; the command line may override it.
     pub log_format: LogFormat,
 }
 
+/// The `[console]` section: the admin web console's address and TLS files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsoleConfig {
+    /// Address and port the console serves on.
     pub listen: SocketAddr,
     /// PEM certificate chain and key; both or neither.
     pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key for `tls_cert_file`; both or neither.
     pub tls_key_file: Option<PathBuf>,
 }
 
 impl ServiceConfig {
+    /// `service.metrics_listen` when the file leaves it out (the value of
+    /// [`DEFAULT_METRICS_LISTEN`]).
     pub fn default_metrics_listen() -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], 9464))
     }

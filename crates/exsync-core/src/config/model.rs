@@ -10,9 +10,14 @@ use crate::model::{field_names, ItemKind, UserKey};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
+    /// Nothing of this kind syncs; the planner returns no operations.
     Off,
+    /// The CRM is the source: Exchange mirrors it, and edits or deletes made in Exchange are
+    /// undone.
     CrmToExchange,
+    /// Exchange is the source: the CRM mirrors it, and edits or deletes made in the CRM are undone.
     ExchangeToCrm,
+    /// Changes flow both ways, merged field by field.
     Both,
 }
 
@@ -33,7 +38,9 @@ impl Direction {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConflictPolicy {
+    /// The CRM's value is kept and written to Exchange.
     CrmWins,
+    /// Exchange's value is kept and written to the CRM.
     ExchangeWins,
     /// The side whose record was modified last; the CRM on a tie or when a time is unknown.
     NewestWins,
@@ -63,15 +70,22 @@ pub enum ContactScope {
 /// The event window, relative to the time of the pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Window {
+    /// Days before the pass an event (or the last occurrence of a series) may end and still sync;
+    /// at most [`MAX_WINDOW_DAYS`](super::MAX_WINDOW_DAYS).
     pub past_days: u32,
+    /// Days after the pass an event may start and still sync; at most
+    /// [`MAX_WINDOW_DAYS`](super::MAX_WINDOW_DAYS).
     pub future_days: u32,
 }
 
 /// The rules the planner applies to one record kind.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KindRules {
+    /// Which way records flow.
     pub direction: Direction,
+    /// Which side wins a field both sides changed differently.
     pub conflict: ConflictPolicy,
+    /// Whether a deletion is carried over or undone.
     pub deletes: DeleteMode,
     /// Share of a user's pairs one pass may delete before the user is paused (0.0-1.0).
     pub max_delete_share: f64,
@@ -109,6 +123,7 @@ impl KindRules {
         }
     }
 
+    /// The domain fields that sync under these rules, by their domain names.
     pub fn synced_fields(&self) -> BTreeSet<&str> {
         self.fields.keys().map(String::as_str).collect()
     }
@@ -154,12 +169,18 @@ pub fn default_field_map(kind: ItemKind) -> BTreeMap<String, String> {
 /// One named configuration: the rules for contacts and events, and who gets them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SyncConfiguration {
+    /// The name the admin gave it, unique in the file; the console and the CLI refer to it by this
+    /// name.
     pub name: String,
+    /// Whether it assigns anyone; an inactive configuration is kept in the file but syncs nobody.
     pub active: bool,
+    /// How contacts sync.
     pub contacts: KindRules,
+    /// Which CRM contacts count as the user's.
     pub contact_scope: ContactScope,
     /// Extra SOQL condition ANDed to the contact query, as the admin wrote it.
     pub contact_condition: Option<String>,
+    /// How events sync.
     pub events: KindRules,
     /// Users assigned individually (primary SMTP addresses).
     pub users: BTreeSet<UserKey>,
@@ -168,6 +189,7 @@ pub struct SyncConfiguration {
 }
 
 impl SyncConfiguration {
+    /// The rules for records of `kind`.
     pub fn rules(&self, kind: ItemKind) -> &KindRules {
         match kind {
             ItemKind::Contact => &self.contacts,
@@ -180,7 +202,9 @@ impl SyncConfiguration {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AssignedBy {
+    /// The user is listed in the configuration's `users`.
     Individual,
+    /// One of the user's groups is listed in the configuration's `groups`.
     Group,
 }
 

@@ -230,6 +230,7 @@ impl ExsyncConfig {
         Ok(parts.join("\n"))
     }
 
+    /// The same table as [`ExsyncConfig::to_toml_string`] as JSON, for `--format json` output.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self.to_toml_table()).unwrap_or(serde_json::Value::Null)
     }
@@ -238,9 +239,12 @@ impl ExsyncConfig {
 /// Which configuration applies to a user, and the reasons, for `exsync config show --user`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Assignment {
+    /// The user asked about, as given.
     pub user: String,
     /// The configuration that applies, if any.
     pub configuration: Option<String>,
+    /// Whether the user was named individually or came in through a group; `None` when no
+    /// configuration applies.
     pub assigned_by: Option<AssignedBy>,
     /// The group that brought it, for a group assignment.
     pub group: Option<String>,

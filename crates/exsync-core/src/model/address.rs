@@ -24,34 +24,51 @@ pub enum Charset {
 /// Why a text is not an e-mail address.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AddressError {
+    /// The text is empty.
     #[error("it is empty")]
     Empty,
+    /// No `@` separates a local part from a domain.
     #[error("it has no `@`")]
     NoAt,
+    /// Over RFC 5321's 254 characters in all, beyond what any mail system delivers to.
     #[error("it is longer than {MAX_ADDRESS} characters")]
     TooLong,
+    /// Nothing before the `@`.
     #[error("the part before `@` is empty")]
     EmptyLocal,
+    /// The local part is over RFC 5321's 64 characters.
     #[error("the part before `@` is longer than {MAX_LOCAL} characters")]
     LocalTooLong,
+    /// An unquoted local part holds a character RFC 5322 allows only inside quotes; the character
+    /// is carried.
     #[error("the part before `@` has {0} where only letters, digits and !#$%&'*+-/=?^_`{{|}}~ may be, unless it is quoted")]
     LocalCharacter(Shown),
+    /// The local part starts or ends with a dot or has two in a row.
     #[error("the part before `@` has an empty part between dots")]
     LocalDots,
+    /// A quoted local part is not closed, has text after its closing quote, or holds the carried
+    /// character.
     #[error("the quoted part before `@` is not closed, or holds {0}")]
     Quoted(Shown),
+    /// Nothing after the `@`.
     #[error("the domain is empty")]
     EmptyDomain,
+    /// The domain is over 253 characters, the DNS limit.
     #[error("the domain is longer than {MAX_DOMAIN} characters")]
     DomainTooLong,
+    /// The domain has no dot: a host name on some network, not a mail domain.
     #[error("the domain has a single name; a mail domain has a dot, as in example.com")]
     DomainUndotted,
+    /// The domain starts or ends with a dot or has two in a row.
     #[error("the domain has an empty name between dots")]
     EmptyLabel,
+    /// A label of the domain is over 63 characters, the DNS limit.
     #[error("a name in the domain is longer than {MAX_LABEL} characters")]
     LabelTooLong,
+    /// The domain holds a character a DNS name cannot; the character is carried.
     #[error("the domain has {0}, where only letters, digits, hyphens and dots may be")]
     DomainCharacter(Shown),
+    /// A label of the domain starts or ends with a hyphen, which DNS forbids.
     #[error("a name in the domain starts or ends with a hyphen")]
     LabelHyphen,
 }

@@ -10,46 +10,69 @@ use super::text::{Fit, MAX_LINE, MAX_TEXT};
 /// Exchange holds at most three e-mail addresses per contact (EmailAddress1..3).
 pub const MAX_EMAILS: usize = 3;
 
+/// A contact in the form both sides are mapped to and compared in. Each connector fills what its
+/// side has; [`Contact::normalize`] makes two copies of the same person compare equal.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Contact {
+    /// Given name; one line, cut to 255 characters. With `last_name` and `company` it is a
+    /// first-sync match key.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub first_name: String,
+    /// Middle name or initial; one line, cut to 255 characters. Not part of any match key.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub middle_name: String,
+    /// Family name; one line, cut to 255 characters. With `first_name` and `company` it is a
+    /// first-sync match key.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub last_name: String,
     /// Primary address first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub emails: Vec<String>,
+    /// At most one number per kind, one line each; kinds with an empty number are dropped.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub phones: BTreeMap<PhoneKind, String>,
+    /// Employer's name; Salesforce keeps it as the contact's account, found or created by name.
+    /// Part of the name + company match key.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub company: String,
+    /// Job title, one line.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub title: String,
+    /// Department within `company`, one line.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub department: String,
+    /// At most one postal address per kind; empty addresses are dropped.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub addresses: BTreeMap<AddressKind, Address>,
+    /// Free text, line endings normalised and cut to 32,000 characters.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub notes: String,
+    /// Date of birth; a calendar date with no time zone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub birthday: Option<NaiveDate>,
 }
 
+/// Which of a contact's phone numbers a value is; each side maps these to its own phone fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PhoneKind {
+    /// Main work number.
     Business,
+    /// Mobile number.
     Mobile,
+    /// Home number.
     Home,
+    /// Any other number.
     Other,
+    /// Work fax.
     BusinessFax,
+    /// The assistant's number.
     Assistant,
 }
 
 impl PhoneKind {
+    /// The kind's name in field paths (`phones.business_fax`) and in what `sanitize` reports.
     pub fn as_str(self) -> &'static str {
         match self {
             PhoneKind::Business => "business",
@@ -62,15 +85,21 @@ impl PhoneKind {
     }
 }
 
+/// Which of a contact's postal addresses a value is; each side maps these to its own address
+/// fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AddressKind {
+    /// Work address.
     Business,
+    /// Home address.
     Home,
+    /// Any other address.
     Other,
 }
 
 impl AddressKind {
+    /// The kind's name in field paths (`addresses.home.city`) and in what `sanitize` reports.
     pub fn as_str(self) -> &'static str {
         match self {
             AddressKind::Business => "business",
@@ -80,17 +109,24 @@ impl AddressKind {
     }
 }
 
+/// A postal address, every part optional; the street may span lines, the other parts are one line
+/// each.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Address {
+    /// Street and house number; may hold several lines (building, floor).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub street: String,
+    /// City or town.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub city: String,
+    /// State, province or region.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub state: String,
+    /// Postal or ZIP code, kept as text.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub postal_code: String,
+    /// Country as the side gave it (a name or a code); not translated between sides.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub country: String,
 }
@@ -109,6 +145,7 @@ impl Address {
         }
     }
 
+    /// Whether no part is filled in; empty addresses are not synced.
     pub fn is_empty(&self) -> bool {
         self == &Address::default()
     }
@@ -157,6 +194,8 @@ impl Contact {
         fit.notes
     }
 
+    /// First, middle and last name joined by spaces, leaving out empty parts; used where an item
+    /// needs one name to show.
     pub fn display_name(&self) -> String {
         [&self.first_name, &self.middle_name, &self.last_name]
             .into_iter()

@@ -12,31 +12,45 @@ pub const MAX_ATTENDEES: usize = 50;
 /// Exchange's default limit on the recipients of one meeting.
 pub const MAX_MEETING_RECIPIENTS: usize = 500;
 
+/// A calendar event in the form both sides are mapped to and compared in. Each connector fills
+/// what its side has; [`Event::normalize`] makes two copies of the same meeting compare equal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Event {
+    /// Title; one line, cut to 255 characters. With `start` and `end` it is the first-sync match
+    /// key.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub subject: String,
+    /// Where it takes place, as free text; one line, cut to 255 characters.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub location: String,
+    /// Description; line endings normalised, cut to 32,000 characters.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub body: String,
+    /// When it begins; a date for an all-day event, otherwise an instant (whole seconds).
     pub start: EventTime,
+    /// When it ends; the same variant as `start` and not before it (see [`Event::problems`]).
     pub end: EventTime,
     /// IANA zone a series was scheduled in (e.g. `Europe/Berlin`), which its occurrences follow
     /// across daylight saving; empty for single and all-day events once normalised.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub time_zone: String,
+    /// Marked private by its owner; such events sync only when the rules set `sync_private`.
     #[serde(default, skip_serializing_if = "is_false")]
     pub private: bool,
+    /// How the time shows in the owner's free/busy; busy when a side does not say.
     #[serde(default, skip_serializing_if = "ShowAs::is_default")]
     pub show_as: ShowAs,
+    /// Minutes before `start` the owner is reminded; `None` for no reminder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reminder_minutes: Option<u32>,
+    /// The series rule when this is the master of a recurring series; `None` for a single event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recurrence: Option<Recurrence>,
+    /// Who sent the invitation, when the side knows; never also listed among `attendees`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub organizer: Option<Attendee>,
+    /// Invitees, one per address, sorted; Salesforce relates at most [`MAX_ATTENDEES`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attendees: Vec<Attendee>,
 }
@@ -50,11 +64,14 @@ fn is_false(b: &bool) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum EventTime {
+    /// An all-day time: the day itself, in no time zone.
     Date(NaiveDate),
+    /// An exact instant.
     At(DateTime<Utc>),
 }
 
 impl EventTime {
+    /// Whether this is an all-day date rather than an instant.
     pub fn is_date(&self) -> bool {
         matches!(self, EventTime::Date(_))
     }
@@ -77,14 +94,21 @@ impl EventTime {
     }
 }
 
+/// How an event's time shows to others looking at the owner's calendar (EWS
+/// `LegacyFreeBusyStatus`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ShowAs {
+    /// Shown as available.
     Free,
+    /// Shown as possibly busy.
     Tentative,
+    /// Shown as busy; the default.
     #[default]
     Busy,
+    /// Shown as away.
     OutOfOffice,
+    /// Shown as working from another place.
     WorkingElsewhere,
 }
 
@@ -94,12 +118,16 @@ impl ShowAs {
     }
 }
 
+/// Someone invited to an event, identified by address.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Attendee {
+    /// The invitee's e-mail address, lower-cased and trimmed; the identity both sides match on.
     pub email: String,
+    /// Display name; cleared by normalising, since each side shows the name its own directory has.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
+    /// How the invitee is asked to take part.
     #[serde(default, skip_serializing_if = "AttendeeKind::is_default")]
     pub kind: AttendeeKind,
 }
@@ -107,11 +135,15 @@ pub struct Attendee {
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
+/// How an invitee is asked to take part in an event.
 #[serde(rename_all = "snake_case")]
 pub enum AttendeeKind {
+    /// Must attend; the default.
     #[default]
     Required,
+    /// May attend.
     Optional,
+    /// A room or equipment booked for the event.
     Resource,
 }
 
@@ -149,6 +181,7 @@ impl Event {
         }
     }
 
+    /// Whether the event takes whole days (its `start` is a date).
     pub fn is_all_day(&self) -> bool {
         self.start.is_date()
     }

@@ -8,11 +8,14 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Side {
+    /// The CRM (Salesforce), where the records are owned.
     Crm,
+    /// The user's Exchange mailbox.
     Exchange,
 }
 
 impl Side {
+    /// The side a change on this one is written to.
     pub fn other(self) -> Side {
         match self {
             Side::Crm => Side::Exchange,
@@ -20,6 +23,7 @@ impl Side {
         }
     }
 
+    /// The side's name in logs, reports and the status database (`crm`, `exchange`).
     pub fn as_str(self) -> &'static str {
         match self {
             Side::Crm => "crm",
@@ -38,11 +42,14 @@ impl fmt::Display for Side {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ItemKind {
+    /// A contact (Salesforce Contact, Exchange contact item).
     Contact,
+    /// A calendar event (Salesforce Event, Exchange calendar item).
     Event,
 }
 
 impl ItemKind {
+    /// The kind's name in configuration, logs and the status database (`contact`, `event`).
     pub fn as_str(self) -> &'static str {
         match self {
             ItemKind::Contact => "contact",
@@ -50,6 +57,7 @@ impl ItemKind {
         }
     }
 
+    /// Reads a name written by [`ItemKind::as_str`]; `None` for anything else.
     pub fn parse(s: &str) -> Option<ItemKind> {
         match s {
             "contact" => Some(ItemKind::Contact),
@@ -73,10 +81,13 @@ macro_rules! string_id {
         pub struct $name(pub String);
 
         impl $name {
+            /// Wraps an id as the side gave it; nothing is checked, since only the side can tell a
+            /// valid id.
             pub fn new(id: impl Into<String>) -> Self {
                 Self(id.into())
             }
 
+            /// The id exactly as the side spells it, for requests and storage.
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -129,11 +140,14 @@ impl UserKey {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(tag = "side", content = "id", rename_all = "snake_case")]
 pub enum ItemId {
+    /// A record in the CRM.
     Crm(CrmId),
+    /// An item in an Exchange mailbox.
     Exchange(ExchangeId),
 }
 
 impl ItemId {
+    /// The side the id belongs to.
     pub fn side(&self) -> Side {
         match self {
             ItemId::Crm(_) => Side::Crm,
@@ -141,6 +155,7 @@ impl ItemId {
         }
     }
 
+    /// The id without its side, as that side spells it.
     pub fn as_str(&self) -> &str {
         match self {
             ItemId::Crm(id) => id.as_str(),

@@ -32,14 +32,19 @@ pub type Fields = BTreeMap<String, serde_json::Value>;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{kind} fields do not form a valid record: {reason}")]
 pub struct FieldsError {
+    /// The kind of record the fields were meant to form.
     pub kind: ItemKind,
+    /// What deserialising found wrong (a missing or mistyped field), for the admin.
     pub reason: String,
 }
 
 /// A record type the planner can sync.
 pub trait Record: Serialize + DeserializeOwned + Clone {
+    /// The kind written in pairs, plans and field paths for this record type.
     const KIND: ItemKind;
 
+    /// Puts the record in its canonical form, so that two copies of the same data compare and hash
+    /// equal.
     fn normalize(&mut self);
 
     /// [`Record::normalize`], returning what had to be removed or cut for the record to fit
@@ -61,6 +66,8 @@ pub trait Record: Serialize + DeserializeOwned + Clone {
         }
     }
 
+    /// Turns a field map (from the status database or a merge) back into a record; fails on a
+    /// missing required field or a value of the wrong shape.
     fn from_fields(fields: &Fields) -> Result<Self, FieldsError> {
         let map: serde_json::Map<String, serde_json::Value> =
             fields.iter().map(|(k, v)| (k.clone(), v.clone())).collect();

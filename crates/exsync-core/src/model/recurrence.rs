@@ -10,12 +10,16 @@ use serde::{Deserialize, Serialize};
 use super::event::EventTime;
 use super::text::{Fit, MAX_LINE};
 
+/// A recurring series as both sides store it: the rule, its range and the exceptions to it.
+/// The shape follows what EWS can express; [`Recurrence::from_rrule`] refuses anything else.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Recurrence {
+    /// How occurrences repeat.
     pub pattern: Pattern,
     /// Date of the first occurrence, in the event's time zone.
     pub start_date: NaiveDate,
+    /// When the series stops.
     pub end: RecurrenceEnd,
     /// Occurrences removed from the series, by their original date.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
@@ -25,34 +29,57 @@ pub struct Recurrence {
     pub modified: Vec<Occurrence>,
 }
 
+/// How often a series repeats; one variant per EWS recurrence pattern.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Pattern {
+    /// Every `interval` days.
     Daily {
+        /// Days between occurrences, 1 to 999.
         interval: u32,
     },
+    /// Every `interval` weeks, on each of `days`.
     Weekly {
+        /// Weeks between occurrences, 1 to 999.
         interval: u32,
+        /// The weekdays it occurs on; only plain days, at least one (sorted and deduplicated by
+        /// [`Recurrence::normalize`]).
         days: Vec<Day>,
+        /// The day a week starts on (iCalendar `WKST`), which decides which weeks an interval above
+        /// 1 skips; Monday when absent.
         #[serde(default = "monday")]
         first_day_of_week: Day,
     },
+    /// Every `interval` months, on a fixed day of the month.
     AbsoluteMonthly {
+        /// Months between occurrences, 1 to 999.
         interval: u32,
+        /// Day of the month, 1 to 31.
         day_of_month: u32,
     },
+    /// Every `interval` months, on the `index`-th `day` of the month (say, the last Friday).
     RelativeMonthly {
+        /// Months between occurrences, 1 to 999.
         interval: u32,
+        /// The weekday, or a group of days, counted within the month.
         day: Day,
+        /// Which of those days in the month.
         index: WeekIndex,
     },
+    /// Every year on a fixed date.
     AbsoluteYearly {
+        /// Month, 1 to 12.
         month: u32,
+        /// Day of `month`; the pair must be a real date in a leap year.
         day_of_month: u32,
     },
+    /// Every year on the `index`-th `day` of `month` (say, the first Monday of September).
     RelativeYearly {
+        /// Month, 1 to 12.
         month: u32,
+        /// The weekday, or a group of days, counted within the month.
         day: Day,
+        /// Which of those days in the month.
         index: WeekIndex,
     },
 }
@@ -65,12 +92,19 @@ fn monday() -> Day {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Day {
+    /// A plain weekday (iCalendar `MO`).
     Monday,
+    /// A plain weekday (iCalendar `TU`).
     Tuesday,
+    /// A plain weekday (iCalendar `WE`).
     Wednesday,
+    /// A plain weekday (iCalendar `TH`).
     Thursday,
+    /// A plain weekday (iCalendar `FR`).
     Friday,
+    /// A plain weekday (iCalendar `SA`).
     Saturday,
+    /// A plain weekday (iCalendar `SU`).
     Sunday,
     /// Any day.
     Day,
@@ -91,6 +125,8 @@ const PLAIN_DAYS: [(Day, &str); 7] = [
 ];
 
 impl Day {
+    /// Whether this is a single weekday rather than a group; weekly patterns only accept plain
+    /// days.
     pub fn is_plain(self) -> bool {
         !matches!(self, Day::Day | Day::Weekday | Day::WeekendDay)
     }
@@ -125,13 +161,19 @@ impl Day {
     }
 }
 
+/// Which of the matching days within a month a relative pattern means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WeekIndex {
+    /// The first (iCalendar position 1).
     First,
+    /// The second (position 2).
     Second,
+    /// The third (position 3).
     Third,
+    /// The fourth (position 4).
     Fourth,
+    /// The last in the month (position -1), whether that is the fourth or the fifth.
     Last,
 }
 
@@ -158,12 +200,16 @@ impl WeekIndex {
     }
 }
 
+/// When a series stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "value", rename_all = "snake_case")]
 pub enum RecurrenceEnd {
+    /// Repeats without end.
     Never,
     /// Last date an occurrence may start on (inclusive).
     Until(NaiveDate),
+    /// Stops after this many occurrences, counting the first; 0 is refused by
+    /// [`Recurrence::problems`].
     Count(u32),
 }
 
@@ -173,10 +219,14 @@ pub enum RecurrenceEnd {
 pub struct Occurrence {
     /// Where the series would have put it.
     pub original_start: EventTime,
+    /// When it actually starts.
     pub start: EventTime,
+    /// When it actually ends.
     pub end: EventTime,
+    /// Its own subject, or `None` to keep the series' subject.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    /// Its own location, or `None` to keep the series' location.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
 }
@@ -185,11 +235,16 @@ pub struct Occurrence {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("recurrence rule {rule:?}: {reason}")]
 pub struct RruleError {
+    /// The RRULE text as given, so the admin can see which record carried it.
     pub rule: String,
+    /// What in the rule could not be read or expressed.
     pub reason: String,
 }
 
 impl Recurrence {
+    /// Puts the series in the canonical form content hashing and comparison rely on: weekdays
+    /// sorted and deduplicated, moved occurrences sorted with one per original start and their
+    /// text cut to the line limit.
     pub fn normalize(&mut self) {
         if let Pattern::Weekly { days, .. } = &mut self.pattern {
             days.sort();
@@ -213,6 +268,8 @@ impl Recurrence {
             .dedup_by(|a, b| a.original_start == b.original_start);
     }
 
+    /// What makes the series invalid, one sentence each (interval outside 1..=999, impossible
+    /// dates, an end before the start…); empty when both sides can hold it.
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         let interval = match &self.pattern {

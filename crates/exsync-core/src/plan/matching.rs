@@ -55,6 +55,8 @@ pub fn match_keys(kind: ItemKind, item: &Item) -> Vec<(u8, String)> {
 /// Unpaired records as matching reads them. Implementations keep records that are linked out
 /// of later answers.
 pub trait Candidates {
+    /// What the store behind the candidates fails with; matching stops on the first error and
+    /// returns it.
     type Error;
 
     /// Up to `limit` CRM records not linked yet, after `after` in id order, each with its keys
@@ -69,6 +71,7 @@ pub trait Candidates {
     /// The lowest-id Exchange record not linked yet with this key of `rule`.
     fn exchange_with(&mut self, rule: u8, key: &str) -> Result<Option<ItemId>, Self::Error>;
 
+    /// Records that `crm` and `exchange` are a pair, so neither is offered again.
     fn link(
         &mut self,
         crm: &ItemId,

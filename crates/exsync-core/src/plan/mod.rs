@@ -41,7 +41,9 @@ pub use types::*;
 /// Everything the planner reads for one user and one record kind.
 #[derive(Debug, Clone, Copy)]
 pub struct PlanInput<'a> {
+    /// The record kind planned; the changes and pairs given must all be of this kind.
     pub kind: ItemKind,
+    /// The user's sync rules for this kind: direction, fields, conflict and delete policy, scope.
     pub rules: &'a KindRules,
     /// The user's pairs of this kind, as last synced.
     pub pairs: &'a [SyncedPair],
@@ -49,6 +51,8 @@ pub struct PlanInput<'a> {
     pub crm_changes: &'a [Change],
     /// What Exchange reports since the last pass, in the order it happened.
     pub exchange_changes: &'a [Change],
+    /// The time of the pass, against which time-based scope rules (such as an event window) are
+    /// judged.
     pub now: DateTime<Utc>,
     /// What the CRM can hold; [`Identity`] for a CRM that holds everything.
     pub crm_lens: &'a dyn Lens,

@@ -16,31 +16,51 @@ use super::types::{Conflict, Op, SyncedPair};
 pub enum WriteResult {
     /// Written; `id` is the record's id on the written side (new for a create) and `version`
     /// its version afterwards.
-    Done { id: ItemId, version: Option<String> },
+    Done {
+        /// The record's id on the written side; for a create, the id of the new record.
+        id: ItemId,
+        /// The record's version after the write, stored so the next write is conditional on it.
+        version: Option<String>,
+    },
     /// Not written; nothing changed on that side.
-    Failed { reason: String },
+    Failed {
+        /// What the side answered, recorded with the failure for the admin.
+        reason: String,
+    },
 }
 
 /// A record that did not sync in this pass and is fetched again in the next.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ItemFailure {
+    /// Whether the record is a contact or an event.
     pub kind: ItemKind,
+    /// The record to fetch again, on the side that reported it.
     pub id: ItemId,
+    /// Why it did not sync, shown to the admin until it does.
     pub reason: String,
 }
 
 /// Everything a pass commits, in one transaction, for one user and kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settlement {
+    /// Pair rows to insert or replace, with the content and versions now held on both sides.
     pub upserts: Vec<SyncedPair>,
+    /// `(CRM, Exchange)` pairs to delete from the status database.
     pub removals: Vec<(CrmId, ExchangeId)>,
+    /// Conflicts to record against their pair, only for pairs whose link was committed.
     pub conflicts: Vec<(CrmId, ExchangeId, Conflict)>,
+    /// Records that did not sync, each to be fetched again next pass.
     pub failures: Vec<ItemFailure>,
     /// The records that synced in this pass, whose earlier failures are resolved.
     pub resolved: BTreeSet<ItemId>,
+    /// Set with the valve's reason when the plan paused the user; the user stays paused until an
+    /// admin resumes it.
     pub paused: Option<String>,
+    /// Creates that succeeded, for the pass report.
     pub created: usize,
+    /// Updates that succeeded, for the pass report.
     pub updated: usize,
+    /// Deletes that succeeded, for the pass report.
     pub deleted: usize,
 }
 

@@ -8,8 +8,11 @@ use crate::model::{CrmId, ExchangeId, Fields, ItemId, ItemKind, Side};
 /// The last-synced state of one linked pair: one row of the status database.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncedPair {
+    /// Whether the pair is a contact or an event.
     pub kind: ItemKind,
+    /// The record's id in the CRM.
     pub crm_id: CrmId,
+    /// The record's id in the Exchange mailbox.
     pub exchange_id: ExchangeId,
     /// Normalised content both sides held when the pair was last synced: the merge base.
     pub content: Fields,
@@ -20,6 +23,7 @@ pub struct SyncedPair {
 }
 
 impl SyncedPair {
+    /// The pair's record id on `side`, for looking it up among that side's changes.
     pub fn id_on(&self, side: Side) -> ItemId {
         match side {
             Side::Crm => ItemId::Crm(self.crm_id.clone()),
@@ -27,6 +31,7 @@ impl SyncedPair {
         }
     }
 
+    /// The version last seen on `side`, which a conditional write to that side expects to find.
     pub fn version_on(&self, side: Side) -> Option<&str> {
         match side {
             Side::Crm => self.crm_version.as_deref(),
@@ -38,6 +43,7 @@ impl SyncedPair {
 /// A record as one side holds it now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Item {
+    /// The record's id on the side that reported it.
     pub id: ItemId,
     /// Normalised fields (see [`crate::model::Record::to_fields`]).
     pub fields: Fields,
@@ -58,15 +64,27 @@ pub enum Change {
     /// Created or modified (sides often cannot tell which).
     Upsert(Item),
     /// Deleted on that side.
-    Deleted { id: ItemId },
+    Deleted {
+        /// The deleted record.
+        id: ItemId,
+    },
     /// Still exists but no longer in scope (owner changed, moved out of the sync folder…):
     /// the pair is dropped and nothing is deleted.
-    OutOfScope { id: ItemId },
+    OutOfScope {
+        /// The record that left the scope.
+        id: ItemId,
+    },
     /// Could not be read into a record; skipped with the reason.
-    Invalid { id: ItemId, reason: String },
+    Invalid {
+        /// The record that could not be read.
+        id: ItemId,
+        /// Why it could not be read, shown to the admin.
+        reason: String,
+    },
 }
 
 impl Change {
+    /// The id of the record the change is about, whatever the change.
     pub fn id(&self) -> &ItemId {
         match self {
             Change::Upsert(item) => &item.id,
@@ -109,9 +127,13 @@ impl LinkReason {
 /// A field both sides changed differently since the last sync, and how it was settled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Conflict {
+    /// Name of the field in the normalised [`Fields`].
     pub field: String,
+    /// The value the CRM holds now, `None` when the field is empty there.
     pub crm_value: Option<serde_json::Value>,
+    /// The value Exchange holds now, `None` when the field is empty there.
     pub exchange_value: Option<serde_json::Value>,
+    /// The side whose value the conflict policy kept; its value is written to the other side.
     pub winner: Side,
 }
 
@@ -129,69 +151,111 @@ pub enum Op {
     /// recreated, `replaces` names the old pair, which is dropped only if the create succeeds: a
     /// failed recreate leaves the pair as it was, to be planned again.
     Create {
+        /// Whether the record is a contact or an event.
         kind: ItemKind,
+        /// The side the record is created on.
         on: Side,
+        /// The record on the other side it is copied from.
         source: ItemId,
         /// The source record's version, stored with the new pair so later writes to it are
         /// conditional on what was read.
         source_version: Option<String>,
+        /// The normalised content to write.
         fields: Fields,
+        /// The `(CRM, Exchange)` ids of the pair this create replaces, if any.
         replaces: Option<(CrmId, ExchangeId)>,
     },
     /// Write the fields named in `changed` (taking their values from `fields`, the pair's merged
     /// content) to the pair's record on `on`, conditional on `expected_version`. Fields not
     /// synced or not changed are left as they are on that side.
     Update {
+        /// Whether the pair is a contact or an event.
         kind: ItemKind,
+        /// The side written to.
         on: Side,
+        /// The pair's CRM id.
         crm_id: CrmId,
+        /// The pair's Exchange id.
         exchange_id: ExchangeId,
+        /// The pair's whole merged content; only the `changed` fields are written.
         fields: Fields,
+        /// Names of the fields to write, as keys of `fields`.
         changed: Vec<String>,
+        /// The version the record on `on` must still have for the write to go ahead (`None` when
+        /// none was seen).
         expected_version: Option<String>,
     },
     /// Delete the pair's record on `on` (the other side deleted it or it left the user's
     /// scope), then forget the pair.
     Delete {
+        /// Whether the pair is a contact or an event.
         kind: ItemKind,
+        /// The side the record is deleted from.
         on: Side,
+        /// The pair's CRM id.
         crm_id: CrmId,
+        /// The pair's Exchange id.
         exchange_id: ExchangeId,
     },
     /// Record the pair with `fields` as the content both sides hold (after this pair's updates).
     Link {
+        /// Whether the pair is a contact or an event.
         kind: ItemKind,
+        /// The pair's CRM id.
         crm_id: CrmId,
+        /// The pair's Exchange id.
         exchange_id: ExchangeId,
+        /// The content both sides hold once this pair's updates are written: the next merge base.
         fields: Fields,
+        /// The CRM version as read; `settle` stores the one an update in the same plan returned
+        /// instead.
         crm_version: Option<String>,
+        /// The Exchange version as read; `settle` stores the one an update in the same plan
+        /// returned instead.
         exchange_version: Option<String>,
+        /// Why the pair is linked, for the report and the first-sync counts.
         reason: LinkReason,
     },
     /// Drop a pair from the status database; neither side is touched.
     Forget {
+        /// Whether the pair is a contact or an event.
         kind: ItemKind,
+        /// The pair's CRM id.
         crm_id: CrmId,
+        /// The pair's Exchange id.
         exchange_id: ExchangeId,
+        /// Why the pair is dropped, for the log.
         reason: String,
     },
     /// A field both sides changed differently, settled by the conflict policy; recorded for the
     /// admin.
     Conflict {
+        /// Whether the pair is a contact or an event.
         kind: ItemKind,
+        /// The pair's CRM id.
         crm_id: CrmId,
+        /// The pair's Exchange id.
         exchange_id: ExchangeId,
+        /// The field, both values and the side that won.
         conflict: Conflict,
     },
     /// A record left out of this pass, with the reason; the rest of the pass goes on.
     Skip {
+        /// Whether the record is a contact or an event.
         kind: ItemKind,
+        /// The record left out, on whichever side reported it.
         id: ItemId,
+        /// Why it was left out, shown to the admin.
         reason: String,
     },
     /// Stop syncing this user until an admin looks (mass-delete safety valve). A plan with this
     /// op has no other ops.
-    PauseUser { kind: ItemKind, reason: String },
+    PauseUser {
+        /// The kind whose plan was replaced by the pause.
+        kind: ItemKind,
+        /// What tripped the valve (how many deletes against how many pairs), shown to the admin.
+        reason: String,
+    },
 }
 
 impl Op {
