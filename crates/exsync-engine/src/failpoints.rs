@@ -12,6 +12,13 @@
 pub const READS_STAGED: &str = "reads-staged";
 /// A slice is planned and its writes are about to go out to the sides.
 pub const BEFORE_SLICE_WRITES: &str = "before-slice-writes";
+/// A slice's writes are journaled and none has gone out yet.
+pub const JOURNAL_COMMITTED: &str = "journal-committed";
+/// The journal says the CRM batch was sent, and the request has not gone out: the worst case
+/// for recovery, which must not take "sent" for "written".
+pub const CRM_BATCH_SENT: &str = "crm-batch-sent";
+/// As [`CRM_BATCH_SENT`], for the mailbox's batch.
+pub const EXCHANGE_BATCH_SENT: &str = "exchange-batch-sent";
 /// The CRM answered a slice's batch of writes; the pass has stored nothing about them yet.
 pub const CRM_WRITES_ANSWERED: &str = "crm-writes-answered";
 /// Exchange answered a slice's batch of writes; the pass has stored nothing about them yet.
@@ -24,7 +31,7 @@ pub const BEFORE_FINAL_COMMIT: &str = "before-final-commit";
 
 /// Every failpoint, in the order a pass reaches them, with when that is. The one list tests
 /// iterate over, so a new point is crash-tested as soon as it is listed here.
-pub const POINTS: [(&str, &str); 6] = [
+pub const POINTS: [(&str, &str); 9] = [
     (
         READS_STAGED,
         "both sides' reads for a kind are staged, nothing is planned",
@@ -32,6 +39,18 @@ pub const POINTS: [(&str, &str); 6] = [
     (
         BEFORE_SLICE_WRITES,
         "a slice is planned, its writes not yet sent",
+    ),
+    (
+        JOURNAL_COMMITTED,
+        "a slice's writes are journaled, none sent",
+    ),
+    (
+        CRM_BATCH_SENT,
+        "the CRM batch is marked sent, the request not yet made",
+    ),
+    (
+        EXCHANGE_BATCH_SENT,
+        "the mailbox batch is marked sent, the request not yet made",
     ),
     (
         CRM_WRITES_ANSWERED,

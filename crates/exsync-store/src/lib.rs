@@ -27,7 +27,7 @@ pub use sqlite::{SqliteStore, SCHEMA_VERSION};
 pub use store::Store;
 pub use types::{
     CommitReceipt, ConflictEntry, ConflictRecord, CrmUserSkip, CrmWrite, CursorAdvance,
-    CursorEntry, CursorScope, ItemRef, PairKey, PassCommit, Pause, ResetCounts, RunCounts,
+    CursorEntry, CursorScope, Intent, ItemRef, PairKey, PassCommit, Pause, ResetCounts, RunCounts,
     RunRecord, SkippedCrmUser, UnresolvedItem, UnresolvedReport, UserStatus, SKIPPED_ADDRESS_MAX,
 };
 

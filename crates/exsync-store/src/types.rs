@@ -1,7 +1,7 @@
 //! What goes into the sync-state half of the store and what comes out of it.
 
 use chrono::{DateTime, Utc};
-use exsync_core::plan::{Conflict, SyncedPair};
+use exsync_core::plan::{Conflict, Op, SyncedPair};
 use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind, UserKey};
 use serde::{Deserialize, Serialize};
 
@@ -138,6 +138,10 @@ pub struct PassCommit {
     /// echo writes are applied, but no run is recorded; the pass's last commit records it.
     #[serde(default)]
     pub partial: bool,
+    /// Journaled writes (see [`Intent`]) whose outcome this commit stores: they leave the
+    /// journal in the same transaction, so a write is always either journaled or settled.
+    #[serde(default)]
+    pub settled_intents: Vec<i64>,
 }
 
 impl PassCommit {
@@ -158,6 +162,7 @@ impl PassCommit {
             error: None,
             pause: None,
             partial: false,
+            settled_intents: Vec::new(),
         }
     }
 }
@@ -258,4 +263,22 @@ pub struct ResetCounts {
     pub pairs: u64,
     pub cursors: u64,
     pub was_paused: bool,
+}
+
+/// A write a pass is about to make, journaled before it goes out (see
+/// [`crate::SyncState::journal_intents`]). After a crash the next pass finds it still there and
+/// settles it by evidence: the copy a create made is found by its tag and paired with the
+/// content the create wrote, so a later edit on either side is a one-sided change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Intent {
+    /// The journal's own number for the write, which a commit names to settle it.
+    pub id: i64,
+    pub user: UserKey,
+    pub kind: ItemKind,
+    /// The write as planned: an `Op::Create`, `Op::Update` or `Op::Delete`.
+    pub op: Op,
+    /// Whether the write was handed to its side's connector. An intent never sent cannot have
+    /// written anything; one sent may have, whatever the pass heard back.
+    pub sent: bool,
+    pub journaled_at: DateTime<Utc>,
 }

@@ -11,9 +11,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use exsync_core::plan::{Change, WriteResult};
-use exsync_core::{ExchangeId, ItemKind, UserKey};
+use exsync_core::{ExchangeId, ItemId, ItemKind, UserKey};
 
-use super::sides::{MailboxPage, MailboxSide, SideError, SideErrorKind, SideResult, Write};
+use super::sides::{
+    CopyEvidence, MailboxPage, MailboxSide, SideError, SideErrorKind, SideResult, Write,
+};
 
 /// A mailbox backend: the protocol a user's mailbox is reached through.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -162,6 +164,15 @@ impl<W: MailboxSide, G: MailboxSide> MailboxSide for Mailboxes<W, G> {
         writes: &[Write<'_>],
     ) -> SideResult<Vec<WriteResult>> {
         dispatch!(self, user, side => side.write(user, kind, writes).await)
+    }
+
+    async fn find_copies(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        origins: &[ItemId],
+    ) -> SideResult<Vec<CopyEvidence>> {
+        dispatch!(self, user, side => side.find_copies(user, kind, origins).await)
     }
 }
 

@@ -31,6 +31,21 @@ pub enum Write<'a> {
     Delete { id: &'a str },
 }
 
+/// What a side can say, after a crash, about the copy a journaled create may have made of
+/// `origin` (see [`CrmSide::find_copies`] and [`MailboxSide::find_copies`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopyEvidence {
+    /// A record carrying the tag exists: its current state.
+    Present(Change),
+    /// A record carrying the tag was made and has been deleted since (it sits in the
+    /// recycle bin or the Deleted Items folder).
+    Deleted(ItemId),
+    /// The side is sure no record ever carried the tag.
+    Never,
+    /// The side cannot tell.
+    Unknown,
+}
+
 /// How a whole call failed, which decides what the service does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SideErrorKind {
@@ -217,6 +232,20 @@ pub trait CrmSide: Send + Sync {
         owner: &CrmId,
         writes: &[Write<'_>],
     ) -> impl Future<Output = SideResult<Vec<WriteResult>>> + Send;
+
+    /// After a crash, what became of the records creates tagged with these origins may have
+    /// made, one answer per origin, in order: found by the tag among live and deleted
+    /// records. Asked only for journaled creates that were sent and whose copy no read
+    /// found, so it is rare. A CRM that cannot search its deleted records answers
+    /// [`CopyEvidence::Unknown`].
+    fn find_copies(
+        &self,
+        _kind: ItemKind,
+        origins: &[ItemId],
+    ) -> impl Future<Output = SideResult<Vec<CopyEvidence>>> + Send {
+        let unknown = vec![CopyEvidence::Unknown; origins.len()];
+        async move { Ok(unknown) }
+    }
 }
 
 /// One page of a mailbox folder's changes, listed but not fetched: the service fetches only
@@ -309,4 +338,18 @@ pub trait MailboxSide: Send + Sync {
         kind: ItemKind,
         writes: &[Write<'_>],
     ) -> impl Future<Output = SideResult<Vec<WriteResult>>> + Send;
+
+    /// After a crash, what became of the items creates tagged with these origins may have
+    /// made in the user's folder for `kind`, one answer per origin, in order (see
+    /// [`CrmSide::find_copies`]). A backend that cannot search deleted items answers
+    /// [`CopyEvidence::Unknown`].
+    fn find_copies(
+        &self,
+        _user: &UserKey,
+        _kind: ItemKind,
+        origins: &[ItemId],
+    ) -> impl Future<Output = SideResult<Vec<CopyEvidence>>> + Send {
+        let unknown = vec![CopyEvidence::Unknown; origins.len()];
+        async move { Ok(unknown) }
+    }
 }

@@ -313,6 +313,41 @@ impl Stage {
         Ok(changes)
     }
 
+    /// Which of these records are staged with a change (not merely listed), and that change.
+    pub fn staged(&self, ids: &[ItemId]) -> Result<Vec<Change>> {
+        self.changes(
+            "staged",
+            "SELECT id, change FROM records WHERE side = ?1 AND id = ?2 AND change IS NOT NULL",
+            ids.iter().map(|id| [id.side().as_str(), id.as_str()]),
+        )
+    }
+
+    /// Files staged records under a pair the pass learnt of after staging them (one a crashed
+    /// pass made, recovered from the journal), so they are planned with it, not matched.
+    pub fn set_pair(&mut self, ids: &[ItemId], pair: &CrmId) -> Result<()> {
+        let op = "set pair";
+        let tx = self.conn().transaction().map_err(sql(op))?;
+        {
+            let mut set = tx
+                .prepare_cached(
+                    "UPDATE records SET pair = ?3, partner = NULL, reason = NULL
+                     WHERE side = ?1 AND id = ?2",
+                )
+                .map_err(sql(op))?;
+            let mut forget_keys = tx
+                .prepare_cached("DELETE FROM keys WHERE side = ?1 AND id = ?2")
+                .map_err(sql(op))?;
+            for id in ids {
+                set.execute(params![id.side().as_str(), id.as_str(), pair.as_str()])
+                    .map_err(sql(op))?;
+                forget_keys
+                    .execute([id.side().as_str(), id.as_str()])
+                    .map_err(sql(op))?;
+            }
+        }
+        tx.commit().map_err(sql(op))
+    }
+
     /// These records are settled: later touched_pairs/tagged/matching/new_records skip them.
     pub fn mark_done(&mut self, ids: &[ItemId]) -> Result<()> {
         let op = "mark done";

@@ -1,13 +1,13 @@
 //! What the sync engine keeps between passes.
 
 use chrono::{DateTime, Utc};
-use exsync_core::plan::SyncedPair;
+use exsync_core::plan::{Op, SyncedPair};
 use exsync_core::{CrmId, ItemId, ItemKind, UserKey};
 
 use crate::error::StoreResult;
 use crate::types::{
     CommitReceipt, ConflictRecord, CrmUserSkip, CrmWrite, CursorAdvance, CursorEntry, CursorScope,
-    PassCommit, ResetCounts, RunRecord, SkippedCrmUser, UnresolvedItem, UserStatus,
+    Intent, PassCommit, ResetCounts, RunRecord, SkippedCrmUser, UnresolvedItem, UserStatus,
 };
 
 /// The sync state: linked pairs (the merge base), change cursors, per-user status and pass
@@ -73,6 +73,26 @@ pub trait SyncState: Send + Sync {
     /// malformed is refused and writes nothing.
     fn commit_pass(&self, commit: &PassCommit) -> StoreResult<CommitReceipt>;
 
+    // ---- the intent journal -------------------------------------------------------------
+
+    /// Journals writes (`Op::Create`, `Op::Update`, `Op::Delete`) the user's pass is about to
+    /// make, in one transaction, before any of them goes out; returns their ids in order. A
+    /// commit naming them in [`PassCommit::settled_intents`] removes them.
+    fn journal_intents(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        ops: &[Op],
+        at: DateTime<Utc>,
+    ) -> StoreResult<Vec<i64>>;
+
+    /// Records that these journaled writes were handed to their side, just before they are.
+    fn mark_intents_sent(&self, ids: &[i64]) -> StoreResult<()>;
+
+    /// The user's journaled writes of one kind that no commit has settled, oldest first:
+    /// after a crash, what the next pass must settle before it plans.
+    fn intents(&self, user: &UserKey, kind: ItemKind) -> StoreResult<Vec<Intent>>;
+
     /// Moves org-wide CRM cursors (only those), in one transaction. The service calls it once
     /// every user's pass covering the changes is committed.
     fn advance_org_cursors(
@@ -81,8 +101,8 @@ pub trait SyncState: Send + Sync {
         at: DateTime<Utc>,
     ) -> StoreResult<u64>;
 
-    /// Reset Sync: forgets the user's pairs and cursors so the next pass re-matches
-    /// everything, and un-pauses the user. Nothing else (runs, logs, other users) changes.
+    /// Reset Sync: forgets the user's pairs, cursors and journaled writes so the next pass
+    /// re-matches everything, and un-pauses the user. Nothing else (runs, logs, other users) changes.
     fn reset_user(&self, user: &UserKey) -> StoreResult<ResetCounts>;
 
     // ---- users ------------------------------------------------------------------------

@@ -166,7 +166,22 @@ CREATE TABLE skipped_crm_users (
 ) STRICT;
 "#;
 
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+/// The intent journal: the writes a pass is about to make, committed before they go out and
+/// removed by the commit that stores their outcome. What is left after a crash is what the
+/// next pass must settle by evidence rather than guess (see `exsync-engine`'s `recover.rs`).
+const V4: &str = r#"
+CREATE TABLE intents (
+    id           INTEGER PRIMARY KEY,
+    user_key     TEXT NOT NULL REFERENCES users(user_key) ON DELETE CASCADE,
+    kind         TEXT NOT NULL CHECK (kind IN ('contact', 'event')),
+    op           TEXT NOT NULL CHECK (json_valid(op)),
+    sent         INTEGER NOT NULL DEFAULT 0 CHECK (sent IN (0, 1)),
+    journaled_at TEXT NOT NULL
+) STRICT;
+CREATE INDEX intents_by_user ON intents (user_key, kind, id);
+"#;
+
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 pub(crate) fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA user_version", [], |row| row.get(0))

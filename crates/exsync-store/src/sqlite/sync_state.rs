@@ -2,15 +2,15 @@
 //! the pass commit, users, the echo log, settings); this only takes the connection for it.
 
 use chrono::{DateTime, Utc};
-use exsync_core::plan::SyncedPair;
+use exsync_core::plan::{Op, SyncedPair};
 use exsync_core::{CrmId, ItemId, ItemKind, UserKey};
 
-use super::{commit, echo, settings, state, users, SqliteStore};
+use super::{commit, echo, journal, settings, state, users, SqliteStore};
 use crate::error::StoreResult;
 use crate::roles::SyncState;
 use crate::types::{
     CommitReceipt, ConflictRecord, CrmUserSkip, CrmWrite, CursorAdvance, CursorEntry, CursorScope,
-    PassCommit, ResetCounts, RunRecord, SkippedCrmUser, UnresolvedItem, UserStatus,
+    Intent, PassCommit, ResetCounts, RunRecord, SkippedCrmUser, UnresolvedItem, UserStatus,
 };
 
 impl SyncState for SqliteStore {
@@ -70,6 +70,24 @@ impl SyncState for SqliteStore {
         commit::validate(commit)?;
         let mut conn = self.lock();
         commit::apply(&mut conn, commit, |step, conn| self.checkpoint(step, conn))
+    }
+
+    fn journal_intents(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        ops: &[Op],
+        at: DateTime<Utc>,
+    ) -> StoreResult<Vec<i64>> {
+        journal::journal(&mut self.lock(), user, kind, ops, &at)
+    }
+
+    fn mark_intents_sent(&self, ids: &[i64]) -> StoreResult<()> {
+        journal::mark_sent(&mut self.lock(), ids)
+    }
+
+    fn intents(&self, user: &UserKey, kind: ItemKind) -> StoreResult<Vec<Intent>> {
+        journal::outstanding(&self.lock(), user, kind)
     }
 
     fn advance_org_cursors(

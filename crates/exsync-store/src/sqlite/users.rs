@@ -94,6 +94,13 @@ pub(crate) fn reset_user(conn: &mut Connection, user: &UserKey) -> StoreResult<R
             params![user.as_str()],
         )
         .ctx(OP, u)?;
+    // A journaled write names pairs and records the reset forgets; the first pass after it
+    // matches whatever those writes left by tag, as it does every record.
+    tx.execute(
+        "DELETE FROM intents WHERE user_key = ?1",
+        params![user.as_str()],
+    )
+    .ctx(OP, u)?;
     let was_paused = unpause(&tx, user).ctx(OP, u)? > 0;
     tx.commit().ctx(OP, u)?;
     tracing::info!(user = %user, pairs, cursors, was_paused, "sync reset");

@@ -48,6 +48,7 @@ fn a_fresh_database_gets_the_latest_version_and_reopening_changes_nothing() {
             "conflicts",
             "crm_writes",
             "cursors",
+            "intents",
             "pairs",
             "runs",
             "secrets",

@@ -4,6 +4,7 @@
 mod concurrency;
 #[cfg(unix)]
 mod files;
+mod journal;
 mod kill;
 mod migrations;
 mod pairs;

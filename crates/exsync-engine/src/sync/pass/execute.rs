@@ -1,6 +1,7 @@
-//! Executing: one slice's writes, sent to each side in one batch, and the slice's own commit
-//! of what they did (pairs, the echo log, the items created), so a crash after a slice loses
-//! none of its writes.
+//! Executing: one slice's writes, journaled, then sent to each side in one batch, and the
+//! slice's own commit of what they did (pairs, the echo log, the items created), which settles
+//! the journal: a crash at any point leaves each write either settled or journaled, and
+//! `recover.rs` settles what is journaled.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -59,10 +60,25 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         }
         // The slice is planned and none of its writes has gone out yet.
         failpoint(failpoints::BEFORE_SLICE_WRITES);
-        let results = self.execute(&ops).await;
+        let intents = {
+            let (key, kind, now) = (self.user.key.clone(), self.kind, Utc::now());
+            let writes: Vec<Op> = ops.iter().filter(|op| op.writes()).cloned().collect();
+            on_store(self.store, move |s| {
+                s.journal_intents(&key, kind, &writes, now)
+            })
+            .await?
+        };
+        failpoint(failpoints::JOURNAL_COMMITTED);
+        let (results, unsettled) = self.execute(&ops, &intents).await?;
         let settlement = settle(&ops, &results);
         let mut slice = PassCommit::new(self.user.key.clone(), commit.started, Utc::now());
         slice.partial = true;
+        // A side whose whole call failed did not say what it wrote: its intents stay
+        // journaled for the next pass to settle by evidence.
+        slice.settled_intents = intents
+            .into_iter()
+            .filter(|id| !unsettled.contains(id))
+            .collect();
         slice.crm_writes = self.crm_writes(&ops, &results);
         slice.removals = settlement
             .removals
@@ -138,8 +154,14 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
 
     /// Sends the plan's writes, each side in one call (connectors batch and throttle), and
     /// returns one result per write in plan order. A side that fails as a whole fails each of
-    /// its writes with its reason.
-    async fn execute(&self, ops: &[Op]) -> Vec<WriteResult> {
+    /// its writes with its reason; the journal ids of those writes come back too, as their
+    /// outcome is unknown. `intents` holds the journal id of each write, in order; each side's
+    /// are marked sent just before its call.
+    async fn execute(
+        &self,
+        ops: &[Op],
+        intents: &[i64],
+    ) -> Result<(Vec<WriteResult>, BTreeSet<i64>), PassError> {
         let writes: Vec<&Op> = ops.iter().filter(|op| op.writes()).collect();
         let mut per_side: BTreeMap<Side, (Vec<usize>, Vec<Write<'_>>)> = BTreeMap::new();
         for (i, op) in writes.iter().enumerate() {
@@ -190,11 +212,21 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         let empty = (Vec::new(), Vec::new());
         let crm_batch = per_side.get(&Side::Crm).unwrap_or(&empty);
         let exchange_batch = per_side.get(&Side::Exchange).unwrap_or(&empty);
+        let ids_of = |(indexes, _): &(Vec<usize>, Vec<Write<'_>>)| -> Vec<i64> {
+            indexes
+                .iter()
+                .filter_map(|i| intents.get(*i).copied())
+                .collect()
+        };
+        let (crm_ids, exchange_ids) = (ids_of(crm_batch), ids_of(exchange_batch));
         let (crm_results, exchange_results) = tokio::join!(
             async {
                 if crm_batch.1.is_empty() {
-                    return Ok(Vec::new());
+                    return Ok(Ok(Vec::new()));
                 }
+                let ids = crm_ids.clone();
+                on_store(self.store, move |s| s.mark_intents_sent(&ids)).await?;
+                failpoint(failpoints::CRM_BATCH_SENT);
                 let answer = self
                     .crm
                     .write(self.kind, &self.user.crm_id, &crm_batch.1)
@@ -202,30 +234,36 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                 // The CRM holds the writes and the pass has not stored their pairs: the next
                 // pass must recognise them (by their origin) instead of writing them again.
                 failpoint(failpoints::CRM_WRITES_ANSWERED);
-                answer
+                Ok::<_, PassError>(answer)
             },
             async {
                 if exchange_batch.1.is_empty() {
-                    return Ok(Vec::new());
+                    return Ok(Ok(Vec::new()));
                 }
+                let ids = exchange_ids.clone();
+                on_store(self.store, move |s| s.mark_intents_sent(&ids)).await?;
+                failpoint(failpoints::EXCHANGE_BATCH_SENT);
                 let answer = self
                     .exchange
                     .write(&self.user.key, self.kind, &exchange_batch.1)
                     .await;
                 // As above, for the mailbox.
                 failpoint(failpoints::EXCHANGE_WRITES_ANSWERED);
-                answer
+                Ok::<_, PassError>(answer)
             },
         );
+        let (crm_results, exchange_results) = (crm_results?, exchange_results?);
+        let mut unsettled = BTreeSet::new();
         let mut results: Vec<WriteResult> = vec![
             WriteResult::Failed {
                 reason: "not attempted".into()
             };
             writes.len()
         ];
-        for ((indexes, sent), answer) in
-            [(crm_batch, crm_results), (exchange_batch, exchange_results)]
-        {
+        for ((indexes, sent), answer, ids) in [
+            (crm_batch, crm_results, crm_ids),
+            (exchange_batch, exchange_results, exchange_ids),
+        ] {
             match answer {
                 Ok(answers) => {
                     for (n, index) in indexes.iter().enumerate() {
@@ -248,10 +286,11 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                             reason: e.to_string(),
                         };
                     }
+                    unsettled.extend(ids);
                 }
             }
         }
-        results
+        Ok((results, unsettled))
     }
 
     /// Our CRM writes and the versions they produced, so their echo is recognised.

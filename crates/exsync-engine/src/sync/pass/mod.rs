@@ -5,14 +5,17 @@
 //! This file holds the user's pass ([`run_user`]) and, for each kind, the order of the steps
 //! (`KindPass::run`); the steps themselves are methods of `KindPass` in:
 //! - `read.rs`: both sides' changes, page by page, into the pass's scratch [`Stage`];
+//! - `recover.rs`: the writes a crashed pass journaled and never settled, settled by evidence;
 //! - `plan.rs`: the safety valve over the whole plan's deletes, then the plan in slices;
-//! - `execute.rs`: each slice's writes, batched per side, and the slice's own commit;
+//! - `execute.rs`: each slice's writes, journaled, then batched per side, and the slice's own
+//!   commit, which settles them;
 //! - `cursor.rs`: the mailbox folder cursors, and what each commit moves them to.
 
 mod cursor;
 mod execute;
 mod plan;
 mod read;
+mod recover;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -57,6 +60,11 @@ pub struct UserReport {
     pub paused: Option<String>,
     /// The plan, per kind (kept for `--dry-run`).
     pub plans: Vec<(ItemKind, Vec<Op>)>,
+    /// Copies a crashed pass made, found by their tag and paired from the journal.
+    pub recovered_pairs: u64,
+    /// Creates a crashed pass sent whose copy neither a read nor the side could account for,
+    /// made again (see `recover.rs`).
+    pub uncertain_creates: u64,
 }
 
 /// Where the pass stopped, when it could not go on at all.
@@ -252,6 +260,12 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         };
         // Everything both sides said is on disk, and nothing is planned or written yet.
         failpoint(failpoints::READS_STAGED);
+        // A dry run plans from the pairs as stored: recovering commits.
+        if !self.dry_run {
+            if let Err(e) = self.recover(&mut stage, report).await? {
+                return Ok(Err(e));
+            }
+        }
 
         if self.paused_by_valve(&mut stage, commit, report).await? {
             return Ok(Ok(()));

@@ -16,6 +16,8 @@ use super::pass::folder_cursor;
 use super::service::{PassOptions, Syncer};
 use super::sides::*;
 
+mod crash;
+
 /// Records of one side with a change log; a cursor is a position in the log.
 #[derive(Clone, Default)]
 struct Log {
@@ -23,6 +25,9 @@ struct Log {
     versions: BTreeMap<String, String>,
     log: Vec<String>,
     next: u32,
+    /// Deleted records, with the tag they carried: the recycle bin a side searches when asked
+    /// what became of a copy.
+    graveyard: BTreeMap<String, Option<ItemId>>,
 }
 
 /// Records per page of a read, and per slice of a pass: small, so every test pages.
@@ -46,6 +51,31 @@ impl Log {
         let mut ids: Vec<String> = self.log[from..to].to_vec();
         ids.dedup();
         (ids, to.to_string(), to < self.log.len())
+    }
+
+    /// Deletes a record, keeping its tag in the graveyard.
+    fn remove(&mut self, id: &str) {
+        if let Some((_, _, origin)) = self.records.remove(id) {
+            self.graveyard.insert(id.to_owned(), origin);
+        }
+        self.log.push(id.to_owned());
+    }
+
+    /// What became of copies tagged with these origins: live, deleted, or never made.
+    fn copies(&self, origins: &[ItemId], item_id: impl Fn(&str) -> ItemId) -> Vec<CopyEvidence> {
+        origins
+            .iter()
+            .map(|origin| {
+                let tagged = |tag: &Option<ItemId>| tag.as_ref() == Some(origin);
+                if let Some(id) = self.records.iter().find(|(_, r)| tagged(&r.2)).map(|r| r.0) {
+                    return CopyEvidence::Present(self.state(id, item_id(id)).1);
+                }
+                match self.graveyard.iter().find(|(_, tag)| tagged(tag)) {
+                    Some((id, _)) => CopyEvidence::Deleted(item_id(id)),
+                    None => CopyEvidence::Never,
+                }
+            })
+            .collect()
     }
 
     fn new_id(&mut self, prefix: &str) -> String {
@@ -98,8 +128,7 @@ impl Log {
                 (*id).to_owned()
             }
             Write::Delete { id } => {
-                self.records.remove(*id);
-                self.log.push((*id).to_owned());
+                self.remove(id);
                 (*id).to_owned()
             }
         };
@@ -122,6 +151,59 @@ struct Faults {
     bad_last_names: BTreeSet<String>,
     /// Mailboxes whose reads wait until the test releases them.
     stalled: BTreeMap<String, Arc<tokio::sync::Notify>>,
+    /// The process "dies" in the next write call to this side (see [`Crash`]).
+    crash: Option<Crash>,
+}
+
+/// Where a write call to one side ends the pass, as a crash would: the call never returns,
+/// and the test drops the pass when `crashed` fires.
+#[derive(Clone)]
+struct Crash {
+    side: exsync_core::Side,
+    at: CrashAt,
+    crashed: Arc<tokio::sync::Notify>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CrashAt {
+    /// The request went out and was lost: the side wrote nothing.
+    Sent,
+    /// The side wrote everything and the answer never came back.
+    Answered,
+    /// The side wrote everything, then the call failed as a whole (a timeout after the
+    /// server did the work): the pass goes on without knowing what it wrote.
+    FailedAfterWriting,
+}
+
+impl Mem {
+    /// Runs a write call under the armed crash, if it is for `side`.
+    async fn write_call(
+        &self,
+        side: exsync_core::Side,
+        apply: impl FnOnce() -> Vec<WriteResult>,
+    ) -> SideResult<Vec<WriteResult>> {
+        let crash = {
+            let mut faults = self.faults.lock().unwrap();
+            match &faults.crash {
+                Some(c) if c.side == side => faults.crash.take(),
+                _ => None,
+            }
+        };
+        let Some(crash) = crash else {
+            return Ok(apply());
+        };
+        if crash.at != CrashAt::Sent {
+            apply();
+        }
+        if crash.at == CrashAt::FailedAfterWriting {
+            return Err(SideError::new(
+                SideErrorKind::Transient,
+                "the answer timed out",
+            ));
+        }
+        crash.crashed.notify_one();
+        std::future::pending().await
+    }
 }
 
 #[derive(Clone, Default)]
@@ -216,19 +298,31 @@ impl CrmSide for Mem {
         owner: &CrmId,
         writes: &[Write<'_>],
     ) -> SideResult<Vec<WriteResult>> {
-        let faults = self.faults.lock().unwrap();
-        let mut crm = self.crm.lock().unwrap();
-        Ok(writes
-            .iter()
-            .map(|w| {
-                if rejects(&faults, w) {
-                    return WriteResult::Failed {
-                        reason: "FIELD_CUSTOM_VALIDATION_EXCEPTION".into(),
-                    };
-                }
-                crm.write("c", Some(owner.as_str().to_owned()), w)
-            })
-            .collect())
+        self.write_call(exsync_core::Side::Crm, || {
+            let faults = self.faults.lock().unwrap();
+            let mut crm = self.crm.lock().unwrap();
+            writes
+                .iter()
+                .map(|w| {
+                    if rejects(&faults, w) {
+                        return WriteResult::Failed {
+                            reason: "FIELD_CUSTOM_VALIDATION_EXCEPTION".into(),
+                        };
+                    }
+                    crm.write("c", Some(owner.as_str().to_owned()), w)
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn find_copies(
+        &self,
+        _kind: ItemKind,
+        origins: &[ItemId],
+    ) -> SideResult<Vec<CopyEvidence>> {
+        let crm = self.crm.lock().unwrap();
+        Ok(crm.copies(origins, |id| ItemId::Crm(CrmId::new(id))))
     }
 }
 
@@ -349,21 +443,38 @@ impl MailboxSide for Mem {
         writes: &[Write<'_>],
     ) -> SideResult<Vec<WriteResult>> {
         self.check_up(user)?;
-        let faults = self.faults.lock().unwrap();
-        let mut boxes = self.mailboxes.lock().unwrap();
-        let mailbox = boxes.entry(user.as_str().to_owned()).or_default();
-        Ok(writes
-            .iter()
-            .map(|w| {
-                if rejects(&faults, w) {
-                    WriteResult::Failed {
-                        reason: "ErrorInvalidPropertySet".into(),
+        self.write_call(exsync_core::Side::Exchange, || {
+            let faults = self.faults.lock().unwrap();
+            let mut boxes = self.mailboxes.lock().unwrap();
+            let mailbox = boxes.entry(user.as_str().to_owned()).or_default();
+            writes
+                .iter()
+                .map(|w| {
+                    if rejects(&faults, w) {
+                        WriteResult::Failed {
+                            reason: "ErrorInvalidPropertySet".into(),
+                        }
+                    } else {
+                        mailbox.write("e", None, w)
                     }
-                } else {
-                    mailbox.write("e", None, w)
-                }
-            })
-            .collect())
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn find_copies(
+        &self,
+        user: &UserKey,
+        _kind: ItemKind,
+        origins: &[ItemId],
+    ) -> SideResult<Vec<CopyEvidence>> {
+        self.check_up(user)?;
+        let boxes = self.mailboxes.lock().unwrap();
+        Ok(match boxes.get(user.as_str()) {
+            Some(mailbox) => mailbox.copies(origins, |id| ItemId::Exchange(ExchangeId::new(id))),
+            None => vec![CopyEvidence::Never; origins.len()],
+        })
     }
 }
 

@@ -1,0 +1,250 @@
+//! Recovering: what a crashed pass journaled and never settled, settled by evidence before
+//! anything is planned.
+//!
+//! A pass journals each slice's writes before they go out and settles them in the commit
+//! that stores their outcome (see `execute.rs`). An intent still in the journal is a write
+//! whose outcome no commit stored: the process died, or the side's whole call failed without
+//! saying what it did. For each one:
+//! - a create whose copy is found carrying its tag is paired with it, with the content the
+//!   create wrote as the last-synced state: a later edit on either side is then a one-sided
+//!   change and wins, and a deletion of the original reaches the copy;
+//! - a create never handed to its side wrote nothing, and is planned again like any record;
+//! - a create that was sent and whose copy no read found is decided by what the side knows:
+//!   a copy deleted since is paired as deleted (so it is not made again), a copy never made
+//!   is made now; a side that cannot tell gets the create again, and the pass says so;
+//! - an update or a delete needs nothing: its pair still holds the content both sides had
+//!   before it, and the three-way merge against that base keeps whatever a person did since,
+//!   whether the write landed or not.
+
+use std::collections::BTreeMap;
+
+use exsync_core::plan::{settle, Change, Op, WriteResult};
+use exsync_core::{CrmId, ExchangeId, ItemId, Side};
+use exsync_store::{Intent, PairKey, PassCommit};
+
+use super::{on_store, KindPass, PassError, UserReport};
+use crate::sync::sides::{CopyEvidence, CrmSide, MailboxSide, SideError};
+use crate::sync::stage::{Stage, StagedRecord};
+
+/// A journaled create whose copy was found, with the state the copy is in now.
+struct Found {
+    op: Op,
+    copy: Change,
+}
+
+impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
+    /// Settles the user's outstanding intents of this kind and stages the pairs recovered, so
+    /// the plan treats them like any pair. Commits on its own: a crash later in the pass
+    /// finds the recovered pairs stored and the journal settled.
+    pub(super) async fn recover(
+        &self,
+        stage: &mut Stage,
+        report: &mut UserReport,
+    ) -> Result<Result<(), SideError>, PassError> {
+        let (key, kind) = (self.user.key.clone(), self.kind);
+        let intents = on_store(self.store, move |s| s.intents(&key, kind)).await?;
+        if intents.is_empty() {
+            return Ok(Ok(()));
+        }
+        let mut settled = Vec::with_capacity(intents.len());
+        let mut found = Vec::new();
+        let mut ask: BTreeMap<Side, Vec<(i64, Op)>> = BTreeMap::new();
+        for Intent { id, op, sent, .. } in intents {
+            let Op::Create { on, source, .. } = &op else {
+                settled.push(id);
+                continue;
+            };
+            if self.already_paired(source).await? {
+                // A pass since has paired the source (the journal outlived its answer).
+                settled.push(id);
+                continue;
+            }
+            let copy = stage
+                .tagged(std::slice::from_ref(source))?
+                .into_iter()
+                .find(|c| c.id().side() == *on);
+            match copy {
+                Some(copy) => {
+                    settled.push(id);
+                    found.push(Found { op, copy });
+                }
+                // Never handed to the side: nothing was written; the source is planned as
+                // any unpaired record is.
+                None if !sent => settled.push(id),
+                None => ask.entry(*on).or_default().push((id, op)),
+            }
+        }
+        for (side, asked) in ask {
+            let origins: Vec<ItemId> = asked.iter().filter_map(|(_, op)| source_of(op)).collect();
+            let answers = match side {
+                Side::Crm => self.crm.find_copies(self.kind, &origins).await,
+                Side::Exchange => {
+                    self.exchange
+                        .find_copies(&self.user.key, self.kind, &origins)
+                        .await
+                }
+            };
+            let answers = match answers {
+                Ok(answers) => answers,
+                // The intents stay journaled, to be settled by a pass that can ask.
+                Err(e) => return Ok(Err(e)),
+            };
+            for ((id, op), answer) in asked.into_iter().zip(answers) {
+                settled.push(id);
+                match answer {
+                    CopyEvidence::Present(copy) => found.push(Found { op, copy }),
+                    CopyEvidence::Deleted(copy) => found.push(Found {
+                        op,
+                        copy: Change::Deleted { id: copy },
+                    }),
+                    CopyEvidence::Never => {}
+                    CopyEvidence::Unknown => {
+                        report.uncertain_creates += 1;
+                        tracing::warn!(
+                            user = %self.user.key,
+                            kind = %self.kind,
+                            source = %source_of(&op).map(|s| s.to_string()).unwrap_or_default(),
+                            "a create sent before a crash may have made a copy that is gone \
+                             now; the {side} side cannot say, so the record is created again"
+                        );
+                    }
+                }
+            }
+        }
+        report.recovered_pairs += found.len() as u64;
+        self.pair_found(stage, found, settled).await?;
+        Ok(Ok(()))
+    }
+
+    async fn already_paired(&self, source: &ItemId) -> Result<bool, PassError> {
+        let (key, kind, source) = (self.user.key.clone(), self.kind, source.clone());
+        Ok(
+            on_store(self.store, move |s| s.find_pair(&key, kind, &source))
+                .await?
+                .is_some(),
+        )
+    }
+
+    /// Stores the recovered pairs and settles the intents in one commit, then stages both
+    /// records of each pair under it, fetching the source when this pass did not read it
+    /// (a deletion of an unpaired CRM record reaches no user's read).
+    async fn pair_found(
+        &self,
+        stage: &mut Stage,
+        found: Vec<Found>,
+        settled: Vec<i64>,
+    ) -> Result<(), PassError> {
+        let mut commit = PassCommit::new(self.user.key.clone(), self.now, self.now);
+        commit.partial = true;
+        commit.settled_intents = settled;
+        let mut staged = Vec::new();
+        for Found { op, copy } in found {
+            let version = match &copy {
+                Change::Upsert(item) => item.version.clone(),
+                _ => None,
+            };
+            let result = WriteResult::Done {
+                id: copy.id().clone(),
+                version,
+            };
+            let settlement = settle(std::slice::from_ref(&op), &[result]);
+            commit.removals.extend(
+                settlement
+                    .removals
+                    .into_iter()
+                    .map(|(crm_id, exchange_id)| PairKey {
+                        kind: self.kind,
+                        crm_id,
+                        exchange_id,
+                    }),
+            );
+            for pair in &settlement.upserts {
+                staged.push((pair.crm_id.clone(), pair.exchange_id.clone(), copy.clone()));
+            }
+            commit.upserts.extend(settlement.upserts);
+        }
+        on_store(self.store, move |s| s.commit_pass(&commit)).await?;
+
+        let mut sources: BTreeMap<Side, Vec<(ItemId, CrmId)>> = BTreeMap::new();
+        for (crm_id, exchange_id, copy) in staged {
+            let ids = [
+                ItemId::Crm(crm_id.clone()),
+                ItemId::Exchange(exchange_id.clone()),
+            ];
+            let source = ids
+                .iter()
+                .find(|id| *id != copy.id())
+                .cloned()
+                .unwrap_or_else(|| ids[0].clone());
+            if stage.staged(std::slice::from_ref(copy.id()))?.is_empty() {
+                stage.put(&[paired(copy, &crm_id)])?;
+            }
+            if stage.staged(std::slice::from_ref(&source))?.is_empty() {
+                sources
+                    .entry(source.side())
+                    .or_default()
+                    .push((source, crm_id.clone()));
+            }
+            stage.set_pair(&ids, &crm_id)?;
+        }
+        self.stage_sources(stage, sources).await
+    }
+
+    /// Fetches sources of recovered pairs this pass did not read and stages their state, so
+    /// an edit or a deletion since the crash is planned. A side that cannot answer leaves
+    /// them as the pair holds them; the next read that reports them plans them.
+    async fn stage_sources(
+        &self,
+        stage: &mut Stage,
+        sources: BTreeMap<Side, Vec<(ItemId, CrmId)>>,
+    ) -> Result<(), PassError> {
+        for (side, wanted) in sources {
+            let ids: Vec<&ItemId> = wanted.iter().map(|(id, _)| id).collect();
+            let changes = match side {
+                Side::Crm => {
+                    let crm_ids: Vec<CrmId> =
+                        ids.iter().map(|id| CrmId::new(id.as_str())).collect();
+                    self.crm
+                        .fetch(self.kind, &crm_ids)
+                        .await
+                        .map(|owned| owned.into_iter().map(|o| o.change).collect::<Vec<_>>())
+                }
+                Side::Exchange => {
+                    let exchange_ids: Vec<ExchangeId> =
+                        ids.iter().map(|id| ExchangeId::new(id.as_str())).collect();
+                    self.exchange
+                        .fetch(&self.user.key, self.kind, &exchange_ids)
+                        .await
+                }
+            };
+            let Ok(changes) = changes else {
+                continue;
+            };
+            // One change per id, in order, by the sides' contract; one that does not name
+            // the id asked for is left out rather than filed under the wrong pair.
+            let records: Vec<StagedRecord> = changes
+                .into_iter()
+                .zip(&wanted)
+                .filter(|(change, (id, _))| change.id() == id)
+                .map(|(change, (_, pair))| paired(change, pair))
+                .collect();
+            stage.put(&records)?;
+        }
+        Ok(())
+    }
+}
+
+fn source_of(op: &Op) -> Option<ItemId> {
+    match op {
+        Op::Create { source, .. } => Some(source.clone()),
+        _ => None,
+    }
+}
+
+fn paired(change: Change, pair: &CrmId) -> StagedRecord {
+    StagedRecord {
+        change,
+        pair: Some(pair.clone()),
+        keys: Vec::new(),
+    }
+}

@@ -1,0 +1,282 @@
+//! A pass that dies in the middle of a write call, then a person's edit or delete on either
+//! side of the record involved, then a clean pass: the edit is kept, the delete propagates,
+//! nothing is duplicated, nothing is recreated, and no conflict is made up. The crash is
+//! deterministic: the side's write call never returns and the test drops the pass, so
+//! nothing after that point is committed, as when the process is killed.
+
+use std::sync::Arc;
+
+use exsync_core::{ItemKind, Side};
+use serde_json::json;
+use tokio::sync::Notify;
+
+use super::*;
+
+const ANN: &str = "ann@example.com";
+
+/// Runs a pass that crashes in its next write call to `side`.
+async fn crash_during_pass(w: &World, side: Side, at: CrashAt) {
+    let crashed = Arc::new(Notify::new());
+    w.mem.faults.lock().unwrap().crash = Some(Crash {
+        side,
+        at,
+        crashed: Arc::clone(&crashed),
+    });
+    tokio::select! {
+        _ = w.pass() => panic!("the pass was to crash in a write to {side}, but it ended"),
+        () = crashed.notified() => {}
+    }
+}
+
+impl World {
+    fn mailbox_ids(&self, user: &str) -> Vec<String> {
+        let boxes = self.mem.mailboxes.lock().unwrap();
+        boxes
+            .get(user)
+            .map(|m| m.records.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn crm_ids(&self) -> Vec<String> {
+        self.mem
+            .crm
+            .lock()
+            .unwrap()
+            .records
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// A person edits a field of a mailbox item in Outlook.
+    fn mailbox_edit(&self, user: &str, id: &str, field: &str, value: serde_json::Value) {
+        let mut boxes = self.mem.mailboxes.lock().unwrap();
+        let mailbox = boxes.get_mut(user).unwrap();
+        let (owner, mut fields, origin) = mailbox.records[id].clone();
+        fields.insert(field.to_owned(), value);
+        mailbox.put(id, owner, fields, origin);
+    }
+
+    /// A person edits a field of a CRM record.
+    fn crm_edit(&self, id: &str, field: &str, value: serde_json::Value) {
+        let mut crm = self.mem.crm.lock().unwrap();
+        let (owner, mut fields, origin) = crm.records[id].clone();
+        fields.insert(field.to_owned(), value);
+        crm.put(id, owner, fields, origin);
+    }
+
+    fn mailbox_delete(&self, user: &str, id: &str) {
+        self.mem
+            .mailboxes
+            .lock()
+            .unwrap()
+            .get_mut(user)
+            .unwrap()
+            .remove(id);
+    }
+
+    fn crm_delete(&self, id: &str) {
+        self.mem.crm.lock().unwrap().remove(id);
+    }
+
+    fn field_in_mailbox(&self, user: &str, id: &str, field: &str) -> serde_json::Value {
+        self.mem.mailboxes.lock().unwrap()[user].records[id].1[field].clone()
+    }
+
+    fn field_in_crm(&self, id: &str, field: &str) -> serde_json::Value {
+        self.mem.crm.lock().unwrap().records[id].1[field].clone()
+    }
+
+    /// After a clean pass: the journal is settled, no conflict was recorded, and a further
+    /// pass writes nothing.
+    async fn settles_quietly(&self, user: &str) {
+        let store = &self.syncer.store;
+        let key = UserKey::new(user);
+        assert!(
+            store.intents(&key, ItemKind::Contact).unwrap().is_empty(),
+            "the journal is settled"
+        );
+        assert!(
+            store.conflicts(&key, 10).unwrap().is_empty(),
+            "only one side changed, so nothing conflicted: {:?}",
+            store.conflicts(&key, 10).unwrap()
+        );
+        let again = self.pass().await;
+        let counts = &again.users[0].counts;
+        assert_eq!(
+            (
+                counts.created,
+                counts.updated,
+                counts.deleted,
+                counts.failures
+            ),
+            (0, 0, 0, 0),
+            "a further pass writes nothing"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_outlook_edit_of_a_copy_made_before_a_crash_reaches_the_crm() {
+    let w = world(&[ANN]);
+    let source = w.crm_create(0, person("Ng", "ng@example.com"));
+    crash_during_pass(&w, Side::Exchange, CrashAt::Answered).await;
+    let [copy] = w.mailbox_ids(ANN).try_into().unwrap();
+    w.mailbox_edit(ANN, &copy, "first_name", json!("Patricia"));
+
+    let report = w.pass().await;
+    assert_eq!(report.users[0].recovered_pairs, 1);
+    // Under `crm_wins`, a copy with no last-synced state lost this edit to the CRM's copy.
+    assert_eq!(w.field_in_crm(&source, "first_name"), json!("Patricia"));
+    assert_eq!(
+        w.field_in_mailbox(ANN, &copy, "first_name"),
+        json!("Patricia")
+    );
+    assert_eq!((w.crm_ids().len(), w.mailbox_ids(ANN).len()), (1, 1));
+    w.settles_quietly(ANN).await;
+}
+
+#[tokio::test]
+async fn a_crm_edit_after_a_crash_reaches_the_copy_without_a_conflict() {
+    let w = world(&[ANN]);
+    let source = w.crm_create(0, person("Ng", "ng@example.com"));
+    crash_during_pass(&w, Side::Exchange, CrashAt::Answered).await;
+    let [copy] = w.mailbox_ids(ANN).try_into().unwrap();
+    w.crm_edit(&source, "last_name", json!("Ngata"));
+
+    w.pass().await;
+    assert_eq!(w.field_in_mailbox(ANN, &copy, "last_name"), json!("Ngata"));
+    assert_eq!(w.mailbox_ids(ANN).len(), 1);
+    w.settles_quietly(ANN).await;
+}
+
+#[tokio::test]
+async fn deleting_the_crm_original_after_a_crash_deletes_the_copy_instead_of_copying_it_back() {
+    let w = world(&[ANN]);
+    let source = w.crm_create(0, person("Ng", "ng@example.com"));
+    crash_during_pass(&w, Side::Exchange, CrashAt::Answered).await;
+    assert_eq!(w.mailbox_ids(ANN).len(), 1);
+    w.crm_delete(&source);
+
+    w.pass().await;
+    assert!(
+        w.crm_ids().is_empty(),
+        "the copy was not made into a new CRM record: {:?}",
+        w.crm_records(0)
+    );
+    assert!(w.mailbox_ids(ANN).is_empty(), "the delete reached the copy");
+    w.settles_quietly(ANN).await;
+}
+
+#[tokio::test]
+async fn a_copy_deleted_after_a_crash_is_not_made_again() {
+    let w = world(&[ANN]);
+    let source = w.crm_create(0, person("Ng", "ng@example.com"));
+    crash_during_pass(&w, Side::Exchange, CrashAt::Answered).await;
+    let [copy] = w.mailbox_ids(ANN).try_into().unwrap();
+    w.mailbox_delete(ANN, &copy);
+
+    w.pass().await;
+    assert!(w.mailbox_ids(ANN).is_empty(), "the copy was not made again");
+    // The copy was a synced copy: its deletion goes where any synced copy's would, here
+    // (both ways, deletes propagate) to the CRM.
+    assert!(!w.crm_ids().contains(&source));
+    w.settles_quietly(ANN).await;
+}
+
+#[tokio::test]
+async fn a_create_lost_on_the_way_is_made_once() {
+    let w = world(&[ANN]);
+    w.crm_create(0, person("Ng", "ng@example.com"));
+    crash_during_pass(&w, Side::Exchange, CrashAt::Sent).await;
+    assert!(w.mailbox_ids(ANN).is_empty());
+    let key = UserKey::new(ANN);
+    let journaled = w.syncer.store.intents(&key, ItemKind::Contact).unwrap();
+    assert!(
+        journaled.len() == 1 && journaled[0].sent,
+        "the create is journaled as sent: {journaled:?}"
+    );
+
+    w.pass().await;
+    assert_eq!(w.mailbox_ids(ANN).len(), 1);
+    w.settles_quietly(ANN).await;
+}
+
+#[tokio::test]
+async fn a_crash_after_journaling_and_before_sending_writes_it_once() {
+    let w = world(&[ANN]);
+    w.mailbox_create(ANN, person("Ng", "ng@example.com"));
+    // The CRM call crashes before it is made; the journal holds the create as sent, yet
+    // nothing carries its tag: the CRM's answer decides.
+    crash_during_pass(&w, Side::Crm, CrashAt::Sent).await;
+    assert!(w.crm_ids().is_empty());
+    w.pass().await;
+    assert_eq!(w.crm_ids().len(), 1);
+    w.settles_quietly(ANN).await;
+}
+
+#[tokio::test]
+async fn an_outlook_edit_after_a_crash_reaches_the_crm_copy_made_before_it() {
+    let w = world(&[ANN]);
+    let original = w.mailbox_create(ANN, person("Ng", "ng@example.com"));
+    crash_during_pass(&w, Side::Crm, CrashAt::Answered).await;
+    let [copy] = w.crm_ids().try_into().unwrap();
+    w.mailbox_edit(ANN, &original, "first_name", json!("Patricia"));
+
+    w.pass().await;
+    // Under `crm_wins`, the CRM copy with no last-synced state overwrote this edit.
+    assert_eq!(w.field_in_crm(&copy, "first_name"), json!("Patricia"));
+    assert_eq!(
+        w.field_in_mailbox(ANN, &original, "first_name"),
+        json!("Patricia")
+    );
+    assert_eq!((w.crm_ids().len(), w.mailbox_ids(ANN).len()), (1, 1));
+    w.settles_quietly(ANN).await;
+}
+
+#[tokio::test]
+async fn a_batch_that_failed_after_writing_is_paired_next_pass() {
+    let w = world(&[ANN]);
+    let source = w.crm_create(0, person("Ng", "ng@example.com"));
+    w.mem.faults.lock().unwrap().crash = Some(Crash {
+        side: Side::Exchange,
+        at: CrashAt::FailedAfterWriting,
+        crashed: Arc::new(Notify::new()),
+    });
+    let first = w.pass().await;
+    assert_eq!(first.users[0].counts.failures, 1, "{:?}", first.users[0]);
+    let [copy] = w.mailbox_ids(ANN).try_into().unwrap();
+    w.mailbox_edit(ANN, &copy, "first_name", json!("Patricia"));
+
+    let second = w.pass().await;
+    assert_eq!(second.users[0].recovered_pairs, 1);
+    assert_eq!(
+        w.mailbox_ids(ANN).len(),
+        1,
+        "the retried create found its copy"
+    );
+    assert_eq!(w.field_in_crm(&source, "first_name"), json!("Patricia"));
+    w.settles_quietly(ANN).await;
+}
+
+#[tokio::test]
+async fn an_update_cut_short_keeps_the_edits_made_since_on_both_sides() {
+    let w = world(&[ANN]);
+    let source = w.crm_create(0, person("Ng", "ng@example.com"));
+    w.pass().await;
+    let [copy] = w.mailbox_ids(ANN).try_into().unwrap();
+    w.crm_edit(&source, "last_name", json!("Ngata"));
+    crash_during_pass(&w, Side::Exchange, CrashAt::Answered).await;
+    assert_eq!(w.field_in_mailbox(ANN, &copy, "last_name"), json!("Ngata"));
+    w.mailbox_edit(ANN, &copy, "first_name", json!("Patricia"));
+
+    w.pass().await;
+    for (side, value) in [
+        ("crm", w.field_in_crm(&source, "first_name")),
+        ("mailbox", w.field_in_mailbox(ANN, &copy, "first_name")),
+    ] {
+        assert_eq!(value, json!("Patricia"), "{side}");
+    }
+    assert_eq!(w.field_in_crm(&source, "last_name"), json!("Ngata"));
+    w.settles_quietly(ANN).await;
+}

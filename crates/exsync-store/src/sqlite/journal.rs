@@ -1,0 +1,120 @@
+//! The intent journal: writes a pass is about to make, kept until a commit stores their
+//! outcome (see [`crate::Intent`]).
+
+use chrono::{DateTime, Utc};
+use exsync_core::plan::Op;
+use exsync_core::{ItemKind, UserKey};
+use rusqlite::{params, Connection};
+
+use super::codec::{parse_kind, parse_time, time_text, Ctx, Decode};
+use super::users::insert_user;
+use crate::error::{StoreError, StoreResult};
+use crate::types::Intent;
+
+/// Journals `ops` (writes only) for the user in one transaction; returns their ids in order.
+pub(crate) fn journal(
+    conn: &mut Connection,
+    user: &UserKey,
+    kind: ItemKind,
+    ops: &[Op],
+    at: &DateTime<Utc>,
+) -> StoreResult<Vec<i64>> {
+    const OP: &str = "journal writes";
+    let u = Some(user);
+    if let Some(op) = ops.iter().find(|op| !op.writes()) {
+        return Err(StoreError::InvalidInput {
+            op: OP,
+            reason: format!("only writes are journaled, not {op:?}"),
+        });
+    }
+    let at = time_text(at);
+    let tx = conn.transaction().ctx(OP, u)?;
+    insert_user(&tx, user, &at).ctx(OP, u)?;
+    let mut ids = Vec::with_capacity(ops.len());
+    {
+        let mut insert = tx
+            .prepare_cached(
+                "INSERT INTO intents (user_key, kind, op, journaled_at) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .ctx(OP, u)?;
+        for op in ops {
+            let json = serde_json::to_string(op).map_err(|e| StoreError::InvalidInput {
+                op: OP,
+                reason: format!("a write cannot be journaled: {e}"),
+            })?;
+            insert
+                .execute(params![user.as_str(), kind.as_str(), json, at])
+                .ctx(OP, u)?;
+            ids.push(tx.last_insert_rowid());
+        }
+    }
+    tx.commit().ctx(OP, u)?;
+    Ok(ids)
+}
+
+/// Marks intents as handed to their side; ids no longer journaled are ignored.
+pub(crate) fn mark_sent(conn: &mut Connection, ids: &[i64]) -> StoreResult<()> {
+    const OP: &str = "mark writes sent";
+    let tx = conn.transaction().ctx(OP, None)?;
+    {
+        let mut mark = tx
+            .prepare_cached("UPDATE intents SET sent = 1 WHERE id = ?1")
+            .ctx(OP, None)?;
+        for id in ids {
+            mark.execute([id]).ctx(OP, None)?;
+        }
+    }
+    tx.commit().ctx(OP, None)
+}
+
+/// Removes settled intents inside a commit's transaction.
+pub(crate) fn settle(conn: &Connection, ids: &[i64]) -> rusqlite::Result<()> {
+    let mut remove = conn.prepare_cached("DELETE FROM intents WHERE id = ?1")?;
+    for id in ids {
+        remove.execute([id])?;
+    }
+    Ok(())
+}
+
+/// The user's outstanding intents of one kind, oldest first.
+pub(crate) fn outstanding(
+    conn: &Connection,
+    user: &UserKey,
+    kind: ItemKind,
+) -> StoreResult<Vec<Intent>> {
+    const OP: &str = "read the journal";
+    let u = Some(user);
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, kind, op, sent, journaled_at FROM intents
+             WHERE user_key = ?1 AND kind = ?2 ORDER BY id",
+        )
+        .ctx(OP, u)?;
+    let rows = stmt
+        .query_map(params![user.as_str(), kind.as_str()], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, bool>(3)?,
+                row.get::<_, String>(4)?,
+            ))
+        })
+        .ctx(OP, u)?;
+    let mut intents = Vec::new();
+    for row in rows {
+        let (id, kind, op, sent, at) = row.ctx(OP, u)?;
+        let op: Op = serde_json::from_str(&op)
+            .map_err(|e| format!("journaled write {id} is unreadable: {e}"))
+            .decoded(OP, u)?;
+        intents.push(Intent {
+            id,
+            user: user.clone(),
+            kind: parse_kind(&kind).decoded(OP, u)?,
+            op,
+            sent,
+            journaled_at: parse_time(&at).decoded(OP, u)?,
+        });
+    }
+    Ok(intents)
+}

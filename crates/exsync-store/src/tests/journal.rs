@@ -1,0 +1,120 @@
+//! The intent journal: writes stay journaled until the commit that stores their outcome.
+
+use exsync_core::plan::Op;
+use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind, Side};
+
+use super::{commit, contact, fields, t, temp_store, user};
+use crate::{StoreError, SyncState};
+
+fn create(source: &str) -> Op {
+    Op::Create {
+        kind: ItemKind::Contact,
+        on: Side::Exchange,
+        source: ItemId::Crm(CrmId::new(source)),
+        source_version: Some("v1".into()),
+        fields: fields(serde_json::json!({"last_name": "Ng"})),
+        replaces: None,
+    }
+}
+
+fn delete(crm: &str, exchange: &str) -> Op {
+    Op::Delete {
+        kind: ItemKind::Contact,
+        on: Side::Crm,
+        crm_id: CrmId::new(crm),
+        exchange_id: ExchangeId::new(exchange),
+    }
+}
+
+#[test]
+fn journaled_writes_stay_until_a_commit_settles_them() {
+    let (_dir, store) = temp_store();
+    let ann = user("ann@example.com");
+    let ops = [create("003A"), delete("003B", "AAB")];
+    let ids = store
+        .journal_intents(&ann, ItemKind::Contact, &ops, t(10))
+        .unwrap();
+    assert_eq!(ids.len(), 2);
+    assert!(ids[0] < ids[1], "ids follow the plan's order");
+
+    let open = store.intents(&ann, ItemKind::Contact).unwrap();
+    assert_eq!(
+        open.iter().map(|i| &i.op).collect::<Vec<_>>(),
+        [&ops[0], &ops[1]]
+    );
+    assert!(open.iter().all(|i| !i.sent), "nothing is sent yet");
+    assert!(store.intents(&ann, ItemKind::Event).unwrap().is_empty());
+    assert!(store
+        .intents(&user("bob@example.com"), ItemKind::Contact)
+        .unwrap()
+        .is_empty());
+
+    store.mark_intents_sent(&ids[..1]).unwrap();
+    let sent: Vec<bool> = store
+        .intents(&ann, ItemKind::Contact)
+        .unwrap()
+        .iter()
+        .map(|i| i.sent)
+        .collect();
+    assert_eq!(sent, [true, false]);
+
+    // The commit that stores the create's pair settles it, in the same transaction.
+    let mut slice = commit(&ann, 20);
+    slice.partial = true;
+    slice.upserts.push(contact("003A", "AAA", "Ng"));
+    slice.settled_intents.push(ids[0]);
+    store.commit_pass(&slice).unwrap();
+    let left: Vec<i64> = store
+        .intents(&ann, ItemKind::Contact)
+        .unwrap()
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(left, [ids[1]]);
+}
+
+#[test]
+fn a_refused_commit_settles_nothing() {
+    let (_dir, store) = temp_store();
+    let ann = user("ann@example.com");
+    let ids = store
+        .journal_intents(&ann, ItemKind::Contact, &[create("003A")], t(10))
+        .unwrap();
+    let mut bad = commit(&ann, 20);
+    bad.partial = true;
+    bad.upserts.push(contact("003A", "AAA", "Ng"));
+    bad.upserts.push(contact("003B", "AAA", "Ng"));
+    bad.settled_intents = ids.clone();
+    assert!(store.commit_pass(&bad).is_err());
+    assert_eq!(store.intents(&ann, ItemKind::Contact).unwrap().len(), 1);
+}
+
+#[test]
+fn only_writes_are_journaled() {
+    let (_dir, store) = temp_store();
+    let ann = user("ann@example.com");
+    let skip = Op::Skip {
+        kind: ItemKind::Contact,
+        id: ItemId::Crm(CrmId::new("003A")),
+        reason: "bad".into(),
+    };
+    let err = store
+        .journal_intents(&ann, ItemKind::Contact, &[create("003B"), skip], t(10))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InvalidInput { .. }), "{err}");
+    assert!(store.intents(&ann, ItemKind::Contact).unwrap().is_empty());
+}
+
+#[test]
+fn reset_sync_forgets_the_users_journal_only() {
+    let (_dir, store) = temp_store();
+    let (ann, bob) = (user("ann@example.com"), user("bob@example.com"));
+    for who in [&ann, &bob] {
+        store
+            .journal_intents(who, ItemKind::Event, &[create("00UA")], t(10))
+            .unwrap();
+    }
+    store.reset_user(&ann).unwrap();
+    assert!(store.intents(&ann, ItemKind::Event).unwrap().is_empty());
+    assert_eq!(store.intents(&bob, ItemKind::Event).unwrap().len(), 1);
+}
