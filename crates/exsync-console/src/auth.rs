@@ -24,20 +24,30 @@ pub const TOKEN_PREFIX: &str = "exs_";
 #[derive(Clone, PartialEq, Eq)]
 pub enum Via {
     /// A browser session; state-changing requests must carry this CSRF token.
-    Session { csrf: String },
+    Session {
+        /// The session's CSRF token, issued at login and embedded in its pages.
+        csrf: String,
+    },
     /// An API token: not a cookie, so a cross-site page cannot make the browser send it.
-    Token { id: i64 },
+    Token {
+        /// The token's id in the state database, recorded with its actions in the audit log.
+        id: i64,
+    },
 }
 
 /// The authenticated caller of a request.
 #[derive(Clone)]
 pub struct Caller {
+    /// The console account's name, or for an API token the name it was created with.
     pub name: String,
+    /// What the caller may do; checked against each route's [`crate::routes::Access`].
     pub role: Role,
+    /// Session or API token; decides whether a CSRF token is required.
     pub via: Via,
 }
 
 impl Caller {
+    /// The CSRF token pages put in their forms; empty for an API token, which needs none.
     pub fn csrf(&self) -> &str {
         match &self.via {
             Via::Session { csrf } => csrf,
@@ -83,6 +93,8 @@ pub(crate) fn allows(have: Role, need: Role) -> bool {
 #[error("cannot hash the password: {0}")]
 pub struct PasswordHashError(argon2::password_hash::Error);
 
+/// An argon2id hash of `password` with a fresh random salt, in PHC string form, for storing
+/// a console account's password.
 pub fn hash_password(password: &str) -> Result<String, PasswordHashError> {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
     Argon2::default()
@@ -98,6 +110,8 @@ fn decoy_hash() -> &'static str {
     DECOY.get_or_init(|| hash_password("decoy password nobody has").unwrap_or_default())
 }
 
+/// Whether `password` matches the stored `hash`. `None` (no such account) is checked against a
+/// decoy hash, so it fails as slowly as a wrong password; an unreadable stored hash fails too.
 pub fn verify_password(hash: Option<&str>, password: &str) -> bool {
     let stored = hash.unwrap_or_else(|| decoy_hash());
     let Ok(parsed) = PasswordHash::new(stored) else {
@@ -116,6 +130,8 @@ pub(crate) fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// A new API token: [`TOKEN_PREFIX`] and 32 random bytes in URL-safe base64. Shown to the
+/// admin once; only its [`sha256_hex`] is stored.
 pub fn new_api_token() -> String {
     format!("{TOKEN_PREFIX}{}", random_token())
 }
@@ -149,8 +165,11 @@ impl Default for LoginLimiter {
 }
 
 impl LoginLimiter {
+    /// How long a failed login counts against the account and the address (15 minutes).
     pub const WINDOW: Duration = Duration::from_secs(15 * 60);
 
+    /// A limiter allowing `per_user` failures per account name and `per_client` per client
+    /// address within [`Self::WINDOW`] (the default is 5 and 20).
     pub fn new(per_user: usize, per_client: usize) -> LoginLimiter {
         LoginLimiter {
             per_user,
@@ -188,6 +207,7 @@ impl LoginLimiter {
         wait.map_or(Ok(()), Err)
     }
 
+    /// Counts a failed login against both the typed account name and the client address.
     pub fn failed(&self, user: &str, client: &str) {
         let now = Instant::now();
         let mut map = self

@@ -6,13 +6,18 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+/// A failed request: answered with `status` and `{"error": message}` as JSON (the pages
+/// render their own error page from the same two).
 #[derive(Debug, Clone)]
 pub struct ConsoleError {
+    /// The HTTP status of the answer.
     pub status: StatusCode,
+    /// What the caller is told went wrong; never holds a secret.
     pub message: String,
 }
 
 impl ConsoleError {
+    /// An error answered with `status` and `message`.
     pub fn new(status: StatusCode, message: impl Into<String>) -> ConsoleError {
         ConsoleError {
             status,
@@ -20,14 +25,19 @@ impl ConsoleError {
         }
     }
 
+    /// 400: the request itself is wrong (a bad value, a change the configuration check
+    /// rejects).
     pub fn bad_request(message: impl Into<String>) -> ConsoleError {
         ConsoleError::new(StatusCode::BAD_REQUEST, message)
     }
 
+    /// 404: the named configuration, user or other resource does not exist.
     pub fn not_found(message: impl Into<String>) -> ConsoleError {
         ConsoleError::new(StatusCode::NOT_FOUND, message)
     }
 
+    /// 500: the console failed (database, vault, configuration file). The message is logged
+    /// as an error as well, so callers pass a summary free of secrets.
     pub fn internal(message: impl Into<String>) -> ConsoleError {
         let message = message.into();
         tracing::error!(error = %message, "console request failed");
@@ -59,4 +69,5 @@ impl IntoResponse for ConsoleError {
     }
 }
 
+/// What handlers and console helpers return.
 pub type ConsoleResult<T> = Result<T, ConsoleError>;

@@ -3,6 +3,7 @@
 //! API tokens. `routes` says who may call what; `guard` enforces it for every request.
 
 #![warn(unreachable_pub)]
+#![warn(missing_docs)]
 
 mod assets;
 mod auth;
@@ -36,20 +37,30 @@ use exsync_engine::vault::Vault;
 
 /// Everything a request handler needs.
 pub struct Console {
+    /// The state database: console accounts, sessions, API tokens, the audit log and the
+    /// sync state the status pages show.
     pub store: Arc<dyn Store>,
+    /// Where the secrets the admin enters (the service account password, the CRM key or
+    /// client secret) are kept, rather than in the configuration file.
     pub vault: Vault,
+    /// `exsync.toml`, which the settings pages edit in place.
     pub config: ConfigFile,
     /// Whether the console is served over TLS (cookies get `Secure`).
     pub tls: bool,
+    /// Counts failed logins per account and per client address and turns away guessers.
     pub limiter: LoginLimiter,
     /// Whether the per-user connection test runs the connectivity analyzer. Off, the test
     /// endpoints answer 501 "not available" rather than pretend.
     pub connection_tests: bool,
 }
 
+/// The console as axum hands it to every handler and to the guard.
 pub type AppState = Arc<Console>;
 
 impl Console {
+    /// A console over `store`, `vault` and the configuration file at `config_path`, with
+    /// plain-HTTP cookies, the default login limits and connection tests off; the caller
+    /// changes those fields before serving.
     pub fn new(store: Arc<dyn Store>, vault: Vault, config_path: PathBuf) -> Console {
         Console {
             store,
@@ -75,6 +86,8 @@ impl Console {
         }
     }
 
+    /// Whether the sync switch in the state database is on, i.e. whether the service syncs
+    /// at all; an error when the database cannot be read.
     pub fn sync_enabled(&self) -> ConsoleResult<bool> {
         Ok(exsync_engine::switch::is_enabled(self.store.as_ref())?)
     }

@@ -15,11 +15,14 @@ pub enum Access {
     Role(Role),
 }
 
+/// One route of [`ROUTES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RouteSpec {
+    /// The HTTP method in upper case; a HEAD request is looked up as GET.
     pub method: &'static str,
     /// In axum's (and OpenAPI's) `{param}` syntax.
     pub path: &'static str,
+    /// Who may call it.
     pub access: Access,
 }
 
@@ -35,6 +38,8 @@ const ADMIN: Access = Access::Role(Role::Admin);
 const OPERATOR: Access = Access::Role(Role::Operator);
 const VIEWER: Access = Access::Role(Role::Viewer);
 
+/// Every route the console serves: the JSON API under `/api/`, then the pages and assets.
+/// A route served but missing here is refused for everyone.
 pub const ROUTES: &[RouteSpec] = &[
     // JSON API
     r("POST", "/api/login", Access::Public),
@@ -76,6 +81,8 @@ pub const ROUTES: &[RouteSpec] = &[
     r("GET", "/assets/console.js", Access::Public),
 ];
 
+/// Who may call `method` on the route template `path` (as axum matched it, with `{param}`s);
+/// `None` when the route is not listed.
 pub fn lookup(method: &str, path: &str) -> Option<Access> {
     ROUTES
         .iter()
@@ -83,6 +90,7 @@ pub fn lookup(method: &str, path: &str) -> Option<Access> {
         .map(|r| r.access)
 }
 
+/// Whether `path` belongs to the JSON API, whose refusals are JSON rather than an HTML page.
 pub fn is_api(path: &str) -> bool {
     path.starts_with("/api/")
 }

@@ -17,14 +17,19 @@ use tokio_rustls::TlsAcceptor;
 
 use super::{router, AppState};
 
+/// The PEM files the console serves HTTPS with (`--tls-cert`, `--tls-key`).
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
+    /// The certificate chain, the console's own certificate first.
     pub cert: PathBuf,
+    /// The private key of that certificate.
     pub key: PathBuf,
 }
 
+/// How [`serve`] listens.
 #[derive(Debug, Clone, Default)]
 pub struct ServeOptions {
+    /// HTTPS with these files; `None` serves plain HTTP.
     pub tls: Option<TlsFiles>,
 }
 
@@ -33,22 +38,34 @@ pub struct ServeOptions {
 /// that prints the chain (`{:#}` in the binary) shows it after the file's name.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// The certificate file cannot be read or is not PEM.
     #[error("console certificate {}", path.display())]
     Certificate {
+        /// The certificate file.
         path: PathBuf,
+        /// What reading or decoding it reported.
         #[source]
         source: pem::Error,
     },
+    /// The certificate file is PEM but holds no certificate.
     #[error("console certificate {} holds no certificate", path.display())]
-    NoCertificate { path: PathBuf },
+    NoCertificate {
+        /// The certificate file.
+        path: PathBuf,
+    },
+    /// The key file cannot be read, is not PEM, or holds no private key.
     #[error("console private key {}", path.display())]
     PrivateKey {
+        /// The key file.
         path: PathBuf,
+        /// What reading or decoding it reported.
         #[source]
         source: pem::Error,
     },
+    /// rustls refused the protocol versions the console asks for.
     #[error("TLS versions")]
     TlsVersions(#[source] rustls::Error),
+    /// The key does not belong to the certificate, or its type is one rustls cannot use.
     #[error("console certificate and key do not match or are not supported")]
     CertificateAndKey(#[source] rustls::Error),
 }

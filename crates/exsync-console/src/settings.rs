@@ -11,6 +11,8 @@ use toml_edit::{Array, DocumentMut, Item, Table, Value};
 
 use super::error::ConsoleError;
 
+/// `exsync.toml` as the console reads and edits it; one per console, so that its edits are
+/// serialised.
 #[derive(Debug)]
 pub struct ConfigFile {
     path: PathBuf,
@@ -18,6 +20,7 @@ pub struct ConfigFile {
 }
 
 impl ConfigFile {
+    /// The file at `path`; nothing is read until [`Self::load`] or [`Self::edit`].
     pub fn new(path: PathBuf) -> ConfigFile {
         ConfigFile {
             path,
@@ -25,10 +28,12 @@ impl ConfigFile {
         }
     }
 
+    /// Where the file is.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// The configuration as the service would load it; an unreadable or invalid file is a 500.
     pub fn load(&self) -> Result<ExsyncConfig, ConsoleError> {
         load(&self.path).map_err(|e| ConsoleError::internal(format!("{e}")))
     }

@@ -23,7 +23,9 @@ const CA_COMMON_NAME: &str = "exsync simulator CA";
 
 /// A leaf certificate and its private key, ready for a rustls server.
 pub struct Leaf {
+    /// The certificate, DER-encoded; also what NTLM channel binding hashes.
     pub cert_der: CertificateDer<'static>,
+    /// Its private key; kept in memory only.
     pub key: PrivateKeyDer<'static>,
 }
 

@@ -131,12 +131,12 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Per-connection NTLM state: NTLM authenticates the connection, not the request.
 #[derive(Default)]
-pub struct ConnAuth {
+pub(crate) struct ConnAuth {
     pending: Option<Acceptor<UserTable>>,
     pub authenticated: bool,
 }
 
-pub enum NtlmStep {
+pub(crate) enum NtlmStep {
     /// Send 401 with this `WWW-Authenticate` value (the CHALLENGE).
     Challenge(String),
     /// The connection is now authenticated.
@@ -147,7 +147,7 @@ pub enum NtlmStep {
 
 impl ConnAuth {
     /// Handles one `Authorization: NTLM …` value on this connection.
-    pub fn ntlm_step(
+    pub(crate) fn ntlm_step(
         &mut self,
         account: &Account,
         header: &str,

@@ -37,7 +37,7 @@ fn answer(state: &State, email: &str) -> Answer {
 }
 
 /// SOAP GetUserSettings.
-pub fn soap(state: &State, request: &Element, ews_url: &str) -> String {
+pub(crate) fn soap(state: &State, request: &Element, ews_url: &str) -> String {
     let msg = request.path(&["Body", "GetUserSettingsRequestMessage", "Request"]);
     let users: Vec<String> = msg
         .and_then(|r| r.child("Users"))
@@ -118,7 +118,7 @@ pub fn soap(state: &State, request: &Element, ews_url: &str) -> String {
 }
 
 /// POX autodiscover.xml.
-pub fn pox(state: &State, request: &Element, ews_url: &str) -> String {
+pub(crate) fn pox(state: &State, request: &Element, ews_url: &str) -> String {
     let email = request
         .path(&["Request", "EMailAddress"])
         .map(|e| e.text.trim().to_string())

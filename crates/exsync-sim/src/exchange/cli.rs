@@ -45,6 +45,8 @@ struct Args {
     trace_dir: Option<PathBuf>,
 }
 
+/// Runs `exsync-sim exchange` with `args` (the program name first) until stopped; the exit
+/// code reports a usage error or a failed start.
 pub fn run(args: Vec<String>) -> ExitCode {
     crate::cli_support::run("exsync-sim exchange", args, "warn", main)
 }

@@ -110,7 +110,7 @@ struct ThrottleSettings {
     back_off_ms: Option<u64>,
 }
 
-pub fn handle(
+pub(crate) fn handle(
     app: &App,
     method: &Method,
     path: &str,

@@ -19,15 +19,35 @@ use crate::tls::SimCa;
 /// How to start the simulator; the command-line flags of `exsync-sim exchange`.
 #[derive(Debug, Clone)]
 pub struct ExchangeSimOptions {
+    /// HTTPS address to listen on, `host:port`; port 0 picks a free one, which `sim.json`
+    /// then names.
     pub listen: String,
+    /// A second, plain-HTTP address answering only the Autodiscover redirect GET; `None`
+    /// serves HTTPS alone.
     pub http_listen: Option<String>,
+    /// Where the CA, the mailbox state and `sim.json` live; created if missing and made
+    /// absolute on start, since `sim.json` hands its paths to other processes.
     pub data_dir: PathBuf,
+    /// The mail domain (lower-cased on start); the certificate also covers `mail.` and
+    /// `autodiscover.` under it. State left by another domain in `data_dir` is refused.
     pub domain: String,
+    /// How many user mailboxes (`user1@…`, `user2@…`) to create; only read on the first start
+    /// in an empty `data_dir`. Of two or more, all but the last may be impersonated, so tests
+    /// have a denied one.
     pub mailboxes: usize,
+    /// The schemes offered, comma-separated: `basic`, `ntlm` or both. Anything else, or
+    /// neither, makes [`ExchangeSim::start`] fail.
     pub auth: String,
+    /// Require NTLM channel binding to the leaf certificate, as Exchange's Extended
+    /// Protection does.
     pub extended_protection: bool,
+    /// Requests in flight allowed per mailbox (and for the service account) before the
+    /// simulator answers ErrorServerBusy, like EWSMaxConcurrency; 0 counts as 1.
     pub max_concurrency: usize,
+    /// The BackOffMilliseconds hint, in milliseconds, sent with a throttling ErrorServerBusy.
     pub back_off_ms: u64,
+    /// When set, every EWS request and reply body is written to this directory (created if
+    /// missing), for checking replies against the EWS schema.
     pub trace_dir: Option<PathBuf>,
 }
 
@@ -54,14 +74,18 @@ impl ExchangeSimOptions {
 pub struct ExchangeSim {
     /// The content of `sim.json`.
     pub info: serde_json::Value,
+    /// The live server state, for a test in the same process to inspect or change without
+    /// going through the control API.
     pub app: Arc<App>,
     port: u16,
+    /// The data directory in use, absolute.
     pub data_dir: PathBuf,
     serving: Option<JoinHandle<()>>,
     http: Option<JoinHandle<()>>,
 }
 
 impl ExchangeSim {
+    /// The HTTPS port actually bound (the one chosen when `listen` asked for port 0).
     pub fn port(&self) -> u16 {
         self.port
     }

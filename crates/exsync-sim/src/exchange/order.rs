@@ -1,7 +1,7 @@
 //! Element order of the item types, as the EWS schema's sequences require.
 //! Derived from the schema's ItemType, ContactItemType, CalendarItemType and MessageType.
 
-pub const ITEM: &[&str] = &[
+pub(crate) const ITEM: &[&str] = &[
     "MimeContent",
     "ItemId",
     "ParentFolderId",
@@ -75,7 +75,7 @@ pub const ITEM: &[&str] = &[
     "InferenceClassification",
 ];
 
-pub const CONTACT_EXTRA: &[&str] = &[
+pub(crate) const CONTACT_EXTRA: &[&str] = &[
     "FileAs",
     "FileAsMapping",
     "DisplayName",
@@ -163,7 +163,7 @@ pub const CONTACT_EXTRA: &[&str] = &[
     "ConversationGuid",
 ];
 
-pub const CALENDAR_EXTRA: &[&str] = &[
+pub(crate) const CALENDAR_EXTRA: &[&str] = &[
     "UID",
     "RecurrenceId",
     "DateTimeStamp",
@@ -221,7 +221,7 @@ pub const CALENDAR_EXTRA: &[&str] = &[
     "DoNotForwardMeeting",
 ];
 
-pub const MESSAGE_EXTRA: &[&str] = &[
+pub(crate) const MESSAGE_EXTRA: &[&str] = &[
     "Sender",
     "ToRecipients",
     "CcRecipients",

@@ -145,7 +145,11 @@ impl App {
 }
 
 /// Serves TLS connections on `listener` until the process ends.
-pub async fn serve_https(app: Arc<App>, listener: TcpListener, tls: Arc<rustls::ServerConfig>) {
+pub(crate) async fn serve_https(
+    app: Arc<App>,
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+) {
     let acceptor = TlsAcceptor::from(tls);
     loop {
         let (tcp, peer) = match listener.accept().await {
@@ -172,7 +176,7 @@ pub async fn serve_https(app: Arc<App>, listener: TcpListener, tls: Arc<rustls::
 }
 
 /// Serves the plain-HTTP listener (Autodiscover redirect only).
-pub async fn serve_http(app: Arc<App>, listener: TcpListener) {
+pub(crate) async fn serve_http(app: Arc<App>, listener: TcpListener) {
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -610,7 +614,7 @@ async fn ews(app: &Arc<App>, body: &[u8]) -> Result<Response<Body>, DropConnecti
 }
 
 /// Binds a listener, mapping errors to a clear message.
-pub async fn bind(addr: &str) -> Result<TcpListener> {
+pub(crate) async fn bind(addr: &str) -> Result<TcpListener> {
     TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))

@@ -2,31 +2,30 @@
 
 use super::xml::{escape, Element};
 
-pub const NS_SOAP: &str = "http://schemas.xmlsoap.org/soap/envelope/";
-pub const NS_M: &str = "http://schemas.microsoft.com/exchange/services/2006/messages";
-pub const NS_ERR: &str = "http://schemas.microsoft.com/exchange/services/2006/errors";
-pub const NS_T: &str = "http://schemas.microsoft.com/exchange/services/2006/types";
+pub(crate) const NS_SOAP: &str = "http://schemas.xmlsoap.org/soap/envelope/";
+pub(crate) const NS_M: &str = "http://schemas.microsoft.com/exchange/services/2006/messages";
+pub(crate) const NS_ERR: &str = "http://schemas.microsoft.com/exchange/services/2006/errors";
+pub(crate) const NS_T: &str = "http://schemas.microsoft.com/exchange/services/2006/types";
 
 /// What the simulator reports as its build: Exchange 2019 CU-level, schema V2017_07_11.
-pub const SERVER_VERSION_HEADER: &str = r#"<h:ServerVersionInfo xmlns:h="http://schemas.microsoft.com/exchange/services/2006/types" MajorVersion="15" MinorVersion="2" MajorBuildNumber="1544" MinorBuildNumber="4" Version="V2017_07_11"/>"#;
+pub(crate) const SERVER_VERSION_HEADER: &str = r#"<h:ServerVersionInfo xmlns:h="http://schemas.microsoft.com/exchange/services/2006/types" MajorVersion="15" MinorVersion="2" MajorBuildNumber="1544" MinorBuildNumber="4" Version="V2017_07_11"/>"#;
 
 /// The impersonation target named in the SOAP header.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Impersonation {
+pub(crate) enum Impersonation {
     Smtp(String),
     Principal(String),
     Sid(String),
 }
 
 #[derive(Debug)]
-pub struct Request {
-    pub version: Option<String>,
+pub(crate) struct Request {
     pub impersonation: Option<Impersonation>,
     pub operation: Element,
 }
 
 /// Splits an envelope into header facts and the operation element.
-pub fn parse_request(envelope: &Element) -> Result<Request, String> {
+pub(crate) fn parse_request(envelope: &Element) -> Result<Request, String> {
     if envelope.name != "Envelope" {
         return Err("the document is not a SOAP envelope".into());
     }
@@ -39,10 +38,6 @@ pub fn parse_request(envelope: &Element) -> Result<Request, String> {
         .cloned()
         .ok_or_else(|| "the Body is empty".to_string())?;
     let header = envelope.child("Header");
-    let version = header
-        .and_then(|h| h.child("RequestServerVersion"))
-        .and_then(|v| v.attr("Version"))
-        .map(str::to_string);
     let impersonation = header
         .and_then(|h| h.path(&["ExchangeImpersonation", "ConnectingSID"]))
         .map(|sid| {
@@ -57,14 +52,13 @@ pub fn parse_request(envelope: &Element) -> Result<Request, String> {
             }
         });
     Ok(Request {
-        version,
         impersonation,
         operation,
     })
 }
 
 /// A full reply envelope around `body` (the child of soap:Body).
-pub fn envelope(body: &str) -> String {
+pub(crate) fn envelope(body: &str) -> String {
     let mut s = String::with_capacity(body.len() + 600);
     s.push_str(r#"<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header>"#);
     s.push_str(SERVER_VERSION_HEADER);
@@ -75,7 +69,7 @@ pub fn envelope(body: &str) -> String {
 }
 
 /// `<m:{op}Response>` holding response messages.
-pub fn response(op: &str, messages: &[String]) -> String {
+pub(crate) fn response(op: &str, messages: &[String]) -> String {
     let mut s =
         format!(r#"<m:{op}Response xmlns:m="{NS_M}" xmlns:t="{NS_T}"><m:ResponseMessages>"#);
     for m in messages {
@@ -85,20 +79,20 @@ pub fn response(op: &str, messages: &[String]) -> String {
     s
 }
 
-pub fn ok_message(op: &str, inner: &str) -> String {
+pub(crate) fn ok_message(op: &str, inner: &str) -> String {
     format!(
         r#"<m:{op}ResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode>{inner}</m:{op}ResponseMessage>"#
     )
 }
 
-pub fn warning_message(op: &str, code: &str, text: &str, inner: &str) -> String {
+pub(crate) fn warning_message(op: &str, code: &str, text: &str, inner: &str) -> String {
     format!(
         r#"<m:{op}ResponseMessage ResponseClass="Warning"><m:MessageText>{}</m:MessageText><m:ResponseCode>{code}</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey>{inner}</m:{op}ResponseMessage>"#,
         escape(text)
     )
 }
 
-pub fn error_message(op: &str, err: &EwsError) -> String {
+pub(crate) fn error_message(op: &str, err: &EwsError) -> String {
     let xml = match err.back_off_ms {
         Some(ms) => format!(
             r#"<m:MessageXml><t:Value Name="BackOffMilliseconds">{ms}</t:Value></m:MessageXml>"#
@@ -119,14 +113,14 @@ pub fn error_message(op: &str, err: &EwsError) -> String {
 
 /// An EWS error, reported per response message or as a SOAP fault.
 #[derive(Debug, Clone)]
-pub struct EwsError {
+pub(crate) struct EwsError {
     pub code: &'static str,
     pub text: String,
     pub back_off_ms: Option<u64>,
 }
 
 impl EwsError {
-    pub fn new(code: &'static str, text: impl Into<String>) -> EwsError {
+    pub(crate) fn new(code: &'static str, text: impl Into<String>) -> EwsError {
         EwsError {
             code,
             text: text.into(),
@@ -136,7 +130,7 @@ impl EwsError {
 }
 
 /// A SOAP fault as Exchange sends it for request-level errors (HTTP 500).
-pub fn fault(err: &EwsError) -> String {
+pub(crate) fn fault(err: &EwsError) -> String {
     let detail_extra = match err.back_off_ms {
         Some(ms) => format!(
             r#"<t:MessageXml xmlns:t="{NS_T}"><t:Value Name="BackOffMilliseconds">{ms}</t:Value></t:MessageXml>"#

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::xml::Element;
 
-pub const SNAPSHOT_FILE: &str = "state.json";
+pub(crate) const SNAPSHOT_FILE: &str = "state.json";
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct State {
@@ -104,7 +104,7 @@ impl Item {
 /// length-prefixed mailbox moniker, id-processing instruction, length-prefixed store entry
 /// id); ids from earlier simulator versions (base64 of `exsim|…`) still decode.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Id {
+pub(crate) enum Id {
     Folder {
         mailbox: String,
         id: u64,
@@ -143,7 +143,7 @@ impl Id {
 
     /// The store entry id (what ConvertId's EntryId / HexEntryId formats carry): flags,
     /// provider UID, kind, object number, instance index, zero fill.
-    pub fn entry_id(&self) -> Vec<u8> {
+    pub(crate) fn entry_id(&self) -> Vec<u8> {
         let (kind, id, index) = match self {
             Id::Folder { id, .. } => (b'f', *id, 0),
             Id::Item { id, .. } => (b'i', *id, 0),
@@ -160,7 +160,7 @@ impl Id {
     }
 
     /// The id an entry id names in `mailbox`, if it is one of this store's.
-    pub fn from_entry_id(mailbox: &str, e: &[u8]) -> Option<Id> {
+    pub(crate) fn from_entry_id(mailbox: &str, e: &[u8]) -> Option<Id> {
         if e.len() != ENTRY_LEN || e.get(4..20)? != PROVIDER {
             return None;
         }
@@ -175,7 +175,7 @@ impl Id {
         }
     }
 
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mb = self.mailbox().as_bytes();
         let entry = self.entry_id();
         let mut raw = Vec::with_capacity(7 + mb.len() + entry.len());
@@ -189,7 +189,7 @@ impl Id {
         B64.encode(raw)
     }
 
-    pub fn decode(s: &str) -> Option<Id> {
+    pub(crate) fn decode(s: &str) -> Option<Id> {
         let raw = B64.decode(s.trim()).ok()?;
         if raw.starts_with(b"exsim|") {
             return Self::decode_legacy(&raw);
@@ -237,7 +237,7 @@ const CK_HEADER: [u8; 8] = [0x11, 0, 0, 0, 0x16, 0, 0, 0];
 
 /// A change key like Exchange's: 30 bytes (40 base64 characters), the store's 16-byte UID
 /// and a 6-byte change number, here the object's sequence number.
-pub fn change_key(seq: u64) -> String {
+pub(crate) fn change_key(seq: u64) -> String {
     let mut raw = Vec::with_capacity(30);
     raw.extend_from_slice(&CK_HEADER);
     raw.extend_from_slice(&PROVIDER);
@@ -245,7 +245,7 @@ pub fn change_key(seq: u64) -> String {
     B64.encode(raw)
 }
 
-pub fn parse_change_key(s: &str) -> Option<u64> {
+pub(crate) fn parse_change_key(s: &str) -> Option<u64> {
     let raw = B64.decode(s.trim()).ok()?;
     if let Some(legacy) = raw.strip_prefix(b"ck|") {
         return std::str::from_utf8(legacy).ok()?.parse().ok();
@@ -258,11 +258,11 @@ pub fn parse_change_key(s: &str) -> Option<u64> {
     Some(u64::from_be_bytes(n))
 }
 
-pub fn now_string() -> String {
+pub(crate) fn now_string() -> String {
     Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s.trim())
         .ok()
         .map(|d| d.with_timezone(&Utc))
@@ -560,7 +560,7 @@ fn write_mailbox(dir: &Path, state: &State, key: &str, mb: &Mailbox) -> Result<(
 }
 
 /// Persists one mailbox (an EWS write touches only the mailbox it acts on).
-pub fn save_mailbox(dir: &Path, state: &State, key: &str) -> Result<()> {
+pub(crate) fn save_mailbox(dir: &Path, state: &State, key: &str) -> Result<()> {
     match state.mailboxes.get(key) {
         Some(mb) => write_mailbox(dir, state, key, mb),
         None => save(dir, state),
@@ -568,7 +568,7 @@ pub fn save_mailbox(dir: &Path, state: &State, key: &str) -> Result<()> {
 }
 
 /// Persists everything (first start, control API changes).
-pub fn save(dir: &Path, state: &State) -> Result<()> {
+pub(crate) fn save(dir: &Path, state: &State) -> Result<()> {
     fs::create_dir_all(dir.join(MAILBOX_DIR))
         .with_context(|| format!("creating {}", dir.join(MAILBOX_DIR).display()))?;
     for (key, mb) in &state.mailboxes {
@@ -589,7 +589,7 @@ fn highest_seq(mb: &Mailbox) -> u64 {
 }
 
 /// Loads the snapshot from `dir`, if any.
-pub fn load(dir: &Path) -> Result<Option<State>> {
+pub(crate) fn load(dir: &Path) -> Result<Option<State>> {
     let p = dir.join(SNAPSHOT_FILE);
     if !p.exists() {
         return Ok(None);

@@ -49,7 +49,7 @@ fn open_element(e: &quick_xml::events::BytesStart<'_>) -> Result<Element> {
 const MAX_DEPTH: usize = 128;
 
 /// Parses a document into its root element.
-pub fn parse(input: &str) -> Result<Element> {
+pub(crate) fn parse(input: &str) -> Result<Element> {
     let mut reader = Reader::from_str(input);
     let mut stack: Vec<Element> = Vec::new();
     loop {
@@ -204,7 +204,7 @@ impl Element {
     }
 }
 
-pub fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -13,6 +13,8 @@ use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding
 use rsa::{RsaPrivateKey, RsaPublicKey};
 use serde_json::Value;
 
+/// The connected app's RSA private key in the data directory. A PEM placed there before start
+/// is used instead of generating one, which is slow in debug builds.
 pub const JWT_KEY_FILE: &str = "jwt-key.pem";
 pub(super) const JWT_PUBLIC_FILE: &str = "jwt-public.pem";
 

@@ -20,6 +20,8 @@ struct Args {
     data_dir: PathBuf,
 }
 
+/// Runs `exsync-sim salesforce` with `args` (the program name first) until stopped; the exit
+/// code reports a usage error or a failed start.
 pub fn run(args: Vec<String>) -> ExitCode {
     crate::cli_support::run("exsync-sim salesforce", args, "info", main)
 }

@@ -9,7 +9,7 @@ pub mod cli;
 mod control;
 mod schema;
 mod server;
-pub mod soql;
+pub(crate) mod soql;
 mod store;
 
 use std::net::SocketAddr;
@@ -30,15 +30,22 @@ pub use server::Faults;
 use crate::tls::SimCa;
 use server::Org;
 
+/// The REST API version `sim.json` tells clients to use (the simulator also answers under
+/// the few later versions it lists at `/services/data`).
 pub const API_VERSION: &str = "59.0";
+/// The file in the data directory that [`SimInfo`] is written to once the simulator is ready.
 pub const SIM_JSON: &str = "sim.json";
 
 /// A user of the simulated org, as listed in `sim.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SimUser {
+    /// The User record's 18-character id.
     pub id: String,
+    /// The login name; a JWT bearer assertion names it as `sub` to act as this user.
     pub username: String,
+    /// The user's email address.
     pub email: String,
+    /// The name of the user's profile, empty if it has none.
     pub profile: String,
 }
 
@@ -46,26 +53,42 @@ pub struct SimUser {
 /// It holds the connected app's secrets, so the file is private to its owner.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SimInfo {
+    /// Base URL of the org, `https://host:port`, for REST calls.
     pub instance_url: String,
+    /// The OAuth 2.0 token endpoint.
     pub token_url: String,
+    /// Equal to [`API_VERSION`].
     pub api_version: String,
     /// Accepted `aud` values of a JWT bearer assertion.
     pub jwt_audiences: Vec<String>,
+    /// The connected app's consumer key: `iss` of a JWT assertion, or the client-credentials
+    /// client id.
     pub client_id: String,
+    /// The connected app's consumer secret, for the client-credentials flow.
     pub client_secret: String,
+    /// The RSA private key a client signs JWT assertions with ([`JWT_KEY_FILE`]).
     pub private_key_file: PathBuf,
+    /// Its public half, as registered with the connected app.
     pub public_key_file: PathBuf,
+    /// The CA certificate (PEM) a client must trust to reach the simulator over HTTPS.
     pub ca_file: PathBuf,
+    /// The user the client-credentials flow runs as.
     pub integration_user: SimUser,
+    /// Every user of the org when the simulator started, the integration user included.
     pub users: Vec<SimUser>,
+    /// Base URL of the control API that tests use to seed data and inject faults.
     pub control_url: String,
+    /// Bearer token the control API requires (the OAuth access tokens are not accepted
+    /// there).
     pub control_token: String,
 }
 
 /// A running simulator. Dropping it (or calling [`SalesforceSim::shutdown`]) stops accepting
 /// connections.
 pub struct SalesforceSim {
+    /// What was written to `sim.json`.
     pub info: SimInfo,
+    /// The address actually bound (the port chosen when asked for port 0).
     pub addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,

@@ -40,6 +40,7 @@ impl std::error::Error for Dropped {}
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Faults {
+    /// Delay, in milliseconds, added before every request is handled.
     pub latency_ms: u64,
     /// Share of requests answered 503 (0.0–1.0).
     pub error_rate: f64,

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 /// A parse or validation failure, with Salesforce's error code.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SoqlError {
+pub(crate) struct SoqlError {
     pub code: &'static str,
     pub message: String,
 }
@@ -22,7 +22,7 @@ fn malformed(message: impl Into<String>) -> SoqlError {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Literal {
+pub(crate) enum Literal {
     Null,
     Bool(bool),
     Num(f64),
@@ -35,7 +35,7 @@ pub enum Literal {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CmpOp {
+pub(crate) enum CmpOp {
     Eq,
     Ne,
     Lt,
@@ -45,10 +45,10 @@ pub enum CmpOp {
 }
 
 /// A field reference: one name, or a relationship name and a field of the parent.
-pub type Path = Vec<String>;
+pub(crate) type Path = Vec<String>;
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Expr {
+pub(crate) enum Expr {
     And(Box<Expr>, Box<Expr>),
     Or(Box<Expr>, Box<Expr>),
     Not(Box<Expr>),
@@ -69,14 +69,14 @@ pub enum Expr {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct OrderItem {
+pub(crate) struct OrderItem {
     pub path: Path,
     pub descending: bool,
     pub nulls_last: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Query {
+pub(crate) struct Query {
     pub fields: Vec<Path>,
     pub count_only: bool,
     pub object: String,
@@ -185,7 +185,7 @@ fn tokenize(text: &str) -> Result<Vec<Token>, SoqlError> {
 }
 
 /// Parses Salesforce datetime text: `2024-05-01T10:00:00Z`, `…00.000+0000`, `…+02:00`.
-pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }
@@ -198,7 +198,7 @@ pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
 }
 
 /// Formats an instant as Salesforce returns it: `2024-05-01T10:00:00.000+0000`.
-pub fn format_datetime(t: DateTime<Utc>) -> String {
+pub(crate) fn format_datetime(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string()
 }
 
@@ -430,13 +430,14 @@ impl Parser {
     }
 }
 
-/// Parses one SOQL statement.
-pub fn parse(text: &str) -> Result<Query, SoqlError> {
+/// Parses one SOQL statement, relative dates taken against the current time.
+#[cfg(test)]
+pub(crate) fn parse(text: &str) -> Result<Query, SoqlError> {
     parse_at(text, Utc::now())
 }
 
 /// Parses with relative date literals taken against `now`.
-pub fn parse_at(text: &str, now: DateTime<Utc>) -> Result<Query, SoqlError> {
+pub(crate) fn parse_at(text: &str, now: DateTime<Utc>) -> Result<Query, SoqlError> {
     let mut p = Parser {
         now,
         tokens: tokenize(text)?,
@@ -537,7 +538,7 @@ pub fn parse_at(text: &str, now: DateTime<Utc>) -> Result<Query, SoqlError> {
 
 /// Looks field values up for the evaluator: the record's own fields, and a parent's fields
 /// through a relationship.
-pub trait Lookup {
+pub(crate) trait Lookup {
     fn value(&self, path: &[String]) -> Value;
 }
 
@@ -597,7 +598,7 @@ fn like(text: &str, pattern: &str) -> bool {
 }
 
 /// Whether a record matches a WHERE expression.
-pub fn matches(expr: &Expr, record: &dyn Lookup) -> bool {
+pub(crate) fn matches(expr: &Expr, record: &dyn Lookup) -> bool {
     match expr {
         Expr::And(a, b) => matches(a, record) && matches(b, record),
         Expr::Or(a, b) => matches(a, record) || matches(b, record),
@@ -662,7 +663,7 @@ pub fn matches(expr: &Expr, record: &dyn Lookup) -> bool {
 }
 
 /// Orders two values as ORDER BY does (nulls handled by the caller).
-pub fn compare_values(a: &Value, b: &Value) -> Ordering {
+pub(crate) fn compare_values(a: &Value, b: &Value) -> Ordering {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x
             .as_f64()
@@ -672,20 +673,6 @@ pub fn compare_values(a: &Value, b: &Value) -> Ordering {
         (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
         (Value::String(x), Value::String(y)) => lowered(x).cmp(&lowered(y)),
         _ => a.to_string().cmp(&b.to_string()),
-    }
-}
-
-/// Every field path an expression mentions, for validation.
-pub fn expr_paths(expr: &Expr, out: &mut Vec<Path>) {
-    match expr {
-        Expr::And(a, b) | Expr::Or(a, b) => {
-            expr_paths(a, out);
-            expr_paths(b, out);
-        }
-        Expr::Not(a) => expr_paths(a, out),
-        Expr::Cmp { path, .. } | Expr::In { path, .. } | Expr::Like { path, .. } => {
-            out.push(path.clone())
-        }
     }
 }
 

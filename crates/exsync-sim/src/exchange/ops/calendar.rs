@@ -15,7 +15,7 @@ use crate::exchange::xml::Element;
 const MAX_INSTANCES: u32 = 5000;
 
 #[derive(Debug, Clone)]
-pub struct Occurrence {
+pub(crate) struct Occurrence {
     /// 1-based InstanceIndex.
     pub index: u32,
     pub start: DateTime<Utc>,
@@ -23,7 +23,7 @@ pub struct Occurrence {
     pub original_start: DateTime<Utc>,
 }
 
-pub fn fmt(t: &DateTime<Utc>) -> String {
+pub(crate) fn fmt(t: &DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
@@ -35,7 +35,7 @@ fn parse_date(s: &str) -> Option<NaiveDate> {
 /// The series' Recurrence with its range's StartDate/EndDate carrying the zone suffix
 /// Exchange answers them with (the series zone's offset on that day, `Z` for UTC), whatever
 /// form the client sent them in (`2026-03-02` comes back as `2026-03-02+01:00` in Paris).
-pub fn recurrence_with_zone(item: &Item, rec: &Element) -> Element {
+pub(crate) fn recurrence_with_zone(item: &Item, rec: &Element) -> Element {
     let tz = series_zone(item);
     let mut rec = rec.clone();
     for range in rec.children.iter_mut() {
@@ -119,7 +119,7 @@ fn nth_matches(index: &str, days: &str, d: NaiveDate) -> bool {
 }
 
 /// Windows time zone ids (as EWS names them) → IANA zones.
-pub const WINDOWS_ZONES: &[(&str, Tz)] = &[
+pub(crate) const WINDOWS_ZONES: &[(&str, Tz)] = &[
     ("UTC", Tz::UTC),
     ("GMT Standard Time", Tz::Europe__London),
     ("W. Europe Standard Time", Tz::Europe__Berlin),
@@ -174,7 +174,7 @@ fn zone_of(el: Option<&Element>) -> Tz {
 /// on create and update ("Create all-day events by using EWS in Exchange"): a non-midnight
 /// start moves to the midnight before it, a non-midnight end to the midnight after it, both
 /// in the appointment's time zone (StartTimeZone, EndTimeZone for the end; UTC without).
-pub fn snap_all_day(props: &mut [Element]) {
+pub(crate) fn snap_all_day(props: &mut [Element]) {
     let all_day = props
         .iter()
         .find(|p| p.name == "IsAllDayEvent")
@@ -245,7 +245,7 @@ fn num(el: &Element, name: &str, default: i64) -> i64 {
 
 /// Expands the master's series; stops after `until` (inclusive of instances starting
 /// before it) or the range's own end.
-pub fn expand(item: &Item, until: DateTime<Utc>) -> Vec<Occurrence> {
+pub(crate) fn expand(item: &Item, until: DateTime<Utc>) -> Vec<Occurrence> {
     let mut out = Vec::new();
     let (Some(rec), Some(start), Some(end)) = (
         item.prop("Recurrence"),
@@ -371,7 +371,7 @@ fn far_future() -> DateTime<Utc> {
 }
 
 /// The occurrence with `index`, with its modified start/end applied.
-pub fn occurrence(item: &Item, index: u32) -> Option<Occurrence> {
+pub(crate) fn occurrence(item: &Item, index: u32) -> Option<Occurrence> {
     let all = expand(item, far_future());
     let mut o = all.into_iter().find(|o| o.index == index)?;
     apply_override_times(item, &mut o);
@@ -396,7 +396,11 @@ fn apply_override_times(item: &Item, o: &mut Occurrence) {
 }
 
 /// Live (not deleted) occurrences overlapping [from, to).
-pub fn occurrences_in(item: &Item, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Occurrence> {
+pub(crate) fn occurrences_in(
+    item: &Item,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<Occurrence> {
     // A modified occurrence may have moved later than the window end; look a little further.
     let mut all = expand(item, to + Duration::days(366));
     all.retain(|o| !item.deleted_occurrences.contains(&o.index));
@@ -426,7 +430,7 @@ fn occurrence_info(mb: &Mailbox, item: &Item, name: &str, o: &Occurrence) -> Ele
 }
 
 /// Server-computed calendar properties of a master/single item or of one occurrence.
-pub fn computed_props(mb: &Mailbox, item: &Item, occ: Option<&Occurrence>) -> Vec<Element> {
+pub(crate) fn computed_props(mb: &Mailbox, item: &Item, occ: Option<&Occurrence>) -> Vec<Element> {
     let mut out = Vec::new();
     if item.prop("UID").is_none() {
         out.push(Element::with_text(

@@ -5,7 +5,7 @@ use crate::exchange::soap::EwsError;
 use crate::exchange::store::{change_key, Folder, Id, Mailbox, Tombstone};
 use crate::exchange::xml::{escape, Element};
 
-pub fn folder_element_name(class: &str) -> &'static str {
+pub(crate) fn folder_element_name(class: &str) -> &'static str {
     if class.starts_with("IPF.Contact") {
         "ContactsFolder"
     } else if class.starts_with("IPF.Appointment") {
@@ -17,7 +17,7 @@ pub fn folder_element_name(class: &str) -> &'static str {
     }
 }
 
-pub fn folder_id_xml(mb: &Mailbox, f: &Folder) -> String {
+pub(crate) fn folder_id_xml(mb: &Mailbox, f: &Folder) -> String {
     format!(
         r#"<t:FolderId Id="{}" ChangeKey="{}"/>"#,
         Id::Folder {
@@ -30,21 +30,21 @@ pub fn folder_id_xml(mb: &Mailbox, f: &Folder) -> String {
 }
 
 /// The BaseShape of a FolderShape plus the `folder:` properties AdditionalProperties names.
-pub struct FolderShape {
+pub(crate) struct FolderShape {
     base: &'static str,
     extra: Vec<String>,
 }
 
 impl FolderShape {
     /// Every property (what GetFolder and SyncFolderHierarchy answer here).
-    pub fn all() -> FolderShape {
+    pub(crate) fn all() -> FolderShape {
         FolderShape {
             base: "AllProperties",
             extra: Vec::new(),
         }
     }
 
-    pub fn parse(el: Option<&Element>) -> FolderShape {
+    pub(crate) fn parse(el: Option<&Element>) -> FolderShape {
         let base = match el.and_then(|e| e.child_text("BaseShape")) {
             Some("IdOnly") => "IdOnly",
             Some("AllProperties") => "AllProperties",
@@ -80,12 +80,12 @@ impl FolderShape {
 }
 
 /// A folder with every property (schema order of BaseFolderType).
-pub fn folder_xml(mb: &Mailbox, f: &Folder) -> String {
+pub(crate) fn folder_xml(mb: &Mailbox, f: &Folder) -> String {
     folder_xml_shaped(mb, f, &FolderShape::all())
 }
 
 /// A folder with the properties `shape` asks for, in the schema order of BaseFolderType.
-pub fn folder_xml_shaped(mb: &Mailbox, f: &Folder, shape: &FolderShape) -> String {
+pub(crate) fn folder_xml_shaped(mb: &Mailbox, f: &Folder, shape: &FolderShape) -> String {
     let el = folder_element_name(&f.class);
     let mut s = format!("<t:{el}>");
     s.push_str(&folder_id_xml(mb, f));
@@ -135,7 +135,7 @@ pub fn folder_xml_shaped(mb: &Mailbox, f: &Folder, shape: &FolderShape) -> Strin
     s
 }
 
-pub fn get_folder(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
+pub(crate) fn get_folder(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
     let mut msgs = Vec::new();
     for r in list(op, "FolderIds") {
         msgs.push(ctx.folder_ref(r).and_then(|f| {
@@ -155,7 +155,7 @@ fn descendants(mb: &Mailbox, root: u64, deep: bool, out: &mut Vec<u64>) {
     }
 }
 
-pub fn find_folder(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
+pub(crate) fn find_folder(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
     let shape = FolderShape::parse(op.child("FolderShape"));
     let deep = op.attr("Traversal") == Some("Deep");
     let restriction = op.child("Restriction").and_then(|r| r.children.first());
@@ -205,7 +205,7 @@ pub fn find_folder(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
 
 /// Offset and page size of an Indexed*View (BasePoint End is counted from the back by
 /// the callers that need it; exchangelib only pages from the beginning).
-pub fn paging(view: Option<&Element>) -> (usize, usize) {
+pub(crate) fn paging(view: Option<&Element>) -> (usize, usize) {
     let Some(v) = view else {
         return (0, usize::MAX);
     };
@@ -217,7 +217,7 @@ pub fn paging(view: Option<&Element>) -> (usize, usize) {
     (offset, max)
 }
 
-pub fn create_folder(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
+pub(crate) fn create_folder(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
     let parent_el = op
         .child("ParentFolderId")
         .and_then(|p| p.children.first())
@@ -292,7 +292,7 @@ pub fn create_folder(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
     Ok(respond("CreateFolder", msgs))
 }
 
-pub fn delete_folder(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
+pub(crate) fn delete_folder(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
     let mut msgs = Vec::new();
     for r in list(op, "FolderIds") {
         let res = ctx.folder_ref(r).map(|f| (f.id, f.distinguished.is_some()));
@@ -398,7 +398,7 @@ fn folder_info(mb: &Mailbox, id: u64) -> Result<String, EwsError> {
 
 /// UpdateFolder: Set/Delete of DisplayName (a rename) and FolderClass. A user renaming the
 /// sync folder in Outlook is this operation; its id stays, its change key moves on.
-pub fn update_folder(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
+pub(crate) fn update_folder(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
     let mut msgs = Vec::new();
     for change in list(op, "FolderChanges") {
         msgs.push(update_folder_one(ctx, change));
@@ -474,7 +474,7 @@ fn update_folder_one(ctx: &mut Ctx<'_>, change: &Element) -> Result<String, EwsE
 
 /// MoveFolder: the folder keeps its id under the new parent (Exchange keeps folder ids on a
 /// move within a mailbox); a folder cannot go under itself or its own subtree.
-pub fn move_folder(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
+pub(crate) fn move_folder(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
     let to_el = op
         .child("ToFolderId")
         .and_then(|t| t.children.first())
@@ -521,7 +521,7 @@ pub fn move_folder(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
 
 /// EmptyFolder: deletes the folder's items, and its subfolders when DeleteSubFolders is true.
 /// Exchange refuses it on the root and the calendar/search folders; here on the roots.
-pub fn empty_folder(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
+pub(crate) fn empty_folder(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
     let subfolders = matches!(op.attr("DeleteSubFolders"), Some("true") | Some("1"));
     let mut msgs = Vec::new();
     for r in list(op, "FolderIds") {

@@ -55,7 +55,7 @@ fn prop_key(p: &Element) -> String {
     }
 }
 
-pub fn create_item(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
+pub(crate) fn create_item(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
     let target = op
         .child("SavedItemFolderId")
         .and_then(|f| f.children.first());
@@ -73,7 +73,7 @@ pub fn create_item(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
     Ok(respond("CreateItem", msgs))
 }
 
-pub fn create_one(
+pub(crate) fn create_one(
     ctx: &mut Ctx<'_>,
     it: &Element,
     explicit: Option<u64>,
@@ -210,7 +210,7 @@ fn item_ref(ctx: &Ctx<'_>, el: &Element) -> Result<(u64, Option<u32>), EwsError>
     Ok((id, index))
 }
 
-pub fn get_item(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
+pub(crate) fn get_item(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
     let shape = Shape::parse(op.child("ItemShape"));
     let mut msgs = Vec::new();
     for r in list(op, "ItemIds") {
@@ -347,7 +347,7 @@ fn delete_prop(props: &mut Vec<Element>, path: &Element) {
     }
 }
 
-pub fn update_item(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
+pub(crate) fn update_item(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
     let mode = op
         .attr("ConflictResolution")
         .unwrap_or("AutoResolve")
@@ -510,7 +510,7 @@ fn check_delete_change_key(ctx: &Ctx<'_>, r: &Element, id: u64) -> Result<(), Ew
     Ok(())
 }
 
-pub fn delete_item(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
+pub(crate) fn delete_item(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
     let mut msgs = Vec::new();
     for r in list(op, "ItemIds") {
         let res = item_ref(ctx, r).and_then(|(id, index)| {
@@ -542,7 +542,7 @@ pub fn delete_item(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
     Ok(respond("DeleteItem", msgs))
 }
 
-pub fn find_item(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
+pub(crate) fn find_item(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
     let shape = Shape::parse(op.child("ItemShape"));
     let restriction = op.child("Restriction").and_then(|r| r.children.first());
     let cal_view = op.child("CalendarView");

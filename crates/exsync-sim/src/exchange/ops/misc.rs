@@ -41,7 +41,7 @@ fn format_alternate(format: &str, id: &Id) -> String {
     }
 }
 
-pub fn convert_id(_ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
+pub(crate) fn convert_id(_ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
     let dest = op.attr("DestinationFormat").unwrap_or("EwsId");
     let mut msgs = Vec::new();
     for a in list(op, "SourceIds") {
@@ -62,7 +62,7 @@ pub fn convert_id(_ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
     Ok(respond("ConvertId", msgs))
 }
 
-pub fn resolve_names(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
+pub(crate) fn resolve_names(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
     let entry = op
         .child_text("UnresolvedEntry")
         .unwrap_or("")
@@ -241,7 +241,7 @@ const ZONES: &[(&str, &str)] = &[
     ),
 ];
 
-pub fn get_server_time_zones(_ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
+pub(crate) fn get_server_time_zones(_ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
     let wanted: Vec<String> = op
         .child("Ids")
         .map(|ids| {

@@ -1,45 +1,45 @@
 //! EWS operations over the mailbox store.
 
-pub mod calendar;
-pub mod folders;
-pub mod items;
-pub mod misc;
-pub mod restrict;
-pub mod shape;
-pub mod sync;
+pub(crate) mod calendar;
+pub(crate) mod folders;
+pub(crate) mod items;
+pub(crate) mod misc;
+pub(crate) mod restrict;
+pub(crate) mod shape;
+pub(crate) mod sync;
 
 use super::soap::{self, EwsError};
 use super::store::{Folder, Id, Mailbox, State};
 use super::xml::Element;
 
 /// One request's view of the store: the mailbox it acts on and whether it wrote.
-pub struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     pub st: &'a mut State,
     pub mailbox: String,
     pub dirty: bool,
 }
 
 impl Ctx<'_> {
-    pub fn mb(&self) -> Result<&Mailbox, EwsError> {
+    pub(crate) fn mb(&self) -> Result<&Mailbox, EwsError> {
         self.st
             .mailbox(&self.mailbox)
             .ok_or_else(|| EwsError::new("ErrorNonExistentMailbox", "The mailbox does not exist."))
     }
 
-    pub fn mb_mut(&mut self) -> Result<&mut Mailbox, EwsError> {
+    pub(crate) fn mb_mut(&mut self) -> Result<&mut Mailbox, EwsError> {
         let key = self.mailbox.clone();
         self.st
             .mailbox_mut(&key)
             .ok_or_else(|| EwsError::new("ErrorNonExistentMailbox", "The mailbox does not exist."))
     }
 
-    pub fn next_seq(&mut self) -> u64 {
+    pub(crate) fn next_seq(&mut self) -> u64 {
         self.dirty = true;
         self.st.next_seq()
     }
 
     /// Resolves a `FolderId` or `DistinguishedFolderId` element to a folder of this mailbox.
-    pub fn folder_ref(&self, el: &Element) -> Result<&Folder, EwsError> {
+    pub(crate) fn folder_ref(&self, el: &Element) -> Result<&Folder, EwsError> {
         let mb = self.mb()?;
         match el.name.as_str() {
             "FolderId" => {
@@ -77,14 +77,14 @@ impl Ctx<'_> {
     }
 }
 
-pub fn folder_not_found() -> EwsError {
+pub(crate) fn folder_not_found() -> EwsError {
     EwsError::new(
         "ErrorFolderNotFound",
         "The specified folder could not be found in the store.",
     )
 }
 
-pub fn item_not_found() -> EwsError {
+pub(crate) fn item_not_found() -> EwsError {
     EwsError::new(
         "ErrorItemNotFound",
         "The specified object was not found in the store.",
@@ -92,9 +92,9 @@ pub fn item_not_found() -> EwsError {
 }
 
 /// Operation outcome: the child of soap:Body, or a request-level fault.
-pub type OpResult = Result<String, EwsError>;
+pub(crate) type OpResult = Result<String, EwsError>;
 
-pub fn dispatch(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
+pub(crate) fn dispatch(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
     match op.name.as_str() {
         "GetFolder" => folders::get_folder(ctx, op),
         "FindFolder" => folders::find_folder(ctx, op),
@@ -121,13 +121,13 @@ pub fn dispatch(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
 }
 
 /// Children of a container element (e.g. `m:FolderIds`), empty when absent.
-pub fn list<'a>(op: &'a Element, container: &str) -> &'a [Element] {
+pub(crate) fn list<'a>(op: &'a Element, container: &str) -> &'a [Element] {
     op.child(container)
         .map(|c| c.children.as_slice())
         .unwrap_or(&[])
 }
 
-pub fn respond(op: &str, messages: Vec<Result<String, EwsError>>) -> String {
+pub(crate) fn respond(op: &str, messages: Vec<Result<String, EwsError>>) -> String {
     let msgs: Vec<String> = messages
         .into_iter()
         .map(|m| match m {

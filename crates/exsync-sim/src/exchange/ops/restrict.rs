@@ -11,7 +11,10 @@ use crate::exchange::xml::Element;
 /// one (Categories, an extended array), none when the item does not have it. A comparison on
 /// a multi-valued property holds when it holds for any member, as Exchange evaluates them
 /// (a Categories IsEqualTo finds every item that carries that category).
-pub fn eval(expr: &Element, get: &dyn Fn(&Element) -> Vec<String>) -> Result<bool, EwsError> {
+pub(crate) fn eval(
+    expr: &Element,
+    get: &dyn Fn(&Element) -> Vec<String>,
+) -> Result<bool, EwsError> {
     let path = || {
         expr.children
             .iter()

@@ -9,14 +9,14 @@ use crate::exchange::xml::Element;
 
 /// What the client asked to see: BaseShape plus AdditionalProperties.
 #[derive(Debug, Default, Clone)]
-pub struct Shape {
+pub(crate) struct Shape {
     pub id_only: bool,
     pub names: BTreeSet<String>,
     pub ext: BTreeSet<String>,
 }
 
 impl Shape {
-    pub fn parse(el: Option<&Element>) -> Shape {
+    pub(crate) fn parse(el: Option<&Element>) -> Shape {
         let mut s = Shape::default();
         let Some(el) = el else {
             return s;
@@ -41,7 +41,7 @@ impl Shape {
 }
 
 /// Element name a FieldURI (or IndexedFieldURI) refers to.
-pub fn field_element(uri: &str) -> Option<&str> {
+pub(crate) fn field_element(uri: &str) -> Option<&str> {
     let mut parts = uri.split(':');
     let _prefix = parts.next()?;
     let name = parts.next()?;
@@ -55,7 +55,7 @@ pub fn field_element(uri: &str) -> Option<&str> {
 }
 
 /// Canonical identity of an extended property path (ignores PropertyType and case of GUIDs).
-pub fn ext_key(uri: &Element) -> String {
+pub(crate) fn ext_key(uri: &Element) -> String {
     let tag = uri.attr("PropertyTag").map(|t| {
         let t = t.trim();
         let n = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
@@ -75,14 +75,14 @@ pub fn ext_key(uri: &Element) -> String {
 }
 
 /// Key of a stored ExtendedProperty element.
-pub fn ext_prop_key(p: &Element) -> Option<String> {
+pub(crate) fn ext_prop_key(p: &Element) -> Option<String> {
     p.child("ExtendedFieldURI").map(ext_key)
 }
 
 /// Values of the property a path element names, for restrictions: one for a single-valued
 /// property, every member of a multi-valued one (`Categories` holds `<t:String>` children,
 /// an extended array holds `<t:Values>`), none when the item lacks it.
-pub fn prop_values(props: &[Element], path: &Element) -> Vec<String> {
+pub(crate) fn prop_values(props: &[Element], path: &Element) -> Vec<String> {
     prop_values_opt(props, path).unwrap_or_default()
 }
 
@@ -151,7 +151,7 @@ const SERVER_OWNED: &[&str] = &[
     "Size",
 ];
 
-pub fn default_item_class(kind: &str) -> &'static str {
+pub(crate) fn default_item_class(kind: &str) -> &'static str {
     match kind {
         "Contact" => "IPM.Contact",
         "CalendarItem" => "IPM.Appointment",
@@ -160,7 +160,7 @@ pub fn default_item_class(kind: &str) -> &'static str {
     }
 }
 
-pub fn id_element(id: &Id, seq: u64) -> Element {
+pub(crate) fn id_element(id: &Id, seq: u64) -> Element {
     let mut e = Element::new("ItemId");
     e.set_attr("Id", &id.encode());
     e.set_attr("ChangeKey", &change_key(seq));
@@ -168,7 +168,7 @@ pub fn id_element(id: &Id, seq: u64) -> Element {
 }
 
 /// The item's properties with an occurrence's overrides applied.
-pub fn effective_props(item: &Item, occ: Option<&Occurrence>) -> Vec<Element> {
+pub(crate) fn effective_props(item: &Item, occ: Option<&Occurrence>) -> Vec<Element> {
     let mut props: Vec<Element> = item.props.clone();
     if let Some(o) = occ {
         props.retain(|p| p.name != "Recurrence");
@@ -192,7 +192,12 @@ pub fn effective_props(item: &Item, occ: Option<&Occurrence>) -> Vec<Element> {
 }
 
 /// Renders an item (or one occurrence of a recurring master) as `<t:{Kind}>…</t:{Kind}>`.
-pub fn render_item(mb: &Mailbox, item: &Item, shape: &Shape, occ: Option<&Occurrence>) -> String {
+pub(crate) fn render_item(
+    mb: &Mailbox,
+    item: &Item,
+    shape: &Shape,
+    occ: Option<&Occurrence>,
+) -> String {
     let id = match occ {
         Some(o) => Id::Occurrence {
             mailbox: mb.key(),

@@ -43,7 +43,7 @@ enum Change {
     Delete(u64, u64),
 }
 
-pub fn sync_folder_items(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
+pub(crate) fn sync_folder_items(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
     let shape = Shape::parse(op.child("ItemShape"));
     let max: i64 = op
         .child_text("MaxChangesReturned")
@@ -153,7 +153,7 @@ pub fn sync_folder_items(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
     Ok(respond("SyncFolderItems", vec![Ok(s)]))
 }
 
-pub fn sync_folder_hierarchy(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
+pub(crate) fn sync_folder_hierarchy(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
     let root = match op.child("SyncFolderId").and_then(|f| f.children.first()) {
         Some(el) => match ctx.folder_ref(el) {
             Ok(f) => f.id,
