@@ -18,13 +18,17 @@ use super::internal;
 /// One entry of the audit log, newest first.
 #[derive(Serialize)]
 pub(crate) struct AuditView {
+    /// What was done, e.g. a settings change or a user's reset.
     pub action: String,
+    /// Who did it: the account name, or `token:<name>#<id>` for an API token.
     pub actor: String,
+    /// When, UTC.
     pub at: DateTime<Utc>,
     /// What the action was about, as the action recorded it: names and flags, never a
     /// secret. Its shape differs from action to action, so it stays free-form JSON; the
     /// page shows it whole.
     pub detail: Value,
+    /// The entry's number; later entries have larger ones.
     pub id: i64,
 }
 

@@ -29,11 +29,19 @@ use super::internal;
 /// exsync-core renders), plus its name.
 #[derive(Serialize)]
 pub(crate) struct ConfigurationView<'a> {
+    /// Whether it applies to anyone; an inactive configuration stays in the file but syncs
+    /// nobody.
     pub active: bool,
+    /// How contacts sync for the users it applies to.
     pub contacts: RulesView<'a>,
+    /// How events sync for them.
     pub events: RulesView<'a>,
+    /// CRM profile names whose users it applies to, unless a user has an individual
+    /// assignment elsewhere.
     pub groups: Vec<&'a str>,
+    /// The name the admin gave it, unique in the file; the update route takes it in the path.
     pub name: &'a str,
+    /// Mailbox addresses assigned to it individually.
     pub users: Vec<&'a str>,
 }
 
@@ -41,21 +49,33 @@ pub(crate) struct ConfigurationView<'a> {
 /// a window and the private flag; a field the kind does not have is left out.
 #[derive(Serialize)]
 pub(crate) struct RulesView<'a> {
+    /// Contacts only: the extra condition a CRM contact must meet to sync, when one is set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub condition: Option<&'a str>,
+    /// Which side wins when both changed the same field differently.
     pub conflict: ConflictPolicy,
+    /// Whether a deletion on one side is carried over to the other or undone.
     pub deletes: DeleteMode,
+    /// Which way records flow: off, to Exchange, to the CRM, or both ways.
     pub direction: Direction,
     /// Every field of the kind, whether it syncs or not.
     pub fields: BTreeMap<&'static str, FieldRule<'a>>,
+    /// Events only: how many days ahead of a pass an event may start and still sync.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub future_days: Option<u32>,
+    /// The share (0.0 to 1.0) of a user's synced records one pass may delete; a pass that
+    /// would delete more pauses the user instead.
     pub max_delete_share: f64,
+    /// The fewest deletions in one pass that can trip that pause, so that small mailboxes
+    /// can still delete most of what they hold.
     pub min_deletes_for_valve: usize,
+    /// Events only: how many days before a pass an event may have ended and still sync.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub past_days: Option<u32>,
+    /// Contacts only: the user's own CRM contacts, or every contact the user can see.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<ContactScope>,
+    /// Events only: whether events marked private sync too.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sync_private: Option<bool>,
 }
@@ -122,12 +142,16 @@ impl<'a> ConfigurationView<'a> {
 /// per-user table and its "Check a user" form).
 #[derive(Serialize)]
 pub(crate) struct AssignmentView {
+    /// `individual` or `group`; `null` when no configuration applies.
     pub assigned_by: Option<AssignedBy>,
+    /// The name of the configuration that applies; `null` when none does, and the user is
+    /// not synced.
     pub configuration: Option<String>,
     /// The group that brought it, for a group assignment.
     pub group: Option<String>,
     /// One sentence per fact that decided it.
     pub reasons: Vec<String>,
+    /// The mailbox address that was asked about.
     pub user: String,
 }
 

@@ -22,14 +22,21 @@ use super::{blank_to_none, internal};
 pub(crate) struct CrmView {
     /// `jwt` or `client_credentials`.
     pub auth: &'static str,
+    /// A PEM file of extra CA certificates trusted for the CRM; `null` when none is set.
     pub ca_file: Option<String>,
+    /// The connected app's consumer key.
     pub client_id: String,
+    /// Whether a client secret is stored (needed for `client_credentials`).
     pub client_secret_provided: bool,
+    /// The org's own URL (My Domain); `null` when the token answer is left to supply it.
     pub instance_url: Option<String>,
+    /// Which CRM this is; `salesforce` is the only one.
     pub kind: &'static str,
+    /// Where access tokens are requested.
     pub login_url: String,
     /// In the vault, or as a file named in the configuration.
     pub private_key_provided: bool,
+    /// The integration user the JWT is issued for (`jwt` only).
     pub username: Option<String>,
 }
 

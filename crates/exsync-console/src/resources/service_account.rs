@@ -27,12 +27,19 @@ pub(crate) struct ServiceAccountView {
     pub auth: &'static str,
     /// Whether mailboxes are found through Autodiscover (no EWS URL set).
     pub autodiscover: bool,
+    /// A PEM file of extra CA certificates trusted for Exchange besides the system roots
+    /// (on-premises PKI); `null` when none is set.
     pub ca_file: Option<String>,
     /// The only method there is; named so that clients need not assume it.
     pub connection_method: &'static str,
+    /// The EWS endpoint; `null` when Autodiscover finds it per mailbox.
     pub ews_url: Option<String>,
+    /// Mailbox domains besides the service account's to which Autodiscover may send the
+    /// credentials.
     pub other_domains: Vec<String>,
+    /// Whether the service account's password is stored.
     pub password_provided: bool,
+    /// The service account, `user@domain` or `DOMAIN\user`.
     pub username: String,
 }
 

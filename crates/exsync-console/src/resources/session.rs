@@ -30,7 +30,9 @@ pub(crate) const UNKNOWN_ACCOUNT: &str = "unknown account";
 pub(crate) struct LoginView<'a> {
     /// Sent back in `X-CSRF-Token` with every state change made through the session.
     pub csrf_token: &'a str,
+    /// What the account may do: `viewer`, `operator` or `admin`.
     pub role: Role,
+    /// The account that logged in.
     pub user: &'a str,
 }
 
@@ -38,7 +40,9 @@ pub(crate) struct LoginView<'a> {
 /// `csrf_token`), which is why it is a view of its own.
 #[derive(Serialize)]
 pub(crate) struct MeView<'a> {
+    /// The console account, or the API token's name.
     pub name: &'a str,
+    /// What the caller may do: `viewer`, `operator` or `admin`.
     pub role: Role,
     /// `session` or `token`.
     pub via: &'static str,

@@ -19,6 +19,7 @@ use super::users;
 /// Whether the sync service runs passes.
 #[derive(Serialize)]
 pub(crate) struct SyncView {
+    /// `false` while an admin has switched sync off: no passes run for anyone.
     pub enabled: bool,
 }
 

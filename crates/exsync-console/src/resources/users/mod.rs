@@ -29,40 +29,63 @@ use skipped::SkippedUserView;
 /// assignment depends on the user's CRM profile, which only the sync pass knows).
 #[derive(Serialize)]
 pub(crate) struct UserView {
+    /// The configuration assigned to the user individually; `null` when there is none, or
+    /// when the configuration file cannot be read.
     pub configuration: Option<AssignedView>,
+    /// CRM contacts currently linked to a contact in the mailbox.
     pub contact_pairs: u64,
+    /// CRM events currently linked to an event in the mailbox.
     pub event_pairs: u64,
+    /// The user's most recent pass; `null` before the first.
     pub last_run: Option<RunView>,
+    /// Why and since when the user's sync is paused (e.g. a pass would have deleted too
+    /// much); `null` while it runs.
     pub paused: Option<Pause>,
+    /// Records that keep failing to sync, each counted once however many passes it failed.
     pub unresolved: u64,
+    /// The mailbox address, lower-cased.
     pub user: UserKey,
 }
 
 /// The configuration that applies to a user, and how it came to.
 #[derive(Serialize)]
 pub(crate) struct AssignedView {
+    /// `individual` (listed by address) or `group` (through a CRM profile).
     pub assigned_by: AssignedBy,
+    /// The configuration's name.
     pub name: String,
 }
 
 /// The user's last pass.
 #[derive(Serialize)]
 pub(crate) struct RunView {
+    /// What the pass changed.
     pub counts: CountsView,
+    /// Why the pass failed as a whole; `null` when it did not (single failed writes are in
+    /// `counts.failures`).
     pub error: Option<String>,
+    /// When it ended, UTC.
     pub finished: DateTime<Utc>,
+    /// The pass's number in the state database.
     pub id: i64,
+    /// When it began, UTC.
     pub started: DateTime<Utc>,
+    /// The mailbox it synced.
     pub user: UserKey,
 }
 
 /// What a pass did.
 #[derive(Serialize)]
 pub(crate) struct CountsView {
+    /// Records both sides had changed differently, settled by the conflict rule.
     pub conflicts: u64,
+    /// Records created, on either side.
     pub created: u64,
+    /// Records deleted, on either side.
     pub deleted: u64,
+    /// Writes that failed; each failing record also shows up among the user's unresolved.
     pub failures: u64,
+    /// Records updated, on either side.
     pub updated: u64,
 }
 

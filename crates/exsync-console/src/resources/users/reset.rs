@@ -18,9 +18,13 @@ use super::status_page;
 /// What Reset Sync forgot. The audit log records the same.
 #[derive(Serialize)]
 pub(crate) struct ResetView {
+    /// Change-tracking positions dropped; the next pass reads the user's data from the start.
     pub cursors_forgotten: u64,
+    /// Links between CRM records and mailbox items dropped; the next pass matches them again.
     pub pairs_forgotten: u64,
+    /// The mailbox that was reset.
     pub user: UserKey,
+    /// Whether the user had been paused; a reset also lifts the pause.
     pub was_paused: bool,
 }
 

@@ -19,8 +19,11 @@ use crate::AppState;
 pub(crate) struct SkippedUserView {
     // In the store's order, not alphabetical: this answer was serialised from the store's
     // type directly, never through a map.
+    /// The user's id in the CRM.
     pub crm_id: CrmId,
+    /// The email address the CRM holds for the user, which did not lead to a mailbox.
     pub address: String,
+    /// Why the user was left out, in a sentence.
     pub reason: String,
     /// The first pass that left the user out, of those in a row up to the last.
     pub first_seen: DateTime<Utc>,

@@ -25,18 +25,23 @@ pub(crate) enum TestView {
     Ran {
         /// `fail` when any step failed, `warn` when any warned, else `pass`.
         status: Outcome,
+        /// Every check in the order it ran, skipped ones included.
         steps: Vec<StepView>,
+        /// The mailbox whose impersonation and folders were checked.
         user: Option<String>,
     },
     /// Connection tests are turned off for this console.
     NotAvailable {
+        /// Says that the test is turned off for this console.
         message: &'static str,
         /// Always `not_available`.
         status: &'static str,
+        /// The mailbox the test was asked for.
         user: String,
     },
     /// The test could not start (no readable configuration, a secret missing).
     Failed {
+        /// Why the test could not start.
         message: String,
         /// Always `error`.
         status: &'static str,
@@ -50,7 +55,10 @@ pub(crate) struct StepView {
     pub evidence: Vec<String>,
     /// What to do about a warning or failure.
     pub fix: Option<String>,
+    /// What the step checks, e.g. DNS, TLS or impersonation.
     pub name: String,
+    /// `pass`, `warn`, `fail`, or `skip` when an earlier failure or a missing input kept it
+    /// from running.
     pub outcome: Outcome,
 }
 
