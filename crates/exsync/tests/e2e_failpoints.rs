@@ -5,6 +5,11 @@
 //! write nothing. Unlike `e2e_crash.rs`, which kills after a delay, every crash lands where it
 //! says, on any machine.
 //!
+//! A second test has people work between the crash and the clean pass: in Outlook they edit
+//! every copy exsync made of a CRM contact and delete one, in the CRM they edit every copy of a
+//! mailbox contact and delete an original. Every edit must be kept and every delete must
+//! propagate, whatever step the crash hit (see `exsync-engine`'s `sync/pass/recover.rs`).
+//!
 //! Without the feature the binary has no failpoints, so the test only says it was skipped
 //! (`scripts/test` builds with `--features exsync/failpoints`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -28,9 +33,10 @@ mod crashes {
     use std::time::Duration;
 
     use exsync_core::plan::Change;
-    use exsync_core::ItemKind;
+    use exsync_core::{ItemKind, Side};
     use exsync_engine::failpoints::{ENV, POINTS};
-    use exsync_lab::{Lab, LabOptions, Seed};
+    use exsync_lab::{crm_contact, exchange_contact, Lab, LabOptions, Seed};
+    use serde_json::json;
 
     const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
@@ -204,6 +210,131 @@ mod crashes {
             for time in [1, 2] {
                 crash_then_recover(point, time).await;
             }
+        }
+    }
+
+    /// What people did between the crash and the clean pass, to check afterwards.
+    #[derive(Default)]
+    struct Work {
+        /// (user, last name, field, value): edits made to a copy exsync made.
+        edits: Vec<(usize, String, &'static str, String)>,
+        /// (user, last name): contacts deleted on one side.
+        deletes: Vec<(usize, String)>,
+    }
+
+    /// Whether the user's contact with that last name exists on `side`.
+    async fn exists(lab: &Lab, side: Side, u: usize, name: &str) -> bool {
+        let user = &lab.users[u];
+        match side {
+            Side::Crm => lab.crm_record(user, ItemKind::Contact, name).await.is_ok(),
+            Side::Exchange => lab
+                .exchange_item(user, ItemKind::Contact, name)
+                .await
+                .is_ok(),
+        }
+    }
+
+    /// People edit every copy the crashed pass made and delete one original on each side.
+    async fn people_work(lab: &Lab) -> Work {
+        let mut work = Work::default();
+        for u in 0..USERS {
+            let user = &lab.users[u];
+            for (copies_on, seeded, name_of) in [
+                (
+                    Side::Exchange,
+                    SEED.crm_contacts,
+                    crm_contact as fn(usize, usize) -> _,
+                ),
+                (Side::Crm, SEED.exchange_contacts, exchange_contact),
+            ] {
+                let (field, value) = match copies_on {
+                    Side::Exchange => ("department", format!("Outlook {u}")),
+                    Side::Crm => ("title", format!("CRM {u}")),
+                };
+                for i in 1..seeded {
+                    let name = name_of(u, i).last_name;
+                    if !exists(lab, copies_on, u, &name).await {
+                        continue;
+                    }
+                    let v = value.clone();
+                    lab.edit(copies_on, user, ItemKind::Contact, &name, |f| {
+                        f.insert(field.into(), json!(v));
+                    })
+                    .await
+                    .unwrap();
+                    work.edits.push((u, name, field, value.clone()));
+                }
+                // The first seeded contact: its original is deleted where it was seeded, copied
+                // or not.
+                let name = name_of(u, 0).last_name;
+                lab.delete(copies_on.other(), user, ItemKind::Contact, &name)
+                    .await
+                    .unwrap();
+                work.deletes.push((u, name));
+            }
+        }
+        work
+    }
+
+    async fn crash_then_people_then_recover(point: &str) {
+        let dir = tempfile::tempdir().unwrap();
+        let (lab, config) = lab(dir.path()).await;
+        let crashed = sync(&config, Some(point)).await;
+        assert_eq!(
+            crashed.status.signal(),
+            Some(SIGABRT),
+            "{point}: exsync sync should have aborted at the failpoint: {}",
+            text(&crashed)
+        );
+        let work = people_work(&lab).await;
+
+        let summary = clean_sync(&config, &format!("{point}: the pass after the crash")).await;
+        for line in summary.lines().filter(|l| l.contains(": created ")) {
+            assert!(
+                line.contains(" conflicts 0 "),
+                "{point}: only one side changed each record, yet: {summary}"
+            );
+        }
+        for (u, name, field, value) in &work.edits {
+            for side in [Side::Crm, Side::Exchange] {
+                let user = &lab.users[*u];
+                let item = match side {
+                    Side::Crm => lab.crm_record(user, ItemKind::Contact, name).await,
+                    Side::Exchange => lab.exchange_item(user, ItemKind::Contact, name).await,
+                }
+                .unwrap_or_else(|e| panic!("{point}: {name} is missing in {side}: {e}"));
+                assert_eq!(
+                    item.fields.get(*field),
+                    Some(&json!(value)),
+                    "{point}: the edit of {name}'s {field} was lost in {side}"
+                );
+            }
+        }
+        for (u, name) in &work.deletes {
+            for side in [Side::Crm, Side::Exchange] {
+                assert!(
+                    !exists(&lab, side, *u, name).await,
+                    "{point}: {name} was deleted but is in {side}"
+                );
+            }
+        }
+        let check = lab.convergence().await.unwrap();
+        assert!(check.converged(), "{point}: {:#?}", check.problems);
+        assert_eq!(check.unresolved, 0, "{point}: records left unresolved");
+        let seeded = USERS
+            * (SEED.crm_contacts + SEED.crm_events + SEED.exchange_contacts + SEED.exchange_events);
+        let left = seeded - work.deletes.len();
+        assert_eq!(
+            (check.pairs, check.crm_records, check.exchange_items),
+            (left, left, left),
+            "{point}: each record once on each side, the deleted ones on neither"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn people_working_after_a_crash_at_each_failpoint_lose_no_edit_and_no_delete() {
+        for (point, _) in POINTS {
+            crash_then_people_then_recover(point).await;
         }
     }
 }
