@@ -10,6 +10,7 @@
 mod auth;
 mod client;
 mod config;
+mod copies;
 mod cursor;
 mod error;
 mod lens;
@@ -20,6 +21,7 @@ mod writes;
 
 pub use client::{ApiUsage, Idempotency, SalesforceClient};
 pub use config::{AuthConfig, SalesforceConfig, Secret};
+pub use copies::Tagged;
 pub use cursor::{
     ChangeBatch, ChangeCursor, CrmChange, RawChanges, Scope, SyncObject, DELETED_WINDOW,
 };

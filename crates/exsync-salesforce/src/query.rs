@@ -91,7 +91,17 @@ impl SalesforceClient {
 
     /// Every record of a query, following `nextRecordsUrl`.
     pub async fn query_all(&self, soql: &str) -> Result<Vec<Value>> {
-        let mut page = self.query_page(soql, false).await?;
+        self.every_page(soql, false).await
+    }
+
+    /// Every record of a query through `queryAll`, deleted records in the recycle bin
+    /// included (their `IsDeleted` is true), following `nextRecordsUrl`.
+    pub async fn query_all_with_deleted(&self, soql: &str) -> Result<Vec<Value>> {
+        self.every_page(soql, true).await
+    }
+
+    async fn every_page(&self, soql: &str, include_deleted: bool) -> Result<Vec<Value>> {
+        let mut page = self.query_page(soql, include_deleted).await?;
         let mut records = std::mem::take(&mut page.records);
         while let (false, Some(next)) = (page.done, page.next_records_url.clone()) {
             page = self.query_more(&next).await?;

@@ -1,13 +1,15 @@
 //! The Salesforce connector as the sync service's CRM side.
 
-use exsync_core::plan::WriteResult;
+use exsync_core::plan::{Change, WriteResult};
 use exsync_core::{Contact, CrmId, Event, Fields, ItemId, ItemKind, Record};
 use exsync_salesforce::{
-    ChangeCursor, CrmChange, Error, NewRecord, SalesforceClient, Scope, SyncObject, WriteOutcome,
+    ChangeCursor, CrmChange, Error, NewRecord, SalesforceClient, Scope, SyncObject, Tagged,
+    WriteOutcome,
 };
 
 use crate::sync::sides::{
-    CrmFilter, CrmPage, CrmSide, CrmUser, OwnedChange, SideError, SideErrorKind, SideResult, Write,
+    CopyEvidence, CrmFilter, CrmPage, CrmSide, CrmUser, OwnedChange, SideError, SideErrorKind,
+    SideResult, Write,
 };
 
 pub struct SalesforceSide {
@@ -246,6 +248,68 @@ impl CrmSide for SalesforceSide {
                 r.unwrap_or(WriteResult::Failed {
                     reason: "not written".into(),
                 })
+            })
+            .collect())
+    }
+
+    /// Creates are upserts keyed on the Exchange id they copy (see `new_records`), so the
+    /// copies are found by that tag, recycle bin included; a live copy is read as any fetch
+    /// reads it. Only an Exchange id can be a tag: any other origin is unknown.
+    async fn find_copies(
+        &self,
+        kind: ItemKind,
+        origins: &[ItemId],
+    ) -> SideResult<Vec<CopyEvidence>> {
+        let tags: Vec<&str> = origins
+            .iter()
+            .filter_map(|origin| match origin {
+                ItemId::Exchange(id) => Some(id.as_str()),
+                _ => None,
+            })
+            .collect();
+        if tags.is_empty() {
+            return Ok(vec![CopyEvidence::Unknown; origins.len()]);
+        }
+        let tagged = self
+            .client
+            .find_tagged(SyncObject::from(kind), &tags)
+            .await
+            .map_err(side_error)?;
+        let live: Vec<CrmId> = tagged
+            .iter()
+            .filter_map(|t| match t {
+                Tagged::Live(id) => Some(id.clone()),
+                _ => None,
+            })
+            .collect();
+        let current: Vec<Change> = if live.is_empty() {
+            Vec::new()
+        } else {
+            self.fetch(kind, &live)
+                .await?
+                .into_iter()
+                .map(|owned| owned.change)
+                .collect()
+        };
+        let mut tagged = tagged.into_iter();
+        Ok(origins
+            .iter()
+            .map(|origin| match origin {
+                ItemId::Exchange(_) => match tagged.next() {
+                    Some(Tagged::Live(id)) => {
+                        let id = ItemId::Crm(id);
+                        match current.iter().find(|c| *c.id() == id) {
+                            // Deleted between the two queries.
+                            Some(Change::Deleted { .. }) => CopyEvidence::Deleted(id),
+                            Some(change) => CopyEvidence::Present(change.clone()),
+                            None => CopyEvidence::Unknown,
+                        }
+                    }
+                    Some(Tagged::Deleted(id)) => CopyEvidence::Deleted(ItemId::Crm(id)),
+                    Some(Tagged::Never) => CopyEvidence::Never,
+                    None => CopyEvidence::Unknown,
+                },
+                _ => CopyEvidence::Unknown,
             })
             .collect())
     }
