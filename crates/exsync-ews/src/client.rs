@@ -14,7 +14,7 @@ use exsync_core::{Contact, CrmId, Event, ExchangeId, Fields, ItemId, ItemKind, R
 
 use crate::error::{classify, CodeClass, EwsError, ResponseError};
 use crate::mapping::{self, ItemRef};
-use crate::ops::{folders, items, sync, FolderRef, ItemResult};
+use crate::ops::{folders, items, sync, FolderRef, ItemResult, SearchFolder};
 use crate::soap::{self, CallContext};
 use crate::throttle::{Limits, RetryPolicy};
 use crate::trace::WireTrace;
@@ -22,6 +22,10 @@ use crate::transport::auth::{AuthMode, Credentials};
 use crate::transport::conn::Resolve;
 use crate::transport::{HttpClient, HttpConfig};
 use crate::xml::{Element, XmlWriter};
+
+/// Pages one FindItem by tag reads at most per group of tags: far more than tagged items can
+/// fill, so reaching it means a server that keeps saying there is more.
+const MAX_FIND_PAGES: u32 = 100;
 
 /// How many times a batch write sends the items Exchange stopped before (ErrorBatchProcessingStopped).
 const MAX_ROUNDS: u32 = 3;
@@ -325,6 +329,17 @@ pub struct SyncListing {
     pub state: String,
     /// No more changes after this page.
     pub last: bool,
+}
+
+/// One folder's answer to a search by tag ([`MailboxClient::find_tagged`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TagSearch {
+    /// The folder was searched: each item of the kind asked for that carries one of the
+    /// tags, with its tag, in the server's order (a tag may appear more than once).
+    Searched(Vec<(CrmId, ItemRef)>),
+    /// The server would not search the folder (it is gone, or closed to the service
+    /// account): nothing is known of what it holds.
+    Refused(ResponseError),
 }
 
 /// One requested update.
@@ -1052,6 +1067,72 @@ impl MailboxClient {
                     == Some(crm_id.as_str())
             })
             .map(|f| f.item))
+    }
+
+    /// The items of `kind` directly in `folder` that carry our tag with any of `crm_ids`,
+    /// asked [`items::TAGS_PER_FIND`] tags at a time and read page by page. Only an exact
+    /// match of the tag counts (the server may compare case-insensitively). A folder the
+    /// server refuses (not found, access denied) is [`TagSearch::Refused`]; a failure of
+    /// the mailbox or the call is an error.
+    pub async fn find_tagged(
+        &self,
+        kind: ItemKind,
+        folder: &SearchFolder,
+        crm_ids: &[CrmId],
+    ) -> Result<TagSearch, EwsError> {
+        let mut found = Vec::new();
+        for chunk in crm_ids.chunks(items::TAGS_PER_FIND) {
+            let mut offset = 0;
+            let mut pages = 0;
+            loop {
+                pages += 1;
+                if pages > MAX_FIND_PAGES {
+                    return Err(self.protocol("FindItem by tag kept reporting more pages"));
+                }
+                let body = items::find_by_tags(folder, chunk, offset, items::FOUND_PER_PAGE);
+                let response = self.call("FindItem", &body, Idempotent::Yes).await?;
+                let (host, mut ctx) = self.ctx("FindItem");
+                ctx.host = &host;
+                let messages = soap::response_messages(&ctx, &response)?;
+                let message = messages
+                    .first()
+                    .copied()
+                    .ok_or_else(|| self.protocol("FindItem answered no message"))?;
+                if let Err(e) = soap::message_status(message) {
+                    if matches!(
+                        e.code.as_str(),
+                        "ErrorFolderNotFound" | "ErrorAccessDenied" | "ErrorInvalidIdMalformed"
+                    ) {
+                        return Ok(TagSearch::Refused(e));
+                    }
+                    return Err(ctx.error(e));
+                }
+                for entry in items::read_found(message).0 {
+                    if !items::is_kind(&entry.element, kind) {
+                        continue;
+                    }
+                    let Some(tag) =
+                        mapping::read_extended(&entry.element, mapping::CRM_ID_PROPERTY)
+                    else {
+                        continue;
+                    };
+                    let tag = tag.trim();
+                    if let Some(crm_id) = chunk.iter().find(|c| c.as_str() == tag) {
+                        found.push((crm_id.clone(), entry.item));
+                    }
+                }
+                match items::next_offset(message, offset) {
+                    Some(next) if next > offset => offset = next,
+                    Some(_) => {
+                        return Err(
+                            self.protocol("FindItem by tag reported more items without moving on")
+                        )
+                    }
+                    None => break,
+                }
+            }
+        }
+        Ok(TagSearch::Searched(found))
     }
 
     /// Everything on the calendar between `start` and `end`: single events, occurrences and

@@ -24,14 +24,14 @@ mod transport;
 mod xml;
 
 pub use autodiscover::{Autodiscover, AutodiscoverConfig};
-pub use client::{EwsClient, EwsConfig, MailboxClient, SyncBatch, SyncListing, Update};
+pub use client::{EwsClient, EwsConfig, MailboxClient, SyncBatch, SyncListing, TagSearch, Update};
 pub use dns::{SrvFuture, SrvRecord, SrvResolver, StaticSrv, SystemSrv};
 pub use error::{EwsError, ResponseError};
 pub use exsync_core::AllowList;
 pub use mapping::contact::write_contact;
 pub use mapping::event::write_event;
 pub use mapping::ItemRef;
-pub use ops::FolderRef;
+pub use ops::{DeletedFolder, FolderRef, SearchFolder};
 pub use throttle::RetryPolicy;
 pub use transport::auth::{AuthMode, Credentials, Scheme, Secret};
 pub use transport::conn::Resolve;

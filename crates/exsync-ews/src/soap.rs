@@ -12,6 +12,26 @@ pub(crate) const NS_MESSAGES: &str = "http://schemas.microsoft.com/exchange/serv
 /// The oldest version we support; every later server accepts it.
 pub(crate) const SERVER_VERSION: &str = "Exchange2013_SP1";
 
+/// The request versions EWS knows (`ExchangeVersionType`), oldest first.
+const VERSIONS: [&str; 8] = [
+    "Exchange2007",
+    "Exchange2007_SP1",
+    "Exchange2010",
+    "Exchange2010_SP1",
+    "Exchange2010_SP2",
+    "Exchange2013",
+    "Exchange2013_SP1",
+    "Exchange2016",
+];
+
+/// Whether a request declaring version `requested` may use what EWS added in `since`
+/// (a schema element, a distinguished folder name). An unknown name on either side answers
+/// no: better to leave a folder out than to send a request the server rejects whole.
+pub(crate) fn version_reaches(requested: &str, since: &str) -> bool {
+    let position = |v: &str| VERSIONS.iter().position(|known| *known == v);
+    matches!((position(requested), position(since)), (Some(r), Some(s)) if r >= s)
+}
+
 /// Wraps an operation element (written with the `m:` and `t:` prefixes) in an envelope that
 /// impersonates `mailbox`.
 pub fn envelope(mailbox: &str, body: &str) -> String {
@@ -206,6 +226,16 @@ mod tests {
                 .map(|e| e.text.as_str()),
             Some("a&b@contoso.test")
         );
+    }
+
+    #[test]
+    fn versions_are_ordered() {
+        assert!(version_reaches(SERVER_VERSION, "Exchange2010_SP1"));
+        assert!(version_reaches("Exchange2010_SP1", "Exchange2010_SP1"));
+        assert!(!version_reaches("Exchange2010", "Exchange2010_SP1"));
+        assert!(!version_reaches("Exchange2007_SP1", "Exchange2010_SP1"));
+        assert!(!version_reaches("Exchange2099", "Exchange2007"));
+        assert!(!version_reaches("Exchange2016", "Exchange2099"));
     }
 
     #[test]

@@ -7,11 +7,16 @@ use std::sync::{Arc, Mutex};
 
 use exsync_core::plan::WriteResult;
 use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind, UserKey};
-use exsync_ews::{Autodiscover, EwsClient, EwsError, FolderRef, ItemRef, MailboxClient, Update};
+use exsync_ews::{
+    Autodiscover, DeletedFolder, EwsClient, EwsError, FolderRef, ItemRef, MailboxClient,
+    SearchFolder, TagSearch, Update,
+};
 use url::Url;
 
 use crate::sync::mailboxes::{Backend, Mailboxes};
-use crate::sync::sides::{MailboxPage, MailboxSide, SideError, SideErrorKind, SideResult, Write};
+use crate::sync::sides::{
+    CopyEvidence, MailboxPage, MailboxSide, SideError, SideErrorKind, SideResult, Write,
+};
 use exsync_core::plan::Change;
 
 /// Where each mailbox's EWS endpoint is: configured once, or discovered per mailbox.
@@ -101,6 +106,36 @@ impl ExchangeConnection {
             .await
             .map_err(side_error)?;
         Ok(batch.changes)
+    }
+
+    /// The items of `kind` tagged with `crm_ids` in the user's folder for it, looked up
+    /// again once when the server refuses a folder remembered from before (deleted since);
+    /// `None` when it refuses that one too.
+    async fn tagged_in_folder(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        crm_ids: &[CrmId],
+    ) -> SideResult<(MailboxClient, Option<Vec<(CrmId, ItemRef)>>)> {
+        let (mut mailbox, mut folder) = self.folder_of(user, kind).await?;
+        let mut looked_up_again = false;
+        loop {
+            let search = SearchFolder::Folder(folder);
+            match mailbox.find_tagged(kind, &search, crm_ids).await {
+                Ok(TagSearch::Searched(found)) => return Ok((mailbox, Some(found))),
+                Ok(TagSearch::Refused(error)) if !looked_up_again => {
+                    tracing::warn!(user = %user, %kind, code = %error.code, "Exchange refused to search the folder; looking it up again.");
+                    looked_up_again = true;
+                    self.forget(user);
+                    (mailbox, folder) = self.folder_of(user, kind).await?;
+                }
+                Ok(TagSearch::Refused(error)) => {
+                    tracing::warn!(user = %user, %kind, code = %error.code, "Exchange refused to search the folder again.");
+                    return Ok((mailbox, None));
+                }
+                Err(e) => return Err(side_error(e)),
+            }
+        }
     }
 
     fn forget(&self, user: &UserKey) {
@@ -302,6 +337,118 @@ impl MailboxSide for ExchangeConnection {
             })
             .collect())
     }
+
+    /// Searches by tag the kind's folder, then Deleted Items, then Recoverable Items
+    /// Deletions (when the server version has it): a copy in the folder is present (read as
+    /// [`Self::fetch`] reads it), one only in a deleted folder was deleted, one nowhere was
+    /// never made. A folder the server refuses leaves the origins it could hold unknown.
+    async fn find_copies(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        origins: &[ItemId],
+    ) -> SideResult<Vec<CopyEvidence>> {
+        let mut crm_ids: Vec<CrmId> = origins
+            .iter()
+            .filter_map(|origin| match origin {
+                ItemId::Crm(id) => Some(id.clone()),
+                ItemId::Exchange(_) => None,
+            })
+            .collect();
+        crm_ids.sort();
+        crm_ids.dedup();
+        if crm_ids.is_empty() {
+            return Ok(copy_evidence(origins, None, &HashMap::new(), false));
+        }
+        let (mailbox, in_folder) = self.tagged_in_folder(user, kind, &crm_ids).await?;
+        let in_folder = match in_folder {
+            Some(found) => {
+                let mut first: Vec<(CrmId, ExchangeId)> = Vec::new();
+                for (crm_id, item) in found {
+                    if !first.iter().any(|(c, _)| *c == crm_id) {
+                        first.push((crm_id, item.id));
+                    }
+                }
+                let ids: Vec<ExchangeId> = first.iter().map(|(_, id)| id.clone()).collect();
+                let changes = mailbox.get_changes(kind, &ids).await.map_err(side_error)?;
+                // One change per id, in order; one naming another id is left out.
+                Some(
+                    first
+                        .into_iter()
+                        .zip(changes)
+                        .filter(|((_, id), change)| *change.id() == ItemId::Exchange(id.clone()))
+                        .map(|((crm_id, _), change)| (crm_id, change))
+                        .collect::<HashMap<_, _>>(),
+                )
+            }
+            None => None,
+        };
+        let mut deleted: HashMap<CrmId, ExchangeId> = HashMap::new();
+        let mut deleted_searched = true;
+        for place in DeletedFolder::ALL {
+            if !place.available() {
+                tracing::debug!(user = %user, folder = place.distinguished_id(), "the server version has no such folder; not searched");
+                deleted_searched = false;
+                continue;
+            }
+            match mailbox
+                .find_tagged(kind, &SearchFolder::Deleted(place), &crm_ids)
+                .await
+                .map_err(side_error)?
+            {
+                TagSearch::Searched(found) => {
+                    for (crm_id, item) in found {
+                        deleted.entry(crm_id).or_insert(item.id);
+                    }
+                }
+                TagSearch::Refused(error) => {
+                    tracing::warn!(user = %user, folder = place.distinguished_id(), code = %error.code, "Exchange refused to search a deleted-items folder; copies it may hold stay unknown");
+                    deleted_searched = false;
+                }
+            }
+        }
+        Ok(copy_evidence(
+            origins,
+            in_folder.as_ref(),
+            &deleted,
+            deleted_searched,
+        ))
+    }
+}
+
+/// What became of the copies of `origins`, from what searching by tag found: `in_folder`
+/// (the kind's folder; `None` when it could not be searched, with the current state of each
+/// copy found there), `deleted` (the first copy found in a deleted-items folder) and whether
+/// every deleted-items folder was searched.
+fn copy_evidence(
+    origins: &[ItemId],
+    in_folder: Option<&HashMap<CrmId, Change>>,
+    deleted: &HashMap<CrmId, ExchangeId>,
+    deleted_searched: bool,
+) -> Vec<CopyEvidence> {
+    origins
+        .iter()
+        .map(|origin| {
+            // Only CRM records are copied into a mailbox with a tag.
+            let ItemId::Crm(crm_id) = origin else {
+                return CopyEvidence::Unknown;
+            };
+            let Some(in_folder) = in_folder else {
+                // A copy may sit unseen in the folder: neither deleted nor never made is sure.
+                return CopyEvidence::Unknown;
+            };
+            match in_folder.get(crm_id) {
+                Some(Change::Deleted { .. }) | None => {}
+                Some(change) => return CopyEvidence::Present(change.clone()),
+            }
+            match deleted.get(crm_id) {
+                Some(id) => CopyEvidence::Deleted(ItemId::Exchange(id.clone())),
+                None if deleted_searched && !in_folder.contains_key(crm_id) => CopyEvidence::Never,
+                // Gone between the search and the fetch, or a folder left unsearched.
+                None => CopyEvidence::Unknown,
+            }
+        })
+        .collect()
 }
 
 /// The EWS tooling of the lab and the checks, through the router: for a user whose mailbox
@@ -329,5 +476,74 @@ impl<G: MailboxSide> Mailboxes<ExchangeConnection, G> {
     /// See [`ExchangeConnection::read_folder`].
     pub async fn read_folder(&self, user: &UserKey, kind: ItemKind) -> SideResult<Vec<Change>> {
         self.on_ews(user)?.read_folder(user, kind).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use exsync_core::plan::Item;
+
+    fn crm(id: &str) -> ItemId {
+        ItemId::Crm(CrmId::new(id))
+    }
+
+    fn present(id: &str, origin: &str) -> Change {
+        Change::Upsert(Item {
+            id: ItemId::Exchange(ExchangeId::new(id)),
+            fields: Default::default(),
+            version: Some("v".into()),
+            modified: None,
+            origin: Some(crm(origin)),
+        })
+    }
+
+    #[test]
+    fn evidence_says_never_only_when_every_folder_was_searched() {
+        let origins = [
+            crm("a"),
+            crm("b"),
+            crm("c"),
+            crm("d"),
+            ItemId::Exchange(ExchangeId::new("x")),
+        ];
+        let in_folder = HashMap::from([
+            (CrmId::new("a"), present("A", "a")),
+            // Gone between the search and the fetch.
+            (
+                CrmId::new("d"),
+                Change::Deleted {
+                    id: ItemId::Exchange(ExchangeId::new("D")),
+                },
+            ),
+        ]);
+        let deleted = HashMap::from([(CrmId::new("b"), ExchangeId::new("B"))]);
+
+        let all = copy_evidence(&origins, Some(&in_folder), &deleted, true);
+        assert_eq!(
+            all,
+            [
+                CopyEvidence::Present(present("A", "a")),
+                CopyEvidence::Deleted(ItemId::Exchange(ExchangeId::new("B"))),
+                CopyEvidence::Never,
+                CopyEvidence::Unknown,
+                CopyEvidence::Unknown,
+            ]
+        );
+
+        // A deleted-items folder refused (or unknown to the server version): what was found
+        // stands, what was not is unknown.
+        let partial = copy_evidence(&origins, Some(&in_folder), &deleted, false);
+        assert_eq!(partial[0], all[0]);
+        assert_eq!(partial[1], all[1]);
+        assert_eq!(partial[2], CopyEvidence::Unknown);
+
+        // The kind's folder refused: a copy may sit there unseen, so nothing is sure.
+        let blind = copy_evidence(&origins, None, &deleted, true);
+        assert!(
+            blind.iter().all(|e| *e == CopyEvidence::Unknown),
+            "{blind:?}"
+        );
     }
 }

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use exsync_core::{CrmId, ExchangeId, ItemKind};
 
-use super::{first_item, first_item_ref, FolderRef, ItemResult};
+use super::{first_item, first_item_ref, FolderRef, ItemResult, SearchFolder};
 use crate::mapping::{
     element_name, extended_field_uri, format_instant, FieldUpdate, ItemRef, CRM_ID_PROPERTY,
     TIME_ZONE_PROPERTY,
@@ -223,6 +223,74 @@ pub fn find_by_crm_id(folder: &FolderRef, crm_id: &CrmId) -> String {
     w.finish()
 }
 
+/// Tags one FindItem by tag asks for at most: each adds an equality to the restriction, and
+/// Exchange limits how large one may grow.
+pub const TAGS_PER_FIND: usize = 50;
+
+/// Items per page of a FindItem by tag.
+pub const FOUND_PER_PAGE: u32 = 200;
+
+/// FindItem, ids and our tag only, for the items directly in `folder` tagged with any of
+/// `crm_ids` (one equality, or an `Or` of them), the page of at most `max_entries` from
+/// `offset`. The caller sends between one and [`TAGS_PER_FIND`] ids.
+pub fn find_by_tags(
+    folder: &SearchFolder,
+    crm_ids: &[CrmId],
+    offset: u32,
+    max_entries: u32,
+) -> String {
+    let mut w = XmlWriter::new();
+    w.open("m:FindItem", &[("Traversal", "Shallow")]);
+    id_shape(&mut w, &[]);
+    w.empty(
+        "m:IndexedPageItemView",
+        &[
+            ("MaxEntriesReturned", &max_entries.max(1).to_string()),
+            ("Offset", &offset.to_string()),
+            ("BasePoint", "Beginning"),
+        ],
+    );
+    let equal_to = |w: &mut XmlWriter, crm_id: &CrmId| {
+        w.open("t:IsEqualTo", &[]);
+        extended_field_uri(w, CRM_ID_PROPERTY);
+        w.open("t:FieldURIOrConstant", &[])
+            .empty("t:Constant", &[("Value", crm_id.as_str())])
+            .close("t:FieldURIOrConstant")
+            .close("t:IsEqualTo");
+    };
+    w.open("m:Restriction", &[]);
+    match crm_ids {
+        [one] => equal_to(&mut w, one),
+        many => {
+            w.open("t:Or", &[]);
+            for crm_id in many {
+                equal_to(&mut w, crm_id);
+            }
+            w.close("t:Or");
+        }
+    }
+    w.close("m:Restriction").open("m:ParentFolderIds", &[]);
+    folder.write(&mut w);
+    w.close("m:ParentFolderIds").close("m:FindItem");
+    w.finish()
+}
+
+/// Where the next page of a paged FindItem starts, after the page read from `offset`;
+/// `None` when this page was the last.
+pub fn next_offset(message: &Element, offset: u32) -> Option<u32> {
+    let root = message.child("RootFolder")?;
+    if root.attr("IncludesLastItemInRange") != Some("false") {
+        return None;
+    }
+    let returned = root
+        .child("Items")
+        .map_or(0, |items| items.children.len() as u32);
+    let told = root
+        .attr("IndexedPagingOffset")
+        .and_then(|o| o.trim().parse::<u32>().ok());
+    Some(told.unwrap_or(offset.saturating_add(returned)))
+}
+
 /// FindItem with a CalendarView: every single event, occurrence and exception in the window.
 pub fn calendar_view(
     folder: &FolderRef,
@@ -342,4 +410,68 @@ pub fn update_occurrences(master: &ExchangeId, changes: &[(u32, Vec<FieldUpdate>
     }
     w.close("m:ItemChanges").close("m:UpdateItem");
     w.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::ops::DeletedFolder;
+    use crate::xml::parse;
+
+    fn constants(body: &str) -> Vec<String> {
+        let root = parse(body).unwrap();
+        let mut out = Vec::new();
+        let mut stack = vec![&root];
+        while let Some(el) = stack.pop() {
+            if el.name == "Constant" {
+                out.push(el.attr("Value").unwrap().to_owned());
+            }
+            stack.extend(el.children.iter().rev());
+        }
+        out
+    }
+
+    #[test]
+    fn one_tag_is_an_equality_and_several_an_or() {
+        let folder = SearchFolder::Deleted(DeletedFolder::DeletedItems);
+        let one = find_by_tags(&folder, &[CrmId::new("003A")], 0, 200);
+        assert!(!one.contains("<t:Or>"), "{one}");
+        assert!(
+            one.contains(r#"<t:DistinguishedFolderId Id="deleteditems"/>"#),
+            "{one}"
+        );
+        let ids = [CrmId::new("003A"), CrmId::new("003<&\"'>B")];
+        let two = find_by_tags(&folder, &ids, 400, 200);
+        assert_eq!(two.matches("<t:IsEqualTo>").count(), 2, "{two}");
+        assert!(two.contains(r#"Offset="400""#), "{two}");
+        assert!(!two.contains("<&"), "{two}");
+        // The values come back exactly when parsed, specials included.
+        assert_eq!(constants(&two), ["003A", "003<&\"'>B"]);
+    }
+
+    #[test]
+    fn paging_follows_the_server_and_stops_at_the_last_page() {
+        let page = |attrs: &str, n: usize| {
+            let items = "<t:Contact><t:ItemId Id=\"x\"/></t:Contact>".repeat(n);
+            parse(&format!(
+                r#"<m:FindItemResponseMessage xmlns:m="m" xmlns:t="t" ResponseClass="Success"><m:RootFolder {attrs}><t:Items>{items}</t:Items></m:RootFolder></m:FindItemResponseMessage>"#
+            ))
+            .unwrap()
+        };
+        let told = page(
+            r#"IndexedPagingOffset="7" IncludesLastItemInRange="false""#,
+            2,
+        );
+        assert_eq!(next_offset(&told, 0), Some(7));
+        let counted = page(r#"IncludesLastItemInRange="false""#, 3);
+        assert_eq!(next_offset(&counted, 10), Some(13));
+        let last = page(
+            r#"IndexedPagingOffset="7" IncludesLastItemInRange="true""#,
+            2,
+        );
+        assert_eq!(next_offset(&last, 5), None);
+        let unsaid = page("", 2);
+        assert_eq!(next_offset(&unsaid, 5), None);
+    }
 }

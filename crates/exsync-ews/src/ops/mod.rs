@@ -32,6 +32,71 @@ impl FolderRef {
     }
 }
 
+/// A folder where items go when they are deleted, which Exchange names by its role in every
+/// mailbox (a `DistinguishedFolderId`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeletedFolder {
+    /// Deleted Items: where a delete that moves (`MoveToDeletedItems`) puts an item, and where
+    /// a user can still see it.
+    DeletedItems,
+    /// Recoverable Items, Deletions: what a soft delete or emptying Deleted Items leaves,
+    /// until the retention period ends.
+    RecoverableDeletions,
+}
+
+impl DeletedFolder {
+    /// Both, in the order an item passes through them.
+    pub const ALL: [DeletedFolder; 2] = [
+        DeletedFolder::DeletedItems,
+        DeletedFolder::RecoverableDeletions,
+    ];
+
+    /// Its `DistinguishedFolderId` name.
+    pub fn distinguished_id(self) -> &'static str {
+        match self {
+            DeletedFolder::DeletedItems => "deleteditems",
+            DeletedFolder::RecoverableDeletions => "recoverableitemsdeletions",
+        }
+    }
+
+    /// The request version that introduced the name.
+    fn since(self) -> &'static str {
+        match self {
+            DeletedFolder::DeletedItems => "Exchange2007",
+            DeletedFolder::RecoverableDeletions => "Exchange2010_SP1",
+        }
+    }
+
+    /// Whether the server version this connector declares knows the name (an older one
+    /// rejects the whole request that uses it).
+    pub fn available(self) -> bool {
+        crate::soap::version_reaches(crate::soap::SERVER_VERSION, self.since())
+    }
+}
+
+/// Where a FindItem looks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SearchFolder {
+    /// A folder by its id (the contact sync folder, the calendar).
+    Folder(FolderRef),
+    /// One of the folders deleted items go to.
+    Deleted(DeletedFolder),
+}
+
+impl SearchFolder {
+    pub(crate) fn write(&self, w: &mut XmlWriter) {
+        match self {
+            SearchFolder::Folder(folder) => folder.write(w),
+            SearchFolder::Deleted(deleted) => {
+                w.empty(
+                    "t:DistinguishedFolderId",
+                    &[("Id", deleted.distinguished_id())],
+                );
+            }
+        }
+    }
+}
+
 /// The outcome of one item of a batch.
 pub(crate) type ItemResult<T> = Result<T, ResponseError>;
 

@@ -478,6 +478,33 @@ impl Mailbox {
             .values()
             .find(|f| f.distinguished.as_deref() == Some(name))
     }
+
+    /// The id of the well-known folder `name`, made with id `seq` under its usual parent when
+    /// the mailbox lacks it (a snapshot from a simulator that did not create it); `None` for
+    /// a name that is not one of [`DISTINGUISHED`].
+    pub(crate) fn distinguished_or_add(&mut self, name: &str, seq: u64) -> Option<u64> {
+        if let Some(folder) = self.distinguished(name) {
+            return Some(folder.id);
+        }
+        let (_, parent, class, display, _) = DISTINGUISHED.iter().find(|d| d.0 == name)?;
+        let parent = parent
+            .and_then(|p| self.distinguished(p))
+            .or_else(|| self.distinguished("root"))
+            .map(|f| f.id);
+        self.folders.insert(
+            seq,
+            Folder {
+                id: seq,
+                parent,
+                name: display.to_string(),
+                class: class.to_string(),
+                distinguished: Some(name.to_string()),
+                created_seq: seq,
+                seq,
+            },
+        );
+        Some(seq)
+    }
 }
 
 /// What `state.json` holds: everything but the mailboxes' contents, which live in one file

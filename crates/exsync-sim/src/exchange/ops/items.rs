@@ -510,29 +510,104 @@ fn check_delete_change_key(ctx: &Ctx<'_>, r: &Element, id: u64) -> Result<(), Ew
     Ok(())
 }
 
+/// Where DeleteItem's `DeleteType` sends an item.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DeleteType {
+    /// To Deleted Items, where the user still sees it.
+    MoveToDeletedItems,
+    /// To Recoverable Items' Deletions, which the user's Recover Deleted Items reaches.
+    SoftDelete,
+    /// Gone.
+    HardDelete,
+}
+
+impl DeleteType {
+    /// The request's `DeleteType` (the schema requires it; a request without one, from
+    /// clients the simulator served before it honoured the attribute, is a hard delete).
+    fn of(op: &Element) -> DeleteType {
+        match op.attr("DeleteType") {
+            Some("MoveToDeletedItems") => DeleteType::MoveToDeletedItems,
+            Some("SoftDelete") => DeleteType::SoftDelete,
+            _ => DeleteType::HardDelete,
+        }
+    }
+
+    /// The well-known folder the item goes to from `folder`, or `None` when it is removed:
+    /// a delete to where the item already is takes it one step further, as Exchange does
+    /// (deleting from Deleted Items soft-deletes, deleting from Deletions purges).
+    fn destination(
+        self,
+        mb: &crate::exchange::store::Mailbox,
+        folder: u64,
+    ) -> Option<&'static str> {
+        let is = |name: &str| mb.distinguished(name).is_some_and(|f| f.id == folder);
+        let step = match self {
+            DeleteType::MoveToDeletedItems if is(DELETED_ITEMS) => DeleteType::SoftDelete,
+            other => other,
+        };
+        match step {
+            DeleteType::MoveToDeletedItems => Some(DELETED_ITEMS),
+            DeleteType::SoftDelete if !is(DELETIONS) => Some(DELETIONS),
+            _ => None,
+        }
+    }
+}
+
+const DELETED_ITEMS: &str = "deleteditems";
+const DELETIONS: &str = "recoverableitemsdeletions";
+
 pub(crate) fn delete_item(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
+    let delete_type = DeleteType::of(op);
     let mut msgs = Vec::new();
     for r in list(op, "ItemIds") {
         let res = item_ref(ctx, r).and_then(|(id, index)| {
             check_delete_change_key(ctx, r, id)?;
             let seq = ctx.next_seq();
-            let mb = ctx.mb_mut()?;
             match index {
                 Some(i) => {
-                    let item = mb.items.get_mut(&id).ok_or_else(item_not_found)?;
+                    let item = ctx
+                        .mb_mut()?
+                        .items
+                        .get_mut(&id)
+                        .ok_or_else(item_not_found)?;
                     item.deleted_occurrences.insert(i);
                     item.modified_occurrences.remove(&i);
                     item.seq = seq;
                     item.modified = now_string();
                 }
                 None => {
-                    let item = mb.items.remove(&id).ok_or_else(item_not_found)?;
+                    let folder = ctx.mb()?.items.get(&id).ok_or_else(item_not_found)?.folder;
+                    let destination = delete_type.destination(ctx.mb()?, folder);
+                    // A moved item gets a new id, as Exchange's does (its entry id changes
+                    // with the folder): the old one no longer finds it.
+                    let moved_to = match destination {
+                        Some(name) => {
+                            let folder_seq = ctx.next_seq();
+                            let new_seq = ctx.next_seq();
+                            let target = ctx
+                                .mb_mut()?
+                                .distinguished_or_add(name, folder_seq)
+                                .ok_or_else(super::folder_not_found)?;
+                            Some((target, new_seq))
+                        }
+                        None => None,
+                    };
+                    let mb = ctx.mb_mut()?;
+                    let mut item = mb.items.remove(&id).ok_or_else(item_not_found)?;
                     mb.tombstones.push(Tombstone {
                         id,
                         folder: item.folder,
                         created_seq: item.created_seq,
                         seq,
                     });
+                    if let Some((target, new_seq)) = moved_to {
+                        item.id = new_seq;
+                        item.folder = target;
+                        item.created_seq = new_seq;
+                        item.seq = new_seq;
+                        item.modified = now_string();
+                        mb.items.insert(new_seq, item);
+                    }
                 }
             }
             Ok(String::new())
