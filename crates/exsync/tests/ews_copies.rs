@@ -18,6 +18,9 @@ use exsync_engine::sync::sides::{CopyEvidence, MailboxSide, Write};
 use exsync_ews::{Credentials, EwsClient, EwsConfig, Resolve};
 use exsync_sim::exchange::{ExchangeSim, ExchangeSimOptions};
 
+/// Before any item of the test was created: every tagged item counts.
+const EARLIER: chrono::DateTime<chrono::Utc> = chrono::DateTime::<chrono::Utc>::MIN_UTC;
+
 const USER: &str = "user1@contoso.test";
 
 struct Mailbox {
@@ -123,7 +126,11 @@ impl Mailbox {
     }
 
     async fn find(&self, kind: ItemKind, origins: &[ItemId]) -> Vec<CopyEvidence> {
-        let answers = self.side.find_copies(&user(), kind, origins).await.unwrap();
+        let answers = self
+            .side
+            .find_copies(&user(), kind, origins, EARLIER)
+            .await
+            .unwrap();
         assert_eq!(answers.len(), origins.len(), "{answers:?}");
         answers
     }

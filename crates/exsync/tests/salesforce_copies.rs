@@ -14,6 +14,9 @@ use exsync_engine::sync::sides::{CopyEvidence, CrmSide};
 use exsync_salesforce::{AuthConfig, NewRecord, SalesforceClient, SalesforceConfig, Secret};
 use exsync_sim::salesforce::{SalesforceSim, JWT_KEY_FILE};
 
+/// Before any record of the test was created: every tagged record counts.
+const EARLIER: chrono::DateTime<chrono::Utc> = chrono::DateTime::<chrono::Utc>::MIN_UTC;
+
 struct Org {
     sim: SalesforceSim,
     _dir: tempfile::TempDir,
@@ -130,7 +133,10 @@ async fn copies_are_found_by_their_tag_live_deleted_or_never_in_the_order_asked(
         // The tag in another case is another Exchange id.
         exchange(&live_tag.to_lowercase()),
     ];
-    let answers = side.find_copies(ItemKind::Contact, &origins).await.unwrap();
+    let answers = side
+        .find_copies(ItemKind::Contact, &origins, EARLIER)
+        .await
+        .unwrap();
     assert_eq!(answers.len(), origins.len());
     assert_eq!(answers[0], CopyEvidence::Deleted(ItemId::Crm(gone.clone())));
     assert_eq!(answers[1], CopyEvidence::Never);
@@ -168,7 +174,7 @@ async fn copies_are_found_by_their_tag_live_deleted_or_never_in_the_order_asked(
     // Deleted after being found live: the same question now says so.
     delete(client, &live).await;
     let answers = side
-        .find_copies(ItemKind::Contact, &[exchange(live_tag)])
+        .find_copies(ItemKind::Contact, &[exchange(live_tag)], EARLIER)
         .await
         .unwrap();
     assert_eq!(answers, [CopyEvidence::Deleted(ItemId::Crm(live))]);
@@ -185,7 +191,7 @@ async fn a_live_copy_wins_over_a_deleted_one_with_the_same_tag() {
     assert_ne!(first, second, "the upsert made a new record");
 
     let answers = side
-        .find_copies(ItemKind::Contact, &[exchange(tag)])
+        .find_copies(ItemKind::Contact, &[exchange(tag)], EARLIER)
         .await
         .unwrap();
     assert_eq!(
@@ -208,7 +214,10 @@ async fn many_origins_are_answered_across_several_queries_in_order() {
     delete(&side.client, &late).await;
 
     let origins: Vec<ItemId> = tags.iter().map(|t| exchange(t)).collect();
-    let answers = side.find_copies(ItemKind::Contact, &origins).await.unwrap();
+    let answers = side
+        .find_copies(ItemKind::Contact, &origins, EARLIER)
+        .await
+        .unwrap();
     assert_eq!(answers.len(), tags.len());
     for (i, answer) in answers.iter().enumerate() {
         match i {
@@ -257,7 +266,7 @@ async fn event_copies_are_looked_for_among_events() {
     let event = outcomes[0].id.clone().unwrap();
 
     let answers = side
-        .find_copies(ItemKind::Event, &[exchange(tag)])
+        .find_copies(ItemKind::Event, &[exchange(tag)], EARLIER)
         .await
         .unwrap();
     match &answers[0] {
@@ -268,7 +277,7 @@ async fn event_copies_are_looked_for_among_events() {
     }
     // A contact is not an event's copy.
     let answers = side
-        .find_copies(ItemKind::Contact, &[exchange(tag)])
+        .find_copies(ItemKind::Contact, &[exchange(tag)], EARLIER)
         .await
         .unwrap();
     assert_eq!(answers, [CopyEvidence::Never]);

@@ -347,6 +347,7 @@ impl MailboxSide for ExchangeConnection {
         user: &UserKey,
         kind: ItemKind,
         origins: &[ItemId],
+        _since: chrono::DateTime<chrono::Utc>,
     ) -> SideResult<Vec<CopyEvidence>> {
         let mut crm_ids: Vec<CrmId> = origins
             .iter()

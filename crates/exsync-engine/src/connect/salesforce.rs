@@ -259,6 +259,7 @@ impl CrmSide for SalesforceSide {
         &self,
         kind: ItemKind,
         origins: &[ItemId],
+        _since: chrono::DateTime<chrono::Utc>,
     ) -> SideResult<Vec<CopyEvidence>> {
         let tags: Vec<&str> = origins
             .iter()

@@ -10,6 +10,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use chrono::{DateTime, Utc};
+
 use exsync_core::plan::{Change, WriteResult};
 use exsync_core::{ExchangeId, ItemId, ItemKind, UserKey};
 
@@ -171,8 +173,9 @@ impl<W: MailboxSide, G: MailboxSide> MailboxSide for Mailboxes<W, G> {
         user: &UserKey,
         kind: ItemKind,
         origins: &[ItemId],
+        since: DateTime<Utc>,
     ) -> SideResult<Vec<CopyEvidence>> {
-        dispatch!(self, user, side => side.find_copies(user, kind, origins).await)
+        dispatch!(self, user, side => side.find_copies(user, kind, origins, since).await)
     }
 }
 

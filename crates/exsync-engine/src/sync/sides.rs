@@ -6,6 +6,7 @@
 use std::fmt;
 use std::future::Future;
 
+use chrono::{DateTime, Utc};
 use exsync_core::plan::{Change, WriteResult};
 use exsync_core::{CrmId, ExchangeId, Fields, ItemId, ItemKind, UserKey};
 
@@ -235,13 +236,16 @@ pub trait CrmSide: Send + Sync {
 
     /// After a crash, what became of the records creates tagged with these origins may have
     /// made, one answer per origin, in order: found by the tag among live and deleted
-    /// records. Asked only for journaled creates that were sent and whose copy no read
-    /// found, so it is rare. A CRM that cannot search its deleted records answers
+    /// records created at or after `since` (a copy deleted before the create was journaled,
+    /// by exsync or a person, is an earlier copy's, and must not count as this create's).
+    /// Asked only for journaled creates that were sent and whose copy no read found, so it
+    /// is rare. A CRM that cannot search its deleted records answers
     /// [`CopyEvidence::Unknown`].
     fn find_copies(
         &self,
         _kind: ItemKind,
         origins: &[ItemId],
+        _since: DateTime<Utc>,
     ) -> impl Future<Output = SideResult<Vec<CopyEvidence>>> + Send {
         let unknown = vec![CopyEvidence::Unknown; origins.len()];
         async move { Ok(unknown) }
@@ -340,14 +344,15 @@ pub trait MailboxSide: Send + Sync {
     ) -> impl Future<Output = SideResult<Vec<WriteResult>>> + Send;
 
     /// After a crash, what became of the items creates tagged with these origins may have
-    /// made in the user's folder for `kind`, one answer per origin, in order (see
-    /// [`CrmSide::find_copies`]). A backend that cannot search deleted items answers
-    /// [`CopyEvidence::Unknown`].
+    /// made in the user's folder for `kind`, one answer per origin, in order, counting only
+    /// items created at or after `since` (see [`CrmSide::find_copies`]). A backend that
+    /// cannot search deleted items answers [`CopyEvidence::Unknown`].
     fn find_copies(
         &self,
         _user: &UserKey,
         _kind: ItemKind,
         origins: &[ItemId],
+        _since: DateTime<Utc>,
     ) -> impl Future<Output = SideResult<Vec<CopyEvidence>>> + Send {
         let unknown = vec![CopyEvidence::Unknown; origins.len()];
         async move { Ok(unknown) }

@@ -74,10 +74,20 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         let mut slice = PassCommit::new(self.user.key.clone(), commit.started, Utc::now());
         slice.partial = true;
         // A side whose whole call failed did not say what it wrote: its intents stay
-        // journaled for the next pass to settle by evidence.
+        // journaled for the next pass to settle by evidence. So does an update that landed
+        // on a pair whose other write failed: the pair is not committed, and the next pass
+        // takes in what the update wrote (`recover.rs`) before it merges the pair again.
+        let uncommitted: BTreeSet<&ItemId> = settlement.failures.iter().map(|f| &f.id).collect();
+        let writes = ops.iter().filter(|op| op.writes());
         slice.settled_intents = intents
-            .into_iter()
-            .filter(|id| !unsettled.contains(id))
+            .iter()
+            .zip(writes)
+            .filter(|(id, op)| {
+                let landed_on_failed_pair = matches!(op, Op::Update { crm_id, .. }
+                    if uncommitted.contains(&ItemId::Crm(crm_id.clone())));
+                !unsettled.contains(*id) && !landed_on_failed_pair
+            })
+            .map(|(id, _)| *id)
             .collect();
         slice.crm_writes = self.crm_writes(&ops, &results);
         slice.removals = settlement

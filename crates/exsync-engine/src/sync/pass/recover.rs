@@ -12,19 +12,27 @@
 //! - a create that was sent and whose copy no read found is decided by what the side knows:
 //!   a copy deleted since is paired as deleted (so it is not made again), a copy never made
 //!   is made now; a side that cannot tell gets the create again, and the pass says so;
-//! - an update or a delete needs nothing: its pair still holds the content both sides had
-//!   before it, and the three-way merge against that base keeps whatever a person did since,
-//!   whether the write landed or not.
+//! - an update that landed (the record holds what it wrote, in every field it wrote) puts
+//!   those fields into the pair's last-synced state, as its commit would have: a person's
+//!   later edit of the source is then one-sided, not a conflict the policy may settle against
+//!   them; an update that did not land leaves the pair as it was;
+//! - a delete needs nothing: its pair still holds the content both sides had, and the next
+//!   read reports the deletion again, or the record still there.
 
 use std::collections::BTreeMap;
 
-use exsync_core::plan::{settle, Change, Op, WriteResult};
+use exsync_core::plan::{settle, Change, Op, SyncedPair, WriteResult};
 use exsync_core::{CrmId, ExchangeId, ItemId, Side};
 use exsync_store::{Intent, PairKey, PassCommit};
 
 use super::{on_store, KindPass, PassError, UserReport};
 use crate::sync::sides::{CopyEvidence, CrmSide, MailboxSide, SideError};
 use crate::sync::stage::{Stage, StagedRecord};
+
+/// How far a side's clock may be behind ours when it stamps a copy's creation. A copy the
+/// side says was made earlier than the create's journal entry less this is an older copy's
+/// (one exsync or a person deleted before), never the create's own.
+const CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
 
 /// A journaled create whose copy was found, with the state the copy is in now.
 struct Found {
@@ -49,7 +57,22 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         let mut settled = Vec::with_capacity(intents.len());
         let mut found = Vec::new();
         let mut ask: BTreeMap<Side, Vec<(i64, Op)>> = BTreeMap::new();
+        let mut updated = BTreeMap::new();
+        // Copies made before the first of these creates was journaled are not theirs.
+        let since = intents
+            .iter()
+            .map(|i| i.journaled_at)
+            .min()
+            .unwrap_or(self.now)
+            - CLOCK_SKEW;
         for Intent { id, op, sent, .. } in intents {
+            if let Op::Update { .. } = &op {
+                settled.push(id);
+                if sent {
+                    self.landed_update(stage, &op, &mut updated).await?;
+                }
+                continue;
+            }
             let Op::Create { on, source, .. } = &op else {
                 settled.push(id);
                 continue;
@@ -77,10 +100,10 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         for (side, asked) in ask {
             let origins: Vec<ItemId> = asked.iter().filter_map(|(_, op)| source_of(op)).collect();
             let answers = match side {
-                Side::Crm => self.crm.find_copies(self.kind, &origins).await,
+                Side::Crm => self.crm.find_copies(self.kind, &origins, since).await,
                 Side::Exchange => {
                     self.exchange
-                        .find_copies(&self.user.key, self.kind, &origins)
+                        .find_copies(&self.user.key, self.kind, &origins, since)
                         .await
                 }
             };
@@ -112,8 +135,72 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
             }
         }
         report.recovered_pairs += found.len() as u64;
-        self.pair_found(stage, found, settled).await?;
+        self.pair_found(stage, found, updated.into_values().collect(), settled)
+            .await?;
         Ok(Ok(()))
+    }
+
+    /// Takes in an update that went out, when the side shows it landed: the record holds, in
+    /// every field the update wrote, what it wrote. Those fields then hold the same on both
+    /// sides, so they join the pair's last-synced state, as the update's commit would have
+    /// made them; an edit made since on either side is then one-sided, not a conflict the
+    /// policy may settle against the person. The other fields keep the state before: the
+    /// other side's update of the same plan may not have landed. When the record holds
+    /// something else (the update never landed, or a person changed those fields since), the
+    /// pair is left as it was and the merge decides. `pairs` gathers the pairs so changed,
+    /// by CRM id, so both updates of one pair build on each other.
+    async fn landed_update(
+        &self,
+        stage: &Stage,
+        op: &Op,
+        pairs: &mut BTreeMap<CrmId, SyncedPair>,
+    ) -> Result<(), PassError> {
+        let Op::Update {
+            on,
+            crm_id,
+            exchange_id,
+            fields,
+            changed,
+            ..
+        } = op
+        else {
+            return Ok(());
+        };
+        let target = match on {
+            Side::Crm => ItemId::Crm(crm_id.clone()),
+            Side::Exchange => ItemId::Exchange(exchange_id.clone()),
+        };
+        let Some(Change::Upsert(item)) = stage.staged(std::slice::from_ref(&target))?.pop() else {
+            return Ok(());
+        };
+        if !changed.iter().all(|f| item.fields.get(f) == fields.get(f)) {
+            return Ok(());
+        }
+        let pair = match pairs.remove(crm_id) {
+            Some(pair) => Some(pair),
+            None => {
+                let (key, kind) = (self.user.key.clone(), self.kind);
+                on_store(self.store, move |s| s.find_pair(&key, kind, &target)).await?
+            }
+        };
+        let Some(mut pair) = pair else {
+            return Ok(());
+        };
+        if pair.crm_id == *crm_id && pair.exchange_id == *exchange_id {
+            for field in changed {
+                match fields.get(field) {
+                    Some(value) => pair.content.insert(field.clone(), value.clone()),
+                    None => pair.content.remove(field),
+                };
+            }
+            // As for a recovered copy: the version now may include a person's later edit.
+            match on {
+                Side::Crm => pair.crm_version = None,
+                Side::Exchange => pair.exchange_version = None,
+            }
+        }
+        pairs.insert(pair.crm_id.clone(), pair);
+        Ok(())
     }
 
     async fn already_paired(&self, source: &ItemId) -> Result<bool, PassError> {
@@ -132,20 +219,21 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         &self,
         stage: &mut Stage,
         found: Vec<Found>,
+        updated: Vec<SyncedPair>,
         settled: Vec<i64>,
     ) -> Result<(), PassError> {
         let mut commit = PassCommit::new(self.user.key.clone(), self.now, self.now);
         commit.partial = true;
         commit.settled_intents = settled;
+        commit.upserts = updated;
         let mut staged = Vec::new();
         for Found { op, copy } in found {
-            let version = match &copy {
-                Change::Upsert(item) => item.version.clone(),
-                _ => None,
-            };
+            // No version for the copy: the one it has now may include a person's edit, and a
+            // pair holding it would take that edit for our own write when next listed. Without
+            // one, the copy is read and compared with the content written.
             let result = WriteResult::Done {
                 id: copy.id().clone(),
-                version,
+                version: None,
             };
             let settlement = settle(std::slice::from_ref(&op), &[result]);
             commit.removals.extend(
@@ -220,13 +308,16 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
             let Ok(changes) = changes else {
                 continue;
             };
-            // One change per id, in order, by the sides' contract; one that does not name
-            // the id asked for is left out rather than filed under the wrong pair.
+            // Matched by id, whatever order the side answers in; a change for an id not
+            // asked for is left out rather than filed under the wrong pair.
+            let pairs: BTreeMap<&ItemId, &CrmId> =
+                wanted.iter().map(|(id, pair)| (id, pair)).collect();
             let records: Vec<StagedRecord> = changes
                 .into_iter()
-                .zip(&wanted)
-                .filter(|(change, (id, _))| change.id() == id)
-                .map(|(change, (_, pair))| paired(change, pair))
+                .filter_map(|change| {
+                    let pair = (*pairs.get(change.id())?).clone();
+                    Some(paired(change, &pair))
+                })
                 .collect();
             stage.put(&records)?;
         }

@@ -20,6 +20,7 @@ async fn crash_during_pass(w: &World, side: Side, at: CrashAt) {
     w.mem.faults.lock().unwrap().crash = Some(Crash {
         side,
         at,
+        skip: 0,
         crashed: Arc::clone(&crashed),
     });
     tokio::select! {
@@ -241,6 +242,7 @@ async fn a_batch_that_failed_after_writing_is_paired_next_pass() {
     w.mem.faults.lock().unwrap().crash = Some(Crash {
         side: Side::Exchange,
         at: CrashAt::FailedAfterWriting,
+        skip: 0,
         crashed: Arc::new(Notify::new()),
     });
     let first = w.pass().await;
@@ -278,5 +280,28 @@ async fn an_update_cut_short_keeps_the_edits_made_since_on_both_sides() {
         assert_eq!(value, json!("Patricia"), "{side}");
     }
     assert_eq!(w.field_in_crm(&source, "last_name"), json!("Ngata"));
+    w.settles_quietly(ANN).await;
+}
+
+#[tokio::test]
+async fn a_second_outlook_edit_after_an_update_cut_short_wins_over_the_first() {
+    let w = world(&[ANN]);
+    let source = w.crm_create(0, person("Ng", "ng@example.com"));
+    w.pass().await;
+    let [copy] = w.mailbox_ids(ANN).try_into().unwrap();
+    w.mailbox_edit(ANN, &copy, "department", json!("Dept 10"));
+    // The CRM takes "Dept 10"; the pass dies before storing that it did.
+    crash_during_pass(&w, Side::Crm, CrashAt::Answered).await;
+    assert_eq!(w.field_in_crm(&source, "department"), json!("Dept 10"));
+    w.mailbox_edit(ANN, &copy, "department", json!("Dept 12"));
+
+    w.pass().await;
+    // Against the state before the update, both sides changed the department and `crm_wins`
+    // put "Dept 10" back over the person's newer edit.
+    assert_eq!(w.field_in_crm(&source, "department"), json!("Dept 12"));
+    assert_eq!(
+        w.field_in_mailbox(ANN, &copy, "department"),
+        json!("Dept 12")
+    );
     w.settles_quietly(ANN).await;
 }

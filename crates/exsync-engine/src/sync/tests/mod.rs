@@ -17,6 +17,7 @@ use super::service::{PassOptions, Syncer};
 use super::sides::*;
 
 mod crash;
+mod crash_props;
 
 /// Records of one side with a change log; a cursor is a position in the log.
 #[derive(Clone, Default)]
@@ -161,10 +162,12 @@ struct Faults {
 struct Crash {
     side: exsync_core::Side,
     at: CrashAt,
+    /// Write calls to that side that go through before the one that crashes.
+    skip: usize,
     crashed: Arc<tokio::sync::Notify>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CrashAt {
     /// The request went out and was lost: the side wrote nothing.
     Sent,
@@ -184,7 +187,11 @@ impl Mem {
     ) -> SideResult<Vec<WriteResult>> {
         let crash = {
             let mut faults = self.faults.lock().unwrap();
-            match &faults.crash {
+            match &mut faults.crash {
+                Some(c) if c.side == side && c.skip > 0 => {
+                    c.skip -= 1;
+                    None
+                }
                 Some(c) if c.side == side => faults.crash.take(),
                 _ => None,
             }
@@ -320,6 +327,7 @@ impl CrmSide for Mem {
         &self,
         _kind: ItemKind,
         origins: &[ItemId],
+        _since: chrono::DateTime<chrono::Utc>,
     ) -> SideResult<Vec<CopyEvidence>> {
         let crm = self.crm.lock().unwrap();
         Ok(crm.copies(origins, |id| ItemId::Crm(CrmId::new(id))))
@@ -468,6 +476,7 @@ impl MailboxSide for Mem {
         user: &UserKey,
         _kind: ItemKind,
         origins: &[ItemId],
+        _since: chrono::DateTime<chrono::Utc>,
     ) -> SideResult<Vec<CopyEvidence>> {
         self.check_up(user)?;
         let boxes = self.mailboxes.lock().unwrap();
