@@ -5,10 +5,10 @@
 //! write nothing. Unlike `e2e_crash.rs`, which kills after a delay, every crash lands where it
 //! says, on any machine.
 //!
-//! A second test has people work between the crash and the clean pass: in Outlook they edit
-//! every copy exsync made of a CRM contact and delete one, in the CRM they edit every copy of a
-//! mailbox contact and delete an original. Every edit must be kept and every delete must
-//! propagate, whatever step the crash hit (see `exsync-engine`'s `sync/pass/recover.rs`).
+//! A second test has people work between the crash and the clean pass: on each side they edit
+//! every copy exsync made, delete one copy, and delete one original. Every edit must be kept
+//! and every delete must propagate, whatever step the crash hit (see `exsync-engine`'s
+//! `sync/pass/recover.rs`).
 //!
 //! Without the feature the binary has no failpoints, so the test only says it was skipped
 //! (`scripts/test` builds with `--features exsync/failpoints`).
@@ -234,7 +234,8 @@ mod crashes {
         }
     }
 
-    /// People edit every copy the crashed pass made and delete one original on each side.
+    /// On each side, people edit every copy the crashed pass made, delete the last of them, and
+    /// delete the first seeded original.
     async fn people_work(lab: &Lab) -> Work {
         let mut work = Work::default();
         for u in 0..USERS {
@@ -254,6 +255,15 @@ mod crashes {
                 for i in 1..seeded {
                     let name = name_of(u, i).last_name;
                     if !exists(lab, copies_on, u, &name).await {
+                        continue;
+                    }
+                    if i == seeded - 1 {
+                        // The last copy made is deleted where it was made: it must not be
+                        // made again, and its original goes with it.
+                        lab.delete(copies_on, user, ItemKind::Contact, &name)
+                            .await
+                            .unwrap();
+                        work.deletes.push((u, name));
                         continue;
                     }
                     let v = value.clone();
