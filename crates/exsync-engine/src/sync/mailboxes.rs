@@ -168,6 +168,10 @@ impl<W: MailboxSide, G: MailboxSide> MailboxSide for Mailboxes<W, G> {
         dispatch!(self, user, side => side.write(user, kind, writes).await)
     }
 
+    fn write_batch(&self, user: &UserKey) -> usize {
+        dispatch!(self, user, side => side.write_batch(user))
+    }
+
     async fn find_copies(
         &self,
         user: &UserKey,

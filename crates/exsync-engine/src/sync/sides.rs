@@ -226,6 +226,13 @@ pub trait CrmSide: Send + Sync {
         ids: &[CrmId],
     ) -> impl Future<Output = SideResult<Vec<OwnedChange>>> + Send;
 
+    /// How many writes the CRM takes in one request. A pass hands it at most this many at a
+    /// time and commits their outcome before the next, so a crash loses the answers of one
+    /// request at most (the journal settles those).
+    fn write_batch(&self) -> usize {
+        200
+    }
+
     /// Writes in plan order, on behalf of `owner`; one result per write, in order.
     fn write(
         &self,
@@ -329,6 +336,12 @@ pub trait MailboxSide: Send + Sync {
         kind: ItemKind,
         ids: &[ExchangeId],
     ) -> impl Future<Output = SideResult<Vec<Change>>> + Send;
+
+    /// How many writes the user's backend takes in one request (see
+    /// [`CrmSide::write_batch`]).
+    fn write_batch(&self, _user: &UserKey) -> usize {
+        100
+    }
 
     /// Writes in the user's folder for `kind`, one result per write, in order: a create tags
     /// the item with its `origin` and answers its new id and version; an update writes only the

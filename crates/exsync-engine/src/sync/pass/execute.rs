@@ -37,9 +37,9 @@ impl Written {
 }
 
 impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
-    /// Writes one slice's plan and commits what it wrote (pairs, echo log, the created
-    /// items) on its own; what the pass as a whole reports (conflicts, failures, counts) goes
-    /// into the pass's last commit.
+    /// Writes one slice's plan, one batch at a time: each batch holds no more writes for a
+    /// side than that side takes in one request, and its outcome is committed as soon as its
+    /// answers are back, so a crash loses the answers of one request per side at most.
     pub(super) async fn apply(
         &self,
         ops: Vec<Op>,
@@ -58,7 +58,28 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
             }
             return Ok(());
         }
-        // The slice is planned and none of its writes has gone out yet.
+        let limits = [
+            self.crm.write_batch().max(1),
+            self.exchange.write_batch(&self.user.key).max(1),
+        ];
+        for batch in batches(ops, limits) {
+            self.apply_batch(batch, written, commit, report).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes one batch and commits what it wrote (pairs, echo log, the created items) on its
+    /// own; what the pass as a whole reports (conflicts, failures, counts) goes into the
+    /// pass's last commit.
+    async fn apply_batch(
+        &self,
+        ops: Vec<Op>,
+        written: &mut Written,
+        commit: &mut PassCommit,
+        report: &mut UserReport,
+    ) -> Result<(), PassError> {
+        let kind = self.kind;
+        // The batch is planned and none of its writes has gone out yet.
         failpoint(failpoints::BEFORE_SLICE_WRITES);
         let intents = {
             let (key, kind, now) = (self.user.key.clone(), self.kind, Utc::now());
@@ -331,5 +352,175 @@ fn side_id<'a>(on: Side, crm_id: &'a CrmId, exchange_id: &'a ExchangeId) -> &'a 
     match on {
         Side::Crm => crm_id.as_str(),
         Side::Exchange => exchange_id.as_str(),
+    }
+}
+
+/// The pair an op belongs to, if it names one. The ops of one pair (its conflicts, its updates
+/// on either side and its link) come together in a plan and must be settled together.
+fn pair_of(op: &Op) -> Option<(&CrmId, &ExchangeId)> {
+    match op {
+        Op::Update {
+            crm_id,
+            exchange_id,
+            ..
+        }
+        | Op::Delete {
+            crm_id,
+            exchange_id,
+            ..
+        }
+        | Op::Link {
+            crm_id,
+            exchange_id,
+            ..
+        }
+        | Op::Forget {
+            crm_id,
+            exchange_id,
+            ..
+        }
+        | Op::Conflict {
+            crm_id,
+            exchange_id,
+            ..
+        } => Some((crm_id, exchange_id)),
+        Op::Create { .. } | Op::Skip { .. } | Op::PauseUser { .. } => None,
+    }
+}
+
+/// Splits a plan into batches of at most `limits` writes per side (CRM, mailbox), never
+/// between the ops of one pair. A pair writes each side at most once, so a batch is closed
+/// before the next pair once either side is full.
+fn batches(ops: Vec<Op>, [crm_limit, mailbox_limit]: [usize; 2]) -> Vec<Vec<Op>> {
+    let mut out: Vec<Vec<Op>> = Vec::new();
+    let mut batch: Vec<Op> = Vec::new();
+    let (mut crm, mut mailbox) = (0, 0);
+    for op in ops {
+        let same_pair = match (batch.last().and_then(pair_of), pair_of(&op)) {
+            (Some(last), Some(this)) => last == this,
+            _ => false,
+        };
+        if !same_pair && (crm >= crm_limit || mailbox >= mailbox_limit) {
+            out.push(std::mem::take(&mut batch));
+            (crm, mailbox) = (0, 0);
+        }
+        match op {
+            Op::Create { on, .. } | Op::Update { on, .. } | Op::Delete { on, .. } => match on {
+                Side::Crm => crm += 1,
+                Side::Exchange => mailbox += 1,
+            },
+            _ => {}
+        }
+        batch.push(op);
+    }
+    if !batch.is_empty() {
+        out.push(batch);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use exsync_core::plan::LinkReason;
+    use exsync_core::{Fields, ItemKind};
+
+    use super::*;
+
+    fn update(on: Side, pair: &str) -> Op {
+        Op::Update {
+            kind: ItemKind::Contact,
+            on,
+            crm_id: CrmId::new(pair),
+            exchange_id: ExchangeId::new(pair),
+            fields: Fields::new(),
+            changed: Vec::new(),
+            expected_version: None,
+        }
+    }
+
+    fn link(pair: &str) -> Op {
+        Op::Link {
+            kind: ItemKind::Contact,
+            crm_id: CrmId::new(pair),
+            exchange_id: ExchangeId::new(pair),
+            fields: Fields::new(),
+            crm_version: None,
+            exchange_version: None,
+            reason: LinkReason::Merged,
+        }
+    }
+
+    fn create(on: Side, source: &str) -> Op {
+        Op::Create {
+            kind: ItemKind::Contact,
+            on,
+            source: match on {
+                Side::Crm => ItemId::Exchange(ExchangeId::new(source)),
+                Side::Exchange => ItemId::Crm(CrmId::new(source)),
+            },
+            source_version: None,
+            fields: Fields::new(),
+            replaces: None,
+        }
+    }
+
+    /// Each batch as (CRM writes, mailbox writes, ops).
+    fn shape(batches: &[Vec<Op>]) -> Vec<(usize, usize, usize)> {
+        batches
+            .iter()
+            .map(|b| {
+                let on = |side| {
+                    b.iter()
+                        .filter(|op| {
+                            matches!(op, Op::Create { on, .. } | Op::Update { on, .. }
+                                | Op::Delete { on, .. } if *on == side)
+                        })
+                        .count()
+                };
+                (on(Side::Crm), on(Side::Exchange), b.len())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn batches_fill_each_side_up_to_its_request_size() {
+        let ops: Vec<Op> = (0..5)
+            .map(|i| create(Side::Exchange, &format!("c{i}")))
+            .chain((0..3).map(|i| create(Side::Crm, &format!("e{i}"))))
+            .collect();
+        assert_eq!(
+            shape(&batches(ops, [2, 2])),
+            // The third batch holds the last mailbox write and CRM writes until the CRM is full.
+            [(0, 2, 2), (0, 2, 2), (2, 1, 3), (1, 0, 1)]
+        );
+    }
+
+    #[test]
+    fn the_ops_of_one_pair_stay_in_one_batch() {
+        let ops = vec![
+            update(Side::Crm, "a"),
+            update(Side::Exchange, "a"),
+            link("a"),
+            update(Side::Crm, "b"),
+            update(Side::Exchange, "b"),
+            link("b"),
+            link("c"),
+        ];
+        let split = batches(ops.clone(), [1, 1]);
+        assert_eq!(shape(&split), [(1, 1, 3), (1, 1, 3), (0, 0, 1)]);
+        assert_eq!(split.concat(), ops, "nothing lost or reordered");
+    }
+
+    #[test]
+    fn a_plan_within_the_limits_is_one_batch() {
+        let ops = vec![
+            update(Side::Crm, "a"),
+            link("a"),
+            create(Side::Exchange, "c"),
+        ];
+        assert_eq!(batches(ops, [200, 100]).len(), 1);
+        assert!(batches(Vec::new(), [1, 1]).is_empty());
     }
 }

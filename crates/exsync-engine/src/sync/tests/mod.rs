@@ -34,6 +34,8 @@ struct Log {
 /// Records per page of a read, and per slice of a pass: small, so every test pages.
 const PAGE: usize = 2;
 const SLICE: usize = 3;
+/// Writes per request: smaller than a slice, so every test writes a slice in batches.
+const WRITE_BATCH: usize = 2;
 
 impl Log {
     fn put(&mut self, id: &str, owner: Option<String>, fields: Fields, origin: Option<ItemId>) {
@@ -323,6 +325,10 @@ impl CrmSide for Mem {
         .await
     }
 
+    fn write_batch(&self) -> usize {
+        WRITE_BATCH
+    }
+
     async fn find_copies(
         &self,
         _kind: ItemKind,
@@ -469,6 +475,10 @@ impl MailboxSide for Mem {
                 .collect()
         })
         .await
+    }
+
+    fn write_batch(&self, _user: &UserKey) -> usize {
+        WRITE_BATCH
     }
 
     async fn find_copies(
