@@ -335,11 +335,24 @@ pub struct SyncListing {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TagSearch {
     /// The folder was searched: each item of the kind asked for that carries one of the
-    /// tags, with its tag, in the server's order (a tag may appear more than once).
-    Searched(Vec<(CrmId, ItemRef)>),
+    /// tags, in the server's order (a tag may appear more than once).
+    Searched(Vec<TaggedItem>),
     /// The server would not search the folder (it is gone, or closed to the service
     /// account): nothing is known of what it holds.
     Refused(ResponseError),
+}
+
+/// An item a search by tag found ([`TagSearch::Searched`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaggedItem {
+    /// The tag it carries: the CRM id it was copied from.
+    pub crm_id: CrmId,
+    /// Its id and ChangeKey.
+    pub item: ItemRef,
+    /// When it was created (DateTimeCreated, kept when the item moves to a deleted-items
+    /// folder), to the second as Exchange keeps it; `None` when the server sent none that
+    /// reads as a date and time.
+    pub created: Option<DateTime<Utc>>,
 }
 
 /// One requested update.
@@ -1069,11 +1082,11 @@ impl MailboxClient {
             .map(|f| f.item))
     }
 
-    /// The items of `kind` directly in `folder` that carry our tag with any of `crm_ids`,
-    /// asked [`items::TAGS_PER_FIND`] tags at a time and read page by page. Only an exact
-    /// match of the tag counts (the server may compare case-insensitively). A folder the
-    /// server refuses (not found, access denied) is [`TagSearch::Refused`]; a failure of
-    /// the mailbox or the call is an error.
+    /// The items of `kind` directly in `folder` that carry our tag with any of `crm_ids`, with
+    /// their creation times, asked [`items::TAGS_PER_FIND`] tags at a time and read page by
+    /// page. Only an exact match of the tag counts (the server may compare
+    /// case-insensitively). A folder the server refuses (not found, access denied) is
+    /// [`TagSearch::Refused`]; a failure of the mailbox or the call is an error.
     pub async fn find_tagged(
         &self,
         kind: ItemKind,
@@ -1118,7 +1131,15 @@ impl MailboxClient {
                     };
                     let tag = tag.trim();
                     if let Some(crm_id) = chunk.iter().find(|c| c.as_str() == tag) {
-                        found.push((crm_id.clone(), entry.item));
+                        let created = entry
+                            .element
+                            .child_text("DateTimeCreated")
+                            .and_then(mapping::parse_instant);
+                        found.push(TaggedItem {
+                            crm_id: crm_id.clone(),
+                            item: entry.item,
+                            created,
+                        });
                     }
                 }
                 match items::next_offset(message, offset) {

@@ -24,7 +24,9 @@ mod transport;
 mod xml;
 
 pub use autodiscover::{Autodiscover, AutodiscoverConfig};
-pub use client::{EwsClient, EwsConfig, MailboxClient, SyncBatch, SyncListing, TagSearch, Update};
+pub use client::{
+    EwsClient, EwsConfig, MailboxClient, SyncBatch, SyncListing, TagSearch, TaggedItem, Update,
+};
 pub use dns::{SrvFuture, SrvRecord, SrvResolver, StaticSrv, SystemSrv};
 pub use error::{EwsError, ResponseError};
 pub use exsync_core::AllowList;

@@ -1,6 +1,7 @@
 //! The search by tag (FindItem with an equality, or an `Or` of them, on our extended
 //! property) validates against Microsoft's EWS schema, in the sync folder and in the
-//! distinguished folders deleted items go to, and carries CRM ids with XML specials intact.
+//! distinguished folders deleted items go to, carries CRM ids with XML specials intact, and
+//! asks for each item's creation time.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use exsync_core::CrmId;
@@ -30,6 +31,10 @@ fn searches_by_tag_are_schema_valid() {
         ));
     }
     for (name, body) in &bodies {
+        assert!(
+            body.contains(r#"<t:FieldURI FieldURI="item:DateTimeCreated"/>"#),
+            "{name}: {body}"
+        );
         std::fs::write(
             dir.path().join(format!("{name}.xml")),
             envelope("ann@contoso.test", body),

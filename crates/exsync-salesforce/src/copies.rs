@@ -1,6 +1,7 @@
 //! Records found by the Exchange id they were copied from, recycle bin included: after a
 //! crash, what became of a create whose answer never arrived.
 
+use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::Value;
 
 use exsync_core::CrmId;
@@ -29,18 +30,26 @@ pub enum Tagged {
 }
 
 impl SalesforceClient {
-    /// The records of `object` carrying each of `tags` in [`EXTERNAL_ID_FIELD`], deleted ones
-    /// in the recycle bin included: one answer per tag, in order. A live record wins over
-    /// deleted ones with the same tag. Tags compare exactly (SOQL compares text without
-    /// regard to case, Exchange ids do not); an empty tag is carried by no record.
-    pub async fn find_tagged(&self, object: SyncObject, tags: &[&str]) -> Result<Vec<Tagged>> {
+    /// The records of `object` created at or after `since` carrying each of `tags` in
+    /// [`EXTERNAL_ID_FIELD`], deleted ones in the recycle bin included: one answer per tag, in
+    /// order. A live record wins over deleted ones with the same tag. Tags compare exactly
+    /// (SOQL compares text without regard to case, Exchange ids do not); an empty tag is
+    /// carried by no record. Salesforce keeps creation times to the second, so `since` counts
+    /// from the start of its second: a record made in that second counts.
+    pub async fn find_tagged(
+        &self,
+        object: SyncObject,
+        tags: &[&str],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<Tagged>> {
         let mut wanted: Vec<&str> = tags.iter().copied().filter(|t| !t.is_empty()).collect();
         wanted.sort_unstable();
         wanted.dedup();
+        let created = created_since(since);
         let mut rows: Vec<(String, String, bool)> = Vec::new();
         for chunk in tag_chunks(&wanted) {
             let soql = format!(
-                "SELECT Id, IsDeleted, {EXTERNAL_ID_FIELD} FROM {} WHERE {EXTERNAL_ID_FIELD} IN {}",
+                "SELECT Id, IsDeleted, {EXTERNAL_ID_FIELD} FROM {} WHERE {EXTERNAL_ID_FIELD} IN {}{created}",
                 object.name(),
                 quote_list(chunk)
             );
@@ -61,6 +70,20 @@ impl SalesforceClient {
             })
             .collect())
     }
+}
+
+/// The condition on CreatedDate that keeps records created at or after `since`, from the
+/// start of its second, as an unquoted SOQL datetime literal in UTC (` AND CreatedDate >=
+/// 2026-12-05T10:00:00Z`). Empty when `since` is before 1970 (no record is older); one past
+/// the last instant Salesforce stores (4000-12-31T23:59:59Z) asks for that instant. Either
+/// way the literal keeps a year SOQL reads.
+fn created_since(since: DateTime<Utc>) -> String {
+    if since < DateTime::UNIX_EPOCH {
+        return String::new();
+    }
+    let latest = DateTime::from_timestamp(64_092_211_199, 0).unwrap_or(DateTime::UNIX_EPOCH);
+    let since = since.trunc_subsecs(0).min(latest);
+    format!(" AND CreatedDate >= {}", since.format("%Y-%m-%dT%H:%M:%SZ"))
 }
 
 /// A row of the tag query as (tag, id, deleted); a row without a tag (none should come back)
@@ -143,6 +166,26 @@ mod tests {
         let one = [huge.as_str(), "y"];
         assert_eq!(tag_chunks(&one), [&one[..1], &one[1..]]);
         assert!(tag_chunks(&[]).is_empty());
+    }
+
+    #[test]
+    fn creation_is_compared_from_the_start_of_the_second_in_utc() {
+        let since = DateTime::parse_from_rfc3339("2026-12-05T11:00:00.750+01:00")
+            .map(|t| t.with_timezone(&Utc))
+            .ok();
+        assert_eq!(
+            since.map(created_since).as_deref(),
+            Some(" AND CreatedDate >= 2026-12-05T10:00:00Z")
+        );
+        assert_eq!(created_since(DateTime::<Utc>::MIN_UTC), "");
+        assert_eq!(
+            created_since(DateTime::UNIX_EPOCH),
+            " AND CreatedDate >= 1970-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            created_since(DateTime::<Utc>::MAX_UTC),
+            " AND CreatedDate >= 4000-12-31T23:59:59Z"
+        );
     }
 
     #[test]

@@ -126,9 +126,19 @@ impl Mailbox {
     }
 
     async fn find(&self, kind: ItemKind, origins: &[ItemId]) -> Vec<CopyEvidence> {
+        self.find_since(kind, origins, EARLIER).await
+    }
+
+    /// The side's answer counting only items created at or after `since`.
+    async fn find_since(
+        &self,
+        kind: ItemKind,
+        origins: &[ItemId],
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<CopyEvidence> {
         let answers = self
             .side
-            .find_copies(&user(), kind, origins, EARLIER)
+            .find_copies(&user(), kind, origins, since)
             .await
             .unwrap();
         assert_eq!(answers.len(), origins.len(), "{answers:?}");
@@ -338,4 +348,82 @@ async fn events_in_the_calendar_and_deleted_items() {
     );
     assert_eq!(answers[1], CopyEvidence::Never);
     assert_eq!(answers[2], CopyEvidence::Present(fetched[0].clone()));
+}
+
+/// Only items created at or after the time asked count: an earlier create's copy, live or
+/// deleted (it keeps its creation time in the deleted-items folders), is not this create's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_copies_created_since_the_time_asked_count() {
+    let mb = Mailbox::start().await;
+    let old = mb
+        .create(
+            ItemKind::Contact,
+            &[
+                ("003C00000000001", contact("OldGone")),
+                ("003C00000000002", contact("OldLive")),
+                ("003C00000000003", contact("First")),
+            ],
+        )
+        .await;
+    mb.delete(&old[0], "MoveToDeletedItems").await;
+    mb.delete(&old[2], "MoveToDeletedItems").await;
+
+    // Exchange keeps creation times to the second: the create is journaled a second later.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let since = chrono::Utc::now();
+
+    let new = mb
+        .create(
+            ItemKind::Contact,
+            &[
+                ("003C00000000003", contact("Second")),
+                ("003C00000000004", contact("NewGone")),
+                ("003C00000000005", contact("NewLive")),
+            ],
+        )
+        .await;
+    mb.delete(&new[0], "SoftDelete").await;
+    mb.delete(&new[1], "MoveToDeletedItems").await;
+
+    let origins = [
+        crm("003C00000000001"),
+        crm("003C00000000002"),
+        crm("003C00000000003"),
+        crm("003C00000000004"),
+        crm("003C00000000005"),
+    ];
+    // Counting every copy, the earlier ones are there: deleted, and live.
+    let all = mb.find(ItemKind::Contact, &origins).await;
+    assert!(matches!(all[0], CopyEvidence::Deleted(_)), "{all:?}");
+    assert!(matches!(all[1], CopyEvidence::Present(_)), "{all:?}");
+    // Deleted Items is searched first: the earlier copy of the source copied twice.
+    let CopyEvidence::Deleted(first) = &all[2] else {
+        panic!("{all:?}")
+    };
+
+    let answers = mb.find_since(ItemKind::Contact, &origins, since).await;
+    // Deleted before the create: an earlier copy's, so this create made none.
+    assert_eq!(answers[0], CopyEvidence::Never);
+    // Live, but made before the create: not its copy.
+    assert_eq!(answers[1], CopyEvidence::Never);
+    // Only the copy made since counts, soft-deleted, not the earlier one in Deleted Items.
+    let CopyEvidence::Deleted(second) = &answers[2] else {
+        panic!("{answers:?}")
+    };
+    assert_ne!(second, first);
+    assert_ne!(
+        *second,
+        exchange(&new[0]),
+        "the deleted copy's id is its new one"
+    );
+    assert!(
+        matches!(answers[3], CopyEvidence::Deleted(_)),
+        "{answers:?}"
+    );
+    let fetched = mb
+        .side
+        .fetch(&user(), ItemKind::Contact, &new[2..])
+        .await
+        .unwrap();
+    assert_eq!(answers[4], CopyEvidence::Present(fetched[0].clone()));
 }

@@ -282,3 +282,75 @@ async fn event_copies_are_looked_for_among_events() {
         .unwrap();
     assert_eq!(answers, [CopyEvidence::Never]);
 }
+
+#[tokio::test]
+async fn only_copies_created_since_the_time_asked_count() {
+    let org = Org::start().await;
+    let side = org.side();
+    let client = &side.client;
+    let info = &org.sim.info;
+    let control = exsync_testkit::sim::SalesforceControl::new(
+        &info.control_url,
+        &info.control_token,
+        &info.ca_file,
+    );
+
+    // Before the create was journaled: copies of earlier creates, one deleted, one live, and
+    // an earlier copy of a source copied again later.
+    let old_gone_tag = "AAMkAGI2+old/gone==";
+    let old_live_tag = "AAMkAGI2+old/live==";
+    let again_tag = "AAMkAGI2+again/==";
+    let old_gone = tagged_contact(client, old_gone_tag, "OldGone").await;
+    delete(client, &old_gone).await;
+    tagged_contact(client, old_live_tag, "OldLive").await;
+    let first = tagged_contact(client, again_tag, "First").await;
+    delete(client, &first).await;
+
+    // Ten minutes on, the org's clock; the create is journaled halfway.
+    control
+        .clock(&serde_json::json!({"advance_seconds": 600}))
+        .await;
+    let since = chrono::Utc::now() + chrono::Duration::minutes(5);
+
+    let new_gone_tag = "AAMkAGI2+new/gone==";
+    let new_live_tag = "AAMkAGI2+new/live==";
+    let new_gone = tagged_contact(client, new_gone_tag, "NewGone").await;
+    delete(client, &new_gone).await;
+    let new_live = tagged_contact(client, new_live_tag, "NewLive").await;
+    let second = tagged_contact(client, again_tag, "Second").await;
+    assert_ne!(first, second, "the upsert made a new record");
+    delete(client, &second).await;
+
+    let origins = [
+        exchange(old_gone_tag),
+        exchange(old_live_tag),
+        exchange(again_tag),
+        exchange(new_gone_tag),
+        exchange(new_live_tag),
+    ];
+    // Counting every copy, the earlier ones are there: deleted, and live.
+    let all = side
+        .find_copies(ItemKind::Contact, &origins, EARLIER)
+        .await
+        .unwrap();
+    assert_eq!(all[0], CopyEvidence::Deleted(ItemId::Crm(old_gone.clone())));
+    assert!(present(&all[1]).is_some(), "{:?}", all[1]);
+
+    let answers = side
+        .find_copies(ItemKind::Contact, &origins, since)
+        .await
+        .unwrap();
+    // Deleted before the create: an earlier copy's, so this create made none.
+    assert_eq!(answers[0], CopyEvidence::Never);
+    // Live, but made before the create: not its copy.
+    assert_eq!(answers[1], CopyEvidence::Never);
+    // Only the copy made since counts, not the earlier one with the same tag.
+    assert_eq!(answers[2], CopyEvidence::Deleted(ItemId::Crm(second)));
+    assert_eq!(answers[3], CopyEvidence::Deleted(ItemId::Crm(new_gone)));
+    assert_eq!(
+        present(&answers[4]),
+        Some((new_live.as_str().to_owned(), "NewLive".to_owned())),
+        "{:?}",
+        answers[4]
+    );
+}

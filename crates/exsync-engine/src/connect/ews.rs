@@ -2,14 +2,14 @@
 //! impersonated mailbox at a time, the user's `Salesforce_Sync` contact folder and primary
 //! calendar.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use exsync_core::plan::WriteResult;
 use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind, UserKey};
 use exsync_ews::{
     Autodiscover, DeletedFolder, EwsClient, EwsError, FolderRef, ItemRef, MailboxClient,
-    SearchFolder, TagSearch, Update,
+    SearchFolder, TagSearch, TaggedItem, Update,
 };
 use url::Url;
 
@@ -116,7 +116,7 @@ impl ExchangeConnection {
         user: &UserKey,
         kind: ItemKind,
         crm_ids: &[CrmId],
-    ) -> SideResult<(MailboxClient, Option<Vec<(CrmId, ItemRef)>>)> {
+    ) -> SideResult<(MailboxClient, Option<Vec<TaggedItem>>)> {
         let (mut mailbox, mut folder) = self.folder_of(user, kind).await?;
         let mut looked_up_again = false;
         loop {
@@ -339,15 +339,17 @@ impl MailboxSide for ExchangeConnection {
     }
 
     /// Searches by tag the kind's folder, then Deleted Items, then Recoverable Items
-    /// Deletions (when the server version has it): a copy in the folder is present (read as
-    /// [`Self::fetch`] reads it), one only in a deleted folder was deleted, one nowhere was
-    /// never made. A folder the server refuses leaves the origins it could hold unknown.
+    /// Deletions (when the server version has it), counting only items created at or after
+    /// `since`: a copy in the folder is present (read as [`Self::fetch`] reads it), one only
+    /// in a deleted folder was deleted, one nowhere was never made. A folder the server
+    /// refuses, or a tagged item whose creation time did not come back, leaves the origins it
+    /// could be a copy of unknown.
     async fn find_copies(
         &self,
         user: &UserKey,
         kind: ItemKind,
         origins: &[ItemId],
-        _since: chrono::DateTime<chrono::Utc>,
+        since: chrono::DateTime<chrono::Utc>,
     ) -> SideResult<Vec<CopyEvidence>> {
         let mut crm_ids: Vec<CrmId> = origins
             .iter()
@@ -358,38 +360,47 @@ impl MailboxSide for ExchangeConnection {
             .collect();
         crm_ids.sort();
         crm_ids.dedup();
+        let mut searched = Searched::default();
         if crm_ids.is_empty() {
-            return Ok(copy_evidence(origins, None, &HashMap::new(), false));
+            return Ok(copy_evidence(origins, &searched));
         }
         let (mailbox, in_folder) = self.tagged_in_folder(user, kind, &crm_ids).await?;
-        let in_folder = match in_folder {
-            Some(found) => {
-                let mut first: Vec<(CrmId, ExchangeId)> = Vec::new();
-                for (crm_id, item) in found {
-                    if !first.iter().any(|(c, _)| *c == crm_id) {
-                        first.push((crm_id, item.id));
+        if let Some(found) = in_folder {
+            let mut first: Vec<(CrmId, ExchangeId)> = Vec::new();
+            for tagged in found {
+                match created_since(tagged.created, since) {
+                    Some(true) => {
+                        if !first.iter().any(|(c, _)| *c == tagged.crm_id) {
+                            first.push((tagged.crm_id, tagged.item.id));
+                        }
+                    }
+                    Some(false) => {}
+                    None => {
+                        searched.unsure_in_folder.insert(tagged.crm_id);
                     }
                 }
-                let ids: Vec<ExchangeId> = first.iter().map(|(_, id)| id.clone()).collect();
-                let changes = mailbox.get_changes(kind, &ids).await.map_err(side_error)?;
-                // One change per id, in order; one naming another id is left out.
-                Some(
-                    first
-                        .into_iter()
-                        .zip(changes)
-                        .filter(|((_, id), change)| *change.id() == ItemId::Exchange(id.clone()))
-                        .map(|((crm_id, _), change)| (crm_id, change))
-                        .collect::<HashMap<_, _>>(),
-                )
             }
-            None => None,
-        };
-        let mut deleted: HashMap<CrmId, ExchangeId> = HashMap::new();
-        let mut deleted_searched = true;
+            let ids: Vec<ExchangeId> = first.iter().map(|(_, id)| id.clone()).collect();
+            let changes = if ids.is_empty() {
+                Vec::new()
+            } else {
+                mailbox.get_changes(kind, &ids).await.map_err(side_error)?
+            };
+            // One change per id, in order; one naming another id is left out.
+            searched.in_folder = Some(
+                first
+                    .into_iter()
+                    .zip(changes)
+                    .filter(|((_, id), change)| *change.id() == ItemId::Exchange(id.clone()))
+                    .map(|((crm_id, _), change)| (crm_id, change))
+                    .collect(),
+            );
+        }
+        searched.deleted_searched = true;
         for place in DeletedFolder::ALL {
             if !place.available() {
                 tracing::debug!(user = %user, folder = place.distinguished_id(), "the server version has no such folder; not searched");
-                deleted_searched = false;
+                searched.deleted_searched = false;
                 continue;
             }
             match mailbox
@@ -398,35 +409,67 @@ impl MailboxSide for ExchangeConnection {
                 .map_err(side_error)?
             {
                 TagSearch::Searched(found) => {
-                    for (crm_id, item) in found {
-                        deleted.entry(crm_id).or_insert(item.id);
+                    for tagged in found {
+                        match created_since(tagged.created, since) {
+                            Some(true) => {
+                                searched
+                                    .deleted
+                                    .entry(tagged.crm_id)
+                                    .or_insert(tagged.item.id);
+                            }
+                            Some(false) => {}
+                            None => {
+                                searched.unsure_deleted.insert(tagged.crm_id);
+                            }
+                        }
                     }
                 }
                 TagSearch::Refused(error) => {
                     tracing::warn!(user = %user, folder = place.distinguished_id(), code = %error.code, "Exchange refused to search a deleted-items folder; copies it may hold stay unknown");
-                    deleted_searched = false;
+                    searched.deleted_searched = false;
                 }
             }
         }
-        Ok(copy_evidence(
-            origins,
-            in_folder.as_ref(),
-            &deleted,
-            deleted_searched,
-        ))
+        if !searched.unsure_in_folder.is_empty() || !searched.unsure_deleted.is_empty() {
+            tracing::warn!(user = %user, %kind, "Exchange left out the creation time of tagged items; the copies they may be stay unknown");
+        }
+        Ok(copy_evidence(origins, &searched))
     }
 }
 
-/// What became of the copies of `origins`, from what searching by tag found: `in_folder`
-/// (the kind's folder; `None` when it could not be searched, with the current state of each
-/// copy found there), `deleted` (the first copy found in a deleted-items folder) and whether
-/// every deleted-items folder was searched.
-fn copy_evidence(
-    origins: &[ItemId],
-    in_folder: Option<&HashMap<CrmId, Change>>,
-    deleted: &HashMap<CrmId, ExchangeId>,
+/// Whether an item created at `created` counts as a copy made at or after `since`: Exchange
+/// keeps creation times to the second, so an item of `since`'s own second counts. `None`
+/// when its creation time is not known.
+fn created_since(
+    created: Option<chrono::DateTime<chrono::Utc>>,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Option<bool> {
+    use chrono::SubsecRound;
+    created.map(|created| created >= since.trunc_subsecs(0))
+}
+
+/// What searching by tag found of the copies of some origins, counting only items created
+/// at or after the time asked.
+#[derive(Debug, Default)]
+struct Searched {
+    /// The kind's folder, `None` when it could not be searched: the current state of the
+    /// first copy found there for each CRM id.
+    in_folder: Option<HashMap<CrmId, Change>>,
+    /// CRM ids tagging an item in the kind's folder whose creation time is unknown.
+    unsure_in_folder: HashSet<CrmId>,
+    /// The first copy found in a deleted-items folder for each CRM id.
+    deleted: HashMap<CrmId, ExchangeId>,
+    /// CRM ids tagging an item in a deleted-items folder whose creation time is unknown.
+    unsure_deleted: HashSet<CrmId>,
+    /// Every deleted-items folder was searched.
     deleted_searched: bool,
-) -> Vec<CopyEvidence> {
+}
+
+/// What became of the copies of `origins`, from what searching by tag found. A copy in the
+/// kind's folder is present; otherwise one in a deleted-items folder was deleted, unless an
+/// item in the kind's folder of unknown age may be a live copy; never made only when every
+/// folder was searched and no item of unknown age carries the tag.
+fn copy_evidence(origins: &[ItemId], searched: &Searched) -> Vec<CopyEvidence> {
     origins
         .iter()
         .map(|origin| {
@@ -434,7 +477,7 @@ fn copy_evidence(
             let ItemId::Crm(crm_id) = origin else {
                 return CopyEvidence::Unknown;
             };
-            let Some(in_folder) = in_folder else {
+            let Some(in_folder) = &searched.in_folder else {
                 // A copy may sit unseen in the folder: neither deleted nor never made is sure.
                 return CopyEvidence::Unknown;
             };
@@ -442,10 +485,20 @@ fn copy_evidence(
                 Some(Change::Deleted { .. }) | None => {}
                 Some(change) => return CopyEvidence::Present(change.clone()),
             }
-            match deleted.get(crm_id) {
+            if searched.unsure_in_folder.contains(crm_id) {
+                // It may be the copy, live.
+                return CopyEvidence::Unknown;
+            }
+            match searched.deleted.get(crm_id) {
                 Some(id) => CopyEvidence::Deleted(ItemId::Exchange(id.clone())),
-                None if deleted_searched && !in_folder.contains_key(crm_id) => CopyEvidence::Never,
-                // Gone between the search and the fetch, or a folder left unsearched.
+                None if searched.deleted_searched
+                    && !in_folder.contains_key(crm_id)
+                    && !searched.unsure_deleted.contains(crm_id) =>
+                {
+                    CopyEvidence::Never
+                }
+                // Gone between the search and the fetch, a folder left unsearched, or an item
+                // of unknown age that may be the copy, deleted.
                 None => CopyEvidence::Unknown,
             }
         })
@@ -521,7 +574,13 @@ mod tests {
         ]);
         let deleted = HashMap::from([(CrmId::new("b"), ExchangeId::new("B"))]);
 
-        let all = copy_evidence(&origins, Some(&in_folder), &deleted, true);
+        let mut searched = Searched {
+            in_folder: Some(in_folder),
+            deleted,
+            deleted_searched: true,
+            ..Searched::default()
+        };
+        let all = copy_evidence(&origins, &searched);
         assert_eq!(
             all,
             [
@@ -535,16 +594,61 @@ mod tests {
 
         // A deleted-items folder refused (or unknown to the server version): what was found
         // stands, what was not is unknown.
-        let partial = copy_evidence(&origins, Some(&in_folder), &deleted, false);
+        searched.deleted_searched = false;
+        let partial = copy_evidence(&origins, &searched);
         assert_eq!(partial[0], all[0]);
         assert_eq!(partial[1], all[1]);
         assert_eq!(partial[2], CopyEvidence::Unknown);
 
         // The kind's folder refused: a copy may sit there unseen, so nothing is sure.
-        let blind = copy_evidence(&origins, None, &deleted, true);
+        searched.deleted_searched = true;
+        let in_folder = searched.in_folder.take();
+        let blind = copy_evidence(&origins, &searched);
         assert!(
             blind.iter().all(|e| *e == CopyEvidence::Unknown),
             "{blind:?}"
         );
+        searched.in_folder = in_folder;
+
+        // Items whose creation time did not come back: one in the kind's folder may be a live
+        // copy, so neither a deleted copy nor none decides; one in a deleted-items folder
+        // keeps "never" from being said, but not a deleted copy created since; a present
+        // copy decides whatever else carries the tag.
+        searched.unsure_in_folder = HashSet::from([CrmId::new("a"), CrmId::new("b")]);
+        let unsure = copy_evidence(&origins, &searched);
+        assert_eq!(unsure[0], all[0]);
+        assert_eq!(unsure[1], CopyEvidence::Unknown);
+        assert_eq!(unsure[2], CopyEvidence::Never);
+        searched.unsure_in_folder.clear();
+        searched.unsure_deleted = HashSet::from([CrmId::new("b"), CrmId::new("c")]);
+        let unsure = copy_evidence(&origins, &searched);
+        assert_eq!(unsure[..2], all[..2]);
+        assert_eq!(unsure[2], CopyEvidence::Unknown);
+        searched.unsure_deleted.clear();
+        searched.unsure_in_folder = HashSet::from([CrmId::new("c")]);
+        assert_eq!(copy_evidence(&origins, &searched)[2], CopyEvidence::Unknown);
+    }
+
+    #[test]
+    fn items_count_from_the_start_of_the_second_asked() {
+        let at = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .with_timezone(&chrono::Utc)
+        };
+        let since = at("2026-12-05T10:00:00.600Z");
+        assert_eq!(
+            created_since(Some(at("2026-12-05T10:00:00Z")), since),
+            Some(true)
+        );
+        assert_eq!(
+            created_since(Some(at("2026-12-05T10:00:01Z")), since),
+            Some(true)
+        );
+        assert_eq!(
+            created_since(Some(at("2026-12-05T09:59:59Z")), since),
+            Some(false)
+        );
+        assert_eq!(created_since(None, since), None);
     }
 }

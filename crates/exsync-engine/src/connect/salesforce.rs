@@ -259,7 +259,7 @@ impl CrmSide for SalesforceSide {
         &self,
         kind: ItemKind,
         origins: &[ItemId],
-        _since: chrono::DateTime<chrono::Utc>,
+        since: chrono::DateTime<chrono::Utc>,
     ) -> SideResult<Vec<CopyEvidence>> {
         let tags: Vec<&str> = origins
             .iter()
@@ -273,7 +273,7 @@ impl CrmSide for SalesforceSide {
         }
         let tagged = self
             .client
-            .find_tagged(SyncObject::from(kind), &tags)
+            .find_tagged(SyncObject::from(kind), &tags, since)
             .await
             .map_err(side_error)?;
         let live: Vec<CrmId> = tagged

@@ -230,9 +230,9 @@ pub const TAGS_PER_FIND: usize = 50;
 /// Items per page of a FindItem by tag.
 pub const FOUND_PER_PAGE: u32 = 200;
 
-/// FindItem, ids and our tag only, for the items directly in `folder` tagged with any of
-/// `crm_ids` (one equality, or an `Or` of them), the page of at most `max_entries` from
-/// `offset`. The caller sends between one and [`TAGS_PER_FIND`] ids.
+/// FindItem, ids, creation times and our tag only, for the items directly in `folder` tagged
+/// with any of `crm_ids` (one equality, or an `Or` of them), the page of at most
+/// `max_entries` from `offset`. The caller sends between one and [`TAGS_PER_FIND`] ids.
 pub fn find_by_tags(
     folder: &SearchFolder,
     crm_ids: &[CrmId],
@@ -241,7 +241,7 @@ pub fn find_by_tags(
 ) -> String {
     let mut w = XmlWriter::new();
     w.open("m:FindItem", &[("Traversal", "Shallow")]);
-    id_shape(&mut w, &[]);
+    id_shape(&mut w, &["item:DateTimeCreated"]);
     w.empty(
         "m:IndexedPageItemView",
         &[
