@@ -10,6 +10,7 @@
 //! mappings were not saved.
 
 #![warn(unreachable_pub)]
+#![warn(missing_docs)]
 
 mod console;
 mod error;

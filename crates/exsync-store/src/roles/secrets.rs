@@ -13,13 +13,17 @@ pub trait Secrets: Send + Sync {
     /// re-encrypts every secret and must not leave some under the old key.
     fn put_secrets(&self, secrets: &[Secret]) -> StoreResult<()>;
 
+    /// Stores one secret, replacing any of the same name.
     fn put_secret(&self, secret: &Secret) -> StoreResult<()> {
         self.put_secrets(std::slice::from_ref(secret))
     }
 
+    /// The secret with this name, if there is one.
     fn get_secret(&self, name: &str) -> StoreResult<Option<Secret>>;
 
+    /// The name and age of every secret, ordered by name, without their bytes.
     fn list_secrets(&self) -> StoreResult<Vec<SecretInfo>>;
 
+    /// Removes the secret; `false` when there was none.
     fn delete_secret(&self, name: &str) -> StoreResult<bool>;
 }

@@ -61,6 +61,8 @@ pub trait SyncState: Send + Sync {
         crm_ids: &[CrmId],
     ) -> StoreResult<Vec<(CrmId, UserKey)>>;
 
+    /// The value of one cursor; `None` when none is stored, and then the pass reads that scope
+    /// from the start.
     fn cursor(&self, scope: &CursorScope) -> StoreResult<Option<String>>;
 
     /// Every stored cursor, org-wide ones first.
@@ -102,7 +104,8 @@ pub trait SyncState: Send + Sync {
     ) -> StoreResult<u64>;
 
     /// Reset Sync: forgets the user's pairs, cursors and journaled writes so the next pass
-    /// re-matches everything, and un-pauses the user. Nothing else (runs, logs, other users) changes.
+    /// re-matches everything, and un-pauses the user. Nothing else (runs, logs, other users)
+    /// changes.
     fn reset_user(&self, user: &UserKey) -> StoreResult<ResetCounts>;
 
     // ---- users ------------------------------------------------------------------------
@@ -113,6 +116,7 @@ pub trait SyncState: Send + Sync {
     /// Pauses the user with a reason, or un-pauses with `None`.
     fn set_paused(&self, user: &UserKey, reason: Option<&str>) -> StoreResult<()>;
 
+    /// The user's status; `None` for a user the store has never seen.
     fn user_status(&self, user: &UserKey) -> StoreResult<Option<UserStatus>>;
 
     /// Every known user, ordered by key.
@@ -160,6 +164,8 @@ pub trait SyncState: Send + Sync {
     /// sync state because the engine reads them before every pass; the console writes them.
     fn setting(&self, name: &str) -> StoreResult<Option<serde_json::Value>>;
 
+    /// Stores a setting, replacing the value it had. A blank name is refused with
+    /// [`crate::StoreError::InvalidInput`].
     fn put_setting(
         &self,
         name: &str,
