@@ -184,6 +184,10 @@ impl MailboxSide for ExchangeConnection {
         Backend::Ews
     }
 
+    fn write_batch(&self, _user: &UserKey) -> usize {
+        self.client.config().batch_size.max(1)
+    }
+
     async fn prepare(&self, user: &UserKey) -> SideResult<()> {
         let mailbox = self.mailbox(user).await?;
         self.folder(&mailbox, user, ItemKind::Contact)

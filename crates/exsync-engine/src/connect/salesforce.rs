@@ -80,6 +80,10 @@ impl CrmSide for SalesforceSide {
         &exsync_salesforce::SalesforceLens
     }
 
+    fn write_batch(&self) -> usize {
+        exsync_salesforce::COLLECTION_MAX
+    }
+
     async fn users(&self) -> SideResult<Vec<CrmUser>> {
         // Each pass starts here: if the last one stopped at the reserve, see whether the
         // rolling allowance has recovered before refusing again.
