@@ -36,6 +36,15 @@ pub mod names {
         "exsync_conflicts_total",
         "Fields changed on both sides and settled by the conflict policy.",
     );
+    pub const RECOVERED_WRITES: (&str, &str) = (
+        "exsync_recovered_writes_total",
+        "Copies an interrupted pass made, found by their tag and paired from the intent journal.",
+    );
+    pub const UNCERTAIN_CREATES: (&str, &str) = (
+        "exsync_uncertain_creates_total",
+        "Creates an interrupted pass sent whose copy neither a read nor the side could account \
+         for, made again; see the log for the records.",
+    );
     pub const REQUESTS: (&str, &str) = (
         "exsync_requests_total",
         "Requests to Exchange and the CRM, by side, endpoint and outcome.",

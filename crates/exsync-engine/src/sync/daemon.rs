@@ -77,6 +77,20 @@ pub fn record(metrics: &Metrics, report: &PassReport, took: Duration) {
         }
         metrics.add(names::ITEM_FAILURES, vec![], c.failures as f64);
         metrics.add(names::CONFLICTS, vec![], c.conflicts as f64);
+        metrics.add(names::RECOVERED_WRITES, vec![], user.recovered_pairs as f64);
+        metrics.add(
+            names::UNCERTAIN_CREATES,
+            vec![],
+            user.uncertain_creates as f64,
+        );
+        if user.recovered_pairs > 0 || user.uncertain_creates > 0 {
+            tracing::warn!(
+                user = %who,
+                recovered = user.recovered_pairs,
+                uncertain = user.uncertain_creates,
+                "An interrupted pass left writes in the journal; they were settled before this pass planned."
+            );
+        }
         if let Some(e) = &user.error {
             metrics.add(names::USER_PASS_ERRORS, vec![], 1.0);
             tracing::warn!(user = %who, error = %e, "User pass failed; its records are retried next pass.");

@@ -127,6 +127,13 @@ async fn an_outlook_edit_of_a_copy_made_before_a_crash_reaches_the_crm() {
 
     let report = w.pass().await;
     assert_eq!(report.users[0].recovered_pairs, 1);
+    let metrics = crate::metrics::Metrics::default();
+    super::super::daemon::record(&metrics, &report, std::time::Duration::from_secs(1));
+    assert!(
+        metrics.render().contains("exsync_recovered_writes_total 1"),
+        "{}",
+        metrics.render()
+    );
     // Under `crm_wins`, a copy with no last-synced state lost this edit to the CRM's copy.
     assert_eq!(w.field_in_crm(&source, "first_name"), json!("Patricia"));
     assert_eq!(
