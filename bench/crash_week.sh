@@ -3,7 +3,7 @@
 # moments while people edit and delete contacts on both sides, then two clean passes run and
 # it prints what became of that work (edits lost, deletes undone, duplicates, missing contacts,
 # convergence). Exits non-zero if any of people's work was lost, so it can gate.
-#   bench/crash_week.sh [--users 3] [--contacts 400] [--events 100] [--kills 8] [--seed N]
+#   bench/crash_week.sh [--users 3] [--contacts 1000] [--events 200] [--kills 8] [--seed N]
 # The seed defaults to one from the clock and is printed; pass it again to replay the kills
 # and the people's choices.
 set -euo pipefail
