@@ -167,6 +167,8 @@ const CONFLICTS: &[(&str, ConflictPolicy)] = &[
     ("exchange_wins", ConflictPolicy::ExchangeWins),
     ("newest_wins", ConflictPolicy::NewestWins),
 ];
+const FIRST_LINKS: &[(&str, FirstLink)] =
+    &[("newest", FirstLink::Newest), ("policy", FirstLink::Policy)];
 const DELETES: &[(&str, DeleteMode)] = &[
     ("propagate", DeleteMode::Propagate),
     ("recreate", DeleteMode::Recreate),
@@ -191,6 +193,7 @@ fn read_rules(
     let common = [
         "direction",
         "conflict",
+        "first_link",
         "deletes",
         "max_delete_share",
         "min_deletes_for_valve",
@@ -214,6 +217,12 @@ fn read_rules(
         .and_then(|i| r.choice(&i, "a conflict policy", CONFLICTS))
     {
         rules.conflict = v;
+    }
+    if let Some(v) = r
+        .item(t, "first_link")
+        .and_then(|i| r.choice(&i, "a first-link rule", FIRST_LINKS))
+    {
+        rules.first_link = v;
     }
     if let Some(v) = r
         .item(t, "deletes")

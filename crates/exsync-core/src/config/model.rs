@@ -46,6 +46,20 @@ pub enum ConflictPolicy {
     NewestWins,
 }
 
+/// How a first link settles the fields two records hold differently: the two records were
+/// never synced, so there is no last-synced state to tell which side changed a field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FirstLink {
+    /// From the record modified more recently (a mailbox Lightning Sync filled, then edited in
+    /// Outlook, keeps the Outlook edit); ties and unknown times fall back to the conflict
+    /// policy. A field one record lacks is filled from the other.
+    #[default]
+    Newest,
+    /// By the conflict policy, as a conflict.
+    Policy,
+}
+
 /// What happens to a pair when one side deletes its record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -85,6 +99,9 @@ pub struct KindRules {
     pub direction: Direction,
     /// Which side wins a field both sides changed differently.
     pub conflict: ConflictPolicy,
+    /// How the first link of two records settles the fields they hold differently.
+    #[serde(default)]
+    pub first_link: FirstLink,
     /// Whether a deletion is carried over or undone.
     pub deletes: DeleteMode,
     /// Share of a user's pairs one pass may delete before the user is paused (0.0-1.0).
@@ -108,6 +125,7 @@ impl KindRules {
         KindRules {
             direction: Direction::Both,
             conflict: ConflictPolicy::CrmWins,
+            first_link: FirstLink::Newest,
             deletes: DeleteMode::Propagate,
             max_delete_share: 0.5,
             min_deletes_for_valve: 5,

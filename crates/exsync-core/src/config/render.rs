@@ -55,6 +55,7 @@ fn rules_table(rules: &KindRules, kind: ItemKind, extra: Vec<(&str, Option<Value
     let mut entries = vec![
         ("direction", Some(enum_name(&rules.direction))),
         ("conflict", Some(enum_name(&rules.conflict))),
+        ("first_link", Some(enum_name(&rules.first_link))),
         ("deletes", Some(enum_name(&rules.deletes))),
         (
             "max_delete_share",

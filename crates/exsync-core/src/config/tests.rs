@@ -266,6 +266,11 @@ fn every_invalid_input_is_reported_with_file_key_line_and_reason() {
             vec![at(8, "configurations.a.contacts.conflict", "`crm_win` is not a conflict policy; did you mean `crm_wins`?")],
         ),
         (
+            "an unknown first-link rule",
+            tail("[configurations.a]\nusers = [\"a@example.com\"]\ncontacts.first_link = \"oldest\"\n"),
+            vec![at(8, "configurations.a.contacts.first_link", "`oldest` is not a first-link rule; expected one of: newest, policy")],
+        ),
+        (
             "an unknown contact scope",
             tail("[configurations.a]\nusers = [\"a@example.com\"]\ncontacts.scope = \"mine\"\n"),
             vec![at(8, "configurations.a.contacts.scope", "`mine` is not a contact scope; expected one of: owned, visible")],
@@ -591,6 +596,7 @@ fields.phones = \"MobilePhone\"
 fields.notes = false
 [configurations.a.events]
 conflict = \"newest_wins\"
+first_link = \"policy\"
 past_days = 0
 future_days = 3650
 sync_private = true
@@ -615,6 +621,12 @@ sync_private = true
     assert!(!a.contacts.fields.contains_key("notes"));
     assert_eq!(a.contacts.fields["last_name"], "LastName");
     assert_eq!(a.events.conflict, ConflictPolicy::NewestWins);
+    assert_eq!(a.events.first_link, FirstLink::Policy);
+    assert_eq!(
+        a.contacts.first_link,
+        FirstLink::Newest,
+        "a first link takes the newer record unless told otherwise"
+    );
     assert_eq!(
         a.events.window,
         Some(Window {

@@ -35,6 +35,7 @@ pub fn three_way(
                 crm_value: c.cloned(),
                 exchange_value: e.cloned(),
                 winner,
+                first_link: false,
             });
             match winner {
                 Side::Crm => c,
@@ -46,6 +47,29 @@ pub fn three_way(
         }
     }
     (merged, conflicts)
+}
+
+/// Merges two records linked for the first time, which have no last-synced state: a field
+/// only one holds is taken from it (a blank is not an edit that can be dated); a field both
+/// hold differently is taken from `newer`, the side modified more recently, and reported as a
+/// first-link merge. Without a newer side (a tie, or a time unknown) the fields are merged as
+/// [`three_way`] does with an empty base, and differences are conflicts settled by `winner`.
+pub fn first_link(
+    crm: &Fields,
+    exchange: &Fields,
+    newer: Option<Side>,
+    winner: Side,
+) -> (Fields, Vec<Conflict>) {
+    let Some(newer) = newer else {
+        return three_way(&Fields::new(), crm, exchange, winner);
+    };
+    let (merged, mut differing) = three_way(&Fields::new(), crm, exchange, newer);
+    for merge in &mut differing {
+        merge.first_link = true;
+    }
+    // `three_way` with an empty base already took blanks from the side holding a value and
+    // gave differing values to `newer`; only the reports change.
+    (merged, differing)
 }
 
 /// Names of the fields whose values differ between two maps.

@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 
-use crate::config::{ConflictPolicy, DeleteMode, Direction, KindRules};
+use crate::config::{ConflictPolicy, DeleteMode, Direction, FirstLink, KindRules};
 use crate::model::{required_fields, CrmId, ExchangeId, Fields, ItemId, ItemKind, Side};
 
 pub use lens::{Identity, Lens};
@@ -131,6 +131,16 @@ pub fn valve(kind: ItemKind, rules: &KindRules, deletes: usize, pairs: usize) ->
             share = rules.max_delete_share * 100.0,
         ),
     })
+}
+
+/// The side whose record was modified more recently; none on a tie or an unknown time.
+fn newer(crm: Option<&Item>, exchange: Option<&Item>) -> Option<Side> {
+    let (c, e) = (crm?.modified?, exchange?.modified?);
+    match c.cmp(&e) {
+        std::cmp::Ordering::Greater => Some(Side::Crm),
+        std::cmp::Ordering::Less => Some(Side::Exchange),
+        std::cmp::Ordering::Equal => None,
+    }
 }
 
 /// The latest report about one record.
@@ -557,15 +567,23 @@ impl<'a> Ctx<'a> {
         // A first match has no base: what the CRM cannot hold is taken from the Exchange record.
         let reference = if base.is_empty() { &exchange_now } else { base };
         let crm_now = self.full(Side::Crm, &current(crm), reference);
+        // Two records never synced: no base says which side changed a field.
+        let first = pair.is_none() && base.is_empty() && reason.is_match();
+        let winner = self.winner(crm.item(), exchange.item());
         let (merged, conflicts) = match self.rules().direction {
             Direction::CrmToExchange => (crm_now.clone(), Vec::new()),
             Direction::ExchangeToCrm => (exchange_now.clone(), Vec::new()),
-            Direction::Both | Direction::Off => three_way(
-                base,
-                &crm_now,
-                &exchange_now,
-                self.winner(crm.item(), exchange.item()),
-            ),
+            Direction::Both | Direction::Off
+                if first && self.rules().first_link == FirstLink::Newest =>
+            {
+                merge::first_link(
+                    &crm_now,
+                    &exchange_now,
+                    newer(crm.item(), exchange.item()),
+                    winner,
+                )
+            }
+            Direction::Both | Direction::Off => three_way(base, &crm_now, &exchange_now, winner),
         };
         let version = |side: Side, state: State<'_>| {
             state

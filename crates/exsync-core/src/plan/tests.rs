@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::json;
 
 use super::*;
-use crate::config::{ConflictPolicy, DeleteMode, Direction, KindRules};
+use crate::config::{ConflictPolicy, DeleteMode, Direction, FirstLink, KindRules};
 use crate::model::{Contact, Event, EventTime, Record};
 
 fn now() -> DateTime<Utc> {
@@ -138,6 +138,12 @@ fn summary(ops: &[Op]) -> Vec<String> {
                 exchange_id,
                 ..
             } => format!("forget {crm_id}/{exchange_id}"),
+            Op::Conflict {
+                crm_id, conflict, ..
+            } if conflict.first_link => format!(
+                "first link {crm_id}.{} from newer {}",
+                conflict.field, conflict.winner
+            ),
             Op::Conflict {
                 crm_id, conflict, ..
             } => format!(
@@ -357,6 +363,157 @@ fn first_sync_fills_blanks_from_either_side() {
         (merged["title"].clone(), merged["department"].clone()),
         (json!("Countess"), json!("Math"))
     );
+}
+
+/// A contact as Lightning Sync left it on both sides, then edited on one: `department` in Outlook
+/// (modified at minute 5) and `title` in the CRM (at minute 3), or the other way round.
+fn edited_twins(crm_minutes: i64, exchange_minutes: i64) -> (Change, Change) {
+    let both = with(
+        contact("Ada", "L", "a@x.test"),
+        "department",
+        json!("Sales"),
+    );
+    let both = with(both, "title", json!("Countess"));
+    (
+        at(
+            crm("c1", with(both.clone(), "title", json!("Analyst"))),
+            crm_minutes,
+        ),
+        at(
+            exch("e1", with(both, "department", json!("Marketing"))),
+            exchange_minutes,
+        ),
+    )
+}
+
+#[test]
+fn a_first_link_takes_each_differing_field_from_the_newer_record_and_records_no_conflict() {
+    let (c, e) = edited_twins(3, 5);
+    let ops = run(&rules(Direction::Both), &[], &[c], &[e]);
+    assert_eq!(
+        summary(&ops),
+        [
+            "first link c1.department from newer exchange",
+            "first link c1.title from newer exchange",
+            "update crm of c1: department,title",
+            "link c1/e1 Email"
+        ]
+    );
+    let merged = linked_fields(&ops);
+    assert_eq!(merged["department"], json!("Marketing"));
+    // The newer record wins the whole record's differences: the CRM's title edit is older.
+    assert_eq!(merged["title"], json!("Countess"));
+
+    let (c, e) = edited_twins(7, 5);
+    let ops = run(&rules(Direction::Both), &[], &[c], &[e]);
+    let merged = linked_fields(&ops);
+    assert_eq!(
+        (merged["department"].clone(), merged["title"].clone()),
+        (json!("Sales"), json!("Analyst"))
+    );
+    assert!(summary(&ops).iter().all(|s| !s.starts_with("conflict")));
+}
+
+#[test]
+fn a_first_link_fills_blanks_whichever_record_is_newer() {
+    let c = at(
+        crm(
+            "c1",
+            with(contact("Ada", "L", "a@x.test"), "title", json!("Countess")),
+        ),
+        9,
+    );
+    let e = at(
+        exch(
+            "e1",
+            with(contact("Ada", "L", "a@x.test"), "department", json!("Math")),
+        ),
+        1,
+    );
+    let merged = linked_fields(&run(&rules(Direction::Both), &[], &[c], &[e]));
+    assert_eq!(
+        (merged["title"].clone(), merged["department"].clone()),
+        (json!("Countess"), json!("Math"))
+    );
+}
+
+#[test]
+fn a_first_link_without_a_newer_record_falls_back_to_the_policy() {
+    for (c_at, e_at) in [(Some(4), Some(4)), (None, Some(4)), (Some(4), None)] {
+        let (c, e) = edited_twins(0, 0);
+        let stamp = |change: Change, minutes: Option<i64>| match minutes {
+            Some(m) => at(change, m),
+            None => match change {
+                Change::Upsert(mut item) => {
+                    item.modified = None;
+                    Change::Upsert(item)
+                }
+                other => other,
+            },
+        };
+        let ops = run(
+            &rules(Direction::Both),
+            &[],
+            &[stamp(c, c_at)],
+            &[stamp(e, e_at)],
+        );
+        assert_eq!(
+            summary(&ops)[..2],
+            [
+                "conflict c1.department won by crm".to_owned(),
+                "conflict c1.title won by crm".to_owned()
+            ],
+            "{c_at:?} {e_at:?}"
+        );
+    }
+}
+
+#[test]
+fn first_link_policy_settles_a_first_link_by_the_conflict_policy() {
+    let (c, e) = edited_twins(3, 5);
+    let rules = KindRules {
+        first_link: FirstLink::Policy,
+        ..rules(Direction::Both)
+    };
+    let ops = run(&rules, &[], &[c], &[e]);
+    assert_eq!(
+        summary(&ops)[..2],
+        [
+            "conflict c1.department won by crm".to_owned(),
+            "conflict c1.title won by crm".to_owned()
+        ]
+    );
+    assert_eq!(linked_fields(&ops)["department"], json!("Sales"));
+}
+
+#[test]
+fn a_linked_pair_merges_against_its_base_not_by_time() {
+    // Once paired, a field changed on one side only is taken from that side, whatever the
+    // times: the newer-record rule is for first links only.
+    let (c, e) = edited_twins(9, 1);
+    let base = with(
+        with(
+            contact("Ada", "L", "a@x.test"),
+            "department",
+            json!("Sales"),
+        ),
+        "title",
+        json!("Countess"),
+    );
+    let ops = run(
+        &rules(Direction::Both),
+        &[pair("c1", "e1", base)],
+        &[c],
+        &[e],
+    );
+    let merged = linked_fields(&ops);
+    assert_eq!(
+        (merged["department"].clone(), merged["title"].clone()),
+        (json!("Marketing"), json!("Analyst"))
+    );
+    assert!(summary(&ops)
+        .iter()
+        .all(|s| !s.contains("conflict") && !s.contains("first link")));
 }
 
 #[test]
@@ -1291,4 +1448,64 @@ fn the_valve_weighs_deletes_against_all_pairs() {
     let many = r.min_deletes_for_valve.max(1) * 4;
     assert!(valve(ItemKind::Contact, &r, many, many).is_some());
     assert!(valve(ItemKind::Contact, &r, many, many * 1000).is_none());
+}
+
+mod first_link_props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const FIELDS: [&str; 4] = ["title", "department", "company", "notes"];
+
+    /// A value per field, or none (a blank): what one side holds besides the match key.
+    fn values() -> impl Strategy<Value = Vec<Option<u8>>> {
+        prop::collection::vec(prop::option::of(0u8..4), FIELDS.len())
+    }
+
+    fn record(values: &[Option<u8>]) -> Fields {
+        let mut fields = contact("Ada", "L", "a@x.test");
+        for (name, value) in FIELDS.iter().zip(values) {
+            if let Some(v) = value {
+                fields = with(fields, name, json!(format!("{name} {v}")));
+            }
+        }
+        fields
+    }
+
+    proptest! {
+        #[test]
+        fn a_first_link_never_loses_a_value_of_the_newer_record(
+            crm_values in values(),
+            exchange_values in values(),
+            crm_minute in 0i64..3,
+            exchange_minute in 0i64..3,
+        ) {
+            let c = at(crm("c1", record(&crm_values)), crm_minute);
+            let e = at(exch("e1", record(&exchange_values)), exchange_minute);
+            let ops = run(&rules(Direction::Both), &[], &[c], &[e]);
+            let merged = linked_fields(&ops);
+            let newer = match crm_minute.cmp(&exchange_minute) {
+                std::cmp::Ordering::Greater => Some(&crm_values),
+                std::cmp::Ordering::Less => Some(&exchange_values),
+                std::cmp::Ordering::Equal => None,
+            };
+            for (i, name) in FIELDS.iter().enumerate() {
+                let held = [crm_values[i], exchange_values[i]];
+                let want = match (newer.and_then(|n| n[i]), held) {
+                    // The newer record's value, when it has one.
+                    (Some(v), _) => Some(v),
+                    // Otherwise a blank is filled from whichever side holds the field; on a
+                    // tie the policy (the CRM) settles a real difference.
+                    (None, [Some(c), _]) => Some(c),
+                    (None, [None, e]) => e,
+                };
+                let want = want.map(|v| json!(format!("{name} {v}")));
+                prop_assert_eq!(merged.get(*name), want.as_ref(), "{}", name);
+            }
+            // Only a tie makes conflicts; otherwise differences are first-link merges.
+            let conflicts = ops.iter().filter(|op| matches!(op,
+                Op::Conflict { conflict, .. } if !conflict.first_link)).count();
+            prop_assert!(newer.is_none() || conflicts == 0);
+        }
+    }
 }

@@ -135,6 +135,11 @@ pub struct Conflict {
     pub exchange_value: Option<serde_json::Value>,
     /// The side whose value the conflict policy kept; its value is written to the other side.
     pub winner: Side,
+    /// Not a conflict but a first link's merge: two records never synced held the field
+    /// differently and the one modified more recently was taken (see
+    /// [`crate::config::FirstLink`]). Kept so the admin can see what a first sync chose.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub first_link: bool,
 }
 
 /// One step of a plan.

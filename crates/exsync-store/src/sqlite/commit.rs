@@ -407,7 +407,8 @@ fn record_run(conn: &Connection, c: &PassCommit, at: &str) -> StoreResult<i64> {
     let mut conflict = conn
         .prepare_cached(
             "INSERT INTO conflicts (run_id, user_key, at, kind, crm_id, exchange_id, field, \
-             crm_value, exchange_value, winner) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             crm_value, exchange_value, winner, first_link) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )
         .ctx(OP, u)?;
     for entry in &c.conflicts {
@@ -423,7 +424,8 @@ fn record_run(conn: &Connection, c: &PassCommit, at: &str) -> StoreResult<i64> {
                 entry.conflict.field,
                 json(&entry.conflict.crm_value),
                 json(&entry.conflict.exchange_value),
-                entry.conflict.winner.as_str()
+                entry.conflict.winner.as_str(),
+                entry.conflict.first_link
             ])
             .ctx(OP, u)?;
     }

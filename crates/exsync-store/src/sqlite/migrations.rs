@@ -181,7 +181,13 @@ CREATE TABLE intents (
 CREATE INDEX intents_by_user ON intents (user_key, kind, id);
 "#;
 
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+/// A first link's merges are kept with the conflicts, marked: two records never synced held a
+/// field differently and the newer one's value was taken (`exsync_core::config::FirstLink`).
+const V5: &str = r#"
+ALTER TABLE conflicts ADD COLUMN first_link INTEGER NOT NULL DEFAULT 0 CHECK (first_link IN (0, 1));
+"#;
+
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 pub(crate) fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA user_version", [], |row| row.get(0))

@@ -318,11 +318,12 @@ pub(crate) fn conflicts(
         Option<String>,
         Option<String>,
         String,
+        bool,
     );
     let rows: Vec<Raw> = conn
         .prepare_cached(
             "SELECT id, run_id, at, kind, crm_id, exchange_id, field, crm_value, exchange_value, \
-             winner FROM conflicts WHERE user_key = ?1 ORDER BY id DESC LIMIT ?2",
+             winner, first_link FROM conflicts WHERE user_key = ?1 ORDER BY id DESC LIMIT ?2",
         )
         .ctx(OP, u)?
         .query_map(params![user.as_str(), limit(max)], |row| {
@@ -337,6 +338,7 @@ pub(crate) fn conflicts(
                 row.get(7)?,
                 row.get(8)?,
                 row.get(9)?,
+                row.get(10)?,
             ))
         })
         .ctx(OP, u)?
@@ -361,6 +363,7 @@ pub(crate) fn conflicts(
                 crm_value,
                 exchange_value,
                 winner,
+                first_link,
             )| {
                 Ok(ConflictRecord {
                     id,
@@ -375,6 +378,7 @@ pub(crate) fn conflicts(
                         crm_value: json(crm_value)?,
                         exchange_value: json(exchange_value)?,
                         winner: parse_side(&winner)?,
+                        first_link,
                     },
                 })
             },

@@ -124,6 +124,7 @@ fn second_pass() -> PassCommit {
             crm_value: Some(json!("King")),
             exchange_value: Some(json!("Byron")),
             winner: Side::Crm,
+            first_link: false,
         },
     }];
     p.crm_writes = vec![echo("003D", "2026-09-21T11:00:02.000+0000", t(103))];

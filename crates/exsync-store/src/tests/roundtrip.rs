@@ -299,6 +299,7 @@ fn pauses_runs_and_conflicts_read_back() {
                     crm_value: Some(json!("CEO")),
                     exchange_value: None,
                     winner: Side::Crm,
+                    first_link: true,
                 },
             }];
             pass.counts.conflicts = 1;
@@ -327,6 +328,7 @@ fn pauses_runs_and_conflicts_read_back() {
     assert_eq!(conflicts[0].run_id, runs[0].id);
     assert_eq!(conflicts[0].conflict.crm_value, Some(json!("CEO")));
     assert_eq!(conflicts[0].conflict.winner, Side::Crm);
+    assert!(conflicts[0].conflict.first_link, "a first link's merge is kept as such");
     assert_eq!(conflicts[0].at, t(405));
 
     let users = store.list_users().unwrap();

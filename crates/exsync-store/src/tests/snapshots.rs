@@ -71,6 +71,7 @@ fn scripted_passes() {
             crm_value: Some(json!("King")),
             exchange_value: Some(json!("Byron")),
             winner: Side::Crm,
+            first_link: false,
         },
     }];
     pass.cursors = vec![set_cursor(contacts(&alice), "alice-s2")];
