@@ -4,6 +4,7 @@
 //! `ARCHITECTURE.md` at the repository's root for how a pass flows through these files.
 
 #![warn(unreachable_pub)]
+#![warn(missing_docs)]
 
 pub mod check;
 pub mod connect;

@@ -24,45 +24,63 @@ pub struct Metrics {
 
 /// Metric names, with their help text; one place so the exposition and the code agree.
 pub mod names {
+    /// Counter: records exsync wrote, labelled by `op` (`create`, `update` or `delete`); added
+    /// after each user's pass.
     pub const ITEMS_SYNCED: (&str, &str) = (
         "exsync_items_synced_total",
         "Records written by exsync, by kind, side and operation.",
     );
+    /// Counter: records a user's pass could not sync (they are read again next pass); no labels.
     pub const ITEM_FAILURES: (&str, &str) = (
         "exsync_item_failures_total",
         "Records that could not be synced in a pass, by kind.",
     );
+    /// Counter: fields changed on both sides between two passes, settled by the configuration's
+    /// conflict policy.
     pub const CONFLICTS: (&str, &str) = (
         "exsync_conflicts_total",
         "Fields changed on both sides and settled by the conflict policy.",
     );
+    /// Counter: copies an interrupted pass made and a later pass found by their tag and paired from
+    /// the intent journal (see [`crate::sync::pass::UserReport::recovered_pairs`]).
     pub const RECOVERED_WRITES: (&str, &str) = (
         "exsync_recovered_writes_total",
         "Copies an interrupted pass made, found by their tag and paired from the intent journal.",
     );
+    /// Counter: journaled creates that nothing could show to have made a copy or not, so they were
+    /// sent again and may have made a duplicate (see
+    /// [`crate::sync::pass::UserReport::uncertain_creates`]).
     pub const UNCERTAIN_CREATES: (&str, &str) = (
         "exsync_uncertain_creates_total",
         "Creates an interrupted pass sent whose copy neither a read nor the side could account \
          for, made again; see the log for the records.",
     );
+    /// Counter: requests the connectors sent, labelled by `side`, `endpoint` and `outcome` as the
+    /// connector reports them.
     pub const REQUESTS: (&str, &str) = (
         "exsync_requests_total",
         "Requests to Exchange and the CRM, by side, endpoint and outcome.",
     );
+    /// Counter, in seconds: time spent waiting because a server asked us to back off, labelled by
+    /// `side`.
     pub const THROTTLE_WAIT: (&str, &str) = (
         "exsync_throttle_wait_seconds_total",
         "Time spent waiting because a server asked us to back off.",
     );
+    /// Summary, in seconds: how long each whole pass over the org took.
     pub const PASS_SECONDS: (&str, &str) = (
         "exsync_pass_duration_seconds",
         "Duration of whole passes over the org.",
     );
+    /// Counter: user passes that ended with an error; their records are retried next pass.
     pub const USER_PASS_ERRORS: (&str, &str) = (
         "exsync_user_pass_errors_total",
         "User passes that failed as a whole, e.g. impersonation denied.",
     );
+    /// Gauge: users the safety valve paused in the last pass.
     pub const PAUSED_USERS: (&str, &str) =
         ("exsync_paused_users", "Users paused by the safety valve.");
+    /// Gauge: active CRM users the last pass left out because their address names no mailbox.
     pub const SKIPPED_CRM_USERS: (&str, &str) = (
         "exsync_crm_users_skipped",
         "Active CRM users the last pass left out because their address names no mailbox.",

@@ -7,11 +7,14 @@ use std::path::{Path, PathBuf};
 
 use super::{Outcome, Step};
 
+/// The name of the permissions step, as the report shows it.
 pub const FILES: &str = "State and key file permissions";
 
 /// A file to look at, with what it is for the evidence.
 pub struct LocalFile {
+    /// What the file is, as the evidence names it (for instance `state database`).
     pub what: &'static str,
+    /// Where the file is; only its metadata is read, and nothing is created there.
     pub path: PathBuf,
     /// Whether it is worth a line of evidence when it is not there (the WAL and shared
     /// memory files come and go with the database's connections).

@@ -15,11 +15,16 @@ use serde::Serialize;
 
 use crate::vault::SecretValue;
 
+/// How a step ended. A report's status is the worst outcome among its steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
+    /// Nothing wrong was seen.
     Pass,
+    /// Syncing can work, but something should be fixed (the step's `fix` says what); the report
+    /// does not fail.
     Warn,
+    /// Syncing cannot work until this is fixed; the report fails and `exsync check` exits non-zero.
     Fail,
     /// Not run, because an earlier step failed or an input is missing.
     Skip,
@@ -36,9 +41,13 @@ impl Outcome {
     }
 }
 
+/// One check in a report: what was checked, how it ended, what was seen and, when something is
+/// wrong, how to fix it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
+    /// What was checked, as the report titles it (for instance `State and key file permissions`).
     pub name: String,
+    /// How the check ended.
     pub outcome: Outcome,
     /// What was seen, one fact per line.
     pub evidence: Vec<String>,
@@ -47,6 +56,7 @@ pub struct Step {
 }
 
 impl Step {
+    /// A step with no evidence and no fix yet.
     pub fn new(name: impl Into<String>, outcome: Outcome) -> Step {
         Step {
             name: name.into(),
@@ -56,22 +66,30 @@ impl Step {
         }
     }
 
+    /// Adds one fact to the evidence.
     pub fn saw(mut self, fact: impl Into<String>) -> Step {
         self.evidence.push(fact.into());
         self
     }
 
+    /// Sets what to do about a warning or failure, replacing any fix set before.
     pub fn fix(mut self, fix: impl Into<String>) -> Step {
         self.fix = Some(fix.into());
         self
     }
 }
 
+/// The result of a check run: its steps in order and the overall status. `exsync check --json`
+/// prints it as JSON; [`Report::render`] is the text form.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The mailbox the run checked impersonation and folder access for; `None` when no mailbox was
+    /// named.
     pub user: Option<String>,
     /// `fail` when any step failed, `warn` when any warned, else `pass`.
     pub status: Outcome,
+    /// The steps in the order they ran, Exchange's before the CRM's, after any step put first with
+    /// [`Report::push_front`].
     pub steps: Vec<Step>,
 }
 
@@ -100,6 +118,7 @@ impl Report {
         self.status = Report::status_of(&self.steps);
     }
 
+    /// Whether any step failed, which makes `exsync check` exit non-zero.
     pub fn failed(&self) -> bool {
         self.status == Outcome::Fail
     }
@@ -136,9 +155,16 @@ impl Report {
 
 /// What the checks need: the configuration and the secrets from the vault.
 pub struct Inputs {
+    /// The configuration whose servers, credentials and settings are checked.
     pub config: ExsyncConfig,
+    /// The service account's password; `None` when the vault holds none (or was not read), which
+    /// fails the password step.
     pub exchange_password: Option<SecretValue>,
+    /// The PEM key that signs the CRM's JWT bearer assertions, needed when `crm.auth` is JWT;
+    /// `None` when the vault holds none.
     pub crm_private_key: Option<SecretValue>,
+    /// The CRM connected app's client secret, needed for the client-credentials flow; `None` when
+    /// the vault holds none.
     pub crm_client_secret: Option<SecretValue>,
     /// The mailbox to check impersonation and folder access for.
     pub user: Option<String>,

@@ -28,40 +28,59 @@ pub type ConfiguredSyncer = Syncer<Mailboxes<ExchangeConnection>, SalesforceSide
 /// a caller that prints the chain (`{:#}` in the binary) shows it after the setting's name.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    /// The vault holds no service account password, and no mailbox can be reached without it.
     #[error(
         "no service account password is stored: run `exsync secrets set {}`",
         EXCHANGE_PASSWORD
     )]
     NoExchangePassword,
+    /// `crm.auth` is JWT bearer, but the vault holds no private key to sign the assertion with.
     #[error(
         "no CRM private key is stored: run `exsync secrets set {}` with the PEM on stdin",
         CRM_PRIVATE_KEY
     )]
     NoCrmPrivateKey,
+    /// `crm.auth` is client credentials, but the vault holds no client secret.
     #[error(
         "no CRM client secret is stored: run `exsync secrets set {}`",
         CRM_CLIENT_SECRET
     )]
     NoCrmClientSecret,
+    /// The CA certificates file named by `crm.ca_file` could not be read.
     #[error("crm.ca_file {}", path.display())]
     CrmCaFile {
+        /// The path as configured.
         path: PathBuf,
+        /// Why reading it failed.
         #[source]
         source: std::io::Error,
     },
+    /// `exchange.ews_url` is not a valid URL.
     #[error("exchange.ews_url {url}")]
     EwsUrl {
+        /// The text as configured.
         url: String,
+        /// Why it does not parse.
         #[source]
         source: url::ParseError,
     },
+    /// `exchange.ews_url` names a host outside the allow-list (the service account's domain and
+    /// `exchange.other_domains`), so no connector is built that would send the password there.
     #[error(
         "exchange.ews_url {url}: `{host}` is outside the domains the service account's password may be sent to; \
          add its domain to exchange.other_domains if that server belongs to you"
     )]
-    EwsUrlOutsideAllowList { url: String, host: String },
+    EwsUrlOutsideAllowList {
+        /// The URL as configured.
+        url: String,
+        /// Its host as checked against the allow-list, without an IPv6 address's brackets;
+        /// empty when the URL has none.
+        host: String,
+    },
+    /// The EWS connector could not be built from these settings; the source says why.
     #[error("the EWS connector")]
     Ews(#[source] exsync_ews::EwsError),
+    /// The Salesforce connector could not be built from these settings; the source says why.
     #[error("the Salesforce connector")]
     Salesforce(#[source] exsync_salesforce::Error),
     /// Reading a secret failed (wrong master key, damaged database); the vault's message says
@@ -72,12 +91,20 @@ pub enum BuildError {
 
 /// The secrets the service needs, read from the vault.
 pub struct Secrets {
+    /// The service account's password; required, since every mailbox is reached with it.
     pub exchange_password: SecretValue,
+    /// The PEM key for the CRM's JWT bearer flow; `None` when none is stored, an error only if
+    /// `crm.auth` is JWT.
     pub crm_private_key: Option<SecretValue>,
+    /// The connected app's secret for the client-credentials flow; `None` when none is stored, an
+    /// error only if `crm.auth` uses that flow.
     pub crm_client_secret: Option<SecretValue>,
 }
 
 impl Secrets {
+    /// Reads the secrets from the vault. Fails when no password is stored or a secret does not
+    /// decrypt; a missing CRM secret fails later, in [`salesforce_config`], only if the configured
+    /// flow needs it.
     pub fn from_vault(vault: &Vault) -> Result<Secrets, BuildError> {
         let Some(exchange_password) = vault.get(EXCHANGE_PASSWORD)? else {
             return Err(BuildError::NoExchangePassword);

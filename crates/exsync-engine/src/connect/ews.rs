@@ -21,12 +21,20 @@ use exsync_core::plan::Change;
 
 /// Where each mailbox's EWS endpoint is: configured once, or discovered per mailbox.
 pub enum Endpoint {
+    /// `exchange.ews_url`: every mailbox is reached at this URL, already checked against the
+    /// allow-list.
     Configured(Url),
+    /// No URL is configured: Autodiscover finds each mailbox's, within the allow-list.
     Discovered(Autodiscover),
 }
 
+/// The EWS backend of the mailbox side: the connector, where each mailbox's endpoint is, and the
+/// folders already found.
 pub struct ExchangeConnection {
+    /// The connector, shared by every mailbox; it holds the service account's credentials and the
+    /// request limits.
     pub client: Arc<EwsClient>,
+    /// How each mailbox's EWS URL is found.
     pub endpoint: Endpoint,
     /// Each user's contact folder and calendar, found (or created) once, or known from the
     /// cursors of an earlier process.
@@ -34,6 +42,7 @@ pub struct ExchangeConnection {
 }
 
 impl ExchangeConnection {
+    /// A backend that knows no folder yet; each user's folders are found, or created, on first use.
     pub fn new(client: Arc<EwsClient>, endpoint: Endpoint) -> Self {
         ExchangeConnection {
             client,

@@ -12,7 +12,10 @@ use crate::sync::sides::{
     SideResult, Write,
 };
 
+/// The Salesforce connector as the service's [`CrmSide`].
 pub struct SalesforceSide {
+    /// The connector, configured from `[crm]` and the vault's CRM secret (see
+    /// [`super::build::salesforce_config`]).
     pub client: SalesforceClient,
 }
 

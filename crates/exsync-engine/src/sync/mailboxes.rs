@@ -31,6 +31,7 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// The backend's name in logs and reports: `ews` or `graph`.
     pub fn as_str(self) -> &'static str {
         match self {
             Backend::Ews => "ews",
@@ -69,6 +70,7 @@ impl BackendRule {
         self
     }
 
+    /// The backend serving `user`: the one the rule names for them, else the default.
     pub fn backend_of(&self, user: &UserKey) -> Backend {
         self.users.get(user).copied().unwrap_or(self.default)
     }
@@ -95,18 +97,22 @@ impl<W: MailboxSide> Mailboxes<W, Unconfigured> {
 }
 
 impl<W: MailboxSide, G: MailboxSide> Mailboxes<W, G> {
+    /// A router over both backends, with `rule` naming each user's.
     pub fn new(ews: W, graph: G, rule: BackendRule) -> Self {
         Mailboxes { ews, graph, rule }
     }
 
+    /// The EWS backend, for tooling that needs operations of its own.
     pub fn ews(&self) -> &W {
         &self.ews
     }
 
+    /// The Graph backend ([`Unconfigured`] when the installation has none).
     pub fn graph(&self) -> &G {
         &self.graph
     }
 
+    /// The rule that picks each user's backend.
     pub fn rule(&self) -> &BackendRule {
         &self.rule
     }

@@ -24,8 +24,13 @@ pub struct Syncer<E, C> {
     /// The mailbox side: one backend, or the router that picks each user's
     /// ([`super::mailboxes::Mailboxes`]).
     pub exchange: E,
+    /// The CRM side, read once per pass and kind for every user.
     pub crm: C,
+    /// The state database: every user's pairs, cursors, intent journal and run history, and the
+    /// org-wide CRM cursors.
     pub store: Arc<dyn Store>,
+    /// The sync configurations from `exsync.toml`; each CRM user gets the one that assigns them,
+    /// and a user none assigns is not synced.
     pub configurations: Vec<SyncConfiguration>,
     /// Users synced at the same time.
     pub concurrency: usize,
@@ -38,6 +43,8 @@ pub struct Syncer<E, C> {
 pub struct PassOptions {
     /// Only this user; the org-wide CRM cursors then stay where they are.
     pub only_user: Option<UserKey>,
+    /// Plan only: nothing is written to either side or to the store, and each user's report keeps
+    /// the plan.
     pub dry_run: bool,
     /// The time the event window is measured from; now when `None`.
     pub now: Option<DateTime<Utc>>,
@@ -61,11 +68,12 @@ impl std::fmt::Debug for Progress {
 /// What a pass did.
 #[derive(Debug, Default)]
 pub struct PassReport {
+    /// One report per user whose pass ran, ordered by user.
     pub users: Vec<UserReport>,
     /// Users left out, and why (paused, no configuration).
     pub skipped: Vec<(UserKey, String)>,
     /// Active CRM users left out because their address cannot name a mailbox (kept in the
-    /// store too, see [`Store::skipped_crm_users`]).
+    /// store too, see [`exsync_store::SyncState::skipped_crm_users`]).
     pub skipped_crm_users: Vec<CrmUserSkip>,
     /// Set when the CRM could not be read: no user was synced.
     pub crm_error: Option<SideError>,
@@ -76,6 +84,7 @@ pub struct PassReport {
 }
 
 impl PassReport {
+    /// How many users' passes ended with an error.
     pub fn failed_users(&self) -> usize {
         self.users.iter().filter(|u| u.error.is_some()).count()
     }
@@ -536,6 +545,7 @@ struct GroupRead {
 pub struct CrmFilterKey {
     /// Every record (that the condition admits), not only the user's own.
     pub visible: bool,
+    /// The configuration's extra SOQL condition, if any.
     pub condition: Option<String>,
 }
 

@@ -18,18 +18,28 @@ pub enum Write<'a> {
     /// Create a record with these fields, tagged with the record it copies (`origin`), so a
     /// create retried after a lost answer is found rather than repeated.
     Create {
+        /// The record's fields as the plan wants them on this side.
         fields: &'a Fields,
+        /// The record on the other side that this one copies; it becomes the copy's tag.
         origin: &'a ItemId,
     },
     /// Write the `changed` fields (values from `fields`), conditional on `expected_version`.
     Update {
+        /// The record's id on this side.
         id: &'a str,
+        /// The record's fields; only the `changed` ones are written.
         fields: &'a Fields,
+        /// Names of the fields to write.
         changed: &'a [String],
+        /// The version the pass last read; a backend that can make the update conditional on it
+        /// does. `None` when no version is known.
         expected_version: Option<&'a str>,
     },
     /// Delete the record; one already gone counts as done.
-    Delete { id: &'a str },
+    Delete {
+        /// The record's id on this side.
+        id: &'a str,
+    },
 }
 
 /// What a side can say, after a crash, about the copy a journaled create may have made of
@@ -64,12 +74,16 @@ pub enum SideErrorKind {
 /// A failed call, with what an admin can do about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SideError {
+    /// What the service does about it.
     pub kind: SideErrorKind,
+    /// What failed, in words for the admin; logs and the user's report show it.
     pub message: String,
+    /// What the admin can do about it, when known; `Display` appends it as `(fix: ...)`.
     pub remedy: Option<String>,
 }
 
 impl SideError {
+    /// A failure with no remedy known.
     pub fn new(kind: SideErrorKind, message: impl Into<String>) -> Self {
         SideError {
             kind,
@@ -78,6 +92,7 @@ impl SideError {
         }
     }
 
+    /// Adds what the admin can do about the failure.
     pub fn with_remedy(mut self, remedy: impl Into<String>) -> Self {
         self.remedy = Some(remedy.into());
         self
@@ -96,24 +111,29 @@ impl fmt::Display for SideError {
 
 impl std::error::Error for SideError {}
 
+/// What a call to a side returns.
 pub type SideResult<T> = Result<T, SideError>;
 
 /// A CRM user, as far as assignment to a configuration and ownership of records go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CrmUser {
+    /// The user's CRM id, which owns the records that sync to their mailbox.
     pub id: CrmId,
     /// The user's e-mail address as the CRM holds it. It names their mailbox, so it becomes a
     /// [`UserKey`] only once the service has checked it is an address.
     pub email: String,
     /// The profile name, which configurations assign as a group.
     pub profile: String,
+    /// Whether the user is active; the service syncs only active users.
     pub active: bool,
 }
 
 /// A CRM change with the user that owns the record (the user whose mailbox it syncs to).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnedChange {
+    /// The user who owns the record; `None` for a deletion, whose owner the CRM no longer keeps.
     pub owner: Option<CrmId>,
+    /// The record's change as read.
     pub change: Change,
     /// What had to be cut or left out of the record for it to fit Exchange; it syncs
     /// without it, and the pass records why for the admin.
@@ -143,6 +163,7 @@ pub struct CrmFilter {
 /// What one org-wide read of the CRM found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CrmRead {
+    /// The changes read, with their owners.
     pub changes: Vec<OwnedChange>,
     /// The cursor that covers these changes.
     pub cursor: String,
@@ -154,6 +175,7 @@ pub struct CrmRead {
 /// One page of a CRM read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CrmPage {
+    /// This page's changes, with their owners.
     pub changes: Vec<OwnedChange>,
     /// The cursor covering this page and the ones before; the next page reads from it.
     pub cursor: String,
@@ -165,6 +187,8 @@ pub struct CrmPage {
 
 /// The CRM: read org-wide, once per pass, whatever the number of users.
 pub trait CrmSide: Send + Sync {
+    /// Every CRM user, active or not; the service keeps the active ones whose address can name a
+    /// mailbox.
     fn users(&self) -> impl Future<Output = SideResult<Vec<CrmUser>>> + Send;
 
     /// What this CRM can hold of a record (see [`exsync_core::plan::Lens`]).
@@ -265,6 +289,7 @@ pub trait CrmSide: Send + Sync {
 pub struct MailboxPage {
     /// Items created or changed since the cursor, each with its current version.
     pub upserts: Vec<(ExchangeId, String)>,
+    /// Items deleted since the cursor.
     pub deleted: Vec<ExchangeId>,
     /// The cursor covering this page and the ones before.
     pub cursor: String,

@@ -13,21 +13,37 @@ use exsync_core::{CrmId, ExchangeId, ItemId, Side};
 use rusqlite::types::ToSql;
 use rusqlite::{params, Connection, OptionalExtension, Params, Row};
 
+/// Why the pass's scratch database failed. The user's pass ends ([`super::pass::PassError::Stage`])
+/// and the next pass reads both sides again.
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
+    /// SQLite refused an operation.
     #[error("pass stage (scratch database): {op}: {source}")]
     Sqlite {
+        /// Which of the stage's operations failed, for instance `new records`.
         op: &'static str,
+        /// SQLite's error.
         source: rusqlite::Error,
     },
+    /// A record could not be turned into JSON to be staged, or read back from it.
     #[error("pass stage (scratch database): {op}: record {id}: {source}")]
     Json {
+        /// Which of the stage's operations failed.
         op: &'static str,
+        /// The record's id.
         id: String,
+        /// The JSON error.
         source: serde_json::Error,
     },
+    /// The stage was asked for something it cannot do, such as linking two records of the same
+    /// side: a bug in the caller.
     #[error("pass stage (scratch database): {op}: {detail}")]
-    Inconsistent { op: &'static str, detail: String },
+    Inconsistent {
+        /// Which of the stage's operations was asked.
+        op: &'static str,
+        /// What was asked, with the records involved.
+        detail: String,
+    },
 }
 
 type Result<T, E = StageError> = std::result::Result<T, E>;
@@ -39,6 +55,7 @@ fn sql(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StageError {
 /// One record read this pass.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StagedRecord {
+    /// The record as read.
     pub change: Change,
     /// The CRM id of the pair holding this record, when a pair holds it.
     pub pair: Option<CrmId>,
@@ -49,7 +66,10 @@ pub struct StagedRecord {
 /// A record no pair holds, with the record it was matched to (and why), if any.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewRecord {
+    /// The unpaired record; a CRM one when it comes with a link.
     pub change: Change,
+    /// The Exchange record first-sync matching linked it to, and the rule that matched; `None` when
+    /// none matched.
     pub linked: Option<(Change, LinkReason)>,
 }
 
@@ -103,6 +123,8 @@ pub struct Stage {
 }
 
 impl Stage {
+    /// An empty stage in a private temporary database that SQLite deletes when the stage is
+    /// dropped.
     pub fn new() -> Result<Stage> {
         // An empty path is a private database in a temporary file SQLite deletes on close. It
         // holds every record the pass read; SQLite creates such files 0600 and unlinks them

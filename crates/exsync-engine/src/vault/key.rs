@@ -16,6 +16,7 @@ use super::VaultError;
 
 /// Name of the environment variable holding the key.
 pub const MASTER_KEY_ENV: &str = "EXSYNC_MASTER_KEY";
+/// Length of the master key in bytes (AES-256).
 pub const KEY_LEN: usize = 32;
 
 /// A 256-bit AES key, wiped on drop, never printed.
@@ -23,6 +24,7 @@ pub const KEY_LEN: usize = 32;
 pub struct MasterKey(Zeroizing<[u8; KEY_LEN]>);
 
 impl MasterKey {
+    /// A new random key from the operating system's generator.
     pub fn generate() -> MasterKey {
         let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
         rand::rngs::OsRng.fill_bytes(bytes.as_mut());
@@ -45,6 +47,8 @@ impl MasterKey {
         Ok(MasterKey(Zeroizing::new(bytes)))
     }
 
+    /// The key as base64, the form `EXSYNC_MASTER_KEY` and key files hold; the text is wiped on
+    /// drop.
     pub fn to_base64(&self) -> Zeroizing<String> {
         Zeroizing::new(STANDARD.encode(self.0.as_ref()))
     }
@@ -63,7 +67,10 @@ impl fmt::Debug for MasterKey {
 /// Where the key in use came from; rotation writes the new key back to the same place.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeySource {
+    /// `EXSYNC_MASTER_KEY`: a rotation cannot write there, so the operator sets the new key there
+    /// themselves.
     Env,
+    /// The key file at this path, which a rotation replaces.
     File(PathBuf),
 }
 

@@ -30,22 +30,40 @@ pub const CRM_CLIENT_SECRET: &str = "crm.client_secret";
 
 const NONCE_LEN: usize = 12;
 
+/// Why the vault could not store, read or re-encrypt a secret. Messages name the secret, never its
+/// value.
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {
+    /// The master key could not be loaded or created (not base64, wrong length, key file unreadable
+    /// or open to other users); the text says which.
     #[error("{0}")]
     Key(String),
+    /// The name breaks the rule of [`valid_name`].
     #[error("secret name {0:?} is not valid: use 1-64 of a-z, 0-9, '.', '_', '-', starting with a letter or digit")]
     InvalidName(String),
+    /// The value given is empty; the vault stores no empty secret.
     #[error("secret {0:?} is empty")]
     Empty(String),
+    /// A stored secret does not decrypt under this master key, or is not UTF-8: the key is the
+    /// wrong one or the database was changed.
     #[error("secret {name:?} cannot be decrypted: the master key is not the one it was stored under, or the database was altered")]
-    Decrypt { name: String },
+    Decrypt {
+        /// The secret's name.
+        name: String,
+    },
+    /// The cipher refused to encrypt the value.
     #[error("cannot encrypt secret {name:?}")]
-    Encrypt { name: String },
+    Encrypt {
+        /// The secret's name.
+        name: String,
+    },
+    /// The store could not read or write the secrets.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
+/// Whether `name` may name a secret: 1 to 64 of `a-z`, `0-9`, `.`, `_` and `-`, starting with a
+/// letter or digit.
 pub fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
@@ -67,10 +85,14 @@ impl std::fmt::Debug for Vault {
 }
 
 impl Vault {
+    /// A vault over `store`'s secrets, encrypting under `key`. The key is not checked here: a wrong
+    /// one shows when a secret is read.
     pub fn new(store: Arc<dyn Store>, key: MasterKey) -> Vault {
         Vault { store, key }
     }
 
+    /// Encrypts `value` and stores it under `name`, replacing any earlier value. Refuses an invalid
+    /// name or an empty value.
     pub fn set(&self, name: &str, value: &SecretValue) -> Result<(), VaultError> {
         if !valid_name(name) {
             return Err(VaultError::InvalidName(name.to_owned()));
@@ -84,6 +106,8 @@ impl Vault {
         Ok(())
     }
 
+    /// The secret stored under `name`, decrypted; `None` when there is none. Fails when it does not
+    /// decrypt under this key.
     pub fn get(&self, name: &str) -> Result<Option<SecretValue>, VaultError> {
         match self.store.get_secret(name)? {
             None => Ok(None),
@@ -97,10 +121,12 @@ impl Vault {
         }
     }
 
+    /// Whether a secret is stored under `name`, without decrypting it.
     pub fn contains(&self, name: &str) -> Result<bool, VaultError> {
         Ok(self.store.get_secret(name)?.is_some())
     }
 
+    /// Every stored secret's name and when it was last written; never a value.
     pub fn list(&self) -> Result<Vec<SecretInfo>, VaultError> {
         Ok(self.store.list_secrets()?)
     }

@@ -12,6 +12,7 @@ use zeroize::Zeroizing;
 pub struct SecretValue(Zeroizing<String>);
 
 impl SecretValue {
+    /// Takes ownership of a plaintext, which is wiped when the value is dropped.
     pub fn new(value: String) -> SecretValue {
         SecretValue(Zeroizing::new(value))
     }
@@ -21,6 +22,7 @@ impl SecretValue {
         &self.0
     }
 
+    /// Whether the plaintext is empty; the vault refuses to store an empty secret.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -42,17 +42,23 @@ pub const SLICE: usize = 500;
 /// A user the service syncs, with the configuration that applies to them.
 #[derive(Debug, Clone)]
 pub struct SyncUser {
+    /// The user's mailbox address, which keys everything the store keeps for them.
     pub key: UserKey,
+    /// The user's CRM id: the owner whose records sync to their mailbox.
     pub crm_id: CrmId,
+    /// The sync configuration that applies to the user, shared with the other users it applies to.
     pub config: Arc<SyncConfiguration>,
 }
 
 /// What one user's pass did.
 #[derive(Debug, Clone, Default)]
 pub struct UserReport {
+    /// Whose pass it was; always set in a report the service returns.
     pub user: Option<UserKey>,
     /// The mailbox backend that served the user in this pass.
     pub backend: Option<Backend>,
+    /// What the pass wrote and how many records failed or conflicted, as committed to the store's
+    /// run history.
     pub counts: RunCounts,
     /// Why (part of) the pass failed; the records involved are fetched again next pass.
     pub error: Option<String>,
@@ -70,14 +76,19 @@ pub struct UserReport {
 /// Where the pass stopped, when it could not go on at all.
 #[derive(Debug, thiserror::Error)]
 pub enum PassError {
+    /// The state database failed a read or a commit; what the pass had not committed is read again
+    /// next pass.
     #[error("state database: {0}")]
     Store(#[from] StoreError),
+    /// A blocking store call's task panicked or was cancelled; the text is the task's error.
     #[error("state database task: {0}")]
     Join(String),
+    /// The pass's scratch database failed.
     #[error(transparent)]
     Stage(#[from] StageError),
 }
 
+/// The record kinds a pass syncs, in the order it syncs them: contacts, then events.
 pub const KINDS: [ItemKind; 2] = [ItemKind::Contact, ItemKind::Event];
 
 /// Runs a blocking store call off the async threads.
@@ -100,6 +111,7 @@ pub type Notes = BTreeMap<ItemId, Vec<String>>;
 
 /// Inputs of one user's pass besides the sides and the store.
 pub struct UserPass<'a> {
+    /// Whose pass it is.
     pub user: &'a SyncUser,
     /// What the org-wide CRM read found for this user, per kind.
     pub crm_changes: BTreeMap<ItemKind, Vec<Change>>,
@@ -107,6 +119,8 @@ pub struct UserPass<'a> {
     pub crm_notes: BTreeMap<ItemKind, Notes>,
     /// Kinds whose CRM records this user reads in full in this pass (new or reset), and how.
     pub crm_full_reads: BTreeMap<ItemKind, CrmFilter>,
+    /// The time the event window is measured from and writes are stamped with; the same for every
+    /// user of a pass.
     pub now: DateTime<Utc>,
     /// Plan only: nothing is written to either side or to the store.
     pub dry_run: bool,
