@@ -28,12 +28,12 @@ pub mod names {
     /// after each user's pass.
     pub const ITEMS_SYNCED: (&str, &str) = (
         "exsync_items_synced_total",
-        "Records written by exsync, by kind, side and operation.",
+        "Records written by exsync, by operation (create, update, delete).",
     );
     /// Counter: records a user's pass could not sync (they are read again next pass); no labels.
     pub const ITEM_FAILURES: (&str, &str) = (
         "exsync_item_failures_total",
-        "Records that could not be synced in a pass, by kind.",
+        "Records that could not be synced in a pass.",
     );
     /// Counter: fields changed on both sides between two passes, settled by the configuration's
     /// conflict policy.

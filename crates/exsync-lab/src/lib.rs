@@ -3,6 +3,7 @@
 //! end-to-end tests and the benchmark build on it.
 
 mod check;
+mod migration;
 pub mod demo;
 mod script;
 mod seed;

@@ -54,7 +54,7 @@ pub fn three_way(
 /// hold differently is taken from `newer`, the side modified more recently, and reported as a
 /// first-link merge. Without a newer side (a tie, or a time unknown) the fields are merged as
 /// [`three_way`] does with an empty base, and differences are conflicts settled by `winner`.
-pub fn first_link(
+pub(crate) fn first_link(
     crm: &Fields,
     exchange: &Fields,
     newer: Option<Side>,

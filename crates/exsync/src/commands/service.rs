@@ -181,6 +181,15 @@ fn describe(op: &Op) -> String {
             crm_id,
             conflict,
             ..
+        } if conflict.first_link => format!(
+            "first link of {kind} {crm_id} field {}: taken from the newer {}",
+            conflict.field, conflict.winner
+        ),
+        Op::Conflict {
+            kind,
+            crm_id,
+            conflict,
+            ..
         } => {
             format!(
                 "conflict on {kind} {crm_id} field {}: {} wins",

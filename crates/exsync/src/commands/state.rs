@@ -104,14 +104,19 @@ fn user_detail(store: &dyn Store, user: &UserKey, as_json: bool) -> anyhow::Resu
                 .unwrap_or_default()
         );
     }
-    println!("\nRecent conflicts:");
+    println!("\nRecent conflicts and first-link merges:");
     for c in &conflicts {
+        let settled = if c.conflict.first_link {
+            format!("first link, taken from the newer {}", c.conflict.winner)
+        } else {
+            format!("{} won", c.conflict.winner)
+        };
         println!(
-            "  {} {} {}: {} won",
+            "  {} {} {} {}: {settled}",
             c.at.format("%Y-%m-%d %H:%M"),
             c.kind,
+            c.crm_id,
             c.conflict.field,
-            c.conflict.winner
         );
     }
     Ok(ExitCode::SUCCESS)

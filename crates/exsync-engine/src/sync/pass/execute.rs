@@ -153,7 +153,13 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         // The slice's writes and pairs are stored; the pass's own report and cursors are not.
         failpoint(failpoints::SLICE_COMMITTED);
 
-        let conflicts = settlement.conflicts.len() as u64;
+        // A first link's merges are recorded with the conflicts but are not conflicts: only
+        // one of two records never synced could be taken, and the newer one was.
+        let conflicts = settlement
+            .conflicts
+            .iter()
+            .filter(|(_, _, conflict)| !conflict.first_link)
+            .count() as u64;
         commit
             .conflicts
             .extend(
