@@ -95,7 +95,7 @@ impl Console {
 
 /// The console's routes with the guard in front of every one of them.
 pub fn router(state: AppState) -> Router {
-    use resources::users::{reset, skipped, test};
+    use resources::users::{conflicts, reset, skipped, test};
     use resources::{audit, configurations, crm, service_account, session, sync, users};
     Router::new()
         .route("/api/login", post(session::login_json))
@@ -120,6 +120,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/skipped-users", get(skipped::list_json))
         .route("/api/users/{user}/reset", post(reset::post_json))
         .route("/api/users/{user}/test", post(test::post_json))
+        .route("/api/users/{user}/conflicts", get(conflicts::list_json))
         .route("/api/audit", get(audit::list_json))
         .route("/login", get(session::login_form).post(session::login_post))
         .route("/logout", post(session::logout_post))
@@ -137,6 +138,7 @@ pub fn router(state: AppState) -> Router {
         .route("/configurations/{name}", post(configurations::update_form))
         .route("/users/{user}/reset", post(reset::post_form))
         .route("/users/{user}/test", post(test::post_form))
+        .route("/users/{user}/conflicts", get(conflicts::get_page))
         .route("/audit", get(audit::get_page))
         .route("/assets/console.css", get(assets::css))
         .route("/assets/console.js", get(assets::js))

@@ -59,6 +59,7 @@ pub const ROUTES: &[RouteSpec] = &[
     r("GET", "/api/skipped-users", VIEWER),
     r("POST", "/api/users/{user}/reset", OPERATOR),
     r("POST", "/api/users/{user}/test", OPERATOR),
+    r("GET", "/api/users/{user}/conflicts", VIEWER),
     r("GET", "/api/audit", VIEWER),
     // Pages
     r("GET", "/login", Access::Public),
@@ -75,6 +76,7 @@ pub const ROUTES: &[RouteSpec] = &[
     r("POST", "/configurations/{name}", ADMIN),
     r("POST", "/users/{user}/reset", OPERATOR),
     r("POST", "/users/{user}/test", OPERATOR),
+    r("GET", "/users/{user}/conflicts", VIEWER),
     r("GET", "/audit", VIEWER),
     // The stylesheet and script every page links, the login page included.
     r("GET", "/assets/console.css", Access::Public),

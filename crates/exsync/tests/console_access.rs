@@ -89,6 +89,9 @@ fn expected(method: &str, path: &str, role: Option<Role>) -> StatusCode {
         | ("GET", "/api/skipped-users")
         | ("GET", "/api/audit") => Some(Role::Viewer),
         ("GET", "/") | ("GET", "/audit") => Some(Role::Viewer),
+        ("GET", "/api/users/{user}/conflicts") | ("GET", "/users/{user}/conflicts") => {
+            Some(Role::Viewer)
+        }
         (_, p) if p.ends_with("/reset") || p.ends_with("/test") => Some(Role::Operator),
         _ => Some(Role::Admin),
     };

@@ -279,6 +279,12 @@ async fn every_page_encodes_hostile_values_and_carries_no_inline_code() {
     // CRM holds, so it is as hostile as anything.
     let skipped_address = format!("{} ", address("skipped"));
     let skipped_reason = evil("skip reason");
+    // What a first sync chose between two records: every part is the CRM's or the mailbox's.
+    let conflict_crm_id = evil("conflict crm id");
+    let conflict_exchange_id = evil("conflict exchange id");
+    let conflict_field = evil("conflict field");
+    let conflict_crm_value = evil("conflict crm value");
+    let conflict_exchange_value = evil("conflict exchange value");
 
     std::fs::write(
         env.config_path(),
@@ -329,6 +335,19 @@ groups = [{group}]
         exchange_version: None,
     }];
     commit.error = Some(run_error.clone());
+    // A first link's merge over values the CRM and the mailbox held, ids included.
+    commit.conflicts = vec![exsync_store::ConflictEntry {
+        kind: ItemKind::Contact,
+        crm_id: conflict_crm_id.as_str().into(),
+        exchange_id: conflict_exchange_id.as_str().into(),
+        conflict: exsync_core::plan::Conflict {
+            field: conflict_field.clone(),
+            crm_value: Some(json!(conflict_crm_value)),
+            exchange_value: Some(json!(conflict_exchange_value)),
+            winner: exsync_core::Side::Exchange,
+            first_link: true,
+        },
+    }];
     env.store.commit_pass(&commit).unwrap();
     env.store.set_paused(&user, Some(&pause)).unwrap();
     env.store
@@ -396,6 +415,11 @@ groups = [{group}]
         asked_group.clone(),
         skipped_address.clone(),
         skipped_reason.clone(),
+        conflict_crm_id.clone(),
+        conflict_exchange_id.clone(),
+        conflict_field.clone(),
+        conflict_crm_value.clone(),
+        conflict_exchange_value.clone(),
     ];
     let seg = |s: &str| {
         url::form_urlencoded::byte_serialize(s.as_bytes())
@@ -434,6 +458,35 @@ groups = [{group}]
             .body
             .contains(&format!("action=\"/users/{}/reset\"", seg(&synced))),
         "the address is a percent-encoded path segment in the form's URL"
+    );
+
+    let conflicts = env
+        .send(request(
+            Method::GET,
+            &format!("/users/{}/conflicts", seg(&synced)),
+            &auth,
+            None,
+        ))
+        .await;
+    assert_eq!(conflicts.status, StatusCode::OK, "{}", conflicts.body);
+    check_page(
+        "conflicts",
+        &conflicts,
+        &hostile,
+        &[
+            &synced,
+            &conflict_crm_id,
+            &conflict_exchange_id,
+            &conflict_field,
+            &conflict_crm_value,
+            &conflict_exchange_value,
+        ],
+    );
+    assert!(
+        status
+            .body
+            .contains(&format!("href=\"/users/{}/conflicts\"", seg(&synced))),
+        "the status page links the user's conflicts by a percent-encoded path segment"
     );
 
     let page = env

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form, Json};
 use exsync_core::config::{
     explain_assignment, AssignedBy, Assignment, ConflictPolicy, ContactScope, DeleteMode,
-    Direction, KindRules, SyncConfiguration,
+    Direction, FirstLink, KindRules, SyncConfiguration,
 };
 use exsync_core::{field_names, ItemKind, UserKey};
 use serde::{Deserialize, Serialize, Serializer};
@@ -60,6 +60,10 @@ pub(crate) struct RulesView<'a> {
     pub direction: Direction,
     /// Every field of the kind, whether it syncs or not.
     pub fields: BTreeMap<&'static str, FieldRule<'a>>,
+    /// How the first sync of two records never linked before settles the fields they hold
+    /// differently: `newest` takes the record modified more recently (a tie or an unknown
+    /// time falls back to `conflict`), `policy` settles them by `conflict`.
+    pub first_link: FirstLink,
     /// Events only: how many days ahead of a pass an event may start and still sync.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub future_days: Option<u32>,
@@ -103,6 +107,7 @@ impl<'a> RulesView<'a> {
                 .iter()
                 .map(|f| (*f, FieldRule(rules.fields.get(*f).map(String::as_str))))
                 .collect(),
+            first_link: rules.first_link,
             future_days: None,
             max_delete_share: rules.max_delete_share,
             min_deletes_for_valve: rules.min_deletes_for_valve,
@@ -183,6 +188,21 @@ fn direction_name(d: Direction) -> &'static str {
         Direction::CrmToExchange => "crm_to_exchange",
         Direction::ExchangeToCrm => "exchange_to_crm",
         Direction::Both => "both",
+    }
+}
+
+fn conflict_name(c: ConflictPolicy) -> &'static str {
+    match c {
+        ConflictPolicy::CrmWins => "crm_wins",
+        ConflictPolicy::ExchangeWins => "exchange_wins",
+        ConflictPolicy::NewestWins => "newest_wins",
+    }
+}
+
+fn first_link_name(f: FirstLink) -> &'static str {
+    match f {
+        FirstLink::Newest => "newest",
+        FirstLink::Policy => "policy",
     }
 }
 
@@ -391,6 +411,18 @@ fn direction_select(name: &str, current: &str, form: Option<&str>) -> String {
     s
 }
 
+impl RulesView<'_> {
+    /// How the kind settles fields both records hold differently, under its direction
+    /// select; `kind` is `contacts` or `events`.
+    fn render_settling(&self, kind: &str) -> String {
+        format!(
+            r#"<div class="settling muted" data-kind="{kind}">conflict: <span class="conflict">{}</span>; first link: <span class="first-link">{}</span></div>"#,
+            esc(conflict_name(self.conflict)),
+            esc(first_link_name(self.first_link)),
+        )
+    }
+}
+
 impl ConfigurationView<'_> {
     /// One row of the table; `i` is its position.
     fn render_row(&self, caller: &Caller, i: usize) -> String {
@@ -403,7 +435,7 @@ impl ConfigurationView<'_> {
 <td><select name="active" form="{f}"><option value="true"{a1}>active</option><option value="false"{a0}>inactive</option></select></td>
 <td><textarea name="users" rows="2" form="{f}">{users}</textarea></td>
 <td><textarea name="groups" rows="2" form="{f}">{groups}</textarea></td>
-<td>{cd}</td><td>{ed}</td>
+<td>{cd}{cs}</td><td>{ed}{es}</td>
 <td><form method="post" action="/configurations/{s}" id="{f}">{csrf}<button type="submit" class="save-configuration">Save</button></form></td></tr>"#,
             n = esc(self.name),
             s = seg(self.name),
@@ -423,6 +455,8 @@ impl ConfigurationView<'_> {
                 direction_name(self.events.direction),
                 Some(&form)
             ),
+            cs = self.contacts.render_settling("contacts"),
+            es = self.events.render_settling("events"),
         )
     }
 }
@@ -632,16 +666,15 @@ mod tests {
     /// exsync-core's rendering of the file layout, byte for byte.
     #[test]
     fn the_view_serialises_as_the_rendered_file_layout() -> Result<(), serde_json::Error> {
-        for c in [
-            sample(None, None),
-            sample(
-                Some("Department = 'x'"),
-                Some(Window {
-                    past_days: 7,
-                    future_days: 90,
-                }),
-            ),
-        ] {
+        let mut policy = sample(
+            Some("Department = 'x'"),
+            Some(Window {
+                past_days: 7,
+                future_days: 90,
+            }),
+        );
+        policy.events.first_link = FirstLink::Policy;
+        for c in [sample(None, None), policy] {
             let mut old = serde_json::to_value(configuration_value(&c))?;
             if let serde_json::Value::Object(map) = &mut old {
                 map.insert("name".to_owned(), json!(c.name));

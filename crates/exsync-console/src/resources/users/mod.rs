@@ -1,6 +1,8 @@
 //! Synced users: their status (`GET /api/users` and the status page at `/`), the CRM users
-//! the last pass left out, Reset Sync and the connection test.
+//! the last pass left out, each user's conflicts and first-link merges, Reset Sync and the
+//! connection test.
 
+pub(crate) mod conflicts;
 pub(crate) mod reset;
 pub(crate) mod skipped;
 pub(crate) mod test;
@@ -166,21 +168,26 @@ impl UserView {
             None => "(by group, or none)".to_owned(),
             Some(c) => format!("{} ({})", c.name, assigned_by_name(c.assigned_by)),
         };
-        let mut actions = String::new();
+        // Every role that sees the user may read what their passes settled.
+        let mut actions = format!(
+            r#"<a class="conflicts" href="/users/{}/conflicts" data-user="{}">Conflicts</a> "#,
+            seg(user),
+            esc(user)
+        );
         if allows(caller.role, Role::Operator) {
             // The question is attribute text that the console's script hands to `confirm` as
             // a string; the address never becomes part of any code.
             let question = format!(
                 "Reset Sync for {user}? Its pairs and cursors are forgotten; no data is deleted."
             );
-            actions = format!(
+            actions.push_str(&format!(
                 r#"<form class="inline" method="post" action="/users/{s}/reset" data-confirm="{q}">{c}<button type="submit" class="reset" data-user="{e}">Reset Sync</button></form>
 <form class="inline" method="post" action="/users/{s}/test">{c}<button type="submit" class="test" data-user="{e}">Test connection</button></form>"#,
                 s = seg(user),
                 e = esc(user),
                 q = esc(&question),
                 c = csrf_field(caller)
-            );
+            ));
         }
         // A user who never had a pass shows empty cells for it.
         let run = self.last_run.as_ref();
