@@ -1,6 +1,7 @@
 //! The control API (JSON over the same HTTPS port, `Authorization: Bearer <token>`): seed
-//! mailboxes, folders and items, grant or revoke impersonation, set Autodiscover redirects,
-//! faults and throttling, read counters.
+//! mailboxes, folders and items, change a folder as its user would (rename, move, delete),
+//! grant or revoke impersonation, set Autodiscover redirects, faults and throttling, read
+//! counters.
 
 // Errors here are finished HTTP replies, made at most once per control request; boxing
 // them would only add noise.
@@ -77,6 +78,25 @@ struct NewFolder {
     class: Option<String>,
 }
 
+/// What a user does to one of their folders in Outlook: rename it, move it under another
+/// folder, or delete it (`"deleteditems"`: into Deleted Items, as Outlook's delete does;
+/// `"hard"`: gone with its items, as a permanent delete or emptying Deleted Items leaves it).
+/// At most one of the three at a time.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FolderChange {
+    mailbox: String,
+    /// A folder id from an earlier answer (or a distinguished folder name, which is refused).
+    folder: String,
+    #[serde(default)]
+    rename: Option<String>,
+    /// A distinguished folder name or a folder id.
+    #[serde(default)]
+    move_to: Option<String>,
+    #[serde(default)]
+    delete: Option<String>,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewItem {
@@ -129,6 +149,7 @@ pub(crate) fn handle(
         (Method::POST, "/mailboxes") => add_mailbox(app, body),
         (Method::POST, "/impersonation") => grant(app, body),
         (Method::POST, "/folders") => add_folder(app, body),
+        (Method::POST, "/folders/change") => change_folder(app, body),
         (Method::POST, "/items") => add_item(app, body),
         (Method::POST, "/autodiscover") => redirect(app, body),
         (Method::GET, "/faults") => app
@@ -210,6 +231,7 @@ fn state_summary(app: &App) -> Result<Response<Body>, Response<Body>> {
                     "id": Id::Folder { mailbox: m.key(), id: f.id }.encode(),
                     "name": f.name,
                     "class": f.class,
+                    "parent": f.parent.map(|p| Id::Folder { mailbox: m.key(), id: p }.encode()),
                     "distinguished": f.distinguished,
                     "items": m.items.values().filter(|i| i.folder == f.id).count(),
                 })).collect::<Vec<_>>(),
@@ -313,6 +335,107 @@ fn add_folder(app: &App, body: &[u8]) -> Result<Response<Body>, Response<Body>> 
     .encode();
     commit(app, &st)?;
     Ok(json_reply(StatusCode::CREATED, &json!({"id": id})))
+}
+
+/// Changes a folder as its user would in Outlook (see [`FolderChange`]); answers the folder's
+/// id, name and parent afterwards (`null` name and parent once it is gone).
+fn change_folder(app: &App, body: &[u8]) -> Result<Response<Body>, Response<Body>> {
+    let c: FolderChange = parse(body)?;
+    let asked = [c.rename.is_some(), c.move_to.is_some(), c.delete.is_some()]
+        .iter()
+        .filter(|x| **x)
+        .count();
+    if asked != 1 {
+        return Err(bad("say one of rename, move_to or delete"));
+    }
+    let mut st = app.state.lock().map_err(|_| bad("lock"))?;
+    let not_found = || json_reply(StatusCode::NOT_FOUND, &json!({"error": "no such folder"}));
+    let id = folder_id_by_ref(&st, &c.mailbox, &c.folder).ok_or_else(not_found)?;
+    let to = match &c.move_to {
+        Some(r) => Some(folder_id_by_ref(&st, &c.mailbox, r).ok_or_else(not_found)?),
+        None => None,
+    };
+    let seq = st.next_seq();
+    let mb = st.mailbox_mut(&c.mailbox).ok_or_else(not_found)?;
+    if mb
+        .folders
+        .get(&id)
+        .is_some_and(|f| f.distinguished.is_some())
+    {
+        return Err(json_reply(
+            StatusCode::CONFLICT,
+            &json!({"error": "a distinguished folder cannot be renamed, moved or deleted"}),
+        ));
+    }
+    let refused = |e: crate::exchange::soap::EwsError| {
+        json_reply(
+            StatusCode::CONFLICT,
+            &json!({"error": format!("{}: {}", e.code, e.text)}),
+        )
+    };
+    let taken = |mb: &store::Mailbox, parent: Option<u64>, name: &str| {
+        mb.folders
+            .values()
+            .any(|x| x.parent == parent && x.id != id && x.name.eq_ignore_ascii_case(name))
+    };
+    match (&c.rename, to, c.delete.as_deref()) {
+        (Some(name), _, _) => {
+            let parent = mb.folders.get(&id).and_then(|f| f.parent);
+            if name.trim().is_empty() || taken(mb, parent, name) {
+                return Err(bad("the name is empty or a sibling has it"));
+            }
+            if let Some(f) = mb.folders.get_mut(&id) {
+                f.name = name.trim().to_string();
+                f.seq = seq;
+            }
+        }
+        (None, Some(to), _) => {
+            let mut below = Vec::new();
+            collect_below(mb, id, &mut below);
+            let name = mb
+                .folders
+                .get(&id)
+                .map(|f| f.name.clone())
+                .unwrap_or_default();
+            if to == id || below.contains(&to) || taken(mb, Some(to), &name) {
+                return Err(bad("cannot move the folder there"));
+            }
+            if let Some(f) = mb.folders.get_mut(&id) {
+                f.parent = Some(to);
+                f.seq = seq;
+            }
+        }
+        (None, None, Some("deleteditems")) => {
+            ops::folders::move_to_deleted_items(mb, id, seq).map_err(refused)?;
+        }
+        (None, None, Some("hard")) => ops::folders::remove_folder_tree(mb, id, seq),
+        _ => return Err(bad("delete is \"deleteditems\" or \"hard\"")),
+    }
+    let now = mb.folders.get(&id).map(|f| (f.name.clone(), f.parent));
+    let key = mb.key();
+    commit(app, &st)?;
+    let encode = |id: u64| {
+        Id::Folder {
+            mailbox: key.clone(),
+            id,
+        }
+        .encode()
+    };
+    Ok(json_reply(
+        StatusCode::OK,
+        &json!({
+            "id": encode(id),
+            "name": now.as_ref().map(|(n, _)| n.clone()),
+            "parent": now.and_then(|(_, p)| p).map(encode),
+        }),
+    ))
+}
+
+fn collect_below(mb: &store::Mailbox, root: u64, out: &mut Vec<u64>) {
+    for f in mb.folders.values().filter(|f| f.parent == Some(root)) {
+        out.push(f.id);
+        collect_below(mb, f.id, out);
+    }
 }
 
 fn add_item(app: &App, body: &[u8]) -> Result<Response<Body>, Response<Body>> {

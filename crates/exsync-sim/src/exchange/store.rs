@@ -271,9 +271,11 @@ pub(crate) fn parse_time(s: &str) -> Option<DateTime<Utc>> {
 /// The folders every mailbox starts with: (key, parent key, class, display name, whether the
 /// key is a DistinguishedFolderId). Besides the usual well-known folders Exchange creates
 /// the system folders clients meet when they walk a mailbox: Sync Issues and its children,
-/// Conversation History, the search and Recoverable Items roots. (Exchange also keeps system
-/// folders under Contacts, Recipient Cache among them; they are left out while the interop
-/// suite's NTLM test holds Contacts to have no children.)
+/// Conversation History, the search and Recoverable Items roots, and the system folders
+/// Exchange 2016/2019 keep under Contacts: Recipient Cache and PeopleCentricConversation
+/// Buddies (which have DistinguishedFolderIds), Companies, Organizational Contacts and GAL
+/// Contacts (which do not), each with the contact subclass Exchange gives it. All but
+/// Companies are hidden from Outlook's folder list; a client walking Contacts still sees them.
 const DISTINGUISHED: &[(&str, Option<&str>, &str, &str, bool)] = &[
     // Exchange answers the mailbox root with an empty DisplayName (`<t:DisplayName/>`, as a
     // recorded Exchange Online GetFolder of `root` shows).
@@ -299,6 +301,41 @@ const DISTINGUISHED: &[(&str, Option<&str>, &str, &str, bool)] = &[
         "IPF.Contact",
         "Contacts",
         true,
+    ),
+    (
+        "recipientcache",
+        Some("contacts"),
+        "IPF.Contact.RecipientCache",
+        "Recipient Cache",
+        true,
+    ),
+    (
+        "quickcontacts",
+        Some("contacts"),
+        "IPF.Contact.MOC.QuickContacts",
+        "PeopleCentricConversation Buddies",
+        true,
+    ),
+    (
+        "companies",
+        Some("contacts"),
+        "IPF.Contact.Company",
+        "Companies",
+        false,
+    ),
+    (
+        "organizationalcontacts",
+        Some("contacts"),
+        "IPF.Contact.OrganizationalContacts",
+        "Organizational Contacts",
+        false,
+    ),
+    (
+        "galcontacts",
+        Some("contacts"),
+        "IPF.Contact.GalContacts",
+        "GAL Contacts",
+        false,
     ),
     (
         "deleteditems",
@@ -486,7 +523,7 @@ impl Mailbox {
         if let Some(folder) = self.distinguished(name) {
             return Some(folder.id);
         }
-        let (_, parent, class, display, _) = DISTINGUISHED.iter().find(|d| d.0 == name)?;
+        let (_, parent, class, display, _) = DISTINGUISHED.iter().find(|d| d.0 == name && d.4)?;
         let parent = parent
             .and_then(|p| self.distinguished(p))
             .or_else(|| self.distinguished("root"))

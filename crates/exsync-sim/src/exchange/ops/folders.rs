@@ -292,7 +292,11 @@ pub(crate) fn create_folder(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
     Ok(respond("CreateFolder", msgs))
 }
 
+/// DeleteFolder: `HardDelete` and `SoftDelete` remove the folder, its subfolders and their
+/// items; `MoveToDeletedItems` moves it into Deleted Items with everything in it, keeping its
+/// id, as Exchange does (and as a delete in Outlook does).
 pub(crate) fn delete_folder(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
+    let to_deleted_items = op.attr("DeleteType") == Some("MoveToDeletedItems");
     let mut msgs = Vec::new();
     for r in list(op, "FolderIds") {
         let res = ctx.folder_ref(r).map(|f| (f.id, f.distinguished.is_some()));
@@ -312,40 +316,88 @@ pub(crate) fn delete_folder(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
         }
         let seq = ctx.next_seq();
         let mb = ctx.mb_mut()?;
-        let mut doomed = vec![id];
-        descendants(mb, id, true, &mut doomed);
-        for fid in &doomed {
-            if let Some(f) = mb.folders.remove(fid) {
-                mb.folder_tombstones.push(Tombstone {
-                    id: f.id,
-                    folder: f.parent.unwrap_or(0),
-                    created_seq: f.created_seq,
-                    seq,
-                });
-            }
+        if to_deleted_items {
+            msgs.push(move_to_deleted_items(mb, id, seq).map(|_| String::new()));
+        } else {
+            remove_folder_tree(mb, id, seq);
+            msgs.push(Ok(String::new()));
         }
-        let items: Vec<u64> = mb
-            .items
-            .values()
-            .filter(|i| doomed.contains(&i.folder))
-            .map(|i| i.id)
-            .collect();
-        for iid in items {
-            if let Some(it) = mb.items.remove(&iid) {
-                mb.tombstones.push(Tombstone {
-                    id: it.id,
-                    folder: it.folder,
-                    created_seq: it.created_seq,
-                    seq,
-                });
-            }
-        }
-        msgs.push(Ok(String::new()));
     }
     if msgs.is_empty() {
         return Err(folder_not_found());
     }
     Ok(respond("DeleteFolder", msgs))
+}
+
+/// Removes a folder for good with its subfolders and their items, leaving tombstones for
+/// SyncFolderItems and SyncFolderHierarchy at `seq`.
+pub(crate) fn remove_folder_tree(mb: &mut Mailbox, id: u64, seq: u64) {
+    let mut doomed = vec![id];
+    descendants(mb, id, true, &mut doomed);
+    for fid in &doomed {
+        if let Some(f) = mb.folders.remove(fid) {
+            mb.folder_tombstones.push(Tombstone {
+                id: f.id,
+                folder: f.parent.unwrap_or(0),
+                created_seq: f.created_seq,
+                seq,
+            });
+        }
+    }
+    let items: Vec<u64> = mb
+        .items
+        .values()
+        .filter(|i| doomed.contains(&i.folder))
+        .map(|i| i.id)
+        .collect();
+    for iid in items {
+        if let Some(it) = mb.items.remove(&iid) {
+            mb.tombstones.push(Tombstone {
+                id: it.id,
+                folder: it.folder,
+                created_seq: it.created_seq,
+                seq,
+            });
+        }
+    }
+}
+
+/// Moves a folder into Deleted Items with everything below it; it keeps its id and its items
+/// theirs. Where Deleted Items already holds a folder of that name, the moved one is
+/// numbered (`Name1`, `Name2`, …) so both stay. Returns the folder's new name.
+pub(crate) fn move_to_deleted_items(
+    mb: &mut Mailbox,
+    id: u64,
+    seq: u64,
+) -> Result<String, EwsError> {
+    let bin = mb
+        .distinguished("deleteditems")
+        .map(|f| f.id)
+        .ok_or_else(folder_not_found)?;
+    let name = mb
+        .folders
+        .get(&id)
+        .map(|f| f.name.clone())
+        .ok_or_else(folder_not_found)?;
+    let mut below = vec![id];
+    descendants(mb, id, true, &mut below);
+    if below.contains(&bin) {
+        return Err(EwsError::new(
+            "ErrorMoveCopyFailed",
+            "A folder cannot be moved into itself or one of its subfolders.",
+        ));
+    }
+    let mut free = name.clone();
+    let mut n = 0;
+    while name_taken(mb, bin, &free, id) {
+        n += 1;
+        free = format!("{name}{n}");
+    }
+    let f = mb.folders.get_mut(&id).ok_or_else(folder_not_found)?;
+    f.parent = Some(bin);
+    f.name = free.clone();
+    f.seq = seq;
+    Ok(free)
 }
 
 /// The folder a `<t:FolderId>`/`<t:DistinguishedFolderId>` names, checked against the change
@@ -574,4 +626,204 @@ pub(crate) fn empty_folder(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
         })());
     }
     Ok(respond("EmptyFolder", msgs))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::exchange::store::State;
+    use crate::exchange::xml::parse;
+
+    const USER: &str = "ann@contoso.test";
+
+    fn state() -> State {
+        let mut st = State::new("contoso.test", "svc", "pw", "tok");
+        assert!(st.add_mailbox(USER, "Ann", true));
+        st
+    }
+
+    fn run(st: &mut State, op: fn(&mut Ctx<'_>, &Element) -> OpResult, xml: &str) -> Element {
+        let mut ctx = Ctx {
+            st,
+            mailbox: USER.into(),
+            dirty: false,
+        };
+        let el = parse(xml).unwrap();
+        parse(&op(&mut ctx, &el).unwrap()).unwrap()
+    }
+
+    /// Every element named `name` in the tree, depth first.
+    fn all<'a>(el: &'a Element, name: &str, out: &mut Vec<&'a Element>) {
+        if el.name == name {
+            out.push(el);
+        }
+        for c in &el.children {
+            all(c, name, out);
+        }
+    }
+
+    fn texts(el: &Element, name: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        all(el, name, &mut found);
+        found.iter().map(|e| e.text.trim().to_string()).collect()
+    }
+
+    const SYSTEM: [(&str, &str); 5] = [
+        ("Recipient Cache", "IPF.Contact.RecipientCache"),
+        (
+            "PeopleCentricConversation Buddies",
+            "IPF.Contact.MOC.QuickContacts",
+        ),
+        ("Companies", "IPF.Contact.Company"),
+        (
+            "Organizational Contacts",
+            "IPF.Contact.OrganizationalContacts",
+        ),
+        ("GAL Contacts", "IPF.Contact.GalContacts"),
+    ];
+
+    #[test]
+    fn a_new_mailbox_has_the_system_folders_under_contacts() {
+        let mut st = state();
+        let found = run(
+            &mut st,
+            find_folder,
+            r#"<FindFolder Traversal="Shallow"><FolderShape><BaseShape>AllProperties</BaseShape></FolderShape><ParentFolderIds><DistinguishedFolderId Id="contacts"/></ParentFolderIds></FindFolder>"#,
+        );
+        let mut listed: Vec<(String, String)> = texts(&found, "DisplayName")
+            .into_iter()
+            .zip(texts(&found, "FolderClass"))
+            .collect();
+        listed.sort();
+        let mut expected: Vec<(String, String)> = SYSTEM
+            .iter()
+            .map(|(n, c)| (n.to_string(), c.to_string()))
+            .collect();
+        expected.sort();
+        assert_eq!(listed, expected);
+        let mut folders = Vec::new();
+        all(&found, "ContactsFolder", &mut folders);
+        assert_eq!(folders.len(), SYSTEM.len(), "each is a contacts folder");
+
+        // Two of them answer to a DistinguishedFolderId, and none can be deleted.
+        for (id, name) in [
+            ("recipientcache", "Recipient Cache"),
+            ("quickcontacts", "PeopleCentricConversation Buddies"),
+        ] {
+            let got = run(
+                &mut st,
+                get_folder,
+                &format!(
+                    r#"<GetFolder><FolderIds><DistinguishedFolderId Id="{id}"/></FolderIds></GetFolder>"#
+                ),
+            );
+            assert_eq!(texts(&got, "DisplayName"), [name]);
+            let refused = run(
+                &mut st,
+                delete_folder,
+                &format!(
+                    r#"<DeleteFolder DeleteType="HardDelete"><FolderIds><DistinguishedFolderId Id="{id}"/></FolderIds></DeleteFolder>"#
+                ),
+            );
+            assert_eq!(
+                texts(&refused, "ResponseCode"),
+                ["ErrorDeleteDistinguishedFolder"]
+            );
+        }
+        // The Deleted Items a delete moves items to is still found by its role.
+        let mb = st.mailbox(USER).unwrap();
+        assert_eq!(
+            mb.distinguished("deleteditems").map(|f| f.name.as_str()),
+            Some("Deleted Items")
+        );
+        assert!(mb.distinguished("companies").is_none());
+    }
+
+    #[test]
+    fn a_folder_deleted_to_deleted_items_keeps_its_id_and_items() {
+        let mut st = state();
+        let created = run(
+            &mut st,
+            create_folder,
+            r#"<CreateFolder><ParentFolderId><DistinguishedFolderId Id="contacts"/></ParentFolderId><Folders><ContactsFolder><DisplayName>Salesforce_Sync</DisplayName></ContactsFolder></Folders></CreateFolder>"#,
+        );
+        let mut ids = Vec::new();
+        all(&created, "FolderId", &mut ids);
+        let id = ids[0].attr("Id").unwrap().to_string();
+        let bin = st
+            .mailbox(USER)
+            .unwrap()
+            .distinguished("deleteditems")
+            .unwrap()
+            .id;
+
+        for round in 0..2 {
+            if round == 1 {
+                // A second folder of the same name deleted after the first is numbered.
+                let again = run(
+                    &mut st,
+                    create_folder,
+                    r#"<CreateFolder><ParentFolderId><DistinguishedFolderId Id="contacts"/></ParentFolderId><Folders><ContactsFolder><DisplayName>Salesforce_Sync</DisplayName></ContactsFolder></Folders></CreateFolder>"#,
+                );
+                let mut ids = Vec::new();
+                all(&again, "FolderId", &mut ids);
+                let second = ids[0].attr("Id").unwrap().to_string();
+                run(
+                    &mut st,
+                    delete_folder,
+                    &format!(
+                        r#"<DeleteFolder DeleteType="MoveToDeletedItems"><FolderIds><FolderId Id="{second}"/></FolderIds></DeleteFolder>"#
+                    ),
+                );
+                let got = run(
+                    &mut st,
+                    get_folder,
+                    &format!(
+                        r#"<GetFolder><FolderIds><FolderId Id="{second}"/></FolderIds></GetFolder>"#
+                    ),
+                );
+                assert_eq!(texts(&got, "DisplayName"), ["Salesforce_Sync1"]);
+                continue;
+            }
+            let moved = run(
+                &mut st,
+                delete_folder,
+                &format!(
+                    r#"<DeleteFolder DeleteType="MoveToDeletedItems"><FolderIds><FolderId Id="{id}"/></FolderIds></DeleteFolder>"#
+                ),
+            );
+            assert_eq!(texts(&moved, "ResponseCode"), ["NoError"]);
+            let got = run(
+                &mut st,
+                get_folder,
+                &format!(r#"<GetFolder><FolderIds><FolderId Id="{id}"/></FolderIds></GetFolder>"#),
+            );
+            let mut parents = Vec::new();
+            all(&got, "ParentFolderId", &mut parents);
+            let parent = Id::decode(parents[0].attr("Id").unwrap());
+            assert_eq!(
+                parent,
+                Some(Id::Folder {
+                    mailbox: USER.into(),
+                    id: bin
+                })
+            );
+        }
+
+        // A hard delete leaves nothing to find.
+        run(
+            &mut st,
+            delete_folder,
+            &format!(
+                r#"<DeleteFolder DeleteType="HardDelete"><FolderIds><FolderId Id="{id}"/></FolderIds></DeleteFolder>"#
+            ),
+        );
+        let gone = run(
+            &mut st,
+            get_folder,
+            &format!(r#"<GetFolder><FolderIds><FolderId Id="{id}"/></FolderIds></GetFolder>"#),
+        );
+        assert_eq!(texts(&gone, "ResponseCode"), ["ErrorFolderNotFound"]);
+    }
 }
