@@ -326,6 +326,7 @@ fn event() -> impl Strategy<Value = Event> {
                     recurrence: None,
                     organizer: None,
                     attendees,
+                    categories: Vec::new(),
                 };
                 if let Some(choice) = series {
                     if e.is_all_day() || series_zone_ok(&e.time_zone) {
@@ -527,6 +528,7 @@ fn monthly_series_on_a_day_february_lacks_keeps_its_dates() {
             }),
             organizer: None,
             attendees: Vec::new(),
+            categories: Vec::new(),
         };
         event.normalize();
         if let Err(e) = round_trip(&w, ItemKind::Event, &event) {

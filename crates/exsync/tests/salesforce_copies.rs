@@ -258,6 +258,7 @@ async fn event_copies_are_looked_for_among_events() {
                 recurrence: None,
                 organizer: None,
                 attendees: Vec::new(),
+                categories: Vec::new(),
             },
         }])
         .await

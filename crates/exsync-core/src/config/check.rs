@@ -195,3 +195,22 @@ pub(crate) fn format_duration(secs: u64) -> String {
         format!("{secs}s")
     }
 }
+
+/// Why `name` cannot be an Outlook category name, if it cannot: it must not be empty, must be
+/// at most 255 characters long and must not hold control characters.
+pub(super) fn category_name(name: &str) -> Result<(), String> {
+    if name.trim().is_empty() {
+        return Err("a category name must not be empty".into());
+    }
+    if name.chars().any(char::is_control) {
+        return Err("a category name must not contain control characters".into());
+    }
+    let length = name.encode_utf16().count();
+    if length > crate::model::MAX_LINE {
+        return Err(format!(
+            "a category name is at most {} characters long, this one has {length}",
+            crate::model::MAX_LINE
+        ));
+    }
+    Ok(())
+}

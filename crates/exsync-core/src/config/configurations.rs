@@ -173,6 +173,10 @@ const DELETES: &[(&str, DeleteMode)] = &[
     ("propagate", DeleteMode::Propagate),
     ("recreate", DeleteMode::Recreate),
 ];
+const SELECTS: &[(&str, EventSelect)] = &[
+    ("all", EventSelect::All),
+    ("category", EventSelect::Category),
+];
 const SCOPES: &[(&str, ContactScope)] = &[
     ("owned", ContactScope::Owned),
     ("visible", ContactScope::Visible),
@@ -201,7 +205,13 @@ fn read_rules(
     ];
     let extra: &[&str] = match kind {
         ItemKind::Contact => &["scope", "condition"],
-        ItemKind::Event => &["past_days", "future_days", "sync_private"],
+        ItemKind::Event => &[
+            "past_days",
+            "future_days",
+            "sync_private",
+            "select",
+            "category",
+        ],
     };
     let known: Vec<&str> = common.iter().chain(extra).copied().collect();
     r.check_keys(t, &known);
@@ -287,6 +297,20 @@ fn read_rules(
             rules.window = Some(window);
             if let Some(v) = r.item(t, "sync_private").and_then(|i| r.boolean(&i)) {
                 rules.sync_private = v;
+            }
+            if let Some(v) = r
+                .item(t, "select")
+                .and_then(|i| r.choice(&i, "an event selection", SELECTS))
+            {
+                rules.select = v;
+            }
+            if let Some(item) = r.item(t, "category") {
+                if let Some(name) = r.text(&item) {
+                    match check::category_name(&name) {
+                        Ok(()) => rules.category = name,
+                        Err(reason) => r.error(&item.key, Some(item.value_line), reason),
+                    }
+                }
             }
         }
     }

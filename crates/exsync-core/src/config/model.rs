@@ -4,7 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{field_names, ItemKind, UserKey};
+use crate::model::{field_names, Fields, ItemKind, UserKey};
+use crate::plan::Change;
 
 /// Which way records of one kind flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -81,6 +82,28 @@ pub enum ContactScope {
     Visible,
 }
 
+/// Which Outlook events sync to the CRM (Lightning Sync's "all events" or "events users
+/// select"). CRM events sync to Outlook either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum EventSelect {
+    /// Every Outlook event in the window.
+    #[default]
+    All,
+    /// Only Outlook events carrying the configured category ([`KindRules::category`]). An
+    /// event whose category is removed stops syncing: its pair is forgotten and neither copy
+    /// is deleted. Copies exsync makes in Outlook of CRM events are given the category so they
+    /// keep syncing.
+    Category,
+}
+
+/// The Outlook category that selects events when none is configured.
+pub const DEFAULT_CATEGORY: &str = "Salesforce";
+
+fn default_category() -> String {
+    DEFAULT_CATEGORY.to_owned()
+}
+
 /// The event window, relative to the time of the pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Window {
@@ -116,6 +139,13 @@ pub struct KindRules {
     pub window: Option<Window>,
     /// Events only: whether events marked private sync.
     pub sync_private: bool,
+    /// Events only: which Outlook events sync to the CRM; [`EventSelect::All`] for contacts.
+    #[serde(default)]
+    pub select: EventSelect,
+    /// Events only: the Outlook category that selects events under [`EventSelect::Category`]
+    /// (one line, at most 255 characters, compared ignoring case).
+    #[serde(default = "default_category")]
+    pub category: String,
 }
 
 impl KindRules {
@@ -138,7 +168,80 @@ impl KindRules {
                 }),
             },
             sync_private: false,
+            select: EventSelect::All,
+            category: default_category(),
         }
+    }
+
+    /// Why an Exchange record is not selected to sync under these rules, or `None` when it
+    /// is: under [`EventSelect::Category`] an Outlook event must carry [`KindRules::category`]
+    /// (compared ignoring case). CRM records are never judged by this; they hold no
+    /// categories.
+    pub fn unselected(&self, kind: ItemKind, fields: &Fields) -> Option<String> {
+        if kind != ItemKind::Event || self.select != EventSelect::Category {
+            return None;
+        }
+        let wanted = self.category.trim().to_lowercase();
+        let carries = fields
+            .get("categories")
+            .and_then(|v| v.as_array())
+            .is_some_and(|list| {
+                list.iter()
+                    .filter_map(|c| c.as_str())
+                    .any(|c| c.trim().to_lowercase() == wanted)
+            });
+        (!carries).then(|| {
+            format!(
+                "does not carry the Outlook category `{}`, which selects the events that sync",
+                self.category
+            )
+        })
+    }
+
+    /// What an Exchange report means under these rules: an upsert of an event that is not
+    /// selected (see [`KindRules::unselected`]) becomes [`Change::OutOfScope`], so a pair
+    /// whose Outlook event lost the category is forgotten with nothing deleted, and an
+    /// unpaired one is left alone. Every other report is returned as it is.
+    pub fn select_exchange(&self, kind: ItemKind, change: Change) -> Change {
+        match change {
+            Change::Upsert(item) if self.unselected(kind, &item.fields).is_some() => {
+                Change::OutOfScope { id: item.id }
+            }
+            other => other,
+        }
+    }
+
+    /// Adds to `fields`, the record exsync writes as a new Outlook copy of a CRM event, the
+    /// category that keeps it selected under [`EventSelect::Category`]; the categories it
+    /// already has stay. Does nothing under [`EventSelect::All`] or for contacts.
+    pub fn mark_for_exchange(&self, kind: ItemKind, fields: &mut Fields) {
+        if kind != ItemKind::Event
+            || self.select != EventSelect::Category
+            || self.unselected(kind, fields).is_none()
+        {
+            return;
+        }
+        let mut categories: Vec<String> = fields
+            .get("categories")
+            .and_then(|v| v.as_array())
+            .map(|list| {
+                list.iter()
+                    .filter_map(|c| c.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        categories.push(self.category.trim().to_owned());
+        categories.sort();
+        categories.dedup();
+        fields.insert(
+            "categories".to_owned(),
+            serde_json::Value::Array(
+                categories
+                    .into_iter()
+                    .map(serde_json::Value::String)
+                    .collect(),
+            ),
+        );
     }
 
     /// The domain fields that sync under these rules, by their domain names.

@@ -89,6 +89,8 @@ pub fn configuration_value(c: &SyncConfiguration) -> Value {
             ("past_days", window.map(|w| int(w.past_days))),
             ("future_days", window.map(|w| int(w.future_days))),
             ("sync_private", Some(Value::Boolean(c.events.sync_private))),
+            ("select", Some(enum_name(&c.events.select))),
+            ("category", Some(s(c.events.category.clone()))),
         ],
     );
     table(vec![

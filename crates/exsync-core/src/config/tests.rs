@@ -801,3 +801,106 @@ fn value_checks_accept_what_admins_write_and_refuse_typos() {
     assert!(!is_crm_field("Account..Name"));
     assert!(!is_crm_field("1Name"));
 }
+
+#[test]
+fn event_selection_by_category_is_read_rendered_and_read_back() {
+    let text = tail(
+        "[configurations.a]
+users = [\"a@example.com\"]
+[configurations.a.events]
+select = \"category\"
+category = \" CRM & <Sales> \"
+",
+    );
+    let config = parse(&text, Path::new(FILE)).unwrap_or_else(|e| panic!("{e}"));
+    let a = &config.configurations[0];
+    assert_eq!(a.events.select, EventSelect::Category);
+    assert_eq!(a.events.category, "CRM & <Sales>");
+    // Contacts are not selected by category.
+    assert_eq!(a.contacts.select, EventSelect::All);
+
+    let shown = configuration_toml(a).unwrap();
+    assert!(shown.contains("select = \"category\""), "{shown}");
+    assert!(shown.contains("category = \"CRM & <Sales>\""), "{shown}");
+    let again = parse(
+        &tail(&shown.replace("[configurations.a]\n", "[configurations.a]\n")),
+        Path::new(FILE),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{shown}"));
+    assert_eq!(again.configurations[0], *a);
+}
+
+#[test]
+fn event_selection_defaults_to_all_with_the_salesforce_category() {
+    let config = parse(&tail(CONFIG), Path::new(FILE)).unwrap_or_else(|e| panic!("{e}"));
+    let a = &config.configurations[0];
+    assert_eq!(a.events.select, EventSelect::All);
+    assert_eq!(a.events.category, DEFAULT_CATEGORY);
+    assert_eq!(DEFAULT_CATEGORY, "Salesforce");
+    let shown = configuration_toml(a).unwrap();
+    assert!(shown.contains("select = \"all\""), "{shown}");
+    assert!(shown.contains("category = \"Salesforce\""), "{shown}");
+}
+
+#[test]
+fn a_bad_event_selection_is_named_with_file_key_and_reason() {
+    let long = "x".repeat(256);
+    for (case, line, expected) in [
+        (
+            "an unknown selection",
+            "events.select = \"tagged\"".to_owned(),
+            at(
+                8,
+                "configurations.a.events.select",
+                "`tagged` is not an event selection; expected one of: all, category",
+            ),
+        ),
+        (
+            "an empty category",
+            "events.category = \"  \"".to_owned(),
+            at(8, "configurations.a.events.category", "must not be empty"),
+        ),
+        (
+            "a category with a control character",
+            "events.category = \"Sales\\tforce\"".to_owned(),
+            at(
+                8,
+                "configurations.a.events.category",
+                "a category name must not contain control characters",
+            ),
+        ),
+        (
+            "a category too long",
+            format!("events.category = \"{long}\""),
+            at(
+                8,
+                "configurations.a.events.category",
+                "a category name is at most 255 characters long, this one has 256",
+            ),
+        ),
+        (
+            "a category on contacts",
+            "contacts.category = \"Salesforce\"".to_owned(),
+            String::new(),
+        ),
+    ] {
+        let found = problems(&tail(&format!(
+            "[configurations.a]\nusers = [\"a@example.com\"]\n{line}\n"
+        )));
+        if expected.is_empty() {
+            assert_eq!(found.len(), 1, "{case}: {found:?}");
+            assert!(
+                found[0].contains("configurations.a.contacts.category"),
+                "{case}: {found:?}"
+            );
+        } else {
+            assert_eq!(found, vec![expected], "{case}");
+        }
+    }
+    // 255 characters are fine.
+    let fine = "y".repeat(255);
+    assert!(problems(&tail(&format!(
+        "[configurations.a]\nusers = [\"a@example.com\"]\nevents.category = \"{fine}\"\n"
+    )))
+    .is_empty());
+}

@@ -12,6 +12,9 @@ pub const MAX_ATTENDEES: usize = 50;
 /// Exchange's default limit on the recipients of one meeting.
 pub const MAX_MEETING_RECIPIENTS: usize = 500;
 
+/// Most Outlook categories kept on one event; more are cut (in sorted order) when normalising.
+const MAX_CATEGORIES: usize = 50;
+
 /// A calendar event in the form both sides are mapped to and compared in. Each connector fills
 /// what its side has; [`Event::normalize`] makes two copies of the same meeting compare equal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +56,13 @@ pub struct Event {
     /// Invitees, one per address, sorted; Salesforce relates at most [`MAX_ATTENDEES`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attendees: Vec<Attendee>,
+    /// Outlook categories (EWS `item:Categories`): each one line, cut to 255 characters, blank
+    /// ones dropped, sorted, one of each, at most 50. Exchange only: no CRM
+    /// field holds them, so they are not in the field map and never sync to the CRM; a
+    /// configuration that selects events by category reads them (see
+    /// `exsync_core::plan::unselected`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categories: Vec<String>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -178,7 +188,17 @@ impl Event {
             recurrence: None,
             organizer: None,
             attendees: Vec::new(),
+            categories: Vec::new(),
         }
+    }
+
+    /// Whether the event carries the Outlook category `name`; categories compare as Outlook
+    /// does, ignoring case and surrounding spaces.
+    pub fn has_category(&self, name: &str) -> bool {
+        let name = name.trim();
+        self.categories
+            .iter()
+            .any(|c| c.trim().to_lowercase() == name.to_lowercase())
     }
 
     /// Whether the event takes whole days (its `start` is a date).
@@ -237,6 +257,22 @@ impl Event {
         if let Some(recurrence) = &mut self.recurrence {
             recurrence.normalize();
         }
+        let mut categories: Vec<String> = self
+            .categories
+            .iter()
+            .map(|c| fit.line("categories", c, MAX_LINE))
+            .filter(|c| !c.is_empty())
+            .collect();
+        categories.sort();
+        categories.dedup();
+        if categories.len() > MAX_CATEGORIES {
+            fit.notes.push(format!(
+                "categories: {} categories, cut to the first {MAX_CATEGORIES}",
+                categories.len()
+            ));
+            categories.truncate(MAX_CATEGORIES);
+        }
+        self.categories = categories;
         fit.notes
     }
 

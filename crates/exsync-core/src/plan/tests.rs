@@ -1509,3 +1509,164 @@ mod first_link_props {
         }
     }
 }
+
+/// Rules that sync only Outlook events carrying the `Salesforce` category.
+fn by_category() -> KindRules {
+    KindRules {
+        select: crate::config::EventSelect::Category,
+        ..event_rules()
+    }
+}
+
+fn meeting(categories: &[&str]) -> Fields {
+    let start = now() + Duration::days(2);
+    let mut e = Event::new(
+        "Pipeline review",
+        EventTime::At(start),
+        EventTime::At(start + Duration::hours(1)),
+    );
+    e.categories = categories.iter().map(|c| (*c).to_owned()).collect();
+    e.to_fields()
+}
+
+/// Plans events the way a pass does: the mailbox's reports go through the configuration's
+/// selection first.
+fn selected_plan(
+    rules: &KindRules,
+    pairs: &[SyncedPair],
+    crm_changes: &[Change],
+    exchange_changes: &[Change],
+) -> Vec<Op> {
+    let exchange: Vec<Change> = exchange_changes
+        .iter()
+        .cloned()
+        .map(|c| rules.select_exchange(ItemKind::Event, c))
+        .collect();
+    plan(&PlanInput {
+        crm_lens: &Identity,
+        new_records: NewRecords::Match,
+        kind: ItemKind::Event,
+        rules,
+        pairs,
+        crm_changes,
+        exchange_changes: &exchange,
+        now: now(),
+    })
+}
+
+fn event_pair(content: Fields) -> SyncedPair {
+    SyncedPair {
+        kind: ItemKind::Event,
+        ..pair("c1", "e1", content)
+    }
+}
+
+#[test]
+fn by_category_an_outlook_event_without_it_is_not_created_in_the_crm() {
+    let rules = by_category();
+    let ops = selected_plan(&rules, &[], &[], &[exch("e1", meeting(&["Personal"]))]);
+    assert!(ops.is_empty(), "{:?}", summary(&ops));
+    // Under the default selection the same event syncs.
+    let ops = selected_plan(
+        &event_rules(),
+        &[],
+        &[],
+        &[exch("e1", meeting(&["Personal"]))],
+    );
+    assert_eq!(summary(&ops), ["create on crm from exchange:e1"]);
+}
+
+#[test]
+fn by_category_an_outlook_event_carrying_it_is_created_without_the_category() {
+    let rules = by_category();
+    // Compared ignoring case and spaces, as Outlook does.
+    let ops = selected_plan(
+        &rules,
+        &[],
+        &[],
+        &[exch("e1", meeting(&[" salesforce", "Blue"]))],
+    );
+    assert_eq!(summary(&ops), ["create on crm from exchange:e1"]);
+    let Op::Create { fields, .. } = &ops[0] else {
+        panic!("{ops:?}");
+    };
+    // Categories are no CRM field: they are not written to the CRM.
+    assert!(!fields.contains_key("categories"), "{fields:?}");
+}
+
+#[test]
+fn by_category_losing_it_forgets_the_pair_and_deletes_nothing() {
+    let rules = by_category();
+    let base = meeting(&[]);
+    let p = [event_pair(base.clone())];
+    let edited = with(meeting(&["Blue"]), "location", json!("Room 4"));
+    let ops = selected_plan(&rules, &p, &[], &[exch("e1", edited)]);
+    assert_eq!(summary(&ops), ["forget c1/e1"], "{ops:?}");
+    assert!(!ops.iter().any(|op| matches!(op, Op::Delete { .. })));
+    // Even when the CRM edits the event in the same pass, neither copy is deleted or written.
+    let crm_edit = with(base, "subject", json!("Pipeline review (moved)"));
+    let ops = selected_plan(
+        &rules,
+        &p,
+        &[crm("c1", crm_edit)],
+        &[exch("e1", meeting(&[]))],
+    );
+    assert!(
+        !ops.iter().any(|op| matches!(
+            op,
+            Op::Delete { .. } | Op::Update { .. } | Op::Create { .. }
+        )),
+        "{:?}",
+        summary(&ops)
+    );
+}
+
+#[test]
+fn by_category_regaining_it_links_the_crm_copy_again_without_a_duplicate() {
+    let rules = by_category();
+    // The pair was forgotten; the CRM copy exsync made is still there, and the category is
+    // back on the Outlook event. Both are reported: first-sync matching links them.
+    let ops = selected_plan(
+        &rules,
+        &[],
+        &[crm("c1", meeting(&[]))],
+        &[exch("e1", meeting(&["Salesforce"]))],
+    );
+    assert!(
+        !ops.iter().any(|op| matches!(op, Op::Create { .. })),
+        "{:?}",
+        summary(&ops)
+    );
+    assert!(
+        summary(&ops).iter().any(|s| s.starts_with("link c1/e1")),
+        "{:?}",
+        summary(&ops)
+    );
+}
+
+#[test]
+fn by_category_crm_copies_in_outlook_carry_the_category() {
+    let rules = by_category();
+    let ops = selected_plan(&rules, &[], &[crm("c1", meeting(&[]))], &[]);
+    assert_eq!(summary(&ops), ["create on exchange from crm:c1"]);
+    let Op::Create { fields, .. } = &ops[0] else {
+        panic!("{ops:?}");
+    };
+    let mut written = fields.clone();
+    rules.mark_for_exchange(ItemKind::Event, &mut written);
+    let event = Event::from_fields(&written).unwrap();
+    assert_eq!(event.categories, ["Salesforce"]);
+    // The copy read back from Outlook is selected, so it keeps syncing.
+    assert!(rules.unselected(ItemKind::Event, &written).is_none());
+    assert!(rules.unselected(ItemKind::Event, fields).is_some());
+    // Categories an event has stay; none is added when every event syncs.
+    let mut blue = meeting(&["Blue"]);
+    rules.mark_for_exchange(ItemKind::Event, &mut blue);
+    assert_eq!(
+        Event::from_fields(&blue).unwrap().categories,
+        ["Blue", "Salesforce"]
+    );
+    let mut all = meeting(&[]);
+    event_rules().mark_for_exchange(ItemKind::Event, &mut all);
+    assert!(!all.contains_key("categories"));
+}

@@ -85,6 +85,25 @@ fn write_attendees(w: &mut XmlWriter, list: &str, attendees: &[&Attendee]) {
     w.close(&element);
 }
 
+/// `t:Categories`, an ArrayOfStringsType: one `t:String` per category.
+fn write_categories(w: &mut XmlWriter, categories: &[String]) {
+    w.open("t:Categories", &[]);
+    for category in categories {
+        w.text("t:String", category);
+    }
+    w.close("t:Categories");
+}
+
+fn read_categories(item: &Element) -> Vec<String> {
+    item.child("Categories")
+        .map(|list| {
+            list.children_named("String")
+                .map(|c| c.text.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn attendees_of(e: &Event, kind: AttendeeKind) -> Vec<&Attendee> {
     e.attendees.iter().filter(|a| a.kind == kind).collect()
 }
@@ -110,6 +129,9 @@ pub fn write_event(w: &mut XmlWriter, e: &Event, crm_id: Option<&CrmId>) {
     );
     if !e.body.is_empty() {
         body(w, &e.body);
+    }
+    if !e.categories.is_empty() {
+        write_categories(w, &e.categories);
     }
     match e.reminder_minutes {
         Some(minutes) => {
@@ -308,6 +330,24 @@ pub fn event_updates(e: &Event, changed: &[String]) -> Result<Vec<FieldUpdate>, 
                     }
                 }
             }
+            "categories" => {
+                if e.categories.is_empty() {
+                    push(
+                        FieldUpdate::Delete {
+                            path: FieldPath::Field("item:Categories"),
+                        },
+                        &mut updates,
+                    );
+                } else {
+                    push(
+                        FieldUpdate::Set {
+                            path: FieldPath::Field("item:Categories"),
+                            value: fragment(|w| write_categories(w, &e.categories)),
+                        },
+                        &mut updates,
+                    );
+                }
+            }
             // Exchange makes the mailbox owner the organizer and does not let clients change it.
             "organizer" => {}
             other => return Err(format!("event field {other:?} is not synced to Exchange")),
@@ -466,6 +506,7 @@ pub(crate) fn read_event(item: &Element) -> Result<Event, String> {
             .child("Organizer")
             .and_then(|o| read_mailbox(o, AttendeeKind::Required)),
         attendees,
+        categories: read_categories(item),
     };
     event.normalize();
     Ok(event)

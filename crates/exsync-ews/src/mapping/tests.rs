@@ -360,3 +360,59 @@ fn updates_touch_only_changed_fields() {
         ]
     );
 }
+
+#[test]
+fn event_categories_round_trip_through_ews_xml_with_xml_specials() {
+    let mut e = full_event();
+    e.categories = vec![
+        " Salesforce ".into(),
+        "R&D <\"core\"> 'team'".into(),
+        "Salesforce".into(),
+        "".into(),
+    ];
+    e.normalize();
+    assert_eq!(e.categories, ["R&D <\"core\"> 'team'", "Salesforce"]);
+    let el = item_xml(|w| write_event(w, &e, None));
+    let written: Vec<&str> = el
+        .child("Categories")
+        .map(|c| {
+            c.children_named("String")
+                .map(|s| s.text.as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(written, ["R&D <\"core\"> 'team'", "Salesforce"]);
+    assert_eq!(read_event(&el).unwrap(), e);
+
+    // No categories: no element, and none read.
+    let mut plain = full_event();
+    plain.categories.clear();
+    let el = item_xml(|w| write_event(w, &plain, None));
+    assert!(el.child("Categories").is_none());
+    assert!(read_event(&el).unwrap().categories.is_empty());
+}
+
+#[test]
+fn event_category_updates_set_or_delete_item_categories() {
+    let mut e = full_event();
+    e.categories = vec!["Salesforce".into()];
+    let updates = event_updates(&e, &["categories".to_owned()]).unwrap();
+    assert_eq!(
+        updates,
+        [FieldUpdate::Set {
+            path: FieldPath::Field("item:Categories"),
+            value: fragment(|w| {
+                w.open("t:Categories", &[])
+                    .text("t:String", "Salesforce")
+                    .close("t:Categories");
+            }),
+        }]
+    );
+    e.categories.clear();
+    assert_eq!(
+        event_updates(&e, &["categories".to_owned()]).unwrap(),
+        [FieldUpdate::Delete {
+            path: FieldPath::Field("item:Categories"),
+        }]
+    );
+}

@@ -158,7 +158,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
             let wanted: Vec<ExchangeId> = wanted.into_iter().map(|(id, _)| id).collect();
             if !wanted.is_empty() {
                 match self.exchange.fetch(user, kind, &wanted).await {
-                    Ok(found) => changes.extend(found),
+                    Ok(found) => changes.extend(self.selected(found)),
                     Err(e) => return Ok(Err(e)),
                 }
             }
@@ -196,7 +196,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         let ids: Vec<ExchangeId> = retry.iter().filter_map(exchange_id).collect();
         for chunk in ids.chunks(self.slice.max(1)) {
             match self.exchange.fetch(user, kind, chunk).await {
-                Ok(found) => self.stage(stage, found).await?,
+                Ok(found) => self.stage(stage, self.selected(found)).await?,
                 Err(e) => return Ok(Err(e)),
             }
         }
@@ -204,6 +204,16 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
             state: state.unwrap_or_default(),
             folder,
         }))
+    }
+
+    /// Mailbox items as the configuration selects them: under `select = "category"` an event
+    /// without the category is out of scope, so its pair is forgotten and nothing is deleted.
+    fn selected(&self, found: Vec<Change>) -> Vec<Change> {
+        let rules = self.user.config.rules(self.kind);
+        found
+            .into_iter()
+            .map(|change| rules.select_exchange(self.kind, change))
+            .collect()
     }
 
     /// Stages these Exchange items as deleted where the listing did not show them.
