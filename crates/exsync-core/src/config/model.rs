@@ -92,8 +92,8 @@ pub enum EventSelect {
     All,
     /// Only Outlook events carrying the configured category ([`KindRules::category`]). An
     /// event whose category is removed stops syncing: its pair is forgotten and neither copy
-    /// is deleted. Copies exsync makes in Outlook of CRM events are given the category so they
-    /// keep syncing.
+    /// is deleted. A copy exsync makes in Outlook of a CRM event is meant to carry the category
+    /// ([`KindRules::mark_for_exchange`]) so it keeps syncing.
     Category,
 }
 
