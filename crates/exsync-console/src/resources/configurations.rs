@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form, Json};
 use exsync_core::config::{
     explain_assignment, AssignedBy, Assignment, ConflictPolicy, ContactScope, DeleteMode,
-    Direction, FirstLink, KindRules, SyncConfiguration,
+    Direction, EventSelect, FirstLink, KindRules, SyncConfiguration,
 };
 use exsync_core::{field_names, ItemKind, UserKey};
 use serde::{Deserialize, Serialize, Serializer};
@@ -49,6 +49,10 @@ pub(crate) struct ConfigurationView<'a> {
 /// a window and the private flag; a field the kind does not have is left out.
 #[derive(Serialize)]
 pub(crate) struct RulesView<'a> {
+    /// Events only: the Outlook category that selects an event for the CRM when `select` is
+    /// `category`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<&'a str>,
     /// Contacts only: the extra condition a CRM contact must meet to sync, when one is set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub condition: Option<&'a str>,
@@ -79,6 +83,9 @@ pub(crate) struct RulesView<'a> {
     /// Contacts only: the user's own CRM contacts, or every contact the user can see.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<ContactScope>,
+    /// Events only: `all` Outlook events sync to the CRM, or only those carrying `category`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub select: Option<EventSelect>,
     /// Events only: whether events marked private sync too.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sync_private: Option<bool>,
@@ -99,6 +106,7 @@ impl Serialize for FieldRule<'_> {
 impl<'a> RulesView<'a> {
     fn of(rules: &'a KindRules, kind: ItemKind) -> RulesView<'a> {
         RulesView {
+            category: None,
             condition: None,
             conflict: rules.conflict,
             deletes: rules.deletes,
@@ -113,6 +121,7 @@ impl<'a> RulesView<'a> {
             min_deletes_for_valve: rules.min_deletes_for_valve,
             past_days: None,
             scope: None,
+            select: None,
             sync_private: None,
         }
     }
@@ -130,6 +139,8 @@ impl<'a> ConfigurationView<'a> {
             past_days: window.map(|w| w.past_days),
             future_days: window.map(|w| w.future_days),
             sync_private: Some(c.events.sync_private),
+            select: Some(c.events.select),
+            category: Some(c.events.category.as_str()),
             ..RulesView::of(&c.events, ItemKind::Event)
         };
         ConfigurationView {
