@@ -539,7 +539,7 @@ impl<'a> Ctx<'a> {
             on: side,
             source: source_id,
             source_version,
-            fields,
+            fields: self.marked(side, fields),
             replaces: Some((pair.crm_id.clone(), pair.exchange_id.clone())),
         });
     }
@@ -670,6 +670,16 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// A record about to be created on `on` with what keeps it syncing there: an Outlook copy
+    /// of a CRM event carries the category that selects events (see
+    /// [`KindRules::mark_for_exchange`]), or it would stop syncing at its first edit.
+    fn marked(&self, on: Side, mut fields: Fields) -> Fields {
+        if on == Side::Exchange {
+            self.rules().mark_for_exchange(self.kind(), &mut fields);
+        }
+        fields
+    }
+
     fn create(&self, ops: &mut Vec<Op>, on: Side, source: &Item) {
         let problems = validate::problems(self.kind(), &source.fields, on);
         if problems.is_empty() {
@@ -678,7 +688,7 @@ impl<'a> Ctx<'a> {
                 on,
                 source: source.id.clone(),
                 source_version: source.version.clone(),
-                fields: source.fields.clone(),
+                fields: self.marked(on, source.fields.clone()),
                 replaces: None,
             });
         } else {

@@ -1658,7 +1658,8 @@ fn by_category_crm_copies_in_outlook_carry_the_category() {
     assert_eq!(event.categories, ["Salesforce"]);
     // The copy read back from Outlook is selected, so it keeps syncing.
     assert!(rules.unselected(ItemKind::Event, &written).is_none());
-    assert!(rules.unselected(ItemKind::Event, fields).is_some());
+    // The planner marks its creates already, so marking again changes nothing.
+    assert_eq!(&written, fields);
     // Categories an event has stay; none is added when every event syncs.
     let mut blue = meeting(&["Blue"]);
     rules.mark_for_exchange(ItemKind::Event, &mut blue);
@@ -1669,4 +1670,51 @@ fn by_category_crm_copies_in_outlook_carry_the_category() {
     let mut all = meeting(&[]);
     event_rules().mark_for_exchange(ItemKind::Event, &mut all);
     assert!(!all.contains_key("categories"));
+}
+
+#[test]
+fn by_category_an_outlook_copy_of_a_crm_event_carries_the_category() {
+    let rules = by_category();
+    let ops = selected_plan(&rules, &[], &[crm("c1", meeting(&[]))], &[]);
+    assert_eq!(summary(&ops), ["create on exchange from crm:c1"]);
+    let Op::Create { fields, .. } = &ops[0] else {
+        panic!("{ops:?}");
+    };
+    assert_eq!(fields["categories"], json!(["Salesforce"]), "{fields:?}");
+    // Without the category rule nothing is added.
+    let ops = selected_plan(&event_rules(), &[], &[crm("c1", meeting(&[]))], &[]);
+    let Op::Create { fields, .. } = &ops[0] else {
+        panic!("{ops:?}");
+    };
+    assert!(!fields.contains_key("categories"));
+}
+
+#[test]
+fn by_category_a_recreated_outlook_copy_carries_the_category() {
+    // One way from the CRM: a deleted Outlook copy comes back, still selected.
+    let rules = KindRules {
+        direction: Direction::CrmToExchange,
+        ..by_category()
+    };
+    let ops = selected_plan(
+        &rules,
+        &[event_pair(meeting(&[]))],
+        &[],
+        &[Change::Deleted {
+            id: ItemId::Exchange(ExchangeId::new("e1")),
+        }],
+    );
+    let created: Vec<&Fields> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Create {
+                on: Side::Exchange,
+                fields,
+                ..
+            } => Some(fields),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(created.len(), 1, "{:?}", summary(&ops));
+    assert_eq!(created[0]["categories"], json!(["Salesforce"]));
 }
