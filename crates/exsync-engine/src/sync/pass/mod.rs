@@ -6,6 +6,7 @@
 //! (`KindPass::run`); the steps themselves are methods of `KindPass` in:
 //! - `read.rs`: both sides' changes, page by page, into the pass's scratch [`Stage`];
 //! - `recover.rs`: the writes a crashed pass journaled and never settled, settled by evidence;
+//! - `select.rs`: the CRM counterparts of Outlook events selected again by their category;
 //! - `plan.rs`: the safety valve over the whole plan's deletes, then the plan in slices;
 //! - `execute.rs`: each slice's writes, journaled, then batched per side, and the slice's own
 //!   commit, which settles them;
@@ -16,6 +17,7 @@ mod execute;
 mod plan;
 mod read;
 mod recover;
+mod select;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -279,6 +281,9 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
             if let Err(e) = self.recover(&mut stage, report).await? {
                 return Ok(Err(e));
             }
+        }
+        if let Err(e) = self.stage_reselected(&mut stage).await? {
+            return Ok(Err(e));
         }
 
         if self.paused_by_valve(&mut stage, commit, report).await? {

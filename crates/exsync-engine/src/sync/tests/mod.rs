@@ -18,6 +18,7 @@ use super::sides::*;
 
 mod crash;
 mod crash_props;
+mod select;
 
 /// Records of one side with a change log; a cursor is a position in the log.
 #[derive(Clone, Default)]
@@ -530,6 +531,10 @@ struct World {
 }
 
 fn world(users: &[&str]) -> World {
+    world_with(users, configuration(users))
+}
+
+fn world_with(users: &[&str], config: SyncConfiguration) -> World {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("state.db")).unwrap());
     let mem = Mem::default();
@@ -547,7 +552,7 @@ fn world(users: &[&str]) -> World {
         exchange: mem.clone(),
         crm: mem.clone(),
         store,
-        configurations: vec![configuration(users)],
+        configurations: vec![config],
         concurrency: 4,
         slice: SLICE,
     });
