@@ -55,6 +55,8 @@ fn event(pattern: Pattern, end: RecurrenceEnd) -> Event {
         EventTime::At(start + chrono::Duration::hours(1)),
     );
     e.location = "Room".into();
+    // Categories sit where the schema orders them in a CalendarItem, escaped.
+    e.categories = vec!["Salesforce".into(), "R&D <west>".into()];
     e.body = "Body".into();
     e.time_zone = "America/New_York".into();
     e.private = true;
