@@ -331,6 +331,30 @@ pub struct SyncListing {
     pub last: bool,
 }
 
+/// Where a folder is now ([`MailboxClient::folder_place`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FolderPlace {
+    /// Among the mailbox's folders, not deleted: the folder as it is now. A rename or a move
+    /// changes its change key, not its id.
+    Live(FolderRef),
+    /// Deleted, but still there: in Deleted Items (itself or inside a deleted folder), or
+    /// outside the folders a user sees (Recoverable Items).
+    Deleted,
+    /// The server no longer knows the folder: deleted for good.
+    Gone,
+}
+
+/// How many parents [`MailboxClient::folder_place`] climbs at most; folders nest far less.
+const MAX_FOLDER_DEPTH: usize = 64;
+
+/// Response codes that say a folder id names no folder (any more).
+fn folder_gone(code: &str) -> bool {
+    matches!(
+        code,
+        "ErrorFolderNotFound" | "ErrorItemNotFound" | "ErrorInvalidIdMalformed"
+    )
+}
+
 /// One folder's answer to a search by tag ([`MailboxClient::find_tagged`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TagSearch {
@@ -483,6 +507,78 @@ impl MailboxClient {
                 .ok_or_else(|| self.protocol(format!("{name} exists but cannot be found"))),
             Err(e) => Err(e),
         }
+    }
+
+    /// Where `folder` is now, by its id whatever its name: among the mailbox's folders (where
+    /// its user may have renamed or moved it), deleted into Deleted Items, or gone. One
+    /// GetFolder when it sits under Contacts or the top of the mailbox, one more per level
+    /// deeper. When it cannot tell (a parent that vanished meanwhile, a very deep tree), the
+    /// folder counts as live.
+    pub async fn folder_place(&self, folder: &FolderRef) -> Result<FolderPlace, EwsError> {
+        const ROLES: [&str; 3] = ["deleteditems", "msgfolderroot", "contacts"];
+        let body = folders::get_with_parent(Some(folder), &ROLES);
+        let messages = self.batch("GetFolder", &body, Idempotent::Yes).await?;
+        let (host, mut ctx) = self.ctx("GetFolder");
+        ctx.host = &host;
+        let first = messages
+            .first()
+            .ok_or_else(|| self.protocol("GetFolder answered no message"))?;
+        if let Err(e) = soap::message_status(first) {
+            if folder_gone(&e.code) {
+                return Ok(FolderPlace::Gone);
+            }
+            return Err(ctx.error(e));
+        }
+        let (current, mut parent) = folders::read_with_parent(first)
+            .ok_or_else(|| self.protocol("GetFolder without a folder id"))?;
+        let role = |i: usize| {
+            messages
+                .get(i + 1)
+                .filter(|m| soap::message_status(m).is_ok())
+                .and_then(folders::read_with_parent)
+                .map(|(f, _)| f.id)
+        };
+        let bin = role(0).ok_or_else(|| self.protocol("GetFolder did not find Deleted Items"))?;
+        let (top, contacts) = (role(1), role(2));
+        for _ in 0..MAX_FOLDER_DEPTH {
+            let Some(at) = parent else {
+                // The mailbox's root, reached without passing the top of the folders a user
+                // sees: the folder is in Recoverable Items or another system tree.
+                return Ok(if top.is_some() {
+                    FolderPlace::Deleted
+                } else {
+                    FolderPlace::Live(current)
+                });
+            };
+            if at == bin {
+                return Ok(FolderPlace::Deleted);
+            }
+            if Some(&at) == top.as_ref() || Some(&at) == contacts.as_ref() {
+                return Ok(FolderPlace::Live(current));
+            }
+            let up = FolderRef {
+                id: at,
+                change_key: String::new(),
+            };
+            let message = match self
+                .single(
+                    "GetFolder",
+                    &folders::get_with_parent(Some(&up), &[]),
+                    Idempotent::Yes,
+                )
+                .await
+            {
+                Ok(message) => message,
+                Err(EwsError::Response { error, .. }) if folder_gone(&error.code) => {
+                    return Ok(FolderPlace::Live(current))
+                }
+                Err(e) => return Err(e),
+            };
+            parent = folders::read_with_parent(&message)
+                .ok_or_else(|| self.protocol("GetFolder without a folder id"))?
+                .1;
+        }
+        Ok(FolderPlace::Live(current))
     }
 
     async fn find_contacts_folder(&self, name: &str) -> Result<Option<FolderRef>, EwsError> {

@@ -25,7 +25,8 @@ mod xml;
 
 pub use autodiscover::{Autodiscover, AutodiscoverConfig};
 pub use client::{
-    EwsClient, EwsConfig, MailboxClient, SyncBatch, SyncListing, TagSearch, TaggedItem, Update,
+    EwsClient, EwsConfig, FolderPlace, MailboxClient, SyncBatch, SyncListing, TagSearch,
+    TaggedItem, Update,
 };
 pub use dns::{SrvFuture, SrvRecord, SrvResolver, StaticSrv, SystemSrv};
 pub use error::{EwsError, ResponseError};

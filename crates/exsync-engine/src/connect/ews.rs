@@ -1,6 +1,12 @@
 //! The EWS connector as a mailbox backend of the sync service ([`Backend::Ews`]): one
 //! impersonated mailbox at a time, the user's `Salesforce_Sync` contact folder and primary
 //! calendar.
+//!
+//! The contact folder is followed by its id: a user who renames it or moves it under another
+//! folder keeps syncing there, and no second `Salesforce_Sync` is made beside it. Each pass
+//! checks where the folder stored with the cursor now is; one deleted (into Deleted Items, or
+//! for good) is made again under Contacts, and its listing starts over (see
+//! `sync/pass/read.rs` for what becomes of the contacts that were in it).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -8,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use exsync_core::plan::WriteResult;
 use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind, UserKey};
 use exsync_ews::{
-    Autodiscover, DeletedFolder, EwsClient, EwsError, FolderRef, ItemRef, MailboxClient,
-    SearchFolder, TagSearch, TaggedItem, Update,
+    Autodiscover, DeletedFolder, EwsClient, EwsError, FolderPlace, FolderRef, ItemRef,
+    MailboxClient, SearchFolder, TagSearch, TaggedItem, Update,
 };
 use url::Url;
 
@@ -39,6 +45,9 @@ pub struct ExchangeConnection {
     /// Each user's contact folder and calendar, found (or created) once, or known from the
     /// cursors of an earlier process.
     folders: Mutex<HashMap<(UserKey, ItemKind), FolderRef>>,
+    /// The folders the stored cursors name ([`MailboxSide::known_folder`]): where the user's
+    /// contact folder is checked for (renamed, moved, deleted) before it is used.
+    hints: Mutex<HashMap<(UserKey, ItemKind), FolderRef>>,
 }
 
 impl ExchangeConnection {
@@ -48,7 +57,16 @@ impl ExchangeConnection {
             client,
             endpoint,
             folders: Mutex::new(HashMap::new()),
+            hints: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn hint(&self, user: &UserKey, kind: ItemKind) -> Option<FolderRef> {
+        self.hints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(user.clone(), kind))
+            .cloned()
     }
 
     async fn mailbox(&self, user: &UserKey) -> SideResult<MailboxClient> {
@@ -87,12 +105,46 @@ impl ExchangeConnection {
             return Ok(folder);
         }
         let folder = match kind {
-            ItemKind::Contact => mailbox.ensure_contacts_folder().await,
+            ItemKind::Contact => self.contact_folder(mailbox, user).await,
             ItemKind::Event => mailbox.calendar_folder().await,
         }
         .map_err(side_error)?;
         self.remember(user, kind, folder.clone());
         Ok(folder)
+    }
+
+    /// The user's contact folder: the one the stored cursor names, wherever the user put it
+    /// or whatever they renamed it to; our folder under Contacts (created when missing) when
+    /// no cursor names one, or the one it names was deleted.
+    async fn contact_folder(
+        &self,
+        mailbox: &MailboxClient,
+        user: &UserKey,
+    ) -> Result<FolderRef, EwsError> {
+        let Some(hint) = self.hint(user, ItemKind::Contact) else {
+            return mailbox.ensure_contacts_folder().await;
+        };
+        match mailbox.folder_place(&hint).await? {
+            FolderPlace::Live(folder) => Ok(folder),
+            place => {
+                let how = if place == FolderPlace::Deleted {
+                    "deleted into Deleted Items (or Recoverable Items)"
+                } else {
+                    "deleted for good"
+                };
+                let folder = mailbox.ensure_contacts_folder().await?;
+                tracing::warn!(
+                    user = %user,
+                    old_folder = %hint.id,
+                    new_folder = %folder.id,
+                    "The user's contact sync folder was {how}; syncing into a new {} under \
+                     Contacts. The synced CRM contacts are copied into it where CRM records flow \
+                     to Exchange; nothing is deleted in the CRM for it.",
+                    self.client.config().contacts_folder
+                );
+                Ok(folder)
+            }
+        }
     }
 
     /// The user's folder for `kind` (contacts: our sync folder, created when missing).
@@ -204,10 +256,27 @@ impl MailboxSide for ExchangeConnection {
             .map(|_| ())
     }
 
+    /// The contact folder is looked at again at the start of each pass (one GetFolder): its
+    /// user may have renamed, moved or deleted it since. The calendar cannot be any of these.
     fn known_folder(&self, user: &UserKey, kind: ItemKind, folder: &(String, String)) {
-        if self.cached(user, kind).is_none() {
-            let (id, change_key) = folder.clone();
-            self.remember(user, kind, FolderRef { id, change_key });
+        let (id, change_key) = folder.clone();
+        let folder = FolderRef { id, change_key };
+        match kind {
+            ItemKind::Contact => {
+                self.hints
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert((user.clone(), kind), folder);
+                self.folders
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&(user.clone(), kind));
+            }
+            ItemKind::Event => {
+                if self.cached(user, kind).is_none() {
+                    self.remember(user, kind, folder);
+                }
+            }
         }
     }
 
@@ -220,6 +289,15 @@ impl MailboxSide for ExchangeConnection {
         let mailbox = self.mailbox(user).await?;
         let mut folder = self.folder(&mailbox, user, kind).await?;
         let mut restarted = false;
+        // A cursor of a folder that was deleted and made again means nothing in the new one.
+        let replaced = |folder: &FolderRef| {
+            cursor.is_some() && self.hint(user, kind).is_some_and(|h| h.id != folder.id)
+        };
+        let mut cursor = cursor;
+        if replaced(&folder) {
+            restarted = true;
+            cursor = None;
+        }
         let listing = match mailbox.list_page(kind, &folder, cursor).await {
             Ok(listing) => listing,
             Err(EwsError::InvalidSyncState) if cursor.is_some() => {
@@ -237,6 +315,10 @@ impl MailboxSide for ExchangeConnection {
                 self.forget(user);
                 let mailbox = self.mailbox(user).await?;
                 folder = self.folder(&mailbox, user, kind).await?;
+                if replaced(&folder) {
+                    restarted = true;
+                    cursor = None;
+                }
                 mailbox
                     .list_page(kind, &folder, cursor)
                     .await

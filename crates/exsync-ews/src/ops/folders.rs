@@ -1,4 +1,5 @@
-//! GetFolder, FindFolder, CreateFolder: the primary Calendar and our contact folder.
+//! GetFolder, FindFolder, CreateFolder: the primary Calendar and our contact folder, and where
+//! a folder now is (renamed, moved or deleted by its user).
 
 use super::FolderRef;
 use crate::xml::{Element, XmlWriter};
@@ -15,6 +16,41 @@ pub fn get_distinguished(name: &str) -> String {
         .close("m:FolderIds")
         .close("m:GetFolder");
     w.finish()
+}
+
+/// GetFolder of `folder` (when given) and of the distinguished folders `roles`, in that
+/// order, each with its parent folder's id.
+pub fn get_with_parent(folder: Option<&FolderRef>, roles: &[&str]) -> String {
+    let mut w = XmlWriter::new();
+    w.open("m:GetFolder", &[])
+        .open("m:FolderShape", &[])
+        .text("t:BaseShape", "IdOnly")
+        .open("t:AdditionalProperties", &[])
+        .empty("t:FieldURI", &[("FieldURI", "folder:ParentFolderId")])
+        .close("t:AdditionalProperties")
+        .close("m:FolderShape")
+        .open("m:FolderIds", &[]);
+    if let Some(folder) = folder {
+        folder.write(&mut w);
+    }
+    for role in roles {
+        w.empty("t:DistinguishedFolderId", &[("Id", role)]);
+    }
+    w.close("m:FolderIds").close("m:GetFolder");
+    w.finish()
+}
+
+/// The folder in a GetFolder response message, with its parent folder's id (none for the
+/// mailbox's root).
+pub fn read_with_parent(message: &Element) -> Option<(FolderRef, Option<String>)> {
+    let folder = message.child("Folders")?.children.first()?;
+    let id = folder.child("FolderId").and_then(FolderRef::read)?;
+    let parent = folder
+        .child("ParentFolderId")
+        .and_then(|p| p.attr("Id"))
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned);
+    Some((id, parent))
 }
 
 /// FindFolder for a direct child of a distinguished folder by display name.

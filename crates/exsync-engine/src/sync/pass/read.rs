@@ -2,7 +2,7 @@
 //! [`Stage`] on disk, each with the pair that holds it, so planning never needs a whole side in
 //! memory.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use exsync_core::plan::{out_of_scope, record_keys, Change, SyncedPair};
 use exsync_core::{CrmId, ExchangeId, ItemId, Side};
@@ -105,6 +105,12 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
     /// Stages the mailbox folder's changes since the stored cursor, page by page, fetching
     /// only items whose version the pairs do not already hold (our own writes come back as
     /// changes), then the deletions a listing reveals only by absence.
+    ///
+    /// When the folder the cursor named was deleted and the backend made a new one (see
+    /// `connect/ews.rs`), the synced items missing from the new folder were not deleted one by
+    /// one by anybody: their CRM records are staged as records no pair holds, so the plan
+    /// copies them into the new folder and their pairs move to the new copies. Nothing is
+    /// deleted in the CRM because a folder went away.
     pub(super) async fn read_exchange(
         &self,
         stage: &mut Stage,
@@ -172,6 +178,11 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         // Items the last pass created came after the cursor it stored, so they must be listed
         // now: a backend may report one created and deleted since a cursor as nothing at all.
         // After a full listing, every synced item must be listed.
+        let replaced = match (&cursor.folder, &folder) {
+            (Some((old, _)), Some((new, _))) => old != new,
+            _ => false,
+        };
+        let mut copied_again = 0;
         if full_listing {
             let mut after: Option<CrmId> = None;
             loop {
@@ -186,8 +197,25 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                     break;
                 };
                 after = Some(last.crm_id.clone());
+                if replaced {
+                    match self.copy_again(stage, &page).await? {
+                        Ok(n) => copied_again += n,
+                        Err(e) => return Ok(Err(e)),
+                    }
+                    continue;
+                }
                 let ids: Vec<ExchangeId> = page.into_iter().map(|p| p.exchange_id).collect();
                 self.stage_missing(stage, &ids).await?;
+            }
+            if replaced {
+                tracing::warn!(
+                    user = %user,
+                    %kind,
+                    copied = copied_again,
+                    "The user's sync folder was deleted and made again: the synced CRM records \
+                     whose copies were in it are copied into the new folder; none is deleted in \
+                     the CRM."
+                );
             }
         } else {
             self.stage_missing(stage, &cursor.created).await?;
@@ -214,6 +242,39 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
             .into_iter()
             .map(|change| rules.select_exchange(self.kind, change))
             .collect()
+    }
+
+    /// After the folder was made again: the CRM records of these pairs whose copy the new
+    /// folder does not hold, read again and staged as records no pair holds, so the plan makes
+    /// a new copy of each (or links one the user already put there). Records gone from the
+    /// CRM meanwhile are left out. Returns how many were staged.
+    async fn copy_again(
+        &self,
+        stage: &mut Stage,
+        pairs: &[SyncedPair],
+    ) -> Result<Result<usize, SideError>, PassError> {
+        let ids: Vec<ExchangeId> = pairs.iter().map(|p| p.exchange_id.clone()).collect();
+        let missing: BTreeSet<ExchangeId> = stage.missing(&ids)?.into_iter().collect();
+        let crm_ids: Vec<CrmId> = pairs
+            .iter()
+            .filter(|p| missing.contains(&p.exchange_id))
+            .map(|p| p.crm_id.clone())
+            .collect();
+        if crm_ids.is_empty() {
+            return Ok(Ok(0));
+        }
+        let found = match self.crm.fetch(self.kind, &crm_ids).await {
+            Ok(found) => found,
+            Err(e) => return Ok(Err(e)),
+        };
+        let records: Vec<Change> = found
+            .into_iter()
+            .map(|owned| owned.change)
+            .filter(|change| matches!(change, Change::Upsert(_)))
+            .collect();
+        let staged = records.len();
+        self.put(stage, records, &BTreeMap::new())?;
+        Ok(Ok(staged))
     }
 
     /// Stages these Exchange items as deleted where the listing did not show them.

@@ -1,0 +1,415 @@
+//! The user's `Salesforce_Sync` contact folder in their hands, against the simulators with
+//! `exsync sync` as an admin runs it.
+//!
+//! Renamed or moved between passes, the folder keeps syncing where it is: a new CRM contact is
+//! copied into it, an Outlook edit made in it reaches the CRM, no second `Salesforce_Sync` is
+//! made, and nothing is deleted in the CRM. Deleted (into Deleted Items, or for good), it is
+//! made again under Contacts, the user's synced CRM contacts are copied into the new one, the
+//! log says so, and nothing is deleted in the CRM either. The system folders Exchange keeps
+//! under Contacts are never written to.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use exsync_core::{ItemKind, UserKey};
+use exsync_engine::sync::sides::MailboxSide;
+use exsync_lab::{crm_contact, Lab, LabOptions, Seed};
+use exsync_salesforce::NewRecord;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+/// The lab's CRM connector leaves records stamped in the last second for the next pass.
+const SETTLE: Duration = Duration::from_millis(1100);
+
+const FOLDER: &str = "Salesforce_Sync";
+
+const SEED: Seed = Seed {
+    crm_contacts: 6,
+    crm_events: 0,
+    exchange_contacts: 3,
+    exchange_events: 0,
+    invalid_record: false,
+};
+
+/// The system folders a mailbox keeps under Contacts.
+const SYSTEM: [&str; 5] = [
+    "Recipient Cache",
+    "PeopleCentricConversation Buddies",
+    "Companies",
+    "Organizational Contacts",
+    "GAL Contacts",
+];
+
+fn shared_key() -> String {
+    static KEY: OnceLock<String> = OnceLock::new();
+    KEY.get_or_init(|| exsync_sim::salesforce::generate_key_pem().unwrap())
+        .clone()
+}
+
+async fn lab(dir: &Path) -> (Lab, PathBuf) {
+    let mut options = LabOptions::new(dir, 1);
+    options.crm_key_pem = Some(shared_key());
+    let lab = Lab::start(options).await.unwrap();
+    lab.seed(&SEED).await.unwrap();
+    let config = dir.join("exsync.toml");
+    lab.write_config(&config, MASTER_KEY).unwrap();
+    (lab, config)
+}
+
+/// Runs `exsync sync`, which must succeed; returns its output.
+async fn sync(config: &Path, what: &str) -> Output {
+    tokio::time::sleep(SETTLE).await;
+    let child = Command::new(env!("CARGO_BIN_EXE_exsync"))
+        .args(["sync", "--config"])
+        .arg(config)
+        .env("EXSYNC_MASTER_KEY", MASTER_KEY)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("exsync runs");
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{what}: exsync sync failed: {}",
+        text(&output)
+    );
+    output
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// The user's mailbox folders as the simulator holds them.
+async fn folders(lab: &Lab) -> Vec<Value> {
+    let state = lab
+        .exchange_control(Method::GET, "/state", &Value::Null)
+        .await
+        .unwrap();
+    let user = lab.users[0].key.as_str();
+    state["mailboxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["address"].as_str().unwrap().eq_ignore_ascii_case(user))
+        .unwrap()["folders"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn named<'a>(folders: &'a [Value], name: &str) -> Vec<&'a Value> {
+    folders.iter().filter(|f| f["name"] == name).collect()
+}
+
+fn distinguished<'a>(folders: &'a [Value], role: &str) -> &'a Value {
+    folders.iter().find(|f| f["distinguished"] == role).unwrap()
+}
+
+/// Acts on the folder as its user would in Outlook.
+async fn change(lab: &Lab, folder: &str, what: Value) -> Value {
+    let mut body = json!({"mailbox": lab.users[0].key.as_str(), "folder": folder});
+    for (k, v) in what.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    lab.exchange_control(Method::POST, "/folders/change", &body)
+        .await
+        .unwrap()
+}
+
+/// The user's CRM contacts' last names, sorted.
+async fn crm_names(lab: &Lab) -> Vec<String> {
+    let ids = lab
+        .crm
+        .query_all(&format!(
+            "SELECT Id, LastName FROM Contact WHERE OwnerId = '{}'",
+            lab.users[0].crm_id.as_str()
+        ))
+        .await
+        .unwrap();
+    let mut names: Vec<String> = ids
+        .iter()
+        .filter_map(|r| {
+            r.get("LastName")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+async fn new_crm_contact(lab: &Lab, i: usize) -> String {
+    let record = crm_contact(0, i);
+    let name = record.last_name.clone();
+    let outcome = lab
+        .crm
+        .create_contacts(&[NewRecord {
+            external_key: None,
+            owner_id: Some(lab.users[0].crm_id.as_str().to_owned()),
+            record,
+        }])
+        .await
+        .unwrap();
+    assert!(outcome.iter().all(|o| o.error.is_none()), "{outcome:?}");
+    name
+}
+
+/// Tells the lab's own connector which folder is the user's now, as a stored cursor would.
+fn point_lab_at(lab: &Lab, folder: &Value) {
+    let id = folder["id"].as_str().unwrap().to_owned();
+    lab.syncer.exchange.known_folder(
+        &UserKey::new(lab.users[0].key.as_str()),
+        ItemKind::Contact,
+        &(id, String::new()),
+    );
+}
+
+/// No mailbox item sits in a system folder under Contacts.
+fn system_folders_untouched(folders: &[Value]) {
+    let contacts = distinguished(folders, "contacts")["id"].clone();
+    for name in SYSTEM {
+        let found = named(folders, name);
+        assert_eq!(found.len(), 1, "{name}: {folders:#?}");
+        assert_eq!(found[0]["parent"], contacts, "{name} is under Contacts");
+        assert_eq!(found[0]["items"], 0, "{name} was written to");
+    }
+}
+
+/// The sides agree, every CRM contact has its copy, and every pair is whole.
+async fn converged(lab: &Lab, what: &str) {
+    let check = lab.convergence().await.unwrap();
+    assert!(check.converged(), "{what}: {:#?}", check.problems);
+    assert_eq!(
+        check.crm_records, check.pairs,
+        "{what}: CRM records vs pairs"
+    );
+    assert_eq!(check.exchange_items, check.pairs, "{what}: items vs pairs");
+}
+
+/// Between passes the user changes the folder (`what`): the next pass must follow it by id.
+async fn follow(lab: &Lab, config: &Path, what: Value, round: usize) {
+    let before = folders(lab).await;
+    let ours = named(&before, FOLDER);
+    assert_eq!(ours.len(), 1, "{before:#?}");
+    let id = ours[0]["id"].as_str().unwrap().to_owned();
+    let after_change = change(lab, &id, what.clone()).await;
+    assert_eq!(after_change["id"], id.as_str(), "the folder keeps its id");
+    let names_before = crm_names(lab).await;
+
+    // In the changed folder the user edits a contact; in the CRM someone adds one.
+    let edited = crm_contact(0, 1).last_name;
+    let department = format!("Outlook edit {round}");
+    let d = department.clone();
+    lab.edit_exchange(&lab.users[0], ItemKind::Contact, &edited, |f| {
+        f.insert("department".into(), json!(d));
+    })
+    .await
+    .unwrap();
+    let added = new_crm_contact(lab, 100 + round).await;
+
+    let output = sync(config, &format!("{what}")).await;
+    let summary = String::from_utf8_lossy(&output.stdout);
+    assert!(summary.contains(" deleted 0 "), "{what}: {}", text(&output));
+
+    let after = folders(lab).await;
+    assert!(
+        named(&after, FOLDER).iter().all(|f| f["id"] == id.as_str()),
+        "{what}: a second {FOLDER} was made: {after:#?}"
+    );
+    let moved = after.iter().find(|f| f["id"] == id.as_str()).unwrap();
+    // The new CRM contact and the seeded ones are in the folder where the user put it.
+    assert_eq!(
+        moved["items"].as_u64().unwrap() as usize,
+        SEED.crm_contacts + SEED.exchange_contacts + round,
+        "{what}: {moved:#}"
+    );
+    let copy = lab
+        .exchange_item(&lab.users[0], ItemKind::Contact, &added)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: the new CRM contact was not copied: {e}"));
+    assert_eq!(copy.fields.get("last_name"), Some(&json!(added)));
+    let crm = lab
+        .crm_record(&lab.users[0], ItemKind::Contact, &edited)
+        .await
+        .unwrap();
+    assert_eq!(
+        crm.fields.get("department"),
+        Some(&json!(department)),
+        "{what}: the Outlook edit did not reach the CRM"
+    );
+    let mut expected = names_before;
+    expected.push(added);
+    expected.sort();
+    assert_eq!(crm_names(lab).await, expected, "{what}: CRM contacts");
+    system_folders_untouched(&after);
+    converged(lab, &format!("{what}")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renamed_or_moved_folder_keeps_syncing_where_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lab, config) = lab(dir.path()).await;
+    sync(&config, "the first pass").await;
+    let first = folders(&lab).await;
+    system_folders_untouched(&first);
+    converged(&lab, "the first pass").await;
+
+    follow(&lab, &config, json!({"rename": "My CRM contacts"}), 1).await;
+
+    // Moved under a folder of its own at the top of the mailbox.
+    let top = distinguished(&first, "msgfolderroot")["id"].clone();
+    let clients = lab
+        .exchange_control(
+            Method::POST,
+            "/folders",
+            &json!({
+                "mailbox": lab.users[0].key.as_str(),
+                "parent": top,
+                "name": "Clients",
+                "class": "IPF.Contact",
+            }),
+        )
+        .await
+        .unwrap();
+    let folders_now = folders(&lab).await;
+    let renamed = named(&folders_now, "My CRM contacts")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Back to its name, then moved: the pass after must still find it by id.
+    change(&lab, &renamed, json!({"rename": FOLDER})).await;
+    follow(&lab, &config, json!({"move_to": clients["id"]}), 2).await;
+    let after = folders(&lab).await;
+    let ours = named(&after, FOLDER);
+    assert_eq!(ours.len(), 1, "{after:#?}");
+    assert_eq!(ours[0]["parent"], clients["id"]);
+
+    // A pass with nothing new writes nothing.
+    let output = sync(&config, "the idle pass").await;
+    assert!(
+        String::from_utf8_lossy(&output.stdout)
+            .contains("created 0 updated 0 deleted 0 conflicts 0 failures 0"),
+        "{}",
+        text(&output)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_folder_is_made_again_and_nothing_is_deleted_in_the_crm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lab, config) = lab(dir.path()).await;
+    sync(&config, "the first pass").await;
+    converged(&lab, "the first pass").await;
+    let synced = SEED.crm_contacts + SEED.exchange_contacts;
+
+    for (round, how) in ["deleteditems", "hard"].into_iter().enumerate() {
+        let before = folders(&lab).await;
+        let contacts = distinguished(&before, "contacts")["id"].clone();
+        let ours: Vec<&Value> = named(&before, FOLDER)
+            .into_iter()
+            .filter(|f| f["parent"] == contacts)
+            .collect();
+        assert_eq!(ours.len(), 1, "{how}: {before:#?}");
+        let old = ours[0]["id"].as_str().unwrap().to_owned();
+        let names_before = crm_names(&lab).await;
+        assert_eq!(names_before.len(), synced + round);
+        change(&lab, &old, json!({ "delete": how })).await;
+        // A CRM contact added meanwhile lands in the new folder too.
+        let added = new_crm_contact(&lab, 200 + round).await;
+
+        let output = sync(&config, how).await;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stdout.contains(" deleted 0 "), "{how}: {}", text(&output));
+        assert!(!stdout.contains("PAUSED"), "{how}: {}", text(&output));
+        assert!(!stdout.contains("ERROR"), "{how}: {}", text(&output));
+        // The log names the user and says what happened.
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains("sync folder was") && l.contains(lab.users[0].key.as_str())),
+            "{how}: no warning about the folder: {}",
+            text(&output)
+        );
+
+        // Nothing was deleted in the CRM: every contact is there, and the new one.
+        let mut expected = names_before;
+        expected.push(added.clone());
+        expected.sort();
+        assert_eq!(crm_names(&lab).await, expected, "{how}: CRM contacts");
+
+        // A new folder under Contacts holds a copy of every CRM contact.
+        let after = folders(&lab).await;
+        let contacts = distinguished(&after, "contacts")["id"].clone();
+        let live: Vec<&Value> = named(&after, FOLDER)
+            .into_iter()
+            .filter(|f| f["parent"] == contacts)
+            .collect();
+        assert_eq!(live.len(), 1, "{how}: {after:#?}");
+        assert_ne!(live[0]["id"], old.as_str(), "{how}: the old folder is used");
+        assert_eq!(
+            live[0]["items"].as_u64().unwrap() as usize,
+            expected.len(),
+            "{how}: copies in the new folder"
+        );
+        match how {
+            "deleteditems" => {
+                let bin = distinguished(&after, "deleteditems")["id"].clone();
+                let deleted = after.iter().find(|f| f["id"] == old.as_str()).unwrap();
+                assert_eq!(deleted["parent"], bin);
+                assert_eq!(
+                    deleted["items"].as_u64().unwrap() as usize,
+                    synced,
+                    "{how}: the deleted folder was written to"
+                );
+            }
+            _ => assert!(after.iter().all(|f| f["id"] != old.as_str())),
+        }
+        system_folders_untouched(&after);
+
+        point_lab_at(&lab, live[0]);
+        converged(&lab, how).await;
+        lab.exchange_item(&lab.users[0], ItemKind::Contact, &added)
+            .await
+            .unwrap_or_else(|e| panic!("{how}: the new CRM contact was not copied: {e}"));
+
+        // The next pass is idle, and an edit in the new folder reaches the CRM.
+        let edited = crm_contact(0, 2).last_name;
+        lab.edit_exchange(&lab.users[0], ItemKind::Contact, &edited, |f| {
+            f.insert("department".into(), json!(format!("after {how}")));
+        })
+        .await
+        .unwrap();
+        let output = sync(&config, "after").await;
+        assert!(
+            String::from_utf8_lossy(&output.stdout)
+                .contains("created 0 updated 1 deleted 0 conflicts 0 failures 0"),
+            "{how}: {}",
+            text(&output)
+        );
+        let crm = lab
+            .crm_record(&lab.users[0], ItemKind::Contact, &edited)
+            .await
+            .unwrap();
+        assert_eq!(
+            crm.fields.get("department"),
+            Some(&json!(format!("after {how}")))
+        );
+        converged(&lab, how).await;
+    }
+}
