@@ -1,0 +1,606 @@
+//! What a record means survives the trip, end to end against both simulators:
+//!
+//! - an all-day event stays on the same whole days in the CRM and in Outlook, whichever side
+//!   it was made on and whatever zone the Outlook copy was made in, and a second pass is idle;
+//! - events on the edges of the event window sync exactly once, and once they have left the
+//!   window nothing deletes them or copies them again;
+//! - an address removed on one side is removed on the other, and a second pass is idle.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use chrono::{DateTime, Days, NaiveDate, SubsecRound, Utc};
+use exsync_core::config::Window;
+use exsync_core::plan::Change;
+use exsync_core::{Address, AddressKind, Contact, Event, EventTime, ItemKind, Side};
+use exsync_engine::sync::service::PassOptions;
+use exsync_lab::{lab_configuration, Lab, LabOptions, LabUser};
+use exsync_salesforce::{quote, NewRecord};
+use serde_json::{json, Value};
+
+const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+/// Past the second both sides stamp modification times with, and the CRM connector's
+/// last-second hold-back.
+const TICK: Duration = Duration::from_millis(1100);
+
+const IDLE: &str = "created 0 updated 0 deleted 0 conflicts 0 failures 0";
+
+fn shared_key() -> String {
+    static KEY: OnceLock<String> = OnceLock::new();
+    KEY.get_or_init(|| exsync_sim::salesforce::generate_key_pem().unwrap())
+        .clone()
+}
+
+/// A lab of one user, with nothing in it yet, and its `exsync.toml`.
+async fn lab(dir: &Path, options: impl FnOnce(&mut LabOptions)) -> (Lab, std::path::PathBuf) {
+    let mut lab_options = LabOptions::new(dir, 1);
+    lab_options.crm_key_pem = Some(shared_key());
+    options(&mut lab_options);
+    let lab = Lab::start(lab_options).await.unwrap();
+    let config = dir.join("exsync.toml");
+    lab.write_config(&config, MASTER_KEY).unwrap();
+    (lab, config)
+}
+
+/// Runs `exsync sync` to its end and returns the user's summary line.
+async fn sync(config: &Path) -> String {
+    tokio::time::sleep(TICK).await;
+    let config = config.to_owned();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_exsync"))
+            .args(["sync", "--config"])
+            .arg(&config)
+            .env("EXSYNC_MASTER_KEY", MASTER_KEY)
+            .env("RUST_LOG", "error")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "exsync sync failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains(": created "))
+        .collect();
+    assert_eq!(lines.len(), 1, "one summary for the one user: {stdout}");
+    lines[0].to_owned()
+}
+
+/// The user's CRM events, raw, by subject.
+async fn crm_events(lab: &Lab, user: &LabUser) -> BTreeMap<String, Vec<Value>> {
+    let soql = format!(
+        "SELECT Id, Subject, IsAllDayEvent, ActivityDate, DurationInMinutes, StartDateTime, \
+         EndDateTime FROM Event WHERE OwnerId = {}",
+        quote(user.crm_id.as_str())
+    );
+    let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for record in lab.crm.query_all(&soql).await.unwrap() {
+        let subject = record["Subject"].as_str().unwrap_or_default().to_owned();
+        out.entry(subject).or_default().push(record);
+    }
+    out
+}
+
+/// The user's Outlook events, as the connector reads them, by subject.
+async fn outlook_events(lab: &Lab, user: &LabUser) -> BTreeMap<String, Vec<Event>> {
+    let mut out: BTreeMap<String, Vec<Event>> = BTreeMap::new();
+    for change in lab
+        .syncer
+        .exchange
+        .read_folder(&user.key, ItemKind::Event)
+        .await
+        .unwrap()
+    {
+        if let Change::Upsert(item) = change {
+            let event: Event = exsync_core::Record::from_fields(&item.fields).unwrap();
+            out.entry(event.subject.clone()).or_default().push(event);
+        }
+    }
+    out
+}
+
+fn days_from_today(days: u64) -> NaiveDate {
+    Utc::now()
+        .date_naive()
+        .checked_add_days(Days::new(days))
+        .unwrap()
+}
+
+fn plus(date: NaiveDate, days: u64) -> NaiveDate {
+    date.checked_add_days(Days::new(days)).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_day_events_keep_their_days_both_ways_in_any_zone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lab, config) = lab(dir.path(), |_| {}).await;
+    let user = &lab.users[0];
+
+    // Made in Outlook by people whose mailboxes are east and west of UTC: Berlin's midnight is
+    // the evening before in UTC, Los Angeles' the morning of the same day.
+    let berlin = days_from_today(10);
+    let los_angeles = days_from_today(20);
+    lab.all_day_in_outlook(user, "Outlook Berlin offsite", berlin, 2, "Europe/Berlin")
+        .await
+        .unwrap();
+    lab.all_day_in_outlook(
+        user,
+        "Outlook LA offsite",
+        los_angeles,
+        1,
+        "America/Los_Angeles",
+    )
+    .await
+    .unwrap();
+    // Made in the CRM: a day and three days.
+    let crm_one = days_from_today(12);
+    let crm_three = days_from_today(30);
+    let new = |subject: &str, first: NaiveDate, days: u64| NewRecord {
+        external_key: None,
+        owner_id: Some(user.crm_id.as_str().to_owned()),
+        record: Event::new(
+            subject,
+            EventTime::Date(first),
+            EventTime::Date(plus(first, days)),
+        ),
+    };
+    for outcome in lab
+        .crm
+        .create_events(&[
+            new("CRM holiday", crm_one, 1),
+            new("CRM trade fair", crm_three, 3),
+        ])
+        .await
+        .unwrap()
+    {
+        assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    }
+    let expected = [
+        ("Outlook Berlin offsite", berlin, 2),
+        ("Outlook LA offsite", los_angeles, 1),
+        ("CRM holiday", crm_one, 1),
+        ("CRM trade fair", crm_three, 3),
+    ];
+
+    let first = sync(&config).await;
+    assert!(first.contains("created 4 "), "one copy each way: {first}");
+
+    let crm = crm_events(&lab, user).await;
+    let outlook = outlook_events(&lab, user).await;
+    for (subject, date, days) in expected {
+        let records = crm.get(subject).map(Vec::as_slice).unwrap_or_default();
+        assert_eq!(records.len(), 1, "{subject}: one CRM record: {crm:#?}");
+        let record = &records[0];
+        assert_eq!(
+            (
+                &record["IsAllDayEvent"],
+                &record["ActivityDate"],
+                &record["DurationInMinutes"]
+            ),
+            (
+                &json!(true),
+                &json!(date.format("%Y-%m-%d").to_string()),
+                &json!(days * 1440)
+            ),
+            "{subject}: all-day in the CRM from {date} for {days} days: {record:#}"
+        );
+        let items = outlook.get(subject).map(Vec::as_slice).unwrap_or_default();
+        assert_eq!(items.len(), 1, "{subject}: one Outlook item: {outlook:#?}");
+        assert_eq!(
+            (items[0].start, items[0].end),
+            (EventTime::Date(date), EventTime::Date(plus(date, days))),
+            "{subject}: all-day in Outlook from {date} for {days} days"
+        );
+    }
+
+    let second = sync(&config).await;
+    assert!(second.ends_with(IDLE), "the next pass is idle: {second}");
+}
+
+/// An instant `by` after (or before, when negative) `t`.
+fn at(t: DateTime<Utc>, by: chrono::Duration) -> EventTime {
+    EventTime::At(t + by)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_on_the_window_edges_sync_once_and_stay_when_they_leave_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rules = lab_configuration();
+    rules.events.window = Some(Window {
+        past_days: 1,
+        future_days: 1,
+    });
+    let (lab, _) = lab(dir.path(), |o| o.configuration = Some(rules)).await;
+    let user = &lab.users[0];
+
+    // The passes are run at chosen times so the edges fall where the events are.
+    let now = Utc::now().trunc_subsecs(0);
+    let day = chrono::Duration::days(1);
+    let hour = chrono::Duration::hours(1);
+    let second = chrono::Duration::seconds(1);
+    let (from, to) = (now - day, now + day);
+    // (name, start, end, in the window of the first pass)
+    let cases = [
+        (
+            "ends on the past edge",
+            at(from, -hour),
+            at(from, chrono::Duration::zero()),
+            true,
+        ),
+        ("spans the past edge", at(from, -hour), at(from, hour), true),
+        (
+            "ends before the past edge",
+            at(from, -hour),
+            at(from, -second),
+            false,
+        ),
+        (
+            "starts on the future edge",
+            at(to, chrono::Duration::zero()),
+            at(to, hour),
+            true,
+        ),
+        ("spans the future edge", at(to, -hour), at(to, hour), true),
+        (
+            "starts after the future edge",
+            at(to, second),
+            at(to, hour),
+            false,
+        ),
+    ];
+    let subject = |side: &str, name: &str| format!("{side} event that {name}");
+    let mut outlook_new = Vec::new();
+    let mut crm_new = Vec::new();
+    for (name, start, end, _) in &cases {
+        let event = |side| Event::new(&subject(side, name), *start, *end);
+        let mut w = exsync_ews::XmlWriter::new();
+        exsync_ews::write_event(&mut w, &event("Outlook"), None);
+        outlook_new.push(w.finish());
+        crm_new.push(NewRecord {
+            external_key: None,
+            owner_id: Some(user.crm_id.as_str().to_owned()),
+            record: event("CRM"),
+        });
+    }
+    let (_, calendar) = lab
+        .syncer
+        .exchange
+        .folder_of(&user.key, ItemKind::Event)
+        .await
+        .unwrap();
+    for xml in outlook_new {
+        lab.exchange_control(
+            reqwest::Method::POST,
+            "/items",
+            &json!({ "mailbox": user.key.as_str(), "folder": calendar.id, "xml": xml }),
+        )
+        .await
+        .unwrap();
+    }
+    for outcome in lab.crm.create_events(&crm_new).await.unwrap() {
+        assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    }
+
+    let pass = |at: DateTime<Utc>| {
+        let lab = &lab;
+        async move {
+            tokio::time::sleep(TICK).await;
+            let report = lab
+                .syncer
+                .run_pass(&PassOptions {
+                    now: Some(at),
+                    ..PassOptions::default()
+                })
+                .await
+                .unwrap();
+            assert_eq!(report.failed_users(), 0, "{report:#?}");
+            report.users[0].counts
+        }
+    };
+    // How many copies of each event each side holds: (CRM, Outlook).
+    let copies = || async {
+        let crm = crm_events(&lab, user).await;
+        let outlook = outlook_events(&lab, user).await;
+        let mut out = BTreeMap::new();
+        for (name, ..) in &cases {
+            for side in ["Outlook", "CRM"] {
+                let s = subject(side, name);
+                let n = (
+                    crm.get(&s).map_or(0, Vec::len),
+                    outlook.get(&s).map_or(0, Vec::len),
+                );
+                out.insert(s, n);
+            }
+        }
+        out
+    };
+    let expected = |in_window: &dyn Fn(bool) -> bool| {
+        let mut out = BTreeMap::new();
+        for (name, _, _, first) in &cases {
+            let copied = usize::from(in_window(*first));
+            out.insert(subject("Outlook", name), (copied, 1));
+            out.insert(subject("CRM", name), (1, copied));
+        }
+        out
+    };
+
+    let counts = pass(now).await;
+    assert_eq!(
+        (counts.created, counts.deleted, counts.failures),
+        (8, 0, 0),
+        "the four events on or across an edge, made on either side, are copied: {counts:?}"
+    );
+    assert_eq!(copies().await, expected(&|first| first));
+    let counts = pass(now).await;
+    assert_eq!(counts, Default::default(), "the same pass again is idle");
+
+    // Three days later every one of them has left the window: nothing is deleted, nothing
+    // copied again (an event that enters the window with time is the next test's).
+    let after = expected(&|first| first);
+    let later = now + day * 3;
+    let counts = pass(later).await;
+    assert_eq!(
+        (counts.created, counts.updated, counts.deleted),
+        (0, 0, 0),
+        "three days later every event has left the window and nothing is written: {counts:?}"
+    );
+    assert_eq!(copies().await, after);
+    // Edited after they left: the edits are reported, and still nothing is copied or deleted.
+    for (side, name) in [
+        (Side::Crm, subject("CRM", "spans the past edge")),
+        (Side::Exchange, subject("Outlook", "ends on the past edge")),
+        (Side::Exchange, subject("CRM", "starts on the future edge")),
+    ] {
+        lab.edit(side, user, ItemKind::Event, &name, |f| {
+            f.insert("location".into(), json!("Moved"));
+        })
+        .await
+        .unwrap();
+    }
+    let counts = pass(later).await;
+    assert_eq!(
+        (counts.created, counts.updated, counts.deleted),
+        (0, 0, 0),
+        "edits outside the window are left alone: {counts:?}"
+    );
+    assert_eq!(copies().await, after);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "an unchanged event that enters the window only because time passed is never \
+            read again: both reads are incremental (CRM SystemModstamp cursor, EWS \
+            SyncFolderItems state), so a record out of the window when it was read is not \
+            reported again until it is edited (or, in the CRM, a full reconciliation runs); \
+            the fix belongs in exsync-engine's sync/pass/read.rs (re-read the slice of the \
+            window that opened since the last pass, or keep the ids it skipped as out of \
+            scope and fetch them when they come due)"]
+async fn an_event_that_enters_the_window_with_time_is_copied_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rules = lab_configuration();
+    rules.events.window = Some(Window {
+        past_days: 1,
+        future_days: 1,
+    });
+    let (lab, _) = lab(dir.path(), |o| o.configuration = Some(rules)).await;
+    let user = &lab.users[0];
+    let now = Utc::now().trunc_subsecs(0);
+    let day = chrono::Duration::days(1);
+    let start = now + day * 2;
+    let event = |side: &str| {
+        Event::new(
+            &format!("{side} event two days ahead"),
+            EventTime::At(start),
+            EventTime::At(start + chrono::Duration::hours(1)),
+        )
+    };
+    let mut w = exsync_ews::XmlWriter::new();
+    exsync_ews::write_event(&mut w, &event("Outlook"), None);
+    let (_, calendar) = lab
+        .syncer
+        .exchange
+        .folder_of(&user.key, ItemKind::Event)
+        .await
+        .unwrap();
+    lab.exchange_control(
+        reqwest::Method::POST,
+        "/items",
+        &json!({ "mailbox": user.key.as_str(), "folder": calendar.id, "xml": w.finish() }),
+    )
+    .await
+    .unwrap();
+    for outcome in lab
+        .crm
+        .create_events(&[NewRecord {
+            external_key: None,
+            owner_id: Some(user.crm_id.as_str().to_owned()),
+            record: event("CRM"),
+        }])
+        .await
+        .unwrap()
+    {
+        assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    }
+    let pass = |at: DateTime<Utc>| {
+        let lab = &lab;
+        async move {
+            tokio::time::sleep(TICK).await;
+            let report = lab
+                .syncer
+                .run_pass(&PassOptions {
+                    now: Some(at),
+                    ..PassOptions::default()
+                })
+                .await
+                .unwrap();
+            assert_eq!(report.failed_users(), 0, "{report:#?}");
+            report.users[0].counts
+        }
+    };
+    let counts = pass(now).await;
+    assert_eq!(counts.created, 0, "both are beyond the window: {counts:?}");
+    // Two days on both are inside it, unchanged.
+    let counts = pass(now + day * 2).await;
+    assert_eq!(
+        counts.created, 2,
+        "each is copied once it is in the window: {counts:?}"
+    );
+    let counts = pass(now + day * 2).await;
+    assert_eq!(counts, Default::default(), "and only once");
+    let crm = crm_events(&lab, user).await;
+    let outlook = outlook_events(&lab, user).await;
+    for side in ["Outlook", "CRM"] {
+        let subject = format!("{side} event two days ahead");
+        assert_eq!(
+            crm.get(&subject).map_or(0, Vec::len),
+            1,
+            "{subject} in the CRM"
+        );
+        assert_eq!(
+            outlook.get(&subject).map_or(0, Vec::len),
+            1,
+            "{subject} in Outlook"
+        );
+    }
+}
+
+fn address(street: &str) -> Address {
+    Address {
+        street: street.into(),
+        city: "Springfield".into(),
+        state: "IL".into(),
+        postal_code: "62701".into(),
+        country: "USA".into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_address_is_removed_on_the_other_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lab, config) = lab(dir.path(), |_| {}).await;
+    let user = &lab.users[0];
+
+    let contact = |last: &str, street: &str| {
+        let mut c = Contact {
+            first_name: "Ada".into(),
+            last_name: last.into(),
+            company: "Analytical Engines".into(),
+            ..Contact::default()
+        };
+        c.addresses.insert(AddressKind::Business, address(street));
+        c
+    };
+    // One made in Outlook, one in the CRM; each will lose its address on the other side.
+    let mut w = exsync_ews::XmlWriter::new();
+    exsync_ews::write_contact(&mut w, &contact("Outlookmade", "1 Elm St"), None);
+    let (_, folder) = lab
+        .syncer
+        .exchange
+        .folder_of(&user.key, ItemKind::Contact)
+        .await
+        .unwrap();
+    lab.exchange_control(
+        reqwest::Method::POST,
+        "/items",
+        &json!({ "mailbox": user.key.as_str(), "folder": folder.id, "xml": w.finish() }),
+    )
+    .await
+    .unwrap();
+    for outcome in lab
+        .crm
+        .create_contacts(&[NewRecord {
+            external_key: None,
+            owner_id: Some(user.crm_id.as_str().to_owned()),
+            record: contact("Crmmade", "2 Oak St"),
+        }])
+        .await
+        .unwrap()
+    {
+        assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    }
+
+    let first = sync(&config).await;
+    assert!(first.contains("created 2 "), "one copy each way: {first}");
+    let business = |fields: &exsync_core::Fields| fields["addresses"]["business"].clone();
+    for (name, street) in [("Outlookmade", "1 Elm St"), ("Crmmade", "2 Oak St")] {
+        let expected = serde_json::to_value(address(street)).unwrap();
+        for side in [Side::Crm, Side::Exchange] {
+            let item = match side {
+                Side::Crm => lab.crm_record(user, ItemKind::Contact, name).await,
+                Side::Exchange => lab.exchange_item(user, ItemKind::Contact, name).await,
+            }
+            .unwrap();
+            assert_eq!(business(&item.fields), expected, "{name} on {side:?}");
+        }
+    }
+    assert!(sync(&config).await.ends_with(IDLE));
+
+    // Cleared where the other side made it: the CRM contact in Outlook, the Outlook contact in
+    // the CRM.
+    for (side, name) in [(Side::Exchange, "Crmmade"), (Side::Crm, "Outlookmade")] {
+        lab.edit(side, user, ItemKind::Contact, name, |f| {
+            f.remove("addresses");
+        })
+        .await
+        .unwrap();
+    }
+    let edited = lab
+        .exchange_item(user, ItemKind::Contact, "Crmmade")
+        .await
+        .unwrap();
+    assert_eq!(
+        edited.fields.get("addresses"),
+        None,
+        "the address is gone in Outlook before the pass"
+    );
+
+    let pass = sync(&config).await;
+    assert!(
+        pass.contains("updated 2 ") && pass.contains(" conflicts 0 "),
+        "each removal is carried across: {pass}"
+    );
+    let soql = format!(
+        "SELECT LastName, MailingStreet, MailingCity, MailingState, MailingPostalCode, \
+         MailingCountry FROM Contact WHERE OwnerId = {}",
+        quote(user.crm_id.as_str())
+    );
+    for record in lab.crm.query_all(&soql).await.unwrap() {
+        for field in [
+            "MailingStreet",
+            "MailingCity",
+            "MailingState",
+            "MailingPostalCode",
+            "MailingCountry",
+        ] {
+            let value = record.get(field).cloned().unwrap_or(Value::Null);
+            assert!(
+                value.is_null() || value == json!(""),
+                "{field} is cleared in the CRM: {record:#}"
+            );
+        }
+    }
+    for name in ["Outlookmade", "Crmmade"] {
+        let item = lab
+            .exchange_item(user, ItemKind::Contact, name)
+            .await
+            .unwrap();
+        assert_eq!(
+            item.fields.get("addresses"),
+            None,
+            "{name} has no address in Outlook: {:#?}",
+            item.fields
+        );
+    }
+
+    let again = sync(&config).await;
+    assert!(again.ends_with(IDLE), "the next pass is idle: {again}");
+}
