@@ -1,14 +1,16 @@
 //! Selecting: under `events.select = "category"`, an Outlook event that loses the category
 //! stops syncing (its pair is forgotten, nothing deleted) and one that carries it again must be
 //! linked to its CRM counterpart, not copied a second time. That counterpart is unchanged, so
-//! no read reports it: this step looks it up before anything is planned.
+//! no read reports it: this step looks it up before anything is planned. The other way round,
+//! a CRM event edited while its Outlook counterpart lacks the category is held back, not
+//! copied into Outlook a second time.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use exsync_core::config::EventSelect;
 use exsync_core::plan::{record_keys, Change};
-use exsync_core::{CrmId, ItemId, ItemKind, Side};
+use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind, Side};
 
 use super::{KindPass, PassError};
 use crate::sync::sides::{CopyEvidence, CrmSide, MailboxSide, SideError};
@@ -37,17 +39,22 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
             after = Some(last.change.id().clone());
             let mut untagged = Vec::new();
             let mut origins = Vec::new();
+            let mut crm_records = Vec::new();
             for record in &records {
                 let Change::Upsert(item) = &record.change else {
                     continue;
                 };
                 if item.id.side() != Side::Exchange {
+                    crm_records.push(item.clone());
                     continue;
                 }
                 match &item.origin {
                     Some(ItemId::Crm(crm_id)) => origins.push(crm_id.clone()),
                     _ => untagged.push(item.id.clone()),
                 }
+            }
+            if let Err(e) = self.hold_unselected(stage, &crm_records).await? {
+                return Ok(Err(e));
             }
             let mut found: Vec<Change> = Vec::new();
             if !untagged.is_empty() {
@@ -72,6 +79,77 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
             }
             self.stage_unpaired_crm(stage, found).await?;
         }
+    }
+
+    /// Holds back CRM events whose Outlook counterpart exists but lost the category: it stopped
+    /// syncing on purpose, so a CRM edit must not make a second Outlook copy beside it. The
+    /// counterpart is the Outlook event a CRM copy was made from (its tag) or the Outlook copy
+    /// made of a CRM original (found by the CRM id it carries).
+    async fn hold_unselected(
+        &self,
+        stage: &mut Stage,
+        crm_records: &[exsync_core::plan::Item],
+    ) -> Result<Result<(), SideError>, PassError> {
+        if crm_records.is_empty() {
+            return Ok(Ok(()));
+        }
+        let rules = self.user.config.rules(self.kind);
+        let user = &self.user.key;
+        let mut counterparts: Vec<(ItemId, Change)> = Vec::new();
+        let (tagged, originals): (Vec<_>, Vec<_>) = crm_records
+            .iter()
+            .partition(|item| matches!(item.origin, Some(ItemId::Exchange(_))));
+        let sources: Vec<ExchangeId> = tagged
+            .iter()
+            .filter_map(|item| match &item.origin {
+                Some(ItemId::Exchange(id)) => Some(id.clone()),
+                _ => None,
+            })
+            .collect();
+        if !sources.is_empty() {
+            match self.exchange.fetch(user, self.kind, &sources).await {
+                Ok(changes) => {
+                    for (item, change) in tagged.iter().zip(changes) {
+                        counterparts.push((item.id.clone(), change));
+                    }
+                }
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        let ids: Vec<ItemId> = originals.iter().map(|item| item.id.clone()).collect();
+        if !ids.is_empty() {
+            match self
+                .exchange
+                .find_copies(user, self.kind, &ids, DateTime::<Utc>::MIN_UTC)
+                .await
+            {
+                Ok(answers) => {
+                    for (id, answer) in ids.into_iter().zip(answers) {
+                        if let CopyEvidence::Present(change) = answer {
+                            counterparts.push((id, change));
+                        }
+                    }
+                }
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        let held: Vec<ItemId> = counterparts
+            .into_iter()
+            .filter(|(_, change)| match change {
+                Change::Upsert(item) => rules.unselected(self.kind, &item.fields).is_some(),
+                _ => false,
+            })
+            .map(|(crm, _)| crm)
+            .collect();
+        if !held.is_empty() {
+            tracing::debug!(
+                user = %user,
+                held = held.len(),
+                "CRM events whose Outlook event lost its category are not copied again"
+            );
+            stage.mark_done(&held)?;
+        }
+        Ok(Ok(()))
     }
 
     /// Stages CRM records found for matching, unless this pass staged them already or a pair

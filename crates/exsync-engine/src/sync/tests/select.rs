@@ -123,3 +123,46 @@ async fn an_outlook_event_selected_again_is_linked_to_its_crm_copy_not_copied_tw
     let c = again.users[0].counts;
     assert_eq!((c.created, c.updated, c.deleted, c.failures), (0, 0, 0, 0));
 }
+
+#[tokio::test]
+async fn a_crm_edit_while_the_outlook_event_lacks_the_category_makes_no_second_copy() {
+    let w = world_with(&[ANN], by_category());
+    let original = w.crm_create(0, meeting("From the CRM", 2, &[]));
+    w.mailbox_create(ANN, meeting("Selected", 3, &["Salesforce"]));
+    w.pass().await;
+    let copy = w.mailbox_id_of("From the CRM");
+    let selected = w.mailbox_id_of("Selected");
+    for id in [&copy, &selected] {
+        w.set_mailbox_field(id, "categories", json!([]));
+    }
+    w.pass().await;
+
+    // Both CRM events are edited while their Outlook events are unselected.
+    let crm_copy = {
+        let crm = w.mem.crm.lock().unwrap();
+        crm.records
+            .iter()
+            .find(|(_, r)| r.1["subject"] == json!("Selected"))
+            .map(|(id, _)| id.clone())
+            .unwrap()
+    };
+    for id in [&original, &crm_copy] {
+        let mut crm = w.mem.crm.lock().unwrap();
+        let (owner, mut fields, origin) = crm.records[id.as_str()].clone();
+        fields.insert("location".into(), json!("Moved"));
+        crm.put(id, owner, fields, origin);
+    }
+    let report = w.pass().await;
+    assert_eq!(report.users[0].counts.created, 0, "{:?}", report.users[0]);
+    assert_eq!(
+        w.mailbox(ANN).len(),
+        2,
+        "no second Outlook copy of either event"
+    );
+    assert!(
+        w.mailbox(ANN)
+            .iter()
+            .all(|f| f.get("location") != Some(&json!("Moved"))),
+        "the unselected events do not sync"
+    );
+}
