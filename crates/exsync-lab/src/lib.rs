@@ -3,8 +3,8 @@
 //! end-to-end tests and the benchmark build on it.
 
 mod check;
-mod migration;
 pub mod demo;
+mod migration;
 mod script;
 mod seed;
 

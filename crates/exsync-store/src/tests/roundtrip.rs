@@ -328,7 +328,10 @@ fn pauses_runs_and_conflicts_read_back() {
     assert_eq!(conflicts[0].run_id, runs[0].id);
     assert_eq!(conflicts[0].conflict.crm_value, Some(json!("CEO")));
     assert_eq!(conflicts[0].conflict.winner, Side::Crm);
-    assert!(conflicts[0].conflict.first_link, "a first link's merge is kept as such");
+    assert!(
+        conflicts[0].conflict.first_link,
+        "a first link's merge is kept as such"
+    );
     assert_eq!(conflicts[0].at, t(405));
 
     let users = store.list_users().unwrap();
