@@ -363,7 +363,7 @@ fn side_id<'a>(on: Side, crm_id: &'a CrmId, exchange_id: &'a ExchangeId) -> &'a 
 
 /// The pair an op belongs to, if it names one. The ops of one pair (its conflicts, its updates
 /// on either side and its link) come together in a plan and must be settled together.
-fn pair_of(op: &Op) -> Option<(&CrmId, &ExchangeId)> {
+pub(super) fn pair_of(op: &Op) -> Option<(&CrmId, &ExchangeId)> {
     match op {
         Op::Update {
             crm_id,

@@ -10,7 +10,7 @@ use exsync_core::plan::{
 use exsync_core::{CrmId, ItemId, Side};
 use exsync_store::{PassCommit, UnresolvedReport};
 
-use super::execute::Written;
+use super::execute::{pair_of, Written};
 use super::{on_store, KindPass, PassError, UserReport};
 use crate::sync::sides::{CrmSide, MailboxSide};
 use crate::sync::stage::Stage;
@@ -191,37 +191,15 @@ fn by_side(changes: impl IntoIterator<Item = Change>) -> (Vec<Change>, Vec<Chang
 
 /// The records an op concerns.
 fn op_ids(op: &Op) -> Vec<ItemId> {
-    match op {
-        Op::Create { source, .. } => vec![source.clone()],
-        Op::Update {
-            crm_id,
-            exchange_id,
-            ..
-        }
-        | Op::Delete {
-            crm_id,
-            exchange_id,
-            ..
-        }
-        | Op::Link {
-            crm_id,
-            exchange_id,
-            ..
-        }
-        | Op::Forget {
-            crm_id,
-            exchange_id,
-            ..
-        }
-        | Op::Conflict {
-            crm_id,
-            exchange_id,
-            ..
-        } => vec![
+    if let Some((crm_id, exchange_id)) = pair_of(op) {
+        return vec![
             ItemId::Crm(crm_id.clone()),
             ItemId::Exchange(exchange_id.clone()),
-        ],
+        ];
+    }
+    match op {
+        Op::Create { source, .. } => vec![source.clone()],
         Op::Skip { id, .. } => vec![id.clone()],
-        Op::PauseUser { .. } => Vec::new(),
+        _ => Vec::new(),
     }
 }
