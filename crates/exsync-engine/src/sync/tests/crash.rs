@@ -30,56 +30,6 @@ async fn crash_during_pass(w: &World, side: Side, at: CrashAt) {
 }
 
 impl World {
-    fn mailbox_ids(&self, user: &str) -> Vec<String> {
-        let boxes = self.mem.mailboxes.lock().unwrap();
-        boxes
-            .get(user)
-            .map(|m| m.records.keys().cloned().collect())
-            .unwrap_or_default()
-    }
-
-    fn crm_ids(&self) -> Vec<String> {
-        self.mem
-            .crm
-            .lock()
-            .unwrap()
-            .records
-            .keys()
-            .cloned()
-            .collect()
-    }
-
-    /// A person edits a field of a mailbox item in Outlook.
-    fn mailbox_edit(&self, user: &str, id: &str, field: &str, value: serde_json::Value) {
-        let mut boxes = self.mem.mailboxes.lock().unwrap();
-        let mailbox = boxes.get_mut(user).unwrap();
-        let (owner, mut fields, origin) = mailbox.records[id].clone();
-        fields.insert(field.to_owned(), value);
-        mailbox.put(id, owner, fields, origin);
-    }
-
-    /// A person edits a field of a CRM record.
-    fn crm_edit(&self, id: &str, field: &str, value: serde_json::Value) {
-        let mut crm = self.mem.crm.lock().unwrap();
-        let (owner, mut fields, origin) = crm.records[id].clone();
-        fields.insert(field.to_owned(), value);
-        crm.put(id, owner, fields, origin);
-    }
-
-    fn mailbox_delete(&self, user: &str, id: &str) {
-        self.mem
-            .mailboxes
-            .lock()
-            .unwrap()
-            .get_mut(user)
-            .unwrap()
-            .remove(id);
-    }
-
-    fn crm_delete(&self, id: &str) {
-        self.mem.crm.lock().unwrap().remove(id);
-    }
-
     fn field_in_mailbox(&self, user: &str, id: &str, field: &str) -> serde_json::Value {
         self.mem.mailboxes.lock().unwrap()[user].records[id].1[field].clone()
     }

@@ -82,28 +82,16 @@ impl World {
     }
 
     fn set_field(&self, side: Side, id: &str, field: &str, value: Value) {
-        let edit = |log: &mut Log| {
-            let (owner, mut fields, origin) = log.records[id].clone();
-            fields.insert(field.to_owned(), value);
-            log.put(id, owner, fields, origin);
-        };
         match side {
-            Side::Crm => edit(&mut self.mem.crm.lock().unwrap()),
-            Side::Exchange => edit(self.mem.mailboxes.lock().unwrap().get_mut(ANN).unwrap()),
+            Side::Crm => self.crm_edit(id, field, value),
+            Side::Exchange => self.mailbox_edit(ANN, id, field, value),
         }
     }
 
     fn remove_on(&self, side: Side, id: &str) {
         match side {
-            Side::Crm => self.mem.crm.lock().unwrap().remove(id),
-            Side::Exchange => self
-                .mem
-                .mailboxes
-                .lock()
-                .unwrap()
-                .get_mut(ANN)
-                .unwrap()
-                .remove(id),
+            Side::Crm => self.crm_delete(id),
+            Side::Exchange => self.mailbox_delete(ANN, id),
         }
     }
 

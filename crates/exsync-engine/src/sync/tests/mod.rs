@@ -57,6 +57,13 @@ impl Log {
         (ids, to.to_string(), to < self.log.len())
     }
 
+    /// A person sets one field of a record; its owner and tag stay.
+    fn edit(&mut self, id: &str, field: &str, value: serde_json::Value) {
+        let (owner, mut fields, origin) = self.records[id].clone();
+        fields.insert(field.to_owned(), value);
+        self.put(id, owner, fields, origin);
+    }
+
     /// Deletes a record, keeping its tag in the graveyard.
     fn remove(&mut self, id: &str) {
         if let Some((_, _, origin)) = self.records.remove(id) {
@@ -600,6 +607,45 @@ impl World {
             .filter(|r| r.0.as_deref() == Some(&owner))
             .map(|r| r.1.clone())
             .collect()
+    }
+
+    fn mailbox_ids(&self, user: &str) -> Vec<String> {
+        let boxes = self.mem.mailboxes.lock().unwrap();
+        boxes
+            .get(user)
+            .map(|m| m.records.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn crm_ids(&self) -> Vec<String> {
+        self.mem
+            .crm
+            .lock()
+            .unwrap()
+            .records
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// A person edits a field of a mailbox item in Outlook.
+    fn mailbox_edit(&self, user: &str, id: &str, field: &str, value: serde_json::Value) {
+        let mut boxes = self.mem.mailboxes.lock().unwrap();
+        boxes.get_mut(user).unwrap().edit(id, field, value);
+    }
+
+    /// A person edits a field of a CRM record.
+    fn crm_edit(&self, id: &str, field: &str, value: serde_json::Value) {
+        self.mem.crm.lock().unwrap().edit(id, field, value);
+    }
+
+    fn mailbox_delete(&self, user: &str, id: &str) {
+        let mut boxes = self.mem.mailboxes.lock().unwrap();
+        boxes.get_mut(user).unwrap().remove(id);
+    }
+
+    fn crm_delete(&self, id: &str) {
+        self.mem.crm.lock().unwrap().remove(id);
     }
 
     async fn pass(&self) -> super::service::PassReport {

@@ -5,7 +5,7 @@
 use chrono::{Duration, Utc};
 use exsync_core::config::{Direction, EventSelect, KindRules};
 use exsync_core::{Event, EventTime, ItemKind};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::*;
 
@@ -35,14 +35,6 @@ fn meeting(subject: &str, days: i64, categories: &[&str]) -> Fields {
 impl World {
     fn events_in_crm(&self) -> Vec<Fields> {
         self.crm_records(0)
-    }
-
-    fn set_mailbox_field(&self, id: &str, field: &str, value: Value) {
-        let mut boxes = self.mem.mailboxes.lock().unwrap();
-        let mailbox = boxes.get_mut(ANN).unwrap();
-        let (owner, mut fields, origin) = mailbox.records[id].clone();
-        fields.insert(field.to_owned(), value);
-        mailbox.put(id, owner, fields, origin);
     }
 
     fn mailbox_id_of(&self, subject: &str) -> String {
@@ -86,8 +78,8 @@ async fn an_outlook_event_selected_again_is_linked_to_its_crm_copy_not_copied_tw
 
     // The category comes off: the event stops syncing and both copies stay.
     let selected = w.mailbox_id_of("Selected");
-    w.set_mailbox_field(&selected, "categories", json!([]));
-    w.set_mailbox_field(&selected, "location", json!("Room 1"));
+    w.mailbox_edit(ANN, &selected, "categories", json!([]));
+    w.mailbox_edit(ANN, &selected, "location", json!("Room 1"));
     let report = w.pass().await;
     assert_eq!(report.users[0].counts.deleted, 0);
     let crm = w.events_in_crm();
@@ -97,8 +89,8 @@ async fn an_outlook_event_selected_again_is_linked_to_its_crm_copy_not_copied_tw
         .all(|f| f.get("location") != Some(&json!("Room 1"))));
 
     // It comes back, edited meanwhile: linked to the CRM copy, which takes the edit.
-    w.set_mailbox_field(&selected, "categories", json!(["Salesforce"]));
-    w.set_mailbox_field(&selected, "location", json!("Room 2"));
+    w.mailbox_edit(ANN, &selected, "categories", json!(["Salesforce"]));
+    w.mailbox_edit(ANN, &selected, "location", json!("Room 2"));
     w.pass().await;
     let crm = w.events_in_crm();
     assert_eq!(
@@ -113,9 +105,9 @@ async fn an_outlook_event_selected_again_is_linked_to_its_crm_copy_not_copied_tw
     assert_eq!(selected_in_crm.get("location"), Some(&json!("Room 2")));
 
     // The CRM event's Outlook copy, unselected and selected again, is linked back too.
-    w.set_mailbox_field(&copy, "categories", json!([]));
+    w.mailbox_edit(ANN, &copy, "categories", json!([]));
     w.pass().await;
-    w.set_mailbox_field(&copy, "categories", json!(["Salesforce", "Blue"]));
+    w.mailbox_edit(ANN, &copy, "categories", json!(["Salesforce", "Blue"]));
     w.pass().await;
     assert_eq!(subjects(&w.events_in_crm()), ["From the CRM", "Selected"]);
     assert_eq!(w.mailbox(ANN).len(), 3, "no second Outlook copy either");
@@ -133,7 +125,7 @@ async fn a_crm_edit_while_the_outlook_event_lacks_the_category_makes_no_second_c
     let copy = w.mailbox_id_of("From the CRM");
     let selected = w.mailbox_id_of("Selected");
     for id in [&copy, &selected] {
-        w.set_mailbox_field(id, "categories", json!([]));
+        w.mailbox_edit(ANN, id, "categories", json!([]));
     }
     w.pass().await;
 
@@ -147,10 +139,7 @@ async fn a_crm_edit_while_the_outlook_event_lacks_the_category_makes_no_second_c
             .unwrap()
     };
     for id in [&original, &crm_copy] {
-        let mut crm = w.mem.crm.lock().unwrap();
-        let (owner, mut fields, origin) = crm.records[id.as_str()].clone();
-        fields.insert("location".into(), json!("Moved"));
-        crm.put(id, owner, fields, origin);
+        w.crm_edit(id, "location", json!("Moved"));
     }
     let report = w.pass().await;
     assert_eq!(report.users[0].counts.created, 0, "{:?}", report.users[0]);
