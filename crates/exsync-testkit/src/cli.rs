@@ -35,6 +35,24 @@ impl Ran {
     }
 }
 
+/// Runs `exsync sync --config <config>` to its end with the master key and error-level logs,
+/// as the end-to-end tests drive a pass; panics with its output if it fails. Returns the
+/// summary line of each user (`<user>: created … failures …`).
+pub fn sync_summaries(bin: impl AsRef<OsStr>, config: &Path, master_key: &str) -> Vec<String> {
+    let ran = Cli::new(bin)
+        .args(["sync", "--config"])
+        .arg(config)
+        .env("EXSYNC_MASTER_KEY", master_key)
+        .env("RUST_LOG", "error")
+        .run();
+    assert!(ran.status.success(), "exsync sync failed: {}", ran.text());
+    ran.stdout
+        .lines()
+        .filter(|l| l.contains(": created "))
+        .map(str::to_owned)
+        .collect()
+}
+
 impl Cli {
     pub fn new(bin: impl AsRef<OsStr>) -> Cli {
         Cli {

@@ -7,9 +7,9 @@
 //! - an address removed on one side is removed on the other, and a second pass is idle.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use exsync_testkit::cli::sync_summaries;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -51,29 +51,13 @@ async fn lab(dir: &Path, options: impl FnOnce(&mut LabOptions)) -> (Lab, std::pa
 async fn sync(config: &Path) -> String {
     tokio::time::sleep(TICK).await;
     let config = config.to_owned();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_exsync"))
-            .args(["sync", "--config"])
-            .arg(&config)
-            .env("EXSYNC_MASTER_KEY", MASTER_KEY)
-            .env("RUST_LOG", "error")
-            .output()
-            .unwrap()
+    let lines = tokio::task::spawn_blocking(move || {
+        sync_summaries(env!("CARGO_BIN_EXE_exsync"), &config, MASTER_KEY)
     })
     .await
     .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "exsync sync failed: {stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let lines: Vec<&str> = stdout
-        .lines()
-        .filter(|l| l.contains(": created "))
-        .collect();
-    assert_eq!(lines.len(), 1, "one summary for the one user: {stdout}");
-    lines[0].to_owned()
+    assert_eq!(lines.len(), 1, "one summary for the one user: {lines:?}");
+    lines[0].clone()
 }
 
 /// The user's CRM events, raw, by subject.

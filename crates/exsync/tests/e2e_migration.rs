@@ -5,8 +5,8 @@
 //! the next pass idle.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use exsync_testkit::cli::sync_summaries;
 use std::path::Path;
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -40,29 +40,12 @@ fn shared_key() -> String {
 async fn sync(config: &Path) -> Vec<String> {
     tokio::time::sleep(TICK).await;
     let config = config.to_owned();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_exsync"))
-            .args(["sync", "--config"])
-            .arg(&config)
-            .env("EXSYNC_MASTER_KEY", MASTER_KEY)
-            .env("RUST_LOG", "error")
-            .output()
-            .unwrap()
+    let lines = tokio::task::spawn_blocking(move || {
+        sync_summaries(env!("CARGO_BIN_EXE_exsync"), &config, MASTER_KEY)
     })
     .await
     .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "exsync sync failed: {stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let lines: Vec<String> = stdout
-        .lines()
-        .filter(|l| l.contains(": created "))
-        .map(str::to_owned)
-        .collect();
-    assert_eq!(lines.len(), USERS, "a summary per user: {stdout}");
+    assert_eq!(lines.len(), USERS, "a summary per user: {lines:?}");
     lines
 }
 

@@ -20,8 +20,9 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
     /// Stages the CRM counterparts of the unpaired Outlook events this pass read, when events
     /// are selected by category: the CRM copy exsync made of an Outlook event (found by the
     /// Outlook id it carries as its tag) and the CRM original of an Outlook copy exsync made
-    /// (named by the copy's tag). Matching then links them, as on a first sync. Costs one CRM
-    /// query per page of such events, and nothing under the default selection.
+    /// (named by the copy's tag). Matching then links them, as on a first sync. Costs, per page
+    /// of unpaired events, one CRM query and one mailbox search, and nothing under the default
+    /// selection.
     pub(super) async fn stage_reselected(
         &self,
         stage: &mut Stage,
