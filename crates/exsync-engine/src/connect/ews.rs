@@ -185,13 +185,13 @@ impl ExchangeConnection {
             match mailbox.find_tagged(kind, &search, crm_ids).await {
                 Ok(TagSearch::Searched(found)) => return Ok((mailbox, Some(found))),
                 Ok(TagSearch::Refused(error)) if !looked_up_again => {
-                    tracing::warn!(user = %user, %kind, code = %error.code, "Exchange refused to search the folder; looking it up again.");
+                    tracing::warn!(user = %user, %kind, code = ?error.code, "Exchange refused to search the folder; looking it up again.");
                     looked_up_again = true;
                     self.forget(user);
                     (mailbox, folder) = self.folder_of(user, kind).await?;
                 }
                 Ok(TagSearch::Refused(error)) => {
-                    tracing::warn!(user = %user, %kind, code = %error.code, "Exchange refused to search the folder again.");
+                    tracing::warn!(user = %user, %kind, code = ?error.code, "Exchange refused to search the folder again.");
                     return Ok((mailbox, None));
                 }
                 Err(e) => return Err(side_error(e)),
@@ -520,7 +520,7 @@ impl MailboxSide for ExchangeConnection {
                     }
                 }
                 TagSearch::Refused(error) => {
-                    tracing::warn!(user = %user, folder = place.distinguished_id(), code = %error.code, "Exchange refused to search a deleted-items folder; copies it may hold stay unknown");
+                    tracing::warn!(user = %user, folder = place.distinguished_id(), code = ?error.code, "Exchange refused to search a deleted-items folder; copies it may hold stay unknown");
                     searched.deleted_searched = false;
                 }
             }

@@ -126,7 +126,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                         tracing::warn!(
                             user = %self.user.key,
                             kind = %self.kind,
-                            source = %source_of(&op).map(|s| s.to_string()).unwrap_or_default(),
+                            source = ?source_of(&op),
                             "a create sent before a crash may have made a copy that is gone \
                              now; the {side} side cannot say, so the record is created again"
                         );
