@@ -3,6 +3,10 @@
 //! side. Each pass runs the real `exsync sync` as a child process; requests are counted by the
 //! simulators and the child's peak RSS is read from /proc. Prints figures; asserts nothing.
 //!
+//! CPU is reported twice, apart: exsync's own (user+sys of the `exsync sync` child) and the
+//! simulators' (user+sys of this process over the pass, which hosts both simulators), so a
+//! slow simulator cannot pass for a slow exsync.
+//!
 //!     bench/sync.sh [--users 50] [--contacts 500] [--events 500]
 
 use std::path::{Path, PathBuf};
@@ -24,6 +28,44 @@ struct Figures {
     ews_requests: u64,
     crm_calls: u64,
     peak_rss_kib: u64,
+    /// User+sys CPU of the `exsync sync` child.
+    exsync_cpu: Duration,
+    /// User+sys CPU of this process (the simulators) over the pass.
+    sims_cpu: Duration,
+}
+
+/// Whose CPU time [`cpu_time`] reads.
+#[derive(Clone, Copy)]
+enum Whose {
+    /// This process: the simulators (and the little the benchmark itself does).
+    Mine,
+    /// The children already waited for: the `exsync sync` passes.
+    Children,
+}
+
+/// User+sys CPU time so far, as getrusage(RUSAGE_SELF / RUSAGE_CHILDREN) reports it, read
+/// from /proc/self/stat because the workspace forbids the unsafe call. The kernel reports it
+/// in USER_HZ ticks, 100 per second on Linux: 10 ms resolution, fine for passes of seconds.
+fn cpu_time(whose: Whose) -> Duration {
+    const TICKS_PER_SECOND: u64 = 100;
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return Duration::ZERO;
+    };
+    // The command name may hold spaces; the numeric fields start after its closing ')'.
+    let fields: Vec<u64> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    // Fields 14–17 of stat(5) (utime, stime, cutime, cstime) sit at 11–14 after the ')'.
+    let (user, system) = match whose {
+        Whose::Mine => (11, 12),
+        Whose::Children => (13, 14),
+    };
+    let ticks = fields.get(user).copied().unwrap_or(0) + fields.get(system).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND)
 }
 
 fn arg(name: &str, default: usize) -> usize {
@@ -76,6 +118,7 @@ async fn run_pass(lab: &Lab, binary: &Path, config: &Path, phase: &'static str) 
     tokio::time::sleep(lab.options.crm_settle + Duration::from_millis(100)).await;
     let (ews_before, crm_before) = counters(lab).await?;
     let started = Instant::now();
+    let (children_before, self_before) = (cpu_time(Whose::Children), cpu_time(Whose::Mine));
     // BENCH_WRAP runs the pass under a profiler, e.g. BENCH_WRAP="heaptrack -o /tmp/pass".
     let wrap = std::env::var("BENCH_WRAP").unwrap_or_default();
     let mut words = wrap.split_whitespace();
@@ -102,6 +145,8 @@ async fn run_pass(lab: &Lab, binary: &Path, config: &Path, phase: &'static str) 
     }
     let output = child.wait_with_output()?;
     let seconds = started.elapsed().as_secs_f64();
+    let exsync_cpu = cpu_time(Whose::Children).saturating_sub(children_before);
+    let sims_cpu = cpu_time(Whose::Mine).saturating_sub(self_before);
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         bail!("{phase}: exsync sync failed: {stdout}");
@@ -127,11 +172,14 @@ async fn run_pass(lab: &Lab, binary: &Path, config: &Path, phase: &'static str) 
         ews_requests: ews_after - ews_before,
         crm_calls: crm_after - crm_before,
         peak_rss_kib: peak,
+        exsync_cpu,
+        sims_cpu,
     })
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
+    let whole_run = Instant::now();
     let (users, contacts, events) = (
         arg("--users", 50),
         arg("--contacts", 500),
@@ -141,16 +189,30 @@ async fn main() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let mut options = LabOptions::new(dir.path(), users);
     options.concurrency = 8;
+    let starting = (Instant::now(), cpu_time(Whose::Mine));
     let lab = Lab::start(options).await?;
+    println!(
+        "lab started in {:.1}s (simulators' CPU {:.1}s)",
+        starting.0.elapsed().as_secs_f64(),
+        cpu_time(Whose::Mine)
+            .saturating_sub(starting.1)
+            .as_secs_f64()
+    );
     println!("seeding {users} users × {contacts} contacts × {events} events in the CRM …");
-    let seeding = Instant::now();
+    let seeding = (Instant::now(), cpu_time(Whose::Mine));
     lab.seed(&Seed {
         crm_contacts: contacts,
         crm_events: events,
         ..Seed::default()
     })
     .await?;
-    println!("seeded in {:.1}s", seeding.elapsed().as_secs_f64());
+    println!(
+        "seeded in {:.1}s (CPU of the simulators and the seeding client {:.1}s)",
+        seeding.0.elapsed().as_secs_f64(),
+        cpu_time(Whose::Mine)
+            .saturating_sub(seeding.1)
+            .as_secs_f64()
+    );
     let config = dir.path().join("exsync.toml");
     lab.write_config(&config, MASTER_KEY)?;
 
