@@ -12,6 +12,7 @@
 //!   commit, which settles them;
 //! - `cursor.rs`: the mailbox folder cursors, and what each commit moves them to.
 
+mod ahead;
 mod cursor;
 mod execute;
 mod plan;

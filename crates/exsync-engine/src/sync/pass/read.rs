@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use exsync_core::plan::{out_of_scope, record_keys, Change, SyncedPair};
 use exsync_core::{CrmId, ExchangeId, ItemId, Side};
 
+use super::ahead::Ahead;
 use super::cursor::FolderCursor;
 use super::{on_store, KindPass, Notes, PassError};
 use crate::sync::sides::{CrmFilter, CrmSide, MailboxSide, OwnedChange, SideError};
@@ -21,7 +22,7 @@ pub(super) struct ExchangeListed {
 impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
     /// Stages what the CRM reports for this user: everything (new or reset user), then what
     /// the org-wide read routed here (newer), then the records that failed last time, as they
-    /// are now.
+    /// are now, then the events the window reached since they were read (see `ahead.rs`).
     pub(super) async fn read_crm(
         &self,
         stage: &mut Stage,
@@ -32,6 +33,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         retry: &[ItemId],
     ) -> Result<Result<(), SideError>, PassError> {
         let kind = self.kind;
+        let mut ahead = self.ahead().await?;
         if let Some(filter) = full_read {
             let mut position: Option<String> = None;
             loop {
@@ -43,7 +45,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                     Ok(page) => page,
                     Err(e) => return Ok(Err(e)),
                 };
-                let changes = self.noted(page.changes, notes);
+                let changes = self.noted(page.changes, notes, &mut ahead);
                 self.stage(stage, changes).await?;
                 if !page.more {
                     break;
@@ -63,28 +65,63 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                 }
             })
             .collect();
-        let routed = self.noted(routed, notes);
+        let routed = self.noted(routed, notes, &mut ahead);
         self.stage(stage, routed).await?;
         let ids: Vec<CrmId> = retry.iter().filter_map(crm_id).collect();
         for chunk in ids.chunks(self.slice.max(1)) {
             match self.crm.fetch(kind, chunk).await {
                 Ok(found) => {
-                    let changes = self.noted(found, notes);
+                    let changes = self.noted(found, notes, &mut ahead);
                     self.stage(stage, changes).await?
                 }
                 Err(e) => return Ok(Err(e)),
             }
         }
+        // After the reads above, which forget the events they saw again: those are not fetched
+        // twice.
+        let due = self.take_due(&mut ahead, Side::Crm);
+        let ids: Vec<CrmId> = due.iter().filter_map(crm_id).collect();
+        let mut to_sync = Vec::new();
+        for chunk in ids.chunks(self.slice.max(1)) {
+            match self.crm.fetch(kind, chunk).await {
+                Ok(found) => {
+                    let changes = self.noted(found, notes, &mut ahead);
+                    to_sync.extend(self.to_sync(&changes, &ahead));
+                    self.stage(stage, changes).await?
+                }
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        self.keep_ahead(&ahead, to_sync).await?;
         Ok(Ok(()))
+    }
+
+    /// The ids of these records, read because the window reached them, that the plan may sync:
+    /// in scope now, not still ahead of the window.
+    fn to_sync(&self, changes: &[Change], ahead: &Ahead) -> Vec<ItemId> {
+        let rules = self.user.config.rules(self.kind);
+        changes
+            .iter()
+            .filter_map(|change| match change {
+                Change::Upsert(item)
+                    if out_of_scope(self.kind, rules, &item.fields, self.now).is_none()
+                        && !ahead.holds(&item.id) =>
+                {
+                    Some(item.id.clone())
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     /// The changes of a CRM read, with what had to be cut from them added to `notes`. A later
     /// read of a record replaces what an earlier one said; a record outside the user's scope
-    /// does not sync, so nothing is said about it.
-    fn noted(&self, read: Vec<OwnedChange>, notes: &mut Notes) -> Vec<Change> {
+    /// does not sync, so nothing is said about it. Events ahead of the window are remembered.
+    fn noted(&self, read: Vec<OwnedChange>, notes: &mut Notes, ahead: &mut Ahead) -> Vec<Change> {
         let rules = self.user.config.rules(self.kind);
         read.into_iter()
             .map(|owned| {
+                self.observe(ahead, &owned.change);
                 let id = owned.change.id().clone();
                 let in_scope = match &owned.change {
                     Change::Upsert(item) => {
@@ -118,6 +155,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         retry: &[ItemId],
     ) -> Result<Result<ExchangeListed, SideError>, PassError> {
         let (user, kind) = (&self.user.key, self.kind);
+        let mut ahead = self.ahead().await?;
         let mut state = cursor.state.clone();
         // Listing from the start (first pass, or a cursor Exchange refused) shows every item,
         // so a synced item missing from it was deleted.
@@ -167,6 +205,9 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                     Ok(found) => changes.extend(self.selected(found)),
                     Err(e) => return Ok(Err(e)),
                 }
+            }
+            for change in &changes {
+                self.observe(&mut ahead, change);
             }
             self.put(stage, changes, &pairs)?;
             state = Some(page.cursor);
@@ -224,10 +265,34 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         let ids: Vec<ExchangeId> = retry.iter().filter_map(exchange_id).collect();
         for chunk in ids.chunks(self.slice.max(1)) {
             match self.exchange.fetch(user, kind, chunk).await {
-                Ok(found) => self.stage(stage, self.selected(found)).await?,
+                Ok(found) => {
+                    let changes = self.selected(found);
+                    for change in &changes {
+                        self.observe(&mut ahead, change);
+                    }
+                    self.stage(stage, changes).await?
+                }
                 Err(e) => return Ok(Err(e)),
             }
         }
+        // As in `read_crm`: after the listing and the retries, so nothing is fetched twice.
+        let due = self.take_due(&mut ahead, Side::Exchange);
+        let ids: Vec<ExchangeId> = due.iter().filter_map(exchange_id).collect();
+        let mut to_sync = Vec::new();
+        for chunk in ids.chunks(self.slice.max(1)) {
+            match self.exchange.fetch(user, kind, chunk).await {
+                Ok(found) => {
+                    let changes = self.selected(found);
+                    for change in &changes {
+                        self.observe(&mut ahead, change);
+                    }
+                    to_sync.extend(self.to_sync(&changes, &ahead));
+                    self.stage(stage, changes).await?
+                }
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        self.keep_ahead(&ahead, to_sync).await?;
         Ok(Ok(ExchangeListed {
             state: state.unwrap_or_default(),
             folder,
