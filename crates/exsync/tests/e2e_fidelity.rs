@@ -4,7 +4,9 @@
 //!   it was made on and whatever zone the Outlook copy was made in, and a second pass is idle;
 //! - events on the edges of the event window sync exactly once, and once they have left the
 //!   window nothing deletes them or copies them again;
-//! - an address removed on one side is removed on the other, and a second pass is idle.
+//! - an address removed on one side is removed on the other, and a second pass is idle;
+//! - an event made beyond the window's end and never edited is copied once the window reaches
+//!   it, also when the pass in which it comes due fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use exsync_testkit::cli::sync_summaries;
@@ -360,19 +362,19 @@ async fn events_on_the_window_edges_sync_once_and_stay_when_they_leave_it() {
     assert_eq!(copies().await, after);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_event_that_enters_the_window_with_time_is_copied_once() {
-    let dir = tempfile::tempdir().unwrap();
+/// A lab whose event window reaches one day ahead, with an event made two days ahead on each
+/// side (subjects "Outlook event two days ahead" and "CRM event two days ahead"), and the time
+/// they were made relative to.
+async fn events_ahead_of_the_window(dir: &Path) -> (Lab, DateTime<Utc>) {
     let mut rules = lab_configuration();
     rules.events.window = Some(Window {
         past_days: 1,
         future_days: 1,
     });
-    let (lab, _) = lab(dir.path(), |o| o.configuration = Some(rules)).await;
+    let (lab, _) = lab(dir, |o| o.configuration = Some(rules)).await;
     let user = &lab.users[0];
     let now = Utc::now().trunc_subsecs(0);
-    let day = chrono::Duration::days(1);
-    let start = now + day * 2;
+    let start = now + chrono::Duration::days(2);
     let event = |side: &str| {
         Event::new(
             &format!("{side} event two days ahead"),
@@ -407,39 +409,29 @@ async fn an_event_that_enters_the_window_with_time_is_copied_once() {
     {
         assert!(outcome.error.is_none(), "{:?}", outcome.error);
     }
-    let pass = |at: DateTime<Utc>| {
-        let lab = &lab;
-        async move {
-            tokio::time::sleep(TICK).await;
-            let report = lab
-                .syncer
-                .run_pass(&PassOptions {
-                    now: Some(at),
-                    ..PassOptions::default()
-                })
-                .await
-                .unwrap();
-            assert_eq!(report.failed_users(), 0, "{report:#?}");
-            report.users[0].counts
-        }
-    };
-    let counts = pass(now).await;
-    assert_eq!(counts.created, 0, "both are beyond the window: {counts:?}");
-    // Two days on both are inside it, unchanged.
-    let counts = pass(now + day * 2).await;
-    assert_eq!(
-        counts.created, 2,
-        "each is copied once it is in the window: {counts:?}"
-    );
-    let counts = pass(now + day * 2).await;
-    assert_eq!(counts, Default::default(), "and only once");
-    let unresolved = lab.syncer.store.unresolved(&user.key).unwrap();
-    assert!(
-        unresolved.is_empty(),
-        "what came due and synced is not left to read again: {unresolved:?}"
-    );
-    let crm = crm_events(&lab, user).await;
-    let outlook = outlook_events(&lab, user).await;
+    (lab, now)
+}
+
+/// One pass of the lab's syncer as if it were `at`, and the user's report.
+async fn pass_at(lab: &Lab, at: DateTime<Utc>) -> exsync_engine::sync::pass::UserReport {
+    tokio::time::sleep(TICK).await;
+    let mut report = lab
+        .syncer
+        .run_pass(&PassOptions {
+            now: Some(at),
+            ..PassOptions::default()
+        })
+        .await
+        .unwrap();
+    report.users.remove(0)
+}
+
+/// Each of the two events ahead is once in the CRM and once in Outlook, and nothing is left to
+/// read again.
+async fn assert_each_once(lab: &Lab) {
+    let user = &lab.users[0];
+    let crm = crm_events(lab, user).await;
+    let outlook = outlook_events(lab, user).await;
     for side in ["Outlook", "CRM"] {
         let subject = format!("{side} event two days ahead");
         assert_eq!(
@@ -453,6 +445,81 @@ async fn an_event_that_enters_the_window_with_time_is_copied_once() {
             "{subject} in Outlook"
         );
     }
+    let unresolved = lab.syncer.store.unresolved(&user.key).unwrap();
+    assert!(
+        unresolved.is_empty(),
+        "what came due and synced is not left to read again: {unresolved:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_that_enters_the_window_with_time_is_copied_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lab, now) = events_ahead_of_the_window(dir.path()).await;
+    let day = chrono::Duration::days(1);
+    let report = pass_at(&lab, now).await;
+    assert_eq!(report.error, None);
+    assert_eq!(
+        report.counts.created, 0,
+        "both are beyond the window: {report:?}"
+    );
+    // Half a day on, the window still ends before them: nothing is fetched for them.
+    lab.exchange_control(reqwest::Method::DELETE, "/counters", &json!({}))
+        .await
+        .unwrap();
+    let report = pass_at(&lab, now + day / 2).await;
+    assert_eq!(report.counts, Default::default(), "{report:?}");
+    let counters = lab
+        .exchange_control(reqwest::Method::GET, "/counters", &json!({}))
+        .await
+        .unwrap();
+    assert_eq!(
+        counters["requests_per_operation"].get("GetItem"),
+        None,
+        "{counters}"
+    );
+    // Two days on both are inside it, unchanged.
+    let report = pass_at(&lab, now + day * 2).await;
+    assert_eq!(report.error, None);
+    assert_eq!(
+        report.counts.created, 2,
+        "each is copied once it is in the window: {report:?}"
+    );
+    let report = pass_at(&lab, now + day * 2).await;
+    assert_eq!(report.counts, Default::default(), "and only once");
+    assert_each_once(&lab).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_that_comes_due_in_a_failing_pass_is_copied_by_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lab, now) = events_ahead_of_the_window(dir.path()).await;
+    let day = chrono::Duration::days(1);
+    let report = pass_at(&lab, now).await;
+    assert_eq!(report.counts.created, 0, "{report:?}");
+    // The pass in which both come due cannot reach the mailbox: it reads the CRM event, and
+    // writes nothing.
+    lab.exchange_control(
+        reqwest::Method::PUT,
+        "/faults",
+        &json!({ "drop_connection": { "count": 10_000 } }),
+    )
+    .await
+    .unwrap();
+    let report = pass_at(&lab, now + day * 2).await;
+    assert!(report.error.is_some(), "{report:?}");
+    lab.exchange_control(reqwest::Method::DELETE, "/faults", &json!({}))
+        .await
+        .unwrap();
+    let report = pass_at(&lab, now + day * 2).await;
+    assert_eq!(report.error, None);
+    assert_eq!(
+        report.counts.created, 2,
+        "the next pass copies each: {report:?}"
+    );
+    let report = pass_at(&lab, now + day * 2).await;
+    assert_eq!(report.counts, Default::default(), "and only once");
+    assert_each_once(&lab).await;
 }
 
 fn address(street: &str) -> Address {
