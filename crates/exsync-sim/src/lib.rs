@@ -11,5 +11,6 @@
 
 mod cli_support;
 pub mod exchange;
+mod journal;
 pub mod salesforce;
 pub mod tls;

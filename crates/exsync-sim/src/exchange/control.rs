@@ -1,7 +1,7 @@
 //! The control API (JSON over the same HTTPS port, `Authorization: Bearer <token>`): seed
-//! mailboxes, folders and items, change a folder as its user would (rename, move, delete),
-//! grant or revoke impersonation, set Autodiscover redirects, faults and throttling, read
-//! counters.
+//! mailboxes, folders and items (one or a batch a call), change a folder as its user would
+//! (rename, move, delete), grant or revoke impersonation (one mailbox or a list), set
+//! Autodiscover redirects, faults and throttling, read counters.
 
 // Errors here are finished HTTP replies, made at most once per control request; boxing
 // them would only add noise.
@@ -61,10 +61,14 @@ struct NewMailbox {
     impersonation: bool,
 }
 
+/// Impersonation rights for `mailbox`, or for every mailbox in `mailboxes` at once.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Grant {
-    mailbox: String,
+    #[serde(default)]
+    mailbox: Option<String>,
+    #[serde(default)]
+    mailboxes: Vec<String>,
     allowed: bool,
 }
 
@@ -105,6 +109,13 @@ struct NewItem {
     folder: String,
     /// The item element as EWS would carry it in CreateItem, e.g. `<t:Contact>…</t:Contact>`.
     xml: String,
+}
+
+/// Many items in one call and one commit, for seeding.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewItems {
+    items: Vec<NewItem>,
 }
 
 #[derive(Deserialize)]
@@ -151,6 +162,7 @@ pub(crate) fn handle(
         (Method::POST, "/folders") => add_folder(app, body),
         (Method::POST, "/folders/change") => change_folder(app, body),
         (Method::POST, "/items") => add_item(app, body),
+        (Method::POST, "/items/batch") => add_items(app, body),
         (Method::POST, "/autodiscover") => redirect(app, body),
         (Method::GET, "/faults") => app
             .faults
@@ -206,13 +218,26 @@ pub(crate) fn handle(
     res.unwrap_or_else(|r| r)
 }
 
-fn commit(app: &App, st: &store::State) -> Result<(), Response<Body>> {
-    store::save(&app.cfg.data_dir, st).map_err(|e| {
+/// Makes durable what this control request did (since sequence `since`) to the mailboxes
+/// `keys`, before the reply goes out.
+fn commit(
+    app: &App,
+    st: &mut store::State,
+    since: u64,
+    keys: &[String],
+) -> Result<(), Response<Body>> {
+    let keys: Vec<String> = keys.iter().map(|k| k.to_ascii_lowercase()).collect();
+    let failed = |e: anyhow::Error| {
         json_reply(
             StatusCode::INTERNAL_SERVER_ERROR,
             &json!({"error": format!("persisting failed: {e:#}")}),
         )
-    })
+    };
+    app.persistence
+        .lock()
+        .map_err(|_| bad("lock"))?
+        .commit(st, since, &keys)
+        .map_err(failed)
 }
 
 fn state_summary(app: &App) -> Result<Response<Body>, Response<Body>> {
@@ -250,6 +275,7 @@ fn add_mailbox(app: &App, body: &[u8]) -> Result<Response<Body>, Response<Body>>
         return Err(bad("address must be an SMTP address"));
     }
     let mut st = app.state.lock().map_err(|_| bad("lock"))?;
+    let since = st.seq;
     let name = m
         .display_name
         .unwrap_or_else(|| m.address.split('@').next().unwrap_or("").to_string());
@@ -259,7 +285,7 @@ fn add_mailbox(app: &App, body: &[u8]) -> Result<Response<Body>, Response<Body>>
             &json!({"error": "mailbox exists"}),
         ));
     }
-    commit(app, &st)?;
+    commit(app, &mut st, since, &[m.address.clone()])?;
     Ok(json_reply(
         StatusCode::CREATED,
         &json!({"address": m.address}),
@@ -268,16 +294,32 @@ fn add_mailbox(app: &App, body: &[u8]) -> Result<Response<Body>, Response<Body>>
 
 fn grant(app: &App, body: &[u8]) -> Result<Response<Body>, Response<Body>> {
     let g: Grant = parse(body)?;
+    let one = g.mailbox.is_some();
+    let keys: Vec<String> = g.mailbox.into_iter().chain(g.mailboxes).collect();
+    if keys.is_empty() {
+        return Err(bad("say mailbox or mailboxes"));
+    }
     let mut st = app.state.lock().map_err(|_| bad("lock"))?;
-    let mb = st
-        .mailbox_mut(&g.mailbox)
-        .ok_or_else(|| json_reply(StatusCode::NOT_FOUND, &json!({"error": "no such mailbox"})))?;
-    mb.impersonation = g.allowed;
-    commit(app, &st)?;
-    Ok(json_reply(
-        StatusCode::OK,
-        &json!({"mailbox": g.mailbox, "allowed": g.allowed}),
-    ))
+    // All or nothing: an unknown mailbox refuses the whole list before anything changes.
+    if let Some(unknown) = keys.iter().find(|k| st.mailbox(k).is_none()) {
+        return Err(json_reply(
+            StatusCode::NOT_FOUND,
+            &json!({"error": format!("no such mailbox {unknown}")}),
+        ));
+    }
+    let since = st.seq;
+    for k in &keys {
+        if let Some(mb) = st.mailbox_mut(k) {
+            mb.impersonation = g.allowed;
+        }
+    }
+    commit(app, &mut st, since, &keys)?;
+    let answer = if one && keys.len() == 1 {
+        json!({"mailbox": keys[0], "allowed": g.allowed})
+    } else {
+        json!({"mailboxes": keys, "allowed": g.allowed})
+    };
+    Ok(json_reply(StatusCode::OK, &answer))
 }
 
 fn folder_id_by_ref(st: &store::State, mailbox: &str, r: &str) -> Option<u64> {
@@ -302,6 +344,7 @@ fn add_folder(app: &App, body: &[u8]) -> Result<Response<Body>, Response<Body>> 
             &json!({"error": "no such parent folder"}),
         )
     })?;
+    let since = st.seq;
     let seq = st.next_seq();
     let mb = st
         .mailbox_mut(&f.mailbox)
@@ -333,7 +376,7 @@ fn add_folder(app: &App, body: &[u8]) -> Result<Response<Body>, Response<Body>> 
         id: seq,
     }
     .encode();
-    commit(app, &st)?;
+    commit(app, &mut st, since, &[f.mailbox])?;
     Ok(json_reply(StatusCode::CREATED, &json!({"id": id})))
 }
 
@@ -355,6 +398,7 @@ fn change_folder(app: &App, body: &[u8]) -> Result<Response<Body>, Response<Body
         Some(r) => Some(folder_id_by_ref(&st, &c.mailbox, r).ok_or_else(not_found)?),
         None => None,
     };
+    let since = st.seq;
     let seq = st.next_seq();
     let mb = st.mailbox_mut(&c.mailbox).ok_or_else(not_found)?;
     if mb
@@ -413,7 +457,7 @@ fn change_folder(app: &App, body: &[u8]) -> Result<Response<Body>, Response<Body
     }
     let now = mb.folders.get(&id).map(|f| (f.name.clone(), f.parent));
     let key = mb.key();
-    commit(app, &st)?;
+    commit(app, &mut st, since, &[key.clone()])?;
     let encode = |id: u64| {
         Id::Folder {
             mailbox: key.clone(),
@@ -445,23 +489,74 @@ fn add_item(app: &App, body: &[u8]) -> Result<Response<Body>, Response<Body>> {
     let folder = folder_id_by_ref(&st, &it.mailbox, &it.folder)
         .ok_or_else(|| json_reply(StatusCode::NOT_FOUND, &json!({"error": "no such folder"})))?;
     let key = it.mailbox.to_ascii_lowercase();
+    let since = st.seq;
+    let created = create_item(&mut st, key.clone(), &el, folder)?;
+    commit(app, &mut st, since, &[key])?;
+    Ok(json_reply(StatusCode::CREATED, &created))
+}
+
+/// Creates one item as CreateItem would; answers its id and change key.
+fn create_item(
+    st: &mut store::State,
+    key: String,
+    el: &xml::Element,
+    folder: u64,
+) -> Result<Value, Response<Body>> {
     let mut ctx = Ctx {
-        st: &mut st,
+        st,
         mailbox: key,
         dirty: false,
     };
-    let created = ops::items::create_one(&mut ctx, &el, Some(folder))
+    let created = ops::items::create_one(&mut ctx, el, Some(folder))
         .map_err(|e| bad(format!("{}: {}", e.code, e.text)))?;
-    commit(app, &st)?;
     // The answer is the CreateItem fragment; hand back just the id attributes.
     let doc = xml::parse(&created).map_err(|e| bad(format!("{e:#}")))?;
     let id_el = doc.children.first().and_then(|k| k.child("ItemId"));
+    Ok(json!({
+        "id": id_el.and_then(|e| e.attr("Id")),
+        "change_key": id_el.and_then(|e| e.attr("ChangeKey")),
+    }))
+}
+
+/// `{"items": [{mailbox, folder, xml}, …]}`: every item checked first (so a bad one changes
+/// nothing), then all created and committed together. Answers `{"items": [{id, change_key}]}`
+/// in the order given.
+fn add_items(app: &App, body: &[u8]) -> Result<Response<Body>, Response<Body>> {
+    let batch: NewItems = parse(body)?;
+    let mut st = app.state.lock().map_err(|_| bad("lock"))?;
+    let mut checked = Vec::with_capacity(batch.items.len());
+    for (i, it) in batch.items.iter().enumerate() {
+        let el = xml::parse(&it.xml).map_err(|e| bad(format!("item {i}: xml: {e:#}")))?;
+        let folder = folder_id_by_ref(&st, &it.mailbox, &it.folder).ok_or_else(|| {
+            json_reply(
+                StatusCode::NOT_FOUND,
+                &json!({"error": format!("item {i}: no such folder")}),
+            )
+        })?;
+        checked.push((it.mailbox.to_ascii_lowercase(), el, folder));
+    }
+    let since = st.seq;
+    let mut answers = Vec::with_capacity(checked.len());
+    let mut keys: Vec<String> = Vec::new();
+    let mut outcome = Ok(());
+    for (key, el, folder) in checked {
+        if !keys.contains(&key) {
+            keys.push(key.clone());
+        }
+        match create_item(&mut st, key, &el, folder) {
+            Ok(a) => answers.push(a),
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
+        }
+    }
+    // What was created before a refusal stays, so it is committed either way.
+    commit(app, &mut st, since, &keys)?;
+    outcome?;
     Ok(json_reply(
         StatusCode::CREATED,
-        &json!({
-            "id": id_el.and_then(|e| e.attr("Id")),
-            "change_key": id_el.and_then(|e| e.attr("ChangeKey")),
-        }),
+        &json!({ "items": answers }),
     ))
 }
 
@@ -473,12 +568,13 @@ fn redirect(app: &App, body: &[u8]) -> Result<Response<Body>, Response<Body>> {
     }
     if let Some(m) = &r.mailbox {
         let mut st = app.state.lock().map_err(|_| bad("lock"))?;
+        let since = st.seq;
         let mb = st.mailbox_mut(m).ok_or_else(|| {
             json_reply(StatusCode::NOT_FOUND, &json!({"error": "no such mailbox"}))
         })?;
         mb.redirect_addr = r.redirect_addr.clone();
         mb.redirect_url = r.redirect_url.clone();
-        commit(app, &st)?;
+        commit(app, &mut st, since, std::slice::from_ref(m))?;
     }
     Ok(json_reply(StatusCode::OK, &json!({"ok": true})))
 }

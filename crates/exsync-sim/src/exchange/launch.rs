@@ -11,6 +11,7 @@ use serde_json::json;
 use tokio::task::JoinHandle;
 
 use super::auth::Schemes;
+use super::changes::Persistence;
 use super::server::{self, App, Config};
 use super::store::{self, State};
 use super::throttle::Throttle;
@@ -142,7 +143,6 @@ fn initial_state(dir: &Path, domain: &str, mailboxes: usize) -> Result<State> {
         let allowed = i < mailboxes || mailboxes == 1;
         st.add_mailbox(&format!("user{i}@{domain}"), &format!("User {i}"), allowed);
     }
-    store::save(dir, &st)?;
     Ok(st)
 }
 
@@ -246,7 +246,8 @@ impl ExchangeSim {
                 "max_concurrency": args.max_concurrency,
             })
         };
-        let app = Arc::new(App::new(cfg, state, throttle, Some(binding)));
+        let persistence = Persistence::start(&args.data_dir, &state)?;
+        let app = Arc::new(App::new(cfg, state, persistence, throttle, Some(binding)));
         if let Ok(mut u) = app.ews_url_by_name.lock() {
             *u = format!("https://{mail_host}:{port}/EWS/Exchange.asmx");
         }

@@ -3,6 +3,7 @@
 
 pub(crate) mod auth;
 pub(crate) mod autodiscover;
+pub(crate) mod changes;
 pub mod cli;
 pub(crate) mod control;
 pub(crate) mod faults;

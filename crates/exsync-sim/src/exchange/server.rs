@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use super::auth::{Account, ConnAuth, NtlmStep, Schemes};
+use super::changes::Persistence;
 use super::faults::{Action, Faults};
 use super::ops::{self, Ctx};
 use super::soap::{self, EwsError, Impersonation};
@@ -56,6 +57,8 @@ pub struct Config {
 pub struct App {
     pub cfg: Config,
     pub state: Mutex<State>,
+    /// Where committed writes go; locked after `state`, never before.
+    pub(crate) persistence: Mutex<Persistence>,
     pub counters: Mutex<Counters>,
     pub faults: Mutex<Faults>,
     pub throttle: Arc<Throttle>,
@@ -90,9 +93,10 @@ impl std::fmt::Display for DropConnection {
 impl std::error::Error for DropConnection {}
 
 impl App {
-    pub fn new(
+    pub(crate) fn new(
         cfg: Config,
         state: State,
+        persistence: Persistence,
         throttle: Arc<Throttle>,
         channel_binding: Option<exsync_ntlm::ChannelBinding>,
     ) -> App {
@@ -111,6 +115,7 @@ impl App {
         App {
             cfg,
             state: Mutex::new(state),
+            persistence: Mutex::new(persistence),
             counters: Mutex::new(Counters::default()),
             faults: Mutex::new(Faults::default()),
             throttle,
@@ -571,10 +576,11 @@ async fn ews(app: &Arc<App>, body: &[u8]) -> Result<Response<Body>, DropConnecti
         }
         Action::None => {}
     }
-    // The operation and its fsync'd snapshot run on this worker thread without stalling the
-    // other connections' tasks.
+    // The operation and its fsync'd journal record run on this worker thread without stalling
+    // the other connections' tasks.
     let result = tokio::task::block_in_place(|| {
         let mut st = app.state.lock().map_err(|_| DropConnection)?;
+        let since = st.seq;
         let mut ctx = Ctx {
             st: &mut st,
             mailbox,
@@ -584,7 +590,13 @@ async fn ews(app: &Arc<App>, body: &[u8]) -> Result<Response<Body>, DropConnecti
         if !ctx.dirty {
             return Ok(r);
         }
-        if let Err(e) = store::save_mailbox(&app.cfg.data_dir, ctx.st, &ctx.mailbox) {
+        let key = ctx.mailbox.to_ascii_lowercase();
+        let committed =
+            app.persistence
+                .lock()
+                .map_err(|_| DropConnection)?
+                .commit(&mut st, since, &[key]);
+        if let Err(e) = committed {
             tracing::error!(error = %e, "persisting the mailbox store failed");
             // Not committed: go back to the last snapshot so memory matches the disk.
             match store::load(&app.cfg.data_dir) {

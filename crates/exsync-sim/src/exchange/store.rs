@@ -1,11 +1,12 @@
 //! Mailbox state: mailboxes, folders, items as property bags, change sequence numbers.
 //!
-//! The whole state is one JSON snapshot written atomically (temp file, fsync, rename) after
-//! every mutating request and before the reply goes out, so a committed write is never lost.
+//! On disk: a snapshot (`state.json` plus one file per mailbox, each written atomically)
+//! and, after it, the journal of the requests committed since (see [`super::changes`]), each
+//! fsync'd before its reply goes out, so a committed write is never lost and costs the size
+//! of what it changed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -14,6 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::xml::Element;
+use crate::journal::{sync_dir, write_atomic};
 
 pub(crate) const SNAPSHOT_FILE: &str = "state.json";
 
@@ -45,6 +47,10 @@ pub struct Mailbox {
     /// Deleted folders, for SyncFolderHierarchy (`folder` is the former parent).
     #[serde(default)]
     pub folder_tombstones: Vec<Tombstone>,
+    /// Items changed in place (same id) by the request being committed; the journal finds
+    /// every other change from sequence numbers alone.
+    #[serde(skip)]
+    pub touched: BTreeSet<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -506,6 +512,12 @@ impl State {
 }
 
 impl Mailbox {
+    /// Notes that item `id` is about to change in place, so the commit journals it. Call it
+    /// before changing an existing item without giving it a new id.
+    pub(crate) fn changed_in_place(&mut self, id: u64) {
+        self.touched.insert(id);
+    }
+
     pub fn key(&self) -> String {
         self.address.to_ascii_lowercase()
     }
@@ -564,30 +576,7 @@ fn mailbox_file(dir: &Path, key: &str) -> PathBuf {
     dir.join(MAILBOX_DIR).join(format!("{name}.json"))
 }
 
-/// Writes `data` to `path` atomically (temp file, fsync, rename), mode 0600: it holds secrets.
-fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    {
-        let mut opts = fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(data)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        f.sync_all()
-            .with_context(|| format!("syncing {}", tmp.display()))?;
-    }
-    fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    Ok(())
-}
-
-fn save_meta(dir: &Path, state: &State) -> Result<()> {
+fn save_meta(dir: &Path, state: &State) -> Result<u64> {
     let meta = Meta {
         domain: state.domain.clone(),
         service_account: state.service_account.clone(),
@@ -597,7 +586,8 @@ fn save_meta(dir: &Path, state: &State) -> Result<()> {
         mailboxes: state.mailboxes.keys().cloned().collect(),
     };
     let data = serde_json::to_vec(&meta).context("serialising state")?;
-    write_atomic(&dir.join(SNAPSHOT_FILE), &data)
+    write_atomic(&dir.join(SNAPSHOT_FILE), &data)?;
+    Ok(data.len() as u64)
 }
 
 /// One mailbox file: the mailbox plus the global sequence at the time it was written, so
@@ -614,31 +604,30 @@ struct MailboxIn {
     mailbox: Mailbox,
 }
 
-fn write_mailbox(dir: &Path, state: &State, key: &str, mb: &Mailbox) -> Result<()> {
+fn write_mailbox(dir: &Path, state: &State, key: &str, mb: &Mailbox) -> Result<u64> {
     let data = serde_json::to_vec(&MailboxOut {
         seq: state.seq,
         mailbox: mb,
     })
     .context("serialising mailbox")?;
-    write_atomic(&mailbox_file(dir, key), &data)
+    write_atomic(&mailbox_file(dir, key), &data)?;
+    Ok(data.len() as u64)
 }
 
-/// Persists one mailbox (an EWS write touches only the mailbox it acts on).
-pub(crate) fn save_mailbox(dir: &Path, state: &State, key: &str) -> Result<()> {
-    match state.mailboxes.get(key) {
-        Some(mb) => write_mailbox(dir, state, key, mb),
-        None => save(dir, state),
-    }
-}
-
-/// Persists everything (first start, control API changes).
-pub(crate) fn save(dir: &Path, state: &State) -> Result<()> {
+/// Writes the whole store as the snapshot (on start, and when the journal outgrows it);
+/// returns its size. The renames are durable when it returns, so the journal the snapshot
+/// replaces may be emptied.
+pub(crate) fn save(dir: &Path, state: &State) -> Result<u64> {
     fs::create_dir_all(dir.join(MAILBOX_DIR))
         .with_context(|| format!("creating {}", dir.join(MAILBOX_DIR).display()))?;
+    let mut size = 0;
     for (key, mb) in &state.mailboxes {
-        write_mailbox(dir, state, key, mb)?;
+        size += write_mailbox(dir, state, key, mb)?;
     }
-    save_meta(dir, state)
+    sync_dir(&dir.join(MAILBOX_DIR))?;
+    size += save_meta(dir, state)?;
+    sync_dir(dir)?;
+    Ok(size)
 }
 
 fn highest_seq(mb: &Mailbox) -> u64 {
@@ -652,7 +641,7 @@ fn highest_seq(mb: &Mailbox) -> u64 {
     folders.chain(items).chain(tombs).max().unwrap_or(0)
 }
 
-/// Loads the snapshot from `dir`, if any.
+/// Loads the snapshot from `dir`, if any, and replays the journal after it.
 pub(crate) fn load(dir: &Path) -> Result<Option<State>> {
     let p = dir.join(SNAPSHOT_FILE);
     if !p.exists() {
@@ -677,6 +666,7 @@ pub(crate) fn load(dir: &Path) -> Result<Option<State>> {
         st.seq = st.seq.max(file.seq).max(highest_seq(&file.mailbox));
         st.mailboxes.insert(key.clone(), file.mailbox);
     }
+    super::changes::replay(dir, &mut st)?;
     Ok(Some(st))
 }
 
@@ -724,7 +714,8 @@ mod tests {
         save(dir.path(), &st).unwrap();
         let back = load(dir.path()).unwrap().unwrap();
         assert_eq!(back.seq, st.seq);
-        // A mailbox written after state.json (crash between the two writes) still wins.
+        // A mailbox file newer than state.json (earlier simulators wrote one per request)
+        // still wins.
         let mut newer = back.clone();
         let seq = newer.next_seq();
         newer
@@ -733,11 +724,13 @@ mod tests {
             .folders
             .values_mut()
             .for_each(|f| f.seq = seq);
-        save_mailbox(dir.path(), &newer, "a@contoso.test").unwrap();
+        let mb = newer.mailbox("a@contoso.test").unwrap();
+        write_mailbox(dir.path(), &newer, "a@contoso.test", mb).unwrap();
         assert_eq!(load(dir.path()).unwrap().unwrap().seq, seq);
         // The sequence also survives when it was spent without touching an object.
         newer.next_seq();
-        save_mailbox(dir.path(), &newer, "a@contoso.test").unwrap();
+        let mb = newer.mailbox("a@contoso.test").unwrap();
+        write_mailbox(dir.path(), &newer, "a@contoso.test", mb).unwrap();
         assert_eq!(load(dir.path()).unwrap().unwrap().seq, seq + 1);
         assert!(back
             .mailbox("a@CONTOSO.test")

@@ -85,7 +85,7 @@ pub(super) fn handle(
             if body.get("exhaust").and_then(Value::as_bool) == Some(true) {
                 db.api.used = db.api.max;
             }
-            org.save(&db);
+            org.save(&mut db);
             json_reply(
                 StatusCode::OK,
                 &json!({"used": db.api.used, "max": db.api.max}),
@@ -103,7 +103,7 @@ pub(super) fn handle(
             db.clock_offset_seconds = db
                 .clock_offset_seconds
                 .clamp(-MAX_CLOCK_SHIFT, MAX_CLOCK_SHIFT);
-            org.save(&db);
+            org.save(&mut db);
             json_reply(
                 StatusCode::OK,
                 &json!({"offset_seconds": db.clock_offset_seconds, "now": format_datetime(db.now())}),
@@ -255,6 +255,6 @@ fn seed(org: &Org, body: &Value) -> Reply {
             Err(errors) => results.push(json!({"success": false, "errors": errors})),
         }
     }
-    org.save(&db);
+    org.save(&mut db);
     json_reply(StatusCode::OK, &json!({"users": users, "records": results}))
 }

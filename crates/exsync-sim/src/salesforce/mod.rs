@@ -5,6 +5,7 @@
 
 mod api;
 mod auth;
+mod changes;
 pub mod cli;
 mod control;
 mod schema;
@@ -103,8 +104,8 @@ impl SalesforceSim {
         let keys = auth::JwtKeys::load_or_create(dir)?;
         let schema = schema::Schema::standard();
         let state_path = dir.join("state.json");
-        let db = store::Db::load_or_create(&state_path, &schema)?;
-        db.save(&state_path)?;
+        let mut db = store::Db::load_or_create(&state_path, &schema)?;
+        let persistence = changes::Persistence::start(&state_path, &mut db)?;
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding {addr}"))?;
@@ -140,7 +141,7 @@ impl SalesforceSim {
         };
         let org = Arc::new(Org {
             schema,
-            state_path,
+            persistence: Mutex::new(persistence),
             db: Mutex::new(db),
             sessions: Mutex::new(auth::Sessions::default()),
             keys,

@@ -1,8 +1,8 @@
 //! The HTTPS front of the simulated org: TLS, connections, fault injection, the OAuth token
 //! endpoint, session checks, API allowance accounting and dispatch to the REST resources.
 
+use super::changes::Persistence;
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -88,7 +88,8 @@ pub(super) struct QueryCursor {
 /// Everything one simulated org holds.
 pub(super) struct Org {
     pub schema: Schema,
-    pub state_path: PathBuf,
+    /// Where committed writes go; locked after `db`, never before.
+    pub persistence: Mutex<Persistence>,
     pub db: Mutex<Db>,
     pub sessions: Mutex<Sessions>,
     pub keys: JwtKeys,
@@ -107,8 +108,9 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Org {
-    pub(super) fn save(&self, db: &Db) {
-        if let Err(e) = db.save(&self.state_path) {
+    /// Makes what `db` changed since the last commit durable (a journal record, fsync'd).
+    pub(super) fn save(&self, db: &mut Db) {
+        if let Err(e) = lock(&self.persistence).commit(db) {
             tracing::error!(error = %e, "saving the simulated org failed");
         }
     }
@@ -411,7 +413,7 @@ fn data(
     let (mut reply, wrote) = api::route(&ctx, &mut db, method, route, body);
     // The allowance is part of the org's state even when nothing else changed.
     if wrote || db.api.used % 50 == 0 {
-        org.save(&db);
+        org.save(&mut db);
     }
     add_limit_header(&mut reply, &db);
     reply

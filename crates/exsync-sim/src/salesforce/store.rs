@@ -1,7 +1,8 @@
 //! The org's data: records of every object (deleted ones kept for queryAll and getDeleted),
-//! validated and stamped the way Salesforce does, saved as one JSON snapshot after each write.
+//! validated and stamped the way Salesforce does. On disk: one JSON snapshot and the journal
+//! of the writes since (see [`super::changes`]), so a write costs the size of its records.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use anyhow::Context;
@@ -68,6 +69,12 @@ pub(super) struct Db {
     /// Shift applied to the wall clock, so tests can age cursors past Salesforce's windows.
     #[serde(default)]
     pub clock_offset_seconds: i64,
+    /// (object, id) of the records written since the last commit to the journal.
+    #[serde(skip)]
+    touched: BTreeSet<(String, String)>,
+    /// How many entries of `deleted_log` the snapshot and journal hold.
+    #[serde(skip)]
+    journaled_deletions: usize,
 }
 
 pub(super) const DEFAULT_DAILY_ALLOWANCE: u64 = 100_000;
@@ -106,6 +113,8 @@ impl Db {
                 window_start: now,
             },
             clock_offset_seconds: 0,
+            touched: BTreeSet::new(),
+            journaled_deletions: 0,
         };
         db.settings.org_id = db.mint_id("00D");
         let admin = db.seed_profile(schema, "System Administrator", now)?;
@@ -173,24 +182,51 @@ impl Db {
         (Utc::now() + Duration::seconds(self.clock_offset_seconds)).trunc_subsecs(0)
     }
 
+    /// The snapshot at `path` with the journal beside it replayed, or a fresh org.
     pub(super) fn load_or_create(path: &Path, schema: &Schema) -> anyhow::Result<Db> {
         if path.exists() {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+            let mut db: Db = serde_json::from_str(&text)
+                .with_context(|| format!("parsing {}", path.display()))?;
+            super::changes::replay(path, &mut db)?;
+            Ok(db)
         } else {
             Db::fresh(schema)
         }
     }
 
-    /// Writes the snapshot next to its final name and renames it over, so a crash leaves
-    /// either the old or the new state.
-    pub(super) fn save(&self, path: &Path) -> anyhow::Result<()> {
-        let tmp = path.with_extension("json.tmp");
+    /// Writes the snapshot next to its final name (mode 0600: it holds the client secret),
+    /// fsyncs it and renames it over, so a crash leaves either the old or the new state.
+    /// Returns its size.
+    pub(super) fn save(&self, path: &Path) -> anyhow::Result<u64> {
         let text = serde_json::to_vec(self).context("serialising the org state")?;
-        std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-        Ok(())
+        crate::journal::write_atomic(path, &text)?;
+        if let Some(dir) = path.parent() {
+            crate::journal::sync_dir(dir)?;
+        }
+        Ok(text.len() as u64)
+    }
+
+    /// Notes that a record is written, for the next commit to the journal.
+    fn touch(&mut self, object: &str, id: &str) {
+        self.touched.insert((object.to_owned(), id.to_owned()));
+    }
+
+    /// The records written since the last commit, as (object, id).
+    pub(super) fn touched(&self) -> impl Iterator<Item = &(String, String)> {
+        self.touched.iter()
+    }
+
+    /// How many entries of the deletion log were committed.
+    pub(super) fn journaled_deletions(&self) -> usize {
+        self.journaled_deletions
+    }
+
+    /// Marks everything so far as committed (after a journal record or a snapshot).
+    pub(super) fn journaled(&mut self) {
+        self.touched.clear();
+        self.journaled_deletions = self.deleted_log.len();
     }
 
     /// A new 18-character id with the object's key prefix. Serials are fixed-width so ids
@@ -276,6 +312,7 @@ impl Db {
         for field in ["CreatedById", "LastModifiedById"] {
             rec.insert(field.into(), Value::String(actor.clone()));
         }
+        self.touch(def.name, &id);
         self.records
             .entry(def.name.to_owned())
             .or_default()
@@ -335,6 +372,7 @@ impl Db {
             rec.insert("LastModifiedById".into(), Value::String(actor));
         }
         self.defaults_and_rules(schema, def, &mut rec, &input, true)?;
+        self.touch(def.name, &id);
         self.records
             .entry(def.name.to_owned())
             .or_default()
@@ -401,6 +439,7 @@ impl Db {
         };
         rec.insert("LastModifiedById".into(), Value::String(actor));
         self.defaults_and_rules(schema, def, &mut rec, &input, false)?;
+        self.touch(def.name, &full);
         self.records
             .entry(def.name.to_owned())
             .or_default()
@@ -452,6 +491,7 @@ impl Db {
                 r.insert("LastModifiedDate".into(), Value::String(stamp));
             }
         }
+        self.touch(def.name, &full);
         self.deleted_log.push(DeletedEntry {
             object: def.name.to_owned(),
             id: full.clone(),

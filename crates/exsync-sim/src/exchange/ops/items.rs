@@ -404,6 +404,7 @@ fn update_one(ctx: &mut Ctx<'_>, change: &Element, mode: &str) -> Result<String,
     let now = now_string();
     let mbkey = ctx.mailbox.clone();
     let mb = ctx.mb_mut()?;
+    mb.changed_in_place(id);
     let item = mb.items.get_mut(&id).ok_or_else(item_not_found)?;
     let mut props = match index {
         Some(i) => item
@@ -565,11 +566,9 @@ pub(crate) fn delete_item(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
             let seq = ctx.next_seq();
             match index {
                 Some(i) => {
-                    let item = ctx
-                        .mb_mut()?
-                        .items
-                        .get_mut(&id)
-                        .ok_or_else(item_not_found)?;
+                    let mb = ctx.mb_mut()?;
+                    mb.changed_in_place(id);
+                    let item = mb.items.get_mut(&id).ok_or_else(item_not_found)?;
                     item.deleted_occurrences.insert(i);
                     item.modified_occurrences.remove(&i);
                     item.seq = seq;

@@ -1,0 +1,226 @@
+//! What one committed request changed in the mailbox store, as a journal record, and how a
+//! record is replayed on load (see [`crate::journal`]).
+//!
+//! Changes are found from the sequence numbers every write takes, not by comparing the
+//! store: an object written since the request began has a sequence above the one the
+//! request started at, new items and folders are keyed by that sequence (so they sit at the
+//! end of their maps), and every removal appends a tombstone. The one exception, an item
+//! changed in place, is named in [`Mailbox::changed_in_place`]. So a record costs the size of
+//! the change plus a walk of the mailbox's few folders.
+
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::store::{self, Folder, Item, Mailbox, State, Tombstone};
+use crate::journal::{self, Journal};
+
+/// The journal beside the snapshot in a data directory.
+pub(crate) const JOURNAL_FILE: &str = "journal.jsonl";
+
+/// One committed request: the global sequence after it and what it did to each mailbox.
+#[derive(Serialize, Deserialize)]
+struct Commit<'a> {
+    seq: u64,
+    mailboxes: Vec<MailboxChange<'a>>,
+}
+
+/// A mailbox's fields (always, they are small) and the objects one request wrote or removed.
+/// Tombstones carry the index they start at, so replaying a record twice adds them once.
+#[derive(Serialize, Deserialize)]
+struct MailboxChange<'a> {
+    key: String,
+    address: String,
+    display_name: String,
+    impersonation: bool,
+    redirect_addr: Option<String>,
+    redirect_url: Option<String>,
+    #[serde(default)]
+    folders: Vec<Cow<'a, Folder>>,
+    #[serde(default)]
+    folders_gone: Vec<u64>,
+    #[serde(default)]
+    items: Vec<Cow<'a, Item>>,
+    #[serde(default)]
+    items_gone: Vec<u64>,
+    #[serde(default)]
+    tombstones_at: usize,
+    #[serde(default)]
+    tombstones: Vec<Cow<'a, Tombstone>>,
+    #[serde(default)]
+    folder_tombstones_at: usize,
+    #[serde(default)]
+    folder_tombstones: Vec<Cow<'a, Tombstone>>,
+}
+
+/// Index of the first tombstone written after sequence `since` (they are appended in order).
+fn first_after(tombstones: &[Tombstone], since: u64) -> usize {
+    tombstones
+        .iter()
+        .rposition(|t| t.seq <= since)
+        .map_or(0, |i| i + 1)
+}
+
+/// What the request that started at sequence `since` did to `mb`.
+fn change_of<'a>(key: &str, mb: &'a Mailbox, since: u64) -> MailboxChange<'a> {
+    let mut ids: BTreeSet<u64> = mb.items.range(since + 1..).map(|(id, _)| *id).collect();
+    ids.extend(mb.touched.iter().filter(|id| mb.items.contains_key(id)));
+    #[cfg(debug_assertions)]
+    for item in mb.items.values().filter(|i| i.seq > since) {
+        debug_assert!(
+            ids.contains(&item.id),
+            "item {} was written without being journaled",
+            item.id
+        );
+    }
+    let tombstones_at = first_after(&mb.tombstones, since);
+    let folder_tombstones_at = first_after(&mb.folder_tombstones, since);
+    let tombstones = &mb.tombstones[tombstones_at..];
+    let folder_tombstones = &mb.folder_tombstones[folder_tombstones_at..];
+    MailboxChange {
+        key: key.to_owned(),
+        address: mb.address.clone(),
+        display_name: mb.display_name.clone(),
+        impersonation: mb.impersonation,
+        redirect_addr: mb.redirect_addr.clone(),
+        redirect_url: mb.redirect_url.clone(),
+        folders: mb
+            .folders
+            .values()
+            .filter(|f| f.seq > since || f.id > since)
+            .map(Cow::Borrowed)
+            .collect(),
+        folders_gone: folder_tombstones
+            .iter()
+            .map(|t| t.id)
+            .filter(|id| !mb.folders.contains_key(id))
+            .collect(),
+        items: ids
+            .iter()
+            .filter_map(|id| mb.items.get(id))
+            .map(Cow::Borrowed)
+            .collect(),
+        items_gone: tombstones
+            .iter()
+            .map(|t| t.id)
+            .filter(|id| !mb.items.contains_key(id))
+            .collect(),
+        tombstones_at,
+        tombstones: tombstones.iter().map(Cow::Borrowed).collect(),
+        folder_tombstones_at,
+        folder_tombstones: folder_tombstones.iter().map(Cow::Borrowed).collect(),
+    }
+}
+
+/// Appends `new` (which starts at index `at` of the record's list) to `list`, skipping what a
+/// snapshot already holds.
+fn extend_at(list: &mut Vec<Tombstone>, at: usize, new: Vec<Cow<'_, Tombstone>>) -> Result<()> {
+    if list.len() < at {
+        bail!(
+            "tombstones start at {at} but only {} precede them",
+            list.len()
+        );
+    }
+    let known = list.len() - at;
+    list.extend(new.into_iter().skip(known).map(Cow::into_owned));
+    Ok(())
+}
+
+fn apply(st: &mut State, commit: Commit<'_>) -> Result<()> {
+    st.seq = st.seq.max(commit.seq);
+    for c in commit.mailboxes {
+        let mb = st.mailboxes.entry(c.key).or_default();
+        mb.address = c.address;
+        mb.display_name = c.display_name;
+        mb.impersonation = c.impersonation;
+        mb.redirect_addr = c.redirect_addr;
+        mb.redirect_url = c.redirect_url;
+        for id in c.folders_gone {
+            mb.folders.remove(&id);
+        }
+        for f in c.folders {
+            mb.folders.insert(f.id, f.into_owned());
+        }
+        for id in c.items_gone {
+            mb.items.remove(&id);
+        }
+        for item in c.items {
+            mb.items.insert(item.id, item.into_owned());
+        }
+        extend_at(&mut mb.tombstones, c.tombstones_at, c.tombstones)?;
+        extend_at(
+            &mut mb.folder_tombstones,
+            c.folder_tombstones_at,
+            c.folder_tombstones,
+        )?;
+    }
+    Ok(())
+}
+
+/// Replays the journal in `dir` over `st`, the snapshot loaded from there.
+pub(crate) fn replay(dir: &Path, st: &mut State) -> Result<()> {
+    journal::replay(&dir.join(JOURNAL_FILE), |commit: Commit<'static>| {
+        apply(st, commit)
+    })
+}
+
+/// The store's persistence: the snapshot in the data directory and the journal after it.
+#[derive(Debug)]
+pub(crate) struct Persistence {
+    dir: std::path::PathBuf,
+    journal: Journal,
+}
+
+impl Persistence {
+    /// Writes `st` as the snapshot in `dir` and starts an empty journal after it (on every
+    /// start, which also drops a torn line a crash left).
+    pub(crate) fn start(dir: &Path, st: &State) -> Result<Persistence> {
+        let snapshot_len = store::save(dir, st)?;
+        let journal = Journal::start_empty(&dir.join(JOURNAL_FILE), snapshot_len)?;
+        Ok(Persistence {
+            dir: dir.to_owned(),
+            journal,
+        })
+    }
+
+    /// Makes durable what the request that started at sequence `since` did to the mailboxes
+    /// `keys` (lower-case addresses). Returns once the change is fsync'd; a snapshot may
+    /// follow, whose failure only leaves the journal longer.
+    pub(crate) fn commit(&mut self, st: &mut State, since: u64, keys: &[String]) -> Result<()> {
+        let result = if self.journal.wants_snapshot() {
+            self.snapshot(st)
+        } else {
+            let record = Commit {
+                seq: st.seq,
+                mailboxes: keys
+                    .iter()
+                    .filter_map(|k| st.mailboxes.get(k).map(|mb| change_of(k, mb, since)))
+                    .collect(),
+            };
+            self.journal.append(&record)
+        };
+        for k in keys {
+            if let Some(mb) = st.mailboxes.get_mut(k) {
+                mb.touched.clear();
+            }
+        }
+        result?;
+        if self.journal.wants_snapshot() {
+            if let Err(e) = self.snapshot(st) {
+                tracing::warn!(error = %e, "writing a snapshot failed; the journal keeps growing");
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the whole store as the snapshot and empties the journal.
+    fn snapshot(&mut self, st: &State) -> Result<()> {
+        let snapshot_len = store::save(&self.dir, st)?;
+        self.journal
+            .snapshot_written(snapshot_len)
+            .context("emptying the journal after a snapshot")
+    }
+}
