@@ -1,19 +1,27 @@
 //! The Exchange steps: the stored password, DNS, Autodiscover, TLS, the authentication
 //! schemes offered, EWS itself with the service account's credentials, impersonation of the
-//! mailbox and access to its calendar and contacts folder.
+//! mailbox and access to its calendar and its contact sync folder (the one the passes use, found
+//! by the id the state database holds).
 
 use std::net::SocketAddr;
 
 use bytes::Bytes;
+use exsync_core::config::{ExsyncConfig, StoreConfig};
+use exsync_core::{ItemKind, UserKey};
 use exsync_ews::diagnostics::{chosen_scheme as choose, offered_schemes as offered, Scheme};
-use exsync_ews::{AuthMode, Credentials, EwsClient, EwsConfig, EwsError, Resolve};
+use exsync_ews::{
+    AuthMode, Credentials, EwsClient, EwsConfig, EwsError, FolderPlace, FolderRef, MailboxClient,
+    Resolve,
+};
 use exsync_ews::{Autodiscover, AutodiscoverConfig};
+use exsync_store::{SqliteStore, SyncState};
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 use url::Url;
 
 use super::net::{handshake, resolve, TIMEOUT};
 use super::{Inputs, Outcome, Step};
+use crate::sync::pass::folder_cursor;
 
 const PASSWORD: &str = "Service account password";
 const DNS: &str = "DNS";
@@ -306,15 +314,7 @@ pub(super) async fn checks(inputs: &Inputs) -> Vec<Step> {
                 "calendar folder of {mailbox_address} read (id {}…)",
                 folder.id.chars().take(12).collect::<String>()
             )));
-            steps.push(match mailbox.ensure_contacts_folder().await {
-                Ok(_) => Step::new(CONTACTS, Outcome::Pass).saw(format!(
-                    "Contacts/{} of {mailbox_address} is there (created now if it was missing, as the first pass would)",
-                    x.sync_folder
-                )),
-                Err(e) => Step::new(CONTACTS, Outcome::Fail)
-                    .saw(e.to_string())
-                    .fix(format!("check that {svc} may create and read folders under Contacts in {mailbox_address}")),
-            });
+            steps.push(contacts_step(&mailbox, config, &mailbox_address, svc).await);
         }
         Err(e) => {
             let code = response_code(&e).map(str::to_owned);
@@ -357,6 +357,105 @@ pub(super) async fn checks(inputs: &Inputs) -> Vec<Step> {
         }
     }
     steps
+}
+
+/// The contact sync folder, looked up as the passes do: by the id the state database stores
+/// for the mailbox, wherever its user has renamed or moved it since. Only a mailbox no pass
+/// has stored a folder for is looked up by the configured name (and the folder made, as the
+/// first pass would); a folder the passes used and its user deleted is reported, not made
+/// again: the next pass does that, and copies the synced CRM contacts into it.
+async fn contacts_step(
+    mailbox: &MailboxClient,
+    config: &ExsyncConfig,
+    address: &str,
+    svc: &str,
+) -> Step {
+    let name = &config.exchange.sync_folder;
+    let access_fix =
+        || format!("check that {svc} may create and read folders under Contacts in {address}");
+    let stored = match stored_contact_folder(config, address).await {
+        Ok(stored) => stored,
+        // Looking it up by name could make a second folder beside the one the passes use.
+        Err(reason) => {
+            return Step::new(CONTACTS, Outcome::Warn)
+                .saw(format!(
+                    "the state database could not be read ({reason}), so the folder the passes \
+                     sync into for {address} is not known; it was not looked for by name"
+                ))
+                .fix("run the check where the state database (store.path) can be read")
+        }
+    };
+    let Some((id, change_key)) = stored else {
+        return match mailbox.ensure_contacts_folder().await {
+            Ok(_) => Step::new(CONTACTS, Outcome::Pass).saw(format!(
+                "Contacts/{name} of {address} is there (created now if it was missing, as the first pass would)"
+            )),
+            Err(e) => Step::new(CONTACTS, Outcome::Fail)
+                .saw(e.to_string())
+                .fix(access_fix()),
+        };
+    };
+    let short: String = id.chars().take(12).collect();
+    let folder = FolderRef {
+        id,
+        change_key,
+        distinguished: false,
+    };
+    match mailbox.folder_place(&folder).await {
+        Ok(FolderPlace::Live(_)) => Step::new(CONTACTS, Outcome::Pass).saw(format!(
+            "the contact sync folder of {address} that the passes use (id {short}…) is there, \
+             found by its id: its user may have renamed or moved it from Contacts/{name}, and \
+             the passes keep syncing into it"
+        )),
+        Ok(place) => {
+            let how = if place == FolderPlace::Deleted {
+                "deleted into Deleted Items (or Recoverable Items)"
+            } else {
+                "deleted for good"
+            };
+            Step::new(CONTACTS, Outcome::Warn)
+                .saw(format!(
+                    "the contact sync folder of {address} that the passes used (id {short}…) was {how}"
+                ))
+                .fix(format!(
+                    "nothing is needed: the next pass makes a new Contacts/{name} and copies the \
+                     user's synced CRM contacts into it, deleting none in the CRM; to keep the \
+                     old folder instead, restore it before then"
+                ))
+        }
+        Err(e) => Step::new(CONTACTS, Outcome::Fail)
+            .saw(e.to_string())
+            .fix(access_fix()),
+    }
+}
+
+/// The contact sync folder (id and change key) the state database stores for the mailbox, if
+/// a pass stored one. Without a state database (the first check before go-live) there is
+/// none; it is never created here.
+async fn stored_contact_folder(
+    config: &ExsyncConfig,
+    address: &str,
+) -> Result<Option<(String, String)>, String> {
+    let path = match &config.store {
+        StoreConfig::Sqlite { path } if path.exists() => path.clone(),
+        _ => return Ok(None),
+    };
+    let scope = folder_cursor(&UserKey::from_email(address), ItemKind::Contact);
+    let read = tokio::task::spawn_blocking(move || {
+        let store = SqliteStore::open(&path).map_err(|e| e.to_string())?;
+        store.cursor(&scope).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    /// The folder cursor as `sync/pass/cursor.rs` stores it, of which only the folder counts
+    /// here; a cursor stored before folders were, a bare SyncState, names none.
+    #[derive(serde::Deserialize)]
+    struct Stored {
+        folder: Option<(String, String)>,
+    }
+    Ok(read
+        .and_then(|text| serde_json::from_str::<Stored>(&text).ok())
+        .and_then(|stored| stored.folder))
 }
 
 /// Basic puts the service account's password on every request, merely base64-encoded: anyone
