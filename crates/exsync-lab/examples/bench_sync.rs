@@ -285,5 +285,34 @@ async fn main() -> Result<()> {
         },
         figures[2].crm_calls
     );
+    println!(
+        "\nCPU (user+sys) per pass. exsync: the `exsync sync` child alone. simulators: this \
+         process, which hosts both simulators (and the benchmark's own polling)\n"
+    );
+    println!(
+        "{:<16} {:>13} {:>13} {:>14} {:>17} {:>12}",
+        "pass", "exsync CPU s", "exsync µs/it", "exsync ms/usr", "simulators CPU s", "sims/exsync"
+    );
+    for f in &figures {
+        let exsync = f.exsync_cpu.as_secs_f64();
+        let per_item = if f.items == 0 {
+            "-".to_owned()
+        } else {
+            format!("{:.0}", exsync * 1e6 / f.items as f64)
+        };
+        println!(
+            "{:<16} {:>13.2} {:>13} {:>14.1} {:>17.2} {:>12.2}",
+            f.phase,
+            exsync,
+            per_item,
+            exsync * 1e3 / users as f64,
+            f.sims_cpu.as_secs_f64(),
+            f.sims_cpu.as_secs_f64() / exsync.max(1e-6)
+        );
+    }
+    println!(
+        "\nwhole run (start, seeding, four passes): {:.1}s",
+        whole_run.elapsed().as_secs_f64()
+    );
     Ok(())
 }
