@@ -484,26 +484,33 @@ impl MailboxClient {
         folders::read_folder(&message).ok_or_else(|| self.protocol("GetFolder without a folder id"))
     }
 
-    /// Finds our contact folder under Contacts, creating it the first time.
+    /// Our contact folder under Contacts, made the first time.
     pub async fn ensure_contacts_folder(&self) -> Result<FolderRef, EwsError> {
-        let name = self.client.config.contacts_folder.clone();
-        if let Some(found) = self.find_contacts_folder(&name).await? {
-            return Ok(found);
-        }
+        Ok(self.create_contacts_folder().await?.0)
+    }
+
+    /// Our contact folder under Contacts, and whether this call made it (it then holds
+    /// nothing yet, so there is nothing to list). CreateFolder goes first: a mailbox meets
+    /// exsync once, and on that first contact the folder is usually missing, so looking for it
+    /// first would cost a FindFolder per mailbox for nothing. When it exists already (Lightning
+    /// Sync made it, another worker did, or a retried request), FindFolder finds it.
+    pub async fn create_contacts_folder(&self) -> Result<(FolderRef, bool), EwsError> {
+        let name = &self.client.config.contacts_folder;
         let created = self
             .single(
                 "CreateFolder",
-                &folders::create_contacts_folder("contacts", &name),
+                &folders::create_contacts_folder("contacts", name),
                 Idempotent::No,
             )
             .await;
         match created {
             Ok(message) => folders::read_folder(&message)
+                .map(|folder| (folder, true))
                 .ok_or_else(|| self.protocol("CreateFolder without a folder id")),
-            // Another worker (or a retried request) made it meanwhile.
             Err(EwsError::Response { error, .. }) if error.code == "ErrorFolderExists" => self
-                .find_contacts_folder(&name)
+                .find_contacts_folder(name)
                 .await?
+                .map(|folder| (folder, false))
                 .ok_or_else(|| self.protocol(format!("{name} exists but cannot be found"))),
             Err(e) => Err(e),
         }
@@ -559,6 +566,7 @@ impl MailboxClient {
             let up = FolderRef {
                 id: at,
                 change_key: String::new(),
+                distinguished: false,
             };
             let message = match self
                 .single(

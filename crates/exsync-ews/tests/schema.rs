@@ -140,6 +140,7 @@ fn every_request_body_is_schema_valid() {
     let folder = FolderRef {
         id: "AAMkFolder=".into(),
         change_key: "AQ".into(),
+        distinguished: false,
     };
     let item = ItemRef {
         id: ExchangeId::new("AAMkItem="),
@@ -183,6 +184,15 @@ fn every_request_body_is_schema_valid() {
         (
             "delete_events".into(),
             items::delete_items(ItemKind::Event, std::slice::from_ref(&item.id)),
+        ),
+        // The calendar is named by its role, never looked up.
+        (
+            "sync_calendar".into(),
+            sync::request(&FolderRef::distinguished("calendar"), None, 512),
+        ),
+        (
+            "find_tag_in_calendar".into(),
+            items::find_by_crm_id(&FolderRef::distinguished("calendar"), &crm),
         ),
         ("find_tag".into(), items::find_by_crm_id(&folder, &crm)),
         (
@@ -232,7 +242,11 @@ fn every_request_body_is_schema_valid() {
         write_event(&mut w, &e, Some(&crm));
         bodies.push((
             format!("create_event_{i}"),
-            items::create_items(ItemKind::Event, &folder, &[w.finish()]),
+            items::create_items(
+                ItemKind::Event,
+                &FolderRef::distinguished("calendar"),
+                &[w.finish()],
+            ),
         ));
         let updates = event_updates(&e, &all_event).unwrap();
         bodies.push((
@@ -294,6 +308,7 @@ fn validator_rejects_an_invalid_body() {
     let folder = FolderRef {
         id: "F".into(),
         change_key: String::new(),
+        distinguished: false,
     };
     let bad = sync::request(&folder, None, 512).replace(">512<", ">513<");
     std::fs::write(dir.path().join("bad.xml"), envelope("a@x.test", &bad)).unwrap();

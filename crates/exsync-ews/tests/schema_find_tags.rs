@@ -14,6 +14,7 @@ fn searches_by_tag_are_schema_valid() {
     let folder = SearchFolder::Folder(FolderRef {
         id: "AAMkFolder=".into(),
         change_key: "AQ".into(),
+        distinguished: false,
     });
     let one = [CrmId::new("003000000000001AAA")];
     let many: Vec<CrmId> = (0..items::TAGS_PER_FIND)

@@ -1,11 +1,13 @@
 //! End to end: the sync service against both simulators through the real connectors.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use exsync_engine::sync::service::PassOptions;
 use exsync_lab::{Lab, LabOptions, Seed};
 use exsync_testkit::cli::Cli;
+use serde_json::json;
 
 async fn settle() {
     // The CRM connector leaves records stamped within the last second for the next pass.
@@ -173,4 +175,78 @@ async fn no_secret_is_left_in_the_database_the_wire_trace_or_the_logs() {
         assert!(!text.contains(&password), "the password is in {what}");
         assert!(!text.contains(&key_line), "the private key is in {what}");
     }
+}
+
+/// Requests per operation the Exchange simulator counted, and calls per endpoint the Salesforce
+/// simulator counted, since their counters were last reset.
+async fn requests(lab: &Lab) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
+    let ews = lab
+        .exchange_control(reqwest::Method::GET, "/counters", &json!({}))
+        .await
+        .unwrap();
+    let crm = lab
+        .crm_control(reqwest::Method::GET, "/counters", &json!({}))
+        .await
+        .unwrap();
+    (
+        serde_json::from_value(ews["requests_per_operation"].clone()).unwrap(),
+        serde_json::from_value(crm["counters"].clone()).unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_sync_asks_each_mailbox_only_what_it_must() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = Lab::start(LabOptions::new(dir.path(), 3)).await.unwrap();
+    lab.seed(&Seed {
+        crm_contacts: 150,
+        ..Seed::default()
+    })
+    .await
+    .unwrap();
+    settle().await;
+    for path in ["/counters"] {
+        lab.exchange_control(reqwest::Method::DELETE, path, &json!({}))
+            .await
+            .unwrap();
+        lab.crm_control(reqwest::Method::DELETE, path, &json!({}))
+            .await
+            .unwrap();
+    }
+    let first = lab.syncer.run_pass(&PassOptions::default()).await.unwrap();
+    assert_eq!(first.failed_users(), 0, "{first:#?}");
+    let (ews, crm) = requests(&lab).await;
+    // Per mailbox: the sync folder is made without looking for it first and not listed (it is
+    // empty), the calendar is named by its role and listed once, and 150 contacts go in two
+    // batches.
+    let expected: BTreeMap<String, u64> = [
+        ("CreateFolder", 3),
+        ("SyncFolderItems", 3),
+        ("CreateItem", 6),
+    ]
+    .into_iter()
+    .map(|(op, n)| (op.to_owned(), n))
+    .collect();
+    assert_eq!(ews, expected, "EWS requests of the first sync");
+    // A first read lists every record there is: the delete log has nothing to add.
+    let deleted: u64 = crm
+        .iter()
+        .filter(|(endpoint, _)| endpoint.contains("deleted"))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(deleted, 0, "CRM calls of the first sync: {crm:#?}");
+
+    // The next pass lists the folders from their start, finds exsync's own copies and
+    // writes nothing.
+    settle().await;
+    let second = lab.syncer.run_pass(&PassOptions::default()).await.unwrap();
+    assert!(
+        second
+            .users
+            .iter()
+            .all(|u| u.counts.created + u.counts.updated + u.counts.deleted == 0),
+        "{second:#?}"
+    );
+    let check = lab.convergence().await.unwrap();
+    assert!(check.converged(), "{:#?}", check.problems);
 }

@@ -48,6 +48,10 @@ pub struct ExchangeConnection {
     /// The folders the stored cursors name ([`MailboxSide::known_folder`]): where the user's
     /// contact folder is checked for (renamed, moved, deleted) before it is used.
     hints: Mutex<HashMap<(UserKey, ItemKind), FolderRef>>,
+    /// Contact folders a pass made ready ([`MailboxSide::prepare`]) by making them, and has
+    /// neither listed nor written to since: they hold nothing, so their first listing is
+    /// skipped (the next pass lists them from the start).
+    made: Mutex<HashSet<(UserKey, ItemKind)>>,
 }
 
 impl ExchangeConnection {
@@ -58,7 +62,16 @@ impl ExchangeConnection {
             endpoint,
             folders: Mutex::new(HashMap::new()),
             hints: Mutex::new(HashMap::new()),
+            made: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// Takes the mark of a folder a pass made and has not listed or written to since.
+    fn take_made(&self, user: &UserKey, kind: ItemKind) -> bool {
+        self.made
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(user.clone(), kind))
     }
 
     fn hint(&self, user: &UserKey, kind: ItemKind) -> Option<FolderRef> {
@@ -105,8 +118,9 @@ impl ExchangeConnection {
             return Ok(folder);
         }
         let folder = match kind {
-            ItemKind::Contact => self.contact_folder(mailbox, user).await,
-            ItemKind::Event => mailbox.calendar_folder().await,
+            ItemKind::Contact => self.contact_folder(mailbox, user).await.map(|(f, _)| f),
+            // Every request can name the calendar by its role: no lookup.
+            ItemKind::Event => Ok(FolderRef::distinguished("calendar")),
         }
         .map_err(side_error)?;
         self.remember(user, kind, folder.clone());
@@ -115,24 +129,24 @@ impl ExchangeConnection {
 
     /// The user's contact folder: the one the stored cursor names, wherever the user put it
     /// or whatever they renamed it to; our folder under Contacts (created when missing) when
-    /// no cursor names one, or the one it names was deleted.
+    /// no cursor names one, or the one it names was deleted. Says whether it was made now.
     async fn contact_folder(
         &self,
         mailbox: &MailboxClient,
         user: &UserKey,
-    ) -> Result<FolderRef, EwsError> {
+    ) -> Result<(FolderRef, bool), EwsError> {
         let Some(hint) = self.hint(user, ItemKind::Contact) else {
-            return mailbox.ensure_contacts_folder().await;
+            return mailbox.create_contacts_folder().await;
         };
         match mailbox.folder_place(&hint).await? {
-            FolderPlace::Live(folder) => Ok(folder),
+            FolderPlace::Live(folder) => Ok((folder, false)),
             place => {
                 let how = if place == FolderPlace::Deleted {
                     "deleted into Deleted Items (or Recoverable Items)"
                 } else {
                     "deleted for good"
                 };
-                let folder = mailbox.ensure_contacts_folder().await?;
+                let (folder, made) = mailbox.create_contacts_folder().await?;
                 tracing::warn!(
                     user = %user,
                     old_folder = %hint.id,
@@ -142,7 +156,7 @@ impl ExchangeConnection {
                      to Exchange; nothing is deleted in the CRM for it.",
                     self.client.config().contacts_folder
                 );
-                Ok(folder)
+                Ok((folder, made))
             }
         }
     }
@@ -205,10 +219,19 @@ impl ExchangeConnection {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|(u, _), _| u != user);
+        self.made
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(u, _)| u != user);
         if let Endpoint::Discovered(autodiscover) = &self.endpoint {
             autodiscover.invalidate(user.as_str());
         }
     }
+}
+
+/// The folder to store with the cursor: one found by id; none for one named by its role.
+fn stored_folder(folder: &FolderRef) -> Option<(String, String)> {
+    (!folder.distinguished).then(|| (folder.id.clone(), folder.change_key.clone()))
 }
 
 /// Connector errors in the terms the service acts on.
@@ -251,33 +274,45 @@ impl MailboxSide for ExchangeConnection {
 
     async fn prepare(&self, user: &UserKey) -> SideResult<()> {
         let mailbox = self.mailbox(user).await?;
-        self.folder(&mailbox, user, ItemKind::Contact)
+        let kind = ItemKind::Contact;
+        if self.cached(user, kind).is_some() {
+            return Ok(());
+        }
+        let (folder, made) = self
+            .contact_folder(&mailbox, user)
             .await
-            .map(|_| ())
+            .map_err(side_error)?;
+        self.remember(user, kind, folder);
+        if made {
+            self.made
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert((user.clone(), kind));
+        }
+        Ok(())
     }
 
     /// The contact folder is looked at again at the start of each pass (one GetFolder): its
-    /// user may have renamed, moved or deleted it since. The calendar cannot be any of these.
+    /// user may have renamed, moved or deleted it since. The calendar cannot be any of these,
+    /// and is named by its role anyway.
     fn known_folder(&self, user: &UserKey, kind: ItemKind, folder: &(String, String)) {
-        let (id, change_key) = folder.clone();
-        let folder = FolderRef { id, change_key };
-        match kind {
-            ItemKind::Contact => {
-                self.hints
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert((user.clone(), kind), folder);
-                self.folders
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&(user.clone(), kind));
-            }
-            ItemKind::Event => {
-                if self.cached(user, kind).is_none() {
-                    self.remember(user, kind, folder);
-                }
-            }
+        if kind != ItemKind::Contact {
+            return;
         }
+        let (id, change_key) = folder.clone();
+        let folder = FolderRef {
+            id,
+            change_key,
+            distinguished: false,
+        };
+        self.hints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((user.clone(), kind), folder);
+        self.folders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(user.clone(), kind));
     }
 
     async fn changes_page(
@@ -289,14 +324,33 @@ impl MailboxSide for ExchangeConnection {
         let mailbox = self.mailbox(user).await?;
         let mut folder = self.folder(&mailbox, user, kind).await?;
         let mut restarted = false;
+        let cursor_given = cursor.is_some();
         // A cursor of a folder that was deleted and made again means nothing in the new one.
         let replaced = |folder: &FolderRef| {
             cursor.is_some() && self.hint(user, kind).is_some_and(|h| h.id != folder.id)
         };
-        let mut cursor = cursor;
+        // An empty cursor is the folder's start (see below): what is listed from it is the
+        // whole folder, so a synced item missing from it was deleted.
+        let mut cursor = cursor.filter(|c| !c.is_empty());
+        if cursor.is_none() && cursor_given {
+            restarted = true;
+        }
         if replaced(&folder) {
             restarted = true;
             cursor = None;
+        }
+        if cursor.is_none() && self.take_made(user, kind) {
+            // Made by this pass: nothing to list. The empty cursor has the next pass list the
+            // folder from its start, which then holds what this pass wrote, as a cursor taken
+            // now would.
+            return Ok(MailboxPage {
+                upserts: Vec::new(),
+                deleted: Vec::new(),
+                cursor: String::new(),
+                last: true,
+                restarted,
+                folder: stored_folder(&folder),
+            });
         }
         let listing = match mailbox.list_page(kind, &folder, cursor).await {
             Ok(listing) => listing,
@@ -338,7 +392,7 @@ impl MailboxSide for ExchangeConnection {
             cursor: listing.state,
             last: listing.last,
             restarted,
-            folder: Some((folder.id, folder.change_key)),
+            folder: stored_folder(&folder),
         })
     }
 
@@ -360,6 +414,8 @@ impl MailboxSide for ExchangeConnection {
     ) -> SideResult<Vec<WriteResult>> {
         let mailbox = self.mailbox(user).await?;
         let folder = self.folder(&mailbox, user, kind).await?;
+        // Written to, the folder is no longer known to be empty.
+        self.take_made(user, kind);
         let mut results: Vec<Option<WriteResult>> = vec![None; writes.len()];
         let mut creates = (Vec::new(), Vec::new());
         let mut updates = (Vec::new(), Vec::new());

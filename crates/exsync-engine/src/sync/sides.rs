@@ -291,7 +291,8 @@ pub struct MailboxPage {
     pub upserts: Vec<(ExchangeId, String)>,
     /// Items deleted since the cursor.
     pub deleted: Vec<ExchangeId>,
-    /// The cursor covering this page and the ones before.
+    /// The cursor covering this page and the ones before. Empty means the folder's start: a
+    /// backend gives that for a folder it made this pass, which it need not list.
     pub cursor: String,
     /// No more changes after this page.
     pub last: bool,

@@ -16,6 +16,9 @@ pub struct FolderRef {
     pub id: String,
     /// The folder's version, which requests naming the folder carry.
     pub change_key: String,
+    /// `id` is the name of a folder every mailbox has (`calendar`): requests name it by that
+    /// role, so nobody has to look its id up first.
+    pub distinguished: bool,
 }
 
 impl FolderRef {
@@ -24,11 +27,25 @@ impl FolderRef {
         Some(FolderRef {
             id: folder_id.attr("Id").filter(|s| !s.is_empty())?.to_owned(),
             change_key: folder_id.attr("ChangeKey").unwrap_or("").to_owned(),
+            distinguished: false,
         })
     }
 
+    /// The folder with this role in the mailbox (`calendar`, `contacts`), named by it.
+    pub fn distinguished(role: &str) -> FolderRef {
+        FolderRef {
+            id: role.to_owned(),
+            change_key: String::new(),
+            distinguished: true,
+        }
+    }
+
     pub(crate) fn write(&self, w: &mut XmlWriter) {
-        w.empty("t:FolderId", &[("Id", &self.id)]);
+        if self.distinguished {
+            w.empty("t:DistinguishedFolderId", &[("Id", &self.id)]);
+        } else {
+            w.empty("t:FolderId", &[("Id", &self.id)]);
+        }
     }
 }
 

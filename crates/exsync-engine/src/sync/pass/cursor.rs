@@ -51,9 +51,9 @@ impl FolderCursor {
     }
 }
 
-/// Whether every synced kind's stored cursor already names its folder. The mailbox is made
-/// ready (the sync folder created) once; after that, the folders stored with the cursors are
-/// used as they are.
+/// Whether every synced kind has been read to the end once. The mailbox is made ready (the
+/// sync folder created) once; after that, each kind finds its folder from its cursor (or by
+/// its role, as the calendar) when it reads.
 pub(super) async fn folders_known(
     store: &Arc<dyn Store>,
     user: &SyncUser,
@@ -65,7 +65,7 @@ pub(super) async fn folders_known(
         }
         let scope = folder_cursor(&user.key, kind);
         let stored = on_store(store, move |s| s.cursor(&scope)).await?;
-        known &= FolderCursor::parse(stored.as_deref()).folder.is_some();
+        known &= FolderCursor::parse(stored.as_deref()).state.is_some();
     }
     Ok(known)
 }
