@@ -76,6 +76,12 @@ pub struct ChangeCursor {
     /// their deletion time.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub recent_deletes: BTreeMap<String, DateTime<Utc>>,
+    /// A read from no cursor at all is under way: it lists every record there is, so what
+    /// was deleted before it is simply absent, and it reads no delete log. What is deleted
+    /// while it runs is in the delete log of the read after it, which starts from when this
+    /// one did.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub full_read: bool,
 }
 
 /// Which records are read.
@@ -152,8 +158,8 @@ impl SalesforceClient {
         let now = Utc::now();
         let mut next = cursor.clone();
         if next.stamp.is_none() && next.deletes_checked.is_none() {
-            // A first, full read: whatever was deleted before it is simply absent.
             next.deletes_checked = Some(now);
+            next.full_read = true;
         }
         let mut conditions = if scope.report_out_of_scope {
             let everyone = Scope {
@@ -211,7 +217,9 @@ impl SalesforceClient {
         let more = records.len() >= page_size;
         let mut deleted = Vec::new();
         let mut live_ids = None;
-        if !more {
+        if !more && next.full_read {
+            next.full_read = false;
+        } else if !more {
             match next.deletes_checked {
                 Some(checked) if now - checked < DELETED_WINDOW - DELETED_MARGIN => {
                     // Windows overlap a little because the delete log is coarser than our

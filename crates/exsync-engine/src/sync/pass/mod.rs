@@ -19,6 +19,7 @@ mod plan;
 mod read;
 mod recover;
 mod select;
+mod unlisted;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

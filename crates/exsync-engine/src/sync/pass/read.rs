@@ -52,6 +52,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                 }
                 position = Some(page.cursor);
             }
+            self.stage_unlisted(stage).await?;
         }
         let routed = routed
             .into_iter()
@@ -374,7 +375,11 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
 
     /// Puts changes in the stage with the pair holding each, and the match keys of those no
     /// pair holds.
-    async fn stage(&self, stage: &mut Stage, changes: Vec<Change>) -> Result<(), PassError> {
+    pub(super) async fn stage(
+        &self,
+        stage: &mut Stage,
+        changes: Vec<Change>,
+    ) -> Result<(), PassError> {
         if changes.is_empty() {
             return Ok(());
         }

@@ -262,3 +262,38 @@ async fn a_second_outlook_edit_after_an_update_cut_short_wins_over_the_first() {
     );
     w.settles_quietly(ANN).await;
 }
+
+#[tokio::test]
+async fn a_crm_delete_after_a_first_pass_died_midway_reaches_the_copies_it_made() {
+    let w = world(&[ANN]);
+    let sources: Vec<String> = ["Ng", "Oh", "Pe", "Qu"]
+        .iter()
+        .map(|last| w.crm_create(0, person(last, &format!("{last}@example.com"))))
+        .collect();
+    // The first slice (three records, two write calls) is committed; the pass dies in the
+    // next slice's write, before any cursor is stored.
+    let crashed = Arc::new(Notify::new());
+    w.mem.faults.lock().unwrap().crash = Some(Crash {
+        side: Side::Exchange,
+        at: CrashAt::Sent,
+        skip: 2,
+        crashed: Arc::clone(&crashed),
+    });
+    tokio::select! {
+        _ = w.pass() => panic!("the pass was to crash in its third write call"),
+        () = crashed.notified() => {}
+    }
+    assert_eq!(w.mailbox_ids(ANN).len(), 3);
+    w.crm_delete(&sources[0]);
+
+    // The next pass reads Ann's records in full again; the deleted one is simply not among
+    // them, and its copy goes.
+    w.pass().await;
+    assert_eq!((w.crm_ids().len(), w.mailbox_ids(ANN).len()), (3, 3));
+    assert!(
+        w.mailbox(ANN).iter().all(|f| f["last_name"] != json!("Ng")),
+        "the deleted record's copy is gone: {:?}",
+        w.mailbox(ANN)
+    );
+    w.settles_quietly(ANN).await;
+}

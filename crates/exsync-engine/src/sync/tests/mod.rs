@@ -34,6 +34,8 @@ struct Log {
 
 /// Records per page of a read, and per slice of a pass: small, so every test pages.
 const PAGE: usize = 2;
+/// How the in-memory CRM marks the cursors of a read that began from none.
+const FULL_READ: &str = "full:";
 const SLICE: usize = 3;
 /// Writes per request: smaller than a slice, so every test writes a slice in batches.
 const WRITE_BATCH: usize = 2;
@@ -274,21 +276,30 @@ impl CrmSide for Mem {
         let owners = &filter.owners;
         *self.crm_reads.lock().unwrap() += 1;
         let crm = self.crm.lock().unwrap();
-        let (ids, next, more) = crm.page(cursor);
+        // A read from no cursor lists the records there are, as a CRM's query does: what was
+        // deleted is simply absent. Its cursors say so, page after page.
+        let full = cursor.is_none_or(|c| c.starts_with(FULL_READ));
+        let (ids, next, more) = crm.page(cursor.map(|c| c.trim_start_matches(FULL_READ)));
         let owners: BTreeSet<&str> = owners.iter().map(CrmId::as_str).collect();
         let changes = ids
             .iter()
             .map(|id| crm.state(id, ItemId::Crm(id.as_str().into())))
-            .filter(|(owner, change)| {
-                matches!(change, Change::Deleted { .. })
-                    || (owners.is_empty() && owner.is_some())
-                    || owner.as_deref().is_some_and(|o| owners.contains(o))
+            .filter(|(owner, change)| match change {
+                Change::Deleted { .. } => !full,
+                _ => {
+                    (owners.is_empty() && owner.is_some())
+                        || owner.as_deref().is_some_and(|o| owners.contains(o))
+                }
             })
             .map(|(owner, change)| self.owned(owner, change))
             .collect();
         Ok(CrmPage {
             changes,
-            cursor: next,
+            cursor: if full {
+                format!("{FULL_READ}{next}")
+            } else {
+                next
+            },
             more,
             live_ids: None,
         })
