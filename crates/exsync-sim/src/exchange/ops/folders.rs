@@ -448,8 +448,9 @@ fn folder_info(mb: &Mailbox, id: u64) -> Result<String, EwsError> {
     ))
 }
 
-/// UpdateFolder: Set/Delete of DisplayName (a rename) and FolderClass. A user renaming the
-/// sync folder in Outlook is this operation; its id stays, its change key moves on.
+/// UpdateFolder: Set/Delete of DisplayName (a rename) and FolderClass, PermissionSet taken and
+/// ignored. A user renaming the sync folder in Outlook is this operation; its id stays, its
+/// change key moves on.
 pub(crate) fn update_folder(ctx: &mut Ctx<'_>, op: &Element) -> OpResult {
     let mut msgs = Vec::new();
     for change in list(op, "FolderChanges") {
@@ -493,6 +494,10 @@ fn update_folder_one(ctx: &mut Ctx<'_>, change: &Element) -> Result<String, EwsE
                 class = value.map(|v| v.text.trim().to_string()).unwrap_or_default();
             }
             ("DeleteFolderField", "folder:FolderClass") => class.clear(),
+            // The simulator keeps no folder permissions. exchangelib's `Folder.save()` sends
+            // this delete with every rename, and Exchange takes it (it leaves the default
+            // permissions), so refusing it would refuse a rename Exchange makes.
+            ("SetFolderField" | "DeleteFolderField", "folder:PermissionSet") => {}
             _ => {
                 return Err(EwsError::new(
                     "ErrorInvalidPropertySet",
