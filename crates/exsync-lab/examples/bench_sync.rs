@@ -7,7 +7,10 @@
 //! simulators' (user+sys of this process over the pass, which hosts both simulators), so a
 //! slow simulator cannot pass for a slow exsync.
 //!
-//!     bench/sync.sh [--users 50] [--contacts 500] [--events 500]
+//!     bench/sync.sh [--users 50] [--contacts 500] [--events 500] [--latency-ms 0]
+//!
+//! `--latency-ms N` makes the Exchange simulator wait N ms before answering each EWS request
+//! (as a remote server would), after seeding.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -191,6 +194,7 @@ async fn main() -> Result<()> {
     options.concurrency = 8;
     let starting = (Instant::now(), cpu_time(Whose::Mine));
     let lab = Lab::start(options).await?;
+    let latency_ms = arg("--latency-ms", 0);
     println!(
         "lab started in {:.1}s (simulators' CPU {:.1}s)",
         starting.0.elapsed().as_secs_f64(),
@@ -213,6 +217,11 @@ async fn main() -> Result<()> {
             .saturating_sub(seeding.1)
             .as_secs_f64()
     );
+    if latency_ms > 0 {
+        lab.exchange_control(Method::PUT, "/faults", &json!({ "latency_ms": latency_ms }))
+            .await?;
+        println!("the Exchange simulator answers each EWS request after {latency_ms} ms");
+    }
     let config = dir.path().join("exsync.toml");
     lab.write_config(&config, MASTER_KEY)?;
 

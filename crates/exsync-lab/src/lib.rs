@@ -176,14 +176,17 @@ impl Lab {
                 key: UserKey::new(format!("user{}@contoso.test", i + 1)),
                 crm_id: CrmId::new(id),
             });
-            // The simulator leaves the last mailbox without impersonation rights; the lab syncs
-            // them all.
+        }
+        // The simulator leaves the last mailbox without impersonation rights; the lab syncs
+        // them all, granted in one call.
+        let mailboxes: Vec<&str> = lab_users.iter().map(|u| u.key.as_str()).collect();
+        if !mailboxes.is_empty() {
             post(
                 &control,
                 text(&info["control_url"])?.as_str(),
                 text(&info["control_token"])?.as_str(),
                 "/impersonation",
-                &json!({ "mailbox": format!("user{}@contoso.test", i + 1), "allowed": true }),
+                &json!({ "mailboxes": mailboxes, "allowed": true }),
             )
             .await?;
         }

@@ -236,3 +236,85 @@ async fn impersonation_header_forms() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_replies_valid(&dir.path().join("trace"));
 }
+
+/// The bulk control routes (impersonation for a list, items in batches), then EWS writes,
+/// then SIGKILL: the restarted simulator has the same mailboxes, folders and item counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_seeding_and_writes_survive_a_kill() {
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let mut sim = start(dir.path(), &["--auth", "basic", "--mailboxes", "3"]);
+    let control = sim.control();
+    let all = [
+        "user1@contoso.test",
+        "user2@contoso.test",
+        "user3@contoso.test",
+    ];
+    let granted = control
+        .ok(
+            "POST",
+            "/impersonation",
+            Some(&json!({"mailboxes": all, "allowed": true})),
+        )
+        .await;
+    assert_eq!(granted["mailboxes"], json!(all));
+    let (status, _) = control
+        .call(
+            "POST",
+            "/impersonation",
+            Some(&json!({"mailboxes": ["user1@contoso.test", "ghost@contoso.test"], "allowed": false})),
+        )
+        .await;
+    assert_eq!(status, 404, "an unknown mailbox refuses the whole list");
+    let items: Vec<_> = (0..120)
+        .map(|i| {
+            json!({
+                "mailbox": all[i % 2],
+                "folder": "contacts",
+                "xml": format!("<t:Contact><t:GivenName>Ada</t:GivenName><t:Surname>Lovelace {i}</t:Surname></t:Contact>"),
+            })
+        })
+        .collect();
+    let created = control
+        .ok("POST", "/items/batch", Some(&json!({ "items": items })))
+        .await;
+    let created = created["items"].as_array().unwrap();
+    assert_eq!(created.len(), 120);
+    let (user, pass) = creds(&sim);
+    for c in created.iter().step_by(2).take(10) {
+        let id = c["id"].as_str().unwrap();
+        let update = format!(
+            r#"<m:UpdateItem ConflictResolution="AlwaysOverwrite"><m:ItemChanges><t:ItemChange><t:ItemId Id="{id}"/><t:Updates><t:SetItemField><t:FieldURI FieldURI="contacts:Surname"/><t:Contact><t:Surname>Byron</t:Surname></t:Contact></t:SetItemField></t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>"#
+        );
+        let r = post_ews(
+            &sim,
+            Some((&user, &pass)),
+            &envelope(Some("user1@contoso.test"), &update),
+        )
+        .await;
+        assert!(r.body.contains("NoError"), "{}", r.body);
+    }
+    let before = control.ok("GET", "/state", None).await;
+    sim.kill();
+
+    let sim = start(dir.path(), &["--auth", "basic", "--mailboxes", "3"]);
+    assert_eq!(sim.info["impersonation_allowed"], json!(all));
+    let after = sim.control().ok("GET", "/state", None).await;
+    assert_eq!(after, before);
+    let (user, pass) = creds(&sim);
+    let id = created[0]["id"].as_str().unwrap();
+    let get = format!(
+        r#"<m:GetItem><m:ItemShape><t:BaseShape>AllProperties</t:BaseShape></m:ItemShape><m:ItemIds><t:ItemId Id="{id}"/></m:ItemIds></m:GetItem>"#
+    );
+    let r = post_ews(
+        &sim,
+        Some((&user, &pass)),
+        &envelope(Some("user1@contoso.test"), &get),
+    )
+    .await;
+    assert!(
+        r.body.contains("<t:Surname>Byron</t:Surname>"),
+        "{}",
+        r.body
+    );
+}

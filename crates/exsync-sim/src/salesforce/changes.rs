@@ -149,3 +149,127 @@ impl Persistence {
             .context("emptying the journal after a snapshot")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::io::Write;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::salesforce::schema::Schema;
+    use crate::salesforce::store::as_rec;
+
+    fn as_json(db: &Db) -> serde_json::Value {
+        serde_json::to_value(db).unwrap()
+    }
+
+    /// Creates, updates and deletes contacts and accounts, committing after each request as
+    /// the server does, with a snapshot halfway.
+    fn many_writes(db: &mut Db, p: &mut Persistence, schema: &Schema) {
+        let now = db.now();
+        for round in 0..10 {
+            if round == 5 {
+                p.snapshot(db).unwrap();
+            }
+            let mut ids = Vec::new();
+            for i in 0..40 {
+                let input = as_rec(json!({"LastName": format!("Lovelace {round}.{i}")}));
+                ids.push(db.create(schema, "Contact", input, "", now).unwrap());
+            }
+            db.create(
+                schema,
+                "Account",
+                as_rec(json!({"Name": format!("Engines {round}")})),
+                "",
+                now,
+            )
+            .unwrap();
+            p.commit(db).unwrap();
+            for (i, id) in ids.iter().enumerate() {
+                match i % 4 {
+                    0 => {
+                        let input = as_rec(json!({"Title": format!("Countess {round}")}));
+                        db.update(schema, Some("Contact"), id, input, "", now)
+                            .unwrap();
+                    }
+                    1 => {
+                        db.delete(schema, id, now).unwrap();
+                    }
+                    _ => continue,
+                }
+                p.commit(db).unwrap();
+            }
+            db.api.used += 7;
+            db.clock_offset_seconds += 60;
+            p.commit(db).unwrap();
+        }
+    }
+
+    #[test]
+    fn many_writes_survive_a_restart_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let schema = Schema::standard();
+        let path = dir.path().join("state.json");
+        let mut db = Db::fresh(&schema).unwrap();
+        let mut p = Persistence::start(&path, &mut db).unwrap();
+        many_writes(&mut db, &mut p, &schema);
+        assert!(std::fs::metadata(journal_path(&path)).unwrap().len() > 0);
+        let mut back = Db::load_or_create(&path, &schema).unwrap();
+        assert_eq!(as_json(&back), as_json(&db));
+        #[cfg(unix)]
+        for file in [path.clone(), journal_path(&path)] {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", file.display());
+        }
+        // A restart folds the journal into the snapshot and loads the same org again.
+        drop(Persistence::start(&path, &mut back).unwrap());
+        assert_eq!(std::fs::metadata(journal_path(&path)).unwrap().len(), 0);
+        assert_eq!(
+            as_json(&Db::load_or_create(&path, &schema).unwrap()),
+            as_json(&db)
+        );
+    }
+
+    #[test]
+    fn a_torn_last_line_is_ignored_and_a_replayed_snapshot_is_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let schema = Schema::standard();
+        let path = dir.path().join("state.json");
+        let mut db = Db::fresh(&schema).unwrap();
+        let mut p = Persistence::start(&path, &mut db).unwrap();
+        let now = db.now();
+        let id = db
+            .create(
+                &schema,
+                "Contact",
+                as_rec(json!({"LastName": "Ada"})),
+                "",
+                now,
+            )
+            .unwrap();
+        p.commit(&mut db).unwrap();
+        db.delete(&schema, &id, now).unwrap();
+        p.commit(&mut db).unwrap();
+        let committed = as_json(&db);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(journal_path(&path))
+            .unwrap();
+        f.write_all(br#"{"records":[{"object":"Contact","id":"003"#)
+            .unwrap();
+        drop(f);
+        assert_eq!(
+            as_json(&Db::load_or_create(&path, &schema).unwrap()),
+            committed
+        );
+        // A snapshot written without the journal emptied after it: replaying changes nothing
+        // (the deletion is logged once).
+        db.save(&path).unwrap();
+        let back = Db::load_or_create(&path, &schema).unwrap();
+        assert_eq!(as_json(&back), committed);
+        assert_eq!(back.deleted_log.len(), 1);
+    }
+}
