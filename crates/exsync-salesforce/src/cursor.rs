@@ -373,37 +373,6 @@ impl SalesforceClient {
         })
     }
 
-    /// A cursor covering everything in `scope` as of now, without reading it: the newest
-    /// record's stamp and id (older than the settle time). Records then read in full one owner
-    /// at a time are covered; whatever changes after this is read by the next pass.
-    pub async fn cursor_now(&self, object: SyncObject, scope: &Scope) -> Result<ChangeCursor> {
-        let now = Utc::now();
-        let mut conditions = scope_conditions(scope);
-        let settle = Duration::from_std(self.config.settle).unwrap_or(Duration::seconds(2));
-        conditions.push(format!(
-            "SystemModstamp <= {}",
-            format_sf_datetime(now - settle)
-        ));
-        let soql = format!(
-            "SELECT Id, SystemModstamp FROM {}{} ORDER BY SystemModstamp DESC, Id DESC LIMIT 1",
-            object.name(),
-            where_clause(&conditions),
-        );
-        let newest = self.query_all(&soql).await?;
-        let mut cursor = ChangeCursor {
-            deletes_checked: Some(now),
-            ..ChangeCursor::default()
-        };
-        if let Some(record) = newest.first() {
-            cursor.stamp = record
-                .get("SystemModstamp")
-                .and_then(Value::as_str)
-                .and_then(parse_sf_datetime);
-            cursor.last_id = record.get("Id").and_then(Value::as_str).map(str::to_owned);
-        }
-        Ok(cursor)
-    }
-
     /// The current state of these records, for retrying ones that failed: an upsert for each
     /// record that exists, `Deleted` for the rest.
     pub async fn fetch_changes(&self, object: SyncObject, ids: &[CrmId]) -> Result<Vec<CrmChange>> {

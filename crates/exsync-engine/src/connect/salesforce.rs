@@ -136,16 +136,6 @@ impl CrmSide for SalesforceSide {
         })
     }
 
-    async fn cursor_now(&self, kind: ItemKind, filter: &CrmFilter) -> SideResult<String> {
-        let cursor = self
-            .client
-            .cursor_now(SyncObject::from(kind), &scope_of(filter))
-            .await
-            .map_err(side_error)?;
-        serde_json::to_string(&cursor)
-            .map_err(|e| SideError::new(SideErrorKind::Fatal, format!("writing the cursor: {e}")))
-    }
-
     async fn fetch(&self, kind: ItemKind, ids: &[CrmId]) -> SideResult<Vec<OwnedChange>> {
         let changes = self
             .client

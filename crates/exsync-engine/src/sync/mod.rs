@@ -7,6 +7,7 @@ pub mod mailboxes;
 pub mod pass;
 pub mod service;
 pub mod sides;
+pub mod spool;
 pub mod stage;
 
 #[cfg(test)]

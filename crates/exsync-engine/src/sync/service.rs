@@ -15,9 +15,11 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::pass::{
-    folder_cursor, on_store, run_user, Notes, PassError, SyncUser, UserPass, UserReport, KINDS,
+    folder_cursor, on_store, run_user, FullRead, Notes, PassError, SyncUser, UserPass, UserReport,
+    KINDS,
 };
 use super::sides::{CrmFilter, CrmSide, MailboxSide, OwnedChange, SideError};
+use super::spool::Spool;
 
 /// The sync service's moving parts.
 pub struct Syncer<E, C> {
@@ -187,6 +189,8 @@ where
             mut notes,
             mut full_reads,
             cursors: org_cursors,
+            // Each user's full read holds the spool; it goes when the last of them ends.
+            spool: _,
         } = match self.read_crm(&active).await? {
             Ok(read) => read,
             Err(e) => {
@@ -296,7 +300,7 @@ where
             }
             for (key, group) in groups {
                 let found = match self
-                    .read_group(kind, &key, &group, &mut read.cursors)
+                    .read_group(kind, &key, &group, &mut read.cursors, &mut read.spool)
                     .await?
                 {
                     Ok(found) => found,
@@ -369,13 +373,16 @@ where
     }
 
     /// Reads one group's changes since its cursor, and in full for its users who have no
-    /// Exchange cursor yet (new or reset): the group cursor has moved past their records.
+    /// Exchange cursor yet (new or reset): the group cursor has moved past their records. With
+    /// no group cursor yet (the org's first pass), reads every record of the group once and
+    /// spools it for its users ([`Self::read_group_in_full`]).
     async fn read_group(
         &self,
         kind: ItemKind,
         key: &CrmFilterKey,
         group: &[&SyncUser],
         cursors: &mut Vec<CursorAdvance>,
+        spool: &mut Option<Arc<Spool>>,
     ) -> Result<Result<GroupRead, SideError>, PassError> {
         let scope = CursorScope::crm_object(key.cursor_name(kind));
         let cursor = {
@@ -399,10 +406,10 @@ where
                 };
                 fresh.push((
                     user.key.clone(),
-                    CrmFilter {
+                    FullRead::Crm(CrmFilter {
                         owners,
                         condition: key.condition.clone(),
-                    },
+                    }),
                 ));
             }
         }
@@ -415,20 +422,13 @@ where
             condition: key.condition.clone(),
         };
         let Some(cursor) = cursor else {
-            // The org's first pass: everyone reads in full, so only the cursor is needed.
-            return Ok(match self.crm.cursor_now(kind, &filter).await {
-                Ok(now) => {
-                    cursors.push(CursorAdvance {
-                        scope,
-                        value: Some(now),
-                    });
-                    Ok(GroupRead {
-                        changes: Vec::new(),
-                        fresh,
-                    })
-                }
-                Err(e) => Err(e),
-            });
+            let spool = match spool {
+                Some(spool) => Arc::clone(spool),
+                None => Arc::clone(spool.insert(Arc::new(Spool::new()?))),
+            };
+            return self
+                .read_group_in_full(kind, key, group, &filter, scope, cursors, spool)
+                .await;
         };
         match self.crm.changes(kind, Some(&cursor), &filter).await {
             Ok(read) => {
@@ -444,6 +444,56 @@ where
             }
             Err(e) => Ok(Err(e)),
         }
+    }
+
+    /// The org's first read of a group: every record the group's filter admits, page by page,
+    /// routed to its users and spooled on disk as it comes, so memory stays flat and the CRM
+    /// is asked once per page, not once per user. Every user of the group then reads their
+    /// records in full from the spool; the group cursor ends where the read did.
+    #[allow(clippy::too_many_arguments)]
+    async fn read_group_in_full(
+        &self,
+        kind: ItemKind,
+        key: &CrmFilterKey,
+        group: &[&SyncUser],
+        filter: &CrmFilter,
+        scope: CursorScope,
+        cursors: &mut Vec<CursorAdvance>,
+        spool: Arc<Spool>,
+    ) -> Result<Result<GroupRead, SideError>, PassError> {
+        let mut position: Option<String> = None;
+        loop {
+            let page = match self
+                .crm
+                .changes_page(kind, position.as_deref(), filter)
+                .await
+            {
+                Ok(page) => page,
+                Err(e) => return Ok(Err(e)),
+            };
+            let routed = self.route(kind, page.changes, key, group).await?;
+            {
+                let spool = Arc::clone(&spool);
+                tokio::task::spawn_blocking(move || spool.put(kind, &routed))
+                    .await
+                    .map_err(|e| PassError::Join(e.to_string()))??;
+            }
+            position = Some(page.cursor);
+            if !page.more {
+                break;
+            }
+        }
+        cursors.push(CursorAdvance {
+            scope,
+            value: position,
+        });
+        Ok(Ok(GroupRead {
+            changes: Vec::new(),
+            fresh: group
+                .iter()
+                .map(|u| (u.key.clone(), FullRead::Spooled(Arc::clone(&spool))))
+                .collect(),
+        }))
     }
 
     /// Sends each CRM change to the users it concerns: a record to its owner (to every user of
@@ -528,15 +578,17 @@ struct OrgRead {
     per_user: BTreeMap<UserKey, BTreeMap<ItemKind, Vec<Change>>>,
     /// What had to be cut from the records routed to each user for them to fit Exchange.
     notes: BTreeMap<UserKey, BTreeMap<ItemKind, Notes>>,
-    /// Users who read their own records in full, with the filter to read them by.
-    full_reads: BTreeMap<UserKey, BTreeMap<ItemKind, CrmFilter>>,
+    /// Users who read their own records in full, and where from.
+    full_reads: BTreeMap<UserKey, BTreeMap<ItemKind, FullRead>>,
     cursors: Vec<CursorAdvance>,
+    /// The org's first read of the groups that had no cursor yet, routed to their users.
+    spool: Option<Arc<Spool>>,
 }
 
 /// What one group's read found: the changes to route, and the users who read in full.
 struct GroupRead {
     changes: Vec<OwnedChange>,
-    fresh: Vec<(UserKey, CrmFilter)>,
+    fresh: Vec<(UserKey, FullRead)>,
 }
 
 /// Which CRM records a configuration reads for a kind; users with equal keys share one read

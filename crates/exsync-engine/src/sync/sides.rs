@@ -196,10 +196,12 @@ pub trait CrmSide: Send + Sync {
         &exsync_core::plan::Identity
     }
 
-    /// One page of changes since `cursor` (`None`: everything): records the filter admits,
-    /// with their owner, and deletions of any record, without one (the CRM does not keep the
-    /// owner of a deleted record; the service routes them to the users holding a copy). The
-    /// page's cursor covers it and the pages before.
+    /// One page of changes since `cursor`: records the filter admits, with their owner, and
+    /// deletions of any record, without one (the CRM does not keep the owner of a deleted
+    /// record; the service routes them to the users holding a copy). The page's cursor covers
+    /// it and the pages before. From `None`, a full read: every record there is and no
+    /// deletions (a synced record it leaves out is gone); the cursor its last page gives
+    /// reports what is deleted from when it began.
     fn changes_page(
         &self,
         kind: ItemKind,
@@ -233,15 +235,6 @@ pub trait CrmSide: Send + Sync {
             }
         }
     }
-
-    /// A cursor covering every record the filter admits as of now, without reading them. The
-    /// org's first pass takes it, then each user reads their own records in their own job,
-    /// so a first sync holds one user's records at a time, not the org's.
-    fn cursor_now(
-        &self,
-        kind: ItemKind,
-        filter: &CrmFilter,
-    ) -> impl Future<Output = SideResult<String>> + Send;
 
     /// The current state of these records (deleted ones as [`Change::Deleted`]).
     fn fetch(

@@ -32,6 +32,7 @@ use exsync_store::{ItemRef, PassCommit, RunCounts, Store, StoreError, Unresolved
 
 use super::mailboxes::Backend;
 use super::sides::{CrmFilter, CrmSide, MailboxSide, SideError};
+use super::spool::Spool;
 use super::stage::{Stage, StageError};
 use crate::failpoints::{self, failpoint};
 use execute::Written;
@@ -113,6 +114,15 @@ where
 /// unresolved with these reasons, so the admin sees why Exchange differs from the CRM.
 pub type Notes = BTreeMap<ItemId, Vec<String>>;
 
+/// Where a user's pass reads all of the user's CRM records of a kind.
+#[derive(Debug, Clone)]
+pub enum FullRead {
+    /// From the CRM, by this filter: a user new to an org that syncs already, or reset.
+    Crm(CrmFilter),
+    /// From the org's first read, routed to its users on disk.
+    Spooled(Arc<Spool>),
+}
+
 /// Inputs of one user's pass besides the sides and the store.
 pub struct UserPass<'a> {
     /// Whose pass it is.
@@ -121,8 +131,9 @@ pub struct UserPass<'a> {
     pub crm_changes: BTreeMap<ItemKind, Vec<Change>>,
     /// What had to be cut from those records, per kind.
     pub crm_notes: BTreeMap<ItemKind, Notes>,
-    /// Kinds whose CRM records this user reads in full in this pass (new or reset), and how.
-    pub crm_full_reads: BTreeMap<ItemKind, CrmFilter>,
+    /// Kinds whose CRM records this user reads in full in this pass (new or reset, or the
+    /// org's first pass), and where from.
+    pub crm_full_reads: BTreeMap<ItemKind, FullRead>,
     /// The time the event window is measured from and writes are stamped with; the same for every
     /// user of a pass.
     pub now: DateTime<Utc>,
@@ -249,7 +260,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         &self,
         crm_changes: Vec<Change>,
         routed_notes: Notes,
-        full_read: Option<&CrmFilter>,
+        full_read: Option<&FullRead>,
         retry: &[ItemId],
         commit: &mut PassCommit,
         report: &mut UserReport,

@@ -9,8 +9,8 @@ use exsync_core::{CrmId, ExchangeId, ItemId, Side};
 
 use super::ahead::Ahead;
 use super::cursor::FolderCursor;
-use super::{on_store, KindPass, Notes, PassError};
-use crate::sync::sides::{CrmFilter, CrmSide, MailboxSide, OwnedChange, SideError};
+use super::{on_store, FullRead, KindPass, Notes, PassError};
+use crate::sync::sides::{CrmSide, MailboxSide, OwnedChange, SideError};
 use crate::sync::stage::{Stage, StagedRecord};
 
 /// Where the mailbox read ended.
@@ -29,29 +29,54 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         routed: Vec<Change>,
         routed_notes: Notes,
         notes: &mut Notes,
-        full_read: Option<&CrmFilter>,
+        full_read: Option<&FullRead>,
         retry: &[ItemId],
     ) -> Result<Result<(), SideError>, PassError> {
         let kind = self.kind;
         let mut ahead = self.ahead().await?;
-        if let Some(filter) = full_read {
-            let mut position: Option<String> = None;
-            loop {
-                let page = match self
-                    .crm
-                    .changes_page(kind, position.as_deref(), filter)
-                    .await
-                {
-                    Ok(page) => page,
-                    Err(e) => return Ok(Err(e)),
-                };
-                let changes = self.noted(page.changes, notes, &mut ahead);
-                self.stage(stage, changes).await?;
-                if !page.more {
-                    break;
+        match full_read {
+            Some(FullRead::Crm(filter)) => {
+                let mut position: Option<String> = None;
+                loop {
+                    let page = match self
+                        .crm
+                        .changes_page(kind, position.as_deref(), filter)
+                        .await
+                    {
+                        Ok(page) => page,
+                        Err(e) => return Ok(Err(e)),
+                    };
+                    let changes = self.noted(page.changes, notes, &mut ahead);
+                    self.stage(stage, changes).await?;
+                    if !page.more {
+                        break;
+                    }
+                    position = Some(page.cursor);
                 }
-                position = Some(page.cursor);
             }
+            Some(FullRead::Spooled(spool)) => {
+                let mut after = None;
+                loop {
+                    let page = spool.page(&self.user.key, kind, after, self.slice.max(1))?;
+                    let Some(last) = page.last() else {
+                        break;
+                    };
+                    after = Some(last.seq);
+                    let read = page
+                        .into_iter()
+                        .map(|routed| OwnedChange {
+                            owner: None,
+                            change: routed.change,
+                            notes: routed.notes,
+                        })
+                        .collect();
+                    let changes = self.noted(read, notes, &mut ahead);
+                    self.stage(stage, changes).await?;
+                }
+            }
+            None => {}
+        }
+        if full_read.is_some() {
             self.stage_unlisted(stage).await?;
         }
         let routed = routed

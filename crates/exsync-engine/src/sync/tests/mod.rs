@@ -277,7 +277,8 @@ impl CrmSide for Mem {
         *self.crm_reads.lock().unwrap() += 1;
         let crm = self.crm.lock().unwrap();
         // A read from no cursor lists the records there are, as a CRM's query does: what was
-        // deleted is simply absent. Its cursors say so, page after page.
+        // deleted is simply absent. Its cursors say so, page after page; the last one is an
+        // ordinary cursor, from which later reads report deletes again.
         let full = cursor.is_none_or(|c| c.starts_with(FULL_READ));
         let (ids, next, more) = crm.page(cursor.map(|c| c.trim_start_matches(FULL_READ)));
         let owners: BTreeSet<&str> = owners.iter().map(CrmId::as_str).collect();
@@ -295,7 +296,7 @@ impl CrmSide for Mem {
             .collect();
         Ok(CrmPage {
             changes,
-            cursor: if full {
+            cursor: if full && more {
                 format!("{FULL_READ}{next}")
             } else {
                 next
@@ -303,10 +304,6 @@ impl CrmSide for Mem {
             more,
             live_ids: None,
         })
-    }
-
-    async fn cursor_now(&self, _kind: ItemKind, _filter: &CrmFilter) -> SideResult<String> {
-        Ok(self.crm.lock().unwrap().log.len().to_string())
     }
 
     async fn fetch(&self, _kind: ItemKind, ids: &[CrmId]) -> SideResult<Vec<OwnedChange>> {
