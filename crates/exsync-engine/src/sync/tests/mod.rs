@@ -873,7 +873,21 @@ async fn the_crm_is_read_once_per_pass_whatever_the_number_of_users() {
     let users: Vec<String> = (0..6).map(|i| format!("u{i}@x.test")).collect();
     let refs: Vec<&str> = users.iter().map(String::as_str).collect();
     let w = world(&refs);
+    // Three pages of records (PAGE is 2), the users' among them.
+    for i in 0..6 {
+        w.crm_create(i, person(&format!("P{i}"), &format!("p{i}@x.test")));
+    }
     w.pass().await;
+    assert_eq!(
+        *w.mem.crm_reads.lock().unwrap(),
+        3,
+        "the first pass reads the org's records once, page by page, not per user"
+    );
+    for (i, user) in users.iter().enumerate() {
+        let mailbox = w.mailbox(user);
+        assert_eq!(mailbox.len(), 1, "{user} got their own record: {mailbox:?}");
+        assert_eq!(mailbox[0]["last_name"], format!("P{i}"));
+    }
     *w.mem.crm_reads.lock().unwrap() = 0;
     w.pass().await;
     assert_eq!(
