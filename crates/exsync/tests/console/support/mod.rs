@@ -1,8 +1,6 @@
 //! A console on a temporary configuration, state database and vault, driven in-process
 //! through the router (no sockets), with one account and one API token per role.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
-
 pub mod sims;
 
 use std::path::PathBuf;
@@ -56,10 +54,6 @@ impl Answer {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
-}
-
-pub fn role_name(role: Role) -> &'static str {
-    role.as_str()
 }
 
 impl Env {

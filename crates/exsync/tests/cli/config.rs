@@ -1,7 +1,5 @@
 //! Runs the built `exsync` binary on configuration files, as an admin would.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::path::PathBuf;
 
 use exsync_testkit::cli::{self, Ran};

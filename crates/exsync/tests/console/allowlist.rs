@@ -2,12 +2,8 @@
 //! password may be sent to (its own and `exchange.other_domains`), as Autodiscover's answers
 //! must; otherwise nothing is written and the answer says why and how to allow it.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod console_support;
-
+use crate::support::*;
 use axum::http::{Method, StatusCode};
-use console_support::*;
 use exsync_store::Role;
 use serde_json::json;
 

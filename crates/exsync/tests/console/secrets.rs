@@ -2,15 +2,11 @@
 //! page, audit entry or log line, and not in the database file in clear. Also the rules
 //! around saving them.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod console_support;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use crate::support::*;
 use axum::http::{Method, StatusCode};
-use console_support::*;
 use exsync_store::Role;
 use serde_json::json;
 

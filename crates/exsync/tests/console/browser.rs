@@ -8,10 +8,6 @@
 //! The test fails (does not skip) when chromium or chromedriver is missing: the test script
 //! installs both (Debian packages `chromium` and `chromium-driver`).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod console_support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -328,7 +324,7 @@ impl Driver {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_sets_up_the_service_account_configurations_and_resets_a_user_in_chromium() {
-    let sims = console_support::sims::sims().await;
+    let sims = crate::support::sims::sims().await;
     let sa_password = sims.exchange_password().expose().to_owned();
     let pem = sims.private_key().expose().to_owned();
     let pem_body = pem.lines().nth(1).unwrap().to_owned();
@@ -557,7 +553,7 @@ fn synced(store: &dyn Store, user: &UserKey, n: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_address_is_shown_as_text_and_its_reset_button_runs_no_script_in_chromium() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("exsync.toml"), console_support::CONFIG).unwrap();
+    std::fs::write(dir.path().join("exsync.toml"), crate::support::CONFIG).unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("state.db")).unwrap());
     store
         .create_admin_user(

@@ -2,8 +2,6 @@
 //! `exsync secrets set|list|rotate-key` (values only from stdin), and `exsync serve` over
 //! plain HTTP on loopback and over TLS.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

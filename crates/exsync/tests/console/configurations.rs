@@ -2,13 +2,9 @@
 //! hand-edited file, and show each user's effective configuration; Reset Sync and the
 //! connection test behave as promised; every change is in the audit log.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod console_support;
-
+use crate::support::*;
 use axum::http::{Method, StatusCode};
 use chrono::Utc;
-use console_support::*;
 use exsync_core::plan::SyncedPair;
 use exsync_core::{Contact, ItemKind, Record, UserKey};
 use exsync_store::{PassCommit, Role};

@@ -6,15 +6,11 @@
 //! key file others may read is a warning with the `chmod` that fixes it, and the check
 //! creates no file.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod console_support;
-
 use std::sync::Arc;
 
+use crate::support::sims::sims;
+use crate::support::{request, Auth, Env};
 use axum::http::{Method, StatusCode};
-use console_support::sims::sims;
-use console_support::{request, Auth, Env};
 use exsync_engine::check::{run, Outcome, Report};
 use exsync_engine::vault::SecretValue;
 use exsync_store::Role;

@@ -1,7 +1,5 @@
 //! `exsync status` and `exsync reset` on a real state database, as an admin runs them.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::path::Path;
 
 use chrono::Utc;

@@ -2,15 +2,11 @@
 //! session and by API token), answers the status this table expects. Also CSRF, sessions,
 //! login and its rate limit.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod console_support;
-
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::support::*;
 use axum::http::{Method, StatusCode};
-use console_support::*;
 use exsync_console::routes::ROUTES;
 use exsync_store::Role;
 use serde_json::json;

@@ -1,8 +1,6 @@
 //! `openapi.json` describes exactly the API the router serves: the same paths and methods,
 //! and the same role for each.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::BTreeMap;
 
 use exsync_console::routes::{Access, ROUTES};

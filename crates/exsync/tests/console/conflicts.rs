@@ -3,13 +3,9 @@
 //! conflicts page lists conflicts and first-link merges so an admin tells them apart, with
 //! every value the CRM or the mailbox held encoded on the page.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod console_support;
-
+use crate::support::*;
 use axum::http::{Method, StatusCode};
 use chrono::{TimeDelta, Utc};
-use console_support::*;
 use exsync_core::config::FirstLink;
 use exsync_core::plan::Conflict;
 use exsync_core::{ItemKind, Side, UserKey};

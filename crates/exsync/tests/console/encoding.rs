@@ -4,13 +4,9 @@
 //! and each hostile value present only encoded (as text once decoded, never as markup).
 //! Also the script and stylesheet themselves: served with their types and a cache policy.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod console_support;
-
+use crate::support::*;
 use axum::http::{Method, StatusCode};
 use chrono::Utc;
-use console_support::*;
 use exsync_console::sha256_hex;
 use exsync_core::plan::SyncedPair;
 use exsync_core::{Contact, ItemKind, Record, UserKey};
