@@ -4,7 +4,9 @@
 //! Each step of a pass has its own file, so a change to one step is read and reviewed alone.
 //! This file holds the user's pass ([`run_user`]) and, for each kind, the order of the steps
 //! (`KindPass::run`); the steps themselves are methods of `KindPass` in:
-//! - `read.rs`: both sides' changes, page by page, into the pass's scratch [`Stage`];
+//! - `read.rs`: both sides' changes, page by page, into the pass's scratch [`Stage`], with
+//!   `unlisted.rs` (what a full CRM read says by leaving a synced record out) and `ahead.rs`
+//!   (events remembered until the window reaches them);
 //! - `recover.rs`: the writes a crashed pass journaled and never settled, settled by evidence;
 //! - `select.rs`: the CRM counterparts of Outlook events selected again by their category;
 //! - `plan.rs`: the safety valve over the whole plan's deletes, then the plan in slices;
