@@ -1,5 +1,5 @@
 //! Named points of a pass where a test can crash the process, to show that a pass interrupted
-//! at any of them loses nothing and copies nothing twice (`crates/exsync/tests/e2e_failpoints.rs`).
+//! at any of them loses nothing and copies nothing twice (`crates/exsync/tests/e2e/failpoints.rs`).
 //!
 //! Only a build with the `failpoints` feature has them: in any other build [`failpoint`] is an
 //! empty function the compiler removes, so the shipped binary cannot be made to crash this way.

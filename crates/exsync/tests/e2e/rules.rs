@@ -1,7 +1,6 @@
 //! The sync rules end to end, each with its own configuration, through both
 //! simulators: directions, conflict policies, the mass-delete valve, Reset Sync, private events
 //! and the event window.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! abort at each point of `exsync_engine::failpoints::POINTS` during a first sync (the first
 //! and the second time the point is reached). A clean pass afterwards must leave both sides
 //! equal, with every seeded record present once on each side, and a further clean pass must
-//! write nothing. Unlike `e2e_crash.rs`, which kills after a delay, every crash lands where it
+//! write nothing. Unlike `crash.rs`, which kills after a delay, every crash lands where it
 //! says, on any machine.
 //!
 //! A second test has people work between the crash and the clean pass: on each side they edit
@@ -12,7 +12,6 @@
 //!
 //! Without the feature the binary has no failpoints, so the test only says it was skipped
 //! (`scripts/test` builds with `--features exsync/failpoints`).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[cfg(not(all(unix, feature = "failpoints")))]
 #[test]
@@ -29,16 +28,14 @@ mod crashes {
     use std::os::unix::process::ExitStatusExt;
     use std::path::{Path, PathBuf};
     use std::process::{Command, Output, Stdio};
-    use std::sync::OnceLock;
     use std::time::Duration;
 
+    use crate::{shared_key, MASTER_KEY};
     use exsync_core::plan::Change;
     use exsync_core::{ItemKind, Side};
     use exsync_engine::failpoints::{ENV, POINTS};
     use exsync_lab::{crm_contact, exchange_contact, Lab, LabOptions, Seed};
     use serde_json::json;
-
-    const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
     /// The signal `std::process::abort()` raises (the same number on Linux and macOS).
     const SIGABRT: i32 = 6;
@@ -55,12 +52,6 @@ mod crashes {
         exchange_events: 3,
         invalid_record: false,
     };
-
-    fn shared_key() -> String {
-        static KEY: OnceLock<String> = OnceLock::new();
-        KEY.get_or_init(|| exsync_sim::salesforce::generate_key_pem().unwrap())
-            .clone()
-    }
 
     async fn lab(dir: &Path) -> (Lab, PathBuf) {
         let mut options = LabOptions::new(dir, USERS);

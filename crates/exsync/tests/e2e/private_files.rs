@@ -2,16 +2,14 @@
 //! wire traces) or secrets (the demo's simulators): none of it is readable by the group or
 //! others, whatever umask exsync was started with.
 #![cfg(unix)]
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::MASTER_KEY;
 use exsync_lab::{Lab, LabOptions, Seed};
-
-const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 /// Every file and folder under `dir`, with its permission bits.
 fn entries(dir: &Path) -> Vec<(PathBuf, u32)> {

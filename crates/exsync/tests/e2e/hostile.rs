@@ -4,10 +4,10 @@
 //! users whose e-mail cannot name a mailbox. The ordinary records sync; the hostile ones are
 //! cut to fit or left out, each with its reason in `exsync status`; the next pass writes
 //! nothing.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
+use crate::MASTER_KEY;
 use chrono::{Duration as Days, Utc};
 use exsync_core::{ItemKind, MAX_LINE, MAX_TEXT};
 use exsync_engine::sync::service::PassOptions;
@@ -15,7 +15,6 @@ use exsync_lab::{Lab, LabOptions, Seed, PROFILE};
 use exsync_testkit::cli::Cli;
 use serde_json::{json, Value};
 
-const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const MEGABYTE: usize = 1 << 20;
 const CROWD: usize = 10_000;
 

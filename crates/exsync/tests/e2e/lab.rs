@@ -1,5 +1,4 @@
 //! End to end: the sync service against both simulators through the real connectors.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::time::Duration;

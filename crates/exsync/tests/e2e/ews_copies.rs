@@ -2,7 +2,6 @@
 //! found by the CRM id they carry in the sync folder (present), in Deleted Items or
 //! Recoverable Items (deleted) or nowhere (never), one answer per origin in order, against
 //! the Exchange simulator; every request sent is checked against Microsoft's schema.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

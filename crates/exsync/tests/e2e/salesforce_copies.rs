@@ -1,6 +1,5 @@
 //! The Salesforce side's answer, after a crash, about the copies creates may have made:
 //! found by the Exchange id they carry, recycle bin included, one answer per origin in order.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -7,14 +7,13 @@
 //! - an address removed on one side is removed on the other, and a second pass is idle;
 //! - an event made beyond the window's end and never edited is copied once the window reaches
 //!   it, also when the pass in which it comes due fails.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use exsync_testkit::cli::sync_summaries;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::{shared_key, MASTER_KEY};
 use chrono::{DateTime, Days, NaiveDate, SubsecRound, Utc};
 use exsync_core::config::Window;
 use exsync_core::plan::Change;
@@ -24,19 +23,11 @@ use exsync_lab::{lab_configuration, Lab, LabOptions, LabUser};
 use exsync_salesforce::{quote, NewRecord};
 use serde_json::{json, Value};
 
-const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-
 /// Past the second both sides stamp modification times with, and the CRM connector's
 /// last-second hold-back.
 const TICK: Duration = Duration::from_millis(1100);
 
 const IDLE: &str = "created 0 updated 0 deleted 0 conflicts 0 failures 0";
-
-fn shared_key() -> String {
-    static KEY: OnceLock<String> = OnceLock::new();
-    KEY.get_or_init(|| exsync_sim::salesforce::generate_key_pem().unwrap())
-        .clone()
-}
 
 /// A lab of one user, with nothing in it yet, and its `exsync.toml`.
 async fn lab(dir: &Path, options: impl FnOnce(&mut LabOptions)) -> (Lab, std::path::PathBuf) {

@@ -7,21 +7,18 @@
 //! made again under Contacts, the user's synced CRM contacts are copied into the new one, the
 //! log says so, and nothing is deleted in the CRM either. The system folders Exchange keeps
 //! under Contacts are never written to.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::{shared_key, MASTER_KEY};
 use exsync_core::{ItemKind, UserKey};
 use exsync_engine::sync::sides::MailboxSide;
 use exsync_lab::{crm_contact, Lab, LabOptions, Seed};
 use exsync_salesforce::NewRecord;
 use reqwest::Method;
 use serde_json::{json, Value};
-
-const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 /// The lab's CRM connector leaves records stamped in the last second for the next pass.
 const SETTLE: Duration = Duration::from_millis(1100);
@@ -44,12 +41,6 @@ const SYSTEM: [&str; 5] = [
     "Organizational Contacts",
     "GAL Contacts",
 ];
-
-fn shared_key() -> String {
-    static KEY: OnceLock<String> = OnceLock::new();
-    KEY.get_or_init(|| exsync_sim::salesforce::generate_key_pem().unwrap())
-        .clone()
-}
 
 async fn lab(dir: &Path) -> (Lab, PathBuf) {
     let mut options = LabOptions::new(dir, 1);

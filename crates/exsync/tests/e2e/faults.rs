@@ -1,6 +1,5 @@
 //! Faults injected into the simulators during passes: the passes finish later with nothing lost
 //! or copied twice, and a user's status says why while it waits.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 

@@ -1,24 +1,15 @@
 //! Crash safety: the `exsync sync` process is killed with SIGKILL at many points of a first
 //! sync and of incremental passes, restarted, and both sides must end equal, with nothing lost
 //! and nothing copied twice.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use crate::{shared_key, MASTER_KEY};
 use exsync_core::ItemKind;
 use exsync_lab::{crm_contact, Lab, LabOptions, Seed};
 use serde_json::json;
-
-const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-
-fn shared_key() -> String {
-    static KEY: OnceLock<String> = OnceLock::new();
-    KEY.get_or_init(|| exsync_sim::salesforce::generate_key_pem().unwrap())
-        .clone()
-}
 
 async fn lab(dir: &Path, seed: &Seed) -> (Lab, PathBuf) {
     let mut options = LabOptions::new(dir, 2);

@@ -2,18 +2,15 @@
 //! database holds, against the simulators: renamed or moved by its user it is reported found,
 //! and no second `Salesforce_Sync` is made; deleted, it is reported (the next pass makes it
 //! again), and the check makes none either.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::{shared_key, MASTER_KEY};
 use exsync_lab::{Lab, LabOptions, Seed};
 use reqwest::Method;
 use serde_json::{json, Value};
-
-const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 /// The lab's CRM connector leaves records stamped in the last second for the next pass.
 const SETTLE: Duration = Duration::from_millis(1100);
@@ -29,12 +26,6 @@ const SEED: Seed = Seed {
     exchange_events: 0,
     invalid_record: false,
 };
-
-fn shared_key() -> String {
-    static KEY: OnceLock<String> = OnceLock::new();
-    KEY.get_or_init(|| exsync_sim::salesforce::generate_key_pem().unwrap())
-        .clone()
-}
 
 async fn lab(dir: &Path) -> (Lab, PathBuf) {
     let mut options = LabOptions::new(dir, 1);

@@ -3,18 +3,15 @@
 //! side, and exsync's first sync must link everything without a duplicate, keep every edit
 //! (each field from the record modified more recently), call none of it a conflict, and leave
 //! the next pass idle.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use exsync_testkit::cli::sync_summaries;
 use std::path::Path;
-use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::{shared_key, MASTER_KEY};
 use exsync_core::{ItemKind, Side};
 use exsync_lab::{crm_contact, event, Lab, LabOptions, Seed};
 use serde_json::json;
-
-const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 /// Past the second both sides stamp modification times with, and the CRM connector's
 /// last-second hold-back.
@@ -29,12 +26,6 @@ const SEED: Seed = Seed {
     exchange_events: 0,
     invalid_record: false,
 };
-
-fn shared_key() -> String {
-    static KEY: OnceLock<String> = OnceLock::new();
-    KEY.get_or_init(|| exsync_sim::salesforce::generate_key_pem().unwrap())
-        .clone()
-}
 
 /// Runs `exsync sync` to its end and returns its summary lines, one per user.
 async fn sync(config: &Path) -> Vec<String> {

@@ -1,0 +1,40 @@
+//! End to end, in one test binary (one module per area), against both simulators through the
+//! real connectors: the `exsync` binary killed at any moment (`crash`) or aborted at each
+//! failpoint (`failpoints`, which needs the `failpoints` feature: `scripts/test` builds with
+//! `--features exsync/failpoints`), injected faults, what a record means after the trip, hostile
+//! CRM data, the lab and the demo, moving from Lightning Sync, private files, the sync rules,
+//! `exsync run`, the user's sync folder in their hands and `exsync check` on it, and each
+//! side's answer about the copies a crash may have left (`ews_copies`, `salesforce_copies`).
+//!
+//! `MASTER_KEY` and `shared_key` are the ones every lab here uses. Under nextest each test runs
+//! in its own process; under `cargo test` they all run as threads of one, so the timed kills
+//! of `crash` see more load than they did in a binary of their own.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::OnceLock;
+
+mod check_sync_folder;
+mod crash;
+mod ews_copies;
+mod failpoints;
+mod faults;
+mod fidelity;
+mod hostile;
+mod lab;
+mod migration;
+mod private_files;
+mod rules;
+mod run;
+mod salesforce_copies;
+mod sync_folder;
+
+/// The master key the labs' secrets are sealed with.
+const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+/// The CRM simulator's JWT signing key, made once per process: an RSA key takes a while.
+fn shared_key() -> String {
+    static KEY: OnceLock<String> = OnceLock::new();
+    KEY.get_or_init(|| exsync_sim::salesforce::generate_key_pem().unwrap())
+        .clone()
+}
