@@ -6,8 +6,9 @@
 // does not matter.
 #![allow(clippy::result_large_err)]
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
 use http::{HeaderMap, Method, StatusCode};
@@ -224,20 +225,49 @@ fn get_ci<'a>(rec: &'a Rec, name: &str) -> Option<&'a Value> {
 }
 
 impl Lookup for View<'_> {
-    fn value(&self, path: &[String]) -> Value {
-        match path {
-            [field] => get_ci(self.rec, field).cloned().unwrap_or(Value::Null),
+    fn value(&self, path: &[String]) -> Cow<'_, Value> {
+        let found = match path {
+            [field] => get_ci(self.rec, field),
             [relationship, field] => {
                 let reference = reference_field_for(relationship);
                 get_ci(self.rec, &reference)
                     .and_then(Value::as_str)
                     .and_then(|id| self.db.find(self.schema, id))
-                    .and_then(|(_, parent)| get_ci(parent, field).cloned())
-                    .unwrap_or(Value::Null)
+                    .and_then(|(_, parent)| get_ci(parent, field))
             }
-            _ => Value::Null,
-        }
+            _ => None,
+        };
+        found.map_or(Cow::Owned(Value::Null), Cow::Borrowed)
     }
+}
+
+/// The ids a filter names in a top-level `Id IN (…)` or `Id = '…'` (beside any other
+/// conditions joined by AND), when every one of them is a record of `all` as written: then
+/// only those records need the filter, not every record of the object. `None` when the
+/// filter has no such condition, or one the scan must decide (another spelling of an id).
+fn named_ids<'q>(filter: &'q soql::Expr, all: &BTreeMap<String, Rec>) -> Option<Vec<&'q str>> {
+    use soql::{CmpOp, Expr, Literal};
+    let ids: Vec<&str> = match filter {
+        Expr::And(a, b) => return named_ids(a, all).or_else(|| named_ids(b, all)),
+        Expr::In {
+            path,
+            values,
+            negated: false,
+        } if path.len() == 1 && path[0] == "Id" => values
+            .iter()
+            .map(|v| match v {
+                Literal::Str(id) => Some(id.as_str()),
+                _ => None,
+            })
+            .collect::<Option<_>>()?,
+        Expr::Cmp {
+            path,
+            op: CmpOp::Eq,
+            value: Literal::Str(id),
+        } if path.len() == 1 && path[0] == "Id" => vec![id.as_str()],
+        _ => return None,
+    };
+    ids.iter().all(|id| all.contains_key(*id)).then_some(ids)
 }
 
 /// Checks a field path against the object and returns it with canonical names.
@@ -317,6 +347,15 @@ fn canonical_expr(
         Expr::Like { path, pattern } => Expr::Like {
             path: canonical_path(schema, def, path)?,
             pattern: pattern.clone(),
+        },
+        Expr::InText {
+            path,
+            lowered,
+            negated,
+        } => Expr::InText {
+            path: canonical_path(schema, def, path)?,
+            lowered: lowered.clone(),
+            negated: *negated,
         },
     })
 }
@@ -425,11 +464,20 @@ fn run_query(ctx: &Ctx, db: &Db, text: &str, include_deleted: bool) -> Reply {
     };
     let empty = Default::default();
     let all = db.records.get(def.name).unwrap_or(&empty);
-    let mut rows: Vec<&Rec> = all
-        .values()
+    // Records in id order either way, as the scan yields them.
+    let candidates: Box<dyn Iterator<Item = &Rec>> =
+        match filter.as_ref().and_then(|f| named_ids(f, all)) {
+            Some(ids) => {
+                let ids: BTreeSet<&str> = ids.into_iter().collect();
+                Box::new(ids.into_iter().filter_map(|id| all.get(id)))
+            }
+            None => Box::new(all.values()),
+        };
+    let prepared = filter.clone().map(soql::prepare);
+    let mut rows: Vec<&Rec> = candidates
         .filter(|r| include_deleted || !is_deleted(r))
         .filter(|r| {
-            filter
+            prepared
                 .as_ref()
                 .is_none_or(|f| soql::matches(f, &View { db, schema, rec: r }))
         })
@@ -437,8 +485,8 @@ fn run_query(ctx: &Ctx, db: &Db, text: &str, include_deleted: bool) -> Reply {
     if !order.is_empty() {
         rows.sort_by(|a, b| {
             for item in &order {
-                let va = View { db, schema, rec: a }.value(&item.path);
-                let vb = View { db, schema, rec: b }.value(&item.path);
+                let (view_a, view_b) = (View { db, schema, rec: a }, View { db, schema, rec: b });
+                let (va, vb) = (view_a.value(&item.path), view_b.value(&item.path));
                 let ord = match (va.is_null(), vb.is_null()) {
                     (true, true) => Ordering::Equal,
                     (true, false) => {

@@ -2,7 +2,9 @@
 //! fields such as `Account.Name`), `COUNT()`, WHERE with comparisons, IN, LIKE, AND / OR / NOT
 //! and parentheses, ORDER BY, LIMIT and OFFSET, and date / datetime literals.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
+use std::collections::HashSet;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
@@ -60,6 +62,12 @@ pub(crate) enum Expr {
     In {
         path: Path,
         values: Vec<Literal>,
+        negated: bool,
+    },
+    /// An `IN` list of text literals as [`prepare`] leaves it: the literals in lower case.
+    InText {
+        path: Path,
+        lowered: HashSet<String>,
         negated: bool,
     },
     Like {
@@ -539,18 +547,30 @@ pub(crate) fn parse_at(text: &str, now: DateTime<Utc>) -> Result<Query, SoqlErro
 /// Looks field values up for the evaluator: the record's own fields, and a parent's fields
 /// through a relationship.
 pub(crate) trait Lookup {
-    fn value(&self, path: &[String]) -> Value;
+    /// Borrowed where the record holds the value: a query evaluates this for every record
+    /// it scans, so a copy each time would cost more than the comparison.
+    fn value(&self, path: &[String]) -> Cow<'_, Value>;
 }
 
-fn lowered(s: &str) -> String {
-    s.to_lowercase()
+/// Orders two strings ignoring case, as SOQL compares text, without allocating lower-case
+/// copies (this runs for every record a query scans).
+fn cmp_ignoring_case(a: &str, b: &str) -> Ordering {
+    if a.is_ascii() && b.is_ascii() {
+        return a
+            .bytes()
+            .map(|c| c.to_ascii_lowercase())
+            .cmp(b.bytes().map(|c| c.to_ascii_lowercase()));
+    }
+    a.chars()
+        .flat_map(char::to_lowercase)
+        .cmp(b.chars().flat_map(char::to_lowercase))
 }
 
 fn compare_to_literal(value: &Value, lit: &Literal) -> Option<Ordering> {
     match (value, lit) {
         (Value::Bool(a), Literal::Bool(b)) => Some(a.cmp(b)),
         (Value::Number(a), Literal::Num(b)) => a.as_f64()?.partial_cmp(b),
-        (Value::String(a), Literal::Str(b)) => Some(lowered(a).cmp(&lowered(b))),
+        (Value::String(a), Literal::Str(b)) => Some(cmp_ignoring_case(a, b)),
         (Value::String(a), Literal::DateTime(b)) => Some(parse_datetime(a)?.cmp(b)),
         (Value::String(a), Literal::Date(b)) => {
             let d = NaiveDate::parse_from_str(a, "%Y-%m-%d")
@@ -598,6 +618,36 @@ fn like(text: &str, pattern: &str) -> bool {
 }
 
 /// Whether a record matches a WHERE expression.
+/// Readies a filter for testing many records: each `IN` list of text literals becomes a set,
+/// so a record costs one look-up instead of a comparison per literal (a connector's IN lists
+/// hold up to 200 ids or addresses, tested against every record of the object).
+pub(crate) fn prepare(expr: Expr) -> Expr {
+    match expr {
+        Expr::And(a, b) => Expr::And(Box::new(prepare(*a)), Box::new(prepare(*b))),
+        Expr::Or(a, b) => Expr::Or(Box::new(prepare(*a)), Box::new(prepare(*b))),
+        Expr::Not(a) => Expr::Not(Box::new(prepare(*a))),
+        Expr::In {
+            path,
+            values,
+            negated,
+        } if values.iter().all(|v| matches!(v, Literal::Str(_))) => {
+            let lowered = values
+                .iter()
+                .filter_map(|v| match v {
+                    Literal::Str(s) => Some(s.to_lowercase()),
+                    _ => None,
+                })
+                .collect();
+            Expr::InText {
+                path,
+                lowered,
+                negated,
+            }
+        }
+        other => other,
+    }
+}
+
 pub(crate) fn matches(expr: &Expr, record: &dyn Lookup) -> bool {
     match expr {
         Expr::And(a, b) => matches(a, record) && matches(b, record),
@@ -655,8 +705,22 @@ pub(crate) fn matches(expr: &Expr, record: &dyn Lookup) -> bool {
             });
             found != *negated
         }
-        Expr::Like { path, pattern } => match record.value(path) {
-            Value::String(s) => like(&s, pattern),
+        Expr::InText {
+            path,
+            lowered,
+            negated,
+        } => {
+            let found = match record.value(path).as_ref() {
+                Value::String(s) if s.is_ascii() && !s.bytes().any(|b| b.is_ascii_uppercase()) => {
+                    lowered.contains(s.as_str())
+                }
+                Value::String(s) => lowered.contains(&s.to_lowercase()),
+                _ => false,
+            };
+            found != *negated
+        }
+        Expr::Like { path, pattern } => match record.value(path).as_ref() {
+            Value::String(s) => like(s, pattern),
             _ => false,
         },
     }
@@ -671,7 +735,7 @@ pub(crate) fn compare_values(a: &Value, b: &Value) -> Ordering {
             .partial_cmp(&y.as_f64().unwrap_or(0.0))
             .unwrap_or(Ordering::Equal),
         (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
-        (Value::String(x), Value::String(y)) => lowered(x).cmp(&lowered(y)),
+        (Value::String(x), Value::String(y)) => cmp_ignoring_case(x, y),
         _ => a.to_string().cmp(&b.to_string()),
     }
 }
@@ -684,12 +748,12 @@ mod tests {
 
     struct Rec(Value);
     impl Lookup for Rec {
-        fn value(&self, path: &[String]) -> Value {
+        fn value(&self, path: &[String]) -> Cow<'_, Value> {
             let mut v = &self.0;
             for p in path {
                 v = v.get(p).unwrap_or(&Value::Null);
             }
-            v.clone()
+            Cow::Borrowed(v)
         }
     }
 
@@ -723,6 +787,28 @@ mod tests {
         let rec = Rec(json!({"Email": "x@B.TEST"}));
         assert!(!matches(q.filter.as_ref().unwrap(), &rec));
         assert!(like("abc", "a_c") && !like("abcd", "a_c") && like("", "%"));
+    }
+
+    #[test]
+    fn a_prepared_in_list_answers_as_the_list_does() {
+        let q = parse(
+            "SELECT Id FROM Contact WHERE Email IN ('a@B.test', 'Ä@b.test') AND NOT Phone IN ('1', '2')",
+        )
+        .unwrap();
+        let plain = q.filter.unwrap();
+        let prepared = prepare(plain.clone());
+        assert_ne!(prepared, plain);
+        for (email, phone) in [
+            (json!("A@b.TEST"), json!("3")),
+            (json!("ä@B.test"), json!("3")),
+            (json!("a@b.test"), json!("1")),
+            (json!("c@b.test"), json!("3")),
+            (json!(7), json!(null)),
+            (json!(null), json!("3")),
+        ] {
+            let rec = Rec(json!({"Email": email, "Phone": phone}));
+            assert_eq!(matches(&prepared, &rec), matches(&plain, &rec), "{}", rec.0);
+        }
     }
 
     #[test]

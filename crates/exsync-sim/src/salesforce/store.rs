@@ -788,11 +788,12 @@ impl Db {
                 }
                 let own = rec.get("Id").and_then(Value::as_str).unwrap_or_default();
                 let duplicate = self.records.get("EventRelation").is_some_and(|rels| {
+                    // The event first: it rules out nearly every relation at once.
                     rels.iter().any(|(id, r)| {
-                        id != own
-                            && !is_deleted(r)
-                            && r.get("EventId").and_then(Value::as_str) == Some(event)
+                        r.get("EventId").and_then(Value::as_str) == Some(event)
                             && r.get("RelationId").and_then(Value::as_str) == Some(relation)
+                            && id != own
+                            && !is_deleted(r)
                     })
                 });
                 if duplicate {
