@@ -621,9 +621,20 @@ fn like(text: &str, pattern: &str) -> bool {
 /// Readies a filter for testing many records: each `IN` list of text literals becomes a set,
 /// so a record costs one look-up instead of a comparison per literal (a connector's IN lists
 /// hold up to 200 ids or addresses, tested against every record of the object).
+///
+/// Of two conditions joined by AND, a cheap one (a set or a text or boolean equality, such as
+/// the owner a connector asks for) is tested first: AND has no order to keep, and most records
+/// fail it before the date comparisons, which parse the record's value, run.
 pub(crate) fn prepare(expr: Expr) -> Expr {
     match expr {
-        Expr::And(a, b) => Expr::And(Box::new(prepare(*a)), Box::new(prepare(*b))),
+        Expr::And(a, b) => {
+            let (a, b) = (prepare(*a), prepare(*b));
+            if is_cheap(&b) && !is_cheap(&a) {
+                Expr::And(Box::new(b), Box::new(a))
+            } else {
+                Expr::And(Box::new(a), Box::new(b))
+            }
+        }
         Expr::Or(a, b) => Expr::Or(Box::new(prepare(*a)), Box::new(prepare(*b))),
         Expr::Not(a) => Expr::Not(Box::new(prepare(*a))),
         Expr::In {
@@ -645,6 +656,18 @@ pub(crate) fn prepare(expr: Expr) -> Expr {
             }
         }
         other => other,
+    }
+}
+
+/// Whether testing `expr` on a record costs a look-up or two, nothing parsed.
+fn is_cheap(expr: &Expr) -> bool {
+    match expr {
+        Expr::InText { .. } => true,
+        Expr::Cmp { op, value, .. } => {
+            matches!(op, CmpOp::Eq | CmpOp::Ne)
+                && matches!(value, Literal::Str(_) | Literal::Bool(_) | Literal::Null)
+        }
+        _ => false,
     }
 }
 
@@ -798,6 +821,13 @@ mod tests {
         let plain = q.filter.unwrap();
         let prepared = prepare(plain.clone());
         assert_ne!(prepared, plain);
+        // The cheap test goes first.
+        let q = parse("SELECT Id FROM Contact WHERE SystemModstamp > 2024-05-01T10:00:00Z AND OwnerId IN ('005A')")
+            .unwrap();
+        let Expr::And(first, _) = prepare(q.filter.unwrap()) else {
+            panic!("not an AND")
+        };
+        assert!(matches!(*first, Expr::InText { .. }));
         for (email, phone) in [
             (json!("A@b.TEST"), json!("3")),
             (json!("ä@B.test"), json!("3")),
