@@ -2,7 +2,7 @@
 //! validated and stamped the way Salesforce does. On disk: one JSON snapshot and the journal
 //! of the writes since (see [`super::changes`]), so a write costs the size of its records.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use anyhow::Context;
@@ -75,6 +75,12 @@ pub(super) struct Db {
     /// How many entries of `deleted_log` the snapshot and journal hold.
     #[serde(skip)]
     journaled_deletions: usize,
+    /// (object, value of [`EXTERNAL_ID_FIELD`]) → ids of the records ever written with it:
+    /// the duplicate check every write of a tagged record makes looks here instead of
+    /// scanning the object. A superset (a record may have changed or gone since), checked
+    /// against the records, so writes only ever add to it.
+    #[serde(skip)]
+    external_ids: HashMap<(String, String), Vec<String>>,
 }
 
 pub(super) const DEFAULT_DAILY_ALLOWANCE: u64 = 100_000;
@@ -115,6 +121,7 @@ impl Db {
             clock_offset_seconds: 0,
             touched: BTreeSet::new(),
             journaled_deletions: 0,
+            external_ids: HashMap::new(),
         };
         db.settings.org_id = db.mint_id("00D");
         let admin = db.seed_profile(schema, "System Administrator", now)?;
@@ -190,6 +197,7 @@ impl Db {
             let mut db: Db = serde_json::from_str(&text)
                 .with_context(|| format!("parsing {}", path.display()))?;
             super::changes::replay(path, &mut db)?;
+            db.index_external_ids();
             Ok(db)
         } else {
             Db::fresh(schema)
@@ -259,18 +267,59 @@ impl Db {
         self.find(schema, id).filter(|(_, r)| !is_deleted(r))
     }
 
+    /// Ids of the live records of `object` whose `field` is `value`, in id order.
     pub(super) fn find_by_external(&self, object: &str, field: &str, value: &str) -> Vec<String> {
-        self.records
-            .get(object)
-            .map(|records| {
-                records
-                    .iter()
-                    .filter(|(_, r)| !is_deleted(r))
-                    .filter(|(_, r)| r.get(field).and_then(Value::as_str) == Some(value))
-                    .map(|(id, _)| id.clone())
-                    .collect()
-            })
-            .unwrap_or_default()
+        let Some(records) = self.records.get(object) else {
+            return Vec::new();
+        };
+        let holds = |r: &Rec| !is_deleted(r) && r.get(field).and_then(Value::as_str) == Some(value);
+        if field != EXTERNAL_ID_FIELD {
+            return records
+                .iter()
+                .filter(|(_, r)| holds(r))
+                .map(|(id, _)| id.clone())
+                .collect();
+        }
+        let mut ids: Vec<String> = self
+            .external_ids
+            .get(&(object.to_owned(), value.to_owned()))
+            .into_iter()
+            .flatten()
+            .filter(|id| records.get(*id).is_some_and(holds))
+            .cloned()
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    /// Notes `rec`'s external id before it is stored as record `id` of `object`.
+    fn remember_external_id(&mut self, object: &str, id: &str, rec: &Rec) {
+        if let Some(value) = rec.get(EXTERNAL_ID_FIELD).and_then(Value::as_str) {
+            let ids = self
+                .external_ids
+                .entry((object.to_owned(), value.to_owned()))
+                .or_default();
+            if !ids.iter().any(|i| i == id) {
+                ids.push(id.to_owned());
+            }
+        }
+    }
+
+    /// Builds the external id index from the records (after loading them).
+    fn index_external_ids(&mut self) {
+        let mut index: HashMap<(String, String), Vec<String>> = HashMap::new();
+        for (object, records) in &self.records {
+            for (id, rec) in records {
+                if let Some(value) = rec.get(EXTERNAL_ID_FIELD).and_then(Value::as_str) {
+                    index
+                        .entry((object.clone(), value.to_owned()))
+                        .or_default()
+                        .push(id.clone());
+                }
+            }
+        }
+        self.external_ids = index;
     }
 
     /// Stores a record as given, without the checks [`Db::create`] makes (lengths, formats,
@@ -313,6 +362,7 @@ impl Db {
             rec.insert(field.into(), Value::String(actor.clone()));
         }
         self.touch(def.name, &id);
+        self.remember_external_id(def.name, &id, &rec);
         self.records
             .entry(def.name.to_owned())
             .or_default()
@@ -373,6 +423,7 @@ impl Db {
         }
         self.defaults_and_rules(schema, def, &mut rec, &input, true)?;
         self.touch(def.name, &id);
+        self.remember_external_id(def.name, &id, &rec);
         self.records
             .entry(def.name.to_owned())
             .or_default()
@@ -440,6 +491,7 @@ impl Db {
         rec.insert("LastModifiedById".into(), Value::String(actor));
         self.defaults_and_rules(schema, def, &mut rec, &input, false)?;
         self.touch(def.name, &full);
+        self.remember_external_id(def.name, &full, &rec);
         self.records
             .entry(def.name.to_owned())
             .or_default()
@@ -1092,6 +1144,48 @@ mod tests {
             .unwrap();
         let (_, rec) = db.find(&schema, &id).unwrap();
         assert_eq!(rec["EndDateTime"], "2024-05-02T00:00:00.000+0000");
+    }
+
+    #[test]
+    fn an_external_id_is_unique_among_live_records_across_updates_deletes_and_restarts() {
+        let schema = Schema::standard();
+        let mut db = Db::fresh(&schema).unwrap();
+        let now = Utc::now();
+        let tagged =
+            |name: &str, tag: &str| as_rec(json!({"LastName": name, (EXTERNAL_ID_FIELD): tag}));
+        let first = db
+            .create(&schema, "Contact", tagged("A", "x1"), "", now)
+            .unwrap();
+        let dup = db.create(&schema, "Contact", tagged("B", "x1"), "", now);
+        assert_eq!(dup.unwrap_err()[0].code, "DUPLICATE_VALUE");
+        // Retagged, the old value is free and the new one taken.
+        db.update(
+            &schema,
+            Some("Contact"),
+            &first,
+            as_rec(json!({(EXTERNAL_ID_FIELD): "x2"})),
+            "",
+            now,
+        )
+        .unwrap();
+        let second = db
+            .create(&schema, "Contact", tagged("B", "x1"), "", now)
+            .unwrap();
+        assert_eq!(
+            db.find_by_external("Contact", EXTERNAL_ID_FIELD, "x2"),
+            vec![first.clone()]
+        );
+        // Deleted, its value is free again.
+        db.delete(&schema, &second, now).unwrap();
+        db.create(&schema, "Contact", tagged("C", "x1"), "", now)
+            .unwrap();
+        // After a load the index is rebuilt from the records.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        db.save(&path).unwrap();
+        let mut back = Db::load_or_create(&path, &schema).unwrap();
+        let dup = back.create(&schema, "Contact", tagged("D", "x2"), "", now);
+        assert_eq!(dup.unwrap_err()[0].code, "DUPLICATE_VALUE");
     }
 
     #[test]
