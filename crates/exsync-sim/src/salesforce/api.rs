@@ -14,7 +14,7 @@ use chrono::{DateTime, Duration, Utc};
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::{json, Map, Value};
 
-use super::schema::{reference_field_for, FieldType, ObjectDef, Schema};
+use super::schema::{reference_field_for, FieldType, ObjectDef, Schema, EXTERNAL_ID_FIELD};
 use super::server::{empty_reply, json_reply, lock, not_found, sf_error, Org, QueryCursor, Reply};
 use super::soql::{self, format_datetime, parse_datetime, Lookup, Path, Query};
 use super::store::{as_rec, full_id, is_deleted, Db, Rec, RecordError};
@@ -241,33 +241,61 @@ impl Lookup for View<'_> {
     }
 }
 
-/// The ids a filter names in a top-level `Id IN (…)` or `Id = '…'` (beside any other
-/// conditions joined by AND), when every one of them is a record of `all` as written: then
-/// only those records need the filter, not every record of the object. `None` when the
-/// filter has no such condition, or one the scan must decide (another spelling of an id).
-fn named_ids<'q>(filter: &'q soql::Expr, all: &BTreeMap<String, Rec>) -> Option<Vec<&'q str>> {
+/// The records a filter can only match, when a top-level condition (beside any others
+/// joined by AND) names them: `Id IN (…)` or `Id = '…'` whose ids are all records of `all` as
+/// written (another spelling is left to the scan), or an external id `IN (…)`, through the
+/// index of external ids. Then only those records need the filter, not every record of the
+/// object. `None`: scan.
+fn named_records(
+    filter: &soql::Expr,
+    db: &Db,
+    object: &str,
+    all: &BTreeMap<String, Rec>,
+) -> Option<BTreeSet<String>> {
     use soql::{CmpOp, Expr, Literal};
-    let ids: Vec<&str> = match filter {
-        Expr::And(a, b) => return named_ids(a, all).or_else(|| named_ids(b, all)),
+    let texts = |values: &[Literal]| -> Option<Vec<String>> {
+        values
+            .iter()
+            .map(|v| match v {
+                Literal::Str(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    match filter {
+        Expr::And(a, b) => {
+            named_records(a, db, object, all).or_else(|| named_records(b, db, object, all))
+        }
         Expr::In {
             path,
             values,
             negated: false,
-        } if path.len() == 1 && path[0] == "Id" => values
-            .iter()
-            .map(|v| match v {
-                Literal::Str(id) => Some(id.as_str()),
-                _ => None,
-            })
-            .collect::<Option<_>>()?,
+        } if path.len() == 1 && path[0] == "Id" => {
+            let ids = texts(values)?;
+            ids.iter()
+                .all(|id| all.contains_key(id))
+                .then(|| ids.into_iter().collect())
+        }
         Expr::Cmp {
             path,
             op: CmpOp::Eq,
             value: Literal::Str(id),
-        } if path.len() == 1 && path[0] == "Id" => vec![id.as_str()],
-        _ => return None,
-    };
-    ids.iter().all(|id| all.contains_key(*id)).then_some(ids)
+        } if path.len() == 1 && path[0] == "Id" => {
+            all.contains_key(id).then(|| BTreeSet::from([id.clone()]))
+        }
+        Expr::In {
+            path,
+            values,
+            negated: false,
+        } if path.len() == 1 && path[0] == EXTERNAL_ID_FIELD => Some(
+            texts(values)?
+                .iter()
+                .flat_map(|v| db.tagged(object, v))
+                .cloned()
+                .collect(),
+        ),
+        _ => None,
+    }
 }
 
 /// Checks a field path against the object and returns it with canonical names.
@@ -465,14 +493,13 @@ fn run_query(ctx: &Ctx, db: &Db, text: &str, include_deleted: bool) -> Reply {
     let empty = Default::default();
     let all = db.records.get(def.name).unwrap_or(&empty);
     // Records in id order either way, as the scan yields them.
-    let candidates: Box<dyn Iterator<Item = &Rec>> =
-        match filter.as_ref().and_then(|f| named_ids(f, all)) {
-            Some(ids) => {
-                let ids: BTreeSet<&str> = ids.into_iter().collect();
-                Box::new(ids.into_iter().filter_map(|id| all.get(id)))
-            }
-            None => Box::new(all.values()),
-        };
+    let candidates: Box<dyn Iterator<Item = &Rec>> = match filter
+        .as_ref()
+        .and_then(|f| named_records(f, db, def.name, all))
+    {
+        Some(ids) => Box::new(ids.into_iter().filter_map(|id| all.get(&id))),
+        None => Box::new(all.values()),
+    };
     let prepared = filter.clone().map(soql::prepare);
     let mut rows: Vec<&Rec> = candidates
         .filter(|r| include_deleted || !is_deleted(r))

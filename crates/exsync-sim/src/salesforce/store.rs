@@ -75,10 +75,11 @@ pub(super) struct Db {
     /// How many entries of `deleted_log` the snapshot and journal hold.
     #[serde(skip)]
     journaled_deletions: usize,
-    /// (object, value of [`EXTERNAL_ID_FIELD`]) → ids of the records ever written with it:
-    /// the duplicate check every write of a tagged record makes looks here instead of
-    /// scanning the object. A superset (a record may have changed or gone since), checked
-    /// against the records, so writes only ever add to it.
+    /// (object, value of [`EXTERNAL_ID_FIELD`] in lower case) → ids of the records ever
+    /// written with it: the duplicate check every write of a tagged record makes, and queries
+    /// by external id, look here instead of scanning the object. A superset (a record may
+    /// have changed or gone since), checked against the records, so writes only ever add to
+    /// it.
     #[serde(skip)]
     external_ids: HashMap<(String, String), Vec<String>>,
 }
@@ -281,10 +282,7 @@ impl Db {
                 .collect();
         }
         let mut ids: Vec<String> = self
-            .external_ids
-            .get(&(object.to_owned(), value.to_owned()))
-            .into_iter()
-            .flatten()
+            .tagged(object, value)
             .filter(|id| records.get(*id).is_some_and(holds))
             .cloned()
             .collect();
@@ -293,12 +291,25 @@ impl Db {
         ids
     }
 
+    /// Ids of the records of `object` that were ever written with an external id equal to
+    /// `value` ignoring case (as SOQL compares); they may have changed since.
+    pub(super) fn tagged<'a>(
+        &'a self,
+        object: &str,
+        value: &str,
+    ) -> impl Iterator<Item = &'a String> + 'a {
+        self.external_ids
+            .get(&(object.to_owned(), value.to_lowercase()))
+            .into_iter()
+            .flatten()
+    }
+
     /// Notes `rec`'s external id before it is stored as record `id` of `object`.
     fn remember_external_id(&mut self, object: &str, id: &str, rec: &Rec) {
-        if let Some(value) = rec.get(EXTERNAL_ID_FIELD).and_then(Value::as_str) {
+        if let Some(value) = external_id_of(rec) {
             let ids = self
                 .external_ids
-                .entry((object.to_owned(), value.to_owned()))
+                .entry((object.to_owned(), value.to_lowercase()))
                 .or_default();
             if !ids.iter().any(|i| i == id) {
                 ids.push(id.to_owned());
@@ -311,9 +322,9 @@ impl Db {
         let mut index: HashMap<(String, String), Vec<String>> = HashMap::new();
         for (object, records) in &self.records {
             for (id, rec) in records {
-                if let Some(value) = rec.get(EXTERNAL_ID_FIELD).and_then(Value::as_str) {
+                if let Some(value) = external_id_of(rec) {
                     index
-                        .entry((object.clone(), value.to_owned()))
+                        .entry((object.clone(), value.to_lowercase()))
                         .or_default()
                         .push(id.clone());
                 }
@@ -1051,6 +1062,17 @@ fn plausible_email(s: &str) -> bool {
         }
         None => false,
     }
+}
+
+/// The record's external id; the key in any case, as an unchecked record may spell it.
+fn external_id_of(rec: &Rec) -> Option<&str> {
+    rec.get(EXTERNAL_ID_FIELD)
+        .or_else(|| {
+            rec.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(EXTERNAL_ID_FIELD))
+                .map(|(_, v)| v)
+        })
+        .and_then(Value::as_str)
 }
 
 pub(super) fn is_deleted(rec: &Rec) -> bool {
