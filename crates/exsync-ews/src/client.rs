@@ -1,6 +1,7 @@
 //! The connector as the sync engine uses it: one [`EwsClient`] per service account, and a
 //! [`MailboxClient`] per syncing user with the operations the sync needs.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -865,13 +866,13 @@ impl MailboxClient {
         &self,
         kind: ItemKind,
         folder: &FolderRef,
-        records: &[(CrmId, Fields)],
+        records: &[(CrmId, impl Borrow<Fields>)],
     ) -> Result<Vec<Result<ItemRef, EwsError>>, EwsError> {
         let mut results: Vec<Option<Result<ItemRef, EwsError>>> =
             records.iter().map(|_| None).collect();
         let mut xml: Vec<Option<String>> = Vec::with_capacity(records.len());
         for (i, (crm_id, fields)) in records.iter().enumerate() {
-            match Self::write_record(kind, fields, crm_id) {
+            match Self::write_record(kind, fields.borrow(), crm_id) {
                 Ok(x) => xml.push(Some(x)),
                 Err(reason) => {
                     xml.push(None);
@@ -885,7 +886,7 @@ impl MailboxClient {
             rounds += 1;
             let mut next = Vec::new();
             for chunk in pending.chunks(self.client.config.batch_size.max(1)) {
-                let bodies: Vec<String> = chunk.iter().filter_map(|i| xml[*i].clone()).collect();
+                let bodies: Vec<&str> = chunk.iter().filter_map(|i| xml[*i].as_deref()).collect();
                 let body = items::create_items(kind, folder, &bodies);
                 let messages = match self.batch("CreateItem", &body, Idempotent::No).await {
                     Ok(m) => m,
@@ -934,7 +935,7 @@ impl MailboxClient {
         for (i, result) in results.into_iter().enumerate() {
             let result = result.unwrap_or_else(|| Err(self.protocol("item left unprocessed")));
             out.push(match (kind, result) {
-                (ItemKind::Event, Ok(master)) => match Event::from_fields(&records[i].1) {
+                (ItemKind::Event, Ok(master)) => match Event::from_fields(records[i].1.borrow()) {
                     Ok(event) => self.apply_exceptions(&master, &event).await,
                     Err(_) => Ok(master),
                 },

@@ -424,9 +424,7 @@ impl MailboxSide for ExchangeConnection {
             match write {
                 Write::Create { fields, origin } => {
                     creates.0.push(i);
-                    creates
-                        .1
-                        .push((CrmId::new(origin.as_str()), (*fields).clone()));
+                    creates.1.push((CrmId::new(origin.as_str()), *fields));
                 }
                 Write::Update {
                     id,

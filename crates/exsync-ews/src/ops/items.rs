@@ -108,7 +108,7 @@ fn missing(operation: &str) -> crate::error::ResponseError {
 
 /// CreateItem of already-written item elements into a folder. Invitations never go out: a
 /// synced event is a copy, not a new meeting.
-pub fn create_items(kind: ItemKind, folder: &FolderRef, items: &[String]) -> String {
+pub fn create_items(kind: ItemKind, folder: &FolderRef, items: &[impl AsRef<str>]) -> String {
     let mut w = XmlWriter::new();
     let attrs: &[(&str, &str)] = match kind {
         ItemKind::Event => &[("SendMeetingInvitations", "SendToNone")],
@@ -119,7 +119,7 @@ pub fn create_items(kind: ItemKind, folder: &FolderRef, items: &[String]) -> Str
     folder.write(&mut w);
     w.close("m:SavedItemFolderId").open("m:Items", &[]);
     for item in items {
-        w.raw(item);
+        w.raw(item.as_ref());
     }
     w.close("m:Items").close("m:CreateItem");
     w.finish()
