@@ -285,7 +285,7 @@ fn add_mailbox(app: &App, body: &[u8]) -> Result<Response<Body>, Response<Body>>
             &json!({"error": "mailbox exists"}),
         ));
     }
-    commit(app, &mut st, since, &[m.address.clone()])?;
+    commit(app, &mut st, since, std::slice::from_ref(&m.address))?;
     Ok(json_reply(
         StatusCode::CREATED,
         &json!({"address": m.address}),
@@ -457,7 +457,7 @@ fn change_folder(app: &App, body: &[u8]) -> Result<Response<Body>, Response<Body
     }
     let now = mb.folders.get(&id).map(|f| (f.name.clone(), f.parent));
     let key = mb.key();
-    commit(app, &mut st, since, &[key.clone()])?;
+    commit(app, &mut st, since, std::slice::from_ref(&key))?;
     let encode = |id: u64| {
         Id::Folder {
             mailbox: key.clone(),
