@@ -12,13 +12,9 @@ use exsync_core::plan::Change;
 use exsync_core::{ItemKind, UserKey};
 use rusqlite::{params, Connection};
 
-use super::stage::StageError;
+use super::stage::{scratch_database, sql, StageError};
 
 type Result<T, E = StageError> = std::result::Result<T, E>;
-
-fn sql(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StageError {
-    move |source| StageError::Sqlite { op, source }
-}
 
 fn json(op: &'static str, id: String) -> impl FnOnce(serde_json::Error) -> StageError {
     move |source| StageError::Json { op, id, source }
@@ -59,20 +55,9 @@ pub struct Spool {
 impl Spool {
     /// An empty spool in a private temporary database that SQLite deletes when it is dropped.
     pub fn new() -> Result<Spool> {
-        // As for the pass stage: an empty path is a temporary file created 0600 and unlinked
-        // at once; a small cache bounds memory; losing it costs nothing, so no journal.
-        let db = Connection::open("").map_err(sql("spool open"))?;
-        for (pragma, value) in [
-            ("cache_size", "-2048"),
-            ("journal_mode", "OFF"),
-            ("synchronous", "OFF"),
-            ("temp_store", "FILE"),
-        ] {
-            db.pragma_update(None, pragma, value)
-                .map_err(sql("spool configure"))?;
-        }
-        db.execute_batch(SCHEMA).map_err(sql("spool create"))?;
-        Ok(Spool { db: Mutex::new(db) })
+        Ok(Spool {
+            db: Mutex::new(scratch_database(SCHEMA)?),
+        })
     }
 
     // A panic while the lock was held cannot have stopped SQLite mid-call, so the connection

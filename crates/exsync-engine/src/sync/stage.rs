@@ -48,8 +48,28 @@ pub enum StageError {
 
 type Result<T, E = StageError> = std::result::Result<T, E>;
 
-fn sql(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StageError {
+pub(super) fn sql(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StageError {
     move |source| StageError::Sqlite { op, source }
+}
+
+/// A private scratch database with `schema`, for records read during a pass (the stage, the
+/// spool). An empty path is a private database in a temporary file SQLite deletes on close;
+/// SQLite creates such files 0600 and unlinks them at once, so no other user can open them (a
+/// test below holds it to that). A 2 MiB cache keeps memory bounded whatever the amount read,
+/// and losing the file on a crash costs nothing, so no journal and no syncing.
+pub(super) fn scratch_database(schema: &str) -> Result<Connection> {
+    let db = Connection::open("").map_err(sql("open"))?;
+    for (pragma, value) in [
+        ("cache_size", "-2048"),
+        ("journal_mode", "OFF"),
+        ("synchronous", "OFF"),
+        ("temp_store", "FILE"),
+    ] {
+        db.pragma_update(None, pragma, value)
+            .map_err(sql("configure"))?;
+    }
+    db.execute_batch(schema).map_err(sql("create"))?;
+    Ok(db)
 }
 
 /// One record read this pass.
@@ -126,23 +146,9 @@ impl Stage {
     /// An empty stage in a private temporary database that SQLite deletes when the stage is
     /// dropped.
     pub fn new() -> Result<Stage> {
-        // An empty path is a private database in a temporary file SQLite deletes on close. It
-        // holds every record the pass read; SQLite creates such files 0600 and unlinks them
-        // at once, so no other user can open them (a test below holds it to that).
-        let db = Connection::open("").map_err(sql("open"))?;
-        // Scratch space: a 2 MiB cache keeps memory bounded whatever the mailbox size, and
-        // losing the file on a crash costs nothing, so no journal and no syncing.
-        for (pragma, value) in [
-            ("cache_size", "-2048"),
-            ("journal_mode", "OFF"),
-            ("synchronous", "OFF"),
-            ("temp_store", "FILE"),
-        ] {
-            db.pragma_update(None, pragma, value)
-                .map_err(sql("configure"))?;
-        }
-        db.execute_batch(SCHEMA).map_err(sql("create"))?;
-        Ok(Stage { db: Mutex::new(db) })
+        Ok(Stage {
+            db: Mutex::new(scratch_database(SCHEMA)?),
+        })
     }
 
     // A panic while the lock was held cannot have stopped SQLite mid-call, so the connection
