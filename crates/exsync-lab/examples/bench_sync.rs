@@ -168,6 +168,12 @@ async fn run_pass(lab: &Lab, binary: &Path, config: &Path, phase: &'static str) 
         }
     }
     let (ews_after, crm_after) = counters(lab).await?;
+    // Each pass as it ends, so a long run shows its figures early.
+    println!(
+        "{phase}: {seconds:.1}s, {items} items, exsync CPU {:.2}s, simulators CPU {:.2}s",
+        exsync_cpu.as_secs_f64(),
+        sims_cpu.as_secs_f64()
+    );
     Ok(Figures {
         phase,
         seconds,
