@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use exsync_core::ItemKind;
+use exsync_core::{ItemKind, Side};
 use exsync_lab::{crm_contact, Lab, LabOptions, Seed};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -237,21 +237,18 @@ async fn main() -> Result<()> {
     // 1% of each user's contacts change in the CRM, and another 1% in Outlook.
     let changed = contacts.div_ceil(100);
     for (u, user) in lab.users.iter().enumerate() {
-        for i in 0..changed {
-            lab.edit_crm(user, ItemKind::Contact, &crm_contact(u, i).last_name, |f| {
-                f.insert("title".into(), json!("Changed in the CRM"));
-            })
-            .await?;
-            lab.edit_exchange(
-                user,
-                ItemKind::Contact,
-                &crm_contact(u, contacts - 1 - i).last_name,
-                |f| {
-                    f.insert("department".into(), json!("Changed in Outlook"));
-                },
-            )
-            .await?;
-        }
+        let in_crm: Vec<String> = (0..changed).map(|i| crm_contact(u, i).last_name).collect();
+        let in_outlook: Vec<String> = (0..changed)
+            .map(|i| crm_contact(u, contacts - 1 - i).last_name)
+            .collect();
+        lab.edit_each(Side::Crm, user, ItemKind::Contact, &in_crm, |f| {
+            f.insert("title".into(), json!("Changed in the CRM"));
+        })
+        .await?;
+        lab.edit_each(Side::Exchange, user, ItemKind::Contact, &in_outlook, |f| {
+            f.insert("department".into(), json!("Changed in Outlook"));
+        })
+        .await?;
     }
     figures.push(run_pass(&lab, &binary, &config, "1% changed").await?);
 
