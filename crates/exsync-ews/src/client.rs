@@ -345,6 +345,17 @@ pub enum FolderPlace {
     Gone,
 }
 
+impl FolderPlace {
+    /// How a folder that is not live went away, for messages to the admin.
+    pub fn how_deleted(&self) -> &'static str {
+        match self {
+            FolderPlace::Live(_) => "not deleted",
+            FolderPlace::Deleted => "deleted into Deleted Items (or Recoverable Items)",
+            FolderPlace::Gone => "deleted for good",
+        }
+    }
+}
+
 /// How many parents [`MailboxClient::folder_place`] climbs at most; folders nest far less.
 const MAX_FOLDER_DEPTH: usize = 64;
 

@@ -21,7 +21,7 @@ use url::Url;
 
 use super::net::{handshake, resolve, TIMEOUT};
 use super::{Inputs, Outcome, Step};
-use crate::sync::pass::folder_cursor;
+use crate::sync::pass::{cursor_folder, folder_cursor};
 
 const PASSWORD: &str = "Service account password";
 const DNS: &str = "DNS";
@@ -408,11 +408,7 @@ async fn contacts_step(
              the passes keep syncing into it"
         )),
         Ok(place) => {
-            let how = if place == FolderPlace::Deleted {
-                "deleted into Deleted Items (or Recoverable Items)"
-            } else {
-                "deleted for good"
-            };
+            let how = place.how_deleted();
             Step::new(CONTACTS, Outcome::Warn)
                 .saw(format!(
                     "the contact sync folder of {address} that the passes used (id {short}…) was {how}"
@@ -447,15 +443,7 @@ async fn stored_contact_folder(
     })
     .await
     .map_err(|e| e.to_string())??;
-    /// The folder cursor as `sync/pass/cursor.rs` stores it, of which only the folder counts
-    /// here; a cursor stored before folders were, a bare SyncState, names none.
-    #[derive(serde::Deserialize)]
-    struct Stored {
-        folder: Option<(String, String)>,
-    }
-    Ok(read
-        .and_then(|text| serde_json::from_str::<Stored>(&text).ok())
-        .and_then(|stored| stored.folder))
+    Ok(cursor_folder(read.as_deref()))
 }
 
 /// Basic puts the service account's password on every request, merely base64-encoded: anyone

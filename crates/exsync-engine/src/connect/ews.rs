@@ -141,11 +141,7 @@ impl ExchangeConnection {
         match mailbox.folder_place(&hint).await? {
             FolderPlace::Live(folder) => Ok((folder, false)),
             place => {
-                let how = if place == FolderPlace::Deleted {
-                    "deleted into Deleted Items (or Recoverable Items)"
-                } else {
-                    "deleted for good"
-                };
+                let how = place.how_deleted();
                 let (folder, made) = mailbox.create_contacts_folder().await?;
                 tracing::warn!(
                     user = %user,

@@ -21,6 +21,12 @@ pub fn folder_cursor(user: &UserKey, kind: ItemKind) -> CursorScope {
     CursorScope::folder(user, kind.as_str())
 }
 
+/// The folder (id and version) a stored folder cursor names, if any: a cursor stored before
+/// folders were (a bare SyncState) names none.
+pub fn cursor_folder(stored: Option<&str>) -> Option<(String, String)> {
+    FolderCursor::parse(stored).folder
+}
+
 /// What the service stores as a mailbox folder's cursor: the backend's cursor, and the items
 /// the pass itself created after reading it (see `read.rs`, where it is read).
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]

@@ -40,7 +40,7 @@ use crate::failpoints::{self, failpoint};
 use execute::Written;
 
 // Other crates and the service name the cursor scope through this module, as before the split.
-pub use cursor::folder_cursor;
+pub use cursor::{cursor_folder, folder_cursor};
 
 /// How many records a pass plans, writes and commits at once: a pass holds about this many
 /// records (and one page of each side's reads) in memory, whatever the mailbox's size.
