@@ -11,6 +11,7 @@
 
 mod cli_support;
 pub mod exchange;
+pub mod graph;
 mod journal;
 pub mod salesforce;
 pub mod tls;
