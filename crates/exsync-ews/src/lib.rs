@@ -47,11 +47,11 @@ pub use xml::XmlWriter;
 pub mod testing {
     pub use crate::mapping::contact::contact_updates;
     pub use crate::mapping::event::{event_updates, occurrence_updates};
-    pub use crate::mapping::expand::occurrence_dates;
-    pub use crate::mapping::timezone::iana_to_windows;
-    pub use crate::mapping::windows_zones::{ALIASES, PRIMARY};
     pub use crate::ops::{folders, items, sync};
     pub use crate::soap::envelope;
     pub use crate::transport::conn::Response;
     pub use crate::transport::HttpConfig;
+    pub use exsync_core::occurrence_dates;
+    pub use exsync_core::zones::iana_to_windows;
+    pub use exsync_core::zones::{ALIASES, PRIMARY};
 }

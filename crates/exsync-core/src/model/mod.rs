@@ -4,6 +4,7 @@
 mod address;
 mod contact;
 mod event;
+mod expand;
 mod ids;
 mod recurrence;
 mod text;
@@ -19,6 +20,7 @@ pub use contact::{Address, AddressKind, Contact, PhoneKind, MAX_EMAILS};
 pub use event::{
     Attendee, AttendeeKind, Event, EventTime, ShowAs, MAX_ATTENDEES, MAX_MEETING_RECIPIENTS,
 };
+pub use expand::occurrence_dates;
 pub use ids::{CrmId, ExchangeId, ItemId, ItemKind, Side, UserKey};
 pub use recurrence::{Day, Occurrence, Pattern, Recurrence, RecurrenceEnd, RruleError, WeekIndex};
 pub use text::{clean_email, clean_line, clean_multiline, MAX_LINE, MAX_TEXT};

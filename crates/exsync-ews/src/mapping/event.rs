@@ -8,12 +8,12 @@ use exsync_core::{
 };
 
 use super::recurrence::{read_recurrence, write_recurrence};
-use super::timezone::{iana_to_windows, windows_to_iana};
 use super::{
     body, extended_property, format_instant, fragment, parse_instant, read_body, read_extended,
     set_text, FieldPath, FieldUpdate, CRM_ID_PROPERTY, TIME_ZONE_PROPERTY,
 };
 use crate::xml::{Element, XmlWriter};
+use exsync_core::zones::{iana_to_windows, windows_to_iana};
 
 const FREE_BUSY: [(ShowAs, &str); 5] = [
     (ShowAs::Free, "Free"),

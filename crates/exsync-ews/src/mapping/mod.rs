@@ -5,8 +5,6 @@ pub(crate) mod contact;
 pub(crate) mod event;
 pub(crate) mod expand;
 mod recurrence;
-pub(crate) mod timezone;
-pub(crate) mod windows_zones;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 

@@ -1,9 +1,12 @@
-//! Windows ↔ IANA time zone names (the table is CLDR's; see `windows_zones`).
+//! Windows ↔ IANA time zone names. Exchange names zones the Windows way (EWS's `TimeZone Id`,
+//! Graph's `dateTimeTimeZone.timeZone`), the CRM and chrono-tz the IANA way.
 
-use super::windows_zones::{ALIASES, PRIMARY};
+mod table;
+
+pub use table::{ALIASES, PRIMARY};
 
 /// The IANA zone a Windows zone id stands for.
-pub(crate) fn windows_to_iana(windows: &str) -> Option<&'static str> {
+pub fn windows_to_iana(windows: &str) -> Option<&'static str> {
     PRIMARY
         .iter()
         .find(|(w, _)| w.eq_ignore_ascii_case(windows.trim()))
