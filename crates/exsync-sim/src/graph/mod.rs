@@ -8,3 +8,4 @@
 mod calendar;
 mod call;
 mod contacts;
+mod identity;
