@@ -1,10 +1,13 @@
-//! What both simulators' command lines share: argument errors as clap prints them, logs on
-//! stderr, a runtime, and a clean stop on SIGINT or SIGTERM.
+//! What the simulators' command lines share: argument errors as clap prints them, logs on
+//! stderr, a runtime, a clean stop on SIGINT or SIGTERM, and the private `sim.json`.
 
 use std::future::Future;
+use std::path::Path;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Parser;
+use serde::Serialize;
 
 /// Parses `args` as `A` and runs `main` on a fresh runtime; errors are printed with their
 /// causes, prefixed with `name`.
@@ -70,4 +73,26 @@ pub(crate) async fn wait_for_stop() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Writes `value` as pretty JSON to `path` through a temporary file and a rename, mode 0600:
+/// a `sim.json` holds the simulator's secrets, and a reader never sees half of it.
+pub(crate) fn write_private_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
+    use std::io::Write;
+    let text = serde_json::to_vec_pretty(value).context("serialising sim.json")?;
+    let tmp = path.with_extension("json.tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    file.write_all(&text)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
 }

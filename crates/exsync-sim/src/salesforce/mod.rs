@@ -188,7 +188,7 @@ impl SalesforceSim {
                 }
             }
         });
-        write_private_json(&dir.join(SIM_JSON), &info)?;
+        crate::cli_support::write_private_json(&dir.join(SIM_JSON), &info)?;
         tracing::info!(url = %info.instance_url, "salesforce simulator ready");
         Ok(SalesforceSim {
             info,
@@ -249,24 +249,4 @@ fn user_info(db: &store::Db, id: &str) -> SimUser {
         email: text(rec, "Email"),
         profile,
     }
-}
-
-fn write_private_json(path: &Path, info: &SimInfo) -> anyhow::Result<()> {
-    use std::io::Write;
-    let text = serde_json::to_vec_pretty(info).context("serialising sim.json")?;
-    let tmp = path.with_extension("json.tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(&tmp)
-        .with_context(|| format!("creating {}", tmp.display()))?;
-    file.write_all(&text)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    Ok(())
 }
