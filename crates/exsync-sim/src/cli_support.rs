@@ -78,9 +78,17 @@ pub(crate) async fn wait_for_stop() {
 /// Writes `value` as pretty JSON to `path` through a temporary file and a rename, mode 0600:
 /// a `sim.json` holds the simulator's secrets, and a reader never sees half of it.
 pub(crate) fn write_private_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
-    use std::io::Write;
     let text = serde_json::to_vec_pretty(value).context("serialising sim.json")?;
-    let tmp = path.with_extension("json.tmp");
+    write_private(path, &text)
+}
+
+/// Writes `contents` to `path` through a temporary file and a rename, mode 0600 (keys and
+/// secrets), so a reader never sees half of it.
+pub(crate) fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp_name);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -91,7 +99,7 @@ pub(crate) fn write_private_json<T: Serialize>(path: &Path, value: &T) -> anyhow
     let mut file = options
         .open(&tmp)
         .with_context(|| format!("creating {}", tmp.display()))?;
-    file.write_all(&text)
+    file.write_all(contents)
         .with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
     Ok(())
