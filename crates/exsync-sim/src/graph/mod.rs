@@ -8,4 +8,5 @@
 mod calendar;
 mod call;
 mod contacts;
+mod odata;
 mod identity;
