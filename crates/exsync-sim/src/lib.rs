@@ -1,10 +1,11 @@
-//! Simulators of an Exchange server (EWS + Autodiscover) and of the Salesforce REST API,
-//! faithful enough that real third-party clients work against them. Used by tests,
-//! benchmarks and `exsync demo`.
+//! Simulators of an Exchange server (EWS + Autodiscover), of the Salesforce REST API and of
+//! Microsoft Graph with Exchange Online behind it (and the Entra token endpoint), faithful
+//! enough that real third-party clients work against them. Used by tests, benchmarks and
+//! `exsync demo`.
 //!
-//! Other crates start a simulator in-process with [`exchange::ExchangeSim`] or
-//! [`salesforce::SalesforceSim`]; the `exsync-sim` binary runs the two `cli::run`s. The
-//! request handling behind them is private to this crate.
+//! Other crates start a simulator in-process with [`exchange::ExchangeSim`],
+//! [`salesforce::SalesforceSim`] or [`graph::GraphSim`]; the `exsync-sim` binary runs their
+//! `cli::run`s. The request handling behind them is private to this crate.
 
 #![warn(unreachable_pub)]
 #![warn(missing_docs)]

@@ -1,4 +1,4 @@
-//! `exsync-sim exchange …` and `exsync-sim salesforce …`.
+//! `exsync-sim exchange …`, `exsync-sim salesforce …` and `exsync-sim graph …`.
 
 use std::process::ExitCode;
 
@@ -12,8 +12,9 @@ fn main() -> ExitCode {
     match which.as_str() {
         "exchange" => exsync_sim::exchange::cli::run(args),
         "salesforce" => exsync_sim::salesforce::cli::run(args),
+        "graph" => exsync_sim::graph::cli::run(args),
         _ => {
-            eprintln!("usage: exsync-sim exchange|salesforce [OPTIONS]  (--help on either for its options)");
+            eprintln!("usage: exsync-sim exchange|salesforce|graph [OPTIONS]  (--help on any for its options)");
             ExitCode::from(2)
         }
     }
