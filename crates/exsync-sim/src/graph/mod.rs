@@ -8,15 +8,21 @@
 
 mod batch;
 mod calendar;
+mod calendar_view;
 mod call;
 pub mod cli;
 mod contacts;
 mod control;
+mod event;
+mod event_body;
 mod identity;
 mod odata;
+mod paging;
+mod recurrence;
 mod server;
 mod state;
 mod throttle;
+mod time_zone;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
