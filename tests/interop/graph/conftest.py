@@ -77,3 +77,10 @@ def another_mailbox(_mailbox_pool):
     if not _mailbox_pool:
         pytest.fail(f"more tests than the {MAILBOXES} mailboxes the session's simulator has")
     return _mailbox_pool.pop(0)
+
+
+def pytest_configure(config):
+    # The generated SDK warns about its own deprecated request-configuration classes on
+    # import; that says nothing about the simulator.
+    config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:msgraph.*")
+    config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:kiota_abstractions.*")
