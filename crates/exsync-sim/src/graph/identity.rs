@@ -835,9 +835,17 @@ fn load_or_create_certificate(dir: &Path) -> anyhow::Result<AppCertificate> {
     let key = if key_path.exists() {
         let pem = std::fs::read_to_string(&key_path)
             .with_context(|| format!("reading {}", key_path.display()))?;
-        RsaPrivateKey::from_pkcs8_pem(&pem)
+        let key = RsaPrivateKey::from_pkcs8_pem(&pem)
             .or_else(|_| RsaPrivateKey::from_pkcs1_pem(&pem))
-            .with_context(|| format!("{} is not an RSA private key", key_path.display()))?
+            .with_context(|| format!("{} is not an RSA private key", key_path.display()))?;
+        // A key placed by hand is held to the same mode as a generated one.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("restricting {}", key_path.display()))?;
+        }
+        key
     } else {
         let pem = crate::salesforce::generate_key_pem()?;
         write_private(&key_path, pem.as_bytes())?;
@@ -1091,5 +1099,730 @@ mod sha1 {
             chunk.copy_from_slice(&word.to_be_bytes());
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::OnceLock;
+
+    use super::*;
+
+    const TOKEN_URL: &str = "https://127.0.0.1:8443/TENANT/oauth2/v2.0/token";
+
+    /// One RSA key for every test. Generating one takes up to a second and nextest runs
+    /// each test in its own process, so the key is kept in the temporary directory.
+    fn key_pem() -> &'static str {
+        static KEY: OnceLock<String> = OnceLock::new();
+        KEY.get_or_init(|| {
+            let path = std::env::temp_dir().join("exsync-sim-graph-identity-test-key.pem");
+            if let Ok(pem) = std::fs::read_to_string(&path) {
+                if RsaPrivateKey::from_pkcs8_pem(&pem).is_ok() {
+                    return pem;
+                }
+            }
+            let pem = crate::salesforce::generate_key_pem().unwrap();
+            // Written aside then renamed: tests starting together never read half a key.
+            let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+            std::fs::write(&tmp, &pem).unwrap();
+            std::fs::rename(&tmp, &path).unwrap();
+            pem
+        })
+    }
+
+    fn fresh() -> (tempfile::TempDir, Identity) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(APP_KEY_FILE), key_pem()).unwrap();
+        let identity = Identity::load_or_create(dir.path()).unwrap();
+        (dir, identity)
+    }
+
+    fn token_url(id: &Identity) -> String {
+        TOKEN_URL.replace("TENANT", &id.tenant_id())
+    }
+
+    fn form(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn secret_form(id: &Identity) -> Vec<(String, String)> {
+        let client_id = id.client_id();
+        let secret = id.client_secret();
+        form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &client_id),
+            ("client_secret", &secret),
+            ("scope", GRAPH_SCOPE),
+        ])
+    }
+
+    fn ask(id: &Identity, form: &[(String, String)], now: DateTime<Utc>) -> Answer {
+        id.token(&token_url(id), &id.tenant_id(), form, None, now)
+    }
+
+    fn body(answer: &Answer) -> &Value {
+        answer.body.as_ref().unwrap()
+    }
+
+    fn access_token(answer: &Answer) -> String {
+        assert_eq!(answer.status, 200, "{:?}", answer.body);
+        body(answer)["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Asserts an Entra error: status, `error`, AADSTS code, and a word of the description.
+    fn assert_entra(answer: &Answer, status: u16, error: &str, code: u32, says: &str) {
+        let b = body(answer);
+        assert_eq!(answer.status, status, "{b}");
+        assert_eq!(b["error"], error, "{b}");
+        assert_eq!(b["error_codes"], json!([code]), "{b}");
+        let description = b["error_description"].as_str().unwrap();
+        assert!(
+            description.starts_with(&format!("AADSTS{code}: ")),
+            "{description}"
+        );
+        assert!(description.contains(says), "{description}");
+        assert!(description.contains("Trace ID: "), "{description}");
+        assert!(description.contains("Correlation ID: "), "{description}");
+        for field in ["timestamp", "trace_id", "correlation_id", "error_uri"] {
+            assert!(b[field].is_string(), "{field} in {b}");
+        }
+        assert!(no_store(answer));
+    }
+
+    fn no_store(answer: &Answer) -> bool {
+        answer
+            .headers
+            .iter()
+            .any(|(n, v)| n == "Cache-Control" && v.contains("no-store"))
+    }
+
+    fn cert_der(dir: &Path) -> Vec<u8> {
+        let pem = std::fs::read(dir.join(APP_CERT_FILE)).unwrap();
+        CertificateDer::from_pem_slice(&pem)
+            .unwrap()
+            .as_ref()
+            .to_vec()
+    }
+
+    enum Thumb {
+        Sha1,
+        Sha256,
+    }
+
+    /// A client assertion as msal builds one, signed with the app's key; `edit` changes the
+    /// header or the claims before signing.
+    fn assertion(
+        dir: &Path,
+        id: &Identity,
+        alg: Algorithm,
+        thumb: Thumb,
+        now: DateTime<Utc>,
+        edit: impl FnOnce(&mut Header, &mut Value),
+    ) -> String {
+        let der = cert_der(dir);
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut header = Header::new(alg);
+        match thumb {
+            Thumb::Sha1 => header.x5t = Some(b64.encode(sha1::digest(&der))),
+            Thumb::Sha256 => header.x5t_s256 = Some(b64.encode(sha2::Sha256::digest(&der))),
+        }
+        let t = now.timestamp();
+        let mut claims = json!({
+            "aud": token_url(id),
+            "iss": id.client_id(),
+            "sub": id.client_id(),
+            "exp": t + 600,
+            "nbf": t,
+            "iat": t,
+            "jti": uuid::Uuid::new_v4().to_string(),
+        });
+        edit(&mut header, &mut claims);
+        let key = EncodingKey::from_rsa_pem(key_pem().as_bytes()).unwrap();
+        jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    }
+
+    fn assertion_form(id: &Identity, assertion: &str) -> Vec<(String, String)> {
+        let client_id = id.client_id();
+        form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &client_id),
+            ("client_assertion_type", JWT_BEARER),
+            ("client_assertion", assertion),
+            ("scope", GRAPH_SCOPE),
+            ("client_info", "1"),
+        ])
+    }
+
+    fn claims_of(token: &str) -> Value {
+        let payload = token.split('.').nth(1).unwrap();
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[test]
+    fn sha1_matches_the_standard_vectors() {
+        let hex = |d: [u8; 20]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        assert_eq!(
+            hex(sha1::digest(b"")),
+            "da39a3ee5e6b4b0d3255bfef95601890afd80709"
+        );
+        assert_eq!(
+            hex(sha1::digest(b"abc")),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
+        assert_eq!(
+            hex(sha1::digest(
+                b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"
+            )),
+            "84983e441c3bd26ebaae4aa1f95129e5e54670f1"
+        );
+    }
+
+    #[test]
+    fn a_secret_in_the_form_gets_a_graph_token() {
+        let (_dir, id) = fresh();
+        let now = Utc::now();
+        let answer = ask(&id, &secret_form(&id), now);
+        let token = access_token(&answer);
+        let b = body(&answer);
+        assert_eq!(b["token_type"], "Bearer");
+        assert_eq!(b["expires_in"], 3599);
+        assert_eq!(b["ext_expires_in"], 3599);
+        assert!(no_store(&answer));
+        let claims = claims_of(&token);
+        assert_eq!(claims["aud"], "https://graph.microsoft.com");
+        assert_eq!(
+            claims["iss"],
+            format!("https://sts.windows.net/{}/", id.tenant_id())
+        );
+        assert_eq!(claims["tid"], id.tenant_id());
+        assert_eq!(claims["appid"], id.client_id());
+        assert_eq!(claims["appidacr"], "1");
+        assert_eq!(claims["idtyp"], "app");
+        assert_eq!(claims["oid"], id.service_principal_id());
+        assert_eq!(claims["exp"], now.timestamp() + 3599);
+        assert!(claims.get("roles").is_none(), "no roles granted: {claims}");
+        assert!(claims["uti"].is_string());
+        let caller = id.verify(Some(&format!("Bearer {token}")), now).unwrap();
+        assert_eq!(caller.app_id, id.client_id());
+        assert!(caller.roles.is_empty());
+    }
+
+    #[test]
+    fn a_secret_in_http_basic_gets_a_token_and_the_tenant_may_be_a_domain() {
+        let (_dir, id) = fresh();
+        id.add_domain("Contoso.test");
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            id.client_id(),
+            id.client_secret()
+        ));
+        let answer = id.token(
+            &token_url(&id),
+            "contoso.TEST",
+            &form(&[("grant_type", "client_credentials"), ("scope", GRAPH_SCOPE)]),
+            Some(&format!("Basic {basic}")),
+            Utc::now(),
+        );
+        access_token(&answer);
+    }
+
+    #[test]
+    fn a_wrong_secret_is_invalid_client() {
+        let (_dir, id) = fresh();
+        let mut f = secret_form(&id);
+        f[2].1.push('x');
+        assert_entra(
+            &ask(&id, &f, Utc::now()),
+            401,
+            "invalid_client",
+            7000215,
+            "Invalid client secret",
+        );
+        let basic = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:not-the-secret", id.client_id()));
+        let answer = id.token(
+            &token_url(&id),
+            &id.tenant_id(),
+            &form(&[("grant_type", "client_credentials"), ("scope", GRAPH_SCOPE)]),
+            Some(&format!("Basic {basic}")),
+            Utc::now(),
+        );
+        assert_entra(&answer, 401, "invalid_client", 7000215, "secret");
+    }
+
+    #[test]
+    fn no_credential_at_all_is_invalid_client() {
+        let (_dir, id) = fresh();
+        let mut f = secret_form(&id);
+        f.remove(2);
+        assert_entra(
+            &ask(&id, &f, Utc::now()),
+            401,
+            "invalid_client",
+            7000218,
+            "'client_assertion' or 'client_secret'",
+        );
+    }
+
+    #[test]
+    fn an_unknown_client_is_unauthorized_client() {
+        let (_dir, id) = fresh();
+        let mut f = secret_form(&id);
+        f[1].1 = uuid::Uuid::new_v4().to_string();
+        assert_entra(
+            &ask(&id, &f, Utc::now()),
+            400,
+            "unauthorized_client",
+            700016,
+            &f[1].1,
+        );
+    }
+
+    #[test]
+    fn an_unknown_tenant_is_refused() {
+        let (_dir, id) = fresh();
+        let answer = id.token(
+            &token_url(&id),
+            "fabrikam.test",
+            &secret_form(&id),
+            None,
+            Utc::now(),
+        );
+        assert_entra(&answer, 400, "invalid_request", 90002, "fabrikam.test");
+    }
+
+    #[test]
+    fn only_graph_default_scope_and_client_credentials_are_granted() {
+        let (_dir, id) = fresh();
+        for scope in [
+            "https://graph.microsoft.com/Contacts.ReadWrite",
+            "https://outlook.office.com/.default",
+            "https://graph.microsoft.com/.default https://outlook.office.com/.default",
+        ] {
+            let mut f = secret_form(&id);
+            f[3].1 = scope.to_owned();
+            assert_entra(
+                &ask(&id, &f, Utc::now()),
+                400,
+                "invalid_scope",
+                70011,
+                scope,
+            );
+        }
+        // Graph named by its application id is the same resource.
+        let mut f = secret_form(&id);
+        f[3].1 = format!("{GRAPH_APP_ID}/.default");
+        access_token(&ask(&id, &f, Utc::now()));
+
+        let mut f = secret_form(&id);
+        f[0].1 = "password".to_owned();
+        assert_entra(
+            &ask(&id, &f, Utc::now()),
+            400,
+            "unsupported_grant_type",
+            70003,
+            "'password'",
+        );
+        let mut f = secret_form(&id);
+        f.remove(3);
+        assert_entra(
+            &ask(&id, &f, Utc::now()),
+            400,
+            "invalid_request",
+            900144,
+            "'scope'",
+        );
+    }
+
+    #[test]
+    fn an_rs256_assertion_with_x5t_gets_a_token() {
+        let (dir, id) = fresh();
+        let now = Utc::now();
+        let a = assertion(
+            dir.path(),
+            &id,
+            Algorithm::RS256,
+            Thumb::Sha1,
+            now,
+            |_, _| {},
+        );
+        let token = access_token(&ask(&id, &assertion_form(&id, &a), now));
+        assert_eq!(claims_of(&token)["appidacr"], "2");
+        // msal sends the same assertion again while it is fresh; Entra takes it.
+        access_token(&ask(&id, &assertion_form(&id, &a), now));
+    }
+
+    #[test]
+    fn a_ps256_assertion_with_x5t_s256_gets_a_token_without_client_id() {
+        let (dir, id) = fresh();
+        let now = Utc::now();
+        let a = assertion(
+            dir.path(),
+            &id,
+            Algorithm::PS256,
+            Thumb::Sha256,
+            now,
+            |_, _| {},
+        );
+        let mut f = assertion_form(&id, &a);
+        f.remove(1);
+        access_token(&ask(&id, &f, now));
+    }
+
+    /// An assertion changed by `edit` is refused with `code`, saying `says`.
+    fn refused(edit: impl FnOnce(&mut Header, &mut Value), code: u32, says: &str) {
+        let (dir, id) = fresh();
+        let now = Utc::now();
+        let a = assertion(dir.path(), &id, Algorithm::PS256, Thumb::Sha256, now, edit);
+        assert_entra(
+            &ask(&id, &assertion_form(&id, &a), now),
+            401,
+            "invalid_client",
+            code,
+            says,
+        );
+    }
+
+    #[test]
+    fn an_assertion_for_another_audience_is_refused() {
+        refused(
+            |_, c| c["aud"] = json!("https://login.microsoftonline.com/x/oauth2/v2.0/token"),
+            700027,
+            "audience",
+        );
+    }
+
+    #[test]
+    fn an_assertion_from_another_issuer_or_subject_is_refused() {
+        let other = uuid::Uuid::new_v4().to_string();
+        let o = other.clone();
+        refused(move |_, c| c["iss"] = json!(o), 700021, &other);
+        let o = other.clone();
+        refused(move |_, c| c["sub"] = json!(o), 700021, "'sub'");
+    }
+
+    #[test]
+    fn an_expired_assertion_is_refused() {
+        refused(
+            |_, c| {
+                let exp = c["exp"].as_i64().unwrap() - 600 - CLOCK_SKEW_SECS - 1;
+                c["exp"] = json!(exp);
+                c["nbf"] = json!(exp - 600);
+                c["iat"] = json!(exp - 600);
+            },
+            700024,
+            "expired",
+        );
+    }
+
+    #[test]
+    fn an_assertion_not_yet_valid_is_refused() {
+        refused(
+            |_, c| {
+                let nbf = c["nbf"].as_i64().unwrap() + CLOCK_SKEW_SECS + 60;
+                c["nbf"] = json!(nbf);
+                c["exp"] = json!(nbf + 600);
+            },
+            700024,
+            "not valid yet",
+        );
+    }
+
+    #[test]
+    fn an_assertion_living_for_days_is_refused() {
+        refused(
+            |_, c| c["exp"] = json!(c["nbf"].as_i64().unwrap() + 3 * 86_400),
+            700027,
+            "lifetime",
+        );
+    }
+
+    #[test]
+    fn an_assertion_without_jti_is_refused() {
+        refused(
+            |_, c| {
+                c.as_object_mut().unwrap().remove("jti");
+            },
+            700027,
+            "'jti'",
+        );
+    }
+
+    #[test]
+    fn a_jti_reused_by_another_assertion_is_refused() {
+        let (dir, id) = fresh();
+        let now = Utc::now();
+        let jti = uuid::Uuid::new_v4().to_string();
+        let j = jti.clone();
+        let first = assertion(
+            dir.path(),
+            &id,
+            Algorithm::RS256,
+            Thumb::Sha1,
+            now,
+            |_, c| c["jti"] = json!(j),
+        );
+        access_token(&ask(&id, &assertion_form(&id, &first), now));
+        let j = jti.clone();
+        let second = assertion(
+            dir.path(),
+            &id,
+            Algorithm::RS256,
+            Thumb::Sha1,
+            now,
+            |_, c| {
+                c["jti"] = json!(j);
+                c["exp"] = json!(c["exp"].as_i64().unwrap() + 1);
+            },
+        );
+        assert_entra(
+            &ask(&id, &assertion_form(&id, &second), now),
+            401,
+            "invalid_client",
+            700027,
+            &jti,
+        );
+    }
+
+    #[test]
+    fn an_assertion_naming_another_certificate_is_refused() {
+        let other = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([7u8; 32]);
+        let o = other.clone();
+        refused(
+            move |h, _| h.x5t_s256 = Some(o),
+            700027,
+            "not registered on application",
+        );
+        refused(
+            |h, _| h.x5t = Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([7u8; 20])),
+            700027,
+            "0707070707",
+        );
+        refused(|h, _| h.x5t_s256 = None, 700027, "names no certificate");
+    }
+
+    #[test]
+    fn an_assertion_with_a_wrong_signature_is_refused() {
+        let (dir, id) = fresh();
+        let now = Utc::now();
+        let a = assertion(
+            dir.path(),
+            &id,
+            Algorithm::PS256,
+            Thumb::Sha256,
+            now,
+            |_, _| {},
+        );
+        // The signature of one assertion under the claims of another.
+        let b = assertion(
+            dir.path(),
+            &id,
+            Algorithm::PS256,
+            Thumb::Sha256,
+            now,
+            |_, _| {},
+        );
+        let mut parts: Vec<&str> = a.split('.').collect();
+        parts[1] = b.split('.').nth(1).unwrap();
+        let forged = parts.join(".");
+        assert_entra(
+            &ask(&id, &assertion_form(&id, &forged), now),
+            401,
+            "invalid_client",
+            700027,
+            "signature validation",
+        );
+        let hs = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims_of(&a),
+            &EncodingKey::from_secret(b"guess"),
+        )
+        .unwrap();
+        assert_entra(
+            &ask(&id, &assertion_form(&id, &hs), now),
+            401,
+            "invalid_client",
+            700027,
+            "RS256 or PS256",
+        );
+    }
+
+    fn graph_error(result: Result<Caller, Answer>) -> (u16, String) {
+        let answer = result.unwrap_err();
+        assert!(answer
+            .headers
+            .iter()
+            .any(|(n, v)| n == "WWW-Authenticate" && v.starts_with("Bearer ")));
+        let b = body(&answer);
+        assert_eq!(b["error"]["code"], "InvalidAuthenticationToken", "{b}");
+        (
+            answer.status,
+            b["error"]["message"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    #[test]
+    fn verify_refuses_missing_malformed_foreign_and_expired_tokens() {
+        let (_dir, id) = fresh();
+        let now = Utc::now();
+        let token = access_token(&ask(&id, &secret_form(&id), now));
+        let bearer = format!("Bearer {token}");
+
+        assert_eq!(
+            graph_error(id.verify(None, now)),
+            (401, "Access token is empty.".to_owned())
+        );
+        assert_eq!(
+            graph_error(id.verify(Some("Bearer "), now)).1,
+            "Access token is empty."
+        );
+        assert!(graph_error(id.verify(Some("Bearer abc"), now))
+            .1
+            .starts_with("IDX14100: JWT is not well formed"));
+
+        let foreign = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims_of(&token),
+            &EncodingKey::from_secret(&[1u8; 32]),
+        )
+        .unwrap();
+        assert!(
+            graph_error(id.verify(Some(&format!("Bearer {foreign}")), now))
+                .1
+                .contains("Invalid signature")
+        );
+
+        let later = now + chrono::Duration::seconds(3599);
+        assert_eq!(
+            graph_error(id.verify(Some(&bearer), later)).1,
+            "Access token has expired or is not yet valid."
+        );
+        assert!(id
+            .verify(Some(&bearer), later - chrono::Duration::seconds(1))
+            .is_ok());
+    }
+
+    #[test]
+    fn expire_tokens_revokes_every_token_issued_so_far() {
+        let (_dir, id) = fresh();
+        let now = Utc::now();
+        let old = access_token(&ask(&id, &secret_form(&id), now));
+        id.expire_tokens().unwrap();
+        assert_eq!(
+            graph_error(id.verify(Some(&format!("Bearer {old}")), now)).1,
+            "Access token has expired or is not yet valid."
+        );
+        let new = access_token(&ask(&id, &secret_form(&id), now));
+        id.verify(Some(&format!("Bearer {new}")), now).unwrap();
+    }
+
+    #[test]
+    fn granted_roles_and_lifetime_shape_new_tokens() {
+        let (_dir, id) = fresh();
+        id.set_roles(vec![
+            "contacts.readwrite".into(),
+            "Calendars.ReadWrite".into(),
+        ])
+        .unwrap();
+        let err = id
+            .set_roles(vec!["Contacts.Everything".into()])
+            .unwrap_err();
+        assert!(err.to_string().contains("Contacts.Everything"), "{err}");
+        assert_eq!(id.roles(), ["Contacts.ReadWrite", "Calendars.ReadWrite"]);
+        id.set_token_lifetime(5).unwrap();
+        assert!(id.set_token_lifetime(0).is_err());
+        let now = Utc::now();
+        let answer = ask(&id, &secret_form(&id), now);
+        assert_eq!(body(&answer)["expires_in"], 5);
+        let bearer = format!("Bearer {}", access_token(&answer));
+        let caller = id.verify(Some(&bearer), now).unwrap();
+        assert_eq!(caller.roles, ["Contacts.ReadWrite", "Calendars.ReadWrite"]);
+        assert!(id
+            .verify(Some(&bearer), now + chrono::Duration::seconds(5))
+            .is_err());
+    }
+
+    #[test]
+    fn the_identity_survives_a_restart() {
+        let (dir, id) = fresh();
+        id.set_roles(vec!["Mail.Read".into()]).unwrap();
+        id.set_token_lifetime(600).unwrap();
+        id.expire_tokens().unwrap();
+        let now = Utc::now();
+        let token = access_token(&ask(&id, &secret_form(&id), now));
+        let cert = std::fs::read(id.certificate_path()).unwrap();
+
+        let again = Identity::load_or_create(dir.path()).unwrap();
+        assert_eq!(again.tenant_id(), id.tenant_id());
+        assert_eq!(again.client_id(), id.client_id());
+        assert_eq!(again.client_secret(), id.client_secret());
+        assert_eq!(again.service_principal_id(), id.service_principal_id());
+        assert_eq!(again.roles(), ["Mail.Read"]);
+        assert_eq!(again.token_lifetime(), 600);
+        assert_eq!(std::fs::read(again.certificate_path()).unwrap(), cert);
+        // Same signing key and generation: a token from before the restart still works.
+        again.verify(Some(&format!("Bearer {token}")), now).unwrap();
+        let a = assertion(
+            dir.path(),
+            &again,
+            Algorithm::RS256,
+            Thumb::Sha1,
+            now,
+            |_, _| {},
+        );
+        access_token(&ask(&again, &assertion_form(&again, &a), now));
+
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            for file in [IDENTITY_FILE, APP_KEY_FILE] {
+                let mode = std::fs::metadata(dir.path().join(file))
+                    .unwrap()
+                    .permissions()
+                    .mode();
+                assert_eq!(mode & 0o777, 0o600, "{file}");
+            }
+        }
+    }
+
+    #[test]
+    fn secrets_and_ids_look_like_entra_ones() {
+        let (_dir, id) = fresh();
+        let secret = id.client_secret();
+        assert_eq!(secret.len(), 40);
+        assert_eq!(&secret[3..6], "8Q~");
+        for guid in [id.tenant_id(), id.client_id()] {
+            assert!(uuid::Uuid::parse_str(&guid).is_ok(), "{guid}");
+        }
+        assert!(id.is_tenant(&id.tenant_id().to_uppercase()));
+        assert!(!id.is_tenant("common"));
+    }
+
+    #[test]
+    fn the_openid_configuration_points_msal_at_this_tenant() {
+        let (_dir, id) = fresh();
+        let tenant = id.tenant_id();
+        let config = id.openid_configuration("https://127.0.0.1:8443/contoso.test");
+        assert_eq!(
+            config["token_endpoint"],
+            format!("https://127.0.0.1:8443/{tenant}/oauth2/v2.0/token")
+        );
+        assert_eq!(
+            config["authorization_endpoint"],
+            format!("https://127.0.0.1:8443/{tenant}/oauth2/v2.0/authorize")
+        );
+        assert_eq!(
+            config["issuer"],
+            format!("https://127.0.0.1:8443/{tenant}/v2.0")
+        );
+        assert!(config["jwks_uri"].is_string());
     }
 }
