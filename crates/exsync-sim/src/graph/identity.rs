@@ -99,10 +99,10 @@ struct Stored {
 struct AppCertificate {
     /// Verifies assertion signatures (the certificate's public key).
     verifier: DecodingKey,
-    /// base64url SHA-1 of the certificate DER (`x5t`).
-    x5t: String,
-    /// base64url SHA-256 of the certificate DER (`x5t#S256`).
-    x5t_s256: String,
+    /// SHA-1 of the certificate DER (`x5t`).
+    x5t: [u8; 20],
+    /// SHA-256 of the certificate DER (`x5t#S256`).
+    x5t_s256: [u8; 32],
 }
 
 struct Mutable {
@@ -511,8 +511,8 @@ impl Identity {
         }
         // Each thumbprint the header names must be the registered certificate's.
         let named = [
-            (header.x5t_s256.as_deref(), &self.app.x5t_s256),
-            (header.x5t.as_deref(), &self.app.x5t),
+            (header.x5t_s256.as_deref(), &self.app.x5t_s256[..]),
+            (header.x5t.as_deref(), &self.app.x5t[..]),
         ];
         if named.iter().all(|(given, _)| given.is_none()) {
             return Err(bad(
@@ -523,7 +523,7 @@ impl Identity {
         }
         for (given, registered) in named {
             if let Some(given) = given {
-                if given != registered.as_str() {
+                if thumbprint_bytes(given).as_deref() != Some(registered) {
                     return Err(bad(format!(
                         "The certificate with identifier used to sign the client assertion is \
                          not registered on application. [Reason - The key was not found., \
@@ -882,11 +882,10 @@ fn load_or_create_certificate(dir: &Path) -> anyhow::Result<AppCertificate> {
         .context("encoding the app's public key")?;
     let verifier =
         DecodingKey::from_rsa_pem(public_pem.as_bytes()).context("loading the app's public key")?;
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     Ok(AppCertificate {
         verifier,
-        x5t: b64.encode(sha1::digest(&cert_der)),
-        x5t_s256: b64.encode(sha2::Sha256::digest(&cert_der)),
+        x5t: sha1::digest(&cert_der),
+        x5t_s256: sha2::Sha256::digest(&cert_der).into(),
     })
 }
 
@@ -1015,11 +1014,21 @@ fn format_time(secs: i64) -> String {
         .unwrap_or_else(|| secs.to_string())
 }
 
-/// A base64url thumbprint as the upper-case hex Entra's messages show.
+/// The bytes of a header's thumbprint. msal pads its base64url (`…=`), others do not; a
+/// standard-alphabet one is taken too.
+fn thumbprint_bytes(given: &str) -> Option<Vec<u8>> {
+    let bare = given.trim().trim_end_matches('=');
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(bare)
+        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(bare))
+        .ok()
+}
+
+/// A header's thumbprint as the upper-case hex Entra's messages show.
 fn thumbprint_hex(given: &str) -> String {
-    match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(given.trim_end_matches('=')) {
-        Ok(bytes) => bytes.iter().map(|b| format!("{b:02X}")).collect(),
-        Err(_) => given.to_owned(),
+    match thumbprint_bytes(given) {
+        Some(bytes) => bytes.iter().map(|b| format!("{b:02X}")).collect(),
+        None => given.to_owned(),
     }
 }
 
@@ -1228,7 +1237,11 @@ mod tests {
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let mut header = Header::new(alg);
         match thumb {
-            Thumb::Sha1 => header.x5t = Some(b64.encode(sha1::digest(&der))),
+            // msal pads this one (`base64.urlsafe_b64encode`).
+            Thumb::Sha1 => {
+                header.x5t =
+                    Some(base64::engine::general_purpose::URL_SAFE.encode(sha1::digest(&der)))
+            }
             Thumb::Sha256 => header.x5t_s256 = Some(b64.encode(sha2::Sha256::digest(&der))),
         }
         let t = now.timestamp();
