@@ -233,7 +233,8 @@ def type_for_path(path: str):
     found = None
     id_may_follow = False
     for seg in path.strip("/").split("/"):
-        seg = unquote(seg)
+        # `delta()` is how the SDK calls a function; `delta` how Graph's nextLinks name it.
+        seg = unquote(seg).removesuffix("()")
         if seg in SEGMENT_TYPES:
             found = SEGMENT_TYPES[seg]
             id_may_follow = seg not in SINGLETONS

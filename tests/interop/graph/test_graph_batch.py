@@ -44,13 +44,17 @@ def test_twenty_creates_through_the_sdk_batch(graph, mailbox):
 def test_depends_on_runs_in_order_and_a_failed_dependency_is_424(graph, mailbox):
     fid = folder(graph, mailbox)
     base = f"/users/{mailbox}/contactFolders/{fid}/contacts"
+    # A well-formed id of a contact that no longer exists (a made-up id would be 400 malformed).
+    contacts = graph.client.users.by_user_id(mailbox).contact_folders.by_contact_folder_id(fid).contacts
+    gone = graph.run(contacts.post(Contact(given_name="Gone"))).id
+    graph.run(contacts.by_contact_id(gone).delete())
     json_headers = {"Content-Type": "application/json"}
     batch = {
         "requests": [
             {"id": "1", "method": "POST", "url": base, "headers": json_headers,
              "body": {"givenName": "First", "surname": "InChain"}},
             {"id": "2", "dependsOn": ["1"], "method": "GET", "url": base + "?$select=givenName"},
-            {"id": "3", "dependsOn": ["2"], "method": "PATCH", "url": f"/users/{mailbox}/contacts/AAMkNoSuchContact",
+            {"id": "3", "dependsOn": ["2"], "method": "PATCH", "url": f"/users/{mailbox}/contacts/{gone}",
              "headers": json_headers, "body": {"jobTitle": "Nobody"}},
             {"id": "4", "dependsOn": ["3"], "method": "POST", "url": base, "headers": json_headers,
              "body": {"givenName": "Never", "surname": "Created"}},

@@ -131,6 +131,7 @@ def test_urls_map_to_the_types_they_serve():
     assert type_for_path("/users/a@b/contactFolders/AAM=/contacts/delta") == "contact"
     assert type_for_path("/users/a@b/contactFolders/AAM=/childFolders") == "contactFolder"
     assert type_for_path("/users/a@b/calendarView/delta") == "event"
+    assert type_for_path("/users/a@b/calendarView/delta()") == "event"
     assert type_for_path("/users/a@b/events/AAM=/instances") == "event"
     assert type_for_path("/users/a@b/calendar") == "calendar"
     assert type_for_path("/users/a@b") == "user"
