@@ -156,3 +156,22 @@ def test_scope_other_than_graph_default_is_refused(sim, scope):
     assert "access_token" not in result
     assert result.get("error") in ("invalid_scope", "invalid_resource", "invalid_request"), result
     assert result.get("error_description", "").startswith("AADSTS"), result
+
+
+def test_revoked_token_is_401_and_a_new_one_works(sim, session_graph, mailbox):
+    """After the control API expires every token issued, Graph answers 401
+    InvalidAuthenticationToken; a token msal fetches afresh is accepted."""
+    from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+
+    from graph_sim import odata_error
+
+    session_graph.run(session_graph.client.users.by_user_id(mailbox).contact_folders.get())
+    sim.control("POST", "/expire-tokens", {})
+    try:
+        with pytest.raises(ODataError) as e:
+            session_graph.run(session_graph.client.users.by_user_id(mailbox).contact_folders.get())
+        assert odata_error(e) == (401, "InvalidAuthenticationToken")
+    finally:
+        # msal would serve its cached token until it expires: a new app fetches a new one.
+        session_graph.credential.app = sim.msal_app()
+    assert session_graph.run(session_graph.client.users.by_user_id(mailbox).contact_folders.get()).value is not None

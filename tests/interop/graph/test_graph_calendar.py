@@ -217,3 +217,18 @@ def test_event_extended_property_expand_and_filter(graph, mailbox, series):
 def test_primary_calendar(graph, mailbox):
     cal = graph.run(graph.client.users.by_user_id(mailbox).calendar.get())
     assert cal.id and cal.name
+
+
+def test_calendar_view_in_the_preferred_time_zone(graph, mailbox, series):
+    """`Prefer: outlook.timezone` moves start and end into that zone (UTC-8 in winter)."""
+    master, first, window = series
+    q = CalendarViewRequestBuilder.CalendarViewRequestBuilderGetQueryParameters(
+        start_date_time=iso(window[0]), end_date_time=iso(window[1])
+    )
+    page = graph.run(graph.client.users.by_user_id(mailbox).calendar_view.get(
+        cfg(q, headers={"Prefer": 'outlook.timezone="Pacific Standard Time"'})
+    ))
+    [e, *_] = sorted(page.value, key=lambda e: e.start.date_time)
+    assert e.start.time_zone == "Pacific Standard Time"
+    local = first - dt.timedelta(hours=8)
+    assert e.start.date_time.startswith(local.strftime("%Y-%m-%dT%H:%M:%S")), e.start.date_time

@@ -236,3 +236,22 @@ def test_extended_property_write_expand_and_filter(graph, mailbox):
         filter=f"singleValueExtendedProperties/Any(ep: ep/id eq '{CRM_ID}' and ep/value eq '003000000000009AAA')"
     ))))
     assert [c.id for c in found.value] == [tagged.id]
+
+
+def test_page_iterator_follows_next_links(graph, mailbox):
+    """msgraph-core's PageIterator walks a folder listing page by page ($top=10)."""
+    from msgraph_core.tasks.page_iterator import PageIterator
+
+    folder = sync_folder(graph, mailbox)
+    made = {new_contact(graph, mailbox, folder, n).id for n in range(25)}
+    builder = contacts(graph, mailbox, folder)
+    first = graph.run(builder.get(cfg(ContactsRequestBuilder.ContactsRequestBuilderGetQueryParameters(top=10))))
+    assert len(first.value) == 10 and first.odata_next_link
+    seen = []
+
+    def collect(item):
+        seen.append(item.id)
+        return True
+
+    graph.run(PageIterator(first, graph.adapter).iterate(collect))
+    assert len(seen) == 25 and set(seen) == made
