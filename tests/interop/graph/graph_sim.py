@@ -288,6 +288,14 @@ class SchemaCheck:
         else:
             self._one(where, method, rel, status, doc)
 
+    def response(self, r):
+        """Checks a response a test got outside the SDK's client (requests or httpx)."""
+        request = r.request
+        body = request.body if hasattr(request, "body") else request.content
+        if isinstance(body, str):
+            body = body.encode()
+        self.check(request.method, str(request.url), r.status_code, r.headers.get("content-type", ""), r.content, body or b"")
+
     def _one(self, where, method, rel, status, doc):
         s = graph_schema.schema()
         if status >= 400:

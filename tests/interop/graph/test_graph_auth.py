@@ -33,7 +33,7 @@ def _assertion(session):
     return form["client_assertion"]
 
 
-def _graph_accepts(sim, app, mailbox):
+def _graph_accepts(sim, app, mailbox, check):
     """The token msal got is one Graph accepts for an in-scope mailbox."""
     result = app.acquire_token_for_client(scopes=[GRAPH_SCOPE])
     assert "access_token" in result, result
@@ -43,6 +43,7 @@ def _graph_accepts(sim, app, mailbox):
         verify=sim.ca,
         timeout=30,
     )
+    check.response(r)
     assert r.status_code == 200, r.text
     return result
 
@@ -63,8 +64,8 @@ def test_openid_configuration_names_the_token_endpoint(sim):
     assert sim.info["tenant_id"] in doc["issuer"]
 
 
-def test_token_with_the_secret(sim, mailbox):
-    result = _graph_accepts(sim, sim.msal_app(), mailbox)
+def test_token_with_the_secret(sim, graph, mailbox):
+    result = _graph_accepts(sim, sim.msal_app(), mailbox, graph.check)
     assert result["token_type"].lower() == "bearer"
     assert int(result["expires_in"]) > 0
     claims = jwt.decode(result["access_token"], options={"verify_signature": False})
@@ -72,7 +73,7 @@ def test_token_with_the_secret(sim, mailbox):
     assert claims.get("tid") == sim.info["tenant_id"]
 
 
-def test_token_with_the_certificate_pem_and_sha1_thumbprint_is_rs256_x5t(sim, mailbox):
+def test_token_with_the_certificate_pem_and_sha1_thumbprint_is_rs256_x5t(sim, graph, mailbox):
     cert, _ = _certificate(sim)
     session = RecordingSession()
     app = sim.msal_app(
@@ -82,13 +83,13 @@ def test_token_with_the_certificate_pem_and_sha1_thumbprint_is_rs256_x5t(sim, ma
         },
         http_client=session,
     )
-    _graph_accepts(sim, app, mailbox)
+    _graph_accepts(sim, app, mailbox, graph.check)
     header = jwt.get_unverified_header(_assertion(session))
     assert header["alg"] == "RS256"
     assert "x5t" in header and "x5t#S256" not in header
 
 
-def test_token_with_the_certificate_pfx_is_ps256_x5t_s256(sim, mailbox, tmp_path):
+def test_token_with_the_certificate_pfx_is_ps256_x5t_s256(sim, graph, mailbox, tmp_path):
     cert, key = _certificate(sim)
     pfx = tmp_path / "app.pfx"
     pfx.write_bytes(
@@ -98,7 +99,7 @@ def test_token_with_the_certificate_pfx_is_ps256_x5t_s256(sim, mailbox, tmp_path
     )
     session = RecordingSession()
     app = sim.msal_app({"private_key_pfx_path": str(pfx), "passphrase": "pfx-pass"}, http_client=session)
-    _graph_accepts(sim, app, mailbox)
+    _graph_accepts(sim, app, mailbox, graph.check)
     assertion = _assertion(session)
     header = jwt.get_unverified_header(assertion)
     assert header["alg"] == "PS256"
@@ -144,8 +145,9 @@ def test_certificate_the_app_does_not_have_is_refused(sim, tmp_path):
     assert result.get("error_description", "").startswith("AADSTS"), result
 
 
-def test_graph_refuses_a_request_without_a_token(sim, mailbox):
+def test_graph_refuses_a_request_without_a_token(sim, graph, mailbox):
     r = requests.get(f"{sim.graph_url}/users/{mailbox}", verify=sim.ca, timeout=30)
+    graph.check.response(r)
     assert r.status_code == 401
     assert r.json()["error"]["code"] == "InvalidAuthenticationToken"
 
@@ -158,20 +160,20 @@ def test_scope_other_than_graph_default_is_refused(sim, scope):
     assert result.get("error_description", "").startswith("AADSTS"), result
 
 
-def test_revoked_token_is_401_and_a_new_one_works(sim, session_graph, mailbox):
+def test_revoked_token_is_401_and_a_new_one_works(sim, graph, mailbox):
     """After the control API expires every token issued, Graph answers 401
     InvalidAuthenticationToken; a token msal fetches afresh is accepted."""
     from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
     from graph_sim import odata_error
 
-    session_graph.run(session_graph.client.users.by_user_id(mailbox).contact_folders.get())
+    graph.run(graph.client.users.by_user_id(mailbox).contact_folders.get())
     sim.control("POST", "/expire-tokens", {})
     try:
         with pytest.raises(ODataError) as e:
-            session_graph.run(session_graph.client.users.by_user_id(mailbox).contact_folders.get())
+            graph.run(graph.client.users.by_user_id(mailbox).contact_folders.get())
         assert odata_error(e) == (401, "InvalidAuthenticationToken")
     finally:
         # msal would serve its cached token until it expires: a new app fetches a new one.
-        session_graph.credential.app = sim.msal_app()
-    assert session_graph.run(session_graph.client.users.by_user_id(mailbox).contact_folders.get()).value is not None
+        graph.credential.app = sim.msal_app()
+    assert graph.run(graph.client.users.by_user_id(mailbox).contact_folders.get()).value is not None
