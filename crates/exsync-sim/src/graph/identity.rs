@@ -777,18 +777,15 @@ impl Identity {
     pub(crate) fn set_roles(&self, roles: Vec<String>) -> anyhow::Result<()> {
         let mut normalized: Vec<String> = Vec::new();
         for role in &roles {
-            let known = KNOWN_APP_ROLES
-                .iter()
-                .find(|k| k.eq_ignore_ascii_case(role.trim()))
-                .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "'{role}' is not a Microsoft Graph application permission this \
+            let known = known_role(role).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "'{role}' is not a Microsoft Graph application permission this \
                          simulator knows (known: {})",
-                        KNOWN_APP_ROLES.join(", ")
-                    )
-                })?;
+                    KNOWN_APP_ROLES.join(", ")
+                )
+            })?;
             if !normalized.iter().any(|n| n == known) {
-                normalized.push((*known).to_owned());
+                normalized.push(known.to_owned());
             }
         }
         self.change(|stored| stored.roles = normalized)
@@ -826,6 +823,15 @@ impl Identity {
         state.stored = next;
         Ok(())
     }
+}
+
+/// The Graph application permission `name` names (any case), spelled as Graph spells it;
+/// `None` for a name Graph has no such permission for.
+pub(crate) fn known_role(name: &str) -> Option<&'static str> {
+    KNOWN_APP_ROLES
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(name.trim()))
+        .copied()
 }
 
 /// Uses `dir/app-key.pem` when present (PKCS#8, or PKCS#1) and `dir/app-cert.pem` when it
