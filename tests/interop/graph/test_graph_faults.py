@@ -14,6 +14,8 @@ import requests
 import pytest
 from msgraph.generated.models.contact import Contact
 from msgraph.generated.models.contact_folder import ContactFolder
+from msgraph.generated.models.date_time_time_zone import DateTimeTimeZone
+from msgraph.generated.models.event import Event
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
 from graph_sim import SchemaCheck, Sim, odata_error
@@ -146,6 +148,11 @@ def test_state_survives_a_restart(tmp_path):
         folder = g.run(user.contact_folders.post(ContactFolder(display_name="Salesforce_Sync")))
         contacts = user.contact_folders.by_contact_folder_id(folder.id).contacts
         kept = g.run(contacts.post(Contact(given_name="Kept", surname="Across")))
+        event = g.run(user.events.post(Event(
+            subject="Kept too",
+            start=DateTimeTimeZone(date_time="2027-03-01T09:00:00", time_zone="UTC"),
+            end=DateTimeTimeZone(date_time="2027-03-01T09:30:00", time_zone="UTC"),
+        )))
         page = g.run(contacts.delta.get())
         while page.odata_next_link:
             page = g.run(contacts.delta.with_url(page.odata_next_link).get())
@@ -160,6 +167,8 @@ def test_state_survives_a_restart(tmp_path):
         assert [f.display_name for f in g.run(user.contact_folders.get()).value] == ["Salesforce_Sync"]
         got = g.run(contacts.by_contact_id(kept.id).get())
         assert got.given_name == "Kept" and got.change_key == kept.change_key
+        got = g.run(user.events.by_event_id(event.id).get())
+        assert got.subject == "Kept too" and got.change_key == event.change_key
         # The delta token issued before the restart still works (on the new port).
         link = page.odata_delta_link.replace(old_graph_url, s.graph_url)
         again = g.run(contacts.delta.with_url(link).get())
