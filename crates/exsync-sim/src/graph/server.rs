@@ -646,6 +646,14 @@ pub(crate) async fn handle(graph: Arc<Graph>, req: Request<Incoming>) -> Result<
             ))
         }
         ["v1.0", "$batch"] => {
+            {
+                let mut counters = lock(&graph.counters);
+                counters.requests += 1;
+                Counters::bump(
+                    &mut counters.endpoints,
+                    &format!("{} /$batch", parts.method),
+                );
+            }
             let content_type = header(&parts.headers, "content-type");
             let answer = if parts.method != Method::POST {
                 Answer::error(405, "BadRequest", "$batch takes POST.")

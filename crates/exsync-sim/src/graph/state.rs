@@ -20,6 +20,8 @@ use super::contacts::Contacts;
 
 /// How often the background task looks for changes to write.
 pub(crate) const SAVE_EVERY: Duration = Duration::from_millis(200);
+/// The longest a slow write may delay the next one.
+const MAX_SAVE_PAUSE: Duration = Duration::from_secs(5);
 
 /// Requests a mailbox takes from one app in a [`BUDGET_WINDOW_SECS`] window, as Exchange
 /// Online allows.
@@ -117,12 +119,13 @@ impl Mailbox {
     }
 }
 
+// `data` is a field of its own, not flattened: serde cannot read maps with integer keys
+// (as the stores keep) through a flattened struct.
 #[derive(Serialize)]
 struct StoredMailboxRef<'a> {
     id: &'a str,
     address: &'a str,
     display_name: &'a str,
-    #[serde(flatten)]
     data: &'a MailboxData,
 }
 
@@ -131,7 +134,6 @@ struct StoredMailbox {
     id: String,
     address: String,
     display_name: String,
-    #[serde(flatten)]
     data: MailboxData,
 }
 
@@ -363,12 +365,24 @@ pub(crate) async fn persist(tenant: Arc<Tenant>, mut stop: tokio::sync::watch::R
             _ = stop.changed() => break,
         }
         let t = tenant.clone();
+        let started = std::time::Instant::now();
         match tokio::task::spawn_blocking(move || t.save_if_dirty()).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
                 tracing::error!(error = %format!("{e:#}"), "saving the Graph tenant failed")
             }
             Err(e) => tracing::error!(error = %e, "the Graph tenant's save task failed"),
+        }
+        // A big tenant takes a while to copy, and each copy holds a mailbox's lock in turn:
+        // space the writes out so they never take more than a fifth of the time.
+        let pause = (started.elapsed() * 4)
+            .saturating_sub(SAVE_EVERY)
+            .min(MAX_SAVE_PAUSE);
+        if !pause.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = stop.changed() => break,
+            }
         }
     }
     let t = tenant.clone();
