@@ -85,6 +85,23 @@ def test_batch_limits(graph, mailbox):
     assert r.status_code == 400 or r.json()["responses"][0]["status"] == 400, r.text
 
 
+def test_batch_mixing_sequential_and_parallel_is_400(graph, mailbox):
+    """Graph: "Batch should be either fully sequential or fully parallel" (two chains side by
+    side are neither)."""
+    url = f"/users/{mailbox}/contactFolders"
+    mixed = {
+        "requests": [
+            {"id": "1", "method": "GET", "url": url},
+            {"id": "2", "method": "GET", "url": url, "dependsOn": ["1"]},
+            {"id": "3", "method": "GET", "url": url},
+            {"id": "4", "method": "GET", "url": url, "dependsOn": ["3"]},
+        ]
+    }
+    r = graph.raw("POST", "/$batch", mixed)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"]
+
+
 def test_batch_items_for_an_out_of_scope_mailbox_are_403_inside_a_200(graph, sim, mailbox):
     outsider = sim.out_of_scope[0]
     batch = {
