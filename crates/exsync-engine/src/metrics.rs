@@ -41,6 +41,12 @@ pub mod names {
         "exsync_conflicts_total",
         "Fields changed on both sides and settled by the conflict policy.",
     );
+    /// Counter: what passes noticed that the admin should know, labelled by `code` (see
+    /// [`crate::sync::pass::UserReport::notices`]).
+    pub const NOTICES: (&str, &str) = (
+        "exsync_notices_total",
+        "Things passes noticed that the admin should know, by code (see exsync status).",
+    );
     /// Counter: copies an interrupted pass made and a later pass found by their tag and paired from
     /// the intent journal (see [`crate::sync::pass::UserReport::recovered_pairs`]).
     pub const RECOVERED_WRITES: (&str, &str) = (

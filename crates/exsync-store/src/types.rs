@@ -193,6 +193,9 @@ pub struct PassCommit {
     pub error: Option<String>,
     /// Pause the user with this reason (the mass-delete safety valve).
     pub pause: Option<String>,
+    /// What the pass noticed, stored with its run (at most [`MAX_NOTICES`]).
+    #[serde(default)]
+    pub notices: Vec<Notice>,
     /// One slice of a pass too large to commit at once: pairs, cursors, unresolved items and
     /// echo writes are applied, but no run is recorded; the pass's last commit records it.
     #[serde(default)]
@@ -220,6 +223,7 @@ impl PassCommit {
             counts: RunCounts::default(),
             error: None,
             pause: None,
+            notices: Vec::new(),
             partial: false,
             settled_intents: Vec::new(),
         }
@@ -256,7 +260,27 @@ pub struct RunRecord {
     pub counts: RunCounts,
     /// Why the pass failed as a whole; `None` when it ran to the end.
     pub error: Option<String>,
+    /// What the pass noticed that the admin should know, though nothing failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<Notice>,
 }
+
+/// Something a pass noticed that the admin should know although no record failed: a sync folder
+/// the user deleted and the pass made again, say. Stored with the run, shown by `exsync status`
+/// and the console, counted in the metrics by `code`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    /// A stable name for what happened (`sync_folder_replaced`), for metrics and filters.
+    pub code: String,
+    /// What happened, for the admin.
+    pub message: String,
+    /// What the admin can do about it, or why nothing needs doing.
+    pub fix: String,
+}
+
+/// The most notices one run keeps: a backend that notices the same thing for every item must not
+/// grow a run row without bound.
+pub const MAX_NOTICES: usize = 20;
 
 /// Why and since when a user is paused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

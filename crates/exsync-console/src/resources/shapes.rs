@@ -6,7 +6,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use exsync_core::config::AssignedBy;
 use exsync_core::{CrmId, UserKey};
 use exsync_engine::check::{Outcome, Report, Step};
-use exsync_store::{AuditRecord, Pause, Role, RunCounts, RunRecord, SkippedCrmUser, UserStatus};
+use exsync_store::{
+    AuditRecord, Notice, Pause, Role, RunCounts, RunRecord, SkippedCrmUser, UserStatus,
+};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -49,6 +51,12 @@ fn users_as_the_status_with_its_configuration() -> R {
             failures: 5,
         },
         error: Some("boom".to_owned()),
+        // The view always has the list; the store's type leaves an empty one out.
+        notices: vec![Notice {
+            code: "sync_folder_replaced".to_owned(),
+            message: "The folder was deleted.".to_owned(),
+            fix: "Nothing to do.".to_owned(),
+        }],
     };
     for (status, configuration) in [
         (

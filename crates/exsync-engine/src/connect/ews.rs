@@ -17,6 +17,7 @@ use exsync_ews::{
     Autodiscover, DeletedFolder, EwsClient, EwsError, FolderPlace, FolderRef, ItemRef,
     MailboxClient, SearchFolder, TagSearch, TaggedItem, Update,
 };
+use exsync_store::Notice;
 use url::Url;
 
 use crate::sync::mailboxes::{Backend, Mailboxes};
@@ -52,6 +53,9 @@ pub struct ExchangeConnection {
     /// neither listed nor written to since: they hold nothing, so their first listing is
     /// skipped (the next pass lists them from the start).
     made: Mutex<HashSet<(UserKey, ItemKind)>>,
+    /// What the connection noticed per user since the pass last asked
+    /// ([`MailboxSide::take_notices`]).
+    notices: Mutex<HashMap<UserKey, Vec<Notice>>>,
 }
 
 impl ExchangeConnection {
@@ -63,7 +67,17 @@ impl ExchangeConnection {
             folders: Mutex::new(HashMap::new()),
             hints: Mutex::new(HashMap::new()),
             made: Mutex::new(HashSet::new()),
+            notices: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn notice(&self, user: &UserKey, notice: Notice) {
+        self.notices
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(user.clone())
+            .or_default()
+            .push(notice);
     }
 
     /// Takes the mark of a folder a pass made and has not listed or written to since.
@@ -143,14 +157,28 @@ impl ExchangeConnection {
             place => {
                 let how = place.how_deleted();
                 let (folder, made) = mailbox.create_contacts_folder().await?;
+                let name = &self.client.config().contacts_folder;
+                let message = format!(
+                    "The contact sync folder was {how} in the mailbox; a new {name} folder \
+                     under Contacts took its place."
+                );
+                let fix = "Nothing to do: the synced CRM contacts are copied into the new folder \
+                           where CRM records flow to Exchange, and nothing is deleted in the CRM \
+                           for it. Ask the user to keep the folder if this repeats."
+                    .to_owned();
                 tracing::warn!(
                     user = %user,
                     old_folder = %hint.id,
                     new_folder = %folder.id,
-                    "The user's contact sync folder was {how}; syncing into a new {} under \
-                     Contacts. The synced CRM contacts are copied into it where CRM records flow \
-                     to Exchange; nothing is deleted in the CRM for it.",
-                    self.client.config().contacts_folder
+                    "{message} {fix}"
+                );
+                self.notice(
+                    user,
+                    Notice {
+                        code: "sync_folder_replaced".to_owned(),
+                        message,
+                        fix,
+                    },
                 );
                 Ok((folder, made))
             }
@@ -291,6 +319,14 @@ impl MailboxSide for ExchangeConnection {
     /// The contact folder is looked at again at the start of each pass (one GetFolder): its
     /// user may have renamed, moved or deleted it since. The calendar cannot be any of these,
     /// and is named by its role anyway.
+    fn take_notices(&self, user: &UserKey) -> Vec<Notice> {
+        self.notices
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(user)
+            .unwrap_or_default()
+    }
+
     fn known_folder(&self, user: &UserKey, kind: ItemKind, folder: &(String, String)) {
         if kind != ItemKind::Contact {
             return;

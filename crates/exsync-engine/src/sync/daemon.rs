@@ -78,6 +78,9 @@ pub fn record(metrics: &Metrics, report: &PassReport, took: Duration) {
         metrics.add(names::ITEM_FAILURES, vec![], c.failures as f64);
         metrics.add(names::CONFLICTS, vec![], c.conflicts as f64);
         metrics.add(names::RECOVERED_WRITES, vec![], user.recovered_pairs as f64);
+        for notice in &user.notices {
+            metrics.add(names::NOTICES, vec![("code", notice.code.clone())], 1.0);
+        }
         metrics.add(
             names::UNCERTAIN_CREATES,
             vec![],

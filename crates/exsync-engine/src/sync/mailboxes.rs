@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 
 use exsync_core::plan::{Change, WriteResult};
 use exsync_core::{ExchangeId, ItemId, ItemKind, UserKey};
+use exsync_store::Notice;
 
 use super::sides::{
     CopyEvidence, MailboxPage, MailboxSide, SideError, SideErrorKind, SideResult, Write,
@@ -141,6 +142,10 @@ impl<W: MailboxSide, G: MailboxSide> MailboxSide for Mailboxes<W, G> {
 
     async fn prepare(&self, user: &UserKey) -> SideResult<()> {
         dispatch!(self, user, side => side.prepare(user).await)
+    }
+
+    fn take_notices(&self, user: &UserKey) -> Vec<Notice> {
+        dispatch!(self, user, side => side.take_notices(user))
     }
 
     fn known_folder(&self, user: &UserKey, kind: ItemKind, folder: &(String, String)) {

@@ -9,6 +9,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use exsync_core::plan::{Change, WriteResult};
 use exsync_core::{CrmId, ExchangeId, Fields, ItemId, ItemKind, UserKey};
+use exsync_store::Notice;
 
 use super::mailboxes::Backend;
 
@@ -388,5 +389,12 @@ pub trait MailboxSide: Send + Sync {
     ) -> impl Future<Output = SideResult<Vec<CopyEvidence>>> + Send {
         let unknown = vec![CopyEvidence::Unknown; origins.len()];
         async move { Ok(unknown) }
+    }
+
+    /// What the backend noticed in the user's mailbox since it was last asked, for the admin
+    /// (a sync folder it had to make again, say). The pass asks once, at its end, and stores the
+    /// notices with its run; a backend that notices nothing keeps the default.
+    fn take_notices(&self, _user: &UserKey) -> Vec<Notice> {
+        Vec::new()
     }
 }

@@ -11,7 +11,7 @@ use super::state::scope_key;
 use super::users::insert_user;
 use super::CommitStep;
 use crate::error::{StoreError, StoreResult};
-use crate::types::{CommitReceipt, CursorScope, PassCommit};
+use crate::types::{CommitReceipt, CursorScope, PassCommit, MAX_NOTICES};
 
 const OP: &str = "commit pass";
 
@@ -385,9 +385,11 @@ fn record_run(conn: &Connection, c: &PassCommit, at: &str) -> StoreResult<i64> {
         reason,
     };
     let n = |v: u64, what: &str| to_sql_count(v, what).map_err(refuse);
+    let kept = &c.notices[..c.notices.len().min(MAX_NOTICES)];
+    let notices = serde_json::to_string(kept).map_err(|e| refuse(format!("notices: {e}")))?;
     conn.prepare_cached(
         "INSERT INTO runs (user_key, started_at, finished_at, created, updated, deleted, \
-         conflicts, failures, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+         conflicts, failures, error, notices) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )
     .ctx(OP, u)?
     .execute(params![
@@ -399,7 +401,8 @@ fn record_run(conn: &Connection, c: &PassCommit, at: &str) -> StoreResult<i64> {
         n(c.counts.deleted, "deleted")?,
         n(c.counts.conflicts, "conflicts")?,
         n(c.counts.failures, "failures")?,
-        c.error
+        c.error,
+        notices
     ])
     .ctx(OP, u)?;
     let run_id = conn.last_insert_rowid();

@@ -187,7 +187,12 @@ const V5: &str = r#"
 ALTER TABLE conflicts ADD COLUMN first_link INTEGER NOT NULL DEFAULT 0 CHECK (first_link IN (0, 1));
 "#;
 
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+/// What a pass noticed that the admin should know (`Notice`), as a JSON array on its run.
+const V6: &str = r#"
+ALTER TABLE runs ADD COLUMN notices TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(notices));
+"#;
+
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 pub(crate) fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA user_version", [], |row| row.get(0))

@@ -112,7 +112,8 @@ pub(crate) fn reset_user(conn: &mut Connection, user: &UserKey) -> StoreResult<R
 }
 
 const RUN_COLUMNS: &str =
-    "id, user_key, started_at, finished_at, created, updated, deleted, conflicts, failures, error";
+    "id, user_key, started_at, finished_at, created, updated, deleted, conflicts, failures, error, \
+     notices";
 
 struct RunRow {
     id: i64,
@@ -121,9 +122,10 @@ struct RunRow {
     finished: String,
     counts: [i64; 5],
     error: Option<String>,
+    notices: String,
 }
 
-/// Reads the ten run columns starting at `at`.
+/// Reads the eleven run columns starting at `at`.
 fn run_row(row: &Row<'_>, at: usize) -> rusqlite::Result<RunRow> {
     Ok(RunRow {
         id: row.get(at)?,
@@ -138,6 +140,7 @@ fn run_row(row: &Row<'_>, at: usize) -> rusqlite::Result<RunRow> {
             row.get(at + 8)?,
         ],
         error: row.get(at + 9)?,
+        notices: row.get(at + 10)?,
     })
 }
 
@@ -157,6 +160,8 @@ impl RunRow {
                 failures: count(failures)?,
             },
             error: self.error,
+            notices: serde_json::from_str(&self.notices)
+                .map_err(|e| format!("notices of run {}: {e}", self.id))?,
         })
     }
 }
@@ -193,7 +198,7 @@ const STATUS_SELECT: &str = "SELECT u.user_key, u.paused_reason, u.paused_at, \
      (SELECT count(*) FROM pairs p WHERE p.user_key = u.user_key AND p.kind = 'event'), \
      (SELECT count(*) FROM unresolved x WHERE x.user_key = u.user_key), \
      r.id, r.user_key, r.started_at, r.finished_at, r.created, r.updated, r.deleted, \
-     r.conflicts, r.failures, r.error \
+     r.conflicts, r.failures, r.error, r.notices \
      FROM users u LEFT JOIN runs r ON r.id = u.last_run_id";
 
 fn status_row(row: &Row<'_>) -> rusqlite::Result<StatusRow> {

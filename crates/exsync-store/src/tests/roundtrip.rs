@@ -7,7 +7,9 @@ use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind, Side};
 use serde_json::json;
 
 use super::*;
-use crate::{AuditEvent, ConflictEntry, Role, RunCounts, Secret, Session, StoreError};
+use crate::{
+    AuditEvent, ConflictEntry, Notice, Role, RunCounts, Secret, Session, StoreError, MAX_NOTICES,
+};
 
 #[test]
 fn the_traits_are_object_safe_and_shareable() {
@@ -846,4 +848,34 @@ fn a_partial_commit_writes_pairs_and_echoes_but_records_no_run() {
     let last = commit(&alice, 10);
     assert!(store.commit_pass(&last).unwrap().run_id > 0);
     assert_eq!(store.runs(&alice, 10).unwrap().len(), 1);
+}
+
+#[test]
+fn a_runs_notices_are_stored_with_it_and_capped() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let alice = user("alice");
+    let notice = |i: usize| Notice {
+        code: "sync_folder_replaced".to_owned(),
+        message: format!("folder {i} was deleted"),
+        fix: "nothing to do".to_owned(),
+    };
+    let mut pass = commit(&alice, 0);
+    pass.notices = (0..MAX_NOTICES + 5).map(notice).collect();
+    store.commit_pass(&pass).unwrap();
+    let run = store
+        .user_status(&alice)
+        .unwrap()
+        .unwrap()
+        .last_run
+        .unwrap();
+    assert_eq!(
+        run.notices,
+        (0..MAX_NOTICES).map(notice).collect::<Vec<_>>()
+    );
+
+    // A run without notices has none: they belong to the run, not the user.
+    store.commit_pass(&commit(&alice, 10)).unwrap();
+    let status = store.user_status(&alice).unwrap().unwrap();
+    assert!(status.last_run.unwrap().notices.is_empty());
+    assert_eq!(store.runs(&alice, 5).unwrap()[1].notices.len(), MAX_NOTICES);
 }

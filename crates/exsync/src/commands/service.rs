@@ -243,6 +243,9 @@ fn summary(report: &PassReport, dry_run: bool) -> String {
                     .map(|e| format!("  ERROR: {e}"))
                     .unwrap_or_default(),
             ));
+            for n in &user.notices {
+                out.push_str(&format!("  NOTICE [{}] {} {}\n", n.code, n.message, n.fix));
+            }
         }
     }
     for (user, why) in &report.skipped {

@@ -48,6 +48,7 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
                 }
             } else {
                 print!("{}", table(&users));
+                print!("{}", notices(&users));
                 print!("{}", skipped_table(&skipped));
             }
             Ok(ExitCode::SUCCESS)
@@ -103,6 +104,14 @@ fn user_detail(store: &dyn Store, user: &UserKey, as_json: bool) -> anyhow::Resu
                 .map(|e| format!("  error: {e}"))
                 .unwrap_or_default()
         );
+        for n in &run.notices {
+            println!(
+                "    notice [{}] {} {}",
+                printable(&n.code),
+                printable(&n.message),
+                printable(&n.fix)
+            );
+        }
     }
     println!("\nRecent conflicts and first-link merges:");
     for c in &conflicts {
@@ -164,6 +173,26 @@ fn table(users: &[UserStatus]) -> String {
             u.unresolved,
             run.and_then(|r| r.error.as_deref()).unwrap_or("")
         ));
+    }
+    out
+}
+
+/// What each user's last pass noticed, with what to do about it.
+fn notices(users: &[UserStatus]) -> String {
+    let mut out = String::new();
+    for u in users {
+        for n in u.last_run.iter().flat_map(|r| &r.notices) {
+            if out.is_empty() {
+                out.push_str("\nNoticed in the last pass:\n");
+            }
+            out.push_str(&format!(
+                "  {} [{}] {} {}\n",
+                u.user,
+                printable(&n.code),
+                printable(&n.message),
+                printable(&n.fix)
+            ));
+        }
     }
     out
 }

@@ -257,6 +257,11 @@ async fn every_page_encodes_hostile_values_and_carries_no_inline_code() {
     let never = address("never");
     let assigned = address("assigned");
     let run_error = evil("run error");
+    let (notice_code, notice_message, notice_fix) = (
+        evil("notice code"),
+        evil("notice message"),
+        evil("notice fix"),
+    );
     let pause = evil("pause");
     let config_name = evil("configuration");
     let group = evil("group");
@@ -331,6 +336,11 @@ groups = [{group}]
         exchange_version: None,
     }];
     commit.error = Some(run_error.clone());
+    commit.notices = vec![exsync_store::Notice {
+        code: notice_code.clone(),
+        message: notice_message.clone(),
+        fix: notice_fix.clone(),
+    }];
     // A first link's merge over values the CRM and the mailbox held, ids included.
     commit.conflicts = vec![exsync_store::ConflictEntry {
         kind: ItemKind::Contact,
@@ -395,6 +405,9 @@ groups = [{group}]
         never.clone(),
         assigned.clone(),
         run_error.clone(),
+        notice_code.clone(),
+        notice_message.clone(),
+        notice_fix.clone(),
         pause.clone(),
         config_name.clone(),
         group.clone(),
@@ -441,6 +454,9 @@ groups = [{group}]
         &[
             &synced,
             &run_error,
+            &notice_code,
+            &notice_message,
+            &notice_fix,
             &pause,
             &config_name,
             &admin,

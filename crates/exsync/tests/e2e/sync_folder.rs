@@ -76,6 +76,20 @@ async fn sync(config: &Path, what: &str) -> Output {
     output
 }
 
+/// `exsync status`'s output.
+fn status(config: &Path) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_exsync"))
+        .arg("status")
+        .arg("--config")
+        .arg(config)
+        .env("EXSYNC_MASTER_KEY", MASTER_KEY)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 fn text(output: &Output) -> String {
     format!(
         "{}\nstdout:\n{}\nstderr:\n{}",
@@ -329,7 +343,8 @@ async fn a_deleted_folder_is_made_again_and_nothing_is_deleted_in_the_crm() {
         assert!(stdout.contains(" deleted 0 "), "{how}: {}", text(&output));
         assert!(!stdout.contains("PAUSED"), "{how}: {}", text(&output));
         assert!(!stdout.contains("ERROR"), "{how}: {}", text(&output));
-        // The log names the user and says what happened.
+        // The log names the user and says what happened; so do the pass's report and the
+        // user's status, from the run stored with the notice.
         assert!(
             stderr
                 .lines()
@@ -337,6 +352,17 @@ async fn a_deleted_folder_is_made_again_and_nothing_is_deleted_in_the_crm() {
             "{how}: no warning about the folder: {}",
             text(&output)
         );
+        assert!(
+            stdout.contains("NOTICE [sync_folder_replaced]"),
+            "{how}: {}",
+            text(&output)
+        );
+        let status = status(&config);
+        let noticed = format!(
+            "{} [sync_folder_replaced] The contact sync folder was",
+            lab.users[0].key
+        );
+        assert!(status.contains(&noticed), "{how}: {status}");
 
         // Nothing was deleted in the CRM: every contact is there, and the new one.
         let mut expected = names_before;

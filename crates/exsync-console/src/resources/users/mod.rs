@@ -15,7 +15,7 @@ use axum::{Extension, Json};
 use chrono::{DateTime, SecondsFormat, Utc};
 use exsync_core::config::{effective_configuration, AssignedBy};
 use exsync_core::UserKey;
-use exsync_store::{Pause, Role, RunCounts, RunRecord, UserStatus};
+use exsync_store::{Notice, Pause, Role, RunCounts, RunRecord, UserStatus};
 use serde::Serialize;
 
 use crate::auth::{allows, Caller};
@@ -70,10 +70,34 @@ pub(crate) struct RunView {
     pub finished: DateTime<Utc>,
     /// The pass's number in the state database.
     pub id: i64,
+    /// What the pass noticed that the admin should know, with what to do about it; empty
+    /// when nothing.
+    pub notices: Vec<NoticeView>,
     /// When it began, UTC.
     pub started: DateTime<Utc>,
     /// The mailbox it synced.
     pub user: UserKey,
+}
+
+/// Something the pass noticed.
+#[derive(Serialize)]
+pub(crate) struct NoticeView {
+    /// A stable name for what happened, such as `sync_folder_replaced`.
+    pub code: String,
+    /// What the admin can do about it, or why nothing needs doing.
+    pub fix: String,
+    /// What happened.
+    pub message: String,
+}
+
+impl From<Notice> for NoticeView {
+    fn from(n: Notice) -> Self {
+        NoticeView {
+            code: n.code,
+            fix: n.fix,
+            message: n.message,
+        }
+    }
 }
 
 /// What a pass did.
@@ -110,6 +134,7 @@ impl From<RunRecord> for RunView {
             error: r.error,
             finished: r.finished,
             id: r.id,
+            notices: r.notices.into_iter().map(NoticeView::from).collect(),
             started: r.started,
             user: r.user,
         }
@@ -202,7 +227,7 @@ impl UserView {
             esc(&count(|c| c.deleted)),
             esc(&count(|c| c.conflicts)),
             esc(&count(|c| c.failures)),
-            esc(run.and_then(|r| r.error.as_deref()).unwrap_or_default()),
+            problems(run),
             esc(&paused),
             esc(&self.unresolved.to_string()),
             esc(&self.contact_pairs.to_string()),
@@ -210,6 +235,27 @@ impl UserView {
             e = esc(user),
         )
     }
+}
+
+/// The Error cell: why the last pass failed, then what it noticed, each with its fix.
+fn problems(run: Option<&RunView>) -> String {
+    let Some(run) = run else {
+        return String::new();
+    };
+    let mut cell = esc(run.error.as_deref().unwrap_or_default());
+    if !run.notices.is_empty() {
+        cell.push_str("<ul class=\"notices\">");
+        for n in &run.notices {
+            cell.push_str(&format!(
+                "<li data-code=\"{}\">{} <em>{}</em></li>",
+                esc(&n.code),
+                esc(&n.message),
+                esc(&n.fix)
+            ));
+        }
+        cell.push_str("</ul>");
+    }
+    cell
 }
 
 pub(crate) async fn list_json(State(st): State<AppState>) -> ConsoleResult<Json<Vec<UserView>>> {

@@ -30,7 +30,7 @@ use chrono::{DateTime, Utc};
 use exsync_core::config::SyncConfiguration;
 use exsync_core::plan::{Change, Op, SyncedPair};
 use exsync_core::{CrmId, ItemId, ItemKind, UserKey};
-use exsync_store::{ItemRef, PassCommit, RunCounts, Store, StoreError, UnresolvedReport};
+use exsync_store::{ItemRef, Notice, PassCommit, RunCounts, Store, StoreError, UnresolvedReport};
 
 use super::mailboxes::Backend;
 use super::sides::{CrmFilter, CrmSide, MailboxSide, SideError};
@@ -78,6 +78,8 @@ pub struct UserReport {
     /// Creates a crashed pass sent whose copy neither a read nor the side could account for,
     /// made again (see `recover.rs`).
     pub uncertain_creates: u64,
+    /// What the mailbox's backend noticed that the admin should know (stored with the run).
+    pub notices: Vec<Notice>,
 }
 
 /// Where the pass stopped, when it could not go on at all.
@@ -229,9 +231,11 @@ pub async fn run_user<E: MailboxSide, C: CrmSide>(
     if pass.dry_run {
         return Ok(report);
     }
+    report.notices = exchange.take_notices(&user.key);
     commit.finished = Utc::now();
     commit.counts = report.counts;
     commit.error = report.error.clone();
+    commit.notices = report.notices.clone();
     // A crash here loses the pass's reports and cursor moves, not its writes: the slices
     // committed those, and the next pass must find them without writing them again.
     failpoint(failpoints::BEFORE_FINAL_COMMIT);

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use exsync_core::config::{KindRules, SyncConfiguration};
 use exsync_core::plan::{Change, Item, WriteResult};
 use exsync_core::{Contact, CrmId, ExchangeId, Fields, ItemId, ItemKind, Record, UserKey};
-use exsync_store::{SqliteStore, Store};
+use exsync_store::{Notice, SqliteStore, Store};
 
 use super::mailboxes::{Backend, BackendRule, Mailboxes, Unconfigured};
 use super::pass::folder_cursor;
@@ -239,6 +239,8 @@ struct Mem {
     /// The mailbox backend this side plays; its cursors carry the backend's prefix, so one
     /// given to another backend is refused there, as a real backend's would be.
     backend: Backend,
+    /// What the mailbox side will say it noticed, per user, until a pass takes it.
+    notices: Arc<Mutex<BTreeMap<String, Vec<Notice>>>>,
 }
 
 impl Mem {
@@ -380,6 +382,14 @@ impl Mem {
 impl MailboxSide for Mem {
     fn backend(&self, _user: &UserKey) -> Backend {
         self.backend
+    }
+
+    fn take_notices(&self, user: &UserKey) -> Vec<Notice> {
+        self.notices
+            .lock()
+            .unwrap()
+            .remove(user.as_str())
+            .unwrap_or_default()
     }
 
     async fn prepare(&self, user: &UserKey) -> SideResult<()> {
@@ -1557,4 +1567,56 @@ async fn a_user_routed_to_an_unconfigured_backend_fails_alone_and_says_why() {
     );
     assert_eq!(w.mailbox("ann@x.test").len(), 1);
     assert!(w.mailbox("bo@x.test").is_empty());
+}
+
+#[tokio::test]
+async fn what_a_backend_notices_is_reported_stored_with_the_run_and_counted_once() {
+    let w = world(&["ann@x.test", "bo@x.test"]);
+    let notice = Notice {
+        code: "sync_folder_replaced".to_owned(),
+        message: "The contact sync folder was deleted.".to_owned(),
+        fix: "Nothing to do.".to_owned(),
+    };
+    w.mem
+        .notices
+        .lock()
+        .unwrap()
+        .insert("ann@x.test".to_owned(), vec![notice.clone()]);
+    let report = w.pass().await;
+    let of = |report: &super::service::PassReport, who: &str| {
+        report
+            .users
+            .iter()
+            .find(|u| u.user.as_ref().is_some_and(|k| k.as_str() == who))
+            .map(|u| u.notices.clone())
+            .unwrap()
+    };
+    assert_eq!(of(&report, "ann@x.test"), vec![notice.clone()]);
+    assert!(of(&report, "bo@x.test").is_empty());
+    let status = |who: &str| {
+        w.syncer
+            .store
+            .user_status(&UserKey::from_email(who))
+            .unwrap()
+            .unwrap()
+            .last_run
+            .unwrap()
+            .notices
+    };
+    assert_eq!(status("ann@x.test"), vec![notice]);
+    assert!(status("bo@x.test").is_empty());
+    let metrics = crate::metrics::Metrics::default();
+    super::daemon::record(&metrics, &report, std::time::Duration::from_secs(1));
+    assert!(
+        metrics
+            .render()
+            .contains("exsync_notices_total{code=\"sync_folder_replaced\"} 1"),
+        "{}",
+        metrics.render()
+    );
+
+    // Taken once: the next pass has nothing to say.
+    let again = w.pass().await;
+    assert!(of(&again, "ann@x.test").is_empty());
+    assert!(status("ann@x.test").is_empty());
 }
