@@ -283,6 +283,9 @@ pub(crate) fn handle(
                 .collect();
             set_roles(graph, roles)
         }
+        (&Method::GET, ["token-lifetime"]) => {
+            Answer::ok(json!({"seconds": graph.identity.token_lifetime()}))
+        }
         (&Method::POST | &Method::PUT, ["token-lifetime"]) => {
             match body.get("seconds").and_then(Value::as_u64) {
                 Some(secs) if (1..=86_400).contains(&secs) => {

@@ -3,9 +3,6 @@
 //! Online's throttling, with a control API for tests. State lives in a data directory and
 //! survives restarts.
 
-// Until the front dispatches to every store.
-#![allow(dead_code)]
-
 mod batch;
 mod calendar;
 mod calendar_view;
