@@ -9,6 +9,7 @@ pub(crate) mod tracked;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use rand::RngCore;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -155,6 +156,28 @@ pub(crate) fn decode_token<T: DeserializeOwned>(token: &str, param: &str) -> Res
     serde_json::from_slice(json).map_err(|_| bad())
 }
 
+/// An absolute link: `base` with its query parameters percent-encoded (OData's `$`, `,`,
+/// `=` and `/` kept readable, as Graph writes them).
+pub(crate) fn link(base: &str, params: &[(&str, &str)]) -> String {
+    const KEEP: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~')
+        .remove(b'$')
+        .remove(b',')
+        .remove(b'/')
+        .remove(b'=');
+    let mut out = base.to_owned();
+    for (i, (name, value)) in params.iter().enumerate() {
+        out.push(if i == 0 { '?' } else { '&' });
+        out.push_str(&utf8_percent_encode(name, KEEP).to_string());
+        out.push('=');
+        out.push_str(&utf8_percent_encode(value, KEEP).to_string());
+    }
+    out
+}
+
 /// Items per page: the smaller of `$top` and `Prefer: odata.maxpagesize`, else `default`,
 /// never above `max` and never 0.
 pub(crate) fn page_size(prefer: &Prefer, top: Option<usize>, default: usize, max: usize) -> usize {
@@ -248,6 +271,23 @@ mod tests {
                 400
             );
         }
+    }
+
+    #[test]
+    fn links_encode_values_but_keep_odata_readable() {
+        let url = link(
+            "https://h/v1.0/users/u/contacts",
+            &[
+                ("$filter", "surname eq 'O''Neil & Co'"),
+                ("$select", "givenName,surname"),
+                ("$skip", "10"),
+            ],
+        );
+        assert_eq!(
+            url,
+            "https://h/v1.0/users/u/contacts?$filter=surname%20eq%20%27O%27%27Neil%20%26%20Co%27&$select=givenName,surname&$skip=10"
+        );
+        assert_eq!(link("https://h/x", &[]), "https://h/x");
     }
 
     #[test]

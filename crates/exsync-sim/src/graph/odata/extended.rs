@@ -183,10 +183,6 @@ impl ExtendedProps {
         Ok(())
     }
 
-    pub(crate) fn get(&self, key: &str) -> Option<&ExtendedValue> {
-        self.0.get(key)
-    }
-
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&String, &ExtendedValue)> {
         self.0.iter()
     }

@@ -6,7 +6,7 @@
 //! The input is hostile: its length, its token count and its nesting are bounded, and the
 //! recursive-descent parser carries its depth.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::extended::{canonical_id, ExtendedProps};
 use crate::graph::call::Answer;
@@ -456,10 +456,19 @@ impl Filter {
     /// Whether an item (its JSON and its extended properties) passes the filter. The AST's
     /// depth is bounded by the parser, so recursion here is bounded too.
     pub(crate) fn matches(&self, item: &Value, extended: &ExtendedProps) -> bool {
+        match item {
+            Value::Object(map) => self.eval(map, extended, Bound::None),
+            _ => self.eval(&Map::new(), extended, Bound::None),
+        }
+    }
+
+    /// [`Filter::matches`] on an item's properties as a map, for stores that keep them so
+    /// and need not render each item to filter a list.
+    pub(crate) fn matches_map(&self, item: &Map<String, Value>, extended: &ExtendedProps) -> bool {
         self.eval(item, extended, Bound::None)
     }
 
-    fn eval(&self, item: &Value, extended: &ExtendedProps, bound: Bound<'_>) -> bool {
+    fn eval(&self, item: &Map<String, Value>, extended: &ExtendedProps, bound: Bound<'_>) -> bool {
         match self {
             Filter::And(a, b) => a.eval(item, extended, bound) && b.eval(item, extended, bound),
             Filter::Or(a, b) => a.eval(item, extended, bound) || b.eval(item, extended, bound),

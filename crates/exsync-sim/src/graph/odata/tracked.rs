@@ -67,10 +67,6 @@ impl<T> Tracked<T> {
         self.items.len()
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
     pub(crate) fn get(&self, id: &str) -> Option<&T> {
         self.items.get(id).map(|e| &e.item)
     }
@@ -145,19 +141,23 @@ impl<T> Tracked<T> {
         upto: u64,
         with_removals: bool,
     ) -> impl Iterator<Item = (u64, Delta<'_, T>)> {
-        let end = upto.max(after);
-        self.log
-            .range(after.saturating_add(1)..=end)
-            .filter_map(move |(&seq, id)| match self.items.get(id) {
-                Some(entry) if entry.changed == seq => {
-                    Some((seq, Delta::Changed(id.as_str(), &entry.item)))
-                }
-                Some(_) => None,
-                None if with_removals && self.tombstones.get(id) == Some(&seq) => {
-                    Some((seq, Delta::Removed(id.as_str())))
-                }
-                None => None,
-            })
+        // An empty round (or a cursor past its end, from a hand-made token) reads nothing;
+        // BTreeMap::range would panic on a reversed range.
+        let range = if after < upto {
+            self.log.range(after + 1..=upto)
+        } else {
+            self.log.range(0..0)
+        };
+        range.filter_map(move |(&seq, id)| match self.items.get(id) {
+            Some(entry) if entry.changed == seq => {
+                Some((seq, Delta::Changed(id.as_str(), &entry.item)))
+            }
+            Some(_) => None,
+            None if with_removals && self.tombstones.get(id) == Some(&seq) => {
+                Some((seq, Delta::Removed(id.as_str())))
+            }
+            None => None,
+        })
     }
 
     /// Forgets every delta round in flight: tokens carry the generation they were issued in
@@ -210,6 +210,9 @@ mod tests {
         );
         assert!(t.update("b", |_| ()).is_none());
         assert!(t.remove("b").is_none());
+        assert!(ids(t.since(now, now, true)).is_empty());
+        assert!(ids(t.since(now + 5, 1, true)).is_empty());
+        assert!(ids(t.since(u64::MAX, u64::MAX, true)).is_empty());
     }
 
     #[test]
@@ -236,6 +239,6 @@ mod tests {
         let json = serde_json::to_string(&t).unwrap();
         let back: Tracked<u32> = serde_json::from_str(&json).unwrap();
         assert_eq!(back.generation(), g + 1);
-        assert!(back.is_empty());
+        assert_eq!(back.len(), 0);
     }
 }

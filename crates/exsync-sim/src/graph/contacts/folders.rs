@@ -1,0 +1,250 @@
+//! Contact folders: `contactFolders` (the folders under the default Contacts folder),
+//! `childFolders` of any folder, and one folder's GET, PATCH and DELETE.
+
+use http::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use super::{collection, method_not_allowed, Contacts, Listing};
+use crate::graph::call::{Answer, Call};
+use crate::graph::odata::extended::ExtendedProps;
+use crate::graph::odata::filter::Schema;
+use crate::graph::odata::tracked::Tracked;
+use crate::graph::odata::{check_select, new_item_id, project};
+
+/// Folders one mailbox may have; more is a runaway client.
+const MAX_FOLDERS: usize = 1_000;
+/// Exchange's limit on a folder's display name.
+const MAX_NAME: usize = 255;
+const PROPERTIES: &[&str] = &["id", "displayName", "parentFolderId"];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Folder {
+    pub(crate) display_name: String,
+    pub(crate) parent: String,
+}
+
+impl Folder {
+    pub(crate) fn new(display_name: &str, parent: &str) -> Folder {
+        Folder {
+            display_name: display_name.to_owned(),
+            parent: parent.to_owned(),
+        }
+    }
+
+    fn render(&self, id: &str) -> Value {
+        json!({"id": id, "displayName": self.display_name, "parentFolderId": self.parent})
+    }
+}
+
+/// The `displayName` of a folder body; `required` on create. Unknown properties are 400.
+fn display_name(body: Option<&Value>, required: bool) -> Result<Option<String>, Answer> {
+    let Some(Value::Object(map)) = body else {
+        return Err(Answer::bad_request(
+            "The request body must be a JSON object describing a contact folder.",
+        ));
+    };
+    let mut name = None;
+    for (key, value) in map {
+        match key.as_str() {
+            "displayName" => match value {
+                Value::String(s) if s.trim().is_empty() => {
+                    return Err(Answer::error(
+                        400,
+                        "ErrorInvalidRequest",
+                        "The folder's displayName cannot be empty.",
+                    ))
+                }
+                Value::String(s) if s.chars().count() > MAX_NAME => {
+                    return Err(Answer::error(
+                        400,
+                        "ErrorInvalidRequest",
+                        &format!("A folder's displayName is at most {MAX_NAME} characters."),
+                    ))
+                }
+                Value::String(s) => name = Some(s.clone()),
+                other => {
+                    return Err(Answer::error(
+                        400,
+                        "BadRequest",
+                        &format!("Cannot convert the literal '{other}' to the expected type 'Edm.String' of property 'displayName'."),
+                    ))
+                }
+            },
+            // What a client read may be written back; the server owns these.
+            "id" | "parentFolderId" => {}
+            k if k.starts_with("@odata.") => {}
+            other => {
+                return Err(Answer::error(
+                    400,
+                    "RequestBodyRead",
+                    &format!("The property '{other}' does not exist on type 'microsoft.graph.contactFolder'. Make sure to only use property names that are defined by the type or mark the type as open type."),
+                ))
+            }
+        }
+    }
+    if required && name.is_none() {
+        return Err(Answer::error(
+            400,
+            "ErrorInvalidRequest",
+            "A contact folder needs a displayName.",
+        ));
+    }
+    Ok(name)
+}
+
+impl Contacts {
+    /// Whether `parent` already has a child folder of this name (Exchange compares folder
+    /// names without regard to case), other than `except`.
+    fn name_taken(&self, parent: &str, name: &str, except: Option<&str>) -> bool {
+        self.folders.iter().any(|(id, f)| {
+            f.parent == parent && Some(id) != except && f.display_name.eq_ignore_ascii_case(name)
+        })
+    }
+
+    /// `GET`/`POST` of the folders directly under `parent`.
+    pub(super) fn folder_collection(
+        &mut self,
+        call: &Call<'_>,
+        parent: &str,
+    ) -> Result<Answer, Answer> {
+        match *call.method {
+            Method::GET => {
+                check_select(call.query.select.as_deref(), PROPERTIES)?;
+                if call.query.expand.is_some() {
+                    return Err(Answer::bad_request(
+                        "$expand is not supported on contact folders by this service.",
+                    ));
+                }
+                let listing = Listing::from(
+                    call,
+                    Schema {
+                        strings: &["displayName"],
+                        email_addresses: false,
+                    },
+                )?;
+                let none = ExtendedProps::default();
+                let matching = self
+                    .folders
+                    .iter()
+                    .filter(|(_, f)| f.parent == parent)
+                    .map(|(id, f)| f.render(id))
+                    .filter(|json| {
+                        listing
+                            .filter
+                            .as_ref()
+                            .is_none_or(|f| f.matches(json, &none))
+                    });
+                let (page, next) = listing.page(call, matching);
+                let select = call.query.select.as_deref();
+                let items = page.iter().map(|f| project(f, select, &[])).collect();
+                Ok(collection(items, next))
+            }
+            Method::POST => {
+                let name = display_name(call.body, true)?.unwrap_or_default();
+                if self.name_taken(parent, &name, None) {
+                    return Err(Answer::error(
+                        409,
+                        "ErrorFolderExists",
+                        "A folder with the specified name already exists.",
+                    ));
+                }
+                if self.folders.len() >= MAX_FOLDERS {
+                    return Err(Answer::bad_request(&format!(
+                        "A mailbox holds at most {MAX_FOLDERS} contact folders here."
+                    )));
+                }
+                let id = new_item_id();
+                let folder = Folder::new(&name, parent);
+                let body = folder.render(&id);
+                self.folders.put(&id, folder);
+                self.contacts.insert(id, Tracked::default());
+                Ok(Answer::created(body))
+            }
+            ref other => Err(method_not_allowed(other)),
+        }
+    }
+
+    /// `GET`/`PATCH`/`DELETE` of one folder.
+    pub(super) fn folder_item(&mut self, call: &Call<'_>, id: &str) -> Result<Answer, Answer> {
+        let folder = self
+            .folders
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Answer::not_found("contactFolder"))?;
+        match *call.method {
+            Method::GET => {
+                check_select(call.query.select.as_deref(), PROPERTIES)?;
+                Ok(Answer::ok(project(
+                    &folder.render(id),
+                    call.query.select.as_deref(),
+                    &[],
+                )))
+            }
+            Method::PATCH => {
+                let name = display_name(call.body, false)?;
+                let Some(name) = name else {
+                    return Ok(Answer::ok(folder.render(id)));
+                };
+                if id == self.root {
+                    return Err(Answer::error(
+                        403,
+                        "ErrorAccessDenied",
+                        "The default Contacts folder cannot be renamed.",
+                    ));
+                }
+                if self.name_taken(&folder.parent, &name, Some(id)) {
+                    return Err(Answer::error(
+                        409,
+                        "ErrorFolderExists",
+                        "A folder with the specified name already exists.",
+                    ));
+                }
+                let body = self
+                    .folders
+                    .update(id, |f| {
+                        f.display_name = name;
+                        f.render(id)
+                    })
+                    .unwrap_or(Value::Object(Map::new()));
+                Ok(Answer::ok(body))
+            }
+            Method::DELETE => {
+                if id == self.root {
+                    return Err(Answer::error(
+                        400,
+                        "ErrorDeleteDistinguishedFolder",
+                        "Distinguished folders cannot be deleted.",
+                    ));
+                }
+                self.delete_folder_tree(id);
+                Ok(Answer::no_content())
+            }
+            ref other => Err(method_not_allowed(other)),
+        }
+    }
+
+    /// Removes a folder, its descendants and all their contacts (a worklist, not recursion:
+    /// the tree's depth is the client's to choose).
+    fn delete_folder_tree(&mut self, id: &str) {
+        let mut doomed = vec![id.to_owned()];
+        let mut at = 0;
+        while let Some(current) = doomed.get(at).cloned() {
+            doomed.extend(
+                self.folders
+                    .iter()
+                    .filter(|(_, f)| f.parent == current)
+                    .map(|(child, _)| child.to_owned()),
+            );
+            at += 1;
+        }
+        for folder in doomed {
+            self.folders.remove(&folder);
+            if let Some(tracked) = self.contacts.remove(&folder) {
+                for (contact, _) in tracked.iter() {
+                    self.home.remove(contact);
+                }
+            }
+        }
+    }
+}
