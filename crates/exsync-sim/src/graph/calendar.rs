@@ -691,3 +691,7 @@ pub(crate) fn calendar_id(user_url: &str) -> String {
     bytes.extend_from_slice(&digest[..11]);
     URL_SAFE.encode(bytes)
 }
+
+#[cfg(test)]
+#[path = "calendar_tests.rs"]
+mod tests;

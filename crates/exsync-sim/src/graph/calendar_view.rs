@@ -121,11 +121,7 @@ fn page(call: &Call<'_>, items: Vec<Value>, what: &str) -> Answer {
 }
 
 /// Sorts by `$orderby` (the few keys clients use on events), else by start.
-fn order(
-    instances: &mut [Instance<'_>],
-    rendered: &mut Vec<Value>,
-    call: &Call<'_>,
-) -> Result<(), Answer> {
+fn order(rendered: &mut [Value], call: &Call<'_>) -> Result<(), Answer> {
     let Some(raw) = call.query.orderby.as_deref() else {
         return Ok(());
     };
@@ -158,7 +154,6 @@ fn order(
             "$orderby on '{key}' is not supported."
         )));
     }
-    let _ = instances;
     rendered.sort_by_key(|v| pick(v));
     if descending {
         rendered.reverse();
@@ -189,7 +184,7 @@ fn listing(call: &Call<'_>, zone: &Zone, mut instances: Vec<Instance<'_>>, what:
         .iter()
         .map(|i| shape.render(i, zone, call))
         .collect();
-    if let Err(e) = order(&mut instances, &mut rendered, call) {
+    if let Err(e) = order(&mut rendered, call) {
         return e;
     }
     page(call, rendered, what)

@@ -388,6 +388,8 @@ pub(crate) fn parse(body: Option<&Value>) -> Result<Write, Answer> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
     use super::*;
     use serde_json::json;
 

@@ -61,6 +61,8 @@ pub(crate) fn with_query(base: &str, pairs: &[(String, String)]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
     use super::*;
 
     #[test]

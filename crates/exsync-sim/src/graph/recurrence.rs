@@ -504,6 +504,8 @@ pub(crate) fn overlaps(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
     use super::*;
 
     fn weekly_json() -> Value {

@@ -139,6 +139,8 @@ pub(crate) fn format_stamp(instant: DateTime<Utc>) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
     use super::*;
 
     fn at(s: &str) -> NaiveDateTime {
