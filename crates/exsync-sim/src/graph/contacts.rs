@@ -254,7 +254,8 @@ impl Contacts {
                 Method::POST => self.create_contact(call, folder),
                 ref other => Err(method_not_allowed(other)),
             },
-            [d] if is(d, "delta") => match *call.method {
+            // The SDKs call the function as `delta()`; Graph takes both spellings.
+            [d] if is(d, "delta") || is(d, "delta()") => match *call.method {
                 Method::GET => {
                     let link_path = if anywhere {
                         "contacts/delta".to_owned()
