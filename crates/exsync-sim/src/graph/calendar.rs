@@ -24,7 +24,7 @@ use super::time_zone::Zone;
 
 /// Prior versions kept for delta's `@removed`; a token older than the oldest one dropped
 /// answers 410, as Exchange's token cache does when it overflows.
-const MAX_HISTORY: usize = 5000;
+const MAX_HISTORY: usize = 2000;
 /// More events than this in one calendar is a runaway client.
 const MAX_EVENTS: usize = 200_000;
 
@@ -235,7 +235,12 @@ fn one_answer(mut body: Value, call: &Call<'_>, what: &str) -> Value {
 impl Calendar {
     /// Answers a call whose path this store owns; `None` for any other path.
     pub(crate) fn handle(&mut self, call: &Call<'_>) -> Option<Answer> {
-        let path: Vec<&str> = call.path.iter().map(String::as_str).collect();
+        // Kiota-built SDKs call the function with its parentheses (`delta()`).
+        let path: Vec<&str> = call
+            .path
+            .iter()
+            .map(|s| if s == "delta()" { "delta" } else { s.as_str() })
+            .collect();
         let calendar_id = calendar_id(call.user_url);
         let rest: &[&str] = match path.as_slice() {
             ["calendar"] => {
@@ -343,8 +348,18 @@ impl Calendar {
         self.seq
     }
 
-    /// Keeps the version an event had before the change `seq` made.
-    fn remember(&mut self, seq: u64, before: Event) {
+    /// Keeps where an event's instances were before the change `seq` made: its times, rule,
+    /// exceptions and cancellations, not its text (which delta's `@removed` never needs and
+    /// which would make every save of the mailbox carry it again).
+    fn remember(&mut self, seq: u64, mut before: Event) {
+        before.fields.props.clear();
+        before.extended = ExtendedProps::default();
+        if let Some(series) = &mut before.series {
+            for exception in series.exceptions.values_mut() {
+                exception.fields.props.clear();
+                exception.extended = ExtendedProps::default();
+            }
+        }
         self.history.push_back(Past { seq, event: before });
         while self.history.len() > MAX_HISTORY {
             if let Some(dropped) = self.history.pop_front() {

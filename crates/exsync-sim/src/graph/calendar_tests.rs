@@ -1086,6 +1086,12 @@ fn delta_refuses_query_options_and_bad_or_expired_tokens() {
         assert!(message(&answer).contains(option));
     }
     let (_, link) = delta_round(&mut cal, None, 10);
+    let kiota = get(&mut cal, "calendarView/delta()", &MARCH);
+    assert_eq!(
+        values(&kiota).len(),
+        2,
+        "the SDKs' spelling of the function"
+    );
     let malformed = get(
         &mut cal,
         "calendarView/delta",

@@ -456,5 +456,9 @@ pub(crate) fn delta(cal: &Calendar, call: &Call<'_>) -> Answer {
         link_name: link,
         "value": value,
     });
-    applied(Answer::ok(body), call)
+    let answer = applied(Answer::ok(body), call);
+    match call.prefer.max_page_size {
+        Some(_) => answer.header("Preference-Applied", format!("odata.maxpagesize={size}")),
+        None => answer,
+    }
 }
