@@ -10,7 +10,7 @@ use exsync_core::observe::{Observer, RequestObserver};
 use exsync_core::AllowList;
 use exsync_graph::{
     AssertionAlgorithm, BatchRequest, Cloud, Credential, Error, GraphClient, GraphConfig,
-    GraphRequest, Secret,
+    GraphRequest, Secret, TransportError,
 };
 use exsync_sim::graph::{GraphSim, Options};
 use exsync_testkit::sim::Control;
@@ -131,11 +131,7 @@ impl RequestObserver for Seen {
 async fn secret_token_is_fetched_once_and_reused_for_many_calls() {
     let h = Harness::start().await;
     let client = Arc::new(h.client(h.secret()));
-    for _ in 0..5 {
-        let user = client.get(&format!("/users/{USER1}")).await.unwrap();
-        assert_eq!(user["userPrincipalName"], USER1, "{user}");
-    }
-    // Concurrent callers share the one token too.
+    // Callers that start together wait for the one token request rather than each asking.
     let mut calls = tokio::task::JoinSet::new();
     for _ in 0..6 {
         let client = client.clone();
@@ -143,6 +139,10 @@ async fn secret_token_is_fetched_once_and_reused_for_many_calls() {
     }
     while let Some(r) = calls.join_next().await {
         r.unwrap().unwrap();
+    }
+    for _ in 0..5 {
+        let user = client.get(&format!("/users/{USER1}")).await.unwrap();
+        assert_eq!(user["userPrincipalName"], USER1, "{user}");
     }
     assert_eq!(h.counter(&["endpoints", TOKEN_ENDPOINT]).await, 1);
     let token = client.token().await.unwrap();
@@ -498,4 +498,114 @@ async fn a_mangled_answer_to_a_read_is_asked_again() {
         .await
         .unwrap();
     assert_eq!(h.counter(&["faults", "drop"]).await, 1);
+}
+
+#[tokio::test]
+async fn a_short_lived_token_is_renewed_before_it_expires() {
+    let h = Harness::start().await;
+    // Four seconds: renewed at half its life, as a token under ten minutes is.
+    h.control
+        .ok("POST", "/token-lifetime", Some(&json!({"seconds": 4})))
+        .await;
+    let client = h.client(h.secret());
+    client.get(&format!("/users/{USER1}")).await.unwrap();
+    client.get(&format!("/users/{USER1}")).await.unwrap();
+    assert_eq!(h.counter(&["endpoints", TOKEN_ENDPOINT]).await, 1);
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    client.get(&format!("/users/{USER1}")).await.unwrap();
+    assert_eq!(h.counter(&["endpoints", TOKEN_ENDPOINT]).await, 2);
+    // Graph never saw an expired token.
+    assert_eq!(h.counter(&["requests"]).await, 3);
+}
+
+#[tokio::test]
+async fn at_most_three_in_flight_per_mailbox_so_graph_never_throttles_concurrency() {
+    let h = Harness::start().await;
+    let client = Arc::new(h.client(h.secret()));
+    client.token().await.unwrap();
+    // Slow answers keep requests in flight; Graph allows four per mailbox.
+    h.control
+        .ok(
+            "POST",
+            "/faults",
+            Some(&json!({"mailbox": USER1, "latency_ms": 200})),
+        )
+        .await;
+    let start = Instant::now();
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..9 {
+        let client = client.clone();
+        calls.spawn(async move { client.get(&format!("/users/{USER1}/contacts")).await });
+    }
+    while let Some(r) = calls.join_next().await {
+        r.unwrap().unwrap();
+    }
+    // Nine requests three at a time: three rounds of 200 ms.
+    assert!(
+        start.elapsed() >= Duration::from_millis(580),
+        "{:?}",
+        start.elapsed()
+    );
+    let counters = h.control.counters().await;
+    assert_eq!(counters["throttled"], json!({}), "{counters}");
+    assert_eq!(counters["mailboxes"][USER1], 9, "{counters}");
+}
+
+#[tokio::test]
+async fn a_stalled_answer_hits_the_deadline() {
+    let h = Harness::start().await;
+    let mut config = h.config(h.secret());
+    config.limits.timeout = Duration::from_millis(500);
+    config.limits.max_attempts = 1;
+    let client = GraphClient::new(config).unwrap();
+    client.token().await.unwrap();
+    h.control
+        .ok(
+            "POST",
+            "/faults",
+            Some(&json!({"mailbox": USER1, "latency_ms": 3000})),
+        )
+        .await;
+    let start = Instant::now();
+    let err = client.get(&format!("/users/{USER1}")).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Transport(TransportError::Timeout { .. })),
+        "{err:?}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_reply_over_the_cap_is_refused() {
+    let h = Harness::start().await;
+    let seed: Vec<Value> = (0..20)
+        .map(|i| json!({"givenName": format!("P{i}"), "personalNotes": "x".repeat(500)}))
+        .collect();
+    h.control
+        .ok(
+            "POST",
+            &format!("/mailboxes/{USER1}/contacts"),
+            Some(&json!(seed)),
+        )
+        .await;
+    let mut config = h.config(h.secret());
+    config.limits.max_reply_bytes = 4096;
+    let client = GraphClient::new(config).unwrap();
+    let err = client
+        .get(&format!("/users/{USER1}/contacts"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Transport(TransportError::ReplyTooLarge { limit: 4096, .. })
+        ),
+        "{err:?}"
+    );
+    // The token answer and a user are small: they still fit.
+    client.get(&format!("/users/{USER1}")).await.unwrap();
 }
