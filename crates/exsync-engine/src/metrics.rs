@@ -4,7 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use exsync_store::Store;
 
 /// Labels as (name, value) pairs, in a fixed order.
 pub type Labels = Vec<(&'static str, String)>;
@@ -24,11 +27,40 @@ pub struct Metrics {
 
 /// Metric names, with their help text; one place so the exposition and the code agree.
 pub mod names {
-    /// Counter: records exsync wrote, labelled by `op` (`create`, `update` or `delete`); added
-    /// after each user's pass.
+    /// Counter: records exsync wrote, labelled by `kind` (`contact`, `event`), `direction`
+    /// (`to_exchange`, `to_crm`) and `op` (`create`, `update`, `delete`); added after each
+    /// user's pass.
     pub const ITEMS_SYNCED: (&str, &str) = (
         "exsync_items_synced_total",
-        "Records written by exsync, by operation (create, update, delete).",
+        "Records written by exsync, by kind (contact, event), direction (to_exchange, to_crm) \
+         and operation (create, update, delete).",
+    );
+    /// Gauge, always 1: the running build, labelled by `version`.
+    pub const BUILD_INFO: (&str, &str) = (
+        "exsync_build_info",
+        "The running exsync build, by version; always 1.",
+    );
+    /// Gauge: when the last pass over the org ended, in seconds since the Unix epoch.
+    pub const LAST_PASS_END: (&str, &str) = (
+        "exsync_last_pass_end_timestamp_seconds",
+        "When the last pass over the org ended (Unix time).",
+    );
+    /// Gauge: when each user's last pass ended without an error, labelled by `user`.
+    pub const USER_LAST_SUCCESS: (&str, &str) = (
+        "exsync_user_last_success_timestamp_seconds",
+        "When each user's last successful pass ended (Unix time), by user.",
+    );
+    /// Gauge: users by `state` after the last pass that could list them: `syncing` (the last
+    /// pass succeeded), `failing` (it failed), `paused`, `unassigned` (a configuration names
+    /// them but no active CRM user has their address).
+    pub const USERS: (&str, &str) = (
+        "exsync_users",
+        "Users by state after the last pass: syncing, failing, paused, unassigned.",
+    );
+    /// Counter: passes that could not read the CRM, so synced no user.
+    pub const CRM_READ_FAILURES: (&str, &str) = (
+        "exsync_crm_read_failures_total",
+        "Passes that could not read the CRM and synced no user.",
     );
     /// Counter: records a user's pass could not sync (they are read again next pass); no labels.
     pub const ITEM_FAILURES: (&str, &str) = (
@@ -93,6 +125,27 @@ pub mod names {
     );
 }
 
+/// Every metric exsync exports, for checks that name them (the sample alert rules).
+pub const ALL: &[(&str, &str)] = &[
+    names::ITEMS_SYNCED,
+    names::BUILD_INFO,
+    names::LAST_PASS_END,
+    names::USER_LAST_SUCCESS,
+    names::USERS,
+    names::CRM_READ_FAILURES,
+    names::ITEM_FAILURES,
+    names::CONFLICTS,
+    names::NOTICES,
+    names::RECOVERED_WRITES,
+    names::UNCERTAIN_CREATES,
+    names::REQUESTS,
+    names::THROTTLE_WAIT,
+    names::PASS_SECONDS,
+    names::USER_PASS_ERRORS,
+    names::PAUSED_USERS,
+    names::SKIPPED_CRM_USERS,
+];
+
 impl Metrics {
     fn with_series(
         &self,
@@ -136,6 +189,15 @@ impl Metrics {
             sum.push(("__part", "sum".into()));
             *s.values.entry(sum).or_insert(0.0) += value;
         });
+    }
+
+    /// A series' current value, if it has one.
+    pub fn value(&self, (name, _): (&'static str, &'static str), labels: &Labels) -> Option<f64> {
+        let series = self
+            .series
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        series.get(name)?.values.get(labels).copied()
     }
 
     /// The text exposition format.
@@ -197,17 +259,68 @@ impl exsync_core::observe::RequestObserver for Metrics {
     }
 }
 
-/// Serves `/metrics` on `addr` until the process ends.
+/// Seconds since the Unix epoch, as the timestamp gauges hold them.
+pub fn unix_seconds(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
+
+/// What `/readyz` checks: the state database answers, and a pass ended within three poll
+/// intervals (or the service started less than that long ago and its first pass is running).
+pub struct Readiness {
+    /// The service's state database.
+    pub store: Arc<dyn Store>,
+    /// The poll interval.
+    pub interval: Duration,
+    /// When the service started.
+    pub started: SystemTime,
+}
+
+impl Readiness {
+    /// `Ok` with a line saying why the service is ready, or `Err` saying why not.
+    pub fn check(&self, metrics: &Metrics, now: SystemTime) -> Result<String, String> {
+        crate::switch::is_enabled(self.store.as_ref())
+            .map_err(|e| format!("the state database does not answer: {e}"))?;
+        let limit = 3.0 * self.interval.as_secs_f64();
+        let now = unix_seconds(now);
+        match metrics.value(names::LAST_PASS_END, &Vec::new()) {
+            Some(end) if now - end <= limit => Ok(format!(
+                "ready: the last pass ended {:.0} s ago",
+                (now - end).max(0.0)
+            )),
+            Some(end) => Err(format!(
+                "no pass has ended for {:.0} s (more than three poll intervals of {} s)",
+                now - end,
+                self.interval.as_secs()
+            )),
+            None if now - unix_seconds(self.started) <= limit => {
+                Ok("ready: the first pass is running".to_owned())
+            }
+            None => Err(format!(
+                "no pass has ended since the service started {:.0} s ago (more than three poll \
+                 intervals of {} s)",
+                now - unix_seconds(self.started),
+                self.interval.as_secs()
+            )),
+        }
+    }
+}
+
+/// Serves `/metrics`, `/healthz` (the process answers) and `/readyz` (see [`Readiness`]) on
+/// `addr` until the process ends.
 pub async fn serve(
     addr: std::net::SocketAddr,
-    metrics: std::sync::Arc<Metrics>,
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
 ) -> std::io::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "Serving metrics.");
     loop {
         let (mut stream, _) = listener.accept().await?;
-        let metrics = std::sync::Arc::clone(&metrics);
+        let metrics = Arc::clone(&metrics);
+        let readiness = Arc::clone(&readiness);
         tokio::spawn(async move {
             // One small GET per connection is all a scraper sends; no HTTP library needed.
             let mut request = [0u8; 2048];
@@ -215,8 +328,18 @@ pub async fn serve(
             let head = String::from_utf8_lossy(&request[..n]);
             let (status, body) = if head.starts_with("GET /metrics ") {
                 ("200 OK", metrics.render())
+            } else if head.starts_with("GET /healthz ") {
+                ("200 OK", "ok\n".to_owned())
+            } else if head.starts_with("GET /readyz ") {
+                match readiness.check(&metrics, SystemTime::now()) {
+                    Ok(why) => ("200 OK", format!("{why}\n")),
+                    Err(why) => ("503 Service Unavailable", format!("not ready: {why}\n")),
+                }
             } else {
-                ("404 Not Found", "only /metrics is served here\n".to_owned())
+                (
+                    "404 Not Found",
+                    "served here: /metrics, /healthz, /readyz\n".to_owned(),
+                )
             };
             let response = format!(
                 "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -229,6 +352,7 @@ pub async fn serve(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[test]
@@ -267,5 +391,59 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("endpoint=\"a\\\"b\""), "{text}");
+    }
+
+    #[test]
+    fn ready_while_passes_end_within_three_intervals() {
+        let store: Arc<dyn Store> = Arc::new(exsync_store::SqliteStore::open_in_memory().unwrap());
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let at = |secs: u64| t0 + Duration::from_secs(secs);
+        let ready = Readiness {
+            store,
+            interval: Duration::from_secs(60),
+            started: t0,
+        };
+        let m = Metrics::default();
+        // Starting: the first pass may take up to three intervals.
+        assert_eq!(
+            ready.check(&m, at(170)),
+            Ok("ready: the first pass is running".to_owned())
+        );
+        let late = ready.check(&m, at(181)).unwrap_err();
+        assert!(
+            late.contains("no pass has ended since the service started 181 s ago"),
+            "{late}"
+        );
+        m.set(names::LAST_PASS_END, vec![], unix_seconds(at(200)));
+        assert_eq!(
+            ready.check(&m, at(230)),
+            Ok("ready: the last pass ended 30 s ago".to_owned())
+        );
+        let stale = ready.check(&m, at(381)).unwrap_err();
+        assert!(stale.contains("no pass has ended for 181 s"), "{stale}");
+    }
+
+    /// The sample alert rules name only metrics exsync exports (a renamed metric would leave an
+    /// alert that never fires), and every rule says what to do.
+    #[test]
+    fn the_sample_alert_rules_use_exported_metrics() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/prometheus/exsync-alerts.yml"
+        );
+        let rules = std::fs::read_to_string(path).unwrap();
+        let known: Vec<&str> = ALL.iter().map(|(name, _)| *name).collect();
+        let mut alerts = 0;
+        for expr in rules.lines().filter_map(|l| l.trim().strip_prefix("expr:")) {
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if word.starts_with("exsync_") {
+                    assert!(known.contains(&word), "{word} in {expr} is not exported");
+                }
+            }
+            alerts += 1;
+        }
+        assert!(alerts >= 8, "{alerts} rules");
+        assert_eq!(rules.matches("- alert:").count(), alerts);
+        assert_eq!(rules.matches("description:").count(), alerts);
     }
 }

@@ -3,14 +3,16 @@
 //! alone, so a restart neither loses nor repeats work.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
 
 use super::pass::PassError;
 use super::service::{PassOptions, PassReport, Syncer};
 use super::sides::{CrmSide, MailboxSide};
+use crate::metrics::unix_seconds;
 use crate::metrics::{names, Metrics};
+use exsync_core::Side;
 
 /// Runs passes until `stop` turns true. Returns the number of passes run.
 pub async fn run_until_stopped<E, C>(
@@ -55,9 +57,26 @@ pub fn record(metrics: &Metrics, report: &PassReport, took: Duration) {
         return;
     }
     metrics.observe(names::PASS_SECONDS, vec![], took.as_secs_f64());
+    let now = unix_seconds(SystemTime::now());
+    metrics.set(names::LAST_PASS_END, vec![], now);
     if let Some(e) = &report.crm_error {
+        metrics.add(names::CRM_READ_FAILURES, vec![], 1.0);
         tracing::error!(error = %e, "The CRM could not be read; no user was synced in this pass.");
+        // Who is syncing is unknown in a pass that could not list the users: the user gauges
+        // keep what the last complete pass said.
+        return;
     }
+    let mut states = [
+        ("syncing", 0u64),
+        ("failing", 0),
+        ("paused", 0),
+        ("unassigned", 0),
+    ];
+    let mut count_state = |state: &str| {
+        if let Some((_, n)) = states.iter_mut().find(|(s, _)| *s == state) {
+            *n += 1;
+        }
+    };
     let mut paused = 0;
     for user in &report.users {
         let who = user
@@ -66,14 +85,27 @@ pub fn record(metrics: &Metrics, report: &PassReport, took: Duration) {
             .map(|u| u.to_string())
             .unwrap_or_default();
         let c = user.counts;
-        for (op, n) in [
-            ("create", c.created),
-            ("update", c.updated),
-            ("delete", c.deleted),
-        ] {
-            if n > 0 {
-                metrics.add(names::ITEMS_SYNCED, vec![("op", op.into())], n as f64);
-            }
+        for ((kind, on, op), n) in &user.written {
+            let direction = match on {
+                Side::Exchange => "to_exchange",
+                Side::Crm => "to_crm",
+            };
+            let labels = vec![
+                ("kind", kind.as_str().to_owned()),
+                ("direction", direction.to_owned()),
+                ("op", (*op).to_owned()),
+            ];
+            metrics.add(names::ITEMS_SYNCED, labels, *n as f64);
+        }
+        count_state(if user.paused.is_some() {
+            "paused"
+        } else if user.error.is_some() {
+            "failing"
+        } else {
+            "syncing"
+        });
+        if user.error.is_none() && user.paused.is_none() {
+            metrics.set(names::USER_LAST_SUCCESS, vec![("user", who.clone())], now);
         }
         metrics.add(names::ITEM_FAILURES, vec![], c.failures as f64);
         metrics.add(names::CONFLICTS, vec![], c.conflicts as f64);
@@ -120,11 +152,19 @@ pub fn record(metrics: &Metrics, report: &PassReport, took: Duration) {
             "CRM user not synced."
         );
     }
-    paused += report
-        .skipped
-        .iter()
-        .filter(|(_, why)| why.starts_with("paused"))
-        .count();
+    for (_, why) in &report.skipped {
+        if why.starts_with("paused") {
+            paused += 1;
+            count_state("paused");
+        }
+    }
+    for (user, why) in &report.missing_users {
+        count_state("unassigned");
+        tracing::warn!(user = %user, reason = %why, "Configured user not synced.");
+    }
+    for (state, n) in states {
+        metrics.set(names::USERS, vec![("state", state.to_owned())], n as f64);
+    }
     metrics.set(names::PAUSED_USERS, vec![], paused as f64);
     metrics.set(
         names::SKIPPED_CRM_USERS,

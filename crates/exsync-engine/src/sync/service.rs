@@ -74,6 +74,9 @@ pub struct PassReport {
     pub users: Vec<UserReport>,
     /// Users left out, and why (paused, no configuration).
     pub skipped: Vec<(UserKey, String)>,
+    /// Users a configuration names by address that no active CRM user matches, with why: they
+    /// cannot sync until the CRM has them.
+    pub missing_users: Vec<(UserKey, String)>,
     /// Active CRM users left out because their address cannot name a mailbox (kept in the
     /// store too, see [`exsync_store::SyncState::skipped_crm_users`]).
     pub skipped_crm_users: Vec<CrmUserSkip>,
@@ -101,8 +104,12 @@ where
     /// assigns; and the active users whose address cannot name a mailbox.
     pub async fn sync_users(&self) -> Result<SyncUsers, SideError> {
         let mut found = SyncUsers::default();
+        let mut inactive = BTreeSet::new();
         for crm_user in self.crm.users().await? {
             if !crm_user.active {
+                if let Ok(key) = UserKey::parse(&crm_user.email) {
+                    inactive.insert(key);
+                }
                 continue;
             }
             // The address becomes the key of a mailbox that credentials are used on, so it is
@@ -132,7 +139,35 @@ where
                     .push((key, "no active configuration".to_owned())),
             }
         }
+        found.missing = self.missing_users(&found, &inactive);
         Ok(found)
+    }
+
+    /// The users active configurations name by address that no active CRM user matched.
+    fn missing_users(
+        &self,
+        found: &SyncUsers,
+        inactive: &BTreeSet<UserKey>,
+    ) -> Vec<(UserKey, String)> {
+        let syncing: BTreeSet<&UserKey> = found.users.iter().map(|u| &u.key).collect();
+        let named: BTreeSet<&UserKey> = self
+            .configurations
+            .iter()
+            .filter(|c| c.active)
+            .flat_map(|c| &c.users)
+            .collect();
+        named
+            .into_iter()
+            .filter(|key| !syncing.contains(key))
+            .map(|key| {
+                let why = if inactive.contains(key) {
+                    "the CRM user with this address is inactive"
+                } else {
+                    "no active CRM user has this e-mail address"
+                };
+                (key.clone(), why.to_owned())
+            })
+            .collect()
     }
 
     /// Runs one pass.
@@ -152,6 +187,7 @@ where
             mut users,
             unassigned,
             invalid,
+            missing,
         } = match self.sync_users().await {
             Ok(found) => found,
             Err(e) => {
@@ -160,6 +196,7 @@ where
             }
         };
         report.skipped = unassigned;
+        report.missing_users = missing;
         if !options.dry_run {
             let recorded = invalid.clone();
             on_store(&self.store, move |s| {
@@ -570,6 +607,8 @@ pub struct SyncUsers {
     pub unassigned: Vec<(UserKey, String)>,
     /// Active users whose address cannot name a mailbox, with the reason.
     pub invalid: Vec<CrmUserSkip>,
+    /// Addresses active configurations name that no active CRM user has, with the reason.
+    pub missing: Vec<(UserKey, String)>,
 }
 
 /// What the org-wide read found, for the user passes.

@@ -62,11 +62,22 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let metrics = Arc::new(Metrics::default());
     let (config, syncer) = prepare(&args.config, &args.key, args.log_format, &metrics)?;
+    let interval = Duration::from_secs(config.service.poll_interval_secs.max(1));
+    metrics.set(
+        exsync_engine::metrics::names::BUILD_INFO,
+        vec![("version", env!("CARGO_PKG_VERSION").to_owned())],
+        1.0,
+    );
     runtime()?.block_on(async {
         if let Some(addr) = config.service.metrics_listen {
             let metrics = Arc::clone(&metrics);
+            let readiness = Arc::new(exsync_engine::metrics::Readiness {
+                store: Arc::clone(&syncer.store),
+                interval,
+                started: std::time::SystemTime::now(),
+            });
             tokio::spawn(async move {
-                if let Err(e) = exsync_engine::metrics::serve(addr, metrics).await {
+                if let Err(e) = exsync_engine::metrics::serve(addr, metrics, readiness).await {
                     tracing::error!(%addr, error = %e, "Cannot serve metrics.");
                 }
             });
@@ -77,7 +88,6 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             tracing::info!("Stopping: users already started finish their pass.");
             let _ = stop.send(true);
         });
-        let interval = Duration::from_secs(config.service.poll_interval_secs.max(1));
         tracing::info!(interval_secs = interval.as_secs(), "Sync service started.");
         run_until_stopped(syncer, interval, metrics, stopped).await?;
         Ok(ExitCode::SUCCESS)
@@ -250,6 +260,9 @@ fn summary(report: &PassReport, dry_run: bool) -> String {
     }
     for (user, why) in &report.skipped {
         out.push_str(&format!("{user}: skipped ({why})\n"));
+    }
+    for (user, why) in &report.missing_users {
+        out.push_str(&format!("{user}: configured but not synced ({why})\n"));
     }
     for user in &report.skipped_crm_users {
         // Debug formatting quotes and escapes the address: it is whatever the CRM holds.

@@ -9,9 +9,13 @@ use exsync_lab::{Lab, LabOptions, Seed};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn scrape(addr: &str) -> Option<String> {
+    get(addr, "/metrics").await
+}
+
+async fn get(addr: &str, path: &str) -> Option<String> {
     let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
     stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
         .await
         .ok()?;
     let mut text = String::new();
@@ -63,10 +67,22 @@ async fn the_service_syncs_serves_metrics_and_stops_on_sigterm() {
         assert!(Instant::now() < deadline, "no pass was reported");
         if let Some(text) = scrape(&metrics).await {
             if text.contains("exsync_pass_duration_seconds_count 1") {
-                assert!(
-                    text.contains(r#"exsync_items_synced_total{op="create"} 7"#),
-                    "{text}"
-                );
+                for line in [
+                    r#"exsync_items_synced_total{kind="contact",direction="to_exchange",op="create"} 5"#,
+                    r#"exsync_items_synced_total{kind="event",direction="to_exchange",op="create"} 2"#,
+                    r#"exsync_users{state="syncing"} 1"#,
+                    r#"exsync_users{state="failing"} 0"#,
+                    r#"exsync_users{state="unassigned"} 0"#,
+                    "exsync_last_pass_end_timestamp_seconds ",
+                    "exsync_user_last_success_timestamp_seconds{user=",
+                    concat!(
+                        "exsync_build_info{version=\"",
+                        env!("CARGO_PKG_VERSION"),
+                        "\"} 1"
+                    ),
+                ] {
+                    assert!(text.contains(line), "{line} missing in {text}");
+                }
                 assert!(text.contains(
                     r#"exsync_requests_total{side="exchange",endpoint="CreateItem",outcome="ok"}"#
                 ));
@@ -75,6 +91,11 @@ async fn the_service_syncs_serves_metrics_and_stops_on_sigterm() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let health = get(&metrics, "/healthz").await.unwrap();
+    assert!(health.starts_with("HTTP/1.1 200 OK"), "{health}");
+    let ready = get(&metrics, "/readyz").await.unwrap();
+    assert!(ready.starts_with("HTTP/1.1 200 OK"), "{ready}");
+    assert!(ready.contains("ready: the last pass ended"), "{ready}");
     Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())

@@ -92,6 +92,11 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         failpoint(failpoints::JOURNAL_COMMITTED);
         let (results, unsettled) = self.execute(&ops, &intents).await?;
         let settlement = settle(&ops, &results);
+        for (op, result) in ops.iter().filter(|op| op.writes()).zip(&results) {
+            if let (Some((on, what)), WriteResult::Done { .. }) = (write_of(op), result) {
+                *report.written.entry((kind, on, what)).or_default() += 1;
+            }
+        }
         let mut slice = PassCommit::new(self.user.key.clone(), commit.started, Utc::now());
         slice.partial = true;
         // A side whose whole call failed did not say what it wrote: its intents stay
@@ -423,6 +428,16 @@ fn batches(ops: Vec<Op>, [crm_limit, mailbox_limit]: [usize; 2]) -> Vec<Vec<Op>>
         out.push(batch);
     }
     out
+}
+
+/// The side a write goes to and what it does there, as the metrics name it.
+fn write_of(op: &Op) -> Option<(Side, &'static str)> {
+    match op {
+        Op::Create { on, .. } => Some((*on, "create")),
+        Op::Update { on, .. } => Some((*on, "update")),
+        Op::Delete { on, .. } => Some((*on, "delete")),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

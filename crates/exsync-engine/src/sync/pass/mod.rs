@@ -29,7 +29,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use exsync_core::config::SyncConfiguration;
 use exsync_core::plan::{Change, Op, SyncedPair};
-use exsync_core::{CrmId, ItemId, ItemKind, UserKey};
+use exsync_core::{CrmId, ItemId, ItemKind, Side, UserKey};
 use exsync_store::{ItemRef, Notice, PassCommit, RunCounts, Store, StoreError, UnresolvedReport};
 
 use super::mailboxes::Backend;
@@ -80,6 +80,9 @@ pub struct UserReport {
     pub uncertain_creates: u64,
     /// What the mailbox's backend noticed that the admin should know (stored with the run).
     pub notices: Vec<Notice>,
+    /// Writes that succeeded, by kind, the side written to and what was done there (`create`,
+    /// `update`, `delete`); their sum is in `counts`.
+    pub written: BTreeMap<(ItemKind, Side, &'static str), u64>,
 }
 
 /// Where the pass stopped, when it could not go on at all.

@@ -1620,3 +1620,45 @@ async fn what_a_backend_notices_is_reported_stored_with_the_run_and_counted_once
     assert!(of(&again, "ann@x.test").is_empty());
     assert!(status("ann@x.test").is_empty());
 }
+
+#[tokio::test]
+async fn the_metrics_say_who_syncs_fails_or_is_missing_and_what_went_where() {
+    let mut config = configuration(&["ann@x.test", "bo@x.test"]);
+    config.users.insert(UserKey::from_email("gone@x.test"));
+    let w = world_with(&["ann@x.test", "bo@x.test"], config);
+    w.crm_create(0, person("Crm", "crm@x.test"));
+    w.mailbox_create("ann@x.test", person("Box", "box@x.test"));
+    w.mem
+        .faults
+        .lock()
+        .unwrap()
+        .down
+        .insert("bo@x.test".to_owned());
+    let report = w.pass().await;
+    assert_eq!(
+        report.missing_users,
+        vec![(
+            UserKey::from_email("gone@x.test"),
+            "no active CRM user has this e-mail address".to_owned()
+        )]
+    );
+    let metrics = crate::metrics::Metrics::default();
+    super::daemon::record(&metrics, &report, std::time::Duration::from_secs(1));
+    let text = metrics.render();
+    for line in [
+        "exsync_users{state=\"syncing\"} 1",
+        "exsync_users{state=\"failing\"} 1",
+        "exsync_users{state=\"paused\"} 0",
+        "exsync_users{state=\"unassigned\"} 1",
+        "exsync_items_synced_total{kind=\"contact\",direction=\"to_exchange\",op=\"create\"} 1",
+        "exsync_items_synced_total{kind=\"contact\",direction=\"to_crm\",op=\"create\"} 1",
+        "exsync_user_last_success_timestamp_seconds{user=\"ann@x.test\"} ",
+    ] {
+        assert!(text.contains(line), "{line} missing in {text}");
+    }
+    assert!(!text.contains("user=\"bo@x.test\""), "{text}");
+    assert!(
+        text.contains("exsync_last_pass_end_timestamp_seconds "),
+        "{text}"
+    );
+}
