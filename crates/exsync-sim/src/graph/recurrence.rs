@@ -7,7 +7,7 @@ use exsync_core::{occurrence_dates, Day, Pattern, Recurrence, RecurrenceEnd, Wee
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::time_zone::Zone;
+use super::time_zone::{in_range, Zone};
 
 /// A series' rule as stored: the core model plus the range's zone name, echoed back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -127,8 +127,10 @@ fn date_field(obj: &Map<String, Value>, key: &str) -> Result<Option<NaiveDate>, 
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s == NO_DATE => Ok(None),
         Some(Value::String(s)) => NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+            .ok()
+            .filter(|d| in_range(*d))
             .map(Some)
-            .map_err(|_| format!("recurrenceRange.{key} '{s}' is not a date (yyyy-MM-dd)")),
+            .ok_or_else(|| format!("recurrenceRange.{key} '{s}' is not a date (yyyy-MM-dd)")),
         Some(_) => Err(format!("recurrenceRange.{key} must be a string")),
     }
 }
@@ -603,6 +605,10 @@ mod tests {
             ),
             (
                 json!({"pattern": {"type": "daily"}, "range": {"type": "noEnd", "startDate": "01/02/2026"}}),
+                "startDate",
+            ),
+            (
+                json!({"pattern": {"type": "daily"}, "range": {"type": "noEnd", "startDate": "+99999-01-01"}}),
                 "startDate",
             ),
             (

@@ -115,6 +115,14 @@ pub(crate) fn parse_local(text: &str) -> Option<NaiveDateTime> {
             .ok()
             .and_then(|d| d.and_hms_opt(0, 0, 0))
     })
+    .filter(|t| in_range(t.date()))
+}
+
+/// Years 1 to 9999, what .NET's DateTime holds: beyond them Exchange has no dates, and
+/// keeping inside them keeps every shift by days or by a series' length in range.
+pub(crate) fn in_range(date: NaiveDate) -> bool {
+    use chrono::Datelike;
+    (1..=9999).contains(&date.year())
 }
 
 /// A query's `startDateTime` / `endDateTime`: ISO 8601 with an offset, or without one, in
@@ -122,7 +130,7 @@ pub(crate) fn parse_local(text: &str) -> Option<NaiveDateTime> {
 pub(crate) fn parse_query_instant(text: &str, zone: &Zone) -> Option<DateTime<Utc>> {
     let text = text.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Some(t.with_timezone(&Utc));
+        return Some(t.with_timezone(&Utc)).filter(|t| in_range(t.date_naive()));
     }
     parse_local(text).map(|local| zone.to_utc(local))
 }
@@ -188,6 +196,8 @@ mod tests {
         assert_eq!(at("2026-03-02T09:00:00Z"), at("2026-03-02T09:00"));
         assert_eq!(at("2026-03-02T09:00:00+01:00"), at("2026-03-02T09:00:00"));
         assert!(parse_local("tomorrow").is_none());
+        assert!(parse_local("+20000-01-01T00:00:00").is_none());
+        assert!(parse_local("0000-01-01T00:00:00").is_none());
         assert_eq!(
             format_local(at("2026-03-02T09:00")),
             "2026-03-02T09:00:00.0000000"
