@@ -1,7 +1,9 @@
 //! `POST /v1.0/$batch`: JSON batching with Graph's rules. At most [`MAX_ITEMS`] requests
-//! with unique ids and relative urls; a body needs a `Content-Type` header; `dependsOn`
-//! orders items, and one whose dependency did not succeed answers 424. Each item goes
-//! through the same checks, throttle and stores as a request of its own.
+//! with unique ids and relative urls; a body needs a `Content-Type` header; a batch is
+//! either fully parallel (no `dependsOn`) or fully sequential (each item depends on the one
+//! before it), anything else is 400 as in Graph; an item whose dependency did not succeed
+//! answers 424. Each item goes through the same checks, throttle and stores as a request of
+//! its own. Items run one after the other, in the order given.
 
 use std::collections::{HashMap, HashSet};
 
@@ -59,14 +61,9 @@ pub(crate) async fn run(
         Ok(items) => items,
         Err(a) => return a,
     };
-    let order = match order(&items) {
-        Ok(o) => o,
-        Err(a) => return a,
-    };
     let mut statuses: HashMap<&str, u16> = HashMap::new();
-    let mut answers: Vec<Option<Answer>> = (0..items.len()).map(|_| None).collect();
-    for index in order {
-        let item = &items[index];
+    let mut answers = Vec::with_capacity(items.len());
+    for item in &items {
         let failed = item.depends_on.iter().find(|d| {
             !statuses
                 .get(d.as_str())
@@ -82,14 +79,12 @@ pub(crate) async fn run(
             run_item(graph, authorization, item).await
         };
         statuses.insert(&item.id, answer.status);
-        answers[index] = Some(answer);
+        answers.push(answer);
     }
     let responses: Vec<Value> = items
         .iter()
         .zip(answers)
         .map(|(item, answer)| {
-            let answer =
-                answer.unwrap_or_else(|| Answer::error(500, "InternalServerError", "not run"));
             let mut headers = Map::new();
             if answer.body.is_some() {
                 headers.insert(
@@ -260,36 +255,28 @@ fn parse(body: &Value) -> Result<Vec<Item>, Answer> {
             depends_on,
         });
     }
-    for item in &items {
+    for (i, item) in items.iter().enumerate() {
         for dep in &item.depends_on {
-            if dep == &item.id || !ids.contains(dep) {
+            // Graph wants a dependency listed before the request that depends on it.
+            if !items[..i].iter().any(|earlier| &earlier.id == dep) {
                 return Err(invalid(&format!(
-                    "Batch request '{}' depends on '{dep}', which is not another request of the batch.",
+                    "Invalid dependency for request Id '{}': '{dep}' is not an earlier request of the batch.",
                     item.id
                 )));
             }
         }
     }
-    Ok(items)
-}
-
-/// The order to run the items in: each after its dependencies, otherwise as listed.
-fn order(items: &[Item]) -> Result<Vec<usize>, Answer> {
-    let mut done: HashSet<&str> = HashSet::new();
-    let mut order = Vec::with_capacity(items.len());
-    while order.len() < items.len() {
-        let next = items.iter().enumerate().find(|(i, item)| {
-            !order.contains(i) && item.depends_on.iter().all(|d| done.contains(d.as_str()))
-        });
-        match next {
-            Some((i, item)) => {
-                done.insert(&item.id);
-                order.push(i);
-            }
-            None => return Err(invalid("The batch's dependsOn form a cycle.")),
-        }
+    let parallel = items.iter().all(|item| item.depends_on.is_empty());
+    let sequential = items.iter().enumerate().all(|(i, item)| match i {
+        0 => item.depends_on.is_empty(),
+        _ => item.depends_on.contains(&items[i - 1].id),
+    });
+    if !parallel && !sequential {
+        return Err(invalid(
+            "Batch should be either fully sequential or fully parallel.",
+        ));
     }
-    Ok(order)
+    Ok(items)
 }
 
 #[cfg(test)]
@@ -322,20 +309,26 @@ mod tests {
     }
 
     #[test]
-    fn orders_by_dependencies_and_finds_cycles() {
-        let items = parse(&requests(json!([
-            {"id": "a", "method": "GET", "url": "users/x", "dependsOn": ["b"]},
-            {"id": "b", "method": "get", "url": "/users/x"},
-            {"id": "c", "method": "GET", "url": "/users/x"},
-        ])))
-        .unwrap();
-        assert_eq!(items[0].url, "/users/x");
-        assert_eq!(order(&items).unwrap(), [1, 0, 2]);
-        let cycle = parse(&requests(json!([
-            {"id": "a", "method": "GET", "url": "/users/x", "dependsOn": ["b"]},
-            {"id": "b", "method": "GET", "url": "/users/x", "dependsOn": ["a"]},
-        ])))
-        .unwrap();
-        assert_eq!(order(&cycle).unwrap_err().status, 400);
+    fn a_batch_is_fully_parallel_or_fully_sequential() {
+        let get = |id: &str, deps: &[&str]| json!({"id": id, "method": "get", "url": "users/x", "dependsOn": deps});
+        let parallel = parse(&requests(json!([
+            get("a", &[]),
+            get("b", &[]),
+            get("c", &[])
+        ])));
+        assert_eq!(parallel.unwrap()[0].url, "/users/x");
+        let chain = json!([get("a", &[]), get("b", &["a"]), get("c", &["b", "a"])]);
+        assert_eq!(parse(&requests(chain)).unwrap().len(), 3);
+        let two_chains = json!([
+            get("1", &[]),
+            get("2", &["1"]),
+            get("3", &[]),
+            get("4", &["3"])
+        ]);
+        assert_eq!(parse(&requests(two_chains)).unwrap_err().status, 400);
+        let forward = json!([get("a", &["b"]), get("b", &[])]);
+        assert_eq!(parse(&requests(forward)).unwrap_err().status, 400);
+        let itself = json!([get("a", &["a"])]);
+        assert_eq!(parse(&requests(itself)).unwrap_err().status, 400);
     }
 }
