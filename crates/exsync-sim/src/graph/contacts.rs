@@ -97,22 +97,92 @@ fn is(segment: &str, name: &str) -> bool {
     segment.eq_ignore_ascii_case(name)
 }
 
-/// What a plain list asks for, checked: `$top`/`$skip` paging and a `$filter`.
+/// Most `$orderby` keys followed.
+const MAX_ORDER_KEYS: usize = 4;
+
+/// What a plain list asks for, checked: `$top`/`$skip` paging, a `$filter` and an
+/// `$orderby` (property names as the entity spells them, `true` for descending).
 struct Listing {
     page: usize,
     skip: usize,
     filter: Option<Filter>,
+    order: Vec<(&'static str, bool)>,
+}
+
+/// `prop [asc|desc], …` over the properties a list may be sorted by.
+fn parse_orderby(
+    raw: Option<&str>,
+    orderable: &[&'static str],
+) -> Result<Vec<(&'static str, bool)>, Answer> {
+    let Some(raw) = raw else {
+        return Ok(Vec::new());
+    };
+    let bad = |why: String| Answer::error(400, "ErrorInvalidUrlQueryOrderBy", &why);
+    let keys: Vec<&str> = raw.split(',').collect();
+    if keys.len() > MAX_ORDER_KEYS {
+        return Err(bad(format!(
+            "$orderby takes at most {MAX_ORDER_KEYS} properties."
+        )));
+    }
+    keys.into_iter()
+        .map(|key| {
+            let mut words = key.split_whitespace();
+            let name = words.next().unwrap_or_default();
+            let descending = match words.next() {
+                None => false,
+                Some(d) if d.eq_ignore_ascii_case("asc") => false,
+                Some(d) if d.eq_ignore_ascii_case("desc") => true,
+                Some(other) => {
+                    return Err(bad(format!("'{other}' is not asc or desc in $orderby.")))
+                }
+            };
+            if words.next().is_some() {
+                return Err(bad(format!("'{key}' is not a valid $orderby key.")));
+            }
+            let prop = orderable
+                .iter()
+                .find(|p| p.eq_ignore_ascii_case(name))
+                .ok_or_else(|| {
+                    bad(format!(
+                        "The property '{name}' cannot be used in $orderby here."
+                    ))
+                })?;
+            Ok((*prop, descending))
+        })
+        .collect()
+}
+
+/// Sorts by the `$orderby` keys, comparing strings as Exchange does (without regard to
+/// case), an absent value before any other; a stable sort keeps creation order on ties.
+fn sort_by_keys<T>(
+    items: &mut [T],
+    order: &[(&'static str, bool)],
+    value: impl Fn(&T, &str) -> Option<String>,
+) {
+    items.sort_by(|a, b| {
+        for (prop, descending) in order {
+            let va = value(a, prop).map(|s| s.to_lowercase());
+            let vb = value(b, prop).map(|s| s.to_lowercase());
+            let ord = if *descending {
+                vb.cmp(&va)
+            } else {
+                va.cmp(&vb)
+            };
+            if ord.is_ne() {
+                return ord;
+            }
+        }
+        std::cmp::Ordering::Equal
+    });
 }
 
 impl Listing {
-    fn from(call: &Call<'_>, schema: Schema<'_>) -> Result<Listing, Answer> {
-        if call.query.orderby.is_some() {
-            return Err(Answer::error(
-                400,
-                "ErrorInvalidUrlQuery",
-                "$orderby is not supported on this collection by this service.",
-            ));
-        }
+    fn from(
+        call: &Call<'_>,
+        schema: Schema<'_>,
+        orderable: &[&'static str],
+    ) -> Result<Listing, Answer> {
+        let order = parse_orderby(call.query.orderby.as_deref(), orderable)?;
         let filter = match call.query.filter.as_deref() {
             Some(raw) => Some(filter::parse(raw, schema)?),
             None => None,
@@ -132,6 +202,7 @@ impl Listing {
             ),
             skip,
             filter,
+            order,
         })
     }
 
@@ -159,6 +230,9 @@ impl Listing {
             }
             if let Some(expand) = call.query.expand.as_deref() {
                 params.push(("$expand", expand));
+            }
+            if let Some(orderby) = call.query.orderby.as_deref() {
+                params.push(("$orderby", orderby));
             }
             params.push(("$top", &top));
             params.push(("$skip", &skip));
@@ -330,13 +404,20 @@ impl Contacts {
                 strings: entity::FILTERABLE,
                 email_addresses: true,
             },
+            entity::ORDERABLE,
         )?;
         let tracked = self.folder_contacts(folder)?;
         let matching = tracked.iter().filter(|(_, c)| match &listing.filter {
             Some(f) => f.matches_map(c.filter_view(), &c.extended),
             None => true,
         });
-        let (page, next) = listing.page(call, matching);
+        let (page, next) = if listing.order.is_empty() {
+            listing.page(call, matching)
+        } else {
+            let mut all: Vec<(&str, &Contact)> = matching.collect();
+            sort_by_keys(&mut all, &listing.order, |(_, c), prop| c.sort_value(prop));
+            listing.page(call, all.into_iter())
+        };
         let select = call.query.select.as_deref();
         let items = page
             .into_iter()

@@ -101,6 +101,17 @@ pub(crate) const FILTERABLE: &[&str] = &[
     "mobilePhone",
 ];
 
+/// The properties `$orderby` sorts a contact list by.
+pub(crate) const ORDERABLE: &[&str] = &[
+    "displayName",
+    "givenName",
+    "surname",
+    "companyName",
+    "fileAs",
+    "createdDateTime",
+    "lastModifiedDateTime",
+];
+
 fn type_error(name: &str, expected: &str, got: &Value) -> Answer {
     let shown = match got {
         Value::String(s) => s.chars().take(64).collect::<String>(),
@@ -379,6 +390,20 @@ impl Contact {
     /// reads: a property never written compares as `null`, as in the rendered contact.
     pub(crate) fn filter_view(&self) -> &Map<String, Value> {
         &self.props
+    }
+
+    /// A string to sort by for one of [`ORDERABLE`]; timestamps in their served form sort
+    /// as text in time order.
+    pub(crate) fn sort_value(&self, prop: &str) -> Option<String> {
+        match prop {
+            "createdDateTime" => Some(stamp(self.created)),
+            "lastModifiedDateTime" => Some(stamp(self.modified)),
+            _ => self
+                .props
+                .get(prop)
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        }
     }
 
     /// The contact as Graph serves it: every property, `null`/`[]`/`{}` when unset.

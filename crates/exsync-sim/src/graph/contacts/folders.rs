@@ -5,7 +5,7 @@ use http::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::{collection, method_not_allowed, Contacts, Listing};
+use super::{collection, method_not_allowed, sort_by_keys, Contacts, Listing};
 use crate::graph::call::{Answer, Call};
 use crate::graph::odata::extended::ExtendedProps;
 use crate::graph::odata::filter::Schema;
@@ -122,9 +122,10 @@ impl Contacts {
                         strings: &["displayName"],
                         email_addresses: false,
                     },
+                    &["displayName"],
                 )?;
                 let none = ExtendedProps::default();
-                let matching = self
+                let mut matching: Vec<Value> = self
                     .folders
                     .iter()
                     .filter(|(_, f)| f.parent == parent)
@@ -134,8 +135,12 @@ impl Contacts {
                             .filter
                             .as_ref()
                             .is_none_or(|f| f.matches(json, &none))
-                    });
-                let (page, next) = listing.page(call, matching);
+                    })
+                    .collect();
+                sort_by_keys(&mut matching, &listing.order, |f, prop| {
+                    f.get(prop).and_then(Value::as_str).map(str::to_owned)
+                });
+                let (page, next) = listing.page(call, matching.into_iter());
                 let select = call.query.select.as_deref();
                 let items = page.iter().map(|f| project(f, select, &[])).collect();
                 Ok(collection(items, next))

@@ -211,7 +211,7 @@ fn folders_create_list_filter_rename_delete() {
             .get(&mut store),
         200,
     );
-    assert_eq!(ids(&found), [id.clone()]);
+    assert_eq!(ids(&found), std::slice::from_ref(&id));
     assert_eq!(
         found["value"][0],
         json!({"id": id, "displayName": "Salesforce_Sync", "parentFolderId": root})
@@ -230,7 +230,7 @@ fn folders_create_list_filter_rename_delete() {
         Req::new(&format!("contactFolders/{id}/childFolders")).get(&mut store),
         200,
     );
-    assert_eq!(ids(&children), [child_id.clone()]);
+    assert_eq!(ids(&children), std::slice::from_ref(&child_id));
     ok(
         Req::new(&format!("contactFolders/{id}/childFolders/{child_id}")).get(&mut store),
         200,
@@ -555,7 +555,8 @@ fn select_filter_and_expand_of_extended_properties() {
         ("$filter", "birthday eq 'x'"),
         ("$expand", "photo"),
         ("$expand", "singleValueExtendedProperties"),
-        ("$orderby", "displayName"),
+        ("$orderby", "birthday"),
+        ("$orderby", "displayName sideways"),
     ] {
         let answer = Req::new(&path).q(name, value).get(&mut store);
         assert_eq!(answer.status, 400, "{name}={value}");
@@ -610,6 +611,49 @@ fn lists_page_with_top_skip_and_next_links() {
     assert!(top.get("@odata.nextLink").is_none());
     let prefer = ok(Req::new(&path).page(20).get(&mut store), 200);
     assert_eq!(ids(&prefer).len(), 20);
+
+    // $orderby sorts before paging, and the next link keeps it.
+    let desc = ok(
+        Req::new(&path)
+            .q("$orderby", "givenName desc")
+            .q("$top", "20")
+            .get(&mut store),
+        200,
+    );
+    let mut reversed = made.clone();
+    reversed.reverse();
+    assert_eq!(ids(&desc), reversed[..20]);
+    let rest = ok(
+        Req::link(desc["@odata.nextLink"].as_str().unwrap()).get(&mut store),
+        200,
+    );
+    assert_eq!(ids(&rest), reversed[20..]);
+}
+
+#[test]
+fn folders_sort_by_display_name() {
+    let mut store = Contacts::default();
+    for name in ["beta", "Alpha", "gamma"] {
+        ok(
+            Req::new("contactFolders")
+                .body(json!({"displayName": name}))
+                .post(&mut store),
+            201,
+        );
+    }
+    let sorted = ok(
+        Req::new("contactFolders")
+            .q("$orderby", "displayName")
+            .get(&mut store),
+        200,
+    );
+    let names: Vec<&str> = sorted["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["displayName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Alpha", "beta", "gamma"]);
 }
 
 /// Follows a delta round to its deltaLink, returning every entry and the deltaLink.
@@ -711,7 +755,6 @@ fn delta_first_round_then_changes_and_removals() {
 #[test]
 fn delta_writes_during_paging_wait_for_the_next_round() {
     let mut store = Contacts::default();
-    let delta_path = "contacts/delta";
     let mut made = Vec::new();
     for i in 0..4 {
         let c = ok(

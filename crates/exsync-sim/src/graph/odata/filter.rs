@@ -120,12 +120,16 @@ pub(crate) enum Test {
     Ne(String),
     StartsWith(String),
     Contains(String),
+    /// `eq null` (true) / `ne null` (false): whether the property is absent.
+    Null(bool),
 }
 
 impl Test {
-    /// Exchange compares strings in restrictions without regard to case (its store
-    /// collation), so a filter on `ep/value` does too; a client that needs exact matches
-    /// must check what it gets back.
+    /// Strings compare without regard to case: Graph documents it for extended property
+    /// values ("Filtering the value property of an extended property is case-insensitive",
+    /// singlevaluelegacyextendedproperty-get) and Exchange's collation does the same for
+    /// the other string properties. Two CRM ids that differ only in case (Salesforce's
+    /// 15-character ids) therefore both match; a client must check what it gets back.
     fn passes(&self, value: Option<&str>) -> bool {
         let lower = value.map(str::to_lowercase);
         let lower = lower.as_deref();
@@ -134,6 +138,7 @@ impl Test {
             Test::Ne(v) => lower != Some(v.to_lowercase().as_str()),
             Test::StartsWith(v) => lower.is_some_and(|s| s.starts_with(&v.to_lowercase())),
             Test::Contains(v) => lower.is_some_and(|s| s.contains(&v.to_lowercase())),
+            Test::Null(absent) => value.is_none() == *absent,
         }
     }
 }
@@ -321,6 +326,15 @@ impl<'t> Parser<'t, '_> {
                 )))
             }
         };
+        if matches!(self.peek(), Some(Tok::Ident(n)) if n.eq_ignore_ascii_case("null")) {
+            self.at += 1;
+            let Some(field) = field else {
+                return Err(invalid_filter(
+                    "An extended property's id cannot be compared with null.",
+                ));
+            };
+            return Ok(Filter::Str(field, Test::Null(equal)));
+        }
         let literal = self.string()?;
         Ok(match field {
             None => {
@@ -519,7 +533,7 @@ mod tests {
 
     const GUID: &str = "{8ECCC264-6880-4EBE-992F-8888D2EEAA1D}";
     const SCHEMA: Schema<'static> = Schema {
-        strings: &["displayName", "givenName", "surname"],
+        strings: &["displayName", "givenName", "surname", "jobTitle"],
         email_addresses: true,
     };
 
@@ -597,6 +611,13 @@ mod tests {
             "emailAddresses/any(a: a/address eq 'bob@contoso.test')",
             &item
         ));
+        assert!(check("jobTitle eq null and givenName ne null", &item));
+        assert!(!check("givenName eq null", &item));
+        let id = crm_id();
+        assert!(check(
+            &format!("singleValueExtendedProperties/any(ep: ep/id eq '{id}' and ep/value ne null)"),
+            &item
+        ));
         let bare = (json!({"givenName": "Ann"}), ExtendedProps::default());
         assert!(check("surname ne 'x'", &bare));
         assert!(!check("emailAddresses/any(a: a/address eq 'x')", &bare));
@@ -623,6 +644,7 @@ mod tests {
             "singleValueExtendedProperties/any(ep: startswith(ep/id,'String'))",
             "emailAddresses/any(a: emailAddresses/any(b: b/address eq 'x'))",
             "displayName eq 'a' ; drop",
+            "singleValueExtendedProperties/any(ep: ep/id eq null)",
             &format!("singleValueExtendedProperties/any(ep: x/id eq '{id}')"),
         ] {
             let err = parse(bad, SCHEMA).unwrap_err();
