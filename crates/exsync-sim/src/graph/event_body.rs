@@ -346,6 +346,7 @@ pub(crate) fn parse(body: Option<&Value>) -> Result<Write, Answer> {
         match key.as_str() {
             "@odata.type" => match value.as_str() {
                 Some("#microsoft.graph.event" | "microsoft.graph.event") => {}
+                None if value.is_null() => {}
                 _ => {
                     return Err(read_error(&format!(
                         "The @odata.type '{value}' is not microsoft.graph.event."
@@ -469,6 +470,13 @@ mod tests {
             assert!(message.contains(needle), "{body}: {message}");
         }
         assert_eq!(parse(Some(&json!([1]))).unwrap_err().status, 400);
+        assert_eq!(
+            parse(Some(&json!({"@odata.type": "#microsoft.graph.contact"})))
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert!(parse(Some(&json!({"@odata.type": null, "subject": "x"}))).is_ok());
         assert_eq!(parse(None).unwrap_err().status, 400);
     }
 }
