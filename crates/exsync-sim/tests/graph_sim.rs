@@ -224,7 +224,10 @@ async fn graph_needs_a_token_and_the_mailbox_in_scope_unless_a_tenant_role_is_gr
         .unwrap();
     assert_eq!(reply.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(reply.headers()["client-request-id"], "my-id-1");
-    assert!(reply.headers().contains_key("request-id"));
+    let request_id = reply.headers()["request-id"].to_str().unwrap().to_owned();
+    let body: Value = reply.json().await.unwrap();
+    assert_eq!(body["error"]["innerError"]["request-id"], json!(request_id));
+    assert_eq!(body["error"]["innerError"]["client-request-id"], "my-id-1");
 
     let token1 = token(&http, info).await;
     let reply = get(&http, info, &token1, "/users/user1@contoso.test").await;

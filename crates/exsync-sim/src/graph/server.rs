@@ -515,7 +515,19 @@ struct ReplyIds {
 fn reply(answer: &Answer, ids: &ReplyIds, content_type: &str, malformed: bool) -> Reply {
     let bytes = match &answer.body {
         Some(body) => {
-            let mut bytes = serde_json::to_vec(body).unwrap_or_default();
+            let mut bytes = match body.pointer("/error/innerError") {
+                // Graph's error names the request it answers, as the headers do.
+                Some(Value::Object(_)) => {
+                    let mut body = body.clone();
+                    if let Some(Value::Object(inner)) = body.pointer_mut("/error/innerError") {
+                        inner.insert("request-id".to_owned(), json!(ids.request_id));
+                        inner.insert("client-request-id".to_owned(), json!(ids.client_request_id));
+                    }
+                    serde_json::to_vec(&body)
+                }
+                _ => serde_json::to_vec(body),
+            }
+            .unwrap_or_default();
             if malformed {
                 bytes.truncate(bytes.len() / 2);
             }
