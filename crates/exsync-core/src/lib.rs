@@ -10,6 +10,7 @@ pub mod config;
 pub mod model;
 pub mod observe;
 pub mod plan;
+pub mod tags;
 pub mod zones;
 
 pub use allow::{dns_name, AllowList};

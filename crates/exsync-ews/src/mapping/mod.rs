@@ -18,13 +18,8 @@ pub(crate) use event::{
     event_updates, occurrence_date, occurrence_updates, read_event, write_event,
 };
 
-/// Our own property set: every extended property exsync writes lives in it, so nothing another
-/// application stores can collide with ours.
-pub(crate) const PROPERTY_SET_ID: &str = "8c3d6f0e-5b1a-4e7d-9a62-3f4b2c1e7d95";
-/// The CRM record id an item was created from.
-pub(crate) const CRM_ID_PROPERTY: &str = "CrmId";
-/// The IANA zone an event was written with, which Windows zone ids cannot carry exactly.
-pub(crate) const TIME_ZONE_PROPERTY: &str = "IanaTimeZone";
+// Shared with the Graph backend, so both address the same MAPI named properties.
+pub(crate) use exsync_core::tags::{CRM_ID_PROPERTY, PROPERTY_SET_ID, TIME_ZONE_PROPERTY};
 
 /// `<t:ExtendedFieldURI …/>` for one of our properties.
 pub(crate) fn extended_field_uri(w: &mut XmlWriter, name: &str) {
