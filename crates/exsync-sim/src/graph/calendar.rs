@@ -169,10 +169,9 @@ impl Shape {
     }
 
     /// An instance as this read wants it.
-    pub(crate) fn render(&self, instance: &Instance<'_>, zone: &Zone, call: &Call<'_>) -> Value {
+    pub(crate) fn render(&self, instance: &Instance<'_>, zone: &Zone) -> Value {
         let view = View {
             zone,
-            user_url: call.user_url,
             extended: self.extended.as_deref(),
         };
         let mut full = instance.render(&view);
@@ -380,7 +379,7 @@ impl Calendar {
                     extended: None,
                     exceptions: false,
                 };
-                let body = shape.render(&event.as_instance(&zone), &zone, call);
+                let body = shape.render(&event.as_instance(&zone), &zone);
                 applied(
                     Answer::created(one_answer(body, call, "events/$entity")),
                     call,
@@ -478,7 +477,7 @@ impl Calendar {
             Err(e) => return e,
         };
         let body = match self.find(id, &zone) {
-            Some(instance) => shape.render(&instance, &zone, call),
+            Some(instance) => shape.render(&instance, &zone),
             None => return Answer::not_found("event"),
         };
         applied(Answer::ok(one_answer(body, call, "events/$entity")), call)
@@ -531,7 +530,7 @@ impl Calendar {
                 };
                 match self.find(id, &zone) {
                     Some(instance) => {
-                        let body = shape.render(&instance, &zone, call);
+                        let body = shape.render(&instance, &zone);
                         applied(Answer::ok(one_answer(body, call, "events/$entity")), call)
                     }
                     None => Answer::not_found("event"),

@@ -94,8 +94,89 @@ fn window(call: &Call<'_>, zone: &Zone) -> Result<(DateTime<Utc>, DateTime<Utc>)
     Ok((from, to))
 }
 
-/// One page of a collection, `$skip`/`$top` style, with its nextLink.
-fn page(call: &Call<'_>, items: Vec<Value>, what: &str) -> Answer {
+/// The sort key `$orderby` names, read off an instance without rendering it.
+#[derive(Clone, Copy)]
+enum OrderKey {
+    Start,
+    End,
+    Subject,
+    Created,
+    Modified,
+}
+
+/// `$orderby` (the keys clients use on events), one key, `asc` or `desc`.
+fn parse_order(call: &Call<'_>) -> Result<Option<(OrderKey, bool)>, Answer> {
+    let Some(raw) = call.query.orderby.as_deref() else {
+        return Ok(None);
+    };
+    let mut parts = raw.split_whitespace();
+    let name = parts.next().unwrap_or_default();
+    let key = match name {
+        "start/dateTime" => OrderKey::Start,
+        "end/dateTime" => OrderKey::End,
+        "subject" => OrderKey::Subject,
+        "createdDateTime" => OrderKey::Created,
+        "lastModifiedDateTime" => OrderKey::Modified,
+        _ => {
+            return Err(Answer::bad_request(&format!(
+                "$orderby on '{name}' is not supported; use start/dateTime, end/dateTime, subject, createdDateTime or lastModifiedDateTime."
+            )))
+        }
+    };
+    let descending = match parts.next().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(other) => {
+            return Err(Answer::bad_request(&format!(
+                "Invalid $orderby direction '{other}'."
+            )))
+        }
+    };
+    if parts.next().is_some() {
+        return Err(Answer::bad_request("$orderby takes one property."));
+    }
+    Ok(Some((key, descending)))
+}
+
+fn sort(instances: &mut [Instance<'_>], order: Option<(OrderKey, bool)>) {
+    let Some((key, descending)) = order else {
+        return;
+    };
+    match key {
+        OrderKey::Start => instances.sort_by_key(|i| i.start),
+        OrderKey::End => instances.sort_by_key(|i| i.end),
+        OrderKey::Subject => instances.sort_by_cached_key(|i| i.subject().to_lowercase()),
+        OrderKey::Created => instances.sort_by_key(|i| i.event.created),
+        OrderKey::Modified => instances.sort_by_key(|i| i.modified()),
+    }
+    if descending {
+        instances.reverse();
+    }
+}
+
+/// Filters, sorts and answers one `$skip`/`$top` page of a collection with its nextLink;
+/// only that page is rendered.
+fn listing(call: &Call<'_>, zone: &Zone, mut instances: Vec<Instance<'_>>, what: &str) -> Answer {
+    let shape = match Shape::parse(call, false) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let filter = match parse_filter(call) {
+        Ok(f) => f,
+        Err(e) => return e,
+    };
+    let order = match parse_order(call) {
+        Ok(o) => o,
+        Err(e) => return e,
+    };
+    if let Some(filter) = &filter {
+        let view = View {
+            zone,
+            extended: None,
+        };
+        instances.retain(|i| filter.matches(&i.render(&view), i.extended()));
+    }
+    sort(&mut instances, order);
     let size = page_size(
         call.prefer,
         call.query.top,
@@ -103,8 +184,13 @@ fn page(call: &Call<'_>, items: Vec<Value>, what: &str) -> Answer {
         LIST_MAX_PAGE,
     );
     let skip = call.query.skip.unwrap_or(0);
-    let total = items.len();
-    let value: Vec<Value> = items.into_iter().skip(skip).take(size).collect();
+    let total = instances.len();
+    let value: Vec<Value> = instances
+        .iter()
+        .skip(skip)
+        .take(size)
+        .map(|i| shape.render(i, zone))
+        .collect();
     let mut body = json!({
         "@odata.context": context(call.user_url, what),
         "value": value,
@@ -118,76 +204,6 @@ fn page(call: &Call<'_>, items: Vec<Value>, what: &str) -> Answer {
         }
     }
     applied(Answer::ok(body), call)
-}
-
-/// Sorts by `$orderby` (the few keys clients use on events), else by start.
-fn order(rendered: &mut [Value], call: &Call<'_>) -> Result<(), Answer> {
-    let Some(raw) = call.query.orderby.as_deref() else {
-        return Ok(());
-    };
-    let mut parts = raw.split_whitespace();
-    let key = parts.next().unwrap_or_default();
-    let descending = match parts.next().map(str::to_ascii_lowercase).as_deref() {
-        None | Some("asc") => false,
-        Some("desc") => true,
-        Some(other) => {
-            return Err(Answer::bad_request(&format!(
-                "Invalid $orderby direction '{other}'."
-            )))
-        }
-    };
-    let pick = |v: &Value| -> String {
-        match key {
-            "start/dateTime" | "start" => v["start"]["dateTime"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-            "end/dateTime" | "end" => v["end"]["dateTime"].as_str().unwrap_or_default().to_owned(),
-            _ => v[key].as_str().unwrap_or_default().to_lowercase(),
-        }
-    };
-    if !matches!(
-        key,
-        "start/dateTime" | "end/dateTime" | "subject" | "createdDateTime" | "lastModifiedDateTime"
-    ) {
-        return Err(Answer::bad_request(&format!(
-            "$orderby on '{key}' is not supported."
-        )));
-    }
-    rendered.sort_by_key(|v| pick(v));
-    if descending {
-        rendered.reverse();
-    }
-    Ok(())
-}
-
-fn listing(call: &Call<'_>, zone: &Zone, mut instances: Vec<Instance<'_>>, what: &str) -> Answer {
-    let shape = match Shape::parse(call, false) {
-        Ok(s) => s,
-        Err(e) => return e,
-    };
-    let filter = match parse_filter(call) {
-        Ok(f) => f,
-        Err(e) => return e,
-    };
-    let view = View {
-        zone,
-        user_url: call.user_url,
-        extended: None,
-    };
-    instances.retain(|i| {
-        filter
-            .as_ref()
-            .is_none_or(|f| f.matches(&i.render(&view), i.extended()))
-    });
-    let mut rendered: Vec<Value> = instances
-        .iter()
-        .map(|i| shape.render(i, zone, call))
-        .collect();
-    if let Err(e) = order(&mut rendered, call) {
-        return e;
-    }
-    page(call, rendered, what)
 }
 
 /// `GET events`: single events and series masters.
@@ -402,7 +418,6 @@ pub(crate) fn delta(cal: &Calendar, call: &Call<'_>) -> Answer {
     let entries = delta_entries(cal, &zone, from, to, state.since, state.first);
     let view = View {
         zone: &zone,
-        user_url: call.user_url,
         extended: None,
     };
     let remaining = entries

@@ -428,8 +428,6 @@ fn default_location() -> Value {
 /// What the rendering of an instance needs besides the instance.
 pub(crate) struct View<'a> {
     pub(crate) zone: &'a Zone,
-    /// `https://…/v1.0/users/{id}`.
-    pub(crate) user_url: &'a str,
     /// Canonical ids of the extended properties `$expand` asked for.
     pub(crate) extended: Option<&'a [String]>,
 }
@@ -437,6 +435,19 @@ pub(crate) struct View<'a> {
 impl Instance<'_> {
     fn fields(&self) -> &Fields {
         self.exception.map_or(&self.event.fields, |e| &e.fields)
+    }
+
+    /// The subject it shows (`$orderby=subject`).
+    pub(crate) fn subject(&self) -> &str {
+        self.fields()
+            .props
+            .get("subject")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn modified(&self) -> DateTime<Utc> {
+        self.exception.map_or(self.event.modified, |e| e.modified)
     }
 
     pub(crate) fn change_key(&self) -> &str {
