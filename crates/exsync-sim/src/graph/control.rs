@@ -1,6 +1,23 @@
-//! The test-only control API under `/_control/`, behind its own bearer token: mailboxes and
-//! their management scope, the app's tenant-wide roles and tokens, delta-token expiry,
-//! budgets, seeding through the stores, injected faults and request counters.
+//! The test-only control API under `/_control/`, behind its own bearer token
+//! (`control_token` in sim.json): mailboxes and their management scope, the app's
+//! tenant-wide roles and tokens, delta-token expiry, budgets, seeding through the stores,
+//! injected faults and request counters. `{address}` is a mailbox's address or id.
+//!
+//! | Route | Body | Effect |
+//! |---|---|---|
+//! | `GET /mailboxes`, `GET /mailboxes/{address}` | | id, address, scope, budget |
+//! | `POST /mailboxes` | `{"address", "display_name"?, "in_scope"?: true}` | adds a mailbox |
+//! | `POST /mailboxes/{address}/scope` | `{"in_scope": bool}` or `{"roles": [...]}` | RBAC scope |
+//! | `POST /mailboxes/{address}/budget` | `{"budget"?: N, "reset"?: true}` | requests per 10 min |
+//! | `POST /mailboxes/{address}/expire-delta-tokens` | | next use of a token: 410 |
+//! | `POST /mailboxes/{address}/contacts`, `…/events` | a Graph item or an array | seeds |
+//! | `GET /roles`; `PUT /roles`; `POST`/`DELETE /roles/{role}` | `{"roles": [...]}` | tenant-wide roles |
+//! | `GET`/`POST /token-lifetime` | `{"seconds": N}` | access-token lifetime |
+//! | `POST /expire-tokens` | | every access token issued so far fails |
+//! | `GET`/`DELETE /faults`; `POST /faults` | see [`add_fault`] | injected faults |
+//! | `GET /counters`; `POST /counters/reset` | | see [`Counters`] |
+//!
+//! Roles and token lifetimes apply to the tokens issued afterwards, as in Entra.
 
 use std::collections::BTreeMap;
 
