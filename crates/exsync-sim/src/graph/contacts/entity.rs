@@ -339,6 +339,12 @@ impl Contact {
         self.change_key = new_change_key();
     }
 
+    /// A move to another folder: a new version, as Exchange gives a moved item.
+    pub(crate) fn moved(&mut self, now: DateTime<Utc>) {
+        self.modified = now;
+        self.change_key = new_change_key();
+    }
+
     fn write(&mut self, props: Map<String, Value>) {
         for (name, value) in props {
             if name == "displayName" {

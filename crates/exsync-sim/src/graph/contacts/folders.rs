@@ -16,7 +16,7 @@ use crate::graph::odata::{check_select, new_item_id, project};
 const MAX_FOLDERS: usize = 1_000;
 /// Exchange's limit on a folder's display name.
 const MAX_NAME: usize = 255;
-const PROPERTIES: &[&str] = &["id", "displayName", "parentFolderId"];
+pub(super) const PROPERTIES: &[&str] = &["id", "displayName", "parentFolderId"];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Folder {
@@ -32,7 +32,7 @@ impl Folder {
         }
     }
 
-    fn render(&self, id: &str) -> Value {
+    pub(super) fn render(&self, id: &str) -> Value {
         json!({"id": id, "displayName": self.display_name, "parentFolderId": self.parent})
     }
 }

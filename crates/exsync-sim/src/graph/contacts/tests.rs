@@ -847,3 +847,106 @@ fn state_survives_serde_round_trip() {
     let empty: Contacts = serde_json::from_str("{}").unwrap();
     assert!(empty.folders.contains(&empty.root));
 }
+
+#[test]
+fn contacts_under_child_folders_and_moves_out_of_a_folder() {
+    let mut store = Contacts::default();
+    let parent = sync_folder(&mut store);
+    let child = ok(
+        Req::new(&format!("contactFolders/{parent}/childFolders"))
+            .body(json!({"displayName": "Leads"}))
+            .post(&mut store),
+        201,
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let nested = format!("contactFolders/{parent}/childFolders/{child}/contacts");
+    let made = ok(
+        Req::new(&nested)
+            .body(json!({"givenName": "Kid"}))
+            .post(&mut store),
+        201,
+    );
+    assert_eq!(made["parentFolderId"], child.as_str());
+    let id = made["id"].as_str().unwrap().to_owned();
+    ok(Req::new(&format!("{nested}/{id}")).get(&mut store), 200);
+    // The parent's contacts do not include its child folder's.
+    assert!(ids(&ok(
+        Req::new(&format!("contactFolders/{parent}/contacts")).get(&mut store),
+        200
+    ))
+    .is_empty());
+    let (entries, delta_link, _) = delta_round(&mut store, Req::new(&format!("{nested}/delta")));
+    assert_eq!(entries.len(), 1);
+    assert!(delta_link.starts_with(&format!(
+        "{USER_URL}/contactFolders/{child}/contacts/delta?"
+    )));
+
+    // A contact moved out of the folder is @removed from its delta and new in the other's.
+    let (_, parent_link, _) = delta_round(
+        &mut store,
+        Req::new(&format!("contactFolders/{parent}/contacts/delta")),
+    );
+    let new_id = store.move_contact(&id, &parent, Utc::now()).unwrap();
+    assert_ne!(new_id, id);
+    let (gone, _, _) = delta_round(&mut store, Req::link(&delta_link));
+    assert_eq!(
+        gone,
+        [json!({"@odata.type": "#microsoft.graph.contact", "id": id,
+                              "@removed": {"reason": "deleted"}})]
+    );
+    let (arrived, _, _) = delta_round(&mut store, Req::link(&parent_link));
+    assert_eq!(arrived.len(), 1);
+    assert_eq!(arrived[0]["id"], new_id.as_str());
+    assert_eq!(arrived[0]["parentFolderId"], parent.as_str());
+    assert_eq!(
+        Req::new(&format!("contacts/{id}")).get(&mut store).status,
+        404
+    );
+    assert!(store.move_contact(&id, &parent, Utc::now()).is_err());
+}
+
+#[test]
+fn folder_delta_reports_new_renamed_and_deleted_folders() {
+    let mut store = Contacts::default();
+    let a = sync_folder(&mut store);
+    let (first, link, _) = delta_round(&mut store, Req::new("contactFolders/delta()"));
+    assert_eq!(first.len(), 1, "the default folder is not listed");
+    assert_eq!(first[0]["@odata.type"], "#microsoft.graph.contactFolder");
+    assert_eq!(first[0]["displayName"], "Salesforce_Sync");
+    ok(
+        Req::new(&format!("contactFolders/{a}"))
+            .body(json!({"displayName": "Renamed"}))
+            .patch(&mut store),
+        200,
+    );
+    let b = ok(
+        Req::new("contactFolders")
+            .body(json!({"displayName": "B"}))
+            .post(&mut store),
+        201,
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(
+        Req::new(&format!("contactFolders/{b}")).delete(&mut store),
+        204,
+    );
+    let (changes, link, _) = delta_round(&mut store, Req::link(&link));
+    assert_eq!(changes[0]["displayName"], "Renamed");
+    assert_eq!(
+        changes[1],
+        json!({"@odata.type": "#microsoft.graph.contactFolder", "id": b,
+                                  "@removed": {"reason": "deleted"}})
+    );
+    store.expire_delta_tokens();
+    assert_eq!(Req::link(&link).get(&mut store).status, 410);
+    assert_eq!(
+        Req::new("contactFolders/delta")
+            .send(&mut store, Method::POST)
+            .status,
+        405
+    );
+}
