@@ -424,7 +424,7 @@ impl Calendar {
             all_day: false,
             props: Default::default(),
         };
-        if let Err(e) = fields.apply(&write) {
+        if let Err(e) = fields.apply(&write, false) {
             return e;
         }
         let mut extended = ExtendedProps::default();
@@ -545,7 +545,7 @@ impl Calendar {
             return Err(Answer::not_found("event"));
         };
         let mut after = before.clone();
-        after.fields.apply(write)?;
+        after.fields.apply(write, false)?;
         if let Some(props) = write.extended.clone() {
             after.extended.apply(props)?;
         }
@@ -609,6 +609,8 @@ impl Calendar {
                 let start_zone = Zone::parse(&before.fields.start_zone).unwrap_or_else(Zone::utc);
                 let end_zone = Zone::parse(&before.fields.end_zone).unwrap_or_else(Zone::utc);
                 let mut fields = before.fields.clone();
+                // The series' text stays the series': the exception holds what it overrides.
+                fields.props.clear();
                 if !fields.all_day {
                     fields.start = start_zone.to_local(instance.start);
                     fields.end = end_zone.to_local(instance.end);
@@ -626,7 +628,7 @@ impl Calendar {
                 }
             }
         };
-        exception.fields.apply(write)?;
+        exception.fields.apply(write, true)?;
         if let Some(props) = write.extended.clone() {
             exception.extended.apply(props)?;
         }

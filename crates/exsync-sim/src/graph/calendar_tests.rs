@@ -813,6 +813,34 @@ fn a_series_with_a_moved_and_a_cancelled_occurrence() {
     assert_eq!(ids(&view), ids(&after));
     assert!(!ids(&view).contains(&master_id));
 
+    // A change to the series' text reaches the exception where it didn't override it.
+    let renamed = patch(
+        &mut cal,
+        &master_id,
+        json!({"subject": "Renamed", "location": {"displayName": "Room 7"}}),
+    );
+    assert_eq!(renamed.status, 200);
+    let exception = get(&mut cal, &format!("events/{second}"), &[])
+        .body
+        .unwrap();
+    assert_eq!(exception["subject"], "Moved");
+    assert_eq!(exception["location"]["displayName"], "Room 7");
+    assert_eq!(
+        exception["start"]["dateTime"],
+        "2026-03-09T09:00:00.0000000"
+    );
+    let cleared = patch(&mut cal, &second, json!({"location": null}));
+    assert_eq!(cleared.body.unwrap()["location"]["displayName"], "");
+    let first = get(
+        &mut cal,
+        &format!("events/{}", all[0]["id"].as_str().unwrap()),
+        &[],
+    )
+    .body
+    .unwrap();
+    assert_eq!(first["subject"], "Renamed");
+    assert_eq!(first["location"]["displayName"], "Room 7");
+
     // A new pattern regenerates the series and drops its exceptions.
     let answer = patch(
         &mut cal,

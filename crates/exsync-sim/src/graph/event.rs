@@ -62,10 +62,11 @@ impl Fields {
     }
 
     /// Applies a checked write, then checks the result as a whole (end after start, the
-    /// midnights of an all-day event).
-    pub(crate) fn apply(&mut self, write: &Write) -> Result<(), Answer> {
+    /// midnights of an all-day event). An exception keeps a cleared property as `null`, so
+    /// it hides the series' value instead of falling back on it.
+    pub(crate) fn apply(&mut self, write: &Write, overrides: bool) -> Result<(), Answer> {
         for (key, value) in &write.props {
-            if value.is_null() {
+            if value.is_null() && !overrides {
                 self.props.remove(key);
             } else {
                 self.props.insert(key.clone(), value.clone());
@@ -437,11 +438,18 @@ impl Instance<'_> {
         self.exception.map_or(&self.event.fields, |e| &e.fields)
     }
 
+    /// A plain property as the instance shows it: an exception's own value, else the
+    /// series' (so a change to the series reaches the exceptions that didn't override it,
+    /// as in Outlook); `None` when unset or cleared.
+    fn prop(&self, name: &str) -> Option<&Value> {
+        let own = self.exception.and_then(|e| e.fields.props.get(name));
+        own.or_else(|| self.event.fields.props.get(name))
+            .filter(|v| !v.is_null())
+    }
+
     /// The subject it shows (`$orderby=subject`).
     pub(crate) fn subject(&self) -> &str {
-        self.fields()
-            .props
-            .get("subject")
+        self.prop("subject")
             .and_then(Value::as_str)
             .unwrap_or_default()
     }
@@ -499,13 +507,13 @@ impl Instance<'_> {
             Some(date) => occurrence_ical_uid(&event.ical_uid, date),
             None => event.ical_uid.clone(),
         };
-        let prop = |name: &str, default: Value| fields.props.get(name).cloned().unwrap_or(default);
+        let prop = |name: &str, default: Value| self.prop(name).cloned().unwrap_or(default);
         let location = prop("location", default_location());
         let has_place = location
             .get("displayName")
             .and_then(Value::as_str)
             .is_some_and(|s| !s.is_empty());
-        let locations = fields.props.get("locations").cloned().unwrap_or_else(|| {
+        let locations = self.prop("locations").cloned().unwrap_or_else(|| {
             Value::Array(if has_place {
                 vec![location.clone()]
             } else {
@@ -529,7 +537,7 @@ impl Instance<'_> {
             "isReminderOn": prop("isReminderOn", json!(true)),
             "hasAttachments": false,
             "subject": prop("subject", json!("")),
-            "bodyPreview": preview(fields.props.get("body")),
+            "bodyPreview": preview(self.prop("body")),
             "importance": prop("importance", json!("normal")),
             "sensitivity": prop("sensitivity", json!("normal")),
             "isAllDay": fields.all_day,
@@ -560,7 +568,7 @@ impl Instance<'_> {
             "onlineMeeting": Value::Null,
         });
         if let Some(map) = out.as_object_mut() {
-            if let Some(organizer) = fields.props.get("organizer") {
+            if let Some(organizer) = self.prop("organizer") {
                 map.insert("organizer".into(), organizer.clone());
             }
             if let (Some(series), Kind::Master) = (&event.series, self.kind) {
