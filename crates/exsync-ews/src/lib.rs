@@ -54,4 +54,27 @@ pub mod testing {
     pub use exsync_core::occurrence_dates;
     pub use exsync_core::zones::iana_to_windows;
     pub use exsync_core::zones::{ALIASES, PRIMARY};
+
+    /// Reads an item element as written by [`crate::write_contact`] / [`crate::write_event`]
+    /// (the `t:` prefix needs no declaration here) into the record's field form, the way a
+    /// sync reads it from the server: lets another backend's tests check that a record reads
+    /// the same through EWS as through their own mapping.
+    pub fn read_item_fields(
+        kind: exsync_core::ItemKind,
+        xml: &str,
+    ) -> Result<exsync_core::Fields, String> {
+        use exsync_core::Record;
+        let declared = xml
+            .replacen("<t:Contact>", "<t:Contact xmlns:t=\"urn:t\">", 1)
+            .replacen("<t:CalendarItem>", "<t:CalendarItem xmlns:t=\"urn:t\">", 1);
+        let element = crate::xml::parse(&declared).map_err(|e| e.to_string())?;
+        match kind {
+            exsync_core::ItemKind::Contact => {
+                crate::mapping::contact::read_contact(&element).map(|c| c.to_fields())
+            }
+            exsync_core::ItemKind::Event => {
+                crate::mapping::event::read_event(&element).map(|e| e.to_fields())
+            }
+        }
+    }
 }
