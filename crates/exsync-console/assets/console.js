@@ -27,6 +27,27 @@
       });
     });
 
+    // Times come as UTC; the reader sees them in their own zone, with how long ago. The UTC
+    // text stays as the element's title.
+    each('time[datetime]', function (time) {
+      var at = new Date(time.getAttribute('datetime') || '');
+      if (isNaN(at.getTime())) {
+        return;
+      }
+      var secs = Math.round((Date.now() - at.getTime()) / 1000);
+      var ago = secs < 0 ? 'in the future'
+        : secs < 60 ? secs + ' s ago'
+        : secs < 3600 ? Math.floor(secs / 60) + ' min ago'
+        : secs < 172800 ? Math.floor(secs / 3600) + ' h ago'
+        : Math.floor(secs / 86400) + ' days ago';
+      var local = at.toLocaleString(undefined, {
+        year: 'numeric', month: '2-digit', day: '2-digit',
+        hour: '2-digit', minute: '2-digit', timeZoneName: 'short'
+      });
+      time.title = time.getAttribute('datetime') || '';
+      time.textContent = local + ' (' + ago + ')';
+    });
+
     // A file picker that puts the chosen file's text into the field it names, so a PEM
     // key can be picked instead of pasted; the field is what the form sends.
     each('input[type=file][data-fills]', function (picker) {

@@ -310,6 +310,19 @@ pub struct UserStatus {
     pub unresolved: u64,
 }
 
+impl UserStatus {
+    /// The state the user is in, as status and the console name it: `paused`, `failing` (the
+    /// last pass failed), `syncing`, or `new` (no pass has ended yet).
+    pub fn state(&self) -> &'static str {
+        match (&self.paused, &self.last_run) {
+            (Some(_), _) => "paused",
+            (None, None) => "new",
+            (None, Some(run)) if run.error.is_some() => "failing",
+            (None, Some(_)) => "syncing",
+        }
+    }
+}
+
 /// A record that keeps failing to sync.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnresolvedItem {

@@ -87,6 +87,7 @@ fn users_as_the_status_with_its_configuration() -> R {
     ] {
         let mut old = serde_json::to_value(&status)?;
         if let Value::Object(map) = &mut old {
+            map.insert("state".to_owned(), json!(status.state()));
             map.insert(
                 "configuration".to_owned(),
                 configuration.map_or(
@@ -104,6 +105,7 @@ fn users_as_the_status_with_its_configuration() -> R {
             event_pairs: status.event_pairs,
             last_run: status.last_run.clone().map(RunView::from),
             paused: status.paused.clone(),
+            state: status.state(),
             unresolved: status.unresolved,
             user: status.user.clone(),
         };

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use exsync_core::config::{load, StoreConfig};
+use chrono::{DateTime, Local, Utc};
+use exsync_core::config::{load, ExsyncConfig, StoreConfig};
 use exsync_core::UserKey;
 use exsync_store::{SkippedCrmUser, SqliteStore, Store, UserStatus};
 use serde_json::json;
@@ -14,12 +15,17 @@ use crate::cli::{ConfigFileArg, ResetArgs, StatusArgs};
 
 /// Opens the state database the configuration names.
 pub fn open_store(config: &ConfigFileArg) -> anyhow::Result<Arc<dyn Store>> {
+    open_with_config(config).map(|(_, store)| store)
+}
+
+/// The configuration, and the state database it names.
+fn open_with_config(config: &ConfigFileArg) -> anyhow::Result<(ExsyncConfig, Arc<dyn Store>)> {
     let loaded = load(&config.config).map_err(|errors| anyhow::anyhow!("{errors}"))?;
     match &loaded.store {
         StoreConfig::Sqlite { path } => {
             let store = SqliteStore::open(path)
                 .with_context(|| format!("state database {}", path.display()))?;
-            Ok(Arc::new(store))
+            Ok((loaded, Arc::new(store)))
         }
         StoreConfig::Postgres { .. } => {
             bail!(
@@ -31,7 +37,8 @@ pub fn open_store(config: &ConfigFileArg) -> anyhow::Result<Arc<dyn Store>> {
 }
 
 pub fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
-    let store = open_store(&args.config)?;
+    let (config, store) = open_with_config(&args.config)?;
+    let poll_interval = config.service.poll_interval_secs.max(1);
     match &args.user {
         Some(user) => user_detail(store.as_ref(), &UserKey::from_email(user), args.json),
         None => {
@@ -47,7 +54,9 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
                     );
                 }
             } else {
-                print!("{}", table(&users));
+                let now = Utc::now();
+                print!("{}", header(&users, poll_interval, now));
+                print!("{}", table(&users, now));
                 print!("{}", notices(&users));
                 print!("{}", skipped_table(&skipped));
             }
@@ -69,12 +78,19 @@ fn user_detail(store: &dyn Store, user: &UserKey, as_json: bool) -> anyhow::Resu
         println!("{}", serde_json::to_string_pretty(&detail)?);
         return Ok(ExitCode::SUCCESS);
     }
-    print!("{}", table(std::slice::from_ref(&status)));
+    let now = Utc::now();
+    print!("{}", table(std::slice::from_ref(&status), now));
+    if let Some(run) = &status.last_run {
+        println!("\nLast pass ended {}.", when(run.finished, now));
+        if let Some(error) = &run.error {
+            println!("It failed: {}", printable(error));
+        }
+    }
     if let Some(pause) = &status.paused {
         println!(
             "\nPaused since {}: {}",
-            pause.since.format("%Y-%m-%d %H:%M UTC"),
-            pause.reason
+            when(pause.since, now),
+            printable(&pause.reason)
         );
     }
     println!("\nUnresolved items ({}):", unresolved.len());
@@ -131,10 +147,99 @@ fn user_detail(store: &dyn Store, user: &UserKey, as_json: bool) -> anyhow::Resu
     Ok(ExitCode::SUCCESS)
 }
 
-/// One line per user; the error column is last so long messages do not break the table.
-fn table(users: &[UserStatus]) -> String {
-    let mut out = format!(
-        "{:<32} {:<7} {:<17} {:>7} {:>7} {:>7} {:>9} {:>8} {:>8} {:>6} {:>10}  {}\n",
+/// How long ago `then` was, in the largest unit that fits: "45 s ago", "3 min ago".
+pub(crate) fn ago(then: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let secs = (now - then).num_seconds();
+    match secs {
+        s if s < 0 => "in the future (check the clocks)".to_owned(),
+        s if s < 60 => format!("{s} s ago"),
+        s if s < 3600 => format!("{} min ago", s / 60),
+        s if s < 2 * 86400 => format!("{} h ago", s / 3600),
+        s => format!("{} days ago", s / 86400),
+    }
+}
+
+/// A time in the machine's zone, with its offset, and how long ago it was.
+pub(crate) fn when(then: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    format!(
+        "{} ({})",
+        then.with_timezone(&Local).format("%Y-%m-%d %H:%M %:z"),
+        ago(then, now)
+    )
+}
+
+/// The most of an error the table shows; `exsync status --user` shows all of it.
+const ERROR_CELL: usize = 60;
+
+/// The health header: whether passes are ending as often as the service runs them, the last
+/// one, and how many users are in each state.
+fn header(users: &[UserStatus], poll_interval: u64, now: DateTime<Utc>) -> String {
+    let last = users
+        .iter()
+        .filter_map(|u| u.last_run.as_ref().map(|r| r.finished))
+        .max();
+    let service = match last {
+        None => "no pass has ended yet".to_owned(),
+        Some(end) if (now - end).num_seconds() <= 3 * poll_interval as i64 => format!(
+            "running: the last pass ended {}; a pass every {}",
+            when(end, now),
+            interval_text(poll_interval)
+        ),
+        Some(end) => format!(
+            "NOT RUNNING? the last pass ended {}, more than three poll intervals of {} ago \
+             (is `exsync run` up?)",
+            when(end, now),
+            interval_text(poll_interval)
+        ),
+    };
+    let count = |state: &str| users.iter().filter(|u| u.state() == state).count();
+    format!(
+        "Service: {service}\nUsers: {} — {} syncing, {} failing, {} paused, {} new\n\n",
+        users.len(),
+        count("syncing"),
+        count("failing"),
+        count("paused"),
+        count("new")
+    )
+}
+
+fn interval_text(secs: u64) -> String {
+    if secs % 3600 == 0 {
+        format!("{} h", secs / 3600)
+    } else if secs % 60 == 0 {
+        format!("{} min", secs / 60)
+    } else {
+        format!("{secs} s")
+    }
+}
+
+/// One line per user, aligned on the longest address; the error column is last and cut, so
+/// long messages do not break the table.
+fn table(users: &[UserStatus], now: DateTime<Utc>) -> String {
+    let width = users
+        .iter()
+        .map(|u| u.user.as_str().chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    let row = |cells: [&str; 12]| {
+        format!(
+            "{:<width$} {:<7} {:<13} {:>7} {:>7} {:>7} {:>9} {:>8} {:>8} {:>6} {:>10}  {}\n",
+            cells[0],
+            cells[1],
+            cells[2],
+            cells[3],
+            cells[4],
+            cells[5],
+            cells[6],
+            cells[7],
+            cells[8],
+            cells[9],
+            cells[10],
+            cells[11],
+        )
+    };
+    let mut out = row([
         "USER",
         "STATE",
         "LAST PASS",
@@ -146,33 +251,39 @@ fn table(users: &[UserStatus]) -> String {
         "CONTACTS",
         "EVENTS",
         "UNRESOLVED",
-        "LAST ERROR"
-    );
+        "LAST ERROR",
+    ]);
+    let mut cut = false;
     for u in users {
         let run = u.last_run.as_ref();
         let counts = run.map(|r| r.counts).unwrap_or_default();
-        out.push_str(&format!(
-            "{:<32} {:<7} {:<17} {:>7} {:>7} {:>7} {:>9} {:>8} {:>8} {:>6} {:>10}  {}\n",
-            u.user,
-            if u.paused.is_some() {
-                "paused"
-            } else {
-                "active"
-            },
-            run.map_or("never".to_owned(), |r| r
-                .finished
-                .format("%Y-%m-%d %H:%M")
-                .to_string()),
-            counts.created,
-            counts.updated,
-            counts.deleted,
-            counts.conflicts,
-            counts.failures,
-            u.contact_pairs,
-            u.event_pairs,
-            u.unresolved,
-            run.and_then(|r| r.error.as_deref()).unwrap_or("")
-        ));
+        let error = printable(run.and_then(|r| r.error.as_deref()).unwrap_or(""));
+        let error = if error.chars().count() > ERROR_CELL {
+            cut = true;
+            format!(
+                "{}…",
+                error.chars().take(ERROR_CELL - 1).collect::<String>()
+            )
+        } else {
+            error
+        };
+        out.push_str(&row([
+            u.user.as_str(),
+            u.state(),
+            &run.map_or("never".to_owned(), |r| ago(r.finished, now)),
+            &counts.created.to_string(),
+            &counts.updated.to_string(),
+            &counts.deleted.to_string(),
+            &counts.conflicts.to_string(),
+            &counts.failures.to_string(),
+            &u.contact_pairs.to_string(),
+            &u.event_pairs.to_string(),
+            &u.unresolved.to_string(),
+            &error,
+        ]));
+    }
+    if cut {
+        out.push_str("(errors cut short: `exsync status --user ADDRESS` shows the whole text)\n");
     }
     out
 }

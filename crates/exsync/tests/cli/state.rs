@@ -60,6 +60,10 @@ fn seeded(dir: &Path) {
         ..RunCounts::default()
     };
     store.commit_pass(&commit).unwrap();
+    // A second user whose last pass failed with a long error.
+    let mut failed = PassCommit::new(UserKey::new("bo@contoso.test"), Utc::now(), Utc::now());
+    failed.error = Some(format!("impersonation denied: {}", "x".repeat(100)));
+    store.commit_pass(&failed).unwrap();
 }
 
 #[test]
@@ -74,12 +78,42 @@ fn status_lists_users_with_counts_and_unresolved_items() {
         .find(|l| l.starts_with("ann@contoso.test"))
         .expect("a row for ann");
     let cells: Vec<&str> = row.split_whitespace().collect();
-    // user, state, date, time, created, updated, deleted, conflicts, failures, contacts, events, unresolved
-    assert_eq!(cells[1], "active");
+    // user, state, "N s ago", created, updated, deleted, conflicts, failures, contacts, events,
+    // unresolved
+    assert_eq!(cells[1], "syncing", "{row}");
+    assert_eq!(&cells[3..5], ["s", "ago"], "{row}");
     assert_eq!(
-        &cells[4..12],
+        &cells[5..13],
         ["3", "0", "0", "0", "1", "3", "0", "1"],
         "{row}"
+    );
+    // The health header: passes end as often as the service runs them, and who is where.
+    assert!(
+        table.contains("Service: running: the last pass ended "),
+        "{table}"
+    );
+    assert!(
+        table.contains("Users: 2 — 1 syncing, 1 failing, 0 paused, 0 new"),
+        "{table}"
+    );
+    // A failing user says so, with the error cut to fit and where to read all of it.
+    let bo = table
+        .lines()
+        .find(|l| l.starts_with("bo@contoso.test"))
+        .expect("a row for bo");
+    assert!(bo.contains(" failing "), "{bo}");
+    assert!(bo.ends_with("…"), "{bo}");
+    assert!(!bo.contains(&"x".repeat(60)), "{bo}");
+    assert!(table.contains("exsync status --user ADDRESS"), "{table}");
+    // Columns line up whatever the address lengths.
+    let header = table.lines().find(|l| l.starts_with("USER")).unwrap();
+    assert_eq!(header.find("STATE"), row.find("syncing"), "{table}");
+    let full = exsync(dir.path(), &["status", "--user", "bo@contoso.test"]);
+    assert!(full.text().contains(&"x".repeat(100)), "{}", full.text());
+    assert!(
+        full.text().contains("It failed: impersonation denied"),
+        "{}",
+        full.text()
     );
 
     let detail = exsync(dir.path(), &["status", "--user", "ANN@contoso.test"]);
@@ -93,6 +127,7 @@ fn status_lists_users_with_counts_and_unresolved_items() {
     let json = exsync(dir.path(), &["status", "--json"]);
     let value: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(value[0]["contact_pairs"], 3);
+    assert_eq!(value[1]["user"], "bo@contoso.test");
 }
 
 #[test]

@@ -377,6 +377,28 @@ async fn an_admin_sets_up_the_service_account_configurations_and_resets_a_user_i
     d.screenshot("01-login").await;
     d.submit("#login").await;
     assert_eq!(d.text("#sync-state").await, "enabled");
+    // Status at a glance: the last pass and who is where, each user's state, and times in the
+    // reader's zone with how long ago (the script's work: the page itself says UTC).
+    let health = d.text("#health").await;
+    assert!(health.starts_with("Last pass ended "), "{health}");
+    assert!(
+        health.ends_with("1 users: 1 syncing, 0 failing, 0 paused, 0 new."),
+        "{health}"
+    );
+    assert!(
+        health.contains(" s ago)") || health.contains(" min ago)"),
+        "{health}"
+    );
+    assert_eq!(
+        d.text("#users tr[data-user=\"user1@contoso.test\"] td.state")
+            .await,
+        "syncing"
+    );
+    let shown = d
+        .script("var t = document.querySelector('#users time'); return [t.textContent, t.title];")
+        .await;
+    assert!(shown[0].as_str().unwrap().ends_with(" ago)"), "{shown}");
+    assert!(shown[1].as_str().unwrap().ends_with('Z'), "{shown}");
     d.screenshot("02-status").await;
 
     // Service account: masked, copy blocked, saved, never shown back.

@@ -43,6 +43,8 @@ pub(crate) struct UserView {
     /// Why and since when the user's sync is paused (e.g. a pass would have deleted too
     /// much); `null` while it runs.
     pub paused: Option<Pause>,
+    /// `syncing`, `failing` (the last pass failed), `paused`, or `new` (no pass yet).
+    pub state: &'static str,
     /// Records that keep failing to sync, each counted once however many passes it failed.
     pub unresolved: u64,
     /// The mailbox address, lower-cased.
@@ -164,6 +166,7 @@ impl UserView {
             .list_users()?
             .into_iter()
             .map(|status: UserStatus| UserView {
+                state: status.state(),
                 configuration: config.as_ref().and_then(|c| {
                     effective_configuration(&c.configurations, &status.user, &none).map(
                         |(c, by)| AssignedView {
@@ -219,9 +222,9 @@ impl UserView {
         let count =
             |f: fn(&CountsView) -> u64| run.map(|r| f(&r.counts).to_string()).unwrap_or_default();
         format!(
-            "<tr data-user=\"{e}\"><td>{e}</td><td>{}</td><td>{}</td><td>{} / {} / {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{actions}</td></tr>",
+            "<tr data-user=\"{e}\" data-state=\"{state}\"><td>{e}</td><td>{}</td><td class=\"state {state}\">{state}</td><td>{}</td><td>{} / {} / {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{actions}</td></tr>",
             esc(&config),
-            esc(&run.map(|r| time_text(&r.finished)).unwrap_or_default()),
+            run.map(|r| time_element(&r.finished)).unwrap_or_default(),
             esc(&count(|c| c.created)),
             esc(&count(|c| c.updated)),
             esc(&count(|c| c.deleted)),
@@ -233,8 +236,36 @@ impl UserView {
             esc(&self.contact_pairs.to_string()),
             esc(&self.event_pairs.to_string()),
             e = esc(user),
+            state = self.state,
         )
     }
+}
+
+/// A time the console's script shows in the reader's zone and as how long ago; the UTC text
+/// is what a page without script shows.
+fn time_element(t: &DateTime<Utc>) -> String {
+    format!("<time datetime=\"{t}\">{t}</time>", t = esc(&time_text(t)))
+}
+
+/// One line above the users: when the last pass ended and how many users are in each state.
+fn health(users: &[UserView]) -> String {
+    let last = users
+        .iter()
+        .filter_map(|u| u.last_run.as_ref().map(|r| r.finished))
+        .max();
+    let count = |state: &str| users.iter().filter(|u| u.state == state).count();
+    let ended = match last {
+        Some(t) => format!("Last pass ended {}.", time_element(&t)),
+        None => "No pass has ended yet.".to_owned(),
+    };
+    format!(
+        r#"<p id="health">{ended} {} users: <span class="syncing">{} syncing</span>, <span class="failing">{} failing</span>, <span class="paused">{} paused</span>, {} new.</p>"#,
+        users.len(),
+        count("syncing"),
+        count("failing"),
+        count("paused"),
+        count("new"),
+    )
 }
 
 /// The Error cell: why the last pass failed, then what it noticed, each with its fix.
@@ -283,11 +314,12 @@ pub(crate) fn status_page(
     body.push_str(&error_box(error));
     body.push_str(&sync.render(caller));
     body.push_str("<h2>Users</h2>");
+    body.push_str(&health(&users));
     if users.is_empty() {
         body.push_str(r#"<p class="muted">No user has been synced yet.</p>"#);
     } else {
         body.push_str(
-            r#"<table id="users"><tr><th>User</th><th>Configuration</th><th>Last pass</th><th>Created / updated / deleted</th><th>Conflicts</th><th>Failures</th><th>Error</th><th>Paused</th><th>Unresolved items</th><th>Pairs (contacts / events)</th><th></th></tr>"#,
+            r#"<table id="users"><tr><th>User</th><th>Configuration</th><th>State</th><th>Last pass</th><th>Created / updated / deleted</th><th>Conflicts</th><th>Failures</th><th>Error</th><th>Paused</th><th>Unresolved items</th><th>Pairs (contacts / events)</th><th></th></tr>"#,
         );
         for u in &users {
             body.push_str(&u.render_row(caller));
