@@ -136,17 +136,45 @@ pub(crate) fn applied(answer: Answer, call: &Call<'_>) -> Answer {
 pub(crate) struct Shape {
     pub(crate) select: Option<Vec<String>>,
     pub(crate) extended: Option<Vec<String>>,
-    pub(crate) exceptions: bool,
+    /// `$expand=exceptionOccurrences`, with the `$select` of its own options if any.
+    pub(crate) exceptions: Option<Option<Vec<String>>>,
+}
+
+/// `exceptionOccurrences` or `exceptionOccurrences($select=a,b)`: the nested `$select`, if
+/// the expand item names it; `None` when the item is something else.
+fn exceptions_expand(item: &str) -> Result<Option<Option<Vec<String>>>, Answer> {
+    let (name, options) = match item.split_once('(') {
+        Some((name, rest)) => (name.trim(), Some(rest.strip_suffix(')').unwrap_or(rest))),
+        None => (item.trim(), None),
+    };
+    if !name.eq_ignore_ascii_case("exceptionOccurrences") {
+        return Ok(None);
+    }
+    let mut select = None;
+    for option in options.into_iter().flat_map(|o| o.split(';')) {
+        match option.split_once('=') {
+            Some((key, value)) if key.trim().eq_ignore_ascii_case("$select") => {
+                let names: Vec<String> = value.split(',').map(|s| s.trim().to_owned()).collect();
+                check_select(Some(&names), EVENT_PROPERTIES)?;
+                select = Some(names);
+            }
+            _ if option.trim().is_empty() => {}
+            _ => return Err(Answer::bad_request(&format!(
+                "Only $select is supported inside $expand=exceptionOccurrences(…), not '{option}'."
+            ))),
+        }
+    }
+    Ok(Some(select))
 }
 
 impl Shape {
     pub(crate) fn parse(call: &Call<'_>, allow_exceptions: bool) -> Result<Shape, Answer> {
         check_select(call.query.select.as_deref(), EVENT_PROPERTIES)?;
         let expand = parse_expand(call.query.expand.as_deref())?;
-        let mut exceptions = false;
+        let mut exceptions = None;
         for other in &expand.other {
-            if allow_exceptions && other.eq_ignore_ascii_case("exceptionOccurrences") {
-                exceptions = true;
+            if let (true, Some(nested)) = (allow_exceptions, exceptions_expand(other)?) {
+                exceptions = Some(nested);
             } else {
                 return Err(Answer::error(
                     400,
@@ -197,14 +225,14 @@ impl Shape {
             self.select.as_deref(),
             &["singleValueExtendedProperties"],
         );
-        if self.exceptions {
+        if let Some(nested) = &self.exceptions {
             if let Some(map) = out.as_object_mut() {
                 let exceptions: Vec<Value> = instance
                     .event
                     .exceptions(zone)
                     .iter()
                     .filter(|_| series.is_some())
-                    .map(|e| e.render(&view))
+                    .map(|e| project(&e.render(&view), nested.as_deref(), &[]))
                     .collect();
                 map.insert("exceptionOccurrences".into(), Value::Array(exceptions));
             }
@@ -377,7 +405,7 @@ impl Calendar {
                 let shape = Shape {
                     select: None,
                     extended: None,
-                    exceptions: false,
+                    exceptions: None,
                 };
                 let body = shape.render(&event.as_instance(&zone), &zone);
                 applied(
@@ -526,7 +554,7 @@ impl Calendar {
                 let shape = Shape {
                     select: None,
                     extended: None,
-                    exceptions: false,
+                    exceptions: None,
                 };
                 match self.find(id, &zone) {
                     Some(instance) => {

@@ -807,6 +807,31 @@ fn a_series_with_a_moved_and_a_cancelled_occurrence() {
     assert_eq!(ids(exceptions), std::slice::from_ref(&second));
     assert_eq!(exceptions[0]["subject"], "Moved");
     assert_eq!(full["recurrence"]["pattern"]["type"], "weekly");
+    let nested = get(
+        &mut cal,
+        &format!("events/{master_id}"),
+        &[("$expand", "exceptionOccurrences($select=start,subject)")],
+    )
+    .body
+    .unwrap();
+    let nested = &nested["exceptionOccurrences"][0];
+    assert_eq!(nested["subject"], "Moved");
+    assert!(nested.get("body").is_none(), "{nested}");
+    let bad = get(
+        &mut cal,
+        &format!("events/{master_id}"),
+        &[("$expand", "exceptionOccurrences($select=subjekt)")],
+    );
+    assert_eq!(bad.status, 400);
+    assert_eq!(
+        get(
+            &mut cal,
+            &format!("events/{master_id}"),
+            &[("$expand", "instances")]
+        )
+        .status,
+        400
+    );
 
     // calendarView shows the instances, never the master.
     let view = values(&get(&mut cal, "calendarView", &MARCH));
