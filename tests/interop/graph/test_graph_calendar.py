@@ -232,3 +232,32 @@ def test_calendar_view_in_the_preferred_time_zone(graph, mailbox, series):
     assert e.start.time_zone == "Pacific Standard Time"
     local = first - dt.timedelta(hours=8)
     assert e.start.date_time.startswith(local.strftime("%Y-%m-%dT%H:%M:%S")), e.start.date_time
+
+
+def test_calendar_view_delta_reports_changes_outside_its_window_as_removed(graph, mailbox):
+    """Graph's documented quirk: an event added outside the window, or moved out of it, comes
+    back under @removed (a sync filters those by date, it does not delete blindly)."""
+    events = graph.client.users.by_user_id(mailbox).events
+
+    def event(day, subject):
+        start = dt.datetime(2027, 1, 1, 10, tzinfo=dt.timezone.utc) + dt.timedelta(days=day)
+        return graph.run(events.post(Event(
+            subject=subject,
+            start=DateTimeTimeZone(date_time=start.strftime("%Y-%m-%dT%H:%M:%S"), time_zone="UTC"),
+            end=DateTimeTimeZone(date_time=(start + dt.timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%S"), time_zone="UTC"),
+        )))
+
+    window = (dt.datetime(2027, 1, 1, tzinfo=dt.timezone.utc), dt.datetime(2027, 2, 1, tzinfo=dt.timezone.utc))
+    inside = event(9, "Inside")
+    before, link = delta_round(graph, mailbox, window)
+    assert [(e.id, e.subject, e.type) for e in before] == [(inside.id, "Inside", EventType.SingleInstance)]
+
+    outside = event(60, "Outside")
+    later = dt.datetime(2027, 4, 10, 10, tzinfo=dt.timezone.utc)
+    graph.run(events.by_event_id(inside.id).patch(Event(
+        start=DateTimeTimeZone(date_time=later.strftime("%Y-%m-%dT%H:%M:%S"), time_zone="UTC"),
+        end=DateTimeTimeZone(date_time=(later + dt.timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%S"), time_zone="UTC"),
+    )))
+    changes, _ = delta_round(graph, mailbox, link=link)
+    assert {e.id for e in changes} == {inside.id, outside.id}
+    assert all(removed(e) for e in changes)
