@@ -159,9 +159,11 @@ fn exceptions_expand(item: &str) -> Result<Option<Option<Vec<String>>>, Answer> 
                 select = Some(names);
             }
             _ if option.trim().is_empty() => {}
-            _ => return Err(Answer::bad_request(&format!(
+            _ => {
+                return Err(Answer::bad_request(&format!(
                 "Only $select is supported inside $expand=exceptionOccurrences(…), not '{option}'."
-            ))),
+            )))
+            }
         }
     }
     Ok(Some(select))
@@ -529,25 +531,16 @@ impl Calendar {
             Ok(w) => w,
             Err(e) => return e,
         };
-        let target = match self.find(id, &zone) {
-            Some(i) => (
-                i.kind,
-                i.date,
-                i.change_key().to_owned(),
-                i.event.id.clone(),
-            ),
+        let (date, change_key, master_id) = match self.find(id, &zone) {
+            Some(i) => (i.date, i.change_key().to_owned(), i.event.id.clone()),
             None => return Answer::not_found("event"),
         };
-        let (kind, date, change_key, master_id) = target;
         if let Err(e) = check_if_match(call.if_match, &change_key) {
             return e;
         }
         let result = match date {
             None => self.patch_event(&master_id, &write, call),
-            Some(date) => {
-                let _ = kind;
-                self.patch_occurrence(&master_id, date, &write, call)
-            }
+            Some(date) => self.patch_occurrence(&master_id, date, &write, call),
         };
         match result {
             Ok(()) => {
