@@ -100,7 +100,13 @@ async fn graph_start_writes_a_private_sim_json() {
         json["token_url"],
         format!("https://127.0.0.1:{port}/{tenant}/oauth2/v2.0/token")
     );
-    for key in ["client_id", "client_secret", "control_token", "control_url"] {
+    for key in [
+        "client_id",
+        "client_secret",
+        "service_principal_id",
+        "control_token",
+        "control_url",
+    ] {
         assert!(!json[key].as_str().unwrap().is_empty(), "{key}");
     }
     for key in ["certificate_pem", "private_key_pem", "ca_pem"] {

@@ -74,6 +74,9 @@ pub struct SimInfo {
     pub tenant_id: String,
     /// The app registration's client id.
     pub client_id: String,
+    /// The app's service principal (the Enterprise application's object id), which Exchange's
+    /// `New-ServicePrincipal -ObjectId` names in RBAC for Applications.
+    pub service_principal_id: String,
     /// Its client secret.
     pub client_secret: String,
     /// The app's certificate credential (PEM), registered with the app.
@@ -153,6 +156,7 @@ impl GraphSim {
             authority,
             tenant_id: identity.tenant_id().to_string(),
             client_id: identity.client_id().to_string(),
+            service_principal_id: identity.service_principal_id().to_string(),
             client_secret: identity.client_secret().to_string(),
             certificate_pem: identity.certificate_path().to_path_buf(),
             private_key_pem: identity.private_key_path().to_path_buf(),
