@@ -1,5 +1,6 @@
-//! `POST /$batch`: up to 20 requests per call, relative URLs, unique ids, `dependsOn`, and
-//! each item's own status. Graph throttles items one by one, so an item answered 429 is sent
+//! `POST /$batch`: up to 20 requests per call, relative URLs, unique ids, `dependsOn` (a
+//! batch is fully parallel or fully sequential, as Graph requires), and each item's own
+//! status. Graph throttles items one by one, so an item answered 429 is sent
 //! again after its `Retry-After`, with the items that depended on it, and nothing else.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -63,7 +64,9 @@ impl BatchRequest {
         self
     }
 
-    fn to_json(&self, present: &HashSet<&str>) -> Value {
+    /// The item as `$batch` takes it, depending on `after` (the previous item of a
+    /// sequential batch) or on nothing.
+    fn to_json(&self, after: Option<&str>) -> Value {
         let mut item = Map::new();
         item.insert("id".into(), json!(self.id));
         item.insert("method".into(), json!(self.method.as_str()));
@@ -85,15 +88,8 @@ impl BatchRequest {
         if !headers.is_empty() {
             item.insert("headers".into(), Value::Object(headers));
         }
-        // A dependency answered in an earlier round is not in this batch: Graph would refuse
-        // the id, and it has succeeded anyway.
-        let depends: Vec<&String> = self
-            .depends_on
-            .iter()
-            .filter(|d| present.contains(d.as_str()))
-            .collect();
-        if !depends.is_empty() {
-            item.insert("dependsOn".into(), json!(depends));
+        if let Some(after) = after {
+            item.insert("dependsOn".into(), json!([after]));
         }
         Value::Object(item)
     }
@@ -128,10 +124,10 @@ impl BatchReply {
         Some(e)
     }
 
-    /// The item's body, or its error.
-    pub fn into_result(self) -> std::result::Result<Value, GraphError> {
+    /// The item's body, or its error (as [`Error::Api`], so the same helpers classify it).
+    pub fn into_result(self) -> Result<Value> {
         match self.error() {
-            Some(e) => Err(e),
+            Some(e) => Err(e.into()),
             None => Ok(self.body),
         }
     }
@@ -149,9 +145,22 @@ impl BatchReply {
     }
 }
 
-/// Checks ids and dependencies, and splits the requests into batches of at most
-/// [`BATCH_MAX`], keeping each group linked by `dependsOn` in one batch.
-pub(crate) fn split(requests: &[BatchRequest]) -> Result<Vec<Vec<usize>>> {
+/// One `$batch` to send: Graph takes a batch that is either fully parallel (no `dependsOn`)
+/// or fully sequential (each item depending on the one before it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Plan {
+    /// Indexes into the requests, in the order they are sent.
+    pub(crate) members: Vec<usize>,
+    /// Each member after the first depends on the one before it.
+    pub(crate) sequential: bool,
+}
+
+/// Checks ids and dependencies, and plans the batches: requests without dependencies travel
+/// in parallel batches of up to [`BATCH_MAX`]; each group linked by `dependsOn` travels as one
+/// sequential batch, its requests in an order where every dependency comes first. Chaining a
+/// group makes a request wait for (and fail with) every earlier one of its group, not only the
+/// ones it named: Graph offers no shape in between.
+pub(crate) fn split(requests: &[BatchRequest]) -> Result<Vec<Plan>> {
     let mut index: HashMap<&str, usize> = HashMap::new();
     for (i, r) in requests.iter().enumerate() {
         if r.id.is_empty() {
@@ -170,6 +179,20 @@ pub(crate) fn split(requests: &[BatchRequest]) -> Result<Vec<Vec<usize>>> {
             )));
         }
     }
+    let mut deps: Vec<Vec<usize>> = Vec::with_capacity(requests.len());
+    for r in requests {
+        let mut mine = Vec::new();
+        for d in &r.depends_on {
+            let Some(&j) = index.get(d.as_str()) else {
+                return Err(Error::Config(format!(
+                    "batch request {:?} depends on {d:?}, which is not in the batch",
+                    r.id
+                )));
+            };
+            mine.push(j);
+        }
+        deps.push(mine);
+    }
     // Union-find over dependsOn: linked requests share a root.
     let mut parent: Vec<usize> = (0..requests.len()).collect();
     fn root(parent: &mut [usize], mut i: usize) -> usize {
@@ -179,42 +202,84 @@ pub(crate) fn split(requests: &[BatchRequest]) -> Result<Vec<Vec<usize>>> {
         }
         i
     }
-    for (i, r) in requests.iter().enumerate() {
-        for d in &r.depends_on {
-            let Some(&j) = index.get(d.as_str()) else {
-                return Err(Error::Config(format!(
-                    "batch request {:?} depends on {d:?}, which is not in the batch",
-                    r.id
-                )));
-            };
+    for (i, mine) in deps.iter().enumerate() {
+        for &j in mine {
             let (a, b) = (root(&mut parent, i), root(&mut parent, j));
             parent[a] = b;
         }
     }
-    let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
     let mut group_of: HashMap<usize, usize> = HashMap::new();
     for i in 0..requests.len() {
         let r = root(&mut parent, i);
         let g = *group_of.entry(r).or_insert_with(|| {
-            groups.push((r, Vec::new()));
+            groups.push(Vec::new());
             groups.len() - 1
         });
-        groups[g].1.push(i);
+        groups[g].push(i);
     }
-    let mut batches: Vec<Vec<usize>> = Vec::new();
-    for (_, members) in groups {
+    let mut plans: Vec<Plan> = Vec::new();
+    let mut parallel: Vec<usize> = Vec::new();
+    for members in groups {
+        if members.len() == 1 && deps[members[0]].is_empty() {
+            parallel.push(members[0]);
+            if parallel.len() == BATCH_MAX {
+                plans.push(Plan {
+                    members: std::mem::take(&mut parallel),
+                    sequential: false,
+                });
+            }
+            continue;
+        }
         if members.len() > BATCH_MAX {
             return Err(Error::Config(format!(
                 "{} batch requests are linked by dependsOn; one batch holds at most {BATCH_MAX}",
                 members.len()
             )));
         }
-        match batches.last_mut() {
-            Some(last) if last.len() + members.len() <= BATCH_MAX => last.extend(members),
-            _ => batches.push(members),
+        plans.push(Plan {
+            members: dependency_order(&members, &deps, requests)?,
+            sequential: true,
+        });
+    }
+    if !parallel.is_empty() {
+        plans.push(Plan {
+            members: parallel,
+            sequential: false,
+        });
+    }
+    Ok(plans)
+}
+
+/// `members` ordered so each comes after everything it depends on, otherwise as given.
+fn dependency_order(
+    members: &[usize],
+    deps: &[Vec<usize>],
+    requests: &[BatchRequest],
+) -> Result<Vec<usize>> {
+    let mut placed: HashSet<usize> = HashSet::new();
+    let mut order = Vec::with_capacity(members.len());
+    while order.len() < members.len() {
+        let next = members
+            .iter()
+            .find(|&&i| !placed.contains(&i) && deps[i].iter().all(|d| placed.contains(d)));
+        match next {
+            Some(&i) => {
+                placed.insert(i);
+                order.push(i);
+            }
+            None => {
+                let stuck = members
+                    .iter()
+                    .find(|i| !placed.contains(i))
+                    .map_or("", |&i| requests[i].id.as_str());
+                return Err(Error::Config(format!(
+                    "batch request {stuck:?} is part of a dependsOn cycle"
+                )));
+            }
         }
     }
-    Ok(batches)
+    Ok(order)
 }
 
 fn parse_replies(body: &Value) -> Result<Vec<BatchReply>> {
@@ -260,11 +325,12 @@ impl GraphClient {
     /// or 503/504 for a read) is sent again after its `Retry-After` together with the items
     /// that failed only because they depended on it; the items that got an answer are not.
     pub async fn batch(&self, requests: Vec<BatchRequest>) -> Result<Vec<BatchReply>> {
-        let batches = split(&requests)?;
+        let plans = split(&requests)?;
         let mut replies: HashMap<String, BatchReply> = HashMap::new();
-        for members in batches {
-            let chunk: Vec<&BatchRequest> = members.iter().map(|&i| &requests[i]).collect();
-            self.run_batch(&chunk, &mut replies).await?;
+        for plan in plans {
+            let chunk: Vec<&BatchRequest> = plan.members.iter().map(|&i| &requests[i]).collect();
+            self.run_batch(&chunk, plan.sequential, &mut replies)
+                .await?;
         }
         requests
             .iter()
@@ -279,13 +345,28 @@ impl GraphClient {
     async fn run_batch(
         &self,
         chunk: &[&BatchRequest],
+        sequential: bool,
         replies: &mut HashMap<String, BatchReply>,
     ) -> Result<()> {
         let mut pending: Vec<&BatchRequest> = chunk.to_vec();
         let mut round = 1;
         loop {
             let present: HashSet<&str> = pending.iter().map(|r| r.id.as_str()).collect();
-            let body = json!({"requests": pending.iter().map(|r| r.to_json(&present)).collect::<Vec<_>>()});
+            // In a sequential batch each item waits for the one before it; the items already
+            // answered in an earlier round are not sent again, so the chain closes over them.
+            let after: HashMap<&str, &str> = if sequential {
+                pending
+                    .windows(2)
+                    .map(|w| (w[1].id.as_str(), w[0].id.as_str()))
+                    .collect()
+            } else {
+                HashMap::new()
+            };
+            let items: Vec<Value> = pending
+                .iter()
+                .map(|r| r.to_json(after.get(r.id.as_str()).copied()))
+                .collect();
+            let body = json!({ "requests": items });
             let mut costs: Vec<(String, u32)> =
                 pending.iter().map(|r| (mailbox_of(&r.url), 1)).collect();
             costs.sort();
@@ -316,19 +397,13 @@ impl GraphClient {
                 .filter(|r| by_id.get(r.id.as_str()).is_some_and(|q| retryable(r, q)))
                 .map(|r| r.id.clone())
                 .collect();
-            loop {
-                let before = again.len();
-                for r in &answered {
-                    if r.status == 424
-                        && by_id
-                            .get(r.id.as_str())
-                            .is_some_and(|q| q.depends_on.iter().any(|d| again.contains(d)))
-                    {
-                        again.insert(r.id.clone());
-                    }
-                }
-                if again.len() == before {
-                    break;
+            // In sending order, so a chain of 424s behind a throttled item follows it.
+            let status: HashMap<&str, u16> =
+                answered.iter().map(|r| (r.id.as_str(), r.status)).collect();
+            for r in &pending {
+                let waited_on = after.get(r.id.as_str()).is_some_and(|p| again.contains(*p));
+                if status.get(r.id.as_str()) == Some(&424) && waited_on {
+                    again.insert(r.id.clone());
                 }
             }
             let wait = answered
@@ -381,17 +456,30 @@ mod tests {
     }
 
     #[test]
-    fn splits_keep_dependency_groups_together() {
+    fn independent_requests_go_in_parallel_and_linked_ones_in_sequence() {
         let mut requests: Vec<BatchRequest> = (0..45).map(|i| get(&i.to_string())).collect();
-        // 18 → 19 → 20 must travel together.
-        requests[19] = get("19").depends_on("18");
-        requests[20] = get("20").depends_on("19");
-        let batches = split(&requests).unwrap();
-        assert!(batches.iter().all(|b| b.len() <= BATCH_MAX));
-        assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), 45);
-        let with = |i: usize| batches.iter().position(|b| b.contains(&i)).unwrap();
-        assert_eq!(with(18), with(19));
-        assert_eq!(with(19), with(20));
+        // 20 ← 19 ← 18 (listed out of order) and 31 ← 30, 32 ← 30: two sequential groups.
+        requests[18] = get("18").depends_on("19");
+        requests[19] = get("19").depends_on("20");
+        requests[31] = get("31").depends_on("30");
+        requests[32] = get("32").depends_on("30");
+        let plans = split(&requests).unwrap();
+        assert!(plans.iter().all(|p| p.members.len() <= BATCH_MAX));
+        assert_eq!(plans.iter().map(|p| p.members.len()).sum::<usize>(), 45);
+        let sequential: Vec<&Plan> = plans.iter().filter(|p| p.sequential).collect();
+        assert_eq!(sequential.len(), 2);
+        // Dependencies first.
+        assert_eq!(sequential[0].members, [20, 19, 18]);
+        assert_eq!(sequential[1].members, [30, 31, 32]);
+        // The other 39 in parallel batches of up to 20.
+        let parallel: Vec<usize> = plans
+            .iter()
+            .filter(|p| !p.sequential)
+            .map(|p| p.members.len())
+            .collect();
+        assert_eq!(parallel, [20, 19]);
+        let cycle = [get("a").depends_on("b"), get("b").depends_on("a")];
+        assert!(split(&cycle).is_err());
     }
 
     #[test]
@@ -416,12 +504,11 @@ mod tests {
     fn items_carry_content_type_and_only_present_dependencies() {
         let r = BatchRequest::new("2", Method::POST, "/users/u/contacts")
             .json(json!({"givenName": "A"}))
-            .depends_on("1")
             .depends_on("0");
-        let present: HashSet<&str> = ["1", "2"].into_iter().collect();
-        let item = r.to_json(&present);
+        let item = r.to_json(Some("1"));
         assert_eq!(item["headers"]["Content-Type"], "application/json");
         assert_eq!(item["dependsOn"], json!(["1"]));
+        assert_eq!(get("x").to_json(None).get("dependsOn"), None);
         assert_eq!(item["url"], "/users/u/contacts");
         let reply = BatchReply {
             id: "2".into(),

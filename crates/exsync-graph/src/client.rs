@@ -467,6 +467,11 @@ fn graph_error(reply: &RawReply) -> GraphError {
     let body: Value = serde_json::from_slice(&reply.body).unwrap_or_default();
     let mut error = GraphError::from_body(reply.status, &body);
     error.retry_after = retry_after(&reply.headers);
+    error.location = reply
+        .headers
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     if error.request_id.is_none() {
         error.request_id = reply
             .headers

@@ -42,7 +42,7 @@ pub enum AssertionAlgorithm {
 }
 
 /// The app registration's credential.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum Credential {
     /// A certificate uploaded to the app registration, and its private key: each token
     /// request carries an assertion signed with the key.
@@ -56,6 +56,28 @@ pub enum Credential {
     },
     /// A client secret, sent with each token request.
     Secret(Secret),
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            // The certificate is public but long; its size is enough in a log line.
+            Credential::Certificate {
+                certificate_pem,
+                private_key_pem,
+                algorithm,
+            } => f
+                .debug_struct("Certificate")
+                .field(
+                    "certificate_pem",
+                    &format_args!("{} bytes", certificate_pem.len()),
+                )
+                .field("private_key_pem", private_key_pem)
+                .field("algorithm", algorithm)
+                .finish(),
+            Credential::Secret(secret) => f.debug_tuple("Secret").field(secret).finish(),
+        }
+    }
 }
 
 /// Requests in flight per mailbox: Exchange Online allows 4 per app and mailbox; one is left
@@ -152,5 +174,35 @@ impl GraphConfig {
             limits: Limits::default(),
             observer: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_holds_no_secret() {
+        let secret = GraphConfig::new(
+            "t",
+            "c",
+            Cloud::Global,
+            Credential::Secret(Secret::new("s3cr3t-value")),
+        );
+        let text = format!("{secret:?}");
+        assert!(
+            !text.contains("s3cr3t-value") && text.contains("Secret(…)"),
+            "{text}"
+        );
+        let cert = Credential::Certificate {
+            certificate_pem: b"-----BEGIN CERTIFICATE-----".to_vec(),
+            private_key_pem: Secret::new("-----BEGIN PRIVATE KEY-----MIIE"),
+            algorithm: AssertionAlgorithm::Ps256,
+        };
+        let text = format!("{cert:?}");
+        assert!(
+            !text.contains("MIIE") && text.contains("27 bytes"),
+            "{text}"
+        );
     }
 }

@@ -22,9 +22,10 @@ pub enum Error {
     /// Entra ID refused the token request.
     #[error(transparent)]
     Auth(#[from] AuthError),
-    /// Graph answered with an error.
+    /// Graph answered with an error (boxed: it is the largest variant, and errors travel in
+    /// every `Result`).
     #[error(transparent)]
-    Api(#[from] GraphError),
+    Api(Box<GraphError>),
     /// Graph asked us to leave this mailbox alone for longer than a request may wait; nothing
     /// was sent. Other mailboxes are not affected.
     #[error("Graph throttled mailbox {mailbox}: paused for another {}s", wait.as_secs())]
@@ -41,6 +42,12 @@ pub enum Error {
     /// An answer arrived but was not what Graph documents.
     #[error("unexpected response: {0}")]
     Decode(String),
+}
+
+impl From<GraphError> for Error {
+    fn from(e: GraphError) -> Error {
+        Error::Api(Box::new(e))
+    }
 }
 
 impl Error {
@@ -105,6 +112,8 @@ pub struct GraphError {
     pub request_id: Option<String>,
     /// The wait the answer asked for (`Retry-After`).
     pub retry_after: Option<Duration>,
+    /// The `Location` header: a 410 for a migrated mailbox names the URL to list afresh.
+    pub location: Option<String>,
 }
 
 /// Codes Graph (and clients in the wild) use to say a delta token can no longer be used.
@@ -128,6 +137,7 @@ impl GraphError {
             inner_code: inner.and_then(|i| text(i, "code")),
             request_id: inner.and_then(|i| text(i, "request-id")),
             retry_after: None,
+            location: None,
         }
     }
 
@@ -332,7 +342,7 @@ mod tests {
         assert!(graph(412, "ErrorIrresolvableConflict").is_stale_etag());
         assert!(graph(404, "ErrorItemNotFound").is_not_found());
         assert!(!graph(400, "ErrorItemNotFound").is_not_found());
-        let e = Error::Api(graph(429, "TooManyRequests"));
+        let e = Error::from(graph(429, "TooManyRequests"));
         assert!(e.is_throttled() && !e.is_not_found());
     }
 

@@ -609,3 +609,34 @@ async fn a_reply_over_the_cap_is_refused() {
     // The token answer and a user are small: they still fit.
     client.get(&format!("/users/{USER1}")).await.unwrap();
 }
+
+#[tokio::test]
+async fn entra_refusals_say_what_to_check() {
+    let h = Harness::start().await;
+    // The app's key, but a certificate never uploaded to the app registration.
+    let key = std::fs::read_to_string(&h.sim.info.private_key_pem).unwrap();
+    let signer =
+        rcgen::KeyPair::from_pkcs8_pem_and_sign_algo(&key, &rcgen::PKCS_RSA_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.not_before = rcgen::date_time_ymd(2021, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2098, 1, 1);
+    let unregistered = params.self_signed(&signer).unwrap().pem();
+    let client = h.client(Credential::Certificate {
+        certificate_pem: unregistered.into_bytes(),
+        private_key_pem: Secret::new(key),
+        algorithm: AssertionAlgorithm::Ps256,
+    });
+    let err = client.token().await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("AADSTS700027"), "{text}");
+    assert!(text.contains("upload the certificate"), "{text}");
+
+    // An application the tenant does not know.
+    let mut config = h.config(h.secret());
+    config.client_id = "00000000-0000-0000-0000-000000000001".into();
+    let err = GraphClient::new(config).unwrap().token().await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("AADSTS700016"), "{text}");
+    assert!(text.contains("client id"), "{text}");
+    assert_eq!(h.counter(&["requests"]).await, 0);
+}
