@@ -108,6 +108,15 @@ struct Listing {
     skip: usize,
     filter: Option<Filter>,
     order: Vec<(&'static str, bool)>,
+    /// `$count=true`: the number of matches goes in `@odata.count`.
+    count: bool,
+}
+
+/// One page of a plain list.
+struct Page<T> {
+    items: Vec<T>,
+    next: Option<String>,
+    count: Option<usize>,
 }
 
 /// `prop [asc|desc], …` over the properties a list may be sorted by.
@@ -194,7 +203,23 @@ impl Listing {
                 "$skip may be at most {MAX_SKIP}."
             )));
         }
+        let count = match call
+            .query
+            .params
+            .get("$count")
+            .map(|c| c.to_ascii_lowercase())
+        {
+            None => false,
+            Some(c) if c == "true" => true,
+            Some(c) if c == "false" => false,
+            Some(c) => {
+                return Err(Answer::bad_request(&format!(
+                    "Invalid value '{c}' for $count: true or false."
+                )))
+            }
+        };
         Ok(Listing {
+            count,
             page: page_size(
                 call.prefer,
                 call.query.top,
@@ -209,14 +234,15 @@ impl Listing {
 
     /// The page's items out of every match, and the `@odata.nextLink` when more follow
     /// (Outlook's `$top`/`$skip` form, with the request's other options kept).
-    fn page<T>(
-        &self,
-        call: &Call<'_>,
-        matching: impl Iterator<Item = T>,
-    ) -> (Vec<T>, Option<String>) {
-        let mut rest = matching.skip(self.skip);
+    fn page<T>(&self, call: &Call<'_>, matching: impl Iterator<Item = T>) -> Page<T> {
+        let mut counted = 0usize;
+        let mut rest = matching.inspect(|_| counted += 1).skip(self.skip);
         let items: Vec<T> = rest.by_ref().take(self.page).collect();
         let more = rest.next().is_some();
+        if self.count {
+            rest.by_ref().for_each(drop);
+        }
+        drop(rest);
         let next = more.then(|| {
             let base = format!("{}/{}", call.user_url, call.path.join("/"));
             let select = call.query.select.as_ref().map(|s| s.join(","));
@@ -235,16 +261,26 @@ impl Listing {
             if let Some(orderby) = call.query.orderby.as_deref() {
                 params.push(("$orderby", orderby));
             }
+            if self.count {
+                params.push(("$count", "true"));
+            }
             params.push(("$top", &top));
             params.push(("$skip", &skip));
             link(&base, &params)
         });
-        (items, next)
+        Page {
+            items,
+            next,
+            count: self.count.then_some(counted),
+        }
     }
 }
 
-fn collection(items: Vec<Value>, next: Option<String>) -> Answer {
+fn collection(items: Vec<Value>, next: Option<String>, count: Option<usize>) -> Answer {
     let mut body = json!({ "value": items });
+    if let Some(count) = count {
+        body["@odata.count"] = json!(count);
+    }
     if let Some(next) = next {
         body["@odata.nextLink"] = json!(next);
     }
@@ -457,7 +493,7 @@ impl Contacts {
             Some(f) => f.matches_map(c.filter_view(), &c.extended),
             None => true,
         });
-        let (page, next) = if listing.order.is_empty() {
+        let page = if listing.order.is_empty() {
             listing.page(call, matching)
         } else {
             let mut all: Vec<(&str, &Contact)> = matching.collect();
@@ -466,10 +502,11 @@ impl Contacts {
         };
         let select = call.query.select.as_deref();
         let items = page
+            .items
             .into_iter()
             .map(|(id, c)| Self::shown(c, id, folder, select, extended.as_deref()))
             .collect();
-        Ok(collection(items, next))
+        Ok(collection(items, page.next, page.count))
     }
 
     fn get_contact(&self, call: &Call<'_>, folder: &str, id: &str) -> Result<Answer, Answer> {

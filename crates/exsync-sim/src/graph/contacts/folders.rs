@@ -140,10 +140,10 @@ impl Contacts {
                 sort_by_keys(&mut matching, &listing.order, |f, prop| {
                     f.get(prop).and_then(Value::as_str).map(str::to_owned)
                 });
-                let (page, next) = listing.page(call, matching.into_iter());
+                let page = listing.page(call, matching.into_iter());
                 let select = call.query.select.as_deref();
-                let items = page.iter().map(|f| project(f, select, &[])).collect();
-                Ok(collection(items, next))
+                let items = page.items.iter().map(|f| project(f, select, &[])).collect();
+                Ok(collection(items, page.next, page.count))
             }
             Method::POST => {
                 let name = display_name(call.body, true)?.unwrap_or_default();

@@ -611,6 +611,30 @@ fn lists_page_with_top_skip_and_next_links() {
     assert!(top.get("@odata.nextLink").is_none());
     let prefer = ok(Req::new(&path).page(20).get(&mut store), 200);
     assert_eq!(ids(&prefer).len(), 20);
+    assert!(prefer.get("@odata.count").is_none());
+
+    // $count counts every match, not the page.
+    let counted = ok(
+        Req::new(&path)
+            .q("$count", "true")
+            .q("$top", "3")
+            .get(&mut store),
+        200,
+    );
+    assert_eq!(counted["@odata.count"], 25);
+    assert_eq!(ids(&counted).len(), 3);
+    let filtered = ok(
+        Req::new(&path)
+            .q("$count", "true")
+            .q("$filter", "startswith(givenName,'P1')")
+            .get(&mut store),
+        200,
+    );
+    assert_eq!(filtered["@odata.count"], 10);
+    assert_eq!(
+        Req::new(&path).q("$count", "yes").get(&mut store).status,
+        400
+    );
 
     // $orderby sorts before paging, and the next link keeps it.
     let desc = ok(
