@@ -640,3 +640,42 @@ async fn entra_refusals_say_what_to_check() {
     assert!(text.contains("client id"), "{text}");
     assert_eq!(h.counter(&["requests"]).await, 0);
 }
+
+#[tokio::test]
+async fn a_throttled_item_of_a_sequence_is_sent_again_with_the_items_behind_it() {
+    let h = Harness::start().await;
+    let client = h.client(h.secret());
+    client.get(&format!("/users/{USER1}")).await.unwrap();
+    h.control
+        .ok(
+            "POST",
+            "/faults",
+            Some(&json!({"mailbox": USER2, "status": 429, "count": 1, "retry_after": 1})),
+        )
+        .await;
+    let requests = vec![
+        BatchRequest::new("get1", Method::GET, format!("/users/{USER1}/contacts")),
+        BatchRequest::new("post2", Method::POST, format!("/users/{USER2}/contacts"))
+            .depends_on("get1")
+            .json(json!({"givenName": "Chained"})),
+        BatchRequest::new("list2", Method::GET, format!("/users/{USER2}/contacts"))
+            .depends_on("post2"),
+    ];
+    let replies = client.batch(requests).await.unwrap();
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 201, 200], "{replies:?}");
+    // The first item ran once; the throttled one and the one behind it ran again.
+    assert_eq!(h.counter(&["mailboxes", USER1]).await, 2);
+    assert_eq!(h.counter(&["endpoints", "POST /$batch"]).await, 2);
+    let created = client
+        .get(&format!("/users/{USER2}/contacts"))
+        .await
+        .unwrap();
+    let chained = created["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["givenName"] == "Chained")
+        .count();
+    assert_eq!(chained, 1, "{created}");
+}
