@@ -1202,6 +1202,43 @@ fn delta_reports_a_deleted_series_and_a_moved_window_needs_its_own_round() {
 }
 
 #[test]
+fn a_change_made_while_a_round_is_paged_reaches_the_next_round() {
+    let mut cal = Calendar::default();
+    for day in 2..=4 {
+        post(
+            &mut cal,
+            event(
+                &format!("E{day}"),
+                &format!("2026-03-0{day}T09:00:00"),
+                &format!("2026-03-0{day}T10:00:00"),
+                "UTC",
+            ),
+        );
+    }
+    let req = Req {
+        page: Some(1),
+        query: MARCH
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..Req::default()
+    };
+    let first = send(&mut cal, Method::GET, "calendarView/delta", &req, None);
+    let sent = values(&first)[0]["id"].as_str().unwrap().to_owned();
+    let next = first.body.unwrap()["@odata.nextLink"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The item already sent goes away while the client reads the rest of the round.
+    assert_eq!(delete(&mut cal, &sent).status, 204);
+    let (rest, link) = delta_round(&mut cal, Some(&next), 1);
+    assert_eq!(rest.len(), 2);
+    let (changes, _) = delta_round(&mut cal, Some(&link), 10);
+    assert_eq!(ids(&changes), [sent]);
+    assert_eq!(changes[0]["@removed"]["reason"], "deleted");
+}
+
+#[test]
 fn the_store_round_trips_through_json() {
     let mut cal = Calendar::default();
     let master = weekly(&mut cal, 3);

@@ -280,6 +280,11 @@ struct DeltaState {
     since: u64,
     /// First round: the current state, no removals.
     first: bool,
+    /// The sequence when the round began: what its deltaLink covers. Not the sequence at its
+    /// last page, or a change made while the client paged (to an item already sent) would
+    /// fall between two rounds and never be reported.
+    #[serde(default)]
+    upto: u64,
     /// Within a round: the last entry sent (sequence, id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     after: Option<(u64, String)>,
@@ -384,12 +389,16 @@ pub(crate) fn delta(cal: &Calendar, call: &Call<'_>) -> Answer {
         });
     let state = match token {
         Some((token, param)) => {
-            let state: DeltaState = match decode_token(token, param) {
+            let mut state: DeltaState = match decode_token(token, param) {
                 Ok(s) => s,
                 Err(e) => return e,
             };
             if state.g != cal.generation || (!state.first && state.since < cal.history_floor) {
                 return Answer::sync_state_not_found();
+            }
+            if param == "$deltatoken" {
+                state.upto = cal.seq;
+                state.after = None;
             }
             state
         }
@@ -404,6 +413,7 @@ pub(crate) fn delta(cal: &Calendar, call: &Call<'_>) -> Answer {
                 to: to.timestamp(),
                 since: 0,
                 first: true,
+                upto: cal.seq,
                 after: None,
             }
         }
@@ -457,8 +467,9 @@ pub(crate) fn delta(cal: &Calendar, call: &Call<'_>) -> Answer {
             g: cal.generation,
             from: state.from,
             to: state.to,
-            since: cal.seq,
+            since: state.upto,
             first: false,
+            upto: state.upto,
             after: None,
         };
         (
