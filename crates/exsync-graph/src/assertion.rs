@@ -73,6 +73,20 @@ fn digest_b64(algorithm: &'static ring::digest::Algorithm, data: &[u8]) -> Strin
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(ring::digest::digest(algorithm, data))
 }
 
+/// When the certificate in `certificate_pem` (the first of a chain) expires, read without its
+/// key: a check can name the date even when the key is missing or wrong.
+pub fn certificate_expiry(certificate_pem: &[u8]) -> Result<DateTime<Utc>> {
+    let der = pem_blocks(certificate_pem)
+        .into_iter()
+        .find(|b| b.label == "CERTIFICATE")
+        .ok_or_else(|| Error::Config("the certificate file holds no PEM CERTIFICATE".into()))?
+        .contents;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der)
+        .map_err(|e| Error::Config(format!("the certificate does not parse: {e}")))?;
+    DateTime::<Utc>::from_timestamp(cert.validity().not_after.timestamp(), 0)
+        .ok_or_else(|| Error::Config("the certificate's expiry is out of range".into()))
+}
+
 impl Certificate {
     /// Reads the certificate (the first of a PEM chain) and its RSA key (PKCS#8 or PKCS#1,
     /// possibly in the same PEM), and checks the key signs what the certificate's public key
@@ -302,6 +316,11 @@ pub(crate) mod tests {
         )
         .unwrap();
         assert_eq!(cert.not_after().to_rfc3339(), "2030-06-01T00:00:00+00:00");
+        assert_eq!(
+            certificate_expiry(pem.as_bytes()).unwrap(),
+            cert.not_after()
+        );
+        assert!(certificate_expiry(b"no certificate").is_err());
         let before = DateTime::parse_from_rfc3339("2030-04-01T00:00:00Z").unwrap();
         let near = DateTime::parse_from_rfc3339("2030-05-10T00:00:00Z").unwrap();
         assert!(!cert.expires_soon(before.into()));

@@ -19,7 +19,7 @@ mod throttle;
 mod token;
 mod transport;
 
-pub use assertion::{Certificate, CERTIFICATE_WARNING_DAYS};
+pub use assertion::{certificate_expiry, Certificate, CERTIFICATE_WARNING_DAYS};
 pub use batch::{BatchReply, BatchRequest, BATCH_MAX};
 pub use client::{Collected, GraphClient, GraphReply, GraphRequest, Idempotency, Page, MAX_PAGES};
 pub use cloud::{Cloud, API_VERSION};

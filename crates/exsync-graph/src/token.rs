@@ -188,17 +188,19 @@ impl TokenClient {
                     if attempt >= http.limits.max_attempts
                         || wait.is_some_and(|w| w > http.limits.max_wait)
                     {
-                        return Err(AuthError::from_body(
+                        let mut error = AuthError::from_body(
                             reply.status,
                             &String::from_utf8_lossy(&reply.body),
-                        )
-                        .into());
+                        );
+                        self.redact(&mut error);
+                        return Err(error.into());
                     }
                     wait
                 }
                 Ok(reply) => {
-                    let error =
+                    let mut error =
                         AuthError::from_body(reply.status, &String::from_utf8_lossy(&reply.body));
+                    self.redact(&mut error);
                     tracing::warn!(
                         status = reply.status,
                         error = %error.error,
@@ -220,6 +222,21 @@ impl TokenClient {
             let wait = retryable.unwrap_or_else(|| http.backoff(attempt));
             attempt += 1;
             tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Entra never repeats a credential, but a proxy or a wrong endpoint answering with the
+    /// request it got would: the secret is cut out of whatever text an error keeps.
+    fn redact(&self, error: &mut AuthError) {
+        if let Method::Secret(secret) = &self.method {
+            let raw = String::from_utf8_lossy(secret.expose()).into_owned();
+            // As sent in the form, too.
+            let encoded: String = url::form_urlencoded::byte_serialize(secret.expose()).collect();
+            for form in [raw, encoded] {
+                if !form.is_empty() && error.description.contains(&form) {
+                    error.description = error.description.replace(&form, "[redacted]");
+                }
+            }
         }
     }
 
@@ -260,6 +277,28 @@ impl TokenClient {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    #[test]
+    fn an_echoed_secret_is_cut_out_of_the_error() {
+        let config = GraphConfig::new(
+            "t",
+            "c",
+            crate::Cloud::Global,
+            Credential::Secret(Secret::new("a~b+c/d")),
+        );
+        let tokens = TokenClient::new(&config).unwrap();
+        let mut error = AuthError::from_body(
+            400,
+            "<html>bad request: client_secret=a%7Eb%2Bc%2Fd or a~b+c/d</html>",
+        );
+        tokens.redact(&mut error);
+        assert!(!error.description.contains("a%7Eb") && !error.description.contains("a~b"));
+        assert!(
+            error.description.contains("[redacted]"),
+            "{}",
+            error.description
+        );
+    }
 
     #[test]
     fn token_debug_hides_the_value_and_roles_are_read() {
