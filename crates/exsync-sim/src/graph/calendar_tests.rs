@@ -522,6 +522,9 @@ fn events_page_with_top_and_next_links() {
             .map(str::to_owned);
     }
     assert_eq!(seen.len(), 5);
+    let counted = get(&mut cal, "events", &[("$top", "2"), ("$count", "true")]);
+    assert_eq!(counted.body.unwrap()["@odata.count"], 5);
+    assert_eq!(get(&mut cal, "events", &[("$count", "maybe")]).status, 400);
     let subjects: Vec<Value> = values(&get(
         &mut cal,
         "events",

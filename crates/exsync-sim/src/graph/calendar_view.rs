@@ -195,8 +195,14 @@ fn listing(call: &Call<'_>, zone: &Zone, mut instances: Vec<Instance<'_>>, what:
         "@odata.context": context(call.user_url, what),
         "value": value,
     });
-    if skip.saturating_add(size) < total {
-        if let Some(map) = body.as_object_mut() {
+    if let Some(map) = body.as_object_mut() {
+        let count = call.query.params.get("$count").map(|c| c.trim());
+        if count.is_some_and(|c| c.eq_ignore_ascii_case("true")) {
+            map.insert("@odata.count".into(), Value::from(total));
+        } else if count.is_some_and(|c| !c.eq_ignore_ascii_case("false")) {
+            return Answer::bad_request("$count must be true or false.");
+        }
+        if skip.saturating_add(size) < total {
             map.insert(
                 "@odata.nextLink".into(),
                 Value::from(next_skip(call, size, skip + size)),

@@ -28,7 +28,7 @@ pub(crate) fn next_skip(call: &Call<'_>, top: usize, skip: usize) -> String {
     let q = call.query;
     let mut pairs: Vec<(String, String)> = Vec::new();
     for (key, value) in &q.params {
-        if !key.starts_with('$') {
+        if !key.starts_with('$') || key == "$count" {
             pairs.push((key.clone(), value.clone()));
         }
     }
