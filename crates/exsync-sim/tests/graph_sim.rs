@@ -625,3 +625,50 @@ async fn graph_batch_follows_graphs_rules() {
     assert_eq!(unauthenticated.status(), StatusCode::UNAUTHORIZED);
     sim.shutdown().await;
 }
+
+#[test]
+fn graph_command_line_makes_the_tenant_it_is_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_exsync-sim"))
+        .args(["graph", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .args([
+            "--domain",
+            "fabrikam.test",
+            "--mailboxes",
+            "3",
+            "--out-of-scope",
+            "2",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The path of sim.json is printed once the simulator is ready.
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let info: Value = serde_json::from_str(&std::fs::read_to_string(line.trim()).unwrap()).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        info["mailboxes"],
+        json!([
+            "user1@fabrikam.test",
+            "user2@fabrikam.test",
+            "user3@fabrikam.test"
+        ])
+    );
+    assert_eq!(
+        info["out_of_scope"],
+        json!(["outside1@fabrikam.test", "outside2@fabrikam.test"])
+    );
+    let usage = std::process::Command::new(env!("CARGO_BIN_EXE_exsync-sim"))
+        .args(["graph", "--mailboxes", "many"])
+        .output()
+        .unwrap();
+    assert_eq!(usage.status.code(), Some(2));
+}
