@@ -15,6 +15,7 @@ mod client;
 mod cloud;
 mod config;
 mod error;
+pub mod mapping;
 mod throttle;
 mod token;
 mod transport;
