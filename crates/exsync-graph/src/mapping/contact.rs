@@ -30,6 +30,11 @@ const ADDRESS_KEYS: [(AddressKind, &str); 3] = [
     (AddressKind::Other, "otherAddress"),
 ];
 
+/// The properties a contact read uses, for `$select` (the first delta call takes it).
+pub const CONTACT_SELECT: &str = "id,changeKey,lastModifiedDateTime,givenName,middleName,\
+surname,companyName,jobTitle,department,emailAddresses,businessPhones,homePhones,mobilePhone,\
+businessAddress,homeAddress,otherAddress,personalNotes,birthday";
+
 /// The `$expand` a contact read needs: our tag and the phone numbers kept in MAPI properties.
 pub fn contact_expand() -> String {
     let mut ids = vec![crm_id_property_id()];
@@ -249,6 +254,30 @@ pub fn contact_updates(c: &Contact, changed: &[String]) -> Result<Map<String, Va
             "singleValueExtendedProperties".into(),
             Value::Array(extended),
         );
+    }
+    Ok(out)
+}
+
+/// [`contact_updates`] for a contact whose current JSON is known: a PATCH replaces a whole
+/// collection, so the second business and home numbers (EWS's `BusinessPhone2` and
+/// `HomePhone2`, which we do not sync) are written back as they are instead of lost.
+pub fn contact_updates_keeping(
+    c: &Contact,
+    changed: &[String],
+    current: &Value,
+) -> Result<Map<String, Value>, String> {
+    let mut out = contact_updates(c, changed)?;
+    for name in ["businessPhones", "homePhones"] {
+        let Some(Value::Array(ours)) = out.get_mut(name) else {
+            continue;
+        };
+        let rest = array(current, name)?.get(1..).unwrap_or(&[]);
+        if ours.is_empty() && !rest.is_empty() {
+            // Graph keeps the numbers in order: keeping the second alone would move it up and
+            // read as our number, so clearing ours clears both (EWS could delete one alone).
+            continue;
+        }
+        ours.extend(rest.iter().filter(|v| v.is_string()).cloned());
     }
     Ok(out)
 }

@@ -44,6 +44,12 @@ const ATTENDEE_TYPES: [(AttendeeKind, &str); 3] = [
     (AttendeeKind::Resource, "resource"),
 ];
 
+/// The properties an event read uses, for `$select` on a master or an event read by id
+/// (calendarView delta takes no `$select`). `type` tells a master from an occurrence.
+pub const EVENT_SELECT: &str = "id,changeKey,lastModifiedDateTime,type,subject,body,location,\
+start,end,isAllDay,originalStartTimeZone,originalEndTimeZone,sensitivity,showAs,isReminderOn,\
+reminderMinutesBeforeStart,recurrence,organizer,attendees,categories,cancelledOccurrences";
+
 /// The `$expand` an event read needs: our CRM tag and the IANA zone we wrote it in.
 pub fn event_expand() -> String {
     expand_properties(&[crm_id_property_id(), property_id(TIME_ZONE_PROPERTY)])
@@ -448,6 +454,14 @@ pub fn read_series(
 ) -> Result<Event, String> {
     if !item.is_object() {
         return Err("an event must be a JSON object".into());
+    }
+    // A series syncs as one unit through its master: an occurrence or exception read as a
+    // record of its own would become a second, single event.
+    let kind = text(item, "type")?;
+    if kind == "occurrence" || kind == "exception" {
+        return Err(format!(
+            "an {kind} of a series syncs with its series master, not on its own"
+        ));
     }
     let all_day = flag(item, "isAllDay")?;
     let (start_local, start_wire_zone) = read_wire_time(item, "start")?;

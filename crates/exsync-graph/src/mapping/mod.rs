@@ -19,11 +19,22 @@ use exsync_core::tags::{CRM_ID_PROPERTY, PROPERTY_SET_ID};
 use exsync_core::zones::windows_to_iana;
 use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind, Record};
 
-pub use contact::{contact_expand, contact_updates, read_contact, write_contact};
+pub use contact::{
+    contact_expand, contact_updates, contact_updates_keeping, read_contact, write_contact,
+    CONTACT_SELECT,
+};
 pub use event::{
     cancelled_occurrence_date, event_expand, event_updates, find_occurrence, instances_window,
-    occurrence_date, occurrence_patch, read_event, read_series, write_event,
+    occurrence_date, occurrence_patch, read_event, read_series, write_event, EVENT_SELECT,
 };
+
+/// The `Prefer` value that asks for bodies as text, which is what we store and compare
+/// (an HTML body is still read, its tags dropped).
+pub const PREFER_TEXT_BODY: &str = "outlook.body-content-type=\"text\"";
+
+/// The `Prefer` value that asks for times in UTC. Reading does not rely on it: any zone Graph
+/// answers in is read.
+pub const PREFER_UTC: &str = "outlook.timezone=\"UTC\"";
 
 /// Most entries read from one collection of an item (attendees, e-mail addresses, extended
 /// properties, exceptions): the reply is already capped in bytes, this bounds the work and

@@ -1007,10 +1007,45 @@ fn mapping_occurrences_are_found_patched_and_cancelled_by_id() {
 }
 
 #[test]
+fn mapping_second_phone_numbers_survive_a_phone_update() {
+    let c = full_contact();
+    let current = json!({"businessPhones": ["old", "+2 second"], "homePhones": ["h1"]});
+    let patch = contact_updates_keeping(&c, &["phones".into()], &current).unwrap();
+    assert_eq!(patch["businessPhones"], json!(["+1 555 0100", "+2 second"]));
+    assert_eq!(patch["homePhones"], json!(["1"]));
+    let mut cleared = c.clone();
+    cleared.phones.clear();
+    let patch = contact_updates_keeping(&cleared, &["phones".into()], &current).unwrap();
+    assert_eq!(patch["businessPhones"], json!([]));
+    let patch = contact_updates_keeping(&c, &["title".into()], &current).unwrap();
+    assert!(patch.get("businessPhones").is_none());
+}
+
+#[test]
+fn mapping_an_occurrence_is_not_read_as_a_record_of_its_own() {
+    let mut item = served_event(&full_event(), "M");
+    item["type"] = "exception".into();
+    assert!(read_event(&item).unwrap_err().contains("series master"));
+    item["type"] = "occurrence".into();
+    assert!(matches!(
+        item_change(ItemKind::Event, &item),
+        Some(Change::Invalid { .. })
+    ));
+}
+
+#[test]
 fn mapping_json_we_send_matches_graphs_schema() {
     let Some(csdl) = csdl::Csdl::load() else {
         return;
     };
+    for (select, type_name) in [(CONTACT_SELECT, "contact"), (EVENT_SELECT, "event")] {
+        let names: serde_json::Map<String, Value> = select
+            .split(',')
+            .map(|n| (n.to_owned(), Value::Null))
+            .collect();
+        let problems = csdl.check(&Value::Object(names), type_name);
+        assert!(problems.is_empty(), "{select}: {problems:?}");
+    }
     let c = full_contact();
     let e = full_event();
     let mut all_day = Event::new(
