@@ -245,6 +245,10 @@ async fn graph_needs_a_token_and_the_mailbox_in_scope_unless_a_tenant_role_is_gr
     let user: Value = reply.json().await.unwrap();
     assert_eq!(user["mail"], "user1@contoso.test");
     assert_eq!(
+        error_code(get(&http, info, &token1, "/me/contacts").await).await,
+        (StatusCode::BAD_REQUEST, "BadRequest".into())
+    );
+    assert_eq!(
         error_code(get(&http, info, &token1, "/users/nobody@contoso.test").await).await,
         (StatusCode::NOT_FOUND, "ErrorInvalidUser".into())
     );

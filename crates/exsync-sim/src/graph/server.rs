@@ -358,15 +358,24 @@ pub(crate) async fn execute(graph: &Graph, req: &GraphRequest<'_>) -> Outcome {
         );
     }
     let now = Utc::now();
-    match segments.first().map(String::as_str) {
-        Some("users") => {}
-        Some(other) => return segment_not_found(other).into(),
-        None => return Answer::bad_request("Invalid request: no resource named.").into(),
-    }
+    // Graph checks the token before it looks at the path.
     let caller = match graph.identity.verify(req.authorization, now) {
         Ok(c) => c,
         Err(answer) => return answer.into(),
     };
+    match segments.first().map(String::as_str) {
+        Some("users") => {}
+        Some("me") => {
+            return Answer::error(
+                400,
+                "BadRequest",
+                "/me request is only valid with delegated authentication flow.",
+            )
+            .into()
+        }
+        Some(other) => return segment_not_found(other).into(),
+        None => return Answer::bad_request("Invalid request: no resource named.").into(),
+    }
     let Some(key) = segments.get(1) else {
         // Listing users takes User.Read.All, which this app never has.
         return insufficient_privileges().into();
