@@ -522,6 +522,19 @@ fn events_page_with_top_and_next_links() {
             .map(str::to_owned);
     }
     assert_eq!(seen.len(), 5);
+    let later = values(&get(
+        &mut cal,
+        "events",
+        &[
+            (
+                "$filter",
+                "start/dateTime ge '2026-03-04T00:00:00' and subject ne 'E5'",
+            ),
+            ("$select", "subject"),
+        ],
+    ));
+    assert_eq!(later.len(), 1);
+    assert_eq!(later[0]["subject"], "E4");
     let counted = get(&mut cal, "events", &[("$top", "2"), ("$count", "true")]);
     assert_eq!(counted.body.unwrap()["@odata.count"], 5);
     assert_eq!(get(&mut cal, "events", &[("$count", "maybe")]).status, 400);

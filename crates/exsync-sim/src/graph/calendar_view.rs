@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::calendar::{applied, context, view_zone, Calendar, Shape};
 use super::call::{Answer, Call};
+use super::date_filter::{self, TimeTest};
 use super::event::{Instance, Kind, View};
 use super::odata::filter::{self, Filter, Schema};
 use super::odata::{decode_token, encode_token, page_size, LIST_DEFAULT_PAGE, LIST_MAX_PAGE};
@@ -37,20 +38,25 @@ const FILTER_STRINGS: &[&str] = &[
     "originalEndTimeZone",
 ];
 
-fn parse_filter(call: &Call<'_>) -> Result<Option<Filter>, Answer> {
-    call.query
-        .filter
-        .as_deref()
-        .map(|raw| {
+/// `$filter`: its comparisons of start and end times, and the rest (strings, extended
+/// properties) for the shared parser.
+fn parse_filter(call: &Call<'_>) -> Result<(Vec<TimeTest>, Option<Filter>), Answer> {
+    let Some(raw) = call.query.filter.as_deref() else {
+        return Ok((Vec::new(), None));
+    };
+    let (times, rest) = date_filter::split(raw)?;
+    let rest = rest
+        .map(|rest| {
             filter::parse(
-                raw,
+                &rest,
                 Schema {
                     strings: FILTER_STRINGS,
                     email_addresses: false,
                 },
             )
         })
-        .transpose()
+        .transpose()?;
+    Ok((times, rest))
 }
 
 /// The window of a calendarView-like request, both ends required.
@@ -161,7 +167,7 @@ fn listing(call: &Call<'_>, zone: &Zone, mut instances: Vec<Instance<'_>>, what:
         Ok(s) => s,
         Err(e) => return e,
     };
-    let filter = match parse_filter(call) {
+    let (times, filter) = match parse_filter(call) {
         Ok(f) => f,
         Err(e) => return e,
     };
@@ -169,6 +175,7 @@ fn listing(call: &Call<'_>, zone: &Zone, mut instances: Vec<Instance<'_>>, what:
         Ok(o) => o,
         Err(e) => return e,
     };
+    instances.retain(|i| times.iter().all(|t| t.passes(i.start, i.end)));
     if let Some(filter) = &filter {
         let view = View {
             zone,

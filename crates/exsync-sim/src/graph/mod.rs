@@ -10,6 +10,7 @@ mod call;
 pub mod cli;
 mod contacts;
 mod control;
+mod date_filter;
 mod event;
 mod event_body;
 mod identity;
