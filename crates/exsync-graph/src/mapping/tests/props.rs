@@ -308,6 +308,62 @@ fn ews_event_fields(e: &Event) -> BTreeMap<String, serde_json::Value> {
     exsync_ews::testing::read_item_fields(ItemKind::Event, &w.finish()).unwrap()
 }
 
+/// The EWS reading of `e` as Exchange serves a series once its edits are written: the
+/// create's XML plus the organizer and the `ModifiedOccurrences` / `DeletedOccurrences` a
+/// GetItem answers with (times as UTC instants, as EWS gives them). The EWS writers do not
+/// write these, since exceptions go to the occurrences after the create.
+fn ews_served_event_fields(e: &Event) -> BTreeMap<String, serde_json::Value> {
+    let mut w = exsync_ews::XmlWriter::new();
+    exsync_ews::write_event(&mut w, e, Some(&CrmId::new("00U")));
+    let created = w.finish();
+    let body = created
+        .strip_suffix("</t:CalendarItem>")
+        .expect("a CalendarItem element");
+    let mut w = exsync_ews::XmlWriter::new();
+    w.open("t:Organizer", &[])
+        .open("t:Mailbox", &[])
+        .text("t:Name", "Owner")
+        .text("t:EmailAddress", "owner@contoso.test")
+        .close("t:Mailbox")
+        .close("t:Organizer");
+    let instant = |t: &EventTime| t.approx_instant().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    if let Some(r) = &e.recurrence {
+        w.open("t:ModifiedOccurrences", &[]);
+        for o in &r.modified {
+            w.open("t:Occurrence", &[])
+                .empty("t:ItemId", &[("Id", "O")])
+                .text("t:Subject", o.subject.as_deref().unwrap_or(&e.subject))
+                .text("t:Location", o.location.as_deref().unwrap_or(&e.location))
+                .text("t:Start", &instant(&o.start))
+                .text("t:End", &instant(&o.end))
+                .text("t:OriginalStart", &instant(&o.original_start))
+                .close("t:Occurrence");
+        }
+        w.close("t:ModifiedOccurrences");
+        w.open("t:DeletedOccurrences", &[]);
+        for day in &r.deleted {
+            // The occurrence's start on that day, in the series' zone.
+            let start = match e.start {
+                EventTime::Date(_) => day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc(),
+                EventTime::At(t) => {
+                    let zone: chrono_tz::Tz = e.time_zone.parse().unwrap_or(chrono_tz::UTC);
+                    let local = t.with_timezone(&zone).time();
+                    zone.from_local_datetime(&day.and_time(local))
+                        .earliest()
+                        .map(|t| t.with_timezone(&Utc))
+                        .unwrap_or_default()
+                }
+            };
+            w.open("t:DeletedOccurrence", &[])
+                .text("t:Start", &instant(&EventTime::At(start)))
+                .close("t:DeletedOccurrence");
+        }
+        w.close("t:DeletedOccurrences");
+    }
+    let xml = format!("{body}{}</t:CalendarItem>", w.finish());
+    exsync_ews::testing::read_item_fields(ItemKind::Event, &xml).unwrap()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -330,6 +386,8 @@ proptest! {
         });
         expected.normalize();
         prop_assert_eq!(&read, &expected);
+        // A whole series, exceptions and cancellations included, reads the same through EWS.
+        prop_assert_eq!(read.to_fields(), ews_served_event_fields(&e));
         // Neither writer writes series edits or the organizer (they go to the occurrences,
         // and Exchange sets the organizer), so the two readers are compared on what the
         // create writes.
