@@ -679,3 +679,21 @@ async fn a_throttled_item_of_a_sequence_is_sent_again_with_the_items_behind_it()
         .count();
     assert_eq!(chained, 1, "{created}");
 }
+
+#[tokio::test]
+async fn an_unverified_server_gets_no_credential() {
+    let h = Harness::start().await;
+    let mut config = h.config(h.secret());
+    // Trust only the app's own self-signed certificate: the simulator's is not verified.
+    config.ca_pem = Some(std::fs::read(&h.sim.info.certificate_pem).unwrap());
+    config.limits.max_attempts = 2;
+    let client = GraphClient::new(config).unwrap();
+    let err = client.get(&format!("/users/{USER1}")).await.unwrap_err();
+    assert!(matches!(err, Error::Transport(_)), "{err:?}");
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+    // The TLS handshake failed: no request (so no secret) reached the server.
+    assert_eq!(h.control.counters().await["hosts"], json!({}));
+}
