@@ -590,6 +590,24 @@ fn outlook_timezone_renders_start_and_end() {
         .body
         .unwrap();
     assert_eq!(body["end"]["dateTime"], "2026-07-01T17:00:00.0000000");
+    // A window without offset reads as UTC whatever the Prefer zone (09:00 in Berlin is
+    // 07:00 UTC in July; read in Pacific time the window would miss it).
+    let window = vec![
+        (
+            "startDateTime".to_string(),
+            "2026-07-01T07:00:00".to_string(),
+        ),
+        ("endDateTime".to_string(), "2026-07-01T07:30:00".to_string()),
+    ];
+    let in_utc = Req {
+        zone: Some("Pacific Standard Time".into()),
+        query: window,
+        ..Req::default()
+    };
+    assert_eq!(
+        values(&send(&mut cal, Method::GET, "calendarView", &in_utc, None)).len(),
+        1
+    );
     let bad = Req {
         zone: Some("Moon Standard Time".into()),
         ..Req::default()

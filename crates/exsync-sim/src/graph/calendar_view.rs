@@ -60,7 +60,7 @@ fn parse_filter(call: &Call<'_>) -> Result<(Vec<TimeTest>, Option<Filter>), Answ
 }
 
 /// The window of a calendarView-like request, both ends required.
-fn window(call: &Call<'_>, zone: &Zone) -> Result<(DateTime<Utc>, DateTime<Utc>), Answer> {
+fn window(call: &Call<'_>) -> Result<(DateTime<Utc>, DateTime<Utc>), Answer> {
     let param = |name: &str| {
         call.query
             .params
@@ -76,7 +76,7 @@ fn window(call: &Call<'_>, zone: &Zone) -> Result<(DateTime<Utc>, DateTime<Utc>)
         ));
     };
     let parse = |text: &str, name: &str| {
-        parse_query_instant(text, zone).ok_or_else(|| {
+        parse_query_instant(text).ok_or_else(|| {
             Answer::error(
                 400,
                 "ErrorInvalidParameter",
@@ -253,7 +253,7 @@ pub(crate) fn calendar_view(cal: &Calendar, call: &Call<'_>) -> Answer {
         Ok(z) => z,
         Err(e) => return e,
     };
-    let (from, to) = match window(call, &zone) {
+    let (from, to) = match window(call) {
         Ok(w) => w,
         Err(e) => return e,
     };
@@ -267,7 +267,7 @@ pub(crate) fn instances(cal: &Calendar, call: &Call<'_>, id: &str) -> Answer {
         Ok(z) => z,
         Err(e) => return e,
     };
-    let (from, to) = match window(call, &zone) {
+    let (from, to) = match window(call) {
         Ok(w) => w,
         Err(e) => return e,
     };
@@ -416,7 +416,7 @@ pub(crate) fn delta(cal: &Calendar, call: &Call<'_>) -> Answer {
             state
         }
         None => {
-            let (from, to) = match window(call, &zone) {
+            let (from, to) = match window(call) {
                 Ok(w) => w,
                 Err(e) => return e,
             };
