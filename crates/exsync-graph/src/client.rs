@@ -224,6 +224,13 @@ impl GraphClient {
         self.tokens.get(&self.http).await
     }
 
+    /// How much longer Graph's throttling keeps `mailbox` (as named in request paths: the
+    /// id or address after `/users/`) paused; zero when it is not. Requests name a mailbox
+    /// one way throughout, so its slots, budget and pause are one.
+    pub fn paused_for(&self, mailbox: &str) -> Duration {
+        self.limiter.paused_for(mailbox)
+    }
+
     /// `<graph>/v1.0/`, which relative paths are resolved against.
     pub fn graph_url(&self) -> &str {
         self.graph_url.as_str()

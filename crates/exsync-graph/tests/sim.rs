@@ -257,6 +257,8 @@ async fn a_long_retry_after_pauses_that_mailbox_alone() {
     let err = client.get(&format!("/users/{USER1}")).await.unwrap_err();
     assert!(matches!(err, Error::Paused { .. }), "{err:?}");
     assert_eq!(h.counter(&["mailboxes", USER1]).await, before);
+    assert!(client.paused_for(USER1) > Duration::from_secs(590));
+    assert_eq!(client.paused_for(USER2), Duration::ZERO);
     // …while another mailbox goes on.
     client.get(&format!("/users/{USER2}")).await.unwrap();
 }
