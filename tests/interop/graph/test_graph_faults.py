@@ -180,3 +180,28 @@ def test_state_survives_a_restart(tmp_path):
     finally:
         s.stop()
     assert not check.problems, "\n".join(check.problems[:20])
+
+
+def test_state_survives_a_kill_once_saved(tmp_path):
+    """The simulator saves in the background shortly after a write: a SIGKILL a second later
+    loses nothing."""
+    s = Sim(tmp_path / "killed", "--mailboxes", "1", "--out-of-scope", "0").start()
+    check = SchemaCheck(s.graph_url)
+    try:
+        mailbox = s.mailboxes[0]
+        g = s.graph(check)
+        user = g.client.users.by_user_id(mailbox)
+        folder = g.run(user.contact_folders.post(ContactFolder(display_name="Salesforce_Sync")))
+        kept = g.run(user.contact_folders.by_contact_folder_id(folder.id).contacts.post(Contact(given_name="Saved")))
+        g.close()
+        time.sleep(1)
+        s.proc.kill()
+        s.proc.wait()
+        s.start()
+        g = s.graph(check)
+        got = g.run(g.client.users.by_user_id(mailbox).contacts.by_contact_id(kept.id).get())
+        assert got.given_name == "Saved"
+        g.close()
+    finally:
+        s.stop()
+    assert not check.problems, "\n".join(check.problems[:20])
