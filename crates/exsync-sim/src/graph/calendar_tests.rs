@@ -1273,6 +1273,63 @@ fn a_change_made_while_a_round_is_paged_reaches_the_next_round() {
 }
 
 #[test]
+fn delta_follows_a_single_event_into_a_series_and_back() {
+    let mut cal = Calendar::default();
+    let single = post(
+        &mut cal,
+        event("Sync", "2026-03-02T09:00:00", "2026-03-02T09:30:00", "UTC"),
+    );
+    let id = single["id"].as_str().unwrap().to_owned();
+    let (_, link) = delta_round(&mut cal, None, 10);
+
+    let weekly = json!({"recurrence": {
+        "pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["monday"]},
+        "range": {"type": "numbered", "startDate": "2026-03-02", "numberOfOccurrences": 3},
+    }});
+    assert_eq!(patch(&mut cal, &id, weekly).status, 200);
+    let (changes, link) = delta_round(&mut cal, Some(&link), 10);
+    let removed: Vec<&Value> = changes
+        .iter()
+        .filter(|v| v.get("@removed").is_some())
+        .collect();
+    assert_eq!(
+        ids(&removed.into_iter().cloned().collect::<Vec<_>>()),
+        [id.clone()]
+    );
+    let occurrences: Vec<&Value> = changes
+        .iter()
+        .filter(|v| v["type"] == "occurrence")
+        .collect();
+    assert_eq!(occurrences.len(), 3);
+    assert!(occurrences
+        .iter()
+        .all(|o| o["seriesMasterId"] == id.as_str()));
+
+    assert_eq!(
+        patch(&mut cal, &id, json!({"recurrence": null})).status,
+        200
+    );
+    let (back, _) = delta_round(&mut cal, Some(&link), 10);
+    let single_again: Vec<&Value> = back
+        .iter()
+        .filter(|v| v["type"] == "singleInstance")
+        .collect();
+    assert_eq!(
+        ids(&single_again.into_iter().cloned().collect::<Vec<_>>()),
+        [id.clone()]
+    );
+    let mut gone: Vec<String> = back
+        .iter()
+        .filter(|v| v.get("@removed").is_some())
+        .map(|v| v["id"].as_str().unwrap().to_owned())
+        .collect();
+    gone.sort();
+    let mut expected = ids(&occurrences.into_iter().cloned().collect::<Vec<_>>());
+    expected.sort();
+    assert_eq!(gone, expected);
+}
+
+#[test]
 fn the_store_round_trips_through_json() {
     let mut cal = Calendar::default();
     let master = weekly(&mut cal, 3);
