@@ -278,6 +278,8 @@ pub struct ServiceConfig {
 /// The `[console]` section: the admin web console's address and TLS files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsoleConfig {
+    /// The file has a `[console]` section: `exsync run` then serves the console too.
+    pub configured: bool,
     /// Address and port the console serves on.
     pub listen: SocketAddr,
     /// PEM certificate chain and key; both or neither.
@@ -309,6 +311,7 @@ impl Default for ServiceConfig {
 impl Default for ConsoleConfig {
     fn default() -> Self {
         ConsoleConfig {
+            configured: false,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             tls_cert_file: None,
             tls_key_file: None,

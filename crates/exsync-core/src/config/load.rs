@@ -121,8 +121,13 @@ fn read_file(r: &mut Reader, root: &Tbl<'_, '_>) -> ExsyncConfig {
     };
     let t = section(r, "service").unwrap_or_else(|| absent("service"));
     let service = read_service(r, &t, &exchange);
-    let t = section(r, "console").unwrap_or_else(|| absent("console"));
-    let console = read_console(r, &t);
+    let present = section(r, "console");
+    let configured = present.is_some();
+    let t = present.unwrap_or_else(|| absent("console"));
+    let console = ConsoleConfig {
+        configured,
+        ..read_console(r, &t)
+    };
     let configurations = read_configurations(r, root);
 
     ExsyncConfig {

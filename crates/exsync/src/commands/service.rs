@@ -14,7 +14,10 @@ use exsync_engine::sync::daemon::{record, run_until_stopped};
 use exsync_engine::sync::service::{PassOptions, PassReport};
 
 use super::secrets::open_vault;
+use super::serve::ConsoleServer;
 use crate::cli::{ConfigFileArg, KeyFileArg, LogFormatArg, RunArgs, SyncArgs};
+use exsync_engine::vault::Vault;
+use exsync_store::Store;
 
 /// Structured logs on stderr, as text or one JSON object per line. `RUST_LOG` refines the level.
 fn init_logging(config: &ExsyncConfig, arg: Option<LogFormatArg>) {
@@ -25,8 +28,10 @@ fn init_logging(config: &ExsyncConfig, arg: Option<LogFormatArg>) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour codes only where a person reads them: a journal or a file gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = if json {
         builder.json().try_init()
@@ -40,16 +45,26 @@ fn prepare(
     key: &KeyFileArg,
     log_format: Option<LogFormatArg>,
     metrics: &Arc<Metrics>,
-) -> anyhow::Result<(
-    ExsyncConfig,
-    Arc<exsync_engine::connect::build::ConfiguredSyncer>,
-)> {
+) -> anyhow::Result<Prepared> {
     let config = load(&config_arg.config).map_err(|errors| anyhow::anyhow!("{errors}"))?;
     init_logging(&config, log_format);
     let (store, vault, _) = open_vault(config_arg, key)?;
     let secrets = Secrets::from_vault(&vault)?;
-    let syncer = syncer(&config, store, &secrets, metrics)?;
-    Ok((config, syncer))
+    let syncer = syncer(&config, Arc::clone(&store), &secrets, metrics)?;
+    Ok(Prepared {
+        config,
+        syncer,
+        store,
+        vault,
+    })
+}
+
+/// What a command that syncs works with.
+struct Prepared {
+    config: ExsyncConfig,
+    syncer: Arc<exsync_engine::connect::build::ConfiguredSyncer>,
+    store: Arc<dyn Store>,
+    vault: Vault,
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -61,7 +76,12 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let metrics = Arc::new(Metrics::default());
-    let (config, syncer) = prepare(&args.config, &args.key, args.log_format, &metrics)?;
+    let Prepared {
+        config,
+        syncer,
+        store,
+        vault,
+    } = prepare(&args.config, &args.key, args.log_format, &metrics)?;
     let interval = Duration::from_secs(config.service.poll_interval_secs.max(1));
     metrics.set(
         exsync_engine::metrics::names::BUILD_INFO,
@@ -79,6 +99,18 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             tokio::spawn(async move {
                 if let Err(e) = exsync_engine::metrics::serve(addr, metrics, readiness).await {
                     tracing::error!(%addr, error = %e, "Cannot serve metrics.");
+                }
+            });
+        }
+        // One service to supervise: the console runs beside the passes when configured.
+        if config.console.configured {
+            let listen = config.console.listen;
+            let console =
+                ConsoleServer::bind(&config, &args.config.config, store, vault, listen).await?;
+            tracing::info!(url = %console.url, "Serving the console.");
+            tokio::spawn(async move {
+                if let Err(e) = console.serve().await {
+                    tracing::error!(%listen, error = %e, "The console stopped.");
                 }
             });
         }
@@ -119,7 +151,7 @@ async fn wait_for_signal() {
 
 pub fn sync(args: &SyncArgs) -> anyhow::Result<ExitCode> {
     let metrics = Arc::new(Metrics::default());
-    let (_, syncer) = prepare(&args.config, &args.key, args.log_format, &metrics)?;
+    let syncer = prepare(&args.config, &args.key, args.log_format, &metrics)?.syncer;
     let options = PassOptions {
         only_user: args.user.as_deref().map(UserKey::from_email),
         dry_run: args.dry_run,

@@ -15,7 +15,9 @@ async fn scrape(addr: &str) -> Option<String> {
 async fn get(addr: &str, path: &str) -> Option<String> {
     let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
     stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
         .await
         .ok()?;
     let mut text = String::new();
@@ -42,13 +44,20 @@ async fn the_service_syncs_serves_metrics_and_stops_on_sigterm() {
         .unwrap()
         .port();
     let metrics = format!("127.0.0.1:{port}");
+    let console_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let console = format!("127.0.0.1:{console_port}");
     let text = std::fs::read_to_string(&config).unwrap();
+    assert!(!text.contains("[console]"), "{text}");
     std::fs::write(
         &config,
         text.replace(
             "[service]\n",
             &format!("[service]\nmetrics_listen = \"{metrics}\"\n"),
-        ),
+        ) + &format!("\n[console]\nlisten = \"{console}\"\n"),
     )
     .unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -91,6 +100,10 @@ async fn the_service_syncs_serves_metrics_and_stops_on_sigterm() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // One process: the service serves the console beside its passes.
+    let login = get(&console, "/login").await.unwrap();
+    assert!(login.starts_with("HTTP/1.1 200 OK"), "{login}");
+    assert!(login.contains("login-form"), "{login}");
     let health = get(&metrics, "/healthz").await.unwrap();
     assert!(health.starts_with("HTTP/1.1 200 OK"), "{health}");
     let ready = get(&metrics, "/readyz").await.unwrap();
