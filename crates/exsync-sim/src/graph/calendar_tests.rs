@@ -1294,7 +1294,7 @@ fn delta_follows_a_single_event_into_a_series_and_back() {
         .collect();
     assert_eq!(
         ids(&removed.into_iter().cloned().collect::<Vec<_>>()),
-        [id.clone()]
+        std::slice::from_ref(&id)
     );
     let occurrences: Vec<&Value> = changes
         .iter()
@@ -1316,7 +1316,7 @@ fn delta_follows_a_single_event_into_a_series_and_back() {
         .collect();
     assert_eq!(
         ids(&single_again.into_iter().cloned().collect::<Vec<_>>()),
-        [id.clone()]
+        std::slice::from_ref(&id)
     );
     let mut gone: Vec<String> = back
         .iter()
