@@ -676,3 +676,77 @@ fn graph_command_line_makes_the_tenant_it_is_asked_for() {
         .unwrap();
     assert_eq!(usage.status.code(), Some(2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_parallel_batch_items_share_the_mailbox_concurrency_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start(dir.path()).await;
+    let info = sim.info.clone();
+    let http = client(&info);
+    let token = token(&http, &info).await;
+    control(
+        &http,
+        &info,
+        "POST",
+        "/faults",
+        json!({"mailbox": "user1@contoso.test", "latency_ms": 600}),
+    )
+    .await;
+    let items = |n: usize| -> Value {
+        let list: Vec<Value> = (0..n)
+            .map(|i| json!({"id": i.to_string(), "method": "GET", "url": "/users/user1@contoso.test"}))
+            .collect();
+        json!({ "requests": list })
+    };
+    let statuses = |body: Value| -> Vec<u64> {
+        let mut s: Vec<u64> = body["responses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["status"].as_u64().unwrap())
+            .collect();
+        s.sort_unstable();
+        s
+    };
+    // Alone, a parallel batch never trips the limit: Graph hands its items over 4 at a time.
+    let started = std::time::Instant::now();
+    let body: Value = http
+        .post(format!("{}/$batch", info.graph_url))
+        .bearer_auth(&token)
+        .json(&items(6))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(statuses(body), [200; 6]);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1200) && took < Duration::from_millis(3000),
+        "two waves of 600 ms: {took:?}"
+    );
+    // With another request of the app in flight for the mailbox, one item is one too many.
+    let single = {
+        let (http, info, token) = (http.clone(), info.clone(), token.clone());
+        tokio::spawn(async move {
+            get(&http, &info, &token, "/users/user1@contoso.test")
+                .await
+                .status()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let body: Value = http
+        .post(format!("{}/$batch", info.graph_url))
+        .bearer_auth(&token)
+        .json(&items(4))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(statuses(body), [200, 200, 200, 429]);
+    assert_eq!(single.await.unwrap(), StatusCode::OK);
+    sim.shutdown().await;
+}

@@ -3,9 +3,12 @@
 //! either fully parallel (no `dependsOn`) or fully sequential (each item depends on the one
 //! before it), anything else is 400 as in Graph; an item whose dependency did not succeed
 //! answers 424. Each item goes through the same checks, throttle and stores as a request of
-//! its own. Items run one after the other, in the order given.
+//! its own. A sequential batch runs one item after the other; a parallel one runs
+//! [`PARALLEL_ITEMS`] at a time, as Graph hands them to Outlook, so they share the
+//! mailbox's concurrency limit with whatever else the app has in flight.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use http::Method;
 use serde_json::{json, Map, Value};
@@ -15,9 +18,11 @@ use super::server::{execute, parse_body, Graph, GraphRequest};
 
 /// Requests one batch may carry.
 pub(crate) const MAX_ITEMS: usize = 20;
+/// Items of a parallel batch Graph dispatches at once.
+pub(crate) const PARALLEL_ITEMS: usize = 4;
 
 /// One checked item of a batch.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Item {
     id: String,
     method: Method,
@@ -44,7 +49,7 @@ fn invalid(message: &str) -> Answer {
 
 /// Runs a batch whose top-level request carried `authorization`, `content_type`, `body`.
 pub(crate) async fn run(
-    graph: &Graph,
+    graph: &Arc<Graph>,
     authorization: Option<&str>,
     content_type: Option<&str>,
     body: &[u8],
@@ -61,26 +66,11 @@ pub(crate) async fn run(
         Ok(items) => items,
         Err(a) => return a,
     };
-    let mut statuses: HashMap<&str, u16> = HashMap::new();
-    let mut answers = Vec::with_capacity(items.len());
-    for item in &items {
-        let failed = item.depends_on.iter().find(|d| {
-            !statuses
-                .get(d.as_str())
-                .is_some_and(|s| (200..300).contains(s))
-        });
-        let answer = if let Some(dep) = failed {
-            Answer::error(
-                424,
-                "FailedDependency",
-                &format!("The request depends on request '{dep}', which did not succeed."),
-            )
-        } else {
-            run_item(graph, authorization, item).await
-        };
-        statuses.insert(&item.id, answer.status);
-        answers.push(answer);
-    }
+    let answers = if items.iter().all(|item| item.depends_on.is_empty()) {
+        run_parallel(graph, authorization, &items).await
+    } else {
+        run_sequential(graph, authorization, &items).await
+    };
     let responses: Vec<Value> = items
         .iter()
         .zip(answers)
@@ -103,6 +93,74 @@ pub(crate) async fn run(
         })
         .collect();
     Answer::ok(json!({ "responses": responses }))
+}
+
+/// Runs `items` [`PARALLEL_ITEMS`] at a time; the answers come back in the items' order.
+async fn run_parallel(
+    graph: &Arc<Graph>,
+    authorization: Option<&str>,
+    items: &[Item],
+) -> Vec<Answer> {
+    let slots = Arc::new(tokio::sync::Semaphore::new(PARALLEL_ITEMS));
+    let mut running = tokio::task::JoinSet::new();
+    for (index, item) in items.iter().enumerate() {
+        let graph = graph.clone();
+        let authorization = authorization.map(str::to_owned);
+        let slots = slots.clone();
+        let item = item.clone();
+        running.spawn(async move {
+            // The semaphore is never closed; a closed one would only mean no limit.
+            let _slot = slots.acquire_owned().await;
+            (
+                index,
+                run_item(&graph, authorization.as_deref(), &item).await,
+            )
+        });
+    }
+    let mut answers: Vec<Option<Answer>> = (0..items.len()).map(|_| None).collect();
+    while let Some(done) = running.join_next().await {
+        match done {
+            Ok((index, answer)) => answers[index] = Some(answer),
+            Err(e) => tracing::error!(error = %e, "a batch item's task failed"),
+        }
+    }
+    answers
+        .into_iter()
+        .map(|a| {
+            a.unwrap_or_else(|| {
+                Answer::error(
+                    500,
+                    "InternalServerError",
+                    "The request failed unexpectedly.",
+                )
+            })
+        })
+        .collect()
+}
+
+/// Runs `items` one after the other; an item whose dependency failed answers 424.
+async fn run_sequential(graph: &Graph, authorization: Option<&str>, items: &[Item]) -> Vec<Answer> {
+    let mut statuses: HashMap<&str, u16> = HashMap::new();
+    let mut answers = Vec::with_capacity(items.len());
+    for item in items {
+        let failed = item.depends_on.iter().find(|d| {
+            !statuses
+                .get(d.as_str())
+                .is_some_and(|s| (200..300).contains(s))
+        });
+        let answer = if let Some(dep) = failed {
+            Answer::error(
+                424,
+                "FailedDependency",
+                &format!("The request depends on request '{dep}', which did not succeed."),
+            )
+        } else {
+            run_item(graph, authorization, item).await
+        };
+        statuses.insert(&item.id, answer.status);
+        answers.push(answer);
+    }
+    answers
 }
 
 async fn run_item(graph: &Graph, authorization: Option<&str>, item: &Item) -> Answer {
