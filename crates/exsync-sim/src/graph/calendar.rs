@@ -333,7 +333,10 @@ impl Calendar {
             _ => Answer::error(
                 400,
                 "BadRequest",
-                &format!("Resource not found for the segment '{}'.", rest.join("/")),
+                &format!(
+                    "Resource not found for the segment '{}'.",
+                    rest.last().copied().unwrap_or_default()
+                ),
             ),
         };
         Some(answer)

@@ -212,6 +212,16 @@ fn the_primary_calendar_answers_under_every_alias() {
         get(&mut cal, "calendars/AAMkAnother=/events", &[]).status,
         404
     );
+    let unknown = get(&mut cal, "events/AAMkA=/attachments", &[]);
+    assert_eq!(unknown.status, 400);
+    assert_eq!(
+        message(&unknown),
+        "Resource not found for the segment 'attachments'."
+    );
+    assert_eq!(
+        send(&mut cal, Method::PUT, "events", &Req::default(), None).status,
+        405
+    );
     assert!(cal
         .handle(&Call {
             method: &Method::GET,
