@@ -193,6 +193,10 @@ async fn run_item(graph: &Graph, authorization: Option<&str>, item: &Item) -> An
         authorization,
         prefer,
         if_match: item.header("if-match"),
+        // The item's body as it came, near enough: its JSON without the batch's spacing.
+        upload: body.as_ref().map_or(0, |b| {
+            u64::try_from(b.to_string().len()).unwrap_or(u64::MAX)
+        }),
         body,
         top_level: false,
     };

@@ -167,7 +167,9 @@ pub(crate) struct Counters {
     pub(crate) mailboxes: BTreeMap<String, u64>,
     /// Requests per method and path template (`GET /users/{id}/contacts`).
     pub(crate) endpoints: BTreeMap<String, u64>,
-    /// 429s answered by the throttle, by code (`ApplicationThrottled`, `TooManyRequests`).
+    /// 429s answered by the throttle, by reason: `ApplicationThrottled` (concurrency),
+    /// `TooManyRequests` (the request budget), `UploadLimit` (bytes sent; also answered
+    /// `TooManyRequests`).
     pub(crate) throttled: BTreeMap<String, u64>,
     /// Throttle refusals per mailbox address.
     pub(crate) throttled_mailboxes: BTreeMap<String, u64>,

@@ -95,6 +95,8 @@ pub(crate) struct GraphRequest<'a> {
     pub(crate) prefer: Vec<&'a str>,
     pub(crate) if_match: Option<&'a str>,
     pub(crate) body: Option<Value>,
+    /// Bytes of the body, for the upload limit.
+    pub(crate) upload: u64,
     /// False for a `$batch` item: drop and malformed faults act on whole HTTP answers.
     pub(crate) top_level: bool,
 }
@@ -403,16 +405,20 @@ pub(crate) async fn execute(graph: &Graph, req: &GraphRequest<'_>) -> Outcome {
         return access_denied().into();
     }
     let budget = lock(&mailbox.data).budget;
-    let _permit = match graph
-        .throttle
-        .admit(&caller.app_id, &mailbox.id, budget, Instant::now())
-    {
+    let _permit = match graph.throttle.admit(
+        &caller.app_id,
+        &mailbox.id,
+        budget,
+        req.upload,
+        Instant::now(),
+    ) {
         Ok(p) => p,
         Err((why, answer)) => {
             let mut counters = lock(&graph.counters);
             let code = match why {
                 Refusal::Concurrency => "ApplicationThrottled",
                 Refusal::Budget => "TooManyRequests",
+                Refusal::Upload => "UploadLimit",
             };
             Counters::bump(&mut counters.throttled, code);
             Counters::bump(&mut counters.throttled_mailboxes, &mailbox.address);
@@ -702,7 +708,8 @@ pub(crate) async fn handle(graph: Arc<Graph>, req: Request<Incoming>) -> Result<
         }
         ["v1.0", ..] => {
             let url = &parts.uri.path_and_query().map_or(path, |pq| pq.as_str())["/v1.0".len()..];
-            let body =
+            let upload = u64::try_from(body.len()).unwrap_or(u64::MAX);
+            let body_json =
                 match parse_body(&parts.method, header(&parts.headers, "content-type"), &body) {
                     Ok(b) => b,
                     Err(answer) => return Ok(reply(&answer, &ids, GRAPH_JSON, false)),
@@ -718,7 +725,8 @@ pub(crate) async fn handle(graph: Arc<Graph>, req: Request<Incoming>) -> Result<
                     .filter_map(|v| v.to_str().ok())
                     .collect(),
                 if_match: header(&parts.headers, "if-match"),
-                body,
+                upload: if body_json.is_some() { upload } else { 0 },
+                body: body_json,
                 top_level: true,
             };
             let outcome = execute(&graph, &request).await;
