@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod ews;
+pub mod graph;
 pub mod salesforce;
 
 pub use build::BuildError;

@@ -1,0 +1,1196 @@
+//! The Microsoft Graph connector as a mailbox backend of the sync service ([`Backend::Graph`]):
+//! Exchange Online mailboxes reached with the app's own identity, the user's
+//! `Salesforce_Sync` contact folder and primary calendar.
+//!
+//! - Contacts are read through the folder's contacts delta, events through calendarView
+//!   delta over a window wider than the sync window (Graph needs one; see [`ViewWindow`]). A
+//!   series is reported and fetched as its master, never occurrence by occurrence.
+//! - The listing reports ids and ETags only; [`MailboxSide::fetch`] reads what the pass does
+//!   not know yet, 20 items per `$batch`, with our tag expanded.
+//! - Writes go 20 to a `$batch`; updates carry `If-Match`, so an item someone changed since it
+//!   was read is refused (412) and read again by the next pass, never overwritten.
+//! - Items carry the same extended property as EWS writes, so a mailbox moved from on
+//!   premises keeps its links, and a create retried after a crash finds its first copy.
+
+mod cursor;
+mod series;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, SubsecRound, Utc};
+use exsync_core::config::Window;
+use exsync_core::plan::{Change, WriteResult};
+use exsync_core::{Contact, CrmId, Event, ExchangeId, ItemId, ItemKind, Record, UserKey};
+use exsync_graph::mapping::{
+    contact_expand, contact_updates, crm_id_property_id, event_expand, event_updates,
+    expand_properties, item_change, tag_filter, write_contact, write_event, GraphRef,
+    CONTACT_SELECT, EVENT_SELECT, PREFER_TEXT_BODY,
+};
+use exsync_graph::{BatchReply, BatchRequest, Error as GraphFailure, GraphClient, BATCH_MAX};
+use exsync_store::Notice;
+use http::Method;
+use serde_json::{json, Value};
+
+use self::cursor::{GraphCursor, ViewWindow};
+use crate::sync::mailboxes::Backend;
+use crate::sync::sides::{
+    CopyEvidence, MailboxPage, MailboxSide, SideError, SideErrorKind, SideResult, Write,
+};
+
+/// Items a listing page holds at most (`Prefer: odata.maxpagesize`).
+pub const DEFAULT_PAGE_SIZE: usize = 200;
+
+/// What the Graph backend needs besides the client.
+#[derive(Debug, Clone)]
+pub struct GraphSettings {
+    /// The app registration's client id, named in the commands an admin is given.
+    pub app_id: String,
+    /// The contact folder under the user's Contacts (`exchange.contacts_folder`, as EWS).
+    pub contacts_folder: String,
+    /// The event window of users with no window of their own (see
+    /// [`GraphConnection::set_window`]).
+    pub window: Window,
+    /// Items per listing page.
+    pub page_size: usize,
+}
+
+impl GraphSettings {
+    /// Settings with the default folder name, page size and a window of 30 days back and a year
+    /// ahead (the configuration's defaults).
+    pub fn new(app_id: impl Into<String>) -> Self {
+        GraphSettings {
+            app_id: app_id.into(),
+            contacts_folder: "Salesforce_Sync".into(),
+            window: Window {
+                past_days: 30,
+                future_days: 365,
+            },
+            page_size: DEFAULT_PAGE_SIZE,
+        }
+    }
+}
+
+/// The Graph backend of the mailbox side: the tenant's client, and what it found per user.
+pub struct GraphConnection {
+    /// The tenant's client, shared by every mailbox; it holds the app's credential and keeps
+    /// each mailbox within Graph's limits.
+    pub client: Arc<GraphClient>,
+    settings: GraphSettings,
+    /// Each user's event window, when their configuration has one.
+    windows: Mutex<HashMap<UserKey, Window>>,
+    /// Each user's contact folder id, found or created once.
+    folders: Mutex<HashMap<UserKey, String>>,
+    /// The folder ids the stored cursors name ([`MailboxSide::known_folder`]).
+    hints: Mutex<HashMap<UserKey, String>>,
+    /// Folders made by [`MailboxSide::prepare`] and neither listed nor written since.
+    made: Mutex<HashSet<UserKey>>,
+    /// Occurrence (and exception) ids seen in listings → their series master: a delta reports
+    /// a cancelled occurrence only as a removed id, which must reach its master.
+    occurrences: Mutex<HashMap<UserKey, HashMap<String, String>>>,
+    /// Cancelled occurrence ids whose date this process knows (it cancelled them), for a
+    /// server whose ids do not carry the date.
+    cancelled: Mutex<HashMap<String, chrono::NaiveDate>>,
+    /// When set, contacts are read with our tag alone in `$expand`: the server refused the
+    /// MAPI properties addressed by tag that hold the fax, other and assistant numbers.
+    tag_only_expand: std::sync::atomic::AtomicBool,
+    notices: Mutex<HashMap<UserKey, Vec<Notice>>>,
+}
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A path segment: ids hold `/`, `+` and `=`, which must not reach the path as they are.
+pub(crate) fn seg(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A query value, spaces as `%20`.
+pub(crate) fn enc(s: &str) -> String {
+    let form: String = url::form_urlencoded::byte_serialize(s.as_bytes()).collect();
+    form.replace('+', "%20")
+}
+
+/// What to tell the admin when the app's RBAC scope does not cover a mailbox.
+pub fn scope_remedy(app_id: &str, mailbox: &str) -> String {
+    format!(
+        "the app's RBAC for Applications scope does not cover {mailbox}. In Exchange Online \
+         PowerShell, check it with Test-ServicePrincipalAuthorization -Identity {app_id} \
+         -Resource {mailbox} (InScope per role); then add the mailbox to the scope's recipients \
+         (the group or attribute its filter names), or assign the roles on a scope that covers \
+         it: New-ManagementRoleAssignment -App {app_id} -Role \"Application \
+         Contacts.ReadWrite\" -CustomResourceScope <scope> and New-ManagementRoleAssignment -App \
+         {app_id} -Role \"Application Calendars.ReadWrite\" -CustomResourceScope <scope>. \
+         Changes to a scope can take an hour to apply."
+    )
+}
+
+/// Connector errors in the terms the service acts on.
+pub fn side_error(e: &GraphFailure, user: &UserKey, app_id: &str) -> SideError {
+    if e.is_not_authorised() {
+        return SideError::new(
+            SideErrorKind::User,
+            format!("Graph: access to the mailbox {user} was denied (403 ErrorAccessDenied): {e}"),
+        )
+        .with_remedy(scope_remedy(app_id, user.as_str()));
+    }
+    let kind = match e {
+        GraphFailure::Config(_) | GraphFailure::Refused { .. } | GraphFailure::Auth(_) => {
+            SideErrorKind::Fatal
+        }
+        GraphFailure::Paused { .. } | GraphFailure::Transport(_) | GraphFailure::Decode(_) => {
+            SideErrorKind::Transient
+        }
+        GraphFailure::Api(g) if g.status == 429 || g.status >= 500 => SideErrorKind::Transient,
+        // Only this mailbox's requests failed (no such mailbox, one not on Exchange Online).
+        GraphFailure::Api(_) => SideErrorKind::User,
+    };
+    let error = SideError::new(kind, format!("Graph: {e}"));
+    match e {
+        GraphFailure::Auth(auth) => error.with_remedy(auth.hint()),
+        GraphFailure::Api(g) if g.status == 404 => error.with_remedy(format!(
+            "check that {user} is a mailbox in Exchange Online (Get-EXOMailbox {user}); a \
+             mailbox still on premises belongs to the EWS backend"
+        )),
+        _ => error,
+    }
+}
+
+/// The reason a refused conditional update is recorded with: the same as EWS's for a stale
+/// ChangeKey, so the pass reads the item again and merges rather than overwrite it.
+fn stale_reason(id: &str) -> String {
+    format!(
+        "item {id} changed in the mailbox since it was read (HTTP 412, ETag no longer matches); \
+         refetch and replan"
+    )
+}
+
+/// A `transactionId` for an event create: the same for the same record created from the same
+/// origin, so a create sent again after a lost answer gives back the first event (Graph keeps
+/// transaction ids to make creates idempotent). Two FNV-1a hashes make 128 bits, which no
+/// library version changes.
+fn transaction_id(user: &UserKey, origin: &ItemId, body: &Value) -> String {
+    let text = format!("{user}\u{0}{}\u{0}{body}", origin.as_str());
+    let fnv = |seed: u64| {
+        text.bytes().fold(seed, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+    };
+    format!(
+        "exsync-{:016x}{:016x}",
+        fnv(0xcbf2_9ce4_8422_2325),
+        fnv(0x6c62_272e_07bb_0142)
+    )
+}
+
+/// Whether an event JSON is an occurrence or an exception of a series.
+fn is_instance(item: &Value) -> bool {
+    matches!(
+        item.get("type").and_then(Value::as_str),
+        Some("occurrence" | "exception")
+    )
+}
+
+impl GraphConnection {
+    /// A backend that knows no folder yet.
+    pub fn new(client: Arc<GraphClient>, settings: GraphSettings) -> Self {
+        GraphConnection {
+            client,
+            settings,
+            windows: Mutex::new(HashMap::new()),
+            folders: Mutex::new(HashMap::new()),
+            hints: Mutex::new(HashMap::new()),
+            made: Mutex::new(HashSet::new()),
+            occurrences: Mutex::new(HashMap::new()),
+            cancelled: Mutex::new(HashMap::new()),
+            tag_only_expand: std::sync::atomic::AtomicBool::new(false),
+            notices: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The backend's settings.
+    pub fn settings(&self) -> &GraphSettings {
+        &self.settings
+    }
+
+    /// Sets the event window of `user` (their configuration's); the events delta covers it.
+    pub fn set_window(&self, user: &UserKey, window: Window) {
+        locked(&self.windows).insert(user.clone(), window);
+    }
+
+    fn error(&self, user: &UserKey, e: &GraphFailure) -> SideError {
+        side_error(e, user, &self.settings.app_id)
+    }
+
+    fn window_of(&self, user: &UserKey) -> ViewWindow {
+        let window = locked(&self.windows)
+            .get(user)
+            .copied()
+            .unwrap_or(self.settings.window);
+        ViewWindow::around(Utc::now().date_naive(), &window)
+    }
+
+    fn notice(&self, user: &UserKey, notice: Notice) {
+        locked(&self.notices)
+            .entry(user.clone())
+            .or_default()
+            .push(notice);
+    }
+
+    fn user_path(user: &UserKey) -> String {
+        format!("/users/{}", seg(user.as_str()))
+    }
+
+    fn item_path(user: &UserKey, kind: ItemKind, id: &str) -> String {
+        let collection = match kind {
+            ItemKind::Contact => "contacts",
+            ItemKind::Event => "events",
+        };
+        format!("{}/{collection}/{}", Self::user_path(user), seg(id))
+    }
+
+    fn page_headers(&self) -> Vec<(String, String)> {
+        vec![(
+            "Prefer".to_owned(),
+            format!("odata.maxpagesize={}", self.settings.page_size.max(1)),
+        )]
+    }
+
+    /// The user's contact folder: the one found before, or the one the stored cursor names if
+    /// it still exists, or ours under Contacts, made when missing. Says whether it was made.
+    async fn contact_folder(&self, user: &UserKey) -> SideResult<(String, bool)> {
+        if let Some(id) = locked(&self.folders).get(user).cloned() {
+            return Ok((id, false));
+        }
+        let hint = locked(&self.hints).get(user).cloned();
+        let (id, made) = match hint {
+            Some(hint) => {
+                let url = format!(
+                    "{}/contactFolders/{}?$select=id,displayName",
+                    Self::user_path(user),
+                    seg(&hint)
+                );
+                match self.client.get(&url).await {
+                    Ok(_) => (hint, false),
+                    Err(e) if e.is_not_found() => {
+                        let (id, made) = self.find_or_create_folder(user).await?;
+                        let name = &self.settings.contacts_folder;
+                        let message = format!(
+                            "The contact sync folder was deleted in the mailbox; a new {name} \
+                             folder under Contacts took its place."
+                        );
+                        let fix = "Nothing to do: the synced CRM contacts are copied into the new \
+                                   folder where CRM records flow to Exchange, and nothing is \
+                                   deleted in the CRM for it. Ask the user to keep the folder if \
+                                   this repeats."
+                            .to_owned();
+                        tracing::warn!(user = %user, old_folder = %hint, new_folder = %id, "{message} {fix}");
+                        self.notice(
+                            user,
+                            Notice {
+                                code: "sync_folder_replaced".to_owned(),
+                                message,
+                                fix,
+                            },
+                        );
+                        (id, made)
+                    }
+                    Err(e) => return Err(self.error(user, &e)),
+                }
+            }
+            None => self.find_or_create_folder(user).await?,
+        };
+        locked(&self.folders).insert(user.clone(), id.clone());
+        Ok((id, made))
+    }
+
+    async fn find_or_create_folder(&self, user: &UserKey) -> SideResult<(String, bool)> {
+        let name = &self.settings.contacts_folder;
+        let filter = format!(
+            "displayName eq {}",
+            exsync_graph::mapping::odata_string(name)
+        );
+        let url = format!(
+            "{}/contactFolders?$filter={}&$select=id,displayName",
+            Self::user_path(user),
+            enc(&filter)
+        );
+        let found = self
+            .client
+            .collect(&url, &[])
+            .await
+            .map_err(|e| self.error(user, &e))?;
+        let existing = found.items.iter().find_map(|f| {
+            let same = f
+                .get("displayName")
+                .and_then(Value::as_str)
+                .is_some_and(|n| n.eq_ignore_ascii_case(name));
+            same.then(|| f.get("id").and_then(Value::as_str).map(str::to_owned))
+                .flatten()
+        });
+        if let Some(id) = existing {
+            return Ok((id, false));
+        }
+        let request = exsync_graph::GraphRequest::new(
+            Method::POST,
+            format!("{}/contactFolders", Self::user_path(user)),
+        )
+        .json(json!({ "displayName": name }));
+        let created = self
+            .client
+            .send(request)
+            .await
+            .map_err(|e| self.error(user, &e))?;
+        let id = created
+            .body
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                SideError::new(
+                    SideErrorKind::Transient,
+                    "Graph: the contact folder was created but its id did not come back",
+                )
+            })?
+            .to_owned();
+        tracing::info!(user = %user, folder = %id, "made the contact sync folder");
+        Ok((id, true))
+    }
+
+    fn forget_folder(&self, user: &UserKey) {
+        locked(&self.folders).remove(user);
+        locked(&self.made).remove(user);
+    }
+
+    /// Sends `requests` as `$batch`es; a whole-call failure is the user's error.
+    async fn batch(
+        &self,
+        user: &UserKey,
+        requests: Vec<BatchRequest>,
+    ) -> SideResult<Vec<BatchReply>> {
+        self.client
+            .batch(requests)
+            .await
+            .map_err(|e| self.error(user, &e))
+    }
+
+    /// A batch item's error that stops the whole call: the mailbox left the app's scope.
+    fn mailbox_refused(&self, user: &UserKey, reply: &BatchReply) -> SideResult<()> {
+        match reply.error() {
+            Some(e) if e.is_not_authorised() => {
+                Err(self.error(user, &GraphFailure::Api(Box::new(e))))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn contacts_page(&self, user: &UserKey, cursor: Option<&str>) -> SideResult<MailboxPage> {
+        let (folder, _) = self.contact_folder(user).await?;
+        let given = cursor.is_some();
+        let mut link = match cursor.filter(|c| !c.is_empty()).map(GraphCursor::decode) {
+            Some(Some(GraphCursor::Contacts { f, l })) if f == folder => Some(l),
+            // Another backend's cursor, or one of a folder that has been replaced.
+            _ => None,
+        };
+        let mut restarted = given && link.is_none();
+        let made = locked(&self.made).remove(user);
+        if link.is_none() && made {
+            // Made by this pass: nothing to list; the empty cursor has the next pass list it
+            // from the start, which then holds what this pass wrote.
+            return Ok(MailboxPage {
+                cursor: String::new(),
+                last: true,
+                restarted,
+                folder: Some((folder, String::new())),
+                ..MailboxPage::default()
+            });
+        }
+        let start = format!(
+            "{}/contactFolders/{}/contacts/delta?$select=id,changeKey",
+            Self::user_path(user),
+            seg(&folder)
+        );
+        let headers = self.page_headers();
+        let page = loop {
+            let url = link.clone().unwrap_or_else(|| start.clone());
+            match self.client.page(&url, &headers).await {
+                Ok(page) => break page,
+                Err(e) if e.is_sync_state_lost() && link.is_some() => {
+                    tracing::warn!(user = %user, error = %e, "Graph no longer knows the contacts delta token; listing the folder from the start.");
+                    restarted = true;
+                    link = None;
+                }
+                Err(e) if e.is_not_found() && link.is_some() => {
+                    // The folder went away since: look it up (or make it) again and list it.
+                    tracing::warn!(user = %user, error = %e, "The contact folder is gone; looking it up again.");
+                    self.forget_folder(user);
+                    locked(&self.hints).remove(user);
+                    return Box::pin(self.contacts_page(user, Some(""))).await;
+                }
+                Err(e) => return Err(self.error(user, &e)),
+            }
+        };
+        let mut out = MailboxPage {
+            restarted,
+            folder: Some((folder.clone(), String::new())),
+            ..MailboxPage::default()
+        };
+        for item in &page.items {
+            let Some(id) = item.get("id").and_then(Value::as_str) else {
+                continue;
+            };
+            if item.get("@removed").is_some() {
+                out.deleted.push(ExchangeId::new(id));
+            } else if let Some(r) = GraphRef::read(item) {
+                out.upserts.push((r.id, r.etag));
+            }
+        }
+        let (l, last) = match (page.delta_link, page.next_link) {
+            (Some(delta), _) => (delta, true),
+            (None, Some(next)) => (next, false),
+            (None, None) => {
+                return Err(SideError::new(
+                    SideErrorKind::Transient,
+                    "Graph: a contacts delta page without a next or delta link",
+                ))
+            }
+        };
+        out.cursor = GraphCursor::Contacts { f: folder, l }.encode();
+        out.last = last;
+        Ok(out)
+    }
+
+    async fn events_page(&self, user: &UserKey, cursor: Option<&str>) -> SideResult<MailboxPage> {
+        let current = self.window_of(user);
+        let (mut position, mut restarted) = match cursor {
+            // A first listing: the window's current state is every item there is to sync.
+            None => (
+                GraphCursor::Events {
+                    w: current,
+                    l: String::new(),
+                },
+                false,
+            ),
+            Some(stored) => match GraphCursor::decode(stored) {
+                Some(c @ (GraphCursor::Events { .. } | GraphCursor::AllEvents { .. })) => {
+                    (c, false)
+                }
+                _ => (
+                    GraphCursor::AllEvents {
+                        w: current,
+                        l: String::new(),
+                    },
+                    true,
+                ),
+            },
+        };
+        loop {
+            match position {
+                GraphCursor::AllEvents { w, l } => {
+                    return self.all_events_page(user, w, &l, restarted).await;
+                }
+                GraphCursor::Events { w, l } => {
+                    let url = if l.is_empty() {
+                        format!(
+                            "{}/calendarView/delta?startDateTime={}&endDateTime={}",
+                            Self::user_path(user),
+                            enc(&format!("{}T00:00:00Z", w.from)),
+                            enc(&format!("{}T00:00:00Z", w.to)),
+                        )
+                    } else {
+                        l.clone()
+                    };
+                    let page = match self.client.page(&url, &self.page_headers()).await {
+                        Ok(page) => page,
+                        Err(e) if e.is_sync_state_lost() && !l.is_empty() => {
+                            tracing::warn!(user = %user, error = %e, "Graph no longer knows the events delta token; listing the calendar from the start.");
+                            restarted = true;
+                            position = GraphCursor::AllEvents {
+                                w: current,
+                                l: String::new(),
+                            };
+                            continue;
+                        }
+                        Err(e) => return Err(self.error(user, &e)),
+                    };
+                    let mut out = self.event_changes(user, &page.items).await?;
+                    out.restarted = restarted;
+                    match (page.delta_link, page.next_link) {
+                        // The round of a window that has moved since is over: what changed in
+                        // it was reported, and the new window's round starts now. Nothing that
+                        // left the window counts as deleted, as the pass applies the window.
+                        (Some(_), _) if w != current => {
+                            out.cursor = GraphCursor::Events {
+                                w: current,
+                                l: String::new(),
+                            }
+                            .encode();
+                            out.last = false;
+                        }
+                        (Some(delta), _) => {
+                            out.cursor = GraphCursor::Events { w, l: delta }.encode();
+                            out.last = true;
+                        }
+                        (None, Some(next)) => {
+                            out.cursor = GraphCursor::Events { w, l: next }.encode();
+                            out.last = false;
+                        }
+                        (None, None) => {
+                            return Err(SideError::new(
+                                SideErrorKind::Transient,
+                                "Graph: a calendarView delta page without a next or delta link",
+                            ))
+                        }
+                    }
+                    return Ok(out);
+                }
+                GraphCursor::Contacts { .. } => {
+                    restarted = true;
+                    position = GraphCursor::AllEvents {
+                        w: current,
+                        l: String::new(),
+                    };
+                }
+            }
+        }
+    }
+
+    /// One page of every single event and series master of the calendar (ids and ETags),
+    /// listed when a delta token was lost: calendarView covers only the window, and a synced
+    /// event outside it must not be taken for deleted. The window's delta follows.
+    async fn all_events_page(
+        &self,
+        user: &UserKey,
+        w: ViewWindow,
+        link: &str,
+        restarted: bool,
+    ) -> SideResult<MailboxPage> {
+        let url = if link.is_empty() {
+            format!(
+                "{}/calendar/events?$select=id,changeKey,type",
+                Self::user_path(user)
+            )
+        } else {
+            link.to_owned()
+        };
+        let page = self
+            .client
+            .page(&url, &self.page_headers())
+            .await
+            .map_err(|e| self.error(user, &e))?;
+        let mut out = MailboxPage {
+            restarted,
+            ..MailboxPage::default()
+        };
+        for item in &page.items {
+            if is_instance(item) {
+                continue;
+            }
+            if let Some(r) = GraphRef::read(item) {
+                out.upserts.push((r.id, r.etag));
+            }
+        }
+        out.cursor = match page.next_link {
+            Some(next) => GraphCursor::AllEvents { w, l: next },
+            None => GraphCursor::Events {
+                w,
+                l: String::new(),
+            },
+        }
+        .encode();
+        out.last = false;
+        Ok(out)
+    }
+
+    /// What one calendarView delta page says, in series masters: occurrences and exceptions
+    /// stand for their master (read for its ETag), and a removed id is checked, since Graph
+    /// also reports as removed an event changed outside the window, and a cancelled
+    /// occurrence only by its own id.
+    async fn event_changes(&self, user: &UserKey, items: &[Value]) -> SideResult<MailboxPage> {
+        let mut upserts: BTreeMap<String, String> = BTreeMap::new();
+        let mut check: BTreeSet<String> = BTreeSet::new();
+        {
+            let mut occurrences = locked(&self.occurrences);
+            let seen = occurrences.entry(user.clone()).or_default();
+            for item in items {
+                let Some(id) = item.get("id").and_then(Value::as_str) else {
+                    continue;
+                };
+                if item.get("@removed").is_some() {
+                    match seen.get(id) {
+                        Some(master) => check.insert(master.clone()),
+                        None => check.insert(id.to_owned()),
+                    };
+                } else if is_instance(item) {
+                    if let Some(master) = item.get("seriesMasterId").and_then(Value::as_str) {
+                        seen.insert(id.to_owned(), master.to_owned());
+                        check.insert(master.to_owned());
+                    }
+                } else if let Some(r) = GraphRef::read(item) {
+                    upserts.insert(r.id.to_string(), r.etag);
+                }
+            }
+        }
+        let mut deleted = BTreeSet::new();
+        // Two rounds: an id found to be an occurrence still names its master to read.
+        for _ in 0..2 {
+            let ids: Vec<String> = std::mem::take(&mut check)
+                .into_iter()
+                .filter(|id| !upserts.contains_key(id))
+                .collect();
+            for chunk in ids.chunks(BATCH_MAX) {
+                let requests = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, id)| {
+                        BatchRequest::new(
+                            i.to_string(),
+                            Method::GET,
+                            format!(
+                                "{}?$select=id,changeKey,type,seriesMasterId",
+                                Self::item_path(user, ItemKind::Event, id)
+                            ),
+                        )
+                    })
+                    .collect();
+                let replies = self.batch(user, requests).await?;
+                for (id, reply) in chunk.iter().zip(replies) {
+                    self.mailbox_refused(user, &reply)?;
+                    if reply.status == 404 {
+                        deleted.insert(id.clone());
+                    } else if !reply.is_success() {
+                        // Unknown version: the pass fetches it, and learns what it is then.
+                        upserts.insert(id.clone(), String::new());
+                    } else if is_instance(&reply.body) {
+                        if let Some(master) =
+                            reply.body.get("seriesMasterId").and_then(Value::as_str)
+                        {
+                            check.insert(master.to_owned());
+                        }
+                    } else if let Some(r) = GraphRef::read(&reply.body) {
+                        upserts.insert(r.id.to_string(), r.etag);
+                    }
+                }
+            }
+        }
+        Ok(MailboxPage {
+            deleted: deleted
+                .into_iter()
+                .filter(|id| !upserts.contains_key(id))
+                .map(ExchangeId::new)
+                .collect(),
+            upserts: upserts
+                .into_iter()
+                .map(|(id, etag)| (ExchangeId::new(id), etag))
+                .collect(),
+            ..MailboxPage::default()
+        })
+    }
+
+    fn read_url(&self, user: &UserKey, kind: ItemKind, id: &str) -> String {
+        let path = Self::item_path(user, kind, id);
+        match kind {
+            ItemKind::Contact => {
+                let expand = if self
+                    .tag_only_expand
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                {
+                    expand_properties(&[crm_id_property_id()])
+                } else {
+                    contact_expand()
+                };
+                format!("{path}?$select={CONTACT_SELECT}&$expand={}", enc(&expand))
+            }
+            ItemKind::Event => format!(
+                "{path}?$select={EVENT_SELECT}&$expand=exceptionOccurrences,{}",
+                enc(&event_expand())
+            ),
+        }
+    }
+
+    async fn read_items(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        ids: &[String],
+    ) -> SideResult<Vec<BatchReply>> {
+        let requests = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                BatchRequest::new(i.to_string(), Method::GET, self.read_url(user, kind, id))
+                    .header("Prefer", PREFER_TEXT_BODY)
+            })
+            .collect();
+        self.batch(user, requests).await
+    }
+
+    /// Reads a fetched item; a series whose cancelled occurrences' ids do not name their dates
+    /// has them worked out from its instances (see `series.rs`).
+    async fn change_of(&self, user: &UserKey, kind: ItemKind, id: &str, body: &Value) -> Change {
+        let invalid = |reason: String| Change::Invalid {
+            id: ItemId::Exchange(ExchangeId::new(id)),
+            reason,
+        };
+        if kind == ItemKind::Event {
+            let unresolved = series::unresolved_cancellations(body, &locked(&self.cancelled));
+            if !unresolved.is_empty() {
+                return match series::resolve(self, user, id, body, &unresolved).await {
+                    Ok(resolved) => series::item_change_with(body, &resolved)
+                        .unwrap_or_else(|| invalid("an event without an id".into())),
+                    Err(reason) => invalid(reason),
+                };
+            }
+            let known = locked(&self.cancelled).clone();
+            if !known.is_empty() {
+                return series::item_change_with(body, &known)
+                    .unwrap_or_else(|| invalid("an event without an id".into()));
+            }
+        }
+        item_change(kind, body).unwrap_or_else(|| invalid("an item without an id".into()))
+    }
+
+    async fn fetch_chunk(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        ids: &[String],
+    ) -> SideResult<Vec<Change>> {
+        let mut replies = self.read_items(user, kind, ids).await?;
+        if kind == ItemKind::Contact
+            && replies.iter().any(|r| {
+                r.status == 400
+                    && r.error().is_some_and(|e| {
+                        e.message.to_ascii_lowercase().contains("extended property")
+                    })
+            })
+            && !self
+                .tag_only_expand
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(user = %user, "Graph refused the MAPI properties addressed by tag (fax, other and assistant numbers); contacts are read without them.");
+            replies = self.read_items(user, kind, ids).await?;
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        for (id, reply) in ids.iter().zip(replies) {
+            self.mailbox_refused(user, &reply)?;
+            let item_id = ItemId::Exchange(ExchangeId::new(id.as_str()));
+            if reply.status == 404 {
+                out.push(Change::Deleted { id: item_id });
+                continue;
+            }
+            match reply.error() {
+                Some(e) if e.status == 429 || e.status >= 500 => {
+                    return Err(self.error(user, &GraphFailure::Api(Box::new(e))));
+                }
+                Some(e) => out.push(Change::Invalid {
+                    id: item_id,
+                    reason: format!("Graph could not read it: {e}"),
+                }),
+                None => out.push(self.change_of(user, kind, id, &reply.body).await),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The write requests for `writes`, and the results of those that cannot be sent.
+    fn write_requests(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        folder: Option<&str>,
+        writes: &[Write<'_>],
+    ) -> (Vec<BatchRequest>, Vec<Option<WriteResult>>) {
+        let mut requests = Vec::new();
+        let mut results: Vec<Option<WriteResult>> = vec![None; writes.len()];
+        for (i, write) in writes.iter().enumerate() {
+            let rid = i.to_string();
+            let request = match write {
+                Write::Create { fields, origin } => {
+                    let crm_id = CrmId::new(origin.as_str());
+                    let body = match kind {
+                        ItemKind::Contact => {
+                            Contact::from_fields(fields).map(|c| write_contact(&c, Some(&crm_id)))
+                        }
+                        ItemKind::Event => Event::from_fields(fields).map(|e| {
+                            let mut body = write_event(&e, Some(&crm_id));
+                            let tid = transaction_id(user, origin, &body);
+                            if let Some(map) = body.as_object_mut() {
+                                map.insert("transactionId".into(), Value::String(tid));
+                            }
+                            body
+                        }),
+                    };
+                    let url = match (kind, folder) {
+                        (ItemKind::Contact, Some(f)) => format!(
+                            "{}/contactFolders/{}/contacts",
+                            Self::user_path(user),
+                            seg(f)
+                        ),
+                        (ItemKind::Contact, None) => {
+                            format!("{}/contacts", Self::user_path(user))
+                        }
+                        (ItemKind::Event, _) => {
+                            format!("{}/calendar/events", Self::user_path(user))
+                        }
+                    };
+                    body.map(|b| BatchRequest::new(rid, Method::POST, url).json(b))
+                        .map_err(|e| e.to_string())
+                }
+                Write::Update {
+                    id,
+                    fields,
+                    changed,
+                    expected_version,
+                } => {
+                    let patch = match kind {
+                        ItemKind::Contact => Contact::from_fields(fields)
+                            .map_err(|e| e.to_string())
+                            .and_then(|c| contact_updates(&c, changed)),
+                        ItemKind::Event => Event::from_fields(fields)
+                            .map_err(|e| e.to_string())
+                            .and_then(|e| event_updates(&e, changed)),
+                    };
+                    patch.map(|p| {
+                        let mut r =
+                            BatchRequest::new(rid, Method::PATCH, Self::item_path(user, kind, id))
+                                .json(Value::Object(p));
+                        if let Some(etag) = expected_version.filter(|v| !v.is_empty()) {
+                            r = r.header("If-Match", etag);
+                        }
+                        r
+                    })
+                }
+                Write::Delete { id } => Ok(BatchRequest::new(
+                    rid,
+                    Method::DELETE,
+                    Self::item_path(user, kind, id),
+                )),
+            };
+            match request {
+                Ok(r) => requests.push(r),
+                Err(reason) => {
+                    results[i] = Some(WriteResult::Failed {
+                        reason: format!("not written: {reason}"),
+                    })
+                }
+            }
+        }
+        (requests, results)
+    }
+
+    /// The result of one write from its reply.
+    fn write_result(write: &Write<'_>, reply: &BatchReply) -> WriteResult {
+        let done = |body: &Value, fallback: &str| {
+            let r = GraphRef::read(body);
+            WriteResult::Done {
+                id: ItemId::Exchange(
+                    r.as_ref()
+                        .map_or_else(|| ExchangeId::new(fallback), |r| r.id.clone()),
+                ),
+                version: r.map(|r| r.etag).filter(|e| !e.is_empty()),
+            }
+        };
+        match (write, reply.error()) {
+            (Write::Delete { id }, None) => WriteResult::Done {
+                id: ItemId::Exchange(ExchangeId::new(*id)),
+                version: None,
+            },
+            (Write::Delete { id }, Some(e)) if e.is_not_found() => WriteResult::Done {
+                id: ItemId::Exchange(ExchangeId::new(*id)),
+                version: None,
+            },
+            (Write::Update { id, .. }, Some(e)) if e.is_stale_etag() => WriteResult::Failed {
+                reason: stale_reason(id),
+            },
+            (Write::Update { id, .. }, None) => done(&reply.body, id),
+            (Write::Create { .. }, None) => match GraphRef::read(&reply.body) {
+                Some(_) => done(&reply.body, ""),
+                None => WriteResult::Failed {
+                    reason: "Graph created the item but did not answer its id".into(),
+                },
+            },
+            (_, Some(e)) => WriteResult::Failed {
+                reason: format!("Graph: {e}"),
+            },
+        }
+    }
+}
+
+impl MailboxSide for GraphConnection {
+    fn backend(&self, _user: &UserKey) -> Backend {
+        Backend::Graph
+    }
+
+    fn write_batch(&self, _user: &UserKey) -> usize {
+        BATCH_MAX
+    }
+
+    async fn prepare(&self, user: &UserKey) -> SideResult<()> {
+        let (_, made) = self.contact_folder(user).await?;
+        if made {
+            locked(&self.made).insert(user.clone());
+        }
+        Ok(())
+    }
+
+    fn take_notices(&self, user: &UserKey) -> Vec<Notice> {
+        locked(&self.notices).remove(user).unwrap_or_default()
+    }
+
+    fn known_folder(&self, user: &UserKey, kind: ItemKind, folder: &(String, String)) {
+        if kind != ItemKind::Contact {
+            return;
+        }
+        locked(&self.hints).insert(user.clone(), folder.0.clone());
+        if locked(&self.folders).get(user) != Some(&folder.0) {
+            locked(&self.folders).remove(user);
+        }
+    }
+
+    async fn changes_page(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        cursor: Option<&str>,
+    ) -> SideResult<MailboxPage> {
+        match kind {
+            ItemKind::Contact => self.contacts_page(user, cursor).await,
+            ItemKind::Event => self.events_page(user, cursor).await,
+        }
+    }
+
+    async fn fetch(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        ids: &[ExchangeId],
+    ) -> SideResult<Vec<Change>> {
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(BATCH_MAX) {
+            out.extend(self.fetch_chunk(user, kind, chunk).await?);
+        }
+        Ok(out)
+    }
+
+    async fn write(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        writes: &[Write<'_>],
+    ) -> SideResult<Vec<WriteResult>> {
+        let folder = match kind {
+            ItemKind::Contact => Some(self.contact_folder(user).await?.0),
+            ItemKind::Event => None,
+        };
+        // Written to, the folder is no longer known to be empty.
+        locked(&self.made).remove(user);
+        let mut results = Vec::with_capacity(writes.len());
+        for chunk in writes.chunks(BATCH_MAX) {
+            let (requests, mut chunk_results) =
+                self.write_requests(user, kind, folder.as_deref(), chunk);
+            let sent: Vec<usize> = requests
+                .iter()
+                .filter_map(|r| r.id.parse::<usize>().ok())
+                .collect();
+            let replies = if requests.is_empty() {
+                Vec::new()
+            } else {
+                self.batch(user, requests.clone()).await?
+            };
+            for ((i, reply), request) in sent.into_iter().zip(&replies).zip(&requests) {
+                self.mailbox_refused(user, reply)?;
+                let Some(write) = chunk.get(i) else { continue };
+                let mut result = Self::write_result(write, reply);
+                if kind == ItemKind::Event
+                    && matches!(write, Write::Create { .. })
+                    && matches!(reply.status, 429 | 500..=599)
+                {
+                    // The create may or may not have been made; its transactionId makes sending
+                    // it again safe: Graph answers the first event if there is one.
+                    result = self.create_again(request).await;
+                }
+                if kind == ItemKind::Event {
+                    if let WriteResult::Done {
+                        id: ItemId::Exchange(id),
+                        version,
+                    } = &mut result
+                    {
+                        if let Some(v) = series::write_exceptions(self, user, write, id).await {
+                            *version = v;
+                        }
+                    }
+                }
+                if let Some(slot) = chunk_results.get_mut(i) {
+                    *slot = Some(result);
+                }
+            }
+            results.extend(chunk_results.into_iter().map(|r| {
+                r.unwrap_or(WriteResult::Failed {
+                    reason: "not written".into(),
+                })
+            }));
+        }
+        Ok(results)
+    }
+
+    /// Searches by tag the kind's folder (contacts: our folder; events: the calendar) for items
+    /// created at or after `since`. Graph cannot search Deleted Items for contacts and events,
+    /// so an origin with no copy found is [`CopyEvidence::Unknown`].
+    async fn find_copies(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        origins: &[ItemId],
+        since: DateTime<Utc>,
+    ) -> SideResult<Vec<CopyEvidence>> {
+        let mut crm_ids: Vec<CrmId> = origins
+            .iter()
+            .filter_map(|o| match o {
+                ItemId::Crm(id) => Some(id.clone()),
+                ItemId::Exchange(_) => None,
+            })
+            .collect();
+        crm_ids.sort();
+        crm_ids.dedup();
+        let collection = match kind {
+            ItemKind::Contact => {
+                let (folder, _) = self.contact_folder(user).await?;
+                format!(
+                    "{}/contactFolders/{}/contacts",
+                    Self::user_path(user),
+                    seg(&folder)
+                )
+            }
+            ItemKind::Event => format!("{}/calendar/events", Self::user_path(user)),
+        };
+        let since = since.trunc_subsecs(0);
+        let mut first: HashMap<CrmId, String> = HashMap::new();
+        for chunk in crm_ids.chunks(BATCH_MAX) {
+            let requests = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, crm_id)| {
+                    BatchRequest::new(
+                        i.to_string(),
+                        Method::GET,
+                        format!(
+                            "{collection}?$filter={}&$select=id,createdDateTime&$top=50",
+                            enc(&tag_filter(crm_id))
+                        ),
+                    )
+                })
+                .collect();
+            let replies = self.batch(user, requests).await?;
+            for (crm_id, reply) in chunk.iter().zip(replies) {
+                self.mailbox_refused(user, &reply)?;
+                let Some(items) = reply.body.get("value").and_then(Value::as_array) else {
+                    tracing::warn!(user = %user, %kind, status = reply.status, "Graph refused to search by tag; the copy stays unknown");
+                    continue;
+                };
+                let mut found: Vec<(DateTime<Utc>, String)> = items
+                    .iter()
+                    .filter_map(|item| {
+                        let created = item
+                            .get("createdDateTime")
+                            .and_then(Value::as_str)
+                            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())?
+                            .with_timezone(&Utc);
+                        let id = item.get("id").and_then(Value::as_str)?;
+                        (created >= since).then(|| (created, id.to_owned()))
+                    })
+                    .collect();
+                found.sort();
+                if let Some((_, id)) = found.into_iter().next() {
+                    first.insert(crm_id.clone(), id);
+                }
+            }
+        }
+        let ids: Vec<String> = first.values().cloned().collect();
+        let mut current: HashMap<String, Change> = HashMap::new();
+        for chunk in ids.chunks(BATCH_MAX) {
+            for (id, change) in chunk.iter().zip(self.fetch_chunk(user, kind, chunk).await?) {
+                current.insert(id.clone(), change);
+            }
+        }
+        Ok(origins
+            .iter()
+            .map(|origin| {
+                let ItemId::Crm(crm_id) = origin else {
+                    return CopyEvidence::Unknown;
+                };
+                match first.get(crm_id).and_then(|id| current.get(id)) {
+                    Some(change @ Change::Upsert(_)) => CopyEvidence::Present(change.clone()),
+                    Some(Change::Deleted { id }) => CopyEvidence::Deleted(id.clone()),
+                    _ => CopyEvidence::Unknown,
+                }
+            })
+            .collect())
+    }
+}
+
+impl GraphConnection {
+    /// Sends an event create once more, alone, after Graph failed it in a batch.
+    async fn create_again(&self, request: &BatchRequest) -> WriteResult {
+        let mut again = exsync_graph::GraphRequest::new(Method::POST, request.url.clone())
+            .idempotency(exsync_graph::Idempotency::Safe);
+        if let Some(body) = &request.body {
+            again = again.json(body.clone());
+        }
+        match self.client.send(again).await {
+            Ok(reply) => match GraphRef::read(&reply.body) {
+                Some(r) => WriteResult::Done {
+                    id: ItemId::Exchange(r.id),
+                    version: Some(r.etag).filter(|e| !e.is_empty()),
+                },
+                None => WriteResult::Failed {
+                    reason: "Graph created the event but did not answer its id".into(),
+                },
+            },
+            Err(e) => WriteResult::Failed {
+                reason: format!("Graph: {e}"),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn graph_path_segments_and_transaction_ids() {
+        assert_eq!(seg("AAMk/a+b="), "AAMk%2Fa%2Bb%3D");
+        assert_eq!(seg("user1@contoso.test"), "user1@contoso.test");
+        let user = UserKey::parse("a@contoso.test").unwrap_or_else(|_| unreachable!());
+        let origin = ItemId::Crm(CrmId::new("00U1"));
+        let body = json!({"subject": "x"});
+        let one = transaction_id(&user, &origin, &body);
+        assert_eq!(one, transaction_id(&user, &origin, &body));
+        assert_ne!(
+            one,
+            transaction_id(&user, &origin, &json!({"subject": "y"}))
+        );
+        assert_eq!(one.len(), "exsync-".len() + 32);
+    }
+
+    #[test]
+    fn graph_scope_remedy_names_the_commands() {
+        let text = scope_remedy("app-1", "a@contoso.test");
+        assert!(text.contains(
+            "Test-ServicePrincipalAuthorization -Identity app-1 -Resource a@contoso.test"
+        ));
+        assert!(text.contains(
+            "New-ManagementRoleAssignment -App app-1 -Role \"Application Contacts.ReadWrite\" -CustomResourceScope <scope>"
+        ));
+    }
+}
