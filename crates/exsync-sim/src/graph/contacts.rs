@@ -5,6 +5,7 @@
 mod delta;
 mod entity;
 mod folders;
+mod index;
 
 use std::collections::HashMap;
 
@@ -17,6 +18,7 @@ use serde_json::{json, Value};
 
 use self::entity::{check_body, Contact};
 use self::folders::Folder;
+use self::index::ExtIndex;
 use super::call::{Answer, Call};
 use super::odata::extended::{parse_expand, ExtendedProps};
 use super::odata::filter::{self, Filter, Schema};
@@ -45,6 +47,9 @@ pub(crate) struct Contacts {
     contacts: HashMap<String, Tracked<Contact>>,
     /// Which folder a contact is in, so `/contacts/{id}` finds it anywhere.
     home: HashMap<String, String>,
+    /// Extended property values → contacts (derived; rebuilt after a load).
+    #[serde(skip)]
+    index: ExtIndex,
 }
 
 impl Default for Contacts {
@@ -61,6 +66,7 @@ impl Default for Contacts {
             folders,
             contacts,
             home: HashMap::new(),
+            index: ExtIndex::default(),
         }
     }
 }
@@ -291,6 +297,10 @@ impl Contacts {
     /// Answers a call whose path this store owns; `None` for any other path.
     pub(crate) fn handle(&mut self, call: &Call<'_>) -> Option<Answer> {
         let first = call.path.first()?;
+        if !is(first, "contacts") && !is(first, "contactFolders") {
+            return None;
+        }
+        self.build_index();
         let answer = if is(first, "contacts") {
             let root = self.root.clone();
             self.in_folder(call, &root, &call.path[1..], true)
@@ -300,6 +310,18 @@ impl Contacts {
             return None;
         };
         Some(answer.unwrap_or_else(|a| a))
+    }
+
+    fn build_index(&mut self) {
+        if self.index.is_built() {
+            return;
+        }
+        for (folder, tracked) in &self.contacts {
+            for (id, contact) in tracked.iter() {
+                self.index.add(folder, id, &contact.extended);
+            }
+        }
+        self.index.mark_built();
     }
 
     /// Forgets every delta token handed out so far: their next use answers 410
@@ -340,8 +362,11 @@ impl Contacts {
             .and_then(|t| t.remove(id))
             .ok_or_else(|| Answer::not_found("contact"))?;
         self.home.remove(id);
+        self.build_index();
+        self.index.remove(&from, id, &contact.extended);
         contact.moved(now);
         let new_id = new_item_id();
+        self.index.add(to_folder, &new_id, &contact.extended);
         if let Some(target) = self.contacts.get_mut(to_folder) {
             target.put(&new_id, contact);
         }
@@ -489,16 +514,38 @@ impl Contacts {
             entity::ORDERABLE,
         )?;
         let tracked = self.folder_contacts(folder)?;
-        let matching = tracked.iter().filter(|(_, c)| match &listing.filter {
+        let passes = |c: &Contact| match &listing.filter {
             Some(f) => f.matches_map(c.filter_view(), &c.extended),
             None => true,
-        });
-        let page = if listing.order.is_empty() {
-            listing.page(call, matching)
-        } else {
-            let mut all: Vec<(&str, &Contact)> = matching.collect();
-            sort_by_keys(&mut all, &listing.order, |(_, c), prop| c.sort_value(prop));
-            listing.page(call, all.into_iter())
+        };
+        let lookup = listing.filter.as_ref().and_then(Filter::extended_equality);
+        let page = match lookup {
+            // A lookup by an extended property value reads only the contacts carrying it,
+            // in creation order as a scan would give them.
+            Some((key, value)) => {
+                let mut found: Vec<(u64, &str, &Contact)> = self
+                    .index
+                    .lookup(folder, key, value)
+                    .into_iter()
+                    .filter_map(|id| Some((tracked.created(id)?, id, tracked.get(id)?)))
+                    .filter(|(_, _, c)| passes(c))
+                    .collect();
+                found.sort_by_key(|(created, _, _)| *created);
+                let mut all: Vec<(&str, &Contact)> =
+                    found.into_iter().map(|(_, id, c)| (id, c)).collect();
+                sort_by_keys(&mut all, &listing.order, |(_, c), prop| c.sort_value(prop));
+                listing.page(call, all.into_iter())
+            }
+            None => {
+                let matching = tracked.iter().filter(|(_, c)| passes(c));
+                if listing.order.is_empty() {
+                    listing.page(call, matching)
+                } else {
+                    let mut all: Vec<(&str, &Contact)> = matching.collect();
+                    sort_by_keys(&mut all, &listing.order, |(_, c), prop| c.sort_value(prop));
+                    listing.page(call, all.into_iter())
+                }
+            }
         };
         let select = call.query.select.as_deref();
         let items = page
@@ -543,6 +590,7 @@ impl Contacts {
         contact.extended.apply(extended)?;
         let id = new_item_id();
         let body = contact.render(&id, folder);
+        self.index.add(folder, &id, &contact.extended);
         tracked.put(&id, contact);
         self.home.insert(id, folder.to_owned());
         Ok(Answer::created(body))
@@ -562,6 +610,8 @@ impl Contacts {
         if let Some(raw) = changes.extended.take() {
             extended.apply(ExtendedProps::parse(&raw)?)?;
         }
+        self.index.remove(folder, id, &current.extended);
+        self.index.add(folder, id, &extended);
         let body = tracked
             .update(id, |contact| {
                 contact.patch(changes, call.now);
@@ -586,7 +636,9 @@ impl Contacts {
             .get(id)
             .ok_or_else(|| Answer::not_found("contact"))?;
         check_if_match(call.if_match, &current.change_key)?;
-        tracked.remove(id);
+        if let Some(gone) = tracked.remove(id) {
+            self.index.remove(folder, id, &gone.extended);
+        }
         self.home.remove(id);
         Ok(Answer::no_content())
     }

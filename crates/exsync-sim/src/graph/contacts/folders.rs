@@ -245,6 +245,7 @@ impl Contacts {
         }
         for folder in doomed {
             self.folders.remove(&folder);
+            self.index.drop_folder(&folder);
             if let Some(tracked) = self.contacts.remove(&folder) {
                 for (contact, _) in tracked.iter() {
                     self.home.remove(contact);

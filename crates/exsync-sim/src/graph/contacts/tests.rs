@@ -974,3 +974,98 @@ fn folder_delta_reports_new_renamed_and_deleted_folders() {
         405
     );
 }
+
+/// The ids a lookup by CRM id finds in a folder.
+fn by_crm(store: &mut Contacts, folder: &str, value: &str) -> Vec<String> {
+    let id = crm_id();
+    ids(&ok(
+        Req::new(&format!("contactFolders/{folder}/contacts"))
+            .q(
+                "$filter",
+                &format!("singleValueExtendedProperties/any(ep: ep/id eq '{id}' and ep/value eq '{value}')"),
+            )
+            .get(store),
+        200,
+    ))
+}
+
+#[test]
+fn lookups_by_crm_id_follow_every_write() {
+    let mut store = Contacts::default();
+    let folder = sync_folder(&mut store);
+    let other = ok(
+        Req::new("contactFolders")
+            .body(json!({"displayName": "Other"}))
+            .post(&mut store),
+        201,
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let a = add(&mut store, &folder, "A", "003A")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b = add(&mut store, &folder, "B", "003a")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    add(&mut store, &other, "C", "003A");
+    // Values compare without regard to case; other folders are not searched; creation order.
+    assert_eq!(by_crm(&mut store, &folder, "003A"), [a.clone(), b.clone()]);
+    // The rest of the filter still applies.
+    let id = crm_id();
+    let narrowed = ids(&ok(
+        Req::new(&format!("contactFolders/{folder}/contacts"))
+            .q(
+                "$filter",
+                &format!("givenName eq 'B' and singleValueExtendedProperties/any(ep: ep/id eq '{id}' and ep/value eq '003A')"),
+            )
+            .get(&mut store),
+        200,
+    ));
+    assert_eq!(narrowed, std::slice::from_ref(&b));
+
+    ok(
+        Req::new(&format!("contactFolders/{folder}/contacts/{a}"))
+            .body(json!({"singleValueExtendedProperties": [{"id": id, "value": "003Z"}]}))
+            .patch(&mut store),
+        200,
+    );
+    assert_eq!(
+        by_crm(&mut store, &folder, "003A"),
+        std::slice::from_ref(&b)
+    );
+    assert_eq!(
+        by_crm(&mut store, &folder, "003z"),
+        std::slice::from_ref(&a)
+    );
+    ok(
+        Req::new(&format!("contactFolders/{folder}/contacts/{b}")).delete(&mut store),
+        204,
+    );
+    assert!(by_crm(&mut store, &folder, "003A").is_empty());
+
+    // After a reload the index is rebuilt from the contacts.
+    let mut back: Contacts = serde_json::from_str(&serde_json::to_string(&store).unwrap()).unwrap();
+    assert_eq!(by_crm(&mut back, &folder, "003Z"), std::slice::from_ref(&a));
+    // A move takes the contact's values along.
+    let moved = back.move_contact(&a, &other, Utc::now()).unwrap();
+    assert!(by_crm(&mut back, &folder, "003Z").is_empty());
+    assert_eq!(by_crm(&mut back, &other, "003Z"), [moved]);
+    // A deleted folder's entries go with it.
+    ok(
+        Req::new(&format!("contactFolders/{other}")).delete(&mut back),
+        204,
+    );
+    let again = ok(
+        Req::new("contactFolders")
+            .body(json!({"displayName": "Other"}))
+            .post(&mut back),
+        201,
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(by_crm(&mut back, &again, "003A").is_empty());
+}

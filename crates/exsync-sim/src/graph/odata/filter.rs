@@ -131,15 +131,29 @@ impl Test {
     /// the other string properties. Two CRM ids that differ only in case (Salesforce's
     /// 15-character ids) therefore both match; a client must check what it gets back.
     fn passes(&self, value: Option<&str>) -> bool {
-        let lower = value.map(str::to_lowercase);
-        let lower = lower.as_deref();
         match self {
-            Test::Eq(v) => lower == Some(v.to_lowercase().as_str()),
-            Test::Ne(v) => lower != Some(v.to_lowercase().as_str()),
-            Test::StartsWith(v) => lower.is_some_and(|s| s.starts_with(&v.to_lowercase())),
-            Test::Contains(v) => lower.is_some_and(|s| s.contains(&v.to_lowercase())),
+            Test::Eq(v) => value.is_some_and(|s| same_text(s, v)),
+            Test::Ne(v) => !value.is_some_and(|s| same_text(s, v)),
+            Test::StartsWith(v) => {
+                value.is_some_and(|s| s.to_lowercase().starts_with(&v.to_lowercase()))
+            }
+            Test::Contains(v) => {
+                value.is_some_and(|s| s.to_lowercase().contains(&v.to_lowercase()))
+            }
             Test::Null(absent) => value.is_none() == *absent,
         }
+    }
+}
+
+/// Equality without regard to case and without allocating: a filtered list compares every
+/// item, so this is the hot path of a lookup by CRM id.
+fn same_text(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a.chars()
+            .flat_map(char::to_lowercase)
+            .eq(b.chars().flat_map(char::to_lowercase))
     }
 }
 
@@ -467,6 +481,30 @@ enum Bound<'a> {
 }
 
 impl Filter {
+    /// A condition every match must meet, `ep/id eq K and ep/value eq V` inside a
+    /// `singleValueExtendedProperties/any` at the top level (alone or joined by `and`):
+    /// `(K, V)`, so a store with an index can look the candidates up instead of scanning.
+    pub(crate) fn extended_equality(&self) -> Option<(&str, &str)> {
+        match self {
+            Filter::And(a, b) => a.extended_equality().or_else(|| b.extended_equality()),
+            Filter::AnyExtended(body) => match body.as_ref() {
+                Filter::And(x, y) => match (x.as_ref(), y.as_ref()) {
+                    (
+                        Filter::ExtId { key, equal: true },
+                        Filter::Str(Field::ExtValue, Test::Eq(v)),
+                    )
+                    | (
+                        Filter::Str(Field::ExtValue, Test::Eq(v)),
+                        Filter::ExtId { key, equal: true },
+                    ) => Some((key.as_str(), v.as_str())),
+                    _ => None,
+                },
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// Whether an item (its JSON and its extended properties) passes the filter. The AST's
     /// depth is bounded by the parser, so recursion here is bounded too.
     pub(crate) fn matches(&self, item: &Value, extended: &ExtendedProps) -> bool {
@@ -593,10 +631,42 @@ mod tests {
     }
 
     #[test]
+    fn extended_equality_is_found_only_where_every_match_needs_it() {
+        let id = crm_id();
+        let key = canonical_id(&id).unwrap();
+        let lookup =
+            format!("singleValueExtendedProperties/any(ep: ep/id eq '{id}' and ep/value eq 'V')");
+        let found = |f: &str| {
+            parse(f, SCHEMA)
+                .unwrap()
+                .extended_equality()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        };
+        assert_eq!(found(&lookup), Some((key.clone(), "V".to_owned())));
+        assert_eq!(
+            found(&format!("givenName eq 'a' and {lookup}")),
+            Some((key.clone(), "V".to_owned()))
+        );
+        let reversed =
+            format!("singleValueExtendedProperties/any(ep: ep/value eq 'V' and ep/id eq '{id}')");
+        assert_eq!(found(&reversed), Some((key, "V".to_owned())));
+        assert_eq!(found(&format!("givenName eq 'a' or {lookup}")), None);
+        assert_eq!(found(&format!("not {lookup}")), None);
+        assert_eq!(
+            found(&format!(
+                "singleValueExtendedProperties/any(ep: ep/id eq '{id}' and ep/value ne 'V')"
+            )),
+            None
+        );
+    }
+
+    #[test]
     fn simple_properties_email_lambda_and_logic() {
         let item = item_with("1");
         assert!(check("displayName eq 'Ann O''Neil'", &item));
         assert!(check("surname eq 'o''neil'", &item));
+        assert!(same_text("ÅSA Öberg", "åsa öberg"));
+        assert!(!same_text("Åsa", "Asa"));
         assert!(check(
             "givenName eq 'Bob' or (surname ne 'X' and not (givenName eq 'Bob'))",
             &item

@@ -71,6 +71,11 @@ impl<T> Tracked<T> {
         self.items.get(id).map(|e| &e.item)
     }
 
+    /// The sequence an item was created at: its place in creation order.
+    pub(crate) fn created(&self, id: &str) -> Option<u64> {
+        self.items.get(id).map(|e| e.created)
+    }
+
     pub(crate) fn contains(&self, id: &str) -> bool {
         self.items.contains_key(id)
     }
