@@ -164,6 +164,29 @@ async fn graph_restart_keeps_mailboxes_and_seeded_items() {
     )
     .await;
     assert_eq!(seeded["created"].as_array().unwrap().len(), 2);
+    let token1 = token(&http, &sim.info).await;
+    let folder: Value = http
+        .post(format!(
+            "{}/users/late@contoso.test/contactFolders",
+            sim.info.graph_url
+        ))
+        .bearer_auth(&token1)
+        .json(&json!({"displayName": "Salesforce_Sync"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let folder_id = folder["id"].as_str().unwrap().to_owned();
+    control(
+        &http,
+        &sim.info,
+        "POST",
+        &format!("/mailboxes/late@contoso.test/contacts?folder={folder_id}"),
+        json!({"givenName": "Grace"}),
+    )
+    .await;
     let info = sim.info.clone();
     sim.shutdown().await;
 
@@ -213,6 +236,18 @@ async fn graph_restart_keeps_mailboxes_and_seeded_items() {
         .collect();
     names.sort_unstable();
     assert_eq!(names, ["Ada", "Alan"]);
+    let in_folder: Value = get(
+        &http,
+        &sim.info,
+        &token,
+        &format!("/users/late@contoso.test/contactFolders/{folder_id}/contacts"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(in_folder["value"][0]["givenName"], "Grace");
+    assert_eq!(in_folder["value"].as_array().unwrap().len(), 1);
     sim.shutdown().await;
 }
 

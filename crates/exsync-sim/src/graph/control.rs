@@ -10,7 +10,7 @@
 //! | `POST /mailboxes/{address}/scope` | `{"in_scope": bool}` or `{"roles": [...]}` | RBAC scope |
 //! | `POST /mailboxes/{address}/budget` | `{"budget"?: N, "reset"?: true}` | requests per 10 min |
 //! | `POST /mailboxes/{address}/expire-delta-tokens` | | next use of a token: 410 |
-//! | `POST /mailboxes/{address}/contacts`, `…/events` | a Graph item or an array | seeds |
+//! | `POST /mailboxes/{address}/contacts[?folder=ID]`, `…/events[?calendar=ID]` | a Graph item or an array | seeds |
 //! | `GET /roles`; `PUT /roles`; `POST`/`DELETE /roles/{role}` | `{"roles": [...]}` | tenant-wide roles |
 //! | `GET`/`POST /token-lifetime` | `{"seconds": N}` | access-token lifetime |
 //! | `POST /expire-tokens` | | every access token issued so far fails |
@@ -219,6 +219,7 @@ pub(crate) fn handle(
     graph: &Graph,
     method: &Method,
     path: &str,
+    query: Option<&str>,
     authorization: Option<&str>,
     body: &[u8],
 ) -> Answer {
@@ -279,7 +280,15 @@ pub(crate) fn handle(
             })
         }
         (&Method::POST, ["mailboxes", address, kind @ ("contacts" | "events")]) => {
-            with_mailbox(graph, address, |m| seed(graph, m, kind, &body))
+            // `?folder=<contactFolder id>` or `?calendar=<calendar id>`: where the items go.
+            let container = query.and_then(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .find(|(k, _)| k == "folder" || k == "calendar")
+                    .map(|(_, v)| v.into_owned())
+            });
+            with_mailbox(graph, address, |m| {
+                seed(graph, m, kind, container.as_deref(), &body)
+            })
         }
         (&Method::GET, ["roles"]) => Answer::ok(json!({"roles": graph.identity.roles()})),
         (&Method::PUT | &Method::POST, ["roles"]) => match strings(&body, "roles") {
@@ -510,9 +519,9 @@ fn add_fault(graph: &Graph, body: &Value) -> Answer {
 }
 
 /// Creates items through the store as a Graph POST would, so they get ids, etags and
-/// change tracking. The body is one Graph item or an array of them; `?folder=` is not
-/// supported: seeds go to the default folder or calendar.
-fn seed(graph: &Graph, m: &Mailbox, kind: &str, body: &Value) -> Answer {
+/// change tracking. The body is one Graph item or an array of them; they go to `container`
+/// (a contact folder's or a calendar's id) if given, else to the default folder or calendar.
+fn seed(graph: &Graph, m: &Mailbox, kind: &str, container: Option<&str>, body: &Value) -> Answer {
     let items: Vec<&Value> = match body {
         Value::Array(items) => items.iter().collect(),
         Value::Object(_) => vec![body],
@@ -521,7 +530,11 @@ fn seed(graph: &Graph, m: &Mailbox, kind: &str, body: &Value) -> Answer {
     if items.len() > MAX_SEED_ITEMS {
         return error(400, &format!("at most {MAX_SEED_ITEMS} items per seed"));
     }
-    let path = [kind.to_owned()];
+    let path: Vec<String> = match container {
+        None => vec![kind.to_owned()],
+        Some(id) if kind == "contacts" => vec!["contactFolders".into(), id.into(), kind.into()],
+        Some(id) => vec!["calendars".into(), id.into(), kind.into()],
+    };
     let query = Query::default();
     let prefer = Prefer::default();
     let user_url = format!("{}/v1.0/users/{}", graph.base_url, m.id);

@@ -607,7 +607,14 @@ pub(crate) async fn handle(graph: Arc<Graph>, req: Request<Incoming>) -> Result<
     let path = parts.uri.path();
     if let Some(rest) = path.strip_prefix("/_control") {
         if rest.is_empty() || rest.starts_with('/') {
-            let answer = control::handle(&graph, &parts.method, rest, authorization, &body);
+            let answer = control::handle(
+                &graph,
+                &parts.method,
+                rest,
+                parts.uri.query(),
+                authorization,
+                &body,
+            );
             return Ok(reply(&answer, &ids, "application/json", false));
         }
     }
