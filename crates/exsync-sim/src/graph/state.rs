@@ -202,11 +202,13 @@ impl Tenant {
             control_token: random_token(),
         };
         let tenant = Tenant::empty(path, settings);
-        for i in 1..=mailboxes {
-            let _ = tenant.add(&format!("user{i}@{domain}"), None, true);
-        }
-        for i in 1..=out_of_scope {
-            let _ = tenant.add(&format!("outside{i}@{domain}"), None, false);
+        let addresses = (1..=mailboxes)
+            .map(|i| (format!("user{i}@{domain}"), true))
+            .chain((1..=out_of_scope).map(|i| (format!("outside{i}@{domain}"), false)));
+        for (address, in_scope) in addresses {
+            if let Err(e) = tenant.add(&address, None, in_scope) {
+                anyhow::bail!("cannot make mailbox {address:?} ({e:?}): is {domain:?} a domain?");
+            }
         }
         tenant.save()?;
         Ok(tenant)
@@ -467,6 +469,7 @@ mod tests {
             t.add("USER1@contoso.test", None, true).err(),
             Some(AddError::Exists)
         );
+        assert!(Tenant::load_or_create(&dir.path().join("x"), "localhost", 1, 0).is_err());
         for bad in [
             "",
             "nobody",
