@@ -198,6 +198,17 @@ impl Listing {
         schema: Schema<'_>,
         orderable: &[&'static str],
     ) -> Result<Listing, Answer> {
+        // Options this store does not implement are refused, not ignored: a client would
+        // otherwise take an unfiltered list for the answer to its query.
+        for option in ["$search", "$skiptoken", "$deltatoken"] {
+            if call.query.params.contains_key(option) {
+                return Err(Answer::error(
+                    400,
+                    "ErrorInvalidUrlQuery",
+                    &format!("{option} is not supported on this collection by this service."),
+                ));
+            }
+        }
         let order = parse_orderby(call.query.orderby.as_deref(), orderable)?;
         let filter = match call.query.filter.as_deref() {
             Some(raw) => Some(filter::parse(raw, schema)?),

@@ -556,6 +556,8 @@ fn select_filter_and_expand_of_extended_properties() {
         ("$expand", "photo"),
         ("$expand", "singleValueExtendedProperties"),
         ("$orderby", "birthday"),
+        ("$search", "\"ann\""),
+        ("$skiptoken", "x"),
         ("$orderby", "displayName sideways"),
     ] {
         let answer = Req::new(&path).q(name, value).get(&mut store);
