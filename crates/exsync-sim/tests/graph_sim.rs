@@ -117,6 +117,7 @@ async fn graph_start_writes_a_private_sim_json() {
         json!(["user1@contoso.test", "user2@contoso.test"])
     );
     assert_eq!(json["out_of_scope"], json!(["outside1@contoso.test"]));
+    assert_eq!(json["domain"], "contoso.test");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -139,6 +140,26 @@ async fn graph_start_writes_a_private_sim_json() {
         .await
         .unwrap();
     assert_eq!(discovery["token_endpoint"], json!(sim.info.token_url));
+    // The tenant answers to its domain as well as to its id.
+    let by_domain: Value = http
+        .get(format!(
+            "https://127.0.0.1:{port}/contoso.test/v2.0/.well-known/openid-configuration"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_domain["token_endpoint"], json!(sim.info.token_url));
+    let unknown = http
+        .get(format!(
+            "https://127.0.0.1:{port}/fabrikam.test/v2.0/.well-known/openid-configuration"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
     sim.shutdown().await;
 }
 

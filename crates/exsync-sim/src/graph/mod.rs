@@ -86,6 +86,9 @@ pub struct SimInfo {
     pub private_key_pem: PathBuf,
     /// The CA certificate (PEM) a client must trust to reach the simulator over HTTPS.
     pub ca_pem: PathBuf,
+    /// The domain of the tenant's mailboxes (`contoso.test`), which also names the tenant in
+    /// authority URLs.
+    pub domain: String,
     /// Mailbox addresses in the app's management scope (both roles) at start-up.
     pub mailboxes: Vec<String>,
     /// Mailbox addresses that exist but are outside the scope at start-up.
@@ -162,6 +165,7 @@ impl GraphSim {
             certificate_pem: identity.certificate_path().to_path_buf(),
             private_key_pem: identity.private_key_path().to_path_buf(),
             ca_pem: ca.ca_cert_path(),
+            domain: settings.domain.clone(),
             mailboxes,
             out_of_scope,
             control_url: format!("{base_url}/_control"),
