@@ -56,6 +56,9 @@ pub struct ExsyncConfig {
     pub store: StoreConfig,
     /// How the service account reaches Exchange.
     pub exchange: ExchangeConfig,
+    /// How exsync reaches Exchange Online mailboxes through Microsoft Graph, and which users'
+    /// mailboxes are there; `None` when the organisation has none.
+    pub exchange_online: Option<super::ExchangeOnlineConfig>,
     /// Limits and overrides for every outgoing connection, to Exchange and to the CRM alike.
     pub network: NetworkConfig,
     /// How the service account reaches the CRM.

@@ -72,6 +72,7 @@ fn finish(r: Reader) -> ConfigErrors {
 const ROOT_KEYS: &[&str] = &[
     "store",
     "exchange",
+    "exchange_online",
     "network",
     "crm",
     "service",
@@ -104,6 +105,8 @@ fn read_file(r: &mut Reader, root: &Tbl<'_, '_>) -> ExsyncConfig {
             read_exchange(&mut defaults_only(), &absent("exchange"))
         }
     };
+    let exchange_online =
+        section(r, "exchange_online").map(|t| super::online::read_exchange_online(r, &t));
     let t = section(r, "network").unwrap_or_else(|| absent("network"));
     let network = read_network(r, &t);
     let crm = match section(r, "crm") {
@@ -133,6 +136,7 @@ fn read_file(r: &mut Reader, root: &Tbl<'_, '_>) -> ExsyncConfig {
     ExsyncConfig {
         store,
         exchange,
+        exchange_online,
         network,
         crm,
         service,

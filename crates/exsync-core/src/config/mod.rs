@@ -8,6 +8,7 @@ mod error;
 mod file;
 mod load;
 mod model;
+mod online;
 mod render;
 mod walk;
 
@@ -15,6 +16,7 @@ pub use error::{ConfigError, ConfigErrors};
 pub use file::*;
 pub use load::{load, parse};
 pub use model::*;
+pub use online::{ExchangeOnlineConfig, OnlineCloud, OnlineCredential};
 pub use render::{configuration_toml, configuration_value, explain_assignment, Assignment};
 
 #[cfg(test)]

@@ -145,6 +145,19 @@ impl ExsyncConfig {
             ("max_concurrency", Some(int(x.max_concurrency))),
             ("wire_trace_dir", x.wire_trace_dir.as_deref().map(path)),
         ]);
+        let exchange_online = self.exchange_online.as_ref().map(|x| {
+            table(vec![
+                ("tenant", Some(s(x.tenant.clone()))),
+                ("client_id", Some(s(x.client_id.clone()))),
+                ("cloud", Some(s(x.cloud.as_str()))),
+                ("credential", Some(s(x.credential.as_str()))),
+                ("all_users", Some(Value::Boolean(x.all_users))),
+                (
+                    "users",
+                    Some(Value::Array(x.users.iter().map(|u| s(u.clone())).collect())),
+                ),
+            ])
+        });
         let resolve: Table = self
             .network
             .resolve
@@ -197,16 +210,17 @@ impl ExsyncConfig {
             .map(|c| (c.name.clone(), configuration_value(c)))
             .collect();
         [
-            ("store", store),
-            ("exchange", exchange),
-            ("network", network),
-            ("crm", crm),
-            ("service", service),
-            ("console", console),
-            ("configurations", Value::Table(configurations)),
+            ("store", Some(store)),
+            ("exchange", Some(exchange)),
+            ("exchange_online", exchange_online),
+            ("network", Some(network)),
+            ("crm", Some(crm)),
+            ("service", Some(service)),
+            ("console", Some(console)),
+            ("configurations", Some(Value::Table(configurations))),
         ]
         .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
+        .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v)))
         .collect()
     }
 
@@ -218,6 +232,7 @@ impl ExsyncConfig {
         for name in [
             "store",
             "exchange",
+            "exchange_online",
             "network",
             "crm",
             "service",

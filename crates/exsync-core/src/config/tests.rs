@@ -68,7 +68,7 @@ fn every_invalid_input_is_reported_with_file_key_line_and_reason() {
         (
             "unknown section",
             tail(&format!("[metrics]\nlisten = 1\n{CONFIG}")),
-            vec![at(6, "metrics", "unknown key `metrics`; valid keys here: store, exchange, network, crm, service, console, configurations")],
+            vec![at(6, "metrics", "unknown key `metrics`; valid keys here: store, exchange, exchange_online, network, crm, service, console, configurations")],
         ),
         (
             "unknown key in a configuration",

@@ -1,0 +1,230 @@
+//! The `[exchange_online]` section: the Entra app through which exsync reaches Exchange Online
+//! mailboxes over Microsoft Graph, and which users' mailboxes are there. Its certificate and
+//! key, or its secret, live in the vault.
+
+use serde::{Deserialize, Serialize};
+
+use super::check;
+use super::walk::{Reader, Tbl};
+
+/// The national cloud an Exchange Online tenant lives in: it sets the sign-in authority, the
+/// Graph host and the token scope together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnlineCloud {
+    /// The worldwide service (also Microsoft 365 GCC).
+    Global,
+    /// US Government L4 (GCC High).
+    UsGov,
+    /// US Government L5 (DoD).
+    UsDod,
+    /// China, operated by 21Vianet.
+    China,
+}
+
+impl OnlineCloud {
+    /// The setting's spelling in `exchange_online.cloud`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnlineCloud::Global => "global",
+            OnlineCloud::UsGov => "usgov",
+            OnlineCloud::UsDod => "usdod",
+            OnlineCloud::China => "china",
+        }
+    }
+}
+
+/// How the app proves who it is to Entra ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnlineCredential {
+    /// A certificate registered with the app; its PEM and private key are in the vault.
+    Certificate,
+    /// A client secret, in the vault. Secrets expire (24 months at most); a certificate is
+    /// preferred.
+    Secret,
+}
+
+impl OnlineCredential {
+    /// The setting's spelling in `exchange_online.credential`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnlineCredential::Certificate => "certificate",
+            OnlineCredential::Secret => "secret",
+        }
+    }
+}
+
+/// The `[exchange_online]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExchangeOnlineConfig {
+    /// The directory (tenant) id, a GUID or a verified domain such as
+    /// `contoso.onmicrosoft.com`.
+    pub tenant: String,
+    /// The app registration's application (client) id.
+    pub client_id: String,
+    /// Which cloud the tenant is in.
+    pub cloud: OnlineCloud,
+    /// Certificate (default) or secret.
+    pub credential: OnlineCredential,
+    /// Every syncing user's mailbox is in Exchange Online (no EWS for anyone).
+    pub all_users: bool,
+    /// Mailboxes in Exchange Online, lower-cased, when not all of them are: the others stay
+    /// on EWS.
+    pub users: Vec<String>,
+}
+
+impl ExchangeOnlineConfig {
+    /// Whether the mailbox `address` is served through Graph.
+    pub fn serves(&self, address: &str) -> bool {
+        self.all_users || self.users.iter().any(|u| u.eq_ignore_ascii_case(address))
+    }
+}
+
+pub(crate) const KEYS: &[&str] = &[
+    "tenant",
+    "client_id",
+    "cloud",
+    "credential",
+    "all_users",
+    "users",
+];
+
+/// Reads `[exchange_online]`.
+pub(crate) fn read_exchange_online(r: &mut Reader, t: &Tbl<'_, '_>) -> ExchangeOnlineConfig {
+    r.check_keys(t, KEYS);
+    let required = |r: &mut Reader, name: &str, what: &str| match r.item(t, name) {
+        None => {
+            r.missing(t, name, what);
+            String::new()
+        }
+        Some(item) => r.text(&item).unwrap_or_default(),
+    };
+    let tenant = required(
+        r,
+        "tenant",
+        "the directory (tenant) id, or a verified domain such as contoso.onmicrosoft.com",
+    );
+    let client_id = required(
+        r,
+        "client_id",
+        "the app registration's application (client) id",
+    );
+    let cloud = r
+        .item(t, "cloud")
+        .and_then(|item| {
+            r.choice(
+                &item,
+                "a cloud",
+                &[
+                    ("global", OnlineCloud::Global),
+                    ("usgov", OnlineCloud::UsGov),
+                    ("usdod", OnlineCloud::UsDod),
+                    ("china", OnlineCloud::China),
+                ],
+            )
+        })
+        .unwrap_or(OnlineCloud::Global);
+    let credential = r
+        .item(t, "credential")
+        .and_then(|item| {
+            r.choice(
+                &item,
+                "a credential kind",
+                &[
+                    ("certificate", OnlineCredential::Certificate),
+                    ("secret", OnlineCredential::Secret),
+                ],
+            )
+        })
+        .unwrap_or(OnlineCredential::Certificate);
+    let all_users = r
+        .item(t, "all_users")
+        .and_then(|item| r.boolean(&item))
+        .unwrap_or(false);
+    let mut users = Vec::new();
+    if let Some(item) = r.item(t, "users") {
+        for (address, line) in r.string_list(&item).unwrap_or_default() {
+            let address = address.trim().to_ascii_lowercase();
+            if !check::is_email(&address) {
+                r.error(
+                    &item.key,
+                    Some(line),
+                    format!("`{address}` is not a mailbox address such as user@example.com"),
+                );
+            } else if !users.contains(&address) {
+                users.push(address);
+            }
+        }
+    }
+    ExchangeOnlineConfig {
+        tenant,
+        client_id,
+        cloud,
+        credential,
+        all_users,
+        users,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::path::Path;
+
+    use super::super::parse;
+    use super::*;
+
+    const HEAD: &str = "[exchange]
+service_account = \"svc@example.com\"
+[crm]
+client_id = \"abc\"
+username = \"int@example.com\"
+[configurations.a]
+users = [\"a@example.com\"]
+";
+
+    fn problems(text: &str) -> Vec<String> {
+        match parse(text, Path::new("/etc/exsync/exsync.toml")) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn graph_exchange_online_is_read_with_its_defaults_and_shown_back() {
+        let path = Path::new("/etc/exsync/exsync.toml");
+        let none = parse(HEAD, path).unwrap();
+        assert_eq!(none.exchange_online, None);
+        let text = format!(
+            "{HEAD}[exchange_online]\ntenant = \"contoso.onmicrosoft.com\"\nclient_id = \"11111111-2222-3333-4444-555555555555\"\nusers = [\"B@Example.com\", \"b@example.com\"]\n"
+        );
+        let config = parse(&text, path).unwrap();
+        let online = config.exchange_online.clone().unwrap();
+        assert_eq!(online.tenant, "contoso.onmicrosoft.com");
+        assert_eq!(online.cloud, OnlineCloud::Global);
+        assert_eq!(online.credential, OnlineCredential::Certificate);
+        assert_eq!(online.users, ["b@example.com"]);
+        assert!(online.serves("B@example.com") && !online.serves("a@example.com"));
+        // What `exsync config show` prints loads back the same.
+        let shown = config.to_toml_string().unwrap();
+        assert_eq!(parse(&shown, path).unwrap().exchange_online, Some(online));
+    }
+
+    #[test]
+    fn graph_exchange_online_problems_name_the_setting() {
+        let text = format!("{HEAD}[exchange_online]\ncloud = \"mars\"\nusers = [\"nobody\"]\nclient_secret = \"x\"\n");
+        let found = problems(&text).join("\n");
+        assert!(found.contains("exchange_online.tenant: missing"), "{found}");
+        assert!(
+            found.contains("exchange_online.client_id: missing"),
+            "{found}"
+        );
+        assert!(found.contains("`mars` is not a cloud"), "{found}");
+        assert!(
+            found.contains("`nobody` is not a mailbox address"),
+            "{found}"
+        );
+        assert!(found.contains("exchange_online.client_secret"), "{found}");
+    }
+}
