@@ -12,8 +12,52 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about = "Keeps CRM contacts and events in sync with Exchange mailboxes"
 )]
 pub struct Cli {
+    /// The configuration file, before or after the subcommand. Default: exsync.toml.
+    #[arg(long, short = 'c', value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The configuration file when neither `-c` nor a `config` command's FILE names one.
+pub const DEFAULT_CONFIG: &str = "exsync.toml";
+
+impl Cli {
+    /// Gives every command the configuration file named once on the command line: `-c` before
+    /// or after the subcommand, or `config check FILE`; `exsync.toml` otherwise.
+    pub fn resolve_config(mut self) -> Command {
+        let chosen = self
+            .config
+            .take()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+        let fill = |arg: &mut ConfigFileArg| arg.config = chosen.clone();
+        match &mut self.command {
+            Command::Run(a) => fill(&mut a.config),
+            Command::Sync(a) => fill(&mut a.config),
+            #[cfg(feature = "demo")]
+            Command::Demo(_) => {}
+            Command::Config(ConfigCommand::Check(a)) => {
+                a.file.get_or_insert(chosen.clone());
+            }
+            Command::Config(ConfigCommand::Show(a)) => {
+                a.file.get_or_insert(chosen.clone());
+            }
+            Command::Status(a) => fill(&mut a.config),
+            Command::Reset(a) => fill(&mut a.config),
+            Command::Serve(a) => fill(&mut a.config),
+            Command::Secrets(SecretsCommand::List(a) | SecretsCommand::RotateKey(a)) => {
+                fill(&mut a.config)
+            }
+            Command::Secrets(SecretsCommand::Set(a) | SecretsCommand::Delete(a)) => {
+                fill(&mut a.common.config)
+            }
+            Command::Admin(AdminCommand::AddUser(a) | AdminCommand::AddToken(a)) => {
+                fill(&mut a.config)
+            }
+            Command::Check(a) => fill(&mut a.config),
+        }
+        self.command
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -47,10 +91,11 @@ pub enum Command {
     Check(CheckArgs),
 }
 
+/// The configuration file a command works with: `-c FILE` anywhere on the command line (see
+/// [`Cli::resolve_config`]).
 #[derive(Debug, Args)]
 pub struct ConfigFileArg {
-    /// The configuration file.
-    #[arg(long, short = 'c', value_name = "FILE", default_value = "exsync.toml")]
+    #[arg(skip = PathBuf::from(DEFAULT_CONFIG))]
     pub config: PathBuf,
 }
 
@@ -86,8 +131,8 @@ pub enum ConfigCommand {
 
 #[derive(Debug, Args)]
 pub struct ConfigCheckArgs {
-    /// The configuration file.
-    pub file: PathBuf,
+    /// The configuration file (or -c FILE; default exsync.toml).
+    pub file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -98,8 +143,8 @@ pub enum Format {
 
 #[derive(Debug, Args)]
 pub struct ConfigShowArgs {
-    /// The configuration file.
-    pub file: PathBuf,
+    /// The configuration file (or -c FILE; default exsync.toml).
+    pub file: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Toml)]
     pub format: Format,
@@ -135,6 +180,8 @@ pub enum SecretsCommand {
     /// Store a secret; the value is read from stdin, or from a prompt that does not echo.
     /// Names: exchange.password, crm.private_key, crm.client_secret.
     Set(SecretSetArgs),
+    /// Delete a stored secret.
+    Delete(SecretSetArgs),
     /// List the stored secrets' names and when they were set (never their values).
     List(SecretsArgs),
     /// Re-encrypt every secret under a new master key, in one transaction.
@@ -153,7 +200,7 @@ pub struct SecretsArgs {
 pub struct SecretSetArgs {
     #[command(flatten)]
     pub common: SecretsArgs,
-    /// The secret's name, e.g. exchange.password.
+    /// The secret's name: exchange.password, crm.private_key or crm.client_secret.
     pub name: String,
 }
 
@@ -178,6 +225,7 @@ pub struct AdminAddArgs {
     pub config: ConfigFileArg,
     /// The account's or token's name.
     pub name: String,
+    /// What the account or token may do: view, operate (pause, reset, test) or administer.
     #[arg(long, value_enum)]
     pub role: RoleArg,
 }
@@ -246,6 +294,13 @@ pub struct SyncArgs {
     /// Print what would be done and write nothing, to either side or to the state database.
     #[arg(long)]
     pub dry_run: bool,
+    /// Switch sync on (as the console's switch does) and run no pass.
+    #[arg(long, conflicts_with_all = ["disable", "dry_run", "user"])]
+    pub enable: bool,
+    /// Switch sync off (as the console's switch does): the service runs no pass until it is
+    /// switched on again.
+    #[arg(long, conflicts_with_all = ["dry_run", "user"])]
+    pub disable: bool,
     /// Log format (default: service.log_format of the configuration).
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormatArg>,

@@ -11,7 +11,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     private_files();
     let cli = cli::Cli::parse();
-    match commands::run(cli) {
+    match commands::run(cli.resolve_config()) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("exsync: {e:#}");

@@ -27,6 +27,9 @@ pub const EXCHANGE_PASSWORD: &str = "exchange.password";
 pub const CRM_PRIVATE_KEY: &str = "crm.private_key";
 /// The CRM connected app's client secret (client-credentials flow).
 pub const CRM_CLIENT_SECRET: &str = "crm.client_secret";
+/// Every secret the service reads: `secrets set` refuses other names, which would be stored and
+/// never used.
+pub const KNOWN_SECRETS: &[&str] = &[EXCHANGE_PASSWORD, CRM_PRIVATE_KEY, CRM_CLIENT_SECRET];
 
 const NONCE_LEN: usize = 12;
 
@@ -124,6 +127,15 @@ impl Vault {
     /// Whether a secret is stored under `name`, without decrypting it.
     pub fn contains(&self, name: &str) -> Result<bool, VaultError> {
         Ok(self.store.get_secret(name)?.is_some())
+    }
+
+    /// Deletes a secret; `false` when none was stored under that name.
+    pub fn delete(&self, name: &str) -> Result<bool, VaultError> {
+        let deleted = self.store.delete_secret(name)?;
+        if deleted {
+            tracing::info!(secret = name, "secret deleted");
+        }
+        Ok(deleted)
     }
 
     /// Every stored secret's name and when it was last written; never a value.

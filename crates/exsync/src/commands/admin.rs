@@ -20,13 +20,6 @@ fn role(r: RoleArg) -> Role {
     }
 }
 
-fn actor() -> String {
-    format!(
-        "cli:{}",
-        std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned())
-    )
-}
-
 pub fn run(command: AdminCommand) -> anyhow::Result<ExitCode> {
     match command {
         AdminCommand::AddUser(args) => add_user(&args),
@@ -62,7 +55,7 @@ fn add_user(args: &AdminAddArgs) -> anyhow::Result<ExitCode> {
     }
     store.append_audit(&AuditEvent {
         at: Utc::now(),
-        actor: actor(),
+        actor: super::cli_actor(),
         action: "admin_user.create".to_owned(),
         detail: json!({ "name": name, "role": role }),
     })?;
@@ -78,7 +71,7 @@ fn add_token(args: &AdminAddArgs) -> anyhow::Result<ExitCode> {
     let id = store.create_api_token(&sha256_hex(&token), &name, role, Utc::now())?;
     store.append_audit(&AuditEvent {
         at: Utc::now(),
-        actor: actor(),
+        actor: super::cli_actor(),
         action: "api_token.create".to_owned(),
         detail: json!({ "name": name, "role": role, "id": id }),
     })?;

@@ -20,10 +20,17 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The file a `config` command reads: resolved by `Cli::resolve_config`, so always set.
+fn file(file: &Option<std::path::PathBuf>) -> std::path::PathBuf {
+    file.clone()
+        .unwrap_or_else(|| crate::cli::DEFAULT_CONFIG.into())
+}
+
 fn check(args: &ConfigCheckArgs) -> anyhow::Result<ExitCode> {
-    match load(&args.file) {
+    let path = file(&args.file);
+    match load(&path) {
         Ok(config) => {
-            print!("{}", summary(&args.file, &config));
+            print!("{}", summary(&path, &config));
             Ok(ExitCode::SUCCESS)
         }
         Err(errors) => {
@@ -114,7 +121,7 @@ fn summary(file: &Path, config: &ExsyncConfig) -> String {
 }
 
 fn show(args: &ConfigShowArgs) -> anyhow::Result<ExitCode> {
-    let config = match load(&args.file) {
+    let config = match load(&file(&args.file)) {
         Ok(config) => config,
         Err(errors) => {
             eprintln!("{errors}");

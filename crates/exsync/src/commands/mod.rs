@@ -12,10 +12,28 @@ mod state;
 
 use std::process::ExitCode;
 
-use crate::cli::{Cli, Command};
+use crate::cli::Command;
 
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
+/// Who made a change from the command line, for the audit log: the OS user.
+pub(crate) fn cli_actor() -> String {
+    let user = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()));
+    let user = user.unwrap_or_else(|| {
+        #[cfg(unix)]
+        {
+            format!("uid {}", rustix::process::getuid().as_raw())
+        }
+        #[cfg(not(unix))]
+        {
+            "unknown".to_owned()
+        }
+    });
+    format!("cli:{user}")
+}
+
+pub fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
         #[cfg(feature = "demo")]
         Command::Demo(args) => demo::run(&args),
         Command::Run(args) => service::run(&args),

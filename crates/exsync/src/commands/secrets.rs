@@ -1,4 +1,4 @@
-//! `exsync secrets set|list|rotate-key`, and the pieces other commands share: opening the
+//! `exsync secrets set|delete|list|rotate-key`, and the pieces other commands share: opening the
 //! vault and reading a secret from stdin or a prompt that does not echo (never from argv,
 //! which other local users can read in the process list).
 
@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use exsync_engine::vault::{
-    load_master_key, staged_key_path, valid_name, KeySource, MasterKey, SecretValue, Vault,
+    load_master_key, staged_key_path, KeySource, MasterKey, SecretValue, Vault, KNOWN_SECRETS,
     MASTER_KEY_ENV,
 };
-use exsync_store::Store;
+use exsync_store::{AuditEvent, Store};
 
 use super::state::open_store;
 use crate::cli::{ConfigFileArg, KeyFileArg, SecretsArgs, SecretsCommand};
@@ -20,16 +20,23 @@ use crate::cli::{ConfigFileArg, KeyFileArg, SecretsArgs, SecretsCommand};
 pub fn run(command: SecretsCommand) -> anyhow::Result<ExitCode> {
     match command {
         SecretsCommand::Set(args) => {
-            if !valid_name(&args.name) {
-                bail!(
-                    "secret name {:?} is not valid: use lower-case letters, digits, '.', '_' or '-' (e.g. exchange.password)",
-                    args.name
-                );
-            }
-            let (_, vault, _) = open_vault(&args.common.config, &args.common.key)?;
+            known(&args.name)?;
+            let (store, vault, _) = open_vault(&args.common.config, &args.common.key)?;
             let value = read_secret(&format!("Value for {}: ", args.name))?;
             vault.set(&args.name, &value)?;
+            audit(store.as_ref(), "secret.set", &args.name)?;
             eprintln!("secret {} stored (encrypted)", args.name);
+            Ok(ExitCode::SUCCESS)
+        }
+        SecretsCommand::Delete(args) => {
+            known(&args.name)?;
+            let (store, vault, _) = open_vault(&args.common.config, &args.common.key)?;
+            if !vault.delete(&args.name)? {
+                eprintln!("exsync: no secret named {} is stored", args.name);
+                return Ok(ExitCode::FAILURE);
+            }
+            audit(store.as_ref(), "secret.delete", &args.name)?;
+            eprintln!("secret {} deleted", args.name);
             Ok(ExitCode::SUCCESS)
         }
         SecretsCommand::List(args) => {
@@ -51,8 +58,30 @@ pub fn run(command: SecretsCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Refuses a name the service never reads: it would be stored and silently unused.
+fn known(name: &str) -> anyhow::Result<()> {
+    if !KNOWN_SECRETS.contains(&name) {
+        bail!(
+            "unknown secret name {name:?}: exsync reads only {}",
+            KNOWN_SECRETS.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Records a change of the vault from the command line (the name, never the value).
+fn audit(store: &dyn Store, action: &str, name: &str) -> anyhow::Result<()> {
+    store.append_audit(&AuditEvent {
+        at: chrono::Utc::now(),
+        actor: super::cli_actor(),
+        action: action.to_owned(),
+        detail: serde_json::json!({ "name": name }),
+    })?;
+    Ok(())
+}
+
 fn rotate(args: &SecretsArgs) -> anyhow::Result<ExitCode> {
-    let (_, vault, source) = open_vault(&args.config, &args.key)?;
+    let (store, vault, source) = open_vault(&args.config, &args.key)?;
     match source {
         KeySource::File(path) => {
             // The new key is on disk before the database switches to it, so a crash in
@@ -91,6 +120,7 @@ fn rotate(args: &SecretsArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    audit(store.as_ref(), "secret.rotate_key", "every secret")?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -150,6 +150,9 @@ async fn wait_for_signal() {
 }
 
 pub fn sync(args: &SyncArgs) -> anyhow::Result<ExitCode> {
+    if args.enable || args.disable {
+        return switch(&args.config, args.enable);
+    }
     let metrics = Arc::new(Metrics::default());
     let syncer = prepare(&args.config, &args.key, args.log_format, &metrics)?.syncer;
     let options = PassOptions {
@@ -172,6 +175,33 @@ pub fn sync(args: &SyncArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `exsync sync --enable | --disable`: the console's switch, from the command line (audited
+/// the same way). It needs no connector and no secret.
+fn switch(config: &ConfigFileArg, enabled: bool) -> anyhow::Result<ExitCode> {
+    let store = super::state::open_store(config)?;
+    let was = exsync_engine::switch::is_enabled(store.as_ref())?;
+    exsync_engine::switch::set_enabled(store.as_ref(), enabled, chrono::Utc::now())?;
+    store.append_audit(&exsync_store::AuditEvent {
+        at: chrono::Utc::now(),
+        actor: super::cli_actor(),
+        action: if enabled {
+            "sync.enable"
+        } else {
+            "sync.disable"
+        }
+        .to_owned(),
+        detail: serde_json::json!({}),
+    })?;
+    let now = if enabled { "on" } else { "off" };
+    let note = if was == enabled {
+        " (it already was)"
+    } else {
+        ""
+    };
+    println!("Sync is switched {now}{note}.");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn describe(op: &Op) -> String {

@@ -348,6 +348,12 @@ pub fn reset(args: &ResetArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     let counts = store.reset_user(&user)?;
+    store.append_audit(&exsync_store::AuditEvent {
+        at: Utc::now(),
+        actor: super::cli_actor(),
+        action: "user.reset".to_owned(),
+        detail: json!({ "user": user, "pairs": counts.pairs, "cursors": counts.cursors }),
+    })?;
     println!(
         "Reset {user}: forgot {} pairs and {} cursors{}. No contact or event was changed; the next pass matches everything again.",
         counts.pairs,

@@ -64,6 +64,25 @@ fn check_on_a_missing_file_exits_1() {
         .starts_with("/nonexistent/exsync.toml: cannot read the file: "));
 }
 
+/// `config check` reads the file `-c` names, before or after the subcommand, as every command
+/// does.
+#[test]
+fn check_takes_the_file_from_c_too() {
+    let file = example();
+    for args in [
+        vec!["-c", file.to_str().unwrap(), "config", "check"],
+        vec!["config", "check", "--config", file.to_str().unwrap()],
+    ] {
+        let out = exsync(&args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+        assert!(
+            out.stdout.starts_with(&format!("{}: OK\n", file.display())),
+            "{args:?}: {}",
+            out.stdout
+        );
+    }
+}
+
 #[test]
 fn check_summarises_a_clean_file_and_exits_0() {
     let file = example();

@@ -138,6 +138,9 @@ fn reset_forgets_pairs_and_cursors_only() {
     assert!(out.status.success(), "{}", out.text());
     assert!(out.text().contains("forgot 3 pairs"), "{}", out.text());
     let store = SqliteStore::open(dir.path().join("state.db")).unwrap();
+    let audit = exsync_store::Accounts::list_audit(&store, 5, None).unwrap();
+    assert_eq!(audit[0].action, "user.reset", "{audit:?}");
+    assert!(audit[0].actor.starts_with("cli:"), "{audit:?}");
     assert!(store
         .load_pairs(&UserKey::new("ann@contoso.test"), ItemKind::Contact)
         .unwrap()

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use exsync_engine::vault::{load_master_key, Vault};
-use exsync_store::{SqliteStore, Store};
+use exsync_store::{Accounts, SqliteStore, Store};
 use exsync_testkit::cli::{Cli, Ran};
 
 const CONFIG: &str = r#"
@@ -123,7 +123,102 @@ fn secrets_are_set_from_stdin_listed_without_values_and_rotated() {
 
     let out = exsync(d, &["secrets", "set", "Bad Name"], "x");
     assert!(!out.status.success());
-    assert!(out.text().contains("not valid"), "{}", out.text());
+    assert!(out.text().contains("unknown secret name"), "{}", out.text());
+}
+
+/// Names the service never reads are refused, a secret can be deleted, and every change from
+/// the command line is in the audit log with the OS user who made it. `-c` works before the
+/// subcommand as well as after it.
+#[test]
+fn secret_names_are_checked_deletes_exist_and_cli_changes_are_audited() {
+    let dir = setup("");
+    let d = dir.path();
+    std::fs::rename(d.join("exsync.toml"), d.join("other.toml")).unwrap();
+    let run = |args: &[&str], stdin: &str| {
+        Cli::new(env!("CARGO_BIN_EXE_exsync"))
+            .current_dir(d)
+            .args(args)
+            .env_remove("EXSYNC_MASTER_KEY")
+            .env("USER", "jdoe")
+            .stdin(stdin)
+            .run()
+    };
+    let typo = run(
+        &["-c", "other.toml", "secrets", "set", "exchange.pasword"],
+        "x\n",
+    );
+    assert!(!typo.status.success());
+    assert!(
+        typo.text()
+            .contains("unknown secret name \"exchange.pasword\"")
+            && typo
+                .text()
+                .contains("exchange.password, crm.private_key, crm.client_secret"),
+        "{}",
+        typo.text()
+    );
+    let set = run(
+        &["-c", "other.toml", "secrets", "set", "crm.client_secret"],
+        "s3cret-value\n",
+    );
+    assert!(set.status.success(), "{}", set.text());
+    let deleted = run(
+        &["secrets", "delete", "crm.client_secret", "-c", "other.toml"],
+        "",
+    );
+    assert!(deleted.status.success(), "{}", deleted.text());
+    let again = run(
+        &[
+            "secrets",
+            "delete",
+            "crm.client_secret",
+            "--config",
+            "other.toml",
+        ],
+        "",
+    );
+    assert_eq!(again.status.code(), Some(1), "{}", again.text());
+    assert!(again.text().contains("no secret named crm.client_secret"));
+    let listed = run(&["-c", "other.toml", "secrets", "list"], "");
+    assert!(
+        listed.text().contains("no secrets stored"),
+        "{}",
+        listed.text()
+    );
+    let off = run(&["-c", "other.toml", "sync", "--disable"], "");
+    assert!(off.status.success(), "{}", off.text());
+    assert!(
+        off.text().contains("Sync is switched off."),
+        "{}",
+        off.text()
+    );
+    let store = SqliteStore::open(d.join("state.db")).unwrap();
+    assert!(!exsync_engine::switch::is_enabled(&store).unwrap());
+    let on = run(&["-c", "other.toml", "sync", "--enable"], "");
+    assert!(on.text().contains("Sync is switched on."), "{}", on.text());
+    assert!(exsync_engine::switch::is_enabled(&store).unwrap());
+
+    let audit: Vec<(String, String, String)> = store
+        .list_audit(50, None)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.actor, e.action, e.detail.to_string()))
+        .collect();
+    let actions: Vec<&str> = audit.iter().map(|(_, a, _)| a.as_str()).collect();
+    for expected in ["secret.set", "secret.delete", "sync.disable", "sync.enable"] {
+        assert!(
+            actions.contains(&expected),
+            "{expected} missing in {audit:?}"
+        );
+    }
+    assert!(
+        audit.iter().all(|(actor, _, _)| actor == "cli:jdoe"),
+        "{audit:?}"
+    );
+    assert!(
+        !audit.iter().any(|(_, _, detail)| detail.contains("s3cret")),
+        "a value reached the audit log: {audit:?}"
+    );
 }
 
 #[test]
