@@ -11,6 +11,7 @@ use exsync_salesforce::{AuthConfig, SalesforceClient, SalesforceConfig, Secret};
 use exsync_store::Store;
 
 use super::ews::{Endpoint, ExchangeConnection};
+use super::graph::setup::{backend_rule, online_side, GraphSecrets, GraphSetupError, OnlineSide};
 use super::salesforce::SalesforceSide;
 use crate::sync::mailboxes::Mailboxes;
 use crate::sync::service::Syncer;
@@ -18,9 +19,9 @@ use crate::vault::{
     SecretValue, Vault, VaultError, CRM_CLIENT_SECRET, CRM_PRIVATE_KEY, EXCHANGE_PASSWORD,
 };
 
-/// The sync service the CLI runs. Every user's mailbox is on EWS today; the router is where a
-/// Graph backend and a rule naming its users plug in.
-pub type ConfiguredSyncer = Syncer<Mailboxes<ExchangeConnection>, SalesforceSide>;
+/// The sync service the CLI runs: each user's mailbox on EWS, or on Graph when
+/// `[exchange_online]` names it.
+pub type ConfiguredSyncer = Syncer<Mailboxes<ExchangeConnection, OnlineSide>, SalesforceSide>;
 
 /// Why the sync service cannot be built from the configuration and the vault. The admin reads
 /// these at startup, so each names the setting or secret at fault and, where there is one, the
@@ -87,6 +88,10 @@ pub enum BuildError {
     /// which secret and why.
     #[error(transparent)]
     Vault(#[from] VaultError),
+    /// The Graph backend (`[exchange_online]`) could not be built; the text names the secret
+    /// or setting at fault.
+    #[error(transparent)]
+    Graph(#[from] GraphSetupError),
 }
 
 /// The secrets the service needs, read from the vault.
@@ -99,6 +104,9 @@ pub struct Secrets {
     /// The connected app's secret for the client-credentials flow; `None` when none is stored, an
     /// error only if `crm.auth` uses that flow.
     pub crm_client_secret: Option<SecretValue>,
+    /// The Entra app's certificate and key, or secret, for `[exchange_online]`; a missing one
+    /// is an error only if that section's credential needs it.
+    pub graph: GraphSecrets,
 }
 
 impl Secrets {
@@ -113,6 +121,7 @@ impl Secrets {
             exchange_password,
             crm_private_key: vault.get(CRM_PRIVATE_KEY)?,
             crm_client_secret: vault.get(CRM_CLIENT_SECRET)?,
+            graph: GraphSecrets::from_vault(vault)?,
         })
     }
 }
@@ -216,11 +225,16 @@ pub fn syncer(
             AutodiscoverConfig::new(allow),
         )),
     };
+    let online = online_side(config, &secrets.graph, Some(observer.clone()))?;
     let mut crm_config = salesforce_config(config, secrets)?;
     crm_config.observer = Some(observer);
     let crm = SalesforceClient::new(crm_config).map_err(BuildError::Salesforce)?;
     Ok(Arc::new(Syncer {
-        exchange: Mailboxes::ews_only(ExchangeConnection::new(client, endpoint)),
+        exchange: Mailboxes::new(
+            ExchangeConnection::new(client, endpoint),
+            online,
+            backend_rule(config),
+        ),
         crm: SalesforceSide { client: crm },
         store,
         configurations: config.configurations.clone(),

@@ -14,6 +14,7 @@
 
 mod cursor;
 mod series;
+pub mod setup;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
