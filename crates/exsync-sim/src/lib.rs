@@ -13,6 +13,7 @@
 mod cli_support;
 pub mod exchange;
 pub mod graph;
+mod https;
 mod journal;
 pub mod salesforce;
 pub mod tls;

@@ -27,8 +27,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
@@ -141,7 +139,7 @@ impl GraphSim {
         let addr = listener.local_addr().context("reading the bound address")?;
         let host = addr.ip().to_string();
         let tls = ca.server_config(&[host.as_str(), "localhost"])?;
-        let base_url = format!("https://{}", fmt_host_port(addr));
+        let base_url = format!("https://{}", crate::https::host_port(addr));
         let authority = format!("{base_url}/{}", identity.tenant_id());
         let (mut mailboxes, mut out_of_scope) = (Vec::new(), Vec::new());
         for m in tenant.mailboxes() {
@@ -182,7 +180,16 @@ impl GraphSim {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let saver = tokio::spawn(state::persist(tenant, stopped.clone()));
         let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-        let task = tokio::spawn(accept(listener, acceptor, graph, stopped));
+        let task = tokio::spawn(async move {
+            let mut stopped = stopped;
+            let stop = async move {
+                let _ = stopped.changed().await;
+            };
+            crate::https::serve(listener, acceptor, stop, move |req| {
+                server::handle(graph.clone(), req)
+            })
+            .await
+        });
         crate::cli_support::write_private_json(&dir.join(SIM_JSON), &info)?;
         tracing::info!(url = %info.graph_url, "graph simulator ready");
         Ok(GraphSim {
@@ -214,52 +221,5 @@ impl Drop for GraphSim {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(true);
         }
-    }
-}
-
-async fn accept(
-    listener: TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
-    graph: Arc<server::Graph>,
-    mut stopped: tokio::sync::watch::Receiver<bool>,
-) {
-    loop {
-        tokio::select! {
-            _ = stopped.changed() => break,
-            accepted = listener.accept() => {
-                let (tcp, peer) = match accepted {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accepting a connection failed");
-                        continue;
-                    }
-                };
-                let acceptor = acceptor.clone();
-                let graph = graph.clone();
-                tokio::spawn(async move {
-                    let tls = match acceptor.accept(tcp).await {
-                        Ok(s) => s,
-                        Err(e) => {
-                            tracing::debug!(error = %e, %peer, "TLS handshake failed");
-                            return;
-                        }
-                    };
-                    let service = service_fn(move |req| server::handle(graph.clone(), req));
-                    if let Err(e) = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await
-                    {
-                        tracing::debug!(error = %e, %peer, "connection ended with an error");
-                    }
-                });
-            }
-        }
-    }
-}
-
-fn fmt_host_port(addr: SocketAddr) -> String {
-    match addr {
-        SocketAddr::V4(a) => format!("{}:{}", a.ip(), a.port()),
-        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
     }
 }

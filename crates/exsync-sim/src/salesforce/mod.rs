@@ -18,8 +18,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -112,7 +110,7 @@ impl SalesforceSim {
         let addr = listener.local_addr().context("reading the bound address")?;
         let host = addr.ip().to_string();
         let tls = ca.server_config(&[host.as_str(), "localhost"])?;
-        let base_url = format!("https://{}", fmt_host_port(addr));
+        let base_url = format!("https://{}", crate::https::host_port(addr));
         let audiences = vec![
             "https://login.salesforce.com".to_owned(),
             "https://test.salesforce.com".to_owned(),
@@ -152,42 +150,17 @@ impl SalesforceSim {
             base_url,
             audiences,
         });
-        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-        let task = tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = &mut stopped => break,
-                    accepted = listener.accept() => {
-                        let (tcp, peer) = match accepted {
-                            Ok(x) => x,
-                            Err(e) => {
-                                tracing::warn!(error = %e, "accepting a connection failed");
-                                continue;
-                            }
-                        };
-                        let acceptor = acceptor.clone();
-                        let org = org.clone();
-                        tokio::spawn(async move {
-                            let tls = match acceptor.accept(tcp).await {
-                                Ok(s) => s,
-                                Err(e) => {
-                                    tracing::debug!(error = %e, %peer, "TLS handshake failed");
-                                    return;
-                                }
-                            };
-                            let service = service_fn(move |req| server::handle(org.clone(), req));
-                            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                                .serve_connection(TokioIo::new(tls), service)
-                                .await
-                            {
-                                tracing::debug!(error = %e, %peer, "connection ended with an error");
-                            }
-                        });
-                    }
-                }
-            }
-        });
+        let stop_serving = async move {
+            let _ = stopped.await;
+        };
+        let task = tokio::spawn(crate::https::serve(
+            listener,
+            acceptor,
+            stop_serving,
+            move |req| server::handle(org.clone(), req),
+        ));
         crate::cli_support::write_private_json(&dir.join(SIM_JSON), &info)?;
         tracing::info!(url = %info.instance_url, "salesforce simulator ready");
         Ok(SalesforceSim {
@@ -214,13 +187,6 @@ impl Drop for SalesforceSim {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-    }
-}
-
-fn fmt_host_port(addr: SocketAddr) -> String {
-    match addr {
-        SocketAddr::V4(a) => format!("{}:{}", a.ip(), a.port()),
-        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
     }
 }
 
