@@ -178,7 +178,8 @@ pub struct ServeArgs {
 #[derive(Debug, Subcommand)]
 pub enum SecretsCommand {
     /// Store a secret; the value is read from stdin, or from a prompt that does not echo.
-    /// Names: exchange.password, crm.private_key, crm.client_secret.
+    /// Names: exchange.password, crm.private_key, crm.client_secret, and for Exchange Online
+    /// exchange_online.certificate, exchange_online.private_key, exchange_online.client_secret.
     Set(SecretSetArgs),
     /// Delete a stored secret.
     Delete(SecretSetArgs),
@@ -200,7 +201,8 @@ pub struct SecretsArgs {
 pub struct SecretSetArgs {
     #[command(flatten)]
     pub common: SecretsArgs,
-    /// The secret's name: exchange.password, crm.private_key or crm.client_secret.
+    /// The secret's name: exchange.password, crm.private_key, crm.client_secret,
+    /// exchange_online.certificate, exchange_online.private_key or exchange_online.client_secret.
     pub name: String,
 }
 

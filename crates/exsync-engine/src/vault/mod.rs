@@ -29,7 +29,14 @@ pub const CRM_PRIVATE_KEY: &str = "crm.private_key";
 pub const CRM_CLIENT_SECRET: &str = "crm.client_secret";
 /// Every secret the service reads: `secrets set` refuses other names, which would be stored and
 /// never used.
-pub const KNOWN_SECRETS: &[&str] = &[EXCHANGE_PASSWORD, CRM_PRIVATE_KEY, CRM_CLIENT_SECRET];
+pub const KNOWN_SECRETS: &[&str] = &[
+    EXCHANGE_PASSWORD,
+    CRM_PRIVATE_KEY,
+    CRM_CLIENT_SECRET,
+    crate::connect::graph::setup::GRAPH_CERTIFICATE,
+    crate::connect::graph::setup::GRAPH_PRIVATE_KEY,
+    crate::connect::graph::setup::GRAPH_CLIENT_SECRET,
+];
 
 const NONCE_LEN: usize = 12;
 
