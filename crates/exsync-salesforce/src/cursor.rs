@@ -3,7 +3,7 @@
 //! getDeleted, and a full reconciliation of ids once the cursor is older than the delete
 //! log's window.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 use reqwest::Method;
@@ -97,9 +97,32 @@ pub struct Scope {
     pub report_out_of_scope: bool,
 }
 
-impl Scope {
-    fn owns(&self, owner: Option<&str>) -> bool {
-        self.owner_ids.is_empty() || owner.is_some_and(|o| self.owner_ids.iter().any(|x| x == o))
+/// The most owners a query names in `OwnerId IN (…)`. An org with thousands of synced users
+/// would otherwise send a query longer than a URL and than SOQL take; past this many the query
+/// reads every owner's records and [`Owners`] leaves the others out.
+pub const MAX_OWNERS_IN_QUERY: usize = 100;
+
+/// The owners of a scope as a set, so that checking each record read is cheap however many
+/// users sync.
+enum Owners<'a> {
+    Everyone,
+    Only(HashSet<&'a str>),
+}
+
+impl<'a> Owners<'a> {
+    fn of(scope: &'a Scope) -> Owners<'a> {
+        if scope.owner_ids.is_empty() {
+            Owners::Everyone
+        } else {
+            Owners::Only(scope.owner_ids.iter().map(String::as_str).collect())
+        }
+    }
+
+    fn own(&self, owner: Option<&str>) -> bool {
+        match self {
+            Owners::Everyone => true,
+            Owners::Only(set) => owner.is_some_and(|o| set.contains(o)),
+        }
     }
 }
 
@@ -351,8 +374,15 @@ impl SalesforceClient {
             }
             SyncObject::Contact => BTreeMap::new(),
         };
+        let owners = Owners::of(scope);
         for record in &raw.records {
-            changes.push(record_change(object, scope, record, &attendees));
+            let owner = record.get("OwnerId").and_then(Value::as_str);
+            // Without the option a record of another owner is not read at all when the query
+            // names the owners; when it could not name them all, it is left out here.
+            if !scope.report_out_of_scope && !owners.own(owner) {
+                continue;
+            }
+            changes.push(record_change(object, &owners, record, &attendees));
         }
         for id in raw.deleted {
             changes.push(CrmChange {
@@ -395,7 +425,7 @@ impl SalesforceClient {
             SyncObject::Event => self.invitees(&found).await?,
             SyncObject::Contact => BTreeMap::new(),
         };
-        let every_owner = Scope::default();
+        let every_owner = Owners::Everyone;
         let mut changes: Vec<CrmChange> = records
             .iter()
             .map(|record| record_change(object, &every_owner, record, &attendees))
@@ -445,7 +475,7 @@ impl SalesforceClient {
 
 fn scope_conditions(scope: &Scope) -> Vec<String> {
     let mut conditions = Vec::new();
-    if !scope.owner_ids.is_empty() {
+    if !scope.owner_ids.is_empty() && scope.owner_ids.len() <= MAX_OWNERS_IN_QUERY {
         conditions.push(format!("OwnerId IN {}", quote_list(&scope.owner_ids)));
     }
     if let Some(condition) = scope.condition.as_deref().filter(|c| !c.trim().is_empty()) {
@@ -466,7 +496,7 @@ fn where_clause(conditions: &[String]) -> String {
 /// it does not map; `OutOfScope` when its owner is not in the scope.
 fn record_change(
     object: SyncObject,
-    scope: &Scope,
+    owners: &Owners<'_>,
     record: &Value,
     attendees: &BTreeMap<String, Vec<exsync_core::Attendee>>,
 ) -> CrmChange {
@@ -506,7 +536,7 @@ fn record_change(
     };
     let mut notes = Vec::new();
     let change = match fields {
-        _ if !scope.owns(owner_id.as_deref()) => Change::OutOfScope { id: item_id },
+        _ if !owners.own(owner_id.as_deref()) => Change::OutOfScope { id: item_id },
         Ok((fields, noted)) => {
             notes = noted;
             Change::Upsert(Item {
@@ -526,5 +556,27 @@ fn record_change(
         owner_id,
         change,
         notes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_query_names_its_owners_only_while_they_fit() {
+        let scope = |n: usize| Scope {
+            owner_ids: (0..n).map(|i| format!("005{i:015}")).collect(),
+            ..Scope::default()
+        };
+        let named = scope_conditions(&scope(MAX_OWNERS_IN_QUERY));
+        assert!(named[0].starts_with("OwnerId IN ('005000000000000000', "));
+        assert!(scope_conditions(&scope(MAX_OWNERS_IN_QUERY + 1)).is_empty());
+        let owners = scope(MAX_OWNERS_IN_QUERY + 1);
+        let owners = Owners::of(&owners);
+        assert!(owners.own(Some("005000000000000100")));
+        assert!(!owners.own(Some("005999999999999999")));
+        assert!(!owners.own(None));
+        assert!(Owners::of(&Scope::default()).own(None));
     }
 }

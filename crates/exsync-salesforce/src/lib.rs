@@ -24,6 +24,7 @@ pub use config::{AuthConfig, SalesforceConfig, Secret};
 pub use copies::Tagged;
 pub use cursor::{
     ChangeBatch, ChangeCursor, CrmChange, RawChanges, Scope, SyncObject, DELETED_WINDOW,
+    MAX_OWNERS_IN_QUERY,
 };
 pub use error::{Error, Result, TransportError};
 pub use lens::SalesforceLens;

@@ -783,3 +783,47 @@ async fn an_update_writes_only_the_fields_that_changed() {
     assert_eq!(stored[0]["Title"], "Countess");
     assert_eq!(stored[0]["Description"], "kept by the CRM");
 }
+
+/// An org with more synced users than a query can name: the query reads every owner and the
+/// records of owners who do not sync are still left out, as when the query names them.
+#[tokio::test]
+async fn a_scope_with_more_owners_than_a_query_names_reads_only_theirs() {
+    let h = Harness::start().await;
+    let mut config = h.config();
+    config.settle = std::time::Duration::from_secs(1);
+    let client = SalesforceClient::new(config).unwrap();
+    let alice = h.user_id("alice");
+    let bob = h.user_id("bob");
+    let written = client
+        .create_contacts(&[
+            new(contact("Ada", "Lovelace", ""), Some(&alice)),
+            new(contact("Bob's", "Contact", ""), Some(&bob)),
+        ])
+        .await
+        .unwrap();
+    let ada = written[0].id.clone().unwrap();
+    // Alice and many users with no records, Bob left out.
+    let mut owner_ids: Vec<String> = (0..exsync_salesforce::MAX_OWNERS_IN_QUERY + 50)
+        .map(|i| format!("005{i:015}"))
+        .collect();
+    owner_ids.push(alice.clone());
+    let scope = Scope {
+        owner_ids,
+        ..Scope::default()
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (changes, _) = drain(
+        &client,
+        SyncObject::Contact,
+        &scope,
+        &ChangeCursor::default(),
+    )
+    .await;
+    assert_eq!(upserted_ids(&changes), vec![ada.0.clone()], "{changes:?}");
+    assert!(
+        !changes
+            .iter()
+            .any(|c| matches!(c, Change::OutOfScope { .. })),
+        "{changes:?}"
+    );
+}
