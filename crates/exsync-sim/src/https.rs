@@ -48,7 +48,7 @@ pub(crate) async fn serve<H, Fut, E>(
                             return;
                         }
                     };
-                    let service = service_fn(move |req| handle(req));
+                    let service = service_fn(handle);
                     if let Err(e) = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(tls), service)
                         .await
