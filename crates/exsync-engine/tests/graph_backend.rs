@@ -13,7 +13,7 @@ use exsync_core::{
     AllowList, Contact, CrmId, Day, Event, EventTime, ExchangeId, ItemId, ItemKind, Occurrence,
     Pattern, Record, Recurrence, RecurrenceEnd, UserKey,
 };
-use exsync_engine::connect::graph::{GraphConnection, GraphSettings};
+use exsync_engine::connect::graph::{ews_id, graph_id, GraphConnection, GraphSettings};
 use exsync_engine::sync::sides::{CopyEvidence, MailboxPage, MailboxSide, SideErrorKind, Write};
 use exsync_graph::{Cloud, Credential, GraphClient, GraphConfig, GraphRequest, Secret};
 use exsync_sim::graph::{GraphSim, Options, SimInfo};
@@ -236,7 +236,7 @@ async fn graph_prepare_makes_the_sync_folder_once() {
         .await
         .unwrap();
     assert!(page.last && page.upserts.is_empty() && page.cursor.is_empty());
-    assert_eq!(page.folder.unwrap().0, lab.folder_ids().await[0]);
+    assert_eq!(graph_id(&page.folder.unwrap().0), lab.folder_ids().await[0]);
 }
 
 #[tokio::test]
@@ -283,17 +283,17 @@ async fn graph_contacts_list_in_full_then_by_delta_and_restart_when_the_token_ex
         )
         .await["id"]
         .as_str()
-        .unwrap()
-        .to_owned();
+        .map(ews_id)
+        .unwrap();
     lab.outlook(
         Method::PATCH,
-        &format!("/users/{USER}/contacts/{}", made[0].0),
+        &format!("/users/{USER}/contacts/{}", graph_id(&made[0].0)),
         Some(json!({"jobTitle": "Countess"})),
     )
     .await;
     lab.outlook(
         Method::DELETE,
-        &format!("/users/{USER}/contacts/{}", made[1].0),
+        &format!("/users/{USER}/contacts/{}", graph_id(&made[1].0)),
         None,
     )
     .await;
@@ -339,7 +339,7 @@ async fn graph_fetch_reads_a_contact_with_its_tag_and_a_gone_one_as_deleted() {
     .await;
     lab.outlook(
         Method::DELETE,
-        &format!("/users/{USER}/contacts/{}", made[1].0),
+        &format!("/users/{USER}/contacts/{}", graph_id(&made[1].0)),
         None,
     )
     .await;
@@ -507,7 +507,8 @@ async fn graph_series_with_an_exception_and_a_cancelled_occurrence_is_written_li
         .outlook(
             Method::GET,
             &format!(
-                "/users/{USER}/events/{master}/instances?startDateTime={from}&endDateTime={to}"
+                "/users/{USER}/events/{}/instances?startDateTime={from}&endDateTime={to}",
+                graph_id(&master)
             ),
             None,
         )
@@ -562,7 +563,7 @@ async fn graph_events_restart_when_the_token_expires_and_keep_events_outside_the
     // Moved out of the window by its owner: Graph says "removed", the backend says changed.
     lab.outlook(
         Method::PATCH,
-        &format!("/users/{USER}/events/{inside_id}"),
+        &format!("/users/{USER}/events/{}", graph_id(&inside_id)),
         Some(json!({
             "start": {"dateTime": "2031-07-01T12:00:00", "timeZone": "UTC"},
             "end": {"dateTime": "2031-07-01T13:00:00", "timeZone": "UTC"},
@@ -596,14 +597,14 @@ async fn graph_writes_in_a_batch_refuse_a_stale_etag_and_do_the_rest() {
     // The third is already gone when the pass deletes it.
     lab.outlook(
         Method::DELETE,
-        &format!("/users/{USER}/contacts/{}", made[2].0),
+        &format!("/users/{USER}/contacts/{}", graph_id(&made[2].0)),
         None,
     )
     .await;
     // The owner edits the first in Outlook after the pass read it.
     lab.outlook(
         Method::PATCH,
-        &format!("/users/{USER}/contacts/{}", made[0].0),
+        &format!("/users/{USER}/contacts/{}", graph_id(&made[0].0)),
         Some(json!({"jobTitle": "Countess"})),
     )
     .await;

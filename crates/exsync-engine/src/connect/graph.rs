@@ -121,6 +121,53 @@ pub(crate) fn enc(s: &str) -> String {
     form.replace('+', "%20")
 }
 
+/// The EWS form of a Graph id. Graph's ids are EWS's made URL-safe (`/` → `-`, `+` → `_`, as
+/// Outlook's `convertToRestId` does); the backend answers EWS's form, so a mailbox moved from
+/// on premises keeps the ids its pairs hold (see [`MailboxSide`]).
+pub fn ews_id(graph: &str) -> String {
+    graph.replace('-', "/").replace('_', "+")
+}
+
+/// The Graph form of an id the backend answered (see [`ews_id`]).
+pub fn graph_id(ews: &str) -> String {
+    ews.replace('/', "-").replace('+', "_")
+}
+
+fn ews_item(id: ItemId) -> ItemId {
+    match id {
+        ItemId::Exchange(x) => ItemId::Exchange(ExchangeId::new(ews_id(x.as_str()))),
+        crm => crm,
+    }
+}
+
+fn ews_change(change: Change) -> Change {
+    match change {
+        Change::Upsert(mut item) => {
+            item.id = ews_item(item.id);
+            Change::Upsert(item)
+        }
+        Change::Deleted { id } => Change::Deleted { id: ews_item(id) },
+        Change::OutOfScope { id } => Change::OutOfScope { id: ews_item(id) },
+        Change::Invalid { id, reason } => Change::Invalid {
+            id: ews_item(id),
+            reason,
+        },
+    }
+}
+
+fn ews_page(mut page: MailboxPage) -> MailboxPage {
+    for (id, _) in &mut page.upserts {
+        *id = ExchangeId::new(ews_id(id.as_str()));
+    }
+    for id in &mut page.deleted {
+        *id = ExchangeId::new(ews_id(id.as_str()));
+    }
+    if let Some((folder, _)) = &mut page.folder {
+        *folder = ews_id(folder);
+    }
+    page
+}
+
 /// What to tell the admin when the app's RBAC scope does not cover a mailbox.
 pub fn scope_remedy(app_id: &str, mailbox: &str) -> String {
     format!(
@@ -951,10 +998,11 @@ impl MailboxSide for GraphConnection {
         if kind != ItemKind::Contact {
             return;
         }
-        locked(&self.hints).insert(user.clone(), folder.0.clone());
-        if locked(&self.folders).get(user) != Some(&folder.0) {
+        let id = graph_id(&folder.0);
+        if locked(&self.folders).get(user) != Some(&id) {
             locked(&self.folders).remove(user);
         }
+        locked(&self.hints).insert(user.clone(), id);
     }
 
     async fn changes_page(
@@ -963,10 +1011,11 @@ impl MailboxSide for GraphConnection {
         kind: ItemKind,
         cursor: Option<&str>,
     ) -> SideResult<MailboxPage> {
-        match kind {
-            ItemKind::Contact => self.contacts_page(user, cursor).await,
-            ItemKind::Event => self.events_page(user, cursor).await,
-        }
+        let page = match kind {
+            ItemKind::Contact => self.contacts_page(user, cursor).await?,
+            ItemKind::Event => self.events_page(user, cursor).await?,
+        };
+        Ok(ews_page(page))
     }
 
     async fn fetch(
@@ -975,10 +1024,11 @@ impl MailboxSide for GraphConnection {
         kind: ItemKind,
         ids: &[ExchangeId],
     ) -> SideResult<Vec<Change>> {
-        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        let ids: Vec<String> = ids.iter().map(|id| graph_id(id.as_str())).collect();
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(BATCH_MAX) {
-            out.extend(self.fetch_chunk(user, kind, chunk).await?);
+            let changes = self.fetch_chunk(user, kind, chunk).await?;
+            out.extend(changes.into_iter().map(ews_change));
         }
         Ok(out)
     }
@@ -995,6 +1045,36 @@ impl MailboxSide for GraphConnection {
         };
         // Written to, the folder is no longer known to be empty.
         locked(&self.made).remove(user);
+        // The pass names items in EWS's form (see `ews_id`); Graph's paths take its own.
+        let ids: Vec<Option<String>> = writes
+            .iter()
+            .map(|w| match w {
+                Write::Update { id, .. } | Write::Delete { id } => Some(graph_id(id)),
+                Write::Create { .. } => None,
+            })
+            .collect();
+        let writes: Vec<Write<'_>> = writes
+            .iter()
+            .zip(&ids)
+            .map(|(w, id)| match (w, id) {
+                (
+                    Write::Update {
+                        fields,
+                        changed,
+                        expected_version,
+                        ..
+                    },
+                    Some(id),
+                ) => Write::Update {
+                    id,
+                    fields,
+                    changed,
+                    expected_version: *expected_version,
+                },
+                (Write::Delete { .. }, Some(id)) => Write::Delete { id },
+                (w, _) => w.clone(),
+            })
+            .collect();
         let mut results = Vec::with_capacity(writes.len());
         for chunk in writes.chunks(BATCH_MAX) {
             let (requests, mut chunk_results) =
@@ -1035,10 +1115,15 @@ impl MailboxSide for GraphConnection {
                     *slot = Some(result);
                 }
             }
-            results.extend(chunk_results.into_iter().map(|r| {
-                r.unwrap_or(WriteResult::Failed {
+            results.extend(chunk_results.into_iter().map(|r| match r {
+                Some(WriteResult::Done { id, version }) => WriteResult::Done {
+                    id: ews_item(id),
+                    version,
+                },
+                Some(failed) => failed,
+                None => WriteResult::Failed {
                     reason: "not written".into(),
-                })
+                },
             }));
         }
         Ok(results)
@@ -1130,8 +1215,10 @@ impl MailboxSide for GraphConnection {
                     return CopyEvidence::Unknown;
                 };
                 match first.get(crm_id).and_then(|id| current.get(id)) {
-                    Some(change @ Change::Upsert(_)) => CopyEvidence::Present(change.clone()),
-                    Some(Change::Deleted { id }) => CopyEvidence::Deleted(id.clone()),
+                    Some(change @ Change::Upsert(_)) => {
+                        CopyEvidence::Present(ews_change(change.clone()))
+                    }
+                    Some(Change::Deleted { id }) => CopyEvidence::Deleted(ews_item(id.clone())),
                     _ => CopyEvidence::Unknown,
                 }
             })
@@ -1182,6 +1269,22 @@ mod tests {
             transaction_id(&user, &origin, &json!({"subject": "y"}))
         );
         assert_eq!(one.len(), "exsync-".len() + 32);
+    }
+
+    #[test]
+    fn graph_ids_are_answered_in_the_form_ews_uses() {
+        let rest = "AAMkADO4JVz_wz9ytC-k=";
+        assert_eq!(ews_id(rest), "AAMkADO4JVz+wz9ytC/k=");
+        assert_eq!(graph_id(&ews_id(rest)), rest);
+        let page = ews_page(MailboxPage {
+            upserts: vec![(ExchangeId::new("a-b"), "v".into())],
+            deleted: vec![ExchangeId::new("c_d")],
+            folder: Some(("f-g".into(), String::new())),
+            ..MailboxPage::default()
+        });
+        assert_eq!(page.upserts[0].0.as_str(), "a/b");
+        assert_eq!(page.deleted[0].as_str(), "c+d");
+        assert_eq!(page.folder.map(|f| f.0).as_deref(), Some("f/g"));
     }
 
     #[test]
