@@ -1,9 +1,11 @@
 //! `singleValueExtendedProperties`: MAPI properties a client writes inline on an item and
 //! reads back only by naming them (`$expand=singleValueExtendedProperties($filter=id eq …)`).
 //!
-//! An id is `"{type} {guid} Name {name}"` or `"{type} {guid} Id 0x8xxx"`. Exchange resolves it
-//! to one named property, so two spellings that differ in the case of the type or GUID are
-//! the same property, while the name is case-sensitive (MAPI named properties are).
+//! An id is `"{type} {guid} Name {name}"` or `"{type} {guid} Id 0x8xxx"` (a named property),
+//! or `"{type} {proptag}"` such as `"String 0x3A24"` (a predefined property by its tag, the
+//! third form of Graph's extended-properties overview). Exchange resolves it to one
+//! property, so two spellings that differ in the case of the type, GUID or hex digits are the
+//! same property, while the name is case-sensitive (MAPI named properties are).
 
 use std::collections::BTreeMap;
 
@@ -43,11 +45,14 @@ const MAX_ID_LEN: usize = 512;
 pub(crate) fn canonical_id(id: &str) -> Result<String, String> {
     let problem = |why: &str| {
         format!(
-            "The extended property id '{id}' is not valid: {why}. Expected \"{{type}} {{guid}} Name {{name}}\" or \"{{type}} {{guid}} Id 0x8xxx\"."
+            "The extended property id '{id}' is not valid: {why}. Expected \"{{type}} {{guid}} Name {{name}}\", \"{{type}} {{guid}} Id 0x8xxx\" or \"{{type}} {{proptag}}\"."
         )
     };
     if id.len() > MAX_ID_LEN {
         return Err(problem("it is too long"));
+    }
+    if let Some((kind, tag)) = id.split_once(' ').filter(|(_, rest)| !rest.contains(' ')) {
+        return proptag_id(kind, tag).map_err(&problem);
     }
     let mut parts = id.splitn(4, ' ');
     let (Some(kind), Some(guid), Some(form), Some(rest)) =
@@ -55,7 +60,7 @@ pub(crate) fn canonical_id(id: &str) -> Result<String, String> {
     else {
         return Err(problem("it has fewer than four parts"));
     };
-    let Some(kind) = TYPES.iter().find(|t| t.eq_ignore_ascii_case(kind)) else {
+    let Some(kind) = property_type(kind) else {
         return Err(problem("unknown property type"));
     };
     let bare = guid
@@ -87,6 +92,33 @@ pub(crate) fn canonical_id(id: &str) -> Result<String, String> {
         kind.to_ascii_lowercase(),
         guid.hyphenated()
     ))
+}
+
+/// A type name of [`TYPES`], matched case-insensitively.
+fn property_type(kind: &str) -> Option<&'static str> {
+    TYPES.iter().copied().find(|t| t.eq_ignore_ascii_case(kind))
+}
+
+/// `0x` and up to four hexadecimal digits.
+fn hex_u16(text: &str) -> Option<u16> {
+    let hex = text
+        .strip_prefix("0x")
+        .or_else(|| text.strip_prefix("0X"))?;
+    if hex.is_empty() || hex.len() > 4 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u16::from_str_radix(hex, 16).ok()
+}
+
+/// The canonical form of `"{type} {proptag}"`: a predefined (tagged) property, whose ids
+/// are 0x0001-0x7FFF; the ids above belong to named properties, reached through a GUID.
+fn proptag_id(kind: &str, tag: &str) -> Result<String, &'static str> {
+    let kind = property_type(kind).ok_or("unknown property type")?;
+    let number = hex_u16(tag).ok_or("the property tag is not a 0x hexadecimal number")?;
+    if number == 0 || number >= 0x8000 {
+        return Err("a property tag must be in the range 0x0001-0x7FFF");
+    }
+    Ok(format!("{} tag {number}", kind.to_ascii_lowercase()))
 }
 
 fn invalid(message: &str) -> Answer {
@@ -341,6 +373,47 @@ mod tests {
             canonical_id(&format!("integer {GUID} id 0X8012")).unwrap()
         );
         assert!(n.ends_with("id 32786"));
+    }
+
+    #[test]
+    fn proptag_ids_name_a_predefined_property() {
+        let a = canonical_id("String 0x3A24").unwrap();
+        assert_eq!(a, canonical_id("string 0x3a24").unwrap());
+        assert_eq!(a, canonical_id("STRING 0X3A24").unwrap());
+        assert_ne!(a, canonical_id("Integer 0x3A24").unwrap());
+        assert_ne!(a, canonical_id("String 0x3004").unwrap());
+        assert!(canonical_id("Long 0x1").is_ok());
+        for bad in [
+            "String 0x0000",
+            "String 0x8012",
+            "String 0xFFFF",
+            "String 0x13A24",
+            "String 3A24",
+            "String 0x",
+            "String 0x3A2G",
+            "String 0x+3A2",
+            "Strung 0x3A24",
+            "StringArray 0x3A24",
+            "String  0x3A24",
+        ] {
+            assert!(canonical_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn proptag_ids_are_written_expanded_and_rendered_as_spelled() {
+        let body = json!([{"id": "String 0x3A24", "value": "a@example.com"}]);
+        let mut props = ExtendedProps::default();
+        props.apply(ExtendedProps::parse(&body).unwrap()).unwrap();
+        let expand = parse_expand(Some(
+            "singleValueExtendedProperties($filter=id eq 'string 0x3a24')",
+        ))
+        .unwrap();
+        let wanted = expand.extended.unwrap();
+        assert_eq!(
+            props.render(&wanted),
+            Some(json!([{"id": "String 0x3A24", "value": "a@example.com"}]))
+        );
     }
 
     #[test]

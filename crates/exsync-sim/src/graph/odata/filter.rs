@@ -631,6 +631,26 @@ mod tests {
     }
 
     #[test]
+    fn extended_property_lambda_reads_proptag_ids() {
+        let (item, mut props) = item_with("003ABC");
+        props
+            .apply(
+                ExtendedProps::parse(&json!([{"id": "String 0x3A24", "value": "ann@x.test"}]))
+                    .unwrap(),
+            )
+            .unwrap();
+        let item = (item, props);
+        assert!(check(
+            "singleValueExtendedProperties/any(ep: ep/id eq 'string 0x3a24' and ep/value eq 'ann@x.test')",
+            &item
+        ));
+        assert!(!check(
+            "singleValueExtendedProperties/any(ep: ep/id eq 'String 0x3A25')",
+            &item
+        ));
+    }
+
+    #[test]
     fn extended_equality_is_found_only_where_every_match_needs_it() {
         let id = crm_id();
         let key = canonical_id(&id).unwrap();
