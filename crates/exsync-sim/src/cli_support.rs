@@ -9,6 +9,13 @@ use anyhow::Context;
 use clap::Parser;
 use serde::Serialize;
 
+/// Says a simulator is ready: the path of its `sim.json` alone on stdout (what scripts read),
+/// and a line for people on stderr with where it answers.
+pub(crate) fn ready(name: &str, url: &str, sim_json: &Path) {
+    println!("{}", sim_json.display());
+    eprintln!("{name} ready at {url} (sim.json: {})", sim_json.display());
+}
+
 /// Parses `args` as `A` and runs `main` on a fresh runtime; errors are printed with their
 /// causes, prefixed with `name`.
 pub(crate) fn run<A, F>(

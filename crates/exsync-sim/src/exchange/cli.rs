@@ -52,6 +52,7 @@ pub fn run(args: Vec<String>) -> ExitCode {
 }
 
 async fn main(args: Args) -> Result<()> {
+    let args_data_dir = args.data_dir.clone();
     let sim = ExchangeSim::start(ExchangeSimOptions {
         listen: args.listen,
         http_listen: args.http_listen,
@@ -65,7 +66,13 @@ async fn main(args: Args) -> Result<()> {
         trace_dir: args.trace_dir,
     })
     .await?;
-    tracing::info!(port = sim.port(), "exchange simulator ready");
+    let url = sim
+        .info
+        .get("ews_url")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    crate::cli_support::ready("exsync-sim exchange", &url, &args_data_dir.join("sim.json"));
     tokio::select! {
         _ = crate::cli_support::wait_for_stop() => {}
         r = sim.serving() => { r.context("server task")?; }

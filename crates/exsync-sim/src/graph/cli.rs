@@ -42,7 +42,11 @@ async fn main(args: Args) -> anyhow::Result<()> {
         out_of_scope: args.out_of_scope,
     };
     let sim = super::GraphSim::start_with(&args.data_dir, args.listen, &options).await?;
-    println!("{}", args.data_dir.join(super::SIM_JSON).display());
+    crate::cli_support::ready(
+        "exsync-sim graph",
+        &sim.info.graph_url,
+        &args.data_dir.join(super::SIM_JSON),
+    );
     crate::cli_support::wait_for_stop().await;
     sim.shutdown().await;
     Ok(())

@@ -28,7 +28,11 @@ pub fn run(args: Vec<String>) -> ExitCode {
 
 async fn main(args: Args) -> anyhow::Result<()> {
     let sim = super::SalesforceSim::start(&args.data_dir, args.listen).await?;
-    println!("{}", args.data_dir.join(super::SIM_JSON).display());
+    crate::cli_support::ready(
+        "exsync-sim salesforce",
+        &sim.info.instance_url,
+        &args.data_dir.join(super::SIM_JSON),
+    );
     crate::cli_support::wait_for_stop().await;
     sim.shutdown().await;
     Ok(())
