@@ -1,6 +1,8 @@
 //! `exsync-sim` as a person or a script runs it: help that names every simulator, and a
 //! simulator that says where it is once it is ready.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
