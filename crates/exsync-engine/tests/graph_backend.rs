@@ -785,3 +785,52 @@ async fn graph_a_mailbox_outside_the_apps_scope_fails_alone_with_the_fix() {
         .to_string()
         .contains("Test-ServicePrincipalAuthorization"));
 }
+
+#[tokio::test]
+async fn graph_a_phone_update_keeps_the_second_business_number() {
+    let lab = lab().await;
+    let made = create_contacts(&lab, &[("Ada", "Lovelace", "003A")]).await;
+    // The owner adds a second business number in Outlook; it does not sync.
+    let current = lab
+        .outlook(
+            Method::PATCH,
+            &format!("/users/{USER}/contacts/{}", graph_id(&made[0].0)),
+            Some(json!({"businessPhones": ["+1 555 0100", "+1 555 0199"]})),
+        )
+        .await;
+    let version = current["@odata.etag"].as_str().unwrap().to_owned();
+    let mut c = contact("Ada", "Lovelace");
+    c.phones
+        .insert(exsync_core::PhoneKind::Business, "+1 555 0111".into());
+    let fields = c.to_fields();
+    let changed = vec!["phones".to_owned()];
+    let results = lab
+        .conn
+        .write(
+            &user(),
+            ItemKind::Contact,
+            &[Write::Update {
+                id: &made[0].0,
+                fields: &fields,
+                changed: &changed,
+                expected_version: Some(&version),
+            }],
+        )
+        .await
+        .unwrap();
+    done_id(&results[0]);
+    let item = lab
+        .outlook(
+            Method::GET,
+            &format!(
+                "/users/{USER}/contacts/{}?$select=businessPhones",
+                graph_id(&made[0].0)
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(
+        item["businessPhones"],
+        json!(["+1 555 0111", "+1 555 0199"])
+    );
+}

@@ -24,9 +24,9 @@ use exsync_core::config::Window;
 use exsync_core::plan::{Change, WriteResult};
 use exsync_core::{Contact, CrmId, Event, ExchangeId, ItemId, ItemKind, Record, UserKey};
 use exsync_graph::mapping::{
-    contact_expand, contact_updates, crm_id_property_id, event_expand, event_updates,
-    expand_properties, item_change, tag_filter, write_contact, write_event, GraphRef,
-    CONTACT_SELECT, EVENT_SELECT, PREFER_TEXT_BODY,
+    contact_expand, contact_updates, contact_updates_keeping, crm_id_property_id, event_expand,
+    event_updates, expand_properties, item_change, tag_filter, write_contact, write_event,
+    GraphRef, CONTACT_SELECT, EVENT_SELECT, PREFER_TEXT_BODY,
 };
 use exsync_graph::{BatchReply, BatchRequest, Error as GraphFailure, GraphClient, BATCH_MAX};
 use exsync_store::Notice;
@@ -849,6 +849,54 @@ impl GraphConnection {
         Ok(out)
     }
 
+    /// The phone collections of the contacts whose numbers `writes` update, as they are now: a
+    /// PATCH replaces a whole collection, and the second business and home numbers (which do
+    /// not sync) must be written back rather than lost. One that cannot be read is written
+    /// without them; its `If-Match` still guards against overwriting an edit.
+    async fn current_phones(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        writes: &[Write<'_>],
+    ) -> SideResult<HashMap<String, Value>> {
+        if kind != ItemKind::Contact {
+            return Ok(HashMap::new());
+        }
+        let ids: Vec<String> = writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::Update { id, changed, .. } if changed.iter().any(|c| c == "phones") => {
+                    Some((*id).to_owned())
+                }
+                _ => None,
+            })
+            .collect();
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let requests = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                BatchRequest::new(
+                    i.to_string(),
+                    Method::GET,
+                    format!(
+                        "{}?$select=id,businessPhones,homePhones",
+                        Self::item_path(user, kind, id)
+                    ),
+                )
+            })
+            .collect();
+        let replies = self.batch(user, requests).await?;
+        Ok(ids
+            .into_iter()
+            .zip(replies)
+            .filter(|(_, r)| r.is_success())
+            .map(|(id, r)| (id, r.body))
+            .collect())
+    }
+
     /// The write requests for `writes`, and the results of those that cannot be sent.
     fn write_requests(
         &self,
@@ -856,6 +904,7 @@ impl GraphConnection {
         kind: ItemKind,
         folder: Option<&str>,
         writes: &[Write<'_>],
+        phones: &HashMap<String, Value>,
     ) -> (Vec<BatchRequest>, Vec<Option<WriteResult>>) {
         let mut requests = Vec::new();
         let mut results: Vec<Option<WriteResult>> = vec![None; writes.len()];
@@ -902,7 +951,10 @@ impl GraphConnection {
                     let patch = match kind {
                         ItemKind::Contact => Contact::from_fields(fields)
                             .map_err(|e| e.to_string())
-                            .and_then(|c| contact_updates(&c, changed)),
+                            .and_then(|c| match phones.get(*id) {
+                                Some(current) => contact_updates_keeping(&c, changed, current),
+                                None => contact_updates(&c, changed),
+                            }),
                         ItemKind::Event => Event::from_fields(fields)
                             .map_err(|e| e.to_string())
                             .and_then(|e| event_updates(&e, changed)),
@@ -1077,8 +1129,13 @@ impl MailboxSide for GraphConnection {
             .collect();
         let mut results = Vec::with_capacity(writes.len());
         for chunk in writes.chunks(BATCH_MAX) {
-            let (requests, mut chunk_results) =
-                self.write_requests(user, kind, folder.as_deref(), chunk);
+            let (requests, mut chunk_results) = self.write_requests(
+                user,
+                kind,
+                folder.as_deref(),
+                chunk,
+                &self.current_phones(user, kind, chunk).await?,
+            );
             let sent: Vec<usize> = requests
                 .iter()
                 .filter_map(|r| r.id.parse::<usize>().ok())
