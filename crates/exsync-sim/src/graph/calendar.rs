@@ -14,7 +14,8 @@ use sha2::{Digest, Sha256};
 use super::calendar_view;
 use super::call::{Answer, Call};
 use super::event::{
-    new_ical_uid, parse_occurrence_id, Event, Exception, Fields, Instance, Series, View,
+    cancelled_occurrence_id, new_ical_uid, parse_occurrence_id, Event, Exception, Fields, Instance,
+    Series, View,
 };
 use super::event_body::{self, Write};
 use super::odata::extended::{parse_expand, ExtendedProps};
@@ -218,7 +219,7 @@ impl Shape {
             let ids: Vec<Value> = series
                 .cancelled
                 .keys()
-                .map(|d| Value::from(super::event::occurrence_id(&instance.event.id, *d)))
+                .map(|d| Value::from(cancelled_occurrence_id(&instance.event.id, *d)))
                 .collect();
             map.insert("cancelledOccurrences".into(), Value::Array(ids));
         }

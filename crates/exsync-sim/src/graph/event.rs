@@ -171,6 +171,13 @@ pub(crate) fn occurrence_id(master_id: &str, date: NaiveDate) -> String {
     URL_SAFE.encode(bytes)
 }
 
+/// How a master's `cancelledOccurrences` names a cancelled occurrence: `OID.<master id>.<original
+/// date, yyyy-MM-dd>`, as Graph answers it (beta `event-get`, example "expand a series master"):
+/// the occurrence no longer exists, so it has no item id, only this occurrence id.
+pub(crate) fn cancelled_occurrence_id(master_id: &str, date: NaiveDate) -> String {
+    format!("OID.{master_id}.{}", date.format("%Y-%m-%d"))
+}
+
 /// The master id and original date an occurrence id stands for; `None` for any other id.
 pub(crate) fn parse_occurrence_id(id: &str) -> Option<(String, NaiveDate)> {
     if id.len() > 1024 {
@@ -614,6 +621,15 @@ mod tests {
         assert_eq!(parse_occurrence_id(&id), Some((master.to_owned(), date)));
         assert_eq!(parse_occurrence_id(master), None);
         assert_eq!(parse_occurrence_id("not base64!"), None);
+    }
+
+    #[test]
+    fn cancelled_occurrences_are_named_by_master_and_date() {
+        let date = NaiveDate::from_ymd_opt(2020, 4, 30).unwrap();
+        assert_eq!(
+            cancelled_occurrence_id("AAMkADAGAADDdm4NAAA=", date),
+            "OID.AAMkADAGAADDdm4NAAA=.2020-04-30"
+        );
     }
 
     #[test]
