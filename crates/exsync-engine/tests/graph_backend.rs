@@ -834,3 +834,60 @@ async fn graph_a_phone_update_keeps_the_second_business_number() {
         json!(["+1 555 0111", "+1 555 0199"])
     );
 }
+
+#[tokio::test]
+async fn graph_a_window_that_moved_sets_the_events_delta_up_again_without_a_restart() {
+    let lab = lab().await;
+    let near = Event::new("Near", at(2026, 12, 20, 12, 0), at(2026, 12, 20, 13, 0));
+    let far = Event::new("Far", at(2030, 6, 1, 12, 0), at(2030, 6, 1, 13, 0));
+    let (f1, f2) = (near.to_fields(), far.to_fields());
+    let (o1, o2) = (
+        ItemId::Crm(CrmId::new("00U1")),
+        ItemId::Crm(CrmId::new("00U2")),
+    );
+    let results = lab
+        .conn
+        .write(
+            &user(),
+            ItemKind::Event,
+            &[
+                Write::Create {
+                    fields: &f1,
+                    origin: &o1,
+                },
+                Write::Create {
+                    fields: &f2,
+                    origin: &o2,
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    let (near_id, _) = done_id(&results[0]);
+    let (far_id, _) = done_id(&results[1]);
+    let (pages, cursor) = lab.listing(ItemKind::Event, None).await;
+    assert_eq!(upserted(&pages), BTreeSet::from([near_id.clone()]));
+
+    // The user's configuration now looks four years ahead: the old round is read to its end,
+    // then the new window's round lists what it holds; nothing counts as deleted.
+    lab.conn.set_window(
+        &user(),
+        exsync_core::config::Window {
+            past_days: 30,
+            future_days: 1500,
+        },
+    );
+    let (pages, cursor) = lab.listing(ItemKind::Event, Some(&cursor)).await;
+    assert!(
+        pages.len() >= 2 && pages.iter().all(|p| !p.restarted),
+        "{pages:?}"
+    );
+    assert_eq!(upserted(&pages), BTreeSet::from([near_id, far_id]));
+    assert!(deleted(&pages).is_empty());
+    // And the new round's token goes on from there.
+    let (pages, _) = lab.listing(ItemKind::Event, Some(&cursor)).await;
+    assert!(
+        upserted(&pages).is_empty() && deleted(&pages).is_empty(),
+        "{pages:?}"
+    );
+}
