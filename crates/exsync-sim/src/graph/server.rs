@@ -146,12 +146,19 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Percent-decodes without turning `+` into a space: Graph URLs carry offsets such as
-/// `+01:00` that clients often leave unencoded.
+/// Percent-decodes a path segment, where `+` is itself.
 fn decode(text: &str) -> String {
     percent_encoding::percent_decode_str(text)
         .decode_utf8_lossy()
         .into_owned()
+}
+
+/// Decodes a query-string name or value as application/x-www-form-urlencoded: `+` is a space
+/// (what form encoders such as reqwest's `query()` write), `%2B` a plus. An offset such as
+/// `+01:00` left unencoded therefore reads as ` 01:00`, and Graph refuses it the same way
+/// (msgraph-sdk-javascript issue #529: `startDateTime=…+05:30` is "invalid").
+fn decode_query(text: &str) -> String {
+    decode(&text.replace('+', " "))
 }
 
 /// Splits and decodes the query string into OData's system options and the rest.
@@ -159,8 +166,8 @@ pub(crate) fn parse_query(raw: Option<&str>) -> Result<Query, Answer> {
     let mut query = Query::default();
     for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let key = decode(key);
-        let value = decode(value);
+        let key = decode_query(key);
+        let value = decode_query(value);
         let Some(option) = key.strip_prefix('$') else {
             query.params.insert(key, value);
             continue;
@@ -773,7 +780,7 @@ mod tests {
     #[test]
     fn query_options_are_decoded_split_and_checked() {
         let q = parse_query(Some(
-            "$select=subject,%20start&startDateTime=2024-01-01T00:00:00+01:00&$deltaToken=a%2Bb&$TOP=5&$filter=id%20eq%20'x'",
+            "$select=subject,%20start&startDateTime=2024-01-01T00:00:00%2B01:00&$deltaToken=a%2Bb&$TOP=5&$filter=id%20eq%20'x'",
         ))
         .unwrap();
         assert_eq!(q.select.unwrap(), ["subject", "start"]);
@@ -784,6 +791,27 @@ mod tests {
         let bad = parse_query(Some("$frobnicate=1")).unwrap_err();
         assert_eq!(bad.status, 400);
         assert_eq!(parse_query(Some("$top=x")).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn plus_in_a_query_value_is_a_space() {
+        let q = parse_query(Some(
+            "$filter=singleValueExtendedProperties%2FAny(ep%3A+ep%2Fid+eq+'String+0x3A24'+and+ep%2Fvalue+eq+'a%2Bb')\
+             &$expand=singleValueExtendedProperties($filter=id+eq+'String+{8ECCC264-6880-4EBE-992F-8888D2EEAA1D}+Name+CrmId')\
+             &startDateTime=2024-01-01T00:00:00+01:00&my+key=x",
+        ))
+        .unwrap();
+        assert_eq!(
+            q.filter.as_deref(),
+            Some("singleValueExtendedProperties/Any(ep: ep/id eq 'String 0x3A24' and ep/value eq 'a+b')")
+        );
+        assert_eq!(
+            q.expand.as_deref(),
+            Some("singleValueExtendedProperties($filter=id eq 'String {8ECCC264-6880-4EBE-992F-8888D2EEAA1D} Name CrmId')")
+        );
+        // An offset left unencoded is a space, as it is to Graph.
+        assert_eq!(q.params["startDateTime"], "2024-01-01T00:00:00 01:00");
+        assert_eq!(q.params["my key"], "x");
     }
 
     #[test]
