@@ -126,22 +126,34 @@ pub fn record(metrics: &Metrics, report: &PassReport, took: Duration) {
                 "An interrupted pass left writes in the journal; they were settled before this pass planned."
             );
         }
-        if let Some(e) = &user.error {
-            metrics.add(names::USER_PASS_ERRORS, vec![], 1.0);
-            tracing::warn!(user = %who, error = %e, "User pass failed; its records are retried next pass.");
-        }
         if user.paused.is_some() {
             paused += 1;
         }
-        tracing::info!(
-            user = %who,
-            created = c.created,
-            updated = c.updated,
-            deleted = c.deleted,
-            conflicts = c.conflicts,
-            failures = c.failures,
-            "User pass done."
-        );
+        // One line per user and pass: what it did, and why it failed when it did.
+        match &user.error {
+            Some(e) => {
+                metrics.add(names::USER_PASS_ERRORS, vec![], 1.0);
+                tracing::warn!(
+                    user = %who,
+                    created = c.created,
+                    updated = c.updated,
+                    deleted = c.deleted,
+                    conflicts = c.conflicts,
+                    failures = c.failures,
+                    error = %e,
+                    "User pass failed; its records are retried next pass."
+                );
+            }
+            None => tracing::info!(
+                user = %who,
+                created = c.created,
+                updated = c.updated,
+                deleted = c.deleted,
+                conflicts = c.conflicts,
+                failures = c.failures,
+                "User pass done."
+            ),
+        }
     }
     for skipped in &report.skipped_crm_users {
         // Debug formatting quotes and escapes the address, which is whatever the CRM holds.

@@ -320,8 +320,25 @@ fn summary(report: &PassReport, dry_run: bool) -> String {
             }
         }
     }
-    for (user, why) in &report.skipped {
-        out.push_str(&format!("{user}: skipped ({why})\n"));
+    // Paused users are named; CRM users no configuration assigns are most of a large org and
+    // not news, so they are counted.
+    let (paused, unassigned): (Vec<_>, Vec<_>) = report
+        .skipped
+        .iter()
+        .partition(|(_, why)| why.starts_with("paused"));
+    for (user, why) in paused {
+        out.push_str(&format!("{user}: PAUSED ({why})\n"));
+    }
+    match unassigned.len() {
+        0 => {}
+        1 => out.push_str(&format!(
+            "{}: not synced ({}; `exsync config show --user ADDRESS` explains)\n",
+            unassigned[0].0, unassigned[0].1
+        )),
+        n => out.push_str(&format!(
+            "{n} CRM users are not synced: no active configuration assigns them \
+             (`exsync config show --user ADDRESS` explains)\n"
+        )),
     }
     for (user, why) in &report.missing_users {
         out.push_str(&format!("{user}: configured but not synced ({why})\n"));
@@ -334,4 +351,38 @@ fn summary(report: &PassReport, dry_run: bool) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One line per user who synced or is paused; the CRM users no configuration assigns are
+    /// counted on one line, however many.
+    #[test]
+    fn the_summary_names_paused_users_and_counts_the_unassigned() {
+        let mut skipped: Vec<(UserKey, String)> = (0..500)
+            .map(|i| {
+                (
+                    UserKey::from_email(&format!("u{i}@x.test")),
+                    "no active configuration".to_owned(),
+                )
+            })
+            .collect();
+        skipped.push((
+            UserKey::from_email("p@x.test"),
+            "paused: mass delete".to_owned(),
+        ));
+        let report = PassReport {
+            skipped,
+            ..PassReport::default()
+        };
+        let text = summary(&report, false);
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(
+            text.contains("p@x.test: PAUSED (paused: mass delete)"),
+            "{text}"
+        );
+        assert!(text.contains("500 CRM users are not synced"), "{text}");
+    }
 }
