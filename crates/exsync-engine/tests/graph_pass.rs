@@ -26,6 +26,8 @@ use serde_json::{json, Value};
 
 const USER: &str = "user1@contoso.test";
 const PROFILE: &str = "Sales User";
+/// A mailbox the app's RBAC scope does not cover.
+const OUTSIDE: &str = "outside1@contoso.test";
 
 fn graph_client(sim: &GraphSim) -> Arc<GraphClient> {
     let info = &sim.info;
@@ -74,7 +76,7 @@ async fn graph_pass_syncs_contacts_and_events_both_ways_then_rests() {
     let options = Options {
         domain: "contoso.test".into(),
         mailboxes: 1,
-        out_of_scope: 0,
+        out_of_scope: 1,
     };
     let graph_sim = GraphSim::start_with(&graph_dir, "127.0.0.1:0".parse().unwrap(), &options)
         .await
@@ -104,6 +106,9 @@ async fn graph_pass_syncs_contacts_and_events_both_ways_then_rests() {
         .bearer_auth(&sf.control_token)
         .json(&json!({"users": [{
             "username": format!("{USER}.crm"), "email": USER, "first_name": "User",
+            "last_name": "1", "profile": PROFILE,
+        }, {
+            "username": format!("{OUTSIDE}.crm"), "email": OUTSIDE, "first_name": "Outside",
             "last_name": "1", "profile": PROFILE,
         }]}))
         .send()
@@ -223,10 +228,28 @@ async fn graph_pass_syncs_contacts_and_events_both_ways_then_rests() {
     });
 
     let report = syncer.run_pass(&PassOptions::default()).await.unwrap();
-    assert_eq!(report.users.len(), 1, "{report:?}");
-    let user_report = &report.users[0];
+    assert_eq!(report.users.len(), 2, "{report:?}");
+    let report_of = |report: &exsync_engine::sync::service::PassReport, address: &str| {
+        report
+            .users
+            .iter()
+            .find(|u| u.user.as_ref().map(UserKey::as_str) == Some(address))
+            .cloned()
+            .unwrap()
+    };
+    let user_report = report_of(&report, USER);
     assert_eq!(user_report.error, None, "{user_report:?}");
     assert_eq!(user_report.backend, Some(Backend::Graph));
+    // The mailbox outside the app's scope fails alone, with the commands that fix it.
+    let outside = report_of(&report, OUTSIDE);
+    let error = outside.error.clone().unwrap_or_default();
+    assert!(
+        error.contains(&format!(
+            "Test-ServicePrincipalAuthorization -Identity {} -Resource {OUTSIDE}",
+            graph_sim.info.client_id
+        )),
+        "{outside:?}"
+    );
 
     // Both sides hold both records.
     let mailbox = &syncer.exchange.graph();
@@ -285,7 +308,7 @@ async fn graph_pass_syncs_contacts_and_events_both_ways_then_rests() {
 
     // Nothing changed since: the next pass writes nothing on either side.
     let report = syncer.run_pass(&PassOptions::default()).await.unwrap();
-    let user_report = &report.users[0];
+    let user_report = report_of(&report, USER);
     assert_eq!(user_report.error, None, "{user_report:?}");
     assert!(user_report.written.is_empty(), "{user_report:?}");
 }
