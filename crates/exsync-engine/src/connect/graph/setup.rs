@@ -1,7 +1,9 @@
 //! The Graph backend as `exsync.toml`'s `[exchange_online]` and the vault describe it, and
 //! the rule that sends each user to EWS or to Graph.
 
-use exsync_core::config::{ExsyncConfig, OnlineCloud, OnlineCredential, Window};
+use exsync_core::config::{
+    ExchangeOnlineConfig, ExsyncConfig, OnlineCloud, OnlineCredential, Window,
+};
 use exsync_core::plan::{Change, WriteResult};
 use exsync_core::{ExchangeId, ItemId, ItemKind, UserKey};
 use exsync_graph::{AssertionAlgorithm, Cloud, Credential, GraphClient, GraphConfig, Secret};
@@ -84,15 +86,14 @@ fn widest_window(config: &ExsyncConfig) -> Option<Window> {
         })
 }
 
-/// The Graph backend for this configuration.
-pub fn online_side(
+/// The Graph client for `[exchange_online]` and the app's credential from the vault (nothing
+/// is sent yet): the backend's, and the one `exsync check` asks for a token with.
+pub fn graph_client(
     config: &ExsyncConfig,
+    online: &ExchangeOnlineConfig,
     secrets: &GraphSecrets,
     observer: Option<exsync_core::observe::Observer>,
-) -> Result<OnlineSide, GraphSetupError> {
-    let Some(online) = &config.exchange_online else {
-        return Ok(OnlineSide::Unconfigured(Unconfigured(Backend::Graph)));
-    };
+) -> Result<GraphClient, GraphSetupError> {
     let credential = match online.credential {
         OnlineCredential::Certificate => {
             let (Some(certificate), Some(key)) = (&secrets.certificate, &secrets.private_key)
@@ -131,7 +132,19 @@ pub fn online_side(
         .per_mailbox
         .min(config.service.per_user_concurrency.max(1) as usize);
     graph.observer = observer;
-    let client = GraphClient::new(graph).map_err(GraphSetupError::Graph)?;
+    GraphClient::new(graph).map_err(GraphSetupError::Graph)
+}
+
+/// The Graph backend for this configuration.
+pub fn online_side(
+    config: &ExsyncConfig,
+    secrets: &GraphSecrets,
+    observer: Option<exsync_core::observe::Observer>,
+) -> Result<OnlineSide, GraphSetupError> {
+    let Some(online) = &config.exchange_online else {
+        return Ok(OnlineSide::Unconfigured(Unconfigured(Backend::Graph)));
+    };
+    let client = graph_client(config, online, secrets, observer)?;
     let mut settings = GraphSettings::new(online.client_id.clone());
     settings.contacts_folder = config.exchange.sync_folder.clone();
     if let Some(window) = widest_window(config) {
