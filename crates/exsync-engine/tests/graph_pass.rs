@@ -311,4 +311,41 @@ async fn graph_pass_syncs_contacts_and_events_both_ways_then_rests() {
     let user_report = report_of(&report, USER);
     assert_eq!(user_report.error, None, "{user_report:?}");
     assert!(user_report.written.is_empty(), "{user_report:?}");
+
+    // The owner edits the CRM's contact in Outlook: the edit reaches the CRM.
+    let lovelace = read[0]
+        .iter()
+        .find_map(|c| match c {
+            Change::Upsert(item)
+                if Contact::from_fields(&item.fields).unwrap().last_name == "Lovelace" =>
+            {
+                Some(item.id.as_str().to_owned())
+            }
+            _ => None,
+        })
+        .unwrap();
+    client
+        .send(
+            GraphRequest::new(
+                Method::PATCH,
+                format!(
+                    "/users/{USER}/contacts/{}",
+                    exsync_engine::connect::graph::graph_id(&lovelace)
+                ),
+            )
+            .json(json!({"jobTitle": "Countess"})),
+        )
+        .await
+        .unwrap();
+    let report = syncer.run_pass(&PassOptions::default()).await.unwrap();
+    let user_report = report_of(&report, USER);
+    assert_eq!(user_report.error, None, "{user_report:?}");
+    let titles = crm
+        .query_all(&format!(
+            "SELECT Id, Title FROM Contact WHERE OwnerId = '{owner}' AND LastName = 'Lovelace'"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(titles.len(), 1, "{titles:?}");
+    assert_eq!(titles[0]["Title"], "Countess", "{titles:?}");
 }
