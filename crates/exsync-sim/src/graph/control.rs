@@ -138,7 +138,22 @@ impl Faults {
 /// Graph's error bodies for the statuses a fault may inject.
 fn injected_error(status: u16) -> Answer {
     match status {
-        429 => Answer::error(429, "TooManyRequests", "Please retry again later."),
+        429 => {
+            // Graph's throttling sample (learn.microsoft.com/graph/throttling) repeats the
+            // status in innerError: "code": "429", "message": "Please retry after",
+            // "status": "429".
+            let mut answer = Answer::error(429, "TooManyRequests", "Please retry again later.");
+            if let Some(Value::Object(inner)) = answer
+                .body
+                .as_mut()
+                .and_then(|b| b.pointer_mut("/error/innerError"))
+            {
+                inner.insert("code".into(), json!("429"));
+                inner.insert("message".into(), json!("Please retry after"));
+                inner.insert("status".into(), json!("429"));
+            }
+            answer
+        }
         503 => Answer::error(
             503,
             "ServiceUnavailable",
@@ -597,6 +612,13 @@ mod tests {
         let a = f.status_for("m1").unwrap();
         assert_eq!(a.status, 429);
         assert!(a.headers.contains(&("Retry-After".into(), "2".into())));
+        let body = a.body.clone().unwrap();
+        assert_eq!(body["error"]["code"], "TooManyRequests");
+        let inner = &body["error"]["innerError"];
+        assert_eq!(inner["code"], "429");
+        assert_eq!(inner["status"], "429");
+        assert_eq!(inner["message"], "Please retry after");
+        assert!(inner["request-id"].is_string() && inner["date"].is_string());
         assert!(f.status_for("m1").is_some());
         assert!(f.status_for("m1").is_none());
         assert!(f.rules.is_empty());
