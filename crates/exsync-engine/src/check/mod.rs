@@ -6,6 +6,7 @@
 mod crm;
 mod exchange;
 pub mod files;
+mod graph;
 mod net;
 
 use std::fmt::Write as _;
@@ -13,6 +14,7 @@ use std::fmt::Write as _;
 use exsync_core::config::ExsyncConfig;
 use serde::Serialize;
 
+use crate::connect::graph::setup::GraphSecrets;
 use crate::vault::SecretValue;
 
 /// How a step ended. A report's status is the worst outcome among its steps.
@@ -166,6 +168,9 @@ pub struct Inputs {
     /// The CRM connected app's client secret, needed for the client-credentials flow; `None` when
     /// the vault holds none.
     pub crm_client_secret: Option<SecretValue>,
+    /// The Exchange Online app's certificate and key or client secret, needed when
+    /// `[exchange_online]` is configured; each `None` when the vault holds none.
+    pub graph: GraphSecrets,
     /// The mailbox to check impersonation and folder access for.
     pub user: Option<String>,
 }
@@ -179,6 +184,7 @@ impl Inputs {
             exchange_password: None,
             crm_private_key: None,
             crm_client_secret: None,
+            graph: GraphSecrets::default(),
             user,
         }
     }
@@ -194,15 +200,28 @@ impl Inputs {
             exchange_password: vault.get(crate::vault::EXCHANGE_PASSWORD)?,
             crm_private_key: vault.get(crate::vault::CRM_PRIVATE_KEY)?,
             crm_client_secret: vault.get(crate::vault::CRM_CLIENT_SECRET)?,
+            graph: GraphSecrets::from_vault(vault)?,
             user,
         })
     }
 }
 
-/// Runs every check, Exchange first, then the CRM.
+/// Runs every check, Exchange first (on-premises over EWS, then Exchange Online over Graph
+/// when `[exchange_online]` is configured), then the CRM. When every mailbox is online
+/// (`exchange_online.all_users`), the EWS steps are not run.
 pub async fn run(inputs: &Inputs) -> Report {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut steps = exchange::checks(inputs).await;
+    let online_only = inputs
+        .config
+        .exchange_online
+        .as_ref()
+        .is_some_and(|o| o.all_users);
+    let mut steps = if online_only {
+        Vec::new()
+    } else {
+        exchange::checks(inputs).await
+    };
+    steps.extend(graph::checks(inputs).await);
     steps.extend(crm::checks(inputs).await);
     Report::new(inputs.user.clone(), steps)
 }

@@ -96,6 +96,7 @@ users = ["user1@contoso.test"]
             exchange_password: password,
             crm_private_key: Some(self.private_key()),
             crm_client_secret: None,
+            graph: Default::default(),
             user: Some(user.to_owned()),
         }
     }
