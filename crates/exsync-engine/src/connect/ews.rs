@@ -22,7 +22,8 @@ use url::Url;
 
 use crate::sync::mailboxes::{Backend, Mailboxes};
 use crate::sync::sides::{
-    CopyEvidence, MailboxPage, MailboxSide, SideError, SideErrorKind, SideResult, Write,
+    crm_origins, CopyEvidence, MailboxPage, MailboxSide, SideError, SideErrorKind, SideResult,
+    Write,
 };
 use exsync_core::plan::Change;
 
@@ -532,15 +533,7 @@ impl MailboxSide for ExchangeConnection {
         origins: &[ItemId],
         since: chrono::DateTime<chrono::Utc>,
     ) -> SideResult<Vec<CopyEvidence>> {
-        let mut crm_ids: Vec<CrmId> = origins
-            .iter()
-            .filter_map(|origin| match origin {
-                ItemId::Crm(id) => Some(id.clone()),
-                ItemId::Exchange(_) => None,
-            })
-            .collect();
-        crm_ids.sort();
-        crm_ids.dedup();
+        let crm_ids = crm_origins(origins);
         let mut searched = Searched::default();
         if crm_ids.is_empty() {
             return Ok(copy_evidence(origins, &searched));

@@ -36,7 +36,8 @@ use serde_json::{json, Value};
 use self::cursor::{GraphCursor, ViewWindow};
 use crate::sync::mailboxes::Backend;
 use crate::sync::sides::{
-    CopyEvidence, MailboxPage, MailboxSide, SideError, SideErrorKind, SideResult, Write,
+    crm_origins, CopyEvidence, MailboxPage, MailboxSide, SideError, SideErrorKind, SideResult,
+    Write,
 };
 
 /// Items a listing page holds at most (`Prefer: odata.maxpagesize`).
@@ -1196,15 +1197,7 @@ impl MailboxSide for GraphConnection {
         origins: &[ItemId],
         since: DateTime<Utc>,
     ) -> SideResult<Vec<CopyEvidence>> {
-        let mut crm_ids: Vec<CrmId> = origins
-            .iter()
-            .filter_map(|o| match o {
-                ItemId::Crm(id) => Some(id.clone()),
-                ItemId::Exchange(_) => None,
-            })
-            .collect();
-        crm_ids.sort();
-        crm_ids.dedup();
+        let crm_ids = crm_origins(origins);
         let collection = match kind {
             ItemKind::Contact => {
                 let (folder, _) = self.contact_folder(user).await?;

@@ -298,6 +298,21 @@ pub struct MailboxPage {
     pub folder: Option<(String, String)>,
 }
 
+/// The CRM records among `origins` (a copy's tag names its CRM record), sorted and once each:
+/// what a backend's [`MailboxSide::find_copies`] searches its folder for.
+pub fn crm_origins(origins: &[ItemId]) -> Vec<CrmId> {
+    let mut ids: Vec<CrmId> = origins
+        .iter()
+        .filter_map(|origin| match origin {
+            ItemId::Crm(id) => Some(id.clone()),
+            ItemId::Exchange(_) => None,
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
 /// A mailbox backend: what the service needs of one mailbox at a time, whichever protocol
 /// reaches it (EWS on premises today, Microsoft Graph for Exchange Online next). The router
 /// [`super::mailboxes::Mailboxes`] is one too, and sends each user's calls to their backend.
