@@ -138,22 +138,7 @@ impl Faults {
 /// Graph's error bodies for the statuses a fault may inject.
 fn injected_error(status: u16) -> Answer {
     match status {
-        429 => {
-            // Graph's throttling sample (learn.microsoft.com/graph/throttling) repeats the
-            // status in innerError: "code": "429", "message": "Please retry after",
-            // "status": "429".
-            let mut answer = Answer::error(429, "TooManyRequests", "Please retry again later.");
-            if let Some(Value::Object(inner)) = answer
-                .body
-                .as_mut()
-                .and_then(|b| b.pointer_mut("/error/innerError"))
-            {
-                inner.insert("code".into(), json!("429"));
-                inner.insert("message".into(), json!("Please retry after"));
-                inner.insert("status".into(), json!("429"));
-            }
-            answer
-        }
+        429 => super::throttle::throttled("TooManyRequests", "Please retry again later."),
         503 => Answer::error(
             503,
             "ServiceUnavailable",

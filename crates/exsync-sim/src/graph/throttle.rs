@@ -120,16 +120,32 @@ impl Throttle {
     }
 }
 
+/// A 429 as Graph answers it. Graph's throttling sample (learn.microsoft.com/graph/throttling)
+/// repeats the status in innerError: "code": "429", "message": "Please retry after",
+/// "status": "429".
+pub(crate) fn throttled(code: &str, message: &str) -> Answer {
+    let mut answer = Answer::error(429, code, message);
+    if let Some(serde_json::Value::Object(inner)) = answer
+        .body
+        .as_mut()
+        .and_then(|b| b.pointer_mut("/error/innerError"))
+    {
+        inner.insert("code".into(), serde_json::json!("429"));
+        inner.insert("message".into(), serde_json::json!("Please retry after"));
+        inner.insert("status".into(), serde_json::json!("429"));
+    }
+    answer
+}
+
 /// Graph's answer to a request over the budget (with `Retry-After`).
 pub(crate) fn too_many_requests(retry_after: u64) -> Answer {
-    Answer::error(429, "TooManyRequests", "Please retry again later.")
+    throttled("TooManyRequests", "Please retry again later.")
         .header("Retry-After", retry_after.to_string())
 }
 
 /// Graph's answer to a request beyond the mailbox concurrency limit.
 pub(crate) fn application_throttled() -> Answer {
-    Answer::error(
-        429,
+    throttled(
         "ApplicationThrottled",
         "Application is over its MailboxConcurrency limit.",
     )
@@ -150,10 +166,10 @@ mod tests {
         let (why, answer) = t.admit("app", "m1", 100, 0, now).unwrap_err();
         assert_eq!(why, Refusal::Concurrency);
         assert_eq!(answer.status, 429);
-        assert_eq!(
-            answer.body.unwrap()["error"]["code"],
-            "ApplicationThrottled"
-        );
+        let body = answer.body.unwrap();
+        assert_eq!(body["error"]["code"], "ApplicationThrottled");
+        assert_eq!(body["error"]["innerError"]["status"], "429");
+        assert_eq!(body["error"]["innerError"]["code"], "429");
         // Another mailbox, or another app on the same mailbox, is not affected.
         let _other = t.admit("app", "m2", 100, 0, now).unwrap();
         let _other_app = t.admit("app2", "m1", 100, 0, now).unwrap();
