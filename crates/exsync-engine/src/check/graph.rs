@@ -356,8 +356,8 @@ async fn mailbox_steps(
             return vec![scope
                 .saw(format!("Graph knows no user {user} (404)"))
                 .fix(format!(
-                    "check the address; a mailbox still on-premises is served over EWS: take \
-                     {user} out of exchange_online.users"
+                    "check the address; a mailbox still on-premises is served over EWS: list \
+                     only the online mailboxes in exchange_online.users, without {user}"
                 ))
                 .outcome_of(Outcome::Fail)];
         }
@@ -414,6 +414,13 @@ async fn mailbox_steps(
         let folders = folders
             .saw("not looked at: the app may not read this mailbox")
             .outcome_of(Outcome::Skip);
+        return vec![scope, folders];
+    }
+    if !failed.is_empty() && failed.iter().all(|(_, e)| e.is_throttled()) {
+        let scope = scope
+            .fix("Graph is throttling this mailbox: the passes wait as Graph asks; run the check again later")
+            .outcome_of(Outcome::Warn);
+        let folders = folders.outcome_of(Outcome::Skip);
         return vec![scope, folders];
     }
     if !failed.is_empty() {
@@ -635,6 +642,37 @@ mod tests {
         assert!(seen.contains("credential: certificate"), "{seen}");
         assert!(seen.contains("the certificate expires on "), "{seen}");
         assert!(seen.contains("SHA-256 thumbprint"), "{seen}");
+
+        // Ten days before the same certificate expires, the step warns and the rest passes.
+        let not_after = client.certificate_expiry().unwrap();
+        let steps = checks_with(
+            &client,
+            &lab.online(OnlineCredential::Certificate),
+            "Salesforce_Sync",
+            &[info.mailboxes[0].clone()],
+            not_after - chrono::Duration::days(10),
+        )
+        .await;
+        let token = step(&steps, TOKEN);
+        assert_eq!(token.outcome, Outcome::Warn, "{token:#?}");
+        assert!(evidence(token).contains("in 10 days"), "{token:#?}");
+        assert!(evidence(token).contains("token issued"), "{token:#?}");
+        assert!(token
+            .fix
+            .as_deref()
+            .unwrap()
+            .contains("upload its public part (.cer) to the app registration"));
+        assert_eq!(step(&steps, SCOPE).outcome, Outcome::Pass);
+        // Once it has expired, the step fails.
+        let steps = checks_with(
+            &client,
+            &lab.online(OnlineCredential::Certificate),
+            "Salesforce_Sync",
+            &[],
+            not_after + chrono::Duration::hours(1),
+        )
+        .await;
+        assert_eq!(step(&steps, TOKEN).outcome, Outcome::Fail);
     }
 
     #[tokio::test]
@@ -708,6 +746,28 @@ mod tests {
         // The other steps still pass: the warning does not fail the report.
         assert_eq!(step(&steps, SCOPE).outcome, Outcome::Pass);
         assert_eq!(step(&steps, TOKEN).outcome, Outcome::Pass);
+    }
+
+    #[tokio::test]
+    async fn check_graph_throttled_mailbox_warns_rather_than_fails() {
+        let lab = lab().await;
+        let user = lab.info().mailboxes[0].clone();
+        let client = lab.client();
+        client.token().await.unwrap();
+        lab.control(
+            reqwest::Method::POST,
+            "/faults",
+            json!({"mailbox": user, "status": 429, "count": 50}),
+        )
+        .await;
+        let steps = lab.check(&client, &user).await;
+        let scope = step(&steps, SCOPE);
+        assert_eq!(scope.outcome, Outcome::Warn, "{scope:#?}");
+        assert!(
+            scope.fix.as_deref().unwrap().contains("throttling"),
+            "{scope:#?}"
+        );
+        assert_eq!(step(&steps, FOLDERS).outcome, Outcome::Skip);
     }
 
     #[tokio::test]
