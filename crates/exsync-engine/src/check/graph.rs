@@ -91,9 +91,9 @@ pub(super) async fn checks_with(
     let mut token_step = app_facts(Step::new(TOKEN, Outcome::Pass), online);
     if let Some(certificate) = client.certificate() {
         token_step = token_step.saw(format!(
-            "certificate {} (SHA-256 thumbprint, base64url: {})",
+            "certificate {}, thumbprint {} (as the app registration's Certificates & secrets shows it)",
             certificate.subject(),
-            certificate.x5t_s256()
+            portal_thumbprint(certificate.x5t())
         ));
         token_step = certificate_expiry(token_step, certificate.not_after(), now);
     }
@@ -122,6 +122,15 @@ pub(super) async fn checks_with(
         steps.extend(mailbox_steps(client, &online.client_id, user, sync_folder).await);
     }
     steps
+}
+
+/// The SHA-1 thumbprint in upper-case hex, as the Azure portal shows it, from `x5t`'s base64url.
+fn portal_thumbprint(x5t: &str) -> String {
+    use base64::Engine as _;
+    match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(x5t.trim_end_matches('=')) {
+        Ok(bytes) => bytes.iter().map(|b| format!("{b:02X}")).collect(),
+        Err(_) => x5t.to_owned(),
+    }
 }
 
 /// The app's settings, which every outcome of the token step shows.
@@ -641,7 +650,13 @@ mod tests {
         let seen = evidence(token);
         assert!(seen.contains("credential: certificate"), "{seen}");
         assert!(seen.contains("the certificate expires on "), "{seen}");
-        assert!(seen.contains("SHA-256 thumbprint"), "{seen}");
+        let thumbprint = seen
+            .split("thumbprint ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .unwrap();
+        assert_eq!(thumbprint.len(), 40, "{seen}");
+        assert!(thumbprint.chars().all(|c| c.is_ascii_hexdigit()), "{seen}");
 
         // Ten days before the same certificate expires, the step warns and the rest passes.
         let not_after = client.certificate_expiry().unwrap();
