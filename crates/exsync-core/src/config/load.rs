@@ -152,7 +152,7 @@ fn defaults_only() -> Reader {
 }
 
 /// A path to a file that must exist now.
-fn existing_file(r: &mut Reader, t: &Tbl<'_, '_>, name: &str) -> Option<PathBuf> {
+pub(crate) fn existing_file(r: &mut Reader, t: &Tbl<'_, '_>, name: &str) -> Option<PathBuf> {
     let item = r.item(t, name)?;
     let text = r.text(&item)?;
     let path = r.resolve_path(&text);
@@ -176,7 +176,7 @@ fn existing_file(r: &mut Reader, t: &Tbl<'_, '_>, name: &str) -> Option<PathBuf>
 }
 
 /// A URL that must use https, because credentials or tokens travel to it.
-fn https_url(r: &mut Reader, t: &Tbl<'_, '_>, name: &str, why: &str) -> Option<String> {
+pub(crate) fn https_url(r: &mut Reader, t: &Tbl<'_, '_>, name: &str, why: &str) -> Option<String> {
     let item = r.item(t, name)?;
     let text = r.text(&item)?;
     match check::parse_url(&text) {

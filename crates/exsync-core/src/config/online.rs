@@ -72,6 +72,22 @@ pub struct ExchangeOnlineConfig {
     /// Mailboxes in Exchange Online, lower-cased, when not all of them are: the others stay
     /// on EWS.
     pub users: Vec<String>,
+    /// The sign-in authority and Graph endpoint to use instead of the cloud's, both https
+    /// (`authority_url` without the tenant, `graph_url` such as `https://host/v1.0`): for a
+    /// tenant behind a private endpoint, or exsync's Graph simulator. The app's credential
+    /// goes to these hosts only.
+    pub endpoints: Option<OnlineEndpoints>,
+    /// Extra CA certificates (PEM) to trust for those endpoints, beside the system's.
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+/// `exchange_online.authority_url` and `graph_url`, set together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnlineEndpoints {
+    /// Where tokens are asked for, without the tenant: `https://login.example/`.
+    pub authority_url: String,
+    /// Graph's base URL, with or without the version: `https://graph.example/v1.0`.
+    pub graph_url: String,
 }
 
 impl ExchangeOnlineConfig {
@@ -88,6 +104,9 @@ pub(crate) const KEYS: &[&str] = &[
     "credential",
     "all_users",
     "users",
+    "authority_url",
+    "graph_url",
+    "ca_file",
 ];
 
 /// Reads `[exchange_online]`.
@@ -157,6 +176,34 @@ pub(crate) fn read_exchange_online(r: &mut Reader, t: &Tbl<'_, '_>) -> ExchangeO
             }
         }
     }
+    const WHY: &str = "the app's credential and its tokens are only ever sent over TLS";
+    let authority_url = super::load::https_url(r, t, "authority_url", WHY);
+    let graph_url = super::load::https_url(r, t, "graph_url", WHY);
+    let endpoints = match (authority_url, graph_url) {
+        (Some(authority_url), Some(graph_url)) => Some(OnlineEndpoints {
+            authority_url,
+            graph_url,
+        }),
+        (None, None) => None,
+        (Some(_), None) | (None, Some(_)) => {
+            let (set, other) = if r.item(t, "authority_url").is_some() {
+                ("authority_url", "graph_url")
+            } else {
+                ("graph_url", "authority_url")
+            };
+            if let Some(item) = r.item(t, set) {
+                r.error(
+                    &item.key,
+                    Some(item.key_line),
+                    format!(
+                        "needs {other} as well: give both endpoints, or neither for the cloud's"
+                    ),
+                );
+            }
+            None
+        }
+    };
+    let ca_file = super::load::existing_file(r, t, "ca_file");
     ExchangeOnlineConfig {
         tenant,
         client_id,
@@ -164,6 +211,8 @@ pub(crate) fn read_exchange_online(r: &mut Reader, t: &Tbl<'_, '_>) -> ExchangeO
         credential,
         all_users,
         users,
+        endpoints,
+        ca_file,
     }
 }
 
@@ -226,5 +275,48 @@ users = [\"a@example.com\"]
             "{found}"
         );
         assert!(found.contains("exchange_online.client_secret"), "{found}");
+    }
+
+    #[test]
+    fn graph_endpoints_are_https_given_together_and_shown_back() {
+        let path = Path::new("/etc/exsync/exsync.toml");
+        let base = format!(
+            "{HEAD}[exchange_online]\ntenant = \"t\"\nclient_id = \"c\"\nall_users = true\n"
+        );
+        let text = format!(
+            "{base}authority_url = \"https://login.example.test\"\ngraph_url = \"https://graph.example.test/v1.0\"\n"
+        );
+        let config = parse(&text, path).unwrap();
+        let online = config.exchange_online.clone().unwrap();
+        assert_eq!(
+            online.endpoints,
+            Some(OnlineEndpoints {
+                authority_url: "https://login.example.test".to_owned(),
+                graph_url: "https://graph.example.test/v1.0".to_owned(),
+            })
+        );
+        let shown = config.to_toml_string().unwrap();
+        assert_eq!(parse(&shown, path).unwrap().exchange_online, Some(online));
+
+        let one = problems(&format!(
+            "{base}graph_url = \"https://graph.example.test\"\n"
+        ))
+        .join("\n");
+        assert!(
+            one.contains("exchange_online.graph_url")
+                && one.contains("needs authority_url as well"),
+            "{one}"
+        );
+        let plain = problems(&format!(
+            "{base}authority_url = \"http://login.example.test\"\ngraph_url = \"https://g.example.test\"\n"
+        ))
+        .join("\n");
+        assert!(
+            plain.contains("exchange_online.authority_url")
+                && plain.contains("must be an https:// URL"),
+            "{plain}"
+        );
+        let missing = problems(&format!("{base}ca_file = \"/nonexistent/ca.pem\"\n")).join("\n");
+        assert!(missing.contains("exchange_online.ca_file"), "{missing}");
     }
 }

@@ -156,6 +156,15 @@ impl ExsyncConfig {
                     "users",
                     Some(Value::Array(x.users.iter().map(|u| s(u.clone())).collect())),
                 ),
+                (
+                    "authority_url",
+                    x.endpoints.as_ref().map(|e| s(e.authority_url.clone())),
+                ),
+                (
+                    "graph_url",
+                    x.endpoints.as_ref().map(|e| s(e.graph_url.clone())),
+                ),
+                ("ca_file", x.ca_file.as_deref().map(path)),
             ])
         });
         let resolve: Table = self

@@ -195,6 +195,9 @@ fn setup_failed(online: &ExchangeOnlineConfig, inputs: &Inputs, e: &GraphSetupEr
         GraphSetupError::NoCertificate | GraphSetupError::NoClientSecret => step
             .saw("the app's credential is not in the vault")
             .fix(e.to_string()),
+        GraphSetupError::CaFile { source, .. } => step
+            .saw(format!("{e}: {source}"))
+            .fix("make exchange_online.ca_file name a readable PEM file, or remove it"),
         GraphSetupError::Graph(source) => step
             .saw(format!("the credential cannot be used: {source}"))
             .fix(
@@ -540,6 +543,8 @@ mod tests {
                 credential,
                 all_users: false,
                 users: self.info().mailboxes.clone(),
+                endpoints: None,
+                ca_file: None,
             }
         }
 

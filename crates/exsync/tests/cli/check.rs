@@ -109,3 +109,78 @@ fn check_graph_reads_the_apps_certificate_from_the_vault() {
     assert!(text.contains("the credential cannot be used"), "{text}");
     assert!(!text.contains("not a PEM"), "{text}");
 }
+
+/// Through `exsync.toml` alone (the endpoints and CA of a private deployment, here the Graph
+/// simulator's) the binary gets a token with the secret from the vault and finds the mailbox in
+/// the app's scope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_graph_reaches_endpoints_the_configuration_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = exsync_sim::graph::GraphSim::start(
+        &dir.path().join("graph"),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let info = sim.info.clone();
+    let authority = info
+        .authority
+        .strip_suffix(&format!("/{}", info.tenant_id))
+        .unwrap()
+        .to_owned();
+    let user = info.mailboxes[0].clone();
+    let config = format!(
+        r#"
+[store]
+path = "state.db"
+
+[exchange]
+service_account = "svc@contoso.test"
+
+[exchange_online]
+tenant = "{tenant}"
+client_id = "{client}"
+credential = "secret"
+all_users = true
+authority_url = "{authority}"
+graph_url = "{graph}"
+ca_file = "{ca}"
+
+[crm]
+client_id = "client"
+username = "integration@contoso.test"
+
+[configurations.sales]
+users = ["{user}"]
+"#,
+        tenant = info.tenant_id,
+        client = info.client_id,
+        graph = info.graph_url,
+        ca = info.ca_pem.display(),
+    );
+    std::fs::write(dir.path().join("exsync.toml"), config).unwrap();
+    let root = dir.path().to_owned();
+    let secret = format!("{}\n", info.client_secret);
+    let out = tokio::task::spawn_blocking(move || {
+        let set = exsync(
+            &root,
+            &["secrets", "set", "exchange_online.client_secret"],
+            Some(&secret),
+        );
+        assert!(set.status.success(), "{set:?}");
+        exsync(&root, &["check"], None)
+    })
+    .await
+    .unwrap();
+    let text = out.stdout.clone();
+    let steps = blocks(&text);
+    for step in [
+        "PASS  Exchange Online app token".to_owned(),
+        "PASS  Tenant-wide Graph permissions".to_owned(),
+        format!("PASS  Mailbox in the app's scope ({user})"),
+        format!("PASS  Contact folder and calendar ({user})"),
+    ] {
+        assert!(steps.contains(&step.as_str()), "{step} missing in {text}");
+    }
+    sim.shutdown().await;
+}

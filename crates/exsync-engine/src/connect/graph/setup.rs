@@ -59,6 +59,15 @@ pub enum GraphSetupError {
          `exsync secrets set {GRAPH_CLIENT_SECRET}`"
     )]
     NoClientSecret,
+    /// `exchange_online.ca_file` could not be read.
+    #[error("exchange_online.ca_file {}", path.display())]
+    CaFile {
+        /// The path as configured.
+        path: std::path::PathBuf,
+        /// Why reading it failed.
+        #[source]
+        source: std::io::Error,
+    },
     /// The Graph client refused these settings (a certificate that does not parse, a key of
     /// another certificate); the source says why.
     #[error("the Graph connector (exchange_online)")]
@@ -113,11 +122,12 @@ pub fn graph_client(
             Credential::Secret(Secret::new(secret.expose().as_bytes().to_vec()))
         }
     };
-    let cloud = match online.cloud {
-        OnlineCloud::Global => Cloud::Global,
-        OnlineCloud::UsGov => Cloud::UsGov,
-        OnlineCloud::UsDod => Cloud::UsDod,
-        OnlineCloud::China => Cloud::China,
+    let cloud = match (&online.endpoints, online.cloud) {
+        (Some(at), _) => Cloud::custom(&at.authority_url, &at.graph_url),
+        (None, OnlineCloud::Global) => Cloud::Global,
+        (None, OnlineCloud::UsGov) => Cloud::UsGov,
+        (None, OnlineCloud::UsDod) => Cloud::UsDod,
+        (None, OnlineCloud::China) => Cloud::China,
     };
     let mut graph = GraphConfig::new(
         online.tenant.clone(),
@@ -125,6 +135,13 @@ pub fn graph_client(
         cloud,
         credential,
     );
+    if let Some(path) = &online.ca_file {
+        let pem = std::fs::read(path).map_err(|source| GraphSetupError::CaFile {
+            path: path.clone(),
+            source,
+        })?;
+        graph.ca_pem = Some(pem);
+    }
     graph.limits.max_reply_bytes = config.network.max_reply_bytes();
     // Graph allows 4 requests in flight per mailbox; the service's per-user limit may be lower.
     graph.limits.per_mailbox = graph
