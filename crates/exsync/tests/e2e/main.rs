@@ -2,7 +2,7 @@
 //! real connectors: the `exsync` binary killed at any moment (`crash`) or aborted at each
 //! failpoint (`failpoints`, which needs the `failpoints` feature: `scripts/test` builds with
 //! `--features exsync/failpoints`), injected faults, what a record means after the trip, hostile
-//! CRM data, the lab and the demo, moving from Lightning Sync, private files, the sync rules,
+//! CRM data, a hybrid organisation (EWS and Graph), the lab and the demo, moving from Lightning Sync, private files, the sync rules,
 //! `exsync run`, the user's sync folder in their hands and `exsync check` on it, and each
 //! side's answer about the copies a crash may have left (`ews_copies`, `salesforce_copies`).
 //!
@@ -21,6 +21,7 @@ mod failpoints;
 mod faults;
 mod fidelity;
 mod hostile;
+mod hybrid;
 mod lab;
 mod migration;
 mod private_files;

@@ -1,0 +1,163 @@
+//! A hybrid organisation through the `exsync` binary: one user's mailbox on premises (the
+//! Exchange simulator, over EWS), another's in Exchange Online (the Graph simulator), routed by
+//! `[exchange_online]` in `exsync.toml`. Each gets their CRM records in their own mailbox, and
+//! the next pass writes nothing.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::MASTER_KEY;
+use exsync_lab::{Lab, LabOptions, Seed};
+use exsync_sim::graph::{GraphSim, SimInfo};
+use exsync_testkit::cli::Cli;
+use serde_json::Value;
+
+fn exsync(config: &Path, args: &[&str], stdin: Option<&str>) -> exsync_testkit::cli::Ran {
+    let mut cli = Cli::new(env!("CARGO_BIN_EXE_exsync"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env("EXSYNC_MASTER_KEY", MASTER_KEY);
+    if let Some(text) = stdin {
+        cli = cli.stdin(text);
+    }
+    cli.run()
+}
+
+/// How many items the Graph simulator holds for `user`: contacts in the sync folder and
+/// events in the calendar, read through Graph as a client would.
+async fn online_items(info: &SimInfo, user: &str) -> (usize, usize) {
+    let pem = std::fs::read(&info.ca_pem).unwrap();
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .build()
+        .unwrap();
+    let token: Value = http
+        .post(&info.token_url)
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", info.client_id.as_str()),
+            ("client_secret", info.client_secret.as_str()),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bearer = format!("Bearer {}", token["access_token"].as_str().unwrap());
+    let get = |path: String| {
+        let (http, bearer) = (http.clone(), bearer.clone());
+        async move {
+            http.get(format!("{}/users/{user}/{path}", info.graph_url))
+                .header("Authorization", bearer)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let folders = get("contactFolders?$filter=displayName eq 'Salesforce_Sync'".into()).await;
+    let contacts = match folders["value"].as_array().and_then(|f| f.first()) {
+        Some(folder) => {
+            let id = folder["id"].as_str().unwrap();
+            get(format!("contactFolders/{id}/contacts?$top=100")).await["value"]
+                .as_array()
+                .map_or(0, Vec::len)
+        }
+        None => 0,
+    };
+    let events = get("events?$top=100".into()).await["value"]
+        .as_array()
+        .map_or(0, Vec::len);
+    (contacts, events)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hybrid_org_syncs_each_user_through_their_own_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = LabOptions::new(dir.path().join("lab"), 2);
+    options.crm_key_pem = Some(crate::shared_key());
+    let lab = Lab::start(options).await.unwrap();
+    lab.seed(&Seed {
+        crm_contacts: 4,
+        crm_events: 2,
+        ..Seed::default()
+    })
+    .await
+    .unwrap();
+    let graph = GraphSim::start(&dir.path().join("graph"), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let info = graph.info.clone();
+    let (ews_user, online_user) = (lab.users[0].key.clone(), lab.users[1].key.clone());
+    assert!(info.mailboxes.iter().any(|m| m == online_user.as_str()));
+    let authority = info
+        .authority
+        .strip_suffix(&format!("/{}", info.tenant_id))
+        .unwrap();
+    let config = dir.path().join("exsync.toml");
+    lab.write_config(&config, MASTER_KEY).unwrap();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[exchange_online]\ntenant = \"{}\"\nclient_id = \"{}\"\ncredential = \"secret\"\n\
+         users = [\"{online_user}\"]\nauthority_url = \"{authority}\"\ngraph_url = \"{}\"\n\
+         ca_file = \"{}\"\n",
+        info.tenant_id,
+        info.client_id,
+        info.graph_url,
+        info.ca_pem.display()
+    ));
+    std::fs::write(&config, text).unwrap();
+    let set = exsync(
+        &config,
+        &["secrets", "set", "exchange_online.client_secret"],
+        Some(&format!("{}\n", info.client_secret)),
+    );
+    assert!(set.status.success(), "{}", set.text());
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    let first = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || exsync(&config, &["sync"], None))
+            .await
+            .unwrap()
+    };
+    assert!(first.status.success(), "{}", first.text());
+    for user in [&ews_user, &online_user] {
+        assert!(
+            first.stdout.contains(&format!(
+                "{user}: created 6 updated 0 deleted 0 conflicts 0 failures 0"
+            )),
+            "{user}: {}",
+            first.text()
+        );
+    }
+    // The online user's records are in Exchange Online, read back through Graph.
+    assert_eq!(online_items(&info, online_user.as_str()).await, (4, 2));
+    // The on-premises user's are in the Exchange simulator, and not in Exchange Online.
+    assert_eq!(online_items(&info, "user1@contoso.test").await, (0, 0));
+    assert_eq!(ews_user.as_str(), "user1@contoso.test");
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let again = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || exsync(&config, &["sync"], None))
+            .await
+            .unwrap()
+    };
+    assert!(again.status.success(), "{}", again.text());
+    for user in [&ews_user, &online_user] {
+        assert!(
+            again.stdout.contains(&format!(
+                "{user}: created 0 updated 0 deleted 0 conflicts 0 failures 0"
+            )),
+            "{user}: {}",
+            again.text()
+        );
+    }
+    graph.shutdown().await;
+}
