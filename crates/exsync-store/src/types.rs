@@ -196,6 +196,9 @@ pub struct PassCommit {
     /// What the pass noticed, stored with its run (at most [`MAX_NOTICES`]).
     #[serde(default)]
     pub notices: Vec<Notice>,
+    /// The mailbox backend that served the pass (`ews`, `graph`), stored with its run.
+    #[serde(default)]
+    pub backend: Option<String>,
     /// One slice of a pass too large to commit at once: pairs, cursors, unresolved items and
     /// echo writes are applied, but no run is recorded; the pass's last commit records it.
     #[serde(default)]
@@ -224,6 +227,7 @@ impl PassCommit {
             error: None,
             pause: None,
             notices: Vec::new(),
+            backend: None,
             partial: false,
             settled_intents: Vec::new(),
         }
@@ -263,6 +267,10 @@ pub struct RunRecord {
     /// What the pass noticed that the admin should know, though nothing failed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notices: Vec<Notice>,
+    /// The mailbox backend that served the pass (`ews`, `graph`); `None` for runs stored before
+    /// backends were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
 }
 
 /// Something a pass noticed that the admin should know although no record failed: a sync folder

@@ -51,6 +51,7 @@ fn users_as_the_status_with_its_configuration() -> R {
             failures: 5,
         },
         error: Some("boom".to_owned()),
+        backend: Some("ews".to_owned()),
         // The view always has the list; the store's type leaves an empty one out.
         notices: vec![Notice {
             code: "sync_folder_replaced".to_owned(),

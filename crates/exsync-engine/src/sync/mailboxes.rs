@@ -26,8 +26,8 @@ pub enum Backend {
     /// Exchange on premises, through EWS with impersonation.
     #[default]
     Ews,
-    /// Exchange Online, through Microsoft Graph. No connector implements it yet: until one is
-    /// configured, a user routed here fails their pass with a message saying so.
+    /// Exchange Online, through Microsoft Graph (`GraphConnection`). A user routed here while
+    /// `[exchange_online]` is not configured fails their pass with a message saying so.
     Graph,
 }
 

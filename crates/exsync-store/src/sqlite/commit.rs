@@ -389,7 +389,8 @@ fn record_run(conn: &Connection, c: &PassCommit, at: &str) -> StoreResult<i64> {
     let notices = serde_json::to_string(kept).map_err(|e| refuse(format!("notices: {e}")))?;
     conn.prepare_cached(
         "INSERT INTO runs (user_key, started_at, finished_at, created, updated, deleted, \
-         conflicts, failures, error, notices) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         conflicts, failures, error, notices, backend) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )
     .ctx(OP, u)?
     .execute(params![
@@ -402,7 +403,8 @@ fn record_run(conn: &Connection, c: &PassCommit, at: &str) -> StoreResult<i64> {
         n(c.counts.conflicts, "conflicts")?,
         n(c.counts.failures, "failures")?,
         c.error,
-        notices
+        notices,
+        c.backend
     ])
     .ctx(OP, u)?;
     let run_id = conn.last_insert_rowid();

@@ -192,7 +192,13 @@ const V6: &str = r#"
 ALTER TABLE runs ADD COLUMN notices TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(notices));
 "#;
 
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+/// The mailbox backend (`ews`, `graph`) that served each run, so status shows where a user's
+/// mailbox is synced through in a hybrid organisation.
+const V7: &str = r#"
+ALTER TABLE runs ADD COLUMN backend TEXT CHECK (backend IS NULL OR backend <> '');
+"#;
+
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 pub(crate) fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA user_version", [], |row| row.get(0))

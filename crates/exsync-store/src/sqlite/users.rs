@@ -113,7 +113,7 @@ pub(crate) fn reset_user(conn: &mut Connection, user: &UserKey) -> StoreResult<R
 
 const RUN_COLUMNS: &str =
     "id, user_key, started_at, finished_at, created, updated, deleted, conflicts, failures, error, \
-     notices";
+     notices, backend";
 
 struct RunRow {
     id: i64,
@@ -123,9 +123,10 @@ struct RunRow {
     counts: [i64; 5],
     error: Option<String>,
     notices: String,
+    backend: Option<String>,
 }
 
-/// Reads the eleven run columns starting at `at`.
+/// Reads the twelve run columns starting at `at`.
 fn run_row(row: &Row<'_>, at: usize) -> rusqlite::Result<RunRow> {
     Ok(RunRow {
         id: row.get(at)?,
@@ -141,6 +142,7 @@ fn run_row(row: &Row<'_>, at: usize) -> rusqlite::Result<RunRow> {
         ],
         error: row.get(at + 9)?,
         notices: row.get(at + 10)?,
+        backend: row.get(at + 11)?,
     })
 }
 
@@ -162,6 +164,7 @@ impl RunRow {
             error: self.error,
             notices: serde_json::from_str(&self.notices)
                 .map_err(|e| format!("notices of run {}: {e}", self.id))?,
+            backend: self.backend,
         })
     }
 }
@@ -198,7 +201,7 @@ const STATUS_SELECT: &str = "SELECT u.user_key, u.paused_reason, u.paused_at, \
      (SELECT count(*) FROM pairs p WHERE p.user_key = u.user_key AND p.kind = 'event'), \
      (SELECT count(*) FROM unresolved x WHERE x.user_key = u.user_key), \
      r.id, r.user_key, r.started_at, r.finished_at, r.created, r.updated, r.deleted, \
-     r.conflicts, r.failures, r.error, r.notices \
+     r.conflicts, r.failures, r.error, r.notices, r.backend \
      FROM users u LEFT JOIN runs r ON r.id = u.last_run_id";
 
 fn status_row(row: &Row<'_>) -> rusqlite::Result<StatusRow> {

@@ -222,11 +222,12 @@ fn table(users: &[UserStatus], now: DateTime<Utc>) -> String {
         .max()
         .unwrap_or(0)
         .max(4);
-    let row = |cells: [&str; 12]| {
+    let row = |cells: [&str; 13]| {
         format!(
-            "{:<width$} {:<7} {:<13} {:>7} {:>7} {:>7} {:>9} {:>8} {:>8} {:>6} {:>10}  {}\n",
+            "{:<width$} {:<7} {:<7} {:<13} {:>7} {:>7} {:>7} {:>9} {:>8} {:>8} {:>6} {:>10}  {}\n",
             cells[0],
             cells[1],
+            cells[12],
             cells[2],
             cells[3],
             cells[4],
@@ -252,6 +253,7 @@ fn table(users: &[UserStatus], now: DateTime<Utc>) -> String {
         "EVENTS",
         "UNRESOLVED",
         "LAST ERROR",
+        "BACKEND",
     ]);
     let mut cut = false;
     for u in users {
@@ -280,6 +282,7 @@ fn table(users: &[UserStatus], now: DateTime<Utc>) -> String {
             &u.event_pairs.to_string(),
             &u.unresolved.to_string(),
             &error,
+            run.and_then(|r| r.backend.as_deref()).unwrap_or("-"),
         ]));
     }
     if cut {

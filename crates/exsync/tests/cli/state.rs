@@ -54,6 +54,7 @@ fn seeded(dir: &Path) {
         id: ItemId::Crm("0039".into()),
         reason: "not created in exchange: \"x@\" is not an e-mail address".into(),
     }];
+    commit.backend = Some("graph".into());
     commit.counts = RunCounts {
         created: 3,
         failures: 1,
@@ -78,12 +79,13 @@ fn status_lists_users_with_counts_and_unresolved_items() {
         .find(|l| l.starts_with("ann@contoso.test"))
         .expect("a row for ann");
     let cells: Vec<&str> = row.split_whitespace().collect();
-    // user, state, "N s ago", created, updated, deleted, conflicts, failures, contacts, events,
-    // unresolved
+    // user, state, backend, "N s ago", created, updated, deleted, conflicts, failures, contacts,
+    // events, unresolved
     assert_eq!(cells[1], "syncing", "{row}");
-    assert_eq!(&cells[3..5], ["s", "ago"], "{row}");
+    assert_eq!(cells[2], "graph", "{row}");
+    assert_eq!(&cells[4..6], ["s", "ago"], "{row}");
     assert_eq!(
-        &cells[5..13],
+        &cells[6..14],
         ["3", "0", "0", "0", "1", "3", "0", "1"],
         "{row}"
     );

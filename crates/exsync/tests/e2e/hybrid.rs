@@ -1,7 +1,7 @@
 //! A hybrid organisation through the `exsync` binary: one user's mailbox on premises (the
 //! Exchange simulator, over EWS), another's in Exchange Online (the Graph simulator), routed by
-//! `[exchange_online]` in `exsync.toml`. Each gets their CRM records in their own mailbox, and
-//! the next pass writes nothing.
+//! `[exchange_online]` in `exsync.toml`. Each gets their CRM records in their own mailbox, the
+//! status names each user's backend, and the next pass writes nothing.
 
 use std::path::Path;
 use std::time::Duration;
@@ -141,6 +141,22 @@ async fn a_hybrid_org_syncs_each_user_through_their_own_backend() {
     // The on-premises user's are in the Exchange simulator, and not in Exchange Online.
     assert_eq!(online_items(&info, "user1@contoso.test").await, (0, 0));
     assert_eq!(ews_user.as_str(), "user1@contoso.test");
+
+    // The status names the backend each user's mailbox is synced through.
+    let status = exsync(&config, &["status"], None);
+    for (user, backend) in [(&ews_user, "ews"), (&online_user, "graph")] {
+        let row = status
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(user.as_str()))
+            .unwrap_or_default();
+        assert_eq!(
+            row.split_whitespace().nth(2),
+            Some(backend),
+            "{user}: {}",
+            status.stdout
+        );
+    }
 
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let again = {

@@ -63,6 +63,9 @@ pub(crate) struct AssignedView {
 /// The user's last pass.
 #[derive(Serialize)]
 pub(crate) struct RunView {
+    /// The mailbox backend that served the pass: `ews` (on premises) or `graph` (Exchange
+    /// Online); `null` for passes stored before backends were recorded.
+    pub backend: Option<String>,
     /// What the pass changed.
     pub counts: CountsView,
     /// Why the pass failed as a whole; `null` when it did not (single failed writes are in
@@ -132,6 +135,7 @@ impl From<RunCounts> for CountsView {
 impl From<RunRecord> for RunView {
     fn from(r: RunRecord) -> Self {
         RunView {
+            backend: r.backend,
             counts: r.counts.into(),
             error: r.error,
             finished: r.finished,
@@ -222,8 +226,9 @@ impl UserView {
         let count =
             |f: fn(&CountsView) -> u64| run.map(|r| f(&r.counts).to_string()).unwrap_or_default();
         format!(
-            "<tr data-user=\"{e}\" data-state=\"{state}\"><td>{e}</td><td>{}</td><td class=\"state {state}\">{state}</td><td>{}</td><td>{} / {} / {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{actions}</td></tr>",
+            "<tr data-user=\"{e}\" data-state=\"{state}\"><td>{e}</td><td>{}</td><td class=\"state {state}\">{state}</td><td class=\"backend\">{}</td><td>{}</td><td>{} / {} / {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{actions}</td></tr>",
             esc(&config),
+            esc(run.and_then(|r| r.backend.as_deref()).unwrap_or_default()),
             run.map(|r| time_element(&r.finished)).unwrap_or_default(),
             esc(&count(|c| c.created)),
             esc(&count(|c| c.updated)),
@@ -319,7 +324,7 @@ pub(crate) fn status_page(
         body.push_str(r#"<p class="muted">No user has been synced yet.</p>"#);
     } else {
         body.push_str(
-            r#"<table id="users"><tr><th>User</th><th>Configuration</th><th>State</th><th>Last pass</th><th>Created / updated / deleted</th><th>Conflicts</th><th>Failures</th><th>Error</th><th>Paused</th><th>Unresolved items</th><th>Pairs (contacts / events)</th><th></th></tr>"#,
+            r#"<table id="users"><tr><th>User</th><th>Configuration</th><th>State</th><th>Backend</th><th>Last pass</th><th>Created / updated / deleted</th><th>Conflicts</th><th>Failures</th><th>Error</th><th>Paused</th><th>Unresolved items</th><th>Pairs (contacts / events)</th><th></th></tr>"#,
         );
         for u in &users {
             body.push_str(&u.render_row(caller));

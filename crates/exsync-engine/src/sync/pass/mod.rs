@@ -239,6 +239,7 @@ pub async fn run_user<E: MailboxSide, C: CrmSide>(
     commit.counts = report.counts;
     commit.error = report.error.clone();
     commit.notices = report.notices.clone();
+    commit.backend = report.backend.map(|b| b.as_str().to_owned());
     // A crash here loses the pass's reports and cursor moves, not its writes: the slices
     // committed those, and the next pass must find them without writing them again.
     failpoint(failpoints::BEFORE_FINAL_COMMIT);
