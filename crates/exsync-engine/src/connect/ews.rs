@@ -22,8 +22,8 @@ use url::Url;
 
 use crate::sync::mailboxes::{Backend, Mailboxes};
 use crate::sync::sides::{
-    crm_origins, CopyEvidence, MailboxPage, MailboxSide, SideError, SideErrorKind, SideResult,
-    Write,
+    crm_origins, folder_replaced_notice, CopyEvidence, MailboxPage, MailboxSide, SideError,
+    SideErrorKind, SideResult, Write,
 };
 use exsync_core::plan::Change;
 
@@ -158,29 +158,16 @@ impl ExchangeConnection {
             place => {
                 let how = place.how_deleted();
                 let (folder, made) = mailbox.create_contacts_folder().await?;
-                let name = &self.client.config().contacts_folder;
-                let message = format!(
-                    "The contact sync folder was {how} in the mailbox; a new {name} folder \
-                     under Contacts took its place."
-                );
-                let fix = "Nothing to do: the synced CRM contacts are copied into the new folder \
-                           where CRM records flow to Exchange, and nothing is deleted in the CRM \
-                           for it. Ask the user to keep the folder if this repeats."
-                    .to_owned();
+                let notice = folder_replaced_notice(how, &self.client.config().contacts_folder);
                 tracing::warn!(
                     user = %user,
                     old_folder = %hint.id,
                     new_folder = %folder.id,
-                    "{message} {fix}"
+                    "{} {}",
+                    notice.message,
+                    notice.fix
                 );
-                self.notice(
-                    user,
-                    Notice {
-                        code: "sync_folder_replaced".to_owned(),
-                        message,
-                        fix,
-                    },
-                );
+                self.notice(user, notice);
                 Ok((folder, made))
             }
         }

@@ -36,8 +36,8 @@ use serde_json::{json, Value};
 use self::cursor::{GraphCursor, ViewWindow};
 use crate::sync::mailboxes::Backend;
 use crate::sync::sides::{
-    crm_origins, CopyEvidence, MailboxPage, MailboxSide, SideError, SideErrorKind, SideResult,
-    Write,
+    crm_origins, folder_replaced_notice, CopyEvidence, MailboxPage, MailboxSide, SideError,
+    SideErrorKind, SideResult, Write,
 };
 
 /// Items a listing page holds at most (`Prefer: odata.maxpagesize`).
@@ -332,25 +332,17 @@ impl GraphConnection {
                     Ok(_) => (hint, false),
                     Err(e) if e.is_not_found() => {
                         let (id, made) = self.find_or_create_folder(user).await?;
-                        let name = &self.settings.contacts_folder;
-                        let message = format!(
-                            "The contact sync folder was deleted in the mailbox; a new {name} \
-                             folder under Contacts took its place."
+                        let notice =
+                            folder_replaced_notice("deleted", &self.settings.contacts_folder);
+                        tracing::warn!(
+                            user = %user,
+                            old_folder = %hint,
+                            new_folder = %id,
+                            "{} {}",
+                            notice.message,
+                            notice.fix
                         );
-                        let fix = "Nothing to do: the synced CRM contacts are copied into the new \
-                                   folder where CRM records flow to Exchange, and nothing is \
-                                   deleted in the CRM for it. Ask the user to keep the folder if \
-                                   this repeats."
-                            .to_owned();
-                        tracing::warn!(user = %user, old_folder = %hint, new_folder = %id, "{message} {fix}");
-                        self.notice(
-                            user,
-                            Notice {
-                                code: "sync_folder_replaced".to_owned(),
-                                message,
-                                fix,
-                            },
-                        );
+                        self.notice(user, notice);
                         (id, made)
                     }
                     Err(e) => return Err(self.error(user, &e)),

@@ -298,6 +298,22 @@ pub struct MailboxPage {
     pub folder: Option<(String, String)>,
 }
 
+/// The notice a backend gives when the user's contact sync folder was `how` ("deleted", "moved
+/// to Deleted Items"…) and a new folder named `name` took its place.
+pub fn folder_replaced_notice(how: &str, name: &str) -> Notice {
+    Notice {
+        code: "sync_folder_replaced".to_owned(),
+        message: format!(
+            "The contact sync folder was {how} in the mailbox; a new {name} folder under \
+             Contacts took its place."
+        ),
+        fix: "Nothing to do: the synced CRM contacts are copied into the new folder where CRM \
+              records flow to Exchange, and nothing is deleted in the CRM for it. Ask the user \
+              to keep the folder if this repeats."
+            .to_owned(),
+    }
+}
+
 /// The CRM records among `origins` (a copy's tag names its CRM record), sorted and once each:
 /// what a backend's [`MailboxSide::find_copies`] searches its folder for.
 pub fn crm_origins(origins: &[ItemId]) -> Vec<CrmId> {
