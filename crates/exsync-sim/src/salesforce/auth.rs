@@ -44,7 +44,7 @@ impl JwtKeys {
                 })?
         } else {
             let pem = generate_key_pem()?;
-            write_private(&private_key_path, pem.as_bytes())?;
+            crate::cli_support::write_private(&private_key_path, pem.as_bytes())?;
             RsaPrivateKey::from_pkcs8_pem(&pem).context("re-reading the generated JWT key")?
         };
         let public = RsaPublicKey::from(&key)
@@ -71,25 +71,6 @@ pub fn generate_key_pem() -> anyhow::Result<String> {
         .to_pkcs8_pem(LineEnding::LF)
         .context("encoding the JWT key")?
         .to_string())
-}
-
-fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(&tmp)
-        .with_context(|| format!("creating {}", tmp.display()))?;
-    file.write_all(contents)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    Ok(())
 }
 
 /// Why a token request was refused: OAuth's `error` and `error_description`.
