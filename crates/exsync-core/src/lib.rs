@@ -10,8 +10,10 @@ pub mod config;
 pub mod model;
 pub mod observe;
 pub mod plan;
+mod secret;
 pub mod tags;
 pub mod zones;
 
 pub use allow::{dns_name, AllowList};
 pub use model::*;
+pub use secret::Secret;

@@ -8,27 +8,7 @@ use exsync_core::AllowList;
 
 use crate::cloud::Cloud;
 
-/// Bytes that must never be printed (a private key, a client secret).
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Vec<u8>);
-
-impl Secret {
-    /// Wraps the secret bytes; they are shown only through [`Secret::expose`].
-    pub fn new(bytes: impl Into<Vec<u8>>) -> Secret {
-        Secret(bytes.into())
-    }
-
-    /// The secret itself, for the one place that has to send or sign with it.
-    pub fn expose(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(…)")
-    }
-}
+pub use exsync_core::Secret;
 
 /// How a certificate assertion is signed and which thumbprint its header names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
