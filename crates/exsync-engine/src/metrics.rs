@@ -307,6 +307,9 @@ impl Readiness {
     }
 }
 
+/// How long the metrics listener waits for a request once a client connected.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
+
 /// Serves `/metrics`, `/healthz` (the process answers) and `/readyz` (see [`Readiness`]) on
 /// `addr` until the process ends.
 pub async fn serve(
@@ -323,8 +326,13 @@ pub async fn serve(
         let readiness = Arc::clone(&readiness);
         tokio::spawn(async move {
             // One small GET per connection is all a scraper sends; no HTTP library needed.
+            // A client that connects and sends nothing is dropped after a few seconds, so idle
+            // connections cannot pile up.
             let mut request = [0u8; 2048];
-            let n = stream.read(&mut request).await.unwrap_or(0);
+            let n = match tokio::time::timeout(REQUEST_DEADLINE, stream.read(&mut request)).await {
+                Ok(Ok(n)) => n,
+                Ok(Err(_)) | Err(_) => return,
+            };
             let head = String::from_utf8_lossy(&request[..n]);
             let (status, body) = if head.starts_with("GET /metrics ") {
                 ("200 OK", metrics.render())
@@ -445,5 +453,36 @@ mod tests {
         assert!(alerts >= 8, "{alerts} rules");
         assert_eq!(rules.matches("- alert:").count(), alerts);
         assert_eq!(rules.matches("description:").count(), alerts);
+    }
+
+    /// A client that connects and says nothing is let go after the deadline.
+    #[tokio::test]
+    async fn a_silent_client_is_dropped_after_the_deadline() {
+        use tokio::io::AsyncReadExt;
+        let store: Arc<dyn Store> = Arc::new(exsync_store::SqliteStore::open_in_memory().unwrap());
+        let readiness = Arc::new(Readiness {
+            store,
+            interval: Duration::from_secs(60),
+            started: SystemTime::now(),
+        });
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        tokio::spawn(serve(addr, Arc::new(Metrics::default()), readiness));
+        let mut stream = loop {
+            if let Ok(s) = tokio::net::TcpStream::connect(addr).await {
+                break s;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(
+            REQUEST_DEADLINE + Duration::from_secs(3),
+            stream.read_to_end(&mut rest),
+        )
+        .await;
+        assert!(closed.is_ok(), "the connection is still open");
+        assert!(rest.is_empty());
     }
 }
