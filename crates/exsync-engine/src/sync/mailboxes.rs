@@ -39,6 +39,13 @@ impl Backend {
             Backend::Graph => "graph",
         }
     }
+
+    /// The backend [`Self::as_str`] names.
+    pub fn parse(name: &str) -> Option<Backend> {
+        [Backend::Ews, Backend::Graph]
+            .into_iter()
+            .find(|b| b.as_str() == name)
+    }
 }
 
 impl fmt::Display for Backend {
