@@ -55,15 +55,24 @@ async fn both_sides_converge_and_a_second_pass_writes_nothing() {
 async fn the_demo_converges_with_every_scripted_change_carried() {
     let dir = tempfile::tempdir().unwrap();
     let outcome = exsync_lab::demo::run(&exsync_lab::demo::DemoOptions {
-        users: 2,
+        users: 3,
         contacts: 6,
         events: 4,
+        online: None,
         dir: Some(dir.path().to_path_buf()),
     })
     .await
     .unwrap();
     assert!(outcome.converged);
     let lab = &outcome.lab;
+    // A hybrid organisation: the first user on premises, the last online from the start, the
+    // second moved online between the passes.
+    let online: Vec<&str> = lab.online_users().iter().map(|u| u.key.as_str()).collect();
+    assert_eq!(online, ["user2@contoso.test", "user3@contoso.test"]);
+    for user in &lab.users[1..] {
+        let runs = lab.syncer.store.runs(&user.key, 2).unwrap();
+        assert_eq!(runs[0].backend.as_deref(), Some("graph"), "{}", user.key);
+    }
     for (u, user) in lab.users.iter().enumerate() {
         let name = |i| exsync_lab::crm_contact(u, i).last_name;
         use exsync_core::ItemKind::Contact;
