@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use exsync_engine::sync::mailboxes::Backend;
 use exsync_engine::sync::service::PassOptions;
 use exsync_lab::{Lab, LabOptions, Seed};
 use exsync_testkit::cli::Cli;
@@ -13,10 +14,11 @@ async fn settle() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn both_sides_converge_and_a_second_pass_writes_nothing() {
+async fn both_sides_converge_and_a_second_pass_writes_nothing(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let lab = Lab::start(LabOptions::new(dir.path(), 2)).await.unwrap();
+    let lab = Lab::start(crate::lab_options(dir.path(), 2, backend))
+        .await
+        .unwrap();
     lab.seed(&Seed {
         crm_contacts: 6,
         crm_events: 12,
@@ -29,6 +31,7 @@ async fn both_sides_converge_and_a_second_pass_writes_nothing() {
     settle().await;
     let first = lab.syncer.run_pass(&PassOptions::default()).await.unwrap();
     assert_eq!(first.failed_users(), 0, "{first:#?}");
+    assert!(first.users.iter().all(|u| u.backend == Some(backend)));
     settle().await;
     let second = lab.syncer.run_pass(&PassOptions::default()).await.unwrap();
     let writes: Vec<_> = second
@@ -264,3 +267,5 @@ async fn a_first_sync_asks_each_mailbox_only_what_it_must() {
     let check = lab.convergence().await.unwrap();
     assert!(check.converged(), "{:#?}", check.problems);
 }
+
+crate::on_each_backend!(both_sides_converge_and_a_second_pass_writes_nothing);
