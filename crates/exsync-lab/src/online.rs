@@ -156,6 +156,26 @@ impl Lab {
             .context("the new folder has no id")
     }
 
+    /// Calls the Graph simulator's control API (faults, scopes, token lifetimes).
+    pub async fn graph_control(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value> {
+        let Some(sim) = &self.graph_sim else {
+            bail!("the lab has no Exchange Online (LabOptions::exchange_online)");
+        };
+        let pem = std::fs::read(&sim.info.ca_pem)?;
+        let client = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem)?)
+            .build()?;
+        let url = format!("{}{path}", sim.info.control_url);
+        super::call(&client, method, &url, &sim.info.control_token, body).await
+    }
+
     /// The users whose mailbox is online now.
     pub fn online_users(&self) -> Vec<&LabUser> {
         let rule = self.syncer.exchange.rule();
