@@ -229,7 +229,7 @@ fn config_check(dir: &Path, text: &str) -> String {
     std::fs::write(&file, text).unwrap();
     let ran = cli::run(
         env!("CARGO_BIN_EXE_exsync"),
-        &["config", "check", file.to_str().unwrap()],
+        ["config", "check", file.to_str().unwrap()],
     );
     ran.text()
 }

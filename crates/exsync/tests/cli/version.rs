@@ -4,7 +4,7 @@ use exsync_testkit::cli;
 
 #[test]
 fn version_names_the_release_and_the_commit_it_was_built_from() {
-    let ran = cli::run(env!("CARGO_BIN_EXE_exsync"), &["--version"]);
+    let ran = cli::run(env!("CARGO_BIN_EXE_exsync"), ["--version"]);
     assert_eq!(ran.code(), Some(0), "{ran:?}");
     let line = ran.stdout.trim_end();
     let prefix = format!("exsync {} (commit ", env!("CARGO_PKG_VERSION"));
