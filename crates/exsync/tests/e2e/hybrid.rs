@@ -76,8 +76,18 @@ async fn online_items(info: &SimInfo, user: &str) -> (usize, usize) {
     (contacts, events)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hybrid_org_syncs_each_user_through_their_own_backend() {
+/// A lab of two users with CRM records, the Graph simulator beside it, and an `exsync.toml`
+/// for the lab with `[exchange_online]` added (`users` as given, or every user when `None`,
+/// with the `[exchange]` section and the service account's password removed).
+struct Org {
+    _dir: tempfile::TempDir,
+    lab: Lab,
+    graph: GraphSim,
+    info: SimInfo,
+    config: std::path::PathBuf,
+}
+
+async fn org(online_users: Option<&[&str]>) -> Org {
     let dir = tempfile::tempdir().unwrap();
     let mut options = LabOptions::new(dir.path().join("lab"), 2);
     options.crm_key_pem = Some(crate::shared_key());
@@ -93,8 +103,6 @@ async fn a_hybrid_org_syncs_each_user_through_their_own_backend() {
         .await
         .unwrap();
     let info = graph.info.clone();
-    let (ews_user, online_user) = (lab.users[0].key.clone(), lab.users[1].key.clone());
-    assert!(info.mailboxes.iter().any(|m| m == online_user.as_str()));
     let authority = info
         .authority
         .strip_suffix(&format!("/{}", info.tenant_id))
@@ -102,10 +110,21 @@ async fn a_hybrid_org_syncs_each_user_through_their_own_backend() {
     let config = dir.path().join("exsync.toml");
     lab.write_config(&config, MASTER_KEY).unwrap();
     let mut text = std::fs::read_to_string(&config).unwrap();
+    let users = match online_users {
+        Some(users) => format!("users = {users:?}\n"),
+        None => {
+            // An organisation entirely online: no [exchange] section and no password for it.
+            let start = text.find("[exchange]\n").unwrap();
+            let end = start + text[start..].find("\n\n").unwrap();
+            text.replace_range(start..end, "");
+            let deleted = exsync(&config, &["secrets", "delete", "exchange.password"], None);
+            assert!(deleted.status.success(), "{}", deleted.text());
+            String::new()
+        }
+    };
     text.push_str(&format!(
         "\n[exchange_online]\ntenant = \"{}\"\nclient_id = \"{}\"\ncredential = \"secret\"\n\
-         users = [\"{online_user}\"]\nauthority_url = \"{authority}\"\ngraph_url = \"{}\"\n\
-         ca_file = \"{}\"\n",
+         {users}authority_url = \"{authority}\"\ngraph_url = \"{}\"\nca_file = \"{}\"\n",
         info.tenant_id,
         info.client_id,
         info.graph_url,
@@ -118,14 +137,38 @@ async fn a_hybrid_org_syncs_each_user_through_their_own_backend() {
         Some(&format!("{}\n", info.client_secret)),
     );
     assert!(set.status.success(), "{}", set.text());
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    Org {
+        _dir: dir,
+        lab,
+        graph,
+        info,
+        config,
+    }
+}
 
-    let first = {
-        let config = config.clone();
-        tokio::task::spawn_blocking(move || exsync(&config, &["sync"], None))
-            .await
-            .unwrap()
-    };
+async fn sync(config: &Path) -> exsync_testkit::cli::Ran {
+    // Passes a second apart, so the CRM's change times tell them apart.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let config = config.to_owned();
+    tokio::task::spawn_blocking(move || exsync(&config, &["sync"], None))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hybrid_org_syncs_each_user_through_their_own_backend() {
+    let Org {
+        lab,
+        graph,
+        info,
+        config,
+        _dir,
+    } = org(Some(&["user2@contoso.test"])).await;
+    let (ews_user, online_user) = (lab.users[0].key.clone(), lab.users[1].key.clone());
+    assert_eq!(online_user.as_str(), "user2@contoso.test");
+    assert!(info.mailboxes.iter().any(|m| m == online_user.as_str()));
+
+    let first = sync(&config).await;
     assert!(first.status.success(), "{}", first.text());
     for user in [&ews_user, &online_user] {
         assert!(
@@ -158,13 +201,7 @@ async fn a_hybrid_org_syncs_each_user_through_their_own_backend() {
         );
     }
 
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let again = {
-        let config = config.clone();
-        tokio::task::spawn_blocking(move || exsync(&config, &["sync"], None))
-            .await
-            .unwrap()
-    };
+    let again = sync(&config).await;
     assert!(again.status.success(), "{}", again.text());
     for user in [&ews_user, &online_user] {
         assert!(
@@ -175,5 +212,88 @@ async fn a_hybrid_org_syncs_each_user_through_their_own_backend() {
             again.text()
         );
     }
+    graph.shutdown().await;
+}
+
+/// An organisation entirely in Exchange Online installs with no `[exchange]` section and no
+/// service account: every user is synced through Graph, and `config check` and `status` say so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_org_entirely_online_needs_no_exchange_section() {
+    let Org {
+        lab,
+        graph,
+        info,
+        config,
+        _dir,
+    } = org(None).await;
+    let checked = exsync(&config, &["config", "check"], None);
+    assert!(checked.status.success(), "{}", checked.text());
+    assert!(
+        checked.stdout.contains(&format!(
+            "exchange online: app {} in tenant {} (global cloud, secret) for every user",
+            info.client_id, info.tenant_id
+        )),
+        "{}",
+        checked.stdout
+    );
+    assert!(
+        !checked.stdout.contains("\nexchange: "),
+        "{}",
+        checked.stdout
+    );
+    // The analyzer checks Graph and the CRM, and asks for no service account.
+    let analyzed = {
+        let (config, user) = (config.clone(), lab.users[0].key.to_string());
+        tokio::task::spawn_blocking(move || exsync(&config, &["check", "--user", &user], None))
+            .await
+            .unwrap()
+    };
+    assert!(analyzed.status.success(), "{}", analyzed.text());
+    assert!(
+        analyzed.stdout.contains("PASS  Mailbox in the app's scope")
+            && !analyzed.stdout.contains("exchange.password"),
+        "{}",
+        analyzed.stdout
+    );
+
+    let first = sync(&config).await;
+    assert!(first.status.success(), "{}", first.text());
+    for user in &lab.users {
+        assert!(
+            first.stdout.contains(&format!(
+                "{}: created 6 updated 0 deleted 0 conflicts 0 failures 0",
+                user.key
+            )),
+            "{}: {}",
+            user.key,
+            first.text()
+        );
+        assert_eq!(online_items(&info, user.key.as_str()).await, (4, 2));
+    }
+    let status = exsync(&config, &["status"], None);
+    for user in &lab.users {
+        let row = status
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(user.key.as_str()))
+            .unwrap_or_default();
+        assert_eq!(
+            row.split_whitespace().nth(2),
+            Some("graph"),
+            "{}",
+            status.stdout
+        );
+    }
+    let again = sync(&config).await;
+    assert!(again.status.success(), "{}", again.text());
+    assert_eq!(
+        again
+            .stdout
+            .matches("created 0 updated 0 deleted 0 conflicts 0 failures 0")
+            .count(),
+        lab.users.len(),
+        "{}",
+        again.text()
+    );
     graph.shutdown().await;
 }
