@@ -13,7 +13,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 step() { echo "--- $*"; }
 [ "$(id -u)" = 0 ] || fail "the install test needs root (dpkg -i)"
 # Two checkouts testing on one machine take turns: the package is installed system-wide.
-exec 9>/run/lock/exsync-package-test
+exec 9>/tmp/exsync-package-test.lock
 flock 9
 if dpkg-query -W -f='${Status}' exsync 2>/dev/null | grep -q "install ok installed"; then
   fail "an exsync package is already installed here; the test would replace it"
