@@ -96,7 +96,7 @@ fn words(line: &str) -> Vec<String> {
 
 /// The exsync arguments one shell command carries, if it runs exsync: directly (after `sudo`,
 /// `sudo -u USER` or `VAR=value`), as `./target/release/exsync`, or as the image's entry
-/// point in `podman run … exsync ARGS`, which runs `exsync -c /etc/exsync/exsync.toml ARGS`.
+/// point in `podman run … exsync ARGS` (the Containerfile's ENTRYPOINT and CMD).
 fn exsync_args(command: &[String]) -> Option<Vec<String>> {
     let mut i = 0;
     while i < command.len() {
@@ -126,15 +126,35 @@ fn exsync_args(command: &[String]) -> Option<Vec<String>> {
             }
         }
         if command.get(j)? == "exsync" {
-            let mut args = vec!["-c".to_owned(), "/etc/exsync/exsync.toml".to_owned()];
+            let (entrypoint, cmd) = image_command();
+            let mut args = entrypoint;
             let given = &command[j + 1..];
-            // No arguments: the image's CMD (Containerfile).
-            let cmd = ["run", "--key-file", "/var/lib/exsync/exsync.key"].map(str::to_owned);
             args.extend_from_slice(if given.is_empty() { &cmd } else { given });
             return Some(args);
         }
     }
     None
+}
+
+/// The image's exsync arguments, from the Containerfile: its ENTRYPOINT's after the program,
+/// and its CMD (what runs when `podman run` gives none).
+fn image_command() -> (Vec<String>, Vec<String>) {
+    let file = exsync_testkit::paths::workspace().join("Containerfile");
+    let text = std::fs::read_to_string(file).unwrap();
+    let form = |instruction: &str| -> Vec<String> {
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix(instruction))
+            .unwrap_or_else(|| panic!("the Containerfile has no {instruction}"));
+        serde_json::from_str(line.trim()).unwrap()
+    };
+    let mut entrypoint = form("ENTRYPOINT ");
+    assert_eq!(
+        entrypoint.first().map(String::as_str),
+        Some("/usr/bin/exsync")
+    );
+    entrypoint.remove(0);
+    (entrypoint, form("CMD "))
 }
 
 /// Shell lines split into the commands of a pipeline or list, redirections left out.
