@@ -10,12 +10,18 @@ use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=EXSYNC_COMMIT");
+    println!("cargo:rerun-if-env-changed=GIT_DIR");
     let commit = std::env::var("EXSYNC_COMMIT")
         .ok()
         .map(|c| c.trim().to_owned())
         .filter(|c| !c.is_empty())
         .or_else(from_git)
-        .unwrap_or_else(|| "unknown".to_owned());
+        .unwrap_or_else(|| {
+            // No commit to be had: look again once the tree becomes a checkout (a missing
+            // path makes cargo run this script on every build, which costs a tarball little).
+            println!("cargo:rerun-if-changed=../../.git");
+            "unknown".to_owned()
+        });
     println!("cargo:rustc-env=EXSYNC_COMMIT={commit}");
 }
 
