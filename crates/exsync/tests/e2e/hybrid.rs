@@ -7,8 +7,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::MASTER_KEY;
+use exsync_core::plan::Change;
+use exsync_core::ItemKind;
 use exsync_lab::{Lab, LabOptions, Seed};
-use exsync_sim::graph::{GraphSim, SimInfo};
+use exsync_sim::graph::SimInfo;
 use exsync_testkit::cli::Cli;
 use serde_json::Value;
 
@@ -24,9 +26,8 @@ fn exsync(config: &Path, args: &[&str], stdin: Option<&str>) -> exsync_testkit::
     cli.run()
 }
 
-/// How many items the Graph simulator holds for `user`: contacts in the sync folder and
-/// events in the calendar, read through Graph as a client would.
-async fn online_items(info: &SimInfo, user: &str) -> (usize, usize) {
+/// An HTTP client that trusts the Graph simulator, and a bearer token of its app.
+async fn graph_client(info: &SimInfo) -> (reqwest::Client, String) {
     let pem = std::fs::read(&info.ca_pem).unwrap();
     let http = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
@@ -47,102 +48,98 @@ async fn online_items(info: &SimInfo, user: &str) -> (usize, usize) {
         .await
         .unwrap();
     let bearer = format!("Bearer {}", token["access_token"].as_str().unwrap());
-    let get = |path: String| {
-        let (http, bearer) = (http.clone(), bearer.clone());
-        async move {
-            http.get(format!("{}/users/{user}/{path}", info.graph_url))
-                .header("Authorization", bearer)
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        }
+    (http, bearer)
+}
+
+/// Calls Graph as the app: `path` under the user, with a JSON body for a POST.
+async fn graph(info: &SimInfo, user: &str, path: &str, body: Option<&Value>) -> Value {
+    let (http, bearer) = graph_client(info).await;
+    let url = format!("{}/users/{user}/{path}", info.graph_url);
+    let request = match body {
+        Some(body) => http.post(url).json(body),
+        None => http.get(url),
     };
-    let folders = get("contactFolders?$filter=displayName eq 'Salesforce_Sync'".into()).await;
-    let contacts = match folders["value"].as_array().and_then(|f| f.first()) {
-        Some(folder) => {
-            let id = folder["id"].as_str().unwrap();
-            get(format!("contactFolders/{id}/contacts?$top=100")).await["value"]
-                .as_array()
-                .map_or(0, Vec::len)
-        }
+    let reply = request
+        .header("Authorization", bearer)
+        .send()
+        .await
+        .unwrap();
+    let status = reply.status();
+    let value: Value = reply.json().await.unwrap();
+    assert!(status.is_success(), "{path}: {status} {value}");
+    value
+}
+
+/// The user's sync folder in Exchange Online, if there is one.
+async fn online_folder(info: &SimInfo, user: &str) -> Option<String> {
+    let folders = graph(
+        info,
+        user,
+        "contactFolders?$filter=displayName eq 'Salesforce_Sync'",
+        None,
+    )
+    .await;
+    folders["value"]
+        .as_array()
+        .and_then(|f| f.first())
+        .and_then(|f| f["id"].as_str())
+        .map(str::to_owned)
+}
+
+/// How many items the Graph simulator holds for `user`: contacts in the sync folder and
+/// events in the calendar, read through Graph as a client would.
+async fn online_items(info: &SimInfo, user: &str) -> (usize, usize) {
+    let count = |v: Value| v["value"].as_array().map_or(0, Vec::len);
+    let contacts = match online_folder(info, user).await {
+        Some(id) => count(
+            graph(
+                info,
+                user,
+                &format!("contactFolders/{id}/contacts?$top=100"),
+                None,
+            )
+            .await,
+        ),
         None => 0,
     };
-    let events = get("events?$top=100".into()).await["value"]
-        .as_array()
-        .map_or(0, Vec::len);
+    let events = count(graph(info, user, "events?$top=100", None).await);
     (contacts, events)
 }
 
-/// A lab of two users with CRM records, the Graph simulator beside it, and an `exsync.toml`
-/// for the lab with `[exchange_online]` added (`users` as given, or every user when `None`,
-/// with the `[exchange]` section and the service account's password removed).
+/// A lab of two users, the last `online` of them in Exchange Online (the Graph simulator),
+/// seeded, with the `exsync.toml` the lab writes for it: `[exchange_online]` names the online
+/// users, and an organisation entirely online has no `[exchange]` section.
 struct Org {
     _dir: tempfile::TempDir,
     lab: Lab,
-    graph: GraphSim,
     info: SimInfo,
     config: std::path::PathBuf,
 }
 
-async fn org(online_users: Option<&[&str]>) -> Org {
+async fn org(online: usize, seed: Seed) -> Org {
     let dir = tempfile::tempdir().unwrap();
     let mut options = LabOptions::new(dir.path().join("lab"), 2);
     options.crm_key_pem = Some(crate::shared_key());
+    options.exchange_online = Some(online);
     let lab = Lab::start(options).await.unwrap();
-    lab.seed(&Seed {
-        crm_contacts: 4,
-        crm_events: 2,
-        ..Seed::default()
-    })
-    .await
-    .unwrap();
-    let graph = GraphSim::start(&dir.path().join("graph"), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let info = graph.info.clone();
-    let authority = info
-        .authority
-        .strip_suffix(&format!("/{}", info.tenant_id))
-        .unwrap();
+    lab.seed(&seed).await.unwrap();
+    let info = lab.graph_sim.as_ref().unwrap().info.clone();
     let config = dir.path().join("exsync.toml");
     lab.write_config(&config, MASTER_KEY).unwrap();
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    let users = match online_users {
-        Some(users) => format!("users = {users:?}\n"),
-        None => {
-            // An organisation entirely online: no [exchange] section and no password for it.
-            let start = text.find("[exchange]\n").unwrap();
-            let end = start + text[start..].find("\n\n").unwrap();
-            text.replace_range(start..end, "");
-            let deleted = exsync(&config, &["secrets", "delete", "exchange.password"], None);
-            assert!(deleted.status.success(), "{}", deleted.text());
-            String::new()
-        }
-    };
-    text.push_str(&format!(
-        "\n[exchange_online]\ntenant = \"{}\"\nclient_id = \"{}\"\ncredential = \"secret\"\n\
-         {users}authority_url = \"{authority}\"\ngraph_url = \"{}\"\nca_file = \"{}\"\n",
-        info.tenant_id,
-        info.client_id,
-        info.graph_url,
-        info.ca_pem.display()
-    ));
-    std::fs::write(&config, text).unwrap();
-    let set = exsync(
-        &config,
-        &["secrets", "set", "exchange_online.client_secret"],
-        Some(&format!("{}\n", info.client_secret)),
-    );
-    assert!(set.status.success(), "{}", set.text());
     Org {
         _dir: dir,
         lab,
-        graph,
         info,
         config,
+    }
+}
+
+/// Four contacts and two events per user in the CRM.
+fn records() -> Seed {
+    Seed {
+        crm_contacts: 4,
+        crm_events: 2,
+        ..Seed::default()
     }
 }
 
@@ -159,11 +156,10 @@ async fn sync(config: &Path) -> exsync_testkit::cli::Ran {
 async fn a_hybrid_org_syncs_each_user_through_their_own_backend() {
     let Org {
         lab,
-        graph,
         info,
         config,
         _dir,
-    } = org(Some(&["user2@contoso.test"])).await;
+    } = org(1, records()).await;
     let (ews_user, online_user) = (lab.users[0].key.clone(), lab.users[1].key.clone());
     assert_eq!(online_user.as_str(), "user2@contoso.test");
     assert!(info.mailboxes.iter().any(|m| m == online_user.as_str()));
@@ -212,7 +208,6 @@ async fn a_hybrid_org_syncs_each_user_through_their_own_backend() {
             again.text()
         );
     }
-    graph.shutdown().await;
 }
 
 /// An organisation entirely in Exchange Online installs with no `[exchange]` section and no
@@ -221,11 +216,10 @@ async fn a_hybrid_org_syncs_each_user_through_their_own_backend() {
 async fn an_org_entirely_online_needs_no_exchange_section() {
     let Org {
         lab,
-        graph,
         info,
         config,
         _dir,
-    } = org(None).await;
+    } = org(2, records()).await;
     let checked = exsync(&config, &["config", "check"], None);
     assert!(checked.status.success(), "{}", checked.text());
     assert!(
@@ -295,5 +289,112 @@ async fn an_org_entirely_online_needs_no_exchange_section() {
         "{}",
         again.text()
     );
-    graph.shutdown().await;
+}
+
+/// A mailbox moved from on premises to Exchange Online between passes keeps every link: its
+/// items are found again by our tags (or, for those the user made, by their e-mail address),
+/// nothing is created or deleted on either side, and the edits made on both sides since the
+/// last pass all arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailbox_moved_online_keeps_its_links_and_its_edits() {
+    let Org {
+        lab,
+        info,
+        config,
+        _dir,
+    } = org(
+        0,
+        Seed {
+            exchange_contacts: 2,
+            ..records()
+        },
+    )
+    .await;
+    let mover = lab.users[1].clone();
+    let first = sync(&config).await;
+    assert!(first.status.success(), "{}", first.text());
+    let expected = format!("{}: created 8 updated 0 deleted 0", mover.key);
+    assert!(first.stdout.contains(&expected), "{}", first.text());
+    let before = lab.convergence().await.unwrap();
+    assert!(before.converged(), "{:?}", before.problems);
+
+    // Edits on both sides after the last pass on premises: a CRM-made contact's title in the
+    // CRM, and a mailbox-made contact's department in Outlook.
+    let crm_made = lab.crm_record(&mover, ItemKind::Contact, "Crm1x0000").await;
+    let crm_made = match crm_made {
+        Ok(_) => "Crm1x0000",
+        Err(_) => "Crm2x0000",
+    };
+    lab.edit_crm(&mover, ItemKind::Contact, crm_made, |f| {
+        f.insert("title".into(), Value::from("Director"));
+    })
+    .await
+    .unwrap();
+    let outlook_made = lab
+        .syncer
+        .exchange
+        .read_folder(&mover.key, ItemKind::Contact)
+        .await
+        .unwrap()
+        .into_iter()
+        .find_map(|c| match c {
+            Change::Upsert(item) if item.origin.is_none() => item
+                .fields
+                .get("last_name")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            _ => None,
+        })
+        .unwrap();
+    lab.edit_exchange(&mover, ItemKind::Contact, &outlook_made, |f| {
+        f.insert("department".into(), Value::from("Moved"));
+    })
+    .await
+    .unwrap();
+
+    lab.move_online(&mover).await.unwrap();
+    // The admin routes the user online.
+    lab.write_config(&config, MASTER_KEY).unwrap();
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(
+        text.contains(&format!("users = [\"{}\"]", mover.key)),
+        "{text}"
+    );
+
+    let moved = sync(&config).await;
+    assert!(moved.status.success(), "{}", moved.text());
+    let expected = format!(
+        "{}: created 0 updated 2 deleted 0 conflicts 0 failures 0",
+        mover.key
+    );
+    assert!(moved.stdout.contains(&expected), "{}", moved.text());
+    // The admin is told, once per kind, and nothing speaks of a replaced folder.
+    assert!(
+        moved.stdout.contains("NOTICE [mailbox_moved] The mailbox moved from ews to graph: 4 synced contacts found again by their tag, 2 by their content, 0 not there")
+            && moved.stdout.contains("NOTICE [mailbox_moved] The mailbox moved from ews to graph: 2 synced events found again by their tag, 0 by their content, 0 not there")
+            && !moved.stdout.contains("sync_folder_replaced"),
+        "{}",
+        moved.text()
+    );
+    // Nothing was duplicated online, and both edits are on both sides.
+    assert_eq!(online_items(&info, mover.key.as_str()).await, (6, 2));
+    let title = lab
+        .crm_record(&mover, ItemKind::Contact, crm_made)
+        .await
+        .unwrap();
+    assert_eq!(title.fields.get("title"), Some(&Value::from("Director")));
+    let department = lab
+        .crm_record(&mover, ItemKind::Contact, &outlook_made)
+        .await
+        .unwrap();
+    assert_eq!(
+        department.fields.get("department"),
+        Some(&Value::from("Moved"))
+    );
+    let again = sync(&config).await;
+    let idle = format!(
+        "{}: created 0 updated 0 deleted 0 conflicts 0 failures 0",
+        mover.key
+    );
+    assert!(again.stdout.contains(&idle), "{}", again.text());
 }
