@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(
     name = "exsync",
-    version,
+    version = VERSION,
     about = "Keeps CRM contacts and events in sync with Exchange mailboxes"
 )]
 pub struct Cli {
@@ -18,6 +18,14 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// `exsync --version`: the release and the commit it was built from (see `build.rs`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("EXSYNC_COMMIT"),
+    ")"
+);
 
 /// The configuration file when neither `-c` nor a `config` command's FILE names one.
 pub const DEFAULT_CONFIG: &str = "exsync.toml";
