@@ -21,12 +21,14 @@ def accept(request):
         bindings = gssapi.raw.ChannelBindings(application_data=base64.b64decode(binding))
     creds = gssapi.Credentials(usage="accept")
     ctx = gssapi.SecurityContext(usage="accept", creds=creds, channel_bindings=bindings)
+    # python-gssapi may keep a step's error until the context is next used, so the check of
+    # `complete` belongs inside the same try.
     try:
         out = ctx.step(token)
+        if not ctx.complete:
+            return {"ok": False, "error": "context not complete after one token"}
     except gssapi.raw.misc.GSSError as e:
         return {"ok": False, "error": str(e)}
-    if not ctx.complete:
-        return {"ok": False, "error": "context not complete after one token"}
     return {
         "ok": True,
         "client": str(ctx.initiator_name),
