@@ -56,6 +56,16 @@ impl KrbError {
         }
     }
 
+    /// The server's reply did not prove it is the service: `detail` says how.
+    pub fn mutual_auth(detail: impl Into<String>) -> KrbError {
+        KrbError::new(Problem::MutualAuth, detail)
+    }
+
+    /// A failure outside the Kerberos exchange itself (a task that could not run).
+    pub fn other(detail: impl Into<String>) -> KrbError {
+        KrbError::new(Problem::Other, detail)
+    }
+
     pub(crate) fn unavailable(reason: &str) -> KrbError {
         KrbError::new(
             Problem::Unavailable,
@@ -136,14 +146,14 @@ impl KrbError {
                  exchange.ews_url, not an alias resolved by DNS"
             ),
             Problem::UnknownClient => "the KDC does not know the service account: check \
-                 exchange.username (user@REALM) and exchange.kerberos.realm"
+                 exchange.service_account and exchange.realm (the principal is user@REALM)"
                 .into(),
             Problem::WrongKey => "the password or keytab does not match the service account: \
                  set it again (exsync secrets set exchange.password, or exsync secrets set \
                  exchange.keytab with a keytab exported after the last password change)"
                 .into(),
-            Problem::KdcUnreachable => "no KDC answered: check exchange.kerberos.kdc (or the \
-                 krb5.conf named by exchange.kerberos.krb5_conf) and that port 88 is reachable"
+            Problem::KdcUnreachable => "no KDC answered: check exchange.kdcs (or the krb5.conf \
+                 named by exchange.krb5_conf) and that port 88 is reachable"
                 .into(),
             Problem::ChannelBinding => "Exchange refused the TLS channel binding (Extended \
                  Protection): something between exsync and Exchange terminates TLS with another \

@@ -293,6 +293,11 @@ pub(crate) enum NameKind {
 /// An imported name, released on drop.
 pub(crate) struct Name(Handle);
 
+// SAFETY: a name is not changed after import; MIT allows using it from any thread.
+unsafe impl Send for Name {}
+// SAFETY: as above; the calls we make only read it.
+unsafe impl Sync for Name {}
+
 impl Name {
     pub(crate) fn import(text: &str, kind: NameKind) -> Result<Name, Status> {
         let api = api().map_err(|_| Status {

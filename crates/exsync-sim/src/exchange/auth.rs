@@ -1,4 +1,5 @@
-//! HTTP authentication: Basic, and NTLMv2 bound to the TCP connection.
+//! HTTP authentication: Basic, NTLMv2 bound to the TCP connection, and Kerberos (Negotiate)
+//! checked by MIT's GSSAPI against a keytab.
 
 use base64::Engine;
 use exsync_ntlm::{
@@ -10,6 +11,7 @@ use exsync_ntlm::{
 pub struct Schemes {
     pub basic: bool,
     pub ntlm: bool,
+    pub negotiate: bool,
 }
 
 impl Schemes {
@@ -19,11 +21,16 @@ impl Schemes {
             match part.to_ascii_lowercase().as_str() {
                 "basic" => out.basic = true,
                 "ntlm" => out.ntlm = true,
-                other => return Err(format!("unknown auth scheme {other:?} (basic, ntlm)")),
+                "negotiate" | "kerberos" => out.negotiate = true,
+                other => {
+                    return Err(format!(
+                        "unknown auth scheme {other:?} (basic, ntlm, negotiate)"
+                    ))
+                }
             }
         }
-        if !out.basic && !out.ntlm {
-            return Err("--auth needs at least one of basic, ntlm".into());
+        if !out.basic && !out.ntlm && !out.negotiate {
+            return Err("--auth needs at least one of basic, ntlm, negotiate".into());
         }
         Ok(out)
     }
@@ -36,12 +43,18 @@ impl Schemes {
         if self.ntlm {
             v.push("ntlm");
         }
+        if self.negotiate {
+            v.push("negotiate");
+        }
         v
     }
 
     /// `WWW-Authenticate` values of a 401, in the order IIS sends them.
     pub fn challenges(&self, realm: &str) -> Vec<String> {
         let mut v = Vec::new();
+        if self.negotiate {
+            v.push("Negotiate".to_string());
+        }
         if self.ntlm {
             v.push("NTLM".to_string());
         }
@@ -118,6 +131,66 @@ impl Account {
             netbios_computer: "EXCH01".into(),
             dns_domain: self.dns_domain.clone(),
             dns_computer: format!("exch01.{}", self.dns_domain),
+        }
+    }
+}
+
+/// The largest Negotiate token read from a client (a ticket with a large PAC stays far below).
+const MAX_NEGOTIATE_TOKEN: usize = 64 * 1024;
+
+/// What a Negotiate attempt came to.
+pub(crate) enum NegotiateStep {
+    /// Authenticated; the value for the reply's `WWW-Authenticate` (mutual authentication).
+    Done(Option<String>),
+    /// Refused: why, and a `WWW-Authenticate` value carrying the KRB-ERROR, if any.
+    Failed(String, Option<String>),
+}
+
+/// Checks one `Authorization: Negotiate …` value: the ticket against the keytab, the client
+/// against the service account, and under Extended Protection the channel binding, which must
+/// be present and match (a client that sends none is refused, as Exchange does).
+pub(crate) fn negotiate_step(
+    account: &Account,
+    credential: &exsync_gss::AcceptorCredential,
+    header: &str,
+    binding: Option<&ChannelBinding>,
+) -> NegotiateStep {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let token = header.split_once(' ').map(|(_, t)| t.trim()).unwrap_or("");
+    if token.is_empty() || token.len() > MAX_NEGOTIATE_TOKEN * 4 / 3 + 4 {
+        return NegotiateStep::Failed("missing or oversized Negotiate token".into(), None);
+    }
+    let Ok(token) = b64.decode(token) else {
+        return NegotiateStep::Failed("Negotiate token is not base64".into(), None);
+    };
+    let mut acceptor = exsync_gss::Acceptor::new(credential);
+    match acceptor.step(&token, binding.map(ChannelBinding::application_data)) {
+        Ok(exsync_gss::Accepted::Done {
+            client,
+            token,
+            channel_bound,
+        }) => {
+            if binding.is_some() && !channel_bound {
+                return NegotiateStep::Failed(
+                    "Extended Protection: the client sent no channel binding".into(),
+                    None,
+                );
+            }
+            let user = client.rsplit_once('@').map_or(client.as_str(), |(u, _)| u);
+            if !user.eq_ignore_ascii_case(&account.username) {
+                return NegotiateStep::Failed(format!("{client} is not the service account"), None);
+            }
+            let mutual = (!token.is_empty()).then(|| format!("Negotiate {}", b64.encode(token)));
+            NegotiateStep::Done(mutual)
+        }
+        Ok(exsync_gss::Accepted::Continue(_)) => NegotiateStep::Failed(
+            "a Kerberos token that asks for another round is not supported".into(),
+            None,
+        ),
+        Err(refused) => {
+            let challenge = (!refused.token.is_empty())
+                .then(|| format!("Negotiate {}", b64.encode(&refused.token)));
+            NegotiateStep::Failed(refused.error.to_string(), challenge)
         }
     }
 }
