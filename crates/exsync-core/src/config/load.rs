@@ -392,7 +392,10 @@ fn read_exchange(r: &mut Reader, t: &Tbl<'_, '_>) -> ExchangeConfig {
     });
     let realm = r.item(t, "realm").and_then(|item| {
         let realm = r.text(&item)?.trim().to_owned();
-        if !realm.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')) {
+        if !realm
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        {
             r.error(
                 &item.key,
                 Some(item.value_line),
@@ -411,7 +414,8 @@ fn read_exchange(r: &mut Reader, t: &Tbl<'_, '_>) -> ExchangeConfig {
                 None => (kdc.clone(), None),
             };
             let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
-            if !(check::is_domain(&host) || host.parse::<std::net::Ipv4Addr>().is_ok()) || !port_ok {
+            if !(check::is_domain(&host) || host.parse::<std::net::Ipv4Addr>().is_ok()) || !port_ok
+            {
                 r.error(
                     &item.key,
                     Some(line),

@@ -238,11 +238,23 @@ mod tests {
             "Basic realm=\"mail.contoso.test\"",
         ]));
         assert_eq!(o, vec!["NTLM", "Negotiate", "Basic"]);
-        assert_eq!(choose(AuthMode::Auto, false, "h", &o).unwrap(), Scheme::Basic);
-        assert_eq!(choose(AuthMode::Ntlm, false, "h", &o).unwrap(), Scheme::Ntlm);
+        assert_eq!(
+            choose(AuthMode::Auto, false, "h", &o).unwrap(),
+            Scheme::Basic
+        );
+        assert_eq!(
+            choose(AuthMode::Ntlm, false, "h", &o).unwrap(),
+            Scheme::Ntlm
+        );
         // With a realm configured, auto prefers Kerberos; without Negotiate offered it falls back.
-        assert_eq!(choose(AuthMode::Auto, true, "h", &o).unwrap(), Scheme::Negotiate);
-        assert_eq!(choose(AuthMode::Kerberos, false, "h", &o).unwrap(), Scheme::Negotiate);
+        assert_eq!(
+            choose(AuthMode::Auto, true, "h", &o).unwrap(),
+            Scheme::Negotiate
+        );
+        assert_eq!(
+            choose(AuthMode::Kerberos, false, "h", &o).unwrap(),
+            Scheme::Negotiate
+        );
         let no_negotiate = offered(&headers(&["NTLM", "Basic realm=\"x\""]));
         assert_eq!(
             choose(AuthMode::Auto, true, "h", &no_negotiate).unwrap(),

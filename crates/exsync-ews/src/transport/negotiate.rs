@@ -83,10 +83,11 @@ impl HttpClient {
             None => ClientSecret::Password(self.config.credentials.password.expose().to_owned()),
         };
         let principal = login.principal.clone();
-        let cred = tokio::task::spawn_blocking(move || ClientCredential::acquire(&principal, &secret))
-            .await
-            .map_err(|e| EwsError::InvalidInput(format!("Kerberos login task failed: {e}")))?
-            .map_err(|e| self.kerberos_error(host, e))?;
+        let cred =
+            tokio::task::spawn_blocking(move || ClientCredential::acquire(&principal, &secret))
+                .await
+                .map_err(|e| EwsError::InvalidInput(format!("Kerberos login task failed: {e}")))?
+                .map_err(|e| self.kerberos_error(host, e))?;
         // A keytab credential reports no lifetime before its first use; MIT renews those from
         // the keytab itself, so looking again in a while is enough.
         let life = cred

@@ -51,6 +51,8 @@ pub struct SimOptions<'a> {
     pub listen: Option<SocketAddr>,
     /// Reuse an earlier simulator's data dir (same CA, same mailboxes).
     pub data_dir: Option<PathBuf>,
+    /// The service keytab, for `auth: "negotiate"`.
+    pub keytab: Option<PathBuf>,
 }
 
 impl Default for SimOptions<'_> {
@@ -63,6 +65,7 @@ impl Default for SimOptions<'_> {
             max_concurrency: None,
             listen: None,
             data_dir: None,
+            keytab: None,
         }
     }
 }
@@ -87,6 +90,9 @@ impl Sim {
         }
         if opts.extended_protection {
             cmd = cmd.arg("--extended-protection");
+        }
+        if let Some(keytab) = &opts.keytab {
+            cmd = cmd.arg("--keytab").arg(keytab);
         }
         if opts.http_listen {
             cmd = cmd.args(["--http-listen", "127.0.0.1:0"]);

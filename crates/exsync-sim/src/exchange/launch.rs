@@ -159,7 +159,9 @@ impl ExchangeSim {
                 exsync_gss::AcceptorCredential::from_keytab(keytab)
                     .map_err(|e| anyhow::anyhow!("--keytab {}: {e}", keytab.display()))?,
             ),
-            (None, true) => bail!("--auth negotiate needs --keytab FILE (the keys of HTTP/mail.<domain>)"),
+            (None, true) => {
+                bail!("--auth negotiate needs --keytab FILE (the keys of HTTP/mail.<domain>)")
+            }
             (_, false) => None,
         };
         let domain = args.domain.to_ascii_lowercase();
