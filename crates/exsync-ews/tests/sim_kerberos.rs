@@ -15,6 +15,7 @@ fn kerberos_config(sim: &Sim, kdc: &Kdc, auth: AuthMode, keytab: bool) -> exsync
     cfg.kerberos = Some(KerberosLogin {
         principal: kdc.user_principal(),
         keytab: keytab.then(|| kdc.client_keytab.clone()),
+        files: None,
     });
     cfg
 }

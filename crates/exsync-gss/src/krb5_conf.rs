@@ -1,8 +1,7 @@
 //! The krb5.conf MIT reads: written from the configuration's realm and KDC list, or one the
 //! configuration names, and handed to the library through `KRB5_CONFIG`.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// A realm name as MIT accepts it in a profile: no character that would end or nest a relation.
 fn plain(s: &str) -> bool {
@@ -33,24 +32,6 @@ pub fn render(realm: &str, kdcs: &[String]) -> Result<String, String> {
     }
     out.push_str("  }\n");
     Ok(out)
-}
-
-/// Writes [`render`]'s profile to `dir/krb5.conf` and returns its path.
-pub fn write(dir: &Path, realm: &str, kdcs: &[String]) -> Result<PathBuf, String> {
-    let text = render(realm, kdcs)?;
-    let path = dir.join("krb5.conf");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options
-        .open(&path)
-        .and_then(|mut f| f.write_all(text.as_bytes()))
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    Ok(path)
 }
 
 /// Points MIT's library at `path`. The environment is process-wide and read without a lock, so

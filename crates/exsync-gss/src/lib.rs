@@ -12,6 +12,7 @@
 
 mod error;
 mod ffi;
+mod files;
 pub mod krb5_conf;
 
 use std::fmt;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 
 pub use error::{KrbError, Problem};
 use ffi::{Context, Cred, Name, NameKind};
+pub use files::PrivateFiles;
 
 /// Whether MIT's GSSAPI can be loaded here; the error says how to install it.
 pub fn available() -> Result<(), KrbError> {

@@ -278,7 +278,7 @@ pub(super) async fn checks(inputs: &Inputs) -> Vec<Step> {
         ));
     }
     steps.push(tls);
-    steps.push(auth_step(seen.stream, &url, &host, x.auth.as_str()).await);
+    steps.push(auth_step(seen.stream, &url, &host, x.auth.as_str(), x.realm.is_some()).await);
 
     let Some(client) = client else {
         steps.push(Step::new(EWS, Outcome::Skip).saw("no service account password to log in with"));
@@ -486,6 +486,7 @@ async fn auth_step(
     url: &Url,
     host: &str,
     mode: &str,
+    realm_configured: bool,
 ) -> Step {
     let probe = async {
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -522,7 +523,7 @@ async fn auth_step(
                 }
             ));
             let auth_mode = AuthMode::parse(mode).unwrap_or_default();
-            match choose(auth_mode, host, &schemes) {
+            match choose(auth_mode, realm_configured, host, &schemes) {
                 Ok(scheme) => {
                     step.evidence.push(format!(
                         "exsync will use {} (exchange.auth = {mode})",
@@ -536,7 +537,7 @@ async fn auth_step(
                     step.outcome = Outcome::Fail;
                     step.evidence.push(e.to_string());
                     step.fix = Some(
-                        "enable Basic or NTLM authentication on the EWS virtual directory (Set-WebServicesVirtualDirectory -BasicAuthentication $true or -WindowsAuthentication $true), or change exchange.auth".to_owned(),
+                        "enable Basic or Windows (NTLM/Negotiate) authentication on the EWS virtual directory (Set-WebServicesVirtualDirectory -BasicAuthentication $true or -WindowsAuthentication $true), or change exchange.auth".to_owned(),
                     );
                 }
             }

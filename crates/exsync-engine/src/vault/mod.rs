@@ -23,6 +23,9 @@ pub use value::SecretValue;
 
 /// The Exchange service account's password.
 pub const EXCHANGE_PASSWORD: &str = "exchange.password";
+/// The service account's Kerberos keytab, base64 (`base64 -w0 svc.keytab | exsync secrets set
+/// exchange.keytab`): used instead of the password when Kerberos is configured.
+pub const EXCHANGE_KEYTAB: &str = "exchange.keytab";
 /// The PEM private key that signs the CRM's JWT bearer assertions.
 pub const CRM_PRIVATE_KEY: &str = "crm.private_key";
 /// The CRM connected app's client secret (client-credentials flow).
@@ -31,6 +34,7 @@ pub const CRM_CLIENT_SECRET: &str = "crm.client_secret";
 /// never used.
 pub const KNOWN_SECRETS: &[&str] = &[
     EXCHANGE_PASSWORD,
+    EXCHANGE_KEYTAB,
     CRM_PRIVATE_KEY,
     CRM_CLIENT_SECRET,
     crate::connect::graph::setup::GRAPH_CERTIFICATE,

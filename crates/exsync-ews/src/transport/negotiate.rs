@@ -28,6 +28,8 @@ pub struct KerberosLogin {
     pub principal: String,
     /// A keytab file with the account's keys; without one, the account's password is used.
     pub keytab: Option<PathBuf>,
+    /// Keeps the private directory holding the keytab (and krb5.conf) while a client uses it.
+    pub files: Option<Arc<exsync_gss::PrivateFiles>>,
 }
 
 /// The cached credential and when it must be renewed.

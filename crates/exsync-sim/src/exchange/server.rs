@@ -41,6 +41,8 @@ pub struct Counters {
     /// The same, for requests that reached the plain-HTTP listener.
     pub authorization_headers_plain_http: BTreeMap<String, u64>,
     pub http_status: BTreeMap<u16, u64>,
+    /// Successful logons by scheme (`basic`, `ntlm`, `negotiate`).
+    pub logons_per_scheme: BTreeMap<String, u64>,
     pub throttled: u64,
     pub faults_injected: u64,
 }
@@ -312,6 +314,7 @@ fn authenticate(app: &App, conn: &Mutex<ConnAuth>, headers: &http::HeaderMap, ho
             match scheme.as_str() {
                 "basic" if app.cfg.schemes.basic => {
                     if app.account.check_basic(&h) {
+                        app.count(|c| *c.logons_per_scheme.entry(scheme.clone()).or_default() += 1);
                         Authn::Ok(None)
                     } else {
                         tracing::info!(host, "Basic logon failed");
@@ -326,7 +329,12 @@ fn authenticate(app: &App, conn: &Mutex<ConnAuth>, headers: &http::HeaderMap, ho
                     };
                     match conn.ntlm_step(&app.account, &h, binding) {
                         NtlmStep::Challenge(c) => Authn::Reply(unauthorized(app, host, Some(c))),
-                        NtlmStep::Done => Authn::Ok(None),
+                        NtlmStep::Done => {
+                            app.count(|c| {
+                                *c.logons_per_scheme.entry(scheme.clone()).or_default() += 1
+                            });
+                            Authn::Ok(None)
+                        }
                         NtlmStep::Failed(why) => {
                             tracing::info!(host, reason = %why, "NTLM logon failed");
                             Authn::Reply(unauthorized(app, host, None))
@@ -343,7 +351,12 @@ fn authenticate(app: &App, conn: &Mutex<ConnAuth>, headers: &http::HeaderMap, ho
                         None
                     };
                     match negotiate_step(&app.account, credential, &h, binding) {
-                        NegotiateStep::Done(mutual) => Authn::Ok(mutual),
+                        NegotiateStep::Done(mutual) => {
+                            app.count(|c| {
+                                *c.logons_per_scheme.entry(scheme.clone()).or_default() += 1
+                            });
+                            Authn::Ok(mutual)
+                        }
                         NegotiateStep::Failed(why, challenge) => {
                             tracing::info!(host, reason = %why, "Kerberos logon failed");
                             Authn::Reply(unauthorized(app, host, challenge))
