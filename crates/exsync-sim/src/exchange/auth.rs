@@ -345,4 +345,78 @@ mod tests {
         let mut conn = ConnAuth::default();
         assert!(handshake(&mut conn, "pw:1", None, None));
     }
+
+    #[test]
+    fn negotiate_checks_ticket_account_and_binding_under_extended_protection() {
+        use exsync_gss::{AcceptorCredential, ClientCredential, ClientSecret, Initiator};
+        use exsync_testkit::kdc::{Kdc, KdcOptions, PASSWORD};
+        let Some(kdc) = Kdc::start_with(KdcOptions {
+            service_host: "mail.contoso.test".into(),
+            ..KdcOptions::default()
+        }) else {
+            return;
+        };
+        // Only this test in the simulator's unit tests uses Kerberos.
+        std::env::set_var("KRB5_CONFIG", &kdc.krb5_conf);
+        let keytab = AcceptorCredential::from_keytab(&kdc.service_keytab).unwrap();
+        let client = ClientCredential::acquire(
+            &kdc.user_principal(),
+            &ClientSecret::Password(PASSWORD.into()),
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let ca = crate::tls::SimCa::load_or_create(dir.path()).unwrap();
+        let leaf = ca.issue_leaf(&["mail.contoso.test"]).unwrap();
+        let foreign = ca.issue_leaf(&["mail.contoso.test"]).unwrap();
+        let cb = ChannelBinding::tls_server_end_point(leaf.cert_der.as_ref()).unwrap();
+        let other = ChannelBinding::tls_server_end_point(foreign.cert_der.as_ref()).unwrap();
+        let header = |binding: Option<&ChannelBinding>| {
+            let (_, token) = Initiator::start(
+                &client,
+                "mail.contoso.test",
+                binding.map(|b| b.application_data().to_vec()),
+            )
+            .unwrap();
+            format!(
+                "Negotiate {}",
+                base64::engine::general_purpose::STANDARD.encode(token)
+            )
+        };
+        let a = acct();
+        let done = |step: NegotiateStep| match step {
+            NegotiateStep::Done(mutual) => mutual.is_some(),
+            NegotiateStep::Failed(why, _) => panic!("refused: {why}"),
+        };
+        let refused = |step: NegotiateStep| match step {
+            NegotiateStep::Done(_) => panic!("accepted"),
+            NegotiateStep::Failed(why, _) => why,
+        };
+        // The right binding passes, with a mutual-authentication token for the reply.
+        assert!(done(negotiate_step(
+            &a,
+            &keytab,
+            &header(Some(&cb)),
+            Some(&cb)
+        )));
+        // Another certificate's binding (a TLS-inspecting proxy) is refused.
+        let why = refused(negotiate_step(
+            &a,
+            &keytab,
+            &header(Some(&other)),
+            Some(&cb),
+        ));
+        assert!(why.contains("channel binding"), "{why}");
+        // No binding at all is refused under Extended Protection, accepted without it.
+        let why = refused(negotiate_step(&a, &keytab, &header(None), Some(&cb)));
+        assert!(why.contains("no channel binding"), "{why}");
+        assert!(done(negotiate_step(&a, &keytab, &header(None), None)));
+        // A valid ticket of another account is not the service account's.
+        let mut stranger = acct();
+        stranger.username = "someone-else".into();
+        let why = refused(negotiate_step(&stranger, &keytab, &header(None), None));
+        assert!(why.contains("not the service account"), "{why}");
+        // Garbage is refused without reaching the library's happy path.
+        refused(negotiate_step(&a, &keytab, "Negotiate !!!", None));
+        refused(negotiate_step(&a, &keytab, "Negotiate YWJj", None));
+    }
 }

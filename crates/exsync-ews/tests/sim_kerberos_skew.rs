@@ -1,0 +1,46 @@
+//! A KDC whose clock runs two hours ahead of the Exchange simulator's: the simulator refuses the
+//! ticket, and our client names the clock as the cause from the KRB-ERROR in the 401. Its own
+//! test binary, because `KRB5_CONFIG` is process-wide.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::sim::{Sim, SimOptions, MAIL_HOST};
+use exsync_ews::{AuthMode, Credentials, EwsClient, EwsError, KerberosLogin};
+use exsync_gss::Problem;
+use exsync_testkit::kdc::{Kdc, KdcOptions, PASSWORD};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clock_skew_is_reported_with_the_fix() {
+    let Some(kdc) = Kdc::start_with(KdcOptions {
+        service_host: MAIL_HOST.into(),
+        clock_ahead_secs: Some(7200),
+    }) else {
+        return;
+    };
+    std::env::set_var("KRB5_CONFIG", &kdc.krb5_conf);
+    let sim = Sim::start(SimOptions {
+        auth: "negotiate",
+        keytab: Some(kdc.service_keytab.clone()),
+        ..SimOptions::default()
+    });
+    let mut cfg = sim.config(AuthMode::Kerberos, None);
+    cfg.credentials = Credentials::new(kdc.user_principal(), PASSWORD);
+    cfg.kerberos = Some(KerberosLogin {
+        principal: kdc.user_principal(),
+        keytab: None,
+        files: None,
+    });
+    let err = EwsClient::new(cfg)
+        .unwrap()
+        .mailbox(&sim.allowed_mailbox(), sim.ews_url())
+        .calendar_folder()
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    match err {
+        EwsError::Kerberos { error, .. } => assert_eq!(error.problem, Problem::ClockSkew, "{text}"),
+        other => panic!("expected the clock to be named, got {other}"),
+    }
+    assert!(text.contains("NTP"), "{text}");
+}
