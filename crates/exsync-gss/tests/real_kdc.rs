@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use exsync_gss::{
     Accepted, Acceptor, AcceptorCredential, ClientCredential, ClientSecret, Initiator, Problem,
 };
-use exsync_testkit::kdc::{self, Kdc, KdcOptions, PASSWORD};
+use exsync_testkit::kdc::{self, Kdc, PASSWORD};
 
 const HOST: &str = "mail.exsync.test";
 const BINDING: &[u8] = b"tls-server-end-point:0123456789abcdef0123456789abcdef";
