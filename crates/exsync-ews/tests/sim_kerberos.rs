@@ -5,19 +5,13 @@
 mod common;
 
 use common::sim::{Sim, SimOptions, DOMAIN, MAIL_HOST};
-use exsync_ews::{AuthMode, Credentials, EwsClient, EwsError, KerberosLogin, Scheme};
+use exsync_ews::{AuthMode, Credentials, EwsClient, EwsError, Scheme};
 use exsync_gss::Problem;
 use exsync_testkit::kdc::{Kdc, KdcOptions, PASSWORD};
 
 fn kerberos_config(sim: &Sim, kdc: &Kdc, auth: AuthMode, keytab: bool) -> exsync_ews::EwsConfig {
-    let mut cfg = sim.config(auth, None);
-    cfg.credentials = Credentials::new(kdc.user_principal(), PASSWORD);
-    cfg.kerberos = Some(KerberosLogin {
-        principal: kdc.user_principal(),
-        keytab: keytab.then(|| kdc.client_keytab.clone()),
-        files: None,
-    });
-    cfg
+    let keytab = keytab.then(|| kdc.client_keytab.clone());
+    sim.kerberos_config(auth, &kdc.user_principal(), PASSWORD, keytab)
 }
 
 fn kerberos_error(err: EwsError) -> exsync_gss::KrbError {

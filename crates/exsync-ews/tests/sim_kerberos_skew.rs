@@ -6,7 +6,7 @@
 mod common;
 
 use common::sim::{Sim, SimOptions, MAIL_HOST};
-use exsync_ews::{AuthMode, Credentials, EwsClient, EwsError, KerberosLogin};
+use exsync_ews::{AuthMode, EwsClient, EwsError};
 use exsync_gss::Problem;
 use exsync_testkit::kdc::{Kdc, KdcOptions, PASSWORD};
 
@@ -24,13 +24,7 @@ async fn clock_skew_is_reported_with_the_fix() {
         keytab: Some(kdc.service_keytab.clone()),
         ..SimOptions::default()
     });
-    let mut cfg = sim.config(AuthMode::Kerberos, None);
-    cfg.credentials = Credentials::new(kdc.user_principal(), PASSWORD);
-    cfg.kerberos = Some(KerberosLogin {
-        principal: kdc.user_principal(),
-        keytab: None,
-        files: None,
-    });
+    let cfg = sim.kerberos_config(AuthMode::Kerberos, &kdc.user_principal(), PASSWORD, None);
     let err = EwsClient::new(cfg)
         .unwrap()
         .mailbox(&sim.allowed_mailbox(), sim.ews_url())

@@ -331,13 +331,18 @@ fn display(api: &Api, name: Handle) -> String {
     String::from_utf8_lossy(&take_buffer(api, &mut out)).into_owned()
 }
 
+/// Releases a name or credential handle with the library's matching call.
+fn release(handle: &mut Handle, call: fn(&Api) -> ReleaseHandle) {
+    if let Ok(api) = api() {
+        let mut minor = 0;
+        // SAFETY: the handle is ours, of the kind `call` releases, and released once.
+        unsafe { call(api)(&mut minor, handle) };
+    }
+}
+
 impl Drop for Name {
     fn drop(&mut self) {
-        if let Ok(api) = api() {
-            let mut minor = 0;
-            // SAFETY: the handle is ours and released once.
-            unsafe { (api.release_name)(&mut minor, &mut self.0) };
-        }
+        release(&mut self.0, |api| api.release_name);
     }
 }
 
@@ -494,11 +499,7 @@ impl Cred {
 
 impl Drop for Cred {
     fn drop(&mut self) {
-        if let Ok(api) = api() {
-            let mut minor = 0;
-            // SAFETY: the handle is ours and released once.
-            unsafe { (api.release_cred)(&mut minor, &mut self.0) };
-        }
+        release(&mut self.0, |api| api.release_cred);
     }
 }
 

@@ -117,6 +117,23 @@ impl Outgoing<'_> {
     }
 }
 
+/// The connection's `tls-server-end-point` binding (RFC 5929), which NTLM and Kerberos both
+/// send for Extended Protection; none over plain HTTP.
+fn channel_binding(
+    conn: &Connection,
+    host: &str,
+) -> Result<Option<exsync_ntlm::ChannelBinding>, EwsError> {
+    conn.peer_cert
+        .as_ref()
+        .map(|der| {
+            exsync_ntlm::ChannelBinding::tls_server_end_point(der).map_err(|e| EwsError::Tls {
+                host: host.to_owned(),
+                reason: format!("cannot compute the channel binding: {e}"),
+            })
+        })
+        .transpose()
+}
+
 impl HttpClient {
     /// A client for `config`; fails only when the CA file cannot be used.
     pub fn new(config: HttpConfig) -> Result<Self, EwsError> {
@@ -408,17 +425,7 @@ impl HttpClient {
         out: &Outgoing<'_>,
         deadline: Deadline,
     ) -> Result<Response, SendFailure> {
-        let binding = match &conn.peer_cert {
-            Some(der) => Some(
-                exsync_ntlm::ChannelBinding::tls_server_end_point(der).map_err(|e| {
-                    EwsError::Tls {
-                        host: out.host.to_owned(),
-                        reason: format!("cannot compute the channel binding: {e}"),
-                    }
-                })?,
-            ),
-            None => None,
-        };
+        let binding = channel_binding(conn, out.host)?;
         let credentials = exsync_ntlm::Credentials::from_account(
             &self.config.credentials.username,
             self.config.credentials.password.expose(),

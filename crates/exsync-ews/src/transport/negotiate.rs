@@ -124,18 +124,8 @@ impl HttpClient {
         out: &Outgoing<'_>,
         deadline: Deadline,
     ) -> Result<Response, SendFailure> {
-        let binding = match &conn.peer_cert {
-            Some(der) => Some(
-                exsync_ntlm::ChannelBinding::tls_server_end_point(der)
-                    .map_err(|e| EwsError::Tls {
-                        host: out.host.to_owned(),
-                        reason: format!("cannot compute the channel binding: {e}"),
-                    })?
-                    .application_data()
-                    .to_vec(),
-            ),
-            None => None,
-        };
+        let binding =
+            super::channel_binding(conn, out.host)?.map(|b| b.application_data().to_vec());
         let (mut initiator, token) = match self.start(out.host, binding.clone()).await {
             // A ticket that expired under us: log in again once.
             Err(e) if e.problem == Problem::Expired => {

@@ -201,6 +201,24 @@ impl Sim {
         cfg
     }
 
+    /// [`Sim::config`] logging in with Kerberos as `principal`, with `password` or a keytab.
+    pub fn kerberos_config(
+        &self,
+        auth: AuthMode,
+        principal: &str,
+        password: &str,
+        keytab: Option<PathBuf>,
+    ) -> EwsConfig {
+        let mut cfg = self.config(auth, None);
+        cfg.credentials = Credentials::new(principal, password);
+        cfg.kerberos = Some(exsync_ews::KerberosLogin {
+            principal: principal.to_owned(),
+            keytab,
+            files: None,
+        });
+        cfg
+    }
+
     /// The simulator's control API.
     pub fn control_api(&self) -> ExchangeControl {
         ExchangeControl::from_info(&self.info)

@@ -324,14 +324,22 @@ mod tests {
         matches!(conn.ntlm_step(&a, &auth, server_cb), NtlmStep::Done)
     }
 
-    #[test]
-    fn ntlm_handshake_checks_password_and_channel_binding() {
+    /// The binding of the simulator's certificate, and of another one for the same name (what
+    /// a TLS-inspecting proxy would present).
+    fn leaf_and_foreign_bindings() -> (ChannelBinding, ChannelBinding) {
         let dir = tempfile::tempdir().unwrap();
         let ca = crate::tls::SimCa::load_or_create(dir.path()).unwrap();
         let leaf = ca.issue_leaf(&["mail.contoso.test"]).unwrap();
         let foreign = ca.issue_leaf(&["mail.contoso.test"]).unwrap();
-        let cb = ChannelBinding::tls_server_end_point(leaf.cert_der.as_ref()).unwrap();
-        let other = ChannelBinding::tls_server_end_point(foreign.cert_der.as_ref()).unwrap();
+        (
+            ChannelBinding::tls_server_end_point(leaf.cert_der.as_ref()).unwrap(),
+            ChannelBinding::tls_server_end_point(foreign.cert_der.as_ref()).unwrap(),
+        )
+    }
+
+    #[test]
+    fn ntlm_handshake_checks_password_and_channel_binding() {
+        let (cb, other) = leaf_and_foreign_bindings();
         let mut conn = ConnAuth::default();
         assert!(handshake(&mut conn, "pw:1", Some(cb.clone()), Some(&cb)));
         assert!(conn.authenticated);
@@ -364,12 +372,7 @@ mod tests {
             &ClientSecret::Password(PASSWORD.into()),
         )
         .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let ca = crate::tls::SimCa::load_or_create(dir.path()).unwrap();
-        let leaf = ca.issue_leaf(&["mail.contoso.test"]).unwrap();
-        let foreign = ca.issue_leaf(&["mail.contoso.test"]).unwrap();
-        let cb = ChannelBinding::tls_server_end_point(leaf.cert_der.as_ref()).unwrap();
-        let other = ChannelBinding::tls_server_end_point(foreign.cert_der.as_ref()).unwrap();
+        let (cb, other) = leaf_and_foreign_bindings();
         let header = |binding: Option<&ChannelBinding>| {
             let (_, token) = Initiator::start(
                 &client,
