@@ -78,12 +78,7 @@ async fn kerberos_to_the_simulator() {
     // Wrong password: named, with the fix, and the password nowhere in the message.
     let mut cfg = kerberos_config(&sim, &kdc, AuthMode::Kerberos, false);
     cfg.credentials = Credentials::new(kdc.user_principal(), "Wr0ng-Kerb-XYZ");
-    let err = EwsClient::new(cfg)
-        .unwrap()
-        .mailbox(&sim.allowed_mailbox(), sim.ews_url())
-        .calendar_folder()
-        .await
-        .unwrap_err();
+    let err = sim.calendar_error(cfg).await;
     let text = format!("{err} {err:?}");
     assert!(!text.contains("Wr0ng-Kerb-XYZ"), "{text}");
     assert_eq!(kerberos_error(err).problem, Problem::WrongKey, "{text}");

@@ -6,7 +6,7 @@
 mod common;
 
 use common::sim::{Sim, SimOptions, MAIL_HOST};
-use exsync_ews::{AuthMode, EwsClient, EwsError};
+use exsync_ews::{AuthMode, EwsError};
 use exsync_gss::Problem;
 use exsync_testkit::kdc::{Kdc, KdcOptions, PASSWORD};
 
@@ -25,12 +25,7 @@ async fn clock_skew_is_reported_with_the_fix() {
         ..SimOptions::default()
     });
     let cfg = sim.kerberos_config(AuthMode::Kerberos, &kdc.user_principal(), PASSWORD, None);
-    let err = EwsClient::new(cfg)
-        .unwrap()
-        .mailbox(&sim.allowed_mailbox(), sim.ews_url())
-        .calendar_folder()
-        .await
-        .unwrap_err();
+    let err = sim.calendar_error(cfg).await;
     let text = err.to_string();
     match err {
         EwsError::Kerberos { error, .. } => assert_eq!(error.problem, Problem::ClockSkew, "{text}"),

@@ -229,6 +229,15 @@ fn api() -> Result<&'static Api, String> {
     API.get_or_init(load).as_ref().map_err(Clone::clone)
 }
 
+/// The library for a call that reports a status: failing to load is a GSS failure here, and
+/// callers that care why check [`available`] first.
+fn loaded() -> Result<&'static Api, Status> {
+    api().map_err(|_| Status {
+        major: 13 << 16,
+        minor: 0,
+    })
+}
+
 /// Whether the library can be loaded, and why not.
 pub(crate) fn available() -> Result<(), String> {
     api().map(|_| ())
@@ -300,10 +309,7 @@ unsafe impl Sync for Name {}
 
 impl Name {
     pub(crate) fn import(text: &str, kind: NameKind) -> Result<Name, Status> {
-        let api = api().map_err(|_| Status {
-            major: 1 << 16,
-            minor: 0,
-        })?;
+        let api = loaded()?;
         let kind = oid(match kind {
             NameKind::HostBasedService => OID_NT_HOSTBASED,
             NameKind::Principal => OID_NT_KRB5_PRINCIPAL,
@@ -362,10 +368,7 @@ impl Cred {
     /// An initiator credential for `name` from its password: MIT asks the KDC for a ticket-granting
     /// ticket now and keeps it (and the service tickets after it) in a private memory cache.
     pub(crate) fn with_password(name: &Name, password: &str) -> Result<Cred, Status> {
-        let api = api().map_err(|_| Status {
-            major: 1 << 16,
-            minor: 0,
-        })?;
+        let api = loaded()?;
         let (spnego, ()) = spnego_set();
         let mechs = OidSet {
             count: 1,
@@ -388,12 +391,7 @@ impl Cred {
                 ptr::null_mut(),
             )
         };
-        if major != COMPLETE {
-            return Err(Status { major, minor });
-        }
-        let cred = Cred(cred);
-        cred.limit_to_kerberos(api);
-        Ok(cred)
+        Cred::acquired(api, Status { major, minor }, cred)
     }
 
     /// A credential from MIT's credential store: `client_keytab` and `ccache` for an initiator,
@@ -403,10 +401,7 @@ impl Cred {
         store: &[(&str, &str)],
         accept: bool,
     ) -> Result<Cred, Status> {
-        let api = api().map_err(|_| Status {
-            major: 1 << 16,
-            minor: 0,
-        })?;
+        let api = loaded()?;
         let invalid = Status {
             major: 2 << 16,
             minor: 0,
@@ -448,8 +443,13 @@ impl Cred {
                 ptr::null_mut(),
             )
         };
-        if major != COMPLETE {
-            return Err(Status { major, minor });
+        Cred::acquired(api, Status { major, minor }, cred)
+    }
+
+    /// The credential an acquire call returned, limited to Kerberos, or its failure.
+    fn acquired(api: &Api, status: Status, cred: Handle) -> Result<Cred, Status> {
+        if status.major != COMPLETE {
+            return Err(status);
         }
         let cred = Cred(cred);
         cred.limit_to_kerberos(api);
@@ -471,10 +471,7 @@ impl Cred {
 
     /// The credential's principal and remaining lifetime in seconds.
     pub(crate) fn inquire(&self) -> Result<(String, u32), Status> {
-        let api = api().map_err(|_| Status {
-            major: 1 << 16,
-            minor: 0,
-        })?;
+        let api = loaded()?;
         let mut minor = 0;
         let mut name: Handle = ptr::null_mut();
         let mut lifetime = 0u32;
@@ -544,7 +541,7 @@ impl Context {
     ) -> Step {
         let Ok(api) = api() else {
             return Step::failed(Status {
-                major: 1 << 16,
+                major: 13 << 16,
                 minor: 0,
             });
         };
@@ -589,7 +586,7 @@ impl Context {
     ) -> Step {
         let Ok(api) = api() else {
             return Step::failed(Status {
-                major: 1 << 16,
+                major: 13 << 16,
                 minor: 0,
             });
         };

@@ -219,6 +219,16 @@ impl Sim {
         cfg
     }
 
+    /// What reading the allowed mailbox's calendar folder with `cfg` fails with.
+    pub async fn calendar_error(&self, cfg: EwsConfig) -> exsync_ews::EwsError {
+        exsync_ews::EwsClient::new(cfg)
+            .unwrap()
+            .mailbox(&self.allowed_mailbox(), self.ews_url())
+            .calendar_folder()
+            .await
+            .unwrap_err()
+    }
+
     /// The simulator's control API.
     pub fn control_api(&self) -> ExchangeControl {
         ExchangeControl::from_info(&self.info)
