@@ -34,9 +34,9 @@ pub const CRM_CLIENT_SECRET: &str = "crm.client_secret";
 /// never used.
 pub const KNOWN_SECRETS: &[&str] = &[
     EXCHANGE_PASSWORD,
-    EXCHANGE_KEYTAB,
     CRM_PRIVATE_KEY,
     CRM_CLIENT_SECRET,
+    EXCHANGE_KEYTAB,
     crate::connect::graph::setup::GRAPH_CERTIFICATE,
     crate::connect::graph::setup::GRAPH_PRIVATE_KEY,
     crate::connect::graph::setup::GRAPH_CLIENT_SECRET,
