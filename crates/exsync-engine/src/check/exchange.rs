@@ -63,7 +63,24 @@ pub(super) async fn checks(inputs: &Inputs) -> Vec<Step> {
     let mut steps = Vec::new();
 
     let password = inputs.exchange_password.clone();
+    let kerberos = match &inputs.kerberos {
+        Ok(login) => login.clone(),
+        Err(why) => {
+            steps.push(
+                Step::new(AUTH, Outcome::Fail)
+                    .saw(format!("Kerberos cannot be set up: {why}"))
+                    .fix("correct exchange.realm, exchange.kdcs or exchange.krb5_conf, or the secret exchange.keytab"),
+            );
+            return steps;
+        }
+    };
     steps.push(match &password {
+        Some(_) if kerberos.as_ref().is_some_and(|k| k.keytab.is_some()) => {
+            Step::new(PASSWORD, Outcome::Pass).saw(format!(
+                "a Kerberos keytab is stored (encrypted) in the vault for {}",
+                kerberos.as_ref().map(|k| k.principal.as_str()).unwrap_or(svc)
+            ))
+        }
         Some(_) => Step::new(PASSWORD, Outcome::Pass)
             .saw(format!("stored (encrypted) in the vault for {svc}")),
         None => Step::new(PASSWORD, Outcome::Fail)
@@ -156,6 +173,7 @@ pub(super) async fn checks(inputs: &Inputs) -> Vec<Step> {
     let ews_config = |password: &crate::vault::SecretValue| {
         let mut c = EwsConfig::new(Credentials::new(svc, password.expose()));
         c.auth = AuthMode::parse(x.auth.as_str()).unwrap_or_default();
+        c.kerberos = kerberos.clone();
         c.ca_file = x.ca_file.clone();
         c.resolve = resolve_map.clone();
         c.contacts_folder = x.sync_folder.clone();
@@ -300,9 +318,19 @@ pub(super) async fn checks(inputs: &Inputs) -> Vec<Step> {
                 .pinned(&host)
                 .map(|s| s.name().to_owned())
                 .unwrap_or_else(|| "the configured scheme".to_owned());
-            steps.push(Step::new(EWS, Outcome::Pass).saw(format!(
+            let mut ews = Step::new(EWS, Outcome::Pass).saw(format!(
                 "{url} answered GetFolder; {svc} logged in with {scheme}"
-            )));
+            ));
+            if let Some(status) = client.http().kerberos_status().await {
+                ews.evidence.push(format!(
+                    "Kerberos principal {}; ticket-granting ticket valid for {}",
+                    status.principal,
+                    status
+                        .lifetime_secs
+                        .map_or("an unknown time".to_owned(), |s| format!("{} min", s / 60))
+                ));
+            }
+            steps.push(ews);
             steps.push(
                 Step::new(
                     format!("{IMPERSONATION} of {mailbox_address}"),
@@ -319,6 +347,11 @@ pub(super) async fn checks(inputs: &Inputs) -> Vec<Step> {
         Err(e) => {
             let code = response_code(&e).map(str::to_owned);
             match (&e, code.as_deref()) {
+                (EwsError::Kerberos { error, .. }, _) => steps.push(
+                    Step::new(EWS, Outcome::Fail)
+                        .saw(e.to_string())
+                        .fix(error.fix()),
+                ),
                 (EwsError::Unauthorized { .. }, _) => steps.push(
                     Step::new(EWS, Outcome::Fail)
                         .saw(e.to_string())

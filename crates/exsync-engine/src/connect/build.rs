@@ -144,9 +144,9 @@ impl Secrets {
 /// the principal, the keytab from the vault written to a private file, and MIT's library
 /// pointed at the configured krb5.conf or one written from `realm` and `kdcs`. Runs before the
 /// async runtime starts, because the library's configuration is an environment variable.
-fn kerberos_login(
+pub fn kerberos_login(
     x: &exsync_core::config::ExchangeConfig,
-    secrets: &Secrets,
+    keytab: Option<&SecretValue>,
 ) -> Result<Option<exsync_ews::KerberosLogin>, BuildError> {
     use exsync_core::config::ExchangeAuth;
     let wanted = match x.auth {
@@ -164,7 +164,7 @@ fn kerberos_login(
     })?;
     let files = exsync_gss::PrivateFiles::new()
         .map_err(|e| BuildError::Kerberos(format!("cannot create a private directory: {e}")))?;
-    let keytab = match &secrets.exchange_keytab {
+    let keytab = match keytab {
         Some(encoded) => {
             use base64::Engine;
             let bytes = base64::engine::general_purpose::STANDARD
@@ -279,7 +279,7 @@ pub fn syncer(
         secrets.exchange_password.expose(),
     ));
     ews.auth = AuthMode::parse(x.auth.as_str()).unwrap_or_default();
-    ews.kerberos = kerberos_login(x, secrets)?;
+    ews.kerberos = kerberos_login(x, secrets.exchange_keytab.as_ref())?;
     ews.ca_file = x.ca_file.clone();
     let mut resolve = Resolve::new();
     for (host, addr) in &config.network.resolve {

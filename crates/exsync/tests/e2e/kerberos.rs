@@ -123,6 +123,45 @@ async fn a_sync_pass_over_kerberos_with_a_keytab_from_the_vault() {
     // Both sides hold the same records: the pass over Kerberos did the whole job.
     let check = lab.convergence().await.unwrap();
     assert!(check.converged(), "{:#?}", check.problems);
+    // `exsync check` logs in the same way and says how: the scheme offered and used, the
+    // principal and the ticket's lifetime.
+    let user = lab.users[0].key.as_str().to_owned();
+    let (_, out) = tokio::task::spawn_blocking({
+        let config = config.clone();
+        move || exsync(&config, &["check", "--user", &user, "--json"], None)
+    })
+    .await
+    .unwrap();
+    let json_start = out.find('{').unwrap_or(0);
+    let report: Value = serde_json::Deserializer::from_str(&out[json_start..])
+        .into_iter::<Value>()
+        .next()
+        .and_then(Result::ok)
+        .unwrap_or_else(|| panic!("no JSON report: {out}"));
+    let steps = report["steps"].as_array().unwrap();
+    let step = |name: &str| {
+        steps
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} step: {report:#}"))
+            .clone()
+    };
+    let auth = step("Authentication schemes").to_string();
+    assert!(
+        auth.contains("Negotiate") && auth.contains("exsync will use Negotiate"),
+        "{auth}"
+    );
+    let ews = step("EWS reachable with the service account");
+    assert_eq!(ews["outcome"], "pass", "{ews:#}");
+    let ews = ews.to_string();
+    assert!(ews.contains("logged in with Negotiate"), "{ews}");
+    assert!(
+        ews.contains(&format!("Kerberos principal svc-sync@{REALM}")),
+        "{ews}"
+    );
+    assert!(ews.contains("ticket-granting ticket valid for"), "{ews}");
+    assert!(!out.contains(&keytab));
+
     // The keytab written for MIT is gone with the process.
     let leftovers: Vec<_> = std::fs::read_dir(std::env::temp_dir())
         .unwrap()
