@@ -15,6 +15,7 @@ async fn clock_skew_is_reported_with_the_fix() {
     let Some(kdc) = Kdc::start_with(KdcOptions {
         service_host: MAIL_HOST.into(),
         clock_ahead_secs: Some(7200),
+        ..KdcOptions::default()
     }) else {
         return;
     };

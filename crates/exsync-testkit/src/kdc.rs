@@ -25,6 +25,8 @@ pub struct KdcOptions {
     /// Run the KDC with its clock this many seconds ahead (through `faketime`), to make the
     /// tickets it issues unusable by a server with a correct clock.
     pub clock_ahead_secs: Option<i64>,
+    /// The longest ticket the service account gets, in seconds (MIT's default otherwise).
+    pub user_max_life_secs: Option<u32>,
 }
 
 impl Default for KdcOptions {
@@ -32,6 +34,7 @@ impl Default for KdcOptions {
         KdcOptions {
             service_host: "mail.exsync.test".into(),
             clock_ahead_secs: None,
+            user_max_life_secs: None,
         }
     }
 }
@@ -182,7 +185,11 @@ impl Kdc {
             &["create", "-s", "-r", REALM, "-P", "kdc-master-key"],
         );
         let admin = |query: String| run(d, &env, &kadmin, &["-r", REALM, "-q", &query]);
-        admin(format!("addprinc -pw {PASSWORD} {USER}@{REALM}"));
+        let max_life = options
+            .user_max_life_secs
+            .map(|s| format!("-maxlife \"{s} seconds\" "))
+            .unwrap_or_default();
+        admin(format!("addprinc {max_life}-pw {PASSWORD} {USER}@{REALM}"));
         admin(format!("addprinc -randkey {service_principal}"));
         admin(format!(
             "ktadd -k {} {service_principal}",
@@ -242,6 +249,14 @@ impl Kdc {
     /// The service account's principal name, `svc-sync@EXSYNC.TEST`.
     pub fn user_principal(&self) -> String {
         format!("{USER}@{REALM}")
+    }
+
+    /// How many initial tickets (AS requests) the KDC has issued to anyone.
+    pub fn initial_tickets_issued(&self) -> usize {
+        self.log()
+            .lines()
+            .filter(|l| l.contains("AS_REQ") && l.contains("ISSUE"))
+            .count()
     }
 
     /// The KDC's log, for a failure message.
