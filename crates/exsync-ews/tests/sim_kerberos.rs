@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::sim::{Sim, SimOptions, DOMAIN, MAIL_HOST};
+use common::sim::{with_kdc, Sim, DOMAIN, MAIL_HOST};
 use exsync_ews::{AuthMode, Credentials, EwsClient, EwsError, Scheme};
 use exsync_gss::Problem;
 use exsync_testkit::kdc::{Kdc, KdcOptions, PASSWORD};
@@ -23,19 +23,15 @@ fn kerberos_error(err: EwsError) -> exsync_gss::KrbError {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kerberos_to_the_simulator() {
-    let Some(kdc) = Kdc::start_with(KdcOptions {
-        service_host: MAIL_HOST.into(),
-        ..KdcOptions::default()
-    }) else {
+    let Some((kdc, sim)) = with_kdc(
+        KdcOptions {
+            ..KdcOptions::default()
+        },
+        "negotiate,ntlm,basic",
+        true,
+    ) else {
         return;
     };
-    std::env::set_var("KRB5_CONFIG", &kdc.krb5_conf);
-    let sim = Sim::start(SimOptions {
-        auth: "negotiate,ntlm,basic",
-        extended_protection: true,
-        keytab: Some(kdc.service_keytab.clone()),
-        ..SimOptions::default()
-    });
 
     // Password, under Extended Protection (the binding matched, or the simulator would have
     // refused), auto choosing Kerberos over the Basic and NTLM also offered.

@@ -7,25 +7,22 @@ mod common;
 
 use std::time::Duration;
 
-use common::sim::{Sim, SimOptions, MAIL_HOST};
+use common::sim::with_kdc;
 use exsync_ews::{AuthMode, EwsClient};
-use exsync_testkit::kdc::{Kdc, KdcOptions, PASSWORD};
+use exsync_testkit::kdc::{KdcOptions, PASSWORD};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_ticket_is_replaced_by_a_new_login() {
-    let Some(kdc) = Kdc::start_with(KdcOptions {
-        service_host: MAIL_HOST.into(),
-        user_max_life_secs: Some(6),
-        ..KdcOptions::default()
-    }) else {
+    let Some((kdc, sim)) = with_kdc(
+        KdcOptions {
+            user_max_life_secs: Some(6),
+            ..KdcOptions::default()
+        },
+        "negotiate",
+        false,
+    ) else {
         return;
     };
-    std::env::set_var("KRB5_CONFIG", &kdc.krb5_conf);
-    let sim = Sim::start(SimOptions {
-        auth: "negotiate",
-        keytab: Some(kdc.service_keytab.clone()),
-        ..SimOptions::default()
-    });
     let cfg = sim.kerberos_config(AuthMode::Kerberos, &kdc.user_principal(), PASSWORD, None);
     let client = EwsClient::new(cfg).unwrap();
     let mb = client.mailbox(&sim.allowed_mailbox(), sim.ews_url());

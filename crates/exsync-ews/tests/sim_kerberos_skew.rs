@@ -5,26 +5,23 @@
 
 mod common;
 
-use common::sim::{Sim, SimOptions, MAIL_HOST};
+use common::sim::with_kdc;
 use exsync_ews::{AuthMode, EwsError};
 use exsync_gss::Problem;
-use exsync_testkit::kdc::{Kdc, KdcOptions, PASSWORD};
+use exsync_testkit::kdc::{KdcOptions, PASSWORD};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clock_skew_is_reported_with_the_fix() {
-    let Some(kdc) = Kdc::start_with(KdcOptions {
-        service_host: MAIL_HOST.into(),
-        clock_ahead_secs: Some(7200),
-        ..KdcOptions::default()
-    }) else {
+    let Some((kdc, sim)) = with_kdc(
+        KdcOptions {
+            clock_ahead_secs: Some(7200),
+            ..KdcOptions::default()
+        },
+        "negotiate",
+        false,
+    ) else {
         return;
     };
-    std::env::set_var("KRB5_CONFIG", &kdc.krb5_conf);
-    let sim = Sim::start(SimOptions {
-        auth: "negotiate",
-        keytab: Some(kdc.service_keytab.clone()),
-        ..SimOptions::default()
-    });
     let cfg = sim.kerberos_config(AuthMode::Kerberos, &kdc.user_principal(), PASSWORD, None);
     let err = sim.calendar_error(cfg).await;
     let text = err.to_string();

@@ -70,6 +70,28 @@ impl Default for SimOptions<'_> {
     }
 }
 
+/// A throwaway KDC with `HTTP/<MAIL_HOST>` (plus `options`), made the process's Kerberos
+/// configuration, and the simulator offering `auth` with that service's keytab; `None` (after
+/// saying why) without MIT's KDC.
+pub fn with_kdc(
+    options: exsync_testkit::kdc::KdcOptions,
+    auth: &'static str,
+    extended_protection: bool,
+) -> Option<(exsync_testkit::kdc::Kdc, Sim)> {
+    let kdc = exsync_testkit::kdc::Kdc::start_with(exsync_testkit::kdc::KdcOptions {
+        service_host: MAIL_HOST.into(),
+        ..options
+    })?;
+    std::env::set_var("KRB5_CONFIG", &kdc.krb5_conf);
+    let sim = Sim::start(SimOptions {
+        auth,
+        extended_protection,
+        keytab: Some(kdc.service_keytab.clone()),
+        ..SimOptions::default()
+    });
+    Some((kdc, sim))
+}
+
 impl Sim {
     pub fn start(opts: SimOptions<'_>) -> Sim {
         let dir = tempfile::tempdir().unwrap();
