@@ -38,6 +38,8 @@ pub struct EwsConfig {
     pub credentials: Credentials,
     /// Which authentication scheme to use (or let the server's offer decide).
     pub auth: AuthMode,
+    /// The Kerberos login, when a realm is configured (`auto` then prefers Kerberos).
+    pub kerberos: Option<crate::KerberosLogin>,
     /// Extra trusted CA certificates (PEM), for a company CA outside the system roots.
     pub ca_file: Option<PathBuf>,
     /// Fixed addresses for hosts DNS must not be asked about (split DNS, tests).
@@ -72,6 +74,7 @@ impl EwsConfig {
         EwsConfig {
             credentials,
             auth: AuthMode::Auto,
+            kerberos: None,
             ca_file: None,
             resolve: Resolve::new(),
             contacts_folder: "Salesforce_Sync".into(),
@@ -111,6 +114,7 @@ impl EwsClient {
         let http = Arc::new(HttpClient::new(HttpConfig {
             credentials: config.credentials.clone(),
             auth: config.auth,
+            kerberos: config.kerberos.clone(),
             ca_file: config.ca_file.clone(),
             resolve: config.resolve.clone(),
             connect_timeout: config.connect_timeout,

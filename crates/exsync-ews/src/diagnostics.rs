@@ -31,7 +31,13 @@ pub fn offered_schemes(headers: &http::HeaderMap) -> Vec<String> {
 }
 
 /// The scheme the connector would use with `host` given the configured mode and what the
-/// server offers, or the error it would fail with when none fits.
-pub fn chosen_scheme(mode: AuthMode, host: &str, offered: &[String]) -> Result<Scheme, EwsError> {
-    auth::choose(mode, host, offered)
+/// server offers (and whether a Kerberos realm is configured), or the error it would fail with
+/// when none fits.
+pub fn chosen_scheme(
+    mode: AuthMode,
+    kerberos: bool,
+    host: &str,
+    offered: &[String],
+) -> Result<Scheme, EwsError> {
+    auth::choose(mode, kerberos, host, offered)
 }

@@ -165,6 +165,17 @@ pub enum EwsError {
         offered: String,
     },
 
+    /// Kerberos failed (no ticket, or the server refused it); the message carries the fix.
+    #[error("Kerberos to {host} as {principal}: {error}")]
+    Kerberos {
+        /// The EWS host.
+        host: String,
+        /// The service account's principal.
+        principal: String,
+        /// What failed, with the fix.
+        error: exsync_gss::KrbError,
+    },
+
     /// The host offers neither Basic nor NTLM (or not the configured one).
     #[error("{host} offers no authentication scheme we use (offered: {offered})")]
     NoUsableAuth {

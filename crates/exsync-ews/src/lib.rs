@@ -38,6 +38,7 @@ pub use ops::{DeletedFolder, FolderRef, SearchFolder};
 pub use throttle::RetryPolicy;
 pub use transport::auth::{AuthMode, Credentials, Scheme, Secret};
 pub use transport::conn::Resolve;
+pub use transport::negotiate::{KerberosLogin, KerberosStatus};
 pub use transport::HttpClient;
 pub use xml::XmlWriter;
 

@@ -48,8 +48,10 @@ pub struct LabOptions {
     pub concurrency: usize,
     /// Write every EWS request and reply here.
     pub exchange_trace: Option<PathBuf>,
-    /// Auth schemes the Exchange simulator offers (`basic`, `ntlm` or both).
+    /// Auth schemes the Exchange simulator offers (`basic`, `ntlm`, `negotiate`).
     pub exchange_auth: String,
+    /// The keytab of `HTTP/mail.<domain>`, which `negotiate` needs.
+    pub exchange_keytab: Option<PathBuf>,
     /// Salesforce records stamped within this long are left for the next pass.
     pub crm_settle: Duration,
     /// The Salesforce simulator's JWT signing key (PEM); generated when `None` (which takes a
@@ -70,6 +72,7 @@ impl LabOptions {
             concurrency: 4,
             exchange_trace: None,
             exchange_auth: "ntlm".into(),
+            exchange_keytab: None,
             crm_settle: Duration::from_secs(1),
             crm_key_pem: None,
             configuration: None,
@@ -130,6 +133,7 @@ impl Lab {
         let mut exchange_options = ExchangeSimOptions::new(options.dir.join("exchange"));
         exchange_options.mailboxes = options.users;
         exchange_options.auth = options.exchange_auth.clone();
+        exchange_options.keytab = options.exchange_keytab.clone();
         exchange_options.trace_dir = options.exchange_trace.clone();
         let exchange_sim = ExchangeSim::start(exchange_options)
             .await

@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod hostile;
+pub mod kdc;
 pub mod keys;
 pub mod paths;
 pub mod schema;

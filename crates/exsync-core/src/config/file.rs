@@ -103,12 +103,15 @@ pub enum StoreConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ExchangeAuth {
-    /// Basic when the server offers it, NTLM otherwise (Lightning Sync's rule).
+    /// Kerberos when a realm is configured and the server offers Negotiate; else Basic when the
+    /// server offers it, NTLM otherwise (Lightning Sync's rule).
     Auto,
     /// Basic only: the password goes with every request, which the HTTPS-only EWS URL protects.
     Basic,
     /// NTLMv2 only, with channel binding, for servers that refuse Basic.
     Ntlm,
+    /// Kerberos only (HTTP Negotiate), with channel binding and mutual authentication.
+    Kerberos,
 }
 
 impl ExchangeAuth {
@@ -118,6 +121,7 @@ impl ExchangeAuth {
             ExchangeAuth::Auto => "auto",
             ExchangeAuth::Basic => "basic",
             ExchangeAuth::Ntlm => "ntlm",
+            ExchangeAuth::Kerberos => "kerberos",
         }
     }
 }
@@ -141,9 +145,32 @@ pub struct ExchangeConfig {
     pub max_concurrency: u32,
     /// When set, every SOAP request and response is written there, secrets redacted.
     pub wire_trace_dir: Option<PathBuf>,
+    /// The Kerberos realm (upper case); the service account logs in as `user@REALM`.
+    pub realm: Option<String>,
+    /// The realm's KDCs (`host` or `host:port`); empty means the krb5.conf decides.
+    pub kdcs: Vec<String>,
+    /// A krb5.conf to use instead of one written from `realm` and `kdcs`.
+    pub krb5_conf: Option<PathBuf>,
 }
 
 impl ExchangeConfig {
+    /// The service account's Kerberos principal: its user name at the configured realm, else at
+    /// its own domain in upper case (`svc@contoso.com` → `svc@CONTOSO.COM`).
+    pub fn kerberos_principal(&self) -> Option<String> {
+        let (user, domain) = match self.service_account.split_once('\\') {
+            Some((_, user)) => (user, None),
+            None => match self.service_account.rsplit_once('@') {
+                Some((user, domain)) => (user, Some(domain)),
+                None => (self.service_account.as_str(), None),
+            },
+        };
+        let realm = self
+            .realm
+            .clone()
+            .or_else(|| domain.map(str::to_ascii_uppercase))?;
+        Some(format!("{user}@{realm}"))
+    }
+
     /// Where the service account's password may be sent: its own domain (a `DOMAIN\user`
     /// account has none) and the other domains.
     pub fn allow_list(&self) -> crate::AllowList {

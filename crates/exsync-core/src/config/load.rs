@@ -305,6 +305,9 @@ fn read_exchange(r: &mut Reader, t: &Tbl<'_, '_>) -> ExchangeConfig {
             "sync_folder",
             "max_concurrency",
             "wire_trace_dir",
+            "realm",
+            "kdcs",
+            "krb5_conf",
         ],
     );
     let ews_url = https_url(
@@ -351,6 +354,7 @@ fn read_exchange(r: &mut Reader, t: &Tbl<'_, '_>) -> ExchangeConfig {
                     ("auto", ExchangeAuth::Auto),
                     ("basic", ExchangeAuth::Basic),
                     ("ntlm", ExchangeAuth::Ntlm),
+                    ("kerberos", ExchangeAuth::Kerberos),
                 ],
             )
         })
@@ -415,10 +419,59 @@ fn read_exchange(r: &mut Reader, t: &Tbl<'_, '_>) -> ExchangeConfig {
         }
         Some(dir)
     });
+    let realm = r.item(t, "realm").and_then(|item| {
+        let realm = r.text(&item)?.trim().to_owned();
+        if !realm
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        {
+            r.error(
+                &item.key,
+                Some(item.value_line),
+                format!("`{realm}` is not a Kerberos realm such as CONTOSO.COM"),
+            );
+            return None;
+        }
+        Some(realm.to_ascii_uppercase())
+    });
+    let mut kdcs = Vec::new();
+    if let Some(item) = r.item(t, "kdcs") {
+        for (kdc, line) in r.string_list(&item).unwrap_or_default() {
+            let kdc = kdc.trim().to_ascii_lowercase();
+            let (host, port) = match kdc.rsplit_once(':') {
+                Some((h, p)) => (h.to_owned(), Some(p.to_owned())),
+                None => (kdc.clone(), None),
+            };
+            let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
+            if !(check::is_domain(&host) || host.parse::<std::net::Ipv4Addr>().is_ok()) || !port_ok
+            {
+                r.error(
+                    &item.key,
+                    Some(line),
+                    format!("`{kdc}` is not a KDC such as dc1.contoso.com or dc1.contoso.com:88"),
+                );
+            } else {
+                kdcs.push(kdc);
+            }
+        }
+    }
+    let krb5_conf = existing_file(r, t, "krb5_conf");
+    if !kdcs.is_empty() && realm.is_none() {
+        if let Some(item) = r.item(t, "kdcs") {
+            r.error(
+                &item.key,
+                Some(item.value_line),
+                "KDCs serve a realm: set exchange.realm too (e.g. CONTOSO.COM)",
+            );
+        }
+    }
     ExchangeConfig {
         ews_url,
         service_account,
         auth,
+        realm,
+        kdcs,
+        krb5_conf,
         other_domains,
         ca_file,
         max_concurrency,

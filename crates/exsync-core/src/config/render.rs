@@ -146,6 +146,13 @@ impl ExsyncConfig {
                 ("sync_folder", folder.clone()),
                 ("max_concurrency", Some(int(x.max_concurrency))),
                 ("wire_trace_dir", x.wire_trace_dir.as_deref().map(path)),
+                ("realm", x.realm.clone().map(s)),
+                (
+                    "kdcs",
+                    (!x.kdcs.is_empty())
+                        .then(|| Value::Array(x.kdcs.iter().map(|k| s(k.clone())).collect())),
+                ),
+                ("krb5_conf", x.krb5_conf.as_deref().map(path)),
             ])
         });
         let exchange_online = self.exchange_online.as_ref().map(|x| {

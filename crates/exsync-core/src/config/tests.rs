@@ -282,8 +282,23 @@ fn every_invalid_input_is_reported_with_file_key_line_and_reason() {
         ),
         (
             "an unknown Exchange auth method",
-            exchange_line("auth = \"kerberos\""),
-            vec![at(3, "exchange.auth", "`kerberos` is not an authentication method; expected one of: auto, basic, ntlm")],
+            exchange_line("auth = \"digest\""),
+            vec![at(3, "exchange.auth", "`digest` is not an authentication method; expected one of: auto, basic, ntlm, kerberos")],
+        ),
+        (
+            "a realm that is not one",
+            exchange_line("realm = \"CONTOSO COM\""),
+            vec![at(3, "exchange.realm", "`CONTOSO COM` is not a Kerberos realm such as CONTOSO.COM")],
+        ),
+        (
+            "a KDC that is not a host",
+            exchange_line("realm = \"CONTOSO.COM\"\nkdcs = [\"dc1 contoso\"]"),
+            vec![at(4, "exchange.kdcs", "`dc1 contoso` is not a KDC such as dc1.contoso.com or dc1.contoso.com:88")],
+        ),
+        (
+            "KDCs without a realm",
+            exchange_line("kdcs = [\"dc1.contoso.com:88\"]"),
+            vec![at(3, "exchange.kdcs", "KDCs serve a realm: set exchange.realm too (e.g. CONTOSO.COM)")],
         ),
         (
             "a service account that is no account name",
@@ -905,4 +920,28 @@ fn a_bad_event_selection_is_named_with_file_key_and_reason() {
         "[configurations.a]\nusers = [\"a@example.com\"]\nevents.category = \"{fine}\"\n"
     )))
     .is_empty());
+}
+
+#[test]
+fn kerberos_settings_are_read_and_name_the_principal() {
+    let text = exchange_line(
+        "auth = \"kerberos\"\nrealm = \"contoso.com\"\nkdcs = [\"DC1.contoso.com:88\", \"10.0.0.2\"]",
+    );
+    let config = parse(&text, Path::new(FILE)).unwrap();
+    let x = config.exchange.as_ref().unwrap();
+    assert_eq!(x.auth, ExchangeAuth::Kerberos);
+    assert_eq!(x.realm.as_deref(), Some("CONTOSO.COM"));
+    assert_eq!(x.kdcs, vec!["dc1.contoso.com:88", "10.0.0.2"]);
+    assert_eq!(x.kerberos_principal().as_deref(), Some("svc@CONTOSO.COM"));
+    // Without a realm, the account's own domain in upper case.
+    let config = parse(&exchange_line("auth = \"kerberos\""), Path::new(FILE)).unwrap();
+    assert_eq!(
+        config
+            .exchange
+            .as_ref()
+            .unwrap()
+            .kerberos_principal()
+            .as_deref(),
+        Some("svc@EXAMPLE.COM")
+    );
 }

@@ -62,7 +62,24 @@ pub(super) async fn checks(inputs: &Inputs, x: &ExchangeConfig) -> Vec<Step> {
     let mut steps = Vec::new();
 
     let password = inputs.exchange_password.clone();
+    let kerberos = match &inputs.kerberos {
+        Ok(login) => login.clone(),
+        Err(why) => {
+            steps.push(
+                Step::new(AUTH, Outcome::Fail)
+                    .saw(format!("Kerberos cannot be set up: {why}"))
+                    .fix("correct exchange.realm, exchange.kdcs or exchange.krb5_conf, or the secret exchange.keytab"),
+            );
+            return steps;
+        }
+    };
     steps.push(match &password {
+        Some(_) if kerberos.as_ref().is_some_and(|k| k.keytab.is_some()) => {
+            Step::new(PASSWORD, Outcome::Pass).saw(format!(
+                "a Kerberos keytab is stored (encrypted) in the vault for {}",
+                kerberos.as_ref().map(|k| k.principal.as_str()).unwrap_or(svc)
+            ))
+        }
         Some(_) => Step::new(PASSWORD, Outcome::Pass)
             .saw(format!("stored (encrypted) in the vault for {svc}")),
         None => Step::new(PASSWORD, Outcome::Fail)
@@ -155,6 +172,7 @@ pub(super) async fn checks(inputs: &Inputs, x: &ExchangeConfig) -> Vec<Step> {
     let ews_config = |password: &crate::vault::SecretValue| {
         let mut c = EwsConfig::new(Credentials::new(svc, password.expose()));
         c.auth = AuthMode::parse(x.auth.as_str()).unwrap_or_default();
+        c.kerberos = kerberos.clone();
         c.ca_file = x.ca_file.clone();
         c.resolve = resolve_map.clone();
         c.contacts_folder = config.sync_folder.clone();
@@ -277,7 +295,7 @@ pub(super) async fn checks(inputs: &Inputs, x: &ExchangeConfig) -> Vec<Step> {
         ));
     }
     steps.push(tls);
-    steps.push(auth_step(seen.stream, &url, &host, x.auth.as_str()).await);
+    steps.push(auth_step(seen.stream, &url, &host, x.auth.as_str(), x.realm.is_some()).await);
 
     let Some(client) = client else {
         steps.push(Step::new(EWS, Outcome::Skip).saw("no service account password to log in with"));
@@ -299,9 +317,19 @@ pub(super) async fn checks(inputs: &Inputs, x: &ExchangeConfig) -> Vec<Step> {
                 .pinned(&host)
                 .map(|s| s.name().to_owned())
                 .unwrap_or_else(|| "the configured scheme".to_owned());
-            steps.push(Step::new(EWS, Outcome::Pass).saw(format!(
+            let mut ews = Step::new(EWS, Outcome::Pass).saw(format!(
                 "{url} answered GetFolder; {svc} logged in with {scheme}"
-            )));
+            ));
+            if let Some(status) = client.http().kerberos_status().await {
+                ews.evidence.push(format!(
+                    "Kerberos principal {}; ticket-granting ticket valid for {}",
+                    status.principal,
+                    status
+                        .lifetime_secs
+                        .map_or("an unknown time".to_owned(), |s| format!("{} min", s / 60))
+                ));
+            }
+            steps.push(ews);
             steps.push(
                 Step::new(
                     format!("{IMPERSONATION} of {mailbox_address}"),
@@ -318,6 +346,11 @@ pub(super) async fn checks(inputs: &Inputs, x: &ExchangeConfig) -> Vec<Step> {
         Err(e) => {
             let code = response_code(&e).map(str::to_owned);
             match (&e, code.as_deref()) {
+                (EwsError::Kerberos { error, .. }, _) => steps.push(
+                    Step::new(EWS, Outcome::Fail)
+                        .saw(e.to_string())
+                        .fix(error.fix()),
+                ),
                 (EwsError::Unauthorized { .. }, _) => steps.push(
                     Step::new(EWS, Outcome::Fail)
                         .saw(e.to_string())
@@ -485,6 +518,7 @@ async fn auth_step(
     url: &Url,
     host: &str,
     mode: &str,
+    realm_configured: bool,
 ) -> Step {
     let probe = async {
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -521,7 +555,7 @@ async fn auth_step(
                 }
             ));
             let auth_mode = AuthMode::parse(mode).unwrap_or_default();
-            match choose(auth_mode, host, &schemes) {
+            match choose(auth_mode, realm_configured, host, &schemes) {
                 Ok(scheme) => {
                     step.evidence.push(format!(
                         "exsync will use {} (exchange.auth = {mode})",
@@ -535,7 +569,7 @@ async fn auth_step(
                     step.outcome = Outcome::Fail;
                     step.evidence.push(e.to_string());
                     step.fix = Some(
-                        "enable Basic or NTLM authentication on the EWS virtual directory (Set-WebServicesVirtualDirectory -BasicAuthentication $true or -WindowsAuthentication $true), or change exchange.auth".to_owned(),
+                        "enable Basic or Windows (NTLM/Negotiate) authentication on the EWS virtual directory (Set-WebServicesVirtualDirectory -BasicAuthentication $true or -WindowsAuthentication $true), or change exchange.auth".to_owned(),
                     );
                 }
             }

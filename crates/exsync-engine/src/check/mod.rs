@@ -178,6 +178,8 @@ pub struct Inputs {
     pub graph: GraphSecrets,
     /// The mailbox to check impersonation and folder access for.
     pub user: Option<String>,
+    /// The Kerberos login ([`Inputs::with_kerberos`]), or why it could not be set up.
+    pub kerberos: Result<Option<exsync_ews::KerberosLogin>, String>,
 }
 
 impl Inputs {
@@ -191,7 +193,32 @@ impl Inputs {
             crm_client_secret: None,
             graph: GraphSecrets::default(),
             user,
+            kerberos: Ok(None),
         }
+    }
+
+    /// Adds the Kerberos login the configuration asks for, with the keytab from `vault`. Call
+    /// before the async runtime starts: it points MIT's library at its krb5.conf through the
+    /// environment.
+    pub fn with_kerberos(mut self, vault: &crate::vault::Vault) -> Inputs {
+        let Some(exchange) = &self.config.exchange else {
+            // No Exchange on premises: nothing logs in with Kerberos.
+            return self;
+        };
+        self.kerberos = vault
+            .get(crate::vault::EXCHANGE_KEYTAB)
+            .map_err(|e| e.to_string())
+            .and_then(|keytab| {
+                crate::connect::build::kerberos_login(exchange, keytab.as_ref())
+                    .map_err(|e| e.to_string())
+            });
+        if self.exchange_password.is_none()
+            && matches!(&self.kerberos, Ok(Some(login)) if login.keytab.is_some())
+        {
+            // The keytab is the credential; Kerberos sends no password.
+            self.exchange_password = Some(SecretValue::new(String::new()));
+        }
+        self
     }
 
     /// Reads the secrets the checks need from the vault.
@@ -207,6 +234,7 @@ impl Inputs {
             crm_client_secret: vault.get(crate::vault::CRM_CLIENT_SECRET)?,
             graph: GraphSecrets::from_vault(vault)?,
             user,
+            kerberos: Ok(None),
         })
     }
 }

@@ -17,7 +17,8 @@ use super::salesforce::SalesforceSide;
 use crate::sync::mailboxes::{Backend, Mailboxes, Optional, Unconfigured};
 use crate::sync::service::Syncer;
 use crate::vault::{
-    SecretValue, Vault, VaultError, CRM_CLIENT_SECRET, CRM_PRIVATE_KEY, EXCHANGE_PASSWORD,
+    SecretValue, Vault, VaultError, CRM_CLIENT_SECRET, CRM_PRIVATE_KEY, EXCHANGE_KEYTAB,
+    EXCHANGE_PASSWORD,
 };
 
 /// The EWS backend of an installation: connected when `[exchange]` is present.
@@ -96,13 +97,19 @@ pub enum BuildError {
     /// or setting at fault.
     #[error(transparent)]
     Graph(#[from] GraphSetupError),
+    /// Kerberos is configured but cannot be set up; the text names the setting or secret.
+    #[error("Kerberos: {0}")]
+    Kerberos(String),
 }
 
 /// The secrets the service needs, read from the vault.
 pub struct Secrets {
     /// The service account's password; `None` when none is stored, an error only if there is
-    /// an `[exchange]` section.
+    /// an `[exchange]` section and no keytab.
     pub exchange_password: Option<SecretValue>,
+    /// The service account's Kerberos keytab (base64), used instead of the password with
+    /// Kerberos.
+    pub exchange_keytab: Option<SecretValue>,
     /// The PEM key for the CRM's JWT bearer flow; `None` when none is stored, an error only if
     /// `crm.auth` is JWT.
     pub crm_private_key: Option<SecretValue>,
@@ -120,11 +127,72 @@ impl Secrets {
     pub fn from_vault(vault: &Vault) -> Result<Secrets, BuildError> {
         Ok(Secrets {
             exchange_password: vault.get(EXCHANGE_PASSWORD)?,
+            exchange_keytab: vault.get(EXCHANGE_KEYTAB)?,
             crm_private_key: vault.get(CRM_PRIVATE_KEY)?,
             crm_client_secret: vault.get(CRM_CLIENT_SECRET)?,
             graph: GraphSecrets::from_vault(vault)?,
         })
     }
+}
+
+/// The Kerberos login when `exchange.auth` is `kerberos`, or `auto` with a realm configured:
+/// the principal, the keytab from the vault written to a private file, and MIT's library
+/// pointed at the configured krb5.conf or one written from `realm` and `kdcs`. Runs before the
+/// async runtime starts, because the library's configuration is an environment variable.
+pub fn kerberos_login(
+    x: &exsync_core::config::ExchangeConfig,
+    keytab: Option<&SecretValue>,
+) -> Result<Option<exsync_ews::KerberosLogin>, BuildError> {
+    use exsync_core::config::ExchangeAuth;
+    let wanted = match x.auth {
+        ExchangeAuth::Kerberos => true,
+        ExchangeAuth::Auto => x.realm.is_some(),
+        ExchangeAuth::Basic | ExchangeAuth::Ntlm => false,
+    };
+    if !wanted {
+        return Ok(None);
+    }
+    let principal = x.kerberos_principal().ok_or_else(|| {
+        BuildError::Kerberos(
+            "no realm: set exchange.realm, or write the service account as user@domain".into(),
+        )
+    })?;
+    let files = exsync_gss::PrivateFiles::new()
+        .map_err(|e| BuildError::Kerberos(format!("cannot create a private directory: {e}")))?;
+    let keytab = match keytab {
+        Some(encoded) => {
+            use base64::Engine;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(encoded.expose().trim())
+                .map_err(|_| {
+                    BuildError::Kerberos(format!(
+                        "the secret {EXCHANGE_KEYTAB} is not base64; store it with \
+                         `base64 -w0 FILE | exsync secrets set {EXCHANGE_KEYTAB}`"
+                    ))
+                })?;
+            Some(files.write_keytab(&bytes).map_err(|e| {
+                BuildError::Kerberos(format!("cannot write the keytab to a private file: {e}"))
+            })?)
+        }
+        None => None,
+    };
+    let krb5_conf = match (&x.krb5_conf, &x.realm) {
+        (Some(path), _) => Some(path.clone()),
+        (None, Some(realm)) if !x.kdcs.is_empty() => Some(
+            files
+                .write_krb5_conf(realm, &x.kdcs)
+                .map_err(BuildError::Kerberos)?,
+        ),
+        _ => None,
+    };
+    if let Some(path) = krb5_conf {
+        exsync_gss::krb5_conf::use_config(&path);
+    }
+    Ok(Some(exsync_ews::KerberosLogin {
+        principal,
+        keytab,
+        files: Some(Arc::new(files)),
+    }))
 }
 
 /// The Salesforce connector's settings.
@@ -217,8 +285,12 @@ fn ews_side(
     secrets: &Secrets,
     observer: &exsync_core::observe::Observer,
 ) -> Result<ExchangeConnection, BuildError> {
-    let Some(password) = &secrets.exchange_password else {
-        return Err(BuildError::NoExchangePassword);
+    let password = match (&secrets.exchange_password, &secrets.exchange_keytab) {
+        (Some(password), _) => password.clone(),
+        // A keytab alone serves Kerberos; a scheme that needs the password fails with the
+        // server's refusal, naming the account.
+        (None, Some(_)) => SecretValue::new(String::new()),
+        (None, None) => return Err(BuildError::NoExchangePassword),
     };
     // Credentials go only to the service account's own domain and the other domains the
     // admin listed, whether the endpoint is configured or discovered; a configured one is
@@ -234,6 +306,7 @@ fn ews_side(
         password.expose(),
     ));
     ews.auth = AuthMode::parse(x.auth.as_str()).unwrap_or_default();
+    ews.kerberos = kerberos_login(x, secrets.exchange_keytab.as_ref())?;
     ews.ca_file = x.ca_file.clone();
     let mut resolve = Resolve::new();
     for (host, addr) in &config.network.resolve {

@@ -23,6 +23,9 @@ pub use value::SecretValue;
 
 /// The Exchange service account's password.
 pub const EXCHANGE_PASSWORD: &str = "exchange.password";
+/// The service account's Kerberos keytab, base64 (`base64 -w0 svc.keytab | exsync secrets set
+/// exchange.keytab`): used instead of the password when Kerberos is configured.
+pub const EXCHANGE_KEYTAB: &str = "exchange.keytab";
 /// The PEM private key that signs the CRM's JWT bearer assertions.
 pub const CRM_PRIVATE_KEY: &str = "crm.private_key";
 /// The CRM connected app's client secret (client-credentials flow).
@@ -33,6 +36,7 @@ pub const KNOWN_SECRETS: &[&str] = &[
     EXCHANGE_PASSWORD,
     CRM_PRIVATE_KEY,
     CRM_CLIENT_SECRET,
+    EXCHANGE_KEYTAB,
     crate::connect::graph::setup::GRAPH_CERTIFICATE,
     crate::connect::graph::setup::GRAPH_PRIVATE_KEY,
     crate::connect::graph::setup::GRAPH_CLIENT_SECRET,

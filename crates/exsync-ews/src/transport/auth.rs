@@ -16,7 +16,10 @@ pub enum AuthMode {
     Basic,
     /// Always NTLM, refusing a server that does not offer it.
     Ntlm,
-    /// Basic when the server offers it (Lightning Sync's rule), NTLM otherwise.
+    /// Always Kerberos (`Negotiate`), refusing a server that does not offer it.
+    Kerberos,
+    /// Kerberos when configured and offered; else Basic when the server offers it (Lightning
+    /// Sync's rule), NTLM otherwise.
     #[default]
     Auto,
 }
@@ -27,6 +30,7 @@ impl AuthMode {
         match s.trim().to_ascii_lowercase().as_str() {
             "basic" => Some(AuthMode::Basic),
             "ntlm" => Some(AuthMode::Ntlm),
+            "kerberos" => Some(AuthMode::Kerberos),
             "auto" => Some(AuthMode::Auto),
             _ => None,
         }
@@ -40,6 +44,8 @@ pub enum Scheme {
     Basic,
     /// NTLM: a challenge-response handshake per connection.
     Ntlm,
+    /// Kerberos inside SPNEGO: a ticket per request, the server proving itself in return.
+    Negotiate,
 }
 
 impl Scheme {
@@ -48,6 +54,7 @@ impl Scheme {
         match self {
             Scheme::Basic => "Basic",
             Scheme::Ntlm => "NTLM",
+            Scheme::Negotiate => "Negotiate",
         }
     }
 }
@@ -135,13 +142,22 @@ fn offers(offers: &[String], scheme: Scheme) -> bool {
     offers.iter().any(|o| o.eq_ignore_ascii_case(scheme.name()))
 }
 
-/// Picks the scheme for a host from what it offers.
-pub(crate) fn choose(mode: AuthMode, host: &str, offered: &[String]) -> Result<Scheme, EwsError> {
+/// Picks the scheme for a host from what it offers; `kerberos` says whether Kerberos is
+/// configured (a realm), which `auto` then prefers.
+pub(crate) fn choose(
+    mode: AuthMode,
+    kerberos: bool,
+    host: &str,
+    offered: &[String],
+) -> Result<Scheme, EwsError> {
     let pick = match mode {
         AuthMode::Basic => offers(offered, Scheme::Basic).then_some(Scheme::Basic),
         AuthMode::Ntlm => offers(offered, Scheme::Ntlm).then_some(Scheme::Ntlm),
+        AuthMode::Kerberos => offers(offered, Scheme::Negotiate).then_some(Scheme::Negotiate),
         AuthMode::Auto => {
-            if offers(offered, Scheme::Basic) {
+            if kerberos && offers(offered, Scheme::Negotiate) {
+                Some(Scheme::Negotiate)
+            } else if offers(offered, Scheme::Basic) {
                 Some(Scheme::Basic)
             } else if offers(offered, Scheme::Ntlm) {
                 Some(Scheme::Ntlm)
@@ -222,15 +238,39 @@ mod tests {
             "Basic realm=\"mail.contoso.test\"",
         ]));
         assert_eq!(o, vec!["NTLM", "Negotiate", "Basic"]);
-        assert_eq!(choose(AuthMode::Auto, "h", &o).unwrap(), Scheme::Basic);
-        assert_eq!(choose(AuthMode::Ntlm, "h", &o).unwrap(), Scheme::Ntlm);
+        assert_eq!(
+            choose(AuthMode::Auto, false, "h", &o).unwrap(),
+            Scheme::Basic
+        );
+        assert_eq!(
+            choose(AuthMode::Ntlm, false, "h", &o).unwrap(),
+            Scheme::Ntlm
+        );
+        // With a realm configured, auto prefers Kerberos; without Negotiate offered it falls back.
+        assert_eq!(
+            choose(AuthMode::Auto, true, "h", &o).unwrap(),
+            Scheme::Negotiate
+        );
+        assert_eq!(
+            choose(AuthMode::Kerberos, false, "h", &o).unwrap(),
+            Scheme::Negotiate
+        );
+        let no_negotiate = offered(&headers(&["NTLM", "Basic realm=\"x\""]));
+        assert_eq!(
+            choose(AuthMode::Auto, true, "h", &no_negotiate).unwrap(),
+            Scheme::Basic
+        );
+        assert!(matches!(
+            choose(AuthMode::Kerberos, true, "h", &no_negotiate),
+            Err(EwsError::NoUsableAuth { .. })
+        ));
         let ntlm_only = offered(&headers(&["Negotiate, NTLM"]));
         assert_eq!(
-            choose(AuthMode::Auto, "h", &ntlm_only).unwrap(),
+            choose(AuthMode::Auto, false, "h", &ntlm_only).unwrap(),
             Scheme::Ntlm
         );
         assert!(matches!(
-            choose(AuthMode::Basic, "h", &ntlm_only),
+            choose(AuthMode::Basic, false, "h", &ntlm_only),
             Err(EwsError::NoUsableAuth { .. })
         ));
     }

@@ -1,9 +1,10 @@
 //! HTTPS with the credential policy (`ARCHITECTURE.md`, "Credentials"): verified TLS only,
-//! Basic or NTLM chosen per host and pinned once it worked, NTLM legs and the requests after them on one kept-alive connection,
+//! Basic, NTLM or Kerberos chosen per host and pinned once it worked, NTLM legs and the requests after them on one kept-alive connection,
 //! every connection through the name-resolution override.
 
 pub(crate) mod auth;
 pub(crate) mod conn;
+pub(crate) mod negotiate;
 pub(crate) mod tls;
 
 use std::collections::HashMap;
@@ -19,6 +20,7 @@ use self::auth::{choose, offered, AuthMode, Credentials, Pins, Scheme};
 use self::conn::{
     Connection, Deadline, ReplyLimits, Resolve, Response, SendFailure, DEFAULT_MAX_REPLY_BYTES,
 };
+use self::negotiate::{KerberosLogin, TicketCache};
 use crate::error::EwsError;
 
 /// Idle connections kept per host beyond those in use.
@@ -31,6 +33,8 @@ pub struct HttpConfig {
     pub credentials: Credentials,
     /// Which scheme to use, or let the server's offer decide.
     pub auth: AuthMode,
+    /// The Kerberos login, when a realm is configured.
+    pub kerberos: Option<KerberosLogin>,
     /// Extra trusted CA certificates (PEM), on top of the system roots.
     pub ca_file: Option<PathBuf>,
     /// Fixed addresses for hosts DNS must not be asked about.
@@ -49,6 +53,7 @@ impl HttpConfig {
         HttpConfig {
             credentials,
             auth: AuthMode::Auto,
+            kerberos: None,
             ca_file: None,
             resolve: Resolve::new(),
             connect_timeout: Duration::from_secs(15),
@@ -63,6 +68,7 @@ pub struct HttpClient {
     config: HttpConfig,
     tls: Arc<rustls::ClientConfig>,
     pins: Pins,
+    tickets: TicketCache,
     idle: Mutex<HashMap<(String, u16), Vec<Connection>>>,
 }
 
@@ -111,6 +117,23 @@ impl Outgoing<'_> {
     }
 }
 
+/// The connection's `tls-server-end-point` binding (RFC 5929), which NTLM and Kerberos both
+/// send for Extended Protection; none over plain HTTP.
+fn channel_binding(
+    conn: &Connection,
+    host: &str,
+) -> Result<Option<exsync_ntlm::ChannelBinding>, EwsError> {
+    conn.peer_cert
+        .as_ref()
+        .map(|der| {
+            exsync_ntlm::ChannelBinding::tls_server_end_point(der).map_err(|e| EwsError::Tls {
+                host: host.to_owned(),
+                reason: format!("cannot compute the channel binding: {e}"),
+            })
+        })
+        .transpose()
+}
+
 impl HttpClient {
     /// A client for `config`; fails only when the CA file cannot be used.
     pub fn new(config: HttpConfig) -> Result<Self, EwsError> {
@@ -119,6 +142,7 @@ impl HttpClient {
             config,
             tls,
             pins: Pins::default(),
+            tickets: TicketCache::default(),
             idle: Mutex::new(HashMap::new()),
         })
     }
@@ -352,6 +376,7 @@ impl HttpClient {
                 Ok(response)
             }
             Some(Scheme::Ntlm) => self.ntlm(conn, out, deadline).await,
+            Some(Scheme::Negotiate) => self.negotiate(conn, out, deadline).await,
             None => {
                 // First contact: learn what the host offers before sending any credentials.
                 let probe = self.send(conn, out, None, deadline).await?;
@@ -359,9 +384,11 @@ impl HttpClient {
                     return Ok(probe);
                 }
                 let offers = offered(&probe.headers);
-                match choose(self.config.auth, out.host, &offers)? {
+                let kerberos = self.config.kerberos.is_some();
+                match choose(self.config.auth, kerberos, out.host, &offers)? {
                     Scheme::Basic => self.basic(conn, out, deadline).await,
                     Scheme::Ntlm => self.ntlm(conn, out, deadline).await,
+                    Scheme::Negotiate => self.negotiate(conn, out, deadline).await,
                 }
             }
         }
@@ -398,17 +425,7 @@ impl HttpClient {
         out: &Outgoing<'_>,
         deadline: Deadline,
     ) -> Result<Response, SendFailure> {
-        let binding = match &conn.peer_cert {
-            Some(der) => Some(
-                exsync_ntlm::ChannelBinding::tls_server_end_point(der).map_err(|e| {
-                    EwsError::Tls {
-                        host: out.host.to_owned(),
-                        reason: format!("cannot compute the channel binding: {e}"),
-                    }
-                })?,
-            ),
-            None => None,
-        };
+        let binding = channel_binding(conn, out.host)?;
         let credentials = exsync_ntlm::Credentials::from_account(
             &self.config.credentials.username,
             self.config.credentials.password.expose(),

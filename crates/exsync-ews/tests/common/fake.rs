@@ -46,6 +46,16 @@ impl Fake {
 
 /// Starts a server whose certificate covers `names`; `expired` makes it one that ran out.
 pub async fn start(names: &[&str], expired: bool, handler: Handler) -> Fake {
+    start_with_challenge(names, expired, "Basic realm=\"fake\"", handler).await
+}
+
+/// [`start`], answering a request without credentials with `challenge` in its 401.
+pub async fn start_with_challenge(
+    names: &[&str],
+    expired: bool,
+    challenge: &'static str,
+    handler: Handler,
+) -> Fake {
     let (acceptor, ca_file, dir) = tls(names, expired);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -92,10 +102,7 @@ pub async fn start(names: &[&str], expired: bool, handler: Handler) -> Fake {
                         let (status, headers, body) = if s.authorization.is_none() {
                             (
                                 401,
-                                vec![(
-                                    "WWW-Authenticate".to_owned(),
-                                    "Basic realm=\"fake\"".to_owned(),
-                                )],
+                                vec![("WWW-Authenticate".to_owned(), challenge.to_owned())],
                                 String::new(),
                             )
                         } else {

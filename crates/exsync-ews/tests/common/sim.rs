@@ -51,6 +51,8 @@ pub struct SimOptions<'a> {
     pub listen: Option<SocketAddr>,
     /// Reuse an earlier simulator's data dir (same CA, same mailboxes).
     pub data_dir: Option<PathBuf>,
+    /// The service keytab, for `auth: "negotiate"`.
+    pub keytab: Option<PathBuf>,
 }
 
 impl Default for SimOptions<'_> {
@@ -63,8 +65,31 @@ impl Default for SimOptions<'_> {
             max_concurrency: None,
             listen: None,
             data_dir: None,
+            keytab: None,
         }
     }
+}
+
+/// A throwaway KDC with `HTTP/<MAIL_HOST>` (plus `options`), made the process's Kerberos
+/// configuration, and the simulator offering `auth` with that service's keytab; `None` (after
+/// saying why) without MIT's KDC.
+pub fn with_kdc(
+    options: exsync_testkit::kdc::KdcOptions,
+    auth: &'static str,
+    extended_protection: bool,
+) -> Option<(exsync_testkit::kdc::Kdc, Sim)> {
+    let kdc = exsync_testkit::kdc::Kdc::start_with(exsync_testkit::kdc::KdcOptions {
+        service_host: MAIL_HOST.into(),
+        ..options
+    })?;
+    std::env::set_var("KRB5_CONFIG", &kdc.krb5_conf);
+    let sim = Sim::start(SimOptions {
+        auth,
+        extended_protection,
+        keytab: Some(kdc.service_keytab.clone()),
+        ..SimOptions::default()
+    });
+    Some((kdc, sim))
 }
 
 impl Sim {
@@ -87,6 +112,9 @@ impl Sim {
         }
         if opts.extended_protection {
             cmd = cmd.arg("--extended-protection");
+        }
+        if let Some(keytab) = &opts.keytab {
+            cmd = cmd.arg("--keytab").arg(keytab);
         }
         if opts.http_listen {
             cmd = cmd.args(["--http-listen", "127.0.0.1:0"]);
@@ -193,6 +221,34 @@ impl Sim {
         cfg.trace_dir = Some(trace.map_or_else(|| self.client_trace(), Path::to_path_buf));
         cfg.retry.base_delay = Duration::from_millis(50);
         cfg
+    }
+
+    /// [`Sim::config`] logging in with Kerberos as `principal`, with `password` or a keytab.
+    pub fn kerberos_config(
+        &self,
+        auth: AuthMode,
+        principal: &str,
+        password: &str,
+        keytab: Option<PathBuf>,
+    ) -> EwsConfig {
+        let mut cfg = self.config(auth, None);
+        cfg.credentials = Credentials::new(principal, password);
+        cfg.kerberos = Some(exsync_ews::KerberosLogin {
+            principal: principal.to_owned(),
+            keytab,
+            files: None,
+        });
+        cfg
+    }
+
+    /// What reading the allowed mailbox's calendar folder with `cfg` fails with.
+    pub async fn calendar_error(&self, cfg: EwsConfig) -> exsync_ews::EwsError {
+        exsync_ews::EwsClient::new(cfg)
+            .unwrap()
+            .mailbox(&self.allowed_mailbox(), self.ews_url())
+            .calendar_folder()
+            .await
+            .unwrap_err()
     }
 
     /// The simulator's control API.

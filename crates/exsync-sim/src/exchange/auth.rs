@@ -1,4 +1,5 @@
-//! HTTP authentication: Basic, and NTLMv2 bound to the TCP connection.
+//! HTTP authentication: Basic, NTLMv2 bound to the TCP connection, and Kerberos (Negotiate)
+//! checked by MIT's GSSAPI against a keytab.
 
 use base64::Engine;
 use exsync_ntlm::{
@@ -10,6 +11,7 @@ use exsync_ntlm::{
 pub struct Schemes {
     pub basic: bool,
     pub ntlm: bool,
+    pub negotiate: bool,
 }
 
 impl Schemes {
@@ -19,11 +21,16 @@ impl Schemes {
             match part.to_ascii_lowercase().as_str() {
                 "basic" => out.basic = true,
                 "ntlm" => out.ntlm = true,
-                other => return Err(format!("unknown auth scheme {other:?} (basic, ntlm)")),
+                "negotiate" | "kerberos" => out.negotiate = true,
+                other => {
+                    return Err(format!(
+                        "unknown auth scheme {other:?} (basic, ntlm, negotiate)"
+                    ))
+                }
             }
         }
-        if !out.basic && !out.ntlm {
-            return Err("--auth needs at least one of basic, ntlm".into());
+        if !out.basic && !out.ntlm && !out.negotiate {
+            return Err("--auth needs at least one of basic, ntlm, negotiate".into());
         }
         Ok(out)
     }
@@ -36,12 +43,18 @@ impl Schemes {
         if self.ntlm {
             v.push("ntlm");
         }
+        if self.negotiate {
+            v.push("negotiate");
+        }
         v
     }
 
     /// `WWW-Authenticate` values of a 401, in the order IIS sends them.
     pub fn challenges(&self, realm: &str) -> Vec<String> {
         let mut v = Vec::new();
+        if self.negotiate {
+            v.push("Negotiate".to_string());
+        }
         if self.ntlm {
             v.push("NTLM".to_string());
         }
@@ -118,6 +131,66 @@ impl Account {
             netbios_computer: "EXCH01".into(),
             dns_domain: self.dns_domain.clone(),
             dns_computer: format!("exch01.{}", self.dns_domain),
+        }
+    }
+}
+
+/// The largest Negotiate token read from a client (a ticket with a large PAC stays far below).
+const MAX_NEGOTIATE_TOKEN: usize = 64 * 1024;
+
+/// What a Negotiate attempt came to.
+pub(crate) enum NegotiateStep {
+    /// Authenticated; the value for the reply's `WWW-Authenticate` (mutual authentication).
+    Done(Option<String>),
+    /// Refused: why, and a `WWW-Authenticate` value carrying the KRB-ERROR, if any.
+    Failed(String, Option<String>),
+}
+
+/// Checks one `Authorization: Negotiate …` value: the ticket against the keytab, the client
+/// against the service account, and under Extended Protection the channel binding, which must
+/// be present and match (a client that sends none is refused, as Exchange does).
+pub(crate) fn negotiate_step(
+    account: &Account,
+    credential: &exsync_gss::AcceptorCredential,
+    header: &str,
+    binding: Option<&ChannelBinding>,
+) -> NegotiateStep {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let token = header.split_once(' ').map(|(_, t)| t.trim()).unwrap_or("");
+    if token.is_empty() || token.len() > MAX_NEGOTIATE_TOKEN * 4 / 3 + 4 {
+        return NegotiateStep::Failed("missing or oversized Negotiate token".into(), None);
+    }
+    let Ok(token) = b64.decode(token) else {
+        return NegotiateStep::Failed("Negotiate token is not base64".into(), None);
+    };
+    let mut acceptor = exsync_gss::Acceptor::new(credential);
+    match acceptor.step(&token, binding.map(ChannelBinding::application_data)) {
+        Ok(exsync_gss::Accepted::Done {
+            client,
+            token,
+            channel_bound,
+        }) => {
+            if binding.is_some() && !channel_bound {
+                return NegotiateStep::Failed(
+                    "Extended Protection: the client sent no channel binding".into(),
+                    None,
+                );
+            }
+            let user = client.rsplit_once('@').map_or(client.as_str(), |(u, _)| u);
+            if !user.eq_ignore_ascii_case(&account.username) {
+                return NegotiateStep::Failed(format!("{client} is not the service account"), None);
+            }
+            let mutual = (!token.is_empty()).then(|| format!("Negotiate {}", b64.encode(token)));
+            NegotiateStep::Done(mutual)
+        }
+        Ok(exsync_gss::Accepted::Continue(_)) => NegotiateStep::Failed(
+            "a Kerberos token that asks for another round is not supported".into(),
+            None,
+        ),
+        Err(refused) => {
+            let challenge = (!refused.token.is_empty())
+                .then(|| format!("Negotiate {}", b64.encode(&refused.token)));
+            NegotiateStep::Failed(refused.error.to_string(), challenge)
         }
     }
 }
@@ -251,14 +324,22 @@ mod tests {
         matches!(conn.ntlm_step(&a, &auth, server_cb), NtlmStep::Done)
     }
 
-    #[test]
-    fn ntlm_handshake_checks_password_and_channel_binding() {
+    /// The binding of the simulator's certificate, and of another one for the same name (what
+    /// a TLS-inspecting proxy would present).
+    fn leaf_and_foreign_bindings() -> (ChannelBinding, ChannelBinding) {
         let dir = tempfile::tempdir().unwrap();
         let ca = crate::tls::SimCa::load_or_create(dir.path()).unwrap();
         let leaf = ca.issue_leaf(&["mail.contoso.test"]).unwrap();
         let foreign = ca.issue_leaf(&["mail.contoso.test"]).unwrap();
-        let cb = ChannelBinding::tls_server_end_point(leaf.cert_der.as_ref()).unwrap();
-        let other = ChannelBinding::tls_server_end_point(foreign.cert_der.as_ref()).unwrap();
+        (
+            ChannelBinding::tls_server_end_point(leaf.cert_der.as_ref()).unwrap(),
+            ChannelBinding::tls_server_end_point(foreign.cert_der.as_ref()).unwrap(),
+        )
+    }
+
+    #[test]
+    fn ntlm_handshake_checks_password_and_channel_binding() {
+        let (cb, other) = leaf_and_foreign_bindings();
         let mut conn = ConnAuth::default();
         assert!(handshake(&mut conn, "pw:1", Some(cb.clone()), Some(&cb)));
         assert!(conn.authenticated);
@@ -271,5 +352,74 @@ mod tests {
         assert!(!handshake(&mut conn, "pw:1", None, Some(&cb)));
         let mut conn = ConnAuth::default();
         assert!(handshake(&mut conn, "pw:1", None, None));
+    }
+
+    #[test]
+    fn negotiate_checks_ticket_account_and_binding_under_extended_protection() {
+        use exsync_gss::{AcceptorCredential, ClientCredential, ClientSecret, Initiator};
+        use exsync_testkit::kdc::{Kdc, KdcOptions, PASSWORD};
+        let Some(kdc) = Kdc::start_with(KdcOptions {
+            service_host: "mail.contoso.test".into(),
+            ..KdcOptions::default()
+        }) else {
+            return;
+        };
+        // Only this test in the simulator's unit tests uses Kerberos.
+        std::env::set_var("KRB5_CONFIG", &kdc.krb5_conf);
+        let keytab = AcceptorCredential::from_keytab(&kdc.service_keytab).unwrap();
+        let client = ClientCredential::acquire(
+            &kdc.user_principal(),
+            &ClientSecret::Password(PASSWORD.into()),
+        )
+        .unwrap();
+        let (cb, other) = leaf_and_foreign_bindings();
+        let header = |binding: Option<&ChannelBinding>| {
+            let (_, token) = Initiator::start(
+                &client,
+                "mail.contoso.test",
+                binding.map(|b| b.application_data().to_vec()),
+            )
+            .unwrap();
+            format!(
+                "Negotiate {}",
+                base64::engine::general_purpose::STANDARD.encode(token)
+            )
+        };
+        let a = acct();
+        let done = |step: NegotiateStep| match step {
+            NegotiateStep::Done(mutual) => mutual.is_some(),
+            NegotiateStep::Failed(why, _) => panic!("refused: {why}"),
+        };
+        let refused = |step: NegotiateStep| match step {
+            NegotiateStep::Done(_) => panic!("accepted"),
+            NegotiateStep::Failed(why, _) => why,
+        };
+        // The right binding passes, with a mutual-authentication token for the reply.
+        assert!(done(negotiate_step(
+            &a,
+            &keytab,
+            &header(Some(&cb)),
+            Some(&cb)
+        )));
+        // Another certificate's binding (a TLS-inspecting proxy) is refused.
+        let why = refused(negotiate_step(
+            &a,
+            &keytab,
+            &header(Some(&other)),
+            Some(&cb),
+        ));
+        assert!(why.contains("channel binding"), "{why}");
+        // No binding at all is refused under Extended Protection, accepted without it.
+        let why = refused(negotiate_step(&a, &keytab, &header(None), Some(&cb)));
+        assert!(why.contains("no channel binding"), "{why}");
+        assert!(done(negotiate_step(&a, &keytab, &header(None), None)));
+        // A valid ticket of another account is not the service account's.
+        let mut stranger = acct();
+        stranger.username = "someone-else".into();
+        let why = refused(negotiate_step(&stranger, &keytab, &header(None), None));
+        assert!(why.contains("not the service account"), "{why}");
+        // Garbage is refused without reaching the library's happy path.
+        refused(negotiate_step(&a, &keytab, "Negotiate !!!", None));
+        refused(negotiate_step(&a, &keytab, "Negotiate YWJj", None));
     }
 }

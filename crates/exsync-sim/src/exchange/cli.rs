@@ -28,10 +28,14 @@ struct Args {
     /// Number of user mailboxes created on first start (user1@…, user2@…).
     #[arg(long, default_value_t = 3)]
     mailboxes: usize,
-    /// Offered auth schemes: basic, ntlm or both.
+    /// Offered auth schemes, comma-separated: basic, ntlm, negotiate.
     #[arg(long, default_value = "basic,ntlm")]
     auth: String,
-    /// Require NTLM channel binding (tls-server-end-point of the leaf certificate).
+    /// Keytab with the keys of HTTP/mail.<domain>, for --auth negotiate (MIT's krb5.conf, from
+    /// KRB5_CONFIG, sets the clock skew allowed).
+    #[arg(long)]
+    keytab: Option<PathBuf>,
+    /// Require channel binding (tls-server-end-point of the leaf certificate) for NTLM and Kerberos.
     #[arg(long)]
     extended_protection: bool,
     /// EWSMaxConcurrency for the service account and for each mailbox.
@@ -60,6 +64,7 @@ async fn main(args: Args) -> Result<()> {
         domain: args.domain,
         mailboxes: args.mailboxes,
         auth: args.auth,
+        keytab: args.keytab,
         extended_protection: args.extended_protection,
         max_concurrency: args.max_concurrency,
         back_off_ms: args.back_off_ms,

@@ -36,9 +36,11 @@ pub struct ExchangeSimOptions {
     /// in an empty `data_dir`. Of two or more, all but the last may be impersonated, so tests
     /// have a denied one.
     pub mailboxes: usize,
-    /// The schemes offered, comma-separated: `basic`, `ntlm` or both. Anything else, or
-    /// neither, makes [`ExchangeSim::start`] fail.
+    /// The schemes offered, comma-separated: `basic`, `ntlm`, `negotiate`. Anything else, or
+    /// none, makes [`ExchangeSim::start`] fail.
     pub auth: String,
+    /// The keytab holding `HTTP/mail.<domain>`'s keys, which `negotiate` needs.
+    pub keytab: Option<PathBuf>,
     /// Require NTLM channel binding to the leaf certificate, as Exchange's Extended
     /// Protection does.
     pub extended_protection: bool,
@@ -62,6 +64,7 @@ impl ExchangeSimOptions {
             domain: "contoso.test".into(),
             mailboxes: 3,
             auth: "basic,ntlm".into(),
+            keytab: None,
             extended_protection: false,
             max_concurrency: 27,
             back_off_ms: 500,
@@ -151,6 +154,16 @@ impl ExchangeSim {
     /// once it accepts connections.
     pub async fn start(mut args: ExchangeSimOptions) -> Result<ExchangeSim> {
         let schemes = Schemes::parse(&args.auth).map_err(anyhow::Error::msg)?;
+        let kerberos = match (&args.keytab, schemes.negotiate) {
+            (Some(keytab), true) => Some(
+                exsync_gss::AcceptorCredential::from_keytab(keytab)
+                    .map_err(|e| anyhow::anyhow!("--keytab {}: {e}", keytab.display()))?,
+            ),
+            (None, true) => {
+                bail!("--auth negotiate needs --keytab FILE (the keys of HTTP/mail.<domain>)")
+            }
+            (_, false) => None,
+        };
         let domain = args.domain.to_ascii_lowercase();
         if domain.is_empty() || domain.contains('/') {
             bail!("--domain must be a DNS name");
@@ -247,7 +260,14 @@ impl ExchangeSim {
             })
         };
         let persistence = Persistence::start(&args.data_dir, &state)?;
-        let app = Arc::new(App::new(cfg, state, persistence, throttle, Some(binding)));
+        let app = Arc::new(App::new(
+            cfg,
+            state,
+            persistence,
+            throttle,
+            Some(binding),
+            kerberos,
+        ));
         if let Ok(mut u) = app.ews_url_by_name.lock() {
             *u = format!("https://{mail_host}:{port}/EWS/Exchange.asmx");
         }

@@ -19,7 +19,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use super::auth::{Account, ConnAuth, NtlmStep, Schemes};
+use super::auth::{negotiate_step, Account, ConnAuth, NegotiateStep, NtlmStep, Schemes};
 use super::changes::Persistence;
 use super::faults::{Action, Faults};
 use super::ops::{self, Ctx};
@@ -41,6 +41,8 @@ pub struct Counters {
     /// The same, for requests that reached the plain-HTTP listener.
     pub authorization_headers_plain_http: BTreeMap<String, u64>,
     pub http_status: BTreeMap<u16, u64>,
+    /// Successful logons by scheme (`basic`, `ntlm`, `negotiate`).
+    pub logons_per_scheme: BTreeMap<String, u64>,
     pub throttled: u64,
     pub faults_injected: u64,
 }
@@ -68,6 +70,8 @@ pub struct App {
     /// Where the plain-HTTP Autodiscover redirect points; the control API can change it.
     pub http_redirect: Mutex<Option<String>>,
     pub channel_binding: Option<exsync_ntlm::ChannelBinding>,
+    /// The keytab's keys, when Negotiate is offered.
+    pub kerberos: Option<exsync_gss::AcceptorCredential>,
     trace_seq: AtomicU64,
 }
 
@@ -99,6 +103,7 @@ impl App {
         persistence: Persistence,
         throttle: Arc<Throttle>,
         channel_binding: Option<exsync_ntlm::ChannelBinding>,
+        kerberos: Option<exsync_gss::AcceptorCredential>,
     ) -> App {
         let netbios = cfg
             .domain
@@ -123,6 +128,7 @@ impl App {
             ews_url_by_name: Mutex::new(String::new()),
             http_redirect: Mutex::new(None),
             channel_binding,
+            kerberos,
             trace_seq: AtomicU64::new(0),
         }
     }
@@ -260,7 +266,8 @@ fn host_of(req: &Request<Incoming>) -> String {
 }
 
 enum Authn {
-    Ok,
+    /// Authenticated; a `WWW-Authenticate` value for the reply (Kerberos mutual authentication).
+    Ok(Option<String>),
     Reply(Response<Body>),
 }
 
@@ -293,7 +300,7 @@ fn authenticate(app: &App, conn: &Mutex<ConnAuth>, headers: &http::HeaderMap, ho
     match header {
         None => {
             if conn.authenticated {
-                Authn::Ok
+                Authn::Ok(None)
             } else {
                 Authn::Reply(unauthorized(app, host, None))
             }
@@ -307,7 +314,8 @@ fn authenticate(app: &App, conn: &Mutex<ConnAuth>, headers: &http::HeaderMap, ho
             match scheme.as_str() {
                 "basic" if app.cfg.schemes.basic => {
                     if app.account.check_basic(&h) {
-                        Authn::Ok
+                        app.count(|c| *c.logons_per_scheme.entry(scheme.clone()).or_default() += 1);
+                        Authn::Ok(None)
                     } else {
                         tracing::info!(host, "Basic logon failed");
                         Authn::Reply(unauthorized(app, host, None))
@@ -321,10 +329,37 @@ fn authenticate(app: &App, conn: &Mutex<ConnAuth>, headers: &http::HeaderMap, ho
                     };
                     match conn.ntlm_step(&app.account, &h, binding) {
                         NtlmStep::Challenge(c) => Authn::Reply(unauthorized(app, host, Some(c))),
-                        NtlmStep::Done => Authn::Ok,
+                        NtlmStep::Done => {
+                            app.count(|c| {
+                                *c.logons_per_scheme.entry(scheme.clone()).or_default() += 1
+                            });
+                            Authn::Ok(None)
+                        }
                         NtlmStep::Failed(why) => {
                             tracing::info!(host, reason = %why, "NTLM logon failed");
                             Authn::Reply(unauthorized(app, host, None))
+                        }
+                    }
+                }
+                "negotiate" if app.cfg.schemes.negotiate => {
+                    let Some(credential) = app.kerberos.as_ref() else {
+                        return Authn::Reply(unauthorized(app, host, None));
+                    };
+                    let binding = if app.cfg.extended_protection {
+                        app.channel_binding.as_ref()
+                    } else {
+                        None
+                    };
+                    match negotiate_step(&app.account, credential, &h, binding) {
+                        NegotiateStep::Done(mutual) => {
+                            app.count(|c| {
+                                *c.logons_per_scheme.entry(scheme.clone()).or_default() += 1
+                            });
+                            Authn::Ok(mutual)
+                        }
+                        NegotiateStep::Failed(why, challenge) => {
+                            tracing::info!(host, reason = %why, "Kerberos logon failed");
+                            Authn::Reply(unauthorized(app, host, challenge))
                         }
                     }
                 }
@@ -384,11 +419,14 @@ async fn handle(
         Ok(b) => b,
         Err(r) => return Ok(r),
     };
-    if let Authn::Reply(r) = authenticate(&app, &conn, &parts.headers, &host) {
-        app.count(|c| *c.http_status.entry(r.status().as_u16()).or_default() += 1);
-        return Ok(r);
-    }
-    let resp = if is_ews {
+    let mutual = match authenticate(&app, &conn, &parts.headers, &host) {
+        Authn::Reply(r) => {
+            app.count(|c| *c.http_status.entry(r.status().as_u16()).or_default() += 1);
+            return Ok(r);
+        }
+        Authn::Ok(mutual) => mutual,
+    };
+    let mut resp = if is_ews {
         ews(&app, &body).await?
     } else {
         let text = String::from_utf8_lossy(&body);
@@ -421,6 +459,9 @@ async fn handle(
             ),
         }
     };
+    if let Some(v) = mutual.and_then(|v| http::HeaderValue::from_str(&v).ok()) {
+        resp.headers_mut().insert(http::header::WWW_AUTHENTICATE, v);
+    }
     app.count(|c| *c.http_status.entry(resp.status().as_u16()).or_default() += 1);
     Ok(resp)
 }

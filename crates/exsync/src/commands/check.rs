@@ -39,7 +39,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let key_exists = key_from_env || key_file.exists();
     let inputs = if state_exists && key_exists {
         let (_, vault, _) = open_vault(&args.config, &args.key)?;
-        Inputs::from_vault(config, &vault, args.user.clone())?
+        Inputs::from_vault(config, &vault, args.user.clone())?.with_kerberos(&vault)
     } else {
         local.evidence.push(if state_exists {
             format!(

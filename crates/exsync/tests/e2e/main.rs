@@ -22,6 +22,7 @@ mod faults;
 mod fidelity;
 mod hostile;
 mod hybrid;
+mod kerberos;
 mod lab;
 mod migration;
 mod private_files;

@@ -98,6 +98,7 @@ users = ["user1@contoso.test"]
             crm_client_secret: None,
             graph: Default::default(),
             user: Some(user.to_owned()),
+            kerberos: Ok(None),
         }
     }
 }

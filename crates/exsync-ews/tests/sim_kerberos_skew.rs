@@ -1,0 +1,33 @@
+//! A KDC whose clock runs two hours ahead of the Exchange simulator's: the simulator refuses the
+//! ticket, and our client names the clock as the cause from the KRB-ERROR in the 401. Its own
+//! test binary, because `KRB5_CONFIG` is process-wide.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::sim::with_kdc;
+use exsync_ews::{AuthMode, EwsError};
+use exsync_gss::Problem;
+use exsync_testkit::kdc::{KdcOptions, PASSWORD};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clock_skew_is_reported_with_the_fix() {
+    let Some((kdc, sim)) = with_kdc(
+        KdcOptions {
+            clock_ahead_secs: Some(7200),
+            ..KdcOptions::default()
+        },
+        "negotiate",
+        false,
+    ) else {
+        return;
+    };
+    let cfg = sim.kerberos_config(AuthMode::Kerberos, &kdc.user_principal(), PASSWORD, None);
+    let err = sim.calendar_error(cfg).await;
+    let text = err.to_string();
+    match err {
+        EwsError::Kerberos { error, .. } => assert_eq!(error.problem, Problem::ClockSkew, "{text}"),
+        other => panic!("expected the clock to be named, got {other}"),
+    }
+    assert!(text.contains("NTP"), "{text}");
+}
