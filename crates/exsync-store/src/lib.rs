@@ -5,7 +5,8 @@
 //!
 //! The interface comes in roles, one per consumer: [`SyncState`] for the sync engine,
 //! [`Accounts`] for the console's users, [`Secrets`] for the vault. [`Store`] is all of them
-//! at once; [`SqliteStore`] is the single-process implementation. A pass is committed by
+//! at once; [`SqliteStore`] is the single-process implementation and [`PgStore`] the one on a
+//! PostgreSQL database that several processes can share. A pass is committed by
 //! [`SyncState::commit_pass`] in one transaction, so cursors never move past writes whose
 //! mappings were not saved.
 
@@ -14,6 +15,7 @@
 
 mod console;
 mod error;
+mod postgres;
 mod roles;
 mod sqlite;
 mod store;
@@ -23,6 +25,7 @@ pub use console::{
     AdminUser, ApiToken, AuditEvent, AuditRecord, Role, Secret, SecretInfo, Session,
 };
 pub use error::{StoreError, StoreResult};
+pub use postgres::{PgOptions, PgStore, PgTls, PG_SCHEMA_VERSION};
 pub use roles::{Accounts, Secrets, SyncState};
 pub use sqlite::{SqliteStore, SCHEMA_VERSION};
 pub use store::Store;

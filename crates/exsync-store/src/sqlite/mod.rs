@@ -1,17 +1,17 @@
 //! The SQLite backend: one database file in WAL mode, so the console can read while a pass
 //! writes, with foreign keys enforced and a busy timeout for the moments two writers meet.
 
-mod accounts;
-mod codec;
-mod commit;
+pub(crate) mod accounts;
+pub(crate) mod codec;
+pub(crate) mod commit;
 mod echo;
 mod journal;
 mod migrations;
 mod secrets;
 mod settings;
-mod state;
+pub(crate) mod state;
 mod sync_state;
-mod users;
+pub(crate) mod users;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -21,7 +21,7 @@ use rusqlite::Connection;
 
 use crate::error::{StoreError, StoreResult};
 
-pub(crate) use migrations::{migrate, user_version, MIGRATIONS};
+pub(crate) use migrations::{check_not_newer, migrate, user_version, MIGRATIONS};
 
 /// The schema version this build creates and understands.
 pub const SCHEMA_VERSION: i64 = 7;
