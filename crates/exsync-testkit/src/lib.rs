@@ -11,5 +11,6 @@ pub mod cli;
 pub mod hostile;
 pub mod keys;
 pub mod paths;
+pub mod postgres;
 pub mod schema;
 pub mod sim;

@@ -73,12 +73,4 @@ impl PgStore {
         let mut client = self.pool.get(op)?;
         f(&mut client)
     }
-
-    /// Raw access for tests that tamper with or inspect the database.
-    #[cfg(test)]
-    pub(crate) fn with_client<R>(&self, f: impl FnOnce(&mut Client) -> R) -> R {
-        #[allow(clippy::expect_used)]
-        let mut client = self.pool.get("test").expect("a pooled connection");
-        f(&mut client)
-    }
 }

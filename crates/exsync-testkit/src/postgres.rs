@@ -1,0 +1,372 @@
+//! A throwaway PostgreSQL for tests, started from the Debian `postgresql` package's binaries
+//! with no Docker and no TCP port: one cluster in a temporary directory, reached over a Unix
+//! socket there, fsync off, and a fresh database for each test (`CREATE DATABASE`, a copy of
+//! the empty template).
+//!
+//! nextest runs every test in its own process, and a cluster costs about a second to start,
+//! so the test processes of one checkout share one cluster: the first starts it (under a lock
+//! directory), the others find it ready, and each use touches a lease file. A detached reaper
+//! stops the cluster and removes its directory once the lease has gone stale and no client is
+//! connected, so nothing outlives the test run for long.
+//!
+//! Without PostgreSQL installed, [`database`] prints why and returns `None`, and the caller
+//! skips; under `EXSYNC_REQUIRE_POSTGRES=1` (set by `scripts/test`, which installs it) it
+//! panics instead, so CI cannot pass by skipping.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+/// A lease not touched for this long, with no client connected, lets the reaper stop the
+/// cluster.
+const IDLE: Duration = Duration::from_secs(20);
+
+/// One test's own database in the shared cluster, dropped with it.
+pub struct Database {
+    name: String,
+    socket_dir: PathBuf,
+    bin: PathBuf,
+}
+
+impl Database {
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Connection parameters in the key=value form.
+    pub fn conninfo(&self) -> String {
+        format!(
+            "host={} port=5432 user=postgres dbname={}",
+            self.socket_dir.display(),
+            self.name
+        )
+    }
+
+    /// The same as a `postgres://` URL, the socket directory percent-encoded as the host.
+    pub fn url(&self) -> String {
+        let host: String = self
+            .socket_dir
+            .display()
+            .to_string()
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                    (b as char).to_string()
+                }
+                other => format!("%{other:02X}"),
+            })
+            .collect();
+        format!("postgres://postgres@{host}:5432/{}", self.name)
+    }
+
+    /// Runs SQL in this database with `psql` and returns what it printed (unaligned, tuples
+    /// only), panicking on an error.
+    pub fn psql(&self, sql: &str) -> String {
+        psql(&self.bin, &self.socket_dir, &self.name, sql)
+            .unwrap_or_else(|e| panic!("psql in {}: {e}", self.name))
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        touch(&self.socket_dir.join("lease"));
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        // The cluster goes with the reaper anyway; a failed drop only keeps disk a while.
+        let _ = psql(&self.bin, &self.socket_dir, "postgres", &sql);
+    }
+}
+
+/// A fresh, empty database in the shared test cluster, or `None` (with the reason printed)
+/// when PostgreSQL is not installed and `EXSYNC_REQUIRE_POSTGRES` is not `1`.
+pub fn database() -> Option<Database> {
+    let bin = match find_bin() {
+        Ok(bin) => bin,
+        Err(reason) => {
+            if std::env::var("EXSYNC_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+                panic!("{reason}, and EXSYNC_REQUIRE_POSTGRES=1 requires it (apt-get install postgresql)");
+            }
+            eprintln!("SKIPPED the PostgreSQL variant: {reason} (apt-get install postgresql runs it)");
+            return None;
+        }
+    };
+    let dir = shared_cluster(&bin).unwrap_or_else(|e| panic!("test PostgreSQL: {e}"));
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let name = format!(
+        "t_{}_{}_{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    psql(&bin, &dir, "postgres", &format!("CREATE DATABASE {name}"))
+        .unwrap_or_else(|e| panic!("creating test database {name}: {e}"));
+    Some(Database {
+        name,
+        socket_dir: dir,
+        bin,
+    })
+}
+
+/// The newest `/usr/lib/postgresql/<version>/bin` holding `initdb`.
+fn find_bin() -> Result<PathBuf, String> {
+    let root = Path::new("/usr/lib/postgresql");
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir(root)
+        .map_err(|_| format!("PostgreSQL is not installed ({} is missing)", root.display()))?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").is_file().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    versions
+        .pop()
+        .map(|(_, bin)| bin)
+        .ok_or_else(|| format!("no initdb under {}", root.display()))
+}
+
+fn is_root() -> bool {
+    // The effective user's id without libc: the owner of a file this process just created.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|uid| uid == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Runs a PostgreSQL server program as the `postgres` user when this process is root (initdb
+/// and pg_ctl refuse root), else as this user.
+fn as_server_user(program: &Path, args: &[&str]) -> Command {
+    if is_root() {
+        let mut line = shell_quote(&program.display().to_string());
+        for arg in args {
+            line.push(' ');
+            line.push_str(&shell_quote(arg));
+        }
+        let mut cmd = Command::new("su");
+        cmd.args(["postgres", "-s", "/bin/sh", "-c", &line]);
+        cmd
+    } else {
+        let mut cmd = Command::new(program);
+        cmd.args(args);
+        cmd
+    }
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+fn run(mut cmd: Command, what: &str) -> Result<(), String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{what}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+fn psql(bin: &Path, dir: &Path, db: &str, sql: &str) -> Result<String, String> {
+    let out = Command::new(bin.join("psql"))
+        .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
+        .arg(dir)
+        .args(["-p", "5432", "-U", "postgres", "-d", db, "-c", sql])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("psql: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+fn touch(path: &Path) {
+    let _ = std::fs::write(path, b"");
+}
+
+/// The cluster directory of this checkout, started if nobody has.
+fn shared_cluster(bin: &Path) -> Result<PathBuf, String> {
+    let key = {
+        // FNV-1a of the checkout's path: short, stable and free of dependencies.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in env!("CARGO_MANIFEST_DIR").bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        h
+    };
+    let dir = std::env::temp_dir().join(format!("exsync-pg-{key:016x}"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if Instant::now() > deadline {
+            return Err(format!("the cluster in {} did not become ready", dir.display()));
+        }
+        let _ = std::fs::create_dir_all(&dir);
+        // The lease first, then the ready mark: the reaper removes the mark before it reads
+        // the lease, so one of the two sees the other (see the module comment).
+        touch(&dir.join("lease"));
+        if dir.join("ready").exists() {
+            return Ok(dir);
+        }
+        let lock = dir.join("starting");
+        match std::fs::create_dir(&lock) {
+            Ok(()) => {
+                let started = start(bin, &dir);
+                if started.is_err() {
+                    let _ = std::fs::remove_dir(&lock);
+                }
+                started?;
+                return Ok(dir);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let stale = std::fs::metadata(&lock)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > Duration::from_secs(30));
+                if stale {
+                    // A starter that died half-way; its cluster, if any, is stopped by its
+                    // reaper or never ran.
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => return Err(format!("lock {}: {e}", lock.display())),
+        }
+    }
+}
+
+fn start(bin: &Path, dir: &Path) -> Result<(), String> {
+    let data = dir.join("data");
+    let log = dir.join("log");
+    if is_root() {
+        run(
+            {
+                let mut c = Command::new("chown");
+                c.arg("postgres:").arg(dir);
+                c
+            },
+            "chown the cluster directory to postgres",
+        )?;
+    }
+    let data_s = data.display().to_string();
+    run(
+        as_server_user(
+            &bin.join("initdb"),
+            &[
+                "-D",
+                &data_s,
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ],
+        ),
+        "initdb",
+    )?;
+    let options = format!(
+        "-k {} -c listen_addresses='' -c fsync=off -c synchronous_commit=off \
+         -c full_page_writes=off -c max_connections=200",
+        dir.display()
+    );
+    let log_s = log.display().to_string();
+    let mut pg_ctl = as_server_user(
+        &bin.join("pg_ctl"),
+        &["-D", &data_s, "-o", &options, "-w", "-l", &log_s, "start"],
+    );
+    // The server must not hold the test's output pipes, or the runner waits for it.
+    pg_ctl.stdout(Stdio::null()).stderr(Stdio::null());
+    let status = Command::new("setsid")
+        .arg("-f")
+        .arg(pg_ctl.get_program())
+        .args(pg_ctl.get_args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| format!("setsid pg_ctl: {e}"))?;
+    if !status.success() {
+        return Err(format!("pg_ctl start: {status}"));
+    }
+    // setsid -f returns at once; wait for the socket to answer.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while psql(bin, dir, "postgres", "SELECT 1").is_err() {
+        if Instant::now() > deadline {
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            return Err(format!("the test cluster did not start: {log}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    spawn_reaper(bin, dir)?;
+    touch(&dir.join("ready"));
+    Ok(())
+}
+
+fn spawn_reaper(bin: &Path, dir: &Path) -> Result<(), String> {
+    let d = shell_quote(&dir.display().to_string());
+    let psql = shell_quote(&bin.join("psql").display().to_string());
+    let stop = {
+        let pg_ctl = bin.join("pg_ctl").display().to_string();
+        let line = format!(
+            "{} -D {} -m immediate -w stop",
+            shell_quote(&pg_ctl),
+            shell_quote(&dir.join("data").display().to_string())
+        );
+        if is_root() {
+            format!("su postgres -s /bin/sh -c {}", shell_quote(&line))
+        } else {
+            line
+        }
+    };
+    let idle = IDLE.as_secs();
+    let script = format!(
+        r#"
+while sleep 2; do
+  now=$(date +%s)
+  lease=$(stat -c %Y {d}/lease 2>/dev/null || echo 0)
+  [ $((now - lease)) -lt {idle} ] && continue
+  clients=$({psql} -X -A -t -h {d} -p 5432 -U postgres -d postgres -c "SELECT count(*) - 1 FROM pg_stat_activity WHERE backend_type = 'client backend'" 2>/dev/null || echo gone)
+  [ "$clients" = gone ] && break
+  [ "$clients" != 0 ] && continue
+  rm -f {d}/ready
+  lease=$(stat -c %Y {d}/lease 2>/dev/null || echo 0)
+  if [ $(( $(date +%s) - lease)) -lt {idle} ]; then touch {d}/ready; continue; fi
+  break
+done
+{stop} >/dev/null 2>&1
+rm -rf {d}
+"#
+    );
+    Command::new("setsid")
+        .args(["-f", "/bin/sh", "-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| format!("starting the cluster's reaper: {e}"))
+        .and_then(|s| {
+            s.success()
+                .then_some(())
+                .ok_or_else(|| format!("the cluster's reaper did not start: {s}"))
+        })
+}
