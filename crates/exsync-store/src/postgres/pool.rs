@@ -16,6 +16,13 @@ use crate::error::{StoreError, StoreResult};
 /// How long a call waits for a free connection when all are in use.
 const WAIT_FOR_CONNECTION: Duration = Duration::from_secs(30);
 
+/// A connection idle for longer is checked with an empty query before it is used: the
+/// client only notices that the server went away (a restart, a failover, an idle timeout)
+/// when it next talks to it, and a call should not fail on a connection that was dead before
+/// it started.
+const CHECK_AFTER_IDLE: Duration = Duration::from_secs(2);
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
 pub(super) struct Pool {
     prepared: Prepared,
     tls: Option<RustlsConnect>,
@@ -25,7 +32,7 @@ pub(super) struct Pool {
 }
 
 struct State {
-    idle: Vec<Client>,
+    idle: Vec<(Client, Instant)>,
     open: usize,
 }
 
@@ -65,39 +72,57 @@ impl Pool {
     /// open, or the next one handed back.
     pub(super) fn get(&self, op: &'static str) -> StoreResult<Pooled<'_>> {
         let deadline = Instant::now() + WAIT_FOR_CONNECTION;
+        loop {
+            match self.take(deadline) {
+                Taken::Idle(mut client, since) => {
+                    // Checked outside the lock: a dead server must not stall other callers.
+                    let alive = !client.is_closed()
+                        && (since.elapsed() < CHECK_AFTER_IDLE
+                            || client.is_valid(CHECK_TIMEOUT).is_ok());
+                    if alive {
+                        return Ok(Pooled {
+                            pool: self,
+                            client: Some(client),
+                        });
+                    }
+                    tracing::debug!(target_db = %self.target(), "dropped a dead pooled connection");
+                    self.release_slot();
+                }
+                Taken::Slot => {
+                    return match self.connect() {
+                        Ok(client) => Ok(Pooled {
+                            pool: self,
+                            client: Some(client),
+                        }),
+                        Err(detail) => {
+                            self.release_slot();
+                            Err(StoreError::Backend {
+                                op,
+                                user: None,
+                                detail: format!("cannot connect to {}: {detail}", self.target()),
+                            })
+                        }
+                    };
+                }
+                Taken::TimedOut => return Err(StoreError::Busy { op, user: None }),
+            }
+        }
+    }
+
+    /// An idle connection, or a slot to open one in, waiting until `deadline` for either.
+    fn take(&self, deadline: Instant) -> Taken {
         let mut state = self.lock();
         loop {
-            while let Some(client) = state.idle.pop() {
-                if client.is_closed() {
-                    state.open = state.open.saturating_sub(1);
-                    continue;
-                }
-                return Ok(Pooled {
-                    pool: self,
-                    client: Some(client),
-                });
+            if let Some((client, since)) = state.idle.pop() {
+                return Taken::Idle(client, since);
             }
             if state.open < self.max {
                 state.open += 1;
-                drop(state);
-                return match self.connect() {
-                    Ok(client) => Ok(Pooled {
-                        pool: self,
-                        client: Some(client),
-                    }),
-                    Err(detail) => {
-                        self.release_slot();
-                        Err(StoreError::Backend {
-                            op,
-                            user: None,
-                            detail: format!("cannot connect to {}: {detail}", self.target()),
-                        })
-                    }
-                };
+                return Taken::Slot;
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(StoreError::Busy { op, user: None });
+                return Taken::TimedOut;
             }
             state = self
                 .freed
@@ -127,9 +152,15 @@ impl Pool {
             self.release_slot();
             return;
         }
-        self.lock().idle.push(client);
+        self.lock().idle.push((client, Instant::now()));
         self.freed.notify_one();
     }
+}
+
+enum Taken {
+    Idle(Client, Instant),
+    Slot,
+    TimedOut,
 }
 
 /// A connection taken from the pool; it goes back when dropped.

@@ -10,6 +10,7 @@ mod journal;
 mod kill;
 mod migrations;
 mod pairs;
+mod postgres_only;
 mod reset;
 mod roundtrip;
 mod skipped;
