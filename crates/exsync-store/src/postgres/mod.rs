@@ -18,7 +18,7 @@ mod users;
 
 use postgres::Client;
 
-use crate::error::StoreResult;
+use crate::error::{StoreError, StoreResult};
 
 pub use connect::{PgOptions, PgTls};
 pub(crate) use migrations::PG_MIGRATIONS;
@@ -43,13 +43,15 @@ impl PgStore {
     /// Connects to the database named by `options`, brings its schema up to date and keeps
     /// the connection for the pool.
     pub fn open(options: &PgOptions) -> StoreResult<Self> {
-        let pool = pool::Pool::new(options)?;
-        {
-            let mut client = pool.get("open")?;
-            migrations::migrate(&mut client, pool.target(), PG_MIGRATIONS)?;
-        }
-        tracing::debug!(target_db = %pool.target(), "state database open");
-        Ok(PgStore { pool })
+        let store = PgStore {
+            pool: pool::Pool::new(options)?,
+        };
+        let target = store.pool.target();
+        store.with("open", |client| {
+            migrations::migrate(client, target, PG_MIGRATIONS).map(|_| ())
+        })?;
+        tracing::debug!(target_db = %target, "state database open");
+        Ok(store)
     }
 
     /// The database as `postgres://user@host:port/db`, without a password: for messages.
@@ -59,18 +61,34 @@ impl PgStore {
 
     /// The schema version recorded in the database.
     pub fn schema_version(&self) -> StoreResult<i64> {
-        let mut client = self.pool.get("read schema version")?;
-        migrations::recorded_version(&mut client)
-            .map_err(|e| codec::backend("read schema version", None, &e))
+        self.with("read schema version", |client| {
+            migrations::recorded_version(client)
+                .map_err(|e| codec::backend("read schema version", None, &e))
+        })
     }
 
-    /// Runs `f` on a pooled connection.
-    fn with<R>(
+    /// Runs `f` on a pooled connection. The client drives a runtime of its own, which tokio
+    /// refuses to start on a thread that runs async tasks; a call made there (a console
+    /// handler that reads status without `spawn_blocking`) runs on a short-lived thread of its
+    /// own instead of panicking.
+    fn with<R: Send>(
         &self,
         op: &'static str,
-        f: impl FnOnce(&mut Client) -> StoreResult<R>,
+        f: impl FnOnce(&mut Client) -> StoreResult<R> + Send,
     ) -> StoreResult<R> {
-        let mut client = self.pool.get(op)?;
-        f(&mut client)
+        let run = || -> StoreResult<R> {
+            let mut client = self.pool.get(op)?;
+            f(&mut client)
+        };
+        if tokio::runtime::Handle::try_current().is_err() {
+            return run();
+        }
+        std::thread::scope(|scope| scope.spawn(run).join()).unwrap_or_else(|_| {
+            Err(StoreError::Backend {
+                op,
+                user: None,
+                detail: "the database call panicked".into(),
+            })
+        })
     }
 }

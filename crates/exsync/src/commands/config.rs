@@ -95,7 +95,7 @@ fn summary(file: &Path, config: &ExsyncConfig) -> String {
         .unwrap_or_else(|| "Autodiscover".to_owned());
     let store = match &config.store {
         StoreConfig::Sqlite { path } => format!("SQLite {}", path.display()),
-        StoreConfig::Postgres { url } => format!("PostgreSQL {url}"),
+        StoreConfig::Postgres { url, .. } => format!("PostgreSQL {url}"),
     };
     let crm = &config.crm;
     let crm_user = crm

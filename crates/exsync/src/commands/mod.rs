@@ -9,6 +9,7 @@ mod secrets;
 mod serve;
 mod service;
 mod state;
+mod store_password;
 
 use std::process::ExitCode;
 
