@@ -213,9 +213,13 @@ fn shared_cluster(bin: &Path) -> Result<PathBuf, String> {
     };
     let dir = std::env::temp_dir().join(format!("exsync-pg-{key:016x}"));
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last_error = String::from("another test process was starting it");
     loop {
         if Instant::now() > deadline {
-            return Err(format!("the cluster in {} did not become ready", dir.display()));
+            return Err(format!(
+                "the cluster in {} did not become ready: {last_error}",
+                dir.display()
+            ));
         }
         let _ = std::fs::create_dir_all(&dir);
         // The lease first, then the ready mark: the reaper removes the mark before it reads
@@ -226,30 +230,54 @@ fn shared_cluster(bin: &Path) -> Result<PathBuf, String> {
         }
         let lock = dir.join("starting");
         match std::fs::create_dir(&lock) {
+            Ok(()) if dir.join("data").exists() => {
+                // A running cluster whose reaper is checking its lease (the mark comes back)
+                // or stopping it (the directory goes): wait for either.
+                let _ = std::fs::remove_dir(&lock);
+                std::thread::sleep(Duration::from_millis(50));
+            }
             Ok(()) => {
                 let started = start(bin, &dir);
-                if started.is_err() {
-                    let _ = std::fs::remove_dir(&lock);
+                if let Err(e) = &started {
+                    // Leave no half-made cluster for the next attempt to trip over.
+                    stop(bin, &dir);
+                    let _ = std::fs::remove_dir_all(dir.join("data"));
+                    last_error = e.clone();
                 }
-                started?;
-                return Ok(dir);
+                let _ = std::fs::remove_dir(&lock);
+                if started.is_ok() {
+                    return Ok(dir);
+                }
+                std::thread::sleep(Duration::from_millis(200));
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 let stale = std::fs::metadata(&lock)
                     .and_then(|m| m.modified())
                     .ok()
                     .and_then(|t| t.elapsed().ok())
-                    .is_some_and(|age| age > Duration::from_secs(30));
+                    .is_some_and(|age| age > Duration::from_secs(60));
                 if stale {
-                    // A starter that died half-way; its cluster, if any, is stopped by its
-                    // reaper or never ran.
-                    let _ = std::fs::remove_dir_all(&dir);
+                    // A starter that died half-way (starting takes about a second).
+                    stop(bin, &dir);
+                    let _ = std::fs::remove_dir_all(dir.join("data"));
+                    let _ = std::fs::remove_dir(&lock);
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
             Err(e) => return Err(format!("lock {}: {e}", lock.display())),
         }
     }
+}
+
+/// Stops the cluster in `dir` at once, if one runs.
+fn stop(bin: &Path, dir: &Path) {
+    let data = dir.join("data").display().to_string();
+    let mut cmd = as_server_user(&bin.join("pg_ctl"), &["-D", &data, "-m", "immediate", "-w", "stop"]);
+    let _ = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 fn start(bin: &Path, dir: &Path) -> Result<(), String> {
