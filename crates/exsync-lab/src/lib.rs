@@ -20,7 +20,7 @@ use exsync_ews::{Credentials, EwsClient, EwsConfig};
 use exsync_salesforce::{AuthConfig, SalesforceClient, SalesforceConfig, Secret};
 use exsync_sim::exchange::{ExchangeSim, ExchangeSimOptions};
 use exsync_sim::salesforce::SalesforceSim;
-use exsync_store::{SqliteStore, Store};
+use exsync_store::{PgOptions, PgStore, SqliteStore, Store};
 use serde_json::{json, Value};
 
 use exsync_engine::connect::ews::{Endpoint, ExchangeConnection};
@@ -53,6 +53,9 @@ pub struct LabOptions {
     pub crm_key_pem: Option<String>,
     /// The sync configuration; [`lab_configuration`] when `None`.
     pub configuration: Option<SyncConfiguration>,
+    /// A PostgreSQL database (a `postgres://` URL without password) to keep the state in,
+    /// instead of `exsync.db` in `dir`; the written configuration names it too.
+    pub postgres_url: Option<String>,
 }
 
 impl LabOptions {
@@ -66,6 +69,7 @@ impl LabOptions {
             crm_settle: Duration::from_secs(1),
             crm_key_pem: None,
             configuration: None,
+            postgres_url: None,
         }
     }
 }
@@ -240,7 +244,10 @@ impl Lab {
         ews_config.observer = Some(observer.clone());
         let ews = EwsClient::new(ews_config).context("EWS connector")?;
         crm_config.observer = Some(observer);
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(options.dir.join("exsync.db"))?);
+        let store: Arc<dyn Store> = match &options.postgres_url {
+            Some(url) => Arc::new(PgStore::open(&PgOptions::new(url.clone()))?),
+            None => Arc::new(SqliteStore::open(options.dir.join("exsync.db"))?),
+        };
         let syncer = Arc::new(Syncer {
             exchange: Mailboxes::ews_only(ExchangeConnection::new(
                 ews,
@@ -352,7 +359,7 @@ impl Lab {
         let config = format!(
             r#"# Written by the exsync lab for its simulators.
 [store]
-path = {store}
+{store}
 
 [exchange]
 ews_url = {ews}
@@ -383,7 +390,13 @@ groups = [{profile}]
 [configurations.sales.events]
 sync_private = true
 "#,
-            store = quoted(&self.options.dir.join("exsync.db").display().to_string()),
+            store = match &self.options.postgres_url {
+                Some(url) => format!("url = {}", quoted(url)),
+                None => format!(
+                    "path = {}",
+                    quoted(&self.options.dir.join("exsync.db").display().to_string())
+                ),
+            },
             ews = quoted(&text(&x["ews_url_by_name"])),
             mail_host = quoted(&mail_host),
             sim_addr = quoted(&sim_addr.to_string()),

@@ -24,6 +24,7 @@ mod hostile;
 mod hybrid;
 mod lab;
 mod migration;
+mod postgres;
 mod private_files;
 mod rules;
 mod run;

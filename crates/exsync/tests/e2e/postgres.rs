@@ -1,0 +1,91 @@
+//! The service on a PostgreSQL state database: `exsync sync` of the lab converges, a second
+//! pass writes nothing, and the database password comes from a private file only.
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use exsync_lab::{Lab, LabOptions, Seed};
+use exsync_testkit::cli::Cli;
+
+use crate::{shared_key, MASTER_KEY};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_on_postgres_converges_and_a_second_pass_writes_nothing() {
+    let Some(db) = exsync_testkit::postgres::database() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = LabOptions::new(dir.path().join("lab"), 2);
+    options.crm_key_pem = Some(shared_key());
+    options.postgres_url = Some(db.url());
+    let lab = Lab::start(options).await.unwrap();
+    lab.seed(&Seed {
+        crm_contacts: 5,
+        crm_events: 6,
+        exchange_contacts: 3,
+        exchange_events: 2,
+        invalid_record: false,
+    })
+    .await
+    .unwrap();
+    let config = dir.path().join("exsync.toml");
+    // The vault's secrets go into the PostgreSQL database, as `exsync secrets set` puts them.
+    lab.write_config(&config, MASTER_KEY).unwrap();
+    let password_file = dir.path().join("store-password");
+    std::fs::write(&password_file, "not-needed-on-a-trusted-socket\n").unwrap();
+    std::fs::set_permissions(&password_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let text = std::fs::read_to_string(&config).unwrap().replacen(
+        "[store]\n",
+        &format!("[store]\npassword_file = {:?}\n", password_file.display().to_string()),
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+    let sync = || {
+        Cli::new(env!("CARGO_BIN_EXE_exsync"))
+            .args(["sync", "--config"])
+            .arg(&config)
+            .env("EXSYNC_MASTER_KEY", MASTER_KEY)
+            .env_remove("EXSYNC_STORE_PASSWORD")
+            .run()
+    };
+
+    let refused = sync();
+    assert!(!refused.status.success());
+    assert!(
+        refused.stderr.contains("can be read by others") && refused.stderr.contains("chmod 600"),
+        "{}",
+        refused.stderr
+    );
+    std::fs::set_permissions(&password_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let first = sync();
+    assert!(first.status.success(), "{}\n{}", first.stdout, first.stderr);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let second = sync();
+    assert!(second.status.success(), "{}\n{}", second.stdout, second.stderr);
+
+    let check = lab.convergence().await.unwrap();
+    assert!(check.converged(), "{:#?}", check.problems);
+    assert!(check.pairs >= 16, "{check:#?}");
+    for user in &lab.users {
+        let runs = lab.syncer.store.runs(&user.key, 2).unwrap();
+        assert_eq!(runs.len(), 2, "{runs:#?}");
+        let last = runs[0].counts;
+        assert_eq!(
+            last.created + last.updated + last.deleted,
+            0,
+            "the second pass wrote: {last:?}"
+        );
+        assert!(runs[1].counts.created > 0, "{:?}", runs[1].counts);
+    }
+    assert!(
+        !dir.path().join("lab").join("exsync.db").exists(),
+        "nothing was kept in SQLite"
+    );
+    assert_eq!(
+        db.psql("SELECT count(*) > 0 FROM pairs"),
+        "t",
+        "the pairs are in PostgreSQL"
+    );
+}
