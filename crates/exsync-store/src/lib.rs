@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 mod console;
+mod copy;
 mod error;
 mod postgres;
 mod roles;
@@ -24,6 +25,7 @@ mod types;
 pub use console::{
     AdminUser, ApiToken, AuditEvent, AuditRecord, Role, Secret, SecretInfo, Session,
 };
+pub use copy::{copy_sqlite_to_postgres, CopyCounts};
 pub use error::{StoreError, StoreResult};
 pub use postgres::{PgOptions, PgStore, PgTls, PG_SCHEMA_VERSION};
 pub use roles::{Accounts, Secrets, SyncState};

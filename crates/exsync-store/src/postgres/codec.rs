@@ -8,7 +8,7 @@ use postgres::error::SqlState;
 use crate::error::StoreError;
 
 /// The server's message and detail, or the client's own error.
-pub(super) fn describe(e: &postgres::Error) -> String {
+pub(crate) fn describe(e: &postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => match db.detail() {
             Some(detail) => format!("{} ({detail})", db.message()),

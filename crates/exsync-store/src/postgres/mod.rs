@@ -20,6 +20,7 @@ use postgres::Client;
 
 use crate::error::{StoreError, StoreResult};
 
+pub(crate) use codec::describe;
 pub use connect::{PgOptions, PgTls};
 pub(crate) use migrations::PG_MIGRATIONS;
 pub use migrations::PG_SCHEMA_VERSION;
@@ -64,6 +65,20 @@ impl PgStore {
         self.with("read schema version", |client| {
             migrations::recorded_version(client)
                 .map_err(|e| codec::backend("read schema version", None, &e))
+        })
+    }
+
+    /// Runs `f` in one transaction on a pooled connection; it commits when `f` succeeds.
+    pub(crate) fn with_transaction<R: Send>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&mut postgres::Transaction<'_>) -> StoreResult<R> + Send,
+    ) -> StoreResult<R> {
+        self.with(op, |client| {
+            let mut tx = client.transaction().map_err(|e| codec::backend(op, None, &e))?;
+            let out = f(&mut tx)?;
+            tx.commit().map_err(|e| codec::backend(op, None, &e))?;
+            Ok(out)
         })
     }
 

@@ -156,6 +156,18 @@ impl SqliteStore {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Runs `f` inside one read transaction, so everything it reads is one consistent state
+    /// even while another process commits a pass. Nothing is written.
+    pub(crate) fn with_read_transaction<R>(
+        &self,
+        f: impl FnOnce(&Connection) -> StoreResult<R>,
+    ) -> StoreResult<R> {
+        const OP: &str = "read the state database";
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(|e| codec::backend(OP, None, &e))?;
+        f(&tx)
+    }
+
     #[cfg(test)]
     pub(crate) fn set_commit_hook(&mut self, hook: CommitHook) {
         self.commit_hook = Some(hook);

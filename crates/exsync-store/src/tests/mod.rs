@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod concurrency;
+mod copy;
 #[cfg(unix)]
 mod files;
 mod journal;
