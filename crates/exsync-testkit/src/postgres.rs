@@ -1,7 +1,7 @@
 //! A throwaway PostgreSQL for tests, started from the Debian `postgresql` package's binaries
-//! with no Docker and no TCP port: one cluster in a temporary directory, reached over a Unix
-//! socket there, fsync off, and a fresh database for each test (`CREATE DATABASE`, a copy of
-//! the empty template).
+//! with no Docker: one cluster in a temporary directory, reached over a Unix socket there (and
+//! on a free loopback port, for the URLs `exsync.toml` takes), fsync off, and a fresh
+//! database for each test (`CREATE DATABASE`, a copy of the empty template).
 //!
 //! nextest runs every test in its own process, and a cluster costs about a second to start,
 //! so the test processes of one checkout share one cluster: the first starts it (under a lock
@@ -26,6 +26,7 @@ const IDLE: Duration = Duration::from_secs(20);
 pub struct Database {
     name: String,
     socket_dir: PathBuf,
+    port: u16,
     bin: PathBuf,
 }
 
@@ -35,36 +36,29 @@ impl Database {
         &self.name
     }
 
-    /// Connection parameters in the key=value form.
+    /// Connection parameters in the key=value form, over the Unix socket.
     pub fn conninfo(&self) -> String {
         format!(
-            "host={} port=5432 user=postgres dbname={}",
+            "host={} port={} user=postgres dbname={}",
             self.socket_dir.display(),
+            self.port,
             self.name
         )
     }
 
-    /// The same as a `postgres://` URL, the socket directory percent-encoded as the host.
+    /// A `postgres://` URL over TCP on the loopback address, as `exsync.toml` takes it (no TLS:
+    /// allowed for a database on this host only).
     pub fn url(&self) -> String {
-        let host: String = self
-            .socket_dir
-            .display()
-            .to_string()
-            .bytes()
-            .map(|b| match b {
-                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
-                    (b as char).to_string()
-                }
-                other => format!("%{other:02X}"),
-            })
-            .collect();
-        format!("postgres://postgres@{host}:5432/{}", self.name)
+        format!(
+            "postgres://postgres@127.0.0.1:{}/{}?sslmode=disable",
+            self.port, self.name
+        )
     }
 
     /// Runs SQL in this database with `psql` and returns what it printed (unaligned, tuples
     /// only), panicking on an error.
     pub fn psql(&self, sql: &str) -> String {
-        psql(&self.bin, &self.socket_dir, &self.name, sql)
+        psql(&self.bin, &self.socket_dir, self.port, &self.name, sql)
             .unwrap_or_else(|e| panic!("psql in {}: {e}", self.name))
     }
 }
@@ -74,7 +68,7 @@ impl Drop for Database {
         touch(&self.socket_dir.join("lease"));
         let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
         // The cluster goes with the reaper anyway; a failed drop only keeps disk a while.
-        let _ = psql(&self.bin, &self.socket_dir, "postgres", &sql);
+        let _ = psql(&self.bin, &self.socket_dir, self.port, "postgres", &sql);
     }
 }
 
@@ -91,7 +85,7 @@ pub fn database() -> Option<Database> {
             return None;
         }
     };
-    let dir = shared_cluster(&bin).unwrap_or_else(|e| panic!("test PostgreSQL: {e}"));
+    let (dir, port) = shared_cluster(&bin).unwrap_or_else(|e| panic!("test PostgreSQL: {e}"));
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let nanos = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -102,11 +96,12 @@ pub fn database() -> Option<Database> {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     );
-    psql(&bin, &dir, "postgres", &format!("CREATE DATABASE {name}"))
+    psql(&bin, &dir, port, "postgres", &format!("CREATE DATABASE {name}"))
         .unwrap_or_else(|e| panic!("creating test database {name}: {e}"));
     Some(Database {
         name,
         socket_dir: dir,
+        port,
         bin,
     })
 }
@@ -182,11 +177,13 @@ fn run(mut cmd: Command, what: &str) -> Result<(), String> {
     }
 }
 
-fn psql(bin: &Path, dir: &Path, db: &str, sql: &str) -> Result<String, String> {
+fn psql(bin: &Path, dir: &Path, port: u16, db: &str, sql: &str) -> Result<String, String> {
     let out = Command::new(bin.join("psql"))
         .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
         .arg(dir)
-        .args(["-p", "5432", "-U", "postgres", "-d", db, "-c", sql])
+        .arg("-p")
+        .arg(port.to_string())
+        .args(["-U", "postgres", "-d", db, "-c", sql])
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("psql: {e}"))?;
@@ -201,8 +198,13 @@ fn touch(path: &Path) {
     let _ = std::fs::write(path, b"");
 }
 
-/// The cluster directory of this checkout, started if nobody has.
-fn shared_cluster(bin: &Path) -> Result<PathBuf, String> {
+/// The port a running cluster recorded.
+fn port_of(dir: &Path) -> Option<u16> {
+    std::fs::read_to_string(dir.join("port")).ok()?.trim().parse().ok()
+}
+
+/// The cluster directory of this checkout and its port, started if nobody has.
+fn shared_cluster(bin: &Path) -> Result<(PathBuf, u16), String> {
     let key = {
         // FNV-1a of the checkout's path: short, stable and free of dependencies.
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -226,7 +228,15 @@ fn shared_cluster(bin: &Path) -> Result<PathBuf, String> {
         // the lease, so one of the two sees the other (see the module comment).
         touch(&dir.join("lease"));
         if dir.join("ready").exists() {
-            return Ok(dir);
+            match port_of(&dir) {
+                Some(port) => return Ok((dir, port)),
+                None => {
+                    // A cluster from an older kit that recorded no port: replace it.
+                    stop(bin, &dir);
+                    let _ = std::fs::remove_dir_all(&dir);
+                    continue;
+                }
+            }
         }
         let lock = dir.join("starting");
         match std::fs::create_dir(&lock) {
@@ -245,8 +255,8 @@ fn shared_cluster(bin: &Path) -> Result<PathBuf, String> {
                     last_error = e.clone();
                 }
                 let _ = std::fs::remove_dir(&lock);
-                if started.is_ok() {
-                    return Ok(dir);
+                if let Ok(port) = started {
+                    return Ok((dir, port));
                 }
                 std::thread::sleep(Duration::from_millis(200));
             }
@@ -280,7 +290,16 @@ fn stop(bin: &Path, dir: &Path) {
         .status();
 }
 
-fn start(bin: &Path, dir: &Path) -> Result<(), String> {
+/// A TCP port free on the loopback address now (the kernel's choice, so two checkouts'
+/// clusters do not collide).
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free loopback port: {e}"))
+}
+
+fn start(bin: &Path, dir: &Path) -> Result<u16, String> {
     let data = dir.join("data");
     let log = dir.join("log");
     if is_root() {
@@ -312,9 +331,10 @@ fn start(bin: &Path, dir: &Path) -> Result<(), String> {
         ),
         "initdb",
     )?;
+    let port = free_port()?;
     let options = format!(
-        "-k {} -c listen_addresses='' -c fsync=off -c synchronous_commit=off \
-         -c full_page_writes=off -c max_connections=200",
+        "-k {} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off \
+         -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
         dir.display()
     );
     let log_s = log.display().to_string();
@@ -338,19 +358,20 @@ fn start(bin: &Path, dir: &Path) -> Result<(), String> {
     }
     // setsid -f returns at once; wait for the socket to answer.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while psql(bin, dir, "postgres", "SELECT 1").is_err() {
+    while psql(bin, dir, port, "postgres", "SELECT 1").is_err() {
         if Instant::now() > deadline {
             let log = std::fs::read_to_string(&log).unwrap_or_default();
             return Err(format!("the test cluster did not start: {log}"));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    spawn_reaper(bin, dir)?;
+    std::fs::write(dir.join("port"), port.to_string()).map_err(|e| format!("port file: {e}"))?;
+    spawn_reaper(bin, dir, port)?;
     touch(&dir.join("ready"));
-    Ok(())
+    Ok(port)
 }
 
-fn spawn_reaper(bin: &Path, dir: &Path) -> Result<(), String> {
+fn spawn_reaper(bin: &Path, dir: &Path, port: u16) -> Result<(), String> {
     let d = shell_quote(&dir.display().to_string());
     let psql = shell_quote(&bin.join("psql").display().to_string());
     let stop = {
@@ -373,7 +394,7 @@ while sleep 2; do
   now=$(date +%s)
   lease=$(stat -c %Y {d}/lease 2>/dev/null || echo 0)
   [ $((now - lease)) -lt {idle} ] && continue
-  clients=$({psql} -X -A -t -h {d} -p 5432 -U postgres -d postgres -c "SELECT count(*) - 1 FROM pg_stat_activity WHERE backend_type = 'client backend'" 2>/dev/null || echo gone)
+  clients=$({psql} -X -A -t -h {d} -p {port} -U postgres -d postgres -c "SELECT count(*) - 1 FROM pg_stat_activity WHERE backend_type = 'client backend'" 2>/dev/null || echo gone)
   [ "$clients" = gone ] && break
   [ "$clients" != 0 ] && continue
   rm -f {d}/ready

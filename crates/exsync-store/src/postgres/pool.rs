@@ -163,6 +163,19 @@ enum Taken {
     TimedOut,
 }
 
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let idle = std::mem::take(&mut self.lock().idle);
+        // Closing a client runs its own runtime, which tokio refuses on an async worker
+        // thread; a store dropped there closes its connections on a thread of their own.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            std::thread::scope(|scope| {
+                scope.spawn(move || drop(idle));
+            });
+        }
+    }
+}
+
 /// A connection taken from the pool; it goes back when dropped.
 pub(super) struct Pooled<'a> {
     pool: &'a Pool,
