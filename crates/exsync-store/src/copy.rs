@@ -192,7 +192,14 @@ const TABLES: &[(&str, &[(&str, Ty)])] = &[
 ];
 
 /// Tables whose ids PostgreSQL generates; their sequences continue after the copied ids.
-const IDENTITY_TABLES: &[&str] = &["runs", "pairs", "conflicts", "api_tokens", "audit_log", "intents"];
+const IDENTITY_TABLES: &[&str] = &[
+    "runs",
+    "pairs",
+    "conflicts",
+    "api_tokens",
+    "audit_log",
+    "intents",
+];
 
 /// One value read from SQLite, as PostgreSQL takes it.
 enum Cell {
@@ -229,79 +236,83 @@ fn fail(detail: String) -> StoreError {
 /// Copies everything in `from` into `to`, which must hold nothing yet: a copy never merges
 /// two states. All of it or nothing is written.
 pub fn copy_sqlite_to_postgres(from: &SqliteStore, to: &PgStore) -> StoreResult<CopyCounts> {
-    to.with_transaction(OP, |tx| from.with_read_transaction(|source| {
-        for (table, _) in TABLES {
-            let row = tx
-                .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {table})"), &[])
-                .map_err(|e| fail(format!("{table}: {e}")))?;
-            let used: bool = row.try_get(0).map_err(|e| fail(e.to_string()))?;
-            if used {
-                return Err(StoreError::InvalidInput {
-                    op: OP,
-                    reason: format!(
-                        "the target database already holds {table}; copy into an empty one"
-                    ),
-                });
-            }
-        }
-        let mut counts = Vec::with_capacity(TABLES.len());
-        for (table, columns) in TABLES {
-            let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
-            let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
-            let insert = tx
-                .prepare(&format!(
-                    "INSERT INTO {table} ({}) VALUES ({})",
-                    names.join(", "),
-                    placeholders.join(", ")
-                ))
-                .map_err(|e| fail(format!("{table}: {e}")))?;
-            let select = format!("SELECT {} FROM {table}", names.join(", "));
-            let mut copied = 0u64;
-            each_row(source, &select, |row| {
-                let mut cells = Vec::with_capacity(columns.len());
-                for (i, (name, ty)) in columns.iter().enumerate() {
-                    let cell = match ty {
-                        Text => row.get(i).map(Cell::Text),
-                        Int => row.get(i).map(Cell::Int),
-                        Bool => row.get(i).map(Cell::Bool),
-                        Bytes => row.get(i).map(Cell::Bytes),
-                    }
-                    .map_err(|e| fail(format!("{table}.{name} in SQLite: {e}")))?;
-                    cells.push(cell);
+    to.with_transaction(OP, |tx| {
+        from.with_read_transaction(|source| {
+            for (table, _) in TABLES {
+                let row = tx
+                    .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {table})"), &[])
+                    .map_err(|e| fail(format!("{table}: {e}")))?;
+                let used: bool = row.try_get(0).map_err(|e| fail(e.to_string()))?;
+                if used {
+                    return Err(StoreError::InvalidInput {
+                        op: OP,
+                        reason: format!(
+                            "the target database already holds {table}; copy into an empty one"
+                        ),
+                    });
                 }
-                let params: Vec<&(dyn ToSql + Sync)> = cells.iter().map(Cell::as_sql).collect();
-                tx.execute(&insert, &params)
-                    .map_err(|e| fail(format!("{table}: {}", super::postgres::describe(&e))))?;
-                copied += 1;
-                Ok(())
-            })?;
-            counts.push((*table, copied));
-        }
-        each_row(source, 
-            "SELECT user_key, last_run_id FROM users WHERE last_run_id IS NOT NULL",
-            |row| {
-                let user: String = row.get(0).map_err(|e| fail(e.to_string()))?;
-                let run: i64 = row.get(1).map_err(|e| fail(e.to_string()))?;
+            }
+            let mut counts = Vec::with_capacity(TABLES.len());
+            for (table, columns) in TABLES {
+                let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
+                let placeholders: Vec<String> =
+                    (1..=columns.len()).map(|i| format!("${i}")).collect();
+                let insert = tx
+                    .prepare(&format!(
+                        "INSERT INTO {table} ({}) VALUES ({})",
+                        names.join(", "),
+                        placeholders.join(", ")
+                    ))
+                    .map_err(|e| fail(format!("{table}: {e}")))?;
+                let select = format!("SELECT {} FROM {table}", names.join(", "));
+                let mut copied = 0u64;
+                each_row(source, &select, |row| {
+                    let mut cells = Vec::with_capacity(columns.len());
+                    for (i, (name, ty)) in columns.iter().enumerate() {
+                        let cell = match ty {
+                            Text => row.get(i).map(Cell::Text),
+                            Int => row.get(i).map(Cell::Int),
+                            Bool => row.get(i).map(Cell::Bool),
+                            Bytes => row.get(i).map(Cell::Bytes),
+                        }
+                        .map_err(|e| fail(format!("{table}.{name} in SQLite: {e}")))?;
+                        cells.push(cell);
+                    }
+                    let params: Vec<&(dyn ToSql + Sync)> = cells.iter().map(Cell::as_sql).collect();
+                    tx.execute(&insert, &params)
+                        .map_err(|e| fail(format!("{table}: {}", super::postgres::describe(&e))))?;
+                    copied += 1;
+                    Ok(())
+                })?;
+                counts.push((*table, copied));
+            }
+            each_row(
+                source,
+                "SELECT user_key, last_run_id FROM users WHERE last_run_id IS NOT NULL",
+                |row| {
+                    let user: String = row.get(0).map_err(|e| fail(e.to_string()))?;
+                    let run: i64 = row.get(1).map_err(|e| fail(e.to_string()))?;
+                    tx.execute(
+                        "UPDATE users SET last_run_id = $2 WHERE user_key = $1",
+                        &[&user, &run],
+                    )
+                    .map_err(|e| fail(format!("users.last_run_id: {e}")))?;
+                    Ok(())
+                },
+            )?;
+            for table in IDENTITY_TABLES {
                 tx.execute(
-                    "UPDATE users SET last_run_id = $2 WHERE user_key = $1",
-                    &[&user, &run],
-                )
-                .map_err(|e| fail(format!("users.last_run_id: {e}")))?;
-                Ok(())
-            },
-        )?;
-        for table in IDENTITY_TABLES {
-            tx.execute(
-                &format!(
-                    "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \
+                    &format!(
+                        "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \
                      coalesce((SELECT max(id) FROM {table}), 0) + 1, false)"
-                ),
-                &[],
-            )
-            .map_err(|e| fail(format!("{table} ids: {e}")))?;
-        }
-        Ok(counts)
-    }))
+                    ),
+                    &[],
+                )
+                .map_err(|e| fail(format!("{table} ids: {e}")))?;
+            }
+            Ok(counts)
+        })
+    })
 }
 
 /// Calls `f` with each row `sql` returns from SQLite.

@@ -81,7 +81,9 @@ pub fn database() -> Option<Database> {
             if std::env::var("EXSYNC_REQUIRE_POSTGRES").as_deref() == Ok("1") {
                 panic!("{reason}, and EXSYNC_REQUIRE_POSTGRES=1 requires it (apt-get install postgresql)");
             }
-            eprintln!("SKIPPED the PostgreSQL variant: {reason} (apt-get install postgresql runs it)");
+            eprintln!(
+                "SKIPPED the PostgreSQL variant: {reason} (apt-get install postgresql runs it)"
+            );
             return None;
         }
     };
@@ -96,8 +98,14 @@ pub fn database() -> Option<Database> {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     );
-    psql(&bin, &dir, port, "postgres", &format!("CREATE DATABASE {name}"))
-        .unwrap_or_else(|e| panic!("creating test database {name}: {e}"));
+    psql(
+        &bin,
+        &dir,
+        port,
+        "postgres",
+        &format!("CREATE DATABASE {name}"),
+    )
+    .unwrap_or_else(|e| panic!("creating test database {name}: {e}"));
     Some(Database {
         name,
         socket_dir: dir,
@@ -110,7 +118,12 @@ pub fn database() -> Option<Database> {
 fn find_bin() -> Result<PathBuf, String> {
     let root = Path::new("/usr/lib/postgresql");
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir(root)
-        .map_err(|_| format!("PostgreSQL is not installed ({} is missing)", root.display()))?
+        .map_err(|_| {
+            format!(
+                "PostgreSQL is not installed ({} is missing)",
+                root.display()
+            )
+        })?
         .filter_map(Result::ok)
         .filter_map(|e| {
             let version = e.file_name().to_str()?.parse::<u32>().ok()?;
@@ -200,7 +213,11 @@ fn touch(path: &Path) {
 
 /// The port a running cluster recorded.
 fn port_of(dir: &Path) -> Option<u16> {
-    std::fs::read_to_string(dir.join("port")).ok()?.trim().parse().ok()
+    std::fs::read_to_string(dir.join("port"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// The cluster directory of this checkout and its port, started if nobody has.
@@ -282,7 +299,10 @@ fn shared_cluster(bin: &Path) -> Result<(PathBuf, u16), String> {
 /// Stops the cluster in `dir` at once, if one runs.
 fn stop(bin: &Path, dir: &Path) {
     let data = dir.join("data").display().to_string();
-    let mut cmd = as_server_user(&bin.join("pg_ctl"), &["-D", &data, "-m", "immediate", "-w", "stop"]);
+    let mut cmd = as_server_user(
+        &bin.join("pg_ctl"),
+        &["-D", &data, "-m", "immediate", "-w", "stop"],
+    );
     let _ = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -246,8 +246,11 @@ fn update_unresolved(tx: &mut Transaction<'_>, c: &PassCommit, at: &str) -> Stor
             )
             .ctx(OP, u)?;
         for (kind, side, id) in cleared {
-            tx.execute(&clear, &[&c.user.as_str(), &kind.as_str(), &side.as_str(), &id])
-                .ctx(OP, u)?;
+            tx.execute(
+                &clear,
+                &[&c.user.as_str(), &kind.as_str(), &side.as_str(), &id],
+            )
+            .ctx(OP, u)?;
         }
     }
     if c.unresolved.is_empty() {

@@ -188,10 +188,7 @@ const MIGRATION_LOCK: i64 = 0x6578_7379_6e63;
 /// The version recorded, 0 for a database exsync never set up.
 pub(super) fn recorded_version(client: &mut Client) -> Result<i64, postgres::Error> {
     let exists: bool = client
-        .query_one(
-            "SELECT to_regclass('exsync_schema') IS NOT NULL",
-            &[],
-        )?
+        .query_one("SELECT to_regclass('exsync_schema') IS NOT NULL", &[])?
         .try_get(0)?;
     if !exists {
         return Ok(0);
@@ -258,6 +255,11 @@ pub(super) fn migrate(
         .map_err(|e| fail(to, e))?;
     }
     tx.commit().map_err(|e| fail(latest, e))?;
-    tracing::info!(target_db = target, from, to = latest, "state database schema upgraded");
+    tracing::info!(
+        target_db = target,
+        from,
+        to = latest,
+        "state database schema upgraded"
+    );
     Ok(latest)
 }

@@ -75,7 +75,9 @@ impl PgStore {
         f: impl FnOnce(&mut postgres::Transaction<'_>) -> StoreResult<R> + Send,
     ) -> StoreResult<R> {
         self.with(op, |client| {
-            let mut tx = client.transaction().map_err(|e| codec::backend(op, None, &e))?;
+            let mut tx = client
+                .transaction()
+                .map_err(|e| codec::backend(op, None, &e))?;
             let out = f(&mut tx)?;
             tx.commit().map_err(|e| codec::backend(op, None, &e))?;
             Ok(out)

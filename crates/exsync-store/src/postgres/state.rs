@@ -23,11 +23,7 @@ fn pair_row(row: &Row) -> Result<PairRow, postgres::Error> {
     })
 }
 
-fn decode_pairs(
-    rows: Vec<Row>,
-    op: &'static str,
-    user: &UserKey,
-) -> StoreResult<Vec<SyncedPair>> {
+fn decode_pairs(rows: Vec<Row>, op: &'static str, user: &UserKey) -> StoreResult<Vec<SyncedPair>> {
     let u = Some(user);
     rows.iter()
         .map(|row| pair_row(row).ctx(op, u)?.decode().decoded(op, u))
@@ -175,7 +171,9 @@ pub(super) fn cursor(client: &mut Client, scope: &CursorScope) -> StoreResult<Op
             &[&kind, &user_key, &name],
         )
         .ctx(OP, scope.user())?;
-    row.map(|row| row.try_get(0)).transpose().ctx(OP, scope.user())
+    row.map(|row| row.try_get(0))
+        .transpose()
+        .ctx(OP, scope.user())
 }
 
 pub(super) fn list_cursors(client: &mut Client) -> StoreResult<Vec<CursorEntry>> {

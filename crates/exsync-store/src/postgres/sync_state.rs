@@ -25,7 +25,9 @@ impl SyncState for PgStore {
         after: Option<&CrmId>,
         limit: usize,
     ) -> StoreResult<Vec<SyncedPair>> {
-        self.with("pairs page", |c| state::pairs_page(c, user, kind, after, limit))
+        self.with("pairs page", |c| {
+            state::pairs_page(c, user, kind, after, limit)
+        })
     }
 
     fn pairs_of(
@@ -55,7 +57,9 @@ impl SyncState for PgStore {
         kind: ItemKind,
         crm_ids: &[CrmId],
     ) -> StoreResult<Vec<(CrmId, UserKey)>> {
-        self.with("crm pair users", |c| state::crm_pair_users(c, kind, crm_ids))
+        self.with("crm pair users", |c| {
+            state::crm_pair_users(c, kind, crm_ids)
+        })
     }
 
     fn cursor(&self, scope: &CursorScope) -> StoreResult<Option<String>> {
@@ -77,7 +81,9 @@ impl SyncState for PgStore {
         ops: &[Op],
         at: DateTime<Utc>,
     ) -> StoreResult<Vec<i64>> {
-        self.with("journal intents", |c| echo::journal(c, user, kind, ops, &at))
+        self.with("journal intents", |c| {
+            echo::journal(c, user, kind, ops, &at)
+        })
     }
 
     fn mark_intents_sent(&self, ids: &[i64]) -> StoreResult<()> {
@@ -93,7 +99,9 @@ impl SyncState for PgStore {
         advances: &[CursorAdvance],
         at: DateTime<Utc>,
     ) -> StoreResult<u64> {
-        self.with("advance org cursors", |c| commit::advance_org(c, advances, &at))
+        self.with("advance org cursors", |c| {
+            commit::advance_org(c, advances, &at)
+        })
     }
 
     fn reset_user(&self, user: &UserKey) -> StoreResult<ResetCounts> {
@@ -133,7 +141,9 @@ impl SyncState for PgStore {
         skipped: &[CrmUserSkip],
         at: DateTime<Utc>,
     ) -> StoreResult<()> {
-        self.with("record skipped crm users", |c| users::record_skipped_crm_users(c, skipped, &at))
+        self.with("record skipped crm users", |c| {
+            users::record_skipped_crm_users(c, skipped, &at)
+        })
     }
 
     fn skipped_crm_users(&self) -> StoreResult<Vec<SkippedCrmUser>> {
@@ -145,7 +155,9 @@ impl SyncState for PgStore {
     }
 
     fn is_own_crm_write(&self, crm_id: &CrmId, system_modstamp: &str) -> StoreResult<bool> {
-        self.with("is own crm write", |c| echo::is_own(c, crm_id, system_modstamp))
+        self.with("is own crm write", |c| {
+            echo::is_own(c, crm_id, system_modstamp)
+        })
     }
 
     fn crm_writes_since(&self, since: DateTime<Utc>) -> StoreResult<Vec<CrmWrite>> {

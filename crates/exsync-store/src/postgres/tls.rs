@@ -39,7 +39,10 @@ pub(super) fn client_config(tls: &PgTls) -> Result<Arc<ClientConfig>, String> {
             use rustls::pki_types::pem::PemObject;
             for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
                 let cert = cert.map_err(|e| {
-                    format!("the CA file {} holds a bad certificate: {e}", path.display())
+                    format!(
+                        "the CA file {} holds a bad certificate: {e}",
+                        path.display()
+                    )
                 })?;
                 roots
                     .add(cert)

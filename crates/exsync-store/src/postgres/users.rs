@@ -8,7 +8,9 @@ use postgres::{Client, GenericClient, Row};
 
 use super::codec::Ctx;
 use crate::error::{StoreError, StoreResult};
-use crate::sqlite::codec::{count, item_id, limit, parse_kind, parse_side, parse_time, time_text, Decode};
+use crate::sqlite::codec::{
+    count, item_id, limit, parse_kind, parse_side, parse_time, time_text, Decode,
+};
 use crate::sqlite::users::{check_key, RunRow, StatusRow, RUN_COLUMNS, STATUS_SELECT};
 use crate::types::{
     ConflictRecord, CrmUserSkip, ResetCounts, RunRecord, SkippedCrmUser, UnresolvedItem,
@@ -291,8 +293,11 @@ pub(super) fn record_skipped_crm_users(
         .ctx(OP, None)?;
     for user in skipped {
         let address: String = user.address.chars().take(SKIPPED_ADDRESS_MAX).collect();
-        tx.execute(&upsert, &[&user.crm_id.as_str(), &address, &user.reason, &at])
-            .ctx(OP, None)?;
+        tx.execute(
+            &upsert,
+            &[&user.crm_id.as_str(), &address, &user.reason, &at],
+        )
+        .ctx(OP, None)?;
     }
     tx.commit().ctx(OP, None)
 }

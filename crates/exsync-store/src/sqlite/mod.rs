@@ -164,7 +164,9 @@ impl SqliteStore {
     ) -> StoreResult<R> {
         const OP: &str = "read the state database";
         let mut conn = self.lock();
-        let tx = conn.transaction().map_err(|e| codec::backend(OP, None, &e))?;
+        let tx = conn
+            .transaction()
+            .map_err(|e| codec::backend(OP, None, &e))?;
         f(&tx)
     }
 

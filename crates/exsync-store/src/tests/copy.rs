@@ -151,7 +151,9 @@ fn a_sqlite_state_arrives_whole_in_postgres_and_goes_on_working_there() {
     let receipt = target.commit_pass(&commit(&user("alice"), 30)).unwrap();
     assert_eq!(receipt.run_id, 3);
     assert_eq!(
-        target.create_api_token("other", "x", Role::Viewer, t(9)).unwrap(),
+        target
+            .create_api_token("other", "x", Role::Viewer, t(9))
+            .unwrap(),
         2
     );
 

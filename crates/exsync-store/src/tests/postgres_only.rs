@@ -65,7 +65,10 @@ fn a_database_from_a_newer_exsync_is_refused_untouched() {
         } => assert_eq!((*found, *supported), (99, PG_SCHEMA_VERSION)),
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
-    assert!(err.to_string().contains("written by a newer exsync"), "{err}");
+    assert!(
+        err.to_string().contains("written by a newer exsync"),
+        "{err}"
+    );
     assert_eq!(db.psql("SELECT version FROM exsync_schema"), "99");
     assert_eq!(db.psql("SELECT count(*) FROM users"), "1");
 }

@@ -143,6 +143,4 @@ fn scripted_passes(db: &Db) {
     insta::assert_json_snapshot!("step6_relinked", snapshot_state(&*store));
 }
 
-crate::tests::both_backends!(
-    scripted_passes,
-);
+crate::tests::both_backends!(scripted_passes,);

@@ -22,10 +22,13 @@ pub fn run(args: &StoreCopyArgs) -> anyhow::Result<ExitCode> {
         );
     };
     if !path.exists() {
-        bail!("the SQLite state database {} does not exist", path.display());
+        bail!(
+            "the SQLite state database {} does not exist",
+            path.display()
+        );
     }
-    let source = SqliteStore::open(path)
-        .with_context(|| format!("state database {}", path.display()))?;
+    let source =
+        SqliteStore::open(path).with_context(|| format!("state database {}", path.display()))?;
     let mut options = PgOptions::new(args.to.clone());
     options.password = store_password(args.password_file.as_deref())?;
     if let Some(ca) = &args.ca_file {

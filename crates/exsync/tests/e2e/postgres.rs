@@ -37,7 +37,10 @@ async fn a_sync_on_postgres_converges_and_a_second_pass_writes_nothing() {
     std::fs::set_permissions(&password_file, std::fs::Permissions::from_mode(0o644)).unwrap();
     let text = std::fs::read_to_string(&config).unwrap().replacen(
         "[store]\n",
-        &format!("[store]\npassword_file = {:?}\n", password_file.display().to_string()),
+        &format!(
+            "[store]\npassword_file = {:?}\n",
+            password_file.display().to_string()
+        ),
         1,
     );
     std::fs::write(&config, text).unwrap();
@@ -64,7 +67,12 @@ async fn a_sync_on_postgres_converges_and_a_second_pass_writes_nothing() {
     assert!(first.status.success(), "{}\n{}", first.stdout, first.stderr);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let second = sync();
-    assert!(second.status.success(), "{}\n{}", second.stdout, second.stderr);
+    assert!(
+        second.status.success(),
+        "{}\n{}",
+        second.stdout,
+        second.stderr
+    );
 
     let check = lab.convergence().await.unwrap();
     assert!(check.converged(), "{:#?}", check.problems);
@@ -122,16 +130,15 @@ async fn after_store_copy_a_pass_on_postgres_creates_and_rematches_nothing() {
     let first = exsync().arg("sync").run();
     assert!(first.status.success(), "{}\n{}", first.stdout, first.stderr);
 
-    let copied = exsync()
-        .args(["store", "copy", "--to"])
-        .arg(db.url())
-        .run();
-    assert!(copied.status.success(), "{}\n{}", copied.stdout, copied.stderr);
+    let copied = exsync().args(["store", "copy", "--to"]).arg(db.url()).run();
+    assert!(
+        copied.status.success(),
+        "{}\n{}",
+        copied.stdout,
+        copied.stderr
+    );
     assert!(copied.stdout.contains("pairs"), "{}", copied.stdout);
-    let again = exsync()
-        .args(["store", "copy", "--to"])
-        .arg(db.url())
-        .run();
+    let again = exsync().args(["store", "copy", "--to"]).arg(db.url()).run();
     assert!(!again.status.success());
     assert!(again.stderr.contains("already holds"), "{}", again.stderr);
 
@@ -145,8 +152,24 @@ async fn after_store_copy_a_pass_on_postgres_creates_and_rematches_nothing() {
     assert!(text.contains("url = "), "{text}");
     std::fs::write(&config, text).unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
+    let before_second = chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.9fZ")
+        .to_string();
     let second = exsync().arg("sync").run();
-    assert!(second.status.success(), "{}\n{}", second.stdout, second.stderr);
+    assert!(
+        second.status.success(),
+        "{}\n{}",
+        second.stdout,
+        second.stderr
+    );
+    // Re-matching would write the pairs again, even with the same ids.
+    assert_eq!(
+        db.psql(&format!(
+            "SELECT count(*) FROM pairs WHERE updated_at >= '{before_second}'"
+        )),
+        "0",
+        "the pass after the copy rewrote pairs"
+    );
 
     let pg = exsync_store::PgStore::open(&exsync_store::PgOptions::new(db.conninfo())).unwrap();
     for user in &lab.users {
