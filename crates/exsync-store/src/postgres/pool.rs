@@ -82,7 +82,7 @@ impl Pool {
                     if alive {
                         return Ok(Pooled {
                             pool: self,
-                            client: Some(client),
+                            client: Some(*client),
                         });
                     }
                     tracing::debug!(target_db = %self.target(), "dropped a dead pooled connection");
@@ -114,7 +114,7 @@ impl Pool {
         let mut state = self.lock();
         loop {
             if let Some((client, since)) = state.idle.pop() {
-                return Taken::Idle(client, since);
+                return Taken::Idle(Box::new(client), since);
             }
             if state.open < self.max {
                 state.open += 1;
@@ -158,7 +158,7 @@ impl Pool {
 }
 
 enum Taken {
-    Idle(Client, Instant),
+    Idle(Box<Client>, Instant),
     Slot,
     TimedOut,
 }

@@ -67,7 +67,7 @@ impl SyncState for PgStore {
     }
 
     fn list_cursors(&self) -> StoreResult<Vec<CursorEntry>> {
-        self.with("list cursors", |c| state::list_cursors(c))
+        self.with("list cursors", state::list_cursors)
     }
 
     fn commit_pass(&self, commit: &PassCommit) -> StoreResult<CommitReceipt> {
@@ -121,7 +121,7 @@ impl SyncState for PgStore {
     }
 
     fn list_users(&self) -> StoreResult<Vec<UserStatus>> {
-        self.with("list users", |c| users::list_users(c))
+        self.with("list users", users::list_users)
     }
 
     fn unresolved(&self, user: &UserKey) -> StoreResult<Vec<UnresolvedItem>> {
@@ -147,7 +147,7 @@ impl SyncState for PgStore {
     }
 
     fn skipped_crm_users(&self) -> StoreResult<Vec<SkippedCrmUser>> {
-        self.with("skipped crm users", |c| users::skipped_crm_users(c))
+        self.with("skipped crm users", users::skipped_crm_users)
     }
 
     fn record_crm_writes(&self, writes: &[CrmWrite]) -> StoreResult<()> {
