@@ -32,6 +32,14 @@ fn token_row(row: &Row) -> Result<TokenRow, postgres::Error> {
     ))
 }
 
+fn admin(op: &'static str, row: &Row) -> StoreResult<AdminUser> {
+    decode_admin(admin_row(row).ctx(op, None)?).decoded(op, None)
+}
+
+fn token(op: &'static str, row: &Row) -> StoreResult<ApiToken> {
+    decode_token(token_row(row).ctx(op, None)?).decoded(op, None)
+}
+
 /// A create that met a taken key is `AlreadyExists`; anything else is the backend's error.
 fn created<T>(
     result: Result<T, postgres::Error>,
@@ -68,24 +76,14 @@ impl Accounts for PgStore {
     }
 
     fn admin_user(&self, name: &str) -> StoreResult<Option<AdminUser>> {
-        const OP: &str = "read admin user";
-        self.with(OP, |c| {
-            let sql = format!("SELECT {ADMIN_COLUMNS} FROM admin_users WHERE name = $1");
-            let row = c.query_opt(&sql, &[&name]).ctx(OP, None)?;
-            row.map(|row| decode_admin(admin_row(&row).ctx(OP, None)?).decoded(OP, None))
-                .transpose()
-        })
+        let sql = format!("SELECT {ADMIN_COLUMNS} FROM admin_users WHERE name = $1");
+        self.read("read admin user", &sql, &[&name], admin)
+            .map(|rows| rows.into_iter().next())
     }
 
     fn list_admin_users(&self) -> StoreResult<Vec<AdminUser>> {
-        const OP: &str = "list admin users";
-        self.with(OP, |c| {
-            let sql = format!("SELECT {ADMIN_COLUMNS} FROM admin_users ORDER BY name");
-            let rows = c.query(&sql, &[]).ctx(OP, None)?;
-            rows.iter()
-                .map(|row| decode_admin(admin_row(row).ctx(OP, None)?).decoded(OP, None))
-                .collect()
-        })
+        let sql = format!("SELECT {ADMIN_COLUMNS} FROM admin_users ORDER BY name");
+        self.read("list admin users", &sql, &[], admin)
     }
 
     fn set_admin_password(
@@ -153,24 +151,14 @@ impl Accounts for PgStore {
     }
 
     fn api_token_by_hash(&self, token_hash: &str) -> StoreResult<Option<ApiToken>> {
-        const OP: &str = "look up API token";
-        self.with(OP, |c| {
-            let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1");
-            let row = c.query_opt(&sql, &[&token_hash]).ctx(OP, None)?;
-            row.map(|row| decode_token(token_row(&row).ctx(OP, None)?).decoded(OP, None))
-                .transpose()
-        })
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1");
+        self.read("look up API token", &sql, &[&token_hash], token)
+            .map(|rows| rows.into_iter().next())
     }
 
     fn list_api_tokens(&self) -> StoreResult<Vec<ApiToken>> {
-        const OP: &str = "list API tokens";
-        self.with(OP, |c| {
-            let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY id");
-            let rows = c.query(&sql, &[]).ctx(OP, None)?;
-            rows.iter()
-                .map(|row| decode_token(token_row(row).ctx(OP, None)?).decoded(OP, None))
-                .collect()
-        })
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY id");
+        self.read("list API tokens", &sql, &[], token)
     }
 
     fn touch_api_token(&self, id: i64, at: DateTime<Utc>) -> StoreResult<bool> {

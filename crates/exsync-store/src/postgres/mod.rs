@@ -68,6 +68,22 @@ impl PgStore {
         })
     }
 
+    /// The rows `sql` returns, each decoded by `decode`.
+    fn read<T: Send>(
+        &self,
+        op: &'static str,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+        decode: fn(&'static str, &postgres::Row) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        self.with(op, |client| {
+            let rows = client
+                .query(sql, params)
+                .map_err(|e| codec::backend(op, None, &e))?;
+            rows.iter().map(|row| decode(op, row)).collect()
+        })
+    }
+
     /// Runs `f` in one transaction on a pooled connection; it commits when `f` succeeds.
     pub(crate) fn with_transaction<R: Send>(
         &self,
