@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form, Json};
+use exsync_core::config::ExchangeAuth;
 use exsync_engine::vault::{SecretValue, EXCHANGE_PASSWORD};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -46,7 +47,21 @@ pub(crate) struct ServiceAccountView {
 impl ServiceAccountView {
     pub(crate) fn load(st: &AppState) -> ConsoleResult<ServiceAccountView> {
         let config = st.config.load()?;
-        let x = config.exchange;
+        let password_provided = st.vault.contains(EXCHANGE_PASSWORD)?;
+        // Without an `[exchange]` section (every mailbox online) the form starts empty; saving
+        // it adds the section.
+        let Some(x) = config.exchange else {
+            return Ok(ServiceAccountView {
+                auth: ExchangeAuth::Auto.as_str(),
+                autodiscover: true,
+                ca_file: None,
+                connection_method: "ews_service_account",
+                ews_url: None,
+                other_domains: Vec::new(),
+                password_provided,
+                username: String::new(),
+            });
+        };
         Ok(ServiceAccountView {
             auth: x.auth.as_str(),
             autodiscover: x.ews_url.is_none(),
@@ -54,7 +69,7 @@ impl ServiceAccountView {
             connection_method: "ews_service_account",
             ews_url: x.ews_url,
             other_domains: x.other_domains,
-            password_provided: st.vault.contains(EXCHANGE_PASSWORD)?,
+            password_provided,
             username: x.service_account,
         })
     }
@@ -150,9 +165,12 @@ pub(crate) fn apply_service_account(
         ));
     }
     let domains: Vec<String> = domain_set(&input.other_domains).into_iter().collect();
-    let old_domains: BTreeSet<String> = current.exchange.other_domains.iter().cloned().collect();
+    let old = current.exchange.as_ref();
+    let old_domains: BTreeSet<String> = old
+        .map(|x| x.other_domains.iter().cloned().collect())
+        .unwrap_or_default();
     let domains_changed = domains.iter().cloned().collect::<BTreeSet<_>>() != old_domains;
-    let user_changed = username != current.exchange.service_account;
+    let user_changed = old.is_none_or(|x| username != x.service_account);
     let has_password = st.vault.contains(EXCHANGE_PASSWORD)?;
     if password.is_none() {
         if domains_changed {

@@ -54,13 +54,18 @@ pub const MAX_REPLY_MIB_RANGE: (u64, u64) = (1, 1024);
 pub struct ExsyncConfig {
     /// Where the sync state (pairs, cursors, failures) is kept.
     pub store: StoreConfig,
-    /// How the service account reaches Exchange.
-    pub exchange: ExchangeConfig,
+    /// How the service account reaches Exchange on premises over EWS; `None` when every
+    /// mailbox is in Exchange Online.
+    pub exchange: Option<ExchangeConfig>,
     /// How exsync reaches Exchange Online mailboxes through Microsoft Graph, and which users'
     /// mailboxes are there; `None` when the organisation has none.
     pub exchange_online: Option<super::ExchangeOnlineConfig>,
     /// Limits and overrides for every outgoing connection, to Exchange and to the CRM alike.
     pub network: NetworkConfig,
+    /// The contact folder under Contacts that syncs, in every mailbox whichever backend serves
+    /// it, so a mailbox that moves online keeps its folder (`[exchange] sync_folder`, or
+    /// `[exchange_online] sync_folder` when there is no `[exchange]`).
+    pub sync_folder: String,
     /// How the service account reaches the CRM.
     pub crm: CrmConfig,
     /// How the service runs passes and reports on them.
@@ -138,8 +143,6 @@ pub struct ExchangeConfig {
     pub other_domains: Vec<String>,
     /// Extra CA certificates (PEM) trusted besides the system roots, for on-premises PKI.
     pub ca_file: Option<PathBuf>,
-    /// Contacts subfolder that syncs.
-    pub sync_folder: String,
     /// Most EWS requests in flight for the service account at once.
     pub max_concurrency: u32,
     /// When set, every SOAP request and response is written there, secrets redacted.

@@ -92,21 +92,28 @@ fn read_file(r: &mut Reader, root: &Tbl<'_, '_>) -> ExsyncConfig {
 
     let t = section(r, "store").unwrap_or_else(|| absent("store"));
     let store = read_store(r, &t);
-    let exchange = match section(r, "exchange") {
-        Some(t) => read_exchange(r, &t),
-        None => {
-            if r.item(root, "exchange").is_none() {
-                r.error(
-                    "exchange",
-                    None,
-                    "missing: the [exchange] section, with at least `service_account`",
-                );
-            }
-            read_exchange(&mut defaults_only(), &absent("exchange"))
-        }
-    };
-    let exchange_online =
-        section(r, "exchange_online").map(|t| super::online::read_exchange_online(r, &t));
+    let exchange_table = section(r, "exchange");
+    let online_table = section(r, "exchange_online");
+    let exchange = exchange_table.as_ref().map(|t| read_exchange(r, t));
+    if exchange_table.is_none()
+        && online_table.is_none()
+        && r.item(root, "exchange").is_none()
+        && r.item(root, "exchange_online").is_none()
+    {
+        r.error(
+            "exchange",
+            None,
+            "missing: the [exchange] section (Exchange on premises, with at least `service_account`), \
+             or [exchange_online] when every mailbox is in Exchange Online",
+        );
+    }
+    let mut exchange_online = online_table
+        .as_ref()
+        .map(|t| super::online::read_exchange_online(r, t));
+    if let (None, Some(online), Some(t)) = (&exchange, &mut exchange_online, &online_table) {
+        super::online::serve_every_user(r, t, online);
+    }
+    let sync_folder = read_sync_folder(r, exchange_table.as_ref(), online_table.as_ref());
     let t = section(r, "network").unwrap_or_else(|| absent("network"));
     let network = read_network(r, &t);
     let crm = match section(r, "crm") {
@@ -123,7 +130,7 @@ fn read_file(r: &mut Reader, root: &Tbl<'_, '_>) -> ExsyncConfig {
         }
     };
     let t = section(r, "service").unwrap_or_else(|| absent("service"));
-    let service = read_service(r, &t, &exchange);
+    let service = read_service(r, &t, exchange.as_ref());
     let present = section(r, "console");
     let configured = present.is_some();
     let t = present.unwrap_or_else(|| absent("console"));
@@ -137,6 +144,7 @@ fn read_file(r: &mut Reader, root: &Tbl<'_, '_>) -> ExsyncConfig {
         store,
         exchange,
         exchange_online,
+        sync_folder,
         network,
         crm,
         service,
@@ -266,6 +274,42 @@ fn read_store(r: &mut Reader, t: &Tbl<'_, '_>) -> StoreConfig {
     }
 }
 
+/// `sync_folder`: set in `[exchange]`, or in `[exchange_online]` when there is no `[exchange]`.
+/// A hybrid organisation names it once, in `[exchange]`, since a mailbox that moves online keeps
+/// its folder.
+fn read_sync_folder(
+    r: &mut Reader,
+    exchange: Option<&Tbl<'_, '_>>,
+    online: Option<&Tbl<'_, '_>>,
+) -> String {
+    if let (Some(_), Some(online)) = (exchange, online) {
+        if let Some(item) = r.item(online, "sync_folder") {
+            r.error(
+                &item.key,
+                Some(item.key_line),
+                "a hybrid organisation names its folder once, in exchange.sync_folder: \
+                 a mailbox that moves online keeps its folder",
+            );
+        }
+    }
+    exchange
+        .or(online)
+        .and_then(|t| r.item(t, "sync_folder"))
+        .and_then(|item| {
+            let name = r.text(&item)?;
+            if name.contains(['/', '\\']) || name.chars().count() > 255 {
+                r.error(
+                    &item.key,
+                    Some(item.value_line),
+                    "must be one folder name (no `/` or `\\`, at most 255 characters)",
+                );
+                return None;
+            }
+            Some(name)
+        })
+        .unwrap_or_else(|| DEFAULT_SYNC_FOLDER.to_owned())
+}
+
 fn read_exchange(r: &mut Reader, t: &Tbl<'_, '_>) -> ExchangeConfig {
     r.check_keys(
         t,
@@ -370,21 +414,6 @@ fn read_exchange(r: &mut Reader, t: &Tbl<'_, '_>) -> ExchangeConfig {
         }
     }
     let ca_file = existing_file(r, t, "ca_file");
-    let sync_folder = r
-        .item(t, "sync_folder")
-        .and_then(|item| {
-            let name = r.text(&item)?;
-            if name.contains(['/', '\\']) || name.chars().count() > 255 {
-                r.error(
-                    &item.key,
-                    Some(item.value_line),
-                    "must be one folder name (no `/` or `\\`, at most 255 characters)",
-                );
-                return None;
-            }
-            Some(name)
-        })
-        .unwrap_or_else(|| DEFAULT_SYNC_FOLDER.to_owned());
     let max_concurrency = r
         .item(t, "max_concurrency")
         .and_then(|item| r.integer(&item, 1, u64::from(EXCHANGE_MAX_CONCURRENCY_LIMIT), ""))
@@ -409,7 +438,6 @@ fn read_exchange(r: &mut Reader, t: &Tbl<'_, '_>) -> ExchangeConfig {
         auth,
         other_domains,
         ca_file,
-        sync_folder,
         max_concurrency,
         wire_trace_dir,
     }
@@ -579,7 +607,11 @@ fn read_crm(r: &mut Reader, t: &Tbl<'_, '_>) -> CrmConfig {
     }
 }
 
-fn read_service(r: &mut Reader, t: &Tbl<'_, '_>, exchange: &ExchangeConfig) -> ServiceConfig {
+fn read_service(
+    r: &mut Reader,
+    t: &Tbl<'_, '_>,
+    exchange: Option<&ExchangeConfig>,
+) -> ServiceConfig {
     r.check_keys(
         t,
         &[
@@ -628,21 +660,21 @@ fn read_service(r: &mut Reader, t: &Tbl<'_, '_>, exchange: &ExchangeConfig) -> S
     if let Some(item) = r.item(t, "per_user_concurrency") {
         if let Some(n) = r.integer(&item, 1, u64::from(EXCHANGE_MAX_CONCURRENCY_LIMIT), "") {
             let n = u32::try_from(n).unwrap_or(DEFAULT_PER_USER_CONCURRENCY);
-            if n > exchange.max_concurrency {
+            let limit = exchange.map(|x| x.max_concurrency);
+            if let Some(limit) = limit.filter(|limit| n > *limit) {
                 r.error(
                     &item.key,
                     Some(item.value_line),
                     format!(
-                        "{n} is more than exchange.max_concurrency ({}): one mailbox cannot use more requests than the whole service account",
-                        exchange.max_concurrency
+                        "{n} is more than exchange.max_concurrency ({limit}): one mailbox cannot use more requests than the whole service account"
                     ),
                 );
             } else {
                 service.per_user_concurrency = n;
             }
         }
-    } else {
-        service.per_user_concurrency = service.per_user_concurrency.min(exchange.max_concurrency);
+    } else if let Some(x) = exchange {
+        service.per_user_concurrency = service.per_user_concurrency.min(x.max_concurrency);
     }
     if let Some(item) = r.item(t, "metrics_listen") {
         match item.value {

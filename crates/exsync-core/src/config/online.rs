@@ -107,6 +107,7 @@ pub(crate) const KEYS: &[&str] = &[
     "authority_url",
     "graph_url",
     "ca_file",
+    "sync_folder",
 ];
 
 /// Reads `[exchange_online]`.
@@ -216,6 +217,32 @@ pub(crate) fn read_exchange_online(r: &mut Reader, t: &Tbl<'_, '_>) -> ExchangeO
     }
 }
 
+/// Without an `[exchange]` section every mailbox is in Exchange Online: `all_users` holds
+/// whether or not it was written, and a `users` list (which picks the online mailboxes of a
+/// hybrid organisation) is refused rather than leaving everyone else with no backend.
+pub(crate) fn serve_every_user(r: &mut Reader, t: &Tbl<'_, '_>, online: &mut ExchangeOnlineConfig) {
+    if let Some(item) = r.item(t, "users") {
+        r.error(
+            &item.key,
+            Some(item.key_line),
+            "names the online mailboxes of a hybrid organisation; without an [exchange] section \
+             every mailbox is in Exchange Online, so remove it (or add [exchange] for the mailboxes on premises)",
+        );
+    }
+    if let Some(item) = r.item(t, "all_users") {
+        if matches!(item.value, toml::de::DeValue::Boolean(false)) {
+            r.error(
+                &item.key,
+                Some(item.value_line),
+                "without an [exchange] section every mailbox is in Exchange Online; \
+                 remove it, or add [exchange] for the mailboxes on premises",
+            );
+        }
+    }
+    online.all_users = true;
+    online.users.clear();
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -258,6 +285,56 @@ users = [\"a@example.com\"]
         // What `exsync config show` prints loads back the same.
         let shown = config.to_toml_string().unwrap();
         assert_eq!(parse(&shown, path).unwrap().exchange_online, Some(online));
+    }
+
+    /// An organisation entirely in Exchange Online writes no `[exchange]` section: every user
+    /// is online, the folder is named in `[exchange_online]`, and `config show` loads back.
+    #[test]
+    fn graph_only_install_needs_no_exchange_section() {
+        let path = Path::new("/etc/exsync/exsync.toml");
+        let tail = "[crm]\nclient_id = \"abc\"\nusername = \"int@example.com\"\n[configurations.a]\nusers = [\"a@example.com\"]\n";
+        let online =
+            "[exchange_online]\ntenant = \"t\"\nclient_id = \"c\"\nsync_folder = \"CRM\"\n";
+        let config = parse(&format!("{online}{tail}"), path).unwrap();
+        assert_eq!(config.exchange, None);
+        assert_eq!(config.sync_folder, "CRM");
+        let served = config.exchange_online.clone().unwrap();
+        assert!(served.all_users && served.serves("anyone@example.com"));
+        let shown = config.to_toml_string().unwrap();
+        assert!(!shown.contains("[exchange]"), "{shown}");
+        let back = parse(&shown, path).unwrap();
+        assert_eq!(
+            (back.exchange, back.exchange_online, back.sync_folder),
+            (None, Some(served), "CRM".to_owned())
+        );
+
+        // A list of online users, or all_users = false, would leave the others with no backend.
+        let listed = problems(&format!("{online}users = [\"a@example.com\"]\n{tail}")).join("\n");
+        assert!(
+            listed.contains(
+                "exchange_online.users: names the online mailboxes of a hybrid organisation"
+            ),
+            "{listed}"
+        );
+        let off = problems(&format!("{online}all_users = false\n{tail}")).join("\n");
+        assert!(
+            off.contains("exchange_online.all_users: without an [exchange] section"),
+            "{off}"
+        );
+        // Hybrid: the folder is named once, in [exchange].
+        let twice = problems(&format!("{HEAD}{online}")).join("\n");
+        assert!(
+            twice.contains(
+                "exchange_online.sync_folder: a hybrid organisation names its folder once"
+            ),
+            "{twice}"
+        );
+        // Neither section: the message names both.
+        let neither = problems(tail).join("\n");
+        assert!(
+            neither.contains("or [exchange_online] when every mailbox is in Exchange Online"),
+            "{neither}"
+        );
     }
 
     #[test]

@@ -137,22 +137,25 @@ impl ExsyncConfig {
                 ("ca_file", ca_file.as_deref().map(path)),
             ]),
         };
-        let x = &self.exchange;
-        let exchange = table(vec![
-            ("ews_url", x.ews_url.clone().map(s)),
-            ("service_account", Some(s(x.service_account.clone()))),
-            ("auth", Some(s(x.auth.as_str()))),
-            (
-                "other_domains",
-                Some(Value::Array(
-                    x.other_domains.iter().map(|d| s(d.clone())).collect(),
-                )),
-            ),
-            ("ca_file", x.ca_file.as_deref().map(path)),
-            ("sync_folder", Some(s(x.sync_folder.clone()))),
-            ("max_concurrency", Some(int(x.max_concurrency))),
-            ("wire_trace_dir", x.wire_trace_dir.as_deref().map(path)),
-        ]);
+        // The folder is written where it was read from: `[exchange]`, else `[exchange_online]`.
+        let folder = Some(s(self.sync_folder.clone()));
+        let exchange = self.exchange.as_ref().map(|x| {
+            table(vec![
+                ("ews_url", x.ews_url.clone().map(s)),
+                ("service_account", Some(s(x.service_account.clone()))),
+                ("auth", Some(s(x.auth.as_str()))),
+                (
+                    "other_domains",
+                    Some(Value::Array(
+                        x.other_domains.iter().map(|d| s(d.clone())).collect(),
+                    )),
+                ),
+                ("ca_file", x.ca_file.as_deref().map(path)),
+                ("sync_folder", folder.clone()),
+                ("max_concurrency", Some(int(x.max_concurrency))),
+                ("wire_trace_dir", x.wire_trace_dir.as_deref().map(path)),
+            ])
+        });
         let exchange_online = self.exchange_online.as_ref().map(|x| {
             table(vec![
                 ("tenant", Some(s(x.tenant.clone()))),
@@ -162,7 +165,8 @@ impl ExsyncConfig {
                 ("all_users", Some(Value::Boolean(x.all_users))),
                 (
                     "users",
-                    Some(Value::Array(x.users.iter().map(|u| s(u.clone())).collect())),
+                    (!x.users.is_empty())
+                        .then(|| Value::Array(x.users.iter().map(|u| s(u.clone())).collect())),
                 ),
                 (
                     "authority_url",
@@ -173,6 +177,10 @@ impl ExsyncConfig {
                     x.endpoints.as_ref().map(|e| s(e.graph_url.clone())),
                 ),
                 ("ca_file", x.ca_file.as_deref().map(path)),
+                (
+                    "sync_folder",
+                    self.exchange.is_none().then(|| folder.clone()).flatten(),
+                ),
             ])
         });
         let resolve: Table = self
@@ -228,7 +236,7 @@ impl ExsyncConfig {
             .collect();
         [
             ("store", Some(store)),
-            ("exchange", Some(exchange)),
+            ("exchange", exchange),
             ("exchange_online", exchange_online),
             ("network", Some(network)),
             ("crm", Some(crm)),

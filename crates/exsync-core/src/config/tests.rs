@@ -299,7 +299,7 @@ fn every_invalid_input_is_reported_with_file_key_line_and_reason() {
             "missing sections",
             CONFIG.to_owned(),
             vec![
-                format!("{FILE}: exchange: missing: the [exchange] section, with at least `service_account`"),
+                format!("{FILE}: exchange: missing: the [exchange] section (Exchange on premises, with at least `service_account`), or [exchange_online] when every mailbox is in Exchange Online"),
                 format!("{FILE}: crm: missing: the [crm] section, with at least `client_id` and `username`"),
             ],
         ),
@@ -500,9 +500,12 @@ fn example_path() -> PathBuf {
 #[test]
 fn the_example_file_loads_cleanly() {
     let config = load(&example_path()).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(config.exchange.service_account, "svc-exsync@example.com");
     assert_eq!(
-        config.exchange.other_domains,
+        config.exchange.as_ref().unwrap().service_account,
+        "svc-exsync@example.com"
+    );
+    assert_eq!(
+        config.exchange.as_ref().unwrap().other_domains,
         vec!["example.org".to_owned()]
     );
     assert_eq!(config.configurations.len(), 2);
@@ -539,12 +542,12 @@ fn defaults_are_filled_in() {
             path: PathBuf::from("/etc/exsync/exsync.db")
         }
     );
-    let x = &config.exchange;
+    let x = config.exchange.as_ref().unwrap();
     assert_eq!(x.ews_url, None);
     assert_eq!(x.auth, ExchangeAuth::Auto);
     assert!(x.other_domains.is_empty());
     assert_eq!(x.ca_file, None);
-    assert_eq!(x.sync_folder, "Salesforce_Sync");
+    assert_eq!(config.sync_folder, "Salesforce_Sync");
     assert_eq!(x.max_concurrency, 10);
     assert!(x.max_concurrency < EXCHANGE_MAX_CONCURRENCY_LIMIT);
     assert_eq!(x.wire_trace_dir, None);
@@ -645,7 +648,10 @@ fn an_existing_ca_file_is_accepted() {
         Path::new(FILE),
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(config.exchange.ca_file.as_deref(), Some(Path::new(ca)));
+    assert_eq!(
+        config.exchange.as_ref().unwrap().ca_file.as_deref(),
+        Some(Path::new(ca))
+    );
 }
 
 #[test]

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use exsync_core::config::{ExsyncConfig, StoreConfig};
+use exsync_core::config::{ExchangeConfig, ExsyncConfig, StoreConfig};
 use exsync_core::{ItemKind, UserKey};
 use exsync_ews::diagnostics::{chosen_scheme as choose, offered_schemes as offered, Scheme};
 use exsync_ews::{
@@ -56,9 +56,8 @@ fn response_code(e: &EwsError) -> Option<&str> {
     }
 }
 
-pub(super) async fn checks(inputs: &Inputs) -> Vec<Step> {
+pub(super) async fn checks(inputs: &Inputs, x: &ExchangeConfig) -> Vec<Step> {
     let config = &inputs.config;
-    let x = &config.exchange;
     let svc = x.service_account.as_str();
     let mut steps = Vec::new();
 
@@ -158,7 +157,7 @@ pub(super) async fn checks(inputs: &Inputs) -> Vec<Step> {
         c.auth = AuthMode::parse(x.auth.as_str()).unwrap_or_default();
         c.ca_file = x.ca_file.clone();
         c.resolve = resolve_map.clone();
-        c.contacts_folder = x.sync_folder.clone();
+        c.contacts_folder = config.sync_folder.clone();
         c.connect_timeout = TIMEOUT;
         c.request_timeout = TIMEOUT * 3;
         c.max_reply_bytes = inputs.config.network.max_reply_bytes();
@@ -370,7 +369,7 @@ async fn contacts_step(
     address: &str,
     svc: &str,
 ) -> Step {
-    let name = &config.exchange.sync_folder;
+    let name = &config.sync_folder;
     let access_fix =
         || format!("check that {svc} may create and read folders under Contacts in {address}");
     let stored = match stored_contact_folder(config, address).await {

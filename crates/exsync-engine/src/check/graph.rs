@@ -35,14 +35,7 @@ pub(super) async fn checks(inputs: &Inputs) -> Vec<Step> {
             return steps;
         }
     };
-    let mut steps = checks_with(
-        &client,
-        online,
-        &config.exchange.sync_folder,
-        &users,
-        Utc::now(),
-    )
-    .await;
+    let mut steps = checks_with(&client, online, &config.sync_folder, &users, Utc::now()).await;
     if unchecked > 0 {
         if let Some(last) = steps.last_mut() {
             last.evidence.push(format!(

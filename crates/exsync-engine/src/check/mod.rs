@@ -208,7 +208,7 @@ impl Inputs {
 
 /// Runs every check, Exchange first (on-premises over EWS, then Exchange Online over Graph
 /// when `[exchange_online]` is configured), then the CRM. When every mailbox is online
-/// (`exchange_online.all_users`), the EWS steps are not run.
+/// (`exchange_online.all_users`, or no `[exchange]` section), the EWS steps are not run.
 pub async fn run(inputs: &Inputs) -> Report {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let online_only = inputs
@@ -216,10 +216,9 @@ pub async fn run(inputs: &Inputs) -> Report {
         .exchange_online
         .as_ref()
         .is_some_and(|o| o.all_users);
-    let mut steps = if online_only {
-        Vec::new()
-    } else {
-        exchange::checks(inputs).await
+    let mut steps = match &inputs.config.exchange {
+        Some(x) if !online_only => exchange::checks(inputs, x).await,
+        _ => Vec::new(),
     };
     steps.extend(graph::checks(inputs).await);
     steps.extend(crm::checks(inputs).await);

@@ -1,10 +1,11 @@
 //! The sync service as `exsync.toml` and the vault describe it: the EWS connector (configured
-//! URL or Autodiscover within the allow-list), the Salesforce connector, and the store.
+//! URL or Autodiscover within the allow-list) when there is an `[exchange]` section, the Graph
+//! connector when there is an `[exchange_online]`, the Salesforce connector, and the store.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use exsync_core::config::{CrmAuth, ExsyncConfig};
+use exsync_core::config::{CrmAuth, ExchangeConfig, ExsyncConfig};
 use exsync_ews::{AllowList, Autodiscover, AutodiscoverConfig};
 use exsync_ews::{AuthMode, Credentials, EwsClient, EwsConfig, Resolve};
 use exsync_salesforce::{AuthConfig, SalesforceClient, SalesforceConfig, Secret};
@@ -13,15 +14,18 @@ use exsync_store::Store;
 use super::ews::{Endpoint, ExchangeConnection};
 use super::graph::setup::{backend_rule, online_side, GraphSecrets, GraphSetupError, OnlineSide};
 use super::salesforce::SalesforceSide;
-use crate::sync::mailboxes::Mailboxes;
+use crate::sync::mailboxes::{Backend, Mailboxes, Optional, Unconfigured};
 use crate::sync::service::Syncer;
 use crate::vault::{
     SecretValue, Vault, VaultError, CRM_CLIENT_SECRET, CRM_PRIVATE_KEY, EXCHANGE_PASSWORD,
 };
 
+/// The EWS backend of an installation: connected when `[exchange]` is present.
+pub type OnPremisesSide = Optional<ExchangeConnection>;
+
 /// The sync service the CLI runs: each user's mailbox on EWS, or on Graph when
-/// `[exchange_online]` names it.
-pub type ConfiguredSyncer = Syncer<Mailboxes<ExchangeConnection, OnlineSide>, SalesforceSide>;
+/// `[exchange_online]` names it (or there is no `[exchange]`).
+pub type ConfiguredSyncer = Syncer<Mailboxes<OnPremisesSide, OnlineSide>, SalesforceSide>;
 
 /// Why the sync service cannot be built from the configuration and the vault. The admin reads
 /// these at startup, so each names the setting or secret at fault and, where there is one, the
@@ -96,8 +100,9 @@ pub enum BuildError {
 
 /// The secrets the service needs, read from the vault.
 pub struct Secrets {
-    /// The service account's password; required, since every mailbox is reached with it.
-    pub exchange_password: SecretValue,
+    /// The service account's password; `None` when none is stored, an error only if there is
+    /// an `[exchange]` section.
+    pub exchange_password: Option<SecretValue>,
     /// The PEM key for the CRM's JWT bearer flow; `None` when none is stored, an error only if
     /// `crm.auth` is JWT.
     pub crm_private_key: Option<SecretValue>,
@@ -110,15 +115,11 @@ pub struct Secrets {
 }
 
 impl Secrets {
-    /// Reads the secrets from the vault. Fails when no password is stored or a secret does not
-    /// decrypt; a missing CRM secret fails later, in [`salesforce_config`], only if the configured
-    /// flow needs it.
+    /// Reads the secrets from the vault. Fails when a secret does not decrypt; a missing one
+    /// fails later, when the service is built, only if the configuration needs it.
     pub fn from_vault(vault: &Vault) -> Result<Secrets, BuildError> {
-        let Some(exchange_password) = vault.get(EXCHANGE_PASSWORD)? else {
-            return Err(BuildError::NoExchangePassword);
-        };
         Ok(Secrets {
-            exchange_password,
+            exchange_password: vault.get(EXCHANGE_PASSWORD)?,
             crm_private_key: vault.get(CRM_PRIVATE_KEY)?,
             crm_client_secret: vault.get(CRM_CLIENT_SECRET)?,
             graph: GraphSecrets::from_vault(vault)?,
@@ -190,7 +191,35 @@ pub fn syncer(
         Arc::clone(metrics) as Arc<dyn exsync_core::observe::RequestObserver>
     );
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let x = &config.exchange;
+    let on_premises = match &config.exchange {
+        Some(x) => Optional::Configured(Box::new(ews_side(config, x, secrets, &observer)?)),
+        None => Optional::Unconfigured(Unconfigured(Backend::Ews)),
+    };
+    let online = online_side(config, &secrets.graph, Some(observer.clone()))?;
+    let mut crm_config = salesforce_config(config, secrets)?;
+    crm_config.observer = Some(observer);
+    let crm = SalesforceClient::new(crm_config).map_err(BuildError::Salesforce)?;
+    Ok(Arc::new(Syncer {
+        exchange: Mailboxes::new(on_premises, online, backend_rule(config)),
+        crm: SalesforceSide { client: crm },
+        store,
+        configurations: config.configurations.clone(),
+        concurrency: config.service.concurrent_users.max(1) as usize,
+        slice: crate::sync::pass::SLICE,
+    }))
+}
+
+/// The EWS backend for `[exchange]` (configured URL or Autodiscover) with the service
+/// account's password from the vault; nothing is sent yet.
+fn ews_side(
+    config: &ExsyncConfig,
+    x: &ExchangeConfig,
+    secrets: &Secrets,
+    observer: &exsync_core::observe::Observer,
+) -> Result<ExchangeConnection, BuildError> {
+    let Some(password) = &secrets.exchange_password else {
+        return Err(BuildError::NoExchangePassword);
+    };
     // Credentials go only to the service account's own domain and the other domains the
     // admin listed, whether the endpoint is configured or discovered; a configured one is
     // checked before any connector holds the password.
@@ -202,7 +231,7 @@ pub fn syncer(
         .transpose()?;
     let mut ews = EwsConfig::new(Credentials::new(
         x.service_account.clone(),
-        secrets.exchange_password.expose(),
+        password.expose(),
     ));
     ews.auth = AuthMode::parse(x.auth.as_str()).unwrap_or_default();
     ews.ca_file = x.ca_file.clone();
@@ -212,7 +241,7 @@ pub fn syncer(
     }
     ews.resolve = resolve;
     ews.max_reply_bytes = config.network.max_reply_bytes();
-    ews.contacts_folder = x.sync_folder.clone();
+    ews.contacts_folder = config.sync_folder.clone();
     ews.max_concurrency = x.max_concurrency as usize;
     ews.max_per_mailbox = config.service.per_user_concurrency as usize;
     ews.trace_dir = x.wire_trace_dir.clone();
@@ -225,22 +254,7 @@ pub fn syncer(
             AutodiscoverConfig::new(allow),
         )),
     };
-    let online = online_side(config, &secrets.graph, Some(observer.clone()))?;
-    let mut crm_config = salesforce_config(config, secrets)?;
-    crm_config.observer = Some(observer);
-    let crm = SalesforceClient::new(crm_config).map_err(BuildError::Salesforce)?;
-    Ok(Arc::new(Syncer {
-        exchange: Mailboxes::new(
-            ExchangeConnection::new(client, endpoint),
-            online,
-            backend_rule(config),
-        ),
-        crm: SalesforceSide { client: crm },
-        store,
-        configurations: config.configurations.clone(),
-        concurrency: config.service.concurrent_users.max(1) as usize,
-        slice: crate::sync::pass::SLICE,
-    }))
+    Ok(ExchangeConnection::new(client, endpoint))
 }
 
 /// The configured EWS URL, refused when its host is outside the allow-list. The configuration

@@ -39,6 +39,13 @@ impl Backend {
             Backend::Graph => "graph",
         }
     }
+
+    /// The backend [`Self::as_str`] names.
+    pub fn parse(name: &str) -> Option<Backend> {
+        [Backend::Ews, Backend::Graph]
+            .into_iter()
+            .find(|b| b.as_str() == name)
+    }
 }
 
 impl fmt::Display for Backend {
@@ -246,5 +253,83 @@ impl MailboxSide for Unconfigured {
         _writes: &[Write<'_>],
     ) -> SideResult<Vec<WriteResult>> {
         Err(self.refuse(user))
+    }
+}
+
+/// A backend the installation may or may not have: its connector when configured, else
+/// [`Unconfigured`], which fails each call for the user alone.
+pub enum Optional<S> {
+    /// The backend is configured.
+    Configured(Box<S>),
+    /// It is not.
+    Unconfigured(Unconfigured),
+}
+
+/// Sends a call to the connector, or to [`Unconfigured`], which refuses it.
+macro_rules! either {
+    ($self:ident, $side:ident => $call:expr) => {
+        match $self {
+            Optional::Configured($side) => $call,
+            Optional::Unconfigured($side) => $call,
+        }
+    };
+}
+
+impl<S: MailboxSide> MailboxSide for Optional<S> {
+    fn backend(&self, user: &UserKey) -> Backend {
+        either!(self, side => side.backend(user))
+    }
+
+    async fn prepare(&self, user: &UserKey) -> SideResult<()> {
+        either!(self, side => side.prepare(user).await)
+    }
+
+    fn known_folder(&self, user: &UserKey, kind: ItemKind, folder: &(String, String)) {
+        either!(self, side => side.known_folder(user, kind, folder))
+    }
+
+    async fn changes_page(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        cursor: Option<&str>,
+    ) -> SideResult<MailboxPage> {
+        either!(self, side => side.changes_page(user, kind, cursor).await)
+    }
+
+    async fn fetch(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        ids: &[ExchangeId],
+    ) -> SideResult<Vec<Change>> {
+        either!(self, side => side.fetch(user, kind, ids).await)
+    }
+
+    fn write_batch(&self, user: &UserKey) -> usize {
+        either!(self, side => side.write_batch(user))
+    }
+
+    async fn write(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        writes: &[Write<'_>],
+    ) -> SideResult<Vec<WriteResult>> {
+        either!(self, side => side.write(user, kind, writes).await)
+    }
+
+    async fn find_copies(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        origins: &[ItemId],
+        since: DateTime<Utc>,
+    ) -> SideResult<Vec<CopyEvidence>> {
+        either!(self, side => side.find_copies(user, kind, origins, since).await)
+    }
+
+    fn take_notices(&self, user: &UserKey) -> Vec<Notice> {
+        either!(self, side => side.take_notices(user))
     }
 }

@@ -88,15 +88,33 @@ fn describe(c: &SyncConfiguration) -> String {
 }
 
 fn summary(file: &Path, config: &ExsyncConfig) -> String {
-    let x = &config.exchange;
-    let endpoint = x
-        .ews_url
-        .clone()
-        .unwrap_or_else(|| "Autodiscover".to_owned());
     let store = match &config.store {
         StoreConfig::Sqlite { path } => format!("SQLite {}", path.display()),
         StoreConfig::Postgres { url, .. } => format!("PostgreSQL {url}"),
     };
+    let mut out = format!("{}: OK\nstore: {store}\n", file.display());
+    if let Some(x) = &config.exchange {
+        let endpoint = x.ews_url.as_deref().unwrap_or("Autodiscover");
+        out.push_str(&format!(
+            "exchange: {} via {endpoint} (auth {})\n",
+            x.service_account,
+            x.auth.as_str()
+        ));
+    }
+    if let Some(o) = &config.exchange_online {
+        let users = if o.all_users {
+            "every user".to_owned()
+        } else {
+            format!("{} listed users", o.users.len())
+        };
+        out.push_str(&format!(
+            "exchange online: app {} in tenant {} ({} cloud, {}) for {users}\n",
+            o.client_id,
+            o.tenant,
+            o.cloud.as_str(),
+            o.credential.as_str(),
+        ));
+    }
     let crm = &config.crm;
     let crm_user = crm
         .username
@@ -104,16 +122,13 @@ fn summary(file: &Path, config: &ExsyncConfig) -> String {
         .map(|u| format!(" as {u}"))
         .unwrap_or_default();
     let active = config.configurations.iter().filter(|c| c.active).count();
-    let mut out = format!(
-        "{}: OK\nstore: {store}\nexchange: {} via {endpoint} (auth {})\ncrm: {} at {} (auth {}{crm_user})\nconfigurations: {} ({active} active)\n",
-        file.display(),
-        x.service_account,
-        x.auth.as_str(),
+    out.push_str(&format!(
+        "crm: {} at {} (auth {}{crm_user})\nconfigurations: {} ({active} active)\n",
         crm.kind.as_str(),
         crm.login_url,
         crm.auth.as_str(),
         config.configurations.len(),
-    );
+    ));
     for c in &config.configurations {
         out.push_str(&describe(c));
     }

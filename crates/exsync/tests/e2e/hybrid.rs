@@ -7,6 +7,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::MASTER_KEY;
+use exsync_core::plan::Change;
+use exsync_core::{ItemId, ItemKind};
+use exsync_graph::mapping::{write_contact, write_event};
 use exsync_lab::{Lab, LabOptions, Seed};
 use exsync_sim::graph::{GraphSim, SimInfo};
 use exsync_testkit::cli::Cli;
@@ -24,9 +27,8 @@ fn exsync(config: &Path, args: &[&str], stdin: Option<&str>) -> exsync_testkit::
     cli.run()
 }
 
-/// How many items the Graph simulator holds for `user`: contacts in the sync folder and
-/// events in the calendar, read through Graph as a client would.
-async fn online_items(info: &SimInfo, user: &str) -> (usize, usize) {
+/// An HTTP client that trusts the Graph simulator, and a bearer token of its app.
+async fn graph_client(info: &SimInfo) -> (reqwest::Client, String) {
     let pem = std::fs::read(&info.ca_pem).unwrap();
     let http = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
@@ -47,54 +49,85 @@ async fn online_items(info: &SimInfo, user: &str) -> (usize, usize) {
         .await
         .unwrap();
     let bearer = format!("Bearer {}", token["access_token"].as_str().unwrap());
-    let get = |path: String| {
-        let (http, bearer) = (http.clone(), bearer.clone());
-        async move {
-            http.get(format!("{}/users/{user}/{path}", info.graph_url))
-                .header("Authorization", bearer)
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        }
+    (http, bearer)
+}
+
+/// Calls Graph as the app: `path` under the user, with a JSON body for a POST.
+async fn graph(info: &SimInfo, user: &str, path: &str, body: Option<&Value>) -> Value {
+    let (http, bearer) = graph_client(info).await;
+    let url = format!("{}/users/{user}/{path}", info.graph_url);
+    let request = match body {
+        Some(body) => http.post(url).json(body),
+        None => http.get(url),
     };
-    let folders = get("contactFolders?$filter=displayName eq 'Salesforce_Sync'".into()).await;
-    let contacts = match folders["value"].as_array().and_then(|f| f.first()) {
-        Some(folder) => {
-            let id = folder["id"].as_str().unwrap();
-            get(format!("contactFolders/{id}/contacts?$top=100")).await["value"]
-                .as_array()
-                .map_or(0, Vec::len)
-        }
+    let reply = request
+        .header("Authorization", bearer)
+        .send()
+        .await
+        .unwrap();
+    let status = reply.status();
+    let value: Value = reply.json().await.unwrap();
+    assert!(status.is_success(), "{path}: {status} {value}");
+    value
+}
+
+/// The user's sync folder in Exchange Online, if there is one.
+async fn online_folder(info: &SimInfo, user: &str) -> Option<String> {
+    let folders = graph(
+        info,
+        user,
+        "contactFolders?$filter=displayName eq 'Salesforce_Sync'",
+        None,
+    )
+    .await;
+    folders["value"]
+        .as_array()
+        .and_then(|f| f.first())
+        .and_then(|f| f["id"].as_str())
+        .map(str::to_owned)
+}
+
+/// How many items the Graph simulator holds for `user`: contacts in the sync folder and
+/// events in the calendar, read through Graph as a client would.
+async fn online_items(info: &SimInfo, user: &str) -> (usize, usize) {
+    let count = |v: Value| v["value"].as_array().map_or(0, Vec::len);
+    let contacts = match online_folder(info, user).await {
+        Some(id) => count(
+            graph(
+                info,
+                user,
+                &format!("contactFolders/{id}/contacts?$top=100"),
+                None,
+            )
+            .await,
+        ),
         None => 0,
     };
-    let events = get("events?$top=100".into()).await["value"]
-        .as_array()
-        .map_or(0, Vec::len);
+    let events = count(graph(info, user, "events?$top=100", None).await);
     (contacts, events)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hybrid_org_syncs_each_user_through_their_own_backend() {
+/// A lab of two users with CRM records, the Graph simulator beside it, and an `exsync.toml`
+/// for the lab with `[exchange_online]` added (`users` as given, or every user when `None`,
+/// with the `[exchange]` section and the service account's password removed).
+struct Org {
+    _dir: tempfile::TempDir,
+    lab: Lab,
+    graph: GraphSim,
+    info: SimInfo,
+    config: std::path::PathBuf,
+}
+
+async fn org(online_users: Option<&[&str]>, seed: Seed) -> Org {
     let dir = tempfile::tempdir().unwrap();
     let mut options = LabOptions::new(dir.path().join("lab"), 2);
     options.crm_key_pem = Some(crate::shared_key());
     let lab = Lab::start(options).await.unwrap();
-    lab.seed(&Seed {
-        crm_contacts: 4,
-        crm_events: 2,
-        ..Seed::default()
-    })
-    .await
-    .unwrap();
+    lab.seed(&seed).await.unwrap();
     let graph = GraphSim::start(&dir.path().join("graph"), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let info = graph.info.clone();
-    let (ews_user, online_user) = (lab.users[0].key.clone(), lab.users[1].key.clone());
-    assert!(info.mailboxes.iter().any(|m| m == online_user.as_str()));
     let authority = info
         .authority
         .strip_suffix(&format!("/{}", info.tenant_id))
@@ -102,10 +135,21 @@ async fn a_hybrid_org_syncs_each_user_through_their_own_backend() {
     let config = dir.path().join("exsync.toml");
     lab.write_config(&config, MASTER_KEY).unwrap();
     let mut text = std::fs::read_to_string(&config).unwrap();
+    let users = match online_users {
+        Some(users) => format!("users = {users:?}\n"),
+        None => {
+            // An organisation entirely online: no [exchange] section and no password for it.
+            let start = text.find("[exchange]\n").unwrap();
+            let end = start + text[start..].find("\n\n").unwrap();
+            text.replace_range(start..end, "");
+            let deleted = exsync(&config, &["secrets", "delete", "exchange.password"], None);
+            assert!(deleted.status.success(), "{}", deleted.text());
+            String::new()
+        }
+    };
     text.push_str(&format!(
         "\n[exchange_online]\ntenant = \"{}\"\nclient_id = \"{}\"\ncredential = \"secret\"\n\
-         users = [\"{online_user}\"]\nauthority_url = \"{authority}\"\ngraph_url = \"{}\"\n\
-         ca_file = \"{}\"\n",
+         {users}authority_url = \"{authority}\"\ngraph_url = \"{}\"\nca_file = \"{}\"\n",
         info.tenant_id,
         info.client_id,
         info.graph_url,
@@ -118,14 +162,47 @@ async fn a_hybrid_org_syncs_each_user_through_their_own_backend() {
         Some(&format!("{}\n", info.client_secret)),
     );
     assert!(set.status.success(), "{}", set.text());
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    Org {
+        _dir: dir,
+        lab,
+        graph,
+        info,
+        config,
+    }
+}
 
-    let first = {
-        let config = config.clone();
-        tokio::task::spawn_blocking(move || exsync(&config, &["sync"], None))
-            .await
-            .unwrap()
-    };
+/// Four contacts and two events per user in the CRM.
+fn records() -> Seed {
+    Seed {
+        crm_contacts: 4,
+        crm_events: 2,
+        ..Seed::default()
+    }
+}
+
+async fn sync(config: &Path) -> exsync_testkit::cli::Ran {
+    // Passes a second apart, so the CRM's change times tell them apart.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let config = config.to_owned();
+    tokio::task::spawn_blocking(move || exsync(&config, &["sync"], None))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hybrid_org_syncs_each_user_through_their_own_backend() {
+    let Org {
+        lab,
+        graph,
+        info,
+        config,
+        _dir,
+    } = org(Some(&["user2@contoso.test"]), records()).await;
+    let (ews_user, online_user) = (lab.users[0].key.clone(), lab.users[1].key.clone());
+    assert_eq!(online_user.as_str(), "user2@contoso.test");
+    assert!(info.mailboxes.iter().any(|m| m == online_user.as_str()));
+
+    let first = sync(&config).await;
     assert!(first.status.success(), "{}", first.text());
     for user in [&ews_user, &online_user] {
         assert!(
@@ -158,13 +235,7 @@ async fn a_hybrid_org_syncs_each_user_through_their_own_backend() {
         );
     }
 
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let again = {
-        let config = config.clone();
-        tokio::task::spawn_blocking(move || exsync(&config, &["sync"], None))
-            .await
-            .unwrap()
-    };
+    let again = sync(&config).await;
     assert!(again.status.success(), "{}", again.text());
     for user in [&ews_user, &online_user] {
         assert!(
@@ -176,4 +247,245 @@ async fn a_hybrid_org_syncs_each_user_through_their_own_backend() {
         );
     }
     graph.shutdown().await;
+}
+
+/// An organisation entirely in Exchange Online installs with no `[exchange]` section and no
+/// service account: every user is synced through Graph, and `config check` and `status` say so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_org_entirely_online_needs_no_exchange_section() {
+    let Org {
+        lab,
+        graph,
+        info,
+        config,
+        _dir,
+    } = org(None, records()).await;
+    let checked = exsync(&config, &["config", "check"], None);
+    assert!(checked.status.success(), "{}", checked.text());
+    assert!(
+        checked.stdout.contains(&format!(
+            "exchange online: app {} in tenant {} (global cloud, secret) for every user",
+            info.client_id, info.tenant_id
+        )),
+        "{}",
+        checked.stdout
+    );
+    assert!(
+        !checked.stdout.contains("\nexchange: "),
+        "{}",
+        checked.stdout
+    );
+    // The analyzer checks Graph and the CRM, and asks for no service account.
+    let analyzed = {
+        let (config, user) = (config.clone(), lab.users[0].key.to_string());
+        tokio::task::spawn_blocking(move || exsync(&config, &["check", "--user", &user], None))
+            .await
+            .unwrap()
+    };
+    assert!(analyzed.status.success(), "{}", analyzed.text());
+    assert!(
+        analyzed.stdout.contains("PASS  Mailbox in the app's scope")
+            && !analyzed.stdout.contains("exchange.password"),
+        "{}",
+        analyzed.stdout
+    );
+
+    let first = sync(&config).await;
+    assert!(first.status.success(), "{}", first.text());
+    for user in &lab.users {
+        assert!(
+            first.stdout.contains(&format!(
+                "{}: created 6 updated 0 deleted 0 conflicts 0 failures 0",
+                user.key
+            )),
+            "{}: {}",
+            user.key,
+            first.text()
+        );
+        assert_eq!(online_items(&info, user.key.as_str()).await, (4, 2));
+    }
+    let status = exsync(&config, &["status"], None);
+    for user in &lab.users {
+        let row = status
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(user.key.as_str()))
+            .unwrap_or_default();
+        assert_eq!(
+            row.split_whitespace().nth(2),
+            Some("graph"),
+            "{}",
+            status.stdout
+        );
+    }
+    let again = sync(&config).await;
+    assert!(again.status.success(), "{}", again.text());
+    assert_eq!(
+        again
+            .stdout
+            .matches("created 0 updated 0 deleted 0 conflicts 0 failures 0")
+            .count(),
+        lab.users.len(),
+        "{}",
+        again.text()
+    );
+    graph.shutdown().await;
+}
+
+/// Moves `user`'s mailbox from the Exchange simulator to the Graph simulator as a mailbox
+/// move does: every item of the sync folder and of the calendar arrives in Exchange Online
+/// with its content and our tags, under new ids.
+async fn move_mailbox(lab: &Lab, info: &SimInfo, user: &exsync_lab::LabUser) {
+    use exsync_core::{Contact, Event, Record};
+    let address = user.key.as_str();
+    let folder = match online_folder(info, address).await {
+        Some(id) => id,
+        None => graph(
+            info,
+            address,
+            "contactFolders",
+            Some(&serde_json::json!({"displayName": "Salesforce_Sync"})),
+        )
+        .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    };
+    for kind in [ItemKind::Contact, ItemKind::Event] {
+        let items = lab
+            .syncer
+            .exchange
+            .read_folder(&user.key, kind)
+            .await
+            .unwrap();
+        for change in items {
+            let Change::Upsert(item) = change else {
+                continue;
+            };
+            let origin = match &item.origin {
+                Some(ItemId::Crm(id)) => Some(id.clone()),
+                _ => None,
+            };
+            let (path, body) = match kind {
+                ItemKind::Contact => (
+                    format!("contactFolders/{folder}/contacts"),
+                    write_contact(
+                        &Contact::from_fields(&item.fields).unwrap(),
+                        origin.as_ref(),
+                    ),
+                ),
+                ItemKind::Event => (
+                    "events".to_owned(),
+                    write_event(&Event::from_fields(&item.fields).unwrap(), origin.as_ref()),
+                ),
+            };
+            graph(info, address, &path, Some(&body)).await;
+        }
+    }
+}
+
+/// A mailbox moved from on premises to Exchange Online between passes keeps every link: its
+/// items are found again by our tags (or, for those the user made, by their e-mail address),
+/// nothing is created or deleted on either side, and the edits made on both sides since the
+/// last pass all arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailbox_moved_online_keeps_its_links_and_its_edits() {
+    let Org {
+        lab,
+        graph: sim,
+        info,
+        config,
+        _dir,
+    } = org(
+        Some(&[]),
+        Seed {
+            exchange_contacts: 2,
+            ..records()
+        },
+    )
+    .await;
+    let mover = lab.users[1].clone();
+    let first = sync(&config).await;
+    assert!(first.status.success(), "{}", first.text());
+    let expected = format!("{}: created 8 updated 0 deleted 0", mover.key);
+    assert!(first.stdout.contains(&expected), "{}", first.text());
+    let before = lab.convergence().await.unwrap();
+    assert!(before.converged(), "{:?}", before.problems);
+
+    // Edits on both sides after the last pass on premises: a CRM-made contact's title in the
+    // CRM, and a mailbox-made contact's department in Outlook.
+    let crm_made = lab.crm_record(&mover, ItemKind::Contact, "Crm1x0000").await;
+    let crm_made = match crm_made {
+        Ok(_) => "Crm1x0000",
+        Err(_) => "Crm2x0000",
+    };
+    lab.edit_crm(&mover, ItemKind::Contact, crm_made, |f| {
+        f.insert("title".into(), Value::from("Director"));
+    })
+    .await
+    .unwrap();
+    let outlook_made = lab
+        .syncer
+        .exchange
+        .read_folder(&mover.key, ItemKind::Contact)
+        .await
+        .unwrap()
+        .into_iter()
+        .find_map(|c| match c {
+            Change::Upsert(item) if item.origin.is_none() => item
+                .fields
+                .get("last_name")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            _ => None,
+        })
+        .unwrap();
+    lab.edit_exchange(&mover, ItemKind::Contact, &outlook_made, |f| {
+        f.insert("department".into(), Value::from("Moved"));
+    })
+    .await
+    .unwrap();
+
+    move_mailbox(&lab, &info, &mover).await;
+    let text = std::fs::read_to_string(&config).unwrap();
+    let routed = format!("users = [\"{}\"]", mover.key);
+    std::fs::write(&config, text.replace("users = []", &routed)).unwrap();
+
+    let moved = sync(&config).await;
+    assert!(moved.status.success(), "{}", moved.text());
+    let expected = format!(
+        "{}: created 0 updated 2 deleted 0 conflicts 0 failures 0",
+        mover.key
+    );
+    assert!(moved.stdout.contains(&expected), "{}", moved.text());
+    // The admin is told, once per kind, and nothing speaks of a replaced folder.
+    assert!(
+        moved.stdout.contains("NOTICE [mailbox_moved] The mailbox moved from ews to graph: 4 synced contacts found again by their tag, 2 by their content, 0 not found")
+            && moved.stdout.contains("NOTICE [mailbox_moved] The mailbox moved from ews to graph: 2 synced events found again by their tag, 0 by their content, 0 not found")
+            && !moved.stdout.contains("sync_folder_replaced"),
+        "{}",
+        moved.text()
+    );
+    // Nothing was duplicated online, and both edits are on both sides.
+    assert_eq!(online_items(&info, mover.key.as_str()).await, (6, 2));
+    let title = lab
+        .crm_record(&mover, ItemKind::Contact, crm_made)
+        .await
+        .unwrap();
+    assert_eq!(title.fields.get("title"), Some(&Value::from("Director")));
+    let department = lab
+        .crm_record(&mover, ItemKind::Contact, &outlook_made)
+        .await
+        .unwrap();
+    assert_eq!(
+        department.fields.get("department"),
+        Some(&Value::from("Moved"))
+    );
+    let again = sync(&config).await;
+    let idle = format!(
+        "{}: created 0 updated 0 deleted 0 conflicts 0 failures 0",
+        mover.key
+    );
+    assert!(again.stdout.contains(&idle), "{}", again.text());
+    sim.shutdown().await;
 }

@@ -4,14 +4,11 @@
 use exsync_core::config::{
     ExchangeOnlineConfig, ExsyncConfig, OnlineCloud, OnlineCredential, Window,
 };
-use exsync_core::plan::{Change, WriteResult};
-use exsync_core::{ExchangeId, ItemId, ItemKind, UserKey};
+use exsync_core::UserKey;
 use exsync_graph::{AssertionAlgorithm, Cloud, Credential, GraphClient, GraphConfig, Secret};
-use exsync_store::Notice;
 
 use super::{GraphConnection, GraphSettings};
-use crate::sync::mailboxes::{Backend, BackendRule, Unconfigured};
-use crate::sync::sides::{CopyEvidence, MailboxPage, MailboxSide, SideResult, Write};
+use crate::sync::mailboxes::{Backend, BackendRule, Optional, Unconfigured};
 use crate::vault::{SecretValue, Vault, VaultError};
 
 /// The app's certificate (PEM) in the vault.
@@ -75,12 +72,7 @@ pub enum GraphSetupError {
 }
 
 /// The Graph backend of an installation: connected when `[exchange_online]` is present.
-pub enum OnlineSide {
-    /// `[exchange_online]` is configured.
-    Graph(Box<GraphConnection>),
-    /// It is not: a user routed to Graph fails alone, saying so.
-    Unconfigured(Unconfigured),
-}
+pub type OnlineSide = Optional<GraphConnection>;
 
 /// The widest event window of the configurations, which the calendarView delta must cover for
 /// every user (the pass applies each user's own window).
@@ -159,15 +151,15 @@ pub fn online_side(
     observer: Option<exsync_core::observe::Observer>,
 ) -> Result<OnlineSide, GraphSetupError> {
     let Some(online) = &config.exchange_online else {
-        return Ok(OnlineSide::Unconfigured(Unconfigured(Backend::Graph)));
+        return Ok(Optional::Unconfigured(Unconfigured(Backend::Graph)));
     };
     let client = graph_client(config, online, secrets, observer)?;
     let mut settings = GraphSettings::new(online.client_id.clone());
-    settings.contacts_folder = config.exchange.sync_folder.clone();
+    settings.contacts_folder = config.sync_folder.clone();
     if let Some(window) = widest_window(config) {
         settings.window = window;
     }
-    Ok(OnlineSide::Graph(Box::new(GraphConnection::new(
+    Ok(Optional::Configured(Box::new(GraphConnection::new(
         std::sync::Arc::new(client),
         settings,
     ))))
@@ -188,75 +180,6 @@ pub fn backend_rule(config: &ExsyncConfig) -> BackendRule {
         .fold(BackendRule::every_user(Backend::Ews), |rule, address| {
             rule.with_user(UserKey::from_email(address), Backend::Graph)
         })
-}
-
-/// Sends a call to the side the installation has.
-macro_rules! either {
-    ($self:ident, $side:ident => $call:expr) => {
-        match $self {
-            OnlineSide::Graph($side) => $call,
-            OnlineSide::Unconfigured($side) => $call,
-        }
-    };
-}
-
-impl MailboxSide for OnlineSide {
-    fn backend(&self, _user: &UserKey) -> Backend {
-        Backend::Graph
-    }
-
-    async fn prepare(&self, user: &UserKey) -> SideResult<()> {
-        either!(self, side => side.prepare(user).await)
-    }
-
-    fn known_folder(&self, user: &UserKey, kind: ItemKind, folder: &(String, String)) {
-        either!(self, side => side.known_folder(user, kind, folder))
-    }
-
-    async fn changes_page(
-        &self,
-        user: &UserKey,
-        kind: ItemKind,
-        cursor: Option<&str>,
-    ) -> SideResult<MailboxPage> {
-        either!(self, side => side.changes_page(user, kind, cursor).await)
-    }
-
-    async fn fetch(
-        &self,
-        user: &UserKey,
-        kind: ItemKind,
-        ids: &[ExchangeId],
-    ) -> SideResult<Vec<Change>> {
-        either!(self, side => side.fetch(user, kind, ids).await)
-    }
-
-    fn write_batch(&self, user: &UserKey) -> usize {
-        either!(self, side => side.write_batch(user))
-    }
-
-    async fn write(
-        &self,
-        user: &UserKey,
-        kind: ItemKind,
-        writes: &[Write<'_>],
-    ) -> SideResult<Vec<WriteResult>> {
-        either!(self, side => side.write(user, kind, writes).await)
-    }
-
-    async fn find_copies(
-        &self,
-        user: &UserKey,
-        kind: ItemKind,
-        origins: &[ItemId],
-        since: chrono::DateTime<chrono::Utc>,
-    ) -> SideResult<Vec<CopyEvidence>> {
-        either!(self, side => side.find_copies(user, kind, origins, since).await)
-    }
-
-    fn take_notices(&self, user: &UserKey) -> Vec<Notice> {
-        either!(self, side => side.take_notices(user))
-    }
 }
 
 #[cfg(test)]
@@ -338,7 +261,7 @@ future_days = 500
         };
         assert!(matches!(
             online_side(&secret, &secrets, None),
-            Ok(OnlineSide::Graph(_))
+            Ok(Optional::Configured(_))
         ));
         assert!(matches!(
             online_side(&config(""), &GraphSecrets::default(), None),

@@ -14,6 +14,7 @@ use exsync_store::{CursorAdvance, CursorScope, Store};
 use super::execute::Written;
 use super::read::ExchangeListed;
 use super::{on_store, KindPass, PassError, SyncUser, KINDS};
+use crate::sync::mailboxes::Backend;
 use crate::sync::sides::{CrmSide, MailboxSide};
 
 /// The Exchange cursor of one user's folder for one kind.
@@ -37,6 +38,14 @@ pub(super) struct FolderCursor {
     /// The folder's id and version, so a new process need not look it up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) folder: Option<(String, String)>,
+    /// The backend that issued the cursor and the folder id (`ews`, `graph`); none in cursors
+    /// stored before there was more than EWS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) backend: Option<String>,
+    /// Set, and nothing else, when the stored cursor was issued by another backend than the
+    /// one serving the user now: the mailbox moved (see `relink.rs`).
+    #[serde(skip)]
+    pub(super) moved_from: Option<Backend>,
 }
 
 impl FolderCursor {
@@ -46,10 +55,24 @@ impl FolderCursor {
             // A bare EWS SyncState, as stored before the created items were remembered.
             Some(text) => serde_json::from_str(text).unwrap_or_else(|_| FolderCursor {
                 state: Some(text.to_owned()),
-                created: Vec::new(),
-                folder: None,
+                ..FolderCursor::default()
             }),
         }
+    }
+
+    /// The backend that issued this cursor: EWS for one stored before backends were named, and
+    /// `None` for a name this build does not know.
+    fn issued_by(&self) -> Option<Backend> {
+        match &self.backend {
+            None => Some(Backend::Ews),
+            Some(name) => Backend::parse(name),
+        }
+    }
+
+    /// Whether the cursor is one `current` can read on from: it issued it, or nothing was read
+    /// yet.
+    fn belongs_to(&self, current: Backend) -> bool {
+        self.state.is_none() || self.issued_by() == Some(current)
     }
 
     pub(super) fn to_text(&self) -> String {
@@ -57,12 +80,13 @@ impl FolderCursor {
     }
 }
 
-/// Whether every synced kind has been read to the end once. The mailbox is made ready (the
-/// sync folder created) once; after that, each kind finds its folder from its cursor (or by
-/// its role, as the calendar) when it reads.
+/// Whether every synced kind has been read to the end once by the backend serving the user
+/// now. The mailbox is made ready (the sync folder created) once per backend; after that, each
+/// kind finds its folder from its cursor (or by its role, as the calendar) when it reads.
 pub(super) async fn folders_known(
     store: &Arc<dyn Store>,
     user: &SyncUser,
+    current: Backend,
 ) -> Result<bool, PassError> {
     let mut known = true;
     for kind in KINDS {
@@ -71,14 +95,16 @@ pub(super) async fn folders_known(
         }
         let scope = folder_cursor(&user.key, kind);
         let stored = on_store(store, move |s| s.cursor(&scope)).await?;
-        known &= FolderCursor::parse(stored.as_deref()).state.is_some();
+        let cursor = FolderCursor::parse(stored.as_deref());
+        known &= cursor.state.is_some() && cursor.belongs_to(current);
     }
     Ok(known)
 }
 
 impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
     /// The folder cursor this kind's pass starts from; the side learns the folder it names,
-    /// so it need not look it up.
+    /// so it need not look it up. A cursor another backend issued means nothing to this one:
+    /// the pass starts from nothing, knowing the mailbox moved.
     pub(super) async fn stored_cursor(&self) -> Result<FolderCursor, PassError> {
         let (user, kind) = (&self.user.key, self.kind);
         let cursor = {
@@ -86,6 +112,13 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
             on_store(self.store, move |s| s.cursor(&scope)).await?
         };
         let cursor = FolderCursor::parse(cursor.as_deref());
+        let current = self.exchange.backend(user);
+        if !cursor.belongs_to(current) {
+            return Ok(FolderCursor {
+                moved_from: cursor.issued_by(),
+                ..FolderCursor::default()
+            });
+        }
         if let Some(folder) = &cursor.folder {
             self.exchange.known_folder(user, kind, folder);
         }
@@ -113,6 +146,8 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                         .cloned()
                         .collect(),
                     folder: written.base.folder.clone(),
+                    backend: written.base.backend.clone(),
+                    moved_from: None,
                 }
                 .to_text(),
             ),
@@ -133,9 +168,37 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                     state: Some(read.state),
                     created,
                     folder: read.folder,
+                    backend: Some(self.exchange.backend(&self.user.key).as_str().to_owned()),
+                    moved_from: None,
                 }
                 .to_text(),
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_belongs_to_the_backend_that_issued_it() {
+        // Stored before backends were named: EWS issued it.
+        let bare = FolderCursor::parse(Some("H4sIAAAAAAAEAO29B2AcSZYl"));
+        assert!(bare.belongs_to(Backend::Ews) && !bare.belongs_to(Backend::Graph));
+        let graph = FolderCursor {
+            state: Some("delta-link".to_owned()),
+            backend: Some(Backend::Graph.as_str().to_owned()),
+            ..FolderCursor::default()
+        };
+        let back = FolderCursor::parse(Some(&graph.to_text()));
+        assert!(back.belongs_to(Backend::Graph) && !back.belongs_to(Backend::Ews));
+        // A backend this build does not know is nobody's; nothing read yet is anybody's.
+        let unknown = FolderCursor {
+            backend: Some("imap".to_owned()),
+            ..back
+        };
+        assert!(!unknown.belongs_to(Backend::Graph) && !unknown.belongs_to(Backend::Ews));
+        assert!(FolderCursor::default().belongs_to(Backend::Graph));
     }
 }

@@ -8,6 +8,8 @@
 //!   `unlisted.rs` (what a full CRM read says by leaving a synced record out) and `ahead.rs`
 //!   (events remembered until the window reaches them);
 //! - `recover.rs`: the writes a crashed pass journaled and never settled, settled by evidence;
+//! - `relink.rs`: the pairs of a mailbox that moved to another backend, moved to their items'
+//!   new ids;
 //! - `select.rs`: the CRM counterparts of Outlook events selected again by their category;
 //! - `plan.rs`: the safety valve over the whole plan's deletes, then the plan in slices;
 //! - `execute.rs`: each slice's writes, journaled, then batched per side, and the slice's own
@@ -20,6 +22,7 @@ mod execute;
 mod plan;
 mod read;
 mod recover;
+mod relink;
 mod select;
 mod unlisted;
 
@@ -173,7 +176,7 @@ pub async fn run_user<E: MailboxSide, C: CrmSide>(
 
     // The mailbox is made ready (the sync folder created) once; after that, the folders
     // stored with the cursors are used as they are.
-    let known = cursor::folders_known(store, user).await?;
+    let known = cursor::folders_known(store, user, exchange.backend(&user.key)).await?;
     let prepared = if pass.dry_run || known {
         Ok(())
     } else {
@@ -234,7 +237,7 @@ pub async fn run_user<E: MailboxSide, C: CrmSide>(
     if pass.dry_run {
         return Ok(report);
     }
-    report.notices = exchange.take_notices(&user.key);
+    report.notices.extend(exchange.take_notices(&user.key));
     commit.finished = Utc::now();
     commit.counts = report.counts;
     commit.error = report.error.clone();
@@ -293,10 +296,24 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         {
             return Ok(Err(e));
         }
-        let read = match self.read_exchange(&mut stage, &cursor, retry).await? {
+        let mut read = match self.read_exchange(&mut stage, &cursor, retry).await? {
             Ok(read) => read,
             Err(e) => return Ok(Err(e)),
         };
+        if let Some(moved) = read.moved.take() {
+            let to = self.exchange.backend(&self.user.key);
+            tracing::warn!(
+                user = %self.user.key,
+                %kind,
+                from = moved.from.map_or("unknown", |b| b.as_str()),
+                %to,
+                by_tag = moved.by_tag,
+                by_content = moved.by_content,
+                copied_again = moved.copied_again,
+                "The mailbox moved to another backend; its synced items were found again under their new ids."
+            );
+            report.notices.push(moved.notice(kind, to));
+        }
         // Everything both sides said is on disk, and nothing is planned or written yet.
         failpoint(failpoints::READS_STAGED);
         // A dry run plans from the pairs as stored: recovering commits.

@@ -9,6 +9,7 @@ use exsync_core::{CrmId, ExchangeId, ItemId, Side};
 
 use super::ahead::Ahead;
 use super::cursor::FolderCursor;
+use super::relink::Relinked;
 use super::{on_store, FullRead, KindPass, Notes, PassError};
 use crate::sync::sides::{CrmSide, MailboxSide, OwnedChange, SideError};
 use crate::sync::stage::{Stage, StagedRecord};
@@ -17,6 +18,9 @@ use crate::sync::stage::{Stage, StagedRecord};
 pub(super) struct ExchangeListed {
     pub(super) state: String,
     pub(super) folder: Option<(String, String)>,
+    /// Set when the mailbox moved to this backend since the last pass: how its pairs found
+    /// their items again (see `relink.rs`).
+    pub(super) moved: Option<Relinked>,
 }
 
 impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
@@ -250,6 +254,10 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
             _ => false,
         };
         let mut copied_again = 0;
+        let mut moved = cursor.moved_from.map(|from| Relinked {
+            from: Some(from),
+            ..Relinked::default()
+        });
         if full_listing {
             let mut after: Option<CrmId> = None;
             loop {
@@ -264,6 +272,12 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                     break;
                 };
                 after = Some(last.crm_id.clone());
+                if let Some(tally) = &mut moved {
+                    if let Err(e) = self.relink(stage, &page, tally).await? {
+                        return Ok(Err(e));
+                    }
+                    continue;
+                }
                 if replaced {
                     match self.copy_again(stage, &page).await? {
                         Ok(n) => copied_again += n,
@@ -322,6 +336,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         Ok(Ok(ExchangeListed {
             state: state.unwrap_or_default(),
             folder,
+            moved,
         }))
     }
 
@@ -415,7 +430,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
     }
 
     /// [`Self::stage`] with the pairs already looked up.
-    fn put(
+    pub(super) fn put(
         &self,
         stage: &mut Stage,
         changes: Vec<Change>,
