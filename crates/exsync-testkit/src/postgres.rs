@@ -46,6 +46,17 @@ impl Database {
         )
     }
 
+    /// The CA file that verifies the cluster's TLS certificate (for `localhost` and
+    /// 127.0.0.1).
+    pub fn ca_file(&self) -> PathBuf {
+        self.socket_dir.join("ca.pem")
+    }
+
+    /// A `postgres://` URL to `localhost` over TCP, for TLS (the default mode).
+    pub fn tls_url(&self) -> String {
+        format!("postgres://postgres@localhost:{}/{}", self.port, self.name)
+    }
+
     /// A `postgres://` URL over TCP on the loopback address, as `exsync.toml` takes it (no TLS:
     /// allowed for a database on this host only).
     pub fn url(&self) -> String {
@@ -245,7 +256,7 @@ fn shared_cluster(bin: &Path) -> Result<(PathBuf, u16), String> {
         // the lease, so one of the two sees the other (see the module comment).
         touch(&dir.join("lease"));
         if dir.join("ready").exists() {
-            match port_of(&dir) {
+            match port_of(&dir).filter(|_| dir.join("ca.pem").exists()) {
                 Some(port) => return Ok((dir, port)),
                 None => {
                     // A cluster from an older kit that recorded no port: replace it.
@@ -310,6 +321,47 @@ fn stop(bin: &Path, dir: &Path) {
         .status();
 }
 
+/// A fresh CA (`ca.pem`) and a server certificate it signed for `localhost` and 127.0.0.1
+/// (`server.crt`, `server.key`), so tests can check TLS with verification on.
+fn write_tls_files(dir: &Path) -> Result<(), String> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let err = |e: rcgen::Error| format!("test certificates: {e}");
+    let ca_key = KeyPair::generate().map_err(err)?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "exsync test database CA");
+    let ca = ca_params.self_signed(&ca_key).map_err(err)?;
+    let key = KeyPair::generate().map_err(err)?;
+    let params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .map_err(err)?;
+    let cert = params.signed_by(&key, &ca, &ca_key).map_err(err)?;
+    let write = |name: &str, text: String| {
+        std::fs::write(dir.join(name), text).map_err(|e| format!("writing {name}: {e}"))
+    };
+    write("server.crt", cert.pem())?;
+    write("server.key", key.serialize_pem())?;
+    // The server refuses a key others can read; written before ca.pem, which marks the set.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            dir.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .map_err(|e| format!("server.key mode: {e}"))?;
+    }
+    if is_root() {
+        let mut chown = Command::new("chown");
+        chown
+            .arg("postgres:")
+            .arg(dir.join("server.key"))
+            .arg(dir.join("server.crt"));
+        run(chown, "chown the server key to postgres")?;
+    }
+    write("ca.pem", ca.pem())
+}
+
 /// A TCP port free on the loopback address now (the kernel's choice, so two checkouts'
 /// clusters do not collide).
 fn free_port() -> Result<u16, String> {
@@ -351,11 +403,13 @@ fn start(bin: &Path, dir: &Path) -> Result<u16, String> {
         ),
         "initdb",
     )?;
+    write_tls_files(dir)?;
     let port = free_port()?;
     let options = format!(
-        "-k {} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off \
-         -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
-        dir.display()
+        "-k {d} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off \
+         -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 \
+         -c ssl=on -c ssl_cert_file={d}/server.crt -c ssl_key_file={d}/server.key",
+        d = dir.display()
     );
     let log_s = log.display().to_string();
     let mut pg_ctl = as_server_user(

@@ -162,3 +162,32 @@ fn commits_for_one_user_from_two_workers_take_turns() {
     assert_eq!(store.pair_count(&alice, ItemKind::Contact).unwrap(), 20);
     assert_eq!(store.runs(&alice, 100).unwrap().len(), 20);
 }
+
+#[test]
+fn tls_is_verified_against_the_ca_file_and_used() {
+    let Some(db) = exsync_testkit::postgres::database() else {
+        return;
+    };
+    // sslmode is not given: a TCP host means TLS, verified.
+    let mut options = PgOptions::new(db.tls_url());
+    options.tls = crate::PgTls::CaFile(db.ca_file());
+    let store = PgStore::open(&options).unwrap();
+    store.ensure_user(&user("alice")).unwrap();
+    assert!(store.user_status(&user("alice")).unwrap().is_some());
+    assert_eq!(
+        db.psql(
+            "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.datname = current_database() AND a.application_name = 'exsync' AND s.ssl"
+        ),
+        "1",
+        "the store's connection is encrypted"
+    );
+
+    // The system roots do not know the test CA: the connection is refused, nothing sent.
+    let err = PgStore::open(&PgOptions::new(db.tls_url())).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("certificate") || text.contains("UnknownIssuer"),
+        "{text}"
+    );
+}
