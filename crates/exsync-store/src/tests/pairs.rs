@@ -1,6 +1,6 @@
 //! One record, one pair: the rule that keeps the merge base unambiguous.
 
-use exsync_core::{CrmId, ItemId, ItemKind};
+use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind};
 
 use super::*;
 use crate::StoreError;
@@ -131,7 +131,52 @@ fn the_schema_itself_refuses_a_second_pair_for_a_record(db: &Db) {
     assert!(insert("003Z", "X9").is_ok());
 }
 
+fn the_users_of_crm_records_and_the_pairs_of_mixed_ids(db: &Db) {
+    let store = db.open();
+    let (alice, bob) = (user("alice"), user("bob"));
+    let mut pass = commit(&alice, 0);
+    pass.upserts = vec![
+        contact("003A", "XA1", "Lovelace"),
+        contact("003B", "XA2", "Babbage"),
+    ];
+    store.commit_pass(&pass).unwrap();
+    let mut pass = commit(&bob, 1);
+    pass.upserts = vec![contact("003A", "XB1", "Lovelace")];
+    store.commit_pass(&pass).unwrap();
+
+    let ids = [CrmId::new("003B"), CrmId::new("003A"), CrmId::new("003Z")];
+    assert_eq!(
+        store.crm_pair_users(ItemKind::Contact, &ids).unwrap(),
+        vec![
+            (CrmId::new("003B"), alice.clone()),
+            (CrmId::new("003A"), alice.clone()),
+            (CrmId::new("003A"), bob.clone()),
+        ],
+        "in the order asked, each record's users by key"
+    );
+    assert!(store
+        .crm_pair_users(ItemKind::Event, &ids)
+        .unwrap()
+        .is_empty());
+
+    let found = store
+        .pairs_of(
+            &alice,
+            ItemKind::Contact,
+            &[
+                ItemId::Exchange(ExchangeId::new("XA2")),
+                ItemId::Crm(CrmId::new("003A")),
+                ItemId::Exchange(ExchangeId::new("XA1")),
+                ItemId::Crm(CrmId::new("003Q")),
+            ],
+        )
+        .unwrap();
+    let keys: Vec<_> = found.iter().map(|p| p.crm_id.as_str()).collect();
+    assert_eq!(keys, ["003A", "003B"], "each pair once, by CRM id");
+}
+
 crate::tests::both_backends!(
+    the_users_of_crm_records_and_the_pairs_of_mixed_ids,
     one_crm_record_in_two_pairs_of_one_commit_is_refused,
     one_exchange_item_in_two_pairs_of_one_commit_is_refused,
     joining_two_stored_pairs_is_refused_and_rolls_back_the_whole_pass,
