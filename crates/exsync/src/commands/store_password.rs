@@ -58,3 +58,50 @@ fn read_password_file(path: &Path) -> anyhow::Result<String> {
     }
     Ok(password.to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn file(dir: &tempfile::TempDir, text: &str, mode: u32) -> std::path::PathBuf {
+        let path = dir.path().join("pw");
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_private_file_gives_the_password_without_its_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file(&dir, "s3cret pass\r\n", 0o600);
+        assert_eq!(
+            store_password(Some(&path)).unwrap().as_deref(),
+            Some("s3cret pass")
+        );
+    }
+
+    #[test]
+    fn a_file_others_can_read_an_empty_one_or_a_large_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file(&dir, "s3cret", 0o640);
+        let err = store_password(Some(&path)).unwrap_err().to_string();
+        assert!(
+            err.contains("chmod 600") && !err.contains("s3cret"),
+            "{err}"
+        );
+        let path = file(&dir, "\n", 0o600);
+        assert!(store_password(Some(&path))
+            .unwrap_err()
+            .to_string()
+            .contains("empty"));
+        let path = file(&dir, &"x".repeat(5000), 0o600);
+        assert!(store_password(Some(&path))
+            .unwrap_err()
+            .to_string()
+            .contains("only the password"));
+    }
+}
