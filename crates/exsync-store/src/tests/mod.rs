@@ -11,6 +11,7 @@ mod journal;
 mod kill;
 mod migrations;
 mod pairs;
+mod pg_kill;
 mod postgres_only;
 mod reset;
 mod roundtrip;
