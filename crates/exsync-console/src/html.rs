@@ -55,7 +55,7 @@ pub(crate) fn page(title: &str, caller: Option<&Caller>, body: &str) -> Html<Str
     if let Some(c) = caller {
         nav.push_str(r#"<a href="/">Status</a>"#);
         if allows(c.role, Role::Admin) {
-            nav.push_str(r#"<a href="/service-account">Service account</a><a href="/crm">CRM connection</a><a href="/configurations">Configurations</a>"#);
+            nav.push_str(r#"<a href="/service-account">Service account</a><a href="/exchange-online">Exchange Online</a><a href="/crm">CRM connection</a><a href="/configurations">Configurations</a>"#);
         }
         nav.push_str(r#"<a href="/audit">Audit log</a>"#);
         nav.push_str(&format!(

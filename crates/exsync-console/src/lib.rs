@@ -96,7 +96,9 @@ impl Console {
 /// The console's routes with the guard in front of every one of them.
 pub fn router(state: AppState) -> Router {
     use resources::users::{conflicts, reset, skipped, test};
-    use resources::{audit, configurations, crm, service_account, session, sync, users};
+    use resources::{
+        audit, configurations, crm, exchange_online, service_account, session, sync, users,
+    };
     Router::new()
         .route("/api/login", post(session::login_json))
         .route("/api/logout", post(session::logout_json))
@@ -105,6 +107,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/service-account",
             get(service_account::get_json).put(service_account::put_json),
+        )
+        .route(
+            "/api/exchange-online",
+            get(exchange_online::get_json).put(exchange_online::put_json),
         )
         .route("/api/crm", get(crm::get_json).put(crm::put_json))
         .route(
@@ -129,6 +135,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/service-account",
             get(service_account::get_page).post(service_account::post_form),
+        )
+        .route(
+            "/exchange-online",
+            get(exchange_online::get_page).post(exchange_online::post_form),
         )
         .route("/crm", get(crm::get_page).post(crm::post_form))
         .route(

@@ -22,6 +22,9 @@ pub struct DemoOptions {
     pub users: usize,
     pub contacts: usize,
     pub events: usize,
+    /// Users whose mailbox is in Exchange Online (the Graph simulator) from the start; a
+    /// third of them when `None`. The last user on premises moves online between the passes.
+    pub online: Option<usize>,
     /// Where the simulators and the state database live; a temporary folder when `None`.
     pub dir: Option<PathBuf>,
 }
@@ -123,9 +126,17 @@ async fn scripted_changes(lab: &Lab) -> Result<Vec<String>> {
 
 fn table(passes: &[&PassReport], unresolved: &BTreeMap<UserKey, u64>) -> String {
     let mut totals: BTreeMap<UserKey, RunCounts> = BTreeMap::new();
+    // Each user's backends in pass order: "ews", "graph", or "ews → graph" for a move.
+    let mut backends: BTreeMap<UserKey, Vec<&'static str>> = BTreeMap::new();
     for report in passes {
         for user in &report.users {
             let Some(key) = &user.user else { continue };
+            if let Some(backend) = user.backend {
+                let seen = backends.entry(key.clone()).or_default();
+                if seen.last() != Some(&backend.as_str()) {
+                    seen.push(backend.as_str());
+                }
+            }
             let t = totals.entry(key.clone()).or_default();
             let c = user.counts;
             t.created += c.created;
@@ -136,13 +147,15 @@ fn table(passes: &[&PassReport], unresolved: &BTreeMap<UserKey, u64>) -> String 
         }
     }
     let mut out = format!(
-        "  {:<24} {:>8} {:>8} {:>8} {:>10} {:>9} {:>11}\n",
-        "user", "created", "updated", "deleted", "conflicts", "failures", "unresolved"
+        "  {:<24} {:<12} {:>8} {:>8} {:>8} {:>10} {:>9} {:>11}\n",
+        "user", "backend", "created", "updated", "deleted", "conflicts", "failures", "unresolved"
     );
     for (user, c) in &totals {
+        let backend = backends.get(user).map_or(String::new(), |b| b.join(" → "));
         out.push_str(&format!(
-            "  {:<24} {:>8} {:>8} {:>8} {:>10} {:>9} {:>11}\n",
+            "  {:<24} {:<12} {:>8} {:>8} {:>8} {:>10} {:>9} {:>11}\n",
             user.as_str(),
+            backend,
             c.created,
             c.updated,
             c.deleted,
@@ -169,12 +182,24 @@ pub async fn run(options: &DemoOptions) -> Result<DemoOutcome> {
             (temp.path().to_path_buf(), Some(temp))
         }
     };
+    let online = options
+        .online
+        .unwrap_or(options.users / 3)
+        .min(options.users);
+    // The last user on premises moves online between the passes, when there is one.
+    let mover = (online < options.users && options.users > 1).then(|| options.users - online - 1);
     println!(
         "exsync demo: {} users, each with {} contacts and {} events in the CRM and a few of their own in Outlook,\n\
-         synced through simulated Exchange (EWS, NTLM, impersonation) and Salesforce (REST, JWT) on 127.0.0.1.",
-        options.users, options.contacts, options.events
+         synced through simulated Exchange on premises (EWS, NTLM, impersonation) for {} of them, Exchange Online\n\
+         (Microsoft Graph, an app scoped by RBAC for Applications) for {online}, and Salesforce (REST, JWT), all on 127.0.0.1.",
+        options.users,
+        options.contacts,
+        options.events,
+        options.users - online,
     );
-    let lab = Lab::start(LabOptions::new(&dir, options.users)).await?;
+    let mut lab_options = LabOptions::new(&dir, options.users);
+    lab_options.exchange_online = Some(online);
+    let lab = Lab::start(lab_options).await?;
     let seed = Seed {
         crm_contacts: options.contacts,
         crm_events: options.events,
@@ -187,6 +212,14 @@ pub async fn run(options: &DemoOptions) -> Result<DemoOutcome> {
     settle(&lab).await;
     let first = pass_with_progress(&lab, "first sync").await?;
 
+    if let Some(u) = mover {
+        let user = &lab.users[u];
+        let moved = lab.move_online(user).await?;
+        println!(
+            "Moved {}'s mailbox from on premises to Exchange Online ({moved} items, with their tags, under new ids).",
+            user.key
+        );
+    }
     let edited = scripted_changes(&lab).await?;
     println!(
         "Changed on both sides for {} users: a title in the CRM, a department in Outlook, one contact deleted on each side,\n\

@@ -5,6 +5,7 @@
 mod check;
 pub mod demo;
 mod migration;
+mod online;
 mod script;
 mod seed;
 
@@ -24,9 +25,12 @@ use exsync_store::{PgOptions, PgStore, SqliteStore, Store};
 use serde_json::{json, Value};
 
 use exsync_engine::connect::ews::{Endpoint, ExchangeConnection};
+use exsync_engine::connect::graph::setup::OnlineSide;
 use exsync_engine::connect::salesforce::SalesforceSide;
 use exsync_engine::sync::mailboxes::Mailboxes;
+use exsync_engine::sync::mailboxes::{Backend, BackendRule};
 use exsync_engine::sync::service::Syncer;
+use exsync_sim::graph::GraphSim;
 
 pub use check::{Convergence, Problem};
 pub use script::named;
@@ -56,6 +60,9 @@ pub struct LabOptions {
     /// A PostgreSQL database (a `postgres://` URL without password) to keep the state in,
     /// instead of `exsync.db` in `dir`; the written configuration names it too.
     pub postgres_url: Option<String>,
+    /// Exchange Online beside Exchange on premises: the Graph simulator, with the last this
+    /// many users' mailboxes in it (the others on premises). `None`: on premises only.
+    pub exchange_online: Option<usize>,
 }
 
 impl LabOptions {
@@ -70,6 +77,7 @@ impl LabOptions {
             crm_key_pem: None,
             configuration: None,
             postgres_url: None,
+            exchange_online: None,
         }
     }
 }
@@ -81,12 +89,16 @@ pub struct LabUser {
     pub crm_id: CrmId,
 }
 
-pub type LabSyncer = Syncer<Mailboxes<ExchangeConnection>, SalesforceSide>;
+pub type LabSyncer = Syncer<Mailboxes<ExchangeConnection, OnlineSide>, SalesforceSide>;
 
 pub struct Lab {
     pub options: LabOptions,
     pub exchange_sim: ExchangeSim,
     pub salesforce_sim: SalesforceSim,
+    /// Exchange Online, when [`LabOptions::exchange_online`] asked for it.
+    pub graph_sim: Option<GraphSim>,
+    /// The Graph client the service uses, for moving mailboxes online.
+    graph: Option<Arc<exsync_graph::GraphClient>>,
     pub users: Vec<LabUser>,
     pub syncer: Arc<LabSyncer>,
     /// The CRM as the integration user sees it, for seeding and reading back.
@@ -243,16 +255,41 @@ impl Lab {
         );
         ews_config.observer = Some(observer.clone());
         let ews = EwsClient::new(ews_config).context("EWS connector")?;
-        crm_config.observer = Some(observer);
+        crm_config.observer = Some(observer.clone());
+        let (graph_sim, graph) = match options.exchange_online {
+            Some(_) => {
+                let key = std::fs::read(&sf.private_key_file)?;
+                let (sim, client) = online::start(
+                    &options.dir.join("graph"),
+                    options.users,
+                    Some(&key),
+                    observer.clone(),
+                )
+                .await?;
+                (Some(sim), Some(client))
+            }
+            None => (None, None),
+        };
+        let online_from = options.users - options.exchange_online.unwrap_or(0).min(options.users);
+        let rule = lab_users[online_from..]
+            .iter()
+            .fold(BackendRule::every_user(Backend::Ews), |rule, u| {
+                rule.with_user(u.key.clone(), Backend::Graph)
+            });
+        let app_id = graph_sim
+            .as_ref()
+            .map(|g| g.info.client_id.clone())
+            .unwrap_or_default();
         let store: Arc<dyn Store> = match &options.postgres_url {
             Some(url) => Arc::new(PgStore::open(&PgOptions::new(url.clone()))?),
             None => Arc::new(SqliteStore::open(options.dir.join("exsync.db"))?),
         };
         let syncer = Arc::new(Syncer {
-            exchange: Mailboxes::ews_only(ExchangeConnection::new(
-                ews,
-                Endpoint::Configured(ews_url),
-            )),
+            exchange: Mailboxes::new(
+                ExchangeConnection::new(ews, Endpoint::Configured(ews_url)),
+                online::side(graph.as_ref(), &app_id),
+                rule,
+            ),
             crm: SalesforceSide {
                 client: SalesforceClient::new(crm_config).context("Salesforce connector")?,
             },
@@ -268,6 +305,8 @@ impl Lab {
             options,
             exchange_sim,
             salesforce_sim,
+            graph_sim,
+            graph,
             users: lab_users,
             syncer,
             crm,
@@ -356,18 +395,32 @@ impl Lab {
         let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
         let quoted = |s: &str| toml_string(s);
         let (mail_host, sim_addr) = sim_address(x)?;
-        let config = format!(
+        let online = self.online_users();
+        // An organisation entirely online has no [exchange] section and no password for it.
+        let on_premises = online.len() < self.users.len() || self.graph_sim.is_none();
+        let exchange = if on_premises {
+            let trace = match &self.options.exchange_trace {
+                Some(dir) => format!(
+                    "wire_trace_dir = {}\n",
+                    quoted(&dir.join("service").display().to_string())
+                ),
+                None => String::new(),
+            };
+            format!(
+                "[exchange]\news_url = {}\nservice_account = {}\nauth = \"ntlm\"\nca_file = {}\n{trace}",
+                quoted(&text(&x["ews_url_by_name"])),
+                quoted(&text(&x["service_account"]["upn"])),
+                quoted(&text(&x["ca_cert"])),
+            )
+        } else {
+            String::new()
+        };
+        let mut config = format!(
             r#"# Written by the exsync lab for its simulators.
 [store]
 {store}
 
-[exchange]
-ews_url = {ews}
-service_account = {account}
-auth = "ntlm"
-ca_file = {exchange_ca}
-{trace}
-
+{exchange}
 [network.resolve]
 {mail_host} = {sim_addr}
 
@@ -397,34 +450,36 @@ sync_private = true
                     quoted(&self.options.dir.join("exsync.db").display().to_string())
                 ),
             },
-            ews = quoted(&text(&x["ews_url_by_name"])),
             mail_host = quoted(&mail_host),
             sim_addr = quoted(&sim_addr.to_string()),
-            account = quoted(&text(&x["service_account"]["upn"])),
-            exchange_ca = quoted(&text(&x["ca_cert"])),
             login = quoted(&sf.instance_url),
             client = quoted(&sf.client_id),
             integration = quoted(&sf.integration_user.username),
             crm_ca = quoted(&sf.ca_file.display().to_string()),
             concurrency = self.options.concurrency,
-            trace = match &self.options.exchange_trace {
-                Some(dir) => format!(
-                    "wire_trace_dir = {}",
-                    quoted(&dir.join("service").display().to_string())
-                ),
-                None => String::new(),
-            },
             settle = self.options.crm_settle.as_secs(),
             profile = quoted(PROFILE),
         );
+        if let Some(sim) = &self.graph_sim {
+            let users = on_premises.then_some(online.as_slice());
+            config.push_str(&online::config_section(sim, users)?);
+        }
         std::fs::write(path, config).with_context(|| format!("writing {}", path.display()))?;
         let key = exsync_engine::vault::MasterKey::from_base64(master_key)?;
         let vault = exsync_engine::vault::Vault::new(Arc::clone(&self.syncer.store), key);
-        let password = text(&x["service_account"]["password"]);
-        vault.set(
-            exsync_engine::vault::EXCHANGE_PASSWORD,
-            &exsync_engine::vault::SecretValue::new(password),
-        )?;
+        if on_premises {
+            let password = text(&x["service_account"]["password"]);
+            vault.set(
+                exsync_engine::vault::EXCHANGE_PASSWORD,
+                &exsync_engine::vault::SecretValue::new(password),
+            )?;
+        }
+        if let Some(sim) = &self.graph_sim {
+            vault.set(
+                exsync_engine::connect::graph::setup::GRAPH_CLIENT_SECRET,
+                &exsync_engine::vault::SecretValue::new(sim.info.client_secret.clone()),
+            )?;
+        }
         let pem = std::fs::read_to_string(&sf.private_key_file)?;
         vault.set(
             exsync_engine::vault::CRM_PRIVATE_KEY,

@@ -154,6 +154,11 @@ impl Lab {
             self.seed_crm(u, user, seed, now).await?;
             self.seed_exchange(u, user, seed, now).await?;
         }
+        // Online users' mailboxes were moved there before exsync came: their Outlook items
+        // are made on premises as everyone's, then moved.
+        for user in self.online_users() {
+            self.copy_online(user).await?;
+        }
         Ok(())
     }
 
@@ -212,12 +217,14 @@ impl Lab {
         let (_, contacts) = self
             .syncer
             .exchange
+            .ews()
             .folder_of(&user.key, ItemKind::Contact)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let (_, calendar) = self
             .syncer
             .exchange
+            .ews()
             .folder_of(&user.key, ItemKind::Event)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -289,6 +289,10 @@ pub struct DemoArgs {
     /// CRM events per user (a fifth as many are made in Outlook).
     #[arg(long, default_value_t = 20)]
     pub events: usize,
+    /// Users whose mailbox is in Exchange Online from the start (default: a third of them); the
+    /// last user on premises moves online between the two passes.
+    #[arg(long, value_name = "N")]
+    pub online: Option<usize>,
     /// Keep the simulators running afterwards and print how to reach them.
     #[arg(long)]
     pub keep_running: bool,

@@ -17,7 +17,8 @@ use serde::Serialize;
 use crate::connect::graph::setup::GraphSecrets;
 use crate::vault::SecretValue;
 
-/// How a step ended. A report's status is the worst outcome among its steps.
+/// How a step ended. A report fails when a step failed, and warns when a step warned or was
+/// skipped (something was left unverified).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
@@ -88,7 +89,7 @@ pub struct Report {
     /// The mailbox the run checked impersonation and folder access for; `None` when no mailbox was
     /// named.
     pub user: Option<String>,
-    /// `fail` when any step failed, `warn` when any warned, else `pass`.
+    /// `fail` when any step failed, `warn` when any warned or was skipped, else `pass`.
     pub status: Outcome,
     /// The steps in the order they ran, Exchange's before the CRM's, after any step put first with
     /// [`Report::push_front`].
@@ -107,7 +108,11 @@ impl Report {
     fn status_of(steps: &[Step]) -> Outcome {
         if steps.iter().any(|s| s.outcome == Outcome::Fail) {
             Outcome::Fail
-        } else if steps.iter().any(|s| s.outcome == Outcome::Warn) {
+        } else if steps
+            .iter()
+            .any(|s| matches!(s.outcome, Outcome::Warn | Outcome::Skip))
+        {
+            // A skipped step verified nothing: the report cannot say all is well.
             Outcome::Warn
         } else {
             Outcome::Pass
@@ -223,4 +228,25 @@ pub async fn run(inputs: &Inputs) -> Report {
     steps.extend(graph::checks(inputs).await);
     steps.extend(crm::checks(inputs).await);
     Report::new(inputs.user.clone(), steps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_skipped_step_makes_the_report_warn_not_pass() {
+        let step = |outcome| Step::new("a step", outcome);
+        let status = |outcomes: &[Outcome]| {
+            Report::new(None, outcomes.iter().map(|o| step(*o)).collect()).status
+        };
+        assert_eq!(status(&[Outcome::Pass, Outcome::Pass]), Outcome::Pass);
+        assert_eq!(status(&[Outcome::Pass, Outcome::Skip]), Outcome::Warn);
+        assert_eq!(status(&[Outcome::Warn, Outcome::Pass]), Outcome::Warn);
+        assert_eq!(status(&[Outcome::Fail, Outcome::Skip]), Outcome::Fail);
+        let mut report = Report::new(None, vec![step(Outcome::Pass)]);
+        report.push_front(step(Outcome::Skip));
+        assert_eq!(report.status, Outcome::Warn);
+        assert!(!report.failed());
+    }
 }

@@ -666,8 +666,8 @@ fn copy_evidence(origins: &[ItemId], searched: &Searched) -> Vec<CopyEvidence> {
         .collect()
 }
 
-/// The EWS tooling of the lab and the checks, through the router: for a user whose mailbox
-/// EWS serves, what [`ExchangeConnection`] offers beyond [`MailboxSide`].
+/// The tooling of the lab and the checks, through the router: for a user whose mailbox EWS
+/// serves, what [`ExchangeConnection`] offers beyond [`MailboxSide`].
 impl<G: MailboxSide> Mailboxes<ExchangeConnection, G> {
     fn on_ews(&self, user: &UserKey) -> SideResult<&ExchangeConnection> {
         match self.backend(user) {
@@ -688,9 +688,13 @@ impl<G: MailboxSide> Mailboxes<ExchangeConnection, G> {
         self.on_ews(user)?.folder_of(user, kind).await
     }
 
-    /// See [`ExchangeConnection::read_folder`].
+    /// See [`ExchangeConnection::read_folder`]; a user on another backend is read through it
+    /// ([`Mailboxes::read_all`]).
     pub async fn read_folder(&self, user: &UserKey, kind: ItemKind) -> SideResult<Vec<Change>> {
-        self.on_ews(user)?.read_folder(user, kind).await
+        match self.backend(user) {
+            Backend::Ews => self.ews().read_folder(user, kind).await,
+            _ => self.read_all(user, kind).await,
+        }
     }
 }
 

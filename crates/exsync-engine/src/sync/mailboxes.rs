@@ -90,7 +90,9 @@ impl BackendRule {
 pub struct Mailboxes<W, G = Unconfigured> {
     ews: W,
     graph: G,
-    rule: BackendRule,
+    // Behind a lock so a user can be routed elsewhere while the service runs (a mailbox
+    // moved); read once per call, never held across an await.
+    rule: std::sync::RwLock<BackendRule>,
 }
 
 impl<W: MailboxSide> Mailboxes<W, Unconfigured> {
@@ -99,7 +101,7 @@ impl<W: MailboxSide> Mailboxes<W, Unconfigured> {
         Mailboxes {
             ews,
             graph: Unconfigured(Backend::Graph),
-            rule: BackendRule::every_user(Backend::Ews),
+            rule: std::sync::RwLock::new(BackendRule::every_user(Backend::Ews)),
         }
     }
 }
@@ -107,7 +109,11 @@ impl<W: MailboxSide> Mailboxes<W, Unconfigured> {
 impl<W: MailboxSide, G: MailboxSide> Mailboxes<W, G> {
     /// A router over both backends, with `rule` naming each user's.
     pub fn new(ews: W, graph: G, rule: BackendRule) -> Self {
-        Mailboxes { ews, graph, rule }
+        Mailboxes {
+            ews,
+            graph,
+            rule: std::sync::RwLock::new(rule),
+        }
     }
 
     /// The EWS backend, for tooling that needs operations of its own.
@@ -120,16 +126,55 @@ impl<W: MailboxSide, G: MailboxSide> Mailboxes<W, G> {
         &self.graph
     }
 
-    /// The rule that picks each user's backend.
-    pub fn rule(&self) -> &BackendRule {
-        &self.rule
+    /// The rule that picks each user's backend, as it is now.
+    pub fn rule(&self) -> BackendRule {
+        self.rule
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Serves `user` through `backend` from the next call on: their mailbox moved. The next
+    /// pass finds their items again under the new backend's ids (see `pass/relink.rs`).
+    pub fn route(&self, user: UserKey, backend: Backend) {
+        self.rule
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .users
+            .insert(user, backend);
+    }
+
+    fn backend_of(&self, user: &UserKey) -> Backend {
+        self.rule
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .backend_of(user)
+    }
+
+    /// Every item of the user's folder of `kind` (the calendar within the backend's window),
+    /// listed from the start and fetched, through the backend serving the user: for tools
+    /// and checks, not for passes, which read from their cursors.
+    pub async fn read_all(&self, user: &UserKey, kind: ItemKind) -> SideResult<Vec<Change>> {
+        let mut cursor: Option<String> = None;
+        let mut items = Vec::new();
+        loop {
+            let page = self.changes_page(user, kind, cursor.as_deref()).await?;
+            let ids: Vec<ExchangeId> = page.upserts.into_iter().map(|(id, _)| id).collect();
+            if !ids.is_empty() {
+                items.extend(self.fetch(user, kind, &ids).await?);
+            }
+            cursor = Some(page.cursor);
+            if page.last {
+                return Ok(items);
+            }
+        }
     }
 }
 
 /// Sends a call to the backend serving `$user`; each arm awaits its own backend's future.
 macro_rules! dispatch {
     ($self:ident, $user:expr, $side:ident => $call:expr) => {
-        match $self.rule.backend_of($user) {
+        match $self.backend_of($user) {
             Backend::Ews => {
                 let $side = &$self.ews;
                 $call
@@ -144,7 +189,7 @@ macro_rules! dispatch {
 
 impl<W: MailboxSide, G: MailboxSide> MailboxSide for Mailboxes<W, G> {
     fn backend(&self, user: &UserKey) -> Backend {
-        self.rule.backend_of(user)
+        self.backend_of(user)
     }
 
     async fn prepare(&self, user: &UserKey) -> SideResult<()> {

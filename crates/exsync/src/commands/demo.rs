@@ -17,6 +17,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             users: args.users,
             contacts: args.contacts,
             events: args.events,
+            online: args.online,
             dir: args.data_dir.clone(),
         };
         let outcome = demo::run(&options).await?;
@@ -82,6 +83,9 @@ async fn keep_running(lab: &exsync_lab::Lab) -> anyhow::Result<()> {
         "  Exchange (EWS):   {}",
         exchange["ews_url"].as_str().unwrap_or_default()
     );
+    if let Some(graph) = &lab.graph_sim {
+        println!("  Graph (online):   {}", graph.info.graph_url);
+    }
     println!(
         "  Salesforce:       {}",
         lab.salesforce_sim.info.instance_url

@@ -30,6 +30,10 @@ fn call_for(method: &str, path: &str) -> (String, Option<Body2>) {
         ("PUT", "/api/service-account") => Some(Body2::Json(json!({
             "username": "svc@contoso.test", "password": "Exchange-Pw-1", "other_domains": []
         }))),
+        ("PUT", "/api/exchange-online") => Some(Body2::Json(json!({
+            "tenant": "contoso.onmicrosoft.com", "client_id": "app-1",
+            "credential": "secret", "client_secret": "App-Secret-1"
+        }))),
         ("PUT", "/api/crm") => Some(Body2::Json(
             json!({ "client_id": "client", "username": "integration@contoso.test" }),
         )),
@@ -43,6 +47,12 @@ fn call_for(method: &str, path: &str) -> (String, Option<Body2>) {
             ("username", "svc@contoso.test"),
             ("password", "Exchange-Pw-1"),
             ("other_domains", ""),
+        ])),
+        ("POST", "/exchange-online") => Some(form(&[
+            ("tenant", "contoso.onmicrosoft.com"),
+            ("client_id", "app-1"),
+            ("credential", "secret"),
+            ("client_secret", "App-Secret-1"),
         ])),
         ("POST", "/crm") => Some(form(&[
             ("client_id", "client"),

@@ -1,7 +1,7 @@
 //! The console, in one test binary (one module per area): who may call each route, the
 //! domains an EWS URL may name, the connectivity check, the command-line side (`exsync
 //! admin`, `exsync secrets`, `exsync serve`), configurations edited from the console, the
-//! conflicts pages, how every page encodes what it shows, `openapi.json` against the
+//! conflicts pages, Exchange Online's app, how every page encodes what it shows, `openapi.json` against the
 //! routes, secrets that never come back out, and the setup pages in headless Chromium.
 //! `support` is the in-process console (and the simulators) they share.
 //!
@@ -22,5 +22,6 @@ mod cli;
 mod configurations;
 mod conflicts;
 mod encoding;
+mod exchange_online;
 mod openapi;
 mod secrets;

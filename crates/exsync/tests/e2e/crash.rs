@@ -1,6 +1,6 @@
 //! Crash safety: the `exsync sync` process is killed with SIGKILL at many points of a first
 //! sync and of incremental passes, restarted, and both sides must end equal, with nothing lost
-//! and nothing copied twice.
+//! and nothing copied twice; on each mailbox backend (EWS and Graph).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 
 use crate::{shared_key, MASTER_KEY};
 use exsync_core::ItemKind;
-use exsync_lab::{crm_contact, Lab, LabOptions, Seed};
+use exsync_engine::sync::mailboxes::Backend;
+use exsync_lab::{crm_contact, Lab, Seed};
 use serde_json::json;
 
-async fn lab(dir: &Path, seed: &Seed) -> (Lab, PathBuf) {
-    let mut options = LabOptions::new(dir, 2);
+async fn lab(dir: &Path, seed: &Seed, backend: Backend) -> (Lab, PathBuf) {
+    let mut options = crate::lab_options(dir, 2, backend);
     options.crm_key_pem = Some(shared_key());
     let lab = Lab::start(options).await.unwrap();
     lab.seed(seed).await.unwrap();
@@ -75,8 +76,7 @@ const POINTS: u32 = 20;
 /// The lab's CRM connector leaves records stamped in the last second for the next pass.
 const SETTLE: Duration = Duration::from_millis(1100);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_first_sync_killed_at_any_point_converges_without_duplicates() {
+async fn a_first_sync_killed_at_any_point_converges_without_duplicates(backend: Backend) {
     let seed = Seed {
         crm_contacts: 40,
         crm_events: 15,
@@ -86,7 +86,7 @@ async fn a_first_sync_killed_at_any_point_converges_without_duplicates() {
     };
     // How long an uninterrupted first sync takes, to spread the kill points over it.
     let calibration = tempfile::tempdir().unwrap();
-    let (_calibration_lab, config) = lab(calibration.path(), &seed).await;
+    let (_calibration_lab, config) = lab(calibration.path(), &seed, backend).await;
     let mut full = sync_to_end(&config).await;
     // Kill points spread over the pass, until 20 kills have landed inside one. A pass's length
     // varies with the machine's load: a kill that lands after the pass ended shortens the
@@ -100,7 +100,7 @@ async fn a_first_sync_killed_at_any_point_converges_without_duplicates() {
             "only {interrupted} of {attempt} kills landed inside a pass"
         );
         let dir = tempfile::tempdir().unwrap();
-        let (lab, config) = lab(dir.path(), &seed).await;
+        let (lab, config) = lab(dir.path(), &seed, backend).await;
         tokio::time::sleep(SETTLE).await;
         let point = full * (attempt % (POINTS + 1)) / (POINTS + 2);
         if sync_killed_after(&config, point).await {
@@ -118,8 +118,7 @@ async fn a_first_sync_killed_at_any_point_converges_without_duplicates() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn incremental_passes_killed_at_any_point_lose_nothing() {
+async fn incremental_passes_killed_at_any_point_lose_nothing(backend: Backend) {
     let seed = Seed {
         crm_contacts: 30,
         crm_events: 10,
@@ -128,7 +127,7 @@ async fn incremental_passes_killed_at_any_point_lose_nothing() {
         invalid_record: false,
     };
     let dir = tempfile::tempdir().unwrap();
-    let (lab, config) = lab(dir.path(), &seed).await;
+    let (lab, config) = lab(dir.path(), &seed, backend).await;
     sync_to_end(&config).await;
     sync_to_end(&config).await;
     // How long an incremental pass with this round's edits takes.
@@ -192,3 +191,8 @@ async fn incremental_passes_killed_at_any_point_lose_nothing() {
         "only {interrupted} of {POINTS} kills landed inside a pass"
     );
 }
+
+crate::on_each_backend!(
+    a_first_sync_killed_at_any_point_converges_without_duplicates,
+    incremental_passes_killed_at_any_point_lose_nothing,
+);

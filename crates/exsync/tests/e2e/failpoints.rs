@@ -1,6 +1,7 @@
-//! Crash safety at named points: `exsync sync`, built with the `failpoints` feature, is made to
-//! abort at each point of `exsync_engine::failpoints::POINTS` during a first sync (the first
-//! and the second time the point is reached). A clean pass afterwards must leave both sides
+//! Crash safety at named points, on each mailbox backend (EWS and Graph): `exsync sync`, built
+//! with the `failpoints` feature, is made to abort at each point of
+//! `exsync_engine::failpoints::POINTS` during a first sync (the first and the second time the
+//! point is reached). A clean pass afterwards must leave both sides
 //! equal, with every seeded record present once on each side, and a further clean pass must
 //! write nothing. Unlike `crash.rs`, which kills after a delay, every crash lands where it
 //! says, on any machine.
@@ -34,7 +35,8 @@ mod crashes {
     use exsync_core::plan::Change;
     use exsync_core::{ItemKind, Side};
     use exsync_engine::failpoints::{ENV, POINTS};
-    use exsync_lab::{crm_contact, exchange_contact, Lab, LabOptions, Seed};
+    use exsync_engine::sync::mailboxes::Backend;
+    use exsync_lab::{crm_contact, exchange_contact, Lab, Seed};
     use serde_json::json;
 
     /// The signal `std::process::abort()` raises (the same number on Linux and macOS).
@@ -53,8 +55,8 @@ mod crashes {
         invalid_record: false,
     };
 
-    async fn lab(dir: &Path) -> (Lab, PathBuf) {
-        let mut options = LabOptions::new(dir, USERS);
+    async fn lab(dir: &Path, backend: Backend) -> (Lab, PathBuf) {
+        let mut options = crate::lab_options(dir, USERS, backend);
         options.crm_key_pem = Some(shared_key());
         let lab = Lab::start(options).await.unwrap();
         lab.seed(&SEED).await.unwrap();
@@ -130,14 +132,14 @@ mod crashes {
         out
     }
 
-    async fn crash_then_recover(point: &str, time: u32) {
+    async fn crash_then_recover(point: &str, time: u32, backend: Backend) {
         let armed = if time == 1 {
             point.to_owned()
         } else {
             format!("{point}:{time}")
         };
         let dir = tempfile::tempdir().unwrap();
-        let (lab, config) = lab(dir.path()).await;
+        let (lab, config) = lab(dir.path(), backend).await;
 
         let crashed = sync(&config, Some(&armed)).await;
         assert_eq!(
@@ -193,13 +195,12 @@ mod crashes {
         assert_eq!(check.pairs, seeded, "{armed}: pairs after the second pass");
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_first_sync_crashed_at_each_failpoint_recovers_without_duplicates() {
+    async fn a_first_sync_crashed_at_each_failpoint_recovers_without_duplicates(backend: Backend) {
         for (point, _) in POINTS {
             // The first time a point is reached nothing of the pass is stored yet; the second
             // time, some user or kind has already written or committed before the crash.
             for time in [1, 2] {
-                crash_then_recover(point, time).await;
+                crash_then_recover(point, time, backend).await;
             }
         }
     }
@@ -277,9 +278,9 @@ mod crashes {
         work
     }
 
-    async fn crash_then_people_then_recover(point: &str) {
+    async fn crash_then_people_then_recover(point: &str, backend: Backend) {
         let dir = tempfile::tempdir().unwrap();
-        let (lab, config) = lab(dir.path()).await;
+        let (lab, config) = lab(dir.path(), backend).await;
         let crashed = sync(&config, Some(point)).await;
         assert_eq!(
             crashed.status.signal(),
@@ -332,10 +333,25 @@ mod crashes {
         );
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn people_working_after_a_crash_at_each_failpoint_lose_no_edit_and_no_delete() {
+    async fn people_working_after_a_crash_at_each_failpoint_lose_no_edit_and_no_delete(
+        backend: Backend,
+    ) {
         for (point, _) in POINTS {
-            crash_then_people_then_recover(point).await;
+            crash_then_people_then_recover(point, backend).await;
         }
+    }
+
+    crate::on_each_backend!(a_first_sync_crashed_at_each_failpoint_recovers_without_duplicates);
+
+    // On premises only: after a crash between a create and its commit, EWS finds the copy a
+    // person deleted since in Deleted Items by its tag, so the delete propagates. Graph can
+    // search a contact folder or calendar by tag but not Deleted Items, so such a copy is
+    // made again there (counted as an uncertain create): the person's delete of a copy made in
+    // the crashed pass is undone, and nothing is lost.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn people_working_after_a_crash_at_each_failpoint_lose_no_edit_and_no_delete_on_premises()
+    {
+        people_working_after_a_crash_at_each_failpoint_lose_no_edit_and_no_delete(Backend::Ews)
+            .await
     }
 }

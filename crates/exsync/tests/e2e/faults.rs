@@ -1,16 +1,25 @@
 //! Faults injected into the simulators during passes: the passes finish later with nothing lost
-//! or copied twice, and a user's status says why while it waits.
+//! or copied twice, and a user's status says why while it waits. Exchange Online's own
+//! (throttling with `Retry-After`, 503 and 504, expired delta and access tokens, a mailbox that
+//! leaves the app's scope) through the Graph simulator.
 
 use std::time::Duration;
 
 use exsync_core::ItemKind;
+use exsync_engine::sync::mailboxes::Backend;
 use exsync_engine::sync::service::{PassOptions, PassReport};
-use exsync_lab::{crm_contact, Lab, LabOptions, Seed};
+use exsync_lab::{crm_contact, Lab, Seed};
 use reqwest::Method;
 use serde_json::{json, Value};
 
 async fn start(dir: &std::path::Path) -> Lab {
-    let lab = Lab::start(LabOptions::new(dir, 2)).await.unwrap();
+    start_on(dir, Backend::Ews).await
+}
+
+async fn start_on(dir: &std::path::Path, backend: Backend) -> Lab {
+    let lab = Lab::start(crate::lab_options(dir, 2, backend))
+        .await
+        .unwrap();
     lab.seed(&Seed {
         crm_contacts: 10,
         crm_events: 4,
@@ -198,4 +207,104 @@ async fn crm_faults_expired_tokens_errors_and_the_api_limit() {
     pass(&lab).await;
     assert_converged(&lab).await;
     assert_edits_arrived(&lab, 3).await;
+}
+
+/// Exchange Online's faults during passes with edits on both sides: throttling with and without
+/// `Retry-After`, 503 and 504, dropped and malformed replies, delta tokens and access tokens
+/// that expire. Each pass may be slower; nothing is lost or copied twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_faults_delay_passes_but_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = start_on(dir.path(), Backend::Graph).await;
+    let faults: [Value; 6] = [
+        json!({ "status": 429, "retry_after": 1, "count": 3 }),
+        json!({ "status": 429, "count": 2 }),
+        json!({ "status": 503, "count": 2 }),
+        json!({ "status": 504, "count": 2 }),
+        json!({ "drop": true, "count": 2 }),
+        json!({ "malformed": true, "count": 2 }),
+    ];
+    for (round, fault) in faults.iter().enumerate() {
+        edit_both_sides(&lab, round).await;
+        lab.graph_control(Method::POST, "/faults", fault)
+            .await
+            .unwrap();
+        pass(&lab).await;
+        lab.graph_control(Method::DELETE, "/faults", &json!({}))
+            .await
+            .unwrap();
+        pass(&lab).await;
+        assert_converged(&lab).await;
+        assert_edits_arrived(&lab, round).await;
+    }
+    // Expired delta tokens: the next pass lists from the start and deletes nothing.
+    let round = faults.len();
+    edit_both_sides(&lab, round).await;
+    for user in &lab.users {
+        let path = format!("/mailboxes/{}/expire-delta-tokens", user.key);
+        lab.graph_control(Method::POST, &path, &json!({}))
+            .await
+            .unwrap();
+    }
+    let report = pass(&lab).await;
+    assert!(
+        report
+            .users
+            .iter()
+            .all(|u| u.counts.deleted == 0 && u.error.is_none()),
+        "{report:#?}"
+    );
+    assert_converged(&lab).await;
+    assert_edits_arrived(&lab, round).await;
+    // Access tokens revoked: a new one is asked for and the pass goes on.
+    let round = round + 1;
+    edit_both_sides(&lab, round).await;
+    lab.graph_control(Method::POST, "/expire-tokens", &json!({}))
+        .await
+        .unwrap();
+    let report = pass(&lab).await;
+    assert_eq!(report.failed_users(), 0, "{report:#?}");
+    assert_converged(&lab).await;
+    assert_edits_arrived(&lab, round).await;
+    let metrics = lab.metrics.render();
+    assert!(
+        metrics.contains(r#"exsync_throttle_wait_seconds_total{side="graph"}"#),
+        "{metrics}"
+    );
+}
+
+/// A mailbox that leaves the app's scope (RBAC for Applications) fails alone, with the fix;
+/// the other user goes on, and the mailbox catches up once it is back in scope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_a_mailbox_out_of_scope_fails_alone_with_the_fix_and_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = start_on(dir.path(), Backend::Graph).await;
+    edit_both_sides(&lab, 1).await;
+    let (out, other) = (&lab.users[0], &lab.users[1]);
+    let scope = format!("/mailboxes/{}/scope", out.key);
+    lab.graph_control(Method::PUT, &scope, &json!({ "in_scope": false }))
+        .await
+        .unwrap();
+    let report = pass(&lab).await;
+    assert_eq!(report.failed_users(), 1, "{report:#?}");
+    let failed = report
+        .users
+        .iter()
+        .find(|u| u.user.as_ref() == Some(&out.key))
+        .unwrap();
+    let error = failed.error.clone().unwrap_or_default();
+    assert!(error.contains("New-ManagementRoleAssignment"), "{error}");
+    let went_on = report
+        .users
+        .iter()
+        .find(|u| u.user.as_ref() == Some(&other.key))
+        .unwrap();
+    assert!(went_on.error.is_none(), "{report:#?}");
+    lab.graph_control(Method::PUT, &scope, &json!({ "in_scope": true }))
+        .await
+        .unwrap();
+    pass(&lab).await;
+    pass(&lab).await;
+    assert_converged(&lab).await;
+    assert_edits_arrived(&lab, 1).await;
 }

@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use crate::MASTER_KEY;
 use exsync_core::plan::Change;
-use exsync_core::{ItemId, ItemKind};
-use exsync_graph::mapping::{write_contact, write_event};
+use exsync_core::ItemKind;
 use exsync_lab::{Lab, LabOptions, Seed};
-use exsync_sim::graph::{GraphSim, SimInfo};
+use exsync_sim::graph::SimInfo;
 use exsync_testkit::cli::Cli;
 use serde_json::Value;
 
@@ -107,65 +106,29 @@ async fn online_items(info: &SimInfo, user: &str) -> (usize, usize) {
     (contacts, events)
 }
 
-/// A lab of two users with CRM records, the Graph simulator beside it, and an `exsync.toml`
-/// for the lab with `[exchange_online]` added (`users` as given, or every user when `None`,
-/// with the `[exchange]` section and the service account's password removed).
+/// A lab of two users, the last `online` of them in Exchange Online (the Graph simulator),
+/// seeded, with the `exsync.toml` the lab writes for it: `[exchange_online]` names the online
+/// users, and an organisation entirely online has no `[exchange]` section.
 struct Org {
     _dir: tempfile::TempDir,
     lab: Lab,
-    graph: GraphSim,
     info: SimInfo,
     config: std::path::PathBuf,
 }
 
-async fn org(online_users: Option<&[&str]>, seed: Seed) -> Org {
+async fn org(online: usize, seed: Seed) -> Org {
     let dir = tempfile::tempdir().unwrap();
     let mut options = LabOptions::new(dir.path().join("lab"), 2);
     options.crm_key_pem = Some(crate::shared_key());
+    options.exchange_online = Some(online);
     let lab = Lab::start(options).await.unwrap();
     lab.seed(&seed).await.unwrap();
-    let graph = GraphSim::start(&dir.path().join("graph"), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let info = graph.info.clone();
-    let authority = info
-        .authority
-        .strip_suffix(&format!("/{}", info.tenant_id))
-        .unwrap();
+    let info = lab.graph_sim.as_ref().unwrap().info.clone();
     let config = dir.path().join("exsync.toml");
     lab.write_config(&config, MASTER_KEY).unwrap();
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    let users = match online_users {
-        Some(users) => format!("users = {users:?}\n"),
-        None => {
-            // An organisation entirely online: no [exchange] section and no password for it.
-            let start = text.find("[exchange]\n").unwrap();
-            let end = start + text[start..].find("\n\n").unwrap();
-            text.replace_range(start..end, "");
-            let deleted = exsync(&config, &["secrets", "delete", "exchange.password"], None);
-            assert!(deleted.status.success(), "{}", deleted.text());
-            String::new()
-        }
-    };
-    text.push_str(&format!(
-        "\n[exchange_online]\ntenant = \"{}\"\nclient_id = \"{}\"\ncredential = \"secret\"\n\
-         {users}authority_url = \"{authority}\"\ngraph_url = \"{}\"\nca_file = \"{}\"\n",
-        info.tenant_id,
-        info.client_id,
-        info.graph_url,
-        info.ca_pem.display()
-    ));
-    std::fs::write(&config, text).unwrap();
-    let set = exsync(
-        &config,
-        &["secrets", "set", "exchange_online.client_secret"],
-        Some(&format!("{}\n", info.client_secret)),
-    );
-    assert!(set.status.success(), "{}", set.text());
     Org {
         _dir: dir,
         lab,
-        graph,
         info,
         config,
     }
@@ -193,11 +156,10 @@ async fn sync(config: &Path) -> exsync_testkit::cli::Ran {
 async fn a_hybrid_org_syncs_each_user_through_their_own_backend() {
     let Org {
         lab,
-        graph,
         info,
         config,
         _dir,
-    } = org(Some(&["user2@contoso.test"]), records()).await;
+    } = org(1, records()).await;
     let (ews_user, online_user) = (lab.users[0].key.clone(), lab.users[1].key.clone());
     assert_eq!(online_user.as_str(), "user2@contoso.test");
     assert!(info.mailboxes.iter().any(|m| m == online_user.as_str()));
@@ -246,7 +208,6 @@ async fn a_hybrid_org_syncs_each_user_through_their_own_backend() {
             again.text()
         );
     }
-    graph.shutdown().await;
 }
 
 /// An organisation entirely in Exchange Online installs with no `[exchange]` section and no
@@ -255,11 +216,10 @@ async fn a_hybrid_org_syncs_each_user_through_their_own_backend() {
 async fn an_org_entirely_online_needs_no_exchange_section() {
     let Org {
         lab,
-        graph,
         info,
         config,
         _dir,
-    } = org(None, records()).await;
+    } = org(2, records()).await;
     let checked = exsync(&config, &["config", "check"], None);
     assert!(checked.status.success(), "{}", checked.text());
     assert!(
@@ -329,59 +289,6 @@ async fn an_org_entirely_online_needs_no_exchange_section() {
         "{}",
         again.text()
     );
-    graph.shutdown().await;
-}
-
-/// Moves `user`'s mailbox from the Exchange simulator to the Graph simulator as a mailbox
-/// move does: every item of the sync folder and of the calendar arrives in Exchange Online
-/// with its content and our tags, under new ids.
-async fn move_mailbox(lab: &Lab, info: &SimInfo, user: &exsync_lab::LabUser) {
-    use exsync_core::{Contact, Event, Record};
-    let address = user.key.as_str();
-    let folder = match online_folder(info, address).await {
-        Some(id) => id,
-        None => graph(
-            info,
-            address,
-            "contactFolders",
-            Some(&serde_json::json!({"displayName": "Salesforce_Sync"})),
-        )
-        .await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-    };
-    for kind in [ItemKind::Contact, ItemKind::Event] {
-        let items = lab
-            .syncer
-            .exchange
-            .read_folder(&user.key, kind)
-            .await
-            .unwrap();
-        for change in items {
-            let Change::Upsert(item) = change else {
-                continue;
-            };
-            let origin = match &item.origin {
-                Some(ItemId::Crm(id)) => Some(id.clone()),
-                _ => None,
-            };
-            let (path, body) = match kind {
-                ItemKind::Contact => (
-                    format!("contactFolders/{folder}/contacts"),
-                    write_contact(
-                        &Contact::from_fields(&item.fields).unwrap(),
-                        origin.as_ref(),
-                    ),
-                ),
-                ItemKind::Event => (
-                    "events".to_owned(),
-                    write_event(&Event::from_fields(&item.fields).unwrap(), origin.as_ref()),
-                ),
-            };
-            graph(info, address, &path, Some(&body)).await;
-        }
-    }
 }
 
 /// A mailbox moved from on premises to Exchange Online between passes keeps every link: its
@@ -392,12 +299,11 @@ async fn move_mailbox(lab: &Lab, info: &SimInfo, user: &exsync_lab::LabUser) {
 async fn a_mailbox_moved_online_keeps_its_links_and_its_edits() {
     let Org {
         lab,
-        graph: sim,
         info,
         config,
         _dir,
     } = org(
-        Some(&[]),
+        0,
         Seed {
             exchange_contacts: 2,
             ..records()
@@ -446,10 +352,14 @@ async fn a_mailbox_moved_online_keeps_its_links_and_its_edits() {
     .await
     .unwrap();
 
-    move_mailbox(&lab, &info, &mover).await;
+    lab.move_online(&mover).await.unwrap();
+    // The admin routes the user online.
+    lab.write_config(&config, MASTER_KEY).unwrap();
     let text = std::fs::read_to_string(&config).unwrap();
-    let routed = format!("users = [\"{}\"]", mover.key);
-    std::fs::write(&config, text.replace("users = []", &routed)).unwrap();
+    assert!(
+        text.contains(&format!("users = [\"{}\"]", mover.key)),
+        "{text}"
+    );
 
     let moved = sync(&config).await;
     assert!(moved.status.success(), "{}", moved.text());
@@ -460,8 +370,8 @@ async fn a_mailbox_moved_online_keeps_its_links_and_its_edits() {
     assert!(moved.stdout.contains(&expected), "{}", moved.text());
     // The admin is told, once per kind, and nothing speaks of a replaced folder.
     assert!(
-        moved.stdout.contains("NOTICE [mailbox_moved] The mailbox moved from ews to graph: 4 synced contacts found again by their tag, 2 by their content, 0 not found")
-            && moved.stdout.contains("NOTICE [mailbox_moved] The mailbox moved from ews to graph: 2 synced events found again by their tag, 0 by their content, 0 not found")
+        moved.stdout.contains("NOTICE [mailbox_moved] The mailbox moved from ews to graph: 4 synced contacts found again by their tag, 2 by their content, 0 not there")
+            && moved.stdout.contains("NOTICE [mailbox_moved] The mailbox moved from ews to graph: 2 synced events found again by their tag, 0 by their content, 0 not there")
             && !moved.stdout.contains("sync_folder_replaced"),
         "{}",
         moved.text()
@@ -487,5 +397,4 @@ async fn a_mailbox_moved_online_keeps_its_links_and_its_edits() {
         mover.key
     );
     assert!(again.stdout.contains(&idle), "{}", again.text());
-    sim.shutdown().await;
 }

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use exsync_engine::sync::mailboxes::Backend;
 use exsync_engine::sync::service::PassOptions;
 use exsync_lab::{Lab, LabOptions, Seed};
 use exsync_testkit::cli::Cli;
@@ -13,10 +14,11 @@ async fn settle() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn both_sides_converge_and_a_second_pass_writes_nothing() {
+async fn both_sides_converge_and_a_second_pass_writes_nothing(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let lab = Lab::start(LabOptions::new(dir.path(), 2)).await.unwrap();
+    let lab = Lab::start(crate::lab_options(dir.path(), 2, backend))
+        .await
+        .unwrap();
     lab.seed(&Seed {
         crm_contacts: 6,
         crm_events: 12,
@@ -29,6 +31,7 @@ async fn both_sides_converge_and_a_second_pass_writes_nothing() {
     settle().await;
     let first = lab.syncer.run_pass(&PassOptions::default()).await.unwrap();
     assert_eq!(first.failed_users(), 0, "{first:#?}");
+    assert!(first.users.iter().all(|u| u.backend == Some(backend)));
     settle().await;
     let second = lab.syncer.run_pass(&PassOptions::default()).await.unwrap();
     let writes: Vec<_> = second
@@ -55,15 +58,24 @@ async fn both_sides_converge_and_a_second_pass_writes_nothing() {
 async fn the_demo_converges_with_every_scripted_change_carried() {
     let dir = tempfile::tempdir().unwrap();
     let outcome = exsync_lab::demo::run(&exsync_lab::demo::DemoOptions {
-        users: 2,
+        users: 3,
         contacts: 6,
         events: 4,
+        online: None,
         dir: Some(dir.path().to_path_buf()),
     })
     .await
     .unwrap();
     assert!(outcome.converged);
     let lab = &outcome.lab;
+    // A hybrid organisation: the first user on premises, the last online from the start, the
+    // second moved online between the passes.
+    let online: Vec<&str> = lab.online_users().iter().map(|u| u.key.as_str()).collect();
+    assert_eq!(online, ["user2@contoso.test", "user3@contoso.test"]);
+    for user in &lab.users[1..] {
+        let runs = lab.syncer.store.runs(&user.key, 2).unwrap();
+        assert_eq!(runs[0].backend.as_deref(), Some("graph"), "{}", user.key);
+    }
     for (u, user) in lab.users.iter().enumerate() {
         let name = |i| exsync_lab::crm_contact(u, i).last_name;
         use exsync_core::ItemKind::Contact;
@@ -255,3 +267,5 @@ async fn a_first_sync_asks_each_mailbox_only_what_it_must() {
     let check = lab.convergence().await.unwrap();
     assert!(check.converged(), "{:#?}", check.problems);
 }
+
+crate::on_each_backend!(both_sides_converge_and_a_second_pass_writes_nothing);

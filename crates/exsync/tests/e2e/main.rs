@@ -31,6 +31,41 @@ mod run;
 mod salesforce_copies;
 mod sync_folder;
 
+/// Runs each named test body (an `async fn(Backend)`) once per mailbox backend, as the tests
+/// `NAME::ews` (Exchange on premises) and `NAME::graph` (Exchange Online): one suite for both.
+macro_rules! on_each_backend {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use exsync_engine::sync::mailboxes::Backend;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn ews() {
+                super::$name(Backend::Ews).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn graph() {
+                super::$name(Backend::Graph).await
+            }
+        }
+    )*};
+}
+use on_each_backend;
+
+/// Lab options whose every mailbox is on `backend`.
+fn lab_options(
+    dir: impl Into<std::path::PathBuf>,
+    users: usize,
+    backend: exsync_engine::sync::mailboxes::Backend,
+) -> exsync_lab::LabOptions {
+    let mut options = exsync_lab::LabOptions::new(dir, users);
+    if backend == exsync_engine::sync::mailboxes::Backend::Graph {
+        options.exchange_online = Some(users);
+        options.crm_key_pem = Some(shared_key());
+    }
+    options
+}
+
 /// The master key the labs' secrets are sealed with.
 const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 

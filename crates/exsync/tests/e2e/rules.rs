@@ -1,22 +1,33 @@
-//! The sync rules end to end, each with its own configuration, through both
-//! simulators: directions, conflict policies, the mass-delete valve, Reset Sync, private events
-//! and the event window.
+//! The sync rules end to end, each with its own configuration, through the simulators and on
+//! each mailbox backend (EWS and Graph): directions, conflict policies, the mass-delete valve,
+//! Reset Sync, private events and the event window.
 
 use std::time::Duration;
 
 use chrono::Utc;
 use exsync_core::config::{ConflictPolicy, Direction, SyncConfiguration};
 use exsync_core::{Event, EventTime, ItemKind, Record};
+use exsync_engine::sync::mailboxes::Backend;
 use exsync_engine::sync::service::{PassOptions, PassReport};
-use exsync_lab::{crm_contact, exchange_contact, lab_configuration, Lab, LabOptions, Seed};
+use exsync_engine::sync::sides::MailboxSide;
+use exsync_lab::{crm_contact, exchange_contact, lab_configuration, Lab, Seed};
 use exsync_salesforce::NewRecord;
 use serde_json::json;
 
-async fn start(dir: &std::path::Path, configuration: SyncConfiguration, seed: Seed) -> Lab {
-    let mut options = LabOptions::new(dir, 1);
+async fn start(
+    dir: &std::path::Path,
+    configuration: SyncConfiguration,
+    seed: Seed,
+    backend: Backend,
+) -> Lab {
+    let mut options = crate::lab_options(dir, 1, backend);
     options.configuration = Some(configuration);
     let lab = Lab::start(options).await.unwrap();
     lab.seed(&seed).await.unwrap();
+    assert!(lab
+        .users
+        .iter()
+        .all(|u| lab.syncer.exchange.backend(&u.key) == backend));
     lab
 }
 
@@ -35,12 +46,11 @@ fn small() -> Seed {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crm_to_exchange_mirrors_the_crm_and_leaves_outlook_contacts_alone() {
+async fn crm_to_exchange_mirrors_the_crm_and_leaves_outlook_contacts_alone(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = lab_configuration();
     config.contacts.direction = Direction::CrmToExchange;
-    let lab = start(dir.path(), config, small()).await;
+    let lab = start(dir.path(), config, small(), backend).await;
     pass(&lab).await;
     let user = &lab.users[0];
     // Outlook's own contacts stay in Outlook only.
@@ -75,12 +85,11 @@ async fn crm_to_exchange_mirrors_the_crm_and_leaves_outlook_contacts_alone() {
     assert!(lab.convergence().await.unwrap().converged());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exchange_wins_settles_a_both_sides_change_for_outlook() {
+async fn exchange_wins_settles_a_both_sides_change_for_outlook(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = lab_configuration();
     config.contacts.conflict = ConflictPolicy::ExchangeWins;
-    let lab = start(dir.path(), config, small()).await;
+    let lab = start(dir.path(), config, small(), backend).await;
     pass(&lab).await;
     let user = &lab.users[0];
     let name = crm_contact(0, 2).last_name;
@@ -112,10 +121,9 @@ async fn exchange_wins_settles_a_both_sides_change_for_outlook() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_mass_delete_pauses_the_user_and_reset_rematches_without_duplicates() {
+async fn a_mass_delete_pauses_the_user_and_reset_rematches_without_duplicates(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let lab = start(dir.path(), lab_configuration(), small()).await;
+    let lab = start(dir.path(), lab_configuration(), small(), backend).await;
     pass(&lab).await;
     pass(&lab).await;
     let user = &lab.users[0];
@@ -159,12 +167,11 @@ async fn a_mass_delete_pauses_the_user_and_reset_rematches_without_duplicates() 
     assert_eq!(after.pairs, after.exchange_items, "every item paired once");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn private_events_and_events_outside_the_window_stay_where_they_are() {
+async fn private_events_and_events_outside_the_window_stay_where_they_are(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = lab_configuration();
     config.events.sync_private = false;
-    let lab = start(dir.path(), config, Seed::default()).await;
+    let lab = start(dir.path(), config, Seed::default(), backend).await;
     let user = &lab.users[0];
     let soon = Utc::now() + chrono::Duration::days(2);
     let at = |d: chrono::DateTime<Utc>| EventTime::At(d);
@@ -209,12 +216,11 @@ async fn private_events_and_events_outside_the_window_stay_where_they_are() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn newest_wins_takes_the_later_edit() {
+async fn newest_wins_takes_the_later_edit(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = lab_configuration();
     config.contacts.conflict = ConflictPolicy::NewestWins;
-    let lab = start(dir.path(), config, small()).await;
+    let lab = start(dir.path(), config, small(), backend).await;
     pass(&lab).await;
     let user = &lab.users[0];
     let name = crm_contact(0, 3).last_name;
@@ -241,12 +247,11 @@ async fn newest_wins_takes_the_later_edit() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exchange_to_crm_creates_in_the_crm_and_puts_crm_edits_back() {
+async fn exchange_to_crm_creates_in_the_crm_and_puts_crm_edits_back(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = lab_configuration();
     config.contacts.direction = Direction::ExchangeToCrm;
-    let lab = start(dir.path(), config, small()).await;
+    let lab = start(dir.path(), config, small(), backend).await;
     pass(&lab).await;
     let user = &lab.users[0];
     // Outlook's contacts reach the CRM; the CRM's own contacts stay in the CRM only.
@@ -273,14 +278,13 @@ async fn exchange_to_crm_creates_in_the_crm_and_puts_crm_edits_back() {
     assert!(lab.convergence().await.unwrap().converged());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_soql_condition_limits_which_crm_contacts_sync() {
+async fn a_soql_condition_limits_which_crm_contacts_sync(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = lab_configuration();
     config.contacts.direction = Direction::CrmToExchange;
     // The seeded contacts' first names rotate through a list; only Ada's sync.
     config.contact_condition = Some("FirstName = 'Ada'".into());
-    let lab = start(dir.path(), config, small()).await;
+    let lab = start(dir.path(), config, small(), backend).await;
     pass(&lab).await;
     let user = &lab.users[0];
     for i in 0..10 {
@@ -306,3 +310,13 @@ async fn a_soql_condition_limits_which_crm_contacts_sync() {
         "the condition has its own cursor: {cursors:?}"
     );
 }
+
+crate::on_each_backend!(
+    crm_to_exchange_mirrors_the_crm_and_leaves_outlook_contacts_alone,
+    exchange_wins_settles_a_both_sides_change_for_outlook,
+    a_mass_delete_pauses_the_user_and_reset_rematches_without_duplicates,
+    private_events_and_events_outside_the_window_stay_where_they_are,
+    newest_wins_takes_the_later_edit,
+    exchange_to_crm_creates_in_the_crm_and_puts_crm_edits_back,
+    a_soql_condition_limits_which_crm_contacts_sync,
+);

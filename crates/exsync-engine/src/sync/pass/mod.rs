@@ -309,7 +309,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                 %to,
                 by_tag = moved.by_tag,
                 by_content = moved.by_content,
-                copied_again = moved.copied_again,
+                deleted = moved.deleted,
                 "The mailbox moved to another backend; its synced items were found again under their new ids."
             );
             report.notices.push(moved.notice(kind, to));

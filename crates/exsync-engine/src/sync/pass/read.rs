@@ -273,9 +273,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                 };
                 after = Some(last.crm_id.clone());
                 if let Some(tally) = &mut moved {
-                    if let Err(e) = self.relink(stage, &page, tally).await? {
-                        return Ok(Err(e));
-                    }
+                    self.relink(stage, &page, tally).await?;
                     continue;
                 }
                 if replaced {

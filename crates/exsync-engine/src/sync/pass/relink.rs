@@ -5,20 +5,19 @@
 //! Each pair moves to its item's new id instead, found by our tag (items exsync created carry
 //! their CRM record's id) or, for items the user made, by the record's match keys as last
 //! synced. The pair keeps its merge base, so edits made on either side around the move are
-//! merged as any other edit, not settled as a first link. A pair whose item cannot be found is
-//! forgotten and its CRM record staged as one no pair holds: the plan links it to what the
-//! mailbox has or copies it there, as when the sync folder is replaced. Nothing is created,
-//! and nothing deleted in the CRM, because a mailbox moved.
+//! merged as any other edit, not settled as a first link. A move carries every item, so one
+//! that is not there was deleted, as in any listing from the start, and the safety valve
+//! weighs those deletes as any others. Nothing is created because a mailbox moved.
 
 use std::collections::BTreeMap;
 
 use exsync_core::plan::{match_keys, Candidates, Change, Item, SyncedPair};
 use exsync_core::{CrmId, ExchangeId, ItemId};
-use exsync_store::{Notice, PairKey, PassCommit};
+use exsync_store::{Notice, PassCommit};
 
 use super::{on_store, KindPass, PassError};
 use crate::sync::mailboxes::Backend;
-use crate::sync::sides::{CrmSide, MailboxSide, SideError};
+use crate::sync::sides::{CrmSide, MailboxSide};
 use crate::sync::stage::Stage;
 
 /// How the pairs of a moved mailbox found their items, summed over the pass's pages.
@@ -30,9 +29,8 @@ pub(super) struct Relinked {
     pub(super) by_tag: usize,
     /// Pairs whose item matched the record as last synced.
     pub(super) by_content: usize,
-    /// Pairs whose item was not in the moved mailbox: their CRM records are matched or copied
-    /// again.
-    pub(super) copied_again: usize,
+    /// Pairs whose item was not in the moved mailbox: deleted there.
+    pub(super) deleted: usize,
 }
 
 impl Relinked {
@@ -43,8 +41,8 @@ impl Relinked {
             code: "mailbox_moved".to_owned(),
             message: format!(
                 "The mailbox moved from {from} to {to}: {} synced {kind}s found again by their \
-                 tag, {} by their content, {} not found and matched or copied again.",
-                self.by_tag, self.by_content, self.copied_again
+                 tag, {} by their content, {} not there (deleted).",
+                self.by_tag, self.by_content, self.deleted
             ),
             fix: "Nothing to do: every link moved with the mailbox, and nothing was deleted \
                   because of the move."
@@ -56,13 +54,13 @@ impl Relinked {
 impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
     /// Moves one page of the user's pairs to their items' new ids in the staged listing, and
     /// commits the moved pairs before anything is planned, so the plan merges each against
-    /// its base. Returns `Ok(Err(_))` when the CRM could not be read for the pairs left over.
+    /// its base; the items of the pairs left over are staged as deleted.
     pub(super) async fn relink(
         &self,
         stage: &mut Stage,
         pairs: &[SyncedPair],
         tally: &mut Relinked,
-    ) -> Result<Result<(), SideError>, PassError> {
+    ) -> Result<(), PassError> {
         let ids: Vec<ExchangeId> = pairs.iter().map(|p| p.exchange_id.clone()).collect();
         let missing: std::collections::BTreeSet<ExchangeId> =
             stage.missing(&ids)?.into_iter().collect();
@@ -71,7 +69,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
             .filter(|p| missing.contains(&p.exchange_id))
             .collect();
         if moving.is_empty() {
-            return Ok(Ok(()));
+            return Ok(());
         }
 
         // Our tag first: it names the exact record.
@@ -125,32 +123,17 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                 ..pair
             })
             .collect();
-        commit.removals = left
-            .iter()
-            .map(|p| PairKey {
-                kind: self.kind,
-                crm_id: p.crm_id.clone(),
-                exchange_id: p.exchange_id.clone(),
+        if !commit.upserts.is_empty() {
+            on_store(self.store, move |s| s.commit_pass(&commit).map(|_| ())).await?;
+        }
+        tally.deleted += left.len();
+        let deleted = left
+            .into_iter()
+            .map(|p| Change::Deleted {
+                id: ItemId::Exchange(p.exchange_id.clone()),
             })
             .collect();
-        on_store(self.store, move |s| s.commit_pass(&commit).map(|_| ())).await?;
-
-        if left.is_empty() {
-            return Ok(Ok(()));
-        }
-        let crm_ids: Vec<CrmId> = left.iter().map(|p| p.crm_id.clone()).collect();
-        let records = match self.crm.fetch(self.kind, &crm_ids).await {
-            Ok(found) => found,
-            Err(e) => return Ok(Err(e)),
-        };
-        let records: Vec<Change> = records
-            .into_iter()
-            .map(|owned| owned.change)
-            .filter(|change| matches!(change, Change::Upsert(_)))
-            .collect();
-        tally.copied_again += records.len();
-        self.put(stage, records, &BTreeMap::new())?;
-        Ok(Ok(()))
+        self.stage(stage, deleted).await
     }
 
     /// The staged, unpaired item that matches the pair's record as last synced, if any.
