@@ -21,7 +21,7 @@ use exsync_ews::{Credentials, EwsClient, EwsConfig};
 use exsync_salesforce::{AuthConfig, SalesforceClient, SalesforceConfig, Secret};
 use exsync_sim::exchange::{ExchangeSim, ExchangeSimOptions};
 use exsync_sim::salesforce::SalesforceSim;
-use exsync_store::{SqliteStore, Store};
+use exsync_store::{PgOptions, PgStore, SqliteStore, Store};
 use serde_json::{json, Value};
 
 use exsync_engine::connect::ews::{Endpoint, ExchangeConnection};
@@ -59,6 +59,9 @@ pub struct LabOptions {
     pub crm_key_pem: Option<String>,
     /// The sync configuration; [`lab_configuration`] when `None`.
     pub configuration: Option<SyncConfiguration>,
+    /// A PostgreSQL database (a `postgres://` URL without password) to keep the state in,
+    /// instead of `exsync.db` in `dir`; the written configuration names it too.
+    pub postgres_url: Option<String>,
     /// Exchange Online beside Exchange on premises: the Graph simulator, with the last this
     /// many users' mailboxes in it (the others on premises). `None`: on premises only.
     pub exchange_online: Option<usize>,
@@ -76,6 +79,7 @@ impl LabOptions {
             crm_settle: Duration::from_secs(1),
             crm_key_pem: None,
             configuration: None,
+            postgres_url: None,
             exchange_online: None,
         }
     }
@@ -280,7 +284,10 @@ impl Lab {
             .as_ref()
             .map(|g| g.info.client_id.clone())
             .unwrap_or_default();
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(options.dir.join("exsync.db"))?);
+        let store: Arc<dyn Store> = match &options.postgres_url {
+            Some(url) => Arc::new(PgStore::open(&PgOptions::new(url.clone()))?),
+            None => Arc::new(SqliteStore::open(options.dir.join("exsync.db"))?),
+        };
         let syncer = Arc::new(Syncer {
             exchange: Mailboxes::new(
                 ExchangeConnection::new(ews, Endpoint::Configured(ews_url)),
@@ -415,7 +422,7 @@ impl Lab {
         let mut config = format!(
             r#"# Written by the exsync lab for its simulators.
 [store]
-path = {store}
+{store}
 
 {exchange}
 [network.resolve]
@@ -440,7 +447,13 @@ groups = [{profile}]
 [configurations.sales.events]
 sync_private = true
 "#,
-            store = quoted(&self.options.dir.join("exsync.db").display().to_string()),
+            store = match &self.options.postgres_url {
+                Some(url) => format!("url = {}", quoted(url)),
+                None => format!(
+                    "path = {}",
+                    quoted(&self.options.dir.join("exsync.db").display().to_string())
+                ),
+            },
             mail_host = quoted(&mail_host),
             sim_addr = quoted(&sim_addr.to_string()),
             login = quoted(&sf.instance_url),

@@ -5,7 +5,8 @@
 //!
 //! The interface comes in roles, one per consumer: [`SyncState`] for the sync engine,
 //! [`Accounts`] for the console's users, [`Secrets`] for the vault. [`Store`] is all of them
-//! at once; [`SqliteStore`] is the single-process implementation. A pass is committed by
+//! at once; [`SqliteStore`] is the single-process implementation and [`PgStore`] the one on a
+//! PostgreSQL database that several processes can share. A pass is committed by
 //! [`SyncState::commit_pass`] in one transaction, so cursors never move past writes whose
 //! mappings were not saved.
 
@@ -13,7 +14,9 @@
 #![warn(missing_docs)]
 
 mod console;
+mod copy;
 mod error;
+mod postgres;
 mod roles;
 mod sqlite;
 mod store;
@@ -22,7 +25,9 @@ mod types;
 pub use console::{
     AdminUser, ApiToken, AuditEvent, AuditRecord, Role, Secret, SecretInfo, Session,
 };
+pub use copy::{copy_sqlite_to_postgres, CopyCounts};
 pub use error::{StoreError, StoreResult};
+pub use postgres::{PgOptions, PgStore, PgTls, PG_SCHEMA_VERSION};
 pub use roles::{Accounts, Secrets, SyncState};
 pub use sqlite::{SqliteStore, SCHEMA_VERSION};
 pub use store::Store;

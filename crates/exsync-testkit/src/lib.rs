@@ -1,8 +1,8 @@
 //! What exsync's integration tests share, so that each test crate stops carrying its own copy:
 //! where the workspace and its interop Python are ([`paths`]), the EWS schema check
 //! ([`schema`]), simulator processes and their control APIs ([`sim`]), running a binary
-//! ([`cli`]), scripted servers that misbehave on purpose ([`hostile`]) and the one JWT key a
-//! test binary needs ([`keys`]).
+//! ([`cli`]), scripted servers that misbehave on purpose ([`hostile`]), the one JWT key a
+//! test binary needs ([`keys`]) and a throwaway PostgreSQL ([`postgres`]).
 //!
 //! Test code: a helper that cannot do its job panics with the reason, like an assertion.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -12,5 +12,6 @@ pub mod hostile;
 pub mod kdc;
 pub mod keys;
 pub mod paths;
+pub mod postgres;
 pub mod schema;
 pub mod sim;

@@ -63,6 +63,7 @@ impl Cli {
                 fill(&mut a.config)
             }
             Command::Check(a) => fill(&mut a.config),
+            Command::Store(StoreCommand::Copy(a)) => fill(&mut a.config),
         }
         self.command
     }
@@ -97,6 +98,35 @@ pub enum Command {
     Admin(AdminCommand),
     /// Check connectivity to Exchange and the CRM, step by step, with evidence and fixes.
     Check(CheckArgs),
+    /// Move the state database to PostgreSQL.
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy the configuration's SQLite state (pairs, cursors, unresolved items, echo log,
+    /// journal, secrets' ciphertext, accounts, audit) into an empty PostgreSQL database, in
+    /// one transaction, so syncing there re-matches nothing. Stop the service first; then
+    /// set `[store] url` to the target.
+    Copy(StoreCopyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StoreCopyArgs {
+    #[command(flatten)]
+    pub config: ConfigFileArg,
+    /// The target database: postgres://user@host[:port]/db, without a password.
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    /// A file (mode 0600) holding the target database's password; else
+    /// EXSYNC_STORE_PASSWORD, else none.
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// CA certificates (PEM) the target's certificate is verified against, instead of the
+    /// system roots.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The configuration file a command works with: `-c FILE` anywhere on the command line (see

@@ -91,11 +91,17 @@ pub enum StoreConfig {
         /// The database file, resolved against the configuration file's directory.
         path: PathBuf,
     },
-    /// A PostgreSQL database shared by several workers. The URL carries no password; that
-    /// lives in the vault.
+    /// A PostgreSQL database shared by several workers. The URL carries no password: the
+    /// vault keeps its ciphertext in this database, so the password that opens it comes from
+    /// `password_file` or `EXSYNC_STORE_PASSWORD` instead.
     Postgres {
-        /// A `postgres://` connection URL without the password.
+        /// A `postgres://` connection URL without the password (`?sslmode=` allowed).
         url: String,
+        /// A file holding only the database password, readable by its owner alone (0600).
+        password_file: Option<PathBuf>,
+        /// The CA certificates (PEM) the server's certificate is verified against, instead of
+        /// the system's roots.
+        ca_file: Option<PathBuf>,
     },
 }
 

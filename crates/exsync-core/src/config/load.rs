@@ -213,7 +213,7 @@ pub(crate) fn https_url(r: &mut Reader, t: &Tbl<'_, '_>, name: &str, why: &str) 
 }
 
 fn read_store(r: &mut Reader, t: &Tbl<'_, '_>) -> StoreConfig {
-    r.check_keys(t, &["path", "url"]);
+    r.check_keys(t, &["path", "url", "password_file", "ca_file"]);
     let path = r.item(t, "path").and_then(|item| r.text(&item));
     let url_item = r.item(t, "url");
     let url = url_item.as_ref().and_then(|item| {
@@ -249,8 +249,25 @@ fn read_store(r: &mut Reader, t: &Tbl<'_, '_>) -> StoreConfig {
             "give either `path` (a SQLite file) or `url` (PostgreSQL), not both",
         );
     }
+    let password_file = existing_file(r, t, "password_file");
+    let ca_file = existing_file(r, t, "ca_file");
+    if url_item.is_none() {
+        for name in ["password_file", "ca_file"] {
+            if let Some(item) = r.item(t, name) {
+                r.error(
+                    &item.key,
+                    Some(item.key_line),
+                    "applies to a PostgreSQL store only; give `url` too, or remove it",
+                );
+            }
+        }
+    }
     match (url, path) {
-        (Some(url), None) => StoreConfig::Postgres { url },
+        (Some(url), None) => StoreConfig::Postgres {
+            url,
+            password_file,
+            ca_file,
+        },
         (_, path) => StoreConfig::Sqlite {
             path: r.resolve_path(path.as_deref().unwrap_or(DEFAULT_STORE_PATH)),
         },

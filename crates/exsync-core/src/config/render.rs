@@ -127,7 +127,15 @@ impl ExsyncConfig {
     pub fn to_toml_table(&self) -> Table {
         let store = match &self.store {
             StoreConfig::Sqlite { path: p } => table(vec![("path", Some(path(p)))]),
-            StoreConfig::Postgres { url } => table(vec![("url", Some(s(url.clone())))]),
+            StoreConfig::Postgres {
+                url,
+                password_file,
+                ca_file,
+            } => table(vec![
+                ("url", Some(s(url.clone()))),
+                ("password_file", password_file.as_deref().map(path)),
+                ("ca_file", ca_file.as_deref().map(path)),
+            ]),
         };
         // The folder is written where it was read from: `[exchange]`, else `[exchange_online]`.
         let folder = Some(s(self.sync_folder.clone()));

@@ -105,7 +105,7 @@ impl Accounts for SqliteStore {
 
 // ---- admin accounts ----------------------------------------------------------------------------
 
-const ADMIN_COLUMNS: &str = "name, password_hash, role, created_at, updated_at";
+pub(crate) const ADMIN_COLUMNS: &str = "name, password_hash, role, created_at, updated_at";
 
 fn admin_row(row: &Row<'_>) -> rusqlite::Result<(String, String, String, String, String)> {
     Ok((
@@ -117,7 +117,7 @@ fn admin_row(row: &Row<'_>) -> rusqlite::Result<(String, String, String, String,
     ))
 }
 
-fn decode_admin(
+pub(crate) fn decode_admin(
     (name, password_hash, role, created_at, updated_at): (String, String, String, String, String),
 ) -> Result<AdminUser, String> {
     Ok(AdminUser {
@@ -226,9 +226,9 @@ fn delete_admin_user(conn: &Connection, name: &str) -> StoreResult<bool> {
 
 // ---- API tokens ----------------------------------------------------------------------------
 
-const TOKEN_COLUMNS: &str = "id, token_hash, name, role, created_at, last_used_at";
+pub(crate) const TOKEN_COLUMNS: &str = "id, token_hash, name, role, created_at, last_used_at";
 
-type TokenRow = (i64, String, String, String, String, Option<String>);
+pub(crate) type TokenRow = (i64, String, String, String, String, Option<String>);
 
 fn token_row(row: &Row<'_>) -> rusqlite::Result<TokenRow> {
     Ok((
@@ -241,7 +241,7 @@ fn token_row(row: &Row<'_>) -> rusqlite::Result<TokenRow> {
     ))
 }
 
-fn decode_token(
+pub(crate) fn decode_token(
     (id, token_hash, name, role, created_at, last_used_at): TokenRow,
 ) -> Result<ApiToken, String> {
     Ok(ApiToken {

@@ -252,7 +252,7 @@ pub(crate) fn migrate(
     Ok(latest)
 }
 
-fn check_not_newer(path: &str, found: i64, supported: i64) -> Result<(), StoreError> {
+pub(crate) fn check_not_newer(path: &str, found: i64, supported: i64) -> Result<(), StoreError> {
     if found > supported {
         return Err(StoreError::SchemaTooNew {
             path: path.to_owned(),

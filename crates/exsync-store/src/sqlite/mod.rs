@@ -1,17 +1,17 @@
 //! The SQLite backend: one database file in WAL mode, so the console can read while a pass
 //! writes, with foreign keys enforced and a busy timeout for the moments two writers meet.
 
-mod accounts;
-mod codec;
-mod commit;
+pub(crate) mod accounts;
+pub(crate) mod codec;
+pub(crate) mod commit;
 mod echo;
 mod journal;
 mod migrations;
 mod secrets;
 mod settings;
-mod state;
+pub(crate) mod state;
 mod sync_state;
-mod users;
+pub(crate) mod users;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -21,7 +21,7 @@ use rusqlite::Connection;
 
 use crate::error::{StoreError, StoreResult};
 
-pub(crate) use migrations::{migrate, user_version, MIGRATIONS};
+pub(crate) use migrations::{check_not_newer, migrate, user_version, MIGRATIONS};
 
 /// The schema version this build creates and understands.
 pub const SCHEMA_VERSION: i64 = 7;
@@ -154,6 +154,20 @@ impl SqliteStore {
         // A panic while the lock was held cannot leave a half-done write behind: an open
         // transaction rolls back when it is dropped during unwinding.
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` inside one read transaction, so everything it reads is one consistent state
+    /// even while another process commits a pass. Nothing is written.
+    pub(crate) fn with_read_transaction<R>(
+        &self,
+        f: impl FnOnce(&Connection) -> StoreResult<R>,
+    ) -> StoreResult<R> {
+        const OP: &str = "read the state database";
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction()
+            .map_err(|e| codec::backend(OP, None, &e))?;
+        f(&tx)
     }
 
     #[cfg(test)]

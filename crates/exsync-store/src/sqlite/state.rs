@@ -9,17 +9,17 @@ use crate::error::StoreResult;
 use crate::types::{CursorEntry, CursorScope};
 
 /// A pairs row as read, before its content is checked and decoded.
-struct PairRow {
-    kind: String,
-    crm_id: String,
-    exchange_id: String,
-    content: String,
-    content_hash: String,
-    crm_version: Option<String>,
-    exchange_version: Option<String>,
+pub(crate) struct PairRow {
+    pub(crate) kind: String,
+    pub(crate) crm_id: String,
+    pub(crate) exchange_id: String,
+    pub(crate) content: String,
+    pub(crate) content_hash: String,
+    pub(crate) crm_version: Option<String>,
+    pub(crate) exchange_version: Option<String>,
 }
 
-const PAIR_COLUMNS: &str =
+pub(crate) const PAIR_COLUMNS: &str =
     "kind, crm_id, exchange_id, content, content_hash, crm_version, exchange_version";
 
 fn pair_row(row: &Row<'_>) -> rusqlite::Result<PairRow> {
@@ -37,7 +37,7 @@ fn pair_row(row: &Row<'_>) -> rusqlite::Result<PairRow> {
 impl PairRow {
     /// The stored hash guards the merge base: a pair whose content no longer matches it would
     /// make the planner merge against the wrong base, so it is reported instead of used.
-    fn decode(self) -> Result<SyncedPair, String> {
+    pub(crate) fn decode(self) -> Result<SyncedPair, String> {
         let content: Fields = serde_json::from_str(&self.content).map_err(|e| {
             format!(
                 "pair {}/{}: content is not a field map: {e}",

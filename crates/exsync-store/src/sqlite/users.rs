@@ -22,7 +22,7 @@ pub(crate) fn insert_user(conn: &Connection, user: &UserKey, at: &str) -> rusqli
     .execute(params![user.as_str(), at])
 }
 
-fn check_key(op: &'static str, user: &UserKey) -> StoreResult<()> {
+pub(crate) fn check_key(op: &'static str, user: &UserKey) -> StoreResult<()> {
     if user.as_str().is_empty() {
         return Err(StoreError::InvalidInput {
             op,
@@ -111,19 +111,19 @@ pub(crate) fn reset_user(conn: &mut Connection, user: &UserKey) -> StoreResult<R
     })
 }
 
-const RUN_COLUMNS: &str =
+pub(crate) const RUN_COLUMNS: &str =
     "id, user_key, started_at, finished_at, created, updated, deleted, conflicts, failures, error, \
      notices, backend";
 
-struct RunRow {
-    id: i64,
-    user_key: String,
-    started: String,
-    finished: String,
-    counts: [i64; 5],
-    error: Option<String>,
-    notices: String,
-    backend: Option<String>,
+pub(crate) struct RunRow {
+    pub(crate) id: i64,
+    pub(crate) user_key: String,
+    pub(crate) started: String,
+    pub(crate) finished: String,
+    pub(crate) counts: [i64; 5],
+    pub(crate) error: Option<String>,
+    pub(crate) notices: String,
+    pub(crate) backend: Option<String>,
 }
 
 /// Reads the twelve run columns starting at `at`.
@@ -147,7 +147,7 @@ fn run_row(row: &Row<'_>, at: usize) -> rusqlite::Result<RunRow> {
 }
 
 impl RunRow {
-    fn decode(self) -> Result<RunRecord, String> {
+    pub(crate) fn decode(self) -> Result<RunRecord, String> {
         let [created, updated, deleted, conflicts, failures] = self.counts;
         Ok(RunRecord {
             id: self.id,
@@ -186,17 +186,17 @@ pub(crate) fn runs(conn: &Connection, user: &UserKey, max: usize) -> StoreResult
         .collect()
 }
 
-struct StatusRow {
-    user_key: String,
-    paused_reason: Option<String>,
-    paused_at: Option<String>,
-    run: Option<RunRow>,
-    contacts: i64,
-    events: i64,
-    unresolved: i64,
+pub(crate) struct StatusRow {
+    pub(crate) user_key: String,
+    pub(crate) paused_reason: Option<String>,
+    pub(crate) paused_at: Option<String>,
+    pub(crate) run: Option<RunRow>,
+    pub(crate) contacts: i64,
+    pub(crate) events: i64,
+    pub(crate) unresolved: i64,
 }
 
-const STATUS_SELECT: &str = "SELECT u.user_key, u.paused_reason, u.paused_at, \
+pub(crate) const STATUS_SELECT: &str = "SELECT u.user_key, u.paused_reason, u.paused_at, \
      (SELECT count(*) FROM pairs p WHERE p.user_key = u.user_key AND p.kind = 'contact'), \
      (SELECT count(*) FROM pairs p WHERE p.user_key = u.user_key AND p.kind = 'event'), \
      (SELECT count(*) FROM unresolved x WHERE x.user_key = u.user_key), \
@@ -218,7 +218,7 @@ fn status_row(row: &Row<'_>) -> rusqlite::Result<StatusRow> {
 }
 
 impl StatusRow {
-    fn decode(self) -> Result<UserStatus, String> {
+    pub(crate) fn decode(self) -> Result<UserStatus, String> {
         let paused = match (self.paused_reason, self.paused_at) {
             (Some(reason), Some(since)) => Some(Pause {
                 reason,

@@ -3,8 +3,8 @@
 use exsync_core::plan::Op;
 use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind, Side};
 
-use super::{commit, contact, fields, t, temp_store, user};
-use crate::{StoreError, SyncState};
+use super::{commit, contact, fields, t, user, Db};
+use crate::StoreError;
 
 fn create(source: &str) -> Op {
     Op::Create {
@@ -26,9 +26,8 @@ fn delete(crm: &str, exchange: &str) -> Op {
     }
 }
 
-#[test]
-fn journaled_writes_stay_until_a_commit_settles_them() {
-    let (_dir, store) = temp_store();
+fn journaled_writes_stay_until_a_commit_settles_them(db: &Db) {
+    let store = db.open();
     let ann = user("ann@example.com");
     let ops = [create("003A"), delete("003B", "AAB")];
     let ids = store
@@ -73,9 +72,8 @@ fn journaled_writes_stay_until_a_commit_settles_them() {
     assert_eq!(left, [ids[1]]);
 }
 
-#[test]
-fn a_refused_commit_settles_nothing() {
-    let (_dir, store) = temp_store();
+fn a_refused_commit_settles_nothing(db: &Db) {
+    let store = db.open();
     let ann = user("ann@example.com");
     let ids = store
         .journal_intents(&ann, ItemKind::Contact, &[create("003A")], t(10))
@@ -89,9 +87,8 @@ fn a_refused_commit_settles_nothing() {
     assert_eq!(store.intents(&ann, ItemKind::Contact).unwrap().len(), 1);
 }
 
-#[test]
-fn only_writes_are_journaled() {
-    let (_dir, store) = temp_store();
+fn only_writes_are_journaled(db: &Db) {
+    let store = db.open();
     let ann = user("ann@example.com");
     let skip = Op::Skip {
         kind: ItemKind::Contact,
@@ -105,9 +102,8 @@ fn only_writes_are_journaled() {
     assert!(store.intents(&ann, ItemKind::Contact).unwrap().is_empty());
 }
 
-#[test]
-fn reset_sync_forgets_the_users_journal_only() {
-    let (_dir, store) = temp_store();
+fn reset_sync_forgets_the_users_journal_only(db: &Db) {
+    let store = db.open();
     let (ann, bob) = (user("ann@example.com"), user("bob@example.com"));
     for who in [&ann, &bob] {
         store
@@ -118,3 +114,10 @@ fn reset_sync_forgets_the_users_journal_only() {
     assert!(store.intents(&ann, ItemKind::Event).unwrap().is_empty());
     assert_eq!(store.intents(&bob, ItemKind::Event).unwrap().len(), 1);
 }
+
+crate::tests::both_backends!(
+    journaled_writes_stay_until_a_commit_settles_them,
+    a_refused_commit_settles_nothing,
+    only_writes_are_journaled,
+    reset_sync_forgets_the_users_journal_only,
+);

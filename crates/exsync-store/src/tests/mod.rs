@@ -1,13 +1,18 @@
-//! Tests against real database files in temporary directories.
+//! Tests against real databases: SQLite files in temporary directories and, for every test that
+//! says nothing backend-specific, a fresh database in a real PostgreSQL as well (see
+//! [`both_backends!`]), so the two backends are held to the same behaviour.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod concurrency;
+mod copy;
 #[cfg(unix)]
 mod files;
 mod journal;
 mod kill;
 mod migrations;
 mod pairs;
+mod pg_kill;
+mod postgres_only;
 mod reset;
 mod roundtrip;
 mod skipped;
@@ -108,6 +113,77 @@ pub(crate) fn echo(crm: &str, modstamp: &str, at: DateTime<Utc>) -> CrmWrite {
 pub(crate) fn commit(user: &UserKey, at: i64) -> PassCommit {
     PassCommit::new(user.clone(), t(at), t(at + 5))
 }
+
+/// One test's database on one backend; [`Db::open`] opens it, and opens it again after a
+/// store was dropped, so a test can check what survives a restart.
+pub(crate) enum Db {
+    Sqlite(TempDir),
+    Postgres(exsync_testkit::postgres::Database),
+}
+
+impl Db {
+    pub(crate) fn sqlite() -> Db {
+        Db::Sqlite(tempfile::tempdir().unwrap())
+    }
+
+    /// `None` (after printing why) when PostgreSQL is not installed; a panic instead under
+    /// `EXSYNC_REQUIRE_POSTGRES=1`.
+    pub(crate) fn postgres() -> Option<Db> {
+        exsync_testkit::postgres::database().map(Db::Postgres)
+    }
+
+    pub(crate) fn open(&self) -> Box<dyn Store> {
+        match self {
+            Db::Sqlite(dir) => Box::new(SqliteStore::open(dir.path().join("state.db")).unwrap()),
+            Db::Postgres(db) => Box::new(crate::PgStore::open(&self.pg_options(db)).unwrap()),
+        }
+    }
+
+    fn pg_options(&self, db: &exsync_testkit::postgres::Database) -> crate::PgOptions {
+        crate::PgOptions::new(db.conninfo())
+    }
+
+    /// Runs one statement behind the store's back (to damage data or test the schema's own
+    /// checks); the backend's error as text.
+    pub(crate) fn execute(&self, sql: &str) -> Result<(), String> {
+        match self {
+            Db::Sqlite(dir) => rusqlite::Connection::open(dir.path().join("state.db"))
+                .and_then(|c| c.execute_batch(sql))
+                .map_err(|e| e.to_string()),
+            Db::Postgres(db) => {
+                let mut client =
+                    postgres::Client::connect(&db.conninfo(), postgres::NoTls).unwrap();
+                client.batch_execute(sql).map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
+/// Generates, for each named `fn(&Db)`, one test on SQLite and one on PostgreSQL, in modules
+/// `sqlite` and `postgres` beside them.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(&crate::tests::Db::sqlite());
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(db) = crate::tests::Db::postgres() {
+                        super::$name(&db);
+                    }
+                }
+            )*
+        }
+    };
+}
+pub(crate) use both_backends;
 
 pub(crate) fn temp_store() -> (TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();

@@ -1,12 +1,12 @@
 //! One record, one pair: the rule that keeps the merge base unambiguous.
 
-use exsync_core::{CrmId, ItemId, ItemKind};
+use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind};
 
 use super::*;
 use crate::StoreError;
 
-fn seeded() -> (tempfile::TempDir, SqliteStore, UserKey) {
-    let (dir, store) = temp_store();
+fn seeded(db: &Db) -> (Box<dyn Store>, UserKey) {
+    let store = db.open();
     let alice = user("alice");
     let mut pass = commit(&alice, 0);
     pass.upserts = vec![
@@ -15,13 +15,12 @@ fn seeded() -> (tempfile::TempDir, SqliteStore, UserKey) {
     ];
     pass.cursors = vec![set_cursor(CursorScope::folder(&alice, "contacts"), "s1")];
     store.commit_pass(&pass).unwrap();
-    (dir, store, alice)
+    (store, alice)
 }
 
-#[test]
-fn one_crm_record_in_two_pairs_of_one_commit_is_refused() {
-    let (_dir, store, alice) = seeded();
-    let before = dump(&store);
+fn one_crm_record_in_two_pairs_of_one_commit_is_refused(db: &Db) {
+    let (store, alice) = seeded(db);
+    let before = dump(&*store);
     let mut pass = commit(&alice, 10);
     pass.upserts = vec![contact("003C", "X3", "Cray"), contact("003C", "X4", "Cray")];
     pass.cursors = vec![set_cursor(CursorScope::folder(&alice, "contacts"), "s2")];
@@ -38,13 +37,12 @@ fn one_crm_record_in_two_pairs_of_one_commit_is_refused() {
         other => panic!("expected a pair conflict, got {other:?}"),
     }
     assert!(err.to_string().contains("X3 and X4"), "{err}");
-    assert_eq!(dump(&store), before, "nothing written");
+    assert_eq!(dump(&*store), before, "nothing written");
 }
 
-#[test]
-fn one_exchange_item_in_two_pairs_of_one_commit_is_refused() {
-    let (_dir, store, alice) = seeded();
-    let before = dump(&store);
+fn one_exchange_item_in_two_pairs_of_one_commit_is_refused(db: &Db) {
+    let (store, alice) = seeded(db);
+    let before = dump(&*store);
     let mut pass = commit(&alice, 10);
     pass.upserts = vec![
         contact("003C", "X3", "Cray"),
@@ -55,13 +53,12 @@ fn one_exchange_item_in_two_pairs_of_one_commit_is_refused() {
         matches!(&err, StoreError::PairConflict { record: ItemId::Exchange(id), .. } if id.as_str() == "X3"),
         "{err:?}"
     );
-    assert_eq!(dump(&store), before, "nothing written");
+    assert_eq!(dump(&*store), before, "nothing written");
 }
 
-#[test]
-fn joining_two_stored_pairs_is_refused_and_rolls_back_the_whole_pass() {
-    let (_dir, store, alice) = seeded();
-    let before = dump(&store);
+fn joining_two_stored_pairs_is_refused_and_rolls_back_the_whole_pass(db: &Db) {
+    let (store, alice) = seeded(db);
+    let before = dump(&*store);
     // 003A is paired with X1 and X2 with 003B: pairing 003A with X2 would leave one of them
     // in two pairs. Everything else in the commit (a valid new pair applied before it, a
     // cursor, a run) must not be written either.
@@ -82,7 +79,7 @@ fn joining_two_stored_pairs_is_refused_and_rolls_back_the_whole_pass() {
         err.to_string().contains("003A/X1") && err.to_string().contains("003B/X2"),
         "{err}"
     );
-    assert_eq!(dump(&store), before, "nothing written");
+    assert_eq!(dump(&*store), before, "nothing written");
     assert_eq!(store.runs(&alice, 10).unwrap().len(), 1);
 
     // Saying which pair goes makes the same re-link legal.
@@ -103,9 +100,8 @@ fn joining_two_stored_pairs_is_refused_and_rolls_back_the_whole_pass() {
     );
 }
 
-#[test]
-fn the_same_ids_may_pair_for_other_users_and_kinds() {
-    let (_dir, store, alice) = seeded();
+fn the_same_ids_may_pair_for_other_users_and_kinds(db: &Db) {
+    let (store, alice) = seeded(db);
     // A contact visible to several users syncs into each of their mailboxes.
     let bob = user("bob");
     let mut pass = commit(&bob, 10);
@@ -122,19 +118,68 @@ fn the_same_ids_may_pair_for_other_users_and_kinds() {
     assert_eq!(store.load_pairs(&alice, ItemKind::Event).unwrap().len(), 1);
 }
 
-#[test]
-fn the_schema_itself_refuses_a_second_pair_for_a_record() {
-    let (_dir, store, _alice) = seeded();
+fn the_schema_itself_refuses_a_second_pair_for_a_record(db: &Db) {
+    let (_store, _alice) = seeded(db);
     let insert = |crm: &str, exchange: &str| {
-        store.with_conn(|c| {
-            c.execute(
-                "INSERT INTO pairs (user_key, kind, crm_id, exchange_id, content, content_hash, updated_at) \
-                 VALUES ('alice@example.com', 'contact', ?1, ?2, '{}', 'h', 't')",
-                [crm, exchange],
-            )
-        })
+        db.execute(&format!(
+            "INSERT INTO pairs (user_key, kind, crm_id, exchange_id, content, content_hash, updated_at) \
+             VALUES ('alice@example.com', 'contact', '{crm}', '{exchange}', '{{}}', 'h', 't')"
+        ))
     };
     assert!(insert("003A", "X9").is_err(), "CRM id already paired");
     assert!(insert("003Z", "X1").is_err(), "Exchange id already paired");
     assert!(insert("003Z", "X9").is_ok());
 }
+
+fn the_users_of_crm_records_and_the_pairs_of_mixed_ids(db: &Db) {
+    let store = db.open();
+    let (alice, bob) = (user("alice"), user("bob"));
+    let mut pass = commit(&alice, 0);
+    pass.upserts = vec![
+        contact("003A", "XA1", "Lovelace"),
+        contact("003B", "XA2", "Babbage"),
+    ];
+    store.commit_pass(&pass).unwrap();
+    let mut pass = commit(&bob, 1);
+    pass.upserts = vec![contact("003A", "XB1", "Lovelace")];
+    store.commit_pass(&pass).unwrap();
+
+    let ids = [CrmId::new("003B"), CrmId::new("003A"), CrmId::new("003Z")];
+    assert_eq!(
+        store.crm_pair_users(ItemKind::Contact, &ids).unwrap(),
+        vec![
+            (CrmId::new("003B"), alice.clone()),
+            (CrmId::new("003A"), alice.clone()),
+            (CrmId::new("003A"), bob.clone()),
+        ],
+        "in the order asked, each record's users by key"
+    );
+    assert!(store
+        .crm_pair_users(ItemKind::Event, &ids)
+        .unwrap()
+        .is_empty());
+
+    let found = store
+        .pairs_of(
+            &alice,
+            ItemKind::Contact,
+            &[
+                ItemId::Exchange(ExchangeId::new("XA2")),
+                ItemId::Crm(CrmId::new("003A")),
+                ItemId::Exchange(ExchangeId::new("XA1")),
+                ItemId::Crm(CrmId::new("003Q")),
+            ],
+        )
+        .unwrap();
+    let keys: Vec<_> = found.iter().map(|p| p.crm_id.as_str()).collect();
+    assert_eq!(keys, ["003A", "003B"], "each pair once, by CRM id");
+}
+
+crate::tests::both_backends!(
+    the_users_of_crm_records_and_the_pairs_of_mixed_ids,
+    one_crm_record_in_two_pairs_of_one_commit_is_refused,
+    one_exchange_item_in_two_pairs_of_one_commit_is_refused,
+    joining_two_stored_pairs_is_refused_and_rolls_back_the_whole_pass,
+    the_same_ids_may_pair_for_other_users_and_kinds,
+    the_schema_itself_refuses_a_second_pair_for_a_record,
+);

@@ -31,9 +31,8 @@ fn pass_for(who: &UserKey, at: i64, prefix: &str) -> PassCommit {
     pass
 }
 
-#[test]
-fn reset_touches_only_that_users_pairs_and_cursors() {
-    let (_dir, store) = temp_store();
+fn reset_touches_only_that_users_pairs_and_cursors(db: &Db) {
+    let store = db.open();
     let alice = user("alice");
     let bob = user("bob");
     let mut org = commit(&alice, 0);
@@ -47,7 +46,7 @@ fn reset_touches_only_that_users_pairs_and_cursors() {
     store.set_paused(&alice, Some("too many deletes")).unwrap();
     store.set_paused(&bob, Some("bob stays paused")).unwrap();
 
-    let before = dump(&store);
+    let before = dump(&*store);
     let counts = store.reset_user(&alice).unwrap();
     assert_eq!(
         counts,
@@ -57,7 +56,7 @@ fn reset_touches_only_that_users_pairs_and_cursors() {
             was_paused: true
         }
     );
-    let after = dump(&store);
+    let after = dump(&*store);
 
     assert_eq!(
         after["users"]["bob@example.com"], before["users"]["bob@example.com"],
@@ -125,11 +124,9 @@ fn before_status_last_run(before: &serde_json::Value) -> Option<crate::RunRecord
         .unwrap()
 }
 
-#[test]
-fn org_cursors_advance_alone_and_folder_cursors_are_refused() {
-    use crate::{CursorAdvance, CursorScope, SyncState};
-    let dir = tempfile::tempdir().unwrap();
-    let store = crate::SqliteStore::open(dir.path().join("s.db")).unwrap();
+fn org_cursors_advance_alone_and_folder_cursors_are_refused(db: &Db) {
+    use crate::{CursorAdvance, CursorScope};
+    let store = db.open();
     let at = chrono::Utc::now();
     let org = CursorAdvance {
         scope: CursorScope::crm_object("Contact"),
@@ -165,3 +162,8 @@ fn org_cursors_advance_alone_and_folder_cursors_are_refused() {
         None
     );
 }
+
+crate::tests::both_backends!(
+    reset_touches_only_that_users_pairs_and_cursors,
+    org_cursors_advance_alone_and_folder_cursors_are_refused,
+);

@@ -34,17 +34,14 @@ fn the_traits_are_object_safe_and_shareable() {
     assert!(store.user_status(&alice).unwrap().is_some());
 }
 
-#[test]
-fn a_committed_pass_reads_back_after_reopening() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.db");
+fn a_committed_pass_reads_back_after_reopening(db: &Db) {
     let alice = user("alice");
     let folder = CursorScope::folder(&alice, "contacts");
     let crm = CursorScope::crm_object("Contact");
     let ada = contact("003A", "AAMk-1", "Lovelace");
     let meeting = event("00UA", "AAMk-E1", "Kick-off");
     {
-        let store: Box<dyn SyncState> = Box::new(SqliteStore::open(&path).unwrap());
+        let store = db.open();
         let mut pass = commit(&alice, 0);
         pass.upserts = vec![ada.clone(), meeting.clone()];
         pass.cursors = vec![
@@ -65,7 +62,7 @@ fn a_committed_pass_reads_back_after_reopening() {
             (2, 0, 2)
         );
     }
-    let store = SqliteStore::open(&path).unwrap();
+    let store = db.open();
     assert_eq!(
         store.load_pairs(&alice, ItemKind::Contact).unwrap(),
         vec![ada.clone()]
@@ -139,9 +136,8 @@ fn a_committed_pass_reads_back_after_reopening() {
     assert_eq!(store.cursor(&folder).unwrap(), None);
 }
 
-#[test]
-fn upserts_replace_and_removals_forget() {
-    let (_dir, store) = temp_store();
+fn upserts_replace_and_removals_forget(db: &Db) {
+    let store = db.open();
     let alice = user("alice");
     let mut pass = commit(&alice, 0);
     pass.upserts = vec![
@@ -194,9 +190,8 @@ fn upserts_replace_and_removals_forget() {
     );
 }
 
-#[test]
-fn unresolved_items_are_tracked_and_cleared_when_they_sync() {
-    let (_dir, store) = temp_store();
+fn unresolved_items_are_tracked_and_cleared_when_they_sync(db: &Db) {
+    let store = db.open();
     let alice = user("alice");
     let too_long = ItemId::Crm(CrmId::new("003L"));
     let bad_address = ItemId::Exchange(ExchangeId::new("X-bad"));
@@ -257,9 +252,8 @@ fn unresolved_items_are_tracked_and_cleared_when_they_sync() {
     assert_eq!(store.unresolved(&alice).unwrap().len(), 1);
 }
 
-#[test]
-fn pauses_runs_and_conflicts_read_back() {
-    let (_dir, store) = temp_store();
+fn pauses_runs_and_conflicts_read_back(db: &Db) {
+    let store = db.open();
     let alice = user("alice");
     let bob = user("bob");
     store.set_paused(&alice, Some("too many deletes")).unwrap();
@@ -352,9 +346,8 @@ fn pauses_runs_and_conflicts_read_back() {
     assert_eq!(users[1].last_run, None);
 }
 
-#[test]
-fn the_echo_log_recognises_our_own_writes() {
-    let (_dir, store) = temp_store();
+fn the_echo_log_recognises_our_own_writes(db: &Db) {
+    let store = db.open();
     let alice = user("alice");
     let mut pass = commit(&alice, 0);
     pass.crm_writes = vec![echo("003A", "2026-09-21T10:00:00.000+0000", t(1))];
@@ -400,9 +393,8 @@ fn the_echo_log_recognises_our_own_writes() {
     ));
 }
 
-#[test]
-fn secrets_store_only_bytes_and_replace_atomically() {
-    let (dir, store) = temp_store();
+fn secrets_store_only_bytes_and_replace_atomically(db: &Db) {
+    let store = db.open();
     let password = Secret {
         name: "ews.password".into(),
         nonce: vec![1; 12],
@@ -464,7 +456,7 @@ fn secrets_store_only_bytes_and_replace_atomically() {
         .put_secrets(&[rotated.clone(), rotated_key.clone()])
         .unwrap();
     drop(store);
-    let store = SqliteStore::open(dir.path().join("state.db")).unwrap();
+    let store = db.open();
     assert_eq!(store.get_secret("ews.password").unwrap(), Some(rotated));
     assert_eq!(
         store.get_secret("crm.private_key").unwrap(),
@@ -476,9 +468,8 @@ fn secrets_store_only_bytes_and_replace_atomically() {
     assert_eq!(store.list_secrets().unwrap().len(), 1);
 }
 
-#[test]
-fn admin_accounts_and_api_tokens() {
-    let (_dir, store) = temp_store();
+fn admin_accounts_and_api_tokens(db: &Db) {
+    let store = db.open();
     let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA";
     store
         .create_admin_user("root", hash, Role::Admin, t(0))
@@ -556,9 +547,8 @@ fn admin_accounts_and_api_tokens() {
     assert_eq!(store.admin_user("ops").unwrap(), None);
 }
 
-#[test]
-fn sessions_expire_and_go_with_their_account() {
-    let (_dir, store) = temp_store();
+fn sessions_expire_and_go_with_their_account(db: &Db) {
+    let store = db.open();
     store
         .create_admin_user("root", "$argon2id$x", Role::Admin, t(0))
         .unwrap();
@@ -614,9 +604,8 @@ fn sessions_expire_and_go_with_their_account() {
     );
 }
 
-#[test]
-fn the_audit_log_pages_newest_first() {
-    let (_dir, store) = temp_store();
+fn the_audit_log_pages_newest_first(db: &Db) {
+    let store = db.open();
     for i in 0..5 {
         let id = store
             .append_audit(&AuditEvent {
@@ -657,9 +646,8 @@ fn the_audit_log_pages_newest_first() {
     ));
 }
 
-#[test]
-fn malformed_commits_are_refused_and_write_nothing() {
-    let (_dir, store) = temp_store();
+fn malformed_commits_are_refused_and_write_nothing(db: &Db) {
+    let store = db.open();
     let alice = user("alice");
     let mut base = commit(&alice, 0);
     base.upserts = vec![contact("003A", "X1", "Lovelace")];
@@ -715,20 +703,13 @@ fn malformed_commits_are_refused_and_write_nothing() {
     store.commit_pass(&base).unwrap();
 }
 
-#[test]
-fn damaged_pair_content_is_reported_not_used() {
-    let (_dir, store) = temp_store();
+fn damaged_pair_content_is_reported_not_used(db: &Db) {
+    let store = db.open();
     let alice = user("alice");
     let mut pass = commit(&alice, 0);
     pass.upserts = vec![contact("003A", "X1", "Lovelace")];
     store.commit_pass(&pass).unwrap();
-    store
-        .with_conn(|c| {
-            c.execute(
-                "UPDATE pairs SET content = '{\"last_name\":\"Tampered\"}'",
-                [],
-            )
-        })
+    db.execute("UPDATE pairs SET content = '{\"last_name\":\"Tampered\"}'")
         .unwrap();
     let err = store.load_pairs(&alice, ItemKind::Contact).unwrap_err();
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
@@ -771,9 +752,8 @@ fn the_database_runs_in_wal_mode_with_foreign_keys() {
     assert_eq!(in_memory.list_users().unwrap().len(), 1);
 }
 
-#[test]
-fn console_settings_round_trip_and_replace() {
-    let store = SqliteStore::open_in_memory().unwrap();
+fn console_settings_round_trip_and_replace(db: &Db) {
+    let store = db.open();
     assert_eq!(store.setting("sync.enabled").unwrap(), None);
     let at = chrono::Utc::now();
     store
@@ -788,9 +768,8 @@ fn console_settings_round_trip_and_replace() {
     );
 }
 
-#[test]
-fn a_partial_commit_writes_pairs_and_echoes_but_records_no_run() {
-    let (_dir, store) = temp_store();
+fn a_partial_commit_writes_pairs_and_echoes_but_records_no_run(db: &Db) {
+    let store = db.open();
     let alice = user("alice");
     let mut slice = commit(&alice, 0);
     slice.partial = true;
@@ -850,9 +829,8 @@ fn a_partial_commit_writes_pairs_and_echoes_but_records_no_run() {
     assert_eq!(store.runs(&alice, 10).unwrap().len(), 1);
 }
 
-#[test]
-fn a_runs_notices_are_stored_with_it_and_capped() {
-    let store = SqliteStore::open_in_memory().unwrap();
+fn a_runs_notices_are_stored_with_it_and_capped(db: &Db) {
+    let store = db.open();
     let alice = user("alice");
     let notice = |i: usize| Notice {
         code: "sync_folder_replaced".to_owned(),
@@ -879,3 +857,20 @@ fn a_runs_notices_are_stored_with_it_and_capped() {
     assert!(status.last_run.unwrap().notices.is_empty());
     assert_eq!(store.runs(&alice, 5).unwrap()[1].notices.len(), MAX_NOTICES);
 }
+
+crate::tests::both_backends!(
+    a_committed_pass_reads_back_after_reopening,
+    upserts_replace_and_removals_forget,
+    unresolved_items_are_tracked_and_cleared_when_they_sync,
+    pauses_runs_and_conflicts_read_back,
+    the_echo_log_recognises_our_own_writes,
+    secrets_store_only_bytes_and_replace_atomically,
+    admin_accounts_and_api_tokens,
+    sessions_expire_and_go_with_their_account,
+    the_audit_log_pages_newest_first,
+    malformed_commits_are_refused_and_write_nothing,
+    damaged_pair_content_is_reported_not_used,
+    console_settings_round_trip_and_replace,
+    a_partial_commit_writes_pairs_and_echoes_but_records_no_run,
+    a_runs_notices_are_stored_with_it_and_capped,
+);

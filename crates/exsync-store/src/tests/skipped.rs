@@ -12,10 +12,8 @@ fn skip(id: &str, address: &str) -> CrmUserSkip {
     }
 }
 
-#[test]
-fn each_pass_replaces_the_list_and_keeps_when_a_user_was_first_left_out() {
-    let dir = TempDir::new().unwrap();
-    let store = SqliteStore::open(dir.path().join("state.db")).unwrap();
+fn each_pass_replaces_the_list_and_keeps_when_a_user_was_first_left_out(db: &Db) {
+    let store = db.open();
     assert!(store.skipped_crm_users().unwrap().is_empty());
     store
         .record_skipped_crm_users(
@@ -55,9 +53,8 @@ fn each_pass_replaces_the_list_and_keeps_when_a_user_was_first_left_out() {
     assert!(store.skipped_crm_users().unwrap().is_empty());
 }
 
-#[test]
-fn a_hostile_address_is_kept_short() {
-    let store = SqliteStore::open_in_memory().unwrap();
+fn a_hostile_address_is_kept_short(db: &Db) {
+    let store = db.open();
     let huge = format!("{}@contoso.test", "<script>".repeat(100_000));
     store
         .record_skipped_crm_users(&[skip("005A", &huge)], t(0))
@@ -66,9 +63,8 @@ fn a_hostile_address_is_kept_short() {
     assert_eq!(listed[0].address.chars().count(), SKIPPED_ADDRESS_MAX);
 }
 
-#[test]
-fn a_skipped_user_without_an_id_is_refused() {
-    let store = SqliteStore::open_in_memory().unwrap();
+fn a_skipped_user_without_an_id_is_refused(db: &Db) {
+    let store = db.open();
     let refused = store
         .record_skipped_crm_users(&[skip("", "a b@contoso.test")], t(0))
         .unwrap_err();
@@ -77,3 +73,9 @@ fn a_skipped_user_without_an_id_is_refused() {
         "{refused}"
     );
 }
+
+crate::tests::both_backends!(
+    each_pass_replaces_the_list_and_keeps_when_a_user_was_first_left_out,
+    a_hostile_address_is_kept_short,
+    a_skipped_user_without_an_id_is_refused,
+);

@@ -20,9 +20,8 @@ fn now_pass(who: &UserKey) -> PassCommit {
     PassCommit::new(who.clone(), now, now)
 }
 
-#[test]
-fn scripted_passes() {
-    let (_dir, store) = temp_store();
+fn scripted_passes(db: &Db) {
+    let store = db.open();
     let alice = user("alice");
     let bob = user("bob");
     let contacts = |u: &UserKey| CursorScope::folder(u, "contacts");
@@ -55,7 +54,7 @@ fn scripted_passes() {
         ..RunCounts::default()
     };
     store.commit_pass(&pass).unwrap();
-    insta::assert_json_snapshot!("step1_first_pass", snapshot_state(&store));
+    insta::assert_json_snapshot!("step1_first_pass", snapshot_state(&*store));
 
     // 2. Both sides edited Lovelace; the CRM wins. Babbage was deleted in Exchange, so the
     //    pair goes. The long title was fixed and the contact now syncs.
@@ -83,7 +82,7 @@ fn scripted_passes() {
         failures: 0,
     };
     store.commit_pass(&pass).unwrap();
-    insta::assert_json_snapshot!("step2_conflict_delete_fix", snapshot_state(&store));
+    insta::assert_json_snapshot!("step2_conflict_delete_fix", snapshot_state(&*store));
 
     // 3. Bob's first pass, sharing a visible contact with Alice and moving the org watermark.
     let mut pass = now_pass(&bob);
@@ -106,14 +105,14 @@ fn scripted_passes() {
         ..RunCounts::default()
     };
     store.commit_pass(&pass).unwrap();
-    insta::assert_json_snapshot!("step3_second_user", snapshot_state(&store));
+    insta::assert_json_snapshot!("step3_second_user", snapshot_state(&*store));
 
     // 4. A pass that would delete most of Alice's contacts pauses her and writes no pair.
     let mut pass = now_pass(&alice);
     pass.pause = Some("would delete 2 of 2 contacts (100% > 50%)".into());
     pass.error = Some("paused by the mass-delete safety valve".into());
     store.commit_pass(&pass).unwrap();
-    insta::assert_json_snapshot!("step4_paused", snapshot_state(&store));
+    insta::assert_json_snapshot!("step4_paused", snapshot_state(&*store));
 
     // 5. The admin resets Alice: pairs and her cursors go, history stays, she is un-paused.
     let counts = store.reset_user(&alice).unwrap();
@@ -121,7 +120,7 @@ fn scripted_passes() {
         (counts.pairs, counts.cursors, counts.was_paused),
         (3, 2, true)
     );
-    insta::assert_json_snapshot!("step5_reset", snapshot_state(&store));
+    insta::assert_json_snapshot!("step5_reset", snapshot_state(&*store));
 
     // 6. Her next pass re-matches everything; the bad Exchange item of Bob is gone.
     let mut pass = now_pass(&alice);
@@ -141,5 +140,7 @@ fn scripted_passes() {
         ItemId::Exchange(ExchangeId::new("BY9")),
     )];
     store.commit_pass(&pass).unwrap();
-    insta::assert_json_snapshot!("step6_relinked", snapshot_state(&store));
+    insta::assert_json_snapshot!("step6_relinked", snapshot_state(&*store));
 }
+
+crate::tests::both_backends!(scripted_passes,);

@@ -90,7 +90,7 @@ fn describe(c: &SyncConfiguration) -> String {
 fn summary(file: &Path, config: &ExsyncConfig) -> String {
     let store = match &config.store {
         StoreConfig::Sqlite { path } => format!("SQLite {}", path.display()),
-        StoreConfig::Postgres { url } => format!("PostgreSQL {url}"),
+        StoreConfig::Postgres { url, .. } => format!("PostgreSQL {url}"),
     };
     let mut out = format!("{}: OK\nstore: {store}\n", file.display());
     if let Some(x) = &config.exchange {

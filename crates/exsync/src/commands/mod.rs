@@ -9,6 +9,8 @@ mod secrets;
 mod serve;
 mod service;
 mod state;
+mod store_copy;
+mod store_password;
 
 use std::process::ExitCode;
 
@@ -45,5 +47,6 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Secrets(command) => secrets::run(command),
         Command::Admin(command) => admin::run(command),
         Command::Check(args) => check::run(&args),
+        Command::Store(crate::cli::StoreCommand::Copy(args)) => store_copy::run(&args),
     }
 }

@@ -4,13 +4,14 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use chrono::{DateTime, Local, Utc};
 use exsync_core::config::{load, ExsyncConfig, StoreConfig};
 use exsync_core::UserKey;
-use exsync_store::{SkippedCrmUser, SqliteStore, Store, UserStatus};
+use exsync_store::{PgOptions, PgStore, PgTls, SkippedCrmUser, SqliteStore, Store, UserStatus};
 use serde_json::json;
 
+use super::store_password::store_password;
 use crate::cli::{ConfigFileArg, ResetArgs, StatusArgs};
 
 /// Opens the state database the configuration names.
@@ -27,11 +28,19 @@ fn open_with_config(config: &ConfigFileArg) -> anyhow::Result<(ExsyncConfig, Arc
                 .with_context(|| format!("state database {}", path.display()))?;
             Ok((loaded, Arc::new(store)))
         }
-        StoreConfig::Postgres { .. } => {
-            bail!(
-                "{}: store.url: PostgreSQL is not supported by this version yet; use store.path",
-                config.config.display()
-            )
+        StoreConfig::Postgres {
+            url,
+            password_file,
+            ca_file,
+        } => {
+            let mut options = PgOptions::new(url.clone());
+            options.password = store_password(password_file.as_deref())?;
+            options.tls = match ca_file {
+                Some(path) => PgTls::CaFile(path.clone()),
+                None => PgTls::SystemRoots,
+            };
+            let store = PgStore::open(&options).context("state database")?;
+            Ok((loaded, Arc::new(store)))
         }
     }
 }

@@ -25,6 +25,7 @@ mod hybrid;
 mod kerberos;
 mod lab;
 mod migration;
+mod postgres;
 mod private_files;
 mod rules;
 mod run;

@@ -1,0 +1,227 @@
+//! The CRM echo log, the intent journal and console settings on PostgreSQL.
+
+use chrono::{DateTime, Utc};
+use exsync_core::plan::Op;
+use exsync_core::{CrmId, ItemKind, UserKey};
+use postgres::{Client, GenericClient};
+
+use super::codec::Ctx;
+use super::users::insert_user;
+use crate::error::{StoreError, StoreResult};
+use crate::sqlite::codec::{non_empty, parse_kind, parse_time, time_text, Decode};
+use crate::types::{CrmWrite, Intent};
+
+/// `user` wins over the write's own user: inside a pass commit every write belongs to the
+/// pass's user.
+pub(super) fn insert_crm_write(
+    client: &mut impl GenericClient,
+    write: &CrmWrite,
+    user: Option<&UserKey>,
+) -> Result<(), postgres::Error> {
+    let written_at = time_text(&write.written_at);
+    let user = user.or(write.user.as_ref());
+    if let Some(user) = user {
+        insert_user(client, user, &written_at)?;
+    }
+    client.execute(
+        "INSERT INTO crm_writes (crm_id, system_modstamp, kind, user_key, written_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (crm_id, system_modstamp) DO UPDATE SET \
+         kind = excluded.kind, user_key = excluded.user_key, written_at = excluded.written_at",
+        &[
+            &write.crm_id.as_str(),
+            &write.system_modstamp,
+            &write.kind.as_str(),
+            &user.map(UserKey::as_str),
+            &written_at,
+        ],
+    )?;
+    Ok(())
+}
+
+pub(super) fn record(client: &mut Client, writes: &[CrmWrite]) -> StoreResult<()> {
+    const OP: &str = "record CRM writes";
+    if let Some(bad) = writes
+        .iter()
+        .find(|w| w.crm_id.as_str().is_empty() || w.system_modstamp.is_empty())
+    {
+        return Err(StoreError::InvalidInput {
+            op: OP,
+            reason: format!("an echo-log entry needs an id and a SystemModstamp ({bad:?})"),
+        });
+    }
+    let mut tx = client.transaction().ctx(OP, None)?;
+    for write in writes {
+        insert_crm_write(&mut tx, write, None).ctx(OP, write.user.as_ref())?;
+    }
+    tx.commit().ctx(OP, None)
+}
+
+pub(super) fn is_own(client: &mut Client, crm_id: &CrmId, modstamp: &str) -> StoreResult<bool> {
+    const OP: &str = "look up CRM write";
+    let row = client
+        .query_opt(
+            "SELECT 1 FROM crm_writes WHERE crm_id = $1 AND system_modstamp = $2",
+            &[&crm_id.as_str(), &modstamp],
+        )
+        .ctx(OP, None)?;
+    Ok(row.is_some())
+}
+
+pub(super) fn since(client: &mut Client, since: DateTime<Utc>) -> StoreResult<Vec<CrmWrite>> {
+    const OP: &str = "list CRM writes";
+    let rows = client
+        .query(
+            "SELECT crm_id, system_modstamp, kind, user_key, written_at FROM crm_writes \
+             WHERE written_at >= $1 ORDER BY written_at, crm_id, system_modstamp",
+            &[&time_text(&since)],
+        )
+        .ctx(OP, None)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let kind: String = row.try_get(2).ctx(OP, None)?;
+        let user: Option<String> = row.try_get(3).ctx(OP, None)?;
+        let written_at: String = row.try_get(4).ctx(OP, None)?;
+        out.push(CrmWrite {
+            crm_id: CrmId(row.try_get(0).ctx(OP, None)?),
+            system_modstamp: row.try_get(1).ctx(OP, None)?,
+            kind: parse_kind(&kind).decoded(OP, None)?,
+            user: user.map(UserKey),
+            written_at: parse_time(&written_at).decoded(OP, None)?,
+        });
+    }
+    Ok(out)
+}
+
+pub(super) fn prune(client: &mut Client, before: DateTime<Utc>) -> StoreResult<u64> {
+    const OP: &str = "prune CRM writes";
+    client
+        .execute(
+            "DELETE FROM crm_writes WHERE written_at < $1",
+            &[&time_text(&before)],
+        )
+        .ctx(OP, None)
+}
+
+// ---- the intent journal ----------------------------------------------------------------------
+
+pub(super) fn journal(
+    client: &mut Client,
+    user: &UserKey,
+    kind: ItemKind,
+    ops: &[Op],
+    at: &DateTime<Utc>,
+) -> StoreResult<Vec<i64>> {
+    const OP: &str = "journal writes";
+    let u = Some(user);
+    if let Some(op) = ops.iter().find(|op| !op.writes()) {
+        return Err(StoreError::InvalidInput {
+            op: OP,
+            reason: format!("only writes are journaled, not {op:?}"),
+        });
+    }
+    let mut texts = Vec::with_capacity(ops.len());
+    for op in ops {
+        texts.push(
+            serde_json::to_string(op).map_err(|e| StoreError::InvalidInput {
+                op: OP,
+                reason: format!("a write cannot be journaled: {e}"),
+            })?,
+        );
+    }
+    let at = time_text(at);
+    let mut tx = client.transaction().ctx(OP, u)?;
+    insert_user(&mut tx, user, &at).ctx(OP, u)?;
+    let insert = tx
+        .prepare(
+            "INSERT INTO intents (user_key, kind, op, journaled_at) VALUES ($1, $2, $3, $4) \
+             RETURNING id",
+        )
+        .ctx(OP, u)?;
+    let mut ids = Vec::with_capacity(ops.len());
+    for text in &texts {
+        let id: i64 = tx
+            .query_one(&insert, &[&user.as_str(), &kind.as_str(), text, &at])
+            .ctx(OP, u)?
+            .try_get(0)
+            .ctx(OP, u)?;
+        ids.push(id);
+    }
+    tx.commit().ctx(OP, u)?;
+    Ok(ids)
+}
+
+pub(super) fn mark_sent(client: &mut Client, ids: &[i64]) -> StoreResult<()> {
+    const OP: &str = "mark writes sent";
+    client
+        .execute("UPDATE intents SET sent = TRUE WHERE id = ANY($1)", &[&ids])
+        .ctx(OP, None)?;
+    Ok(())
+}
+
+pub(super) fn outstanding(
+    client: &mut Client,
+    user: &UserKey,
+    kind: ItemKind,
+) -> StoreResult<Vec<Intent>> {
+    const OP: &str = "read the journal";
+    let u = Some(user);
+    let rows = client
+        .query(
+            "SELECT id, kind, op, sent, journaled_at FROM intents \
+             WHERE user_key = $1 AND kind = $2 ORDER BY id",
+            &[&user.as_str(), &kind.as_str()],
+        )
+        .ctx(OP, u)?;
+    let mut intents = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let id: i64 = row.try_get(0).ctx(OP, u)?;
+        let kind: String = row.try_get(1).ctx(OP, u)?;
+        let op: String = row.try_get(2).ctx(OP, u)?;
+        let at: String = row.try_get(4).ctx(OP, u)?;
+        let op: Op = serde_json::from_str(&op)
+            .map_err(|e| format!("journaled write {id} is unreadable: {e}"))
+            .decoded(OP, u)?;
+        intents.push(Intent {
+            id,
+            user: user.clone(),
+            kind: parse_kind(&kind).decoded(OP, u)?,
+            op,
+            sent: row.try_get(3).ctx(OP, u)?,
+            journaled_at: parse_time(&at).decoded(OP, u)?,
+        });
+    }
+    Ok(intents)
+}
+
+// ---- settings --------------------------------------------------------------------------------
+
+pub(super) fn setting(client: &mut Client, name: &str) -> StoreResult<Option<serde_json::Value>> {
+    const OP: &str = "read setting";
+    let row = client
+        .query_opt("SELECT value FROM settings WHERE name = $1", &[&name])
+        .ctx(OP, None)?;
+    let Some(row) = row else { return Ok(None) };
+    let text: String = row.try_get(0).ctx(OP, None)?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| format!("setting {name:?} is not JSON: {e}"))
+        .decoded(OP, None)
+}
+
+pub(super) fn put_setting(
+    client: &mut Client,
+    name: &str,
+    value: &serde_json::Value,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    const OP: &str = "store setting";
+    non_empty(OP, "setting name", name)?;
+    client
+        .execute(
+            "INSERT INTO settings (name, value, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            &[&name, &value.to_string(), &time_text(&at)],
+        )
+        .ctx(OP, None)?;
+    Ok(())
+}

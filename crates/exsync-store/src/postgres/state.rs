@@ -1,0 +1,210 @@
+//! Reading the sync state on PostgreSQL: pairs and cursors. Rows decode through the SQLite
+//! backend's row types, so both backends check stored content the same way.
+
+use exsync_core::plan::SyncedPair;
+use exsync_core::{CrmId, ItemId, ItemKind, UserKey};
+use postgres::{Client, Row};
+
+use super::codec::Ctx;
+use crate::error::StoreResult;
+use crate::sqlite::codec::{parse_time, Decode};
+use crate::sqlite::state::{scope_key, PairRow, PAIR_COLUMNS};
+use crate::types::{CursorEntry, CursorScope};
+
+fn pair_row(row: &Row) -> Result<PairRow, postgres::Error> {
+    Ok(PairRow {
+        kind: row.try_get(0)?,
+        crm_id: row.try_get(1)?,
+        exchange_id: row.try_get(2)?,
+        content: row.try_get(3)?,
+        content_hash: row.try_get(4)?,
+        crm_version: row.try_get(5)?,
+        exchange_version: row.try_get(6)?,
+    })
+}
+
+fn decode_pairs(rows: Vec<Row>, op: &'static str, user: &UserKey) -> StoreResult<Vec<SyncedPair>> {
+    let u = Some(user);
+    rows.iter()
+        .map(|row| pair_row(row).ctx(op, u)?.decode().decoded(op, u))
+        .collect()
+}
+
+pub(super) fn load_pairs(
+    client: &mut Client,
+    user: &UserKey,
+    kind: ItemKind,
+) -> StoreResult<Vec<SyncedPair>> {
+    const OP: &str = "load pairs";
+    let sql = format!(
+        "SELECT {PAIR_COLUMNS} FROM pairs WHERE user_key = $1 AND kind = $2 ORDER BY crm_id"
+    );
+    let rows = client
+        .query(&sql, &[&user.as_str(), &kind.as_str()])
+        .ctx(OP, Some(user))?;
+    decode_pairs(rows, OP, user)
+}
+
+pub(super) fn find_pair(
+    client: &mut Client,
+    user: &UserKey,
+    kind: ItemKind,
+    id: &ItemId,
+) -> StoreResult<Option<SyncedPair>> {
+    const OP: &str = "find pair";
+    let column = match id {
+        ItemId::Crm(_) => "crm_id",
+        ItemId::Exchange(_) => "exchange_id",
+    };
+    let sql = format!(
+        "SELECT {PAIR_COLUMNS} FROM pairs WHERE user_key = $1 AND kind = $2 AND {column} = $3"
+    );
+    let rows = client
+        .query(&sql, &[&user.as_str(), &kind.as_str(), &id.as_str()])
+        .ctx(OP, Some(user))?;
+    Ok(decode_pairs(rows, OP, user)?.into_iter().next())
+}
+
+pub(super) fn pairs_page(
+    client: &mut Client,
+    user: &UserKey,
+    kind: ItemKind,
+    after: Option<&CrmId>,
+    limit: usize,
+) -> StoreResult<Vec<SyncedPair>> {
+    const OP: &str = "load a page of pairs";
+    let sql = format!(
+        "SELECT {PAIR_COLUMNS} FROM pairs WHERE user_key = $1 AND kind = $2 AND crm_id > $3 \
+         ORDER BY crm_id LIMIT $4"
+    );
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let after = after.map_or("", CrmId::as_str);
+    let rows = client
+        .query(&sql, &[&user.as_str(), &kind.as_str(), &after, &limit])
+        .ctx(OP, Some(user))?;
+    decode_pairs(rows, OP, user)
+}
+
+pub(super) fn pairs_of(
+    client: &mut Client,
+    user: &UserKey,
+    kind: ItemKind,
+    ids: &[ItemId],
+) -> StoreResult<Vec<SyncedPair>> {
+    const OP: &str = "find pairs";
+    let (crm, exchange): (Vec<&str>, Vec<&str>) = (
+        ids.iter()
+            .filter(|id| matches!(id, ItemId::Crm(_)))
+            .map(ItemId::as_str)
+            .collect(),
+        ids.iter()
+            .filter(|id| matches!(id, ItemId::Exchange(_)))
+            .map(ItemId::as_str)
+            .collect(),
+    );
+    // One round trip for the whole set; the arrays are the caller's ids, bound, not spliced.
+    let sql = format!(
+        "SELECT {PAIR_COLUMNS} FROM pairs WHERE user_key = $1 AND kind = $2 \
+         AND (crm_id = ANY($3) OR exchange_id = ANY($4)) ORDER BY crm_id"
+    );
+    let rows = client
+        .query(&sql, &[&user.as_str(), &kind.as_str(), &crm, &exchange])
+        .ctx(OP, Some(user))?;
+    decode_pairs(rows, OP, user)
+}
+
+pub(super) fn pair_count(client: &mut Client, user: &UserKey, kind: ItemKind) -> StoreResult<u64> {
+    const OP: &str = "count pairs";
+    let u = Some(user);
+    let count: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pairs WHERE user_key = $1 AND kind = $2",
+            &[&user.as_str(), &kind.as_str()],
+        )
+        .ctx(OP, u)?
+        .try_get(0)
+        .ctx(OP, u)?;
+    Ok(u64::try_from(count).unwrap_or(0))
+}
+
+pub(super) fn crm_pair_users(
+    client: &mut Client,
+    kind: ItemKind,
+    crm_ids: &[CrmId],
+) -> StoreResult<Vec<(CrmId, UserKey)>> {
+    const OP: &str = "find the users of CRM records";
+    let ids: Vec<&str> = crm_ids.iter().map(CrmId::as_str).collect();
+    let rows = client
+        .query(
+            "SELECT crm_id, user_key FROM pairs WHERE kind = $1 AND crm_id = ANY($2)",
+            &[&kind.as_str(), &ids],
+        )
+        .ctx(OP, None)?;
+    let mut found: Vec<(String, String)> = Vec::with_capacity(rows.len());
+    for row in &rows {
+        found.push((row.try_get(0).ctx(OP, None)?, row.try_get(1).ctx(OP, None)?));
+    }
+    // In the order the ids were asked for, each id's users by key, as the SQLite backend does.
+    let mut out = Vec::with_capacity(found.len());
+    for crm_id in crm_ids {
+        let mut users: Vec<&str> = found
+            .iter()
+            .filter(|(id, _)| id == crm_id.as_str())
+            .map(|(_, user)| user.as_str())
+            .collect();
+        users.sort_unstable();
+        out.extend(
+            users
+                .into_iter()
+                .map(|user| (crm_id.clone(), UserKey::new(user.to_owned()))),
+        );
+    }
+    Ok(out)
+}
+
+pub(super) fn cursor(client: &mut Client, scope: &CursorScope) -> StoreResult<Option<String>> {
+    const OP: &str = "read cursor";
+    let (kind, user_key, name) = scope_key(scope);
+    let row = client
+        .query_opt(
+            "SELECT value FROM cursors WHERE scope_kind = $1 AND user_key = $2 AND name = $3",
+            &[&kind, &user_key, &name],
+        )
+        .ctx(OP, scope.user())?;
+    row.map(|row| row.try_get(0))
+        .transpose()
+        .ctx(OP, scope.user())
+}
+
+pub(super) fn list_cursors(client: &mut Client) -> StoreResult<Vec<CursorEntry>> {
+    const OP: &str = "list cursors";
+    let rows = client
+        .query(
+            "SELECT scope_kind, user_key, name, value, updated_at FROM cursors \
+             ORDER BY scope_kind = 'folder', user_key, name",
+            &[],
+        )
+        .ctx(OP, None)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let kind: String = row.try_get(0).ctx(OP, None)?;
+        let user_key: String = row.try_get(1).ctx(OP, None)?;
+        let name: String = row.try_get(2).ctx(OP, None)?;
+        let value: String = row.try_get(3).ctx(OP, None)?;
+        let updated_at: String = row.try_get(4).ctx(OP, None)?;
+        let scope = match kind.as_str() {
+            "folder" => CursorScope::Folder {
+                user: UserKey(user_key),
+                folder: name,
+            },
+            "crm_object" => CursorScope::CrmObject { object: name },
+            other => Err(format!("unknown cursor scope {other:?}")).decoded(OP, None)?,
+        };
+        out.push(CursorEntry {
+            scope,
+            value,
+            updated_at: parse_time(&updated_at).decoded(OP, None)?,
+        });
+    }
+    Ok(out)
+}
