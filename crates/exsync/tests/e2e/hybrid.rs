@@ -361,6 +361,18 @@ async fn a_mailbox_moved_online_keeps_its_links_and_its_edits() {
         "{text}"
     );
 
+    // A dry run right after the move writes nothing, the pairs included.
+    let pairs = |kind| lab.syncer.store.load_pairs(&mover.key, kind).unwrap();
+    let before = (pairs(ItemKind::Contact), pairs(ItemKind::Event));
+    let dry = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || exsync(&config, &["sync", "--dry-run"], None))
+            .await
+            .unwrap()
+    };
+    assert!(dry.status.success(), "{}", dry.text());
+    assert_eq!((pairs(ItemKind::Contact), pairs(ItemKind::Event)), before);
+
     let moved = sync(&config).await;
     assert!(moved.status.success(), "{}", moved.text());
     let expected = format!(

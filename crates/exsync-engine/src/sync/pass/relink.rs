@@ -44,8 +44,8 @@ impl Relinked {
                  tag, {} by their content, {} not there (deleted).",
                 self.by_tag, self.by_content, self.deleted
             ),
-            fix: "Nothing to do: every link moved with the mailbox, and nothing was deleted \
-                  because of the move."
+            fix: "Nothing to do: the links moved with the mailbox. An item not there was deleted \
+                  in the mailbox, and the safety valve weighs those deletes as any others."
                 .to_owned(),
         }
     }
@@ -123,7 +123,8 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                 ..pair
             })
             .collect();
-        if !commit.upserts.is_empty() {
+        // A dry run writes nothing, the store included: it plans from the pairs as stored.
+        if !commit.upserts.is_empty() && !self.dry_run {
             on_store(self.store, move |s| s.commit_pass(&commit).map(|_| ())).await?;
         }
         tally.deleted += left.len();
