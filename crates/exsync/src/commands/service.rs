@@ -291,7 +291,13 @@ fn summary(report: &PassReport, dry_run: bool) -> String {
             .unwrap_or_default();
         if dry_run {
             let ops: usize = user.plans.iter().map(|(_, ops)| ops.len()).sum();
-            out.push_str(&format!("{who}: {ops} operations planned\n"));
+            // A user whose pass could not be planned says why, as `sync` does.
+            let error = user
+                .error
+                .as_deref()
+                .map(|e| format!("  ERROR: {e}"))
+                .unwrap_or_default();
+            out.push_str(&format!("{who}: {ops} operations planned{error}\n"));
             for (_, ops) in &user.plans {
                 for op in ops {
                     out.push_str(&format!("  {}\n", describe(op)));
@@ -384,5 +390,27 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("500 CRM users are not synced"), "{text}");
+    }
+
+    /// A dry run names a failing user's error on the user's line, as a real run does.
+    #[test]
+    fn a_dry_run_prints_a_failing_users_error() {
+        let failing = exsync_engine::sync::pass::UserReport {
+            user: Some(UserKey::from_email("a@x.test")),
+            error: Some("Exchange refused the login: 401".to_owned()),
+            ..exsync_engine::sync::pass::UserReport::default()
+        };
+        let report = PassReport {
+            users: vec![failing],
+            ..PassReport::default()
+        };
+        for dry_run in [true, false] {
+            let text = summary(&report, dry_run);
+            assert!(
+                text.contains("a@x.test: ")
+                    && text.contains("ERROR: Exchange refused the login: 401"),
+                "dry run {dry_run}: {text}"
+            );
+        }
     }
 }
