@@ -47,6 +47,27 @@ fn impersonation_command(service_account: &str) -> String {
     )
 }
 
+/// The fix for an Autodiscover failure, by what its candidates answered (`seen`, the error's
+/// text, which names each candidate's failure): the CA file when TLS failed, the password when
+/// the credentials were refused, else where Autodiscover must be published.
+fn autodiscover_fix(seen: &str, domain: &str, allowed: &[String]) -> String {
+    if seen.contains("rejected the credentials") {
+        "the server refused the service account's credentials: check exchange.service_account \
+         and store the password again with `exsync secrets set exchange.password`"
+            .to_owned()
+    } else if seen.contains("TLS with") {
+        "the Autodiscover server's certificate is not trusted: put the company CA (PEM) in a file \
+         and set exchange.ca_file to it, or fix the server's certificate"
+            .to_owned()
+    } else {
+        format!(
+            "check that Autodiscover is published for {domain} (credentials are only sent to {}); \
+             or set exchange.ews_url",
+            allowed.join(", ")
+        )
+    }
+}
+
 fn response_code(e: &EwsError) -> Option<&str> {
     match e {
         EwsError::Mailbox { error, .. }
@@ -222,12 +243,13 @@ pub(super) async fn checks(inputs: &Inputs, x: &ExchangeConfig) -> Vec<Step> {
                         ews_url = Some(url);
                     }
                     Err(e) => {
-                        step.evidence.push(e.to_string());
-                        step.fix = Some(format!(
-                            "check that Autodiscover is published for {} (credentials are only sent to {}); or set exchange.ews_url",
-                            domain_of(address).unwrap_or_default(),
-                            domains.join(", ")
+                        let seen = e.to_string();
+                        step.fix = Some(autodiscover_fix(
+                            &seen,
+                            &domain_of(address).unwrap_or_default(),
+                            &domains,
                         ));
+                        step.evidence.push(seen);
                     }
                 }
             }
@@ -575,5 +597,23 @@ async fn auth_step(
             }
             step
         }
+    }
+}
+
+#[cfg(test)]
+mod autodiscover_fix_tests {
+    use super::autodiscover_fix;
+
+    #[test]
+    fn the_autodiscover_fix_matches_the_cause() {
+        let allowed = ["contoso.test".to_owned()];
+        let tls = "Autodiscover for a@contoso.test failed: no candidate answered: contoso.test: TLS with contoso.test failed: invalid peer certificate";
+        assert!(autodiscover_fix(tls, "contoso.test", &allowed).contains("exchange.ca_file"));
+        let refused = "Autodiscover for a@contoso.test failed: no candidate answered: contoso.test: contoso.test rejected the credentials of svc@contoso.test (ntlm); check the service account's user name and password";
+        assert!(autodiscover_fix(refused, "contoso.test", &allowed)
+            .contains("exsync secrets set exchange.password"));
+        let absent = "Autodiscover for a@contoso.test failed: no candidate answered: contoso.test: cannot connect";
+        assert!(autodiscover_fix(absent, "contoso.test", &allowed)
+            .contains("published for contoso.test"));
     }
 }
