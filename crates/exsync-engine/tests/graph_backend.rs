@@ -46,11 +46,7 @@ async fn lab() -> Lab {
         .await
         .unwrap();
     let info = &sim.info;
-    let authority = info
-        .authority
-        .strip_suffix(&format!("/{}", info.tenant_id))
-        .unwrap()
-        .to_owned();
+    let authority = info.authority_url().to_owned();
     let mut config = GraphConfig::new(
         info.tenant_id.clone(),
         info.client_id.clone(),

@@ -31,11 +31,7 @@ const OUTSIDE: &str = "outside1@contoso.test";
 
 fn graph_client(sim: &GraphSim) -> Arc<GraphClient> {
     let info = &sim.info;
-    let authority = info
-        .authority
-        .strip_suffix(&format!("/{}", info.tenant_id))
-        .unwrap()
-        .to_owned();
+    let authority = info.authority_url().to_owned();
     let mut config = GraphConfig::new(
         info.tenant_id.clone(),
         info.client_id.clone(),

@@ -44,10 +44,7 @@ pub(super) async fn start(
         .await
         .context("starting the Graph simulator")?;
     let info = &sim.info;
-    let authority = info
-        .authority
-        .strip_suffix(&format!("/{}", info.tenant_id))
-        .context("the Graph simulator's authority does not end with its tenant")?;
+    let authority = info.authority_url();
     let mut config = GraphConfig::new(
         info.tenant_id.clone(),
         info.client_id.clone(),
@@ -190,10 +187,7 @@ impl Lab {
 pub(super) fn config_section(sim: &GraphSim, users: Option<&[&LabUser]>) -> Result<String> {
     let info = &sim.info;
     let quoted = |s: &str| super::toml_string(s);
-    let authority = info
-        .authority
-        .strip_suffix(&format!("/{}", info.tenant_id))
-        .context("the Graph simulator's authority does not end with its tenant")?;
+    let authority = info.authority_url();
     let routing = match users {
         None => "all_users = true".to_owned(),
         Some(users) => format!(

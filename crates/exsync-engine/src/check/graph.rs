@@ -503,11 +503,7 @@ mod tests {
         /// A fresh client (so a fresh token) with `credential`.
         fn client_with(&self, credential: Credential) -> GraphClient {
             let info = self.info();
-            let authority = info
-                .authority
-                .strip_suffix(&format!("/{}", info.tenant_id))
-                .unwrap()
-                .to_owned();
+            let authority = info.authority_url().to_owned();
             let mut config = GraphConfig::new(
                 info.tenant_id.clone(),
                 info.client_id.clone(),

@@ -97,6 +97,16 @@ pub struct SimInfo {
     pub control_token: String,
 }
 
+impl SimInfo {
+    /// The sign-in authority without the tenant (`https://127.0.0.1:PORT`), as
+    /// `exchange_online.authority_url` and the Graph connector's custom cloud take it.
+    pub fn authority_url(&self) -> &str {
+        self.authority
+            .strip_suffix(&format!("/{}", self.tenant_id))
+            .unwrap_or(&self.authority)
+    }
+}
+
 /// A running simulator. Dropping it (or calling [`GraphSim::shutdown`]) stops accepting
 /// connections; `shutdown` also writes the state a last time.
 pub struct GraphSim {

@@ -123,11 +123,7 @@ async fn check_graph_reaches_endpoints_the_configuration_names() {
     .await
     .unwrap();
     let info = sim.info.clone();
-    let authority = info
-        .authority
-        .strip_suffix(&format!("/{}", info.tenant_id))
-        .unwrap()
-        .to_owned();
+    let authority = info.authority_url().to_owned();
     let user = info.mailboxes[0].clone();
     let config = format!(
         r#"
