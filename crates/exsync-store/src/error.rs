@@ -121,6 +121,22 @@ pub enum StoreError {
         what: String,
     },
 
+    /// A write on behalf of a user (or an org-wide job) was refused because this worker no
+    /// longer holds its lease at the epoch it took: another worker took over after the lease
+    /// lapsed (a stall, a pause, a cut-off network), or it was never taken. Nothing was
+    /// written; the work belongs to the lease's holder now.
+    #[error("{op}: refused, nothing written: worker {holder} no longer holds the lease on {scope}: {detail}")]
+    LeaseLost {
+        /// The operation, in words.
+        op: &'static str,
+        /// What the lease covers, in words ("user alice@example.com").
+        scope: String,
+        /// This worker.
+        holder: String,
+        /// Who holds it now and since which epoch, or that nobody does.
+        detail: String,
+    },
+
     /// An argument was refused before anything was written: a blank name or key, a pause
     /// without a reason, a folder cursor where only org-wide ones are allowed.
     #[error("{op}: {reason}")]

@@ -6,20 +6,29 @@ use postgres::{Client, Transaction};
 
 use super::codec::Ctx;
 use super::echo::insert_crm_write;
+use super::leases::{self, Fence};
 use super::users::{insert_user, pause};
 use crate::error::{StoreError, StoreResult};
+use crate::roles::{LeaseScope, ORG_CRM_READ};
 use crate::sqlite::codec::{time_text, to_sql_count};
 use crate::sqlite::state::scope_key;
 use crate::types::{CommitReceipt, CursorAdvance, CursorScope, PassCommit, MAX_NOTICES};
 
 const OP: &str = "commit pass";
 
-pub(super) fn commit(client: &mut Client, c: &PassCommit) -> StoreResult<CommitReceipt> {
+pub(super) fn commit(
+    client: &mut Client,
+    c: &PassCommit,
+    fence: &Fence,
+) -> StoreResult<CommitReceipt> {
     crate::sqlite::commit::validate(c)?;
     let user = &c.user;
     let u = Some(user);
     let at = time_text(&c.finished);
     let mut tx = client.transaction().ctx(OP, u)?;
+    // First, so a worker that lost the user writes nothing, and holds the lease row until
+    // this transaction ends so no takeover lands in between.
+    leases::check(&mut tx, OP, &LeaseScope::User(user.clone()), fence)?;
     insert_user(&mut tx, user, &at).ctx(OP, u)?;
     // Two commits for one user (a retried pass, a second worker) take turns from here on, so
     // neither reads pairs the other is about to change.
@@ -364,6 +373,7 @@ pub(super) fn advance_org(
     client: &mut Client,
     advances: &[CursorAdvance],
     at: &chrono::DateTime<chrono::Utc>,
+    fence: &Fence,
 ) -> StoreResult<u64> {
     if let Some(folder) = advances
         .iter()
@@ -376,6 +386,7 @@ pub(super) fn advance_org(
     }
     let at = time_text(at);
     let mut tx = client.transaction().ctx(ORG_OP, None)?;
+    leases::check(&mut tx, ORG_OP, &LeaseScope::Org(ORG_CRM_READ.to_owned()), fence)?;
     let mut changed = 0;
     for advance in advances {
         changed += write_cursor(&mut tx, advance, &at).ctx(ORG_OP, None)?;

@@ -1,13 +1,17 @@
 //! The CRM echo log, the intent journal and console settings on PostgreSQL.
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, Utc};
 use exsync_core::plan::Op;
 use exsync_core::{CrmId, ItemKind, UserKey};
 use postgres::{Client, GenericClient};
 
 use super::codec::Ctx;
+use super::leases::{self, Fence};
 use super::users::insert_user;
 use crate::error::{StoreError, StoreResult};
+use crate::roles::LeaseScope;
 use crate::sqlite::codec::{non_empty, parse_kind, parse_time, time_text, Decode};
 use crate::types::{CrmWrite, Intent};
 
@@ -38,7 +42,11 @@ pub(super) fn insert_crm_write(
     Ok(())
 }
 
-pub(super) fn record(client: &mut Client, writes: &[CrmWrite]) -> StoreResult<()> {
+pub(super) fn record(
+    client: &mut Client,
+    writes: &[CrmWrite],
+    fence_of: &(dyn Fn(&UserKey) -> Fence + Sync),
+) -> StoreResult<()> {
     const OP: &str = "record CRM writes";
     if let Some(bad) = writes
         .iter()
@@ -50,6 +58,10 @@ pub(super) fn record(client: &mut Client, writes: &[CrmWrite]) -> StoreResult<()
         });
     }
     let mut tx = client.transaction().ctx(OP, None)?;
+    let users: BTreeSet<&UserKey> = writes.iter().filter_map(|w| w.user.as_ref()).collect();
+    for user in users {
+        leases::check(&mut tx, OP, &LeaseScope::User(user.clone()), &fence_of(user))?;
+    }
     for write in writes {
         insert_crm_write(&mut tx, write, None).ctx(OP, write.user.as_ref())?;
     }
@@ -110,6 +122,7 @@ pub(super) fn journal(
     kind: ItemKind,
     ops: &[Op],
     at: &DateTime<Utc>,
+    fence: &Fence,
 ) -> StoreResult<Vec<i64>> {
     const OP: &str = "journal writes";
     let u = Some(user);
@@ -130,6 +143,7 @@ pub(super) fn journal(
     }
     let at = time_text(at);
     let mut tx = client.transaction().ctx(OP, u)?;
+    leases::check(&mut tx, OP, &LeaseScope::User(user.clone()), fence)?;
     insert_user(&mut tx, user, &at).ctx(OP, u)?;
     let insert = tx
         .prepare(
@@ -150,12 +164,26 @@ pub(super) fn journal(
     Ok(ids)
 }
 
-pub(super) fn mark_sent(client: &mut Client, ids: &[i64]) -> StoreResult<()> {
+pub(super) fn mark_sent(
+    client: &mut Client,
+    ids: &[i64],
+    fence_of: &(dyn Fn(&UserKey) -> Fence + Sync),
+) -> StoreResult<()> {
     const OP: &str = "mark writes sent";
-    client
-        .execute("UPDATE intents SET sent = TRUE WHERE id = ANY($1)", &[&ids])
+    let mut tx = client.transaction().ctx(OP, None)?;
+    let owners = tx
+        .query(
+            "SELECT DISTINCT user_key FROM intents WHERE id = ANY($1) ORDER BY user_key",
+            &[&ids],
+        )
         .ctx(OP, None)?;
-    Ok(())
+    for row in &owners {
+        let user = UserKey(row.try_get(0).ctx(OP, None)?);
+        leases::check(&mut tx, OP, &LeaseScope::User(user.clone()), &fence_of(&user))?;
+    }
+    tx.execute("UPDATE intents SET sent = TRUE WHERE id = ANY($1)", &[&ids])
+        .ctx(OP, None)?;
+    tx.commit().ctx(OP, None)
 }
 
 pub(super) fn outstanding(

@@ -176,10 +176,34 @@ CREATE TABLE intents (
 CREATE INDEX intents_by_user ON intents (user_key, kind, id);
 "#;
 
-pub(crate) const PG_MIGRATIONS: &[&str] = &[V1];
+/// Leases for several workers on one database (`super::leases`). Expiries are `timestamptz`
+/// set from the database's own clock, the one clock every worker shares; they are never
+/// copied between databases, so the text times above do not apply. A row is kept when its
+/// lease is released, so the next taking bumps its epoch past every earlier one.
+const V2: &str = r#"
+CREATE TABLE user_lease (
+    user_key    TEXT COLLATE "C" PRIMARY KEY REFERENCES users(user_key) ON DELETE CASCADE,
+    holder      TEXT COLLATE "C" CHECK (holder <> ''),
+    epoch       BIGINT NOT NULL DEFAULT 0 CHECK (epoch >= 0),
+    expires_at  TIMESTAMPTZ,
+    released_at TIMESTAMPTZ,
+    CHECK ((holder IS NULL) = (expires_at IS NULL))
+);
+
+CREATE TABLE org_lease (
+    name        TEXT COLLATE "C" PRIMARY KEY CHECK (name <> ''),
+    holder      TEXT COLLATE "C" CHECK (holder <> ''),
+    epoch       BIGINT NOT NULL DEFAULT 0 CHECK (epoch >= 0),
+    expires_at  TIMESTAMPTZ,
+    released_at TIMESTAMPTZ,
+    CHECK ((holder IS NULL) = (expires_at IS NULL))
+);
+"#;
+
+pub(crate) const PG_MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this build creates and understands on PostgreSQL.
-pub const PG_SCHEMA_VERSION: i64 = 1;
+pub const PG_SCHEMA_VERSION: i64 = 2;
 
 /// Serialises migrations of one database across processes; any fixed number works, this one
 /// spells "exsync" in ASCII.

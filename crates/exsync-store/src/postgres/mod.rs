@@ -8,6 +8,7 @@ mod codec;
 mod commit;
 mod connect;
 mod echo;
+mod leases;
 mod migrations;
 mod pool;
 mod secrets;
@@ -30,6 +31,8 @@ pub use migrations::PG_SCHEMA_VERSION;
 /// parallel, and PostgreSQL orders their transactions.
 pub struct PgStore {
     pool: pool::Pool,
+    /// The leases this store's worker holds; writes on a user's behalf are fenced by them.
+    held: leases::Held,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -46,6 +49,7 @@ impl PgStore {
     pub fn open(options: &PgOptions) -> StoreResult<Self> {
         let store = PgStore {
             pool: pool::Pool::new(options)?,
+            held: leases::Held::default(),
         };
         let target = store.pool.target();
         store.with("open", |client| {

@@ -7,7 +7,7 @@ use exsync_core::{CrmId, ItemId, ItemKind, UserKey};
 
 use super::{commit, echo, state, users, PgStore};
 use crate::error::StoreResult;
-use crate::roles::SyncState;
+use crate::roles::{LeaseScope, SyncState, ORG_CRM_READ};
 use crate::types::{
     CommitReceipt, ConflictRecord, CrmUserSkip, CrmWrite, CursorAdvance, CursorEntry, CursorScope,
     Intent, PassCommit, ResetCounts, RunRecord, SkippedCrmUser, UnresolvedItem, UserStatus,
@@ -71,7 +71,8 @@ impl SyncState for PgStore {
     }
 
     fn commit_pass(&self, commit: &PassCommit) -> StoreResult<CommitReceipt> {
-        self.with("commit pass", |c| commit::commit(c, commit))
+        let fence = self.held.fence(&LeaseScope::User(commit.user.clone()));
+        self.with("commit pass", |c| commit::commit(c, commit, &fence))
     }
 
     fn journal_intents(
@@ -81,13 +82,16 @@ impl SyncState for PgStore {
         ops: &[Op],
         at: DateTime<Utc>,
     ) -> StoreResult<Vec<i64>> {
+        let fence = self.held.fence(&LeaseScope::User(user.clone()));
         self.with("journal intents", |c| {
-            echo::journal(c, user, kind, ops, &at)
+            echo::journal(c, user, kind, ops, &at, &fence)
         })
     }
 
     fn mark_intents_sent(&self, ids: &[i64]) -> StoreResult<()> {
-        self.with("mark intents sent", |c| echo::mark_sent(c, ids))
+        self.with("mark intents sent", |c| {
+            echo::mark_sent(c, ids, &|user| self.held.fence(&LeaseScope::User(user.clone())))
+        })
     }
 
     fn intents(&self, user: &UserKey, kind: ItemKind) -> StoreResult<Vec<Intent>> {
@@ -99,8 +103,9 @@ impl SyncState for PgStore {
         advances: &[CursorAdvance],
         at: DateTime<Utc>,
     ) -> StoreResult<u64> {
+        let fence = self.held.fence(&LeaseScope::Org(ORG_CRM_READ.to_owned()));
         self.with("advance org cursors", |c| {
-            commit::advance_org(c, advances, &at)
+            commit::advance_org(c, advances, &at, &fence)
         })
     }
 
@@ -151,7 +156,9 @@ impl SyncState for PgStore {
     }
 
     fn record_crm_writes(&self, writes: &[CrmWrite]) -> StoreResult<()> {
-        self.with("record crm writes", |c| echo::record(c, writes))
+        self.with("record crm writes", |c| {
+            echo::record(c, writes, &|user| self.held.fence(&LeaseScope::User(user.clone())))
+        })
     }
 
     fn is_own_crm_write(&self, crm_id: &CrmId, system_modstamp: &str) -> StoreResult<bool> {

@@ -3,9 +3,11 @@
 //! time; [`crate::Store`] joins them for the service, which holds the whole database.
 
 mod accounts;
+mod leases;
 mod secrets;
 mod sync_state;
 
 pub use accounts::Accounts;
+pub use leases::{Lease, LeaseInfo, LeaseScope, Leases, ORG_CRM_READ};
 pub use secrets::Secrets;
 pub use sync_state::SyncState;

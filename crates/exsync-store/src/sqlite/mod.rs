@@ -6,6 +6,7 @@ pub(crate) mod codec;
 pub(crate) mod commit;
 mod echo;
 mod journal;
+mod leases;
 mod migrations;
 mod secrets;
 mod settings;

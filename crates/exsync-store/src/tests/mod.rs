@@ -8,6 +8,7 @@ mod copy;
 #[cfg(unix)]
 mod files;
 mod journal;
+mod leases;
 mod kill;
 mod migrations;
 mod pairs;

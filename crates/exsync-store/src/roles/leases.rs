@@ -1,0 +1,110 @@
+//! Who works on what when several workers share one database.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use exsync_core::UserKey;
+
+use crate::error::StoreResult;
+
+/// What a lease covers: one user's passes, or one org-wide job such as the CRM read and the
+/// cursors it moves.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LeaseScope {
+    /// Everything written on this user's behalf: pass commits, the intent journal, the echo
+    /// log entries of their writes.
+    User(UserKey),
+    /// An org-wide job, by name ([`ORG_CRM_READ`]).
+    Org(String),
+}
+
+impl std::fmt::Display for LeaseScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LeaseScope::User(user) => write!(f, "user {user}"),
+            LeaseScope::Org(name) => write!(f, "the org-wide {name}"),
+        }
+    }
+}
+
+/// The org lease held by the worker that reads the CRM for everyone and moves the org-wide
+/// cursors.
+pub const ORG_CRM_READ: &str = "CRM read";
+
+/// A lease this worker took. The epoch grows by one each time the scope changes hands, so a
+/// write checked against it is refused once anyone else has taken over, however late the
+/// write comes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// What it covers.
+    pub scope: LeaseScope,
+    /// The worker holding it.
+    pub holder: String,
+    /// Which taking of the scope this is.
+    pub epoch: i64,
+    /// When it lapses unless renewed, by the database's clock.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A lease as `exsync status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LeaseInfo {
+    /// What it covers.
+    pub scope: LeaseScope,
+    /// The worker that holds, or last held, it.
+    pub holder: String,
+    /// Which taking of the scope this is.
+    pub epoch: i64,
+    /// When it lapses unless renewed.
+    pub expires_at: DateTime<Utc>,
+    /// Whether it had lapsed when read: the worker stopped renewing it (stopped, stalled or
+    /// cut off) and any worker may take it.
+    pub expired: bool,
+}
+
+impl serde::Serialize for LeaseScope {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Leases on users and org-wide jobs, so several workers on one database share the work and
+/// none commits over another.
+///
+/// A worker takes leases, renews them while it works and releases them when done. From its
+/// first lease on, the store fences every write made on a user's behalf: it commits only if,
+/// inside its own transaction, the lease row still names this worker at the epoch it took,
+/// and is otherwise refused with [`crate::StoreError::LeaseLost`] having written nothing.
+/// Likewise the org-wide cursors move only under the [`ORG_CRM_READ`] lease.
+///
+/// A store only one process uses (SQLite) grants every lease at once and fences nothing.
+pub trait Leases: Send + Sync {
+    /// Whether several processes may share this store, so leases matter.
+    fn shared(&self) -> bool;
+
+    /// Takes up to `limit` of `candidates` that no worker holds (or whose lease lapsed), those
+    /// synced longest ago first, for `ttl`; skips rows another worker is taking at that very
+    /// moment rather than wait for them.
+    fn acquire_users(
+        &self,
+        holder: &str,
+        candidates: &[UserKey],
+        limit: usize,
+        ttl: Duration,
+    ) -> StoreResult<Vec<Lease>>;
+
+    /// Takes the org-wide lease `name` if nobody holds it; `None` when a live one is held,
+    /// by this worker or another.
+    fn acquire_org(&self, holder: &str, name: &str, ttl: Duration) -> StoreResult<Option<Lease>>;
+
+    /// Extends a lease by `ttl` from now; [`crate::StoreError::LeaseLost`] when someone else
+    /// took it over (or it was released), and then the holder must stop.
+    fn renew(&self, lease: &Lease, ttl: Duration) -> StoreResult<Lease>;
+
+    /// Gives a lease back so another worker can take it at once. Releasing a lease someone
+    /// else already took over changes nothing.
+    fn release(&self, lease: &Lease) -> StoreResult<()>;
+
+    /// Every lease a worker holds or held and did not release, ordered by scope.
+    fn leases(&self) -> StoreResult<Vec<LeaseInfo>>;
+}

@@ -1,0 +1,317 @@
+//! Leases and fencing: on PostgreSQL, several workers (each its own store, as each process
+//! opens its own) share users without overlap, take over lapsed leases with a new epoch, and
+//! a worker whose lease moved on writes nothing; on SQLite, the one process holds everything.
+
+use std::collections::BTreeSet;
+use std::thread;
+use std::time::Duration;
+
+use exsync_core::plan::Op;
+use exsync_core::{CrmId, ItemId, ItemKind, Side};
+
+use super::*;
+use crate::{Lease, LeaseScope, Leases, PgOptions, PgStore, StoreError, ORG_CRM_READ};
+
+const LONG: Duration = Duration::from_secs(60);
+const SHORT: Duration = Duration::from_millis(300);
+
+fn pg() -> Option<(exsync_testkit::postgres::Database, PgOptions)> {
+    let db = exsync_testkit::postgres::database()?;
+    let options = PgOptions::new(db.conninfo());
+    Some((db, options))
+}
+
+fn users(n: usize) -> Vec<UserKey> {
+    (0..n).map(|i| user(&format!("u{i:02}"))).collect()
+}
+
+fn keys(leases: &[Lease]) -> BTreeSet<UserKey> {
+    leases
+        .iter()
+        .map(|l| match &l.scope {
+            LeaseScope::User(u) => u.clone(),
+            other => panic!("not a user lease: {other:?}"),
+        })
+        .collect()
+}
+
+fn assert_lost(result: Result<impl std::fmt::Debug, StoreError>, holder: &str, says: &str) {
+    match result {
+        Err(StoreError::LeaseLost {
+            holder: h, detail, ..
+        }) => {
+            assert_eq!(h, holder);
+            assert!(detail.contains(says), "{detail}");
+        }
+        other => panic!("expected LeaseLost, got {other:?}"),
+    }
+}
+
+fn create(source: &str) -> Op {
+    Op::Create {
+        kind: ItemKind::Contact,
+        on: Side::Exchange,
+        source: ItemId::Crm(CrmId::new(source)),
+        source_version: None,
+        fields: fields(serde_json::json!({"last_name": "Ng"})),
+        replaces: None,
+    }
+}
+
+#[test]
+fn workers_taking_users_at_once_never_take_the_same_one() {
+    let Some((_db, options)) = pg() else { return };
+    let all = users(12);
+    PgStore::open(&options).unwrap();
+    let handles: Vec<_> = (0..4)
+        .map(|w| {
+            let options = options.clone();
+            let all = all.clone();
+            thread::spawn(move || {
+                let store = PgStore::open(&options).unwrap();
+                let mut mine = Vec::new();
+                // Several rounds, so the workers really do meet on the same rows.
+                for _ in 0..3 {
+                    mine.extend(
+                        store
+                            .acquire_users(&format!("w{w}"), &all, 1, LONG)
+                            .unwrap(),
+                    );
+                }
+                mine
+            })
+        })
+        .collect();
+    let mut taken = BTreeSet::new();
+    let mut count = 0;
+    for handle in handles {
+        let leases = handle.join().unwrap();
+        count += leases.len();
+        for lease in &leases {
+            assert_eq!(lease.epoch, 1, "{lease:?}");
+        }
+        taken.extend(keys(&leases));
+    }
+    assert_eq!(count, 12, "each worker took three, one at a time");
+    assert_eq!(taken.len(), 12, "no user was taken twice");
+
+    let late = PgStore::open(&options).unwrap();
+    assert!(late.acquire_users("w9", &all, 100, LONG).unwrap().is_empty());
+    let listed = late.leases().unwrap();
+    assert_eq!(listed.len(), 12);
+    assert!(listed.iter().all(|l| !l.expired && l.holder.starts_with('w')));
+}
+
+#[test]
+fn a_released_user_goes_to_the_next_worker_with_a_new_epoch() {
+    let Some((_db, options)) = pg() else { return };
+    let a = PgStore::open(&options).unwrap();
+    let b = PgStore::open(&options).unwrap();
+    let all = users(3);
+    let first = a.acquire_users("a", &all, 2, LONG).unwrap();
+    assert_eq!(keys(&first), all[..2].iter().cloned().collect());
+    let second = b.acquire_users("b", &all, 10, LONG).unwrap();
+    assert_eq!(keys(&second), BTreeSet::from([all[2].clone()]));
+
+    a.release(&first[0]).unwrap();
+    let third = b.acquire_users("b", &all, 10, LONG).unwrap();
+    assert_eq!(third.len(), 1);
+    assert_eq!(third[0].scope, first[0].scope);
+    assert_eq!(third[0].epoch, first[0].epoch + 1);
+    // The users synced longest ago come first: the one released just now goes last.
+    b.release(&third[0]).unwrap();
+    b.release(&second[0]).unwrap();
+    let next = a.acquire_users("a", &all, 1, LONG).unwrap();
+    assert_eq!(keys(&next), BTreeSet::from([all[2].clone()]));
+}
+
+#[test]
+fn a_lapsed_lease_is_taken_over_and_the_stalled_worker_writes_nothing() {
+    let Some((_db, options)) = pg() else { return };
+    let a = PgStore::open(&options).unwrap();
+    let b = PgStore::open(&options).unwrap();
+    let alice = user("alice");
+    let lease = a
+        .acquire_users("a", std::slice::from_ref(&alice), 1, SHORT)
+        .unwrap()
+        .remove(0);
+    // A journaled write before the stall, which the new holder sees.
+    a.journal_intents(&alice, ItemKind::Contact, &[create("003A")], t(1))
+        .unwrap();
+    assert!(
+        b.acquire_users("b", std::slice::from_ref(&alice), 1, LONG)
+            .unwrap()
+            .is_empty(),
+        "a live lease is not taken"
+    );
+    thread::sleep(SHORT + Duration::from_millis(200));
+    let taken = b
+        .acquire_users("b", std::slice::from_ref(&alice), 1, LONG)
+        .unwrap()
+        .remove(0);
+    assert_eq!(taken.epoch, lease.epoch + 1);
+    let before = dump(&b);
+
+    // Everything the stalled worker tries on alice's behalf is refused.
+    let mut pass = commit(&alice, 10);
+    pass.upserts = vec![contact("003A", "X1", "Lovelace")];
+    pass.cursors = vec![set_cursor(
+        CursorScope::folder(&alice, "contacts"),
+        "token-from-a",
+    )];
+    assert_lost(a.commit_pass(&pass), "a", "worker b took it over (epoch 2");
+    assert_lost(
+        a.journal_intents(&alice, ItemKind::Contact, &[create("003B")], t(11)),
+        "a",
+        "worker b",
+    );
+    let ids: Vec<i64> = a
+        .intents(&alice, ItemKind::Contact)
+        .unwrap()
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    assert_lost(a.mark_intents_sent(&ids), "a", "worker b");
+    let mut write = echo("003A", "2026-09-21T10:00:00.000+0000", t(12));
+    write.user = Some(alice.clone());
+    assert_lost(a.record_crm_writes(&[write.clone()]), "a", "worker b");
+    assert_lost(a.renew(&lease, LONG), "a", "took it over");
+    assert_eq!(dump(&b), before, "the stalled worker changed nothing");
+    assert!(!b.intents(&alice, ItemKind::Contact).unwrap()[0].sent);
+
+    // The new holder writes as usual.
+    b.commit_pass(&pass).unwrap();
+    b.record_crm_writes(&[write]).unwrap();
+    assert_eq!(b.load_pairs(&alice, ItemKind::Contact).unwrap().len(), 1);
+
+    // Released, it stays out of the stalled worker's reach: the epoch is still not its own.
+    b.release(&taken).unwrap();
+    assert_lost(a.commit_pass(&commit(&alice, 20)), "a", "released");
+    assert_eq!(b.runs(&alice, 10).unwrap().len(), 1);
+}
+
+#[test]
+fn a_lapsed_lease_nobody_took_still_lets_its_holder_commit() {
+    let Some((_db, options)) = pg() else { return };
+    let a = PgStore::open(&options).unwrap();
+    let alice = user("alice");
+    let lease = a
+        .acquire_users("a", std::slice::from_ref(&alice), 1, Duration::from_millis(50))
+        .unwrap()
+        .remove(0);
+    thread::sleep(Duration::from_millis(150));
+    assert!(a.leases().unwrap()[0].expired);
+    a.commit_pass(&commit(&alice, 1)).unwrap();
+    let renewed = a.renew(&lease, LONG).unwrap();
+    assert_eq!(renewed.epoch, lease.epoch);
+    assert!(renewed.expires_at > lease.expires_at);
+    assert!(!a.leases().unwrap()[0].expired);
+}
+
+#[test]
+fn a_worker_writes_nothing_for_a_user_it_holds_no_lease_on() {
+    let Some((_db, options)) = pg() else { return };
+    let a = PgStore::open(&options).unwrap();
+    let (alice, bob) = (user("alice"), user("bob"));
+    a.acquire_users("a", std::slice::from_ref(&alice), 1, LONG)
+        .unwrap();
+    a.commit_pass(&commit(&alice, 1)).unwrap();
+    assert_lost(a.commit_pass(&commit(&bob, 1)), "a", "took no lease");
+    assert!(a.runs(&bob, 10).unwrap().is_empty());
+
+    // A store that never asked for a lease (one process, or an administrator's command)
+    // writes as before.
+    let admin = PgStore::open(&options).unwrap();
+    admin.commit_pass(&commit(&bob, 2)).unwrap();
+}
+
+#[test]
+fn one_worker_holds_the_org_read_and_only_it_moves_the_org_cursors() {
+    let Some((_db, options)) = pg() else { return };
+    let a = PgStore::open(&options).unwrap();
+    let b = PgStore::open(&options).unwrap();
+    let org = a.acquire_org("a", ORG_CRM_READ, SHORT).unwrap().unwrap();
+    assert_eq!(org.epoch, 1);
+    assert!(b.acquire_org("b", ORG_CRM_READ, LONG).unwrap().is_none());
+    assert!(a.acquire_org("a", ORG_CRM_READ, LONG).unwrap().is_none());
+    let cursor = |v: &str| set_cursor(CursorScope::crm_object("Contact"), v);
+    assert_lost(b.advance_org_cursors(&[cursor("from-b")], t(1)), "b", "took no lease");
+    a.advance_org_cursors(&[cursor("from-a")], t(1)).unwrap();
+
+    thread::sleep(SHORT + Duration::from_millis(200));
+    let b_org = b.acquire_org("b", ORG_CRM_READ, LONG).unwrap().unwrap();
+    assert_eq!(b_org.epoch, 2);
+    assert_lost(
+        a.advance_org_cursors(&[cursor("late-a")], t(2)),
+        "a",
+        "worker b took it over",
+    );
+    b.advance_org_cursors(&[cursor("from-b")], t(2)).unwrap();
+    assert_eq!(
+        a.cursor(&CursorScope::crm_object("Contact")).unwrap().as_deref(),
+        Some("from-b")
+    );
+    let listed = a.leases().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].scope, LeaseScope::Org(ORG_CRM_READ.into()));
+    assert_eq!(listed[0].holder, "b");
+}
+
+#[test]
+fn a_takeover_waits_for_a_commit_in_flight_and_does_not_slip_in_between() {
+    let Some((db, options)) = pg() else { return };
+    let a = PgStore::open(&options).unwrap();
+    let alice = user("alice");
+    a.acquire_users("a", std::slice::from_ref(&alice), 1, Duration::from_millis(50))
+        .unwrap();
+    thread::sleep(Duration::from_millis(150));
+    // Another session holds the row lock as a's commit would: a worker trying to take the
+    // lapsed lease skips it rather than wait, and so cannot take it mid-commit.
+    let mut locker = postgres::Client::connect(&db.conninfo(), postgres::NoTls).unwrap();
+    let mut tx = locker.transaction().unwrap();
+    tx.execute(
+        "SELECT 1 FROM user_lease WHERE user_key = $1 FOR UPDATE",
+        &[&alice.as_str()],
+    )
+    .unwrap();
+    let b = PgStore::open(&options).unwrap();
+    assert!(b
+        .acquire_users("b", std::slice::from_ref(&alice), 1, LONG)
+        .unwrap()
+        .is_empty());
+    tx.rollback().unwrap();
+    assert_eq!(
+        b.acquire_users("b", std::slice::from_ref(&alice), 1, LONG)
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn invalid_holders_and_names_are_refused() {
+    let Some((_db, options)) = pg() else { return };
+    let a = PgStore::open(&options).unwrap();
+    assert!(matches!(
+        a.acquire_users(" ", &users(1), 1, LONG),
+        Err(StoreError::InvalidInput { .. })
+    ));
+    assert!(matches!(
+        a.acquire_org("a", "", LONG),
+        Err(StoreError::InvalidInput { .. })
+    ));
+    assert!(a.acquire_users("a", &[], 5, LONG).unwrap().is_empty());
+}
+
+#[test]
+fn sqlite_grants_every_lease_and_fences_nothing() {
+    let (_dir, store) = temp_store();
+    assert!(!store.shared());
+    let all = users(3);
+    let leases = store.acquire_users("a", &all, 2, LONG).unwrap();
+    assert_eq!(keys(&leases), all[..2].iter().cloned().collect());
+    assert!(store.acquire_org("b", ORG_CRM_READ, LONG).unwrap().is_some());
+    store.commit_pass(&commit(&all[2], 1)).unwrap();
+    store.release(&leases[0]).unwrap();
+    assert!(store.leases().unwrap().is_empty());
+}
