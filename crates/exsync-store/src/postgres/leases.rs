@@ -232,7 +232,7 @@ impl Leases for PgStore {
                            ORDER BY released_at NULLS FIRST, user_key \
                            LIMIT $2 FOR UPDATE SKIP LOCKED) \
                          UPDATE user_lease l SET holder = $3, epoch = l.epoch + 1, \
-                           expires_at = now() + $4 * interval '1 millisecond' \
+                           expires_at = now() + $4::bigint * interval '1 millisecond' \
                          FROM free WHERE l.user_key = free.user_key \
                          RETURNING l.user_key, l.epoch, {EXPIRES}"
                     ),
@@ -281,7 +281,7 @@ impl Leases for PgStore {
                 .query_opt(
                     &format!(
                         "UPDATE org_lease SET holder = $2, epoch = epoch + 1, \
-                           expires_at = now() + $3 * interval '1 millisecond' \
+                           expires_at = now() + $3::bigint * interval '1 millisecond' \
                          WHERE name = $1 AND (holder IS NULL OR expires_at < now()) \
                          RETURNING epoch, {EXPIRES}"
                     ),
@@ -309,7 +309,7 @@ impl Leases for PgStore {
         let row = self.with(OP, |client| {
             let sql = |table: &str, key: &str| {
                 format!(
-                    "UPDATE {table} SET expires_at = now() + $4 * interval '1 millisecond' \
+                    "UPDATE {table} SET expires_at = now() + $4::bigint * interval '1 millisecond' \
                      WHERE {key} = $1 AND holder = $2 AND epoch = $3 RETURNING {EXPIRES}"
                 )
             };

@@ -119,8 +119,8 @@ fn a_released_user_goes_to_the_next_worker_with_a_new_epoch() {
     assert_eq!(third[0].scope, first[0].scope);
     assert_eq!(third[0].epoch, first[0].epoch + 1);
     // The users synced longest ago come first: the one released just now goes last.
-    b.release(&third[0]).unwrap();
     b.release(&second[0]).unwrap();
+    b.release(&third[0]).unwrap();
     let next = a.acquire_users("a", &all, 1, LONG).unwrap();
     assert_eq!(keys(&next), BTreeSet::from([all[2].clone()]));
 }
