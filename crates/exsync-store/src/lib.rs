@@ -28,7 +28,10 @@ pub use console::{
 pub use copy::{copy_sqlite_to_postgres, CopyCounts};
 pub use error::{StoreError, StoreResult};
 pub use postgres::{PgOptions, PgStore, PgTls, PG_SCHEMA_VERSION};
-pub use roles::{Accounts, Lease, LeaseInfo, LeaseScope, Leases, Secrets, SyncState, ORG_CRM_READ};
+pub use roles::{
+    Accounts, InboxEntry, Lease, LeaseInfo, LeaseScope, Leases, RoutedChange, Secrets, SyncState,
+    ORG_CRM_READ,
+};
 pub use sqlite::{SqliteStore, SCHEMA_VERSION};
 pub use store::Store;
 pub use types::{

@@ -212,7 +212,7 @@ fn advance_cursors(tx: &mut Transaction<'_>, c: &PassCommit, at: &str) -> StoreR
 }
 
 /// Sets or clears one cursor.
-fn write_cursor(
+pub(super) fn write_cursor(
     tx: &mut Transaction<'_>,
     advance: &CursorAdvance,
     at: &str,
@@ -368,6 +368,20 @@ fn record_run(tx: &mut Transaction<'_>, c: &PassCommit, at: &str) -> StoreResult
 
 const ORG_OP: &str = "advance org-wide cursors";
 
+/// Folder cursors belong to a user's pass and move with its commit only.
+pub(super) fn only_org_cursors(op: &'static str, advances: &[CursorAdvance]) -> StoreResult<()> {
+    match advances
+        .iter()
+        .find(|a| !matches!(a.scope, CursorScope::CrmObject { .. }))
+    {
+        Some(folder) => Err(StoreError::InvalidInput {
+            op,
+            reason: format!("{:?} is not an org-wide cursor", folder.scope),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Moves org-wide CRM cursors together; folder cursors belong to a user's pass.
 pub(super) fn advance_org(
     client: &mut Client,
@@ -375,18 +389,15 @@ pub(super) fn advance_org(
     at: &chrono::DateTime<chrono::Utc>,
     fence: &Fence,
 ) -> StoreResult<u64> {
-    if let Some(folder) = advances
-        .iter()
-        .find(|a| !matches!(a.scope, CursorScope::CrmObject { .. }))
-    {
-        return Err(StoreError::InvalidInput {
-            op: ORG_OP,
-            reason: format!("{:?} is not an org-wide cursor", folder.scope),
-        });
-    }
+    only_org_cursors(ORG_OP, advances)?;
     let at = time_text(at);
     let mut tx = client.transaction().ctx(ORG_OP, None)?;
-    leases::check(&mut tx, ORG_OP, &LeaseScope::Org(ORG_CRM_READ.to_owned()), fence)?;
+    leases::check(
+        &mut tx,
+        ORG_OP,
+        &LeaseScope::Org(ORG_CRM_READ.to_owned()),
+        fence,
+    )?;
     let mut changed = 0;
     for advance in advances {
         changed += write_cursor(&mut tx, advance, &at).ctx(ORG_OP, None)?;

@@ -60,7 +60,12 @@ pub(super) fn record(
     let mut tx = client.transaction().ctx(OP, None)?;
     let users: BTreeSet<&UserKey> = writes.iter().filter_map(|w| w.user.as_ref()).collect();
     for user in users {
-        leases::check(&mut tx, OP, &LeaseScope::User(user.clone()), &fence_of(user))?;
+        leases::check(
+            &mut tx,
+            OP,
+            &LeaseScope::User(user.clone()),
+            &fence_of(user),
+        )?;
     }
     for write in writes {
         insert_crm_write(&mut tx, write, None).ctx(OP, write.user.as_ref())?;
@@ -179,7 +184,12 @@ pub(super) fn mark_sent(
         .ctx(OP, None)?;
     for row in &owners {
         let user = UserKey(row.try_get(0).ctx(OP, None)?);
-        leases::check(&mut tx, OP, &LeaseScope::User(user.clone()), &fence_of(&user))?;
+        leases::check(
+            &mut tx,
+            OP,
+            &LeaseScope::User(user.clone()),
+            &fence_of(&user),
+        )?;
     }
     tx.execute("UPDATE intents SET sent = TRUE WHERE id = ANY($1)", &[&ids])
         .ctx(OP, None)?;

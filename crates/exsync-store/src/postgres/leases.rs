@@ -18,11 +18,12 @@ use exsync_core::UserKey;
 use postgres::{GenericClient, Row};
 
 use super::codec::Ctx;
-use super::PgStore;
+use super::{inbox, PgStore};
 use crate::error::{StoreError, StoreResult};
-use crate::roles::{Lease, LeaseInfo, LeaseScope, Leases};
+use crate::roles::{InboxEntry, Lease, LeaseInfo, LeaseScope, Leases, RoutedChange, ORG_CRM_READ};
 use crate::sqlite::codec::time_text;
 use crate::sqlite::users::check_key;
+use crate::types::CursorAdvance;
 
 /// The leases this store's worker holds, by scope, with the epoch each was taken at.
 #[derive(Debug, Default)]
@@ -63,10 +64,9 @@ impl Held {
 
     fn taken(&self, lease: &Lease) {
         let mut inner = self.lock();
-        inner.epochs.insert(
-            lease.scope.clone(),
-            (lease.holder.clone(), lease.epoch),
-        );
+        inner
+            .epochs
+            .insert(lease.scope.clone(), (lease.holder.clone(), lease.epoch));
     }
 
     fn given_back(&self, lease: &Lease) {
@@ -135,9 +135,9 @@ pub(super) fn check(
         return Ok(());
     }
     let detail = match now_holder {
-        Some(other) if now_epoch != epoch => format!(
-            "worker {other} took it over (epoch {now_epoch}; this worker's was {epoch})"
-        ),
+        Some(other) if now_epoch != epoch => {
+            format!("worker {other} took it over (epoch {now_epoch}; this worker's was {epoch})")
+        }
         _ => format!("it was released (epoch {now_epoch}; this worker's was {epoch})"),
     };
     Err(lost(op, scope, holder, detail))
@@ -159,7 +159,12 @@ fn ttl_ms(ttl: Duration) -> i64 {
 
 /// Microseconds since the epoch as a time; SQL hands expiries over this way because the
 /// client is built without a date-time codec.
-fn micros(op: &'static str, user: Option<&UserKey>, row: &Row, index: usize) -> StoreResult<DateTime<Utc>> {
+fn micros(
+    op: &'static str,
+    user: Option<&UserKey>,
+    row: &Row,
+    index: usize,
+) -> StoreResult<DateTime<Utc>> {
     let value: i64 = row.try_get(index).ctx(op, user)?;
     Utc.timestamp_micros(value)
         .single()
@@ -328,7 +333,10 @@ impl Leases for PgStore {
                 OP,
                 &lease.scope,
                 &lease.holder,
-                format!("another worker took it over after epoch {}, or it was released", lease.epoch),
+                format!(
+                    "another worker took it over after epoch {}, or it was released",
+                    lease.epoch
+                ),
             ));
         };
         Ok(Lease {
@@ -356,6 +364,27 @@ impl Leases for PgStore {
         })?;
         self.held.given_back(lease);
         Ok(())
+    }
+
+    fn deliver_crm_read(
+        &self,
+        routed: &[RoutedChange],
+        advances: &[CursorAdvance],
+        at: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let fence = self.held.fence(&LeaseScope::Org(ORG_CRM_READ.to_owned()));
+        self.with("deliver CRM read", |c| {
+            inbox::deliver(c, routed, advances, &at, &fence)
+        })
+    }
+
+    fn crm_inbox(&self, user: &UserKey, limit: usize) -> StoreResult<Vec<InboxEntry>> {
+        self.with("read CRM inbox", |c| inbox::inbox(c, user, limit))
+    }
+
+    fn settle_crm_inbox(&self, user: &UserKey, ids: &[i64]) -> StoreResult<u64> {
+        let fence = self.held.fence(&LeaseScope::User(user.clone()));
+        self.with("settle CRM inbox", |c| inbox::settle(c, user, ids, &fence))
     }
 
     fn leases(&self) -> StoreResult<Vec<LeaseInfo>> {

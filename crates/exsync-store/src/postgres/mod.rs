@@ -8,6 +8,7 @@ mod codec;
 mod commit;
 mod connect;
 mod echo;
+mod inbox;
 mod leases;
 mod migrations;
 mod pool;

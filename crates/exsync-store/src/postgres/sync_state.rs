@@ -90,7 +90,9 @@ impl SyncState for PgStore {
 
     fn mark_intents_sent(&self, ids: &[i64]) -> StoreResult<()> {
         self.with("mark intents sent", |c| {
-            echo::mark_sent(c, ids, &|user| self.held.fence(&LeaseScope::User(user.clone())))
+            echo::mark_sent(c, ids, &|user| {
+                self.held.fence(&LeaseScope::User(user.clone()))
+            })
         })
     }
 
@@ -157,7 +159,9 @@ impl SyncState for PgStore {
 
     fn record_crm_writes(&self, writes: &[CrmWrite]) -> StoreResult<()> {
         self.with("record crm writes", |c| {
-            echo::record(c, writes, &|user| self.held.fence(&LeaseScope::User(user.clone())))
+            echo::record(c, writes, &|user| {
+                self.held.fence(&LeaseScope::User(user.clone()))
+            })
         })
     }
 

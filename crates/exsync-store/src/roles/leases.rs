@@ -3,9 +3,11 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use exsync_core::UserKey;
+use exsync_core::plan::Change;
+use exsync_core::{ItemKind, UserKey};
 
 use crate::error::StoreResult;
+use crate::types::CursorAdvance;
 
 /// What a lease covers: one user's passes, or one org-wide job such as the CRM read and the
 /// cursors it moves.
@@ -68,6 +70,29 @@ impl serde::Serialize for LeaseScope {
     }
 }
 
+/// A CRM change the org-wide read routed to one user, for that user's pass on whichever
+/// worker runs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutedChange {
+    /// The user it concerns.
+    pub user: UserKey,
+    /// Contact or event.
+    pub kind: ItemKind,
+    /// What the CRM reported.
+    pub change: Change,
+    /// What had to be cut from the record for it to fit Exchange.
+    pub notes: Vec<String>,
+}
+
+/// A routed change waiting in a user's inbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxEntry {
+    /// Its id, to settle it with once the user's pass committed.
+    pub id: i64,
+    /// The change.
+    pub routed: RoutedChange,
+}
+
 /// Leases on users and org-wide jobs, so several workers on one database share the work and
 /// none commits over another.
 ///
@@ -107,4 +132,25 @@ pub trait Leases: Send + Sync {
 
     /// Every lease a worker holds or held and did not release, ordered by scope.
     fn leases(&self) -> StoreResult<Vec<LeaseInfo>>;
+
+    // ---- the org-wide read, shared through the database ---------------------------------
+
+    /// Puts what the org-wide CRM read routed into each user's inbox and moves the org-wide
+    /// cursors past it, in one transaction under the [`ORG_CRM_READ`] lease: once the cursor
+    /// has moved, the changes it covers are in the database for whichever worker syncs each
+    /// user, so no worker has to wait for the others' commits. Returns how many were put.
+    fn deliver_crm_read(
+        &self,
+        routed: &[RoutedChange],
+        advances: &[CursorAdvance],
+        at: DateTime<Utc>,
+    ) -> StoreResult<u64>;
+
+    /// Up to `limit` of the user's routed changes, oldest first.
+    fn crm_inbox(&self, user: &UserKey, limit: usize) -> StoreResult<Vec<InboxEntry>>;
+
+    /// Removes routed changes the user's committed pass has used, under the user's lease.
+    /// Removing them after the commit rather than in it can only apply a change twice, which
+    /// a pass takes as an echo; never lose one.
+    fn settle_crm_inbox(&self, user: &UserKey, ids: &[i64]) -> StoreResult<u64>;
 }

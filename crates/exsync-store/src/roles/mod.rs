@@ -8,6 +8,6 @@ mod secrets;
 mod sync_state;
 
 pub use accounts::Accounts;
-pub use leases::{Lease, LeaseInfo, LeaseScope, Leases, ORG_CRM_READ};
+pub use leases::{InboxEntry, Lease, LeaseInfo, LeaseScope, Leases, RoutedChange, ORG_CRM_READ};
 pub use secrets::Secrets;
 pub use sync_state::SyncState;

@@ -3,12 +3,13 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use exsync_core::UserKey;
 
 use super::SqliteStore;
-use crate::error::StoreResult;
-use crate::roles::{Lease, LeaseInfo, LeaseScope, Leases};
+use crate::error::{StoreError, StoreResult};
+use crate::roles::{InboxEntry, Lease, LeaseInfo, LeaseScope, Leases, RoutedChange};
+use crate::types::CursorAdvance;
 
 fn granted(scope: LeaseScope, holder: &str, ttl: Duration) -> Lease {
     Lease {
@@ -52,5 +53,27 @@ impl Leases for SqliteStore {
 
     fn leases(&self) -> StoreResult<Vec<LeaseInfo>> {
         Ok(Vec::new())
+    }
+
+    fn deliver_crm_read(
+        &self,
+        _routed: &[RoutedChange],
+        _advances: &[CursorAdvance],
+        _at: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        Err(StoreError::InvalidInput {
+            op: "deliver the CRM read",
+            reason: "a SQLite store serves one process, which hands the CRM read to its users \
+                     itself; use a PostgreSQL store to run several workers"
+                .into(),
+        })
+    }
+
+    fn crm_inbox(&self, _user: &UserKey, _limit: usize) -> StoreResult<Vec<InboxEntry>> {
+        Ok(Vec::new())
+    }
+
+    fn settle_crm_inbox(&self, _user: &UserKey, _ids: &[i64]) -> StoreResult<u64> {
+        Ok(0)
     }
 }

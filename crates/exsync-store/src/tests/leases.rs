@@ -10,7 +10,9 @@ use exsync_core::plan::Op;
 use exsync_core::{CrmId, ItemId, ItemKind, Side};
 
 use super::*;
-use crate::{Lease, LeaseScope, Leases, PgOptions, PgStore, StoreError, ORG_CRM_READ};
+use crate::{
+    Lease, LeaseScope, Leases, PgOptions, PgStore, RoutedChange, StoreError, ORG_CRM_READ,
+};
 
 const LONG: Duration = Duration::from_secs(60);
 const SHORT: Duration = Duration::from_millis(300);
@@ -96,10 +98,15 @@ fn workers_taking_users_at_once_never_take_the_same_one() {
     assert_eq!(taken.len(), 12, "no user was taken twice");
 
     let late = PgStore::open(&options).unwrap();
-    assert!(late.acquire_users("w9", &all, 100, LONG).unwrap().is_empty());
+    assert!(late
+        .acquire_users("w9", &all, 100, LONG)
+        .unwrap()
+        .is_empty());
     let listed = late.leases().unwrap();
     assert_eq!(listed.len(), 12);
-    assert!(listed.iter().all(|l| !l.expired && l.holder.starts_with('w')));
+    assert!(listed
+        .iter()
+        .all(|l| !l.expired && l.holder.starts_with('w')));
 }
 
 #[test]
@@ -196,7 +203,12 @@ fn a_lapsed_lease_nobody_took_still_lets_its_holder_commit() {
     let a = PgStore::open(&options).unwrap();
     let alice = user("alice");
     let lease = a
-        .acquire_users("a", std::slice::from_ref(&alice), 1, Duration::from_millis(50))
+        .acquire_users(
+            "a",
+            std::slice::from_ref(&alice),
+            1,
+            Duration::from_millis(50),
+        )
         .unwrap()
         .remove(0);
     thread::sleep(Duration::from_millis(150));
@@ -235,7 +247,11 @@ fn one_worker_holds_the_org_read_and_only_it_moves_the_org_cursors() {
     assert!(b.acquire_org("b", ORG_CRM_READ, LONG).unwrap().is_none());
     assert!(a.acquire_org("a", ORG_CRM_READ, LONG).unwrap().is_none());
     let cursor = |v: &str| set_cursor(CursorScope::crm_object("Contact"), v);
-    assert_lost(b.advance_org_cursors(&[cursor("from-b")], t(1)), "b", "took no lease");
+    assert_lost(
+        b.advance_org_cursors(&[cursor("from-b")], t(1)),
+        "b",
+        "took no lease",
+    );
     a.advance_org_cursors(&[cursor("from-a")], t(1)).unwrap();
 
     thread::sleep(SHORT + Duration::from_millis(200));
@@ -248,7 +264,9 @@ fn one_worker_holds_the_org_read_and_only_it_moves_the_org_cursors() {
     );
     b.advance_org_cursors(&[cursor("from-b")], t(2)).unwrap();
     assert_eq!(
-        a.cursor(&CursorScope::crm_object("Contact")).unwrap().as_deref(),
+        a.cursor(&CursorScope::crm_object("Contact"))
+            .unwrap()
+            .as_deref(),
         Some("from-b")
     );
     let listed = a.leases().unwrap();
@@ -262,8 +280,13 @@ fn a_takeover_waits_for_a_commit_in_flight_and_does_not_slip_in_between() {
     let Some((db, options)) = pg() else { return };
     let a = PgStore::open(&options).unwrap();
     let alice = user("alice");
-    a.acquire_users("a", std::slice::from_ref(&alice), 1, Duration::from_millis(50))
-        .unwrap();
+    a.acquire_users(
+        "a",
+        std::slice::from_ref(&alice),
+        1,
+        Duration::from_millis(50),
+    )
+    .unwrap();
     thread::sleep(Duration::from_millis(150));
     // Another session holds the row lock as a's commit would: a worker trying to take the
     // lapsed lease skips it rather than wait, and so cannot take it mid-commit.
@@ -310,8 +333,123 @@ fn sqlite_grants_every_lease_and_fences_nothing() {
     let all = users(3);
     let leases = store.acquire_users("a", &all, 2, LONG).unwrap();
     assert_eq!(keys(&leases), all[..2].iter().cloned().collect());
-    assert!(store.acquire_org("b", ORG_CRM_READ, LONG).unwrap().is_some());
+    assert!(store
+        .acquire_org("b", ORG_CRM_READ, LONG)
+        .unwrap()
+        .is_some());
     store.commit_pass(&commit(&all[2], 1)).unwrap();
     store.release(&leases[0]).unwrap();
     assert!(store.leases().unwrap().is_empty());
+}
+
+fn routed(who: &UserKey, crm: &str) -> RoutedChange {
+    RoutedChange {
+        user: who.clone(),
+        kind: ItemKind::Contact,
+        change: exsync_core::plan::Change::Deleted {
+            id: ItemId::Crm(CrmId::new(crm)),
+        },
+        notes: vec![format!("note on {crm}")],
+    }
+}
+
+#[test]
+fn the_org_read_reaches_every_worker_through_the_inbox_under_its_lease() {
+    let Some((_db, options)) = pg() else { return };
+    let reader = PgStore::open(&options).unwrap();
+    let other = PgStore::open(&options).unwrap();
+    let (alice, bob) = (user("alice"), user("bob"));
+    let scope = CursorScope::crm_object("Contact");
+    let org = reader
+        .acquire_org("r", ORG_CRM_READ, SHORT)
+        .unwrap()
+        .unwrap();
+    let first = [
+        routed(&alice, "003A"),
+        routed(&bob, "003B"),
+        routed(&alice, "003C"),
+    ];
+    assert_eq!(
+        reader
+            .deliver_crm_read(&first, &[set_cursor(scope.clone(), "c1")], t(1))
+            .unwrap(),
+        3
+    );
+    assert_eq!(reader.cursor(&scope).unwrap().as_deref(), Some("c1"));
+    // A folder cursor is a user's, never the org read's.
+    assert!(matches!(
+        reader.deliver_crm_read(
+            &[],
+            &[set_cursor(CursorScope::folder(&alice, "contacts"), "x")],
+            t(1)
+        ),
+        Err(StoreError::InvalidInput { .. })
+    ));
+
+    // The reader stalls; another worker takes the read over, and the stalled one's late
+    // delivery writes nothing, not even its cursor.
+    thread::sleep(SHORT + Duration::from_millis(200));
+    other.acquire_org("o", ORG_CRM_READ, LONG).unwrap().unwrap();
+    assert_lost(
+        reader.deliver_crm_read(
+            &[routed(&bob, "003Z")],
+            &[set_cursor(scope.clone(), "late")],
+            t(2),
+        ),
+        "r",
+        "worker o took it over",
+    );
+    assert_eq!(reader.cursor(&scope).unwrap().as_deref(), Some("c1"));
+    assert_lost(reader.renew(&org, LONG), "r", "took it over");
+
+    // Alice's worker takes her changes, in order, and settles them once used.
+    let lease = other
+        .acquire_users("o", std::slice::from_ref(&alice), 1, LONG)
+        .unwrap()
+        .remove(0);
+    let inbox = other.crm_inbox(&alice, 100).unwrap();
+    assert_eq!(
+        inbox.iter().map(|e| e.routed.clone()).collect::<Vec<_>>(),
+        vec![first[0].clone(), first[2].clone()]
+    );
+    assert_eq!(
+        other.crm_inbox(&alice, 1).unwrap().len(),
+        1,
+        "reads are capped"
+    );
+    assert_lost(
+        reader.settle_crm_inbox(&alice, &[inbox[0].id]),
+        "r",
+        "took no lease",
+    );
+    assert_eq!(
+        other
+            .settle_crm_inbox(&alice, &inbox.iter().map(|e| e.id).collect::<Vec<_>>())
+            .unwrap(),
+        2
+    );
+    assert!(other.crm_inbox(&alice, 100).unwrap().is_empty());
+    let bobs: Vec<RoutedChange> = other
+        .crm_inbox(&bob, 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.routed)
+        .collect();
+    assert_eq!(
+        bobs,
+        vec![first[1].clone()],
+        "the late delivery left nothing"
+    );
+    other.release(&lease).unwrap();
+}
+
+#[test]
+fn sqlite_refuses_to_deliver_a_read_and_has_no_inbox() {
+    let (_dir, store) = temp_store();
+    let alice = user("alice");
+    assert!(matches!(
+        store.deliver_crm_read(&[routed(&alice, "003A")], &[], t(1)),
+        Err(StoreError::InvalidInput { .. })
+    ));
+    assert!(store.crm_inbox(&alice, 10).unwrap().is_empty());
 }

@@ -8,8 +8,8 @@ mod copy;
 #[cfg(unix)]
 mod files;
 mod journal;
-mod leases;
 mod kill;
+mod leases;
 mod migrations;
 mod pairs;
 mod pg_kill;
