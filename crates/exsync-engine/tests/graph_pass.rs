@@ -221,6 +221,7 @@ async fn graph_pass_syncs_contacts_and_events_both_ways_then_rests() {
         }],
         concurrency: 1,
         slice: exsync_engine::sync::pass::SLICE,
+        worker: None,
     });
 
     let report = syncer.run_pass(&PassOptions::default()).await.unwrap();

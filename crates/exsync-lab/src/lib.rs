@@ -304,6 +304,7 @@ impl Lab {
                 .unwrap_or_else(lab_configuration)],
             concurrency: options.concurrency,
             slice: exsync_engine::sync::pass::SLICE,
+            worker: None,
         });
         Ok(Lab {
             options,

@@ -102,7 +102,38 @@ pub enum StoreConfig {
         /// The CA certificates (PEM) the server's certificate is verified against, instead of
         /// the system's roots.
         ca_file: Option<PathBuf>,
+        /// How this process shares the database's users with the other workers.
+        worker: WorkerConfig,
     },
+}
+
+/// `lease_secs` when none is given: a worker that dies leaves its users for a minute.
+pub const DEFAULT_LEASE_SECS: u64 = 60;
+
+/// `worker_batch` when none is given.
+pub const DEFAULT_WORKER_BATCH: u32 = 20;
+
+/// One worker among several on a PostgreSQL store (`[store]` `worker_id`, `lease_secs`,
+/// `worker_batch`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerConfig {
+    /// The worker's name in leases and status; the host name and process id when not given.
+    pub id: Option<String>,
+    /// How long a worker's lease on a user lasts unless renewed; renewed every third of it.
+    /// A worker that stops renewing (killed, stalled, cut off) loses its users after this.
+    pub lease_secs: u64,
+    /// How many users a worker takes at a time.
+    pub batch: u32,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            id: None,
+            lease_secs: DEFAULT_LEASE_SECS,
+            batch: DEFAULT_WORKER_BATCH,
+        }
+    }
 }
 
 /// How the service account authenticates to Exchange.

@@ -213,7 +213,18 @@ pub(crate) fn https_url(r: &mut Reader, t: &Tbl<'_, '_>, name: &str, why: &str) 
 }
 
 fn read_store(r: &mut Reader, t: &Tbl<'_, '_>) -> StoreConfig {
-    r.check_keys(t, &["path", "url", "password_file", "ca_file"]);
+    r.check_keys(
+        t,
+        &[
+            "path",
+            "url",
+            "password_file",
+            "ca_file",
+            "worker_id",
+            "lease_secs",
+            "worker_batch",
+        ],
+    );
     let path = r.item(t, "path").and_then(|item| r.text(&item));
     let url_item = r.item(t, "url");
     let url = url_item.as_ref().and_then(|item| {
@@ -251,8 +262,30 @@ fn read_store(r: &mut Reader, t: &Tbl<'_, '_>) -> StoreConfig {
     }
     let password_file = existing_file(r, t, "password_file");
     let ca_file = existing_file(r, t, "ca_file");
+    let mut worker = WorkerConfig::default();
+    if let Some(item) = r.item(t, "worker_id") {
+        worker.id = r.text(&item);
+    }
+    if let Some(n) = r
+        .item(t, "lease_secs")
+        .and_then(|item| r.integer(&item, 2, 3600, "seconds"))
+    {
+        worker.lease_secs = n;
+    }
+    if let Some(n) = r
+        .item(t, "worker_batch")
+        .and_then(|item| r.integer(&item, 1, 10_000, ""))
+    {
+        worker.batch = u32::try_from(n).unwrap_or(DEFAULT_WORKER_BATCH);
+    }
     if url_item.is_none() {
-        for name in ["password_file", "ca_file"] {
+        for name in [
+            "password_file",
+            "ca_file",
+            "worker_id",
+            "lease_secs",
+            "worker_batch",
+        ] {
             if let Some(item) = r.item(t, name) {
                 r.error(
                     &item.key,
@@ -267,6 +300,7 @@ fn read_store(r: &mut Reader, t: &Tbl<'_, '_>) -> StoreConfig {
             url,
             password_file,
             ca_file,
+            worker,
         },
         (_, path) => StoreConfig::Sqlite {
             path: r.resolve_path(path.as_deref().unwrap_or(DEFAULT_STORE_PATH)),

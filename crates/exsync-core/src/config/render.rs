@@ -131,10 +131,14 @@ impl ExsyncConfig {
                 url,
                 password_file,
                 ca_file,
+                worker,
             } => table(vec![
                 ("url", Some(s(url.clone()))),
                 ("password_file", password_file.as_deref().map(path)),
                 ("ca_file", ca_file.as_deref().map(path)),
+                ("worker_id", worker.id.clone().map(s)),
+                ("lease_secs", Some(int(worker.lease_secs))),
+                ("worker_batch", Some(int(worker.batch))),
             ]),
         };
         // The folder is written where it was read from: `[exchange]`, else `[exchange_online]`.

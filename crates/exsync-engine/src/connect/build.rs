@@ -274,7 +274,22 @@ pub fn syncer(
         configurations: config.configurations.clone(),
         concurrency: config.service.concurrent_users.max(1) as usize,
         slice: crate::sync::pass::SLICE,
+        worker: worker_options(config),
     }))
+}
+
+/// On a PostgreSQL store, this process is one worker among others.
+fn worker_options(config: &ExsyncConfig) -> Option<crate::sync::workers::WorkerOptions> {
+    match &config.store {
+        exsync_core::config::StoreConfig::Postgres { worker, .. } => {
+            Some(crate::sync::workers::WorkerOptions::new(
+                worker.id.clone(),
+                std::time::Duration::from_secs(worker.lease_secs),
+                usize::try_from(worker.batch).unwrap_or(1),
+            ))
+        }
+        exsync_core::config::StoreConfig::Sqlite { .. } => None,
+    }
 }
 
 /// The EWS backend for `[exchange]` (configured URL or Autodiscover) with the service

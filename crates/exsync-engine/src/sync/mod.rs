@@ -9,6 +9,7 @@ pub mod service;
 pub mod sides;
 pub mod spool;
 pub mod stage;
+pub mod workers;
 
 #[cfg(test)]
 mod tests;

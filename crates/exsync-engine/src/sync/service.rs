@@ -20,6 +20,7 @@ use super::pass::{
 };
 use super::sides::{CrmFilter, CrmSide, MailboxSide, OwnedChange, SideError};
 use super::spool::Spool;
+use super::workers::WorkerOptions;
 
 /// The sync service's moving parts.
 pub struct Syncer<E, C> {
@@ -38,6 +39,10 @@ pub struct Syncer<E, C> {
     pub concurrency: usize,
     /// Records a user's pass plans, writes and commits at once (see [`super::pass::SLICE`]).
     pub slice: usize,
+    /// Set when this process is one of several workers on a shared store: its passes then
+    /// take their users by lease ([`super::workers`]). Ignored on a store only one process
+    /// uses.
+    pub worker: Option<WorkerOptions>,
 }
 
 /// What to run.
@@ -221,6 +226,17 @@ where
             }
         }
 
+        if let Some(worker) = &self.worker {
+            // A dry run or a one-user pass writes no org cursor and may run beside the
+            // workers as it always did; the store fences nothing for a process that takes no
+            // lease, and a dry run writes nothing at all.
+            if self.store.shared() && !options.dry_run && options.only_user.is_none() {
+                return self
+                    .run_as_worker(worker, active, report, options, now)
+                    .await;
+            }
+        }
+
         let OrgRead {
             mut per_user,
             mut notes,
@@ -381,7 +397,7 @@ where
     C: CrmSide + 'static,
 {
     /// Deletions found by a full reconciliation: synced records no longer among the live ids.
-    async fn missing_from(
+    pub(super) async fn missing_from(
         &self,
         kind: ItemKind,
         users: &[&SyncUser],
@@ -537,7 +553,7 @@ where
     /// a `visible` group), and a delete or a change of owner to every user holding a copy (the
     /// CRM does not say whose a deleted record was, and a record given to someone else leaves
     /// its previous owner's scope).
-    async fn route(
+    pub(super) async fn route(
         &self,
         kind: ItemKind,
         changes: Vec<OwnedChange>,
@@ -641,7 +657,7 @@ pub struct CrmFilterKey {
 }
 
 impl CrmFilterKey {
-    fn of(kind: ItemKind, config: &SyncConfiguration) -> CrmFilterKey {
+    pub(super) fn of(kind: ItemKind, config: &SyncConfiguration) -> CrmFilterKey {
         match kind {
             ItemKind::Contact => CrmFilterKey {
                 visible: config.contact_scope == ContactScope::Visible,
@@ -655,7 +671,7 @@ impl CrmFilterKey {
     }
 
     /// The cursor's name: the object, plus what sets this read apart from the plain one.
-    fn cursor_name(&self, kind: ItemKind) -> String {
+    pub(super) fn cursor_name(&self, kind: ItemKind) -> String {
         let mut name = crm_object(kind).to_owned();
         if self.visible {
             name.push_str(" visible");

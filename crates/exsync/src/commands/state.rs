@@ -32,6 +32,7 @@ fn open_with_config(config: &ConfigFileArg) -> anyhow::Result<(ExsyncConfig, Arc
             url,
             password_file,
             ca_file,
+            ..
         } => {
             let mut options = PgOptions::new(url.clone());
             options.password = store_password(password_file.as_deref())?;

@@ -580,6 +580,7 @@ fn world_with(users: &[&str], config: SyncConfiguration) -> World {
         configurations: vec![config],
         concurrency: 4,
         slice: SLICE,
+        worker: None,
     });
     World {
         mem,
@@ -821,6 +822,7 @@ async fn mass_delete_pauses_the_user_and_deletes_nothing() {
         configurations: relaxed,
         concurrency: 1,
         slice: SLICE,
+        worker: None,
     });
     let report = syncer.run_pass(&PassOptions::default()).await.unwrap();
     assert_eq!(report.users[0].counts.deleted, 8, "{report:?}");
@@ -864,6 +866,7 @@ async fn a_user_added_later_gets_all_their_records() {
         configurations: vec![configuration(&["ann@x.test", "bo@x.test"])],
         concurrency: 2,
         slice: SLICE,
+        worker: None,
     });
     syncer.run_pass(&PassOptions::default()).await.unwrap();
     assert_eq!(w.mailbox("bo@x.test").len(), 1);
@@ -975,6 +978,7 @@ async fn stopping_mid_pass_finishes_started_users_and_loses_nothing() {
         configurations: vec![configuration(&users)],
         concurrency: 1,
         slice: SLICE,
+        worker: None,
     });
     for i in 0..3 {
         w.crm_create(i, person(&format!("For{i}"), &format!("p{i}@x.test")));
@@ -1056,6 +1060,7 @@ async fn visible_scope_gives_every_contact_to_every_user_of_the_configuration() 
         configurations: vec![visible],
         concurrency: 2,
         slice: SLICE,
+        worker: None,
     });
     w.crm_create(0, person("Shared", "s@x.test"));
     syncer.run_pass(&PassOptions::default()).await.unwrap();
@@ -1299,6 +1304,7 @@ async fn a_crm_user_whose_address_names_no_mailbox_is_left_out_with_the_reason()
         ])],
         concurrency: 2,
         slice: SLICE,
+        worker: None,
     });
     syncer.run_pass(&PassOptions::default()).await.unwrap();
     assert_eq!(w.mailbox("ab@x.test").len(), 1);
@@ -1420,6 +1426,7 @@ async fn each_user_syncs_with_their_own_backend_and_a_moved_mailbox_keeps_its_pa
             configurations: vec![configuration(&users)],
             concurrency: 2,
             slice: SLICE,
+            worker: None,
         })
     };
     let rule =
@@ -1553,6 +1560,7 @@ async fn a_user_routed_to_an_unconfigured_backend_fails_alone_and_says_why() {
         configurations: vec![configuration(&users)],
         concurrency: 2,
         slice: SLICE,
+        worker: None,
     });
     let report = syncer.run_pass(&PassOptions::default()).await.unwrap();
     assert_eq!(report.failed_users(), 1, "{report:?}");

@@ -1,0 +1,477 @@
+//! A pass as one of several workers sharing a PostgreSQL store. The database hands out the
+//! work: one worker at a time holds the org-wide CRM read, and puts what it routed into each
+//! user's inbox together with the cursor moves; every worker then takes a bounded batch of
+//! users no one else holds, renews their leases while it works, and gives them back when
+//! done. Every write for a user is fenced by the store against the lease's epoch, so a worker
+//! that stalled past its lease writes nothing and stops that user's pass.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use exsync_core::config::Direction;
+use exsync_core::{ItemKind, UserKey};
+use exsync_store::{
+    CursorAdvance, CursorScope, Lease, LeaseScope, RoutedChange, StoreError, ORG_CRM_READ,
+};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::pass::{
+    folder_cursor, on_store, run_user, FullRead, Notes, PassError, SyncUser, UserPass, UserReport,
+    KINDS,
+};
+use super::service::{CrmFilterKey, PassOptions, PassReport, Syncer};
+use super::sides::{CrmFilter, CrmSide, MailboxSide, SideError};
+
+/// The most routed changes one user's pass takes from its inbox; the rest wait for the next.
+const INBOX_CAP: usize = 20_000;
+
+/// Who this worker is and how it holds its users.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// The worker's name in leases, logs and status.
+    pub id: String,
+    /// How long a lease lasts unless renewed.
+    pub lease: Duration,
+    /// Users taken at a time.
+    pub batch: usize,
+}
+
+impl WorkerOptions {
+    /// `id`, or this host's name and the process id.
+    pub fn new(id: Option<String>, lease: Duration, batch: usize) -> Self {
+        WorkerOptions {
+            id: id.unwrap_or_else(default_id),
+            lease,
+            batch: batch.max(1),
+        }
+    }
+
+    /// Renewing three times per lease survives one slow or lost renewal.
+    fn heartbeat(&self) -> Duration {
+        (self.lease / 3).max(Duration::from_millis(100))
+    }
+}
+
+/// The host's name and this process's id: unique among workers without configuration.
+fn default_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty() && h.len() <= 64 && h.chars().all(|c| c.is_ascii_graphic()))
+        .unwrap_or_else(|| "host".to_owned());
+    format!("{host}-{}", std::process::id())
+}
+
+/// Renews a set of leases in the background until dropped; a lease someone else took is
+/// logged and dropped from the set (the store refuses that user's writes from then on).
+struct Heartbeat {
+    task: tokio::task::JoinHandle<()>,
+    leases: Arc<Mutex<Vec<Lease>>>,
+}
+
+impl Heartbeat {
+    fn start<E, C>(
+        syncer: &Arc<Syncer<E, C>>,
+        worker: &WorkerOptions,
+        leases: Vec<Lease>,
+    ) -> Heartbeat
+    where
+        E: MailboxSide + 'static,
+        C: CrmSide + 'static,
+    {
+        let held = Arc::new(Mutex::new(leases));
+        let store = Arc::clone(&syncer.store);
+        let (every, ttl) = (worker.heartbeat(), worker.lease);
+        let shared = Arc::clone(&held);
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let current = shared
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone();
+                let mut kept = Vec::with_capacity(current.len());
+                for lease in current {
+                    let old = lease.clone();
+                    match on_store(&store, move |s| s.renew(&old, ttl)).await {
+                        Ok(renewed) => kept.push(renewed),
+                        Err(PassError::Store(e @ StoreError::LeaseLost { .. })) => {
+                            tracing::warn!(scope = %lease.scope, error = %e, "Lease lost: another worker took over; this worker's writes for it are refused from now on.");
+                        }
+                        // The database may be back by the next beat; until the lease lapses
+                        // nothing is lost, and the fence guards the writes either way.
+                        Err(e) => {
+                            tracing::warn!(scope = %lease.scope, error = %e, "Could not renew a lease; trying again at the next beat.");
+                            kept.push(lease);
+                        }
+                    }
+                }
+                *shared.lock().unwrap_or_else(PoisonError::into_inner) = kept;
+            }
+        });
+        Heartbeat { task, leases: held }
+    }
+
+    /// Stops renewing and returns the leases as last renewed.
+    fn stop(self) -> Vec<Lease> {
+        self.task.abort();
+        std::mem::take(&mut *self.leases.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// The leases a heartbeat keeps, as last renewed.
+type Held = Arc<Mutex<Vec<Lease>>>;
+
+fn holds(held: &Held, scope: &LeaseScope) -> bool {
+    held.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .any(|l| &l.scope == scope)
+}
+
+impl<E, C> Syncer<E, C>
+where
+    E: MailboxSide + 'static,
+    C: CrmSide + 'static,
+{
+    /// One pass as a worker, over `active`: the users that sync and are not paused.
+    pub(super) async fn run_as_worker(
+        self: &Arc<Self>,
+        worker: &WorkerOptions,
+        active: Vec<SyncUser>,
+        mut report: PassReport,
+        options: &PassOptions,
+        now: DateTime<Utc>,
+    ) -> Result<PassReport, PassError> {
+        if let Err(e) = self.share_crm_read(worker, &active, now).await? {
+            report.crm_error = Some(e);
+            return Ok(report);
+        }
+        let mut left: Vec<UserKey> = active.iter().map(|u| u.key.clone()).collect();
+        let by_key: BTreeMap<UserKey, SyncUser> =
+            active.into_iter().map(|u| (u.key.clone(), u)).collect();
+        // Batch after batch until no user is left that another worker does not hold.
+        loop {
+            if options.stop.as_ref().is_some_and(|s| *s.borrow()) {
+                report.interrupted = true;
+                break;
+            }
+            let (id, lease, batch) = (worker.id.clone(), worker.lease, worker.batch);
+            let candidates = left.clone();
+            let taken = on_store(&self.store, move |s| {
+                s.acquire_users(&id, &candidates, batch, lease)
+            })
+            .await?;
+            if taken.is_empty() {
+                break;
+            }
+            let keys: BTreeSet<UserKey> = taken
+                .iter()
+                .filter_map(|l| match &l.scope {
+                    LeaseScope::User(u) => Some(u.clone()),
+                    LeaseScope::Org(_) => None,
+                })
+                .collect();
+            left.retain(|k| !keys.contains(k));
+            tracing::info!(worker = %worker.id, users = keys.len(), "Took a batch of users.");
+            let heartbeat = Heartbeat::start(self, worker, taken);
+            let users: Vec<SyncUser> = keys.iter().filter_map(|k| by_key.get(k).cloned()).collect();
+            let batch = self
+                .run_batch(worker, users, &heartbeat.leases, &mut report, options, now)
+                .await;
+            // Given back whatever happened, so no user waits out a lease for nothing.
+            for lease in heartbeat.stop() {
+                on_store(&self.store, move |s| s.release(&lease)).await?;
+            }
+            batch?;
+        }
+        report.users.sort_by(|a, b| a.user.cmp(&b.user));
+        Ok(report)
+    }
+
+    /// The users of one batch, `concurrency` at a time.
+    async fn run_batch(
+        self: &Arc<Self>,
+        worker: &WorkerOptions,
+        users: Vec<SyncUser>,
+        held: &Held,
+        report: &mut PassReport,
+        options: &PassOptions,
+        now: DateTime<Utc>,
+    ) -> Result<(), PassError> {
+        let limit = Arc::new(Semaphore::new(self.concurrency.max(1)));
+        let mut jobs = JoinSet::new();
+        for user in users {
+            let this = Arc::clone(self);
+            let limit = Arc::clone(&limit);
+            let stop = options.stop.clone();
+            let held = Arc::clone(held);
+            let holder = worker.id.clone();
+            jobs.spawn(async move {
+                let _slot = limit.acquire_owned().await;
+                if stop.as_ref().is_some_and(|s| *s.borrow()) {
+                    return (user.key.clone(), Ok(None));
+                }
+                let scope = LeaseScope::User(user.key.clone());
+                if !holds(&held, &scope) {
+                    return (
+                        user.key.clone(),
+                        Err(PassError::Store(StoreError::LeaseLost {
+                            op: "start pass",
+                            scope: scope.to_string(),
+                            holder,
+                            detail: "the lease was lost before the pass started".into(),
+                        })),
+                    );
+                }
+                let result = this.run_leased_user(&user, now).await;
+                (user.key.clone(), result)
+            });
+        }
+        while let Some(joined) = jobs.join_next().await {
+            match joined {
+                Ok((user, Ok(None))) => {
+                    report.interrupted = true;
+                    report
+                        .skipped
+                        .push((user, "not started: the service is stopping".to_owned()));
+                }
+                Ok((_, Ok(Some(done)))) => {
+                    if let Some(progress) = &options.progress {
+                        (progress.0)(&done);
+                    }
+                    report.users.push(done);
+                }
+                Ok((user, Err(PassError::Store(e @ StoreError::LeaseLost { .. })))) => {
+                    tracing::warn!(user = %user, error = %e, "Lease lost: this user's pass stopped without committing; the worker that took the user over finishes it.");
+                    report.skipped.push((user, format!("lease lost: {e}")));
+                }
+                Ok((user, Err(e))) => {
+                    tracing::error!(user = %user, error = %e, "User pass could not be committed.");
+                    report.users.push(UserReport {
+                        backend: Some(self.exchange.backend(&user)),
+                        user: Some(user),
+                        error: Some(e.to_string()),
+                        ..UserReport::default()
+                    });
+                }
+                Err(e) => tracing::error!(error = %e, "User pass task failed."),
+            }
+        }
+        Ok(())
+    }
+
+    /// One leased user's pass: their routed changes from the inbox, a full read of their own
+    /// records where they have no cursor yet, then the pass; the inbox entries it used are
+    /// settled once it committed. `None` when the org's first read has not run for them yet.
+    async fn run_leased_user(
+        self: &Arc<Self>,
+        user: &SyncUser,
+        now: DateTime<Utc>,
+    ) -> Result<Option<UserReport>, PassError> {
+        let key = user.key.clone();
+        let inbox = on_store(&self.store, move |s| s.crm_inbox(&key, INBOX_CAP)).await?;
+        let mut crm_changes: BTreeMap<ItemKind, Vec<_>> = BTreeMap::new();
+        let mut crm_notes: BTreeMap<ItemKind, Notes> = BTreeMap::new();
+        let mut ids = Vec::with_capacity(inbox.len());
+        for entry in inbox {
+            ids.push(entry.id);
+            let RoutedChange {
+                kind,
+                change,
+                notes,
+                ..
+            } = entry.routed;
+            // What the last change of a record says stands.
+            let by_id = crm_notes.entry(kind).or_default();
+            if notes.is_empty() {
+                by_id.remove(change.id());
+            } else {
+                by_id.insert(change.id().clone(), notes);
+            }
+            crm_changes.entry(kind).or_default().push(change);
+        }
+        let mut crm_full_reads = BTreeMap::new();
+        for kind in KINDS {
+            if user.config.rules(kind).direction == Direction::Off {
+                continue;
+            }
+            let group = CrmFilterKey::of(kind, &user.config);
+            let scope = CursorScope::crm_object(group.cursor_name(kind));
+            if on_store(&self.store, move |s| s.cursor(&scope))
+                .await?
+                .is_none()
+            {
+                // Reading now could miss what changes before the org's first read sets the
+                // group's cursor; the user waits for it instead.
+                return Ok(None);
+            }
+            let folder = folder_cursor(&user.key, kind);
+            if on_store(&self.store, move |s| s.cursor(&folder))
+                .await?
+                .is_none()
+            {
+                let owners = if group.visible {
+                    Vec::new()
+                } else {
+                    vec![user.crm_id.clone()]
+                };
+                crm_full_reads.insert(
+                    kind,
+                    FullRead::Crm(CrmFilter {
+                        owners,
+                        condition: group.condition.clone(),
+                    }),
+                );
+            }
+        }
+        let done = run_user(
+            &self.exchange,
+            &self.crm,
+            &self.store,
+            UserPass {
+                user,
+                crm_changes,
+                crm_notes,
+                crm_full_reads,
+                now,
+                dry_run: false,
+                slice: self.slice,
+            },
+        )
+        .await?;
+        if !ids.is_empty() {
+            let key = user.key.clone();
+            on_store(&self.store, move |s| s.settle_crm_inbox(&key, &ids)).await?;
+        }
+        Ok(Some(done))
+    }
+
+    /// Reads the CRM for every user and puts the result in the database, if this worker gets
+    /// the org read's lease; otherwise another worker does it. A group read for the first
+    /// time only sets its cursor: its users then read their own records in full.
+    async fn share_crm_read(
+        self: &Arc<Self>,
+        worker: &WorkerOptions,
+        active: &[SyncUser],
+        now: DateTime<Utc>,
+    ) -> Result<Result<(), SideError>, PassError> {
+        let (id, ttl) = (worker.id.clone(), worker.lease);
+        let Some(org) =
+            on_store(&self.store, move |s| s.acquire_org(&id, ORG_CRM_READ, ttl)).await?
+        else {
+            return Ok(Ok(()));
+        };
+        let heartbeat = Heartbeat::start(self, worker, vec![org]);
+        let read = self.read_for_inbox(active).await;
+        let lease = heartbeat.stop();
+        let outcome = match read {
+            Ok(Ok((routed, advances))) => {
+                let count = routed.len();
+                match on_store(&self.store, move |s| {
+                    s.deliver_crm_read(&routed, &advances, now)
+                })
+                .await
+                {
+                    Ok(_) => {
+                        tracing::info!(worker = %worker.id, changes = count, "Read the CRM for every worker.");
+                        Ok(Ok(()))
+                    }
+                    Err(PassError::Store(e @ StoreError::LeaseLost { .. })) => {
+                        tracing::warn!(error = %e, "Lease lost: the CRM read was not delivered; the worker that took it over reads again.");
+                        Ok(Ok(()))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            other => other.map(|r| r.map(|_| ())),
+        };
+        for lease in lease {
+            on_store(&self.store, move |s| s.release(&lease)).await?;
+        }
+        outcome
+    }
+
+    /// Each group's changes since its cursor, routed to its users; a group with no cursor
+    /// yet is paged to its end for the cursor alone.
+    async fn read_for_inbox(
+        &self,
+        users: &[SyncUser],
+    ) -> Result<Result<(Vec<RoutedChange>, Vec<CursorAdvance>), SideError>, PassError> {
+        let mut routed = Vec::new();
+        let mut advances = Vec::new();
+        for kind in KINDS {
+            let mut groups: BTreeMap<CrmFilterKey, Vec<&SyncUser>> = BTreeMap::new();
+            for user in users
+                .iter()
+                .filter(|u| u.config.rules(kind).direction != Direction::Off)
+            {
+                groups
+                    .entry(CrmFilterKey::of(kind, &user.config))
+                    .or_default()
+                    .push(user);
+            }
+            for (key, group) in groups {
+                let scope = CursorScope::crm_object(key.cursor_name(kind));
+                let cursor = {
+                    let scope = scope.clone();
+                    on_store(&self.store, move |s| s.cursor(&scope)).await?
+                };
+                let filter = CrmFilter {
+                    owners: if key.visible {
+                        Vec::new()
+                    } else {
+                        group.iter().map(|u| u.crm_id.clone()).collect()
+                    },
+                    condition: key.condition.clone(),
+                };
+                let Some(cursor) = cursor else {
+                    let mut position: Option<String> = None;
+                    loop {
+                        let page = match self
+                            .crm
+                            .changes_page(kind, position.as_deref(), &filter)
+                            .await
+                        {
+                            Ok(page) => page,
+                            Err(e) => return Ok(Err(e)),
+                        };
+                        position = Some(page.cursor);
+                        if !page.more {
+                            break;
+                        }
+                    }
+                    advances.push(CursorAdvance {
+                        scope,
+                        value: position,
+                    });
+                    continue;
+                };
+                let read = match self.crm.changes(kind, Some(&cursor), &filter).await {
+                    Ok(read) => read,
+                    Err(e) => return Ok(Err(e)),
+                };
+                advances.push(CursorAdvance {
+                    scope,
+                    value: Some(read.cursor),
+                });
+                let mut changes = read.changes;
+                if let Some(live) = read.live_ids {
+                    changes.extend(self.missing_from(kind, &group, &live).await?);
+                }
+                for (user, change, notes) in self.route(kind, changes, &key, &group).await? {
+                    routed.push(RoutedChange {
+                        user,
+                        kind,
+                        change,
+                        notes,
+                    });
+                }
+            }
+        }
+        Ok(Ok((routed, advances)))
+    }
+}
