@@ -70,6 +70,10 @@ pub const POINTS: [(&str, &str); 9] = [
 /// The environment variable naming the point to crash at (`name` or `name:N`).
 pub const ENV: &str = "EXSYNC_FAILPOINT";
 
+/// Set to `stop` to have the failpoint stop the process with SIGSTOP instead of aborting it:
+/// a worker stalled past its lease, resumed by SIGCONT.
+pub const ACTION_ENV: &str = "EXSYNC_FAILPOINT_ACTION";
+
 /// Marks a named point of a pass (one of [`POINTS`]). Does nothing without the `failpoints`
 /// feature; with it, aborts the process when [`ENV`] names this point and this is the time it
 /// asks for.
@@ -109,6 +113,15 @@ pub fn failpoint(name: &str) {
         return;
     }
     if REACHED.fetch_add(1, Ordering::SeqCst) + 1 == *nth {
+        if std::env::var(ACTION_ENV).as_deref() == Ok("stop") {
+            eprintln!("exsync: failpoint {name} reached (time {nth}), stopping");
+            // The whole process halts as in a long pause, until SIGCONT; `kill` rather than a
+            // binding to raise(3), which is the only signal call exsync would need.
+            let _ = std::process::Command::new("kill")
+                .args(["-STOP", &std::process::id().to_string()])
+                .status();
+            return;
+        }
         eprintln!("exsync: failpoint {name} reached (time {nth}), aborting");
         std::process::abort();
     }

@@ -122,6 +122,16 @@ impl Heartbeat {
     }
 }
 
+/// How a leased user's turn in a batch ended.
+enum Outcome {
+    /// The pass ran and committed.
+    Done(UserReport),
+    /// The service is stopping; the user was not started.
+    NotStarted,
+    /// The org's first CRM read has not set the user's group cursor yet.
+    Waiting,
+}
+
 /// The leases a heartbeat keeps, as last renewed.
 type Held = Arc<Mutex<Vec<Lease>>>;
 
@@ -213,7 +223,7 @@ where
             jobs.spawn(async move {
                 let _slot = limit.acquire_owned().await;
                 if stop.as_ref().is_some_and(|s| *s.borrow()) {
-                    return (user.key.clone(), Ok(None));
+                    return (user.key.clone(), Ok(Outcome::NotStarted));
                 }
                 let scope = LeaseScope::User(user.key.clone());
                 if !holds(&held, &scope) {
@@ -233,13 +243,20 @@ where
         }
         while let Some(joined) = jobs.join_next().await {
             match joined {
-                Ok((user, Ok(None))) => {
+                Ok((user, Ok(Outcome::NotStarted))) => {
                     report.interrupted = true;
                     report
                         .skipped
                         .push((user, "not started: the service is stopping".to_owned()));
                 }
-                Ok((_, Ok(Some(done)))) => {
+                Ok((user, Ok(Outcome::Waiting))) => {
+                    tracing::info!(user = %user, "Waiting for the org's first CRM read; the user syncs in a later pass.");
+                    report.skipped.push((
+                        user,
+                        "waiting for the org's first CRM read by another worker".to_owned(),
+                    ));
+                }
+                Ok((_, Ok(Outcome::Done(done)))) => {
                     if let Some(progress) = &options.progress {
                         (progress.0)(&done);
                     }
@@ -266,12 +283,12 @@ where
 
     /// One leased user's pass: their routed changes from the inbox, a full read of their own
     /// records where they have no cursor yet, then the pass; the inbox entries it used are
-    /// settled once it committed. `None` when the org's first read has not run for them yet.
+    /// settled once it committed.
     async fn run_leased_user(
         self: &Arc<Self>,
         user: &SyncUser,
         now: DateTime<Utc>,
-    ) -> Result<Option<UserReport>, PassError> {
+    ) -> Result<Outcome, PassError> {
         let key = user.key.clone();
         let inbox = on_store(&self.store, move |s| s.crm_inbox(&key, INBOX_CAP)).await?;
         let mut crm_changes: BTreeMap<ItemKind, Vec<_>> = BTreeMap::new();
@@ -307,7 +324,7 @@ where
             {
                 // Reading now could miss what changes before the org's first read sets the
                 // group's cursor; the user waits for it instead.
-                return Ok(None);
+                return Ok(Outcome::Waiting);
             }
             let folder = folder_cursor(&user.key, kind);
             if on_store(&self.store, move |s| s.cursor(&folder))
@@ -347,7 +364,7 @@ where
             let key = user.key.clone();
             on_store(&self.store, move |s| s.settle_crm_inbox(&key, &ids)).await?;
         }
-        Ok(Some(done))
+        Ok(Outcome::Done(done))
     }
 
     /// Reads the CRM for every user and puts the result in the database, if this worker gets

@@ -31,6 +31,7 @@ mod rules;
 mod run;
 mod salesforce_copies;
 mod sync_folder;
+mod workers;
 
 /// Runs each named test body (an `async fn(Backend)`) once per mailbox backend, as the tests
 /// `NAME::ews` (Exchange on premises) and `NAME::graph` (Exchange Online): one suite for both.

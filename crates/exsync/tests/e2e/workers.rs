@@ -1,0 +1,269 @@
+//! Several `exsync run` workers on one PostgreSQL database, as real processes: they share a
+//! first sync that takes several batches, one is killed with SIGKILL in the middle and the
+//! others finish its users with nothing lost and nothing copied twice; and a worker stopped
+//! past its lease and then resumed cannot commit over the worker that took its user over.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use exsync_lab::{Lab, LabOptions, Seed};
+use exsync_testkit::postgres::Database;
+
+use crate::{shared_key, MASTER_KEY};
+
+/// Short leases, so a dead or stopped worker's users move on within seconds.
+const LEASE_SECS: u64 = 2;
+
+async fn lab(db: &Database, dir: &Path, users: usize, seed: &Seed) -> (Lab, PathBuf) {
+    let mut options = LabOptions::new(dir.join("lab"), users);
+    options.crm_key_pem = Some(shared_key());
+    options.postgres_url = Some(db.url());
+    let lab = Lab::start(options).await.unwrap();
+    lab.seed(seed).await.unwrap();
+    let config = dir.join("exsync.toml");
+    lab.write_config(&config, MASTER_KEY).unwrap();
+    // One user per batch, so a first sync spans several batches and every worker gets some.
+    let text = std::fs::read_to_string(&config).unwrap().replacen(
+        "[store]\n",
+        &format!("[store]\nlease_secs = {LEASE_SECS}\nworker_batch = 1\n"),
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+    // The CRM connector leaves the last second's records for the next pass.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    (lab, config)
+}
+
+struct Worker {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Worker {
+    fn spawn(config: &Path, log: PathBuf, env: &[(&str, &str)]) -> Worker {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_exsync"));
+        command
+            .args(["run", "--config"])
+            .arg(config)
+            .env("EXSYNC_MASTER_KEY", MASTER_KEY)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).unwrap());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        Worker {
+            child: command.spawn().expect("exsync runs"),
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal}");
+    }
+
+    /// Whether the process is stopped (state `T` in /proc).
+    fn stopped(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .ok()
+            .and_then(|stat| {
+                let after = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
+                Some(after == 'T')
+            })
+            .unwrap_or(false)
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until every user has committed a pass and both sides agree.
+async fn converged(lab: &Lab, workers: &[&Worker], within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let all_ran = lab.users.iter().all(|u| {
+            lab.syncer
+                .store
+                .runs(&u.key, 1)
+                .unwrap()
+                .first()
+                .is_some_and(|r| r.error.is_none())
+        });
+        if all_ran {
+            let check = lab.convergence().await.unwrap();
+            if check.converged() {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!("{:#?}", check.problems);
+            }
+        }
+        if Instant::now() > deadline {
+            let logs: Vec<String> = workers.iter().map(|w| w.log()).collect();
+            panic!("the workers did not finish in {within:?}:\n{}", logs.join("\n----\n"));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Pairs equal to both sides' records, one each: nothing lost, nothing copied twice.
+async fn nothing_lost_nothing_doubled(lab: &Lab, per_user: usize) {
+    let check = lab.convergence().await.unwrap();
+    assert!(check.converged(), "{:#?}", check.problems);
+    assert_eq!(check.pairs, per_user * lab.users.len(), "{check:#?}");
+    assert_eq!(check.crm_records, check.pairs, "{check:#?}");
+    assert_eq!(check.exchange_items, check.pairs, "{check:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_workers_share_a_first_sync_and_finish_the_users_of_one_killed_midway() {
+    let Some(db) = exsync_testkit::postgres::database() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let seed = Seed {
+        crm_contacts: 6,
+        crm_events: 3,
+        exchange_contacts: 3,
+        exchange_events: 2,
+        invalid_record: false,
+    };
+    let (lab, config) = lab(&db, dir.path(), 6, &seed).await;
+    let workers: Vec<Worker> = (0..3)
+        .map(|i| Worker::spawn(&config, dir.path().join(format!("worker{i}.log")), &[]))
+        .collect();
+
+    // Kill, mid-sync, a worker that holds a user, once some users are done.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let victim = loop {
+        assert!(Instant::now() < deadline, "no worker took a user");
+        let done = db.psql("SELECT count(*) FROM runs");
+        let holder = db.psql(
+            "SELECT holder FROM user_lease WHERE holder IS NOT NULL ORDER BY user_key LIMIT 1",
+        );
+        let pid = holder.rsplit('-').next().and_then(|p| p.trim().parse::<u32>().ok());
+        if done != "0" {
+            if let Some(victim) = workers.iter().position(|w| Some(w.child.id()) == pid) {
+                break victim;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    workers[victim].signal("KILL");
+    let alive: Vec<&Worker> = workers
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != victim)
+        .map(|(_, w)| w)
+        .collect();
+    converged(&lab, &alive, Duration::from_secs(120)).await;
+    nothing_lost_nothing_doubled(&lab, 6 + 3 + 3 + 2).await;
+
+    if std::env::var("LEASE_DEBUG").is_ok() {
+        for w in &workers {
+            eprintln!("==== {} ====\n{}", w.child.id(), w.log());
+        }
+        eprintln!("{}", db.psql("SELECT user_key, count(*) FROM runs GROUP BY 1"));
+    }
+    // Every worker alive took users: the work was shared, not done by one.
+    for worker in &alive {
+        assert!(
+            worker.log().contains("Took a batch of users."),
+            "{}",
+            worker.log()
+        );
+    }
+    // The killed worker's users were taken over once its leases lapsed.
+    let leases = lab.syncer.store.leases().unwrap();
+    assert!(
+        leases
+            .iter()
+            .all(|l| !l.holder.ends_with(&format!("-{}", workers[victim].child.id())) || l.expired),
+        "{leases:#?}"
+    );
+}
+
+#[cfg(feature = "failpoints")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_stopped_past_its_lease_cannot_commit_over_its_successor() {
+    use exsync_engine::failpoints::{ACTION_ENV, BEFORE_FINAL_COMMIT, ENV};
+
+    let Some(db) = exsync_testkit::postgres::database() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let seed = Seed {
+        crm_contacts: 4,
+        crm_events: 2,
+        exchange_contacts: 2,
+        exchange_events: 1,
+        invalid_record: false,
+    };
+    let (lab, config) = lab(&db, dir.path(), 2, &seed).await;
+    // The stalled worker stops itself just before its first user's final commit.
+    let stalled = Worker::spawn(
+        &config,
+        dir.path().join("stalled.log"),
+        &[(ENV, BEFORE_FINAL_COMMIT), (ACTION_ENV, "stop")],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !stalled.stopped() {
+        assert!(Instant::now() < deadline, "{}", stalled.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stalled_user = db.psql(&format!(
+        "SELECT user_key FROM user_lease WHERE holder LIKE '%-{}'",
+        stalled.child.id()
+    ));
+    assert!(!stalled_user.is_empty(), "the stopped worker holds a user");
+
+    // Past its lease, another worker takes its user over and finishes everything.
+    tokio::time::sleep(Duration::from_secs(LEASE_SECS + 1)).await;
+    let successor = Worker::spawn(&config, dir.path().join("successor.log"), &[]);
+    converged(&lab, &[&successor], Duration::from_secs(90)).await;
+    nothing_lost_nothing_doubled(&lab, 4 + 2 + 2 + 1).await;
+    let before = db.psql("SELECT user_key, kind, crm_id, exchange_id, content_hash FROM pairs ORDER BY 1, 2, 3");
+    let runs_before = db.psql(&format!(
+        "SELECT count(*) FROM runs WHERE user_key = '{stalled_user}'"
+    ));
+
+    // Resumed, the stalled worker's commit is refused by the fence.
+    stalled.signal("CONT");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !stalled.log().contains("Lease lost: this user's pass stopped without committing") {
+        assert!(Instant::now() < deadline, "{}", stalled.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stalled.signal("KILL");
+    let log = stalled.log();
+    assert!(
+        log.contains("commit pass: refused, nothing written") && log.contains("took it over"),
+        "{log}"
+    );
+    assert_eq!(
+        db.psql("SELECT user_key, kind, crm_id, exchange_id, content_hash FROM pairs ORDER BY 1, 2, 3"),
+        before,
+        "the stalled worker changed no pair"
+    );
+    assert_eq!(
+        db.psql(&format!("SELECT count(*) FROM runs WHERE user_key = '{stalled_user}'")),
+        runs_before,
+        "the stalled worker recorded no pass"
+    );
+    nothing_lost_nothing_doubled(&lab, 4 + 2 + 2 + 1).await;
+}
