@@ -37,15 +37,20 @@ pub struct WorkerOptions {
     pub lease: Duration,
     /// Users taken at a time.
     pub batch: usize,
+    /// How long a user (or the org read) just done is left alone: workers whose passes
+    /// overlap would otherwise each sync it, or read the CRM, in turn.
+    pub rest: Duration,
 }
 
 impl WorkerOptions {
-    /// `id`, or this host's name and the process id.
-    pub fn new(id: Option<String>, lease: Duration, batch: usize) -> Self {
+    /// `id`, or this host's name and the process id. `interval` is the time between passes:
+    /// a user synced less than half of it ago waits for a later pass.
+    pub fn new(id: Option<String>, lease: Duration, batch: usize, interval: Duration) -> Self {
         WorkerOptions {
             id: id.unwrap_or_else(default_id),
             lease,
             batch: batch.max(1),
+            rest: interval / 2,
         }
     }
 
@@ -169,10 +174,11 @@ where
                 report.interrupted = true;
                 break;
             }
-            let (id, lease, batch) = (worker.id.clone(), worker.lease, worker.batch);
+            let (id, lease, batch, rest) =
+                (worker.id.clone(), worker.lease, worker.batch, worker.rest);
             let candidates = left.clone();
             let taken = on_store(&self.store, move |s| {
-                s.acquire_users(&id, &candidates, batch, lease)
+                s.acquire_users(&id, &candidates, batch, lease, rest)
             })
             .await?;
             if taken.is_empty() {
@@ -376,9 +382,11 @@ where
         active: &[SyncUser],
         now: DateTime<Utc>,
     ) -> Result<Result<(), SideError>, PassError> {
-        let (id, ttl) = (worker.id.clone(), worker.lease);
-        let Some(org) =
-            on_store(&self.store, move |s| s.acquire_org(&id, ORG_CRM_READ, ttl)).await?
+        let (id, ttl, rest) = (worker.id.clone(), worker.lease, worker.rest);
+        let Some(org) = on_store(&self.store, move |s| {
+            s.acquire_org(&id, ORG_CRM_READ, ttl, rest)
+        })
+        .await?
         else {
             return Ok(Ok(()));
         };

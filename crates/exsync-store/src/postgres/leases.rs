@@ -157,6 +157,11 @@ fn ttl_ms(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1)
 }
 
+/// A rest as whole milliseconds for SQL; zero for none.
+fn rest_ms(rest: Duration) -> i64 {
+    i64::try_from(rest.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// Microseconds since the epoch as a time; SQL hands expiries over this way because the
 /// client is built without a date-time codec.
 fn micros(
@@ -198,6 +203,7 @@ impl Leases for PgStore {
         candidates: &[UserKey],
         limit: usize,
         ttl: Duration,
+        rest: Duration,
     ) -> StoreResult<Vec<Lease>> {
         const OP: &str = "lease users";
         check_holder(OP, holder)?;
@@ -234,6 +240,8 @@ impl Leases for PgStore {
                         "WITH free AS ( \
                            SELECT user_key FROM user_lease \
                            WHERE user_key = ANY($1) AND (holder IS NULL OR expires_at < now()) \
+                             AND (released_at IS NULL \
+                                  OR released_at < now() - $5::bigint * interval '1 millisecond') \
                            ORDER BY released_at NULLS FIRST, user_key \
                            LIMIT $2 FOR UPDATE SKIP LOCKED) \
                          UPDATE user_lease l SET holder = $3, epoch = l.epoch + 1, \
@@ -241,7 +249,7 @@ impl Leases for PgStore {
                          FROM free WHERE l.user_key = free.user_key \
                          RETURNING l.user_key, l.epoch, {EXPIRES}"
                     ),
-                    &[&keys, &limit, &holder, &ttl_ms(ttl)],
+                    &[&keys, &limit, &holder, &ttl_ms(ttl), &rest_ms(rest)],
                 )
                 .ctx(OP, None)?;
             let mut leases = Vec::with_capacity(rows.len());
@@ -265,7 +273,13 @@ impl Leases for PgStore {
         Ok(leases)
     }
 
-    fn acquire_org(&self, holder: &str, name: &str, ttl: Duration) -> StoreResult<Option<Lease>> {
+    fn acquire_org(
+        &self,
+        holder: &str,
+        name: &str,
+        ttl: Duration,
+        rest: Duration,
+    ) -> StoreResult<Option<Lease>> {
         const OP: &str = "lease org-wide job";
         check_holder(OP, holder)?;
         self.held.joined(holder);
@@ -288,9 +302,11 @@ impl Leases for PgStore {
                         "UPDATE org_lease SET holder = $2, epoch = epoch + 1, \
                            expires_at = now() + $3::bigint * interval '1 millisecond' \
                          WHERE name = $1 AND (holder IS NULL OR expires_at < now()) \
+                           AND (released_at IS NULL \
+                                OR released_at < now() - $4::bigint * interval '1 millisecond') \
                          RETURNING epoch, {EXPIRES}"
                     ),
-                    &[&name, &holder, &ttl_ms(ttl)],
+                    &[&name, &holder, &ttl_ms(ttl), &rest_ms(rest)],
                 )
                 .ctx(OP, None)?;
             row.map(|row| -> StoreResult<Lease> {

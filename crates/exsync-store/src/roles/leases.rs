@@ -109,18 +109,26 @@ pub trait Leases: Send + Sync {
 
     /// Takes up to `limit` of `candidates` that no worker holds (or whose lease lapsed), those
     /// synced longest ago first, for `ttl`; skips rows another worker is taking at that very
-    /// moment rather than wait for them.
+    /// moment rather than wait for them. A user released less than `rest` ago was just synced
+    /// and is left alone, so workers whose passes overlap do not sync one user twice.
     fn acquire_users(
         &self,
         holder: &str,
         candidates: &[UserKey],
         limit: usize,
         ttl: Duration,
+        rest: Duration,
     ) -> StoreResult<Vec<Lease>>;
 
-    /// Takes the org-wide lease `name` if nobody holds it; `None` when a live one is held,
-    /// by this worker or another.
-    fn acquire_org(&self, holder: &str, name: &str, ttl: Duration) -> StoreResult<Option<Lease>>;
+    /// Takes the org-wide lease `name` if nobody holds it and it was not released less than
+    /// `rest` ago (the job was just done); `None` otherwise.
+    fn acquire_org(
+        &self,
+        holder: &str,
+        name: &str,
+        ttl: Duration,
+        rest: Duration,
+    ) -> StoreResult<Option<Lease>>;
 
     /// Extends a lease by `ttl` from now; [`crate::StoreError::LeaseLost`] when someone else
     /// took it over (or it was released), and then the holder must stop.

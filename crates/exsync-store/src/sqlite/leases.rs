@@ -31,6 +31,7 @@ impl Leases for SqliteStore {
         candidates: &[UserKey],
         limit: usize,
         ttl: Duration,
+        _rest: Duration,
     ) -> StoreResult<Vec<Lease>> {
         Ok(candidates
             .iter()
@@ -39,7 +40,13 @@ impl Leases for SqliteStore {
             .collect())
     }
 
-    fn acquire_org(&self, holder: &str, name: &str, ttl: Duration) -> StoreResult<Option<Lease>> {
+    fn acquire_org(
+        &self,
+        holder: &str,
+        name: &str,
+        ttl: Duration,
+        _rest: Duration,
+    ) -> StoreResult<Option<Lease>> {
         Ok(Some(granted(LeaseScope::Org(name.to_owned()), holder, ttl)))
     }
 

@@ -16,6 +16,7 @@ use crate::{
 
 const LONG: Duration = Duration::from_secs(60);
 const SHORT: Duration = Duration::from_millis(300);
+const NONE: Duration = Duration::ZERO;
 
 fn pg() -> Option<(exsync_testkit::postgres::Database, PgOptions)> {
     let db = exsync_testkit::postgres::database()?;
@@ -76,7 +77,7 @@ fn workers_taking_users_at_once_never_take_the_same_one() {
                 for _ in 0..3 {
                     mine.extend(
                         store
-                            .acquire_users(&format!("w{w}"), &all, 1, LONG)
+                            .acquire_users(&format!("w{w}"), &all, 1, LONG, NONE)
                             .unwrap(),
                     );
                 }
@@ -99,7 +100,7 @@ fn workers_taking_users_at_once_never_take_the_same_one() {
 
     let late = PgStore::open(&options).unwrap();
     assert!(late
-        .acquire_users("w9", &all, 100, LONG)
+        .acquire_users("w9", &all, 100, LONG, NONE)
         .unwrap()
         .is_empty());
     let listed = late.leases().unwrap();
@@ -115,21 +116,53 @@ fn a_released_user_goes_to_the_next_worker_with_a_new_epoch() {
     let a = PgStore::open(&options).unwrap();
     let b = PgStore::open(&options).unwrap();
     let all = users(3);
-    let first = a.acquire_users("a", &all, 2, LONG).unwrap();
+    let first = a.acquire_users("a", &all, 2, LONG, NONE).unwrap();
     assert_eq!(keys(&first), all[..2].iter().cloned().collect());
-    let second = b.acquire_users("b", &all, 10, LONG).unwrap();
+    let second = b.acquire_users("b", &all, 10, LONG, NONE).unwrap();
     assert_eq!(keys(&second), BTreeSet::from([all[2].clone()]));
 
     a.release(&first[0]).unwrap();
-    let third = b.acquire_users("b", &all, 10, LONG).unwrap();
+    let third = b.acquire_users("b", &all, 10, LONG, NONE).unwrap();
     assert_eq!(third.len(), 1);
     assert_eq!(third[0].scope, first[0].scope);
     assert_eq!(third[0].epoch, first[0].epoch + 1);
     // The users synced longest ago come first: the one released just now goes last.
     b.release(&second[0]).unwrap();
     b.release(&third[0]).unwrap();
-    let next = a.acquire_users("a", &all, 1, LONG).unwrap();
+    let next = a.acquire_users("a", &all, 1, LONG, NONE).unwrap();
     assert_eq!(keys(&next), BTreeSet::from([all[2].clone()]));
+}
+
+#[test]
+fn a_user_or_org_job_just_done_rests_before_any_worker_takes_it_again() {
+    let Some((_db, options)) = pg() else { return };
+    let a = PgStore::open(&options).unwrap();
+    let b = PgStore::open(&options).unwrap();
+    let all = users(2);
+    let rest = Duration::from_millis(400);
+    let first = a.acquire_users("a", &all, 1, LONG, rest).unwrap();
+    a.release(&first[0]).unwrap();
+    // Released just now: b takes only the user nobody synced yet.
+    let taken = b.acquire_users("b", &all, 10, LONG, rest).unwrap();
+    assert_eq!(keys(&taken), BTreeSet::from([all[1].clone()]));
+    let org = a
+        .acquire_org("a", ORG_CRM_READ, LONG, rest)
+        .unwrap()
+        .unwrap();
+    a.release(&org).unwrap();
+    assert!(b
+        .acquire_org("b", ORG_CRM_READ, LONG, rest)
+        .unwrap()
+        .is_none());
+    thread::sleep(rest + Duration::from_millis(100));
+    assert_eq!(
+        keys(&b.acquire_users("b", &all, 10, LONG, rest).unwrap()),
+        BTreeSet::from([all[0].clone()])
+    );
+    assert!(b
+        .acquire_org("b", ORG_CRM_READ, LONG, rest)
+        .unwrap()
+        .is_some());
 }
 
 #[test]
@@ -139,21 +172,21 @@ fn a_lapsed_lease_is_taken_over_and_the_stalled_worker_writes_nothing() {
     let b = PgStore::open(&options).unwrap();
     let alice = user("alice");
     let lease = a
-        .acquire_users("a", std::slice::from_ref(&alice), 1, SHORT)
+        .acquire_users("a", std::slice::from_ref(&alice), 1, SHORT, NONE)
         .unwrap()
         .remove(0);
     // A journaled write before the stall, which the new holder sees.
     a.journal_intents(&alice, ItemKind::Contact, &[create("003A")], t(1))
         .unwrap();
     assert!(
-        b.acquire_users("b", std::slice::from_ref(&alice), 1, LONG)
+        b.acquire_users("b", std::slice::from_ref(&alice), 1, LONG, NONE)
             .unwrap()
             .is_empty(),
         "a live lease is not taken"
     );
     thread::sleep(SHORT + Duration::from_millis(200));
     let taken = b
-        .acquire_users("b", std::slice::from_ref(&alice), 1, LONG)
+        .acquire_users("b", std::slice::from_ref(&alice), 1, LONG, NONE)
         .unwrap()
         .remove(0);
     assert_eq!(taken.epoch, lease.epoch + 1);
@@ -208,6 +241,7 @@ fn a_lapsed_lease_nobody_took_still_lets_its_holder_commit() {
             std::slice::from_ref(&alice),
             1,
             Duration::from_millis(50),
+            NONE,
         )
         .unwrap()
         .remove(0);
@@ -225,7 +259,7 @@ fn a_worker_writes_nothing_for_a_user_it_holds_no_lease_on() {
     let Some((_db, options)) = pg() else { return };
     let a = PgStore::open(&options).unwrap();
     let (alice, bob) = (user("alice"), user("bob"));
-    a.acquire_users("a", std::slice::from_ref(&alice), 1, LONG)
+    a.acquire_users("a", std::slice::from_ref(&alice), 1, LONG, NONE)
         .unwrap();
     a.commit_pass(&commit(&alice, 1)).unwrap();
     assert_lost(a.commit_pass(&commit(&bob, 1)), "a", "took no lease");
@@ -242,10 +276,19 @@ fn one_worker_holds_the_org_read_and_only_it_moves_the_org_cursors() {
     let Some((_db, options)) = pg() else { return };
     let a = PgStore::open(&options).unwrap();
     let b = PgStore::open(&options).unwrap();
-    let org = a.acquire_org("a", ORG_CRM_READ, SHORT).unwrap().unwrap();
+    let org = a
+        .acquire_org("a", ORG_CRM_READ, SHORT, NONE)
+        .unwrap()
+        .unwrap();
     assert_eq!(org.epoch, 1);
-    assert!(b.acquire_org("b", ORG_CRM_READ, LONG).unwrap().is_none());
-    assert!(a.acquire_org("a", ORG_CRM_READ, LONG).unwrap().is_none());
+    assert!(b
+        .acquire_org("b", ORG_CRM_READ, LONG, NONE)
+        .unwrap()
+        .is_none());
+    assert!(a
+        .acquire_org("a", ORG_CRM_READ, LONG, NONE)
+        .unwrap()
+        .is_none());
     let cursor = |v: &str| set_cursor(CursorScope::crm_object("Contact"), v);
     assert_lost(
         b.advance_org_cursors(&[cursor("from-b")], t(1)),
@@ -255,7 +298,10 @@ fn one_worker_holds_the_org_read_and_only_it_moves_the_org_cursors() {
     a.advance_org_cursors(&[cursor("from-a")], t(1)).unwrap();
 
     thread::sleep(SHORT + Duration::from_millis(200));
-    let b_org = b.acquire_org("b", ORG_CRM_READ, LONG).unwrap().unwrap();
+    let b_org = b
+        .acquire_org("b", ORG_CRM_READ, LONG, NONE)
+        .unwrap()
+        .unwrap();
     assert_eq!(b_org.epoch, 2);
     assert_lost(
         a.advance_org_cursors(&[cursor("late-a")], t(2)),
@@ -285,6 +331,7 @@ fn a_takeover_waits_for_a_commit_in_flight_and_does_not_slip_in_between() {
         std::slice::from_ref(&alice),
         1,
         Duration::from_millis(50),
+        NONE,
     )
     .unwrap();
     thread::sleep(Duration::from_millis(150));
@@ -299,12 +346,12 @@ fn a_takeover_waits_for_a_commit_in_flight_and_does_not_slip_in_between() {
     .unwrap();
     let b = PgStore::open(&options).unwrap();
     assert!(b
-        .acquire_users("b", std::slice::from_ref(&alice), 1, LONG)
+        .acquire_users("b", std::slice::from_ref(&alice), 1, LONG, NONE)
         .unwrap()
         .is_empty());
     tx.rollback().unwrap();
     assert_eq!(
-        b.acquire_users("b", std::slice::from_ref(&alice), 1, LONG)
+        b.acquire_users("b", std::slice::from_ref(&alice), 1, LONG, NONE)
             .unwrap()
             .len(),
         1
@@ -316,14 +363,14 @@ fn invalid_holders_and_names_are_refused() {
     let Some((_db, options)) = pg() else { return };
     let a = PgStore::open(&options).unwrap();
     assert!(matches!(
-        a.acquire_users(" ", &users(1), 1, LONG),
+        a.acquire_users(" ", &users(1), 1, LONG, NONE),
         Err(StoreError::InvalidInput { .. })
     ));
     assert!(matches!(
-        a.acquire_org("a", "", LONG),
+        a.acquire_org("a", "", LONG, NONE),
         Err(StoreError::InvalidInput { .. })
     ));
-    assert!(a.acquire_users("a", &[], 5, LONG).unwrap().is_empty());
+    assert!(a.acquire_users("a", &[], 5, LONG, NONE).unwrap().is_empty());
 }
 
 #[test]
@@ -331,10 +378,10 @@ fn sqlite_grants_every_lease_and_fences_nothing() {
     let (_dir, store) = temp_store();
     assert!(!store.shared());
     let all = users(3);
-    let leases = store.acquire_users("a", &all, 2, LONG).unwrap();
+    let leases = store.acquire_users("a", &all, 2, LONG, NONE).unwrap();
     assert_eq!(keys(&leases), all[..2].iter().cloned().collect());
     assert!(store
-        .acquire_org("b", ORG_CRM_READ, LONG)
+        .acquire_org("b", ORG_CRM_READ, LONG, NONE)
         .unwrap()
         .is_some());
     store.commit_pass(&commit(&all[2], 1)).unwrap();
@@ -361,7 +408,7 @@ fn the_org_read_reaches_every_worker_through_the_inbox_under_its_lease() {
     let (alice, bob) = (user("alice"), user("bob"));
     let scope = CursorScope::crm_object("Contact");
     let org = reader
-        .acquire_org("r", ORG_CRM_READ, SHORT)
+        .acquire_org("r", ORG_CRM_READ, SHORT, NONE)
         .unwrap()
         .unwrap();
     let first = [
@@ -389,7 +436,10 @@ fn the_org_read_reaches_every_worker_through_the_inbox_under_its_lease() {
     // The reader stalls; another worker takes the read over, and the stalled one's late
     // delivery writes nothing, not even its cursor.
     thread::sleep(SHORT + Duration::from_millis(200));
-    other.acquire_org("o", ORG_CRM_READ, LONG).unwrap().unwrap();
+    other
+        .acquire_org("o", ORG_CRM_READ, LONG, NONE)
+        .unwrap()
+        .unwrap();
     assert_lost(
         reader.deliver_crm_read(
             &[routed(&bob, "003Z")],
@@ -404,7 +454,7 @@ fn the_org_read_reaches_every_worker_through_the_inbox_under_its_lease() {
 
     // Alice's worker takes her changes, in order, and settles them once used.
     let lease = other
-        .acquire_users("o", std::slice::from_ref(&alice), 1, LONG)
+        .acquire_users("o", std::slice::from_ref(&alice), 1, LONG, NONE)
         .unwrap()
         .remove(0);
     let inbox = other.crm_inbox(&alice, 100).unwrap();

@@ -115,7 +115,10 @@ async fn converged(lab: &Lab, workers: &[&Worker], within: Duration) {
         }
         if Instant::now() > deadline {
             let logs: Vec<String> = workers.iter().map(|w| w.log()).collect();
-            panic!("the workers did not finish in {within:?}:\n{}", logs.join("\n----\n"));
+            panic!(
+                "the workers did not finish in {within:?}:\n{}",
+                logs.join("\n----\n")
+            );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -156,7 +159,10 @@ async fn three_workers_share_a_first_sync_and_finish_the_users_of_one_killed_mid
         let holder = db.psql(
             "SELECT holder FROM user_lease WHERE holder IS NOT NULL ORDER BY user_key LIMIT 1",
         );
-        let pid = holder.rsplit('-').next().and_then(|p| p.trim().parse::<u32>().ok());
+        let pid = holder
+            .rsplit('-')
+            .next()
+            .and_then(|p| p.trim().parse::<u32>().ok());
         if done != "0" {
             if let Some(victim) = workers.iter().position(|w| Some(w.child.id()) == pid) {
                 break victim;
@@ -178,7 +184,10 @@ async fn three_workers_share_a_first_sync_and_finish_the_users_of_one_killed_mid
         for w in &workers {
             eprintln!("==== {} ====\n{}", w.child.id(), w.log());
         }
-        eprintln!("{}", db.psql("SELECT user_key, count(*) FROM runs GROUP BY 1"));
+        eprintln!(
+            "{}",
+            db.psql("SELECT user_key, count(*) FROM runs GROUP BY 1")
+        );
     }
     // Every worker alive took users: the work was shared, not done by one.
     for worker in &alive {
@@ -191,9 +200,10 @@ async fn three_workers_share_a_first_sync_and_finish_the_users_of_one_killed_mid
     // The killed worker's users were taken over once its leases lapsed.
     let leases = lab.syncer.store.leases().unwrap();
     assert!(
-        leases
-            .iter()
-            .all(|l| !l.holder.ends_with(&format!("-{}", workers[victim].child.id())) || l.expired),
+        leases.iter().all(|l| !l
+            .holder
+            .ends_with(&format!("-{}", workers[victim].child.id()))
+            || l.expired),
         "{leases:#?}"
     );
 }
@@ -237,7 +247,9 @@ async fn a_worker_stopped_past_its_lease_cannot_commit_over_its_successor() {
     let successor = Worker::spawn(&config, dir.path().join("successor.log"), &[]);
     converged(&lab, &[&successor], Duration::from_secs(90)).await;
     nothing_lost_nothing_doubled(&lab, 4 + 2 + 2 + 1).await;
-    let before = db.psql("SELECT user_key, kind, crm_id, exchange_id, content_hash FROM pairs ORDER BY 1, 2, 3");
+    let before = db.psql(
+        "SELECT user_key, kind, crm_id, exchange_id, content_hash FROM pairs ORDER BY 1, 2, 3",
+    );
     let runs_before = db.psql(&format!(
         "SELECT count(*) FROM runs WHERE user_key = '{stalled_user}'"
     ));
@@ -245,7 +257,10 @@ async fn a_worker_stopped_past_its_lease_cannot_commit_over_its_successor() {
     // Resumed, the stalled worker's commit is refused by the fence.
     stalled.signal("CONT");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !stalled.log().contains("Lease lost: this user's pass stopped without committing") {
+    while !stalled
+        .log()
+        .contains("Lease lost: this user's pass stopped without committing")
+    {
         assert!(Instant::now() < deadline, "{}", stalled.log());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -256,12 +271,16 @@ async fn a_worker_stopped_past_its_lease_cannot_commit_over_its_successor() {
         "{log}"
     );
     assert_eq!(
-        db.psql("SELECT user_key, kind, crm_id, exchange_id, content_hash FROM pairs ORDER BY 1, 2, 3"),
+        db.psql(
+            "SELECT user_key, kind, crm_id, exchange_id, content_hash FROM pairs ORDER BY 1, 2, 3"
+        ),
         before,
         "the stalled worker changed no pair"
     );
     assert_eq!(
-        db.psql(&format!("SELECT count(*) FROM runs WHERE user_key = '{stalled_user}'")),
+        db.psql(&format!(
+            "SELECT count(*) FROM runs WHERE user_key = '{stalled_user}'"
+        )),
         runs_before,
         "the stalled worker recorded no pass"
     );
