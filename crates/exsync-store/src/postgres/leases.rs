@@ -138,7 +138,11 @@ pub(super) fn check(
         Some(other) if now_epoch != epoch => {
             format!("worker {other} took it over (epoch {now_epoch}; this worker's was {epoch})")
         }
-        _ => format!("it was released (epoch {now_epoch}; this worker's was {epoch})"),
+        None if now_epoch != epoch => format!(
+            "another worker took it over and has released it since (epoch {now_epoch}; this \
+             worker's was {epoch})"
+        ),
+        _ => format!("it was released (epoch {now_epoch})"),
     };
     Err(lost(op, scope, holder, detail))
 }

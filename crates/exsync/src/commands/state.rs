@@ -8,7 +8,10 @@ use anyhow::Context;
 use chrono::{DateTime, Local, Utc};
 use exsync_core::config::{load, ExsyncConfig, StoreConfig};
 use exsync_core::UserKey;
-use exsync_store::{PgOptions, PgStore, PgTls, SkippedCrmUser, SqliteStore, Store, UserStatus};
+use exsync_store::{
+    LeaseInfo, LeaseScope, PgOptions, PgStore, PgTls, SkippedCrmUser, SqliteStore, Store,
+    UserStatus,
+};
 use serde_json::json;
 
 use super::store_password::store_password;
@@ -69,6 +72,9 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
                 print!("{}", table(&users, now));
                 print!("{}", notices(&users));
                 print!("{}", skipped_table(&skipped));
+                if store.shared() {
+                    print!("{}", leases_table(&store.leases()?, now));
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -83,8 +89,14 @@ fn user_detail(store: &dyn Store, user: &UserKey, as_json: bool) -> anyhow::Resu
     let unresolved = store.unresolved(user)?;
     let runs = store.runs(user, 10)?;
     let conflicts = store.conflicts(user, 20)?;
+    let scope = LeaseScope::User(user.clone());
+    let lease = if store.shared() {
+        store.leases()?.into_iter().find(|l| l.scope == scope)
+    } else {
+        None
+    };
     if as_json {
-        let detail = json!({ "status": status, "unresolved": unresolved, "runs": runs, "conflicts": conflicts });
+        let detail = json!({ "status": status, "unresolved": unresolved, "runs": runs, "conflicts": conflicts, "lease": lease });
         println!("{}", serde_json::to_string_pretty(&detail)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -95,6 +107,9 @@ fn user_detail(store: &dyn Store, user: &UserKey, as_json: bool) -> anyhow::Resu
         if let Some(error) = &run.error {
             println!("It failed: {}", printable(error));
         }
+    }
+    if let Some(lease) = &lease {
+        println!("\n{}", lease_line(lease, now));
     }
     if let Some(pause) = &status.paused {
         println!(
@@ -338,6 +353,36 @@ fn skipped_table(skipped: &[SkippedCrmUser]) -> String {
         ));
     }
     out
+}
+
+/// Which worker holds each user and the org-wide CRM read, on a store several workers share.
+fn leases_table(leases: &[LeaseInfo], now: DateTime<Utc>) -> String {
+    if leases.is_empty() {
+        return "\nWorkers: no user is being synced right now.\n".to_owned();
+    }
+    let mut out = "\nWorkers:\n".to_owned();
+    for lease in leases {
+        out.push_str(&format!("  {}\n", lease_line(lease, now)));
+    }
+    out
+}
+
+fn lease_line(lease: &LeaseInfo, now: DateTime<Utc>) -> String {
+    let holder = printable(&lease.holder);
+    let what = printable(&lease.scope.to_string());
+    if lease.expired {
+        format!(
+            "{what}: held by {holder} until {}, LAPSED: the worker stopped renewing it \
+             (stopped, stalled or cut off); another worker takes it over",
+            ago(lease.expires_at, now)
+        )
+    } else {
+        format!(
+            "{what}: held by {holder}, {} s left on its lease (epoch {})",
+            (lease.expires_at - now).num_seconds().max(0),
+            lease.epoch
+        )
+    }
 }
 
 /// `s` with its control characters escaped, so printing it cannot drive the terminal.

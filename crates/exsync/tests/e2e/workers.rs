@@ -92,6 +92,23 @@ impl Drop for Worker {
     }
 }
 
+/// What `exsync status` prints.
+#[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
+fn exsync_status(config: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_exsync"))
+        .args(["status", "--config"])
+        .arg(config)
+        .env("EXSYNC_MASTER_KEY", MASTER_KEY)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Waits until every user has committed a pass and both sides agree.
 async fn converged(lab: &Lab, workers: &[&Worker], within: Duration) {
     let deadline = Instant::now() + within;
@@ -242,8 +259,18 @@ async fn a_worker_stopped_past_its_lease_cannot_commit_over_its_successor() {
     ));
     assert!(!stalled_user.is_empty(), "the stopped worker holds a user");
 
-    // Past its lease, another worker takes its user over and finishes everything.
+    // `exsync status` says which worker holds the user, and then that its lease lapsed.
+    let stalled_id = format!("-{}", stalled.child.id());
+    let status = exsync_status(&config);
+    assert!(
+        status.contains(&format!("user {stalled_user}: held by ")) && status.contains(&stalled_id),
+        "{status}"
+    );
     tokio::time::sleep(Duration::from_secs(LEASE_SECS + 1)).await;
+    let status = exsync_status(&config);
+    assert!(status.contains("LAPSED"), "{status}");
+
+    // Past its lease, another worker takes its user over and finishes everything.
     let successor = Worker::spawn(&config, dir.path().join("successor.log"), &[]);
     converged(&lab, &[&successor], Duration::from_secs(90)).await;
     nothing_lost_nothing_doubled(&lab, 4 + 2 + 2 + 1).await;
