@@ -130,7 +130,7 @@ impl Heartbeat {
 /// How a leased user's turn in a batch ended.
 enum Outcome {
     /// The pass ran and committed.
-    Done(UserReport),
+    Done(Box<UserReport>),
     /// The service is stopping; the user was not started.
     NotStarted,
     /// The org's first CRM read has not set the user's group cursor yet.
@@ -266,7 +266,7 @@ where
                     if let Some(progress) = &options.progress {
                         (progress.0)(&done);
                     }
-                    report.users.push(done);
+                    report.users.push(*done);
                 }
                 Ok((user, Err(PassError::Store(e @ StoreError::LeaseLost { .. })))) => {
                     tracing::warn!(user = %user, error = %e, "Lease lost: this user's pass stopped without committing; the worker that took the user over finishes it.");
@@ -370,7 +370,7 @@ where
             let key = user.key.clone();
             on_store(&self.store, move |s| s.settle_crm_inbox(&key, &ids)).await?;
         }
-        Ok(Outcome::Done(done))
+        Ok(Outcome::Done(Box::new(done)))
     }
 
     /// Reads the CRM for every user and puts the result in the database, if this worker gets
