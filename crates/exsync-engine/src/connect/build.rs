@@ -286,7 +286,6 @@ fn worker_options(config: &ExsyncConfig) -> Option<crate::sync::workers::WorkerO
                 worker.id.clone(),
                 std::time::Duration::from_secs(worker.lease_secs),
                 usize::try_from(worker.batch).unwrap_or(1),
-                std::time::Duration::from_secs(config.service.poll_interval_secs),
             ))
         }
         exsync_core::config::StoreConfig::Sqlite { .. } => None,

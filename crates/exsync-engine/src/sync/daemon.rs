@@ -33,6 +33,7 @@ where
         let started = Instant::now();
         let options = PassOptions {
             stop: Some(stop.clone()),
+            rest: interval / 2,
             ..PassOptions::default()
         };
         let report = syncer.run_pass(&options).await?;

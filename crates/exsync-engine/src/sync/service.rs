@@ -60,6 +60,11 @@ pub struct PassOptions {
     pub stop: Option<tokio::sync::watch::Receiver<bool>>,
     /// Called as each user's pass ends (progress display).
     pub progress: Option<Progress>,
+    /// On a store several workers share: a user (or the org-wide CRM read) another worker
+    /// finished less than this long ago is left for a later pass. The service sets half its
+    /// interval, so workers whose passes overlap do not each sync a user or read the CRM in
+    /// turn; a pass run by hand takes every user.
+    pub rest: std::time::Duration,
 }
 
 /// A callback told of each finished user pass.

@@ -37,20 +37,15 @@ pub struct WorkerOptions {
     pub lease: Duration,
     /// Users taken at a time.
     pub batch: usize,
-    /// How long a user (or the org read) just done is left alone: workers whose passes
-    /// overlap would otherwise each sync it, or read the CRM, in turn.
-    pub rest: Duration,
 }
 
 impl WorkerOptions {
-    /// `id`, or this host's name and the process id. `interval` is the time between passes:
-    /// a user synced less than half of it ago waits for a later pass.
-    pub fn new(id: Option<String>, lease: Duration, batch: usize, interval: Duration) -> Self {
+    /// `id`, or this host's name and the process id.
+    pub fn new(id: Option<String>, lease: Duration, batch: usize) -> Self {
         WorkerOptions {
             id: id.unwrap_or_else(default_id),
             lease,
             batch: batch.max(1),
-            rest: interval / 2,
         }
     }
 
@@ -161,7 +156,10 @@ where
         options: &PassOptions,
         now: DateTime<Utc>,
     ) -> Result<PassReport, PassError> {
-        if let Err(e) = self.share_crm_read(worker, &active, now).await? {
+        if let Err(e) = self
+            .share_crm_read(worker, options.rest, &active, now)
+            .await?
+        {
             report.crm_error = Some(e);
             return Ok(report);
         }
@@ -175,7 +173,7 @@ where
                 break;
             }
             let (id, lease, batch, rest) =
-                (worker.id.clone(), worker.lease, worker.batch, worker.rest);
+                (worker.id.clone(), worker.lease, worker.batch, options.rest);
             let candidates = left.clone();
             let taken = on_store(&self.store, move |s| {
                 s.acquire_users(&id, &candidates, batch, lease, rest)
@@ -379,10 +377,11 @@ where
     async fn share_crm_read(
         self: &Arc<Self>,
         worker: &WorkerOptions,
+        rest: Duration,
         active: &[SyncUser],
         now: DateTime<Utc>,
     ) -> Result<Result<(), SideError>, PassError> {
-        let (id, ttl, rest) = (worker.id.clone(), worker.lease, worker.rest);
+        let (id, ttl) = (worker.id.clone(), worker.lease);
         let Some(org) = on_store(&self.store, move |s| {
             s.acquire_org(&id, ORG_CRM_READ, ttl, rest)
         })
