@@ -251,6 +251,16 @@ fn every_invalid_input_is_reported_with_file_key_line_and_reason() {
             vec![at(8, "store.url", "give either `path` (a SQLite file) or `url` (PostgreSQL), not both")],
         ),
         (
+            "a lease too short to renew",
+            tail(&format!("[store]\nurl = \"postgres://exsync@db.example.com/exsync\"\nlease_secs = 1\n{CONFIG}")),
+            vec![at(8, "store.lease_secs", "must be between 2 and 3600 seconds, found 1")],
+        ),
+        (
+            "worker settings for a SQLite store",
+            tail(&format!("[store]\nworker_id = \"w1\"\n{CONFIG}")),
+            vec![at(7, "store.worker_id", "applies to a PostgreSQL store only; give `url` too, or remove it")],
+        ),
+        (
             "a store URL that is not PostgreSQL",
             tail(&format!("[store]\nurl = \"mysql://db.example.com/exsync\"\n{CONFIG}")),
             vec![at(7, "store.url", "must be a postgres:// URL; a SQLite file is given with `path`")],
@@ -944,4 +954,35 @@ fn kerberos_settings_are_read_and_name_the_principal() {
             .as_deref(),
         Some("svc@EXAMPLE.COM")
     );
+}
+
+#[test]
+fn a_postgres_store_names_its_worker_and_leases() {
+    let text = format!(
+        "{HEAD}[store]\nurl = \"postgres://exsync@db.example.com/exsync\"\nworker_id = \"sync-1\"\nlease_secs = 5\nworker_batch = 3\n{CONFIG}"
+    );
+    let config = parse(&text, Path::new(FILE)).unwrap_or_else(|e| panic!("{e}"));
+    match &config.store {
+        StoreConfig::Postgres { worker, .. } => assert_eq!(
+            worker,
+            &WorkerConfig {
+                id: Some("sync-1".into()),
+                lease_secs: 5,
+                batch: 3
+            }
+        ),
+        other => panic!("{other:?}"),
+    }
+    let rendered = toml::to_string(&config.to_toml_table()).unwrap();
+    assert!(rendered.contains("worker_id = \"sync-1\""), "{rendered}");
+    assert!(rendered.contains("lease_secs = 5"), "{rendered}");
+    let default = parse(
+        &format!("{HEAD}[store]\nurl = \"postgres://exsync@db.example.com/exsync\"\n{CONFIG}"),
+        Path::new(FILE),
+    )
+    .unwrap();
+    match &default.store {
+        StoreConfig::Postgres { worker, .. } => assert_eq!(worker, &WorkerConfig::default()),
+        other => panic!("{other:?}"),
+    }
 }

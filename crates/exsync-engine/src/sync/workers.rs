@@ -191,7 +191,7 @@ where
                 .collect();
             left.retain(|k| !keys.contains(k));
             tracing::info!(worker = %worker.id, users = keys.len(), "Took a batch of users.");
-            let heartbeat = Heartbeat::start(self, worker, taken);
+            let heartbeat = Heartbeat::start(&self.store, worker, taken);
             let users: Vec<SyncUser> = keys.iter().filter_map(|k| by_key.get(k).cloned()).collect();
             let batch = self
                 .run_batch(worker, users, &heartbeat.leases, &mut report, options, now)
@@ -389,7 +389,7 @@ where
         else {
             return Ok(Ok(()));
         };
-        let heartbeat = Heartbeat::start(self, worker, vec![org]);
+        let heartbeat = Heartbeat::start(&self.store, worker, vec![org]);
         let read = self.read_for_inbox(active).await;
         let lease = heartbeat.stop();
         let outcome = match read {
@@ -497,5 +497,75 @@ where
             }
         }
         Ok(Ok((routed, advances)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use exsync_store::{PgOptions, PgStore};
+
+    /// The heartbeat keeps a lease alive well past its length, and once it stops, the lease
+    /// lapses and another worker takes the user; a lease taken over is dropped from its set.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_heartbeat_keeps_a_lease_until_stopped_and_drops_one_taken_over() {
+        let Some(db) = exsync_testkit::postgres::database() else {
+            return;
+        };
+        let options = PgOptions::new(db.conninfo());
+        let open = |options: PgOptions| async move {
+            let store: Arc<dyn Store> = Arc::new(
+                tokio::task::spawn_blocking(move || PgStore::open(&options).unwrap())
+                    .await
+                    .unwrap(),
+            );
+            store
+        };
+        let mine = open(options.clone()).await;
+        let other = open(options).await;
+        let worker = WorkerOptions::new(Some("a".into()), Duration::from_millis(400), 1);
+        let users = vec![
+            UserKey::from_email("alice@example.com"),
+            UserKey::from_email("bob@example.com"),
+        ];
+        let take = |store: &Arc<dyn Store>, who: &'static str, users: Vec<UserKey>| {
+            let store = Arc::clone(store);
+            async move {
+                on_store(&store, move |s| {
+                    s.acquire_users(who, &users, 10, Duration::from_millis(400), Duration::ZERO)
+                })
+                .await
+                .unwrap()
+            }
+        };
+        let leases = take(&mine, "a", users.clone()).await;
+        assert_eq!(leases.len(), 2);
+        let heartbeat = Heartbeat::start(&mine, &worker, leases);
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert!(
+            take(&other, "b", users.clone()).await.is_empty(),
+            "renewed leases hold"
+        );
+
+        // Another worker takes bob over behind the heartbeat's back: it lets him go.
+        db.psql("UPDATE user_lease SET holder = 'b', epoch = epoch + 1 WHERE user_key = 'bob@example.com'");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let bob = LeaseScope::User(users[1].clone());
+        assert!(!holds(&heartbeat.leases, &bob));
+        assert!(holds(
+            &heartbeat.leases,
+            &LeaseScope::User(users[0].clone())
+        ));
+
+        let kept = heartbeat.stop();
+        assert_eq!(kept.len(), 1);
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(
+            take(&other, "b", vec![users[0].clone()]).await.len(),
+            1,
+            "a lease not renewed lapses"
+        );
     }
 }
