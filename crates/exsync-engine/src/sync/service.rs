@@ -346,17 +346,7 @@ where
         let mut read = OrgRead::default();
         for kind in KINDS {
             // Users reading the same records (same scope and condition) share one read.
-            let mut groups: BTreeMap<CrmFilterKey, Vec<&SyncUser>> = BTreeMap::new();
-            for user in users
-                .iter()
-                .filter(|u| u.config.rules(kind).direction != Direction::Off)
-            {
-                groups
-                    .entry(CrmFilterKey::of(kind, &user.config))
-                    .or_default()
-                    .push(user);
-            }
-            for (key, group) in groups {
+            for (key, group) in read_groups(kind, users) {
                 let found = match self
                     .read_group(kind, &key, &group, &mut read.cursors, &mut read.spool)
                     .await?
@@ -457,28 +447,10 @@ where
                     .await?
                     .is_none()
             {
-                let owners = if key.visible {
-                    Vec::new()
-                } else {
-                    vec![user.crm_id.clone()]
-                };
-                fresh.push((
-                    user.key.clone(),
-                    FullRead::Crm(CrmFilter {
-                        owners,
-                        condition: key.condition.clone(),
-                    }),
-                ));
+                fresh.push((user.key.clone(), FullRead::Crm(key.filter(&[*user]))));
             }
         }
-        let filter = CrmFilter {
-            owners: if key.visible {
-                Vec::new()
-            } else {
-                group.iter().map(|u| u.crm_id.clone()).collect()
-            },
-            condition: key.condition.clone(),
-        };
+        let filter = key.filter(group);
         let Some(cursor) = cursor else {
             let spool = match spool {
                 Some(spool) => Arc::clone(spool),
@@ -675,6 +647,18 @@ impl CrmFilterKey {
         }
     }
 
+    /// The read of these users' records: their own, or every record for a `visible` group.
+    pub(super) fn filter(&self, users: &[&SyncUser]) -> CrmFilter {
+        CrmFilter {
+            owners: if self.visible {
+                Vec::new()
+            } else {
+                users.iter().map(|u| u.crm_id.clone()).collect()
+            },
+            condition: self.condition.clone(),
+        }
+    }
+
     /// The cursor's name: the object, plus what sets this read apart from the plain one.
     pub(super) fn cursor_name(&self, kind: ItemKind) -> String {
         let mut name = crm_object(kind).to_owned();
@@ -686,6 +670,25 @@ impl CrmFilterKey {
         }
         name
     }
+}
+
+/// The users that sync `kind`, by the CRM read they share: users reading the same records
+/// (same scope and condition) share one read and one org-wide cursor.
+pub(super) fn read_groups(
+    kind: ItemKind,
+    users: &[SyncUser],
+) -> BTreeMap<CrmFilterKey, Vec<&SyncUser>> {
+    let mut groups: BTreeMap<CrmFilterKey, Vec<&SyncUser>> = BTreeMap::new();
+    for user in users
+        .iter()
+        .filter(|u| u.config.rules(kind).direction != Direction::Off)
+    {
+        groups
+            .entry(CrmFilterKey::of(kind, &user.config))
+            .or_default()
+            .push(user);
+    }
+    groups
 }
 
 /// The CRM object whose org-wide cursor a kind uses.

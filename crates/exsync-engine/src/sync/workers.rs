@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use exsync_core::config::Direction;
 use exsync_core::{ItemKind, UserKey};
 use exsync_store::{
-    CursorAdvance, CursorScope, Lease, LeaseScope, RoutedChange, StoreError, ORG_CRM_READ,
+    CursorAdvance, CursorScope, Lease, LeaseScope, RoutedChange, Store, StoreError, ORG_CRM_READ,
 };
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -22,8 +22,8 @@ use super::pass::{
     folder_cursor, on_store, run_user, FullRead, Notes, PassError, SyncUser, UserPass, UserReport,
     KINDS,
 };
-use super::service::{CrmFilterKey, PassOptions, PassReport, Syncer};
-use super::sides::{CrmFilter, CrmSide, MailboxSide, SideError};
+use super::service::{read_groups, CrmFilterKey, PassOptions, PassReport, Syncer};
+use super::sides::{CrmSide, MailboxSide, SideError};
 
 /// The most routed changes one user's pass takes from its inbox; the rest wait for the next.
 const INBOX_CAP: usize = 20_000;
@@ -73,17 +73,9 @@ struct Heartbeat {
 }
 
 impl Heartbeat {
-    fn start<E, C>(
-        syncer: &Arc<Syncer<E, C>>,
-        worker: &WorkerOptions,
-        leases: Vec<Lease>,
-    ) -> Heartbeat
-    where
-        E: MailboxSide + 'static,
-        C: CrmSide + 'static,
-    {
+    fn start(store: &Arc<dyn Store>, worker: &WorkerOptions, leases: Vec<Lease>) -> Heartbeat {
         let held = Arc::new(Mutex::new(leases));
-        let store = Arc::clone(&syncer.store);
+        let store = Arc::clone(store);
         let (every, ttl) = (worker.heartbeat(), worker.lease);
         let shared = Arc::clone(&held);
         let task = tokio::spawn(async move {
@@ -335,18 +327,7 @@ where
                 .await?
                 .is_none()
             {
-                let owners = if group.visible {
-                    Vec::new()
-                } else {
-                    vec![user.crm_id.clone()]
-                };
-                crm_full_reads.insert(
-                    kind,
-                    FullRead::Crm(CrmFilter {
-                        owners,
-                        condition: group.condition.clone(),
-                    }),
-                );
+                crm_full_reads.insert(kind, FullRead::Crm(group.filter(&[user])));
             }
         }
         let done = run_user(
@@ -428,30 +409,13 @@ where
         let mut routed = Vec::new();
         let mut advances = Vec::new();
         for kind in KINDS {
-            let mut groups: BTreeMap<CrmFilterKey, Vec<&SyncUser>> = BTreeMap::new();
-            for user in users
-                .iter()
-                .filter(|u| u.config.rules(kind).direction != Direction::Off)
-            {
-                groups
-                    .entry(CrmFilterKey::of(kind, &user.config))
-                    .or_default()
-                    .push(user);
-            }
-            for (key, group) in groups {
+            for (key, group) in read_groups(kind, users) {
                 let scope = CursorScope::crm_object(key.cursor_name(kind));
                 let cursor = {
                     let scope = scope.clone();
                     on_store(&self.store, move |s| s.cursor(&scope)).await?
                 };
-                let filter = CrmFilter {
-                    owners: if key.visible {
-                        Vec::new()
-                    } else {
-                        group.iter().map(|u| u.crm_id.clone()).collect()
-                    },
-                    condition: key.condition.clone(),
-                };
+                let filter = key.filter(&group);
                 let Some(cursor) = cursor else {
                     let mut position: Option<String> = None;
                     loop {
