@@ -114,6 +114,15 @@ impl Heartbeat {
     }
 }
 
+/// Gives a lease back. One that cannot be given back (the database is unreachable) lapses
+/// by itself after its length, so this only delays the next worker: it is said, not fatal.
+async fn release(store: &Arc<dyn Store>, lease: Lease) {
+    let scope = lease.scope.clone();
+    if let Err(e) = on_store(store, move |s| s.release(&lease)).await {
+        tracing::warn!(%scope, error = %e, "Could not give a lease back; it lapses by itself and another worker takes it then.");
+    }
+}
+
 /// How a leased user's turn in a batch ended.
 enum Outcome {
     /// The pass ran and committed.
@@ -190,7 +199,7 @@ where
                 .await;
             // Given back whatever happened, so no user waits out a lease for nothing.
             for lease in heartbeat.stop() {
-                on_store(&self.store, move |s| s.release(&lease)).await?;
+                release(&self.store, lease).await;
             }
             batch?;
         }
@@ -395,7 +404,7 @@ where
             other => other.map(|r| r.map(|_| ())),
         };
         for lease in lease {
-            on_store(&self.store, move |s| s.release(&lease)).await?;
+            release(&self.store, lease).await;
         }
         outcome
     }
