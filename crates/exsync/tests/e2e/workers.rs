@@ -225,6 +225,57 @@ async fn three_workers_share_a_first_sync_and_finish_the_users_of_one_killed_mid
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_killed_at_twenty_moments_of_a_first_sync_lose_nothing_and_copy_nothing_twice() {
+    let Some(db) = exsync_testkit::postgres::database() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let seed = Seed {
+        crm_contacts: 20,
+        crm_events: 6,
+        exchange_contacts: 6,
+        exchange_events: 2,
+        invalid_record: false,
+    };
+    let (lab, config) = lab(&db, dir.path(), 8, &seed).await;
+    let log = |n: usize| dir.path().join(format!("worker{n}.log"));
+    let mut workers: Vec<Worker> = (0..3)
+        .map(|i| Worker::spawn(&config, log(i), &[]))
+        .collect();
+    let mut spawned = 3;
+    // Twenty times: find a worker in the middle of a user's pass, let it go on for a varying
+    // moment, SIGKILL it and start a fresh one in its place, as a supervisor would.
+    for kill in 0..20u64 {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let victim = loop {
+            assert!(
+                Instant::now() < deadline,
+                "kill {kill}: no worker held a user"
+            );
+            let holder = db.psql(
+                "SELECT holder FROM user_lease WHERE holder IS NOT NULL AND expires_at > now() \
+                 ORDER BY random() LIMIT 1",
+            );
+            let pid = holder
+                .rsplit('-')
+                .next()
+                .and_then(|p| p.trim().parse::<u32>().ok());
+            if let Some(victim) = workers.iter().position(|w| Some(w.child.id()) == pid) {
+                break victim;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        tokio::time::sleep(Duration::from_millis((kill * 37) % 150)).await;
+        workers[victim].signal("KILL");
+        workers[victim] = Worker::spawn(&config, log(spawned), &[]);
+        spawned += 1;
+    }
+    let alive: Vec<&Worker> = workers.iter().collect();
+    converged(&lab, &alive, Duration::from_secs(120)).await;
+    nothing_lost_nothing_doubled(&lab, 20 + 6 + 6 + 2).await;
+}
+
 #[cfg(feature = "failpoints")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_stopped_past_its_lease_cannot_commit_over_its_successor() {
