@@ -243,10 +243,10 @@ async fn workers_killed_at_twenty_moments_of_a_first_sync_lose_nothing_and_copy_
     let mut workers: Vec<Worker> = (0..3)
         .map(|i| Worker::spawn(&config, log(i), &[]))
         .collect();
-    let mut spawned = 3;
     // Twenty times: find a worker in the middle of a user's pass, let it go on for a varying
     // moment, SIGKILL it and start a fresh one in its place, as a supervisor would.
     for kill in 0..20u64 {
+        let spawned = 3 + kill as usize;
         let deadline = Instant::now() + Duration::from_secs(30);
         let victim = loop {
             assert!(
@@ -269,7 +269,6 @@ async fn workers_killed_at_twenty_moments_of_a_first_sync_lose_nothing_and_copy_
         tokio::time::sleep(Duration::from_millis((kill * 37) % 150)).await;
         workers[victim].signal("KILL");
         workers[victim] = Worker::spawn(&config, log(spawned), &[]);
-        spawned += 1;
     }
     let alive: Vec<&Worker> = workers.iter().collect();
     converged(&lab, &alive, Duration::from_secs(120)).await;
