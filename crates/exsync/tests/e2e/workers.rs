@@ -1,6 +1,7 @@
 //! Several `exsync run` workers on one PostgreSQL database, as real processes: they share a
 //! first sync that takes several batches, one is killed with SIGKILL in the middle and the
-//! others finish its users with nothing lost and nothing copied twice; and a worker stopped
+//! others finish its users with nothing lost and nothing copied twice, then carry changes
+//! made on both sides (the CRM's through the shared read); twenty such kills; and a worker stopped
 //! past its lease and then resumed cannot commit over the worker that took its user over.
 
 use std::fs::File;
@@ -8,8 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use exsync_lab::{Lab, LabOptions, Seed};
+use exsync_core::ItemKind;
+use exsync_lab::{crm_contact, Lab, LabOptions, Seed};
 use exsync_testkit::postgres::Database;
+use serde_json::json;
 
 use crate::{shared_key, MASTER_KEY};
 
@@ -206,6 +209,58 @@ async fn three_workers_share_a_first_sync_and_finish_the_users_of_one_killed_mid
             db.psql("SELECT user_key, count(*) FROM runs GROUP BY 1")
         );
     }
+    // Then changes on both sides: the CRM's reach each user through the read one worker does
+    // for all and the inbox it fills; the mailbox's through whichever worker syncs the user.
+    for (u, user) in lab.users.iter().enumerate() {
+        let title = format!("Title {u}");
+        lab.edit_crm(user, ItemKind::Contact, &crm_contact(u, 0).last_name, |f| {
+            f.insert("title".into(), json!(title));
+        })
+        .await
+        .unwrap();
+        let department = format!("Dept {u}");
+        lab.edit_exchange(user, ItemKind::Contact, &crm_contact(u, 1).last_name, |f| {
+            f.insert("department".into(), json!(department));
+        })
+        .await
+        .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for (u, user) in lab.users.iter().enumerate() {
+        loop {
+            let in_exchange = lab
+                .exchange_item(user, ItemKind::Contact, &crm_contact(u, 0).last_name)
+                .await
+                .unwrap();
+            let in_crm = lab
+                .crm_record(user, ItemKind::Contact, &crm_contact(u, 1).last_name)
+                .await
+                .unwrap();
+            if in_exchange.fields.get("title") == Some(&json!(format!("Title {u}")))
+                && in_crm.fields.get("department") == Some(&json!(format!("Dept {u}")))
+            {
+                break;
+            }
+            if Instant::now() > deadline {
+                let logs: Vec<String> = alive.iter().map(|w| w.log()).collect();
+                panic!(
+                    "{}'s changes did not cross: {in_exchange:?} / {in_crm:?}\n{}",
+                    user.key,
+                    logs.join("\n----\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    converged(&lab, &alive, Duration::from_secs(60)).await;
+    nothing_lost_nothing_doubled(&lab, 6 + 3 + 3 + 2).await;
+    assert!(
+        alive
+            .iter()
+            .any(|w| w.log().contains("Read the CRM for every worker.")),
+        "one worker read the CRM for all"
+    );
+
     // Every worker alive took users: the work was shared, not done by one.
     for worker in &alive {
         assert!(
