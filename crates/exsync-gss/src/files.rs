@@ -11,7 +11,7 @@ pub struct PrivateFiles {
     dir: tempfile::TempDir,
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -28,6 +28,11 @@ impl PrivateFiles {
         Ok(PrivateFiles {
             dir: tempfile::Builder::new().prefix("exsync-krb5-").tempdir()?,
         })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
     }
 
     /// Writes the keytab (0600) and returns its path.

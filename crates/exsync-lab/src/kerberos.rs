@@ -39,7 +39,7 @@ pub fn start_kdc() -> Result<(Kdc, LabKerberos)> {
     let conf_path = kdc.dir().join("client-krb5.conf");
     std::fs::write(&conf_path, conf)
         .with_context(|| format!("writing {}", conf_path.display()))?;
-    exsync_gss::krb5_conf::use_config(&conf_path);
+    exsync_gss::krb5_conf::use_config(&conf_path).map_err(anyhow::Error::msg)?;
     let setup = LabKerberos {
         realm: exsync_kdc::REALM.into(),
         kdc: kdc_addr,

@@ -78,8 +78,7 @@ impl HttpClient {
     ) -> Result<Arc<ClientCredential>, EwsError> {
         let Some(login) = self.config.kerberos.clone() else {
             return Err(EwsError::InvalidInput(
-                "Kerberos was chosen but this connection has no Kerberos login: set exchange.realm \
-                 (the console's connection test does not log in with Kerberos; `exsync check` does)"
+                "Kerberos was chosen but this connection has no Kerberos login: set exchange.realm"
                     .into(),
             ));
         };

@@ -72,10 +72,21 @@ impl ConsoleServer {
     }
 }
 
+/// Lets the console's connection test log in with Kerberos settings edited while it runs. Call
+/// before the async runtime starts (it sets `KRB5_CONFIG`); a failure is reported, and only
+/// that test's Kerberos login is affected.
+pub(crate) fn prepare_console_kerberos() {
+    if let Err(e) = exsync_gss::krb5_conf::use_switchable() {
+        tracing::warn!(error = %e, "The console's connection test cannot log in with Kerberos.");
+        eprintln!("warning: the console's connection test cannot log in with Kerberos: {e}");
+    }
+}
+
 pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let config = load(&args.config.config).map_err(|errors| anyhow::anyhow!("{errors}"))?;
     let (store, vault, _) = open_vault(&args.config, &args.key)?;
     let listen = args.listen.unwrap_or(config.console.listen);
+    prepare_console_kerberos();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -14,7 +14,7 @@ use exsync_engine::sync::daemon::{record, run_until_stopped};
 use exsync_engine::sync::service::{PassOptions, PassReport};
 
 use super::secrets::open_vault;
-use super::serve::ConsoleServer;
+use super::serve::{prepare_console_kerberos, ConsoleServer};
 use crate::cli::{ConfigFileArg, KeyFileArg, LogFormatArg, RunArgs, SyncArgs};
 use exsync_engine::vault::Vault;
 use exsync_store::Store;
@@ -88,6 +88,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         vec![("version", env!("CARGO_PKG_VERSION").to_owned())],
         1.0,
     );
+    if config.console.configured {
+        prepare_console_kerberos();
+    }
     runtime()?.block_on(async {
         if let Some(addr) = config.service.metrics_listen {
             let metrics = Arc::clone(&metrics);
