@@ -72,10 +72,15 @@ async fn the_connection_test_logs_in_with_kerberos_settings_saved_in_the_console
         .as_str()
         .unwrap()
         .to_owned();
+    let ca_file = sims.exchange.info["ca_cert"].clone();
+    // The KDC knows HTTP/mail.contoso.test only: EWS by that name, no Autodiscover.
+    let ews_url = sims.exchange.info["ews_url_by_name"].clone();
     let kdc_addr = format!("127.0.0.1:{}", kdc.port);
     let save = |password: &'static str| {
         Body2::Json(json!({
             "username": upn,
+            "ca_file": ca_file,
+            "ews_url": ews_url,
             "password": password,
             "auth": "kerberos",
             "realm": REALM,
