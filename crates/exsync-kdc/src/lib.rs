@@ -94,11 +94,7 @@ fn search_dirs() -> Vec<PathBuf> {
 
 fn find_tools(dirs: &[PathBuf]) -> Result<Tools, KdcError> {
     let find = |name: &str| dirs.iter().map(|d| d.join(name)).find(|p| p.is_file());
-    let (kdb5_util, kadmin, krb5kdc) = (
-        find("kdb5_util"),
-        find("kadmin.local"),
-        find("krb5kdc"),
-    );
+    let (kdb5_util, kadmin, krb5kdc) = (find("kdb5_util"), find("kadmin.local"), find("krb5kdc"));
     let missing: Vec<&str> = [
         ("krb5kdc", krb5kdc.is_none()),
         ("kdb5_util", kdb5_util.is_none()),
@@ -350,7 +346,10 @@ mod tests {
         assert!(matches!(err, KdcError::NotInstalled(_)), "{err:?}");
         let text = err.to_string();
         assert!(text.contains("krb5kdc, kdb5_util, kadmin.local"), "{text}");
-        assert!(text.contains("apt-get install krb5-kdc krb5-admin-server"), "{text}");
+        assert!(
+            text.contains("apt-get install krb5-kdc krb5-admin-server"),
+            "{text}"
+        );
     }
 
     #[test]

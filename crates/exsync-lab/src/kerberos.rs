@@ -37,8 +37,7 @@ pub fn start_kdc() -> Result<(Kdc, LabKerberos)> {
     let conf = exsync_gss::krb5_conf::render(exsync_kdc::REALM, std::slice::from_ref(&kdc_addr))
         .map_err(anyhow::Error::msg)?;
     let conf_path = kdc.dir().join("client-krb5.conf");
-    std::fs::write(&conf_path, conf)
-        .with_context(|| format!("writing {}", conf_path.display()))?;
+    std::fs::write(&conf_path, conf).with_context(|| format!("writing {}", conf_path.display()))?;
     exsync_gss::krb5_conf::use_config(&conf_path).map_err(anyhow::Error::msg)?;
     let setup = LabKerberos {
         realm: exsync_kdc::REALM.into(),

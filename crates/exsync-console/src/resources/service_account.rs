@@ -228,7 +228,8 @@ pub(crate) fn apply_service_account(
                 "changing the service account requires its password",
             ));
         }
-        let keytab_serves = auth.as_deref() == Some("kerberos") && st.vault.contains(EXCHANGE_KEYTAB)?;
+        let keytab_serves =
+            auth.as_deref() == Some("kerberos") && st.vault.contains(EXCHANGE_KEYTAB)?;
         if !has_password && !keytab_serves {
             return Err(ConsoleError::bad_request(
                 "the service account password is required",

@@ -222,7 +222,10 @@ mod tests {
     fn renewal_comes_five_minutes_or_a_quarter_of_the_life_before_the_end() {
         let h = Duration::from_secs(3600);
         assert_eq!(renew_after(10 * h), 10 * h - RENEW_BEFORE);
-        assert_eq!(renew_after(Duration::from_secs(600)), Duration::from_secs(450));
+        assert_eq!(
+            renew_after(Duration::from_secs(600)),
+            Duration::from_secs(450)
+        );
         assert_eq!(renew_after(Duration::from_secs(8)), Duration::from_secs(6));
         assert_eq!(renew_after(Duration::ZERO), Duration::ZERO);
     }

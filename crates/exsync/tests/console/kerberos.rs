@@ -52,12 +52,7 @@ async fn the_connection_test_logs_in_with_kerberos_settings_saved_in_the_console
     console.connection_tests = true;
     let app = exsync_console::router(Arc::new(console));
     let send = |method: Method, path: &str, role: Role, body: Option<Body2>| {
-        let req = request(
-            method,
-            path,
-            &Auth::Token(env.token(role).to_owned()),
-            body,
-        );
+        let req = request(method, path, &Auth::Token(env.token(role).to_owned()), body);
         let app = app.clone();
         async move {
             let res = tower::ServiceExt::oneshot(app, req).await.unwrap();
@@ -125,7 +120,14 @@ async fn the_connection_test_logs_in_with_kerberos_settings_saved_in_the_console
         "{page}"
     );
 
-    let test = |role| send(Method::POST, "/api/users/user1%40contoso.test/test", role, None);
+    let test = |role| {
+        send(
+            Method::POST,
+            "/api/users/user1%40contoso.test/test",
+            role,
+            None,
+        )
+    };
     let (status, body) = test(Role::Operator).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let report: Value = serde_json::from_str(&body).unwrap();
