@@ -35,14 +35,14 @@ pub(crate) struct ServiceAccountView {
     pub connection_method: &'static str,
     /// The EWS endpoint; `null` when Autodiscover finds it per mailbox.
     pub ews_url: Option<String>,
-    /// Mailbox domains besides the service account's to which Autodiscover may send the
-    /// credentials.
-    pub other_domains: Vec<String>,
     /// The KDCs of the realm (`host` or `host:port`); empty when a krb5.conf decides.
     pub kdcs: Vec<String>,
     /// Whether a keytab for the service account is stored (`exsync secrets set
     /// exchange.keytab`); with Kerberos it replaces the password.
     pub keytab_provided: bool,
+    /// Mailbox domains besides the service account's to which Autodiscover may send the
+    /// credentials.
+    pub other_domains: Vec<String>,
     /// Whether the service account's password is stored.
     pub password_provided: bool,
     /// The Kerberos realm; `null` when none is set.
