@@ -8,25 +8,20 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::sim::with_kdc;
-use exsync_ews::{AuthMode, EwsClient};
-use exsync_testkit::kdc::{KdcOptions, PASSWORD};
+use common::sim::kerberos_by_password;
+use exsync_ews::EwsClient;
+use exsync_testkit::kdc::KdcOptions;
 
 const LIFE_SECS: u32 = 8;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ticket_near_its_end_is_renewed_before_a_request_uses_it() {
-    let Some((kdc, sim)) = with_kdc(
-        KdcOptions {
-            user_max_life_secs: Some(LIFE_SECS),
-            ..KdcOptions::default()
-        },
-        "negotiate",
-        false,
-    ) else {
+    let Some((kdc, sim, cfg)) = kerberos_by_password(KdcOptions {
+        user_max_life_secs: Some(LIFE_SECS),
+        ..KdcOptions::default()
+    }) else {
         return;
     };
-    let cfg = sim.kerberos_config(AuthMode::Kerberos, &kdc.user_principal(), PASSWORD, None);
     let client = EwsClient::new(cfg).unwrap();
     let mb = client.mailbox(&sim.allowed_mailbox(), sim.ews_url());
     let before_login = kdc.initial_tickets_issued();

@@ -4,8 +4,6 @@
 //! the connection test logs in with them at once, without a restart, reporting the scheme, the
 //! principal and the ticket's lifetime; with a wrong password it fails with the fix.
 
-use std::sync::Arc;
-
 use crate::support::sims::sims_with;
 use crate::support::{request, Auth, Body2, Env};
 use axum::http::{Method, StatusCode};
@@ -44,13 +42,7 @@ async fn the_connection_test_logs_in_with_kerberos_settings_saved_in_the_console
         .vault
         .set("crm.private_key", &sims.private_key())
         .unwrap();
-    let mut console = exsync_console::Console::new(
-        env.store.clone(),
-        env.state.vault.clone(),
-        env.config_path(),
-    );
-    console.connection_tests = true;
-    let app = exsync_console::router(Arc::new(console));
+    let app = env.router_with_connection_tests();
     let send = |method: Method, path: &str, role: Role, body: Option<Body2>| {
         let req = request(method, path, &Auth::Token(env.token(role).to_owned()), body);
         let app = app.clone();
