@@ -12,7 +12,7 @@ use exsync_testkit::kdc::KdcOptions;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clock_skew_is_reported_with_the_fix() {
-    let Some((kdc, sim, cfg)) = kerberos_by_password(KdcOptions {
+    let Some((_kdc, sim, cfg)) = kerberos_by_password(KdcOptions {
         clock_ahead_secs: Some(7200),
         ..KdcOptions::default()
     }) else {
