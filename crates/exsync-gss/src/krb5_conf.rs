@@ -40,9 +40,16 @@ pub fn render(realm: &str, kdcs: &[String]) -> Result<String, String> {
 /// The largest krb5.conf copied into the switchable one (a real one is a few kilobytes).
 const MAX_CONF_BYTES: u64 = 1024 * 1024;
 
-/// The file `KRB5_CONFIG` names in a process that called [`use_switchable`], with the private
-/// directory holding it (kept for the life of the process).
-static SWITCHABLE: OnceLock<(PathBuf, PrivateFiles)> = OnceLock::new();
+/// The file `KRB5_CONFIG` names in a process that called [`use_switchable`].
+static SWITCHABLE: OnceLock<PathBuf> = OnceLock::new();
+
+/// Keeps the switchable krb5.conf's private directory; dropping it (at the end of the process)
+/// removes the directory.
+#[derive(Debug)]
+#[must_use = "the switchable krb5.conf is removed when this is dropped"]
+pub struct Switchable {
+    _files: Option<PrivateFiles>,
+}
 
 /// Points MIT's library at `path`. The environment is process-wide and read without a lock, so
 /// without [`use_switchable`] call this before starting threads (at program start, before the
@@ -50,7 +57,7 @@ static SWITCHABLE: OnceLock<(PathBuf, PrivateFiles)> = OnceLock::new();
 /// which is safe at any time: MIT reads that file again for each login.
 pub fn use_config(path: &Path) -> Result<(), String> {
     match SWITCHABLE.get() {
-        Some((target, _)) => copy_into(path, target),
+        Some(target) => copy_into(path, target),
         None => {
             std::env::set_var("KRB5_CONFIG", path);
             Ok(())
@@ -63,10 +70,10 @@ pub fn use_config(path: &Path) -> Result<(), String> {
 /// once and before any thread starts, to a private file, and [`use_config`] later replaces that
 /// file's content instead of the environment. Until then the file holds what MIT would have
 /// read (`KRB5_CONFIG` as it was, else `/etc/krb5.conf`), so nothing changes for a process that
-/// never logs in with Kerberos.
-pub fn use_switchable() -> Result<(), String> {
+/// never logs in with Kerberos. Keep the returned guard for as long as the process runs.
+pub fn use_switchable() -> Result<Switchable, String> {
     if SWITCHABLE.get().is_some() {
-        return Ok(());
+        return Ok(Switchable { _files: None });
     }
     let files = PrivateFiles::new()
         .map_err(|e| format!("cannot create a private directory for krb5.conf: {e}"))?;
@@ -81,8 +88,10 @@ pub fn use_switchable() -> Result<(), String> {
         replace(&target, b"")?;
     }
     std::env::set_var("KRB5_CONFIG", &target);
-    let _ = SWITCHABLE.set((target, files));
-    Ok(())
+    let _ = SWITCHABLE.set(target);
+    Ok(Switchable {
+        _files: Some(files),
+    })
 }
 
 fn copy_into(from: &Path, target: &Path) -> Result<(), String> {

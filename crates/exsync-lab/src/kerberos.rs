@@ -20,6 +20,8 @@ pub struct LabKerberos {
     pub kdc: String,
     /// `svc-sync@REALM`.
     pub principal: String,
+    /// The service account's Kerberos password, which a written configuration logs in with.
+    pub password: String,
     /// The service account's keytab, which the service logs in with.
     pub client_keytab: PathBuf,
     /// The keytab of `HTTP/<mail host>`, which the simulator checks tickets with.
@@ -43,6 +45,7 @@ pub fn start_kdc() -> Result<(Kdc, LabKerberos)> {
         realm: exsync_kdc::REALM.into(),
         kdc: kdc_addr,
         principal: kdc.user_principal(),
+        password: exsync_kdc::PASSWORD.into(),
         client_keytab: kdc.client_keytab.clone(),
         service_keytab: kdc.service_keytab.clone(),
     };

@@ -494,7 +494,11 @@ sync_private = true
         let key = exsync_engine::vault::MasterKey::from_base64(master_key)?;
         let vault = exsync_engine::vault::Vault::new(Arc::clone(&self.syncer.store), key);
         if on_premises {
-            let password = text(&x["service_account"]["password"]);
+            // Over Kerberos the KDC's password for the account, not the simulator's NTLM one.
+            let password = match &self.options.kerberos {
+                Some(k) => k.password.clone(),
+                None => text(&x["service_account"]["password"]),
+            };
             vault.set(
                 exsync_engine::vault::EXCHANGE_PASSWORD,
                 &exsync_engine::vault::SecretValue::new(password),

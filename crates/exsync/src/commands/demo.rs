@@ -17,6 +17,11 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
                 .context("exsync demo --auth kerberos runs its own KDC")?,
         ),
     };
+    // The console left running tests connections with Kerberos too; this keeps the KDC's
+    // configuration (now in KRB5_CONFIG) as it starts.
+    let _krb5_conf = (kerberos.is_some() && args.keep_running)
+        .then(super::serve::prepare_console_kerberos)
+        .flatten();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

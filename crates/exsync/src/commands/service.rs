@@ -88,9 +88,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         vec![("version", env!("CARGO_PKG_VERSION").to_owned())],
         1.0,
     );
-    if config.console.configured {
-        prepare_console_kerberos();
-    }
+    let _krb5_conf = config
+        .console
+        .configured
+        .then(prepare_console_kerberos)
+        .flatten();
     runtime()?.block_on(async {
         if let Some(addr) = config.service.metrics_listen {
             let metrics = Arc::clone(&metrics);

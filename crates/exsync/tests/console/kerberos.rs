@@ -24,7 +24,7 @@ fn step<'a>(report: &'a Value, name: &str) -> &'a Value {
 async fn the_connection_test_logs_in_with_kerberos_settings_saved_in_the_console() {
     // What `exsync serve` does before its runtime starts: the realm edited below applies
     // to the next login.
-    exsync_gss::krb5_conf::use_switchable().unwrap();
+    let _krb5_conf = exsync_gss::krb5_conf::use_switchable().unwrap();
     let Some(kdc) = Kdc::start_with(KdcOptions {
         service_host: "mail.contoso.test".into(),
         ..KdcOptions::default()
