@@ -25,8 +25,16 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 impl PrivateFiles {
     /// A new private directory under the system's temporary directory.
     pub fn new() -> std::io::Result<PrivateFiles> {
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("exsync-krb5-");
+        // tempfile leaves the mode to the umask, which may let others list the directory.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o700));
+        }
         Ok(PrivateFiles {
-            dir: tempfile::Builder::new().prefix("exsync-krb5-").tempdir()?,
+            dir: builder.tempdir()?,
         })
     }
 

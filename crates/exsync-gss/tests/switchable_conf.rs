@@ -28,6 +28,13 @@ fn a_new_realm_applies_to_the_next_login_without_touching_the_environment() {
     );
     let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
+    let dir_mode = std::fs::metadata(target.parent().unwrap())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    // Whatever the umask (usually 022, which would give 0755).
+    assert_eq!(dir_mode, 0o700);
 
     // The realm is unknown to the configuration in place.
     let secret = ClientSecret::Password(PASSWORD.into());
@@ -42,5 +49,8 @@ fn a_new_realm_applies_to_the_next_login_without_touching_the_environment() {
     assert!(cred.lifetime_secs().unwrap_or(0) > 0);
 
     drop(guard);
-    assert!(!target.exists(), "the switchable krb5.conf outlived its guard");
+    assert!(
+        !target.exists(),
+        "the switchable krb5.conf outlived its guard"
+    );
 }

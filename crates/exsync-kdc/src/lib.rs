@@ -191,8 +191,15 @@ impl Kdc {
             None => None,
         };
         let started = Instant::now();
-        let dir = tempfile::Builder::new()
-            .prefix("exsync-kdc-")
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("exsync-kdc-");
+        // The keytabs are secrets; tempfile would leave the directory's mode to the umask.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o700));
+        }
+        let dir = builder
             .tempdir()
             .map_err(|e| failed("creating a directory for the KDC", e))?;
         let d = dir.path();
