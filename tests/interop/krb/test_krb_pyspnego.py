@@ -91,11 +91,18 @@ def kdc(tmp_path_factory):
         if "not installed" in reason:
             _skip_or_fail(reason)
         pytest.fail(f"exsync-sim kdc failed: {reason}")
-    # MIT's library reads these when pyspnego first creates a context; one KDC for the module.
+    # MIT's library reads these when pyspnego first creates a context; one KDC for the module,
+    # and the environment as it was for the tests after it.
+    saved = {k: os.environ.get(k) for k in ("KRB5_CONFIG", "KRB5CCNAME")}
     os.environ["KRB5_CONFIG"] = p.info["krb5_conf"]
     os.environ["KRB5CCNAME"] = "MEMORY:exsync-interop"
     yield p.info
     p.stop()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 @pytest.fixture(scope="module")
