@@ -69,6 +69,8 @@ impl DayZone {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn day(y: i32, m: u32, d: u32) -> NaiveDate {
