@@ -6,13 +6,14 @@
 
 use std::time::Duration;
 
-use chrono::{Days, NaiveDate, Utc};
+use chrono::NaiveDate;
 use exsync_core::{Event, EventTime, ItemKind, Record};
 use exsync_engine::sync::mailboxes::Backend;
 use exsync_engine::sync::service::{PassOptions, PassReport};
 use exsync_lab::{Lab, LabUser};
-use exsync_salesforce::NewRecord;
 use exsync_store::RunCounts;
+
+use crate::fidelity::{crm_all_day, days_from_today, plus};
 use serde_json::{json, Value};
 
 const BERLIN: &str = "Europe/Berlin";
@@ -23,17 +24,6 @@ async fn pass(lab: &Lab) -> PassReport {
     let report = lab.syncer.run_pass(&PassOptions::default()).await.unwrap();
     assert_eq!(report.failed_users(), 0, "{report:?}");
     report
-}
-
-fn days_from_today(days: u64) -> NaiveDate {
-    Utc::now()
-        .date_naive()
-        .checked_add_days(Days::new(days))
-        .unwrap()
-}
-
-fn plus(date: NaiveDate, days: u64) -> NaiveDate {
-    date.checked_add_days(Days::new(days)).unwrap()
 }
 
 /// An all-day event made in the user's Outlook in Berlin, through their backend.
@@ -135,26 +125,12 @@ async fn crm_all_day_events_are_whole_days_in_the_owners_zone(backend: Backend) 
 
     let holiday = days_from_today(12);
     let fair = days_from_today(30);
-    let new = |subject: &str, first: NaiveDate, days: u64| NewRecord {
-        external_key: None,
-        owner_id: Some(user.crm_id.as_str().to_owned()),
-        record: Event::new(
-            subject,
-            EventTime::Date(first),
-            EventTime::Date(plus(first, days)),
-        ),
-    };
-    for outcome in lab
-        .crm
-        .create_events(&[
-            new("CRM holiday", holiday, 1),
-            new("CRM trade fair", fair, 3),
-        ])
-        .await
-        .unwrap()
-    {
-        assert!(outcome.error.is_none(), "{:?}", outcome.error);
-    }
+    crm_all_day(
+        &lab,
+        user,
+        &[("CRM holiday", holiday, 1), ("CRM trade fair", fair, 3)],
+    )
+    .await;
     let offsite = days_from_today(20);
     all_day_in_outlook(&lab, user, backend, "Outlook offsite", offsite, 2).await;
 
