@@ -158,11 +158,11 @@ pub struct UserPass<'a> {
 
 /// The zone the user's all-day events are whole days in: their CRM zone, else UTC with a
 /// notice saying why, since Outlook then shows those events across two days.
-fn day_zone_of(user: &SyncUser) -> (DayZone, Option<Notice>) {
-    let why = if user.time_zone.trim().is_empty() {
+fn day_zone_of(time_zone: &str) -> (DayZone, Option<Notice>) {
+    let why = if time_zone.trim().is_empty() {
         "the CRM user has no time zone (TimeZoneSidKey)".to_owned()
     } else {
-        match DayZone::from_iana(&user.time_zone) {
+        match DayZone::from_iana(time_zone) {
             Ok(zone) => return (zone, None),
             Err(why) => why,
         }
@@ -198,7 +198,7 @@ pub async fn run_user<E: MailboxSide, C: CrmSide>(
         on_store(store, move |s| s.unresolved(&key)).await?
     };
 
-    let (day_zone, zone_notice) = day_zone_of(user);
+    let (day_zone, zone_notice) = day_zone_of(&user.time_zone);
     exchange.day_zone(&user.key, day_zone);
     report.notices.extend(zone_notice);
 
@@ -405,4 +405,36 @@ pub async fn user_pairs(
 ) -> Result<Vec<SyncedPair>, PassError> {
     let key = user.clone();
     on_store(store, move |s| s.load_pairs(&key, kind)).await
+}
+
+#[cfg(test)]
+mod day_zone_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_crm_zone_bounds_all_day_events_without_a_notice() {
+        let (zone, notice) = day_zone_of("Europe/Berlin");
+        assert_eq!(zone.windows(), "W. Europe Standard Time");
+        assert!(notice.is_none());
+    }
+
+    #[test]
+    fn a_missing_or_unknown_zone_falls_back_to_utc_and_says_so() {
+        for (zone, why) in [
+            ("", "has no time zone"),
+            (
+                "Mars/Olympus_Mons",
+                "\"Mars/Olympus_Mons\" is not an IANA time zone",
+            ),
+        ] {
+            let (day, notice) = day_zone_of(zone);
+            assert_eq!(day, DayZone::UTC);
+            let notice = notice.unwrap();
+            assert_eq!(notice.code, "day_zone_unknown");
+            assert!(notice.message.contains(why), "{notice:?}");
+            assert!(notice.fix.contains("time zone in the CRM"), "{notice:?}");
+        }
+    }
 }
