@@ -23,7 +23,7 @@ mod trace;
 mod transport;
 mod xml;
 
-pub use autodiscover::{Autodiscover, AutodiscoverConfig};
+pub use autodiscover::{Autodiscover, AutodiscoverConfig, MailboxLocation};
 pub use client::{
     EwsClient, EwsConfig, FolderPlace, MailboxClient, SyncBatch, SyncListing, TagSearch,
     TaggedItem, Update,
