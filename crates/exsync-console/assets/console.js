@@ -48,6 +48,19 @@
       time.textContent = local + ' (' + ago + ')';
     });
 
+    // Settings that only one authentication mode reads (the Kerberos realm and KDCs) are shown
+    // for that mode only; without this script they are all shown, and the server ignores none.
+    each('select#auth', function (select) {
+      function show() {
+        each('[data-shown-for-auth]', function (part) {
+          var modes = (part.getAttribute('data-shown-for-auth') || '').split(' ');
+          part.hidden = modes.indexOf(select.value) < 0;
+        });
+      }
+      select.addEventListener('change', show);
+      show();
+    });
+
     // A file picker that puts the chosen file's text into the field it names, so a PEM
     // key can be picked instead of pasted; the field is what the form sends.
     each('input[type=file][data-fills]', function (picker) {

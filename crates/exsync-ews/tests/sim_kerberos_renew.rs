@@ -7,23 +7,18 @@ mod common;
 
 use std::time::Duration;
 
-use common::sim::with_kdc;
-use exsync_ews::{AuthMode, EwsClient};
-use exsync_testkit::kdc::{KdcOptions, PASSWORD};
+use common::sim::kerberos_by_password;
+use exsync_ews::EwsClient;
+use exsync_testkit::kdc::KdcOptions;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_ticket_is_replaced_by_a_new_login() {
-    let Some((kdc, sim)) = with_kdc(
-        KdcOptions {
-            user_max_life_secs: Some(6),
-            ..KdcOptions::default()
-        },
-        "negotiate",
-        false,
-    ) else {
+    let Some((kdc, sim, cfg)) = kerberos_by_password(KdcOptions {
+        user_max_life_secs: Some(6),
+        ..KdcOptions::default()
+    }) else {
         return;
     };
-    let cfg = sim.kerberos_config(AuthMode::Kerberos, &kdc.user_principal(), PASSWORD, None);
     let client = EwsClient::new(cfg).unwrap();
     let mb = client.mailbox(&sim.allowed_mailbox(), sim.ews_url());
     mb.calendar_folder().await.unwrap();

@@ -5,24 +5,19 @@
 
 mod common;
 
-use common::sim::with_kdc;
-use exsync_ews::{AuthMode, EwsError};
+use common::sim::kerberos_by_password;
+use exsync_ews::EwsError;
 use exsync_gss::Problem;
-use exsync_testkit::kdc::{KdcOptions, PASSWORD};
+use exsync_testkit::kdc::KdcOptions;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clock_skew_is_reported_with_the_fix() {
-    let Some((kdc, sim)) = with_kdc(
-        KdcOptions {
-            clock_ahead_secs: Some(7200),
-            ..KdcOptions::default()
-        },
-        "negotiate",
-        false,
-    ) else {
+    let Some((_kdc, sim, cfg)) = kerberos_by_password(KdcOptions {
+        clock_ahead_secs: Some(7200),
+        ..KdcOptions::default()
+    }) else {
         return;
     };
-    let cfg = sim.kerberos_config(AuthMode::Kerberos, &kdc.user_principal(), PASSWORD, None);
     let err = sim.calendar_error(cfg).await;
     let text = err.to_string();
     match err {

@@ -11,7 +11,7 @@ pub struct PrivateFiles {
     dir: tempfile::TempDir,
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -25,9 +25,22 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 impl PrivateFiles {
     /// A new private directory under the system's temporary directory.
     pub fn new() -> std::io::Result<PrivateFiles> {
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("exsync-krb5-");
+        // tempfile leaves the mode to the umask, which may let others list the directory.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o700));
+        }
         Ok(PrivateFiles {
-            dir: tempfile::Builder::new().prefix("exsync-krb5-").tempdir()?,
+            dir: builder.tempdir()?,
         })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
     }
 
     /// Writes the keytab (0600) and returns its path.

@@ -1,5 +1,6 @@
-//! Our initiator and acceptor against a real MIT KDC on 127.0.0.1, and our initiator against an
-//! independent acceptor (python-gssapi with the service keytab). One KDC serves every case, in one
+//! Our initiator and acceptor against a real MIT KDC on 127.0.0.1, and our initiator against two
+//! independent acceptors with the service keytab: python-gssapi, and pyspnego from the interop
+//! venv. One KDC serves every case, in one
 //! test, because `KRB5_CONFIG` is process-wide.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -113,18 +114,45 @@ fn client_and_acceptor_against_a_real_kdc() {
         "{err}"
     );
 
-    // The independent acceptor: python-gssapi with the service keytab.
-    independent_acceptor(&kdc, &by_password, &principal);
+    // The independent acceptors: python-gssapi (Debian's), and pyspnego (pinned in the venv).
+    let acceptors = [
+        (
+            std::path::PathBuf::from("/usr/bin/python3"),
+            "acceptor.py",
+            "import gssapi",
+            "python-gssapi is not installed (apt-get install python3-gssapi)",
+        ),
+        (
+            // Not `paths::python()`, which fails without the venv: here a missing venv skips
+            // this acceptor (an error under EXSYNC_REQUIRE_KERBEROS=1, as scripts/test sets).
+            std::env::var_os("EXSYNC_PYTHON")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| exsync_testkit::paths::workspace().join(".venv/bin/python")),
+            "pyspnego_acceptor.py",
+            "import spnego, gssapi, krb5",
+            "pyspnego's Kerberos is not in the interop venv (pip install -r tests/interop/requirements.txt)",
+        ),
+    ];
+    for (python, script, probe, missing) in acceptors {
+        let probe = Command::new(&python).args(["-c", probe]).output();
+        if !probe.map(|o| o.status.success()).unwrap_or(false) {
+            kdc::skip(missing);
+            continue;
+        }
+        independent_acceptor(&kdc, &by_password, &principal, &python, script);
+    }
 }
 
-fn independent_acceptor(kdc: &Kdc, credential: &ClientCredential, principal: &str) {
-    let python = std::path::Path::new("/usr/bin/python3");
-    let script = exsync_testkit::paths::workspace().join("tests/interop/krb/acceptor.py");
-    let probe = Command::new(python).args(["-c", "import gssapi"]).output();
-    if !probe.map(|o| o.status.success()).unwrap_or(false) {
-        kdc::skip("python-gssapi is not installed (apt-get install python3-gssapi)");
-        return;
-    }
+fn independent_acceptor(
+    kdc: &Kdc,
+    credential: &ClientCredential,
+    principal: &str,
+    python: &std::path::Path,
+    script: &str,
+) {
+    let script = exsync_testkit::paths::workspace()
+        .join("tests/interop/krb")
+        .join(script);
     let mut child = Command::new(python)
         .arg(&script)
         .env("KRB5_CONFIG", &kdc.krb5_conf)
@@ -157,8 +185,8 @@ fn independent_acceptor(kdc: &Kdc, credential: &ClientCredential, principal: &st
     let (mut initiator, token) =
         Initiator::start(credential, HOST, Some(BINDING.to_vec())).unwrap();
     let answer = ask(&token, Some(BINDING));
-    assert_eq!(answer["ok"], true, "{answer}");
-    assert_eq!(answer["client"], principal);
+    assert_eq!(answer["ok"], true, "{script:?}: {answer}");
+    assert_eq!(answer["client"], principal, "{script:?}");
     // Mutual authentication: the acceptor's token completes our context.
     initiator.finish(&b64(&answer["token"])).unwrap();
 
@@ -175,7 +203,7 @@ fn independent_acceptor(kdc: &Kdc, credential: &ClientCredential, principal: &st
     let (_, token) =
         Initiator::start(credential, HOST, Some(b"tls-server-end-point:x".to_vec())).unwrap();
     let answer = ask(&token, Some(BINDING));
-    assert_eq!(answer["ok"], false, "{answer}");
+    assert_eq!(answer["ok"], false, "{script:?}: {answer}");
     drop(stdin);
     let _ = child.wait();
 }

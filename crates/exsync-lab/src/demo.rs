@@ -27,6 +27,9 @@ pub struct DemoOptions {
     pub online: Option<usize>,
     /// Where the simulators and the state database live; a temporary folder when `None`.
     pub dir: Option<PathBuf>,
+    /// Log in to Exchange with Kerberos (from [`crate::kerberos::start_kdc`]) instead of NTLM;
+    /// the simulator then offers Negotiate only.
+    pub kerberos: Option<crate::kerberos::LabKerberos>,
 }
 
 /// What the demo found.
@@ -188,9 +191,13 @@ pub async fn run(options: &DemoOptions) -> Result<DemoOutcome> {
         .min(options.users);
     // The last user on premises moves online between the passes, when there is one.
     let mover = (online < options.users && options.users > 1).then(|| options.users - online - 1);
+    let login = match &options.kerberos {
+        Some(k) => format!("Kerberos as {} from the KDC at {}", k.principal, k.kdc),
+        None => "NTLM".into(),
+    };
     println!(
         "exsync demo: {} users, each with {} contacts and {} events in the CRM and a few of their own in Outlook,\n\
-         synced through simulated Exchange on premises (EWS, NTLM, impersonation) for {} of them, Exchange Online\n\
+         synced through simulated Exchange on premises (EWS, {login}, impersonation) for {} of them, Exchange Online\n\
          (Microsoft Graph, an app scoped by RBAC for Applications) for {online}, and Salesforce (REST, JWT), all on 127.0.0.1.",
         options.users,
         options.contacts,
@@ -199,6 +206,12 @@ pub async fn run(options: &DemoOptions) -> Result<DemoOutcome> {
     );
     let mut lab_options = LabOptions::new(&dir, options.users);
     lab_options.exchange_online = Some(online);
+    if let Some(k) = &options.kerberos {
+        // Negotiate only: a request that fell back to another scheme would be refused.
+        lab_options.exchange_auth = "negotiate".into();
+        lab_options.exchange_keytab = Some(k.service_keytab.clone());
+        lab_options.kerberos = Some(k.clone());
+    }
     let lab = Lab::start(lab_options).await?;
     let seed = Seed {
         crm_contacts: options.contacts,
@@ -237,6 +250,18 @@ pub async fn run(options: &DemoOptions) -> Result<DemoOutcome> {
         );
     }
     println!("\n{}", table(&[&first, &second], &unresolved));
+    if options.kerberos.is_some() {
+        let counters = lab
+            .exchange_control(reqwest::Method::GET, "/counters", &serde_json::Value::Null)
+            .await?;
+        let logons = &counters["logons_per_scheme"];
+        println!(
+            "Exchange logons: {} with Kerberos (Negotiate), {} with NTLM, {} with Basic.",
+            logons["negotiate"].as_u64().unwrap_or(0),
+            logons["ntlm"].as_u64().unwrap_or(0),
+            logons["basic"].as_u64().unwrap_or(0),
+        );
+    }
     let check = lab.convergence().await?;
     if check.converged() {
         println!(

@@ -4,6 +4,7 @@
 
 mod check;
 pub mod demo;
+pub mod kerberos;
 mod migration;
 mod online;
 mod script;
@@ -69,6 +70,9 @@ pub struct LabOptions {
     /// mailboxes' zone. `None`: the simulators' own (`Europe/London` in the CRM, UTC in
     /// Exchange).
     pub time_zone: Option<String>,
+    /// The service logs in to Exchange with Kerberos as this says (the simulator must offer
+    /// `negotiate` with the service principal's keytab); NTLM when `None`.
+    pub kerberos: Option<kerberos::LabKerberos>,
 }
 
 impl LabOptions {
@@ -86,6 +90,7 @@ impl LabOptions {
             postgres_url: None,
             exchange_online: None,
             time_zone: None,
+            kerberos: None,
         }
     }
 }
@@ -259,6 +264,14 @@ impl Lab {
             text(&account["password"])?,
         ));
         ews_config.ca_file = Some(ca_file);
+        if let Some(k) = &options.kerberos {
+            ews_config.auth = exsync_ews::AuthMode::Kerberos;
+            ews_config.kerberos = Some(exsync_ews::KerberosLogin {
+                principal: k.principal.clone(),
+                keytab: Some(k.client_keytab.clone()),
+                files: None,
+            });
+        }
         ews_config.trace_dir = options.exchange_trace.as_ref().map(|d| d.join("client"));
 
         // The service reaches the simulator by its mail host name, which is inside the service
@@ -426,8 +439,17 @@ impl Lab {
                 ),
                 None => String::new(),
             };
+            // Over Kerberos the password in the vault logs in; the KDC is found from here.
+            let auth = match &self.options.kerberos {
+                Some(k) => format!(
+                    "auth = \"kerberos\"\nrealm = {}\nkdcs = [{}]",
+                    quoted(&k.realm),
+                    quoted(&k.kdc)
+                ),
+                None => "auth = \"ntlm\"".into(),
+            };
             format!(
-                "[exchange]\news_url = {}\nservice_account = {}\nauth = \"ntlm\"\nca_file = {}\n{trace}",
+                "[exchange]\news_url = {}\nservice_account = {}\n{auth}\nca_file = {}\n{trace}",
                 quoted(&text(&x["ews_url_by_name"])),
                 quoted(&text(&x["service_account"]["upn"])),
                 quoted(&text(&x["ca_cert"])),
@@ -488,7 +510,11 @@ sync_private = true
         let key = exsync_engine::vault::MasterKey::from_base64(master_key)?;
         let vault = exsync_engine::vault::Vault::new(Arc::clone(&self.syncer.store), key);
         if on_premises {
-            let password = text(&x["service_account"]["password"]);
+            // Over Kerberos the KDC's password for the account, not the simulator's NTLM one.
+            let password = match &self.options.kerberos {
+                Some(k) => k.password.clone(),
+                None => text(&x["service_account"]["password"]),
+            };
             vault.set(
                 exsync_engine::vault::EXCHANGE_PASSWORD,
                 &exsync_engine::vault::SecretValue::new(password),

@@ -15,5 +15,6 @@ pub mod exchange;
 pub mod graph;
 mod https;
 mod journal;
+pub mod kdc;
 pub mod salesforce;
 pub mod tls;

@@ -307,6 +307,17 @@ pub struct DemoArgs {
     /// Keep the simulators' data and the state database here instead of a temporary folder.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// How the service logs in to the simulated Exchange: NTLM, or Kerberos from a throwaway
+    /// MIT KDC on 127.0.0.1 (needs the Debian packages krb5-kdc and krb5-admin-server).
+    #[arg(long, value_enum, default_value_t = DemoAuthArg::Ntlm)]
+    pub auth: DemoAuthArg,
+}
+
+#[cfg(feature = "demo")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DemoAuthArg {
+    Ntlm,
+    Kerberos,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

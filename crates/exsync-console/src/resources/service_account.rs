@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form, Json};
 use exsync_core::config::ExchangeAuth;
-use exsync_engine::vault::{SecretValue, EXCHANGE_PASSWORD};
+use exsync_engine::vault::{SecretValue, EXCHANGE_KEYTAB, EXCHANGE_PASSWORD};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -24,7 +24,7 @@ use super::{blank_to_none, internal};
 /// stored.
 #[derive(Serialize)]
 pub(crate) struct ServiceAccountView {
-    /// `auto`, `basic` or `ntlm`.
+    /// `auto`, `basic`, `ntlm` or `kerberos`.
     pub auth: &'static str,
     /// Whether mailboxes are found through Autodiscover (no EWS URL set).
     pub autodiscover: bool,
@@ -35,11 +35,18 @@ pub(crate) struct ServiceAccountView {
     pub connection_method: &'static str,
     /// The EWS endpoint; `null` when Autodiscover finds it per mailbox.
     pub ews_url: Option<String>,
+    /// The KDCs of the realm (`host` or `host:port`); empty when a krb5.conf decides.
+    pub kdcs: Vec<String>,
+    /// Whether a keytab for the service account is stored (`exsync secrets set
+    /// exchange.keytab`); with Kerberos it replaces the password.
+    pub keytab_provided: bool,
     /// Mailbox domains besides the service account's to which Autodiscover may send the
     /// credentials.
     pub other_domains: Vec<String>,
     /// Whether the service account's password is stored.
     pub password_provided: bool,
+    /// The Kerberos realm; `null` when none is set.
+    pub realm: Option<String>,
     /// The service account, `user@domain` or `DOMAIN\user`.
     pub username: String,
 }
@@ -48,6 +55,7 @@ impl ServiceAccountView {
     pub(crate) fn load(st: &AppState) -> ConsoleResult<ServiceAccountView> {
         let config = st.config.load()?;
         let password_provided = st.vault.contains(EXCHANGE_PASSWORD)?;
+        let keytab_provided = st.vault.contains(EXCHANGE_KEYTAB)?;
         // Without an `[exchange]` section (every mailbox online) the form starts empty; saving
         // it adds the section.
         let Some(x) = config.exchange else {
@@ -58,7 +66,10 @@ impl ServiceAccountView {
                 connection_method: "ews_service_account",
                 ews_url: None,
                 other_domains: Vec::new(),
+                kdcs: Vec::new(),
+                keytab_provided,
                 password_provided,
+                realm: None,
                 username: String::new(),
             });
         };
@@ -69,13 +80,16 @@ impl ServiceAccountView {
             connection_method: "ews_service_account",
             ews_url: x.ews_url,
             other_domains: x.other_domains,
+            kdcs: x.kdcs,
+            keytab_provided,
             password_provided,
+            realm: x.realm,
             username: x.service_account,
         })
     }
 
     fn render(&self, caller: &Caller, message: Option<&str>, error: Option<&str>) -> String {
-        let provided = if self.password_provided {
+        let provided = if self.password_provided || self.keytab_provided {
             format!(
                 r#"<p class="notice" id="provided">Service account provided: {}</p>"#,
                 esc(&self.username)
@@ -95,7 +109,11 @@ impl ServiceAccountView {
 <form method="post" action="/service-account" autocomplete="off" id="service-account-form">{}
 <fieldset><legend>Connection method</legend>
 <label>Method <select name="method" disabled><option selected>Exchange Web Services through a service account with impersonation</option></select></label>
-<label>Authentication <select name="auth" id="auth">{}{}{}</select></label></fieldset>
+<label>Authentication <select name="auth" id="auth">{}{}{}{}</select></label></fieldset>
+<fieldset id="kerberos-fields" data-shown-for-auth="auto kerberos"><legend>Kerberos</legend>
+<label>Realm (upper case, e.g. CONTOSO.COM; with Automatic, setting it prefers Kerberos) <input type="text" name="realm" id="realm" value="{}"></label>
+<label>KDCs, comma-separated (host or host:port; empty: the machine's krb5.conf) <input type="text" name="kdcs" id="kdcs" value="{}"></label>
+<p class="muted" id="keytab-state">{}</p></fieldset>
 <fieldset><legend>Service account</legend>
 <label>User name (user@domain or DOMAIN\user) <input type="text" name="username" id="sa-username" value="{}" autocomplete="off" required></label>
 <label>Password <input type="password" name="password" id="sa-password" value="" autocomplete="off" data-no-copy placeholder="{}"></label>
@@ -108,9 +126,21 @@ impl ServiceAccountView {
             notice(message),
             error_box(error),
             csrf_field(caller),
-            option("auto", "Basic when offered, NTLM otherwise"),
+            option(
+                "auto",
+                "Automatic: Kerberos when a realm is set, else Basic when offered, else NTLM"
+            ),
             option("basic", "Basic"),
             option("ntlm", "NTLM"),
+            option("kerberos", "Kerberos (Negotiate)"),
+            esc(self.realm.as_deref().unwrap_or_default()),
+            esc(&self.kdcs.join(", ")),
+            if self.keytab_provided {
+                "A keytab is stored: Kerberos logs in with it instead of the password."
+            } else {
+                "Kerberos logs in with the password above, or with a keytab stored by \
+                 `base64 -w0 FILE | exsync secrets set exchange.keytab`."
+            },
             esc(&self.username),
             if self.password_provided {
                 "(stored; type it again to change it)"
@@ -137,6 +167,10 @@ pub(crate) struct ServiceAccountInput {
     pub other_domains: Vec<String>,
     #[serde(default)]
     pub ca_file: Option<String>,
+    #[serde(default)]
+    pub realm: Option<String>,
+    #[serde(default)]
+    pub kdcs: Vec<String>,
 }
 
 pub(crate) fn domain_set(domains: &[String]) -> BTreeSet<String> {
@@ -172,6 +206,17 @@ pub(crate) fn apply_service_account(
     let domains_changed = domains.iter().cloned().collect::<BTreeSet<_>>() != old_domains;
     let user_changed = old.is_none_or(|x| username != x.service_account);
     let has_password = st.vault.contains(EXCHANGE_PASSWORD)?;
+    let auth = blank_to_none(input.auth);
+    let realm = blank_to_none(input.realm).map(|r| r.trim().to_owned());
+    // The KDCs are listed like the domains; case is kept for a host:port as typed.
+    let kdcs: Vec<String> = input
+        .kdcs
+        .iter()
+        .flat_map(|k| k.split([',', ' ', '\n', '\r', '\t']))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_owned)
+        .collect();
     if password.is_none() {
         if domains_changed {
             return Err(ConsoleError::bad_request(
@@ -183,7 +228,9 @@ pub(crate) fn apply_service_account(
                 "changing the service account requires its password",
             ));
         }
-        if !has_password {
+        let keytab_serves =
+            auth.as_deref() == Some("kerberos") && st.vault.contains(EXCHANGE_KEYTAB)?;
+        if !has_password && !keytab_serves {
             return Err(ConsoleError::bad_request(
                 "the service account password is required",
             ));
@@ -191,7 +238,6 @@ pub(crate) fn apply_service_account(
     }
     let ews_url = blank_to_none(input.ews_url);
     let ca_file = blank_to_none(input.ca_file);
-    let auth = blank_to_none(input.auth);
     st.config.edit(|doc| {
         let t = table_at(doc, &["exchange"])?;
         set_str(t, "service_account", Some(&username));
@@ -201,6 +247,12 @@ pub(crate) fn apply_service_account(
         }
         set_list(t, "other_domains", &domains);
         set_str(t, "ca_file", ca_file.as_deref());
+        set_str(t, "realm", realm.as_deref());
+        if kdcs.is_empty() {
+            t.remove("kdcs");
+        } else {
+            set_list(t, "kdcs", &kdcs);
+        }
         Ok(())
     })?;
     if let Some(p) = &password {
@@ -216,6 +268,8 @@ pub(crate) fn apply_service_account(
             "other_domains": domains,
             "ca_file": ca_file,
             "auth": auth,
+            "realm": realm,
+            "kdcs": kdcs,
         }),
     );
     ServiceAccountView::load(st)
@@ -281,6 +335,10 @@ pub(crate) struct ServiceAccountForm {
     other_domains: String,
     #[serde(default)]
     ca_file: Option<String>,
+    #[serde(default)]
+    realm: Option<String>,
+    #[serde(default)]
+    kdcs: String,
 }
 
 pub(crate) async fn post_form(
@@ -295,6 +353,8 @@ pub(crate) async fn post_form(
         ews_url: form.ews_url,
         other_domains: vec![form.other_domains],
         ca_file: form.ca_file,
+        realm: form.realm,
+        kdcs: vec![form.kdcs],
     };
     match apply_service_account(&st, &caller, input) {
         Ok(_) => service_account_page(&st, &caller, Some("Saved."), None, StatusCode::OK),

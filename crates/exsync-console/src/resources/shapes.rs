@@ -207,8 +207,11 @@ fn settings_and_session_as_before() -> R {
             ca_file: Some("/etc/ca.pem".to_owned()),
             connection_method: "ews_service_account",
             ews_url: Some("https://mail.b.test/EWS/Exchange.asmx".to_owned()),
+            kdcs: vec!["dc1.b.test".to_owned()],
+            keytab_provided: false,
             other_domains: vec!["c.test".to_owned()],
             password_provided: true,
+            realm: Some("B.TEST".to_owned()),
             username: "svc@b.test".to_owned(),
         },
         &json!({
@@ -220,6 +223,9 @@ fn settings_and_session_as_before() -> R {
             "autodiscover": false,
             "other_domains": ["c.test"],
             "ca_file": "/etc/ca.pem",
+            "realm": "B.TEST",
+            "kdcs": ["dc1.b.test"],
+            "keytab_provided": false,
         }),
     )?;
     same(

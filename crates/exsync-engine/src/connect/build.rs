@@ -186,7 +186,7 @@ pub fn kerberos_login(
         _ => None,
     };
     if let Some(path) = krb5_conf {
-        exsync_gss::krb5_conf::use_config(&path);
+        exsync_gss::krb5_conf::use_config(&path).map_err(BuildError::Kerberos)?;
     }
     Ok(Some(exsync_ews::KerberosLogin {
         principal,

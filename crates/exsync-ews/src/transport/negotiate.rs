@@ -18,6 +18,13 @@ use crate::error::EwsError;
 /// A credential with less life left than this is acquired again before use.
 const RENEW_BEFORE: Duration = Duration::from_secs(300);
 
+/// When a credential that lives `life` is acquired again: [`RENEW_BEFORE`] ahead of its end, or
+/// a quarter of its life ahead for a short one, so a ticket of a few minutes is still reused
+/// (a fixed five minutes would log in again on every request) and never used to its last second.
+fn renew_after(life: Duration) -> Duration {
+    life.saturating_sub(RENEW_BEFORE.min(life / 4))
+}
+
 /// The largest Negotiate token we read from a server (a Kerberos AP-REP is a few hundred bytes).
 const MAX_TOKEN_BYTES: usize = 64 * 1024;
 
@@ -71,8 +78,7 @@ impl HttpClient {
     ) -> Result<Arc<ClientCredential>, EwsError> {
         let Some(login) = self.config.kerberos.clone() else {
             return Err(EwsError::InvalidInput(
-                "Kerberos was chosen but this connection has no Kerberos login: set exchange.realm \
-                 (the console's connection test does not log in with Kerberos; `exsync check` does)"
+                "Kerberos was chosen but this connection has no Kerberos login: set exchange.realm"
                     .into(),
             ));
         };
@@ -98,7 +104,7 @@ impl HttpClient {
             .lifetime_secs()
             .map(|s| Duration::from_secs(u64::from(s)))
             .unwrap_or(RENEW_BEFORE * 2);
-        let renew_at = Instant::now() + life.saturating_sub(RENEW_BEFORE);
+        let renew_at = Instant::now() + renew_after(life);
         tracing::info!(principal = %login.principal, lifetime_secs = life.as_secs(), "Kerberos ticket acquired");
         let cred = Arc::new(cred);
         *current = Some((Arc::clone(&cred), renew_at));
@@ -206,4 +212,21 @@ fn negotiate_token(headers: &http::HeaderMap) -> Option<Result<Vec<u8>, String>>
                     .map_err(|e| format!("the server's Negotiate token is not base64: {e}")),
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renewal_comes_five_minutes_or_a_quarter_of_the_life_before_the_end() {
+        let h = Duration::from_secs(3600);
+        assert_eq!(renew_after(10 * h), 10 * h - RENEW_BEFORE);
+        assert_eq!(
+            renew_after(Duration::from_secs(600)),
+            Duration::from_secs(450)
+        );
+        assert_eq!(renew_after(Duration::from_secs(8)), Duration::from_secs(6));
+        assert_eq!(renew_after(Duration::ZERO), Duration::ZERO);
+    }
 }

@@ -92,6 +92,21 @@ pub fn with_kdc(
     Some((kdc, sim))
 }
 
+/// [`with_kdc`] with the simulator offering Negotiate only, and a client configuration logging
+/// in with Kerberos as the service account, with its password.
+pub fn kerberos_by_password(
+    options: exsync_testkit::kdc::KdcOptions,
+) -> Option<(exsync_testkit::kdc::Kdc, Sim, EwsConfig)> {
+    let (kdc, sim) = with_kdc(options, "negotiate", false)?;
+    let cfg = sim.kerberos_config(
+        AuthMode::Kerberos,
+        &kdc.user_principal(),
+        exsync_testkit::kdc::PASSWORD,
+        None,
+    );
+    Some((kdc, sim, cfg))
+}
+
 impl Sim {
     pub fn start(opts: SimOptions<'_>) -> Sim {
         let dir = tempfile::tempdir().unwrap();

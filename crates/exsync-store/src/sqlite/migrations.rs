@@ -198,7 +198,13 @@ const V7: &str = r#"
 ALTER TABLE runs ADD COLUMN backend TEXT CHECK (backend IS NULL OR backend <> '');
 "#;
 
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
+/// The users of a CRM record are looked up for each record the org-wide read returns
+/// (`state::PAIR_USERS`); without this index each look-up scanned every pair.
+const V8: &str = r#"
+CREATE INDEX pairs_by_crm_id ON pairs (kind, crm_id);
+"#;
+
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
 
 pub(crate) fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA user_version", [], |row| row.get(0))

@@ -169,17 +169,18 @@ pub(crate) fn list_cursors(conn: &Connection) -> StoreResult<Vec<CursorEntry>> {
 }
 
 /// For each of these CRM records, the users holding a pair for it.
+/// Who holds a CRM record in a pair: asked once per record the org-wide read returns, so it
+/// must find them through `pairs_by_crm_id`, not by scanning every pair.
+pub(crate) const PAIR_USERS: &str =
+    "SELECT user_key FROM pairs WHERE kind = ?1 AND crm_id = ?2 ORDER BY user_key";
+
 pub(crate) fn crm_pair_users(
     conn: &Connection,
     kind: ItemKind,
     crm_ids: &[exsync_core::CrmId],
 ) -> StoreResult<Vec<(exsync_core::CrmId, UserKey)>> {
     const OP: &str = "find the users of CRM records";
-    let mut query = conn
-        .prepare_cached(
-            "SELECT user_key FROM pairs WHERE kind = ?1 AND crm_id = ?2 ORDER BY user_key",
-        )
-        .ctx(OP, None)?;
+    let mut query = conn.prepare_cached(PAIR_USERS).ctx(OP, None)?;
     let mut out = Vec::new();
     for crm_id in crm_ids {
         let users = query

@@ -752,6 +752,31 @@ fn the_database_runs_in_wal_mode_with_foreign_keys() {
     assert_eq!(in_memory.list_users().unwrap().len(), 1);
 }
 
+#[test]
+fn the_users_of_a_crm_record_are_found_through_an_index() {
+    let (_dir, store) = temp_store();
+    let plan: Vec<String> = store.with_conn(|c| {
+        let mut statement = c
+            .prepare(&format!(
+                "EXPLAIN QUERY PLAN {}",
+                crate::sqlite::state::PAIR_USERS
+            ))
+            .unwrap();
+        let rows = statement
+            .query_map(["contact", "003A"], |r| r.get::<_, String>(3))
+            .unwrap();
+        rows.map(Result::unwrap).collect()
+    });
+    assert!(
+        plan.iter().any(|step| step.contains("pairs_by_crm_id")),
+        "{plan:?}"
+    );
+    assert!(
+        !plan.iter().any(|step| step.starts_with("SCAN")),
+        "{plan:?}"
+    );
+}
+
 fn console_settings_round_trip_and_replace(db: &Db) {
     let store = db.open();
     assert_eq!(store.setting("sync.enabled").unwrap(), None);

@@ -5,9 +5,23 @@ use std::process::ExitCode;
 use anyhow::Context;
 use exsync_lab::demo::{self, DemoOptions};
 
-use crate::cli::DemoArgs;
+use crate::cli::{DemoArgs, DemoAuthArg};
 
 pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
+    // The KDC first, before any thread: it points MIT's library at itself through the
+    // environment, and without it installed nothing else is started.
+    let kerberos = match args.auth {
+        DemoAuthArg::Ntlm => None,
+        DemoAuthArg::Kerberos => Some(
+            exsync_lab::kerberos::start_kdc()
+                .context("exsync demo --auth kerberos runs its own KDC")?,
+        ),
+    };
+    // The console left running tests connections with Kerberos too; this keeps the KDC's
+    // configuration (now in KRB5_CONFIG) as it starts.
+    let _krb5_conf = (kerberos.is_some() && args.keep_running)
+        .then(super::serve::prepare_console_kerberos)
+        .flatten();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -19,6 +33,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
             events: args.events,
             online: args.online,
             dir: args.data_dir.clone(),
+            kerberos: kerberos.as_ref().map(|(_, setup)| setup.clone()),
         };
         let outcome = demo::run(&options).await?;
         if args.keep_running {

@@ -72,10 +72,23 @@ impl ConsoleServer {
     }
 }
 
+/// Lets the console's connection test log in with Kerberos settings edited while it runs. Call
+/// before the async runtime starts (it sets `KRB5_CONFIG`) and keep what it returns while the
+/// console runs; a failure is reported, and only that test's Kerberos login is affected.
+pub(crate) fn prepare_console_kerberos() -> Option<exsync_gss::krb5_conf::Switchable> {
+    exsync_gss::krb5_conf::use_switchable()
+        .inspect_err(|e| {
+            tracing::warn!(error = %e, "The console's connection test cannot log in with Kerberos.");
+            eprintln!("warning: the console's connection test cannot log in with Kerberos: {e}");
+        })
+        .ok()
+}
+
 pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let config = load(&args.config.config).map_err(|errors| anyhow::anyhow!("{errors}"))?;
     let (store, vault, _) = open_vault(&args.config, &args.key)?;
     let listen = args.listen.unwrap_or(config.console.listen);
+    let _krb5_conf = prepare_console_kerberos();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -14,7 +14,7 @@ use exsync_engine::sync::daemon::{record, run_until_stopped};
 use exsync_engine::sync::service::{PassOptions, PassReport};
 
 use super::secrets::open_vault;
-use super::serve::ConsoleServer;
+use super::serve::{prepare_console_kerberos, ConsoleServer};
 use crate::cli::{ConfigFileArg, KeyFileArg, LogFormatArg, RunArgs, SyncArgs};
 use exsync_engine::vault::Vault;
 use exsync_store::Store;
@@ -88,6 +88,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         vec![("version", env!("CARGO_PKG_VERSION").to_owned())],
         1.0,
     );
+    let _krb5_conf = config
+        .console
+        .configured
+        .then(prepare_console_kerberos)
+        .flatten();
     runtime()?.block_on(async {
         if let Some(addr) = config.service.metrics_listen {
             let metrics = Arc::clone(&metrics);

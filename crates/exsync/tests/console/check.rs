@@ -6,8 +6,6 @@
 //! key file others may read is a warning with the `chmod` that fixes it, and the check
 //! creates no file.
 
-use std::sync::Arc;
-
 use crate::support::sims::sims;
 use crate::support::{request, Auth, Env};
 use axum::http::{Method, StatusCode};
@@ -214,13 +212,7 @@ async fn the_cli_prints_json_and_exits_1_on_a_failure_and_the_console_runs_the_s
         .vault
         .set("crm.private_key", &sims.private_key())
         .unwrap();
-    let mut console = exsync_console::Console::new(
-        env.store.clone(),
-        env.state.vault.clone(),
-        env.config_path(),
-    );
-    console.connection_tests = true;
-    let app = exsync_console::router(Arc::new(console));
+    let app = env.router_with_connection_tests();
     let req = request(
         Method::POST,
         "/api/users/user3%40contoso.test/test",

@@ -23,5 +23,6 @@ mod configurations;
 mod conflicts;
 mod encoding;
 mod exchange_online;
+mod kerberos;
 mod openapi;
 mod secrets;

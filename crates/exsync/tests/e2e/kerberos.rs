@@ -171,3 +171,53 @@ async fn a_sync_pass_over_kerberos_with_a_keytab_from_the_vault() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// `exsync demo --auth kerberos`: its own KDC, the simulator accepting Negotiate only, every
+/// Exchange logon with Kerberos, and both sides converged. Without MIT's KDC, a refusal naming
+/// the Debian packages before anything starts.
+#[test]
+fn the_demo_over_kerberos_converges_with_every_logon_by_kerberos() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let output = Command::new(env!("CARGO_BIN_EXE_exsync"))
+        .args(["demo", "--auth", "kerberos", "--users", "1"])
+        .args(["--contacts", "5", "--events", "2", "--data-dir"])
+        .arg(&data)
+        // The demo must bring its own Kerberos configuration.
+        .env_remove("KRB5_CONFIG")
+        .output()
+        .unwrap();
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if !exsync_testkit::kdc::installed() {
+        assert!(!output.status.success(), "{out}");
+        assert!(
+            out.contains("apt-get install krb5-kdc krb5-admin-server"),
+            "{out}"
+        );
+        assert!(!data.exists(), "something was started: {out}");
+        return;
+    }
+    assert!(output.status.success(), "{out}");
+    assert!(
+        out.contains(&format!(
+            "Kerberos as svc-sync@{REALM} from the KDC at 127.0.0.1:"
+        )),
+        "{out}"
+    );
+    let logons = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Exchange logons: "))
+        .unwrap_or_else(|| panic!("no logon counts: {out}"));
+    let kerberos: u64 = logons
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(kerberos > 0, "{out}");
+    assert!(logons.contains(" 0 with NTLM, 0 with Basic."), "{logons}");
+    assert!(out.contains("Converged:"), "{out}");
+}

@@ -63,6 +63,7 @@ async fn the_demo_converges_with_every_scripted_change_carried() {
         events: 4,
         online: None,
         dir: Some(dir.path().to_path_buf()),
+        kerberos: None,
     })
     .await
     .unwrap();

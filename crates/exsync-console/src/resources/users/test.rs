@@ -177,7 +177,9 @@ pub(crate) async fn do_test(st: &AppState, caller: &Caller, user: &str) -> (Stat
         &st.vault,
         Some(key.as_str().to_owned()),
     ) {
-        Ok(i) => i,
+        // As `exsync check` does; the realm and KDCs edited while the console runs apply,
+        // because `exsync serve` made MIT's configuration file switchable at start.
+        Ok(i) => i.with_kerberos(&st.vault),
         Err(e) => {
             let e = ConsoleError::from(e);
             return (e.status, e.into());

@@ -5,6 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use futures_util::{stream, StreamExt};
+use tokio::sync::mpsc;
+
 use chrono::Utc;
 use exsync_core::plan::{settle, Op, WriteResult};
 use exsync_core::{CrmId, ExchangeId, ItemId, Side};
@@ -14,6 +17,22 @@ use super::cursor::FolderCursor;
 use super::{on_store, KindPass, PassError, UserReport};
 use crate::failpoints::{self, failpoint};
 use crate::sync::sides::{CrmSide, MailboxSide, Write};
+
+/// How many write batches are out at once, and how many planned slices wait for them (see
+/// `KindPass::write_planned`).
+pub(super) const IN_FLIGHT: usize = 2;
+
+/// A batch whose writes went out, with what each side answered.
+struct SentBatch {
+    /// The batch's plan.
+    ops: Vec<Op>,
+    /// The journal id of each of its writes, in plan order.
+    intents: Vec<i64>,
+    /// One result per write, in plan order.
+    results: Vec<WriteResult>,
+    /// Journal ids of writes whose outcome is unknown (their side's call failed as a whole).
+    unsettled: BTreeSet<i64>,
+}
 
 /// What the pass wrote so far, for its commits.
 pub(super) struct Written {
@@ -37,24 +56,30 @@ impl Written {
 }
 
 impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
-    /// Writes one slice's plan, one batch at a time: each batch holds no more writes for a
-    /// side than that side takes in one request, and its outcome is committed as soon as its
-    /// answers are back, so a crash loses the answers of one request per side at most.
-    pub(super) async fn apply(
+    /// Writes the slices' plans as the planner hands them over, one batch at a time: each
+    /// batch holds no more writes for a side than that side takes in one request, and its
+    /// outcome is committed as soon as its answers are back. Two batches are out at once
+    /// (the next is journaled and sent while a side answers the last), so a server's latency
+    /// is paid about once per two requests and a crash loses the answers of two requests per
+    /// side at most, both journaled. Batches settle in plan order.
+    pub(super) async fn write_planned(
         &self,
-        ops: Vec<Op>,
+        planned: mpsc::Receiver<Vec<Op>>,
         written: &mut Written,
         commit: &mut PassCommit,
         report: &mut UserReport,
     ) -> Result<(), PassError> {
         let kind = self.kind;
-        if ops.is_empty() {
-            return Ok(());
-        }
+        let mut slices = stream::unfold(planned, |mut planned| async move {
+            planned.recv().await.map(|ops| (ops, planned))
+        })
+        .boxed();
         if self.dry_run {
-            match report.plans.last_mut() {
-                Some((k, plan)) if *k == kind => plan.extend(ops),
-                _ => report.plans.push((kind, ops)),
+            while let Some(ops) = slices.next().await {
+                match report.plans.last_mut() {
+                    Some((k, plan)) if *k == kind => plan.extend(ops),
+                    _ => report.plans.push((kind, ops)),
+                }
             }
             return Ok(());
         }
@@ -62,23 +87,18 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
             self.crm.write_batch().max(1),
             self.exchange.write_batch(&self.user.key).max(1),
         ];
-        for batch in batches(ops, limits) {
-            self.apply_batch(batch, written, commit, report).await?;
+        let mut sent = slices
+            .flat_map(|ops| stream::iter(batches(ops, limits)))
+            .map(|batch| self.send_batch(batch))
+            .buffered(IN_FLIGHT);
+        while let Some(batch) = sent.next().await {
+            self.settle_batch(batch?, written, commit, report).await?;
         }
         Ok(())
     }
 
-    /// Writes one batch and commits what it wrote (pairs, echo log, the created items) on its
-    /// own; what the pass as a whole reports (conflicts, failures, counts) goes into the
-    /// pass's last commit.
-    async fn apply_batch(
-        &self,
-        ops: Vec<Op>,
-        written: &mut Written,
-        commit: &mut PassCommit,
-        report: &mut UserReport,
-    ) -> Result<(), PassError> {
-        let kind = self.kind;
+    /// Journals one batch's writes and sends them; nothing of what they did is committed yet.
+    async fn send_batch(&self, ops: Vec<Op>) -> Result<SentBatch, PassError> {
         // The batch is planned and none of its writes has gone out yet.
         failpoint(failpoints::BEFORE_SLICE_WRITES);
         let intents = {
@@ -91,6 +111,31 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         };
         failpoint(failpoints::JOURNAL_COMMITTED);
         let (results, unsettled) = self.execute(&ops, &intents).await?;
+        Ok(SentBatch {
+            ops,
+            intents,
+            results,
+            unsettled,
+        })
+    }
+
+    /// Commits what one sent batch wrote (pairs, echo log, the created items) on its own; what
+    /// the pass as a whole reports (conflicts, failures, counts) goes into the pass's last
+    /// commit.
+    async fn settle_batch(
+        &self,
+        sent: SentBatch,
+        written: &mut Written,
+        commit: &mut PassCommit,
+        report: &mut UserReport,
+    ) -> Result<(), PassError> {
+        let kind = self.kind;
+        let SentBatch {
+            ops,
+            intents,
+            results,
+            unsettled,
+        } = sent;
         let settlement = settle(&ops, &results);
         for (op, result) in ops.iter().filter(|op| op.writes()).zip(&results) {
             if let (Some((on, what)), WriteResult::Done { .. }) = (write_of(op), result) {

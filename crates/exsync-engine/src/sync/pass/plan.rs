@@ -10,7 +10,9 @@ use exsync_core::plan::{
 use exsync_core::{CrmId, ItemId, Side};
 use exsync_store::{PassCommit, UnresolvedReport};
 
-use super::execute::{pair_of, Written};
+use tokio::sync::mpsc;
+
+use super::execute::{pair_of, Written, IN_FLIGHT};
 use super::{on_store, KindPass, PassError, UserReport};
 use crate::sync::sides::{CrmSide, MailboxSide};
 use crate::sync::stage::Stage;
@@ -69,13 +71,30 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
     }
 
     /// Plans and writes the staged records slice by slice: the pairs that changed first, then
-    /// the records no pair holds, matched on disk (by our tag, then by their match keys).
+    /// the records no pair holds, matched on disk (by our tag, then by their match keys). The
+    /// next slice is planned while the last one's writes are out; no slice's plan depends on
+    /// what an earlier one wrote (each holds other pairs, and new records are matched on disk).
     pub(super) async fn write_slices(
         &self,
         stage: &mut Stage,
         written: &mut Written,
         commit: &mut PassCommit,
         report: &mut UserReport,
+    ) -> Result<(), PassError> {
+        let (planned, to_write) = mpsc::channel(IN_FLIGHT);
+        tokio::try_join!(
+            self.plan_slices(stage, planned),
+            self.write_planned(to_write, written, commit, report),
+        )?;
+        Ok(())
+    }
+
+    /// Plans every slice and hands each plan to the writer. Stops early, without an error of
+    /// its own, when the writer has stopped: the writer's error ends the pass.
+    async fn plan_slices(
+        &self,
+        stage: &mut Stage,
+        planned: mpsc::Sender<Vec<Op>>,
     ) -> Result<(), PassError> {
         let kind = self.kind;
         let rules = self.user.config.rules(kind);
@@ -88,7 +107,9 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
             after = Some(last);
             let (ops, settled) = self.plan_pairs(stage, &ids).await?;
             stage.mark_done(&settled)?;
-            self.apply(ops, written, commit, report).await?;
+            if !hand_over(&planned, ops).await {
+                return Ok(());
+            }
         }
 
         link_unpaired(kind, stage, self.slice)?;
@@ -119,7 +140,9 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                 now: self.now,
                 new_records: NewRecords::Linked(&links),
             });
-            self.apply(ops, written, commit, report).await?;
+            if !hand_over(&planned, ops).await {
+                return Ok(());
+            }
         }
         Ok(())
     }
@@ -180,6 +203,11 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         let settled = held.into_iter().chain(claimed).collect();
         Ok((ops, settled))
     }
+}
+
+/// Hands a slice's plan to the writer; false when the writer has stopped.
+async fn hand_over(planned: &mpsc::Sender<Vec<Op>>, ops: Vec<Op>) -> bool {
+    ops.is_empty() || planned.send(ops).await.is_ok()
 }
 
 /// Changes split as the planner takes them: the CRM's, then Exchange's.

@@ -166,6 +166,16 @@ struct Faults {
     stalled: BTreeMap<String, Arc<tokio::sync::Notify>>,
     /// The process "dies" in the next write call to this side (see [`Crash`]).
     crash: Option<Crash>,
+    /// Mailbox write calls wait (a while) for another to be out with them, and the most out
+    /// at once is kept: how a test sees the pass's writes overlap.
+    overlap: Option<Overlap>,
+}
+
+#[derive(Default)]
+struct Overlap {
+    out: usize,
+    most: usize,
+    arrivals: usize,
 }
 
 /// Where a write call to one side ends the pass, as a crash would: the call never returns,
@@ -191,6 +201,29 @@ enum CrashAt {
 }
 
 impl Mem {
+    /// Under the `overlap` probe, counts this mailbox write call as out and waits until
+    /// another has come out after it, or half a second has passed (the last call of a pass
+    /// has none).
+    async fn wait_for_company(&self) {
+        let arrivals = |faults: &Faults| faults.overlap.as_ref().map_or(0, |o| o.arrivals);
+        let mine = {
+            let mut faults = self.faults.lock().unwrap();
+            let Some(overlap) = &mut faults.overlap else {
+                return;
+            };
+            overlap.out += 1;
+            overlap.arrivals += 1;
+            overlap.most = overlap.most.max(overlap.out);
+            overlap.arrivals
+        };
+        for _ in 0..50 {
+            if arrivals(&self.faults.lock().unwrap()) > mine {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// Runs a write call under the armed crash, if it is for `side`.
     async fn write_call(
         &self,
@@ -483,24 +516,30 @@ impl MailboxSide for Mem {
         writes: &[Write<'_>],
     ) -> SideResult<Vec<WriteResult>> {
         self.check_up(user)?;
-        self.write_call(exsync_core::Side::Exchange, || {
-            let faults = self.faults.lock().unwrap();
-            let mut boxes = self.mailboxes.lock().unwrap();
-            let mailbox = boxes.entry(user.as_str().to_owned()).or_default();
-            writes
-                .iter()
-                .map(|w| {
-                    if rejects(&faults, w) {
-                        WriteResult::Failed {
-                            reason: "ErrorInvalidPropertySet".into(),
+        self.wait_for_company().await;
+        let answer = self
+            .write_call(exsync_core::Side::Exchange, || {
+                let faults = self.faults.lock().unwrap();
+                let mut boxes = self.mailboxes.lock().unwrap();
+                let mailbox = boxes.entry(user.as_str().to_owned()).or_default();
+                writes
+                    .iter()
+                    .map(|w| {
+                        if rejects(&faults, w) {
+                            WriteResult::Failed {
+                                reason: "ErrorInvalidPropertySet".into(),
+                            }
+                        } else {
+                            mailbox.write("e", None, w)
                         }
-                    } else {
-                        mailbox.write("e", None, w)
-                    }
-                })
-                .collect()
-        })
-        .await
+                    })
+                    .collect()
+            })
+            .await;
+        if let Some(overlap) = &mut self.faults.lock().unwrap().overlap {
+            overlap.out -= 1;
+        }
+        answer
     }
 
     fn write_batch(&self, _user: &UserKey) -> usize {
@@ -689,6 +728,27 @@ async fn first_pass_copies_both_ways_and_second_pass_writes_nothing() {
         .map(|u| u.counts.created + u.counts.updated + u.counts.deleted)
         .sum();
     assert_eq!(writes, 0, "{again:?}");
+}
+
+#[tokio::test]
+async fn two_write_batches_are_out_at_once_and_never_more() {
+    let w = world(&["ann@x.test"]);
+    // Slices of 3 and batches of 2: batches of one slice and of the next overlap.
+    let contacts: Vec<String> = (0..11)
+        .map(|i| w.crm_create(0, person(&format!("P{i}"), &format!("p{i}@x.test"))))
+        .collect();
+    w.mem.faults.lock().unwrap().overlap = Some(Overlap::default());
+    let report = w.pass().await;
+    assert_eq!(report.failed_users(), 0, "{report:?}");
+    let most = w.mem.faults.lock().unwrap().overlap.take().unwrap().most;
+    assert_eq!(most, 2, "the mailbox's write calls out at once");
+    assert_eq!(
+        w.mailbox("ann@x.test").len(),
+        contacts.len(),
+        "each copied once"
+    );
+    let again = w.pass().await;
+    assert_eq!(again.users[0].counts.created, 0, "{again:?}");
 }
 
 #[tokio::test]

@@ -99,6 +99,18 @@ impl Env {
         }
     }
 
+    /// A router over this console's store, vault and configuration with its connection tests
+    /// turned on (the analyzer reaches the simulators).
+    pub fn router_with_connection_tests(&self) -> Router {
+        let mut console = Console::new(
+            self.store.clone(),
+            self.state.vault.clone(),
+            self.config_path(),
+        );
+        console.connection_tests = true;
+        router(Arc::new(console))
+    }
+
     pub fn config_path(&self) -> PathBuf {
         self.dir.path().join("exsync.toml")
     }

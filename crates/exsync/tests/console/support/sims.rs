@@ -14,10 +14,16 @@ pub struct Sims {
 }
 
 pub async fn sims() -> Sims {
+    sims_with(|_| {}).await
+}
+
+/// [`sims`] with the Exchange simulator's options changed by `change` (its auth schemes, a
+/// keytab).
+pub async fn sims_with(change: impl FnOnce(&mut ExchangeSimOptions)) -> Sims {
     let dir = tempfile::tempdir().unwrap();
-    let exchange = ExchangeSim::start(ExchangeSimOptions::new(dir.path().join("exchange")))
-        .await
-        .unwrap();
+    let mut options = ExchangeSimOptions::new(dir.path().join("exchange"));
+    change(&mut options);
+    let exchange = ExchangeSim::start(options).await.unwrap();
     let salesforce = SalesforceSim::start(
         &dir.path().join("salesforce"),
         "127.0.0.1:0".parse().unwrap(),
