@@ -114,6 +114,19 @@ pub struct Autodiscover {
     cache: Mutex<HashMap<String, (Url, Instant)>>,
 }
 
+/// Where on-premises Autodiscover places a mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailboxLocation {
+    /// On premises, reached at this EWS URL.
+    OnPremises(Url),
+    /// In Exchange Online: Autodiscover redirected to the tenant's routing address (a remote
+    /// mailbox's `targetAddress`, `user@tenant.mail.onmicrosoft.com`). Nothing is sent there.
+    Online {
+        /// The routing address Autodiscover answered with.
+        target: String,
+    },
+}
+
 /// What one Autodiscover endpoint said.
 enum Answer {
     Ews(Url),
@@ -218,11 +231,29 @@ impl Autodiscover {
                 return Ok(url);
             }
         }
-        let url = self.discover(address).await?;
+        let url = match self.discover(address, None).await? {
+            MailboxLocation::OnPremises(url) => url,
+            // Only a lookup given a routing domain answers this.
+            MailboxLocation::Online { target } => {
+                return Err(Self::fail(address, format!("redirected to {target}")))
+            }
+        };
         if let Ok(mut cache) = self.cache.lock() {
             cache.insert(key, (url.clone(), Instant::now()));
         }
         Ok(url)
+    }
+
+    /// Whether a mailbox is on premises or in Exchange Online, asked of on-premises
+    /// Autodiscover (even when an EWS URL is configured): a redirect to an address in
+    /// `routing_domain` (the tenant's `tenant.mail.onmicrosoft.com`) means online. Any other
+    /// redirect is followed as [`Self::ews_url`] follows it, inside the allow-list only.
+    pub async fn locate(
+        &self,
+        address: &str,
+        routing_domain: &str,
+    ) -> Result<MailboxLocation, EwsError> {
+        self.discover(address, Some(routing_domain)).await
     }
 
     fn fail(address: &str, reason: impl Into<String>) -> EwsError {
@@ -256,7 +287,11 @@ impl Autodiscover {
         Ok(url)
     }
 
-    async fn discover(&self, original: &str) -> Result<Url, EwsError> {
+    async fn discover(
+        &self,
+        original: &str,
+        routing_domain: Option<&str>,
+    ) -> Result<MailboxLocation, EwsError> {
         let mut text = original.trim().to_owned();
         let mut seen_addresses = HashSet::new();
         let mut walk = Walk {
@@ -288,7 +323,16 @@ impl Autodiscover {
                 .discover_domain(&address.to_string(), &domain, &mut walk)
                 .await?
             {
-                Some(Answer::Ews(url)) => return Ok(url),
+                Some(Answer::Ews(url)) => return Ok(MailboxLocation::OnPremises(url)),
+                Some(Answer::RedirectAddr(next))
+                    if routing_domain.is_some_and(|routing| {
+                        Address::parse(&next)
+                            .is_ok_and(|a| a.domain.eq_ignore_ascii_case(routing.trim()))
+                    }) =>
+                {
+                    tracing::info!(from = %address, to = %next, "Autodiscover redirects to the tenant's routing address: the mailbox is in Exchange Online");
+                    return Ok(MailboxLocation::Online { target: next });
+                }
                 Some(Answer::RedirectAddr(next)) => {
                     if seen_addresses.len() > MAX_ADDRESS_REDIRECTS {
                         return Err(Self::fail(original, "too many address redirects"));

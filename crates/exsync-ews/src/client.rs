@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use url::Url;
 
 use exsync_core::plan::{Change, Item};
+use exsync_core::zones::DayZone;
 use exsync_core::{Contact, CrmId, Event, ExchangeId, Fields, ItemId, ItemKind, Record};
 
 use crate::error::{classify, CodeClass, EwsError, ResponseError};
@@ -151,6 +152,7 @@ impl EwsClient {
             client: Arc::clone(self),
             address: address.trim().to_owned(),
             url: ews_url,
+            day_zone: DayZone::UTC,
         }
     }
 
@@ -411,9 +413,17 @@ pub struct MailboxClient {
     client: Arc<EwsClient>,
     address: String,
     url: Url,
+    /// The owner's zone: all-day events are written as whole days in it.
+    day_zone: DayZone,
 }
 
 impl MailboxClient {
+    /// The same mailbox, writing all-day events as whole days in `zone` (the owner's).
+    pub fn with_day_zone(mut self, zone: DayZone) -> Self {
+        self.day_zone = zone;
+        self
+    }
+
     /// The mailbox's address, as impersonated.
     pub fn address(&self) -> &str {
         &self.address
@@ -859,7 +869,12 @@ impl MailboxClient {
             .collect())
     }
 
-    fn write_record(kind: ItemKind, fields: &Fields, crm_id: &CrmId) -> Result<String, String> {
+    fn write_record(
+        &self,
+        kind: ItemKind,
+        fields: &Fields,
+        crm_id: &CrmId,
+    ) -> Result<String, String> {
         let mut w = XmlWriter::new();
         match kind {
             ItemKind::Contact => {
@@ -868,7 +883,7 @@ impl MailboxClient {
             }
             ItemKind::Event => {
                 let e = Event::from_fields(fields).map_err(|e| e.to_string())?;
-                mapping::write_event(&mut w, &e, Some(crm_id));
+                mapping::write_event_in(&mut w, &e, Some(crm_id), self.day_zone);
             }
         }
         Ok(w.finish())
@@ -887,7 +902,7 @@ impl MailboxClient {
             records.iter().map(|_| None).collect();
         let mut xml: Vec<Option<String>> = Vec::with_capacity(records.len());
         for (i, (crm_id, fields)) in records.iter().enumerate() {
-            match Self::write_record(kind, fields.borrow(), crm_id) {
+            match self.write_record(kind, fields.borrow(), crm_id) {
                 Ok(x) => xml.push(Some(x)),
                 Err(reason) => {
                     xml.push(None);
@@ -977,7 +992,10 @@ impl MailboxClient {
         let mut modified = Vec::new();
         for occurrence in &recurrence.modified {
             let date = mapping::occurrence_date(event, &occurrence.original_start);
-            modified.push((index_of(date)?, mapping::occurrence_updates(occurrence)));
+            modified.push((
+                index_of(date)?,
+                mapping::occurrence_updates(occurrence, self.day_zone),
+            ));
         }
         let mut deleted = Vec::new();
         for date in &recurrence.deleted {
@@ -1086,7 +1104,7 @@ impl MailboxClient {
                     .and_then(|c| mapping::contact_updates(&c, &u.changed)),
                 ItemKind::Event => Event::from_fields(&u.fields)
                     .map_err(|e| e.to_string())
-                    .and_then(|e| mapping::event_updates(&e, &u.changed)),
+                    .and_then(|e| mapping::event_updates_in(&e, &u.changed, self.day_zone)),
             };
             match field_updates {
                 Ok(list) if list.is_empty() => results[i] = Some(Ok(u.item.clone())),

@@ -23,7 +23,7 @@ mod trace;
 mod transport;
 mod xml;
 
-pub use autodiscover::{Autodiscover, AutodiscoverConfig};
+pub use autodiscover::{Autodiscover, AutodiscoverConfig, MailboxLocation};
 pub use client::{
     EwsClient, EwsConfig, FolderPlace, MailboxClient, SyncBatch, SyncListing, TagSearch,
     TaggedItem, Update,
@@ -32,7 +32,7 @@ pub use dns::{SrvFuture, SrvRecord, SrvResolver, StaticSrv, SystemSrv};
 pub use error::{EwsError, ResponseError};
 pub use exsync_core::AllowList;
 pub use mapping::contact::write_contact;
-pub use mapping::event::write_event;
+pub use mapping::event::{write_event, write_event_in};
 pub use mapping::ItemRef;
 pub use ops::{DeletedFolder, FolderRef, SearchFolder};
 pub use throttle::RetryPolicy;
@@ -47,14 +47,14 @@ pub use xml::XmlWriter;
 #[doc(hidden)]
 pub mod testing {
     pub use crate::mapping::contact::contact_updates;
-    pub use crate::mapping::event::{event_updates, occurrence_updates};
+    pub use crate::mapping::event::{event_updates, event_updates_in, occurrence_updates};
     pub use crate::ops::{folders, items, sync};
     pub use crate::soap::envelope;
     pub use crate::transport::conn::Response;
     pub use crate::transport::HttpConfig;
     pub use exsync_core::occurrence_dates;
     pub use exsync_core::zones::iana_to_windows;
-    pub use exsync_core::zones::{ALIASES, PRIMARY};
+    pub use exsync_core::zones::{DayZone, ALIASES, PRIMARY};
 
     /// Reads an item element as written by [`crate::write_contact`] / [`crate::write_event`]
     /// (the `t:` prefix needs no declaration here) into the record's field form, the way a

@@ -16,7 +16,7 @@ use url::Url;
 
 use common::fake;
 use common::sim::{Sim, SimOptions, DOMAIN, MAIL_HOST};
-use exsync_ews::{AllowList, Autodiscover, AutodiscoverConfig};
+use exsync_ews::{AllowList, Autodiscover, AutodiscoverConfig, MailboxLocation};
 use exsync_ews::{AuthMode, EwsClient, EwsError, Resolve};
 use exsync_ews::{SrvRecord, StaticSrv};
 
@@ -398,4 +398,42 @@ async fn candidates_never_walk_up_to_a_parent_domain() {
     let err = ad.ews_url("ann@sub.contoso.test").await.unwrap_err();
     assert!(matches!(err, EwsError::Autodiscover { .. }), "{err:?}");
     assert!(auth_hosts(&sim.counters().await).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_mailbox_is_located_online_by_its_routing_address() {
+    const ROUTING: &str = "contoso.mail.onmicrosoft.com";
+    let sim = sim();
+    let moved = sim.allowed_mailbox();
+    let stayed = sim.denied_mailbox();
+    // A remote mailbox: on-premises Autodiscover answers with its targetAddress.
+    let target = format!("{}@{}", moved.split('@').next().unwrap(), ROUTING);
+    redirect(&sim, json!({"mailbox": moved, "redirect_addr": target})).await;
+    let (_, ad) = Setup::new(&sim).build(&sim);
+    sim.control("DELETE", "/counters", None).await;
+    assert_eq!(
+        ad.locate(&moved, "Contoso.Mail.OnMicrosoft.com")
+            .await
+            .unwrap(),
+        MailboxLocation::Online {
+            target: target.clone()
+        }
+    );
+    // Nothing was sent to the routing domain: it is not a place to look mailboxes up.
+    let hosts = auth_hosts(&sim.counters().await);
+    assert!(hosts.keys().all(|h| h.ends_with(DOMAIN)), "{hosts:?}");
+    // A mailbox still on premises is located at its EWS URL.
+    assert_eq!(
+        ad.locate(&stayed, ROUTING).await.unwrap(),
+        MailboxLocation::OnPremises(expected_ews(&sim))
+    );
+    // Another tenant's routing domain is just a redirect outside the allow-list.
+    let err = ad
+        .locate(&moved, "fabrikam.mail.onmicrosoft.com")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not in the allow-list"), "{err}");
+    // Looking up the EWS URL of a remote mailbox fails the same way, with nothing sent.
+    let err = ad.ews_url(&moved).await.unwrap_err();
+    assert!(err.to_string().contains("not in the allow-list"), "{err}");
 }

@@ -269,7 +269,13 @@ fn every_request_body_is_schema_valid() {
         "update_occurrences".into(),
         items::update_occurrences(
             &item.id,
-            &[(3, exsync_ews::testing::occurrence_updates(&occurrence))],
+            &[(
+                3,
+                exsync_ews::testing::occurrence_updates(
+                    &occurrence,
+                    exsync_ews::testing::DayZone::UTC,
+                ),
+            )],
         ),
     ));
     let mut bare = Event::new(

@@ -200,7 +200,11 @@ async fn mapping_events_and_a_series_with_its_edits_read_back_through_the_simula
         &client,
         Method::PATCH,
         &format!("/users/{USER}/events/{}", ids[0]),
-        Some(Value::Object(occurrence_patch(&e, &moved))),
+        Some(Value::Object(occurrence_patch(
+            &e,
+            &moved,
+            exsync_core::zones::DayZone::UTC,
+        ))),
     )
     .await;
     send(

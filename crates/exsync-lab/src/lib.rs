@@ -66,6 +66,10 @@ pub struct LabOptions {
     /// Exchange Online beside Exchange on premises: the Graph simulator, with the last this
     /// many users' mailboxes in it (the others on premises). `None`: on premises only.
     pub exchange_online: Option<usize>,
+    /// The users' time zone (IANA): their CRM `TimeZoneSidKey` and their on-premises
+    /// mailboxes' zone. `None`: the simulators' own (`Europe/London` in the CRM, UTC in
+    /// Exchange).
+    pub time_zone: Option<String>,
     /// The service logs in to Exchange with Kerberos as this says (the simulator must offer
     /// `negotiate` with the service principal's keytab); NTLM when `None`.
     pub kerberos: Option<kerberos::LabKerberos>,
@@ -85,6 +89,7 @@ impl LabOptions {
             configuration: None,
             postgres_url: None,
             exchange_online: None,
+            time_zone: None,
             kerberos: None,
         }
     }
@@ -185,6 +190,7 @@ impl Lab {
                 "first_name": "User",
                 "last_name": format!("{i}"),
                 "profile": PROFILE,
+                "time_zone": options.time_zone.as_deref().unwrap_or_default(),
             }));
         }
         let seeded = post(
@@ -212,6 +218,16 @@ impl Lab {
                 text(&info["control_token"])?.as_str(),
                 "/impersonation",
                 &json!({ "mailboxes": mailboxes, "allowed": true }),
+            )
+            .await?;
+        }
+        if let Some(zone) = &options.time_zone {
+            call(
+                &control,
+                reqwest::Method::PUT,
+                &format!("{}/mailboxes/time_zone", text(&info["control_url"])?),
+                text(&info["control_token"])?.as_str(),
+                &json!({ "time_zone": zone }),
             )
             .await?;
         }

@@ -465,6 +465,9 @@ pub struct SfUser {
     pub active: bool,
     /// The user's profile name, which configurations assign by (their `groups`).
     pub profile: String,
+    /// The user's `TimeZoneSidKey` (an IANA name such as `Europe/Berlin`): the zone whose
+    /// midnights bound their all-day events in Outlook. Empty when the org did not say.
+    pub time_zone: String,
 }
 
 /// The fields read for a user.
@@ -475,6 +478,7 @@ pub const USER_FIELDS: &[&str] = &[
     "Name",
     "IsActive",
     "Profile.Name",
+    "TimeZoneSidKey",
 ];
 
 /// A user read from a query row; missing fields read as empty text, a missing `IsActive` as
@@ -493,6 +497,7 @@ pub fn user_from_sobject(record: &Value) -> SfUser {
             .get("Profile")
             .map(|p| text(p, "Name"))
             .unwrap_or_default(),
+        time_zone: text(record, "TimeZoneSidKey").trim().to_owned(),
     }
 }
 

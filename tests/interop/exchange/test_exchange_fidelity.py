@@ -153,6 +153,34 @@ def test_all_day_event_is_snapped_to_midnight_in_its_zone(sim):
     assert raw.count() == 1
 
 
+def test_mailbox_zone_shows_which_all_day_items_are_whole_days_there(sim):
+    r = sim.control("PUT", "/mailboxes/time_zone", {"mailbox": USER, "time_zone": "Europe/Berlin"})
+    assert r.status_code == 200, r.text
+    assert sim.control("PUT", "/mailboxes/time_zone", {"time_zone": "Mars/Olympus"}).status_code == 400
+    a = sim.account(USER)
+    day = datetime.date(2026, 6, 6)
+    for subject, zone in (("Made in Berlin", "Europe/Berlin"), ("Made in UTC", "UTC")):
+        tz = EWSTimeZone(zone)
+        CalendarItem(
+            folder=a.calendar,
+            subject=subject,
+            is_all_day=True,
+            start=EWSDateTime(2026, 6, 6, tzinfo=tz),
+            end=EWSDateTime(2026, 6, 7, tzinfo=tz),
+        ).save()
+    # Both read back all-day on their day, each in its own zone...
+    for subject in ("Made in Berlin", "Made in UTC"):
+        back = a.calendar.get(subject=subject)
+        assert back.is_all_day and back.start == day, (subject, back.start)
+    # ...but only the one made in Berlin is whole days to the owner in Berlin: the other shows
+    # from 02:00 to 02:00, across two days.
+    view = sim.control("POST", "/calendar/view", {"mailbox": USER}).json()
+    assert view["time_zone"] == "Europe/Berlin"
+    seen = {i["subject"]: (i["start"], i["whole_days"]) for i in view["items"]}
+    assert seen["Made in Berlin"] == ("2026-06-06T00:00:00", True)
+    assert seen["Made in UTC"] == ("2026-06-06T02:00:00", False)
+
+
 def test_ids_have_exchange_shape_and_convert(sim):
     import base64
 

@@ -1,8 +1,10 @@
 //! Windows ↔ IANA time zone names. Exchange names zones the Windows way (EWS's `TimeZone Id`,
 //! Graph's `dateTimeTimeZone.timeZone`), the CRM and chrono-tz the IANA way.
 
+mod day;
 mod table;
 
+pub use day::DayZone;
 pub use table::{ALIASES, PRIMARY};
 
 /// The IANA zone a Windows zone id stands for.

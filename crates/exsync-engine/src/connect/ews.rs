@@ -12,6 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use exsync_core::plan::WriteResult;
+use exsync_core::zones::DayZone;
 use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind, UserKey};
 use exsync_ews::{
     Autodiscover, DeletedFolder, EwsClient, EwsError, FolderPlace, FolderRef, ItemRef,
@@ -57,6 +58,8 @@ pub struct ExchangeConnection {
     /// What the connection noticed per user since the pass last asked
     /// ([`MailboxSide::take_notices`]).
     notices: Mutex<HashMap<UserKey, Vec<Notice>>>,
+    /// Each user's zone for all-day events ([`MailboxSide::day_zone`]); UTC until told.
+    day_zones: Mutex<HashMap<UserKey, DayZone>>,
 }
 
 impl ExchangeConnection {
@@ -69,6 +72,7 @@ impl ExchangeConnection {
             hints: Mutex::new(HashMap::new()),
             made: Mutex::new(HashSet::new()),
             notices: Mutex::new(HashMap::new()),
+            day_zones: Mutex::new(HashMap::new()),
         }
     }
 
@@ -105,7 +109,17 @@ impl ExchangeConnection {
                 .await
                 .map_err(side_error)?,
         };
-        Ok(self.client.mailbox(user.as_str(), url))
+        let day_zone = self
+            .day_zones
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(user)
+            .copied()
+            .unwrap_or_default();
+        Ok(self
+            .client
+            .mailbox(user.as_str(), url)
+            .with_day_zone(day_zone))
     }
 
     fn cached(&self, user: &UserKey, kind: ItemKind) -> Option<FolderRef> {
@@ -313,6 +327,13 @@ impl MailboxSide for ExchangeConnection {
             .unwrap_or_else(|p| p.into_inner())
             .remove(user)
             .unwrap_or_default()
+    }
+
+    fn day_zone(&self, user: &UserKey, zone: DayZone) {
+        self.day_zones
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(user.clone(), zone);
     }
 
     fn known_folder(&self, user: &UserKey, kind: ItemKind, folder: &(String, String)) {

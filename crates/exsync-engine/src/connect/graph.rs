@@ -22,10 +22,11 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, SubsecRound, Utc};
 use exsync_core::config::Window;
 use exsync_core::plan::{Change, WriteResult};
+use exsync_core::zones::DayZone;
 use exsync_core::{Contact, CrmId, Event, ExchangeId, ItemId, ItemKind, Record, UserKey};
 use exsync_graph::mapping::{
     contact_expand, contact_updates, contact_updates_keeping, crm_id_property_id, event_expand,
-    event_updates, expand_properties, item_change, tag_filter, write_contact, write_event,
+    event_updates_in, expand_properties, item_change, tag_filter, write_contact, write_event_in,
     GraphRef, CONTACT_SELECT, EVENT_SELECT, PREFER_TEXT_BODY,
 };
 use exsync_graph::{BatchReply, BatchRequest, Error as GraphFailure, GraphClient, BATCH_MAX};
@@ -97,6 +98,8 @@ pub struct GraphConnection {
     /// MAPI properties addressed by tag that hold the fax, other and assistant numbers.
     tag_only_expand: std::sync::atomic::AtomicBool,
     notices: Mutex<HashMap<UserKey, Vec<Notice>>>,
+    /// Each user's zone for all-day events ([`MailboxSide::day_zone`]); UTC until told.
+    day_zones: Mutex<HashMap<UserKey, DayZone>>,
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -263,7 +266,16 @@ impl GraphConnection {
             cancelled: Mutex::new(HashMap::new()),
             tag_only_expand: std::sync::atomic::AtomicBool::new(false),
             notices: Mutex::new(HashMap::new()),
+            day_zones: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The zone the user's all-day events are whole days in.
+    pub(crate) fn day_zone_of(&self, user: &UserKey) -> DayZone {
+        locked(&self.day_zones)
+            .get(user)
+            .copied()
+            .unwrap_or_default()
     }
 
     /// The backend's settings.
@@ -911,7 +923,8 @@ impl GraphConnection {
                             Contact::from_fields(fields).map(|c| write_contact(&c, Some(&crm_id)))
                         }
                         ItemKind::Event => Event::from_fields(fields).map(|e| {
-                            let mut body = write_event(&e, Some(&crm_id));
+                            let mut body =
+                                write_event_in(&e, Some(&crm_id), self.day_zone_of(user));
                             let tid = transaction_id(user, origin, &body);
                             if let Some(map) = body.as_object_mut() {
                                 map.insert("transactionId".into(), Value::String(tid));
@@ -950,7 +963,7 @@ impl GraphConnection {
                             }),
                         ItemKind::Event => Event::from_fields(fields)
                             .map_err(|e| e.to_string())
-                            .and_then(|e| event_updates(&e, changed)),
+                            .and_then(|e| event_updates_in(&e, changed, self.day_zone_of(user))),
                     };
                     patch.map(|p| {
                         let mut r =
@@ -1037,6 +1050,10 @@ impl MailboxSide for GraphConnection {
 
     fn take_notices(&self, user: &UserKey) -> Vec<Notice> {
         locked(&self.notices).remove(user).unwrap_or_default()
+    }
+
+    fn day_zone(&self, user: &UserKey, zone: DayZone) {
+        locked(&self.day_zones).insert(user.clone(), zone);
     }
 
     fn known_folder(&self, user: &UserKey, kind: ItemKind, folder: &(String, String)) {

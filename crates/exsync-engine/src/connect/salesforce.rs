@@ -101,6 +101,7 @@ impl CrmSide for SalesforceSide {
                 email: u.email,
                 profile: u.profile,
                 active: u.active,
+                time_zone: u.time_zone,
             })
             .collect())
     }

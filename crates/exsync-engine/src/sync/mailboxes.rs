@@ -13,6 +13,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 
 use exsync_core::plan::{Change, WriteResult};
+use exsync_core::zones::DayZone;
 use exsync_core::{ExchangeId, ItemId, ItemKind, UserKey};
 use exsync_store::Notice;
 
@@ -204,6 +205,12 @@ impl<W: MailboxSide, G: MailboxSide> MailboxSide for Mailboxes<W, G> {
         dispatch!(self, user, side => side.known_folder(user, kind, folder))
     }
 
+    // Both backends hear it: a mailbox moved during the run writes in its zone on either.
+    fn day_zone(&self, user: &UserKey, zone: DayZone) {
+        self.ews.day_zone(user, zone);
+        self.graph.day_zone(user, zone);
+    }
+
     async fn changes_page(
         &self,
         user: &UserKey,
@@ -331,6 +338,10 @@ impl<S: MailboxSide> MailboxSide for Optional<S> {
 
     fn known_folder(&self, user: &UserKey, kind: ItemKind, folder: &(String, String)) {
         either!(self, side => side.known_folder(user, kind, folder))
+    }
+
+    fn day_zone(&self, user: &UserKey, zone: DayZone) {
+        either!(self, side => side.day_zone(user, zone))
     }
 
     async fn changes_page(

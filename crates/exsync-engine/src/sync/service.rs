@@ -143,6 +143,7 @@ where
                     key,
                     crm_id: crm_user.id.clone(),
                     config: Arc::new(config.clone()),
+                    time_zone: crm_user.time_zone.clone(),
                 }),
                 None => found
                     .unassigned

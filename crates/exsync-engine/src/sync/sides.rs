@@ -8,6 +8,7 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 use exsync_core::plan::{Change, WriteResult};
+use exsync_core::zones::DayZone;
 use exsync_core::{CrmId, ExchangeId, Fields, ItemId, ItemKind, UserKey};
 use exsync_store::Notice;
 
@@ -127,6 +128,9 @@ pub struct CrmUser {
     pub profile: String,
     /// Whether the user is active; the service syncs only active users.
     pub active: bool,
+    /// The user's time zone as the CRM holds it (an IANA name; empty when unknown): their
+    /// all-day events are whole days in it.
+    pub time_zone: String,
 }
 
 /// A CRM change with the user that owns the record (the user whose mailbox it syncs to).
@@ -361,6 +365,11 @@ pub trait MailboxSide: Send + Sync {
     /// skip looking it up. Only a hint: a folder the backend does not know (gone since, or
     /// named by another backend) is ignored and looked up again.
     fn known_folder(&self, _user: &UserKey, _kind: ItemKind, _folder: &(String, String)) {}
+
+    /// The zone whose midnights bound the user's all-day events (their CRM zone), told before
+    /// each pass. A backend writes an all-day event as whole days in it, so Outlook shows it on
+    /// those days; until told, it writes them in UTC.
+    fn day_zone(&self, _user: &UserKey, _zone: DayZone) {}
 
     /// One page of changes in the user's folder for `kind` since `cursor` (`None`: the whole
     /// folder, every item as an upsert). The service calls again with the page's cursor until

@@ -1,6 +1,6 @@
 //! Event ↔ EWS `t:CalendarItem`.
 
-use chrono::{DateTime, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use exsync_core::{
@@ -13,7 +13,7 @@ use super::{
     set_text, FieldPath, FieldUpdate, CRM_ID_PROPERTY, TIME_ZONE_PROPERTY,
 };
 use crate::xml::{Element, XmlWriter};
-use exsync_core::zones::{iana_to_windows, windows_to_iana};
+use exsync_core::zones::{iana_to_windows, windows_to_iana, DayZone};
 
 const FREE_BUSY: [(ShowAs, &str); 5] = [
     (ShowAs::Free, "Free"),
@@ -37,10 +37,13 @@ const ATTENDEE_LISTS: [(AttendeeKind, &str, &str); 3] = [
     (AttendeeKind::Resource, "Resources", "calendar:Resources"),
 ];
 
-/// The Windows zone an event is written in. All-day events float, and Exchange wants them at
-/// midnight of a zone: UTC keeps the dates as they are.
-fn windows_zone(e: &Event) -> &'static str {
-    if e.is_all_day() || e.time_zone.is_empty() {
+/// The Windows zone an event is written in. An all-day event is whole days in `day`, the
+/// owner's zone, so Outlook shows it on those days and not across two.
+fn windows_zone(e: &Event, day: DayZone) -> &'static str {
+    if e.is_all_day() {
+        return day.windows();
+    }
+    if e.time_zone.is_empty() {
         return "UTC";
     }
     iana_to_windows(&e.time_zone).unwrap_or_else(|| {
@@ -49,19 +52,19 @@ fn windows_zone(e: &Event) -> &'static str {
     })
 }
 
-fn wire_time(t: &EventTime) -> String {
+fn wire_time(t: &EventTime, day: DayZone) -> String {
     match t {
         EventTime::At(t) => format_instant(t),
-        EventTime::Date(d) => format_instant(&d.and_time(NaiveTime::MIN).and_utc()),
+        EventTime::Date(d) => format_instant(&day.midnight(*d)),
     }
 }
 
-fn write_start(w: &mut XmlWriter, e: &Event) {
-    w.text("t:Start", &wire_time(&e.start));
+fn write_start(w: &mut XmlWriter, e: &Event, day: DayZone) {
+    w.text("t:Start", &wire_time(&e.start, day));
 }
 
-fn write_end(w: &mut XmlWriter, e: &Event) {
-    w.text("t:End", &wire_time(&e.end));
+fn write_end(w: &mut XmlWriter, e: &Event, day: DayZone) {
+    w.text("t:End", &wire_time(&e.end, day));
 }
 
 fn write_all_day(w: &mut XmlWriter, e: &Event) {
@@ -115,10 +118,15 @@ fn free_busy_name(show_as: ShowAs) -> &'static str {
         .map_or("Busy", |(_, n)| n)
 }
 
-/// The `t:CalendarItem` element for CreateItem. The organizer is the mailbox owner and
-/// Exchange sets it itself; exceptions of a series are written with occurrence operations
-/// after the master exists.
+/// The `t:CalendarItem` element for CreateItem, all-day events in UTC (see [`write_event_in`]).
 pub fn write_event(w: &mut XmlWriter, e: &Event, crm_id: Option<&CrmId>) {
+    write_event_in(w, e, crm_id, DayZone::UTC);
+}
+
+/// The `t:CalendarItem` element for CreateItem, an all-day event as whole days in `day`. The
+/// organizer is the mailbox owner and Exchange sets it itself; exceptions of a series are
+/// written with occurrence operations after the master exists.
+pub fn write_event_in(w: &mut XmlWriter, e: &Event, crm_id: Option<&CrmId>, day: DayZone) {
     w.open("t:CalendarItem", &[]);
     if !e.subject.is_empty() {
         w.text("t:Subject", &e.subject);
@@ -148,8 +156,8 @@ pub fn write_event(w: &mut XmlWriter, e: &Event, crm_id: Option<&CrmId>) {
     if !e.time_zone.is_empty() && !e.is_all_day() {
         extended_property(w, TIME_ZONE_PROPERTY, &e.time_zone);
     }
-    write_start(w, e);
-    write_end(w, e);
+    write_start(w, e, day);
+    write_end(w, e, day);
     write_all_day(w, e);
     w.text("t:LegacyFreeBusyStatus", free_busy_name(e.show_as));
     if !e.location.is_empty() {
@@ -164,21 +172,32 @@ pub fn write_event(w: &mut XmlWriter, e: &Event, crm_id: Option<&CrmId>) {
     if let Some(recurrence) = &e.recurrence {
         write_recurrence(w, recurrence);
     }
-    let zone = windows_zone(e);
+    let zone = windows_zone(e, day);
     w.empty("t:StartTimeZone", &[("Id", zone)]);
     w.empty("t:EndTimeZone", &[("Id", zone)]);
     w.close("t:CalendarItem");
 }
 
-/// The SetItemField / DeleteItemField changes that write `changed` fields of `e`.
+/// The SetItemField / DeleteItemField changes that write `changed` fields of `e`, all-day
+/// events in UTC (see [`event_updates_in`]).
 pub fn event_updates(e: &Event, changed: &[String]) -> Result<Vec<FieldUpdate>, String> {
+    event_updates_in(e, changed, DayZone::UTC)
+}
+
+/// The SetItemField / DeleteItemField changes that write `changed` fields of `e`, an all-day
+/// event as whole days in `day`.
+pub fn event_updates_in(
+    e: &Event,
+    changed: &[String],
+    day: DayZone,
+) -> Result<Vec<FieldUpdate>, String> {
     let mut updates: Vec<FieldUpdate> = Vec::new();
     let push = |update: FieldUpdate, updates: &mut Vec<FieldUpdate>| {
         if !updates.contains(&update) {
             updates.push(update);
         }
     };
-    let zone = windows_zone(e);
+    let zone = windows_zone(e, day);
     let zone_updates = |updates: &mut Vec<FieldUpdate>| {
         for (uri, element) in [
             ("calendar:StartTimeZone", "t:StartTimeZone"),
@@ -225,7 +244,7 @@ pub fn event_updates(e: &Event, changed: &[String]) -> Result<Vec<FieldUpdate>, 
                 push(
                     FieldUpdate::Set {
                         path: FieldPath::Field("calendar:Start"),
-                        value: fragment(|w| write_start(w, e)),
+                        value: fragment(|w| write_start(w, e, day)),
                     },
                     &mut updates,
                 );
@@ -236,7 +255,7 @@ pub fn event_updates(e: &Event, changed: &[String]) -> Result<Vec<FieldUpdate>, 
                 push(
                     FieldUpdate::Set {
                         path: FieldPath::Field("calendar:End"),
-                        value: fragment(|w| write_end(w, e)),
+                        value: fragment(|w| write_end(w, e, day)),
                     },
                     &mut updates,
                 );
@@ -512,19 +531,20 @@ pub(crate) fn read_event(item: &Element) -> Result<Event, String> {
     Ok(event)
 }
 
-/// The updates that turn one occurrence into the exception `o`.
-pub fn occurrence_updates(o: &Occurrence) -> Vec<FieldUpdate> {
+/// The updates that turn one occurrence into the exception `o`, all-day times as whole days
+/// in `day`.
+pub fn occurrence_updates(o: &Occurrence, day: DayZone) -> Vec<FieldUpdate> {
     let mut updates = vec![
         FieldUpdate::Set {
             path: FieldPath::Field("calendar:Start"),
             value: fragment(|w| {
-                w.text("t:Start", &wire_time(&o.start));
+                w.text("t:Start", &wire_time(&o.start, day));
             }),
         },
         FieldUpdate::Set {
             path: FieldPath::Field("calendar:End"),
             value: fragment(|w| {
-                w.text("t:End", &wire_time(&o.end));
+                w.text("t:End", &wire_time(&o.end, day));
             }),
         },
     ];

@@ -15,7 +15,7 @@ use crate::xml::{Element, XmlWriter};
 
 pub(crate) use contact::{contact_updates, read_contact, write_contact};
 pub(crate) use event::{
-    event_updates, occurrence_date, occurrence_updates, read_event, write_event,
+    event_updates_in, occurrence_date, occurrence_updates, read_event, write_event_in,
 };
 
 // Shared with the Graph backend, so both address the same MAPI named properties.

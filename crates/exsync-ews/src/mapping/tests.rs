@@ -10,6 +10,7 @@ use exsync_core::{
     ItemKind, Occurrence, Pattern, PhoneKind, Recurrence, RecurrenceEnd, ShowAs, WeekIndex,
 };
 
+use super::event::{event_updates, write_event};
 use super::recurrence::{read_recurrence, write_recurrence};
 use super::*;
 use crate::xml::parse;
@@ -212,6 +213,68 @@ fn all_day_event_round_trips() {
     let el = item_xml(|w| write_event(w, &e, None));
     assert_eq!(el.child_text("IsAllDayEvent"), Some("true"));
     assert_eq!(read_event(&el).unwrap(), e);
+}
+
+#[test]
+fn all_day_event_is_written_as_whole_days_in_the_owners_zone() {
+    let berlin = exsync_core::zones::DayZone::from_iana("Europe/Berlin").unwrap();
+    let e = Event::new(
+        "Trade fair",
+        EventTime::Date(date(2026, 8, 1)),
+        EventTime::Date(date(2026, 8, 4)),
+    );
+    let el = item_xml(|w| write_event_in(w, &e, None, berlin));
+    // Midnight in Berlin (summer, UTC+2) is 22:00 UTC the evening before.
+    assert_eq!(el.child_text("Start"), Some("2026-07-31T22:00:00Z"));
+    assert_eq!(el.child_text("End"), Some("2026-08-03T22:00:00Z"));
+    for zone in ["StartTimeZone", "EndTimeZone"] {
+        assert_eq!(
+            el.child(zone).and_then(|z| z.attr("Id")),
+            Some("W. Europe Standard Time"),
+            "{zone}"
+        );
+    }
+    // Read back in its zone, it is the same days: a second pass sees no change.
+    assert_eq!(read_event(&el).unwrap(), e);
+}
+
+#[test]
+fn all_day_updates_move_times_and_zone_together() {
+    let la = exsync_core::zones::DayZone::from_iana("America/Los_Angeles").unwrap();
+    let e = Event::new(
+        "Offsite",
+        EventTime::Date(date(2026, 1, 10)),
+        EventTime::Date(date(2026, 1, 11)),
+    );
+    let updates = event_updates_in(&e, &["start".into()], la).unwrap();
+    let set = |uri: &str| {
+        updates.iter().find_map(|u| match u {
+            FieldUpdate::Set {
+                path: FieldPath::Field(f),
+                value,
+            } if *f == uri => Some(value.clone()),
+            _ => None,
+        })
+    };
+    assert!(
+        set("calendar:Start")
+            .unwrap()
+            .contains("2026-01-10T08:00:00Z"),
+        "{updates:?}"
+    );
+    assert!(set("calendar:StartTimeZone")
+        .unwrap()
+        .contains("Pacific Standard Time"));
+    assert!(set("calendar:EndTimeZone")
+        .unwrap()
+        .contains("Pacific Standard Time"));
+    // A timed event keeps its own zone whatever the owner's.
+    let timed = Event::new("Call", at(2026, 1, 10, 9, 0), at(2026, 1, 10, 10, 0));
+    let el = item_xml(|w| write_event_in(w, &timed, None, la));
+    assert_eq!(
+        el.child("StartTimeZone").and_then(|z| z.attr("Id")),
+        Some("UTC")
+    );
 }
 
 #[test]

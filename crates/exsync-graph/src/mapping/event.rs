@@ -2,7 +2,8 @@
 //!
 //! Times are written as `dateTimeTimeZone` in the Windows zone of the event's IANA zone, with
 //! the exact IANA name kept in our `IanaTimeZone` property (Windows ids cover several IANA
-//! zones); all-day events are midnight dates in UTC, as the EWS mapping writes them. Reading
+//! zones); all-day events are midnight dates in the owner's zone ([`DayZone`]), as the EWS
+//! mapping writes them. Reading
 //! accepts any zone Graph may answer in (`Prefer: outlook.timezone` is a wish, not a promise):
 //! UTC, a Windows id or an IANA name.
 //!
@@ -18,7 +19,7 @@ use chrono_tz::Tz;
 use serde_json::{Map, Value};
 
 use exsync_core::tags::{CRM_ID_PROPERTY, TIME_ZONE_PROPERTY};
-use exsync_core::zones::{iana_to_windows, windows_to_iana};
+use exsync_core::zones::{iana_to_windows, windows_to_iana, DayZone};
 use exsync_core::{
     clean_line, Attendee, AttendeeKind, CrmId, Event, EventTime, Occurrence, Recurrence, ShowAs,
 };
@@ -56,11 +57,15 @@ pub fn event_expand() -> String {
 }
 
 /// The Windows zone an event is written in and the zone its local times are computed in.
-/// All-day events float, and Exchange wants them at midnight of a zone: UTC keeps the dates
-/// as they are. The local times come from the exact IANA zone, whose rules the Windows zone
+/// An all-day event is midnight dates in `day`, the owner's zone, so Outlook shows it on
+/// those days. The local times come from the exact IANA zone, whose rules the Windows zone
 /// shares.
-fn write_zone(e: &Event) -> (&'static str, Zone) {
-    if e.is_all_day() || e.time_zone.is_empty() {
+fn write_zone(e: &Event, day: DayZone) -> (&'static str, Zone) {
+    if e.is_all_day() {
+        let zone = day.iana().parse::<Tz>().map_or(Zone::Utc, Zone::Named);
+        return (day.windows(), zone);
+    }
+    if e.time_zone.is_empty() {
         return ("UTC", Zone::Utc);
     }
     match iana_to_windows(&e.time_zone) {
@@ -147,9 +152,15 @@ fn categories_json(e: &Event) -> Value {
     Value::Array(e.categories.iter().map(|c| c.as_str().into()).collect())
 }
 
-/// The body of `POST …/events`. The organizer is the mailbox owner and Exchange sets it
-/// itself; the exceptions of a series are written to its occurrences once the master exists.
+/// The body of `POST …/events`, all-day events in UTC (see [`write_event_in`]).
 pub fn write_event(e: &Event, crm_id: Option<&CrmId>) -> Value {
+    write_event_in(e, crm_id, DayZone::UTC)
+}
+
+/// The body of `POST …/events`, an all-day event as whole days in `day`. The organizer is the
+/// mailbox owner and Exchange sets it itself; the exceptions of a series are written to its
+/// occurrences once the master exists.
+pub fn write_event_in(e: &Event, crm_id: Option<&CrmId>, day: DayZone) -> Value {
     let mut out = Map::new();
     if !e.subject.is_empty() {
         out.insert("subject".into(), e.subject.as_str().into());
@@ -165,7 +176,7 @@ pub fn write_event(e: &Event, crm_id: Option<&CrmId>) -> Value {
     if let Some(minutes) = e.reminder_minutes {
         out.insert("reminderMinutesBeforeStart".into(), minutes.into());
     }
-    let (windows, zone) = write_zone(e);
+    let (windows, zone) = write_zone(e, day);
     out.insert("start".into(), wire_time(&e.start, windows, zone));
     out.insert("end".into(), wire_time(&e.end, windows, zone));
     out.insert("isAllDay".into(), e.is_all_day().into());
@@ -204,11 +215,21 @@ pub fn write_event(e: &Event, crm_id: Option<&CrmId>) -> Value {
 /// The body of `PATCH …/events/{id}` that writes the `changed` fields of `e` and nothing else.
 /// Start and end always go together (Graph checks the pair), with `isAllDay`; a changed zone
 /// rewrites both in the new zone and our `IanaTimeZone` property, which Graph cannot remove,
-/// so an event leaving its zone gets it empty (read back as no zone of ours).
+/// so an event leaving its zone gets it empty (read back as no zone of ours). All-day events
+/// in UTC (see [`event_updates_in`]).
 pub fn event_updates(e: &Event, changed: &[String]) -> Result<Map<String, Value>, String> {
+    event_updates_in(e, changed, DayZone::UTC)
+}
+
+/// [`event_updates`] with an all-day event as whole days in `day`.
+pub fn event_updates_in(
+    e: &Event,
+    changed: &[String],
+    day: DayZone,
+) -> Result<Map<String, Value>, String> {
     let mut out = Map::new();
     let mut extended = Vec::new();
-    let (windows, zone) = write_zone(e);
+    let (windows, zone) = write_zone(e, day);
     let times = |out: &mut Map<String, Value>| {
         out.insert("start".into(), wire_time(&e.start, windows, zone));
         out.insert("end".into(), wire_time(&e.end, windows, zone));
@@ -282,9 +303,9 @@ pub fn event_updates(e: &Event, changed: &[String]) -> Result<Map<String, Value>
 
 /// The body of `PATCH …/events/{occurrenceId}` that turns one occurrence into the exception
 /// `o`, its times in the series' zone. Subject and location are set even when empty: an
-/// exception that clears them is a real exception.
-pub fn occurrence_patch(e: &Event, o: &Occurrence) -> Map<String, Value> {
-    let (windows, zone) = write_zone(e);
+/// exception that clears them is a real exception. All-day times are whole days in `day`.
+pub fn occurrence_patch(e: &Event, o: &Occurrence, day: DayZone) -> Map<String, Value> {
+    let (windows, zone) = write_zone(e, day);
     let mut out = Map::new();
     out.insert("start".into(), wire_time(&o.start, windows, zone));
     out.insert("end".into(), wire_time(&o.end, windows, zone));

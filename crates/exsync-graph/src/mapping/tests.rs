@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use exsync_core::plan::Change;
 use exsync_core::tags::PROPERTY_SET_ID;
+use exsync_core::zones::DayZone;
 use exsync_core::{
     Address, AddressKind, Attendee, AttendeeKind, Contact, CrmId, Day, Event, EventTime, ItemId,
     ItemKind, Occurrence, Pattern, PhoneKind, Recurrence, RecurrenceEnd, ShowAs, WeekIndex,
@@ -409,7 +410,7 @@ pub(super) fn served_event(e: &Event, id: &str) -> Value {
             .modified
             .iter()
             .map(|o| {
-                let mut ex = Value::Object(occurrence_patch(e, o));
+                let mut ex = Value::Object(occurrence_patch(e, o, DayZone::UTC));
                 ex["type"] = "exception".into();
                 ex["seriesMasterId"] = id.into();
                 ex["originalStart"] = format_instant(&o.original_start.approx_instant()).into();
@@ -555,6 +556,41 @@ fn mapping_all_day_events_are_dates_whatever_zone_answers() {
         "showAs": "free", "subject": "Holiday",
     });
     assert_eq!(read_event(&floating).unwrap(), e);
+}
+
+#[test]
+fn mapping_all_day_events_are_written_in_the_owners_zone() {
+    let berlin = DayZone::from_iana("Europe/Berlin").unwrap();
+    let e = Event::new(
+        "Trade fair",
+        EventTime::Date(date(2026, 8, 1)),
+        EventTime::Date(date(2026, 8, 4)),
+    );
+    let body = write_event_in(&e, None, berlin);
+    assert_eq!(
+        (&body["start"], &body["end"]),
+        (
+            &json!({"dateTime": "2026-08-01T00:00:00", "timeZone": "W. Europe Standard Time"}),
+            &json!({"dateTime": "2026-08-04T00:00:00", "timeZone": "W. Europe Standard Time"})
+        )
+    );
+    // Answered in UTC, the Berlin midnights are the same days again.
+    let answered = json!({
+        "isAllDay": true, "originalStartTimeZone": "W. Europe Standard Time",
+        "start": {"dateTime": "2026-07-31T22:00:00.0000000", "timeZone": "UTC"},
+        "end": {"dateTime": "2026-08-03T22:00:00.0000000", "timeZone": "UTC"},
+        "subject": "Trade fair",
+    });
+    assert_eq!(read_event(&answered).unwrap(), e);
+    let patch = event_updates_in(&e, &["start".into()], berlin).unwrap();
+    assert_eq!(patch["start"]["timeZone"], "W. Europe Standard Time");
+    assert_eq!(patch["end"]["dateTime"], "2026-08-04T00:00:00");
+    // A timed event keeps its own zone whatever the owner's.
+    let timed = Event::new("Call", at(2026, 8, 1, 9, 0), at(2026, 8, 1, 10, 0));
+    assert_eq!(
+        write_event_in(&timed, None, berlin)["start"]["timeZone"],
+        "UTC"
+    );
 }
 
 #[test]
@@ -993,7 +1029,7 @@ fn mapping_occurrences_are_found_patched_and_cancelled_by_id() {
     );
     let o = &e.recurrence.as_ref().unwrap().modified[0];
     assert_eq!(
-        Value::Object(occurrence_patch(&e, o)),
+        Value::Object(occurrence_patch(&e, o, DayZone::UTC)),
         json!({
             "start": {"dateTime": "2026-03-05T13:00:00", "timeZone": "W. Europe Standard Time"},
             "end": {"dateTime": "2026-03-05T14:00:00", "timeZone": "W. Europe Standard Time"},
@@ -1100,7 +1136,10 @@ fn mapping_json_we_send_matches_graphs_schema() {
         ),
     ];
     for o in &e.recurrence.as_ref().unwrap().modified {
-        bodies.push((Value::Object(occurrence_patch(&e, o)), "event"));
+        bodies.push((
+            Value::Object(occurrence_patch(&e, o, DayZone::UTC)),
+            "event",
+        ));
     }
     for pattern in patterns() {
         let mut series = e.clone();

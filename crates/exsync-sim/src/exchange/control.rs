@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 
 use super::faults::Faults;
 use super::ops::{self, Ctx};
+use super::outlook_view;
 use super::server::{App, Counters};
 use super::store::{self, Folder, Id};
 use super::xml;
@@ -59,6 +60,26 @@ struct NewMailbox {
     display_name: Option<String>,
     #[serde(default)]
     impersonation: bool,
+    /// The owner's time zone (IANA); UTC when left out.
+    #[serde(default)]
+    time_zone: Option<String>,
+}
+
+/// The owner's time zone of one mailbox, or of every mailbox when `mailbox` is left out, as
+/// an admin sets it with `Set-MailboxRegionalConfiguration -TimeZone`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MailboxZone {
+    #[serde(default)]
+    mailbox: Option<String>,
+    time_zone: String,
+}
+
+/// Whose calendar to show as Outlook shows it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CalendarView {
+    mailbox: String,
 }
 
 /// Impersonation rights for `mailbox`, or for every mailbox in `mailboxes` at once.
@@ -158,6 +179,8 @@ pub(crate) fn handle(
     let res = match (method.clone(), route) {
         (Method::GET, "/state") => state_summary(app),
         (Method::POST, "/mailboxes") => add_mailbox(app, body),
+        (Method::PUT, "/mailboxes/time_zone") => set_time_zone(app, body),
+        (Method::POST, "/calendar/view") => calendar_view(app, body),
         (Method::POST, "/impersonation") => grant(app, body),
         (Method::POST, "/folders") => add_folder(app, body),
         (Method::POST, "/folders/change") => change_folder(app, body),
@@ -252,6 +275,7 @@ fn state_summary(app: &App) -> Result<Response<Body>, Response<Body>> {
                 "impersonation": m.impersonation,
                 "redirect_addr": m.redirect_addr,
                 "redirect_url": m.redirect_url,
+                "time_zone": outlook_view::mailbox_zone(m).name(),
                 "folders": m.folders.values().map(|f| json!({
                     "id": Id::Folder { mailbox: m.key(), id: f.id }.encode(),
                     "name": f.name,
@@ -279,17 +303,55 @@ fn add_mailbox(app: &App, body: &[u8]) -> Result<Response<Body>, Response<Body>>
     let name = m
         .display_name
         .unwrap_or_else(|| m.address.split('@').next().unwrap_or("").to_string());
+    let zone = match &m.time_zone {
+        Some(zone) => Some(outlook_view::checked_zone(zone).map_err(bad)?),
+        None => None,
+    };
     if !st.add_mailbox(&m.address, &name, m.impersonation) {
         return Err(json_reply(
             StatusCode::CONFLICT,
             &json!({"error": "mailbox exists"}),
         ));
     }
+    if let (Some(zone), Some(mb)) = (zone, st.mailbox_mut(&m.address)) {
+        mb.time_zone = zone;
+    }
     commit(app, &mut st, since, std::slice::from_ref(&m.address))?;
     Ok(json_reply(
         StatusCode::CREATED,
         &json!({"address": m.address}),
     ))
+}
+
+fn set_time_zone(app: &App, body: &[u8]) -> Result<Response<Body>, Response<Body>> {
+    let z: MailboxZone = parse(body)?;
+    let zone = outlook_view::checked_zone(&z.time_zone).map_err(bad)?;
+    let mut st = app.state.lock().map_err(|_| bad("lock"))?;
+    let since = st.seq;
+    let keys: Vec<String> = match &z.mailbox {
+        Some(m) => vec![m.clone()],
+        None => st.mailboxes.values().map(|m| m.address.clone()).collect(),
+    };
+    for key in &keys {
+        let mb = st.mailbox_mut(key).ok_or_else(|| {
+            json_reply(StatusCode::NOT_FOUND, &json!({"error": "no such mailbox"}))
+        })?;
+        mb.time_zone = zone.clone();
+    }
+    commit(app, &mut st, since, &keys)?;
+    Ok(json_reply(
+        StatusCode::OK,
+        &json!({"time_zone": zone, "mailboxes": keys.len()}),
+    ))
+}
+
+fn calendar_view(app: &App, body: &[u8]) -> Result<Response<Body>, Response<Body>> {
+    let v: CalendarView = parse(body)?;
+    let st = app.state.lock().map_err(|_| bad("lock"))?;
+    let mb = st
+        .mailbox(&v.mailbox)
+        .ok_or_else(|| json_reply(StatusCode::NOT_FOUND, &json!({"error": "no such mailbox"})))?;
+    Ok(json_reply(StatusCode::OK, &outlook_view::calendar_view(mb)))
 }
 
 fn grant(app: &App, body: &[u8]) -> Result<Response<Body>, Response<Body>> {

@@ -10,6 +10,7 @@ pub(crate) mod faults;
 pub(crate) mod launch;
 pub(crate) mod ops;
 pub(crate) mod order;
+pub(crate) mod outlook_view;
 pub(crate) mod server;
 pub(crate) mod soap;
 pub(crate) mod store;

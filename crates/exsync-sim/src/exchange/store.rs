@@ -40,6 +40,9 @@ pub struct Mailbox {
     pub redirect_addr: Option<String>,
     #[serde(default)]
     pub redirect_url: Option<String>,
+    /// The owner's time zone (IANA), which Outlook shows the calendar in; empty: UTC.
+    #[serde(default)]
+    pub time_zone: String,
     pub folders: BTreeMap<u64, Folder>,
     pub items: BTreeMap<u64, Item>,
     #[serde(default)]

@@ -129,7 +129,8 @@ pub(super) fn handle(
     }
 }
 
-/// `{"users": [{username, first_name, last_name, profile, email}], "records": [{attributes: {type}, …}]}`.
+/// `{"users": [{username, first_name, last_name, profile, email, time_zone}], "records": [{attributes: {type}, …}]}`.
+/// A user's `time_zone` is their `TimeZoneSidKey` (default `Europe/London`).
 /// Records may carry `CreatedDate` / `LastModifiedDate` / `SystemModstamp` to backdate them.
 /// A record with `"unchecked": true` is stored as given, past Salesforce's validation, and a
 /// user's `email` is stored even when Salesforce would refuse it: the data a connector must
@@ -198,6 +199,12 @@ fn seed(org: &Org, body: &Value) -> Reply {
                         if let Some(rec) = db.records.get_mut("User").and_then(|r| r.get_mut(&id)) {
                             rec.insert("Email".into(), Value::String(email.to_owned()));
                         }
+                    }
+                }
+                if !text("time_zone").is_empty() {
+                    let zone = json!({"TimeZoneSidKey": text("time_zone")});
+                    if let Err(e) = db.update(schema, Some("User"), &id, as_rec(zone), "", now) {
+                        return error(StatusCode::BAD_REQUEST, &format!("time_zone: {e:?}"));
                     }
                 }
                 users.push(json!({"id": id, "username": username}));

@@ -86,15 +86,34 @@ async fn outlook_events(lab: &Lab, user: &LabUser) -> BTreeMap<String, Vec<Event
     out
 }
 
-fn days_from_today(days: u64) -> NaiveDate {
+pub(crate) fn days_from_today(days: u64) -> NaiveDate {
     Utc::now()
         .date_naive()
         .checked_add_days(Days::new(days))
         .unwrap()
 }
 
-fn plus(date: NaiveDate, days: u64) -> NaiveDate {
+pub(crate) fn plus(date: NaiveDate, days: u64) -> NaiveDate {
     date.checked_add_days(Days::new(days)).unwrap()
+}
+
+/// All-day events owned by `user`, made in the CRM: subject, first day and number of days.
+pub(crate) async fn crm_all_day(lab: &Lab, user: &LabUser, events: &[(&str, NaiveDate, u64)]) {
+    let records: Vec<NewRecord<Event>> = events
+        .iter()
+        .map(|(subject, first, days)| NewRecord {
+            external_key: None,
+            owner_id: Some(user.crm_id.as_str().to_owned()),
+            record: Event::new(
+                subject,
+                EventTime::Date(*first),
+                EventTime::Date(plus(*first, *days)),
+            ),
+        })
+        .collect();
+    for outcome in lab.crm.create_events(&records).await.unwrap() {
+        assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,26 +141,15 @@ async fn all_day_events_keep_their_days_both_ways_in_any_zone() {
     // Made in the CRM: a day and three days.
     let crm_one = days_from_today(12);
     let crm_three = days_from_today(30);
-    let new = |subject: &str, first: NaiveDate, days: u64| NewRecord {
-        external_key: None,
-        owner_id: Some(user.crm_id.as_str().to_owned()),
-        record: Event::new(
-            subject,
-            EventTime::Date(first),
-            EventTime::Date(plus(first, days)),
-        ),
-    };
-    for outcome in lab
-        .crm
-        .create_events(&[
-            new("CRM holiday", crm_one, 1),
-            new("CRM trade fair", crm_three, 3),
-        ])
-        .await
-        .unwrap()
-    {
-        assert!(outcome.error.is_none(), "{:?}", outcome.error);
-    }
+    crm_all_day(
+        &lab,
+        user,
+        &[
+            ("CRM holiday", crm_one, 1),
+            ("CRM trade fair", crm_three, 3),
+        ],
+    )
+    .await;
     let expected = [
         ("Outlook Berlin offsite", berlin, 2),
         ("Outlook LA offsite", los_angeles, 1),

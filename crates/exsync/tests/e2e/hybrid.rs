@@ -52,7 +52,7 @@ async fn graph_client(info: &SimInfo) -> (reqwest::Client, String) {
 }
 
 /// Calls Graph as the app: `path` under the user, with a JSON body for a POST.
-async fn graph(info: &SimInfo, user: &str, path: &str, body: Option<&Value>) -> Value {
+pub(crate) async fn graph(info: &SimInfo, user: &str, path: &str, body: Option<&Value>) -> Value {
     let (http, bearer) = graph_client(info).await;
     let url = format!("{}/users/{user}/{path}", info.graph_url);
     let request = match body {

@@ -1,7 +1,8 @@
 //! End to end, in one test binary (one module per area), against both simulators through the
 //! real connectors: the `exsync` binary killed at any moment (`crash`) or aborted at each
 //! failpoint (`failpoints`, which needs the `failpoints` feature: `scripts/test` builds with
-//! `--features exsync/failpoints`), injected faults, what a record means after the trip, hostile
+//! `--features exsync/failpoints`), injected faults, what a record means after the trip,
+//! all-day events in the owner's time zone (`day_zone`), hostile
 //! CRM data, a hybrid organisation (EWS and Graph), the lab and the demo, moving from Lightning Sync, private files, the sync rules,
 //! `exsync run`, the user's sync folder in their hands and `exsync check` on it, and each
 //! side's answer about the copies a crash may have left (`ews_copies`, `salesforce_copies`).
@@ -16,6 +17,7 @@ use std::sync::OnceLock;
 
 mod check_sync_folder;
 mod crash;
+mod day_zone;
 mod ews_copies;
 mod failpoints;
 mod faults;

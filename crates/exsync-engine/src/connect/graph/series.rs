@@ -191,8 +191,11 @@ pub(super) async fn write_exceptions(
             continue;
         };
         let url = format!("/users/{}/events/{}", seg(user.as_str()), seg(&id));
-        let patch =
-            GraphRequest::new(Method::PATCH, url).json(Value::Object(occurrence_patch(&e, o)));
+        let patch = GraphRequest::new(Method::PATCH, url).json(Value::Object(occurrence_patch(
+            &e,
+            o,
+            conn.day_zone_of(user),
+        )));
         if let Err(err) = conn.client.send(patch).await {
             tracing::warn!(user = %user, %date, error = %err, "writing an exception of a series failed; the next pass reads the series again");
         }

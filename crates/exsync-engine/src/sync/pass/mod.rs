@@ -32,6 +32,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use exsync_core::config::SyncConfiguration;
 use exsync_core::plan::{Change, Op, SyncedPair};
+use exsync_core::zones::DayZone;
 use exsync_core::{CrmId, ItemId, ItemKind, Side, UserKey};
 use exsync_store::{ItemRef, Notice, PassCommit, RunCounts, Store, StoreError, UnresolvedReport};
 
@@ -58,6 +59,8 @@ pub struct SyncUser {
     pub crm_id: CrmId,
     /// The sync configuration that applies to the user, shared with the other users it applies to.
     pub config: Arc<SyncConfiguration>,
+    /// The user's time zone as the CRM holds it (see [`super::sides::CrmUser::time_zone`]).
+    pub time_zone: String,
 }
 
 /// What one user's pass did.
@@ -153,6 +156,27 @@ pub struct UserPass<'a> {
     pub slice: usize,
 }
 
+/// The zone the user's all-day events are whole days in: their CRM zone, else UTC with a
+/// notice saying why, since Outlook then shows those events across two days.
+fn day_zone_of(time_zone: &str) -> (DayZone, Option<Notice>) {
+    let why = if time_zone.trim().is_empty() {
+        "the CRM user has no time zone (TimeZoneSidKey)".to_owned()
+    } else {
+        match DayZone::from_iana(time_zone) {
+            Ok(zone) => return (zone, None),
+            Err(why) => why,
+        }
+    };
+    let notice = Notice {
+        code: "day_zone_unknown".into(),
+        message: format!("All-day events are written in UTC: {why}."),
+        fix: "Set the user's time zone in the CRM to one Exchange knows (an IANA name such as \
+              Europe/Berlin); all-day events written from then on are whole days in it."
+            .into(),
+    };
+    (DayZone::UTC, Some(notice))
+}
+
 /// Runs one user's pass and commits it. Errors of a side end the pass for this user only:
 /// the CRM changes it could not apply are recorded as unresolved, so they are fetched again.
 pub async fn run_user<E: MailboxSide, C: CrmSide>(
@@ -173,6 +197,10 @@ pub async fn run_user<E: MailboxSide, C: CrmSide>(
         let key = user.key.clone();
         on_store(store, move |s| s.unresolved(&key)).await?
     };
+
+    let (day_zone, zone_notice) = day_zone_of(&user.time_zone);
+    exchange.day_zone(&user.key, day_zone);
+    report.notices.extend(zone_notice);
 
     // The mailbox is made ready (the sync folder created) once; after that, the folders
     // stored with the cursors are used as they are.
@@ -377,4 +405,36 @@ pub async fn user_pairs(
 ) -> Result<Vec<SyncedPair>, PassError> {
     let key = user.clone();
     on_store(store, move |s| s.load_pairs(&key, kind)).await
+}
+
+#[cfg(test)]
+mod day_zone_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_crm_zone_bounds_all_day_events_without_a_notice() {
+        let (zone, notice) = day_zone_of("Europe/Berlin");
+        assert_eq!(zone.windows(), "W. Europe Standard Time");
+        assert!(notice.is_none());
+    }
+
+    #[test]
+    fn a_missing_or_unknown_zone_falls_back_to_utc_and_says_so() {
+        for (zone, why) in [
+            ("", "has no time zone"),
+            (
+                "Mars/Olympus_Mons",
+                "\"Mars/Olympus_Mons\" is not an IANA time zone",
+            ),
+        ] {
+            let (day, notice) = day_zone_of(zone);
+            assert_eq!(day, DayZone::UTC);
+            let notice = notice.unwrap();
+            assert_eq!(notice.code, "day_zone_unknown");
+            assert!(notice.message.contains(why), "{notice:?}");
+            assert!(notice.fix.contains("time zone in the CRM"), "{notice:?}");
+        }
+    }
 }

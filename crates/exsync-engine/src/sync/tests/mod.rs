@@ -610,6 +610,7 @@ fn world_with(users: &[&str], config: SyncConfiguration) -> World {
             email: (*u).to_owned(),
             profile: "Sales".into(),
             active: true,
+            time_zone: "UTC".into(),
         })
         .collect();
     let syncer = Arc::new(Syncer {
@@ -918,6 +919,7 @@ async fn a_user_added_later_gets_all_their_records() {
         email: "bo@x.test".to_owned(),
         profile: "Sales".into(),
         active: true,
+        time_zone: "UTC".into(),
     });
     let syncer = Arc::new(Syncer {
         exchange: w.mem.clone(),

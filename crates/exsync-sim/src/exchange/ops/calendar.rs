@@ -36,7 +36,7 @@ fn parse_date(s: &str) -> Option<NaiveDate> {
 /// Exchange answers them with (the series zone's offset on that day, `Z` for UTC), whatever
 /// form the client sent them in (`2026-03-02` comes back as `2026-03-02+01:00` in Paris).
 pub(crate) fn recurrence_with_zone(item: &Item, rec: &Element) -> Element {
-    let tz = series_zone(item);
+    let tz = item_zone(item);
     let mut rec = rec.clone();
     for range in rec.children.iter_mut() {
         for d in range
@@ -154,8 +154,8 @@ pub(crate) const WINDOWS_ZONES: &[(&str, Tz)] = &[
     ("New Zealand Standard Time", Tz::Pacific__Auckland),
 ];
 
-/// The series' zone: StartTimeZone's Id (Windows or IANA), else UTC.
-fn series_zone(item: &Item) -> Tz {
+/// The zone an item was made in: StartTimeZone's Id (Windows or IANA), else UTC.
+pub(crate) fn item_zone(item: &Item) -> Tz {
     zone_of(item.prop("StartTimeZone"))
 }
 
@@ -275,7 +275,7 @@ pub(crate) fn expand(item: &Item, until: DateTime<Utc>) -> Vec<Occurrence> {
         .and_then(weekday)
         .unwrap_or(Weekday::Sun);
     let week0 = first - Duration::days(first.weekday().days_since(first_dow) as i64);
-    let tz = series_zone(item);
+    let tz = item_zone(item);
     let time = start.with_timezone(&tz).time();
     let mut d = first;
     let mut index = 0u32;
