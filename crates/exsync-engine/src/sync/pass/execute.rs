@@ -1,7 +1,7 @@
-//! Executing: one slice's writes, journaled, then sent to each side in one batch, and the
-//! slice's own commit of what they did (pairs, the echo log, the items created), which settles
-//! the journal: a crash at any point leaves each write either settled or journaled, and
-//! `recover.rs` settles what is journaled.
+//! Executing: each slice's writes in batches, each batch journaled, then sent to each side in
+//! one request, two batches out at once, and each batch's own commit of what it did (pairs, the
+//! echo log, the items created), which settles the journal: a crash at any point leaves each
+//! write either settled or journaled, and `recover.rs` settles what is journaled.
 
 use std::collections::{BTreeMap, BTreeSet};
 

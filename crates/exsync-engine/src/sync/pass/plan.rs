@@ -1,6 +1,6 @@
 //! Planning: the safety valve, which weighs every delete the pass would make before any write,
-//! then the plan in slices of at most `slice` records, each written (see `execute.rs`) before
-//! the next is planned, so memory is bounded by the slice, not by the mailbox.
+//! then the plan in slices of at most `slice` records, handed to the writer (see `execute.rs`)
+//! at most two ahead of it, so memory is bounded by a few slices, not by the mailbox.
 
 use std::collections::BTreeSet;
 
