@@ -56,9 +56,9 @@ impl Written {
 }
 
 impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
-    /// Writes the slices' plans as the planner hands them over, one batch at a time: each
-    /// batch holds no more writes for a side than that side takes in one request, and its
-    /// outcome is committed as soon as its answers are back. Two batches are out at once
+    /// Writes the slices' plans as the planner hands them over, in batches: each batch holds
+    /// no more writes for a side than that side takes in one request, and its outcome is
+    /// committed as soon as its answers are back. Two batches are out at once
     /// (the next is journaled and sent while a side answers the last), so a server's latency
     /// is paid about once per two requests and a crash loses the answers of two requests per
     /// side at most, both journaled. Batches settle in plan order.

@@ -46,8 +46,9 @@ use execute::Written;
 // Other crates and the service name the cursor scope through this module, as before the split.
 pub use cursor::{cursor_folder, folder_cursor};
 
-/// How many records a pass plans, writes and commits at once: a pass holds about this many
-/// records (and one page of each side's reads) in memory, whatever the mailbox's size.
+/// How many records a pass plans at once: a pass holds a few slices (one being planned, up to
+/// two waiting, the batches out) and one page of each side's reads in memory, whatever the
+/// mailbox's size.
 pub const SLICE: usize = 500;
 
 /// A user the service syncs, with the configuration that applies to them.
