@@ -64,17 +64,15 @@ pub mod testing {
         kind: exsync_core::ItemKind,
         xml: &str,
     ) -> Result<exsync_core::Fields, String> {
-        use exsync_core::Record;
         let declared = xml
             .replacen("<t:Contact>", "<t:Contact xmlns:t=\"urn:t\">", 1)
             .replacen("<t:CalendarItem>", "<t:CalendarItem xmlns:t=\"urn:t\">", 1);
         let element = crate::xml::parse(&declared).map_err(|e| e.to_string())?;
         match kind {
-            exsync_core::ItemKind::Contact => {
-                crate::mapping::contact::read_contact(&element).map(|c| c.to_fields())
-            }
+            exsync_core::ItemKind::Contact => crate::mapping::contact::read_contact(&element)
+                .map(exsync_core::Record::into_fields),
             exsync_core::ItemKind::Event => {
-                crate::mapping::event::read_event(&element).map(|e| e.to_fields())
+                crate::mapping::event::read_event(&element).map(exsync_core::Record::into_fields)
             }
         }
     }

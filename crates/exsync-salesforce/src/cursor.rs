@@ -527,11 +527,11 @@ fn record_change(
     let fields = match object {
         SyncObject::Contact => {
             let (contact, notes) = read_contact(record);
-            Ok((contact.to_fields(), notes))
+            Ok((contact.into_fields(), notes))
         }
         SyncObject::Event => {
             let invitees = attendees.get(&id).cloned().unwrap_or_default();
-            read_event(record, invitees).map(|(e, notes)| (e.to_fields(), notes))
+            read_event(record, invitees).map(|(e, notes)| (e.into_fields(), notes))
         }
     };
     let mut notes = Vec::new();

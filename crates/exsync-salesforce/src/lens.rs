@@ -31,9 +31,9 @@ impl Lens for SalesforceLens {
     fn narrow(&self, kind: ItemKind, fields: &Fields) -> Fields {
         match kind {
             ItemKind::Contact => {
-                Contact::from_fields(fields).map(|c| narrow_contact(c).to_fields())
+                Contact::from_fields(fields).map(|c| narrow_contact(c).into_fields())
             }
-            ItemKind::Event => Event::from_fields(fields).map(|e| narrow_event(e).to_fields()),
+            ItemKind::Event => Event::from_fields(fields).map(|e| narrow_event(e).into_fields()),
         }
         // Fields that are no record are left to the planner's validation.
         .unwrap_or_else(|_| fields.clone())
@@ -52,7 +52,7 @@ impl Lens for SalesforceLens {
                 if let Some(home) = w.addresses.get(&AddressKind::Home) {
                     n.addresses.insert(AddressKind::Home, home.clone());
                 }
-                Ok(n.to_fields())
+                Ok(n.into_fields())
             }),
             ItemKind::Event => Event::from_fields(narrow).and_then(|mut n| {
                 let w = Event::from_fields(wide)?;
@@ -69,7 +69,7 @@ impl Lens for SalesforceLens {
                         nr.modified = wr.modified.clone();
                     }
                 }
-                Ok(n.to_fields())
+                Ok(n.into_fields())
             }),
         };
         widened.unwrap_or_else(|_| narrow.clone())

@@ -58,9 +58,13 @@ pub trait Record: Serialize + DeserializeOwned + Clone {
 
     /// The normalised field view.
     fn to_fields(&self) -> Fields {
-        let mut normalized = self.clone();
-        normalized.normalize();
-        match serde_json::to_value(&normalized) {
+        self.clone().into_fields()
+    }
+
+    /// [`Record::to_fields`] of a record no longer needed, without copying it first.
+    fn into_fields(mut self) -> Fields {
+        self.normalize();
+        match serde_json::to_value(&self) {
             Ok(serde_json::Value::Object(map)) => map.into_iter().collect(),
             // Records are structs with string keys; serialising one cannot fail or yield a
             // non-object, so this arm is unreachable in practice.
@@ -138,7 +142,12 @@ fn plausible_email(s: &str) -> bool {
 /// Hex SHA-256 of the canonical JSON of a field map: equal content, equal hash.
 pub fn content_hash(fields: &Fields) -> String {
     // BTreeMap keys serialise in order and serde_json maps are sorted, so the text is canonical.
-    let text = serde_json::to_string(fields).unwrap_or_default();
+    content_text_hash(&serde_json::to_string(fields).unwrap_or_default())
+}
+
+/// [`content_hash`] of a field map already serialised by `serde_json::to_string`, for the
+/// store, which keeps that text beside the hash.
+pub fn content_text_hash(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 

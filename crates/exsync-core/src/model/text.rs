@@ -31,6 +31,10 @@ fn unsendable(c: char) -> bool {
 /// One-line fields: control characters removed, trimmed, inner runs of whitespace (tabs and
 /// line breaks included) folded to one space.
 pub fn clean_line(s: &str) -> String {
+    // Nearly every value read is clean already; checking is cheaper than rebuilding it.
+    if is_clean_line(s) {
+        return s.to_owned();
+    }
     s.split(char::is_whitespace)
         .map(|word| word.chars().filter(|c| !unsendable(*c)).collect::<String>())
         .filter(|word| !word.is_empty())
@@ -41,6 +45,9 @@ pub fn clean_line(s: &str) -> String {
 /// Multi-line fields: CRLF and CR become LF, control characters other than tab and line feed
 /// go, trailing space on each line and blank lines at either end go.
 pub fn clean_multiline(s: &str) -> String {
+    if is_clean_multiline(s) {
+        return s.to_owned();
+    }
     let unified: String = s
         .replace("\r\n", "\n")
         .replace('\r', "\n")
@@ -49,6 +56,35 @@ pub fn clean_multiline(s: &str) -> String {
         .collect();
     let lines: Vec<&str> = unified.lines().map(str::trim_end).collect();
     lines.join("\n").trim_matches('\n').trim_start().to_owned()
+}
+
+/// Whether [`clean_line`] would give `s` back unchanged: single spaces between words and
+/// nothing it removes.
+fn is_clean_line(s: &str) -> bool {
+    let mut after_space = true;
+    for c in s.chars() {
+        if c == ' ' {
+            if after_space {
+                return false;
+            }
+            after_space = true;
+        } else if c.is_whitespace() || unsendable(c) {
+            return false;
+        } else {
+            after_space = false;
+        }
+    }
+    s.is_empty() || !after_space
+}
+
+/// Whether [`clean_multiline`] would give `s` back unchanged.
+fn is_clean_multiline(s: &str) -> bool {
+    !s.starts_with(char::is_whitespace)
+        && !s.ends_with(char::is_whitespace)
+        && s.chars()
+            .all(|c| c != '\r' && (c == '\n' || c == '\t' || !unsendable(c)))
+        && s.split('\n')
+            .all(|line| line.len() == line.trim_end().len())
 }
 
 /// An e-mail address: trimmed and lower-cased (the local part is case-insensitive in every
@@ -202,6 +238,19 @@ mod tests {
             clean_multiline("\r\n one  \r\ntwo\rthree \n\n"),
             "one\ntwo\nthree"
         );
+    }
+
+    proptest::proptest! {
+        // The fast paths must agree with the cleaning they skip, on any text.
+        #[test]
+        fn clean_text_is_given_back_as_it_is(s in "[ a-z\\t\\n\\r\\x00\\x0b\\u{a0}\\u{fffe}é]{0,12}") {
+            let line = clean_line(&s);
+            proptest::prop_assert_eq!(is_clean_line(&s), line == s);
+            proptest::prop_assert_eq!(clean_line(&line), line.clone());
+            let text = clean_multiline(&s);
+            proptest::prop_assert_eq!(is_clean_multiline(&s), text == s);
+            proptest::prop_assert_eq!(clean_multiline(&text), text.clone());
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod daemon;
 pub mod mailboxes;
 pub mod pass;
+mod scratch_json;
 pub mod service;
 pub mod sides;
 pub mod spool;

@@ -79,7 +79,7 @@ impl Spool {
                 .map_err(sql(op))?;
             for (user, change, notes) in routed {
                 let id = change.id().to_string();
-                let change = serde_json::to_string(change).map_err(json(op, id.clone()))?;
+                let change = super::scratch_json::to_text(change).map_err(json(op, id.clone()))?;
                 let notes = serde_json::to_string(notes).map_err(json(op, id))?;
                 insert
                     .execute(params![user.as_str(), kind.as_str(), change, notes])
@@ -120,8 +120,8 @@ impl Spool {
         let mut page = Vec::new();
         for row in rows {
             let (seq, change, notes): (i64, String, String) = row.map_err(sql(op))?;
-            let change: Change =
-                serde_json::from_str(&change).map_err(json(op, format!("#{seq}")))?;
+            let change =
+                super::scratch_json::from_text(&change).map_err(json(op, format!("#{seq}")))?;
             let notes = serde_json::from_str(&notes).map_err(json(op, change.id().to_string()))?;
             page.push(Routed { seq, change, notes });
         }

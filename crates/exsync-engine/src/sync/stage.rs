@@ -56,12 +56,14 @@ pub(super) fn sql(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StageErro
 /// spool). An empty path is a private database in a temporary file SQLite deletes on close;
 /// SQLite creates such files 0600 and unlinks them at once, so no other user can open them (a
 /// test below holds it to that). A 2 MiB cache keeps memory bounded whatever the amount read,
-/// and losing the file on a crash costs nothing, so no journal and no syncing.
+/// and losing the file on a crash costs nothing, so no journal and no syncing. No other
+/// connection ever opens it, so it is locked once for good instead of around each statement.
 pub(super) fn scratch_database(schema: &str) -> Result<Connection> {
     let db = Connection::open("").map_err(sql("open"))?;
     for (pragma, value) in [
         ("cache_size", "-2048"),
         ("journal_mode", "OFF"),
+        ("locking_mode", "EXCLUSIVE"),
         ("synchronous", "OFF"),
         ("temp_store", "FILE"),
     ] {
@@ -187,12 +189,13 @@ impl Stage {
             for record in records {
                 let id = record.change.id();
                 let side = id.side().as_str();
-                let json =
-                    serde_json::to_string(&record.change).map_err(|source| StageError::Json {
+                let json = super::scratch_json::to_text(&record.change).map_err(|source| {
+                    StageError::Json {
                         op,
                         id: id.to_string(),
                         source,
-                    })?;
+                    }
+                })?;
                 let (is_upsert, origin) = match &record.change {
                     Change::Upsert(item) => (true, item.origin.as_ref()),
                     _ => (false, None),
@@ -493,7 +496,7 @@ impl Stage {
 }
 
 fn parse_change(op: &'static str, id: &str, json: &str) -> Result<Change> {
-    serde_json::from_str(json).map_err(|source| StageError::Json {
+    super::scratch_json::from_text(json).map_err(|source| StageError::Json {
         op,
         id: id.to_owned(),
         source,

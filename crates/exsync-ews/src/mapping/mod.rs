@@ -105,8 +105,8 @@ pub(crate) fn item_change(kind: ItemKind, element: &Element) -> Option<Change> {
     let item_ref = element.child("ItemId").and_then(ItemRef::read)?;
     let id = ItemId::Exchange(item_ref.id.clone());
     let fields = match kind {
-        ItemKind::Contact => read_contact(element).map(|c| c.to_fields()),
-        ItemKind::Event => read_event(element).map(|e| e.to_fields()),
+        ItemKind::Contact => read_contact(element).map(Record::into_fields),
+        ItemKind::Event => read_event(element).map(Record::into_fields),
     };
     Some(match fields {
         Ok(fields) => Change::Upsert(Item {

@@ -150,8 +150,8 @@ pub fn item_change(kind: ItemKind, item: &Value) -> Option<Change> {
     let item_ref = GraphRef::read(item)?;
     let id = ItemId::Exchange(item_ref.id.clone());
     let fields = match kind {
-        ItemKind::Contact => read_contact(item).map(|c| c.to_fields()),
-        ItemKind::Event => read_event(item).map(|e| e.to_fields()),
+        ItemKind::Contact => read_contact(item).map(Record::into_fields),
+        ItemKind::Event => read_event(item).map(Record::into_fields),
     };
     Some(match fields {
         Ok(fields) => Change::Upsert(Item {

@@ -1,7 +1,7 @@
 //! Committing a pass on PostgreSQL: everything one user's pass changes, in one transaction,
 //! checked first by the same validation as the SQLite backend so refusals are identical.
 
-use exsync_core::{content_hash, ItemId, ItemKind, Side};
+use exsync_core::{content_text_hash, ItemId, ItemKind, Side};
 use postgres::{Client, Transaction};
 
 use super::codec::Ctx;
@@ -130,7 +130,7 @@ fn upsert_pairs(tx: &mut Transaction<'_>, c: &PassCommit, at: &str) -> StoreResu
                     pair.crm_id, pair.exchange_id
                 ),
             })?;
-        let hash = content_hash(&pair.content);
+        let hash = content_text_hash(&content);
         let rows = tx
             .query(
                 &find,

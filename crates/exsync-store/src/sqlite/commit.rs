@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use exsync_core::{content_hash, ItemId, ItemKind, Side, UserKey};
+use exsync_core::{content_text_hash, ItemId, ItemKind, Side, UserKey};
 use rusqlite::{params, Connection, TransactionBehavior};
 
 use super::codec::{time_text, to_sql_count, Ctx};
@@ -235,7 +235,7 @@ fn upsert_pairs(conn: &Connection, c: &PassCommit, at: &str) -> StoreResult<u64>
                     pair.crm_id, pair.exchange_id
                 ),
             })?;
-        let hash = content_hash(&pair.content);
+        let hash = content_text_hash(&content);
         let existing = find
             .query_map(
                 params![
@@ -343,16 +343,25 @@ fn update_unresolved(conn: &Connection, c: &PassCommit, at: &str) -> StoreResult
         Ok(())
     };
     // An item that synced (written into a pair, or its pair removed) is no longer failing.
-    for pair in &c.upserts {
-        clear_item(pair.kind, Side::Crm, pair.crm_id.as_str())?;
-        clear_item(pair.kind, Side::Exchange, pair.exchange_id.as_str())?;
-    }
-    for key in &c.removals {
-        clear_item(key.kind, Side::Crm, key.crm_id.as_str())?;
-        clear_item(key.kind, Side::Exchange, key.exchange_id.as_str())?;
-    }
-    for item in &c.resolved {
-        clear_item(item.kind, item.id.side(), item.id.as_str())?;
+    // Most users have nothing unresolved, and a first sync writes thousands of pairs: one
+    // look saves a delete per record then.
+    let any_unresolved: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM unresolved WHERE user_key = ?1)")
+        .ctx(OP, u)?
+        .query_row(params![c.user.as_str()], |row| row.get(0))
+        .ctx(OP, u)?;
+    if any_unresolved {
+        for pair in &c.upserts {
+            clear_item(pair.kind, Side::Crm, pair.crm_id.as_str())?;
+            clear_item(pair.kind, Side::Exchange, pair.exchange_id.as_str())?;
+        }
+        for key in &c.removals {
+            clear_item(key.kind, Side::Crm, key.crm_id.as_str())?;
+            clear_item(key.kind, Side::Exchange, key.exchange_id.as_str())?;
+        }
+        for item in &c.resolved {
+            clear_item(item.kind, item.id.side(), item.id.as_str())?;
+        }
     }
 
     let mut report = conn

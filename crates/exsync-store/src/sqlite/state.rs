@@ -180,19 +180,21 @@ pub(crate) fn crm_pair_users(
     crm_ids: &[exsync_core::CrmId],
 ) -> StoreResult<Vec<(exsync_core::CrmId, UserKey)>> {
     const OP: &str = "find the users of CRM records";
-    let mut query = conn.prepare_cached(PAIR_USERS).ctx(OP, None)?;
-    let mut out = Vec::new();
-    for crm_id in crm_ids {
-        let users = query
-            .query_map(params![kind.as_str(), crm_id.as_str()], |row| {
-                row.get::<_, String>(0)
-            })
-            .ctx(OP, None)?;
-        for user in users {
-            out.push((crm_id.clone(), UserKey::new(user.ctx(OP, None)?)));
+    in_one_read(conn, OP, None, |conn| {
+        let mut query = conn.prepare_cached(PAIR_USERS).ctx(OP, None)?;
+        let mut out = Vec::new();
+        for crm_id in crm_ids {
+            let users = query
+                .query_map(params![kind.as_str(), crm_id.as_str()], |row| {
+                    row.get::<_, String>(0)
+                })
+                .ctx(OP, None)?;
+            for user in users {
+                out.push((crm_id.clone(), UserKey::new(user.ctx(OP, None)?)));
+            }
         }
-    }
-    Ok(out)
+        Ok(out)
+    })
 }
 
 /// The pairs holding any of these records, each once, ordered by CRM id.
@@ -202,13 +204,30 @@ pub(crate) fn pairs_of(
     kind: ItemKind,
     ids: &[ItemId],
 ) -> StoreResult<Vec<SyncedPair>> {
-    let mut found = std::collections::BTreeMap::new();
-    for id in ids {
-        if let Some(pair) = find_pair(conn, user, kind, id)? {
-            found.entry(pair.crm_id.clone()).or_insert(pair);
+    in_one_read(conn, "find pairs", Some(user), |conn| {
+        let mut found = std::collections::BTreeMap::new();
+        for id in ids {
+            if let Some(pair) = find_pair(conn, user, kind, id)? {
+                found.entry(pair.crm_id.clone()).or_insert(pair);
+            }
         }
-    }
-    Ok(found.into_values().collect())
+        Ok(found.into_values().collect())
+    })
+}
+
+/// Runs the statements of `read` in one read transaction. Outside a transaction each statement
+/// takes and drops WAL's shared-memory read lock with system calls of its own, which cost more
+/// than the look-up when a slice asks for hundreds of records one by one.
+fn in_one_read<T>(
+    conn: &Connection,
+    op: &'static str,
+    user: Option<&UserKey>,
+    read: impl FnOnce(&Connection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    let snapshot = conn.unchecked_transaction().ctx(op, user)?;
+    let out = read(&snapshot)?;
+    snapshot.commit().ctx(op, user)?;
+    Ok(out)
 }
 
 /// Up to `limit` pairs after `after`, ordered by CRM id.
