@@ -615,6 +615,13 @@ impl MailboxClient {
         Ok(FolderPlace::Live(current))
     }
 
+    /// Our contact folder under Contacts if it is there, found by name; nothing is made (the
+    /// connectivity check looks, the first pass creates).
+    pub async fn existing_contacts_folder(&self) -> Result<Option<FolderRef>, EwsError> {
+        let name = self.client.config.contacts_folder.clone();
+        self.find_contacts_folder(&name).await
+    }
+
     async fn find_contacts_folder(&self, name: &str) -> Result<Option<FolderRef>, EwsError> {
         let message = self
             .single(

@@ -9,7 +9,8 @@ use super::{Inputs, Outcome, Step};
 const TOKEN: &str = "CRM token";
 const ALLOWANCE: &str = "CRM API allowance";
 
-pub(super) async fn checks(inputs: &Inputs) -> Vec<Step> {
+/// The CRM steps, and the client that got a token, for the per-user checks.
+pub(super) async fn checks(inputs: &Inputs) -> (Vec<Step>, Option<SalesforceClient>) {
     let crm = &inputs.config.crm;
     let auth = match crm.auth {
         CrmAuth::Jwt => {
@@ -32,12 +33,15 @@ pub(super) async fn checks(inputs: &Inputs) -> Vec<Step> {
                     audience: crm.login_url.clone(),
                 },
                 Err(reason) => {
-                    return vec![
-                        Step::new(TOKEN, Outcome::Fail)
-                            .saw(reason)
-                            .fix("upload the connected app's private key on the CRM connection page, or `exsync secrets set crm.private_key < key.pem`"),
-                        Step::new(ALLOWANCE, Outcome::Skip),
-                    ];
+                    return (
+                        vec![
+                            Step::new(TOKEN, Outcome::Fail)
+                                .saw(reason)
+                                .fix("upload the connected app's private key on the CRM connection page, or `exsync secrets set crm.private_key < key.pem`"),
+                            Step::new(ALLOWANCE, Outcome::Skip),
+                        ],
+                        None,
+                    );
                 }
             }
         }
@@ -47,12 +51,15 @@ pub(super) async fn checks(inputs: &Inputs) -> Vec<Step> {
                 client_secret: Secret::new(secret.expose().as_bytes().to_vec()),
             },
             None => {
-                return vec![
-                    Step::new(TOKEN, Outcome::Fail)
-                        .saw("no client secret is stored")
-                        .fix("`exsync secrets set crm.client_secret`, or enter it on the CRM connection page"),
-                    Step::new(ALLOWANCE, Outcome::Skip),
-                ];
+                return (
+                    vec![
+                        Step::new(TOKEN, Outcome::Fail)
+                            .saw("no client secret is stored")
+                            .fix("`exsync secrets set crm.client_secret`, or enter it on the CRM connection page"),
+                        Step::new(ALLOWANCE, Outcome::Skip),
+                    ],
+                    None,
+                );
             }
         },
     };
@@ -60,22 +67,29 @@ pub(super) async fn checks(inputs: &Inputs) -> Vec<Step> {
     config.max_retries = 1;
     config.max_reply_bytes = inputs.config.network.max_reply_bytes();
     config.timeout = std::time::Duration::from_secs(20);
+    config.mailbox_field = crm.mailbox_field.clone();
     if let Some(ca) = &crm.ca_file {
         match std::fs::read(ca) {
             Ok(pem) => config.ca_pem = Some(pem),
             Err(e) => {
-                return vec![Step::new(TOKEN, Outcome::Fail)
-                    .saw(format!("cannot read crm.ca_file {}: {e}", ca.display()))
-                    .fix("correct crm.ca_file")];
+                return (
+                    vec![Step::new(TOKEN, Outcome::Fail)
+                        .saw(format!("cannot read crm.ca_file {}: {e}", ca.display()))
+                        .fix("correct crm.ca_file")],
+                    None,
+                );
             }
         }
     }
     let client = match SalesforceClient::new(config) {
         Ok(c) => c,
         Err(e) => {
-            return vec![Step::new(TOKEN, Outcome::Fail)
-                .saw(e.to_string())
-                .fix("check the [crm] section")];
+            return (
+                vec![Step::new(TOKEN, Outcome::Fail)
+                    .saw(e.to_string())
+                    .fix("check the [crm] section")],
+                None,
+            );
         }
     };
     let mut steps = Vec::new();
@@ -94,7 +108,7 @@ pub(super) async fn checks(inputs: &Inputs) -> Vec<Step> {
             };
             steps.push(Step::new(TOKEN, Outcome::Fail).saw(e.to_string()).fix(fix));
             steps.push(Step::new(ALLOWANCE, Outcome::Skip));
-            return steps;
+            return (steps, None);
         }
     }
     steps.push(match client.refresh_api_usage().await {
@@ -118,5 +132,5 @@ pub(super) async fn checks(inputs: &Inputs) -> Vec<Step> {
             .saw(e.to_string())
             .fix("the integration user needs the API Enabled permission"),
     });
-    steps
+    (steps, Some(client))
 }

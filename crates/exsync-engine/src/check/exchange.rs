@@ -40,7 +40,7 @@ fn domain_of(address: &str) -> Option<String> {
         .filter(|d| !d.is_empty())
 }
 
-fn impersonation_command(service_account: &str) -> String {
+pub(super) fn impersonation_command(service_account: &str) -> String {
     format!(
         "in the Exchange Management Shell: New-ManagementRoleAssignment -Name exsync-impersonation -Role ApplicationImpersonation -User {service_account} \
          (to limit it to the syncing users, add -CustomRecipientWriteScope with a management scope that holds them)"
@@ -68,7 +68,7 @@ fn autodiscover_fix(seen: &str, domain: &str, allowed: &[String]) -> String {
     }
 }
 
-fn response_code(e: &EwsError) -> Option<&str> {
+pub(super) fn response_code(e: &EwsError) -> Option<&str> {
     match e {
         EwsError::Mailbox { error, .. }
         | EwsError::Response { error, .. }
@@ -77,7 +77,27 @@ fn response_code(e: &EwsError) -> Option<&str> {
     }
 }
 
-pub(super) async fn checks(inputs: &Inputs, x: &ExchangeConfig) -> Vec<Step> {
+/// A logged-in EWS client and the URL it reached, for the per-user checks to reuse.
+pub(super) struct EwsReach {
+    pub(super) client: std::sync::Arc<EwsClient>,
+    pub(super) url: Url,
+}
+
+/// The Exchange steps, and the client they logged in with unless logging in failed.
+pub(super) async fn checks(inputs: &Inputs, x: &ExchangeConfig) -> (Vec<Step>, Option<EwsReach>) {
+    let mut reach = None;
+    let steps = checks_reaching(inputs, x, &mut reach).await;
+    let login_failed = steps
+        .iter()
+        .any(|s| (s.name == EWS || s.name == AUTH) && s.outcome == Outcome::Fail);
+    (steps, reach.filter(|_| !login_failed))
+}
+
+async fn checks_reaching(
+    inputs: &Inputs,
+    x: &ExchangeConfig,
+    reach: &mut Option<EwsReach>,
+) -> Vec<Step> {
     let config = &inputs.config;
     let svc = x.service_account.as_str();
     let mut steps = Vec::new();
@@ -323,6 +343,10 @@ pub(super) async fn checks(inputs: &Inputs, x: &ExchangeConfig) -> Vec<Step> {
         steps.push(Step::new(EWS, Outcome::Skip).saw("no service account password to log in with"));
         return steps;
     };
+    *reach = Some(EwsReach {
+        client: std::sync::Arc::clone(&client),
+        url: url.clone(),
+    });
     let Some(mailbox_address) = target else {
         steps.push(
             Step::new(EWS, Outcome::Skip)

@@ -21,10 +21,11 @@ const MAX_USERS: usize = 10;
 /// The management scope the fixes name.
 const SCOPE_NAME: &str = "exsync-users";
 
-pub(super) async fn checks(inputs: &Inputs) -> Vec<Step> {
+/// The Exchange Online steps, and the client that got a token, for the per-user checks.
+pub(super) async fn checks(inputs: &Inputs) -> (Vec<Step>, Option<GraphClient>) {
     let config = &inputs.config;
     let Some(online) = &config.exchange_online else {
-        return Vec::new();
+        return (Vec::new(), None);
     };
     let (users, unchecked) = mailboxes(inputs, online);
     let client = match graph_client(config, online, &inputs.graph, None) {
@@ -32,18 +33,46 @@ pub(super) async fn checks(inputs: &Inputs) -> Vec<Step> {
         Err(e) => {
             let mut steps = vec![setup_failed(online, inputs, &e)];
             steps.extend(skipped_after_token(&users));
-            return steps;
+            return (steps, None);
         }
     };
     let mut steps = checks_with(&client, online, &config.sync_folder, &users, Utc::now()).await;
     if unchecked > 0 {
         if let Some(last) = steps.last_mut() {
             last.evidence.push(format!(
-                "{unchecked} more mailboxes in exchange_online.users were not checked: name one with --user"
+                "{unchecked} more mailboxes in exchange_online.users were not checked here; \
+                 the assigned users' lines below cover each one that syncs"
             ));
         }
     }
-    steps
+    let token = steps
+        .iter()
+        .any(|s| s.name == TOKEN && s.outcome != Outcome::Fail);
+    (steps, token.then_some(client))
+}
+
+/// One mailbox's scope and folders, as the per-user checks see them: the worst outcome,
+/// what was seen and the fix.
+pub(super) async fn probe_mailbox(
+    client: &GraphClient,
+    app: &str,
+    user: &str,
+    sync_folder: &str,
+) -> (Outcome, Vec<String>, Option<String>) {
+    let steps = mailbox_steps(client, app, user, sync_folder).await;
+    let worst = steps
+        .iter()
+        .map(|s| s.outcome)
+        .max_by_key(|o| match o {
+            Outcome::Pass => 0,
+            Outcome::Skip => 1,
+            Outcome::Warn => 2,
+            Outcome::Fail => 3,
+        })
+        .unwrap_or(Outcome::Pass);
+    let evidence = steps.iter().flat_map(|s| s.evidence.clone()).collect();
+    let fix = steps.into_iter().find_map(|s| s.fix);
+    (worst, evidence, fix)
 }
 
 /// The mailboxes to check, and how many Graph mailboxes were left out: the `--user` mailbox
@@ -844,11 +873,11 @@ users = [\"a@example.com\", \"b@example.com\"]
     #[tokio::test]
     async fn check_graph_without_its_credential_fails_with_the_secrets_command() {
         let none = Inputs::without_secrets(config(""), None);
-        assert!(checks(&none).await.is_empty());
+        assert!(checks(&none).await.0.is_empty());
         let online =
             "[exchange_online]\ntenant = \"t\"\nclient_id = \"c\"\nusers = [\"b@example.com\"]\n";
         let inputs = Inputs::without_secrets(config(online), None);
-        let steps = checks(&inputs).await;
+        let steps = checks(&inputs).await.0;
         let token = step(&steps, TOKEN);
         assert_eq!(token.outcome, Outcome::Fail);
         assert!(
@@ -868,7 +897,7 @@ users = [\"a@example.com\", \"b@example.com\"]
             )),
             None,
         );
-        let steps = checks(&secret).await;
+        let steps = checks(&secret).await.0;
         assert!(step(&steps, TOKEN)
             .fix
             .as_deref()
@@ -878,7 +907,7 @@ users = [\"a@example.com\", \"b@example.com\"]
         secret.config.exchange_online.as_mut().unwrap().credential = OnlineCredential::Certificate;
         secret.graph.certificate = Some(SecretValue::new("not a pem".to_owned()));
         secret.graph.private_key = Some(SecretValue::new("not a pem".to_owned()));
-        let steps = checks(&secret).await;
+        let steps = checks(&secret).await.0;
         let token = step(&steps, TOKEN);
         assert_eq!(token.outcome, Outcome::Fail);
         assert!(

@@ -8,6 +8,7 @@ mod exchange;
 pub mod files;
 mod graph;
 mod net;
+pub mod users;
 
 use std::fmt::Write as _;
 
@@ -94,24 +95,34 @@ pub struct Report {
     /// The steps in the order they ran, Exchange's before the CRM's, after any step put first with
     /// [`Report::push_front`].
     pub steps: Vec<Step>,
+    /// Each user the configurations assign (or the `--user` one), checked on both sides.
+    pub users: Vec<users::UserCheck>,
 }
 
 impl Report {
     fn new(user: Option<String>, steps: Vec<Step>) -> Report {
+        Report::with_users(user, steps, Vec::new())
+    }
+
+    fn with_users(user: Option<String>, steps: Vec<Step>, users: Vec<users::UserCheck>) -> Report {
         Report {
             user,
-            status: Report::status_of(&steps),
+            status: Report::status_of(&steps, &users),
             steps,
+            users,
         }
     }
 
-    fn status_of(steps: &[Step]) -> Outcome {
-        if steps.iter().any(|s| s.outcome == Outcome::Fail) {
+    fn status_of(steps: &[Step], users: &[users::UserCheck]) -> Outcome {
+        let outcomes = || {
+            steps
+                .iter()
+                .map(|s| s.outcome)
+                .chain(users.iter().map(|u| u.outcome))
+        };
+        if outcomes().any(|o| o == Outcome::Fail) {
             Outcome::Fail
-        } else if steps
-            .iter()
-            .any(|s| matches!(s.outcome, Outcome::Warn | Outcome::Skip))
-        {
+        } else if outcomes().any(|o| matches!(o, Outcome::Warn | Outcome::Skip)) {
             // A skipped step verified nothing: the report cannot say all is well.
             Outcome::Warn
         } else {
@@ -122,7 +133,7 @@ impl Report {
     /// Puts a step before the others (one checked before the network ones ran).
     pub fn push_front(&mut self, step: Step) {
         self.steps.insert(0, step);
-        self.status = Report::status_of(&self.steps);
+        self.status = Report::status_of(&self.steps, &self.users);
     }
 
     /// Whether any step failed, which makes `exsync check` exit non-zero.
@@ -142,6 +153,7 @@ impl Report {
                 let _ = writeln!(out, "      fix: {fix}");
             }
         }
+        users::render(&self.users, &mut out);
         let _ = writeln!(
             out,
             "\n{}: {} steps, {} passed, {} warned, {} failed, {} skipped",
@@ -249,13 +261,26 @@ pub async fn run(inputs: &Inputs) -> Report {
         .exchange_online
         .as_ref()
         .is_some_and(|o| o.all_users);
-    let mut steps = match &inputs.config.exchange {
+    let (mut steps, ews) = match &inputs.config.exchange {
         Some(x) if !online_only => exchange::checks(inputs, x).await,
-        _ => Vec::new(),
+        _ => (Vec::new(), None),
     };
-    steps.extend(graph::checks(inputs).await);
-    steps.extend(crm::checks(inputs).await);
-    Report::new(inputs.user.clone(), steps)
+    let (graph_steps, graph) = graph::checks(inputs).await;
+    steps.extend(graph_steps);
+    let (crm_steps, crm) = crm::checks(inputs).await;
+    steps.extend(crm_steps);
+    let reach = users::Reach {
+        crm: crm.as_ref(),
+        ews: ews.as_ref(),
+        graph: graph.as_ref(),
+    };
+    match users::checks(inputs, reach).await {
+        Ok(users) => Report::with_users(inputs.user.clone(), steps, users),
+        Err(step) => {
+            steps.push(step);
+            Report::new(inputs.user.clone(), steps)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ mod hybrid;
 mod kerberos;
 mod lab;
 mod migration;
+mod pairing;
 mod postgres;
 mod private_files;
 mod rules;
