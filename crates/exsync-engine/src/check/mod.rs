@@ -154,7 +154,7 @@ impl Report {
             }
         }
         users::render(&self.users, &mut out);
-        let _ = writeln!(
+        let _ = write!(
             out,
             "\n{}: {} steps, {} passed, {} warned, {} failed, {} skipped",
             self.status.label(),
@@ -164,6 +164,10 @@ impl Report {
             self.count(Outcome::Fail),
             self.count(Outcome::Skip)
         );
+        if !self.users.is_empty() {
+            let _ = write!(out, "; {}", users::summary(&self.users));
+        }
+        out.push('\n');
         out
     }
 

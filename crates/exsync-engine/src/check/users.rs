@@ -350,7 +350,6 @@ pub(super) fn render(users: &[UserCheck], out: &mut String) {
     if users.is_empty() {
         return;
     }
-    let count = |o: Outcome| users.iter().filter(|u| u.outcome == o).count();
     let _ = writeln!(
         out,
         "\n{ASSIGNED} ({}, checked {AT_ONCE} at a time)",
@@ -384,15 +383,19 @@ pub(super) fn render(users: &[UserCheck], out: &mut String) {
             "      ({unlisted} users that passed or were not checked are not listed; --json lists every one)"
         );
     }
-    let _ = writeln!(
-        out,
-        "users: {} assigned, {} passed, {} warned, {} failed, {} not checked",
+}
+
+/// The users' part of the report's last line.
+pub(super) fn summary(users: &[UserCheck]) -> String {
+    let count = |o: Outcome| users.iter().filter(|u| u.outcome == o).count();
+    format!(
+        "{} assigned users, {} passed, {} warned, {} failed, {} not checked",
         users.len(),
         count(Outcome::Pass),
         count(Outcome::Warn),
         count(Outcome::Fail),
         count(Outcome::Skip)
-    );
+    )
 }
 
 #[cfg(test)]
@@ -503,9 +506,9 @@ mod tests {
             out.contains("(34 users that passed or were not checked are not listed"),
             "{out}"
         );
-        assert!(
-            out.contains("users: 35 assigned, 34 passed, 0 warned, 1 failed, 0 not checked"),
-            "{out}"
+        assert_eq!(
+            summary(&users),
+            "35 assigned users, 34 passed, 0 warned, 1 failed, 0 not checked"
         );
 
         let mut few = String::new();

@@ -16,6 +16,7 @@
 use std::sync::OnceLock;
 
 mod check_sync_folder;
+mod check_users;
 mod crash;
 mod day_zone;
 mod ews_copies;
