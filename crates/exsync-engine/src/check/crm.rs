@@ -93,13 +93,18 @@ pub(super) async fn checks(inputs: &Inputs) -> (Vec<Step>, Option<SalesforceClie
         }
     };
     let mut steps = Vec::new();
+    let started = std::time::Instant::now();
     match client.instance_url().await {
-        Ok(instance) => steps.push(Step::new(TOKEN, Outcome::Pass).saw(format!(
-            "{} issued a token ({}) for client {}; instance {instance}",
-            crm.login_url,
-            crm.auth.as_str(),
-            crm.client_id
-        ))),
+        Ok(instance) => steps.push(
+            Step::new(TOKEN, Outcome::Pass)
+                .saw(format!(
+                    "{} issued a token ({}) for client {}; instance {instance}",
+                    crm.login_url,
+                    crm.auth.as_str(),
+                    crm.client_id
+                ))
+                .took(started),
+        ),
         Err(e) => {
             let fix = match &e {
                 Error::Auth { .. } => "check crm.client_id and crm.username, that the connected app holds the certificate of the uploaded private key, and that the user is pre-authorized for the app",
@@ -111,7 +116,8 @@ pub(super) async fn checks(inputs: &Inputs) -> (Vec<Step>, Option<SalesforceClie
             return (steps, None);
         }
     }
-    steps.push(match client.refresh_api_usage().await {
+    let started = std::time::Instant::now();
+    let allowance = match client.refresh_api_usage().await {
         Ok(usage) => {
             let left = usage.max.saturating_sub(usage.used);
             let reserve = (usage.max as f64 * crm.api_reserve).ceil() as u64;
@@ -131,6 +137,7 @@ pub(super) async fn checks(inputs: &Inputs) -> (Vec<Step>, Option<SalesforceClie
         Err(e) => Step::new(ALLOWANCE, Outcome::Fail)
             .saw(e.to_string())
             .fix("the integration user needs the API Enabled permission"),
-    });
+    };
+    steps.push(allowance.took(started));
     (steps, Some(client))
 }

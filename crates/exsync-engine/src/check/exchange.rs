@@ -4,10 +4,11 @@
 //! by the id the state database holds).
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use bytes::Bytes;
 use exsync_core::config::{ExchangeConfig, ExsyncConfig, StoreConfig};
-use exsync_core::{ItemKind, UserKey};
+use exsync_core::{Contact, CrmId, ItemKind, Record, UserKey};
 use exsync_ews::diagnostics::{chosen_scheme as choose, offered_schemes as offered, Scheme};
 use exsync_ews::{
     AuthMode, Credentials, EwsClient, EwsConfig, EwsError, FolderPlace, FolderRef, MailboxClient,
@@ -32,6 +33,7 @@ const EWS: &str = "EWS reachable with the service account";
 const IMPERSONATION: &str = "Impersonation";
 const CALENDAR: &str = "Calendar access";
 const CONTACTS: &str = "Contacts folder access";
+const ROUND_TRIP: &str = "Write round trip";
 
 fn domain_of(address: &str) -> Option<String> {
     address
@@ -146,6 +148,7 @@ async fn checks_reaching(
 
     // Where EWS is.
     let mut ews_url: Option<Url> = None;
+    let dns_started = Instant::now();
     let mut dns = Step::new(DNS, Outcome::Pass);
     let mut dns_failed_all = true;
     let mut candidate_hosts = Vec::new();
@@ -205,7 +208,7 @@ async fn checks_reaching(
         );
     }
     let dns_ok = dns.outcome != Outcome::Fail;
-    steps.push(dns);
+    steps.push(dns.took(dns_started));
     if !dns_ok {
         return steps;
     }
@@ -236,6 +239,7 @@ async fn checks_reaching(
     };
 
     if ews_url.is_none() {
+        let started = Instant::now();
         let mut step = Step::new(AUTODISCOVER, Outcome::Fail);
         for (host, addr) in &resolved {
             let reachable = tokio::time::timeout(TIMEOUT, tokio::net::TcpStream::connect(addr))
@@ -282,7 +286,7 @@ async fn checks_reaching(
             }
         }
         let ok = step.outcome == Outcome::Pass;
-        steps.push(step);
+        steps.push(step.took(started));
         if !ok {
             return steps;
         }
@@ -298,6 +302,7 @@ async fn checks_reaching(
     let port = url.port_or_known_default().unwrap_or(443);
 
     // TLS, then the schemes offered to an anonymous request on the same connection.
+    let tls_started = Instant::now();
     let addr = match resolve(config, &host, port).await {
         Ok((addrs, _)) => addrs.into_iter().next(),
         Err(_) => None,
@@ -336,8 +341,13 @@ async fn checks_reaching(
             "the server certificate expires in {days} days; renew it"
         ));
     }
-    steps.push(tls);
-    steps.push(auth_step(seen.stream, &url, &host, x.auth.as_str(), x.realm.is_some()).await);
+    steps.push(tls.took(tls_started));
+    let auth_started = Instant::now();
+    steps.push(
+        auth_step(seen.stream, &url, &host, x.auth.as_str(), x.realm.is_some())
+            .await
+            .took(auth_started),
+    );
 
     let Some(client) = client else {
         steps.push(Step::new(EWS, Outcome::Skip).saw("no service account password to log in with"));
@@ -356,6 +366,7 @@ async fn checks_reaching(
         return steps;
     };
     let mailbox = client.mailbox(&mailbox_address, url.clone());
+    let login_started = Instant::now();
     match mailbox.calendar_folder().await {
         Ok(folder) => {
             let scheme = client
@@ -363,9 +374,17 @@ async fn checks_reaching(
                 .pinned(&host)
                 .map(|s| s.name().to_owned())
                 .unwrap_or_else(|| "the configured scheme".to_owned());
-            let mut ews = Step::new(EWS, Outcome::Pass).saw(format!(
-                "{url} answered GetFolder; {svc} logged in with {scheme}"
-            ));
+            let mut ews = Step::new(EWS, Outcome::Pass)
+                .saw(format!(
+                    "{url} answered GetFolder; {svc} logged in with {scheme}"
+                ))
+                .took(login_started);
+            ews.evidence.push(match client.server_version() {
+                Some(version) => format!("Exchange version {version} (ServerVersionInfo)"),
+                None => {
+                    "the server sent no ServerVersionInfo, so its version is not known".to_owned()
+                }
+            });
             if let Some(status) = client.http().kerberos_status().await {
                 ews.evidence.push(format!(
                     "Kerberos principal {}; ticket-granting ticket valid for {}",
@@ -387,7 +406,19 @@ async fn checks_reaching(
                 "calendar folder of {mailbox_address} read (id {}…)",
                 folder.id.chars().take(12).collect::<String>()
             )));
-            steps.push(contacts_step(&mailbox, config, &mailbox_address, svc).await);
+            let contacts_started = Instant::now();
+            let contacts = contacts_step(&mailbox, config, &mailbox_address, svc)
+                .await
+                .took(contacts_started);
+            let writable = contacts.outcome == Outcome::Pass;
+            steps.push(contacts);
+            steps.push(if writable {
+                round_trip(&mailbox, config, &mailbox_address).await
+            } else {
+                Step::new(ROUND_TRIP, Outcome::Skip).saw(format!(
+                    "nothing written: the contact sync folder of {mailbox_address} is not usable (see above)"
+                ))
+            });
         }
         Err(e) => {
             let code = response_code(&e).map(str::to_owned);
@@ -500,6 +531,135 @@ async fn contacts_step(
         Err(e) => Step::new(CONTACTS, Outcome::Fail)
             .saw(e.to_string())
             .fix(access_fix()),
+    }
+}
+
+/// Creates one contact tagged as exsync tags what it writes in the contact sync folder, reads
+/// it back by its tag and deletes it: the rights a pass needs, used once, with each call's time.
+async fn round_trip(mailbox: &MailboxClient, config: &ExsyncConfig, address: &str) -> Step {
+    let started = Instant::now();
+    let name = &config.sync_folder;
+    let folder = match stored_contact_folder(config, address).await {
+        Ok(Some((id, change_key))) => Ok(Some(FolderRef {
+            id,
+            change_key,
+            distinguished: false,
+        })),
+        _ => mailbox.existing_contacts_folder().await,
+    };
+    let folder = match folder {
+        Ok(Some(folder)) => folder,
+        Ok(None) => {
+            return Step::new(ROUND_TRIP, Outcome::Skip)
+                .saw(format!(
+                    "Contacts/{name} of {address} was not found to write in"
+                ))
+                .took(started)
+        }
+        Err(e) => {
+            return Step::new(ROUND_TRIP, Outcome::Fail)
+                .saw(e.to_string())
+                .fix(format!(
+                    "check that the service account may read folders under Contacts in {address}"
+                ))
+                .took(started)
+        }
+    };
+    let stamp = chrono::Utc::now();
+    let tag = CrmId::new(format!(
+        "exsync-check-{}-{}",
+        stamp.timestamp_millis(),
+        std::process::id()
+    ));
+    let contact = Contact {
+        first_name: "exsync".into(),
+        last_name: format!(
+            "connectivity check {}",
+            stamp.format("%Y-%m-%d %H:%M:%S UTC")
+        ),
+        ..Contact::default()
+    };
+    let mut step = Step::new(ROUND_TRIP, Outcome::Pass);
+    let leftover = |step: Step, e: String| {
+        step.saw(e)
+            .fix(format!(
+                "delete the contact \"{} {}\" from Contacts/{name} of {address} by hand",
+                contact.first_name, contact.last_name
+            ))
+            .outcome_fail()
+    };
+    let t = Instant::now();
+    let created = mailbox
+        .create(
+            ItemKind::Contact,
+            &folder,
+            &[(tag.clone(), contact.to_fields())],
+        )
+        .await
+        .map(|mut r| r.pop());
+    let item = match created {
+        Ok(Some(Ok(item))) => item,
+        Ok(Some(Err(e))) | Err(e) => {
+            return step
+                .saw(format!("creating a contact in Contacts/{name} of {address}: {e}"))
+                .fix(format!(
+                    "the service account must be able to create items in {address}: check the ApplicationImpersonation assignment"
+                ))
+                .outcome_fail()
+                .took(started)
+        }
+        Ok(None) => {
+            return step
+                .saw("the server answered CreateItem without an item")
+                .outcome_fail()
+                .took(started)
+        }
+    };
+    step = step.saw(format!(
+        "created a contact tagged {tag} in Contacts/{name} of {address} ({} ms)",
+        t.elapsed().as_millis()
+    ));
+    let t = Instant::now();
+    match mailbox.find_by_crm_id(&folder, &tag).await {
+        Ok(Some(found)) if found.id == item.id => {
+            step = step.saw(format!(
+                "read it back by its tag ({} ms)",
+                t.elapsed().as_millis()
+            ));
+        }
+        Ok(_) => {
+            step = step
+                .saw("it could not be found again by its tag")
+                .fix("the server does not return exsync's tag property; a pass could not find the items it wrote")
+                .outcome_fail();
+        }
+        Err(e) => step = step.saw(format!("reading it back: {e}")).outcome_fail(),
+    }
+    let t = Instant::now();
+    match mailbox.delete(ItemKind::Contact, &[item.id.clone()]).await {
+        Ok(results) if results.iter().all(Result::is_ok) => {
+            step = step.saw(format!("deleted it ({} ms)", t.elapsed().as_millis()));
+        }
+        Ok(results) => {
+            let why = results
+                .into_iter()
+                .find_map(Result::err)
+                .map_or_else(String::new, |e| e.to_string());
+            step = leftover(step, format!("deleting it: {why}"));
+        }
+        Err(e) => step = leftover(step, format!("deleting it: {e}")),
+    }
+    step.took(started)
+}
+
+trait FailStep {
+    fn outcome_fail(self) -> Self;
+}
+
+impl FailStep for Step {
+    fn outcome_fail(mut self) -> Step {
+        self.outcome = Outcome::Fail;
+        self
     }
 }
 

@@ -119,6 +119,7 @@ pub(super) async fn checks_with(
         ));
         token_step = certificate_expiry(token_step, certificate.not_after(), now);
     }
+    let token_started = std::time::Instant::now();
     let token = match client.token().await {
         Ok(token) => token,
         Err(e) => {
@@ -127,10 +128,12 @@ pub(super) async fn checks_with(
             return steps;
         }
     };
-    token_step = token_step.saw(format!(
-        "token issued, expires {}",
-        token.expires_at().format("%Y-%m-%d %H:%M UTC")
-    ));
+    token_step = token_step
+        .saw(format!(
+            "token issued, expires {}",
+            token.expires_at().format("%Y-%m-%d %H:%M UTC")
+        ))
+        .took(token_started);
     steps.push(token_step);
     steps.push(roles_step(&token.roles(), &online.client_id));
     if users.is_empty() {
@@ -140,8 +143,29 @@ pub(super) async fn checks_with(
                 .fix("name one with `exsync check --user <address>`"),
         );
     }
-    for user in users {
-        steps.extend(mailbox_steps(client, &online.client_id, user, sync_folder).await);
+    for (i, user) in users.iter().enumerate() {
+        let started = std::time::Instant::now();
+        let mailbox = mailbox_steps(client, &online.client_id, user, sync_folder).await;
+        let reachable = mailbox.iter().all(|s| s.outcome == Outcome::Pass);
+        // The scope step makes the calls; the folders step reads what they returned.
+        steps.extend(
+            mailbox
+                .into_iter()
+                .enumerate()
+                .map(|(j, s)| if j == 0 { s.took(started) } else { s }),
+        );
+        // One mailbox is enough to show the app may write where the passes write.
+        if i == 0 {
+            steps.push(if reachable {
+                super::graph_write::round_trip(client, user, sync_folder).await
+            } else {
+                Step::new(
+                    format!("{} ({user})", super::graph_write::ROUND_TRIP),
+                    Outcome::Skip,
+                )
+                .saw("nothing written: the app cannot reach this mailbox's folders (see above)")
+            });
+        }
     }
     steps
 }
@@ -617,9 +641,36 @@ mod tests {
                 TOKEN.to_owned(),
                 ROLES.to_owned(),
                 format!("{SCOPE} ({user})"),
-                format!("{FOLDERS} ({user})")
+                format!("{FOLDERS} ({user})"),
+                format!("{} ({user})", super::super::graph_write::ROUND_TRIP),
             ]
         );
+        let round_trip = evidence(steps.last().unwrap());
+        for said in [
+            "created a contact tagged exsync-check-",
+            "read it back by its tag (",
+            "deleted it (",
+        ] {
+            assert!(round_trip.contains(said), "{said}: {round_trip}");
+        }
+        assert!(steps[0].ms.is_some() && steps[4].ms.is_some(), "{steps:#?}");
+        // The test contact is gone again; the folder the first pass would make is there.
+        let client = lab.client();
+        let path = format!("/users/{}/contactFolders", segment(&user));
+        let folders = client.collect(&path, &[]).await.unwrap().items;
+        let ours = folders
+            .iter()
+            .find(|f| f["displayName"] == "Salesforce_Sync")
+            .unwrap();
+        let left = client
+            .collect(
+                &format!("{path}/{}/contacts", ours["id"].as_str().unwrap()),
+                &[],
+            )
+            .await
+            .unwrap()
+            .items;
+        assert!(left.is_empty(), "{left:#?}");
         let token = evidence(step(&steps, TOKEN));
         for fact in [
             format!("tenant {}", lab.info().tenant_id),
@@ -637,11 +688,7 @@ mod tests {
         );
         assert!(folders.contains("primary calendar"), "{folders}");
 
-        // Once the first pass made the folder, the check finds it.
-        let path = format!("/users/{}/contactFolders", segment(&user));
-        let request = exsync_graph::GraphRequest::new(http::Method::POST, path)
-            .json(json!({"displayName": "Salesforce_Sync"}));
-        lab.client().send(request).await.unwrap();
+        // The round trip made the folder, as the first pass would; the check now finds it.
         let steps = lab.check(&lab.client(), &user).await;
         let folders = evidence(step(&steps, FOLDERS));
         assert!(

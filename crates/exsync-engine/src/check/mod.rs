@@ -7,6 +7,7 @@ mod crm;
 mod exchange;
 pub mod files;
 mod graph;
+mod graph_write;
 mod net;
 pub mod users;
 
@@ -57,6 +58,9 @@ pub struct Step {
     pub evidence: Vec<String>,
     /// What to do about a warning or failure.
     pub fix: Option<String>,
+    /// How long the step took, in milliseconds, where it was timed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ms: Option<u64>,
 }
 
 impl Step {
@@ -67,7 +71,14 @@ impl Step {
             outcome,
             evidence: Vec::new(),
             fix: None,
+            ms: None,
         }
+    }
+
+    /// Sets the time the step took, counted from `since`.
+    pub fn took(mut self, since: std::time::Instant) -> Step {
+        self.ms = Some(u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX));
+        self
     }
 
     /// Adds one fact to the evidence.
@@ -145,7 +156,14 @@ impl Report {
     pub fn render(&self) -> String {
         let mut out = String::new();
         for step in &self.steps {
-            let _ = writeln!(out, "{}  {}", step.outcome.label(), step.name);
+            match step.ms {
+                Some(ms) => {
+                    let _ = writeln!(out, "{}  {}  ({ms} ms)", step.outcome.label(), step.name);
+                }
+                None => {
+                    let _ = writeln!(out, "{}  {}", step.outcome.label(), step.name);
+                }
+            }
             for fact in &step.evidence {
                 let _ = writeln!(out, "      {fact}");
             }

@@ -162,6 +162,60 @@ FAIL: "
         "{out}"
     );
 
+    // The steps before the users: the Exchange version, each step's time, and one test contact
+    // written, read back and deleted in the sync folder of the mailbox checked.
+    assert!(
+        out.contains("      Exchange version 15.2.1544.4 (V2017_07_11) (ServerVersionInfo)\n"),
+        "{out}"
+    );
+    for step in [
+        "DNS",
+        "TLS and certificate chain",
+        "EWS reachable with the service account",
+        "Write round trip",
+        "CRM token",
+    ] {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with(&format!("PASS  {step}  (")) && l.ends_with(" ms)")),
+            "{step} with its time: {out}"
+        );
+    }
+    let round_trip: String = out
+        .lines()
+        .skip_while(|l| !l.starts_with("PASS  Write round trip"))
+        .skip(1)
+        .take(3)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        round_trip.contains("created a contact tagged exsync-check-")
+            && round_trip.contains("in Contacts/Salesforce_Sync of user3@contoso.test (")
+            && round_trip.contains("read it back by its tag (")
+            && round_trip.contains("deleted it ("),
+        "{round_trip}"
+    );
+    let state = lab
+        .exchange_control(Method::GET, "/state", &Value::Null)
+        .await
+        .unwrap();
+    let mailbox = state["mailboxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["address"] == "user3@contoso.test")
+        .unwrap();
+    let sync_folder = mailbox["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "Salesforce_Sync")
+        .unwrap();
+    assert_eq!(
+        sync_folder["items"], 0,
+        "the test contact was left: {mailbox:#}"
+    );
+
     let json = check(&config, true);
     assert_eq!(json.code(), Some(1));
     let report: Value = serde_json::from_str(&json.stdout).unwrap();
