@@ -19,6 +19,7 @@ mod check_sync_folder;
 mod check_users;
 mod crash;
 mod day_zone;
+mod demo_keep_running;
 mod ews_copies;
 mod failpoints;
 mod faults;
