@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use exsync_core::config::{ExchangeConfig, ExsyncConfig, StoreConfig};
-use exsync_core::{Contact, CrmId, ItemKind, Record, UserKey};
+use exsync_core::{ItemKind, Record, UserKey};
 use exsync_ews::diagnostics::{chosen_scheme as choose, offered_schemes as offered, Scheme};
 use exsync_ews::{
     AuthMode, Credentials, EwsClient, EwsConfig, EwsError, FolderPlace, FolderRef, MailboxClient,
@@ -21,6 +21,7 @@ use hyper_util::rt::TokioIo;
 use url::Url;
 
 use super::net::{handshake, resolve, TIMEOUT};
+use super::test_contact::{TestContact, ROUND_TRIP};
 use super::{Inputs, Outcome, Step};
 use crate::sync::pass::{cursor_folder, folder_cursor};
 
@@ -33,7 +34,6 @@ const EWS: &str = "EWS reachable with the service account";
 const IMPERSONATION: &str = "Impersonation";
 const CALENDAR: &str = "Calendar access";
 const CONTACTS: &str = "Contacts folder access";
-const ROUND_TRIP: &str = "Write round trip";
 
 fn domain_of(address: &str) -> Option<String> {
     address
@@ -565,27 +565,12 @@ async fn round_trip(mailbox: &MailboxClient, config: &ExsyncConfig, address: &st
                 .took(started)
         }
     };
-    let stamp = chrono::Utc::now();
-    let tag = CrmId::new(format!(
-        "exsync-check-{}-{}",
-        stamp.timestamp_millis(),
-        std::process::id()
-    ));
-    let contact = Contact {
-        first_name: "exsync".into(),
-        last_name: format!(
-            "connectivity check {}",
-            stamp.format("%Y-%m-%d %H:%M:%S UTC")
-        ),
-        ..Contact::default()
-    };
+    let test = TestContact::new();
+    let (tag, contact) = (&test.tag, &test.contact);
     let mut step = Step::new(ROUND_TRIP, Outcome::Pass);
     let leftover = |step: Step, e: String| {
         step.saw(e)
-            .fix(format!(
-                "delete the contact \"{} {}\" from Contacts/{name} of {address} by hand",
-                contact.first_name, contact.last_name
-            ))
+            .fix(test.leftover_fix(name, address))
             .outcome_fail()
     };
     let t = Instant::now();
@@ -620,7 +605,7 @@ async fn round_trip(mailbox: &MailboxClient, config: &ExsyncConfig, address: &st
         t.elapsed().as_millis()
     ));
     let t = Instant::now();
-    match mailbox.find_by_crm_id(&folder, &tag).await {
+    match mailbox.find_by_crm_id(&folder, tag).await {
         Ok(Some(found)) if found.id == item.id => {
             step = step.saw(format!(
                 "read it back by its tag ({} ms)",
@@ -636,7 +621,10 @@ async fn round_trip(mailbox: &MailboxClient, config: &ExsyncConfig, address: &st
         Err(e) => step = step.saw(format!("reading it back: {e}")).outcome_fail(),
     }
     let t = Instant::now();
-    match mailbox.delete(ItemKind::Contact, &[item.id.clone()]).await {
+    match mailbox
+        .delete(ItemKind::Contact, std::slice::from_ref(&item.id))
+        .await
+    {
         Ok(results) if results.iter().all(Result::is_ok) => {
             step = step.saw(format!("deleted it ({} ms)", t.elapsed().as_millis()));
         }

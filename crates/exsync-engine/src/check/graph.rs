@@ -160,7 +160,7 @@ pub(super) async fn checks_with(
                 super::graph_write::round_trip(client, user, sync_folder).await
             } else {
                 Step::new(
-                    format!("{} ({user})", super::graph_write::ROUND_TRIP),
+                    format!("{} ({user})", super::test_contact::ROUND_TRIP),
                     Outcome::Skip,
                 )
                 .saw("nothing written: the app cannot reach this mailbox's folders (see above)")
@@ -642,7 +642,7 @@ mod tests {
                 ROLES.to_owned(),
                 format!("{SCOPE} ({user})"),
                 format!("{FOLDERS} ({user})"),
-                format!("{} ({user})", super::super::graph_write::ROUND_TRIP),
+                format!("{} ({user})", super::super::test_contact::ROUND_TRIP),
             ]
         );
         let round_trip = evidence(steps.last().unwrap());

@@ -3,16 +3,14 @@
 
 use std::time::Instant;
 
-use exsync_core::{Contact, CrmId};
 use exsync_graph::mapping::{tag_filter, write_contact};
 use exsync_graph::{GraphClient, GraphRequest};
 use http::Method;
 use serde_json::{json, Value};
 
+use super::test_contact::{TestContact, ROUND_TRIP};
 use super::{Outcome, Step};
 use crate::connect::graph::{enc, seg};
-
-pub(super) const ROUND_TRIP: &str = "Write round trip";
 
 pub(super) async fn round_trip(client: &GraphClient, user: &str, sync_folder: &str) -> Step {
     let started = Instant::now();
@@ -31,28 +29,16 @@ pub(super) async fn round_trip(client: &GraphClient, user: &str, sync_folder: &s
                 .fix("the app needs Contacts.ReadWrite on this mailbox (see the scope step)")
         }
     };
-    let stamp = chrono::Utc::now();
-    let tag = CrmId::new(format!(
-        "exsync-check-{}-{}",
-        stamp.timestamp_millis(),
-        std::process::id()
-    ));
-    let contact = Contact {
-        first_name: "exsync".into(),
-        last_name: format!(
-            "connectivity check {}",
-            stamp.format("%Y-%m-%d %H:%M:%S UTC")
-        ),
-        ..Contact::default()
-    };
-    let mut normalized = contact.clone();
+    let test = TestContact::new();
+    let tag = &test.tag;
+    let mut normalized = test.contact.clone();
     normalized.normalize();
     let collection = format!("{path}/contactFolders/{}/contacts", seg(&folder));
     let t = Instant::now();
     let created = client
         .send(
             GraphRequest::new(Method::POST, collection.clone())
-                .json(write_contact(&normalized, Some(&tag))),
+                .json(write_contact(&normalized, Some(tag))),
         )
         .await;
     let id = match created
@@ -77,7 +63,7 @@ pub(super) async fn round_trip(client: &GraphClient, user: &str, sync_folder: &s
     let found = client
         .get(&format!(
             "{collection}?$filter={}&$select=id",
-            enc(&tag_filter(&tag))
+            enc(&tag_filter(tag))
         ))
         .await;
     let same = found.as_ref().ok().and_then(|body| {
@@ -110,14 +96,10 @@ pub(super) async fn round_trip(client: &GraphClient, user: &str, sync_folder: &s
     {
         Ok(_) => step = step.saw(format!("deleted it ({} ms)", t.elapsed().as_millis())),
         Err(e) => {
-            step = fail(step, format!("deleting it: {e}")).fix(format!(
-                "delete the contact \"{} {}\" from Contacts/{sync_folder} of {user} by hand",
-                contact.first_name, contact.last_name
-            ))
+            step = fail(step, format!("deleting it: {e}")).fix(test.leftover_fix(sync_folder, user))
         }
     }
-    step.ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
-    step
+    step.took(started)
 }
 
 /// The contact sync folder's id, made when it is missing, as the first pass would.

@@ -9,6 +9,7 @@ pub mod files;
 mod graph;
 mod graph_write;
 mod net;
+mod test_contact;
 pub mod users;
 
 use std::fmt::Write as _;
@@ -106,7 +107,9 @@ pub struct Report {
     /// The steps in the order they ran, Exchange's before the CRM's, after any step put first with
     /// [`Report::push_front`].
     pub steps: Vec<Step>,
-    /// Each user the configurations assign (or the `--user` one), checked on both sides.
+    /// Each user the configurations assign (or the `--user` one), checked on both sides;
+    /// left out of the JSON when the users could not be listed (a step then says why).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<users::UserCheck>,
 }
 
