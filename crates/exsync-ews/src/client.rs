@@ -99,6 +99,8 @@ pub struct EwsClient {
     config: EwsConfig,
     limits: Limits,
     trace: Option<WireTrace>,
+    /// The `ServerVersionInfo` of the last answer that carried one.
+    server_version: std::sync::Mutex<Option<String>>,
 }
 
 /// Whether repeating a request can do harm if the first one reached the server.
@@ -133,7 +135,17 @@ impl EwsClient {
             limits: Limits::new(config.max_concurrency, config.max_per_mailbox),
             config,
             trace,
+            server_version: std::sync::Mutex::new(None),
         }))
+    }
+
+    /// The Exchange version the server last reported (`ServerVersionInfo`), such as
+    /// `15.2.1544.4 (V2017_07_11)`; `None` before any answer carried it.
+    pub fn server_version(&self) -> Option<String> {
+        self.server_version
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The HTTPS client (shared with Autodiscover, so scheme pins hold across both).
@@ -194,7 +206,15 @@ impl EwsClient {
         match response.status {
             // Exchange sends SOAP faults with 500.
             200 | 500 if looks_like_soap(&response.body) => {
-                soap::parse_body(&ctx, &response.text())
+                soap::parse_envelope(&ctx, &response.text()).map(|(body, version)| {
+                    if let Some(version) = version {
+                        *self
+                            .server_version
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner()) = Some(version);
+                    }
+                    body
+                })
             }
             503 => Err(EwsError::Http {
                 host,
@@ -613,6 +633,13 @@ impl MailboxClient {
                 .1;
         }
         Ok(FolderPlace::Live(current))
+    }
+
+    /// Our contact folder under Contacts if it is there, found by name; nothing is made (the
+    /// connectivity check looks, the first pass creates).
+    pub async fn existing_contacts_folder(&self) -> Result<Option<FolderRef>, EwsError> {
+        let name = self.client.config.contacts_folder.clone();
+        self.find_contacts_folder(&name).await
     }
 
     async fn find_contacts_folder(&self, name: &str) -> Result<Option<FolderRef>, EwsError> {

@@ -115,7 +115,44 @@ fn response_error(el: &Element, fallback_message: &str) -> ResponseError {
 
 /// Parses a response document and returns the operation's response element (the child of
 /// `soap:Body`), or the fault as an error.
+#[cfg(test)]
 pub(crate) fn parse_body(ctx: &CallContext<'_>, xml: &str) -> Result<Element, EwsError> {
+    parse_envelope(ctx, xml).map(|(body, _)| body)
+}
+
+/// The server's `ServerVersionInfo` header, as `15.2.1544.4 (V2017_07_11)`. The server's text
+/// is kept to digits, and the schema name to letters, digits and `_`, so a hostile header
+/// cannot put anything else into a report.
+fn server_version(root: &Element) -> Option<String> {
+    let info = root.child("Header")?.child("ServerVersionInfo")?;
+    let number = |name: &str| -> Option<String> {
+        let v = info.attr(name)?.trim();
+        (!v.is_empty() && v.len() <= 10 && v.chars().all(|c| c.is_ascii_digit()))
+            .then(|| v.to_owned())
+    };
+    let mut version = [
+        "MajorVersion",
+        "MinorVersion",
+        "MajorBuildNumber",
+        "MinorBuildNumber",
+    ]
+    .iter()
+    .map(|n| number(n))
+    .collect::<Option<Vec<String>>>()?
+    .join(".");
+    if let Some(schema) = info.attr("Version").map(str::trim).filter(|v| {
+        !v.is_empty() && v.len() <= 40 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    }) {
+        version.push_str(&format!(" ({schema})"));
+    }
+    Some(version)
+}
+
+/// [`parse_body`], with the server's version from the envelope's header when it sent one.
+pub(crate) fn parse_envelope(
+    ctx: &CallContext<'_>,
+    xml: &str,
+) -> Result<(Element, Option<String>), EwsError> {
     let root = parse(xml)?;
     if root.name != "Envelope" {
         return Err(EwsError::Protocol {
@@ -149,7 +186,7 @@ pub(crate) fn parse_body(ctx: &CallContext<'_>, xml: &str) -> Result<Element, Ew
             },
         });
     }
-    Ok(first.clone())
+    Ok((first.clone(), server_version(&root)))
 }
 
 /// The `*ResponseMessage` elements of an operation response, in request order.
@@ -236,6 +273,30 @@ mod tests {
         assert!(!version_reaches("Exchange2007_SP1", "Exchange2010_SP1"));
         assert!(!version_reaches("Exchange2099", "Exchange2007"));
         assert!(!version_reaches("Exchange2016", "Exchange2099"));
+    }
+
+    #[test]
+    fn the_server_version_is_read_from_the_header_and_kept_to_its_characters() {
+        let doc = |info: &str| {
+            format!(
+                r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header>{info}</s:Header><s:Body><m:GetFolderResponse xmlns:m="m"/></s:Body></s:Envelope>"#
+            )
+        };
+        let real = doc(
+            r#"<h:ServerVersionInfo xmlns:h="t" MajorVersion="15" MinorVersion="2" MajorBuildNumber="1544" MinorBuildNumber="4" Version="V2017_07_11"/>"#,
+        );
+        let (_, version) = parse_envelope(&ctx(), &real).unwrap();
+        assert_eq!(version.as_deref(), Some("15.2.1544.4 (V2017_07_11)"));
+        let hostile = doc(
+            r#"<h:ServerVersionInfo xmlns:h="t" MajorVersion="15" MinorVersion="2" MajorBuildNumber="1544" MinorBuildNumber="4" Version="&lt;b&gt;x"/>"#,
+        );
+        let (_, version) = parse_envelope(&ctx(), &hostile).unwrap();
+        assert_eq!(version.as_deref(), Some("15.2.1544.4"));
+        let odd = doc(
+            r#"<h:ServerVersionInfo xmlns:h="t" MajorVersion="15; rm" MinorVersion="2" MajorBuildNumber="1" MinorBuildNumber="4"/>"#,
+        );
+        assert_eq!(parse_envelope(&ctx(), &odd).unwrap().1, None);
+        assert_eq!(parse_envelope(&ctx(), &doc("")).unwrap().1, None);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use exsync_core::config::{KindRules, SyncConfiguration};
+use exsync_core::config::{KindRules, MailboxField, SyncConfiguration};
 use exsync_core::{CrmId, ItemKind, UserKey};
 use exsync_ews::{Credentials, EwsClient, EwsConfig};
 use exsync_salesforce::{AuthConfig, SalesforceClient, SalesforceConfig, Secret};
@@ -73,6 +73,10 @@ pub struct LabOptions {
     /// The service logs in to Exchange with Kerberos as this says (the simulator must offer
     /// `negotiate` with the service principal's keytab); NTLM when `None`.
     pub kerberos: Option<kerberos::LabKerberos>,
+    /// The pairing rule (`crm.mailbox_field`). With a rule other than `Email` each CRM user's
+    /// Email is an address at `home.test`, where no mailbox is, and the rule's field holds the
+    /// mailbox address: only the rule pairs them.
+    pub mailbox_field: MailboxField,
 }
 
 impl LabOptions {
@@ -91,6 +95,7 @@ impl LabOptions {
             exchange_online: None,
             time_zone: None,
             kerberos: None,
+            mailbox_field: MailboxField::Email,
         }
     }
 }
@@ -184,14 +189,7 @@ impl Lab {
         let mut seeds = Vec::new();
         for i in 1..=options.users {
             let address = format!("user{i}@contoso.test");
-            seeds.push(json!({
-                "username": format!("{address}.crm"),
-                "email": address,
-                "first_name": "User",
-                "last_name": format!("{i}"),
-                "profile": PROFILE,
-                "time_zone": options.time_zone.as_deref().unwrap_or_default(),
-            }));
+            seeds.push(crm_user_seed(&options, i, &address));
         }
         let seeded = post(
             &control,
@@ -255,6 +253,7 @@ impl Lab {
         crm_config.ca_pem = Some(std::fs::read(&sf.ca_file)?);
         crm_config.settle = options.crm_settle;
         crm_config.limit_reserve = 0;
+        crm_config.mailbox_field = options.mailbox_field.clone();
         let crm =
             Arc::new(SalesforceClient::new(crm_config.clone()).context("Salesforce connector")?);
 
@@ -381,6 +380,30 @@ impl Lab {
     }
 }
 
+/// The simulator's seed of the CRM user whose mailbox is `address`, with the pairing rule's
+/// field holding it.
+fn crm_user_seed(options: &LabOptions, i: usize, address: &str) -> Value {
+    let home = format!("user{i}@home.test");
+    let (username, email, fields) = match &options.mailbox_field {
+        MailboxField::Email => (format!("{address}.crm"), address.to_owned(), json!(null)),
+        MailboxField::Username => (address.to_owned(), home, json!(null)),
+        other => (
+            format!("{address}.crm"),
+            home,
+            json!({ other.as_str(): address }),
+        ),
+    };
+    json!({
+        "username": username,
+        "email": email,
+        "fields": fields,
+        "first_name": "User",
+        "last_name": format!("{i}"),
+        "profile": PROFILE,
+        "time_zone": options.time_zone.as_deref().unwrap_or_default(),
+    })
+}
+
 async fn post(
     client: &reqwest::Client,
     base: &str,
@@ -475,6 +498,7 @@ username = {integration}
 ca_file = {crm_ca}
 api_reserve = 0.0
 settle = {settle}
+mailbox_field = {mailbox_field}
 
 [service]
 poll_interval = "10s"
@@ -502,6 +526,7 @@ sync_private = true
             concurrency = self.options.concurrency,
             settle = self.options.crm_settle.as_secs(),
             profile = quoted(PROFILE),
+            mailbox_field = quoted(self.options.mailbox_field.as_str()),
         );
         if let Some(sim) = &self.graph_sim {
             let users = on_premises.then_some(online.as_slice());

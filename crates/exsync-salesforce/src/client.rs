@@ -127,6 +127,11 @@ impl SalesforceClient {
         })
     }
 
+    /// The pairing rule this client reads users by.
+    pub fn mailbox_field(&self) -> &exsync_core::config::MailboxField {
+        &self.config.mailbox_field
+    }
+
     /// The allowance as of the last answer.
     pub fn api_usage(&self) -> Option<ApiUsage> {
         *self.usage.lock().unwrap_or_else(|p| p.into_inner())

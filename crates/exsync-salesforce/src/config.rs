@@ -68,6 +68,8 @@ pub struct SalesforceConfig {
     pub settle: Duration,
     /// Told of every request (metrics).
     pub observer: Option<exsync_core::observe::Observer>,
+    /// The pairing rule: the `User` field read as the address of each user's mailbox.
+    pub mailbox_field: exsync_core::config::MailboxField,
 }
 
 impl SalesforceConfig {
@@ -88,6 +90,7 @@ impl SalesforceConfig {
             page_size: 2000,
             settle: Duration::from_secs(2),
             observer: None,
+            mailbox_field: exsync_core::config::MailboxField::Email,
         }
     }
 }

@@ -457,8 +457,11 @@ pub struct SfUser {
     pub id: String,
     /// The Salesforce login name: in e-mail form, but not necessarily a mailbox that exists.
     pub username: String,
-    /// The user's e-mail address, lower-cased; checked before it is used as a mailbox key.
+    /// The user's e-mail address, lower-cased.
     pub email: String,
+    /// The value of the pairing rule's field (`Email` unless configured otherwise),
+    /// lower-cased: the address of the user's mailbox, checked before it is used as one.
+    pub mailbox: String,
     /// Full name, for the console and reports.
     pub name: String,
     /// Whether the user may log in; inactive users are not synced.
@@ -481,13 +484,14 @@ pub const USER_FIELDS: &[&str] = &[
     "TimeZoneSidKey",
 ];
 
-/// A user read from a query row; missing fields read as empty text, a missing `IsActive` as
-/// inactive.
-pub fn user_from_sobject(record: &Value) -> SfUser {
+/// A user read from a query row, their mailbox address from `mailbox_field`; missing fields
+/// read as empty text, a missing `IsActive` as inactive.
+pub fn user_from_sobject(record: &Value, mailbox_field: &str) -> SfUser {
     SfUser {
         id: text(record, "Id"),
         username: text(record, "Username"),
         email: text(record, "Email").to_lowercase(),
+        mailbox: text(record, mailbox_field).trim().to_lowercase(),
         name: text(record, "Name"),
         active: record
             .get("IsActive")

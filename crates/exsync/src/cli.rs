@@ -301,9 +301,14 @@ pub struct DemoArgs {
     /// last user on premises moves online between the two passes.
     #[arg(long, value_name = "N")]
     pub online: Option<usize>,
-    /// Keep the simulators running afterwards and print how to reach them.
+    /// Keep the simulators running afterwards, print how to reach them, and keep syncing
+    /// every poll interval as `exsync run` does, until Ctrl-C or SIGTERM.
     #[arg(long)]
     pub keep_running: bool,
+    /// Seconds between passes with --keep-running.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub poll_interval: u64,
     /// Keep the simulators' data and the state database here instead of a temporary folder.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,

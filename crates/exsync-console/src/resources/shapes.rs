@@ -158,6 +158,7 @@ fn reset_and_test_as_before() -> R {
                 .saw("NTLM too")
                 .fix("turn Basic off"),
         ],
+        users: Vec::new(),
     };
     same(
         &TestView::from(report.clone()),

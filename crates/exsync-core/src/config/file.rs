@@ -308,6 +308,8 @@ pub struct CrmConfig {
     /// whole seconds, and a transaction still committing at the cursor's second must not be
     /// skipped.
     pub settle_secs: u64,
+    /// The pairing rule: the user field that holds their mailbox's primary SMTP address.
+    pub mailbox_field: super::MailboxField,
 }
 
 /// How the service writes its log lines.

@@ -595,6 +595,7 @@ fn read_crm(r: &mut Reader, t: &Tbl<'_, '_>) -> CrmConfig {
             "ca_file",
             "api_reserve",
             "settle",
+            "mailbox_field",
         ],
     );
     let kind = r
@@ -680,6 +681,19 @@ fn read_crm(r: &mut Reader, t: &Tbl<'_, '_>) -> CrmConfig {
         .item(t, "settle")
         .and_then(|item| r.integer(&item, 0, 60, "seconds"))
         .unwrap_or(DEFAULT_CRM_SETTLE_SECS);
+    let mailbox_field = r
+        .item(t, "mailbox_field")
+        .and_then(|item| {
+            let text = r.text(&item)?;
+            match super::MailboxField::parse(text.trim()) {
+                Ok(field) => Some(field),
+                Err(reason) => {
+                    r.error(&item.key, Some(item.value_line), reason);
+                    None
+                }
+            }
+        })
+        .unwrap_or_default();
     CrmConfig {
         kind,
         login_url,
@@ -691,6 +705,7 @@ fn read_crm(r: &mut Reader, t: &Tbl<'_, '_>) -> CrmConfig {
         ca_file,
         api_reserve,
         settle_secs,
+        mailbox_field,
     }
 }
 

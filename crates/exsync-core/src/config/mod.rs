@@ -9,6 +9,7 @@ mod file;
 mod load;
 mod model;
 mod online;
+mod pairing;
 mod render;
 mod walk;
 
@@ -17,6 +18,7 @@ pub use file::*;
 pub use load::{load, parse};
 pub use model::*;
 pub use online::{ExchangeOnlineConfig, OnlineCloud, OnlineCredential, OnlineEndpoints};
+pub use pairing::MailboxField;
 pub use render::{configuration_toml, configuration_value, explain_assignment, Assignment};
 
 #[cfg(test)]

@@ -216,6 +216,7 @@ impl ExsyncConfig {
             ("ca_file", c.ca_file.as_deref().map(path)),
             ("api_reserve", Some(Value::Float(c.api_reserve))),
             ("settle", Some(Value::Integer(c.settle_secs as i64))),
+            ("mailbox_field", Some(s(c.mailbox_field.as_str()))),
         ]);
         let v = &self.service;
         let service = table(vec![

@@ -101,6 +101,16 @@ fn every_invalid_input_is_reported_with_file_key_line_and_reason() {
             vec![at(6, "crm.settle", "must be between 0 and 60 seconds, found 90")],
         ),
         (
+            "the pairing rule names a User field: a standard one or a custom API name",
+            crm_line("mailbox_field = \"Exchange Mailbox\""),
+            vec![at(6, "crm.mailbox_field", "`Exchange Mailbox` is not Email, Username, FederationIdentifier or the API name of a custom User field (ending in __c, such as Exchange_Mailbox__c)")],
+        ),
+        (
+            "a custom pairing field is checked as an API name, since it lands in SOQL",
+            crm_line("mailbox_field = \"Id FROM User WHERE Name != ''--__c\""),
+            vec![at(6, "crm.mailbox_field", "`Id FROM User WHERE Name != ''--__c` is not a custom field's API name: the name before __c may hold only letters, digits and underscores")],
+        ),
+        (
             "api reserve must stay below 1",
             crm_line("api_reserve = 1.0"),
             vec![at(6, "crm.api_reserve", "must be a share at least 0 and below 1 (0.5 means 50%), found 1")],
@@ -586,6 +596,11 @@ fn defaults_are_filled_in() {
     assert_eq!(c.username.as_deref(), Some("int@example.com"));
     assert_eq!(c.private_key_file, None);
     assert_eq!(c.api_reserve, 0.2);
+    assert_eq!(
+        c.mailbox_field,
+        MailboxField::Email,
+        "a CRM user pairs with the mailbox of their Email, as under Lightning Sync"
+    );
     assert_eq!(config.service, ServiceConfig::default());
     assert_eq!(config.service.poll_interval_secs, 300);
     assert_eq!(
@@ -663,6 +678,28 @@ sync_private = true
         })
     );
     assert!(a.events.sync_private);
+}
+
+#[test]
+fn the_pairing_rule_is_read_and_shown_back() {
+    for (text, field) in [
+        ("Username", MailboxField::Username),
+        ("FederationIdentifier", MailboxField::FederationIdentifier),
+        (
+            "Exchange_Mailbox__c",
+            MailboxField::Custom("Exchange_Mailbox__c".into()),
+        ),
+    ] {
+        let file = crm_line(&format!("mailbox_field = \"{text}\""));
+        let config = parse(&file, Path::new(FILE)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.crm.mailbox_field, field);
+        let shown = config.to_toml_string().unwrap();
+        assert!(
+            shown.contains(&format!("mailbox_field = \"{text}\"")),
+            "{shown}"
+        );
+        assert_eq!(config.to_json()["crm"]["mailbox_field"], text);
+    }
 }
 
 #[test]

@@ -9,7 +9,8 @@ use super::{Inputs, Outcome, Step};
 const TOKEN: &str = "CRM token";
 const ALLOWANCE: &str = "CRM API allowance";
 
-pub(super) async fn checks(inputs: &Inputs) -> Vec<Step> {
+/// The CRM steps, and the client that got a token, for the per-user checks.
+pub(super) async fn checks(inputs: &Inputs) -> (Vec<Step>, Option<SalesforceClient>) {
     let crm = &inputs.config.crm;
     let auth = match crm.auth {
         CrmAuth::Jwt => {
@@ -32,12 +33,15 @@ pub(super) async fn checks(inputs: &Inputs) -> Vec<Step> {
                     audience: crm.login_url.clone(),
                 },
                 Err(reason) => {
-                    return vec![
-                        Step::new(TOKEN, Outcome::Fail)
-                            .saw(reason)
-                            .fix("upload the connected app's private key on the CRM connection page, or `exsync secrets set crm.private_key < key.pem`"),
-                        Step::new(ALLOWANCE, Outcome::Skip),
-                    ];
+                    return (
+                        vec![
+                            Step::new(TOKEN, Outcome::Fail)
+                                .saw(reason)
+                                .fix("upload the connected app's private key on the CRM connection page, or `exsync secrets set crm.private_key < key.pem`"),
+                            Step::new(ALLOWANCE, Outcome::Skip),
+                        ],
+                        None,
+                    );
                 }
             }
         }
@@ -47,12 +51,15 @@ pub(super) async fn checks(inputs: &Inputs) -> Vec<Step> {
                 client_secret: Secret::new(secret.expose().as_bytes().to_vec()),
             },
             None => {
-                return vec![
-                    Step::new(TOKEN, Outcome::Fail)
-                        .saw("no client secret is stored")
-                        .fix("`exsync secrets set crm.client_secret`, or enter it on the CRM connection page"),
-                    Step::new(ALLOWANCE, Outcome::Skip),
-                ];
+                return (
+                    vec![
+                        Step::new(TOKEN, Outcome::Fail)
+                            .saw("no client secret is stored")
+                            .fix("`exsync secrets set crm.client_secret`, or enter it on the CRM connection page"),
+                        Step::new(ALLOWANCE, Outcome::Skip),
+                    ],
+                    None,
+                );
             }
         },
     };
@@ -60,32 +67,44 @@ pub(super) async fn checks(inputs: &Inputs) -> Vec<Step> {
     config.max_retries = 1;
     config.max_reply_bytes = inputs.config.network.max_reply_bytes();
     config.timeout = std::time::Duration::from_secs(20);
+    config.mailbox_field = crm.mailbox_field.clone();
     if let Some(ca) = &crm.ca_file {
         match std::fs::read(ca) {
             Ok(pem) => config.ca_pem = Some(pem),
             Err(e) => {
-                return vec![Step::new(TOKEN, Outcome::Fail)
-                    .saw(format!("cannot read crm.ca_file {}: {e}", ca.display()))
-                    .fix("correct crm.ca_file")];
+                return (
+                    vec![Step::new(TOKEN, Outcome::Fail)
+                        .saw(format!("cannot read crm.ca_file {}: {e}", ca.display()))
+                        .fix("correct crm.ca_file")],
+                    None,
+                );
             }
         }
     }
     let client = match SalesforceClient::new(config) {
         Ok(c) => c,
         Err(e) => {
-            return vec![Step::new(TOKEN, Outcome::Fail)
-                .saw(e.to_string())
-                .fix("check the [crm] section")];
+            return (
+                vec![Step::new(TOKEN, Outcome::Fail)
+                    .saw(e.to_string())
+                    .fix("check the [crm] section")],
+                None,
+            );
         }
     };
     let mut steps = Vec::new();
+    let started = std::time::Instant::now();
     match client.instance_url().await {
-        Ok(instance) => steps.push(Step::new(TOKEN, Outcome::Pass).saw(format!(
-            "{} issued a token ({}) for client {}; instance {instance}",
-            crm.login_url,
-            crm.auth.as_str(),
-            crm.client_id
-        ))),
+        Ok(instance) => steps.push(
+            Step::new(TOKEN, Outcome::Pass)
+                .saw(format!(
+                    "{} issued a token ({}) for client {}; instance {instance}",
+                    crm.login_url,
+                    crm.auth.as_str(),
+                    crm.client_id
+                ))
+                .took(started),
+        ),
         Err(e) => {
             let fix = match &e {
                 Error::Auth { .. } => "check crm.client_id and crm.username, that the connected app holds the certificate of the uploaded private key, and that the user is pre-authorized for the app",
@@ -94,10 +113,11 @@ pub(super) async fn checks(inputs: &Inputs) -> Vec<Step> {
             };
             steps.push(Step::new(TOKEN, Outcome::Fail).saw(e.to_string()).fix(fix));
             steps.push(Step::new(ALLOWANCE, Outcome::Skip));
-            return steps;
+            return (steps, None);
         }
     }
-    steps.push(match client.refresh_api_usage().await {
+    let started = std::time::Instant::now();
+    let allowance = match client.refresh_api_usage().await {
         Ok(usage) => {
             let left = usage.max.saturating_sub(usage.used);
             let reserve = (usage.max as f64 * crm.api_reserve).ceil() as u64;
@@ -117,6 +137,7 @@ pub(super) async fn checks(inputs: &Inputs) -> Vec<Step> {
         Err(e) => Step::new(ALLOWANCE, Outcome::Fail)
             .saw(e.to_string())
             .fix("the integration user needs the API Enabled permission"),
-    });
-    steps
+    };
+    steps.push(allowance.took(started));
+    (steps, Some(client))
 }

@@ -4,10 +4,11 @@
 //! by the id the state database holds).
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use bytes::Bytes;
 use exsync_core::config::{ExchangeConfig, ExsyncConfig, StoreConfig};
-use exsync_core::{ItemKind, UserKey};
+use exsync_core::{ItemKind, Record, UserKey};
 use exsync_ews::diagnostics::{chosen_scheme as choose, offered_schemes as offered, Scheme};
 use exsync_ews::{
     AuthMode, Credentials, EwsClient, EwsConfig, EwsError, FolderPlace, FolderRef, MailboxClient,
@@ -20,6 +21,7 @@ use hyper_util::rt::TokioIo;
 use url::Url;
 
 use super::net::{handshake, resolve, TIMEOUT};
+use super::test_contact::{TestContact, ROUND_TRIP};
 use super::{Inputs, Outcome, Step};
 use crate::sync::pass::{cursor_folder, folder_cursor};
 
@@ -40,7 +42,7 @@ fn domain_of(address: &str) -> Option<String> {
         .filter(|d| !d.is_empty())
 }
 
-fn impersonation_command(service_account: &str) -> String {
+pub(super) fn impersonation_command(service_account: &str) -> String {
     format!(
         "in the Exchange Management Shell: New-ManagementRoleAssignment -Name exsync-impersonation -Role ApplicationImpersonation -User {service_account} \
          (to limit it to the syncing users, add -CustomRecipientWriteScope with a management scope that holds them)"
@@ -68,7 +70,7 @@ fn autodiscover_fix(seen: &str, domain: &str, allowed: &[String]) -> String {
     }
 }
 
-fn response_code(e: &EwsError) -> Option<&str> {
+pub(super) fn response_code(e: &EwsError) -> Option<&str> {
     match e {
         EwsError::Mailbox { error, .. }
         | EwsError::Response { error, .. }
@@ -77,7 +79,27 @@ fn response_code(e: &EwsError) -> Option<&str> {
     }
 }
 
-pub(super) async fn checks(inputs: &Inputs, x: &ExchangeConfig) -> Vec<Step> {
+/// A logged-in EWS client and the URL it reached, for the per-user checks to reuse.
+pub(super) struct EwsReach {
+    pub(super) client: std::sync::Arc<EwsClient>,
+    pub(super) url: Url,
+}
+
+/// The Exchange steps, and the client they logged in with unless logging in failed.
+pub(super) async fn checks(inputs: &Inputs, x: &ExchangeConfig) -> (Vec<Step>, Option<EwsReach>) {
+    let mut reach = None;
+    let steps = checks_reaching(inputs, x, &mut reach).await;
+    let login_failed = steps
+        .iter()
+        .any(|s| (s.name == EWS || s.name == AUTH) && s.outcome == Outcome::Fail);
+    (steps, reach.filter(|_| !login_failed))
+}
+
+async fn checks_reaching(
+    inputs: &Inputs,
+    x: &ExchangeConfig,
+    reach: &mut Option<EwsReach>,
+) -> Vec<Step> {
     let config = &inputs.config;
     let svc = x.service_account.as_str();
     let mut steps = Vec::new();
@@ -126,6 +148,7 @@ pub(super) async fn checks(inputs: &Inputs, x: &ExchangeConfig) -> Vec<Step> {
 
     // Where EWS is.
     let mut ews_url: Option<Url> = None;
+    let dns_started = Instant::now();
     let mut dns = Step::new(DNS, Outcome::Pass);
     let mut dns_failed_all = true;
     let mut candidate_hosts = Vec::new();
@@ -185,7 +208,7 @@ pub(super) async fn checks(inputs: &Inputs, x: &ExchangeConfig) -> Vec<Step> {
         );
     }
     let dns_ok = dns.outcome != Outcome::Fail;
-    steps.push(dns);
+    steps.push(dns.took(dns_started));
     if !dns_ok {
         return steps;
     }
@@ -216,6 +239,7 @@ pub(super) async fn checks(inputs: &Inputs, x: &ExchangeConfig) -> Vec<Step> {
     };
 
     if ews_url.is_none() {
+        let started = Instant::now();
         let mut step = Step::new(AUTODISCOVER, Outcome::Fail);
         for (host, addr) in &resolved {
             let reachable = tokio::time::timeout(TIMEOUT, tokio::net::TcpStream::connect(addr))
@@ -262,7 +286,7 @@ pub(super) async fn checks(inputs: &Inputs, x: &ExchangeConfig) -> Vec<Step> {
             }
         }
         let ok = step.outcome == Outcome::Pass;
-        steps.push(step);
+        steps.push(step.took(started));
         if !ok {
             return steps;
         }
@@ -278,6 +302,7 @@ pub(super) async fn checks(inputs: &Inputs, x: &ExchangeConfig) -> Vec<Step> {
     let port = url.port_or_known_default().unwrap_or(443);
 
     // TLS, then the schemes offered to an anonymous request on the same connection.
+    let tls_started = Instant::now();
     let addr = match resolve(config, &host, port).await {
         Ok((addrs, _)) => addrs.into_iter().next(),
         Err(_) => None,
@@ -316,13 +341,22 @@ pub(super) async fn checks(inputs: &Inputs, x: &ExchangeConfig) -> Vec<Step> {
             "the server certificate expires in {days} days; renew it"
         ));
     }
-    steps.push(tls);
-    steps.push(auth_step(seen.stream, &url, &host, x.auth.as_str(), x.realm.is_some()).await);
+    steps.push(tls.took(tls_started));
+    let auth_started = Instant::now();
+    steps.push(
+        auth_step(seen.stream, &url, &host, x.auth.as_str(), x.realm.is_some())
+            .await
+            .took(auth_started),
+    );
 
     let Some(client) = client else {
         steps.push(Step::new(EWS, Outcome::Skip).saw("no service account password to log in with"));
         return steps;
     };
+    *reach = Some(EwsReach {
+        client: std::sync::Arc::clone(&client),
+        url: url.clone(),
+    });
     let Some(mailbox_address) = target else {
         steps.push(
             Step::new(EWS, Outcome::Skip)
@@ -332,6 +366,7 @@ pub(super) async fn checks(inputs: &Inputs, x: &ExchangeConfig) -> Vec<Step> {
         return steps;
     };
     let mailbox = client.mailbox(&mailbox_address, url.clone());
+    let login_started = Instant::now();
     match mailbox.calendar_folder().await {
         Ok(folder) => {
             let scheme = client
@@ -339,9 +374,17 @@ pub(super) async fn checks(inputs: &Inputs, x: &ExchangeConfig) -> Vec<Step> {
                 .pinned(&host)
                 .map(|s| s.name().to_owned())
                 .unwrap_or_else(|| "the configured scheme".to_owned());
-            let mut ews = Step::new(EWS, Outcome::Pass).saw(format!(
-                "{url} answered GetFolder; {svc} logged in with {scheme}"
-            ));
+            let mut ews = Step::new(EWS, Outcome::Pass)
+                .saw(format!(
+                    "{url} answered GetFolder; {svc} logged in with {scheme}"
+                ))
+                .took(login_started);
+            ews.evidence.push(match client.server_version() {
+                Some(version) => format!("Exchange version {version} (ServerVersionInfo)"),
+                None => {
+                    "the server sent no ServerVersionInfo, so its version is not known".to_owned()
+                }
+            });
             if let Some(status) = client.http().kerberos_status().await {
                 ews.evidence.push(format!(
                     "Kerberos principal {}; ticket-granting ticket valid for {}",
@@ -363,7 +406,19 @@ pub(super) async fn checks(inputs: &Inputs, x: &ExchangeConfig) -> Vec<Step> {
                 "calendar folder of {mailbox_address} read (id {}…)",
                 folder.id.chars().take(12).collect::<String>()
             )));
-            steps.push(contacts_step(&mailbox, config, &mailbox_address, svc).await);
+            let contacts_started = Instant::now();
+            let contacts = contacts_step(&mailbox, config, &mailbox_address, svc)
+                .await
+                .took(contacts_started);
+            let writable = contacts.outcome == Outcome::Pass;
+            steps.push(contacts);
+            steps.push(if writable {
+                round_trip(&mailbox, config, &mailbox_address).await
+            } else {
+                Step::new(ROUND_TRIP, Outcome::Skip).saw(format!(
+                    "nothing written: the contact sync folder of {mailbox_address} is not usable (see above)"
+                ))
+            });
         }
         Err(e) => {
             let code = response_code(&e).map(str::to_owned);
@@ -476,6 +531,123 @@ async fn contacts_step(
         Err(e) => Step::new(CONTACTS, Outcome::Fail)
             .saw(e.to_string())
             .fix(access_fix()),
+    }
+}
+
+/// Creates one contact tagged as exsync tags what it writes in the contact sync folder, reads
+/// it back by its tag and deletes it: the rights a pass needs, used once, with each call's time.
+async fn round_trip(mailbox: &MailboxClient, config: &ExsyncConfig, address: &str) -> Step {
+    let started = Instant::now();
+    let name = &config.sync_folder;
+    let folder = match stored_contact_folder(config, address).await {
+        Ok(Some((id, change_key))) => Ok(Some(FolderRef {
+            id,
+            change_key,
+            distinguished: false,
+        })),
+        _ => mailbox.existing_contacts_folder().await,
+    };
+    let folder = match folder {
+        Ok(Some(folder)) => folder,
+        Ok(None) => {
+            return Step::new(ROUND_TRIP, Outcome::Skip)
+                .saw(format!(
+                    "Contacts/{name} of {address} was not found to write in"
+                ))
+                .took(started)
+        }
+        Err(e) => {
+            return Step::new(ROUND_TRIP, Outcome::Fail)
+                .saw(e.to_string())
+                .fix(format!(
+                    "check that the service account may read folders under Contacts in {address}"
+                ))
+                .took(started)
+        }
+    };
+    let test = TestContact::new();
+    let (tag, contact) = (&test.tag, &test.contact);
+    let mut step = Step::new(ROUND_TRIP, Outcome::Pass);
+    let leftover = |step: Step, e: String| {
+        step.saw(e)
+            .fix(test.leftover_fix(name, address))
+            .outcome_fail()
+    };
+    let t = Instant::now();
+    let created = mailbox
+        .create(
+            ItemKind::Contact,
+            &folder,
+            &[(tag.clone(), contact.to_fields())],
+        )
+        .await
+        .map(|mut r| r.pop());
+    let item = match created {
+        Ok(Some(Ok(item))) => item,
+        Ok(Some(Err(e))) | Err(e) => {
+            return step
+                .saw(format!("creating a contact in Contacts/{name} of {address}: {e}"))
+                .fix(format!(
+                    "the service account must be able to create items in {address}: check the ApplicationImpersonation assignment"
+                ))
+                .outcome_fail()
+                .took(started)
+        }
+        Ok(None) => {
+            return step
+                .saw("the server answered CreateItem without an item")
+                .outcome_fail()
+                .took(started)
+        }
+    };
+    step = step.saw(format!(
+        "created a contact tagged {tag} in Contacts/{name} of {address} ({} ms)",
+        t.elapsed().as_millis()
+    ));
+    let t = Instant::now();
+    match mailbox.find_by_crm_id(&folder, tag).await {
+        Ok(Some(found)) if found.id == item.id => {
+            step = step.saw(format!(
+                "read it back by its tag ({} ms)",
+                t.elapsed().as_millis()
+            ));
+        }
+        Ok(_) => {
+            step = step
+                .saw("it could not be found again by its tag")
+                .fix("the server does not return exsync's tag property; a pass could not find the items it wrote")
+                .outcome_fail();
+        }
+        Err(e) => step = step.saw(format!("reading it back: {e}")).outcome_fail(),
+    }
+    let t = Instant::now();
+    match mailbox
+        .delete(ItemKind::Contact, std::slice::from_ref(&item.id))
+        .await
+    {
+        Ok(results) if results.iter().all(Result::is_ok) => {
+            step = step.saw(format!("deleted it ({} ms)", t.elapsed().as_millis()));
+        }
+        Ok(results) => {
+            let why = results
+                .into_iter()
+                .find_map(Result::err)
+                .map_or_else(String::new, |e| e.to_string());
+            step = leftover(step, format!("deleting it: {why}"));
+        }
+        Err(e) => step = leftover(step, format!("deleting it: {e}")),
+    }
+    step.took(started)
+}
+
+trait FailStep {
+    fn outcome_fail(self) -> Self;
+}
+
+impl FailStep for Step {
+    fn outcome_fail(mut self) -> Step {
+        self.outcome = Outcome::Fail;
+        self
     }
 }
 

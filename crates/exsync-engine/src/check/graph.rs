@@ -21,10 +21,11 @@ const MAX_USERS: usize = 10;
 /// The management scope the fixes name.
 const SCOPE_NAME: &str = "exsync-users";
 
-pub(super) async fn checks(inputs: &Inputs) -> Vec<Step> {
+/// The Exchange Online steps, and the client that got a token, for the per-user checks.
+pub(super) async fn checks(inputs: &Inputs) -> (Vec<Step>, Option<GraphClient>) {
     let config = &inputs.config;
     let Some(online) = &config.exchange_online else {
-        return Vec::new();
+        return (Vec::new(), None);
     };
     let (users, unchecked) = mailboxes(inputs, online);
     let client = match graph_client(config, online, &inputs.graph, None) {
@@ -32,18 +33,46 @@ pub(super) async fn checks(inputs: &Inputs) -> Vec<Step> {
         Err(e) => {
             let mut steps = vec![setup_failed(online, inputs, &e)];
             steps.extend(skipped_after_token(&users));
-            return steps;
+            return (steps, None);
         }
     };
     let mut steps = checks_with(&client, online, &config.sync_folder, &users, Utc::now()).await;
     if unchecked > 0 {
         if let Some(last) = steps.last_mut() {
             last.evidence.push(format!(
-                "{unchecked} more mailboxes in exchange_online.users were not checked: name one with --user"
+                "{unchecked} more mailboxes in exchange_online.users were not checked here; \
+                 the assigned users' lines below cover each one that syncs"
             ));
         }
     }
-    steps
+    let token = steps
+        .iter()
+        .any(|s| s.name == TOKEN && s.outcome != Outcome::Fail);
+    (steps, token.then_some(client))
+}
+
+/// One mailbox's scope and folders, as the per-user checks see them: the worst outcome,
+/// what was seen and the fix.
+pub(super) async fn probe_mailbox(
+    client: &GraphClient,
+    app: &str,
+    user: &str,
+    sync_folder: &str,
+) -> (Outcome, Vec<String>, Option<String>) {
+    let steps = mailbox_steps(client, app, user, sync_folder).await;
+    let worst = steps
+        .iter()
+        .map(|s| s.outcome)
+        .max_by_key(|o| match o {
+            Outcome::Pass => 0,
+            Outcome::Skip => 1,
+            Outcome::Warn => 2,
+            Outcome::Fail => 3,
+        })
+        .unwrap_or(Outcome::Pass);
+    let evidence = steps.iter().flat_map(|s| s.evidence.clone()).collect();
+    let fix = steps.into_iter().find_map(|s| s.fix);
+    (worst, evidence, fix)
 }
 
 /// The mailboxes to check, and how many Graph mailboxes were left out: the `--user` mailbox
@@ -90,6 +119,7 @@ pub(super) async fn checks_with(
         ));
         token_step = certificate_expiry(token_step, certificate.not_after(), now);
     }
+    let token_started = std::time::Instant::now();
     let token = match client.token().await {
         Ok(token) => token,
         Err(e) => {
@@ -98,10 +128,12 @@ pub(super) async fn checks_with(
             return steps;
         }
     };
-    token_step = token_step.saw(format!(
-        "token issued, expires {}",
-        token.expires_at().format("%Y-%m-%d %H:%M UTC")
-    ));
+    token_step = token_step
+        .saw(format!(
+            "token issued, expires {}",
+            token.expires_at().format("%Y-%m-%d %H:%M UTC")
+        ))
+        .took(token_started);
     steps.push(token_step);
     steps.push(roles_step(&token.roles(), &online.client_id));
     if users.is_empty() {
@@ -111,8 +143,29 @@ pub(super) async fn checks_with(
                 .fix("name one with `exsync check --user <address>`"),
         );
     }
-    for user in users {
-        steps.extend(mailbox_steps(client, &online.client_id, user, sync_folder).await);
+    for (i, user) in users.iter().enumerate() {
+        let started = std::time::Instant::now();
+        let mailbox = mailbox_steps(client, &online.client_id, user, sync_folder).await;
+        let reachable = mailbox.iter().all(|s| s.outcome == Outcome::Pass);
+        // The scope step makes the calls; the folders step reads what they returned.
+        steps.extend(
+            mailbox
+                .into_iter()
+                .enumerate()
+                .map(|(j, s)| if j == 0 { s.took(started) } else { s }),
+        );
+        // One mailbox is enough to show the app may write where the passes write.
+        if i == 0 {
+            steps.push(if reachable {
+                super::graph_write::round_trip(client, user, sync_folder).await
+            } else {
+                Step::new(
+                    format!("{} ({user})", super::test_contact::ROUND_TRIP),
+                    Outcome::Skip,
+                )
+                .saw("nothing written: the app cannot reach this mailbox's folders (see above)")
+            });
+        }
     }
     steps
 }
@@ -588,9 +641,36 @@ mod tests {
                 TOKEN.to_owned(),
                 ROLES.to_owned(),
                 format!("{SCOPE} ({user})"),
-                format!("{FOLDERS} ({user})")
+                format!("{FOLDERS} ({user})"),
+                format!("{} ({user})", super::super::test_contact::ROUND_TRIP),
             ]
         );
+        let round_trip = evidence(steps.last().unwrap());
+        for said in [
+            "created a contact tagged exsync-check-",
+            "read it back by its tag (",
+            "deleted it (",
+        ] {
+            assert!(round_trip.contains(said), "{said}: {round_trip}");
+        }
+        assert!(steps[0].ms.is_some() && steps[4].ms.is_some(), "{steps:#?}");
+        // The test contact is gone again; the folder the first pass would make is there.
+        let client = lab.client();
+        let path = format!("/users/{}/contactFolders", segment(&user));
+        let folders = client.collect(&path, &[]).await.unwrap().items;
+        let ours = folders
+            .iter()
+            .find(|f| f["displayName"] == "Salesforce_Sync")
+            .unwrap();
+        let left = client
+            .collect(
+                &format!("{path}/{}/contacts", ours["id"].as_str().unwrap()),
+                &[],
+            )
+            .await
+            .unwrap()
+            .items;
+        assert!(left.is_empty(), "{left:#?}");
         let token = evidence(step(&steps, TOKEN));
         for fact in [
             format!("tenant {}", lab.info().tenant_id),
@@ -608,11 +688,7 @@ mod tests {
         );
         assert!(folders.contains("primary calendar"), "{folders}");
 
-        // Once the first pass made the folder, the check finds it.
-        let path = format!("/users/{}/contactFolders", segment(&user));
-        let request = exsync_graph::GraphRequest::new(http::Method::POST, path)
-            .json(json!({"displayName": "Salesforce_Sync"}));
-        lab.client().send(request).await.unwrap();
+        // The round trip made the folder, as the first pass would; the check now finds it.
         let steps = lab.check(&lab.client(), &user).await;
         let folders = evidence(step(&steps, FOLDERS));
         assert!(
@@ -844,11 +920,11 @@ users = [\"a@example.com\", \"b@example.com\"]
     #[tokio::test]
     async fn check_graph_without_its_credential_fails_with_the_secrets_command() {
         let none = Inputs::without_secrets(config(""), None);
-        assert!(checks(&none).await.is_empty());
+        assert!(checks(&none).await.0.is_empty());
         let online =
             "[exchange_online]\ntenant = \"t\"\nclient_id = \"c\"\nusers = [\"b@example.com\"]\n";
         let inputs = Inputs::without_secrets(config(online), None);
-        let steps = checks(&inputs).await;
+        let steps = checks(&inputs).await.0;
         let token = step(&steps, TOKEN);
         assert_eq!(token.outcome, Outcome::Fail);
         assert!(
@@ -868,7 +944,7 @@ users = [\"a@example.com\", \"b@example.com\"]
             )),
             None,
         );
-        let steps = checks(&secret).await;
+        let steps = checks(&secret).await.0;
         assert!(step(&steps, TOKEN)
             .fix
             .as_deref()
@@ -878,7 +954,7 @@ users = [\"a@example.com\", \"b@example.com\"]
         secret.config.exchange_online.as_mut().unwrap().credential = OnlineCredential::Certificate;
         secret.graph.certificate = Some(SecretValue::new("not a pem".to_owned()));
         secret.graph.private_key = Some(SecretValue::new("not a pem".to_owned()));
-        let steps = checks(&secret).await;
+        let steps = checks(&secret).await.0;
         let token = step(&steps, TOKEN);
         assert_eq!(token.outcome, Outcome::Fail);
         assert!(

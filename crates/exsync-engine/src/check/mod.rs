@@ -7,7 +7,10 @@ mod crm;
 mod exchange;
 pub mod files;
 mod graph;
+mod graph_write;
 mod net;
+mod test_contact;
+pub mod users;
 
 use std::fmt::Write as _;
 
@@ -56,6 +59,9 @@ pub struct Step {
     pub evidence: Vec<String>,
     /// What to do about a warning or failure.
     pub fix: Option<String>,
+    /// How long the step took, in milliseconds, where it was timed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ms: Option<u64>,
 }
 
 impl Step {
@@ -66,7 +72,14 @@ impl Step {
             outcome,
             evidence: Vec::new(),
             fix: None,
+            ms: None,
         }
+    }
+
+    /// Sets the time the step took, counted from `since`.
+    pub fn took(mut self, since: std::time::Instant) -> Step {
+        self.ms = Some(u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX));
+        self
     }
 
     /// Adds one fact to the evidence.
@@ -94,24 +107,36 @@ pub struct Report {
     /// The steps in the order they ran, Exchange's before the CRM's, after any step put first with
     /// [`Report::push_front`].
     pub steps: Vec<Step>,
+    /// Each user the configurations assign (or the `--user` one), checked on both sides;
+    /// left out of the JSON when the users could not be listed (a step then says why).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<users::UserCheck>,
 }
 
 impl Report {
     fn new(user: Option<String>, steps: Vec<Step>) -> Report {
+        Report::with_users(user, steps, Vec::new())
+    }
+
+    fn with_users(user: Option<String>, steps: Vec<Step>, users: Vec<users::UserCheck>) -> Report {
         Report {
             user,
-            status: Report::status_of(&steps),
+            status: Report::status_of(&steps, &users),
             steps,
+            users,
         }
     }
 
-    fn status_of(steps: &[Step]) -> Outcome {
-        if steps.iter().any(|s| s.outcome == Outcome::Fail) {
+    fn status_of(steps: &[Step], users: &[users::UserCheck]) -> Outcome {
+        let outcomes = || {
+            steps
+                .iter()
+                .map(|s| s.outcome)
+                .chain(users.iter().map(|u| u.outcome))
+        };
+        if outcomes().any(|o| o == Outcome::Fail) {
             Outcome::Fail
-        } else if steps
-            .iter()
-            .any(|s| matches!(s.outcome, Outcome::Warn | Outcome::Skip))
-        {
+        } else if outcomes().any(|o| matches!(o, Outcome::Warn | Outcome::Skip)) {
             // A skipped step verified nothing: the report cannot say all is well.
             Outcome::Warn
         } else {
@@ -122,7 +147,7 @@ impl Report {
     /// Puts a step before the others (one checked before the network ones ran).
     pub fn push_front(&mut self, step: Step) {
         self.steps.insert(0, step);
-        self.status = Report::status_of(&self.steps);
+        self.status = Report::status_of(&self.steps, &self.users);
     }
 
     /// Whether any step failed, which makes `exsync check` exit non-zero.
@@ -134,7 +159,14 @@ impl Report {
     pub fn render(&self) -> String {
         let mut out = String::new();
         for step in &self.steps {
-            let _ = writeln!(out, "{}  {}", step.outcome.label(), step.name);
+            match step.ms {
+                Some(ms) => {
+                    let _ = writeln!(out, "{}  {}  ({ms} ms)", step.outcome.label(), step.name);
+                }
+                None => {
+                    let _ = writeln!(out, "{}  {}", step.outcome.label(), step.name);
+                }
+            }
             for fact in &step.evidence {
                 let _ = writeln!(out, "      {fact}");
             }
@@ -142,7 +174,8 @@ impl Report {
                 let _ = writeln!(out, "      fix: {fix}");
             }
         }
-        let _ = writeln!(
+        users::render(&self.users, &mut out);
+        let _ = write!(
             out,
             "\n{}: {} steps, {} passed, {} warned, {} failed, {} skipped",
             self.status.label(),
@@ -152,6 +185,10 @@ impl Report {
             self.count(Outcome::Fail),
             self.count(Outcome::Skip)
         );
+        if !self.users.is_empty() {
+            let _ = write!(out, "; {}", users::summary(&self.users));
+        }
+        out.push('\n');
         out
     }
 
@@ -249,13 +286,26 @@ pub async fn run(inputs: &Inputs) -> Report {
         .exchange_online
         .as_ref()
         .is_some_and(|o| o.all_users);
-    let mut steps = match &inputs.config.exchange {
+    let (mut steps, ews) = match &inputs.config.exchange {
         Some(x) if !online_only => exchange::checks(inputs, x).await,
-        _ => Vec::new(),
+        _ => (Vec::new(), None),
     };
-    steps.extend(graph::checks(inputs).await);
-    steps.extend(crm::checks(inputs).await);
-    Report::new(inputs.user.clone(), steps)
+    let (graph_steps, graph) = graph::checks(inputs).await;
+    steps.extend(graph_steps);
+    let (crm_steps, crm) = crm::checks(inputs).await;
+    steps.extend(crm_steps);
+    let reach = users::Reach {
+        crm: crm.as_ref(),
+        ews: ews.as_ref(),
+        graph: graph.as_ref(),
+    };
+    match users::checks(inputs, reach).await {
+        Ok(users) => Report::with_users(inputs.user.clone(), steps, users),
+        Err(step) => {
+            steps.push(step);
+            Report::new(inputs.user.clone(), steps)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -245,6 +245,7 @@ pub fn salesforce_config(
     sf.limit_reserve = 0;
     sf.limit_reserve_share = crm.api_reserve;
     sf.max_reply_bytes = config.network.max_reply_bytes();
+    sf.mailbox_field = crm.mailbox_field.clone();
     Ok(sf)
 }
 

@@ -87,6 +87,10 @@ impl CrmSide for SalesforceSide {
         exsync_salesforce::COLLECTION_MAX
     }
 
+    fn mailbox_field(&self) -> &str {
+        self.client.mailbox_field().as_str()
+    }
+
     async fn users(&self) -> SideResult<Vec<CrmUser>> {
         // Each pass starts here: if the last one stopped at the reserve, see whether the
         // rolling allowance has recovered before refusing again.
@@ -98,7 +102,7 @@ impl CrmSide for SalesforceSide {
             .into_iter()
             .map(|u| CrmUser {
                 id: CrmId::new(u.id),
-                email: u.email,
+                email: u.mailbox,
                 profile: u.profile,
                 active: u.active,
                 time_zone: u.time_zone,

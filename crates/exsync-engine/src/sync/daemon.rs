@@ -19,7 +19,22 @@ pub async fn run_until_stopped<E, C>(
     syncer: Arc<Syncer<E, C>>,
     interval: Duration,
     metrics: Arc<Metrics>,
+    stop: watch::Receiver<bool>,
+) -> Result<u64, PassError>
+where
+    E: MailboxSide + 'static,
+    C: CrmSide + 'static,
+{
+    run_reporting(syncer, interval, metrics, stop, |_| {}).await
+}
+
+/// [`run_until_stopped`], telling `on_pass` of each pass as it ends (the demo prints them).
+pub async fn run_reporting<E, C>(
+    syncer: Arc<Syncer<E, C>>,
+    interval: Duration,
+    metrics: Arc<Metrics>,
     mut stop: watch::Receiver<bool>,
+    on_pass: impl Fn(&PassReport),
 ) -> Result<u64, PassError>
 where
     E: MailboxSide + 'static,
@@ -39,6 +54,7 @@ where
         let report = syncer.run_pass(&options).await?;
         passes += 1;
         record(&metrics, &report, started.elapsed());
+        on_pass(&report);
         if report.interrupted || *stop.borrow() {
             break;
         }

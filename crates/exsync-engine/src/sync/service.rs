@@ -122,6 +122,24 @@ where
                 }
                 continue;
             }
+            let groups = BTreeSet::from([crm_user.profile.clone()]);
+            // Under a pairing rule other than Email many users may leave the field empty; only
+            // those a configuration's group would sync are worth an admin's attention.
+            if crm_user.email.trim().is_empty() {
+                if effective_configuration(&self.configurations, &UserKey::new(""), &groups)
+                    .is_some()
+                {
+                    found.invalid.push(CrmUserSkip {
+                        crm_id: crm_user.id.clone(),
+                        address: String::new(),
+                        reason: format!(
+                            "the CRM user's {} field is empty, so it names no mailbox",
+                            self.crm.mailbox_field()
+                        ),
+                    });
+                }
+                continue;
+            }
             // The address becomes the key of a mailbox that credentials are used on, so it is
             // checked first, before any configuration is matched against it.
             let key = match UserKey::parse(&crm_user.email) {
@@ -131,13 +149,13 @@ where
                         crm_id: crm_user.id.clone(),
                         address: crm_user.email.chars().take(SKIPPED_ADDRESS_MAX).collect(),
                         reason: format!(
-                            "the CRM user's e-mail address cannot name a mailbox: {why}"
+                            "the CRM user's {} field cannot name a mailbox: {why}",
+                            self.crm.mailbox_field()
                         ),
                     });
                     continue;
                 }
             };
-            let groups = BTreeSet::from([crm_user.profile.clone()]);
             match effective_configuration(&self.configurations, &key, &groups) {
                 Some((config, _)) => found.users.push(SyncUser {
                     key,
@@ -172,11 +190,14 @@ where
             .filter(|key| !syncing.contains(key))
             .map(|key| {
                 let why = if inactive.contains(key) {
-                    "the CRM user with this address is inactive"
+                    "the CRM user with this address is inactive".to_owned()
                 } else {
-                    "no active CRM user has this e-mail address"
+                    format!(
+                        "no active CRM user has this address in their {} field",
+                        self.crm.mailbox_field()
+                    )
                 };
-                (key.clone(), why.to_owned())
+                (key.clone(), why)
             })
             .collect()
     }

@@ -121,8 +121,9 @@ pub type SideResult<T> = Result<T, SideError>;
 pub struct CrmUser {
     /// The user's CRM id, which owns the records that sync to their mailbox.
     pub id: CrmId,
-    /// The user's e-mail address as the CRM holds it. It names their mailbox, so it becomes a
-    /// [`UserKey`] only once the service has checked it is an address.
+    /// The address of the user's mailbox, from the CRM field the pairing rule names
+    /// ([`CrmSide::mailbox_field`], `Email` by default). It becomes a [`UserKey`] only once the
+    /// service has checked it is an address.
     pub email: String,
     /// The profile name, which configurations assign as a group.
     pub profile: String,
@@ -195,6 +196,12 @@ pub trait CrmSide: Send + Sync {
     /// Every CRM user, active or not; the service keeps the active ones whose address can name a
     /// mailbox.
     fn users(&self) -> impl Future<Output = SideResult<Vec<CrmUser>>> + Send;
+
+    /// The CRM user field that [`CrmUser::email`] is read from (the pairing rule), named in
+    /// what the service reports about a user it cannot pair.
+    fn mailbox_field(&self) -> &str {
+        "Email"
+    }
 
     /// What this CRM can hold of a record (see [`exsync_core::plan::Lens`]).
     fn lens(&self) -> &dyn exsync_core::plan::Lens {

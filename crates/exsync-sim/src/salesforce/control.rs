@@ -129,8 +129,10 @@ pub(super) fn handle(
     }
 }
 
-/// `{"users": [{username, first_name, last_name, profile, email, time_zone}], "records": [{attributes: {type}, …}]}`.
-/// A user's `time_zone` is their `TimeZoneSidKey` (default `Europe/London`).
+/// `{"users": [{username, first_name, last_name, profile, email, time_zone, fields}], "records": [{attributes: {type}, …}]}`.
+/// A user's `time_zone` is their `TimeZoneSidKey` (default `Europe/London`); `fields` sets
+/// other `User` fields by API name (`FederationIdentifier`, `Exchange_Mailbox__c`), checked as
+/// an update would be.
 /// Records may carry `CreatedDate` / `LastModifiedDate` / `SystemModstamp` to backdate them.
 /// A record with `"unchecked": true` is stored as given, past Salesforce's validation, and a
 /// user's `email` is stored even when Salesforce would refuse it: the data a connector must
@@ -199,6 +201,13 @@ fn seed(org: &Org, body: &Value) -> Reply {
                         if let Some(rec) = db.records.get_mut("User").and_then(|r| r.get_mut(&id)) {
                             rec.insert("Email".into(), Value::String(email.to_owned()));
                         }
+                    }
+                }
+                if let Some(fields) = user.get("fields").filter(|f| !f.is_null()) {
+                    if let Err(e) =
+                        db.update(schema, Some("User"), &id, as_rec(fields.clone()), "", now)
+                    {
+                        return error(StatusCode::BAD_REQUEST, &format!("fields: {e:?}"));
                     }
                 }
                 if !text("time_zone").is_empty() {

@@ -23,7 +23,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 
 pub use auth::{generate_key_pem, JWT_KEY_FILE};
-pub use schema::EXTERNAL_ID_FIELD;
+pub use schema::{EXTERNAL_ID_FIELD, USER_MAILBOX_FIELD};
 pub use server::Faults;
 
 use crate::tls::SimCa;

@@ -89,6 +89,9 @@ const fn external(name: &'static str) -> FieldDef {
 /// upsert on a value several records share answers 300 Multiple Choices.
 pub(super) const SHARED_EXTERNAL_ID_FIELD: &str = "Legacy_Id__c";
 
+/// The custom `User` field the simulator's org holds a mailbox address in.
+pub const USER_MAILBOX_FIELD: &str = "Exchange_Mailbox__c";
+
 /// The external id the connector upserts on (a custom field an admin adds in a real org).
 pub const EXTERNAL_ID_FIELD: &str = "Exsync_Id__c";
 
@@ -222,6 +225,10 @@ fn user() -> ObjectDef {
         f("IsActive", FieldType::Boolean),
         required("ProfileId", FieldType::Reference),
         f("TimeZoneSidKey", FieldType::String(40)),
+        f("FederationIdentifier", FieldType::String(512)),
+        // A custom field an admin adds to name each user's mailbox when neither Email nor
+        // Username does (the pairing rule `crm.mailbox_field` may point at it).
+        f(USER_MAILBOX_FIELD, FieldType::Email),
     ]);
     ObjectDef {
         name: "User",

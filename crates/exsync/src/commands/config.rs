@@ -166,6 +166,7 @@ fn show(args: &ConfigShowArgs) -> anyhow::Result<ExitCode> {
     match args.format {
         Format::Json => {
             let value = serde_json::json!({
+                "paired_by": config.crm.mailbox_field.as_str(),
                 "assignment": assignment,
                 "configuration": applied.map(configuration_value),
             });
@@ -173,6 +174,14 @@ fn show(args: &ConfigShowArgs) -> anyhow::Result<ExitCode> {
         }
         Format::Toml => {
             println!("# user: {}", assignment.user);
+            // The rule is shown because it decides which CRM user is this mailbox's: under
+            // anything but Email, the CRM user's Email is not what pairs them.
+            println!(
+                "# paired by {}: {} → mailbox {}",
+                config.crm.mailbox_field,
+                user.as_str(),
+                user.as_str()
+            );
             match (&assignment.configuration, assignment.assigned_by) {
                 (Some(name), Some(AssignedBy::Individual)) => {
                     println!("# configuration: {name} (assigned individually)")

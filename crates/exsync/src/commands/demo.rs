@@ -37,7 +37,11 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         };
         let outcome = demo::run(&options).await?;
         if args.keep_running {
-            keep_running(&outcome.lab).await?;
+            keep_running(
+                &outcome.lab,
+                std::time::Duration::from_secs(args.poll_interval),
+            )
+            .await?;
         }
         Ok(if outcome.converged {
             ExitCode::SUCCESS
@@ -48,8 +52,9 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Leaves the simulators running, with a configuration, a vault and the admin console for
-/// them, and says how to reach everything.
-async fn keep_running(lab: &exsync_lab::Lab) -> anyhow::Result<()> {
+/// them, says how to reach everything, and syncs every `interval` as `exsync run` does, so
+/// what is changed in the simulators (or through the console) arrives on the other side.
+async fn keep_running(lab: &exsync_lab::Lab, interval: std::time::Duration) -> anyhow::Result<()> {
     use exsync_console::{hash_password, serve, Console, ServeOptions};
     use exsync_engine::vault::{MasterKey, Vault};
 
@@ -115,8 +120,60 @@ async fn keep_running(lab: &exsync_lab::Lab) -> anyhow::Result<()> {
         key_text.as_str(),
         config.display()
     );
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    println!(
+        "  syncing every {}s, as `exsync run` does; each pass is summarised below",
+        interval.as_secs()
+    );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        super::service::wait_for_signal().await;
+        let _ = stop.send(true);
+    });
+    let passes = exsync_engine::sync::daemon::run_reporting(
+        std::sync::Arc::clone(&lab.syncer),
+        interval,
+        std::sync::Arc::clone(&lab.metrics),
+        stopped,
+        |report| println!("{}", pass_line(report)),
+    )
+    .await
+    .context("the sync service stopped")?;
+    println!("Stopped after {passes} passes.");
     Ok(())
+}
+
+/// One line per pass: when it ended and what it wrote, and the users that failed with why.
+fn pass_line(report: &exsync_engine::sync::service::PassReport) -> String {
+    let now = chrono::Local::now().format("%H:%M:%S %Z");
+    if report.disabled {
+        return format!("pass at {now}: sync is switched off in the console");
+    }
+    if let Some(e) = &report.crm_error {
+        return format!("pass at {now}: the CRM could not be read: {e}");
+    }
+    let (mut created, mut updated, mut deleted) = (0, 0, 0);
+    for user in &report.users {
+        created += user.counts.created;
+        updated += user.counts.updated;
+        deleted += user.counts.deleted;
+    }
+    let mut line = format!(
+        "pass at {now}: {} users, {created} created, {updated} updated, {deleted} deleted, {} failing",
+        report.users.len(),
+        report.failed_users()
+    );
+    for user in report.users.iter().filter(|u| u.error.is_some()) {
+        let who = user
+            .user
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let why = user
+            .error
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        line.push_str(&format!("\n  {who}: {why}"));
+    }
+    line
 }

@@ -149,11 +149,12 @@ fn show_user_explains_which_configuration_applies() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let text = out.stdout.clone();
-    let head: Vec<&str> = text.lines().take(4).collect();
+    let head: Vec<&str> = text.lines().take(5).collect();
     assert_eq!(
         head,
         [
             "# user: bob@example.com",
+            "# paired by Email: bob@example.com → mailbox bob@example.com",
             "# configuration: sales (assigned individually)",
             "# - `bob@example.com` is assigned individually to configuration `sales`",
             "# - group `Support Agent` is assigned to configuration `support`, but an individual assignment beats a group one",
@@ -179,6 +180,60 @@ fn show_user_explains_which_configuration_applies() {
     assert_eq!(value["assignment"]["assigned_by"], "group");
     assert_eq!(value["assignment"]["group"], "Support Agent");
     assert_eq!(value["configuration"]["contacts"]["scope"], "visible");
+    assert_eq!(value["paired_by"], "Email");
+}
+
+#[test]
+fn show_user_names_the_configured_pairing_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("exsync.toml");
+    let text = std::fs::read_to_string(example()).unwrap();
+    assert!(text.contains("\nmailbox_field = \"Email\"\n"), "{text}");
+    for (field, line) in [
+        (
+            "Username",
+            "# paired by Username: alice@example.com → mailbox alice@example.com",
+        ),
+        (
+            "Exchange_Mailbox__c",
+            "# paired by Exchange_Mailbox__c: alice@example.com → mailbox alice@example.com",
+        ),
+    ] {
+        std::fs::write(
+            &file,
+            text.replace(
+                "\nmailbox_field = \"Email\"\n",
+                &format!("\nmailbox_field = \"{field}\"\n"),
+            ),
+        )
+        .unwrap();
+        let out = exsync(&[
+            "config",
+            "show",
+            file.to_str().unwrap(),
+            "--user",
+            "alice@example.com",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert_eq!(out.stdout.lines().nth(1), Some(line), "{}", out.stdout);
+    }
+    // A field that is not an API name is refused by `config check` with its line and reason.
+    std::fs::write(
+        &file,
+        text.replace(
+            "\nmailbox_field = \"Email\"\n",
+            "\nmailbox_field = \"Exchange Mailbox\"\n",
+        ),
+    )
+    .unwrap();
+    let out = exsync(&["config", "check", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        out.stdout
+            .contains(": crm.mailbox_field: `Exchange Mailbox` is not Email, Username, FederationIdentifier or the API name of a custom User field"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]

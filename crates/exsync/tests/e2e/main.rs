@@ -16,8 +16,10 @@
 use std::sync::OnceLock;
 
 mod check_sync_folder;
+mod check_users;
 mod crash;
 mod day_zone;
+mod demo_keep_running;
 mod ews_copies;
 mod failpoints;
 mod faults;
@@ -27,6 +29,7 @@ mod hybrid;
 mod kerberos;
 mod lab;
 mod migration;
+mod pairing;
 mod postgres;
 mod private_files;
 mod rules;

@@ -77,7 +77,18 @@ impl From<Report> for TestView {
     fn from(r: Report) -> Self {
         TestView::Ran {
             status: r.status,
-            steps: r.steps.into_iter().map(StepView::from).collect(),
+            // The user's own line (CRM user and mailbox) reads as one more step on the page.
+            steps: r
+                .steps
+                .into_iter()
+                .map(StepView::from)
+                .chain(r.users.into_iter().map(|u| StepView {
+                    evidence: u.evidence,
+                    fix: u.fix,
+                    name: format!("User {} ({})", u.user, u.configuration),
+                    outcome: u.outcome,
+                }))
+                .collect(),
             user: r.user,
         }
     }

@@ -909,6 +909,32 @@ async fn dry_run_plans_and_writes_nothing() {
 }
 
 #[tokio::test]
+async fn an_empty_pairing_field_is_reported_only_where_a_group_would_sync_the_user() {
+    let config = SyncConfiguration {
+        groups: BTreeSet::from(["Sales".to_owned()]),
+        ..configuration(&["ann@x.test"])
+    };
+    let w = world_with(&["ann@x.test", "", ""], config);
+    w.mem.users.lock().unwrap()[2].profile = "Service".into();
+    let report = w.pass().await;
+    assert_eq!(report.failed_users(), 0, "{report:?}");
+    assert_eq!(report.users.len(), 1, "{report:?}");
+    let skipped: Vec<(String, String)> = report
+        .skipped_crm_users
+        .iter()
+        .map(|s| (s.crm_id.to_string(), s.reason.clone()))
+        .collect();
+    assert_eq!(
+        skipped,
+        [(
+            "u1".to_owned(),
+            "the CRM user's Email field is empty, so it names no mailbox".to_owned()
+        )],
+        "the Service user has no configuration and so is no concern of the admin's"
+    );
+}
+
+#[tokio::test]
 async fn a_user_added_later_gets_all_their_records() {
     let w = world(&["ann@x.test"]);
     w.crm_create(1, person("Early", "early@x.test"));
@@ -1329,12 +1355,12 @@ async fn a_crm_user_whose_address_names_no_mailbox_is_left_out_with_the_reason()
             (
                 "u1".to_owned(),
                 "a b@x.test".to_owned(),
-                "the CRM user's e-mail address cannot name a mailbox: the part before `@` has ` ` where only letters, digits and !#$%&'*+-/=?^_`{|}~ may be, unless it is quoted".to_owned()
+                "the CRM user's Email field cannot name a mailbox: the part before `@` has ` ` where only letters, digits and !#$%&'*+-/=?^_`{|}~ may be, unless it is quoted".to_owned()
             ),
             (
                 "u2".to_owned(),
                 "x@evil.test#.x.test".to_owned(),
-                "the CRM user's e-mail address cannot name a mailbox: the domain has `#`, where only letters, digits, hyphens and dots may be".to_owned()
+                "the CRM user's Email field cannot name a mailbox: the domain has `#`, where only letters, digits, hyphens and dots may be".to_owned()
             ),
         ]
     );
@@ -1709,7 +1735,7 @@ async fn the_metrics_say_who_syncs_fails_or_is_missing_and_what_went_where() {
         report.missing_users,
         vec![(
             UserKey::from_email("gone@x.test"),
-            "no active CRM user has this e-mail address".to_owned()
+            "no active CRM user has this address in their Email field".to_owned()
         )]
     );
     let metrics = crate::metrics::Metrics::default();

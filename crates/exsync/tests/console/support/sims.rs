@@ -30,11 +30,54 @@ pub async fn sims_with(change: impl FnOnce(&mut ExchangeSimOptions)) -> Sims {
     )
     .await
     .unwrap();
+    seed_crm_users(&salesforce, &mailbox_addresses(&exchange)).await;
     Sims {
         _dir: dir,
         exchange,
         salesforce,
     }
+}
+
+/// The user mailboxes the Exchange simulator holds.
+fn mailbox_addresses(exchange: &ExchangeSim) -> Vec<String> {
+    exchange.info["mailboxes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["address"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// An active CRM user for each mailbox, paired by Email as the default rule pairs them, so the
+/// check's per-user lines find the CRM side of the users the configurations assign.
+async fn seed_crm_users(salesforce: &SalesforceSim, mailboxes: &[String]) {
+    let info = &salesforce.info;
+    let ca = std::fs::read(&info.ca_file).unwrap();
+    let client = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .build()
+        .unwrap();
+    let users: Vec<serde_json::Value> = mailboxes
+        .iter()
+        .map(|address| {
+            serde_json::json!({
+                "username": format!("{address}.crm"),
+                "email": address,
+                "last_name": address,
+                "profile": "Sales User",
+            })
+        })
+        .collect();
+    let reply = client
+        .post(format!("{}/seed", info.control_url))
+        .bearer_auth(&info.control_token)
+        .json(&serde_json::json!({ "users": users }))
+        .send()
+        .await
+        .unwrap();
+    assert!(reply.status().is_success(), "{:?}", reply.text().await);
 }
 
 impl Sims {
