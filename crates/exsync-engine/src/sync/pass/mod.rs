@@ -188,10 +188,19 @@ pub async fn run_user<E: MailboxSide, C: CrmSide>(
 ) -> Result<UserReport, PassError> {
     let started = Utc::now();
     let user = pass.user;
+    // An `auto` mailbox is located first: every call of the pass goes to the backend found.
+    let routed = exchange.settle_route(&user.key, store, false).await;
     let mut report = UserReport {
         user: Some(user.key.clone()),
         backend: Some(exchange.backend(&user.key)),
         ..UserReport::default()
+    };
+    let routed = match routed {
+        Ok(notices) => {
+            report.notices.extend(notices);
+            Ok(())
+        }
+        Err(e) => Err(e),
     };
     let mut commit = PassCommit::new(user.key.clone(), started, started);
     let unresolved = {
@@ -206,11 +215,14 @@ pub async fn run_user<E: MailboxSide, C: CrmSide>(
     // The mailbox is made ready (the sync folder created) once; after that, the folders
     // stored with the cursors are used as they are.
     let known = cursor::folders_known(store, user, exchange.backend(&user.key)).await?;
-    let prepared = if pass.dry_run || known {
+    let prepared = if let Err(e) = routed {
+        Err(e)
+    } else if pass.dry_run || known {
         Ok(())
     } else {
         exchange.prepare(&user.key).await
     };
+    let mut missing: Option<String> = None;
     for kind in KINDS {
         let crm_changes = pass.crm_changes.get(&kind).cloned().unwrap_or_default();
         let crm_notes = pass.crm_notes.get(&kind).cloned().unwrap_or_default();
@@ -249,6 +261,9 @@ pub async fn run_user<E: MailboxSide, C: CrmSide>(
             }
         };
         if let Err(e) = result {
+            if e.mailbox_missing {
+                missing.get_or_insert_with(|| e.message.clone());
+            }
             // Nothing of this kind was written. Keep what the CRM reported, so the changes
             // are fetched again instead of being lost with the org-wide cursor.
             let reason = format!("{kind}s not synced: {e}");
@@ -266,6 +281,9 @@ pub async fn run_user<E: MailboxSide, C: CrmSide>(
     if pass.dry_run {
         return Ok(report);
     }
+    if let Some(why) = missing {
+        relocate(exchange, store, &user.key, &why, &mut report).await?;
+    }
     report.notices.extend(exchange.take_notices(&user.key));
     commit.finished = Utc::now();
     commit.counts = report.counts;
@@ -277,6 +295,39 @@ pub async fn run_user<E: MailboxSide, C: CrmSide>(
     failpoint(failpoints::BEFORE_FINAL_COMMIT);
     on_store(store, move |s| s.commit_pass(&commit)).await?;
     Ok(report)
+}
+
+/// The backend found no such mailbox: where an `auto` mailbox is is looked up again now, so
+/// the next pass goes to the backend it moved to (and re-links its items there). The mark
+/// stays in the store until a lookup answers, so a restart or a failed lookup looks again.
+async fn relocate<E: MailboxSide>(
+    exchange: &E,
+    store: &Arc<dyn Store>,
+    user: &UserKey,
+    why: &str,
+    report: &mut UserReport,
+) -> Result<(), PassError> {
+    let (key, why) = (user.clone(), why.to_owned());
+    let marked = on_store(store, move |s| s.recheck_mailbox_route(&key, &why)).await?;
+    if !marked {
+        return Ok(());
+    }
+    let before = exchange.backend(user);
+    match exchange.settle_route(user, store, true).await {
+        Ok(notices) => {
+            report.notices.extend(notices);
+            let now = exchange.backend(user);
+            if now != before {
+                if let Some(error) = &mut report.error {
+                    error.push_str(&format!(
+                        "; the mailbox is now on {now}, where the next pass syncs it"
+                    ));
+                }
+            }
+        }
+        Err(e) => tracing::warn!(user = %user, error = %e, "Mailbox could not be located again"),
+    }
+    Ok(())
 }
 
 /// One kind of one user's pass.
