@@ -76,7 +76,7 @@ impl BackendRule {
     pub fn every_user(backend: Backend) -> Self {
         BackendRule {
             default: backend,
-            users: BTreeMap::new(),
+            ..BackendRule::default()
         }
     }
 
