@@ -184,7 +184,108 @@ pub(crate) async fn settle(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+    use std::sync::Mutex;
+
+    /// Answers each lookup with the next scripted answer, and counts them.
+    struct Scripted(Mutex<Vec<Result<Located, String>>>);
+
+    impl Locate for Scripted {
+        fn locate<'a>(&'a self, _user: &'a UserKey) -> LocateFuture<'a> {
+            let next = self
+                .0
+                .lock()
+                .unwrap()
+                .pop()
+                .unwrap_or_else(|| Err("no answer scripted".to_owned()));
+            Box::pin(std::future::ready(next))
+        }
+    }
+
+    fn auto(answers: Vec<Result<Located, String>>) -> (AutoRouting, Arc<Scripted>) {
+        let locator = Arc::new(Scripted(Mutex::new(answers)));
+        (AutoRouting::new(Arc::clone(&locator) as Arc<dyn Locate>), locator)
+    }
+
+    fn left(locator: &Scripted) -> usize {
+        locator.0.lock().unwrap().len()
+    }
+
+    fn online() -> Located {
+        Located {
+            backend: Backend::Graph,
+            evidence: "Autodiscover: routing address ann@contoso.mail.onmicrosoft.com".into(),
+        }
+    }
+
+    /// The first answer is stored and reused for a day; a failed lookup then falls back to it
+    /// with a notice; a user never located whose lookup fails gets the reason and the fix.
+    #[tokio::test]
+    async fn a_lookup_is_stored_reused_and_its_failure_is_never_silent() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(exsync_store::SqliteStore::open(dir.path().join("state.db")).unwrap());
+        let ann = UserKey::new("ann@contoso.test");
+        let at = DateTime::from_timestamp(1_790_000_000, 0).unwrap_or_default();
+
+        // Scripted answers are taken from the end.
+        let (routing, locator) = auto(vec![Err("Autodiscover for ann@contoso.test failed: no candidate answered".into()), Ok(online())]);
+        let first = settle(&routing, &ann, &store, false, at).await.unwrap();
+        assert_eq!((first.backend, first.notices.len()), (Backend::Graph, 0));
+        let stored = store.mailbox_route(&ann).unwrap().unwrap();
+        assert_eq!((stored.backend.as_str(), stored.checked_at), ("graph", at));
+
+        // Within the day nothing is asked.
+        let later = settle(&routing, &ann, &store, false, at + chrono::Duration::hours(2))
+            .await
+            .unwrap();
+        assert_eq!((later.backend, left(&locator)), (Backend::Graph, 1));
+
+        // A day on, the lookup fails: the stored answer holds, and the admin hears why.
+        let next_day = at + chrono::Duration::days(1);
+        let stale = settle(&routing, &ann, &store, false, next_day).await.unwrap();
+        assert_eq!(stale.backend, Backend::Graph);
+        assert_eq!(stale.notices.len(), 1);
+        assert_eq!(stale.notices[0].code, "mailbox_not_located");
+        assert!(
+            stale.notices[0].message.contains("no candidate answered")
+                && stale.notices[0].message.contains("it stays on graph"),
+            "{:?}",
+            stale.notices[0]
+        );
+        // Still due: the next pass asks again.
+        assert_eq!(store.mailbox_route(&ann).unwrap().unwrap().checked_at, at);
+
+        // Never located and the lookup fails: the user's pass fails with the reason and fix.
+        let bob = UserKey::new("bob@contoso.test");
+        let (routing, _) = auto(vec![Err("the domain contoso.test is not in the allow-list".into())]);
+        let failed = settle(&routing, &bob, &store, false, at).await.err().unwrap();
+        assert_eq!(failed.kind, SideErrorKind::User);
+        let text = failed.to_string();
+        assert!(
+            text.contains("bob@contoso.test's mailbox could not be located (backend auto): the domain contoso.test is not in the allow-list")
+                && text.contains("(fix: check that on-premises Autodiscover answers for bob@contoso.test"),
+            "{text}"
+        );
+        assert_eq!(store.mailbox_route(&bob).unwrap(), None);
+
+        // A mailbox that moved: the new answer replaces the old, with a notice.
+        let (routing, _) = auto(vec![Ok(Located {
+            backend: Backend::Ews,
+            evidence: "Autodiscover: EWS URL https://mail.contoso.test/EWS/Exchange.asmx".into(),
+        })]);
+        let back = settle(&routing, &ann, &store, true, next_day).await.unwrap();
+        assert_eq!(back.backend, Backend::Ews);
+        assert_eq!(back.notices[0].code, "mailbox_located");
+        assert!(
+            back.notices[0].message.contains("now places the mailbox on ews")
+                && back.notices[0].message.contains("it was on graph"),
+            "{:?}",
+            back.notices[0]
+        );
+        assert_eq!(store.mailbox_route(&ann).unwrap().unwrap().backend, "ews");
+    }
 
     fn route(backend: &str, at: DateTime<Utc>, recheck: Option<&str>) -> MailboxRoute {
         MailboxRoute {
