@@ -415,9 +415,9 @@ async fn a_mailbox_moved_online_keeps_its_links_and_its_edits() {
 /// places one user on premises and the other online, each syncs through that backend, and
 /// status says where each was found and why. Then the on-premises mailbox is migrated online
 /// (items copied, the mailbox left remote on premises, its Autodiscover redirecting) with no
-/// configuration change: the service notices EWS no longer finds it, locates it online, and
-/// re-links its items there, with no duplicate on either side and the CRM edit made during
-/// the move written online.
+/// configuration change: in the next pass the service notices EWS no longer finds it, locates
+/// it online, and re-links its items there, with no duplicate on either side and the CRM edit
+/// made during the move written online.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_routing_follows_a_mailbox_moved_online() {
     let dir = tempfile::tempdir().unwrap();
@@ -514,16 +514,8 @@ async fn auto_routing_follows_a_mailbox_moved_online() {
     .unwrap();
     assert_eq!(lab.migrate_online(&mover).await.unwrap(), 6);
 
-    // The first pass after the move finds no mailbox on premises and asks Autodiscover again.
-    let noticed = sync(&config).await;
-    assert!(
-        noticed
-            .stdout
-            .contains("the mailbox is now on graph, where the next pass syncs it"),
-        "{}",
-        noticed.text()
-    );
-    // The next syncs it online: every link kept, the CRM edit written there, nothing made.
+    // The next pass finds no mailbox on premises, asks Autodiscover again, and syncs it online
+    // at once: every link kept, the CRM edit written there, nothing made on either side.
     let moved = sync(&config).await;
     assert!(moved.status.success(), "{}", moved.text());
     let expected = format!(
@@ -532,9 +524,19 @@ async fn auto_routing_follows_a_mailbox_moved_online() {
     );
     assert!(moved.stdout.contains(&expected), "{}", moved.text());
     assert!(
-        moved.stdout.contains("NOTICE [mailbox_moved] The mailbox moved from ews to graph: 4 synced contacts found again by their tag"),
+        moved.stdout.contains("NOTICE [mailbox_located] Autodiscover now places the mailbox on graph (Autodiscover: routing address user1@contoso.mail.onmicrosoft.com); it was on ews.")
+            && moved.stdout.contains("NOTICE [mailbox_moved] The mailbox moved from ews to graph: 4 synced contacts found again by their tag"),
         "{}",
         moved.text()
+    );
+    // The attempt on premises stays in the history, with what happened.
+    let history = exsync(&config, &["status", "--user", mover.key.as_str()], None);
+    assert!(
+        history.stdout.contains("ErrorNonExistentMailbox")
+            && history.stdout.contains("the mailbox is now on graph")
+            && history.stdout.contains("Backend: auto → graph (Autodiscover: routing address user1@contoso.mail.onmicrosoft.com, checked"),
+        "{}",
+        history.stdout
     );
     assert_eq!(online_items(&info, mover.key.as_str()).await, (4, 2));
     let folder = online_folder(&info, mover.key.as_str()).await.unwrap();
