@@ -179,8 +179,7 @@ impl ExchangeOnlineConfig {
         }
         let tenant = self.tenant.trim().to_ascii_lowercase();
         let name = tenant.strip_suffix(".onmicrosoft.com")?;
-        (!name.is_empty() && !name.contains('.'))
-            .then(|| format!("{name}.mail.onmicrosoft.com"))
+        (!name.is_empty() && !name.contains('.')).then(|| format!("{name}.mail.onmicrosoft.com"))
     }
 }
 
@@ -355,7 +354,12 @@ fn mailbox_list(r: &mut Reader, t: &Tbl<'_, '_>, name: &str) -> Vec<String> {
 /// `auto` locates mailboxes with on-premises Autodiscover and tells an online one by a
 /// redirect to the tenant's routing domain, so it needs both: an `[exchange]` section and a
 /// routing domain, written or derived from the tenant.
-pub(crate) fn check_auto(r: &mut Reader, t: &Tbl<'_, '_>, online: &ExchangeOnlineConfig, on_premises: bool) {
+pub(crate) fn check_auto(
+    r: &mut Reader,
+    t: &Tbl<'_, '_>,
+    online: &ExchangeOnlineConfig,
+    on_premises: bool,
+) {
     if !online.routes_automatically() {
         return;
     }
@@ -622,8 +626,8 @@ users = [\"a@example.com\"]
                 && found.contains("/etc/exsync/exsync.toml"),
             "{found}"
         );
-        let bad = problems(&every.replace("Fabrikam.mail.onmicrosoft.com", "not a domain"))
-            .join("\n");
+        let bad =
+            problems(&every.replace("Fabrikam.mail.onmicrosoft.com", "not a domain")).join("\n");
         assert!(
             bad.contains("exchange_online.routing_domain") && bad.contains("is not a domain name"),
             "{bad}"

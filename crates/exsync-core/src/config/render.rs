@@ -182,9 +182,8 @@ impl ExsyncConfig {
                 ("auto", x.auto.then_some(Value::Boolean(true))),
                 (
                     "auto_users",
-                    (!x.auto_users.is_empty()).then(|| {
-                        Value::Array(x.auto_users.iter().map(|u| s(u.clone())).collect())
-                    }),
+                    (!x.auto_users.is_empty())
+                        .then(|| Value::Array(x.auto_users.iter().map(|u| s(u.clone())).collect())),
                 ),
                 ("routing_domain", x.routing_domain.clone().map(s)),
                 (

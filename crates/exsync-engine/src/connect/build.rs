@@ -12,8 +12,8 @@ use exsync_salesforce::{AuthConfig, SalesforceClient, SalesforceConfig, Secret};
 use exsync_store::Store;
 
 use super::ews::{Endpoint, ExchangeConnection};
-use super::locate::AutodiscoverLocator;
 use super::graph::setup::{backend_rule, online_side, GraphSecrets, GraphSetupError, OnlineSide};
+use super::locate::AutodiscoverLocator;
 use super::salesforce::SalesforceSide;
 use crate::sync::locate::AutoRouting;
 use crate::sync::mailboxes::{Backend, Mailboxes, Optional, Unconfigured};

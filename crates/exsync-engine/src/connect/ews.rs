@@ -262,7 +262,8 @@ fn stored_folder(folder: &FolderRef) -> Option<(String, String)> {
 
 /// Connector errors in the terms the service acts on.
 pub fn side_error(e: EwsError) -> SideError {
-    let missing = matches!(&e, EwsError::Mailbox { error, .. } if error.code == "ErrorNonExistentMailbox");
+    let missing =
+        matches!(&e, EwsError::Mailbox { error, .. } if error.code == "ErrorNonExistentMailbox");
     let kind = if e.is_per_user() {
         SideErrorKind::User
     } else {

@@ -90,7 +90,8 @@ where
     F: FnOnce(&dyn Store) -> Result<T, exsync_store::StoreError> + Send + 'static,
 {
     let store = Arc::clone(store);
-    let failed = |e: String| SideError::new(SideErrorKind::Transient, format!("state database: {e}"));
+    let failed =
+        |e: String| SideError::new(SideErrorKind::Transient, format!("state database: {e}"));
     tokio::task::spawn_blocking(move || f(store.as_ref()))
         .await
         .map_err(|e| failed(e.to_string()))?
@@ -205,7 +206,10 @@ mod tests {
 
     fn auto(answers: Vec<Result<Located, String>>) -> (AutoRouting, Arc<Scripted>) {
         let locator = Arc::new(Scripted(Mutex::new(answers)));
-        (AutoRouting::new(Arc::clone(&locator) as Arc<dyn Locate>), locator)
+        (
+            AutoRouting::new(Arc::clone(&locator) as Arc<dyn Locate>),
+            locator,
+        )
     }
 
     fn left(locator: &Scripted) -> usize {
@@ -230,21 +234,32 @@ mod tests {
         let at = DateTime::from_timestamp(1_790_000_000, 0).unwrap_or_default();
 
         // Scripted answers are taken from the end.
-        let (routing, locator) = auto(vec![Err("Autodiscover for ann@contoso.test failed: no candidate answered".into()), Ok(online())]);
+        let (routing, locator) = auto(vec![
+            Err("Autodiscover for ann@contoso.test failed: no candidate answered".into()),
+            Ok(online()),
+        ]);
         let first = settle(&routing, &ann, &store, false, at).await.unwrap();
         assert_eq!((first.backend, first.notices.len()), (Backend::Graph, 0));
         let stored = store.mailbox_route(&ann).unwrap().unwrap();
         assert_eq!((stored.backend.as_str(), stored.checked_at), ("graph", at));
 
         // Within the day nothing is asked.
-        let later = settle(&routing, &ann, &store, false, at + chrono::Duration::hours(2))
-            .await
-            .unwrap();
+        let later = settle(
+            &routing,
+            &ann,
+            &store,
+            false,
+            at + chrono::Duration::hours(2),
+        )
+        .await
+        .unwrap();
         assert_eq!((later.backend, left(&locator)), (Backend::Graph, 1));
 
         // A day on, the lookup fails: the stored answer holds, and the admin hears why.
         let next_day = at + chrono::Duration::days(1);
-        let stale = settle(&routing, &ann, &store, false, next_day).await.unwrap();
+        let stale = settle(&routing, &ann, &store, false, next_day)
+            .await
+            .unwrap();
         assert_eq!(stale.backend, Backend::Graph);
         assert_eq!(stale.notices.len(), 1);
         assert_eq!(stale.notices[0].code, "mailbox_not_located");
@@ -259,8 +274,13 @@ mod tests {
 
         // Never located and the lookup fails: the user's pass fails with the reason and fix.
         let bob = UserKey::new("bob@contoso.test");
-        let (routing, _) = auto(vec![Err("the domain contoso.test is not in the allow-list".into())]);
-        let failed = settle(&routing, &bob, &store, false, at).await.err().unwrap();
+        let (routing, _) = auto(vec![Err(
+            "the domain contoso.test is not in the allow-list".into(),
+        )]);
+        let failed = settle(&routing, &bob, &store, false, at)
+            .await
+            .err()
+            .unwrap();
         assert_eq!(failed.kind, SideErrorKind::User);
         let text = failed.to_string();
         assert!(
@@ -275,11 +295,15 @@ mod tests {
             backend: Backend::Ews,
             evidence: "Autodiscover: EWS URL https://mail.contoso.test/EWS/Exchange.asmx".into(),
         })]);
-        let back = settle(&routing, &ann, &store, true, next_day).await.unwrap();
+        let back = settle(&routing, &ann, &store, true, next_day)
+            .await
+            .unwrap();
         assert_eq!(back.backend, Backend::Ews);
         assert_eq!(back.notices[0].code, "mailbox_located");
         assert!(
-            back.notices[0].message.contains("now places the mailbox on ews")
+            back.notices[0]
+                .message
+                .contains("now places the mailbox on ews")
                 && back.notices[0].message.contains("it was on graph"),
             "{:?}",
             back.notices[0]
@@ -302,12 +326,18 @@ mod tests {
         let at = DateTime::from_timestamp(1_790_000_000, 0).unwrap_or_default();
         let day = chrono::Duration::days(1);
         let fresh = route("graph", at, None);
-        assert_eq!(due(Some(&fresh), at + chrono::Duration::hours(23), day, false), None);
+        assert_eq!(
+            due(Some(&fresh), at + chrono::Duration::hours(23), day, false),
+            None
+        );
         assert_eq!(
             due(Some(&fresh), at + day, day, false).as_deref(),
             Some("the last answer is out of date")
         );
-        assert_eq!(due(None, at, day, false).as_deref(), Some("never looked up"));
+        assert_eq!(
+            due(None, at, day, false).as_deref(),
+            Some("never looked up")
+        );
         assert_eq!(
             due(Some(&fresh), at, day, true).as_deref(),
             Some("the backend did not find the mailbox")

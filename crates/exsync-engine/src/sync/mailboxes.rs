@@ -253,10 +253,11 @@ impl<W: MailboxSide, G: MailboxSide> MailboxSide for Mailboxes<W, G> {
                      has no on-premises Autodiscover to ask"
                 ),
             )
-            .with_remedy("configure [exchange] beside [exchange_online], or name the user's backend"));
+            .with_remedy(
+                "configure [exchange] beside [exchange_online], or name the user's backend",
+            ));
         };
-        let settled =
-            super::locate::settle(auto, user, store, recheck, chrono::Utc::now()).await?;
+        let settled = super::locate::settle(auto, user, store, recheck, chrono::Utc::now()).await?;
         self.located
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -23,7 +23,10 @@ fn raw(row: &Row) -> Result<(String, String, String, String, Option<String>), po
     ))
 }
 
-pub(super) fn mailbox_route(client: &mut Client, user: &UserKey) -> StoreResult<Option<MailboxRoute>> {
+pub(super) fn mailbox_route(
+    client: &mut Client,
+    user: &UserKey,
+) -> StoreResult<Option<MailboxRoute>> {
     const OP: &str = "read mailbox route";
     let u = Some(user);
     let row = client
@@ -69,7 +72,11 @@ pub(super) fn put_mailbox_route(client: &mut Client, route: &MailboxRoute) -> St
     Ok(())
 }
 
-pub(super) fn recheck_mailbox_route(client: &mut Client, user: &UserKey, why: &str) -> StoreResult<bool> {
+pub(super) fn recheck_mailbox_route(
+    client: &mut Client,
+    user: &UserKey,
+    why: &str,
+) -> StoreResult<bool> {
     const OP: &str = "mark mailbox route for re-check";
     let u = Some(user);
     non_empty(OP, "reason", why)?;

@@ -7,7 +7,8 @@ use exsync_core::{CrmId, ItemId, ItemKind, UserKey};
 use crate::error::StoreResult;
 use crate::types::{
     CommitReceipt, ConflictRecord, CrmUserSkip, CrmWrite, CursorAdvance, CursorEntry, CursorScope,
-    Intent, MailboxRoute, PassCommit, ResetCounts, RunRecord, SkippedCrmUser, UnresolvedItem, UserStatus,
+    Intent, MailboxRoute, PassCommit, ResetCounts, RunRecord, SkippedCrmUser, UnresolvedItem,
+    UserStatus,
 };
 
 /// The sync state: linked pairs (the merge base), change cursors, per-user status and pass

@@ -13,7 +13,13 @@ const SELECT: &str = "SELECT user_key, backend, evidence, checked_at, recheck FR
 type Raw = (String, String, String, String, Option<String>);
 
 fn raw(row: &Row<'_>) -> rusqlite::Result<Raw> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+    ))
 }
 
 pub(crate) fn decode(raw: Raw) -> Result<MailboxRoute, String> {
@@ -32,7 +38,10 @@ pub(crate) fn bounded(text: &str) -> String {
     text.chars().take(ROUTE_TEXT_MAX).collect()
 }
 
-pub(crate) fn mailbox_route(conn: &Connection, user: &UserKey) -> StoreResult<Option<MailboxRoute>> {
+pub(crate) fn mailbox_route(
+    conn: &Connection,
+    user: &UserKey,
+) -> StoreResult<Option<MailboxRoute>> {
     const OP: &str = "read mailbox route";
     let u = Some(user);
     let row = conn
@@ -53,7 +62,9 @@ pub(crate) fn mailbox_routes(conn: &Connection) -> StoreResult<Vec<MailboxRoute>
         .ctx(OP, None)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .ctx(OP, None)?;
-    rows.into_iter().map(|r| decode(r).decoded(OP, None)).collect()
+    rows.into_iter()
+        .map(|r| decode(r).decoded(OP, None))
+        .collect()
 }
 
 pub(crate) fn put_mailbox_route(conn: &Connection, route: &MailboxRoute) -> StoreResult<()> {
@@ -81,7 +92,11 @@ pub(crate) fn put_mailbox_route(conn: &Connection, route: &MailboxRoute) -> Stor
     Ok(())
 }
 
-pub(crate) fn recheck_mailbox_route(conn: &Connection, user: &UserKey, why: &str) -> StoreResult<bool> {
+pub(crate) fn recheck_mailbox_route(
+    conn: &Connection,
+    user: &UserKey,
+    why: &str,
+) -> StoreResult<bool> {
     const OP: &str = "mark mailbox route for re-check";
     let u = Some(user);
     non_empty(OP, "reason", why)?;

@@ -22,12 +22,25 @@ fn a_route_is_kept_replaced_and_marked_for_a_recheck(db: &Db) {
         .recheck_mailbox_route(&user("ann"), "not found")
         .unwrap());
 
-    let first = route("ann", "ews", "https://mail.contoso.test/EWS/Exchange.asmx", 0);
+    let first = route(
+        "ann",
+        "ews",
+        "https://mail.contoso.test/EWS/Exchange.asmx",
+        0,
+    );
     store.put_mailbox_route(&first).unwrap();
     store
-        .put_mailbox_route(&route("bob", "graph", "bob@contoso.mail.onmicrosoft.com", 5))
+        .put_mailbox_route(&route(
+            "bob",
+            "graph",
+            "bob@contoso.mail.onmicrosoft.com",
+            5,
+        ))
         .unwrap();
-    assert_eq!(store.mailbox_route(&user("ann")).unwrap(), Some(first.clone()));
+    assert_eq!(
+        store.mailbox_route(&user("ann")).unwrap(),
+        Some(first.clone())
+    );
     // The user is registered with their first route.
     assert!(store.user_status(&user("ann")).unwrap().is_some());
 
@@ -44,7 +57,10 @@ fn a_route_is_kept_replaced_and_marked_for_a_recheck(db: &Db) {
     // Located again: the new answer replaces the old, mark and all.
     let moved = route("ann", "graph", "ann@contoso.mail.onmicrosoft.com", 60);
     store.put_mailbox_route(&moved).unwrap();
-    assert_eq!(store.mailbox_route(&user("ann")).unwrap(), Some(moved.clone()));
+    assert_eq!(
+        store.mailbox_route(&user("ann")).unwrap(),
+        Some(moved.clone())
+    );
     let all = store.mailbox_routes().unwrap();
     assert_eq!(
         all.iter().map(|r| r.user.as_str()).collect::<Vec<_>>(),
@@ -69,10 +85,15 @@ fn a_hostile_answer_is_kept_short_and_a_blank_route_refused(db: &Db) {
         .recheck_mailbox_route(&user("ann"), &"y".repeat(50_000))
         .unwrap();
     let kept = store.mailbox_route(&user("ann")).unwrap().unwrap();
-    assert_eq!(kept.recheck.map(|r| r.chars().count()), Some(ROUTE_TEXT_MAX));
+    assert_eq!(
+        kept.recheck.map(|r| r.chars().count()),
+        Some(ROUTE_TEXT_MAX)
+    );
 
     for refused in [
-        store.put_mailbox_route(&route("ann", "", "x", 0)).unwrap_err(),
+        store
+            .put_mailbox_route(&route("ann", "", "x", 0))
+            .unwrap_err(),
         store.recheck_mailbox_route(&user("ann"), "").unwrap_err(),
     ] {
         assert!(

@@ -110,10 +110,7 @@ fn summary(file: &Path, config: &ExsyncConfig) -> String {
         if o.auto {
             users.push_str(", the others located by Autodiscover");
         } else if !o.auto_users.is_empty() {
-            users.push_str(&format!(
-                ", {} located by Autodiscover",
-                o.auto_users.len()
-            ));
+            users.push_str(&format!(", {} located by Autodiscover", o.auto_users.len()));
         }
         if let (true, Some(domain)) = (o.routes_automatically(), o.routing_domain()) {
             users.push_str(&format!(" (routing domain {domain})"));
