@@ -68,7 +68,7 @@ fn a_route_is_kept_replaced_and_marked_for_a_recheck(db: &Db) {
     );
     assert_eq!(all[0], moved);
 
-    // A reset forgets what was synced, not where the mailbox is; deleting the user does.
+    // A reset forgets what was synced, not where the mailbox is.
     store.reset_user(&user("ann")).unwrap();
     assert_eq!(store.mailbox_route(&user("ann")).unwrap(), Some(moved));
 }
