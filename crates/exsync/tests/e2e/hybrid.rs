@@ -152,6 +152,19 @@ async fn sync(config: &Path) -> exsync_testkit::cli::Ran {
         .unwrap()
 }
 
+/// A pass that succeeded and changed nothing for any of the `users`.
+fn assert_idle(ran: &exsync_testkit::cli::Ran, users: usize) {
+    assert!(ran.status.success(), "{}", ran.text());
+    assert_eq!(
+        ran.stdout
+            .matches("created 0 updated 0 deleted 0 conflicts 0 failures 0")
+            .count(),
+        users,
+        "{}",
+        ran.text()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hybrid_org_syncs_each_user_through_their_own_backend() {
     let Org {
@@ -278,17 +291,7 @@ async fn an_org_entirely_online_needs_no_exchange_section() {
             status.stdout
         );
     }
-    let again = sync(&config).await;
-    assert!(again.status.success(), "{}", again.text());
-    assert_eq!(
-        again
-            .stdout
-            .matches("created 0 updated 0 deleted 0 conflicts 0 failures 0")
-            .count(),
-        lab.users.len(),
-        "{}",
-        again.text()
-    );
+    assert_idle(&sync(&config).await, lab.users.len());
 }
 
 /// A mailbox moved from on premises to Exchange Online between passes keeps every link: its
@@ -562,15 +565,5 @@ async fn auto_routing_follows_a_mailbox_moved_online() {
         status.stdout
     );
 
-    let again = sync(&config).await;
-    assert!(again.status.success(), "{}", again.text());
-    assert_eq!(
-        again
-            .stdout
-            .matches("created 0 updated 0 deleted 0 conflicts 0 failures 0")
-            .count(),
-        2,
-        "{}",
-        again.text()
-    );
+    assert_idle(&sync(&config).await, 2);
 }
