@@ -99,13 +99,14 @@ where
 }
 
 /// The backend serving `user` now: the stored answer while it holds, else a fresh lookup
-/// (stored), else the stale answer with a notice; a user never located whose lookup fails
-/// gets an error naming why and what to do.
+/// (stored, unless in a dry run), else the stale answer with a notice; a user never located
+/// whose lookup fails gets an error naming why and what to do.
 pub(crate) async fn settle(
     auto: &AutoRouting,
     user: &UserKey,
     store: &Arc<dyn Store>,
     recheck: bool,
+    dry_run: bool,
     now: DateTime<Utc>,
 ) -> SideResult<Settled> {
     let key = user.clone();
@@ -131,7 +132,9 @@ pub(crate) async fn settle(
                 checked_at: now,
                 recheck: None,
             };
-            on_store(store, move |s| s.put_mailbox_route(&route)).await?;
+            if !dry_run {
+                on_store(store, move |s| s.put_mailbox_route(&route)).await?;
+            }
             let mut notices = Vec::new();
             if let Some(from) = before.filter(|b| *b != found.backend) {
                 notices.push(Notice {
@@ -238,7 +241,9 @@ mod tests {
             Err("Autodiscover for ann@contoso.test failed: no candidate answered".into()),
             Ok(online()),
         ]);
-        let first = settle(&routing, &ann, &store, false, at).await.unwrap();
+        let first = settle(&routing, &ann, &store, false, false, at)
+            .await
+            .unwrap();
         assert_eq!((first.backend, first.notices.len()), (Backend::Graph, 0));
         let stored = store.mailbox_route(&ann).unwrap().unwrap();
         assert_eq!((stored.backend.as_str(), stored.checked_at), ("graph", at));
@@ -249,6 +254,7 @@ mod tests {
             &ann,
             &store,
             false,
+            false,
             at + chrono::Duration::hours(2),
         )
         .await
@@ -257,7 +263,7 @@ mod tests {
 
         // A day on, the lookup fails: the stored answer holds, and the admin hears why.
         let next_day = at + chrono::Duration::days(1);
-        let stale = settle(&routing, &ann, &store, false, next_day)
+        let stale = settle(&routing, &ann, &store, false, false, next_day)
             .await
             .unwrap();
         assert_eq!(stale.backend, Backend::Graph);
@@ -277,7 +283,7 @@ mod tests {
         let (routing, _) = auto(vec![Err(
             "the domain contoso.test is not in the allow-list".into(),
         )]);
-        let failed = settle(&routing, &bob, &store, false, at)
+        let failed = settle(&routing, &bob, &store, false, false, at)
             .await
             .err()
             .unwrap();
@@ -295,7 +301,7 @@ mod tests {
             backend: Backend::Ews,
             evidence: "Autodiscover: EWS URL https://mail.contoso.test/EWS/Exchange.asmx".into(),
         })]);
-        let back = settle(&routing, &ann, &store, true, next_day)
+        let back = settle(&routing, &ann, &store, true, false, next_day)
             .await
             .unwrap();
         assert_eq!(back.backend, Backend::Ews);
@@ -309,6 +315,15 @@ mod tests {
             back.notices[0]
         );
         assert_eq!(store.mailbox_route(&ann).unwrap().unwrap().backend, "ews");
+
+        // A dry run looks, and stores nothing.
+        let cy = UserKey::new("cy@contoso.test");
+        let (routing, _) = auto(vec![Ok(online())]);
+        let dry = settle(&routing, &cy, &store, false, true, at)
+            .await
+            .unwrap();
+        assert_eq!(dry.backend, Backend::Graph);
+        assert_eq!(store.mailbox_route(&cy).unwrap(), None);
     }
 
     fn route(backend: &str, at: DateTime<Utc>, recheck: Option<&str>) -> MailboxRoute {

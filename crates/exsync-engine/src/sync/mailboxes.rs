@@ -241,6 +241,7 @@ impl<W: MailboxSide, G: MailboxSide> MailboxSide for Mailboxes<W, G> {
         user: &UserKey,
         store: &Arc<dyn Store>,
         recheck: bool,
+        dry_run: bool,
     ) -> SideResult<Vec<Notice>> {
         if !self.rule().is_auto(user) {
             return Ok(Vec::new());
@@ -257,7 +258,8 @@ impl<W: MailboxSide, G: MailboxSide> MailboxSide for Mailboxes<W, G> {
                 "configure [exchange] beside [exchange_online], or name the user's backend",
             ));
         };
-        let settled = super::locate::settle(auto, user, store, recheck, chrono::Utc::now()).await?;
+        let settled =
+            super::locate::settle(auto, user, store, recheck, dry_run, chrono::Utc::now()).await?;
         self.located
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -369,13 +369,14 @@ pub trait MailboxSide: Send + Sync {
 
     /// Settles which backend serves the user before their pass, for a mailbox located
     /// automatically (see [`super::mailboxes::Mailboxes`]); `recheck` asks for a fresh look
-    /// whatever is cached. Returns what the admin should hear about it. A single backend has
-    /// nothing to settle.
+    /// whatever is cached, and a `dry_run` stores nothing it finds. Returns what the admin
+    /// should hear about it. A single backend has nothing to settle.
     fn settle_route(
         &self,
         _user: &UserKey,
         _store: &std::sync::Arc<dyn exsync_store::Store>,
         _recheck: bool,
+        _dry_run: bool,
     ) -> impl Future<Output = SideResult<Vec<Notice>>> + Send {
         std::future::ready(Ok(Vec::new()))
     }

@@ -211,7 +211,9 @@ async fn run_user_once<E: MailboxSide, C: CrmSide>(
     let started = Utc::now();
     let user = pass.user;
     // An `auto` mailbox is located first: every call of the pass goes to the backend found.
-    let routed = exchange.settle_route(&user.key, store, false).await;
+    let routed = exchange
+        .settle_route(&user.key, store, false, pass.dry_run)
+        .await;
     let mut report = UserReport {
         user: Some(user.key.clone()),
         backend: Some(exchange.backend(&user.key)),
@@ -337,7 +339,7 @@ async fn relocate<E: MailboxSide>(
         return Ok(false);
     }
     let before = exchange.backend(user);
-    match exchange.settle_route(user, store, true).await {
+    match exchange.settle_route(user, store, true, false).await {
         Ok(notices) => {
             report.notices.extend(notices);
             let now = exchange.backend(user);
