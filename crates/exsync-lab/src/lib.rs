@@ -6,7 +6,7 @@ mod check;
 pub mod demo;
 pub mod kerberos;
 mod migration;
-mod online;
+pub mod online;
 mod script;
 mod seed;
 
@@ -66,6 +66,9 @@ pub struct LabOptions {
     /// Exchange Online beside Exchange on premises: the Graph simulator, with the last this
     /// many users' mailboxes in it (the others on premises). `None`: on premises only.
     pub exchange_online: Option<usize>,
+    /// The written `exsync.toml` locates every mailbox automatically (`[exchange_online] auto`,
+    /// with [`online::ROUTING_DOMAIN`]) instead of naming the online ones.
+    pub auto_routing: bool,
     /// The users' time zone (IANA): their CRM `TimeZoneSidKey` and their on-premises
     /// mailboxes' zone. `None`: the simulators' own (`Europe/London` in the CRM, UTC in
     /// Exchange).
@@ -93,6 +96,7 @@ impl LabOptions {
             configuration: None,
             postgres_url: None,
             exchange_online: None,
+            auto_routing: false,
             time_zone: None,
             kerberos: None,
             mailbox_field: MailboxField::Email,
@@ -489,6 +493,8 @@ impl Lab {
 {exchange}
 [network.resolve]
 {mail_host} = {sim_addr}
+{domain} = {sim_addr}
+{autodiscover_host} = {sim_addr}
 
 [crm]
 login_url = {login}
@@ -517,6 +523,9 @@ sync_private = true
                     quoted(&self.options.dir.join("exsync.db").display().to_string())
                 ),
             },
+            // Autodiscover's candidates for the mailboxes' domain reach the simulator too.
+            domain = quoted(mail_host.trim_start_matches("mail.")),
+            autodiscover_host = quoted(&mail_host.replacen("mail.", "autodiscover.", 1)),
             mail_host = quoted(&mail_host),
             sim_addr = quoted(&sim_addr.to_string()),
             login = quoted(&sf.instance_url),
@@ -530,7 +539,12 @@ sync_private = true
         );
         if let Some(sim) = &self.graph_sim {
             let users = on_premises.then_some(online.as_slice());
-            config.push_str(&online::config_section(sim, users)?);
+            let routing = if self.options.auto_routing {
+                online::Routing::Auto
+            } else {
+                online::Routing::Listed(users)
+            };
+            config.push_str(&online::config_section(sim, routing)?);
         }
         std::fs::write(path, config).with_context(|| format!("writing {}", path.display()))?;
         let key = exsync_engine::vault::MasterKey::from_base64(master_key)?;

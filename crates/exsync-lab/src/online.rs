@@ -21,6 +21,18 @@ use super::{Lab, LabUser};
 /// The sync folder's name in the lab's mailboxes (the configuration's default).
 const FOLDER: &str = "Salesforce_Sync";
 
+/// The lab tenant's routing domain: a remote mailbox's targetAddress is in it, and
+/// on-premises Autodiscover redirects a moved mailbox there.
+pub const ROUTING_DOMAIN: &str = "contoso.mail.onmicrosoft.com";
+
+/// How the written `[exchange_online]` routes mailboxes.
+pub(super) enum Routing<'a> {
+    /// These users online (every user when `None`), the others on premises.
+    Listed(Option<&'a [&'a LabUser]>),
+    /// Every mailbox located by on-premises Autodiscover.
+    Auto,
+}
+
 /// The Graph simulator with a mailbox for each of `users` lab users, and a client of its app.
 /// The app's signing key is `key_pem` when given (generating one is slow in a debug build).
 pub(super) async fn start(
@@ -80,6 +92,32 @@ impl Lab {
         let moved = self.copy_online(user).await?;
         self.syncer.exchange.route(user.key.clone(), Backend::Graph);
         Ok(moved)
+    }
+
+    /// Moves the user's mailbox online as a completed migration does, telling the service
+    /// nothing: every item copied to Exchange Online, and on premises a remote mailbox whose
+    /// Autodiscover answer redirects to its routing address and which EWS no longer finds.
+    /// Returns how many items moved.
+    pub async fn migrate_online(&self, user: &LabUser) -> Result<usize> {
+        let moved = self.copy_online(user).await?;
+        self.make_remote(user).await?;
+        Ok(moved)
+    }
+
+    /// Makes the user's on-premises mailbox a remote one (see [`Self::migrate_online`]).
+    pub async fn make_remote(&self, user: &LabUser) -> Result<()> {
+        let local = user.key.as_str().split('@').next().unwrap_or_default();
+        self.exchange_control(
+            reqwest::Method::POST,
+            "/autodiscover",
+            &json!({
+                "mailbox": user.key.as_str(),
+                "redirect_addr": format!("{local}@{ROUTING_DOMAIN}"),
+                "remote": true,
+            }),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Copies the user's on-premises sync folder and calendar into Exchange Online, content
@@ -184,13 +222,14 @@ impl Lab {
 }
 
 /// `[exchange_online]` for the lab's Graph simulator, naming `users` (every user when `None`).
-pub(super) fn config_section(sim: &GraphSim, users: Option<&[&LabUser]>) -> Result<String> {
+pub(super) fn config_section(sim: &GraphSim, routing: Routing<'_>) -> Result<String> {
     let info = &sim.info;
     let quoted = |s: &str| super::toml_string(s);
     let authority = info.authority_url();
-    let routing = match users {
-        None => "all_users = true".to_owned(),
-        Some(users) => format!(
+    let routing = match routing {
+        Routing::Auto => format!("auto = true\nrouting_domain = {}", quoted(ROUTING_DOMAIN)),
+        Routing::Listed(None) => "all_users = true".to_owned(),
+        Routing::Listed(Some(users)) => format!(
             "users = [{}]",
             users
                 .iter()

@@ -179,6 +179,16 @@ const TABLES: &[(&str, &[(&str, Ty)])] = &[
         ],
     ),
     (
+        "mailbox_routes",
+        &[
+            ("user_key", Text),
+            ("backend", Text),
+            ("evidence", Text),
+            ("checked_at", Text),
+            ("recheck", Text),
+        ],
+    ),
+    (
         "intents",
         &[
             ("id", Int),

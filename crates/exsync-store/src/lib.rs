@@ -36,9 +36,9 @@ pub use sqlite::{SqliteStore, SCHEMA_VERSION};
 pub use store::Store;
 pub use types::{
     CommitReceipt, ConflictEntry, ConflictRecord, CrmUserSkip, CrmWrite, CursorAdvance,
-    CursorEntry, CursorScope, Intent, ItemRef, Notice, PairKey, PassCommit, Pause, ResetCounts,
-    RunCounts, RunRecord, SkippedCrmUser, UnresolvedItem, UnresolvedReport, UserStatus,
-    MAX_NOTICES, SKIPPED_ADDRESS_MAX,
+    CursorEntry, CursorScope, Intent, ItemRef, MailboxRoute, Notice, PairKey, PassCommit, Pause,
+    ResetCounts, RunCounts, RunRecord, SkippedCrmUser, UnresolvedItem, UnresolvedReport,
+    UserStatus, MAX_NOTICES, ROUTE_TEXT_MAX, SKIPPED_ADDRESS_MAX,
 };
 
 #[cfg(test)]

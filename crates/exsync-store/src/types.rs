@@ -432,3 +432,24 @@ pub struct Intent {
     /// open intent, so this bounds how far back it looks.
     pub journaled_at: DateTime<Utc>,
 }
+
+/// Where the service last found a mailbox whose backend is located automatically (`auto`):
+/// the answer is reused until it is due to be checked again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailboxRoute {
+    /// Whose mailbox.
+    pub user: UserKey,
+    /// The backend that serves it: `ews` or `graph`.
+    pub backend: String,
+    /// What said so, for the admin: the routing address Autodiscover redirected to, or the
+    /// EWS URL it answered with.
+    pub evidence: String,
+    /// When it was found.
+    pub checked_at: DateTime<Utc>,
+    /// Set when the answer must be checked again before it is used (the mailbox was not found
+    /// through that backend), with why.
+    pub recheck: Option<String>,
+}
+
+/// The most of a route's evidence or re-check reason kept; the rest is cut.
+pub const ROUTE_TEXT_MAX: usize = 1000;

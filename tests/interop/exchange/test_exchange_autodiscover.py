@@ -112,3 +112,25 @@ def test_authorization_headers_are_counted_per_host(sim_factory):
     requests.post(url, data="<x/>", verify=sim.ca, timeout=30, headers={"Host": "anon.example"})
     hosts = sim.counters()["authorization_headers_per_host"]
     assert hosts == {"evil.example": 2, "mail.contoso.test": 1}
+
+
+def test_a_remote_mailbox_is_not_found_over_ews_and_redirects_to_its_routing_address(sim_factory):
+    """A mailbox moved to Exchange Online: exchangelib impersonating it gets
+    ErrorNonExistentMailbox, and Autodiscover answers with its targetAddress."""
+    from exchangelib.errors import ErrorNonExistentMailbox
+
+    sim = sim_factory("--auth", "basic")
+    sa = sim.info["service_account"]
+    url = f"https://127.0.0.1:{sim.info['port']}/autodiscover/autodiscover.xml"
+    target = "user1@contoso.mail.onmicrosoft.com"
+    r = sim.control("POST", "/autodiscover", {"mailbox": "user1@contoso.test", "redirect_addr": target, "remote": True})
+    assert r.status_code == 200
+    with pytest.raises(ErrorNonExistentMailbox):
+        sim.account("user1@contoso.test").contacts.refresh()
+    pox = requests.post(url, data=POX_REQUEST.format(email="user1@contoso.test"), auth=(sa["upn"], sa["password"]),
+                        verify=sim.ca, timeout=30, headers={"Content-Type": "text/xml"})
+    assert f"<RedirectAddr>{target}</RedirectAddr>" in pox.text
+    # The others are untouched, and the move can be undone.
+    assert sim.account("user2@contoso.test").contacts.name == "Contacts"
+    sim.control("POST", "/autodiscover", {"mailbox": "user1@contoso.test", "remote": False})
+    assert sim.account("user1@contoso.test").contacts.name == "Contacts"

@@ -109,6 +109,7 @@ fn users_as_the_status_with_its_configuration() -> R {
             state: status.state(),
             unresolved: status.unresolved,
             user: status.user.clone(),
+            auto: Some(None),
         };
         same(&view, &old)?;
     }

@@ -110,6 +110,9 @@ fn read_file(r: &mut Reader, root: &Tbl<'_, '_>) -> ExsyncConfig {
     let mut exchange_online = online_table
         .as_ref()
         .map(|t| super::online::read_exchange_online(r, t));
+    if let (Some(online), Some(t)) = (&exchange_online, &online_table) {
+        super::online::check_auto(r, t, online, exchange.is_some());
+    }
     if let (None, Some(online), Some(t)) = (&exchange, &mut exchange_online, &online_table) {
         super::online::serve_every_user(r, t, online);
     }

@@ -17,7 +17,9 @@ pub use error::{ConfigError, ConfigErrors};
 pub use file::*;
 pub use load::{load, parse};
 pub use model::*;
-pub use online::{ExchangeOnlineConfig, OnlineCloud, OnlineCredential, OnlineEndpoints};
+pub use online::{
+    ExchangeOnlineConfig, MailboxRouting, OnlineCloud, OnlineCredential, OnlineEndpoints,
+};
 pub use pairing::MailboxField;
 pub use render::{configuration_toml, configuration_value, explain_assignment, Assignment};
 

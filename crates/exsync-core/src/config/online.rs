@@ -72,6 +72,14 @@ pub struct ExchangeOnlineConfig {
     /// Mailboxes in Exchange Online, lower-cased, when not all of them are: the others stay
     /// on EWS.
     pub users: Vec<String>,
+    /// Every mailbox not in `users` is located before its pass (`auto`): on-premises
+    /// Autodiscover answering with the tenant's routing address means online.
+    pub auto: bool,
+    /// Mailboxes located that way, lower-cased, when not every other one is.
+    pub auto_users: Vec<String>,
+    /// The tenant's routing domain as written (`tenant.mail.onmicrosoft.com`, the domain of a
+    /// remote mailbox's targetAddress); see [`ExchangeOnlineConfig::routing_domain`].
+    pub routing_domain: Option<String>,
     /// The sign-in authority and Graph endpoint to use instead of the cloud's, both https
     /// (`authority_url` without the tenant, `graph_url` such as `https://host/v1.0`): for a
     /// tenant behind a private endpoint, or exsync's Graph simulator. The app's credential
@@ -90,10 +98,88 @@ pub struct OnlineEndpoints {
     pub graph_url: String,
 }
 
+/// How one mailbox's backend is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MailboxRouting {
+    /// On premises, over EWS.
+    Ews,
+    /// In Exchange Online, over Microsoft Graph.
+    Graph,
+    /// Located before each pass by on-premises Autodiscover.
+    Auto,
+}
+
+impl MailboxRouting {
+    /// The name `config show` and status print: `ews`, `graph` or `auto`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailboxRouting::Ews => "ews",
+            MailboxRouting::Graph => "graph",
+            MailboxRouting::Auto => "auto",
+        }
+    }
+}
+
 impl ExchangeOnlineConfig {
-    /// Whether the mailbox `address` is served through Graph.
+    /// Whether the mailbox `address` is served through Graph by configuration (an `auto`
+    /// mailbox is not: Autodiscover decides).
     pub fn serves(&self, address: &str) -> bool {
-        self.all_users || self.users.iter().any(|u| u.eq_ignore_ascii_case(address))
+        self.routing_of(address) == MailboxRouting::Graph
+    }
+
+    /// How the backend of `address` is chosen, and the setting that says so.
+    pub fn routing_of(&self, address: &str) -> MailboxRouting {
+        let named = |list: &[String]| list.iter().any(|u| u.eq_ignore_ascii_case(address));
+        if self.all_users || named(&self.users) {
+            MailboxRouting::Graph
+        } else if self.auto || named(&self.auto_users) {
+            MailboxRouting::Auto
+        } else {
+            MailboxRouting::Ews
+        }
+    }
+
+    /// How the backend of `address` is chosen, in words for `config show --user`: the rule
+    /// and the setting behind it.
+    pub fn explain_routing(&self, address: &str) -> String {
+        let listed = |list: &[String]| list.iter().any(|u| u.eq_ignore_ascii_case(address));
+        let setting = if self.all_users {
+            "exchange_online.all_users"
+        } else if listed(&self.users) {
+            "exchange_online.users"
+        } else if listed(&self.auto_users) {
+            "exchange_online.auto_users"
+        } else if self.auto {
+            "exchange_online.auto"
+        } else {
+            "the default: mailboxes [exchange_online] does not name are on premises"
+        };
+        match self.routing_of(address) {
+            MailboxRouting::Auto => format!(
+                "auto ({setting}): located before each pass by on-premises Autodiscover; a \
+                 redirect to the routing domain {} means Exchange Online",
+                self.routing_domain().as_deref().unwrap_or("(unknown)")
+            ),
+            other => format!("{} ({setting})", other.as_str()),
+        }
+    }
+
+    /// Whether any mailbox is located by Autodiscover.
+    pub fn routes_automatically(&self) -> bool {
+        self.auto || !self.auto_users.is_empty()
+    }
+
+    /// The routing domain a redirect to means Exchange Online: as written, else derived from
+    /// a tenant named `name.onmicrosoft.com` (its `name.mail.onmicrosoft.com`); `None` when
+    /// the tenant is a GUID or a custom domain, which name no routing domain.
+    pub fn routing_domain(&self) -> Option<String> {
+        if let Some(domain) = &self.routing_domain {
+            return Some(domain.clone());
+        }
+        let tenant = self.tenant.trim().to_ascii_lowercase();
+        let name = tenant.strip_suffix(".onmicrosoft.com")?;
+        (!name.is_empty() && !name.contains('.')).then(|| format!("{name}.mail.onmicrosoft.com"))
     }
 }
 
@@ -104,6 +190,9 @@ pub(crate) const KEYS: &[&str] = &[
     "credential",
     "all_users",
     "users",
+    "auto",
+    "auto_users",
+    "routing_domain",
     "authority_url",
     "graph_url",
     "ca_file",
@@ -162,21 +251,43 @@ pub(crate) fn read_exchange_online(r: &mut Reader, t: &Tbl<'_, '_>) -> ExchangeO
         .item(t, "all_users")
         .and_then(|item| r.boolean(&item))
         .unwrap_or(false);
-    let mut users = Vec::new();
-    if let Some(item) = r.item(t, "users") {
-        for (address, line) in r.string_list(&item).unwrap_or_default() {
-            let address = address.trim().to_ascii_lowercase();
-            if !check::is_email(&address) {
-                r.error(
-                    &item.key,
-                    Some(line),
-                    format!("`{address}` is not a mailbox address such as user@example.com"),
-                );
-            } else if !users.contains(&address) {
-                users.push(address);
-            }
+    let users = mailbox_list(r, t, "users");
+    let auto = r
+        .item(t, "auto")
+        .and_then(|item| r.boolean(&item))
+        .unwrap_or(false);
+    let auto_users = mailbox_list(r, t, "auto_users");
+    if let Some(item) = r.item(t, "auto_users") {
+        if let Some(both) = auto_users.iter().find(|a| users.contains(a)) {
+            r.error(
+                &item.key,
+                Some(item.key_line),
+                format!("{both} is in users as well: a mailbox is either online or located automatically"),
+            );
         }
     }
+    if all_users && (auto || !auto_users.is_empty()) {
+        if let Some(item) = r.item(t, "all_users") {
+            r.error(
+                &item.key,
+                Some(item.key_line),
+                "every mailbox is online, so none is left to locate automatically: \
+                 remove auto and auto_users, or all_users",
+            );
+        }
+    }
+    let routing_domain = r.item(t, "routing_domain").and_then(|item| {
+        let text = r.text(&item)?;
+        let domain = crate::dns_name(text.trim());
+        if domain.is_none() {
+            r.error(
+                &item.key,
+                Some(item.value_line),
+                format!("`{text}` is not a domain name such as contoso.mail.onmicrosoft.com"),
+            );
+        }
+        domain
+    });
     const WHY: &str = "the app's credential and its tokens are only ever sent over TLS";
     let authority_url = super::load::https_url(r, t, "authority_url", WHY);
     let graph_url = super::load::https_url(r, t, "graph_url", WHY);
@@ -212,8 +323,69 @@ pub(crate) fn read_exchange_online(r: &mut Reader, t: &Tbl<'_, '_>) -> ExchangeO
         credential,
         all_users,
         users,
+        auto,
+        auto_users,
+        routing_domain,
         endpoints,
         ca_file,
+    }
+}
+
+/// A list of mailbox addresses under `name`, lower-cased, each checked and kept once.
+fn mailbox_list(r: &mut Reader, t: &Tbl<'_, '_>, name: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    if let Some(item) = r.item(t, name) {
+        for (address, line) in r.string_list(&item).unwrap_or_default() {
+            let address = address.trim().to_ascii_lowercase();
+            if !check::is_email(&address) {
+                r.error(
+                    &item.key,
+                    Some(line),
+                    format!("`{address}` is not a mailbox address such as user@example.com"),
+                );
+            } else if !found.contains(&address) {
+                found.push(address);
+            }
+        }
+    }
+    found
+}
+
+/// `auto` locates mailboxes with on-premises Autodiscover and tells an online one by a
+/// redirect to the tenant's routing domain, so it needs both: an `[exchange]` section and a
+/// routing domain, written or derived from the tenant.
+pub(crate) fn check_auto(
+    r: &mut Reader,
+    t: &Tbl<'_, '_>,
+    online: &ExchangeOnlineConfig,
+    on_premises: bool,
+) {
+    if !online.routes_automatically() {
+        return;
+    }
+    let key = if online.auto { "auto" } else { "auto_users" };
+    let Some(item) = r.item(t, key) else {
+        return;
+    };
+    if !on_premises {
+        r.error(
+            &item.key,
+            Some(item.key_line),
+            "locates mailboxes with on-premises Autodiscover, which needs an [exchange] section; \
+             without one every mailbox is in Exchange Online, so remove it",
+        );
+    } else if online.routing_domain().is_none() {
+        r.missing(
+            t,
+            "routing_domain",
+            &format!(
+                "{key} tells an online mailbox by Autodiscover's redirect to the tenant's routing \
+                 domain, and the tenant `{}` does not name it (only a tenant written as \
+                 name.onmicrosoft.com does); give it, e.g. contoso.mail.onmicrosoft.com (the \
+                 domain of Get-RemoteMailbox's RemoteRoutingAddress)",
+                online.tenant
+            ),
+        );
     }
 }
 
@@ -395,5 +567,91 @@ users = [\"a@example.com\"]
         );
         let missing = problems(&format!("{base}ca_file = \"/nonexistent/ca.pem\"\n")).join("\n");
         assert!(missing.contains("exchange_online.ca_file"), "{missing}");
+    }
+
+    /// `auto` per user or for everyone not listed: it needs `[exchange]` and a routing
+    /// domain, written or derived from a tenant named name.onmicrosoft.com, and each problem
+    /// names its key.
+    #[test]
+    fn graph_auto_routing_needs_exchange_and_a_routing_domain() {
+        let path = Path::new("/etc/exsync/exsync.toml");
+        let online = "[exchange_online]\ntenant = \"Contoso.onmicrosoft.com\"\nclient_id = \"c\"\n";
+        let text = format!(
+            "{HEAD}{online}users = [\"b@example.com\"]\nauto_users = [\"A@example.com\"]\n"
+        );
+        let config = parse(&text, path).unwrap();
+        let x = config.exchange_online.clone().unwrap();
+        assert_eq!(x.auto_users, ["a@example.com"]);
+        assert_eq!(
+            x.routing_domain().as_deref(),
+            Some("contoso.mail.onmicrosoft.com")
+        );
+        assert_eq!(x.routing_of("a@example.com"), MailboxRouting::Auto);
+        assert_eq!(x.routing_of("b@example.com"), MailboxRouting::Graph);
+        assert_eq!(x.routing_of("c@example.com"), MailboxRouting::Ews);
+        assert!(!x.serves("a@example.com"));
+        assert!(
+            x.explain_routing("a@example.com").starts_with(
+                "auto (exchange_online.auto_users): located before each pass by on-premises Autodiscover"
+            ) && x
+                .explain_routing("a@example.com")
+                .contains("contoso.mail.onmicrosoft.com"),
+            "{}",
+            x.explain_routing("a@example.com")
+        );
+        // `config show` loads back the same, the derived domain left derived.
+        let shown = config.to_toml_string().unwrap();
+        assert!(!shown.contains("routing_domain"), "{shown}");
+        assert_eq!(parse(&shown, path).unwrap().exchange_online, Some(x));
+
+        // Everyone not listed is auto, with the routing domain written.
+        let every = format!(
+            "{HEAD}[exchange_online]\ntenant = \"11111111-2222-3333-4444-555555555555\"\nclient_id = \"c\"\nauto = true\nrouting_domain = \"Fabrikam.mail.onmicrosoft.com\"\n"
+        );
+        let config = parse(&every, path).unwrap();
+        let x = config.exchange_online.clone().unwrap();
+        assert_eq!(x.routing_of("z@example.com"), MailboxRouting::Auto);
+        assert_eq!(
+            x.routing_domain().as_deref(),
+            Some("fabrikam.mail.onmicrosoft.com")
+        );
+        let shown = config.to_toml_string().unwrap();
+        assert_eq!(parse(&shown, path).unwrap().exchange_online, Some(x));
+
+        // A GUID tenant names no routing domain.
+        let guid = every.replace("routing_domain = \"Fabrikam.mail.onmicrosoft.com\"\n", "");
+        let found = problems(&guid).join("\n");
+        assert!(
+            found.contains("exchange_online.routing_domain: missing: auto tells an online mailbox")
+                && found.contains("/etc/exsync/exsync.toml"),
+            "{found}"
+        );
+        let bad =
+            problems(&every.replace("Fabrikam.mail.onmicrosoft.com", "not a domain")).join("\n");
+        assert!(
+            bad.contains("exchange_online.routing_domain") && bad.contains("is not a domain name"),
+            "{bad}"
+        );
+        // Without [exchange] there is no Autodiscover on premises to ask.
+        let tail = "[crm]\nclient_id = \"abc\"\nusername = \"int@example.com\"\n[configurations.a]\nusers = [\"a@example.com\"]\n";
+        let alone = problems(&format!("{online}auto = true\n{tail}")).join("\n");
+        assert!(
+            alone.contains("exchange_online.auto: locates mailboxes with on-premises Autodiscover, which needs an [exchange] section"),
+            "{alone}"
+        );
+        // all_users leaves nobody to locate; a mailbox cannot be both listed and auto.
+        let all = problems(&format!("{HEAD}{online}all_users = true\nauto = true\n")).join("\n");
+        assert!(
+            all.contains("exchange_online.all_users: every mailbox is online"),
+            "{all}"
+        );
+        let both = problems(&format!(
+            "{HEAD}{online}users = [\"a@example.com\"]\nauto_users = [\"a@example.com\"]\n"
+        ))
+        .join("\n");
+        assert!(
+            both.contains("exchange_online.auto_users: a@example.com is in users as well"),
+            "{both}"
+        );
     }
 }

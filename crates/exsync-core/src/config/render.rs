@@ -179,6 +179,13 @@ impl ExsyncConfig {
                     (!x.users.is_empty())
                         .then(|| Value::Array(x.users.iter().map(|u| s(u.clone())).collect())),
                 ),
+                ("auto", x.auto.then_some(Value::Boolean(true))),
+                (
+                    "auto_users",
+                    (!x.auto_users.is_empty())
+                        .then(|| Value::Array(x.auto_users.iter().map(|u| s(u.clone())).collect())),
+                ),
+                ("routing_domain", x.routing_domain.clone().map(s)),
                 (
                     "authority_url",
                     x.endpoints.as_ref().map(|e| s(e.authority_url.clone())),

@@ -585,6 +585,9 @@ mod tests {
                 credential,
                 all_users: false,
                 users: self.info().mailboxes.clone(),
+                auto: false,
+                auto_users: Vec::new(),
+                routing_domain: None,
                 endpoints: None,
                 ca_file: None,
             }

@@ -13,7 +13,9 @@ use exsync_store::Store;
 
 use super::ews::{Endpoint, ExchangeConnection};
 use super::graph::setup::{backend_rule, online_side, GraphSecrets, GraphSetupError, OnlineSide};
+use super::locate::AutodiscoverLocator;
 use super::salesforce::SalesforceSide;
+use crate::sync::locate::AutoRouting;
 use crate::sync::mailboxes::{Backend, Mailboxes, Optional, Unconfigured};
 use crate::sync::service::Syncer;
 use crate::vault::{
@@ -260,16 +262,24 @@ pub fn syncer(
         Arc::clone(metrics) as Arc<dyn exsync_core::observe::RequestObserver>
     );
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let on_premises = match &config.exchange {
-        Some(x) => Optional::Configured(Box::new(ews_side(config, x, secrets, &observer)?)),
-        None => Optional::Unconfigured(Unconfigured(Backend::Ews)),
+    let (on_premises, locator) = match &config.exchange {
+        Some(x) => {
+            let side = ews_side(config, x, secrets, &observer)?;
+            let locator = auto_locator(config, x, &side);
+            (Optional::Configured(Box::new(side)), locator)
+        }
+        None => (Optional::Unconfigured(Unconfigured(Backend::Ews)), None),
     };
     let online = online_side(config, &secrets.graph, Some(observer.clone()))?;
     let mut crm_config = salesforce_config(config, secrets)?;
     crm_config.observer = Some(observer);
     let crm = SalesforceClient::new(crm_config).map_err(BuildError::Salesforce)?;
+    let mut exchange = Mailboxes::new(on_premises, online, backend_rule(config));
+    if let Some(locator) = locator {
+        exchange = exchange.with_auto(AutoRouting::new(Arc::new(locator)));
+    }
     Ok(Arc::new(Syncer {
-        exchange: Mailboxes::new(on_premises, online, backend_rule(config)),
+        exchange,
         crm: SalesforceSide { client: crm },
         store,
         configurations: config.configurations.clone(),
@@ -344,6 +354,27 @@ fn ews_side(
         )),
     };
     Ok(ExchangeConnection::new(client, endpoint))
+}
+
+/// The Autodiscover lookup `auto` routing asks, when `[exchange_online]` locates mailboxes
+/// automatically: within the allow-list, over the EWS client's connections (so its caps and
+/// deadlines hold), even when an EWS URL is configured.
+fn auto_locator(
+    config: &ExsyncConfig,
+    x: &ExchangeConfig,
+    side: &ExchangeConnection,
+) -> Option<AutodiscoverLocator> {
+    let online = config.exchange_online.as_ref()?;
+    if !online.routes_automatically() {
+        return None;
+    }
+    // The configuration check refuses `auto` without a routing domain.
+    let routing_domain = online.routing_domain()?;
+    let autodiscover = Autodiscover::new(
+        Arc::clone(side.client.http()),
+        AutodiscoverConfig::new(x.allow_list()),
+    );
+    Some(AutodiscoverLocator::new(autodiscover, routing_domain))
 }
 
 /// The configured EWS URL, refused when its host is outside the allow-list. The configuration

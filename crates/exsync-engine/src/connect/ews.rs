@@ -262,6 +262,8 @@ fn stored_folder(folder: &FolderRef) -> Option<(String, String)> {
 
 /// Connector errors in the terms the service acts on.
 pub fn side_error(e: EwsError) -> SideError {
+    let missing =
+        matches!(&e, EwsError::Mailbox { error, .. } if error.code == "ErrorNonExistentMailbox");
     let kind = if e.is_per_user() {
         SideErrorKind::User
     } else {
@@ -274,7 +276,12 @@ pub fn side_error(e: EwsError) -> SideError {
             _ => SideErrorKind::Transient,
         }
     };
-    SideError::new(kind, format!("Exchange: {e}"))
+    let error = SideError::new(kind, format!("Exchange: {e}"));
+    if missing {
+        error.mailbox_missing()
+    } else {
+        error
+    }
 }
 
 fn item_result(result: Result<ItemRef, EwsError>) -> WriteResult {

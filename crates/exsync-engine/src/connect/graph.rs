@@ -209,10 +209,22 @@ pub fn side_error(e: &GraphFailure, user: &UserKey, app_id: &str) -> SideError {
     let error = SideError::new(kind, format!("Graph: {e}"));
     match e {
         GraphFailure::Auth(auth) => error.with_remedy(auth.hint()),
-        GraphFailure::Api(g) if g.status == 404 => error.with_remedy(format!(
-            "check that {user} is a mailbox in Exchange Online (Get-EXOMailbox {user}); a \
-             mailbox still on premises belongs to the EWS backend"
-        )),
+        GraphFailure::Api(g) if g.status == 404 => {
+            let error = error.with_remedy(format!(
+                "check that {user} is a mailbox in Exchange Online (Get-EXOMailbox {user}); a \
+                 mailbox still on premises belongs to the EWS backend"
+            ));
+            // Graph's ways of saying the tenant has no such mailbox (as opposed to an item or
+            // folder that is not there).
+            if matches!(
+                g.code.as_str(),
+                "ErrorInvalidUser" | "MailboxNotEnabledForRESTAPI" | "ErrorNonExistentMailbox"
+            ) {
+                error.mailbox_missing()
+            } else {
+                error
+            }
+        }
         _ => error,
     }
 }

@@ -3,6 +3,7 @@
 pub mod build;
 pub mod ews;
 pub mod graph;
+pub mod locate;
 pub mod salesforce;
 
 pub use build::BuildError;

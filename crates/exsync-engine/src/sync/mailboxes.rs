@@ -7,16 +7,18 @@
 //! to another backend keeps them, and the new backend restarts a cursor it did not issue (see
 //! [`MailboxSide::changes_page`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
 use exsync_core::plan::{Change, WriteResult};
 use exsync_core::zones::DayZone;
 use exsync_core::{ExchangeId, ItemId, ItemKind, UserKey};
-use exsync_store::Notice;
+use exsync_store::{Notice, Store};
 
+use super::locate::AutoRouting;
 use super::sides::{
     CopyEvidence, MailboxPage, MailboxSide, SideError, SideErrorKind, SideResult, Write,
 };
@@ -55,13 +57,18 @@ impl fmt::Display for Backend {
     }
 }
 
-/// Which backend serves each user: one for everyone, with named users sent elsewhere.
+/// Which backend serves each user: one for everyone, with named users sent elsewhere, and
+/// the users whose backend is located before each pass (`auto`, see [`super::locate`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BackendRule {
     /// The backend of every user not named below.
     pub default: Backend,
     /// Users whose mailbox another backend serves.
     pub users: BTreeMap<UserKey, Backend>,
+    /// Every user not in `users` is located automatically.
+    pub auto_default: bool,
+    /// Users located automatically when not everyone else is.
+    pub auto_users: BTreeSet<UserKey>,
 }
 
 impl BackendRule {
@@ -69,7 +76,7 @@ impl BackendRule {
     pub fn every_user(backend: Backend) -> Self {
         BackendRule {
             default: backend,
-            users: BTreeMap::new(),
+            ..BackendRule::default()
         }
     }
 
@@ -79,9 +86,21 @@ impl BackendRule {
         self
     }
 
-    /// The backend serving `user`: the one the rule names for them, else the default.
+    /// The same rule with `user` located automatically.
+    pub fn with_auto_user(mut self, user: UserKey) -> Self {
+        self.auto_users.insert(user);
+        self
+    }
+
+    /// The backend serving `user` by configuration: the one the rule names for them, else the
+    /// default. For a user located automatically, the backend until they are.
     pub fn backend_of(&self, user: &UserKey) -> Backend {
         self.users.get(user).copied().unwrap_or(self.default)
+    }
+
+    /// Whether `user`'s backend is located before each pass rather than configured.
+    pub fn is_auto(&self, user: &UserKey) -> bool {
+        !self.users.contains_key(user) && (self.auto_default || self.auto_users.contains(user))
     }
 }
 
@@ -94,6 +113,9 @@ pub struct Mailboxes<W, G = Unconfigured> {
     // Behind a lock so a user can be routed elsewhere while the service runs (a mailbox
     // moved); read once per call, never held across an await.
     rule: std::sync::RwLock<BackendRule>,
+    // Where each `auto` user's mailbox was found this run, settled before their pass.
+    located: std::sync::RwLock<BTreeMap<UserKey, Backend>>,
+    auto: Option<AutoRouting>,
 }
 
 impl<W: MailboxSide> Mailboxes<W, Unconfigured> {
@@ -103,6 +125,8 @@ impl<W: MailboxSide> Mailboxes<W, Unconfigured> {
             ews,
             graph: Unconfigured(Backend::Graph),
             rule: std::sync::RwLock::new(BackendRule::every_user(Backend::Ews)),
+            located: std::sync::RwLock::default(),
+            auto: None,
         }
     }
 }
@@ -114,7 +138,15 @@ impl<W: MailboxSide, G: MailboxSide> Mailboxes<W, G> {
             ews,
             graph,
             rule: std::sync::RwLock::new(rule),
+            located: std::sync::RwLock::default(),
+            auto: None,
         }
+    }
+
+    /// The same router, locating the rule's `auto` users with `auto` before their passes.
+    pub fn with_auto(mut self, auto: AutoRouting) -> Self {
+        self.auto = Some(auto);
+        self
     }
 
     /// The EWS backend, for tooling that needs operations of its own.
@@ -146,10 +178,21 @@ impl<W: MailboxSide, G: MailboxSide> Mailboxes<W, G> {
     }
 
     fn backend_of(&self, user: &UserKey) -> Backend {
-        self.rule
+        let rule = self
+            .rule
             .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .backend_of(user)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if rule.is_auto(user) {
+            if let Some(found) = self
+                .located
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(user)
+            {
+                return *found;
+            }
+        }
+        rule.backend_of(user)
     }
 
     /// Every item of the user's folder of `kind` (the calendar within the backend's window),
@@ -191,6 +234,37 @@ macro_rules! dispatch {
 impl<W: MailboxSide, G: MailboxSide> MailboxSide for Mailboxes<W, G> {
     fn backend(&self, user: &UserKey) -> Backend {
         self.backend_of(user)
+    }
+
+    async fn settle_route(
+        &self,
+        user: &UserKey,
+        store: &Arc<dyn Store>,
+        recheck: bool,
+        dry_run: bool,
+    ) -> SideResult<Vec<Notice>> {
+        if !self.rule().is_auto(user) {
+            return Ok(Vec::new());
+        }
+        let Some(auto) = &self.auto else {
+            return Err(SideError::new(
+                SideErrorKind::User,
+                format!(
+                    "{user}'s mailbox is to be located automatically, but this installation \
+                     has no on-premises Autodiscover to ask"
+                ),
+            )
+            .with_remedy(
+                "configure [exchange] beside [exchange_online], or name the user's backend",
+            ));
+        };
+        let settled =
+            super::locate::settle(auto, user, store, recheck, dry_run, chrono::Utc::now()).await?;
+        self.located
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(user.clone(), settled.backend);
+        Ok(settled.notices)
     }
 
     async fn prepare(&self, user: &UserKey) -> SideResult<()> {

@@ -3,6 +3,7 @@
 //! backend that serves them ([`mailboxes`]).
 
 pub mod daemon;
+pub mod locate;
 pub mod mailboxes;
 pub mod pass;
 mod scratch_json;

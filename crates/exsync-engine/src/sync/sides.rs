@@ -82,6 +82,9 @@ pub struct SideError {
     pub message: String,
     /// What the admin can do about it, when known; `Display` appends it as `(fix: ...)`.
     pub remedy: Option<String>,
+    /// The backend has no such mailbox (on premises, a mailbox moved online; online, one
+    /// not there yet): where an `auto` mailbox is must be looked up again.
+    pub mailbox_missing: bool,
 }
 
 impl SideError {
@@ -91,7 +94,14 @@ impl SideError {
             kind,
             message: message.into(),
             remedy: None,
+            mailbox_missing: false,
         }
+    }
+
+    /// Marks the failure as the backend not finding the mailbox at all.
+    pub fn mailbox_missing(mut self) -> Self {
+        self.mailbox_missing = true;
+        self
     }
 
     /// Adds what the admin can do about the failure.
@@ -363,6 +373,20 @@ pub trait MailboxSide: Send + Sync {
     /// Which backend serves this user's mailbox. A single backend answers its own; the
     /// router answers the one its rule names. It only labels reports, so it must not fail.
     fn backend(&self, user: &UserKey) -> Backend;
+
+    /// Settles which backend serves the user before their pass, for a mailbox located
+    /// automatically (see [`super::mailboxes::Mailboxes`]); `recheck` asks for a fresh look
+    /// whatever is cached, and a `dry_run` stores nothing it finds. Returns what the admin
+    /// should hear about it. A single backend has nothing to settle.
+    fn settle_route(
+        &self,
+        _user: &UserKey,
+        _store: &std::sync::Arc<dyn exsync_store::Store>,
+        _recheck: bool,
+        _dry_run: bool,
+    ) -> impl Future<Output = SideResult<Vec<Notice>>> + Send {
+        std::future::ready(Ok(Vec::new()))
+    }
 
     /// Makes the mailbox ready: finds the user's folders, creating the contacts sync folder
     /// when missing. Idempotent; called before the user's first pass and never in a dry run.

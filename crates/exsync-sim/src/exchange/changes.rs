@@ -39,6 +39,8 @@ struct MailboxChange<'a> {
     redirect_addr: Option<String>,
     redirect_url: Option<String>,
     #[serde(default)]
+    remote: bool,
+    #[serde(default)]
     folders: Vec<Cow<'a, Folder>>,
     #[serde(default)]
     folders_gone: Vec<u64>,
@@ -87,6 +89,7 @@ fn change_of<'a>(key: &str, mb: &'a Mailbox, since: u64) -> MailboxChange<'a> {
         impersonation: mb.impersonation,
         redirect_addr: mb.redirect_addr.clone(),
         redirect_url: mb.redirect_url.clone(),
+        remote: mb.remote,
         folders: mb
             .folders
             .values()
@@ -138,6 +141,7 @@ fn apply(st: &mut State, commit: Commit<'_>) -> Result<()> {
         mb.impersonation = c.impersonation;
         mb.redirect_addr = c.redirect_addr;
         mb.redirect_url = c.redirect_url;
+        mb.remote = c.remote;
         for id in c.folders_gone {
             mb.folders.remove(&id);
         }

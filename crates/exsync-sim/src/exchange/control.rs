@@ -148,6 +148,9 @@ struct Redirect {
     redirect_addr: Option<String>,
     #[serde(default)]
     redirect_url: Option<String>,
+    /// The mailbox moved to Exchange Online: EWS no longer finds it (unset: unchanged).
+    #[serde(default)]
+    remote: Option<bool>,
     /// Location of the plain-HTTP Autodiscover 302 (null: the simulator's own https URL).
     #[serde(default)]
     http_redirect: Option<String>,
@@ -275,6 +278,7 @@ fn state_summary(app: &App) -> Result<Response<Body>, Response<Body>> {
                 "impersonation": m.impersonation,
                 "redirect_addr": m.redirect_addr,
                 "redirect_url": m.redirect_url,
+                "remote": m.remote,
                 "time_zone": outlook_view::mailbox_zone(m).name(),
                 "folders": m.folders.values().map(|f| json!({
                     "id": Id::Folder { mailbox: m.key(), id: f.id }.encode(),
@@ -636,6 +640,9 @@ fn redirect(app: &App, body: &[u8]) -> Result<Response<Body>, Response<Body>> {
         })?;
         mb.redirect_addr = r.redirect_addr.clone();
         mb.redirect_url = r.redirect_url.clone();
+        if let Some(remote) = r.remote {
+            mb.remote = remote;
+        }
         commit(app, &mut st, since, std::slice::from_ref(m))?;
     }
     Ok(json_reply(StatusCode::OK, &json!({"ok": true})))

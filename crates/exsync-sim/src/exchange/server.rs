@@ -497,7 +497,7 @@ fn acting_mailbox(st: &State, imp: &Option<Impersonation>) -> Result<String, Ews
             ))
         }
     };
-    let Some(mb) = st.mailbox(&addr) else {
+    let Some(mb) = st.mailbox(&addr).filter(|mb| !mb.remote) else {
         return Err(EwsError::new(
             "ErrorNonExistentMailbox",
             format!("The SMTP address has no mailbox associated with it: {addr}"),

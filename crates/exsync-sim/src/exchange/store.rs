@@ -40,6 +40,10 @@ pub struct Mailbox {
     pub redirect_addr: Option<String>,
     #[serde(default)]
     pub redirect_url: Option<String>,
+    /// Moved to Exchange Online: a remote mailbox here, which EWS impersonation no longer
+    /// reaches (`ErrorNonExistentMailbox`); its Autodiscover answer is the redirect above.
+    #[serde(default)]
+    pub remote: bool,
     /// The owner's time zone (IANA), which Outlook shows the calendar in; empty: UTC.
     #[serde(default)]
     pub time_zone: String,

@@ -212,10 +212,21 @@ CREATE TABLE crm_inbox (
 CREATE INDEX crm_inbox_by_user ON crm_inbox (user_key, id);
 "#;
 
-pub(crate) const PG_MIGRATIONS: &[&str] = &[V1, V2];
+/// Where each mailbox whose backend is located automatically (`auto`) was last found.
+const V3: &str = r#"
+CREATE TABLE mailbox_routes (
+    user_key   TEXT COLLATE "C" PRIMARY KEY REFERENCES users(user_key) ON DELETE CASCADE,
+    backend    TEXT COLLATE "C" NOT NULL CHECK (backend <> ''),
+    evidence   TEXT COLLATE "C" NOT NULL,
+    checked_at TEXT COLLATE "C" NOT NULL,
+    recheck    TEXT COLLATE "C" CHECK (recheck IS NULL OR recheck <> '')
+);
+"#;
+
+pub(crate) const PG_MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build creates and understands on PostgreSQL.
-pub const PG_SCHEMA_VERSION: i64 = 2;
+pub const PG_SCHEMA_VERSION: i64 = 3;
 
 /// Serialises migrations of one database across processes; any fixed number works, this one
 /// spells "exsync" in ASCII.

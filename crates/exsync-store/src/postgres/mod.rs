@@ -12,6 +12,7 @@ mod inbox;
 mod leases;
 mod migrations;
 mod pool;
+mod routes;
 mod secrets;
 mod state;
 mod sync_state;

@@ -5,12 +5,13 @@ use chrono::{DateTime, Utc};
 use exsync_core::plan::{Op, SyncedPair};
 use exsync_core::{CrmId, ItemId, ItemKind, UserKey};
 
-use super::{commit, echo, state, users, PgStore};
+use super::{commit, echo, routes, state, users, PgStore};
 use crate::error::StoreResult;
 use crate::roles::{LeaseScope, SyncState, ORG_CRM_READ};
 use crate::types::{
     CommitReceipt, ConflictRecord, CrmUserSkip, CrmWrite, CursorAdvance, CursorEntry, CursorScope,
-    Intent, PassCommit, ResetCounts, RunRecord, SkippedCrmUser, UnresolvedItem, UserStatus,
+    Intent, MailboxRoute, PassCommit, ResetCounts, RunRecord, SkippedCrmUser, UnresolvedItem,
+    UserStatus,
 };
 
 impl SyncState for PgStore {
@@ -190,5 +191,23 @@ impl SyncState for PgStore {
         at: DateTime<Utc>,
     ) -> StoreResult<()> {
         self.with("put setting", |c| echo::put_setting(c, name, value, at))
+    }
+
+    fn mailbox_route(&self, user: &UserKey) -> StoreResult<Option<MailboxRoute>> {
+        self.with("mailbox route", |c| routes::mailbox_route(c, user))
+    }
+
+    fn mailbox_routes(&self) -> StoreResult<Vec<MailboxRoute>> {
+        self.with("mailbox routes", routes::mailbox_routes)
+    }
+
+    fn put_mailbox_route(&self, route: &MailboxRoute) -> StoreResult<()> {
+        self.with("put mailbox route", |c| routes::put_mailbox_route(c, route))
+    }
+
+    fn recheck_mailbox_route(&self, user: &UserKey, why: &str) -> StoreResult<bool> {
+        self.with("recheck mailbox route", |c| {
+            routes::recheck_mailbox_route(c, user, why)
+        })
     }
 }

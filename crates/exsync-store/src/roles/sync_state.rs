@@ -7,7 +7,8 @@ use exsync_core::{CrmId, ItemId, ItemKind, UserKey};
 use crate::error::StoreResult;
 use crate::types::{
     CommitReceipt, ConflictRecord, CrmUserSkip, CrmWrite, CursorAdvance, CursorEntry, CursorScope,
-    Intent, PassCommit, ResetCounts, RunRecord, SkippedCrmUser, UnresolvedItem, UserStatus,
+    Intent, MailboxRoute, PassCommit, ResetCounts, RunRecord, SkippedCrmUser, UnresolvedItem,
+    UserStatus,
 };
 
 /// The sync state: linked pairs (the merge base), change cursors, per-user status and pass
@@ -172,4 +173,20 @@ pub trait SyncState: Send + Sync {
         value: &serde_json::Value,
         at: DateTime<Utc>,
     ) -> StoreResult<()>;
+
+    // ---- mailbox routes -----------------------------------------------------------------
+
+    /// Where the user's mailbox was last found, when its backend is located automatically.
+    fn mailbox_route(&self, user: &UserKey) -> StoreResult<Option<MailboxRoute>>;
+
+    /// Every stored route, by user, for status.
+    fn mailbox_routes(&self) -> StoreResult<Vec<MailboxRoute>>;
+
+    /// Stores where the mailbox was found, replacing the route it had (and its re-check mark);
+    /// registers the user when new. Evidence longer than [`crate::ROUTE_TEXT_MAX`] is cut.
+    fn put_mailbox_route(&self, route: &MailboxRoute) -> StoreResult<()>;
+
+    /// Marks the user's route to be checked again before its next use, with why; does nothing
+    /// when the user has none. Returns whether there was one.
+    fn recheck_mailbox_route(&self, user: &UserKey, why: &str) -> StoreResult<bool>;
 }

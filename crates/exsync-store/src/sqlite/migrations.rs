@@ -204,7 +204,19 @@ const V8: &str = r#"
 CREATE INDEX pairs_by_crm_id ON pairs (kind, crm_id);
 "#;
 
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
+/// Where each mailbox whose backend is located automatically (`auto`) was last found; kept
+/// until it is due to be checked again.
+const V9: &str = r#"
+CREATE TABLE mailbox_routes (
+    user_key   TEXT PRIMARY KEY NOT NULL REFERENCES users(user_key) ON DELETE CASCADE,
+    backend    TEXT NOT NULL CHECK (backend <> ''),
+    evidence   TEXT NOT NULL,
+    checked_at TEXT NOT NULL,
+    recheck    TEXT CHECK (recheck IS NULL OR recheck <> '')
+) STRICT;
+"#;
+
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
 
 pub(crate) fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA user_version", [], |row| row.get(0))

@@ -5,12 +5,13 @@ use chrono::{DateTime, Utc};
 use exsync_core::plan::{Op, SyncedPair};
 use exsync_core::{CrmId, ItemId, ItemKind, UserKey};
 
-use super::{commit, echo, journal, settings, state, users, SqliteStore};
+use super::{commit, echo, journal, routes, settings, state, users, SqliteStore};
 use crate::error::StoreResult;
 use crate::roles::SyncState;
 use crate::types::{
     CommitReceipt, ConflictRecord, CrmUserSkip, CrmWrite, CursorAdvance, CursorEntry, CursorScope,
-    Intent, PassCommit, ResetCounts, RunRecord, SkippedCrmUser, UnresolvedItem, UserStatus,
+    Intent, MailboxRoute, PassCommit, ResetCounts, RunRecord, SkippedCrmUser, UnresolvedItem,
+    UserStatus,
 };
 
 impl SyncState for SqliteStore {
@@ -169,5 +170,21 @@ impl SyncState for SqliteStore {
         at: DateTime<Utc>,
     ) -> StoreResult<()> {
         settings::put_setting(&self.lock(), name, value, at)
+    }
+
+    fn mailbox_route(&self, user: &UserKey) -> StoreResult<Option<MailboxRoute>> {
+        routes::mailbox_route(&self.lock(), user)
+    }
+
+    fn mailbox_routes(&self) -> StoreResult<Vec<MailboxRoute>> {
+        routes::mailbox_routes(&self.lock())
+    }
+
+    fn put_mailbox_route(&self, route: &MailboxRoute) -> StoreResult<()> {
+        routes::put_mailbox_route(&self.lock(), route)
+    }
+
+    fn recheck_mailbox_route(&self, user: &UserKey, why: &str) -> StoreResult<bool> {
+        routes::recheck_mailbox_route(&self.lock(), user, why)
     }
 }

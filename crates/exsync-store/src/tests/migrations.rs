@@ -49,6 +49,7 @@ fn a_fresh_database_gets_the_latest_version_and_reopening_changes_nothing() {
             "crm_writes",
             "cursors",
             "intents",
+            "mailbox_routes",
             "pairs",
             "runs",
             "secrets",

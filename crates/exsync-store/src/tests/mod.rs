@@ -16,6 +16,7 @@ mod pg_kill;
 mod postgres_only;
 mod reset;
 mod roundtrip;
+mod routes;
 mod skipped;
 mod snapshots;
 

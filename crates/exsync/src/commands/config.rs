@@ -102,11 +102,19 @@ fn summary(file: &Path, config: &ExsyncConfig) -> String {
         ));
     }
     if let Some(o) = &config.exchange_online {
-        let users = if o.all_users {
+        let mut users = if o.all_users {
             "every user".to_owned()
         } else {
             format!("{} listed users", o.users.len())
         };
+        if o.auto {
+            users.push_str(", the others located by Autodiscover");
+        } else if !o.auto_users.is_empty() {
+            users.push_str(&format!(", {} located by Autodiscover", o.auto_users.len()));
+        }
+        if let (true, Some(domain)) = (o.routes_automatically(), o.routing_domain()) {
+            users.push_str(&format!(" (routing domain {domain})"));
+        }
         out.push_str(&format!(
             "exchange online: app {} in tenant {} ({} cloud, {}) for {users}\n",
             o.client_id,
@@ -133,6 +141,15 @@ fn summary(file: &Path, config: &ExsyncConfig) -> String {
         out.push_str(&describe(c));
     }
     out
+}
+
+/// How the user's mailbox backend is chosen, from the configuration alone: the decision of
+/// an `auto` rule is the service's, shown by `exsync status --user`.
+fn mailbox_routing(config: &exsync_core::config::ExsyncConfig, user: &UserKey) -> String {
+    match &config.exchange_online {
+        Some(online) => online.explain_routing(user.as_str()),
+        None => "ews (no [exchange_online] section)".to_owned(),
+    }
 }
 
 fn show(args: &ConfigShowArgs) -> anyhow::Result<ExitCode> {
@@ -168,6 +185,7 @@ fn show(args: &ConfigShowArgs) -> anyhow::Result<ExitCode> {
             let value = serde_json::json!({
                 "paired_by": config.crm.mailbox_field.as_str(),
                 "assignment": assignment,
+                "mailbox": mailbox_routing(&config, &user),
                 "configuration": applied.map(configuration_value),
             });
             println!("{}", serde_json::to_string_pretty(&value)?);
@@ -195,6 +213,7 @@ fn show(args: &ConfigShowArgs) -> anyhow::Result<ExitCode> {
             for reason in &assignment.reasons {
                 println!("# - {reason}");
             }
+            println!("# mailbox: {}", mailbox_routing(&config, &user));
             if let Some(c) = applied {
                 let text = configuration_toml(c).context("rendering the configuration as TOML")?;
                 print!("\n{text}");

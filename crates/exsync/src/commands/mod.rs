@@ -1,6 +1,7 @@
 //! One module per command; `run` dispatches to them.
 
 mod admin;
+mod auto_routes;
 mod check;
 mod config;
 #[cfg(feature = "demo")]

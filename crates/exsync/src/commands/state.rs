@@ -14,6 +14,7 @@ use exsync_store::{
 };
 use serde_json::json;
 
+use super::auto_routes::{self, AutoRoutes};
 use super::store_password::store_password;
 use crate::cli::{ConfigFileArg, ResetArgs, StatusArgs};
 
@@ -53,13 +54,29 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let (config, store) = open_with_config(&args.config)?;
     let poll_interval = config.service.poll_interval_secs.max(1);
     match &args.user {
-        Some(user) => user_detail(store.as_ref(), &UserKey::from_email(user), args.json),
+        Some(user) => {
+            let user = UserKey::from_email(user);
+            let routes = auto_routes::auto_routes(&config, store.as_ref(), [&user])?;
+            user_detail(store.as_ref(), &user, &routes, args.json)
+        }
         None => {
             let users = store.list_users()?;
             let skipped = store.skipped_crm_users()?;
+            let routes =
+                auto_routes::auto_routes(&config, store.as_ref(), users.iter().map(|u| &u.user))?;
             if args.json {
-                // The answer stays the list of users that scripts read.
-                println!("{}", serde_json::to_string_pretty(&users)?);
+                // The answer stays the list of users that scripts read; an `auto` user's
+                // entry also says where the mailbox was found.
+                let mut listed = serde_json::to_value(&users)?;
+                for entry in listed.as_array_mut().into_iter().flatten() {
+                    let route = entry["user"]
+                        .as_str()
+                        .and_then(|u| routes.get(&UserKey::from_email(u)));
+                    if let (Some(route), Some(object)) = (route, entry.as_object_mut()) {
+                        object.insert("backend".into(), auto_routes::value(route.as_ref()));
+                    }
+                }
+                println!("{}", serde_json::to_string_pretty(&listed)?);
                 if !skipped.is_empty() {
                     eprintln!(
                         "exsync: {} CRM users are not synced; `exsync status` without --json says why",
@@ -69,7 +86,8 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
             } else {
                 let now = Utc::now();
                 print!("{}", header(&users, poll_interval, now));
-                print!("{}", table(&users, now));
+                print!("{}", table(&users, &routes, now));
+                print!("{}", located(&routes, now));
                 print!("{}", notices(&users));
                 print!("{}", skipped_table(&skipped));
                 if store.shared() {
@@ -81,7 +99,12 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn user_detail(store: &dyn Store, user: &UserKey, as_json: bool) -> anyhow::Result<ExitCode> {
+fn user_detail(
+    store: &dyn Store,
+    user: &UserKey,
+    routes: &AutoRoutes,
+    as_json: bool,
+) -> anyhow::Result<ExitCode> {
     let Some(status) = store.user_status(user)? else {
         eprintln!("exsync: {user} has never been synced");
         return Ok(ExitCode::FAILURE);
@@ -96,12 +119,16 @@ fn user_detail(store: &dyn Store, user: &UserKey, as_json: bool) -> anyhow::Resu
         None
     };
     if as_json {
-        let detail = json!({ "status": status, "unresolved": unresolved, "runs": runs, "conflicts": conflicts, "lease": lease });
+        let backend = routes.get(user).map(|r| auto_routes::value(r.as_ref()));
+        let detail = json!({ "status": status, "backend": backend, "unresolved": unresolved, "runs": runs, "conflicts": conflicts, "lease": lease });
         println!("{}", serde_json::to_string_pretty(&detail)?);
         return Ok(ExitCode::SUCCESS);
     }
     let now = Utc::now();
-    print!("{}", table(std::slice::from_ref(&status), now));
+    print!("{}", table(std::slice::from_ref(&status), routes, now));
+    if let Some(route) = routes.get(user) {
+        println!("\nBackend: {}", auto_routes::line(route.as_ref(), now));
+    }
     if let Some(run) = &status.last_run {
         println!("\nLast pass ended {}.", when(run.finished, now));
         if let Some(error) = &run.error {
@@ -240,7 +267,7 @@ fn interval_text(secs: u64) -> String {
 
 /// One line per user, aligned on the longest address; the error column is last and cut, so
 /// long messages do not break the table.
-fn table(users: &[UserStatus], now: DateTime<Utc>) -> String {
+fn table(users: &[UserStatus], routes: &AutoRoutes, now: DateTime<Utc>) -> String {
     let width = users
         .iter()
         .map(|u| u.user.as_str().chars().count())
@@ -307,11 +334,32 @@ fn table(users: &[UserStatus], now: DateTime<Utc>) -> String {
             &u.event_pairs.to_string(),
             &u.unresolved.to_string(),
             &error,
-            run.and_then(|r| r.backend.as_deref()).unwrap_or("-"),
+            &match routes.get(&u.user) {
+                Some(route) => auto_routes::cell(route.as_ref()),
+                None => run
+                    .and_then(|r| r.backend.as_deref())
+                    .unwrap_or("-")
+                    .to_owned(),
+            },
         ]));
     }
     if cut {
         out.push_str("(errors cut short: `exsync status --user ADDRESS` shows the whole text)\n");
+    }
+    out
+}
+
+/// Where each `auto` user's mailbox was found, and why.
+fn located(routes: &AutoRoutes, now: DateTime<Utc>) -> String {
+    let mut out = String::new();
+    for (user, route) in routes {
+        if out.is_empty() {
+            out.push_str("\nMailboxes located automatically:\n");
+        }
+        out.push_str(&format!(
+            "  {user}: {}\n",
+            auto_routes::line(route.as_ref(), now)
+        ));
     }
     out
 }
@@ -386,7 +434,7 @@ fn lease_line(lease: &LeaseInfo, now: DateTime<Utc>) -> String {
 }
 
 /// `s` with its control characters escaped, so printing it cannot drive the terminal.
-fn printable(s: &str) -> String {
+pub(crate) fn printable(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if c.is_control() {

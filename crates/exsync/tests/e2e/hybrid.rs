@@ -152,6 +152,19 @@ async fn sync(config: &Path) -> exsync_testkit::cli::Ran {
         .unwrap()
 }
 
+/// A pass that succeeded and changed nothing for any of the `users`.
+fn assert_idle(ran: &exsync_testkit::cli::Ran, users: usize) {
+    assert!(ran.status.success(), "{}", ran.text());
+    assert_eq!(
+        ran.stdout
+            .matches("created 0 updated 0 deleted 0 conflicts 0 failures 0")
+            .count(),
+        users,
+        "{}",
+        ran.text()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hybrid_org_syncs_each_user_through_their_own_backend() {
     let Org {
@@ -278,17 +291,7 @@ async fn an_org_entirely_online_needs_no_exchange_section() {
             status.stdout
         );
     }
-    let again = sync(&config).await;
-    assert!(again.status.success(), "{}", again.text());
-    assert_eq!(
-        again
-            .stdout
-            .matches("created 0 updated 0 deleted 0 conflicts 0 failures 0")
-            .count(),
-        lab.users.len(),
-        "{}",
-        again.text()
-    );
+    assert_idle(&sync(&config).await, lab.users.len());
 }
 
 /// A mailbox moved from on premises to Exchange Online between passes keeps every link: its
@@ -409,4 +412,158 @@ async fn a_mailbox_moved_online_keeps_its_links_and_its_edits() {
         mover.key
     );
     assert!(again.stdout.contains(&idle), "{}", again.text());
+}
+
+/// Every mailbox located automatically (`[exchange_online] auto`): on-premises Autodiscover
+/// places one user on premises and the other online, each syncs through that backend, and
+/// status says where each was found and why. Then the on-premises mailbox is migrated online
+/// (items copied, the mailbox left remote on premises, its Autodiscover redirecting) with no
+/// configuration change: in the next pass the service notices EWS no longer finds it, locates
+/// it online, and re-links its items there, with no duplicate on either side and the CRM edit
+/// made during the move written online.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_routing_follows_a_mailbox_moved_online() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = LabOptions::new(dir.path().join("lab"), 2);
+    options.crm_key_pem = Some(crate::shared_key());
+    options.exchange_online = Some(1);
+    options.auto_routing = true;
+    let lab = Lab::start(options).await.unwrap();
+    lab.seed(&records()).await.unwrap();
+    let info = lab.graph_sim.as_ref().unwrap().info.clone();
+    let config = dir.path().join("exsync.toml");
+    lab.write_config(&config, MASTER_KEY).unwrap();
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(
+        text.contains("auto = true") && !text.contains("users = [\"user"),
+        "{text}"
+    );
+    let (mover, online) = (lab.users[0].clone(), lab.users[1].clone());
+    // The online user's mailbox is a remote one on premises.
+    lab.make_remote(&online).await.unwrap();
+
+    let shown = exsync(
+        &config,
+        &["config", "show", "--user", mover.key.as_str()],
+        None,
+    );
+    assert!(
+        shown.stdout.contains(
+            "# mailbox: auto (exchange_online.auto): located before each pass by on-premises Autodiscover"
+        ),
+        "{}",
+        shown.text()
+    );
+
+    let first = sync(&config).await;
+    assert!(first.status.success(), "{}", first.text());
+    for user in [&mover, &online] {
+        let expected = format!(
+            "{}: created 6 updated 0 deleted 0 conflicts 0 failures 0",
+            user.key
+        );
+        assert!(first.stdout.contains(&expected), "{}", first.text());
+    }
+    assert_eq!(online_items(&info, online.key.as_str()).await, (4, 2));
+    assert_eq!(online_items(&info, mover.key.as_str()).await, (0, 0));
+
+    // Status: each user's backend, and for `auto` where the mailbox was found and why.
+    let status = exsync(&config, &["status"], None);
+    let backend = |status: &str, user: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(user))
+            .and_then(|row| row.split_whitespace().nth(2))
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        backend(&status.stdout, mover.key.as_str()).as_deref(),
+        Some("auto→ews"),
+        "{}",
+        status.stdout
+    );
+    assert_eq!(
+        backend(&status.stdout, online.key.as_str()).as_deref(),
+        Some("auto→graph"),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        status.stdout.contains(&format!(
+            "  {}: auto → graph (Autodiscover: routing address user2@contoso.mail.onmicrosoft.com, checked",
+            online.key
+        )),
+        "{}",
+        status.stdout
+    );
+    let detail = exsync(
+        &config,
+        &["status", "--user", online.key.as_str(), "--json"],
+        None,
+    );
+    let detail: Value = serde_json::from_str(&detail.stdout).unwrap();
+    assert_eq!(detail["backend"]["route"]["backend"], "graph", "{detail}");
+
+    // The CRM edits a contact of the mover while their mailbox is being migrated.
+    // The lab names a user's CRM contacts after the user's index (from 0).
+    let crm_made = "Crm0x0000";
+    lab.crm_record(&mover, ItemKind::Contact, crm_made)
+        .await
+        .unwrap();
+    lab.edit_crm(&mover, ItemKind::Contact, crm_made, |f| {
+        f.insert("title".into(), Value::from("Director"));
+    })
+    .await
+    .unwrap();
+    assert_eq!(lab.migrate_online(&mover).await.unwrap(), 6);
+
+    // The next pass finds no mailbox on premises, asks Autodiscover again, and syncs it online
+    // at once: every link kept, the CRM edit written there, nothing made on either side.
+    let moved = sync(&config).await;
+    assert!(moved.status.success(), "{}", moved.text());
+    let expected = format!(
+        "{}: created 0 updated 1 deleted 0 conflicts 0 failures 0",
+        mover.key
+    );
+    assert!(moved.stdout.contains(&expected), "{}", moved.text());
+    assert!(
+        moved.stdout.contains("NOTICE [mailbox_located] Autodiscover now places the mailbox on graph (Autodiscover: routing address user1@contoso.mail.onmicrosoft.com); it was on ews.")
+            && moved.stdout.contains("NOTICE [mailbox_moved] The mailbox moved from ews to graph: 4 synced contacts found again by their tag"),
+        "{}",
+        moved.text()
+    );
+    // The attempt on premises stays in the history, with what happened.
+    let history = exsync(&config, &["status", "--user", mover.key.as_str()], None);
+    assert!(
+        history.stdout.contains("ErrorNonExistentMailbox")
+            && history.stdout.contains("the mailbox is now on graph")
+            && history.stdout.contains("Backend: auto → graph (Autodiscover: routing address user1@contoso.mail.onmicrosoft.com, checked"),
+        "{}",
+        history.stdout
+    );
+    assert_eq!(online_items(&info, mover.key.as_str()).await, (4, 2));
+    let folder = online_folder(&info, mover.key.as_str()).await.unwrap();
+    let contacts = graph(
+        &info,
+        mover.key.as_str(),
+        &format!("contactFolders/{folder}/contacts?$top=100"),
+        None,
+    )
+    .await;
+    let directors = contacts["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["jobTitle"] == "Director")
+        .count();
+    assert_eq!(directors, 1, "{contacts}");
+    let status = exsync(&config, &["status"], None);
+    assert_eq!(
+        backend(&status.stdout, mover.key.as_str()).as_deref(),
+        Some("auto→graph"),
+        "{}",
+        status.stdout
+    );
+
+    assert_idle(&sync(&config).await, 2);
 }

@@ -13,9 +13,9 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::{DateTime, SecondsFormat, Utc};
-use exsync_core::config::{effective_configuration, AssignedBy};
+use exsync_core::config::{effective_configuration, AssignedBy, MailboxRouting};
 use exsync_core::UserKey;
-use exsync_store::{Notice, Pause, Role, RunCounts, RunRecord, UserStatus};
+use exsync_store::{MailboxRoute, Notice, Pause, Role, RunCounts, RunRecord, UserStatus};
 use serde::Serialize;
 
 use crate::auth::{allows, Caller};
@@ -49,6 +49,11 @@ pub(crate) struct UserView {
     pub unresolved: u64,
     /// The mailbox address, lower-cased.
     pub user: UserKey,
+    /// For a mailbox located automatically (`[exchange_online] auto`), where it was last
+    /// found and why (`None` before the first lookup); shown in the page's backend cell. Not
+    /// part of the API's answer, whose shape clients know.
+    #[serde(skip)]
+    pub auto: Option<Option<MailboxRoute>>,
 }
 
 /// The configuration that applies to a user, and how it came to.
@@ -165,6 +170,19 @@ impl UserView {
     pub(crate) fn list(st: &AppState) -> ConsoleResult<Vec<UserView>> {
         let config = st.config.load().ok();
         let none = BTreeSet::new();
+        let online = config
+            .as_ref()
+            .and_then(|c| c.exchange_online.as_ref())
+            .filter(|o| o.routes_automatically());
+        let mut routes: std::collections::BTreeMap<UserKey, MailboxRoute> = match online {
+            Some(_) => st
+                .store
+                .mailbox_routes()?
+                .into_iter()
+                .map(|r| (r.user.clone(), r))
+                .collect(),
+            None => Default::default(),
+        };
         let views = st
             .store
             .list_users()?
@@ -184,10 +202,29 @@ impl UserView {
                 last_run: status.last_run.map(RunView::from),
                 paused: status.paused,
                 unresolved: status.unresolved,
+                auto: online
+                    .filter(|o| o.routing_of(status.user.as_str()) == MailboxRouting::Auto)
+                    .map(|_| routes.remove(&status.user)),
                 user: status.user,
             })
             .collect();
         Ok(views)
+    }
+
+    /// The backend that served the last pass; for an `auto` mailbox, the one it was last
+    /// found on, with which answer said so as the cell's title.
+    fn backend_cell(&self) -> String {
+        let last = self.last_run.as_ref().and_then(|r| r.backend.as_deref());
+        match &self.auto {
+            None => esc(last.unwrap_or_default()),
+            Some(None) => "auto".to_owned(),
+            Some(Some(route)) => format!(
+                "<span title=\"{} (checked {})\">auto → {}</span>",
+                esc(&route.evidence),
+                time_text(&route.checked_at),
+                esc(&route.backend)
+            ),
+        }
     }
 
     fn render_row(&self, caller: &Caller) -> String {
@@ -228,7 +265,7 @@ impl UserView {
         format!(
             "<tr data-user=\"{e}\" data-state=\"{state}\"><td>{e}</td><td>{}</td><td class=\"state {state}\">{state}</td><td class=\"backend\">{}</td><td>{}</td><td>{} / {} / {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{actions}</td></tr>",
             esc(&config),
-            esc(run.and_then(|r| r.backend.as_deref()).unwrap_or_default()),
+            self.backend_cell(),
             run.map(|r| time_element(&r.finished)).unwrap_or_default(),
             esc(&count(|c| c.created)),
             esc(&count(|c| c.updated)),
@@ -356,6 +393,41 @@ mod tests {
             let t: DateTime<Utc> = serde_json::from_value(serde_json::json!(t))?;
             assert_eq!(serde_json::to_value(t)?, serde_json::json!(time_text(&t)));
         }
+        Ok(())
+    }
+
+    /// An `auto` mailbox's cell names the backend it was found on, and the answer (a
+    /// server's text, encoded) as its title; the API's answer keeps its shape.
+    #[test]
+    fn an_auto_mailbox_shows_where_it_was_found_and_why() -> Result<(), serde_json::Error> {
+        let checked = DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default();
+        let mut view = UserView {
+            configuration: None,
+            contact_pairs: 0,
+            event_pairs: 0,
+            last_run: None,
+            paused: None,
+            state: "new",
+            unresolved: 0,
+            user: UserKey::new("ann@contoso.test"),
+            auto: Some(Some(MailboxRoute {
+                user: UserKey::new("ann@contoso.test"),
+                backend: "graph".to_owned(),
+                evidence: "Autodiscover: routing address <ann>@contoso.mail.onmicrosoft.com"
+                    .to_owned(),
+                checked_at: checked,
+                recheck: None,
+            })),
+        };
+        assert_eq!(
+            view.backend_cell(),
+            "<span title=\"Autodiscover: routing address &lt;ann&gt;@contoso.mail.onmicrosoft.com (checked 2027-01-15T08:00:00Z)\">auto → graph</span>"
+        );
+        assert!(!serde_json::to_string(&view)?.contains("auto"));
+        view.auto = Some(None);
+        assert_eq!(view.backend_cell(), "auto");
+        view.auto = None;
+        assert_eq!(view.backend_cell(), "");
         Ok(())
     }
 }

@@ -166,7 +166,7 @@ pub fn online_side(
 }
 
 /// Which backend serves each user: Graph for the users `[exchange_online]` names (or all of
-/// them), EWS for the rest.
+/// them), located automatically for those `auto` covers, EWS for the rest.
 pub fn backend_rule(config: &ExsyncConfig) -> BackendRule {
     let Some(online) = &config.exchange_online else {
         return BackendRule::every_user(Backend::Ews);
@@ -174,12 +174,16 @@ pub fn backend_rule(config: &ExsyncConfig) -> BackendRule {
     if online.all_users {
         return BackendRule::every_user(Backend::Graph);
     }
-    online
+    let mut rule = online
         .users
         .iter()
         .fold(BackendRule::every_user(Backend::Ews), |rule, address| {
             rule.with_user(UserKey::from_email(address), Backend::Graph)
-        })
+        });
+    rule.auto_default = online.auto;
+    online.auto_users.iter().fold(rule, |rule, address| {
+        rule.with_auto_user(UserKey::from_email(address))
+    })
 }
 
 #[cfg(test)]
@@ -227,6 +231,15 @@ future_days = 500
             "[exchange_online]\ntenant = \"t\"\nclient_id = \"c\"\nall_users = true\n",
         ));
         assert_eq!(all.backend_of(&a), Backend::Graph);
+        let auto = backend_rule(&config(
+            "[exchange_online]\ntenant = \"t.onmicrosoft.com\"\nclient_id = \"c\"\nauto_users = [\"a@example.com\"]\n",
+        ));
+        assert!(auto.is_auto(&a) && !auto.is_auto(&b));
+        let everyone = backend_rule(&config(
+            "[exchange_online]\ntenant = \"t.onmicrosoft.com\"\nclient_id = \"c\"\nauto = true\nusers = [\"b@example.com\"]\n",
+        ));
+        assert!(everyone.is_auto(&a) && !everyone.is_auto(&b));
+        assert_eq!(everyone.backend_of(&b), Backend::Graph);
         assert_eq!(
             widest_window(&config("")),
             Some(Window {

@@ -180,18 +180,51 @@ fn day_zone_of(time_zone: &str) -> (DayZone, Option<Notice>) {
 
 /// Runs one user's pass and commits it. Errors of a side end the pass for this user only:
 /// the CRM changes it could not apply are recorded as unresolved, so they are fetched again.
+///
+/// When the backend found no mailbox and an `auto` lookup now places it on another one (it
+/// moved), the pass runs again at once there, re-linking its items, so a move costs no failed
+/// pass; the failed attempt stays in the run history.
 pub async fn run_user<E: MailboxSide, C: CrmSide>(
     exchange: &E,
     crm: &C,
     store: &Arc<dyn Store>,
     pass: UserPass<'_>,
 ) -> Result<UserReport, PassError> {
+    let (first, moved) = run_user_once(exchange, crm, store, &pass).await?;
+    if !moved {
+        return Ok(first);
+    }
+    tracing::info!(user = %pass.user.key, backend = %exchange.backend(&pass.user.key), "Mailbox moved; its pass runs again on the new backend");
+    let (mut again, _) = run_user_once(exchange, crm, store, &pass).await?;
+    let mut notices = first.notices;
+    notices.append(&mut again.notices);
+    again.notices = notices;
+    Ok(again)
+}
+
+async fn run_user_once<E: MailboxSide, C: CrmSide>(
+    exchange: &E,
+    crm: &C,
+    store: &Arc<dyn Store>,
+    pass: &UserPass<'_>,
+) -> Result<(UserReport, bool), PassError> {
     let started = Utc::now();
     let user = pass.user;
+    // An `auto` mailbox is located first: every call of the pass goes to the backend found.
+    let routed = exchange
+        .settle_route(&user.key, store, false, pass.dry_run)
+        .await;
     let mut report = UserReport {
         user: Some(user.key.clone()),
         backend: Some(exchange.backend(&user.key)),
         ..UserReport::default()
+    };
+    let routed = match routed {
+        Ok(notices) => {
+            report.notices.extend(notices);
+            Ok(())
+        }
+        Err(e) => Err(e),
     };
     let mut commit = PassCommit::new(user.key.clone(), started, started);
     let unresolved = {
@@ -206,11 +239,14 @@ pub async fn run_user<E: MailboxSide, C: CrmSide>(
     // The mailbox is made ready (the sync folder created) once; after that, the folders
     // stored with the cursors are used as they are.
     let known = cursor::folders_known(store, user, exchange.backend(&user.key)).await?;
-    let prepared = if pass.dry_run || known {
+    let prepared = if let Err(e) = routed {
+        Err(e)
+    } else if pass.dry_run || known {
         Ok(())
     } else {
         exchange.prepare(&user.key).await
     };
+    let mut missing: Option<String> = None;
     for kind in KINDS {
         let crm_changes = pass.crm_changes.get(&kind).cloned().unwrap_or_default();
         let crm_notes = pass.crm_notes.get(&kind).cloned().unwrap_or_default();
@@ -249,6 +285,9 @@ pub async fn run_user<E: MailboxSide, C: CrmSide>(
             }
         };
         if let Err(e) = result {
+            if e.mailbox_missing {
+                missing.get_or_insert_with(|| e.message.clone());
+            }
             // Nothing of this kind was written. Keep what the CRM reported, so the changes
             // are fetched again instead of being lost with the org-wide cursor.
             let reason = format!("{kind}s not synced: {e}");
@@ -264,8 +303,12 @@ pub async fn run_user<E: MailboxSide, C: CrmSide>(
     }
 
     if pass.dry_run {
-        return Ok(report);
+        return Ok((report, false));
     }
+    let moved = match missing {
+        Some(why) => relocate(exchange, store, &user.key, &why, &mut report).await?,
+        None => false,
+    };
     report.notices.extend(exchange.take_notices(&user.key));
     commit.finished = Utc::now();
     commit.counts = report.counts;
@@ -276,7 +319,40 @@ pub async fn run_user<E: MailboxSide, C: CrmSide>(
     // committed those, and the next pass must find them without writing them again.
     failpoint(failpoints::BEFORE_FINAL_COMMIT);
     on_store(store, move |s| s.commit_pass(&commit)).await?;
-    Ok(report)
+    Ok((report, moved))
+}
+
+/// The backend found no such mailbox: where an `auto` mailbox is is looked up again now, so
+/// its calls go to the backend it moved to (where its items are re-linked). The mark stays in
+/// the store until a lookup answers, so a restart or a failed lookup looks again. Returns
+/// whether the mailbox is on another backend now.
+async fn relocate<E: MailboxSide>(
+    exchange: &E,
+    store: &Arc<dyn Store>,
+    user: &UserKey,
+    why: &str,
+    report: &mut UserReport,
+) -> Result<bool, PassError> {
+    let (key, why) = (user.clone(), why.to_owned());
+    let marked = on_store(store, move |s| s.recheck_mailbox_route(&key, &why)).await?;
+    if !marked {
+        return Ok(false);
+    }
+    let before = exchange.backend(user);
+    match exchange.settle_route(user, store, true, false).await {
+        Ok(notices) => {
+            report.notices.extend(notices);
+            let now = exchange.backend(user);
+            if now != before {
+                if let Some(error) = &mut report.error {
+                    error.push_str(&format!("; the mailbox is now on {now}"));
+                }
+                return Ok(true);
+            }
+        }
+        Err(e) => tracing::warn!(user = %user, error = %e, "Mailbox could not be located again"),
+    }
+    Ok(false)
 }
 
 /// One kind of one user's pass.
