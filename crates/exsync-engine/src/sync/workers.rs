@@ -261,7 +261,12 @@ where
                         "waiting for the org's first CRM read by another worker".to_owned(),
                     ));
                 }
-                Ok((_, Ok(Outcome::Done(done)))) => {
+                Ok((user, Ok(Outcome::Done(done)))) => {
+                    // As it happens, not at the pass's end: who did which user is what an
+                    // admin reads a worker's log for when another worker died.
+                    if done.error.is_none() {
+                        tracing::info!(worker = %worker.id, user = %user, "Committed a user's pass.");
+                    }
                     if let Some(progress) = &options.progress {
                         (progress.0)(&done);
                     }

@@ -18,6 +18,8 @@ use std::sync::OnceLock;
 mod check_sync_folder;
 mod crash;
 mod day_zone;
+mod demo_workers;
+mod db_restart;
 mod ews_copies;
 mod failpoints;
 mod faults;
