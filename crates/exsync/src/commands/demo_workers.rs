@@ -58,13 +58,17 @@ impl Worker {
         }
     }
 
-    /// The users whose pass this worker finished, from its log (one JSON object a line).
-    fn finished_users(&self) -> Vec<String> {
+    /// When this worker committed a pass of each user, from its log (one JSON object a line,
+    /// stamped in UTC, so the stamps order as text).
+    fn commits(&self) -> Vec<(String, String)> {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         text.lines()
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
             .filter(|v| v["fields"]["message"] == COMMITTED)
-            .filter_map(|v| v["fields"]["user"].as_str().map(str::to_owned))
+            .filter_map(|v| {
+                let at = v["timestamp"].as_str()?.to_owned();
+                Some((at, v["fields"]["user"].as_str()?.to_owned()))
+            })
             .collect()
     }
 
@@ -189,34 +193,41 @@ pub async fn run(options: &WorkersDemo) -> Result<bool> {
         }
     };
 
-    let mut finished_by: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // Whoever committed a user's first pass finished the user; later passes change nothing.
+    let mut finished_by: BTreeMap<String, (String, String)> = BTreeMap::new();
     for worker in &workers {
-        for user in worker.finished_users() {
-            let names = finished_by.entry(user).or_default();
-            if !names.contains(&worker.name()) {
-                names.push(worker.name());
+        for (at, user) in worker.commits() {
+            let first = finished_by
+                .entry(user)
+                .or_insert_with(|| (at.clone(), worker.name()));
+            if at < first.0 {
+                *first = (at, worker.name());
             }
         }
     }
-    println!("\n  {:<26} {:<40} finished by", "user", "held by, in turn");
+    println!(
+        "\n  {:<26} {:<40} first sync finished by",
+        "user", "held by, in turn"
+    );
     let mut taken_over = 0;
     for user in &lab.users {
         let held: Vec<String> = held_by
             .get(&user.key)
             .map(|numbers| numbers.iter().map(|n| workers[*n].name()).collect())
             .unwrap_or_default();
-        let finished = finished_by.get(user.key.as_str()).cloned().unwrap_or_default();
-        if held.iter().any(|h| h.ends_with("(killed)"))
-            && finished.iter().any(|f| !f.ends_with("(killed)"))
-        {
+        let finished = finished_by
+            .get(user.key.as_str())
+            .map(|(_, name)| name.clone())
+            .unwrap_or_else(|| "-".to_owned());
+        if held.iter().any(|h| h.ends_with("(killed)")) && !finished.ends_with("(killed)") {
             taken_over += 1;
         }
-        println!(
-            "  {:<26} {:<40} {}",
-            user.key.as_str(),
-            if held.is_empty() { "-".to_owned() } else { held.join(" → ") },
-            finished.join(", ")
-        );
+        let held = if held.is_empty() {
+            "-".to_owned()
+        } else {
+            held.join(" → ")
+        };
+        println!("  {:<26} {held:<40} {finished}", user.key.as_str());
     }
     let check = lab.convergence().await?;
     let converged = check.converged();
@@ -269,7 +280,11 @@ async fn watch(
                 if seen.last() != Some(&n) {
                     seen.push(n);
                 }
-                if victim.is_none() && finished(lab)? > 0 {
+                // A user still to finish, so the kill cuts a first pass short.
+                if victim.is_none()
+                    && finished(lab)? > 0
+                    && store.runs(user, 1)?.first().is_none_or(|r| r.error.is_some())
+                {
                     workers[n].killed = true;
                     workers[n].child.kill().context("killing a worker")?;
                     println!(
