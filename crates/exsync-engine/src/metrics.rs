@@ -480,7 +480,9 @@ mod tests {
         assert!(stale.contains("no pass has ended for 181 s"), "{stale}");
 
         // A pass that failed as a whole makes the service not ready until one ends.
-        m.set_failing(Some("the last pass failed (1 in a row) and runs again in 1 s".into()));
+        m.set_failing(Some(
+            "the last pass failed (1 in a row) and runs again in 1 s".into(),
+        ));
         let failing = ready.check(&m, at(230)).unwrap_err();
         assert!(failing.contains("runs again in 1 s"), "{failing}");
         m.set_failing(None);

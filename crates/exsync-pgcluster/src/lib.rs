@@ -238,7 +238,10 @@ pub fn stop(bin: &Path, dir: &Path, mode: StopMode) -> Result<(), ClusterError> 
         StopMode::Immediate => "immediate",
     };
     run(
-        as_server_user(&bin.join("pg_ctl"), &["-D", &data, "-m", mode, "-w", "stop"]),
+        as_server_user(
+            &bin.join("pg_ctl"),
+            &["-D", &data, "-m", mode, "-w", "stop"],
+        ),
         "pg_ctl stop",
     )
 }
@@ -330,7 +333,10 @@ impl Cluster {
     /// Creates an empty database. `name` is a plain identifier (letters, digits, `_`).
     pub fn create_database(&self, name: &str) -> Result<(), ClusterError> {
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(failed("create database", format!("{name:?} is not a plain name")));
+            return Err(failed(
+                "create database",
+                format!("{name:?} is not a plain name"),
+            ));
         }
         self.psql("postgres", &format!("CREATE DATABASE {name}"))
             .map(|_| ())

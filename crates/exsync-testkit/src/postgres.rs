@@ -16,8 +16,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-pub use exsync_pgcluster::{Cluster, ClusterError, StopMode};
 use exsync_pgcluster::{self as cluster, is_root, psql, shell_quote};
+pub use exsync_pgcluster::{Cluster, ClusterError, StopMode};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 

@@ -87,7 +87,11 @@ where
                 failures = failures.saturating_add(1);
                 let wait = retry_after(failures);
                 let reason = reason_label(&e);
-                metrics.add(names::PASS_RETRIES, vec![("reason", reason.to_owned())], 1.0);
+                metrics.add(
+                    names::PASS_RETRIES,
+                    vec![("reason", reason.to_owned())],
+                    1.0,
+                );
                 metrics.set(names::PASS_RETRYING, vec![], 1.0);
                 metrics.set_failing(Some(format!(
                     "the last pass failed ({failures} in a row) and runs again in {} s: {e}",

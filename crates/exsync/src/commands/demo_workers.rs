@@ -187,7 +187,12 @@ pub async fn run(options: &WorkersDemo) -> Result<bool> {
         Ok(seen) => seen,
         Err(e) => {
             for worker in &workers {
-                eprintln!("--- {} log ({}):\n{}", worker.name(), worker.log.display(), worker.tail());
+                eprintln!(
+                    "--- {} log ({}):\n{}",
+                    worker.name(),
+                    worker.log.display(),
+                    worker.tail()
+                );
             }
             return Err(e);
         }
@@ -283,7 +288,10 @@ async fn watch(
                 // A user still to finish, so the kill cuts a first pass short.
                 if victim.is_none()
                     && finished(lab)? > 0
-                    && store.runs(user, 1)?.first().is_none_or(|r| r.error.is_some())
+                    && store
+                        .runs(user, 1)?
+                        .first()
+                        .is_none_or(|r| r.error.is_some())
                 {
                     workers[n].killed = true;
                     workers[n].child.kill().context("killing a worker")?;

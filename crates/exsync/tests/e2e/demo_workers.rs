@@ -10,7 +10,17 @@ fn the_workers_demo_kills_one_worker_converges_and_removes_its_database() {
         return;
     }
     let out = Command::new(env!("CARGO_BIN_EXE_exsync"))
-        .args(["demo", "--workers", "3", "--users", "9", "--contacts", "6", "--events", "2"])
+        .args([
+            "demo",
+            "--workers",
+            "3",
+            "--users",
+            "9",
+            "--contacts",
+            "6",
+            "--events",
+            "2",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -199,7 +199,11 @@ async fn a_taken_metrics_port_stops_the_service_at_start_and_says_how_to_give_it
         assert!(stderr.contains(&part), "{part:?} missing: {stderr}");
     }
     assert!(
-        lab.syncer.store.runs(&lab.users[0].key, 1).unwrap().is_empty(),
+        lab.syncer
+            .store
+            .runs(&lab.users[0].key, 1)
+            .unwrap()
+            .is_empty(),
         "it synced before it stopped"
     );
 
@@ -212,7 +216,10 @@ async fn a_taken_metrics_port_stops_the_service_at_start_and_says_how_to_give_it
     let mut child = run(&["--metrics-listen", &own]);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if get(&own, "/healthz").await.is_some_and(|t| t.ends_with("ok\n")) {
+        if get(&own, "/healthz")
+            .await
+            .is_some_and(|t| t.ends_with("ok\n"))
+        {
             break;
         }
         assert!(child.try_wait().unwrap().is_none(), "exsync run ended");
