@@ -13,10 +13,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use exsync_lab::bench::{arg, counters, exsync_binary};
 use exsync_lab::{Lab, LabOptions, Seed};
 use exsync_pgcluster::Cluster;
-use reqwest::Method;
-use serde_json::{json, Value};
 
 const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 /// Users a process syncs at once, as in the sync benchmark; also the users a worker takes at
@@ -24,47 +23,6 @@ const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const CONCURRENCY: usize = 8;
 /// How long a phase may take before the benchmark gives up.
 const PHASE_WITHIN: Duration = Duration::from_secs(1800);
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// The exsync binary built beside this example (target/<profile>/exsync).
-fn exsync_binary() -> Result<PathBuf> {
-    let me = std::env::current_exe()?;
-    let binary = me
-        .parent()
-        .and_then(Path::parent)
-        .context("locating the target directory")?
-        .join("exsync");
-    if !binary.exists() {
-        bail!(
-            "{} is missing: build it with `bench/workers.sh`, which builds both",
-            binary.display()
-        );
-    }
-    Ok(binary)
-}
-
-/// EWS operations and CRM calls the simulators answered so far.
-async fn counters(lab: &Lab) -> Result<(u64, u64)> {
-    let ews = lab
-        .exchange_control(Method::GET, "/counters", &json!({}))
-        .await?;
-    let ews_total: u64 = ews["requests_per_operation"]
-        .as_object()
-        .map(|m| m.values().filter_map(Value::as_u64).sum())
-        .unwrap_or(0);
-    let crm = lab
-        .crm_control(Method::GET, "/counters", &json!({}))
-        .await?;
-    Ok((ews_total, crm["total"].as_u64().unwrap_or(0)))
-}
 
 /// A lab of `users` on a fresh database `name` of the cluster, seeded, with a configuration
 /// for workers.
@@ -241,7 +199,7 @@ async fn main() -> Result<()> {
         arg("--events", 50),
         arg("--idle-users", 1000),
     );
-    let binary = exsync_binary()?;
+    let binary = exsync_binary("bench/workers.sh")?;
     let dir = tempfile::tempdir()?;
     let cluster = Cluster::start()?;
     println!(

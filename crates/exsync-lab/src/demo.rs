@@ -170,12 +170,10 @@ fn table(passes: &[&PassReport], unresolved: &BTreeMap<UserKey, u64>) -> String 
     out
 }
 
-/// Runs the demo, printing as it goes.
-pub async fn run(options: &DemoOptions) -> Result<DemoOutcome> {
-    if options.users == 0 || options.contacts < 5 || options.events < 1 {
-        bail!("the demo needs at least 1 user, 5 contacts and 1 event per user (its script edits 5 contacts and a series)");
-    }
-    let (dir, temp) = match &options.dir {
+/// Where a demo keeps its files: `dir`, or a fresh temporary folder that lives as long as
+/// the returned guard.
+pub fn demo_dir(dir: Option<&PathBuf>) -> Result<(PathBuf, Option<tempfile::TempDir>)> {
+    Ok(match dir {
         Some(dir) => (dir.clone(), None),
         None => {
             let temp = tempfile::Builder::new()
@@ -184,7 +182,15 @@ pub async fn run(options: &DemoOptions) -> Result<DemoOutcome> {
                 .context("creating a temporary folder")?;
             (temp.path().to_path_buf(), Some(temp))
         }
-    };
+    })
+}
+
+/// Runs the demo, printing as it goes.
+pub async fn run(options: &DemoOptions) -> Result<DemoOutcome> {
+    if options.users == 0 || options.contacts < 5 || options.events < 1 {
+        bail!("the demo needs at least 1 user, 5 contacts and 1 event per user (its script edits 5 contacts and a series)");
+    }
+    let (dir, temp) = demo_dir(options.dir.as_ref())?;
     let online = options
         .online
         .unwrap_or(options.users / 3)

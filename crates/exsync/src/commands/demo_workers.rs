@@ -124,16 +124,7 @@ pub async fn run(options: &WorkersDemo) -> Result<bool> {
     let cluster = exsync_pgcluster::Cluster::start()
         .context("exsync demo --workers runs its workers on a throwaway PostgreSQL")?;
     cluster.create_database("exsync_demo")?;
-    let (dir, _temp) = match &options.dir {
-        Some(dir) => (dir.clone(), None),
-        None => {
-            let temp = tempfile::Builder::new()
-                .prefix("exsync-demo-")
-                .tempdir()
-                .context("creating a temporary folder")?;
-            (temp.path().to_path_buf(), Some(temp))
-        }
-    };
+    let (dir, _temp) = exsync_lab::demo::demo_dir(options.dir.as_ref())?;
     println!(
         "exsync demo --workers {}: {users} users, each with {} contacts and {} events in the CRM and a few of their own in Outlook,\n\
          synced by {} `exsync run` processes sharing a throwaway PostgreSQL on 127.0.0.1:{} (leases of {LEASE_SECS} s, one user at a time).",
