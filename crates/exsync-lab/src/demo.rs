@@ -185,6 +185,21 @@ pub fn demo_dir(dir: Option<&PathBuf>) -> Result<(PathBuf, Option<tempfile::Temp
     })
 }
 
+/// Whether both sides agree, or each problem.
+pub fn print_convergence(check: &crate::Convergence) {
+    if check.converged() {
+        println!(
+            "Converged: {} pairs; every CRM record and Outlook item is paired or waiting with a reason ({} waiting).",
+            check.pairs, check.unresolved
+        );
+    } else {
+        println!("NOT converged:");
+        for p in &check.problems {
+            println!("  {} {}: {}", p.user, p.kind, p.what);
+        }
+    }
+}
+
 /// Runs the demo, printing as it goes.
 pub async fn run(options: &DemoOptions) -> Result<DemoOutcome> {
     if options.users == 0 || options.contacts < 5 || options.events < 1 {
@@ -269,17 +284,7 @@ pub async fn run(options: &DemoOptions) -> Result<DemoOutcome> {
         );
     }
     let check = lab.convergence().await?;
-    if check.converged() {
-        println!(
-            "Converged: {} pairs; every CRM record and Outlook item is paired or waiting with a reason ({} waiting).",
-            check.pairs, check.unresolved
-        );
-    } else {
-        println!("NOT converged:");
-        for p in &check.problems {
-            println!("  {} {}: {}", p.user, p.kind, p.what);
-        }
-    }
+    print_convergence(&check);
     Ok(DemoOutcome {
         converged: check.converged(),
         lab,

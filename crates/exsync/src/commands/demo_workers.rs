@@ -227,17 +227,8 @@ pub async fn run(options: &WorkersDemo) -> Result<bool> {
     }
     let check = lab.convergence().await?;
     let converged = check.converged();
-    if converged {
-        println!(
-            "\nConverged: {} pairs; every CRM record and Outlook item is paired or waiting with a reason ({} waiting).",
-            check.pairs, check.unresolved
-        );
-    } else {
-        println!("\nNOT converged:");
-        for p in &check.problems {
-            println!("  {} {}: {}", p.user, p.kind, p.what);
-        }
-    }
+    println!();
+    exsync_lab::demo::print_convergence(&check);
     println!(
         "Worker {} was killed while it held a user; the other workers finished {taken_over} of the users it had held.",
         workers[victim].number
