@@ -23,6 +23,9 @@ struct Series {
 #[derive(Default)]
 pub struct Metrics {
     series: Mutex<BTreeMap<&'static str, Series>>,
+    /// Why the service is failing passes right now, for `/readyz` (the counters say how often;
+    /// this says what, which no label should carry).
+    failing: Mutex<Option<String>>,
 }
 
 /// Metric names, with their help text; one place so the exposition and the code agree.
@@ -118,6 +121,18 @@ pub mod names {
     /// Gauge: users the safety valve paused in the last pass.
     pub const PAUSED_USERS: (&str, &str) =
         ("exsync_paused_users", "Users paused by the safety valve.");
+    /// Counter: passes that failed as a whole and were run again after a back-off, labelled
+    /// by `reason` (`state_database`, `scratch_database`).
+    pub const PASS_RETRIES: (&str, &str) = (
+        "exsync_pass_retries_total",
+        "Passes that failed as a whole (e.g. the state database was unreachable) and were run \
+         again after a back-off, by reason.",
+    );
+    /// Gauge: 1 while the service waits to run a failed pass again, 0 once a pass ended.
+    pub const PASS_RETRYING: (&str, &str) = (
+        "exsync_pass_retrying",
+        "1 while the last pass failed as a whole and the service waits to run it again.",
+    );
     /// Gauge: active CRM users the last pass left out because their address names no mailbox.
     pub const SKIPPED_CRM_USERS: (&str, &str) = (
         "exsync_crm_users_skipped",
@@ -144,6 +159,8 @@ pub const ALL: &[(&str, &str)] = &[
     names::USER_PASS_ERRORS,
     names::PAUSED_USERS,
     names::SKIPPED_CRM_USERS,
+    names::PASS_RETRIES,
+    names::PASS_RETRYING,
 ];
 
 impl Metrics {
@@ -198,6 +215,22 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         series.get(name)?.values.get(labels).copied()
+    }
+
+    /// Sets or clears why the service is failing its passes (what `/readyz` says).
+    pub fn set_failing(&self, why: Option<String>) {
+        *self
+            .failing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = why;
+    }
+
+    /// Why the service is failing its passes, while it is.
+    pub fn failing(&self) -> Option<String> {
+        self.failing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// The text exposition format.
@@ -266,8 +299,8 @@ pub fn unix_seconds(t: SystemTime) -> f64 {
         .unwrap_or_default()
 }
 
-/// What `/readyz` checks: the state database answers, and a pass ended within three poll
-/// intervals (or the service started less than that long ago and its first pass is running).
+/// What `/readyz` checks: the state database answers, the last pass did not fail as a whole
+/// (the service waits to run it again), and a pass ended within three poll intervals (or the service started less than that long ago and its first pass is running).
 pub struct Readiness {
     /// The service's state database.
     pub store: Arc<dyn Store>,
@@ -282,6 +315,10 @@ impl Readiness {
     pub fn check(&self, metrics: &Metrics, now: SystemTime) -> Result<String, String> {
         crate::switch::is_enabled(self.store.as_ref())
             .map_err(|e| format!("the state database does not answer: {e}"))?;
+        // The database may answer again before the pass that failed has run again.
+        if let Some(why) = metrics.failing() {
+            return Err(why);
+        }
         let limit = 3.0 * self.interval.as_secs_f64();
         let now = unix_seconds(now);
         match metrics.value(names::LAST_PASS_END, &Vec::new()) {
@@ -317,9 +354,21 @@ pub async fn serve(
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
 ) -> std::io::Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "Serving metrics.");
+    serve_on(listener, metrics, readiness).await
+}
+
+/// [`serve`] on a listener already bound, so a service can refuse to start when its port is
+/// taken rather than run without its metrics.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "Serving metrics.");
+    }
     loop {
         let (mut stream, _) = listener.accept().await?;
         let metrics = Arc::clone(&metrics);
@@ -429,6 +478,15 @@ mod tests {
         );
         let stale = ready.check(&m, at(381)).unwrap_err();
         assert!(stale.contains("no pass has ended for 181 s"), "{stale}");
+
+        // A pass that failed as a whole makes the service not ready until one ends.
+        m.set_failing(Some(
+            "the last pass failed (1 in a row) and runs again in 1 s".into(),
+        ));
+        let failing = ready.check(&m, at(230)).unwrap_err();
+        assert!(failing.contains("runs again in 1 s"), "{failing}");
+        m.set_failing(None);
+        assert!(ready.check(&m, at(230)).is_ok());
     }
 
     /// The sample alert rules name only metrics exsync exports (a renamed metric would leave an

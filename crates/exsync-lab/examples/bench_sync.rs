@@ -14,16 +14,16 @@
 //! the Graph simulator serves them through `[exchange_online]`, its HTTP requests are counted
 //! (a `$batch` is one), and the 1% pass changes contacts in the CRM only.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use exsync_core::{ItemKind, Side};
+use exsync_lab::bench::{arg, counters, exsync_binary, flag};
 use exsync_lab::{crm_contact, Lab, LabOptions, Seed};
-use exsync_sim::graph::GraphSim;
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
@@ -74,81 +74,10 @@ fn cpu_time(whose: Whose) -> Duration {
     Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND)
 }
 
-fn flag(name: &str) -> bool {
-    std::env::args().any(|a| a == name)
-}
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// The exsync binary built beside this example (target/<profile>/exsync).
-fn exsync_binary() -> Result<PathBuf> {
-    let me = std::env::current_exe()?;
-    let profile_dir = me
-        .parent()
-        .and_then(Path::parent)
-        .context("locating the target directory")?;
-    let binary = profile_dir.join("exsync");
-    if !binary.exists() {
-        bail!(
-            "{} is missing: build it with `bench/sync.sh`, which builds both",
-            binary.display()
-        );
-    }
-    Ok(binary)
-}
-
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// Mailbox requests (EWS operations, and Graph's HTTP requests when it serves the mailboxes)
-/// and CRM calls so far.
-async fn counters(lab: &Lab) -> Result<(u64, u64)> {
-    let ews = lab
-        .exchange_control(Method::GET, "/counters", &json!({}))
-        .await?;
-    let ews_total: u64 = ews["requests_per_operation"]
-        .as_object()
-        .map(|m| m.values().filter_map(Value::as_u64).sum())
-        .unwrap_or(0);
-    let crm = lab
-        .crm_control(Method::GET, "/counters", &json!({}))
-        .await?;
-    let graph_total = match &lab.graph_sim {
-        Some(sim) => graph_requests(sim).await?,
-        None => 0,
-    };
-    Ok((ews_total + graph_total, crm["total"].as_u64().unwrap_or(0)))
-}
-
-/// HTTP requests the Graph simulator answered (tokens included): a `$batch` counts once, as it
-/// is one request on the wire.
-async fn graph_requests(sim: &GraphSim) -> Result<u64> {
-    let info = &sim.info;
-    let pem = std::fs::read(&info.ca_pem)?;
-    let http = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&pem)?)
-        .build()?;
-    let counters: Value = http
-        .get(format!("{}/counters", info.control_url))
-        .bearer_auth(&info.control_token)
-        .send()
-        .await?
-        .json()
-        .await?;
-    Ok(counters["hosts"]
-        .as_object()
-        .map(|hosts| hosts.values().filter_map(|h| h["requests"].as_u64()).sum())
-        .unwrap_or(0))
 }
 
 async fn run_pass(lab: &Lab, binary: &Path, config: &Path, phase: &'static str) -> Result<Figures> {
@@ -228,7 +157,7 @@ async fn main() -> Result<()> {
         arg("--contacts", 500),
         arg("--events", 500),
     );
-    let binary = exsync_binary()?;
+    let binary = exsync_binary("bench/sync.sh")?;
     let dir = tempfile::tempdir()?;
     let mut options = LabOptions::new(dir.path(), users);
     options.concurrency = 8;

@@ -11,13 +11,14 @@
 //! sides. Every edit writes a value used once, so a value found later says which edit it was.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitCode, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use exsync_core::plan::Change;
 use exsync_core::{Fields, ItemKind, Side};
+use exsync_lab::bench::exsync_binary;
 use exsync_lab::{crm_contact, exchange_contact, Lab, LabOptions, LabUser, Seed};
 use exsync_salesforce::{quote, SyncObject};
 use serde_json::{json, Value};
@@ -153,23 +154,6 @@ struct Tally {
     outlook_edits: usize,
     crm_deletes: usize,
     outlook_deletes: usize,
-}
-
-/// The exsync binary built beside this example (target/<profile>/exsync).
-fn exsync_binary() -> Result<PathBuf> {
-    let me = std::env::current_exe()?;
-    let binary = me
-        .parent()
-        .and_then(Path::parent)
-        .context("locating the target directory")?
-        .join("exsync");
-    if !binary.exists() {
-        bail!(
-            "{} is missing: run `bench/crash_week.sh`, which builds it",
-            binary.display()
-        );
-    }
-    Ok(binary)
 }
 
 fn spawn_sync(binary: &Path, config: &Path) -> Result<Child> {
@@ -478,7 +462,7 @@ fn show(title: &str, lines: &[String]) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<ExitCode> {
     let o = options()?;
-    let binary = exsync_binary()?;
+    let binary = exsync_binary("bench/crash_week.sh")?;
     let week = Instant::now();
     println!(
         "crash week: {} users × {} CRM + {} Outlook contacts, {} CRM + {} Outlook events; {} kills; seed {}",

@@ -170,12 +170,10 @@ fn table(passes: &[&PassReport], unresolved: &BTreeMap<UserKey, u64>) -> String 
     out
 }
 
-/// Runs the demo, printing as it goes.
-pub async fn run(options: &DemoOptions) -> Result<DemoOutcome> {
-    if options.users == 0 || options.contacts < 5 || options.events < 1 {
-        bail!("the demo needs at least 1 user, 5 contacts and 1 event per user (its script edits 5 contacts and a series)");
-    }
-    let (dir, temp) = match &options.dir {
+/// Where a demo keeps its files: `dir`, or a fresh temporary folder that lives as long as
+/// the returned guard.
+pub fn demo_dir(dir: Option<&PathBuf>) -> Result<(PathBuf, Option<tempfile::TempDir>)> {
+    Ok(match dir {
         Some(dir) => (dir.clone(), None),
         None => {
             let temp = tempfile::Builder::new()
@@ -184,7 +182,30 @@ pub async fn run(options: &DemoOptions) -> Result<DemoOutcome> {
                 .context("creating a temporary folder")?;
             (temp.path().to_path_buf(), Some(temp))
         }
-    };
+    })
+}
+
+/// Whether both sides agree, or each problem.
+pub fn print_convergence(check: &crate::Convergence) {
+    if check.converged() {
+        println!(
+            "Converged: {} pairs; every CRM record and Outlook item is paired or waiting with a reason ({} waiting).",
+            check.pairs, check.unresolved
+        );
+    } else {
+        println!("NOT converged:");
+        for p in &check.problems {
+            println!("  {} {}: {}", p.user, p.kind, p.what);
+        }
+    }
+}
+
+/// Runs the demo, printing as it goes.
+pub async fn run(options: &DemoOptions) -> Result<DemoOutcome> {
+    if options.users == 0 || options.contacts < 5 || options.events < 1 {
+        bail!("the demo needs at least 1 user, 5 contacts and 1 event per user (its script edits 5 contacts and a series)");
+    }
+    let (dir, temp) = demo_dir(options.dir.as_ref())?;
     let online = options
         .online
         .unwrap_or(options.users / 3)
@@ -263,17 +284,7 @@ pub async fn run(options: &DemoOptions) -> Result<DemoOutcome> {
         );
     }
     let check = lab.convergence().await?;
-    if check.converged() {
-        println!(
-            "Converged: {} pairs; every CRM record and Outlook item is paired or waiting with a reason ({} waiting).",
-            check.pairs, check.unresolved
-        );
-    } else {
-        println!("NOT converged:");
-        for p in &check.problems {
-            println!("  {} {}: {}", p.user, p.kind, p.what);
-        }
-    }
+    print_convergence(&check);
     Ok(DemoOutcome {
         converged: check.converged(),
         lab,

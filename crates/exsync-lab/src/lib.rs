@@ -2,6 +2,7 @@
 //! and the sync service wired to them through the real connectors. `exsync demo`, the
 //! end-to-end tests and the benchmark build on it.
 
+pub mod bench;
 mod check;
 pub mod demo;
 pub mod kerberos;

@@ -1,7 +1,7 @@
-//! A throwaway PostgreSQL for tests, started from the Debian `postgresql` package's binaries
-//! with no Docker: one cluster in a temporary directory, reached over a Unix socket there (and
-//! on a free loopback port, for the URLs `exsync.toml` takes), fsync off, and a fresh
-//! database for each test (`CREATE DATABASE`, a copy of the empty template).
+//! A throwaway PostgreSQL for tests (see `exsync_pgcluster`): one cluster in a temporary
+//! directory, reached over a Unix socket there (and on a free loopback port, for the URLs
+//! `exsync.toml` takes), and a fresh database for each test (`CREATE DATABASE`, a copy of the
+//! empty template). A test that stops its database takes a [`Cluster`] of its own.
 //!
 //! nextest runs every test in its own process, and a cluster costs about a second to start,
 //! so the test processes of one checkout share one cluster: the first starts it (under a lock
@@ -15,6 +15,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+
+use exsync_pgcluster::{self as cluster, is_root, psql, shell_quote};
+pub use exsync_pgcluster::{Cluster, ClusterError, StopMode};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -86,17 +89,9 @@ impl Drop for Database {
 /// A fresh, empty database in the shared test cluster, or `None` (with the reason printed)
 /// when PostgreSQL is not installed and `EXSYNC_REQUIRE_POSTGRES` is not `1`.
 pub fn database() -> Option<Database> {
-    let bin = match find_bin() {
+    let bin = match cluster::find_bin() {
         Ok(bin) => bin,
-        Err(reason) => {
-            if std::env::var("EXSYNC_REQUIRE_POSTGRES").as_deref() == Ok("1") {
-                panic!("{reason}, and EXSYNC_REQUIRE_POSTGRES=1 requires it (apt-get install postgresql)");
-            }
-            eprintln!(
-                "SKIPPED the PostgreSQL variant: {reason} (apt-get install postgresql runs it)"
-            );
-            return None;
-        }
+        Err(reason) => return skip(&reason),
     };
     let (dir, port) = shared_cluster(&bin).unwrap_or_else(|e| panic!("test PostgreSQL: {e}"));
     static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -125,97 +120,32 @@ pub fn database() -> Option<Database> {
     })
 }
 
-/// The newest `/usr/lib/postgresql/<version>/bin` holding `initdb`.
-fn find_bin() -> Result<PathBuf, String> {
-    let root = Path::new("/usr/lib/postgresql");
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir(root)
-        .map_err(|_| {
-            format!(
-                "PostgreSQL is not installed ({} is missing)",
-                root.display()
-            )
-        })?
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
-            let bin = e.path().join("bin");
-            bin.join("initdb").is_file().then_some((version, bin))
-        })
-        .collect();
-    versions.sort();
-    versions
-        .pop()
-        .map(|(_, bin)| bin)
-        .ok_or_else(|| format!("no initdb under {}", root.display()))
-}
-
-fn is_root() -> bool {
-    // The effective user's id without libc: the owner of a file this process just created.
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|uid| uid == "0"))
-        })
-        .unwrap_or(false)
-}
-
-/// Runs a PostgreSQL server program as the `postgres` user when this process is root (initdb
-/// and pg_ctl refuse root), else as this user.
-fn as_server_user(program: &Path, args: &[&str]) -> Command {
-    if is_root() {
-        let mut line = shell_quote(&program.display().to_string());
-        for arg in args {
-            line.push(' ');
-            line.push_str(&shell_quote(arg));
-        }
-        let mut cmd = Command::new("su");
-        cmd.args(["postgres", "-s", "/bin/sh", "-c", &line]);
-        cmd
-    } else {
-        let mut cmd = Command::new(program);
-        cmd.args(args);
-        cmd
+/// A cluster of the caller's own, for a test that stops and starts its database, or `None`
+/// as for [`database`].
+pub fn own_cluster() -> Option<Cluster> {
+    match Cluster::start() {
+        Ok(cluster) => Some(cluster),
+        Err(reason @ ClusterError::NotInstalled(_)) => skip(&reason),
+        Err(e) => panic!("test PostgreSQL: {e}"),
     }
 }
 
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
-fn run(mut cmd: Command, what: &str) -> Result<(), String> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{what}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{what} failed ({}): {}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
+/// Whether PostgreSQL is installed, for a test that has a program start its own; `false` as
+/// [`database`] returns `None`.
+pub fn installed() -> bool {
+    match cluster::find_bin() {
+        Ok(_) => true,
+        Err(reason) => skip::<()>(&reason).is_some(),
     }
 }
 
-fn psql(bin: &Path, dir: &Path, port: u16, db: &str, sql: &str) -> Result<String, String> {
-    let out = Command::new(bin.join("psql"))
-        .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
-        .arg(dir)
-        .arg("-p")
-        .arg(port.to_string())
-        .args(["-U", "postgres", "-d", db, "-c", sql])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("psql: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+/// `None` with the reason printed, or a panic under `EXSYNC_REQUIRE_POSTGRES=1`.
+fn skip<T>(reason: &ClusterError) -> Option<T> {
+    if std::env::var("EXSYNC_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+        panic!("{reason}, and EXSYNC_REQUIRE_POSTGRES=1 requires it");
     }
+    eprintln!("SKIPPED the PostgreSQL variant: {reason}");
+    None
 }
 
 fn touch(path: &Path) {
@@ -309,136 +239,13 @@ fn shared_cluster(bin: &Path) -> Result<(PathBuf, u16), String> {
 
 /// Stops the cluster in `dir` at once, if one runs.
 fn stop(bin: &Path, dir: &Path) {
-    let data = dir.join("data").display().to_string();
-    let mut cmd = as_server_user(
-        &bin.join("pg_ctl"),
-        &["-D", &data, "-m", "immediate", "-w", "stop"],
-    );
-    let _ = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-}
-
-/// A fresh CA (`ca.pem`) and a server certificate it signed for `localhost` and 127.0.0.1
-/// (`server.crt`, `server.key`), so tests can check TLS with verification on.
-fn write_tls_files(dir: &Path) -> Result<(), String> {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-    let err = |e: rcgen::Error| format!("test certificates: {e}");
-    let ca_key = KeyPair::generate().map_err(err)?;
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "exsync test database CA");
-    let ca = ca_params.self_signed(&ca_key).map_err(err)?;
-    let key = KeyPair::generate().map_err(err)?;
-    let params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-        .map_err(err)?;
-    let cert = params.signed_by(&key, &ca, &ca_key).map_err(err)?;
-    let write = |name: &str, text: String| {
-        std::fs::write(dir.join(name), text).map_err(|e| format!("writing {name}: {e}"))
-    };
-    write("server.crt", cert.pem())?;
-    write("server.key", key.serialize_pem())?;
-    // The server refuses a key others can read; written before ca.pem, which marks the set.
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(
-            dir.join("server.key"),
-            std::fs::Permissions::from_mode(0o600),
-        )
-        .map_err(|e| format!("server.key mode: {e}"))?;
-    }
-    if is_root() {
-        let mut chown = Command::new("chown");
-        chown
-            .arg("postgres:")
-            .arg(dir.join("server.key"))
-            .arg(dir.join("server.crt"));
-        run(chown, "chown the server key to postgres")?;
-    }
-    write("ca.pem", ca.pem())
-}
-
-/// A TCP port free on the loopback address now (the kernel's choice, so two checkouts'
-/// clusters do not collide).
-fn free_port() -> Result<u16, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("no free loopback port: {e}"))
+    let _ = cluster::stop(bin, dir, cluster::StopMode::Immediate);
 }
 
 fn start(bin: &Path, dir: &Path) -> Result<u16, String> {
-    let data = dir.join("data");
-    let log = dir.join("log");
-    if is_root() {
-        run(
-            {
-                let mut c = Command::new("chown");
-                c.arg("postgres:").arg(dir);
-                c
-            },
-            "chown the cluster directory to postgres",
-        )?;
-    }
-    let data_s = data.display().to_string();
-    run(
-        as_server_user(
-            &bin.join("initdb"),
-            &[
-                "-D",
-                &data_s,
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "--no-sync",
-                "-E",
-                "UTF8",
-                "--locale=C.UTF-8",
-            ],
-        ),
-        "initdb",
-    )?;
-    write_tls_files(dir)?;
-    let port = free_port()?;
-    let options = format!(
-        "-k {d} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off \
-         -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 \
-         -c ssl=on -c ssl_cert_file={d}/server.crt -c ssl_key_file={d}/server.key",
-        d = dir.display()
-    );
-    let log_s = log.display().to_string();
-    let mut pg_ctl = as_server_user(
-        &bin.join("pg_ctl"),
-        &["-D", &data_s, "-o", &options, "-w", "-l", &log_s, "start"],
-    );
-    // The server must not hold the test's output pipes, or the runner waits for it.
-    pg_ctl.stdout(Stdio::null()).stderr(Stdio::null());
-    let status = Command::new("setsid")
-        .arg("-f")
-        .arg(pg_ctl.get_program())
-        .args(pg_ctl.get_args())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map_err(|e| format!("setsid pg_ctl: {e}"))?;
-    if !status.success() {
-        return Err(format!("pg_ctl start: {status}"));
-    }
-    // setsid -f returns at once; wait for the socket to answer.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while psql(bin, dir, port, "postgres", "SELECT 1").is_err() {
-        if Instant::now() > deadline {
-            let log = std::fs::read_to_string(&log).unwrap_or_default();
-            return Err(format!("the test cluster did not start: {log}"));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    cluster::init(bin, dir).map_err(|e| e.to_string())?;
+    let port = cluster::free_port().map_err(|e| e.to_string())?;
+    cluster::start(bin, dir, port).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("port"), port.to_string()).map_err(|e| format!("port file: {e}"))?;
     spawn_reaper(bin, dir, port)?;
     touch(&dir.join("ready"));

@@ -316,6 +316,10 @@ pub struct DemoArgs {
     /// MIT KDC on 127.0.0.1 (needs the Debian packages krb5-kdc and krb5-admin-server).
     #[arg(long, value_enum, default_value_t = DemoAuthArg::Ntlm)]
     pub auth: DemoAuthArg,
+    /// Sync with N `exsync run` processes (at least 2) sharing a throwaway PostgreSQL (needs
+    /// the Debian package postgresql), kill one in the middle and watch the others finish.
+    #[arg(long, value_name = "N", conflicts_with_all = ["keep_running", "online", "auth"])]
+    pub workers: Option<usize>,
 }
 
 #[cfg(feature = "demo")]
@@ -340,6 +344,10 @@ pub struct RunArgs {
     /// Log format (default: service.log_format of the configuration).
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormatArg>,
+    /// Serve /metrics, /healthz and /readyz here instead of service.metrics_listen: each
+    /// worker on one host needs a port of its own (e.g. 127.0.0.1:946%i in a systemd template).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]

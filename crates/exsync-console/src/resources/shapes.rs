@@ -104,6 +104,7 @@ fn users_as_the_status_with_its_configuration() -> R {
             }),
             contact_pairs: status.contact_pairs,
             event_pairs: status.event_pairs,
+            held_by: None,
             last_run: status.last_run.clone().map(RunView::from),
             paused: status.paused.clone(),
             state: status.state(),

@@ -1,6 +1,11 @@
 //! `exsync run`: a pass every interval until told to stop. A stop request lets the users
 //! already started finish and commit, starts no new ones, and leaves the org-wide cursors
 //! alone, so a restart neither loses nor repeats work.
+//!
+//! A pass that fails as a whole (the state database went away: a restart, a failover, a
+//! network cut) committed nothing past its last whole user, so the service does not end: it
+//! says why, counts it, reports itself not ready, and runs the pass again after a back-off
+//! that doubles up to a cap. The store reconnects on its own once the database answers.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -14,7 +19,29 @@ use crate::metrics::unix_seconds;
 use crate::metrics::{names, Metrics};
 use exsync_core::Side;
 
-/// Runs passes until `stop` turns true. Returns the number of passes run.
+/// The first wait before a failed pass is run again.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+/// The longest wait between two attempts: a database back after a minute is not left idle
+/// for long, and a database that stays away is not hammered.
+const RETRY_CAP: Duration = Duration::from_secs(30);
+
+/// The wait before attempt `failures + 1`, after `failures` failed passes in a row.
+fn retry_after(failures: u32) -> Duration {
+    let doubled = RETRY_FIRST.saturating_mul(1u32 << failures.saturating_sub(1).min(16));
+    doubled.min(RETRY_CAP)
+}
+
+/// What failed, as the retry counter's `reason` label: a few fixed words, never the error's
+/// text (which names hosts and users).
+fn reason_label(e: &PassError) -> &'static str {
+    match e {
+        PassError::Store(_) | PassError::Join(_) => "state_database",
+        PassError::Stage(_) => "scratch_database",
+    }
+}
+
+/// Runs passes until `stop` turns true. Returns the number of passes run to their end; a
+/// pass that failed as a whole is not counted, and is run again after a back-off.
 pub async fn run_until_stopped<E, C>(
     syncer: Arc<Syncer<E, C>>,
     interval: Duration,
@@ -41,6 +68,8 @@ where
     C: CrmSide + 'static,
 {
     let mut passes = 0;
+    let mut failures: u32 = 0;
+    metrics.set(names::PASS_RETRYING, vec![], 0.0);
     loop {
         if *stop.borrow() {
             break;
@@ -51,15 +80,55 @@ where
             rest: interval / 2,
             ..PassOptions::default()
         };
-        let report = syncer.run_pass(&options).await?;
-        passes += 1;
-        record(&metrics, &report, started.elapsed());
-        on_pass(&report);
-        if report.interrupted || *stop.borrow() {
+        let wait = match syncer.run_pass(&options).await {
+            Ok(report) => {
+                if failures > 0 {
+                    tracing::info!(
+                        failed_attempts = failures,
+                        "The pass ran again and ended; the service is ready again."
+                    );
+                    failures = 0;
+                    metrics.set(names::PASS_RETRYING, vec![], 0.0);
+                    metrics.set_failing(None);
+                }
+                passes += 1;
+                record(&metrics, &report, started.elapsed());
+                on_pass(&report);
+                if report.interrupted {
+                    break;
+                }
+                interval
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let wait = retry_after(failures);
+                let reason = reason_label(&e);
+                metrics.add(
+                    names::PASS_RETRIES,
+                    vec![("reason", reason.to_owned())],
+                    1.0,
+                );
+                metrics.set(names::PASS_RETRYING, vec![], 1.0);
+                metrics.set_failing(Some(format!(
+                    "the last pass failed ({failures} in a row) and runs again in {} s: {e}",
+                    wait.as_secs()
+                )));
+                tracing::error!(
+                    error = %e,
+                    attempt = failures,
+                    retry_in_secs = wait.as_secs(),
+                    "The pass failed as a whole and committed nothing past its last finished \
+                     user; it runs again after the wait. If the state database is down, start \
+                     it; the service reconnects by itself."
+                );
+                wait
+            }
+        };
+        if *stop.borrow() {
             break;
         }
         tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = stop.changed() => {}
         }
     }
@@ -213,6 +282,13 @@ pub fn record(metrics: &Metrics, report: &PassReport, took: Duration) {
 mod tests {
     use super::*;
     use exsync_store::CrmUserSkip;
+
+    #[test]
+    fn a_failed_pass_waits_longer_each_time_up_to_the_cap() {
+        let waits: Vec<u64> = (1..=8).map(|n| retry_after(n).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30, 30]);
+        assert_eq!(retry_after(u32::MAX), RETRY_CAP);
+    }
 
     #[test]
     fn crm_users_left_out_reach_the_metrics() {

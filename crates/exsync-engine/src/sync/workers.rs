@@ -28,6 +28,9 @@ use super::sides::{CrmSide, MailboxSide, SideError};
 /// The most routed changes one user's pass takes from its inbox; the rest wait for the next.
 const INBOX_CAP: usize = 20_000;
 
+/// How often a worker looks whether the org's first CRM read has set the group cursors.
+const FIRST_READ_POLL: Duration = Duration::from_millis(200);
+
 /// Who this worker is and how it holds its users.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
@@ -164,6 +167,7 @@ where
             report.crm_error = Some(e);
             return Ok(report);
         }
+        self.await_first_read(worker, &active, options).await?;
         let mut left: Vec<UserKey> = active.iter().map(|u| u.key.clone()).collect();
         let by_key: BTreeMap<UserKey, SyncUser> =
             active.into_iter().map(|u| (u.key.clone(), u)).collect();
@@ -261,7 +265,12 @@ where
                         "waiting for the org's first CRM read by another worker".to_owned(),
                     ));
                 }
-                Ok((_, Ok(Outcome::Done(done)))) => {
+                Ok((user, Ok(Outcome::Done(done)))) => {
+                    // As it happens, not at the pass's end: who did which user is what an
+                    // admin reads a worker's log for when another worker died.
+                    if done.error.is_none() {
+                        tracing::info!(worker = %worker.id, user = %user, "Committed a user's pass.");
+                    }
                     if let Some(progress) = &options.progress {
                         (progress.0)(&done);
                     }
@@ -359,6 +368,49 @@ where
             on_store(&self.store, move |s| s.settle_crm_inbox(&key, &ids)).await?;
         }
         Ok(Outcome::Done(Box::new(done)))
+    }
+
+    /// Waits, up to one lease length, until the org's first CRM read (by whichever worker
+    /// holds it) has set every group's cursor. Workers started together would otherwise take
+    /// users only to put them back as waiting, and those users would sync a poll interval
+    /// later. Past the wait the pass goes on, and such users wait for the next one, as before.
+    async fn await_first_read(
+        &self,
+        worker: &WorkerOptions,
+        active: &[SyncUser],
+        options: &PassOptions,
+    ) -> Result<(), PassError> {
+        let scopes: Vec<CursorScope> = KINDS
+            .iter()
+            .flat_map(|kind| {
+                read_groups(*kind, active)
+                    .into_keys()
+                    .map(|key| CursorScope::crm_object(key.cursor_name(*kind)))
+            })
+            .collect();
+        let deadline = tokio::time::Instant::now() + worker.lease;
+        let mut said = false;
+        loop {
+            let check = scopes.clone();
+            let missing = on_store(&self.store, move |s| {
+                for scope in &check {
+                    if s.cursor(scope)?.is_none() {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            })
+            .await?;
+            let stopping = options.stop.as_ref().is_some_and(|s| *s.borrow());
+            if !missing || stopping || tokio::time::Instant::now() >= deadline {
+                return Ok(());
+            }
+            if !said {
+                tracing::info!(worker = %worker.id, "Waiting for another worker's first read of the CRM before taking users.");
+                said = true;
+            }
+            tokio::time::sleep(FIRST_READ_POLL).await;
+        }
     }
 
     /// Reads the CRM for every user and puts the result in the database, if this worker gets

@@ -8,6 +8,9 @@ use exsync_lab::demo::{self, DemoOptions};
 use crate::cli::{DemoArgs, DemoAuthArg};
 
 pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
+    if let Some(workers) = args.workers {
+        return run_workers(args, workers);
+    }
     // The KDC first, before any thread: it points MIT's library at itself through the
     // environment, and without it installed nothing else is started.
     let kerberos = match args.auth {
@@ -48,6 +51,26 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         } else {
             ExitCode::FAILURE
         })
+    })
+}
+
+fn run_workers(args: &DemoArgs, workers: usize) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let options = super::demo_workers::WorkersDemo {
+        workers,
+        users: args.users,
+        contacts: args.contacts,
+        events: args.events,
+        dir: args.data_dir.clone(),
+    };
+    let done = runtime.block_on(super::demo_workers::run(&options))?;
+    Ok(if done {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     })
 }
 

@@ -6,6 +6,8 @@ mod check;
 mod config;
 #[cfg(feature = "demo")]
 mod demo;
+#[cfg(feature = "demo")]
+mod demo_workers;
 mod secrets;
 mod serve;
 mod service;

@@ -94,7 +94,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         .then(prepare_console_kerberos)
         .flatten();
     runtime()?.block_on(async {
-        if let Some(addr) = config.service.metrics_listen {
+        if let Some(addr) = args.metrics_listen.or(config.service.metrics_listen) {
+            let listener = bind_metrics(addr, args.metrics_listen.is_some()).await?;
             let metrics = Arc::clone(&metrics);
             let readiness = Arc::new(exsync_engine::metrics::Readiness {
                 store: Arc::clone(&syncer.store),
@@ -102,8 +103,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
                 started: std::time::SystemTime::now(),
             });
             tokio::spawn(async move {
-                if let Err(e) = exsync_engine::metrics::serve(addr, metrics, readiness).await {
-                    tracing::error!(%addr, error = %e, "Cannot serve metrics.");
+                if let Err(e) = exsync_engine::metrics::serve_on(listener, metrics, readiness).await
+                {
+                    tracing::error!(%addr, error = %e, "The metrics listener stopped; /metrics and /readyz no longer answer. Restart the service.");
                 }
             });
         }
@@ -128,6 +130,31 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         tracing::info!(interval_secs = interval.as_secs(), "Sync service started.");
         run_until_stopped(syncer, interval, metrics, stopped).await?;
         Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The metrics listener, bound before any pass: a service whose probes cannot answer is not
+/// one a supervisor can watch, so a taken port stops it at once with what to change.
+async fn bind_metrics(
+    addr: std::net::SocketAddr,
+    from_flag: bool,
+) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        let setting = if from_flag {
+            "--metrics-listen"
+        } else {
+            "service.metrics_listen"
+        };
+        let taken = if e.kind() == std::io::ErrorKind::AddrInUse {
+            " Another process holds the port; several workers on one host need a port each."
+        } else {
+            ""
+        };
+        anyhow::anyhow!(
+            "cannot serve metrics on {addr} ({setting}): {e}.{taken} Give this worker its own \
+             with `exsync run --metrics-listen 127.0.0.1:PORT`, or set `metrics_listen = false` \
+             under [service] to serve none."
+        )
     })
 }
 

@@ -26,3 +26,4 @@ mod exchange_online;
 mod kerberos;
 mod openapi;
 mod secrets;
+mod workers;

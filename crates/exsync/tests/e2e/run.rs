@@ -12,7 +12,8 @@ async fn scrape(addr: &str) -> Option<String> {
     get(addr, "/metrics").await
 }
 
-async fn get(addr: &str, path: &str) -> Option<String> {
+/// The answer to `GET path` on `addr`, status line first, or `None` when nothing answers.
+pub(super) async fn get(addr: &str, path: &str) -> Option<String> {
     let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
     stream
         .write_all(
@@ -141,4 +142,91 @@ async fn the_service_syncs_serves_metrics_and_stops_on_sigterm() {
             .len(),
         5
     );
+}
+
+/// Two workers on one host given the same metrics port: the second refuses to start before it
+/// syncs anything, naming the setting and the fix; given a port of its own, it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_metrics_port_stops_the_service_at_start_and_says_how_to_give_it_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = Lab::start(LabOptions::new(dir.path(), 1)).await.unwrap();
+    let config = dir.path().join("exsync.toml");
+    lab.write_config(&config, MASTER_KEY).unwrap();
+    // Another worker's listener.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(
+            "[service]\n",
+            &format!("[service]\nmetrics_listen = \"{addr}\"\n"),
+        ),
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_exsync"))
+            .arg("run")
+            .args(extra)
+            .arg("--config")
+            .arg(&config)
+            .env("EXSYNC_MASTER_KEY", MASTER_KEY)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut child = run(&[]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("exsync run kept running on a taken metrics port");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    for part in [
+        format!("cannot serve metrics on {addr} (service.metrics_listen)"),
+        "several workers on one host need a port each".to_owned(),
+        "exsync run --metrics-listen 127.0.0.1:PORT".to_owned(),
+    ] {
+        assert!(stderr.contains(&part), "{part:?} missing: {stderr}");
+    }
+    assert!(
+        lab.syncer
+            .store
+            .runs(&lab.users[0].key, 1)
+            .unwrap()
+            .is_empty(),
+        "it synced before it stopped"
+    );
+
+    // Its own port on the command line: it serves there, beside the other.
+    let own = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let mut child = run(&["--metrics-listen", &own]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if get(&own, "/healthz")
+            .await
+            .is_some_and(|t| t.ends_with("ok\n"))
+        {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "exsync run ended");
+        assert!(Instant::now() < deadline, "no /healthz on {own}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(taken);
 }

@@ -11,18 +11,19 @@ use std::time::{Duration, Instant};
 
 use exsync_core::ItemKind;
 use exsync_lab::{crm_contact, Lab, LabOptions, Seed};
-use exsync_testkit::postgres::Database;
 use serde_json::json;
 
 use crate::{shared_key, MASTER_KEY};
 
 /// Short leases, so a dead or stopped worker's users move on within seconds.
-const LEASE_SECS: u64 = 2;
+pub(super) const LEASE_SECS: u64 = 2;
 
-async fn lab(db: &Database, dir: &Path, users: usize, seed: &Seed) -> (Lab, PathBuf) {
+/// A lab on the PostgreSQL database at `url`, and a configuration for workers that take one
+/// user at a time on short leases.
+pub(super) async fn lab(url: String, dir: &Path, users: usize, seed: &Seed) -> (Lab, PathBuf) {
     let mut options = LabOptions::new(dir.join("lab"), users);
     options.crm_key_pem = Some(shared_key());
-    options.postgres_url = Some(db.url());
+    options.postgres_url = Some(url);
     let lab = Lab::start(options).await.unwrap();
     lab.seed(seed).await.unwrap();
     let config = dir.join("exsync.toml");
@@ -39,16 +40,29 @@ async fn lab(db: &Database, dir: &Path, users: usize, seed: &Seed) -> (Lab, Path
     (lab, config)
 }
 
-struct Worker {
-    child: Child,
+/// An `exsync run` process, with its metrics on a port of its own.
+pub(super) struct Worker {
+    pub(super) child: Child,
     log: PathBuf,
+    /// Where its /metrics and /readyz answer.
+    pub(super) metrics: String,
+}
+
+/// A loopback port free now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Worker {
-    fn spawn(config: &Path, log: PathBuf, env: &[(&str, &str)]) -> Worker {
+    pub(super) fn spawn(config: &Path, log: PathBuf, env: &[(&str, &str)]) -> Worker {
+        let metrics = format!("127.0.0.1:{}", free_port());
         let mut command = Command::new(env!("CARGO_BIN_EXE_exsync"));
         command
-            .args(["run", "--config"])
+            .args(["run", "--metrics-listen", &metrics, "--config"])
             .arg(config)
             .env("EXSYNC_MASTER_KEY", MASTER_KEY)
             .env("RUST_LOG", "info")
@@ -60,10 +74,11 @@ impl Worker {
         Worker {
             child: command.spawn().expect("exsync runs"),
             log,
+            metrics,
         }
     }
 
-    fn log(&self) -> String {
+    pub(super) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
@@ -113,7 +128,7 @@ fn exsync_status(config: &Path) -> String {
 }
 
 /// Waits until every user has committed a pass and both sides agree.
-async fn converged(lab: &Lab, workers: &[&Worker], within: Duration) {
+pub(super) async fn converged(lab: &Lab, workers: &[&Worker], within: Duration) {
     let deadline = Instant::now() + within;
     loop {
         let all_ran = lab.users.iter().all(|u| {
@@ -145,7 +160,7 @@ async fn converged(lab: &Lab, workers: &[&Worker], within: Duration) {
 }
 
 /// Pairs equal to both sides' records, one each: nothing lost, nothing copied twice.
-async fn nothing_lost_nothing_doubled(lab: &Lab, per_user: usize) {
+pub(super) async fn nothing_lost_nothing_doubled(lab: &Lab, per_user: usize) {
     let check = lab.convergence().await.unwrap();
     assert!(check.converged(), "{:#?}", check.problems);
     assert_eq!(check.pairs, per_user * lab.users.len(), "{check:#?}");
@@ -166,7 +181,7 @@ async fn three_workers_share_a_first_sync_and_finish_the_users_of_one_killed_mid
         exchange_events: 2,
         invalid_record: false,
     };
-    let (lab, config) = lab(&db, dir.path(), 6, &seed).await;
+    let (lab, config) = lab(db.url(), dir.path(), 6, &seed).await;
     let workers: Vec<Worker> = (0..3)
         .map(|i| Worker::spawn(&config, dir.path().join(format!("worker{i}.log")), &[]))
         .collect();
@@ -293,7 +308,7 @@ async fn workers_killed_at_twenty_moments_of_a_first_sync_lose_nothing_and_copy_
         exchange_events: 2,
         invalid_record: false,
     };
-    let (lab, config) = lab(&db, dir.path(), 8, &seed).await;
+    let (lab, config) = lab(db.url(), dir.path(), 8, &seed).await;
     let log = |n: usize| dir.path().join(format!("worker{n}.log"));
     let mut workers: Vec<Worker> = (0..3)
         .map(|i| Worker::spawn(&config, log(i), &[]))
@@ -346,7 +361,7 @@ async fn a_worker_stopped_past_its_lease_cannot_commit_over_its_successor() {
         exchange_events: 1,
         invalid_record: false,
     };
-    let (lab, config) = lab(&db, dir.path(), 2, &seed).await;
+    let (lab, config) = lab(db.url(), dir.path(), 2, &seed).await;
     // The stalled worker stops itself just before its first user's final commit.
     let stalled = Worker::spawn(
         &config,

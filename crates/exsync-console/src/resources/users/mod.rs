@@ -7,7 +7,7 @@ pub(crate) mod reset;
 pub(crate) mod skipped;
 pub(crate) mod test;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -15,7 +15,9 @@ use axum::{Extension, Json};
 use chrono::{DateTime, SecondsFormat, Utc};
 use exsync_core::config::{effective_configuration, AssignedBy, MailboxRouting};
 use exsync_core::UserKey;
-use exsync_store::{MailboxRoute, Notice, Pause, Role, RunCounts, RunRecord, UserStatus};
+use exsync_store::{
+    LeaseScope, MailboxRoute, Notice, Pause, Role, RunCounts, RunRecord, UserStatus,
+};
 use serde::Serialize;
 
 use crate::auth::{allows, Caller};
@@ -38,6 +40,10 @@ pub(crate) struct UserView {
     pub contact_pairs: u64,
     /// CRM events currently linked to an event in the mailbox.
     pub event_pairs: u64,
+    /// The worker holding the user's lease, when several workers share a PostgreSQL store;
+    /// absent when no worker holds the user (and always on SQLite, which has one process).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<HolderView>,
     /// The user's most recent pass; `null` before the first.
     pub last_run: Option<RunView>,
     /// Why and since when the user's sync is paused (e.g. a pass would have deleted too
@@ -54,6 +60,18 @@ pub(crate) struct UserView {
     /// part of the API's answer, whose shape clients know.
     #[serde(skip)]
     pub auto: Option<Option<MailboxRoute>>,
+}
+
+/// The worker that holds a user.
+#[derive(Serialize)]
+pub(crate) struct HolderView {
+    /// Until when, UTC, unless renewed.
+    pub expires_at: DateTime<Utc>,
+    /// The lease ran out without being renewed or given back: the worker stopped, stalled or
+    /// lost the database, and any worker may take the user.
+    pub lapsed: bool,
+    /// The worker's name (`[store] worker_id`, else host name and process id).
+    pub worker: String,
 }
 
 /// The configuration that applies to a user, and how it came to.
@@ -183,11 +201,28 @@ impl UserView {
                 .collect(),
             None => Default::default(),
         };
+        let mut holders: BTreeMap<UserKey, HolderView> = st
+            .store
+            .leases()?
+            .into_iter()
+            .filter_map(|lease| match lease.scope {
+                LeaseScope::User(user) => Some((
+                    user,
+                    HolderView {
+                        expires_at: lease.expires_at,
+                        lapsed: lease.expired,
+                        worker: lease.holder,
+                    },
+                )),
+                LeaseScope::Org(_) => None,
+            })
+            .collect();
         let views = st
             .store
             .list_users()?
             .into_iter()
             .map(|status: UserStatus| UserView {
+                held_by: holders.remove(&status.user),
                 state: status.state(),
                 configuration: config.as_ref().and_then(|c| {
                     effective_configuration(&c.configurations, &status.user, &none).map(
@@ -258,12 +293,17 @@ impl UserView {
                 c = csrf_field(caller)
             ));
         }
+        let worker = match &self.held_by {
+            None => String::new(),
+            Some(h) if h.lapsed => format!("{} (lease lapsed)", esc(&h.worker)),
+            Some(h) => format!("{} until {}", esc(&h.worker), time_element(&h.expires_at)),
+        };
         // A user who never had a pass shows empty cells for it.
         let run = self.last_run.as_ref();
         let count =
             |f: fn(&CountsView) -> u64| run.map(|r| f(&r.counts).to_string()).unwrap_or_default();
         format!(
-            "<tr data-user=\"{e}\" data-state=\"{state}\"><td>{e}</td><td>{}</td><td class=\"state {state}\">{state}</td><td class=\"backend\">{}</td><td>{}</td><td>{} / {} / {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{actions}</td></tr>",
+            "<tr data-user=\"{e}\" data-state=\"{state}\"><td>{e}</td><td>{}</td><td class=\"state {state}\">{state}</td><td class=\"worker\">{worker}</td><td class=\"backend\">{}</td><td>{}</td><td>{} / {} / {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{actions}</td></tr>",
             esc(&config),
             self.backend_cell(),
             run.map(|r| time_element(&r.finished)).unwrap_or_default(),
@@ -361,7 +401,7 @@ pub(crate) fn status_page(
         body.push_str(r#"<p class="muted">No user has been synced yet.</p>"#);
     } else {
         body.push_str(
-            r#"<table id="users"><tr><th>User</th><th>Configuration</th><th>State</th><th>Backend</th><th>Last pass</th><th>Created / updated / deleted</th><th>Conflicts</th><th>Failures</th><th>Error</th><th>Paused</th><th>Unresolved items</th><th>Pairs (contacts / events)</th><th></th></tr>"#,
+            r#"<table id="users"><tr><th>User</th><th>Configuration</th><th>State</th><th>Held by</th><th>Backend</th><th>Last pass</th><th>Created / updated / deleted</th><th>Conflicts</th><th>Failures</th><th>Error</th><th>Paused</th><th>Unresolved items</th><th>Pairs (contacts / events)</th><th></th></tr>"#,
         );
         for u in &users {
             body.push_str(&u.render_row(caller));

@@ -59,9 +59,14 @@ impl Answer {
 impl Env {
     pub fn new() -> Env {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("exsync.toml"), CONFIG).unwrap();
         let store: Arc<dyn Store> =
             Arc::new(SqliteStore::open(dir.path().join("state.db")).unwrap());
+        Env::with_store(dir, store)
+    }
+
+    /// A console over `store` (e.g. a PostgreSQL one), its configuration in `dir`.
+    pub fn with_store(dir: tempfile::TempDir, store: Arc<dyn Store>) -> Env {
+        std::fs::write(dir.path().join("exsync.toml"), CONFIG).unwrap();
         let vault = Vault::new(store.clone(), MasterKey::generate());
         // One hash for all three accounts: argon2 is slow in a debug build.
         let hash = hash_password(PASSWORD).unwrap();
