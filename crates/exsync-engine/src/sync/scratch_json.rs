@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// The written form, borrowing from the change.
 #[derive(Serialize)]
-enum Out<'a> {
+enum Stored<'a> {
     Upsert(&'a Item),
     Deleted(&'a ItemId),
     OutOfScope(&'a ItemId),
@@ -19,7 +19,7 @@ enum Out<'a> {
 
 /// The read form, owning what it read.
 #[derive(Deserialize)]
-enum In {
+enum Loaded {
     Upsert(Item),
     Deleted(ItemId),
     OutOfScope(ItemId),
@@ -29,20 +29,20 @@ enum In {
 /// `change` as a scratch row's text.
 pub(super) fn to_text(change: &Change) -> serde_json::Result<String> {
     serde_json::to_string(&match change {
-        Change::Upsert(item) => Out::Upsert(item),
-        Change::Deleted { id } => Out::Deleted(id),
-        Change::OutOfScope { id } => Out::OutOfScope(id),
-        Change::Invalid { id, reason } => Out::Invalid(id, reason),
+        Change::Upsert(item) => Stored::Upsert(item),
+        Change::Deleted { id } => Stored::Deleted(id),
+        Change::OutOfScope { id } => Stored::OutOfScope(id),
+        Change::Invalid { id, reason } => Stored::Invalid(id, reason),
     })
 }
 
 /// The change a scratch row's text holds.
 pub(super) fn from_text(text: &str) -> serde_json::Result<Change> {
     Ok(match serde_json::from_str(text)? {
-        In::Upsert(item) => Change::Upsert(item),
-        In::Deleted(id) => Change::Deleted { id },
-        In::OutOfScope(id) => Change::OutOfScope { id },
-        In::Invalid(id, reason) => Change::Invalid { id, reason },
+        Loaded::Upsert(item) => Change::Upsert(item),
+        Loaded::Deleted(id) => Change::Deleted { id },
+        Loaded::OutOfScope(id) => Change::OutOfScope { id },
+        Loaded::Invalid(id, reason) => Change::Invalid { id, reason },
     })
 }
 
@@ -52,7 +52,7 @@ mod tests {
     use exsync_core::{CrmId, ExchangeId, Fields};
 
     #[test]
-    fn every_change_reads_back_as_written() {
+    fn every_change_reads_back_as_written() -> serde_json::Result<()> {
         let crm = ItemId::Crm(CrmId::new("003A"));
         let exchange = ItemId::Exchange(ExchangeId::new("AAMk="));
         let mut fields = Fields::new();
@@ -73,8 +73,9 @@ mod tests {
             },
         ];
         for change in changes {
-            let text = to_text(&change).unwrap();
-            assert_eq!(from_text(&text).unwrap(), change, "{text}");
+            let text = to_text(&change)?;
+            assert_eq!(from_text(&text)?, change, "{text}");
         }
+        Ok(())
     }
 }

@@ -442,6 +442,7 @@ mod tests {
     fn an_auto_mailbox_shows_where_it_was_found_and_why() -> Result<(), serde_json::Error> {
         let checked = DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default();
         let mut view = UserView {
+            held_by: None,
             configuration: None,
             contact_pairs: 0,
             event_pairs: 0,
