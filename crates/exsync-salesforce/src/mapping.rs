@@ -83,9 +83,28 @@ const PHONES: &[(PhoneKind, &str)] = &[
     (PhoneKind::Assistant, "AssistantPhone"),
 ];
 
-const ADDRESSES: &[(AddressKind, &str)] = &[
-    (AddressKind::Business, "Mailing"),
-    (AddressKind::Other, "Other"),
+/// Each address kind with its street, city, state, postal code and country fields.
+const ADDRESSES: &[(AddressKind, [&str; 5])] = &[
+    (
+        AddressKind::Business,
+        [
+            "MailingStreet",
+            "MailingCity",
+            "MailingState",
+            "MailingPostalCode",
+            "MailingCountry",
+        ],
+    ),
+    (
+        AddressKind::Other,
+        [
+            "OtherStreet",
+            "OtherCity",
+            "OtherState",
+            "OtherPostalCode",
+            "OtherCountry",
+        ],
+    ),
 ];
 
 fn text(record: &Value, field: &str) -> String {
@@ -160,13 +179,13 @@ pub fn read_contact(record: &Value) -> (Contact, Vec<String>) {
             contact.phones.insert(*kind, number);
         }
     }
-    for (kind, prefix) in ADDRESSES {
+    for (kind, [street, city, state, postal_code, country]) in ADDRESSES {
         let address = Address {
-            street: text(record, &format!("{prefix}Street")),
-            city: text(record, &format!("{prefix}City")),
-            state: text(record, &format!("{prefix}State")),
-            postal_code: text(record, &format!("{prefix}PostalCode")),
-            country: text(record, &format!("{prefix}Country")),
+            street: text(record, street),
+            city: text(record, city),
+            state: text(record, state),
+            postal_code: text(record, postal_code),
+            country: text(record, country),
         };
         if !address.is_empty() {
             contact.addresses.insert(*kind, address);
@@ -207,16 +226,18 @@ pub fn contact_to_sobject(contact: &Contact) -> Map<String, Value> {
         c.birthday
             .map_or(Value::Null, |d| json!(d.format("%Y-%m-%d").to_string())),
     );
-    for (kind, prefix) in ADDRESSES {
+    for (kind, fields) in ADDRESSES {
         let address = c.addresses.get(kind).cloned().unwrap_or_default();
-        out.insert(format!("{prefix}Street"), opt_text(&address.street));
-        out.insert(format!("{prefix}City"), opt_text(&address.city));
-        out.insert(format!("{prefix}State"), opt_text(&address.state));
-        out.insert(
-            format!("{prefix}PostalCode"),
-            opt_text(&address.postal_code),
-        );
-        out.insert(format!("{prefix}Country"), opt_text(&address.country));
+        let parts = [
+            &address.street,
+            &address.city,
+            &address.state,
+            &address.postal_code,
+            &address.country,
+        ];
+        for (field, part) in fields.iter().zip(parts) {
+            out.insert((*field).to_owned(), opt_text(part));
+        }
     }
     out
 }
@@ -528,9 +549,7 @@ pub fn sobject_fields(kind: ItemKind, domain_field: &str) -> Vec<String> {
         (ItemKind::Contact, "birthday") => fixed(&["Birthdate"]),
         (ItemKind::Contact, "addresses") => ADDRESSES
             .iter()
-            .flat_map(|(_, prefix)| {
-                ["Street", "City", "State", "PostalCode", "Country"].map(|p| format!("{prefix}{p}"))
-            })
+            .flat_map(|(_, fields)| fields.map(str::to_owned))
             .collect(),
         (ItemKind::Event, "subject") => fixed(&["Subject"]),
         (ItemKind::Event, "location") => fixed(&["Location"]),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use super::text::{Fit, MAX_LINE, MAX_TEXT};
+use super::text::{Dotted, Fit, MAX_LINE, MAX_TEXT};
 
 /// Exchange holds at most three e-mail addresses per contact (EmailAddress1..3).
 pub const MAX_EMAILS: usize = 3;
@@ -133,15 +133,19 @@ pub struct Address {
 
 impl Address {
     fn fit(&mut self, kind: AddressKind, fit: &mut Fit) {
-        let field = |part: &str| format!("addresses.{}.{part}", kind.as_str());
-        self.street = fit.multiline(&field("street"), &self.street, MAX_LINE);
+        let kind = kind.as_str();
+        fit.multiline_in_place(
+            Dotted(&["addresses", kind, "street"]),
+            &mut self.street,
+            MAX_LINE,
+        );
         for (name, part) in [
             ("city", &mut self.city),
             ("state", &mut self.state),
             ("postal_code", &mut self.postal_code),
             ("country", &mut self.country),
         ] {
-            *part = fit.line(&field(name), part, MAX_LINE);
+            fit.line_in_place(Dotted(&["addresses", kind, name]), part, MAX_LINE);
         }
     }
 
@@ -170,27 +174,19 @@ impl Contact {
             ("title", &mut self.title),
             ("department", &mut self.department),
         ] {
-            *part = fit.line(field, part, MAX_LINE);
+            fit.line_in_place(field, part, MAX_LINE);
         }
         self.emails = fit.emails("emails", &self.emails);
         self.emails.truncate(MAX_EMAILS);
-        self.phones = std::mem::take(&mut self.phones)
-            .into_iter()
-            .map(|(kind, number)| {
-                let field = format!("phones.{}", kind.as_str());
-                (kind, fit.line(&field, &number, MAX_LINE))
-            })
-            .filter(|(_, number)| !number.is_empty())
-            .collect();
-        self.addresses = std::mem::take(&mut self.addresses)
-            .into_iter()
-            .map(|(kind, mut address)| {
-                address.fit(kind, &mut fit);
-                (kind, address)
-            })
-            .filter(|(_, address)| !address.is_empty())
-            .collect();
-        self.notes = fit.multiline("notes", &self.notes, MAX_TEXT);
+        for (kind, number) in &mut self.phones {
+            fit.line_in_place(Dotted(&["phones", kind.as_str()]), number, MAX_LINE);
+        }
+        self.phones.retain(|_, number| !number.is_empty());
+        for (kind, address) in &mut self.addresses {
+            address.fit(*kind, &mut fit);
+        }
+        self.addresses.retain(|_, address| !address.is_empty());
+        fit.multiline_in_place("notes", &mut self.notes, MAX_TEXT);
         fit.notes
     }
 

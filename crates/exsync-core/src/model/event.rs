@@ -216,9 +216,9 @@ impl Event {
     /// Formatting (spaces, line endings, case, order of invitees) is never reported.
     pub fn sanitize(&mut self) -> Vec<String> {
         let mut fit = Fit::default();
-        self.subject = fit.line("subject", &self.subject, MAX_LINE);
-        self.location = fit.line("location", &self.location, MAX_LINE);
-        self.body = fit.multiline("body", &self.body, MAX_TEXT);
+        fit.line_in_place("subject", &mut self.subject, MAX_LINE);
+        fit.line_in_place("location", &mut self.location, MAX_LINE);
+        fit.multiline_in_place("body", &mut self.body, MAX_TEXT);
         self.start = self.start.normalized();
         self.end = self.end.normalized();
         self.time_zone = self.time_zone.trim().to_owned();

@@ -5,6 +5,8 @@
 //! fails the whole batch), and text longer than a field holds is cut. [`Fit`] says what it
 //! changed, for the admin.
 
+use std::fmt::{self, Display};
+
 use super::address::{check_address, Charset};
 
 /// What Exchange holds in a subject, a location and a contact's name, company, title,
@@ -128,6 +130,22 @@ pub(crate) fn quoted(s: &str) -> String {
     format!("{shown:?}")
 }
 
+/// A field's dotted name (`addresses.business.city`) for a note, put together only when a
+/// note is written.
+pub(crate) struct Dotted<'a>(pub(crate) &'a [&'a str]);
+
+impl Display for Dotted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (n, part) in self.0.iter().enumerate() {
+            if n > 0 {
+                f.write_str(".")?;
+            }
+            f.write_str(part)?;
+        }
+        Ok(())
+    }
+}
+
 /// Cleans text and makes it fit a field, noting in `notes` what was removed or cut.
 #[derive(Debug, Default)]
 pub(crate) struct Fit {
@@ -162,15 +180,39 @@ impl Fit {
     }
 
     /// A one-line field (see [`clean_line`]) of at most `max` UTF-16 code units.
-    pub(crate) fn line(&mut self, field: &str, s: &str, max: usize) -> String {
-        self.controls(field, s, char::is_whitespace);
-        self.limit(field, clean_line(s), max, clean_line)
+    pub(crate) fn line(&mut self, field: impl Display, s: &str, max: usize) -> String {
+        // A UTF-8 string has at least as many bytes as UTF-16 units, so one no longer in
+        // bytes than the limit fits; with nearly every value clean, most take this path.
+        if s.len() <= max && is_clean_line(s) {
+            return s.to_owned();
+        }
+        let field = field.to_string();
+        self.controls(&field, s, char::is_whitespace);
+        self.limit(&field, clean_line(s), max, clean_line)
+    }
+
+    /// [`Self::line`] in place, leaving a value that fits untouched.
+    pub(crate) fn line_in_place(&mut self, field: impl Display, s: &mut String, max: usize) {
+        if !(s.len() <= max && is_clean_line(s)) {
+            *s = self.line(field, s, max);
+        }
     }
 
     /// A multi-line field (see [`clean_multiline`]) of at most `max` UTF-16 code units.
-    pub(crate) fn multiline(&mut self, field: &str, s: &str, max: usize) -> String {
-        self.controls(field, s, |c| matches!(c, '\n' | '\r' | '\t'));
-        self.limit(field, clean_multiline(s), max, clean_multiline)
+    pub(crate) fn multiline(&mut self, field: impl Display, s: &str, max: usize) -> String {
+        if s.len() <= max && is_clean_multiline(s) {
+            return s.to_owned();
+        }
+        let field = field.to_string();
+        self.controls(&field, s, |c| matches!(c, '\n' | '\r' | '\t'));
+        self.limit(&field, clean_multiline(s), max, clean_multiline)
+    }
+
+    /// [`Self::multiline`] in place, leaving a value that fits untouched.
+    pub(crate) fn multiline_in_place(&mut self, field: impl Display, s: &mut String, max: usize) {
+        if !(s.len() <= max && is_clean_multiline(s)) {
+            *s = self.multiline(field, s, max);
+        }
     }
 
     /// Addresses cleaned, those that are no e-mail address dropped (one note for all of
@@ -251,6 +293,40 @@ mod tests {
             proptest::prop_assert_eq!(is_clean_multiline(&s), text == s);
             proptest::prop_assert_eq!(clean_multiline(&text), text.clone());
         }
+
+        // A value that fits is given back without the checks; it must come out as the
+        // checks would give it, notes included.
+        #[test]
+        fn fitting_skips_nothing_it_would_note(
+            s in "[ a-z\t\n\r\x00\u{a0}é𝄞]{0,12}",
+            max in 0usize..14,
+        ) {
+            let mut fast = Fit::default();
+            let mut line = s.clone();
+            fast.line_in_place("f", &mut line, max);
+            let mut text = s.clone();
+            fast.multiline_in_place("f", &mut text, max);
+            let mut slow = Fit::default();
+            slow.controls("f", &s, char::is_whitespace);
+            let slow_line = slow.limit("f", clean_line(&s), max, clean_line);
+            slow.controls("f", &s, |c| matches!(c, '\n' | '\r' | '\t'));
+            let slow_text = slow.limit("f", clean_multiline(&s), max, clean_multiline);
+            proptest::prop_assert_eq!(line, slow_line);
+            proptest::prop_assert_eq!(text, slow_text);
+            proptest::prop_assert_eq!(fast.notes, slow.notes);
+        }
+    }
+
+    #[test]
+    fn a_field_is_named_by_its_dotted_path_in_a_note() {
+        let mut fit = Fit::default();
+        let mut city = "a\u{7}b".to_owned();
+        fit.line_in_place(Dotted(&["addresses", "business", "city"]), &mut city, 255);
+        assert_eq!(city, "ab");
+        assert_eq!(
+            fit.notes,
+            ["addresses.business.city: control characters removed"]
+        );
     }
 
     #[test]

@@ -68,6 +68,11 @@ pub trait Candidates {
         limit: usize,
     ) -> Result<Vec<(ItemId, Vec<String>)>, Self::Error>;
 
+    /// Whether any Exchange record not linked yet has a key of `rule`. With none, the rule
+    /// links nothing and its CRM records are not gone through (a first sync into an empty
+    /// mailbox would otherwise look up every key of every CRM record).
+    fn any_exchange(&mut self, rule: u8) -> Result<bool, Self::Error>;
+
     /// The lowest-id Exchange record not linked yet with this key of `rule`.
     fn exchange_with(&mut self, rule: u8, key: &str) -> Result<Option<ItemId>, Self::Error>;
 
@@ -88,6 +93,9 @@ pub fn link_unpaired<C: Candidates>(
 ) -> Result<(), C::Error> {
     for (n, reason) in link_rules(kind).iter().enumerate() {
         let rule = u8::try_from(n).unwrap_or(u8::MAX);
+        if !candidates.any_exchange(rule)? {
+            continue;
+        }
         let mut after: Option<ItemId> = None;
         loop {
             let records = candidates.unlinked_crm(rule, after.as_ref(), page.max(1))?;
@@ -143,6 +151,13 @@ impl Candidates for InMemory<'_> {
                 ((*id).clone(), keys)
             })
             .collect())
+    }
+
+    fn any_exchange(&mut self, rule: u8) -> Result<bool, Self::Error> {
+        Ok(self
+            .exchange
+            .iter()
+            .any(|((r, _), ids)| *r == rule && ids.iter().any(|id| !self.linked.contains(*id))))
     }
 
     fn exchange_with(&mut self, rule: u8, key: &str) -> Result<Option<ItemId>, Self::Error> {

@@ -128,6 +128,18 @@ CREATE TABLE keys (
 CREATE INDEX keys_by_key ON keys (rule, key, side, id);
 ";
 
+/// Inserts of one to four keys of one record in one statement (a record has about three):
+/// one statement per record instead of one per key.
+const KEYS_AT_ONCE: [&str; 4] = [
+    "INSERT INTO keys (side, id, seq, rule, key) VALUES (?1, ?2, ?3, ?4, ?5)",
+    "INSERT INTO keys (side, id, seq, rule, key) VALUES (?1, ?2, ?3, ?4, ?5),
+         (?1, ?2, ?6, ?7, ?8)",
+    "INSERT INTO keys (side, id, seq, rule, key) VALUES (?1, ?2, ?3, ?4, ?5),
+         (?1, ?2, ?6, ?7, ?8), (?1, ?2, ?9, ?10, ?11)",
+    "INSERT INTO keys (side, id, seq, rule, key) VALUES (?1, ?2, ?3, ?4, ?5),
+         (?1, ?2, ?6, ?7, ?8), (?1, ?2, ?9, ?10, ?11), (?1, ?2, ?12, ?13, ?14)",
+];
+
 /// A matching candidate: unpaired, not settled, present, not linked yet. A macro so that the
 /// queries using it stay `&'static str` (and are prepared once).
 macro_rules! candidate {
@@ -169,22 +181,24 @@ impl Stage {
         let op = "put";
         let tx = self.conn().transaction().map_err(sql(op))?;
         {
-            let mut upsert = tx
+            // Nearly every record is staged once: inserting first spares it the update and
+            // the key delete a record staged again needs.
+            let mut insert = tx
                 .prepare_cached(
                     "INSERT INTO records (side, id, change, upsert, pair, origin_side, origin_id)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                     ON CONFLICT (side, id) DO UPDATE SET change = excluded.change,
-                         upsert = excluded.upsert, pair = excluded.pair,
-                         origin_side = excluded.origin_side, origin_id = excluded.origin_id",
+                     ON CONFLICT (side, id) DO NOTHING",
+                )
+                .map_err(sql(op))?;
+            let mut replace = tx
+                .prepare_cached(
+                    "UPDATE records SET change = ?3, upsert = ?4, pair = ?5, origin_side = ?6,
+                         origin_id = ?7
+                     WHERE side = ?1 AND id = ?2",
                 )
                 .map_err(sql(op))?;
             let mut forget_keys = tx
                 .prepare_cached("DELETE FROM keys WHERE side = ?1 AND id = ?2")
-                .map_err(sql(op))?;
-            let mut add_key = tx
-                .prepare_cached(
-                    "INSERT INTO keys (side, id, seq, rule, key) VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
                 .map_err(sql(op))?;
             for record in records {
                 let id = record.change.id();
@@ -200,24 +214,38 @@ impl Stage {
                     Change::Upsert(item) => (true, item.origin.as_ref()),
                     _ => (false, None),
                 };
-                upsert
-                    .execute(params![
-                        side,
-                        id.as_str(),
-                        json,
-                        is_upsert,
-                        record.pair.as_ref().map(CrmId::as_str),
-                        origin.map(|o| o.side().as_str()),
-                        origin.map(ItemId::as_str),
-                    ])
-                    .map_err(sql(op))?;
-                forget_keys
-                    .execute(params![side, id.as_str()])
-                    .map_err(sql(op))?;
-                for (seq, (rule, key)) in record.keys.iter().enumerate() {
-                    add_key
-                        .execute(params![side, id.as_str(), seq as i64, rule, key])
+                let row = params![
+                    side,
+                    id.as_str(),
+                    json,
+                    is_upsert,
+                    record.pair.as_ref().map(CrmId::as_str),
+                    origin.map(|o| o.side().as_str()),
+                    origin.map(ItemId::as_str),
+                ];
+                if insert.execute(row).map_err(sql(op))? == 0 {
+                    replace.execute(row).map_err(sql(op))?;
+                    forget_keys
+                        .execute(params![side, id.as_str()])
                         .map_err(sql(op))?;
+                }
+                for (chunk, keys) in record.keys.chunks(KEYS_AT_ONCE.len()).enumerate() {
+                    let mut add_keys = tx
+                        .prepare_cached(KEYS_AT_ONCE[keys.len() - 1])
+                        .map_err(sql(op))?;
+                    let first = chunk * KEYS_AT_ONCE.len();
+                    let bind = |statement: &mut rusqlite::CachedStatement<'_>| {
+                        statement.raw_bind_parameter(1, side)?;
+                        statement.raw_bind_parameter(2, id.as_str())?;
+                        for (n, (rule, key)) in keys.iter().enumerate() {
+                            let at = 3 + 3 * n;
+                            statement.raw_bind_parameter(at, (first + n) as i64)?;
+                            statement.raw_bind_parameter(at + 1, rule)?;
+                            statement.raw_bind_parameter(at + 2, key)?;
+                        }
+                        statement.raw_execute()
+                    };
+                    bind(&mut add_keys).map_err(sql(op))?;
                 }
             }
         }
@@ -550,6 +578,21 @@ impl Candidates for Stage {
             .collect()
     }
 
+    fn any_exchange(&mut self, rule: u8) -> Result<bool> {
+        let op = "matching: any exchange record";
+        // Once per rule: it walks the rule's keys of both sides until it meets a candidate.
+        self.db()
+            .prepare_cached(concat!(
+                "SELECT 1 FROM keys k JOIN records r ON r.side = k.side AND r.id = k.id
+                 WHERE k.rule = ?1 AND k.side = 'exchange' AND",
+                candidate!(),
+                "LIMIT 1"
+            ))
+            .map_err(sql(op))?
+            .exists([rule])
+            .map_err(sql(op))
+    }
+
     fn exchange_with(&mut self, rule: u8, key: &str) -> Result<Option<ItemId>> {
         let op = "matching: exchange record by key";
         self.db()
@@ -601,7 +644,7 @@ mod tests {
     use chrono::{TimeZone, Utc};
     use exsync_core::config::KindRules;
     use exsync_core::plan::{
-        link_unpaired, plan, record_keys, Identity, Item, NewRecords, Op, PlanInput,
+        link_rules, link_unpaired, plan, record_keys, Identity, Item, NewRecords, Op, PlanInput,
     };
     use exsync_core::{Contact, ItemKind, Record};
 
@@ -686,6 +729,29 @@ mod tests {
                 (r.change.id().clone(), linked)
             })
             .collect()
+    }
+
+    #[test]
+    fn a_record_with_more_keys_than_one_statement_holds_keeps_them_all_in_order() {
+        // Keys go in up to four per statement; nine cover a full chunk, a second and a rest.
+        let many: Vec<String> = (0..9).map(|n| format!("k{n}@x.test")).collect();
+        let record = |id: ItemId, keys: &[String]| StagedRecord {
+            change: upsert(id),
+            pair: None,
+            keys: keys.iter().map(|k| (1, k.clone())).collect(),
+        };
+        let mut stage = Stage::new().unwrap();
+        stage.put(&[record(c("c1"), &many)]).unwrap();
+        assert_eq!(
+            stage.unlinked_crm(1, None, 10).unwrap(),
+            vec![(c("c1"), many.clone())]
+        );
+        // Staged again with fewer keys: the old ones are gone, none left over.
+        stage.put(&[record(c("c1"), &many[..5])]).unwrap();
+        assert_eq!(
+            stage.unlinked_crm(1, None, 10).unwrap(),
+            vec![(c("c1"), many[..5].to_vec())]
+        );
     }
 
     #[test]
@@ -830,6 +896,80 @@ mod tests {
     }
 
     /// The staged matching links what the planner's in-memory matching links.
+    #[test]
+    fn only_an_unlinked_exchange_record_makes_a_rule_worth_going_through() {
+        let rules = || 0..u8::try_from(link_rules(ItemKind::Contact).len()).unwrap();
+        let mut stage = Stage::new().unwrap();
+        stage
+            .put(&[new(item(c("c1"), &["ann@x.test"], "Ann", "Lee", "Acme"))])
+            .unwrap();
+        for rule in rules() {
+            assert!(!stage.any_exchange(rule).unwrap(), "rule {rule}, CRM only");
+        }
+        stage
+            .put(&[new(item(e("e1"), &["ann@x.test"], "Ann", "Lee", "Acme"))])
+            .unwrap();
+        assert!(rules().any(|rule| stage.any_exchange(rule).unwrap()));
+        stage
+            .link(&c("c1"), &e("e1"), link_rules(ItemKind::Contact)[0])
+            .unwrap();
+        for rule in rules() {
+            assert!(!stage.any_exchange(rule).unwrap(), "rule {rule}, linked");
+        }
+    }
+
+    /// The stage, counting the key look-ups matching makes.
+    struct Counting<'a>(&'a mut Stage, usize);
+
+    impl Candidates for Counting<'_> {
+        type Error = StageError;
+        fn unlinked_crm(
+            &mut self,
+            rule: u8,
+            after: Option<&ItemId>,
+            limit: usize,
+        ) -> Result<Vec<(ItemId, Vec<String>)>> {
+            self.0.unlinked_crm(rule, after, limit)
+        }
+        fn any_exchange(&mut self, rule: u8) -> Result<bool> {
+            self.0.any_exchange(rule)
+        }
+        fn exchange_with(&mut self, rule: u8, key: &str) -> Result<Option<ItemId>> {
+            self.1 += 1;
+            self.0.exchange_with(rule, key)
+        }
+        fn link(&mut self, crm: &ItemId, exchange: &ItemId, reason: LinkReason) -> Result<()> {
+            self.0.link(crm, exchange, reason)
+        }
+    }
+
+    #[test]
+    fn a_first_sync_into_an_empty_mailbox_looks_up_no_keys() {
+        let mut stage = Stage::new().unwrap();
+        let crm: Vec<StagedRecord> = (0..50)
+            .map(|n| {
+                new(item(
+                    c(&format!("c{n}")),
+                    &[&format!("p{n}@x.test")],
+                    "A",
+                    "B",
+                    "C",
+                ))
+            })
+            .collect();
+        stage.put(&crm).unwrap();
+        let mut counting = Counting(&mut stage, 0);
+        link_unpaired(ItemKind::Contact, &mut counting, 10).unwrap();
+        assert_eq!(counting.1, 0);
+        // One Exchange record with a key: its rules are gone through again.
+        stage
+            .put(&[new(item(e("e1"), &["p7@x.test"], "A", "B", "C"))])
+            .unwrap();
+        let mut counting = Counting(&mut stage, 0);
+        link_unpaired(ItemKind::Contact, &mut counting, 10).unwrap();
+        assert!(counting.1 > 0);
+    }
+
     #[test]
     fn matching_on_disk_gives_the_planners_links() {
         let crm = vec![
