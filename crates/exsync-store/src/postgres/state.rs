@@ -2,7 +2,7 @@
 //! backend's row types, so both backends check stored content the same way.
 
 use exsync_core::plan::SyncedPair;
-use exsync_core::{CrmId, ItemId, ItemKind, UserKey};
+use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind, UserKey};
 use postgres::{Client, Row};
 
 use super::codec::Ctx;
@@ -63,6 +63,33 @@ pub(super) fn find_pair(
         .query(&sql, &[&user.as_str(), &kind.as_str(), &id.as_str()])
         .ctx(OP, Some(user))?;
     Ok(decode_pairs(rows, OP, user)?.into_iter().next())
+}
+
+pub(super) fn pair_ids_page(
+    client: &mut Client,
+    user: &UserKey,
+    kind: ItemKind,
+    after: Option<&CrmId>,
+    limit: usize,
+) -> StoreResult<Vec<(CrmId, ExchangeId)>> {
+    const OP: &str = "load a page of pair ids";
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let after = after.map_or("", CrmId::as_str);
+    let rows = client
+        .query(
+            "SELECT crm_id, exchange_id FROM pairs WHERE user_key = $1 AND kind = $2 \
+             AND crm_id > $3 ORDER BY crm_id LIMIT $4",
+            &[&user.as_str(), &kind.as_str(), &after, &limit],
+        )
+        .ctx(OP, Some(user))?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                CrmId(row.try_get(0).ctx(OP, Some(user))?),
+                ExchangeId(row.try_get(1).ctx(OP, Some(user))?),
+            ))
+        })
+        .collect()
 }
 
 pub(super) fn pairs_page(

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use exsync_core::plan::{Op, SyncedPair};
-use exsync_core::{CrmId, ItemId, ItemKind, UserKey};
+use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind, UserKey};
 
 use super::{commit, echo, routes, state, users, PgStore};
 use crate::error::StoreResult;
@@ -28,6 +28,18 @@ impl SyncState for PgStore {
     ) -> StoreResult<Vec<SyncedPair>> {
         self.with("pairs page", |c| {
             state::pairs_page(c, user, kind, after, limit)
+        })
+    }
+
+    fn pair_ids_page(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        after: Option<&CrmId>,
+        limit: usize,
+    ) -> StoreResult<Vec<(CrmId, ExchangeId)>> {
+        self.with("pair ids page", |c| {
+            state::pair_ids_page(c, user, kind, after, limit)
         })
     }
 

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use exsync_core::plan::{Op, SyncedPair};
-use exsync_core::{CrmId, ItemId, ItemKind, UserKey};
+use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind, UserKey};
 
 use crate::error::StoreResult;
 use crate::types::{
@@ -34,6 +34,16 @@ pub trait SyncState: Send + Sync {
         after: Option<&CrmId>,
         limit: usize,
     ) -> StoreResult<Vec<SyncedPair>>;
+
+    /// [`Self::pairs_page`] without the content: the ids of up to `limit` pairs after `after`,
+    /// ordered by CRM id, for a pass that only asks which records are synced.
+    fn pair_ids_page(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        after: Option<&CrmId>,
+        limit: usize,
+    ) -> StoreResult<Vec<(CrmId, ExchangeId)>>;
 
     /// The pairs holding any of these records, each once, ordered by CRM id.
     fn pairs_of(

@@ -58,10 +58,10 @@ pub(crate) fn mark_sent(conn: &mut Connection, ids: &[i64]) -> StoreResult<()> {
     let tx = conn.transaction().ctx(OP, None)?;
     {
         let mut mark = tx
-            .prepare_cached("UPDATE intents SET sent = 1 WHERE id = ?1")
+            .prepare_cached("UPDATE intents SET sent = 1 WHERE id BETWEEN ?1 AND ?2")
             .ctx(OP, None)?;
-        for id in ids {
-            mark.execute([id]).ctx(OP, None)?;
+        for (first, last) in runs(ids) {
+            mark.execute([first, last]).ctx(OP, None)?;
         }
     }
     tx.commit().ctx(OP, None)
@@ -69,11 +69,27 @@ pub(crate) fn mark_sent(conn: &mut Connection, ids: &[i64]) -> StoreResult<()> {
 
 /// Removes settled intents inside a commit's transaction.
 pub(crate) fn settle(conn: &Connection, ids: &[i64]) -> rusqlite::Result<()> {
-    let mut remove = conn.prepare_cached("DELETE FROM intents WHERE id = ?1")?;
-    for id in ids {
-        remove.execute([id])?;
+    let mut remove = conn.prepare_cached("DELETE FROM intents WHERE id BETWEEN ?1 AND ?2")?;
+    for (first, last) in runs(ids) {
+        remove.execute([first, last])?;
     }
     Ok(())
+}
+
+/// `ids` as runs of consecutive ids, first and last of each: a batch's intents were journaled
+/// together, so its ids are consecutive and one statement covers the batch.
+fn runs(ids: &[i64]) -> Vec<(i64, i64)> {
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut runs: Vec<(i64, i64)> = Vec::new();
+    for id in sorted {
+        match runs.last_mut() {
+            Some((_, last)) if last.checked_add(1) == Some(id) => *last = id,
+            _ => runs.push((id, id)),
+        }
+    }
+    runs
 }
 
 /// The user's outstanding intents of one kind, oldest first.
@@ -117,4 +133,19 @@ pub(crate) fn outstanding(
         });
     }
     Ok(intents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runs;
+
+    #[test]
+    fn ids_go_in_runs_of_consecutive_ids_and_no_other_id_is_covered() {
+        assert_eq!(runs(&[]), []);
+        assert_eq!(runs(&[7]), [(7, 7)]);
+        assert_eq!(
+            runs(&[5, 3, 4, 9, 10, 4, 12, i64::MAX, i64::MAX - 1]),
+            [(3, 5), (9, 10), (12, 12), (i64::MAX - 1, i64::MAX)]
+        );
+    }
 }

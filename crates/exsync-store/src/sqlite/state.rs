@@ -1,7 +1,7 @@
 //! Reading the sync state: pairs and cursors.
 
 use exsync_core::plan::SyncedPair;
-use exsync_core::{content_hash, CrmId, ExchangeId, Fields, ItemId, ItemKind, UserKey};
+use exsync_core::{content_text_hash, CrmId, ExchangeId, Fields, ItemId, ItemKind, UserKey};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::codec::{parse_kind, parse_time, Ctx, Decode};
@@ -44,7 +44,9 @@ impl PairRow {
                 self.crm_id, self.exchange_id
             )
         })?;
-        let actual = content_hash(&content);
+        // The text is what the commit hashed (it serialises the content once for both), so
+        // hashing it as read checks the same thing without serialising the content again.
+        let actual = content_text_hash(&self.content);
         if actual != self.content_hash {
             return Err(format!(
                 "pair {}/{}: content hash {} does not match the stored {}",
@@ -231,6 +233,33 @@ fn in_one_read<T>(
 }
 
 /// Up to `limit` pairs after `after`, ordered by CRM id.
+pub(crate) fn pair_ids_page(
+    conn: &Connection,
+    user: &UserKey,
+    kind: ItemKind,
+    after: Option<&CrmId>,
+    limit: usize,
+) -> StoreResult<Vec<(CrmId, ExchangeId)>> {
+    const OP: &str = "load a page of pair ids";
+    let u = Some(user);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let after = after.map_or("", CrmId::as_str);
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT crm_id, exchange_id FROM pairs WHERE user_key = ?1 AND kind = ?2 \
+             AND crm_id > ?3 ORDER BY crm_id LIMIT ?4",
+        )
+        .ctx(OP, u)?;
+    let ids = stmt
+        .query_map(params![user.as_str(), kind.as_str(), after, limit], |row| {
+            Ok((CrmId(row.get(0)?), ExchangeId(row.get(1)?)))
+        })
+        .ctx(OP, u)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .ctx(OP, u)?;
+    Ok(ids)
+}
+
 pub(crate) fn pairs_page(
     conn: &Connection,
     user: &UserKey,

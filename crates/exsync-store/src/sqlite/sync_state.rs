@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use exsync_core::plan::{Op, SyncedPair};
-use exsync_core::{CrmId, ItemId, ItemKind, UserKey};
+use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind, UserKey};
 
 use super::{commit, echo, journal, routes, settings, state, users, SqliteStore};
 use crate::error::StoreResult;
@@ -27,6 +27,16 @@ impl SyncState for SqliteStore {
         limit: usize,
     ) -> StoreResult<Vec<SyncedPair>> {
         state::pairs_page(&self.lock(), user, kind, after, limit)
+    }
+
+    fn pair_ids_page(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        after: Option<&CrmId>,
+        limit: usize,
+    ) -> StoreResult<Vec<(CrmId, ExchangeId)>> {
+        state::pair_ids_page(&self.lock(), user, kind, after, limit)
     }
 
     fn pairs_of(

@@ -822,6 +822,24 @@ fn a_partial_commit_writes_pairs_and_echoes_but_records_no_run(db: &Db) {
         .pairs_page(&alice, ItemKind::Contact, Some(&first[1].crm_id), 2)
         .unwrap();
     assert_eq!(rest, vec![slice.upserts[2].clone()]);
+    let ids = |after: Option<&str>, limit| {
+        store
+            .pair_ids_page(
+                &alice,
+                ItemKind::Contact,
+                after.map(CrmId::new).as_ref(),
+                limit,
+            )
+            .unwrap()
+    };
+    let id = |crm: &str, exchange: &str| (CrmId::new(crm), ExchangeId::new(exchange));
+    assert_eq!(ids(None, 2), [id("003A", "X1"), id("003B", "X2")]);
+    assert_eq!(ids(Some("003B"), 2), [id("003C", "X3")]);
+    assert_eq!(ids(Some("003C"), 2), []);
+    assert!(store
+        .pair_ids_page(&alice, ItemKind::Event, None, 2)
+        .unwrap()
+        .is_empty());
     let held = store
         .pairs_of(
             &alice,

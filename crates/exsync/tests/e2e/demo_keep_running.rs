@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use exsync_core::Contact;
-use exsync_salesforce::{AuthConfig, NewRecord, SalesforceClient, SalesforceConfig, Secret};
+use exsync_salesforce::{NewRecord, SalesforceClient};
 use exsync_sim::salesforce::SimInfo;
 use serde_json::Value;
 
@@ -19,19 +19,7 @@ const USER: &str = "user1@contoso.test";
 fn crm(dir: &Path) -> SalesforceClient {
     let text = std::fs::read_to_string(dir.join("salesforce/sim.json")).unwrap();
     let info: SimInfo = serde_json::from_str(&text).unwrap();
-    let mut config = SalesforceConfig::new(
-        info.instance_url.clone(),
-        AuthConfig::JwtBearer {
-            client_id: info.client_id.clone(),
-            username: info.integration_user.username.clone(),
-            private_key_pem: Secret::new(std::fs::read(&info.private_key_file).unwrap()),
-            audience: "https://login.salesforce.com".into(),
-        },
-    );
-    config.api_version = info.api_version.clone();
-    config.ca_pem = Some(std::fs::read(&info.ca_file).unwrap());
-    config.limit_reserve = 0;
-    SalesforceClient::new(config).unwrap()
+    SalesforceClient::new(super::salesforce_config(&info)).unwrap()
 }
 
 /// How many items the user's contact sync folder holds in the Exchange simulator.

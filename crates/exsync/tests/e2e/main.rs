@@ -75,6 +75,28 @@ fn lab_options(
     options
 }
 
+/// The settings of a Salesforce client of the simulator `info` describes: logged in as its
+/// integration user with a JWT bearer assertion, trusting the simulator's CA, keeping no API
+/// reserve.
+fn salesforce_config(
+    info: &exsync_sim::salesforce::SimInfo,
+) -> exsync_salesforce::SalesforceConfig {
+    use exsync_salesforce::{AuthConfig, SalesforceConfig, Secret};
+    let mut config = SalesforceConfig::new(
+        info.instance_url.clone(),
+        AuthConfig::JwtBearer {
+            client_id: info.client_id.clone(),
+            username: info.integration_user.username.clone(),
+            private_key_pem: Secret::new(std::fs::read(&info.private_key_file).unwrap()),
+            audience: "https://login.salesforce.com".into(),
+        },
+    );
+    config.api_version = info.api_version.clone();
+    config.ca_pem = Some(std::fs::read(&info.ca_file).unwrap());
+    config.limit_reserve = 0;
+    config
+}
+
 /// The master key the labs' secrets are sealed with.
 const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 

@@ -10,7 +10,7 @@ use exsync_core::plan::Change;
 use exsync_core::{Contact, CrmId, Event, EventTime, ExchangeId, ItemId, ItemKind};
 use exsync_engine::connect::salesforce::SalesforceSide;
 use exsync_engine::sync::sides::{CopyEvidence, CrmSide};
-use exsync_salesforce::{AuthConfig, NewRecord, SalesforceClient, SalesforceConfig, Secret};
+use exsync_salesforce::{NewRecord, SalesforceClient};
 use exsync_sim::salesforce::{SalesforceSim, JWT_KEY_FILE};
 
 /// Before any record of the test was created: every tagged record counts.
@@ -35,21 +35,9 @@ impl Org {
     }
 
     fn client(&self) -> SalesforceClient {
-        let info = &self.sim.info;
-        let mut config = SalesforceConfig::new(
-            info.instance_url.clone(),
-            AuthConfig::JwtBearer {
-                client_id: info.client_id.clone(),
-                username: info.integration_user.username.clone(),
-                private_key_pem: Secret::new(std::fs::read(&info.private_key_file).unwrap()),
-                audience: "https://login.salesforce.com".into(),
-            },
-        );
-        config.api_version = info.api_version.clone();
-        config.ca_pem = Some(std::fs::read(&info.ca_file).unwrap());
+        let mut config = super::salesforce_config(&self.sim.info);
         config.retry_base = Duration::from_millis(5);
         config.settle = Duration::ZERO;
-        config.limit_reserve = 0;
         SalesforceClient::new(config).unwrap()
     }
 

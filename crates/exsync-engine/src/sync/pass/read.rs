@@ -258,7 +258,8 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
             from: Some(from),
             ..Relinked::default()
         });
-        if full_listing {
+        if full_listing && (moved.is_some() || replaced) {
+            // Re-linking and copying again need each pair's content.
             let mut after: Option<CrmId> = None;
             loop {
                 let page = {
@@ -276,15 +277,10 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                     self.relink(stage, &page, tally).await?;
                     continue;
                 }
-                if replaced {
-                    match self.copy_again(stage, &page).await? {
-                        Ok(n) => copied_again += n,
-                        Err(e) => return Ok(Err(e)),
-                    }
-                    continue;
+                match self.copy_again(stage, &page).await? {
+                    Ok(n) => copied_again += n,
+                    Err(e) => return Ok(Err(e)),
                 }
-                let ids: Vec<ExchangeId> = page.into_iter().map(|p| p.exchange_id).collect();
-                self.stage_missing(stage, &ids).await?;
             }
             if replaced {
                 tracing::warn!(
@@ -295,6 +291,24 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                      whose copies were in it are copied into the new folder; none is deleted in \
                      the CRM."
                 );
+            }
+        } else if full_listing {
+            // Only which items are synced matters here: ids, not content.
+            let mut after: Option<CrmId> = None;
+            loop {
+                let page = {
+                    let (key, from, limit) = (user.clone(), after.clone(), self.slice);
+                    on_store(self.store, move |s| {
+                        s.pair_ids_page(&key, kind, from.as_ref(), limit)
+                    })
+                    .await?
+                };
+                let Some((last, _)) = page.last() else {
+                    break;
+                };
+                after = Some(last.clone());
+                let ids: Vec<ExchangeId> = page.into_iter().map(|(_, e)| e).collect();
+                self.stage_missing(stage, &ids).await?;
             }
         } else {
             self.stage_missing(stage, &cursor.created).await?;

@@ -21,15 +21,15 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
             let page = {
                 let (key, from, limit) = (user.clone(), after.clone(), self.slice.max(1));
                 on_store(self.store, move |s| {
-                    s.pairs_page(&key, kind, from.as_ref(), limit)
+                    s.pair_ids_page(&key, kind, from.as_ref(), limit)
                 })
                 .await?
             };
-            let Some(last) = page.last() else {
+            let Some((last, _)) = page.last() else {
                 return Ok(());
             };
-            after = Some(last.crm_id.clone());
-            let ids: Vec<ItemId> = page.iter().map(|p| ItemId::Crm(p.crm_id.clone())).collect();
+            after = Some(last.clone());
+            let ids: Vec<ItemId> = page.into_iter().map(|(crm, _)| ItemId::Crm(crm)).collect();
             let listed: std::collections::BTreeSet<ItemId> = stage
                 .staged(&ids)?
                 .into_iter()
