@@ -568,7 +568,10 @@ sync_private = true
             let routing = if self.options.auto_routing {
                 online::Routing::Auto
             } else if !auto.is_empty() {
-                online::Routing::Some { online: &online, auto: &auto }
+                online::Routing::Some {
+                    online: &online,
+                    auto: &auto,
+                }
             } else {
                 online::Routing::Listed(users)
             };

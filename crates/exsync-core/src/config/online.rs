@@ -598,16 +598,23 @@ users = [\"a@example.com\"]
         assert_eq!(x.route_ttl_hours, ROUTE_TTL_DEFAULT_HOURS);
         assert_eq!(ROUTE_TTL_DEFAULT_HOURS, 24);
 
-        let set = parse(&format!("{HEAD}{online}auto = true\nroute_ttl_hours = 6\n"), path).unwrap();
+        let set = parse(
+            &format!("{HEAD}{online}auto = true\nroute_ttl_hours = 6\n"),
+            path,
+        )
+        .unwrap();
         let x = set.exchange_online.clone().unwrap();
         assert_eq!(x.route_ttl_hours, 6);
         let shown = set.to_toml_string().unwrap();
         assert!(shown.contains("route_ttl_hours = 6"), "{shown}");
         assert_eq!(parse(&shown, path).unwrap().exchange_online, Some(x));
-        let without_auto = parse(&format!("{HEAD}{online}users = [\"b@example.com\"]\n"), path)
-            .unwrap()
-            .to_toml_string()
-            .unwrap();
+        let without_auto = parse(
+            &format!("{HEAD}{online}users = [\"b@example.com\"]\n"),
+            path,
+        )
+        .unwrap()
+        .to_toml_string()
+        .unwrap();
         assert!(!without_auto.contains("route_ttl_hours"), "{without_auto}");
 
         for (value, reason) in [

@@ -602,9 +602,7 @@ impl GraphConnection {
                         Err(e) => return Err(self.error(user, &e)),
                     };
                     let mut masters: BTreeSet<String> = m.into_iter().collect();
-                    let mut out = self
-                        .event_changes(user, &page.items, &mut masters)
-                        .await?;
+                    let mut out = self.event_changes(user, &page.items, &mut masters).await?;
                     out.restarted = restarted;
                     let m = kept_masters(masters);
                     match (page.delta_link, page.next_link) {
@@ -755,12 +753,7 @@ impl GraphConnection {
         for round in 0..3 {
             if round > 0 && unmapped.iter().any(|id| deleted.contains(id)) {
                 unmapped.clear();
-                check.extend(
-                    masters
-                        .iter()
-                        .filter(|id| !deleted.contains(*id))
-                        .cloned(),
-                );
+                check.extend(masters.iter().filter(|id| !deleted.contains(*id)).cloned());
             }
             let ids: Vec<String> = std::mem::take(&mut check)
                 .into_iter()

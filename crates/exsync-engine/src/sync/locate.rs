@@ -274,7 +274,11 @@ mod tests {
         settle(&routing, &ann, &store, false, false, seven)
             .await
             .unwrap();
-        assert_eq!(left(&locator), 0, "after six hours Autodiscover is asked again");
+        assert_eq!(
+            left(&locator),
+            0,
+            "after six hours Autodiscover is asked again"
+        );
     }
 
     /// The first answer is stored and reused for a day; a failed lookup then falls back to it

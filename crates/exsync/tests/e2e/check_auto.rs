@@ -34,7 +34,10 @@ async fn check_places_each_auto_user_with_autodiscover() {
 
     let ran = check(&config, false);
     let text = ran.text();
-    assert!(!ran.status.success(), "a user that cannot be placed fails the check: {text}");
+    assert!(
+        !ran.status.success(),
+        "a user that cannot be placed fails the check: {text}"
+    );
 
     let here = block(&ran.stdout, on_premises.key.as_str());
     assert!(
@@ -57,7 +60,8 @@ async fn check_places_each_auto_user_with_autodiscover() {
     let failed = block(&ran.stdout, lost.key.as_str());
     assert!(
         failed.starts_with("FAIL")
-            && failed.contains("auto: Autodiscover could not place the mailbox, so it cannot sync: ")
+            && failed
+                .contains("auto: Autodiscover could not place the mailbox, so it cannot sync: ")
             && failed.contains("fix: ")
             && failed.contains("instead of locating it automatically"),
         "{failed}\n{text}"

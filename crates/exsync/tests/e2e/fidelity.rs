@@ -27,7 +27,7 @@ use serde_json::{json, Value};
 /// last-second hold-back.
 const TICK: Duration = Duration::from_millis(1100);
 
-const IDLE: &str = "created 0 updated 0 deleted 0 conflicts 0 failures 0";
+pub(crate) const IDLE: &str = "created 0 updated 0 deleted 0 conflicts 0 failures 0";
 
 /// A lab of one user, with nothing in it yet, and its `exsync.toml`.
 async fn lab(dir: &Path, options: impl FnOnce(&mut LabOptions)) -> (Lab, std::path::PathBuf) {
@@ -41,7 +41,7 @@ async fn lab(dir: &Path, options: impl FnOnce(&mut LabOptions)) -> (Lab, std::pa
 }
 
 /// Runs `exsync sync` to its end and returns the user's summary line.
-async fn sync(config: &Path) -> String {
+pub(crate) async fn sync(config: &Path) -> String {
     tokio::time::sleep(TICK).await;
     let config = config.to_owned();
     let lines = tokio::task::spawn_blocking(move || {

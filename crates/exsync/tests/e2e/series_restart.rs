@@ -3,33 +3,14 @@
 //! mailbox's changes. Graph names a deleted series only by its occurrences' ids, which the new
 //! process has never seen; the CRM copy must still go in that pass, not wait for a full listing.
 
-use std::path::Path;
-use std::time::Duration;
-
+use crate::fidelity::{sync, IDLE};
 use crate::{on_each_backend, MASTER_KEY};
 use exsync_core::ItemKind;
 use exsync_engine::sync::mailboxes::Backend;
 use exsync_lab::{Lab, Seed};
-use exsync_testkit::cli::sync_summaries;
 
 /// The CRM-made weekly series the lab seeds first.
 const SERIES: &str = "CRM meeting 0.0";
-
-const IDLE: &str = "created 0 updated 0 deleted 0 conflicts 0 failures 0";
-
-/// Runs `exsync sync` as a process of its own and returns the one user's summary line.
-async fn sync(config: &Path) -> String {
-    // A second apart, so the CRM's change times tell the passes apart.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let config = config.to_owned();
-    let lines = tokio::task::spawn_blocking(move || {
-        sync_summaries(env!("CARGO_BIN_EXE_exsync"), &config, MASTER_KEY)
-    })
-    .await
-    .unwrap();
-    assert_eq!(lines.len(), 1, "one summary for the one user: {lines:?}");
-    lines[0].clone()
-}
 
 on_each_backend!(a_series_deleted_while_exsync_was_stopped_goes_in_the_next_pass);
 
@@ -55,9 +36,7 @@ async fn a_series_deleted_while_exsync_was_stopped_goes_in_the_next_pass(backend
         .await
         .unwrap();
     assert!(
-        copy.fields
-            .get("recurrence")
-            .is_some_and(|r| !r.is_null()),
+        copy.fields.get("recurrence").is_some_and(|r| !r.is_null()),
         "the Outlook copy is a series: {:?}",
         copy.fields
     );
