@@ -23,7 +23,8 @@ pub struct DemoOptions {
     pub contacts: usize,
     pub events: usize,
     /// Users whose mailbox is in Exchange Online (the Graph simulator) from the start; a
-    /// third of them when `None`. The last user on premises moves online between the passes.
+    /// third of them when `None`. The last user on premises is located by Autodiscover
+    /// (`auto`) and migrated online between the passes.
     pub online: Option<usize>,
     /// Where the simulators and the state database live; a temporary folder when `None`.
     pub dir: Option<PathBuf>,
@@ -227,6 +228,7 @@ pub async fn run(options: &DemoOptions) -> Result<DemoOutcome> {
     );
     let mut lab_options = LabOptions::new(&dir, options.users);
     lab_options.exchange_online = Some(online);
+    lab_options.auto_users = mover.into_iter().collect();
     if let Some(k) = &options.kerberos {
         // Negotiate only: a request that fell back to another scheme would be refused.
         lab_options.exchange_auth = "negotiate".into();
@@ -248,11 +250,16 @@ pub async fn run(options: &DemoOptions) -> Result<DemoOutcome> {
 
     if let Some(u) = mover {
         let user = &lab.users[u];
-        let moved = lab.move_online(user).await?;
+        let moved = lab.migrate_online(user).await?;
         println!(
-            "Moved {}'s mailbox from on premises to Exchange Online ({moved} items, with their tags, under new ids).",
+            "Migrated {}'s mailbox to Exchange Online ({moved} items, with their tags, under new ids). Its backend is\n\
+             located automatically (auto): on premises it is now a remote mailbox whose Autodiscover answer points\n\
+             online, and nothing in the configuration changes. EWS no longer finds it, so the service asks again:",
             user.key
         );
+        for notice in lab.relocate(user).await? {
+            println!("  [{}] {}", notice.code, notice.message);
+        }
     }
     let edited = scripted_changes(&lab).await?;
     println!(

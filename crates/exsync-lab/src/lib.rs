@@ -70,6 +70,11 @@ pub struct LabOptions {
     /// The written `exsync.toml` locates every mailbox automatically (`[exchange_online] auto`,
     /// with [`online::ROUTING_DOMAIN`]) instead of naming the online ones.
     pub auto_routing: bool,
+    /// These users (by index) are located by on-premises Autodiscover, as
+    /// `[exchange_online] auto_users` does, in the lab's service and in the written
+    /// configuration: a mailbox migrated online ([`Lab::migrate_online`]) is then followed
+    /// with no change to either.
+    pub auto_users: Vec<usize>,
     /// The users' time zone (IANA): their CRM `TimeZoneSidKey` and their on-premises
     /// mailboxes' zone. `None`: the simulators' own (`Europe/London` in the CRM, UTC in
     /// Exchange).
@@ -98,6 +103,7 @@ impl LabOptions {
             postgres_url: None,
             exchange_online: None,
             auto_routing: false,
+            auto_users: Vec::new(),
             time_zone: None,
             kerberos: None,
             mailbox_field: MailboxField::Email,
@@ -284,6 +290,9 @@ impl Lab {
         let (mail_host, sim_addr) = sim_address(info)?;
         let mut resolve = exsync_ews::Resolve::new();
         resolve.insert(&mail_host, sim_addr);
+        // Autodiscover's candidates for the mailboxes' domain, for the users located by it.
+        resolve.insert(mail_host.trim_start_matches("mail."), sim_addr);
+        resolve.insert(&mail_host.replacen("mail.", "autodiscover.", 1), sim_addr);
         ews_config.resolve = resolve;
 
         let metrics = Arc::new(exsync_engine::metrics::Metrics::default());
@@ -313,6 +322,12 @@ impl Lab {
             .fold(BackendRule::every_user(Backend::Ews), |rule, u| {
                 rule.with_user(u.key.clone(), Backend::Graph)
             });
+        let rule = options
+            .auto_users
+            .iter()
+            .filter_map(|&i| lab_users.get(i))
+            .fold(rule, |rule, u| rule.with_auto_user(u.key.clone()));
+        let ews_http = Arc::clone(ews.http());
         let app_id = graph_sim
             .as_ref()
             .map(|g| g.info.client_id.clone())
@@ -321,12 +336,16 @@ impl Lab {
             Some(url) => Arc::new(PgStore::open(&PgOptions::new(url.clone()))?),
             None => Arc::new(SqliteStore::open(options.dir.join("exsync.db"))?),
         };
+        let mut exchange = Mailboxes::new(
+            ExchangeConnection::new(ews, Endpoint::Configured(ews_url)),
+            online::side(graph.as_ref(), &app_id),
+            rule,
+        );
+        if graph.is_some() {
+            exchange = exchange.with_auto(online::auto_routing(ews_http, &mail_host));
+        }
         let syncer = Arc::new(Syncer {
-            exchange: Mailboxes::new(
-                ExchangeConnection::new(ews, Endpoint::Configured(ews_url)),
-                online::side(graph.as_ref(), &app_id),
-                rule,
-            ),
+            exchange,
             crm: SalesforceSide {
                 client: SalesforceClient::new(crm_config).context("Salesforce connector")?,
             },
@@ -540,8 +559,19 @@ sync_private = true
         );
         if let Some(sim) = &self.graph_sim {
             let users = on_premises.then_some(online.as_slice());
+            let auto: Vec<&LabUser> = self
+                .options
+                .auto_users
+                .iter()
+                .filter_map(|&i| self.users.get(i))
+                .collect();
             let routing = if self.options.auto_routing {
                 online::Routing::Auto
+            } else if !auto.is_empty() {
+                online::Routing::Some {
+                    online: &online,
+                    auto: &auto,
+                }
             } else {
                 online::Routing::Listed(users)
             };

@@ -13,7 +13,8 @@ use super::Lab;
 impl Lab {
     /// Copies every user's CRM contacts and events into their mailbox as Lightning Sync would
     /// have: same content, no exsync tag, created by the server (so the copies are modified
-    /// after the CRM records). Returns how many items were made.
+    /// after the CRM records). A mailbox in Exchange Online gets its copies as a mailbox move
+    /// brings them: made on premises, then moved. Returns how many items were made.
     pub async fn fill_as_lightning_sync(&self) -> Result<usize> {
         let mut made = 0;
         for user in &self.users {
@@ -23,6 +24,7 @@ impl Lab {
                 let (_, folder) = self
                     .syncer
                     .exchange
+                    .ews()
                     .folder_of(&user.key, kind)
                     .await
                     .map_err(|e| anyhow!("{e}"))?;
@@ -53,6 +55,9 @@ impl Lab {
                     made += 1;
                 }
             }
+        }
+        for user in self.online_users() {
+            self.copy_online(user).await?;
         }
         Ok(made)
     }

@@ -11,6 +11,7 @@ use exsync_core::{AllowList, Contact, Event, ItemId, ItemKind, Record};
 use exsync_engine::connect::graph::setup::OnlineSide;
 use exsync_engine::connect::graph::{GraphConnection, GraphSettings};
 use exsync_engine::sync::mailboxes::{Backend, Optional, Unconfigured};
+use exsync_engine::sync::sides::MailboxSide;
 use exsync_graph::mapping::{write_contact, write_event};
 use exsync_graph::{Cloud, Credential, GraphClient, GraphConfig, GraphRequest, Secret};
 use exsync_sim::graph::{GraphSim, Options};
@@ -31,6 +32,28 @@ pub(super) enum Routing<'a> {
     Listed(Option<&'a [&'a LabUser]>),
     /// Every mailbox located by on-premises Autodiscover.
     Auto,
+    /// These users online and these located by Autodiscover, the others on premises.
+    Some {
+        online: &'a [&'a LabUser],
+        auto: &'a [&'a LabUser],
+    },
+}
+
+/// How the lab's service locates `auto` users: on-premises Autodiscover over the EWS client's
+/// connections, at the simulator (`mail_host`'s domain), as the service built from the written
+/// configuration does.
+pub(super) fn auto_routing(
+    http: Arc<exsync_ews::HttpClient>,
+    mail_host: &str,
+) -> exsync_engine::sync::locate::AutoRouting {
+    let domain = mail_host.trim_start_matches("mail.");
+    let autodiscover = exsync_ews::Autodiscover::new(
+        http,
+        exsync_ews::AutodiscoverConfig::new(AllowList::new([domain])),
+    );
+    exsync_engine::sync::locate::AutoRouting::new(Arc::new(
+        exsync_engine::connect::locate::AutodiscoverLocator::new(autodiscover, ROUTING_DOMAIN),
+    ))
 }
 
 /// The Graph simulator with a mailbox for each of `users` lab users, and a client of its app.
@@ -104,6 +127,18 @@ impl Lab {
         Ok(moved)
     }
 
+    /// Has the lab's service look `user`'s mailbox up again, as it does when the backend it
+    /// used no longer finds the mailbox: for a user located automatically, Autodiscover's
+    /// answer now decides where the service (and the scripted Outlook edits made through it)
+    /// reaches the mailbox. Returns what the service noticed.
+    pub async fn relocate(&self, user: &LabUser) -> Result<Vec<exsync_store::Notice>> {
+        self.syncer
+            .exchange
+            .settle_route(&user.key, &self.syncer.store, true, false)
+            .await
+            .map_err(|e| anyhow::anyhow!("locating {}: {e}", user.key))
+    }
+
     /// Makes the user's on-premises mailbox a remote one (see [`Self::migrate_online`]).
     pub async fn make_remote(&self, user: &LabUser) -> Result<()> {
         let local = user.key.as_str().split('@').next().unwrap_or_default();
@@ -163,6 +198,46 @@ impl Lab {
             }
         }
         Ok(moved)
+    }
+
+    /// Makes `contact` in the user's sync folder as a person in Outlook would, without our
+    /// tag, wherever the lab's service reaches the mailbox: over Graph for a user online, else
+    /// through the Exchange simulator.
+    pub async fn outlook_contact(&self, user: &LabUser, contact: &Contact) -> Result<()> {
+        if self.syncer.exchange.backend(&user.key) == Backend::Graph {
+            let Some(client) = &self.graph else {
+                bail!("the lab has no Exchange Online (LabOptions::exchange_online)");
+            };
+            let base = format!("/users/{}", user.key.as_str());
+            let folder = self.online_folder(client, &base).await?;
+            client
+                .send(
+                    GraphRequest::new(
+                        reqwest::Method::POST,
+                        format!("{base}/contactFolders/{folder}/contacts"),
+                    )
+                    .json(write_contact(contact, None)),
+                )
+                .await
+                .with_context(|| format!("making an Outlook contact for {}", user.key))?;
+            return Ok(());
+        }
+        let mut w = exsync_ews::XmlWriter::new();
+        exsync_ews::write_contact(&mut w, contact, None);
+        let (_, folder) = self
+            .syncer
+            .exchange
+            .folder_of(&user.key, ItemKind::Contact)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.exchange_control(
+            reqwest::Method::POST,
+            "/items",
+            &json!({ "mailbox": user.key.as_str(), "folder": folder.id, "xml": w.finish() }),
+        )
+        .await
+        .with_context(|| format!("making an Outlook contact for {}", user.key))?;
+        Ok(())
     }
 
     /// The id of the user's sync folder online, made when missing.
@@ -229,6 +304,21 @@ pub(super) fn config_section(sim: &GraphSim, routing: Routing<'_>) -> Result<Str
     let routing = match routing {
         Routing::Auto => format!("auto = true\nrouting_domain = {}", quoted(ROUTING_DOMAIN)),
         Routing::Listed(None) => "all_users = true".to_owned(),
+        Routing::Some { online, auto } => {
+            let list = |users: &[&LabUser]| {
+                users
+                    .iter()
+                    .map(|u| quoted(u.key.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            format!(
+                "users = [{}]\nauto_users = [{}]\nrouting_domain = {}",
+                list(online),
+                list(auto),
+                quoted(ROUTING_DOMAIN)
+            )
+        }
         Routing::Listed(Some(users)) => format!(
             "users = [{}]",
             users

@@ -19,6 +19,7 @@ pub use load::{load, parse};
 pub use model::*;
 pub use online::{
     ExchangeOnlineConfig, MailboxRouting, OnlineCloud, OnlineCredential, OnlineEndpoints,
+    ROUTE_TTL_DEFAULT_HOURS, ROUTE_TTL_MAX_HOURS,
 };
 pub use pairing::MailboxField;
 pub use render::{configuration_toml, configuration_value, explain_assignment, Assignment};

@@ -80,6 +80,9 @@ pub struct ExchangeOnlineConfig {
     /// The tenant's routing domain as written (`tenant.mail.onmicrosoft.com`, the domain of a
     /// remote mailbox's targetAddress); see [`ExchangeOnlineConfig::routing_domain`].
     pub routing_domain: Option<String>,
+    /// How long, in hours, where an `auto` mailbox was found holds before Autodiscover is asked
+    /// again (a mailbox the backend reports missing is asked about at once whatever this is).
+    pub route_ttl_hours: u32,
     /// The sign-in authority and Graph endpoint to use instead of the cloud's, both https
     /// (`authority_url` without the tenant, `graph_url` such as `https://host/v1.0`): for a
     /// tenant behind a private endpoint, or exsync's Graph simulator. The app's credential
@@ -193,11 +196,20 @@ pub(crate) const KEYS: &[&str] = &[
     "auto",
     "auto_users",
     "routing_domain",
+    "route_ttl_hours",
     "authority_url",
     "graph_url",
     "ca_file",
     "sync_folder",
 ];
+
+/// A day: mailboxes rarely move, and a move is noticed at once anyway when the old backend
+/// reports the mailbox missing.
+pub const ROUTE_TTL_DEFAULT_HOURS: u32 = 24;
+
+/// A month: an answer older than that may name a backend the mailbox left long ago, and the
+/// lookup costs one Autodiscover request per user.
+pub const ROUTE_TTL_MAX_HOURS: u32 = 720;
 
 /// Reads `[exchange_online]`.
 pub(crate) fn read_exchange_online(r: &mut Reader, t: &Tbl<'_, '_>) -> ExchangeOnlineConfig {
@@ -288,6 +300,11 @@ pub(crate) fn read_exchange_online(r: &mut Reader, t: &Tbl<'_, '_>) -> ExchangeO
         }
         domain
     });
+    let route_ttl_hours = r
+        .item(t, "route_ttl_hours")
+        .and_then(|item| r.integer(&item, 1, u64::from(ROUTE_TTL_MAX_HOURS), "hours"))
+        .and_then(|h| u32::try_from(h).ok())
+        .unwrap_or(ROUTE_TTL_DEFAULT_HOURS);
     const WHY: &str = "the app's credential and its tokens are only ever sent over TLS";
     let authority_url = super::load::https_url(r, t, "authority_url", WHY);
     let graph_url = super::load::https_url(r, t, "graph_url", WHY);
@@ -326,6 +343,7 @@ pub(crate) fn read_exchange_online(r: &mut Reader, t: &Tbl<'_, '_>) -> ExchangeO
         auto,
         auto_users,
         routing_domain,
+        route_ttl_hours,
         endpoints,
         ca_file,
     }
@@ -567,6 +585,54 @@ users = [\"a@example.com\"]
         );
         let missing = problems(&format!("{base}ca_file = \"/nonexistent/ca.pem\"\n")).join("\n");
         assert!(missing.contains("exchange_online.ca_file"), "{missing}");
+    }
+
+    /// How long a located route holds: a day unless written, whole hours from one to a month,
+    /// shown back only where `auto` is used; a bad value names the file, key and reason.
+    #[test]
+    fn graph_route_ttl_is_a_day_unless_set_and_checked() {
+        let path = Path::new("/etc/exsync/exsync.toml");
+        let online = "[exchange_online]\ntenant = \"contoso.onmicrosoft.com\"\nclient_id = \"c\"\n";
+        let plain = parse(&format!("{HEAD}{online}auto = true\n"), path).unwrap();
+        let x = plain.exchange_online.unwrap();
+        assert_eq!(x.route_ttl_hours, ROUTE_TTL_DEFAULT_HOURS);
+        assert_eq!(ROUTE_TTL_DEFAULT_HOURS, 24);
+
+        let set = parse(
+            &format!("{HEAD}{online}auto = true\nroute_ttl_hours = 6\n"),
+            path,
+        )
+        .unwrap();
+        let x = set.exchange_online.clone().unwrap();
+        assert_eq!(x.route_ttl_hours, 6);
+        let shown = set.to_toml_string().unwrap();
+        assert!(shown.contains("route_ttl_hours = 6"), "{shown}");
+        assert_eq!(parse(&shown, path).unwrap().exchange_online, Some(x));
+        let without_auto = parse(
+            &format!("{HEAD}{online}users = [\"b@example.com\"]\n"),
+            path,
+        )
+        .unwrap()
+        .to_toml_string()
+        .unwrap();
+        assert!(!without_auto.contains("route_ttl_hours"), "{without_auto}");
+
+        for (value, reason) in [
+            ("0", "must be between 1 and 720 hours, found 0"),
+            ("721", "must be between 1 and 720 hours, found 721"),
+            ("\"24h\"", "an integer"),
+        ] {
+            let found = problems(&format!(
+                "{HEAD}{online}auto = true\nroute_ttl_hours = {value}\n"
+            ))
+            .join("\n");
+            assert!(
+                found.contains("/etc/exsync/exsync.toml")
+                    && found.contains("exchange_online.route_ttl_hours")
+                    && found.contains(reason),
+                "{value}: {found}"
+            );
+        }
     }
 
     /// `auto` per user or for everyone not listed: it needs `[exchange]` and a routing

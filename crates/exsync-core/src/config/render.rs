@@ -187,6 +187,11 @@ impl ExsyncConfig {
                 ),
                 ("routing_domain", x.routing_domain.clone().map(s)),
                 (
+                    "route_ttl_hours",
+                    x.routes_automatically()
+                        .then(|| Value::Integer(i64::from(x.route_ttl_hours))),
+                ),
+                (
                     "authority_url",
                     x.endpoints.as_ref().map(|e| s(e.authority_url.clone())),
                 ),

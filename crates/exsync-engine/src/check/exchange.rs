@@ -35,7 +35,7 @@ const IMPERSONATION: &str = "Impersonation";
 const CALENDAR: &str = "Calendar access";
 const CONTACTS: &str = "Contacts folder access";
 
-fn domain_of(address: &str) -> Option<String> {
+pub(super) fn domain_of(address: &str) -> Option<String> {
     address
         .rsplit_once('@')
         .map(|(_, d)| d.trim().to_ascii_lowercase())
@@ -52,7 +52,7 @@ pub(super) fn impersonation_command(service_account: &str) -> String {
 /// The fix for an Autodiscover failure, by what its candidates answered (`seen`, the error's
 /// text, which names each candidate's failure): the CA file when TLS failed, the password when
 /// the credentials were refused, else where Autodiscover must be published.
-fn autodiscover_fix(seen: &str, domain: &str, allowed: &[String]) -> String {
+pub(super) fn autodiscover_fix(seen: &str, domain: &str, allowed: &[String]) -> String {
     if seen.contains("rejected the credentials") {
         "the server refused the service account's credentials: check exchange.service_account \
          and store the password again with `exsync secrets set exchange.password`"

@@ -588,6 +588,7 @@ mod tests {
                 auto: false,
                 auto_users: Vec::new(),
                 routing_domain: None,
+                route_ttl_hours: exsync_core::config::ROUTE_TTL_DEFAULT_HOURS,
                 endpoints: None,
                 ca_file: None,
             }

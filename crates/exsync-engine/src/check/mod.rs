@@ -8,6 +8,7 @@ mod exchange;
 pub mod files;
 mod graph;
 mod graph_write;
+mod locate;
 mod net;
 mod test_contact;
 pub mod users;

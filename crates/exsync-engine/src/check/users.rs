@@ -5,7 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use exsync_core::config::{effective_configuration, AssignedBy, ExsyncConfig, SyncConfiguration};
+use exsync_core::config::{
+    effective_configuration, AssignedBy, ExsyncConfig, MailboxRouting, SyncConfiguration,
+};
 use exsync_core::UserKey;
 use exsync_ews::EwsError;
 use exsync_graph::GraphClient;
@@ -246,10 +248,28 @@ async fn probe(config: &ExsyncConfig, reach: &Reach<'_>, a: Assigned) -> UserChe
     let Some(key) = a.key else {
         return check;
     };
-    let online = config
+    let mut online = config
         .exchange_online
         .as_ref()
         .filter(|o| o.serves(key.as_str()) || config.exchange.is_none());
+    if let Some(o) = config
+        .exchange_online
+        .as_ref()
+        .filter(|o| config.exchange.is_some() && o.routing_of(key.as_str()) == MailboxRouting::Auto)
+    {
+        match super::locate::place(config, reach.ews, key.as_str()).await {
+            Ok(placed) => {
+                check.evidence.push(placed.seen);
+                online = placed.online.then_some(o);
+            }
+            Err((outcome, seen, fix)) => {
+                check.outcome = outcome;
+                check.evidence.push(seen);
+                check.fix = Some(fix);
+                return check;
+            }
+        }
+    }
     let (outcome, seen, fix) = match online {
         Some(o) => match reach.graph {
             Some(client) => {

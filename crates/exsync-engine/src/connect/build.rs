@@ -275,8 +275,9 @@ pub fn syncer(
     crm_config.observer = Some(observer);
     let crm = SalesforceClient::new(crm_config).map_err(BuildError::Salesforce)?;
     let mut exchange = Mailboxes::new(on_premises, online, backend_rule(config));
-    if let Some(locator) = locator {
-        exchange = exchange.with_auto(AutoRouting::new(Arc::new(locator)));
+    // A locator exists only for `[exchange_online]` with `auto`.
+    if let (Some(locator), Some(x)) = (locator, &config.exchange_online) {
+        exchange = exchange.with_auto(AutoRouting::configured(Arc::new(locator), x));
     }
     Ok(Arc::new(Syncer {
         exchange,

@@ -34,7 +34,7 @@ use exsync_store::Notice;
 use http::Method;
 use serde_json::{json, Value};
 
-use self::cursor::{GraphCursor, ViewWindow};
+use self::cursor::{kept_masters, GraphCursor, ViewWindow};
 use crate::sync::mailboxes::Backend;
 use crate::sync::sides::{
     crm_origins, folder_replaced_notice, CopyEvidence, MailboxPage, MailboxSide, SideError,
@@ -262,6 +262,18 @@ fn is_instance(item: &Value) -> bool {
         item.get("type").and_then(Value::as_str),
         Some("occurrence" | "exception")
     )
+}
+
+/// Whether an event JSON is a series master.
+fn is_master(item: &Value) -> bool {
+    item.get("type").and_then(Value::as_str) == Some("seriesMaster")
+}
+
+/// The series master an occurrence or exception names, when it names one that could be an id.
+fn master_of(item: &Value) -> Option<&str> {
+    item.get("seriesMasterId")
+        .and_then(Value::as_str)
+        .filter(|id| !id.is_empty() && id.len() <= 4096)
 }
 
 impl GraphConnection {
@@ -541,6 +553,7 @@ impl GraphConnection {
                 GraphCursor::Events {
                     w: current,
                     l: String::new(),
+                    m: Vec::new(),
                 },
                 false,
             ),
@@ -552,6 +565,7 @@ impl GraphConnection {
                     GraphCursor::AllEvents {
                         w: current,
                         l: String::new(),
+                        m: Vec::new(),
                     },
                     true,
                 ),
@@ -559,10 +573,10 @@ impl GraphConnection {
         };
         loop {
             match position {
-                GraphCursor::AllEvents { w, l } => {
-                    return self.all_events_page(user, w, &l, restarted).await;
+                GraphCursor::AllEvents { w, l, m } => {
+                    return self.all_events_page(user, w, &l, m, restarted).await;
                 }
-                GraphCursor::Events { w, l } => {
+                GraphCursor::Events { w, l, m } => {
                     let url = if l.is_empty() {
                         format!(
                             "{}/calendarView/delta?startDateTime={}&endDateTime={}",
@@ -581,31 +595,36 @@ impl GraphConnection {
                             position = GraphCursor::AllEvents {
                                 w: current,
                                 l: String::new(),
+                                m: Vec::new(),
                             };
                             continue;
                         }
                         Err(e) => return Err(self.error(user, &e)),
                     };
-                    let mut out = self.event_changes(user, &page.items).await?;
+                    let mut masters: BTreeSet<String> = m.into_iter().collect();
+                    let mut out = self.event_changes(user, &page.items, &mut masters).await?;
                     out.restarted = restarted;
+                    let m = kept_masters(masters);
                     match (page.delta_link, page.next_link) {
                         // The round of a window that has moved since is over: what changed in
                         // it was reported, and the new window's round starts now. Nothing that
                         // left the window counts as deleted, as the pass applies the window.
+                        // Its first listing names every series in the new window again.
                         (Some(_), _) if w != current => {
                             out.cursor = GraphCursor::Events {
                                 w: current,
                                 l: String::new(),
+                                m: Vec::new(),
                             }
                             .encode();
                             out.last = false;
                         }
                         (Some(delta), _) => {
-                            out.cursor = GraphCursor::Events { w, l: delta }.encode();
+                            out.cursor = GraphCursor::Events { w, l: delta, m }.encode();
                             out.last = true;
                         }
                         (None, Some(next)) => {
-                            out.cursor = GraphCursor::Events { w, l: next }.encode();
+                            out.cursor = GraphCursor::Events { w, l: next, m }.encode();
                             out.last = false;
                         }
                         (None, None) => {
@@ -622,6 +641,7 @@ impl GraphConnection {
                     position = GraphCursor::AllEvents {
                         w: current,
                         l: String::new(),
+                        m: Vec::new(),
                     };
                 }
             }
@@ -636,6 +656,7 @@ impl GraphConnection {
         user: &UserKey,
         w: ViewWindow,
         link: &str,
+        m: Vec<String>,
         restarted: bool,
     ) -> SideResult<MailboxPage> {
         let url = if link.is_empty() {
@@ -655,19 +676,25 @@ impl GraphConnection {
             restarted,
             ..MailboxPage::default()
         };
+        let mut masters: BTreeSet<String> = m.into_iter().collect();
         for item in &page.items {
             if is_instance(item) {
                 continue;
             }
             if let Some(r) = GraphRef::read(item) {
+                if is_master(item) {
+                    masters.insert(r.id.to_string());
+                }
                 out.upserts.push((r.id, r.etag));
             }
         }
+        let m = kept_masters(masters);
         out.cursor = match page.next_link {
-            Some(next) => GraphCursor::AllEvents { w, l: next },
+            Some(next) => GraphCursor::AllEvents { w, l: next, m },
             None => GraphCursor::Events {
                 w,
                 l: String::new(),
+                m,
             },
         }
         .encode();
@@ -679,9 +706,21 @@ impl GraphConnection {
     /// stand for their master (read for its ETag), and a removed id is checked, since Graph
     /// also reports as removed an event changed outside the window, and a cancelled
     /// occurrence only by its own id.
-    async fn event_changes(&self, user: &UserKey, items: &[Value]) -> SideResult<MailboxPage> {
+    ///
+    /// `masters` are the series the cursor has seen (updated here). A removed id found gone
+    /// that this process cannot tie to a master may be an occurrence of a series deleted or
+    /// changed since the process started, so every one of them is read again: one request per
+    /// 20 series, only on a page that reports such an id.
+    async fn event_changes(
+        &self,
+        user: &UserKey,
+        items: &[Value],
+        masters: &mut BTreeSet<String>,
+    ) -> SideResult<MailboxPage> {
         let mut upserts: BTreeMap<String, String> = BTreeMap::new();
         let mut check: BTreeSet<String> = BTreeSet::new();
+        // Removed ids this process has not seen as occurrences.
+        let mut unmapped: BTreeSet<String> = BTreeSet::new();
         {
             let mut occurrences = locked(&self.occurrences);
             let seen = occurrences.entry(user.clone()).or_default();
@@ -692,11 +731,15 @@ impl GraphConnection {
                 if item.get("@removed").is_some() {
                     match seen.get(id) {
                         Some(master) => check.insert(master.clone()),
-                        None => check.insert(id.to_owned()),
+                        None => {
+                            unmapped.insert(id.to_owned());
+                            check.insert(id.to_owned())
+                        }
                     };
                 } else if is_instance(item) {
-                    if let Some(master) = item.get("seriesMasterId").and_then(Value::as_str) {
+                    if let Some(master) = master_of(item) {
                         seen.insert(id.to_owned(), master.to_owned());
+                        masters.insert(master.to_owned());
                         check.insert(master.to_owned());
                     }
                 } else if let Some(r) = GraphRef::read(item) {
@@ -705,8 +748,13 @@ impl GraphConnection {
             }
         }
         let mut deleted = BTreeSet::new();
-        // Two rounds: an id found to be an occurrence still names its master to read.
-        for _ in 0..2 {
+        // Up to three rounds: an id found to be an occurrence still names its master to read,
+        // and an unmapped id found gone sends the known masters to be read.
+        for round in 0..3 {
+            if round > 0 && unmapped.iter().any(|id| deleted.contains(id)) {
+                unmapped.clear();
+                check.extend(masters.iter().filter(|id| !deleted.contains(*id)).cloned());
+            }
             let ids: Vec<String> = std::mem::take(&mut check)
                 .into_iter()
                 .filter(|id| !upserts.contains_key(id))
@@ -735,16 +783,21 @@ impl GraphConnection {
                         // Unknown version: the pass fetches it, and learns what it is then.
                         upserts.insert(id.clone(), String::new());
                     } else if is_instance(&reply.body) {
-                        if let Some(master) =
-                            reply.body.get("seriesMasterId").and_then(Value::as_str)
-                        {
+                        if let Some(master) = master_of(&reply.body) {
+                            masters.insert(master.to_owned());
                             check.insert(master.to_owned());
                         }
                     } else if let Some(r) = GraphRef::read(&reply.body) {
+                        if is_master(&reply.body) {
+                            masters.insert(r.id.to_string());
+                        }
                         upserts.insert(r.id.to_string(), r.etag);
                     }
                 }
             }
+        }
+        for id in &deleted {
+            masters.remove(id);
         }
         Ok(MailboxPage {
             deleted: deleted

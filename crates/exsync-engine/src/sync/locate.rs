@@ -12,6 +12,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use exsync_core::config::{ExchangeOnlineConfig, ROUTE_TTL_DEFAULT_HOURS};
 use exsync_core::UserKey;
 use exsync_store::{MailboxRoute, Notice, Store};
 
@@ -47,11 +48,20 @@ pub struct AutoRouting {
 }
 
 impl AutoRouting {
-    /// A day's reuse: a mailbox move is rare, and a failed call looks it up at once anyway.
+    /// The default reuse ([`ROUTE_TTL_DEFAULT_HOURS`]): a mailbox move is rare, and a failed
+    /// call looks it up at once anyway.
     pub fn new(locator: Arc<dyn Locate>) -> Self {
         AutoRouting {
             locator,
-            ttl: chrono::Duration::days(1),
+            ttl: chrono::Duration::hours(i64::from(ROUTE_TTL_DEFAULT_HOURS)),
+        }
+    }
+
+    /// Reuse for as long as `[exchange_online] route_ttl_hours` says.
+    pub fn configured(locator: Arc<dyn Locate>, online: &ExchangeOnlineConfig) -> Self {
+        AutoRouting {
+            locator,
+            ttl: chrono::Duration::hours(i64::from(online.route_ttl_hours)),
         }
     }
 }
@@ -224,6 +234,51 @@ mod tests {
             backend: Backend::Graph,
             evidence: "Autodiscover: routing address ann@contoso.mail.onmicrosoft.com".into(),
         }
+    }
+
+    /// `route_ttl_hours` decides when a stored answer is asked again: after six hours here, where
+    /// the default would still reuse it.
+    #[tokio::test]
+    async fn a_configured_route_ttl_decides_when_autodiscover_is_asked_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(exsync_store::SqliteStore::open(dir.path().join("state.db")).unwrap());
+        let ann = UserKey::new("ann@contoso.test");
+        let at = DateTime::from_timestamp(1_790_000_000, 0).unwrap_or_default();
+        let text = "[exchange]\nservice_account = \"svc@contoso.test\"\n[crm]\nclient_id = \"a\"\n\
+                    username = \"int@contoso.test\"\n[configurations.a]\nusers = [\"ann@contoso.test\"]\n\
+                    [exchange_online]\ntenant = \"contoso.onmicrosoft.com\"\nclient_id = \"c\"\n\
+                    auto = true\nroute_ttl_hours = 6\n";
+        let config = exsync_core::config::parse(text, std::path::Path::new("exsync.toml")).unwrap();
+        let online_config = config.exchange_online.unwrap();
+        let locator = Arc::new(Scripted(Mutex::new(vec![Ok(online()), Ok(online())])));
+        let routing =
+            AutoRouting::configured(Arc::clone(&locator) as Arc<dyn Locate>, &online_config);
+        settle(&routing, &ann, &store, false, false, at)
+            .await
+            .unwrap();
+        assert_eq!(left(&locator), 1);
+        let five = at + chrono::Duration::hours(5);
+        settle(&routing, &ann, &store, false, false, five)
+            .await
+            .unwrap();
+        assert_eq!(left(&locator), 1, "within six hours the answer holds");
+        let seven = at + chrono::Duration::hours(7);
+        let (default_routing, _) = auto(Vec::new());
+        let cached = store.mailbox_route(&ann).unwrap();
+        assert_eq!(
+            due(cached.as_ref(), seven, default_routing.ttl, false),
+            None,
+            "the default would still reuse it"
+        );
+        settle(&routing, &ann, &store, false, false, seven)
+            .await
+            .unwrap();
+        assert_eq!(
+            left(&locator),
+            0,
+            "after six hours Autodiscover is asked again"
+        );
     }
 
     /// The first answer is stored and reused for a day; a failed lookup then falls back to it

@@ -29,7 +29,7 @@ fn listing(dir: &Path) -> BTreeSet<String> {
     out
 }
 
-fn check(config: &Path, json: bool) -> exsync_testkit::cli::Ran {
+pub(crate) fn check(config: &Path, json: bool) -> exsync_testkit::cli::Ran {
     let mut cli = Cli::new(env!("CARGO_BIN_EXE_exsync"))
         .args(["check", "--config"])
         .arg(config)
@@ -42,7 +42,7 @@ fn check(config: &Path, json: bool) -> exsync_testkit::cli::Ran {
 }
 
 /// The report's line for `user`, with the fix line under it when there is one.
-fn block(text: &str, user: &str) -> String {
+pub(crate) fn block(text: &str, user: &str) -> String {
     let mut lines = text
         .lines()
         .skip_while(|l| !l.contains(&format!("  {user} (")));

@@ -70,13 +70,42 @@ async fn the_demo_converges_with_every_scripted_change_carried() {
     assert!(outcome.converged);
     let lab = &outcome.lab;
     // A hybrid organisation: the first user on premises, the last online from the start, the
-    // second moved online between the passes.
+    // second located by Autodiscover (`auto`) and migrated online between the passes.
     let online: Vec<&str> = lab.online_users().iter().map(|u| u.key.as_str()).collect();
-    assert_eq!(online, ["user2@contoso.test", "user3@contoso.test"]);
+    assert_eq!(online, ["user3@contoso.test"], "configured online");
     for user in &lab.users[1..] {
         let runs = lab.syncer.store.runs(&user.key, 2).unwrap();
         assert_eq!(runs[0].backend.as_deref(), Some("graph"), "{}", user.key);
     }
+    // The move went through `auto`: the rule still locates the mover rather than naming a
+    // backend, Autodiscover's redirect put it online, and the pass re-linked it there.
+    let mover = &lab.users[1].key;
+    assert!(lab.syncer.exchange.rule().is_auto(mover));
+    assert_eq!(
+        exsync_engine::sync::sides::MailboxSide::backend(&lab.syncer.exchange, mover),
+        Backend::Graph
+    );
+    let route = lab.syncer.store.mailbox_route(mover).unwrap().unwrap();
+    assert_eq!(route.backend, "graph", "{route:?}");
+    assert!(
+        route
+            .evidence
+            .contains("routing address user2@contoso.mail.onmicrosoft.com"),
+        "{route:?}"
+    );
+    let runs = lab.syncer.store.runs(mover, 5).unwrap();
+    assert_eq!(
+        runs.last().and_then(|r| r.backend.as_deref()),
+        Some("ews"),
+        "located on premises for the first sync: {runs:?}"
+    );
+    assert!(
+        runs[0]
+            .notices
+            .iter()
+            .any(|n| n.code == "mailbox_moved" && n.message.contains("from ews to graph")),
+        "{runs:?}"
+    );
     for (u, user) in lab.users.iter().enumerate() {
         let name = |i| exsync_lab::crm_contact(u, i).last_name;
         use exsync_core::ItemKind::Contact;

@@ -15,6 +15,7 @@
 
 use std::sync::OnceLock;
 
+mod check_auto;
 mod check_sync_folder;
 mod check_users;
 mod crash;
@@ -37,6 +38,7 @@ mod private_files;
 mod rules;
 mod run;
 mod salesforce_copies;
+mod series_restart;
 mod sync_folder;
 mod workers;
 

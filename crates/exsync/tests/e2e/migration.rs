@@ -8,9 +8,10 @@ use exsync_testkit::cli::sync_summaries;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::{shared_key, MASTER_KEY};
+use crate::{on_each_backend, MASTER_KEY};
 use exsync_core::{ItemKind, Side};
-use exsync_lab::{crm_contact, event, Lab, LabOptions, Seed};
+use exsync_engine::sync::mailboxes::Backend;
+use exsync_lab::{crm_contact, event, Lab, Seed};
 use serde_json::json;
 
 /// Past the second both sides stamp modification times with, and the CRM connector's
@@ -40,12 +41,15 @@ async fn sync(config: &Path) -> Vec<String> {
     lines
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_first_sync_over_lightning_sync_mailboxes_links_everything_and_keeps_every_edit() {
+on_each_backend!(a_first_sync_over_lightning_sync_mailboxes_links_everything_and_keeps_every_edit);
+
+async fn a_first_sync_over_lightning_sync_mailboxes_links_everything_and_keeps_every_edit(
+    backend: Backend,
+) {
     let dir = tempfile::tempdir().unwrap();
-    let mut options = LabOptions::new(dir.path(), USERS);
-    options.crm_key_pem = Some(shared_key());
-    let lab = Lab::start(options).await.unwrap();
+    let lab = Lab::start(crate::lab_options(dir.path(), USERS, backend))
+        .await
+        .unwrap();
     lab.seed(&SEED).await.unwrap();
     let config = dir.path().join("exsync.toml");
     lab.write_config(&config, MASTER_KEY).unwrap();

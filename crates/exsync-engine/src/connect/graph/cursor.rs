@@ -2,6 +2,8 @@
 //! and Graph's link to go on from. They carry a prefix of their own, so a cursor another
 //! backend issued (before the mailbox moved) is told apart and the folder listed again.
 
+use std::collections::BTreeSet;
+
 use chrono::{Datelike, Duration, NaiveDate};
 use exsync_core::config::Window;
 use serde::{Deserialize, Serialize};
@@ -56,11 +58,41 @@ pub(super) enum GraphCursor {
     /// outside the window is not taken for deleted; `l` is the next page, empty for the first.
     /// The calendarView delta of `w` follows.
     #[serde(rename = "a")]
-    AllEvents { w: ViewWindow, l: String },
+    AllEvents {
+        w: ViewWindow,
+        l: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        m: Vec<String>,
+    },
     /// The calendarView delta of `w`; `l` is Graph's next or delta link, empty before the
-    /// first request of a new round.
+    /// first request of a new round. `m` holds the series masters seen so far: a delta names
+    /// a deleted series only by its occurrences' ids, which a process started since cannot
+    /// tie to a master, so the masters must outlive the process that saw them.
     #[serde(rename = "e")]
-    Events { w: ViewWindow, l: String },
+    Events {
+        w: ViewWindow,
+        l: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        m: Vec<String>,
+    },
+}
+
+/// At most this many series masters are kept in a cursor (about 150 bytes each), so a calendar
+/// full of series cannot grow the stored cursor without bound; past it the rest are dropped
+/// and their deletion waits for the next full listing (see [`kept_masters`]).
+pub(super) const MASTERS_MAX: usize = 1000;
+
+/// The masters a cursor keeps, at most [`MASTERS_MAX`].
+pub(super) fn kept_masters(masters: BTreeSet<String>) -> Vec<String> {
+    if masters.len() > MASTERS_MAX {
+        tracing::warn!(
+            series = masters.len(),
+            kept = MASTERS_MAX,
+            "More series in the calendar than the events cursor keeps: the deletion of a series \
+             left out, while exsync is stopped, waits for the next full listing."
+        );
+    }
+    masters.into_iter().take(MASTERS_MAX).collect()
 }
 
 impl GraphCursor {
@@ -94,8 +126,15 @@ mod tests {
                 to: day(2027, 2, 1),
             },
             l: "https://graph/v1.0/users/a/calendarView/delta?$deltatoken=x|y".into(),
+            m: vec!["AAMkMaster1".into()],
         };
         assert_eq!(GraphCursor::decode(&c.encode()), Some(c));
+        // A cursor stored before the masters were kept still reads, with none.
+        let old = r#"graph1:{"k":"e","w":{"from":"2026-01-01","to":"2027-02-01"},"l":"x"}"#;
+        assert!(matches!(
+            GraphCursor::decode(old),
+            Some(GraphCursor::Events { m, .. }) if m.is_empty()
+        ));
         assert_eq!(GraphCursor::decode("AAQkSyncState=="), None);
         assert_eq!(GraphCursor::decode("graph1:{\"k\":\"z\"}"), None);
     }
