@@ -85,6 +85,7 @@ const TABLES: &[(&str, &[(&str, Ty)])] = &[
             ("first_seen", Text),
             ("last_seen", Text),
             ("occurrences", Int),
+            ("name", Text),
         ],
     ),
     (
@@ -102,6 +103,7 @@ const TABLES: &[(&str, &[(&str, Ty)])] = &[
             ("exchange_value", Text),
             ("winner", Text),
             ("first_link", Bool),
+            ("name", Text),
         ],
     ),
     (

@@ -104,7 +104,10 @@ pub struct ConflictEntry {
     /// The Exchange item of the pair the conflict was on.
     pub exchange_id: ExchangeId,
     /// The field, the value on each side and which side won.
-    pub conflict: Conflict,
+    pub conflict: Conflict,    /// The pair's name (see `exsync_core::record_name`), shown next to its ids; `None` when
+    /// unknown. It comes from outside: encode it wherever it is shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// A record this pass could not sync, and why.
@@ -116,7 +119,12 @@ pub struct UnresolvedReport {
     pub id: ItemId,
     /// Why it failed, in words for the admin. It replaces the reason an earlier pass gave for
     /// the same record.
-    pub reason: String,
+    pub reason: String,    /// The record's name as the pass saw it (see `exsync_core::record_name`), shown next to
+    /// the id; `None` when the pass did not have the record's content. It comes from outside:
+    /// the store cuts it to `exsync_core::NAME_MAX` characters, and it is encoded wherever it
+    /// is shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// A write exsync made to the CRM: the record id and the SystemModstamp it produced. Changes
@@ -345,7 +353,10 @@ pub struct UnresolvedItem {
     /// When a pass last reported it.
     pub last_seen: DateTime<Utc>,
     /// How many passes reported it.
-    pub occurrences: u64,
+    pub occurrences: u64,    /// The record's name as the last pass that knew it said (an earlier one is kept when a
+    /// later pass had only the id); `None` when no pass did. Encode it wherever it is shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// A CRM user a pass leaves out, and why: an address that cannot name a mailbox.
@@ -396,7 +407,10 @@ pub struct ConflictRecord {
     /// The Exchange item of the pair the conflict was on.
     pub exchange_id: ExchangeId,
     /// The field, the value on each side and which side won.
-    pub conflict: Conflict,
+    pub conflict: Conflict,    /// The pair's name (see `exsync_core::record_name`), shown next to its ids; `None` when
+    /// unknown. It comes from outside: encode it wherever it is shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// What Reset Sync removed.

@@ -216,7 +216,14 @@ CREATE TABLE mailbox_routes (
 ) STRICT;
 "#;
 
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
+/// The name of each unresolved record and conflicting pair (a contact's name and address, an
+/// event's subject and start), so status shows more than ids.
+const V10: &str = r#"
+ALTER TABLE unresolved ADD COLUMN name TEXT;
+ALTER TABLE conflicts ADD COLUMN name TEXT;
+"#;
+
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
 
 pub(crate) fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA user_version", [], |row| row.get(0))

@@ -273,8 +273,8 @@ pub(crate) fn unresolved(conn: &Connection, user: &UserKey) -> StoreResult<Vec<U
     let u = Some(user);
     let rows = conn
         .prepare_cached(
-            "SELECT kind, side, item_id, reason, first_seen, last_seen, occurrences FROM unresolved \
-             WHERE user_key = ?1 ORDER BY first_seen, kind, side, item_id",
+            "SELECT kind, side, item_id, reason, first_seen, last_seen, occurrences, name \
+             FROM unresolved WHERE user_key = ?1 ORDER BY first_seen, kind, side, item_id",
         )
         .ctx(OP, u)?
         .query_map(params![user.as_str()], |row| {
@@ -286,6 +286,7 @@ pub(crate) fn unresolved(conn: &Connection, user: &UserKey) -> StoreResult<Vec<U
                 row.get::<_, String>(4)?,
                 row.get::<_, String>(5)?,
                 row.get::<_, i64>(6)?,
+                row.get::<_, Option<String>>(7)?,
             ))
         })
         .ctx(OP, u)?
@@ -293,7 +294,7 @@ pub(crate) fn unresolved(conn: &Connection, user: &UserKey) -> StoreResult<Vec<U
         .ctx(OP, u)?;
     rows.into_iter()
         .map(
-            |(kind, side, id, reason, first_seen, last_seen, occurrences)| {
+            |(kind, side, id, reason, first_seen, last_seen, occurrences, name)| {
                 Ok(UnresolvedItem {
                     kind: parse_kind(&kind)?,
                     id: item_id(parse_side(&side)?, id),
@@ -301,6 +302,7 @@ pub(crate) fn unresolved(conn: &Connection, user: &UserKey) -> StoreResult<Vec<U
                     first_seen: parse_time(&first_seen)?,
                     last_seen: parse_time(&last_seen)?,
                     occurrences: count(occurrences)?,
+                    name,
                 })
             },
         )
@@ -327,11 +329,13 @@ pub(crate) fn conflicts(
         Option<String>,
         String,
         bool,
+        Option<String>,
     );
     let rows: Vec<Raw> = conn
         .prepare_cached(
             "SELECT id, run_id, at, kind, crm_id, exchange_id, field, crm_value, exchange_value, \
-             winner, first_link FROM conflicts WHERE user_key = ?1 ORDER BY id DESC LIMIT ?2",
+             winner, first_link, name FROM conflicts WHERE user_key = ?1 \
+             ORDER BY id DESC LIMIT ?2",
         )
         .ctx(OP, u)?
         .query_map(params![user.as_str(), limit(max)], |row| {
@@ -347,6 +351,7 @@ pub(crate) fn conflicts(
                 row.get(8)?,
                 row.get(9)?,
                 row.get(10)?,
+                row.get(11)?,
             ))
         })
         .ctx(OP, u)?
@@ -372,6 +377,7 @@ pub(crate) fn conflicts(
                 exchange_value,
                 winner,
                 first_link,
+                name,
             )| {
                 Ok(ConflictRecord {
                     id,
@@ -388,6 +394,7 @@ pub(crate) fn conflicts(
                         winner: parse_side(&winner)?,
                         first_link,
                     },
+                    name,
                 })
             },
         )

@@ -353,6 +353,7 @@ groups = [{group}]
             winner: exsync_core::Side::Exchange,
             first_link: true,
         },
+        name: None,
     }];
     env.store.commit_pass(&commit).unwrap();
     env.store.set_paused(&user, Some(&pause)).unwrap();

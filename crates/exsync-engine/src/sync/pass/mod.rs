@@ -297,6 +297,10 @@ async fn run_user_once<E: MailboxSide, C: CrmSide>(
                     kind,
                     id: c.id().clone(),
                     reason: reason.clone(),
+                    name: match c {
+                        Change::Upsert(item) => exsync_core::record_name(kind, &item.fields),
+                        _ => None,
+                    },
                 }));
             report.error.get_or_insert(reason);
         }
@@ -465,6 +469,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                         "synced without what Exchange cannot hold: {}",
                         notes.join("; ")
                     ),
+                    name: None,
                 }),
         );
         // Only the pass's final commit moves the backend's cursor, together with everything it

@@ -827,6 +827,11 @@ async fn a_rejected_record_is_recorded_and_retried_while_the_rest_syncs() {
         .unwrap();
     assert_eq!(unresolved.len(), 1);
     assert_eq!(unresolved[0].reason, "ErrorInvalidPropertySet");
+    // Kept with the name the admin knows it by, not only its id.
+    assert_eq!(
+        unresolved[0].name.as_deref(),
+        Some("Pat Rejected <r@x.test>")
+    );
     w.mem.faults.lock().unwrap().bad_last_names.clear();
     let report = w.pass().await;
     assert_eq!(report.users[0].counts.created, 1);
