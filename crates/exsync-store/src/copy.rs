@@ -47,6 +47,8 @@ const TABLES: &[(&str, &[(&str, Ty)])] = &[
             ("error", Text),
             ("notices", Text),
             ("backend", Text),
+            ("configuration", Text),
+            ("via_group", Text),
         ],
     ),
     (

@@ -184,7 +184,7 @@ impl From<Assignment> for AssignmentView {
 }
 
 impl AssignmentView {
-    fn explain(
+    pub(crate) fn explain(
         configurations: &[SyncConfiguration],
         user: &UserKey,
         groups: &BTreeSet<String>,

@@ -103,8 +103,10 @@ mod tests {
 
     #[test]
     fn an_event_is_named_by_subject_and_start() {
-        let f = fields(json!({"subject": "Board review", "start": "2026-12-07T09:00:00Z",
-            "end": "2026-12-07T10:00:00Z"}));
+        let f = fields(
+            json!({"subject": "Board review", "start": "2026-12-07T09:00:00Z",
+            "end": "2026-12-07T10:00:00Z"}),
+        );
         assert_eq!(
             record_name(ItemKind::Event, &f).as_deref(),
             Some("Board review (2026-12-07T09:00:00Z)")

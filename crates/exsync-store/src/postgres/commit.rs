@@ -306,8 +306,8 @@ fn record_run(tx: &mut Transaction<'_>, c: &PassCommit, at: &str) -> StoreResult
     let run_id: i64 = tx
         .query_one(
             "INSERT INTO runs (user_key, started_at, finished_at, created, updated, deleted, \
-             conflicts, failures, error, notices, backend) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+             conflicts, failures, error, notices, backend, configuration, via_group) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
             &[
                 &c.user.as_str(),
                 &time_text(&c.started),
@@ -320,6 +320,8 @@ fn record_run(tx: &mut Transaction<'_>, c: &PassCommit, at: &str) -> StoreResult
                 &c.error,
                 &notices,
                 &c.backend,
+                &c.assignment.as_ref().map(|a| a.configuration.as_str()),
+                &c.assignment.as_ref().and_then(|a| a.group.as_deref()),
             ],
         )
         .ctx(OP, u)?

@@ -115,7 +115,7 @@ pub(super) fn reset_user(client: &mut Client, user: &UserKey) -> StoreResult<Res
     })
 }
 
-/// Reads the twelve run columns starting at `at`.
+/// Reads the fourteen run columns starting at `at`.
 fn run_row(row: &Row, at: usize) -> Result<RunRow, postgres::Error> {
     Ok(RunRow {
         id: row.try_get(at)?,
@@ -132,6 +132,8 @@ fn run_row(row: &Row, at: usize) -> Result<RunRow, postgres::Error> {
         error: row.try_get(at + 9)?,
         notices: row.try_get(at + 10)?,
         backend: row.try_get(at + 11)?,
+        configuration: row.try_get(at + 12)?,
+        via_group: row.try_get(at + 13)?,
     })
 }
 

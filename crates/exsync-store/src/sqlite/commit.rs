@@ -401,8 +401,8 @@ fn record_run(conn: &Connection, c: &PassCommit, at: &str) -> StoreResult<i64> {
     let notices = serde_json::to_string(kept).map_err(|e| refuse(format!("notices: {e}")))?;
     conn.prepare_cached(
         "INSERT INTO runs (user_key, started_at, finished_at, created, updated, deleted, \
-         conflicts, failures, error, notices, backend) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+         conflicts, failures, error, notices, backend, configuration, via_group) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )
     .ctx(OP, u)?
     .execute(params![
@@ -416,7 +416,9 @@ fn record_run(conn: &Connection, c: &PassCommit, at: &str) -> StoreResult<i64> {
         n(c.counts.failures, "failures")?,
         c.error,
         notices,
-        c.backend
+        c.backend,
+        c.assignment.as_ref().map(|a| a.configuration.as_str()),
+        c.assignment.as_ref().and_then(|a| a.group.as_deref())
     ])
     .ctx(OP, u)?;
     let run_id = conn.last_insert_rowid();

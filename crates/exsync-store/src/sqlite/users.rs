@@ -11,8 +11,8 @@ use super::codec::{
 use super::commit::pause;
 use crate::error::{StoreError, StoreResult};
 use crate::types::{
-    ConflictRecord, CrmUserSkip, Pause, ResetCounts, RunCounts, RunRecord, SkippedCrmUser,
-    UnresolvedItem, UserStatus, SKIPPED_ADDRESS_MAX,
+    ConflictRecord, CrmUserSkip, Pause, ResetCounts, RunAssignment, RunCounts, RunRecord,
+    SkippedCrmUser, UnresolvedItem, UserStatus, SKIPPED_ADDRESS_MAX,
 };
 
 pub(crate) fn insert_user(conn: &Connection, user: &UserKey, at: &str) -> rusqlite::Result<usize> {
@@ -113,7 +113,7 @@ pub(crate) fn reset_user(conn: &mut Connection, user: &UserKey) -> StoreResult<R
 
 pub(crate) const RUN_COLUMNS: &str =
     "id, user_key, started_at, finished_at, created, updated, deleted, conflicts, failures, error, \
-     notices, backend";
+     notices, backend, configuration, via_group";
 
 pub(crate) struct RunRow {
     pub(crate) id: i64,
@@ -124,9 +124,11 @@ pub(crate) struct RunRow {
     pub(crate) error: Option<String>,
     pub(crate) notices: String,
     pub(crate) backend: Option<String>,
+    pub(crate) configuration: Option<String>,
+    pub(crate) via_group: Option<String>,
 }
 
-/// Reads the twelve run columns starting at `at`.
+/// Reads the fourteen run columns starting at `at`.
 fn run_row(row: &Row<'_>, at: usize) -> rusqlite::Result<RunRow> {
     Ok(RunRow {
         id: row.get(at)?,
@@ -143,6 +145,8 @@ fn run_row(row: &Row<'_>, at: usize) -> rusqlite::Result<RunRow> {
         error: row.get(at + 9)?,
         notices: row.get(at + 10)?,
         backend: row.get(at + 11)?,
+        configuration: row.get(at + 12)?,
+        via_group: row.get(at + 13)?,
     })
 }
 
@@ -165,6 +169,10 @@ impl RunRow {
             notices: serde_json::from_str(&self.notices)
                 .map_err(|e| format!("notices of run {}: {e}", self.id))?,
             backend: self.backend,
+            assignment: self.configuration.map(|configuration| RunAssignment {
+                configuration,
+                group: self.via_group,
+            }),
         })
     }
 }
@@ -201,7 +209,7 @@ pub(crate) const STATUS_SELECT: &str = "SELECT u.user_key, u.paused_reason, u.pa
      (SELECT count(*) FROM pairs p WHERE p.user_key = u.user_key AND p.kind = 'event'), \
      (SELECT count(*) FROM unresolved x WHERE x.user_key = u.user_key), \
      r.id, r.user_key, r.started_at, r.finished_at, r.created, r.updated, r.deleted, \
-     r.conflicts, r.failures, r.error, r.notices, r.backend \
+     r.conflicts, r.failures, r.error, r.notices, r.backend, r.configuration, r.via_group \
      FROM users u LEFT JOIN runs r ON r.id = u.last_run_id";
 
 fn status_row(row: &Row<'_>) -> rusqlite::Result<StatusRow> {

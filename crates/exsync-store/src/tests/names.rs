@@ -46,10 +46,17 @@ fn unresolved_items_and_conflicts_keep_their_names(db: &Db) {
             .find(|i| i.id == ItemId::Crm(CrmId::new(id)))
             .and_then(|i| i.name.clone())
     };
-    assert_eq!(name_of("003A").as_deref(), Some("Ann Lee <ann@contoso.test>"));
+    assert_eq!(
+        name_of("003A").as_deref(),
+        Some("Ann Lee <ann@contoso.test>")
+    );
     assert_eq!(name_of("003B"), None);
     let long = name_of("003C").unwrap();
-    assert_eq!(long.chars().count(), NAME_MAX, "a name from outside is capped");
+    assert_eq!(
+        long.chars().count(),
+        NAME_MAX,
+        "a name from outside is capped"
+    );
     assert!(long.ends_with('…'), "{long}");
 
     let conflicts = store.conflicts(&alice, 10).unwrap();
@@ -75,7 +82,11 @@ fn unresolved_items_and_conflicts_keep_their_names(db: &Db) {
         .unwrap();
     assert_eq!(
         (a.name.as_deref(), a.reason.as_str(), a.occurrences),
-        (Some("Ann Lee <ann@contoso.test>"), "FIELD_TOO_LONG again", 2)
+        (
+            Some("Ann Lee <ann@contoso.test>"),
+            "FIELD_TOO_LONG again",
+            2
+        )
     );
     let b = items
         .iter()

@@ -129,6 +129,16 @@ fn user_detail(
     if let Some(route) = routes.get(user) {
         println!("\nBackend: {}", auto_routes::line(route.as_ref(), now));
     }
+    if let Some(a) = status.last_run.as_ref().and_then(|r| r.assignment.as_ref()) {
+        let how = match &a.group {
+            Some(g) => format!("via group {}", printable(g)),
+            None => "assigned individually".to_owned(),
+        };
+        println!(
+            "\nConfiguration: {}, {how} (as the last pass found it)",
+            printable(&a.configuration)
+        );
+    }
     if let Some(run) = &status.last_run {
         println!("\nLast pass ended {}.", when(run.finished, now));
         if let Some(error) = &run.error {

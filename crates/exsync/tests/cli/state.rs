@@ -57,6 +57,10 @@ fn seeded(dir: &Path) {
         name: Some("Zoe \u{1b}[31mRed <x@>".into()),
     }];
     commit.backend = Some("graph".into());
+    commit.assignment = Some(exsync_store::RunAssignment {
+        configuration: "sales".into(),
+        group: Some("Sales User".into()),
+    });
     commit.counts = RunCounts {
         created: 3,
         failures: 1,
@@ -130,6 +134,13 @@ fn status_lists_users_with_counts_and_unresolved_items() {
         detail.text()
     );
     assert!(!detail.text().contains('\u{1b}'), "{}", detail.text());
+    assert!(
+        detail
+            .text()
+            .contains("Configuration: sales, via group Sales User (as the last pass found it)"),
+        "{}",
+        detail.text()
+    );
     assert!(detail.text().contains("is not an e-mail address"));
 
     let json = exsync(dir.path(), &["status", "--json"]);

@@ -489,7 +489,6 @@ fn write_of(op: &Op) -> Option<(Side, &'static str)> {
     }
 }
 
-
 /// The name of each record a batch's plan carries content for (see
 /// `exsync_core::record_name`), by its id on either side, so its failures and conflicts are
 /// stored with a name an admin recognises. A delete or a skip carries no content: those are

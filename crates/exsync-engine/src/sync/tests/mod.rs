@@ -939,6 +939,43 @@ async fn an_empty_pairing_field_is_reported_only_where_a_group_would_sync_the_us
     );
 }
 
+/// Each run keeps the configuration it synced its user by and the CRM profile that brought
+/// it, so status says "all, via group Sales" rather than only the configuration's name.
+#[tokio::test]
+async fn each_run_keeps_how_its_user_came_to_the_configuration() {
+    let config = SyncConfiguration {
+        groups: BTreeSet::from(["Sales".to_owned()]),
+        ..configuration(&["ann@x.test"])
+    };
+    let w = world_with(&["ann@x.test", "bo@x.test"], config);
+    let report = w.pass().await;
+    assert_eq!(report.failed_users(), 0, "{report:?}");
+    let assignment = |user: &str| {
+        w.syncer
+            .store
+            .user_status(&UserKey::new(user))
+            .unwrap()
+            .and_then(|s| s.last_run)
+            .and_then(|r| r.assignment)
+    };
+    assert_eq!(
+        assignment("ann@x.test"),
+        Some(exsync_store::RunAssignment {
+            configuration: "all".into(),
+            group: None,
+        }),
+        "listed by address"
+    );
+    assert_eq!(
+        assignment("bo@x.test"),
+        Some(exsync_store::RunAssignment {
+            configuration: "all".into(),
+            group: Some("Sales".into()),
+        }),
+        "brought by the Sales profile"
+    );
+}
+
 #[tokio::test]
 async fn a_user_added_later_gets_all_their_records() {
     let w = world(&["ann@x.test"]);
