@@ -31,6 +31,8 @@ use super::{problems, time_element, RunView, UserView};
 const RECENT_RUNS: usize = 10;
 /// How many conflicts and first-link merges it shows; the conflicts page lists more.
 const RECENT_CONFLICTS: usize = 20;
+/// How many unresolved records it lists, oldest first; `status.unresolved` counts them all.
+const UNRESOLVED_SHOWN: usize = 200;
 
 /// Everything the user's page shows.
 #[derive(Serialize)]
@@ -55,7 +57,8 @@ pub(crate) struct UserDetailView {
     pub state: &'static str,
     /// The status row: counts, pause, lease.
     pub status: UserView,
-    /// Records that keep failing to sync, with their names and why.
+    /// Records that keep failing to sync, with their names and why: the 200 seen first
+    /// (`status.unresolved` counts them all).
     pub unresolved: Vec<UnresolvedView>,
     /// The mailbox address, lower-cased.
     pub user: UserKey,
@@ -158,6 +161,7 @@ impl UserDetailView {
             .store
             .unresolved(&key)?
             .into_iter()
+            .take(UNRESOLVED_SHOWN)
             .map(UnresolvedView::from)
             .collect();
         let conflicts = ConflictView::list(st, key.as_str(), RECENT_CONFLICTS)?;
@@ -227,8 +231,14 @@ impl UserDetailView {
 
         body.push_str(&format!(
             "<h2>Unresolved items ({})</h2>",
-            self.unresolved.len()
+            self.status.unresolved
         ));
+        if self.status.unresolved > self.unresolved.len() as u64 {
+            body.push_str(&format!(
+                r#"<p class="muted">The {} seen first are listed; `exsync status --user` lists them all.</p>"#,
+                self.unresolved.len()
+            ));
+        }
         if self.unresolved.is_empty() {
             body.push_str(r#"<p class="muted" id="no-unresolved">Every record synced.</p>"#);
         } else {
