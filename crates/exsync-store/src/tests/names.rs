@@ -24,18 +24,19 @@ fn unresolved_items_and_conflicts_keep_their_names(db: &Db) {
         named("003B", None, "no content read"),
         named("003C", Some(&"x".repeat(NAME_MAX * 3)), "too long a name"),
     ];
+    let conflict = Conflict {
+        field: "subject".into(),
+        crm_value: Some(json!("Kick-off")),
+        exchange_value: Some(json!("Kick-off call")),
+        winner: Side::Exchange,
+        first_link: true,
+    };
     pass.conflicts = vec![ConflictEntry {
+        name: Some("Kick-off call (2026-12-08)".into()),
         kind: ItemKind::Event,
-        crm_id: CrmId::new("00U1"),
-        exchange_id: ExchangeId::new("E1"),
-        conflict: Conflict {
-            field: "location".into(),
-            crm_value: Some(json!("Room 1")),
-            exchange_value: Some(json!("Room 2")),
-            winner: Side::Crm,
-            first_link: false,
-        },
-        name: Some("Board review (2026-12-07T09:00:00Z)".into()),
+        crm_id: CrmId::new("00U7"),
+        exchange_id: ExchangeId::new("E7"),
+        conflict,
     }];
     store.commit_pass(&pass).unwrap();
 
@@ -62,7 +63,7 @@ fn unresolved_items_and_conflicts_keep_their_names(db: &Db) {
     let conflicts = store.conflicts(&alice, 10).unwrap();
     assert_eq!(
         conflicts[0].name.as_deref(),
-        Some("Board review (2026-12-07T09:00:00Z)")
+        Some("Kick-off call (2026-12-08)")
     );
 
     // A later pass that knows only the id keeps the name; one that knows a new name

@@ -489,29 +489,42 @@ groups = [{group}]
         "the address is a percent-encoded path segment in the form's URL"
     );
 
-    let conflicts = env
-        .send(request(
-            Method::GET,
-            &format!("/users/{}/conflicts", seg(&synced)),
-            &auth,
-            None,
-        ))
-        .await;
-    assert_eq!(conflicts.status, StatusCode::OK, "{}", conflicts.body);
-    check_page(
-        "conflicts",
-        &conflicts,
-        &hostile,
-        &[
-            &synced,
-            &conflict_crm_id,
-            &conflict_exchange_id,
-            &conflict_field,
-            &conflict_crm_value,
-            &conflict_exchange_value,
-            &record_name,
-        ],
-    );
+    // The user's conflicts, and the user's page: everything the CRM, the mailbox and the
+    // passes said, encoded.
+    let conflict_values = [
+        &synced,
+        &conflict_crm_id,
+        &conflict_exchange_id,
+        &conflict_field,
+        &conflict_crm_value,
+        &conflict_exchange_value,
+        &record_name,
+    ];
+    let mut user_values = conflict_values.to_vec();
+    user_values.extend([
+        &run_error,
+        &notice_code,
+        &notice_message,
+        &notice_fix,
+        &pause,
+        &config_name,
+        &unresolved_name,
+        &unresolved_reason,
+        &unresolved_id,
+    ]);
+    for (what, path, shown) in [
+        (
+            "conflicts",
+            format!("/users/{}/conflicts", seg(&synced)),
+            &conflict_values[..],
+        ),
+        ("user", format!("/users/{}", seg(&synced)), &user_values[..]),
+    ] {
+        let answer = env.send(request(Method::GET, &path, &auth, None)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{what}: {}", answer.body);
+        let shown: Vec<&str> = shown.iter().map(|s| s.as_str()).collect();
+        check_page(what, &answer, &hostile, &shown);
+    }
     assert!(
         status
             .body
@@ -519,38 +532,6 @@ groups = [{group}]
         "the status page links the user's page by a percent-encoded path segment"
     );
 
-    // The user's page: everything the CRM, the mailbox and the passes said, encoded.
-    let user_page = env
-        .send(request(
-            Method::GET,
-            &format!("/users/{}", seg(&synced)),
-            &auth,
-            None,
-        ))
-        .await;
-    assert_eq!(user_page.status, StatusCode::OK, "{}", user_page.body);
-    check_page(
-        "user",
-        &user_page,
-        &hostile,
-        &[
-            &synced,
-            &run_error,
-            &notice_code,
-            &notice_message,
-            &notice_fix,
-            &pause,
-            &config_name,
-            &record_name,
-            &unresolved_name,
-            &unresolved_reason,
-            &unresolved_id,
-            &conflict_crm_id,
-            &conflict_field,
-            &conflict_crm_value,
-            &conflict_exchange_value,
-        ],
-    );
     assert!(
         status
             .body
