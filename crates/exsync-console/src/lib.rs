@@ -95,7 +95,7 @@ impl Console {
 
 /// The console's routes with the guard in front of every one of them.
 pub fn router(state: AppState) -> Router {
-    use resources::users::{conflicts, reset, skipped, test};
+    use resources::users::{conflicts, detail, reset, skipped, test};
     use resources::{
         audit, configurations, crm, exchange_online, service_account, session, sync, users,
     };
@@ -124,6 +124,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/assignment", get(configurations::assignment_json))
         .route("/api/users", get(users::list_json))
         .route("/api/skipped-users", get(skipped::list_json))
+        .route("/api/users/{user}", get(detail::get_json))
         .route("/api/users/{user}/reset", post(reset::post_json))
         .route("/api/users/{user}/test", post(test::post_json))
         .route("/api/users/{user}/conflicts", get(conflicts::list_json))
@@ -146,6 +147,7 @@ pub fn router(state: AppState) -> Router {
             get(configurations::get_page).post(configurations::create_form),
         )
         .route("/configurations/{name}", post(configurations::update_form))
+        .route("/users/{user}", get(detail::get_page))
         .route("/users/{user}/reset", post(reset::post_form))
         .route("/users/{user}/test", post(test::post_form))
         .route("/users/{user}/conflicts", get(conflicts::get_page))

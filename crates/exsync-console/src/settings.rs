@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use exsync_core::config::{load, parse, ExsyncConfig};
+use exsync_core::config::{load, parse, ConfigErrors, ExsyncConfig};
 use toml_edit::{Array, DocumentMut, Item, Table, Value};
 
 use super::error::ConsoleError;
@@ -56,8 +56,9 @@ impl ConfigFile {
         })?;
         change(&mut doc)?;
         let new_text = doc.to_string();
-        let checked = parse(&new_text, &self.path)
-            .map_err(|e| ConsoleError::bad_request(format!("the change was not saved: {e}")))?;
+        let checked = parse(&new_text, &self.path).map_err(|e| {
+            ConsoleError::bad_request(format!("the change was not saved: {}", problems(&e)))
+        })?;
         let tmp = self.path.with_extension("toml.console-edit");
         std::fs::write(&tmp, new_text.as_bytes())
             .and_then(|()| std::fs::rename(&tmp, &self.path))
@@ -66,6 +67,20 @@ impl ConfigFile {
             })?;
         Ok(checked)
     }
+}
+
+/// The loader's problems as it writes them (`FILE:LINE: KEY: reason`), but with the file's
+/// name only: the directory it sits in is the server's business.
+fn problems(errors: &ConfigErrors) -> String {
+    errors
+        .iter()
+        .map(|e| {
+            let mut shown = e.clone();
+            shown.file = e.file.file_name().map(PathBuf::from).unwrap_or_default();
+            shown.to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The table at `path`, created (and marked implicit, so no empty header is printed) when

@@ -47,6 +47,8 @@ const TABLES: &[(&str, &[(&str, Ty)])] = &[
             ("error", Text),
             ("notices", Text),
             ("backend", Text),
+            ("configuration", Text),
+            ("via_group", Text),
         ],
     ),
     (
@@ -85,6 +87,7 @@ const TABLES: &[(&str, &[(&str, Ty)])] = &[
             ("first_seen", Text),
             ("last_seen", Text),
             ("occurrences", Int),
+            ("name", Text),
         ],
     ),
     (
@@ -102,6 +105,7 @@ const TABLES: &[(&str, &[(&str, Ty)])] = &[
             ("exchange_value", Text),
             ("winner", Text),
             ("first_link", Bool),
+            ("name", Text),
         ],
     ),
     (

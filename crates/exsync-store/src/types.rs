@@ -105,6 +105,10 @@ pub struct ConflictEntry {
     pub exchange_id: ExchangeId,
     /// The field, the value on each side and which side won.
     pub conflict: Conflict,
+    /// The pair's name (see `exsync_core::record_name`), shown next to its ids; `None` when
+    /// unknown. It comes from outside: encode it wherever it is shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// A record this pass could not sync, and why.
@@ -117,6 +121,12 @@ pub struct UnresolvedReport {
     /// Why it failed, in words for the admin. It replaces the reason an earlier pass gave for
     /// the same record.
     pub reason: String,
+    /// The record's name as the pass saw it (see `exsync_core::record_name`), shown next to
+    /// the id; `None` when the pass did not have the record's content. It comes from outside:
+    /// the store cuts it to `exsync_core::NAME_MAX` characters, and it is encoded wherever it
+    /// is shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// A write exsync made to the CRM: the record id and the SystemModstamp it produced. Changes
@@ -199,6 +209,10 @@ pub struct PassCommit {
     /// The mailbox backend that served the pass (`ews`, `graph`), stored with its run.
     #[serde(default)]
     pub backend: Option<String>,
+    /// The configuration the pass synced the user by, and how it came to apply, stored with
+    /// its run so status can say "sales, via group Sales User".
+    #[serde(default)]
+    pub assignment: Option<RunAssignment>,
     /// One slice of a pass too large to commit at once: pairs, cursors, unresolved items and
     /// echo writes are applied, but no run is recorded; the pass's last commit records it.
     #[serde(default)]
@@ -228,6 +242,7 @@ impl PassCommit {
             pause: None,
             notices: Vec::new(),
             backend: None,
+            assignment: None,
             partial: false,
             settled_intents: Vec::new(),
         }
@@ -271,6 +286,20 @@ pub struct RunRecord {
     /// backends were recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<String>,
+    /// The configuration the pass synced the user by, and the group that brought it; `None`
+    /// for runs stored before assignments were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignment: Option<RunAssignment>,
+}
+
+/// The configuration a pass synced its user by, and how it came to apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunAssignment {
+    /// The configuration's name.
+    pub configuration: String,
+    /// The CRM profile (group) that assigned it; `None` when the user is listed by address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 /// Something a pass noticed that the admin should know although no record failed: a sync folder
@@ -346,6 +375,10 @@ pub struct UnresolvedItem {
     pub last_seen: DateTime<Utc>,
     /// How many passes reported it.
     pub occurrences: u64,
+    /// The record's name as the last pass that knew it said (an earlier one is kept when a
+    /// later pass had only the id); `None` when no pass did. Encode it wherever it is shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// A CRM user a pass leaves out, and why: an address that cannot name a mailbox.
@@ -397,6 +430,10 @@ pub struct ConflictRecord {
     pub exchange_id: ExchangeId,
     /// The field, the value on each side and which side won.
     pub conflict: Conflict,
+    /// The pair's name (see `exsync_core::record_name`), shown next to its ids; `None` when
+    /// unknown. It comes from outside: encode it wherever it is shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// What Reset Sync removed.

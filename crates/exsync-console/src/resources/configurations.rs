@@ -184,7 +184,7 @@ impl From<Assignment> for AssignmentView {
 }
 
 impl AssignmentView {
-    fn explain(
+    pub(crate) fn explain(
         configurations: &[SyncConfiguration],
         user: &UserKey,
         groups: &BTreeSet<String>,
@@ -435,8 +435,24 @@ impl RulesView<'_> {
 }
 
 impl ConfigurationView<'_> {
-    /// One row of the table; `i` is its position.
-    fn render_row(&self, caller: &Caller, i: usize) -> String {
+    /// One row of the table; `i` is its position. `typed` is what the admin posted for this
+    /// row when the server refused it: shown instead of the file's values.
+    fn render_row(&self, caller: &Caller, i: usize, typed: Option<&ConfigurationForm>) -> String {
+        let active = typed
+            .and_then(|f| f.active.as_deref())
+            .map_or(self.active, |a| a == "true");
+        let users = typed
+            .and_then(|f| f.users.clone())
+            .unwrap_or_else(|| self.users.join(", "));
+        let groups = typed
+            .and_then(|f| f.groups.clone())
+            .unwrap_or_else(|| self.groups.join(", "));
+        let contacts = typed
+            .and_then(|f| f.contacts_direction.as_deref())
+            .unwrap_or(direction_name(self.contacts.direction));
+        let events = typed
+            .and_then(|f| f.events_direction.as_deref())
+            .unwrap_or(direction_name(self.events.direction));
         // The fields sit in other cells than their form and join it by id. The id is the
         // row's position, not the name, which a hand-edited file may fill with anything.
         let form = format!("cfg-{i}");
@@ -452,20 +468,12 @@ impl ConfigurationView<'_> {
             s = seg(self.name),
             f = esc(&form),
             csrf = csrf_field(caller),
-            a1 = if self.active { " selected" } else { "" },
-            a0 = if self.active { "" } else { " selected" },
-            users = esc(&self.users.join(", ")),
-            groups = esc(&self.groups.join(", ")),
-            cd = direction_select(
-                "contacts_direction",
-                direction_name(self.contacts.direction),
-                Some(&form)
-            ),
-            ed = direction_select(
-                "events_direction",
-                direction_name(self.events.direction),
-                Some(&form)
-            ),
+            a1 = if active { " selected" } else { "" },
+            a0 = if active { "" } else { " selected" },
+            users = esc(&users),
+            groups = esc(&groups),
+            cd = direction_select("contacts_direction", contacts, Some(&form)),
+            ed = direction_select("events_direction", events, Some(&form)),
             cs = self.contacts.render_settling("contacts"),
             es = self.events.render_settling("events"),
         )
@@ -510,6 +518,7 @@ fn configurations_page(
     message: Option<&str>,
     error: Option<&str>,
     status: StatusCode,
+    kept: Option<&Kept>,
 ) -> Response {
     let config = match st.config.load() {
         Ok(c) => c,
@@ -520,19 +529,41 @@ fn configurations_page(
     body.push_str(&error_box(error));
     body.push_str(r#"<table id="configurations"><tr><th>Name</th><th>Active</th><th>Users</th><th>Groups</th><th>Contacts</th><th>Events</th><th></th></tr>"#);
     for (i, c) in config.configurations.iter().enumerate() {
-        body.push_str(&ConfigurationView::of(c).render_row(caller, i));
+        let typed = kept
+            .filter(|k| k.name.as_deref() == Some(c.name.as_str()))
+            .map(|k| &k.form);
+        body.push_str(&ConfigurationView::of(c).render_row(caller, i, typed));
     }
+    let typed_new = kept.filter(|k| k.name.is_none()).map(|k| &k.form);
+    let typed = |f: fn(&ConfigurationForm) -> &Option<String>| {
+        esc(typed_new.and_then(|k| f(k).as_deref()).unwrap_or_default())
+    };
     body.push_str("</table>");
     body.push_str(&format!(
         r#"<h2>New configuration</h2><form method="post" action="/configurations" id="new-configuration">{}
-<label>Name <input type="text" name="name" id="new-name" required pattern="[A-Za-z0-9_-]+"></label>
-<label>Users (addresses, comma-separated) <input type="text" name="users" id="new-users"></label>
-<label>Groups (Salesforce profiles, comma-separated) <input type="text" name="groups" id="new-groups"></label>
+<label>Name <input type="text" name="name" id="new-name" required pattern="[A-Za-z0-9_-]+" value="{}"></label>
+<label>Users (addresses, comma-separated) <input type="text" name="users" id="new-users" value="{}"></label>
+<label>Groups (Salesforce profiles, comma-separated) <input type="text" name="groups" id="new-groups" value="{}"></label>
 <label>Contacts {}</label><label>Events {}</label>
 <button type="submit" id="create-configuration">Create</button></form>"#,
         csrf_field(caller),
-        direction_select("contacts_direction", "both", None),
-        direction_select("events_direction", "both", None),
+        typed(|f| &f.name),
+        typed(|f| &f.users),
+        typed(|f| &f.groups),
+        direction_select(
+            "contacts_direction",
+            typed_new
+                .and_then(|f| f.contacts_direction.as_deref())
+                .unwrap_or("both"),
+            None
+        ),
+        direction_select(
+            "events_direction",
+            typed_new
+                .and_then(|f| f.events_direction.as_deref())
+                .unwrap_or("both"),
+            None
+        ),
     ));
 
     // Every user anyone assigned or that has synced, with what applies to them.
@@ -574,11 +605,11 @@ pub(crate) async fn get_page(
     Extension(caller): Extension<Caller>,
     Query(q): Query<ExplainQuery>,
 ) -> Response {
-    configurations_page(&st, &caller, &q, None, None, StatusCode::OK)
+    configurations_page(&st, &caller, &q, None, None, StatusCode::OK, None)
 }
 
 /// The form's fields: all text, lists comma- or line-separated.
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone, Default)]
 pub(crate) struct ConfigurationForm {
     #[serde(default)]
     name: Option<String>,
@@ -607,16 +638,33 @@ impl From<ConfigurationForm> for ConfigurationInput {
     }
 }
 
+/// What the admin typed into a form the server refused, shown again in place of the file's
+/// values so nothing has to be typed twice.
+pub(crate) struct Kept {
+    /// The configuration whose row was posted; `None` for the new-configuration form.
+    name: Option<String>,
+    form: ConfigurationForm,
+}
+
 fn after_change<T>(
     st: &AppState,
     caller: &Caller,
     result: ConsoleResult<T>,
     done: &str,
+    kept: Kept,
 ) -> Response {
     let q = ExplainQuery::default();
     match result {
-        Ok(_) => configurations_page(st, caller, &q, Some(done), None, StatusCode::OK),
-        Err(e) => configurations_page(st, caller, &q, None, Some(&e.message), e.status),
+        Ok(_) => configurations_page(st, caller, &q, Some(done), None, StatusCode::OK, None),
+        Err(e) => configurations_page(
+            st,
+            caller,
+            &q,
+            None,
+            Some(&e.message),
+            e.status,
+            Some(&kept),
+        ),
     }
 }
 
@@ -626,12 +674,17 @@ pub(crate) async fn create_form(
     Form(form): Form<ConfigurationForm>,
 ) -> Response {
     let name = form.name.clone().unwrap_or_default();
+    let kept = Kept {
+        name: None,
+        form: form.clone(),
+    };
     let result = apply_configuration(&st, &caller, &name, form.into(), true);
     after_change(
         &st,
         &caller,
         result,
         &format!("Configuration {name} created."),
+        kept,
     )
 }
 
@@ -641,12 +694,17 @@ pub(crate) async fn update_form(
     Path(name): Path<String>,
     Form(form): Form<ConfigurationForm>,
 ) -> Response {
+    let kept = Kept {
+        name: Some(name.clone()),
+        form: form.clone(),
+    };
     let result = apply_configuration(&st, &caller, &name, form.into(), false);
     after_change(
         &st,
         &caller,
         result,
         &format!("Configuration {name} saved."),
+        kept,
     )
 }
 

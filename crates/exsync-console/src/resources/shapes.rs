@@ -52,6 +52,7 @@ fn users_as_the_status_with_its_configuration() -> R {
         },
         error: Some("boom".to_owned()),
         backend: Some("ews".to_owned()),
+        assignment: None,
         // The view always has the list; the store's type leaves an empty one out.
         notices: vec![Notice {
             code: "sync_folder_replaced".to_owned(),
@@ -100,6 +101,7 @@ fn users_as_the_status_with_its_configuration() -> R {
         let view = UserView {
             configuration: configuration.map(|(name, by)| AssignedView {
                 assigned_by: by,
+                group: None,
                 name: name.to_owned(),
             }),
             contact_pairs: status.contact_pairs,
@@ -111,6 +113,7 @@ fn users_as_the_status_with_its_configuration() -> R {
             unresolved: status.unresolved,
             user: status.user.clone(),
             auto: Some(None),
+            route: None,
         };
         same(&view, &old)?;
     }

@@ -6,6 +6,7 @@ mod contact;
 mod event;
 mod expand;
 mod ids;
+mod name;
 mod recurrence;
 mod text;
 
@@ -22,6 +23,7 @@ pub use event::{
 };
 pub use expand::occurrence_dates;
 pub use ids::{CrmId, ExchangeId, ItemId, ItemKind, Side, UserKey};
+pub use name::{cap_name, record_name, NAME_MAX};
 pub use recurrence::{Day, Occurrence, Pattern, Recurrence, RecurrenceEnd, RruleError, WeekIndex};
 pub use text::{clean_email, clean_line, clean_multiline, MAX_LINE, MAX_TEXT};
 

@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use exsync_core::config::{effective_configuration, ContactScope, Direction, SyncConfiguration};
+use exsync_core::config::{
+    effective_configuration, AssignedBy, ContactScope, Direction, SyncConfiguration,
+};
 use exsync_core::plan::Change;
 use exsync_core::{CrmId, ItemId, ItemKind, UserKey};
 use exsync_store::{CrmUserSkip, CursorAdvance, CursorScope, Store, SKIPPED_ADDRESS_MAX};
@@ -157,11 +159,12 @@ where
                 }
             };
             match effective_configuration(&self.configurations, &key, &groups) {
-                Some((config, _)) => found.users.push(SyncUser {
+                Some((config, by)) => found.users.push(SyncUser {
                     key,
                     crm_id: crm_user.id.clone(),
                     config: Arc::new(config.clone()),
                     time_zone: crm_user.time_zone.clone(),
+                    group: (by == AssignedBy::Group).then(|| crm_user.profile.clone()),
                 }),
                 None => found
                     .unassigned

@@ -1,7 +1,7 @@
 //! Committing a pass on PostgreSQL: everything one user's pass changes, in one transaction,
 //! checked first by the same validation as the SQLite backend so refusals are identical.
 
-use exsync_core::{content_text_hash, ItemId, ItemKind, Side};
+use exsync_core::{cap_name, content_text_hash, ItemId, ItemKind, Side};
 use postgres::{Client, Transaction};
 
 use super::codec::Ctx;
@@ -267,13 +267,16 @@ fn update_unresolved(tx: &mut Transaction<'_>, c: &PassCommit, at: &str) -> Stor
     }
     let report = tx
         .prepare(
-            "INSERT INTO unresolved (user_key, kind, side, item_id, reason, first_seen, last_seen) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (user_key, kind, side, item_id) \
+            "INSERT INTO unresolved (user_key, kind, side, item_id, reason, first_seen, last_seen, \
+             name) VALUES ($1, $2, $3, $4, $5, $6, $6, $7) \
+             ON CONFLICT (user_key, kind, side, item_id) \
              DO UPDATE SET reason = excluded.reason, last_seen = excluded.last_seen, \
-             occurrences = unresolved.occurrences + 1",
+             occurrences = unresolved.occurrences + 1, \
+             name = coalesce(excluded.name, unresolved.name)",
         )
         .ctx(OP, u)?;
     for item in &c.unresolved {
+        let name = item.name.as_deref().map(cap_name);
         tx.execute(
             &report,
             &[
@@ -283,6 +286,7 @@ fn update_unresolved(tx: &mut Transaction<'_>, c: &PassCommit, at: &str) -> Stor
                 &item.id.as_str(),
                 &item.reason,
                 &at,
+                &name,
             ],
         )
         .ctx(OP, u)?;
@@ -302,8 +306,8 @@ fn record_run(tx: &mut Transaction<'_>, c: &PassCommit, at: &str) -> StoreResult
     let run_id: i64 = tx
         .query_one(
             "INSERT INTO runs (user_key, started_at, finished_at, created, updated, deleted, \
-             conflicts, failures, error, notices, backend) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+             conflicts, failures, error, notices, backend, configuration, via_group) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
             &[
                 &c.user.as_str(),
                 &time_text(&c.started),
@@ -316,6 +320,8 @@ fn record_run(tx: &mut Transaction<'_>, c: &PassCommit, at: &str) -> StoreResult
                 &c.error,
                 &notices,
                 &c.backend,
+                &c.assignment.as_ref().map(|a| a.configuration.as_str()),
+                &c.assignment.as_ref().and_then(|a| a.group.as_deref()),
             ],
         )
         .ctx(OP, u)?
@@ -326,12 +332,13 @@ fn record_run(tx: &mut Transaction<'_>, c: &PassCommit, at: &str) -> StoreResult
         let conflict = tx
             .prepare(
                 "INSERT INTO conflicts (run_id, user_key, at, kind, crm_id, exchange_id, field, \
-                 crm_value, exchange_value, winner, first_link) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                 crm_value, exchange_value, winner, first_link, name) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             )
             .ctx(OP, u)?;
         for entry in &c.conflicts {
             let json = |v: &Option<serde_json::Value>| v.as_ref().map(|v| v.to_string());
+            let name = entry.name.as_deref().map(cap_name);
             tx.execute(
                 &conflict,
                 &[
@@ -346,6 +353,7 @@ fn record_run(tx: &mut Transaction<'_>, c: &PassCommit, at: &str) -> StoreResult
                     &json(&entry.conflict.exchange_value),
                     &entry.conflict.winner.as_str(),
                     &entry.conflict.first_link,
+                    &name,
                 ],
             )
             .ctx(OP, u)?;

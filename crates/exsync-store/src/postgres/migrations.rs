@@ -223,10 +223,22 @@ CREATE TABLE mailbox_routes (
 );
 "#;
 
-pub(crate) const PG_MIGRATIONS: &[&str] = &[V1, V2, V3];
+/// The name of each unresolved record and conflicting pair (a contact's name and address, an
+/// event's subject and start), so status shows more than ids; and the configuration each run
+/// synced its user by, with the group that brought it, so status shows how a user is assigned.
+const V4: &str = r#"
+ALTER TABLE unresolved ADD COLUMN name TEXT COLLATE "C";
+ALTER TABLE conflicts ADD COLUMN name TEXT COLLATE "C";
+ALTER TABLE runs ADD COLUMN configuration TEXT COLLATE "C"
+    CHECK (configuration IS NULL OR configuration <> '');
+ALTER TABLE runs ADD COLUMN via_group TEXT COLLATE "C"
+    CHECK (via_group IS NULL OR configuration IS NOT NULL);
+"#;
+
+pub(crate) const PG_MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build creates and understands on PostgreSQL.
-pub const PG_SCHEMA_VERSION: i64 = 3;
+pub const PG_SCHEMA_VERSION: i64 = 4;
 
 /// Serialises migrations of one database across processes; any fixed number works, this one
 /// spells "exsync" in ASCII.

@@ -115,7 +115,7 @@ pub(super) fn reset_user(client: &mut Client, user: &UserKey) -> StoreResult<Res
     })
 }
 
-/// Reads the twelve run columns starting at `at`.
+/// Reads the fourteen run columns starting at `at`.
 fn run_row(row: &Row, at: usize) -> Result<RunRow, postgres::Error> {
     Ok(RunRow {
         id: row.try_get(at)?,
@@ -132,6 +132,8 @@ fn run_row(row: &Row, at: usize) -> Result<RunRow, postgres::Error> {
         error: row.try_get(at + 9)?,
         notices: row.try_get(at + 10)?,
         backend: row.try_get(at + 11)?,
+        configuration: row.try_get(at + 12)?,
+        via_group: row.try_get(at + 13)?,
     })
 }
 
@@ -184,8 +186,8 @@ pub(super) fn unresolved(client: &mut Client, user: &UserKey) -> StoreResult<Vec
     let u = Some(user);
     let rows = client
         .query(
-            "SELECT kind, side, item_id, reason, first_seen, last_seen, occurrences FROM unresolved \
-             WHERE user_key = $1 ORDER BY first_seen, kind, side, item_id",
+            "SELECT kind, side, item_id, reason, first_seen, last_seen, occurrences, name \
+             FROM unresolved WHERE user_key = $1 ORDER BY first_seen, kind, side, item_id",
             &[&user.as_str()],
         )
         .ctx(OP, u)?;
@@ -198,6 +200,7 @@ pub(super) fn unresolved(client: &mut Client, user: &UserKey) -> StoreResult<Vec
         let first_seen: String = row.try_get(4).ctx(OP, u)?;
         let last_seen: String = row.try_get(5).ctx(OP, u)?;
         let occurrences: i64 = row.try_get(6).ctx(OP, u)?;
+        let name: Option<String> = row.try_get(7).ctx(OP, u)?;
         let item: Result<UnresolvedItem, String> = (|| {
             Ok(UnresolvedItem {
                 kind: parse_kind(&kind)?,
@@ -206,6 +209,7 @@ pub(super) fn unresolved(client: &mut Client, user: &UserKey) -> StoreResult<Vec
                 first_seen: parse_time(&first_seen)?,
                 last_seen: parse_time(&last_seen)?,
                 occurrences: count(occurrences)?,
+                name,
             })
         })();
         out.push(item.decoded(OP, u)?);
@@ -223,7 +227,8 @@ pub(super) fn conflicts(
     let rows = client
         .query(
             "SELECT id, run_id, at, kind, crm_id, exchange_id, field, crm_value, exchange_value, \
-             winner, first_link FROM conflicts WHERE user_key = $1 ORDER BY id DESC LIMIT $2",
+             winner, first_link, name FROM conflicts WHERE user_key = $1 \
+             ORDER BY id DESC LIMIT $2",
             &[&user.as_str(), &limit(max)],
         )
         .ctx(OP, u)?;
@@ -240,6 +245,7 @@ pub(super) fn conflicts(
         let winner: String = row.try_get(9).ctx(OP, u)?;
         let crm_value: Option<String> = row.try_get(7).ctx(OP, u)?;
         let exchange_value: Option<String> = row.try_get(8).ctx(OP, u)?;
+        let name: Option<String> = row.try_get(11).ctx(OP, u)?;
         let record: Result<ConflictRecord, String> = (|| {
             Ok(ConflictRecord {
                 id: row.try_get(0).map_err(|e| e.to_string())?,
@@ -256,6 +262,7 @@ pub(super) fn conflicts(
                     winner: parse_side(&winner)?,
                     first_link: row.try_get(10).map_err(|e| e.to_string())?,
                 },
+                name,
             })
         })();
         out.push(record.decoded(OP, u)?);

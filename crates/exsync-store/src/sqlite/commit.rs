@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use exsync_core::{content_text_hash, ItemId, ItemKind, Side, UserKey};
+use exsync_core::{cap_name, content_text_hash, ItemId, ItemKind, Side, UserKey};
 use rusqlite::{params, Connection, TransactionBehavior};
 
 use super::codec::{time_text, to_sql_count, Ctx};
@@ -366,10 +366,12 @@ fn update_unresolved(conn: &Connection, c: &PassCommit, at: &str) -> StoreResult
 
     let mut report = conn
         .prepare_cached(
-            "INSERT INTO unresolved (user_key, kind, side, item_id, reason, first_seen, last_seen) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) ON CONFLICT (user_key, kind, side, item_id) \
+            "INSERT INTO unresolved (user_key, kind, side, item_id, reason, first_seen, last_seen, \
+             name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7) \
+             ON CONFLICT (user_key, kind, side, item_id) \
              DO UPDATE SET reason = excluded.reason, last_seen = excluded.last_seen, \
-             occurrences = unresolved.occurrences + 1",
+             occurrences = unresolved.occurrences + 1, \
+             name = coalesce(excluded.name, unresolved.name)",
         )
         .ctx(OP, u)?;
     for item in &c.unresolved {
@@ -380,7 +382,8 @@ fn update_unresolved(conn: &Connection, c: &PassCommit, at: &str) -> StoreResult
                 item.id.side().as_str(),
                 item.id.as_str(),
                 item.reason,
-                at
+                at,
+                item.name.as_deref().map(cap_name)
             ])
             .ctx(OP, u)?;
     }
@@ -398,8 +401,8 @@ fn record_run(conn: &Connection, c: &PassCommit, at: &str) -> StoreResult<i64> {
     let notices = serde_json::to_string(kept).map_err(|e| refuse(format!("notices: {e}")))?;
     conn.prepare_cached(
         "INSERT INTO runs (user_key, started_at, finished_at, created, updated, deleted, \
-         conflicts, failures, error, notices, backend) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+         conflicts, failures, error, notices, backend, configuration, via_group) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )
     .ctx(OP, u)?
     .execute(params![
@@ -413,7 +416,9 @@ fn record_run(conn: &Connection, c: &PassCommit, at: &str) -> StoreResult<i64> {
         n(c.counts.failures, "failures")?,
         c.error,
         notices,
-        c.backend
+        c.backend,
+        c.assignment.as_ref().map(|a| a.configuration.as_str()),
+        c.assignment.as_ref().and_then(|a| a.group.as_deref())
     ])
     .ctx(OP, u)?;
     let run_id = conn.last_insert_rowid();
@@ -421,8 +426,8 @@ fn record_run(conn: &Connection, c: &PassCommit, at: &str) -> StoreResult<i64> {
     let mut conflict = conn
         .prepare_cached(
             "INSERT INTO conflicts (run_id, user_key, at, kind, crm_id, exchange_id, field, \
-             crm_value, exchange_value, winner, first_link) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             crm_value, exchange_value, winner, first_link, name) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )
         .ctx(OP, u)?;
     for entry in &c.conflicts {
@@ -439,7 +444,8 @@ fn record_run(conn: &Connection, c: &PassCommit, at: &str) -> StoreResult<i64> {
                 json(&entry.conflict.crm_value),
                 json(&entry.conflict.exchange_value),
                 entry.conflict.winner.as_str(),
-                entry.conflict.first_link
+                entry.conflict.first_link,
+                entry.name.as_deref().map(cap_name)
             ])
             .ctx(OP, u)?;
     }

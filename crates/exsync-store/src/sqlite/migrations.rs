@@ -216,7 +216,17 @@ CREATE TABLE mailbox_routes (
 ) STRICT;
 "#;
 
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
+/// The name of each unresolved record and conflicting pair (a contact's name and address, an
+/// event's subject and start), so status shows more than ids; and the configuration each run
+/// synced its user by, with the group that brought it, so status shows how a user is assigned.
+const V10: &str = r#"
+ALTER TABLE unresolved ADD COLUMN name TEXT;
+ALTER TABLE conflicts ADD COLUMN name TEXT;
+ALTER TABLE runs ADD COLUMN configuration TEXT CHECK (configuration IS NULL OR configuration <> '');
+ALTER TABLE runs ADD COLUMN via_group TEXT CHECK (via_group IS NULL OR configuration IS NOT NULL);
+"#;
+
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
 
 pub(crate) fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA user_version", [], |row| row.get(0))

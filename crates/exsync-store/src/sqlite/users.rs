@@ -11,8 +11,8 @@ use super::codec::{
 use super::commit::pause;
 use crate::error::{StoreError, StoreResult};
 use crate::types::{
-    ConflictRecord, CrmUserSkip, Pause, ResetCounts, RunCounts, RunRecord, SkippedCrmUser,
-    UnresolvedItem, UserStatus, SKIPPED_ADDRESS_MAX,
+    ConflictRecord, CrmUserSkip, Pause, ResetCounts, RunAssignment, RunCounts, RunRecord,
+    SkippedCrmUser, UnresolvedItem, UserStatus, SKIPPED_ADDRESS_MAX,
 };
 
 pub(crate) fn insert_user(conn: &Connection, user: &UserKey, at: &str) -> rusqlite::Result<usize> {
@@ -113,7 +113,7 @@ pub(crate) fn reset_user(conn: &mut Connection, user: &UserKey) -> StoreResult<R
 
 pub(crate) const RUN_COLUMNS: &str =
     "id, user_key, started_at, finished_at, created, updated, deleted, conflicts, failures, error, \
-     notices, backend";
+     notices, backend, configuration, via_group";
 
 pub(crate) struct RunRow {
     pub(crate) id: i64,
@@ -124,9 +124,11 @@ pub(crate) struct RunRow {
     pub(crate) error: Option<String>,
     pub(crate) notices: String,
     pub(crate) backend: Option<String>,
+    pub(crate) configuration: Option<String>,
+    pub(crate) via_group: Option<String>,
 }
 
-/// Reads the twelve run columns starting at `at`.
+/// Reads the fourteen run columns starting at `at`.
 fn run_row(row: &Row<'_>, at: usize) -> rusqlite::Result<RunRow> {
     Ok(RunRow {
         id: row.get(at)?,
@@ -143,6 +145,8 @@ fn run_row(row: &Row<'_>, at: usize) -> rusqlite::Result<RunRow> {
         error: row.get(at + 9)?,
         notices: row.get(at + 10)?,
         backend: row.get(at + 11)?,
+        configuration: row.get(at + 12)?,
+        via_group: row.get(at + 13)?,
     })
 }
 
@@ -165,6 +169,10 @@ impl RunRow {
             notices: serde_json::from_str(&self.notices)
                 .map_err(|e| format!("notices of run {}: {e}", self.id))?,
             backend: self.backend,
+            assignment: self.configuration.map(|configuration| RunAssignment {
+                configuration,
+                group: self.via_group,
+            }),
         })
     }
 }
@@ -201,7 +209,7 @@ pub(crate) const STATUS_SELECT: &str = "SELECT u.user_key, u.paused_reason, u.pa
      (SELECT count(*) FROM pairs p WHERE p.user_key = u.user_key AND p.kind = 'event'), \
      (SELECT count(*) FROM unresolved x WHERE x.user_key = u.user_key), \
      r.id, r.user_key, r.started_at, r.finished_at, r.created, r.updated, r.deleted, \
-     r.conflicts, r.failures, r.error, r.notices, r.backend \
+     r.conflicts, r.failures, r.error, r.notices, r.backend, r.configuration, r.via_group \
      FROM users u LEFT JOIN runs r ON r.id = u.last_run_id";
 
 fn status_row(row: &Row<'_>) -> rusqlite::Result<StatusRow> {
@@ -273,8 +281,8 @@ pub(crate) fn unresolved(conn: &Connection, user: &UserKey) -> StoreResult<Vec<U
     let u = Some(user);
     let rows = conn
         .prepare_cached(
-            "SELECT kind, side, item_id, reason, first_seen, last_seen, occurrences FROM unresolved \
-             WHERE user_key = ?1 ORDER BY first_seen, kind, side, item_id",
+            "SELECT kind, side, item_id, reason, first_seen, last_seen, occurrences, name \
+             FROM unresolved WHERE user_key = ?1 ORDER BY first_seen, kind, side, item_id",
         )
         .ctx(OP, u)?
         .query_map(params![user.as_str()], |row| {
@@ -286,6 +294,7 @@ pub(crate) fn unresolved(conn: &Connection, user: &UserKey) -> StoreResult<Vec<U
                 row.get::<_, String>(4)?,
                 row.get::<_, String>(5)?,
                 row.get::<_, i64>(6)?,
+                row.get::<_, Option<String>>(7)?,
             ))
         })
         .ctx(OP, u)?
@@ -293,7 +302,7 @@ pub(crate) fn unresolved(conn: &Connection, user: &UserKey) -> StoreResult<Vec<U
         .ctx(OP, u)?;
     rows.into_iter()
         .map(
-            |(kind, side, id, reason, first_seen, last_seen, occurrences)| {
+            |(kind, side, id, reason, first_seen, last_seen, occurrences, name)| {
                 Ok(UnresolvedItem {
                     kind: parse_kind(&kind)?,
                     id: item_id(parse_side(&side)?, id),
@@ -301,6 +310,7 @@ pub(crate) fn unresolved(conn: &Connection, user: &UserKey) -> StoreResult<Vec<U
                     first_seen: parse_time(&first_seen)?,
                     last_seen: parse_time(&last_seen)?,
                     occurrences: count(occurrences)?,
+                    name,
                 })
             },
         )
@@ -327,11 +337,13 @@ pub(crate) fn conflicts(
         Option<String>,
         String,
         bool,
+        Option<String>,
     );
     let rows: Vec<Raw> = conn
         .prepare_cached(
             "SELECT id, run_id, at, kind, crm_id, exchange_id, field, crm_value, exchange_value, \
-             winner, first_link FROM conflicts WHERE user_key = ?1 ORDER BY id DESC LIMIT ?2",
+             winner, first_link, name FROM conflicts WHERE user_key = ?1 \
+             ORDER BY id DESC LIMIT ?2",
         )
         .ctx(OP, u)?
         .query_map(params![user.as_str(), limit(max)], |row| {
@@ -347,6 +359,7 @@ pub(crate) fn conflicts(
                 row.get(8)?,
                 row.get(9)?,
                 row.get(10)?,
+                row.get(11)?,
             ))
         })
         .ctx(OP, u)?
@@ -372,6 +385,7 @@ pub(crate) fn conflicts(
                 exchange_value,
                 winner,
                 first_link,
+                name,
             )| {
                 Ok(ConflictRecord {
                     id,
@@ -388,6 +402,7 @@ pub(crate) fn conflicts(
                         winner: parse_side(&winner)?,
                         first_link,
                     },
+                    name,
                 })
             },
         )

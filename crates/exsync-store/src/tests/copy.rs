@@ -23,11 +23,14 @@ fn populated(store: &SqliteStore) {
         set_cursor(CursorScope::folder(&alice, "contacts"), "s1"),
         set_cursor(CursorScope::crm_object("Contact"), "2026-09-21T10:00:00Z"),
     ];
-    pass.unresolved = vec![failing(
-        ItemKind::Contact,
-        ItemId::Exchange(ExchangeId::new("X9")),
-        "no name",
-    )];
+    pass.unresolved = vec![UnresolvedReport {
+        name: Some("Grace Hopper <grace@example.org>".into()),
+        ..failing(
+            ItemKind::Contact,
+            ItemId::Exchange(ExchangeId::new("X9")),
+            "no name",
+        )
+    }];
     pass.conflicts = vec![ConflictEntry {
         kind: ItemKind::Contact,
         crm_id: CrmId::new("003A"),
@@ -39,6 +42,7 @@ fn populated(store: &SqliteStore) {
             winner: Side::Crm,
             first_link: false,
         },
+        name: Some("Ada Lovelace <ada@example.org>".into()),
     }];
     pass.crm_writes = vec![echo("003A", "2026-09-21T10:00:01.000+0000", t(1))];
     store.commit_pass(&pass).unwrap();

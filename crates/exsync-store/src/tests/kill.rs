@@ -126,6 +126,7 @@ fn second_pass() -> PassCommit {
             winner: Side::Crm,
             first_link: false,
         },
+        name: None,
     }];
     p.crm_writes = vec![echo("003D", "2026-09-21T11:00:02.000+0000", t(103))];
     p.counts = RunCounts {

@@ -11,6 +11,7 @@ mod journal;
 mod kill;
 mod leases;
 mod migrations;
+mod names;
 mod pairs;
 mod pg_kill;
 mod postgres_only;
@@ -95,6 +96,7 @@ pub(crate) fn failing(kind: ItemKind, id: exsync_core::ItemId, reason: &str) -> 
         kind,
         id,
         reason: reason.to_owned(),
+        name: None,
     }
 }
 

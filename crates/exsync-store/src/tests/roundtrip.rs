@@ -297,6 +297,7 @@ fn pauses_runs_and_conflicts_read_back(db: &Db) {
                     winner: Side::Crm,
                     first_link: true,
                 },
+                name: None,
             }];
             pass.counts.conflicts = 1;
             pass.pause = Some("would delete 80% of contacts".into());

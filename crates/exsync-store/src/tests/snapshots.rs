@@ -72,6 +72,7 @@ fn scripted_passes(db: &Db) {
             winner: Side::Crm,
             first_link: false,
         },
+        name: None,
     }];
     pass.cursors = vec![set_cursor(contacts(&alice), "alice-s2")];
     pass.counts = RunCounts {

@@ -129,6 +129,16 @@ fn user_detail(
     if let Some(route) = routes.get(user) {
         println!("\nBackend: {}", auto_routes::line(route.as_ref(), now));
     }
+    if let Some(a) = status.last_run.as_ref().and_then(|r| r.assignment.as_ref()) {
+        let how = match &a.group {
+            Some(g) => format!("via group {}", printable(g)),
+            None => "assigned individually".to_owned(),
+        };
+        println!(
+            "\nConfiguration: {}, {how} (as the last pass found it)",
+            printable(&a.configuration)
+        );
+    }
     if let Some(run) = &status.last_run {
         println!("\nLast pass ended {}.", when(run.finished, now));
         if let Some(error) = &run.error {
@@ -148,12 +158,13 @@ fn user_detail(
     println!("\nUnresolved items ({}):", unresolved.len());
     for item in &unresolved {
         println!(
-            "  {} {}  seen {}x since {}: {}",
+            "  {} {}{}  seen {}x since {}: {}",
             item.kind,
-            item.id,
+            printable(&item.id.to_string()),
+            named(item.name.as_deref()),
             item.occurrences,
             item.first_seen.format("%Y-%m-%d %H:%M"),
-            item.reason
+            printable(&item.reason)
         );
     }
     println!("\nRecent passes:");
@@ -189,14 +200,22 @@ fn user_detail(
             format!("{} won", c.conflict.winner)
         };
         println!(
-            "  {} {} {} {}: {settled}",
+            "  {} {} {}{} {}: {settled}",
             c.at.format("%Y-%m-%d %H:%M"),
             c.kind,
-            c.crm_id,
-            c.conflict.field,
+            printable(c.crm_id.as_str()),
+            named(c.name.as_deref()),
+            printable(&c.conflict.field),
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A record's name after its id, ` "Ann Lee <ann@contoso.test>"`, or nothing when the store
+/// has none. Names come from the CRM and the mailbox: quoted and cut to one terminal line.
+fn named(name: Option<&str>) -> String {
+    name.map(|n| format!(" \"{}\"", printable(&exsync_core::cap_name(n))))
+        .unwrap_or_default()
 }
 
 /// How long ago `then` was, in the largest unit that fits: "45 s ago", "3 min ago".

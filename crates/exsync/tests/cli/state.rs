@@ -53,8 +53,14 @@ fn seeded(dir: &Path) {
         kind: ItemKind::Contact,
         id: ItemId::Crm("0039".into()),
         reason: "not created in exchange: \"x@\" is not an e-mail address".into(),
+        // A name from outside, with a terminal escape in it.
+        name: Some("Zoe \u{1b}[31mRed <x@>".into()),
     }];
     commit.backend = Some("graph".into());
+    commit.assignment = Some(exsync_store::RunAssignment {
+        configuration: "sales".into(),
+        group: Some("Sales User".into()),
+    });
     commit.counts = RunCounts {
         created: 3,
         failures: 1,
@@ -119,8 +125,19 @@ fn status_lists_users_with_counts_and_unresolved_items() {
     );
 
     let detail = exsync(dir.path(), &["status", "--user", "ANN@contoso.test"]);
+    // The failed record is named beside its id, its name shown on one safe terminal line.
     assert!(
-        detail.text().contains("contact crm:0039"),
+        detail
+            .text()
+            .contains("contact crm:0039 \"Zoe [31mRed <x@>\""),
+        "{}",
+        detail.text()
+    );
+    assert!(!detail.text().contains('\u{1b}'), "{}", detail.text());
+    assert!(
+        detail
+            .text()
+            .contains("Configuration: sales, via group Sales User (as the last pass found it)"),
         "{}",
         detail.text()
     );

@@ -98,6 +98,7 @@ fn expected(method: &str, path: &str, role: Option<Role>) -> StatusCode {
         ("GET", "/api/users/{user}/conflicts") | ("GET", "/users/{user}/conflicts") => {
             Some(Role::Viewer)
         }
+        ("GET", "/api/users/{user}") | ("GET", "/users/{user}") => Some(Role::Viewer),
         (_, p) if p.ends_with("/reset") || p.ends_with("/test") => Some(Role::Operator),
         _ => Some(Role::Admin),
     };

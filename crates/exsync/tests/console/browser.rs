@@ -522,6 +522,71 @@ async fn an_admin_sets_up_the_service_account_configurations_and_resets_a_user_i
     assert!(!report.contains(&sa_password));
     d.screenshot("08-connection-test").await;
 
+    // Every page the console serves fits a 1280-pixel screen without scrolling sideways,
+    // and each is kept as a screenshot. The user's page is reached by the status table's
+    // link on the user's name.
+    d.go(&format!("{base}/")).await;
+    let link = d
+        .script("return document.querySelector('#users a.user').getAttribute('href');")
+        .await;
+    assert_eq!(link, json!("/users/user1%40contoso.test"));
+    for (path, name) in [
+        ("/", "11-status"),
+        ("/users/user1%40contoso.test", "12-user"),
+        ("/users/user1%40contoso.test/conflicts", "13-conflicts"),
+        ("/service-account", "14-service-account"),
+        ("/exchange-online", "15-exchange-online"),
+        ("/crm", "16-crm"),
+        ("/configurations", "17-configurations"),
+        ("/audit", "18-audit"),
+    ] {
+        d.go(&format!("{base}{path}")).await;
+        d.screenshot(name).await;
+        let width = d
+            .script("return document.documentElement.scrollWidth;")
+            .await;
+        assert!(
+            width.as_u64().is_some_and(|w| w <= 1280),
+            "{path} is {width} pixels wide, wider than a 1280-pixel screen"
+        );
+    }
+    assert_eq!(
+        d.text("main h1").await,
+        "Audit log",
+        "the last page loaded as itself"
+    );
+    // A validation error: the reason without the server's path, the input kept, the page
+    // still 1280 pixels wide.
+    d.go(&format!("{base}/configurations")).await;
+    d.typ("#new-name", "broken").await;
+    d.typ("#new-users", "not-an-address").await;
+    d.submit("#create-configuration").await;
+    let error = d.text("#error").await;
+    assert!(
+        error.contains("configurations.broken.users") && error.contains("not an e-mail address"),
+        "{error}"
+    );
+    assert!(
+        !error.contains(&dir.path().to_string_lossy().into_owned()),
+        "{error}"
+    );
+    let kept = d
+        .script("return [document.getElementById('new-name').value, document.getElementById('new-users').value];")
+        .await;
+    assert_eq!(kept, json!(["broken", "not-an-address"]));
+    d.screenshot("19-validation-error").await;
+    let width = d
+        .script("return document.documentElement.scrollWidth;")
+        .await;
+    assert!(width.as_u64().is_some_and(|w| w <= 1280), "{width}");
+
+    d.go(&format!("{base}/users/user1%40contoso.test")).await;
+    assert_eq!(d.text("#detail-user").await, "user1@contoso.test");
+    assert!(
+        d.text("#detail-actions").await.contains("Reset Sync"),
+        "an admin may reset the user from the page"
+    );
+
     let db = std::fs::read(dir.path().join("state.db")).unwrap();
     let wal = std::fs::read(dir.path().join("state.db-wal")).unwrap_or_default();
     for bytes in [db, wal] {

@@ -269,3 +269,97 @@ async fn sync_can_be_disabled_and_enabled_by_an_admin() {
     assert_eq!(audit[0].action, "sync.disable");
     assert_eq!(audit[0].actor, "admin");
 }
+
+/// A form the configuration check refuses comes back with what the admin typed still in it,
+/// and the reason names the key, not the server's path to the file.
+#[tokio::test]
+async fn a_refused_form_keeps_the_admins_input_and_shows_no_server_path() {
+    let env = Env::new();
+    let before = std::fs::read_to_string(env.config_path()).unwrap();
+    let dir = env.dir.path().to_string_lossy().into_owned();
+    let (cookie, csrf) = env.session(Role::Admin);
+    let admin = Auth::Session {
+        cookie,
+        csrf: Some(csrf),
+    };
+
+    // A row edited with an address that is not one.
+    let page = env
+        .send(request(
+            Method::POST,
+            "/configurations/sales",
+            &admin,
+            Some(form(&[
+                ("active", "false"),
+                ("users", "ann@contoso.test, not-an-address"),
+                ("groups", "Sales User, Field Sales"),
+                ("contacts_direction", "crm_to_exchange"),
+            ])),
+        ))
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    assert_eq!(std::fs::read_to_string(env.config_path()).unwrap(), before);
+    let error = page.body.split("id=\"error\">").nth(1).unwrap_or_default();
+    assert!(
+        error.starts_with("the change was not saved: exsync.toml:")
+            && error.contains(": configurations.sales.users: "),
+        "the reason by file name, line and key: {}",
+        page.body
+    );
+    assert!(!page.body.contains(&dir), "no server path: {}", page.body);
+    assert!(
+        page.body
+            .contains(r#"form="cfg-0">ann@contoso.test, not-an-address</textarea>"#),
+        "the users as typed: {}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains(r#"form="cfg-0">Sales User, Field Sales</textarea>"#),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains(r#"<option value="false" selected>inactive</option>"#),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains(r#"<option value="crm_to_exchange" selected>crm_to_exchange</option>"#),
+        "{}",
+        page.body
+    );
+
+    // A new configuration that assigns ann a second time.
+    let page = env
+        .send(request(
+            Method::POST,
+            "/configurations",
+            &admin,
+            Some(form(&[
+                ("name", "support"),
+                ("users", "ann@contoso.test"),
+                ("groups", "Support Agent"),
+                ("events_direction", "off"),
+            ])),
+        ))
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    assert!(
+        page.body.contains("already assigned to configuration"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains(&dir), "no server path: {}", page.body);
+    for kept in [
+        r#"id="new-name" required pattern="[A-Za-z0-9_-]+" value="support""#,
+        r#"id="new-users" value="ann@contoso.test""#,
+        r#"id="new-groups" value="Support Agent""#,
+        r#"<option value="off" selected>off</option>"#,
+    ] {
+        assert!(page.body.contains(kept), "{kept}: {}", page.body);
+    }
+    assert_eq!(std::fs::read_to_string(env.config_path()).unwrap(), before);
+}

@@ -138,6 +138,7 @@ fn seed(env: &Env) {
             winner: Side::Exchange,
             first_link: true,
         },
+        name: None,
     }];
     env.store.commit_pass(&commit).unwrap();
 
@@ -155,6 +156,7 @@ fn seed(env: &Env) {
             winner: Side::Crm,
             first_link: false,
         },
+        name: None,
     }];
     env.store.commit_pass(&commit).unwrap();
 }

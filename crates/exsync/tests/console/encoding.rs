@@ -286,6 +286,12 @@ async fn every_page_encodes_hostile_values_and_carries_no_inline_code() {
     let conflict_field = evil("conflict field");
     let conflict_crm_value = evil("conflict crm value");
     let conflict_exchange_value = evil("conflict exchange value");
+    // Records are shown by name: a conflicting pair's and a failing record's, with the
+    // failure's reason and id, all from outside.
+    let record_name = evil("record name");
+    let unresolved_name = evil("unresolved name");
+    let unresolved_reason = evil("unresolved reason");
+    let unresolved_id = evil("unresolved id");
 
     std::fs::write(
         env.config_path(),
@@ -353,6 +359,13 @@ groups = [{group}]
             winner: exsync_core::Side::Exchange,
             first_link: true,
         },
+        name: Some(record_name.clone()),
+    }];
+    commit.unresolved = vec![exsync_store::UnresolvedReport {
+        kind: ItemKind::Contact,
+        id: exsync_core::ItemId::Crm(unresolved_id.as_str().into()),
+        reason: unresolved_reason.clone(),
+        name: Some(unresolved_name.clone()),
     }];
     env.store.commit_pass(&commit).unwrap();
     env.store.set_paused(&user, Some(&pause)).unwrap();
@@ -429,6 +442,10 @@ groups = [{group}]
         conflict_field.clone(),
         conflict_crm_value.clone(),
         conflict_exchange_value.clone(),
+        record_name.clone(),
+        unresolved_name.clone(),
+        unresolved_reason.clone(),
+        unresolved_id.clone(),
     ];
     let seg = |s: &str| {
         url::form_urlencoded::byte_serialize(s.as_bytes())
@@ -472,28 +489,49 @@ groups = [{group}]
         "the address is a percent-encoded path segment in the form's URL"
     );
 
-    let conflicts = env
-        .send(request(
-            Method::GET,
-            &format!("/users/{}/conflicts", seg(&synced)),
-            &auth,
-            None,
-        ))
-        .await;
-    assert_eq!(conflicts.status, StatusCode::OK, "{}", conflicts.body);
-    check_page(
-        "conflicts",
-        &conflicts,
-        &hostile,
-        &[
-            &synced,
-            &conflict_crm_id,
-            &conflict_exchange_id,
-            &conflict_field,
-            &conflict_crm_value,
-            &conflict_exchange_value,
-        ],
+    // The user's conflicts, and the user's page: everything the CRM, the mailbox and the
+    // passes said, encoded.
+    let conflict_values = [
+        &synced,
+        &conflict_crm_id,
+        &conflict_exchange_id,
+        &conflict_field,
+        &conflict_crm_value,
+        &conflict_exchange_value,
+        &record_name,
+    ];
+    let mut user_values = conflict_values.to_vec();
+    user_values.extend([
+        &run_error,
+        &notice_code,
+        &notice_message,
+        &notice_fix,
+        &pause,
+        &config_name,
+        &unresolved_name,
+        &unresolved_reason,
+        &unresolved_id,
+    ]);
+    for (what, path, shown) in [
+        (
+            "conflicts",
+            format!("/users/{}/conflicts", seg(&synced)),
+            &conflict_values[..],
+        ),
+        ("user", format!("/users/{}", seg(&synced)), &user_values[..]),
+    ] {
+        let answer = env.send(request(Method::GET, &path, &auth, None)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{what}: {}", answer.body);
+        let shown: Vec<&str> = shown.iter().map(|s| s.as_str()).collect();
+        check_page(what, &answer, &hostile, &shown);
+    }
+    assert!(
+        status
+            .body
+            .contains(&format!("href=\"/users/{}\"", seg(&synced))),
+        "the status page links the user's page by a percent-encoded path segment"
     );
+
     assert!(
         status
             .body

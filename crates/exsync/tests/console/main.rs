@@ -26,4 +26,5 @@ mod exchange_online;
 mod kerberos;
 mod openapi;
 mod secrets;
+mod user_page;
 mod workers;

@@ -22,6 +22,7 @@ use crate::html::{esc, page};
 use crate::AppState;
 
 use super::super::internal;
+use super::detail::name_cell;
 use super::time_text;
 
 /// How many entries an answer holds when the caller does not say.
@@ -51,6 +52,9 @@ pub(crate) struct ConflictView {
     pub id: i64,
     /// `contact` or `event`.
     pub kind: ItemKind,
+    /// The pair's name (a contact's name and address, an event's subject and start); `null`
+    /// when the pass did not know it. Untrusted text.
+    pub name: Option<String>,
     /// The pass that settled it.
     pub run_id: i64,
     /// The side whose value was kept and written to the other side.
@@ -69,6 +73,7 @@ impl From<ConflictRecord> for ConflictView {
             first_link: r.conflict.first_link,
             id: r.id,
             kind: r.kind,
+            name: r.name,
             run_id: r.run_id,
             winner: r.conflict.winner,
         }
@@ -132,11 +137,24 @@ impl ConflictView {
         }
     }
 
+    /// The entries as a table, newest first.
+    pub(crate) fn table(entries: &[ConflictView]) -> String {
+        let mut table = String::from(
+            r#"<table id="conflicts"><tr><th>When (UTC)</th><th>Kind</th><th>Record</th><th>CRM id</th><th>Exchange id</th><th>Field</th><th>CRM value</th><th>Exchange value</th><th>Settled</th></tr>"#,
+        );
+        for e in entries {
+            table.push_str(&e.render_row());
+        }
+        table.push_str("</table>");
+        table
+    }
+
     fn render_row(&self) -> String {
         format!(
-            r#"<tr class="{class}" data-first-link="{fl}" data-winner="{w}"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{}{}<td class="settled">{}</td></tr>"#,
+            r#"<tr class="{class}" data-first-link="{fl}" data-winner="{w}"><td>{}</td><td>{}</td><td class="name">{}</td><td>{}</td><td>{}</td><td>{}</td>{}{}<td class="settled">{}</td></tr>"#,
             esc(&time_text(&self.at)),
             esc(self.kind.as_str()),
+            name_cell(self.name.as_deref()),
             esc(self.crm_id.as_str()),
             esc(self.exchange_id.as_str()),
             esc(&self.field),
@@ -195,11 +213,7 @@ pub(crate) async fn get_page(
             r#"<p class="muted" id="no-conflicts">No conflicts or first-link merges recorded.</p>"#,
         );
     } else {
-        body.push_str(r#"<table id="conflicts"><tr><th>When (UTC)</th><th>Kind</th><th>CRM id</th><th>Exchange id</th><th>Field</th><th>CRM value</th><th>Exchange value</th><th>Settled</th></tr>"#);
-        for e in &entries {
-            body.push_str(&e.render_row());
-        }
-        body.push_str("</table>");
+        body.push_str(&ConflictView::table(&entries));
     }
     body.push_str(r#"<p><a href="/">Back to status</a></p>"#);
     page("Conflicts and first-link merges", Some(&caller), &body).into_response()
@@ -220,6 +234,7 @@ mod tests {
             first_link,
             id: 1,
             kind: ItemKind::Contact,
+            name: Some("Ann <b>Lee</b>".to_owned()),
             run_id: 2,
             winner,
         }
@@ -243,6 +258,10 @@ mod tests {
             "{row}"
         );
         assert!(!row.contains("<script>"), "{row}");
+        assert!(
+            row.contains(r#"<td class="name">Ann &lt;b&gt;Lee&lt;/b&gt;</td>"#),
+            "the record is named, encoded: {row}"
+        );
 
         let row = view(false, Side::Crm, Some(serde_json::json!(["a", 1]))).render_row();
         assert!(row.contains("conflict — CRM won"), "{row}");

@@ -3,6 +3,7 @@
 //! connection test.
 
 pub(crate) mod conflicts;
+pub(crate) mod detail;
 pub(crate) mod reset;
 pub(crate) mod skipped;
 pub(crate) mod test;
@@ -13,7 +14,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::{DateTime, SecondsFormat, Utc};
-use exsync_core::config::{effective_configuration, AssignedBy, MailboxRouting};
+use exsync_core::config::{effective_configuration, AssignedBy, MailboxRouting, SyncConfiguration};
 use exsync_core::UserKey;
 use exsync_store::{
     LeaseScope, MailboxRoute, Notice, Pause, Role, RunCounts, RunRecord, UserStatus,
@@ -29,12 +30,13 @@ use super::internal;
 use super::sync::SyncView;
 use skipped::SkippedUserView;
 
-/// One user's status, with the configuration assigned to them individually (a group
-/// assignment depends on the user's CRM profile, which only the sync pass knows).
+/// One user's status, with the configuration that applies to them: one that lists them, or
+/// one a group (CRM profile) brings, as the last pass found the user's profile (only a pass
+/// reads it).
 #[derive(Serialize)]
 pub(crate) struct UserView {
-    /// The configuration assigned to the user individually; `null` when there is none, or
-    /// when the configuration file cannot be read.
+    /// The configuration that applies to the user; `null` when none does (or none by a
+    /// profile the last pass saw), or when the configuration file cannot be read.
     pub configuration: Option<AssignedView>,
     /// CRM contacts currently linked to a contact in the mailbox.
     pub contact_pairs: u64,
@@ -49,6 +51,10 @@ pub(crate) struct UserView {
     /// Why and since when the user's sync is paused (e.g. a pass would have deleted too
     /// much); `null` while it runs.
     pub paused: Option<Pause>,
+    /// For a mailbox located automatically (`[exchange_online] auto`): the backend it was
+    /// last found on, when, and what said so; absent for any other mailbox.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<detail::RouteView>,
     /// `syncing`, `failing` (the last pass failed), `paused`, or `new` (no pass yet).
     pub state: &'static str,
     /// Records that keep failing to sync, each counted once however many passes it failed.
@@ -79,8 +85,51 @@ pub(crate) struct HolderView {
 pub(crate) struct AssignedView {
     /// `individual` (listed by address) or `group` (through a CRM profile).
     pub assigned_by: AssignedBy,
+    /// The group (CRM profile) that brought it, for a group assignment. Untrusted text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// The configuration's name.
     pub name: String,
+}
+
+impl AssignedView {
+    /// "sales, assigned individually" or "sales, via group Sales User".
+    pub(crate) fn text(&self) -> String {
+        match (&self.assigned_by, &self.group) {
+            (AssignedBy::Group, Some(g)) => format!("{}, via group {g}", self.name),
+            (AssignedBy::Group, None) => format!("{}, via a group", self.name),
+            (AssignedBy::Individual, _) => format!("{}, assigned individually", self.name),
+        }
+    }
+}
+
+/// The group (CRM profile) through which the user's last pass found their configuration.
+pub(crate) fn last_group(status: &UserStatus) -> Option<BTreeSet<String>> {
+    status
+        .last_run
+        .as_ref()
+        .and_then(|r| r.assignment.as_ref())
+        .and_then(|a| a.group.clone())
+        .map(|g| BTreeSet::from([g]))
+}
+
+/// The configuration that applies to `user` now, given the group their last pass found
+/// (an individual assignment beats it, as in the pass).
+fn assigned(
+    configurations: &[SyncConfiguration],
+    user: &UserKey,
+    groups: Option<&BTreeSet<String>>,
+) -> Option<AssignedView> {
+    let none = BTreeSet::new();
+    let groups = groups.unwrap_or(&none);
+    effective_configuration(configurations, user, groups).map(|(c, by)| AssignedView {
+        assigned_by: by,
+        group: match by {
+            AssignedBy::Group => c.groups.intersection(groups).next().cloned(),
+            AssignedBy::Individual => None,
+        },
+        name: c.name.clone(),
+    })
 }
 
 /// The user's last pass.
@@ -175,19 +224,11 @@ pub(crate) fn time_text(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
-fn assigned_by_name(by: AssignedBy) -> &'static str {
-    match by {
-        AssignedBy::Individual => "individual",
-        AssignedBy::Group => "group",
-    }
-}
-
 impl UserView {
     /// Every known user. Without a readable configuration file the users are still listed,
     /// with no configuration.
     pub(crate) fn list(st: &AppState) -> ConsoleResult<Vec<UserView>> {
         let config = st.config.load().ok();
-        let none = BTreeSet::new();
         let online = config
             .as_ref()
             .and_then(|c| c.exchange_online.as_ref())
@@ -225,11 +266,10 @@ impl UserView {
                 held_by: holders.remove(&status.user),
                 state: status.state(),
                 configuration: config.as_ref().and_then(|c| {
-                    effective_configuration(&c.configurations, &status.user, &none).map(
-                        |(c, by)| AssignedView {
-                            assigned_by: by,
-                            name: c.name.clone(),
-                        },
+                    assigned(
+                        &c.configurations,
+                        &status.user,
+                        last_group(&status).as_ref(),
                     )
                 }),
                 contact_pairs: status.contact_pairs,
@@ -240,7 +280,15 @@ impl UserView {
                 auto: online
                     .filter(|o| o.routing_of(status.user.as_str()) == MailboxRouting::Auto)
                     .map(|_| routes.remove(&status.user)),
+                route: None,
                 user: status.user,
+            })
+            .map(|mut view: UserView| {
+                view.route = view
+                    .auto
+                    .as_ref()
+                    .map(|r| detail::RouteView::from(r.as_ref()));
+                view
             })
             .collect();
         Ok(views)
@@ -269,9 +317,44 @@ impl UserView {
             Some(p) => format!("yes: {}", p.reason),
         };
         let config = match &self.configuration {
-            None => "(by group, or none)".to_owned(),
-            Some(c) => format!("{} ({})", c.name, assigned_by_name(c.assigned_by)),
+            None => "(none yet: a group assignment shows after a pass)".to_owned(),
+            Some(c) => c.text(),
         };
+        let actions = self.actions(caller);
+        let worker = match &self.held_by {
+            None => String::new(),
+            Some(h) if h.lapsed => format!("{} (lease lapsed)", esc(&h.worker)),
+            Some(h) => format!("{} until {}", esc(&h.worker), time_element(&h.expires_at)),
+        };
+        // A user who never had a pass shows empty cells for it.
+        let run = self.last_run.as_ref();
+        let count =
+            |f: fn(&CountsView) -> u64| run.map(|r| f(&r.counts).to_string()).unwrap_or_default();
+        format!(
+            "<tr data-user=\"{e}\" data-state=\"{state}\"><td><a class=\"user\" href=\"/users/{s}\">{e}</a></td><td>{}</td><td class=\"state {state}\">{state}</td><td class=\"worker\">{worker}</td><td class=\"backend\">{}</td><td>{}</td><td>{} / {} / {}</td><td>{}</td><td>{}</td><td class=\"problems\">{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{actions}</td></tr>",
+            esc(&config),
+            self.backend_cell(),
+            run.map(|r| time_element(&r.finished)).unwrap_or_default(),
+            esc(&count(|c| c.created)),
+            esc(&count(|c| c.updated)),
+            esc(&count(|c| c.deleted)),
+            esc(&count(|c| c.conflicts)),
+            esc(&count(|c| c.failures)),
+            short_problems(run, user),
+            esc(&paused),
+            esc(&self.unresolved.to_string()),
+            esc(&self.contact_pairs.to_string()),
+            esc(&self.event_pairs.to_string()),
+            e = esc(user),
+            s = seg(user),
+            state = self.state,
+        )
+    }
+
+    /// The links and buttons about the user a caller of this role may use: the conflicts
+    /// page for everyone, Reset Sync and the connection test for operators and admins.
+    pub(crate) fn actions(&self, caller: &Caller) -> String {
+        let user = self.user.as_str();
         // Every role that sees the user may read what their passes settled.
         let mut actions = format!(
             r#"<a class="conflicts" href="/users/{}/conflicts" data-user="{}">Conflicts</a> "#,
@@ -293,33 +376,7 @@ impl UserView {
                 c = csrf_field(caller)
             ));
         }
-        let worker = match &self.held_by {
-            None => String::new(),
-            Some(h) if h.lapsed => format!("{} (lease lapsed)", esc(&h.worker)),
-            Some(h) => format!("{} until {}", esc(&h.worker), time_element(&h.expires_at)),
-        };
-        // A user who never had a pass shows empty cells for it.
-        let run = self.last_run.as_ref();
-        let count =
-            |f: fn(&CountsView) -> u64| run.map(|r| f(&r.counts).to_string()).unwrap_or_default();
-        format!(
-            "<tr data-user=\"{e}\" data-state=\"{state}\"><td>{e}</td><td>{}</td><td class=\"state {state}\">{state}</td><td class=\"worker\">{worker}</td><td class=\"backend\">{}</td><td>{}</td><td>{} / {} / {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{actions}</td></tr>",
-            esc(&config),
-            self.backend_cell(),
-            run.map(|r| time_element(&r.finished)).unwrap_or_default(),
-            esc(&count(|c| c.created)),
-            esc(&count(|c| c.updated)),
-            esc(&count(|c| c.deleted)),
-            esc(&count(|c| c.conflicts)),
-            esc(&count(|c| c.failures)),
-            problems(run),
-            esc(&paused),
-            esc(&self.unresolved.to_string()),
-            esc(&self.contact_pairs.to_string()),
-            esc(&self.event_pairs.to_string()),
-            e = esc(user),
-            state = self.state,
-        )
+        actions
     }
 }
 
@@ -350,12 +407,43 @@ fn health(users: &[UserView]) -> String {
     )
 }
 
-/// The Error cell: why the last pass failed, then what it noticed, each with its fix.
+/// The most of an error the status table shows; the user's page shows all of it.
+const ERROR_CELL: usize = 120;
+
+/// The status table's Error cell: the start of a long error, with a link to the user's page
+/// for the rest, then what the pass noticed.
+fn short_problems(run: Option<&RunView>, user: &str) -> String {
+    let Some(run) = run else {
+        return String::new();
+    };
+    let error = run.error.as_deref().unwrap_or_default();
+    let mut cell = if error.chars().count() > ERROR_CELL {
+        let start: String = error.chars().take(ERROR_CELL).collect();
+        format!(
+            r#"{}… <a class="more" href="/users/{}">full error</a>"#,
+            esc(&start),
+            seg(user)
+        )
+    } else {
+        esc(error)
+    };
+    cell.push_str(&notices_list(run));
+    cell
+}
+
+/// Why the last pass failed, then what it noticed, each with its fix.
 fn problems(run: Option<&RunView>) -> String {
     let Some(run) = run else {
         return String::new();
     };
     let mut cell = esc(run.error.as_deref().unwrap_or_default());
+    cell.push_str(&notices_list(run));
+    cell
+}
+
+/// What a pass noticed, each with its fix; nothing when it noticed nothing.
+fn notices_list(run: &RunView) -> String {
+    let mut cell = String::new();
     if !run.notices.is_empty() {
         cell.push_str("<ul class=\"notices\">");
         for n in &run.notices {
@@ -450,6 +538,7 @@ mod tests {
             paused: None,
             state: "new",
             unresolved: 0,
+            route: None,
             user: UserKey::new("ann@contoso.test"),
             auto: Some(Some(MailboxRoute {
                 user: UserKey::new("ann@contoso.test"),

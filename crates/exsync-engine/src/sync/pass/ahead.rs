@@ -185,6 +185,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                 kind: self.kind,
                 id,
                 reason: DUE.into(),
+                name: None,
             }));
         on_store(self.store, move |s| s.commit_pass(&commit).map(|_| ())).await
     }

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use chrono::Utc;
 use exsync_core::plan::{settle, Op, WriteResult};
-use exsync_core::{CrmId, ExchangeId, ItemId, Side};
+use exsync_core::{record_name, CrmId, ExchangeId, ItemId, Side};
 use exsync_store::{ConflictEntry, CrmWrite, ItemRef, PairKey, PassCommit, UnresolvedReport};
 
 use super::cursor::FolderCursor;
@@ -137,6 +137,8 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
             unsettled,
         } = sent;
         let settlement = settle(&ops, &results);
+        let names = record_names(&ops);
+        let name_of = |id: &ItemId| names.get(id).cloned();
         for (op, result) in ops.iter().filter(|op| op.writes()).zip(&results) {
             if let (Some((on, what)), WriteResult::Done { .. }) = (write_of(op), result) {
                 *report.written.entry((kind, on, what)).or_default() += 1;
@@ -218,6 +220,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                     .into_iter()
                     .map(|(crm_id, exchange_id, conflict)| ConflictEntry {
                         kind,
+                        name: name_of(&ItemId::Crm(crm_id.clone())),
                         crm_id,
                         exchange_id,
                         conflict,
@@ -228,6 +231,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
             written.failed.insert(failure.id.clone());
             commit.unresolved.push(UnresolvedReport {
                 kind,
+                name: name_of(&failure.id),
                 id: failure.id,
                 reason: failure.reason,
             });
@@ -483,6 +487,60 @@ fn write_of(op: &Op) -> Option<(Side, &'static str)> {
         Op::Delete { on, .. } => Some((*on, "delete")),
         _ => None,
     }
+}
+
+/// The name of each record a batch's plan carries content for (see
+/// `exsync_core::record_name`), by its id on either side, so its failures and conflicts are
+/// stored with a name an admin recognises. A delete or a skip carries no content: those are
+/// shown by id alone.
+fn record_names(ops: &[Op]) -> BTreeMap<ItemId, String> {
+    let mut names = BTreeMap::new();
+    for op in ops {
+        let (kind, fields, ids) = match op {
+            Op::Create {
+                kind,
+                source,
+                fields,
+                replaces,
+                ..
+            } => {
+                let mut ids = vec![source.clone()];
+                if let Some((crm_id, exchange_id)) = replaces {
+                    ids.push(ItemId::Crm(crm_id.clone()));
+                    ids.push(ItemId::Exchange(exchange_id.clone()));
+                }
+                (*kind, fields, ids)
+            }
+            Op::Update {
+                kind,
+                crm_id,
+                exchange_id,
+                fields,
+                ..
+            }
+            | Op::Link {
+                kind,
+                crm_id,
+                exchange_id,
+                fields,
+                ..
+            } => (
+                *kind,
+                fields,
+                vec![
+                    ItemId::Crm(crm_id.clone()),
+                    ItemId::Exchange(exchange_id.clone()),
+                ],
+            ),
+            _ => continue,
+        };
+        if let Some(name) = record_name(kind, fields) {
+            for id in ids {
+                names.entry(id).or_insert_with(|| name.clone());
+            }
+        }
+    }
+    names
 }
 
 #[cfg(test)]

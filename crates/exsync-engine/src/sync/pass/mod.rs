@@ -62,6 +62,9 @@ pub struct SyncUser {
     pub config: Arc<SyncConfiguration>,
     /// The user's time zone as the CRM holds it (see [`super::sides::CrmUser::time_zone`]).
     pub time_zone: String,
+    /// The CRM profile (group) that assigned `config`; `None` when it lists the user by
+    /// address. Stored with each run, so status says how the user came to the configuration.
+    pub group: Option<String>,
 }
 
 /// What one user's pass did.
@@ -297,6 +300,10 @@ async fn run_user_once<E: MailboxSide, C: CrmSide>(
                     kind,
                     id: c.id().clone(),
                     reason: reason.clone(),
+                    name: match c {
+                        Change::Upsert(item) => exsync_core::record_name(kind, &item.fields),
+                        _ => None,
+                    },
                 }));
             report.error.get_or_insert(reason);
         }
@@ -315,6 +322,10 @@ async fn run_user_once<E: MailboxSide, C: CrmSide>(
     commit.error = report.error.clone();
     commit.notices = report.notices.clone();
     commit.backend = report.backend.map(|b| b.as_str().to_owned());
+    commit.assignment = Some(exsync_store::RunAssignment {
+        configuration: user.config.name.clone(),
+        group: user.group.clone(),
+    });
     // A crash here loses the pass's reports and cursor moves, not its writes: the slices
     // committed those, and the next pass must find them without writing them again.
     failpoint(failpoints::BEFORE_FINAL_COMMIT);
@@ -465,6 +476,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                         "synced without what Exchange cannot hold: {}",
                         notes.join("; ")
                     ),
+                    name: None,
                 }),
         );
         // Only the pass's final commit moves the backend's cursor, together with everything it

@@ -62,6 +62,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                         kind,
                         id: ItemId::Crm(id),
                         reason: "waiting: the user is paused".into(),
+                        name: None,
                     }));
                 after = Some(last);
             }

@@ -827,6 +827,11 @@ async fn a_rejected_record_is_recorded_and_retried_while_the_rest_syncs() {
         .unwrap();
     assert_eq!(unresolved.len(), 1);
     assert_eq!(unresolved[0].reason, "ErrorInvalidPropertySet");
+    // Kept with the name the admin knows it by, not only its id.
+    assert_eq!(
+        unresolved[0].name.as_deref(),
+        Some("Pat Rejected <r@x.test>")
+    );
     w.mem.faults.lock().unwrap().bad_last_names.clear();
     let report = w.pass().await;
     assert_eq!(report.users[0].counts.created, 1);
@@ -931,6 +936,43 @@ async fn an_empty_pairing_field_is_reported_only_where_a_group_would_sync_the_us
             "the CRM user's Email field is empty, so it names no mailbox".to_owned()
         )],
         "the Service user has no configuration and so is no concern of the admin's"
+    );
+}
+
+/// Each run keeps the configuration it synced its user by and the CRM profile that brought
+/// it, so status says "all, via group Sales" rather than only the configuration's name.
+#[tokio::test]
+async fn each_run_keeps_how_its_user_came_to_the_configuration() {
+    let config = SyncConfiguration {
+        groups: BTreeSet::from(["Sales".to_owned()]),
+        ..configuration(&["ann@x.test"])
+    };
+    let w = world_with(&["ann@x.test", "bo@x.test"], config);
+    let report = w.pass().await;
+    assert_eq!(report.failed_users(), 0, "{report:?}");
+    let assignment = |user: &str| {
+        w.syncer
+            .store
+            .user_status(&UserKey::new(user))
+            .unwrap()
+            .and_then(|s| s.last_run)
+            .and_then(|r| r.assignment)
+    };
+    assert_eq!(
+        assignment("ann@x.test"),
+        Some(exsync_store::RunAssignment {
+            configuration: "all".into(),
+            group: None,
+        }),
+        "listed by address"
+    );
+    assert_eq!(
+        assignment("bo@x.test"),
+        Some(exsync_store::RunAssignment {
+            configuration: "all".into(),
+            group: Some("Sales".into()),
+        }),
+        "brought by the Sales profile"
     );
 }
 

@@ -1,0 +1,298 @@
+//! One user's page (`/users/{user}`, `GET /api/users/{user}`): the configuration that
+//! applies and why, the backend, the recent passes, the full last error (the status table
+//! shows its start and links here), the unresolved records and the conflicts by name, and
+//! Reset Sync and the connection test for those who may use them.
+
+use crate::support::*;
+use axum::http::{Method, StatusCode};
+use chrono::{TimeDelta, Utc};
+use exsync_core::plan::Conflict;
+use exsync_core::{ItemId, ItemKind, Side, UserKey};
+use exsync_store::{ConflictEntry, PassCommit, Role, RunAssignment, UnresolvedReport};
+use serde_json::json;
+
+const ANN: &str = "ann@contoso.test";
+const ANN_SEG: &str = "ann%40contoso.test";
+const BO: &str = "bo@contoso.test";
+
+/// The tail of ann's last error, which only her page shows.
+const ERROR_TAIL: &str = "and the end of the error, which names the cause";
+
+/// Two passes for ann: one that synced and met a conflict, then one that failed with a long
+/// error and left a contact unresolved.
+fn seed(env: &Env) {
+    let user = UserKey::from_email(ANN);
+    let first = Utc::now() - TimeDelta::hours(2);
+    let mut commit = PassCommit::new(user.clone(), first, first + TimeDelta::seconds(5));
+    commit.backend = Some("ews".into());
+    commit.counts.created = 4;
+    commit.counts.conflicts = 1;
+    commit.conflicts = vec![ConflictEntry {
+        kind: ItemKind::Event,
+        crm_id: "00U1".into(),
+        exchange_id: "AAMkE1".into(),
+        conflict: Conflict {
+            field: "location".into(),
+            crm_value: Some(json!("Room 1")),
+            exchange_value: Some(json!("Room 2")),
+            winner: Side::Crm,
+            first_link: false,
+        },
+        name: Some("Board review (2026-12-07T09:00:00Z)".into()),
+    }];
+    env.store.commit_pass(&commit).unwrap();
+
+    let later = Utc::now() - TimeDelta::minutes(5);
+    let mut commit = PassCommit::new(user, later, later + TimeDelta::seconds(5));
+    commit.backend = Some("ews".into());
+    commit.counts.failures = 1;
+    commit.error = Some(format!(
+        "contacts not synced: {} {ERROR_TAIL}",
+        "the server said no ".repeat(10)
+    ));
+    commit.unresolved = vec![UnresolvedReport {
+        kind: ItemKind::Contact,
+        id: ItemId::Crm("003REJ".into()),
+        reason: "FIELD_TOO_LONG: Title".into(),
+        name: Some("Pat Rejected <pat@fabrikam.test>".into()),
+    }];
+    commit.assignment = Some(RunAssignment {
+        configuration: "sales".into(),
+        group: None,
+    });
+    env.store.commit_pass(&commit).unwrap();
+
+    // bo is in no configuration's list: the Sales User profile brought him to `sales`.
+    let mut commit = PassCommit::new(UserKey::from_email(BO), later, later);
+    commit.assignment = Some(RunAssignment {
+        configuration: "sales".into(),
+        group: Some("Sales User".into()),
+    });
+    env.store.commit_pass(&commit).unwrap();
+}
+
+#[tokio::test]
+async fn the_api_gives_a_users_configuration_passes_and_named_records() {
+    let env = Env::new();
+    seed(&env);
+    let viewer = Auth::Token(env.token(Role::Viewer).to_owned());
+    let a = env
+        .send(request(
+            Method::GET,
+            &format!("/api/users/{ANN_SEG}"),
+            &viewer,
+            None,
+        ))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let v = a.json();
+    assert_eq!(v["user"], ANN);
+    assert_eq!(v["state"], "failing");
+    assert_eq!(v["backend"], "ews");
+    assert_eq!(v["assignment"]["configuration"], "sales", "{}", a.body);
+    assert_eq!(v["assignment"]["assigned_by"], "individual");
+    assert!(
+        v["assignment"]["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("assigned individually"),
+        "{}",
+        a.body
+    );
+    assert!(
+        v["last_error"].as_str().unwrap().ends_with(ERROR_TAIL),
+        "the whole error: {}",
+        a.body
+    );
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{}", a.body);
+    assert_eq!(runs[0]["counts"]["failures"], 1, "newest first");
+    assert_eq!(runs[1]["counts"]["created"], 4);
+    let unresolved = &v["unresolved"][0];
+    assert_eq!(unresolved["name"], "Pat Rejected <pat@fabrikam.test>");
+    assert_eq!(unresolved["id"], "003REJ");
+    assert_eq!(unresolved["side"], "crm");
+    assert_eq!(unresolved["reason"], "FIELD_TOO_LONG: Title");
+    assert_eq!(
+        v["conflicts"][0]["name"],
+        "Board review (2026-12-07T09:00:00Z)"
+    );
+    assert_eq!(v["status"]["unresolved"], 1);
+
+    // The conflicts list names its records too.
+    let a = env
+        .send(request(
+            Method::GET,
+            &format!("/api/users/{ANN_SEG}/conflicts"),
+            &viewer,
+            None,
+        ))
+        .await;
+    assert_eq!(
+        a.json()[0]["name"],
+        "Board review (2026-12-07T09:00:00Z)",
+        "{}",
+        a.body
+    );
+
+    // A user the store does not know is not found, not an empty page.
+    let a = env
+        .send(request(
+            Method::GET,
+            "/api/users/nobody%40contoso.test",
+            &viewer,
+            None,
+        ))
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.body);
+}
+
+#[tokio::test]
+async fn the_status_table_links_each_user_to_a_page_with_the_full_error_and_named_records() {
+    let env = Env::new();
+    seed(&env);
+    let (cookie, csrf) = env.session(Role::Operator);
+    let operator = Auth::Session {
+        cookie,
+        csrf: Some(csrf),
+    };
+    let status = env.send(request(Method::GET, "/", &operator, None)).await;
+    assert_eq!(status.status, StatusCode::OK, "{}", status.body);
+    assert!(
+        status.body.contains(&format!(
+            r#"<a class="user" href="/users/{ANN_SEG}">{ANN}</a>"#
+        )),
+        "{}",
+        status.body
+    );
+    // The table shows the error's start and links to the rest.
+    assert!(!status.body.contains(ERROR_TAIL), "{}", status.body);
+    assert!(
+        status.body.contains(&format!(
+            r#"… <a class="more" href="/users/{ANN_SEG}">full error</a>"#
+        )),
+        "{}",
+        status.body
+    );
+
+    let page = env
+        .send(request(
+            Method::GET,
+            &format!("/users/{ANN_SEG}"),
+            &operator,
+            None,
+        ))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let body = &page.body;
+    assert!(
+        body.contains("<title>User ann@contoso.test · exsync</title>"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<strong>sales, assigned individually</strong>"),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#"<pre class="error" id="detail-error">contacts not synced: "#)
+            && body.contains(ERROR_TAIL),
+        "the whole error: {body}"
+    );
+    assert!(
+        body.contains("The last pass went through <strong>ews</strong>."),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#"<td class="name">Pat Rejected &lt;pat@fabrikam.test&gt;</td>"#),
+        "the unresolved record by name, encoded: {body}"
+    );
+    assert!(body.contains("FIELD_TOO_LONG: Title"), "{body}");
+    assert!(
+        body.contains(r#"<td class="name">Board review (2026-12-07T09:00:00Z)</td>"#),
+        "the conflict by its record's name: {body}"
+    );
+    assert!(body.contains(r#"<table id="runs">"#), "{body}");
+    assert_eq!(body.matches("<tr data-run=").count(), 2, "{body}");
+    // An operator may reset the user and test the connection from here.
+    assert!(
+        body.contains(&format!(r#"action="/users/{ANN_SEG}/reset""#))
+            && body.contains(&format!(r#"action="/users/{ANN_SEG}/test""#)),
+        "{body}"
+    );
+
+    // Users are shown with how they came to their configuration.
+    let row = |user: &str| {
+        let start = status
+            .body
+            .find(&format!(r#"<tr data-user="{user}""#))
+            .unwrap();
+        let end = start + status.body[start..].find("</tr>").unwrap();
+        status.body[start..end].to_owned()
+    };
+    assert!(
+        row(ANN).contains("<td>sales, assigned individually</td>"),
+        "{}",
+        row(ANN)
+    );
+    assert!(
+        row(BO).contains("<td>sales, via group Sales User</td>"),
+        "{}",
+        row(BO)
+    );
+    let bo = env
+        .send(request(
+            Method::GET,
+            "/users/bo%40contoso.test",
+            &operator,
+            None,
+        ))
+        .await;
+    assert!(
+        bo.body
+            .contains("<strong>sales, via group Sales User</strong>"),
+        "{}",
+        bo.body
+    );
+    assert!(
+        bo.body
+            .contains("group &#96;Sales User&#96; is assigned to configuration &#96;sales&#96;"),
+        "why, in the assignment's own words: {}",
+        bo.body
+    );
+    let a = env
+        .send(request(
+            Method::GET,
+            "/api/users",
+            &Auth::Token(env.token(Role::Viewer).to_owned()),
+            None,
+        ))
+        .await;
+    let users = a.json();
+    let bo = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["user"] == BO)
+        .unwrap();
+    assert_eq!(
+        bo["configuration"],
+        json!({ "assigned_by": "group", "group": "Sales User", "name": "sales" }),
+        "{}",
+        a.body
+    );
+
+    // A viewer sees the page without the buttons.
+    let (cookie, _) = env.session(Role::Viewer);
+    let viewer = Auth::Session { cookie, csrf: None };
+    let page = env
+        .send(request(
+            Method::GET,
+            &format!("/users/{ANN_SEG}"),
+            &viewer,
+            None,
+        ))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("Pat Rejected"), "{}", page.body);
+    assert!(!page.body.contains("/reset\""), "{}", page.body);
+}
