@@ -223,10 +223,22 @@ CREATE TABLE mailbox_routes (
 );
 "#;
 
-pub(crate) const PG_MIGRATIONS: &[&str] = &[V1, V2, V3];
+/// Allowances all workers draw from (`roles::Budgets`); `used` may pass the limit only by a
+/// report, never by a draw.
+const V4: &str = r#"
+CREATE TABLE call_budgets (
+    name        TEXT COLLATE "C" PRIMARY KEY CHECK (name <> ''),
+    used        BIGINT NOT NULL CHECK (used >= 0),
+    max         BIGINT NOT NULL CHECK (max >= 0),
+    reserve     BIGINT NOT NULL CHECK (reserve >= 0),
+    window_ends TIMESTAMPTZ NOT NULL
+);
+"#;
+
+pub(crate) const PG_MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build creates and understands on PostgreSQL.
-pub const PG_SCHEMA_VERSION: i64 = 3;
+pub const PG_SCHEMA_VERSION: i64 = 4;
 
 /// Serialises migrations of one database across processes; any fixed number works, this one
 /// spells "exsync" in ASCII.
