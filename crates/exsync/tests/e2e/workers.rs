@@ -111,8 +111,7 @@ impl Drop for Worker {
 }
 
 /// What `exsync status` prints.
-#[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
-fn exsync_status(config: &Path) -> String {
+pub(super) fn exsync_status(config: &Path) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_exsync"))
         .args(["status", "--config"])
         .arg(config)
