@@ -433,6 +433,9 @@ where
         };
         let heartbeat = Heartbeat::start(&self.store, worker, vec![org]);
         let read = self.read_for_inbox(active).await;
+        if let Some(wait) = crate::failpoints::hold(crate::failpoints::ORG_READ_UNDELIVERED) {
+            tokio::time::sleep(wait).await;
+        }
         let lease = heartbeat.stop();
         let outcome = match read {
             Ok(Ok((routed, advances))) => {

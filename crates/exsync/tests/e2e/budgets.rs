@@ -30,6 +30,19 @@ async fn counted(lab: &Lab) -> (u64, u64) {
     )
 }
 
+/// Waits until the simulator has counted `calls`.
+async fn spent(lab: &Lab, calls: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while counted(lab).await.0 < calls {
+        assert!(
+            Instant::now() < deadline,
+            "the workers did not spend the allowance: {:?}",
+            counted(lab).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Calls the workers together may make: the allowance less the reserve.
 fn limit(max: u64) -> u64 {
     max - (max as f64 * RESERVE) as u64
@@ -99,11 +112,12 @@ async fn workers_together_spend_no_more_of_the_crm_allowance_than_is_left() {
     let workers: Vec<Worker> = (0..3)
         .map(|i| Worker::spawn(&config, dir.path().join(format!("worker{i}.log")), &[]))
         .collect();
-    let seen = refused_again(&workers, 1).await;
-    // A few passes more: each asks Salesforce again (uncounted) and is refused again.
+    spent(&lab, limit(max)).await;
+    // Time for more calls, had any worker a way past the budget.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (used, _) = counted(&lab).await;
     assert_eq!(used, limit(max), "the simulator counted {used} calls");
+    let seen = refused_again(&workers, 1).await;
     assert_eq!(
         db.psql("SELECT used || '/' || max || '-' || reserve FROM call_budgets"),
         format!("{}/{max}-{}", limit(max), max - limit(max))
@@ -115,15 +129,7 @@ async fn workers_together_spend_no_more_of_the_crm_allowance_than_is_left() {
     lab.crm_control(Method::POST, "/limits", &json!({ "max": max }))
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while counted(&lab).await.0 < limit(max) {
-        assert!(
-            Instant::now() < deadline,
-            "the workers did not use the new allowance: {:?}",
-            counted(&lab).await
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    spent(&lab, limit(max)).await;
     refused_again(&workers, seen).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (used, _) = counted(&lab).await;

@@ -432,3 +432,59 @@ async fn a_worker_stopped_past_its_lease_cannot_commit_over_its_successor() {
     );
     nothing_lost_nothing_doubled(&lab, 4 + 2 + 2 + 1).await;
 }
+
+/// Workers started while another is still reading the CRM for the first time wait for that
+/// read instead of taking users they cannot sync yet, which would then wait a whole poll
+/// interval: the first sync ends within one pass of every worker.
+#[cfg(feature = "failpoints")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_wait_for_the_first_crm_read_instead_of_putting_users_off() {
+    use exsync_engine::failpoints::{HOLD_ENV, ORG_READ_UNDELIVERED};
+
+    let Some(db) = exsync_testkit::postgres::database() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let seed = Seed {
+        crm_contacts: 3,
+        crm_events: 1,
+        exchange_contacts: 1,
+        exchange_events: 1,
+        invalid_record: false,
+    };
+    let (lab, config) = lab(db.url(), dir.path(), 6, &seed).await;
+    // A lease long enough that the others' wait (one lease) outlasts the held read.
+    let text = std::fs::read_to_string(&config).unwrap().replacen(
+        &format!("lease_secs = {LEASE_SECS}"),
+        "lease_secs = 8",
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+    let reader = Worker::spawn(
+        &config,
+        dir.path().join("reader.log"),
+        &[(HOLD_ENV, &format!("{ORG_READ_UNDELIVERED}:3000"))],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while db.psql("SELECT count(*) FROM org_lease WHERE holder IS NOT NULL") != "1" {
+        assert!(Instant::now() < deadline, "{}", reader.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The others start while the reader holds its read back.
+    let others: Vec<Worker> = (0..2)
+        .map(|i| Worker::spawn(&config, dir.path().join(format!("worker{i}.log")), &[]))
+        .collect();
+    let all: Vec<&Worker> = std::iter::once(&reader).chain(others.iter()).collect();
+    // Within the first pass: a user put off would wait out the 10 s poll interval.
+    converged(&lab, &all, Duration::from_secs(9)).await;
+    let logs: Vec<String> = all.iter().map(|w| w.log()).collect();
+    let all_logs = logs.join("\n----\n");
+    assert!(
+        others
+            .iter()
+            .any(|w| w.log().contains("Waiting for another worker's first read of the CRM")),
+        "{all_logs}"
+    );
+    assert!(!all_logs.contains("syncs in a later pass"), "{all_logs}");
+    nothing_lost_nothing_doubled(&lab, 3 + 1 + 1 + 1).await;
+}
