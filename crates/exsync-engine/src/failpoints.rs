@@ -165,7 +165,9 @@ pub fn hold(name: &str) -> Option<std::time::Duration> {
             .and_then(|(point, ms)| Some((point.to_owned(), ms.parse::<u64>().ok()?)))
             .filter(|(point, _)| HOLD_POINTS.contains(&point.as_str()));
         if target.is_none() {
-            eprintln!("exsync: {HOLD_ENV}={value} is not a hold point and milliseconds; none is armed");
+            eprintln!(
+                "exsync: {HOLD_ENV}={value} is not a hold point and milliseconds; none is armed"
+            );
         }
         target
     });

@@ -114,7 +114,10 @@ impl From<TransportError> for Error {
 impl Error {
     /// Whether the service should pause syncing (rather than count a failure).
     pub fn is_pause(&self) -> bool {
-        matches!(self, Error::LimitReserved { .. } | Error::BudgetSpent { .. })
+        matches!(
+            self,
+            Error::LimitReserved { .. } | Error::BudgetSpent { .. }
+        )
     }
 
     /// The Salesforce error code, when there is one.

@@ -32,10 +32,7 @@ fn draws_stop_at_the_limit_and_nothing_is_taken_before_a_report(db: &Db) {
         store.draw_budget(CRM_API_CALLS, 1).unwrap(),
         Draw::Refused(level(8, 10, 2))
     );
-    assert_eq!(
-        store.budget(CRM_API_CALLS).unwrap(),
-        Some(level(8, 10, 2))
-    );
+    assert_eq!(store.budget(CRM_API_CALLS).unwrap(), Some(level(8, 10, 2)));
     // Another budget is another row.
     assert_eq!(store.draw_budget("other", 1).unwrap(), Draw::Unknown);
     // Counts past any real allowance are capped, not overflowed.

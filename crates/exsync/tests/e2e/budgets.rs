@@ -80,9 +80,11 @@ async fn refused_again(workers: &[Worker], before: u64) -> u64 {
 }
 
 fn with_reserve(config: &Path) {
-    let text = std::fs::read_to_string(config)
-        .unwrap()
-        .replacen("api_reserve = 0.0", &format!("api_reserve = {RESERVE}"), 1);
+    let text = std::fs::read_to_string(config).unwrap().replacen(
+        "api_reserve = 0.0",
+        &format!("api_reserve = {RESERVE}"),
+        1,
+    );
     std::fs::write(config, text).unwrap();
 }
 
@@ -105,9 +107,13 @@ async fn workers_together_spend_no_more_of_the_crm_allowance_than_is_left() {
     // would spend three.
     let max = 400;
     let start = limit(max) - 2;
-    lab.crm_control(Method::POST, "/limits", &json!({ "max": max, "used": start }))
-        .await
-        .unwrap();
+    lab.crm_control(
+        Method::POST,
+        "/limits",
+        &json!({ "max": max, "used": start }),
+    )
+    .await
+    .unwrap();
 
     let workers: Vec<Worker> = (0..3)
         .map(|i| Worker::spawn(&config, dir.path().join(format!("worker{i}.log")), &[]))

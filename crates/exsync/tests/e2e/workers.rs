@@ -480,9 +480,9 @@ async fn workers_wait_for_the_first_crm_read_instead_of_putting_users_off() {
     let logs: Vec<String> = all.iter().map(|w| w.log()).collect();
     let all_logs = logs.join("\n----\n");
     assert!(
-        others
-            .iter()
-            .any(|w| w.log().contains("Waiting for another worker's first read of the CRM")),
+        others.iter().any(|w| w
+            .log()
+            .contains("Waiting for another worker's first read of the CRM")),
         "{all_logs}"
     );
     assert!(!all_logs.contains("syncs in a later pass"), "{all_logs}");
