@@ -30,7 +30,7 @@ pub use error::{StoreError, StoreResult};
 pub use postgres::{PgOptions, PgStore, PgTls, PG_SCHEMA_VERSION};
 pub use roles::{
     Accounts, BudgetLevel, Budgets, Draw, InboxEntry, Lease, LeaseInfo, LeaseScope, Leases,
-    RoutedChange, Secrets, SyncState, CRM_API_CALLS, ORG_CRM_READ,
+    RoutedChange, Secrets, SyncState, CRM_API_CALLS, CRM_USERS_MAX, ORG_CRM_READ,
 };
 pub use sqlite::{SqliteStore, SCHEMA_VERSION};
 pub use store::Store;

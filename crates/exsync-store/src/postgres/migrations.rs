@@ -224,7 +224,7 @@ CREATE TABLE mailbox_routes (
 "#;
 
 /// Allowances all workers draw from (`roles::Budgets`); `used` may pass the limit only by a
-/// report, never by a draw.
+/// report, never by a draw. And the CRM's user list shared by the org read's worker.
 const V4: &str = r#"
 CREATE TABLE call_budgets (
     name        TEXT COLLATE "C" PRIMARY KEY CHECK (name <> ''),
@@ -232,6 +232,13 @@ CREATE TABLE call_budgets (
     max         BIGINT NOT NULL CHECK (max >= 0),
     reserve     BIGINT NOT NULL CHECK (reserve >= 0),
     window_ends TIMESTAMPTZ NOT NULL
+);
+
+-- The CRM's user list as the org read's worker last read it, for the other workers' passes.
+CREATE TABLE crm_user_list (
+    id        SMALLINT PRIMARY KEY CHECK (id = 1),
+    users     TEXT COLLATE "C" NOT NULL CHECK (users::jsonb IS NOT NULL),
+    listed_at TEXT COLLATE "C" NOT NULL
 );
 "#;
 

@@ -10,6 +10,8 @@ mod sync_state;
 
 pub use accounts::Accounts;
 pub use budgets::{BudgetLevel, Budgets, Draw, CRM_API_CALLS};
-pub use leases::{InboxEntry, Lease, LeaseInfo, LeaseScope, Leases, RoutedChange, ORG_CRM_READ};
+pub use leases::{
+    InboxEntry, Lease, LeaseInfo, LeaseScope, Leases, RoutedChange, CRM_USERS_MAX, ORG_CRM_READ,
+};
 pub use secrets::Secrets;
 pub use sync_state::SyncState;

@@ -488,3 +488,85 @@ async fn workers_wait_for_the_first_crm_read_instead_of_putting_users_off() {
     assert!(!all_logs.contains("syncs in a later pass"), "{all_logs}");
     nothing_lost_nothing_doubled(&lab, 3 + 1 + 1 + 1).await;
 }
+
+/// `exsync sync` for one user beside running workers (alone or as a dry run) takes that
+/// user's lease: while another worker holds the user it syncs nothing and names the holder,
+/// and once the user is free it takes the lease (a new epoch), syncs and gives it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_by_hand_for_one_user_takes_its_lease_or_names_the_worker_holding_it() {
+    use exsync_store::Leases;
+
+    let Some(db) = exsync_testkit::postgres::database() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let seed = Seed {
+        crm_contacts: 2,
+        crm_events: 1,
+        exchange_contacts: 1,
+        exchange_events: 1,
+        invalid_record: false,
+    };
+    let (lab, config) = lab(db.url(), dir.path(), 2, &seed).await;
+    let user = lab.users[0].key.clone();
+    let by_hand = |dry_run: bool| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_exsync"));
+        command
+            .args(["sync", "--user", user.as_str(), "--config"])
+            .arg(&config)
+            .env("EXSYNC_MASTER_KEY", MASTER_KEY);
+        if dry_run {
+            command.arg("--dry-run");
+        }
+        let out = command.output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let lease_row = || {
+        db.psql(&format!(
+            "SELECT epoch || ' ' || coalesce(holder, '-') FROM user_lease WHERE user_key = '{}'",
+            user.as_str()
+        ))
+    };
+
+    // Another worker holds the user.
+    let elsewhere = exsync_store::PgStore::open(&exsync_store::PgOptions::new(db.conninfo()))
+        .unwrap();
+    let held = elsewhere
+        .acquire_users(
+            "worker-elsewhere-7",
+            std::slice::from_ref(&user),
+            1,
+            Duration::from_secs(120),
+            Duration::ZERO,
+        )
+        .unwrap();
+    assert_eq!(held.len(), 1);
+    for dry_run in [false, true] {
+        let (ok, text) = by_hand(dry_run);
+        assert!(!ok, "dry run {dry_run}: {text}");
+        assert!(
+            text.contains("worker worker-elsewhere-7 is syncing this user now"),
+            "dry run {dry_run}: {text}"
+        );
+    }
+    assert_eq!(lease_row(), "1 worker-elsewhere-7", "the holder kept the user");
+    assert_eq!(db.psql("SELECT count(*) FROM runs"), "0", "nothing was synced");
+
+    // Free, the user is taken (epoch 2), synced and given back.
+    elsewhere.release(&held[0]).unwrap();
+    let (ok, text) = by_hand(false);
+    assert!(ok, "{text}");
+    assert_eq!(lease_row(), "2 -");
+    assert_eq!(
+        db.psql(&format!(
+            "SELECT count(*) FROM runs WHERE user_key = '{}' AND error IS NULL",
+            user.as_str()
+        )),
+        "1"
+    );
+}
