@@ -169,8 +169,7 @@ where
         options: &PassOptions,
         now: DateTime<Utc>,
     ) -> Result<PassReport, PassError> {
-        if let Err(e) = self.share_crm_read(worker, org, &active, now).await?
-        {
+        if let Err(e) = self.share_crm_read(worker, org, &active, now).await? {
             report.crm_error = Some(e);
             return Ok(report);
         }
@@ -245,10 +244,10 @@ where
             let holders = on_store(&self.store, |s| s.leases()).await?;
             for key in keys {
                 let scope = LeaseScope::User(key.clone());
-                let holder = holders
-                    .iter()
-                    .find(|l| l.scope == scope)
-                    .map_or_else(|| "another worker".to_owned(), |l| format!("worker {}", l.holder));
+                let holder = holders.iter().find(|l| l.scope == scope).map_or_else(
+                    || "another worker".to_owned(),
+                    |l| format!("worker {}", l.holder),
+                );
                 let error = format!(
                     "not synced: {holder} is syncing this user now; run this again once it has finished (`exsync status` shows who holds each user), or stop that worker"
                 );
@@ -514,15 +513,13 @@ where
             }
         };
         match serde_json::to_string(&users) {
-            Ok(text) => {
-                match on_store(&self.store, move |s| s.share_crm_users(&text, now)).await {
-                    Ok(()) => {}
-                    Err(PassError::Store(e @ StoreError::LeaseLost { .. })) => {
-                        tracing::warn!(error = %e, "Lease lost: the CRM's user list was not shared; the worker that took the read over shares it.");
-                    }
-                    Err(e) => return Err(e),
+            Ok(text) => match on_store(&self.store, move |s| s.share_crm_users(&text, now)).await {
+                Ok(()) => {}
+                Err(PassError::Store(e @ StoreError::LeaseLost { .. })) => {
+                    tracing::warn!(error = %e, "Lease lost: the CRM's user list was not shared; the worker that took the read over shares it.");
                 }
-            }
+                Err(e) => return Err(e),
+            },
             Err(e) => {
                 tracing::warn!(error = %e, "The CRM's user list could not be put in the database; the other workers ask the CRM themselves.");
             }

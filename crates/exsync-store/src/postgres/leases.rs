@@ -439,7 +439,10 @@ impl Leases for PgStore {
         const OP: &str = "read the shared CRM users";
         let row = self.with(OP, |client| {
             client
-                .query_opt("SELECT users, listed_at FROM crm_user_list WHERE id = 1", &[])
+                .query_opt(
+                    "SELECT users, listed_at FROM crm_user_list WHERE id = 1",
+                    &[],
+                )
                 .ctx(OP, None)
         })?;
         let Some(row) = row else {

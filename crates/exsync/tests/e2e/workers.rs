@@ -534,8 +534,8 @@ async fn a_pass_by_hand_for_one_user_takes_its_lease_or_names_the_worker_holding
     };
 
     // Another worker holds the user.
-    let elsewhere = exsync_store::PgStore::open(&exsync_store::PgOptions::new(db.conninfo()))
-        .unwrap();
+    let elsewhere =
+        exsync_store::PgStore::open(&exsync_store::PgOptions::new(db.conninfo())).unwrap();
     let held = elsewhere
         .acquire_users(
             "worker-elsewhere-7",
@@ -554,8 +554,16 @@ async fn a_pass_by_hand_for_one_user_takes_its_lease_or_names_the_worker_holding
             "dry run {dry_run}: {text}"
         );
     }
-    assert_eq!(lease_row(), "1 worker-elsewhere-7", "the holder kept the user");
-    assert_eq!(db.psql("SELECT count(*) FROM runs"), "0", "nothing was synced");
+    assert_eq!(
+        lease_row(),
+        "1 worker-elsewhere-7",
+        "the holder kept the user"
+    );
+    assert_eq!(
+        db.psql("SELECT count(*) FROM runs"),
+        "0",
+        "nothing was synced"
+    );
 
     // Free, the user is taken (epoch 2), synced and given back.
     elsewhere.release(&held[0]).unwrap();
