@@ -55,30 +55,20 @@ fn reports_raise_the_use_within_a_window_and_set_it_once_the_window_ended(db: &D
         store.draw_budget(CRM_API_CALLS, 2).unwrap(),
         Draw::Granted(l) if l.used == 7
     ));
+    // What a report leaves in the row.
+    let report = |l: BudgetLevel| {
+        store.report_budget(CRM_API_CALLS, l, window).unwrap();
+        store.budget(CRM_API_CALLS).unwrap().unwrap()
+    };
     // A report from before those two calls were made must not hand them back.
-    store
-        .report_budget(CRM_API_CALLS, level(6, 100, 0), window)
-        .unwrap();
-    assert_eq!(store.budget(CRM_API_CALLS).unwrap().unwrap().used, 7);
-    store
-        .report_budget(CRM_API_CALLS, level(9, 120, 10), window)
-        .unwrap();
-    assert_eq!(
-        store.budget(CRM_API_CALLS).unwrap(),
-        Some(level(9, 120, 10))
-    );
+    assert_eq!(report(level(6, 100, 0)).used, 7);
+    assert_eq!(report(level(9, 120, 10)), level(9, 120, 10));
     // Once the window has ended, what the CRM reports is the use: calls that left its rolling
     // period come back.
     thread::sleep(window + Duration::from_millis(100));
-    store
-        .report_budget(CRM_API_CALLS, level(3, 120, 10), window)
-        .unwrap();
-    assert_eq!(store.budget(CRM_API_CALLS).unwrap().unwrap().used, 3);
+    assert_eq!(report(level(3, 120, 10)).used, 3);
     // And a new window has begun.
-    store
-        .report_budget(CRM_API_CALLS, level(1, 120, 10), window)
-        .unwrap();
-    assert_eq!(store.budget(CRM_API_CALLS).unwrap().unwrap().used, 3);
+    assert_eq!(report(level(1, 120, 10)).used, 3);
 }
 
 /// Workers, each on its own connection as each process has, draw the last calls at once:
