@@ -127,6 +127,56 @@ pub fn failpoint(name: &str) {
     }
 }
 
+/// Where a worker holding the org-wide CRM read has read the CRM and not yet put the result
+/// in the database. A hold there keeps the other workers waiting for the org's first read.
+pub const ORG_READ_UNDELIVERED: &str = "org-read-undelivered";
+
+/// Points a test can make the process dwell at rather than crash; unlike [`POINTS`], not
+/// every pass reaches them (only a worker's that holds a lease).
+pub const HOLD_POINTS: [&str; 1] = [ORG_READ_UNDELIVERED];
+
+/// The environment variable naming a point of [`HOLD_POINTS`] to dwell at, every time it is
+/// reached, and for how long: `name:milliseconds`.
+pub const HOLD_ENV: &str = "EXSYNC_HOLD";
+
+/// How long to dwell at `name` (one of [`HOLD_POINTS`]). Always `None` without the
+/// `failpoints` feature.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn hold(_name: &str) -> Option<std::time::Duration> {
+    None
+}
+
+/// How long to dwell at `name` (one of [`HOLD_POINTS`]), as [`HOLD_ENV`] asks.
+#[cfg(feature = "failpoints")]
+pub fn hold(name: &str) -> Option<std::time::Duration> {
+    use std::sync::OnceLock;
+
+    static TARGET: OnceLock<Option<(String, u64)>> = OnceLock::new();
+    debug_assert!(
+        HOLD_POINTS.contains(&name),
+        "hold point {name} is not listed in failpoints::HOLD_POINTS"
+    );
+    let target = TARGET.get_or_init(|| {
+        let value = std::env::var(HOLD_ENV).ok()?;
+        let target = value
+            .trim()
+            .split_once(':')
+            .and_then(|(point, ms)| Some((point.to_owned(), ms.parse::<u64>().ok()?)))
+            .filter(|(point, _)| HOLD_POINTS.contains(&point.as_str()));
+        if target.is_none() {
+            eprintln!(
+                "exsync: {HOLD_ENV}={value} is not a hold point and milliseconds; none is armed"
+            );
+        }
+        target
+    });
+    match target {
+        Some((point, ms)) if point == name => Some(std::time::Duration::from_millis(*ms)),
+        _ => None,
+    }
+}
+
 /// The point and the time (from 1) that `name` or `name:N` asks for; `None` for a name not in
 /// [`POINTS`] or a time that is not a positive number.
 #[cfg_attr(not(feature = "failpoints"), allow(dead_code))]

@@ -65,6 +65,12 @@ pub mod names {
         "exsync_crm_read_failures_total",
         "Passes that could not read the CRM and synced no user.",
     );
+    /// Counter: CRM calls the budget shared by all workers refused, because together they had
+    /// spent the allowance down to the reserve; no labels.
+    pub const CRM_BUDGET_REFUSALS: (&str, &str) = (
+        "exsync_crm_budget_refusals_total",
+        "CRM calls not sent because the workers' shared API budget was spent down to the reserve.",
+    );
     /// Counter: records a user's pass could not sync (they are read again next pass); no labels.
     pub const ITEM_FAILURES: (&str, &str) = (
         "exsync_item_failures_total",
@@ -148,6 +154,7 @@ pub const ALL: &[(&str, &str)] = &[
     names::USER_LAST_SUCCESS,
     names::USERS,
     names::CRM_READ_FAILURES,
+    names::CRM_BUDGET_REFUSALS,
     names::ITEM_FAILURES,
     names::CONFLICTS,
     names::NOTICES,

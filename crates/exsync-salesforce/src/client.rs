@@ -1,6 +1,7 @@
 //! The HTTP side: OAuth tokens (cached, refreshed on `INVALID_SESSION_ID`), bounded retries
 //! with jitter, and API allowance accounting from `Sforce-Limit-Info`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::budget::BudgetDraw;
 use crate::config::{AuthConfig, SalesforceConfig};
 use crate::error::{Error, Result, TransportError};
 
@@ -75,6 +77,8 @@ pub struct SalesforceClient {
     http: reqwest::Client,
     token: tokio::sync::Mutex<Option<Token>>,
     usage: Mutex<Option<ApiUsage>>,
+    /// The shared budget refused this process's last draw.
+    spent: AtomicBool,
 }
 
 impl std::fmt::Debug for SalesforceClient {
@@ -124,6 +128,7 @@ impl SalesforceClient {
             http,
             token: tokio::sync::Mutex::new(None),
             usage: Mutex::new(None),
+            spent: AtomicBool::new(false),
         })
     }
 
@@ -137,14 +142,52 @@ impl SalesforceClient {
         *self.usage.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn record_usage(&self, headers: &reqwest::header::HeaderMap) {
+    async fn record_usage(&self, headers: &reqwest::header::HeaderMap) {
         if let Some(usage) = headers
             .get("Sforce-Limit-Info")
             .and_then(|v| v.to_str().ok())
             .and_then(ApiUsage::parse)
         {
             *self.usage.lock().unwrap_or_else(|p| p.into_inner()) = Some(usage);
+            self.share_usage(usage).await;
         }
+    }
+
+    /// Tells the other workers what Salesforce just counted.
+    async fn share_usage(&self, usage: ApiUsage) {
+        if let Some(budget) = &self.config.budget {
+            if let Err(e) = budget.0.report(usage, self.reserve(usage.max)).await {
+                tracing::warn!(error = %e, "Could not pass the API use Salesforce reported on to the other workers; they go by the last count they have.");
+            }
+        }
+    }
+
+    /// Takes one call from the budget shared with the other workers, if there is one. A
+    /// budget no worker has reported yet is learned from `/limits`, which Salesforce does not
+    /// count, so not even a worker's first call goes out unaccounted for.
+    async fn draw_shared(&self) -> Result<()> {
+        let Some(budget) = &self.config.budget else {
+            return Ok(());
+        };
+        for _ in 0..2 {
+            match budget.0.draw(1).await.map_err(Error::Budget)? {
+                BudgetDraw::Granted => {
+                    self.spent.store(false, Ordering::Relaxed);
+                    return Ok(());
+                }
+                BudgetDraw::Refused { used, max, reserve } => {
+                    self.spent.store(true, Ordering::Relaxed);
+                    return Err(Error::BudgetSpent { used, max, reserve });
+                }
+                // Boxed: `/limits` goes through `send` as well, though never drawn for.
+                BudgetDraw::Unknown => {
+                    Box::pin(self.refresh_api_usage()).await?;
+                }
+            }
+        }
+        Err(Error::Budget(
+            "the allowance was reported but could not be read back".into(),
+        ))
     }
 
     /// Calls kept for the org: the configured count, or its share of the allowance if larger.
@@ -153,12 +196,15 @@ impl SalesforceClient {
         self.config.limit_reserve.max(share)
     }
 
-    /// Whether the last answer left the allowance at or below the reserve. The org's
-    /// allowance is a rolling 24 hours, so callers ask again ([`Self::refresh_api_usage`])
-    /// before giving up on a new pass.
+    /// Whether the last answer left the allowance at or below the reserve, or the budget
+    /// shared with other workers refused the last call. The org's allowance is a rolling 24
+    /// hours, so callers ask again ([`Self::refresh_api_usage`]) before giving up on a new
+    /// pass; that answer also reaches the shared budget, which is how it recovers.
     pub fn reserve_reached(&self) -> bool {
-        self.api_usage()
-            .is_some_and(|u| u.max.saturating_sub(u.used) <= self.reserve(u.max))
+        self.spent.load(Ordering::Relaxed)
+            || self
+                .api_usage()
+                .is_some_and(|u| u.max.saturating_sub(u.used) <= self.reserve(u.max))
     }
 
     /// Tells the metrics of a request: `endpoint` is the resource without ids or query.
@@ -364,7 +410,11 @@ impl SalesforceClient {
         let mut attempt = 0;
         let mut refreshed = false;
         loop {
-            if enforce_reserve {
+            // The shared budget holds every count this process reported, and the other
+            // workers' calls besides, so it alone decides when there is one.
+            if enforce_reserve && self.config.budget.is_some() {
+                self.draw_shared().await?;
+            } else if enforce_reserve {
                 self.check_reserve()?;
             }
             let token = self.token().await?;
@@ -421,7 +471,7 @@ impl SalesforceClient {
                     );
                 }
             };
-            self.record_usage(response.headers());
+            self.record_usage(response.headers()).await;
             let status = response.status();
             self.observe(
                 path,
@@ -572,6 +622,7 @@ impl SalesforceClient {
                 .ok_or_else(|| Error::Decode("limits without DailyApiRequests".into()))?,
         };
         *self.usage.lock().unwrap_or_else(|p| p.into_inner()) = Some(usage);
+        self.share_usage(usage).await;
         Ok(usage)
     }
 }

@@ -68,6 +68,9 @@ pub struct SalesforceConfig {
     pub settle: Duration,
     /// Told of every request (metrics).
     pub observer: Option<exsync_core::observe::Observer>,
+    /// The allowance shared with other processes, drawn from before each counted call; `None`
+    /// for a process alone, which paces itself by the replies it gets.
+    pub budget: Option<crate::Budget>,
     /// The pairing rule: the `User` field read as the address of each user's mailbox.
     pub mailbox_field: exsync_core::config::MailboxField,
 }
@@ -90,6 +93,7 @@ impl SalesforceConfig {
             page_size: 2000,
             settle: Duration::from_secs(2),
             observer: None,
+            budget: None,
             mailbox_field: exsync_core::config::MailboxField::Email,
         }
     }

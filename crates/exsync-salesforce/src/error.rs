@@ -31,6 +31,24 @@ pub enum Error {
         /// Calls left for the org's other integrations, which exsync does not touch.
         reserve: u64,
     },
+    /// The allowance the workers share is spent down to the reserve: every worker's calls
+    /// together, as the state database counts them. Nothing was sent.
+    #[error(
+        "the workers' shared API budget is spent: {used} of {max} calls counted across all \
+         workers, {reserve} kept for the org"
+    )]
+    BudgetSpent {
+        /// Calls counted as used in the org's rolling 24 hours.
+        used: u64,
+        /// Calls allowed in 24 hours.
+        max: u64,
+        /// Calls left for the org's other integrations.
+        reserve: u64,
+    },
+    /// The shared budget could not be drawn from or reported to (the state database failed);
+    /// nothing was sent, since the call could not be accounted for.
+    #[error("the workers' shared API budget could not be used: {0}")]
+    Budget(String),
     /// Salesforce answered with an error body (`[{"errorCode": …, "message": …}]`).
     #[error("Salesforce answered HTTP {status}: {code}: {message}")]
     Api {
@@ -96,7 +114,10 @@ impl From<TransportError> for Error {
 impl Error {
     /// Whether the service should pause syncing (rather than count a failure).
     pub fn is_pause(&self) -> bool {
-        matches!(self, Error::LimitReserved { .. })
+        matches!(
+            self,
+            Error::LimitReserved { .. } | Error::BudgetSpent { .. }
+        )
     }
 
     /// The Salesforce error code, when there is one.

@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 mod auth;
+mod budget;
 mod client;
 mod config;
 mod copies;
@@ -19,6 +20,7 @@ mod query;
 mod users;
 mod writes;
 
+pub use budget::{Budget, BudgetDraw, BudgetFuture, SharedBudget};
 pub use client::{ApiUsage, Idempotency, SalesforceClient};
 pub use config::{AuthConfig, SalesforceConfig, Secret};
 pub use copies::Tagged;

@@ -20,7 +20,8 @@ enum Ty {
 use Ty::{Bool, Bytes, Int, Text};
 
 /// Every table, parents first, with the columns both schemas share. `users.last_run_id` is
-/// set after `runs`, which reference users.
+/// set after `runs`, which reference users. `call_budgets` is left behind: the CRM reports
+/// its allowance again with the first call on PostgreSQL.
 const TABLES: &[(&str, &[(&str, Ty)])] = &[
     (
         "users",

@@ -29,8 +29,8 @@ pub use copy::{copy_sqlite_to_postgres, CopyCounts};
 pub use error::{StoreError, StoreResult};
 pub use postgres::{PgOptions, PgStore, PgTls, PG_SCHEMA_VERSION};
 pub use roles::{
-    Accounts, InboxEntry, Lease, LeaseInfo, LeaseScope, Leases, RoutedChange, Secrets, SyncState,
-    ORG_CRM_READ,
+    Accounts, BudgetLevel, Budgets, Draw, InboxEntry, Lease, LeaseInfo, LeaseScope, Leases,
+    RoutedChange, Secrets, SyncState, CRM_API_CALLS, CRM_USERS_MAX, ORG_CRM_READ,
 };
 pub use sqlite::{SqliteStore, SCHEMA_VERSION};
 pub use store::Store;

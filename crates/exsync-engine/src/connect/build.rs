@@ -273,6 +273,13 @@ pub fn syncer(
     let online = online_side(config, &secrets.graph, Some(observer.clone()))?;
     let mut crm_config = salesforce_config(config, secrets)?;
     crm_config.observer = Some(observer);
+    // Workers on one database draw every CRM call from one budget there; a process alone
+    // paces itself by Salesforce's replies.
+    if store.shared() {
+        crm_config.budget = Some(exsync_salesforce::Budget(Arc::new(
+            super::budget::StoreBudget::new(Arc::clone(&store), Arc::clone(metrics)),
+        )));
+    }
     let crm = SalesforceClient::new(crm_config).map_err(BuildError::Salesforce)?;
     let mut exchange = Mailboxes::new(on_premises, online, backend_rule(config));
     // A locator exists only for `[exchange_online]` with `auto`.

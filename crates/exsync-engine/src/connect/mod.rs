@@ -1,5 +1,6 @@
 //! Adapters from the connectors to what the sync service needs of each side.
 
+pub mod budget;
 pub mod build;
 pub mod ews;
 pub mod graph;

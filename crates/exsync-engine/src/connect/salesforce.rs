@@ -35,13 +35,21 @@ fn scope_of(filter: &CrmFilter) -> Scope {
 /// Connector errors in the terms the service acts on.
 pub fn side_error(e: Error) -> SideError {
     let kind = match &e {
-        Error::LimitReserved { .. } => SideErrorKind::LimitReserved,
+        Error::LimitReserved { .. } | Error::BudgetSpent { .. } => SideErrorKind::LimitReserved,
         Error::Auth { .. } | Error::Config(_) => SideErrorKind::Fatal,
-        Error::Api { .. } | Error::Transport(_) | Error::Decode(_) => SideErrorKind::Transient,
+        Error::Api { .. } | Error::Transport(_) | Error::Decode(_) | Error::Budget(_) => {
+            SideErrorKind::Transient
+        }
     };
     let remedy = match &e {
         Error::LimitReserved { .. } => Some(
             "wait for the org's rolling 24-hour API allowance to recover, or lower crm.api_reserve",
+        ),
+        Error::BudgetSpent { .. } => Some(
+            "wait: every worker draws from this budget in the state database, and it refills as the org's rolling 24-hour allowance does; or lower crm.api_reserve",
+        ),
+        Error::Budget(_) => Some(
+            "check the state database: no CRM call is sent while it cannot count it",
         ),
         Error::Auth { .. } => {
             Some("check crm.client_id, crm.username and the private key (`exsync secrets set`)")

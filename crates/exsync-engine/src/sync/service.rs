@@ -20,7 +20,7 @@ use super::pass::{
     folder_cursor, on_store, run_user, FullRead, Notes, PassError, SyncUser, UserPass, UserReport,
     KINDS,
 };
-use super::sides::{CrmFilter, CrmSide, MailboxSide, OwnedChange, SideError};
+use super::sides::{CrmFilter, CrmSide, CrmUser, MailboxSide, OwnedChange, SideError};
 use super::spool::Spool;
 use super::workers::WorkerOptions;
 
@@ -115,9 +115,14 @@ where
     /// The users who sync and the configuration each one gets; the users no configuration
     /// assigns; and the active users whose address cannot name a mailbox.
     pub async fn sync_users(&self) -> Result<SyncUsers, SideError> {
+        Ok(self.classify_users(self.crm.users().await?))
+    }
+
+    /// [`Self::sync_users`] of a list already read.
+    pub(super) fn classify_users(&self, crm_users: Vec<CrmUser>) -> SyncUsers {
         let mut found = SyncUsers::default();
         let mut inactive = BTreeSet::new();
-        for crm_user in self.crm.users().await? {
+        for crm_user in crm_users {
             if !crm_user.active {
                 if let Ok(key) = UserKey::parse(&crm_user.email) {
                     inactive.insert(key);
@@ -172,7 +177,7 @@ where
             }
         }
         found.missing = self.missing_users(&found, &inactive);
-        Ok(found)
+        found
     }
 
     /// The users active configurations name by address that no active CRM user matched.
@@ -218,12 +223,22 @@ where
             report.disabled = true;
             return Ok(report);
         }
+        // A worker's pass lists the CRM's users only if it holds the org-wide read; the
+        // others take the list that worker shared, so CRM calls do not grow with workers.
+        let as_worker = self
+            .worker
+            .as_ref()
+            .filter(|_| self.store.shared() && !options.dry_run && options.only_user.is_none());
+        let (listed, org) = match as_worker {
+            Some(worker) => self.list_users_as_worker(worker, options.rest, now).await?,
+            None => (self.sync_users().await, None),
+        };
         let SyncUsers {
             mut users,
             unassigned,
             invalid,
             missing,
-        } = match self.sync_users().await {
+        } = match listed {
             Ok(found) => found,
             Err(e) => {
                 report.crm_error = Some(e);
@@ -257,16 +272,32 @@ where
         }
 
         if let Some(worker) = &self.worker {
-            // A dry run or a one-user pass writes no org cursor and may run beside the
-            // workers as it always did; the store fences nothing for a process that takes no
-            // lease, and a dry run writes nothing at all.
-            if self.store.shared() && !options.dry_run && options.only_user.is_none() {
+            // A one-user pass (dry or not) writes no org cursor; it takes that user's lease
+            // and then runs as a single process would. A dry run of every user writes nothing
+            // at all and takes no lease.
+            if self.store.shared() && options.only_user.is_some() && !active.is_empty() {
                 return self
-                    .run_as_worker(worker, active, report, options, now)
+                    .run_by_hand_for_one(worker, active, report, options, now)
+                    .await;
+            }
+            if as_worker.is_some() {
+                return self
+                    .run_as_worker(worker, org, active, report, options, now)
                     .await;
             }
         }
+        self.run_local(active, report, options, now).await
+    }
 
+    /// The users in `active`, with the CRM read here for them: a single process's pass, or a
+    /// pass by hand.
+    pub(super) async fn run_local(
+        self: &Arc<Self>,
+        active: Vec<SyncUser>,
+        mut report: PassReport,
+        options: &PassOptions,
+        now: DateTime<Utc>,
+    ) -> Result<PassReport, PassError> {
         let OrgRead {
             mut per_user,
             mut notes,

@@ -126,8 +126,9 @@ impl std::error::Error for SideError {}
 /// What a call to a side returns.
 pub type SideResult<T> = Result<T, SideError>;
 
-/// A CRM user, as far as assignment to a configuration and ownership of records go.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A CRM user, as far as assignment to a configuration and ownership of records go. Workers
+/// on one database share the list as JSON (`exsync_store::Leases::share_crm_users`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CrmUser {
     /// The user's CRM id, which owns the records that sync to their mailbox.
     pub id: CrmId,

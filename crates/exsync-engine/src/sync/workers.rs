@@ -22,8 +22,8 @@ use super::pass::{
     folder_cursor, on_store, run_user, FullRead, Notes, PassError, SyncUser, UserPass, UserReport,
     KINDS,
 };
-use super::service::{read_groups, CrmFilterKey, PassOptions, PassReport, Syncer};
-use super::sides::{CrmSide, MailboxSide, SideError};
+use super::service::{read_groups, CrmFilterKey, PassOptions, PassReport, SyncUsers, Syncer};
+use super::sides::{CrmSide, CrmUser, MailboxSide, SideError};
 
 /// The most routed changes one user's pass takes from its inbox; the rest wait for the next.
 const INBOX_CAP: usize = 20_000;
@@ -70,7 +70,7 @@ fn default_id() -> String {
 
 /// Renews a set of leases in the background until dropped; a lease someone else took is
 /// logged and dropped from the set (the store refuses that user's writes from then on).
-struct Heartbeat {
+pub(super) struct Heartbeat {
     task: tokio::task::JoinHandle<()>,
     leases: Arc<Mutex<Vec<Lease>>>,
 }
@@ -117,6 +117,14 @@ impl Heartbeat {
     }
 }
 
+/// A pass that ends early (a store error) lets its leases lapse rather than renew them for
+/// ever.
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// Gives a lease back. One that cannot be given back (the database is unreachable) lapses
 /// by itself after its length, so this only delays the next worker: it is said, not fatal.
 async fn release(store: &Arc<dyn Store>, lease: Lease) {
@@ -155,15 +163,13 @@ where
     pub(super) async fn run_as_worker(
         self: &Arc<Self>,
         worker: &WorkerOptions,
+        org: Option<Heartbeat>,
         active: Vec<SyncUser>,
         mut report: PassReport,
         options: &PassOptions,
         now: DateTime<Utc>,
     ) -> Result<PassReport, PassError> {
-        if let Err(e) = self
-            .share_crm_read(worker, options.rest, &active, now)
-            .await?
-        {
+        if let Err(e) = self.share_crm_read(worker, org, &active, now).await? {
             report.crm_error = Some(e);
             return Ok(report);
         }
@@ -209,6 +215,58 @@ where
         }
         report.users.sort_by(|a, b| a.user.cmp(&b.user));
         Ok(report)
+    }
+
+    /// A pass by hand for one user (`exsync sync --user`, with or without `--dry-run`) beside
+    /// running workers: it takes the user's lease first, so no worker syncs the user at the
+    /// same time and its commit is fenced like theirs; while a worker holds the user it is
+    /// refused, naming the holder. The lease is renewed while the pass runs and given back
+    /// after it.
+    pub(super) async fn run_by_hand_for_one(
+        self: &Arc<Self>,
+        worker: &WorkerOptions,
+        active: Vec<SyncUser>,
+        mut report: PassReport,
+        options: &PassOptions,
+        now: DateTime<Utc>,
+    ) -> Result<PassReport, PassError> {
+        let keys: Vec<UserKey> = active.iter().map(|u| u.key.clone()).collect();
+        let (id, lease) = (worker.id.clone(), worker.lease);
+        let wanted = keys.clone();
+        let taken = on_store(&self.store, move |s| {
+            s.acquire_users(&id, &wanted, wanted.len(), lease, Duration::ZERO)
+        })
+        .await?;
+        if taken.len() < keys.len() {
+            for lease in taken {
+                release(&self.store, lease).await;
+            }
+            let holders = on_store(&self.store, |s| s.leases()).await?;
+            for key in keys {
+                let scope = LeaseScope::User(key.clone());
+                let holder = holders.iter().find(|l| l.scope == scope).map_or_else(
+                    || "another worker".to_owned(),
+                    |l| format!("worker {}", l.holder),
+                );
+                let error = format!(
+                    "not synced: {holder} is syncing this user now; run this again once it has finished (`exsync status` shows who holds each user), or stop that worker"
+                );
+                tracing::warn!(user = %key, %error, "A pass by hand was refused the user's lease.");
+                report.users.push(UserReport {
+                    backend: Some(self.exchange.backend(&key)),
+                    user: Some(key),
+                    error: Some(error),
+                    ..UserReport::default()
+                });
+            }
+            return Ok(report);
+        }
+        let heartbeat = Heartbeat::start(&self.store, worker, taken);
+        let outcome = self.run_local(active, report, options, now).await;
+        for lease in heartbeat.stop() {
+            release(&self.store, lease).await;
+        }
+        outcome
     }
 
     /// The users of one batch, `concurrency` at a time.
@@ -413,26 +471,80 @@ where
         }
     }
 
-    /// Reads the CRM for every user and puts the result in the database, if this worker gets
-    /// the org read's lease; otherwise another worker does it. A group read for the first
-    /// time only sets its cursor: its users then read their own records in full.
+    /// The CRM's users for a worker's pass. The worker that gets the org read's lease lists
+    /// them and shares the list through the database, and keeps the lease (renewed) for the
+    /// read itself; the others take the shared list, and ask the CRM only while none is
+    /// shared yet.
+    pub(super) async fn list_users_as_worker(
+        &self,
+        worker: &WorkerOptions,
+        rest: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<(Result<SyncUsers, SideError>, Option<Heartbeat>), PassError> {
+        let (id, ttl) = (worker.id.clone(), worker.lease);
+        let org = on_store(&self.store, move |s| {
+            s.acquire_org(&id, ORG_CRM_READ, ttl, rest)
+        })
+        .await?;
+        let Some(org) = org else {
+            let shared = on_store(&self.store, |s| s.shared_crm_users()).await?;
+            let users = shared.and_then(|(text, _)| {
+                serde_json::from_str::<Vec<CrmUser>>(&text)
+                    .inspect_err(|e| tracing::warn!(error = %e, "The CRM's user list in the database cannot be read; asking the CRM instead."))
+                    .ok()
+            });
+            let users = match users {
+                Some(users) => users,
+                None => match self.crm.users().await {
+                    Ok(users) => users,
+                    Err(e) => return Ok((Err(e), None)),
+                },
+            };
+            return Ok((Ok(self.classify_users(users)), None));
+        };
+        let heartbeat = Heartbeat::start(&self.store, worker, vec![org]);
+        let users = match self.crm.users().await {
+            Ok(users) => users,
+            Err(e) => {
+                for lease in heartbeat.stop() {
+                    release(&self.store, lease).await;
+                }
+                return Ok((Err(e), None));
+            }
+        };
+        match serde_json::to_string(&users) {
+            Ok(text) => match on_store(&self.store, move |s| s.share_crm_users(&text, now)).await {
+                Ok(()) => {}
+                Err(PassError::Store(e @ StoreError::LeaseLost { .. })) => {
+                    tracing::warn!(error = %e, "Lease lost: the CRM's user list was not shared; the worker that took the read over shares it.");
+                }
+                Err(e) => return Err(e),
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "The CRM's user list could not be put in the database; the other workers ask the CRM themselves.");
+            }
+        }
+        Ok((Ok(self.classify_users(users)), Some(heartbeat)))
+    }
+
+    /// Reads the CRM for every user and puts the result in the database, if this worker holds
+    /// the org read's lease (`org`, taken when it listed the users); otherwise another worker
+    /// does it. A group read for the first time only sets its cursor: its users then read
+    /// their own records in full.
     async fn share_crm_read(
         self: &Arc<Self>,
         worker: &WorkerOptions,
-        rest: Duration,
+        org: Option<Heartbeat>,
         active: &[SyncUser],
         now: DateTime<Utc>,
     ) -> Result<Result<(), SideError>, PassError> {
-        let (id, ttl) = (worker.id.clone(), worker.lease);
-        let Some(org) = on_store(&self.store, move |s| {
-            s.acquire_org(&id, ORG_CRM_READ, ttl, rest)
-        })
-        .await?
-        else {
+        let Some(heartbeat) = org else {
             return Ok(Ok(()));
         };
-        let heartbeat = Heartbeat::start(&self.store, worker, vec![org]);
         let read = self.read_for_inbox(active).await;
+        if let Some(wait) = crate::failpoints::hold(crate::failpoints::ORG_READ_UNDELIVERED) {
+            tokio::time::sleep(wait).await;
+        }
         let lease = heartbeat.stop();
         let outcome = match read {
             Ok(Ok((routed, advances))) => {

@@ -20,7 +20,9 @@ use postgres::{GenericClient, Row};
 use super::codec::Ctx;
 use super::{inbox, PgStore};
 use crate::error::{StoreError, StoreResult};
-use crate::roles::{InboxEntry, Lease, LeaseInfo, LeaseScope, Leases, RoutedChange, ORG_CRM_READ};
+use crate::roles::{
+    InboxEntry, Lease, LeaseInfo, LeaseScope, Leases, RoutedChange, CRM_USERS_MAX, ORG_CRM_READ,
+};
 use crate::sqlite::codec::time_text;
 use crate::sqlite::users::check_key;
 use crate::types::CursorAdvance;
@@ -405,6 +407,55 @@ impl Leases for PgStore {
     fn settle_crm_inbox(&self, user: &UserKey, ids: &[i64]) -> StoreResult<u64> {
         let fence = self.held.fence(&LeaseScope::User(user.clone()));
         self.with("settle CRM inbox", |c| inbox::settle(c, user, ids, &fence))
+    }
+
+    fn share_crm_users(&self, users: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        const OP: &str = "share the CRM's users";
+        if users.len() > CRM_USERS_MAX {
+            return Err(StoreError::InvalidInput {
+                op: OP,
+                reason: format!(
+                    "the user list is {} bytes, more than the {CRM_USERS_MAX} kept",
+                    users.len()
+                ),
+            });
+        }
+        let fence = self.held.fence(&LeaseScope::Org(ORG_CRM_READ.to_owned()));
+        let at = time_text(&at);
+        self.with_transaction(OP, |tx| {
+            check(tx, OP, &LeaseScope::Org(ORG_CRM_READ.to_owned()), &fence)?;
+            tx.execute(
+                "INSERT INTO crm_user_list (id, users, listed_at) VALUES (1, $1, $2) \
+                 ON CONFLICT (id) DO UPDATE SET users = EXCLUDED.users, \
+                   listed_at = EXCLUDED.listed_at",
+                &[&users, &at],
+            )
+            .ctx(OP, None)?;
+            Ok(())
+        })
+    }
+
+    fn shared_crm_users(&self) -> StoreResult<Option<(String, DateTime<Utc>)>> {
+        const OP: &str = "read the shared CRM users";
+        let row = self.with(OP, |client| {
+            client
+                .query_opt(
+                    "SELECT users, listed_at FROM crm_user_list WHERE id = 1",
+                    &[],
+                )
+                .ctx(OP, None)
+        })?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let users: String = row.try_get(0).ctx(OP, None)?;
+        let at: String = row.try_get(1).ctx(OP, None)?;
+        let at = crate::sqlite::codec::parse_time(&at).map_err(|detail| StoreError::Corrupt {
+            op: OP,
+            user: None,
+            detail,
+        })?;
+        Ok(Some((users, at)))
     }
 
     fn leases(&self) -> StoreResult<Vec<LeaseInfo>> {

@@ -235,10 +235,29 @@ ALTER TABLE runs ADD COLUMN via_group TEXT COLLATE "C"
     CHECK (via_group IS NULL OR configuration IS NOT NULL);
 "#;
 
-pub(crate) const PG_MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+/// Allowances all workers draw from (`roles::Budgets`); `used` may pass the limit only by a
+/// report, never by a draw. And the CRM's user list shared by the org read's worker.
+const V5: &str = r#"
+CREATE TABLE call_budgets (
+    name        TEXT COLLATE "C" PRIMARY KEY CHECK (name <> ''),
+    used        BIGINT NOT NULL CHECK (used >= 0),
+    max         BIGINT NOT NULL CHECK (max >= 0),
+    reserve     BIGINT NOT NULL CHECK (reserve >= 0),
+    window_ends TIMESTAMPTZ NOT NULL
+);
+
+-- The CRM's user list as the org read's worker last read it, for the other workers' passes.
+CREATE TABLE crm_user_list (
+    id        SMALLINT PRIMARY KEY CHECK (id = 1),
+    users     TEXT COLLATE "C" NOT NULL CHECK (users::jsonb IS NOT NULL),
+    listed_at TEXT COLLATE "C" NOT NULL
+);
+"#;
+
+pub(crate) const PG_MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this build creates and understands on PostgreSQL.
-pub const PG_SCHEMA_VERSION: i64 = 4;
+pub const PG_SCHEMA_VERSION: i64 = 5;
 
 /// Serialises migrations of one database across processes; any fixed number works, this one
 /// spells "exsync" in ASCII.

@@ -4,6 +4,7 @@
 //! with a small pool of connections of its own (see [`pool`]).
 
 mod accounts;
+mod budgets;
 mod codec;
 mod commit;
 mod connect;

@@ -29,6 +29,9 @@ impl std::fmt::Display for LeaseScope {
     }
 }
 
+/// The largest user list [`Leases::share_crm_users`] keeps: some 40,000 users.
+pub const CRM_USERS_MAX: usize = 16 << 20;
+
 /// The org lease held by the worker that reads the CRM for everyone and moves the org-wide
 /// cursors.
 pub const ORG_CRM_READ: &str = "CRM read";
@@ -156,6 +159,15 @@ pub trait Leases: Send + Sync {
 
     /// Up to `limit` of the user's routed changes, oldest first.
     fn crm_inbox(&self, user: &UserKey, limit: usize) -> StoreResult<Vec<InboxEntry>>;
+
+    /// Keeps the CRM's user list, as the worker holding the [`ORG_CRM_READ`] lease just read it
+    /// (`users` is the engine's JSON, capped at [`CRM_USERS_MAX`] bytes), for the other workers'
+    /// passes, so the CRM is asked once per read however many workers there are. Refused
+    /// without that lease, like the org cursors.
+    fn share_crm_users(&self, users: &str, at: DateTime<Utc>) -> StoreResult<()>;
+
+    /// The CRM's user list last shared, and when it was read; `None` before the first.
+    fn shared_crm_users(&self) -> StoreResult<Option<(String, DateTime<Utc>)>>;
 
     /// Removes routed changes the user's committed pass has used, under the user's lease.
     /// Removing them after the commit rather than in it can only apply a change twice, which

@@ -3,11 +3,15 @@
 //! time; [`crate::Store`] joins them for the service, which holds the whole database.
 
 mod accounts;
+pub(crate) mod budgets;
 mod leases;
 mod secrets;
 mod sync_state;
 
 pub use accounts::Accounts;
-pub use leases::{InboxEntry, Lease, LeaseInfo, LeaseScope, Leases, RoutedChange, ORG_CRM_READ};
+pub use budgets::{BudgetLevel, Budgets, Draw, CRM_API_CALLS};
+pub use leases::{
+    InboxEntry, Lease, LeaseInfo, LeaseScope, Leases, RoutedChange, CRM_USERS_MAX, ORG_CRM_READ,
+};
 pub use secrets::Secrets;
 pub use sync_state::SyncState;

@@ -83,4 +83,12 @@ impl Leases for SqliteStore {
     fn settle_crm_inbox(&self, _user: &UserKey, _ids: &[i64]) -> StoreResult<u64> {
         Ok(0)
     }
+
+    fn share_crm_users(&self, _users: &str, _at: DateTime<Utc>) -> StoreResult<()> {
+        Ok(())
+    }
+
+    fn shared_crm_users(&self) -> StoreResult<Option<(String, DateTime<Utc>)>> {
+        Ok(None)
+    }
 }

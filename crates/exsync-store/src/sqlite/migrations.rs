@@ -226,7 +226,19 @@ ALTER TABLE runs ADD COLUMN configuration TEXT CHECK (configuration IS NULL OR c
 ALTER TABLE runs ADD COLUMN via_group TEXT CHECK (via_group IS NULL OR configuration IS NOT NULL);
 "#;
 
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
+/// Allowances drawn from (`roles::Budgets`), as on PostgreSQL; `window_ends` is in seconds
+/// since 1970 by SQLite's clock.
+const V11: &str = r#"
+CREATE TABLE call_budgets (
+    name        TEXT PRIMARY KEY NOT NULL CHECK (name <> ''),
+    used        INTEGER NOT NULL CHECK (used >= 0),
+    max         INTEGER NOT NULL CHECK (max >= 0),
+    reserve     INTEGER NOT NULL CHECK (reserve >= 0),
+    window_ends REAL NOT NULL
+) STRICT;
+"#;
+
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11];
 
 pub(crate) fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA user_version", [], |row| row.get(0))

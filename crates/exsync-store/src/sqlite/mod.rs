@@ -2,6 +2,7 @@
 //! writes, with foreign keys enforced and a busy timeout for the moments two writers meet.
 
 pub(crate) mod accounts;
+mod budgets;
 pub(crate) mod codec;
 pub(crate) mod commit;
 mod echo;
@@ -26,7 +27,7 @@ use crate::error::{StoreError, StoreResult};
 pub(crate) use migrations::{check_not_newer, migrate, user_version, MIGRATIONS};
 
 /// The schema version this build creates and understands.
-pub const SCHEMA_VERSION: i64 = 10;
+pub const SCHEMA_VERSION: i64 = 11;
 
 /// How long a statement waits for another connection's write lock before failing with
 /// [`StoreError::Busy`]. A pass commit is short, so waiting this long means something is stuck.
@@ -152,7 +153,7 @@ impl SqliteStore {
         user_version(&self.lock()).map_err(|e| codec::backend("read schema version", None, &e))
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while the lock was held cannot leave a half-done write behind: an open
         // transaction rolls back when it is dropped during unwinding.
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)

@@ -321,6 +321,50 @@ fn one_worker_holds_the_org_read_and_only_it_moves_the_org_cursors() {
     assert_eq!(listed[0].holder, "b");
 }
 
+/// The CRM's user list, read by the worker holding the org read, reaches the others through
+/// the database; a worker without that lease, or whose lease was taken over, cannot replace it.
+#[test]
+fn the_crm_user_list_is_shared_only_under_the_org_read() {
+    let Some((_db, options)) = pg() else { return };
+    let a = PgStore::open(&options).unwrap();
+    let b = PgStore::open(&options).unwrap();
+    assert_eq!(b.shared_crm_users().unwrap(), None);
+    a.acquire_org("a", ORG_CRM_READ, SHORT, NONE)
+        .unwrap()
+        .unwrap();
+    assert!(b
+        .acquire_org("b", ORG_CRM_READ, LONG, NONE)
+        .unwrap()
+        .is_none());
+    a.share_crm_users(r#"[{"id":"005A"}]"#, t(1)).unwrap();
+    assert_lost(b.share_crm_users("[]", t(1)), "b", "took no lease");
+    assert_eq!(
+        b.shared_crm_users().unwrap(),
+        Some((r#"[{"id":"005A"}]"#.to_owned(), t(1)))
+    );
+
+    thread::sleep(SHORT + Duration::from_millis(200));
+    b.acquire_org("b", ORG_CRM_READ, LONG, NONE)
+        .unwrap()
+        .unwrap();
+    assert_lost(a.share_crm_users("[]", t(2)), "a", "worker b took it over");
+    b.share_crm_users(r#"[{"id":"005B"}]"#, t(3)).unwrap();
+    assert_eq!(
+        a.shared_crm_users().unwrap(),
+        Some((r#"[{"id":"005B"}]"#.to_owned(), t(3)))
+    );
+    // Text that is not JSON, or too long, is refused.
+    assert!(b.share_crm_users("not json", t(4)).is_err());
+    assert!(b
+        .share_crm_users(&" ".repeat(crate::CRM_USERS_MAX + 1), t(4))
+        .is_err());
+
+    // SQLite serves one process: nothing to share.
+    let (_dir, one) = temp_store();
+    one.share_crm_users("[]", t(1)).unwrap();
+    assert_eq!(one.shared_crm_users().unwrap(), None);
+}
+
 #[test]
 fn a_takeover_waits_for_a_commit_in_flight_and_does_not_slip_in_between() {
     let Some((db, options)) = pg() else { return };

@@ -45,6 +45,7 @@ fn a_fresh_database_gets_the_latest_version_and_reopening_changes_nothing() {
             "admin_users",
             "api_tokens",
             "audit_log",
+            "call_budgets",
             "conflicts",
             "crm_writes",
             "cursors",

@@ -3,6 +3,7 @@
 //! [`both_backends!`]), so the two backends are held to the same behaviour.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod budgets;
 mod concurrency;
 mod copy;
 #[cfg(unix)]

@@ -15,6 +15,7 @@
 
 use std::sync::OnceLock;
 
+mod budgets;
 mod check_auto;
 mod check_sync_folder;
 mod check_users;

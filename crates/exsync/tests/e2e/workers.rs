@@ -111,8 +111,7 @@ impl Drop for Worker {
 }
 
 /// What `exsync status` prints.
-#[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
-fn exsync_status(config: &Path) -> String {
+pub(super) fn exsync_status(config: &Path) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_exsync"))
         .args(["status", "--config"])
         .arg(config)
@@ -432,4 +431,150 @@ async fn a_worker_stopped_past_its_lease_cannot_commit_over_its_successor() {
         "the stalled worker recorded no pass"
     );
     nothing_lost_nothing_doubled(&lab, 4 + 2 + 2 + 1).await;
+}
+
+/// Workers started while another is still reading the CRM for the first time wait for that
+/// read instead of taking users they cannot sync yet, which would then wait a whole poll
+/// interval: the first sync ends within one pass of every worker.
+#[cfg(feature = "failpoints")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_wait_for_the_first_crm_read_instead_of_putting_users_off() {
+    use exsync_engine::failpoints::{HOLD_ENV, ORG_READ_UNDELIVERED};
+
+    let Some(db) = exsync_testkit::postgres::database() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let seed = Seed {
+        crm_contacts: 3,
+        crm_events: 1,
+        exchange_contacts: 1,
+        exchange_events: 1,
+        invalid_record: false,
+    };
+    let (lab, config) = lab(db.url(), dir.path(), 6, &seed).await;
+    // A lease long enough that the others' wait (one lease) outlasts the held read.
+    let text = std::fs::read_to_string(&config).unwrap().replacen(
+        &format!("lease_secs = {LEASE_SECS}"),
+        "lease_secs = 8",
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+    let reader = Worker::spawn(
+        &config,
+        dir.path().join("reader.log"),
+        &[(HOLD_ENV, &format!("{ORG_READ_UNDELIVERED}:3000"))],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while db.psql("SELECT count(*) FROM org_lease WHERE holder IS NOT NULL") != "1" {
+        assert!(Instant::now() < deadline, "{}", reader.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The others start while the reader holds its read back.
+    let others: Vec<Worker> = (0..2)
+        .map(|i| Worker::spawn(&config, dir.path().join(format!("worker{i}.log")), &[]))
+        .collect();
+    let all: Vec<&Worker> = std::iter::once(&reader).chain(others.iter()).collect();
+    // Within the first pass: a user put off would wait out the 10 s poll interval.
+    converged(&lab, &all, Duration::from_secs(9)).await;
+    let logs: Vec<String> = all.iter().map(|w| w.log()).collect();
+    let all_logs = logs.join("\n----\n");
+    assert!(
+        others.iter().any(|w| w
+            .log()
+            .contains("Waiting for another worker's first read of the CRM")),
+        "{all_logs}"
+    );
+    assert!(!all_logs.contains("syncs in a later pass"), "{all_logs}");
+    nothing_lost_nothing_doubled(&lab, 3 + 1 + 1 + 1).await;
+}
+
+/// `exsync sync` for one user beside running workers (alone or as a dry run) takes that
+/// user's lease: while another worker holds the user it syncs nothing and names the holder,
+/// and once the user is free it takes the lease (a new epoch), syncs and gives it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_by_hand_for_one_user_takes_its_lease_or_names_the_worker_holding_it() {
+    use exsync_store::Leases;
+
+    let Some(db) = exsync_testkit::postgres::database() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let seed = Seed {
+        crm_contacts: 2,
+        crm_events: 1,
+        exchange_contacts: 1,
+        exchange_events: 1,
+        invalid_record: false,
+    };
+    let (lab, config) = lab(db.url(), dir.path(), 2, &seed).await;
+    let user = lab.users[0].key.clone();
+    let by_hand = |dry_run: bool| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_exsync"));
+        command
+            .args(["sync", "--user", user.as_str(), "--config"])
+            .arg(&config)
+            .env("EXSYNC_MASTER_KEY", MASTER_KEY);
+        if dry_run {
+            command.arg("--dry-run");
+        }
+        let out = command.output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let lease_row = || {
+        db.psql(&format!(
+            "SELECT epoch || ' ' || coalesce(holder, '-') FROM user_lease WHERE user_key = '{}'",
+            user.as_str()
+        ))
+    };
+
+    // Another worker holds the user.
+    let elsewhere =
+        exsync_store::PgStore::open(&exsync_store::PgOptions::new(db.conninfo())).unwrap();
+    let held = elsewhere
+        .acquire_users(
+            "worker-elsewhere-7",
+            std::slice::from_ref(&user),
+            1,
+            Duration::from_secs(120),
+            Duration::ZERO,
+        )
+        .unwrap();
+    assert_eq!(held.len(), 1);
+    for dry_run in [false, true] {
+        let (ok, text) = by_hand(dry_run);
+        assert!(!ok, "dry run {dry_run}: {text}");
+        assert!(
+            text.contains("worker worker-elsewhere-7 is syncing this user now"),
+            "dry run {dry_run}: {text}"
+        );
+    }
+    assert_eq!(
+        lease_row(),
+        "1 worker-elsewhere-7",
+        "the holder kept the user"
+    );
+    assert_eq!(
+        db.psql("SELECT count(*) FROM runs"),
+        "0",
+        "nothing was synced"
+    );
+
+    // Free, the user is taken (epoch 2), synced and given back.
+    elsewhere.release(&held[0]).unwrap();
+    let (ok, text) = by_hand(false);
+    assert!(ok, "{text}");
+    assert_eq!(lease_row(), "2 -");
+    assert_eq!(
+        db.psql(&format!(
+            "SELECT count(*) FROM runs WHERE user_key = '{}' AND error IS NULL",
+            user.as_str()
+        )),
+        "1"
+    );
 }

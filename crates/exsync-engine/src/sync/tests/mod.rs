@@ -265,6 +265,8 @@ struct Mem {
     users: Arc<Mutex<Vec<CrmUser>>>,
     faults: Arc<Mutex<Faults>>,
     crm_reads: Arc<Mutex<u32>>,
+    /// Times the CRM's user list was asked for.
+    user_lists: Arc<std::sync::atomic::AtomicUsize>,
     /// What the CRM side says it had to cut from a record to fit Exchange, by CRM id.
     noted: Arc<Mutex<BTreeMap<String, Vec<String>>>>,
     /// Mailbox reads begun, stalled or not.
@@ -299,6 +301,8 @@ fn rejects(faults: &Faults, write: &Write<'_>) -> bool {
 
 impl CrmSide for Mem {
     async fn users(&self) -> SideResult<Vec<CrmUser>> {
+        self.user_lists
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(self.users.lock().unwrap().clone())
     }
 
@@ -1038,6 +1042,66 @@ async fn the_crm_is_read_once_per_pass_whatever_the_number_of_users() {
         1,
         "contacts only: one org-wide read"
     );
+}
+
+/// Workers on one database ask the CRM for its users once between them: the worker holding
+/// the org-wide read lists them and shares the list through the database, and the others take
+/// it from there, so CRM calls do not grow with workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_on_one_database_list_the_crm_users_once_between_them() {
+    use std::sync::atomic::Ordering;
+
+    let Some(db) = exsync_testkit::postgres::database() else {
+        return;
+    };
+    let users = ["a@x.test", "b@x.test", "c@x.test"];
+    let w = world(&users);
+    for i in 0..users.len() {
+        w.crm_create(i, person(&format!("P{i}"), &format!("p{i}@x.test")));
+    }
+    let mut workers = Vec::new();
+    for i in 0..3 {
+        let options = exsync_store::PgOptions::new(db.conninfo());
+        // Each worker is a process of its own, with its own connections.
+        let store: Arc<dyn Store> = Arc::new(
+            tokio::task::spawn_blocking(move || exsync_store::PgStore::open(&options).unwrap())
+                .await
+                .unwrap(),
+        );
+        workers.push(Arc::new(Syncer {
+            exchange: w.mem.clone(),
+            crm: w.mem.clone(),
+            store,
+            configurations: vec![configuration(&users)],
+            concurrency: 4,
+            slice: SLICE,
+            worker: Some(super::workers::WorkerOptions::new(
+                Some(format!("worker-{i}")),
+                std::time::Duration::from_secs(30),
+                10,
+            )),
+        }));
+    }
+    // As the service runs them: a user or read done less than half an interval ago rests.
+    let options = PassOptions {
+        rest: std::time::Duration::from_secs(60),
+        ..PassOptions::default()
+    };
+    for worker in &workers {
+        let report = worker.run_pass(&options).await.unwrap();
+        assert!(report.crm_error.is_none(), "{report:?}");
+    }
+    assert_eq!(
+        w.mem.user_lists.load(Ordering::SeqCst),
+        1,
+        "three workers' passes asked the CRM for its users as often as one worker's"
+    );
+    // The passes did their work: every user has their record.
+    for (i, user) in users.iter().enumerate() {
+        let mailbox = w.mailbox(user);
+        assert_eq!(mailbox.len(), 1, "{user}: {mailbox:?}");
+        assert_eq!(mailbox[0]["last_name"], format!("P{i}"));
+    }
 }
 
 #[tokio::test]
