@@ -130,6 +130,16 @@ pub(crate) fn set_str(table: &mut Table, key: &str, value: Option<&str>) {
     }
 }
 
+/// Sets `key` to `value`, or removes it (so the default applies) when `None`.
+pub(crate) fn set_value(table: &mut Table, key: &str, value: Option<Value>) {
+    match value {
+        Some(v) => put(table, key, v),
+        None => {
+            table.remove(key);
+        }
+    }
+}
+
 pub(crate) fn set_bool(table: &mut Table, key: &str, value: bool) {
     put(table, key, Value::from(value));
 }

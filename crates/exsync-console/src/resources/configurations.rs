@@ -19,10 +19,11 @@ use serde_json::json;
 use crate::auth::Caller;
 use crate::error::{ConsoleError, ConsoleResult};
 use crate::html::{csrf_field, error_box, esc, notice, page, seg};
-use crate::settings::{set_bool, set_list, set_str, table_at};
+use crate::settings::{set_bool, set_list, set_value, table_at};
 use crate::AppState;
 
 use super::internal;
+use super::rule_settings::{self, RuleEdit};
 
 /// One configuration with every rule, defaults filled in, in the layout of its
 /// `[configurations.<name>]` table in `exsync.toml` (what `configuration_value` in
@@ -231,6 +232,53 @@ pub(crate) struct ConfigurationInput {
     pub contacts_direction: Option<String>,
     #[serde(default)]
     pub events_direction: Option<String>,
+    /// Rules of the contacts, keyed as in the file (`{"conflict": "crm_wins"}`).
+    #[serde(default)]
+    pub contacts: Option<BTreeMap<String, serde_json::Value>>,
+    /// Rules of the events, keyed as in the file.
+    #[serde(default)]
+    pub events: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+/// What a create or edit asks for, from the API or a form: fields left `None` (and rules not
+/// listed) stay as the file has them.
+#[derive(Default)]
+pub(crate) struct ConfigurationChange {
+    pub active: Option<bool>,
+    pub users: Option<Vec<String>>,
+    pub groups: Option<Vec<String>>,
+    pub rules: Vec<RuleEdit>,
+}
+
+impl TryFrom<ConfigurationInput> for ConfigurationChange {
+    type Error = ConsoleError;
+
+    fn try_from(input: ConfigurationInput) -> Result<Self, ConsoleError> {
+        let mut rules = Vec::new();
+        for (kind, direction) in [
+            ("contacts", input.contacts_direction),
+            ("events", input.events_direction),
+        ] {
+            if let Some(d) = direction.map(|d| d.trim().to_owned()).filter(|d| !d.is_empty()) {
+                rules.push(RuleEdit {
+                    kind,
+                    key: "direction",
+                    value: Some(d.as_str().into()),
+                });
+            }
+        }
+        for (kind, object) in [("contacts", input.contacts), ("events", input.events)] {
+            if let Some(object) = object {
+                rules.extend(rule_settings::from_json(kind, &object)?);
+            }
+        }
+        Ok(ConfigurationChange {
+            active: input.active,
+            users: input.users,
+            groups: input.groups,
+            rules,
+        })
+    }
 }
 
 fn valid_configuration_name(name: &str) -> bool {
@@ -248,7 +296,7 @@ pub(crate) fn apply_configuration(
     st: &AppState,
     caller: &Caller,
     name: &str,
-    input: ConfigurationInput,
+    input: ConfigurationChange,
     create: bool,
 ) -> ConsoleResult<Option<SyncConfiguration>> {
     let name = name.trim().to_owned();
@@ -300,17 +348,12 @@ pub(crate) fn apply_configuration(
         if let Some(g) = &groups {
             set_list(t, "groups", g);
         }
-        for (kind, dir) in [
-            ("contacts", &input.contacts_direction),
-            ("events", &input.events_direction),
-        ] {
-            if let Some(d) = dir.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
-                set_str(
-                    table_at(doc, &["configurations", &name, kind])?,
-                    "direction",
-                    Some(d),
-                );
-            }
+        for edit in &input.rules {
+            set_value(
+                table_at(doc, &["configurations", &name, edit.kind])?,
+                edit.key,
+                edit.value.clone(),
+            );
         }
         Ok(())
     })?;
@@ -326,8 +369,7 @@ pub(crate) fn apply_configuration(
             "active": input.active,
             "users": users,
             "groups": groups,
-            "contacts_direction": input.contacts_direction,
-            "events_direction": input.events_direction,
+            "rules": input.rules.iter().map(RuleEdit::audited).collect::<serde_json::Map<_, _>>(),
         }),
     );
     Ok(checked.configuration(&name).cloned())
@@ -351,7 +393,7 @@ pub(crate) async fn create_json(
     Json(input): Json<ConfigurationInput>,
 ) -> ConsoleResult<Response> {
     let name = input.name.clone().unwrap_or_default();
-    let saved = apply_configuration(&st, &caller, &name, input, true)?;
+    let saved = apply_configuration(&st, &caller, &name, input.try_into()?, true)?;
     Ok((
         StatusCode::CREATED,
         Json(saved.as_ref().map(ConfigurationView::of)),
@@ -365,7 +407,7 @@ pub(crate) async fn update_json(
     Path(name): Path<String>,
     Json(input): Json<ConfigurationInput>,
 ) -> ConsoleResult<Response> {
-    let saved = apply_configuration(&st, &caller, &name, input, false)?;
+    let saved = apply_configuration(&st, &caller, &name, input.try_into()?, false)?;
     Ok(Json(saved.as_ref().map(ConfigurationView::of)).into_response())
 }
 
@@ -406,20 +448,9 @@ pub(crate) struct ExplainQuery {
     groups: Option<String>,
 }
 
-/// `form` is the id of the form the select belongs to when it sits outside it.
-fn direction_select(name: &str, current: &str, form: Option<&str>) -> String {
-    let form = form
-        .map(|f| format!(r#" form="{}""#, esc(f)))
-        .unwrap_or_default();
-    let mut s = format!(r#"<select name="{name}"{form}>"#);
-    for d in ["both", "crm_to_exchange", "exchange_to_crm", "off"] {
-        s.push_str(&format!(
-            r#"<option value="{d}"{}>{d}</option>"#,
-            if d == current { " selected" } else { "" }
-        ));
-    }
-    s.push_str("</select>");
-    s
+/// `form` is the id of the form the select belongs to when it sits outside it, or empty.
+fn direction_select(name: &str, current: &str, form: &str) -> String {
+    rule_settings::select(name, form, rule_settings::directions(), current)
 }
 
 impl RulesView<'_> {
@@ -432,6 +463,22 @@ impl RulesView<'_> {
             esc(first_link_name(self.first_link)),
         )
     }
+
+    /// Each rule of the kind as the form shows it: what the admin typed into a refused
+    /// form, else the value the file gives it.
+    fn render_rules(&self, kind: &str, form: &str, typed: Option<&ConfigurationForm>) -> String {
+        let shown = serde_json::to_value(self).unwrap_or_default();
+        rule_settings::render_fields(kind, form, typed.is_some(), |key| {
+            if let Some(t) = typed.and_then(|f| f.get(&format!("{kind}_{key}"))) {
+                return t.to_owned();
+            }
+            match &shown[key] {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Null => String::new(),
+                other => other.to_string(),
+            }
+        })
+    }
 }
 
 impl ConfigurationView<'_> {
@@ -439,19 +486,19 @@ impl ConfigurationView<'_> {
     /// row when the server refused it: shown instead of the file's values.
     fn render_row(&self, caller: &Caller, i: usize, typed: Option<&ConfigurationForm>) -> String {
         let active = typed
-            .and_then(|f| f.active.as_deref())
+            .and_then(|f| f.get("active"))
             .map_or(self.active, |a| a == "true");
         let users = typed
-            .and_then(|f| f.users.clone())
-            .unwrap_or_else(|| self.users.join(", "));
+            .and_then(|f| f.get("users"))
+            .map_or_else(|| self.users.join(", "), str::to_owned);
         let groups = typed
-            .and_then(|f| f.groups.clone())
-            .unwrap_or_else(|| self.groups.join(", "));
+            .and_then(|f| f.get("groups"))
+            .map_or_else(|| self.groups.join(", "), str::to_owned);
         let contacts = typed
-            .and_then(|f| f.contacts_direction.as_deref())
+            .and_then(|f| f.get("contacts_direction"))
             .unwrap_or(direction_name(self.contacts.direction));
         let events = typed
-            .and_then(|f| f.events_direction.as_deref())
+            .and_then(|f| f.get("events_direction"))
             .unwrap_or(direction_name(self.events.direction));
         // The fields sit in other cells than their form and join it by id. The id is the
         // row's position, not the name, which a hand-edited file may fill with anything.
@@ -462,7 +509,7 @@ impl ConfigurationView<'_> {
 <td><select name="active" form="{f}"><option value="true"{a1}>active</option><option value="false"{a0}>inactive</option></select></td>
 <td><textarea name="users" rows="2" form="{f}">{users}</textarea></td>
 <td><textarea name="groups" rows="2" form="{f}">{groups}</textarea></td>
-<td>{cd}{cs}</td><td>{ed}{es}</td>
+<td>{cd}{cs}{cr}</td><td>{ed}{es}{er}</td>
 <td><form method="post" action="/configurations/{s}" id="{f}">{csrf}<button type="submit" class="save-configuration">Save</button></form></td></tr>"#,
             n = esc(self.name),
             s = seg(self.name),
@@ -472,10 +519,12 @@ impl ConfigurationView<'_> {
             a0 = if active { "" } else { " selected" },
             users = esc(&users),
             groups = esc(&groups),
-            cd = direction_select("contacts_direction", contacts, Some(&form)),
-            ed = direction_select("events_direction", events, Some(&form)),
+            cd = direction_select("contacts_direction", contacts, &form),
+            ed = direction_select("events_direction", events, &form),
             cs = self.contacts.render_settling("contacts"),
             es = self.events.render_settling("events"),
+            cr = self.contacts.render_rules("contacts", &form, typed),
+            er = self.events.render_rules("events", &form, typed),
         )
     }
 }
@@ -535,9 +584,7 @@ fn configurations_page(
         body.push_str(&ConfigurationView::of(c).render_row(caller, i, typed));
     }
     let typed_new = kept.filter(|k| k.name.is_none()).map(|k| &k.form);
-    let typed = |f: fn(&ConfigurationForm) -> &Option<String>| {
-        esc(typed_new.and_then(|k| f(k).as_deref()).unwrap_or_default())
-    };
+    let typed = |key: &str| esc(typed_new.and_then(|k| k.get(key)).unwrap_or_default());
     body.push_str("</table>");
     body.push_str(&format!(
         r#"<h2>New configuration</h2><form method="post" action="/configurations" id="new-configuration">{}
@@ -547,22 +594,22 @@ fn configurations_page(
 <label>Contacts {}</label><label>Events {}</label>
 <button type="submit" id="create-configuration">Create</button></form>"#,
         csrf_field(caller),
-        typed(|f| &f.name),
-        typed(|f| &f.users),
-        typed(|f| &f.groups),
+        typed("name"),
+        typed("users"),
+        typed("groups"),
         direction_select(
             "contacts_direction",
             typed_new
-                .and_then(|f| f.contacts_direction.as_deref())
+                .and_then(|f| f.get("contacts_direction"))
                 .unwrap_or("both"),
-            None
+            ""
         ),
         direction_select(
             "events_direction",
             typed_new
-                .and_then(|f| f.events_direction.as_deref())
+                .and_then(|f| f.get("events_direction"))
                 .unwrap_or("both"),
-            None
+            ""
         ),
     ));
 
@@ -608,32 +655,25 @@ pub(crate) async fn get_page(
     configurations_page(&st, &caller, &q, None, None, StatusCode::OK, None)
 }
 
-/// The form's fields: all text, lists comma- or line-separated.
+/// The form's fields by name: all text, lists comma- or line-separated, each rule named
+/// `<kind>_<key>` (`events_past_days`). Kept as posted so a refused form shows it again.
 #[derive(Deserialize, Clone, Default)]
-pub(crate) struct ConfigurationForm {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    active: Option<String>,
-    #[serde(default)]
-    users: Option<String>,
-    #[serde(default)]
-    groups: Option<String>,
-    #[serde(default)]
-    contacts_direction: Option<String>,
-    #[serde(default)]
-    events_direction: Option<String>,
+#[serde(transparent)]
+pub(crate) struct ConfigurationForm(BTreeMap<String, String>);
+
+impl ConfigurationForm {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
 }
 
-impl From<ConfigurationForm> for ConfigurationInput {
-    fn from(f: ConfigurationForm) -> Self {
-        ConfigurationInput {
-            name: f.name,
-            active: f.active.map(|a| a == "true"),
-            users: f.users.map(|u| vec![u]),
-            groups: f.groups.map(|g| vec![g]),
-            contacts_direction: f.contacts_direction,
-            events_direction: f.events_direction,
+impl From<&ConfigurationForm> for ConfigurationChange {
+    fn from(f: &ConfigurationForm) -> Self {
+        ConfigurationChange {
+            active: f.get("active").map(|a| a == "true"),
+            users: f.get("users").map(|u| vec![u.to_owned()]),
+            groups: f.get("groups").map(|g| vec![g.to_owned()]),
+            rules: rule_settings::from_form(&f.0),
         }
     }
 }
@@ -673,12 +713,9 @@ pub(crate) async fn create_form(
     Extension(caller): Extension<Caller>,
     Form(form): Form<ConfigurationForm>,
 ) -> Response {
-    let name = form.name.clone().unwrap_or_default();
-    let kept = Kept {
-        name: None,
-        form: form.clone(),
-    };
-    let result = apply_configuration(&st, &caller, &name, form.into(), true);
+    let name = form.get("name").unwrap_or_default().to_owned();
+    let result = apply_configuration(&st, &caller, &name, (&form).into(), true);
+    let kept = Kept { name: None, form };
     after_change(
         &st,
         &caller,
@@ -694,11 +731,11 @@ pub(crate) async fn update_form(
     Path(name): Path<String>,
     Form(form): Form<ConfigurationForm>,
 ) -> Response {
+    let result = apply_configuration(&st, &caller, &name, (&form).into(), false);
     let kept = Kept {
         name: Some(name.clone()),
-        form: form.clone(),
+        form,
     };
-    let result = apply_configuration(&st, &caller, &name, form.into(), false);
     after_change(
         &st,
         &caller,

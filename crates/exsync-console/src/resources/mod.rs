@@ -12,6 +12,7 @@ pub(crate) mod audit;
 pub(crate) mod configurations;
 pub(crate) mod crm;
 pub(crate) mod exchange_online;
+pub(crate) mod rule_settings;
 pub(crate) mod service_account;
 pub(crate) mod session;
 pub(crate) mod sync;

@@ -363,3 +363,299 @@ async fn a_refused_form_keeps_the_admins_input_and_shows_no_server_path() {
     }
     assert_eq!(std::fs::read_to_string(env.config_path()).unwrap(), before);
 }
+
+/// The file's text, and the `sales` configuration as the API lists it.
+async fn sales_now(env: &Env, admin: &Auth) -> (String, serde_json::Value) {
+    let list = env
+        .send(request(Method::GET, "/api/configurations", admin, None))
+        .await
+        .json();
+    let sales = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "sales")
+        .cloned()
+        .unwrap();
+    (std::fs::read_to_string(env.config_path()).unwrap(), sales)
+}
+
+/// Every rule the console edits, set through the API: each lands in the file under its key,
+/// loads as the service would read it, reads back from `GET /api/configurations`, and the
+/// change is audited with what it set.
+#[tokio::test]
+async fn every_rule_of_a_configuration_is_saved_through_the_api() {
+    let env = Env::new();
+    let admin = Auth::Token(env.token(Role::Admin).to_owned());
+    let a = env
+        .send(request(
+            Method::PUT,
+            "/api/configurations/sales",
+            &admin,
+            Some(Body2::Json(json!({
+                "contacts": {
+                    "conflict": "exchange_wins", "deletes": "recreate",
+                    "max_delete_share": 0.25, "min_deletes_for_valve": 7,
+                    "first_link": "policy", "scope": "visible",
+                    "condition": "Account.Type = 'Customer'"
+                },
+                "events": {
+                    "conflict": "newest_wins", "past_days": 3, "future_days": 40,
+                    "sync_private": true, "select": "category", "category": "CRM Sync",
+                    "max_delete_share": 1
+                }
+            }))),
+        ))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+
+    let (text, sales) = sales_now(&env, &admin).await;
+    for line in [
+        "conflict = \"exchange_wins\"",
+        "deletes = \"recreate\"",
+        "max_delete_share = 0.25",
+        "min_deletes_for_valve = 7",
+        "first_link = \"policy\"",
+        "scope = \"visible\"",
+        "condition = \"Account.Type = 'Customer'\"",
+        "conflict = \"newest_wins\"",
+        "past_days = 3",
+        "future_days = 40",
+        "sync_private = true",
+        "select = \"category\"",
+        "category = \"CRM Sync\"",
+    ] {
+        assert!(text.contains(line), "{line} in the file:\n{text}");
+    }
+    let c = &sales["contacts"];
+    assert_eq!(c["conflict"], "exchange_wins");
+    assert_eq!(c["deletes"], "recreate");
+    assert_eq!(c["max_delete_share"], 0.25);
+    assert_eq!(c["min_deletes_for_valve"], 7);
+    assert_eq!(c["first_link"], "policy");
+    assert_eq!(c["scope"], "visible");
+    assert_eq!(c["condition"], "Account.Type = 'Customer'");
+    let e = &sales["events"];
+    assert_eq!(e["conflict"], "newest_wins");
+    assert_eq!(e["past_days"], 3);
+    assert_eq!(e["future_days"], 40);
+    assert_eq!(e["sync_private"], true);
+    assert_eq!(e["select"], "category");
+    assert_eq!(e["category"], "CRM Sync");
+    assert_eq!(e["max_delete_share"], 1.0);
+
+    let loaded = exsync_core::config::load(&env.config_path()).unwrap();
+    let s = loaded.configuration("sales").unwrap();
+    assert_eq!(s.contacts.min_deletes_for_valve, 7);
+    assert_eq!(s.events.window.map(|w| w.past_days), Some(3));
+
+    // An empty condition removes it.
+    let a = env
+        .send(request(
+            Method::PUT,
+            "/api/configurations/sales",
+            &admin,
+            Some(Body2::Json(json!({"contacts": {"condition": ""}}))),
+        ))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let (text, sales) = sales_now(&env, &admin).await;
+    assert!(!text.contains("condition"), "{text}");
+    assert!(sales["contacts"].get("condition").is_none(), "{sales}");
+
+    let audit = env.store.list_audit(5, None).unwrap();
+    let first = audit
+        .iter()
+        .rev()
+        .find(|e| e.action == "configuration.update")
+        .unwrap();
+    assert_eq!(first.detail["rules"]["events.past_days"], "3", "{first:?}");
+    assert_eq!(
+        first.detail["rules"]["contacts.conflict"], "\"exchange_wins\"",
+        "{first:?}"
+    );
+}
+
+/// A value the file check refuses is refused through the API with the key and the reason,
+/// and the file is left as it was.
+#[tokio::test]
+async fn a_bad_rule_is_refused_by_the_file_check_with_its_key() {
+    let env = Env::new();
+    let admin = Auth::Token(env.token(Role::Admin).to_owned());
+    let before = std::fs::read_to_string(env.config_path()).unwrap();
+    for (body, key, reason) in [
+        (
+            json!({"contacts": {"max_delete_share": 1.5}}),
+            "configurations.sales.contacts.max_delete_share",
+            "between 0 and 1",
+        ),
+        (
+            json!({"events": {"past_days": -3}}),
+            "configurations.sales.events.past_days",
+            "found -3",
+        ),
+        (
+            json!({"contacts": {"conflict": "loudest_wins"}}),
+            "configurations.sales.contacts.conflict",
+            "not a conflict policy",
+        ),
+        (
+            json!({"contacts": {"deletes": "never"}}),
+            "configurations.sales.contacts.deletes",
+            "not a delete policy",
+        ),
+        (
+            json!({"events": {"min_deletes_for_valve": "many"}}),
+            "configurations.sales.events.min_deletes_for_valve",
+            "expected an integer",
+        ),
+        (
+            json!({"contacts": {"condition": "Name = 'x"}}),
+            "configurations.sales.contacts.condition",
+            "not a usable SOQL condition",
+        ),
+        (
+            json!({"contacts": {"past_days": 3}}),
+            "`contacts.past_days`",
+            "not a rule the console edits",
+        ),
+    ] {
+        let a = env
+            .send(request(
+                Method::PUT,
+                "/api/configurations/sales",
+                &admin,
+                Some(Body2::Json(body.clone())),
+            ))
+            .await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{body}: {}", a.body);
+        assert!(
+            a.body.contains(key) && a.body.contains(reason),
+            "{body}: {key} / {reason} in {}",
+            a.body
+        );
+        assert_eq!(
+            std::fs::read_to_string(env.config_path()).unwrap(),
+            before,
+            "{body}"
+        );
+    }
+}
+
+/// The edit form shows every rule, saves what the admin picked into the file, and a refused
+/// value comes back with the key named, the file unchanged and the typed values kept.
+#[tokio::test]
+async fn the_rules_are_edited_in_the_configurations_form() {
+    let env = Env::new();
+    let (cookie, csrf) = env.session(Role::Admin);
+    let admin = Auth::Session {
+        cookie,
+        csrf: Some(csrf),
+    };
+    let page = env
+        .send(request(Method::GET, "/configurations", &admin, None))
+        .await;
+    for field in [
+        r#"<select name="contacts_conflict" form="cfg-0">"#,
+        r#"<select name="contacts_deletes" form="cfg-0">"#,
+        r#"<select name="contacts_first_link" form="cfg-0">"#,
+        r#"<select name="contacts_scope" form="cfg-0">"#,
+        r#"<input type="text" name="contacts_condition" form="cfg-0" value="">"#,
+        r#"<input type="text" name="contacts_max_delete_share" form="cfg-0" value="0.5">"#,
+        r#"<input type="text" name="events_past_days" form="cfg-0" value="30">"#,
+        r#"<select name="events_sync_private" form="cfg-0">"#,
+        r#"<option value="newest" selected>newest</option>"#,
+    ] {
+        assert!(page.body.contains(field), "{field}: {}", page.body);
+    }
+
+    let page = env
+        .send(request(
+            Method::POST,
+            "/configurations/sales",
+            &admin,
+            Some(form(&[
+                ("contacts_conflict", "exchange_wins"),
+                ("contacts_deletes", "recreate"),
+                ("contacts_max_delete_share", "0.3"),
+                ("contacts_min_deletes_for_valve", "12"),
+                ("contacts_first_link", "policy"),
+                ("contacts_scope", "visible"),
+                ("contacts_condition", "Account.Type = 'Customer'"),
+                ("events_past_days", "5"),
+                ("events_future_days", "60"),
+                ("events_sync_private", "true"),
+                ("events_select", "category"),
+                ("events_category", "To CRM"),
+            ])),
+        ))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let loaded = exsync_core::config::load(&env.config_path()).unwrap();
+    let s = loaded.configuration("sales").unwrap();
+    assert_eq!(
+        s.contacts.conflict,
+        exsync_core::config::ConflictPolicy::ExchangeWins
+    );
+    assert_eq!(s.contacts.deletes, exsync_core::config::DeleteMode::Recreate);
+    assert!((s.contacts.max_delete_share - 0.3).abs() < 1e-9);
+    assert_eq!(s.contacts.min_deletes_for_valve, 12);
+    assert_eq!(s.contacts.first_link, exsync_core::config::FirstLink::Policy);
+    assert_eq!(s.contact_scope, exsync_core::config::ContactScope::Visible);
+    assert_eq!(
+        s.contact_condition.as_deref(),
+        Some("Account.Type = 'Customer'")
+    );
+    let w = s.events.window.unwrap();
+    assert_eq!((w.past_days, w.future_days), (5, 60));
+    assert!(s.events.sync_private);
+    assert_eq!(s.events.select, exsync_core::config::EventSelect::Category);
+    assert_eq!(s.events.category, "To CRM");
+    // The page shows the saved values.
+    for shown in [
+        r#"<input type="text" name="events_past_days" form="cfg-0" value="5">"#,
+        r#"<input type="text" name="contacts_condition" form="cfg-0" value="Account.Type = &#39;Customer&#39;">"#,
+    ] {
+        assert!(page.body.contains(shown), "{shown}: {}", page.body);
+    }
+
+    let before = std::fs::read_to_string(env.config_path()).unwrap();
+    for (field, typed, key) in [
+        ("contacts_max_delete_share", "1.5", "configurations.sales.contacts.max_delete_share"),
+        ("events_past_days", "-3", "configurations.sales.events.past_days"),
+        ("events_future_days", "a year", "configurations.sales.events.future_days"),
+        ("contacts_conflict", "loudest_wins", "configurations.sales.contacts.conflict"),
+    ] {
+        let page = env
+            .send(request(
+                Method::POST,
+                "/configurations/sales",
+                &admin,
+                Some(form(&[(field, typed), ("events_category", "Typed")])),
+            ))
+            .await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{field}: {}", page.body);
+        let error = page.body.split("id=\"error\">").nth(1).unwrap_or_default();
+        assert!(
+            error.starts_with("the change was not saved: exsync.toml:")
+                && error.contains(&format!(": {key}: ")),
+            "{field}: {}",
+            page.body
+        );
+        assert_eq!(std::fs::read_to_string(env.config_path()).unwrap(), before);
+        assert!(
+            page.body.contains(r#"<details class="rules" data-kind="events" open>"#)
+                && page
+                    .body
+                    .contains(r#"name="events_category" form="cfg-0" value="Typed">"#),
+            "{field}: the typed values kept: {}",
+            page.body
+        );
+        let kept = if field == "contacts_conflict" {
+            format!(r#"<option value="{typed}" selected>{typed}</option>"#)
+        } else {
+            format!(r#"name="{field}" form="cfg-0" value="{typed}">"#)
+        };
+        assert!(page.body.contains(&kept), "{kept}: {}", page.body);
+    }
+}
