@@ -79,9 +79,9 @@ const fn common(kind: &'static str) -> [Setting; 6] {
     ]
 }
 
-const CONTACT_COMMON: [Setting; 6] = common("contacts");
-const EVENT_COMMON: [Setting; 6] = common("events");
-const CONTACT_ONLY: &[Setting] = &[
+static CONTACT_COMMON: [Setting; 6] = common("contacts");
+static EVENT_COMMON: [Setting; 6] = common("events");
+static CONTACT_ONLY: &[Setting] = &[
     Setting {
         kind: "contacts",
         key: "scope",
@@ -93,7 +93,7 @@ const CONTACT_ONLY: &[Setting] = &[
         shape: Shape::Text { clearable: true },
     },
 ];
-const EVENT_ONLY: &[Setting] = &[
+static EVENT_ONLY: &[Setting] = &[
     Setting {
         kind: "events",
         key: "past_days",
