@@ -259,7 +259,10 @@ impl TryFrom<ConfigurationInput> for ConfigurationChange {
             ("contacts", input.contacts_direction),
             ("events", input.events_direction),
         ] {
-            if let Some(d) = direction.map(|d| d.trim().to_owned()).filter(|d| !d.is_empty()) {
+            if let Some(d) = direction
+                .map(|d| d.trim().to_owned())
+                .filter(|d| !d.is_empty())
+            {
                 rules.push(RuleEdit {
                     kind,
                     key: "direction",

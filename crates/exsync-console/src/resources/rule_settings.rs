@@ -143,9 +143,9 @@ impl RuleEdit {
     pub(crate) fn audited(&self) -> (String, Json) {
         (
             format!("{}.{}", self.kind, self.key),
-            self.value
-                .as_ref()
-                .map_or(Json::Null, |v| Json::String(v.to_string().trim().to_owned())),
+            self.value.as_ref().map_or(Json::Null, |v| {
+                Json::String(v.to_string().trim().to_owned())
+            }),
         )
     }
 }
@@ -213,7 +213,11 @@ pub(crate) fn from_json(
         let value = match json {
             Json::Null => None,
             Json::Bool(b) => Some(Value::from(*b)),
-            Json::String(t) if t.trim().is_empty() && matches!(s.shape, Shape::Text { clearable: true }) => None,
+            Json::String(t)
+                if t.trim().is_empty() && matches!(s.shape, Shape::Text { clearable: true }) =>
+            {
+                None
+            }
             Json::String(t) => Some(Value::from(t.as_str())),
             Json::Number(n) => Some(match n.as_i64() {
                 Some(i) => Value::from(i),
@@ -341,8 +345,9 @@ mod tests {
 
     #[test]
     fn json_names_a_key_it_does_not_edit() {
-        let object: BTreeMap<String, Json> =
-            [("past_days".to_owned(), Json::from(3))].into_iter().collect();
+        let object: BTreeMap<String, Json> = [("past_days".to_owned(), Json::from(3))]
+            .into_iter()
+            .collect();
         let e = from_json("contacts", &object).unwrap_err();
         assert!(e.message.contains("`contacts.past_days`"), "{}", e.message);
         let object: BTreeMap<String, Json> = [("conflict".to_owned(), Json::from(vec![1]))]
@@ -354,6 +359,9 @@ mod tests {
     #[test]
     fn a_value_outside_the_choices_stays_selected() {
         let s = select("x", "", &["a", "b"], "c<");
-        assert!(s.contains(r#"<option value="c&lt;" selected>c&lt;</option>"#), "{s}");
+        assert!(
+            s.contains(r#"<option value="c&lt;" selected>c&lt;</option>"#),
+            "{s}"
+        );
     }
 }

@@ -597,10 +597,16 @@ async fn the_rules_are_edited_in_the_configurations_form() {
         s.contacts.conflict,
         exsync_core::config::ConflictPolicy::ExchangeWins
     );
-    assert_eq!(s.contacts.deletes, exsync_core::config::DeleteMode::Recreate);
+    assert_eq!(
+        s.contacts.deletes,
+        exsync_core::config::DeleteMode::Recreate
+    );
     assert!((s.contacts.max_delete_share - 0.3).abs() < 1e-9);
     assert_eq!(s.contacts.min_deletes_for_valve, 12);
-    assert_eq!(s.contacts.first_link, exsync_core::config::FirstLink::Policy);
+    assert_eq!(
+        s.contacts.first_link,
+        exsync_core::config::FirstLink::Policy
+    );
     assert_eq!(s.contact_scope, exsync_core::config::ContactScope::Visible);
     assert_eq!(
         s.contact_condition.as_deref(),
@@ -621,10 +627,26 @@ async fn the_rules_are_edited_in_the_configurations_form() {
 
     let before = std::fs::read_to_string(env.config_path()).unwrap();
     for (field, typed, key) in [
-        ("contacts_max_delete_share", "1.5", "configurations.sales.contacts.max_delete_share"),
-        ("events_past_days", "-3", "configurations.sales.events.past_days"),
-        ("events_future_days", "a year", "configurations.sales.events.future_days"),
-        ("contacts_conflict", "loudest_wins", "configurations.sales.contacts.conflict"),
+        (
+            "contacts_max_delete_share",
+            "1.5",
+            "configurations.sales.contacts.max_delete_share",
+        ),
+        (
+            "events_past_days",
+            "-3",
+            "configurations.sales.events.past_days",
+        ),
+        (
+            "events_future_days",
+            "a year",
+            "configurations.sales.events.future_days",
+        ),
+        (
+            "contacts_conflict",
+            "loudest_wins",
+            "configurations.sales.contacts.conflict",
+        ),
     ] {
         let page = env
             .send(request(
@@ -634,7 +656,12 @@ async fn the_rules_are_edited_in_the_configurations_form() {
                 Some(form(&[(field, typed), ("events_category", "Typed")])),
             ))
             .await;
-        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{field}: {}", page.body);
+        assert_eq!(
+            page.status,
+            StatusCode::BAD_REQUEST,
+            "{field}: {}",
+            page.body
+        );
         let error = page.body.split("id=\"error\">").nth(1).unwrap_or_default();
         assert!(
             error.starts_with("the change was not saved: exsync.toml:")
@@ -644,7 +671,8 @@ async fn the_rules_are_edited_in_the_configurations_form() {
         );
         assert_eq!(std::fs::read_to_string(env.config_path()).unwrap(), before);
         assert!(
-            page.body.contains(r#"<details class="rules" data-kind="events" open>"#)
+            page.body
+                .contains(r#"<details class="rules" data-kind="events" open>"#)
                 && page
                     .body
                     .contains(r#"name="events_category" form="cfg-0" value="Typed">"#),
