@@ -348,8 +348,8 @@ mod tests {
         let object: BTreeMap<String, Json> = [("past_days".to_owned(), Json::from(3))]
             .into_iter()
             .collect();
-        let e = from_json("contacts", &object).unwrap_err();
-        assert!(e.message.contains("`contacts.past_days`"), "{}", e.message);
+        let message = from_json("contacts", &object).map_or_else(|e| e.message, |_| String::new());
+        assert!(message.contains("`contacts.past_days`"), "{message}");
         let object: BTreeMap<String, Json> = [("conflict".to_owned(), Json::from(vec![1]))]
             .into_iter()
             .collect();
