@@ -242,11 +242,7 @@ async fn reset_sync_forgets_pairs_and_the_test_says_it_is_not_available() {
 #[tokio::test]
 async fn sync_can_be_disabled_and_enabled_by_an_admin() {
     let env = Env::new();
-    let (cookie, csrf) = env.session(Role::Admin);
-    let admin = Auth::Session {
-        cookie,
-        csrf: Some(csrf),
-    };
+    let admin = session_of(&env, Role::Admin);
     let a = env
         .send(request(
             Method::POST,
@@ -277,26 +273,20 @@ async fn a_refused_form_keeps_the_admins_input_and_shows_no_server_path() {
     let env = Env::new();
     let before = std::fs::read_to_string(env.config_path()).unwrap();
     let dir = env.dir.path().to_string_lossy().into_owned();
-    let (cookie, csrf) = env.session(Role::Admin);
-    let admin = Auth::Session {
-        cookie,
-        csrf: Some(csrf),
-    };
+    let admin = session_of(&env, Role::Admin);
 
     // A row edited with an address that is not one.
-    let page = env
-        .send(request(
-            Method::POST,
-            "/configurations/sales",
-            &admin,
-            Some(form(&[
-                ("active", "false"),
-                ("users", "ann@contoso.test, not-an-address"),
-                ("groups", "Sales User, Field Sales"),
-                ("contacts_direction", "crm_to_exchange"),
-            ])),
-        ))
-        .await;
+    let page = post_sales(
+        &env,
+        &admin,
+        &[
+            ("active", "false"),
+            ("users", "ann@contoso.test, not-an-address"),
+            ("groups", "Sales User, Field Sales"),
+            ("contacts_direction", "crm_to_exchange"),
+        ],
+    )
+    .await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
     assert_eq!(std::fs::read_to_string(env.config_path()).unwrap(), before);
     let error = page.body.split("id=\"error\">").nth(1).unwrap_or_default();
@@ -364,6 +354,37 @@ async fn a_refused_form_keeps_the_admins_input_and_shows_no_server_path() {
     assert_eq!(std::fs::read_to_string(env.config_path()).unwrap(), before);
 }
 
+/// A logged-in browser session of `role`, with its CSRF token for forms.
+fn session_of(env: &Env, role: Role) -> Auth {
+    let (cookie, csrf) = env.session(role);
+    Auth::Session {
+        cookie,
+        csrf: Some(csrf),
+    }
+}
+
+/// The `sales` row's form posted with `fields`.
+async fn post_sales(env: &Env, auth: &Auth, fields: &[(&str, &str)]) -> Answer {
+    env.send(request(
+        Method::POST,
+        "/configurations/sales",
+        auth,
+        Some(form(fields)),
+    ))
+    .await
+}
+
+/// `PUT /api/configurations/sales` with `body`.
+async fn put_sales(env: &Env, auth: &Auth, body: serde_json::Value) -> Answer {
+    env.send(request(
+        Method::PUT,
+        "/api/configurations/sales",
+        auth,
+        Some(Body2::Json(body)),
+    ))
+    .await
+}
+
 /// The file's text, and the `sales` configuration as the API lists it.
 async fn sales_now(env: &Env, admin: &Auth) -> (String, serde_json::Value) {
     let list = env
@@ -387,12 +408,10 @@ async fn sales_now(env: &Env, admin: &Auth) -> (String, serde_json::Value) {
 async fn every_rule_of_a_configuration_is_saved_through_the_api() {
     let env = Env::new();
     let admin = Auth::Token(env.token(Role::Admin).to_owned());
-    let a = env
-        .send(request(
-            Method::PUT,
-            "/api/configurations/sales",
-            &admin,
-            Some(Body2::Json(json!({
+    let a = put_sales(
+        &env,
+        &admin,
+        json!({
                 "contacts": {
                     "conflict": "exchange_wins", "deletes": "recreate",
                     "max_delete_share": 0.25, "min_deletes_for_valve": 7,
@@ -404,9 +423,9 @@ async fn every_rule_of_a_configuration_is_saved_through_the_api() {
                     "sync_private": true, "select": "category", "category": "CRM Sync",
                     "max_delete_share": 1
                 }
-            }))),
-        ))
-        .await;
+        }),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
 
     let (text, sales) = sales_now(&env, &admin).await;
@@ -450,14 +469,7 @@ async fn every_rule_of_a_configuration_is_saved_through_the_api() {
     assert_eq!(s.events.window.map(|w| w.past_days), Some(3));
 
     // An empty condition removes it.
-    let a = env
-        .send(request(
-            Method::PUT,
-            "/api/configurations/sales",
-            &admin,
-            Some(Body2::Json(json!({"contacts": {"condition": ""}}))),
-        ))
-        .await;
+    let a = put_sales(&env, &admin, json!({"contacts": {"condition": ""}})).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     let (text, sales) = sales_now(&env, &admin).await;
     assert!(!text.contains("condition"), "{text}");
@@ -477,69 +489,63 @@ async fn every_rule_of_a_configuration_is_saved_through_the_api() {
 }
 
 /// A value the file check refuses is refused through the API with the key and the reason,
-/// and the file is left as it was.
+/// and the file is left as it was; a key the console does not edit is refused by name.
 #[tokio::test]
 async fn a_bad_rule_is_refused_by_the_file_check_with_its_key() {
     let env = Env::new();
     let admin = Auth::Token(env.token(Role::Admin).to_owned());
     let before = std::fs::read_to_string(env.config_path()).unwrap();
-    for (body, key, reason) in [
+    let put = |kind: &str, key: &str, value: serde_json::Value| {
+        put_sales(&env, &admin, json!({ kind: { key: value } }))
+    };
+    for (kind, key, value, reason) in [
         (
-            json!({"contacts": {"max_delete_share": 1.5}}),
-            "configurations.sales.contacts.max_delete_share",
+            "contacts",
+            "max_delete_share",
+            json!(1.5),
             "between 0 and 1",
         ),
+        ("events", "past_days", json!(-3), "found -3"),
         (
-            json!({"events": {"past_days": -3}}),
-            "configurations.sales.events.past_days",
-            "found -3",
-        ),
-        (
-            json!({"contacts": {"conflict": "loudest_wins"}}),
-            "configurations.sales.contacts.conflict",
+            "contacts",
+            "conflict",
+            json!("loudest_wins"),
             "not a conflict policy",
         ),
+        ("contacts", "deletes", json!("never"), "not a delete policy"),
         (
-            json!({"contacts": {"deletes": "never"}}),
-            "configurations.sales.contacts.deletes",
-            "not a delete policy",
-        ),
-        (
-            json!({"events": {"min_deletes_for_valve": "many"}}),
-            "configurations.sales.events.min_deletes_for_valve",
+            "events",
+            "min_deletes_for_valve",
+            json!("many"),
             "expected an integer",
         ),
         (
-            json!({"contacts": {"condition": "Name = 'x"}}),
-            "configurations.sales.contacts.condition",
-            "not a usable SOQL condition",
-        ),
-        (
-            json!({"contacts": {"past_days": 3}}),
-            "`contacts.past_days`",
-            "not a rule the console edits",
+            "contacts",
+            "condition",
+            json!("Name = 'x"),
+            "not a usable SOQL",
         ),
     ] {
-        let a = env
-            .send(request(
-                Method::PUT,
-                "/api/configurations/sales",
-                &admin,
-                Some(Body2::Json(body.clone())),
-            ))
-            .await;
-        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{body}: {}", a.body);
+        let a = put(kind, key, value).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{key}: {}", a.body);
+        let named = "exsync.toml:";
+        let key = format!(": configurations.sales.{kind}.{key}: ");
         assert!(
-            a.body.contains(key) && a.body.contains(reason),
-            "{body}: {key} / {reason} in {}",
+            a.body.contains(named) && a.body.contains(&key) && a.body.contains(reason),
+            "{key} / {reason} in {}",
             a.body
         );
-        assert_eq!(
-            std::fs::read_to_string(env.config_path()).unwrap(),
-            before,
-            "{body}"
-        );
+        assert_eq!(std::fs::read_to_string(env.config_path()).unwrap(), before);
     }
+    let a = put("contacts", "past_days", json!(3)).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.body);
+    assert!(
+        a.body
+            .contains("`contacts.past_days` is not a rule the console edits"),
+        "{}",
+        a.body
+    );
+    assert_eq!(std::fs::read_to_string(env.config_path()).unwrap(), before);
 }
 
 /// The edit form shows every rule, saves what the admin picked into the file, and a refused
@@ -547,11 +553,7 @@ async fn a_bad_rule_is_refused_by_the_file_check_with_its_key() {
 #[tokio::test]
 async fn the_rules_are_edited_in_the_configurations_form() {
     let env = Env::new();
-    let (cookie, csrf) = env.session(Role::Admin);
-    let admin = Auth::Session {
-        cookie,
-        csrf: Some(csrf),
-    };
+    let admin = session_of(&env, Role::Admin);
     let page = env
         .send(request(Method::GET, "/configurations", &admin, None))
         .await;
@@ -569,27 +571,25 @@ async fn the_rules_are_edited_in_the_configurations_form() {
         assert!(page.body.contains(field), "{field}: {}", page.body);
     }
 
-    let page = env
-        .send(request(
-            Method::POST,
-            "/configurations/sales",
-            &admin,
-            Some(form(&[
-                ("contacts_conflict", "exchange_wins"),
-                ("contacts_deletes", "recreate"),
-                ("contacts_max_delete_share", "0.3"),
-                ("contacts_min_deletes_for_valve", "12"),
-                ("contacts_first_link", "policy"),
-                ("contacts_scope", "visible"),
-                ("contacts_condition", "Account.Type = 'Customer'"),
-                ("events_past_days", "5"),
-                ("events_future_days", "60"),
-                ("events_sync_private", "true"),
-                ("events_select", "category"),
-                ("events_category", "To CRM"),
-            ])),
-        ))
-        .await;
+    let page = post_sales(
+        &env,
+        &admin,
+        &[
+            ("contacts_conflict", "exchange_wins"),
+            ("contacts_deletes", "recreate"),
+            ("contacts_max_delete_share", "0.3"),
+            ("contacts_min_deletes_for_valve", "12"),
+            ("contacts_first_link", "policy"),
+            ("contacts_scope", "visible"),
+            ("contacts_condition", "Account.Type = 'Customer'"),
+            ("events_past_days", "5"),
+            ("events_future_days", "60"),
+            ("events_sync_private", "true"),
+            ("events_select", "category"),
+            ("events_category", "To CRM"),
+        ],
+    )
+    .await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     let loaded = exsync_core::config::load(&env.config_path()).unwrap();
     let s = loaded.configuration("sales").unwrap();
@@ -648,14 +648,12 @@ async fn the_rules_are_edited_in_the_configurations_form() {
             "configurations.sales.contacts.conflict",
         ),
     ] {
-        let page = env
-            .send(request(
-                Method::POST,
-                "/configurations/sales",
-                &admin,
-                Some(form(&[(field, typed), ("events_category", "Typed")])),
-            ))
-            .await;
+        let page = post_sales(
+            &env,
+            &admin,
+            &[(field, typed), ("events_category", "Typed")],
+        )
+        .await;
         assert_eq!(
             page.status,
             StatusCode::BAD_REQUEST,
