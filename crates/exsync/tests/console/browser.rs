@@ -492,6 +492,25 @@ async fn an_admin_sets_up_the_service_account_configurations_and_resets_a_user_i
         .users
         .contains(&UserKey::from_email("bob@contoso.test")));
 
+    // Its rules, in the row's box: the events' window narrowed and private events synced,
+    // saved by the row's button into the file.
+    let row = "tr[data-configuration='support']";
+    d.click(&format!("{row} details.rules[data-kind='events'] summary"))
+        .await;
+    d.typ(&format!("{row} input[name='events_past_days']"), "7")
+        .await;
+    d.script(&format!(
+        "document.querySelector(\"{row} select[name='events_sync_private']\").value = 'true'; return null;"
+    ))
+    .await;
+    d.screenshot("06-configuration-rules").await;
+    d.submit(&format!("{row} button.save-configuration")).await;
+    assert_eq!(d.text("#notice").await, "Configuration support saved.");
+    let loaded = exsync_core::config::load(&dir.path().join("exsync.toml")).unwrap();
+    let events = &loaded.configuration("support").unwrap().events;
+    assert_eq!(events.window.map(|w| w.past_days), Some(7));
+    assert!(events.sync_private);
+
     // Reset Sync (the confirmation dialog is accepted).
     d.go(&format!("{base}/")).await;
     d.submit("button.reset[data-user='user1@contoso.test']")
