@@ -338,6 +338,20 @@ pub(crate) fn apply_configuration(
     };
     let users = input.users.map(|u| clean(u, true));
     let groups = input.groups.map(|g| clean(g, false));
+    // A form posts every rule of its row; writing the ones that did not change would pin
+    // today's defaults into the file, so only what differs from what applies is written.
+    let applies = current
+        .configuration(&name)
+        .and_then(|c| serde_json::to_value(ConfigurationView::of(c)).ok());
+    let rules: Vec<&RuleEdit> = input
+        .rules
+        .iter()
+        .filter(|e| {
+            applies
+                .as_ref()
+                .is_none_or(|a| !e.already(&a[e.kind][e.key]))
+        })
+        .collect();
     let checked = st.config.edit(|doc| {
         let t = table_at(doc, &["configurations", &name])?;
         if let Some(active) = input.active {
@@ -351,7 +365,7 @@ pub(crate) fn apply_configuration(
         if let Some(g) = &groups {
             set_list(t, "groups", g);
         }
-        for edit in &input.rules {
+        for edit in &rules {
             set_value(
                 table_at(doc, &["configurations", &name, edit.kind])?,
                 edit.key,
@@ -372,7 +386,7 @@ pub(crate) fn apply_configuration(
             "active": input.active,
             "users": users,
             "groups": groups,
-            "rules": input.rules.iter().map(RuleEdit::audited).collect::<serde_json::Map<_, _>>(),
+            "rules": rules.iter().map(|e| e.audited()).collect::<serde_json::Map<_, _>>(),
         }),
     );
     Ok(checked.configuration(&name).cloned())

@@ -139,6 +139,19 @@ pub(crate) struct RuleEdit {
 }
 
 impl RuleEdit {
+    /// Whether the edit sets what already applies: `shown` is the key's value in the
+    /// configuration's view (`null` when unset).
+    pub(crate) fn already(&self, shown: &Json) -> bool {
+        match &self.value {
+            None => shown.is_null(),
+            Some(Value::String(t)) => shown.as_str() == Some(t.value().as_str()),
+            Some(Value::Boolean(b)) => shown.as_bool() == Some(*b.value()),
+            Some(Value::Integer(i)) => shown.as_f64() == Some(*i.value() as f64),
+            Some(Value::Float(f)) => shown.as_f64() == Some(*f.value()),
+            Some(_) => false,
+        }
+    }
+
     /// `contacts.conflict` and the value as the file will read, for the audit log.
     pub(crate) fn audited(&self) -> (String, Json) {
         (

@@ -510,6 +510,11 @@ async fn an_admin_sets_up_the_service_account_configurations_and_resets_a_user_i
     let events = &loaded.configuration("support").unwrap().events;
     assert_eq!(events.window.map(|w| w.past_days), Some(7));
     assert!(events.sync_private);
+    let text = std::fs::read_to_string(dir.path().join("exsync.toml")).unwrap();
+    assert!(
+        text.contains("past_days = 7") && !text.contains("future_days"),
+        "only the changed rules are written: {text}"
+    );
 
     // Reset Sync (the confirmation dialog is accepted).
     d.go(&format!("{base}/")).await;

@@ -587,6 +587,9 @@ async fn the_rules_are_edited_in_the_configurations_form() {
             ("events_sync_private", "true"),
             ("events_select", "category"),
             ("events_category", "To CRM"),
+            // What already applies, as a browser posts it, is not written.
+            ("events_max_delete_share", "0.5"),
+            ("events_conflict", "crm_wins"),
         ],
     )
     .await;
@@ -617,6 +620,10 @@ async fn the_rules_are_edited_in_the_configurations_form() {
     assert!(s.events.sync_private);
     assert_eq!(s.events.select, exsync_core::config::EventSelect::Category);
     assert_eq!(s.events.category, "To CRM");
+    let text = std::fs::read_to_string(env.config_path()).unwrap();
+    for unchanged in ["max_delete_share = 0.5", "crm_wins"] {
+        assert!(!text.contains(unchanged), "{unchanged}: {text}");
+    }
     // The page shows the saved values.
     for shown in [
         r#"<input type="text" name="events_past_days" form="cfg-0" value="5">"#,
