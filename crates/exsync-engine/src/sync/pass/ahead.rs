@@ -158,12 +158,12 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
     }
 
     /// Stores the memory when the read changed it, and records the events that came due and
-    /// are to be synced (`due`) as unresolved in the same commit, so they are read again until
-    /// a pass syncs them. Nothing is written in a dry run.
+    /// are to be synced (`due`, with their names) as unresolved in the same commit, so they
+    /// are read again until a pass syncs them. Nothing is written in a dry run.
     pub(super) async fn keep_ahead(
         &self,
         ahead: &Ahead,
-        due: Vec<ItemId>,
+        due: Vec<(ItemId, Option<String>)>,
     ) -> Result<(), PassError> {
         if self.dry_run || (due.is_empty() && !ahead.changed()) {
             return Ok(());
@@ -181,11 +181,11 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         });
         commit
             .unresolved
-            .extend(due.into_iter().map(|id| UnresolvedReport {
+            .extend(due.into_iter().map(|(id, name)| UnresolvedReport {
                 kind: self.kind,
                 id,
                 reason: DUE.into(),
-                name: None,
+                name,
             }));
         on_store(self.store, move |s| s.commit_pass(&commit).map(|_| ())).await
     }

@@ -4,16 +4,18 @@
 //! write either settled or journaled, and `recover.rs` settles what is journaled.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use futures_util::{stream, StreamExt};
 use tokio::sync::mpsc;
 
 use chrono::Utc;
 use exsync_core::plan::{settle, Op, WriteResult};
-use exsync_core::{record_name, CrmId, ExchangeId, ItemId, Side};
+use exsync_core::{CrmId, ExchangeId, ItemId, Side};
 use exsync_store::{ConflictEntry, CrmWrite, ItemRef, PairKey, PassCommit, UnresolvedReport};
 
 use super::cursor::FolderCursor;
+use super::names::{Names, Planned};
 use super::{on_store, KindPass, PassError, UserReport};
 use crate::failpoints::{self, failpoint};
 use crate::sync::sides::{CrmSide, MailboxSide, Write};
@@ -26,6 +28,8 @@ pub(super) const IN_FLIGHT: usize = 2;
 struct SentBatch {
     /// The batch's plan.
     ops: Vec<Op>,
+    /// The names of its slice's records.
+    names: Arc<Names>,
     /// The journal id of each of its writes, in plan order.
     intents: Vec<i64>,
     /// One result per write, in plan order.
@@ -64,7 +68,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
     /// side at most, both journaled. Batches settle in plan order.
     pub(super) async fn write_planned(
         &self,
-        planned: mpsc::Receiver<Vec<Op>>,
+        planned: mpsc::Receiver<Planned>,
         written: &mut Written,
         commit: &mut PassCommit,
         report: &mut UserReport,
@@ -75,11 +79,12 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         })
         .boxed();
         if self.dry_run {
-            while let Some(ops) = slices.next().await {
+            while let Some(Planned { ops, names }) = slices.next().await {
                 match report.plans.last_mut() {
                     Some((k, plan)) if *k == kind => plan.extend(ops),
                     _ => report.plans.push((kind, ops)),
                 }
+                report.names.extend(Arc::unwrap_or_clone(names));
             }
             return Ok(());
         }
@@ -88,8 +93,8 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
             self.exchange.write_batch(&self.user.key).max(1),
         ];
         let mut sent = slices
-            .flat_map(|ops| stream::iter(batches(ops, limits)))
-            .map(|batch| self.send_batch(batch))
+            .flat_map(|planned| stream::iter(named_batches(planned, limits)))
+            .map(|(batch, names)| self.send_batch(batch, names))
             .buffered(IN_FLIGHT);
         while let Some(batch) = sent.next().await {
             self.settle_batch(batch?, written, commit, report).await?;
@@ -98,7 +103,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
     }
 
     /// Journals one batch's writes and sends them; nothing of what they did is committed yet.
-    async fn send_batch(&self, ops: Vec<Op>) -> Result<SentBatch, PassError> {
+    async fn send_batch(&self, ops: Vec<Op>, names: Arc<Names>) -> Result<SentBatch, PassError> {
         // The batch is planned and none of its writes has gone out yet.
         failpoint(failpoints::BEFORE_SLICE_WRITES);
         let intents = {
@@ -113,6 +118,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         let (results, unsettled) = self.execute(&ops, &intents).await?;
         Ok(SentBatch {
             ops,
+            names,
             intents,
             results,
             unsettled,
@@ -132,12 +138,12 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         let kind = self.kind;
         let SentBatch {
             ops,
+            names,
             intents,
             results,
             unsettled,
         } = sent;
         let settlement = settle(&ops, &results);
-        let names = record_names(&ops);
         let name_of = |id: &ItemId| names.get(id).cloned();
         for (op, result) in ops.iter().filter(|op| op.writes()).zip(&results) {
             if let (Some((on, what)), WriteResult::Done { .. }) = (write_of(op), result) {
@@ -479,6 +485,15 @@ fn batches(ops: Vec<Op>, [crm_limit, mailbox_limit]: [usize; 2]) -> Vec<Vec<Op>>
     out
 }
 
+/// A slice's batches (see [`batches`]), each with the slice's names.
+fn named_batches(planned: Planned, limits: [usize; 2]) -> Vec<(Vec<Op>, Arc<Names>)> {
+    let Planned { ops, names } = planned;
+    batches(ops, limits)
+        .into_iter()
+        .map(|batch| (batch, Arc::clone(&names)))
+        .collect()
+}
+
 /// The side a write goes to and what it does there, as the metrics name it.
 fn write_of(op: &Op) -> Option<(Side, &'static str)> {
     match op {
@@ -487,60 +502,6 @@ fn write_of(op: &Op) -> Option<(Side, &'static str)> {
         Op::Delete { on, .. } => Some((*on, "delete")),
         _ => None,
     }
-}
-
-/// The name of each record a batch's plan carries content for (see
-/// `exsync_core::record_name`), by its id on either side, so its failures and conflicts are
-/// stored with a name an admin recognises. A delete or a skip carries no content: those are
-/// shown by id alone.
-fn record_names(ops: &[Op]) -> BTreeMap<ItemId, String> {
-    let mut names = BTreeMap::new();
-    for op in ops {
-        let (kind, fields, ids) = match op {
-            Op::Create {
-                kind,
-                source,
-                fields,
-                replaces,
-                ..
-            } => {
-                let mut ids = vec![source.clone()];
-                if let Some((crm_id, exchange_id)) = replaces {
-                    ids.push(ItemId::Crm(crm_id.clone()));
-                    ids.push(ItemId::Exchange(exchange_id.clone()));
-                }
-                (*kind, fields, ids)
-            }
-            Op::Update {
-                kind,
-                crm_id,
-                exchange_id,
-                fields,
-                ..
-            }
-            | Op::Link {
-                kind,
-                crm_id,
-                exchange_id,
-                fields,
-                ..
-            } => (
-                *kind,
-                fields,
-                vec![
-                    ItemId::Crm(crm_id.clone()),
-                    ItemId::Exchange(exchange_id.clone()),
-                ],
-            ),
-            _ => continue,
-        };
-        if let Some(name) = record_name(kind, fields) {
-            for id in ids {
-                names.entry(id).or_insert_with(|| name.clone());
-            }
-        }
-    }
-    names
 }
 
 #[cfg(test)]

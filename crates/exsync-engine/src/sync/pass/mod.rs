@@ -14,11 +14,13 @@
 //! - `plan.rs`: the safety valve over the whole plan's deletes, then the plan in slices;
 //! - `execute.rs`: each slice's writes, journaled, then batched per side, and the slice's own
 //!   commit, which settles them;
+//! - `names.rs`: the names the records a pass reports are shown by;
 //! - `cursor.rs`: the mailbox folder cursors, and what each commit moves them to.
 
 mod ahead;
 mod cursor;
 mod execute;
+mod names;
 mod plan;
 mod read;
 mod recover;
@@ -83,6 +85,9 @@ pub struct UserReport {
     pub paused: Option<String>,
     /// The plan, per kind (kept for `--dry-run`).
     pub plans: Vec<(ItemKind, Vec<Op>)>,
+    /// The names of the records in `plans` (see `exsync_core::record_name`), by id; a record
+    /// the pass knows no content of has none. They come from outside: encode them where shown.
+    pub names: BTreeMap<ItemId, String>,
     /// Copies a crashed pass made, found by their tag and paired from the journal.
     pub recovered_pairs: u64,
     /// Creates a crashed pass sent whose copy neither a read nor the side could account for,
@@ -300,10 +305,7 @@ async fn run_user_once<E: MailboxSide, C: CrmSide>(
                     kind,
                     id: c.id().clone(),
                     reason: reason.clone(),
-                    name: match c {
-                        Change::Upsert(item) => exsync_core::record_name(kind, &item.fields),
-                        _ => None,
-                    },
+                    name: names::of_change(kind, c),
                 }));
             report.error.get_or_insert(reason);
         }
@@ -465,20 +467,23 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                 }),
         );
         // A record whose write failed or that was skipped keeps that reason instead.
-        commit.unresolved.extend(
-            notes
-                .into_iter()
-                .filter(|(id, _)| !written.failed.contains(id))
-                .map(|(id, notes)| UnresolvedReport {
-                    kind,
-                    id,
-                    reason: format!(
-                        "synced without what Exchange cannot hold: {}",
-                        notes.join("; ")
-                    ),
-                    name: None,
-                }),
-        );
+        let cut: Vec<(ItemId, Vec<String>)> = notes
+            .into_iter()
+            .filter(|(id, _)| !written.failed.contains(id))
+            .collect();
+        let ids: Vec<ItemId> = cut.iter().map(|(id, _)| id.clone()).collect();
+        let mut names = self.names_of(&stage, &ids).await?;
+        commit
+            .unresolved
+            .extend(cut.into_iter().map(|(id, notes)| UnresolvedReport {
+                kind,
+                name: names.remove(&id),
+                id,
+                reason: format!(
+                    "synced without what Exchange cannot hold: {}",
+                    notes.join("; ")
+                ),
+            }));
         // Only the pass's final commit moves the backend's cursor, together with everything it
         // covers; a slice's commit never does (see `cursor.rs`).
         commit.cursors.push(self.read_to_end(read, written.created));

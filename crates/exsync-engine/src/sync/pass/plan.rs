@@ -3,6 +3,7 @@
 //! at most two ahead of it, so memory is bounded by a few slices, not by the mailbox.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use exsync_core::plan::{
     link_unpaired, plan_unchecked, valve, Change, NewRecords, Op, PlanInput, SyncedPair,
@@ -13,6 +14,7 @@ use exsync_store::{PassCommit, UnresolvedReport};
 use tokio::sync::mpsc;
 
 use super::execute::{pair_of, Written, IN_FLIGHT};
+use super::names::{self, Names, Planned};
 use super::{on_store, KindPass, PassError, UserReport};
 use crate::sync::sides::{CrmSide, MailboxSide};
 use crate::sync::stage::Stage;
@@ -56,13 +58,15 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                 let Some(last) = ids.last().cloned() else {
                     break;
                 };
+                let ids: Vec<ItemId> = ids.into_iter().map(ItemId::Crm).collect();
+                let mut names = self.names_of(stage, &ids).await?;
                 commit
                     .unresolved
                     .extend(ids.into_iter().map(|id| UnresolvedReport {
                         kind,
-                        id: ItemId::Crm(id),
+                        name: names.remove(&id),
+                        id,
                         reason: "waiting: the user is paused".into(),
-                        name: None,
                     }));
                 after = Some(last);
             }
@@ -95,7 +99,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
     async fn plan_slices(
         &self,
         stage: &mut Stage,
-        planned: mpsc::Sender<Vec<Op>>,
+        planned: mpsc::Sender<Planned>,
     ) -> Result<(), PassError> {
         let kind = self.kind;
         let rules = self.user.config.rules(kind);
@@ -106,9 +110,9 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                 break;
             };
             after = Some(last);
-            let (ops, settled) = self.plan_pairs(stage, &ids).await?;
+            let (ops, settled, names) = self.plan_pairs(stage, &ids, true).await?;
             stage.mark_done(&settled)?;
-            if !hand_over(&planned, ops).await {
+            if !hand_over(&planned, ops, names).await {
                 return Ok(());
             }
         }
@@ -141,7 +145,9 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                 now: self.now,
                 new_records: NewRecords::Linked(&links),
             });
-            if !hand_over(&planned, ops).await {
+            let read: Vec<Change> = crm_changes.into_iter().chain(exchange_changes).collect();
+            let names = names::of_plan(kind, &ops, &read, &[]);
+            if !hand_over(&planned, ops, names).await {
                 return Ok(());
             }
         }
@@ -158,7 +164,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                 return Ok(deletes);
             };
             after = Some(last);
-            let ops = self.plan_pairs(stage, &ids).await?.0;
+            let ops = self.plan_pairs(stage, &ids, false).await?.0;
             deletes += ops
                 .iter()
                 .filter(|op| matches!(op, Op::Delete { .. }))
@@ -167,12 +173,13 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
     }
 
     /// Plans the pairs with these CRM ids, with the unpaired records our tag links to them.
-    /// Returns the plan and the records it settled.
+    /// Returns the plan, the records it settled and, when `named`, their names.
     async fn plan_pairs(
         &self,
         stage: &mut Stage,
         ids: &[CrmId],
-    ) -> Result<(Vec<Op>, Vec<ItemId>), PassError> {
+        named: bool,
+    ) -> Result<(Vec<Op>, Vec<ItemId>, Names), PassError> {
         let pairs: Vec<SyncedPair> = {
             let (key, kind) = (self.user.key.clone(), self.kind);
             let ids: Vec<ItemId> = ids.iter().cloned().map(ItemId::Crm).collect();
@@ -202,13 +209,26 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
             .flat_map(op_ids)
             .filter(|id| tagged_ids.contains(id));
         let settled = held.into_iter().chain(claimed).collect();
-        Ok((ops, settled))
+        let names = if named {
+            let read: Vec<Change> = crm_changes.into_iter().chain(exchange_changes).collect();
+            names::of_plan(self.kind, &ops, &read, &pairs)
+        } else {
+            Names::new()
+        };
+        Ok((ops, settled, names))
     }
 }
 
 /// Hands a slice's plan to the writer; false when the writer has stopped.
-async fn hand_over(planned: &mpsc::Sender<Vec<Op>>, ops: Vec<Op>) -> bool {
-    ops.is_empty() || planned.send(ops).await.is_ok()
+async fn hand_over(planned: &mpsc::Sender<Planned>, ops: Vec<Op>, names: Names) -> bool {
+    ops.is_empty()
+        || planned
+            .send(Planned {
+                ops,
+                names: Arc::new(names),
+            })
+            .await
+            .is_ok()
 }
 
 /// Changes split as the planner takes them: the CRM's, then Exchange's.

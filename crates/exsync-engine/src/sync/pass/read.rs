@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use exsync_core::plan::{out_of_scope, record_keys, Change, SyncedPair};
-use exsync_core::{CrmId, ExchangeId, ItemId, Side};
+use exsync_core::{record_name, CrmId, ExchangeId, ItemId, Side};
 
 use super::ahead::Ahead;
 use super::cursor::FolderCursor;
@@ -126,9 +126,9 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         Ok(Ok(()))
     }
 
-    /// The ids of these records, read because the window reached them, that the plan may sync:
-    /// in scope now, not still ahead of the window.
-    fn to_sync(&self, changes: &[Change], ahead: &Ahead) -> Vec<ItemId> {
+    /// The ids and names of these records, read because the window reached them, that the
+    /// plan may sync: in scope now, not still ahead of the window.
+    fn to_sync(&self, changes: &[Change], ahead: &Ahead) -> Vec<(ItemId, Option<String>)> {
         let rules = self.user.config.rules(self.kind);
         changes
             .iter()
@@ -137,7 +137,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                     if out_of_scope(self.kind, rules, &item.fields, self.now).is_none()
                         && !ahead.holds(&item.id) =>
                 {
-                    Some(item.id.clone())
+                    Some((item.id.clone(), record_name(self.kind, &item.fields)))
                 }
                 _ => None,
             })

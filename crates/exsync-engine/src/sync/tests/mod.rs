@@ -162,6 +162,8 @@ impl Log {
 struct Faults {
     down: BTreeSet<String>,
     bad_last_names: BTreeSet<String>,
+    /// Every delete is refused, as a side that may not delete refuses it.
+    refuse_deletes: bool,
     /// Mailboxes whose reads wait until the test releases them.
     stalled: BTreeMap<String, Arc<tokio::sync::Notify>>,
     /// The process "dies" in the next write call to this side (see [`Crash`]).
@@ -291,7 +293,7 @@ impl Mem {
 fn rejects(faults: &Faults, write: &Write<'_>) -> bool {
     let fields = match write {
         Write::Create { fields, .. } | Write::Update { fields, .. } => fields,
-        Write::Delete { .. } => return false,
+        Write::Delete { .. } => return faults.refuse_deletes,
     };
     fields
         .get("last_name")
@@ -848,6 +850,72 @@ async fn a_rejected_record_is_recorded_and_retried_while_the_rest_syncs() {
         .is_empty());
 }
 
+/// A delete and a skip carry no content, yet each is reported by the record's name: the
+/// delete by the content its pair last synced, the skip by the record as the pass read it. A
+/// dry run's plan names them too.
+#[tokio::test]
+async fn deletes_and_skips_are_reported_by_name() {
+    let w = world(&["ann@x.test"]);
+    let ann = UserKey::new("ann@x.test");
+    let gone = w.crm_create(0, person("Gone", "gone@x.test"));
+    w.pass().await;
+    assert_eq!(w.mailbox("ann@x.test").len(), 1);
+    {
+        let mut crm = w.mem.crm.lock().unwrap();
+        crm.records.remove(&gone);
+        crm.log.push(gone.clone());
+    }
+    // Outlook holds a contact the CRM cannot take: it has no last name.
+    let nameless = w.mailbox_create("ann@x.test", person("", "nolast@x.test"));
+    let names = |report: &super::service::PassReport| report.users[0].names.clone();
+    let planned = w
+        .syncer
+        .run_pass(&PassOptions {
+            dry_run: true,
+            ..PassOptions::default()
+        })
+        .await
+        .unwrap();
+    let gone_name = "Pat Gone <gone@x.test>".to_owned();
+    let nameless_name = "Pat <nolast@x.test>".to_owned();
+    assert_eq!(
+        names(&planned).get(&ItemId::Crm(CrmId::new(&gone))),
+        Some(&gone_name),
+        "{planned:?}"
+    );
+    assert_eq!(
+        names(&planned).get(&ItemId::Exchange(ExchangeId::new(&nameless))),
+        Some(&nameless_name),
+        "{planned:?}"
+    );
+
+    w.mem.faults.lock().unwrap().refuse_deletes = true;
+    let report = w.pass().await;
+    assert_eq!(report.users[0].counts.failures, 3, "{report:?}");
+    let unresolved: BTreeMap<String, (Option<String>, String)> = w
+        .syncer
+        .store
+        .unresolved(&ann)
+        .unwrap()
+        .into_iter()
+        .map(|u| (u.id.to_string(), (u.name, u.reason)))
+        .collect();
+    let named = |id: String| unresolved.get(&id).and_then(|(name, _)| name.clone());
+    assert_eq!(named(format!("crm:{gone}")), Some(gone_name.clone()), "{unresolved:?}");
+    let copy = w.mem.mailboxes.lock().unwrap()["ann@x.test"]
+        .records
+        .keys()
+        .find(|id| **id != nameless)
+        .cloned()
+        .unwrap();
+    assert_eq!(named(format!("exchange:{copy}")), Some(gone_name), "{unresolved:?}");
+    assert_eq!(
+        named(format!("exchange:{nameless}")),
+        Some(nameless_name),
+        "{unresolved:?}"
+    );
+}
+
 #[tokio::test]
 async fn mass_delete_pauses_the_user_and_deletes_nothing() {
     let w = world(&["ann@x.test"]);
@@ -873,6 +941,21 @@ async fn mass_delete_pauses_the_user_and_deletes_nothing() {
         "{report:?}"
     );
     assert_eq!(w.mailbox("ann@x.test").len(), 10, "nothing deleted");
+    // What waits is named by the content its pair last synced: a deletion carries none.
+    let mut waiting: Vec<(String, Option<String>)> = w
+        .syncer
+        .store
+        .unresolved(&UserKey::new("ann@x.test"))
+        .unwrap()
+        .into_iter()
+        .map(|u| (u.id.to_string(), u.name))
+        .collect();
+    waiting.sort();
+    let mut expected: Vec<(String, Option<String>)> = (0..8)
+        .map(|i| (format!("crm:{}", ids[i]), Some(format!("Pat P{i} <p{i}@x.test>"))))
+        .collect();
+    expected.sort();
+    assert_eq!(waiting, expected);
     let next = w.pass().await;
     assert!(
         next.users.is_empty() && next.skipped[0].1.starts_with("paused"),
@@ -1537,6 +1620,21 @@ async fn a_record_cut_to_fit_syncs_and_waits_with_its_reason_while_passes_stay_i
             .map(|u| (u.id.to_string(), u.reason, u.occurrences))
             .collect()
     };
+    let names: Vec<Option<String>> = w
+        .syncer
+        .store
+        .unresolved(&ann)
+        .unwrap()
+        .into_iter()
+        .map(|u| u.name)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            Some("Pat Early <early@x.test>".to_owned()),
+            Some("Pat Later <later@x.test>".to_owned())
+        ]
+    );
     let reasons: Vec<(String, String)> = waiting(&w).into_iter().map(|(i, r, _)| (i, r)).collect();
     assert_eq!(
         reasons,
