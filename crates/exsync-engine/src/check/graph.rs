@@ -3,6 +3,8 @@
 //! permissions that would bypass the RBAC for Applications scope, and per mailbox checked the
 //! app's scope, the contact sync folder and the primary calendar.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use exsync_core::config::{ExchangeOnlineConfig, OnlineCredential};
 use exsync_core::UserKey;
@@ -21,11 +23,20 @@ const MAX_USERS: usize = 10;
 /// The management scope the fixes name.
 const SCOPE_NAME: &str = "exsync-users";
 
-/// The Exchange Online steps, and the client that got a token, for the per-user checks.
-pub(super) async fn checks(inputs: &Inputs) -> (Vec<Step>, Option<GraphClient>) {
+/// What one mailbox's scope and folders checks found: the worst outcome, what was seen and
+/// the fix.
+pub(super) type Probe = (Outcome, Vec<String>, Option<String>);
+
+/// The mailboxes the Exchange Online steps probed, by address, so the per-user checks do not
+/// ask Graph the same again.
+pub(super) type Probed = BTreeMap<UserKey, Probe>;
+
+/// The Exchange Online steps, the client that got a token, for the per-user checks, and the
+/// mailboxes probed.
+pub(super) async fn checks(inputs: &Inputs) -> (Vec<Step>, Option<GraphClient>, Probed) {
     let config = &inputs.config;
     let Some(online) = &config.exchange_online else {
-        return (Vec::new(), None);
+        return (Vec::new(), None, Probed::new());
     };
     let (users, unchecked) = mailboxes(inputs, online);
     let client = match graph_client(config, online, &inputs.graph, None) {
@@ -33,10 +44,11 @@ pub(super) async fn checks(inputs: &Inputs) -> (Vec<Step>, Option<GraphClient>) 
         Err(e) => {
             let mut steps = vec![setup_failed(online, inputs, &e)];
             steps.extend(skipped_after_token(&users));
-            return (steps, None);
+            return (steps, None, Probed::new());
         }
     };
-    let mut steps = checks_with(&client, online, &config.sync_folder, &users, Utc::now()).await;
+    let (mut steps, probed) =
+        checks_with(&client, online, &config.sync_folder, &users, Utc::now()).await;
     if unchecked > 0 {
         if let Some(last) = steps.last_mut() {
             last.evidence.push(format!(
@@ -48,18 +60,21 @@ pub(super) async fn checks(inputs: &Inputs) -> (Vec<Step>, Option<GraphClient>) 
     let token = steps
         .iter()
         .any(|s| s.name == TOKEN && s.outcome != Outcome::Fail);
-    (steps, token.then_some(client))
+    (steps, token.then_some(client), probed)
 }
 
-/// One mailbox's scope and folders, as the per-user checks see them: the worst outcome,
-/// what was seen and the fix.
+/// One mailbox's scope and folders, as the per-user checks see them.
 pub(super) async fn probe_mailbox(
     client: &GraphClient,
     app: &str,
     user: &str,
     sync_folder: &str,
-) -> (Outcome, Vec<String>, Option<String>) {
-    let steps = mailbox_steps(client, app, user, sync_folder).await;
+) -> Probe {
+    probe_of(&mailbox_steps(client, app, user, sync_folder).await)
+}
+
+/// A mailbox's steps as one probe: the worst outcome, everything seen, the first fix.
+fn probe_of(steps: &[Step]) -> Probe {
     let worst = steps
         .iter()
         .map(|s| s.outcome)
@@ -71,7 +86,7 @@ pub(super) async fn probe_mailbox(
         })
         .unwrap_or(Outcome::Pass);
     let evidence = steps.iter().flat_map(|s| s.evidence.clone()).collect();
-    let fix = steps.into_iter().find_map(|s| s.fix);
+    let fix = steps.iter().find_map(|s| s.fix.clone());
     (worst, evidence, fix)
 }
 
@@ -102,14 +117,16 @@ fn mailboxes(inputs: &Inputs, online: &ExchangeOnlineConfig) -> (Vec<String>, us
 
 /// The steps against Graph with a client already built: the token, its roles, then each
 /// mailbox in `users`; `sync_folder` is the contact folder's name, `now` dates the certificate.
+/// Also returns what each mailbox's probe found.
 pub(super) async fn checks_with(
     client: &GraphClient,
     online: &ExchangeOnlineConfig,
     sync_folder: &str,
     users: &[String],
     now: DateTime<Utc>,
-) -> Vec<Step> {
+) -> (Vec<Step>, Probed) {
     let mut steps = Vec::new();
+    let mut probed = Probed::new();
     let mut token_step = app_facts(Step::new(TOKEN, Outcome::Pass), online);
     if let Some(certificate) = client.certificate() {
         token_step = token_step.saw(format!(
@@ -125,7 +142,7 @@ pub(super) async fn checks_with(
         Err(e) => {
             steps.push(token_failed(token_step, &e));
             steps.extend(skipped_after_token(users));
-            return steps;
+            return (steps, probed);
         }
     };
     token_step = token_step
@@ -146,6 +163,7 @@ pub(super) async fn checks_with(
     for (i, user) in users.iter().enumerate() {
         let started = std::time::Instant::now();
         let mailbox = mailbox_steps(client, &online.client_id, user, sync_folder).await;
+        probed.insert(UserKey::from_email(user), probe_of(&mailbox));
         let reachable = mailbox.iter().all(|s| s.outcome == Outcome::Pass);
         // The scope step makes the calls; the folders step reads what they returned.
         steps.extend(
@@ -167,7 +185,7 @@ pub(super) async fn checks_with(
             });
         }
     }
-    steps
+    (steps, probed)
 }
 
 /// The SHA-1 thumbprint in upper-case hex, as the Azure portal shows it, from `x5t`'s base64url.
@@ -615,6 +633,7 @@ mod tests {
                 Utc::now(),
             )
             .await
+            .0
         }
     }
 
@@ -718,7 +737,8 @@ mod tests {
             &[user],
             Utc::now(),
         )
-        .await;
+        .await
+        .0;
         let token = step(&steps, TOKEN);
         assert_eq!(token.outcome, Outcome::Pass, "{token:#?}");
         let seen = evidence(token);
@@ -741,7 +761,8 @@ mod tests {
             &[info.mailboxes[0].clone()],
             not_after - chrono::Duration::days(10),
         )
-        .await;
+        .await
+        .0;
         let token = step(&steps, TOKEN);
         assert_eq!(token.outcome, Outcome::Warn, "{token:#?}");
         assert!(evidence(token).contains("in 10 days"), "{token:#?}");
@@ -760,7 +781,8 @@ mod tests {
             &[],
             not_after + chrono::Duration::hours(1),
         )
-        .await;
+        .await
+        .0;
         assert_eq!(step(&steps, TOKEN).outcome, Outcome::Fail);
     }
 

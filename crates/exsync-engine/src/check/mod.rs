@@ -291,7 +291,7 @@ pub async fn run(inputs: &Inputs) -> Report {
         Some(x) if !online_only => exchange::checks(inputs, x).await,
         _ => (Vec::new(), None),
     };
-    let (graph_steps, graph) = graph::checks(inputs).await;
+    let (graph_steps, graph, graph_probed) = graph::checks(inputs).await;
     steps.extend(graph_steps);
     let (crm_steps, crm) = crm::checks(inputs).await;
     steps.extend(crm_steps);
@@ -299,6 +299,7 @@ pub async fn run(inputs: &Inputs) -> Report {
         crm: crm.as_ref(),
         ews: ews.as_ref(),
         graph: graph.as_ref(),
+        graph_probed: &graph_probed,
     };
     match users::checks(inputs, reach).await {
         Ok(users) => Report::with_users(inputs.user.clone(), steps, users),

@@ -50,6 +50,8 @@ pub(super) struct Reach<'a> {
     pub crm: Option<&'a SalesforceClient>,
     pub ews: Option<&'a EwsReach>,
     pub graph: Option<&'a GraphClient>,
+    /// The online mailboxes the Exchange Online steps already probed.
+    pub graph_probed: &'a super::graph::Probed,
 }
 
 /// Who the configurations assign, as far as the CRM's users tell.
@@ -271,12 +273,13 @@ async fn probe(config: &ExsyncConfig, reach: &Reach<'_>, a: Assigned) -> UserChe
         }
     }
     let (outcome, seen, fix) = match online {
-        Some(o) => match reach.graph {
-            Some(client) => {
+        Some(o) => match (reach.graph_probed.get(&key), reach.graph) {
+            (Some(probed), _) => probed.clone(),
+            (None, Some(client)) => {
                 super::graph::probe_mailbox(client, &o.client_id, key.as_str(), &config.sync_folder)
                     .await
             }
-            None => not_reached("Exchange Online"),
+            (None, None) => not_reached("Exchange Online"),
         },
         None => match reach.ews {
             Some(ews) => ews_mailbox(ews, config, key.as_str()).await,

@@ -294,6 +294,42 @@ async fn an_org_entirely_online_needs_no_exchange_section() {
     assert_idle(&sync(&config).await, lab.users.len());
 }
 
+/// `exsync check` asks Graph about each mailbox `[exchange_online]` names once: the Exchange
+/// Online steps' probe of it also answers for its user's own line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_probes_each_online_mailbox_once() {
+    let Org {
+        lab, config, _dir, ..
+    } = org(1, Seed::default()).await;
+    let online = lab.users[1].key.to_string();
+    lab.graph_control(reqwest::Method::DELETE, "/counters", &serde_json::json!({}))
+        .await
+        .unwrap();
+    let analyzed = tokio::task::spawn_blocking(move || exsync(&config, &["check"], None))
+        .await
+        .unwrap();
+    assert!(
+        analyzed
+            .stdout
+            .contains(&format!("PASS  Mailbox in the app's scope ({online})")),
+        "{}",
+        analyzed.text()
+    );
+    assert!(
+        analyzed
+            .stdout
+            .lines()
+            .any(|l| l.starts_with(&format!("PASS  {online} ("))),
+        "the user's own line: {}",
+        analyzed.text()
+    );
+    let counters = lab
+        .graph_control(reqwest::Method::GET, "/counters", &serde_json::json!({}))
+        .await
+        .unwrap();
+    assert_eq!(counters["endpoints"]["GET /users/{id}"], 1, "{counters}");
+}
+
 /// A mailbox moved from on premises to Exchange Online between passes keeps every link: its
 /// items are found again by our tags (or, for those the user made, by their e-mail address),
 /// nothing is created or deleted on either side, and the edits made on both sides since the
