@@ -75,6 +75,11 @@ async fn users_pair_by_username_when_their_email_names_no_mailbox() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_pair_by_their_federation_identifier() {
+    users_pair_by(MailboxField::FederationIdentifier).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_pair_by_a_custom_field() {
     users_pair_by(MailboxField::Custom(
         exsync_sim::salesforce::USER_MAILBOX_FIELD.into(),
