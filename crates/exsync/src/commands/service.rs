@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use exsync_core::config::{load, ExsyncConfig, LogFormat};
 use exsync_core::plan::Op;
-use exsync_core::UserKey;
+use exsync_core::{ItemId, UserKey};
 use exsync_engine::connect::build::{syncer, Secrets};
 use exsync_engine::metrics::Metrics;
 use exsync_engine::sync::daemon::{record, run_until_stopped};
@@ -236,6 +236,20 @@ fn switch(config: &ConfigFileArg, enabled: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The record a plan's line is about, by the id its name is kept under.
+fn record_of(op: &Op) -> Option<ItemId> {
+    match op {
+        Op::Create { source, .. } => Some(source.clone()),
+        Op::Update { crm_id, .. }
+        | Op::Delete { crm_id, .. }
+        | Op::Link { crm_id, .. }
+        | Op::Forget { crm_id, .. }
+        | Op::Conflict { crm_id, .. } => Some(ItemId::Crm(crm_id.clone())),
+        Op::Skip { id, .. } => Some(id.clone()),
+        Op::PauseUser { .. } => None,
+    }
+}
+
 fn describe(op: &Op) -> String {
     match op {
         Op::Create {
@@ -332,7 +346,12 @@ fn summary(report: &PassReport, dry_run: bool) -> String {
             out.push_str(&format!("{who}: {ops} operations planned{error}\n"));
             for (_, ops) in &user.plans {
                 for op in ops {
-                    out.push_str(&format!("  {}\n", describe(op)));
+                    let name = record_of(op).and_then(|id| user.names.get(&id));
+                    out.push_str(&format!(
+                        "  {}{}\n",
+                        super::state::printable(&describe(op)),
+                        super::state::named(name.map(String::as_str))
+                    ));
                 }
             }
         } else {
@@ -444,5 +463,55 @@ mod tests {
                 "dry run {dry_run}: {text}"
             );
         }
+    }
+
+    /// A dry run's plan names each record next to its ids, deletes and skips too, on one
+    /// terminal line.
+    #[test]
+    fn a_dry_runs_plan_names_its_records() {
+        use exsync_core::{CrmId, ExchangeId, ItemKind, Side};
+        let (crm, exchange) = (CrmId::new("003A"), ExchangeId::new("AAMk1"));
+        let skipped = ItemId::Exchange(ExchangeId::new("AAMk2"));
+        let user = exsync_engine::sync::pass::UserReport {
+            user: Some(UserKey::from_email("a@x.test")),
+            plans: vec![(
+                ItemKind::Contact,
+                vec![
+                    Op::Delete {
+                        kind: ItemKind::Contact,
+                        on: Side::Exchange,
+                        crm_id: crm.clone(),
+                        exchange_id: exchange,
+                    },
+                    Op::Skip {
+                        kind: ItemKind::Contact,
+                        id: skipped.clone(),
+                        reason: "not created in crm: no last name\u{1b}[2J".into(),
+                    },
+                ],
+            )],
+            names: [
+                (ItemId::Crm(crm), "Ann Lee <ann@x.test>".to_owned()),
+                (skipped, "Bo\nLee\u{1b}[31m <bo@x.test>".to_owned()),
+            ]
+            .into_iter()
+            .collect(),
+            ..exsync_engine::sync::pass::UserReport::default()
+        };
+        let report = PassReport {
+            users: vec![user],
+            ..PassReport::default()
+        };
+        let text = summary(&report, true);
+        assert!(
+            text.contains("  delete contact 003A/AAMk1 in exchange \"Ann Lee <ann@x.test>\"\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "  skip contact exchange:AAMk2: not created in crm: no last name\\u{1b}[2J \"Bo Lee[31m <bo@x.test>\"\n"
+            ),
+            "{text}"
+        );
     }
 }

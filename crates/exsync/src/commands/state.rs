@@ -213,7 +213,7 @@ fn user_detail(
 
 /// A record's name after its id, ` "Ann Lee <ann@contoso.test>"`, or nothing when the store
 /// has none. Names come from the CRM and the mailbox: quoted and cut to one terminal line.
-fn named(name: Option<&str>) -> String {
+pub(crate) fn named(name: Option<&str>) -> String {
     name.map(|n| format!(" \"{}\"", printable(&exsync_core::cap_name(n))))
         .unwrap_or_default()
 }

@@ -509,6 +509,15 @@ async fn an_event_that_comes_due_in_a_failing_pass_is_copied_by_the_next() {
     .unwrap();
     let report = pass_at(&lab, now + day * 2).await;
     assert!(report.error.is_some(), "{report:?}");
+    // The CRM event waits to be read again, by its name as well as its id.
+    let waiting = lab.syncer.store.unresolved(&lab.users[0].key).unwrap();
+    assert!(
+        waiting.iter().any(|u| u
+            .name
+            .as_deref()
+            .is_some_and(|n| n.starts_with("CRM event two days ahead ("))),
+        "{waiting:?}"
+    );
     lab.exchange_control(reqwest::Method::DELETE, "/faults", &json!({}))
         .await
         .unwrap();
