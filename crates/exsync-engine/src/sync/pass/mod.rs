@@ -299,13 +299,20 @@ async fn run_user_once<E: MailboxSide, C: CrmSide>(
             // Nothing of this kind was written. Keep what the CRM reported, so the changes
             // are fetched again instead of being lost with the org-wide cursor.
             let reason = format!("{kind}s not synced: {e}");
+            // A deletion carries no content: it is named by what its pair last synced.
+            let deleted: Vec<ItemId> = crm_changes
+                .iter()
+                .filter(|c| !matches!(c, Change::Upsert(_)))
+                .map(|c| c.id().clone())
+                .collect();
+            let mut stored = names::of_pairs(store, &user.key, kind, &deleted, pass.slice).await?;
             commit
                 .unresolved
                 .extend(crm_changes.iter().map(|c| UnresolvedReport {
                     kind,
                     id: c.id().clone(),
                     reason: reason.clone(),
-                    name: names::of_change(kind, c),
+                    name: names::of_change(kind, c).or_else(|| stored.remove(c.id())),
                 }));
             report.error.get_or_insert(reason);
         }

@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use exsync_core::plan::{Change, Op, SyncedPair};
-use exsync_core::{record_name, ItemId, ItemKind, Side};
+use exsync_core::{record_name, ItemId, ItemKind, Side, UserKey};
+use exsync_store::Store;
 
 use super::{on_store, KindPass, PassError};
 use crate::sync::sides::{CrmSide, MailboxSide};
@@ -133,6 +134,36 @@ fn of_writes(ops: &[Op]) -> Names {
     names
 }
 
+/// The names of these records by the content their pairs last synced, for records this pass
+/// holds no content of (a deletion, a record it did not read); `slice` ids are looked up at
+/// once.
+pub(super) async fn of_pairs(
+    store: &Arc<dyn Store>,
+    user: &UserKey,
+    kind: ItemKind,
+    ids: &[ItemId],
+    slice: usize,
+) -> Result<Names, PassError> {
+    let mut names = Names::new();
+    for ids in ids.chunks(slice.max(1)) {
+        let asked: BTreeSet<ItemId> = ids.iter().cloned().collect();
+        let pairs = {
+            let (key, ids) = (user.clone(), ids.to_vec());
+            on_store(store, move |s| s.pairs_of(&key, kind, &ids)).await?
+        };
+        for pair in pairs {
+            if let Some(name) = record_name(kind, &pair.content) {
+                for id in [pair.id_on(Side::Crm), pair.id_on(Side::Exchange)] {
+                    if asked.contains(&id) {
+                        names.entry(id).or_insert_with(|| name.clone());
+                    }
+                }
+            }
+        }
+    }
+    Ok(names)
+}
+
 impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
     /// The names of these records, which no plan carries (records waiting while the user is
     /// paused, or synced without what Exchange cannot hold): from the record as this pass
@@ -147,29 +178,13 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                     .iter()
                     .filter_map(|change| Some((change.id().clone(), of_change(kind, change)?))),
             );
-            let unnamed: Vec<ItemId> = ids
-                .iter()
-                .filter(|id| !names.contains_key(*id))
-                .cloned()
-                .collect();
-            if unnamed.is_empty() {
-                continue;
-            }
-            let asked: BTreeSet<ItemId> = unnamed.iter().cloned().collect();
-            let pairs = {
-                let key = self.user.key.clone();
-                on_store(self.store, move |s| s.pairs_of(&key, kind, &unnamed)).await?
-            };
-            for pair in pairs {
-                if let Some(name) = record_name(kind, &pair.content) {
-                    for id in [pair.id_on(Side::Crm), pair.id_on(Side::Exchange)] {
-                        if asked.contains(&id) {
-                            names.entry(id).or_insert_with(|| name.clone());
-                        }
-                    }
-                }
-            }
         }
+        let unnamed: Vec<ItemId> = ids
+            .iter()
+            .filter(|id| !names.contains_key(*id))
+            .cloned()
+            .collect();
+        names.extend(of_pairs(self.store, &self.user.key, kind, &unnamed, self.slice).await?);
         Ok(names)
     }
 }

@@ -916,6 +916,39 @@ async fn deletes_and_skips_are_reported_by_name() {
     );
 }
 
+/// A CRM deletion a failing mailbox could not take waits for the next pass by the name its
+/// pair last synced, as the deletion itself carries none.
+#[tokio::test]
+async fn a_deletion_a_failing_mailbox_missed_waits_by_its_name() {
+    let w = world(&["ann@x.test"]);
+    let ann = UserKey::new("ann@x.test");
+    let gone = w.crm_create(0, person("Gone", "gone@x.test"));
+    w.pass().await;
+    {
+        let mut crm = w.mem.crm.lock().unwrap();
+        crm.records.remove(&gone);
+        crm.log.push(gone.clone());
+    }
+    w.mem.faults.lock().unwrap().down.insert(ann.to_string());
+    let report = w.pass().await;
+    assert!(report.users[0].error.is_some(), "{report:?}");
+    let waiting: Vec<(String, Option<String>)> = w
+        .syncer
+        .store
+        .unresolved(&ann)
+        .unwrap()
+        .into_iter()
+        .map(|u| (u.id.to_string(), u.name))
+        .collect();
+    assert_eq!(
+        waiting,
+        [(
+            format!("crm:{gone}"),
+            Some("Pat Gone <gone@x.test>".to_owned())
+        )]
+    );
+}
+
 #[tokio::test]
 async fn mass_delete_pauses_the_user_and_deletes_nothing() {
     let w = world(&["ann@x.test"]);
