@@ -901,14 +901,22 @@ async fn deletes_and_skips_are_reported_by_name() {
         .map(|u| (u.id.to_string(), (u.name, u.reason)))
         .collect();
     let named = |id: String| unresolved.get(&id).and_then(|(name, _)| name.clone());
-    assert_eq!(named(format!("crm:{gone}")), Some(gone_name.clone()), "{unresolved:?}");
+    assert_eq!(
+        named(format!("crm:{gone}")),
+        Some(gone_name.clone()),
+        "{unresolved:?}"
+    );
     let copy = w.mem.mailboxes.lock().unwrap()["ann@x.test"]
         .records
         .keys()
         .find(|id| **id != nameless)
         .cloned()
         .unwrap();
-    assert_eq!(named(format!("exchange:{copy}")), Some(gone_name), "{unresolved:?}");
+    assert_eq!(
+        named(format!("exchange:{copy}")),
+        Some(gone_name),
+        "{unresolved:?}"
+    );
     assert_eq!(
         named(format!("exchange:{nameless}")),
         Some(nameless_name),
@@ -985,7 +993,12 @@ async fn mass_delete_pauses_the_user_and_deletes_nothing() {
         .collect();
     waiting.sort();
     let mut expected: Vec<(String, Option<String>)> = (0..8)
-        .map(|i| (format!("crm:{}", ids[i]), Some(format!("Pat P{i} <p{i}@x.test>"))))
+        .map(|i| {
+            (
+                format!("crm:{}", ids[i]),
+                Some(format!("Pat P{i} <p{i}@x.test>")),
+            )
+        })
         .collect();
     expected.sort();
     assert_eq!(waiting, expected);
