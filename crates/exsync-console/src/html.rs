@@ -33,6 +33,24 @@ pub(crate) fn esc(text: &str) -> String {
     out
 }
 
+/// The attributes of a part of a form that only some choices of the select `by` (its id)
+/// read, such as the Kerberos realm: the console's script shows it while the select holds
+/// one of `choices` (space-separated), and the page is rendered with it hidden unless
+/// `current`, the stored choice, is one of them, so a browser without the script shows the
+/// fields of the stored mode. Every argument is the page's own text.
+pub(crate) fn shown_for(by: &str, choices: &str, current: &str) -> String {
+    let hidden = if choices.split(' ').any(|c| c == current) {
+        ""
+    } else {
+        " hidden"
+    };
+    format!(
+        r#" data-shown-by="{}" data-shown-for="{}"{hidden}"#,
+        esc(by),
+        esc(choices)
+    )
+}
+
 /// A URL path segment, percent-encoded (user addresses and configuration names go in URLs).
 /// What comes out is letters, digits, `*-._` and `%XX` only, so it is also safe as (part of)
 /// an attribute value.
