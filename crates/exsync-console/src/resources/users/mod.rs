@@ -427,11 +427,13 @@ impl UserView {
 }
 
 /// The longest run of an address between two places a line may break that the status table
-/// shows whole; about a sixth of the table's width at its font.
-const ADDRESS_PART: usize = 24;
+/// shows whole: what its first column can hold beside the others on a 1280-pixel screen,
+/// with room to spare.
+const ADDRESS_PART: usize = 16;
 
 /// An address as the status table's narrow first column shows it: a line may break before
-/// each `@` and `.` and nowhere else, so a name is not split mid-word, and a part longer than
+/// each `@` and `.` and nowhere else (not at a hyphen either), so a name is not split
+/// mid-word, and a part longer than
 /// [`ADDRESS_PART`] is cut with `…` (the link's title holds the whole address).
 fn address_text(address: &str) -> String {
     let mut parts: Vec<String> = Vec::new();
@@ -444,12 +446,14 @@ fn address_text(address: &str) -> String {
     parts
         .iter()
         .map(|part| {
-            if part.chars().count() > ADDRESS_PART {
+            let shown = if part.chars().count() > ADDRESS_PART {
                 let kept: String = part.chars().take(ADDRESS_PART - 1).collect();
-                esc(&format!("{kept}…"))
+                format!("{kept}…")
             } else {
-                esc(part)
-            }
+                part.clone()
+            };
+            // A part keeps to one line (the stylesheet), so a hyphen in it is no break either.
+            format!("<span>{}</span>", esc(&shown))
         })
         .collect::<Vec<_>>()
         .join("<wbr>")
@@ -592,11 +596,11 @@ mod tests {
     fn a_long_address_breaks_before_at_and_dots_and_a_long_part_is_cut() {
         assert_eq!(
             address_text("ann.lee@contoso.test"),
-            "ann<wbr>.lee<wbr>@contoso<wbr>.test"
+            "<span>ann</span><wbr><span>.lee</span><wbr><span>@contoso</span><wbr><span>.test</span>"
         );
         assert_eq!(
-            address_text("a-very-long-local-part-without-dots@x<y>.test"),
-            "a-very-long-local-part-…<wbr>@x&lt;y&gt;<wbr>.test"
+            address_text("a-very-long-local-part@x<y>.test"),
+            "<span>a-very-long-loc…</span><wbr><span>@x&lt;y&gt;</span><wbr><span>.test</span>"
         );
     }
 
