@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::auth::Caller;
 use crate::error::{ConsoleError, ConsoleResult};
-use crate::html::{csrf_field, error_box, esc, notice, page, seg};
+use crate::html::{address, csrf_field, error_box, esc, notice, page, seg};
 use crate::settings::{set_bool, set_list, set_value, table_at};
 use crate::AppState;
 
@@ -581,10 +581,11 @@ impl AssignmentView {
     /// A row of the per-user table.
     fn render_row(&self) -> String {
         format!(
-            r#"<tr data-user="{u}"><td>{u}</td><td>{}</td><td>{}</td></tr>"#,
+            r#"<tr data-user="{}"><td>{}</td><td>{}</td><td class="reason">{}</td></tr>"#,
+            esc(&self.user),
+            address(&self.user),
             esc(self.configuration.as_deref().unwrap_or("(none)")),
             esc(&self.reasons.join("; ")),
-            u = esc(&self.user)
         )
     }
 

@@ -325,7 +325,7 @@ impl Driver {
     }
 
     /// The status table's link for `user` as the browser lays it out: its text line by line,
-    /// and its title.
+    /// and the address's title.
     async fn address_lines(&self, user: &str) -> (Vec<String>, String) {
         let row =
             serde_json::to_string(&format!("#users tr[data-user=\"{user}\"] a.user")).unwrap();
@@ -339,7 +339,7 @@ impl Driver {
                    var r = range.getBoundingClientRect(); \
                    if (top !== null && r.top > top + 1) {{ lines.push(line); line = ''; }} \
                    top = r.top; line += node.data[i]; }} }} \
-                 lines.push(line); return [lines, a.title];"
+                 lines.push(line); return [lines, a.querySelector('.address').title];"
             ))
             .await;
         serde_json::from_value(v).unwrap()
