@@ -48,14 +48,18 @@
       time.textContent = local + ' (' + ago + ')';
     });
 
-    // Settings that only one authentication mode reads (the Kerberos realm and KDCs) are shown
-    // for that mode only; without this script they are all shown, and the server ignores none.
-    each('select#auth', function (select) {
+    // Parts of a form that only some choices of a select read (the Kerberos realm, the
+    // password, an app's certificate or secret) follow the select named by data-shown-by:
+    // shown while it holds one of data-shown-for. The server renders them for the stored
+    // choice, which is what a browser without this script keeps.
+    each('[data-shown-by]', function (part) {
+      var select = document.getElementById(part.getAttribute('data-shown-by') || '');
+      if (!select) {
+        return;
+      }
       function show() {
-        each('[data-shown-for-auth]', function (part) {
-          var modes = (part.getAttribute('data-shown-for-auth') || '').split(' ');
-          part.hidden = modes.indexOf(select.value) < 0;
-        });
+        var choices = (part.getAttribute('data-shown-for') || '').split(' ');
+        part.hidden = choices.indexOf(select.value) < 0;
       }
       select.addEventListener('change', show);
       show();

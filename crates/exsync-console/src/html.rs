@@ -33,6 +33,60 @@ pub(crate) fn esc(text: &str) -> String {
     out
 }
 
+/// The attributes of a part of a form that only some choices of the select `by` (its id)
+/// read, such as the Kerberos realm: the console's script shows it while the select holds
+/// one of `choices` (space-separated), and the page is rendered with it hidden unless
+/// `current`, the stored choice, is one of them, so a browser without the script shows the
+/// fields of the stored mode. Every argument is the page's own text.
+pub(crate) fn shown_for(by: &str, choices: &str, current: &str) -> String {
+    let hidden = if choices.split(' ').any(|c| c == current) {
+        ""
+    } else {
+        " hidden"
+    };
+    format!(
+        r#" data-shown-by="{}" data-shown-for="{}"{hidden}"#,
+        esc(by),
+        esc(choices)
+    )
+}
+
+/// The longest run of an address between two places a line may break that a table shows
+/// whole: what the status table's first column can hold beside the others on a 1280-pixel
+/// screen, with room to spare.
+const ADDRESS_PART: usize = 16;
+
+/// An address as a table column shows it: a line may break before each `@` and `.` and
+/// nowhere else (not at a hyphen either: each part keeps to one line, by the stylesheet), so
+/// a name is not split mid-word; a part longer than [`ADDRESS_PART`] is cut with `…`, and
+/// the whole address is the title.
+pub(crate) fn address(address: &str) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for c in address.chars() {
+        match parts.last_mut() {
+            Some(part) if c != '@' && c != '.' => part.push(c),
+            _ => parts.push(c.to_string()),
+        }
+    }
+    let shown: Vec<String> = parts
+        .iter()
+        .map(|part| {
+            let shown = if part.chars().count() > ADDRESS_PART {
+                let kept: String = part.chars().take(ADDRESS_PART - 1).collect();
+                format!("{kept}…")
+            } else {
+                part.clone()
+            };
+            format!("<span>{}</span>", esc(&shown))
+        })
+        .collect();
+    format!(
+        r#"<span class="address" title="{}">{}</span>"#,
+        esc(address),
+        shown.join("<wbr>")
+    )
+}
+
 /// A URL path segment, percent-encoded (user addresses and configuration names go in URLs).
 /// What comes out is letters, digits, `*-._` and `%XX` only, so it is also safe as (part of)
 /// an attribute value.
@@ -102,6 +156,20 @@ pub(crate) fn error_box(message: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An address breaks only before `@` and `.`; a part too long for the column is cut,
+    /// and what is shown is encoded.
+    #[test]
+    fn a_long_address_breaks_before_at_and_dots_and_a_long_part_is_cut() {
+        assert_eq!(
+            address("ann.lee@contoso.test"),
+            r#"<span class="address" title="ann.lee@contoso.test"><span>ann</span><wbr><span>.lee</span><wbr><span>@contoso</span><wbr><span>.test</span></span>"#
+        );
+        assert_eq!(
+            address("a-very-long-local-part@x<y>.test"),
+            r#"<span class="address" title="a-very-long-local-part@x&lt;y&gt;.test"><span>a-very-long-loc…</span><wbr><span>@x&lt;y&gt;</span><wbr><span>.test</span></span>"#
+        );
+    }
 
     #[test]
     fn escaping_covers_markup_and_quotes() {

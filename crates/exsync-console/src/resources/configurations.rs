@@ -18,12 +18,13 @@ use serde_json::json;
 
 use crate::auth::Caller;
 use crate::error::{ConsoleError, ConsoleResult};
-use crate::html::{csrf_field, error_box, esc, notice, page, seg};
+use crate::html::{address, csrf_field, error_box, esc, notice, page, seg};
 use crate::settings::{set_bool, set_list, set_value, table_at};
 use crate::AppState;
 
 use super::internal;
 use super::rule_settings::{self, RuleEdit};
+use super::users::last_group;
 
 /// One configuration with every rule, defaults filled in, in the layout of its
 /// `[configurations.<name>]` table in `exsync.toml` (what `configuration_value` in
@@ -265,7 +266,8 @@ impl TryFrom<ConfigurationInput> for ConfigurationChange {
             {
                 rules.push(RuleEdit {
                     kind,
-                    key: "direction",
+                    table: None,
+                    key: "direction".to_owned(),
                     value: Some(d.as_str().into()),
                 });
             }
@@ -281,6 +283,21 @@ impl TryFrom<ConfigurationInput> for ConfigurationChange {
             groups: input.groups,
             rules,
         })
+    }
+}
+
+/// A configuration that sets nothing but its name, as the loader reads one: every rule at
+/// its default.
+fn fresh_configuration(name: &str) -> SyncConfiguration {
+    SyncConfiguration {
+        name: name.to_owned(),
+        active: true,
+        contacts: KindRules::default_for(ItemKind::Contact),
+        contact_scope: ContactScope::Owned,
+        contact_condition: None,
+        events: KindRules::default_for(ItemKind::Event),
+        users: BTreeSet::new(),
+        groups: BTreeSet::new(),
     }
 }
 
@@ -339,18 +356,17 @@ pub(crate) fn apply_configuration(
     let users = input.users.map(|u| clean(u, true));
     let groups = input.groups.map(|g| clean(g, false));
     // A form posts every rule of its row; writing the ones that did not change would pin
-    // today's defaults into the file, so only what differs from what applies is written.
-    let applies = current
-        .configuration(&name)
-        .and_then(|c| serde_json::to_value(ConfigurationView::of(c)).ok());
+    // today's defaults into the file, so only what differs from what applies is written. A
+    // new configuration starts from the defaults.
+    let fresh = fresh_configuration(&name);
+    let applies = serde_json::to_value(ConfigurationView::of(
+        current.configuration(&name).unwrap_or(&fresh),
+    ))
+    .ok();
     let rules: Vec<&RuleEdit> = input
         .rules
         .iter()
-        .filter(|e| {
-            applies
-                .as_ref()
-                .is_none_or(|a| !e.already(&a[e.kind][e.key]))
-        })
+        .filter(|e| applies.as_ref().is_none_or(|a| !e.already(e.shown_in(a))))
         .collect();
     let checked = st.config.edit(|doc| {
         let t = table_at(doc, &["configurations", &name])?;
@@ -367,8 +383,8 @@ pub(crate) fn apply_configuration(
         }
         for edit in &rules {
             set_value(
-                table_at(doc, &["configurations", &name, edit.kind])?,
-                edit.key,
+                table_at(doc, &edit.path(&name))?,
+                &edit.key,
                 edit.value.clone(),
             );
         }
@@ -481,20 +497,35 @@ impl RulesView<'_> {
         )
     }
 
-    /// Each rule of the kind as the form shows it: what the admin typed into a refused
-    /// form, else the value the file gives it.
+    /// Each rule and field mapping of the kind as the form shows it: what the admin typed
+    /// into a refused form, else the value the file gives it.
     fn render_rules(&self, kind: &str, form: &str, typed: Option<&ConfigurationForm>) -> String {
         let shown = serde_json::to_value(self).unwrap_or_default();
-        rule_settings::render_fields(kind, form, typed.is_some(), |key| {
-            if let Some(t) = typed.and_then(|f| f.get(&format!("{kind}_{key}"))) {
+        let value = |name: String, shown: &serde_json::Value| {
+            if let Some(t) = typed.and_then(|f| f.get(&name)) {
                 return t.to_owned();
             }
-            match &shown[key] {
+            match shown {
                 serde_json::Value::String(s) => s.clone(),
                 serde_json::Value::Null => String::new(),
                 other => other.to_string(),
             }
-        })
+        };
+        let mut out = rule_settings::render_fields(kind, form, typed.is_some(), |key| {
+            value(format!("{kind}_{key}"), &shown[key])
+        });
+        out.push_str(&rule_settings::render_mappings(
+            kind,
+            form,
+            typed.is_some(),
+            |field| {
+                value(
+                    rule_settings::mapping_form_name(kind, field),
+                    &shown[rule_settings::FIELDS][field],
+                )
+            },
+        ));
+        out
     }
 }
 
@@ -547,16 +578,14 @@ impl ConfigurationView<'_> {
 }
 
 impl AssignmentView {
-    /// A row of the per-user table, which weighs individual assignments only.
+    /// A row of the per-user table.
     fn render_row(&self) -> String {
         format!(
-            r#"<tr data-user="{u}"><td>{u}</td><td>{}</td><td>{}</td></tr>"#,
-            esc(self
-                .configuration
-                .as_deref()
-                .unwrap_or("(none individually)")),
+            r#"<tr data-user="{}"><td>{}</td><td>{}</td><td class="reason">{}</td></tr>"#,
+            esc(&self.user),
+            address(&self.user),
+            esc(self.configuration.as_deref().unwrap_or("(none)")),
             esc(&self.reasons.join("; ")),
-            u = esc(&self.user)
         )
     }
 
@@ -603,12 +632,16 @@ fn configurations_page(
     let typed_new = kept.filter(|k| k.name.is_none()).map(|k| &k.form);
     let typed = |key: &str| esc(typed_new.and_then(|k| k.get(key)).unwrap_or_default());
     body.push_str("</table>");
+    // The new configuration's rules start at what a configuration that sets none gets.
+    let fresh = fresh_configuration("");
+    let fresh = ConfigurationView::of(&fresh);
+    let new_form = "new-configuration";
     body.push_str(&format!(
-        r#"<h2>New configuration</h2><form method="post" action="/configurations" id="new-configuration">{}
+        r#"<h2>New configuration</h2><form method="post" action="/configurations" id="{new_form}">{}
 <label>Name <input type="text" name="name" id="new-name" required pattern="[A-Za-z0-9_-]+" value="{}"></label>
 <label>Users (addresses, comma-separated) <input type="text" name="users" id="new-users" value="{}"></label>
 <label>Groups (Salesforce profiles, comma-separated) <input type="text" name="groups" id="new-groups" value="{}"></label>
-<label>Contacts {}</label><label>Events {}</label>
+<div class="new-rules"><div data-kind="contacts"><label>Contacts {}</label>{}</div><div data-kind="events"><label>Events {}</label>{}</div></div>
 <button type="submit" id="create-configuration">Create</button></form>"#,
         csrf_field(caller),
         typed("name"),
@@ -621,6 +654,7 @@ fn configurations_page(
                 .unwrap_or("both"),
             ""
         ),
+        fresh.contacts.render_rules("contacts", new_form, typed_new),
         direction_select(
             "events_direction",
             typed_new
@@ -628,21 +662,26 @@ fn configurations_page(
                 .unwrap_or("both"),
             ""
         ),
+        fresh.events.render_rules("events", new_form, typed_new),
     ));
 
-    // Every user anyone assigned or that has synced, with what applies to them.
-    let mut known: BTreeSet<UserKey> = config
+    // Every user anyone assigned or that has synced, with what applies to them: a synced
+    // user's group is the one their last pass found them in (only a pass reads CRM
+    // profiles), as on the status page.
+    let mut known: BTreeMap<UserKey, BTreeSet<String>> = config
         .configurations
         .iter()
-        .flat_map(|c| c.users.iter().cloned())
+        .flat_map(|c| c.users.iter().map(|u| (u.clone(), BTreeSet::new())))
         .collect();
     if let Ok(users) = st.store.list_users() {
-        known.extend(users.into_iter().map(|u| u.user));
+        for status in users {
+            let groups = last_group(&status).unwrap_or_default();
+            known.insert(status.user, groups);
+        }
     }
-    body.push_str(r#"<h2>Effective configuration per user</h2><p class="muted">An individual assignment beats a group one. Group assignments depend on the user's Salesforce profile; check one below.</p><table id="effective"><tr><th>User</th><th>Configuration</th><th>How</th></tr>"#);
-    let none = BTreeSet::new();
-    for user in &known {
-        body.push_str(&AssignmentView::explain(&config.configurations, user, &none).render_row());
+    body.push_str(r#"<h2>Effective configuration per user</h2><p class="muted">An individual assignment beats a group one. A group assignment shows once a pass has read the user's Salesforce profile; check any user and profile below.</p><table id="effective"><tr><th>User</th><th>Configuration</th><th>How</th></tr>"#);
+    for (user, groups) in &known {
+        body.push_str(&AssignmentView::explain(&config.configurations, user, groups).render_row());
     }
     body.push_str("</table>");
     body.push_str(&format!(
@@ -783,6 +822,22 @@ mod tests {
             users: [UserKey::from_email("a@b.test")].into_iter().collect(),
             groups: ["Sales".to_owned()].into_iter().collect(),
         }
+    }
+
+    /// A new configuration's form starts at, and its save is compared with, what the loader
+    /// gives a configuration that sets no rule.
+    #[test]
+    fn a_fresh_configuration_is_what_the_loader_gives_one_that_sets_nothing() {
+        let text =
+            "[store]\npath = \"state.db\"\n[exchange]\nservice_account = \"svc@contoso.test\"\n\
+                    [crm]\nclient_id = \"c\"\nusername = \"i@contoso.test\"\n\
+                    [configurations.bare]\ngroups = [\"G\"]\n";
+        let loaded = exsync_core::config::parse(text, std::path::Path::new("exsync.toml"))
+            .map_err(|e| e.to_string());
+        let loaded = loaded.as_ref().map(|c| c.configuration("bare"));
+        let mut fresh = fresh_configuration("bare");
+        fresh.groups.insert("G".to_owned());
+        assert_eq!(loaded, Ok(Some(&fresh)));
     }
 
     /// The view must answer what the API answered when it built the configuration from

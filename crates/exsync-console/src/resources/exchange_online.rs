@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::auth::Caller;
 use crate::error::{ConsoleError, ConsoleResult};
-use crate::html::{csrf_field, error_box, esc, notice, page};
+use crate::html::{csrf_field, error_box, esc, notice, page, shown_for};
 use crate::settings::{set_bool, set_list, set_str, table_at};
 use crate::AppState;
 
@@ -141,9 +141,9 @@ impl ExchangeOnlineView {
 <label>Cloud <select name="cloud" id="eo-cloud">{clouds}</select></label>
 <label>Credential <select name="credential" id="eo-credential">{}{}</select></label></fieldset>
 <fieldset><legend>Credential (write-only)</legend>
-<label>Certificate (PEM) <textarea name="certificate" id="eo-certificate" data-no-copy placeholder="{}"></textarea></label>
-<label>Private key (PEM) <textarea name="private_key" id="eo-private-key" data-no-copy placeholder="{}"></textarea></label>
-<label>Client secret <input type="password" name="client_secret" id="eo-client-secret" value="" autocomplete="off" data-no-copy placeholder="{}"></label>
+<div id="eo-certificate-fields"{certificate}><label>Certificate (PEM) <textarea name="certificate" id="eo-certificate" data-no-copy placeholder="{}"></textarea></label>
+<label>Private key (PEM) <textarea name="private_key" id="eo-private-key" data-no-copy placeholder="{}"></textarea></label></div>
+<div id="eo-secret-fields"{secret}><label>Client secret <input type="password" name="client_secret" id="eo-client-secret" value="" autocomplete="off" data-no-copy placeholder="{}"></label></div>
 <p class="muted">Stored encrypted and never shown again. Changing the tenant, the app or the cloud requires the credential again.</p></fieldset>
 <fieldset><legend>Mailboxes in Exchange Online</legend>
 <label><input type="checkbox" name="all_users" id="eo-all-users" value="true"{}> Every mailbox</label>
@@ -161,6 +161,8 @@ impl ExchangeOnlineView {
             stored(self.client_secret_provided),
             if self.all_users { " checked" } else { "" },
             esc(&self.users.join(", ")),
+            certificate = shown_for("eo-credential", "certificate", self.credential),
+            secret = shown_for("eo-credential", "secret", self.credential),
         )
     }
 }

@@ -1,6 +1,7 @@
 //! The per-kind rules of a configuration an admin edits from the console: direction,
 //! conflict policy, first link, deletes and the valve, the contact scope and condition, the
-//! event window, private events and the selecting category.
+//! event window, private events and the selecting category, and the field mappings
+//! (`[configurations.<name>.<kind>.fields]`).
 //!
 //! An edit is turned into a TOML value and written under the kind's table; whether the value
 //! is allowed is left to the loader's check, which refuses the whole change with the file,
@@ -9,6 +10,8 @@
 
 use std::collections::BTreeMap;
 
+use exsync_core::config::default_field_map;
+use exsync_core::{field_names, ItemKind};
 use serde_json::Value as Json;
 use toml_edit::Value;
 
@@ -130,19 +133,52 @@ fn settings_of(kind: &str) -> impl Iterator<Item = &'static Setting> {
     common.iter().chain(only)
 }
 
-/// One key to set (or, with `None`, to remove so the default applies) under a kind's table.
+/// The sub-table of a kind that holds its field mappings.
+pub(crate) const FIELDS: &str = "fields";
+
+/// One key to set (or, with `None`, to remove so the default applies) under a kind's table,
+/// or under its `fields` table for a field mapping.
 #[derive(Debug)]
 pub(crate) struct RuleEdit {
     pub kind: &'static str,
-    pub key: &'static str,
+    /// `Some(FIELDS)` for a field mapping; `None` for a rule of the kind's own table.
+    pub table: Option<&'static str>,
+    /// The rule's key, or the domain field a mapping names. A field name the kind lacks is
+    /// kept as given, for the file check to refuse by its key.
+    pub key: String,
     pub value: Option<Value>,
 }
 
 impl RuleEdit {
+    /// Where the key goes in `exsync.toml`, below `[configurations.<name>]`.
+    pub(crate) fn path<'a>(&'a self, configuration: &'a str) -> Vec<&'a str> {
+        let mut path = vec!["configurations", configuration, self.kind];
+        path.extend(self.table);
+        path
+    }
+
+    /// The key's value in a configuration's view (`null` when unset).
+    pub(crate) fn shown_in<'a>(&self, view: &'a Json) -> &'a Json {
+        let kind = &view[self.kind];
+        match self.table {
+            Some(table) => &kind[table][self.key.as_str()],
+            None => &kind[self.key.as_str()],
+        }
+    }
+
     /// Whether the edit sets what already applies: `shown` is the key's value in the
-    /// configuration's view (`null` when unset).
+    /// configuration's view (`null` when unset). A mapping taken out of the file applies the
+    /// field's standard CRM field, so it is already in place when the view shows that one.
     pub(crate) fn already(&self, shown: &Json) -> bool {
         match &self.value {
+            // A mapping not in the file, or one at the standard field: removing it changes
+            // nothing.
+            None if self.table.is_some() => {
+                shown.is_null()
+                    || shown.as_str().is_some_and(|crm| {
+                        standard_field(self.kind, &self.key).is_some_and(|s| s == crm)
+                    })
+            }
             None => shown.is_null(),
             Some(Value::String(t)) => shown.as_str() == Some(t.value().as_str()),
             Some(Value::Boolean(b)) => shown.as_bool() == Some(*b.value()),
@@ -152,15 +188,56 @@ impl RuleEdit {
         }
     }
 
-    /// `contacts.conflict` and the value as the file will read, for the audit log.
+    /// `contacts.conflict` (or `contacts.fields.notes`) and the value as the file will read,
+    /// for the audit log.
     pub(crate) fn audited(&self) -> (String, Json) {
+        let mut key = self.kind.to_owned();
+        for part in self.table.into_iter().chain([self.key.as_str()]) {
+            key.push('.');
+            key.push_str(part);
+        }
         (
-            format!("{}.{}", self.kind, self.key),
+            key,
             self.value.as_ref().map_or(Json::Null, |v| {
                 Json::String(v.to_string().trim().to_owned())
             }),
         )
     }
+}
+
+fn item_kind(kind: &str) -> Option<ItemKind> {
+    match kind {
+        "contacts" => Some(ItemKind::Contact),
+        "events" => Some(ItemKind::Event),
+        _ => None,
+    }
+}
+
+/// The domain fields of a kind (`contacts`, `events`).
+fn fields_of(kind: &str) -> &'static [&'static str] {
+    item_kind(kind).map_or(&[], field_names)
+}
+
+/// The CRM field a domain field syncs with when the file does not remap it.
+pub(crate) fn standard_field(kind: &str, field: &str) -> Option<String> {
+    default_field_map(item_kind(kind)?).remove(field)
+}
+
+/// A field mapping as form text or JSON gives it: `false` stops the field syncing, `true`
+/// keeps its standard CRM field, a blank takes the mapping out of the file (the standard
+/// applies), anything else is the CRM field's name, which the file check judges.
+fn mapping_value(text: &str) -> Option<Value> {
+    match text.trim() {
+        "" => None,
+        "false" => Some(Value::from(false)),
+        "true" => Some(Value::from(true)),
+        name => Some(Value::from(name)),
+    }
+}
+
+/// The form field of a mapping: `contacts_field_notes`.
+pub(crate) fn mapping_form_name(kind: &str, field: &str) -> String {
+    format!("{kind}_field_{field}")
 }
 
 /// The name a setting's field has in the form: `contacts_conflict`, `events_past_days`.
@@ -199,25 +276,42 @@ pub(crate) fn from_form(fields: &BTreeMap<String, String>) -> Vec<RuleEdit> {
         };
         edits.push(RuleEdit {
             kind: s.kind,
-            key: s.key,
+            table: None,
+            key: s.key.to_owned(),
             value,
         });
+    }
+    for kind in ["contacts", "events"] {
+        for field in fields_of(kind) {
+            if let Some(text) = fields.get(&mapping_form_name(kind, field)) {
+                edits.push(RuleEdit {
+                    kind,
+                    table: Some(FIELDS),
+                    key: (*field).to_owned(),
+                    value: mapping_value(text),
+                });
+            }
+        }
     }
     edits
 }
 
 /// The edits a JSON object for one kind asks for (`{"conflict": "crm_wins", ...}`): a
 /// string, number or boolean is written as it is and `null` (or an empty optional text)
-/// removes the key. A key that is
-/// not an editable rule of the kind, or a list or object, is refused here with its name.
+/// removes the key; `fields` holds the kind's field mappings. A key that is not an editable
+/// rule of the kind, or a list or object, is refused here with its name.
 pub(crate) fn from_json(
     kind: &'static str,
     object: &BTreeMap<String, Json>,
 ) -> Result<Vec<RuleEdit>, ConsoleError> {
     let mut edits = Vec::new();
     for (key, json) in object {
+        if key == FIELDS {
+            edits.extend(mappings_from_json(kind, json)?);
+            continue;
+        }
         let Some(s) = settings_of(kind).find(|s| s.key == key) else {
-            let editable: Vec<&str> = settings_of(kind).map(|s| s.key).collect();
+            let editable: Vec<&str> = settings_of(kind).map(|s| s.key).chain([FIELDS]).collect();
             return Err(ConsoleError::bad_request(format!(
                 "`{kind}.{key}` is not a rule the console edits; editable: {}",
                 editable.join(", ")
@@ -244,11 +338,45 @@ pub(crate) fn from_json(
         };
         edits.push(RuleEdit {
             kind,
-            key: s.key,
+            table: None,
+            key: s.key.to_owned(),
             value,
         });
     }
     Ok(edits)
+}
+
+/// The mappings a kind's `fields` object asks for (`{"notes": "Body__c", "birthday":
+/// false, "phones": null}`), as the file takes them; `null` or a blank name takes a mapping
+/// out of the file. A field the kind lacks is passed on for the file check to refuse by its
+/// key.
+fn mappings_from_json(kind: &'static str, json: &Json) -> Result<Vec<RuleEdit>, ConsoleError> {
+    let Json::Object(object) = json else {
+        return Err(ConsoleError::bad_request(format!(
+            "`{kind}.fields` takes an object of domain field = CRM field name, false or null"
+        )));
+    };
+    object
+        .iter()
+        .map(|(field, value)| {
+            let value = match value {
+                Json::Null => None,
+                Json::Bool(b) => Some(Value::from(*b)),
+                Json::String(name) => mapping_value(name),
+                _ => {
+                    return Err(ConsoleError::bad_request(format!(
+                        "`{kind}.fields.{field}` takes a CRM field name, false or null"
+                    )))
+                }
+            };
+            Ok(RuleEdit {
+                kind,
+                table: Some(FIELDS),
+                key: field.clone(),
+                value,
+            })
+        })
+        .collect()
 }
 
 /// The editable rules of one kind as form fields joined to the row's form by `form`.
@@ -282,6 +410,34 @@ pub(crate) fn render_fields(
         out.push_str(&format!(
             r#"<label>{} {widget}</label>"#,
             esc(&s.key.replace('_', " "))
+        ));
+    }
+    out.push_str("</details>");
+    out
+}
+
+/// The field mappings of one kind as text fields joined to the row's form by `form`, each
+/// showing `current(field)` (the CRM field, `false`, or what the admin typed) over the
+/// standard CRM field as its placeholder. The box opens when `open` (a refused change).
+pub(crate) fn render_mappings(
+    kind: &str,
+    form: &str,
+    open: bool,
+    current: impl Fn(&str) -> String,
+) -> String {
+    let mut out = format!(
+        r#"<details class="fields" data-kind="{k}"{o}><summary>Fields</summary><p class="muted">The CRM field each syncs with; false stops it syncing, blank restores the standard one.</p>"#,
+        k = esc(kind),
+        o = if open { " open" } else { "" },
+    );
+    for field in fields_of(kind) {
+        out.push_str(&format!(
+            r#"<label>{label} <input type="text" name="{name}" form="{f}" value="{v}" placeholder="{p}"></label>"#,
+            label = esc(&field.replace('_', " ")),
+            name = esc(&mapping_form_name(kind, field)),
+            f = esc(form),
+            v = esc(&current(field)),
+            p = esc(&standard_field(kind, field).unwrap_or_default()),
         ));
     }
     out.push_str("</details>");

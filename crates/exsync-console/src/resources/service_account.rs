@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::auth::Caller;
 use crate::error::{ConsoleError, ConsoleResult};
-use crate::html::{csrf_field, error_box, esc, notice, page};
+use crate::html::{csrf_field, error_box, esc, notice, page, shown_for};
 use crate::settings::{set_list, set_str, table_at};
 use crate::AppState;
 
@@ -98,6 +98,12 @@ impl ServiceAccountView {
             r#"<p class="muted" id="provided">No service account password stored yet.</p>"#
                 .to_owned()
         };
+        // Kerberos with a stored keytab logs in with the keytab, so it asks for no password.
+        let password_modes = if self.keytab_provided {
+            "auto basic ntlm"
+        } else {
+            "auto basic ntlm kerberos"
+        };
         let option = |value: &str, label: &str| {
             format!(
                 r#"<option value="{value}"{}>{label}</option>"#,
@@ -110,14 +116,14 @@ impl ServiceAccountView {
 <fieldset><legend>Connection method</legend>
 <label>Method <select name="method" disabled><option selected>Exchange Web Services through a service account with impersonation</option></select></label>
 <label>Authentication <select name="auth" id="auth">{}{}{}{}</select></label></fieldset>
-<fieldset id="kerberos-fields" data-shown-for-auth="auto kerberos"><legend>Kerberos</legend>
+<fieldset id="kerberos-fields"{kerberos}><legend>Kerberos</legend>
 <label>Realm (upper case, e.g. CONTOSO.COM; with Automatic, setting it prefers Kerberos) <input type="text" name="realm" id="realm" value="{}"></label>
 <label>KDCs, comma-separated (host or host:port; empty: the machine's krb5.conf) <input type="text" name="kdcs" id="kdcs" value="{}"></label>
 <p class="muted" id="keytab-state">{}</p></fieldset>
 <fieldset><legend>Service account</legend>
 <label>User name (user@domain or DOMAIN\user) <input type="text" name="username" id="sa-username" value="{}" autocomplete="off" required></label>
-<label>Password <input type="password" name="password" id="sa-password" value="" autocomplete="off" data-no-copy placeholder="{}"></label>
-<p class="muted">The password is stored encrypted and is never shown again. Type it again to change it; changing the domains below also requires it.</p></fieldset>
+<div id="password-fields"{password}><label>Password <input type="password" name="password" id="sa-password" value="" autocomplete="off" data-no-copy placeholder="{}"></label>
+<p class="muted">The password is stored encrypted and is never shown again. Type it again to change it; changing the domains below also requires it.</p></div></fieldset>
 <fieldset><legend>Where mailboxes are found</legend>
 <label>EWS URL (leave empty to use Autodiscover) <input type="text" name="ews_url" id="ews-url" value="{}" placeholder="https://mail.example.com/EWS/Exchange.asmx"></label>
 <label>Other domains to sync, comma-separated <input type="text" name="other_domains" id="other-domains" value="{}"></label>
@@ -150,6 +156,8 @@ impl ServiceAccountView {
             esc(self.ews_url.as_deref().unwrap_or_default()),
             esc(&self.other_domains.join(", ")),
             esc(self.ca_file.as_deref().unwrap_or_default()),
+            kerberos = shown_for("auth", "auto kerberos", self.auth),
+            password = shown_for("auth", password_modes, self.auth),
         )
     }
 }

@@ -157,7 +157,11 @@ fn reset_and_test_as_before() -> R {
         user: Some("a@b.test".to_owned()),
         status: Outcome::Warn,
         steps: vec![
-            Step::new("login", Outcome::Pass).saw("200 OK"),
+            // A timed step keeps its milliseconds.
+            Step {
+                ms: Some(42),
+                ..Step::new("login", Outcome::Pass).saw("200 OK")
+            },
             Step::new("basic", Outcome::Warn)
                 .saw("Basic offered")
                 .saw("NTLM too")

@@ -312,6 +312,39 @@ impl Driver {
             .to_owned()
     }
 
+    /// Whether each element is displayed (not hidden, nor inside a hidden part).
+    async fn shown(&self, selectors: &[&str]) -> Vec<bool> {
+        let list = serde_json::to_string(selectors).unwrap();
+        let v = self
+            .script(&format!(
+                "return {list}.map(function (s) {{ var e = document.querySelector(s); \
+                 if (!e) {{ throw new Error('no ' + s); }} return e.getClientRects().length > 0; }});"
+            ))
+            .await;
+        serde_json::from_value(v).unwrap()
+    }
+
+    /// The status table's link for `user` as the browser lays it out: its text line by line,
+    /// and the address's title.
+    async fn address_lines(&self, user: &str) -> (Vec<String>, String) {
+        let row =
+            serde_json::to_string(&format!("#users tr[data-user=\"{user}\"] a.user")).unwrap();
+        let v = self
+            .script(&format!(
+                "var a = document.querySelector({row}); var range = document.createRange(); \
+                 var lines = []; var line = ''; var top = null; \
+                 var walk = document.createTreeWalker(a, NodeFilter.SHOW_TEXT); var node; \
+                 while ((node = walk.nextNode())) {{ for (var i = 0; i < node.data.length; i++) {{ \
+                   range.setStart(node, i); range.setEnd(node, i + 1); \
+                   var r = range.getBoundingClientRect(); \
+                   if (top !== null && r.top > top + 1) {{ lines.push(line); line = ''; }} \
+                   top = r.top; line += node.data[i]; }} }} \
+                 lines.push(line); return [lines, (a.querySelector('.address') || a).title];"
+            ))
+            .await;
+        serde_json::from_value(v).unwrap()
+    }
+
     async fn screenshot(&self, name: &str) {
         let png = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
         let bytes = base64::engine::general_purpose::STANDARD
@@ -417,8 +450,29 @@ async fn an_admin_sets_up_the_service_account_configurations_and_resets_a_user_i
         json!([true, true]),
         "copy and cut of the password are blocked"
     );
+    // Only the chosen mode's fields show: the realm and KDCs for Kerberos (and Automatic,
+    // the stored mode), not for Basic; the password for both, no keytab being stored.
+    assert_eq!(
+        d.shown(&["#kerberos-fields", "#password-fields"]).await,
+        [true, true]
+    );
+    d.click("#auth option[value='kerberos']").await;
+    assert_eq!(
+        d.shown(&["#kerberos-fields", "#password-fields"]).await,
+        [true, true]
+    );
+    d.screenshot("20-service-account-kerberos").await;
+    d.click("#auth option[value='basic']").await;
+    assert_eq!(
+        d.shown(&["#kerberos-fields", "#password-fields"]).await,
+        [false, true]
+    );
     // NTLM rather than Basic, so that the connection test below passes without a warning.
     d.click("#auth option[value='ntlm']").await;
+    assert_eq!(
+        d.shown(&["#kerberos-fields", "#password-fields"]).await,
+        [false, true]
+    );
     d.typ("#other-domains", "fabrikam.test").await;
     d.screenshot("03-service-account-typing").await;
     d.submit("#save-service-account").await;
@@ -516,6 +570,40 @@ async fn an_admin_sets_up_the_service_account_configurations_and_resets_a_user_i
         "only the changed rules are written: {text}"
     );
 
+    // Its field mappings, in the row's Fields box: notes to a custom field, birthday off.
+    d.click(&format!(
+        "{row} details.fields[data-kind='contacts'] summary"
+    ))
+    .await;
+    d.typ(
+        &format!("{row} input[name='contacts_field_notes']"),
+        "Notes__c",
+    )
+    .await;
+    d.typ(
+        &format!("{row} input[name='contacts_field_birthday']"),
+        "false",
+    )
+    .await;
+    d.screenshot("06-configuration-fields").await;
+    let width = d
+        .script("return document.documentElement.scrollWidth;")
+        .await;
+    assert!(width.as_u64().is_some_and(|w| w <= 1280), "{width}");
+    d.submit(&format!("{row} button.save-configuration")).await;
+    assert_eq!(d.text("#notice").await, "Configuration support saved.");
+    let loaded = exsync_core::config::load(&dir.path().join("exsync.toml")).unwrap();
+    let contacts = &loaded.configuration("support").unwrap().contacts;
+    assert_eq!(contacts.fields["notes"], "Notes__c");
+    assert!(!contacts.fields.contains_key("birthday"));
+    let text = std::fs::read_to_string(dir.path().join("exsync.toml")).unwrap();
+    assert!(
+        text.contains(
+            "[configurations.support.contacts.fields]\nnotes = \"Notes__c\"\nbirthday = false\n"
+        ) && !text.contains("Description"),
+        "only the changed mappings are written: {text}"
+    );
+
     // Reset Sync (the confirmation dialog is accepted).
     d.go(&format!("{base}/")).await;
     d.submit("button.reset[data-user='user1@contoso.test']")
@@ -546,12 +634,46 @@ async fn an_admin_sets_up_the_service_account_configurations_and_resets_a_user_i
     assert!(!report.contains(&sa_password));
     d.screenshot("08-connection-test").await;
 
+    // Exchange Online shows the certificate's fields or the secret's, as the credential
+    // chosen.
+    d.go(&format!("{base}/exchange-online")).await;
+    let parts = ["#eo-certificate-fields", "#eo-secret-fields"];
+    assert_eq!(d.shown(&parts).await, [true, false]);
+    d.click("#eo-credential option[value='secret']").await;
+    assert_eq!(d.shown(&parts).await, [false, true]);
+    d.screenshot("21-exchange-online-secret").await;
+    d.click("#eo-credential option[value='certificate']").await;
+    assert_eq!(d.shown(&parts).await, [true, false]);
+
+    // Long addresses in the status table: one breaks only before `@` and `.`, one whose
+    // part is too long for the column is cut, the whole address in the link's title.
+    for (n, user) in [LONG_ADDRESS, LONG_PART].into_iter().enumerate() {
+        synced(store.as_ref(), &UserKey::from_email(user), 20 + n);
+    }
+    d.go(&format!("{base}/")).await;
+    let (lines, title) = d.address_lines(LONG_ADDRESS).await;
+    assert!(
+        lines.len() > 1,
+        "the address fits one line, testing nothing: {lines:?}"
+    );
+    assert_eq!(lines.concat(), LONG_ADDRESS);
+    for line in &lines[1..] {
+        assert!(
+            line.starts_with('@') || line.starts_with('.'),
+            "a line breaks mid-word: {lines:?}"
+        );
+    }
+    assert_eq!(title, LONG_ADDRESS);
+    let (lines, title) = d.address_lines(LONG_PART).await;
+    assert_eq!(title, LONG_PART);
+    assert!(lines.concat().contains('…'), "{lines:?}");
+
     // Every page the console serves fits a 1280-pixel screen without scrolling sideways,
     // and each is kept as a screenshot. The user's page is reached by the status table's
     // link on the user's name.
     d.go(&format!("{base}/")).await;
     let link = d
-        .script("return document.querySelector('#users a.user').getAttribute('href');")
+        .script("return document.querySelector('#users tr[data-user=\"user1@contoso.test\"] a.user').getAttribute('href');")
         .await;
     assert_eq!(link, json!("/users/user1%40contoso.test"));
     for (path, name) in [
@@ -636,6 +758,12 @@ async fn an_admin_sets_up_the_service_account_configurations_and_resets_a_user_i
     d.quit().await;
     server.abort();
 }
+
+/// An address longer than the status table's first column, with a dot or `@` every few
+/// letters.
+const LONG_ADDRESS: &str = "firstname.middlename.lastname@subsidiary.department.contoso-intl.test";
+/// An address with a part longer than the column shows whole.
+const LONG_PART: &str = "averyveryverylonglocalpartwithoutanydots@contoso.test";
 
 /// A valid address (RFC 5322 dot-atom) that is also JavaScript: pasted into a script string
 /// it would call `alert`, opening a dialog before the confirmation.
@@ -729,10 +857,19 @@ async fn a_hostile_address_is_shown_as_text_and_its_reset_button_runs_no_script_
     for user in [ALERTING, MARKING] {
         let key = UserKey::from_email(user);
         let row = format!("#users tr[data-user=\"{user}\"]");
-        assert_eq!(
-            d.text(&format!("{row} td")).await,
-            user,
-            "the address is shown as text"
+        // As text: whole in the title, and in the cell but for a part cut to fit.
+        let shown = d
+            .script(&format!(
+                "var a = document.querySelector({}); return [a.title, a.textContent];",
+                serde_json::to_string(&format!("{row} td .address")).unwrap()
+            ))
+            .await;
+        assert_eq!(shown[0], json!(user), "the address is shown as text");
+        let text = shown[1].as_str().unwrap();
+        let (kept, rest) = text.split_once('…').unwrap_or((text, ""));
+        assert!(
+            user.starts_with(kept) && user.ends_with(rest),
+            "{text} shows {user}"
         );
         let button = format!("{row} button.reset");
         let confirmation = format!(

@@ -138,12 +138,16 @@ async fn create_edit_activate_and_assign_configurations() {
     let page = env
         .send(request(Method::GET, "/configurations", &admin, None))
         .await;
+    let row = page
+        .body
+        .split(r#"<tr data-user="bob@contoso.test">"#)
+        .nth(1)
+        .and_then(|r| r.split("</tr>").next())
+        .unwrap_or_else(|| panic!("no row for bob: {}", page.body));
     assert!(
-        page.body.contains(
-            r#"<tr data-user="bob@contoso.test"><td>bob@contoso.test</td><td>support</td>"#
-        ),
-        "{}",
-        page.body
+        row.starts_with(r#"<td><span class="address" title="bob@contoso.test">"#)
+            && row.contains("</td><td>support</td>"),
+        "{row}"
     );
 
     let audit = env.store.list_audit(20, None).unwrap();
@@ -691,4 +695,302 @@ async fn the_rules_are_edited_in_the_configurations_form() {
         };
         assert!(page.body.contains(&kept), "{kept}: {}", page.body);
     }
+}
+
+/// Field mappings set through the API land in the file's `fields` table, load as the service
+/// reads them, read back from `GET /api/configurations`, are audited, and a null takes one
+/// out of the file again.
+#[tokio::test]
+async fn field_mappings_are_saved_through_the_api() {
+    let env = Env::new();
+    let admin = Auth::Token(env.token(Role::Admin).to_owned());
+    let a = put_sales(
+        &env,
+        &admin,
+        json!({
+            "contacts": {"fields": {"notes": "Body__c", "birthday": false}},
+            "events": {"fields": {"body": false, "location": "Room__c"}}
+        }),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let (text, sales) = sales_now(&env, &admin).await;
+    for line in [
+        "[configurations.sales.contacts.fields]",
+        "notes = \"Body__c\"",
+        "birthday = false",
+        "[configurations.sales.events.fields]",
+        "body = false",
+        "location = \"Room__c\"",
+    ] {
+        assert!(text.contains(line), "{line} in the file:\n{text}");
+    }
+    assert_eq!(sales["contacts"]["fields"]["notes"], "Body__c", "{sales}");
+    assert_eq!(sales["contacts"]["fields"]["birthday"], false, "{sales}");
+    assert_eq!(sales["contacts"]["fields"]["title"], "Title", "{sales}");
+    assert_eq!(sales["events"]["fields"]["body"], false, "{sales}");
+    let loaded = exsync_core::config::load(&env.config_path()).unwrap();
+    let s = loaded.configuration("sales").unwrap();
+    assert_eq!(s.contacts.fields["notes"], "Body__c");
+    assert!(!s.contacts.fields.contains_key("birthday"));
+    assert_eq!(s.events.fields["location"], "Room__c");
+
+    let audit = env.store.list_audit(5, None).unwrap();
+    let update = audit
+        .iter()
+        .find(|e| e.action == "configuration.update")
+        .unwrap();
+    assert_eq!(
+        update.detail["rules"]["contacts.fields.notes"], "\"Body__c\"",
+        "{update:?}"
+    );
+    assert_eq!(
+        update.detail["rules"]["contacts.fields.birthday"], "false",
+        "{update:?}"
+    );
+
+    // null restores the standard field by taking the mapping out of the file.
+    let a = put_sales(
+        &env,
+        &admin,
+        json!({"contacts": {"fields": {"notes": null}}}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let (text, sales) = sales_now(&env, &admin).await;
+    assert!(!text.contains("Body__c"), "{text}");
+    assert_eq!(sales["contacts"]["fields"]["notes"], "Description");
+}
+
+/// A mapping the file check refuses is refused through the API and the form with the file,
+/// line, key and reason; the file is left as it was and the form keeps what was typed.
+#[tokio::test]
+async fn a_bad_field_mapping_is_refused_by_the_file_check_with_its_key() {
+    let env = Env::new();
+    let admin = Auth::Token(env.token(Role::Admin).to_owned());
+    let before = std::fs::read_to_string(env.config_path()).unwrap();
+    for (kind, field, value, reason) in [
+        (
+            "events",
+            "start",
+            json!(false),
+            "`start` cannot be turned off",
+        ),
+        (
+            "contacts",
+            "notes",
+            json!("Not a field"),
+            "is not a Salesforce field name",
+        ),
+        (
+            "contacts",
+            "colour",
+            json!("Colour__c"),
+            "`colour` is not a contact field",
+        ),
+    ] {
+        let a = put_sales(&env, &admin, json!({ kind: {"fields": { field: value }} })).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{field}: {}", a.body);
+        let key = format!(": configurations.sales.{kind}.fields.{field}: ");
+        assert!(
+            a.body.contains("exsync.toml:") && a.body.contains(&key) && a.body.contains(reason),
+            "{key} / {reason} in {}",
+            a.body
+        );
+        assert_eq!(std::fs::read_to_string(env.config_path()).unwrap(), before);
+    }
+    let a = put_sales(&env, &admin, json!({"contacts": {"fields": {"notes": 3}}})).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.body);
+    assert!(
+        a.body
+            .contains("`contacts.fields.notes` takes a CRM field name, false or null"),
+        "{}",
+        a.body
+    );
+    assert_eq!(std::fs::read_to_string(env.config_path()).unwrap(), before);
+
+    let session = session_of(&env, Role::Admin);
+    let page = post_sales(
+        &env,
+        &session,
+        &[
+            ("contacts_field_notes", "Not a field"),
+            ("events_field_subject", "Topic__c"),
+        ],
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    let error = page.body.split("id=\"error\">").nth(1).unwrap_or_default();
+    assert!(
+        error.starts_with("the change was not saved: exsync.toml:")
+            && error.contains(": configurations.sales.contacts.fields.notes: "),
+        "{}",
+        page.body
+    );
+    assert_eq!(std::fs::read_to_string(env.config_path()).unwrap(), before);
+    for kept in [
+        r#"<details class="fields" data-kind="contacts" open>"#,
+        r#"name="contacts_field_notes" form="cfg-0" value="Not a field" placeholder="Description">"#,
+        r#"name="events_field_subject" form="cfg-0" value="Topic__c" placeholder="Subject">"#,
+    ] {
+        assert!(page.body.contains(kept), "{kept}: {}", page.body);
+    }
+}
+
+/// The row's form shows each field's CRM field; a Save that posts every field (as a browser
+/// does) writes only the mapping the admin changed.
+#[tokio::test]
+async fn field_mappings_are_edited_in_the_configurations_form() {
+    let env = Env::new();
+    let admin = session_of(&env, Role::Admin);
+    let page = env
+        .send(request(Method::GET, "/configurations", &admin, None))
+        .await;
+    for field in [
+        r#"<details class="fields" data-kind="contacts"><summary>Fields</summary>"#,
+        r#"<input type="text" name="contacts_field_notes" form="cfg-0" value="Description" placeholder="Description">"#,
+        r#"<input type="text" name="events_field_start" form="cfg-0" value="StartDateTime" placeholder="StartDateTime">"#,
+    ] {
+        assert!(page.body.contains(field), "{field}: {}", page.body);
+    }
+    let mut posted: Vec<(String, String)> = Vec::new();
+    for (kind, fields) in [
+        ("contacts", exsync_core::field_names(ItemKind::Contact)),
+        ("events", exsync_core::field_names(ItemKind::Event)),
+    ] {
+        let standard = exsync_core::config::default_field_map(match kind {
+            "contacts" => ItemKind::Contact,
+            _ => ItemKind::Event,
+        });
+        for f in fields {
+            let value = match (kind, *f) {
+                ("contacts", "phones") => "MobilePhone".to_owned(),
+                ("contacts", "birthday") => "false".to_owned(),
+                // Blank: the standard field, which already applies.
+                ("events", "location") => String::new(),
+                _ => standard[*f].clone(),
+            };
+            posted.push((format!("{kind}_field_{f}"), value));
+        }
+    }
+    let pairs: Vec<(&str, &str)> = posted
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let page = post_sales(&env, &admin, &pairs).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let text = std::fs::read_to_string(env.config_path()).unwrap();
+    assert!(
+        text.ends_with(
+            "[configurations.sales.contacts.fields]\nphones = \"MobilePhone\"\nbirthday = false\n"
+        ),
+        "only the changed mappings are written:\n{text}"
+    );
+    let loaded = exsync_core::config::load(&env.config_path()).unwrap();
+    let s = loaded.configuration("sales").unwrap();
+    assert_eq!(s.contacts.fields["phones"], "MobilePhone");
+    assert!(!s.contacts.fields.contains_key("birthday"));
+    assert!(
+        page.body.contains(
+            r#"name="contacts_field_birthday" form="cfg-0" value="false" placeholder="Birthdate">"#
+        ),
+        "{}",
+        page.body
+    );
+}
+
+/// The new-configuration form has every rule and field mapping, not only the directions;
+/// what it posts is saved, and what a new configuration gets anyway is not written.
+#[tokio::test]
+async fn the_new_configuration_form_sets_every_rule() {
+    let env = Env::new();
+    let admin = session_of(&env, Role::Admin);
+    let page = env
+        .send(request(Method::GET, "/configurations", &admin, None))
+        .await;
+    for field in [
+        r#"<select name="contacts_conflict" form="new-configuration">"#,
+        r#"<input type="text" name="contacts_condition" form="new-configuration" value="">"#,
+        r#"<input type="text" name="events_past_days" form="new-configuration" value="30">"#,
+        r#"<select name="events_sync_private" form="new-configuration">"#,
+        r#"<input type="text" name="contacts_field_notes" form="new-configuration" value="Description" placeholder="Description">"#,
+    ] {
+        assert!(page.body.contains(field), "{field}: {}", page.body);
+    }
+    let page = env
+        .send(request(
+            Method::POST,
+            "/configurations",
+            &admin,
+            Some(form(&[
+                ("name", "support"),
+                ("users", "bob@contoso.test"),
+                ("contacts_direction", "both"),
+                ("events_direction", "crm_to_exchange"),
+                ("contacts_conflict", "exchange_wins"),
+                ("contacts_scope", "visible"),
+                ("contacts_max_delete_share", "0.5"),
+                ("contacts_condition", ""),
+                ("events_past_days", "10"),
+                ("events_future_days", "365"),
+                ("events_sync_private", "true"),
+                ("contacts_field_birthday", "false"),
+                ("contacts_field_notes", "Description"),
+            ])),
+        ))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let loaded = exsync_core::config::load(&env.config_path()).unwrap();
+    let s = loaded.configuration("support").unwrap();
+    assert_eq!(
+        s.contacts.conflict,
+        exsync_core::config::ConflictPolicy::ExchangeWins
+    );
+    assert_eq!(s.contact_scope, exsync_core::config::ContactScope::Visible);
+    assert_eq!(s.events.window.map(|w| w.past_days), Some(10));
+    assert!(s.events.sync_private);
+    assert_eq!(
+        s.events.direction,
+        exsync_core::config::Direction::CrmToExchange
+    );
+    assert!(!s.contacts.fields.contains_key("birthday"));
+    let text = std::fs::read_to_string(env.config_path()).unwrap();
+    let support = text
+        .split("[configurations.support]")
+        .nth(1)
+        .unwrap_or_default();
+    for unwritten in [
+        "max_delete_share",
+        "future_days",
+        "notes",
+        "direction = \"both\"",
+    ] {
+        assert!(!support.contains(unwritten), "{unwritten}: {text}");
+    }
+
+    // Refused: the typed rules come back in the new form, its boxes open.
+    let page = env
+        .send(request(
+            Method::POST,
+            "/configurations",
+            &admin,
+            Some(form(&[
+                ("name", "field"),
+                ("users", "carol@contoso.test"),
+                ("events_past_days", "-1"),
+                ("contacts_field_notes", "Bad Name"),
+            ])),
+        ))
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+    for kept in [
+        r#"name="events_past_days" form="new-configuration" value="-1">"#,
+        r#"name="contacts_field_notes" form="new-configuration" value="Bad Name" placeholder="Description">"#,
+    ] {
+        assert!(page.body.contains(kept), "{kept}: {}", page.body);
+    }
+    assert!(exsync_core::config::load(&env.config_path())
+        .unwrap()
+        .configuration("field")
+        .is_none());
 }

@@ -92,7 +92,7 @@ async fn the_connection_test_logs_in_with_kerberos_settings_saved_in_the_console
     assert!(text.contains(&format!("realm = \"{REALM}\"")), "{text}");
 
     // The page shows the mode chosen and the Kerberos fields, marked for the modes that read
-    // them (the console's script hides them for the others).
+    // them (the console's script hides them for the others, the page for the stored mode).
     let (status, page) = send(Method::GET, "/service-account", Role::Admin, None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(
@@ -100,7 +100,9 @@ async fn the_connection_test_logs_in_with_kerberos_settings_saved_in_the_console
         "{page}"
     );
     assert!(
-        page.contains(r#"data-shown-for-auth="auto kerberos""#),
+        page.contains(
+            r#"<fieldset id="kerberos-fields" data-shown-by="auth" data-shown-for="auto kerberos">"#
+        ),
         "{page}"
     );
     assert!(

@@ -16,6 +16,7 @@ mod support;
 
 mod access;
 mod allowlist;
+mod auth_modes;
 mod browser;
 mod check;
 mod cli;

@@ -160,7 +160,7 @@ async fn the_status_table_links_each_user_to_a_page_with_the_full_error_and_name
     assert_eq!(status.status, StatusCode::OK, "{}", status.body);
     assert!(
         status.body.contains(&format!(
-            r#"<a class="user" href="/users/{ANN_SEG}">{ANN}</a>"#
+            r#"<a class="user" href="/users/{ANN_SEG}"><span class="address" title="{ANN}"><span>ann</span><wbr><span>@contoso</span><wbr><span>.test</span></span></a>"#
         )),
         "{}",
         status.body
@@ -295,4 +295,52 @@ async fn the_status_table_links_each_user_to_a_page_with_the_full_error_and_name
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(page.body.contains("Pat Rejected"), "{}", page.body);
     assert!(!page.body.contains("/reset\""), "{}", page.body);
+}
+
+/// The configurations page's per-user table gives a synced user the configuration their
+/// group brought, by the group the last pass found them in, as the status table does; the
+/// user's page reads that user alone and shows the same row as the list.
+#[tokio::test]
+async fn the_effective_table_uses_the_group_the_last_pass_found() {
+    let env = Env::new();
+    seed(&env);
+    let viewer = Auth::Token(env.token(Role::Viewer).to_owned());
+    let admin = Auth::Token(env.token(Role::Admin).to_owned());
+    let page = env
+        .send(request(Method::GET, "/configurations", &admin, None))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let row = page
+        .body
+        .split(&format!(r#"<tr data-user="{BO}">"#))
+        .nth(1)
+        .and_then(|r| r.split("</tr>").next())
+        .unwrap_or_else(|| panic!("no row for {BO}: {}", page.body));
+    assert!(
+        row.starts_with(&format!(r#"<td><span class="address" title="{BO}">"#))
+            && row.contains("</td><td>sales</td>"),
+        "{row}"
+    );
+    assert!(row.contains("Sales User"), "{row}");
+
+    let list = env
+        .send(request(Method::GET, "/api/users", &viewer, None))
+        .await
+        .json();
+    let one = env
+        .send(request(
+            Method::GET,
+            &format!("/api/users/{}", BO.replace('@', "%40")),
+            &viewer,
+            None,
+        ))
+        .await
+        .json();
+    let listed = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["user"] == BO)
+        .unwrap();
+    assert_eq!(&one["status"], listed);
 }

@@ -126,9 +126,7 @@ impl UserDetailView {
     /// The user's page; a user the store does not know is refused rather than shown empty.
     pub(crate) fn load(st: &AppState, user: &str) -> ConsoleResult<UserDetailView> {
         let key = UserKey::from_email(user);
-        let status = UserView::list(st)?
-            .into_iter()
-            .find(|u| u.user == key)
+        let status = UserView::one(st, &key)?
             .ok_or_else(|| ConsoleError::not_found(format!("{key} has never been synced")))?;
         // The group the last pass found the user in: only a pass reads the CRM profile.
         let groups: BTreeSet<String> = status

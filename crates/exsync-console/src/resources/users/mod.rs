@@ -14,16 +14,19 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::{DateTime, SecondsFormat, Utc};
-use exsync_core::config::{effective_configuration, AssignedBy, MailboxRouting, SyncConfiguration};
+use exsync_core::config::{
+    effective_configuration, AssignedBy, ExchangeOnlineConfig, ExsyncConfig, MailboxRouting,
+    SyncConfiguration,
+};
 use exsync_core::UserKey;
 use exsync_store::{
-    LeaseScope, MailboxRoute, Notice, Pause, Role, RunCounts, RunRecord, UserStatus,
+    LeaseInfo, LeaseScope, MailboxRoute, Notice, Pause, Role, RunCounts, RunRecord, UserStatus,
 };
 use serde::Serialize;
 
 use crate::auth::{allows, Caller};
 use crate::error::ConsoleResult;
-use crate::html::{csrf_field, error_box, esc, notice, page, seg};
+use crate::html::{address, csrf_field, error_box, esc, notice, page, seg};
 use crate::AppState;
 
 use super::internal;
@@ -224,74 +227,116 @@ pub(crate) fn time_text(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
+/// `[exchange_online]` when it locates some mailboxes by Autodiscover (`auto`), whose rows
+/// then show where each was found.
+fn auto_routing(config: Option<&ExsyncConfig>) -> Option<&ExchangeOnlineConfig> {
+    config
+        .and_then(|c| c.exchange_online.as_ref())
+        .filter(|o| o.routes_automatically())
+}
+
+/// The user a lease covers and who holds it; `None` for an org-wide lease.
+fn user_holder(lease: LeaseInfo) -> Option<(UserKey, HolderView)> {
+    match lease.scope {
+        LeaseScope::User(user) => Some((
+            user,
+            HolderView {
+                expires_at: lease.expires_at,
+                lapsed: lease.expired,
+                worker: lease.holder,
+            },
+        )),
+        LeaseScope::Org(_) => None,
+    }
+}
+
 impl UserView {
     /// Every known user. Without a readable configuration file the users are still listed,
     /// with no configuration.
     pub(crate) fn list(st: &AppState) -> ConsoleResult<Vec<UserView>> {
         let config = st.config.load().ok();
-        let online = config
-            .as_ref()
-            .and_then(|c| c.exchange_online.as_ref())
-            .filter(|o| o.routes_automatically());
-        let mut routes: std::collections::BTreeMap<UserKey, MailboxRoute> = match online {
+        let online = auto_routing(config.as_ref());
+        let mut routes: BTreeMap<UserKey, MailboxRoute> = match online {
             Some(_) => st
                 .store
                 .mailbox_routes()?
                 .into_iter()
                 .map(|r| (r.user.clone(), r))
                 .collect(),
-            None => Default::default(),
+            None => BTreeMap::new(),
         };
         let mut holders: BTreeMap<UserKey, HolderView> = st
             .store
             .leases()?
             .into_iter()
-            .filter_map(|lease| match lease.scope {
-                LeaseScope::User(user) => Some((
-                    user,
-                    HolderView {
-                        expires_at: lease.expires_at,
-                        lapsed: lease.expired,
-                        worker: lease.holder,
-                    },
-                )),
-                LeaseScope::Org(_) => None,
-            })
+            .filter_map(user_holder)
             .collect();
         let views = st
             .store
             .list_users()?
             .into_iter()
-            .map(|status: UserStatus| UserView {
-                held_by: holders.remove(&status.user),
-                state: status.state(),
-                configuration: config.as_ref().and_then(|c| {
-                    assigned(
-                        &c.configurations,
-                        &status.user,
-                        last_group(&status).as_ref(),
-                    )
-                }),
-                contact_pairs: status.contact_pairs,
-                event_pairs: status.event_pairs,
-                last_run: status.last_run.map(RunView::from),
-                paused: status.paused,
-                unresolved: status.unresolved,
-                auto: online
+            .map(|status: UserStatus| {
+                let auto = online
                     .filter(|o| o.routing_of(status.user.as_str()) == MailboxRouting::Auto)
-                    .map(|_| routes.remove(&status.user)),
-                route: None,
-                user: status.user,
-            })
-            .map(|mut view: UserView| {
-                view.route = view
-                    .auto
-                    .as_ref()
-                    .map(|r| detail::RouteView::from(r.as_ref()));
-                view
+                    .map(|_| routes.remove(&status.user));
+                let held_by = holders.remove(&status.user);
+                UserView::of(status, config.as_ref(), auto, held_by)
             })
             .collect();
         Ok(views)
+    }
+
+    /// One user's row, read for that user alone (the user's page); `None` for a user the
+    /// store has never seen.
+    pub(crate) fn one(st: &AppState, user: &UserKey) -> ConsoleResult<Option<UserView>> {
+        let Some(status) = st.store.user_status(user)? else {
+            return Ok(None);
+        };
+        let config = st.config.load().ok();
+        let auto = match auto_routing(config.as_ref()) {
+            Some(o) if o.routing_of(user.as_str()) == MailboxRouting::Auto => {
+                Some(st.store.mailbox_route(user)?)
+            }
+            _ => None,
+        };
+        // Only held leases are listed: at most each worker's batch, not every user.
+        let held_by = st
+            .store
+            .leases()?
+            .into_iter()
+            .filter_map(user_holder)
+            .find(|(u, _)| u == user)
+            .map(|(_, h)| h);
+        Ok(Some(UserView::of(status, config.as_ref(), auto, held_by)))
+    }
+
+    /// A user's row from their status, the configuration file (`None` when unreadable),
+    /// where an `auto` mailbox was found (`None` for any other mailbox) and who holds them.
+    fn of(
+        status: UserStatus,
+        config: Option<&ExsyncConfig>,
+        auto: Option<Option<MailboxRoute>>,
+        held_by: Option<HolderView>,
+    ) -> UserView {
+        UserView {
+            held_by,
+            state: status.state(),
+            configuration: config.and_then(|c| {
+                assigned(
+                    &c.configurations,
+                    &status.user,
+                    last_group(&status).as_ref(),
+                )
+            }),
+            contact_pairs: status.contact_pairs,
+            event_pairs: status.event_pairs,
+            last_run: status.last_run.map(RunView::from),
+            paused: status.paused,
+            unresolved: status.unresolved,
+            route: auto.as_ref().map(|r| detail::RouteView::from(r.as_ref())),
+            auto,
+            user: status.user,
+        }
     }
 
     /// The backend that served the last pass; for an `auto` mailbox, the one it was last
@@ -331,7 +376,8 @@ impl UserView {
         let count =
             |f: fn(&CountsView) -> u64| run.map(|r| f(&r.counts).to_string()).unwrap_or_default();
         format!(
-            "<tr data-user=\"{e}\" data-state=\"{state}\"><td><a class=\"user\" href=\"/users/{s}\">{e}</a></td><td>{}</td><td class=\"state {state}\">{state}</td><td class=\"worker\">{worker}</td><td class=\"backend\">{}</td><td>{}</td><td>{} / {} / {}</td><td>{}</td><td>{}</td><td class=\"problems\">{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{actions}</td></tr>",
+            "<tr data-user=\"{e}\" data-state=\"{state}\"><td><a class=\"user\" href=\"/users/{s}\">{}</a></td><td>{}</td><td class=\"state {state}\">{state}</td><td class=\"worker\">{worker}</td><td class=\"backend\">{}</td><td>{}</td><td>{} / {} / {}</td><td>{}</td><td>{}</td><td class=\"problems\">{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{actions}</td></tr>",
+            address(user),
             esc(&config),
             self.backend_cell(),
             run.map(|r| time_element(&r.finished)).unwrap_or_default(),

@@ -55,6 +55,10 @@ pub(crate) struct StepView {
     pub evidence: Vec<String>,
     /// What to do about a warning or failure.
     pub fix: Option<String>,
+    /// How long the step took, in milliseconds; absent where it was not timed (a skipped
+    /// step, a user's line).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ms: Option<u64>,
     /// What the step checks, e.g. DNS, TLS or impersonation.
     pub name: String,
     /// `pass`, `warn`, `fail`, or `skip` when an earlier failure or a missing input kept it
@@ -67,6 +71,7 @@ impl From<Step> for StepView {
         StepView {
             evidence: s.evidence,
             fix: s.fix,
+            ms: s.ms,
             name: s.name,
             outcome: s.outcome,
         }
@@ -85,6 +90,7 @@ impl From<Report> for TestView {
                 .chain(r.users.into_iter().map(|u| StepView {
                     evidence: u.evidence,
                     fix: u.fix,
+                    ms: None,
                     name: format!("User {} ({})", u.user, u.configuration),
                     outcome: u.outcome,
                 }))
@@ -137,7 +143,7 @@ impl TestView {
             esc(self.message()),
         );
         if let TestView::Ran { steps, .. } = self {
-            body.push_str(r#"<table id="test-steps"><tr><th>Result</th><th>Step</th><th>Evidence</th><th>Fix</th></tr>"#);
+            body.push_str(r#"<table id="test-steps"><tr><th>Result</th><th>Step</th><th>Time</th><th>Evidence</th><th>Fix</th></tr>"#);
             for step in steps {
                 let evidence: String = step
                     .evidence
@@ -145,8 +151,9 @@ impl TestView {
                     .map(|e| format!("<li>{}</li>", esc(e)))
                     .collect();
                 body.push_str(&format!(
-                    r#"<tr class="{o}"><td>{o}</td><td>{}</td><td><ul>{evidence}</ul></td><td>{}</td></tr>"#,
+                    r#"<tr class="{o}"><td>{o}</td><td>{}</td><td class="ms">{}</td><td><ul>{evidence}</ul></td><td>{}</td></tr>"#,
                     esc(&step.name),
+                    step.ms.map(|ms| format!("{ms} ms")).unwrap_or_default(),
                     esc(step.fix.as_deref().unwrap_or_default()),
                     o = esc(outcome_name(step.outcome)),
                 ));
@@ -220,4 +227,34 @@ pub(crate) async fn post_form(
         page("Connection test", Some(&caller), &view.render(&user)),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The page gives each timed step its milliseconds, as `exsync check` prints them, and
+    /// an untimed one an empty cell.
+    #[test]
+    fn each_step_shows_the_milliseconds_it_took() {
+        let report = Report {
+            user: Some("a@b.test".to_owned()),
+            status: Outcome::Pass,
+            steps: vec![
+                Step {
+                    ms: Some(42),
+                    ..Step::new("Login", Outcome::Pass)
+                },
+                Step::new("Write round trip", Outcome::Skip),
+            ],
+            users: Vec::new(),
+        };
+        let page = TestView::from(report).render("a@b.test");
+        for cells in [
+            r#"<td>Login</td><td class="ms">42 ms</td>"#,
+            r#"<td>Write round trip</td><td class="ms"></td>"#,
+        ] {
+            assert!(page.contains(cells), "{cells}: {page}");
+        }
+    }
 }
