@@ -5,6 +5,7 @@
 
 mod accounts;
 mod budgets;
+mod departures;
 mod codec;
 mod commit;
 mod connect;
@@ -15,6 +16,7 @@ mod migrations;
 mod pool;
 mod routes;
 mod secrets;
+mod slots;
 mod state;
 mod sync_state;
 mod tls;
