@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 use super::departures::own_records;
 use super::exchange_slots::{ExchangeSlots, Turn};
 use super::pass::{
-    folder_cursor, on_store, run_user, FullRead, Notes, PassError, SyncUser, UserPass, UserReport,
+    folder_cursor, on_store, run_user, Notes, PassError, SyncUser, UserPass, UserReport,
     KINDS,
 };
 use super::service::{read_groups, CrmFilterKey, PassOptions, PassReport, SyncUsers, Syncer};
