@@ -387,7 +387,11 @@ async fn a_client_sharing_the_account_sends_only_what_it_was_granted() {
             }
         }
     };
-    let peak = || async { sim.counters().await["peak_requests_in_flight"].as_u64().unwrap() };
+    let peak = || async {
+        sim.counters().await["peak_requests_in_flight"]
+            .as_u64()
+            .unwrap()
+    };
 
     let share = exsync_ews::AccountShare::new();
     share.grant();
@@ -399,5 +403,8 @@ async fn a_client_sharing_the_account_sends_only_what_it_was_granted() {
     sim.control_api().reset_counters().await;
     run(None).await;
     let alone = peak().await;
-    assert!(alone > 2, "the client's own cap let {alone} through at once");
+    assert!(
+        alone > 2,
+        "the client's own cap let {alone} through at once"
+    );
 }

@@ -194,10 +194,7 @@ const TABLES: &[(&str, &[(&str, Ty)])] = &[
             ("recheck", Text),
         ],
     ),
-    (
-        "crm_full_reads_due",
-        &[("user_key", Text), ("since", Text)],
-    ),
+    ("crm_full_reads_due", &[("user_key", Text), ("since", Text)]),
     (
         "intents",
         &[

@@ -122,7 +122,11 @@ impl HeldSlot {
     pub(super) async fn give_back(self) {
         self.renewal.abort();
         self.share.withdraw().await;
-        let slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let slot = self
+            .slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let number = slot.number;
         if let Err(e) = on_store(&self.store, move |s| s.release_slot(&slot)).await {
             tracing::warn!(slot = number, error = %e, "Could not give an Exchange slot back; it lapses by itself and another worker takes it then.");

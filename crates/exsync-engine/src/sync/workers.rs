@@ -21,8 +21,7 @@ use tokio::task::JoinSet;
 use super::departures::own_records;
 use super::exchange_slots::{ExchangeSlots, Turn};
 use super::pass::{
-    folder_cursor, on_store, run_user, Notes, PassError, SyncUser, UserPass, UserReport,
-    KINDS,
+    folder_cursor, on_store, run_user, Notes, PassError, SyncUser, UserPass, UserReport, KINDS,
 };
 use super::service::{read_groups, CrmFilterKey, PassOptions, PassReport, SyncUsers, Syncer};
 use super::sides::{CrmSide, CrmUser, MailboxSide, SideError};
@@ -444,9 +443,7 @@ where
                 crm_full_reads.insert(kind, own_records(kind, user));
             }
         }
-        let back = self
-            .read_in_full_if_back(user, &mut crm_full_reads)
-            .await?;
+        let back = self.read_in_full_if_back(user, &mut crm_full_reads).await?;
         let done = run_user(
             &self.exchange,
             &self.crm,

@@ -5,10 +5,10 @@
 
 mod accounts;
 mod budgets;
-mod departures;
 mod codec;
 mod commit;
 mod connect;
+mod departures;
 mod echo;
 mod inbox;
 mod leases;

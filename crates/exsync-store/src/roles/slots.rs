@@ -86,12 +86,7 @@ pub(crate) fn slot_lost(op: &'static str, slot: &Slot) -> crate::StoreError {
 }
 
 /// Checks a pool's name, holder and size before they reach SQL.
-pub(crate) fn check_take(
-    op: &'static str,
-    name: &str,
-    holder: &str,
-    size: u32,
-) -> StoreResult<()> {
+pub(crate) fn check_take(op: &'static str, name: &str, holder: &str, size: u32) -> StoreResult<()> {
     let refuse = |reason: String| crate::StoreError::InvalidInput { op, reason };
     if name.trim().is_empty() {
         return Err(refuse("a pool of slots needs a name".into()));

@@ -3,9 +3,9 @@
 
 pub(crate) mod accounts;
 mod budgets;
-mod departures;
 pub(crate) mod codec;
 pub(crate) mod commit;
+mod departures;
 mod echo;
 mod journal;
 mod leases;

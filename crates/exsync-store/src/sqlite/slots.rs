@@ -63,7 +63,11 @@ impl Slots for SqliteStore {
             ))
             .ctx(OP, None)?
             .query_row(params![name, size, holder, ttl.as_secs_f64()], |row| {
-                Ok((row.get::<_, u32>(0)?, row.get::<_, i64>(1)?, row.get::<_, f64>(2)?))
+                Ok((
+                    row.get::<_, u32>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, f64>(2)?,
+                ))
             })
             .optional()
             .ctx(OP, None)?;

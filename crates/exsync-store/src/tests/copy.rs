@@ -7,8 +7,8 @@ use serde_json::json;
 
 use super::*;
 use crate::{
-    copy_sqlite_to_postgres, AuditEvent, ConflictEntry, CrmUserSkip, Departures, PgOptions, PgStore, Role,
-    Secret, Session, StoreError,
+    copy_sqlite_to_postgres, AuditEvent, ConflictEntry, CrmUserSkip, Departures, PgOptions,
+    PgStore, Role, Secret, Session, StoreError,
 };
 
 /// Everything a SQLite database can hold, a little of each.

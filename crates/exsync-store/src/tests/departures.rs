@@ -7,7 +7,9 @@ use std::time::Duration;
 use exsync_core::{CrmId, ItemId, ItemKind};
 
 use super::*;
-use crate::{Departures, Leases, PgOptions, PgStore, Retired, RoutedChange, StoreError, ORG_CRM_READ};
+use crate::{
+    Departures, Leases, PgOptions, PgStore, Retired, RoutedChange, StoreError, ORG_CRM_READ,
+};
 
 fn users_who_left_are_marked_once_and_their_full_read_settles_the_mark(db: &Db) {
     let store = db.open();
@@ -76,7 +78,11 @@ fn the_inbox_of_users_who_left_is_emptied_under_the_org_read_and_theirs_alone() 
         .unwrap();
     reader
         .deliver_crm_read(
-            &[routed(&alice, "003A"), routed(&bob, "003B"), routed(&bob, "003C")],
+            &[
+                routed(&alice, "003A"),
+                routed(&bob, "003B"),
+                routed(&bob, "003C"),
+            ],
             &[],
             t(1),
         )

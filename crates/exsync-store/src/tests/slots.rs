@@ -15,10 +15,19 @@ const LONG: Duration = Duration::from_secs(600);
 
 fn a_pool_hands_out_its_size_and_takes_slots_back(db: &Db) {
     let store = db.open();
-    let a = store.take_slot(EXCHANGE_REQUESTS, "a", 2, LONG).unwrap().unwrap();
-    let b = store.take_slot(EXCHANGE_REQUESTS, "b", 2, LONG).unwrap().unwrap();
+    let a = store
+        .take_slot(EXCHANGE_REQUESTS, "a", 2, LONG)
+        .unwrap()
+        .unwrap();
+    let b = store
+        .take_slot(EXCHANGE_REQUESTS, "b", 2, LONG)
+        .unwrap()
+        .unwrap();
     assert_eq!((a.number, b.number), (0, 1));
-    assert_eq!(store.take_slot(EXCHANGE_REQUESTS, "c", 2, LONG).unwrap(), None);
+    assert_eq!(
+        store.take_slot(EXCHANGE_REQUESTS, "c", 2, LONG).unwrap(),
+        None
+    );
     // Another pool is other rows.
     assert!(store.take_slot("other", "c", 2, LONG).unwrap().is_some());
     let held: Vec<(u32, String, bool)> = store
@@ -32,7 +41,10 @@ fn a_pool_hands_out_its_size_and_takes_slots_back(db: &Db) {
     let renewed = store.renew_slot(&a, LONG).unwrap();
     assert!(renewed.expires_at >= a.expires_at);
     store.release_slot(&renewed).unwrap();
-    let c = store.take_slot(EXCHANGE_REQUESTS, "c", 2, LONG).unwrap().unwrap();
+    let c = store
+        .take_slot(EXCHANGE_REQUESTS, "c", 2, LONG)
+        .unwrap()
+        .unwrap();
     assert_eq!(c.number, 0);
     assert!(c.epoch > a.epoch, "{c:?} after {a:?}");
     // The slot is c's now: a's late release and renewal change nothing.
@@ -41,13 +53,22 @@ fn a_pool_hands_out_its_size_and_takes_slots_back(db: &Db) {
         store.renew_slot(&a, LONG),
         Err(StoreError::LeaseLost { .. })
     ));
-    assert_eq!(store.take_slot(EXCHANGE_REQUESTS, "d", 2, LONG).unwrap(), None);
+    assert_eq!(
+        store.take_slot(EXCHANGE_REQUESTS, "d", 2, LONG).unwrap(),
+        None
+    );
 
     // A smaller pool (a worker configured with a lower cap) takes only among its first slots.
     store.release_slot(&b).unwrap();
-    assert_eq!(store.take_slot(EXCHANGE_REQUESTS, "d", 1, LONG).unwrap(), None);
     assert_eq!(
-        store.take_slot(EXCHANGE_REQUESTS, "d", 3, LONG).unwrap().map(|s| s.number),
+        store.take_slot(EXCHANGE_REQUESTS, "d", 1, LONG).unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .take_slot(EXCHANGE_REQUESTS, "d", 3, LONG)
+            .unwrap()
+            .map(|s| s.number),
         Some(1)
     );
 }
@@ -55,11 +76,20 @@ fn a_pool_hands_out_its_size_and_takes_slots_back(db: &Db) {
 fn a_slot_left_to_lapse_goes_to_the_next_taker(db: &Db) {
     let store = db.open();
     let short = Duration::from_millis(300);
-    let dead = store.take_slot(EXCHANGE_REQUESTS, "dead", 1, short).unwrap().unwrap();
-    assert_eq!(store.take_slot(EXCHANGE_REQUESTS, "live", 1, LONG).unwrap(), None);
+    let dead = store
+        .take_slot(EXCHANGE_REQUESTS, "dead", 1, short)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store.take_slot(EXCHANGE_REQUESTS, "live", 1, LONG).unwrap(),
+        None
+    );
     thread::sleep(short + Duration::from_millis(200));
     assert!(store.held_slots(EXCHANGE_REQUESTS).unwrap()[0].expired);
-    let live = store.take_slot(EXCHANGE_REQUESTS, "live", 1, LONG).unwrap().unwrap();
+    let live = store
+        .take_slot(EXCHANGE_REQUESTS, "live", 1, LONG)
+        .unwrap()
+        .unwrap();
     assert_eq!((live.number, live.epoch), (0, dead.epoch + 1));
     // The worker that stalled past its slot learns it at its next renewal.
     match store.renew_slot(&dead, LONG) {
@@ -118,7 +148,11 @@ fn racing_workers_hold_the_pool_between_them_and_never_one_slot_twice(db: &Db) {
         .flat_map(|h| h.join().unwrap())
         .collect();
     let distinct: BTreeSet<u32> = held.iter().copied().collect();
-    assert_eq!(held.len(), distinct.len(), "a slot was taken twice: {held:?}");
+    assert_eq!(
+        held.len(),
+        distinct.len(),
+        "a slot was taken twice: {held:?}"
+    );
     assert_eq!(distinct, (0..SIZE).collect::<BTreeSet<_>>());
 }
 

@@ -83,7 +83,8 @@ async fn workers_together_keep_to_exchange_max_concurrency() {
     );
     // A worker that found both slots held waited and said so.
     assert!(
-        logs.iter().any(|l| l.contains("Waiting for a free Exchange slot")),
+        logs.iter()
+            .any(|l| l.contains("Waiting for a free Exchange slot")),
         "{}",
         logs.join("\n----\n")
     );
@@ -92,6 +93,7 @@ async fn workers_together_keep_to_exchange_max_concurrency() {
     converged(&lab, &all, Duration::from_secs(60)).await;
     nothing_lost_nothing_doubled(&lab, 3 + 1 + 2 + 1).await;
     // Every slot a pass took was given back or is held by a pass running now.
-    let held = db.psql("SELECT count(*) FROM slots WHERE holder IS NOT NULL AND expires_at < now()");
+    let held =
+        db.psql("SELECT count(*) FROM slots WHERE holder IS NOT NULL AND expires_at < now()");
     assert_eq!(held, "0", "slots left to lapse");
 }

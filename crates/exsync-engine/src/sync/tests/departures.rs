@@ -67,18 +67,26 @@ async fn leave_and_come_back(
     w.crm_delete(&gone);
     w.crm_create(1, person("New", "n@x.test"));
     pass(&ann_only).await;
-    assert_eq!(names(&w, BO), ["Edit", "Gone", "Stay"], "nothing synced while away");
+    assert_eq!(
+        names(&w, BO),
+        ["Edit", "Gone", "Stay"],
+        "nothing synced while away"
+    );
     let bo = UserKey::new(BO);
     let marked = {
         let bo = bo.clone();
-        on_store(&store, move |s| s.full_read_due(&bo)).await.unwrap()
+        on_store(&store, move |s| s.full_read_due(&bo))
+            .await
+            .unwrap()
     };
     assert!(marked.is_some(), "Bo was not marked when he left");
 
     // Back: everything that happened meanwhile reaches his mailbox, and only that.
     pass(&both).await;
     assert_eq!(names(&w, BO), ["Edited", "New", "Stay"]);
-    let due = on_store(&store, move |s| s.full_read_due(&bo)).await.unwrap();
+    let due = on_store(&store, move |s| s.full_read_due(&bo))
+        .await
+        .unwrap();
     assert_eq!(due, None, "the mark stays after the full read");
     pass(&both).await;
     assert_eq!(names(&w, BO), ["Edited", "New", "Stay"]);
@@ -112,7 +120,12 @@ async fn a_worker_drops_the_inbox_of_a_user_who_left_and_he_misses_nothing_when_
         let (reader, stay) = (Arc::clone(&reader), stay.to_owned());
         let (before, after) = tokio::task::spawn_blocking(move || {
             let lease = reader
-                .acquire_org("reader", ORG_CRM_READ, Duration::from_secs(30), Duration::ZERO)
+                .acquire_org(
+                    "reader",
+                    ORG_CRM_READ,
+                    Duration::from_secs(30),
+                    Duration::ZERO,
+                )
                 .unwrap()
                 .unwrap();
             let routed = RoutedChange {
