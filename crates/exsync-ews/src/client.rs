@@ -51,6 +51,9 @@ pub struct EwsConfig {
     pub max_concurrency: usize,
     /// Requests in flight per mailbox.
     pub max_per_mailbox: usize,
+    /// When other processes send for the same service account: this process's share of its
+    /// requests in flight, granted from outside; every request waits for a granted one.
+    pub share: Option<crate::AccountShare>,
     /// How transient failures and throttling are retried.
     pub retry: RetryPolicy,
     /// Items per GetItem, CreateItem, UpdateItem or DeleteItem request.
@@ -81,6 +84,7 @@ impl EwsConfig {
             contacts_folder: "Salesforce_Sync".into(),
             max_concurrency: 10,
             max_per_mailbox: 2,
+            share: None,
             retry: RetryPolicy::default(),
             batch_size: items::BATCH,
             sync_page_size: sync::MAX_CHANGES,
@@ -132,7 +136,11 @@ impl EwsClient {
         };
         Ok(Arc::new(EwsClient {
             http,
-            limits: Limits::new(config.max_concurrency, config.max_per_mailbox),
+            limits: Limits::new(
+                config.max_concurrency,
+                config.max_per_mailbox,
+                config.share.clone(),
+            ),
             config,
             trace,
             server_version: std::sync::Mutex::new(None),

@@ -10,6 +10,8 @@ use rand::Rng;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+use crate::share::AccountShare;
+
 /// How often and how long a call is retried after a transient failure or a throttling answer.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
@@ -53,6 +55,8 @@ impl RetryPolicy {
 /// Concurrency caps and the shared pause.
 pub(crate) struct Limits {
     account: Arc<Semaphore>,
+    /// Set when other processes send for the same account: this process's share of it.
+    share: Option<AccountShare>,
     per_mailbox_limit: usize,
     mailboxes: Mutex<HashMap<String, Arc<Semaphore>>>,
     paused_until: Mutex<Option<Instant>>,
@@ -61,13 +65,15 @@ pub(crate) struct Limits {
 /// Held while a request is in flight.
 pub(crate) struct Permit {
     _mailbox: OwnedSemaphorePermit,
+    _share: Option<OwnedSemaphorePermit>,
     _account: OwnedSemaphorePermit,
 }
 
 impl Limits {
-    pub(crate) fn new(per_account: usize, per_mailbox: usize) -> Self {
+    pub(crate) fn new(per_account: usize, per_mailbox: usize, share: Option<AccountShare>) -> Self {
         Limits {
             account: Arc::new(Semaphore::new(per_account.max(1))),
+            share,
             per_mailbox_limit: per_mailbox.max(1),
             mailboxes: Mutex::new(HashMap::new()),
             paused_until: Mutex::new(None),
@@ -85,14 +91,19 @@ impl Limits {
         )
     }
 
-    /// Waits out any pause, then for a mailbox slot, then for an account slot (in that order,
-    /// so a busy mailbox never sits on an account slot while it waits).
+    /// Waits out any pause, then for a mailbox slot, then for this process's share of the
+    /// account when it has one, then for an account slot (in that order, so a busy mailbox
+    /// never sits on an account slot while it waits).
     pub(crate) async fn acquire(&self, mailbox: &str) -> Permit {
         self.wait_pause().await;
         let mailbox_permit = loop {
             if let Ok(p) = self.mailbox_semaphore(mailbox).acquire_owned().await {
                 break p;
             }
+        };
+        let share_permit = match &self.share {
+            Some(share) => Some(share.acquire().await),
+            None => None,
         };
         let account_permit = loop {
             if let Ok(p) = Arc::clone(&self.account).acquire_owned().await {
@@ -101,6 +112,7 @@ impl Limits {
         };
         Permit {
             _mailbox: mailbox_permit,
+            _share: share_permit,
             _account: account_permit,
         }
     }
@@ -153,7 +165,7 @@ mod tests {
 
     #[tokio::test]
     async fn per_mailbox_cap_holds_while_others_proceed() {
-        let limits = Arc::new(Limits::new(3, 1));
+        let limits = Arc::new(Limits::new(3, 1, None));
         let a = limits.acquire("a@x.test").await;
         // A second request for the same mailbox waits…
         let blocked =
@@ -171,7 +183,7 @@ mod tests {
 
     #[tokio::test]
     async fn pause_holds_everyone() {
-        let limits = Limits::new(3, 3);
+        let limits = Limits::new(3, 3, None);
         limits.pause(Duration::from_millis(150));
         let start = Instant::now();
         let _p = limits.acquire("c@x.test").await;

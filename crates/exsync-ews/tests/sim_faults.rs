@@ -349,3 +349,62 @@ async fn an_expired_certificate_is_refused_naming_the_host() {
     }
     assert!(server.seen.lock().unwrap().is_empty());
 }
+
+/// A client that shares the service account with other processes sends only as many requests
+/// at once as it was granted, whatever its own cap; the simulator's peak of requests in flight
+/// shows it, and shows the client's own cap alone letting more through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_sharing_the_account_sends_only_what_it_was_granted() {
+    let sim = Sim::start(SimOptions {
+        mailboxes: 4,
+        ..SimOptions::default()
+    });
+    sim.faults(json!({"latency_ms": 200})).await;
+    let users: Vec<String> = sim.info["impersonation_allowed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .filter(|a| a.starts_with("user"))
+        .map(str::to_owned)
+        .collect();
+    let run = |share: Option<exsync_ews::AccountShare>| {
+        let mut cfg = sim.config(AuthMode::Basic, None);
+        cfg.max_concurrency = 8;
+        cfg.max_per_mailbox = 2;
+        cfg.share = share;
+        let client = EwsClient::new(cfg).unwrap();
+        let users = users.clone();
+        let url = sim.ews_url();
+        async move {
+            let mut tasks = Vec::new();
+            for i in 0..8 {
+                let mb = client.mailbox(&users[i % users.len()], url.clone());
+                tasks.push(tokio::spawn(async move { mb.calendar_folder().await }));
+            }
+            for t in tasks {
+                t.await.unwrap().unwrap();
+            }
+        }
+    };
+    let peak = || async {
+        sim.counters().await["peak_requests_in_flight"]
+            .as_u64()
+            .unwrap()
+    };
+
+    let share = exsync_ews::AccountShare::new();
+    share.grant();
+    share.grant();
+    run(Some(share.clone())).await;
+    assert_eq!(peak().await, 2);
+    assert_eq!(share.granted(), 2);
+
+    sim.control_api().reset_counters().await;
+    run(None).await;
+    let alone = peak().await;
+    assert!(
+        alone > 2,
+        "the client's own cap let {alone} through at once"
+    );
+}

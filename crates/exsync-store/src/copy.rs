@@ -21,7 +21,8 @@ use Ty::{Bool, Bytes, Int, Text};
 
 /// Every table, parents first, with the columns both schemas share. `users.last_run_id` is
 /// set after `runs`, which reference users. `call_budgets` is left behind: the CRM reports
-/// its allowance again with the first call on PostgreSQL.
+/// its allowance again with the first call on PostgreSQL; so are `slots`, which only running
+/// workers hold.
 const TABLES: &[(&str, &[(&str, Ty)])] = &[
     (
         "users",
@@ -193,6 +194,7 @@ const TABLES: &[(&str, &[(&str, Ty)])] = &[
             ("recheck", Text),
         ],
     ),
+    ("crm_full_reads_due", &[("user_key", Text), ("since", Text)]),
     (
         "intents",
         &[

@@ -29,8 +29,9 @@ pub use copy::{copy_sqlite_to_postgres, CopyCounts};
 pub use error::{StoreError, StoreResult};
 pub use postgres::{PgOptions, PgStore, PgTls, PG_SCHEMA_VERSION};
 pub use roles::{
-    Accounts, BudgetLevel, Budgets, Draw, InboxEntry, Lease, LeaseInfo, LeaseScope, Leases,
-    RoutedChange, Secrets, SyncState, CRM_API_CALLS, CRM_USERS_MAX, ORG_CRM_READ,
+    Accounts, BudgetLevel, Budgets, Departures, Draw, InboxEntry, Lease, LeaseInfo, LeaseScope,
+    Leases, Retired, RoutedChange, Secrets, Slot, SlotInfo, Slots, SyncState, CRM_API_CALLS,
+    CRM_USERS_MAX, EXCHANGE_REQUESTS, ORG_CRM_READ, SLOTS_MAX,
 };
 pub use sqlite::{SqliteStore, SCHEMA_VERSION};
 pub use store::Store;

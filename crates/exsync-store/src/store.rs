@@ -8,13 +8,16 @@
 //!
 //! Calls block; async callers run them on a blocking thread.
 
-use crate::roles::{Accounts, Budgets, Leases, Secrets, SyncState};
+use crate::roles::{Accounts, Budgets, Departures, Leases, Secrets, Slots, SyncState};
 
 /// The whole state database: every role at once. The service opens one database and hands it
 /// to every part of exsync as an `Arc<dyn Store>`.
 ///
 /// It has no methods of its own, and any type that implements every role is a `Store` without
 /// saying so, so a backend cannot provide the roles and forget the union.
-pub trait Store: SyncState + Accounts + Secrets + Leases + Budgets + Send + Sync {}
+pub trait Store:
+    SyncState + Accounts + Secrets + Leases + Budgets + Slots + Departures + Send + Sync
+{
+}
 
-impl<T: SyncState + Accounts + Secrets + Leases + Budgets> Store for T {}
+impl<T: SyncState + Accounts + Secrets + Leases + Budgets + Slots + Departures> Store for T {}

@@ -15,6 +15,7 @@ use super::ews::{Endpoint, ExchangeConnection};
 use super::graph::setup::{backend_rule, online_side, GraphSecrets, GraphSetupError, OnlineSide};
 use super::locate::AutodiscoverLocator;
 use super::salesforce::SalesforceSide;
+use crate::sync::exchange_slots::ExchangeSlots;
 use crate::sync::locate::AutoRouting;
 use crate::sync::mailboxes::{Backend, Mailboxes, Optional, Unconfigured};
 use crate::sync::service::Syncer;
@@ -262,9 +263,12 @@ pub fn syncer(
         Arc::clone(metrics) as Arc<dyn exsync_core::observe::RequestObserver>
     );
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // Workers on one database share the service account's requests in flight through slots
+    // there; a process alone keeps its own cap.
+    let share = (store.shared() && config.exchange.is_some()).then(exsync_ews::AccountShare::new);
     let (on_premises, locator) = match &config.exchange {
         Some(x) => {
-            let side = ews_side(config, x, secrets, &observer)?;
+            let side = ews_side(config, x, secrets, &observer, share.clone())?;
             let locator = auto_locator(config, x, &side);
             (Optional::Configured(Box::new(side)), locator)
         }
@@ -293,19 +297,29 @@ pub fn syncer(
         configurations: config.configurations.clone(),
         concurrency: config.service.concurrent_users.max(1) as usize,
         slice: crate::sync::pass::SLICE,
-        worker: worker_options(config),
+        worker: worker_options(config, share),
     }))
 }
 
 /// On a PostgreSQL store, this process is one worker among others.
-fn worker_options(config: &ExsyncConfig) -> Option<crate::sync::workers::WorkerOptions> {
+fn worker_options(
+    config: &ExsyncConfig,
+    share: Option<exsync_ews::AccountShare>,
+) -> Option<crate::sync::workers::WorkerOptions> {
     match &config.store {
         exsync_core::config::StoreConfig::Postgres { worker, .. } => {
-            Some(crate::sync::workers::WorkerOptions::new(
+            let options = crate::sync::workers::WorkerOptions::new(
                 worker.id.clone(),
                 std::time::Duration::from_secs(worker.lease_secs),
                 usize::try_from(worker.batch).unwrap_or(1),
-            ))
+            );
+            Some(match (share, &config.exchange) {
+                (Some(share), Some(x)) => options.with_exchange_slots(ExchangeSlots {
+                    share,
+                    size: x.max_concurrency,
+                }),
+                _ => options,
+            })
         }
         exsync_core::config::StoreConfig::Sqlite { .. } => None,
     }
@@ -318,6 +332,7 @@ fn ews_side(
     x: &ExchangeConfig,
     secrets: &Secrets,
     observer: &exsync_core::observe::Observer,
+    share: Option<exsync_ews::AccountShare>,
 ) -> Result<ExchangeConnection, BuildError> {
     let password = match (&secrets.exchange_password, &secrets.exchange_keytab) {
         (Some(password), _) => password.clone(),
@@ -351,6 +366,7 @@ fn ews_side(
     ews.contacts_folder = config.sync_folder.clone();
     ews.max_concurrency = x.max_concurrency as usize;
     ews.max_per_mailbox = config.service.per_user_concurrency as usize;
+    ews.share = share;
     ews.trace_dir = x.wire_trace_dir.clone();
     ews.observer = Some(observer.clone());
     let client = EwsClient::new(ews).map_err(BuildError::Ews)?;

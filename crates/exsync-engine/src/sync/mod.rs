@@ -3,6 +3,8 @@
 //! backend that serves them ([`mailboxes`]).
 
 pub mod daemon;
+mod departures;
+pub mod exchange_slots;
 pub mod locate;
 pub mod mailboxes;
 pub mod pass;

@@ -16,6 +16,7 @@ use exsync_store::{CrmUserSkip, CursorAdvance, CursorScope, Store, SKIPPED_ADDRE
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use super::exchange_slots::Turn;
 use super::pass::{
     folder_cursor, on_store, run_user, FullRead, Notes, PassError, SyncUser, UserPass, UserReport,
     KINDS,
@@ -312,6 +313,10 @@ where
                 return Ok(report);
             }
         };
+        // A pass for one user, or a dry run, leaves the others' marks as they are.
+        if options.only_user.is_none() && !options.dry_run {
+            self.retire_departed(&active, now).await?;
+        }
 
         let limit = Arc::new(Semaphore::new(self.concurrency.max(1)));
         let mut jobs = JoinSet::new();
@@ -320,7 +325,7 @@ where
             let limit = Arc::clone(&limit);
             let crm_changes = per_user.remove(&user.key).unwrap_or_default();
             let crm_notes = notes.remove(&user.key).unwrap_or_default();
-            let crm_full_reads = full_reads.remove(&user.key).unwrap_or_default();
+            let mut crm_full_reads = full_reads.remove(&user.key).unwrap_or_default();
             let dry_run = options.dry_run;
             let stop = options.stop.clone();
             jobs.spawn(async move {
@@ -328,6 +333,19 @@ where
                 if stop.as_ref().is_some_and(|s| *s.borrow()) {
                     return (user.key.clone(), None);
                 }
+                // A pass by hand beside running workers shares Exchange's cap with them.
+                let turn = match this.exchange_turn(&user.key, stop.as_ref()).await {
+                    Ok(Turn::Stopping) => return (user.key.clone(), None),
+                    Ok(turn) => turn,
+                    Err(e) => return (user.key.clone(), Some(Err(e))),
+                };
+                let back = match this.read_in_full_if_back(&user, &mut crm_full_reads).await {
+                    Ok(back) => back,
+                    Err(e) => {
+                        turn.end().await;
+                        return (user.key.clone(), Some(Err(e)));
+                    }
+                };
                 let result = run_user(
                     &this.exchange,
                     &this.crm,
@@ -343,6 +361,11 @@ where
                     },
                 )
                 .await;
+                turn.end().await;
+                let result = match result {
+                    Ok(done) if !dry_run => this.settle_return(back, &done).await.map(|()| done),
+                    other => other,
+                };
                 (user.key.clone(), Some(result))
             });
         }

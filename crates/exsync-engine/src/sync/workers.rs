@@ -18,9 +18,10 @@ use exsync_store::{
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use super::departures::own_records;
+use super::exchange_slots::{ExchangeSlots, Turn};
 use super::pass::{
-    folder_cursor, on_store, run_user, FullRead, Notes, PassError, SyncUser, UserPass, UserReport,
-    KINDS,
+    folder_cursor, on_store, run_user, Notes, PassError, SyncUser, UserPass, UserReport, KINDS,
 };
 use super::service::{read_groups, CrmFilterKey, PassOptions, PassReport, SyncUsers, Syncer};
 use super::sides::{CrmSide, CrmUser, MailboxSide, SideError};
@@ -40,6 +41,9 @@ pub struct WorkerOptions {
     pub lease: Duration,
     /// Users taken at a time.
     pub batch: usize,
+    /// The Exchange service account's requests in flight, shared with the other workers;
+    /// `None` without `[exchange]`.
+    pub exchange: Option<ExchangeSlots>,
 }
 
 impl WorkerOptions {
@@ -49,6 +53,15 @@ impl WorkerOptions {
             id: id.unwrap_or_else(default_id),
             lease,
             batch: batch.max(1),
+            exchange: None,
+        }
+    }
+
+    /// The same, sharing Exchange's requests in flight through `slots`.
+    pub fn with_exchange_slots(self, slots: ExchangeSlots) -> Self {
+        WorkerOptions {
+            exchange: Some(slots),
+            ..self
         }
     }
 
@@ -304,7 +317,13 @@ where
                         })),
                     );
                 }
+                let turn = match this.exchange_turn(&user.key, stop.as_ref()).await {
+                    Ok(Turn::Stopping) => return (user.key.clone(), Ok(Outcome::NotStarted)),
+                    Ok(turn) => turn,
+                    Err(e) => return (user.key.clone(), Err(e)),
+                };
                 let result = this.run_leased_user(&user, now).await;
+                turn.end().await;
                 (user.key.clone(), result)
             });
         }
@@ -351,6 +370,24 @@ where
             }
         }
         Ok(())
+    }
+
+    /// A user's turn at Exchange: one of the slots the workers share when this process is
+    /// one of them, else nothing to wait for.
+    pub(super) async fn exchange_turn(
+        &self,
+        user: &UserKey,
+        stop: Option<&tokio::sync::watch::Receiver<bool>>,
+    ) -> Result<Turn, PassError> {
+        let shared = self.worker.as_ref().filter(|_| self.store.shared());
+        match shared.and_then(|w| w.exchange.as_ref().map(|slots| (w, slots))) {
+            Some((worker, slots)) => {
+                slots
+                    .take(&self.store, &worker.id, worker.lease, user, stop)
+                    .await
+            }
+            None => Ok(Turn::Alone),
+        }
     }
 
     /// One leased user's pass: their routed changes from the inbox, a full read of their own
@@ -403,9 +440,10 @@ where
                 .await?
                 .is_none()
             {
-                crm_full_reads.insert(kind, FullRead::Crm(group.filter(&[user])));
+                crm_full_reads.insert(kind, own_records(kind, user));
             }
         }
+        let back = self.read_in_full_if_back(user, &mut crm_full_reads).await?;
         let done = run_user(
             &self.exchange,
             &self.crm,
@@ -425,6 +463,7 @@ where
             let key = user.key.clone();
             on_store(&self.store, move |s| s.settle_crm_inbox(&key, &ids)).await?;
         }
+        self.settle_return(back, &done).await?;
         Ok(Outcome::Done(Box::new(done)))
     }
 
@@ -556,7 +595,13 @@ where
                 {
                     Ok(_) => {
                         tracing::info!(worker = %worker.id, changes = count, "Read the CRM for every worker.");
-                        Ok(Ok(()))
+                        match self.retire_departed(active, now).await {
+                            Err(PassError::Store(e @ StoreError::LeaseLost { .. })) => {
+                                tracing::warn!(error = %e, "Lease lost: the users who left the sync were not retired; the worker that took the read over does it.");
+                                Ok(Ok(()))
+                            }
+                            other => other.map(Ok),
+                        }
                     }
                     Err(PassError::Store(e @ StoreError::LeaseLost { .. })) => {
                         tracing::warn!(error = %e, "Lease lost: the CRM read was not delivered; the worker that took it over reads again.");

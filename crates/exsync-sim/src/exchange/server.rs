@@ -45,6 +45,9 @@ pub struct Counters {
     pub logons_per_scheme: BTreeMap<String, u64>,
     pub throttled: u64,
     pub faults_injected: u64,
+    /// The most EWS requests the account had in flight at once (let past the throttle and not
+    /// yet answered): what a client's concurrency cap, or several clients' together, let through.
+    pub peak_requests_in_flight: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -543,7 +546,7 @@ async fn ews(app: &Arc<App>, body: &[u8]) -> Result<Response<Body>, DropConnecti
         }
     };
     app.count(|c| *c.requests_per_mailbox.entry(mailbox.clone()).or_default() += 1);
-    let _slot = match app.throttle.acquire(&mailbox) {
+    let slot = match app.throttle.acquire(&mailbox) {
         Ok(s) => s,
         Err(refused) => {
             app.count(|c| c.throttled += 1);
@@ -563,6 +566,8 @@ async fn ews(app: &Arc<App>, body: &[u8]) -> Result<Response<Body>, DropConnecti
             return Ok(soap_fault(&err));
         }
     };
+    let in_flight = slot.in_flight as u64;
+    app.count(|c| c.peak_requests_in_flight = c.peak_requests_in_flight.max(in_flight));
     let (latency, action) = {
         let mut f = app.faults.lock().map_err(|_| DropConnection)?;
         (f.latency_ms, f.decide(&op))

@@ -28,6 +28,8 @@ pub enum Refused {
 pub struct Slot {
     throttle: Arc<Throttle>,
     mailbox: String,
+    /// The account's requests in flight once this one was let in, itself included.
+    pub in_flight: usize,
 }
 
 impl Drop for Slot {
@@ -91,6 +93,7 @@ impl Throttle {
         Ok(Slot {
             throttle: Arc::clone(self),
             mailbox: mailbox.to_string(),
+            in_flight: g.account,
         })
     }
 }
@@ -104,13 +107,14 @@ mod tests {
     fn budgets_are_enforced_and_released() {
         let t = Throttle::new(2, 700);
         let a = t.acquire("a").unwrap();
-        let _b = t.acquire("a").unwrap();
+        let b = t.acquire("a").unwrap();
+        assert_eq!((a.in_flight, b.in_flight), (1, 2));
         assert_eq!(
             t.acquire("a").err(),
             Some(Refused::Mailbox { back_off_ms: 700 })
         );
         assert_eq!(t.acquire("b").err(), Some(Refused::Account));
         drop(a);
-        assert!(t.acquire("b").is_ok());
+        assert_eq!(t.acquire("b").unwrap().in_flight, 2);
     }
 }

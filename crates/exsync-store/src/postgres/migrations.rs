@@ -254,10 +254,30 @@ CREATE TABLE crm_user_list (
 );
 "#;
 
-pub(crate) const PG_MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+/// Slots of a server's concurrency, such as Exchange's requests in flight for the service
+/// account, taken like leases by the workers (`roles::Slots`). And the users who left the
+/// sync and read their records in full when they are back (`roles::Departures`).
+const V6: &str = r#"
+CREATE TABLE crm_full_reads_due (
+    user_key TEXT COLLATE "C" PRIMARY KEY REFERENCES users(user_key) ON DELETE CASCADE,
+    since    TEXT COLLATE "C" NOT NULL
+);
+
+CREATE TABLE slots (
+    pool       TEXT COLLATE "C" NOT NULL CHECK (pool <> ''),
+    number     INTEGER NOT NULL CHECK (number >= 0),
+    holder     TEXT COLLATE "C" CHECK (holder IS NULL OR holder <> ''),
+    epoch      BIGINT NOT NULL DEFAULT 0,
+    expires_at TIMESTAMPTZ,
+    PRIMARY KEY (pool, number),
+    CHECK ((holder IS NULL) = (expires_at IS NULL))
+);
+"#;
+
+pub(crate) const PG_MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The schema version this build creates and understands on PostgreSQL.
-pub const PG_SCHEMA_VERSION: i64 = 5;
+pub const PG_SCHEMA_VERSION: i64 = 6;
 
 /// Serialises migrations of one database across processes; any fixed number works, this one
 /// spells "exsync" in ASCII.

@@ -4,14 +4,18 @@
 
 mod accounts;
 pub(crate) mod budgets;
+mod departures;
 mod leases;
 mod secrets;
+pub(crate) mod slots;
 mod sync_state;
 
 pub use accounts::Accounts;
 pub use budgets::{BudgetLevel, Budgets, Draw, CRM_API_CALLS};
+pub use departures::{Departures, Retired};
 pub use leases::{
     InboxEntry, Lease, LeaseInfo, LeaseScope, Leases, RoutedChange, CRM_USERS_MAX, ORG_CRM_READ,
 };
 pub use secrets::Secrets;
+pub use slots::{Slot, SlotInfo, Slots, EXCHANGE_REQUESTS, SLOTS_MAX};
 pub use sync_state::SyncState;

@@ -238,7 +238,27 @@ CREATE TABLE call_budgets (
 ) STRICT;
 "#;
 
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11];
+/// Slots of a server's concurrency taken like leases (`roles::Slots`), as on PostgreSQL;
+/// `expires_at` is in seconds since 1970 by SQLite's clock. And the users who left the sync
+/// and read their records in full when they are back (`roles::Departures`).
+const V12: &str = r#"
+CREATE TABLE crm_full_reads_due (
+    user_key TEXT PRIMARY KEY NOT NULL REFERENCES users(user_key) ON DELETE CASCADE,
+    since    TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE slots (
+    pool       TEXT NOT NULL CHECK (pool <> ''),
+    number     INTEGER NOT NULL CHECK (number >= 0),
+    holder     TEXT CHECK (holder IS NULL OR holder <> ''),
+    epoch      INTEGER NOT NULL DEFAULT 0,
+    expires_at REAL,
+    PRIMARY KEY (pool, number),
+    CHECK ((holder IS NULL) = (expires_at IS NULL))
+) STRICT;
+"#;
+
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12];
 
 pub(crate) fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA user_version", [], |row| row.get(0))

@@ -5,6 +5,7 @@ pub(crate) mod accounts;
 mod budgets;
 pub(crate) mod codec;
 pub(crate) mod commit;
+mod departures;
 mod echo;
 mod journal;
 mod leases;
@@ -12,6 +13,7 @@ mod migrations;
 pub(crate) mod routes;
 mod secrets;
 mod settings;
+mod slots;
 pub(crate) mod state;
 mod sync_state;
 pub(crate) mod users;
@@ -27,7 +29,7 @@ use crate::error::{StoreError, StoreResult};
 pub(crate) use migrations::{check_not_newer, migrate, user_version, MIGRATIONS};
 
 /// The schema version this build creates and understands.
-pub const SCHEMA_VERSION: i64 = 11;
+pub const SCHEMA_VERSION: i64 = 12;
 
 /// How long a statement waits for another connection's write lock before failing with
 /// [`StoreError::Busy`]. A pass commit is short, so waiting this long means something is stuck.

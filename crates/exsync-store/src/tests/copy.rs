@@ -7,8 +7,8 @@ use serde_json::json;
 
 use super::*;
 use crate::{
-    copy_sqlite_to_postgres, AuditEvent, ConflictEntry, CrmUserSkip, PgOptions, PgStore, Role,
-    Secret, Session, StoreError,
+    copy_sqlite_to_postgres, AuditEvent, ConflictEntry, CrmUserSkip, Departures, PgOptions,
+    PgStore, Role, Secret, Session, StoreError,
 };
 
 /// Everything a SQLite database can hold, a little of each.
@@ -107,6 +107,10 @@ fn populated(store: &SqliteStore) {
             t(7),
         )
         .unwrap();
+    // Bob left the sync: he reads his records in full when he is back, on either backend.
+    store
+        .retire_departed(std::slice::from_ref(&user("alice")), t(8))
+        .unwrap();
 }
 
 /// Everything either backend can say about its state, through the roles alone.
@@ -123,6 +127,7 @@ fn everything(store: &dyn Store) -> serde_json::Value {
         "audit": store.list_audit(100, None).unwrap(),
         "setting": store.setting("sync_enabled").unwrap(),
         "skipped": store.skipped_crm_users().unwrap(),
+        "full_read_due": store.full_read_due(&user("bob")).unwrap(),
     })
 }
 
@@ -141,6 +146,7 @@ fn a_sqlite_state_arrives_whole_in_postgres_and_goes_on_working_there() {
     let before = everything(&sqlite);
     assert_eq!(everything(&target), before);
     assert!(before["sync"]["users"]["bob@example.com"]["status"]["paused"].is_object());
+    assert!(!before["full_read_due"].is_null());
 
     // The ids PostgreSQL hands out next follow the copied ones.
     let audit_id = target

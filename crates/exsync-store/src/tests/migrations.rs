@@ -47,6 +47,7 @@ fn a_fresh_database_gets_the_latest_version_and_reopening_changes_nothing() {
             "audit_log",
             "call_budgets",
             "conflicts",
+            "crm_full_reads_due",
             "crm_writes",
             "cursors",
             "intents",
@@ -57,6 +58,7 @@ fn a_fresh_database_gets_the_latest_version_and_reopening_changes_nothing() {
             "sessions",
             "settings",
             "skipped_crm_users",
+            "slots",
             "unresolved",
             "users",
         ]

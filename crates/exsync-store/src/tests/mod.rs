@@ -6,6 +6,7 @@
 mod budgets;
 mod concurrency;
 mod copy;
+mod departures;
 #[cfg(unix)]
 mod files;
 mod journal;
@@ -20,6 +21,7 @@ mod reset;
 mod roundtrip;
 mod routes;
 mod skipped;
+mod slots;
 mod snapshots;
 
 use chrono::{DateTime, TimeZone, Utc};

@@ -25,6 +25,7 @@ mod db_restart;
 mod demo_keep_running;
 mod demo_workers;
 mod ews_copies;
+mod exchange_slots;
 mod failpoints;
 mod faults;
 mod fidelity;

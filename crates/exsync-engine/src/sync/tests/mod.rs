@@ -18,6 +18,7 @@ use super::sides::*;
 
 mod crash;
 mod crash_props;
+mod departures;
 mod select;
 
 /// Records of one side with a change log; a cursor is a position in the log.

@@ -1,0 +1,144 @@
+//! Exchange's cap on the service account's requests in flight, shared by every process that
+//! sends for it. Each process caps itself at `exchange.max_concurrency`; on a shared store
+//! the cap is also a pool of that many slots in the database (`exsync_store::Slots`), and a
+//! user's pass takes one before it starts and gives it back when it ends. Each slot held
+//! grants the process's EWS client one request in flight (`exsync_ews::AccountShare`), so
+//! the processes together never send more than the cap, and the database is asked once per
+//! user pass, not per request. A slot is renewed while its pass runs; a process that dies
+//! leaves its slots to lapse after one lease length. A pass that finds every slot held waits
+//! for one, and says so in the log.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use exsync_core::UserKey;
+use exsync_ews::AccountShare;
+use exsync_store::{Slot, Store, StoreError, EXCHANGE_REQUESTS};
+use tokio::sync::watch;
+
+use super::pass::{on_store, PassError};
+
+/// How often a pass waiting for a slot asks again: short next to a user's pass, long next to
+/// one database round trip.
+const POLL: Duration = Duration::from_millis(250);
+
+/// The pool this process takes its Exchange requests from.
+#[derive(Debug, Clone)]
+pub struct ExchangeSlots {
+    /// What the slots held grant the EWS client.
+    pub share: AccountShare,
+    /// `exchange.max_concurrency`: the pool's size.
+    pub size: u32,
+}
+
+/// A slot a user's pass holds, renewed until given back.
+pub(super) struct HeldSlot {
+    renewal: tokio::task::JoinHandle<()>,
+    slot: Arc<Mutex<Slot>>,
+    share: AccountShare,
+    store: Arc<dyn Store>,
+}
+
+/// How a user's pass got its turn at Exchange.
+pub(super) enum Turn {
+    /// This process alone sends for the account: its own cap is the whole of it.
+    Alone,
+    /// A slot, held until given back.
+    Held(HeldSlot),
+    /// The service is stopping: the pass does not start.
+    Stopping,
+}
+
+impl ExchangeSlots {
+    /// Waits for a free slot for `user`'s pass (asking the database every [`POLL`]), renews
+    /// it every third of `ttl` and grants the EWS client one more request in flight.
+    pub(super) async fn take(
+        &self,
+        store: &Arc<dyn Store>,
+        holder: &str,
+        ttl: Duration,
+        user: &UserKey,
+        stop: Option<&watch::Receiver<bool>>,
+    ) -> Result<Turn, PassError> {
+        let mut said = false;
+        let slot = loop {
+            let (holder, size) = (holder.to_owned(), self.size);
+            let taken = on_store(store, move |s| {
+                s.take_slot(EXCHANGE_REQUESTS, &holder, size, ttl)
+            })
+            .await?;
+            if let Some(slot) = taken {
+                break slot;
+            }
+            if stop.is_some_and(|s| *s.borrow()) {
+                return Ok(Turn::Stopping);
+            }
+            if !said {
+                tracing::info!(user = %user, max_concurrency = self.size, "Waiting for a free Exchange slot: the workers together already have exchange.max_concurrency requests in flight for the service account.");
+                said = true;
+            }
+            tokio::time::sleep(POLL).await;
+        };
+        if said {
+            tracing::info!(user = %user, slot = slot.number, "Got an Exchange slot; the pass starts.");
+        }
+        self.share.grant();
+        let held = Arc::new(Mutex::new(slot));
+        let renewal = tokio::spawn(renew(Arc::clone(store), Arc::clone(&held), ttl));
+        Ok(Turn::Held(HeldSlot {
+            renewal,
+            slot: held,
+            share: self.share.clone(),
+            store: Arc::clone(store),
+        }))
+    }
+}
+
+/// Renews the slot every third of `ttl` until stopped. A slot another process took after it
+/// lapsed (this one stalled) is said; the pass's requests then wait for the others' to end
+/// no longer than they run, and the pass gives the grant back at its end as usual.
+async fn renew(store: Arc<dyn Store>, held: Arc<Mutex<Slot>>, ttl: Duration) {
+    let every = (ttl / 3).max(Duration::from_millis(100));
+    loop {
+        tokio::time::sleep(every).await;
+        let slot = held.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let number = slot.number;
+        match on_store(&store, move |s| s.renew_slot(&slot, ttl)).await {
+            Ok(renewed) => *held.lock().unwrap_or_else(PoisonError::into_inner) = renewed,
+            Err(PassError::Store(e @ StoreError::LeaseLost { .. })) => {
+                tracing::warn!(slot = number, error = %e, "Exchange slot lost: this worker stalled past it and another took it; for the rest of this pass the two may together pass exchange.max_concurrency.");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(slot = number, error = %e, "Could not renew an Exchange slot; trying again at the next beat.");
+            }
+        }
+    }
+}
+
+impl HeldSlot {
+    /// Takes the grant back once one fewer request is in flight, then gives the slot back.
+    /// A slot that cannot be given back (the database is unreachable) lapses by itself.
+    pub(super) async fn give_back(self) {
+        self.renewal.abort();
+        self.share.withdraw().await;
+        let slot = self
+            .slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let number = slot.number;
+        if let Err(e) = on_store(&self.store, move |s| s.release_slot(&slot)).await {
+            tracing::warn!(slot = number, error = %e, "Could not give an Exchange slot back; it lapses by itself and another worker takes it then.");
+        }
+    }
+}
+
+impl Turn {
+    /// Ends the turn: a held slot is given back.
+    pub(super) async fn end(self) {
+        if let Turn::Held(slot) = self {
+            slot.give_back().await;
+        }
+    }
+}

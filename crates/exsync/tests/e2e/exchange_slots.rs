@@ -1,0 +1,99 @@
+//! Exchange's cap on the service account's requests in flight holds for all workers together:
+//! three `exsync run` processes on one PostgreSQL database, each allowed
+//! `exchange.max_concurrency = 2` on its own, never have more than two requests in flight at
+//! once between them, and still finish a first sync of every user. Each would send up to two
+//! at once without the slots they share through the database.
+
+use std::time::{Duration, Instant};
+
+use exsync_lab::Seed;
+use reqwest::Method;
+use serde_json::json;
+
+use super::workers::{converged, lab, nothing_lost_nothing_doubled, Worker};
+
+const MAX_CONCURRENCY: u64 = 2;
+const USERS: usize = 9;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_together_keep_to_exchange_max_concurrency() {
+    let Some(db) = exsync_testkit::postgres::database() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let seed = Seed {
+        crm_contacts: 3,
+        crm_events: 1,
+        exchange_contacts: 2,
+        exchange_events: 1,
+        invalid_record: false,
+    };
+    let (lab, config) = lab(db.url(), dir.path(), USERS, &seed).await;
+    // Several users per worker at once, so each worker alone would use its whole cap.
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replacen(
+            "[exchange]\n",
+            &format!("[exchange]\nmax_concurrency = {MAX_CONCURRENCY}\n"),
+            1,
+        )
+        .replacen("worker_batch = 1\n", "worker_batch = 3\n", 1);
+    std::fs::write(&config, text).unwrap();
+    // Requests that take a while overlap, as they do against a real server.
+    lab.exchange_control(Method::PUT, "/faults", &json!({"latency_ms": 40}))
+        .await
+        .unwrap();
+    lab.exchange_control(Method::DELETE, "/counters", &json!({}))
+        .await
+        .unwrap();
+
+    let workers: Vec<Worker> = (0..3)
+        .map(|i| Worker::spawn(&config, dir.path().join(format!("worker{i}.log")), &[]))
+        .collect();
+    // The peak is read before the lab checks the mailboxes, which it does over EWS itself.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let all_ran = lab.users.iter().all(|u| {
+            lab.syncer
+                .store
+                .runs(&u.key, 1)
+                .unwrap()
+                .first()
+                .is_some_and(|r| r.error.is_none())
+        });
+        if all_ran {
+            break;
+        }
+        if Instant::now() > deadline {
+            let logs: Vec<String> = workers.iter().map(Worker::log).collect();
+            panic!("the workers did not finish:\n{}", logs.join("\n----\n"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let counters = lab
+        .exchange_control(Method::GET, "/counters", &json!({}))
+        .await
+        .unwrap();
+    let peak = counters["peak_requests_in_flight"].as_u64().unwrap();
+    let logs: Vec<String> = workers.iter().map(Worker::log).collect();
+    assert!(
+        (1..=MAX_CONCURRENCY).contains(&peak),
+        "{peak} requests were in flight at once: {counters}\n{}",
+        logs.join("\n----\n")
+    );
+    // A worker that found both slots held waited and said so.
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("Waiting for a free Exchange slot")),
+        "{}",
+        logs.join("\n----\n")
+    );
+
+    let all: Vec<&Worker> = workers.iter().collect();
+    converged(&lab, &all, Duration::from_secs(60)).await;
+    nothing_lost_nothing_doubled(&lab, 3 + 1 + 2 + 1).await;
+    // Every slot a pass took was given back or is held by a pass running now.
+    let held =
+        db.psql("SELECT count(*) FROM slots WHERE holder IS NOT NULL AND expires_at < now()");
+    assert_eq!(held, "0", "slots left to lapse");
+}
