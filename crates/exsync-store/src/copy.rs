@@ -202,6 +202,7 @@ const TABLES: &[(&str, &[(&str, Ty)])] = &[
             ("op", Text),
             ("sent", Bool),
             ("journaled_at", Text),
+            ("answered_id", Text),
         ],
     ),
 ];
