@@ -14,14 +14,15 @@ pub const READS_STAGED: &str = "reads-staged";
 pub const BEFORE_SLICE_WRITES: &str = "before-slice-writes";
 /// A slice's writes are journaled and none has gone out yet.
 pub const JOURNAL_COMMITTED: &str = "journal-committed";
-/// The journal says the CRM batch was sent, and the request has not gone out: the worst case
-/// for recovery, which must not take "sent" for "written".
+/// The journal says the CRM batch was sent, and the request has not gone out (nor the
+/// mailbox's): the worst case for recovery, which must not take "sent" for "written".
 pub const CRM_BATCH_SENT: &str = "crm-batch-sent";
 /// As [`CRM_BATCH_SENT`], for the mailbox's batch.
 pub const EXCHANGE_BATCH_SENT: &str = "exchange-batch-sent";
-/// The CRM answered a slice's batch of writes; the pass has stored nothing about them yet.
+/// Both sides answered a slice's batch of writes (this point when the CRM had writes in it);
+/// the pass has stored only the ids the creates were answered with.
 pub const CRM_WRITES_ANSWERED: &str = "crm-writes-answered";
-/// Exchange answered a slice's batch of writes; the pass has stored nothing about them yet.
+/// As [`CRM_WRITES_ANSWERED`], when the mailbox had writes in the batch.
 pub const EXCHANGE_WRITES_ANSWERED: &str = "exchange-writes-answered";
 /// A slice's partial commit (its pairs, echo log and created items) is stored.
 pub const SLICE_COMMITTED: &str = "slice-committed";
@@ -54,11 +55,11 @@ pub const POINTS: [(&str, &str); 9] = [
     ),
     (
         CRM_WRITES_ANSWERED,
-        "the CRM answered a slice's writes, nothing stored of them",
+        "the CRM answered a slice's writes, only the created ids stored",
     ),
     (
         EXCHANGE_WRITES_ANSWERED,
-        "Exchange answered a slice's writes, nothing stored of them",
+        "Exchange answered a slice's writes, only the created ids stored",
     ),
     (SLICE_COMMITTED, "a slice's partial commit is stored"),
     (

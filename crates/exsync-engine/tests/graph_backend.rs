@@ -99,6 +99,20 @@ impl Lab {
         body
     }
 
+    /// What the simulator counted since the last `/counters/reset`.
+    async fn counters(&self) -> Value {
+        let url = format!("{}/counters", self.info().control_url);
+        let reply = self
+            .http
+            .get(url)
+            .bearer_auth(&self.info().control_token)
+            .send()
+            .await
+            .unwrap();
+        assert!(reply.status().is_success(), "{}", reply.status());
+        reply.json().await.unwrap()
+    }
+
     /// A request as the mailbox's owner would make it in Outlook.
     async fn outlook(&self, method: Method, url: &str, body: Option<Value>) -> Value {
         let mut request = GraphRequest::new(method, url);
@@ -127,23 +141,31 @@ impl Lab {
 
     /// Every page from `cursor` to the last one.
     async fn listing(&self, kind: ItemKind, cursor: Option<&str>) -> (Vec<MailboxPage>, String) {
-        let user = user();
-        let mut pages = Vec::new();
-        let mut position = cursor.map(str::to_owned);
-        loop {
-            let page = self
-                .conn
-                .changes_page(&user, kind, position.as_deref())
-                .await
-                .unwrap();
-            position = Some(page.cursor.clone());
-            let last = page.last;
-            pages.push(page);
-            if last {
-                return (pages, position.unwrap_or_default());
-            }
-            assert!(pages.len() < 100, "the listing does not end");
+        listing_by(&self.conn, kind, cursor).await
+    }
+}
+
+/// Every page from `cursor` to the last one, as `conn` (a process of its own) lists them.
+async fn listing_by(
+    conn: &GraphConnection,
+    kind: ItemKind,
+    cursor: Option<&str>,
+) -> (Vec<MailboxPage>, String) {
+    let user = user();
+    let mut pages = Vec::new();
+    let mut position = cursor.map(str::to_owned);
+    loop {
+        let page = conn
+            .changes_page(&user, kind, position.as_deref())
+            .await
+            .unwrap();
+        position = Some(page.cursor.clone());
+        let last = page.last;
+        pages.push(page);
+        if last {
+            return (pages, position.unwrap_or_default());
         }
+        assert!(pages.len() < 100, "the listing does not end");
     }
 }
 
@@ -521,6 +543,174 @@ async fn graph_series_with_an_exception_and_a_cancelled_occurrence_is_written_li
     let (pages, _) = lab.listing(ItemKind::Event, Some(&cursor)).await;
     assert!(upserted(&pages).contains(&master), "{pages:?}");
     assert!(deleted(&pages).is_empty(), "{pages:?}");
+}
+
+/// HTTP requests the simulator answered (a `$batch` is one), from what it counted.
+fn http_requests(counters: &Value) -> u64 {
+    counters["hosts"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|host| host["requests"].as_u64().unwrap())
+        .sum()
+}
+
+#[tokio::test]
+async fn graph_the_exceptions_of_many_series_are_written_in_batches() {
+    let lab = lab().await;
+    // The token and the calendar are had before counting.
+    let lunch = Event::new("Lunch", at(2026, 12, 20, 12, 0), at(2026, 12, 20, 13, 0)).to_fields();
+    let lunch_origin = ItemId::Crm(CrmId::new("00UL"));
+    let warm = [Write::Create {
+        fields: &lunch,
+        origin: &lunch_origin,
+    }];
+    lab.conn
+        .write(&user(), ItemKind::Event, &warm)
+        .await
+        .unwrap();
+
+    // 25 series in one call, each with a moved and a cancelled occurrence: two chunks of
+    // creates (20 and 5).
+    const SERIES: usize = 25;
+    let events: Vec<Event> = (0..SERIES)
+        .map(|i| {
+            let mut e = series();
+            e.subject = format!("Board {i}");
+            e
+        })
+        .collect();
+    let fields: Vec<_> = events.iter().map(Record::to_fields).collect();
+    let origins: Vec<ItemId> = (0..SERIES)
+        .map(|i| ItemId::Crm(CrmId::new(format!("00U{i:03}"))))
+        .collect();
+    let writes: Vec<Write<'_>> = fields
+        .iter()
+        .zip(&origins)
+        .map(|(fields, origin)| Write::Create { fields, origin })
+        .collect();
+    lab.control("/counters/reset", json!({})).await;
+    let results = lab
+        .conn
+        .write(&user(), ItemKind::Event, &writes)
+        .await
+        .unwrap();
+    let counters = lab.counters().await;
+
+    // Per chunk: the creates, the occurrences' lookups (two per series, 20 to a batch), the
+    // exceptions in rounds of one per series (two rounds), the masters' versions. Written
+    // one series at a time, each series costs five requests of its own: 2 + 125.
+    assert_eq!(
+        http_requests(&counters),
+        (1 + 2 + 2 + 1) + (1 + 1 + 2 + 1),
+        "{counters:#}"
+    );
+    assert_eq!(
+        counters["endpoints"]["POST /$batch"],
+        json!(11),
+        "{counters:#}"
+    );
+
+    // Each series reads back whole, with the version its exceptions left it at.
+    let masters: Vec<(String, Option<String>)> = results.iter().map(done_id).collect();
+    let ids: Vec<ExchangeId> = masters
+        .iter()
+        .map(|(id, _)| ExchangeId::new(id.as_str()))
+        .collect();
+    let fetched = lab
+        .conn
+        .fetch(&user(), ItemKind::Event, &ids)
+        .await
+        .unwrap();
+    for ((e, (id, version)), change) in events.iter().zip(&masters).zip(&fetched) {
+        let Change::Upsert(item) = change else {
+            panic!("{id}: {change:?}")
+        };
+        assert_eq!(&item.version, version, "{id}");
+        let mut read = Event::from_fields(&item.fields).unwrap();
+        read.organizer = None;
+        assert_eq!(&read, e, "{id}");
+    }
+}
+
+/// What the series masters a cursor keeps cost: a removed id a process cannot tie to a master
+/// (here a single event deleted in Outlook) sends every known series to be read again, one
+/// `$batch` per 20. Prints the requests of that listing for several numbers of series.
+#[tokio::test]
+async fn graph_a_deleted_single_event_costs_one_batch_per_twenty_known_series() {
+    let lab = lab().await;
+    let mut made = 0;
+    let mut figures = Vec::new();
+    for series in [0, 20, 40, 100] {
+        let events: Vec<_> = (made..series)
+            .map(|i| {
+                let mut e = series_plain();
+                e.subject = format!("Stand-up {i}");
+                e.to_fields()
+            })
+            .collect();
+        let origins: Vec<ItemId> = (made..series)
+            .map(|i| ItemId::Crm(CrmId::new(format!("00S{i:03}"))))
+            .collect();
+        let single = Event::new("Dentist", at(2026, 12, 21, 9, 0), at(2026, 12, 21, 10, 0));
+        let single = single.to_fields();
+        let single_origin = ItemId::Crm(CrmId::new(format!("00D{series:03}")));
+        let mut writes: Vec<Write<'_>> = events
+            .iter()
+            .zip(&origins)
+            .map(|(fields, origin)| Write::Create { fields, origin })
+            .collect();
+        writes.push(Write::Create {
+            fields: &single,
+            origin: &single_origin,
+        });
+        let results = lab
+            .conn
+            .write(&user(), ItemKind::Event, &writes)
+            .await
+            .unwrap();
+        made = series;
+        let (dentist, _) = done_id(results.last().unwrap());
+        // Listed by a process with pages of the default size, then by one started since, which
+        // has seen none of the calendar's ids; meanwhile the owner deletes the single event.
+        let process = || {
+            GraphConnection::new(
+                lab.client.clone(),
+                GraphSettings::new(lab.info().client_id.clone()),
+            )
+        };
+        let (_, cursor) = listing_by(&process(), ItemKind::Event, None).await;
+        let fresh = process();
+        lab.outlook(
+            Method::DELETE,
+            &format!("/users/{USER}/events/{}", graph_id(&dentist)),
+            None,
+        )
+        .await;
+        lab.control("/counters/reset", json!({})).await;
+        let (pages, _) = listing_by(&fresh, ItemKind::Event, Some(&cursor)).await;
+        assert_eq!(deleted(&pages), BTreeSet::from([dentist]), "{pages:?}");
+        let counters = lab.counters().await;
+        // The delta page, the read of the removed id, and the known series again.
+        let expected = 2 + (series as u64).div_ceil(20);
+        assert_eq!(
+            http_requests(&counters),
+            expected,
+            "{series} series: {counters:#}"
+        );
+        figures.push((series, http_requests(&counters)));
+    }
+    eprintln!("known series → requests of a listing with one deleted single event: {figures:?}");
+}
+
+/// A weekly series with no exception.
+fn series_plain() -> Event {
+    let mut e = series();
+    if let Some(r) = e.recurrence.as_mut() {
+        r.deleted.clear();
+        r.modified.clear();
+    }
+    e
 }
 
 #[tokio::test]

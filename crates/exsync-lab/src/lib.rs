@@ -8,6 +8,7 @@ pub mod demo;
 pub mod kerberos;
 mod migration;
 pub mod online;
+mod outlook;
 mod script;
 mod seed;
 

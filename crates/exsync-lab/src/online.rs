@@ -200,48 +200,8 @@ impl Lab {
         Ok(moved)
     }
 
-    /// Makes `contact` in the user's sync folder as a person in Outlook would, without our
-    /// tag, wherever the lab's service reaches the mailbox: over Graph for a user online, else
-    /// through the Exchange simulator.
-    pub async fn outlook_contact(&self, user: &LabUser, contact: &Contact) -> Result<()> {
-        if self.syncer.exchange.backend(&user.key) == Backend::Graph {
-            let Some(client) = &self.graph else {
-                bail!("the lab has no Exchange Online (LabOptions::exchange_online)");
-            };
-            let base = format!("/users/{}", user.key.as_str());
-            let folder = self.online_folder(client, &base).await?;
-            client
-                .send(
-                    GraphRequest::new(
-                        reqwest::Method::POST,
-                        format!("{base}/contactFolders/{folder}/contacts"),
-                    )
-                    .json(write_contact(contact, None)),
-                )
-                .await
-                .with_context(|| format!("making an Outlook contact for {}", user.key))?;
-            return Ok(());
-        }
-        let mut w = exsync_ews::XmlWriter::new();
-        exsync_ews::write_contact(&mut w, contact, None);
-        let (_, folder) = self
-            .syncer
-            .exchange
-            .folder_of(&user.key, ItemKind::Contact)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        self.exchange_control(
-            reqwest::Method::POST,
-            "/items",
-            &json!({ "mailbox": user.key.as_str(), "folder": folder.id, "xml": w.finish() }),
-        )
-        .await
-        .with_context(|| format!("making an Outlook contact for {}", user.key))?;
-        Ok(())
-    }
-
     /// The id of the user's sync folder online, made when missing.
-    async fn online_folder(&self, client: &GraphClient, base: &str) -> Result<String> {
+    pub(super) async fn online_folder(&self, client: &GraphClient, base: &str) -> Result<String> {
         let listed = client
             .get(&format!("{base}/contactFolders?$select=id,displayName"))
             .await?;

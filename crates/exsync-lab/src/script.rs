@@ -2,7 +2,6 @@
 //! end-to-end tests use. They go through the same connectors, as any EWS or REST client would.
 
 use anyhow::{anyhow, bail, Context, Result};
-use chrono::{NaiveDate, TimeZone};
 use exsync_core::plan::{Change, Item, WriteResult};
 use exsync_core::{CrmId, Fields, ItemId, ItemKind, Side};
 use exsync_salesforce::{quote, SyncObject};
@@ -267,62 +266,5 @@ impl Lab {
         name: &str,
     ) -> Result<ItemId> {
         self.delete(Side::Exchange, user, kind, name).await
-    }
-
-    /// Creates an all-day event in the user's Outlook calendar as Outlook does for a mailbox
-    /// in the IANA zone `zone`: from local midnight of `first` to local midnight `days` days
-    /// later (UTC instants), with the zone's Windows id as its start and end zone, and without
-    /// our tag.
-    pub async fn all_day_in_outlook(
-        &self,
-        user: &LabUser,
-        subject: &str,
-        first: NaiveDate,
-        days: u32,
-        zone: &str,
-    ) -> Result<()> {
-        let tz: chrono_tz::Tz = zone.parse().map_err(|e| anyhow!("zone {zone:?}: {e}"))?;
-        let windows = exsync_ews::testing::iana_to_windows(zone)
-            .with_context(|| format!("no Windows zone for {zone}"))?;
-        let midnight = |date: NaiveDate| -> Result<String> {
-            let local = tz
-                .from_local_datetime(&date.and_time(chrono::NaiveTime::MIN))
-                .earliest()
-                .with_context(|| format!("no midnight on {date} in {zone}"))?;
-            Ok(local
-                .with_timezone(&chrono::Utc)
-                .format("%Y-%m-%dT%H:%M:%SZ")
-                .to_string())
-        };
-        let last = first
-            .checked_add_days(chrono::Days::new(u64::from(days)))
-            .with_context(|| format!("{days} days after {first}"))?;
-        let mut w = exsync_ews::XmlWriter::new();
-        w.open("t:CalendarItem", &[])
-            .text("t:Subject", subject)
-            .text("t:Start", &midnight(first)?)
-            .text("t:End", &midnight(last)?)
-            .text("t:IsAllDayEvent", "true")
-            .empty("t:StartTimeZone", &[("Id", windows)])
-            .empty("t:EndTimeZone", &[("Id", windows)])
-            .close("t:CalendarItem");
-        let (_, calendar) = self
-            .syncer
-            .exchange
-            .folder_of(&user.key, ItemKind::Event)
-            .await
-            .map_err(|e| anyhow!("{e}"))?;
-        self.exchange_control(
-            reqwest::Method::POST,
-            "/items",
-            &serde_json::json!({
-                "mailbox": user.key.as_str(),
-                "folder": calendar.id,
-                "xml": w.finish(),
-            }),
-        )
-        .await
-        .with_context(|| format!("creating an all-day event in {}", user.key))?;
-        Ok(())
     }
 }

@@ -204,6 +204,7 @@ const TABLES: &[(&str, &[(&str, Ty)])] = &[
             ("op", Text),
             ("sent", Bool),
             ("journaled_at", Text),
+            ("answered_id", Text),
         ],
     ),
 ];

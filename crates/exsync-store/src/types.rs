@@ -468,6 +468,24 @@ pub struct Intent {
     /// When the pass journaled the write. Recovery searches for copies made since the earliest
     /// open intent, so this bounds how far back it looks.
     pub journaled_at: DateTime<Utc>,
+    /// For a create, the id of the copy its side answered with, stored as soon as the side
+    /// answered (see [`crate::SyncState::mark_intents_answered`]): the copy was made, so one
+    /// missing since was deleted, not never made.
+    pub answered: Option<ItemId>,
+}
+
+impl Intent {
+    /// The id a create's side answered with, stored as `text`, on the side the create wrote
+    /// to. Only creates are answered; anything else stored for another write is left out.
+    pub(crate) fn answer_of(op: &Op, text: Option<String>) -> Option<ItemId> {
+        match op {
+            Op::Create { on, .. } => text.map(|id| match on {
+                exsync_core::Side::Crm => ItemId::Crm(CrmId::new(id)),
+                exsync_core::Side::Exchange => ItemId::Exchange(ExchangeId::new(id)),
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// Where the service last found a mailbox whose backend is located automatically (`auto`):

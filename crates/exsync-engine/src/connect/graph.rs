@@ -1232,20 +1232,13 @@ impl MailboxSide for GraphConnection {
                     // it again safe: Graph answers the first event if there is one.
                     result = self.create_again(request).await;
                 }
-                if kind == ItemKind::Event {
-                    if let WriteResult::Done {
-                        id: ItemId::Exchange(id),
-                        version,
-                    } = &mut result
-                    {
-                        if let Some(v) = series::write_exceptions(self, user, write, id).await {
-                            *version = v;
-                        }
-                    }
-                }
                 if let Some(slot) = chunk_results.get_mut(i) {
                     *slot = Some(result);
                 }
+            }
+            if kind == ItemKind::Event {
+                self.write_series_exceptions(user, chunk, &mut chunk_results)
+                    .await;
             }
             results.extend(chunk_results.into_iter().map(|r| match r {
                 Some(WriteResult::Done { id, version }) => WriteResult::Done {
@@ -1351,6 +1344,39 @@ impl MailboxSide for GraphConnection {
 }
 
 impl GraphConnection {
+    /// Writes the exceptions of the series among a chunk's writes that were made, all
+    /// together (`series::write_exceptions`), and gives each its master's version afterwards.
+    async fn write_series_exceptions(
+        &self,
+        user: &UserKey,
+        chunk: &[Write<'_>],
+        results: &mut [Option<WriteResult>],
+    ) {
+        let masters: Vec<(usize, ExchangeId)> = results
+            .iter()
+            .enumerate()
+            .filter_map(|(i, result)| match result {
+                Some(WriteResult::Done {
+                    id: ItemId::Exchange(id),
+                    ..
+                }) => Some((i, id.clone())),
+                _ => None,
+            })
+            .collect();
+        let written: Vec<(&Write<'_>, &ExchangeId)> = masters
+            .iter()
+            .filter_map(|(i, id)| Some((chunk.get(*i)?, id)))
+            .collect();
+        let versions = series::write_exceptions(self, user, &written).await;
+        for ((i, _), version) in masters.iter().zip(versions) {
+            if let (Some(v), Some(Some(WriteResult::Done { version: slot, .. }))) =
+                (version, results.get_mut(*i))
+            {
+                *slot = v;
+            }
+        }
+    }
+
     /// Sends an event create once more, alone, after Graph failed it in a batch.
     async fn create_again(&self, request: &BatchRequest) -> WriteResult {
         let mut again = exsync_graph::GraphRequest::new(Method::POST, request.url.clone())

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use exsync_core::plan::Op;
-use exsync_core::{CrmId, ItemKind, UserKey};
+use exsync_core::{CrmId, ItemId, ItemKind, UserKey};
 use postgres::{Client, GenericClient};
 
 use super::codec::Ctx;
@@ -13,6 +13,7 @@ use super::users::insert_user;
 use crate::error::{StoreError, StoreResult};
 use crate::roles::LeaseScope;
 use crate::sqlite::codec::{non_empty, parse_kind, parse_time, time_text, Decode};
+use crate::sqlite::journal::check_answers;
 use crate::types::{CrmWrite, Intent};
 
 /// `user` wins over the write's own user: inside a pass commit every write belongs to the
@@ -176,24 +177,54 @@ pub(super) fn mark_sent(
 ) -> StoreResult<()> {
     const OP: &str = "mark writes sent";
     let mut tx = client.transaction().ctx(OP, None)?;
+    check_owners(&mut tx, OP, ids, fence_of)?;
+    tx.execute("UPDATE intents SET sent = TRUE WHERE id = ANY($1)", &[&ids])
+        .ctx(OP, None)?;
+    tx.commit().ctx(OP, None)
+}
+
+pub(super) fn mark_answered(
+    client: &mut Client,
+    answers: &[(i64, ItemId)],
+    fence_of: &(dyn Fn(&UserKey) -> Fence + Sync),
+) -> StoreResult<()> {
+    const OP: &str = "record write answers";
+    check_answers(OP, answers)?;
+    let ids: Vec<i64> = answers.iter().map(|(id, _)| *id).collect();
+    let texts: Vec<&str> = answers
+        .iter()
+        .map(|(_, answered)| answered.as_str())
+        .collect();
+    let mut tx = client.transaction().ctx(OP, None)?;
+    check_owners(&mut tx, OP, &ids, fence_of)?;
+    tx.execute(
+        "UPDATE intents SET answered_id = a.answered \
+         FROM unnest($1::BIGINT[], $2::TEXT[]) AS a(id, answered) WHERE intents.id = a.id",
+        &[&ids, &texts],
+    )
+    .ctx(OP, None)?;
+    tx.commit().ctx(OP, None)
+}
+
+/// Goes ahead only while this worker holds the lease of every user owning one of `ids`: a
+/// worker that lost a user's lease must not write to its journal.
+fn check_owners(
+    tx: &mut postgres::Transaction<'_>,
+    op: &'static str,
+    ids: &[i64],
+    fence_of: &(dyn Fn(&UserKey) -> Fence + Sync),
+) -> StoreResult<()> {
     let owners = tx
         .query(
             "SELECT DISTINCT user_key FROM intents WHERE id = ANY($1) ORDER BY user_key",
             &[&ids],
         )
-        .ctx(OP, None)?;
+        .ctx(op, None)?;
     for row in &owners {
-        let user = UserKey(row.try_get(0).ctx(OP, None)?);
-        leases::check(
-            &mut tx,
-            OP,
-            &LeaseScope::User(user.clone()),
-            &fence_of(&user),
-        )?;
+        let user = UserKey(row.try_get(0).ctx(op, None)?);
+        leases::check(tx, op, &LeaseScope::User(user.clone()), &fence_of(&user))?;
     }
-    tx.execute("UPDATE intents SET sent = TRUE WHERE id = ANY($1)", &[&ids])
-        .ctx(OP, None)?;
-    tx.commit().ctx(OP, None)
+    Ok(())
 }
 
 pub(super) fn outstanding(
@@ -205,7 +236,7 @@ pub(super) fn outstanding(
     let u = Some(user);
     let rows = client
         .query(
-            "SELECT id, kind, op, sent, journaled_at FROM intents \
+            "SELECT id, kind, op, sent, journaled_at, answered_id FROM intents \
              WHERE user_key = $1 AND kind = $2 ORDER BY id",
             &[&user.as_str(), &kind.as_str()],
         )
@@ -219,13 +250,15 @@ pub(super) fn outstanding(
         let op: Op = serde_json::from_str(&op)
             .map_err(|e| format!("journaled write {id} is unreadable: {e}"))
             .decoded(OP, u)?;
+        let answered: Option<String> = row.try_get(5).ctx(OP, u)?;
         intents.push(Intent {
             id,
             user: user.clone(),
             kind: parse_kind(&kind).decoded(OP, u)?,
-            op,
             sent: row.try_get(3).ctx(OP, u)?,
             journaled_at: parse_time(&at).decoded(OP, u)?,
+            answered: Intent::answer_of(&op, answered),
+            op,
         });
     }
     Ok(intents)

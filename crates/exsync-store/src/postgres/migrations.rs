@@ -274,10 +274,17 @@ CREATE TABLE slots (
 );
 "#;
 
-pub(crate) const PG_MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+/// The id a journaled create's side answered with, stored as soon as the side answers (see
+/// SQLite's V13).
+const V7: &str = r#"
+ALTER TABLE intents ADD COLUMN answered_id TEXT COLLATE "C"
+    CHECK (answered_id IS NULL OR answered_id <> '');
+"#;
+
+pub(crate) const PG_MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// The schema version this build creates and understands on PostgreSQL.
-pub const PG_SCHEMA_VERSION: i64 = 6;
+pub const PG_SCHEMA_VERSION: i64 = 7;
 
 /// Serialises migrations of one database across processes; any fixed number works, this one
 /// spells "exsync" in ASCII.

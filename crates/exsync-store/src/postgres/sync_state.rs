@@ -109,6 +109,14 @@ impl SyncState for PgStore {
         })
     }
 
+    fn mark_intents_answered(&self, answers: &[(i64, ItemId)]) -> StoreResult<()> {
+        self.with("mark intents answered", |c| {
+            echo::mark_answered(c, answers, &|user| {
+                self.held.fence(&LeaseScope::User(user.clone()))
+            })
+        })
+    }
+
     fn intents(&self, user: &UserKey, kind: ItemKind) -> StoreResult<Vec<Intent>> {
         self.with("intents", |c| echo::outstanding(c, user, kind))
     }

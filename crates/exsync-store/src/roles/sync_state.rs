@@ -102,6 +102,12 @@ pub trait SyncState: Send + Sync {
     /// Records that these journaled writes were handed to their side, just before they are.
     fn mark_intents_sent(&self, ids: &[i64]) -> StoreResult<()>;
 
+    /// Records the id each journaled create's side answered with, as soon as it answers and
+    /// before the commit that settles it: a crash in between leaves recovery knowing the copy
+    /// was made, so a copy gone since counts as deleted rather than never made. Ids no longer
+    /// journaled are ignored.
+    fn mark_intents_answered(&self, answers: &[(i64, ItemId)]) -> StoreResult<()>;
+
     /// The user's journaled writes of one kind that no commit has settled, oldest first:
     /// after a crash, what the next pass must settle before it plans.
     fn intents(&self, user: &UserKey, kind: ItemKind) -> StoreResult<Vec<Intent>>;

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use exsync_core::plan::Op;
-use exsync_core::{ItemKind, UserKey};
+use exsync_core::{ItemId, ItemKind, UserKey};
 use rusqlite::{params, Connection};
 
 use super::codec::{parse_kind, parse_time, time_text, Ctx, Decode};
@@ -67,6 +67,34 @@ pub(crate) fn mark_sent(conn: &mut Connection, ids: &[i64]) -> StoreResult<()> {
     tx.commit().ctx(OP, None)
 }
 
+/// Stores the id each create's side answered with; ids no longer journaled are ignored.
+pub(crate) fn mark_answered(conn: &mut Connection, answers: &[(i64, ItemId)]) -> StoreResult<()> {
+    const OP: &str = "record write answers";
+    check_answers(OP, answers)?;
+    let tx = conn.transaction().ctx(OP, None)?;
+    {
+        let mut mark = tx
+            .prepare_cached("UPDATE intents SET answered_id = ?2 WHERE id = ?1")
+            .ctx(OP, None)?;
+        for (id, answered) in answers {
+            mark.execute(params![id, answered.as_str()]).ctx(OP, None)?;
+        }
+    }
+    tx.commit().ctx(OP, None)
+}
+
+/// Refuses an answer no side could have given: an empty id would read back as a copy that
+/// exists nowhere.
+pub(crate) fn check_answers(op: &'static str, answers: &[(i64, ItemId)]) -> StoreResult<()> {
+    match answers.iter().find(|(_, id)| id.as_str().is_empty()) {
+        Some((intent, _)) => Err(StoreError::InvalidInput {
+            op,
+            reason: format!("journaled write {intent} answered with an empty id"),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Removes settled intents inside a commit's transaction.
 pub(crate) fn settle(conn: &Connection, ids: &[i64]) -> rusqlite::Result<()> {
     let mut remove = conn.prepare_cached("DELETE FROM intents WHERE id BETWEEN ?1 AND ?2")?;
@@ -102,7 +130,7 @@ pub(crate) fn outstanding(
     let u = Some(user);
     let mut stmt = conn
         .prepare_cached(
-            "SELECT id, kind, op, sent, journaled_at FROM intents
+            "SELECT id, kind, op, sent, journaled_at, answered_id FROM intents
              WHERE user_key = ?1 AND kind = ?2 ORDER BY id",
         )
         .ctx(OP, u)?;
@@ -114,12 +142,13 @@ pub(crate) fn outstanding(
                 row.get::<_, String>(2)?,
                 row.get::<_, bool>(3)?,
                 row.get::<_, String>(4)?,
+                row.get::<_, Option<String>>(5)?,
             ))
         })
         .ctx(OP, u)?;
     let mut intents = Vec::new();
     for row in rows {
-        let (id, kind, op, sent, at) = row.ctx(OP, u)?;
+        let (id, kind, op, sent, at, answered) = row.ctx(OP, u)?;
         let op: Op = serde_json::from_str(&op)
             .map_err(|e| format!("journaled write {id} is unreadable: {e}"))
             .decoded(OP, u)?;
@@ -127,9 +156,10 @@ pub(crate) fn outstanding(
             id,
             user: user.clone(),
             kind: parse_kind(&kind).decoded(OP, u)?,
-            op,
             sent,
             journaled_at: parse_time(&at).decoded(OP, u)?,
+            answered: Intent::answer_of(&op, answered),
+            op,
         });
     }
     Ok(intents)

@@ -258,7 +258,14 @@ CREATE TABLE slots (
 ) STRICT;
 "#;
 
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12];
+/// The id a journaled create's side answered with, stored as soon as the side answers: after a
+/// crash before the commit, a copy with that id that is gone by its tag was made and deleted,
+/// so recovery pairs it as deleted instead of making it again.
+const V13: &str = r#"
+ALTER TABLE intents ADD COLUMN answered_id TEXT CHECK (answered_id IS NULL OR answered_id <> '');
+"#;
+
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13];
 
 pub(crate) fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA user_version", [], |row| row.get(0))

@@ -7,7 +7,7 @@ pub(crate) mod codec;
 pub(crate) mod commit;
 mod departures;
 mod echo;
-mod journal;
+pub(crate) mod journal;
 mod leases;
 mod migrations;
 pub(crate) mod routes;
@@ -29,7 +29,7 @@ use crate::error::{StoreError, StoreResult};
 pub(crate) use migrations::{check_not_newer, migrate, user_version, MIGRATIONS};
 
 /// The schema version this build creates and understands.
-pub const SCHEMA_VERSION: i64 = 12;
+pub const SCHEMA_VERSION: i64 = 13;
 
 /// How long a statement waits for another connection's write lock before failing with
 /// [`StoreError::Busy`]. A pass commit is short, so waiting this long means something is stuck.

@@ -97,6 +97,10 @@ impl SyncState for SqliteStore {
         journal::mark_sent(&mut self.lock(), ids)
     }
 
+    fn mark_intents_answered(&self, answers: &[(i64, ItemId)]) -> StoreResult<()> {
+        journal::mark_answered(&mut self.lock(), answers)
+    }
+
     fn intents(&self, user: &UserKey, kind: ItemKind) -> StoreResult<Vec<Intent>> {
         journal::outstanding(&self.lock(), user, kind)
     }

@@ -50,18 +50,32 @@ fn populated(store: &SqliteStore) {
     pass.upserts = vec![contact("003B", "Y1", "Babbage")];
     pass.pause = Some("too many deletes".into());
     store.commit_pass(&pass).unwrap();
-    store
+    let journaled = store
         .journal_intents(
             &alice,
             ItemKind::Contact,
-            &[Op::Delete {
-                kind: ItemKind::Contact,
-                on: Side::Exchange,
-                crm_id: CrmId::new("003A"),
-                exchange_id: ExchangeId::new("X1"),
-            }],
+            &[
+                Op::Delete {
+                    kind: ItemKind::Contact,
+                    on: Side::Exchange,
+                    crm_id: CrmId::new("003A"),
+                    exchange_id: ExchangeId::new("X1"),
+                },
+                Op::Create {
+                    kind: ItemKind::Contact,
+                    on: Side::Exchange,
+                    source: ItemId::Crm(CrmId::new("003C")),
+                    source_version: None,
+                    fields: fields(json!({"last_name": "Hopper"})),
+                    replaces: None,
+                },
+            ],
             t(20),
         )
+        .unwrap();
+    store.mark_intents_sent(&journaled).unwrap();
+    store
+        .mark_intents_answered(&[(journaled[1], ItemId::Exchange(ExchangeId::new("X3")))])
         .unwrap();
     store
         .put_secret(&Secret {
@@ -145,6 +159,17 @@ fn a_sqlite_state_arrives_whole_in_postgres_and_goes_on_working_there() {
 
     let before = everything(&sqlite);
     assert_eq!(everything(&target), before);
+    let answered: Vec<_> = target
+        .intents(&user("alice"), ItemKind::Contact)
+        .unwrap()
+        .into_iter()
+        .map(|i| i.answered)
+        .collect();
+    assert_eq!(
+        answered,
+        [None, Some(ItemId::Exchange(ExchangeId::new("X3")))],
+        "a create's answered id is carried"
+    );
     assert!(before["sync"]["users"]["bob@example.com"]["status"]["paused"].is_object());
     assert!(!before["full_read_due"].is_null());
 

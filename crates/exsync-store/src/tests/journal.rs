@@ -115,7 +115,72 @@ fn reset_sync_forgets_the_users_journal_only(db: &Db) {
     assert_eq!(store.intents(&bob, ItemKind::Event).unwrap().len(), 1);
 }
 
+fn a_creates_answer_is_kept_until_its_commit(db: &Db) {
+    let store = db.open();
+    let ann = user("ann@example.com");
+    let mut to_crm = create("AAC");
+    if let Op::Create { on, source, .. } = &mut to_crm {
+        *on = Side::Crm;
+        *source = ItemId::Exchange(ExchangeId::new("AAC"));
+    }
+    let ops = [create("003A"), to_crm, delete("003B", "AAB")];
+    let ids = store
+        .journal_intents(&ann, ItemKind::Contact, &ops, t(10))
+        .unwrap();
+    store.mark_intents_sent(&ids).unwrap();
+    let answered = |store: &dyn crate::Store| -> Vec<Option<ItemId>> {
+        store
+            .intents(&ann, ItemKind::Contact)
+            .unwrap()
+            .into_iter()
+            .map(|i| i.answered)
+            .collect()
+    };
+    assert_eq!(
+        answered(&*store),
+        [None, None, None],
+        "nothing answered yet"
+    );
+
+    // Each create's answer is read back on the side it wrote to; the delete has none.
+    store
+        .mark_intents_answered(&[
+            (ids[0], ItemId::Exchange(ExchangeId::new("AAMk-made"))),
+            (ids[1], ItemId::Crm(CrmId::new("003M"))),
+        ])
+        .unwrap();
+    assert_eq!(
+        answered(&*store),
+        [
+            Some(ItemId::Exchange(ExchangeId::new("AAMk-made"))),
+            Some(ItemId::Crm(CrmId::new("003M"))),
+            None
+        ]
+    );
+
+    // An empty id is no answer: refused, and nothing changes.
+    let err = store
+        .mark_intents_answered(&[(ids[0], ItemId::Exchange(ExchangeId::new("")))])
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InvalidInput { .. }), "{err}");
+    assert_eq!(
+        answered(&*store)[0],
+        Some(ItemId::Exchange(ExchangeId::new("AAMk-made")))
+    );
+
+    // Settled ones are gone with their answer; an answer for them later changes nothing.
+    let mut slice = commit(&ann, 20);
+    slice.partial = true;
+    slice.settled_intents = ids[..2].to_vec();
+    store.commit_pass(&slice).unwrap();
+    store
+        .mark_intents_answered(&[(ids[0], ItemId::Exchange(ExchangeId::new("late")))])
+        .unwrap();
+    assert_eq!(answered(&*store), [None]);
+}
+
 crate::tests::both_backends!(
+    a_creates_answer_is_kept_until_its_commit,
     journaled_writes_stay_until_a_commit_settles_them,
     a_refused_commit_settles_nothing,
     only_writes_are_journaled,

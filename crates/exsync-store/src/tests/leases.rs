@@ -7,7 +7,7 @@ use std::thread;
 use std::time::Duration;
 
 use exsync_core::plan::Op;
-use exsync_core::{CrmId, ItemId, ItemKind, Side};
+use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind, Side};
 
 use super::*;
 use crate::{
@@ -212,6 +212,11 @@ fn a_lapsed_lease_is_taken_over_and_the_stalled_worker_writes_nothing() {
         .map(|i| i.id)
         .collect();
     assert_lost(a.mark_intents_sent(&ids), "a", "worker b");
+    let answers: Vec<(i64, ItemId)> = ids
+        .iter()
+        .map(|id| (*id, ItemId::Exchange(ExchangeId::new("X9"))))
+        .collect();
+    assert_lost(a.mark_intents_answered(&answers), "a", "worker b");
     let mut write = echo("003A", "2026-09-21T10:00:00.000+0000", t(12));
     write.user = Some(alice.clone());
     assert_lost(a.record_crm_writes(&[write.clone()]), "a", "worker b");

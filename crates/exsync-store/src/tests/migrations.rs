@@ -165,3 +165,52 @@ fn a_file_that_is_not_a_database_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn a_journal_from_before_answered_ids_upgrades_and_takes_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    {
+        let mut conn = Connection::open(&path).unwrap();
+        migrate(&mut conn, "state.db", &MIGRATIONS[..12]).unwrap();
+        let op = exsync_core::plan::Op::Create {
+            kind: exsync_core::ItemKind::Contact,
+            on: exsync_core::Side::Exchange,
+            source: exsync_core::ItemId::Crm(exsync_core::CrmId::new("003A")),
+            source_version: None,
+            fields: fields(serde_json::json!({"last_name": "Ng"})),
+            replaces: None,
+        };
+        conn.execute(
+            "INSERT INTO users (user_key, created_at) VALUES (?1, ?2)",
+            [
+                user("ann").as_str().to_owned(),
+                crate::sqlite::codec::time_text(&t(0)),
+            ],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO intents (user_key, kind, op, sent, journaled_at) \
+             VALUES (?1, 'contact', ?2, 1, ?3)",
+            [
+                user("ann").as_str().to_owned(),
+                serde_json::to_string(&op).unwrap(),
+                crate::sqlite::codec::time_text(&t(10)),
+            ],
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    let ann = user("ann");
+    let open = store.intents(&ann, exsync_core::ItemKind::Contact).unwrap();
+    assert_eq!(open.len(), 1, "the journal survives the upgrade");
+    assert!(open[0].sent);
+    assert_eq!(open[0].answered, None);
+    let made = exsync_core::ItemId::Exchange(exsync_core::ExchangeId::new("AAMk"));
+    store
+        .mark_intents_answered(&[(open[0].id, made.clone())])
+        .unwrap();
+    let open = store.intents(&ann, exsync_core::ItemKind::Contact).unwrap();
+    assert_eq!(open[0].answered, Some(made));
+}

@@ -58,6 +58,10 @@ mod crashes {
     async fn lab(dir: &Path, backend: Backend) -> (Lab, PathBuf) {
         let mut options = crate::lab_options(dir, USERS, backend);
         options.crm_key_pem = Some(shared_key());
+        // One user at a time, so each crash lands where its point says: with users in
+        // parallel, another user's write may be between its side's answer and the journal's
+        // record of it, a window of milliseconds no named point can aim at.
+        options.concurrency = 1;
         let lab = Lab::start(options).await.unwrap();
         lab.seed(&SEED).await.unwrap();
         let config = dir.join("exsync.toml");
@@ -341,17 +345,8 @@ mod crashes {
         }
     }
 
-    crate::on_each_backend!(a_first_sync_crashed_at_each_failpoint_recovers_without_duplicates);
-
-    // On premises only: after a crash between a create and its commit, EWS finds the copy a
-    // person deleted since in Deleted Items by its tag, so the delete propagates. Graph can
-    // search a contact folder or calendar by tag but not Deleted Items, so such a copy is
-    // made again there (counted as an uncertain create): the person's delete of a copy made in
-    // the crashed pass is undone, and nothing is lost.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn people_working_after_a_crash_at_each_failpoint_lose_no_edit_and_no_delete_on_premises()
-    {
-        people_working_after_a_crash_at_each_failpoint_lose_no_edit_and_no_delete(Backend::Ews)
-            .await
-    }
+    crate::on_each_backend!(
+        a_first_sync_crashed_at_each_failpoint_recovers_without_duplicates,
+        people_working_after_a_crash_at_each_failpoint_lose_no_edit_and_no_delete,
+    );
 }

@@ -4,10 +4,13 @@
 //!   it was made on and whatever zone the Outlook copy was made in, and a second pass is idle;
 //! - events on the edges of the event window sync exactly once, and once they have left the
 //!   window nothing deletes them or copies them again;
-//! - an address removed on one side is removed on the other, and a second pass is idle (on each
-//!   backend; the others make their Outlook items in the Exchange simulator, so on EWS only);
+//! - an address removed on one side is removed on the other, and a second pass is idle;
 //! - an event made beyond the window's end and never edited is copied once the window reaches
 //!   it, also when the pass in which it comes due fails.
+//!
+//! Each runs on both mailbox backends from one body: the Outlook items are made as the
+//! mailbox's server stores them (`Lab::outlook_event`, `Lab::all_day_in_outlook`), EWS XML on
+//! premises and Graph JSON online.
 
 use exsync_testkit::cli::sync_summaries;
 use std::collections::BTreeMap;
@@ -31,9 +34,14 @@ const TICK: Duration = Duration::from_millis(1100);
 
 pub(crate) const IDLE: &str = "created 0 updated 0 deleted 0 conflicts 0 failures 0";
 
-/// A lab of one user, with nothing in it yet, and its `exsync.toml`.
-async fn lab(dir: &Path, options: impl FnOnce(&mut LabOptions)) -> (Lab, std::path::PathBuf) {
-    let mut lab_options = LabOptions::new(dir, 1);
+/// A lab of one user whose mailbox is on `backend`, with nothing in it yet, and its
+/// `exsync.toml`.
+async fn lab(
+    dir: &Path,
+    backend: Backend,
+    options: impl FnOnce(&mut LabOptions),
+) -> (Lab, std::path::PathBuf) {
+    let mut lab_options = crate::lab_options(dir, 1, backend);
     lab_options.crm_key_pem = Some(shared_key());
     options(&mut lab_options);
     let lab = Lab::start(lab_options).await.unwrap();
@@ -118,10 +126,11 @@ pub(crate) async fn crm_all_day(lab: &Lab, user: &LabUser, events: &[(&str, Naiv
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn all_day_events_keep_their_days_both_ways_in_any_zone() {
+crate::on_each_backend!(all_day_events_keep_their_days_both_ways_in_any_zone);
+
+async fn all_day_events_keep_their_days_both_ways_in_any_zone(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let (lab, config) = lab(dir.path(), |_| {}).await;
+    let (lab, config) = lab(dir.path(), backend, |_| {}).await;
     let user = &lab.users[0];
 
     // Made in Outlook by people whose mailboxes are east and west of UTC: Berlin's midnight is
@@ -199,15 +208,16 @@ fn at(t: DateTime<Utc>, by: chrono::Duration) -> EventTime {
     EventTime::At(t + by)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_on_the_window_edges_sync_once_and_stay_when_they_leave_it() {
+crate::on_each_backend!(events_on_the_window_edges_sync_once_and_stay_when_they_leave_it);
+
+async fn events_on_the_window_edges_sync_once_and_stay_when_they_leave_it(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let mut rules = lab_configuration();
     rules.events.window = Some(Window {
         past_days: 1,
         future_days: 1,
     });
-    let (lab, _) = lab(dir.path(), |o| o.configuration = Some(rules)).await;
+    let (lab, _) = lab(dir.path(), backend, |o| o.configuration = Some(rules)).await;
     let user = &lab.users[0];
 
     // The passes are run at chosen times so the edges fall where the events are.
@@ -246,33 +256,15 @@ async fn events_on_the_window_edges_sync_once_and_stay_when_they_leave_it() {
         ),
     ];
     let subject = |side: &str, name: &str| format!("{side} event that {name}");
-    let mut outlook_new = Vec::new();
     let mut crm_new = Vec::new();
     for (name, start, end, _) in &cases {
         let event = |side| Event::new(&subject(side, name), *start, *end);
-        let mut w = exsync_ews::XmlWriter::new();
-        exsync_ews::write_event(&mut w, &event("Outlook"), None);
-        outlook_new.push(w.finish());
+        lab.outlook_event(user, &event("Outlook")).await.unwrap();
         crm_new.push(NewRecord {
             external_key: None,
             owner_id: Some(user.crm_id.as_str().to_owned()),
             record: event("CRM"),
         });
-    }
-    let (_, calendar) = lab
-        .syncer
-        .exchange
-        .folder_of(&user.key, ItemKind::Event)
-        .await
-        .unwrap();
-    for xml in outlook_new {
-        lab.exchange_control(
-            reqwest::Method::POST,
-            "/items",
-            &json!({ "mailbox": user.key.as_str(), "folder": calendar.id, "xml": xml }),
-        )
-        .await
-        .unwrap();
     }
     for outcome in lab.crm.create_events(&crm_new).await.unwrap() {
         assert!(outcome.error.is_none(), "{:?}", outcome.error);
@@ -366,13 +358,13 @@ async fn events_on_the_window_edges_sync_once_and_stay_when_they_leave_it() {
 /// A lab whose event window reaches one day ahead, with an event made two days ahead on each
 /// side (subjects "Outlook event two days ahead" and "CRM event two days ahead"), and the time
 /// they were made relative to.
-async fn events_ahead_of_the_window(dir: &Path) -> (Lab, DateTime<Utc>) {
+async fn events_ahead_of_the_window(dir: &Path, backend: Backend) -> (Lab, DateTime<Utc>) {
     let mut rules = lab_configuration();
     rules.events.window = Some(Window {
         past_days: 1,
         future_days: 1,
     });
-    let (lab, _) = lab(dir, |o| o.configuration = Some(rules)).await;
+    let (lab, _) = lab(dir, backend, |o| o.configuration = Some(rules)).await;
     let user = &lab.users[0];
     let now = Utc::now().trunc_subsecs(0);
     let start = now + chrono::Duration::days(2);
@@ -383,21 +375,7 @@ async fn events_ahead_of_the_window(dir: &Path) -> (Lab, DateTime<Utc>) {
             EventTime::At(start + chrono::Duration::hours(1)),
         )
     };
-    let mut w = exsync_ews::XmlWriter::new();
-    exsync_ews::write_event(&mut w, &event("Outlook"), None);
-    let (_, calendar) = lab
-        .syncer
-        .exchange
-        .folder_of(&user.key, ItemKind::Event)
-        .await
-        .unwrap();
-    lab.exchange_control(
-        reqwest::Method::POST,
-        "/items",
-        &json!({ "mailbox": user.key.as_str(), "folder": calendar.id, "xml": w.finish() }),
-    )
-    .await
-    .unwrap();
+    lab.outlook_event(user, &event("Outlook")).await.unwrap();
     for outcome in lab
         .crm
         .create_events(&[NewRecord {
@@ -453,10 +431,75 @@ async fn assert_each_once(lab: &Lab) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_event_that_enters_the_window_with_time_is_copied_once() {
+/// Forgets what the mailbox's simulator counted so far.
+async fn reset_counters(lab: &Lab, backend: Backend) {
+    let reset = match backend {
+        Backend::Ews => {
+            lab.exchange_control(reqwest::Method::DELETE, "/counters", &json!({}))
+                .await
+        }
+        Backend::Graph => {
+            lab.graph_control(reqwest::Method::POST, "/counters/reset", &json!({}))
+                .await
+        }
+    };
+    reset.unwrap();
+}
+
+/// How many events the mailbox's simulator was asked for by id since its counters were reset
+/// (EWS `GetItem` requests, Graph reads of one event, each an item of a `$batch`), and all it
+/// counted.
+async fn events_fetched_by_id(lab: &Lab, backend: Backend) -> (u64, Value) {
+    let (counters, [group, key]) = match backend {
+        Backend::Ews => (
+            lab.exchange_control(reqwest::Method::GET, "/counters", &json!({}))
+                .await,
+            ["requests_per_operation", "GetItem"],
+        ),
+        Backend::Graph => (
+            lab.graph_control(reqwest::Method::GET, "/counters", &json!({}))
+                .await,
+            ["endpoints", "GET /users/{id}/events/{id}"],
+        ),
+    };
+    let counters = counters.unwrap();
+    let n = counters[group].get(key).and_then(Value::as_u64);
+    (n.unwrap_or(0), counters)
+}
+
+/// Makes every request to the mailbox's simulator fail with a dropped connection, or, with
+/// `unreachable` false, stops doing so.
+async fn mailbox_unreachable(lab: &Lab, backend: Backend, unreachable: bool) {
+    use reqwest::Method;
+    let answer = match (backend, unreachable) {
+        (Backend::Ews, true) => {
+            let drop = json!({ "drop_connection": { "count": 10_000 } });
+            lab.exchange_control(Method::PUT, "/faults", &drop).await
+        }
+        (Backend::Ews, false) => {
+            lab.exchange_control(Method::DELETE, "/faults", &json!({}))
+                .await
+        }
+        (Backend::Graph, true) => {
+            let drop = json!({ "drop": true, "count": 10_000 });
+            lab.graph_control(Method::POST, "/faults", &drop).await
+        }
+        (Backend::Graph, false) => {
+            lab.graph_control(Method::DELETE, "/faults", &json!({}))
+                .await
+        }
+    };
+    answer.unwrap();
+}
+
+crate::on_each_backend!(
+    an_event_that_enters_the_window_with_time_is_copied_once,
+    an_event_that_comes_due_in_a_failing_pass_is_copied_by_the_next,
+);
+
+async fn an_event_that_enters_the_window_with_time_is_copied_once(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let (lab, now) = events_ahead_of_the_window(dir.path()).await;
+    let (lab, now) = events_ahead_of_the_window(dir.path(), backend).await;
     let day = chrono::Duration::days(1);
     let report = pass_at(&lab, now).await;
     assert_eq!(report.error, None);
@@ -465,48 +508,37 @@ async fn an_event_that_enters_the_window_with_time_is_copied_once() {
         "both are beyond the window: {report:?}"
     );
     // Half a day on, the window still ends before them: nothing is fetched for them.
-    lab.exchange_control(reqwest::Method::DELETE, "/counters", &json!({}))
-        .await
-        .unwrap();
+    reset_counters(&lab, backend).await;
     let report = pass_at(&lab, now + day / 2).await;
     assert_eq!(report.counts, Default::default(), "{report:?}");
-    let counters = lab
-        .exchange_control(reqwest::Method::GET, "/counters", &json!({}))
-        .await
-        .unwrap();
-    assert_eq!(
-        counters["requests_per_operation"].get("GetItem"),
-        None,
-        "{counters}"
-    );
-    // Two days on both are inside it, unchanged.
+    let (fetched, counters) = events_fetched_by_id(&lab, backend).await;
+    assert_eq!(fetched, 0, "{counters}");
+    // Two days on both are inside it, unchanged: the Outlook one is fetched by its id.
     let report = pass_at(&lab, now + day * 2).await;
     assert_eq!(report.error, None);
     assert_eq!(
         report.counts.created, 2,
         "each is copied once it is in the window: {report:?}"
     );
+    let (fetched, counters) = events_fetched_by_id(&lab, backend).await;
+    assert!(
+        fetched >= 1,
+        "what is counted is what fetches it: {counters}"
+    );
     let report = pass_at(&lab, now + day * 2).await;
     assert_eq!(report.counts, Default::default(), "and only once");
     assert_each_once(&lab).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_event_that_comes_due_in_a_failing_pass_is_copied_by_the_next() {
+async fn an_event_that_comes_due_in_a_failing_pass_is_copied_by_the_next(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let (lab, now) = events_ahead_of_the_window(dir.path()).await;
+    let (lab, now) = events_ahead_of_the_window(dir.path(), backend).await;
     let day = chrono::Duration::days(1);
     let report = pass_at(&lab, now).await;
     assert_eq!(report.counts.created, 0, "{report:?}");
     // The pass in which both come due cannot reach the mailbox: it reads the CRM event, and
     // writes nothing.
-    lab.exchange_control(
-        reqwest::Method::PUT,
-        "/faults",
-        &json!({ "drop_connection": { "count": 10_000 } }),
-    )
-    .await
-    .unwrap();
+    mailbox_unreachable(&lab, backend, true).await;
     let report = pass_at(&lab, now + day * 2).await;
     assert!(report.error.is_some(), "{report:?}");
     // The CRM event waits to be read again, by its name as well as its id.
@@ -518,9 +550,7 @@ async fn an_event_that_comes_due_in_a_failing_pass_is_copied_by_the_next() {
             .is_some_and(|n| n.starts_with("CRM event two days ahead ("))),
         "{waiting:?}"
     );
-    lab.exchange_control(reqwest::Method::DELETE, "/faults", &json!({}))
-        .await
-        .unwrap();
+    mailbox_unreachable(&lab, backend, false).await;
     let report = pass_at(&lab, now + day * 2).await;
     assert_eq!(report.error, None);
     assert_eq!(
@@ -546,12 +576,7 @@ crate::on_each_backend!(a_removed_address_is_removed_on_the_other_side);
 
 async fn a_removed_address_is_removed_on_the_other_side(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let (lab, config) = lab(dir.path(), |o| {
-        if backend == Backend::Graph {
-            o.exchange_online = Some(1);
-        }
-    })
-    .await;
+    let (lab, config) = lab(dir.path(), backend, |_| {}).await;
     let user = &lab.users[0];
 
     let contact = |last: &str, street: &str| {

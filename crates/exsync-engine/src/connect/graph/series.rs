@@ -14,9 +14,9 @@ use exsync_graph::mapping::{
     cancelled_occurrence_date, find_occurrence, instances_window, item_change, occurrence_date,
     occurrence_patch, read_event,
 };
-use exsync_graph::GraphRequest;
+use exsync_graph::BatchRequest;
 use http::Method;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::{enc, locked, seg, GraphConnection};
 use crate::sync::sides::Write;
@@ -128,16 +128,181 @@ pub(super) async fn resolve(
     Ok(out)
 }
 
-/// After a series' master was created or its recurrence written: cancels its deleted
-/// occurrences and writes its modified ones, each found through `/instances`. Answers the
-/// master's ETag afterwards (each exception changes it), `None` when there was nothing to do.
-/// A failure is logged and left to the next pass, which reads the series back.
+/// One exception of a series to write: cancel the occurrence of `date`, or make it `patch`.
+struct Exception {
+    /// Which of the series written (an index into them).
+    series: usize,
+    date: NaiveDate,
+    /// The changes that make the occurrence an exception; `None` cancels it.
+    patch: Option<Map<String, Value>>,
+    /// The occurrence's id, once the series' instances named it.
+    occurrence: Option<String>,
+}
+
+/// After series masters were created or their recurrences written: cancels their deleted
+/// occurrences and writes their modified ones, each found through `/instances`, for all the
+/// series of one write call together. Answers, per series, the master's ETag afterwards (each
+/// exception changes it), `None` when it had nothing to do. A failure is logged and left to the
+/// next pass, which reads the series back.
+///
+/// Requests travel in `$batch`es of up to 20, so the cost grows with the exceptions of the
+/// call, not with the series: one round of `/instances` reads, then the writes in rounds
+/// holding at most one exception per series (Graph runs a parallel batch's items in any order,
+/// and two writes to one series at once may conflict on it), then the masters' ETags.
 pub(super) async fn write_exceptions(
     conn: &GraphConnection,
     user: &UserKey,
-    write: &Write<'_>,
-    master: &ExchangeId,
-) -> Option<Option<String>> {
+    written: &[(&Write<'_>, &ExchangeId)],
+) -> Vec<Option<Option<String>>> {
+    let mut out: Vec<Option<Option<String>>> = vec![None; written.len()];
+    let mut exceptions: Vec<Exception> = Vec::new();
+    let mut events: Vec<Option<Event>> = Vec::with_capacity(written.len());
+    let day = conn.day_zone_of(user);
+    for (series, (write, _)) in written.iter().enumerate() {
+        let e = series_written(write);
+        if let Some((e, r)) = e.as_ref().and_then(|e| Some((e, e.recurrence.as_ref()?))) {
+            let cancel = r.deleted.iter().map(|date| (*date, None));
+            let modify = r.modified.iter().map(|o| {
+                let patch = occurrence_patch(e, o, day);
+                (occurrence_date(e, &o.original_start), Some(patch))
+            });
+            for (date, patch) in cancel.chain(modify) {
+                exceptions.push(Exception {
+                    series,
+                    date,
+                    patch,
+                    occurrence: None,
+                });
+            }
+        }
+        events.push(e);
+    }
+    if exceptions.is_empty() {
+        return out;
+    }
+    let master_path = |series: usize| {
+        GraphConnection::item_path(user, ItemKind::Event, written[series].1.as_str())
+    };
+
+    // Which occurrence each exception stands on.
+    let lookups = exceptions
+        .iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let (from, to) = instances_window(x.date);
+            BatchRequest::new(
+                i.to_string(),
+                Method::GET,
+                format!(
+                    "{}/instances?startDateTime={}&endDateTime={}",
+                    master_path(x.series),
+                    enc(&from),
+                    enc(&to)
+                ),
+            )
+        })
+        .collect();
+    match conn.client.batch(lookups).await {
+        Ok(replies) => {
+            for (x, reply) in exceptions.iter_mut().zip(replies) {
+                let items = reply.body.get("value").and_then(Value::as_array);
+                let e = events.get(x.series).and_then(Option::as_ref);
+                if let (true, Some(items), Some(e)) = (reply.is_success(), items, e) {
+                    x.occurrence = find_occurrence(e, items, x.date);
+                }
+            }
+        }
+        Err(err) => {
+            tracing::warn!(user = %user, error = %err, "reading the occurrences of new series failed; the next pass reads the series again");
+        }
+    }
+    for x in &exceptions {
+        if x.occurrence.is_none() && x.patch.is_some() {
+            tracing::warn!(user = %user, date = %x.date, "no occurrence of the series on that date to make an exception of");
+        }
+        // A cancellation without an occurrence: already cancelled (the same series written
+        // again).
+        out[x.series] = Some(None);
+    }
+
+    // The writes, at most one per series in each round.
+    let mut pending: Vec<&Exception> = exceptions
+        .iter()
+        .filter(|x| x.occurrence.is_some())
+        .collect();
+    while !pending.is_empty() {
+        let mut seen = BTreeSet::new();
+        let (round, later): (Vec<&Exception>, Vec<&Exception>) =
+            pending.into_iter().partition(|x| seen.insert(x.series));
+        pending = later;
+        let requests = round
+            .iter()
+            .enumerate()
+            .filter_map(|(i, x)| {
+                let id = x.occurrence.as_deref()?;
+                let url = format!("/users/{}/events/{}", seg(user.as_str()), seg(id));
+                Some(match &x.patch {
+                    None => BatchRequest::new(i.to_string(), Method::DELETE, url),
+                    Some(patch) => BatchRequest::new(i.to_string(), Method::PATCH, url)
+                        .json(Value::Object(patch.clone())),
+                })
+            })
+            .collect();
+        let replies = match conn.client.batch(requests).await {
+            Ok(replies) => replies,
+            Err(err) => {
+                tracing::warn!(user = %user, error = %err, "writing the exceptions of series failed; the next pass reads the series again");
+                break;
+            }
+        };
+        for (x, reply) in round.iter().zip(replies) {
+            match (reply.is_success(), &x.patch, &x.occurrence) {
+                (true, None, Some(id)) => {
+                    locked(&conn.cancelled).insert(id.clone(), x.date);
+                }
+                (true, ..) => {}
+                (false, None, _) => {
+                    tracing::warn!(user = %user, date = %x.date, status = reply.status, "cancelling an occurrence of a series failed; the next pass reads the series again");
+                }
+                (false, Some(_), _) => {
+                    tracing::warn!(user = %user, date = %x.date, status = reply.status, "writing an exception of a series failed; the next pass reads the series again");
+                }
+            }
+        }
+    }
+
+    // Each series' version after its exceptions.
+    let touched: Vec<usize> = (0..written.len()).filter(|i| out[*i].is_some()).collect();
+    let reads = touched
+        .iter()
+        .map(|series| {
+            BatchRequest::new(
+                series.to_string(),
+                Method::GET,
+                format!("{}?$select=id,changeKey", master_path(*series)),
+            )
+        })
+        .collect();
+    match conn.client.batch(reads).await {
+        Ok(replies) => {
+            for (series, reply) in touched.iter().zip(replies) {
+                let etag = reply
+                    .is_success()
+                    .then(|| exsync_graph::mapping::GraphRef::read(&reply.body).map(|r| r.etag))
+                    .flatten();
+                out[*series] = Some(etag);
+            }
+        }
+        Err(err) => {
+            tracing::warn!(user = %user, error = %err, "reading the series' versions after their exceptions failed");
+        }
+    }
+    out
+}
+
+/// The series a write puts in the mailbox with its recurrence, when it has exceptions to
+/// write after its master: a create, or an update that writes the recurrence.
+fn series_written(write: &Write<'_>) -> Option<Event> {
     let fields = match write {
         Write::Create { fields, .. } => *fields,
         Write::Update {
@@ -147,65 +312,5 @@ pub(super) async fn write_exceptions(
     };
     let e = Event::from_fields(fields).ok()?;
     let r = e.recurrence.as_ref()?;
-    if r.deleted.is_empty() && r.modified.is_empty() {
-        return None;
-    }
-    let master_path = GraphConnection::item_path(user, ItemKind::Event, master.as_str());
-    let occurrence = |date: NaiveDate| {
-        let master_path = master_path.clone();
-        let e = &e;
-        async move {
-            let (from, to) = instances_window(date);
-            let url = format!(
-                "{master_path}/instances?startDateTime={}&endDateTime={}",
-                enc(&from),
-                enc(&to)
-            );
-            let list = conn.client.collect(&url, &[]).await.ok()?;
-            find_occurrence(e, &list.items, date)
-        }
-    };
-    for date in &r.deleted {
-        let Some(id) = occurrence(*date).await else {
-            // Already cancelled (an update writing the same series again).
-            continue;
-        };
-        let url = format!("/users/{}/events/{}", seg(user.as_str()), seg(&id));
-        match conn
-            .client
-            .send(GraphRequest::new(Method::DELETE, url))
-            .await
-        {
-            Ok(_) => {
-                locked(&conn.cancelled).insert(id, *date);
-            }
-            Err(err) => {
-                tracing::warn!(user = %user, %date, error = %err, "cancelling an occurrence of a series failed; the next pass reads the series again");
-            }
-        }
-    }
-    for o in &r.modified {
-        let date = occurrence_date(&e, &o.original_start);
-        let Some(id) = occurrence(date).await else {
-            tracing::warn!(user = %user, %date, "no occurrence of the series on that date to make an exception of");
-            continue;
-        };
-        let url = format!("/users/{}/events/{}", seg(user.as_str()), seg(&id));
-        let patch = GraphRequest::new(Method::PATCH, url).json(Value::Object(occurrence_patch(
-            &e,
-            o,
-            conn.day_zone_of(user),
-        )));
-        if let Err(err) = conn.client.send(patch).await {
-            tracing::warn!(user = %user, %date, error = %err, "writing an exception of a series failed; the next pass reads the series again");
-        }
-    }
-    let url = format!("{master_path}?$select=id,changeKey");
-    match conn.client.get(&url).await {
-        Ok(body) => Some(exsync_graph::mapping::GraphRef::read(&body).map(|r| r.etag)),
-        Err(err) => {
-            tracing::warn!(user = %user, error = %err, "reading the series' version after its exceptions failed");
-            Some(None)
-        }
-    }
+    (!r.deleted.is_empty() || !r.modified.is_empty()).then_some(e)
 }

@@ -252,8 +252,8 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
     /// Sends the plan's writes, each side in one call (connectors batch and throttle), and
     /// returns one result per write in plan order. A side that fails as a whole fails each of
     /// its writes with its reason; the journal ids of those writes come back too, as their
-    /// outcome is unknown. `intents` holds the journal id of each write, in order; each side's
-    /// are marked sent just before its call.
+    /// outcome is unknown. `intents` holds the journal id of each write, in order; both sides'
+    /// are marked sent, in one transaction, just before the calls.
     async fn execute(
         &self,
         ops: &[Op],
@@ -316,39 +316,53 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                 .collect()
         };
         let (crm_ids, exchange_ids) = (ids_of(crm_batch), ids_of(exchange_batch));
+        let sent: Vec<i64> = crm_ids.iter().chain(&exchange_ids).copied().collect();
+        if !sent.is_empty() {
+            on_store(self.store, move |s| s.mark_intents_sent(&sent)).await?;
+        }
+        // Both sides' writes are marked sent and neither request has gone out.
+        if !crm_batch.1.is_empty() {
+            failpoint(failpoints::CRM_BATCH_SENT);
+        }
+        if !exchange_batch.1.is_empty() {
+            failpoint(failpoints::EXCHANGE_BATCH_SENT);
+        }
         let (crm_results, exchange_results) = tokio::join!(
             async {
                 if crm_batch.1.is_empty() {
                     return Ok(Ok(Vec::new()));
                 }
-                let ids = crm_ids.clone();
-                on_store(self.store, move |s| s.mark_intents_sent(&ids)).await?;
-                failpoint(failpoints::CRM_BATCH_SENT);
                 let answer = self
                     .crm
                     .write(self.kind, &self.user.crm_id, &crm_batch.1)
                     .await;
-                // The CRM holds the writes and the pass has not stored their pairs: the next
-                // pass must recognise them (by their origin) instead of writing them again.
-                failpoint(failpoints::CRM_WRITES_ANSWERED);
+                self.record_answers(&writes, intents, &crm_batch.0, answer.as_ref().ok())
+                    .await?;
                 Ok::<_, PassError>(answer)
             },
             async {
                 if exchange_batch.1.is_empty() {
                     return Ok(Ok(Vec::new()));
                 }
-                let ids = exchange_ids.clone();
-                on_store(self.store, move |s| s.mark_intents_sent(&ids)).await?;
-                failpoint(failpoints::EXCHANGE_BATCH_SENT);
                 let answer = self
                     .exchange
                     .write(&self.user.key, self.kind, &exchange_batch.1)
                     .await;
-                // As above, for the mailbox.
-                failpoint(failpoints::EXCHANGE_WRITES_ANSWERED);
+                self.record_answers(&writes, intents, &exchange_batch.0, answer.as_ref().ok())
+                    .await?;
                 Ok::<_, PassError>(answer)
             },
         );
+        // The sides hold the writes and the pass has stored only the ids they answered: the
+        // next pass must recognise them (by their origin and those ids) instead of writing
+        // them again. Reached once both sides answered, so a crash here leaves neither side's
+        // answer half stored.
+        if !crm_batch.1.is_empty() {
+            failpoint(failpoints::CRM_WRITES_ANSWERED);
+        }
+        if !exchange_batch.1.is_empty() {
+            failpoint(failpoints::EXCHANGE_WRITES_ANSWERED);
+        }
         let (crm_results, exchange_results) = (crm_results?, exchange_results?);
         let mut unsettled = BTreeSet::new();
         let mut results: Vec<WriteResult> = vec![
@@ -388,6 +402,38 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
             }
         }
         Ok((results, unsettled))
+    }
+
+    /// Stores, on their journal entries, the ids one side's call answered its creates with,
+    /// before anything else of the call is stored: after a crash before the batch's commit,
+    /// recovery then knows each of these copies was made, so one gone since was deleted by a
+    /// person and is not made again (a side such as Graph cannot search its deleted items).
+    /// `indexes` are the positions of the call's writes among `writes` and `intents`.
+    async fn record_answers(
+        &self,
+        writes: &[&Op],
+        intents: &[i64],
+        indexes: &[usize],
+        answers: Option<&Vec<WriteResult>>,
+    ) -> Result<(), PassError> {
+        let Some(answers) = answers else {
+            return Ok(());
+        };
+        let answered: Vec<(i64, ItemId)> = indexes
+            .iter()
+            .zip(answers)
+            .filter_map(|(i, answer)| match (writes.get(*i)?, answer) {
+                (Op::Create { .. }, WriteResult::Done { id, .. }) if !id.as_str().is_empty() => {
+                    Some((*intents.get(*i)?, id.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        if answered.is_empty() {
+            return Ok(());
+        }
+        on_store(self.store, move |s| s.mark_intents_answered(&answered)).await?;
+        Ok(())
     }
 
     /// Our CRM writes and the versions they produced, so their echo is recognised.

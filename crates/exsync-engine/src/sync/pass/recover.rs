@@ -11,7 +11,9 @@
 //! - a create never handed to its side wrote nothing, and is planned again like any record;
 //! - a create that was sent and whose copy no read found is decided by what the side knows:
 //!   a copy deleted since is paired as deleted (so it is not made again), a copy never made
-//!   is made now; a side that cannot tell gets the create again, and the pass says so;
+//!   is made now; a side that cannot tell gets the create again, and the pass says so,
+//!   unless the side's answer to the create was journaled before the crash: that copy was
+//!   made, so one its tag no longer finds was deleted;
 //! - an update that landed (the record holds what it wrote, in every field it wrote) puts
 //!   those fields into the pair's last-synced state, as its commit would have: a person's
 //!   later edit of the source is then one-sided, not a conflict the policy may settle against
@@ -33,6 +35,14 @@ use crate::sync::stage::{Stage, StagedRecord};
 /// side says was made earlier than the create's journal entry less this is an older copy's
 /// (one exsync or a person deleted before), never the create's own.
 const CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
+
+/// A sent create whose copy no read found, to ask its side about.
+struct Asked {
+    intent: i64,
+    op: Op,
+    /// The copy's id, when the side's answer to the create was stored before the crash.
+    answered: Option<ItemId>,
+}
 
 /// A journaled create whose copy was found, with the state the copy is in now.
 struct Found {
@@ -56,7 +66,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         }
         let mut settled = Vec::with_capacity(intents.len());
         let mut found = Vec::new();
-        let mut ask: BTreeMap<Side, Vec<(i64, Op)>> = BTreeMap::new();
+        let mut ask: BTreeMap<Side, Vec<Asked>> = BTreeMap::new();
         let mut updated = BTreeMap::new();
         // Copies made before the first of these creates was journaled are not theirs.
         let since = intents
@@ -65,7 +75,14 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
             .min()
             .unwrap_or(self.now)
             - CLOCK_SKEW;
-        for Intent { id, op, sent, .. } in intents {
+        for Intent {
+            id,
+            op,
+            sent,
+            answered,
+            ..
+        } in intents
+        {
             if let Op::Update { .. } = &op {
                 settled.push(id);
                 if sent {
@@ -94,11 +111,15 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                 // Never handed to the side: nothing was written; the source is planned as
                 // any unpaired record is.
                 None if !sent => settled.push(id),
-                None => ask.entry(*on).or_default().push((id, op)),
+                None => ask.entry(*on).or_default().push(Asked {
+                    intent: id,
+                    op,
+                    answered,
+                }),
             }
         }
         for (side, asked) in ask {
-            let origins: Vec<ItemId> = asked.iter().filter_map(|(_, op)| source_of(op)).collect();
+            let origins: Vec<ItemId> = asked.iter().filter_map(|a| source_of(&a.op)).collect();
             let answers = match side {
                 Side::Crm => self.crm.find_copies(self.kind, &origins, since).await,
                 Side::Exchange => {
@@ -112,8 +133,24 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                 // The intents stay journaled, to be settled by a pass that can ask.
                 Err(e) => return Ok(Err(e)),
             };
-            for ((id, op), answer) in asked.into_iter().zip(answers) {
-                settled.push(id);
+            for (
+                Asked {
+                    intent,
+                    op,
+                    answered,
+                },
+                answer,
+            ) in asked.into_iter().zip(answers)
+            {
+                settled.push(intent);
+                // The side answered the create with this copy before the crash: a copy its
+                // tag no longer finds was deleted since, whatever the side can search.
+                let answer = match (answer, answered) {
+                    (CopyEvidence::Never | CopyEvidence::Unknown, Some(made)) => {
+                        CopyEvidence::Deleted(made)
+                    }
+                    (answer, _) => answer,
+                };
                 match answer {
                     CopyEvidence::Present(copy) => found.push(Found { op, copy }),
                     CopyEvidence::Deleted(copy) => found.push(Found {
