@@ -112,7 +112,8 @@ fn upsert_pairs(tx: &mut Transaction<'_>, c: &PassCommit, at: &str) -> StoreResu
     let insert = tx
         .prepare(
             "INSERT INTO pairs (user_key, kind, crm_id, exchange_id, content, content_hash, \
-             crm_version, exchange_version, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             crm_version, exchange_version, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT DO NOTHING",
         )
         .ctx(OP, u)?;
     let update = tx
@@ -131,6 +132,26 @@ fn upsert_pairs(tx: &mut Transaction<'_>, c: &PassCommit, at: &str) -> StoreResu
                 ),
             })?;
         let hash = content_text_hash(&content);
+        // As on SQLite: insert first, so a new pair costs one round trip, not two.
+        let inserted = tx
+            .execute(
+                &insert,
+                &[
+                    &c.user.as_str(),
+                    &pair.kind.as_str(),
+                    &pair.crm_id.as_str(),
+                    &pair.exchange_id.as_str(),
+                    &content,
+                    &hash,
+                    &pair.crm_version,
+                    &pair.exchange_version,
+                    &at,
+                ],
+            )
+            .ctx(OP, u)?;
+        if inserted == 1 {
+            continue;
+        }
         let rows = tx
             .query(
                 &find,
@@ -152,21 +173,13 @@ fn upsert_pairs(tx: &mut Transaction<'_>, c: &PassCommit, at: &str) -> StoreResu
         }
         match existing.as_slice() {
             [] => {
-                tx.execute(
-                    &insert,
-                    &[
-                        &c.user.as_str(),
-                        &pair.kind.as_str(),
-                        &pair.crm_id.as_str(),
-                        &pair.exchange_id.as_str(),
-                        &content,
-                        &hash,
-                        &pair.crm_version,
-                        &pair.exchange_version,
-                        &at,
-                    ],
-                )
-                .ctx(OP, u)?;
+                return Err(StoreError::InvalidCommit {
+                    user: c.user.clone(),
+                    reason: format!(
+                        "pair {}/{} was neither inserted nor found",
+                        pair.crm_id, pair.exchange_id
+                    ),
+                });
             }
             [(id, _, _)] => {
                 tx.execute(

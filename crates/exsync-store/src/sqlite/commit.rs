@@ -216,7 +216,8 @@ fn upsert_pairs(conn: &Connection, c: &PassCommit, at: &str) -> StoreResult<u64>
     let mut insert = conn
         .prepare_cached(
             "INSERT INTO pairs (user_key, kind, crm_id, exchange_id, content, content_hash, \
-             crm_version, exchange_version, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             crm_version, exchange_version, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+             ON CONFLICT DO NOTHING",
         )
         .ctx(OP, u)?;
     let mut update = conn
@@ -236,6 +237,24 @@ fn upsert_pairs(conn: &Connection, c: &PassCommit, at: &str) -> StoreResult<u64>
                 ),
             })?;
         let hash = content_text_hash(&content);
+        // Most pairs a pass writes are new (a first sync makes nothing else), so the insert
+        // goes first and only a pair that meets a stored one pays the look-up.
+        let inserted = insert
+            .execute(params![
+                c.user.as_str(),
+                pair.kind.as_str(),
+                pair.crm_id.as_str(),
+                pair.exchange_id.as_str(),
+                content,
+                hash,
+                pair.crm_version,
+                pair.exchange_version,
+                at
+            ])
+            .ctx(OP, u)?;
+        if inserted == 1 {
+            continue;
+        }
         let existing = find
             .query_map(
                 params![
@@ -257,19 +276,15 @@ fn upsert_pairs(conn: &Connection, c: &PassCommit, at: &str) -> StoreResult<u64>
             .ctx(OP, u)?;
         match existing.as_slice() {
             [] => {
-                insert
-                    .execute(params![
-                        c.user.as_str(),
-                        pair.kind.as_str(),
-                        pair.crm_id.as_str(),
-                        pair.exchange_id.as_str(),
-                        content,
-                        hash,
-                        pair.crm_version,
-                        pair.exchange_version,
-                        at
-                    ])
-                    .ctx(OP, u)?;
+                // Only a uniqueness conflict makes the insert do nothing, and such a conflict
+                // is a stored pair the look-up finds.
+                return Err(StoreError::InvalidCommit {
+                    user: c.user.clone(),
+                    reason: format!(
+                        "pair {}/{} was neither inserted nor found",
+                        pair.crm_id, pair.exchange_id
+                    ),
+                });
             }
             [(id, _, _)] => {
                 update
