@@ -71,6 +71,13 @@ pub mod names {
         "exsync_crm_budget_refusals_total",
         "CRM calls not sent because the workers' shared API budget was spent down to the reserve.",
     );
+    /// Counter, in seconds: time user passes waited for one of the Exchange slots workers on
+    /// one database share (`exchange.max_concurrency` for them all); no labels.
+    pub const EXCHANGE_SLOT_WAIT: (&str, &str) = (
+        "exsync_exchange_slot_wait_seconds_total",
+        "Time user passes waited for a free Exchange slot, because the workers together had \
+         exchange.max_concurrency requests in flight for the service account.",
+    );
     /// Counter: records a user's pass could not sync (they are read again next pass); no labels.
     pub const ITEM_FAILURES: (&str, &str) = (
         "exsync_item_failures_total",
@@ -155,6 +162,7 @@ pub const ALL: &[(&str, &str)] = &[
     names::USERS,
     names::CRM_READ_FAILURES,
     names::CRM_BUDGET_REFUSALS,
+    names::EXCHANGE_SLOT_WAIT,
     names::ITEM_FAILURES,
     names::CONFLICTS,
     names::NOTICES,

@@ -297,7 +297,7 @@ pub fn syncer(
         configurations: config.configurations.clone(),
         concurrency: config.service.concurrent_users.max(1) as usize,
         slice: crate::sync::pass::SLICE,
-        worker: worker_options(config, share),
+        worker: worker_options(config, share, metrics),
     }))
 }
 
@@ -305,6 +305,7 @@ pub fn syncer(
 fn worker_options(
     config: &ExsyncConfig,
     share: Option<exsync_ews::AccountShare>,
+    metrics: &Arc<crate::metrics::Metrics>,
 ) -> Option<crate::sync::workers::WorkerOptions> {
     match &config.store {
         exsync_core::config::StoreConfig::Postgres { worker, .. } => {
@@ -317,6 +318,7 @@ fn worker_options(
                 (Some(share), Some(x)) => options.with_exchange_slots(ExchangeSlots {
                     share,
                     size: x.max_concurrency,
+                    metrics: Arc::clone(metrics),
                 }),
                 _ => options,
             })

@@ -9,7 +9,7 @@
 //! for one, and says so in the log.
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use exsync_core::UserKey;
 use exsync_ews::AccountShare;
@@ -17,18 +17,30 @@ use exsync_store::{Slot, Store, StoreError, EXCHANGE_REQUESTS};
 use tokio::sync::watch;
 
 use super::pass::{on_store, PassError};
+use crate::metrics::{names, Metrics};
 
 /// How often a pass waiting for a slot asks again: short next to a user's pass, long next to
 /// one database round trip.
 const POLL: Duration = Duration::from_millis(250);
 
 /// The pool this process takes its Exchange requests from.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ExchangeSlots {
     /// What the slots held grant the EWS client.
     pub share: AccountShare,
     /// `exchange.max_concurrency`: the pool's size.
     pub size: u32,
+    /// Where the time passes wait for a slot is counted.
+    pub metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for ExchangeSlots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExchangeSlots")
+            .field("share", &self.share)
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A slot a user's pass holds, renewed until given back.
@@ -60,7 +72,7 @@ impl ExchangeSlots {
         user: &UserKey,
         stop: Option<&watch::Receiver<bool>>,
     ) -> Result<Turn, PassError> {
-        let mut said = false;
+        let mut waiting: Option<Instant> = None;
         let slot = loop {
             let (holder, size) = (holder.to_owned(), self.size);
             let taken = on_store(store, move |s| {
@@ -73,14 +85,17 @@ impl ExchangeSlots {
             if stop.is_some_and(|s| *s.borrow()) {
                 return Ok(Turn::Stopping);
             }
-            if !said {
+            if waiting.is_none() {
                 tracing::info!(user = %user, max_concurrency = self.size, "Waiting for a free Exchange slot: the workers together already have exchange.max_concurrency requests in flight for the service account.");
-                said = true;
+                waiting = Some(Instant::now());
             }
             tokio::time::sleep(POLL).await;
         };
-        if said {
-            tracing::info!(user = %user, slot = slot.number, "Got an Exchange slot; the pass starts.");
+        if let Some(since) = waiting {
+            let waited = since.elapsed();
+            self.metrics
+                .add(names::EXCHANGE_SLOT_WAIT, vec![], waited.as_secs_f64());
+            tracing::info!(user = %user, slot = slot.number, waited_ms = waited.as_millis() as u64, "Got an Exchange slot; the pass starts.");
         }
         self.share.grant();
         let held = Arc::new(Mutex::new(slot));

@@ -10,6 +10,7 @@ use exsync_lab::Seed;
 use reqwest::Method;
 use serde_json::json;
 
+use super::run::get;
 use super::workers::{converged, lab, nothing_lost_nothing_doubled, Worker};
 
 const MAX_CONCURRENCY: u64 = 2;
@@ -88,6 +89,17 @@ async fn workers_together_keep_to_exchange_max_concurrency() {
         "{}",
         logs.join("\n----\n")
     );
+    // ... and counted the wait where an alert can see it.
+    let mut waited = 0.0;
+    for worker in &workers {
+        let text = get(&worker.metrics, "/metrics").await.unwrap_or_default();
+        waited += text
+            .lines()
+            .find_map(|l| l.strip_prefix("exsync_exchange_slot_wait_seconds_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+    }
+    assert!(waited > 0.0, "no wait for a slot was counted in /metrics");
 
     let all: Vec<&Worker> = workers.iter().collect();
     converged(&lab, &all, Duration::from_secs(60)).await;
