@@ -361,7 +361,11 @@ pub fn explain_assignment(
                 "`{user}` is not assigned individually to an active configuration"
             ));
             if groups.is_empty() {
-                reasons.push("no groups were given (use --groups)".to_owned());
+                reasons.push(
+                    "no CRM groups are known for them (a pass reads them from the CRM; \
+                     `config show --user` takes them with --groups)"
+                        .to_owned(),
+                );
             } else {
                 let list: Vec<&str> = groups.iter().map(String::as_str).collect();
                 reasons.push(format!(

@@ -813,6 +813,13 @@ fn an_inactive_configuration_assigns_nobody() {
             "configuration `retired` lists group `Support` but is inactive, so it assigns nobody".to_owned(),
         ]
     );
+    // With no groups known, the reason says where they come from, in the console as in the CLI.
+    let explained = explain_assignment(&configs, &carol, &groups(&[]));
+    assert!(
+        explained.reasons[1].starts_with("no CRM groups are known for them (a pass reads them"),
+        "{:?}",
+        explained.reasons
+    );
     // Carol also in an active group: the group applies.
     let (c, by) =
         effective_configuration(&configs, &carol, &groups(&["Support", "Sales"])).unwrap();
