@@ -1101,6 +1101,10 @@ impl MailboxSide for GraphConnection {
         Backend::Graph
     }
 
+    fn uses_exchange_account(&self, _user: &UserKey) -> bool {
+        false
+    }
+
     fn write_batch(&self, _user: &UserKey) -> usize {
         BATCH_MAX
     }

@@ -4,9 +4,9 @@
 //! user's pass takes one before it starts and gives it back when it ends. Each slot held
 //! grants the process's EWS client one request in flight (`exsync_ews::AccountShare`), so
 //! the processes together never send more than the cap, and the database is asked once per
-//! user pass, not per request. A slot is renewed while its pass runs; a process that dies
-//! leaves its slots to lapse after one lease length. A pass that finds every slot held waits
-//! for one, and says so in the log.
+//! user pass, not per request; a user Graph serves by configuration takes none. A slot is
+//! renewed while its pass runs; a process that dies leaves its slots to lapse after one lease
+//! length. A pass that finds every slot held waits for one, and says so in the log.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};

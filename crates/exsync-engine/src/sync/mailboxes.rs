@@ -236,6 +236,16 @@ impl<W: MailboxSide, G: MailboxSide> MailboxSide for Mailboxes<W, G> {
         self.backend_of(user)
     }
 
+    fn uses_exchange_account(&self, user: &UserKey) -> bool {
+        let rule = self
+            .rule
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // By the rule, not where an `auto` user was last found: a pass that misses their
+        // mailbox online looks for it on premises again.
+        rule.is_auto(user) || rule.backend_of(user) == Backend::Ews
+    }
+
     async fn settle_route(
         &self,
         user: &UserKey,
@@ -350,6 +360,10 @@ impl MailboxSide for Unconfigured {
         self.0
     }
 
+    fn uses_exchange_account(&self, _user: &UserKey) -> bool {
+        false
+    }
+
     async fn prepare(&self, user: &UserKey) -> SideResult<()> {
         Err(self.refuse(user))
     }
@@ -404,6 +418,10 @@ macro_rules! either {
 impl<S: MailboxSide> MailboxSide for Optional<S> {
     fn backend(&self, user: &UserKey) -> Backend {
         either!(self, side => side.backend(user))
+    }
+
+    fn uses_exchange_account(&self, user: &UserKey) -> bool {
+        either!(self, side => side.uses_exchange_account(user))
     }
 
     async fn prepare(&self, user: &UserKey) -> SideResult<()> {

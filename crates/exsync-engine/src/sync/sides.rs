@@ -375,6 +375,13 @@ pub trait MailboxSide: Send + Sync {
     /// router answers the one its rule names. It only labels reports, so it must not fail.
     fn backend(&self, user: &UserKey) -> Backend;
 
+    /// Whether the user's pass may send EWS requests as the service account, and so must take
+    /// one of the Exchange slots workers on one database share. Only a user Graph serves by
+    /// configuration sends none; an `auto` user may be located on premises mid-pass.
+    fn uses_exchange_account(&self, _user: &UserKey) -> bool {
+        true
+    }
+
     /// Settles which backend serves the user before their pass, for a mailbox located
     /// automatically (see [`super::mailboxes::Mailboxes`]); `recheck` asks for a fresh look
     /// whatever is cached, and a `dry_run` stores nothing it finds. Returns what the admin

@@ -373,13 +373,16 @@ where
     }
 
     /// A user's turn at Exchange: one of the slots the workers share when this process is
-    /// one of them, else nothing to wait for.
+    /// one of them and the user's pass may send EWS requests, else nothing to wait for.
     pub(super) async fn exchange_turn(
         &self,
         user: &UserKey,
         stop: Option<&tokio::sync::watch::Receiver<bool>>,
     ) -> Result<Turn, PassError> {
-        let shared = self.worker.as_ref().filter(|_| self.store.shared());
+        let shared = self
+            .worker
+            .as_ref()
+            .filter(|_| self.store.shared() && self.exchange.uses_exchange_account(user));
         match shared.and_then(|w| w.exchange.as_ref().map(|slots| (w, slots))) {
             Some((worker, slots)) => {
                 slots

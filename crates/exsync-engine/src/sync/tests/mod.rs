@@ -19,6 +19,7 @@ use super::sides::*;
 mod crash;
 mod crash_props;
 mod departures;
+mod exchange_turn;
 mod select;
 
 /// Records of one side with a change log; a cursor is a position in the log.
