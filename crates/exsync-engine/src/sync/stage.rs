@@ -99,6 +99,11 @@ pub struct NewRecord {
 // a first-sync match linked the record to. Side is 'crm'/'exchange', so (side, id) in BINARY
 // order is ItemId order. The partial indexes hold only what later calls look for, so settled
 // and paired records cost nothing once staging is over.
+//
+// Matching walks the CRM records and looks each of their keys up among the Exchange ones, so
+// only Exchange keys are ever searched by key: they go to `keys` and its index. A CRM record's
+// keys are only ever read with the record, so they stay in its row (`crm_keys`, a JSON array of
+// [rule, key]); a first sync into an empty mailbox then writes no index at all.
 const SCHEMA: &str = "
 CREATE TABLE records (
     side TEXT NOT NULL,
@@ -111,6 +116,7 @@ CREATE TABLE records (
     done INTEGER NOT NULL DEFAULT 0,
     partner TEXT,
     reason TEXT,
+    crm_keys TEXT,
     UNIQUE (side, id)
 );
 CREATE INDEX records_open ON records (side, id) WHERE pair IS NULL AND done = 0;
@@ -185,15 +191,16 @@ impl Stage {
             // the key delete a record staged again needs.
             let mut insert = tx
                 .prepare_cached(
-                    "INSERT INTO records (side, id, change, upsert, pair, origin_side, origin_id)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                    "INSERT INTO records
+                         (side, id, change, upsert, pair, origin_side, origin_id, crm_keys)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                      ON CONFLICT (side, id) DO NOTHING",
                 )
                 .map_err(sql(op))?;
             let mut replace = tx
                 .prepare_cached(
                     "UPDATE records SET change = ?3, upsert = ?4, pair = ?5, origin_side = ?6,
-                         origin_id = ?7
+                         origin_id = ?7, crm_keys = ?8
                      WHERE side = ?1 AND id = ?2",
                 )
                 .map_err(sql(op))?;
@@ -214,6 +221,19 @@ impl Stage {
                     Change::Upsert(item) => (true, item.origin.as_ref()),
                     _ => (false, None),
                 };
+                let on_crm = id.side() == Side::Crm;
+                let crm_keys = match (on_crm, record.keys.is_empty()) {
+                    (true, false) => {
+                        Some(serde_json::to_string(&record.keys).map_err(|source| {
+                            StageError::Json {
+                                op,
+                                id: id.to_string(),
+                                source,
+                            }
+                        })?)
+                    }
+                    _ => None,
+                };
                 let row = params![
                     side,
                     id.as_str(),
@@ -222,12 +242,18 @@ impl Stage {
                     record.pair.as_ref().map(CrmId::as_str),
                     origin.map(|o| o.side().as_str()),
                     origin.map(ItemId::as_str),
+                    crm_keys,
                 ];
                 if insert.execute(row).map_err(sql(op))? == 0 {
                     replace.execute(row).map_err(sql(op))?;
-                    forget_keys
-                        .execute(params![side, id.as_str()])
-                        .map_err(sql(op))?;
+                    if !on_crm {
+                        forget_keys
+                            .execute(params![side, id.as_str()])
+                            .map_err(sql(op))?;
+                    }
+                }
+                if on_crm {
+                    continue;
                 }
                 for (chunk, keys) in record.keys.chunks(KEYS_AT_ONCE.len()).enumerate() {
                     let mut add_keys = tx
@@ -389,7 +415,8 @@ impl Stage {
         {
             let mut set = tx
                 .prepare_cached(
-                    "UPDATE records SET pair = ?3, partner = NULL, reason = NULL
+                    "UPDATE records SET pair = ?3, partner = NULL, reason = NULL,
+                         crm_keys = NULL
                      WHERE side = ?1 AND id = ?2",
                 )
                 .map_err(sql(op))?;
@@ -542,37 +569,41 @@ impl Candidates for Stage {
     ) -> Result<Vec<(ItemId, Vec<String>)>> {
         let op = "matching: unlinked crm records";
         let after = after.map(ItemId::as_str);
-        let ids = self.paged(
+        let rows = self.paged(
             op,
             [
                 concat!(
-                    "SELECT id FROM records WHERE side = 'crm' AND",
+                    "SELECT id, crm_keys FROM records WHERE side = 'crm' AND",
                     candidate!(),
                     "ORDER BY id LIMIT ?1"
                 ),
                 concat!(
-                    "SELECT id FROM records WHERE side = 'crm' AND id > ?2 AND",
+                    "SELECT id, crm_keys FROM records WHERE side = 'crm' AND id > ?2 AND",
                     candidate!(),
                     "ORDER BY id LIMIT ?1"
                 ),
             ],
             after.as_ref().map(|a| a as &dyn ToSql).as_slice(),
             limit,
-            |row| row.get::<_, String>(0),
+            |row| Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?)),
         )?;
-        let db = self.db();
-        let mut keys_of = db
-            .prepare_cached(
-                "SELECT key FROM keys WHERE side = 'crm' AND id = ?1 AND rule = ?2 ORDER BY seq",
-            )
-            .map_err(sql(op))?;
-        ids.into_iter()
-            .map(|id| {
-                let keys = keys_of
-                    .query_map(params![id, rule], |row| row.get(0))
-                    .map_err(sql(op))?
-                    .collect::<rusqlite::Result<Vec<String>>>()
-                    .map_err(sql(op))?;
+        rows.into_iter()
+            .map(|(id, keys)| {
+                let keys: Vec<(u8, String)> = match keys {
+                    Some(json) => {
+                        serde_json::from_str(&json).map_err(|source| StageError::Json {
+                            op,
+                            id: id.clone(),
+                            source,
+                        })?
+                    }
+                    None => Vec::new(),
+                };
+                let keys = keys
+                    .into_iter()
+                    .filter(|(of, _)| *of == rule)
+                    .map(|(_, key)| key)
+                    .collect();
                 Ok((ItemId::Crm(CrmId::new(id)), keys))
             })
             .collect()
@@ -941,6 +972,44 @@ mod tests {
         fn link(&mut self, crm: &ItemId, exchange: &ItemId, reason: LinkReason) -> Result<()> {
             self.0.link(crm, exchange, reason)
         }
+    }
+
+    #[test]
+    fn only_exchange_keys_are_indexed_and_crm_keys_stay_with_their_record() {
+        let mut stage = Stage::new().unwrap();
+        let crm: Vec<StagedRecord> = (0..20)
+            .map(|n| {
+                new(item(
+                    c(&format!("c{n}")),
+                    &[&format!("p{n}@x.test")],
+                    "A",
+                    "B",
+                    "",
+                ))
+            })
+            .collect();
+        stage.put(&crm).unwrap();
+        let indexed = |stage: &Stage| -> i64 {
+            stage
+                .db()
+                .query_row("SELECT count(*) FROM keys", [], |row| row.get(0))
+                .unwrap()
+        };
+        // A first sync into an empty mailbox writes no key index at all.
+        assert_eq!(indexed(&stage), 0);
+        stage
+            .put(&[new(item(e("e1"), &["p7@x.test"], "A", "B", ""))])
+            .unwrap();
+        assert!(indexed(&stage) > 0);
+        // The CRM record's keys still come back with it, and matching still links.
+        let seven = stage.unlinked_crm(1, Some(&c("c6")), 1).unwrap();
+        assert_eq!(seven, vec![(c("c7"), vec!["p7@x.test".to_owned()])]);
+        link_unpaired(ItemKind::Contact, &mut stage, 10).unwrap();
+        let linked = stage.new_records(Some(&c("c6")), 1).unwrap();
+        assert_eq!(
+            linked[0].linked.as_ref().map(|(l, _)| l.id().clone()),
+            Some(e("e1"))
+        );
     }
 
     #[test]

@@ -214,3 +214,114 @@ fn a_journal_from_before_answered_ids_upgrades_and_takes_answers() {
     let open = store.intents(&ann, exsync_core::ItemKind::Contact).unwrap();
     assert_eq!(open[0].answered, Some(made));
 }
+
+#[test]
+fn pairs_and_the_journal_keep_every_row_and_rule_when_their_json_checks_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let ann = user("ann");
+    let content = r#"{"last_name":"Ng"}"#;
+    {
+        let mut conn = Connection::open(&path).unwrap();
+        migrate(&mut conn, "state.db", &MIGRATIONS[..13]).unwrap();
+        let at = crate::sqlite::codec::time_text(&t(0));
+        conn.execute(
+            "INSERT INTO users (user_key, created_at) VALUES (?1, ?2)",
+            [ann.as_str(), &at],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO pairs (user_key, kind, crm_id, exchange_id, content, content_hash, \
+             crm_version, exchange_version, updated_at) \
+             VALUES (?1, 'contact', '003A', 'AAMkA', ?2, ?3, 'v1', 'ck1', ?4)",
+            [
+                ann.as_str(),
+                content,
+                &exsync_core::content_text_hash(content),
+                &at,
+            ],
+        )
+        .unwrap();
+        let op = exsync_core::plan::Op::Create {
+            kind: exsync_core::ItemKind::Event,
+            on: exsync_core::Side::Exchange,
+            source: exsync_core::ItemId::Crm(exsync_core::CrmId::new("00UA")),
+            source_version: None,
+            fields: fields(serde_json::json!({"subject": "Review"})),
+            replaces: None,
+        };
+        conn.execute(
+            "INSERT INTO intents (user_key, kind, op, sent, journaled_at, answered_id) \
+             VALUES (?1, 'event', ?2, 1, ?3, 'AAMkB')",
+            [ann.as_str(), &serde_json::to_string(&op).unwrap(), &at],
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    let pair = store
+        .find_pair(
+            &ann,
+            exsync_core::ItemKind::Contact,
+            &exsync_core::ItemId::Crm(exsync_core::CrmId::new("003A")),
+        )
+        .unwrap()
+        .expect("the pair survives the rebuild");
+    assert_eq!(pair.exchange_id.as_str(), "AAMkA");
+    assert_eq!(pair.crm_version.as_deref(), Some("v1"));
+    let open = store.intents(&ann, exsync_core::ItemKind::Event).unwrap();
+    assert_eq!(open.len(), 1, "the journal survives the rebuild");
+    assert_eq!(
+        open[0].answered,
+        Some(exsync_core::ItemId::Exchange(exsync_core::ExchangeId::new(
+            "AAMkB"
+        )))
+    );
+    drop(store);
+
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+    let schema: Vec<(String, String)> = conn
+        .prepare(
+            "SELECT name, sql FROM sqlite_schema WHERE tbl_name IN ('pairs', 'intents') \
+             AND sql IS NOT NULL ORDER BY name",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let names: Vec<&str> = schema.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["intents", "intents_by_user", "pairs", "pairs_by_crm_id"]
+    );
+    assert!(
+        schema
+            .iter()
+            .all(|(_, sql)| !sql.contains("json_valid") && !sql.contains("_v14")),
+        "{schema:?}"
+    );
+    // The rules that stay still hold: one record in one pair, and rows go with their user.
+    let again = conn.execute(
+        "INSERT INTO pairs (user_key, kind, crm_id, exchange_id, content, content_hash, \
+         updated_at) VALUES (?1, 'contact', '003A', 'AAMkZ', '{}', 'h', 'now')",
+        [ann.as_str()],
+    );
+    assert!(again.is_err(), "a second pair of 003A must be refused");
+    let bad_kind = conn.execute(
+        "INSERT INTO intents (user_key, kind, op, journaled_at) VALUES (?1, 'task', '{}', 'now')",
+        [ann.as_str()],
+    );
+    assert!(bad_kind.is_err(), "an unknown kind must be refused");
+    conn.execute("DELETE FROM users WHERE user_key = ?1", [ann.as_str()])
+        .unwrap();
+    let left: i64 = conn
+        .query_row(
+            "SELECT (SELECT count(*) FROM pairs) + (SELECT count(*) FROM intents)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0, "pairs and intents are deleted with their user");
+}
