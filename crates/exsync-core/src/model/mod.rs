@@ -77,9 +77,12 @@ pub trait Record: Serialize + DeserializeOwned + Clone {
     /// Turns a field map (from the status database or a merge) back into a record; fails on a
     /// missing required field or a value of the wrong shape.
     fn from_fields(fields: &Fields) -> Result<Self, FieldsError> {
-        let map: serde_json::Map<String, serde_json::Value> =
-            fields.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| FieldsError {
+        // Read off the map where it lies: every pair and every write turns fields back into a
+        // record, and copying each key and value first was most of what that cost.
+        let map = serde::de::value::MapDeserializer::<_, serde_json::Error>::new(
+            fields.iter().map(|(k, v)| (k.as_str(), v)),
+        );
+        Self::deserialize(map).map_err(|e| FieldsError {
             kind: Self::KIND,
             reason: e.to_string(),
         })

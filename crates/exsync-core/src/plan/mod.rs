@@ -85,9 +85,21 @@ fn synced_fields(kind: ItemKind, rules: &KindRules) -> BTreeSet<String> {
 
 /// The match keys of a record as the planner sees it under these rules (see [`match_keys`]).
 pub fn record_keys(kind: ItemKind, rules: &KindRules, item: &Item) -> Vec<(u8, String)> {
-    let synced = synced_fields(kind, rules);
-    let mut seen = item.clone();
-    seen.fields.retain(|k, _| synced.contains(k));
+    // Called for every record a first sync reads: only the synced fields are copied, and no
+    // set of them is built.
+    let required = required_fields(kind);
+    let seen = Item {
+        id: item.id.clone(),
+        fields: item
+            .fields
+            .iter()
+            .filter(|(k, _)| rules.fields.contains_key(*k) || required.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        version: None,
+        modified: None,
+        origin: item.origin.clone(),
+    };
     match_keys(kind, &seen)
 }
 
@@ -203,11 +215,14 @@ impl<'a> Ctx<'a> {
         let mut latest = BTreeMap::new();
         for change in changes {
             let report = match change {
-                Change::Upsert(item) => {
-                    let mut item = item.clone();
-                    item.fields = self.project(&item.fields);
-                    Report::Upsert(item)
-                }
+                // Only the synced fields are copied, not the whole record first.
+                Change::Upsert(item) => Report::Upsert(Item {
+                    id: item.id.clone(),
+                    fields: self.project(&item.fields),
+                    version: item.version.clone(),
+                    modified: item.modified,
+                    origin: item.origin.clone(),
+                }),
                 Change::Deleted { .. } => Report::Deleted,
                 Change::OutOfScope { .. } => Report::OutOfScope,
                 Change::Invalid { reason, .. } => Report::Invalid(reason.clone()),
