@@ -125,10 +125,49 @@ fn opt_text(s: &str) -> Value {
 
 /// Parses Salesforce datetime text (`2024-05-01T10:00:00.000+0000`).
 pub fn parse_sf_datetime(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z")
-        .or_else(|_| DateTime::parse_from_rfc3339(s))
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
+    parse_rest_datetime(s).or_else(|| {
+        DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z")
+            .or_else(|_| DateTime::parse_from_rfc3339(s))
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    })
+}
+
+/// The one form the REST API writes, `2024-05-01T10:00:00.000+0000`, read by position: a
+/// first sync reads one for every record, and a format string cost about 1% of its CPU.
+/// Anything else (another form, a leap second) is left to the general parser.
+fn parse_rest_datetime(s: &str) -> Option<DateTime<Utc>> {
+    let b = s.as_bytes();
+    let shaped = b.len() == 28
+        && [
+            (4, b'-'),
+            (7, b'-'),
+            (10, b'T'),
+            (13, b':'),
+            (16, b':'),
+            (19, b'.'),
+        ]
+        .iter()
+        .all(|&(at, c)| b[at] == c);
+    let sign = match b.get(23) {
+        Some(b'+') if shaped => 1,
+        Some(b'-') if shaped => -1,
+        _ => return None,
+    };
+    let num = |from: usize, to: usize| -> Option<u32> {
+        b.get(from..to)?.iter().try_fold(0u32, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    };
+    let date = NaiveDate::from_ymd_opt(i32::try_from(num(0, 4)?).ok()?, num(5, 7)?, num(8, 10)?)?;
+    let time = chrono::NaiveTime::from_hms_milli_opt(
+        num(11, 13)?,
+        num(14, 16)?,
+        num(17, 19)?,
+        num(20, 23)?,
+    )?;
+    let offset = i64::from(num(24, 26)? * 60 + num(26, 28)?) * 60 * sign;
+    Some(date.and_time(time).and_utc() - Duration::seconds(offset))
 }
 
 /// Formats an instant for a Salesforce field or SOQL literal.
@@ -578,6 +617,43 @@ pub fn sobject_fields(kind: ItemKind, domain_field: &str) -> Vec<String> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    #[test]
+    fn the_rest_form_is_read_by_position_as_the_general_parser_reads_it() {
+        let general = |s: &str| {
+            DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z")
+                .ok()
+                .map(|t| t.with_timezone(&Utc))
+        };
+        for s in [
+            "2024-05-01T10:00:00.000+0000",
+            "2024-12-31T23:59:59.999+0000",
+            "2024-02-29T00:00:00.000-0800",
+            "2023-06-15T08:30:15.250+0530",
+            "1999-01-01T00:00:00.001-1200",
+        ] {
+            assert_eq!(parse_rest_datetime(s), general(s), "{s}");
+            assert!(parse_rest_datetime(s).is_some(), "{s}");
+        }
+        // Not the REST form, or not a time: the general parser decides.
+        for s in [
+            "2023-02-29T00:00:00.000+0000",
+            "2024-05-01T24:00:00.000+0000",
+            "2024-05-01T10:00:60.000+0000",
+            "2024-05-01T10:00:00.000Z",
+            "2024-05-01T10:00:00+00:00",
+            "2024-05-01T10:0a:00.000+0000",
+            "2024-05-01 10:00:00.000+0000",
+            "+024-05-01T10:00:00.000+0000",
+            "",
+        ] {
+            assert_eq!(parse_rest_datetime(s), None, "{s}");
+        }
+        assert_eq!(
+            parse_sf_datetime("2024-05-01T10:00:00Z"),
+            general("2024-05-01T10:00:00.000+0000")
+        );
+    }
 
     #[test]
     fn an_unmappable_series_is_refused_with_the_reason() {
