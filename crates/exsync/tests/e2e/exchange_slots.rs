@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use super::run::get;
-use super::workers::{converged, lab, nothing_lost_nothing_doubled, Worker};
+use super::workers::{all_ran, converged, lab, nothing_lost_nothing_doubled, Worker};
 
 const MAX_CONCURRENCY: u64 = 2;
 const USERS: usize = 9;
@@ -54,15 +54,7 @@ async fn workers_together_keep_to_exchange_max_concurrency() {
     // The peak is read before the lab checks the mailboxes, which it does over EWS itself.
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
-        let all_ran = lab.users.iter().all(|u| {
-            lab.syncer
-                .store
-                .runs(&u.key, 1)
-                .unwrap()
-                .first()
-                .is_some_and(|r| r.error.is_none())
-        });
-        if all_ran {
+        if all_ran(&lab) {
             break;
         }
         if Instant::now() > deadline {

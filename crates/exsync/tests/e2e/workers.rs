@@ -130,15 +130,7 @@ pub(super) fn exsync_status(config: &Path) -> String {
 pub(super) async fn converged(lab: &Lab, workers: &[&Worker], within: Duration) {
     let deadline = Instant::now() + within;
     loop {
-        let all_ran = lab.users.iter().all(|u| {
-            lab.syncer
-                .store
-                .runs(&u.key, 1)
-                .unwrap()
-                .first()
-                .is_some_and(|r| r.error.is_none())
-        });
-        if all_ran {
+        if all_ran(lab) {
             let check = lab.convergence().await.unwrap();
             if check.converged() {
                 return;
@@ -156,6 +148,18 @@ pub(super) async fn converged(lab: &Lab, workers: &[&Worker], within: Duration) 
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// Whether every user's last run finished without an error.
+pub(super) fn all_ran(lab: &Lab) -> bool {
+    lab.users.iter().all(|u| {
+        lab.syncer
+            .store
+            .runs(&u.key, 1)
+            .unwrap()
+            .first()
+            .is_some_and(|r| r.error.is_none())
+    })
 }
 
 /// Pairs equal to both sides' records, one each: nothing lost, nothing copied twice.
