@@ -591,6 +591,12 @@ async fn a_pass_by_hand_for_one_user_takes_its_lease_or_names_the_worker_holding
         )),
         "1"
     );
+    let runs = lab.syncer.store.runs(&user, 1).unwrap();
+    assert_eq!(
+        runs[0].backend.as_deref(),
+        Some(backend.as_str()),
+        "{runs:?}"
+    );
 }
 
 crate::on_each_backend!(
