@@ -18,6 +18,7 @@ use std::time::Duration;
 use crate::{shared_key, MASTER_KEY};
 use exsync_core::{ItemKind, UserKey};
 use exsync_engine::sync::mailboxes::Backend;
+use exsync_engine::sync::service::PassOptions;
 use exsync_engine::sync::sides::MailboxSide;
 use exsync_lab::{crm_contact, FolderChange, Lab, MailboxFolder, Seed};
 use exsync_salesforce::NewRecord;
@@ -433,7 +434,40 @@ async fn a_deleted_folder_is_made_again_and_nothing_is_deleted_in_the_crm(backen
     }
 }
 
+/// The running service (one process, which keeps the folder it found between passes) notices
+/// a folder deleted between its passes as a new process does, and makes it again.
+async fn a_folder_deleted_under_the_running_service_is_noticed(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let (lab, _config) = lab(dir.path(), backend).await;
+    tokio::time::sleep(SETTLE).await;
+    let options = PassOptions::default();
+    let pass = || lab.syncer.run_pass(&options);
+    let first = pass().await.unwrap();
+    assert_eq!(first.failed_users(), 0, "{first:#?}");
+    crate::served_by(&lab, backend);
+    let old = named(&folders(&lab).await, FOLDER)[0].id.clone();
+    change(&lab, &old, FolderChange::DeleteHard).await;
+
+    tokio::time::sleep(SETTLE).await;
+    let next = pass().await.unwrap();
+    assert_eq!(next.failed_users(), 0, "{next:#?}");
+    let codes: Vec<&str> = next.users[0]
+        .notices
+        .iter()
+        .map(|n| n.code.as_str())
+        .collect();
+    assert_eq!(codes, ["sync_folder_replaced"], "{next:#?}");
+    assert_eq!(next.users[0].counts.deleted, 0, "{next:#?}");
+    let after = folders(&lab).await;
+    let live = named(&after, FOLDER);
+    assert_eq!(live.len(), 1, "{after:#?}");
+    assert_ne!(live[0].id, old);
+    assert_eq!(live[0].items, SEED.crm_contacts + SEED.exchange_contacts);
+    converged(&lab, "after the folder was made again").await;
+}
+
 crate::on_each_backend!(
     a_renamed_or_moved_folder_keeps_syncing_where_it_is,
     a_deleted_folder_is_made_again_and_nothing_is_deleted_in_the_crm,
+    a_folder_deleted_under_the_running_service_is_noticed,
 );
