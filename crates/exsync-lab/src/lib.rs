@@ -5,6 +5,7 @@
 pub mod bench;
 mod check;
 pub mod demo;
+mod folders;
 pub mod kerberos;
 mod migration;
 pub mod online;
@@ -36,6 +37,7 @@ use exsync_engine::sync::service::Syncer;
 use exsync_sim::graph::GraphSim;
 
 pub use check::{Convergence, Problem};
+pub use folders::{FolderChange, MailboxFolder};
 pub use script::named;
 pub use seed::{crm_contact, event, exchange_contact, Seed};
 

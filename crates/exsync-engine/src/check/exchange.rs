@@ -22,7 +22,7 @@ use url::Url;
 
 use super::net::{handshake, resolve, TIMEOUT};
 use super::test_contact::{TestContact, ROUND_TRIP};
-use super::{Inputs, Outcome, Step};
+use super::{sync_folder, Inputs, Outcome, Step};
 use crate::sync::pass::{cursor_folder, folder_cursor};
 
 const PASSWORD: &str = "Service account password";
@@ -504,30 +504,17 @@ async fn contacts_step(
                 .fix(access_fix()),
         };
     };
-    let short: String = id.chars().take(12).collect();
     let folder = FolderRef {
         id,
         change_key,
         distinguished: false,
     };
     match mailbox.folder_place(&folder).await {
-        Ok(FolderPlace::Live(_)) => Step::new(CONTACTS, Outcome::Pass).saw(format!(
-            "the contact sync folder of {address} that the passes use (id {short}…) is there, \
-             found by its id: its user may have renamed or moved it from Contacts/{name}, and \
-             the passes keep syncing into it"
-        )),
-        Ok(place) => {
-            let how = place.how_deleted();
-            Step::new(CONTACTS, Outcome::Warn)
-                .saw(format!(
-                    "the contact sync folder of {address} that the passes used (id {short}…) was {how}"
-                ))
-                .fix(format!(
-                    "nothing is needed: the next pass makes a new Contacts/{name} and copies the \
-                     user's synced CRM contacts into it, deleting none in the CRM; to keep the \
-                     old folder instead, restore it before then"
-                ))
-        }
+        Ok(FolderPlace::Live(_)) => Step::new(CONTACTS, Outcome::Pass)
+            .saw(sync_folder::found_by_id(address, &folder.id, name)),
+        Ok(place) => Step::new(CONTACTS, Outcome::Warn)
+            .saw(sync_folder::gone(address, &folder.id, place.how_deleted()))
+            .fix(sync_folder::gone_fix(name)),
         Err(e) => Step::new(CONTACTS, Outcome::Fail)
             .saw(e.to_string())
             .fix(access_fix()),
@@ -658,6 +645,17 @@ async fn stored_contact_folder(
     config: &ExsyncConfig,
     address: &str,
 ) -> Result<Option<(String, String)>, String> {
+    Ok(cursor_folder(
+        stored_contact_cursor(config, address).await?.as_deref(),
+    ))
+}
+
+/// The contact folder cursor the passes stored for `address`, when the state database is a
+/// SQLite file this process can open.
+pub(super) async fn stored_contact_cursor(
+    config: &ExsyncConfig,
+    address: &str,
+) -> Result<Option<String>, String> {
     let path = match &config.store {
         StoreConfig::Sqlite { path } if path.exists() => path.clone(),
         _ => return Ok(None),
@@ -669,7 +667,7 @@ async fn stored_contact_folder(
     })
     .await
     .map_err(|e| e.to_string())??;
-    Ok(cursor_folder(read.as_deref()))
+    Ok(read)
 }
 
 /// Basic puts the service account's password on every request, merely base64-encoded: anyone

@@ -6,13 +6,16 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use exsync_core::config::{ExchangeOnlineConfig, OnlineCredential};
+use exsync_core::config::{ExchangeOnlineConfig, ExsyncConfig, OnlineCredential};
 use exsync_core::UserKey;
 use exsync_graph::{Error as GraphFailure, GraphClient, CERTIFICATE_WARNING_DAYS};
 use serde_json::Value;
 
-use super::{Inputs, Outcome, Step};
+use super::{sync_folder, Inputs, Outcome, Step};
+use crate::connect::graph::graph_id;
 use crate::connect::graph::setup::{graph_client, GraphSetupError};
+use crate::sync::mailboxes::Backend;
+use crate::sync::pass::cursor_folder_on;
 
 const TOKEN: &str = "Exchange Online app token";
 const ROLES: &str = "Tenant-wide Graph permissions";
@@ -22,6 +25,31 @@ const FOLDERS: &str = "Contact folder and calendar";
 const MAX_USERS: usize = 10;
 /// The management scope the fixes name.
 const SCOPE_NAME: &str = "exsync-users";
+
+/// The contact sync folder the mailbox steps look for: the one whose id the passes stored in
+/// the state database, when `config` names one this process can read, else the one named
+/// `name` under Contacts.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct SyncFolder<'a> {
+    pub(super) name: &'a str,
+    pub(super) config: Option<&'a ExsyncConfig>,
+}
+
+impl<'a> SyncFolder<'a> {
+    /// The folder `config` syncs into, looked up as its passes do.
+    pub(super) fn of(config: &'a ExsyncConfig) -> Self {
+        SyncFolder {
+            name: &config.sync_folder,
+            config: Some(config),
+        }
+    }
+}
+
+impl<'a> From<&'a str> for SyncFolder<'a> {
+    fn from(name: &'a str) -> Self {
+        SyncFolder { name, config: None }
+    }
+}
 
 /// What one mailbox's scope and folders checks found: the worst outcome, what was seen and
 /// the fix.
@@ -48,7 +76,7 @@ pub(super) async fn checks(inputs: &Inputs) -> (Vec<Step>, Option<GraphClient>, 
         }
     };
     let (mut steps, probed) =
-        checks_with(&client, online, &config.sync_folder, &users, Utc::now()).await;
+        checks_with(&client, online, SyncFolder::of(config), &users, Utc::now()).await;
     if unchecked > 0 {
         if let Some(last) = steps.last_mut() {
             last.evidence.push(format!(
@@ -68,7 +96,7 @@ pub(super) async fn probe_mailbox(
     client: &GraphClient,
     app: &str,
     user: &str,
-    sync_folder: &str,
+    sync_folder: SyncFolder<'_>,
 ) -> Probe {
     probe_of(&mailbox_steps(client, app, user, sync_folder).await)
 }
@@ -121,7 +149,7 @@ fn mailboxes(inputs: &Inputs, online: &ExchangeOnlineConfig) -> (Vec<String>, us
 pub(super) async fn checks_with(
     client: &GraphClient,
     online: &ExchangeOnlineConfig,
-    sync_folder: &str,
+    sync_folder: SyncFolder<'_>,
     users: &[String],
     now: DateTime<Utc>,
 ) -> (Vec<Step>, Probed) {
@@ -175,7 +203,10 @@ pub(super) async fn checks_with(
         // One mailbox is enough to show the app may write where the passes write.
         if i == 0 {
             steps.push(if reachable {
-                super::graph_write::round_trip(client, user, sync_folder).await
+                // A stored folder that is gone made the folders step warn: none is made here.
+                let stored = stored_folder(sync_folder, user).await.ok().flatten();
+                super::graph_write::round_trip(client, user, sync_folder.name, stored.as_deref())
+                    .await
             } else {
                 Step::new(
                     format!("{} ({user})", super::test_contact::ROUND_TRIP),
@@ -405,7 +436,7 @@ async fn mailbox_steps(
     client: &GraphClient,
     app: &str,
     user: &str,
-    sync_folder: &str,
+    sync_folder: SyncFolder<'_>,
 ) -> Vec<Step> {
     let scope_name = format!("{SCOPE} ({user})");
     let folders_name = format!("{FOLDERS} ({user})");
@@ -452,17 +483,48 @@ async fn mailbox_steps(
     };
     let calendar = read(client, &format!("{path}/calendar?$select=id,name")).await;
     let mut folders = Step::new(folders_name, Outcome::Pass);
+    let name = sync_folder.name;
     match contacts {
         Read::Got(body) => {
             scope = scope.saw("contact folders: readable");
-            let found = body.as_array().into_iter().flatten().find(|f| {
-                text(f, "displayName").is_some_and(|n| n.eq_ignore_ascii_case(sync_folder))
-            });
-            folders = match found {
-                Some(_) => folders.saw(format!("contact folder {sync_folder} found under Contacts")),
-                None => folders.saw(format!(
-                    "contact folder {sync_folder} not there yet: it will be created on the first pass"
-                )),
+            folders = match stored_folder(sync_folder, user).await {
+                // The passes follow the folder by its id wherever its user put it, and make
+                // a new one only once it is gone: looking it up by name would tell otherwise.
+                Ok(Some(id)) => {
+                    let url = format!("{path}/contactFolders/{}?$select=id", segment(&id));
+                    match read(client, &url).await {
+                        Read::Got(_) => folders.saw(sync_folder::found_by_id(user, &id, name)),
+                        Read::Failed(e) if e.is_not_found() => folders
+                            .saw(sync_folder::gone(user, &id, "deleted"))
+                            .fix(sync_folder::gone_fix(name))
+                            .outcome_of(Outcome::Warn),
+                        Read::Denied(e) => {
+                            denied.push(("the contact sync folder", e));
+                            folders
+                        }
+                        Read::Failed(e) => {
+                            failed.push(("the contact sync folder", e));
+                            folders
+                        }
+                    }
+                }
+                stored => {
+                    if let Err(reason) = stored {
+                        folders = folders.saw(format!(
+                            "the state database could not be read ({reason}), so the folder \
+                             the passes sync into is not known; looked for by name"
+                        ));
+                    }
+                    let found = body.as_array().into_iter().flatten().find(|f| {
+                        text(f, "displayName").is_some_and(|n| n.eq_ignore_ascii_case(name))
+                    });
+                    match found {
+                        Some(_) => folders.saw(format!("contact folder {name} found under Contacts")),
+                        None => folders.saw(format!(
+                            "contact folder {name} not there yet: it will be created on the first pass"
+                        )),
+                    }
+                }
             };
         }
         Read::Denied(e) => denied.push(("the contact folders", e)),
@@ -507,6 +569,15 @@ async fn mailbox_steps(
         return vec![scope, folders];
     }
     vec![scope, folders]
+}
+
+/// The id (Graph's form) of the contact folder the passes stored for `user` on Graph, if any.
+async fn stored_folder(sync_folder: SyncFolder<'_>, user: &str) -> Result<Option<String>, String> {
+    let Some(config) = sync_folder.config else {
+        return Ok(None);
+    };
+    let cursor = super::exchange::stored_contact_cursor(config, user).await?;
+    Ok(cursor_folder_on(cursor.as_deref(), Backend::Graph).map(|(id, _)| graph_id(&id)))
 }
 
 trait OutcomeOf {
@@ -628,7 +699,7 @@ mod tests {
             checks_with(
                 client,
                 &self.online(OnlineCredential::Secret),
-                "Salesforce_Sync",
+                "Salesforce_Sync".into(),
                 &[user.to_owned()],
                 Utc::now(),
             )
@@ -733,7 +804,7 @@ mod tests {
         let steps = checks_with(
             &client,
             &lab.online(OnlineCredential::Certificate),
-            "Salesforce_Sync",
+            "Salesforce_Sync".into(),
             &[user],
             Utc::now(),
         )
@@ -757,7 +828,7 @@ mod tests {
         let steps = checks_with(
             &client,
             &lab.online(OnlineCredential::Certificate),
-            "Salesforce_Sync",
+            "Salesforce_Sync".into(),
             &[info.mailboxes[0].clone()],
             not_after - chrono::Duration::days(10),
         )
@@ -777,7 +848,7 @@ mod tests {
         let steps = checks_with(
             &client,
             &lab.online(OnlineCredential::Certificate),
-            "Salesforce_Sync",
+            "Salesforce_Sync".into(),
             &[],
             not_after + chrono::Duration::hours(1),
         )

@@ -12,7 +12,14 @@ use super::test_contact::{TestContact, ROUND_TRIP};
 use super::{Outcome, Step};
 use crate::connect::graph::{enc, seg};
 
-pub(super) async fn round_trip(client: &GraphClient, user: &str, sync_folder: &str) -> Step {
+/// `stored`: the id of the folder the passes sync into, which its user may have renamed or
+/// moved; without one the folder is `sync_folder` under Contacts, made as the first pass would.
+pub(super) async fn round_trip(
+    client: &GraphClient,
+    user: &str,
+    sync_folder: &str,
+    stored: Option<&str>,
+) -> Step {
     let started = Instant::now();
     let name = format!("{ROUND_TRIP} ({user})");
     let path = format!("/users/{}", seg(user));
@@ -22,7 +29,11 @@ pub(super) async fn round_trip(client: &GraphClient, user: &str, sync_folder: &s
         step
     };
     let step = Step::new(name, Outcome::Pass);
-    let folder = match folder(client, &path, sync_folder).await {
+    let found = match stored {
+        Some(id) => Ok(id.to_owned()),
+        None => folder(client, &path, sync_folder).await,
+    };
+    let folder = match found {
         Ok(id) => id,
         Err(e) => {
             return fail(step, format!("finding Contacts/{sync_folder}: {e}"))

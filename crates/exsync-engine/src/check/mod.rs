@@ -10,6 +10,7 @@ mod graph;
 mod graph_write;
 mod locate;
 mod net;
+mod sync_folder;
 mod test_contact;
 pub mod users;
 

@@ -276,8 +276,13 @@ async fn probe(config: &ExsyncConfig, reach: &Reach<'_>, a: Assigned) -> UserChe
         Some(o) => match (reach.graph_probed.get(&key), reach.graph) {
             (Some(probed), _) => probed.clone(),
             (None, Some(client)) => {
-                super::graph::probe_mailbox(client, &o.client_id, key.as_str(), &config.sync_folder)
-                    .await
+                super::graph::probe_mailbox(
+                    client,
+                    &o.client_id,
+                    key.as_str(),
+                    super::graph::SyncFolder::of(config),
+                )
+                .await
             }
             (None, None) => not_reached("Exchange Online"),
         },

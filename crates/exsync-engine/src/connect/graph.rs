@@ -506,10 +506,12 @@ impl GraphConnection {
                     link = None;
                 }
                 Err(e) if e.is_not_found() && link.is_some() => {
-                    // The folder went away since: look it up (or make it) again and list it.
-                    tracing::warn!(user = %user, error = %e, "The contact folder is gone; looking it up again.");
+                    // The folder may have gone away since: it is looked up again as a new
+                    // process would, from its id, which says so if it is gone and a new one
+                    // takes its place.
+                    tracing::warn!(user = %user, error = %e, "The contact folder's delta is gone; looking the folder up again.");
                     self.forget_folder(user);
-                    locked(&self.hints).remove(user);
+                    locked(&self.hints).insert(user.clone(), folder.clone());
                     return Box::pin(self.contacts_page(user, Some(""))).await;
                 }
                 Err(e) => return Err(self.error(user, &e)),

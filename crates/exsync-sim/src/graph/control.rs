@@ -11,6 +11,9 @@
 //! | `POST /mailboxes/{address}/budget` | `{"budget"?: N, "reset"?: true}` | requests per 10 min |
 //! | `POST /mailboxes/{address}/expire-delta-tokens` | | next use of a token: 410 |
 //! | `POST /mailboxes/{address}/contacts[?folder=ID]`, `…/events[?calendar=ID]` | a Graph item or an array | seeds |
+//! | `GET /mailboxes/{address}/contactFolders` | | every contact folder: id, name, parent, items |
+//! | `POST /mailboxes/{address}/contactFolders` | `{"name", "parent"?}` | a folder, as Outlook makes one |
+//! | `POST /mailboxes/{address}/contactFolders/change` | `{"folder", "rename" \| "move_to" \| "delete": "hard"}` | the user's change in Outlook |
 //! | `GET /roles`; `PUT /roles`; `POST`/`DELETE /roles/{role}` | `{"roles": [...]}` | tenant-wide roles |
 //! | `GET`/`POST /token-lifetime` | `{"seconds": N}` | access-token lifetime |
 //! | `POST /expire-tokens` | | every access token issued so far fails |
@@ -290,6 +293,17 @@ pub(crate) fn handle(
                 seed(graph, m, kind, container.as_deref(), &body)
             })
         }
+        (&Method::GET, ["mailboxes", address, "contactFolders"]) => {
+            with_mailbox(graph, address, |m| {
+                Answer::ok(lock(&m.data).contacts.folder_listing())
+            })
+        }
+        (&Method::POST, ["mailboxes", address, "contactFolders"]) => {
+            with_mailbox(graph, address, |m| add_contact_folder(graph, m, &body))
+        }
+        (&Method::POST, ["mailboxes", address, "contactFolders", "change"]) => {
+            with_mailbox(graph, address, |m| change_contact_folder(graph, m, &body))
+        }
         (&Method::GET, ["roles"]) => Answer::ok(json!({"roles": graph.identity.roles()})),
         (&Method::PUT | &Method::POST, ["roles"]) => match strings(&body, "roles") {
             Some(roles) => set_roles(graph, roles),
@@ -518,6 +532,118 @@ fn add_fault(graph: &Graph, body: &Value) -> Answer {
     Answer::ok(json!(*faults))
 }
 
+/// Requests made as the mailbox's own user makes them in Outlook: through the stores, past
+/// scope, budget and faults, and counted nowhere.
+struct AsOwner {
+    query: Query,
+    prefer: Prefer,
+    user_url: String,
+    now: chrono::DateTime<Utc>,
+}
+
+impl AsOwner {
+    fn new(graph: &Graph, m: &Mailbox) -> AsOwner {
+        AsOwner {
+            query: Query::default(),
+            prefer: Prefer::default(),
+            user_url: format!("{}/v1.0/users/{}", graph.base_url, m.id),
+            now: Utc::now(),
+        }
+    }
+
+    fn call<'a>(
+        &'a self,
+        method: &'a Method,
+        path: &'a [String],
+        body: Option<&'a Value>,
+    ) -> Call<'a> {
+        Call {
+            method,
+            path,
+            query: &self.query,
+            prefer: &self.prefer,
+            if_match: None,
+            body,
+            now: self.now,
+            user_url: &self.user_url,
+        }
+    }
+}
+
+/// `method path` on the mailbox's contacts, as its user's own request.
+fn contacts_call(
+    graph: &Graph,
+    m: &Mailbox,
+    method: &Method,
+    path: &[String],
+    body: Option<&Value>,
+) -> Answer {
+    let owner = AsOwner::new(graph, m);
+    let answer = lock(&m.data)
+        .contacts
+        .handle(&owner.call(method, path, body))
+        .unwrap_or_else(|| error(404, "no such contacts resource"));
+    m.mark_dirty();
+    answer
+}
+
+/// `{"name", "parent"?}`: a contact folder under `parent` (a folder id), else at the top of
+/// the contact folders, as the user makes one in Outlook.
+fn add_contact_folder(graph: &Graph, m: &Mailbox, body: &Value) -> Answer {
+    let Some(name) = body.get("name").and_then(Value::as_str) else {
+        return error(
+            400,
+            "expected {\"name\": \"…\", \"parent\"?: \"folder id\"}",
+        );
+    };
+    let path: Vec<String> = match body.get("parent").and_then(Value::as_str) {
+        Some(parent) => vec![
+            "contactFolders".into(),
+            parent.into(),
+            "childFolders".into(),
+        ],
+        None => vec!["contactFolders".into()],
+    };
+    contacts_call(
+        graph,
+        m,
+        &Method::POST,
+        &path,
+        Some(&json!({ "displayName": name })),
+    )
+}
+
+/// `{"folder": id, "rename": name}`, `{"folder", "move_to": id}` or `{"folder", "delete":
+/// "hard"}`: what the user does to a contact folder in Outlook. Deleting into Deleted Items
+/// is refused: this simulator keeps no Deleted Items.
+fn change_contact_folder(graph: &Graph, m: &Mailbox, body: &Value) -> Answer {
+    let text = |key: &str| body.get(key).and_then(Value::as_str);
+    let Some(folder) = text("folder") else {
+        return error(400, "expected {\"folder\": \"folder id\", …}");
+    };
+    let path = vec!["contactFolders".to_owned(), folder.to_owned()];
+    match (text("rename"), text("move_to"), text("delete")) {
+        (Some(name), None, None) => contacts_call(
+            graph,
+            m,
+            &Method::PATCH,
+            &path,
+            Some(&json!({ "displayName": name })),
+        ),
+        (None, Some(to), None) => {
+            let moved = lock(&m.data).contacts.move_folder(folder, to);
+            m.mark_dirty();
+            moved.map_or_else(|a| a, Answer::ok)
+        }
+        (None, None, Some("hard")) => contacts_call(graph, m, &Method::DELETE, &path, None),
+        (None, None, Some(other)) => error(
+            400,
+            &format!("delete {other:?}: only \"hard\" (this simulator keeps no Deleted Items)"),
+        ),
+        _ => error(400, "say one of rename, move_to or delete"),
+    }
+}
+
 /// Creates items through the store as a Graph POST would, so they get ids, etags and
 /// change tracking. The body is one Graph item or an array of them; they go to `container`
 /// (a contact folder's or a calendar's id) if given, else to the default folder or calendar.
@@ -535,23 +661,11 @@ fn seed(graph: &Graph, m: &Mailbox, kind: &str, container: Option<&str>, body: &
         Some(id) if kind == "contacts" => vec!["contactFolders".into(), id.into(), kind.into()],
         Some(id) => vec!["calendars".into(), id.into(), kind.into()],
     };
-    let query = Query::default();
-    let prefer = Prefer::default();
-    let user_url = format!("{}/v1.0/users/{}", graph.base_url, m.id);
-    let now = Utc::now();
+    let owner = AsOwner::new(graph, m);
     let mut created = Vec::with_capacity(items.len());
     let mut data = lock(&m.data);
     for item in items {
-        let call = Call {
-            method: &Method::POST,
-            path: &path,
-            query: &query,
-            prefer: &prefer,
-            if_match: None,
-            body: Some(item),
-            now,
-            user_url: &user_url,
-        };
+        let call = owner.call(&Method::POST, &path, Some(item));
         let data = &mut *data;
         let answer = if kind == "contacts" {
             data.contacts.handle(&call)

@@ -8,6 +8,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use exsync_engine::sync::mailboxes::Backend;
 use exsync_lab::{Lab, Seed};
 use reqwest::Method;
 use serde_json::json;
@@ -88,8 +89,7 @@ fn with_reserve(config: &Path) {
     std::fs::write(config, text).unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn workers_together_spend_no_more_of_the_crm_allowance_than_is_left() {
+async fn workers_together_spend_no_more_of_the_crm_allowance_than_is_left(backend: Backend) {
     let Some(db) = exsync_testkit::postgres::database() else {
         return;
     };
@@ -101,7 +101,7 @@ async fn workers_together_spend_no_more_of_the_crm_allowance_than_is_left() {
         exchange_events: 1,
         invalid_record: false,
     };
-    let (lab, config) = lab(db.url(), dir.path(), 6, &seed).await;
+    let (lab, config) = lab(db.url(), dir.path(), 6, &seed, backend).await;
     with_reserve(&config);
     // Two calls left above the reserve: three workers each sending a first call unchecked
     // would spend three.
@@ -154,4 +154,19 @@ async fn workers_together_spend_no_more_of_the_crm_allowance_than_is_left() {
         "{status}\n{}",
         logs.join("\n----\n")
     );
+    // The passes that got that far reached the mailboxes on `backend`.
+    let served: Vec<String> = lab
+        .users
+        .iter()
+        .filter_map(|u| {
+            let runs = lab.syncer.store.runs(&u.key, 10).unwrap();
+            runs.into_iter().find_map(|r| r.backend)
+        })
+        .collect();
+    assert!(
+        !served.is_empty() && served.iter().all(|b| b == backend.as_str()),
+        "{served:?}"
+    );
 }
+
+crate::on_each_backend!(workers_together_spend_no_more_of_the_crm_allowance_than_is_left,);

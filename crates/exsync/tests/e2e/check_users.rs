@@ -1,13 +1,15 @@
 //! `exsync check` looks at every user a configuration assigns, on both sides: one good user,
 //! one listed in the configuration whom no CRM user pairs with, one whose mailbox the service
-//! account may not impersonate, and one whose CRM address names no mailbox. Each is named with
+//! may not reach (on premises the account may not impersonate it; online it is out of the
+//! app's management scope), and one whose CRM address names no mailbox. Each is named with
 //! its reason and fix, the run fails, and it leaves the directory as it found it.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
 use exsync_core::CrmId;
-use exsync_lab::{Lab, LabOptions};
+use exsync_engine::sync::mailboxes::Backend;
+use exsync_lab::Lab;
 use exsync_testkit::cli::Cli;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
@@ -55,20 +57,31 @@ pub(crate) fn block(text: &str, user: &str) -> String {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn check_names_each_assigned_user_that_cannot_sync_with_the_reason_and_fix() {
+async fn check_names_each_assigned_user_that_cannot_sync_with_the_reason_and_fix(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let mut options = LabOptions::new(dir.path().join("lab"), 3);
+    let mut options = crate::lab_options(dir.path().join("lab"), 3, backend);
     options.crm_key_pem = Some(shared_key());
     let lab = Lab::start(options).await.unwrap();
-    // user2's mailbox may no longer be impersonated.
-    lab.exchange_control(
-        Method::POST,
-        "/impersonation",
-        &json!({"mailboxes": ["user2@contoso.test"], "allowed": false}),
-    )
-    .await
-    .unwrap();
+    // user2's mailbox may no longer be reached.
+    let refused = match backend {
+        Backend::Ews => {
+            lab.exchange_control(
+                Method::POST,
+                "/impersonation",
+                &json!({"mailboxes": ["user2@contoso.test"], "allowed": false}),
+            )
+            .await
+        }
+        Backend::Graph => {
+            lab.graph_control(
+                Method::PUT,
+                "/mailboxes/user2@contoso.test/scope",
+                &json!({ "in_scope": false }),
+            )
+            .await
+        }
+    };
+    refused.unwrap();
     // user3's CRM user now holds an address no mailbox has, while the configuration still
     // lists user3's mailbox by name.
     let mut email = Map::new();
@@ -109,10 +122,11 @@ async fn check_names_each_assigned_user_that_cannot_sync_with_the_reason_and_fix
         ),
         "{good}"
     );
-    assert!(
-        good.contains("impersonates user1@contoso.test; calendar readable"),
-        "{good}"
-    );
+    let reached = match backend {
+        Backend::Ews => "impersonates user1@contoso.test; calendar readable",
+        Backend::Graph => "contact folders: readable; calendar: readable",
+    };
+    assert!(good.contains(reached), "{good}");
 
     let no_crm = block(&out, "user3@contoso.test");
     assert!(
@@ -129,27 +143,29 @@ async fn check_names_each_assigned_user_that_cannot_sync_with_the_reason_and_fix
         denied.starts_with("FAIL  user2@contoso.test (sales, via group Sales User): "),
         "{denied}"
     );
-    assert!(
-        denied.contains("may not impersonate user2@contoso.test"),
-        "{denied}"
-    );
-    assert!(
-        denied.contains("fix: in the Exchange Management Shell: New-ManagementRoleAssignment"),
-        "{denied}"
-    );
+    let (why, fix) = match backend {
+        Backend::Ews => (
+            "may not impersonate user2@contoso.test",
+            "fix: in the Exchange Management Shell: New-ManagementRoleAssignment",
+        ),
+        Backend::Graph => ("access denied", "New-ManagementScope"),
+    };
+    assert!(denied.contains(why), "{denied}");
+    assert!(denied.contains(fix), "{denied}");
 
     let no_mailbox = block(&out, "user3@elsewhere.test");
-    assert!(
-        no_mailbox.contains(
-            "ErrorNonExistentMailbox: no mailbox has the primary address user3@elsewhere.test"
+    let (why, fix) = match backend {
+        Backend::Ews => (
+            "ErrorNonExistentMailbox: no mailbox has the primary address user3@elsewhere.test",
+            "fix: check the address with Get-Mailbox -Identity user3@elsewhere.test",
         ),
-        "{no_mailbox}"
-    );
-    assert!(
-        no_mailbox
-            .contains("fix: check the address with Get-Mailbox -Identity user3@elsewhere.test"),
-        "{no_mailbox}"
-    );
+        Backend::Graph => (
+            "Graph knows no user user3@elsewhere.test (404)",
+            "fix: check the address",
+        ),
+    };
+    assert!(no_mailbox.contains(why), "{no_mailbox}");
+    assert!(no_mailbox.contains(fix), "{no_mailbox}");
 
     assert!(
         out.ends_with(
@@ -162,19 +178,32 @@ FAIL: "
         "{out}"
     );
 
-    // The steps before the users: the Exchange version, each step's time, and one test contact
-    // written, read back and deleted in the sync folder of the mailbox checked.
-    assert!(
-        out.contains("      Exchange version 15.2.1544.4 (V2017_07_11) (ServerVersionInfo)\n"),
-        "{out}"
-    );
-    for step in [
-        "DNS",
-        "TLS and certificate chain",
-        "EWS reachable with the service account",
-        "Write round trip",
-        "CRM token",
-    ] {
+    // The steps before the users: on premises the Exchange version; each step's time, and one
+    // test contact written, read back and deleted in the sync folder of the mailbox checked.
+    let steps: &[&str] = match backend {
+        Backend::Ews => {
+            assert!(
+                out.contains(
+                    "      Exchange version 15.2.1544.4 (V2017_07_11) (ServerVersionInfo)\n"
+                ),
+                "{out}"
+            );
+            &[
+                "DNS",
+                "TLS and certificate chain",
+                "EWS reachable with the service account",
+                "Write round trip",
+                "CRM token",
+            ]
+        }
+        Backend::Graph => &[
+            "Exchange Online app token",
+            "Mailbox in the app's scope (user3@contoso.test)",
+            "Write round trip (user3@contoso.test)",
+            "CRM token",
+        ],
+    };
+    for step in steps {
         assert!(
             out.lines()
                 .any(|l| l.starts_with(&format!("PASS  {step}  (")) && l.ends_with(" ms)")),
@@ -195,25 +224,14 @@ FAIL: "
             && round_trip.contains("deleted it ("),
         "{round_trip}"
     );
-    let state = lab
-        .exchange_control(Method::GET, "/state", &Value::Null)
-        .await
-        .unwrap();
-    let mailbox = state["mailboxes"]
-        .as_array()
-        .unwrap()
+    let folders = lab.mailbox_folders(&lab.users[2]).await.unwrap();
+    let sync_folder = folders
         .iter()
-        .find(|m| m["address"] == "user3@contoso.test")
-        .unwrap();
-    let sync_folder = mailbox["folders"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["name"] == "Salesforce_Sync")
+        .find(|f| f.name == "Salesforce_Sync")
         .unwrap();
     assert_eq!(
-        sync_folder["items"], 0,
-        "the test contact was left: {mailbox:#}"
+        sync_folder.items, 0,
+        "the test contact was left: {folders:#?}"
     );
 
     let json = check(&config, true);
@@ -242,3 +260,5 @@ FAIL: "
         "the check created or removed files"
     );
 }
+
+crate::on_each_backend!(check_names_each_assigned_user_that_cannot_sync_with_the_reason_and_fix);

@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use exsync_engine::sync::mailboxes::Backend;
 use exsync_lab::Seed;
 use exsync_testkit::postgres::StopMode;
 
@@ -15,8 +16,7 @@ use super::workers::{converged, lab, nothing_lost_nothing_doubled, Worker};
 /// How long the database stays away: longer than a lease, so leases lapse while it is down.
 const OUTAGE: Duration = Duration::from_secs(4);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn workers_reconnect_after_a_database_restart_mid_sync_and_finish() {
+async fn workers_reconnect_after_a_database_restart_mid_sync_and_finish(backend: Backend) {
     let Some(mut cluster) = exsync_testkit::postgres::own_cluster() else {
         return;
     };
@@ -29,7 +29,7 @@ async fn workers_reconnect_after_a_database_restart_mid_sync_and_finish() {
         exchange_events: 2,
         invalid_record: false,
     };
-    let (lab, config) = lab(cluster.url("restart"), dir.path(), 6, &seed).await;
+    let (lab, config) = lab(cluster.url("restart"), dir.path(), 6, &seed, backend).await;
     let workers: Vec<Worker> = (0..3)
         .map(|i| Worker::spawn(&config, dir.path().join(format!("worker{i}.log")), &[]))
         .collect();
@@ -69,7 +69,7 @@ async fn workers_reconnect_after_a_database_restart_mid_sync_and_finish() {
 
     let all: Vec<&Worker> = workers.iter().collect();
     converged(&lab, &all, Duration::from_secs(120)).await;
-    nothing_lost_nothing_doubled(&lab, 10 + 4 + 4 + 2).await;
+    nothing_lost_nothing_doubled(&lab, 10 + 4 + 4 + 2, backend).await;
 
     // No worker ended: they waited, reconnected and went on; the outage cut at least one pass
     // short, and that was said, and counted.
@@ -114,3 +114,5 @@ async fn workers_reconnect_after_a_database_restart_mid_sync_and_finish() {
     }
     assert!(retried > 0, "no worker counted a retry");
 }
+
+crate::on_each_backend!(workers_reconnect_after_a_database_restart_mid_sync_and_finish,);

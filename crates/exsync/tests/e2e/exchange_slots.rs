@@ -6,16 +6,18 @@
 
 use std::time::{Duration, Instant};
 
+use exsync_engine::sync::mailboxes::Backend;
 use exsync_lab::Seed;
 use reqwest::Method;
 use serde_json::json;
 
 use super::run::get;
-use super::workers::{converged, lab, nothing_lost_nothing_doubled, Worker};
+use super::workers::{all_ran, converged, lab, nothing_lost_nothing_doubled, Worker};
 
 const MAX_CONCURRENCY: u64 = 2;
 const USERS: usize = 9;
 
+// EWS only: the slots share exchange.max_concurrency, which only EWS requests draw on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_together_keep_to_exchange_max_concurrency() {
     let Some(db) = exsync_testkit::postgres::database() else {
@@ -29,7 +31,7 @@ async fn workers_together_keep_to_exchange_max_concurrency() {
         exchange_events: 1,
         invalid_record: false,
     };
-    let (lab, config) = lab(db.url(), dir.path(), USERS, &seed).await;
+    let (lab, config) = lab(db.url(), dir.path(), USERS, &seed, Backend::Ews).await;
     // Several users per worker at once, so each worker alone would use its whole cap.
     let text = std::fs::read_to_string(&config)
         .unwrap()
@@ -54,15 +56,7 @@ async fn workers_together_keep_to_exchange_max_concurrency() {
     // The peak is read before the lab checks the mailboxes, which it does over EWS itself.
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
-        let all_ran = lab.users.iter().all(|u| {
-            lab.syncer
-                .store
-                .runs(&u.key, 1)
-                .unwrap()
-                .first()
-                .is_some_and(|r| r.error.is_none())
-        });
-        if all_ran {
+        if all_ran(&lab) {
             break;
         }
         if Instant::now() > deadline {
@@ -103,7 +97,7 @@ async fn workers_together_keep_to_exchange_max_concurrency() {
 
     let all: Vec<&Worker> = workers.iter().collect();
     converged(&lab, &all, Duration::from_secs(60)).await;
-    nothing_lost_nothing_doubled(&lab, 3 + 1 + 2 + 1).await;
+    nothing_lost_nothing_doubled(&lab, 3 + 1 + 2 + 1, Backend::Ews).await;
     // Every slot a pass took was given back or is held by a pass running now.
     let held =
         db.psql("SELECT count(*) FROM slots WHERE holder IS NOT NULL AND expires_at < now()");

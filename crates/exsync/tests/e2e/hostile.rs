@@ -1,17 +1,24 @@
 //! Hostile data in the CRM, among ordinary records, through the real connectors and both
-//! simulators: a contact with a megabyte name, one with control characters, one with an
+//! simulators, on premises and online: a contact with a megabyte name, one with control characters, one with an
 //! address that is none, an event with a megabyte subject, one with 10,000 invitees, and CRM
 //! users whose e-mail cannot name a mailbox. The ordinary records sync; the hostile ones are
 //! cut to fit or left out, each with its reason in `exsync status`; the next pass writes
 //! nothing.
+//!
+//! The other way, hostile text that people put in Outlook reaches the CRM cleaned or cut to
+//! fit, and markup and a right-to-left override travel as plain text. On
+//! premises the text arrives as EWS XML, which cannot carry control characters; online it
+//! arrives as Graph JSON, which can. Lone surrogates are left out here: the Graph simulator
+//! parses JSON strictly and refuses them, as JSON parsers built on Unicode strings do.
 
 use std::time::Duration;
 
 use crate::MASTER_KEY;
-use chrono::{Duration as Days, Utc};
-use exsync_core::{ItemKind, MAX_LINE, MAX_TEXT};
+use chrono::{Duration as Days, Timelike, Utc};
+use exsync_core::{Contact, Event, EventTime, ItemKind, MAX_LINE, MAX_TEXT};
+use exsync_engine::sync::mailboxes::Backend;
 use exsync_engine::sync::service::PassOptions;
-use exsync_lab::{Lab, LabOptions, Seed, PROFILE};
+use exsync_lab::{Lab, Seed, PROFILE};
 use exsync_testkit::cli::Cli;
 use serde_json::{json, Value};
 
@@ -67,10 +74,9 @@ fn exsync_status(config: &std::path::Path, user: Option<&str>) -> String {
     output.stdout
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_crm_data_is_cut_or_left_out_with_reasons_and_the_rest_syncs() {
+async fn hostile_crm_data_is_cut_or_left_out_with_reasons_and_the_rest_syncs(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let lab = Lab::start(LabOptions::new(dir.path().join("lab"), 1))
+    let lab = Lab::start(crate::lab_options(dir.path().join("lab"), 1, backend))
         .await
         .unwrap();
     let user = lab.users[0].clone();
@@ -135,6 +141,7 @@ async fn hostile_crm_data_is_cut_or_left_out_with_reasons_and_the_rest_syncs() {
 
     let first = lab.syncer.run_pass(&PassOptions::default()).await.unwrap();
     assert_eq!(first.failed_users(), 0, "{first:#?}");
+    assert!(first.users.iter().all(|u| u.backend == Some(backend)));
     assert_eq!(
         first.users.len(),
         1,
@@ -256,3 +263,102 @@ async fn hostile_crm_data_is_cut_or_left_out_with_reasons_and_the_rest_syncs() {
     assert_eq!(waiting.len(), 5, "{waiting:#?}");
     assert!(waiting.iter().all(|w| w.occurrences >= 2), "{waiting:#?}");
 }
+
+crate::on_each_backend!(hostile_crm_data_is_cut_or_left_out_with_reasons_and_the_rest_syncs);
+
+/// More than the CRM holds in a one-line field, and within what both simulators take.
+const LONG_LINE: usize = 4_000;
+/// More than the CRM holds in a description, and within what both simulators take.
+const LONG_TEXT: usize = 100_000;
+const MARKUP: &str = "<script>alert(1)</script> & <b>bold</b> &amp;";
+const RTL: &str = "Hostile-\u{202e}txt.exe";
+
+async fn hostile_outlook_data_reaches_the_crm_cleaned_or_cut(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = Lab::start(crate::lab_options(dir.path().join("lab"), 1, backend))
+        .await
+        .unwrap();
+    let user = lab.users[0].clone();
+    lab.seed(&Seed {
+        crm_contacts: 2,
+        exchange_contacts: 2,
+        ..Seed::default()
+    })
+    .await
+    .unwrap();
+    let contact = |last: &str| Contact {
+        last_name: last.into(),
+        ..Contact::default()
+    };
+    let controls = Contact {
+        first_name: "Ctrl\u{0}\u{7}\u{1b}x".into(),
+        title: "Chief\u{1b}[31m Buyer".into(),
+        ..contact("Hostile-Ctrl")
+    };
+    let long = Contact {
+        company: "C".repeat(LONG_LINE),
+        notes: format!("{MARKUP}\n{}", "N".repeat(LONG_TEXT)),
+        ..contact(RTL)
+    };
+    for made in [&controls, &long] {
+        lab.outlook_contact(&user, made).await.unwrap();
+    }
+    let start = (Utc::now() + Days::days(2)).with_nanosecond(0).unwrap();
+    let mut event = Event::new(
+        "<img src=x onerror=alert(1)>",
+        EventTime::At(start),
+        EventTime::At(start + Days::minutes(30)),
+    );
+    event.location = "Room\u{0}\u{8} 1".into();
+    event.body = "B".repeat(LONG_TEXT);
+    lab.outlook_event(&user, &event).await.unwrap();
+    settle().await;
+
+    let first = lab.syncer.run_pass(&PassOptions::default()).await.unwrap();
+    assert_eq!(first.failed_users(), 0, "{first:#?}");
+    crate::served_by(&lab, backend);
+    let check = lab.convergence().await.unwrap();
+    assert!(check.converged(), "{:#?}", check.problems);
+
+    // The CRM got each of them, cleaned, cut to fit, and markup as the text it is.
+    let ctrl = lab
+        .crm_record(&user, ItemKind::Contact, "Hostile-Ctrl")
+        .await
+        .unwrap();
+    assert_eq!(ctrl.fields["first_name"], "Ctrlx");
+    assert_eq!(ctrl.fields["title"], "Chief[31m Buyer");
+    let rtl = lab.crm_record(&user, ItemKind::Contact, RTL).await.unwrap();
+    assert_eq!(rtl.fields["company"], "C".repeat(MAX_LINE));
+    let notes = rtl.fields["notes"].as_str().unwrap();
+    assert!(notes.starts_with(&format!("{MARKUP}\n")), "{notes:.80}");
+    assert_eq!(notes.chars().count(), MAX_TEXT);
+    let meeting = lab
+        .crm_record(&user, ItemKind::Event, &event.subject)
+        .await
+        .unwrap();
+    assert_eq!(meeting.fields["location"], "Room 1");
+    assert_eq!(
+        meeting.fields["body"].as_str().unwrap().chars().count(),
+        MAX_TEXT
+    );
+
+    // What the CRM cannot hold stays in Outlook: the next passes write nothing.
+    settle().await;
+    for _ in 0..2 {
+        let again = lab.syncer.run_pass(&PassOptions::default()).await.unwrap();
+        let writes: Vec<_> = again
+            .users
+            .iter()
+            .map(|u| (u.user.clone(), u.counts))
+            .collect();
+        assert!(
+            again
+                .users
+                .iter()
+                .all(|u| u.counts.created + u.counts.updated + u.counts.deleted == 0),
+            "a later pass wrote: {writes:#?}"
+        );
+    }
+}
+
+crate::on_each_backend!(hostile_outlook_data_reaches_the_crm_cleaned_or_cut);

@@ -79,6 +79,19 @@ fn lab_options(
     options
 }
 
+/// Asserts that every lab user's last run was served by `backend`: the test ran where it says.
+fn served_by(lab: &exsync_lab::Lab, backend: exsync_engine::sync::mailboxes::Backend) {
+    for user in &lab.users {
+        let runs = lab.syncer.store.runs(&user.key, 1).unwrap();
+        assert_eq!(
+            runs.first().and_then(|r| r.backend.as_deref()),
+            Some(backend.as_str()),
+            "{}: {runs:?}",
+            user.key
+        );
+    }
+}
+
 /// The settings of a Salesforce client of the simulator `info` describes: logged in as its
 /// integration user with a JWT bearer assertion, trusting the simulator's CA, keeping no API
 /// reserve.

@@ -1,10 +1,12 @@
 //! The pairing rule (`crm.mailbox_field`): CRM users whose Email names no mailbox sync once the
-//! rule points at the field that does, through the configuration file and the `exsync` binary.
+//! rule points at the field that does, through the configuration file and the `exsync` binary,
+//! on premises and online.
 
 use std::time::Duration;
 
 use exsync_core::config::MailboxField;
-use exsync_lab::{Lab, LabOptions, Seed};
+use exsync_engine::sync::mailboxes::Backend;
+use exsync_lab::{Lab, Seed};
 use exsync_testkit::cli::Cli;
 
 use crate::MASTER_KEY;
@@ -20,9 +22,9 @@ fn sync(config: &std::path::Path) -> exsync_testkit::cli::Ran {
 
 /// Runs the lab with its CRM users' mailboxes in `field`, their Email at another domain; a
 /// pass under the Email rule fails them all, one under `field` converges.
-async fn users_pair_by(field: MailboxField) {
+async fn users_pair_by(field: MailboxField, backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let mut options = LabOptions::new(dir.path(), 2);
+    let mut options = crate::lab_options(dir.path(), 2, backend);
     options.mailbox_field = field.clone();
     let lab = Lab::start(options).await.unwrap();
     lab.seed(&Seed {
@@ -67,22 +69,27 @@ async fn users_pair_by(field: MailboxField) {
     let check = lab.convergence().await.unwrap();
     assert!(check.converged(), "{:#?}", check.problems);
     assert!(check.pairs > 0);
+    crate::served_by(&lab, backend);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn users_pair_by_username_when_their_email_names_no_mailbox() {
-    users_pair_by(MailboxField::Username).await;
+async fn users_pair_by_username_when_their_email_names_no_mailbox(backend: Backend) {
+    users_pair_by(MailboxField::Username, backend).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn users_pair_by_their_federation_identifier() {
-    users_pair_by(MailboxField::FederationIdentifier).await;
+async fn users_pair_by_their_federation_identifier(backend: Backend) {
+    users_pair_by(MailboxField::FederationIdentifier, backend).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn users_pair_by_a_custom_field() {
-    users_pair_by(MailboxField::Custom(
-        exsync_sim::salesforce::USER_MAILBOX_FIELD.into(),
-    ))
+async fn users_pair_by_a_custom_field(backend: Backend) {
+    users_pair_by(
+        MailboxField::Custom(exsync_sim::salesforce::USER_MAILBOX_FIELD.into()),
+        backend,
+    )
     .await;
 }
+
+crate::on_each_backend!(
+    users_pair_by_username_when_their_email_names_no_mailbox,
+    users_pair_by_their_federation_identifier,
+    users_pair_by_a_custom_field,
+);

@@ -4,19 +4,19 @@
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use exsync_lab::{Lab, LabOptions, Seed};
+use exsync_engine::sync::mailboxes::Backend;
+use exsync_lab::{Lab, Seed};
 use exsync_store::SyncState;
 use exsync_testkit::cli::Cli;
 
 use crate::{shared_key, MASTER_KEY};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sync_on_postgres_converges_and_a_second_pass_writes_nothing() {
+async fn a_sync_on_postgres_converges_and_a_second_pass_writes_nothing(backend: Backend) {
     let Some(db) = exsync_testkit::postgres::database() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let mut options = LabOptions::new(dir.path().join("lab"), 2);
+    let mut options = crate::lab_options(dir.path().join("lab"), 2, backend);
     options.crm_key_pem = Some(shared_key());
     options.postgres_url = Some(db.url());
     let lab = Lab::start(options).await.unwrap();
@@ -74,6 +74,7 @@ async fn a_sync_on_postgres_converges_and_a_second_pass_writes_nothing() {
         second.stderr
     );
 
+    crate::served_by(&lab, backend);
     let check = lab.convergence().await.unwrap();
     assert!(check.converged(), "{:#?}", check.problems);
     assert!(check.pairs >= 16, "{check:#?}");
@@ -99,13 +100,12 @@ async fn a_sync_on_postgres_converges_and_a_second_pass_writes_nothing() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_store_copy_a_pass_on_postgres_creates_and_rematches_nothing() {
+async fn after_store_copy_a_pass_on_postgres_creates_and_rematches_nothing(backend: Backend) {
     let Some(db) = exsync_testkit::postgres::database() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let mut options = LabOptions::new(dir.path().join("lab"), 2);
+    let mut options = crate::lab_options(dir.path().join("lab"), 2, backend);
     options.crm_key_pem = Some(shared_key());
     let lab = Lab::start(options).await.unwrap();
     lab.seed(&Seed {
@@ -189,6 +189,12 @@ async fn after_store_copy_a_pass_on_postgres_creates_and_rematches_nothing() {
             );
         }
     }
+    crate::served_by(&lab, backend);
     let check = lab.convergence().await.unwrap();
     assert!(check.converged(), "{:#?}", check.problems);
 }
+
+crate::on_each_backend!(
+    a_sync_on_postgres_converges_and_a_second_pass_writes_nothing,
+    after_store_copy_a_pass_on_postgres_creates_and_rematches_nothing,
+);

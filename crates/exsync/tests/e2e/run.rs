@@ -5,6 +5,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::MASTER_KEY;
+use exsync_engine::sync::mailboxes::Backend;
 use exsync_lab::{Lab, LabOptions, Seed};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -26,10 +27,11 @@ pub(super) async fn get(addr: &str, path: &str) -> Option<String> {
     Some(text)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_service_syncs_serves_metrics_and_stops_on_sigterm() {
+async fn the_service_syncs_serves_metrics_and_stops_on_sigterm(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let lab = Lab::start(LabOptions::new(dir.path(), 1)).await.unwrap();
+    let lab = Lab::start(crate::lab_options(dir.path(), 1, backend))
+        .await
+        .unwrap();
     lab.seed(&Seed {
         crm_contacts: 5,
         crm_events: 2,
@@ -93,9 +95,16 @@ async fn the_service_syncs_serves_metrics_and_stops_on_sigterm() {
                 ] {
                     assert!(text.contains(line), "{line} missing in {text}");
                 }
-                assert!(text.contains(
-                    r#"exsync_requests_total{side="exchange",endpoint="CreateItem",outcome="ok"}"#
-                ));
+                // The mailbox's writes, counted under the backend's own name for them.
+                let writes = match backend {
+                    Backend::Ews => {
+                        r#"exsync_requests_total{side="exchange",endpoint="CreateItem",outcome="ok"}"#
+                    }
+                    Backend::Graph => {
+                        r#"exsync_requests_total{side="graph",endpoint="/$batch",outcome="ok"}"#
+                    }
+                };
+                assert!(text.contains(writes), "{writes} missing in {text}");
                 break;
             }
         }
@@ -142,6 +151,7 @@ async fn the_service_syncs_serves_metrics_and_stops_on_sigterm() {
             .len(),
         5
     );
+    crate::served_by(&lab, backend);
 }
 
 /// Two workers on one host given the same metrics port: the second refuses to start before it
@@ -230,3 +240,5 @@ async fn a_taken_metrics_port_stops_the_service_at_start_and_says_how_to_give_it
     let _ = child.wait();
     drop(taken);
 }
+
+crate::on_each_backend!(the_service_syncs_serves_metrics_and_stops_on_sigterm);

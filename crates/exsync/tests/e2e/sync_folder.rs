@@ -1,5 +1,5 @@
 //! The user's `Salesforce_Sync` contact folder in their hands, against the simulators with
-//! `exsync sync` as an admin runs it.
+//! `exsync sync` as an admin runs it, on premises and online.
 //!
 //! Renamed or moved between passes, the folder keeps syncing where it is: a new CRM contact is
 //! copied into it, an Outlook edit made in it reaches the CRM, no second `Salesforce_Sync` is
@@ -7,6 +7,9 @@
 //! made again under Contacts, the user's synced CRM contacts are copied into the new one, the
 //! log says so, and nothing is deleted in the CRM either. The system folders Exchange keeps
 //! under Contacts are never written to.
+//!
+//! Online, folders are made and moved only among the contact folders (Graph has no other
+//! place for them), and Deleted Items is not there: the Graph simulator keeps none.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -14,11 +17,12 @@ use std::time::Duration;
 
 use crate::{shared_key, MASTER_KEY};
 use exsync_core::{ItemKind, UserKey};
+use exsync_engine::sync::mailboxes::Backend;
+use exsync_engine::sync::service::PassOptions;
 use exsync_engine::sync::sides::MailboxSide;
-use exsync_lab::{crm_contact, Lab, LabOptions, Seed};
+use exsync_lab::{crm_contact, FolderChange, Lab, MailboxFolder, Seed};
 use exsync_salesforce::NewRecord;
-use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// The lab's CRM connector leaves records stamped in the last second for the next pass.
 const SETTLE: Duration = Duration::from_millis(1100);
@@ -42,8 +46,8 @@ const SYSTEM: [&str; 5] = [
     "GAL Contacts",
 ];
 
-async fn lab(dir: &Path) -> (Lab, PathBuf) {
-    let mut options = LabOptions::new(dir, 1);
+async fn lab(dir: &Path, backend: Backend) -> (Lab, PathBuf) {
+    let mut options = crate::lab_options(dir, 1, backend);
     options.crm_key_pem = Some(shared_key());
     let lab = Lab::start(options).await.unwrap();
     lab.seed(&SEED).await.unwrap();
@@ -100,40 +104,30 @@ fn text(output: &Output) -> String {
 }
 
 /// The user's mailbox folders as the simulator holds them.
-async fn folders(lab: &Lab) -> Vec<Value> {
-    let state = lab
-        .exchange_control(Method::GET, "/state", &Value::Null)
-        .await
-        .unwrap();
-    let user = lab.users[0].key.as_str();
-    state["mailboxes"]
-        .as_array()
-        .unwrap()
+async fn folders(lab: &Lab) -> Vec<MailboxFolder> {
+    lab.mailbox_folders(&lab.users[0]).await.unwrap()
+}
+
+fn named<'a>(folders: &'a [MailboxFolder], name: &str) -> Vec<&'a MailboxFolder> {
+    folders.iter().filter(|f| f.name == name).collect()
+}
+
+fn by_id<'a>(folders: &'a [MailboxFolder], id: &str) -> Option<&'a MailboxFolder> {
+    folders.iter().find(|f| f.id == id)
+}
+
+fn role<'a>(folders: &'a [MailboxFolder], role: &str) -> &'a MailboxFolder {
+    folders
         .iter()
-        .find(|m| m["address"].as_str().unwrap().eq_ignore_ascii_case(user))
-        .unwrap()["folders"]
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
-fn named<'a>(folders: &'a [Value], name: &str) -> Vec<&'a Value> {
-    folders.iter().filter(|f| f["name"] == name).collect()
-}
-
-fn distinguished<'a>(folders: &'a [Value], role: &str) -> &'a Value {
-    folders.iter().find(|f| f["distinguished"] == role).unwrap()
+        .find(|f| f.role.as_deref() == Some(role))
+        .unwrap_or_else(|| panic!("no {role} folder: {folders:#?}"))
 }
 
 /// Acts on the folder as its user would in Outlook.
-async fn change(lab: &Lab, folder: &str, what: Value) -> Value {
-    let mut body = json!({"mailbox": lab.users[0].key.as_str(), "folder": folder});
-    for (k, v) in what.as_object().unwrap() {
-        body[k] = v.clone();
-    }
-    lab.exchange_control(Method::POST, "/folders/change", &body)
+async fn change(lab: &Lab, folder: &str, what: FolderChange) {
+    lab.change_folder(&lab.users[0], folder, what)
         .await
-        .unwrap()
+        .unwrap();
 }
 
 /// The user's CRM contacts' last names, sorted.
@@ -175,23 +169,30 @@ async fn new_crm_contact(lab: &Lab, i: usize) -> String {
 }
 
 /// Tells the lab's own connector which folder is the user's now, as a stored cursor would.
-fn point_lab_at(lab: &Lab, folder: &Value) {
-    let id = folder["id"].as_str().unwrap().to_owned();
+fn point_lab_at(lab: &Lab, folder: &MailboxFolder) {
     lab.syncer.exchange.known_folder(
         &UserKey::new(lab.users[0].key.as_str()),
         ItemKind::Contact,
-        &(id, String::new()),
+        &(folder.id.clone(), String::new()),
     );
 }
 
-/// No mailbox item sits in a system folder under Contacts.
-fn system_folders_untouched(folders: &[Value]) {
-    let contacts = distinguished(folders, "contacts")["id"].clone();
+/// No mailbox item sits in a system folder under Contacts (the Exchange simulator's mailboxes
+/// have them; the Graph simulator's contact folders are only the user's).
+fn system_folders_untouched(folders: &[MailboxFolder], backend: Backend) {
+    if backend == Backend::Graph {
+        return;
+    }
+    let contacts = role(folders, "contacts").id.clone();
     for name in SYSTEM {
         let found = named(folders, name);
         assert_eq!(found.len(), 1, "{name}: {folders:#?}");
-        assert_eq!(found[0]["parent"], contacts, "{name} is under Contacts");
-        assert_eq!(found[0]["items"], 0, "{name} was written to");
+        assert_eq!(
+            found[0].parent.as_deref(),
+            Some(contacts.as_str()),
+            "{name} is under Contacts"
+        );
+        assert_eq!(found[0].items, 0, "{name} was written to");
     }
 }
 
@@ -207,13 +208,18 @@ async fn converged(lab: &Lab, what: &str) {
 }
 
 /// Between passes the user changes the folder (`what`): the next pass must follow it by id.
-async fn follow(lab: &Lab, config: &Path, what: Value, round: usize) {
+async fn follow(lab: &Lab, config: &Path, what: FolderChange, round: usize, backend: Backend) {
     let before = folders(lab).await;
     let ours = named(&before, FOLDER);
     assert_eq!(ours.len(), 1, "{before:#?}");
-    let id = ours[0]["id"].as_str().unwrap().to_owned();
-    let after_change = change(lab, &id, what.clone()).await;
-    assert_eq!(after_change["id"], id.as_str(), "the folder keeps its id");
+    let id = ours[0].id.clone();
+    change(lab, &id, what.clone()).await;
+    let changed = folders(lab).await;
+    assert_ne!(
+        by_id(&changed, &id),
+        by_id(&before, &id),
+        "{what:?}: the folder keeps its id and changed"
+    );
     let names_before = crm_names(lab).await;
 
     // In the changed folder the user edits a contact; in the CRM someone adds one.
@@ -227,26 +233,30 @@ async fn follow(lab: &Lab, config: &Path, what: Value, round: usize) {
     .unwrap();
     let added = new_crm_contact(lab, 100 + round).await;
 
-    let output = sync(config, &format!("{what}")).await;
+    let output = sync(config, &format!("{what:?}")).await;
     let summary = String::from_utf8_lossy(&output.stdout);
-    assert!(summary.contains(" deleted 0 "), "{what}: {}", text(&output));
+    assert!(
+        summary.contains(" deleted 0 "),
+        "{what:?}: {}",
+        text(&output)
+    );
 
     let after = folders(lab).await;
     assert!(
-        named(&after, FOLDER).iter().all(|f| f["id"] == id.as_str()),
-        "{what}: a second {FOLDER} was made: {after:#?}"
+        named(&after, FOLDER).iter().all(|f| f.id == id),
+        "{what:?}: a second {FOLDER} was made: {after:#?}"
     );
-    let moved = after.iter().find(|f| f["id"] == id.as_str()).unwrap();
+    let moved = by_id(&after, &id).unwrap();
     // The new CRM contact and the seeded ones are in the folder where the user put it.
     assert_eq!(
-        moved["items"].as_u64().unwrap() as usize,
+        moved.items,
         SEED.crm_contacts + SEED.exchange_contacts + round,
-        "{what}: {moved:#}"
+        "{what:?}: {moved:#?}"
     );
     let copy = lab
         .exchange_item(&lab.users[0], ItemKind::Contact, &added)
         .await
-        .unwrap_or_else(|e| panic!("{what}: the new CRM contact was not copied: {e}"));
+        .unwrap_or_else(|e| panic!("{what:?}: the new CRM contact was not copied: {e}"));
     assert_eq!(copy.fields.get("last_name"), Some(&json!(added)));
     let crm = lab
         .crm_record(&lab.users[0], ItemKind::Contact, &edited)
@@ -255,54 +265,40 @@ async fn follow(lab: &Lab, config: &Path, what: Value, round: usize) {
     assert_eq!(
         crm.fields.get("department"),
         Some(&json!(department)),
-        "{what}: the Outlook edit did not reach the CRM"
+        "{what:?}: the Outlook edit did not reach the CRM"
     );
     let mut expected = names_before;
     expected.push(added);
     expected.sort();
-    assert_eq!(crm_names(lab).await, expected, "{what}: CRM contacts");
-    system_folders_untouched(&after);
-    converged(lab, &format!("{what}")).await;
+    assert_eq!(crm_names(lab).await, expected, "{what:?}: CRM contacts");
+    system_folders_untouched(&after, backend);
+    converged(lab, &format!("{what:?}")).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_renamed_or_moved_folder_keeps_syncing_where_it_is() {
+async fn a_renamed_or_moved_folder_keeps_syncing_where_it_is(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let (lab, config) = lab(dir.path()).await;
+    let (lab, config) = lab(dir.path(), backend).await;
     sync(&config, "the first pass").await;
+    crate::served_by(&lab, backend);
     let first = folders(&lab).await;
-    system_folders_untouched(&first);
+    system_folders_untouched(&first, backend);
     converged(&lab, "the first pass").await;
 
-    follow(&lab, &config, json!({"rename": "My CRM contacts"}), 1).await;
+    let renamed = FolderChange::Rename("My CRM contacts".into());
+    follow(&lab, &config, renamed, 1, backend).await;
 
-    // Moved under a folder of its own at the top of the mailbox.
-    let top = distinguished(&first, "msgfolderroot")["id"].clone();
-    let clients = lab
-        .exchange_control(
-            Method::POST,
-            "/folders",
-            &json!({
-                "mailbox": lab.users[0].key.as_str(),
-                "parent": top,
-                "name": "Clients",
-                "class": "IPF.Contact",
-            }),
-        )
-        .await
-        .unwrap();
+    // Moved under a folder of its own at the top.
+    let clients = lab.new_top_folder(&lab.users[0], "Clients").await.unwrap();
     let folders_now = folders(&lab).await;
-    let renamed = named(&folders_now, "My CRM contacts")[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let renamed = named(&folders_now, "My CRM contacts")[0].id.clone();
     // Back to its name, then moved: the pass after must still find it by id.
-    change(&lab, &renamed, json!({"rename": FOLDER})).await;
-    follow(&lab, &config, json!({"move_to": clients["id"]}), 2).await;
+    change(&lab, &renamed, FolderChange::Rename(FOLDER.into())).await;
+    let moved = FolderChange::MoveTo(clients.clone());
+    follow(&lab, &config, moved, 2, backend).await;
     let after = folders(&lab).await;
     let ours = named(&after, FOLDER);
     assert_eq!(ours.len(), 1, "{after:#?}");
-    assert_eq!(ours[0]["parent"], clients["id"]);
+    assert_eq!(ours[0].parent.as_deref(), Some(clients.as_str()));
 
     // A pass with nothing new writes nothing.
     let output = sync(&config, "the idle pass").await;
@@ -314,26 +310,34 @@ async fn a_renamed_or_moved_folder_keeps_syncing_where_it_is() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deleted_folder_is_made_again_and_nothing_is_deleted_in_the_crm() {
+async fn a_deleted_folder_is_made_again_and_nothing_is_deleted_in_the_crm(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let (lab, config) = lab(dir.path()).await;
+    let (lab, config) = lab(dir.path(), backend).await;
     sync(&config, "the first pass").await;
+    crate::served_by(&lab, backend);
     converged(&lab, "the first pass").await;
     let synced = SEED.crm_contacts + SEED.exchange_contacts;
+    let ways = match backend {
+        Backend::Ews => vec![
+            ("deleteditems", FolderChange::DeleteToDeletedItems),
+            ("hard", FolderChange::DeleteHard),
+        ],
+        // The Graph simulator keeps no Deleted Items.
+        Backend::Graph => vec![("hard", FolderChange::DeleteHard)],
+    };
 
-    for (round, how) in ["deleteditems", "hard"].into_iter().enumerate() {
+    for (round, (how, delete)) in ways.into_iter().enumerate() {
         let before = folders(&lab).await;
-        let contacts = distinguished(&before, "contacts")["id"].clone();
-        let ours: Vec<&Value> = named(&before, FOLDER)
+        let contacts = role(&before, "contacts").id.clone();
+        let ours: Vec<&MailboxFolder> = named(&before, FOLDER)
             .into_iter()
-            .filter(|f| f["parent"] == contacts)
+            .filter(|f| f.parent.as_deref() == Some(contacts.as_str()))
             .collect();
         assert_eq!(ours.len(), 1, "{how}: {before:#?}");
-        let old = ours[0]["id"].as_str().unwrap().to_owned();
+        let old = ours[0].id.clone();
         let names_before = crm_names(&lab).await;
         assert_eq!(names_before.len(), synced + round);
-        change(&lab, &old, json!({ "delete": how })).await;
+        change(&lab, &old, delete).await;
         // A CRM contact added meanwhile lands in the new folder too.
         let added = new_crm_contact(&lab, 200 + round).await;
 
@@ -372,32 +376,31 @@ async fn a_deleted_folder_is_made_again_and_nothing_is_deleted_in_the_crm() {
 
         // A new folder under Contacts holds a copy of every CRM contact.
         let after = folders(&lab).await;
-        let contacts = distinguished(&after, "contacts")["id"].clone();
-        let live: Vec<&Value> = named(&after, FOLDER)
+        let contacts = role(&after, "contacts").id.clone();
+        let live: Vec<&MailboxFolder> = named(&after, FOLDER)
             .into_iter()
-            .filter(|f| f["parent"] == contacts)
+            .filter(|f| f.parent.as_deref() == Some(contacts.as_str()))
             .collect();
         assert_eq!(live.len(), 1, "{how}: {after:#?}");
-        assert_ne!(live[0]["id"], old.as_str(), "{how}: the old folder is used");
+        assert_ne!(live[0].id, old, "{how}: the old folder is used");
         assert_eq!(
-            live[0]["items"].as_u64().unwrap() as usize,
+            live[0].items,
             expected.len(),
             "{how}: copies in the new folder"
         );
         match how {
             "deleteditems" => {
-                let bin = distinguished(&after, "deleteditems")["id"].clone();
-                let deleted = after.iter().find(|f| f["id"] == old.as_str()).unwrap();
-                assert_eq!(deleted["parent"], bin);
+                let bin = role(&after, "deleteditems").id.clone();
+                let deleted = by_id(&after, &old).unwrap();
+                assert_eq!(deleted.parent.as_deref(), Some(bin.as_str()));
                 assert_eq!(
-                    deleted["items"].as_u64().unwrap() as usize,
-                    synced,
+                    deleted.items, synced,
                     "{how}: the deleted folder was written to"
                 );
             }
-            _ => assert!(after.iter().all(|f| f["id"] != old.as_str())),
+            _ => assert!(by_id(&after, &old).is_none()),
         }
-        system_folders_untouched(&after);
+        system_folders_untouched(&after, backend);
 
         point_lab_at(&lab, live[0]);
         converged(&lab, how).await;
@@ -430,3 +433,41 @@ async fn a_deleted_folder_is_made_again_and_nothing_is_deleted_in_the_crm() {
         converged(&lab, how).await;
     }
 }
+
+/// The running service (one process, which keeps the folder it found between passes) notices
+/// a folder deleted between its passes as a new process does, and makes it again.
+async fn a_folder_deleted_under_the_running_service_is_noticed(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let (lab, _config) = lab(dir.path(), backend).await;
+    tokio::time::sleep(SETTLE).await;
+    let options = PassOptions::default();
+    let pass = || lab.syncer.run_pass(&options);
+    let first = pass().await.unwrap();
+    assert_eq!(first.failed_users(), 0, "{first:#?}");
+    crate::served_by(&lab, backend);
+    let old = named(&folders(&lab).await, FOLDER)[0].id.clone();
+    change(&lab, &old, FolderChange::DeleteHard).await;
+
+    tokio::time::sleep(SETTLE).await;
+    let next = pass().await.unwrap();
+    assert_eq!(next.failed_users(), 0, "{next:#?}");
+    let codes: Vec<&str> = next.users[0]
+        .notices
+        .iter()
+        .map(|n| n.code.as_str())
+        .collect();
+    assert_eq!(codes, ["sync_folder_replaced"], "{next:#?}");
+    assert_eq!(next.users[0].counts.deleted, 0, "{next:#?}");
+    let after = folders(&lab).await;
+    let live = named(&after, FOLDER);
+    assert_eq!(live.len(), 1, "{after:#?}");
+    assert_ne!(live[0].id, old);
+    assert_eq!(live[0].items, SEED.crm_contacts + SEED.exchange_contacts);
+    converged(&lab, "after the folder was made again").await;
+}
+
+crate::on_each_backend!(
+    a_renamed_or_moved_folder_keeps_syncing_where_it_is,
+    a_deleted_folder_is_made_again_and_nothing_is_deleted_in_the_crm,
+    a_folder_deleted_under_the_running_service_is_noticed,
+);

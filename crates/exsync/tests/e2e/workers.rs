@@ -10,7 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use exsync_core::ItemKind;
-use exsync_lab::{crm_contact, Lab, LabOptions, Seed};
+use exsync_engine::sync::mailboxes::Backend;
+use exsync_lab::{crm_contact, Lab, Seed};
 use serde_json::json;
 
 use crate::{shared_key, MASTER_KEY};
@@ -20,8 +21,14 @@ pub(super) const LEASE_SECS: u64 = 2;
 
 /// A lab on the PostgreSQL database at `url`, and a configuration for workers that take one
 /// user at a time on short leases.
-pub(super) async fn lab(url: String, dir: &Path, users: usize, seed: &Seed) -> (Lab, PathBuf) {
-    let mut options = LabOptions::new(dir.join("lab"), users);
+pub(super) async fn lab(
+    url: String,
+    dir: &Path,
+    users: usize,
+    seed: &Seed,
+    backend: Backend,
+) -> (Lab, PathBuf) {
+    let mut options = crate::lab_options(dir.join("lab"), users, backend);
     options.crm_key_pem = Some(shared_key());
     options.postgres_url = Some(url);
     let lab = Lab::start(options).await.unwrap();
@@ -130,15 +137,7 @@ pub(super) fn exsync_status(config: &Path) -> String {
 pub(super) async fn converged(lab: &Lab, workers: &[&Worker], within: Duration) {
     let deadline = Instant::now() + within;
     loop {
-        let all_ran = lab.users.iter().all(|u| {
-            lab.syncer
-                .store
-                .runs(&u.key, 1)
-                .unwrap()
-                .first()
-                .is_some_and(|r| r.error.is_none())
-        });
-        if all_ran {
+        if all_ran(lab) {
             let check = lab.convergence().await.unwrap();
             if check.converged() {
                 return;
@@ -158,8 +157,22 @@ pub(super) async fn converged(lab: &Lab, workers: &[&Worker], within: Duration) 
     }
 }
 
-/// Pairs equal to both sides' records, one each: nothing lost, nothing copied twice.
-pub(super) async fn nothing_lost_nothing_doubled(lab: &Lab, per_user: usize) {
+/// Whether every user's last run finished without an error.
+pub(super) fn all_ran(lab: &Lab) -> bool {
+    lab.users.iter().all(|u| {
+        lab.syncer
+            .store
+            .runs(&u.key, 1)
+            .unwrap()
+            .first()
+            .is_some_and(|r| r.error.is_none())
+    })
+}
+
+/// Pairs equal to both sides' records, one each: nothing lost, nothing copied twice, and every
+/// user served by `backend`.
+pub(super) async fn nothing_lost_nothing_doubled(lab: &Lab, per_user: usize, backend: Backend) {
+    crate::served_by(lab, backend);
     let check = lab.convergence().await.unwrap();
     assert!(check.converged(), "{:#?}", check.problems);
     assert_eq!(check.pairs, per_user * lab.users.len(), "{check:#?}");
@@ -167,8 +180,9 @@ pub(super) async fn nothing_lost_nothing_doubled(lab: &Lab, per_user: usize) {
     assert_eq!(check.exchange_items, check.pairs, "{check:#?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_workers_share_a_first_sync_and_finish_the_users_of_one_killed_midway() {
+async fn three_workers_share_a_first_sync_and_finish_the_users_of_one_killed_midway(
+    backend: Backend,
+) {
     let Some(db) = exsync_testkit::postgres::database() else {
         return;
     };
@@ -180,7 +194,7 @@ async fn three_workers_share_a_first_sync_and_finish_the_users_of_one_killed_mid
         exchange_events: 2,
         invalid_record: false,
     };
-    let (lab, config) = lab(db.url(), dir.path(), 6, &seed).await;
+    let (lab, config) = lab(db.url(), dir.path(), 6, &seed, backend).await;
     let workers: Vec<Worker> = (0..3)
         .map(|i| Worker::spawn(&config, dir.path().join(format!("worker{i}.log")), &[]))
         .collect();
@@ -212,7 +226,7 @@ async fn three_workers_share_a_first_sync_and_finish_the_users_of_one_killed_mid
         .map(|(_, w)| w)
         .collect();
     converged(&lab, &alive, Duration::from_secs(120)).await;
-    nothing_lost_nothing_doubled(&lab, 6 + 3 + 3 + 2).await;
+    nothing_lost_nothing_doubled(&lab, 6 + 3 + 3 + 2, backend).await;
 
     if std::env::var("LEASE_DEBUG").is_ok() {
         for w in &workers {
@@ -267,7 +281,7 @@ async fn three_workers_share_a_first_sync_and_finish_the_users_of_one_killed_mid
         }
     }
     converged(&lab, &alive, Duration::from_secs(60)).await;
-    nothing_lost_nothing_doubled(&lab, 6 + 3 + 3 + 2).await;
+    nothing_lost_nothing_doubled(&lab, 6 + 3 + 3 + 2, backend).await;
     assert!(
         alive
             .iter()
@@ -294,8 +308,9 @@ async fn three_workers_share_a_first_sync_and_finish_the_users_of_one_killed_mid
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn workers_killed_at_twenty_moments_of_a_first_sync_lose_nothing_and_copy_nothing_twice() {
+async fn workers_killed_at_twenty_moments_of_a_first_sync_lose_nothing_and_copy_nothing_twice(
+    backend: Backend,
+) {
     let Some(db) = exsync_testkit::postgres::database() else {
         return;
     };
@@ -307,7 +322,7 @@ async fn workers_killed_at_twenty_moments_of_a_first_sync_lose_nothing_and_copy_
         exchange_events: 2,
         invalid_record: false,
     };
-    let (lab, config) = lab(db.url(), dir.path(), 8, &seed).await;
+    let (lab, config) = lab(db.url(), dir.path(), 8, &seed, backend).await;
     let log = |n: usize| dir.path().join(format!("worker{n}.log"));
     let mut workers: Vec<Worker> = (0..3)
         .map(|i| Worker::spawn(&config, log(i), &[]))
@@ -341,12 +356,11 @@ async fn workers_killed_at_twenty_moments_of_a_first_sync_lose_nothing_and_copy_
     }
     let alive: Vec<&Worker> = workers.iter().collect();
     converged(&lab, &alive, Duration::from_secs(120)).await;
-    nothing_lost_nothing_doubled(&lab, 20 + 6 + 6 + 2).await;
+    nothing_lost_nothing_doubled(&lab, 20 + 6 + 6 + 2, backend).await;
 }
 
 #[cfg(feature = "failpoints")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_stopped_past_its_lease_cannot_commit_over_its_successor() {
+async fn a_worker_stopped_past_its_lease_cannot_commit_over_its_successor(backend: Backend) {
     use exsync_engine::failpoints::{ACTION_ENV, BEFORE_FINAL_COMMIT, ENV};
 
     let Some(db) = exsync_testkit::postgres::database() else {
@@ -360,7 +374,7 @@ async fn a_worker_stopped_past_its_lease_cannot_commit_over_its_successor() {
         exchange_events: 1,
         invalid_record: false,
     };
-    let (lab, config) = lab(db.url(), dir.path(), 2, &seed).await;
+    let (lab, config) = lab(db.url(), dir.path(), 2, &seed, backend).await;
     // The stalled worker stops itself just before its first user's final commit.
     let stalled = Worker::spawn(
         &config,
@@ -392,7 +406,7 @@ async fn a_worker_stopped_past_its_lease_cannot_commit_over_its_successor() {
     // Past its lease, another worker takes its user over and finishes everything.
     let successor = Worker::spawn(&config, dir.path().join("successor.log"), &[]);
     converged(&lab, &[&successor], Duration::from_secs(90)).await;
-    nothing_lost_nothing_doubled(&lab, 4 + 2 + 2 + 1).await;
+    nothing_lost_nothing_doubled(&lab, 4 + 2 + 2 + 1, backend).await;
     let before = db.psql(
         "SELECT user_key, kind, crm_id, exchange_id, content_hash FROM pairs ORDER BY 1, 2, 3",
     );
@@ -430,15 +444,14 @@ async fn a_worker_stopped_past_its_lease_cannot_commit_over_its_successor() {
         runs_before,
         "the stalled worker recorded no pass"
     );
-    nothing_lost_nothing_doubled(&lab, 4 + 2 + 2 + 1).await;
+    nothing_lost_nothing_doubled(&lab, 4 + 2 + 2 + 1, backend).await;
 }
 
 /// Workers started while another is still reading the CRM for the first time wait for that
 /// read instead of taking users they cannot sync yet, which would then wait a whole poll
 /// interval: the first sync ends within one pass of every worker.
 #[cfg(feature = "failpoints")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn workers_wait_for_the_first_crm_read_instead_of_putting_users_off() {
+async fn workers_wait_for_the_first_crm_read_instead_of_putting_users_off(backend: Backend) {
     use exsync_engine::failpoints::{HOLD_ENV, ORG_READ_UNDELIVERED};
 
     let Some(db) = exsync_testkit::postgres::database() else {
@@ -452,7 +465,7 @@ async fn workers_wait_for_the_first_crm_read_instead_of_putting_users_off() {
         exchange_events: 1,
         invalid_record: false,
     };
-    let (lab, config) = lab(db.url(), dir.path(), 6, &seed).await;
+    let (lab, config) = lab(db.url(), dir.path(), 6, &seed, backend).await;
     // A lease long enough that the others' wait (one lease) outlasts the held read.
     let text = std::fs::read_to_string(&config).unwrap().replacen(
         &format!("lease_secs = {LEASE_SECS}"),
@@ -486,14 +499,15 @@ async fn workers_wait_for_the_first_crm_read_instead_of_putting_users_off() {
         "{all_logs}"
     );
     assert!(!all_logs.contains("syncs in a later pass"), "{all_logs}");
-    nothing_lost_nothing_doubled(&lab, 3 + 1 + 1 + 1).await;
+    nothing_lost_nothing_doubled(&lab, 3 + 1 + 1 + 1, backend).await;
 }
 
 /// `exsync sync` for one user beside running workers (alone or as a dry run) takes that
 /// user's lease: while another worker holds the user it syncs nothing and names the holder,
 /// and once the user is free it takes the lease (a new epoch), syncs and gives it back.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pass_by_hand_for_one_user_takes_its_lease_or_names_the_worker_holding_it() {
+async fn a_pass_by_hand_for_one_user_takes_its_lease_or_names_the_worker_holding_it(
+    backend: Backend,
+) {
     use exsync_store::Leases;
 
     let Some(db) = exsync_testkit::postgres::database() else {
@@ -507,7 +521,7 @@ async fn a_pass_by_hand_for_one_user_takes_its_lease_or_names_the_worker_holding
         exchange_events: 1,
         invalid_record: false,
     };
-    let (lab, config) = lab(db.url(), dir.path(), 2, &seed).await;
+    let (lab, config) = lab(db.url(), dir.path(), 2, &seed, backend).await;
     let user = lab.users[0].key.clone();
     let by_hand = |dry_run: bool| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_exsync"));
@@ -577,4 +591,18 @@ async fn a_pass_by_hand_for_one_user_takes_its_lease_or_names_the_worker_holding
         )),
         "1"
     );
+    let runs = lab.syncer.store.runs(&user, 1).unwrap();
+    assert_eq!(
+        runs[0].backend.as_deref(),
+        Some(backend.as_str()),
+        "{runs:?}"
+    );
 }
+
+crate::on_each_backend!(
+    three_workers_share_a_first_sync_and_finish_the_users_of_one_killed_midway,
+    workers_killed_at_twenty_moments_of_a_first_sync_lose_nothing_and_copy_nothing_twice,
+    a_worker_stopped_past_its_lease_cannot_commit_over_its_successor,
+    workers_wait_for_the_first_crm_read_instead_of_putting_users_off,
+    a_pass_by_hand_for_one_user_takes_its_lease_or_names_the_worker_holding_it,
+);

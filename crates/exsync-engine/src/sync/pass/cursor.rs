@@ -28,6 +28,18 @@ pub fn cursor_folder(stored: Option<&str>) -> Option<(String, String)> {
     FolderCursor::parse(stored).folder
 }
 
+/// The folder a stored folder cursor names when `backend` issued it; a cursor that names no
+/// backend was stored before there was more than EWS.
+pub fn cursor_folder_on(stored: Option<&str>, backend: Backend) -> Option<(String, String)> {
+    let cursor = FolderCursor::parse(stored);
+    let issuer = cursor.backend.as_deref().unwrap_or(Backend::Ews.as_str());
+    if issuer == backend.as_str() {
+        cursor.folder
+    } else {
+        None
+    }
+}
+
 /// What the service stores as a mailbox folder's cursor: the backend's cursor, and the items
 /// the pass itself created after reading it (see `read.rs`, where it is read).
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]

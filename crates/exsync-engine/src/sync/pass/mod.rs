@@ -46,7 +46,7 @@ use crate::failpoints::{self, failpoint};
 use execute::Written;
 
 // Other crates and the service name the cursor scope through this module, as before the split.
-pub use cursor::{cursor_folder, folder_cursor};
+pub use cursor::{cursor_folder, cursor_folder_on, folder_cursor};
 
 /// How many records a pass plans at once: a pass holds a few slices (one being planned, up to
 /// two waiting, the batches out) and one page of each side's reads in memory, whatever the

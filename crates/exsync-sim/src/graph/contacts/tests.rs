@@ -1071,3 +1071,68 @@ fn lookups_by_crm_id_follow_every_write() {
         .to_owned();
     assert!(by_crm(&mut back, &again, "003A").is_empty());
 }
+
+#[test]
+fn a_folder_moves_under_another_keeping_its_id_and_the_listing_counts_contacts() {
+    let mut store = Contacts::default();
+    let ours = sync_folder(&mut store);
+    add(&mut store, &ours, "Ada", "003A");
+    let clients = ok(
+        Req::new("contactFolders")
+            .body(json!({"displayName": "Clients"}))
+            .post(&mut store),
+        201,
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let moved = store.move_folder(&ours, &clients).unwrap();
+    assert_eq!(moved["id"], ours.as_str());
+    assert_eq!(moved["parentFolderId"], clients.as_str());
+    // Found by its id where it is now, with its contact.
+    let got = ok(
+        Req::new(&format!("contactFolders/{ours}")).get(&mut store),
+        200,
+    );
+    assert_eq!(got["parentFolderId"], clients.as_str());
+    let listing = store.folder_listing();
+    let folders = listing["folders"].as_array().unwrap();
+    let entry = folders.iter().find(|f| f["id"] == ours.as_str()).unwrap();
+    assert_eq!(
+        (
+            entry["name"].as_str(),
+            entry["parent"].as_str(),
+            entry["items"].as_u64()
+        ),
+        (Some("Salesforce_Sync"), Some(clients.as_str()), Some(1))
+    );
+    assert_eq!(listing["root"], store.root.as_str());
+    assert!(folders.iter().any(|f| f["id"] == store.root.as_str()));
+
+    // Not under itself, not the default folder, not beside a folder of the same name, not
+    // under a folder that is not there.
+    let status = |r: Result<Value, Answer>| r.err().map(|a| a.status);
+    let root = store.root.clone();
+    assert_eq!(status(store.move_folder(&clients, &ours)), Some(400));
+    assert_eq!(status(store.move_folder(&clients, &clients)), Some(400));
+    assert_eq!(status(store.move_folder(&root, &clients)), Some(403));
+    let twin = ok(
+        Req::new("contactFolders")
+            .body(json!({"displayName": "salesforce_sync"}))
+            .post(&mut store),
+        201,
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(status(store.move_folder(&twin, &clients)), Some(409));
+    assert_eq!(
+        status(store.move_folder(&twin, "AAMkAGZvbGRlcg==")),
+        Some(404)
+    );
+    assert_eq!(
+        status(store.move_folder("AAMkAGZvbGRlcg==", &clients)),
+        Some(404)
+    );
+}
