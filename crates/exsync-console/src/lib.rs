@@ -8,6 +8,7 @@
 mod assets;
 mod auth;
 mod error;
+mod fixes;
 mod guard;
 mod html;
 mod resources;

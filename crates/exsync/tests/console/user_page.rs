@@ -8,7 +8,7 @@ use axum::http::{Method, StatusCode};
 use chrono::{TimeDelta, Utc};
 use exsync_core::plan::Conflict;
 use exsync_core::{ItemId, ItemKind, Side, UserKey};
-use exsync_store::{ConflictEntry, PassCommit, Role, RunAssignment, UnresolvedReport};
+use exsync_store::{ConflictEntry, Notice, PassCommit, Role, RunAssignment, UnresolvedReport};
 use serde_json::json;
 
 const ANN: &str = "ann@contoso.test";
@@ -17,6 +17,10 @@ const BO: &str = "bo@contoso.test";
 
 /// The tail of ann's last error, which only her page shows.
 const ERROR_TAIL: &str = "and the end of the error, which names the cause";
+
+/// A notice's fix naming a command in backticks and a cmdlet in prose.
+const FIX: &str = "run `exsync reset --user ann@contoso.test`, or check the address with \
+                   Get-Mailbox -Identity ann@contoso.test; then wait";
 
 /// Two passes for ann: one that synced and met a conflict, then one that failed with a long
 /// error and left a contact unresolved.
@@ -60,6 +64,11 @@ fn seed(env: &Env) {
         configuration: "sales".into(),
         group: None,
     });
+    commit.notices = vec![Notice {
+        code: "day_zone_unknown".into(),
+        message: "The owner's time zone is unknown.".into(),
+        fix: FIX.into(),
+    }];
     env.store.commit_pass(&commit).unwrap();
 
     // bo is in no configuration's list: the Sales User profile brought him to `sales`.
@@ -212,6 +221,10 @@ async fn the_status_table_links_each_user_to_a_page_with_the_full_error_and_name
         "the conflict by its record's name: {body}"
     );
     assert!(body.contains(r#"<table id="runs">"#), "{body}");
+    // A fix's commands are code to copy, on the user's page as in the status table.
+    let fix = r#"run <code class="command">exsync reset --user ann@contoso.test</code>, or check the address with <code class="command">Get-Mailbox -Identity ann@contoso.test</code>; then wait"#;
+    assert!(body.contains(fix), "{body}");
+    assert!(status.body.contains(fix), "{}", status.body);
     assert_eq!(body.matches("<tr data-run=").count(), 2, "{body}");
     // An operator may reset the user and test the connection from here.
     assert!(
@@ -299,7 +312,7 @@ async fn the_status_table_links_each_user_to_a_page_with_the_full_error_and_name
 
 /// The configurations page's per-user table gives a synced user the configuration their
 /// group brought, by the group the last pass found them in, as the status table does; the
-/// user's page reads that user alone and shows the same row as the list.
+/// user's page shows the same row as the list.
 #[tokio::test]
 async fn the_effective_table_uses_the_group_the_last_pass_found() {
     let env = Env::new();
@@ -343,4 +356,52 @@ async fn the_effective_table_uses_the_group_the_last_pass_found() {
         .find(|u| u["user"] == BO)
         .unwrap();
     assert_eq!(&one["status"], listed);
+}
+
+/// A user's page reads that user alone. Another user's row is damaged behind the store's
+/// back (paused with no time, which no reader accepts), so the list of every user fails: a
+/// page that read the list and picked its user would fail with it.
+#[tokio::test]
+async fn a_users_page_reads_only_that_user() {
+    let env = Env::new();
+    seed(&env);
+    rusqlite::Connection::open(env.dir.path().join("state.db"))
+        .and_then(|db| {
+            db.execute(
+                "UPDATE users SET paused = 1, paused_reason = 'x', paused_at = NULL \
+                 WHERE user_key = ?1",
+                [BO],
+            )
+        })
+        .unwrap();
+    let viewer = Auth::Token(env.token(Role::Viewer).to_owned());
+    let list = env
+        .send(request(Method::GET, "/api/users", &viewer, None))
+        .await;
+    assert_eq!(
+        list.status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the damage must break the list: {}",
+        list.body
+    );
+    let one = env
+        .send(request(
+            Method::GET,
+            &format!("/api/users/{ANN_SEG}"),
+            &viewer,
+            None,
+        ))
+        .await;
+    assert_eq!(one.status, StatusCode::OK, "{}", one.body);
+    assert_eq!(one.json()["status"]["user"], ANN, "{}", one.body);
+    let page = env
+        .send(request(
+            Method::GET,
+            &format!("/users/{ANN_SEG}"),
+            &viewer,
+            None,
+        ))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains(ERROR_TAIL), "{}", page.body);
 }

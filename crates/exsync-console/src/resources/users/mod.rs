@@ -299,13 +299,10 @@ impl UserView {
             }
             _ => None,
         };
-        // Only held leases are listed: at most each worker's batch, not every user.
         let held_by = st
             .store
-            .leases()?
-            .into_iter()
-            .filter_map(user_holder)
-            .find(|(u, _)| u == user)
+            .user_lease(user)?
+            .and_then(user_holder)
             .map(|(_, h)| h);
         Ok(Some(UserView::of(status, config.as_ref(), auto, held_by)))
     }
@@ -494,10 +491,10 @@ fn notices_list(run: &RunView) -> String {
         cell.push_str("<ul class=\"notices\">");
         for n in &run.notices {
             cell.push_str(&format!(
-                "<li data-code=\"{}\">{} <em>{}</em></li>",
+                "<li data-code=\"{}\">{} <em class=\"fix\">{}</em></li>",
                 esc(&n.code),
                 esc(&n.message),
-                esc(&n.fix)
+                crate::fixes::render(&n.fix)
             ));
         }
         cell.push_str("</ul>");
