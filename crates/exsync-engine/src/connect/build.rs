@@ -138,6 +138,33 @@ impl Secrets {
     }
 }
 
+/// The largest keytab taken, decoded: a service account's keys for a few encryption types
+/// and key versions take a few hundred bytes.
+pub const KEYTAB_MAX: usize = 64 * 1024;
+
+/// A keytab as the vault keeps it (base64; line breaks allowed, as `base64` without `-w0`
+/// writes it) back to its bytes, refused unless it is a keytab file (MIT's format, which
+/// `ktutil`, `ktpass` and `msktutil` write), so a wrong file is refused where it is given
+/// rather than at the first login.
+pub fn decode_keytab(encoded: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine;
+    let text: String = encoded
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    if text.len() > KEYTAB_MAX / 3 * 4 + 4 {
+        return Err(format!("the keytab is larger than {KEYTAB_MAX} bytes"));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|_| "the keytab is not base64".to_owned())?;
+    // Format 0x0502 since MIT 1.0; 0x0501 before, still read.
+    match bytes.get(..2) {
+        Some([5, 1 | 2]) => Ok(bytes),
+        _ => Err("this is not a keytab file (one starts with the bytes 05 02)".to_owned()),
+    }
+}
+
 /// The Kerberos login when `exchange.auth` is `kerberos`, or `auto` with a realm configured:
 /// the principal, the keytab from the vault written to a private file, and MIT's library
 /// pointed at the configured krb5.conf or one written from `realm` and `kdcs`. Runs before the
@@ -164,15 +191,12 @@ pub fn kerberos_login(
         .map_err(|e| BuildError::Kerberos(format!("cannot create a private directory: {e}")))?;
     let keytab = match keytab {
         Some(encoded) => {
-            use base64::Engine;
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(encoded.expose().trim())
-                .map_err(|_| {
-                    BuildError::Kerberos(format!(
-                        "the secret {EXCHANGE_KEYTAB} is not base64; store it with \
-                         `base64 -w0 FILE | exsync secrets set {EXCHANGE_KEYTAB}`"
-                    ))
-                })?;
+            let bytes = decode_keytab(encoded.expose()).map_err(|e| {
+                BuildError::Kerberos(format!(
+                    "the secret {EXCHANGE_KEYTAB}: {e}; store it with \
+                     `base64 -w0 FILE | exsync secrets set {EXCHANGE_KEYTAB}`"
+                ))
+            })?;
             Some(files.write_keytab(&bytes).map_err(|e| {
                 BuildError::Kerberos(format!("cannot write the keytab to a private file: {e}"))
             })?)

@@ -25,6 +25,7 @@ mod conflicts;
 mod encoding;
 mod exchange_online;
 mod kerberos;
+mod keytab;
 mod openapi;
 mod secrets;
 mod user_page;
