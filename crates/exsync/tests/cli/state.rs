@@ -104,6 +104,26 @@ fn status_lists_users_with_counts_and_unresolved_items() {
         table.contains("Users: 2 — 1 syncing, 1 failing, 0 paused, 0 new"),
         "{table}"
     );
+    // When, in the reader's zone with its offset, as well as how long ago.
+    let in_kolkata = Cli::new(env!("CARGO_BIN_EXE_exsync"))
+        .current_dir(dir.path())
+        .args(["status"])
+        .env("TZ", "Asia/Kolkata")
+        .run()
+        .text();
+    let ended = in_kolkata
+        .lines()
+        .find_map(|l| l.strip_prefix("Service: running: the last pass ended "))
+        .unwrap_or_else(|| panic!("{in_kolkata}"));
+    let (local, rest) = ended.split_at(ended.find(" (").unwrap_or(0));
+    assert!(
+        local.len() == "2026-12-06 19:20 +05:30".len() && local.ends_with(" +05:30"),
+        "{ended}"
+    );
+    assert!(
+        rest.starts_with(" (") && rest.contains(" s ago)"),
+        "{ended}"
+    );
     // A failing user says so, with the error cut to fit and where to read all of it.
     let bo = table
         .lines()
