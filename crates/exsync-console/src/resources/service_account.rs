@@ -19,7 +19,7 @@ use crate::html::{csrf_field, error_box, esc, notice, page, shown_for};
 use crate::settings::{set_list, set_str, table_at};
 use crate::AppState;
 
-use super::{blank_to_none, internal};
+use super::{blank_to_none, internal, typed_choice};
 
 /// The service account as configured. The password is never shown, only whether one is
 /// stored.
@@ -460,17 +460,15 @@ struct Typed {
 impl ServiceAccountView {
     /// The stored account with what the admin typed in place of it.
     fn with_typed(mut self, t: Typed) -> ServiceAccountView {
-        let auth = t.auth.as_deref().map(str::trim);
-        if let Some(mode) = [
+        let modes = [
             ExchangeAuth::Auto,
             ExchangeAuth::Basic,
             ExchangeAuth::Ntlm,
             ExchangeAuth::Kerberos,
         ]
-        .into_iter()
-        .find(|m| Some(m.as_str()) == auth)
-        {
-            self.auth = mode.as_str();
+        .map(|m| m.as_str());
+        if let Some(mode) = typed_choice(&modes, t.auth.as_deref()) {
+            self.auth = mode;
         }
         self.ca_file = t.ca_file;
         self.ews_url = t.ews_url;

@@ -24,6 +24,7 @@ mod configurations;
 mod conflicts;
 mod encoding;
 mod exchange_online;
+mod kept_input;
 mod kerberos;
 mod keytab;
 mod openapi;
