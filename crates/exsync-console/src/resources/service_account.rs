@@ -204,7 +204,8 @@ pub(crate) fn domain_set(domains: &[String]) -> BTreeSet<String> {
 }
 
 /// Saves the service account. A new account, a first credential or any change of the
-/// domains the credentials may be sent to requires the credential again, so that someone at
+/// domains the credentials may be sent to (or, with Kerberos, of the realm and KDCs that see
+/// the login) requires the credential again, so that someone at
 /// an unattended console cannot redirect the stored credentials to a domain they control:
 /// the password, or with Kerberos and a keytab the keytab (either, in Automatic mode, which
 /// may log in with both). A stored credential not given again then stays behind: it was
@@ -239,9 +240,9 @@ pub(crate) fn apply_service_account(
         .map(str::trim)
         .or(old.map(|x| x.auth.as_str()))
         .unwrap_or(ExchangeAuth::Auto.as_str());
-    let kerberos_reads_keytab = matches!(mode, "kerberos" | "auto");
+    let kerberos_mode = matches!(mode, "kerberos" | "auto");
     if let Some(k) = &keytab {
-        if !kerberos_reads_keytab {
+        if !kerberos_mode {
             return Err(ConsoleError::bad_request(format!(
                 "a keytab serves Kerberos only: choose Kerberos or Automatic authentication, \
                  or leave the keytab out ({mode} sends the password)"
@@ -273,12 +274,17 @@ pub(crate) fn apply_service_account(
     } else {
         has_password
     };
-    let moved = domains_changed || user_changed;
+    // The KDCs Kerberos logs in at see the credential's pre-authentication, which can be
+    // attacked offline: a new realm or new KDCs are a new destination too.
+    let kdcs_changed = kerberos_mode && old.is_some_and(|x| x.realm != realm || x.kdcs != kdcs);
+    let moved = domains_changed || user_changed || kdcs_changed;
     if moved && !given && (has_password || has_keytab) {
         let what = if user_changed {
             "changing the service account"
-        } else {
+        } else if domains_changed {
             "changing the domains to sync"
+        } else {
+            "changing the Kerberos realm or KDCs"
         };
         let needs = match mode {
             "kerberos" if keytab_logs_in => {

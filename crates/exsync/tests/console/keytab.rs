@@ -88,6 +88,21 @@ async fn with_kerberos_and_a_keytab_a_new_account_or_domains_need_the_keytab_aga
         e.starts_with("changing the service account requires the account's keytab again"),
         "{e}"
     );
+    // The KDCs see the login's pre-authentication: new ones are a new destination too.
+    for (key, value) in [
+        ("realm", json!("EVIL.TEST")),
+        ("kdcs", json!(["kdc.evil.test"])),
+    ] {
+        let mut body = account(&["a.test"]);
+        body[key] = value;
+        let e = error(&put(&env, body).await);
+        assert!(
+            e.starts_with(
+                "changing the Kerberos realm or KDCs requires the account's keytab again"
+            ),
+            "{key}: {e}"
+        );
+    }
     // A keytab that is not one is refused where it is given.
     for (bad, says) in [
         (
