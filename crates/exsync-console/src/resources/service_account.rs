@@ -146,7 +146,8 @@ impl ServiceAccountView {
             esc(&self.kdcs.join(", ")),
             if self.keytab_provided {
                 "A keytab is stored: Kerberos logs in with it instead of the password. \
-                 Changing the account or the domains needs the keytab again."
+                 Changing the account, the domains, the realm or the KDCs needs the keytab \
+                 again."
             } else {
                 "Kerberos logs in with the password below, or with a keytab given here (or \
                  stored by `base64 -w0 FILE | exsync secrets set exchange.keytab`)."
@@ -205,11 +206,10 @@ pub(crate) fn domain_set(domains: &[String]) -> BTreeSet<String> {
 
 /// Saves the service account. A new account, a first credential or any change of the
 /// domains the credentials may be sent to (or, with Kerberos, of the realm and KDCs that see
-/// the login) requires the credential again, so that someone at
-/// an unattended console cannot redirect the stored credentials to a domain they control:
-/// the password, or with Kerberos and a keytab the keytab (either, in Automatic mode, which
-/// may log in with both). A stored credential not given again then stays behind: it was
-/// given for the old account or domains.
+/// the login) requires the credential again, so that someone at an unattended console cannot
+/// redirect the stored credentials to a domain they control: the password, or with Kerberos
+/// and a keytab the keytab (either, in Automatic mode, which may log in with both). A stored
+/// credential not given again is then removed: it was given for the old destination.
 pub(crate) fn apply_service_account(
     st: &AppState,
     caller: &Caller,
