@@ -265,7 +265,19 @@ const V13: &str = r#"
 ALTER TABLE intents ADD COLUMN answered_id TEXT CHECK (answered_id IS NULL OR answered_id <> '');
 "#;
 
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13];
+/// Users a configuration assigns whom no active CRM user pairs with, as the last pass found
+/// them, for `exsync status` and the console (the pass's summary and metrics had them only).
+const V14: &str = r#"
+CREATE TABLE unmatched_users (
+    user_key   TEXT PRIMARY KEY NOT NULL CHECK (user_key <> ''),
+    reason     TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    last_seen  TEXT NOT NULL
+) STRICT;
+"#;
+
+pub(crate) const MIGRATIONS: &[&str] =
+    &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14];
 
 pub(crate) fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA user_version", [], |row| row.get(0))

@@ -59,6 +59,7 @@ fn a_fresh_database_gets_the_latest_version_and_reopening_changes_nothing() {
             "settings",
             "skipped_crm_users",
             "slots",
+            "unmatched_users",
             "unresolved",
             "users",
         ]

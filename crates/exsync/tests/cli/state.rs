@@ -71,6 +71,16 @@ fn seeded(dir: &Path) {
     let mut failed = PassCommit::new(UserKey::new("bo@contoso.test"), Utc::now(), Utc::now());
     failed.error = Some(format!("impersonation denied: {}", "x".repeat(100)));
     store.commit_pass(&failed).unwrap();
+    // Listed in a configuration, but no active CRM user has the address.
+    store
+        .record_unmatched_users(
+            &[(
+                UserKey::new("cy@contoso.test"),
+                "no active CRM user has this address in their Email field".into(),
+            )],
+            Utc::now(),
+        )
+        .unwrap();
 }
 
 #[test]
@@ -133,6 +143,18 @@ fn status_lists_users_with_counts_and_unresolved_items() {
     assert!(bo.ends_with("…"), "{bo}");
     assert!(!bo.contains(&"x".repeat(60)), "{bo}");
     assert!(table.contains("exsync status --user ADDRESS"), "{table}");
+    // A configured user no CRM user pairs with is said, with why.
+    let unmatched = table
+        .split_once("\nConfigured users not synced (1; `exsync check` says more):\n")
+        .map(|(_, rest)| rest)
+        .unwrap_or_else(|| panic!("no unmatched users section: {table}"));
+    assert!(
+        unmatched.starts_with("  cy@contoso.test  since ")
+            && unmatched.lines().next().is_some_and(
+                |l| l.ends_with(": no active CRM user has this address in their Email field")
+            ),
+        "{table}"
+    );
     // Columns line up whatever the address lengths.
     let header = table.lines().find(|l| l.starts_with("USER")).unwrap();
     assert_eq!(header.find("STATE"), row.find("syncing"), "{table}");

@@ -71,6 +71,17 @@ fn seed(env: &Env) {
     }];
     env.store.commit_pass(&commit).unwrap();
 
+    // cy is listed in a configuration, but no active CRM user has the address.
+    env.store
+        .record_unmatched_users(
+            &[(
+                UserKey::from_email("cy@contoso.test"),
+                "no active CRM user has <this> address".into(),
+            )],
+            later,
+        )
+        .unwrap();
+
     // bo is in no configuration's list: the Sales User profile brought him to `sales`.
     let mut commit = PassCommit::new(UserKey::from_email(BO), later, later);
     commit.assignment = Some(RunAssignment {
@@ -174,6 +185,29 @@ async fn the_status_table_links_each_user_to_a_page_with_the_full_error_and_name
         "{}",
         status.body
     );
+    // A configured user no CRM user pairs with is listed with why, on the page and the API.
+    let unmatched = status
+        .body
+        .split(r#"<table id="unmatched-users">"#)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no unmatched users: {}", status.body));
+    assert!(
+        unmatched.contains(r#"<tr data-user="cy@contoso.test"><td><span class="address""#)
+            && unmatched.contains("<td>no active CRM user has &lt;this&gt; address</td>"),
+        "{}",
+        status.body
+    );
+    let api = env
+        .send(request(
+            Method::GET,
+            "/api/unmatched-users",
+            &operator,
+            None,
+        ))
+        .await
+        .json();
+    assert_eq!(api[0]["user"], "cy@contoso.test", "{api}");
+    assert_eq!(api[0]["reason"], "no active CRM user has <this> address");
     // The table shows the error's start and links to the rest.
     assert!(!status.body.contains(ERROR_TAIL), "{}", status.body);
     assert!(

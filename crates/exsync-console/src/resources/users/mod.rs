@@ -7,6 +7,7 @@ pub(crate) mod detail;
 pub(crate) mod reset;
 pub(crate) mod skipped;
 pub(crate) mod test;
+pub(crate) mod unmatched;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -522,6 +523,10 @@ pub(crate) fn status_page(
         Ok(s) => s,
         Err(e) => return internal(caller, e),
     };
+    let unmatched = match unmatched::UnmatchedUserView::list(st) {
+        Ok(u) => u,
+        Err(e) => return internal(caller, e),
+    };
     let mut body = String::new();
     body.push_str(&notice(message));
     body.push_str(&error_box(error));
@@ -539,6 +544,7 @@ pub(crate) fn status_page(
         }
         body.push_str("</table>");
     }
+    body.push_str(&unmatched::render_section(&unmatched));
     body.push_str(&skipped::render_section(&skipped));
     page("Status", Some(caller), &body).into_response()
 }
