@@ -19,7 +19,7 @@
     });
 
     // What is typed into a secret field does not leave it by the clipboard or by dragging.
-    each('input[data-no-copy]', function (input) {
+    each('[data-no-copy]', function (input) {
       ['copy', 'cut', 'dragstart'].forEach(function (type) {
         input.addEventListener(type, function (event) {
           event.preventDefault();
@@ -66,7 +66,8 @@
     });
 
     // A file picker that puts the chosen file's text into the field it names, so a PEM
-    // key can be picked instead of pasted; the field is what the form sends.
+    // key can be picked instead of pasted; the field is what the form sends. A binary file
+    // (a keytab, data-encoding="base64") goes in as base64, as the server takes it.
     each('input[type=file][data-fills]', function (picker) {
       picker.addEventListener('change', function () {
         var field = document.getElementById(picker.getAttribute('data-fills') || '');
@@ -74,10 +75,39 @@
         if (!field || !file) {
           return;
         }
+        if (picker.getAttribute('data-encoding') === 'base64') {
+          file.arrayBuffer().then(function (buffer) {
+            var bytes = new Uint8Array(buffer);
+            var binary = '';
+            for (var i = 0; i < bytes.length; i++) {
+              binary += String.fromCharCode(bytes[i]);
+            }
+            field.value = window.btoa(binary);
+          });
+          return;
+        }
         file.text().then(function (text) {
           field.value = text;
         });
       });
+    });
+
+    // Each command in a fix gets a button that copies it, so it reaches the shell as the
+    // page shows it. Browsers offer the clipboard to secure pages only (HTTPS, or this host).
+    each('code.command', function (code) {
+      if (!navigator.clipboard) {
+        return;
+      }
+      var button = document.createElement('button');
+      button.type = 'button';
+      button.className = 'copy';
+      button.textContent = 'Copy';
+      button.addEventListener('click', function () {
+        navigator.clipboard.writeText(code.textContent || '').then(function () {
+          button.textContent = 'Copied';
+        });
+      });
+      code.parentNode.insertBefore(button, code.nextSibling);
     });
   }
 

@@ -8,6 +8,7 @@
 mod assets;
 mod auth;
 mod error;
+mod fixes;
 mod guard;
 mod html;
 mod resources;
@@ -95,7 +96,7 @@ impl Console {
 
 /// The console's routes with the guard in front of every one of them.
 pub fn router(state: AppState) -> Router {
-    use resources::users::{conflicts, detail, reset, skipped, test};
+    use resources::users::{conflicts, detail, reset, skipped, test, unmatched};
     use resources::{
         audit, configurations, crm, exchange_online, service_account, session, sync, users,
     };
@@ -124,6 +125,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/assignment", get(configurations::assignment_json))
         .route("/api/users", get(users::list_json))
         .route("/api/skipped-users", get(skipped::list_json))
+        .route("/api/unmatched-users", get(unmatched::list_json))
         .route("/api/users/{user}", get(detail::get_json))
         .route("/api/users/{user}/reset", post(reset::post_json))
         .route("/api/users/{user}/test", post(test::post_json))

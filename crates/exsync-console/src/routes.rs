@@ -59,6 +59,7 @@ pub const ROUTES: &[RouteSpec] = &[
     r("GET", "/api/assignment", ADMIN),
     r("GET", "/api/users", VIEWER),
     r("GET", "/api/skipped-users", VIEWER),
+    r("GET", "/api/unmatched-users", VIEWER),
     r("GET", "/api/users/{user}", VIEWER),
     r("POST", "/api/users/{user}/reset", OPERATOR),
     r("POST", "/api/users/{user}/test", OPERATOR),

@@ -185,6 +185,15 @@ const TABLES: &[(&str, &[(&str, Ty)])] = &[
         ],
     ),
     (
+        "unmatched_users",
+        &[
+            ("user_key", Text),
+            ("reason", Text),
+            ("first_seen", Text),
+            ("last_seen", Text),
+        ],
+    ),
+    (
         "mailbox_routes",
         &[
             ("user_key", Text),

@@ -38,8 +38,8 @@ pub use store::Store;
 pub use types::{
     CommitReceipt, ConflictEntry, ConflictRecord, CrmUserSkip, CrmWrite, CursorAdvance,
     CursorEntry, CursorScope, Intent, ItemRef, MailboxRoute, Notice, PairKey, PassCommit, Pause,
-    ResetCounts, RunAssignment, RunCounts, RunRecord, SkippedCrmUser, UnresolvedItem,
-    UnresolvedReport, UserStatus, MAX_NOTICES, ROUTE_TEXT_MAX, SKIPPED_ADDRESS_MAX,
+    ResetCounts, RunAssignment, RunCounts, RunRecord, SkippedCrmUser, UnmatchedUser,
+    UnresolvedItem, UnresolvedReport, UserStatus, MAX_NOTICES, ROUTE_TEXT_MAX, SKIPPED_ADDRESS_MAX,
 };
 
 #[cfg(test)]

@@ -411,6 +411,19 @@ pub struct SkippedCrmUser {
     pub last_seen: DateTime<Utc>,
 }
 
+/// A user a configuration assigns whom no active CRM user pairs with, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnmatchedUser {
+    /// The mailbox address the configuration names.
+    pub user: UserKey,
+    /// Why the last pass could not sync them, for the admin.
+    pub reason: String,
+    /// The first pass that found them unmatched, of those in a row up to the last.
+    pub first_seen: DateTime<Utc>,
+    /// The last pass that did.
+    pub last_seen: DateTime<Utc>,
+}
+
 /// A logged conflict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConflictRecord {

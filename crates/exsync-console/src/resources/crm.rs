@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form, Json};
+use exsync_core::config::CrmAuth;
 use exsync_engine::vault::{SecretValue, CRM_CLIENT_SECRET, CRM_PRIVATE_KEY};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -14,7 +15,7 @@ use crate::html::{csrf_field, error_box, esc, notice, page};
 use crate::settings::{set_str, table_at};
 use crate::AppState;
 
-use super::{blank_to_none, internal};
+use super::{blank_to_none, internal, typed_choice};
 
 /// The CRM connection as configured. The private key and the client secret are never
 /// shown, only whether they are stored.
@@ -179,23 +180,55 @@ pub(crate) async fn put_json(
 
 // ---- page ------------------------------------------------------------------------------------
 
+/// What the form's admin typed, shown again when the save is refused; never a secret.
+struct Typed {
+    auth: Option<String>,
+    client_id: String,
+    instance_url: Option<String>,
+    login_url: Option<String>,
+    username: Option<String>,
+}
+
+impl CrmView {
+    /// The stored connection with what the admin typed in place of it.
+    fn with_typed(mut self, t: Typed) -> CrmView {
+        let flows = [CrmAuth::Jwt, CrmAuth::ClientCredentials].map(|a| a.as_str());
+        if let Some(auth) = typed_choice(&flows, t.auth.as_deref()) {
+            self.auth = auth;
+        }
+        self.client_id = t.client_id;
+        self.instance_url = t.instance_url;
+        self.login_url = t.login_url.unwrap_or_default();
+        self.username = t.username;
+        self
+    }
+}
+
+/// The page, showing `typed` in place of the stored values when a save was refused.
 fn crm_page(
     st: &AppState,
     caller: &Caller,
     message: Option<&str>,
     error: Option<&str>,
     status: StatusCode,
+    typed: Option<Typed>,
 ) -> Response {
     match CrmView::load(st) {
-        Ok(view) => (
-            status,
-            page(
-                "CRM connection",
-                Some(caller),
-                &view.render(caller, message, error),
-            ),
-        )
-            .into_response(),
+        Ok(view) => {
+            let view = match typed {
+                Some(t) => view.with_typed(t),
+                None => view,
+            };
+            (
+                status,
+                page(
+                    "CRM connection",
+                    Some(caller),
+                    &view.render(caller, message, error),
+                ),
+            )
+                .into_response()
+        }
         Err(e) => internal(caller, e),
     }
 }
@@ -204,7 +237,7 @@ pub(crate) async fn get_page(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Response {
-    crm_page(&st, &caller, None, None, StatusCode::OK)
+    crm_page(&st, &caller, None, None, StatusCode::OK, None)
 }
 
 pub(crate) async fn post_form(
@@ -212,8 +245,15 @@ pub(crate) async fn post_form(
     Extension(caller): Extension<Caller>,
     Form(input): Form<CrmInput>,
 ) -> Response {
+    let typed = Typed {
+        auth: input.auth.clone(),
+        client_id: input.client_id.clone(),
+        instance_url: input.instance_url.clone(),
+        login_url: input.login_url.clone(),
+        username: input.username.clone(),
+    };
     match apply_crm(&st, &caller, input) {
-        Ok(_) => crm_page(&st, &caller, Some("Saved."), None, StatusCode::OK),
-        Err(e) => crm_page(&st, &caller, None, Some(&e.message), e.status),
+        Ok(_) => crm_page(&st, &caller, Some("Saved."), None, StatusCode::OK, None),
+        Err(e) => crm_page(&st, &caller, None, Some(&e.message), e.status, Some(typed)),
     }
 }

@@ -20,7 +20,7 @@ use crate::html::{csrf_field, error_box, esc, notice, page, shown_for};
 use crate::settings::{set_bool, set_list, set_str, table_at};
 use crate::AppState;
 
-use super::{blank_to_none, internal};
+use super::{blank_to_none, internal, typed_choice};
 
 const CLOUDS: [OnlineCloud; 4] = [
     OnlineCloud::Global,
@@ -353,23 +353,60 @@ pub(crate) async fn put_json(
 
 // ---- page ------------------------------------------------------------------------------------
 
+/// What the form's admin typed, shown again when the save is refused; never a secret.
+struct Typed {
+    all_users: bool,
+    client_id: String,
+    cloud: Option<String>,
+    credential: Option<String>,
+    tenant: String,
+    users: String,
+}
+
+impl ExchangeOnlineView {
+    /// The stored section with what the admin typed in place of it.
+    fn with_typed(mut self, t: Typed) -> ExchangeOnlineView {
+        if let Some(cloud) = typed_choice(&CLOUDS.map(|c| c.as_str()), t.cloud.as_deref()) {
+            self.cloud = cloud;
+        }
+        let credentials =
+            [OnlineCredential::Certificate, OnlineCredential::Secret].map(|c| c.as_str());
+        if let Some(credential) = typed_choice(&credentials, t.credential.as_deref()) {
+            self.credential = credential;
+        }
+        self.all_users = t.all_users;
+        self.client_id = t.client_id;
+        self.tenant = t.tenant;
+        self.users = vec![t.users];
+        self
+    }
+}
+
+/// The page, showing `typed` in place of the stored values when a save was refused.
 fn exchange_online_page(
     st: &AppState,
     caller: &Caller,
     message: Option<&str>,
     error: Option<&str>,
     status: StatusCode,
+    typed: Option<Typed>,
 ) -> Response {
     match ExchangeOnlineView::load(st) {
-        Ok(view) => (
-            status,
-            page(
-                "Exchange Online",
-                Some(caller),
-                &view.render(caller, message, error),
-            ),
-        )
-            .into_response(),
+        Ok(view) => {
+            let view = match typed {
+                Some(t) => view.with_typed(t),
+                None => view,
+            };
+            (
+                status,
+                page(
+                    "Exchange Online",
+                    Some(caller),
+                    &view.render(caller, message, error),
+                ),
+            )
+                .into_response()
+        }
         Err(e) => internal(caller, e),
     }
 }
@@ -378,7 +415,7 @@ pub(crate) async fn get_page(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Response {
-    exchange_online_page(&st, &caller, None, None, StatusCode::OK)
+    exchange_online_page(&st, &caller, None, None, StatusCode::OK, None)
 }
 
 /// The form gives the users as one comma-separated field and the checkbox only when ticked.
@@ -407,6 +444,14 @@ pub(crate) async fn post_form(
     Extension(caller): Extension<Caller>,
     Form(form): Form<ExchangeOnlineForm>,
 ) -> Response {
+    let typed = Typed {
+        all_users: form.all_users.is_some(),
+        client_id: form.client_id.clone(),
+        cloud: form.cloud.clone(),
+        credential: form.credential.clone(),
+        tenant: form.tenant.clone(),
+        users: form.users.clone(),
+    };
     let input = ExchangeOnlineInput {
         tenant: form.tenant,
         client_id: form.client_id,
@@ -419,7 +464,7 @@ pub(crate) async fn post_form(
         client_secret: form.client_secret,
     };
     match apply_exchange_online(&st, &caller, input) {
-        Ok(_) => exchange_online_page(&st, &caller, Some("Saved."), None, StatusCode::OK),
-        Err(e) => exchange_online_page(&st, &caller, None, Some(&e.message), e.status),
+        Ok(_) => exchange_online_page(&st, &caller, Some("Saved."), None, StatusCode::OK, None),
+        Err(e) => exchange_online_page(&st, &caller, None, Some(&e.message), e.status, Some(typed)),
     }
 }

@@ -43,3 +43,10 @@ pub(crate) fn internal(caller: &Caller, e: ConsoleError) -> Response {
 pub(crate) fn blank_to_none(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
+
+/// The choice a refused form sent, as one of the page's own `options`, so the page shows it
+/// selected again; `None` for anything else (the stored choice is shown then).
+pub(crate) fn typed_choice(options: &[&'static str], typed: Option<&str>) -> Option<&'static str> {
+    let typed = typed?.trim();
+    options.iter().copied().find(|o| *o == typed)
+}

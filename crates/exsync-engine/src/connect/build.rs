@@ -138,6 +138,38 @@ impl Secrets {
     }
 }
 
+/// The largest keytab taken, decoded: a service account's keys for a few encryption types
+/// and key versions take a few hundred bytes.
+pub const KEYTAB_MAX: usize = 64 * 1024;
+
+/// A keytab as the vault keeps it (base64; line breaks allowed, as `base64` without `-w0`
+/// writes it) back to its bytes, refused unless it is a keytab file (MIT's format, which
+/// `ktutil`, `ktpass` and `msktutil` write), so a wrong file is refused where it is given
+/// rather than at the first login.
+pub fn decode_keytab(encoded: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine;
+    let text: String = encoded
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    let too_large = || format!("the keytab is larger than {KEYTAB_MAX} bytes");
+    // Refused before decoding, so a huge paste costs nothing.
+    if text.len() > KEYTAB_MAX.div_ceil(3) * 4 {
+        return Err(too_large());
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|_| "the keytab is not base64".to_owned())?;
+    if bytes.len() > KEYTAB_MAX {
+        return Err(too_large());
+    }
+    // Format 0x0502 since MIT 1.0; 0x0501 before, still read.
+    match bytes.get(..2) {
+        Some([5, 1 | 2]) => Ok(bytes),
+        _ => Err("this is not a keytab file (one starts with the bytes 05 02)".to_owned()),
+    }
+}
+
 /// The Kerberos login when `exchange.auth` is `kerberos`, or `auto` with a realm configured:
 /// the principal, the keytab from the vault written to a private file, and MIT's library
 /// pointed at the configured krb5.conf or one written from `realm` and `kdcs`. Runs before the
@@ -164,15 +196,12 @@ pub fn kerberos_login(
         .map_err(|e| BuildError::Kerberos(format!("cannot create a private directory: {e}")))?;
     let keytab = match keytab {
         Some(encoded) => {
-            use base64::Engine;
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(encoded.expose().trim())
-                .map_err(|_| {
-                    BuildError::Kerberos(format!(
-                        "the secret {EXCHANGE_KEYTAB} is not base64; store it with \
-                         `base64 -w0 FILE | exsync secrets set {EXCHANGE_KEYTAB}`"
-                    ))
-                })?;
+            let bytes = decode_keytab(encoded.expose()).map_err(|e| {
+                BuildError::Kerberos(format!(
+                    "the secret {EXCHANGE_KEYTAB}: {e}; store it with \
+                     `base64 -w0 FILE | exsync secrets set {EXCHANGE_KEYTAB}`"
+                ))
+            })?;
             Some(files.write_keytab(&bytes).map_err(|e| {
                 BuildError::Kerberos(format!("cannot write the keytab to a private file: {e}"))
             })?)
@@ -454,6 +483,35 @@ mod tests {
                 "{outside}: {refused}"
             );
         }
+    }
+
+    /// A keytab is taken as base64 of a keytab file, line breaks and all, and anything else
+    /// is refused with what it is not.
+    #[test]
+    fn a_keytab_is_base64_of_a_keytab_file() {
+        use base64::Engine;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        let file = [5u8, 2, 0, 0, 0, 40, 0xff];
+        assert_eq!(decode_keytab(&b64(&file)).unwrap(), file);
+        let text = b64(&file);
+        let wrapped = format!(" {}\n{}\r\n", &text[..4], &text[4..]);
+        assert_eq!(decode_keytab(&wrapped).unwrap(), file);
+        assert_eq!(decode_keytab(&b64(&[5, 1, 9])).unwrap(), [5, 1, 9]);
+        assert!(decode_keytab("not base64!")
+            .unwrap_err()
+            .contains("not base64"));
+        for not_one in [&b"-----BEGIN"[..], &[5], &[5, 3, 0], &[]] {
+            assert!(
+                decode_keytab(&b64(not_one))
+                    .unwrap_err()
+                    .contains("not a keytab file"),
+                "{not_one:?}"
+            );
+        }
+        let large: Vec<u8> = [5, 2].into_iter().chain([0; KEYTAB_MAX]).collect();
+        assert!(decode_keytab(&b64(&large))
+            .unwrap_err()
+            .contains("larger than"));
     }
 
     /// The text and its causes as the binary prints them (`{:#}` of an `anyhow::Error`).

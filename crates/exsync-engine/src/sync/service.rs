@@ -250,8 +250,11 @@ where
         report.missing_users = missing;
         if !options.dry_run {
             let recorded = invalid.clone();
+            let unmatched = report.missing_users.clone();
             on_store(&self.store, move |s| {
-                s.record_skipped_crm_users(&recorded, now)
+                s.record_skipped_crm_users(&recorded, now)?;
+                // For `exsync status` and the console, which the pass's report never reaches.
+                s.record_unmatched_users(&unmatched, now)
             })
             .await?;
         }

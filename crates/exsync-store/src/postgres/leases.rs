@@ -460,15 +460,15 @@ impl Leases for PgStore {
 
     fn leases(&self) -> StoreResult<Vec<LeaseInfo>> {
         const OP: &str = "list leases";
+        let columns = lease_columns();
         let rows = self.with(OP, |client| {
             client
                 .query(
                     &format!(
-                        "SELECT 'org', name, holder, epoch, {EXPIRES}, expires_at < now() \
-                           FROM org_lease WHERE holder IS NOT NULL \
+                        "SELECT 'org', name, {columns} FROM org_lease WHERE holder IS NOT NULL \
                          UNION ALL \
-                         SELECT 'user', user_key, holder, epoch, {EXPIRES}, expires_at < now() \
-                           FROM user_lease WHERE holder IS NOT NULL \
+                         SELECT 'user', user_key, {columns} FROM user_lease \
+                           WHERE holder IS NOT NULL \
                          ORDER BY 1, 2"
                     ),
                     &[],
@@ -484,14 +484,51 @@ impl Leases for PgStore {
             } else {
                 LeaseScope::Org(name)
             };
-            out.push(LeaseInfo {
-                scope,
-                holder: row.try_get(2).ctx(OP, None)?,
-                epoch: row.try_get(3).ctx(OP, None)?,
-                expires_at: micros(OP, None, row, 4)?,
-                expired: row.try_get(5).ctx(OP, None)?,
-            });
+            out.push(lease_info(OP, scope, row, 2)?);
         }
         Ok(out)
     }
+
+    fn user_lease(&self, user: &UserKey) -> StoreResult<Option<LeaseInfo>> {
+        const OP: &str = "read a user's lease";
+        let columns = lease_columns();
+        let row = self.with(OP, |client| {
+            client
+                .query_opt(
+                    &format!(
+                        "SELECT {columns} FROM user_lease \
+                         WHERE user_key = $1 AND holder IS NOT NULL"
+                    ),
+                    &[&user.as_str()],
+                )
+                .ctx(OP, Some(user))
+        })?;
+        row.map(|row| lease_info(OP, LeaseScope::User(user.clone()), &row, 0))
+            .transpose()
+    }
+}
+
+/// What [`lease_info`] reads from a lease row, in order.
+fn lease_columns() -> String {
+    format!("holder, epoch, {EXPIRES}, expires_at < now()")
+}
+
+/// A held lease from the [`lease_columns`], which start at column `first`.
+fn lease_info(
+    op: &'static str,
+    scope: LeaseScope,
+    row: &Row,
+    first: usize,
+) -> StoreResult<LeaseInfo> {
+    let user = match &scope {
+        LeaseScope::User(user) => Some(user),
+        LeaseScope::Org(_) => None,
+    };
+    Ok(LeaseInfo {
+        holder: row.try_get(first).ctx(op, user)?,
+        epoch: row.try_get(first + 1).ctx(op, user)?,
+        expires_at: micros(op, user, row, first + 2)?,
+        expired: row.try_get(first + 3).ctx(op, user)?,
+        scope,
+    })
 }

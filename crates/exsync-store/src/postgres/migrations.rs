@@ -281,10 +281,20 @@ ALTER TABLE intents ADD COLUMN answered_id TEXT COLLATE "C"
     CHECK (answered_id IS NULL OR answered_id <> '');
 "#;
 
-pub(crate) const PG_MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
+/// Users a configuration assigns whom no active CRM user pairs with (see SQLite's V14).
+const V8: &str = r#"
+CREATE TABLE unmatched_users (
+    user_key   TEXT COLLATE "C" PRIMARY KEY CHECK (user_key <> ''),
+    reason     TEXT COLLATE "C" NOT NULL,
+    first_seen TEXT COLLATE "C" NOT NULL,
+    last_seen  TEXT COLLATE "C" NOT NULL
+);
+"#;
+
+pub(crate) const PG_MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
 
 /// The schema version this build creates and understands on PostgreSQL.
-pub const PG_SCHEMA_VERSION: i64 = 7;
+pub const PG_SCHEMA_VERSION: i64 = 8;
 
 /// Serialises migrations of one database across processes; any fixed number works, this one
 /// spells "exsync" in ASCII.

@@ -10,8 +10,8 @@ use crate::error::StoreResult;
 use crate::roles::{LeaseScope, SyncState, ORG_CRM_READ};
 use crate::types::{
     CommitReceipt, ConflictRecord, CrmUserSkip, CrmWrite, CursorAdvance, CursorEntry, CursorScope,
-    Intent, MailboxRoute, PassCommit, ResetCounts, RunRecord, SkippedCrmUser, UnresolvedItem,
-    UserStatus,
+    Intent, MailboxRoute, PassCommit, ResetCounts, RunRecord, SkippedCrmUser, UnmatchedUser,
+    UnresolvedItem, UserStatus,
 };
 
 impl SyncState for PgStore {
@@ -176,6 +176,20 @@ impl SyncState for PgStore {
 
     fn skipped_crm_users(&self) -> StoreResult<Vec<SkippedCrmUser>> {
         self.with("skipped crm users", users::skipped_crm_users)
+    }
+
+    fn record_unmatched_users(
+        &self,
+        unmatched: &[(UserKey, String)],
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.with("record unmatched users", |c| {
+            users::record_unmatched_users(c, unmatched, &at)
+        })
+    }
+
+    fn unmatched_users(&self) -> StoreResult<Vec<UnmatchedUser>> {
+        self.with("unmatched users", users::unmatched_users)
     }
 
     fn record_crm_writes(&self, writes: &[CrmWrite]) -> StoreResult<()> {

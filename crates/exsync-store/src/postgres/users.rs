@@ -13,8 +13,8 @@ use crate::sqlite::codec::{
 };
 use crate::sqlite::users::{check_key, RunRow, StatusRow, RUN_COLUMNS, STATUS_SELECT};
 use crate::types::{
-    ConflictRecord, CrmUserSkip, ResetCounts, RunRecord, SkippedCrmUser, UnresolvedItem,
-    UserStatus, SKIPPED_ADDRESS_MAX,
+    ConflictRecord, CrmUserSkip, ResetCounts, RunRecord, SkippedCrmUser, UnmatchedUser,
+    UnresolvedItem, UserStatus, SKIPPED_ADDRESS_MAX,
 };
 
 pub(super) fn insert_user(
@@ -307,6 +307,61 @@ pub(super) fn record_skipped_crm_users(
         .ctx(OP, None)?;
     }
     tx.commit().ctx(OP, None)
+}
+
+pub(super) fn record_unmatched_users(
+    client: &mut Client,
+    users: &[(UserKey, String)],
+    at: &DateTime<Utc>,
+) -> StoreResult<()> {
+    const OP: &str = "record unmatched users";
+    for (user, _) in users {
+        check_key(OP, user)?;
+    }
+    let at = time_text(at);
+    let keep: Vec<&str> = users.iter().map(|(u, _)| u.as_str()).collect();
+    let mut tx = client.transaction().ctx(OP, None)?;
+    // Those this pass did not find unmatched now pair, or left their configuration.
+    tx.execute(
+        "DELETE FROM unmatched_users WHERE NOT (user_key = ANY($1))",
+        &[&keep],
+    )
+    .ctx(OP, None)?;
+    let upsert = tx
+        .prepare(
+            "INSERT INTO unmatched_users (user_key, reason, first_seen, last_seen) \
+             VALUES ($1, $2, $3, $3) ON CONFLICT (user_key) DO UPDATE SET \
+             reason = excluded.reason, last_seen = excluded.last_seen",
+        )
+        .ctx(OP, None)?;
+    for (user, reason) in users {
+        tx.execute(&upsert, &[&user.as_str(), reason, &at])
+            .ctx(OP, Some(user))?;
+    }
+    tx.commit().ctx(OP, None)
+}
+
+pub(super) fn unmatched_users(client: &mut Client) -> StoreResult<Vec<UnmatchedUser>> {
+    const OP: &str = "list unmatched users";
+    let rows = client
+        .query(
+            "SELECT user_key, reason, first_seen, last_seen FROM unmatched_users \
+             ORDER BY user_key",
+            &[],
+        )
+        .ctx(OP, None)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let first: String = row.try_get(2).ctx(OP, None)?;
+        let last: String = row.try_get(3).ctx(OP, None)?;
+        out.push(UnmatchedUser {
+            user: UserKey(row.try_get(0).ctx(OP, None)?),
+            reason: row.try_get(1).ctx(OP, None)?,
+            first_seen: parse_time(&first).decoded(OP, None)?,
+            last_seen: parse_time(&last).decoded(OP, None)?,
+        });
+    }
+    Ok(out)
 }
 
 pub(super) fn skipped_crm_users(client: &mut Client) -> StoreResult<Vec<SkippedCrmUser>> {

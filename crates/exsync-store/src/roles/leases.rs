@@ -144,6 +144,11 @@ pub trait Leases: Send + Sync {
     /// Every lease a worker holds or held and did not release, ordered by scope.
     fn leases(&self) -> StoreResult<Vec<LeaseInfo>>;
 
+    /// One user's lease as [`Leases::leases`] lists it, read alone (a user's page asks for
+    /// one user, and the list grows with every worker's batch); `None` when no worker holds
+    /// the user or the last one released them.
+    fn user_lease(&self, user: &UserKey) -> StoreResult<Option<LeaseInfo>>;
+
     // ---- the org-wide read, shared through the database ---------------------------------
 
     /// Puts what the org-wide CRM read routed into each user's inbox and moves the org-wide

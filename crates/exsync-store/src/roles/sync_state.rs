@@ -7,8 +7,8 @@ use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind, UserKey};
 use crate::error::StoreResult;
 use crate::types::{
     CommitReceipt, ConflictRecord, CrmUserSkip, CrmWrite, CursorAdvance, CursorEntry, CursorScope,
-    Intent, MailboxRoute, PassCommit, ResetCounts, RunRecord, SkippedCrmUser, UnresolvedItem,
-    UserStatus,
+    Intent, MailboxRoute, PassCommit, ResetCounts, RunRecord, SkippedCrmUser, UnmatchedUser,
+    UnresolvedItem, UserStatus,
 };
 
 /// The sync state: linked pairs (the merge base), change cursors, per-user status and pass
@@ -159,6 +159,18 @@ pub trait SyncState: Send + Sync {
 
     /// The CRM users the last pass left out, by CRM id.
     fn skipped_crm_users(&self) -> StoreResult<Vec<SkippedCrmUser>>;
+
+    /// Replaces the list of users a configuration assigns but no active CRM user pairs with,
+    /// each with why, by those a pass found at `at`, as [`SyncState::record_skipped_crm_users`]
+    /// does: users no longer in it are forgotten, the others keep when they were first seen.
+    fn record_unmatched_users(
+        &self,
+        users: &[(UserKey, String)],
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// The users the last pass found assigned but unmatched, by address.
+    fn unmatched_users(&self) -> StoreResult<Vec<UnmatchedUser>>;
 
     // ---- CRM echo log -----------------------------------------------------------------
 

@@ -62,6 +62,10 @@ impl Leases for SqliteStore {
         Ok(Vec::new())
     }
 
+    fn user_lease(&self, _user: &UserKey) -> StoreResult<Option<LeaseInfo>> {
+        Ok(None)
+    }
+
     fn deliver_crm_read(
         &self,
         _routed: &[RoutedChange],

@@ -265,13 +265,24 @@ const V13: &str = r#"
 ALTER TABLE intents ADD COLUMN answered_id TEXT CHECK (answered_id IS NULL OR answered_id <> '');
 "#;
 
+/// Users a configuration assigns whom no active CRM user pairs with, as the last pass found
+/// them, for `exsync status` and the console (the pass's summary and metrics had them only).
+const V14: &str = r#"
+CREATE TABLE unmatched_users (
+    user_key   TEXT PRIMARY KEY NOT NULL CHECK (user_key <> ''),
+    reason     TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    last_seen  TEXT NOT NULL
+) STRICT;
+"#;
+
 /// The two tables every synced item writes to, pairs and the intent journal, rebuilt without
 /// their `json_valid` checks: the store itself serialises every value they hold, and parsing
 /// each one again on every insert and update was 2.5% of a first sync's CPU. A pair's content is
 /// still verified against its hash whenever it is read (`state::PairRow::decode`). Every other
 /// column, constraint and index is as before.
-const V14: &str = r#"
-CREATE TABLE pairs_v14 (
+const V15: &str = r#"
+CREATE TABLE pairs_v15 (
     id               INTEGER PRIMARY KEY,
     user_key         TEXT NOT NULL REFERENCES users(user_key) ON DELETE CASCADE,
     kind             TEXT NOT NULL CHECK (kind IN ('contact', 'event')),
@@ -285,16 +296,16 @@ CREATE TABLE pairs_v14 (
     UNIQUE (user_key, kind, crm_id),
     UNIQUE (user_key, kind, exchange_id)
 ) STRICT;
-INSERT INTO pairs_v14 (id, user_key, kind, crm_id, exchange_id, content, content_hash,
+INSERT INTO pairs_v15 (id, user_key, kind, crm_id, exchange_id, content, content_hash,
                        crm_version, exchange_version, updated_at)
     SELECT id, user_key, kind, crm_id, exchange_id, content, content_hash,
            crm_version, exchange_version, updated_at
     FROM pairs;
 DROP TABLE pairs;
-ALTER TABLE pairs_v14 RENAME TO pairs;
+ALTER TABLE pairs_v15 RENAME TO pairs;
 CREATE INDEX pairs_by_crm_id ON pairs (kind, crm_id);
 
-CREATE TABLE intents_v14 (
+CREATE TABLE intents_v15 (
     id           INTEGER PRIMARY KEY,
     user_key     TEXT NOT NULL REFERENCES users(user_key) ON DELETE CASCADE,
     kind         TEXT NOT NULL CHECK (kind IN ('contact', 'event')),
@@ -303,15 +314,16 @@ CREATE TABLE intents_v14 (
     journaled_at TEXT NOT NULL,
     answered_id  TEXT CHECK (answered_id IS NULL OR answered_id <> '')
 ) STRICT;
-INSERT INTO intents_v14 (id, user_key, kind, op, sent, journaled_at, answered_id)
+INSERT INTO intents_v15 (id, user_key, kind, op, sent, journaled_at, answered_id)
     SELECT id, user_key, kind, op, sent, journaled_at, answered_id FROM intents;
 DROP TABLE intents;
-ALTER TABLE intents_v14 RENAME TO intents;
+ALTER TABLE intents_v15 RENAME TO intents;
 CREATE INDEX intents_by_user ON intents (user_key, kind, id);
 "#;
 
-pub(crate) const MIGRATIONS: &[&str] =
-    &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14];
+pub(crate) const MIGRATIONS: &[&str] = &[
+    V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14, V15,
+];
 
 pub(crate) fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA user_version", [], |row| row.get(0))

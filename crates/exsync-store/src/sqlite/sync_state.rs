@@ -10,8 +10,8 @@ use crate::error::StoreResult;
 use crate::roles::SyncState;
 use crate::types::{
     CommitReceipt, ConflictRecord, CrmUserSkip, CrmWrite, CursorAdvance, CursorEntry, CursorScope,
-    Intent, MailboxRoute, PassCommit, ResetCounts, RunRecord, SkippedCrmUser, UnresolvedItem,
-    UserStatus,
+    Intent, MailboxRoute, PassCommit, ResetCounts, RunRecord, SkippedCrmUser, UnmatchedUser,
+    UnresolvedItem, UserStatus,
 };
 
 impl SyncState for SqliteStore {
@@ -155,6 +155,18 @@ impl SyncState for SqliteStore {
 
     fn skipped_crm_users(&self) -> StoreResult<Vec<SkippedCrmUser>> {
         users::skipped_crm_users(&self.lock())
+    }
+
+    fn record_unmatched_users(
+        &self,
+        unmatched: &[(UserKey, String)],
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        users::record_unmatched_users(&mut self.lock(), unmatched, &at)
+    }
+
+    fn unmatched_users(&self) -> StoreResult<Vec<UnmatchedUser>> {
+        users::unmatched_users(&self.lock())
     }
 
     fn record_crm_writes(&self, writes: &[CrmWrite]) -> StoreResult<()> {

@@ -12,7 +12,7 @@ use super::commit::pause;
 use crate::error::{StoreError, StoreResult};
 use crate::types::{
     ConflictRecord, CrmUserSkip, Pause, ResetCounts, RunAssignment, RunCounts, RunRecord,
-    SkippedCrmUser, UnresolvedItem, UserStatus, SKIPPED_ADDRESS_MAX,
+    SkippedCrmUser, UnmatchedUser, UnresolvedItem, UserStatus, SKIPPED_ADDRESS_MAX,
 };
 
 pub(crate) fn insert_user(conn: &Connection, user: &UserKey, at: &str) -> rusqlite::Result<usize> {
@@ -459,6 +459,84 @@ pub(crate) fn record_skipped_crm_users(
     }
     tx.commit().ctx(OP, None)?;
     Ok(())
+}
+
+pub(crate) fn record_unmatched_users(
+    conn: &mut Connection,
+    users: &[(UserKey, String)],
+    at: &DateTime<Utc>,
+) -> StoreResult<()> {
+    const OP: &str = "record unmatched users";
+    for (user, _) in users {
+        check_key(OP, user)?;
+    }
+    let at = time_text(at);
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .ctx(OP, None)?;
+    {
+        // Those this pass did not find unmatched now pair, or left their configuration.
+        let keep: std::collections::BTreeSet<&str> =
+            users.iter().map(|(u, _)| u.as_str()).collect();
+        let known = tx
+            .prepare_cached("SELECT user_key FROM unmatched_users")
+            .ctx(OP, None)?
+            .query_map([], |row| row.get::<_, String>(0))
+            .ctx(OP, None)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .ctx(OP, None)?;
+        let mut forget = tx
+            .prepare_cached("DELETE FROM unmatched_users WHERE user_key = ?1")
+            .ctx(OP, None)?;
+        for key in known.iter().filter(|k| !keep.contains(k.as_str())) {
+            forget.execute(params![key]).ctx(OP, None)?;
+        }
+        let mut upsert = tx
+            .prepare_cached(
+                "INSERT INTO unmatched_users (user_key, reason, first_seen, last_seen) \
+                 VALUES (?1, ?2, ?3, ?3) ON CONFLICT (user_key) DO UPDATE SET \
+                 reason = excluded.reason, last_seen = excluded.last_seen",
+            )
+            .ctx(OP, None)?;
+        for (user, reason) in users {
+            upsert
+                .execute(params![user.as_str(), reason, at])
+                .ctx(OP, Some(user))?;
+        }
+    }
+    tx.commit().ctx(OP, None)?;
+    Ok(())
+}
+
+pub(crate) fn unmatched_users(conn: &Connection) -> StoreResult<Vec<UnmatchedUser>> {
+    const OP: &str = "list unmatched users";
+    let rows = conn
+        .prepare_cached(
+            "SELECT user_key, reason, first_seen, last_seen FROM unmatched_users \
+             ORDER BY user_key",
+        )
+        .ctx(OP, None)?
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+            ))
+        })
+        .ctx(OP, None)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .ctx(OP, None)?;
+    rows.into_iter()
+        .map(|(user, reason, first, last)| {
+            Ok(UnmatchedUser {
+                user: UserKey(user),
+                reason,
+                first_seen: parse_time(&first).decoded(OP, None)?,
+                last_seen: parse_time(&last).decoded(OP, None)?,
+            })
+        })
+        .collect()
 }
 
 pub(crate) fn skipped_crm_users(conn: &Connection) -> StoreResult<Vec<SkippedCrmUser>> {

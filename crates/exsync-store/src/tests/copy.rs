@@ -121,6 +121,9 @@ fn populated(store: &SqliteStore) {
             t(7),
         )
         .unwrap();
+    store
+        .record_unmatched_users(&[(user("gone"), "no active CRM user".into())], t(7))
+        .unwrap();
     // Bob left the sync: he reads his records in full when he is back, on either backend.
     store
         .retire_departed(std::slice::from_ref(&user("alice")), t(8))
@@ -141,6 +144,7 @@ fn everything(store: &dyn Store) -> serde_json::Value {
         "audit": store.list_audit(100, None).unwrap(),
         "setting": store.setting("sync_enabled").unwrap(),
         "skipped": store.skipped_crm_users().unwrap(),
+        "unmatched": store.unmatched_users().unwrap(),
         "full_read_due": store.full_read_due(&user("bob")).unwrap(),
     })
 }

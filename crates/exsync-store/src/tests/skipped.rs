@@ -74,7 +74,40 @@ fn a_skipped_user_without_an_id_is_refused(db: &Db) {
     );
 }
 
+/// Users a configuration assigns whom no CRM user pairs with: each pass replaces the list,
+/// and keeps when each was first found (`store copy` carries it: `tests/copy.rs`).
+fn each_pass_replaces_the_unmatched_users(db: &Db) {
+    let store = db.open();
+    assert!(store.unmatched_users().unwrap().is_empty());
+    let why = |u: &str| {
+        (
+            user(u),
+            format!("no active CRM user has {u} in their Email field"),
+        )
+    };
+    store
+        .record_unmatched_users(&[why("gone"), why("left")], t(0))
+        .unwrap();
+    store.record_unmatched_users(&[why("gone")], t(60)).unwrap();
+    let listed = store.unmatched_users().unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].user, user("gone"));
+    assert_eq!(listed[0].reason, why("gone").1);
+    assert_eq!((listed[0].first_seen, listed[0].last_seen), (t(0), t(60)));
+    let refused = store
+        .record_unmatched_users(&[(UserKey(String::new()), "x".into())], t(90))
+        .unwrap_err();
+    assert!(
+        matches!(refused, StoreError::InvalidInput { .. }),
+        "{refused}"
+    );
+
+    store.record_unmatched_users(&[], t(120)).unwrap();
+    assert!(store.unmatched_users().unwrap().is_empty());
+}
+
 crate::tests::both_backends!(
+    each_pass_replaces_the_unmatched_users,
     each_pass_replaces_the_list_and_keeps_when_a_user_was_first_left_out,
     a_hostile_address_is_kept_short,
     a_skipped_user_without_an_id_is_refused,

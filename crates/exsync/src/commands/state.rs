@@ -10,7 +10,7 @@ use exsync_core::config::{load, ExsyncConfig, StoreConfig};
 use exsync_core::UserKey;
 use exsync_store::{
     LeaseInfo, LeaseScope, PgOptions, PgStore, PgTls, SkippedCrmUser, SqliteStore, Store,
-    UserStatus,
+    UnmatchedUser, UserStatus,
 };
 use serde_json::json;
 
@@ -62,6 +62,7 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         None => {
             let users = store.list_users()?;
             let skipped = store.skipped_crm_users()?;
+            let unmatched = store.unmatched_users()?;
             let routes =
                 auto_routes::auto_routes(&config, store.as_ref(), users.iter().map(|u| &u.user))?;
             if args.json {
@@ -77,10 +78,12 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
                     }
                 }
                 println!("{}", serde_json::to_string_pretty(&listed)?);
-                if !skipped.is_empty() {
+                if !skipped.is_empty() || !unmatched.is_empty() {
                     eprintln!(
-                        "exsync: {} CRM users are not synced; `exsync status` without --json says why",
-                        skipped.len()
+                        "exsync: {} CRM users and {} configured users are not synced; `exsync \
+                         status` without --json says why",
+                        skipped.len(),
+                        unmatched.len()
                     );
                 }
             } else {
@@ -90,6 +93,7 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
                 print!("{}", located(&routes, now));
                 print!("{}", notices(&users));
                 print!("{}", skipped_table(&skipped));
+                print!("{}", unmatched_table(&unmatched));
                 if store.shared() {
                     print!("{}", leases_table(&store.leases()?, now));
                 }
@@ -415,6 +419,26 @@ fn skipped_table(skipped: &[SkippedCrmUser]) -> String {
             "  {} {:?}  since {}: {}\n",
             user.crm_id,
             user.address,
+            user.first_seen.format("%Y-%m-%d %H:%M"),
+            printable(&user.reason)
+        ));
+    }
+    out
+}
+
+/// The users a configuration assigns whom the last pass found no active CRM user for.
+fn unmatched_table(unmatched: &[UnmatchedUser]) -> String {
+    if unmatched.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "\nConfigured users not synced ({}; `exsync check` says more):\n",
+        unmatched.len()
+    );
+    for user in unmatched {
+        out.push_str(&format!(
+            "  {}  since {}: {}\n",
+            printable(user.user.as_str()),
             user.first_seen.format("%Y-%m-%d %H:%M"),
             printable(&user.reason)
         ));

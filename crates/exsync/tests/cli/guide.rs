@@ -9,11 +9,7 @@ use clap::error::ErrorKind;
 use clap::Parser;
 use exsync_testkit::cli;
 
-/// The binary's command-line definition itself, so the guide is parsed exactly as `exsync`
-/// parses its arguments, without running anything.
-#[allow(dead_code)]
-#[path = "../../src/cli.rs"]
-mod exsync_cli;
+use crate::exsync_cli;
 
 fn guide() -> String {
     let path = exsync_testkit::paths::workspace().join("docs/admin-guide.md");

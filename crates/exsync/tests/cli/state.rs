@@ -71,6 +71,16 @@ fn seeded(dir: &Path) {
     let mut failed = PassCommit::new(UserKey::new("bo@contoso.test"), Utc::now(), Utc::now());
     failed.error = Some(format!("impersonation denied: {}", "x".repeat(100)));
     store.commit_pass(&failed).unwrap();
+    // Listed in a configuration, but no active CRM user has the address.
+    store
+        .record_unmatched_users(
+            &[(
+                UserKey::new("cy@contoso.test"),
+                "no active CRM user has this address in their Email field".into(),
+            )],
+            Utc::now(),
+        )
+        .unwrap();
 }
 
 #[test]
@@ -104,6 +114,26 @@ fn status_lists_users_with_counts_and_unresolved_items() {
         table.contains("Users: 2 — 1 syncing, 1 failing, 0 paused, 0 new"),
         "{table}"
     );
+    // When, in the reader's zone with its offset, as well as how long ago.
+    let in_kolkata = Cli::new(env!("CARGO_BIN_EXE_exsync"))
+        .current_dir(dir.path())
+        .args(["status"])
+        .env("TZ", "Asia/Kolkata")
+        .run()
+        .text();
+    let ended = in_kolkata
+        .lines()
+        .find_map(|l| l.strip_prefix("Service: running: the last pass ended "))
+        .unwrap_or_else(|| panic!("{in_kolkata}"));
+    let (local, rest) = ended.split_at(ended.find(" (").unwrap_or(0));
+    assert!(
+        local.len() == "2026-12-06 19:20 +05:30".len() && local.ends_with(" +05:30"),
+        "{ended}"
+    );
+    assert!(
+        rest.starts_with(" (") && rest.contains(" s ago)"),
+        "{ended}"
+    );
     // A failing user says so, with the error cut to fit and where to read all of it.
     let bo = table
         .lines()
@@ -113,6 +143,18 @@ fn status_lists_users_with_counts_and_unresolved_items() {
     assert!(bo.ends_with("…"), "{bo}");
     assert!(!bo.contains(&"x".repeat(60)), "{bo}");
     assert!(table.contains("exsync status --user ADDRESS"), "{table}");
+    // A configured user no CRM user pairs with is said, with why.
+    let unmatched = table
+        .split_once("\nConfigured users not synced (1; `exsync check` says more):\n")
+        .map(|(_, rest)| rest)
+        .unwrap_or_else(|| panic!("no unmatched users section: {table}"));
+    assert!(
+        unmatched.starts_with("  cy@contoso.test  since ")
+            && unmatched.lines().next().is_some_and(
+                |l| l.ends_with(": no active CRM user has this address in their Email field")
+            ),
+        "{table}"
+    );
     // Columns line up whatever the address lengths.
     let header = table.lines().find(|l| l.starts_with("USER")).unwrap();
     assert_eq!(header.find("STATE"), row.find("syncing"), "{table}");

@@ -93,6 +93,7 @@ fn expected(method: &str, path: &str, role: Option<Role>) -> StatusCode {
         | ("GET", "/api/sync")
         | ("GET", "/api/users")
         | ("GET", "/api/skipped-users")
+        | ("GET", "/api/unmatched-users")
         | ("GET", "/api/audit") => Some(Role::Viewer),
         ("GET", "/") | ("GET", "/audit") => Some(Role::Viewer),
         ("GET", "/api/users/{user}/conflicts") | ("GET", "/users/{user}/conflicts") => {

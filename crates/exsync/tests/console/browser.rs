@@ -726,6 +726,69 @@ async fn an_admin_sets_up_the_service_account_configurations_and_resets_a_user_i
         .await;
     assert!(width.as_u64().is_some_and(|w| w <= 1280), "{width}");
 
+    // Kerberos with a keytab, picked as a file (the script puts its bytes in as base64), carries
+    // a change of the domains; a later change without it is refused, with the input kept.
+    d.go(&format!("{base}/service-account")).await;
+    d.click("#auth option[value='kerberos']").await;
+    d.typ("#realm", "CONTOSO.TEST").await;
+    let keytab = [5u8, 2, 0, 0, 0, 40, 0xff, 0x80];
+    let keytab_file = dir.path().join("svc.keytab");
+    std::fs::write(&keytab_file, keytab).unwrap();
+    let picker = d.find("#keytab-file").await;
+    d.cmd(
+        reqwest::Method::POST,
+        &format!("/element/{picker}/value"),
+        Some(json!({"text": keytab_file.display().to_string()})),
+    )
+    .await;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(keytab);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while d
+        .script("return document.getElementById('sa-keytab').value;")
+        .await
+        != json!(encoded)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the picked keytab never reached the field as base64"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    d.typ("#other-domains", "fabrikam.test, northwind.test")
+        .await;
+    d.submit("#save-service-account").await;
+    assert!(
+        d.text("#notice")
+            .await
+            .starts_with("Saved. The stored password was removed"),
+        "{}",
+        d.source().await
+    );
+    assert!(d
+        .text("#keytab-state")
+        .await
+        .starts_with("A keytab is stored"));
+    assert_eq!(d.shown(&["#password-fields"]).await, [false]);
+    d.typ("#other-domains", "fabrikam.test, northwind.test, evil.test")
+        .await;
+    d.submit("#save-service-account").await;
+    assert!(
+        d.text("#error")
+            .await
+            .contains("requires the account's keytab again"),
+        "{}",
+        d.source().await
+    );
+    let kept = d
+        .script("return [document.getElementById('other-domains').value, document.getElementById('auth').value, document.getElementById('sa-keytab').value];")
+        .await;
+    assert_eq!(
+        kept,
+        json!(["fabrikam.test, northwind.test, evil.test", "kerberos", ""]),
+        "the input kept, the keytab not shown back"
+    );
+    d.screenshot("21-service-account-keytab-refused").await;
+
     d.go(&format!("{base}/users/user1%40contoso.test")).await;
     assert_eq!(d.text("#detail-user").await, "user1@contoso.test");
     assert!(

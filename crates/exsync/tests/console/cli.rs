@@ -340,6 +340,22 @@ async fn bootstrap_an_admin_and_a_token_then_use_them_against_the_served_console
         !db.windows(token.len()).any(|w| w == token.as_bytes()),
         "only a hash is stored"
     );
+    // Both are audited as the command line's, with the OS user.
+    let audit: Vec<(String, String)> = SqliteStore::open(d.join("state.db"))
+        .unwrap()
+        .list_audit(10, None)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.actor, e.action))
+        .collect();
+    for action in ["admin_user.create", "api_token.create"] {
+        assert!(
+            audit
+                .iter()
+                .any(|(actor, a)| a == action && actor.starts_with("cli:")),
+            "{action} missing in {audit:?}"
+        );
+    }
 
     let server = serve(d);
     assert!(server.addr.starts_with("127.0.0.1:"));

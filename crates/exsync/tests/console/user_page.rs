@@ -8,7 +8,7 @@ use axum::http::{Method, StatusCode};
 use chrono::{TimeDelta, Utc};
 use exsync_core::plan::Conflict;
 use exsync_core::{ItemId, ItemKind, Side, UserKey};
-use exsync_store::{ConflictEntry, PassCommit, Role, RunAssignment, UnresolvedReport};
+use exsync_store::{ConflictEntry, Notice, PassCommit, Role, RunAssignment, UnresolvedReport};
 use serde_json::json;
 
 const ANN: &str = "ann@contoso.test";
@@ -17,6 +17,10 @@ const BO: &str = "bo@contoso.test";
 
 /// The tail of ann's last error, which only her page shows.
 const ERROR_TAIL: &str = "and the end of the error, which names the cause";
+
+/// A notice's fix naming a command in backticks and a cmdlet in prose.
+const FIX: &str = "run `exsync reset --user ann@contoso.test`, or check the address with \
+                   Get-Mailbox -Identity ann@contoso.test; then wait";
 
 /// Two passes for ann: one that synced and met a conflict, then one that failed with a long
 /// error and left a contact unresolved.
@@ -60,7 +64,23 @@ fn seed(env: &Env) {
         configuration: "sales".into(),
         group: None,
     });
+    commit.notices = vec![Notice {
+        code: "day_zone_unknown".into(),
+        message: "The owner's time zone is unknown.".into(),
+        fix: FIX.into(),
+    }];
     env.store.commit_pass(&commit).unwrap();
+
+    // cy is listed in a configuration, but no active CRM user has the address.
+    env.store
+        .record_unmatched_users(
+            &[(
+                UserKey::from_email("cy@contoso.test"),
+                "no active CRM user has <this> address".into(),
+            )],
+            later,
+        )
+        .unwrap();
 
     // bo is in no configuration's list: the Sales User profile brought him to `sales`.
     let mut commit = PassCommit::new(UserKey::from_email(BO), later, later);
@@ -165,6 +185,29 @@ async fn the_status_table_links_each_user_to_a_page_with_the_full_error_and_name
         "{}",
         status.body
     );
+    // A configured user no CRM user pairs with is listed with why, on the page and the API.
+    let unmatched = status
+        .body
+        .split(r#"<table id="unmatched-users">"#)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no unmatched users: {}", status.body));
+    assert!(
+        unmatched.contains(r#"<tr data-user="cy@contoso.test"><td><span class="address""#)
+            && unmatched.contains("<td>no active CRM user has &lt;this&gt; address</td>"),
+        "{}",
+        status.body
+    );
+    let api = env
+        .send(request(
+            Method::GET,
+            "/api/unmatched-users",
+            &operator,
+            None,
+        ))
+        .await
+        .json();
+    assert_eq!(api[0]["user"], "cy@contoso.test", "{api}");
+    assert_eq!(api[0]["reason"], "no active CRM user has <this> address");
     // The table shows the error's start and links to the rest.
     assert!(!status.body.contains(ERROR_TAIL), "{}", status.body);
     assert!(
@@ -212,6 +255,10 @@ async fn the_status_table_links_each_user_to_a_page_with_the_full_error_and_name
         "the conflict by its record's name: {body}"
     );
     assert!(body.contains(r#"<table id="runs">"#), "{body}");
+    // A fix's commands are code to copy, on the user's page as in the status table.
+    let fix = r#"run <code class="command">exsync reset --user ann@contoso.test</code>, or check the address with <code class="command">Get-Mailbox -Identity ann@contoso.test</code>; then wait"#;
+    assert!(body.contains(fix), "{body}");
+    assert!(status.body.contains(fix), "{}", status.body);
     assert_eq!(body.matches("<tr data-run=").count(), 2, "{body}");
     // An operator may reset the user and test the connection from here.
     assert!(
@@ -299,7 +346,7 @@ async fn the_status_table_links_each_user_to_a_page_with_the_full_error_and_name
 
 /// The configurations page's per-user table gives a synced user the configuration their
 /// group brought, by the group the last pass found them in, as the status table does; the
-/// user's page reads that user alone and shows the same row as the list.
+/// user's page shows the same row as the list.
 #[tokio::test]
 async fn the_effective_table_uses_the_group_the_last_pass_found() {
     let env = Env::new();
@@ -343,4 +390,52 @@ async fn the_effective_table_uses_the_group_the_last_pass_found() {
         .find(|u| u["user"] == BO)
         .unwrap();
     assert_eq!(&one["status"], listed);
+}
+
+/// A user's page reads that user alone. Another user's row is damaged behind the store's
+/// back (paused with no time, which no reader accepts), so the list of every user fails: a
+/// page that read the list and picked its user would fail with it.
+#[tokio::test]
+async fn a_users_page_reads_only_that_user() {
+    let env = Env::new();
+    seed(&env);
+    rusqlite::Connection::open(env.dir.path().join("state.db"))
+        .and_then(|db| {
+            db.execute(
+                "UPDATE users SET paused = 1, paused_reason = 'x', paused_at = NULL \
+                 WHERE user_key = ?1",
+                [BO],
+            )
+        })
+        .unwrap();
+    let viewer = Auth::Token(env.token(Role::Viewer).to_owned());
+    let list = env
+        .send(request(Method::GET, "/api/users", &viewer, None))
+        .await;
+    assert_eq!(
+        list.status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the damage must break the list: {}",
+        list.body
+    );
+    let one = env
+        .send(request(
+            Method::GET,
+            &format!("/api/users/{ANN_SEG}"),
+            &viewer,
+            None,
+        ))
+        .await;
+    assert_eq!(one.status, StatusCode::OK, "{}", one.body);
+    assert_eq!(one.json()["status"]["user"], ANN, "{}", one.body);
+    let page = env
+        .send(request(
+            Method::GET,
+            &format!("/users/{ANN_SEG}"),
+            &viewer,
+            None,
+        ))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains(ERROR_TAIL), "{}", page.body);
 }

@@ -93,3 +93,69 @@ async fn the_user_list_names_the_worker_holding_each_user() {
         page.body
     );
 }
+
+/// A user's page reads that user's lease alone. Another user's lease row is damaged behind
+/// the store's back (an expiry no client can read), so the list of every lease fails: a
+/// page that scanned the list for its user would fail with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_page_reads_only_that_users_lease() {
+    let Some(db) = exsync_testkit::postgres::database() else {
+        return;
+    };
+    let options = PgOptions::new(db.conninfo());
+    let open = move || -> Arc<dyn Store> { Arc::new(PgStore::open(&options).unwrap()) };
+    let (console_store, worker_store) = tokio::task::spawn_blocking(move || (open(), open()))
+        .await
+        .unwrap();
+    let env = Env::with_store(tempfile::tempdir().unwrap(), console_store);
+    let (ann, bob) = (
+        UserKey::from_email("ann@contoso.test"),
+        UserKey::from_email("bob@contoso.test"),
+    );
+    let taken = {
+        let users = vec![ann.clone(), bob.clone()];
+        tokio::task::spawn_blocking(move || {
+            worker_store.acquire_users("w<1>", &users, 10, Duration::from_secs(60), Duration::ZERO)
+        })
+        .await
+        .unwrap()
+        .unwrap()
+    };
+    assert_eq!(taken.len(), 2);
+    db.psql("UPDATE user_lease SET expires_at = 'infinity' WHERE user_key = 'bob@contoso.test'");
+    let token = Auth::Token(env.token(Role::Viewer).to_owned());
+    let list = env
+        .send(request(Method::GET, "/api/users", &token, None))
+        .await;
+    assert_eq!(
+        list.status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the damage must break the list of leases: {}",
+        list.body
+    );
+
+    let one = env
+        .send(request(
+            Method::GET,
+            "/api/users/ann%40contoso.test",
+            &token,
+            None,
+        ))
+        .await;
+    assert_eq!(one.status, StatusCode::OK, "{}", one.body);
+    assert_eq!(
+        one.json()["status"]["held_by"]["worker"],
+        "w<1>",
+        "{}",
+        one.body
+    );
+    let page = env
+        .send(request(
+            Method::GET,
+            "/users/ann%40contoso.test",
+            &token,
+            None,
+        ))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+}

@@ -237,7 +237,14 @@ async fn a_taken_metrics_port_stops_the_service_at_start_and_says_how_to_give_it
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _ = child.kill();
-    let _ = child.wait();
+    let output = child.wait_with_output().unwrap();
+    // Its text logs go to a pipe here, as to a journal or a file: no colour codes in them.
+    let logs = String::from_utf8_lossy(&output.stderr);
+    assert!(logs.contains("Sync service started."), "{logs}");
+    assert!(
+        !logs.contains('\u{1b}'),
+        "colour codes in logs to a pipe: {logs:?}"
+    );
     drop(taken);
 }
 

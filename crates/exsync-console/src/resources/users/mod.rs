@@ -7,6 +7,7 @@ pub(crate) mod detail;
 pub(crate) mod reset;
 pub(crate) mod skipped;
 pub(crate) mod test;
+pub(crate) mod unmatched;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -299,13 +300,10 @@ impl UserView {
             }
             _ => None,
         };
-        // Only held leases are listed: at most each worker's batch, not every user.
         let held_by = st
             .store
-            .leases()?
-            .into_iter()
-            .filter_map(user_holder)
-            .find(|(u, _)| u == user)
+            .user_lease(user)?
+            .and_then(user_holder)
             .map(|(_, h)| h);
         Ok(Some(UserView::of(status, config.as_ref(), auto, held_by)))
     }
@@ -494,10 +492,10 @@ fn notices_list(run: &RunView) -> String {
         cell.push_str("<ul class=\"notices\">");
         for n in &run.notices {
             cell.push_str(&format!(
-                "<li data-code=\"{}\">{} <em>{}</em></li>",
+                "<li data-code=\"{}\">{} <em class=\"fix\">{}</em></li>",
                 esc(&n.code),
                 esc(&n.message),
-                esc(&n.fix)
+                crate::fixes::render(&n.fix)
             ));
         }
         cell.push_str("</ul>");
@@ -525,6 +523,10 @@ pub(crate) fn status_page(
         Ok(s) => s,
         Err(e) => return internal(caller, e),
     };
+    let unmatched = match unmatched::UnmatchedUserView::list(st) {
+        Ok(u) => u,
+        Err(e) => return internal(caller, e),
+    };
     let mut body = String::new();
     body.push_str(&notice(message));
     body.push_str(&error_box(error));
@@ -542,6 +544,7 @@ pub(crate) fn status_page(
         }
         body.push_str("</table>");
     }
+    body.push_str(&unmatched::render_section(&unmatched));
     body.push_str(&skipped::render_section(&skipped));
     page("Status", Some(caller), &body).into_response()
 }

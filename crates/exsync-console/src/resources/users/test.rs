@@ -151,10 +151,10 @@ impl TestView {
                     .map(|e| format!("<li>{}</li>", esc(e)))
                     .collect();
                 body.push_str(&format!(
-                    r#"<tr class="{o}"><td>{o}</td><td>{}</td><td class="ms">{}</td><td><ul>{evidence}</ul></td><td>{}</td></tr>"#,
+                    r#"<tr class="{o}"><td>{o}</td><td>{}</td><td class="ms">{}</td><td><ul>{evidence}</ul></td><td class="fix">{}</td></tr>"#,
                     esc(&step.name),
                     step.ms.map(|ms| format!("{ms} ms")).unwrap_or_default(),
-                    esc(step.fix.as_deref().unwrap_or_default()),
+                    crate::fixes::render(step.fix.as_deref().unwrap_or_default()),
                     o = esc(outcome_name(step.outcome)),
                 ));
             }

@@ -1990,6 +1990,15 @@ async fn the_metrics_say_who_syncs_fails_or_is_missing_and_what_went_where() {
             "no active CRM user has this address in their Email field".to_owned()
         )]
     );
+    // Kept for `exsync status` and the console.
+    let stored = w.syncer.store.unmatched_users().unwrap();
+    assert_eq!(
+        stored
+            .iter()
+            .map(|u| (u.user.clone(), u.reason.clone()))
+            .collect::<Vec<_>>(),
+        report.missing_users
+    );
     let metrics = crate::metrics::Metrics::default();
     super::daemon::record(&metrics, &report, std::time::Duration::from_secs(1));
     let text = metrics.render();
