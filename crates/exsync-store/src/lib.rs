@@ -37,8 +37,8 @@ pub use sqlite::{SqliteStore, SCHEMA_VERSION};
 pub use store::Store;
 pub use types::{
     CommitReceipt, ConflictEntry, ConflictRecord, CrmUserSkip, CrmWrite, CursorAdvance,
-    CursorEntry, CursorScope, Intent, ItemRef, MailboxRoute, Notice, PairKey, PassCommit, Pause,
-    ResetCounts, RunAssignment, RunCounts, RunRecord, SkippedCrmUser, UnmatchedUser,
+    CursorEntry, CursorScope, Intent, ItemRef, MailboxRoute, Notice, PairKey, PairLink, PassCommit,
+    Pause, ResetCounts, RunAssignment, RunCounts, RunRecord, SkippedCrmUser, UnmatchedUser,
     UnresolvedItem, UnresolvedReport, UserStatus, MAX_NOTICES, ROUTE_TEXT_MAX, SKIPPED_ADDRESS_MAX,
 };
 

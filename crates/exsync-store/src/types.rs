@@ -461,6 +461,18 @@ pub struct ResetCounts {
     pub was_paused: bool,
 }
 
+/// Which pair holds a record, and the Exchange version it last synced, without its content: all
+/// a listing needs to tell our own writes coming back from real changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairLink {
+    /// The pair's CRM record.
+    pub crm_id: CrmId,
+    /// The pair's Exchange item.
+    pub exchange_id: ExchangeId,
+    /// The Exchange item's version (ChangeKey) when it last synced.
+    pub exchange_version: Option<String>,
+}
+
 /// A write a pass is about to make, journaled before it goes out (see
 /// [`crate::SyncState::journal_intents`]). After a crash the next pass finds it still there and
 /// settles it by evidence: the copy a create made is found by its tag and paired with the

@@ -284,19 +284,29 @@ impl Stage {
         let op = "put listed";
         let tx = self.conn().transaction().map_err(sql(op))?;
         {
+            // As in `put`: an echo pass lists every item once, so inserting first spares
+            // nearly all of them the update and the key delete.
             let mut listed = tx
                 .prepare_cached(
                     "INSERT INTO records (side, id) VALUES ('exchange', ?1)
-                     ON CONFLICT (side, id) DO UPDATE SET change = NULL, upsert = 0,
-                         pair = NULL, origin_side = NULL, origin_id = NULL",
+                     ON CONFLICT (side, id) DO NOTHING",
+                )
+                .map_err(sql(op))?;
+            let mut relisted = tx
+                .prepare_cached(
+                    "UPDATE records SET change = NULL, upsert = 0, pair = NULL,
+                         origin_side = NULL, origin_id = NULL
+                     WHERE side = 'exchange' AND id = ?1",
                 )
                 .map_err(sql(op))?;
             let mut forget_keys = tx
                 .prepare_cached("DELETE FROM keys WHERE side = 'exchange' AND id = ?1")
                 .map_err(sql(op))?;
             for id in ids {
-                listed.execute([id.as_str()]).map_err(sql(op))?;
-                forget_keys.execute([id.as_str()]).map_err(sql(op))?;
+                if listed.execute([id.as_str()]).map_err(sql(op))? == 0 {
+                    relisted.execute([id.as_str()]).map_err(sql(op))?;
+                    forget_keys.execute([id.as_str()]).map_err(sql(op))?;
+                }
             }
         }
         tx.commit().map_err(sql(op))
@@ -858,6 +868,24 @@ mod tests {
             [e("e2")]
         );
         assert!(stage.missing(&ex(&["e2"])).unwrap().is_empty());
+
+        // A record staged with keys and then listed unchanged is no match candidate any more.
+        stage
+            .put(&[new(item(e("e8"), &["eight@x.test"], "A", "B", ""))])
+            .unwrap();
+        assert_eq!(
+            stage.exchange_with(1, "eight@x.test").unwrap(),
+            Some(e("e8"))
+        );
+        stage.put_listed(&ex(&["e8"])).unwrap();
+        assert_eq!(stage.exchange_with(1, "eight@x.test").unwrap(), None);
+        assert_eq!(
+            stage
+                .db()
+                .query_row("SELECT count(*) FROM keys", [], |row| row.get::<_, i64>(0))
+                .unwrap(),
+            0
+        );
     }
 
     #[test]

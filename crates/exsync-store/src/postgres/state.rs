@@ -9,7 +9,7 @@ use super::codec::Ctx;
 use crate::error::StoreResult;
 use crate::sqlite::codec::{parse_time, Decode};
 use crate::sqlite::state::{scope_key, PairRow, PAIR_COLUMNS};
-use crate::types::{CursorEntry, CursorScope};
+use crate::types::{CursorEntry, CursorScope, PairLink};
 
 fn pair_row(row: &Row) -> Result<PairRow, postgres::Error> {
     Ok(PairRow {
@@ -138,6 +138,44 @@ pub(super) fn pairs_of(
         .query(&sql, &[&user.as_str(), &kind.as_str(), &crm, &exchange])
         .ctx(OP, Some(user))?;
     decode_pairs(rows, OP, user)
+}
+
+pub(super) fn pair_links(
+    client: &mut Client,
+    user: &UserKey,
+    kind: ItemKind,
+    ids: &[ItemId],
+) -> StoreResult<Vec<PairLink>> {
+    const OP: &str = "find pair links";
+    let u = Some(user);
+    let (crm, exchange): (Vec<&str>, Vec<&str>) = (
+        ids.iter()
+            .filter(|id| matches!(id, ItemId::Crm(_)))
+            .map(ItemId::as_str)
+            .collect(),
+        ids.iter()
+            .filter(|id| matches!(id, ItemId::Exchange(_)))
+            .map(ItemId::as_str)
+            .collect(),
+    );
+    // As `pairs_of`: one round trip, the ids bound as arrays.
+    let rows = client
+        .query(
+            "SELECT crm_id, exchange_id, exchange_version FROM pairs \
+             WHERE user_key = $1 AND kind = $2 AND (crm_id = ANY($3) OR exchange_id = ANY($4)) \
+             ORDER BY crm_id",
+            &[&user.as_str(), &kind.as_str(), &crm, &exchange],
+        )
+        .ctx(OP, u)?;
+    rows.iter()
+        .map(|row| {
+            Ok(PairLink {
+                crm_id: CrmId(row.try_get(0).ctx(OP, u)?),
+                exchange_id: ExchangeId(row.try_get(1).ctx(OP, u)?),
+                exchange_version: row.try_get(2).ctx(OP, u)?,
+            })
+        })
+        .collect()
 }
 
 pub(super) fn pair_count(client: &mut Client, user: &UserKey, kind: ItemKind) -> StoreResult<u64> {

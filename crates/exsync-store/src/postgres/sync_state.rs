@@ -10,8 +10,8 @@ use crate::error::StoreResult;
 use crate::roles::{LeaseScope, SyncState, ORG_CRM_READ};
 use crate::types::{
     CommitReceipt, ConflictRecord, CrmUserSkip, CrmWrite, CursorAdvance, CursorEntry, CursorScope,
-    Intent, MailboxRoute, PassCommit, ResetCounts, RunRecord, SkippedCrmUser, UnmatchedUser,
-    UnresolvedItem, UserStatus,
+    Intent, MailboxRoute, PairLink, PassCommit, ResetCounts, RunRecord, SkippedCrmUser,
+    UnmatchedUser, UnresolvedItem, UserStatus,
 };
 
 impl SyncState for PgStore {
@@ -50,6 +50,15 @@ impl SyncState for PgStore {
         ids: &[ItemId],
     ) -> StoreResult<Vec<SyncedPair>> {
         self.with("pairs of", |c| state::pairs_of(c, user, kind, ids))
+    }
+
+    fn pair_links(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        ids: &[ItemId],
+    ) -> StoreResult<Vec<PairLink>> {
+        self.with("pair links", |c| state::pair_links(c, user, kind, ids))
     }
 
     fn pair_count(&self, user: &UserKey, kind: ItemKind) -> StoreResult<u64> {

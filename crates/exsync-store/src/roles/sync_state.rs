@@ -7,8 +7,8 @@ use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind, UserKey};
 use crate::error::StoreResult;
 use crate::types::{
     CommitReceipt, ConflictRecord, CrmUserSkip, CrmWrite, CursorAdvance, CursorEntry, CursorScope,
-    Intent, MailboxRoute, PassCommit, ResetCounts, RunRecord, SkippedCrmUser, UnmatchedUser,
-    UnresolvedItem, UserStatus,
+    Intent, MailboxRoute, PairLink, PassCommit, ResetCounts, RunRecord, SkippedCrmUser,
+    UnmatchedUser, UnresolvedItem, UserStatus,
 };
 
 /// The sync state: linked pairs (the merge base), change cursors, per-user status and pass
@@ -52,6 +52,16 @@ pub trait SyncState: Send + Sync {
         kind: ItemKind,
         ids: &[ItemId],
     ) -> StoreResult<Vec<SyncedPair>>;
+
+    /// [`Self::pairs_of`] without the content: which pair holds each of these records and the
+    /// Exchange version it last synced, each pair once, ordered by CRM id. Cheap enough for an
+    /// echo pass, which lists every item the last pass wrote.
+    fn pair_links(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        ids: &[ItemId],
+    ) -> StoreResult<Vec<PairLink>>;
 
     /// How many pairs of this kind the user has.
     fn pair_count(&self, user: &UserKey, kind: ItemKind) -> StoreResult<u64>;

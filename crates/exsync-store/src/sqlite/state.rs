@@ -6,7 +6,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::codec::{parse_kind, parse_time, Ctx, Decode};
 use crate::error::StoreResult;
-use crate::types::{CursorEntry, CursorScope};
+use crate::types::{CursorEntry, CursorScope, PairLink};
 
 /// A pairs row as read, before its content is checked and decoded.
 pub(crate) struct PairRow {
@@ -211,6 +211,51 @@ pub(crate) fn pairs_of(
         for id in ids {
             if let Some(pair) = find_pair(conn, user, kind, id)? {
                 found.entry(pair.crm_id.clone()).or_insert(pair);
+            }
+        }
+        Ok(found.into_values().collect())
+    })
+}
+
+pub(crate) fn pair_links(
+    conn: &Connection,
+    user: &UserKey,
+    kind: ItemKind,
+    ids: &[ItemId],
+) -> StoreResult<Vec<PairLink>> {
+    const OP: &str = "find pair links";
+    let u = Some(user);
+    in_one_read(conn, OP, u, |conn| {
+        let mut by_crm = conn
+            .prepare_cached(
+                "SELECT crm_id, exchange_id, exchange_version FROM pairs \
+                 WHERE user_key = ?1 AND kind = ?2 AND crm_id = ?3",
+            )
+            .ctx(OP, u)?;
+        let mut by_exchange = conn
+            .prepare_cached(
+                "SELECT crm_id, exchange_id, exchange_version FROM pairs \
+                 WHERE user_key = ?1 AND kind = ?2 AND exchange_id = ?3",
+            )
+            .ctx(OP, u)?;
+        let mut found = std::collections::BTreeMap::new();
+        for id in ids {
+            let statement = match id {
+                ItemId::Crm(_) => &mut by_crm,
+                ItemId::Exchange(_) => &mut by_exchange,
+            };
+            let link = statement
+                .query_row(params![user.as_str(), kind.as_str(), id.as_str()], |row| {
+                    Ok(PairLink {
+                        crm_id: CrmId(row.get(0)?),
+                        exchange_id: ExchangeId(row.get(1)?),
+                        exchange_version: row.get(2)?,
+                    })
+                })
+                .optional()
+                .ctx(OP, u)?;
+            if let Some(link) = link {
+                found.entry(link.crm_id.clone()).or_insert(link);
             }
         }
         Ok(found.into_values().collect())

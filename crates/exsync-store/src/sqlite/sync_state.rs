@@ -10,8 +10,8 @@ use crate::error::StoreResult;
 use crate::roles::SyncState;
 use crate::types::{
     CommitReceipt, ConflictRecord, CrmUserSkip, CrmWrite, CursorAdvance, CursorEntry, CursorScope,
-    Intent, MailboxRoute, PassCommit, ResetCounts, RunRecord, SkippedCrmUser, UnmatchedUser,
-    UnresolvedItem, UserStatus,
+    Intent, MailboxRoute, PairLink, PassCommit, ResetCounts, RunRecord, SkippedCrmUser,
+    UnmatchedUser, UnresolvedItem, UserStatus,
 };
 
 impl SyncState for SqliteStore {
@@ -46,6 +46,15 @@ impl SyncState for SqliteStore {
         ids: &[ItemId],
     ) -> StoreResult<Vec<SyncedPair>> {
         state::pairs_of(&self.lock(), user, kind, ids)
+    }
+
+    fn pair_links(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        ids: &[ItemId],
+    ) -> StoreResult<Vec<PairLink>> {
+        state::pair_links(&self.lock(), user, kind, ids)
     }
 
     fn pair_count(&self, user: &UserKey, kind: ItemKind) -> StoreResult<u64> {

@@ -3,7 +3,7 @@
 use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind};
 
 use super::*;
-use crate::StoreError;
+use crate::{PairLink, StoreError};
 
 fn seeded(db: &Db) -> (Box<dyn Store>, UserKey) {
     let store = db.open();
@@ -173,6 +173,38 @@ fn the_users_of_crm_records_and_the_pairs_of_mixed_ids(db: &Db) {
         .unwrap();
     let keys: Vec<_> = found.iter().map(|p| p.crm_id.as_str()).collect();
     assert_eq!(keys, ["003A", "003B"], "each pair once, by CRM id");
+
+    // The same pairs without their content, as a listing reads them.
+    let links = store
+        .pair_links(
+            &alice,
+            ItemKind::Contact,
+            &[
+                ItemId::Exchange(ExchangeId::new("XA2")),
+                ItemId::Crm(CrmId::new("003A")),
+                ItemId::Exchange(ExchangeId::new("XA1")),
+                ItemId::Crm(CrmId::new("003Q")),
+                ItemId::Exchange(ExchangeId::new("XB1")),
+            ],
+        )
+        .unwrap();
+    let expected: Vec<PairLink> = found
+        .iter()
+        .map(|p| PairLink {
+            crm_id: p.crm_id.clone(),
+            exchange_id: p.exchange_id.clone(),
+            exchange_version: p.exchange_version.clone(),
+        })
+        .collect();
+    assert_eq!(
+        links, expected,
+        "each pair once, by CRM id; bob's item is not alice's"
+    );
+    assert!(links.iter().all(|l| l.exchange_version.is_some()));
+    assert!(store
+        .pair_links(&alice, ItemKind::Event, &[ItemId::Crm(CrmId::new("003A"))])
+        .unwrap()
+        .is_empty());
 }
 
 crate::tests::both_backends!(

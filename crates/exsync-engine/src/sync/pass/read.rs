@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use exsync_core::plan::{out_of_scope, record_keys, Change, SyncedPair};
 use exsync_core::{record_name, CrmId, ExchangeId, ItemId, Side};
+use exsync_store::PairLink;
 
 use super::ahead::Ahead;
 use super::cursor::FolderCursor;
@@ -213,7 +214,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                 .chain(&page.deleted)
                 .map(|id| ItemId::Exchange(id.clone()))
                 .collect();
-            let pairs = self.pairs_of(ids).await?;
+            let pairs = self.links_of(ids).await?;
             let (unchanged, wanted): (Vec<_>, Vec<_>) =
                 page.upserts.into_iter().partition(|(id, version)| {
                     pairs
@@ -407,19 +408,20 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         self.stage(stage, deleted).await
     }
 
-    /// The pairs holding these records, by record.
-    async fn pairs_of(&self, ids: Vec<ItemId>) -> Result<BTreeMap<ItemId, SyncedPair>, PassError> {
+    /// Which pairs hold these records, by record: ids and versions, not content, which
+    /// staging does not need.
+    async fn links_of(&self, ids: Vec<ItemId>) -> Result<BTreeMap<ItemId, PairLink>, PassError> {
         if ids.is_empty() {
             return Ok(BTreeMap::new());
         }
         let (key, kind) = (self.user.key.clone(), self.kind);
-        let pairs = on_store(self.store, move |s| s.pairs_of(&key, kind, &ids)).await?;
-        Ok(pairs
+        let links = on_store(self.store, move |s| s.pair_links(&key, kind, &ids)).await?;
+        Ok(links
             .into_iter()
-            .flat_map(|p| {
+            .flat_map(|link| {
                 [
-                    (p.id_on(Side::Crm), p.clone()),
-                    (p.id_on(Side::Exchange), p),
+                    (ItemId::Crm(link.crm_id.clone()), link.clone()),
+                    (ItemId::Exchange(link.exchange_id.clone()), link),
                 ]
             })
             .collect())
@@ -436,7 +438,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
             return Ok(());
         }
         let pairs = self
-            .pairs_of(changes.iter().map(|c| c.id().clone()).collect())
+            .links_of(changes.iter().map(|c| c.id().clone()).collect())
             .await?;
         self.put(stage, changes, &pairs)
     }
@@ -446,7 +448,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         &self,
         stage: &mut Stage,
         changes: Vec<Change>,
-        pairs: &BTreeMap<ItemId, SyncedPair>,
+        pairs: &BTreeMap<ItemId, PairLink>,
     ) -> Result<(), PassError> {
         let rules = self.user.config.rules(self.kind);
         let records: Vec<StagedRecord> = changes
