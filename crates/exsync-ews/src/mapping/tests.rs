@@ -10,7 +10,8 @@ use exsync_core::{
     ItemKind, Occurrence, Pattern, PhoneKind, Recurrence, RecurrenceEnd, ShowAs, WeekIndex,
 };
 
-use super::event::{event_updates, write_event};
+use super::contact::read_contact;
+use super::event::{event_updates, read_event, write_event};
 use super::recurrence::{read_recurrence, write_recurrence};
 use super::*;
 use crate::xml::parse;

@@ -144,9 +144,10 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
             .collect()
     }
 
-    /// The changes of a CRM read, with what had to be cut from them added to `notes`. A later
-    /// read of a record replaces what an earlier one said; a record outside the user's scope
-    /// does not sync, so nothing is said about it. Events ahead of the window are remembered.
+    /// The changes of a read of either side, with what had to be cut from them added to
+    /// `notes`. A later read of a record replaces what an earlier one said; a record outside
+    /// the user's scope does not sync, so nothing is said about it. Events ahead of the window
+    /// are remembered.
     fn noted(&self, read: Vec<OwnedChange>, notes: &mut Notes, ahead: &mut Ahead) -> Vec<Change> {
         let rules = self.user.config.rules(self.kind);
         read.into_iter()
@@ -183,6 +184,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         stage: &mut Stage,
         cursor: &FolderCursor,
         retry: &[ItemId],
+        notes: &mut Notes,
     ) -> Result<Result<ExchangeListed, SideError>, PassError> {
         let (user, kind) = (&self.user.key, self.kind);
         let mut ahead = self.ahead().await?;
@@ -222,23 +224,26 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                         == Some(version)
                 });
             stage.put_listed(&unchanged.into_iter().map(|(id, _)| id).collect::<Vec<_>>())?;
-            let mut changes: Vec<Change> = page
+            let mut read: Vec<OwnedChange> = page
                 .deleted
                 .into_iter()
-                .map(|id| Change::Deleted {
-                    id: ItemId::Exchange(id),
+                .map(|id| {
+                    OwnedChange::new(
+                        None,
+                        Change::Deleted {
+                            id: ItemId::Exchange(id),
+                        },
+                    )
                 })
                 .collect();
             let wanted: Vec<ExchangeId> = wanted.into_iter().map(|(id, _)| id).collect();
             if !wanted.is_empty() {
                 match self.exchange.fetch(user, kind, &wanted).await {
-                    Ok(found) => changes.extend(self.selected(found)),
+                    Ok(found) => read.extend(self.selected(found)),
                     Err(e) => return Ok(Err(e)),
                 }
             }
-            for change in &changes {
-                self.observe(&mut ahead, change);
-            }
+            let changes = self.noted(read, notes, &mut ahead);
             self.put(stage, changes, &pairs)?;
             state = Some(page.cursor);
             if page.last {
@@ -318,10 +323,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         for chunk in ids.chunks(self.slice.max(1)) {
             match self.exchange.fetch(user, kind, chunk).await {
                 Ok(found) => {
-                    let changes = self.selected(found);
-                    for change in &changes {
-                        self.observe(&mut ahead, change);
-                    }
+                    let changes = self.noted(self.selected(found), notes, &mut ahead);
                     self.stage(stage, changes).await?
                 }
                 Err(e) => return Ok(Err(e)),
@@ -334,10 +336,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         for chunk in ids.chunks(self.slice.max(1)) {
             match self.exchange.fetch(user, kind, chunk).await {
                 Ok(found) => {
-                    let changes = self.selected(found);
-                    for change in &changes {
-                        self.observe(&mut ahead, change);
-                    }
+                    let changes = self.noted(self.selected(found), notes, &mut ahead);
                     to_sync.extend(self.to_sync(&changes, &ahead));
                     self.stage(stage, changes).await?
                 }
@@ -354,11 +353,14 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
 
     /// Mailbox items as the configuration selects them: under `select = "category"` an event
     /// without the category is out of scope, so its pair is forgotten and nothing is deleted.
-    fn selected(&self, found: Vec<Change>) -> Vec<Change> {
+    fn selected(&self, found: Vec<OwnedChange>) -> Vec<OwnedChange> {
         let rules = self.user.config.rules(self.kind);
         found
             .into_iter()
-            .map(|change| rules.select_exchange(self.kind, change))
+            .map(|owned| OwnedChange {
+                change: rules.select_exchange(self.kind, owned.change),
+                ..owned
+            })
             .collect()
     }
 
