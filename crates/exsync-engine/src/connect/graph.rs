@@ -26,8 +26,8 @@ use exsync_core::zones::DayZone;
 use exsync_core::{Contact, CrmId, Event, ExchangeId, ItemId, ItemKind, Record, UserKey};
 use exsync_graph::mapping::{
     contact_expand, contact_updates, contact_updates_keeping, crm_id_property_id, event_expand,
-    event_updates_in, expand_properties, noted_item_change, tag_filter, write_contact, write_event_in,
-    GraphRef, CONTACT_SELECT, EVENT_SELECT, PREFER_TEXT_BODY,
+    event_updates_in, expand_properties, noted_item_change, tag_filter, write_contact,
+    write_event_in, GraphRef, CONTACT_SELECT, EVENT_SELECT, PREFER_TEXT_BODY,
 };
 use exsync_graph::{BatchReply, BatchRequest, Error as GraphFailure, GraphClient, BATCH_MAX};
 use exsync_store::Notice;
@@ -892,8 +892,7 @@ impl GraphConnection {
                     .map_or_else(|| invalid("an event without an id".into()), noted);
             }
         }
-        noted_item_change(kind, body)
-            .map_or_else(|| invalid("an item without an id".into()), noted)
+        noted_item_change(kind, body).map_or_else(|| invalid("an item without an id".into()), noted)
     }
 
     async fn fetch_chunk(

@@ -107,7 +107,10 @@ pub(crate) fn item_change(kind: ItemKind, element: &Element) -> Option<Change> {
 
 /// [`item_change`] with what had to be cut from the item for the CRM to hold it (see
 /// [`exsync_core::Contact::sanitize`]): it syncs without it, and the admin is told.
-pub(crate) fn noted_item_change(kind: ItemKind, element: &Element) -> Option<(Change, Vec<String>)> {
+pub(crate) fn noted_item_change(
+    kind: ItemKind,
+    element: &Element,
+) -> Option<(Change, Vec<String>)> {
     let item_ref = element.child("ItemId").and_then(ItemRef::read)?;
     let id = ItemId::Exchange(item_ref.id.clone());
     let read = match kind {

@@ -26,8 +26,7 @@ pub use contact::{
 pub use event::{
     cancelled_occurrence_date, event_expand, event_updates, event_updates_in, find_occurrence,
     instances_window, occurrence_date, occurrence_patch, read_event, read_event_as_typed,
-    read_series, write_event,
-    write_event_in, EVENT_SELECT,
+    read_series, write_event, write_event_in, EVENT_SELECT,
 };
 
 /// The `Prefer` value that asks for bodies as text, which is what we store and compare

@@ -11,8 +11,8 @@ use chrono::{Duration, NaiveDate};
 use exsync_core::plan::Change;
 use exsync_core::{occurrence_dates, Event, EventTime, ExchangeId, ItemKind, Record, UserKey};
 use exsync_graph::mapping::{
-    cancelled_occurrence_date, find_occurrence, instances_window, noted_item_change, occurrence_date,
-    occurrence_patch, read_event,
+    cancelled_occurrence_date, find_occurrence, instances_window, noted_item_change,
+    occurrence_date, occurrence_patch, read_event,
 };
 use exsync_graph::BatchRequest;
 use http::Method;

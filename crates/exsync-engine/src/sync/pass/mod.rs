@@ -424,7 +424,8 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         }
         let mut read = match self
             .read_exchange(&mut stage, &cursor, retry, &mut notes)
-            .await? {
+            .await?
+        {
             Ok(read) => read,
             Err(e) => return Ok(Err(e)),
         };
