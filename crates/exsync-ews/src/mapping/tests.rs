@@ -100,6 +100,28 @@ fn contact_round_trips_through_ews_xml() {
 }
 
 #[test]
+fn a_contact_cut_to_fit_is_read_with_what_was_cut() {
+    let long = "C".repeat(4000);
+    let el = parse(&format!(
+        r#"<Contact><ItemId Id="A" ChangeKey="K"/><Surname>Typed</Surname><CompanyName>{long}</CompanyName></Contact>"#
+    ))
+    .unwrap();
+    let (change, notes) = noted_item_change(ItemKind::Contact, &el).unwrap();
+    assert_eq!(notes, ["company: 4000 characters, cut to the first 255"]);
+    let Change::Upsert(item) = change else {
+        panic!("{change:?}")
+    };
+    assert_eq!(item.fields["company"], "C".repeat(255));
+    // What fits needs no word.
+    let el = parse(r#"<Contact><ItemId Id="A" ChangeKey="K"/><Surname>Typed</Surname></Contact>"#)
+        .unwrap();
+    assert_eq!(
+        noted_item_change(ItemKind::Contact, &el).unwrap().1,
+        Vec::<String>::new()
+    );
+}
+
+#[test]
 fn birthday_stored_at_local_midnight_reads_as_that_day() {
     let el = parse(
         r#"<Contact><ItemId Id="A"/><GivenName>X</GivenName><Birthday>1990-05-16T22:00:00Z</Birthday></Contact>"#,
