@@ -146,21 +146,22 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
 
     /// The changes of a read of either side, with what had to be cut from them added to
     /// `notes`. A later read of a record replaces what an earlier one said; a record outside
-    /// the user's scope does not sync, so nothing is said about it. Events ahead of the window
-    /// are remembered.
+    /// the user's scope, or whose side's changes do not flow to the other, is not copied there,
+    /// so nothing is said about it. Events ahead of the window are remembered.
     fn noted(&self, read: Vec<OwnedChange>, notes: &mut Notes, ahead: &mut Ahead) -> Vec<Change> {
         let rules = self.user.config.rules(self.kind);
         read.into_iter()
             .map(|owned| {
                 self.observe(ahead, &owned.change);
                 let id = owned.change.id().clone();
-                let in_scope = match &owned.change {
+                let copied = match &owned.change {
                     Change::Upsert(item) => {
-                        out_of_scope(self.kind, rules, &item.fields, self.now).is_none()
+                        rules.direction.flows_from(id.side())
+                            && out_of_scope(self.kind, rules, &item.fields, self.now).is_none()
                     }
                     _ => false,
                 };
-                if in_scope && !owned.notes.is_empty() {
+                if copied && !owned.notes.is_empty() {
                     notes.insert(id, owned.notes);
                 } else {
                     notes.remove(&id);

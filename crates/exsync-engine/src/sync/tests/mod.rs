@@ -1781,6 +1781,34 @@ async fn an_outlook_item_cut_to_fit_the_crm_syncs_and_waits_with_its_reason() {
     assert_eq!(waiting(&w), []);
 }
 
+#[tokio::test]
+async fn an_outlook_item_that_does_not_go_to_the_crm_is_not_reported_cut() {
+    let w = world(&["ann@x.test"]);
+    let mut mirror = configuration(&["ann@x.test"]);
+    mirror.contacts.direction = exsync_core::config::Direction::CrmToExchange;
+    let syncer = Arc::new(Syncer {
+        exchange: w.mem.clone(),
+        crm: w.mem.clone(),
+        store: Arc::clone(&w.syncer.store),
+        configurations: vec![mirror],
+        concurrency: 2,
+        slice: SLICE,
+        worker: None,
+    });
+    let typed = w.mailbox_create("ann@x.test", person("Typed", "typed@x.test"));
+    w.mem.noted.lock().unwrap().insert(
+        typed,
+        vec!["company: 4000 characters, cut to the first 255".into()],
+    );
+    for _ in 0..2 {
+        syncer.run_pass(&PassOptions::default()).await.unwrap();
+    }
+    assert!(w.crm_records(0).is_empty());
+    let ann = UserKey::new("ann@x.test");
+    let waiting = w.syncer.store.unresolved(&ann).unwrap();
+    assert!(waiting.is_empty(), "{waiting:?}");
+}
+
 /// Creates an item in `user`'s mailbox of this in-memory backend.
 fn create_in(mem: &Mem, user: &str, fields: Fields) -> String {
     let mut boxes = mem.mailboxes.lock().unwrap();
