@@ -372,7 +372,10 @@ async fn graph_fetch_reads_a_contact_with_its_tag_and_a_gone_one_as_deleted() {
             ],
         )
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .map(|read| read.change)
+        .collect::<Vec<_>>();
     let Change::Upsert(item) = &fetched[0] else {
         panic!("{fetched:?}")
     };
@@ -487,7 +490,10 @@ async fn graph_series_with_an_exception_and_a_cancelled_occurrence_is_written_li
             &[ExchangeId::new(master.as_str())],
         )
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .map(|read| read.change)
+        .collect::<Vec<_>>();
     let Change::Upsert(item) = &fetched[0] else {
         panic!("{fetched:?}")
     };
@@ -509,7 +515,10 @@ async fn graph_series_with_an_exception_and_a_cancelled_occurrence_is_written_li
             &[ExchangeId::new(master.as_str())],
         )
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .map(|read| read.change)
+        .collect::<Vec<_>>();
     let Change::Upsert(item) = &fetched[0] else {
         panic!("{fetched:?}")
     };
@@ -621,7 +630,10 @@ async fn graph_the_exceptions_of_many_series_are_written_in_batches() {
         .conn
         .fetch(&user(), ItemKind::Event, &ids)
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .map(|read| read.change)
+        .collect::<Vec<_>>();
     for ((e, (id, version)), change) in events.iter().zip(&masters).zip(&fetched) {
         let Change::Upsert(item) = change else {
             panic!("{id}: {change:?}")
@@ -848,7 +860,10 @@ async fn graph_writes_in_a_batch_refuse_a_stale_etag_and_do_the_rest() {
             &[ExchangeId::new(made[0].0.as_str())],
         )
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .map(|read| read.change)
+        .collect::<Vec<_>>();
     let Change::Upsert(item) = &fetched[0] else {
         panic!("{fetched:?}")
     };
@@ -866,7 +881,10 @@ async fn graph_writes_in_a_batch_refuse_a_stale_etag_and_do_the_rest() {
             &[ExchangeId::new(made[1].0.as_str())],
         )
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .map(|read| read.change)
+        .collect::<Vec<_>>();
     let Change::Upsert(item) = &fetched[0] else {
         panic!("{fetched:?}")
     };

@@ -264,7 +264,13 @@ async fn graph_pass_syncs_contacts_and_events_both_ways_then_rests() {
                 break;
             }
         }
-        read.push(mailbox.fetch(&user, kind, &ids).await.unwrap());
+        let fetched = mailbox.fetch(&user, kind, &ids).await.unwrap();
+        read.push(
+            fetched
+                .into_iter()
+                .map(|owned| owned.change)
+                .collect::<Vec<_>>(),
+        );
     }
     assert_eq!(
         names(&read[0], ItemKind::Contact),

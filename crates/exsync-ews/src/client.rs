@@ -793,6 +793,17 @@ impl MailboxClient {
         kind: ItemKind,
         ids: &[ExchangeId],
     ) -> Result<Vec<Change>, EwsError> {
+        let noted = self.get_noted_changes(kind, ids).await?;
+        Ok(noted.into_iter().map(|(change, _)| change).collect())
+    }
+
+    /// [`Self::get_changes`], each with what had to be cut from the item for the CRM to hold
+    /// it (see [`exsync_core::Contact::sanitize`]).
+    pub async fn get_noted_changes(
+        &self,
+        kind: ItemKind,
+        ids: &[ExchangeId],
+    ) -> Result<Vec<(Change, Vec<String>)>, EwsError> {
         let mut out = Vec::new();
         for chunk in ids.chunks(self.client.config.batch_size.max(1)) {
             let messages = self
@@ -805,22 +816,29 @@ impl MailboxClient {
             }
             for (id, result) in chunk.iter().zip(results) {
                 match result {
-                    Ok(element) => match mapping::item_change(kind, &element) {
-                        Some(change) => out.push(change),
-                        None => out.push(Change::Invalid {
-                            id: ItemId::Exchange(id.clone()),
-                            reason: "item without an ItemId".into(),
-                        }),
+                    Ok(element) => match mapping::noted_item_change(kind, &element) {
+                        Some(noted) => out.push(noted),
+                        None => out.push((
+                            Change::Invalid {
+                                id: ItemId::Exchange(id.clone()),
+                                reason: "item without an ItemId".into(),
+                            },
+                            Vec::new(),
+                        )),
                     },
-                    Err(e) if classify(&e.code) == CodeClass::NotFound => {
-                        out.push(Change::Deleted {
+                    Err(e) if classify(&e.code) == CodeClass::NotFound => out.push((
+                        Change::Deleted {
                             id: ItemId::Exchange(id.clone()),
-                        })
-                    }
-                    Err(e) => out.push(Change::Invalid {
-                        id: ItemId::Exchange(id.clone()),
-                        reason: e.to_string(),
-                    }),
+                        },
+                        Vec::new(),
+                    )),
+                    Err(e) => out.push((
+                        Change::Invalid {
+                            id: ItemId::Exchange(id.clone()),
+                            reason: e.to_string(),
+                        },
+                        Vec::new(),
+                    )),
                 }
             }
         }

@@ -66,12 +66,14 @@ pub trait Record: Serialize + DeserializeOwned + Clone {
     /// [`Record::to_fields`] of a record no longer needed, without copying it first.
     fn into_fields(mut self) -> Fields {
         self.normalize();
-        match serde_json::to_value(&self) {
-            Ok(serde_json::Value::Object(map)) => map.into_iter().collect(),
-            // Records are structs with string keys; serialising one cannot fail or yield a
-            // non-object, so this arm is unreachable in practice.
-            _ => Fields::new(),
-        }
+        fields_of(&self)
+    }
+
+    /// [`Record::into_fields`] of a record as a side read it, with what had to be cut for it
+    /// to fit (see [`Record::sanitize`]), so the pass can tell the admin.
+    fn into_noted_fields(mut self) -> (Fields, Vec<String>) {
+        let notes = self.sanitize();
+        (fields_of(&self), notes)
     }
 
     /// Turns a field map (from the status database or a merge) back into a record; fails on a
@@ -86,6 +88,16 @@ pub trait Record: Serialize + DeserializeOwned + Clone {
             kind: Self::KIND,
             reason: e.to_string(),
         })
+    }
+}
+
+/// The field view of a record already in its canonical form.
+fn fields_of(record: &impl Serialize) -> Fields {
+    match serde_json::to_value(record) {
+        Ok(serde_json::Value::Object(map)) => map.into_iter().collect(),
+        // Records are structs with string keys; serialising one cannot fail or yield a
+        // non-object, so this arm is unreachable in practice.
+        _ => Fields::new(),
     }
 }
 

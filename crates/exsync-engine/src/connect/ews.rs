@@ -23,8 +23,8 @@ use url::Url;
 
 use crate::sync::mailboxes::{Backend, Mailboxes};
 use crate::sync::sides::{
-    crm_origins, folder_replaced_notice, CopyEvidence, MailboxPage, MailboxSide, SideError,
-    SideErrorKind, SideResult, Write,
+    crm_origins, folder_replaced_notice, CopyEvidence, MailboxPage, MailboxSide, OwnedChange,
+    SideError, SideErrorKind, SideResult, Write,
 };
 use exsync_core::plan::Change;
 
@@ -449,9 +449,20 @@ impl MailboxSide for ExchangeConnection {
         user: &UserKey,
         kind: ItemKind,
         ids: &[ExchangeId],
-    ) -> SideResult<Vec<Change>> {
+    ) -> SideResult<Vec<OwnedChange>> {
         let mailbox = self.mailbox(user).await?;
-        mailbox.get_changes(kind, ids).await.map_err(side_error)
+        let read = mailbox
+            .get_noted_changes(kind, ids)
+            .await
+            .map_err(side_error)?;
+        Ok(read
+            .into_iter()
+            .map(|(change, notes)| OwnedChange {
+                owner: None,
+                change,
+                notes,
+            })
+            .collect())
     }
 
     async fn write(

@@ -26,8 +26,8 @@ use exsync_core::zones::DayZone;
 use exsync_core::{Contact, CrmId, Event, ExchangeId, ItemId, ItemKind, Record, UserKey};
 use exsync_graph::mapping::{
     contact_expand, contact_updates, contact_updates_keeping, crm_id_property_id, event_expand,
-    event_updates_in, expand_properties, item_change, tag_filter, write_contact, write_event_in,
-    GraphRef, CONTACT_SELECT, EVENT_SELECT, PREFER_TEXT_BODY,
+    event_updates_in, expand_properties, noted_item_change, tag_filter, write_contact,
+    write_event_in, GraphRef, CONTACT_SELECT, EVENT_SELECT, PREFER_TEXT_BODY,
 };
 use exsync_graph::{BatchReply, BatchRequest, Error as GraphFailure, GraphClient, BATCH_MAX};
 use exsync_store::Notice;
@@ -37,8 +37,8 @@ use serde_json::{json, Value};
 use self::cursor::{kept_masters, GraphCursor, ViewWindow};
 use crate::sync::mailboxes::Backend;
 use crate::sync::sides::{
-    crm_origins, folder_replaced_notice, CopyEvidence, MailboxPage, MailboxSide, SideError,
-    SideErrorKind, SideResult, Write,
+    crm_origins, folder_replaced_notice, CopyEvidence, MailboxPage, MailboxSide, OwnedChange,
+    SideError, SideErrorKind, SideResult, Write,
 };
 
 /// Items a listing page holds at most (`Prefer: odata.maxpagesize`).
@@ -853,29 +853,46 @@ impl GraphConnection {
         self.batch(user, requests).await
     }
 
-    /// Reads a fetched item; a series whose cancelled occurrences' ids do not name their dates
-    /// has them worked out from its instances (see `series.rs`).
-    async fn change_of(&self, user: &UserKey, kind: ItemKind, id: &str, body: &Value) -> Change {
-        let invalid = |reason: String| Change::Invalid {
-            id: ItemId::Exchange(ExchangeId::new(id)),
-            reason,
+    /// Reads a fetched item, with what had to be cut from it for the CRM to hold it; a series
+    /// whose cancelled occurrences' ids do not name their dates has them worked out from its
+    /// instances (see `series.rs`).
+    async fn change_of(
+        &self,
+        user: &UserKey,
+        kind: ItemKind,
+        id: &str,
+        body: &Value,
+    ) -> OwnedChange {
+        let invalid = |reason: String| {
+            OwnedChange::new(
+                None,
+                Change::Invalid {
+                    id: ItemId::Exchange(ExchangeId::new(id)),
+                    reason,
+                },
+            )
+        };
+        let noted = |(change, notes)| OwnedChange {
+            owner: None,
+            change,
+            notes,
         };
         if kind == ItemKind::Event {
             let unresolved = series::unresolved_cancellations(body, &locked(&self.cancelled));
             if !unresolved.is_empty() {
                 return match series::resolve(self, user, id, body, &unresolved).await {
                     Ok(resolved) => series::item_change_with(body, &resolved)
-                        .unwrap_or_else(|| invalid("an event without an id".into())),
+                        .map_or_else(|| invalid("an event without an id".into()), noted),
                     Err(reason) => invalid(reason),
                 };
             }
             let known = locked(&self.cancelled).clone();
             if !known.is_empty() {
                 return series::item_change_with(body, &known)
-                    .unwrap_or_else(|| invalid("an event without an id".into()));
+                    .map_or_else(|| invalid("an event without an id".into()), noted);
             }
         }
-        item_change(kind, body).unwrap_or_else(|| invalid("an item without an id".into()))
+        noted_item_change(kind, body).map_or_else(|| invalid("an item without an id".into()), noted)
     }
 
     async fn fetch_chunk(
@@ -883,7 +900,7 @@ impl GraphConnection {
         user: &UserKey,
         kind: ItemKind,
         ids: &[String],
-    ) -> SideResult<Vec<Change>> {
+    ) -> SideResult<Vec<OwnedChange>> {
         let mut replies = self.read_items(user, kind, ids).await?;
         if kind == ItemKind::Contact
             && replies.iter().any(|r| {
@@ -904,17 +921,20 @@ impl GraphConnection {
             self.mailbox_refused(user, &reply)?;
             let item_id = ItemId::Exchange(ExchangeId::new(id.as_str()));
             if reply.status == 404 {
-                out.push(Change::Deleted { id: item_id });
+                out.push(OwnedChange::new(None, Change::Deleted { id: item_id }));
                 continue;
             }
             match reply.error() {
                 Some(e) if e.status == 429 || e.status >= 500 => {
                     return Err(self.error(user, &GraphFailure::Api(Box::new(e))));
                 }
-                Some(e) => out.push(Change::Invalid {
-                    id: item_id,
-                    reason: format!("Graph could not read it: {e}"),
-                }),
+                Some(e) => out.push(OwnedChange::new(
+                    None,
+                    Change::Invalid {
+                        id: item_id,
+                        reason: format!("Graph could not read it: {e}"),
+                    },
+                )),
                 None => out.push(self.change_of(user, kind, id, &reply.body).await),
             }
         }
@@ -1156,12 +1176,15 @@ impl MailboxSide for GraphConnection {
         user: &UserKey,
         kind: ItemKind,
         ids: &[ExchangeId],
-    ) -> SideResult<Vec<Change>> {
+    ) -> SideResult<Vec<OwnedChange>> {
         let ids: Vec<String> = ids.iter().map(|id| graph_id(id.as_str())).collect();
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(BATCH_MAX) {
             let changes = self.fetch_chunk(user, kind, chunk).await?;
-            out.extend(changes.into_iter().map(ews_change));
+            out.extend(changes.into_iter().map(|mut owned| {
+                owned.change = ews_change(owned.change);
+                owned
+            }));
         }
         Ok(out)
     }
@@ -1327,8 +1350,8 @@ impl MailboxSide for GraphConnection {
         let ids: Vec<String> = first.values().cloned().collect();
         let mut current: HashMap<String, Change> = HashMap::new();
         for chunk in ids.chunks(BATCH_MAX) {
-            for (id, change) in chunk.iter().zip(self.fetch_chunk(user, kind, chunk).await?) {
-                current.insert(id.clone(), change);
+            for (id, read) in chunk.iter().zip(self.fetch_chunk(user, kind, chunk).await?) {
+                current.insert(id.clone(), read.change);
             }
         }
         Ok(origins

@@ -20,7 +20,8 @@ use exsync_store::{Notice, Store};
 
 use super::locate::AutoRouting;
 use super::sides::{
-    CopyEvidence, MailboxPage, MailboxSide, SideError, SideErrorKind, SideResult, Write,
+    CopyEvidence, MailboxPage, MailboxSide, OwnedChange, SideError, SideErrorKind, SideResult,
+    Write,
 };
 
 /// A mailbox backend: the protocol a user's mailbox is reached through.
@@ -205,7 +206,8 @@ impl<W: MailboxSide, G: MailboxSide> Mailboxes<W, G> {
             let page = self.changes_page(user, kind, cursor.as_deref()).await?;
             let ids: Vec<ExchangeId> = page.upserts.into_iter().map(|(id, _)| id).collect();
             if !ids.is_empty() {
-                items.extend(self.fetch(user, kind, &ids).await?);
+                let read = self.fetch(user, kind, &ids).await?;
+                items.extend(read.into_iter().map(|owned| owned.change));
             }
             cursor = Some(page.cursor);
             if page.last {
@@ -309,7 +311,7 @@ impl<W: MailboxSide, G: MailboxSide> MailboxSide for Mailboxes<W, G> {
         user: &UserKey,
         kind: ItemKind,
         ids: &[ExchangeId],
-    ) -> SideResult<Vec<Change>> {
+    ) -> SideResult<Vec<OwnedChange>> {
         dispatch!(self, user, side => side.fetch(user, kind, ids).await)
     }
 
@@ -382,7 +384,7 @@ impl MailboxSide for Unconfigured {
         user: &UserKey,
         _kind: ItemKind,
         _ids: &[ExchangeId],
-    ) -> SideResult<Vec<Change>> {
+    ) -> SideResult<Vec<OwnedChange>> {
         Err(self.refuse(user))
     }
 
@@ -450,7 +452,7 @@ impl<S: MailboxSide> MailboxSide for Optional<S> {
         user: &UserKey,
         kind: ItemKind,
         ids: &[ExchangeId],
-    ) -> SideResult<Vec<Change>> {
+    ) -> SideResult<Vec<OwnedChange>> {
         either!(self, side => side.fetch(user, kind, ids).await)
     }
 

@@ -145,20 +145,23 @@ pub struct CrmUser {
     pub time_zone: String,
 }
 
-/// A CRM change with the user that owns the record (the user whose mailbox it syncs to).
+/// A change as a side read it: on the CRM side with the user that owns the record (the user
+/// whose mailbox it syncs to).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnedChange {
-    /// The user who owns the record; `None` for a deletion, whose owner the CRM no longer keeps.
+    /// The user who owns the record; `None` for a deletion, whose owner the CRM no longer
+    /// keeps, and for a mailbox item, whose owner is the mailbox's.
     pub owner: Option<CrmId>,
     /// The record's change as read.
     pub change: Change,
-    /// What had to be cut or left out of the record for it to fit Exchange; it syncs
-    /// without it, and the pass records why for the admin.
+    /// What had to be cut or left out of the record for it to fit the other side (the limits
+    /// both sides share, see [`exsync_core::Contact::sanitize`]); it syncs without it, and the
+    /// pass records why for the admin.
     pub notes: Vec<String>,
 }
 
 impl OwnedChange {
-    /// A change the CRM read needed nothing cut from.
+    /// A change the read needed nothing cut from.
     pub fn new(owner: Option<CrmId>, change: Change) -> Self {
         OwnedChange {
             owner,
@@ -428,13 +431,15 @@ pub trait MailboxSide: Send + Sync {
 
     /// The current content of these items, one change per id, in order: an item as
     /// [`Change::Upsert`] with its fields, version and tag, one that is gone as
-    /// [`Change::Deleted`], one that cannot be read as a record as [`Change::Invalid`].
+    /// [`Change::Deleted`], one that cannot be read as a record as [`Change::Invalid`]. Each
+    /// comes with what had to be cut from the item for the CRM to hold it (its `notes`, as
+    /// [`CrmSide::fetch`] gives them the other way); the owner is `None`.
     fn fetch(
         &self,
         user: &UserKey,
         kind: ItemKind,
         ids: &[ExchangeId],
-    ) -> impl Future<Output = SideResult<Vec<Change>>> + Send;
+    ) -> impl Future<Output = SideResult<Vec<OwnedChange>>> + Send;
 
     /// How many writes the user's backend takes in one request (see
     /// [`CrmSide::write_batch`]).

@@ -291,6 +291,14 @@ fn text_of(item: &Element, name: &str) -> String {
 
 /// Reads a `t:Contact` element.
 pub(crate) fn read_contact(item: &Element) -> Result<Contact, String> {
+    let mut c = read_contact_as_typed(item)?;
+    c.normalize();
+    Ok(c)
+}
+
+/// A `t:Contact` element as the user typed it, before it is made to fit (see
+/// [`Contact::sanitize`]), so the caller can say what had to go.
+pub(crate) fn read_contact_as_typed(item: &Element) -> Result<Contact, String> {
     let mut c = Contact {
         first_name: text_of(item, "GivenName"),
         middle_name: text_of(item, "MiddleName"),
@@ -349,6 +357,5 @@ pub(crate) fn read_contact(item: &Element) -> Result<Contact, String> {
         // midnight UTC; the nearest midnight is the day they meant.
         c.birthday = Some((instant + Duration::hours(12)).date_naive());
     }
-    c.normalize();
     Ok(c)
 }

@@ -410,6 +410,14 @@ fn read_mailbox(el: &Element, kind: AttendeeKind) -> Option<Attendee> {
 
 /// Reads a `t:CalendarItem` element.
 pub(crate) fn read_event(item: &Element) -> Result<Event, String> {
+    let mut event = read_event_as_typed(item)?;
+    event.normalize();
+    Ok(event)
+}
+
+/// A `t:CalendarItem` element as the user typed it, before it is made to fit (see
+/// [`Event::sanitize`]), so the caller can say what had to go.
+pub(crate) fn read_event_as_typed(item: &Element) -> Result<Event, String> {
     let all_day = item.child_text("IsAllDayEvent").map(str::trim) == Some("true");
     let start_zone_id = item.child("StartTimeZone").and_then(|z| z.attr("Id"));
     let end_zone_id = item
@@ -510,7 +518,7 @@ pub(crate) fn read_event(item: &Element) -> Result<Event, String> {
             );
         }
     }
-    let mut event = Event {
+    let event = Event {
         subject: item.child_text("Subject").unwrap_or("").to_owned(),
         location: item.child_text("Location").unwrap_or("").to_owned(),
         body: read_body(item),
@@ -527,7 +535,6 @@ pub(crate) fn read_event(item: &Element) -> Result<Event, String> {
         attendees,
         categories: read_categories(item),
     };
-    event.normalize();
     Ok(event)
 }
 

@@ -13,9 +13,9 @@ use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind, Record};
 
 use crate::xml::{Element, XmlWriter};
 
-pub(crate) use contact::{contact_updates, read_contact, write_contact};
+pub(crate) use contact::{contact_updates, read_contact_as_typed, write_contact};
 pub(crate) use event::{
-    event_updates_in, occurrence_date, occurrence_updates, read_event, write_event_in,
+    event_updates_in, occurrence_date, occurrence_updates, read_event_as_typed, write_event_in,
 };
 
 // Shared with the Graph backend, so both address the same MAPI named properties.
@@ -102,13 +102,26 @@ pub(crate) fn parse_date(s: &str) -> Option<NaiveDate> {
 /// Turns a Contact or CalendarItem element into the planner's view of it: an upsert, or
 /// `Invalid` with the reason when it does not map to a record.
 pub(crate) fn item_change(kind: ItemKind, element: &Element) -> Option<Change> {
+    noted_item_change(kind, element).map(|(change, _)| change)
+}
+
+/// [`item_change`] with what had to be cut from the item for the CRM to hold it (see
+/// [`exsync_core::Contact::sanitize`]): it syncs without it, and the admin is told.
+pub(crate) fn noted_item_change(
+    kind: ItemKind,
+    element: &Element,
+) -> Option<(Change, Vec<String>)> {
     let item_ref = element.child("ItemId").and_then(ItemRef::read)?;
     let id = ItemId::Exchange(item_ref.id.clone());
-    let fields = match kind {
-        ItemKind::Contact => read_contact(element).map(Record::into_fields),
-        ItemKind::Event => read_event(element).map(Record::into_fields),
+    let read = match kind {
+        ItemKind::Contact => read_contact_as_typed(element).map(Record::into_noted_fields),
+        ItemKind::Event => read_event_as_typed(element).map(Record::into_noted_fields),
     };
-    Some(match fields {
+    let (fields, notes) = match read {
+        Ok((fields, notes)) => (Ok(fields), notes),
+        Err(reason) => (Err(reason), Vec::new()),
+    };
+    let change = match fields {
         Ok(fields) => Change::Upsert(Item {
             id,
             fields,
@@ -121,7 +134,8 @@ pub(crate) fn item_change(kind: ItemKind, element: &Element) -> Option<Change> {
                 .map(|s| ItemId::Crm(CrmId::new(s.trim()))),
         }),
         Err(reason) => Change::Invalid { id, reason },
-    })
+    };
+    Some((change, notes))
 }
 
 /// The element name of an item kind.

@@ -10,7 +10,8 @@ use exsync_core::{
     ItemKind, Occurrence, Pattern, PhoneKind, Recurrence, RecurrenceEnd, ShowAs, WeekIndex,
 };
 
-use super::event::{event_updates, write_event};
+use super::contact::read_contact;
+use super::event::{event_updates, read_event, write_event};
 use super::recurrence::{read_recurrence, write_recurrence};
 use super::*;
 use crate::xml::parse;
@@ -96,6 +97,28 @@ fn contact_round_trips_through_ews_xml() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn a_contact_cut_to_fit_is_read_with_what_was_cut() {
+    let long = "C".repeat(4000);
+    let el = parse(&format!(
+        r#"<Contact><ItemId Id="A" ChangeKey="K"/><Surname>Typed</Surname><CompanyName>{long}</CompanyName></Contact>"#
+    ))
+    .unwrap();
+    let (change, notes) = noted_item_change(ItemKind::Contact, &el).unwrap();
+    assert_eq!(notes, ["company: 4000 characters, cut to the first 255"]);
+    let Change::Upsert(item) = change else {
+        panic!("{change:?}")
+    };
+    assert_eq!(item.fields["company"], "C".repeat(255));
+    // What fits needs no word.
+    let el = parse(r#"<Contact><ItemId Id="A" ChangeKey="K"/><Surname>Typed</Surname></Contact>"#)
+        .unwrap();
+    assert_eq!(
+        noted_item_change(ItemKind::Contact, &el).unwrap().1,
+        Vec::<String>::new()
+    );
 }
 
 #[test]

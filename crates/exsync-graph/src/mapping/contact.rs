@@ -294,6 +294,14 @@ fn first_string(item: &Value, name: &str) -> Result<String, String> {
 /// Reads a Graph `contact` (expanded with [`contact_expand`] for the tagged phone numbers).
 /// Text is bounded by the model's limits; an unexpected shape is an error, never a panic.
 pub fn read_contact(item: &Value) -> Result<Contact, String> {
+    let mut c = read_contact_as_typed(item)?;
+    c.normalize();
+    Ok(c)
+}
+
+/// A Graph `contact` as the user typed it, before it is made to fit (see
+/// [`Contact::sanitize`]), so the caller can say what had to go.
+pub fn read_contact_as_typed(item: &Value) -> Result<Contact, String> {
     if !item.is_object() {
         return Err("a contact must be a JSON object".into());
     }
@@ -353,6 +361,5 @@ pub fn read_contact(item: &Value) -> Result<Contact, String> {
         // midnight UTC; the nearest midnight is the day they meant, as the EWS mapping reads it.
         c.birthday = Some((instant + Duration::hours(12)).date_naive());
     }
-    c.normalize();
     Ok(c)
 }

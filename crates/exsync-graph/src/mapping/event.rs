@@ -464,6 +464,14 @@ fn location_of(item: &Value) -> Result<String, String> {
 /// Reads a Graph `event` (expanded with [`event_expand`]); a series master also with
 /// `exceptionOccurrences` and `cancelledOccurrences`, whose ids name their dates.
 pub fn read_event(item: &Value) -> Result<Event, String> {
+    let mut event = read_event_as_typed(item)?;
+    event.normalize();
+    Ok(event)
+}
+
+/// A Graph `event` as the user typed it, before it is made to fit (see [`Event::sanitize`]),
+/// so the caller can say what had to go.
+pub fn read_event_as_typed(item: &Value) -> Result<Event, String> {
     read_series(item, &cancelled_occurrence_date)
 }
 
@@ -619,7 +627,7 @@ pub fn read_series(
         );
     }
     let sensitivity = text(item, "sensitivity")?;
-    let mut event = Event {
+    let event = Event {
         subject,
         location,
         body: read_body(object(item, "body")?)?,
@@ -635,6 +643,5 @@ pub fn read_series(
         attendees,
         categories,
     };
-    event.normalize();
     Ok(event)
 }

@@ -20,13 +20,13 @@ use exsync_core::zones::windows_to_iana;
 use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind, Record};
 
 pub use contact::{
-    contact_expand, contact_updates, contact_updates_keeping, read_contact, write_contact,
-    CONTACT_SELECT,
+    contact_expand, contact_updates, contact_updates_keeping, read_contact, read_contact_as_typed,
+    write_contact, CONTACT_SELECT,
 };
 pub use event::{
     cancelled_occurrence_date, event_expand, event_updates, event_updates_in, find_occurrence,
-    instances_window, occurrence_date, occurrence_patch, read_event, read_series, write_event,
-    write_event_in, EVENT_SELECT,
+    instances_window, occurrence_date, occurrence_patch, read_event, read_event_as_typed,
+    read_series, write_event, write_event_in, EVENT_SELECT,
 };
 
 /// The `Prefer` value that asks for bodies as text, which is what we store and compare
@@ -147,13 +147,23 @@ impl GraphRef {
 /// `Invalid` with the reason when it does not map to a record; `None` without an id. The
 /// version is the ETag, which conditional updates send back.
 pub fn item_change(kind: ItemKind, item: &Value) -> Option<Change> {
+    noted_item_change(kind, item).map(|(change, _)| change)
+}
+
+/// [`item_change`] with what had to be cut from the item for the CRM to hold it (see
+/// [`exsync_core::Contact::sanitize`]): it syncs without it, and the admin is told.
+pub fn noted_item_change(kind: ItemKind, item: &Value) -> Option<(Change, Vec<String>)> {
     let item_ref = GraphRef::read(item)?;
     let id = ItemId::Exchange(item_ref.id.clone());
-    let fields = match kind {
-        ItemKind::Contact => read_contact(item).map(Record::into_fields),
-        ItemKind::Event => read_event(item).map(Record::into_fields),
+    let read = match kind {
+        ItemKind::Contact => read_contact_as_typed(item).map(Record::into_noted_fields),
+        ItemKind::Event => read_event_as_typed(item).map(Record::into_noted_fields),
     };
-    Some(match fields {
+    let (fields, notes) = match read {
+        Ok((fields, notes)) => (Ok(fields), notes),
+        Err(reason) => (Err(reason), Vec::new()),
+    };
+    let change = match fields {
         Ok(fields) => Change::Upsert(Item {
             id,
             fields,
@@ -167,7 +177,8 @@ pub fn item_change(kind: ItemKind, item: &Value) -> Option<Change> {
                 .map(|s| ItemId::Crm(CrmId::new(s.trim()))),
         }),
         Err(reason) => Change::Invalid { id, reason },
-    })
+    };
+    Some((change, notes))
 }
 
 /// A string property: missing and `null` read as empty, any other non-string is an error.

@@ -187,6 +187,27 @@ fn mapping_contact_reads_what_other_clients_write() {
 }
 
 #[test]
+fn an_item_cut_to_fit_is_read_with_what_was_cut() {
+    let item = json!({"id": "A", "surname": "Typed", "givenName": "Ctrl\u{0}x", "companyName": "C".repeat(4000)});
+    let (change, notes) = noted_item_change(ItemKind::Contact, &item).unwrap();
+    assert_eq!(
+        notes,
+        [
+            "first_name: control characters removed",
+            "company: 4000 characters, cut to the first 255"
+        ]
+    );
+    let Change::Upsert(read) = change else {
+        panic!("{change:?}")
+    };
+    assert_eq!(read.fields["first_name"], "Ctrlx");
+    assert_eq!(read.fields["company"], "C".repeat(255));
+    let event = json!({"id": "E", "subject": "S\u{7}", "start": {"dateTime": "2026-03-02T09:00:00", "timeZone": "UTC"}, "end": {"dateTime": "2026-03-02T10:00:00", "timeZone": "UTC"}});
+    let (_, notes) = noted_item_change(ItemKind::Event, &event).unwrap();
+    assert_eq!(notes, ["subject: control characters removed"]);
+}
+
+#[test]
 fn mapping_contact_of_unknown_shape_is_an_error_not_a_panic() {
     for item in [
         json!([]),

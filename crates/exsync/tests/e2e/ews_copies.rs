@@ -234,7 +234,10 @@ async fn contacts_present_deleted_and_never_in_order() {
             &[ids[0].clone(), ids[4].clone()],
         )
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .map(|read| read.change)
+        .collect::<Vec<_>>();
     let Change::Upsert(item) = &fetched[0] else {
         panic!("{fetched:?}")
     };
@@ -265,7 +268,10 @@ async fn contacts_present_deleted_and_never_in_order() {
             .side
             .fetch(&user(), ItemKind::Contact, std::slice::from_ref(old))
             .await
-            .unwrap();
+            .unwrap()
+            .into_iter()
+            .map(|read| read.change)
+            .collect::<Vec<_>>();
         assert!(matches!(gone[0], Change::Deleted { .. }), "{gone:?}");
     }
 }
@@ -340,7 +346,10 @@ async fn events_in_the_calendar_and_deleted_items() {
         .side
         .fetch(&user(), ItemKind::Event, std::slice::from_ref(&ids[0]))
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .map(|read| read.change)
+        .collect::<Vec<_>>();
     assert!(
         matches!(&answers[0], CopyEvidence::Deleted(ItemId::Exchange(id)) if *id != ids[1]),
         "{answers:?}"
@@ -423,6 +432,9 @@ async fn only_copies_created_since_the_time_asked_count() {
         .side
         .fetch(&user(), ItemKind::Contact, &new[2..])
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .map(|read| read.change)
+        .collect::<Vec<_>>();
     assert_eq!(answers[4], CopyEvidence::Present(fetched[0].clone()));
 }

@@ -6,7 +6,8 @@
 //! nothing.
 //!
 //! The other way, hostile text that people put in Outlook reaches the CRM cleaned or cut to
-//! fit, and markup and a right-to-left override travel as plain text. On
+//! fit, each with its reason in `exsync status`, and markup and a right-to-left override
+//! travel as plain text. On
 //! premises the text arrives as EWS XML, which cannot carry control characters; online it
 //! arrives as Graph JSON, which can. Lone surrogates are left out here: the Graph simulator
 //! parses JSON strictly and refuses them, as JSON parsers built on Unicode strings do.
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use crate::MASTER_KEY;
 use chrono::{Duration as Days, Timelike, Utc};
-use exsync_core::{Contact, Event, EventTime, ItemKind, MAX_LINE, MAX_TEXT};
+use exsync_core::{Contact, Event, EventTime, ItemId, ItemKind, MAX_LINE, MAX_TEXT};
 use exsync_engine::sync::mailboxes::Backend;
 use exsync_engine::sync::service::PassOptions;
 use exsync_lab::{Lab, Seed, PROFILE};
@@ -273,7 +274,7 @@ const LONG_TEXT: usize = 100_000;
 const MARKUP: &str = "<script>alert(1)</script> & <b>bold</b> &amp;";
 const RTL: &str = "Hostile-\u{202e}txt.exe";
 
-async fn hostile_outlook_data_reaches_the_crm_cleaned_or_cut(backend: Backend) {
+async fn hostile_outlook_data_reaches_the_crm_cleaned_or_cut_with_reasons(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let lab = Lab::start(crate::lab_options(dir.path().join("lab"), 1, backend))
         .await
@@ -342,6 +343,57 @@ async fn hostile_outlook_data_reaches_the_crm_cleaned_or_cut(backend: Backend) {
         MAX_TEXT
     );
 
+    // Each reason is in the status, worded for the CRM. EWS XML cannot carry control
+    // characters, so on premises Outlook's text reached exsync without them already.
+    let cut = |field: &str, from: usize, to: usize| {
+        format!("{field}: {from} characters, cut to the first {to}")
+    };
+    let long_notes = MARKUP.chars().count() + 1 + LONG_TEXT;
+    let graph = backend == Backend::Graph;
+    let mut cuts = vec![
+        vec![
+            cut("company", LONG_LINE, MAX_LINE),
+            cut("notes", long_notes, MAX_TEXT),
+        ],
+        [
+            graph.then(|| "location: control characters removed".to_owned()),
+            Some(cut("body", LONG_TEXT, MAX_TEXT)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+    ];
+    if graph {
+        cuts.push(vec![
+            "first_name: control characters removed".to_owned(),
+            "title: control characters removed".to_owned(),
+        ]);
+    }
+    let reasons: Vec<String> = cuts
+        .iter()
+        .map(|notes| {
+            format!(
+                "synced without what Salesforce cannot hold: {}",
+                notes.join("; ")
+            )
+        })
+        .collect();
+    let config = dir.path().join("exsync.toml");
+    lab.write_config(&config, MASTER_KEY).unwrap();
+    let detail = exsync_status(&config, Some(user.key.as_str()));
+    for reason in &reasons {
+        assert!(
+            detail.contains(reason.as_str()),
+            "`{reason}` missing from:\n{detail}"
+        );
+    }
+    let waiting = lab.syncer.store.unresolved(&user.key).unwrap();
+    assert_eq!(waiting.len(), reasons.len(), "{waiting:#?}");
+    assert!(
+        waiting.iter().all(|w| matches!(w.id, ItemId::Exchange(_))),
+        "{waiting:#?}"
+    );
+
     // What the CRM cannot hold stays in Outlook: the next passes write nothing.
     settle().await;
     for _ in 0..2 {
@@ -359,6 +411,9 @@ async fn hostile_outlook_data_reaches_the_crm_cleaned_or_cut(backend: Backend) {
             "a later pass wrote: {writes:#?}"
         );
     }
+    let waiting = lab.syncer.store.unresolved(&user.key).unwrap();
+    assert_eq!(waiting.len(), reasons.len(), "{waiting:#?}");
+    assert!(waiting.iter().all(|w| w.occurrences >= 2), "{waiting:#?}");
 }
 
-crate::on_each_backend!(hostile_outlook_data_reaches_the_crm_cleaned_or_cut);
+crate::on_each_backend!(hostile_outlook_data_reaches_the_crm_cleaned_or_cut_with_reasons);

@@ -11,8 +11,8 @@ use chrono::{Duration, NaiveDate};
 use exsync_core::plan::Change;
 use exsync_core::{occurrence_dates, Event, EventTime, ExchangeId, ItemKind, Record, UserKey};
 use exsync_graph::mapping::{
-    cancelled_occurrence_date, find_occurrence, instances_window, item_change, occurrence_date,
-    occurrence_patch, read_event,
+    cancelled_occurrence_date, find_occurrence, instances_window, noted_item_change,
+    occurrence_date, occurrence_patch, read_event,
 };
 use exsync_graph::BatchRequest;
 use http::Method;
@@ -38,9 +38,12 @@ pub(super) fn unresolved_cancellations(
         .unwrap_or_default()
 }
 
-/// [`item_change`] of an event whose cancelled occurrences are dated by `dates` where their
-/// ids do not say: each such id is written in Graph's own `OID.<id>.<date>` form first.
-pub(super) fn item_change_with(body: &Value, dates: &HashMap<String, NaiveDate>) -> Option<Change> {
+/// [`noted_item_change`] of an event whose cancelled occurrences are dated by `dates` where
+/// their ids do not say: each such id is written in Graph's own `OID.<id>.<date>` form first.
+pub(super) fn item_change_with(
+    body: &Value,
+    dates: &HashMap<String, NaiveDate>,
+) -> Option<(Change, Vec<String>)> {
     let mut body = body.clone();
     if let Some(ids) = body
         .get_mut("cancelledOccurrences")
@@ -53,7 +56,7 @@ pub(super) fn item_change_with(body: &Value, dates: &HashMap<String, NaiveDate>)
             }
         }
     }
-    item_change(ItemKind::Event, &body)
+    noted_item_change(ItemKind::Event, &body)
 }
 
 /// The original date of each instance of a series, from `/instances`.

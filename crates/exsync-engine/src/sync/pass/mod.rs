@@ -131,9 +131,10 @@ where
         .map_err(PassError::from)
 }
 
-/// What had to be cut or left out of CRM records for them to fit Exchange, by record (see
-/// `exsync_core::Contact::sanitize`). The records sync without it; the pass keeps each one
-/// unresolved with these reasons, so the admin sees why Exchange differs from the CRM.
+/// What had to be cut or left out of records for them to fit the other side, by record (see
+/// `exsync_core::Contact::sanitize`): CRM records for Exchange, mailbox items for the CRM. The
+/// records sync without it; the pass keeps each one unresolved with these reasons, so the
+/// admin sees why one side differs from the other.
 pub type Notes = BTreeMap<ItemId, Vec<String>>;
 
 /// Where a user's pass reads all of the user's CRM records of a kind.
@@ -421,7 +422,10 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         {
             return Ok(Err(e));
         }
-        let mut read = match self.read_exchange(&mut stage, &cursor, retry).await? {
+        let mut read = match self
+            .read_exchange(&mut stage, &cursor, retry, &mut notes)
+            .await?
+        {
             Ok(read) => read,
             Err(e) => return Ok(Err(e)),
         };
@@ -485,17 +489,27 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
             .extend(cut.into_iter().map(|(id, notes)| UnresolvedReport {
                 kind,
                 name: names.remove(&id),
+                reason: cut_reason(&id, &notes),
                 id,
-                reason: format!(
-                    "synced without what Exchange cannot hold: {}",
-                    notes.join("; ")
-                ),
             }));
         // Only the pass's final commit moves the backend's cursor, together with everything it
         // covers; a slice's commit never does (see `cursor.rs`).
         commit.cursors.push(self.read_to_end(read, written.created));
         Ok(Ok(()))
     }
+}
+
+/// Why a record synced without part of it: what the side it went to cannot hold, which is
+/// the side the record was not read from.
+fn cut_reason(id: &ItemId, notes: &[String]) -> String {
+    let holder = match id {
+        ItemId::Crm(_) => "Exchange",
+        ItemId::Exchange(_) => "Salesforce",
+    };
+    format!(
+        "synced without what {holder} cannot hold: {}",
+        notes.join("; ")
+    )
 }
 
 /// The pairs a user has, for status pages.

@@ -166,7 +166,7 @@ pub(super) async fn of_pairs(
 
 impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
     /// The names of these records, which no plan carries (records waiting while the user is
-    /// paused, or synced without what Exchange cannot hold): from the record as this pass
+    /// paused, or synced without what the other side cannot hold): from the record as this pass
     /// staged it, else from the content its pair last synced.
     pub(super) async fn names_of(&self, stage: &Stage, ids: &[ItemId]) -> Result<Names, PassError> {
         let kind = self.kind;

@@ -145,22 +145,24 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
             .collect()
     }
 
-    /// The changes of a CRM read, with what had to be cut from them added to `notes`. A later
-    /// read of a record replaces what an earlier one said; a record outside the user's scope
-    /// does not sync, so nothing is said about it. Events ahead of the window are remembered.
+    /// The changes of a read of either side, with what had to be cut from them added to
+    /// `notes`. A later read of a record replaces what an earlier one said; a record outside
+    /// the user's scope, or whose side's changes do not flow to the other, is not copied there,
+    /// so nothing is said about it. Events ahead of the window are remembered.
     fn noted(&self, read: Vec<OwnedChange>, notes: &mut Notes, ahead: &mut Ahead) -> Vec<Change> {
         let rules = self.user.config.rules(self.kind);
         read.into_iter()
             .map(|owned| {
                 self.observe(ahead, &owned.change);
                 let id = owned.change.id().clone();
-                let in_scope = match &owned.change {
+                let copied = match &owned.change {
                     Change::Upsert(item) => {
-                        out_of_scope(self.kind, rules, &item.fields, self.now).is_none()
+                        rules.direction.flows_from(id.side())
+                            && out_of_scope(self.kind, rules, &item.fields, self.now).is_none()
                     }
                     _ => false,
                 };
-                if in_scope && !owned.notes.is_empty() {
+                if copied && !owned.notes.is_empty() {
                     notes.insert(id, owned.notes);
                 } else {
                     notes.remove(&id);
@@ -184,6 +186,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         stage: &mut Stage,
         cursor: &FolderCursor,
         retry: &[ItemId],
+        notes: &mut Notes,
     ) -> Result<Result<ExchangeListed, SideError>, PassError> {
         let (user, kind) = (&self.user.key, self.kind);
         let mut ahead = self.ahead().await?;
@@ -223,23 +226,26 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                         == Some(version)
                 });
             stage.put_listed(&unchanged.into_iter().map(|(id, _)| id).collect::<Vec<_>>())?;
-            let mut changes: Vec<Change> = page
+            let mut read: Vec<OwnedChange> = page
                 .deleted
                 .into_iter()
-                .map(|id| Change::Deleted {
-                    id: ItemId::Exchange(id),
+                .map(|id| {
+                    OwnedChange::new(
+                        None,
+                        Change::Deleted {
+                            id: ItemId::Exchange(id),
+                        },
+                    )
                 })
                 .collect();
             let wanted: Vec<ExchangeId> = wanted.into_iter().map(|(id, _)| id).collect();
             if !wanted.is_empty() {
                 match self.exchange.fetch(user, kind, &wanted).await {
-                    Ok(found) => changes.extend(self.selected(found)),
+                    Ok(found) => read.extend(self.selected(found)),
                     Err(e) => return Ok(Err(e)),
                 }
             }
-            for change in &changes {
-                self.observe(&mut ahead, change);
-            }
+            let changes = self.noted(read, notes, &mut ahead);
             self.put(stage, changes, &pairs)?;
             state = Some(page.cursor);
             if page.last {
@@ -319,10 +325,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         for chunk in ids.chunks(self.slice.max(1)) {
             match self.exchange.fetch(user, kind, chunk).await {
                 Ok(found) => {
-                    let changes = self.selected(found);
-                    for change in &changes {
-                        self.observe(&mut ahead, change);
-                    }
+                    let changes = self.noted(self.selected(found), notes, &mut ahead);
                     self.stage(stage, changes).await?
                 }
                 Err(e) => return Ok(Err(e)),
@@ -335,10 +338,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         for chunk in ids.chunks(self.slice.max(1)) {
             match self.exchange.fetch(user, kind, chunk).await {
                 Ok(found) => {
-                    let changes = self.selected(found);
-                    for change in &changes {
-                        self.observe(&mut ahead, change);
-                    }
+                    let changes = self.noted(self.selected(found), notes, &mut ahead);
                     to_sync.extend(self.to_sync(&changes, &ahead));
                     self.stage(stage, changes).await?
                 }
@@ -355,11 +355,14 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
 
     /// Mailbox items as the configuration selects them: under `select = "category"` an event
     /// without the category is out of scope, so its pair is forgotten and nothing is deleted.
-    fn selected(&self, found: Vec<Change>) -> Vec<Change> {
+    fn selected(&self, found: Vec<OwnedChange>) -> Vec<OwnedChange> {
         let rules = self.user.config.rules(self.kind);
         found
             .into_iter()
-            .map(|change| rules.select_exchange(self.kind, change))
+            .map(|owned| OwnedChange {
+                change: rules.select_exchange(self.kind, owned.change),
+                ..owned
+            })
             .collect()
     }
 

@@ -329,10 +329,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                 Side::Crm => {
                     let crm_ids: Vec<CrmId> =
                         ids.iter().map(|id| CrmId::new(id.as_str())).collect();
-                    self.crm
-                        .fetch(self.kind, &crm_ids)
-                        .await
-                        .map(|owned| owned.into_iter().map(|o| o.change).collect::<Vec<_>>())
+                    self.crm.fetch(self.kind, &crm_ids).await
                 }
                 Side::Exchange => {
                     let exchange_ids: Vec<ExchangeId> =
@@ -342,9 +339,10 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                         .await
                 }
             };
-            let Ok(changes) = changes else {
+            let Ok(read) = changes else {
                 continue;
             };
+            let changes: Vec<_> = read.into_iter().map(|owned| owned.change).collect();
             // Matched by id, whatever order the side answers in; a change for an id not
             // asked for is left out rather than filed under the wrong pair.
             let pairs: BTreeMap<&ItemId, &CrmId> =

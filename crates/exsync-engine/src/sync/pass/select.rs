@@ -109,9 +109,9 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
             .collect();
         if !sources.is_empty() {
             match self.exchange.fetch(user, self.kind, &sources).await {
-                Ok(changes) => {
-                    for (item, change) in tagged.iter().zip(changes) {
-                        counterparts.push((item.id.clone(), change));
+                Ok(read) => {
+                    for (item, owned) in tagged.iter().zip(read) {
+                        counterparts.push((item.id.clone(), owned.change));
                     }
                 }
                 Err(e) => return Ok(Err(e)),

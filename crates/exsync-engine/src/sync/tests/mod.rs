@@ -271,7 +271,7 @@ struct Mem {
     crm_reads: Arc<Mutex<u32>>,
     /// Times the CRM's user list was asked for.
     user_lists: Arc<std::sync::atomic::AtomicUsize>,
-    /// What the CRM side says it had to cut from a record to fit Exchange, by CRM id.
+    /// What a side says it had to cut from a record to fit the other, by CRM or mailbox id.
     noted: Arc<Mutex<BTreeMap<String, Vec<String>>>>,
     /// Mailbox reads begun, stalled or not.
     mailbox_reads: Arc<std::sync::atomic::AtomicUsize>,
@@ -502,17 +502,20 @@ impl MailboxSide for Mem {
         user: &UserKey,
         _kind: ItemKind,
         ids: &[ExchangeId],
-    ) -> SideResult<Vec<Change>> {
+    ) -> SideResult<Vec<OwnedChange>> {
         self.check_up(user)?;
         let boxes = self.mailboxes.lock().unwrap();
         let mailbox = boxes.get(user.as_str());
         Ok(ids
             .iter()
-            .map(|id| match mailbox {
-                Some(m) => m.state(id.as_str(), ItemId::Exchange(id.clone())).1,
-                None => Change::Deleted {
-                    id: ItemId::Exchange(id.clone()),
-                },
+            .map(|id| {
+                let change = match mailbox {
+                    Some(m) => m.state(id.as_str(), ItemId::Exchange(id.clone())).1,
+                    None => Change::Deleted {
+                        id: ItemId::Exchange(id.clone()),
+                    },
+                };
+                self.owned(None, change)
             })
             .collect())
     }
@@ -1724,6 +1727,86 @@ async fn a_record_cut_to_fit_syncs_and_waits_with_its_reason_while_passes_stay_i
     w.pass().await;
     let left: Vec<String> = waiting(&w).into_iter().map(|(i, _, _)| i).collect();
     assert_eq!(left, [format!("crm:{later}")]);
+}
+
+#[tokio::test]
+async fn an_outlook_item_cut_to_fit_the_crm_syncs_and_waits_with_its_reason() {
+    let w = world(&["ann@x.test"]);
+    w.pass().await;
+    let typed = w.mailbox_create("ann@x.test", person("Typed", "typed@x.test"));
+    w.mem.noted.lock().unwrap().insert(
+        typed.clone(),
+        vec!["company: 4000 characters, cut to the first 255".into()],
+    );
+    let report = w.pass().await;
+    assert_eq!(report.users[0].counts.created, 1, "{report:?}");
+    assert_eq!(w.crm_records(0).len(), 1);
+    let ann = UserKey::new("ann@x.test");
+    let waiting = |w: &World| -> Vec<(String, Option<String>, String, u64)> {
+        w.syncer
+            .store
+            .unresolved(&ann)
+            .unwrap()
+            .into_iter()
+            .map(|u| (u.id.to_string(), u.name, u.reason, u.occurrences))
+            .collect()
+    };
+    let reported: Vec<_> = waiting(&w)
+        .into_iter()
+        .map(|(id, name, reason, _)| (id, name, reason))
+        .collect();
+    assert_eq!(
+        reported,
+        [(
+            format!("exchange:{typed}"),
+            Some("Pat Typed <typed@x.test>".to_owned()),
+            "synced without what Salesforce cannot hold: company: 4000 characters, cut to the first 255".to_owned()
+        )]
+    );
+    // The item is read again each pass (Outlook still holds what was cut); nothing is
+    // written, and the reason stays, counted.
+    for _ in 0..2 {
+        let again = w.pass().await;
+        let c = again.users[0].counts;
+        assert_eq!(
+            c.created + c.updated + c.deleted + c.failures,
+            0,
+            "{again:?}"
+        );
+    }
+    assert!(waiting(&w).iter().all(|u| u.3 >= 2), "{:?}", waiting(&w));
+    // Once the item fits, it is no longer waiting.
+    w.mem.noted.lock().unwrap().remove(&typed);
+    w.pass().await;
+    assert_eq!(waiting(&w), []);
+}
+
+#[tokio::test]
+async fn an_outlook_item_that_does_not_go_to_the_crm_is_not_reported_cut() {
+    let w = world(&["ann@x.test"]);
+    let mut mirror = configuration(&["ann@x.test"]);
+    mirror.contacts.direction = exsync_core::config::Direction::CrmToExchange;
+    let syncer = Arc::new(Syncer {
+        exchange: w.mem.clone(),
+        crm: w.mem.clone(),
+        store: Arc::clone(&w.syncer.store),
+        configurations: vec![mirror],
+        concurrency: 2,
+        slice: SLICE,
+        worker: None,
+    });
+    let typed = w.mailbox_create("ann@x.test", person("Typed", "typed@x.test"));
+    w.mem.noted.lock().unwrap().insert(
+        typed,
+        vec!["company: 4000 characters, cut to the first 255".into()],
+    );
+    for _ in 0..2 {
+        syncer.run_pass(&PassOptions::default()).await.unwrap();
+    }
+    assert!(w.crm_records(0).is_empty());
+    let ann = UserKey::new("ann@x.test");
+    let waiting = w.syncer.store.unresolved(&ann).unwrap();
+    assert!(waiting.is_empty(), "{waiting:?}");
 }
 
 /// Creates an item in `user`'s mailbox of this in-memory backend.
