@@ -83,6 +83,13 @@ pub mod names {
         "exsync_item_failures_total",
         "Records that could not be synced in a pass.",
     );
+    /// Counter: records synced without what the side they went to cannot hold (text cut to a
+    /// field's limit, control characters removed), labelled by `direction` as
+    /// [`ITEMS_SYNCED`]; each is named with its reason in status until it fits.
+    pub const RECORDS_CUT: (&str, &str) = (
+        "exsync_records_cut_total",
+        "Records synced without what the side they went to cannot hold, by direction (see exsync status).",
+    );
     /// Counter: fields changed on both sides between two passes, settled by the configuration's
     /// conflict policy.
     pub const CONFLICTS: (&str, &str) = (
@@ -164,6 +171,7 @@ pub const ALL: &[(&str, &str)] = &[
     names::CRM_BUDGET_REFUSALS,
     names::EXCHANGE_SLOT_WAIT,
     names::ITEM_FAILURES,
+    names::RECORDS_CUT,
     names::CONFLICTS,
     names::NOTICES,
     names::RECOVERED_WRITES,

@@ -137,6 +137,14 @@ where
 }
 
 /// Logs a pass and adds it to the metrics.
+/// The `direction` label of a write to `on`.
+fn direction(on: Side) -> &'static str {
+    match on {
+        Side::Exchange => "to_exchange",
+        Side::Crm => "to_crm",
+    }
+}
+
 pub fn record(metrics: &Metrics, report: &PassReport, took: Duration) {
     if report.disabled {
         tracing::info!("Sync is switched off in the console; nothing to do.");
@@ -172,16 +180,16 @@ pub fn record(metrics: &Metrics, report: &PassReport, took: Duration) {
             .unwrap_or_default();
         let c = user.counts;
         for ((kind, on, op), n) in &user.written {
-            let direction = match on {
-                Side::Exchange => "to_exchange",
-                Side::Crm => "to_crm",
-            };
             let labels = vec![
                 ("kind", kind.as_str().to_owned()),
-                ("direction", direction.to_owned()),
+                ("direction", direction(*on).to_owned()),
                 ("op", (*op).to_owned()),
             ];
             metrics.add(names::ITEMS_SYNCED, labels, *n as f64);
+        }
+        for (to, n) in &user.cut {
+            let labels = vec![("direction", direction(*to).to_owned())];
+            metrics.add(names::RECORDS_CUT, labels, *n as f64);
         }
         count_state(if user.paused.is_some() {
             "paused"

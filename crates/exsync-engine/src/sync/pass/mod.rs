@@ -93,6 +93,9 @@ pub struct UserReport {
     /// Creates a crashed pass sent whose copy neither a read nor the side could account for,
     /// made again (see `recover.rs`).
     pub uncertain_creates: u64,
+    /// Records synced without what the side they went to cannot hold, by that side (their
+    /// reasons are stored as unresolved items).
+    pub cut: BTreeMap<Side, u64>,
     /// What the mailbox's backend noticed that the admin should know (stored with the run).
     pub notices: Vec<Notice>,
     /// Writes that succeeded, by kind, the side written to and what was done there (`create`,
@@ -483,6 +486,9 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
             .filter(|(id, _)| !written.failed.contains(id))
             .collect();
         let ids: Vec<ItemId> = cut.iter().map(|(id, _)| id.clone()).collect();
+        for id in &ids {
+            *report.cut.entry(id.side().other()).or_default() += 1;
+        }
         let mut names = self.names_of(&stage, &ids).await?;
         commit
             .unresolved

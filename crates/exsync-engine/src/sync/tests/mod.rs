@@ -2057,8 +2057,15 @@ async fn the_metrics_say_who_syncs_fails_or_is_missing_and_what_went_where() {
     let mut config = configuration(&["ann@x.test", "bo@x.test"]);
     config.users.insert(UserKey::from_email("gone@x.test"));
     let w = world_with(&["ann@x.test", "bo@x.test"], config);
-    w.crm_create(0, person("Crm", "crm@x.test"));
-    w.mailbox_create("ann@x.test", person("Box", "box@x.test"));
+    let crm = w.crm_create(0, person("Crm", "crm@x.test"));
+    let typed = w.mailbox_create("ann@x.test", person("Box", "box@x.test"));
+    // Each had to be cut to fit the side it goes to.
+    for id in [crm, typed] {
+        w.mem.noted.lock().unwrap().insert(
+            id,
+            vec!["company: 4000 characters, cut to the first 255".into()],
+        );
+    }
     w.mem
         .faults
         .lock()
@@ -2092,6 +2099,8 @@ async fn the_metrics_say_who_syncs_fails_or_is_missing_and_what_went_where() {
         "exsync_users{state=\"unassigned\"} 1",
         "exsync_items_synced_total{kind=\"contact\",direction=\"to_exchange\",op=\"create\"} 1",
         "exsync_items_synced_total{kind=\"contact\",direction=\"to_crm\",op=\"create\"} 1",
+        "exsync_records_cut_total{direction=\"to_exchange\"} 1",
+        "exsync_records_cut_total{direction=\"to_crm\"} 1",
         "exsync_user_last_success_timestamp_seconds{user=\"ann@x.test\"} ",
     ] {
         assert!(text.contains(line), "{line} missing in {text}");
