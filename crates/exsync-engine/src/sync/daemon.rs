@@ -136,7 +136,6 @@ where
     Ok(passes)
 }
 
-/// Logs a pass and adds it to the metrics.
 /// The `direction` label of a write to `on`.
 fn direction(on: Side) -> &'static str {
     match on {
@@ -145,6 +144,7 @@ fn direction(on: Side) -> &'static str {
     }
 }
 
+/// Logs a pass and adds it to the metrics.
 pub fn record(metrics: &Metrics, report: &PassReport, took: Duration) {
     if report.disabled {
         tracing::info!("Sync is switched off in the console; nothing to do.");
