@@ -2,7 +2,7 @@
 //! backend's row types, so both backends check stored content the same way.
 
 use exsync_core::plan::SyncedPair;
-use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind, UserKey};
+use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind, Side, UserKey};
 use postgres::{Client, Row};
 
 use super::codec::Ctx;
@@ -112,6 +112,16 @@ pub(super) fn pairs_page(
     decode_pairs(rows, OP, user)
 }
 
+/// The CRM ids and the Exchange ids among `ids`, to bind as two arrays.
+fn by_side(ids: &[ItemId]) -> (Vec<&str>, Vec<&str>) {
+    let on = |side: Side| {
+        ids.iter()
+            .filter(move |id| id.side() == side)
+            .map(ItemId::as_str)
+    };
+    (on(Side::Crm).collect(), on(Side::Exchange).collect())
+}
+
 pub(super) fn pairs_of(
     client: &mut Client,
     user: &UserKey,
@@ -119,16 +129,7 @@ pub(super) fn pairs_of(
     ids: &[ItemId],
 ) -> StoreResult<Vec<SyncedPair>> {
     const OP: &str = "find pairs";
-    let (crm, exchange): (Vec<&str>, Vec<&str>) = (
-        ids.iter()
-            .filter(|id| matches!(id, ItemId::Crm(_)))
-            .map(ItemId::as_str)
-            .collect(),
-        ids.iter()
-            .filter(|id| matches!(id, ItemId::Exchange(_)))
-            .map(ItemId::as_str)
-            .collect(),
-    );
+    let (crm, exchange) = by_side(ids);
     // One round trip for the whole set; the arrays are the caller's ids, bound, not spliced.
     let sql = format!(
         "SELECT {PAIR_COLUMNS} FROM pairs WHERE user_key = $1 AND kind = $2 \
@@ -148,16 +149,7 @@ pub(super) fn pair_links(
 ) -> StoreResult<Vec<PairLink>> {
     const OP: &str = "find pair links";
     let u = Some(user);
-    let (crm, exchange): (Vec<&str>, Vec<&str>) = (
-        ids.iter()
-            .filter(|id| matches!(id, ItemId::Crm(_)))
-            .map(ItemId::as_str)
-            .collect(),
-        ids.iter()
-            .filter(|id| matches!(id, ItemId::Exchange(_)))
-            .map(ItemId::as_str)
-            .collect(),
-    );
+    let (crm, exchange) = by_side(ids);
     // As `pairs_of`: one round trip, the ids bound as arrays.
     let rows = client
         .query(
