@@ -12,6 +12,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::assertion::Certificate;
+use crate::batch::BatchReply;
 use crate::config::GraphConfig;
 use crate::error::{Error, GraphError, Result};
 use crate::throttle::{mailbox_of, parse_retry_after, spread, Limiter};
@@ -262,6 +263,23 @@ impl GraphClient {
         self.http.check(&absolute)
     }
 
+    /// `url` as a `$batch` item names it: relative to the version. A link Graph gave must be
+    /// on its host and under the version, as [`Self::resolve`] requires of any request.
+    pub fn relative(&self, url: &str) -> Result<String> {
+        if !url.contains("://") {
+            return Ok(format!("/{}", url.trim_start_matches('/')));
+        }
+        let absolute = self.resolve(url)?;
+        absolute
+            .as_str()
+            .strip_prefix(self.graph_url.as_str())
+            .map(|rest| format!("/{rest}"))
+            .ok_or_else(|| Error::Refused {
+                url: url.chars().take(200).collect(),
+                reason: format!("not under {}", self.graph_url),
+            })
+    }
+
     fn observe(&self, url: &str, outcome: &str) {
         if let Some(o) = &self.observer {
             o.0.request("graph", &endpoint(url), outcome);
@@ -449,6 +467,13 @@ impl GraphClient {
             "{}: still more pages after {MAX_PAGES}",
             endpoint(url)
         )))
+    }
+}
+
+impl Page {
+    /// The page a `$batch` item answered, or the item's error.
+    pub fn from_reply(reply: BatchReply) -> Result<Page> {
+        page_of(reply.into_result()?)
     }
 }
 

@@ -10,7 +10,7 @@ use exsync_core::observe::{Observer, RequestObserver};
 use exsync_core::AllowList;
 use exsync_graph::{
     AssertionAlgorithm, BatchRequest, Cloud, Credential, Error, GraphClient, GraphConfig,
-    GraphRequest, Secret, TransportError,
+    GraphRequest, Page, Secret, TransportError,
 };
 use exsync_sim::graph::{GraphSim, Options};
 use exsync_testkit::sim::Control;
@@ -437,6 +437,62 @@ async fn delta_pages_are_followed_to_the_delta_link() {
         .await
         .unwrap_err();
     assert!(err.is_sync_state_lost(), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_link_graph_gave_is_read_inside_a_batch() {
+    let h = Harness::start().await;
+    let seed: Vec<Value> = (0..5)
+        .map(|i| json!({"givenName": format!("P{i}"), "surname": "Seed"}))
+        .collect();
+    h.control
+        .ok(
+            "POST",
+            &format!("/mailboxes/{USER1}/contacts"),
+            Some(&json!(seed)),
+        )
+        .await;
+    let client = h.client(h.secret());
+    let prefer = ("Prefer".to_owned(), "odata.maxpagesize=2".to_owned());
+    let first = client
+        .page(
+            &format!("/users/{USER1}/contacts/delta"),
+            std::slice::from_ref(&prefer),
+        )
+        .await
+        .unwrap();
+    let next = first.next_link.expect("a next link");
+    let relative = client.relative(&next).unwrap();
+    assert!(
+        relative.starts_with("/users/") && relative.contains("/contacts/delta?"),
+        "{relative}"
+    );
+    // The next page and another read share one round trip.
+    let requests = vec![
+        BatchRequest::new("user", Method::GET, format!("/users/{USER1}?$select=id")),
+        BatchRequest::new("page", Method::GET, relative).header(prefer.0, prefer.1),
+    ];
+    let mut replies = client.batch(requests).await.unwrap();
+    assert_eq!(h.counter(&["endpoints", "POST /$batch"]).await, 1);
+    let page = Page::from_reply(replies.remove(1)).unwrap();
+    assert_eq!(page.items.len(), 2, "{page:?}");
+    assert!(page.next_link.is_some(), "{page:?}");
+    // An item's error comes back as the page's error, classified as any other.
+    let missing = BatchRequest::new(
+        "page",
+        Method::GET,
+        format!("/users/{USER1}/contactFolders/AAMkAGI2TAAAAAAA/contacts/delta"),
+    );
+    let reply = client.batch(vec![missing]).await.unwrap().remove(0);
+    assert!(Page::from_reply(reply).unwrap_err().is_not_found());
+    // A link off the Graph host is refused, as for a page read alone.
+    for link in [
+        "https://evil.test/v1.0/users/x/contacts?$skiptoken=1".to_owned(),
+        format!("http://{}/v1.0/users/{USER1}/contacts", h.sim.addr),
+    ] {
+        let err = client.relative(&link).unwrap_err();
+        assert!(matches!(err, Error::Refused { .. }), "{link}: {err:?}");
+    }
 }
 
 #[tokio::test]

@@ -12,8 +12,8 @@ use exsync_graph::{Error as GraphFailure, GraphClient, CERTIFICATE_WARNING_DAYS}
 use serde_json::Value;
 
 use super::{sync_folder, Inputs, Outcome, Step};
-use crate::connect::graph::graph_id;
 use crate::connect::graph::setup::{graph_client, GraphSetupError};
+use crate::connect::graph::{folder_place, graph_id, Place};
 use crate::sync::mailboxes::Backend;
 use crate::sync::pass::cursor_folder_on;
 
@@ -204,7 +204,11 @@ pub(super) async fn checks_with(
         if i == 0 {
             steps.push(if reachable {
                 // A stored folder that is gone made the folders step warn: none is made here.
-                let stored = stored_folder(sync_folder, user).await.ok().flatten();
+                let stored = stored_folder(sync_folder, user)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|(id, _)| id);
                 super::graph_write::round_trip(client, user, sync_folder.name, stored.as_deref())
                     .await
             } else {
@@ -490,24 +494,21 @@ async fn mailbox_steps(
             folders = match stored_folder(sync_folder, user).await {
                 // The passes follow the folder by its id wherever its user put it, and make
                 // a new one only once it is gone: looking it up by name would tell otherwise.
-                Ok(Some(id)) => {
-                    let url = format!("{path}/contactFolders/{}?$select=id", segment(&id));
-                    match read(client, &url).await {
-                        Read::Got(_) => folders.saw(sync_folder::found_by_id(user, &id, name)),
-                        Read::Failed(e) if e.is_not_found() => folders
-                            .saw(sync_folder::gone(user, &id, "deleted"))
-                            .fix(sync_folder::gone_fix(name))
-                            .outcome_of(Outcome::Warn),
-                        Read::Denied(e) => {
-                            denied.push(("the contact sync folder", e));
-                            folders
-                        }
-                        Read::Failed(e) => {
-                            failed.push(("the contact sync folder", e));
-                            folders
-                        }
+                Ok(Some((id, root))) => match folder_place(client, &path, &id, &root).await {
+                    Ok(Place::Home(_)) => folders.saw(sync_folder::found_by_id(user, &id, name)),
+                    Ok(away) => folders
+                        .saw(sync_folder::gone(user, &id, away.how()))
+                        .fix(sync_folder::gone_fix(name))
+                        .outcome_of(Outcome::Warn),
+                    Err(e) if e.is_not_authorised() => {
+                        denied.push(("the contact sync folder", e));
+                        folders
                     }
-                }
+                    Err(e) => {
+                        failed.push(("the contact sync folder", e));
+                        folders
+                    }
+                },
                 stored => {
                     if let Err(reason) = stored {
                         folders = folders.saw(format!(
@@ -571,13 +572,17 @@ async fn mailbox_steps(
     vec![scope, folders]
 }
 
-/// The id (Graph's form) of the contact folder the passes stored for `user` on Graph, if any.
-async fn stored_folder(sync_folder: SyncFolder<'_>, user: &str) -> Result<Option<String>, String> {
+/// The id (Graph's form) of the contact folder the passes stored for `user` on Graph, if any,
+/// with the default Contacts folder's id they stored with it (empty when they did not).
+async fn stored_folder(
+    sync_folder: SyncFolder<'_>,
+    user: &str,
+) -> Result<Option<(String, String)>, String> {
     let Some(config) = sync_folder.config else {
         return Ok(None);
     };
     let cursor = super::exchange::stored_contact_cursor(config, user).await?;
-    Ok(cursor_folder_on(cursor.as_deref(), Backend::Graph).map(|(id, _)| graph_id(&id)))
+    Ok(cursor_folder_on(cursor.as_deref(), Backend::Graph).map(|(id, root)| (graph_id(&id), root)))
 }
 
 trait OutcomeOf {

@@ -11,8 +11,12 @@
 //!   was read is refused (412) and read again by the next pass, never overwritten.
 //! - Items carry the same extended property as EWS writes, so a mailbox moved from on
 //!   premises keeps its links, and a create retried after a crash finds its first copy.
+//! - The contact folder is followed by its id; each pass looks at where it stands in the
+//!   `$batch` of its first contacts read, and one deleted (into Deleted Items, or for good)
+//!   is made again under Contacts (`graph/place.rs`).
 
 mod cursor;
+mod place;
 mod series;
 pub mod setup;
 
@@ -35,6 +39,8 @@ use http::Method;
 use serde_json::{json, Value};
 
 use self::cursor::{kept_masters, GraphCursor, ViewWindow};
+use self::place::{climb, Standing};
+pub(crate) use self::place::{folder_place, Place};
 use crate::sync::mailboxes::Backend;
 use crate::sync::sides::{
     crm_origins, folder_replaced_notice, CopyEvidence, MailboxPage, MailboxSide, OwnedChange,
@@ -84,8 +90,13 @@ pub struct GraphConnection {
     windows: Mutex<HashMap<UserKey, Window>>,
     /// Each user's contact folder id, found or created once.
     folders: Mutex<HashMap<UserKey, String>>,
-    /// The folder ids the stored cursors name ([`MailboxSide::known_folder`]).
-    hints: Mutex<HashMap<UserKey, String>>,
+    /// Where each user's contact folder stood when last seen (see `graph/place.rs`).
+    standings: Mutex<HashMap<UserKey, Standing>>,
+    /// Users whose folder this pass has not looked at yet: its first contacts read does.
+    due: Mutex<HashSet<UserKey>>,
+    /// The folder ids the stored cursors name, with the default Contacts folder's id
+    /// ([`MailboxSide::known_folder`]).
+    hints: Mutex<HashMap<UserKey, (String, String)>>,
     /// Folders made by [`MailboxSide::prepare`] and neither listed nor written since.
     made: Mutex<HashSet<UserKey>>,
     /// Occurrence (and exception) ids seen in listings → their series master: a delta reports
@@ -284,6 +295,8 @@ impl GraphConnection {
             settings,
             windows: Mutex::new(HashMap::new()),
             folders: Mutex::new(HashMap::new()),
+            standings: Mutex::new(HashMap::new()),
+            due: Mutex::new(HashSet::new()),
             hints: Mutex::new(HashMap::new()),
             made: Mutex::new(HashSet::new()),
             occurrences: Mutex::new(HashMap::new()),
@@ -351,43 +364,74 @@ impl GraphConnection {
     }
 
     /// The user's contact folder: the one found before, or the one the stored cursor names if
-    /// it still exists, or ours under Contacts, made when missing. Says whether it was made.
+    /// it is still among the user's contact folders, or ours under Contacts, made when
+    /// missing. Says whether it was made.
     async fn contact_folder(&self, user: &UserKey) -> SideResult<(String, bool)> {
         if let Some(id) = locked(&self.folders).get(user).cloned() {
             return Ok((id, false));
         }
         let hint = locked(&self.hints).get(user).cloned();
         let (id, made) = match hint {
-            Some(hint) => {
-                let url = format!(
-                    "{}/contactFolders/{}?$select=id,displayName",
-                    Self::user_path(user),
-                    seg(&hint)
-                );
-                match self.client.get(&url).await {
-                    Ok(_) => (hint, false),
-                    Err(e) if e.is_not_found() => {
-                        let (id, made) = self.find_or_create_folder(user).await?;
-                        let notice =
-                            folder_replaced_notice("deleted", &self.settings.contacts_folder);
-                        tracing::warn!(
-                            user = %user,
-                            old_folder = %hint,
-                            new_folder = %id,
-                            "{} {}",
-                            notice.message,
-                            notice.fix
-                        );
-                        self.notice(user, notice);
-                        (id, made)
+            Some((hint, root)) if !root.is_empty() && locked(&self.due).contains(user) => {
+                // Taken as it was: this pass's first contacts read looks at where it stands
+                // in the same round trip (`page_checking`).
+                let standing = Standing {
+                    root,
+                    chain: Vec::new(),
+                };
+                locked(&self.standings).insert(user.clone(), standing);
+                locked(&self.folders).insert(user.clone(), hint.clone());
+                return Ok((hint, false));
+            }
+            Some((hint, root)) => {
+                match folder_place(&self.client, &Self::user_path(user), &hint, &root)
+                    .await
+                    .map_err(|e| self.error(user, &e))?
+                {
+                    Place::Home(standing) => {
+                        locked(&self.standings).insert(user.clone(), standing);
+                        (hint, false)
                     }
-                    Err(e) => return Err(self.error(user, &e)),
+                    away => self.replace_folder(user, &hint, away.how()).await?,
                 }
             }
             None => self.find_or_create_folder(user).await?,
         };
+        locked(&self.due).remove(user);
         locked(&self.folders).insert(user.clone(), id.clone());
         Ok((id, made))
+    }
+
+    /// Makes the user's folder again (or finds one of its name under Contacts) in place of
+    /// `old`, which went away `how`, and says so to the admin.
+    async fn replace_folder(
+        &self,
+        user: &UserKey,
+        old: &str,
+        how: &str,
+    ) -> SideResult<(String, bool)> {
+        self.forget_folder(user);
+        let (id, made) = self.find_or_create_folder(user).await?;
+        let notice = folder_replaced_notice(how, &self.settings.contacts_folder);
+        tracing::warn!(
+            user = %user,
+            old_folder = %old,
+            new_folder = %id,
+            "{} {}",
+            notice.message,
+            notice.fix
+        );
+        self.notice(user, notice);
+        locked(&self.folders).insert(user.clone(), id.clone());
+        Ok((id, made))
+    }
+
+    /// The default Contacts folder's id as last seen, empty when not known.
+    fn root_of(&self, user: &UserKey) -> String {
+        locked(&self.standings)
+            .get(user)
+            .map(|s| s.root.clone())
+            .unwrap_or_default()
     }
 
     async fn find_or_create_folder(&self, user: &UserKey) -> SideResult<(String, bool)> {
@@ -397,7 +441,7 @@ impl GraphConnection {
             exsync_graph::mapping::odata_string(name)
         );
         let url = format!(
-            "{}/contactFolders?$filter={}&$select=id,displayName",
+            "{}/contactFolders?$filter={}&$select=id,displayName,parentFolderId",
             Self::user_path(user),
             enc(&filter)
         );
@@ -406,16 +450,26 @@ impl GraphConnection {
             .collect(&url, &[])
             .await
             .map_err(|e| self.error(user, &e))?;
-        let existing = found.items.iter().find_map(|f| {
-            let same = f
-                .get("displayName")
+        // Both the folders listed and the one made are right under the default Contacts
+        // folder, whose id they carry as their parent.
+        let stand = |user: &UserKey, folder: &Value| {
+            let root = folder.get("parentFolderId").and_then(Value::as_str);
+            let standing = Standing {
+                root: root.unwrap_or_default().to_owned(),
+                chain: Vec::new(),
+            };
+            locked(&self.standings).insert(user.clone(), standing);
+        };
+        let existing = found.items.iter().find(|f| {
+            f.get("displayName")
                 .and_then(Value::as_str)
-                .is_some_and(|n| n.eq_ignore_ascii_case(name));
-            same.then(|| f.get("id").and_then(Value::as_str).map(str::to_owned))
-                .flatten()
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
         });
-        if let Some(id) = existing {
-            return Ok((id, false));
+        if let Some((folder, id)) =
+            existing.and_then(|f| Some((f, f.get("id").and_then(Value::as_str)?)))
+        {
+            stand(user, folder);
+            return Ok((id.to_owned(), false));
         }
         let request = exsync_graph::GraphRequest::new(
             Method::POST,
@@ -438,6 +492,7 @@ impl GraphConnection {
                 )
             })?
             .to_owned();
+        stand(user, &created.body);
         tracing::info!(user = %user, folder = %id, "made the contact sync folder");
         Ok((id, true))
     }
@@ -445,6 +500,18 @@ impl GraphConnection {
     fn forget_folder(&self, user: &UserKey) {
         locked(&self.folders).remove(user);
         locked(&self.made).remove(user);
+        locked(&self.standings).remove(user);
+    }
+
+    /// Where the user's folder stood, if this pass has yet to look at it and it can be told.
+    fn take_due(&self, user: &UserKey) -> Option<Standing> {
+        if !locked(&self.due).remove(user) {
+            return None;
+        }
+        locked(&self.standings)
+            .get(user)
+            .filter(|s| !s.root.is_empty())
+            .cloned()
     }
 
     /// Sends `requests` as `$batch`es; a whole-call failure is the user's error.
@@ -471,6 +538,7 @@ impl GraphConnection {
 
     async fn contacts_page(&self, user: &UserKey, cursor: Option<&str>) -> SideResult<MailboxPage> {
         let (folder, _) = self.contact_folder(user).await?;
+        let root = self.root_of(user);
         let given = cursor.is_some();
         let mut link = match cursor.filter(|c| !c.is_empty()).map(GraphCursor::decode) {
             Some(Some(GraphCursor::Contacts { f, l })) if f == folder => Some(l),
@@ -486,7 +554,7 @@ impl GraphConnection {
                 cursor: String::new(),
                 last: true,
                 restarted,
-                folder: Some((folder, String::new())),
+                folder: Some((folder, root)),
                 ..MailboxPage::default()
             });
         }
@@ -496,9 +564,26 @@ impl GraphConnection {
             seg(&folder)
         );
         let headers = self.page_headers();
+        let mut first = match self.take_due(user) {
+            Some(standing) => {
+                let url = link.clone().unwrap_or_else(|| start.clone());
+                match self.page_checking(user, &folder, &standing, &url).await? {
+                    Ok(page) => Some(page),
+                    Err(away) => {
+                        self.replace_folder(user, &folder, away.how()).await?;
+                        return Box::pin(self.contacts_page(user, Some(""))).await;
+                    }
+                }
+            }
+            None => None,
+        };
         let page = loop {
             let url = link.clone().unwrap_or_else(|| start.clone());
-            match self.client.page(&url, &headers).await {
+            let read = match first.take() {
+                Some(read) => read,
+                None => self.client.page(&url, &headers).await,
+            };
+            match read {
                 Ok(page) => break page,
                 Err(e) if e.is_sync_state_lost() && link.is_some() => {
                     tracing::warn!(user = %user, error = %e, "Graph no longer knows the contacts delta token; listing the folder from the start.");
@@ -510,8 +595,9 @@ impl GraphConnection {
                     // process would, from its id, which says so if it is gone and a new one
                     // takes its place.
                     tracing::warn!(user = %user, error = %e, "The contact folder's delta is gone; looking the folder up again.");
+                    let root = self.root_of(user);
                     self.forget_folder(user);
-                    locked(&self.hints).insert(user.clone(), folder.clone());
+                    locked(&self.hints).insert(user.clone(), (folder.clone(), root));
                     return Box::pin(self.contacts_page(user, Some(""))).await;
                 }
                 Err(e) => return Err(self.error(user, &e)),
@@ -519,7 +605,7 @@ impl GraphConnection {
         };
         let mut out = MailboxPage {
             restarted,
-            folder: Some((folder.clone(), String::new())),
+            folder: Some((folder.clone(), self.root_of(user))),
             ..MailboxPage::default()
         };
         for item in &page.items {
@@ -545,6 +631,46 @@ impl GraphConnection {
         out.cursor = GraphCursor::Contacts { f: folder, l }.encode();
         out.last = last;
         Ok(out)
+    }
+
+    /// The page at `url` of the folder's contacts delta, read in one `$batch` with the look at
+    /// where the folder stands (`standing`, as last seen). The page's own failure comes back
+    /// as the page; a folder out of the user's contact folders comes back as where it went.
+    async fn page_checking(
+        &self,
+        user: &UserKey,
+        folder: &str,
+        standing: &Standing,
+        url: &str,
+    ) -> SideResult<Result<Result<exsync_graph::Page, GraphFailure>, Place>> {
+        let path = Self::user_path(user);
+        let relative = self
+            .client
+            .relative(url)
+            .map_err(|e| self.error(user, &e))?;
+        let mut page = BatchRequest::new("page", Method::GET, relative);
+        page.headers = self.page_headers();
+        let mut requests = place::confirm_requests(&path, folder, standing);
+        requests.push(page);
+        let replies = self.batch(user, requests).await?;
+        let (looks, mut rest): (Vec<_>, Vec<_>) =
+            replies.into_iter().partition(place::is_confirmation);
+        let page = rest.pop().ok_or_else(|| {
+            SideError::new(SideErrorKind::Transient, "Graph: the $batch gave no page")
+        })?;
+        let place = match place::confirmed(looks, standing).map_err(|e| self.error(user, &e))? {
+            Some(place) => place,
+            None => climb(&self.client, &path, folder, &standing.root)
+                .await
+                .map_err(|e| self.error(user, &e))?,
+        };
+        match place {
+            Place::Home(standing) => {
+                locked(&self.standings).insert(user.clone(), standing);
+                Ok(Ok(exsync_graph::Page::from_reply(page)))
+            }
+            away => Ok(Err(away)),
+        }
     }
 
     async fn events_page(&self, user: &UserKey, cursor: Option<&str>) -> SideResult<MailboxPage> {
@@ -1155,7 +1281,9 @@ impl MailboxSide for GraphConnection {
         if locked(&self.folders).get(user) != Some(&id) {
             locked(&self.folders).remove(user);
         }
-        locked(&self.hints).insert(user.clone(), id);
+        // A pass begins: its first contacts read looks at where the folder stands.
+        locked(&self.due).insert(user.clone());
+        locked(&self.hints).insert(user.clone(), (id, folder.1.clone()));
     }
 
     async fn changes_page(

@@ -40,6 +40,9 @@ pub(crate) struct Contacts {
     /// The default Contacts folder: what `/contacts` means and where top-level
     /// `contactFolders` live.
     root: String,
+    /// The mailbox's Deleted Items, where Outlook's Delete puts a contact folder. It is a mail
+    /// folder, so no contact folder route serves it; only the folders in it name it.
+    bin: String,
     /// Every folder, the default one included, by id.
     folders: Tracked<Folder>,
     /// Each folder's contacts, by folder id; each folder keeps its own change log, which is
@@ -63,6 +66,7 @@ impl Default for Contacts {
         contacts.insert(root.clone(), Tracked::default());
         Contacts {
             root,
+            bin: new_item_id(),
             folders,
             contacts,
             home: HashMap::new(),

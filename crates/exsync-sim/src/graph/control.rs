@@ -11,9 +11,9 @@
 //! | `POST /mailboxes/{address}/budget` | `{"budget"?: N, "reset"?: true}` | requests per 10 min |
 //! | `POST /mailboxes/{address}/expire-delta-tokens` | | next use of a token: 410 |
 //! | `POST /mailboxes/{address}/contacts[?folder=ID]`, `…/events[?calendar=ID]` | a Graph item or an array | seeds |
-//! | `GET /mailboxes/{address}/contactFolders` | | every contact folder: id, name, parent, items |
+//! | `GET /mailboxes/{address}/contactFolders` | | every contact folder: id, name, parent, items; the ids of Contacts (`root`) and Deleted Items (`bin`) |
 //! | `POST /mailboxes/{address}/contactFolders` | `{"name", "parent"?}` | a folder, as Outlook makes one |
-//! | `POST /mailboxes/{address}/contactFolders/change` | `{"folder", "rename" \| "move_to" \| "delete": "hard"}` | the user's change in Outlook |
+//! | `POST /mailboxes/{address}/contactFolders/change` | `{"folder", "rename" \| "move_to" \| "delete": "deleteditems" \| "hard"}` | the user's change in Outlook |
 //! | `GET /roles`; `PUT /roles`; `POST`/`DELETE /roles/{role}` | `{"roles": [...]}` | tenant-wide roles |
 //! | `GET`/`POST /token-lifetime` | `{"seconds": N}` | access-token lifetime |
 //! | `POST /expire-tokens` | | every access token issued so far fails |
@@ -614,8 +614,8 @@ fn add_contact_folder(graph: &Graph, m: &Mailbox, body: &Value) -> Answer {
 }
 
 /// `{"folder": id, "rename": name}`, `{"folder", "move_to": id}` or `{"folder", "delete":
-/// "hard"}`: what the user does to a contact folder in Outlook. Deleting into Deleted Items
-/// is refused: this simulator keeps no Deleted Items.
+/// "deleteditems" | "hard"}`: what the user does to a contact folder in Outlook (Delete, or
+/// a permanent delete).
 fn change_contact_folder(graph: &Graph, m: &Mailbox, body: &Value) -> Answer {
     let text = |key: &str| body.get(key).and_then(Value::as_str);
     let Some(folder) = text("folder") else {
@@ -636,9 +636,14 @@ fn change_contact_folder(graph: &Graph, m: &Mailbox, body: &Value) -> Answer {
             moved.map_or_else(|a| a, Answer::ok)
         }
         (None, None, Some("hard")) => contacts_call(graph, m, &Method::DELETE, &path, None),
+        (None, None, Some("deleteditems")) => {
+            let moved = lock(&m.data).contacts.delete_to_bin(folder);
+            m.mark_dirty();
+            moved.map_or_else(|a| a, Answer::ok)
+        }
         (None, None, Some(other)) => error(
             400,
-            &format!("delete {other:?}: only \"hard\" (this simulator keeps no Deleted Items)"),
+            &format!("delete {other:?}: \"deleteditems\" or \"hard\""),
         ),
         _ => error(400, "say one of rename, move_to or delete"),
     }

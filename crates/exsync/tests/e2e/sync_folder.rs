@@ -317,14 +317,10 @@ async fn a_deleted_folder_is_made_again_and_nothing_is_deleted_in_the_crm(backen
     crate::served_by(&lab, backend);
     converged(&lab, "the first pass").await;
     let synced = SEED.crm_contacts + SEED.exchange_contacts;
-    let ways = match backend {
-        Backend::Ews => vec![
-            ("deleteditems", FolderChange::DeleteToDeletedItems),
-            ("hard", FolderChange::DeleteHard),
-        ],
-        // The Graph simulator keeps no Deleted Items.
-        Backend::Graph => vec![("hard", FolderChange::DeleteHard)],
-    };
+    let ways = [
+        ("deleteditems", FolderChange::DeleteToDeletedItems),
+        ("hard", FolderChange::DeleteHard),
+    ];
 
     for (round, (how, delete)) in ways.into_iter().enumerate() {
         let before = folders(&lab).await;
@@ -435,7 +431,8 @@ async fn a_deleted_folder_is_made_again_and_nothing_is_deleted_in_the_crm(backen
 }
 
 /// The running service (one process, which keeps the folder it found between passes) notices
-/// a folder deleted between its passes as a new process does, and makes it again.
+/// a folder deleted between its passes as a new process does, and makes it again: deleted into
+/// Deleted Items, deleted inside a folder of the user's that went there, or deleted for good.
 async fn a_folder_deleted_under_the_running_service_is_noticed(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let (lab, _config) = lab(dir.path(), backend).await;
@@ -445,25 +442,57 @@ async fn a_folder_deleted_under_the_running_service_is_noticed(backend: Backend)
     let first = pass().await.unwrap();
     assert_eq!(first.failed_users(), 0, "{first:#?}");
     crate::served_by(&lab, backend);
-    let old = named(&folders(&lab).await, FOLDER)[0].id.clone();
-    change(&lab, &old, FolderChange::DeleteHard).await;
+    let mut current = named(&folders(&lab).await, FOLDER)[0].id.clone();
 
-    tokio::time::sleep(SETTLE).await;
-    let next = pass().await.unwrap();
-    assert_eq!(next.failed_users(), 0, "{next:#?}");
-    let codes: Vec<&str> = next.users[0]
-        .notices
-        .iter()
-        .map(|n| n.code.as_str())
-        .collect();
-    assert_eq!(codes, ["sync_folder_replaced"], "{next:#?}");
-    assert_eq!(next.users[0].counts.deleted, 0, "{next:#?}");
-    let after = folders(&lab).await;
-    let live = named(&after, FOLDER);
-    assert_eq!(live.len(), 1, "{after:#?}");
-    assert_ne!(live[0].id, old);
-    assert_eq!(live[0].items, SEED.crm_contacts + SEED.exchange_contacts);
-    converged(&lab, "after the folder was made again").await;
+    for (round, how) in ["deleteditems", "with its parent", "hard"]
+        .into_iter()
+        .enumerate()
+    {
+        match how {
+            "deleteditems" => change(&lab, &current, FolderChange::DeleteToDeletedItems).await,
+            "hard" => change(&lab, &current, FolderChange::DeleteHard).await,
+            _ => {
+                // The user files the folder under one of their own, which keeps syncing, and
+                // then deletes that one.
+                let holder = lab
+                    .new_top_folder(&lab.users[0], &format!("Kept {round}"))
+                    .await
+                    .unwrap();
+                change(&lab, &current, FolderChange::MoveTo(holder.clone())).await;
+                tokio::time::sleep(SETTLE).await;
+                let kept = pass().await.unwrap();
+                assert_eq!(kept.failed_users(), 0, "{how}: {kept:#?}");
+                assert!(kept.users[0].notices.is_empty(), "{how}: {kept:#?}");
+                change(&lab, &holder, FolderChange::DeleteToDeletedItems).await;
+            }
+        }
+        tokio::time::sleep(SETTLE).await;
+        let next = pass().await.unwrap();
+        assert_eq!(next.failed_users(), 0, "{how}: {next:#?}");
+        let codes: Vec<&str> = next.users[0]
+            .notices
+            .iter()
+            .map(|n| n.code.as_str())
+            .collect();
+        assert_eq!(codes, ["sync_folder_replaced"], "{how}: {next:#?}");
+        assert_eq!(next.users[0].counts.deleted, 0, "{how}: {next:#?}");
+        let after = folders(&lab).await;
+        let contacts = role(&after, "contacts").id.clone();
+        let live: Vec<&MailboxFolder> = named(&after, FOLDER)
+            .into_iter()
+            .filter(|f| f.parent.as_deref() == Some(contacts.as_str()))
+            .collect();
+        assert_eq!(live.len(), 1, "{how}: {after:#?}");
+        assert_ne!(live[0].id, current, "{how}");
+        assert_eq!(
+            live[0].items,
+            SEED.crm_contacts + SEED.exchange_contacts,
+            "{how}"
+        );
+        current = live[0].id.clone();
+        point_lab_at(&lab, live[0]);
+        converged(&lab, how).await;
+    }
 }
 
 crate::on_each_backend!(

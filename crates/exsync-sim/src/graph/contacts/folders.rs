@@ -244,7 +244,40 @@ impl Contacts {
                 })
             })
             .collect();
-        json!({"root": self.root, "folders": folders})
+        json!({"root": self.root, "bin": self.bin, "folders": folders})
+    }
+
+    /// Moves a folder, with what is under it, into Deleted Items, as Outlook's Delete does:
+    /// it keeps its id and its contacts, and is numbered (`Name1`, `Name2`, …) where Deleted
+    /// Items already holds a folder of its name.
+    pub(crate) fn delete_to_bin(&mut self, id: &str) -> Result<Value, Answer> {
+        if id == self.root {
+            return Err(Answer::error(
+                400,
+                "ErrorDeleteDistinguishedFolder",
+                "Distinguished folders cannot be deleted.",
+            ));
+        }
+        let folder = self
+            .folders
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Answer::not_found("contactFolder"))?;
+        let mut name = folder.display_name.clone();
+        let mut n = 0;
+        while self.name_taken(&self.bin, &name, Some(id)) {
+            n += 1;
+            name = format!("{}{n}", folder.display_name);
+        }
+        let bin = self.bin.clone();
+        Ok(self
+            .folders
+            .update(id, |f| {
+                f.parent = bin;
+                f.display_name = name;
+                f.render(id)
+            })
+            .unwrap_or(Value::Null))
     }
 
     /// Moves a folder, with what is under it, under `to`, as its user dragging it in Outlook

@@ -1136,3 +1136,51 @@ fn a_folder_moves_under_another_keeping_its_id_and_the_listing_counts_contacts()
         Some(404)
     );
 }
+
+#[test]
+fn a_deleted_folder_goes_into_deleted_items_with_its_contacts_and_keeps_its_id() {
+    let mut store = Contacts::default();
+    let ours = sync_folder(&mut store);
+    add(&mut store, &ours, "Ada", "003A");
+    let bin = store.bin.clone();
+
+    let moved = store.delete_to_bin(&ours).unwrap();
+    assert_eq!(moved["id"], ours.as_str());
+    assert_eq!(moved["parentFolderId"], bin.as_str());
+    // Still a contact folder, read by its id, with its contact and its delta; no longer
+    // among the folders under Contacts; Deleted Items itself is no contact folder.
+    let got = ok(
+        Req::new(&format!("contactFolders/{ours}")).get(&mut store),
+        200,
+    );
+    assert_eq!(got["parentFolderId"], bin.as_str());
+    let delta = ok(
+        Req::new(&format!("contactFolders/{ours}/contacts/delta")).get(&mut store),
+        200,
+    );
+    assert_eq!(delta["value"].as_array().unwrap().len(), 1, "{delta}");
+    let listed = ok(Req::new("contactFolders").get(&mut store), 200);
+    assert!(listed["value"].as_array().unwrap().is_empty(), "{listed}");
+    ok(
+        Req::new(&format!("contactFolders/{bin}")).get(&mut store),
+        404,
+    );
+    assert_eq!(store.folder_listing()["bin"], bin.as_str());
+
+    // A second folder of the name deleted after it is numbered; the default one stays.
+    let again = sync_folder(&mut store);
+    let second = store.delete_to_bin(&again).unwrap();
+    assert_eq!(second["displayName"], "Salesforce_Sync1");
+    let root = store.root.clone();
+    assert_eq!(
+        store.delete_to_bin(&root).err().map(|a| a.status),
+        Some(400)
+    );
+    assert_eq!(
+        store
+            .delete_to_bin("AAMkAGZvbGRlcg==")
+            .err()
+            .map(|a| a.status),
+        Some(404)
+    );
+}
