@@ -634,7 +634,7 @@ fn parse_answer(text: &str, path: &str) -> serde_json::Result<Value> {
     let mended = exsync_core::surrogates::mend_lone_surrogates(text.as_bytes());
     if mended.replaced > 0 {
         tracing::warn!(
-            endpoint = path.split('?').next().unwrap_or(""),
+            endpoint = %path.split('?').next().unwrap_or(""),
             replaced = mended.replaced,
             "Salesforce's answer held lone UTF-16 surrogate escapes; each was read as U+FFFD"
         );

@@ -501,9 +501,15 @@ async fn a_lone_surrogate_in_a_crm_answer_syncs_as_the_replacement_character(bac
 crate::on_each_backend!(a_lone_surrogate_in_a_crm_answer_syncs_as_the_replacement_character);
 
 /// The same from Graph: a contact made in Outlook whose name Exchange Online sends with a lone
-/// surrogate escape reaches the CRM with U+FFFD, and the records around it sync.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lone_surrogate_in_a_graph_answer_syncs_as_the_replacement_character() {
+/// surrogate escape reaches the CRM with U+FFFD, and the records around it sync. Each client
+/// warns with the endpoint it read, never the text.
+#[test]
+fn a_lone_surrogate_in_a_graph_answer_syncs_as_the_replacement_character() {
+    let (logs, runtime, _guard) = exsync_testkit::logs::Captured::runtime(2);
+    runtime.block_on(lone_surrogates_from_graph(logs));
+}
+
+async fn lone_surrogates_from_graph(logs: exsync_testkit::logs::Captured) {
     let dir = tempfile::tempdir().unwrap();
     let lab = Lab::start(crate::lab_options(
         dir.path().join("lab"),
@@ -540,6 +546,14 @@ async fn a_lone_surrogate_in_a_graph_answer_syncs_as_the_replacement_character()
     )
     .await
     .unwrap();
+    seed(
+        &lab,
+        json!({ "records": [
+            {"attributes": {"type": "Contact"}, "unchecked": true, "OwnerId": user.crm_id.as_str(),
+             "FirstName": half_an_emoji(), "LastName": "Hostile-Half-Crm"},
+        ]}),
+    )
+    .await;
     settle().await;
 
     let first = lab.syncer.run_pass(&PassOptions::default()).await.unwrap();
@@ -550,6 +564,28 @@ async fn a_lone_surrogate_in_a_graph_answer_syncs_as_the_replacement_character()
         .await
         .unwrap();
     assert_eq!(half.fields["first_name"], "Ann\u{fffd}");
+    let crm_half = lab
+        .exchange_item(&user, ItemKind::Contact, "Hostile-Half-Crm")
+        .await
+        .unwrap();
+    assert_eq!(crm_half.fields["first_name"], "Ann\u{fffd}");
+    let warned: Vec<String> = logs
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains("lone UTF-16 surrogate"))
+        .collect();
+    for side in ["Graph's answer", "Salesforce's answer"] {
+        assert!(
+            warned
+                .iter()
+                .any(|l| l.contains("WARN") && l.contains(side) && l.contains("endpoint=")),
+            "no warning from {side}: {warned:#?}"
+        );
+    }
+    assert!(
+        warned.iter().all(|l| !l.contains("Ann")),
+        "a warning holds the text: {warned:#?}"
+    );
     for i in 0..3 {
         let name = exsync_lab::exchange_contact(0, i).last_name;
         lab.crm_record(&user, ItemKind::Contact, &name)
