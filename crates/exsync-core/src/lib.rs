@@ -11,6 +11,7 @@ pub mod model;
 pub mod observe;
 pub mod plan;
 mod secret;
+pub mod surrogates;
 pub mod tags;
 pub mod zones;
 

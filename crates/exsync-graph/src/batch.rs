@@ -380,7 +380,7 @@ impl GraphClient {
                 .json(body)
                 .idempotency(idempotency);
             let raw = self.execute(&request, &costs).await?;
-            let answer: Value = serde_json::from_slice(&raw.body)
+            let answer: Value = crate::client::parse_answer(&raw.body, "/$batch")
                 .map_err(|e| Error::Decode(format!("$batch answer is not JSON: {e}")))?;
             let mut answered = parse_replies(&answer)?;
             answered.retain(|r| present.contains(r.id.as_str()));

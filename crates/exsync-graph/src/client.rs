@@ -185,6 +185,21 @@ pub(crate) fn endpoint(path: &str) -> String {
     key
 }
 
+/// A JSON answer from `url`, parsed after each lone UTF-16 surrogate escape in it (text cut
+/// between an emoji's halves) became U+FFFD: one such string would otherwise refuse the whole
+/// page, on every pass. The trace names the endpoint only, never the text.
+pub(crate) fn parse_answer(body: &[u8], url: &str) -> serde_json::Result<Value> {
+    let mended = exsync_core::surrogates::mend_lone_surrogates(body);
+    if mended.replaced > 0 {
+        tracing::warn!(
+            endpoint = %endpoint(url),
+            replaced = mended.replaced,
+            "Graph's answer held lone UTF-16 surrogate escapes; each was read as U+FFFD"
+        );
+    }
+    serde_json::from_slice(&mended.text)
+}
+
 impl GraphClient {
     /// A client for `config`. Nothing is sent yet; fails only on an unusable configuration
     /// (a certificate or key that does not parse or belong together, a CA file, a URL).
@@ -300,7 +315,7 @@ impl GraphClient {
         let body = if raw.body.iter().all(u8::is_ascii_whitespace) {
             Value::Null
         } else {
-            serde_json::from_slice(&raw.body).map_err(|e| {
+            parse_answer(&raw.body, &request.url).map_err(|e| {
                 Error::Decode(format!(
                     "{} {}: HTTP {}: body is not JSON: {e}",
                     request.method,

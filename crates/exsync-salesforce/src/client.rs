@@ -506,7 +506,7 @@ impl SalesforceClient {
             let value: Value = if text.trim().is_empty() {
                 Value::Null
             } else {
-                serde_json::from_str(&text).map_err(|e| {
+                parse_answer(&text, path).map_err(|e| {
                     Error::Decode(format!(
                         "{method} {path}: HTTP {status}: body is not JSON: {e}"
                     ))
@@ -625,6 +625,21 @@ impl SalesforceClient {
         self.share_usage(usage).await;
         Ok(usage)
     }
+}
+
+/// A JSON answer from `path`, parsed after each lone UTF-16 surrogate escape in it (text cut
+/// between an emoji's halves) became U+FFFD: one such field would otherwise refuse the whole
+/// page, on every pass. The trace names the resource only, never the text or the query.
+fn parse_answer(text: &str, path: &str) -> serde_json::Result<Value> {
+    let mended = exsync_core::surrogates::mend_lone_surrogates(text.as_bytes());
+    if mended.replaced > 0 {
+        tracing::warn!(
+            endpoint = %path.split('?').next().unwrap_or(""),
+            replaced = mended.replaced,
+            "Salesforce's answer held lone UTF-16 surrogate escapes; each was read as U+FFFD"
+        );
+    }
+    serde_json::from_slice(&mended.text)
 }
 
 fn first_error(value: &Value) -> (String, String) {

@@ -16,5 +16,8 @@ pub mod graph;
 mod https;
 mod journal;
 pub mod kdc;
+mod lone_surrogate;
 pub mod salesforce;
 pub mod tls;
+
+pub use lone_surrogate::LONE_SURROGATE;

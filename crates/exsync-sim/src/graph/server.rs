@@ -561,7 +561,7 @@ fn reply(answer: &Answer, ids: &ReplyIds, content_type: &str, malformed: bool) -
             if malformed {
                 bytes.truncate(bytes.len() / 2);
             }
-            bytes
+            crate::lone_surrogate::inject(bytes)
         }
         None => Vec::new(),
     };

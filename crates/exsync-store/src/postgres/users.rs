@@ -11,10 +11,13 @@ use crate::error::{StoreError, StoreResult};
 use crate::sqlite::codec::{
     count, item_id, limit, parse_kind, parse_side, parse_time, time_text, Decode,
 };
-use crate::sqlite::users::{check_key, RunRow, StatusRow, RUN_COLUMNS, STATUS_SELECT};
+use crate::sqlite::users::{
+    check_key, skipped_rows, unmatched_rows, LeftOut, RunRow, StatusRow, RUN_COLUMNS,
+    SKIPPED_CRM_USERS, STATUS_SELECT, UNMATCHED_USERS,
+};
 use crate::types::{
     ConflictRecord, CrmUserSkip, ResetCounts, RunRecord, SkippedCrmUser, UnmatchedUser,
-    UnresolvedItem, UserStatus, SKIPPED_ADDRESS_MAX,
+    UnresolvedItem, UserStatus,
 };
 
 pub(super) fn insert_user(
@@ -270,43 +273,47 @@ pub(super) fn conflicts(
     Ok(out)
 }
 
+/// Makes `list` hold the rows a pass found at `at` and no others, as SQLite's
+/// `record_left_out` does: one no longer found is forgotten, each found one added or updated.
+fn record_left_out(
+    client: &mut Client,
+    op: &'static str,
+    list: &LeftOut,
+    rows: &[Vec<&str>],
+    at: &DateTime<Utc>,
+) -> StoreResult<()> {
+    let at = time_text(at);
+    let at = at.as_str();
+    let keep: Vec<&str> = rows.iter().map(|r| r[0]).collect();
+    let mut tx = client.transaction().ctx(op, None)?;
+    tx.execute(
+        &format!(
+            "DELETE FROM {} WHERE NOT ({} = ANY($1))",
+            list.table, list.key
+        ),
+        &[&keep],
+    )
+    .ctx(op, None)?;
+    let upsert = tx.prepare(&list.upsert_sql('$')).ctx(op, None)?;
+    for row in rows {
+        let values: Vec<&(dyn postgres::types::ToSql + Sync)> = row
+            .iter()
+            .chain(std::iter::once(&at))
+            .map(|v| v as &(dyn postgres::types::ToSql + Sync))
+            .collect();
+        tx.execute(&upsert, &values).ctx(op, None)?;
+    }
+    tx.commit().ctx(op, None)
+}
+
 pub(super) fn record_skipped_crm_users(
     client: &mut Client,
     skipped: &[CrmUserSkip],
     at: &DateTime<Utc>,
 ) -> StoreResult<()> {
     const OP: &str = "record skipped CRM users";
-    if let Some(empty) = skipped.iter().find(|s| s.crm_id.as_str().is_empty()) {
-        return Err(StoreError::InvalidInput {
-            op: OP,
-            reason: format!("a skipped CRM user ({}) has no id", empty.reason),
-        });
-    }
-    let at = time_text(at);
-    let keep: Vec<&str> = skipped.iter().map(|s| s.crm_id.as_str()).collect();
-    let mut tx = client.transaction().ctx(OP, None)?;
-    // Those this pass did not leave out are synced again, or gone from the CRM.
-    tx.execute(
-        "DELETE FROM skipped_crm_users WHERE NOT (crm_id = ANY($1))",
-        &[&keep],
-    )
-    .ctx(OP, None)?;
-    let upsert = tx
-        .prepare(
-            "INSERT INTO skipped_crm_users (crm_id, address, reason, first_seen, last_seen) \
-             VALUES ($1, $2, $3, $4, $4) ON CONFLICT (crm_id) DO UPDATE SET \
-             address = excluded.address, reason = excluded.reason, last_seen = excluded.last_seen",
-        )
-        .ctx(OP, None)?;
-    for user in skipped {
-        let address: String = user.address.chars().take(SKIPPED_ADDRESS_MAX).collect();
-        tx.execute(
-            &upsert,
-            &[&user.crm_id.as_str(), &address, &user.reason, &at],
-        )
-        .ctx(OP, None)?;
-    }
-    tx.commit().ctx(OP, None)
+    let rows = skipped_rows(OP, skipped)?;
+    record_left_out(client, OP, &SKIPPED_CRM_USERS, &rows, at)
 }
 
 pub(super) fn record_unmatched_users(
@@ -315,30 +322,8 @@ pub(super) fn record_unmatched_users(
     at: &DateTime<Utc>,
 ) -> StoreResult<()> {
     const OP: &str = "record unmatched users";
-    for (user, _) in users {
-        check_key(OP, user)?;
-    }
-    let at = time_text(at);
-    let keep: Vec<&str> = users.iter().map(|(u, _)| u.as_str()).collect();
-    let mut tx = client.transaction().ctx(OP, None)?;
-    // Those this pass did not find unmatched now pair, or left their configuration.
-    tx.execute(
-        "DELETE FROM unmatched_users WHERE NOT (user_key = ANY($1))",
-        &[&keep],
-    )
-    .ctx(OP, None)?;
-    let upsert = tx
-        .prepare(
-            "INSERT INTO unmatched_users (user_key, reason, first_seen, last_seen) \
-             VALUES ($1, $2, $3, $3) ON CONFLICT (user_key) DO UPDATE SET \
-             reason = excluded.reason, last_seen = excluded.last_seen",
-        )
-        .ctx(OP, None)?;
-    for (user, reason) in users {
-        tx.execute(&upsert, &[&user.as_str(), reason, &at])
-            .ctx(OP, Some(user))?;
-    }
-    tx.commit().ctx(OP, None)
+    let rows = unmatched_rows(OP, users)?;
+    record_left_out(client, OP, &UNMATCHED_USERS, &rows, at)
 }
 
 pub(super) fn unmatched_users(client: &mut Client) -> StoreResult<Vec<UnmatchedUser>> {

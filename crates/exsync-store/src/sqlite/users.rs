@@ -410,55 +410,146 @@ pub(crate) fn conflicts(
         .collect()
 }
 
+/// A table of those the last pass left out, keyed by one column: each one's latest details,
+/// and when it was first and last found so (`first_seen`, `last_seen`).
+pub(crate) struct LeftOut {
+    pub(crate) table: &'static str,
+    pub(crate) key: &'static str,
+    /// The columns each finding sets after the key, in the order a row gives them.
+    pub(crate) columns: &'static [&'static str],
+}
+
+/// CRM users left out because their address names no mailbox.
+pub(crate) const SKIPPED_CRM_USERS: LeftOut = LeftOut {
+    table: "skipped_crm_users",
+    key: "crm_id",
+    columns: &["address", "reason"],
+};
+
+/// Users a configuration names whom no active CRM user pairs with.
+pub(crate) const UNMATCHED_USERS: LeftOut = LeftOut {
+    table: "unmatched_users",
+    key: "user_key",
+    columns: &["reason"],
+};
+
+impl LeftOut {
+    /// The insert-or-update of one row, its parameters numbered after `mark` (`?` or `$`):
+    /// the key, the columns, then the time it was found. The names are the constants above,
+    /// never outside text.
+    pub(crate) fn upsert_sql(&self, mark: char) -> String {
+        let at = self.columns.len() + 2;
+        let names: Vec<&str> = std::iter::once(self.key)
+            .chain(self.columns.iter().copied())
+            .collect();
+        let values: Vec<String> = (1..at).map(|n| format!("{mark}{n}")).collect();
+        let updates: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| format!("{c} = excluded.{c}"))
+            .collect();
+        format!(
+            "INSERT INTO {table} ({names}, first_seen, last_seen) VALUES ({values}, {mark}{at}, {mark}{at}) \
+             ON CONFLICT ({key}) DO UPDATE SET {updates}, last_seen = excluded.last_seen",
+            table = self.table,
+            key = self.key,
+            names = names.join(", "),
+            values = values.join(", "),
+            updates = updates.join(", "),
+        )
+    }
+}
+
+/// Makes `list` hold the rows a pass found at `at` and no others: one no longer found is
+/// forgotten (it syncs now, or is gone), each found one is added or has its details and
+/// last sighting updated. Each row is its key, then its values of `list.columns`.
+fn record_left_out(
+    conn: &mut Connection,
+    op: &'static str,
+    list: &LeftOut,
+    rows: &[Vec<&str>],
+    at: &DateTime<Utc>,
+) -> StoreResult<()> {
+    let at = time_text(at);
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .ctx(op, None)?;
+    {
+        let keep: std::collections::BTreeSet<&str> = rows.iter().map(|r| r[0]).collect();
+        let known = tx
+            .prepare_cached(&format!("SELECT {} FROM {}", list.key, list.table))
+            .ctx(op, None)?
+            .query_map([], |row| row.get::<_, String>(0))
+            .ctx(op, None)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .ctx(op, None)?;
+        let mut forget = tx
+            .prepare_cached(&format!(
+                "DELETE FROM {} WHERE {} = ?1",
+                list.table, list.key
+            ))
+            .ctx(op, None)?;
+        for key in known.iter().filter(|k| !keep.contains(k.as_str())) {
+            forget.execute(params![key]).ctx(op, None)?;
+        }
+        let mut upsert = tx.prepare_cached(&list.upsert_sql('?')).ctx(op, None)?;
+        for row in rows {
+            let values = row.iter().copied().chain(std::iter::once(at.as_str()));
+            upsert
+                .execute(rusqlite::params_from_iter(values))
+                .ctx(op, None)?;
+        }
+    }
+    tx.commit().ctx(op, None)?;
+    Ok(())
+}
+
 pub(crate) fn record_skipped_crm_users(
     conn: &mut Connection,
     skipped: &[CrmUserSkip],
     at: &DateTime<Utc>,
 ) -> StoreResult<()> {
     const OP: &str = "record skipped CRM users";
+    let rows = skipped_rows(OP, skipped)?;
+    record_left_out(conn, OP, &SKIPPED_CRM_USERS, &rows, at)
+}
+
+/// The rows of `skipped` for [`SKIPPED_CRM_USERS`], each address cut to what the status keeps;
+/// a user without an id is refused.
+pub(crate) fn skipped_rows<'a>(
+    op: &'static str,
+    skipped: &'a [CrmUserSkip],
+) -> StoreResult<Vec<Vec<&'a str>>> {
     if let Some(empty) = skipped.iter().find(|s| s.crm_id.as_str().is_empty()) {
         return Err(StoreError::InvalidInput {
-            op: OP,
+            op,
             reason: format!("a skipped CRM user ({}) has no id", empty.reason),
         });
     }
-    let at = time_text(at);
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .ctx(OP, None)?;
-    {
-        // Those this pass did not leave out are synced again, or gone from the CRM.
-        let keep: std::collections::BTreeSet<&str> =
-            skipped.iter().map(|s| s.crm_id.as_str()).collect();
-        let known = tx
-            .prepare_cached("SELECT crm_id FROM skipped_crm_users")
-            .ctx(OP, None)?
-            .query_map([], |row| row.get::<_, String>(0))
-            .ctx(OP, None)?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .ctx(OP, None)?;
-        let mut forget = tx
-            .prepare_cached("DELETE FROM skipped_crm_users WHERE crm_id = ?1")
-            .ctx(OP, None)?;
-        for id in known.iter().filter(|id| !keep.contains(id.as_str())) {
-            forget.execute(params![id]).ctx(OP, None)?;
-        }
-        let mut upsert = tx
-            .prepare_cached(
-                "INSERT INTO skipped_crm_users (crm_id, address, reason, first_seen, last_seen) \
-                 VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (crm_id) DO UPDATE SET \
-                 address = excluded.address, reason = excluded.reason, last_seen = excluded.last_seen",
-            )
-            .ctx(OP, None)?;
-        for user in skipped {
-            let address: String = user.address.chars().take(SKIPPED_ADDRESS_MAX).collect();
-            upsert
-                .execute(params![user.crm_id.as_str(), address, user.reason, at])
-                .ctx(OP, None)?;
-        }
-    }
-    tx.commit().ctx(OP, None)?;
-    Ok(())
+    Ok(skipped
+        .iter()
+        .map(|user| {
+            let address = match user.address.char_indices().nth(SKIPPED_ADDRESS_MAX) {
+                Some((end, _)) => &user.address[..end],
+                None => user.address.as_str(),
+            };
+            vec![user.crm_id.as_str(), address, user.reason.as_str()]
+        })
+        .collect())
+}
+
+/// The rows of `users` for [`UNMATCHED_USERS`]; an empty user key is refused.
+pub(crate) fn unmatched_rows<'a>(
+    op: &'static str,
+    users: &'a [(UserKey, String)],
+) -> StoreResult<Vec<Vec<&'a str>>> {
+    users
+        .iter()
+        .map(|(user, reason)| {
+            check_key(op, user)?;
+            Ok(vec![user.as_str(), reason.as_str()])
+        })
+        .collect()
 }
 
 pub(crate) fn record_unmatched_users(
@@ -467,45 +558,8 @@ pub(crate) fn record_unmatched_users(
     at: &DateTime<Utc>,
 ) -> StoreResult<()> {
     const OP: &str = "record unmatched users";
-    for (user, _) in users {
-        check_key(OP, user)?;
-    }
-    let at = time_text(at);
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .ctx(OP, None)?;
-    {
-        // Those this pass did not find unmatched now pair, or left their configuration.
-        let keep: std::collections::BTreeSet<&str> =
-            users.iter().map(|(u, _)| u.as_str()).collect();
-        let known = tx
-            .prepare_cached("SELECT user_key FROM unmatched_users")
-            .ctx(OP, None)?
-            .query_map([], |row| row.get::<_, String>(0))
-            .ctx(OP, None)?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .ctx(OP, None)?;
-        let mut forget = tx
-            .prepare_cached("DELETE FROM unmatched_users WHERE user_key = ?1")
-            .ctx(OP, None)?;
-        for key in known.iter().filter(|k| !keep.contains(k.as_str())) {
-            forget.execute(params![key]).ctx(OP, None)?;
-        }
-        let mut upsert = tx
-            .prepare_cached(
-                "INSERT INTO unmatched_users (user_key, reason, first_seen, last_seen) \
-                 VALUES (?1, ?2, ?3, ?3) ON CONFLICT (user_key) DO UPDATE SET \
-                 reason = excluded.reason, last_seen = excluded.last_seen",
-            )
-            .ctx(OP, None)?;
-        for (user, reason) in users {
-            upsert
-                .execute(params![user.as_str(), reason, at])
-                .ctx(OP, Some(user))?;
-        }
-    }
-    tx.commit().ctx(OP, None)?;
-    Ok(())
+    let rows = unmatched_rows(OP, users)?;
+    record_left_out(conn, OP, &UNMATCHED_USERS, &rows, at)
 }
 
 pub(crate) fn unmatched_users(conn: &Connection) -> StoreResult<Vec<UnmatchedUser>> {

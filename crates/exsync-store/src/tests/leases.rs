@@ -422,73 +422,64 @@ fn invalid_holders_and_names_are_refused() {
     assert!(a.acquire_users("a", &[], 5, LONG, NONE).unwrap().is_empty());
 }
 
-/// Apart, so that the backends' modules `both_backends!` makes do not hide the `postgres` crate.
-mod one_user {
-    use super::*;
-
-    /// One user's lease, read alone, is what the list of leases says of that user, through
-    /// taking, lapsing and giving back; a user nobody holds has none. SQLite's one process stores
-    /// none, so there both are empty.
-    fn one_users_lease_is_read_alone(db: &Db) {
-        let store = db.open();
-        let (ann, bo, cy) = (user("ann"), user("bo"), user("cy"));
-        store.ensure_user(&cy).unwrap();
-        let listed = |who: &UserKey| {
-            store
-                .leases()
-                .unwrap()
-                .into_iter()
-                .find(|l| l.scope == LeaseScope::User(who.clone()))
-        };
-        let same = |who: &UserKey| {
-            let alone = store.user_lease(who).unwrap();
-            assert_eq!(alone, listed(who), "{who}");
-            alone
-        };
-        let ann_lease = store
-            .acquire_users("w<1>", std::slice::from_ref(&ann), 1, LONG, NONE)
+/// One user's lease, read alone, is what the list of leases says of that user, through
+/// taking, lapsing and giving back; a user nobody holds has none. SQLite keeps no lease
+/// (`sqlite_grants_every_lease_and_fences_nothing` holds it to that).
+#[test]
+fn one_users_lease_is_read_alone() {
+    let Some((_db, options)) = pg() else { return };
+    let store = PgStore::open(&options).unwrap();
+    let (ann, bo, cy) = (user("ann"), user("bo"), user("cy"));
+    store.ensure_user(&cy).unwrap();
+    let listed = |who: &UserKey| {
+        store
+            .leases()
             .unwrap()
-            .remove(0);
-        let bo_lease = store
-            .acquire_users(
-                "w2",
-                std::slice::from_ref(&bo),
-                1,
-                Duration::from_millis(50),
-                NONE,
-            )
-            .unwrap()
-            .remove(0);
-        assert!(store
-            .acquire_org("w3", ORG_CRM_READ, LONG, NONE)
-            .unwrap()
-            .is_some());
-        thread::sleep(Duration::from_millis(150));
-        let (ann_now, bo_now) = (same(&ann), same(&bo));
-        assert_eq!(same(&cy), None, "nobody holds cy");
-        assert_eq!(
-            same(&user("nobody")),
-            None,
-            "a user the store does not know"
-        );
-        if store.shared() {
-            let ann_now = ann_now.expect("ann is held");
-            assert_eq!(
-                (ann_now.holder.as_str(), ann_now.epoch, ann_now.expired),
-                ("w<1>", ann_lease.epoch, false)
-            );
-            assert_eq!(ann_now.scope, LeaseScope::User(ann.clone()));
-            let bo_now = bo_now.expect("bo's lapsed lease is still his worker's");
-            assert_eq!((bo_now.holder.as_str(), bo_now.expired), ("w2", true));
-        } else {
-            assert_eq!((ann_now, bo_now), (None, None), "SQLite stores no lease");
-        }
-        store.release(&ann_lease).unwrap();
-        store.release(&bo_lease).unwrap();
-        assert_eq!((same(&ann), same(&bo)), (None, None), "given back");
-    }
-
-    both_backends!(one_users_lease_is_read_alone);
+            .into_iter()
+            .find(|l| l.scope == LeaseScope::User(who.clone()))
+    };
+    let same = |who: &UserKey| {
+        let alone = store.user_lease(who).unwrap();
+        assert_eq!(alone, listed(who), "{who}");
+        alone
+    };
+    let ann_lease = store
+        .acquire_users("w<1>", std::slice::from_ref(&ann), 1, LONG, NONE)
+        .unwrap()
+        .remove(0);
+    let bo_lease = store
+        .acquire_users(
+            "w2",
+            std::slice::from_ref(&bo),
+            1,
+            Duration::from_millis(50),
+            NONE,
+        )
+        .unwrap()
+        .remove(0);
+    assert!(store
+        .acquire_org("w3", ORG_CRM_READ, LONG, NONE)
+        .unwrap()
+        .is_some());
+    thread::sleep(Duration::from_millis(150));
+    let (ann_now, bo_now) = (same(&ann), same(&bo));
+    assert_eq!(same(&cy), None, "nobody holds cy");
+    assert_eq!(
+        same(&user("nobody")),
+        None,
+        "a user the store does not know"
+    );
+    let ann_now = ann_now.expect("ann is held");
+    assert_eq!(
+        (ann_now.holder.as_str(), ann_now.epoch, ann_now.expired),
+        ("w<1>", ann_lease.epoch, false)
+    );
+    assert_eq!(ann_now.scope, LeaseScope::User(ann.clone()));
+    let bo_now = bo_now.expect("bo's lapsed lease is still his worker's");
+    assert_eq!((bo_now.holder.as_str(), bo_now.expired), ("w2", true));
+    store.release(&ann_lease).unwrap();
+    store.release(&bo_lease).unwrap();
+    assert_eq!((same(&ann), same(&bo)), (None, None), "given back");
 }
 
 #[test]
@@ -503,6 +494,10 @@ fn sqlite_grants_every_lease_and_fences_nothing() {
         .unwrap()
         .is_some());
     store.commit_pass(&commit(&all[2], 1)).unwrap();
+    // One process holds the file and so every user: no lease is kept, and a user's page
+    // names no worker, even for a user just taken.
+    assert!(store.leases().unwrap().is_empty());
+    assert_eq!(store.user_lease(&all[0]).unwrap(), None);
     store.release(&leases[0]).unwrap();
     assert!(store.leases().unwrap().is_empty());
 }

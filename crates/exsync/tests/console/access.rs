@@ -452,31 +452,10 @@ async fn one_client_address_guessing_at_many_accounts_is_limited_too() {
     );
 }
 
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn a_failed_login_records_the_name_only_when_it_is_an_account() {
     // Every log line of this test's thread, which runs the whole (single-threaded) server.
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let _logs = tracing::subscriber::set_default(
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish(),
-    );
+    let (captured, _logs) = exsync_testkit::logs::Captured::on_this_thread();
     let env = Env::new();
     // A password typed into the name field, through the API and through the login form.
     let typed = "Tr0ub4dor&3-typed-as-a-name";
@@ -538,7 +517,7 @@ async fn a_failed_login_records_the_name_only_when_it_is_an_account() {
         assert!(a.body.contains("unknown account"), "{path}: {}", a.body);
         assert!(!a.body.contains(typed), "{path}: {}", a.body);
     }
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(logs.contains("login"), "the log was captured: {logs}");
     assert!(!logs.contains(typed), "{logs}");
 }

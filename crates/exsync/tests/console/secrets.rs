@@ -2,9 +2,6 @@
 //! page, audit entry or log line, and not in the database file in clear. Also the rules
 //! around saving them.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use crate::support::*;
 use axum::http::{Method, StatusCode};
 use exsync_store::Role;
@@ -14,31 +11,6 @@ const SA_PASSWORD: &str = "Zq7-ServiceAccount-Pw-unique-8841";
 const NEW_PASSWORD: &str = "Zq7-Second-Pw-unique-1958";
 const PEM_MARKER: &str = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQUniqueKeyBody";
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn capture_logs() -> Captured {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    tracing::subscriber::set_global_default(subscriber).unwrap();
-    captured
-}
-
 fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
@@ -47,7 +19,7 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 
 #[tokio::test]
 async fn secrets_never_leave_the_vault() {
-    let logs = capture_logs();
+    let logs = exsync_testkit::logs::Captured::everywhere();
     let env = Env::new();
     let (cookie, csrf) = env.session(Role::Admin);
     let admin = Auth::Session {
@@ -169,15 +141,14 @@ async fn secrets_never_leave_the_vault() {
         let path = entry.unwrap().path();
         files.push((path.display().to_string(), std::fs::read(&path).unwrap()));
     }
-    let logs = logs.0.lock().unwrap().clone();
+    let logs = logs.text();
     assert!(
-        contains(&logs, "secret stored"),
-        "the logs were captured: {}",
-        String::from_utf8_lossy(&logs)
+        logs.contains("secret stored"),
+        "the logs were captured: {logs}"
     );
     for secret in [SA_PASSWORD, NEW_PASSWORD, PEM_MARKER] {
         assert!(!seen.contains(secret), "an answer contains {secret}");
-        assert!(!contains(&logs, secret), "the logs contain {secret}");
+        assert!(!logs.contains(secret), "the logs contain {secret}");
         for (name, bytes) in &files {
             assert!(
                 !contains(bytes, secret),

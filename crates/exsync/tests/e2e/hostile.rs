@@ -9,8 +9,11 @@
 //! fit, each with its reason in `exsync status`, and markup and a right-to-left override
 //! travel as plain text. On
 //! premises the text arrives as EWS XML, which cannot carry control characters; online it
-//! arrives as Graph JSON, which can. Lone surrogates are left out here: the Graph simulator
-//! parses JSON strictly and refuses them, as JSON parsers built on Unicode strings do.
+//! arrives as Graph JSON, which can.
+//!
+//! A name cut between the two halves of an emoji, which Graph and Salesforce send as a lone
+//! surrogate escape (`"\ud83d"`), syncs with U+FFFD in its place instead of failing its page;
+//! each simulator sends one for `exsync_sim::LONE_SURROGATE`.
 
 use std::time::Duration;
 
@@ -417,3 +420,183 @@ async fn hostile_outlook_data_reaches_the_crm_cleaned_or_cut_with_reasons(backen
 }
 
 crate::on_each_backend!(hostile_outlook_data_reaches_the_crm_cleaned_or_cut_with_reasons);
+
+/// A first name cut between the two halves of an emoji, as each simulator sends it: `Ann`
+/// then the lone escape `\ud83d`.
+fn half_an_emoji() -> String {
+    format!("Ann{}", exsync_sim::LONE_SURROGATE)
+}
+
+/// Asserts that the lab's next two passes write nothing.
+async fn later_passes_write_nothing(lab: &Lab) {
+    for _ in 0..2 {
+        settle().await;
+        let again = lab.syncer.run_pass(&PassOptions::default()).await.unwrap();
+        assert_eq!(again.failed_users(), 0, "{again:#?}");
+        let writes: Vec<_> = again
+            .users
+            .iter()
+            .map(|u| (u.user.clone(), u.counts))
+            .collect();
+        assert!(
+            again
+                .users
+                .iter()
+                .all(|u| u.counts.created + u.counts.updated + u.counts.deleted == 0),
+            "a later pass wrote: {writes:#?}"
+        );
+    }
+}
+
+/// A CRM answer whose contact name holds a lone surrogate escape no longer fails the page it
+/// is on: the contact reaches the mailbox with U+FFFD where the broken character was, the
+/// records around it sync, and nothing is written again.
+async fn a_lone_surrogate_in_a_crm_answer_syncs_as_the_replacement_character(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = Lab::start(crate::lab_options(dir.path().join("lab"), 1, backend))
+        .await
+        .unwrap();
+    let user = lab.users[0].clone();
+    lab.seed(&Seed {
+        crm_contacts: 3,
+        exchange_contacts: 1,
+        ..Seed::default()
+    })
+    .await
+    .unwrap();
+    seed(
+        &lab,
+        json!({ "records": [
+            {"attributes": {"type": "Contact"}, "unchecked": true, "OwnerId": user.crm_id.as_str(),
+             "FirstName": half_an_emoji(), "LastName": "Hostile-Half"},
+        ]}),
+    )
+    .await;
+    settle().await;
+
+    let first = lab.syncer.run_pass(&PassOptions::default()).await.unwrap();
+    assert_eq!(first.users.len(), 1, "{first:#?}");
+    assert_eq!(first.failed_users(), 0, "{first:#?}");
+    crate::served_by(&lab, backend);
+    let half = lab
+        .exchange_item(&user, ItemKind::Contact, "Hostile-Half")
+        .await
+        .unwrap();
+    assert_eq!(half.fields["first_name"], "Ann\u{fffd}");
+    for i in 0..3 {
+        let name = exsync_lab::crm_contact(0, i).last_name;
+        lab.exchange_item(&user, ItemKind::Contact, &name)
+            .await
+            .unwrap();
+    }
+    let name = exsync_lab::exchange_contact(0, 0).last_name;
+    lab.crm_record(&user, ItemKind::Contact, &name)
+        .await
+        .unwrap();
+    let check = lab.convergence().await.unwrap();
+    assert!(check.converged(), "{:#?}", check.problems);
+    later_passes_write_nothing(&lab).await;
+}
+
+crate::on_each_backend!(a_lone_surrogate_in_a_crm_answer_syncs_as_the_replacement_character);
+
+/// The same from Graph: a contact made in Outlook whose name Exchange Online sends with a lone
+/// surrogate escape reaches the CRM with U+FFFD, and the records around it sync. Each client
+/// warns with the endpoint it read, never the text.
+#[test]
+fn a_lone_surrogate_in_a_graph_answer_syncs_as_the_replacement_character() {
+    let (logs, runtime, _guard) = exsync_testkit::logs::Captured::runtime(2);
+    runtime.block_on(lone_surrogates_from_graph(logs));
+}
+
+async fn lone_surrogates_from_graph(logs: exsync_testkit::logs::Captured) {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = Lab::start(crate::lab_options(
+        dir.path().join("lab"),
+        1,
+        Backend::Graph,
+    ))
+    .await
+    .unwrap();
+    let user = lab.users[0].clone();
+    lab.seed(&Seed {
+        crm_contacts: 1,
+        exchange_contacts: 3,
+        ..Seed::default()
+    })
+    .await
+    .unwrap();
+    // Made through the simulator's control API, whose answer the lab reads leniently: the
+    // pass alone meets the broken text.
+    let folder = lab
+        .mailbox_folders(&user)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|f| f.name == "Salesforce_Sync")
+        .expect("the lab's seed made the sync folder");
+    lab.graph_control(
+        reqwest::Method::POST,
+        &format!(
+            "/mailboxes/{}/contacts?folder={}",
+            user.key.as_str(),
+            folder.id
+        ),
+        &json!({"givenName": half_an_emoji(), "surname": "Hostile-Half"}),
+    )
+    .await
+    .unwrap();
+    seed(
+        &lab,
+        json!({ "records": [
+            {"attributes": {"type": "Contact"}, "unchecked": true, "OwnerId": user.crm_id.as_str(),
+             "FirstName": half_an_emoji(), "LastName": "Hostile-Half-Crm"},
+        ]}),
+    )
+    .await;
+    settle().await;
+
+    let first = lab.syncer.run_pass(&PassOptions::default()).await.unwrap();
+    assert_eq!(first.failed_users(), 0, "{first:#?}");
+    crate::served_by(&lab, Backend::Graph);
+    let half = lab
+        .crm_record(&user, ItemKind::Contact, "Hostile-Half")
+        .await
+        .unwrap();
+    assert_eq!(half.fields["first_name"], "Ann\u{fffd}");
+    let crm_half = lab
+        .exchange_item(&user, ItemKind::Contact, "Hostile-Half-Crm")
+        .await
+        .unwrap();
+    assert_eq!(crm_half.fields["first_name"], "Ann\u{fffd}");
+    let warned: Vec<String> = logs
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains("lone UTF-16 surrogate"))
+        .collect();
+    for side in ["Graph's answer", "Salesforce's answer"] {
+        assert!(
+            warned
+                .iter()
+                .any(|l| l.contains("WARN") && l.contains(side) && l.contains("endpoint=")),
+            "no warning from {side}: {warned:#?}"
+        );
+    }
+    assert!(
+        warned.iter().all(|l| !l.contains("Ann")),
+        "a warning holds the text: {warned:#?}"
+    );
+    for i in 0..3 {
+        let name = exsync_lab::exchange_contact(0, i).last_name;
+        lab.crm_record(&user, ItemKind::Contact, &name)
+            .await
+            .unwrap();
+    }
+    let name = exsync_lab::crm_contact(0, 0).last_name;
+    lab.exchange_item(&user, ItemKind::Contact, &name)
+        .await
+        .unwrap();
+    let check = lab.convergence().await.unwrap();
+    assert!(check.converged(), "{:#?}", check.problems);
+    later_passes_write_nothing(&lab).await;
+}

@@ -299,3 +299,95 @@ async fn a_first_sync_asks_each_mailbox_only_what_it_must() {
 }
 
 crate::on_each_backend!(both_sides_converge_and_a_second_pass_writes_nothing);
+
+/// HTTP requests the Graph simulator answered for Graph since its counters were last reset (a
+/// `$batch` is one; the token endpoint is Entra's, not Graph's), and per endpoint.
+async fn graph_requests(lab: &Lab) -> (u64, serde_json::Value) {
+    let counters = lab
+        .graph_control(reqwest::Method::GET, "/counters", &json!({}))
+        .await
+        .unwrap();
+    let http: u64 = counters["hosts"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|host| host["requests"].as_u64().unwrap())
+        .sum();
+    let entra: u64 = counters["endpoints"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(endpoint, _)| endpoint.contains("/{tenant}/"))
+        .map(|(_, n)| n.as_u64().unwrap())
+        .sum();
+    (http - entra, counters["endpoints"].clone())
+}
+
+/// Mailboxes and contacts of the Graph variant: enough contacts that the first sync's fixed
+/// cost per mailbox (the folder, both listings) is weighed against its writes, as in an org.
+const GRAPH_MAILBOXES: usize = 2;
+const GRAPH_CONTACTS: usize = 600;
+
+/// Exchange Online's limits from the product's targets: a first sync at most 0.06 Graph
+/// requests per synced item (writes go in `$batch`es of 20), a pass with nothing to do at most
+/// 2 per mailbox (the two delta listings).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_sync_on_graph_asks_each_mailbox_only_what_it_must() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = Lab::start(crate::lab_options(
+        dir.path(),
+        GRAPH_MAILBOXES,
+        Backend::Graph,
+    ))
+    .await
+    .unwrap();
+    lab.seed(&Seed {
+        crm_contacts: GRAPH_CONTACTS,
+        ..Seed::default()
+    })
+    .await
+    .unwrap();
+    settle().await;
+    let nothing = json!({});
+    let reset = || lab.graph_control(reqwest::Method::DELETE, "/counters", &nothing);
+    reset().await.unwrap();
+    let first = lab.syncer.run_pass(&PassOptions::default()).await.unwrap();
+    assert_eq!(first.failed_users(), 0, "{first:#?}");
+    crate::served_by(&lab, Backend::Graph);
+    let synced: u64 = first.users.iter().map(|u| u.counts.created).sum();
+    assert_eq!(
+        synced,
+        (GRAPH_MAILBOXES * GRAPH_CONTACTS) as u64,
+        "{first:#?}"
+    );
+    let (requests, endpoints) = graph_requests(&lab).await;
+    let per_item = requests as f64 / synced as f64;
+    eprintln!("first sync: {requests} Graph requests for {synced} items ({per_item:.4} per item)");
+    assert!(
+        per_item <= 0.06,
+        "{requests} Graph requests for {synced} items: {endpoints:#}"
+    );
+
+    // The pass after it reads exsync's own writes back; the one after that has nothing to do.
+    settle().await;
+    let echo = lab.syncer.run_pass(&PassOptions::default()).await.unwrap();
+    assert_eq!(echo.failed_users(), 0, "{echo:#?}");
+    settle().await;
+    reset().await.unwrap();
+    let idle = lab.syncer.run_pass(&PassOptions::default()).await.unwrap();
+    assert_eq!(idle.failed_users(), 0, "{idle:#?}");
+    assert!(
+        idle.users
+            .iter()
+            .all(|u| u.counts.created + u.counts.updated + u.counts.deleted == 0),
+        "{idle:#?}"
+    );
+    let (requests, endpoints) = graph_requests(&lab).await;
+    eprintln!("no-change pass: {requests} Graph requests for {GRAPH_MAILBOXES} mailboxes");
+    assert!(
+        requests <= 2 * GRAPH_MAILBOXES as u64,
+        "{requests} Graph requests for {GRAPH_MAILBOXES} mailboxes with nothing to do: {endpoints:#}"
+    );
+    let check = lab.convergence().await.unwrap();
+    assert!(check.converged(), "{:#?}", check.problems);
+}
