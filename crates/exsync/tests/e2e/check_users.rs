@@ -16,6 +16,9 @@ use serde_json::{json, Map, Value};
 
 use crate::{shared_key, MASTER_KEY};
 
+/// Every file under `dir`, but for the simulators' scratch files: a simulator saves its state
+/// through a `.tmp` file renamed into place, whenever its own clock says, so one may be there
+/// for a moment whatever exsync does.
 fn listing(dir: &Path) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -24,6 +27,9 @@ fn listing(dir: &Path) -> BTreeSet<String> {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 stack.push(path.clone());
+            }
+            if path.extension().is_some_and(|e| e == "tmp") {
+                continue;
             }
             out.insert(path.display().to_string());
         }
