@@ -6,12 +6,13 @@
 //! One stage per user pass and record kind, deleted by SQLite when dropped; nothing in it needs
 //! to survive a crash, since the next pass reads both sides again from their cursors.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::collections::HashSet;
+use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
 
 use exsync_core::plan::{Candidates, Change, LinkReason};
 use exsync_core::{CrmId, ExchangeId, ItemId, Side};
 use rusqlite::types::ToSql;
-use rusqlite::{params, Connection, OptionalExtension, Params, Row};
+use rusqlite::{params, Connection, OptionalExtension, Params, Row, Statement};
 
 /// Why the pass's scratch database failed. The user's pass ends ([`super::pass::PassError::Stage`])
 /// and the next pass reads both sides again.
@@ -145,6 +146,22 @@ const KEYS_AT_ONCE: [&str; 4] = [
     "INSERT INTO keys (side, id, seq, rule, key) VALUES (?1, ?2, ?3, ?4, ?5),
          (?1, ?2, ?6, ?7, ?8), (?1, ?2, ?9, ?10, ?11), (?1, ?2, ?12, ?13, ?14)",
 ];
+
+/// How many ids [`Stage::missing`] looks up in one statement: far inside SQLite's limit on a
+/// statement's variables.
+const MISSING_AT_ONCE: usize = 500;
+
+/// [`Stage::missing`]'s statement for a full chunk, written once.
+static FULL_MISSING: LazyLock<String> = LazyLock::new(|| missing_statement(MISSING_AT_ONCE));
+
+/// The statement returning which of `ids` bound ids are staged or listed on the Exchange side.
+fn missing_statement(ids: usize) -> String {
+    let binds: Vec<String> = (1..=ids).map(|n| format!("?{n}")).collect();
+    format!(
+        "SELECT id FROM records WHERE side = 'exchange' AND id IN ({})",
+        binds.join(", ")
+    )
+}
 
 /// A matching candidate: unpaired, not settled, present, not linked yet. A macro so that the
 /// queries using it stay `&'static str` (and are prepared once).
@@ -330,21 +347,39 @@ impl Stage {
         tx.commit().map_err(sql(op))
     }
 
-    /// Of these ids, those neither staged nor listed (in input order).
+    /// Of these ids, those neither staged nor listed (in input order). Looked up
+    /// [`MISSING_AT_ONCE`] at a time: an echo pass asks for every pair's item, and a statement
+    /// per id cost more than the look-ups themselves.
     pub fn missing(&self, ids: &[ExchangeId]) -> Result<Vec<ExchangeId>> {
         let op = "missing";
-        // One indexed lookup per id, as in `changes`.
         let db = self.db();
-        let mut known = db
-            .prepare_cached("SELECT 1 FROM records WHERE side = 'exchange' AND id = ?1")
-            .map_err(sql(op))?;
-        let mut missing = Vec::new();
-        for id in ids {
-            if !known.exists([id.as_str()]).map_err(sql(op))? {
-                missing.push(id.clone());
+        let mut known: HashSet<String> = HashSet::new();
+        for chunk in ids.chunks(MISSING_AT_ONCE) {
+            // Full chunks share one cached statement; a call's one shorter chunk is prepared
+            // for its size, so odd sizes do not crowd the statement cache.
+            let (mut cached, mut once);
+            let lookup: &mut Statement<'_> = if chunk.len() == MISSING_AT_ONCE {
+                cached = db.prepare_cached(&FULL_MISSING).map_err(sql(op))?;
+                &mut cached
+            } else {
+                once = db.prepare(&missing_statement(chunk.len())).map_err(sql(op))?;
+                &mut once
+            };
+            for (n, id) in chunk.iter().enumerate() {
+                lookup
+                    .raw_bind_parameter(n + 1, id.as_str())
+                    .map_err(sql(op))?;
+            }
+            let mut rows = lookup.raw_query();
+            while let Some(row) = rows.next().map_err(sql(op))? {
+                known.insert(row.get(0).map_err(sql(op))?);
             }
         }
-        Ok(missing)
+        Ok(ids
+            .iter()
+            .filter(|id| !known.contains(id.as_str()))
+            .cloned()
+            .collect())
     }
 
     /// CRM ids of pairs that have a staged change (not merely listed) on either side not yet
@@ -841,6 +876,33 @@ mod tests {
             ids(&stage.changes_of_pairs(&crm_ids(&["c9"])).unwrap()),
             [e("e1")]
         );
+    }
+
+    #[test]
+    fn missing_ids_are_found_across_many_look_ups() {
+        let mut stage = Stage::new().unwrap();
+        let n = 2 * MISSING_AT_ONCE + 7;
+        let all: Vec<String> = (0..n).map(|i| format!("e{i:04}")).collect();
+        // Every third item listed, every fifth staged; the others are missing.
+        let listed: Vec<&str> = all.iter().step_by(3).map(String::as_str).collect();
+        stage.put_listed(&ex(&listed)).unwrap();
+        let staged: Vec<StagedRecord> = all
+            .iter()
+            .step_by(5)
+            .map(|id| paired(upsert(e(id)), "c1"))
+            .collect();
+        stage.put(&staged).unwrap();
+        let mut asked = ex(&all.iter().map(String::as_str).collect::<Vec<_>>());
+        asked.reverse();
+        let expected: Vec<ExchangeId> = asked
+            .iter()
+            .filter(|id| {
+                let i: usize = id.as_str()[1..].parse().unwrap();
+                i % 3 != 0 && i % 5 != 0
+            })
+            .cloned()
+            .collect();
+        assert_eq!(stage.missing(&asked).unwrap(), expected);
     }
 
     #[test]
