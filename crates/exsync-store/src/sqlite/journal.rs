@@ -1,13 +1,10 @@
 //! The intent journal: writes a pass is about to make, kept until a commit stores their
 //! outcome (see [`crate::Intent`]).
 
-use std::collections::BTreeMap;
-use std::sync::LazyLock;
-
 use chrono::{DateTime, Utc};
 use exsync_core::plan::Op;
 use exsync_core::{ItemId, ItemKind, UserKey};
-use rusqlite::{params, Connection, Statement};
+use rusqlite::{params, Connection};
 
 use super::codec::{parse_kind, parse_time, time_text, Ctx, Decode};
 use super::users::insert_user;
@@ -70,55 +67,20 @@ pub(crate) fn mark_sent(conn: &mut Connection, ids: &[i64]) -> StoreResult<()> {
     tx.commit().ctx(OP, None)
 }
 
-/// How many answers one statement stores: two variables each, well inside SQLite's limit on
-/// a statement's variables (999 in builds before 3.32), and a full EWS batch of creates in one.
-pub(crate) const ANSWERS_AT_ONCE: usize = 100;
-
-/// Stores the id each create's side answered with; ids no longer journaled are ignored. One
-/// statement per [`ANSWERS_AT_ONCE`] answers: a statement per answer was a noticeable part of
-/// a first sync. An id answered twice keeps its last answer.
+/// Stores the id each create's side answered with; ids no longer journaled are ignored.
 pub(crate) fn mark_answered(conn: &mut Connection, answers: &[(i64, ItemId)]) -> StoreResult<()> {
     const OP: &str = "record write answers";
     check_answers(OP, answers)?;
-    let latest: BTreeMap<i64, &str> = answers
-        .iter()
-        .map(|(id, answered)| (*id, answered.as_str()))
-        .collect();
-    let latest: Vec<(i64, &str)> = latest.into_iter().collect();
     let tx = conn.transaction().ctx(OP, None)?;
-    for chunk in latest.chunks(ANSWERS_AT_ONCE) {
-        // Full chunks share one cached statement; the one shorter chunk of a call is prepared
-        // for its size, so odd sizes do not crowd the connection's statement cache.
-        let (mut cached, mut once);
-        let mark: &mut Statement<'_> = if chunk.len() == ANSWERS_AT_ONCE {
-            cached = tx.prepare_cached(&FULL_CHUNK).ctx(OP, None)?;
-            &mut cached
-        } else {
-            once = tx.prepare(&answers_statement(chunk.len())).ctx(OP, None)?;
-            &mut once
-        };
-        for (n, (id, answered)) in chunk.iter().enumerate() {
-            mark.raw_bind_parameter(2 * n + 1, id).ctx(OP, None)?;
-            mark.raw_bind_parameter(2 * n + 2, answered).ctx(OP, None)?;
+    {
+        let mut mark = tx
+            .prepare_cached("UPDATE intents SET answered_id = ?2 WHERE id = ?1")
+            .ctx(OP, None)?;
+        for (id, answered) in answers {
+            mark.execute(params![id, answered.as_str()]).ctx(OP, None)?;
         }
-        mark.raw_execute().ctx(OP, None)?;
     }
     tx.commit().ctx(OP, None)
-}
-
-/// The statement storing a full chunk of answers, written once.
-static FULL_CHUNK: LazyLock<String> = LazyLock::new(|| answers_statement(ANSWERS_AT_ONCE));
-
-/// The statement storing `rows` answers, bound as (intent id, answered id) pairs.
-fn answers_statement(rows: usize) -> String {
-    let values: Vec<String> = (0..rows)
-        .map(|n| format!("(?{}, ?{})", 2 * n + 1, 2 * n + 2))
-        .collect();
-    format!(
-        "UPDATE intents SET answered_id = a.column2 FROM (VALUES {}) AS a \
-         WHERE intents.id = a.column1",
-        values.join(", ")
-    )
 }
 
 /// Refuses an answer no side could have given: an empty id would read back as a copy that

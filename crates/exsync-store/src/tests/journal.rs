@@ -4,7 +4,6 @@ use exsync_core::plan::Op;
 use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind, Side};
 
 use super::{commit, contact, fields, t, user, Db};
-use crate::sqlite::journal::ANSWERS_AT_ONCE;
 use crate::StoreError;
 
 fn create(source: &str) -> Op {
@@ -183,13 +182,13 @@ fn a_creates_answer_is_kept_until_its_commit(db: &Db) {
 fn many_answers_are_each_kept_with_their_own_write(db: &Db) {
     let store = db.open();
     let ann = user("ann@example.com");
-    // More than two statements' worth, the last one short, and one write left unanswered.
-    let n = 2 * ANSWERS_AT_ONCE + 7;
+    // More than a batch of either side holds, and one write left unanswered.
+    let n = 2 * 100 + 7;
     let ops: Vec<Op> = (0..n).map(|i| create(&format!("003{i:04}"))).collect();
     let ids = store
         .journal_intents(&ann, ItemKind::Contact, &ops, t(10))
         .unwrap();
-    let unanswered = ids[ANSWERS_AT_ONCE + 3];
+    let unanswered = ids[103];
     let made = |i: usize| ItemId::Exchange(ExchangeId::new(format!("AAMk-{i}")));
     let mut answers: Vec<(i64, ItemId)> = ids
         .iter()
