@@ -154,11 +154,14 @@ const MISSING_AT_ONCE: usize = 500;
 /// [`Stage::missing`]'s statement for a full chunk, written once.
 static FULL_MISSING: LazyLock<String> = LazyLock::new(|| missing_statement(MISSING_AT_ONCE));
 
-/// The statement returning which of `ids` bound ids are staged or listed on the Exchange side.
+/// The statement returning which of `ids` bound ids are neither staged nor listed on the
+/// Exchange side: each is looked up in the records' unique index, and only those not found
+/// come back, which in an echo pass is next to none.
 fn missing_statement(ids: usize) -> String {
-    let binds: Vec<String> = (1..=ids).map(|n| format!("?{n}")).collect();
+    let binds: Vec<String> = (1..=ids).map(|n| format!("(?{n})")).collect();
     format!(
-        "SELECT id FROM records WHERE side = 'exchange' AND id IN ({})",
+        "SELECT v.column1 FROM (VALUES {}) AS v WHERE NOT EXISTS
+             (SELECT 1 FROM records WHERE side = 'exchange' AND id = v.column1)",
         binds.join(", ")
     )
 }
@@ -348,12 +351,13 @@ impl Stage {
     }
 
     /// Of these ids, those neither staged nor listed (in input order). Looked up
-    /// [`MISSING_AT_ONCE`] at a time: an echo pass asks for every pair's item, and a statement
-    /// per id cost more than the look-ups themselves.
+    /// [`MISSING_AT_ONCE`] at a time, each statement returning only the ids it did not find:
+    /// an echo pass asks for every pair's item, and a statement per id cost more than the
+    /// look-ups themselves.
     pub fn missing(&self, ids: &[ExchangeId]) -> Result<Vec<ExchangeId>> {
         let op = "missing";
         let db = self.db();
-        let mut known: HashSet<String> = HashSet::new();
+        let mut missing = Vec::new();
         for chunk in ids.chunks(MISSING_AT_ONCE) {
             // Full chunks share one cached statement; a call's one shorter chunk is prepared
             // for its size, so odd sizes do not crowd the statement cache.
@@ -370,16 +374,21 @@ impl Stage {
                     .raw_bind_parameter(n + 1, id.as_str())
                     .map_err(sql(op))?;
             }
+            let mut absent: HashSet<String> = HashSet::new();
             let mut rows = lookup.raw_query();
             while let Some(row) = rows.next().map_err(sql(op))? {
-                known.insert(row.get(0).map_err(sql(op))?);
+                absent.insert(row.get(0).map_err(sql(op))?);
+            }
+            if !absent.is_empty() {
+                missing.extend(
+                    chunk
+                        .iter()
+                        .filter(|id| absent.contains(id.as_str()))
+                        .cloned(),
+                );
             }
         }
-        Ok(ids
-            .iter()
-            .filter(|id| !known.contains(id.as_str()))
-            .cloned()
-            .collect())
+        Ok(missing)
     }
 
     /// CRM ids of pairs that have a staged change (not merely listed) on either side not yet
