@@ -6,6 +6,7 @@
 //! One stage per user pass and record kind, deleted by SQLite when dropped; nothing in it needs
 //! to survive a crash, since the next pass reads both sides again from their cursors.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
 
@@ -204,6 +205,24 @@ impl Stage {
     /// Records latest-wins by id: staging an id again replaces its change, pair, keys and
     /// origin, and whether it was only listed.
     pub fn put(&mut self, records: &[StagedRecord]) -> Result<()> {
+        self.put_rows(records.iter().map(|record| (record, None)))
+    }
+
+    /// [`Self::put`] of records read back from a scratch database, each with its change as
+    /// stored there ([`super::scratch_json::to_text`]), which is kept as it is: a record the
+    /// org's first read spooled is not turned into JSON a second time.
+    pub fn put_stored(&mut self, records: &[(StagedRecord, String)]) -> Result<()> {
+        self.put_rows(
+            records
+                .iter()
+                .map(|(record, stored)| (record, Some(stored.as_str()))),
+        )
+    }
+
+    fn put_rows<'a>(
+        &mut self,
+        records: impl Iterator<Item = (&'a StagedRecord, Option<&'a str>)>,
+    ) -> Result<()> {
         let op = "put";
         let tx = self.conn().transaction().map_err(sql(op))?;
         {
@@ -227,16 +246,19 @@ impl Stage {
             let mut forget_keys = tx
                 .prepare_cached("DELETE FROM keys WHERE side = ?1 AND id = ?2")
                 .map_err(sql(op))?;
-            for record in records {
+            for (record, stored) in records {
                 let id = record.change.id();
                 let side = id.side().as_str();
-                let json = super::scratch_json::to_text(&record.change).map_err(|source| {
-                    StageError::Json {
-                        op,
-                        id: id.to_string(),
-                        source,
-                    }
-                })?;
+                let json = match stored {
+                    Some(stored) => Cow::Borrowed(stored),
+                    None => Cow::Owned(super::scratch_json::to_text(&record.change).map_err(
+                        |source| StageError::Json {
+                            op,
+                            id: id.to_string(),
+                            source,
+                        },
+                    )?),
+                };
                 let (is_upsert, origin) = match &record.change {
                     Change::Upsert(item) => (true, item.origin.as_ref()),
                     _ => (false, None),
@@ -885,6 +907,17 @@ mod tests {
             ids(&stage.changes_of_pairs(&crm_ids(&["c9"])).unwrap()),
             [e("e1")]
         );
+    }
+
+    #[test]
+    fn a_record_staged_as_stored_keeps_its_stored_text() {
+        let mut stage = Stage::new().unwrap();
+        let read = new(item(c("c1"), &["a@x.test"], "Ann", "Ng", ""));
+        let stored = Change::Upsert(item(c("c1"), &["a@x.test"], "Ann", "Stored", ""));
+        let text = super::super::scratch_json::to_text(&stored).unwrap();
+        stage.put_stored(&[(read, text)]).unwrap();
+        // The text is kept as given, not written again from the record.
+        assert_eq!(stage.staged(&[c("c1")]).unwrap(), [stored]);
     }
 
     #[test]
