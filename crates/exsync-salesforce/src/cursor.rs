@@ -17,8 +17,7 @@ use crate::client::{Idempotency, SalesforceClient};
 use crate::error::{Error, Result};
 use crate::mapping::{
     event_relation_from_sobject, format_sf_datetime, parse_sf_datetime, read_contact_as_typed,
-    read_event_as_typed,
-    CONTACT_FIELDS, EVENT_FIELDS, EVENT_RELATION_FIELDS,
+    read_event_as_typed, CONTACT_FIELDS, EVENT_FIELDS, EVENT_RELATION_FIELDS,
 };
 use crate::query::{quote, quote_list};
 
@@ -560,6 +559,8 @@ fn record_change(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]

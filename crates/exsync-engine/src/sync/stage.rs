@@ -388,7 +388,9 @@ impl Stage {
                 cached = db.prepare_cached(&FULL_MISSING).map_err(sql(op))?;
                 &mut cached
             } else {
-                once = db.prepare(&missing_statement(chunk.len())).map_err(sql(op))?;
+                once = db
+                    .prepare(&missing_statement(chunk.len()))
+                    .map_err(sql(op))?;
                 &mut once
             };
             for (n, id) in chunk.iter().enumerate() {

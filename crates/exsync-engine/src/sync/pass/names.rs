@@ -286,7 +286,8 @@ mod tests {
         let all = with_writes(&ops, others);
         assert_eq!(all.len(), 2);
         assert_eq!(
-            all.get(&ItemId::Crm(CrmId::new("003A"))).map(String::as_str),
+            all.get(&ItemId::Crm(CrmId::new("003A")))
+                .map(String::as_str),
             Some("Ann Ng")
         );
     }
