@@ -16,8 +16,8 @@ use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind, Record};
 use crate::client::{Idempotency, SalesforceClient};
 use crate::error::{Error, Result};
 use crate::mapping::{
-    event_relation_from_sobject, format_sf_datetime, parse_sf_datetime, read_contact, read_event,
-    CONTACT_FIELDS, EVENT_FIELDS, EVENT_RELATION_FIELDS,
+    event_relation_from_sobject, format_sf_datetime, parse_sf_datetime, read_contact_as_typed,
+    read_event_as_typed, CONTACT_FIELDS, EVENT_FIELDS, EVENT_RELATION_FIELDS,
 };
 use crate::query::{quote, quote_list};
 
@@ -525,13 +525,11 @@ fn record_change(
         .and_then(Value::as_str)
         .and_then(parse_sf_datetime);
     let fields = match object {
-        SyncObject::Contact => {
-            let (contact, notes) = read_contact(record);
-            Ok((contact.into_fields(), notes))
-        }
+        // Sanitised once, on the way to fields, which keeps what was cut.
+        SyncObject::Contact => Ok(read_contact_as_typed(record).into_noted_fields()),
         SyncObject::Event => {
             let invitees = attendees.get(&id).cloned().unwrap_or_default();
-            read_event(record, invitees).map(|(e, notes)| (e.into_fields(), notes))
+            read_event_as_typed(record, invitees).map(Record::into_noted_fields)
         }
     };
     let mut notes = Vec::new();
@@ -561,6 +559,8 @@ fn record_change(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]
@@ -578,5 +578,43 @@ mod tests {
         assert!(!owners.own(Some("005999999999999999")));
         assert!(!owners.own(None));
         assert!(Owners::of(&Scope::default()).own(None));
+    }
+
+    #[test]
+    fn a_record_read_is_cut_to_fit_and_says_what_was_cut() {
+        use crate::mapping::{read_contact, read_event};
+        let everyone = Scope::default();
+        let owners = Owners::of(&everyone);
+        let contact = serde_json::json!({
+            "Id": "003A",
+            "FirstName": "N".repeat(300),
+            "LastName": "Hostile\u{0}",
+            "Email": "not an address@customer.test",
+        });
+        let event = serde_json::json!({
+            "Id": "00UA",
+            "Subject": format!("Review{}", "!".repeat(300)),
+            "StartDateTime": "2024-05-01T10:00:00.000+0000",
+            "EndDateTime": "2024-05-01T11:00:00.000+0000",
+        });
+        let read = |object, record: &Value| {
+            let read = record_change(object, &owners, record, &BTreeMap::new());
+            match read.change {
+                Change::Upsert(item) => (item.fields, read.notes),
+                other => panic!("{other:?}"),
+            }
+        };
+        let (fitted, notes) = read_contact(&contact);
+        assert_eq!(notes.len(), 3, "{notes:?}");
+        assert_eq!(
+            read(SyncObject::Contact, &contact),
+            (fitted.into_fields(), notes)
+        );
+        let (fitted, notes) = read_event(&event, Vec::new()).unwrap();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert_eq!(
+            read(SyncObject::Event, &event),
+            (fitted.into_fields(), notes)
+        );
     }
 }

@@ -191,6 +191,15 @@ pub fn contact_from_sobject(record: &Value) -> Contact {
 /// Exchange (see [`Contact::sanitize`]): the record syncs, and the admin learns why it
 /// differs from the CRM.
 pub fn read_contact(record: &Value) -> (Contact, Vec<String>) {
+    let mut contact = read_contact_as_typed(record);
+    let notes = contact.sanitize();
+    (contact, notes)
+}
+
+/// A contact as Salesforce holds it, before it is made to fit (see [`Contact::sanitize`]):
+/// for a caller that sanitises it once on its way to fields
+/// (`exsync_core::Record::into_noted_fields`).
+pub fn read_contact_as_typed(record: &Value) -> Contact {
     let mut contact = Contact {
         first_name: text(record, "FirstName"),
         middle_name: text(record, "MiddleName"),
@@ -230,8 +239,7 @@ pub fn read_contact(record: &Value) -> (Contact, Vec<String>) {
             contact.addresses.insert(*kind, address);
         }
     }
-    let notes = contact.sanitize();
-    (contact, notes)
+    contact
 }
 
 /// The Salesforce fields of a contact, with nulls for what it lacks so an update clears them.
@@ -311,6 +319,14 @@ pub fn read_event(
     record: &Value,
     attendees: Vec<Attendee>,
 ) -> Result<(Event, Vec<String>), String> {
+    let mut event = read_event_as_typed(record, attendees)?;
+    let notes = event.sanitize();
+    Ok((event, notes))
+}
+
+/// An event as Salesforce holds it, before it is made to fit (see [`Event::sanitize`]): for a
+/// caller that sanitises it once on its way to fields (`exsync_core::Record::into_noted_fields`).
+pub fn read_event_as_typed(record: &Value, attendees: Vec<Attendee>) -> Result<Event, String> {
     let all_day = record
         .get("IsAllDayEvent")
         .and_then(Value::as_bool)
@@ -390,8 +406,7 @@ pub fn read_event(
         }
     }
     event.attendees = attendees;
-    let notes = event.sanitize();
-    Ok((event, notes))
+    Ok(event)
 }
 
 /// The Salesforce fields of an event. Errors are reasons it cannot be written.

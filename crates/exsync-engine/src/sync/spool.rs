@@ -41,6 +41,9 @@ pub struct Routed {
     pub change: Change,
     /// What had to be cut from the record (see `exsync_core::Contact::sanitize`).
     pub notes: Vec<String>,
+    /// `change` as the spool holds it, which is how the stage holds it too
+    /// ([`super::stage::Stage::put_stored`]): staged as read, it is not written out again.
+    pub stored: String,
 }
 
 /// The routed records of the org's first read (see the module comment). Shared by every
@@ -119,11 +122,16 @@ impl Spool {
             .map_err(sql(op))?;
         let mut page = Vec::new();
         for row in rows {
-            let (seq, change, notes): (i64, String, String) = row.map_err(sql(op))?;
+            let (seq, stored, notes): (i64, String, String) = row.map_err(sql(op))?;
             let change =
-                super::scratch_json::from_text(&change).map_err(json(op, format!("#{seq}")))?;
+                super::scratch_json::from_text(&stored).map_err(json(op, format!("#{seq}")))?;
             let notes = serde_json::from_str(&notes).map_err(json(op, change.id().to_string()))?;
-            page.push(Routed { seq, change, notes });
+            page.push(Routed {
+                seq,
+                change,
+                notes,
+                stored,
+            });
         }
         Ok(page)
     }

@@ -6,12 +6,14 @@
 //! One stage per user pass and record kind, deleted by SQLite when dropped; nothing in it needs
 //! to survive a crash, since the next pass reads both sides again from their cursors.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
 
 use exsync_core::plan::{Candidates, Change, LinkReason};
 use exsync_core::{CrmId, ExchangeId, ItemId, Side};
 use rusqlite::types::ToSql;
-use rusqlite::{params, Connection, OptionalExtension, Params, Row};
+use rusqlite::{params, Connection, OptionalExtension, Params, Row, Statement};
 
 /// Why the pass's scratch database failed. The user's pass ends ([`super::pass::PassError::Stage`])
 /// and the next pass reads both sides again.
@@ -146,6 +148,25 @@ const KEYS_AT_ONCE: [&str; 4] = [
          (?1, ?2, ?6, ?7, ?8), (?1, ?2, ?9, ?10, ?11), (?1, ?2, ?12, ?13, ?14)",
 ];
 
+/// How many ids [`Stage::missing`] looks up in one statement: far inside SQLite's limit on a
+/// statement's variables.
+const MISSING_AT_ONCE: usize = 500;
+
+/// [`Stage::missing`]'s statement for a full chunk, written once.
+static FULL_MISSING: LazyLock<String> = LazyLock::new(|| missing_statement(MISSING_AT_ONCE));
+
+/// The statement returning which of `ids` bound ids are neither staged nor listed on the
+/// Exchange side: each is looked up in the records' unique index, and only those not found
+/// come back, which in an echo pass is next to none.
+fn missing_statement(ids: usize) -> String {
+    let binds: Vec<String> = (1..=ids).map(|n| format!("(?{n})")).collect();
+    format!(
+        "SELECT v.column1 FROM (VALUES {}) AS v WHERE NOT EXISTS
+             (SELECT 1 FROM records WHERE side = 'exchange' AND id = v.column1)",
+        binds.join(", ")
+    )
+}
+
 /// A matching candidate: unpaired, not settled, present, not linked yet. A macro so that the
 /// queries using it stay `&'static str` (and are prepared once).
 macro_rules! candidate {
@@ -184,6 +205,24 @@ impl Stage {
     /// Records latest-wins by id: staging an id again replaces its change, pair, keys and
     /// origin, and whether it was only listed.
     pub fn put(&mut self, records: &[StagedRecord]) -> Result<()> {
+        self.put_rows(records.iter().map(|record| (record, None)))
+    }
+
+    /// [`Self::put`] of records read back from a scratch database, each with its change as
+    /// stored there ([`super::scratch_json::to_text`]), which is kept as it is: a record the
+    /// org's first read spooled is not turned into JSON a second time.
+    pub fn put_stored(&mut self, records: &[(StagedRecord, String)]) -> Result<()> {
+        self.put_rows(
+            records
+                .iter()
+                .map(|(record, stored)| (record, Some(stored.as_str()))),
+        )
+    }
+
+    fn put_rows<'a>(
+        &mut self,
+        records: impl Iterator<Item = (&'a StagedRecord, Option<&'a str>)>,
+    ) -> Result<()> {
         let op = "put";
         let tx = self.conn().transaction().map_err(sql(op))?;
         {
@@ -207,16 +246,19 @@ impl Stage {
             let mut forget_keys = tx
                 .prepare_cached("DELETE FROM keys WHERE side = ?1 AND id = ?2")
                 .map_err(sql(op))?;
-            for record in records {
+            for (record, stored) in records {
                 let id = record.change.id();
                 let side = id.side().as_str();
-                let json = super::scratch_json::to_text(&record.change).map_err(|source| {
-                    StageError::Json {
-                        op,
-                        id: id.to_string(),
-                        source,
-                    }
-                })?;
+                let json = match stored {
+                    Some(stored) => Cow::Borrowed(stored),
+                    None => Cow::Owned(super::scratch_json::to_text(&record.change).map_err(
+                        |source| StageError::Json {
+                            op,
+                            id: id.to_string(),
+                            source,
+                        },
+                    )?),
+                };
                 let (is_upsert, origin) = match &record.change {
                     Change::Upsert(item) => (true, item.origin.as_ref()),
                     _ => (false, None),
@@ -330,18 +372,44 @@ impl Stage {
         tx.commit().map_err(sql(op))
     }
 
-    /// Of these ids, those neither staged nor listed (in input order).
+    /// Of these ids, those neither staged nor listed (in input order). Looked up
+    /// [`MISSING_AT_ONCE`] at a time, each statement returning only the ids it did not find:
+    /// an echo pass asks for every pair's item, and a statement per id cost more than the
+    /// look-ups themselves.
     pub fn missing(&self, ids: &[ExchangeId]) -> Result<Vec<ExchangeId>> {
         let op = "missing";
-        // One indexed lookup per id, as in `changes`.
         let db = self.db();
-        let mut known = db
-            .prepare_cached("SELECT 1 FROM records WHERE side = 'exchange' AND id = ?1")
-            .map_err(sql(op))?;
         let mut missing = Vec::new();
-        for id in ids {
-            if !known.exists([id.as_str()]).map_err(sql(op))? {
-                missing.push(id.clone());
+        for chunk in ids.chunks(MISSING_AT_ONCE) {
+            // Full chunks share one cached statement; a call's one shorter chunk is prepared
+            // for its size, so odd sizes do not crowd the statement cache.
+            let (mut cached, mut once);
+            let lookup: &mut Statement<'_> = if chunk.len() == MISSING_AT_ONCE {
+                cached = db.prepare_cached(&FULL_MISSING).map_err(sql(op))?;
+                &mut cached
+            } else {
+                once = db
+                    .prepare(&missing_statement(chunk.len()))
+                    .map_err(sql(op))?;
+                &mut once
+            };
+            for (n, id) in chunk.iter().enumerate() {
+                lookup
+                    .raw_bind_parameter(n + 1, id.as_str())
+                    .map_err(sql(op))?;
+            }
+            let mut absent: HashSet<String> = HashSet::new();
+            let mut rows = lookup.raw_query();
+            while let Some(row) = rows.next().map_err(sql(op))? {
+                absent.insert(row.get(0).map_err(sql(op))?);
+            }
+            if !absent.is_empty() {
+                missing.extend(
+                    chunk
+                        .iter()
+                        .filter(|id| absent.contains(id.as_str()))
+                        .cloned(),
+                );
             }
         }
         Ok(missing)
@@ -841,6 +909,44 @@ mod tests {
             ids(&stage.changes_of_pairs(&crm_ids(&["c9"])).unwrap()),
             [e("e1")]
         );
+    }
+
+    #[test]
+    fn a_record_staged_as_stored_keeps_its_stored_text() {
+        let mut stage = Stage::new().unwrap();
+        let read = new(item(c("c1"), &["a@x.test"], "Ann", "Ng", ""));
+        let stored = Change::Upsert(item(c("c1"), &["a@x.test"], "Ann", "Stored", ""));
+        let text = super::super::scratch_json::to_text(&stored).unwrap();
+        stage.put_stored(&[(read, text)]).unwrap();
+        // The text is kept as given, not written again from the record.
+        assert_eq!(stage.staged(&[c("c1")]).unwrap(), [stored]);
+    }
+
+    #[test]
+    fn missing_ids_are_found_across_many_look_ups() {
+        let mut stage = Stage::new().unwrap();
+        let n = 2 * MISSING_AT_ONCE + 7;
+        let all: Vec<String> = (0..n).map(|i| format!("e{i:04}")).collect();
+        // Every third item listed, every fifth staged; the others are missing.
+        let listed: Vec<&str> = all.iter().step_by(3).map(String::as_str).collect();
+        stage.put_listed(&ex(&listed)).unwrap();
+        let staged: Vec<StagedRecord> = all
+            .iter()
+            .step_by(5)
+            .map(|id| paired(upsert(e(id)), "c1"))
+            .collect();
+        stage.put(&staged).unwrap();
+        let mut asked = ex(&all.iter().map(String::as_str).collect::<Vec<_>>());
+        asked.reverse();
+        let expected: Vec<ExchangeId> = asked
+            .iter()
+            .filter(|id| {
+                let i: usize = id.as_str()[1..].parse().unwrap();
+                i % 3 != 0 && i % 5 != 0
+            })
+            .cloned()
+            .collect();
+        assert_eq!(stage.missing(&asked).unwrap(), expected);
     }
 
     #[test]

@@ -179,7 +179,44 @@ fn a_creates_answer_is_kept_until_its_commit(db: &Db) {
     assert_eq!(answered(&*store), [None]);
 }
 
+fn many_answers_are_each_kept_with_their_own_write(db: &Db) {
+    let store = db.open();
+    let ann = user("ann@example.com");
+    // More than a batch of either side holds, and one write left unanswered.
+    let n = 2 * 100 + 7;
+    let ops: Vec<Op> = (0..n).map(|i| create(&format!("003{i:04}"))).collect();
+    let ids = store
+        .journal_intents(&ann, ItemKind::Contact, &ops, t(10))
+        .unwrap();
+    let unanswered = ids[103];
+    let made = |i: usize| ItemId::Exchange(ExchangeId::new(format!("AAMk-{i}")));
+    let mut answers: Vec<(i64, ItemId)> = ids
+        .iter()
+        .enumerate()
+        .filter(|(_, id)| **id != unanswered)
+        .map(|(i, id)| (*id, made(i)))
+        .collect();
+    // Answers come in any order; one for a write never journaled is ignored.
+    answers.reverse();
+    answers.push((ids[n - 1] + 1000, made(9999)));
+    store.mark_intents_answered(&answers).unwrap();
+
+    let kept: Vec<(i64, Option<ItemId>)> = store
+        .intents(&ann, ItemKind::Contact)
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.id, i.answered))
+        .collect();
+    let expected: Vec<(i64, Option<ItemId>)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (*id, (*id != unanswered).then(|| made(i))))
+        .collect();
+    assert_eq!(kept, expected);
+}
+
 crate::tests::both_backends!(
+    many_answers_are_each_kept_with_their_own_write,
     a_creates_answer_is_kept_until_its_commit,
     journaled_writes_stay_until_a_commit_settles_them,
     a_refused_commit_settles_nothing,

@@ -15,7 +15,7 @@ use exsync_core::{CrmId, ExchangeId, ItemId, Side};
 use exsync_store::{ConflictEntry, CrmWrite, ItemRef, PairKey, PassCommit, UnresolvedReport};
 
 use super::cursor::FolderCursor;
-use super::names::{Names, Planned};
+use super::names::{self, BatchNames, Names, Planned};
 use super::{on_store, KindPass, PassError, UserReport};
 use crate::failpoints::{self, failpoint};
 use crate::sync::sides::{CrmSide, MailboxSide, Write};
@@ -28,7 +28,7 @@ pub(super) const IN_FLIGHT: usize = 2;
 struct SentBatch {
     /// The batch's plan.
     ops: Vec<Op>,
-    /// The names of its slice's records.
+    /// The names of its slice's records that no write carries.
     names: Arc<Names>,
     /// The journal id of each of its writes, in plan order.
     intents: Vec<i64>,
@@ -80,11 +80,13 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         .boxed();
         if self.dry_run {
             while let Some(Planned { ops, names }) = slices.next().await {
+                report
+                    .names
+                    .extend(names::with_writes(&ops, Arc::unwrap_or_clone(names)));
                 match report.plans.last_mut() {
                     Some((k, plan)) if *k == kind => plan.extend(ops),
                     _ => report.plans.push((kind, ops)),
                 }
-                report.names.extend(Arc::unwrap_or_clone(names));
             }
             return Ok(());
         }
@@ -144,7 +146,8 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
             unsettled,
         } = sent;
         let settlement = settle(&ops, &results);
-        let name_of = |id: &ItemId| names.get(id).cloned();
+        let names = BatchNames::new(&ops, &names);
+        let name_of = |id: &ItemId| names.get(id);
         for (op, result) in ops.iter().filter(|op| op.writes()).zip(&results) {
             if let (Some((on, what)), WriteResult::Done { .. }) = (write_of(op), result) {
                 *report.written.entry((kind, on, what)).or_default() += 1;
@@ -531,7 +534,8 @@ fn batches(ops: Vec<Op>, [crm_limit, mailbox_limit]: [usize; 2]) -> Vec<Vec<Op>>
     out
 }
 
-/// A slice's batches (see [`batches`]), each with the slice's names.
+/// A slice's batches (see [`batches`]), each with the slice's names of records no write
+/// carries.
 fn named_batches(planned: Planned, limits: [usize; 2]) -> Vec<(Vec<Op>, Arc<Names>)> {
     let Planned { ops, names } = planned;
     batches(ops, limits)

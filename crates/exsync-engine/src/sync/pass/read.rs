@@ -67,16 +67,19 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                         break;
                     };
                     after = Some(last.seq);
-                    let read = page
+                    let (read, stored): (Vec<OwnedChange>, Vec<String>) = page
                         .into_iter()
-                        .map(|routed| OwnedChange {
-                            owner: None,
-                            change: routed.change,
-                            notes: routed.notes,
+                        .map(|routed| {
+                            let read = OwnedChange {
+                                owner: None,
+                                change: routed.change,
+                                notes: routed.notes,
+                            };
+                            (read, routed.stored)
                         })
-                        .collect();
+                        .unzip();
                     let changes = self.noted(read, notes, &mut ahead);
-                    self.stage(stage, changes).await?;
+                    self.stage_stored(stage, changes, stored).await?;
                 }
             }
             None => {}
@@ -446,6 +449,29 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         self.put(stage, changes, &pairs)
     }
 
+    /// [`Self::stage`] of changes read back from the spool, each with its change as the spool
+    /// stored it (`stored`, in the same order), which the stage keeps as it is.
+    async fn stage_stored(
+        &self,
+        stage: &mut Stage,
+        changes: Vec<Change>,
+        stored: Vec<String>,
+    ) -> Result<(), PassError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let pairs = self
+            .links_of(changes.iter().map(|c| c.id().clone()).collect())
+            .await?;
+        let records: Vec<(StagedRecord, String)> = self
+            .staged_records(changes, &pairs)
+            .into_iter()
+            .zip(stored)
+            .collect();
+        stage.put_stored(&records)?;
+        Ok(())
+    }
+
     /// [`Self::stage`] with the pairs already looked up.
     pub(super) fn put(
         &self,
@@ -453,8 +479,19 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         changes: Vec<Change>,
         pairs: &BTreeMap<ItemId, PairLink>,
     ) -> Result<(), PassError> {
+        stage.put(&self.staged_records(changes, pairs))?;
+        Ok(())
+    }
+
+    /// Changes as the stage takes them: with the pair holding each, and the match keys of
+    /// those no pair holds.
+    fn staged_records(
+        &self,
+        changes: Vec<Change>,
+        pairs: &BTreeMap<ItemId, PairLink>,
+    ) -> Vec<StagedRecord> {
         let rules = self.user.config.rules(self.kind);
-        let records: Vec<StagedRecord> = changes
+        changes
             .into_iter()
             .map(|change| {
                 let pair = pairs.get(change.id()).map(|p| p.crm_id.clone());
@@ -464,9 +501,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                 };
                 StagedRecord { change, pair, keys }
             })
-            .collect();
-        stage.put(&records)?;
-        Ok(())
+            .collect()
     }
 }
 
