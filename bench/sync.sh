@@ -3,8 +3,8 @@
 # synced item, peak RSS, and CPU (exsync's, per item and per user, apart from the
 # simulators') for an initial sync, an echo pass, a no-change pass and a pass after 1% changed
 # on each side, and the seeding time. Defaults: 50 users × 500 contacts × 500 events.
-#   bench/sync.sh [--users 50] [--contacts 500] [--events 500] [--latency-ms 0] [--graph]
-# --graph: every mailbox in Exchange Online, served by the Graph simulator.
+#   bench/sync.sh [--users 50] [--contacts 500] [--events 500] [--latency-ms 0] [--graph | --hybrid]
+# --graph: every mailbox in Exchange Online, served by the Graph simulator; --hybrid: half of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p exsync --bins

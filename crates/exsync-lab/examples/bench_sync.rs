@@ -12,7 +12,8 @@
 //! `--latency-ms N` makes the Exchange simulator wait N ms before answering each EWS request
 //! (as a remote server would), after seeding. `--graph` puts every mailbox in Exchange Online:
 //! the Graph simulator serves them through `[exchange_online]`, its HTTP requests are counted
-//! (a `$batch` is one), and the 1% pass changes contacts in the CRM only.
+//! (a `$batch` is one), and the 1% pass changes contacts in the CRM only. `--hybrid` puts half
+//! the mailboxes online and half on premises; the mailbox requests are then both kinds added.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -162,9 +163,17 @@ async fn main() -> Result<()> {
     let mut options = LabOptions::new(dir.path(), users);
     options.concurrency = 8;
     let graph = flag("--graph");
+    let hybrid = !graph && flag("--hybrid");
     if graph {
         options.exchange_online = Some(users);
+    } else if hybrid {
+        options.exchange_online = Some(users / 2);
     }
+    let requests = match (graph, hybrid) {
+        (true, _) => "Graph",
+        (false, true) => "EWS+Graph",
+        (false, false) => "EWS",
+    };
     let starting = (Instant::now(), cpu_time(Whose::Mine));
     let lab = Lab::start(options).await?;
     let latency_ms = arg("--latency-ms", 0);
@@ -199,6 +208,12 @@ async fn main() -> Result<()> {
     lab.write_config(&config, MASTER_KEY)?;
     if graph {
         println!("every mailbox is in Exchange Online: the Graph simulator serves them");
+    } else if hybrid {
+        println!(
+            "{} mailboxes are in Exchange Online (the Graph simulator), {} on premises (EWS)",
+            users / 2,
+            users - users / 2
+        );
     }
 
     let mut figures = vec![run_pass(&lab, &binary, &config, "initial sync").await?];
@@ -227,12 +242,12 @@ async fn main() -> Result<()> {
         users * (contacts + events)
     );
     println!(
-        "{:<16} {:>9} {:>9} {:>10} {:>12} {:>10} {:>11} {:>12} {:>12}",
+        "{:<16} {:>9} {:>9} {:>10} {:>14} {:>10} {:>11} {:>12} {:>12}",
         "pass",
         "seconds",
         "items",
         "items/s",
-        if graph { "Graph req" } else { "EWS req" },
+        format!("{requests} req"),
         "req/item",
         "req/user",
         "CRM calls",
@@ -247,7 +262,7 @@ async fn main() -> Result<()> {
             }
         };
         println!(
-            "{:<16} {:>9.1} {:>9} {:>10.0} {:>12} {:>10} {:>11.1} {:>12} {:>9} MiB",
+            "{:<16} {:>9.1} {:>9} {:>10.0} {:>14} {:>10} {:>11.1} {:>12} {:>9} MiB",
             f.phase,
             f.seconds,
             f.items,
@@ -309,7 +324,7 @@ async fn main() -> Result<()> {
     println!(
         "\nno-change pass of a running service (`exsync run`): {:.2} {} requests per mailbox, {} CRM calls, {wrote} writes",
         (mailbox_after - mailbox_before) as f64 / users as f64,
-        if graph { "Graph" } else { "EWS" },
+        requests,
         crm_after - crm_before,
     );
     println!(
