@@ -2,8 +2,10 @@
 //! low half after it, or a lone `"\udc00"`), as one does that cuts text at a length limit
 //! between the two halves of an emoji. Such a string has no Unicode value, so `serde_json`
 //! refuses the whole document, and one such record would fail its user's page on every pass.
-//! [`mend_lone_surrogates`] replaces each lone half with `\ufffd` (U+FFFD, the replacement
-//! character) before the text is parsed, as `String::from_utf16_lossy` would.
+//! [`mend_lone_surrogates`] replaces each lone half with [`BROKEN`] before the text is parsed:
+//! a noncharacter, which Unicode keeps for a program's own use, so the model's text cleaning
+//! (`model/text.rs`) can say in which field it was when it turns it into U+FFFD, the
+//! replacement character `String::from_utf16_lossy` would give.
 
 use std::borrow::Cow;
 
@@ -12,12 +14,16 @@ use std::borrow::Cow;
 pub struct Mended<'a> {
     /// The text to parse: the input itself when nothing was replaced.
     pub text: Cow<'a, [u8]>,
-    /// How many lone surrogate escapes became `\ufffd`.
+    /// How many lone surrogate escapes became [`BROKEN`].
     pub replaced: usize,
 }
 
-/// The escape each lone surrogate becomes.
-const REPLACEMENT: &[u8] = b"\\ufffd";
+/// What a lone surrogate is read as, until the model's text cleaning makes it U+FFFD and
+/// notes where it was. No server sends it: it is a noncharacter.
+pub const BROKEN: char = '\u{FDD0}';
+
+/// The escape each lone surrogate becomes: [`BROKEN`].
+const REPLACEMENT: &[u8] = b"\\ufdd0";
 /// Length of one `\uXXXX` escape.
 const ESCAPE: usize = 6;
 
@@ -28,7 +34,7 @@ enum Half {
 }
 
 /// Replaces each `\uD800`–`\uDFFF` escape of `json` that is not half of a pair (a high half
-/// followed at once by a low one) with `\ufffd`. Pairs, every other escape and all other bytes
+/// followed at once by a low one) with [`BROKEN`]. Pairs, every other escape and all other bytes
 /// are kept as they are, so text that parsed before parses to the same value. One pass over
 /// the bytes; text with no surrogate escape at all is given back as it is without a copy.
 pub fn mend_lone_surrogates(json: &[u8]) -> Mended<'_> {
@@ -131,21 +137,21 @@ mod tests {
     fn a_lone_high_half_is_replaced() {
         assert_eq!(
             mend(r#"{"n":"Ann\ud83d Lee"}"#),
-            (r#"{"n":"Ann\ufffd Lee"}"#.to_owned(), 1)
+            (r#"{"n":"Ann\ufdd0 Lee"}"#.to_owned(), 1)
         );
-        assert_eq!(parsed(r#""Ann\uD83D Lee""#), "Ann\u{fffd} Lee");
+        assert_eq!(parsed(r#""Ann\uD83D Lee""#), "Ann\u{fdd0} Lee");
         // A high half followed by an escape that is not a low half.
-        assert_eq!(parsed(r#""\ud83d\u0041""#), "\u{fffd}A");
+        assert_eq!(parsed(r#""\ud83d\u0041""#), "\u{fdd0}A");
         // Two high halves, then a low one: the first is lone, the second pairs.
-        assert_eq!(parsed(r#""\ud83d\ud83d\ude00""#), "\u{fffd}\u{1f600}");
+        assert_eq!(parsed(r#""\ud83d\ud83d\ude00""#), "\u{fdd0}\u{1f600}");
     }
 
     #[test]
     fn a_lone_low_half_is_replaced() {
-        assert_eq!(mend(r#""\udc00""#), (r#""\ufffd""#.to_owned(), 1));
-        assert_eq!(parsed(r#""x\uDFFFy""#), "x\u{fffd}y");
+        assert_eq!(mend(r#""\udc00""#), (r#""\ufdd0""#.to_owned(), 1));
+        assert_eq!(parsed(r#""x\uDFFFy""#), "x\u{fdd0}y");
         // Low before high is no pair: both are lone.
-        assert_eq!(parsed(r#""\ude00\ud83d""#), "\u{fffd}\u{fffd}");
+        assert_eq!(parsed(r#""\ude00\ud83d""#), "\u{fdd0}\u{fdd0}");
     }
 
     #[test]
@@ -153,17 +159,17 @@ mod tests {
         let m = mend_lone_surrogates(br#"["cut\ud83d","next"]"#);
         assert_eq!(m.replaced, 1);
         let v: Vec<String> = serde_json::from_slice(&m.text).unwrap();
-        assert_eq!(v, ["cut\u{fffd}", "next"]);
+        assert_eq!(v, ["cut\u{fdd0}", "next"]);
     }
 
     #[test]
     fn a_high_half_cut_at_the_end_of_the_text_is_replaced() {
-        assert_eq!(mend(r#""\ud83d""#), (r#""\ufffd""#.to_owned(), 1));
+        assert_eq!(mend(r#""\ud83d""#), (r#""\ufdd0""#.to_owned(), 1));
         // Text that ends within or right after the escape: replaced where whole, never read
         // past the end.
-        assert_eq!(mend(r"\ud83d"), (r"\ufffd".to_owned(), 1));
+        assert_eq!(mend(r"\ud83d"), (r"\ufdd0".to_owned(), 1));
         assert_eq!(mend(r"\ud83"), (r"\ud83".to_owned(), 0));
-        assert_eq!(mend(r"\ud83d\ude0"), (r"\ufffd\ude0".to_owned(), 1));
+        assert_eq!(mend(r"\ud83d\ude0"), (r"\ufdd0\ude0".to_owned(), 1));
         assert_eq!(mend("\\"), ("\\".to_owned(), 0));
     }
 
@@ -175,7 +181,7 @@ mod tests {
         assert_eq!(m.replaced, 0);
         assert_eq!(parsed(text), r"\ud800");
         // Three backslashes: an escaped one, then a real escape.
-        assert_eq!(parsed(r#""\\\ud800""#), "\\\u{fffd}");
+        assert_eq!(parsed(r#""\\\ud800""#), "\\\u{fdd0}");
         // Four: two escaped backslashes.
         assert_eq!(parsed(r#""\\\\ud800""#), r"\\ud800");
     }
@@ -206,7 +212,7 @@ mod tests {
         /// Any sequence of UTF-16 units, lone halves included, each written as an escape in
         /// either case or as the character itself (a backslash as `\\`, so `\\` followed by
         /// `u` and hex digits is common): the mended text parses, to what
-        /// `String::from_utf16_lossy` makes of the units; text that had no lone half is given
+        /// `String::from_utf16_lossy` makes of the units with [`BROKEN`] for U+FFFD; text that had no lone half is given
         /// back untouched.
         #[test]
         fn mended_text_parses_to_the_lossy_decoding(
@@ -232,10 +238,10 @@ mod tests {
             let strict = serde_json::from_str::<serde_json::Value>(&text).is_ok();
             let m = mend_lone_surrogates(text.as_bytes());
             let value: serde_json::Value = serde_json::from_slice(&m.text).unwrap();
-            prop_assert_eq!(
-                value["k"][0].as_str().unwrap(),
-                String::from_utf16_lossy(&units)
-            );
+            let lossy: String = char::decode_utf16(units.iter().copied())
+                .map(|unit| unit.unwrap_or(BROKEN))
+                .collect();
+            prop_assert_eq!(value["k"][0].as_str().unwrap(), lossy);
             let lone = char::decode_utf16(units.iter().copied())
                 .filter(Result::is_err)
                 .count();

@@ -269,6 +269,37 @@ fn control_characters_are_removed_tab_and_newline_are_formatting() {
 }
 
 #[test]
+fn half_a_character_sent_alone_reads_as_the_replacement_character_and_is_noted() {
+    let broken = crate::surrogates::BROKEN;
+    let mut contact = Contact {
+        last_name: format!("Ann{broken}"),
+        company: "Acme".into(),
+        notes: format!("first\nsecond {broken}"),
+        ..Contact::default()
+    };
+    let notes = contact.sanitize();
+    assert_eq!(contact.last_name, "Ann\u{fffd}");
+    assert_eq!(contact.notes, "first\nsecond \u{fffd}");
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(
+        notes[0].starts_with("last_name: half of a character"),
+        "{notes:?}"
+    );
+    assert!(
+        notes[1].starts_with("notes: half of a character"),
+        "{notes:?}"
+    );
+    // What it became is an ordinary character: nothing is noted again.
+    assert!(contact.sanitize().is_empty());
+    // U+FFFD that was sent as such is text like any other.
+    let mut plain = Contact {
+        last_name: "Ann\u{fffd}".into(),
+        ..Contact::default()
+    };
+    assert!(plain.sanitize().is_empty());
+}
+
+#[test]
 fn formatting_alone_is_never_reported() {
     let mut contact = Contact {
         first_name: "  Ada \t".into(),

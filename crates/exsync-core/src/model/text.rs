@@ -8,6 +8,7 @@
 use std::fmt::{self, Display};
 
 use super::address::{check_address, Charset};
+use crate::surrogates::BROKEN;
 
 /// What Exchange holds in a subject, a location and a contact's name, company, title,
 /// department, phone numbers and address parts. Counted in UTF-16 code units, as .NET (and
@@ -30,6 +31,16 @@ fn unsendable(c: char) -> bool {
     c.is_control() || c == '\u{FFFE}' || c == '\u{FFFF}'
 }
 
+/// Half of a character a server sent alone ([`BROKEN`]) becomes U+FFFD, the replacement
+/// character; every other character stays.
+fn mended(c: char) -> char {
+    if c == BROKEN {
+        '\u{FFFD}'
+    } else {
+        c
+    }
+}
+
 /// One-line fields: control characters removed, trimmed, inner runs of whitespace (tabs and
 /// line breaks included) folded to one space.
 pub fn clean_line(s: &str) -> String {
@@ -38,7 +49,12 @@ pub fn clean_line(s: &str) -> String {
         return s.to_owned();
     }
     s.split(char::is_whitespace)
-        .map(|word| word.chars().filter(|c| !unsendable(*c)).collect::<String>())
+        .map(|word| {
+            word.chars()
+                .filter(|c| !unsendable(*c))
+                .map(mended)
+                .collect::<String>()
+        })
         .filter(|word| !word.is_empty())
         .collect::<Vec<_>>()
         .join(" ")
@@ -55,6 +71,7 @@ pub fn clean_multiline(s: &str) -> String {
         .replace('\r', "\n")
         .chars()
         .filter(|c| *c == '\n' || *c == '\t' || !unsendable(*c))
+        .map(mended)
         .collect();
     let lines: Vec<&str> = unified.lines().map(str::trim_end).collect();
     lines.join("\n").trim_matches('\n').trim_start().to_owned()
@@ -70,7 +87,7 @@ fn is_clean_line(s: &str) -> bool {
                 return false;
             }
             after_space = true;
-        } else if c.is_whitespace() || unsendable(c) {
+        } else if c.is_whitespace() || unsendable(c) || c == BROKEN {
             return false;
         } else {
             after_space = false;
@@ -84,7 +101,7 @@ fn is_clean_multiline(s: &str) -> bool {
     !s.starts_with(char::is_whitespace)
         && !s.ends_with(char::is_whitespace)
         && s.chars()
-            .all(|c| c != '\r' && (c == '\n' || c == '\t' || !unsendable(c)))
+            .all(|c| c != '\r' && c != BROKEN && (c == '\n' || c == '\t' || !unsendable(c)))
         && s.split('\n')
             .all(|line| line.len() == line.trim_end().len())
 }
@@ -157,6 +174,12 @@ impl Fit {
         if s.chars().any(|c| unsendable(c) && !formatting(c)) {
             self.notes
                 .push(format!("{field}: control characters removed"));
+        }
+        if s.contains(BROKEN) {
+            self.notes.push(format!(
+                "{field}: half of a character (such as an emoji cut short) came alone and \
+                 reads as U+FFFD (\u{FFFD}); correct the text where it was written"
+            ));
         }
     }
 

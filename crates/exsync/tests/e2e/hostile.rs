@@ -496,9 +496,30 @@ async fn a_lone_surrogate_in_a_crm_answer_syncs_as_the_replacement_character(bac
     let check = lab.convergence().await.unwrap();
     assert!(check.converged(), "{:#?}", check.problems);
     later_passes_write_nothing(&lab).await;
+    broken_characters_wait(&lab, &user, &["Hostile-Half"]);
 }
 
 crate::on_each_backend!(a_lone_surrogate_in_a_crm_answer_syncs_as_the_replacement_character);
+
+/// The records named `names` (last names) wait for their text to be corrected, each with the
+/// reason that half of a character came alone in its first name: the admin sees it in status
+/// and the console.
+fn broken_characters_wait(lab: &Lab, user: &exsync_lab::LabUser, names: &[&str]) {
+    let waiting = lab.syncer.store.unresolved(&user.key).unwrap();
+    let mut broken: Vec<&str> = waiting
+        .iter()
+        .filter(|w| {
+            w.reason
+                .contains("first_name: half of a character (such as an emoji cut short)")
+        })
+        .filter_map(|w| w.name.as_deref())
+        .collect();
+    broken.sort_unstable();
+    let mut expected: Vec<String> = names.iter().map(|n| format!("Ann\u{fffd} {n}")).collect();
+    expected.sort_unstable();
+    assert_eq!(broken, expected, "{waiting:#?}");
+    assert!(waiting.iter().all(|w| w.occurrences >= 2), "{waiting:#?}");
+}
 
 /// The same from Graph: a contact made in Outlook whose name Exchange Online sends with a lone
 /// surrogate escape reaches the CRM with U+FFFD, and the records around it sync. Each client
@@ -599,4 +620,5 @@ async fn lone_surrogates_from_graph(logs: exsync_testkit::logs::Captured) {
     let check = lab.convergence().await.unwrap();
     assert!(check.converged(), "{:#?}", check.problems);
     later_passes_write_nothing(&lab).await;
+    broken_characters_wait(&lab, &user, &["Hostile-Half", "Hostile-Half-Crm"]);
 }
