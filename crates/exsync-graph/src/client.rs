@@ -186,8 +186,8 @@ pub(crate) fn endpoint(path: &str) -> String {
 }
 
 /// A JSON answer from `url`, parsed after each lone UTF-16 surrogate escape in it (text cut
-/// between an emoji's halves) became `BROKEN` (U+FFFD once the record is cleaned): one such string would otherwise refuse the whole
-/// page, on every pass. The trace names the endpoint only, never the text.
+/// between an emoji's halves) became `BROKEN` (U+FFFD once the record is cleaned): one such
+/// string would otherwise refuse the whole page, on every pass. The trace names the endpoint only, never the text.
 pub(crate) fn parse_answer(body: &[u8], url: &str) -> serde_json::Result<Value> {
     let mended = exsync_core::surrogates::mend_lone_surrogates(body);
     if mended.replaced > 0 {

@@ -628,8 +628,8 @@ impl SalesforceClient {
 }
 
 /// A JSON answer from `path`, parsed after each lone UTF-16 surrogate escape in it (text cut
-/// between an emoji's halves) became `BROKEN` (U+FFFD once the record is cleaned): one such field would otherwise refuse the whole
-/// page, on every pass. The trace names the resource only, never the text or the query.
+/// between an emoji's halves) became `BROKEN` (U+FFFD once the record is cleaned): one such
+/// field would otherwise refuse the whole page, on every pass. The trace names the resource only, never the text or the query.
 fn parse_answer(text: &str, path: &str) -> serde_json::Result<Value> {
     let mended = exsync_core::surrogates::mend_lone_surrogates(text.as_bytes());
     if mended.replaced > 0 {
