@@ -10,21 +10,44 @@ use exsync_store::{PgOptions, PgStore, Role, Store};
 
 use crate::support::{request, Auth, Env};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_user_list_names_the_worker_holding_each_user() {
-    let Some(db) = exsync_testkit::postgres::database() else {
-        return;
-    };
+/// A console and a worker on one throwaway PostgreSQL database, and two users; `None` when
+/// PostgreSQL is not installed (the store's tests say whether that may be skipped).
+struct Shared {
+    db: exsync_testkit::postgres::Database,
+    env: Env,
+    worker_store: Arc<dyn Store>,
+    ann: UserKey,
+    bob: UserKey,
+}
+
+async fn shared() -> Option<Shared> {
+    let db = exsync_testkit::postgres::database()?;
     let options = PgOptions::new(db.conninfo());
     let open = move || -> Arc<dyn Store> { Arc::new(PgStore::open(&options).unwrap()) };
     let (console_store, worker_store) = tokio::task::spawn_blocking(move || (open(), open()))
         .await
         .unwrap();
-    let env = Env::with_store(tempfile::tempdir().unwrap(), console_store);
-    let (ann, bob) = (
-        UserKey::from_email("ann@contoso.test"),
-        UserKey::from_email("bob@contoso.test"),
-    );
+    Some(Shared {
+        db,
+        env: Env::with_store(tempfile::tempdir().unwrap(), console_store),
+        worker_store,
+        ann: UserKey::from_email("ann@contoso.test"),
+        bob: UserKey::from_email("bob@contoso.test"),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_user_list_names_the_worker_holding_each_user() {
+    let Some(Shared {
+        db: _db,
+        env,
+        worker_store,
+        ann,
+        bob,
+    }) = shared().await
+    else {
+        return;
+    };
     // A worker named with markup, which the page must show as text.
     let worker = "w<1>";
     let taken = {
@@ -99,19 +122,16 @@ async fn the_user_list_names_the_worker_holding_each_user() {
 /// page that scanned the list for its user would fail with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_users_page_reads_only_that_users_lease() {
-    let Some(db) = exsync_testkit::postgres::database() else {
+    let Some(Shared {
+        db,
+        env,
+        worker_store,
+        ann,
+        bob,
+    }) = shared().await
+    else {
         return;
     };
-    let options = PgOptions::new(db.conninfo());
-    let open = move || -> Arc<dyn Store> { Arc::new(PgStore::open(&options).unwrap()) };
-    let (console_store, worker_store) = tokio::task::spawn_blocking(move || (open(), open()))
-        .await
-        .unwrap();
-    let env = Env::with_store(tempfile::tempdir().unwrap(), console_store);
-    let (ann, bob) = (
-        UserKey::from_email("ann@contoso.test"),
-        UserKey::from_email("bob@contoso.test"),
-    );
     let taken = {
         let users = vec![ann.clone(), bob.clone()];
         tokio::task::spawn_blocking(move || {
