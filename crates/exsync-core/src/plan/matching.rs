@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use crate::model::{clean_line, Fields, ItemId, ItemKind, Side};
+use crate::model::{clean_line, ItemId, ItemKind, Side};
 
 use super::types::{Item, LinkReason};
 
@@ -31,6 +31,14 @@ pub fn link_rules(kind: ItemKind) -> &'static [LinkReason] {
 /// The keys of one record, as (rule number, key). `item.fields` must already be cut down to
 /// the fields that sync, as the planner sees them.
 pub fn match_keys(kind: ItemKind, item: &Item) -> Vec<(u8, String)> {
+    keys_of(kind, item, &|name| item.fields.get(name))
+}
+
+/// A record's fields as the match rules read them, by name.
+pub(crate) type FieldLookup<'a> = dyn Fn(&str) -> Option<&'a Value> + 'a;
+
+/// [`match_keys`] of `item` with its fields read through `field`, which may hide some.
+pub(crate) fn keys_of(kind: ItemKind, item: &Item, field: &FieldLookup<'_>) -> Vec<(u8, String)> {
     let side = item.id.side();
     // Our tag names the exact counterpart, and either side may carry it: a CRM record matches
     // an Exchange record tagged with the CRM record's id, or the one its own tag names.
@@ -41,13 +49,13 @@ pub fn match_keys(kind: ItemKind, item: &Item) -> Vec<(u8, String)> {
             keys.push((0, tag(origin)));
         }
     }
-    let by_rule: &[fn(&Fields) -> Vec<String>] = match kind {
-        ItemKind::Contact => &[email_keys, name_company_key],
-        ItemKind::Event => &[subject_time_key],
+    let by_rule = match kind {
+        ItemKind::Contact => vec![email_keys(field), name_company_key(field)],
+        ItemKind::Event => vec![subject_time_key(field)],
     };
-    for (n, keys_of) in by_rule.iter().enumerate() {
+    for (n, rule_keys) in by_rule.into_iter().enumerate() {
         let rule = u8::try_from(n + 1).unwrap_or(u8::MAX);
-        keys.extend(keys_of(&item.fields).into_iter().map(|k| (rule, k)));
+        keys.extend(rule_keys.into_iter().map(|k| (rule, k)));
     }
     keys
 }
@@ -214,17 +222,16 @@ pub(super) fn match_items<'a>(
     index.links
 }
 
-fn text(fields: &Fields, name: &str) -> String {
-    fields
-        .get(name)
+fn text(field: &FieldLookup<'_>, name: &str) -> String {
+    field(name)
         .and_then(Value::as_str)
         .map(|s| clean_line(s).to_lowercase())
         .unwrap_or_default()
 }
 
 /// Every address of a contact, primary first.
-fn email_keys(fields: &Fields) -> Vec<String> {
-    match fields.get("emails") {
+fn email_keys(field: &FieldLookup<'_>) -> Vec<String> {
+    match field("emails") {
         Some(Value::Array(list)) => list
             .iter()
             .filter_map(Value::as_str)
@@ -236,23 +243,23 @@ fn email_keys(fields: &Fields) -> Vec<String> {
 
 /// First + last name + company, case-insensitive; only when both names are known, since a
 /// match on a surname alone would link strangers.
-fn name_company_key(fields: &Fields) -> Vec<String> {
-    let (first, last) = (text(fields, "first_name"), text(fields, "last_name"));
+fn name_company_key(field: &FieldLookup<'_>) -> Vec<String> {
+    let (first, last) = (text(field, "first_name"), text(field, "last_name"));
     if first.is_empty() || last.is_empty() {
         return Vec::new();
     }
     vec![format!(
         "{first}\u{1f}{last}\u{1f}{}",
-        text(fields, "company")
+        text(field, "company")
     )]
 }
 
 /// Subject + start + end; the times are already normalised to UTC by the model.
-fn subject_time_key(fields: &Fields) -> Vec<String> {
-    match (fields.get("start"), fields.get("end")) {
+fn subject_time_key(field: &FieldLookup<'_>) -> Vec<String> {
+    match (field("start"), field("end")) {
         (Some(start), Some(end)) => vec![format!(
             "{}\u{1f}{start}\u{1f}{end}",
-            text(fields, "subject")
+            text(field, "subject")
         )],
         _ => Vec::new(),
     }

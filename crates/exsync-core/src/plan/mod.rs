@@ -85,22 +85,13 @@ fn synced_fields(kind: ItemKind, rules: &KindRules) -> BTreeSet<String> {
 
 /// The match keys of a record as the planner sees it under these rules (see [`match_keys`]).
 pub fn record_keys(kind: ItemKind, rules: &KindRules, item: &Item) -> Vec<(u8, String)> {
-    // Called for every record a first sync reads: only the synced fields are copied, and no
-    // set of them is built.
+    // Called for every record a first sync reads: the fields that do not sync are hidden from
+    // the rules, not copied out.
     let required = required_fields(kind);
-    let seen = Item {
-        id: item.id.clone(),
-        fields: item
-            .fields
-            .iter()
-            .filter(|(k, _)| rules.fields.contains_key(*k) || required.contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        version: None,
-        modified: None,
-        origin: item.origin.clone(),
-    };
-    match_keys(kind, &seen)
+    matching::keys_of(kind, item, &|name| {
+        let syncs = rules.fields.contains_key(name) || required.contains(&name);
+        syncs.then(|| item.fields.get(name)).flatten()
+    })
 }
 
 /// Plans one pass. The result is deterministic for a given input.

@@ -771,6 +771,41 @@ fn unsynced_fields_are_neither_compared_nor_written() {
 }
 
 #[test]
+fn match_keys_read_only_the_fields_that_sync() {
+    let fields = with(
+        contact("Ada", "Lovelace", "Ada@X.test"),
+        "company",
+        json!("Analytical"),
+    );
+    let item = Item {
+        id: ItemId::Crm("c1".into()),
+        fields,
+        version: None,
+        modified: None,
+        origin: Some(ItemId::Exchange("e9".into())),
+    };
+    let everything = rules(Direction::Both);
+    let keys = record_keys(ItemKind::Contact, &everything, &item);
+    assert_eq!(keys, match_keys(ItemKind::Contact, &item));
+    assert!(
+        keys.contains(&(2, "ada\u{1f}lovelace\u{1f}analytical".to_owned())),
+        "{keys:?}"
+    );
+    let mut no_company = rules(Direction::Both);
+    no_company.fields.remove("company");
+    no_company.fields.remove("emails");
+    assert_eq!(
+        record_keys(ItemKind::Contact, &no_company, &item),
+        [
+            (0, "crm\u{1f}c1".to_owned()),
+            (0, "exchange\u{1f}e9".to_owned()),
+            (2, "ada\u{1f}lovelace\u{1f}".to_owned()),
+        ],
+        "a company and an address that do not sync match nothing"
+    );
+}
+
+#[test]
 fn delete_propagates_in_the_configured_direction() {
     let base = contact("Ada", "L", "a@x.test");
     let gone = [Change::Deleted {
