@@ -4,6 +4,7 @@
 # simulators') for an initial sync, an echo pass, a no-change pass and a pass after 1% changed
 # on each side, and the seeding time. Defaults: 50 users × 500 contacts × 500 events.
 #   bench/sync.sh [--users 50] [--contacts 500] [--events 500] [--latency-ms 0] [--graph | --hybrid]
+#                  [--per-user-concurrency N]
 # --graph: every mailbox in Exchange Online, served by the Graph simulator; --hybrid: half of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."

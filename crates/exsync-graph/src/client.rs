@@ -225,6 +225,11 @@ impl GraphClient {
         })
     }
 
+    /// How many requests one mailbox may have in flight at once (`Limits::per_mailbox`).
+    pub fn requests_per_mailbox(&self) -> usize {
+        self.limiter.per_mailbox()
+    }
+
     /// The app's certificate, when it authenticates with one (its expiry, thumbprints).
     pub fn certificate(&self) -> Option<&Certificate> {
         self.tokens.certificate()

@@ -85,6 +85,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Limiter {
+    /// Requests a mailbox may have in flight at once.
+    pub(crate) fn per_mailbox(&self) -> usize {
+        self.per_mailbox
+    }
+
     pub(crate) fn new(per_mailbox: usize, per_minute: u32, max_wait: Duration) -> Limiter {
         Limiter {
             per_mailbox: per_mailbox.max(1),

@@ -8,12 +8,15 @@
 //! slow simulator cannot pass for a slow exsync.
 //!
 //!     bench/sync.sh [--users 50] [--contacts 500] [--events 500] [--latency-ms 0]
+//!                   [--per-user-concurrency N]
 //!
 //! `--latency-ms N` makes the Exchange simulator wait N ms before answering each EWS request
 //! (as a remote server would), after seeding. `--graph` puts every mailbox in Exchange Online:
 //! the Graph simulator serves them through `[exchange_online]`, its HTTP requests are counted
 //! (a `$batch` is one), and the 1% pass changes contacts in the CRM only. `--hybrid` puts half
 //! the mailboxes online and half on premises; the mailbox requests are then both kinds added.
+//! `--per-user-concurrency N` sets `service.per_user_concurrency` (requests, and so write
+//! batches, out at once per mailbox) instead of its default.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -162,6 +165,8 @@ async fn main() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let mut options = LabOptions::new(dir.path(), users);
     options.concurrency = 8;
+    let per_user = arg("--per-user-concurrency", 0);
+    options.per_user_concurrency = (per_user > 0).then_some(per_user as u32);
     let graph = flag("--graph");
     let hybrid = !graph && flag("--hybrid");
     if graph {

@@ -51,6 +51,9 @@ pub struct LabOptions {
     pub users: usize,
     /// Users synced at once.
     pub concurrency: usize,
+    /// `service.per_user_concurrency` of the configuration `write_config` writes; its default
+    /// when `None`.
+    pub per_user_concurrency: Option<u32>,
     /// Write every EWS request and reply here.
     pub exchange_trace: Option<PathBuf>,
     /// Auth schemes the Exchange simulator offers (`basic`, `ntlm`, `negotiate`).
@@ -97,6 +100,7 @@ impl LabOptions {
             dir: dir.into(),
             users,
             concurrency: 4,
+            per_user_concurrency: None,
             exchange_trace: None,
             exchange_auth: "ntlm".into(),
             exchange_keytab: None,
@@ -532,7 +536,7 @@ mailbox_field = {mailbox_field}
 [service]
 poll_interval = "10s"
 concurrent_users = {concurrency}
-
+{per_user}
 [configurations.sales]
 groups = [{profile}]
 
@@ -556,6 +560,11 @@ sync_private = true
             integration = quoted(&sf.integration_user.username),
             crm_ca = quoted(&sf.ca_file.display().to_string()),
             concurrency = self.options.concurrency,
+            per_user = self
+                .options
+                .per_user_concurrency
+                .map(|n| format!("per_user_concurrency = {n}\n"))
+                .unwrap_or_default(),
             settle = self.options.crm_settle.as_secs(),
             profile = quoted(PROFILE),
             mailbox_field = quoted(self.options.mailbox_field.as_str()),

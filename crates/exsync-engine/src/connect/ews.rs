@@ -305,6 +305,10 @@ impl MailboxSide for ExchangeConnection {
         self.client.config().batch_size.max(1)
     }
 
+    fn requests_at_once(&self, _user: &UserKey) -> usize {
+        self.client.config().max_per_mailbox.max(1)
+    }
+
     async fn prepare(&self, user: &UserKey) -> SideResult<()> {
         let mailbox = self.mailbox(user).await?;
         let kind = ItemKind::Contact;

@@ -1257,6 +1257,10 @@ impl MailboxSide for GraphConnection {
         BATCH_MAX
     }
 
+    fn requests_at_once(&self, _user: &UserKey) -> usize {
+        self.client.requests_per_mailbox()
+    }
+
     async fn prepare(&self, user: &UserKey) -> SideResult<()> {
         let (_, made) = self.contact_folder(user).await?;
         if made {

@@ -328,6 +328,10 @@ impl<W: MailboxSide, G: MailboxSide> MailboxSide for Mailboxes<W, G> {
         dispatch!(self, user, side => side.write_batch(user))
     }
 
+    fn requests_at_once(&self, user: &UserKey) -> usize {
+        dispatch!(self, user, side => side.requests_at_once(user))
+    }
+
     async fn find_copies(
         &self,
         user: &UserKey,
@@ -458,6 +462,10 @@ impl<S: MailboxSide> MailboxSide for Optional<S> {
 
     fn write_batch(&self, user: &UserKey) -> usize {
         either!(self, side => side.write_batch(user))
+    }
+
+    fn requests_at_once(&self, user: &UserKey) -> usize {
+        either!(self, side => side.requests_at_once(user))
     }
 
     async fn write(

@@ -573,31 +573,39 @@ where
         cursors: &mut Vec<CursorAdvance>,
         spool: Arc<Spool>,
     ) -> Result<Result<GroupRead, SideError>, PassError> {
-        let mut position: Option<String> = None;
-        loop {
-            let page = match self
-                .crm
-                .changes_page(kind, position.as_deref(), filter)
-                .await
-            {
-                Ok(page) => page,
-                Err(e) => return Ok(Err(e)),
-            };
-            let routed = self.route(kind, page.changes, key, group).await?;
-            {
+        let mut page = match self.crm.changes_page(kind, None, filter).await {
+            Ok(page) => page,
+            Err(e) => return Ok(Err(e)),
+        };
+        // Each page is routed and spooled while the next is read: the CRM's latency and its
+        // answer's parsing overlap the spool's writes.
+        let position = loop {
+            let (changes, position) = (std::mem::take(&mut page.changes), page.cursor.clone());
+            let spooling = async {
+                let routed = self.route(kind, changes, key, group).await?;
                 let spool = Arc::clone(&spool);
                 tokio::task::spawn_blocking(move || spool.put(kind, &routed))
                     .await
-                    .map_err(|e| PassError::Join(e.to_string()))??;
+                    .map_err(|e| PassError::Join(e.to_string()))?
+                    .map_err(PassError::from)
+            };
+            let reading = async {
+                match page.more {
+                    true => Some(self.crm.changes_page(kind, Some(&position), filter).await),
+                    false => None,
+                }
+            };
+            let (spooled, next) = tokio::join!(spooling, reading);
+            spooled?;
+            match next {
+                Some(Ok(next)) => page = next,
+                Some(Err(e)) => return Ok(Err(e)),
+                None => break position,
             }
-            position = Some(page.cursor);
-            if !page.more {
-                break;
-            }
-        }
+        };
         cursors.push(CursorAdvance {
             scope,
-            value: position,
+            value: Some(position),
         });
         Ok(Ok(GroupRead {
             changes: Vec::new(),

@@ -447,6 +447,13 @@ pub trait MailboxSide: Send + Sync {
         100
     }
 
+    /// How many requests the user's backend takes for one mailbox at once
+    /// (`service.per_user_concurrency`, within the backend's own limit). A pass keeps this many
+    /// write batches out, so a server's latency is paid once per that many requests.
+    fn requests_at_once(&self, _user: &UserKey) -> usize {
+        2
+    }
+
     /// Writes in the user's folder for `kind`, one result per write, in order: a create tags
     /// the item with its `origin` and answers its new id and version; an update writes only the
     /// `changed` fields and answers the new version (a backend that can make the update

@@ -1,7 +1,8 @@
 //! Executing: each slice's writes in batches, each batch journaled, then sent to each side in
-//! one request, two batches out at once, and each batch's own commit of what it did (pairs, the
-//! echo log, the items created), which settles the journal: a crash at any point leaves each
-//! write either settled or journaled, and `recover.rs` settles what is journaled.
+//! one request, as many batches out at once as the mailbox takes requests, and each batch's own
+//! commit of what it did (pairs, the echo log, the items created), which settles the journal: a
+//! crash at any point leaves each write either settled or journaled, and `recover.rs` settles
+//! what is journaled.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -20,9 +21,8 @@ use super::{on_store, KindPass, PassError, UserReport};
 use crate::failpoints::{self, failpoint};
 use crate::sync::sides::{CrmSide, MailboxSide, Write};
 
-/// How many write batches are out at once, and how many planned slices wait for them (see
-/// `KindPass::write_planned`).
-pub(super) const IN_FLIGHT: usize = 2;
+/// How many planned slices wait for the writer (see `KindPass::write_slices`).
+pub(super) const SLICES_AHEAD: usize = 2;
 
 /// A batch whose writes went out, with what each side answered.
 struct SentBatch {
@@ -62,10 +62,11 @@ impl Written {
 impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
     /// Writes the slices' plans as the planner hands them over, in batches: each batch holds
     /// no more writes for a side than that side takes in one request, and its outcome is
-    /// committed as soon as its answers are back. Two batches are out at once
-    /// (the next is journaled and sent while a side answers the last), so a server's latency
-    /// is paid about once per two requests and a crash loses the answers of two requests per
-    /// side at most, both journaled. Batches settle in plan order.
+    /// committed as soon as its answers are back. As many batches are out at once as the
+    /// mailbox takes requests ([`MailboxSide::requests_at_once`]), and they keep going out
+    /// while an answered one is committed, so a server's latency is paid about once per that
+    /// many requests. A crash loses the answers of those batches and of the two answered ones
+    /// waiting for their commit at most, all journaled. Batches settle in plan order.
     pub(super) async fn write_planned(
         &self,
         planned: mpsc::Receiver<Planned>,
@@ -94,13 +95,31 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
             self.crm.write_batch().max(1),
             self.exchange.write_batch(&self.user.key).max(1),
         ];
+        let at_once = self.exchange.requests_at_once(&self.user.key).max(1);
         let mut sent = slices
             .flat_map(|planned| stream::iter(named_batches(planned, limits)))
             .map(|(batch, names)| self.send_batch(batch, names))
-            .buffered(IN_FLIGHT);
-        while let Some(batch) = sent.next().await {
-            self.settle_batch(batch?, written, commit, report).await?;
-        }
+            .buffered(at_once);
+        // Answered batches are committed apart from the sending, so that the next batches go
+        // out while one is committed; a batch that failed ends the sending after it.
+        let (answered, mut to_settle) = mpsc::channel(1);
+        let sending = async move {
+            while let Some(batch) = sent.next().await {
+                let failed = batch.is_err();
+                if answered.send(batch).await.is_err() || failed {
+                    break;
+                }
+            }
+            Ok(())
+        };
+        let settling = async {
+            while let Some(batch) = to_settle.recv().await {
+                self.settle_batch(batch?, written, commit, report).await?;
+            }
+            Ok::<(), PassError>(())
+        };
+        // The first error ends both: batches still out are dropped, their writes journaled.
+        tokio::try_join!(sending, settling)?;
         Ok(())
     }
 

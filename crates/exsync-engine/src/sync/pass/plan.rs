@@ -13,7 +13,7 @@ use exsync_store::{PassCommit, UnresolvedReport};
 
 use tokio::sync::mpsc;
 
-use super::execute::{pair_of, Written, IN_FLIGHT};
+use super::execute::{pair_of, Written, SLICES_AHEAD};
 use super::names::{self, Names, Planned};
 use super::{on_store, KindPass, PassError, UserReport};
 use crate::sync::sides::{CrmSide, MailboxSide};
@@ -86,7 +86,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         commit: &mut PassCommit,
         report: &mut UserReport,
     ) -> Result<(), PassError> {
-        let (planned, to_write) = mpsc::channel(IN_FLIGHT);
+        let (planned, to_write) = mpsc::channel(SLICES_AHEAD);
         tokio::try_join!(
             self.plan_slices(stage, planned),
             self.write_planned(to_write, written, commit, report),

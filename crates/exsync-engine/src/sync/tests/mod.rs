@@ -175,11 +175,23 @@ struct Faults {
     overlap: Option<Overlap>,
 }
 
-#[derive(Default)]
 struct Overlap {
+    /// The requests the mailbox says it takes at once.
+    at_once: usize,
     out: usize,
     most: usize,
     arrivals: usize,
+}
+
+impl Overlap {
+    fn taking(at_once: usize) -> Overlap {
+        Overlap {
+            at_once,
+            out: 0,
+            most: 0,
+            arrivals: 0,
+        }
+    }
 }
 
 /// Where a write call to one side ends the pass, as a crash would: the call never returns,
@@ -557,6 +569,11 @@ impl MailboxSide for Mem {
         WRITE_BATCH
     }
 
+    fn requests_at_once(&self, _user: &UserKey) -> usize {
+        let faults = self.faults.lock().unwrap();
+        faults.overlap.as_ref().map_or(2, |o| o.at_once)
+    }
+
     async fn find_copies(
         &self,
         user: &UserKey,
@@ -743,24 +760,26 @@ async fn first_pass_copies_both_ways_and_second_pass_writes_nothing() {
 }
 
 #[tokio::test]
-async fn two_write_batches_are_out_at_once_and_never_more() {
-    let w = world(&["ann@x.test"]);
-    // Slices of 3 and batches of 2: batches of one slice and of the next overlap.
-    let contacts: Vec<String> = (0..11)
-        .map(|i| w.crm_create(0, person(&format!("P{i}"), &format!("p{i}@x.test"))))
-        .collect();
-    w.mem.faults.lock().unwrap().overlap = Some(Overlap::default());
-    let report = w.pass().await;
-    assert_eq!(report.failed_users(), 0, "{report:?}");
-    let most = w.mem.faults.lock().unwrap().overlap.take().unwrap().most;
-    assert_eq!(most, 2, "the mailbox's write calls out at once");
-    assert_eq!(
-        w.mailbox("ann@x.test").len(),
-        contacts.len(),
-        "each copied once"
-    );
-    let again = w.pass().await;
-    assert_eq!(again.users[0].counts.created, 0, "{again:?}");
+async fn as_many_write_batches_are_out_as_the_mailbox_takes_and_never_more() {
+    for at_once in [1, 2, 3] {
+        let w = world(&["ann@x.test"]);
+        // Slices of 3 and batches of 2: batches of one slice and of the next overlap.
+        let contacts: Vec<String> = (0..15)
+            .map(|i| w.crm_create(0, person(&format!("P{i}"), &format!("p{i}@x.test"))))
+            .collect();
+        w.mem.faults.lock().unwrap().overlap = Some(Overlap::taking(at_once));
+        let report = w.pass().await;
+        assert_eq!(report.failed_users(), 0, "{report:?}");
+        let most = w.mem.faults.lock().unwrap().overlap.take().unwrap().most;
+        assert_eq!(most, at_once, "the mailbox's write calls out at once");
+        assert_eq!(
+            w.mailbox("ann@x.test").len(),
+            contacts.len(),
+            "each copied once"
+        );
+        let again = w.pass().await;
+        assert_eq!(again.users[0].counts.created, 0, "{again:?}");
+    }
 }
 
 #[tokio::test]
