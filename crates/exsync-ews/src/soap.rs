@@ -186,7 +186,20 @@ pub(crate) fn parse_envelope(
             },
         });
     }
-    Ok((first.clone(), server_version(&root)))
+    let version = server_version(&root);
+    // The answer is taken out of the envelope, not copied: it is most of the document.
+    let mut root = root;
+    let answer = root
+        .children
+        .iter_mut()
+        .find(|c| c.name == "Body")
+        .and_then(|body| (!body.children.is_empty()).then(|| body.children.swap_remove(0)));
+    answer
+        .map(|answer| (answer, version))
+        .ok_or_else(|| EwsError::Protocol {
+            host: ctx.host.to_owned(),
+            reason: "empty SOAP Body".into(),
+        })
 }
 
 /// The `*ResponseMessage` elements of an operation response, in request order.

@@ -673,8 +673,12 @@ where
                 };
                 routed.push((holder.clone(), moved, Vec::new()));
             }
-            for recipient in recipients {
-                routed.push((recipient, change.clone(), notes.clone()));
+            // Most records have one recipient, who takes the change itself.
+            if let Some((last, others)) = recipients.split_last() {
+                for recipient in others {
+                    routed.push((recipient.clone(), change.clone(), notes.clone()));
+                }
+                routed.push((last.clone(), change, notes));
             }
         }
         Ok(routed)

@@ -16,8 +16,13 @@ use super::stage::{scratch_database, sql, StageError};
 
 type Result<T, E = StageError> = std::result::Result<T, E>;
 
-fn json(op: &'static str, id: String) -> impl FnOnce(serde_json::Error) -> StageError {
-    move |source| StageError::Json { op, id, source }
+/// The error of a row that did not turn into JSON or back; the row is named only then.
+fn json(op: &'static str, id: impl Fn() -> String) -> impl FnOnce(serde_json::Error) -> StageError {
+    move |source| StageError::Json {
+        op,
+        id: id(),
+        source,
+    }
 }
 
 const SCHEMA: &str = "
@@ -81,8 +86,8 @@ impl Spool {
                 )
                 .map_err(sql(op))?;
             for (user, change, notes) in routed {
-                let id = change.id().to_string();
-                let change = super::scratch_json::to_text(change).map_err(json(op, id.clone()))?;
+                let id = || change.id().to_string();
+                let change = super::scratch_json::to_text(change).map_err(json(op, id))?;
                 let notes = serde_json::to_string(notes).map_err(json(op, id))?;
                 insert
                     .execute(params![user.as_str(), kind.as_str(), change, notes])
@@ -124,8 +129,9 @@ impl Spool {
         for row in rows {
             let (seq, stored, notes): (i64, String, String) = row.map_err(sql(op))?;
             let change =
-                super::scratch_json::from_text(&stored).map_err(json(op, format!("#{seq}")))?;
-            let notes = serde_json::from_str(&notes).map_err(json(op, change.id().to_string()))?;
+                super::scratch_json::from_text(&stored).map_err(json(op, || format!("#{seq}")))?;
+            let notes =
+                serde_json::from_str(&notes).map_err(json(op, || change.id().to_string()))?;
             page.push(Routed {
                 seq,
                 change,
