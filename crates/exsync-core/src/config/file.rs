@@ -339,7 +339,7 @@ pub struct ServiceConfig {
     pub poll_interval_secs: u64,
     /// Users synced at the same time.
     pub concurrent_users: u32,
-    /// EWS requests in flight for one mailbox at once.
+    /// Requests in flight for one mailbox at once, and so the write batches a pass keeps out.
     pub per_user_concurrency: u32,
     /// Where Prometheus metrics are served; `None` turns them off.
     pub metrics_listen: Option<SocketAddr>,
