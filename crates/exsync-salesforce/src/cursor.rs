@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use exsync_core::plan::{Change, Item};
-use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind, Record};
+use exsync_core::{Contact, CrmId, Event, ExchangeId, ItemId, ItemKind, Record};
 
 use crate::client::{Idempotency, SalesforceClient};
 use crate::error::{Error, Result};
@@ -19,7 +19,9 @@ use crate::mapping::{
     event_relation_from_sobject, format_sf_datetime, parse_sf_datetime, read_contact_as_typed,
     read_event_as_typed, CONTACT_FIELDS, EVENT_FIELDS, EVENT_RELATION_FIELDS,
 };
-use crate::query::{quote, quote_list};
+use crate::query::{page_of, quote, quote_list, PageAt};
+use crate::record::SfRecord;
+use crate::rows::Field;
 
 /// getDeleted reaches back 15 days; we reconcile a little before that.
 pub const DELETED_WINDOW: Duration = Duration::days(15);
@@ -178,6 +180,23 @@ impl SalesforceClient {
         scope: &Scope,
         cursor: &ChangeCursor,
     ) -> Result<RawChanges> {
+        let read = self.change_query(scope, object, cursor);
+        let records = self.query_all(&read.soql).await?;
+        let last = records.last().map(place_of);
+        let end = self
+            .end_read(object, scope, read, records.len(), last)
+            .await?;
+        Ok(RawChanges {
+            records,
+            deleted: end.deleted,
+            live_ids: end.live_ids,
+            cursor: end.cursor,
+            more: end.more,
+        })
+    }
+
+    /// The query of one page of changes after `cursor`, and the cursor it starts from.
+    fn change_query(&self, scope: &Scope, object: SyncObject, cursor: &ChangeCursor) -> ChangeQuery {
         let now = Utc::now();
         let mut next = cursor.clone();
         if next.stamp.is_none() && next.deletes_checked.is_none() {
@@ -217,19 +236,39 @@ impl SalesforceClient {
             object.name(),
             where_clause(&conditions),
         );
-        let records = self.query_all(&soql).await?;
-        if let Some(last) = records.last() {
-            let stamp = last
-                .get("SystemModstamp")
-                .and_then(Value::as_str)
-                .and_then(parse_sf_datetime);
-            let id = last.get("Id").and_then(Value::as_str).map(str::to_owned);
-            match (stamp, id) {
-                (Some(stamp), Some(id)) => {
+        ChangeQuery {
+            soql,
+            next,
+            now,
+            page_size,
+        }
+    }
+
+    /// What follows a page of changes once its `count` records are read: the cursor moved
+    /// past the `last` of them (refused when it has no Id or SystemModstamp), and, once the
+    /// read reached the newest change, the deletes since the last window (or every id in
+    /// scope, when the delete log no longer reaches back that far).
+    async fn end_read(
+        &self,
+        object: SyncObject,
+        scope: &Scope,
+        read: ChangeQuery,
+        count: usize,
+        last: Option<Place>,
+    ) -> Result<ReadEnd> {
+        let ChangeQuery {
+            mut next,
+            now,
+            page_size,
+            ..
+        } = read;
+        if let Some(last) = last {
+            match last {
+                Some((stamp, id)) => {
                     next.stamp = Some(stamp);
                     next.last_id = Some(id);
                 }
-                _ => {
+                None => {
                     return Err(Error::Decode(format!(
                         "{} record without Id or SystemModstamp",
                         object.name()
@@ -237,7 +276,7 @@ impl SalesforceClient {
                 }
             }
         }
-        let more = records.len() >= page_size;
+        let more = count >= page_size;
         let mut deleted = Vec::new();
         let mut live_ids = None;
         if !more && next.full_read {
@@ -285,8 +324,7 @@ impl SalesforceClient {
                 }
             }
         }
-        Ok(RawChanges {
-            records,
+        Ok(ReadEnd {
             deleted,
             live_ids,
             cursor: next,
@@ -361,30 +399,47 @@ impl SalesforceClient {
         scope: &Scope,
         cursor: &ChangeCursor,
     ) -> Result<ChangeBatch> {
-        let raw = self.read_raw_changes(object, scope, cursor).await?;
-        let mut changes = Vec::with_capacity(raw.records.len() + raw.deleted.len());
-        let attendees = match object {
-            SyncObject::Event => {
-                let ids: Vec<String> = raw
-                    .records
-                    .iter()
-                    .filter_map(|r| r.get("Id").and_then(Value::as_str).map(str::to_owned))
-                    .collect();
-                self.invitees(&ids).await?
+        let read = self.change_query(scope, object, cursor);
+        let owners = Owners::of(scope);
+        let mut records = Vec::new();
+        let mut event_ids = Vec::new();
+        let (mut count, mut last) = (0, None);
+        // Each answer is parsed into rows that borrow its text (`rows.rs`), and both are gone
+        // once its records are read; the invitees of an event are added after the read.
+        let first = PageAt::First {
+            soql: &read.soql,
+            include_deleted: false,
+        };
+        self.each_page(first, |answer| {
+            let page = page_of::<Field<'_>>(answer.parse()?)?;
+            count += page.records.len();
+            if let Some(record) = page.records.last() {
+                last = Some(place_of(record));
             }
+            for record in &page.records {
+                if object == SyncObject::Event {
+                    event_ids.extend(record.str_field("Id").map(str::to_owned));
+                }
+                // Without the option a record of another owner is not read at all when the
+                // query names the owners; when it could not name them all, it is left out here.
+                if !scope.report_out_of_scope && !owners.own(record.str_field("OwnerId")) {
+                    continue;
+                }
+                records.push(ReadRecord::of(object, record));
+            }
+            Ok(page.follow())
+        })
+        .await?;
+        let end = self.end_read(object, scope, read, count, last).await?;
+        let attendees = match object {
+            SyncObject::Event => self.invitees(&event_ids).await?,
             SyncObject::Contact => BTreeMap::new(),
         };
-        let owners = Owners::of(scope);
-        for record in &raw.records {
-            let owner = record.get("OwnerId").and_then(Value::as_str);
-            // Without the option a record of another owner is not read at all when the query
-            // names the owners; when it could not name them all, it is left out here.
-            if !scope.report_out_of_scope && !owners.own(owner) {
-                continue;
-            }
-            changes.push(record_change(object, &owners, record, &attendees));
+        let mut changes = Vec::with_capacity(records.len() + end.deleted.len());
+        for record in records {
+            changes.push(record.into_change(&owners, &attendees));
         }
-        for id in raw.deleted {
+        for id in end.deleted {
             changes.push(CrmChange {
                 owner_id: None,
                 change: Change::Deleted {
@@ -395,11 +450,11 @@ impl SalesforceClient {
         }
         Ok(ChangeBatch {
             changes,
-            live_ids: raw
+            live_ids: end
                 .live_ids
                 .map(|ids| ids.into_iter().map(CrmId::new).collect()),
-            cursor: raw.cursor,
-            more: raw.more,
+            cursor: end.cursor,
+            more: end.more,
         })
     }
 
@@ -492,69 +547,128 @@ fn where_clause(conditions: &[String]) -> String {
     }
 }
 
-/// One record of a query as the planner's input: an upsert, or `Invalid` with the reason when
-/// it does not map; `OutOfScope` when its owner is not in the scope.
+/// A change read about to be sent: its query, and the cursor it moves.
+struct ChangeQuery {
+    soql: String,
+    /// The cursor to move past what is read.
+    next: ChangeCursor,
+    now: DateTime<Utc>,
+    page_size: usize,
+}
+
+/// What [`SalesforceClient::end_read`] found after a page of changes.
+struct ReadEnd {
+    deleted: Vec<String>,
+    live_ids: Option<BTreeSet<String>>,
+    cursor: ChangeCursor,
+    more: bool,
+}
+
+/// Where a record stands in the cursor's order, its SystemModstamp and Id; `None` when it
+/// lacks either.
+type Place = Option<(DateTime<Utc>, String)>;
+
+fn place_of(record: &impl SfRecord) -> Place {
+    let stamp = record
+        .str_field("SystemModstamp")
+        .and_then(parse_sf_datetime)?;
+    let id = record.str_field("Id")?;
+    Some((stamp, id.to_owned()))
+}
+
+/// A record as read, owning what it needs, mapped but for an event's invitees, which are read
+/// after the records.
+struct ReadRecord {
+    id: String,
+    owner_id: Option<String>,
+    version: Option<String>,
+    origin: Option<ItemId>,
+    modified: Option<DateTime<Utc>>,
+    /// The record as Salesforce holds it, not yet cut to fit; the reason when it maps to
+    /// no record.
+    typed: std::result::Result<Typed, String>,
+}
+
+enum Typed {
+    Contact(Contact),
+    Event(Event),
+}
+
+impl ReadRecord {
+    fn of(object: SyncObject, record: &impl SfRecord) -> ReadRecord {
+        let typed = match object {
+            SyncObject::Contact => Ok(Typed::Contact(read_contact_as_typed(record))),
+            SyncObject::Event => read_event_as_typed(record, Vec::new()).map(Typed::Event),
+        };
+        ReadRecord {
+            id: record.str_field("Id").unwrap_or_default().to_owned(),
+            owner_id: record.str_field("OwnerId").map(str::to_owned),
+            version: record.str_field("SystemModstamp").map(str::to_owned),
+            // Records we created carry the Exchange id they came from as their external key.
+            origin: record
+                .str_field(crate::EXTERNAL_ID_FIELD)
+                .filter(|s| !s.is_empty())
+                .map(|s| ItemId::Exchange(ExchangeId::new(s))),
+            modified: record
+                .str_field("LastModifiedDate")
+                .and_then(parse_sf_datetime),
+            typed,
+        }
+    }
+
+    /// The planner's input: an upsert, or `Invalid` with the reason when the record does not
+    /// map; `OutOfScope` when its owner is not in the scope.
+    fn into_change(
+        self,
+        owners: &Owners<'_>,
+        attendees: &BTreeMap<String, Vec<exsync_core::Attendee>>,
+    ) -> CrmChange {
+        let item_id = ItemId::Crm(CrmId::new(self.id.clone()));
+        let mut notes = Vec::new();
+        let change = if !owners.own(self.owner_id.as_deref()) {
+            Change::OutOfScope { id: item_id }
+        } else {
+            // Sanitised once, on the way to fields, which keeps what was cut.
+            let fields = self.typed.map(|typed| match typed {
+                Typed::Contact(contact) => contact.into_noted_fields(),
+                Typed::Event(mut event) => {
+                    event.attendees = attendees.get(&self.id).cloned().unwrap_or_default();
+                    event.into_noted_fields()
+                }
+            });
+            match fields {
+                Ok((fields, noted)) => {
+                    notes = noted;
+                    Change::Upsert(Item {
+                        id: item_id,
+                        fields,
+                        version: self.version,
+                        modified: self.modified,
+                        origin: self.origin,
+                    })
+                }
+                Err(reason) => Change::Invalid {
+                    id: item_id,
+                    reason,
+                },
+            }
+        };
+        CrmChange {
+            owner_id: self.owner_id,
+            change,
+            notes,
+        }
+    }
+}
+
+/// One record of a query as the planner's input (see [`ReadRecord::into_change`]).
 fn record_change(
     object: SyncObject,
     owners: &Owners<'_>,
-    record: &Value,
+    record: &impl SfRecord,
     attendees: &BTreeMap<String, Vec<exsync_core::Attendee>>,
 ) -> CrmChange {
-    let id = record
-        .get("Id")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let owner_id = record
-        .get("OwnerId")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let item_id = ItemId::Crm(CrmId::new(id.clone()));
-    let version = record
-        .get("SystemModstamp")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    // Records we created carry the Exchange id they came from as their external key.
-    let origin = record
-        .get(crate::EXTERNAL_ID_FIELD)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(|s| ItemId::Exchange(ExchangeId::new(s)));
-    let modified = record
-        .get("LastModifiedDate")
-        .and_then(Value::as_str)
-        .and_then(parse_sf_datetime);
-    let fields = match object {
-        // Sanitised once, on the way to fields, which keeps what was cut.
-        SyncObject::Contact => Ok(read_contact_as_typed(record).into_noted_fields()),
-        SyncObject::Event => {
-            let invitees = attendees.get(&id).cloned().unwrap_or_default();
-            read_event_as_typed(record, invitees).map(Record::into_noted_fields)
-        }
-    };
-    let mut notes = Vec::new();
-    let change = match fields {
-        _ if !owners.own(owner_id.as_deref()) => Change::OutOfScope { id: item_id },
-        Ok((fields, noted)) => {
-            notes = noted;
-            Change::Upsert(Item {
-                id: item_id,
-                fields,
-                version,
-                modified,
-                origin,
-            })
-        }
-        Err(reason) => Change::Invalid {
-            id: item_id,
-            reason,
-        },
-    };
-    CrmChange {
-        owner_id,
-        change,
-        notes,
-    }
+    ReadRecord::of(object, record).into_change(owners, attendees)
 }
 
 #[cfg(test)]
