@@ -731,4 +731,171 @@ mod tests {
             (fitted.into_fields(), notes)
         );
     }
+
+    mod rows_map_as_values {
+        //! A record maps to the same change whether its page was read as rows or as
+        //! `serde_json::Value`s, and that change is what the public mappings make of it.
+
+        use proptest::prelude::*;
+        use serde_json::{json, Value};
+
+        use super::*;
+        use crate::client::Answer;
+        use crate::mapping::{read_contact, read_event};
+
+        const OWNER: &str = "005A";
+
+        /// Values of the types Salesforce sends, and of the wrong ones.
+        fn any_value() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                (-3000i64..3000).prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<u64>().prop_map(Value::from),
+                (-1e6f64..1e6).prop_map(Value::from),
+                prop::sample::select(vec![
+                    "",
+                    "2024-05-01",
+                    "2024-02-30",
+                    "2024-05-01T10:00:00.000+0000",
+                    "2024-05-01T11:30:00.000+0200",
+                    "2024-05-01T09:45:00Z",
+                    "RRULE:FREQ=WEEKLY;INTERVAL=1;COUNT=6",
+                    "RRULE:FREQ=HOURLY",
+                    "Europe/Berlin",
+                    "Free",
+                    "OutOfOffice",
+                    "ada@customer.test",
+                    "not an address",
+                    "005A",
+                    "005B",
+                    "00UA",
+                    "003A",
+                    "O\"Brien \\ \u{e9}\n\t\u{1}",
+                ])
+                .prop_map(Value::from),
+                "\\PC{0,12}".prop_map(Value::from),
+                "\\PC{0,8}".prop_map(|name| json!({"attributes": {"type": "Account"}, "Name": name})),
+            ]
+        }
+
+        /// Records as Salesforce sends them (a contact, a timed event, an all-day event, a
+        /// series), some of their fields then replaced or added with any value.
+        fn any_record() -> impl Strategy<Value = Value> {
+            let shapes = vec![
+                json!({
+                    "attributes": {"type": "Contact", "url": "/services/data/v62.0/sobjects/Contact/003A"},
+                    "Id": "003A", "OwnerId": OWNER, "FirstName": "Ada", "MiddleName": null,
+                    "LastName": "Lovelace", "Email": "ada@customer.test", "Phone": "+1 555 010 0001",
+                    "MobilePhone": null, "Title": "Countess", "Department": "Analytics",
+                    "Birthdate": "1815-12-10", "Description": "Notes\nover lines",
+                    "Account": {"attributes": {"type": "Account"}, "Name": "Engines Ltd"},
+                    "MailingStreet": "12 St James's Sq", "MailingCity": "London",
+                    "MailingPostalCode": "SW1", "MailingCountry": "UK", "OtherCity": "Marylebone",
+                    "SystemModstamp": "2024-05-01T10:00:00.000+0000",
+                    "LastModifiedDate": "2024-05-01T10:00:00.000+0000", "Exsync_Id__c": "AAMkA=",
+                }),
+                json!({
+                    "attributes": {"type": "Event"}, "Id": "00UA", "OwnerId": OWNER,
+                    "Subject": "Review", "Location": "Room 1", "Description": "Agenda",
+                    "StartDateTime": "2024-05-01T10:00:00.000+0000",
+                    "EndDateTime": "2024-05-01T11:00:00.000+0000", "ActivityDate": "2024-05-01",
+                    "DurationInMinutes": 60, "IsAllDayEvent": false, "IsPrivate": true,
+                    "ShowAs": "OutOfOffice", "IsReminderSet": true,
+                    "ReminderDateTime": "2024-05-01T09:45:00.000+0000", "IsRecurrence2": false,
+                    "SystemModstamp": "2024-05-01T10:00:00.000+0000",
+                    "LastModifiedDate": "2024-05-01T10:00:00.000+0000", "Exsync_Id__c": null,
+                }),
+                json!({
+                    "attributes": {"type": "Event"}, "Id": "00UB", "OwnerId": OWNER,
+                    "Subject": "Off", "IsAllDayEvent": true, "ActivityDate": "2024-05-01",
+                    "DurationInMinutes": 2880, "StartDateTime": "2024-05-01T00:00:00.000+0000",
+                    "SystemModstamp": "2024-05-01T10:00:00.000+0000",
+                }),
+                json!({
+                    "attributes": {"type": "Event"}, "Id": "00UA", "OwnerId": OWNER,
+                    "Subject": "Weekly", "StartDateTime": "2024-05-06T08:00:00.000+0000",
+                    "EndDateTime": "2024-05-06T08:30:00.000+0000", "IsRecurrence2": true,
+                    "Recurrence2PatternText": "RRULE:FREQ=WEEKLY;INTERVAL=1;COUNT=6",
+                    "Recurrence2PatternTimeZone": "Europe/Berlin",
+                    "SystemModstamp": "2024-05-01T10:00:00.000+0000",
+                }),
+            ];
+            let mut names: Vec<&str> = CONTACT_FIELDS.iter().chain(EVENT_FIELDS).copied().collect();
+            names.extend(["Account", "attributes", "Unselected"]);
+            names.sort_unstable();
+            names.dedup();
+            let changes = prop::collection::vec((prop::sample::select(names), any_value()), 0..6);
+            (prop::sample::select(shapes), changes).prop_map(|(shape, changes)| {
+                let mut record = shape.as_object().cloned().unwrap_or_default();
+                for (name, value) in changes {
+                    record.insert(name.to_owned(), value);
+                }
+                Value::Object(record)
+            })
+        }
+
+        fn invitees() -> BTreeMap<String, Vec<exsync_core::Attendee>> {
+            let invitee = |email: &str| exsync_core::Attendee {
+                email: email.into(),
+                name: "Invitee".into(),
+                kind: exsync_core::AttendeeKind::Required,
+            };
+            BTreeMap::from([(
+                "00UA".to_owned(),
+                vec![invitee("bo@customer.test"), invitee("x@evil.test#.customer.test")],
+            )])
+        }
+
+        /// What the mappings make of a record in scope: its fields and notes, or the reason.
+        fn mapped(object: SyncObject, record: &Value) -> std::result::Result<(exsync_core::Fields, Vec<String>), String> {
+            let id = record.str_field("Id").unwrap_or_default();
+            match object {
+                SyncObject::Contact => {
+                    let (contact, notes) = read_contact(record);
+                    Ok((contact.into_fields(), notes))
+                }
+                SyncObject::Event => {
+                    let attendees = invitees().remove(id).unwrap_or_default();
+                    read_event(record, attendees)
+                        .map(|(event, notes)| (event.into_fields(), notes))
+                }
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn a_row_maps_as_its_value_does(record in any_record(), events in any::<bool>()) {
+                let object = if events { SyncObject::Event } else { SyncObject::Contact };
+                let text = serde_json::to_string(&json!({"records": [record]})).unwrap();
+                let answer = Answer::of_text("query", &text);
+                let rows = crate::query::page_of::<Field<'_>>(answer.parse().unwrap()).unwrap();
+                let values = crate::query::page_of::<Value>(answer.parse().unwrap()).unwrap();
+                let scope = Scope { owner_ids: vec![OWNER.to_owned()], ..Scope::default() };
+                let owners = Owners::of(&scope);
+                let attendees = invitees();
+                let from_row = record_change(object, &owners, &rows.records[0], &attendees);
+                let from_value = record_change(object, &owners, &values.records[0], &attendees);
+                prop_assert_eq!(&from_row, &from_value);
+                prop_assert_eq!(place_of(&rows.records[0]), place_of(&values.records[0]));
+
+                let value = &values.records[0];
+                match (from_value.change, mapped(object, value)) {
+                    (Change::OutOfScope { .. }, _) => {
+                        prop_assert_ne!(value.str_field("OwnerId"), Some(OWNER));
+                    }
+                    (Change::Upsert(item), Ok((fields, notes))) => {
+                        prop_assert_eq!(item.fields, fields);
+                        prop_assert_eq!(from_value.notes, notes);
+                        prop_assert_eq!(item.version.as_deref(), value.str_field("SystemModstamp"));
+                    }
+                    (Change::Invalid { reason, .. }, Err(expected)) => {
+                        prop_assert_eq!(reason, expected);
+                    }
+                    (change, expected) => prop_assert!(false, "{:?} against {:?}", change, expected),
+                }
+            }
+        }
+    }
 }
