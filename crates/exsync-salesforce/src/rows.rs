@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Number;
 
 use crate::query::QueryAnswer;
@@ -38,7 +38,7 @@ impl<'a> Row<'a> {
         self.0
             .iter()
             .rev()
-            .find(|(key, _)| key.as_ref() == name)
+            .find(|(key, _)| same_name(key, name))
             .map(|(_, value)| value)
     }
 
@@ -46,9 +46,15 @@ impl<'a> Row<'a> {
         self.0
             .iter_mut()
             .rev()
-            .find(|(key, _)| key.as_ref() == name)
+            .find(|(key, _)| same_name(key, name))
             .map(|(_, value)| value)
     }
+}
+
+/// `key == name`, with the first bytes compared before the call that compares the rest: a
+/// record's field names often share a length, seldom a first letter.
+fn same_name(key: &str, name: &str) -> bool {
+    key.len() == name.len() && key.as_bytes().first() == name.as_bytes().first() && key == name
 }
 
 impl<'a> Field<'a> {
@@ -108,11 +114,24 @@ impl QueryAnswer for Field<'_> {
 
 impl<'de> Deserialize<'de> for Field<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(FieldVisitor)
+        FieldVisitor { members: 0 }.deserialize(deserializer)
     }
 }
 
-struct FieldVisitor;
+/// Reads one value; an object is given room for `members` at once. The records of a page
+/// have the same fields, so each is sized as the one before it and never grows.
+#[derive(Clone, Copy)]
+struct FieldVisitor {
+    members: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for FieldVisitor {
+    type Value = Field<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Field<'de>, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
 
 impl<'de> Visitor<'de> for FieldVisitor {
     type Value = Field<'de>;
@@ -164,16 +183,25 @@ impl<'de> Visitor<'de> for FieldVisitor {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut list = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(item) = seq.next_element()? {
-            list.push(item);
+        let mut item = FieldVisitor { members: 0 };
+        while let Some(next) = seq.next_element_seed(item)? {
+            if let Field::Object(Row(members)) = &next {
+                item.members = members.len();
+            }
+            list.push(next);
         }
         Ok(Field::Array(list))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(0));
+        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(self.members));
         while let Some(Key(key)) = map.next_key()? {
-            members.push((key, map.next_value()?));
+            members.push((key, map.next_value_seed(FieldVisitor { members: 0 })?));
+        }
+        // Room that a smaller object left unused goes back at once: a hostile list of empty
+        // objects after a large one would otherwise hold the large one's room for each.
+        if members.len() < members.capacity() / 2 {
+            members.shrink_to_fit();
         }
         Ok(Field::Object(Row(members)))
     }
@@ -274,6 +302,29 @@ mod tests {
         assert!(matches!(members[0].1, Field::Str(Cow::Borrowed("Ada"))));
         assert!(matches!(&members[1].0, Cow::Owned(k) if k == "Escaped"));
         assert!(matches!(&members[1].1, Field::Str(Cow::Owned(v)) if v == "O\"Brien\n"));
+    }
+
+    #[test]
+    fn each_record_is_sized_as_the_one_before_and_keeps_no_more_room_than_it_needs() {
+        let large: Vec<String> = (0..100).map(|i| format!(r#""F{i}":{i}"#)).collect();
+        let large = format!("{{{}}}", large.join(","));
+        let text = format!(r#"[{large},{large},{{}},{{"b":1}},{large}]"#);
+        let answer = Answer::of_text("query", &text);
+        let Field::Array(list) = answer.parse::<Field<'_>>().unwrap() else {
+            panic!("a list")
+        };
+        let rooms: Vec<(usize, usize)> = list
+            .iter()
+            .map(|row| match row {
+                Field::Object(Row(members)) => (members.len(), members.capacity()),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        // The second of two equal records is given exactly its room.
+        assert_eq!(rooms[1], (100, 100));
+        for (len, capacity) in rooms {
+            assert!(capacity <= (2 * len).max(4), "{len} members in room for {capacity}");
+        }
     }
 
     #[test]
