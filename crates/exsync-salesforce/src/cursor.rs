@@ -196,7 +196,12 @@ impl SalesforceClient {
     }
 
     /// The query of one page of changes after `cursor`, and the cursor it starts from.
-    fn change_query(&self, scope: &Scope, object: SyncObject, cursor: &ChangeCursor) -> ChangeQuery {
+    fn change_query(
+        &self,
+        scope: &Scope,
+        object: SyncObject,
+        cursor: &ChangeCursor,
+    ) -> ChangeQuery {
         let now = Utc::now();
         let mut next = cursor.clone();
         if next.stamp.is_none() && next.deletes_checked.is_none() {
@@ -776,7 +781,8 @@ mod tests {
                 ])
                 .prop_map(Value::from),
                 "\\PC{0,12}".prop_map(Value::from),
-                "\\PC{0,8}".prop_map(|name| json!({"attributes": {"type": "Account"}, "Name": name})),
+                "\\PC{0,8}"
+                    .prop_map(|name| json!({"attributes": {"type": "Account"}, "Name": name})),
             ]
         }
 
@@ -844,12 +850,18 @@ mod tests {
             };
             BTreeMap::from([(
                 "00UA".to_owned(),
-                vec![invitee("bo@customer.test"), invitee("x@evil.test#.customer.test")],
+                vec![
+                    invitee("bo@customer.test"),
+                    invitee("x@evil.test#.customer.test"),
+                ],
             )])
         }
 
         /// What the mappings make of a record in scope: its fields and notes, or the reason.
-        fn mapped(object: SyncObject, record: &Value) -> std::result::Result<(exsync_core::Fields, Vec<String>), String> {
+        fn mapped(
+            object: SyncObject,
+            record: &Value,
+        ) -> std::result::Result<(exsync_core::Fields, Vec<String>), String> {
             let id = record.str_field("Id").unwrap_or_default();
             match object {
                 SyncObject::Contact => {
@@ -858,8 +870,7 @@ mod tests {
                 }
                 SyncObject::Event => {
                     let attendees = invitees().remove(id).unwrap_or_default();
-                    read_event(record, attendees)
-                        .map(|(event, notes)| (event.into_fields(), notes))
+                    read_event(record, attendees).map(|(event, notes)| (event.into_fields(), notes))
                 }
             }
         }

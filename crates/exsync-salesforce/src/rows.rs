@@ -323,7 +323,10 @@ mod tests {
         // The second of two equal records is given exactly its room.
         assert_eq!(rooms[1], (100, 100));
         for (len, capacity) in rooms {
-            assert!(capacity <= (2 * len).max(4), "{len} members in room for {capacity}");
+            assert!(
+                capacity <= (2 * len).max(4),
+                "{len} members in room for {capacity}"
+            );
         }
     }
 
@@ -409,8 +412,15 @@ mod tests {
             (rows.total_size, rows.done, &rows.next_records_url),
             (values.total_size, values.done, &values.next_records_url)
         );
-        assert_eq!(rows.follow().as_deref(), Some("/services/data/v62.0/query/01g-2000"));
-        let ids: Vec<_> = rows.records.iter().filter_map(|r| r.str_field("Id")).collect();
+        assert_eq!(
+            rows.follow().as_deref(),
+            Some("/services/data/v62.0/query/01g-2000")
+        );
+        let ids: Vec<_> = rows
+            .records
+            .iter()
+            .filter_map(|r| r.str_field("Id"))
+            .collect();
         assert_eq!(ids, ["003A", "003B"]);
 
         for bad in [
