@@ -427,10 +427,11 @@ impl SalesforceClient {
                 }
                 // Without the option a record of another owner is not read at all when the
                 // query names the owners; when it could not name them all, it is left out here.
-                if !scope.report_out_of_scope && !owners.own(record.str_field("OwnerId")) {
+                let owner = record.str_field("OwnerId");
+                if !scope.report_out_of_scope && !owners.own(owner) {
                     continue;
                 }
-                records.push(ReadRecord::of(object, record));
+                records.push(ReadRecord::of(object, record, owner));
             }
             Ok(page.follow())
         })
@@ -600,14 +601,15 @@ enum Typed {
 }
 
 impl ReadRecord {
-    fn of(object: SyncObject, record: &impl SfRecord) -> ReadRecord {
+    /// `record` read, its `OwnerId` being `owner`.
+    fn of(object: SyncObject, record: &impl SfRecord, owner: Option<&str>) -> ReadRecord {
         let typed = match object {
             SyncObject::Contact => Ok(Typed::Contact(read_contact_as_typed(record))),
             SyncObject::Event => read_event_as_typed(record, Vec::new()).map(Typed::Event),
         };
         ReadRecord {
             id: record.str_field("Id").unwrap_or_default().to_owned(),
-            owner_id: record.str_field("OwnerId").map(str::to_owned),
+            owner_id: owner.map(str::to_owned),
             version: record.str_field("SystemModstamp").map(str::to_owned),
             // Records we created carry the Exchange id they came from as their external key.
             origin: record
@@ -628,10 +630,11 @@ impl ReadRecord {
         owners: &Owners<'_>,
         attendees: &BTreeMap<String, Vec<exsync_core::Attendee>>,
     ) -> CrmChange {
-        let item_id = ItemId::Crm(CrmId::new(self.id.clone()));
         let mut notes = Vec::new();
         let change = if !owners.own(self.owner_id.as_deref()) {
-            Change::OutOfScope { id: item_id }
+            Change::OutOfScope {
+                id: ItemId::Crm(CrmId::new(self.id)),
+            }
         } else {
             // Sanitised once, on the way to fields, which keeps what was cut.
             let fields = self.typed.map(|typed| match typed {
@@ -641,6 +644,7 @@ impl ReadRecord {
                     event.into_noted_fields()
                 }
             });
+            let item_id = ItemId::Crm(CrmId::new(self.id));
             match fields {
                 Ok((fields, noted)) => {
                     notes = noted;
@@ -673,7 +677,7 @@ fn record_change(
     record: &impl SfRecord,
     attendees: &BTreeMap<String, Vec<exsync_core::Attendee>>,
 ) -> CrmChange {
-    ReadRecord::of(object, record).into_change(owners, attendees)
+    ReadRecord::of(object, record, record.str_field("OwnerId")).into_change(owners, attendees)
 }
 
 #[cfg(test)]
