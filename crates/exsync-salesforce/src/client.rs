@@ -1,6 +1,7 @@
 //! The HTTP side: OAuth tokens (cached, refreshed on `INVALID_SESSION_ID`), bounded retries
 //! with jitter, and API allowance accounting from `Sforce-Limit-Info`.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -407,6 +408,40 @@ impl SalesforceClient {
         headers: &[(&str, &str)],
         enforce_reserve: bool,
     ) -> Result<(StatusCode, Value)> {
+        let answer = self
+            .send_for_answer(
+                method,
+                path,
+                query,
+                body,
+                idempotency,
+                headers,
+                enforce_reserve,
+            )
+            .await?;
+        Ok((answer.status, answer.parse()?))
+    }
+
+    /// A `GET` whose successful answer the caller parses as it needs: a query page's rows
+    /// borrow its text (`rows.rs`). Failures are handled as [`Self::call`] handles them.
+    pub(crate) async fn get_answer(&self, path: &str, query: &[(&str, &str)]) -> Result<Answer> {
+        self.send_for_answer(Method::GET, path, query, None, Idempotency::Safe, &[], true)
+            .await
+    }
+
+    /// Sends a request until it is answered with success (or 300), retrying what may be
+    /// retried; any other answer is read as Salesforce's error and becomes the error.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_for_answer(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+        idempotency: Idempotency,
+        headers: &[(&str, &str)],
+        enforce_reserve: bool,
+    ) -> Result<Answer> {
         let mut attempt = 0;
         let mut refreshed = false;
         loop {
@@ -503,18 +538,15 @@ impl SalesforceClient {
                 }
                 Err(e) => return Err(e.into()),
             };
-            let value: Value = if text.trim().is_empty() {
-                Value::Null
-            } else {
-                parse_answer(&text, path).map_err(|e| {
-                    Error::Decode(format!(
-                        "{method} {path}: HTTP {status}: body is not JSON: {e}"
-                    ))
-                })?
+            let answer = Answer {
+                status,
+                request: format!("{method} {path}"),
+                text: mend_answer(text, path),
             };
             if status.is_success() || status == StatusCode::MULTIPLE_CHOICES {
-                return Ok((status, value));
+                return Ok(answer);
             }
+            let value: Value = answer.parse()?;
             let (code, message) = first_error(&value);
             if status == StatusCode::UNAUTHORIZED && code == "INVALID_SESSION_ID" && !refreshed {
                 tracing::info!("Salesforce session expired; logging in again");
@@ -627,19 +659,56 @@ impl SalesforceClient {
     }
 }
 
-/// A JSON answer from `path`, parsed after each lone UTF-16 surrogate escape in it (text cut
-/// between an emoji's halves) became `BROKEN` (U+FFFD once the record is cleaned): one such
-/// field would otherwise refuse the whole page, on every pass. The trace names the resource only, never the text or the query.
-fn parse_answer(text: &str, path: &str) -> serde_json::Result<Value> {
-    let mended = exsync_core::surrogates::mend_lone_surrogates(text.as_bytes());
-    if mended.replaced > 0 {
-        tracing::warn!(
-            endpoint = %path.split('?').next().unwrap_or(""),
-            replaced = mended.replaced,
-            "Salesforce's answer held lone UTF-16 surrogate escapes; each was read as U+FFFD"
-        );
+/// An answer's body, its lone surrogates mended (see [`mend_answer`]), parsed by whoever
+/// asked for it: into a `Value`, or into rows that borrow the text (`rows.rs`).
+pub(crate) struct Answer {
+    status: StatusCode,
+    /// The method and path, which a body that is no JSON is reported with.
+    request: String,
+    text: String,
+}
+
+impl Answer {
+    /// The answer `GET path` would make of `text` with status 200, for tests.
+    #[cfg(test)]
+    pub(crate) fn of_text(path: &str, text: &str) -> Answer {
+        Answer {
+            status: StatusCode::OK,
+            request: format!("GET {path}"),
+            text: mend_answer(text.to_owned(), path),
+        }
     }
-    serde_json::from_slice(&mended.text)
+
+    /// The body as `T`; an empty body is `T::default()` (`Value::Null`).
+    pub(crate) fn parse<'a, T: Deserialize<'a> + Default>(&'a self) -> Result<T> {
+        if self.text.trim().is_empty() {
+            return Ok(T::default());
+        }
+        serde_json::from_str(&self.text).map_err(|e| {
+            Error::Decode(format!(
+                "{}: HTTP {}: body is not JSON: {e}",
+                self.request, self.status
+            ))
+        })
+    }
+}
+
+/// The text of an answer from `path` with each lone UTF-16 surrogate escape in it (text cut
+/// between an emoji's halves) made `BROKEN` (U+FFFD once the record is cleaned): one such
+/// field would otherwise refuse the whole page, on every pass. Every answer goes through here
+/// before it is parsed. The trace names the resource only, never the text or the query.
+fn mend_answer(text: String, path: &str) -> String {
+    let mended = exsync_core::surrogates::mend_lone_surrogates(text.as_bytes());
+    let (replaced, Cow::Owned(bytes)) = (mended.replaced, mended.text) else {
+        return text;
+    };
+    tracing::warn!(
+        endpoint = %path.split('?').next().unwrap_or(""),
+        replaced,
+        "Salesforce's answer held lone UTF-16 surrogate escapes; each was read as U+FFFD"
+    );
+    // Mending swaps ASCII escapes for ASCII escapes, so the text stays UTF-8.
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 fn first_error(value: &Value) -> (String, String) {

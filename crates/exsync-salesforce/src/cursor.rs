@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use exsync_core::plan::{Change, Item};
-use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind, Record};
+use exsync_core::{Contact, CrmId, Event, ExchangeId, ItemId, ItemKind, Record};
 
 use crate::client::{Idempotency, SalesforceClient};
 use crate::error::{Error, Result};
@@ -19,7 +19,9 @@ use crate::mapping::{
     event_relation_from_sobject, format_sf_datetime, parse_sf_datetime, read_contact_as_typed,
     read_event_as_typed, CONTACT_FIELDS, EVENT_FIELDS, EVENT_RELATION_FIELDS,
 };
-use crate::query::{quote, quote_list};
+use crate::query::{page_of, quote, quote_list, PageAt};
+use crate::record::SfRecord;
+use crate::rows::Field;
 
 /// getDeleted reaches back 15 days; we reconcile a little before that.
 pub const DELETED_WINDOW: Duration = Duration::days(15);
@@ -178,6 +180,28 @@ impl SalesforceClient {
         scope: &Scope,
         cursor: &ChangeCursor,
     ) -> Result<RawChanges> {
+        let read = self.change_query(scope, object, cursor);
+        let records = self.query_all(&read.soql).await?;
+        let last = records.last().map(place_of);
+        let end = self
+            .end_read(object, scope, read, records.len(), last)
+            .await?;
+        Ok(RawChanges {
+            records,
+            deleted: end.deleted,
+            live_ids: end.live_ids,
+            cursor: end.cursor,
+            more: end.more,
+        })
+    }
+
+    /// The query of one page of changes after `cursor`, and the cursor it starts from.
+    fn change_query(
+        &self,
+        scope: &Scope,
+        object: SyncObject,
+        cursor: &ChangeCursor,
+    ) -> ChangeQuery {
         let now = Utc::now();
         let mut next = cursor.clone();
         if next.stamp.is_none() && next.deletes_checked.is_none() {
@@ -217,19 +241,39 @@ impl SalesforceClient {
             object.name(),
             where_clause(&conditions),
         );
-        let records = self.query_all(&soql).await?;
-        if let Some(last) = records.last() {
-            let stamp = last
-                .get("SystemModstamp")
-                .and_then(Value::as_str)
-                .and_then(parse_sf_datetime);
-            let id = last.get("Id").and_then(Value::as_str).map(str::to_owned);
-            match (stamp, id) {
-                (Some(stamp), Some(id)) => {
+        ChangeQuery {
+            soql,
+            next,
+            now,
+            page_size,
+        }
+    }
+
+    /// What follows a page of changes once its `count` records are read: the cursor moved
+    /// past the `last` of them (refused when it has no Id or SystemModstamp), and, once the
+    /// read reached the newest change, the deletes since the last window (or every id in
+    /// scope, when the delete log no longer reaches back that far).
+    async fn end_read(
+        &self,
+        object: SyncObject,
+        scope: &Scope,
+        read: ChangeQuery,
+        count: usize,
+        last: Option<Place>,
+    ) -> Result<ReadEnd> {
+        let ChangeQuery {
+            mut next,
+            now,
+            page_size,
+            ..
+        } = read;
+        if let Some(last) = last {
+            match last {
+                Some((stamp, id)) => {
                     next.stamp = Some(stamp);
                     next.last_id = Some(id);
                 }
-                _ => {
+                None => {
                     return Err(Error::Decode(format!(
                         "{} record without Id or SystemModstamp",
                         object.name()
@@ -237,7 +281,7 @@ impl SalesforceClient {
                 }
             }
         }
-        let more = records.len() >= page_size;
+        let more = count >= page_size;
         let mut deleted = Vec::new();
         let mut live_ids = None;
         if !more && next.full_read {
@@ -285,8 +329,7 @@ impl SalesforceClient {
                 }
             }
         }
-        Ok(RawChanges {
-            records,
+        Ok(ReadEnd {
             deleted,
             live_ids,
             cursor: next,
@@ -361,30 +404,48 @@ impl SalesforceClient {
         scope: &Scope,
         cursor: &ChangeCursor,
     ) -> Result<ChangeBatch> {
-        let raw = self.read_raw_changes(object, scope, cursor).await?;
-        let mut changes = Vec::with_capacity(raw.records.len() + raw.deleted.len());
-        let attendees = match object {
-            SyncObject::Event => {
-                let ids: Vec<String> = raw
-                    .records
-                    .iter()
-                    .filter_map(|r| r.get("Id").and_then(Value::as_str).map(str::to_owned))
-                    .collect();
-                self.invitees(&ids).await?
+        let read = self.change_query(scope, object, cursor);
+        let owners = Owners::of(scope);
+        let mut records = Vec::new();
+        let mut event_ids = Vec::new();
+        let (mut count, mut last) = (0, None);
+        // Each answer is parsed into rows that borrow its text (`rows.rs`), and both are gone
+        // once its records are read; the invitees of an event are added after the read.
+        let first = PageAt::First {
+            soql: &read.soql,
+            include_deleted: false,
+        };
+        self.each_page(first, |answer| {
+            let page = page_of::<Field<'_>>(answer.parse()?)?;
+            count += page.records.len();
+            if let Some(record) = page.records.last() {
+                last = Some(place_of(record));
             }
+            for record in &page.records {
+                if object == SyncObject::Event {
+                    event_ids.extend(record.str_field("Id").map(str::to_owned));
+                }
+                // Without the option a record of another owner is not read at all when the
+                // query names the owners; when it could not name them all, it is left out here.
+                let owner = record.str_field("OwnerId");
+                if !scope.report_out_of_scope && !owners.own(owner) {
+                    continue;
+                }
+                records.push(ReadRecord::of(object, record, owner));
+            }
+            Ok(page.follow())
+        })
+        .await?;
+        let end = self.end_read(object, scope, read, count, last).await?;
+        let attendees = match object {
+            SyncObject::Event => self.invitees(&event_ids).await?,
             SyncObject::Contact => BTreeMap::new(),
         };
-        let owners = Owners::of(scope);
-        for record in &raw.records {
-            let owner = record.get("OwnerId").and_then(Value::as_str);
-            // Without the option a record of another owner is not read at all when the query
-            // names the owners; when it could not name them all, it is left out here.
-            if !scope.report_out_of_scope && !owners.own(owner) {
-                continue;
-            }
-            changes.push(record_change(object, &owners, record, &attendees));
+        let mut changes = Vec::with_capacity(records.len() + end.deleted.len());
+        for record in records {
+            changes.push(record.into_change(&owners, &attendees));
         }
-        for id in raw.deleted {
+        for id in end.deleted {
             changes.push(CrmChange {
                 owner_id: None,
                 change: Change::Deleted {
@@ -395,11 +456,11 @@ impl SalesforceClient {
         }
         Ok(ChangeBatch {
             changes,
-            live_ids: raw
+            live_ids: end
                 .live_ids
                 .map(|ids| ids.into_iter().map(CrmId::new).collect()),
-            cursor: raw.cursor,
-            more: raw.more,
+            cursor: end.cursor,
+            more: end.more,
         })
     }
 
@@ -492,69 +553,131 @@ fn where_clause(conditions: &[String]) -> String {
     }
 }
 
-/// One record of a query as the planner's input: an upsert, or `Invalid` with the reason when
-/// it does not map; `OutOfScope` when its owner is not in the scope.
+/// A change read about to be sent: its query, and the cursor it moves.
+struct ChangeQuery {
+    soql: String,
+    /// The cursor to move past what is read.
+    next: ChangeCursor,
+    now: DateTime<Utc>,
+    page_size: usize,
+}
+
+/// What [`SalesforceClient::end_read`] found after a page of changes.
+struct ReadEnd {
+    deleted: Vec<String>,
+    live_ids: Option<BTreeSet<String>>,
+    cursor: ChangeCursor,
+    more: bool,
+}
+
+/// Where a record stands in the cursor's order, its SystemModstamp and Id; `None` when it
+/// lacks either.
+type Place = Option<(DateTime<Utc>, String)>;
+
+fn place_of(record: &impl SfRecord) -> Place {
+    let stamp = record
+        .str_field("SystemModstamp")
+        .and_then(parse_sf_datetime)?;
+    let id = record.str_field("Id")?;
+    Some((stamp, id.to_owned()))
+}
+
+/// A record as read, owning what it needs, mapped but for an event's invitees, which are read
+/// after the records.
+struct ReadRecord {
+    id: String,
+    owner_id: Option<String>,
+    version: Option<String>,
+    origin: Option<ItemId>,
+    modified: Option<DateTime<Utc>>,
+    /// The record as Salesforce holds it, not yet cut to fit; the reason when it maps to
+    /// no record.
+    typed: std::result::Result<Typed, String>,
+}
+
+enum Typed {
+    Contact(Contact),
+    Event(Event),
+}
+
+impl ReadRecord {
+    /// `record` read, its `OwnerId` being `owner`.
+    fn of(object: SyncObject, record: &impl SfRecord, owner: Option<&str>) -> ReadRecord {
+        let typed = match object {
+            SyncObject::Contact => Ok(Typed::Contact(read_contact_as_typed(record))),
+            SyncObject::Event => read_event_as_typed(record, Vec::new()).map(Typed::Event),
+        };
+        ReadRecord {
+            id: record.str_field("Id").unwrap_or_default().to_owned(),
+            owner_id: owner.map(str::to_owned),
+            version: record.str_field("SystemModstamp").map(str::to_owned),
+            // Records we created carry the Exchange id they came from as their external key.
+            origin: record
+                .str_field(crate::EXTERNAL_ID_FIELD)
+                .filter(|s| !s.is_empty())
+                .map(|s| ItemId::Exchange(ExchangeId::new(s))),
+            modified: record
+                .str_field("LastModifiedDate")
+                .and_then(parse_sf_datetime),
+            typed,
+        }
+    }
+
+    /// The planner's input: an upsert, or `Invalid` with the reason when the record does not
+    /// map; `OutOfScope` when its owner is not in the scope.
+    fn into_change(
+        self,
+        owners: &Owners<'_>,
+        attendees: &BTreeMap<String, Vec<exsync_core::Attendee>>,
+    ) -> CrmChange {
+        let mut notes = Vec::new();
+        let change = if !owners.own(self.owner_id.as_deref()) {
+            Change::OutOfScope {
+                id: ItemId::Crm(CrmId::new(self.id)),
+            }
+        } else {
+            // Sanitised once, on the way to fields, which keeps what was cut.
+            let fields = self.typed.map(|typed| match typed {
+                Typed::Contact(contact) => contact.into_noted_fields(),
+                Typed::Event(mut event) => {
+                    event.attendees = attendees.get(&self.id).cloned().unwrap_or_default();
+                    event.into_noted_fields()
+                }
+            });
+            let item_id = ItemId::Crm(CrmId::new(self.id));
+            match fields {
+                Ok((fields, noted)) => {
+                    notes = noted;
+                    Change::Upsert(Item {
+                        id: item_id,
+                        fields,
+                        version: self.version,
+                        modified: self.modified,
+                        origin: self.origin,
+                    })
+                }
+                Err(reason) => Change::Invalid {
+                    id: item_id,
+                    reason,
+                },
+            }
+        };
+        CrmChange {
+            owner_id: self.owner_id,
+            change,
+            notes,
+        }
+    }
+}
+
+/// One record of a query as the planner's input (see [`ReadRecord::into_change`]).
 fn record_change(
     object: SyncObject,
     owners: &Owners<'_>,
-    record: &Value,
+    record: &impl SfRecord,
     attendees: &BTreeMap<String, Vec<exsync_core::Attendee>>,
 ) -> CrmChange {
-    let id = record
-        .get("Id")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let owner_id = record
-        .get("OwnerId")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let item_id = ItemId::Crm(CrmId::new(id.clone()));
-    let version = record
-        .get("SystemModstamp")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    // Records we created carry the Exchange id they came from as their external key.
-    let origin = record
-        .get(crate::EXTERNAL_ID_FIELD)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(|s| ItemId::Exchange(ExchangeId::new(s)));
-    let modified = record
-        .get("LastModifiedDate")
-        .and_then(Value::as_str)
-        .and_then(parse_sf_datetime);
-    let fields = match object {
-        // Sanitised once, on the way to fields, which keeps what was cut.
-        SyncObject::Contact => Ok(read_contact_as_typed(record).into_noted_fields()),
-        SyncObject::Event => {
-            let invitees = attendees.get(&id).cloned().unwrap_or_default();
-            read_event_as_typed(record, invitees).map(Record::into_noted_fields)
-        }
-    };
-    let mut notes = Vec::new();
-    let change = match fields {
-        _ if !owners.own(owner_id.as_deref()) => Change::OutOfScope { id: item_id },
-        Ok((fields, noted)) => {
-            notes = noted;
-            Change::Upsert(Item {
-                id: item_id,
-                fields,
-                version,
-                modified,
-                origin,
-            })
-        }
-        Err(reason) => Change::Invalid {
-            id: item_id,
-            reason,
-        },
-    };
-    CrmChange {
-        owner_id,
-        change,
-        notes,
-    }
+    ReadRecord::of(object, record, record.str_field("OwnerId")).into_change(owners, attendees)
 }
 
 #[cfg(test)]
@@ -616,5 +739,178 @@ mod tests {
             read(SyncObject::Event, &event),
             (fitted.into_fields(), notes)
         );
+    }
+
+    mod rows_map_as_values {
+        //! A record maps to the same change whether its page was read as rows or as
+        //! `serde_json::Value`s, and that change is what the public mappings make of it.
+
+        use proptest::prelude::*;
+        use serde_json::{json, Value};
+
+        use super::*;
+        use crate::client::Answer;
+        use crate::mapping::{read_contact, read_event};
+
+        const OWNER: &str = "005A";
+
+        /// Values of the types Salesforce sends, and of the wrong ones.
+        fn any_value() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                (-3000i64..3000).prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<u64>().prop_map(Value::from),
+                (-1e6f64..1e6).prop_map(Value::from),
+                prop::sample::select(vec![
+                    "",
+                    "2024-05-01",
+                    "2024-02-30",
+                    "2024-05-01T10:00:00.000+0000",
+                    "2024-05-01T11:30:00.000+0200",
+                    "2024-05-01T09:45:00Z",
+                    "RRULE:FREQ=WEEKLY;INTERVAL=1;COUNT=6",
+                    "RRULE:FREQ=HOURLY",
+                    "Europe/Berlin",
+                    "Free",
+                    "OutOfOffice",
+                    "ada@customer.test",
+                    "not an address",
+                    "005A",
+                    "005B",
+                    "00UA",
+                    "003A",
+                    "O\"Brien \\ \u{e9}\n\t\u{1}",
+                ])
+                .prop_map(Value::from),
+                "\\PC{0,12}".prop_map(Value::from),
+                "\\PC{0,8}"
+                    .prop_map(|name| json!({"attributes": {"type": "Account"}, "Name": name})),
+            ]
+        }
+
+        /// Records as Salesforce sends them (a contact, a timed event, an all-day event, a
+        /// series), some of their fields then replaced or added with any value.
+        fn any_record() -> impl Strategy<Value = Value> {
+            let shapes = vec![
+                json!({
+                    "attributes": {"type": "Contact", "url": "/services/data/v62.0/sobjects/Contact/003A"},
+                    "Id": "003A", "OwnerId": OWNER, "FirstName": "Ada", "MiddleName": null,
+                    "LastName": "Lovelace", "Email": "ada@customer.test", "Phone": "+1 555 010 0001",
+                    "MobilePhone": null, "Title": "Countess", "Department": "Analytics",
+                    "Birthdate": "1815-12-10", "Description": "Notes\nover lines",
+                    "Account": {"attributes": {"type": "Account"}, "Name": "Engines Ltd"},
+                    "MailingStreet": "12 St James's Sq", "MailingCity": "London",
+                    "MailingPostalCode": "SW1", "MailingCountry": "UK", "OtherCity": "Marylebone",
+                    "SystemModstamp": "2024-05-01T10:00:00.000+0000",
+                    "LastModifiedDate": "2024-05-01T10:00:00.000+0000", "Exsync_Id__c": "AAMkA=",
+                }),
+                json!({
+                    "attributes": {"type": "Event"}, "Id": "00UA", "OwnerId": OWNER,
+                    "Subject": "Review", "Location": "Room 1", "Description": "Agenda",
+                    "StartDateTime": "2024-05-01T10:00:00.000+0000",
+                    "EndDateTime": "2024-05-01T11:00:00.000+0000", "ActivityDate": "2024-05-01",
+                    "DurationInMinutes": 60, "IsAllDayEvent": false, "IsPrivate": true,
+                    "ShowAs": "OutOfOffice", "IsReminderSet": true,
+                    "ReminderDateTime": "2024-05-01T09:45:00.000+0000", "IsRecurrence2": false,
+                    "SystemModstamp": "2024-05-01T10:00:00.000+0000",
+                    "LastModifiedDate": "2024-05-01T10:00:00.000+0000", "Exsync_Id__c": null,
+                }),
+                json!({
+                    "attributes": {"type": "Event"}, "Id": "00UB", "OwnerId": OWNER,
+                    "Subject": "Off", "IsAllDayEvent": true, "ActivityDate": "2024-05-01",
+                    "DurationInMinutes": 2880, "StartDateTime": "2024-05-01T00:00:00.000+0000",
+                    "SystemModstamp": "2024-05-01T10:00:00.000+0000",
+                }),
+                json!({
+                    "attributes": {"type": "Event"}, "Id": "00UA", "OwnerId": OWNER,
+                    "Subject": "Weekly", "StartDateTime": "2024-05-06T08:00:00.000+0000",
+                    "EndDateTime": "2024-05-06T08:30:00.000+0000", "IsRecurrence2": true,
+                    "Recurrence2PatternText": "RRULE:FREQ=WEEKLY;INTERVAL=1;COUNT=6",
+                    "Recurrence2PatternTimeZone": "Europe/Berlin",
+                    "SystemModstamp": "2024-05-01T10:00:00.000+0000",
+                }),
+            ];
+            let mut names: Vec<&str> = CONTACT_FIELDS.iter().chain(EVENT_FIELDS).copied().collect();
+            names.extend(["Account", "attributes", "Unselected"]);
+            names.sort_unstable();
+            names.dedup();
+            let changes = prop::collection::vec((prop::sample::select(names), any_value()), 0..6);
+            (prop::sample::select(shapes), changes).prop_map(|(shape, changes)| {
+                let mut record = shape.as_object().cloned().unwrap_or_default();
+                for (name, value) in changes {
+                    record.insert(name.to_owned(), value);
+                }
+                Value::Object(record)
+            })
+        }
+
+        fn invitees() -> BTreeMap<String, Vec<exsync_core::Attendee>> {
+            let invitee = |email: &str| exsync_core::Attendee {
+                email: email.into(),
+                name: "Invitee".into(),
+                kind: exsync_core::AttendeeKind::Required,
+            };
+            BTreeMap::from([(
+                "00UA".to_owned(),
+                vec![
+                    invitee("bo@customer.test"),
+                    invitee("x@evil.test#.customer.test"),
+                ],
+            )])
+        }
+
+        /// What the mappings make of a record in scope: its fields and notes, or the reason.
+        fn mapped(
+            object: SyncObject,
+            record: &Value,
+        ) -> std::result::Result<(exsync_core::Fields, Vec<String>), String> {
+            let id = record.str_field("Id").unwrap_or_default();
+            match object {
+                SyncObject::Contact => {
+                    let (contact, notes) = read_contact(record);
+                    Ok((contact.into_fields(), notes))
+                }
+                SyncObject::Event => {
+                    let attendees = invitees().remove(id).unwrap_or_default();
+                    read_event(record, attendees).map(|(event, notes)| (event.into_fields(), notes))
+                }
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn a_row_maps_as_its_value_does(record in any_record(), events in any::<bool>()) {
+                let object = if events { SyncObject::Event } else { SyncObject::Contact };
+                let text = serde_json::to_string(&json!({"records": [record]})).unwrap();
+                let answer = Answer::of_text("query", &text);
+                let rows = crate::query::page_of::<Field<'_>>(answer.parse().unwrap()).unwrap();
+                let values = crate::query::page_of::<Value>(answer.parse().unwrap()).unwrap();
+                let scope = Scope { owner_ids: vec![OWNER.to_owned()], ..Scope::default() };
+                let owners = Owners::of(&scope);
+                let attendees = invitees();
+                let from_row = record_change(object, &owners, &rows.records[0], &attendees);
+                let from_value = record_change(object, &owners, &values.records[0], &attendees);
+                prop_assert_eq!(&from_row, &from_value);
+                prop_assert_eq!(place_of(&rows.records[0]), place_of(&values.records[0]));
+
+                let value = &values.records[0];
+                match (from_value.change, mapped(object, value)) {
+                    (Change::OutOfScope { .. }, _) => {
+                        prop_assert_ne!(value.str_field("OwnerId"), Some(OWNER));
+                    }
+                    (Change::Upsert(item), Ok((fields, notes))) => {
+                        prop_assert_eq!(item.fields, fields);
+                        prop_assert_eq!(from_value.notes, notes);
+                        prop_assert_eq!(item.version.as_deref(), value.str_field("SystemModstamp"));
+                    }
+                    (Change::Invalid { reason, .. }, Err(expected)) => {
+                        prop_assert_eq!(reason, expected);
+                    }
+                    (change, expected) => prop_assert!(false, "{:?} against {:?}", change, expected),
+                }
+            }
+        }
     }
 }

@@ -17,6 +17,8 @@ mod error;
 mod lens;
 pub mod mapping;
 mod query;
+mod record;
+mod rows;
 mod users;
 mod writes;
 
@@ -32,6 +34,7 @@ pub use error::{Error, Result, TransportError};
 pub use lens::SalesforceLens;
 pub use mapping::{EventRelation, SfUser};
 pub use query::{quote, quote_list, QueryPage};
+pub use record::SfRecord;
 pub use writes::{ItemError, NewRecord, WriteOutcome, COLLECTION_MAX};
 
 /// The external id field creates are keyed on, so a retried pass never duplicates a record.

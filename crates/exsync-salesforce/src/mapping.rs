@@ -10,6 +10,7 @@
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::{json, Map, Value};
 
+use crate::record::SfRecord;
 use exsync_core::{
     Address, AddressKind, Attendee, AttendeeKind, Contact, Event, EventTime, ItemKind, PhoneKind,
     Recurrence, ShowAs,
@@ -107,12 +108,8 @@ const ADDRESSES: &[(AddressKind, [&str; 5])] = &[
     ),
 ];
 
-fn text(record: &Value, field: &str) -> String {
-    record
-        .get(field)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned()
+fn text(record: &impl SfRecord, field: &str) -> String {
+    record.str_field(field).unwrap_or_default().to_owned()
 }
 
 fn opt_text(s: &str) -> Value {
@@ -183,14 +180,14 @@ pub fn format_sf_datetime(t: DateTime<Utc>) -> String {
 
 /// A contact read from Salesforce. Every Salesforce contact maps (there is nothing to refuse),
 /// so this cannot fail.
-pub fn contact_from_sobject(record: &Value) -> Contact {
+pub fn contact_from_sobject(record: &impl SfRecord) -> Contact {
     read_contact(record).0
 }
 
 /// [`contact_from_sobject`], with what had to be cut or left out for the contact to fit
 /// Exchange (see [`Contact::sanitize`]): the record syncs, and the admin learns why it
 /// differs from the CRM.
-pub fn read_contact(record: &Value) -> (Contact, Vec<String>) {
+pub fn read_contact(record: &impl SfRecord) -> (Contact, Vec<String>) {
     let mut contact = read_contact_as_typed(record);
     let notes = contact.sanitize();
     (contact, notes)
@@ -199,7 +196,7 @@ pub fn read_contact(record: &Value) -> (Contact, Vec<String>) {
 /// A contact as Salesforce holds it, before it is made to fit (see [`Contact::sanitize`]):
 /// for a caller that sanitises it once on its way to fields
 /// (`exsync_core::Record::into_noted_fields`).
-pub fn read_contact_as_typed(record: &Value) -> Contact {
+pub fn read_contact_as_typed(record: &impl SfRecord) -> Contact {
     let mut contact = Contact {
         first_name: text(record, "FirstName"),
         middle_name: text(record, "MiddleName"),
@@ -208,12 +205,11 @@ pub fn read_contact_as_typed(record: &Value) -> Contact {
         department: text(record, "Department"),
         notes: text(record, "Description"),
         company: record
-            .get("Account")
+            .record("Account")
             .map(|a| text(a, "Name"))
             .unwrap_or_default(),
         birthday: record
-            .get("Birthdate")
-            .and_then(Value::as_str)
+            .str_field("Birthdate")
             .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
         ..Contact::default()
     };
@@ -309,14 +305,17 @@ fn show_as_to(s: ShowAs) -> &'static str {
 
 /// An event read from Salesforce, with the attendees resolved from its EventRelations.
 /// Errors carry the reason the record cannot be an event (it becomes an `Invalid` change).
-pub fn event_from_sobject(record: &Value, attendees: Vec<Attendee>) -> Result<Event, String> {
+pub fn event_from_sobject(
+    record: &impl SfRecord,
+    attendees: Vec<Attendee>,
+) -> Result<Event, String> {
     read_event(record, attendees).map(|(event, _)| event)
 }
 
 /// [`event_from_sobject`], with what had to be cut or left out for the event to fit Exchange
 /// (see [`Event::sanitize`]).
 pub fn read_event(
-    record: &Value,
+    record: &impl SfRecord,
     attendees: Vec<Attendee>,
 ) -> Result<(Event, Vec<String>), String> {
     let mut event = read_event_as_typed(record, attendees)?;
@@ -326,22 +325,18 @@ pub fn read_event(
 
 /// An event as Salesforce holds it, before it is made to fit (see [`Event::sanitize`]): for a
 /// caller that sanitises it once on its way to fields (`exsync_core::Record::into_noted_fields`).
-pub fn read_event_as_typed(record: &Value, attendees: Vec<Attendee>) -> Result<Event, String> {
-    let all_day = record
-        .get("IsAllDayEvent")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+pub fn read_event_as_typed(
+    record: &impl SfRecord,
+    attendees: Vec<Attendee>,
+) -> Result<Event, String> {
+    let all_day = record.bool_field("IsAllDayEvent").unwrap_or(false);
     let tz_name = text(record, "Recurrence2PatternTimeZone");
     let (start, end, first_day) = if all_day {
         let day = record
-            .get("ActivityDate")
-            .and_then(Value::as_str)
+            .str_field("ActivityDate")
             .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
             .ok_or("an all-day event without a valid ActivityDate")?;
-        let minutes = record
-            .get("DurationInMinutes")
-            .and_then(Value::as_i64)
-            .unwrap_or(1440);
+        let minutes = record.i64_field("DurationInMinutes").unwrap_or(1440);
         let days = (minutes.saturating_add(1439) / 1440).max(1);
         let end = u64::try_from(days)
             .ok()
@@ -350,20 +345,14 @@ pub fn read_event_as_typed(record: &Value, attendees: Vec<Attendee>) -> Result<E
         (EventTime::Date(day), EventTime::Date(end), day)
     } else {
         let start = record
-            .get("StartDateTime")
-            .and_then(Value::as_str)
+            .str_field("StartDateTime")
             .and_then(parse_sf_datetime)
             .ok_or("an event without a valid StartDateTime")?;
-        let end = match record
-            .get("EndDateTime")
-            .and_then(Value::as_str)
-            .and_then(parse_sf_datetime)
-        {
+        let end = match record.str_field("EndDateTime").and_then(parse_sf_datetime) {
             Some(end) => end,
             None => {
                 let minutes = record
-                    .get("DurationInMinutes")
-                    .and_then(Value::as_i64)
+                    .i64_field("DurationInMinutes")
                     .ok_or("an event with neither EndDateTime nor DurationInMinutes")?;
                 Duration::try_minutes(minutes)
                     .and_then(|d| start.checked_add_signed(d))
@@ -379,15 +368,11 @@ pub fn read_event_as_typed(record: &Value, attendees: Vec<Attendee>) -> Result<E
     let mut event = Event::new(&text(record, "Subject"), start, end);
     event.location = text(record, "Location");
     event.body = text(record, "Description");
-    event.private = record
-        .get("IsPrivate")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    event.private = record.bool_field("IsPrivate").unwrap_or(false);
     event.show_as = show_as_from(&text(record, "ShowAs"));
-    if record.get("IsReminderSet").and_then(Value::as_bool) == Some(true) {
+    if record.bool_field("IsReminderSet") == Some(true) {
         if let Some(reminder) = record
-            .get("ReminderDateTime")
-            .and_then(Value::as_str)
+            .str_field("ReminderDateTime")
             .and_then(parse_sf_datetime)
         {
             let minutes = (event.start.approx_instant() - reminder).num_minutes();
@@ -396,7 +381,7 @@ pub fn read_event_as_typed(record: &Value, attendees: Vec<Attendee>) -> Result<E
             }
         }
     }
-    if record.get("IsRecurrence2").and_then(Value::as_bool) == Some(true) {
+    if record.bool_field("IsRecurrence2") == Some(true) {
         let rule = text(record, "Recurrence2PatternText");
         let recurrence = Recurrence::from_rrule(&rule, first_day)
             .map_err(|e| format!("recurrence {:?}: {}", e.rule, e.reason))?;
@@ -498,14 +483,19 @@ pub const EVENT_RELATION_FIELDS: &[&str] = &[
 ];
 
 /// An invitee link read from a query row; missing fields read as empty text.
-pub fn event_relation_from_sobject(record: &Value) -> EventRelation {
-    let relation = record.get("Relation").cloned().unwrap_or(Value::Null);
+pub fn event_relation_from_sobject(record: &impl SfRecord) -> EventRelation {
+    let relation = |field| {
+        record
+            .record("Relation")
+            .map(|r| text(r, field))
+            .unwrap_or_default()
+    };
     EventRelation {
         id: text(record, "Id"),
         event_id: text(record, "EventId"),
         relation_id: text(record, "RelationId"),
-        email: text(&relation, "Email"),
-        name: text(&relation, "Name"),
+        email: relation("Email"),
+        name: relation("Name"),
         status: text(record, "Status"),
     }
 }
@@ -561,19 +551,16 @@ pub const USER_FIELDS: &[&str] = &[
 
 /// A user read from a query row, their mailbox address from `mailbox_field`; missing fields
 /// read as empty text, a missing `IsActive` as inactive.
-pub fn user_from_sobject(record: &Value, mailbox_field: &str) -> SfUser {
+pub fn user_from_sobject(record: &impl SfRecord, mailbox_field: &str) -> SfUser {
     SfUser {
         id: text(record, "Id"),
         username: text(record, "Username"),
         email: text(record, "Email").to_lowercase(),
         mailbox: text(record, mailbox_field).trim().to_lowercase(),
         name: text(record, "Name"),
-        active: record
-            .get("IsActive")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
+        active: record.bool_field("IsActive").unwrap_or(false),
         profile: record
-            .get("Profile")
+            .record("Profile")
             .map(|p| text(p, "Name"))
             .unwrap_or_default(),
         time_zone: text(record, "TimeZoneSidKey").trim().to_owned(),

@@ -1,14 +1,14 @@
 //! SOQL: running queries across pages, and quoting values into them.
 
-use reqwest::Method;
 use serde_json::Value;
 
-use crate::client::{Idempotency, SalesforceClient};
+use crate::client::{Answer, SalesforceClient};
 use crate::error::{Error, Result};
+use crate::record::SfRecord;
 
 /// One page of a query answer.
 #[derive(Debug, Clone)]
-pub struct QueryPage {
+pub struct QueryPage<R = Value> {
     /// Records matching the query in all, across every page.
     pub total_size: u64,
     /// Whether this is the last page.
@@ -16,24 +16,58 @@ pub struct QueryPage {
     /// Where the next page is read from, relative to the instance; `None` on the last page.
     pub next_records_url: Option<String>,
     /// The records of this page, as the API returned them.
-    pub records: Vec<Value>,
+    pub records: Vec<R>,
 }
 
-fn page_of(mut value: Value) -> Result<QueryPage> {
+impl<R> QueryPage<R> {
+    /// Where the page after this one is read from, when one follows.
+    pub(crate) fn follow(&self) -> Option<String> {
+        if self.done {
+            None
+        } else {
+            self.next_records_url.clone()
+        }
+    }
+}
+
+/// A query answer a page is read out of: a `Value`, or the rows of a change read.
+pub(crate) trait QueryAnswer: SfRecord + Sized {
+    /// The `records` list, taken out of the answer; `None` when it holds no list.
+    fn take_records(&mut self) -> Option<Vec<Self>>;
+}
+
+impl QueryAnswer for Value {
+    fn take_records(&mut self) -> Option<Vec<Value>> {
+        match self.get_mut("records").map(Value::take) {
+            Some(Value::Array(list)) => Some(list),
+            _ => None,
+        }
+    }
+}
+
+pub(crate) fn page_of<R: QueryAnswer>(mut answer: R) -> Result<QueryPage<R>> {
     // Taken, not cloned: a page of 2,000 records is the largest thing a pass holds.
-    let records = match value.get_mut("records").map(Value::take) {
-        Some(Value::Array(list)) => list,
-        _ => return Err(Error::Decode("query answer without records".into())),
-    };
+    let records = answer
+        .take_records()
+        .ok_or_else(|| Error::Decode("query answer without records".into()))?;
     Ok(QueryPage {
-        total_size: value.get("totalSize").and_then(Value::as_u64).unwrap_or(0),
-        done: value.get("done").and_then(Value::as_bool).unwrap_or(true),
-        next_records_url: value
-            .get("nextRecordsUrl")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+        total_size: answer.u64_field("totalSize").unwrap_or(0),
+        done: answer.bool_field("done").unwrap_or(true),
+        next_records_url: answer.str_field("nextRecordsUrl").map(str::to_owned),
         records,
     })
+}
+
+/// Where a page of a query is read from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum PageAt<'a> {
+    /// A query's first page, through `queryAll` when deleted records are included.
+    First {
+        soql: &'a str,
+        include_deleted: bool,
+    },
+    /// The page a `nextRecordsUrl` points at.
+    Next(&'a str),
 }
 
 /// A SOQL string literal: backslashes and quotes escaped.
@@ -63,30 +97,53 @@ pub fn quote_list<S: AsRef<str>>(values: &[S]) -> String {
 impl SalesforceClient {
     /// The first page of a query (`queryAll` includes deleted records).
     pub async fn query_page(&self, soql: &str, include_deleted: bool) -> Result<QueryPage> {
-        let endpoint = if include_deleted { "queryAll" } else { "query" };
-        let (_, value) = self
-            .call(
-                Method::GET,
-                endpoint,
-                &[("q", soql)],
-                None,
-                Idempotency::Safe,
-            )
-            .await?;
-        page_of(value)
+        let at = PageAt::First {
+            soql,
+            include_deleted,
+        };
+        page_of(self.page_answer(at).await?.parse()?)
     }
 
     /// The page a `nextRecordsUrl` points at.
     pub async fn query_more(&self, next_records_url: &str) -> Result<QueryPage> {
-        if !next_records_url.starts_with("/services/data/") {
-            return Err(Error::Decode(format!(
-                "unexpected nextRecordsUrl {next_records_url}"
-            )));
+        page_of(
+            self.page_answer(PageAt::Next(next_records_url))
+                .await?
+                .parse()?,
+        )
+    }
+
+    async fn page_answer(&self, at: PageAt<'_>) -> Result<Answer> {
+        match at {
+            PageAt::First {
+                soql,
+                include_deleted,
+            } => {
+                let endpoint = if include_deleted { "queryAll" } else { "query" };
+                self.get_answer(endpoint, &[("q", soql)]).await
+            }
+            PageAt::Next(url) => {
+                if !url.starts_with("/services/data/") {
+                    return Err(Error::Decode(format!("unexpected nextRecordsUrl {url}")));
+                }
+                self.get_answer(url, &[]).await
+            }
         }
-        let (_, value) = self
-            .call(Method::GET, next_records_url, &[], None, Idempotency::Safe)
-            .await?;
-        page_of(value)
+    }
+
+    /// Reads a query page by page from `first`: `take` reads each answer and says where the
+    /// next page is ([`QueryPage::follow`]). An answer is dropped before the next is asked
+    /// for, so what `take` parses out of one may borrow its text.
+    pub(crate) async fn each_page(
+        &self,
+        first: PageAt<'_>,
+        mut take: impl FnMut(&Answer) -> Result<Option<String>>,
+    ) -> Result<()> {
+        let mut answer = self.page_answer(first).await?;
+        while let Some(next) = take(&answer)? {
+            answer = self.page_answer(PageAt::Next(&next)).await?;
+        }
+        Ok(())
     }
 
     /// Every record of a query, following `nextRecordsUrl`.
@@ -101,12 +158,17 @@ impl SalesforceClient {
     }
 
     async fn every_page(&self, soql: &str, include_deleted: bool) -> Result<Vec<Value>> {
-        let mut page = self.query_page(soql, include_deleted).await?;
-        let mut records = std::mem::take(&mut page.records);
-        while let (false, Some(next)) = (page.done, page.next_records_url.clone()) {
-            page = self.query_more(&next).await?;
+        let mut records = Vec::new();
+        let first = PageAt::First {
+            soql,
+            include_deleted,
+        };
+        self.each_page(first, |answer| {
+            let mut page = page_of::<Value>(answer.parse()?)?;
             records.append(&mut page.records);
-        }
+            Ok(page.follow())
+        })
+        .await?;
         Ok(records)
     }
 }
