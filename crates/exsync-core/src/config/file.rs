@@ -34,8 +34,11 @@ pub const DEFAULT_POLL_INTERVAL_SECS: u64 = 300;
 /// `service.concurrent_users` when none is given.
 pub const DEFAULT_CONCURRENT_USERS: u32 = 4;
 /// `service.per_user_concurrency` when none is given; lowered to `exchange.max_concurrency` if that
-/// is smaller.
-pub const DEFAULT_PER_USER_CONCURRENCY: u32 = 2;
+/// is smaller. Three requests out per mailbox hide most of a distant server's latency from a
+/// first sync, and stay within every limit Exchange sets: EWS charges impersonated requests to
+/// the service account's own budget (27 at once by default), which `max_concurrency` caps
+/// lower, and Graph takes four per mailbox.
+pub const DEFAULT_PER_USER_CONCURRENCY: u32 = 3;
 /// `service.metrics_listen` when none is given: loopback only, Prometheus' usual port.
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
 /// `console.listen` when none is given: loopback only, so the console is not exposed by accident.
