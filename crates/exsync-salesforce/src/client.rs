@@ -393,31 +393,8 @@ impl SalesforceClient {
         idempotency: Idempotency,
         headers: &[(&str, &str)],
     ) -> Result<(StatusCode, Value)> {
-        self.send(method, path, query, body, idempotency, headers, true)
-            .await
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        query: &[(&str, &str)],
-        body: Option<&Value>,
-        idempotency: Idempotency,
-        headers: &[(&str, &str)],
-        enforce_reserve: bool,
-    ) -> Result<(StatusCode, Value)> {
         let answer = self
-            .send_for_answer(
-                method,
-                path,
-                query,
-                body,
-                idempotency,
-                headers,
-                enforce_reserve,
-            )
+            .send_for_answer(method, path, query, body, idempotency, headers, true)
             .await?;
         Ok((answer.status, answer.parse()?))
     }
@@ -626,18 +603,17 @@ impl SalesforceClient {
     /// `GET /limits`: the org's allowances. Salesforce does not count this call, so it is
     /// sent even when the reserve is reached.
     pub async fn limits(&self) -> Result<Value> {
-        Ok(self
-            .send(
-                Method::GET,
-                "limits",
-                &[],
-                None,
-                Idempotency::Safe,
-                &[],
-                false,
-            )
-            .await?
-            .1)
+        self.send_for_answer(
+            Method::GET,
+            "limits",
+            &[],
+            None,
+            Idempotency::Safe,
+            &[],
+            false,
+        )
+        .await?
+        .parse()
     }
 
     /// Asks the org how much of the allowance is left (after a pause, before resuming).
