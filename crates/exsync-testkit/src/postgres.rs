@@ -185,8 +185,22 @@ fn shared_cluster(bin: &Path) -> Result<(PathBuf, u16), String> {
         // The lease first, then the ready mark: the reaper removes the mark before it reads
         // the lease, so one of the two sees the other (see the module comment).
         touch(&dir.join("lease"));
+        let lock = dir.join("starting");
         if dir.join("ready").exists() {
             match port_of(&dir).filter(|_| dir.join("ca.pem").exists()) {
+                Some(_) if server_gone(&dir) => {
+                    // Killed without its reaper (with the session that ran it, say): cleared
+                    // under the start lock, by one process only, then started again.
+                    if std::fs::create_dir(&lock).is_ok() {
+                        if server_gone(&dir) {
+                            let _ = std::fs::remove_file(dir.join("ready"));
+                            stop(bin, &dir);
+                            let _ = std::fs::remove_dir_all(dir.join("data"));
+                        }
+                        let _ = std::fs::remove_dir(&lock);
+                    }
+                    continue;
+                }
                 Some(port) => return Ok((dir, port)),
                 None => {
                     // A cluster from an older kit that recorded no port: replace it.
@@ -196,7 +210,6 @@ fn shared_cluster(bin: &Path) -> Result<(PathBuf, u16), String> {
                 }
             }
         }
-        let lock = dir.join("starting");
         match std::fs::create_dir(&lock) {
             Ok(()) if dir.join("data").exists() => {
                 // A running cluster whose reaper is checking its lease (the mark comes back)
@@ -238,6 +251,14 @@ fn shared_cluster(bin: &Path) -> Result<(PathBuf, u16), String> {
 }
 
 /// Stops the cluster in `dir` at once, if one runs.
+/// Whether the cluster's server process is gone: no pid file, or no such process.
+fn server_gone(dir: &Path) -> bool {
+    let pid = std::fs::read_to_string(dir.join("data/postmaster.pid"))
+        .ok()
+        .and_then(|text| text.lines().next()?.trim().parse::<u32>().ok());
+    pid.is_none_or(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+}
+
 fn stop(bin: &Path, dir: &Path) {
     let _ = cluster::stop(bin, dir, cluster::StopMode::Immediate);
 }

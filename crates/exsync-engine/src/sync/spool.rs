@@ -108,20 +108,17 @@ impl Spool {
     ) -> Result<Vec<Routed>> {
         let op = "spool page";
         let db = self.db();
+        // The limit is written, not bound: a bound one is parsed again each call (see
+        // `Stage::paged`).
         let mut select = db
-            .prepare_cached(
+            .prepare_cached(&format!(
                 "SELECT seq, change, notes FROM routed
-                 WHERE user = ?1 AND kind = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4",
-            )
+                 WHERE user = ?1 AND kind = ?2 AND seq > ?3 ORDER BY seq LIMIT {limit}"
+            ))
             .map_err(sql(op))?;
         let rows = select
             .query_map(
-                params![
-                    user.as_str(),
-                    kind.as_str(),
-                    after.unwrap_or(0),
-                    i64::try_from(limit).unwrap_or(i64::MAX)
-                ],
+                params![user.as_str(), kind.as_str(), after.unwrap_or(0)],
                 |row| Ok((row.get(0)?, row.get::<_, String>(1)?, row.get(2)?)),
             )
             .map_err(sql(op))?;

@@ -3,8 +3,9 @@
 //! mailbox. Each page is spilled here instead, into a private temporary SQLite database with a
 //! small page cache, and the pass plans in slices read back from it: touched pairs a slice at
 //! a time, first-sync matching over indexes ([`Candidates`]), then the records no pair holds.
-//! One stage per user pass and record kind, deleted by SQLite when dropped; nothing in it needs
-//! to survive a crash, since the next pass reads both sides again from their cursors.
+//! One stage per user pass and record kind, deleted by SQLite when dropped, or emptied and kept
+//! for a later pass when small ([`Stage::recycle`]); nothing in it needs to survive a crash,
+//! since the next pass reads both sides again from their cursors.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -73,7 +74,27 @@ pub(super) fn scratch_database(schema: &str) -> Result<Connection> {
             .map_err(sql("configure"))?;
     }
     db.execute_batch(schema).map_err(sql("create"))?;
+    // Every statement of a stage or spool stays prepared for the database's life (the default
+    // of 16 is fewer than a stage uses, and a statement pushed out is parsed again).
+    db.set_prepared_statement_cache_capacity(64);
     Ok(db)
+}
+
+/// Emptied stages kept for the next pass ([`Stage::recycle`]). Creating a scratch database,
+/// its schema and then every statement prepared anew, was half of a no-change pass's CPU per
+/// user. At most this many are kept: as many as users run at once, or nearly.
+const SPARES_KEPT: usize = 16;
+
+/// Only a stage whose file stayed this small is kept (pages of 4 KiB: 1 MiB), so the spares
+/// hold little disk and memory; a large mailbox's stage costs little to create next to its
+/// reading.
+const SPARE_PAGES: i64 = 256;
+
+static SPARES: Mutex<Vec<Connection>> = Mutex::new(Vec::new());
+
+fn spares() -> MutexGuard<'static, Vec<Connection>> {
+    // Pushing or popping a connection cannot be interrupted half-way by a panic.
+    SPARES.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// One record read this pass.
@@ -185,11 +206,38 @@ pub struct Stage {
 
 impl Stage {
     /// An empty stage in a private temporary database that SQLite deletes when the stage is
-    /// dropped.
+    /// dropped: a spare one a finished pass left ([`Self::recycle`]), or a new one.
     pub fn new() -> Result<Stage> {
-        Ok(Stage {
-            db: Mutex::new(scratch_database(SCHEMA)?),
-        })
+        let db = match spares().pop() {
+            Some(db) => db,
+            None => scratch_database(SCHEMA)?,
+        };
+        Ok(Stage { db: Mutex::new(db) })
+    }
+
+    /// Ends the stage, keeping its database for a later pass when it is small: emptied first,
+    /// so nothing of this pass reaches the next (a user's records are only ever seen by that
+    /// user's pass). A stage in the middle of a transaction, or that fails to empty, is dropped.
+    pub fn recycle(self) {
+        let db = self.db.into_inner().unwrap_or_else(PoisonError::into_inner);
+        if !db.is_autocommit() || spares().len() >= SPARES_KEPT {
+            return;
+        }
+        let pages = db
+            .prepare_cached("PRAGMA page_count")
+            .and_then(|mut pages| pages.query_row([], |row| row.get::<_, i64>(0)));
+        if !matches!(pages, Ok(pages) if pages <= SPARE_PAGES) {
+            return;
+        }
+        let emptied = ["DELETE FROM records", "DELETE FROM keys"]
+            .into_iter()
+            .try_for_each(|empty| db.prepare_cached(empty)?.execute([]).map(drop));
+        if emptied.is_ok() {
+            let mut spares = spares();
+            if spares.len() < SPARES_KEPT {
+                spares.push(db);
+            }
+        }
     }
 
     // A panic while the lock was held cannot have stopped SQLite mid-call, so the connection
@@ -423,9 +471,9 @@ impl Stage {
             "touched pairs",
             [
                 "SELECT DISTINCT pair FROM records WHERE pair IS NOT NULL
-                 AND change IS NOT NULL AND done = 0 ORDER BY pair LIMIT ?1",
-                "SELECT DISTINCT pair FROM records WHERE pair > ?2
-                 AND change IS NOT NULL AND done = 0 ORDER BY pair LIMIT ?1",
+                 AND change IS NOT NULL AND done = 0 ORDER BY pair",
+                "SELECT DISTINCT pair FROM records WHERE pair > ?1
+                 AND change IS NOT NULL AND done = 0 ORDER BY pair",
             ],
             after.as_ref().map(|a| a as &dyn ToSql).as_slice(),
             limit,
@@ -545,12 +593,12 @@ impl Stage {
                  LEFT JOIN records p ON r.side = 'crm' AND p.side = 'exchange' AND p.id = r.partner
                  WHERE r.pair IS NULL AND r.done = 0 AND r.change IS NOT NULL
                  AND (r.side = 'crm' OR r.partner IS NULL)
-                 ORDER BY r.side, r.id LIMIT ?1",
+                 ORDER BY r.side, r.id",
                 "SELECT r.id, r.change, p.id, p.change, r.reason FROM records r
                  LEFT JOIN records p ON r.side = 'crm' AND p.side = 'exchange' AND p.id = r.partner
                  WHERE r.pair IS NULL AND r.done = 0 AND r.change IS NOT NULL
-                 AND (r.side = 'crm' OR r.partner IS NULL) AND (r.side, r.id) > (?2, ?3)
-                 ORDER BY r.side, r.id LIMIT ?1",
+                 AND (r.side = 'crm' OR r.partner IS NULL) AND (r.side, r.id) > (?1, ?2)
+                 ORDER BY r.side, r.id",
             ],
             &bind,
             limit,
@@ -590,9 +638,9 @@ impl Stage {
             "crm ids",
             [
                 "SELECT id FROM records WHERE side = 'crm' AND change IS NOT NULL
-                 ORDER BY id LIMIT ?1",
-                "SELECT id FROM records WHERE side = 'crm' AND id > ?2 AND change IS NOT NULL
-                 ORDER BY id LIMIT ?1",
+                 ORDER BY id",
+                "SELECT id FROM records WHERE side = 'crm' AND id > ?1 AND change IS NOT NULL
+                 ORDER BY id",
             ],
             after.as_ref().map(|a| a as &dyn ToSql).as_slice(),
             limit,
@@ -600,9 +648,12 @@ impl Stage {
         )
     }
 
-    /// A query read a page at a time: `from_start` binds the limit as ?1; `after_sql` also binds
-    /// `after` from ?2 on. Two statements rather than `?2 IS NULL OR …`, so that each page is a
-    /// range scan from its start instead of a scan from the first row.
+    /// A query read a page at a time: `from_start`, or `after_sql` binding `after` from ?1 on.
+    /// Two statements rather than `?1 IS NULL OR …`, so that each page is a range scan from its
+    /// start instead of a scan from the first row. The limit is written into the statement, not
+    /// bound: SQLite plans with a bound limit's value, so binding another one (any, each page)
+    /// made it parse the statement again, which cost a small user's pass more than its reads.
+    /// A pass pages with one slice size, so this is one cached statement per query.
     fn paged<T>(
         &self,
         op: &'static str,
@@ -611,19 +662,15 @@ impl Stage {
         limit: usize,
         read: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
     ) -> Result<Vec<T>> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut bind: Vec<&dyn ToSql> = vec![&limit];
-        bind.extend_from_slice(after);
         let text = if after.is_empty() {
             from_start
         } else {
             after_sql
         };
+        let text = format!("{text} LIMIT {limit}");
         let db = self.db();
-        let mut statement = db.prepare_cached(text).map_err(sql(op))?;
-        let rows = statement
-            .query_map(bind.as_slice(), read)
-            .map_err(sql(op))?;
+        let mut statement = db.prepare_cached(&text).map_err(sql(op))?;
+        let rows = statement.query_map(after, read).map_err(sql(op))?;
         rows.collect::<rusqlite::Result<Vec<T>>>().map_err(sql(op))
     }
 }
@@ -653,12 +700,12 @@ impl Candidates for Stage {
                 concat!(
                     "SELECT id, crm_keys FROM records WHERE side = 'crm' AND",
                     candidate!(),
-                    "ORDER BY id LIMIT ?1"
+                    "ORDER BY id"
                 ),
                 concat!(
-                    "SELECT id, crm_keys FROM records WHERE side = 'crm' AND id > ?2 AND",
+                    "SELECT id, crm_keys FROM records WHERE side = 'crm' AND id > ?1 AND",
                     candidate!(),
-                    "ORDER BY id LIMIT ?1"
+                    "ORDER BY id"
                 ),
             ],
             after.as_ref().map(|a| a as &dyn ToSql).as_slice(),
@@ -860,6 +907,73 @@ mod tests {
         assert_eq!(
             stage.unlinked_crm(1, None, 10).unwrap(),
             vec![(c("c1"), many[..5].to_vec())]
+        );
+    }
+
+    fn user_version(stage: &Stage) -> i64 {
+        stage
+            .db()
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap()
+    }
+
+    /// A finished pass's stage serves a later pass, most likely another user's: it comes back
+    /// with nothing of what it held. (Each test runs in its own process, so the spare this
+    /// test leaves is the one it gets back.)
+    #[test]
+    fn a_recycled_stage_comes_back_empty() {
+        let mut stage = Stage::new().unwrap();
+        stage
+            .put(&[
+                new(item(c("c1"), &["ann@x.test"], "Ann", "Lee", "")),
+                new(item(e("e1"), &["ann@x.test"], "Ann", "Lee", "")),
+                paired(upsert(e("e2")), "c2"),
+            ])
+            .unwrap();
+        stage.put_listed(&[ExchangeId::new("e3")]).unwrap();
+        // Marks the database, which emptying leaves alone, to know it when it comes back.
+        stage.db().pragma_update(None, "user_version", 7).unwrap();
+        stage.recycle();
+
+        let mut again = Stage::new().unwrap();
+        assert_eq!(user_version(&again), 7, "the spare was not used");
+        let rows: i64 = again
+            .db()
+            .query_row(
+                "SELECT (SELECT count(*) FROM records) + (SELECT count(*) FROM keys)",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(rows, 0, "rows of the last pass are left");
+        assert_eq!(again.exchange_with(1, "ann@x.test").unwrap(), None);
+        assert!(again.new_records(None, 10).unwrap().is_empty());
+        // And it works as a new one does.
+        again
+            .put(&[new(item(c("c9"), &["bo@x.test"], "Bo", "", ""))])
+            .unwrap();
+        let records = again.new_records(None, 10).unwrap();
+        assert_eq!(new_ids(&records), [(c("c9"), None)]);
+    }
+
+    /// Only a small stage is kept: a large mailbox's would hold its disk and cache for
+    /// nothing.
+    #[test]
+    fn a_large_stage_is_not_kept() {
+        let stage = Stage::new().unwrap();
+        stage
+            .db()
+            .execute_batch(
+                "PRAGMA user_version = 8;
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)
+                 INSERT INTO records (side, id, change) SELECT 'crm', i, randomblob(4096) FROM n;",
+            )
+            .unwrap();
+        stage.recycle();
+        assert_eq!(
+            user_version(&Stage::new().unwrap()),
+            0,
+            "a large stage was kept"
         );
     }
 

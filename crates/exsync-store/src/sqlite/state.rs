@@ -287,16 +287,17 @@ pub(crate) fn pair_ids_page(
 ) -> StoreResult<Vec<(CrmId, ExchangeId)>> {
     const OP: &str = "load a page of pair ids";
     let u = Some(user);
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let after = after.map_or("", CrmId::as_str);
+    // The limit is written, not bound: SQLite plans with a bound limit's value, so each new
+    // binding would have it parse the statement again. A pass pages with one size.
     let mut stmt = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT crm_id, exchange_id FROM pairs WHERE user_key = ?1 AND kind = ?2 \
-             AND crm_id > ?3 ORDER BY crm_id LIMIT ?4",
-        )
+             AND crm_id > ?3 ORDER BY crm_id LIMIT {limit}"
+        ))
         .ctx(OP, u)?;
     let ids = stmt
-        .query_map(params![user.as_str(), kind.as_str(), after, limit], |row| {
+        .query_map(params![user.as_str(), kind.as_str(), after], |row| {
             Ok((CrmId(row.get(0)?), ExchangeId(row.get(1)?)))
         })
         .ctx(OP, u)?
@@ -316,16 +317,12 @@ pub(crate) fn pairs_page(
     let u = Some(user);
     let sql = format!(
         "SELECT {PAIR_COLUMNS} FROM pairs WHERE user_key = ?1 AND kind = ?2 AND crm_id > ?3 \
-         ORDER BY crm_id LIMIT ?4"
+         ORDER BY crm_id LIMIT {limit}"
     );
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let after = after.map_or("", CrmId::as_str);
     let mut stmt = conn.prepare_cached(&sql).ctx(OP, u)?;
     let rows = stmt
-        .query_map(
-            params![user.as_str(), kind.as_str(), after, limit],
-            pair_row,
-        )
+        .query_map(params![user.as_str(), kind.as_str(), after], pair_row)
         .ctx(OP, u)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .ctx(OP, u)?;

@@ -407,14 +407,40 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         commit: &mut PassCommit,
         report: &mut UserReport,
     ) -> Result<Result<(), SideError>, PassError> {
-        let kind = self.kind;
         let mut stage = Stage::new()?;
+        let ran = self
+            .run_staged(
+                &mut stage,
+                crm_changes,
+                routed_notes,
+                full_read,
+                retry,
+                commit,
+                report,
+            )
+            .await;
+        stage.recycle();
+        ran
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run_staged(
+        &self,
+        stage: &mut Stage,
+        crm_changes: Vec<Change>,
+        routed_notes: Notes,
+        full_read: Option<&FullRead>,
+        retry: &[ItemId],
+        commit: &mut PassCommit,
+        report: &mut UserReport,
+    ) -> Result<Result<(), SideError>, PassError> {
+        let kind = self.kind;
         let mut notes = Notes::new();
         let cursor = self.stored_cursor().await?;
 
         if let Err(e) = self
             .read_crm(
-                &mut stage,
+                stage,
                 crm_changes,
                 routed_notes,
                 &mut notes,
@@ -426,7 +452,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
             return Ok(Err(e));
         }
         let mut read = match self
-            .read_exchange(&mut stage, &cursor, retry, &mut notes)
+            .read_exchange(stage, &cursor, retry, &mut notes)
             .await?
         {
             Ok(read) => read,
@@ -450,19 +476,19 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         failpoint(failpoints::READS_STAGED);
         // A dry run plans from the pairs as stored: recovering commits.
         if !self.dry_run {
-            if let Err(e) = self.recover(&mut stage, report).await? {
+            if let Err(e) = self.recover(stage, report).await? {
                 return Ok(Err(e));
             }
         }
-        if let Err(e) = self.stage_reselected(&mut stage).await? {
+        if let Err(e) = self.stage_reselected(stage).await? {
             return Ok(Err(e));
         }
 
-        if self.paused_by_valve(&mut stage, commit, report).await? {
+        if self.paused_by_valve(stage, commit, report).await? {
             return Ok(Ok(()));
         }
         let mut written = Written::new(cursor);
-        self.write_slices(&mut stage, &mut written, commit, report)
+        self.write_slices(stage, &mut written, commit, report)
             .await?;
         if self.dry_run {
             return Ok(Ok(()));
@@ -489,7 +515,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         for id in &ids {
             *report.cut.entry(id.side().other()).or_default() += 1;
         }
-        let mut names = self.names_of(&stage, &ids).await?;
+        let mut names = self.names_of(stage, &ids).await?;
         commit
             .unresolved
             .extend(cut.into_iter().map(|(id, notes)| UnresolvedReport {
