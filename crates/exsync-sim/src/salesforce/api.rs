@@ -224,8 +224,9 @@ fn get_ci<'a>(rec: &'a Rec, name: &str) -> Option<&'a Value> {
     })
 }
 
-impl Lookup for View<'_> {
-    fn value(&self, path: &[String]) -> Cow<'_, Value> {
+impl<'a> View<'a> {
+    /// A field of the record, or of a parent through a relationship; null when absent.
+    fn field(&self, path: &[String]) -> Cow<'a, Value> {
         let found = match path {
             [field] => get_ci(self.rec, field),
             [relationship, field] => {
@@ -238,6 +239,12 @@ impl Lookup for View<'_> {
             _ => None,
         };
         found.map_or(Cow::Owned(Value::Null), Cow::Borrowed)
+    }
+}
+
+impl Lookup for View<'_> {
+    fn value(&self, path: &[String]) -> Cow<'_, Value> {
+        self.field(path)
     }
 }
 
@@ -450,6 +457,63 @@ fn batch_size(headers: &HeaderMap) -> usize {
     })
 }
 
+/// The first `wanted` of `rows` (in id order) by `order`, ties kept in id order as a stable
+/// sort keeps them. Each row's sort values are looked up once, not at every comparison, and
+/// with a LIMIT, as a change query's page has, only the rows of the page are sorted, after a
+/// partition: a page of a large org otherwise sorted every record of the object.
+fn in_order<'a>(
+    db: &'a Db,
+    schema: &'a Schema,
+    rows: Vec<&'a Rec>,
+    order: &[soql::OrderItem],
+    wanted: usize,
+) -> Vec<&'a Rec> {
+    let mut keyed: Vec<(Vec<Cow<'a, Value>>, usize, &'a Rec)> = rows
+        .into_iter()
+        .enumerate()
+        .map(|(at, rec)| {
+            let view = View { db, schema, rec };
+            let keys = order.iter().map(|item| view.field(&item.path)).collect();
+            (keys, at, rec)
+        })
+        .collect();
+    let compare = |(a, at_a, _): &(Vec<Cow<'a, Value>>, usize, &Rec),
+                   (b, at_b, _): &(Vec<Cow<'a, Value>>, usize, &Rec)| {
+        order
+            .iter()
+            .zip(a.iter().zip(b))
+            .map(|(item, (va, vb))| order_of(item, va, vb))
+            .find(|ord| ord.is_ne())
+            .unwrap_or_else(|| at_a.cmp(at_b))
+    };
+    if wanted < keyed.len() {
+        keyed.select_nth_unstable_by(wanted, compare);
+        keyed.truncate(wanted);
+    }
+    // Positions break every tie, so an unstable sort gives the stable order.
+    keyed.sort_unstable_by(compare);
+    keyed.into_iter().map(|(_, _, rec)| rec).collect()
+}
+
+/// How two records' values of one ORDER BY item compare, nulls first unless NULLS LAST.
+fn order_of(item: &soql::OrderItem, a: &Value, b: &Value) -> Ordering {
+    match (a.is_null(), b.is_null()) {
+        (true, true) => Ordering::Equal,
+        (true, false) if item.nulls_last => Ordering::Greater,
+        (true, false) => Ordering::Less,
+        (false, true) if item.nulls_last => Ordering::Less,
+        (false, true) => Ordering::Greater,
+        (false, false) => {
+            let ord = soql::compare_values(a, b);
+            if item.descending {
+                ord.reverse()
+            } else {
+                ord
+            }
+        }
+    }
+}
+
 fn run_query(ctx: &Ctx, db: &Db, text: &str, include_deleted: bool) -> Reply {
     let schema = &ctx.org.schema;
     let query: Query = match soql::parse_at(text, ctx.now) {
@@ -510,41 +574,11 @@ fn run_query(ctx: &Ctx, db: &Db, text: &str, include_deleted: bool) -> Reply {
         })
         .collect();
     if !order.is_empty() {
-        rows.sort_by(|a, b| {
-            for item in &order {
-                let (view_a, view_b) = (View { db, schema, rec: a }, View { db, schema, rec: b });
-                let (va, vb) = (view_a.value(&item.path), view_b.value(&item.path));
-                let ord = match (va.is_null(), vb.is_null()) {
-                    (true, true) => Ordering::Equal,
-                    (true, false) => {
-                        if item.nulls_last {
-                            Ordering::Greater
-                        } else {
-                            Ordering::Less
-                        }
-                    }
-                    (false, true) => {
-                        if item.nulls_last {
-                            Ordering::Less
-                        } else {
-                            Ordering::Greater
-                        }
-                    }
-                    (false, false) => {
-                        let o = soql::compare_values(&va, &vb);
-                        if item.descending {
-                            o.reverse()
-                        } else {
-                            o
-                        }
-                    }
-                };
-                if ord != Ordering::Equal {
-                    return ord;
-                }
-            }
-            Ordering::Equal
-        });
+        let wanted = query
+            .offset
+            .unwrap_or(0)
+            .saturating_add(query.limit.unwrap_or(usize::MAX));
+        rows = in_order(db, schema, rows, &order, wanted);
     }
     let rows: Vec<&Rec> = rows
         .into_iter()
@@ -1209,4 +1243,89 @@ fn collection_upsert(
             .map(|(id, created)| (id, Some(created)))
             .map_err(|e| (None, e))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// A page taken after a partition comes out as the first rows of a full stable sort
+    /// would: same rows, same order, ties in id order, nulls where NULLS FIRST/LAST put them.
+    #[test]
+    fn a_page_in_order_is_the_head_of_the_whole_sorted_object() {
+        let schema = Schema::standard();
+        let db = Db::fresh(&schema).unwrap();
+        let mut seed = 7u64;
+        let mut next = move |n: u64| {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 33) % n
+        };
+        // Few distinct values, so that ties and nulls are common.
+        let recs: Vec<Rec> = (0..300)
+            .map(|_| {
+                let mut rec = Rec::new();
+                let stamp = next(4);
+                if stamp > 0 {
+                    rec.insert(
+                        "SystemModstamp".into(),
+                        json!(format!("2024-05-0{stamp}T10:00:00.000+0000")),
+                    );
+                }
+                rec.insert("LastName".into(), json!(["a", "B", "c"][next(3) as usize]));
+                rec
+            })
+            .collect();
+        let rows: Vec<&Rec> = recs.iter().collect();
+        let path = |field: &str| vec![field.to_owned()];
+        for (descending, nulls_last) in [(false, false), (true, false), (false, true), (true, true)]
+        {
+            let order = [
+                soql::OrderItem {
+                    path: path("SystemModstamp"),
+                    descending,
+                    nulls_last,
+                },
+                soql::OrderItem {
+                    path: path("LastName"),
+                    descending: !descending,
+                    nulls_last: false,
+                },
+            ];
+            let mut whole = rows.clone();
+            whole.sort_by(|a, b| {
+                order
+                    .iter()
+                    .map(|item| {
+                        let (va, vb) = (
+                            View {
+                                db: &db,
+                                schema: &schema,
+                                rec: a,
+                            }
+                            .field(&item.path),
+                            View {
+                                db: &db,
+                                schema: &schema,
+                                rec: b,
+                            }
+                            .field(&item.path),
+                        );
+                        order_of(item, &va, &vb)
+                    })
+                    .find(|ord| ord.is_ne())
+                    .unwrap_or(Ordering::Equal)
+            });
+            for wanted in [0, 1, 17, 150, 299, 300, usize::MAX] {
+                let page = in_order(&db, &schema, rows.clone(), &order, wanted);
+                let head: Vec<&Rec> = whole.iter().copied().take(wanted).collect();
+                assert!(
+                    page.len() == head.len()
+                        && page.iter().zip(&head).all(|(a, b)| std::ptr::eq(*a, *b)),
+                    "descending {descending}, nulls last {nulls_last}, wanted {wanted}"
+                );
+            }
+        }
+    }
 }
