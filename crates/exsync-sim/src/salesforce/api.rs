@@ -9,13 +9,16 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::{json, Map, Value};
 
 use super::schema::{reference_field_for, FieldType, ObjectDef, Schema, EXTERNAL_ID_FIELD};
-use super::server::{empty_reply, json_reply, lock, not_found, sf_error, Org, QueryCursor, Reply};
+use super::server::{
+    empty_reply, json_reply, lock, not_found, sf_error, Org, QueryCursor, Reply, StampOrder,
+};
 use super::soql::{self, format_datetime, parse_datetime, Lookup, Path, Query};
 use super::store::{as_rec, full_id, is_deleted, Db, Rec, RecordError};
 
@@ -514,6 +517,98 @@ fn order_of(item: &soql::OrderItem, a: &Value, b: &Value) -> Ordering {
     }
 }
 
+/// A change query (ORDER BY SystemModstamp, Id, as a connector pages through what changed)
+/// over an object it would otherwise scan whole for every page: the object's records in that
+/// order, kept until the next write, so that a page is read from its cursor on and stops when
+/// full. `None` when the query is another, names its records, or when a record's stamp is not
+/// in the form the org writes (then text order and time order could differ).
+fn by_stamp(
+    ctx: &Ctx,
+    db: &Db,
+    object: &str,
+    all: &BTreeMap<String, Rec>,
+    named: bool,
+    order: &[soql::OrderItem],
+) -> Option<Arc<Vec<(DateTime<Utc>, String)>>> {
+    let ascending = |item: &soql::OrderItem, field: &str| {
+        item.path == [field] && !item.descending && !item.nulls_last
+    };
+    let change_order =
+        matches!(order, [stamp, id] if ascending(stamp, "SystemModstamp") && ascending(id, "Id"));
+    if named || !change_order {
+        return None;
+    }
+    let mut kept = lock(&ctx.org.stamp_order);
+    if let Some(order) = kept.get(object).filter(|o| o.version == db.version()) {
+        return Some(Arc::clone(&order.entries));
+    }
+    let entries = Arc::new(stamp_entries(all)?);
+    kept.insert(
+        object.to_owned(),
+        StampOrder {
+            version: db.version(),
+            entries: Arc::clone(&entries),
+        },
+    );
+    Some(entries)
+}
+
+/// The records as (SystemModstamp, Id), in the order ORDER BY SystemModstamp, Id gives them:
+/// ids ignoring case, the scan's id order breaking ties. `None` if a stamp is not in the form
+/// the org writes.
+fn stamp_entries(all: &BTreeMap<String, Rec>) -> Option<Vec<(DateTime<Utc>, String)>> {
+    let mut entries = all
+        .iter()
+        .map(|(id, rec)| {
+            let stamp = rec.get("SystemModstamp").and_then(Value::as_str)?;
+            Some((soql::stored_datetime(stamp)?, id.clone()))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    entries
+        .sort_by(|(a, id_a), (b, id_b)| a.cmp(b).then_with(|| soql::cmp_ignoring_case(id_a, id_b)));
+    Some(entries)
+}
+
+/// The first `wanted` records `keep` keeps, in `entries`' order, from the first whose stamp
+/// is at or after `floor`.
+fn walk_from<'a>(
+    entries: &[(DateTime<Utc>, String)],
+    all: &'a BTreeMap<String, Rec>,
+    floor: Option<DateTime<Utc>>,
+    keep: impl FnMut(&&'a Rec) -> bool,
+    wanted: usize,
+) -> Vec<&'a Rec> {
+    let from = floor.map_or(0, |floor| {
+        entries.partition_point(|(stamp, _)| *stamp < floor)
+    });
+    entries[from..]
+        .iter()
+        .filter_map(|(_, id)| all.get(id))
+        .filter(keep)
+        .take(wanted)
+        .collect()
+}
+
+/// The earliest SystemModstamp a record can have and match `filter`, where the filter says
+/// (a change query's cursor): a conjunct `SystemModstamp` `>`, `>=` or `=` a datetime, or an OR
+/// of such.
+fn stamp_floor(filter: &soql::Expr) -> Option<DateTime<Utc>> {
+    use soql::{CmpOp, Expr, Literal};
+    match filter {
+        Expr::And(a, b) => match (stamp_floor(a), stamp_floor(b)) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        },
+        Expr::Or(a, b) => Some(stamp_floor(a)?.min(stamp_floor(b)?)),
+        Expr::Cmp {
+            path,
+            op: CmpOp::Gt | CmpOp::Ge | CmpOp::Eq,
+            value: Literal::DateTime(t),
+        } if path == &["SystemModstamp"] => Some(*t),
+        _ => None,
+    }
+}
+
 fn run_query(ctx: &Ctx, db: &Db, text: &str, include_deleted: bool) -> Reply {
     let schema = &ctx.org.schema;
     let query: Query = match soql::parse_at(text, ctx.now) {
@@ -557,29 +652,38 @@ fn run_query(ctx: &Ctx, db: &Db, text: &str, include_deleted: bool) -> Reply {
     let empty = Default::default();
     let all = db.records.get(def.name).unwrap_or(&empty);
     // Records in id order either way, as the scan yields them.
-    let candidates: Box<dyn Iterator<Item = &Rec>> = match filter
+    let named = filter
         .as_ref()
-        .and_then(|f| named_records(f, db, def.name, all))
-    {
-        Some(ids) => Box::new(ids.into_iter().filter_map(|id| all.get(&id))),
+        .and_then(|f| named_records(f, db, def.name, all));
+    let candidates: Box<dyn Iterator<Item = &Rec>> = match &named {
+        Some(ids) => Box::new(ids.iter().filter_map(|id| all.get(id))),
         None => Box::new(all.values()),
     };
     let prepared = filter.clone().map(soql::prepare);
-    let mut rows: Vec<&Rec> = candidates
-        .filter(|r| include_deleted || !is_deleted(r))
-        .filter(|r| {
-            prepared
+    let keep = |r: &&Rec| {
+        (include_deleted || !is_deleted(r))
+            && prepared
                 .as_ref()
                 .is_none_or(|f| soql::matches(f, &View { db, schema, rec: r }))
-        })
-        .collect();
-    if !order.is_empty() {
-        let wanted = query
-            .offset
-            .unwrap_or(0)
-            .saturating_add(query.limit.unwrap_or(usize::MAX));
-        rows = in_order(db, schema, rows, &order, wanted);
-    }
+    };
+    let wanted = query
+        .offset
+        .unwrap_or(0)
+        .saturating_add(query.limit.unwrap_or(usize::MAX));
+    let rows: Vec<&Rec> = match by_stamp(ctx, db, def.name, all, named.is_some(), &order) {
+        Some(entries) => {
+            let floor = prepared.as_ref().and_then(stamp_floor);
+            walk_from(&entries, all, floor, keep, wanted)
+        }
+        None => {
+            let rows: Vec<&Rec> = candidates.filter(keep).collect();
+            if order.is_empty() {
+                rows
+            } else {
+                in_order(db, schema, rows, &order, wanted)
+            }
+        }
+    };
     let rows: Vec<&Rec> = rows
         .into_iter()
         .skip(query.offset.unwrap_or(0))
@@ -1250,6 +1354,61 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    /// A change query's page read from the stamp order, from its cursor on, holds what the
+    /// scan and the sort give, whatever the cursor, with many records sharing a stamp.
+    #[test]
+    fn a_change_page_from_the_stamp_order_is_the_page_the_scan_gives() {
+        let schema = Schema::standard();
+        let db = Db::fresh(&schema).unwrap();
+        let mut all = BTreeMap::new();
+        for n in 0..120u32 {
+            let mut rec = Rec::new();
+            // Ids not in stamp order, stamps shared by many, a few deleted.
+            let id = format!("003{:015}", (n * 37) % 120);
+            rec.insert("Id".into(), json!(id));
+            let stamp = format!("2024-05-01T10:00:0{}.000+0000", n % 7);
+            rec.insert("SystemModstamp".into(), json!(stamp));
+            rec.insert("IsDeleted".into(), json!(n % 11 == 0));
+            all.insert(id, rec);
+        }
+        let entries = stamp_entries(&all).unwrap();
+        let now = soql::parse_datetime("2024-06-01T00:00:00Z").unwrap();
+        for (second, last) in [(0, 0), (2, 40), (3, 119), (6, 5), (6, 119), (9, 0)] {
+            for limit in [1, 7, 50, 500] {
+                let text = format!(
+                    "SELECT Id FROM Contact WHERE (SystemModstamp > 2024-05-01T10:00:0{second}.000+0000 \
+                     OR (SystemModstamp = 2024-05-01T10:00:0{second}.000+0000 AND Id > '003{last:015}')) \
+                     AND SystemModstamp <= 2024-05-01T10:00:05Z \
+                     ORDER BY SystemModstamp ASC, Id ASC LIMIT {limit}"
+                );
+                let query = soql::parse_at(&text, now).unwrap();
+                let filter = soql::prepare(query.filter.clone().unwrap());
+                let keep = |r: &&Rec| {
+                    !is_deleted(r)
+                        && soql::matches(
+                            &filter,
+                            &View {
+                                db: &db,
+                                schema: &schema,
+                                rec: r,
+                            },
+                        )
+                };
+                let scanned: Vec<&Rec> = all.values().filter(keep).collect();
+                let expected = in_order(&db, &schema, scanned, &query.order, limit);
+                let floor = stamp_floor(&filter);
+                assert!(floor.is_some(), "{text}");
+                let walked = walk_from(&entries, &all, floor, keep, limit);
+                let ids = |rows: &[&Rec]| -> Vec<String> {
+                    rows.iter()
+                        .map(|r| r["Id"].as_str().unwrap().to_owned())
+                        .collect()
+                };
+                assert_eq!(ids(&walked), ids(&expected), "{text}");
+            }
+        }
+    }
 
     /// A page taken after a partition comes out as the first rows of a full stable sort
     /// would: same rows, same order, ties in id order, nulls where NULLS FIRST/LAST put them.

@@ -147,6 +147,7 @@ impl SalesforceSim {
             counters: Mutex::new(Default::default()),
             cursors: Mutex::new(Default::default()),
             next_cursor: Mutex::new(0),
+            stamp_order: Mutex::new(Default::default()),
             base_url,
             audiences,
         });

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -97,8 +97,17 @@ pub(super) struct Org {
     pub counters: Mutex<BTreeMap<String, u64>>,
     pub cursors: Mutex<BTreeMap<u64, QueryCursor>>,
     pub next_cursor: Mutex<u64>,
+    /// Per object, its records in change-query order as of a version of the org
+    /// (`api::by_stamp`).
+    pub stamp_order: Mutex<HashMap<String, StampOrder>>,
     pub base_url: String,
     pub audiences: Vec<String>,
+}
+
+/// An object's records by (SystemModstamp, Id), built at [`super::store::Db::version`].
+pub(super) struct StampOrder {
+    pub version: u64,
+    pub entries: Arc<Vec<(DateTime<Utc>, String)>>,
 }
 
 /// Locks a mutex, carrying on with the data if a panicking thread poisoned it (the state is

@@ -211,7 +211,7 @@ pub(crate) fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
 /// The form this org stores and returns, `2024-05-01T10:00:00.000+0000`, read without chrono's
 /// general parser: a change query compares it for every record it scans, which made the parse
 /// the larger part of the simulator's CPU. Anything else is `None`, for the general parser.
-fn stored_datetime(s: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn stored_datetime(s: &str) -> Option<DateTime<Utc>> {
     let b = s.as_bytes();
     if b.len() != 28 || &b[23..] != b"+0000" {
         return None;
@@ -591,7 +591,7 @@ pub(crate) trait Lookup {
 
 /// Orders two strings ignoring case, as SOQL compares text, without allocating lower-case
 /// copies (this runs for every record a query scans).
-fn cmp_ignoring_case(a: &str, b: &str) -> Ordering {
+pub(crate) fn cmp_ignoring_case(a: &str, b: &str) -> Ordering {
     if a.is_ascii() && b.is_ascii() {
         return a
             .bytes()

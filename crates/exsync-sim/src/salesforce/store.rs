@@ -82,6 +82,16 @@ pub(super) struct Db {
     /// it.
     #[serde(skip)]
     external_ids: HashMap<(String, String), Vec<String>>,
+    /// Changes with every write (and is unique to this process), so what is worked out from
+    /// the records can be kept until they change.
+    #[serde(skip)]
+    version: u64,
+}
+
+/// A new [`Db::version`], never one any org of this process had.
+fn next_version() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 pub(super) const DEFAULT_DAILY_ALLOWANCE: u64 = 100_000;
@@ -123,6 +133,7 @@ impl Db {
             touched: BTreeSet::new(),
             journaled_deletions: 0,
             external_ids: HashMap::new(),
+            version: next_version(),
         };
         db.settings.org_id = db.mint_id("00D");
         let admin = db.seed_profile(schema, "System Administrator", now)?;
@@ -199,6 +210,7 @@ impl Db {
                 .with_context(|| format!("parsing {}", path.display()))?;
             super::changes::replay(path, &mut db)?;
             db.index_external_ids();
+            db.version = next_version();
             Ok(db)
         } else {
             Db::fresh(schema)
@@ -220,6 +232,12 @@ impl Db {
     /// Notes that a record is written, for the next commit to the journal.
     fn touch(&mut self, object: &str, id: &str) {
         self.touched.insert((object.to_owned(), id.to_owned()));
+        self.version = next_version();
+    }
+
+    /// The records' version: another one after every write.
+    pub(super) fn version(&self) -> u64 {
+        self.version
     }
 
     /// The records written since the last commit, as (object, id).
