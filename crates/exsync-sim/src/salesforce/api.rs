@@ -17,7 +17,8 @@ use serde_json::{json, Map, Value};
 
 use super::schema::{reference_field_for, FieldType, ObjectDef, Schema, EXTERNAL_ID_FIELD};
 use super::server::{
-    empty_reply, json_reply, lock, not_found, sf_error, Org, QueryCursor, Reply, StampOrder,
+    empty_reply, json_reply, lock, not_found, sf_error, Org, QueryCursor, Reply, StampEntries,
+    StampOrder,
 };
 use super::soql::{self, format_datetime, parse_datetime, Lookup, Path, Query};
 use super::store::{as_rec, full_id, is_deleted, Db, Rec, RecordError};
@@ -529,7 +530,7 @@ fn by_stamp(
     all: &BTreeMap<String, Rec>,
     named: bool,
     order: &[soql::OrderItem],
-) -> Option<Arc<Vec<(DateTime<Utc>, String)>>> {
+) -> Option<StampEntries> {
     let ascending = |item: &soql::OrderItem, field: &str| {
         item.path == [field] && !item.descending && !item.nulls_last
     };

@@ -104,10 +104,13 @@ pub(super) struct Org {
     pub audiences: Vec<String>,
 }
 
-/// An object's records by (SystemModstamp, Id), built at [`super::store::Db::version`].
+/// An object's records as (SystemModstamp, Id), in change-query order.
+pub(super) type StampEntries = Arc<Vec<(DateTime<Utc>, String)>>;
+
+/// [`StampEntries`] built at [`super::store::Db::version`].
 pub(super) struct StampOrder {
     pub version: u64,
-    pub entries: Arc<Vec<(DateTime<Utc>, String)>>,
+    pub entries: StampEntries,
 }
 
 /// Locks a mutex, carrying on with the data if a panicking thread poisoned it (the state is
