@@ -284,8 +284,10 @@ async fn run_user_once<E: MailboxSide, C: CrmSide>(
                     slice: pass.slice.max(1),
                 };
                 let full_read = pass.crm_full_reads.get(&kind);
-                kind_pass
+                let mut stage = Stage::new()?;
+                let ran = kind_pass
                     .run(
+                        &mut stage,
                         crm_changes.clone(),
                         crm_notes,
                         full_read,
@@ -293,7 +295,9 @@ async fn run_user_once<E: MailboxSide, C: CrmSide>(
                         &mut commit,
                         &mut report,
                     )
-                    .await?
+                    .await;
+                stage.recycle();
+                ran?
             }
         };
         if let Err(e) = result {
@@ -398,33 +402,9 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
     /// committed in slices of `slice` records: the pairs that changed first (the safety valve
     /// weighs all their deletes before anything is written), then the records no pair holds,
     /// matched on disk. Memory is bounded by the page and slice sizes, not by the mailbox.
-    async fn run(
-        &self,
-        crm_changes: Vec<Change>,
-        routed_notes: Notes,
-        full_read: Option<&FullRead>,
-        retry: &[ItemId],
-        commit: &mut PassCommit,
-        report: &mut UserReport,
-    ) -> Result<Result<(), SideError>, PassError> {
-        let mut stage = Stage::new()?;
-        let ran = self
-            .run_staged(
-                &mut stage,
-                crm_changes,
-                routed_notes,
-                full_read,
-                retry,
-                commit,
-                report,
-            )
-            .await;
-        stage.recycle();
-        ran
-    }
-
+    /// `stage` is empty; the caller recycles it after, whatever happened.
     #[allow(clippy::too_many_arguments)]
-    async fn run_staged(
+    async fn run(
         &self,
         stage: &mut Stage,
         crm_changes: Vec<Change>,
