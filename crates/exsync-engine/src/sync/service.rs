@@ -515,23 +515,35 @@ where
         spool: &mut Option<Arc<Spool>>,
     ) -> Result<Result<GroupRead, SideError>, PassError> {
         let scope = CursorScope::crm_object(key.cursor_name(kind));
-        let cursor = {
+        // The org's cursor and which users have an Exchange cursor, in one store call: one
+        // call per user cost each user's pass a round trip to a blocking thread.
+        let (cursor, read_before) = {
             let scope = scope.clone();
-            on_store(&self.store, move |s| s.cursor(&scope)).await?
+            let folders: Vec<CursorScope> = group
+                .iter()
+                .map(|user| folder_cursor(&user.key, kind))
+                .collect();
+            on_store(&self.store, move |s| {
+                let cursor = s.cursor(&scope)?;
+                let read_before = match &cursor {
+                    None => Vec::new(),
+                    Some(_) => folders
+                        .iter()
+                        .map(|folder| Ok(s.cursor(folder)?.is_some()))
+                        .collect::<Result<Vec<bool>, _>>()?,
+                };
+                Ok((cursor, read_before))
+            })
+            .await?
         };
         // Users without an Exchange cursor (new, or reset) read all their records, in their
         // own job: one user's records in memory at a time, not the whole org's.
-        let mut fresh = Vec::new();
-        for user in group {
-            let folder = folder_cursor(&user.key, kind);
-            if cursor.is_none()
-                || on_store(&self.store, move |s| s.cursor(&folder))
-                    .await?
-                    .is_none()
-            {
-                fresh.push((user.key.clone(), FullRead::Crm(key.filter(&[*user]))));
-            }
-        }
+        let fresh: Vec<(UserKey, FullRead)> = group
+            .iter()
+            .enumerate()
+            .filter(|(at, _)| !read_before.get(*at).copied().unwrap_or(false))
+            .map(|(_, user)| (user.key.clone(), FullRead::Crm(key.filter(&[*user]))))
+            .collect();
         let filter = key.filter(group);
         let Some(cursor) = cursor else {
             let spool = match spool {

@@ -100,17 +100,23 @@ pub(super) async fn folders_known(
     user: &SyncUser,
     current: Backend,
 ) -> Result<bool, PassError> {
-    let mut known = true;
-    for kind in KINDS {
-        if user.config.rules(kind).direction == Direction::Off {
-            continue;
-        }
-        let scope = folder_cursor(&user.key, kind);
-        let stored = on_store(store, move |s| s.cursor(&scope)).await?;
+    let scopes: Vec<CursorScope> = KINDS
+        .into_iter()
+        .filter(|kind| user.config.rules(*kind).direction != Direction::Off)
+        .map(|kind| folder_cursor(&user.key, kind))
+        .collect();
+    // One store call for every kind's cursor.
+    let stored = on_store(store, move |s| {
+        scopes
+            .iter()
+            .map(|scope| s.cursor(scope))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await?;
+    Ok(stored.iter().all(|stored| {
         let cursor = FolderCursor::parse(stored.as_deref());
-        known &= cursor.state.is_some() && cursor.belongs_to(current);
-    }
-    Ok(known)
+        cursor.state.is_some() && cursor.belongs_to(current)
+    }))
 }
 
 impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
