@@ -250,7 +250,6 @@ fn shared_cluster(bin: &Path) -> Result<(PathBuf, u16), String> {
     }
 }
 
-/// Stops the cluster in `dir` at once, if one runs.
 /// Whether the cluster's server process is gone: no pid file, or no such process.
 fn server_gone(dir: &Path) -> bool {
     let pid = std::fs::read_to_string(dir.join("data/postmaster.pid"))
@@ -259,6 +258,7 @@ fn server_gone(dir: &Path) -> bool {
     pid.is_none_or(|pid| !Path::new(&format!("/proc/{pid}")).exists())
 }
 
+/// Stops the cluster in `dir` at once, if one runs.
 fn stop(bin: &Path, dir: &Path) {
     let _ = cluster::stop(bin, dir, cluster::StopMode::Immediate);
 }
