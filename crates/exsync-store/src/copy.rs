@@ -228,6 +228,15 @@ const IDENTITY_TABLES: &[&str] = &[
     "intents",
 ];
 
+/// Where SQLite holds a table's columns: the journal keeps its marks in tables of their own
+/// (see the SQLite migrations), and a view reads them back as columns.
+fn sqlite_source(table: &str) -> &str {
+    match table {
+        "intents" => "intents_marked",
+        other => other,
+    }
+}
+
 /// One value read from SQLite, as PostgreSQL takes it.
 enum Cell {
     Text(Option<String>),
@@ -291,7 +300,7 @@ pub fn copy_sqlite_to_postgres(from: &SqliteStore, to: &PgStore) -> StoreResult<
                         placeholders.join(", ")
                     ))
                     .map_err(|e| fail(format!("{table}: {e}")))?;
-                let select = format!("SELECT {} FROM {table}", names.join(", "));
+                let select = format!("SELECT {} FROM {}", names.join(", "), sqlite_source(table));
                 let mut copied = 0u64;
                 each_row(source, &select, |row| {
                     let mut cells = Vec::with_capacity(columns.len());

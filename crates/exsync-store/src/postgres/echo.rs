@@ -126,7 +126,7 @@ pub(super) fn journal(
     client: &mut Client,
     user: &UserKey,
     kind: ItemKind,
-    ops: &[Op],
+    ops: &[&Op],
     at: &DateTime<Utc>,
     fence: &Fence,
 ) -> StoreResult<Vec<i64>> {

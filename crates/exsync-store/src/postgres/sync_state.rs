@@ -101,7 +101,7 @@ impl SyncState for PgStore {
         &self,
         user: &UserKey,
         kind: ItemKind,
-        ops: &[Op],
+        ops: &[&Op],
         at: DateTime<Utc>,
     ) -> StoreResult<Vec<i64>> {
         let fence = self.held.fence(&LeaseScope::User(user.clone()));

@@ -105,7 +105,7 @@ pub trait SyncState: Send + Sync {
         &self,
         user: &UserKey,
         kind: ItemKind,
-        ops: &[Op],
+        ops: &[&Op],
         at: DateTime<Utc>,
     ) -> StoreResult<Vec<i64>>;
 

@@ -12,11 +12,15 @@ use crate::error::{StoreError, StoreResult};
 use crate::types::Intent;
 
 /// Journals `ops` (writes only) for the user in one transaction; returns their ids in order.
+///
+/// The transaction is not synced to disk on its own: the writes go out only after
+/// [`mark_sent`]'s commit, which is, and which makes this one durable with it. Lost to a
+/// power cut before that, the entries were of writes never sent, which need no settling.
 pub(crate) fn journal(
     conn: &mut Connection,
     user: &UserKey,
     kind: ItemKind,
-    ops: &[Op],
+    ops: &[&Op],
     at: &DateTime<Utc>,
 ) -> StoreResult<Vec<i64>> {
     const OP: &str = "journal writes";
@@ -28,8 +32,31 @@ pub(crate) fn journal(
         });
     }
     let at = time_text(at);
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .ctx(OP, u)?;
+    let ids = entries(conn, user, kind, ops, &at);
+    // Every other commit of the store is synced, whatever became of this one.
+    let synced = conn.pragma_update(None, "synchronous", "FULL").ctx(OP, u);
+    if let Err(e) = &synced {
+        tracing::error!(error = %e, "the state database could not return to synced commits");
+    }
+    let ids = ids?;
+    synced?;
+    Ok(ids)
+}
+
+/// Inserts the entries in one transaction, returning their ids.
+fn entries(
+    conn: &mut Connection,
+    user: &UserKey,
+    kind: ItemKind,
+    ops: &[&Op],
+    at: &str,
+) -> StoreResult<Vec<i64>> {
+    const OP: &str = "journal writes";
+    let u = Some(user);
     let tx = conn.transaction().ctx(OP, u)?;
-    insert_user(&tx, user, &at).ctx(OP, u)?;
+    insert_user(&tx, user, at).ctx(OP, u)?;
     let mut ids = Vec::with_capacity(ops.len());
     {
         let mut insert = tx
@@ -58,7 +85,10 @@ pub(crate) fn mark_sent(conn: &mut Connection, ids: &[i64]) -> StoreResult<()> {
     let tx = conn.transaction().ctx(OP, None)?;
     {
         let mut mark = tx
-            .prepare_cached("UPDATE intents SET sent = 1 WHERE id BETWEEN ?1 AND ?2")
+            .prepare_cached(
+                "INSERT INTO intents_sent (id) SELECT id FROM intents WHERE id BETWEEN ?1 AND ?2 \
+                 ON CONFLICT DO NOTHING",
+            )
             .ctx(OP, None)?;
         for (first, last) in runs(ids) {
             mark.execute([first, last]).ctx(OP, None)?;
@@ -74,7 +104,11 @@ pub(crate) fn mark_answered(conn: &mut Connection, answers: &[(i64, ItemId)]) ->
     let tx = conn.transaction().ctx(OP, None)?;
     {
         let mut mark = tx
-            .prepare_cached("UPDATE intents SET answered_id = ?2 WHERE id = ?1")
+            .prepare_cached(
+                "INSERT INTO intents_answered (id, answered_id) \
+                 SELECT id, ?2 FROM intents WHERE id = ?1 \
+                 ON CONFLICT (id) DO UPDATE SET answered_id = excluded.answered_id",
+            )
             .ctx(OP, None)?;
         for (id, answered) in answers {
             mark.execute(params![id, answered.as_str()]).ctx(OP, None)?;
@@ -95,7 +129,7 @@ pub(crate) fn check_answers(op: &'static str, answers: &[(i64, ItemId)]) -> Stor
     }
 }
 
-/// Removes settled intents inside a commit's transaction.
+/// Removes settled intents inside a commit's transaction; their marks go with them.
 pub(crate) fn settle(conn: &Connection, ids: &[i64]) -> rusqlite::Result<()> {
     let mut remove = conn.prepare_cached("DELETE FROM intents WHERE id BETWEEN ?1 AND ?2")?;
     for (first, last) in runs(ids) {
@@ -130,7 +164,7 @@ pub(crate) fn outstanding(
     let u = Some(user);
     let mut stmt = conn
         .prepare_cached(
-            "SELECT id, kind, op, sent, journaled_at, answered_id FROM intents
+            "SELECT id, kind, op, sent, journaled_at, answered_id FROM intents_marked
              WHERE user_key = ?1 AND kind = ?2 ORDER BY id",
         )
         .ctx(OP, u)?;

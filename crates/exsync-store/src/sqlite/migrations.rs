@@ -321,8 +321,43 @@ ALTER TABLE intents_v15 RENAME TO intents;
 CREATE INDEX intents_by_user ON intents (user_key, kind, id);
 "#;
 
+/// A write's marks (handed to its side; the id its side answered a create with) are rows of
+/// their own instead of columns of the journal entry: SQLite rewrites a whole row to change one
+/// column, and an entry holds the write's content, so marking a batch rewrote all of it twice
+/// more. `intents_marked` reads an entry with its marks, as the columns did.
+const V16: &str = r#"
+CREATE TABLE intents_v16 (
+    id           INTEGER PRIMARY KEY,
+    user_key     TEXT NOT NULL REFERENCES users(user_key) ON DELETE CASCADE,
+    kind         TEXT NOT NULL CHECK (kind IN ('contact', 'event')),
+    op           TEXT NOT NULL,
+    journaled_at TEXT NOT NULL
+) STRICT;
+INSERT INTO intents_v16 (id, user_key, kind, op, journaled_at)
+    SELECT id, user_key, kind, op, journaled_at FROM intents;
+CREATE TABLE intents_sent (
+    id INTEGER PRIMARY KEY REFERENCES intents_v16(id) ON DELETE CASCADE
+) STRICT;
+INSERT INTO intents_sent (id) SELECT id FROM intents WHERE sent = 1;
+CREATE TABLE intents_answered (
+    id          INTEGER PRIMARY KEY REFERENCES intents_v16(id) ON DELETE CASCADE,
+    answered_id TEXT NOT NULL CHECK (answered_id <> '')
+) STRICT;
+INSERT INTO intents_answered (id, answered_id)
+    SELECT id, answered_id FROM intents WHERE answered_id IS NOT NULL;
+DROP TABLE intents;
+ALTER TABLE intents_v16 RENAME TO intents;
+CREATE INDEX intents_by_user ON intents (user_key, kind, id);
+CREATE VIEW intents_marked AS
+    SELECT i.id, i.user_key, i.kind, i.op, s.id IS NOT NULL AS sent, i.journaled_at,
+           a.answered_id
+    FROM intents i
+    LEFT JOIN intents_sent s ON s.id = i.id
+    LEFT JOIN intents_answered a ON a.id = i.id;
+"#;
+
 pub(crate) const MIGRATIONS: &[&str] = &[
-    V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14, V15,
+    V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14, V15, V16,
 ];
 
 pub(crate) fn user_version(conn: &Connection) -> rusqlite::Result<i64> {

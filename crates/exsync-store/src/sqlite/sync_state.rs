@@ -96,7 +96,7 @@ impl SyncState for SqliteStore {
         &self,
         user: &UserKey,
         kind: ItemKind,
-        ops: &[Op],
+        ops: &[&Op],
         at: DateTime<Utc>,
     ) -> StoreResult<Vec<i64>> {
         journal::journal(&mut self.lock(), user, kind, ops, &at)

@@ -55,13 +55,13 @@ fn populated(store: &SqliteStore) {
             &alice,
             ItemKind::Contact,
             &[
-                Op::Delete {
+                &Op::Delete {
                     kind: ItemKind::Contact,
                     on: Side::Exchange,
                     crm_id: CrmId::new("003A"),
                     exchange_id: ExchangeId::new("X1"),
                 },
-                Op::Create {
+                &Op::Create {
                     kind: ItemKind::Contact,
                     on: Side::Exchange,
                     source: ItemId::Crm(CrmId::new("003C")),

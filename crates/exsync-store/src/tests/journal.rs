@@ -4,7 +4,7 @@ use exsync_core::plan::Op;
 use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind, Side};
 
 use super::{commit, contact, fields, t, user, Db};
-use crate::StoreError;
+use crate::{StoreError, SyncState};
 
 fn create(source: &str) -> Op {
     Op::Create {
@@ -31,7 +31,12 @@ fn journaled_writes_stay_until_a_commit_settles_them(db: &Db) {
     let ann = user("ann@example.com");
     let ops = [create("003A"), delete("003B", "AAB")];
     let ids = store
-        .journal_intents(&ann, ItemKind::Contact, &ops, t(10))
+        .journal_intents(
+            &ann,
+            ItemKind::Contact,
+            &ops.iter().collect::<Vec<_>>(),
+            t(10),
+        )
         .unwrap();
     assert_eq!(ids.len(), 2);
     assert!(ids[0] < ids[1], "ids follow the plan's order");
@@ -76,7 +81,7 @@ fn a_refused_commit_settles_nothing(db: &Db) {
     let store = db.open();
     let ann = user("ann@example.com");
     let ids = store
-        .journal_intents(&ann, ItemKind::Contact, &[create("003A")], t(10))
+        .journal_intents(&ann, ItemKind::Contact, &[&create("003A")], t(10))
         .unwrap();
     let mut bad = commit(&ann, 20);
     bad.partial = true;
@@ -96,7 +101,7 @@ fn only_writes_are_journaled(db: &Db) {
         reason: "bad".into(),
     };
     let err = store
-        .journal_intents(&ann, ItemKind::Contact, &[create("003B"), skip], t(10))
+        .journal_intents(&ann, ItemKind::Contact, &[&create("003B"), &skip], t(10))
         .unwrap_err();
     assert!(matches!(err, StoreError::InvalidInput { .. }), "{err}");
     assert!(store.intents(&ann, ItemKind::Contact).unwrap().is_empty());
@@ -107,7 +112,7 @@ fn reset_sync_forgets_the_users_journal_only(db: &Db) {
     let (ann, bob) = (user("ann@example.com"), user("bob@example.com"));
     for who in [&ann, &bob] {
         store
-            .journal_intents(who, ItemKind::Event, &[create("00UA")], t(10))
+            .journal_intents(who, ItemKind::Event, &[&create("00UA")], t(10))
             .unwrap();
     }
     store.reset_user(&ann).unwrap();
@@ -125,7 +130,12 @@ fn a_creates_answer_is_kept_until_its_commit(db: &Db) {
     }
     let ops = [create("003A"), to_crm, delete("003B", "AAB")];
     let ids = store
-        .journal_intents(&ann, ItemKind::Contact, &ops, t(10))
+        .journal_intents(
+            &ann,
+            ItemKind::Contact,
+            &ops.iter().collect::<Vec<_>>(),
+            t(10),
+        )
         .unwrap();
     store.mark_intents_sent(&ids).unwrap();
     let answered = |store: &dyn crate::Store| -> Vec<Option<ItemId>> {
@@ -186,7 +196,12 @@ fn many_answers_are_each_kept_with_their_own_write(db: &Db) {
     let n = 2 * 100 + 7;
     let ops: Vec<Op> = (0..n).map(|i| create(&format!("003{i:04}"))).collect();
     let ids = store
-        .journal_intents(&ann, ItemKind::Contact, &ops, t(10))
+        .journal_intents(
+            &ann,
+            ItemKind::Contact,
+            &ops.iter().collect::<Vec<_>>(),
+            t(10),
+        )
         .unwrap();
     let unanswered = ids[103];
     let made = |i: usize| ItemId::Exchange(ExchangeId::new(format!("AAMk-{i}")));
@@ -223,3 +238,75 @@ crate::tests::both_backends!(
     only_writes_are_journaled,
     reset_sync_forgets_the_users_journal_only,
 );
+
+/// SQLite keeps a write's marks in rows of their own (`intents_sent`, `intents_answered`):
+/// settling the write removes them, and journaling leaves the store's commits synced.
+#[test]
+fn on_sqlite_a_settled_writes_marks_go_with_it_and_commits_stay_synced() {
+    let (_dir, store) = super::temp_store();
+    let ann = user("ann@example.com");
+    let ops = [create("003A"), create("003B"), delete("003C", "AAC")];
+    let ids = store
+        .journal_intents(
+            &ann,
+            ItemKind::Contact,
+            &ops.iter().collect::<Vec<_>>(),
+            t(10),
+        )
+        .unwrap();
+    let synchronous = |store: &crate::SqliteStore| -> i64 {
+        store
+            .with_read_transaction(|c| {
+                Ok(c.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap())
+            })
+            .unwrap()
+    };
+    assert_eq!(
+        synchronous(&store),
+        2,
+        "commits after journaling are synced (FULL)"
+    );
+    store.mark_intents_sent(&ids[..2]).unwrap();
+    let made = ItemId::Exchange(ExchangeId::new("AAMk-A"));
+    store
+        .mark_intents_answered(&[(ids[0], made.clone())])
+        .unwrap();
+    // Marking again changes nothing, and a later answer replaces an earlier one.
+    store.mark_intents_sent(&ids[..1]).unwrap();
+    let again = ItemId::Exchange(ExchangeId::new("AAMk-A2"));
+    store
+        .mark_intents_answered(&[(ids[0], again.clone())])
+        .unwrap();
+    let marks = |store: &crate::SqliteStore| -> (i64, i64) {
+        store
+            .with_read_transaction(|c| {
+                Ok(c.query_row(
+                    "SELECT (SELECT count(*) FROM intents_sent), \
+                     (SELECT count(*) FROM intents_answered)",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap())
+            })
+            .unwrap()
+    };
+    assert_eq!(marks(&store), (2, 1));
+    let open: Vec<(bool, Option<ItemId>)> = store
+        .intents(&ann, ItemKind::Contact)
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.sent, i.answered))
+        .collect();
+    assert_eq!(open, [(true, Some(again)), (true, None), (false, None)]);
+
+    let mut settle = commit(&ann, 20);
+    settle.partial = true;
+    settle.settled_intents = ids[..2].to_vec();
+    store.commit_pass(&settle).unwrap();
+    assert_eq!(
+        marks(&store),
+        (0, 0),
+        "settled writes leave no marks behind"
+    );
+    assert_eq!(store.intents(&ann, ItemKind::Contact).unwrap().len(), 1);
+}

@@ -176,7 +176,7 @@ fn a_lapsed_lease_is_taken_over_and_the_stalled_worker_writes_nothing() {
         .unwrap()
         .remove(0);
     // A journaled write before the stall, which the new holder sees.
-    a.journal_intents(&alice, ItemKind::Contact, &[create("003A")], t(1))
+    a.journal_intents(&alice, ItemKind::Contact, &[&create("003A")], t(1))
         .unwrap();
     assert!(
         b.acquire_users("b", std::slice::from_ref(&alice), 1, LONG, NONE)
@@ -201,7 +201,7 @@ fn a_lapsed_lease_is_taken_over_and_the_stalled_worker_writes_nothing() {
     )];
     assert_lost(a.commit_pass(&pass), "a", "worker b took it over (epoch 2");
     assert_lost(
-        a.journal_intents(&alice, ItemKind::Contact, &[create("003B")], t(11)),
+        a.journal_intents(&alice, ItemKind::Contact, &[&create("003B")], t(11)),
         "a",
         "worker b",
     );

@@ -51,6 +51,8 @@ fn a_fresh_database_gets_the_latest_version_and_reopening_changes_nothing() {
             "crm_writes",
             "cursors",
             "intents",
+            "intents_answered",
+            "intents_sent",
             "mailbox_routes",
             "pairs",
             "runs",
@@ -325,4 +327,83 @@ fn pairs_and_the_journal_keep_every_row_and_rule_when_their_json_checks_go() {
         )
         .unwrap();
     assert_eq!(left, 0, "pairs and intents are deleted with their user");
+}
+
+#[test]
+fn a_journal_whose_marks_were_columns_keeps_them_as_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let ann = user("ann");
+    let op = |source: &str| {
+        serde_json::to_string(&exsync_core::plan::Op::Create {
+            kind: exsync_core::ItemKind::Contact,
+            on: exsync_core::Side::Exchange,
+            source: exsync_core::ItemId::Crm(exsync_core::CrmId::new(source)),
+            source_version: None,
+            fields: fields(serde_json::json!({"last_name": "Ng"})),
+            replaces: None,
+        })
+        .unwrap()
+    };
+    {
+        let mut conn = Connection::open(&path).unwrap();
+        migrate(&mut conn, "state.db", &MIGRATIONS[..15]).unwrap();
+        let at = crate::sqlite::codec::time_text(&t(0));
+        conn.execute(
+            "INSERT INTO users (user_key, created_at) VALUES (?1, ?2)",
+            [ann.as_str(), &at],
+        )
+        .unwrap();
+        for (id, source, sent, answered) in [
+            (7, "003A", 1, Some("AAMkA")),
+            (8, "003B", 1, None),
+            (9, "003C", 0, None),
+        ] {
+            conn.execute(
+                "INSERT INTO intents (id, user_key, kind, op, sent, journaled_at, answered_id) \
+                 VALUES (?1, ?2, 'contact', ?3, ?4, ?5, ?6)",
+                rusqlite::params![id, ann.as_str(), op(source), sent, at, answered],
+            )
+            .unwrap();
+        }
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    let open: Vec<(i64, bool, Option<String>)> = store
+        .intents(&ann, exsync_core::ItemKind::Contact)
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.id, i.sent, i.answered.map(|a| a.as_str().to_owned())))
+        .collect();
+    assert_eq!(
+        open,
+        [
+            (7, true, Some("AAMkA".to_owned())),
+            (8, true, None),
+            (9, false, None)
+        ]
+    );
+    drop(store);
+    // The marks belong to their entry: they go with it, and with its user.
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+    let orphan = conn.execute("INSERT INTO intents_sent (id) VALUES (99)", []);
+    assert!(
+        orphan.is_err(),
+        "a mark of no journaled write must be refused"
+    );
+    conn.execute("DELETE FROM users WHERE user_key = ?1", [ann.as_str()])
+        .unwrap();
+    let left: i64 = conn
+        .query_row(
+            "SELECT (SELECT count(*) FROM intents) + (SELECT count(*) FROM intents_sent) \
+             + (SELECT count(*) FROM intents_answered)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        left, 0,
+        "the journal and its marks are deleted with their user"
+    );
 }

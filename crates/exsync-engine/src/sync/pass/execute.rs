@@ -127,11 +127,13 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
     async fn send_batch(&self, ops: Vec<Op>, names: Arc<Names>) -> Result<SentBatch, PassError> {
         // The batch is planned and none of its writes has gone out yet.
         failpoint(failpoints::BEFORE_SLICE_WRITES);
-        let intents = {
+        let (intents, ops) = {
             let (key, kind, now) = (self.user.key.clone(), self.kind, Utc::now());
-            let writes: Vec<Op> = ops.iter().filter(|op| op.writes()).cloned().collect();
+            // The batch goes to the store and comes back, rather than a copy of its writes.
             on_store(self.store, move |s| {
-                s.journal_intents(&key, kind, &writes, now)
+                let writes: Vec<&Op> = ops.iter().filter(|op| op.writes()).collect();
+                let ids = s.journal_intents(&key, kind, &writes, now)?;
+                Ok((ids, ops))
             })
             .await?
         };
