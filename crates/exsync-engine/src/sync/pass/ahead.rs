@@ -25,7 +25,7 @@ use super::{on_store, KindPass, PassError};
 use crate::sync::sides::{CrmSide, MailboxSide};
 
 /// The cursor scope that holds one user's events ahead of the window.
-fn scope(user: &UserKey) -> CursorScope {
+pub(super) fn scope(user: &UserKey) -> CursorScope {
     CursorScope::folder(user, "event-ahead")
 }
 
@@ -60,6 +60,12 @@ impl Ahead {
         }
     }
 
+    /// Takes what the memory holds now as what is stored.
+    fn mark_stored(&mut self) {
+        self.stored = None;
+        self.stored = Some(Box::new(self.clone()));
+    }
+
     fn changed(&self) -> bool {
         match &self.stored {
             Some(stored) => stored.crm != self.crm || stored.exchange != self.exchange,
@@ -69,17 +75,16 @@ impl Ahead {
 }
 
 impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
-    /// The user's events ahead of the window as stored; empty for other kinds, which have no
-    /// window.
-    pub(super) async fn ahead(&self) -> Result<Ahead, PassError> {
+    /// The user's events ahead of the window as the pass found them stored; empty for other
+    /// kinds, which have no window.
+    pub(super) fn ahead(&self) -> Ahead {
         if self.kind != ItemKind::Event {
-            return Ok(Ahead::default());
+            return Ahead::default();
         }
-        let scope = scope(&self.user.key);
-        let text = on_store(self.store, move |s| s.cursor(&scope)).await?;
+        let text = self.stored.ahead.as_deref();
         // A memory that cannot be read is started again: the events it held are lost to it,
         // as they were before it existed, and logged so the admin knows why.
-        let mut ahead: Ahead = match text.as_deref().map(serde_json::from_str) {
+        let mut ahead: Ahead = match text.map(serde_json::from_str) {
             None => Ahead::default(),
             Some(Ok(ahead)) => ahead,
             Some(Err(e)) => {
@@ -91,8 +96,8 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                 Ahead::default()
             }
         };
-        ahead.stored = Some(Box::new(ahead.clone()));
-        Ok(ahead)
+        ahead.mark_stored();
+        ahead
     }
 
     /// Notes what a read says about a record: an event that only the window's end keeps out
@@ -162,7 +167,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
     /// are read again until a pass syncs them. Nothing is written in a dry run.
     pub(super) async fn keep_ahead(
         &self,
-        ahead: &Ahead,
+        ahead: &mut Ahead,
         due: Vec<(ItemId, Option<String>)>,
     ) -> Result<(), PassError> {
         if self.dry_run || (due.is_empty() && !ahead.changed()) {
@@ -187,6 +192,8 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                 reason: DUE.into(),
                 name,
             }));
-        on_store(self.store, move |s| s.commit_pass(&commit).map(|_| ())).await
+        on_store(self.store, move |s| s.commit_pass(&commit).map(|_| ())).await?;
+        ahead.mark_stored();
+        Ok(())
     }
 }

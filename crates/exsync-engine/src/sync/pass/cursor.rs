@@ -5,15 +5,12 @@
 //! started but adds the items created so far; only the pass's last commit moves it, with
 //! everything it covers.
 
-use std::sync::Arc;
-
-use exsync_core::config::Direction;
 use exsync_core::{ExchangeId, ItemKind, UserKey};
-use exsync_store::{CursorAdvance, CursorScope, Store};
+use exsync_store::{CursorAdvance, CursorScope};
 
 use super::execute::Written;
 use super::read::ExchangeListed;
-use super::{on_store, KindPass, PassError, SyncUser, KINDS};
+use super::KindPass;
 use crate::sync::mailboxes::Backend;
 use crate::sync::sides::{CrmSide, MailboxSide};
 
@@ -83,7 +80,7 @@ impl FolderCursor {
 
     /// Whether the cursor is one `current` can read on from: it issued it, or nothing was read
     /// yet.
-    fn belongs_to(&self, current: Backend) -> bool {
+    pub(super) fn belongs_to(&self, current: Backend) -> bool {
         self.state.is_none() || self.issued_by() == Some(current)
     }
 
@@ -92,55 +89,24 @@ impl FolderCursor {
     }
 }
 
-/// Whether every synced kind has been read to the end once by the backend serving the user
-/// now. The mailbox is made ready (the sync folder created) once per backend; after that, each
-/// kind finds its folder from its cursor (or by its role, as the calendar) when it reads.
-pub(super) async fn folders_known(
-    store: &Arc<dyn Store>,
-    user: &SyncUser,
-    current: Backend,
-) -> Result<bool, PassError> {
-    let scopes: Vec<CursorScope> = KINDS
-        .into_iter()
-        .filter(|kind| user.config.rules(*kind).direction != Direction::Off)
-        .map(|kind| folder_cursor(&user.key, kind))
-        .collect();
-    // One store call for every kind's cursor.
-    let stored = on_store(store, move |s| {
-        scopes
-            .iter()
-            .map(|scope| s.cursor(scope))
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .await?;
-    Ok(stored.iter().all(|stored| {
-        let cursor = FolderCursor::parse(stored.as_deref());
-        cursor.state.is_some() && cursor.belongs_to(current)
-    }))
-}
-
 impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
     /// The folder cursor this kind's pass starts from; the side learns the folder it names,
     /// so it need not look it up. A cursor another backend issued means nothing to this one:
     /// the pass starts from nothing, knowing the mailbox moved.
-    pub(super) async fn stored_cursor(&self) -> Result<FolderCursor, PassError> {
+    pub(super) fn stored_cursor(&self) -> FolderCursor {
         let (user, kind) = (&self.user.key, self.kind);
-        let cursor = {
-            let scope = folder_cursor(user, kind);
-            on_store(self.store, move |s| s.cursor(&scope)).await?
-        };
-        let cursor = FolderCursor::parse(cursor.as_deref());
+        let cursor = FolderCursor::parse(self.stored.cursor.as_deref());
         let current = self.exchange.backend(user);
         if !cursor.belongs_to(current) {
-            return Ok(FolderCursor {
+            return FolderCursor {
                 moved_from: cursor.issued_by(),
                 ..FolderCursor::default()
-            });
+            };
         }
         if let Some(folder) = &cursor.folder {
             self.exchange.known_folder(user, kind, folder);
         }
-        Ok(cursor)
+        cursor
     }
 
     /// What a slice's commit stores as the folder's cursor: the backend's cursor the pass started

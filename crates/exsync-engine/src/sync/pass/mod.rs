@@ -26,6 +26,7 @@ mod read;
 mod recover;
 mod relink;
 mod select;
+mod start;
 mod unlisted;
 
 use std::collections::BTreeMap;
@@ -44,6 +45,7 @@ use super::spool::Spool;
 use super::stage::{Stage, StageError};
 use crate::failpoints::{self, failpoint};
 use execute::Written;
+use start::{KindStored, Stored};
 
 // Other crates and the service name the cursor scope through this module, as before the split.
 pub use cursor::{cursor_folder, cursor_folder_on, folder_cursor};
@@ -239,10 +241,7 @@ async fn run_user_once<E: MailboxSide, C: CrmSide>(
         Err(e) => Err(e),
     };
     let mut commit = PassCommit::new(user.key.clone(), started, started);
-    let unresolved = {
-        let key = user.key.clone();
-        on_store(store, move |s| s.unresolved(&key)).await?
-    };
+    let stored = Stored::read(store, user).await?;
 
     let (day_zone, zone_notice) = day_zone_of(&user.time_zone);
     exchange.day_zone(&user.key, day_zone);
@@ -250,7 +249,7 @@ async fn run_user_once<E: MailboxSide, C: CrmSide>(
 
     // The mailbox is made ready (the sync folder created) once; after that, the folders
     // stored with the cursors are used as they are.
-    let known = cursor::folders_known(store, user, exchange.backend(&user.key)).await?;
+    let known = stored.folders_known(exchange.backend(&user.key));
     let prepared = if let Err(e) = routed {
         Err(e)
     } else if pass.dry_run || known {
@@ -265,7 +264,8 @@ async fn run_user_once<E: MailboxSide, C: CrmSide>(
         if user.config.rules(kind).direction == exsync_core::config::Direction::Off {
             continue;
         }
-        let retry: Vec<ItemId> = unresolved
+        let retry: Vec<ItemId> = stored
+            .unresolved
             .iter()
             .filter(|u| u.kind == kind)
             .map(|u| u.id.clone())
@@ -279,6 +279,7 @@ async fn run_user_once<E: MailboxSide, C: CrmSide>(
                     store,
                     user,
                     kind,
+                    stored: stored.kind(kind),
                     now: pass.now,
                     dry_run: pass.dry_run,
                     slice: pass.slice.max(1),
@@ -390,6 +391,8 @@ struct KindPass<'a, E, C> {
     store: &'a Arc<dyn Store>,
     user: &'a SyncUser,
     kind: ItemKind,
+    /// The kind's cursor and journal as the user's pass found them.
+    stored: &'a KindStored,
     now: DateTime<Utc>,
     dry_run: bool,
     slice: usize,
@@ -416,7 +419,9 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
     ) -> Result<Result<(), SideError>, PassError> {
         let kind = self.kind;
         let mut notes = Notes::new();
-        let cursor = self.stored_cursor().await?;
+        let cursor = self.stored_cursor();
+        // Both reads note the events ahead of the window, each storing what it changed.
+        let mut ahead = self.ahead();
 
         if let Err(e) = self
             .read_crm(
@@ -426,13 +431,14 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                 &mut notes,
                 full_read,
                 retry,
+                &mut ahead,
             )
             .await?
         {
             return Ok(Err(e));
         }
         let mut read = match self
-            .read_exchange(stage, &cursor, retry, &mut notes)
+            .read_exchange(stage, &cursor, retry, &mut notes, &mut ahead)
             .await?
         {
             Ok(read) => read,

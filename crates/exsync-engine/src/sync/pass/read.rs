@@ -36,9 +36,9 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         notes: &mut Notes,
         full_read: Option<&FullRead>,
         retry: &[ItemId],
+        ahead: &mut Ahead,
     ) -> Result<Result<(), SideError>, PassError> {
         let kind = self.kind;
-        let mut ahead = self.ahead().await?;
         match full_read {
             Some(FullRead::Crm(filter)) => {
                 let mut position: Option<String> = None;
@@ -51,7 +51,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                         Ok(page) => page,
                         Err(e) => return Ok(Err(e)),
                     };
-                    let changes = self.noted(page.changes, notes, &mut ahead);
+                    let changes = self.noted(page.changes, notes, ahead);
                     self.stage(stage, changes).await?;
                     if !page.more {
                         break;
@@ -78,7 +78,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                             (read, routed.stored)
                         })
                         .unzip();
-                    let changes = self.noted(read, notes, &mut ahead);
+                    let changes = self.noted(read, notes, ahead);
                     self.stage_stored(stage, changes, stored).await?;
                 }
             }
@@ -99,13 +99,13 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                 }
             })
             .collect();
-        let routed = self.noted(routed, notes, &mut ahead);
+        let routed = self.noted(routed, notes, ahead);
         self.stage(stage, routed).await?;
         let ids: Vec<CrmId> = retry.iter().filter_map(crm_id).collect();
         for chunk in ids.chunks(self.slice.max(1)) {
             match self.crm.fetch(kind, chunk).await {
                 Ok(found) => {
-                    let changes = self.noted(found, notes, &mut ahead);
+                    let changes = self.noted(found, notes, ahead);
                     self.stage(stage, changes).await?
                 }
                 Err(e) => return Ok(Err(e)),
@@ -113,20 +113,20 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         }
         // After the reads above, which forget the events they saw again: those are not fetched
         // twice.
-        let due = self.take_due(&mut ahead, Side::Crm);
+        let due = self.take_due(ahead, Side::Crm);
         let ids: Vec<CrmId> = due.iter().filter_map(crm_id).collect();
         let mut to_sync = Vec::new();
         for chunk in ids.chunks(self.slice.max(1)) {
             match self.crm.fetch(kind, chunk).await {
                 Ok(found) => {
-                    let changes = self.noted(found, notes, &mut ahead);
-                    to_sync.extend(self.to_sync(&changes, &ahead));
+                    let changes = self.noted(found, notes, ahead);
+                    to_sync.extend(self.to_sync(&changes, ahead));
                     self.stage(stage, changes).await?
                 }
                 Err(e) => return Ok(Err(e)),
             }
         }
-        self.keep_ahead(&ahead, to_sync).await?;
+        self.keep_ahead(ahead, to_sync).await?;
         Ok(Ok(()))
     }
 
@@ -190,9 +190,9 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         cursor: &FolderCursor,
         retry: &[ItemId],
         notes: &mut Notes,
+        ahead: &mut Ahead,
     ) -> Result<Result<ExchangeListed, SideError>, PassError> {
         let (user, kind) = (&self.user.key, self.kind);
-        let mut ahead = self.ahead().await?;
         let mut state = cursor.state.clone();
         // Listing from the start (first pass, or a cursor Exchange refused) shows every item,
         // so a synced item missing from it was deleted.
@@ -248,7 +248,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                     Err(e) => return Ok(Err(e)),
                 }
             }
-            let changes = self.noted(read, notes, &mut ahead);
+            let changes = self.noted(read, notes, ahead);
             self.put(stage, changes, &pairs)?;
             state = Some(page.cursor);
             if page.last {
@@ -328,27 +328,27 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         for chunk in ids.chunks(self.slice.max(1)) {
             match self.exchange.fetch(user, kind, chunk).await {
                 Ok(found) => {
-                    let changes = self.noted(self.selected(found), notes, &mut ahead);
+                    let changes = self.noted(self.selected(found), notes, ahead);
                     self.stage(stage, changes).await?
                 }
                 Err(e) => return Ok(Err(e)),
             }
         }
         // As in `read_crm`: after the listing and the retries, so nothing is fetched twice.
-        let due = self.take_due(&mut ahead, Side::Exchange);
+        let due = self.take_due(ahead, Side::Exchange);
         let ids: Vec<ExchangeId> = due.iter().filter_map(exchange_id).collect();
         let mut to_sync = Vec::new();
         for chunk in ids.chunks(self.slice.max(1)) {
             match self.exchange.fetch(user, kind, chunk).await {
                 Ok(found) => {
-                    let changes = self.noted(self.selected(found), notes, &mut ahead);
-                    to_sync.extend(self.to_sync(&changes, &ahead));
+                    let changes = self.noted(self.selected(found), notes, ahead);
+                    to_sync.extend(self.to_sync(&changes, ahead));
                     self.stage(stage, changes).await?
                 }
                 Err(e) => return Ok(Err(e)),
             }
         }
-        self.keep_ahead(&ahead, to_sync).await?;
+        self.keep_ahead(ahead, to_sync).await?;
         Ok(Ok(ExchangeListed {
             state: state.unwrap_or_default(),
             folder,

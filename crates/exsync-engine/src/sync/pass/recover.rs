@@ -59,11 +59,10 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         stage: &mut Stage,
         report: &mut UserReport,
     ) -> Result<Result<(), SideError>, PassError> {
-        let (key, kind) = (self.user.key.clone(), self.kind);
-        let intents = on_store(self.store, move |s| s.intents(&key, kind)).await?;
-        if intents.is_empty() {
+        if self.stored.intents.is_empty() {
             return Ok(Ok(()));
         }
+        let intents = self.stored.intents.clone();
         let mut settled = Vec::with_capacity(intents.len());
         let mut found = Vec::new();
         let mut ask: BTreeMap<Side, Vec<Asked>> = BTreeMap::new();
