@@ -28,6 +28,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
     /// Stages what the CRM reports for this user: everything (new or reset user), then what
     /// the org-wide read routed here (newer), then the records that failed last time, as they
     /// are now, then the events the window reached since they were read (see `ahead.rs`).
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn read_crm(
         &self,
         stage: &mut Stage,
