@@ -151,21 +151,26 @@ pub(super) fn journal(
     let mut tx = client.transaction().ctx(OP, u)?;
     leases::check(&mut tx, OP, &LeaseScope::User(user.clone()), fence)?;
     insert_user(&mut tx, user, &at).ctx(OP, u)?;
-    let insert = tx
-        .prepare(
-            "INSERT INTO intents (user_key, kind, op, journaled_at) VALUES ($1, $2, $3, $4) \
-             RETURNING id",
+    // Two round trips whatever the batch holds: its ids are taken from the sequence first, in
+    // ascending order, so the entries read back in plan order; then one insert names them.
+    let count = i64::try_from(texts.len()).unwrap_or(i64::MAX);
+    let ids: Vec<i64> = tx
+        .query(
+            "SELECT nextval(pg_get_serial_sequence('intents', 'id')) AS id \
+             FROM generate_series(1, $1::BIGINT) ORDER BY id",
+            &[&count],
         )
+        .ctx(OP, u)?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()
         .ctx(OP, u)?;
-    let mut ids = Vec::with_capacity(ops.len());
-    for text in &texts {
-        let id: i64 = tx
-            .query_one(&insert, &[&user.as_str(), &kind.as_str(), text, &at])
-            .ctx(OP, u)?
-            .try_get(0)
-            .ctx(OP, u)?;
-        ids.push(id);
-    }
+    tx.execute(
+        "INSERT INTO intents (id, user_key, kind, op, journaled_at) \
+         SELECT e.id, $2, $3, e.op, $5 FROM unnest($1::BIGINT[], $4::TEXT[]) AS e(id, op)",
+        &[&ids, &user.as_str(), &kind.as_str(), &texts, &at],
+    )
+    .ctx(OP, u)?;
     tx.commit().ctx(OP, u)?;
     Ok(ids)
 }
