@@ -17,6 +17,18 @@ fn create(source: &str) -> Op {
     }
 }
 
+/// Journals `ops` for the user, as contacts, at `t(10)`.
+fn journal(store: &dyn SyncState, user: &exsync_core::UserKey, ops: &[Op]) -> Vec<i64> {
+    store
+        .journal_intents(
+            user,
+            ItemKind::Contact,
+            &ops.iter().collect::<Vec<_>>(),
+            t(10),
+        )
+        .unwrap()
+}
+
 fn delete(crm: &str, exchange: &str) -> Op {
     Op::Delete {
         kind: ItemKind::Contact,
@@ -30,14 +42,7 @@ fn journaled_writes_stay_until_a_commit_settles_them(db: &Db) {
     let store = db.open();
     let ann = user("ann@example.com");
     let ops = [create("003A"), delete("003B", "AAB")];
-    let ids = store
-        .journal_intents(
-            &ann,
-            ItemKind::Contact,
-            &ops.iter().collect::<Vec<_>>(),
-            t(10),
-        )
-        .unwrap();
+    let ids = journal(&*store, &ann, &ops);
     assert_eq!(ids.len(), 2);
     assert!(ids[0] < ids[1], "ids follow the plan's order");
 
@@ -129,14 +134,7 @@ fn a_creates_answer_is_kept_until_its_commit(db: &Db) {
         *source = ItemId::Exchange(ExchangeId::new("AAC"));
     }
     let ops = [create("003A"), to_crm, delete("003B", "AAB")];
-    let ids = store
-        .journal_intents(
-            &ann,
-            ItemKind::Contact,
-            &ops.iter().collect::<Vec<_>>(),
-            t(10),
-        )
-        .unwrap();
+    let ids = journal(&*store, &ann, &ops);
     store.mark_intents_sent(&ids).unwrap();
     let answered = |store: &dyn crate::Store| -> Vec<Option<ItemId>> {
         store
@@ -195,14 +193,7 @@ fn many_answers_are_each_kept_with_their_own_write(db: &Db) {
     // More than a batch of either side holds, and one write left unanswered.
     let n = 2 * 100 + 7;
     let ops: Vec<Op> = (0..n).map(|i| create(&format!("003{i:04}"))).collect();
-    let ids = store
-        .journal_intents(
-            &ann,
-            ItemKind::Contact,
-            &ops.iter().collect::<Vec<_>>(),
-            t(10),
-        )
-        .unwrap();
+    let ids = journal(&*store, &ann, &ops);
     let unanswered = ids[103];
     let made = |i: usize| ItemId::Exchange(ExchangeId::new(format!("AAMk-{i}")));
     let mut answers: Vec<(i64, ItemId)> = ids
@@ -246,14 +237,7 @@ fn on_sqlite_a_settled_writes_marks_go_with_it_and_commits_stay_synced() {
     let (_dir, store) = super::temp_store();
     let ann = user("ann@example.com");
     let ops = [create("003A"), create("003B"), delete("003C", "AAC")];
-    let ids = store
-        .journal_intents(
-            &ann,
-            ItemKind::Contact,
-            &ops.iter().collect::<Vec<_>>(),
-            t(10),
-        )
-        .unwrap();
+    let ids = journal(&store, &ann, &ops);
     let synchronous = |store: &crate::SqliteStore| -> i64 {
         store
             .with_read_transaction(|c| {
