@@ -391,7 +391,7 @@ struct KindPass<'a, E, C> {
     store: &'a Arc<dyn Store>,
     user: &'a SyncUser,
     kind: ItemKind,
-    /// The kind's cursor and journal as the user's pass found them.
+    /// The kind's cursor, journal and events ahead as the user's pass found them.
     stored: &'a KindStored,
     now: DateTime<Utc>,
     dry_run: bool,

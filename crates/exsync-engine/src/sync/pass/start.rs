@@ -1,7 +1,8 @@
 //! What the store holds for a user as their pass starts, read in one store call: the records
 //! that failed before, and for each kind synced the folder cursor, the writes a crashed pass
-//! left journaled and (events) the events ahead of the window. Each store call is a trip to the blocking pool and back, which for a user
-//! with nothing to sync costs more than the reads themselves.
+//! left journaled and (events) the events ahead of the window. Each store call is a trip to
+//! the blocking pool and back, which for a user with nothing to sync costs more than the
+//! reads themselves.
 //!
 //! Read once, these stay true for the whole pass: the user's state has one writer at a time
 //! (the lease), and a kind's pass changes only its own cursor, journal entries and memory of
@@ -36,7 +37,7 @@ pub(super) struct KindStored {
 pub(super) struct Stored {
     /// The user's records that failed before and are fetched again.
     pub(super) unresolved: Vec<UnresolvedItem>,
-    /// Each synced kind's cursor and journal; a kind turned off has none.
+    /// Each synced kind's part; a kind turned off has none.
     kinds: BTreeMap<ItemKind, KindStored>,
 }
 
@@ -74,7 +75,7 @@ impl Stored {
         .await
     }
 
-    /// One kind's cursor and journal (none for a kind not synced).
+    /// One kind's part (nothing for a kind not synced).
     pub(super) fn kind(&self, kind: ItemKind) -> &KindStored {
         static NONE: KindStored = KindStored {
             cursor: None,
