@@ -14,8 +14,10 @@ use crate::types::Intent;
 /// Journals `ops` (writes only) for the user in one transaction; returns their ids in order.
 ///
 /// The transaction is not synced to disk on its own: the writes go out only after
-/// [`mark_sent`]'s commit, which is, and which makes this one durable with it. Lost to a
-/// power cut before that, the entries were of writes never sent, which need no settling.
+/// [`mark_sent`]'s commit, which is, and which makes this one durable with it (a state
+/// database on disk is always in WAL mode, where a synced commit syncs the log's earlier
+/// commits too). Lost to a power cut before that, the entries were of writes never sent,
+/// which need no settling.
 pub(crate) fn journal(
     conn: &mut Connection,
     user: &UserKey,
