@@ -25,6 +25,13 @@ pub struct Seed {
     pub invalid_record: bool,
 }
 
+impl Seed {
+    /// Whether any item is made in the mailboxes. Without one, no sync folder is made either.
+    fn in_mailboxes(&self) -> bool {
+        self.exchange_contacts > 0 || self.exchange_events > 0 || self.invalid_record
+    }
+}
+
 /// Exchange items seeded per control call: well under the simulator's 16 MiB request limit.
 const EXCHANGE_SEED_BATCH: usize = 1000;
 
@@ -156,8 +163,10 @@ impl Lab {
         }
         // Online users' mailboxes were moved there before exsync came: their Outlook items
         // are made on premises as everyone's, then moved.
-        for user in self.online_users() {
-            self.copy_online(user).await?;
+        if seed.in_mailboxes() {
+            for user in self.online_users() {
+                self.copy_online(user).await?;
+            }
         }
         Ok(())
     }
@@ -211,7 +220,7 @@ impl Lab {
         seed: &Seed,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        if seed.exchange_contacts == 0 && seed.exchange_events == 0 && !seed.invalid_record {
+        if !seed.in_mailboxes() {
             return Ok(());
         }
         let (_, contacts) = self

@@ -60,6 +60,8 @@ pub struct ExchangeConnection {
     notices: Mutex<HashMap<UserKey, Vec<Notice>>>,
     /// Each user's zone for all-day events ([`MailboxSide::day_zone`]); UTC until told.
     day_zones: Mutex<HashMap<UserKey, DayZone>>,
+    /// The users whose pass is a dry run ([`MailboxSide::dry_run`]): no folder is made for them.
+    dry: Mutex<HashSet<UserKey>>,
 }
 
 impl ExchangeConnection {
@@ -73,7 +75,15 @@ impl ExchangeConnection {
             made: Mutex::new(HashSet::new()),
             notices: Mutex::new(HashMap::new()),
             day_zones: Mutex::new(HashMap::new()),
+            dry: Mutex::new(HashSet::new()),
         }
+    }
+
+    fn is_dry(&self, user: &UserKey) -> bool {
+        self.dry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(user)
     }
 
     fn notice(&self, user: &UserKey, notice: Notice) {
@@ -137,54 +147,82 @@ impl ExchangeConnection {
             .insert((user.clone(), kind), folder);
     }
 
+    /// The user's folder for `kind`; `None` only in a dry run, for a contact folder that is
+    /// not there.
     async fn folder(
         &self,
         mailbox: &MailboxClient,
         user: &UserKey,
         kind: ItemKind,
-    ) -> SideResult<FolderRef> {
+    ) -> SideResult<Option<FolderRef>> {
         if let Some(folder) = self.cached(user, kind) {
-            return Ok(folder);
+            return Ok(Some(folder));
         }
         let folder = match kind {
-            ItemKind::Contact => self.contact_folder(mailbox, user).await.map(|(f, _)| f),
+            ItemKind::Contact => self
+                .contact_folder(mailbox, user)
+                .await
+                .map(|found| found.map(|(f, _)| f)),
             // Every request can name the calendar by its role: no lookup.
-            ItemKind::Event => Ok(FolderRef::distinguished("calendar")),
+            ItemKind::Event => Ok(Some(FolderRef::distinguished("calendar"))),
         }
         .map_err(side_error)?;
-        self.remember(user, kind, folder.clone());
+        if let Some(folder) = &folder {
+            self.remember(user, kind, folder.clone());
+        }
         Ok(folder)
+    }
+
+    /// The user's folder for `kind`, which a write or a search needs to be there.
+    async fn existing_folder(
+        &self,
+        mailbox: &MailboxClient,
+        user: &UserKey,
+        kind: ItemKind,
+    ) -> SideResult<FolderRef> {
+        self.folder(mailbox, user, kind).await?.ok_or_else(|| {
+            SideError::new(
+                SideErrorKind::User,
+                "the contact sync folder is not there, and a dry run makes none",
+            )
+        })
     }
 
     /// The user's contact folder: the one the stored cursor names, wherever the user put it
     /// or whatever they renamed it to; our folder under Contacts (created when missing) when
     /// no cursor names one, or the one it names was deleted. Says whether it was made now.
+    /// A dry run makes nothing: our folder under Contacts is looked for, and `None` when it is
+    /// not there.
     async fn contact_folder(
         &self,
         mailbox: &MailboxClient,
         user: &UserKey,
-    ) -> Result<(FolderRef, bool), EwsError> {
-        let Some(hint) = self.hint(user, ItemKind::Contact) else {
-            return mailbox.create_contacts_folder().await;
+    ) -> Result<Option<(FolderRef, bool)>, EwsError> {
+        let deleted = match self.hint(user, ItemKind::Contact) {
+            None => None,
+            Some(hint) => match mailbox.folder_place(&hint).await? {
+                FolderPlace::Live(folder) => return Ok(Some((folder, false))),
+                place => Some((hint, place.how_deleted())),
+            },
         };
-        match mailbox.folder_place(&hint).await? {
-            FolderPlace::Live(folder) => Ok((folder, false)),
-            place => {
-                let how = place.how_deleted();
-                let (folder, made) = mailbox.create_contacts_folder().await?;
-                let notice = folder_replaced_notice(how, &self.client.config().contacts_folder);
-                tracing::warn!(
-                    user = %user,
-                    old_folder = %hint.id,
-                    new_folder = %folder.id,
-                    "{} {}",
-                    notice.message,
-                    notice.fix
-                );
-                self.notice(user, notice);
-                Ok((folder, made))
-            }
+        if self.is_dry(user) {
+            let found = mailbox.existing_contacts_folder().await?;
+            return Ok(found.map(|folder| (folder, false)));
         }
+        let (folder, made) = mailbox.create_contacts_folder().await?;
+        if let Some((hint, how)) = deleted {
+            let notice = folder_replaced_notice(how, &self.client.config().contacts_folder);
+            tracing::warn!(
+                user = %user,
+                old_folder = %hint.id,
+                new_folder = %folder.id,
+                "{} {}",
+                notice.message,
+                notice.fix
+            );
+            self.notice(user, notice);
+        }
+        Ok(Some((folder, made)))
     }
 
     /// The user's folder for `kind` (contacts: our sync folder, created when missing).
@@ -194,7 +232,7 @@ impl ExchangeConnection {
         kind: ItemKind,
     ) -> SideResult<(MailboxClient, FolderRef)> {
         let mailbox = self.mailbox(user).await?;
-        let folder = self.folder(&mailbox, user, kind).await?;
+        let folder = self.existing_folder(&mailbox, user, kind).await?;
         Ok((mailbox, folder))
     }
 
@@ -318,7 +356,8 @@ impl MailboxSide for ExchangeConnection {
         let (folder, made) = self
             .contact_folder(&mailbox, user)
             .await
-            .map_err(side_error)?;
+            .map_err(side_error)?
+            .ok_or_else(|| SideError::new(SideErrorKind::User, "no contact sync folder made"))?;
         self.remember(user, kind, folder);
         if made {
             self.made
@@ -345,6 +384,15 @@ impl MailboxSide for ExchangeConnection {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(user.clone(), zone);
+    }
+
+    fn dry_run(&self, user: &UserKey, dry_run: bool) {
+        let mut dry = self.dry.lock().unwrap_or_else(|p| p.into_inner());
+        if dry_run {
+            dry.insert(user.clone());
+        } else {
+            dry.remove(user);
+        }
     }
 
     fn known_folder(&self, user: &UserKey, kind: ItemKind, folder: &(String, String)) {
@@ -374,7 +422,9 @@ impl MailboxSide for ExchangeConnection {
         cursor: Option<&str>,
     ) -> SideResult<MailboxPage> {
         let mailbox = self.mailbox(user).await?;
-        let mut folder = self.folder(&mailbox, user, kind).await?;
+        let Some(mut folder) = self.folder(&mailbox, user, kind).await? else {
+            return Ok(MailboxPage::not_made(cursor.is_some()));
+        };
         let mut restarted = false;
         let cursor_given = cursor.is_some();
         // A cursor of a folder that was deleted and made again means nothing in the new one.
@@ -420,7 +470,10 @@ impl MailboxSide for ExchangeConnection {
                 tracing::warn!(user = %user, %kind, error = %first, "Reading the folder failed; looking it up again.");
                 self.forget(user);
                 let mailbox = self.mailbox(user).await?;
-                folder = self.folder(&mailbox, user, kind).await?;
+                let Some(found) = self.folder(&mailbox, user, kind).await? else {
+                    return Ok(MailboxPage::not_made(cursor_given));
+                };
+                folder = found;
                 if replaced(&folder) {
                     restarted = true;
                     cursor = None;
@@ -476,7 +529,7 @@ impl MailboxSide for ExchangeConnection {
         writes: &[Write<'_>],
     ) -> SideResult<Vec<WriteResult>> {
         let mailbox = self.mailbox(user).await?;
-        let folder = self.folder(&mailbox, user, kind).await?;
+        let folder = self.existing_folder(&mailbox, user, kind).await?;
         // Written to, the folder is no longer known to be empty.
         self.take_made(user, kind);
         let mut results: Vec<Option<WriteResult>> = vec![None; writes.len()];

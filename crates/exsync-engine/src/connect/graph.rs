@@ -111,6 +111,8 @@ pub struct GraphConnection {
     notices: Mutex<HashMap<UserKey, Vec<Notice>>>,
     /// Each user's zone for all-day events ([`MailboxSide::day_zone`]); UTC until told.
     day_zones: Mutex<HashMap<UserKey, DayZone>>,
+    /// The users whose pass is a dry run ([`MailboxSide::dry_run`]): no folder is made for them.
+    dry: Mutex<HashSet<UserKey>>,
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -304,6 +306,7 @@ impl GraphConnection {
             tag_only_expand: std::sync::atomic::AtomicBool::new(false),
             notices: Mutex::new(HashMap::new()),
             day_zones: Mutex::new(HashMap::new()),
+            dry: Mutex::new(HashSet::new()),
         }
     }
 
@@ -365,10 +368,10 @@ impl GraphConnection {
 
     /// The user's contact folder: the one found before, or the one the stored cursor names if
     /// it is still among the user's contact folders, or ours under Contacts, made when
-    /// missing. Says whether it was made.
-    async fn contact_folder(&self, user: &UserKey) -> SideResult<(String, bool)> {
+    /// missing. Says whether it was made. A dry run makes none: `None` when ours is missing.
+    async fn contact_folder(&self, user: &UserKey) -> SideResult<Option<(String, bool)>> {
         if let Some(id) = locked(&self.folders).get(user).cloned() {
-            return Ok((id, false));
+            return Ok(Some((id, false)));
         }
         let hint = locked(&self.hints).get(user).cloned();
         let (id, made) = match hint {
@@ -381,7 +384,7 @@ impl GraphConnection {
                 };
                 locked(&self.standings).insert(user.clone(), standing);
                 locked(&self.folders).insert(user.clone(), hint.clone());
-                return Ok((hint, false));
+                return Ok(Some((hint, false)));
             }
             Some((hint, root)) => {
                 match folder_place(&self.client, &Self::user_path(user), &hint, &root)
@@ -392,26 +395,45 @@ impl GraphConnection {
                         locked(&self.standings).insert(user.clone(), standing);
                         (hint, false)
                     }
-                    away => self.replace_folder(user, &hint, away.how()).await?,
+                    away => match self.replace_folder(user, &hint, away.how()).await? {
+                        Some(found) => found,
+                        None => return Ok(None),
+                    },
                 }
             }
-            None => self.find_or_create_folder(user).await?,
+            None => match self.find_or_create_folder(user).await? {
+                Some(found) => found,
+                None => return Ok(None),
+            },
         };
         locked(&self.due).remove(user);
         locked(&self.folders).insert(user.clone(), id.clone());
-        Ok((id, made))
+        Ok(Some((id, made)))
+    }
+
+    /// The user's contact folder, which a write or a search needs to be there.
+    async fn existing_contact_folder(&self, user: &UserKey) -> SideResult<String> {
+        let found = self.contact_folder(user).await?;
+        found.map(|(id, _)| id).ok_or_else(|| {
+            SideError::new(
+                SideErrorKind::User,
+                "the contact sync folder is not there, and a dry run makes none",
+            )
+        })
     }
 
     /// Makes the user's folder again (or finds one of its name under Contacts) in place of
-    /// `old`, which went away `how`, and says so to the admin.
+    /// `old`, which went away `how`, and says so to the admin. A dry run makes none.
     async fn replace_folder(
         &self,
         user: &UserKey,
         old: &str,
         how: &str,
-    ) -> SideResult<(String, bool)> {
+    ) -> SideResult<Option<(String, bool)>> {
         self.forget_folder(user);
-        let (id, made) = self.find_or_create_folder(user).await?;
+        let Some((id, made)) = self.find_or_create_folder(user).await? else {
+            return Ok(None);
+        };
         let notice = folder_replaced_notice(how, &self.settings.contacts_folder);
         tracing::warn!(
             user = %user,
@@ -423,7 +445,7 @@ impl GraphConnection {
         );
         self.notice(user, notice);
         locked(&self.folders).insert(user.clone(), id.clone());
-        Ok((id, made))
+        Ok(Some((id, made)))
     }
 
     /// The default Contacts folder's id as last seen, empty when not known.
@@ -434,7 +456,8 @@ impl GraphConnection {
             .unwrap_or_default()
     }
 
-    async fn find_or_create_folder(&self, user: &UserKey) -> SideResult<(String, bool)> {
+    /// Ours under Contacts, found by name, else made (`None` in a dry run, which makes none).
+    async fn find_or_create_folder(&self, user: &UserKey) -> SideResult<Option<(String, bool)>> {
         let name = &self.settings.contacts_folder;
         let filter = format!(
             "displayName eq {}",
@@ -469,7 +492,10 @@ impl GraphConnection {
             existing.and_then(|f| Some((f, f.get("id").and_then(Value::as_str)?)))
         {
             stand(user, folder);
-            return Ok((id.to_owned(), false));
+            return Ok(Some((id.to_owned(), false)));
+        }
+        if locked(&self.dry).contains(user) {
+            return Ok(None);
         }
         let request = exsync_graph::GraphRequest::new(
             Method::POST,
@@ -494,7 +520,7 @@ impl GraphConnection {
             .to_owned();
         stand(user, &created.body);
         tracing::info!(user = %user, folder = %id, "made the contact sync folder");
-        Ok((id, true))
+        Ok(Some((id, true)))
     }
 
     fn forget_folder(&self, user: &UserKey) {
@@ -537,7 +563,9 @@ impl GraphConnection {
     }
 
     async fn contacts_page(&self, user: &UserKey, cursor: Option<&str>) -> SideResult<MailboxPage> {
-        let (folder, _) = self.contact_folder(user).await?;
+        let Some((folder, _)) = self.contact_folder(user).await? else {
+            return Ok(MailboxPage::not_made(cursor.is_some()));
+        };
         let root = self.root_of(user);
         let given = cursor.is_some();
         let mut link = match cursor.filter(|c| !c.is_empty()).map(GraphCursor::decode) {
@@ -570,7 +598,13 @@ impl GraphConnection {
                 match self.page_checking(user, &folder, &standing, &url).await? {
                     Ok(page) => Some(page),
                     Err(away) => {
-                        self.replace_folder(user, &folder, away.how()).await?;
+                        if self
+                            .replace_folder(user, &folder, away.how())
+                            .await?
+                            .is_none()
+                        {
+                            return Ok(MailboxPage::not_made(true));
+                        }
                         return Box::pin(self.contacts_page(user, Some(""))).await;
                     }
                 }
@@ -1262,7 +1296,10 @@ impl MailboxSide for GraphConnection {
     }
 
     async fn prepare(&self, user: &UserKey) -> SideResult<()> {
-        let (_, made) = self.contact_folder(user).await?;
+        let (_, made) = self
+            .contact_folder(user)
+            .await?
+            .ok_or_else(|| SideError::new(SideErrorKind::User, "no contact sync folder made"))?;
         if made {
             locked(&self.made).insert(user.clone());
         }
@@ -1275,6 +1312,15 @@ impl MailboxSide for GraphConnection {
 
     fn day_zone(&self, user: &UserKey, zone: DayZone) {
         locked(&self.day_zones).insert(user.clone(), zone);
+    }
+
+    fn dry_run(&self, user: &UserKey, dry_run: bool) {
+        let mut dry = locked(&self.dry);
+        if dry_run {
+            dry.insert(user.clone());
+        } else {
+            dry.remove(user);
+        }
     }
 
     fn known_folder(&self, user: &UserKey, kind: ItemKind, folder: &(String, String)) {
@@ -1328,7 +1374,7 @@ impl MailboxSide for GraphConnection {
         writes: &[Write<'_>],
     ) -> SideResult<Vec<WriteResult>> {
         let folder = match kind {
-            ItemKind::Contact => Some(self.contact_folder(user).await?.0),
+            ItemKind::Contact => Some(self.existing_contact_folder(user).await?),
             ItemKind::Event => None,
         };
         // Written to, the folder is no longer known to be empty.
@@ -1428,7 +1474,7 @@ impl MailboxSide for GraphConnection {
         let crm_ids = crm_origins(origins);
         let collection = match kind {
             ItemKind::Contact => {
-                let (folder, _) = self.contact_folder(user).await?;
+                let folder = self.existing_contact_folder(user).await?;
                 format!(
                     "{}/contactFolders/{}/contacts",
                     Self::user_path(user),

@@ -297,6 +297,11 @@ impl<W: MailboxSide, G: MailboxSide> MailboxSide for Mailboxes<W, G> {
         self.graph.day_zone(user, zone);
     }
 
+    fn dry_run(&self, user: &UserKey, dry_run: bool) {
+        self.ews.dry_run(user, dry_run);
+        self.graph.dry_run(user, dry_run);
+    }
+
     async fn changes_page(
         &self,
         user: &UserKey,
@@ -440,6 +445,10 @@ impl<S: MailboxSide> MailboxSide for Optional<S> {
 
     fn day_zone(&self, user: &UserKey, zone: DayZone) {
         either!(self, side => side.day_zone(user, zone))
+    }
+
+    fn dry_run(&self, user: &UserKey, dry_run: bool) {
+        either!(self, side => side.dry_run(user, dry_run))
     }
 
     async fn changes_page(

@@ -323,6 +323,22 @@ pub struct MailboxPage {
     pub folder: Option<(String, String)>,
 }
 
+impl MailboxPage {
+    /// The listing of a sync folder a dry run would have made: empty, and named by an empty id,
+    /// which differs from any folder a stored cursor names (so the pass reads a deleted folder
+    /// as replaced, as the real pass will). `restarted` when a cursor was given.
+    pub fn not_made(restarted: bool) -> Self {
+        MailboxPage {
+            upserts: Vec::new(),
+            deleted: Vec::new(),
+            cursor: String::new(),
+            last: true,
+            restarted,
+            folder: Some((String::new(), String::new())),
+        }
+    }
+}
+
 /// The notice a backend gives when the user's contact sync folder was `how` ("deleted", "moved
 /// to Deleted Items"…) and a new folder named `name` took its place.
 pub fn folder_replaced_notice(how: &str, name: &str) -> Notice {
@@ -402,6 +418,12 @@ pub trait MailboxSide: Send + Sync {
     /// Makes the mailbox ready: finds the user's folders, creating the contacts sync folder
     /// when missing. Idempotent; called before the user's first pass and never in a dry run.
     fn prepare(&self, user: &UserKey) -> impl Future<Output = SideResult<()>> + Send;
+
+    /// Whether the user's pass is a dry run, told before each pass. A dry run's reads make
+    /// nothing in the mailbox: where a real pass would make the contact sync folder (the first
+    /// pass, or one deleted since), the backend looks for it and, not there, lists it as
+    /// [`MailboxPage::not_made`].
+    fn dry_run(&self, _user: &UserKey, _dry_run: bool) {}
 
     /// A folder named in the stored cursor (see [`MailboxPage::folder`]), so the backend may
     /// skip looking it up. Only a hint: a folder the backend does not know (gone since, or

@@ -58,9 +58,16 @@ async fn lab(dir: &Path, backend: Backend) -> (Lab, PathBuf) {
 
 /// Runs `exsync sync`, which must succeed; returns its output.
 async fn sync(config: &Path, what: &str) -> Output {
+    sync_with(config, &[], what).await
+}
+
+/// Runs `exsync sync` with `args`, which must succeed; returns its output.
+async fn sync_with(config: &Path, args: &[&str], what: &str) -> Output {
     tokio::time::sleep(SETTLE).await;
     let child = Command::new(env!("CARGO_BIN_EXE_exsync"))
-        .args(["sync", "--config"])
+        .arg("sync")
+        .args(args)
+        .arg("--config")
         .arg(config)
         .env("EXSYNC_MASTER_KEY", MASTER_KEY)
         .env("RUST_LOG", "warn")
@@ -495,7 +502,64 @@ async fn a_folder_deleted_under_the_running_service_is_noticed(backend: Backend)
     }
 }
 
+/// A dry run makes nothing in the mailbox, the sync folder included. Before the first pass it
+/// plans the CRM contacts' copies into a folder that is not there yet; after the folder was
+/// deleted, it plans their copies again and deletes nothing in the CRM. The real pass after
+/// each makes the folder.
+async fn a_dry_run_makes_no_sync_folder(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = crate::lab_options(dir.path(), 1, backend);
+    options.crm_key_pem = Some(shared_key());
+    let lab = Lab::start(options).await.unwrap();
+    // Nothing in the mailbox: seeding Outlook contacts would make the folder.
+    let seed = Seed {
+        exchange_contacts: 0,
+        ..SEED
+    };
+    lab.seed(&seed).await.unwrap();
+    let config = dir.path().join("exsync.toml");
+    lab.write_config(&config, MASTER_KEY).unwrap();
+    let user = lab.users[0].key.clone();
+    let planned = format!("{user}: {} operations planned", SEED.crm_contacts);
+
+    for (round, when) in ["before the first pass", "after the folder was deleted"]
+        .into_iter()
+        .enumerate()
+    {
+        let before = folders(&lab).await;
+        assert!(named(&before, FOLDER).is_empty(), "{when}: {before:#?}");
+        let output = sync_with(&config, &["--dry-run"], when).await;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(stdout.contains(&planned), "{when}: {}", text(&output));
+        let ops: Vec<&str> = stdout.lines().filter(|l| l.starts_with("  ")).collect();
+        assert_eq!(ops.len(), SEED.crm_contacts, "{when}: {}", text(&output));
+        assert!(
+            ops.iter()
+                .all(|l| l.trim_start().starts_with("create contact in exchange")),
+            "{when}: {}",
+            text(&output)
+        );
+        assert_eq!(
+            folders(&lab).await,
+            before,
+            "{when}: the dry run changed the folders"
+        );
+
+        sync(&config, when).await;
+        if round == 0 {
+            crate::served_by(&lab, backend);
+        }
+        let after = folders(&lab).await;
+        let ours = named(&after, FOLDER);
+        assert_eq!(ours.len(), 1, "{when}: {after:#?}");
+        assert_eq!(ours[0].items, SEED.crm_contacts, "{when}: {after:#?}");
+        // The user deletes it; the next dry run must not make it again.
+        change(&lab, &ours[0].id.clone(), FolderChange::DeleteHard).await;
+    }
+}
+
 crate::on_each_backend!(
+    a_dry_run_makes_no_sync_folder,
     a_renamed_or_moved_folder_keeps_syncing_where_it_is,
     a_deleted_folder_is_made_again_and_nothing_is_deleted_in_the_crm,
     a_folder_deleted_under_the_running_service_is_noticed,

@@ -245,6 +245,7 @@ async fn run_user_once<E: MailboxSide, C: CrmSide>(
 
     let (day_zone, zone_notice) = day_zone_of(&user.time_zone);
     exchange.day_zone(&user.key, day_zone);
+    exchange.dry_run(&user.key, pass.dry_run);
     report.notices.extend(zone_notice);
 
     // The mailbox is made ready (the sync folder created) once; after that, the folders

@@ -293,7 +293,15 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                     Err(e) => return Ok(Err(e)),
                 }
             }
-            if replaced {
+            if replaced && self.dry_run {
+                tracing::warn!(
+                    user = %user,
+                    %kind,
+                    copied = copied_again,
+                    "The user's sync folder is not there: the pass will make it again and copy \
+                     the synced CRM records into it; none is deleted in the CRM."
+                );
+            } else if replaced {
                 tracing::warn!(
                     user = %user,
                     %kind,
