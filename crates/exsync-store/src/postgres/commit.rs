@@ -1,6 +1,8 @@
 //! Committing a pass on PostgreSQL: everything one user's pass changes, in one transaction,
 //! checked first by the same validation as the SQLite backend so refusals are identical.
 
+use std::collections::{HashMap, HashSet};
+
 use exsync_core::{cap_name, content_text_hash, ItemId, ItemKind, Side};
 use postgres::{Client, Transaction};
 
@@ -76,37 +78,62 @@ pub(super) fn commit(
     })
 }
 
+/// Removes the commit's pairs in one statement. A retried pass removes what the first attempt
+/// already removed: a key that matches nothing is fine.
 fn remove_pairs(tx: &mut Transaction<'_>, c: &PassCommit) -> StoreResult<u64> {
-    let u = Some(&c.user);
-    let stmt = tx
-        .prepare(
-            "DELETE FROM pairs WHERE user_key = $1 AND kind = $2 AND crm_id = $3 AND exchange_id = $4",
-        )
-        .ctx(OP, u)?;
-    let mut removed = 0;
-    for key in &c.removals {
-        // A retried pass removes what the first attempt already removed: zero rows is fine.
-        removed += tx
-            .execute(
-                &stmt,
-                &[
-                    &c.user.as_str(),
-                    &key.kind.as_str(),
-                    &key.crm_id.as_str(),
-                    &key.exchange_id.as_str(),
-                ],
-            )
-            .ctx(OP, u)?;
+    if c.removals.is_empty() {
+        return Ok(0);
     }
-    Ok(removed)
+    let kinds: Vec<&str> = c.removals.iter().map(|k| k.kind.as_str()).collect();
+    let crm_ids: Vec<&str> = c.removals.iter().map(|k| k.crm_id.as_str()).collect();
+    let exchange_ids: Vec<&str> = c.removals.iter().map(|k| k.exchange_id.as_str()).collect();
+    // Each found by its unique index, as in `update_met_pairs`.
+    tx.execute(
+        "DELETE FROM pairs WHERE id IN (SELECT p.id \
+         FROM unnest($2::TEXT[], $3::TEXT[], $4::TEXT[]) AS r(kind, crm_id, exchange_id) \
+         CROSS JOIN LATERAL (SELECT id FROM pairs WHERE user_key = $1 AND kind = r.kind \
+         AND crm_id = r.crm_id AND exchange_id = r.exchange_id) p)",
+        &[&c.user.as_str(), &kinds, &crm_ids, &exchange_ids],
+    )
+    .ctx(OP, Some(&c.user))
 }
 
+/// Writes the commit's pairs in a few statements, whatever their number:
+/// 1. the new ones (a first sync writes nothing else) in one insert;
+/// 2. those that met a stored pair, each the one stored pair it replaces, in one look-up and
+///    one update, unless one of them meets two stored pairs or two of them meet the same one;
+/// 3. then, and only then, those one at a time, in the commit's order, as SQLite does.
+///
+/// Doing the first two at once changes nothing. The commit's pairs share no id (`validate`),
+/// so no update of one can free or take the ids another needs; and one stored pair that two of
+/// them would replace takes the third way.
 fn upsert_pairs(tx: &mut Transaction<'_>, c: &PassCommit, at: &str) -> StoreResult<u64> {
     let u = Some(&c.user);
+    let mut contents = Vec::with_capacity(c.upserts.len());
+    for pair in &c.upserts {
+        let content =
+            serde_json::to_string(&pair.content).map_err(|e| StoreError::InvalidCommit {
+                user: c.user.clone(),
+                reason: format!(
+                    "pair {}/{}: content cannot be stored: {e}",
+                    pair.crm_id, pair.exchange_id
+                ),
+            })?;
+        let hash = content_text_hash(&content);
+        contents.push((content, hash));
+    }
+    let inserted = insert_new_pairs(tx, c, &contents, at)?;
+    let met: Vec<usize> = (0..c.upserts.len()).filter(|&i| !inserted[i]).collect();
+    if met.is_empty() || update_met_pairs(tx, c, &contents, &met, at)? {
+        return Ok(c.upserts.len() as u64);
+    }
+    // Two look-ups by index: with an `OR`, PostgreSQL scanned the user's pairs for each.
     let find = tx
         .prepare(
             "SELECT id, crm_id, exchange_id FROM pairs \
-             WHERE user_key = $1 AND kind = $2 AND (crm_id = $3 OR exchange_id = $4) ORDER BY id",
+             WHERE user_key = $1 AND kind = $2 AND crm_id = $3 \
+             UNION SELECT id, crm_id, exchange_id FROM pairs \
+             WHERE user_key = $1 AND kind = $2 AND exchange_id = $4 ORDER BY id",
         )
         .ctx(OP, u)?;
     let insert = tx
@@ -122,17 +149,8 @@ fn upsert_pairs(tx: &mut Transaction<'_>, c: &PassCommit, at: &str) -> StoreResu
              crm_version = $6, exchange_version = $7, updated_at = $8 WHERE id = $1",
         )
         .ctx(OP, u)?;
-    for pair in &c.upserts {
-        let content =
-            serde_json::to_string(&pair.content).map_err(|e| StoreError::InvalidCommit {
-                user: c.user.clone(),
-                reason: format!(
-                    "pair {}/{}: content cannot be stored: {e}",
-                    pair.crm_id, pair.exchange_id
-                ),
-            })?;
-        let hash = content_text_hash(&content);
-        // As on SQLite: insert first, so a new pair costs one round trip, not two.
+    for (pair, (content, hash)) in met.into_iter().map(|i| (&c.upserts[i], &contents[i])) {
+        // Tried again: an update earlier in the commit may have freed the ids it met.
         let inserted = tx
             .execute(
                 &insert,
@@ -141,8 +159,8 @@ fn upsert_pairs(tx: &mut Transaction<'_>, c: &PassCommit, at: &str) -> StoreResu
                     &pair.kind.as_str(),
                     &pair.crm_id.as_str(),
                     &pair.exchange_id.as_str(),
-                    &content,
-                    &hash,
+                    content,
+                    hash,
                     &pair.crm_version,
                     &pair.exchange_version,
                     &at,
@@ -188,8 +206,8 @@ fn upsert_pairs(tx: &mut Transaction<'_>, c: &PassCommit, at: &str) -> StoreResu
                         id,
                         &pair.crm_id.as_str(),
                         &pair.exchange_id.as_str(),
-                        &content,
-                        &hash,
+                        content,
+                        hash,
                         &pair.crm_version,
                         &pair.exchange_version,
                         &at,
@@ -213,6 +231,148 @@ fn upsert_pairs(tx: &mut Transaction<'_>, c: &PassCommit, at: &str) -> StoreResu
         }
     }
     Ok(c.upserts.len() as u64)
+}
+
+/// Replaces, for each of the `met` pairs of the commit, the one stored pair that holds its
+/// CRM id or its Exchange id, in one look-up and one update. Writes nothing and answers
+/// `false` unless each meets exactly one stored pair and no two meet the same.
+fn update_met_pairs(
+    tx: &mut Transaction<'_>,
+    c: &PassCommit,
+    contents: &[(String, String)],
+    met: &[usize],
+    at: &str,
+) -> StoreResult<bool> {
+    let u = Some(&c.user);
+    let pairs: Vec<&exsync_core::plan::SyncedPair> = met.iter().map(|&i| &c.upserts[i]).collect();
+    let kinds: Vec<&str> = pairs.iter().map(|p| p.kind.as_str()).collect();
+    let crm_ids: Vec<&str> = pairs.iter().map(|p| p.crm_id.as_str()).collect();
+    let exchange_ids: Vec<&str> = pairs.iter().map(|p| p.exchange_id.as_str()).collect();
+    // One look-up per pair and unique index: with a plain join, or `= ANY` of the arrays,
+    // PostgreSQL's estimates for a table filled since it was last analysed (a first sync's)
+    // had it read every pair of the user, each commit.
+    let found = tx
+        .query(
+            "SELECT v.n, p.id FROM unnest($2::TEXT[], $3::TEXT[], $4::TEXT[]) WITH ORDINALITY \
+             AS v(kind, crm_id, exchange_id, n) \
+             CROSS JOIN LATERAL ( \
+             SELECT id FROM pairs WHERE user_key = $1 AND kind = v.kind AND crm_id = v.crm_id \
+             UNION \
+             SELECT id FROM pairs WHERE user_key = $1 AND kind = v.kind \
+             AND exchange_id = v.exchange_id) p",
+            &[&c.user.as_str(), &kinds, &crm_ids, &exchange_ids],
+        )
+        .ctx(OP, u)?;
+    let mut stored: Vec<Option<i64>> = vec![None; met.len()];
+    let mut taken = HashSet::with_capacity(found.len());
+    for row in &found {
+        let n: i64 = row.try_get(0).ctx(OP, u)?;
+        let id: i64 = row.try_get(1).ctx(OP, u)?;
+        let Some(slot) = usize::try_from(n - 1).ok().and_then(|i| stored.get_mut(i)) else {
+            return Ok(false);
+        };
+        // A second stored pair for one of them, or a stored pair two of them meet.
+        if slot.replace(id).is_some() || !taken.insert(id) {
+            return Ok(false);
+        }
+    }
+    let Some(ids) = stored.into_iter().collect::<Option<Vec<i64>>>() else {
+        return Ok(false);
+    };
+    let texts: Vec<&str> = met.iter().map(|&i| contents[i].0.as_str()).collect();
+    let hashes: Vec<&str> = met.iter().map(|&i| contents[i].1.as_str()).collect();
+    let crm_versions: Vec<Option<&str>> = pairs.iter().map(|p| p.crm_version.as_deref()).collect();
+    let exchange_versions: Vec<Option<&str>> = pairs
+        .iter()
+        .map(|p| p.exchange_version.as_deref())
+        .collect();
+    tx.execute(
+        "UPDATE pairs p SET crm_id = v.crm_id, exchange_id = v.exchange_id, content = v.content, \
+         content_hash = v.hash, crm_version = v.crm_version, \
+         exchange_version = v.exchange_version, updated_at = $1 \
+         FROM unnest($2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], \
+         $8::TEXT[]) AS v(id, crm_id, exchange_id, content, hash, crm_version, exchange_version) \
+         WHERE p.id = v.id AND p.id = ANY($2)",
+        &[
+            &at,
+            &ids,
+            &crm_ids,
+            &exchange_ids,
+            &texts,
+            &hashes,
+            &crm_versions,
+            &exchange_versions,
+        ],
+    )
+    .ctx(OP, u)?;
+    Ok(true)
+}
+
+/// Inserts every pair of the commit that meets no stored one, in one round trip; answers,
+/// for each of the commit's pairs in order, whether it was inserted.
+fn insert_new_pairs(
+    tx: &mut Transaction<'_>,
+    c: &PassCommit,
+    contents: &[(String, String)],
+    at: &str,
+) -> StoreResult<Vec<bool>> {
+    let u = Some(&c.user);
+    let mut inserted = vec![false; c.upserts.len()];
+    if c.upserts.is_empty() {
+        return Ok(inserted);
+    }
+    let kinds: Vec<&str> = c.upserts.iter().map(|p| p.kind.as_str()).collect();
+    let crm_ids: Vec<&str> = c.upserts.iter().map(|p| p.crm_id.as_str()).collect();
+    let exchange_ids: Vec<&str> = c.upserts.iter().map(|p| p.exchange_id.as_str()).collect();
+    let texts: Vec<&str> = contents.iter().map(|(t, _)| t.as_str()).collect();
+    let hashes: Vec<&str> = contents.iter().map(|(_, h)| h.as_str()).collect();
+    let crm_versions: Vec<Option<&str>> =
+        c.upserts.iter().map(|p| p.crm_version.as_deref()).collect();
+    let exchange_versions: Vec<Option<&str>> = c
+        .upserts
+        .iter()
+        .map(|p| p.exchange_version.as_deref())
+        .collect();
+    // In the commit's order, so new pairs' ids ascend as they did one insert at a time.
+    let rows = tx
+        .query(
+            "INSERT INTO pairs (user_key, kind, crm_id, exchange_id, content, content_hash, \
+             crm_version, exchange_version, updated_at) \
+             SELECT $1, v.kind, v.crm_id, v.exchange_id, v.content, v.hash, v.crm_version, \
+             v.exchange_version, $9 \
+             FROM unnest($2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], \
+             $7::TEXT[], $8::TEXT[]) WITH ORDINALITY \
+             AS v(kind, crm_id, exchange_id, content, hash, crm_version, exchange_version, n) \
+             ORDER BY v.n \
+             ON CONFLICT DO NOTHING RETURNING kind, crm_id",
+            &[
+                &c.user.as_str(),
+                &kinds,
+                &crm_ids,
+                &exchange_ids,
+                &texts,
+                &hashes,
+                &crm_versions,
+                &exchange_versions,
+                &at,
+            ],
+        )
+        .ctx(OP, u)?;
+    // The commit's pairs share no (kind, CRM id) (`validate`): each names one of them.
+    let at_index: HashMap<(&str, &str), usize> = kinds
+        .iter()
+        .zip(&crm_ids)
+        .enumerate()
+        .map(|(i, (kind, crm_id))| ((*kind, *crm_id), i))
+        .collect();
+    for row in &rows {
+        let kind: &str = row.try_get(0).ctx(OP, u)?;
+        let crm_id: &str = row.try_get(1).ctx(OP, u)?;
+        if let Some(&i) = at_index.get(&(kind, crm_id)) {
+            inserted[i] = true;
+        }
+    }
+    Ok(inserted)
 }
 
 fn advance_cursors(tx: &mut Transaction<'_>, c: &PassCommit, at: &str) -> StoreResult<u64> {
@@ -248,6 +408,7 @@ pub(super) fn write_cursor(
 fn update_unresolved(tx: &mut Transaction<'_>, c: &PassCommit, at: &str) -> StoreResult<()> {
     let u = Some(&c.user);
     // An item that synced (written into a pair, or its pair removed) is no longer failing.
+    // In one statement: a first sync's commit names every pair it writes.
     let mut cleared: Vec<(ItemKind, Side, &str)> = Vec::new();
     for pair in &c.upserts {
         cleared.push((pair.kind, Side::Crm, pair.crm_id.as_str()));
@@ -261,19 +422,17 @@ fn update_unresolved(tx: &mut Transaction<'_>, c: &PassCommit, at: &str) -> Stor
         cleared.push((item.kind, item.id.side(), item.id.as_str()));
     }
     if !cleared.is_empty() {
-        let clear = tx
-            .prepare(
-                "DELETE FROM unresolved WHERE user_key = $1 AND kind = $2 AND side = $3 \
-                 AND item_id = $4",
-            )
-            .ctx(OP, u)?;
-        for (kind, side, id) in cleared {
-            tx.execute(
-                &clear,
-                &[&c.user.as_str(), &kind.as_str(), &side.as_str(), &id],
-            )
-            .ctx(OP, u)?;
-        }
+        let kinds: Vec<&str> = cleared.iter().map(|(k, _, _)| k.as_str()).collect();
+        let sides: Vec<&str> = cleared.iter().map(|(_, s, _)| s.as_str()).collect();
+        let ids: Vec<&str> = cleared.iter().map(|(_, _, id)| *id).collect();
+        tx.execute(
+            "DELETE FROM unresolved x USING unnest($2::TEXT[], $3::TEXT[], $4::TEXT[]) \
+             AS r(kind, side, item_id) \
+             WHERE x.user_key = $1 AND x.kind = r.kind AND x.side = r.side \
+             AND x.item_id = r.item_id",
+            &[&c.user.as_str(), &kinds, &sides, &ids],
+        )
+        .ctx(OP, u)?;
     }
     if c.unresolved.is_empty() {
         return Ok(());

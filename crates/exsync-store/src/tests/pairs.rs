@@ -100,6 +100,53 @@ fn joining_two_stored_pairs_is_refused_and_rolls_back_the_whole_pass(db: &Db) {
     );
 }
 
+fn a_pair_may_take_an_id_another_pair_of_the_same_commit_gives_up(db: &Db) {
+    // X2 is 003B's until the commit moves that pair to X3; a new pair in the same commit
+    // takes X2. In either order, the commit writes what its pairs say, one at a time.
+    let store = db.open();
+    for (round, mut upserts) in [
+        vec![
+            contact("003B", "X3", "Babbage"),
+            contact("003C", "X2", "Cray"),
+        ],
+        vec![
+            contact("003C", "X2", "Cray"),
+            contact("003B", "X3", "Babbage"),
+        ],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let someone = user(&format!("someone{round}"));
+        let mut pass = commit(&someone, 0);
+        pass.upserts = vec![
+            contact("003A", "X1", "Lovelace"),
+            contact("003B", "X2", "Babbage"),
+        ];
+        store.commit_pass(&pass).unwrap();
+        let mut pass = commit(&someone, 10);
+        // And a pair new to the store beside them, as a first sync's batch has.
+        upserts.push(contact("003D", "X4", "Dijkstra"));
+        pass.upserts = upserts;
+        store.commit_pass(&pass).unwrap();
+        let mut ids: Vec<(String, String)> = store
+            .load_pairs(&someone, ItemKind::Contact)
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.crm_id.as_str().into(), p.exchange_id.as_str().into()))
+            .collect();
+        ids.sort();
+        let want = [
+            ("003A", "X1"),
+            ("003B", "X3"),
+            ("003C", "X2"),
+            ("003D", "X4"),
+        ];
+        let want: Vec<(String, String)> = want.map(|(c, x)| (c.into(), x.into())).into();
+        assert_eq!(ids, want, "order {round}");
+    }
+}
+
 fn the_same_ids_may_pair_for_other_users_and_kinds(db: &Db) {
     let (store, alice) = seeded(db);
     // A contact visible to several users syncs into each of their mailboxes.
@@ -212,6 +259,7 @@ crate::tests::both_backends!(
     one_crm_record_in_two_pairs_of_one_commit_is_refused,
     one_exchange_item_in_two_pairs_of_one_commit_is_refused,
     joining_two_stored_pairs_is_refused_and_rolls_back_the_whole_pass,
+    a_pair_may_take_an_id_another_pair_of_the_same_commit_gives_up,
     the_same_ids_may_pair_for_other_users_and_kinds,
     the_schema_itself_refuses_a_second_pair_for_a_record,
 );
