@@ -1,7 +1,8 @@
 //! The store benchmark: what committing a pass's pairs costs on each backend, apart from the
 //! rest of a pass. One mailbox's first sync as the engine commits it (batches of new pairs),
-//! then a pass that changed every item (the same pairs updated, batch by batch), then one
-//! that deleted every item (the pairs removed); on SQLite in
+//! then the look-ups of a pass that read every item (pairs by Exchange id, a page at a time),
+//! one that changed every item (the same pairs updated, batch by batch) and one that deleted
+//! every item (the pairs removed); on SQLite in
 //! a temporary file, and on a throwaway PostgreSQL reached over TCP on 127.0.0.1 (the Debian
 //! package `postgresql`; skipped when it is not installed). Prints wall time and this
 //! process's CPU per pair; asserts nothing.
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use exsync_core::plan::SyncedPair;
-use exsync_core::{CrmId, ExchangeId, Fields, ItemKind, UserKey};
+use exsync_core::{CrmId, ExchangeId, Fields, ItemId, ItemKind, UserKey};
 use exsync_store::{PairKey, PassCommit, PgOptions, PgStore, SqliteStore, Store};
 use serde_json::json;
 
@@ -69,10 +70,11 @@ fn pair(i: usize, round: usize) -> SyncedPair {
     }
 }
 
-/// Commits `pairs` pairs in batches of `batch`: as new pairs, then all updated, then all
-/// removed; prints the cost of each.
+/// Commits `pairs` pairs in batches of `batch`: as new pairs, then (after looking them up)
+/// all updated, then all removed; prints the cost of each.
 fn run(backend: &str, store: &dyn Store, pairs: usize, batch: usize) {
     let user = UserKey::new("bench@example.org");
+    let mut looked_up = false;
     for (round, what) in [
         "first sync (new pairs)",
         "every item changed",
@@ -105,14 +107,48 @@ fn run(backend: &str, store: &dyn Store, pairs: usize, batch: usize) {
             commits += 1;
         }
         let (wall, cpu) = (wall.elapsed(), cpu() - cpu_before);
-        println!(
-            "{backend:<10} {what:<24} {pairs:>7} pairs {commits:>5} commits  \
-             {:>7.1} µs wall/pair  {:>6.1} µs CPU/pair  {:>6.2} ms wall/commit",
-            wall.as_secs_f64() * 1e6 / pairs.max(1) as f64,
-            cpu.as_secs_f64() * 1e6 / pairs.max(1) as f64,
-            wall.as_secs_f64() * 1e3 / commits.max(1) as f64,
-        );
+        print(backend, what, pairs, commits, wall, cpu);
+        if !looked_up {
+            looked_up = true;
+            look_up(backend, store, &user, pairs, batch);
+        }
     }
+}
+
+/// Looks the pairs up by their Exchange ids, a page of `batch` at a time, as a pass does for
+/// each page of changes it reads.
+fn look_up(backend: &str, store: &dyn Store, user: &UserKey, pairs: usize, batch: usize) {
+    let (wall, cpu_before) = (Instant::now(), cpu());
+    let mut pages = 0;
+    for start in (0..pairs).step_by(batch.max(1)) {
+        let ids: Vec<ItemId> = (start..(start + batch).min(pairs))
+            .map(|i| ItemId::Exchange(pair(i, 0).exchange_id))
+            .collect();
+        let found = store
+            .pair_links(user, ItemKind::Contact, &ids)
+            .unwrap_or_else(|e| panic!("{backend}: {e}"));
+        assert_eq!(found.len(), ids.len(), "{backend}: pairs not found");
+        pages += 1;
+    }
+    print(
+        backend,
+        "look-up by Exchange id",
+        pairs,
+        pages,
+        wall.elapsed(),
+        cpu() - cpu_before,
+    );
+}
+
+/// One line of figures: `calls` commits or look-ups over `pairs` pairs.
+fn print(backend: &str, what: &str, pairs: usize, calls: usize, wall: Duration, cpu: Duration) {
+    println!(
+        "{backend:<10} {what:<24} {pairs:>7} pairs {calls:>5} calls  \
+         {:>7.1} µs wall/pair  {:>6.1} µs CPU/pair  {:>6.2} ms wall/call",
+        wall.as_secs_f64() * 1e6 / pairs.max(1) as f64,
+        cpu.as_secs_f64() * 1e6 / pairs.max(1) as f64,
+        wall.as_secs_f64() * 1e3 / calls.max(1) as f64,
+    );
 }
 
 fn main() {

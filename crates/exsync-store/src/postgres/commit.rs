@@ -87,12 +87,13 @@ fn remove_pairs(tx: &mut Transaction<'_>, c: &PassCommit) -> StoreResult<u64> {
     let kinds: Vec<&str> = c.removals.iter().map(|k| k.kind.as_str()).collect();
     let crm_ids: Vec<&str> = c.removals.iter().map(|k| k.crm_id.as_str()).collect();
     let exchange_ids: Vec<&str> = c.removals.iter().map(|k| k.exchange_id.as_str()).collect();
-    // Each found by its unique index, as in `update_met_pairs`.
+    // Each found by its unique index, as in `update_met_pairs`; `OFFSET 0` keeps the
+    // subquery from being turned into a join (see `state::by_ids`).
     tx.execute(
         "DELETE FROM pairs WHERE id IN (SELECT p.id \
          FROM unnest($2::TEXT[], $3::TEXT[], $4::TEXT[]) AS r(kind, crm_id, exchange_id) \
          CROSS JOIN LATERAL (SELECT id FROM pairs WHERE user_key = $1 AND kind = r.kind \
-         AND crm_id = r.crm_id AND exchange_id = r.exchange_id) p)",
+         AND crm_id = r.crm_id AND exchange_id = r.exchange_id OFFSET 0) p)",
         &[&c.user.as_str(), &kinds, &crm_ids, &exchange_ids],
     )
     .ctx(OP, Some(&c.user))
@@ -248,9 +249,10 @@ fn update_met_pairs(
     let kinds: Vec<&str> = pairs.iter().map(|p| p.kind.as_str()).collect();
     let crm_ids: Vec<&str> = pairs.iter().map(|p| p.crm_id.as_str()).collect();
     let exchange_ids: Vec<&str> = pairs.iter().map(|p| p.exchange_id.as_str()).collect();
-    // One look-up per pair and unique index: with a plain join, or `= ANY` of the arrays,
-    // PostgreSQL's estimates for a table filled since it was last analysed (a first sync's)
-    // had it read every pair of the user, each commit.
+    // One look-up per pair and unique index (see `state::by_ids`; a `UNION` is never turned
+    // into a join): with a plain join, or `= ANY` of the arrays, PostgreSQL's estimates for a
+    // table filled since it was last analysed (a first sync's) had it read every pair of the
+    // user, each commit.
     let found = tx
         .query(
             "SELECT v.n, p.id FROM unnest($2::TEXT[], $3::TEXT[], $4::TEXT[]) WITH ORDINALITY \
