@@ -1,11 +1,11 @@
-//! The store benchmark: what committing a pass's pairs costs on each backend, apart from the
-//! rest of a pass. One mailbox's first sync as the engine commits it (batches of new pairs),
-//! then the look-ups of a pass that read every item (pairs by Exchange id, a page at a time),
-//! one that changed every item (the same pairs updated, batch by batch) and one that deleted
-//! every item (the pairs removed); on SQLite in
-//! a temporary file, and on a throwaway PostgreSQL reached over TCP on 127.0.0.1 (the Debian
-//! package `postgresql`; skipped when it is not installed). Prints wall time and this
-//! process's CPU per pair; asserts nothing.
+//! The store benchmark: what a pass's calls to the store cost on each backend, apart from the
+//! rest of the pass. One mailbox's first sync as the engine commits it (batches of new pairs);
+//! the look-ups of a pass that reads every item (pairs by Exchange id, and the users of CRM
+//! records, a page at a time); then a pass that changed every item (the pairs updated, batch
+//! by batch) and one that deleted every item (the pairs removed). On SQLite in a temporary
+//! file, and on a throwaway PostgreSQL reached over TCP on 127.0.0.1 (the Debian package
+//! `postgresql`; skipped when it is not installed). Prints wall time and this process's CPU
+//! per pair; asserts nothing.
 //!
 //!     bench/store.sh [--pairs 20000] [--batch 100]
 
@@ -133,6 +133,25 @@ fn look_up(backend: &str, store: &dyn Store, user: &UserKey, pairs: usize, batch
     print(
         backend,
         "look-up by Exchange id",
+        pairs,
+        pages,
+        wall.elapsed(),
+        cpu() - cpu_before,
+    );
+    // As the org's CRM changes are routed to the users whose pairs hold them.
+    let (wall, cpu_before) = (Instant::now(), cpu());
+    for start in (0..pairs).step_by(batch.max(1)) {
+        let ids: Vec<CrmId> = (start..(start + batch).min(pairs))
+            .map(|i| pair(i, 0).crm_id)
+            .collect();
+        let found = store
+            .crm_pair_users(ItemKind::Contact, &ids)
+            .unwrap_or_else(|e| panic!("{backend}: {e}"));
+        assert_eq!(found.len(), ids.len(), "{backend}: users not found");
+    }
+    print(
+        backend,
+        "users of CRM records",
         pairs,
         pages,
         wall.elapsed(),

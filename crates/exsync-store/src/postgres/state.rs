@@ -204,32 +204,25 @@ pub(super) fn crm_pair_users(
 ) -> StoreResult<Vec<(CrmId, UserKey)>> {
     const OP: &str = "find the users of CRM records";
     let ids: Vec<&str> = crm_ids.iter().map(CrmId::as_str).collect();
+    // In the order the ids were asked for, each id's users by key, as the SQLite backend does;
+    // each id looked up in the index, as in `by_ids`.
     let rows = client
         .query(
-            "SELECT crm_id, user_key FROM pairs WHERE kind = $1 AND crm_id = ANY($2)",
+            "SELECT p.crm_id, p.user_key FROM unnest($2::TEXT[]) WITH ORDINALITY AS c(id, n) \
+             CROSS JOIN LATERAL (SELECT crm_id, user_key FROM pairs \
+             WHERE kind = $1 AND crm_id = c.id OFFSET 0) p \
+             ORDER BY c.n, p.user_key",
             &[&kind.as_str(), &ids],
         )
         .ctx(OP, None)?;
-    let mut found: Vec<(String, String)> = Vec::with_capacity(rows.len());
-    for row in &rows {
-        found.push((row.try_get(0).ctx(OP, None)?, row.try_get(1).ctx(OP, None)?));
-    }
-    // In the order the ids were asked for, each id's users by key, as the SQLite backend does.
-    let mut out = Vec::with_capacity(found.len());
-    for crm_id in crm_ids {
-        let mut users: Vec<&str> = found
-            .iter()
-            .filter(|(id, _)| id == crm_id.as_str())
-            .map(|(_, user)| user.as_str())
-            .collect();
-        users.sort_unstable();
-        out.extend(
-            users
-                .into_iter()
-                .map(|user| (crm_id.clone(), UserKey::new(user.to_owned()))),
-        );
-    }
-    Ok(out)
+    rows.iter()
+        .map(|row| {
+            Ok((
+                CrmId(row.try_get(0).ctx(OP, None)?),
+                UserKey::new(row.try_get::<_, String>(1).ctx(OP, None)?),
+            ))
+        })
+        .collect()
 }
 
 pub(super) fn cursor(client: &mut Client, scope: &CursorScope) -> StoreResult<Option<String>> {
