@@ -1,11 +1,11 @@
 //! The store benchmark: what a pass's calls to the store cost on each backend, apart from the
-//! rest of the pass. One mailbox's first sync as the engine commits it (batches of new pairs);
-//! the look-ups of a pass that reads every item (pairs by Exchange id, and the users of CRM
-//! records, a page at a time); then a pass that changed every item (the pairs updated, batch
-//! by batch) and one that deleted every item (the pairs removed). On SQLite in a temporary
-//! file, and on a throwaway PostgreSQL reached over TCP on 127.0.0.1 (the Debian package
-//! `postgresql`; skipped when it is not installed). Prints wall time and this process's CPU
-//! per pair; asserts nothing.
+//! rest of the pass. One mailbox's first sync as the engine commits it (batches of new pairs,
+//! each with the echo of a CRM write); the look-ups of a pass that reads every item (pairs by
+//! Exchange id, and the users of CRM records, a page at a time); then a pass that changed
+//! every item (the pairs updated and the echoes logged, batch by batch) and one that deleted
+//! every item (the pairs removed). On SQLite in a temporary file, and on a throwaway
+//! PostgreSQL reached over TCP on 127.0.0.1 (the Debian package `postgresql`; skipped when it
+//! is not installed). Prints wall time and this process's CPU per pair; asserts nothing.
 //!
 //!     bench/store.sh [--pairs 20000] [--batch 100]
 
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use exsync_core::plan::SyncedPair;
 use exsync_core::{CrmId, ExchangeId, Fields, ItemId, ItemKind, UserKey};
-use exsync_store::{PairKey, PassCommit, PgOptions, PgStore, SqliteStore, Store};
+use exsync_store::{CrmWrite, PairKey, PassCommit, PgOptions, PgStore, SqliteStore, Store};
 use serde_json::json;
 
 fn arg(name: &str, default: usize) -> usize {
@@ -92,6 +92,18 @@ fn run(backend: &str, store: &dyn Store, pairs: usize, batch: usize) {
             let batch = (start..(start + batch).min(pairs)).map(|i| pair(i, round));
             if round < 2 {
                 commit.upserts = batch.collect();
+                // Each record written to the CRM too, as items made in Outlook are: its echo.
+                commit.crm_writes = commit
+                    .upserts
+                    .iter()
+                    .map(|p| CrmWrite {
+                        crm_id: p.crm_id.clone(),
+                        system_modstamp: p.crm_version.clone().unwrap_or_default(),
+                        kind: p.kind,
+                        user: None,
+                        written_at: now,
+                    })
+                    .collect();
             } else {
                 commit.removals = batch
                     .map(|p| PairKey {

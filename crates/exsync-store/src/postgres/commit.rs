@@ -7,7 +7,7 @@ use exsync_core::{cap_name, content_text_hash, ItemId, ItemKind, Side};
 use postgres::{Client, Transaction};
 
 use super::codec::Ctx;
-use super::echo::insert_crm_write;
+use super::echo::insert_crm_writes;
 use super::leases::{self, Fence};
 use super::users::{insert_user, pause};
 use crate::error::{StoreError, StoreResult};
@@ -52,9 +52,7 @@ pub(super) fn commit(
         .ctx(OP, u)?;
     }
     let run_id = if c.partial {
-        for write in &c.crm_writes {
-            insert_crm_write(&mut tx, write, u).ctx(OP, u)?;
-        }
+        insert_crm_writes(&mut tx, &c.crm_writes, u).ctx(OP, u)?;
         0
     } else {
         record_run(&mut tx, c, &at)?
@@ -533,9 +531,7 @@ fn record_run(tx: &mut Transaction<'_>, c: &PassCommit, at: &str) -> StoreResult
             .ctx(OP, u)?;
         }
     }
-    for write in &c.crm_writes {
-        insert_crm_write(tx, write, u).ctx(OP, u)?;
-    }
+    insert_crm_writes(tx, &c.crm_writes, u).ctx(OP, u)?;
     tx.execute(
         "UPDATE users SET last_run_id = $2 WHERE user_key = $1",
         &[&c.user.as_str(), &run_id],

@@ -1,6 +1,6 @@
 //! The CRM echo log, the intent journal and console settings on PostgreSQL.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use exsync_core::plan::Op;
@@ -16,29 +16,45 @@ use crate::sqlite::codec::{non_empty, parse_kind, parse_time, time_text, Decode}
 use crate::sqlite::journal::check_answers;
 use crate::types::{CrmWrite, Intent};
 
-/// `user` wins over the write's own user: inside a pass commit every write belongs to the
-/// pass's user.
-pub(super) fn insert_crm_write(
+/// Adds `writes` to the echo log in one statement, whatever their number. `user` wins over a
+/// write's own user: inside a pass commit every write belongs to the pass's user. The users
+/// must be registered already. A write logged before (the same id and SystemModstamp) takes
+/// the details of the last one given.
+pub(super) fn insert_crm_writes(
     client: &mut impl GenericClient,
-    write: &CrmWrite,
+    writes: &[CrmWrite],
     user: Option<&UserKey>,
 ) -> Result<(), postgres::Error> {
-    let written_at = time_text(&write.written_at);
-    let user = user.or(write.user.as_ref());
-    if let Some(user) = user {
-        insert_user(client, user, &written_at)?;
+    // One row per (id, SystemModstamp): a statement cannot update a row twice.
+    let mut last: HashMap<(&str, &str), &CrmWrite> = HashMap::with_capacity(writes.len());
+    let mut order: Vec<(&str, &str)> = Vec::with_capacity(writes.len());
+    for write in writes {
+        let key = (write.crm_id.as_str(), write.system_modstamp.as_str());
+        if last.insert(key, write).is_none() {
+            order.push(key);
+        }
     }
+    if order.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<&CrmWrite> = order
+        .iter()
+        .filter_map(|key| last.get(key).copied())
+        .collect();
+    let crm_ids: Vec<&str> = rows.iter().map(|w| w.crm_id.as_str()).collect();
+    let modstamps: Vec<&str> = rows.iter().map(|w| w.system_modstamp.as_str()).collect();
+    let kinds: Vec<&str> = rows.iter().map(|w| w.kind.as_str()).collect();
+    let users: Vec<Option<&str>> = rows
+        .iter()
+        .map(|w| user.or(w.user.as_ref()).map(UserKey::as_str))
+        .collect();
+    let times: Vec<String> = rows.iter().map(|w| time_text(&w.written_at)).collect();
     client.execute(
         "INSERT INTO crm_writes (crm_id, system_modstamp, kind, user_key, written_at) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (crm_id, system_modstamp) DO UPDATE SET \
+         SELECT * FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[]) \
+         ON CONFLICT (crm_id, system_modstamp) DO UPDATE SET \
          kind = excluded.kind, user_key = excluded.user_key, written_at = excluded.written_at",
-        &[
-            &write.crm_id.as_str(),
-            &write.system_modstamp,
-            &write.kind.as_str(),
-            &user.map(UserKey::as_str),
-            &written_at,
-        ],
+        &[&crm_ids, &modstamps, &kinds, &users, &times],
     )?;
     Ok(())
 }
@@ -67,10 +83,15 @@ pub(super) fn record(
             &LeaseScope::User(user.clone()),
             &fence_of(user),
         )?;
+        // Registered as of their first write, as one write at a time did.
+        let at = writes
+            .iter()
+            .find(|w| w.user.as_ref() == Some(user))
+            .map(|w| time_text(&w.written_at))
+            .unwrap_or_default();
+        insert_user(&mut tx, user, &at).ctx(OP, Some(user))?;
     }
-    for write in writes {
-        insert_crm_write(&mut tx, write, None).ctx(OP, write.user.as_ref())?;
-    }
+    insert_crm_writes(&mut tx, writes, None).ctx(OP, None)?;
     tx.commit().ctx(OP, None)
 }
 

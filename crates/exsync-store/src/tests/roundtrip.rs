@@ -392,6 +392,27 @@ fn the_echo_log_recognises_our_own_writes(db: &Db) {
         store.commit_pass(&other),
         Err(StoreError::InvalidCommit { .. })
     ));
+
+    // One record's write logged twice with one stamp (a write retried within the pass), among
+    // others: one entry, the last one's.
+    let mut twice = commit(&alice, 20);
+    twice.crm_writes = vec![
+        echo("003T", "2026-09-21T12:00:00.000+0000", t(100)),
+        echo("003U", "2026-09-21T12:00:00.000+0000", t(100)),
+        echo("003T", "2026-09-21T12:00:00.000+0000", t(101)),
+    ];
+    store.commit_pass(&twice).unwrap();
+    let logged: Vec<(String, DateTime<Utc>)> = store
+        .crm_writes_since(t(100))
+        .unwrap()
+        .into_iter()
+        .filter(|w| ["003T", "003U"].contains(&w.crm_id.as_str()))
+        .map(|w| (w.crm_id.as_str().to_owned(), w.written_at))
+        .collect();
+    assert_eq!(
+        logged,
+        [("003U".to_owned(), t(100)), ("003T".to_owned(), t(101))]
+    );
 }
 
 fn secrets_store_only_bytes_and_replace_atomically(db: &Db) {
