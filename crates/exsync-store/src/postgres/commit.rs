@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use exsync_core::{cap_name, content_text_hash, ItemId, ItemKind, Side};
+use exsync_core::{cap_name, ItemId, ItemKind, Side};
 use postgres::{Client, Transaction};
 
 use super::codec::Ctx;
@@ -13,6 +13,7 @@ use super::users::{insert_user, pause};
 use crate::error::{StoreError, StoreResult};
 use crate::roles::{LeaseScope, ORG_CRM_READ};
 use crate::sqlite::codec::{time_text, to_sql_count};
+use crate::sqlite::commit::stored_content;
 use crate::sqlite::state::scope_key;
 use crate::types::{CommitReceipt, CursorAdvance, CursorScope, PassCommit, MAX_NOTICES};
 
@@ -108,19 +109,11 @@ fn remove_pairs(tx: &mut Transaction<'_>, c: &PassCommit) -> StoreResult<u64> {
 /// them would replace takes the third way.
 fn upsert_pairs(tx: &mut Transaction<'_>, c: &PassCommit, at: &str) -> StoreResult<u64> {
     let u = Some(&c.user);
-    let mut contents = Vec::with_capacity(c.upserts.len());
-    for pair in &c.upserts {
-        let content =
-            serde_json::to_string(&pair.content).map_err(|e| StoreError::InvalidCommit {
-                user: c.user.clone(),
-                reason: format!(
-                    "pair {}/{}: content cannot be stored: {e}",
-                    pair.crm_id, pair.exchange_id
-                ),
-            })?;
-        let hash = content_text_hash(&content);
-        contents.push((content, hash));
-    }
+    let contents = c
+        .upserts
+        .iter()
+        .map(|pair| stored_content(c, pair))
+        .collect::<StoreResult<Vec<_>>>()?;
     let inserted = insert_new_pairs(tx, c, &contents, at)?;
     let met: Vec<usize> = (0..c.upserts.len()).filter(|&i| !inserted[i]).collect();
     if met.is_empty() || update_met_pairs(tx, c, &contents, &met, at)? {

@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use exsync_core::plan::SyncedPair;
 use exsync_core::{cap_name, content_text_hash, ItemId, ItemKind, Side, UserKey};
 use rusqlite::{params, Connection, TransactionBehavior};
 
@@ -205,6 +206,19 @@ fn remove_pairs(conn: &Connection, c: &PassCommit) -> StoreResult<u64> {
     Ok(removed)
 }
 
+/// A pair's content as both backends store it, and its hash.
+pub(crate) fn stored_content(c: &PassCommit, pair: &SyncedPair) -> StoreResult<(String, String)> {
+    let content = serde_json::to_string(&pair.content).map_err(|e| StoreError::InvalidCommit {
+        user: c.user.clone(),
+        reason: format!(
+            "pair {}/{}: content cannot be stored: {e}",
+            pair.crm_id, pair.exchange_id
+        ),
+    })?;
+    let hash = content_text_hash(&content);
+    Ok((content, hash))
+}
+
 fn upsert_pairs(conn: &Connection, c: &PassCommit, at: &str) -> StoreResult<u64> {
     let u = Some(&c.user);
     let mut find = conn
@@ -228,15 +242,7 @@ fn upsert_pairs(conn: &Connection, c: &PassCommit, at: &str) -> StoreResult<u64>
         .ctx(OP, u)?;
 
     for pair in &c.upserts {
-        let content =
-            serde_json::to_string(&pair.content).map_err(|e| StoreError::InvalidCommit {
-                user: c.user.clone(),
-                reason: format!(
-                    "pair {}/{}: content cannot be stored: {e}",
-                    pair.crm_id, pair.exchange_id
-                ),
-            })?;
-        let hash = content_text_hash(&content);
+        let (content, hash) = stored_content(c, pair)?;
         // Most pairs a pass writes are new (a first sync makes nothing else), so the insert
         // goes first and only a pair that meets a stored one pays the look-up.
         let inserted = insert
