@@ -180,12 +180,9 @@ impl ExchangeConnection {
         user: &UserKey,
         kind: ItemKind,
     ) -> SideResult<FolderRef> {
-        self.folder(mailbox, user, kind).await?.ok_or_else(|| {
-            SideError::new(
-                SideErrorKind::User,
-                "the contact sync folder is not there, and a dry run makes none",
-            )
-        })
+        self.folder(mailbox, user, kind)
+            .await?
+            .ok_or_else(SideError::no_sync_folder)
     }
 
     /// The user's contact folder: the one the stored cursor names, wherever the user put it
@@ -357,7 +354,7 @@ impl MailboxSide for ExchangeConnection {
             .contact_folder(&mailbox, user)
             .await
             .map_err(side_error)?
-            .ok_or_else(|| SideError::new(SideErrorKind::User, "no contact sync folder made"))?;
+            .ok_or_else(SideError::no_sync_folder)?;
         self.remember(user, kind, folder);
         if made {
             self.made

@@ -414,12 +414,9 @@ impl GraphConnection {
     /// The user's contact folder, which a write or a search needs to be there.
     async fn existing_contact_folder(&self, user: &UserKey) -> SideResult<String> {
         let found = self.contact_folder(user).await?;
-        found.map(|(id, _)| id).ok_or_else(|| {
-            SideError::new(
-                SideErrorKind::User,
-                "the contact sync folder is not there, and a dry run makes none",
-            )
-        })
+        found
+            .map(|(id, _)| id)
+            .ok_or_else(SideError::no_sync_folder)
     }
 
     /// Makes the user's folder again (or finds one of its name under Contacts) in place of
@@ -1299,7 +1296,7 @@ impl MailboxSide for GraphConnection {
         let (_, made) = self
             .contact_folder(user)
             .await?
-            .ok_or_else(|| SideError::new(SideErrorKind::User, "no contact sync folder made"))?;
+            .ok_or_else(SideError::no_sync_folder)?;
         if made {
             locked(&self.made).insert(user.clone());
         }

@@ -88,6 +88,15 @@ pub struct SideError {
 }
 
 impl SideError {
+    /// The user's contact sync folder is not there and this pass may not make it (a dry run),
+    /// for a call that needs it.
+    pub fn no_sync_folder() -> Self {
+        SideError::new(
+            SideErrorKind::User,
+            "the contact sync folder is not there, and a dry run makes none",
+        )
+    }
+
     /// A failure with no remedy known.
     pub fn new(kind: SideErrorKind, message: impl Into<String>) -> Self {
         SideError {

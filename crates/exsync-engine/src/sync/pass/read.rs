@@ -293,23 +293,16 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                     Err(e) => return Ok(Err(e)),
                 }
             }
-            if replaced && self.dry_run {
-                tracing::warn!(
-                    user = %user,
-                    %kind,
-                    copied = copied_again,
+            if replaced {
+                let what = if self.dry_run {
                     "The user's sync folder is not there: the pass will make it again and copy \
                      the synced CRM records into it; none is deleted in the CRM."
-                );
-            } else if replaced {
-                tracing::warn!(
-                    user = %user,
-                    %kind,
-                    copied = copied_again,
+                } else {
                     "The user's sync folder was deleted and made again: the synced CRM records \
                      whose copies were in it are copied into the new folder; none is deleted in \
                      the CRM."
-                );
+                };
+                tracing::warn!(user = %user, %kind, copied = copied_again, "{what}");
             }
         } else if full_listing {
             // Only which items are synced matters here: ids, not content.
