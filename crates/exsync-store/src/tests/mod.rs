@@ -14,6 +14,7 @@ mod kill;
 mod leases;
 mod migrations;
 mod names;
+mod page_cache;
 mod pairs;
 mod pg_kill;
 mod postgres_only;
