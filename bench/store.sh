@@ -4,7 +4,7 @@
 # rest of the pass: a first sync's batches of new pairs, the look-ups of a pass that reads
 # every item, then every pair updated and every pair removed. Prints wall time and CPU per
 # pair and wall time per call.
-#   bench/store.sh [--pairs 20000] [--batch 100]
+#   bench/store.sh [--pairs 20000] [--batch 100] [--ids-in-order]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p exsync-store --example bench_commit

@@ -11,7 +11,8 @@ use crate::error::{StoreError, StoreResult};
 use crate::types::CrmWrite;
 
 /// `user` wins over the write's own user: inside a pass commit every write belongs to the
-/// pass's user.
+/// pass's user. The user must be registered already (the commit registers its user once, not
+/// once per write).
 pub(crate) fn insert_crm_write(
     conn: &Connection,
     write: &CrmWrite,
@@ -19,9 +20,6 @@ pub(crate) fn insert_crm_write(
 ) -> rusqlite::Result<()> {
     let written_at = time_text(&write.written_at);
     let user = user.or(write.user.as_ref());
-    if let Some(user) = user {
-        insert_user(conn, user, &written_at)?;
-    }
     conn.prepare_cached(
         "INSERT INTO crm_writes (crm_id, system_modstamp, kind, user_key, written_at) \
          VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (crm_id, system_modstamp) DO UPDATE SET \
@@ -50,6 +48,9 @@ pub(crate) fn record(conn: &mut Connection, writes: &[CrmWrite]) -> StoreResult<
     }
     let tx = conn.transaction().ctx(OP, None)?;
     for write in writes {
+        if let Some(user) = &write.user {
+            insert_user(&tx, user, &time_text(&write.written_at)).ctx(OP, Some(user))?;
+        }
         insert_crm_write(&tx, write, None).ctx(OP, write.user.as_ref())?;
     }
     tx.commit().ctx(OP, None)
