@@ -338,7 +338,7 @@ impl World {
                 _ => WriteResult::Done { id, version: None },
             });
         }
-        let settlement = settle(ops, &results);
+        let settlement = settle(&mut ops.to_vec(), &results);
         // Removals first: a recreated record replaces its forgotten pair.
         for (crm_id, exchange_id) in &settlement.removals {
             self.pairs

@@ -67,7 +67,12 @@ pub struct Settlement {
 /// Settles a plan given the result of each write, in plan order (`results[i]` belongs to the
 /// i-th op for which [`Op::writes`] is true). A missing result counts as a failed write, so a
 /// pass cut short commits only what is known to be written.
-pub fn settle(ops: &[Op], results: &[WriteResult]) -> Settlement {
+///
+/// The fields of each create that succeeded move into its pair, leaving the create without
+/// them: a first sync settles little else, and copying each record it made cost more than
+/// the settling. A plan is spent once settled; only the names of the records that did not
+/// sync are still read from it.
+pub fn settle(ops: &mut [Op], results: &[WriteResult]) -> Settlement {
     let mut out = Settlement::default();
     let mut results = results.iter();
     // Pairs with a failed write in this plan: their link must not be committed.
@@ -78,7 +83,7 @@ pub fn settle(ops: &[Op], results: &[WriteResult]) -> Settlement {
         reason: "the pass ended before this write was confirmed".into(),
     };
 
-    for op in ops {
+    for op in ops.iter_mut() {
         let result = if op.writes() {
             Some(results.next().unwrap_or(&unknown))
         } else {
@@ -117,7 +122,7 @@ pub fn settle(ops: &[Op], results: &[WriteResult]) -> Settlement {
                     kind: *kind,
                     crm_id,
                     exchange_id,
-                    content: fields.clone(),
+                    content: std::mem::take(fields),
                     crm_version,
                     exchange_version,
                 });

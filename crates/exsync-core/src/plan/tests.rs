@@ -1268,11 +1268,16 @@ fn failed_recreate_keeps_the_pair_for_the_next_pass() {
         fields: contact("Ada", "L", "a@x.test"),
         replaces: Some(("c1".into(), "e1".into())),
     }];
+    let mut spent = ops.clone();
     let failed = settle(
-        &ops,
+        &mut spent,
         &[WriteResult::Failed {
             reason: "503".into(),
         }],
+    );
+    assert_eq!(
+        spent, ops,
+        "a failed create keeps its fields: the report names its record"
     );
     assert!(failed.removals.is_empty() && failed.upserts.is_empty());
     let retried: Vec<&ItemId> = failed.failures.iter().map(|f| &f.id).collect();
@@ -1281,7 +1286,7 @@ fn failed_recreate_keeps_the_pair_for_the_next_pass() {
         [&ItemId::Crm("c1".into()), &ItemId::Exchange("e1".into())]
     );
     let done = settle(
-        &ops,
+        &mut ops.clone(),
         &[WriteResult::Done {
             id: ItemId::Exchange("e2".into()),
             version: Some("ck".into()),
@@ -1295,6 +1300,7 @@ fn failed_recreate_keeps_the_pair_for_the_next_pass() {
         ),
         ("e2", Some("ck"))
     );
+    assert_eq!(done.upserts[0].content, contact("Ada", "L", "a@x.test"));
 }
 
 fn update_then_link() -> Vec<Op> {
@@ -1314,13 +1320,13 @@ fn settle_commits_a_link_only_when_all_its_writes_succeeded() {
         id: ItemId::Crm("c1".into()),
         version: Some(v.into()),
     };
-    let all = settle(&ops, &[done("v9"), done("ck9")]);
+    let all = settle(&mut ops.clone(), &[done("v9"), done("ck9")]);
     assert_eq!(all.upserts.len(), 1);
     assert_eq!(all.upserts[0].crm_version.as_deref(), Some("v9"));
     assert_eq!(all.upserts[0].exchange_version.as_deref(), Some("ck9"));
     assert_eq!(all.updated, 2);
     let half = settle(
-        &ops,
+        &mut ops.clone(),
         &[
             done("v9"),
             WriteResult::Failed {
@@ -1337,7 +1343,7 @@ fn settle_commits_a_link_only_when_all_its_writes_succeeded() {
 fn settle_treats_missing_results_as_failed_writes() {
     let ops = update_then_link();
     let cut_short = settle(
-        &ops,
+        &mut ops.clone(),
         &[WriteResult::Done {
             id: ItemId::Crm("c1".into()),
             version: None,
@@ -1353,14 +1359,17 @@ fn settle_treats_missing_results_as_failed_writes() {
 fn settle_records_skips_as_failures_and_conflicts_of_committed_pairs() {
     let ops = both_changed_title(ConflictPolicy::CrmWins, 0, 0);
     let s = settle(
-        &ops,
+        &mut ops.clone(),
         &[WriteResult::Done {
             id: ItemId::Exchange("e1".into()),
             version: None,
         }],
     );
     assert_eq!(s.conflicts.len(), 1);
-    let s = settle(&ops, &[WriteResult::Failed { reason: "x".into() }]);
+    let s = settle(
+        &mut ops.clone(),
+        &[WriteResult::Failed { reason: "x".into() }],
+    );
     assert!(
         s.conflicts.is_empty(),
         "a conflict of an uncommitted pair is recorded when it is met again"
@@ -1370,7 +1379,10 @@ fn settle_records_skips_as_failures_and_conflicts_of_committed_pairs() {
         id: ItemId::Crm("c7".into()),
         reason: "bad".into(),
     }];
-    assert_eq!(settle(&skip, &[]).failures[0].id, ItemId::Crm("c7".into()));
+    assert_eq!(
+        settle(&mut skip.clone(), &[]).failures[0].id,
+        ItemId::Crm("c7".into())
+    );
 }
 
 #[test]
@@ -1388,7 +1400,7 @@ fn settle_keeps_a_first_sync_match_whose_writes_failed() {
         )],
     );
     let s = settle(
-        &ops,
+        &mut ops.clone(),
         &[
             WriteResult::Failed {
                 reason: "lost".into(),

@@ -160,13 +160,13 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
     ) -> Result<(), PassError> {
         let kind = self.kind;
         let SentBatch {
-            ops,
+            mut ops,
             names,
             intents,
             results,
             unsettled,
         } = sent;
-        let settlement = settle(&ops, &results);
+        let settlement = settle(&mut ops, &results);
         let names = BatchNames::new(&ops, &names);
         let name_of = |id: &ItemId| names.get(id);
         for (op, result) in ops.iter().filter(|op| op.writes()).zip(&results) {

@@ -263,7 +263,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         commit.settled_intents = settled;
         commit.upserts = updated;
         let mut staged = Vec::new();
-        for Found { op, copy } in found {
+        for Found { mut op, copy } in found {
             // No version for the copy: the one it has now may include a person's edit, and a
             // pair holding it would take that edit for our own write when next listed. Without
             // one, the copy is read and compared with the content written.
@@ -271,7 +271,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                 id: copy.id().clone(),
                 version: None,
             };
-            let settlement = settle(std::slice::from_ref(&op), &[result]);
+            let settlement = settle(std::slice::from_mut(&mut op), &[result]);
             commit.removals.extend(
                 settlement
                     .removals
