@@ -34,17 +34,30 @@ pub(crate) fn journal(
         });
     }
     let at = time_text(at);
+    unsynced(conn, OP, u, |conn| entries(conn, user, kind, ops, &at))
+}
+
+/// Runs `commit`, whose transaction is not synced to disk on its own: the next synced commit
+/// of the store syncs it too.
+fn unsynced<T>(
+    conn: &mut Connection,
+    op: &'static str,
+    user: Option<&UserKey>,
+    commit: impl FnOnce(&mut Connection) -> StoreResult<T>,
+) -> StoreResult<T> {
     conn.pragma_update(None, "synchronous", "NORMAL")
-        .ctx(OP, u)?;
-    let ids = entries(conn, user, kind, ops, &at);
+        .ctx(op, user)?;
+    let done = commit(conn);
     // Every other commit of the store is synced, whatever became of this one.
-    let synced = conn.pragma_update(None, "synchronous", "FULL").ctx(OP, u);
+    let synced = conn
+        .pragma_update(None, "synchronous", "FULL")
+        .ctx(op, user);
     if let Err(e) = &synced {
         tracing::error!(error = %e, "the state database could not return to synced commits");
     }
-    let ids = ids?;
+    let done = done?;
     synced?;
-    Ok(ids)
+    Ok(done)
 }
 
 /// Inserts the entries in one transaction, returning their ids.
@@ -100,9 +113,18 @@ pub(crate) fn mark_sent(conn: &mut Connection, ids: &[i64]) -> StoreResult<()> {
 }
 
 /// Stores the id each create's side answered with; ids no longer journaled are ignored.
+///
+/// Not synced on its own, as the batch's commit follows at once and is: a power cut in
+/// between loses the answers, and the next pass finds the copies by their tag, as after a
+/// crash before the answers came back. A crash of the process alone loses nothing.
 pub(crate) fn mark_answered(conn: &mut Connection, answers: &[(i64, ItemId)]) -> StoreResult<()> {
     const OP: &str = "record write answers";
     check_answers(OP, answers)?;
+    unsynced(conn, OP, None, |conn| store_answers(conn, answers))
+}
+
+fn store_answers(conn: &mut Connection, answers: &[(i64, ItemId)]) -> StoreResult<()> {
+    const OP: &str = "record write answers";
     let tx = conn.transaction().ctx(OP, None)?;
     {
         let mut mark = tx

@@ -231,7 +231,8 @@ crate::tests::both_backends!(
 );
 
 /// SQLite keeps a write's marks in rows of their own (`intents_sent`, `intents_answered`):
-/// settling the write removes them, and journaling leaves the store's commits synced.
+/// settling the write removes them, and journaling or storing answers, whose commits are not
+/// synced, leaves the store's other commits synced.
 #[test]
 fn on_sqlite_a_settled_writes_marks_go_with_it_and_commits_stay_synced() {
     let (_dir, store) = super::temp_store();
@@ -255,6 +256,11 @@ fn on_sqlite_a_settled_writes_marks_go_with_it_and_commits_stay_synced() {
     store
         .mark_intents_answered(&[(ids[0], made.clone())])
         .unwrap();
+    assert_eq!(
+        synchronous(&store),
+        2,
+        "commits after storing answers are synced (FULL)"
+    );
     // Marking again changes nothing, and a later answer replaces an earlier one.
     store.mark_intents_sent(&ids[..1]).unwrap();
     let again = ItemId::Exchange(ExchangeId::new("AAMk-A2"));
