@@ -262,7 +262,8 @@ impl<'a> Ctx<'a> {
         scope::out_of_scope(self.kind(), self.rules(), &item.fields, self.input.now).is_some()
     }
 
-    fn run(&self, ops: &mut Vec<Op>) {
+    /// Plans everything; the records to create move out of the reports into their creates.
+    fn run(mut self, ops: &mut Vec<Op>) {
         let mut pairs: Vec<&SyncedPair> = self.input.pairs.iter().collect();
         pairs.sort_by(|a, b| a.crm_id.cmp(&b.crm_id));
         let paired: BTreeSet<ItemId> = pairs
@@ -317,13 +318,19 @@ impl<'a> Ctx<'a> {
                 *reason,
             );
         }
-        for item in crm_new
+        let to_create: Vec<ItemId> = crm_new
             .iter()
             .chain(exchange_new.iter())
-            .filter(|i| !linked.contains(&i.id))
-        {
-            let from = item.id.side();
-            if self.flows_from(from) {
+            .filter(|i| !linked.contains(&i.id) && self.flows_from(i.id.side()))
+            .map(|i| i.id.clone())
+            .collect();
+        for id in to_create {
+            let from = id.side();
+            let reports = match from {
+                Side::Crm => &mut self.crm,
+                Side::Exchange => &mut self.exchange,
+            };
+            if let Some(Report::Upsert(item)) = reports.remove(&id) {
                 self.create(ops, from.other(), item);
             }
         }
@@ -686,21 +693,21 @@ impl<'a> Ctx<'a> {
         fields
     }
 
-    fn create(&self, ops: &mut Vec<Op>, on: Side, source: &Item) {
+    fn create(&self, ops: &mut Vec<Op>, on: Side, source: Item) {
         let problems = validate::problems(self.kind(), &source.fields, on);
         if problems.is_empty() {
             ops.push(Op::Create {
                 kind: self.kind(),
                 on,
-                source: source.id.clone(),
-                source_version: source.version.clone(),
-                fields: self.marked(on, source.fields.clone()),
+                source: source.id,
+                source_version: source.version,
+                fields: self.marked(on, source.fields),
                 replaces: None,
             });
         } else {
             self.skip(
                 ops,
-                source.id.clone(),
+                source.id,
                 format!("not created in {on}: {}", problems.join("; ")),
             );
         }
