@@ -96,6 +96,7 @@ fn another_database_busy_in_the_process_does_not_push_the_state_databases_pages_
     // again: about 500 KB.
     assert!(
         read < 64 * 1024,
-        "looking up 1,000 pairs read {read} bytes from the state database's files"
+        "looking up 1,000 pairs made the process read {read} bytes from files: the state \
+         database's pages were read again"
     );
 }
