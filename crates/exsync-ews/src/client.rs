@@ -928,7 +928,8 @@ impl MailboxClient {
         fields: &Fields,
         crm_id: &CrmId,
     ) -> Result<String, String> {
-        let mut w = XmlWriter::new();
+        // Room for a typical contact's element, so most are written without growing.
+        let mut w = XmlWriter::with_capacity(2048);
         match kind {
             ItemKind::Contact => {
                 let c = Contact::from_fields(fields).map_err(|e| e.to_string())?;

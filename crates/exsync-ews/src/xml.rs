@@ -51,6 +51,13 @@ impl XmlWriter {
         Self::default()
     }
 
+    /// An empty fragment with room for `bytes` before it grows.
+    pub fn with_capacity(bytes: usize) -> Self {
+        Self {
+            out: String::with_capacity(bytes),
+        }
+    }
+
     /// `<name a="v">` with escaped attribute values.
     pub fn open(&mut self, name: &str, attrs: &[(&str, &str)]) -> &mut Self {
         self.start(name, attrs);

@@ -574,10 +574,13 @@ impl SalesforceClient {
             host: host.to_owned(),
             limit,
         };
-        if response.content_length().is_some_and(|n| n > limit) {
+        let declared = response.content_length().unwrap_or(0);
+        if declared > limit {
             return Err(too_large());
         }
-        let mut body: Vec<u8> = Vec::new();
+        // Room for what the reply says it holds (within the limit), so a page of records is
+        // not copied again each time the buffer doubles.
+        let mut body: Vec<u8> = Vec::with_capacity(usize::try_from(declared).unwrap_or(0));
         loop {
             let chunk = tokio::time::timeout_at(deadline, response.chunk())
                 .await

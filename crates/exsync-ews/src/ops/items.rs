@@ -109,7 +109,9 @@ fn missing(operation: &str) -> crate::error::ResponseError {
 /// CreateItem of already-written item elements into a folder. Invitations never go out: a
 /// synced event is a copy, not a new meeting.
 pub fn create_items(kind: ItemKind, folder: &FolderRef, items: &[impl AsRef<str>]) -> String {
-    let mut w = XmlWriter::new();
+    // Sized for the items at once: a batch of a hundred grew it about fifteen times.
+    let items_len: usize = items.iter().map(|item| item.as_ref().len()).sum();
+    let mut w = XmlWriter::with_capacity(items_len + 512);
     let attrs: &[(&str, &str)] = match kind {
         ItemKind::Event => &[("SendMeetingInvitations", "SendToNone")],
         ItemKind::Contact => &[],
