@@ -120,12 +120,15 @@ pub(crate) fn mark_sent(conn: &mut Connection, ids: &[i64]) -> StoreResult<()> {
 pub(crate) fn mark_answered(conn: &mut Connection, answers: &[(i64, ItemId)]) -> StoreResult<()> {
     const OP: &str = "record write answers";
     check_answers(OP, answers)?;
-    unsynced(conn, OP, None, |conn| store_answers(conn, answers))
+    unsynced(conn, OP, None, |conn| store_answers(conn, OP, answers))
 }
 
-fn store_answers(conn: &mut Connection, answers: &[(i64, ItemId)]) -> StoreResult<()> {
-    const OP: &str = "record write answers";
-    let tx = conn.transaction().ctx(OP, None)?;
+fn store_answers(
+    conn: &mut Connection,
+    op: &'static str,
+    answers: &[(i64, ItemId)],
+) -> StoreResult<()> {
+    let tx = conn.transaction().ctx(op, None)?;
     {
         let mut mark = tx
             .prepare_cached(
@@ -133,12 +136,12 @@ fn store_answers(conn: &mut Connection, answers: &[(i64, ItemId)]) -> StoreResul
                  SELECT id, ?2 FROM intents WHERE id = ?1 \
                  ON CONFLICT (id) DO UPDATE SET answered_id = excluded.answered_id",
             )
-            .ctx(OP, None)?;
+            .ctx(op, None)?;
         for (id, answered) in answers {
-            mark.execute(params![id, answered.as_str()]).ctx(OP, None)?;
+            mark.execute(params![id, answered.as_str()]).ctx(op, None)?;
         }
     }
-    tx.commit().ctx(OP, None)
+    tx.commit().ctx(op, None)
 }
 
 /// Refuses an answer no side could have given: an empty id would read back as a copy that
