@@ -149,7 +149,7 @@ pub(crate) fn apply(
     let cursors_changed = advance_cursors(&tx, c, &at)?;
     checkpoint(CommitStep::Cursors, &tx);
     update_unresolved(&tx, c, &at)?;
-    super::journal::settle(&tx, &c.settled_intents).ctx(OP, u)?;
+    super::journal::settle(&tx, OP, &c.settled_intents)?;
     checkpoint(CommitStep::Unresolved, &tx);
     let run_id = if c.partial {
         for write in &c.crm_writes {

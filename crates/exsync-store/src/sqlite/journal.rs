@@ -4,7 +4,10 @@
 use chrono::{DateTime, Utc};
 use exsync_core::plan::Op;
 use exsync_core::{ItemId, ItemKind, UserKey};
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::codec::{parse_kind, parse_time, time_text, Ctx, Decode};
 use super::users::insert_user;
@@ -60,7 +63,12 @@ fn unsynced<T>(
     Ok(done)
 }
 
-/// Inserts the entries in one transaction, returning their ids.
+/// The most writes one batch row holds: an intent's id is its batch's id times this plus its
+/// place in the batch.
+const BATCH: i64 = 1024;
+
+/// Inserts the writes as batches of at most [`BATCH`], in one transaction, returning their
+/// ids.
 fn entries(
     conn: &mut Connection,
     user: &UserKey,
@@ -76,18 +84,25 @@ fn entries(
     {
         let mut insert = tx
             .prepare_cached(
-                "INSERT INTO intents (user_key, kind, op, journaled_at) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO intent_batches (user_key, kind, ops, writes, journaled_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )
             .ctx(OP, u)?;
-        for op in ops {
-            let json = serde_json::to_string(op).map_err(|e| StoreError::InvalidInput {
+        for chunk in ops.chunks(BATCH as usize) {
+            let json = serde_json::to_string(chunk).map_err(|e| StoreError::InvalidInput {
                 op: OP,
                 reason: format!("a write cannot be journaled: {e}"),
             })?;
             insert
-                .execute(params![user.as_str(), kind.as_str(), json, at])
+                .execute(params![user.as_str(), kind.as_str(), json, chunk.len(), at])
                 .ctx(OP, u)?;
-            ids.push(tx.last_insert_rowid());
+            let first = tx.last_insert_rowid().checked_mul(BATCH).ok_or_else(|| {
+                StoreError::InvalidInput {
+                    op: OP,
+                    reason: "the journal has run out of batch ids".to_owned(),
+                }
+            })?;
+            ids.extend((0..chunk.len()).map(|place| first + place as i64));
         }
     }
     tx.commit().ctx(OP, u)?;
@@ -98,16 +113,10 @@ fn entries(
 pub(crate) fn mark_sent(conn: &mut Connection, ids: &[i64]) -> StoreResult<()> {
     const OP: &str = "mark writes sent";
     let tx = conn.transaction().ctx(OP, None)?;
-    {
-        let mut mark = tx
-            .prepare_cached(
-                "INSERT INTO intents_sent (id) SELECT id FROM intents WHERE id BETWEEN ?1 AND ?2 \
-                 ON CONFLICT DO NOTHING",
-            )
-            .ctx(OP, None)?;
-        for (first, last) in runs(ids) {
-            mark.execute([first, last]).ctx(OP, None)?;
-        }
+    for (batch, places) in by_batch(ids.iter().map(|id| (*id, ()))) {
+        update_marks(&tx, OP, batch, |marks| {
+            marks.sent.extend(places.iter().map(|(place, ())| place));
+        })?;
     }
     tx.commit().ctx(OP, None)
 }
@@ -129,17 +138,12 @@ fn store_answers(
     answers: &[(i64, ItemId)],
 ) -> StoreResult<()> {
     let tx = conn.transaction().ctx(op, None)?;
-    {
-        let mut mark = tx
-            .prepare_cached(
-                "INSERT INTO intents_answered (id, answered_id) \
-                 SELECT id, ?2 FROM intents WHERE id = ?1 \
-                 ON CONFLICT (id) DO UPDATE SET answered_id = excluded.answered_id",
-            )
-            .ctx(op, None)?;
-        for (id, answered) in answers {
-            mark.execute(params![id, answered.as_str()]).ctx(op, None)?;
-        }
+    for (batch, answered) in by_batch(answers.iter().map(|(id, answer)| (*id, answer))) {
+        update_marks(&tx, op, batch, |marks| {
+            for (place, answer) in answered {
+                marks.answered.insert(place, answer.as_str().to_owned());
+            }
+        })?;
     }
     tx.commit().ctx(op, None)
 }
@@ -156,29 +160,141 @@ pub(crate) fn check_answers(op: &'static str, answers: &[(i64, ItemId)]) -> Stor
     }
 }
 
-/// Removes settled intents inside a commit's transaction; their marks go with them.
-pub(crate) fn settle(conn: &Connection, ids: &[i64]) -> rusqlite::Result<()> {
-    let mut remove = conn.prepare_cached("DELETE FROM intents WHERE id BETWEEN ?1 AND ?2")?;
-    for (first, last) in runs(ids) {
-        remove.execute([first, last])?;
+/// Removes settled intents inside a commit's transaction: a batch whose every write is
+/// settled goes, with its marks; one settled in part keeps the rest.
+pub(crate) fn settle(conn: &Connection, op: &'static str, ids: &[i64]) -> StoreResult<()> {
+    for (batch, places) in by_batch(ids.iter().map(|id| (*id, ()))) {
+        let Some((writes, mut marks)) = read_marks(conn, op, batch)? else {
+            continue;
+        };
+        marks.settled.extend(places.iter().map(|(place, ())| place));
+        marks.settled.retain(|place| *place < writes);
+        // A settled write's other marks are of no more use.
+        marks.sent.retain(|place| !marks.settled.contains(place));
+        marks
+            .answered
+            .retain(|place, _| !marks.settled.contains(place));
+        if marks.settled.len() == usize::from(writes) {
+            conn.prepare_cached("DELETE FROM intent_batches WHERE id = ?1")
+                .ctx(op, None)?
+                .execute([batch])
+                .ctx(op, None)?;
+        } else {
+            write_marks(conn, op, batch, &marks)?;
+        }
     }
     Ok(())
 }
 
-/// `ids` as runs of consecutive ids, first and last of each: a batch's intents were journaled
-/// together, so its ids are consecutive and one statement covers the batch.
-fn runs(ids: &[i64]) -> Vec<(i64, i64)> {
-    let mut sorted = ids.to_vec();
-    sorted.sort_unstable();
-    sorted.dedup();
-    let mut runs: Vec<(i64, i64)> = Vec::new();
-    for id in sorted {
-        match runs.last_mut() {
-            Some((_, last)) if last.checked_add(1) == Some(id) => *last = id,
-            _ => runs.push((id, id)),
+/// A batch's marks, kept as JSON beside it (see migration V17), each keyed by the write's
+/// place in the batch.
+#[derive(Default, Serialize, Deserialize)]
+struct Marks {
+    /// Writes handed to their side.
+    sent: BTreeSet<u16>,
+    /// The ids creates were answered with.
+    answered: BTreeMap<u16, String>,
+    /// Writes a commit settled; the rest are outstanding.
+    settled: BTreeSet<u16>,
+}
+
+/// `items` grouped by the batch their intent id names, each with its place in the batch. An
+/// id no batch could have given, such as a negative one, names nothing.
+fn by_batch<T>(items: impl IntoIterator<Item = (i64, T)>) -> BTreeMap<i64, Vec<(u16, T)>> {
+    let mut batches: BTreeMap<i64, Vec<(u16, T)>> = BTreeMap::new();
+    for (id, item) in items {
+        if let (true, Ok(place)) = (id >= 0, u16::try_from(id % BATCH)) {
+            batches.entry(id / BATCH).or_default().push((place, item));
         }
     }
-    runs
+    batches
+}
+
+/// Changes a batch's marks, in the caller's transaction. A batch no longer journaled is left
+/// alone; marks of places it does not have, or of writes already settled, are not kept.
+fn update_marks(
+    conn: &Connection,
+    op: &'static str,
+    batch: i64,
+    change: impl FnOnce(&mut Marks),
+) -> StoreResult<()> {
+    let Some((writes, mut marks)) = read_marks(conn, op, batch)? else {
+        return Ok(());
+    };
+    change(&mut marks);
+    let Marks {
+        sent,
+        answered,
+        settled,
+    } = &mut marks;
+    sent.retain(|place| *place < writes && !settled.contains(place));
+    answered.retain(|place, _| *place < writes && !settled.contains(place));
+    write_marks(conn, op, batch, &marks)
+}
+
+/// A batch's number of writes and its marks; `None` when the batch is no longer journaled.
+fn read_marks(
+    conn: &Connection,
+    op: &'static str,
+    batch: i64,
+) -> StoreResult<Option<(u16, Marks)>> {
+    let row = conn
+        .prepare_cached(
+            "SELECT b.writes, m.sent, m.answered, m.settled FROM intent_batches AS b \
+             LEFT JOIN intent_marks AS m ON m.batch = b.id WHERE b.id = ?1",
+        )
+        .ctx(op, None)?
+        .query_row([batch], |row| {
+            Ok((
+                row.get::<_, u16>(0)?,
+                row.get::<_, Option<String>>(1)?,
+                row.get::<_, Option<String>>(2)?,
+                row.get::<_, Option<String>>(3)?,
+            ))
+        })
+        .optional()
+        .ctx(op, None)?;
+    let Some((writes, sent, answered, settled)) = row else {
+        return Ok(None);
+    };
+    let marks = match (sent, answered, settled) {
+        (Some(sent), Some(answered), Some(settled)) => Marks {
+            sent: from_json(op, batch, &sent)?,
+            answered: from_json(op, batch, &answered)?,
+            settled: from_json(op, batch, &settled)?,
+        },
+        _ => Marks::default(),
+    };
+    Ok(Some((writes, marks)))
+}
+
+fn from_json<T: DeserializeOwned>(op: &'static str, batch: i64, json: &str) -> StoreResult<T> {
+    serde_json::from_str(json)
+        .map_err(|e| format!("the marks of journaled batch {batch} are unreadable: {e}"))
+        .decoded(op, None)
+}
+
+fn write_marks(conn: &Connection, op: &'static str, batch: i64, marks: &Marks) -> StoreResult<()> {
+    let text = |json: serde_json::Result<String>| {
+        json.map_err(|e| StoreError::InvalidInput {
+            op,
+            reason: format!("marks cannot be journaled: {e}"),
+        })
+    };
+    conn.prepare_cached(
+        "INSERT INTO intent_marks (batch, sent, answered, settled) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (batch) DO UPDATE SET sent = excluded.sent, \
+         answered = excluded.answered, settled = excluded.settled",
+    )
+    .ctx(op, None)?
+    .execute(params![
+        batch,
+        text(serde_json::to_string(&marks.sent))?,
+        text(serde_json::to_string(&marks.answered))?,
+        text(serde_json::to_string(&marks.settled))?,
+    ])
+    .ctx(op, None)?;
+    Ok(())
 }
 
 /// The user's outstanding intents of one kind, oldest first.
@@ -228,15 +344,15 @@ pub(crate) fn outstanding(
 
 #[cfg(test)]
 mod tests {
-    use super::runs;
+    use super::{by_batch, BATCH};
 
     #[test]
-    fn ids_go_in_runs_of_consecutive_ids_and_no_other_id_is_covered() {
-        assert_eq!(runs(&[]), []);
-        assert_eq!(runs(&[7]), [(7, 7)]);
-        assert_eq!(
-            runs(&[5, 3, 4, 9, 10, 4, 12, i64::MAX, i64::MAX - 1]),
-            [(3, 5), (9, 10), (12, 12), (i64::MAX - 1, i64::MAX)]
-        );
+    fn ids_are_grouped_by_batch_and_ids_of_no_batch_are_ignored() {
+        let ids = [3 * BATCH + 2, 3 * BATCH, 5 * BATCH + 1023, -1, i64::MIN, 7];
+        let grouped: Vec<(i64, Vec<u16>)> = by_batch(ids.iter().map(|id| (*id, ())))
+            .into_iter()
+            .map(|(batch, places)| (batch, places.into_iter().map(|(p, ())| p).collect()))
+            .collect();
+        assert_eq!(grouped, [(0, vec![7]), (3, vec![2, 0]), (5, vec![1023])]);
     }
 }

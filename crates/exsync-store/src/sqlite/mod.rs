@@ -29,7 +29,7 @@ use crate::error::{StoreError, StoreResult};
 pub(crate) use migrations::{check_not_newer, migrate, user_version, MIGRATIONS};
 
 /// The schema version this build creates and understands.
-pub const SCHEMA_VERSION: i64 = 16;
+pub const SCHEMA_VERSION: i64 = 17;
 
 /// How long a statement waits for another connection's write lock before failing with
 /// [`StoreError::Busy`]. A pass commit is short, so waiting this long means something is stuck.

@@ -97,7 +97,7 @@ pub(crate) fn reset_user(conn: &mut Connection, user: &UserKey) -> StoreResult<R
     // A journaled write names pairs and records the reset forgets; the first pass after it
     // matches whatever those writes left by tag, as it does every record.
     tx.execute(
-        "DELETE FROM intents WHERE user_key = ?1",
+        "DELETE FROM intent_batches WHERE user_key = ?1",
         params![user.as_str()],
     )
     .ctx(OP, u)?;

@@ -190,8 +190,9 @@ fn a_creates_answer_is_kept_until_its_commit(db: &Db) {
 fn many_answers_are_each_kept_with_their_own_write(db: &Db) {
     let store = db.open();
     let ann = user("ann@example.com");
-    // More than a batch of either side holds, and one write left unanswered.
-    let n = 2 * 100 + 7;
+    // More than a batch of either side holds, more than SQLite keeps in one row, and one
+    // write left unanswered.
+    let n = 1024 + 7;
     let ops: Vec<Op> = (0..n).map(|i| create(&format!("003{i:04}"))).collect();
     let ids = journal(&*store, &ann, &ops);
     let unanswered = ids[103];
@@ -230,11 +231,12 @@ crate::tests::both_backends!(
     reset_sync_forgets_the_users_journal_only,
 );
 
-/// SQLite keeps a write's marks in rows of their own (`intents_sent`, `intents_answered`):
-/// settling the write removes them, and journaling or storing answers, whose commits are not
-/// synced, leaves the store's other commits synced.
+/// SQLite keeps a batch of writes in one row and its marks in one row beside it: settling
+/// part of the batch keeps the rest with their marks, settling all of it removes both, and
+/// journaling or storing answers, whose commits are not synced, leaves the store's other
+/// commits synced.
 #[test]
-fn on_sqlite_a_settled_writes_marks_go_with_it_and_commits_stay_synced() {
+fn on_sqlite_a_settled_batch_goes_with_its_marks_and_commits_stay_synced() {
     let (_dir, store) = super::temp_store();
     let ann = user("ann@example.com");
     let ops = [create("003A"), create("003B"), delete("003C", "AAC")];
@@ -267,20 +269,32 @@ fn on_sqlite_a_settled_writes_marks_go_with_it_and_commits_stay_synced() {
     store
         .mark_intents_answered(&[(ids[0], again.clone())])
         .unwrap();
-    let marks = |store: &crate::SqliteStore| -> (i64, i64) {
+    type Rows = (i64, Option<(String, String, String)>);
+    let rows = |store: &crate::SqliteStore| -> Rows {
         store
             .with_read_transaction(|c| {
-                Ok(c.query_row(
-                    "SELECT (SELECT count(*) FROM intents_sent), \
-                     (SELECT count(*) FROM intents_answered)",
-                    [],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .unwrap())
+                let batches = c
+                    .query_row("SELECT count(*) FROM intent_batches", [], |r| r.get(0))
+                    .unwrap();
+                let marks = c
+                    .query_row(
+                        "SELECT sent, answered, settled FROM intent_marks",
+                        [],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                    .ok();
+                Ok((batches, marks))
             })
             .unwrap()
     };
-    assert_eq!(marks(&store), (2, 1));
+    let marks = |sent: &str, answered: &str, settled: &str| {
+        Some((sent.to_owned(), answered.to_owned(), settled.to_owned()))
+    };
+    assert_eq!(
+        rows(&store),
+        (1, marks("[0,1]", r#"{"0":"AAMk-A2"}"#, "[]")),
+        "one batch, one row of marks"
+    );
     let open: Vec<(bool, Option<ItemId>)> = store
         .intents(&ann, ItemKind::Contact)
         .unwrap()
@@ -294,9 +308,19 @@ fn on_sqlite_a_settled_writes_marks_go_with_it_and_commits_stay_synced() {
     settle.settled_intents = ids[..2].to_vec();
     store.commit_pass(&settle).unwrap();
     assert_eq!(
-        marks(&store),
-        (0, 0),
-        "settled writes leave no marks behind"
+        rows(&store),
+        (1, marks("[]", "{}", "[0,1]")),
+        "settled writes leave no marks but their settling"
     );
-    assert_eq!(store.intents(&ann, ItemKind::Contact).unwrap().len(), 1);
+    // A late mark of a settled write is not kept.
+    store.mark_intents_sent(&ids[..1]).unwrap();
+    assert_eq!(rows(&store), (1, marks("[]", "{}", "[0,1]")));
+    let open = store.intents(&ann, ItemKind::Contact).unwrap();
+    assert_eq!(open.iter().map(|i| i.id).collect::<Vec<_>>(), [ids[2]]);
+    assert_eq!(open[0].op, ops[2]);
+
+    settle.settled_intents = ids[2..].to_vec();
+    store.commit_pass(&settle).unwrap();
+    assert_eq!(rows(&store), (0, None), "a settled batch leaves nothing");
+    assert!(store.intents(&ann, ItemKind::Contact).unwrap().is_empty());
 }

@@ -50,9 +50,8 @@ fn a_fresh_database_gets_the_latest_version_and_reopening_changes_nothing() {
             "crm_full_reads_due",
             "crm_writes",
             "cursors",
-            "intents",
-            "intents_answered",
-            "intents_sent",
+            "intent_batches",
+            "intent_marks",
             "mailbox_routes",
             "pairs",
             "runs",
@@ -286,7 +285,7 @@ fn pairs_and_the_journal_keep_every_row_and_rule_when_their_json_checks_go() {
     conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
     let schema: Vec<(String, String)> = conn
         .prepare(
-            "SELECT name, sql FROM sqlite_schema WHERE tbl_name IN ('pairs', 'intents') \
+            "SELECT name, sql FROM sqlite_schema WHERE tbl_name IN ('pairs', 'intent_batches') \
              AND sql IS NOT NULL ORDER BY name",
         )
         .unwrap()
@@ -297,7 +296,12 @@ fn pairs_and_the_journal_keep_every_row_and_rule_when_their_json_checks_go() {
     let names: Vec<&str> = schema.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
-        ["intents", "intents_by_user", "pairs", "pairs_by_crm_id"]
+        [
+            "intent_batches",
+            "intent_batches_by_user",
+            "pairs",
+            "pairs_by_crm_id"
+        ]
     );
     assert!(
         schema
@@ -313,7 +317,8 @@ fn pairs_and_the_journal_keep_every_row_and_rule_when_their_json_checks_go() {
     );
     assert!(again.is_err(), "a second pair of 003A must be refused");
     let bad_kind = conn.execute(
-        "INSERT INTO intents (user_key, kind, op, journaled_at) VALUES (?1, 'task', '{}', 'now')",
+        "INSERT INTO intent_batches (user_key, kind, ops, writes, journaled_at) \
+         VALUES (?1, 'task', '[{}]', 1, 'now')",
         [ann.as_str()],
     );
     assert!(bad_kind.is_err(), "an unknown kind must be refused");
@@ -321,7 +326,7 @@ fn pairs_and_the_journal_keep_every_row_and_rule_when_their_json_checks_go() {
         .unwrap();
     let left: i64 = conn
         .query_row(
-            "SELECT (SELECT count(*) FROM pairs) + (SELECT count(*) FROM intents)",
+            "SELECT (SELECT count(*) FROM pairs) + (SELECT count(*) FROM intent_batches)",
             [],
             |r| r.get(0),
         )
@@ -330,7 +335,7 @@ fn pairs_and_the_journal_keep_every_row_and_rule_when_their_json_checks_go() {
 }
 
 #[test]
-fn a_journal_whose_marks_were_columns_keeps_them_as_rows() {
+fn a_journal_whose_marks_were_columns_keeps_them_through_every_upgrade() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
     let ann = user("ann");
@@ -375,19 +380,20 @@ fn a_journal_whose_marks_were_columns_keeps_them_as_rows() {
         .into_iter()
         .map(|i| (i.id, i.sent, i.answered.map(|a| a.as_str().to_owned())))
         .collect();
+    // Each entry became a batch of one with the entry's id.
     assert_eq!(
         open,
         [
-            (7, true, Some("AAMkA".to_owned())),
-            (8, true, None),
-            (9, false, None)
+            (7 * 1024, true, Some("AAMkA".to_owned())),
+            (8 * 1024, true, None),
+            (9 * 1024, false, None)
         ]
     );
     drop(store);
     // The marks belong to their entry: they go with it, and with its user.
     let conn = Connection::open(&path).unwrap();
     conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-    let orphan = conn.execute("INSERT INTO intents_sent (id) VALUES (99)", []);
+    let orphan = conn.execute("INSERT INTO intent_marks (batch) VALUES (99)", []);
     assert!(
         orphan.is_err(),
         "a mark of no journaled write must be refused"
@@ -396,8 +402,7 @@ fn a_journal_whose_marks_were_columns_keeps_them_as_rows() {
         .unwrap();
     let left: i64 = conn
         .query_row(
-            "SELECT (SELECT count(*) FROM intents) + (SELECT count(*) FROM intents_sent) \
-             + (SELECT count(*) FROM intents_answered)",
+            "SELECT (SELECT count(*) FROM intent_batches) + (SELECT count(*) FROM intent_marks)",
             [],
             |r| r.get(0),
         )
@@ -406,4 +411,97 @@ fn a_journal_whose_marks_were_columns_keeps_them_as_rows() {
         left, 0,
         "the journal and its marks are deleted with their user"
     );
+}
+
+#[test]
+fn a_journal_of_one_row_per_write_becomes_batches_of_one_with_their_marks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let ann = user("ann");
+    let op = |source: &str| exsync_core::plan::Op::Create {
+        kind: exsync_core::ItemKind::Event,
+        on: exsync_core::Side::Exchange,
+        source: exsync_core::ItemId::Crm(exsync_core::CrmId::new(source)),
+        source_version: None,
+        fields: fields(serde_json::json!({"subject": "Review \"Q4\" \u{e9}"})),
+        replaces: None,
+    };
+    {
+        let mut conn = Connection::open(&path).unwrap();
+        migrate(&mut conn, "state.db", &MIGRATIONS[..16]).unwrap();
+        let at = crate::sqlite::codec::time_text(&t(0));
+        conn.execute(
+            "INSERT INTO users (user_key, created_at) VALUES (?1, ?2)",
+            [ann.as_str(), &at],
+        )
+        .unwrap();
+        for (id, source) in [(3, "00UA"), (4, "00UB"), (5, "00UC")] {
+            conn.execute(
+                "INSERT INTO intents (id, user_key, kind, op, journaled_at) \
+                 VALUES (?1, ?2, 'event', ?3, ?4)",
+                rusqlite::params![
+                    id,
+                    ann.as_str(),
+                    serde_json::to_string(&op(source)).unwrap(),
+                    at
+                ],
+            )
+            .unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO intents_sent (id) VALUES (3), (4); \
+             INSERT INTO intents_answered (id, answered_id) VALUES (3, 'AAMkA');",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    let open = store.intents(&ann, exsync_core::ItemKind::Event).unwrap();
+    let read: Vec<(i64, bool, Option<String>)> = open
+        .iter()
+        .map(|i| {
+            (
+                i.id,
+                i.sent,
+                i.answered.as_ref().map(|a| a.as_str().to_owned()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        read,
+        [
+            (3 * 1024, true, Some("AAMkA".to_owned())),
+            (4 * 1024, true, None),
+            (5 * 1024, false, None)
+        ]
+    );
+    let ops: Vec<_> = open.iter().map(|i| i.op.clone()).collect();
+    assert_eq!(ops, [op("00UA"), op("00UB"), op("00UC")]);
+
+    // The upgraded entries take marks and settle as any batch does.
+    let made = exsync_core::ItemId::Exchange(exsync_core::ExchangeId::new("AAMkB"));
+    store
+        .mark_intents_answered(&[(4 * 1024, made.clone())])
+        .unwrap();
+    let mut settle = commit(&ann, 20);
+    settle.partial = true;
+    settle.settled_intents = vec![3 * 1024, 5 * 1024];
+    store.commit_pass(&settle).unwrap();
+    let open = store.intents(&ann, exsync_core::ItemKind::Event).unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(
+        (open[0].id, open[0].answered.clone()),
+        (4 * 1024, Some(made))
+    );
+    drop(store);
+    let conn = Connection::open(&path).unwrap();
+    let left: (i64, i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT count(*) FROM intent_batches), (SELECT count(*) FROM intent_marks), \
+             (SELECT count(*) FROM sqlite_schema WHERE name LIKE 'intents%' AND type = 'table')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(left, (1, 1, 0), "the old tables are gone");
 }
