@@ -148,10 +148,13 @@ pub struct XmlError {
 }
 
 fn local(name: &[u8]) -> String {
-    let s = String::from_utf8_lossy(name);
-    match s.rsplit_once(':') {
-        Some((_, l)) => l.to_owned(),
-        None => s.into_owned(),
+    let local = match name.iter().rposition(|b| *b == b':') {
+        Some(colon) => &name[colon + 1..],
+        None => name,
+    };
+    match std::str::from_utf8(local) {
+        Ok(local) => local.to_owned(),
+        Err(_) => String::from_utf8_lossy(local).into_owned(),
     }
 }
 
@@ -343,6 +346,16 @@ pub(crate) fn parse(input: &str) -> Result<Element, XmlError> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    #[test]
+    fn a_name_loses_its_prefix_and_keeps_its_text() {
+        assert_eq!(local(b"t:Contact"), "Contact");
+        assert_eq!(local(b"a:b:Item"), "Item");
+        assert_eq!(local(b"Body"), "Body");
+        assert_eq!(local(b"t:"), "");
+        assert_eq!(local("t:Caf\u{e9}".as_bytes()), "Caf\u{e9}");
+        assert_eq!(local(b"t:A\xff"), "A\u{fffd}");
+    }
 
     proptest::proptest! {
         // Whatever the text, an element and an attribute carry it back as written, less the

@@ -112,7 +112,12 @@ pub struct Response {
 impl Response {
     /// The body as text, for messages and parsing; invalid UTF-8 is replaced.
     pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
+        // Checking a valid body whole is several times cheaper than the lossy walk, which
+        // only a body with invalid bytes needs.
+        match std::str::from_utf8(&self.body) {
+            Ok(text) => text.to_owned(),
+            Err(_) => String::from_utf8_lossy(&self.body).into_owned(),
+        }
     }
 }
 
@@ -310,4 +315,27 @@ async fn read_body(
         }
     }
     Ok(buf.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(body: &'static [u8]) -> Response {
+        Response {
+            status: 200,
+            headers: http::HeaderMap::new(),
+            body: Bytes::from_static(body),
+        }
+    }
+
+    #[test]
+    fn a_body_reads_as_text_and_invalid_bytes_are_replaced() {
+        assert_eq!(response("<a>é</a>".as_bytes()).text(), "<a>é</a>");
+        assert_eq!(
+            response(b"<a>\xff\xfe</a>").text(),
+            "<a>\u{fffd}\u{fffd}</a>"
+        );
+        assert_eq!(response(b"").text(), "");
+    }
 }
