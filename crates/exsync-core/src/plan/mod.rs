@@ -24,6 +24,7 @@ mod settle;
 mod types;
 mod validate;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
@@ -39,7 +40,7 @@ pub use settle::{settle, ItemFailure, Settlement, WriteResult};
 pub use types::*;
 
 /// Everything the planner reads for one user and one record kind.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PlanInput<'a> {
     /// The record kind planned; the changes and pairs given must all be of this kind.
     pub kind: ItemKind,
@@ -47,10 +48,13 @@ pub struct PlanInput<'a> {
     pub rules: &'a KindRules,
     /// The user's pairs of this kind, as last synced.
     pub pairs: &'a [SyncedPair],
-    /// What the CRM reports since the last pass, in the order it happened.
-    pub crm_changes: &'a [Change],
-    /// What Exchange reports since the last pass, in the order it happened.
-    pub exchange_changes: &'a [Change],
+    /// What the CRM reports since the last pass, in the order it happened. Given rather than
+    /// lent ([`Cow::Owned`]), the records are moved into the writes that copy them instead of
+    /// copied.
+    pub crm_changes: Cow<'a, [Change]>,
+    /// What Exchange reports since the last pass, in the order it happened; given or lent, as
+    /// the CRM's.
+    pub exchange_changes: Cow<'a, [Change]>,
     /// The time of the pass, against which time-based scope rules (such as an event window) are
     /// judged.
     pub now: DateTime<Utc>,
@@ -95,13 +99,14 @@ pub fn record_keys(kind: ItemKind, rules: &KindRules, item: &Item) -> Vec<(u8, S
 }
 
 /// Plans one pass. The result is deterministic for a given input.
-pub fn plan(input: &PlanInput<'_>) -> Vec<Op> {
+pub fn plan(input: PlanInput<'_>) -> Vec<Op> {
+    let (kind, rules, pairs) = (input.kind, input.rules, input.pairs.len());
     let ops = plan_unchecked(input);
     let deletes = ops
         .iter()
         .filter(|op| matches!(op, Op::Delete { .. }))
         .count();
-    match valve(input.kind, input.rules, deletes, input.pairs.len()) {
+    match valve(kind, rules, deletes, pairs) {
         Some(pause) => vec![pause],
         None => ops,
     }
@@ -109,7 +114,7 @@ pub fn plan(input: &PlanInput<'_>) -> Vec<Op> {
 
 /// [`plan`] without the safety valve, for a pass planned in slices: the valve weighs the
 /// deletes of all slices against all the user's pairs (see [`valve`]).
-pub fn plan_unchecked(input: &PlanInput<'_>) -> Vec<Op> {
+pub fn plan_unchecked(input: PlanInput<'_>) -> Vec<Op> {
     if input.rules.direction == Direction::Off {
         return Vec::new();
     }
@@ -181,44 +186,57 @@ impl<'a> State<'a> {
 
 /// The input read once into the shape the rules need; never changed while planning.
 struct Ctx<'a> {
-    input: &'a PlanInput<'a>,
+    input: PlanInput<'a>,
     synced: BTreeSet<String>,
     crm: BTreeMap<ItemId, Report>,
     exchange: BTreeMap<ItemId, Report>,
 }
 
 impl<'a> Ctx<'a> {
-    fn new(input: &'a PlanInput<'a>) -> Self {
+    fn new(mut input: PlanInput<'a>) -> Self {
         let synced = synced_fields(input.kind, input.rules);
+        let crm = std::mem::take(&mut input.crm_changes);
+        let exchange = std::mem::take(&mut input.exchange_changes);
         let mut ctx = Ctx {
             input,
             synced,
             crm: BTreeMap::new(),
             exchange: BTreeMap::new(),
         };
-        ctx.crm = ctx.latest_reports(input.crm_changes);
-        ctx.exchange = ctx.latest_reports(input.exchange_changes);
+        ctx.crm = ctx.latest_reports(crm);
+        ctx.exchange = ctx.latest_reports(exchange);
         ctx
     }
 
-    /// The last report per record, with fields cut down to the ones that sync.
-    fn latest_reports(&self, changes: &[Change]) -> BTreeMap<ItemId, Report> {
+    /// The last report per record, with fields cut down to the ones that sync: a given
+    /// record keeps only those, a lent one has only those copied.
+    fn latest_reports(&self, changes: Cow<'_, [Change]>) -> BTreeMap<ItemId, Report> {
         let mut latest = BTreeMap::new();
-        for change in changes {
+        let mut add = |change: Change| {
+            let id = change.id().clone();
             let report = match change {
-                // Only the synced fields are copied, not the whole record first.
-                Change::Upsert(item) => Report::Upsert(Item {
+                Change::Upsert(mut item) => {
+                    item.fields.retain(|name, _| self.synced.contains(name));
+                    Report::Upsert(item)
+                }
+                Change::Deleted { .. } => Report::Deleted,
+                Change::OutOfScope { .. } => Report::OutOfScope,
+                Change::Invalid { reason, .. } => Report::Invalid(reason),
+            };
+            latest.insert(id, report);
+        };
+        match changes {
+            Cow::Owned(changes) => changes.into_iter().for_each(add),
+            Cow::Borrowed(changes) => changes.iter().for_each(|change| match change {
+                Change::Upsert(item) => add(Change::Upsert(Item {
                     id: item.id.clone(),
                     fields: self.project(&item.fields),
                     version: item.version.clone(),
                     modified: item.modified,
                     origin: item.origin.clone(),
-                }),
-                Change::Deleted { .. } => Report::Deleted,
-                Change::OutOfScope { .. } => Report::OutOfScope,
-                Change::Invalid { reason, .. } => Report::Invalid(reason.clone()),
-            };
-            latest.insert(change.id().clone(), report);
+                })),
+                other => add(other.clone()),
+            }),
         }
         latest
     }

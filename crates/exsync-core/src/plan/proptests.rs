@@ -242,17 +242,27 @@ impl World {
         }
     }
 
+    /// The plan of the pass, which is the same whether the changes are lent to the planner
+    /// or given to it.
     fn plan(&self) -> Vec<Op> {
-        plan(&PlanInput {
+        let input = PlanInput {
             crm_lens: self.lens(),
             new_records: NewRecords::Match,
             kind: ItemKind::Contact,
             rules: &self.rules,
             pairs: &self.pairs,
-            crm_changes: &self.crm.feed,
-            exchange_changes: &self.exchange.feed,
+            crm_changes: Cow::Borrowed(&self.crm.feed),
+            exchange_changes: Cow::Borrowed(&self.exchange.feed),
             now: Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap(),
-        })
+        };
+        let given = PlanInput {
+            crm_changes: Cow::Owned(self.crm.feed.clone()),
+            exchange_changes: Cow::Owned(self.exchange.feed.clone()),
+            ..input.clone()
+        };
+        let ops = plan(input);
+        assert_eq!(plan(given), ops, "given changes plan as lent ones do");
+        ops
     }
 
     /// Runs the writes of a plan against the stores, each with the next outcome of the

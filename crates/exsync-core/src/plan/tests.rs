@@ -85,14 +85,14 @@ fn run(
     crm_changes: &[Change],
     exchange_changes: &[Change],
 ) -> Vec<Op> {
-    plan(&PlanInput {
+    plan(PlanInput {
         crm_lens: &Identity,
         new_records: NewRecords::Match,
         kind: ItemKind::Contact,
         rules,
         pairs,
-        crm_changes,
-        exchange_changes,
+        crm_changes: Cow::Borrowed(crm_changes),
+        exchange_changes: Cow::Borrowed(exchange_changes),
         now: now(),
     })
 }
@@ -521,14 +521,17 @@ fn first_sync_matches_events_by_subject_start_and_end() {
     let t = |h| EventTime::At(Utc.with_ymd_and_hms(2026, 6, 2, h, 0, 0).unwrap());
     let ev = |subject: &str, h| Event::new(subject, t(h), t(h + 1)).to_fields();
     let rules = KindRules::default_for(ItemKind::Event);
-    let ops = plan(&PlanInput {
+    let ops = plan(PlanInput {
         crm_lens: &Identity,
         new_records: NewRecords::Match,
         kind: ItemKind::Event,
         rules: &rules,
         pairs: &[],
-        crm_changes: &[crm("c1", ev("Review", 9)), crm("c2", ev("Review", 10))],
-        exchange_changes: &[exch("e1", ev("review", 9)), exch("e2", ev("Review", 11))],
+        crm_changes: Cow::Borrowed(&[crm("c1", ev("Review", 9)), crm("c2", ev("Review", 10))]),
+        exchange_changes: Cow::Borrowed(&[
+            exch("e1", ev("review", 9)),
+            exch("e2", ev("Review", 11)),
+        ]),
         now: now(),
     });
     let s = summary(&ops);
@@ -1048,17 +1051,17 @@ fn merged_record_that_cannot_be_written_writes_nothing() {
     };
     // The CRM moved the start to 11:00 and Exchange the end to 10:30: each side is valid, but
     // the merge ends before it starts, so neither side is written and both are retried later.
-    let ops = plan(&PlanInput {
+    let ops = plan(PlanInput {
         crm_lens: &Identity,
         new_records: NewRecords::Match,
         kind: ItemKind::Event,
         rules: &rules,
         pairs: std::slice::from_ref(&p),
-        crm_changes: &[crm("c1", with(base.clone(), "start", json!(t(11))))],
-        exchange_changes: &[exch(
+        crm_changes: Cow::Borrowed(&[crm("c1", with(base.clone(), "start", json!(t(11))))]),
+        exchange_changes: Cow::Borrowed(&[exch(
             "e1",
             with(with(base, "end", json!(t(12))), "start", json!(t(9))),
-        )],
+        )]),
         now: now(),
     });
     assert!(
@@ -1074,14 +1077,14 @@ fn merged_record_that_cannot_be_written_writes_nothing() {
             Utc.with_ymd_and_hms(2026, 6, 2, 10, 30, 0).unwrap()
         )),
     );
-    let ops = plan(&PlanInput {
+    let ops = plan(PlanInput {
         crm_lens: &Identity,
         new_records: NewRecords::Match,
         kind: ItemKind::Event,
         rules: &rules,
         pairs: std::slice::from_ref(&p),
-        crm_changes: &[crm("c1", start_only)],
-        exchange_changes: &[exch("e1", end_only)],
+        crm_changes: Cow::Borrowed(&[crm("c1", start_only)]),
+        exchange_changes: Cow::Borrowed(&[exch("e1", end_only)]),
         now: now(),
     });
     assert_eq!(
@@ -1098,14 +1101,14 @@ fn event_rules() -> KindRules {
 }
 
 fn event_plan(rules: &KindRules, pairs: &[SyncedPair], crm_changes: &[Change]) -> Vec<Op> {
-    plan(&PlanInput {
+    plan(PlanInput {
         crm_lens: &Identity,
         new_records: NewRecords::Match,
         kind: ItemKind::Event,
         rules,
         pairs,
-        crm_changes,
-        exchange_changes: &[],
+        crm_changes: Cow::Borrowed(crm_changes),
+        exchange_changes: Cow::Borrowed(&[]),
         now: now(),
     })
 }
@@ -1462,13 +1465,13 @@ fn slices_leave_unpaired_records_alone_or_take_the_links_given() {
         kind: ItemKind::Contact,
         rules: &r,
         pairs: &pairs,
-        crm_changes: &crm_changes,
-        exchange_changes: &exchange_changes,
+        crm_changes: Cow::Borrowed(&crm_changes),
+        exchange_changes: Cow::Borrowed(&exchange_changes),
         now: now(),
     };
     // A slice of pairs plans the pair only.
     assert_eq!(
-        summary(&plan_unchecked(&input(NewRecords::Claim))),
+        summary(&plan_unchecked(input(NewRecords::Claim))),
         ["update exchange of c1: title", "link c1/e1 Merged"]
     );
     // With links found elsewhere, those are linked and nothing else is matched.
@@ -1477,14 +1480,14 @@ fn slices_leave_unpaired_records_alone_or_take_the_links_given() {
         ItemId::Exchange("e3".into()),
         LinkReason::Email,
     )];
-    let ops = summary(&plan_unchecked(&input(NewRecords::Linked(&links))));
+    let ops = summary(&plan_unchecked(input(NewRecords::Linked(&links))));
     assert!(ops.contains(&"link c2/e3 Email".to_owned()), "{ops:?}");
     assert!(
         ops.contains(&"create on crm from exchange:e2".to_owned()),
         "{ops:?}"
     );
     // Matching in one go links by e-mail instead.
-    let ops = summary(&plan_unchecked(&input(NewRecords::Match)));
+    let ops = summary(&plan_unchecked(input(NewRecords::Match)));
     assert!(ops.contains(&"link c2/e2 Email".to_owned()), "{ops:?}");
 }
 
@@ -1589,14 +1592,14 @@ fn selected_plan(
         .cloned()
         .map(|c| rules.select_exchange(ItemKind::Event, c))
         .collect();
-    plan(&PlanInput {
+    plan(PlanInput {
         crm_lens: &Identity,
         new_records: NewRecords::Match,
         kind: ItemKind::Event,
         rules,
         pairs,
-        crm_changes,
-        exchange_changes: &exchange,
+        crm_changes: Cow::Borrowed(crm_changes),
+        exchange_changes: Cow::Borrowed(&exchange),
         now: now(),
     })
 }

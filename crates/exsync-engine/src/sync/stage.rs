@@ -1373,12 +1373,12 @@ mod tests {
         let upserts =
             |items: &[Item]| -> Vec<Change> { items.iter().cloned().map(Change::Upsert).collect() };
         let (crm_changes, exchange_changes) = (upserts(&crm), upserts(&exchange));
-        let ops = plan(&PlanInput {
+        let ops = plan(PlanInput {
             kind: ItemKind::Contact,
             rules: &rules,
             pairs: &[],
-            crm_changes: &crm_changes,
-            exchange_changes: &exchange_changes,
+            crm_changes: Cow::Borrowed(&crm_changes),
+            exchange_changes: Cow::Borrowed(&exchange_changes),
             now: Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap(),
             crm_lens: &Identity,
             new_records: NewRecords::Match,

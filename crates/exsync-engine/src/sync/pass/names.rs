@@ -32,7 +32,7 @@ pub(super) struct Planned {
 /// write succeeds, and naming each in advance cost a noticeable part of a first sync.
 pub(super) fn of_plan(kind: ItemKind, ops: &[Op], read: &[Change], pairs: &[SyncedPair]) -> Names {
     let mut names = Names::new();
-    let contentless: Vec<ItemId> = ops.iter().flat_map(contentless_ids).collect();
+    let contentless = contentless(ops);
     if contentless.is_empty() {
         return names;
     }
@@ -107,6 +107,12 @@ pub(super) fn of_change(kind: ItemKind, change: &Change) -> Option<String> {
 }
 
 /// The records an op concerns without carrying their content.
+/// The records the ops' writes carry no content for, which [`of_plan`] names from what was
+/// read.
+pub(super) fn contentless(ops: &[Op]) -> Vec<ItemId> {
+    ops.iter().flat_map(contentless_ids).collect()
+}
+
 fn contentless_ids(op: &Op) -> Vec<ItemId> {
     match op {
         Op::Skip { id, .. } => vec![id.clone()],

@@ -2,6 +2,7 @@
 //! then the plan in slices of at most `slice` records, handed to the writer (see `execute.rs`)
 //! at most two ahead of it, so memory is bounded by a few slices, not by the mailbox.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -135,17 +136,24 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                 changes.push(record.change);
             }
             let (crm_changes, exchange_changes) = by_side(changes);
-            let ops = plan_unchecked(&PlanInput {
+            // The records are given to the plan, which moves those it creates into their
+            // creates; the few a write carries no content for are read again to be named.
+            let ops = plan_unchecked(PlanInput {
                 crm_lens: self.crm.lens(),
                 kind,
                 rules,
                 pairs: &[],
-                crm_changes: &crm_changes,
-                exchange_changes: &exchange_changes,
+                crm_changes: Cow::Owned(crm_changes),
+                exchange_changes: Cow::Owned(exchange_changes),
                 now: self.now,
                 new_records: NewRecords::Linked(&links),
             });
-            let read: Vec<Change> = crm_changes.into_iter().chain(exchange_changes).collect();
+            let unnamed = names::contentless(&ops);
+            let read = if unnamed.is_empty() {
+                Vec::new()
+            } else {
+                stage.staged(&unnamed)?
+            };
             let names = names::of_plan(kind, &ops, &read, &[]);
             if !hand_over(&planned, ops, names).await {
                 return Ok(());
@@ -193,13 +201,13 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         let tagged_ids: BTreeSet<ItemId> = tagged.iter().map(|c| c.id().clone()).collect();
         let (crm_changes, exchange_changes) =
             by_side(stage.changes_of_pairs(ids)?.into_iter().chain(tagged));
-        let ops = plan_unchecked(&PlanInput {
+        let ops = plan_unchecked(PlanInput {
             crm_lens: self.crm.lens(),
             kind: self.kind,
             rules: self.user.config.rules(self.kind),
             pairs: &pairs,
-            crm_changes: &crm_changes,
-            exchange_changes: &exchange_changes,
+            crm_changes: Cow::Borrowed(&crm_changes),
+            exchange_changes: Cow::Borrowed(&exchange_changes),
             now: self.now,
             new_records: NewRecords::Claim,
         });
