@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use exsync_core::config::{
-    effective_configuration, AssignedBy, ContactScope, Direction, SyncConfiguration,
+    effective_configuration, AssignedBy, ContactScope, Direction, KindRules, SyncConfiguration,
 };
-use exsync_core::plan::Change;
+use exsync_core::plan::{record_keys, Change};
 use exsync_core::{CrmId, ItemId, ItemKind, UserKey};
 use exsync_store::{CrmUserSkip, CursorAdvance, CursorScope, Store, SKIPPED_ADDRESS_MAX};
 use tokio::sync::Semaphore;
@@ -22,7 +22,7 @@ use super::pass::{
     KINDS,
 };
 use super::sides::{CrmFilter, CrmSide, CrmUser, MailboxSide, OwnedChange, SideError};
-use super::spool::Spool;
+use super::spool::{Spool, ToSpool};
 use super::workers::WorkerOptions;
 
 /// The sync service's moving parts.
@@ -595,6 +595,7 @@ where
             let (changes, position) = (std::mem::take(&mut page.changes), page.cursor.clone());
             let spooling = async {
                 let routed = self.route(kind, changes, key, group).await?;
+                let routed = to_spool(kind, group, routed);
                 let spool = Arc::clone(&spool);
                 tokio::task::spawn_blocking(move || spool.put(kind, &routed))
                     .await
@@ -695,6 +696,34 @@ where
         }
         Ok(routed)
     }
+}
+
+/// Routed changes as the spool takes them, each with its match keys under its user's rules,
+/// so that the user's pass stages it without reading it (see `Spool`).
+fn to_spool(
+    kind: ItemKind,
+    group: &[&SyncUser],
+    routed: Vec<(UserKey, Change, Vec<String>)>,
+) -> Vec<ToSpool> {
+    let rules: BTreeMap<&UserKey, &KindRules> = group
+        .iter()
+        .map(|u| (&u.key, u.config.rules(kind)))
+        .collect();
+    routed
+        .into_iter()
+        .map(|(user, change, notes)| {
+            let keys = match (&change, rules.get(&user)) {
+                (Change::Upsert(item), Some(rules)) => record_keys(kind, rules, item),
+                _ => Vec::new(),
+            };
+            ToSpool {
+                user,
+                change,
+                notes,
+                keys,
+            }
+        })
+        .collect()
 }
 
 /// The CRM's users, sorted for a pass.

@@ -118,6 +118,37 @@ pub struct NewRecord {
     pub linked: Option<(Change, LinkReason)>,
 }
 
+/// A CRM record read back from a scratch database (the spool) as its stored text, with what
+/// staging needs to know of it: staged so ([`Stage::put_stored`]), it is not parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRecord {
+    /// The record's id.
+    pub id: ItemId,
+    /// Whether its change is an upsert.
+    pub upsert: bool,
+    /// The record it was created from, for an upsert the side tagged.
+    pub origin: Option<ItemId>,
+    /// The CRM id of the pair holding it, when a pair holds it.
+    pub pair: Option<CrmId>,
+    /// Its match keys as JSON, for an unpaired upsert that has any.
+    pub keys: Option<String>,
+    /// The change as the scratch database holds it ([`super::scratch_json::to_text`]).
+    pub stored: String,
+}
+
+/// One record as a row of `records`, and the keys that go to `keys`.
+struct RecordRow<'a> {
+    id: &'a ItemId,
+    text: Cow<'a, str>,
+    upsert: bool,
+    origin: Option<&'a ItemId>,
+    pair: Option<&'a CrmId>,
+    /// An Exchange record's keys, for the key index.
+    keys: &'a [(u8, String)],
+    /// A CRM record's keys, as JSON.
+    crm_keys: Option<Cow<'a, str>>,
+}
+
 // `change` is NULL for an item only listed as unchanged. `partner` is the id on the other side
 // a first-sync match linked the record to. Side is 'crm'/'exchange', so (side, id) in BINARY
 // order is ItemId order. The partial indexes hold only what later calls look for, so settled
@@ -253,25 +284,69 @@ impl Stage {
     /// Records latest-wins by id: staging an id again replaces its change, pair, keys and
     /// origin, and whether it was only listed.
     pub fn put(&mut self, records: &[StagedRecord]) -> Result<()> {
-        self.put_rows(records.iter().map(|record| (record, None)))
+        let op = "put";
+        let rows = records.iter().map(|record| {
+            let id = record.change.id();
+            let text = super::scratch_json::to_text(&record.change).map_err(|source| {
+                StageError::Json {
+                    op,
+                    id: id.to_string(),
+                    source,
+                }
+            })?;
+            let (upsert, origin) = match &record.change {
+                Change::Upsert(item) => (true, item.origin.as_ref()),
+                _ => (false, None),
+            };
+            // A CRM record's keys stay in its row, as JSON (see the schema).
+            let (keys, crm_keys) = match (id.side(), record.keys.is_empty()) {
+                (Side::Crm, false) => {
+                    let json =
+                        serde_json::to_string(&record.keys).map_err(|source| StageError::Json {
+                            op,
+                            id: id.to_string(),
+                            source,
+                        })?;
+                    (&[][..], Some(Cow::Owned(json)))
+                }
+                (Side::Crm, true) => (&[][..], None),
+                (Side::Exchange, _) => (record.keys.as_slice(), None),
+            };
+            Ok(RecordRow {
+                id,
+                text: Cow::Owned(text),
+                upsert,
+                origin,
+                pair: record.pair.as_ref(),
+                keys,
+                crm_keys,
+            })
+        });
+        self.put_rows(op, rows)
     }
 
-    /// [`Self::put`] of records read back from a scratch database, each with its change as
-    /// stored there ([`super::scratch_json::to_text`]), which is kept as it is: a record the
-    /// org's first read spooled is not turned into JSON a second time.
-    pub fn put_stored(&mut self, records: &[(StagedRecord, String)]) -> Result<()> {
-        self.put_rows(
-            records
-                .iter()
-                .map(|(record, stored)| (record, Some(stored.as_str()))),
-        )
+    /// [`Self::put`] of CRM records read back from a scratch database as it holds them,
+    /// which are staged as they are: neither parsed nor written out again.
+    pub fn put_stored(&mut self, records: &[StoredRecord]) -> Result<()> {
+        let rows = records.iter().map(|record| {
+            Ok(RecordRow {
+                id: &record.id,
+                text: Cow::Borrowed(record.stored.as_str()),
+                upsert: record.upsert,
+                origin: record.origin.as_ref(),
+                pair: record.pair.as_ref(),
+                keys: &[],
+                crm_keys: record.keys.as_deref().map(Cow::Borrowed),
+            })
+        });
+        self.put_rows("put stored", rows)
     }
 
     fn put_rows<'a>(
         &mut self,
-        records: impl Iterator<Item = (&'a StagedRecord, Option<&'a str>)>,
+        op: &'static str,
+        rows: impl Iterator<Item = Result<RecordRow<'a>>>,
     ) -> Result<()> {
-        let op = "put";
         let tx = self.conn().transaction().map_err(sql(op))?;
         {
             // Nearly every record is staged once: inserting first spares it the update and
@@ -294,58 +369,37 @@ impl Stage {
             let mut forget_keys = tx
                 .prepare_cached("DELETE FROM keys WHERE side = ?1 AND id = ?2")
                 .map_err(sql(op))?;
-            for (record, stored) in records {
-                let id = record.change.id();
+            for row in rows {
+                let RecordRow {
+                    id,
+                    text,
+                    upsert,
+                    origin,
+                    pair,
+                    keys,
+                    crm_keys,
+                } = row?;
                 let side = id.side().as_str();
-                let json = match stored {
-                    Some(stored) => Cow::Borrowed(stored),
-                    None => Cow::Owned(super::scratch_json::to_text(&record.change).map_err(
-                        |source| StageError::Json {
-                            op,
-                            id: id.to_string(),
-                            source,
-                        },
-                    )?),
-                };
-                let (is_upsert, origin) = match &record.change {
-                    Change::Upsert(item) => (true, item.origin.as_ref()),
-                    _ => (false, None),
-                };
                 let on_crm = id.side() == Side::Crm;
-                let crm_keys = match (on_crm, record.keys.is_empty()) {
-                    (true, false) => {
-                        Some(serde_json::to_string(&record.keys).map_err(|source| {
-                            StageError::Json {
-                                op,
-                                id: id.to_string(),
-                                source,
-                            }
-                        })?)
-                    }
-                    _ => None,
-                };
-                let row = params![
+                let values = params![
                     side,
                     id.as_str(),
-                    json,
-                    is_upsert,
-                    record.pair.as_ref().map(CrmId::as_str),
+                    text,
+                    upsert,
+                    pair.map(CrmId::as_str),
                     origin.map(|o| o.side().as_str()),
                     origin.map(ItemId::as_str),
                     crm_keys,
                 ];
-                if insert.execute(row).map_err(sql(op))? == 0 {
-                    replace.execute(row).map_err(sql(op))?;
+                if insert.execute(values).map_err(sql(op))? == 0 {
+                    replace.execute(values).map_err(sql(op))?;
                     if !on_crm {
                         forget_keys
                             .execute(params![side, id.as_str()])
                             .map_err(sql(op))?;
                     }
                 }
-                if on_crm {
-                    continue;
-                }
-                for (chunk, keys) in record.keys.chunks(KEYS_AT_ONCE.len()).enumerate() {
+                for (chunk, keys) in keys.chunks(KEYS_AT_ONCE.len()).enumerate() {
                     let mut add_keys = tx
                         .prepare_cached(KEYS_AT_ONCE[keys.len() - 1])
                         .map_err(sql(op))?;
@@ -1025,15 +1079,72 @@ mod tests {
         );
     }
 
+    /// Every row of the stage, as text.
+    fn dump(stage: &mut Stage) -> Vec<String> {
+        let conn = stage.conn();
+        let mut rows = Vec::new();
+        for query in [
+            "SELECT side, id, change, upsert, pair, origin_side, origin_id, done, partner,
+                 reason, crm_keys FROM records ORDER BY side, id",
+            "SELECT side, id, seq, rule, key, '', '', '', '', '', '' FROM keys
+                 ORDER BY side, id, seq",
+        ] {
+            let mut statement = conn.prepare(query).unwrap();
+            let mut found = statement.query([]).unwrap();
+            while let Some(row) = found.next().unwrap() {
+                let cells: Vec<String> = (0..11)
+                    .map(|i| format!("{:?}", row.get::<_, rusqlite::types::Value>(i).unwrap()))
+                    .collect();
+                rows.push(cells.join(" | "));
+            }
+        }
+        rows
+    }
+
     #[test]
-    fn a_record_staged_as_stored_keeps_its_stored_text() {
-        let mut stage = Stage::new().unwrap();
-        let read = new(item(c("c1"), &["a@x.test"], "Ann", "Ng", ""));
-        let stored = Change::Upsert(item(c("c1"), &["a@x.test"], "Ann", "Stored", ""));
-        let text = super::super::scratch_json::to_text(&stored).unwrap();
-        stage.put_stored(&[(read, text)]).unwrap();
-        // The text is kept as given, not written again from the record.
-        assert_eq!(stage.staged(&[c("c1")]).unwrap(), [stored]);
+    fn records_staged_as_stored_are_staged_as_the_records_themselves() {
+        let made_from = Item {
+            origin: Some(e("eX")),
+            ..item(c("c1"), &["a@x.test"], "Ann", "Ng", "Acme")
+        };
+        let records = [
+            new(made_from.clone()),
+            paired(upsert(c("c2")), "c2"),
+            StagedRecord {
+                change: Change::Deleted { id: c("c3") },
+                pair: None,
+                keys: Vec::new(),
+            },
+        ];
+        let stored: Vec<StoredRecord> = records
+            .iter()
+            .map(|record| StoredRecord {
+                id: record.change.id().clone(),
+                upsert: matches!(record.change, Change::Upsert(_)),
+                origin: match &record.change {
+                    Change::Upsert(item) => item.origin.clone(),
+                    _ => None,
+                },
+                pair: record.pair.clone(),
+                keys: (!record.keys.is_empty())
+                    .then(|| serde_json::to_string(&record.keys).unwrap()),
+                stored: super::super::scratch_json::to_text(&record.change).unwrap(),
+            })
+            .collect();
+        let (mut read, mut spooled) = (Stage::new().unwrap(), Stage::new().unwrap());
+        read.put(&records).unwrap();
+        spooled.put_stored(&stored).unwrap();
+        let rows = dump(&mut spooled);
+        assert_eq!(rows, dump(&mut read));
+        assert!(
+            rows[0].contains("acme") && !rows[0].ends_with("| Null"),
+            "the keys are kept: {rows:?}"
+        );
+        assert_eq!(
+            spooled.staged(&[c("c1")]).unwrap(),
+            [Change::Upsert(made_from)]
+        );
+        assert_eq!(spooled.tagged(&[e("eX")]).unwrap().len(), 1);
     }
 
     #[test]

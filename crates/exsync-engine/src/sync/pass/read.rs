@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use exsync_core::plan::{out_of_scope, record_keys, Change, SyncedPair};
-use exsync_core::{record_name, CrmId, ExchangeId, ItemId, Side};
+use exsync_core::{record_name, CrmId, ExchangeId, ItemId, ItemKind, Side};
 use exsync_store::PairLink;
 
 use super::ahead::Ahead;
@@ -13,7 +13,8 @@ use super::cursor::FolderCursor;
 use super::relink::Relinked;
 use super::{on_store, FullRead, KindPass, Notes, PassError};
 use crate::sync::sides::{CrmSide, MailboxSide, OwnedChange, SideError};
-use crate::sync::stage::{Stage, StagedRecord};
+use crate::sync::spool::Routed;
+use crate::sync::stage::{Stage, StagedRecord, StoredRecord};
 
 /// Where the mailbox read ended.
 pub(super) struct ExchangeListed {
@@ -68,19 +69,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                         break;
                     };
                     after = Some(last.seq);
-                    let (read, stored): (Vec<OwnedChange>, Vec<String>) = page
-                        .into_iter()
-                        .map(|routed| {
-                            let read = OwnedChange {
-                                owner: None,
-                                change: routed.change,
-                                notes: routed.notes,
-                            };
-                            (read, routed.stored)
-                        })
-                        .unzip();
-                    let changes = self.noted(read, notes, ahead);
-                    self.stage_stored(stage, changes, stored).await?;
+                    self.stage_spooled(stage, page, notes, ahead).await?;
                 }
             }
             None => {}
@@ -451,24 +440,47 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
         self.put(stage, changes, &pairs)
     }
 
-    /// [`Self::stage`] of changes read back from the spool, each with its change as the spool
-    /// stored it (`stored`, in the same order), which the stage keeps as it is.
-    async fn stage_stored(
+    /// [`Self::stage`] of one page of the spool, each change as the spool holds it, with its
+    /// match keys as routing found them: the stage keeps it as it is. Only a change whose
+    /// reading needs its content is parsed: an event, which may be ahead of the window, and
+    /// a record cut to fit, whose notes depend on its scope ([`Self::noted`]).
+    async fn stage_spooled(
         &self,
         stage: &mut Stage,
-        changes: Vec<Change>,
-        stored: Vec<String>,
+        page: Vec<Routed>,
+        notes: &mut Notes,
+        ahead: &mut Ahead,
     ) -> Result<(), PassError> {
-        if changes.is_empty() {
-            return Ok(());
+        for routed in &page {
+            if self.kind == ItemKind::Event || !routed.notes.is_empty() {
+                let read = OwnedChange {
+                    owner: None,
+                    change: routed.change()?,
+                    notes: routed.notes.clone(),
+                };
+                self.noted(vec![read], notes, ahead);
+            } else {
+                notes.remove(&ItemId::Crm(routed.id.clone()));
+            }
         }
         let pairs = self
-            .links_of(changes.iter().map(|c| c.id().clone()).collect())
+            .links_of(page.iter().map(|r| ItemId::Crm(r.id.clone())).collect())
             .await?;
-        let records: Vec<(StagedRecord, String)> = self
-            .staged_records(changes, &pairs)
+        let records: Vec<StoredRecord> = page
             .into_iter()
-            .zip(stored)
+            .map(|routed| {
+                let id = ItemId::Crm(routed.id);
+                let pair = pairs.get(&id).map(|p| p.crm_id.clone());
+                StoredRecord {
+                    // As `staged_records`: only a record no pair holds is matched.
+                    keys: routed.keys.filter(|_| pair.is_none()),
+                    id,
+                    upsert: routed.upsert,
+                    origin: routed.origin,
+                    pair,
+                    stored: routed.stored,
+                }
+            })
             .collect();
         stage.put_stored(&records)?;
         Ok(())
