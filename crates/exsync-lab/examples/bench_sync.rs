@@ -29,6 +29,11 @@ use exsync_lab::{crm_contact, Lab, LabOptions, Seed};
 use reqwest::Method;
 use serde_json::json;
 
+// The simulators this process hosts allocate as they do in `exsync demo`, whose binary uses
+// mimalloc: with glibc's malloc, their CPU was mostly allocation and outgrew exsync's own.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 struct Figures {
