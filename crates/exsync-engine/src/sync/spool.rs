@@ -12,18 +12,9 @@ use exsync_core::plan::Change;
 use exsync_core::{CrmId, ExchangeId, ItemId, ItemKind, UserKey};
 use rusqlite::{params, Connection};
 
-use super::stage::{scratch_database, sql, StageError};
+use super::stage::{json, scratch_database, sql, StageError};
 
 type Result<T, E = StageError> = std::result::Result<T, E>;
-
-/// The error of a row that did not turn into JSON or back; the row is named only then.
-fn json(op: &'static str, id: impl Fn() -> String) -> impl FnOnce(serde_json::Error) -> StageError {
-    move |source| StageError::Json {
-        op,
-        id: id(),
-        source,
-    }
-}
 
 // Beside each change, what the user's pass needs of it without reading it: its id, whether it
 // is an upsert, the record it was created from, and its match keys under the user's rules (a

@@ -55,6 +55,18 @@ pub(super) fn sql(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StageErro
     move |source| StageError::Sqlite { op, source }
 }
 
+/// The error of a record that did not turn into JSON or back; the record is named only then.
+pub(super) fn json(
+    op: &'static str,
+    id: impl Fn() -> String,
+) -> impl FnOnce(serde_json::Error) -> StageError {
+    move |source| StageError::Json {
+        op,
+        id: id(),
+        source,
+    }
+}
+
 /// A private scratch database with `schema`, for records read during a pass (the stage, the
 /// spool). An empty path is a private database in a temporary file SQLite deletes on close;
 /// SQLite creates such files 0600 and unlinks them at once, so no other user can open them (a
@@ -287,13 +299,8 @@ impl Stage {
         let op = "put";
         let rows = records.iter().map(|record| {
             let id = record.change.id();
-            let text = super::scratch_json::to_text(&record.change).map_err(|source| {
-                StageError::Json {
-                    op,
-                    id: id.to_string(),
-                    source,
-                }
-            })?;
+            let named = || id.to_string();
+            let text = super::scratch_json::to_text(&record.change).map_err(json(op, named))?;
             let (upsert, origin) = match &record.change {
                 Change::Upsert(item) => (true, item.origin.as_ref()),
                 _ => (false, None),
@@ -301,13 +308,8 @@ impl Stage {
             // A CRM record's keys stay in its row, as JSON (see the schema).
             let (keys, crm_keys) = match (id.side(), record.keys.is_empty()) {
                 (Side::Crm, false) => {
-                    let json =
-                        serde_json::to_string(&record.keys).map_err(|source| StageError::Json {
-                            op,
-                            id: id.to_string(),
-                            source,
-                        })?;
-                    (&[][..], Some(Cow::Owned(json)))
+                    let keys = serde_json::to_string(&record.keys).map_err(json(op, named))?;
+                    (&[][..], Some(Cow::Owned(keys)))
                 }
                 (Side::Crm, true) => (&[][..], None),
                 (Side::Exchange, _) => (record.keys.as_slice(), None),

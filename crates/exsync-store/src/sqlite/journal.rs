@@ -1,13 +1,14 @@
 //! The intent journal: writes a pass is about to make, kept until a commit stores their
 //! outcome (see [`crate::Intent`]).
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use chrono::{DateTime, Utc};
 use exsync_core::plan::Op;
 use exsync_core::{ItemId, ItemKind, UserKey};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
 
 use super::codec::{parse_kind, parse_time, time_text, Ctx, Decode};
 use super::users::insert_user;
@@ -168,12 +169,7 @@ pub(crate) fn settle(conn: &Connection, op: &'static str, ids: &[i64]) -> StoreR
             continue;
         };
         marks.settled.extend(places.iter().map(|(place, ())| place));
-        marks.settled.retain(|place| *place < writes);
-        // A settled write's other marks are of no more use.
-        marks.sent.retain(|place| !marks.settled.contains(place));
-        marks
-            .answered
-            .retain(|place, _| !marks.settled.contains(place));
+        marks.keep_within(writes);
         if marks.settled.len() == usize::from(writes) {
             conn.prepare_cached("DELETE FROM intent_batches WHERE id = ?1")
                 .ctx(op, None)?
@@ -198,6 +194,21 @@ struct Marks {
     settled: BTreeSet<u16>,
 }
 
+impl Marks {
+    /// Drops marks of places a batch of `writes` does not have, and a settled write's other
+    /// marks, which are of no more use.
+    fn keep_within(&mut self, writes: u16) {
+        let Marks {
+            sent,
+            answered,
+            settled,
+        } = self;
+        settled.retain(|place| *place < writes);
+        sent.retain(|place| *place < writes && !settled.contains(place));
+        answered.retain(|place, _| *place < writes && !settled.contains(place));
+    }
+}
+
 /// `items` grouped by the batch their intent id names, each with its place in the batch. An
 /// id no batch could have given, such as a negative one, names nothing.
 fn by_batch<T>(items: impl IntoIterator<Item = (i64, T)>) -> BTreeMap<i64, Vec<(u16, T)>> {
@@ -211,7 +222,7 @@ fn by_batch<T>(items: impl IntoIterator<Item = (i64, T)>) -> BTreeMap<i64, Vec<(
 }
 
 /// Changes a batch's marks, in the caller's transaction. A batch no longer journaled is left
-/// alone; marks of places it does not have, or of writes already settled, are not kept.
+/// alone ([`Marks::keep_within`] says which marks are kept).
 fn update_marks(
     conn: &Connection,
     op: &'static str,
@@ -222,13 +233,7 @@ fn update_marks(
         return Ok(());
     };
     change(&mut marks);
-    let Marks {
-        sent,
-        answered,
-        settled,
-    } = &mut marks;
-    sent.retain(|place| *place < writes && !settled.contains(place));
-    answered.retain(|place, _| *place < writes && !settled.contains(place));
+    marks.keep_within(writes);
     write_marks(conn, op, batch, &marks)
 }
 
