@@ -15,7 +15,7 @@ use chrono::{DateTime, Duration, Utc};
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::{json, Map, Value};
 
-use super::schema::{reference_field_for, FieldType, ObjectDef, Schema, EXTERNAL_ID_FIELD};
+use super::schema::{reference_field_for, FieldType, ObjectDef, Schema};
 use super::server::{
     empty_reply, json_reply, lock, not_found, sf_error, Org, QueryCursor, Reply, StampEntries,
     StampOrder,
@@ -254,9 +254,9 @@ impl Lookup for View<'_> {
 
 /// The records a filter can only match, when a top-level condition (beside any others
 /// joined by AND) names them: `Id IN (…)` or `Id = '…'` whose ids are all records of `all` as
-/// written (another spelling is left to the scan), or an external id `IN (…)`, through the
-/// index of external ids. Then only those records need the filter, not every record of the
-/// object. `None`: scan.
+/// written (another spelling is left to the scan), or an indexed field (the external id, an
+/// invitee's event) `IN (…)` or `= '…'`, through the org's index. Then only those records
+/// need the filter, not every record of the object. `None`: scan.
 fn named_records(
     filter: &soql::Expr,
     db: &Db,
@@ -298,13 +298,18 @@ fn named_records(
             path,
             values,
             negated: false,
-        } if path.len() == 1 && path[0] == EXTERNAL_ID_FIELD => Some(
-            texts(values)?
-                .iter()
-                .flat_map(|v| db.tagged(object, v))
-                .cloned()
-                .collect(),
-        ),
+        } if path.len() == 1 => {
+            let mut named = BTreeSet::new();
+            for value in texts(values)? {
+                named.extend(db.indexed(object, &path[0], &value)?.cloned());
+            }
+            Some(named)
+        }
+        Expr::Cmp {
+            path,
+            op: CmpOp::Eq,
+            value: Literal::Str(value),
+        } if path.len() == 1 => Some(db.indexed(object, &path[0], value)?.cloned().collect()),
         _ => None,
     }
 }
@@ -1024,7 +1029,7 @@ fn by_external_id(
     let value = percent_encoding::percent_decode_str(value)
         .decode_utf8_lossy()
         .into_owned();
-    let matches = db.find_by_external(def.name, field_def.name, &value);
+    let matches = db.find_by_field(def.name, field_def.name, &value);
     if matches.len() > 1 {
         let urls: Vec<Value> = matches
             .iter()
@@ -1091,7 +1096,7 @@ fn upsert_one(
 ) -> Result<(String, bool), Vec<RecordError>> {
     let schema = &ctx.org.schema;
     input.retain(|k, _| !k.eq_ignore_ascii_case(field) && k != "attributes");
-    let matches = db.find_by_external(def.name, field, value);
+    let matches = db.find_by_field(def.name, field, value);
     match matches.as_slice() {
         [] if ctx.query.get("updateOnly").is_some_and(|v| v == "true") => {
             Err(vec![RecordError::new(

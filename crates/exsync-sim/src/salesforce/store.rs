@@ -75,13 +75,13 @@ pub(super) struct Db {
     /// How many entries of `deleted_log` the snapshot and journal hold.
     #[serde(skip)]
     journaled_deletions: usize,
-    /// (object, value of [`EXTERNAL_ID_FIELD`] in lower case) → ids of the records ever
-    /// written with it: the duplicate check every write of a tagged record makes, and queries
-    /// by external id, look here instead of scanning the object. A superset (a record may
-    /// have changed or gone since), checked against the records, so writes only ever add to
-    /// it.
+    /// (object, one of [`INDEXED_FIELDS`], its value in lower case) → ids of the records ever
+    /// written with it: the duplicate checks, an event's cascade to its invitees, and queries
+    /// by external id or by event look here instead of scanning the object, as Salesforce's
+    /// own indexes spare it. A superset (a record may have changed or gone since), checked
+    /// against the records, so writes only ever add to it.
     #[serde(skip)]
-    external_ids: HashMap<(String, String), Vec<String>>,
+    indexed: HashMap<(String, &'static str, String), Vec<String>>,
     /// Changes with every write (and is unique to this process), so what is worked out from
     /// the records can be kept until they change.
     #[serde(skip)]
@@ -95,6 +95,10 @@ fn next_version() -> u64 {
 }
 
 pub(super) const DEFAULT_DAILY_ALLOWANCE: u64 = 100_000;
+
+/// The fields the org finds records by without a scan: the external id (upserts, duplicate
+/// checks, copies) and an invitee's event (invitee queries, the cascade of an event's delete).
+const INDEXED_FIELDS: [&str; 2] = [EXTERNAL_ID_FIELD, "EventId"];
 
 fn random_token(len: usize) -> String {
     use rand::Rng;
@@ -132,7 +136,7 @@ impl Db {
             clock_offset_seconds: 0,
             touched: BTreeSet::new(),
             journaled_deletions: 0,
-            external_ids: HashMap::new(),
+            indexed: HashMap::new(),
             version: next_version(),
         };
         db.settings.org_id = db.mint_id("00D");
@@ -209,7 +213,7 @@ impl Db {
             let mut db: Db = serde_json::from_str(&text)
                 .with_context(|| format!("parsing {}", path.display()))?;
             super::changes::replay(path, &mut db)?;
-            db.index_external_ids();
+            db.index_fields();
             db.version = next_version();
             Ok(db)
         } else {
@@ -287,20 +291,19 @@ impl Db {
     }
 
     /// Ids of the live records of `object` whose `field` is `value`, in id order.
-    pub(super) fn find_by_external(&self, object: &str, field: &str, value: &str) -> Vec<String> {
+    pub(super) fn find_by_field(&self, object: &str, field: &str, value: &str) -> Vec<String> {
         let Some(records) = self.records.get(object) else {
             return Vec::new();
         };
         let holds = |r: &Rec| !is_deleted(r) && r.get(field).and_then(Value::as_str) == Some(value);
-        if field != EXTERNAL_ID_FIELD {
+        let Some(named) = self.indexed(object, field, value) else {
             return records
                 .iter()
                 .filter(|(_, r)| holds(r))
                 .map(|(id, _)| id.clone())
                 .collect();
-        }
-        let mut ids: Vec<String> = self
-            .tagged(object, value)
+        };
+        let mut ids: Vec<String> = named
             .filter(|id| records.get(*id).is_some_and(holds))
             .cloned()
             .collect();
@@ -309,46 +312,47 @@ impl Db {
         ids
     }
 
-    /// Ids of the records of `object` that were ever written with an external id equal to
-    /// `value` ignoring case (as SOQL compares); they may have changed since.
-    pub(super) fn tagged<'a>(
+    /// Ids of the records of `object` that were ever written with `field` equal to `value`
+    /// ignoring case (as SOQL compares); they may have changed since. `None` when `field` is
+    /// not one of [`INDEXED_FIELDS`], so the caller scans.
+    pub(super) fn indexed<'a>(
         &'a self,
         object: &str,
+        field: &str,
         value: &str,
-    ) -> impl Iterator<Item = &'a String> + 'a {
-        self.external_ids
-            .get(&(object.to_owned(), value.to_lowercase()))
-            .into_iter()
-            .flatten()
+    ) -> Option<impl Iterator<Item = &'a String> + 'a> {
+        let field = INDEXED_FIELDS.into_iter().find(|f| *f == field)?;
+        let ids = self
+            .indexed
+            .get(&(object.to_owned(), field, value.to_lowercase()));
+        Some(ids.into_iter().flatten())
     }
 
-    /// Notes `rec`'s external id before it is stored as record `id` of `object`.
-    fn remember_external_id(&mut self, object: &str, id: &str, rec: &Rec) {
-        if let Some(value) = external_id_of(rec) {
-            let ids = self
-                .external_ids
-                .entry((object.to_owned(), value.to_lowercase()))
-                .or_default();
-            if !ids.iter().any(|i| i == id) {
-                ids.push(id.to_owned());
-            }
-        }
-    }
-
-    /// Builds the external id index from the records (after loading them).
-    fn index_external_ids(&mut self) {
-        let mut index: HashMap<(String, String), Vec<String>> = HashMap::new();
-        for (object, records) in &self.records {
-            for (id, rec) in records {
-                if let Some(value) = external_id_of(rec) {
-                    index
-                        .entry((object.clone(), value.to_lowercase()))
-                        .or_default()
-                        .push(id.clone());
+    /// Notes `rec`'s indexed values before it is stored as record `id` of `object`.
+    fn remember_indexed(&mut self, object: &str, id: &str, rec: &Rec) {
+        for field in INDEXED_FIELDS {
+            if let Some(value) = text_field(rec, field) {
+                let ids = self
+                    .indexed
+                    .entry((object.to_owned(), field, value.to_lowercase()))
+                    .or_default();
+                if !ids.iter().any(|i| i == id) {
+                    ids.push(id.to_owned());
                 }
             }
         }
-        self.external_ids = index;
+    }
+
+    /// Builds the index of [`INDEXED_FIELDS`] from the records (after loading them).
+    fn index_fields(&mut self) {
+        self.indexed.clear();
+        let records = std::mem::take(&mut self.records);
+        for (object, recs) in &records {
+            for (id, rec) in recs {
+                self.remember_indexed(object, id, rec);
+            }
+        }
+        self.records = records;
     }
 
     /// Stores a record as given, without the checks [`Db::create`] makes (lengths, formats,
@@ -391,7 +395,7 @@ impl Db {
             rec.insert(field.into(), Value::String(actor.clone()));
         }
         self.touch(def.name, &id);
-        self.remember_external_id(def.name, &id, &rec);
+        self.remember_indexed(def.name, &id, &rec);
         self.records
             .entry(def.name.to_owned())
             .or_default()
@@ -452,7 +456,7 @@ impl Db {
         }
         self.defaults_and_rules(schema, def, &mut rec, &input, true)?;
         self.touch(def.name, &id);
-        self.remember_external_id(def.name, &id, &rec);
+        self.remember_indexed(def.name, &id, &rec);
         self.records
             .entry(def.name.to_owned())
             .or_default()
@@ -520,7 +524,7 @@ impl Db {
         rec.insert("LastModifiedById".into(), Value::String(actor));
         self.defaults_and_rules(schema, def, &mut rec, &input, false)?;
         self.touch(def.name, &full);
-        self.remember_external_id(def.name, &full, &rec);
+        self.remember_indexed(def.name, &full, &rec);
         self.records
             .entry(def.name.to_owned())
             .or_default()
@@ -580,19 +584,7 @@ impl Db {
         });
         // An event's invitee relations go with it, as in Salesforce.
         if def.name == "Event" {
-            let children: Vec<String> = self
-                .records
-                .get("EventRelation")
-                .map(|rels| {
-                    rels.iter()
-                        .filter(|(_, r)| {
-                            !is_deleted(r)
-                                && r.get("EventId").and_then(Value::as_str) == Some(full.as_str())
-                        })
-                        .map(|(id, _)| id.clone())
-                        .collect()
-                })
-                .unwrap_or_default();
+            let children = self.find_by_field("EventRelation", "EventId", &full);
             for child in children {
                 let _ = self.delete(schema, &child, now);
             }
@@ -791,7 +783,7 @@ impl Db {
         if let Some(ext) = rec.get(EXTERNAL_ID_FIELD).and_then(Value::as_str) {
             let own = rec.get("Id").and_then(Value::as_str).unwrap_or_default();
             if let Some(other) = self
-                .find_by_external(def.name, EXTERNAL_ID_FIELD, ext)
+                .find_by_field(def.name, EXTERNAL_ID_FIELD, ext)
                 .into_iter()
                 .find(|i| i != own)
             {
@@ -868,15 +860,13 @@ impl Db {
                     )]);
                 }
                 let own = rec.get("Id").and_then(Value::as_str).unwrap_or_default();
-                let duplicate = self.records.get("EventRelation").is_some_and(|rels| {
-                    // The event first: it rules out nearly every relation at once.
-                    rels.iter().any(|(id, r)| {
-                        r.get("EventId").and_then(Value::as_str) == Some(event)
-                            && r.get("RelationId").and_then(Value::as_str) == Some(relation)
-                            && id != own
-                            && !is_deleted(r)
-                    })
-                });
+                let duplicate = self
+                    .find_by_field("EventRelation", "EventId", event)
+                    .iter()
+                    .filter_map(|id| Some((id, self.records.get("EventRelation")?.get(id)?)))
+                    .any(|(id, r)| {
+                        r.get("RelationId").and_then(Value::as_str) == Some(relation) && id != own
+                    });
                 if duplicate {
                     return Err(vec![RecordError::new(
                         "DUPLICATE_VALUE",
@@ -1083,11 +1073,12 @@ fn plausible_email(s: &str) -> bool {
 }
 
 /// The record's external id; the key in any case, as an unchecked record may spell it.
-fn external_id_of(rec: &Rec) -> Option<&str> {
-    rec.get(EXTERNAL_ID_FIELD)
+/// `rec`'s text in `field`, whatever the case of the name it was stored under.
+fn text_field<'a>(rec: &'a Rec, field: &str) -> Option<&'a str> {
+    rec.get(field)
         .or_else(|| {
             rec.iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(EXTERNAL_ID_FIELD))
+                .find(|(k, _)| k.eq_ignore_ascii_case(field))
                 .map(|(_, v)| v)
         })
         .and_then(Value::as_str)
@@ -1212,7 +1203,7 @@ mod tests {
             .create(&schema, "Contact", tagged("B", "x1"), "", now)
             .unwrap();
         assert_eq!(
-            db.find_by_external("Contact", EXTERNAL_ID_FIELD, "x2"),
+            db.find_by_field("Contact", EXTERNAL_ID_FIELD, "x2"),
             vec![first.clone()]
         );
         // Deleted, its value is free again.
@@ -1226,6 +1217,75 @@ mod tests {
         let mut back = Db::load_or_create(&path, &schema).unwrap();
         let dup = back.create(&schema, "Contact", tagged("D", "x2"), "", now);
         assert_eq!(dup.unwrap_err()[0].code, "DUPLICATE_VALUE");
+    }
+
+    /// The index of invitees by event stays a superset of the truth: a relation moved to
+    /// another event is found under both (and filtered), and after a load it is rebuilt.
+    #[test]
+    fn an_events_invitees_are_found_by_index_across_moves_deletes_and_restarts() {
+        let schema = Schema::standard();
+        let mut db = Db::fresh(&schema).unwrap();
+        let now = Utc::now();
+        let event = |db: &mut Db| {
+            db.create(&schema, "Event", as_rec(json!({"Subject": "S", "StartDateTime": "2024-05-01T10:00:00Z", "EndDateTime": "2024-05-01T11:00:00Z"})), "", now)
+                .unwrap()
+        };
+        let (first, second) = (event(&mut db), event(&mut db));
+        let contact = |db: &mut Db, name: &str| {
+            db.create(
+                &schema,
+                "Contact",
+                as_rec(json!({"LastName": name})),
+                "",
+                now,
+            )
+            .unwrap()
+        };
+        let (a, b) = (contact(&mut db, "A"), contact(&mut db, "B"));
+        let relate = |db: &mut Db, event: &str, who: &str| {
+            db.create(
+                &schema,
+                "EventRelation",
+                as_rec(json!({"EventId": event, "RelationId": who})),
+                "",
+                now,
+            )
+        };
+        let to_a = relate(&mut db, &first, &a).unwrap();
+        let moved = relate(&mut db, &first, &b).unwrap();
+        let dup = relate(&mut db, &first, &a);
+        assert_eq!(dup.unwrap_err()[0].code, "DUPLICATE_VALUE");
+        db.update(
+            &schema,
+            Some("EventRelation"),
+            &moved,
+            as_rec(json!({"EventId": second})),
+            "",
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            db.find_by_field("EventRelation", "EventId", &first),
+            vec![to_a.clone()]
+        );
+        assert_eq!(
+            db.find_by_field("EventRelation", "EventId", &second),
+            vec![moved.clone()]
+        );
+        // The moved relation no longer holds its first event's place.
+        relate(&mut db, &first, &b).unwrap();
+        // An event's delete takes its own invitees only.
+        db.delete(&schema, &first, now).unwrap();
+        assert!(db.live(&schema, &to_a).is_none());
+        assert!(db.live(&schema, &moved).is_some());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        db.save(&path).unwrap();
+        let mut back = Db::load_or_create(&path, &schema).unwrap();
+        let dup = relate(&mut back, &second, &b);
+        assert_eq!(dup.unwrap_err()[0].code, "DUPLICATE_VALUE");
+        back.delete(&schema, &second, now).unwrap();
+        assert!(back.live(&schema, &moved).is_none());
     }
 
     #[test]
