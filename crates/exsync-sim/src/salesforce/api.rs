@@ -13,8 +13,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use http::{HeaderMap, Method, StatusCode};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
+use super::row::{self, get_ci, Row};
 use super::schema::{reference_field_for, FieldType, ObjectDef, Schema};
 use super::server::{
     empty_reply, json_reply, lock, not_found, sf_error, Org, QueryCursor, Reply, StampEntries,
@@ -45,7 +46,19 @@ pub(super) struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn record_url(&self, object: &str, id: &str) -> String {
-        format!("/services/data/v{}/sobjects/{object}/{id}", self.version)
+        row::record_url(self.version, object, id)
+    }
+
+    /// `rec` of `object` as this request reads it: the `fields` asked for.
+    fn row<'a>(&'a self, db: &'a Db, object: &'a str, rec: &'a Rec, fields: &'a [Path]) -> Row<'a> {
+        Row {
+            schema: &self.org.schema,
+            version: self.version,
+            db,
+            object,
+            rec,
+            fields,
+        }
     }
 }
 
@@ -218,14 +231,6 @@ struct View<'a> {
     db: &'a Db,
     schema: &'a Schema,
     rec: &'a Rec,
-}
-
-fn get_ci<'a>(rec: &'a Rec, name: &str) -> Option<&'a Value> {
-    rec.get(name).or_else(|| {
-        rec.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-    })
 }
 
 impl<'a> View<'a> {
@@ -402,54 +407,6 @@ fn canonical_expr(
             negated: *negated,
         },
     })
-}
-
-fn project(ctx: &Ctx, db: &Db, object: &str, rec: &Rec, fields: &[Path]) -> Value {
-    let schema = &ctx.org.schema;
-    let id = rec.get("Id").and_then(Value::as_str).unwrap_or_default();
-    let mut out = Map::new();
-    out.insert(
-        "attributes".into(),
-        json!({"type": object, "url": ctx.record_url(object, id)}),
-    );
-    for path in fields {
-        match path.as_slice() {
-            [field] => {
-                out.insert(
-                    field.clone(),
-                    rec.get(field).cloned().unwrap_or(Value::Null),
-                );
-            }
-            [relationship, field] => {
-                let parent = get_ci(rec, &reference_field_for(relationship))
-                    .and_then(Value::as_str)
-                    .and_then(|pid| db.find(schema, pid));
-                match parent {
-                    None => {
-                        out.entry(relationship.clone()).or_insert(Value::Null);
-                    }
-                    Some((parent_type, parent)) => {
-                        let pid = parent.get("Id").and_then(Value::as_str).unwrap_or_default();
-                        let entry = out.entry(relationship.clone()).or_insert(Value::Null);
-                        if !entry.is_object() {
-                            *entry = json!({"attributes": {"type": parent_type, "url": ctx.record_url(parent_type, pid)}});
-                        }
-                        let name = schema
-                            .object(parent_type)
-                            .and_then(|o| o.field(field))
-                            .map(|f| f.name.to_owned())
-                            .unwrap_or_else(|| field.clone());
-                        let value = get_ci(parent, field).cloned().unwrap_or(Value::Null);
-                        if let Value::Object(map) = entry {
-                            map.insert(name, value);
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    Value::Object(out)
 }
 
 fn batch_size(headers: &HeaderMap) -> usize {
@@ -701,22 +658,39 @@ fn run_query(ctx: &Ctx, db: &Db, text: &str, include_deleted: bool) -> Reply {
             &json!({"totalSize": rows.len(), "done": true, "records": []}),
         );
     }
-    let records: Vec<Value> = rows
+    let rows: Vec<Row> = rows
         .iter()
-        .map(|r| project(ctx, db, def.name, r, &fields))
+        .map(|rec| ctx.row(db, def.name, rec, &fields))
         .collect();
-    page(ctx, records, batch_size(ctx.headers), include_deleted)
+    page(ctx, &rows, batch_size(ctx.headers), include_deleted)
 }
 
-fn page(ctx: &Ctx, mut records: Vec<Value>, batch: usize, include_deleted: bool) -> Reply {
-    let total = records.len();
+/// A page of a query's records as Salesforce writes it.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct QueryPage<'a, R> {
+    total_size: usize,
+    done: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_records_url: Option<String>,
+    records: &'a [R],
+}
+
+/// The first page of `rows`, and a cursor that keeps the rest when there is more.
+fn page(ctx: &Ctx, rows: &[Row], batch: usize, include_deleted: bool) -> Reply {
+    let total = rows.len();
     if total <= batch {
         return json_reply(
             StatusCode::OK,
-            &json!({"totalSize": total, "done": true, "records": records}),
+            &QueryPage {
+                total_size: total,
+                done: true,
+                next_records_url: None,
+                records: rows,
+            },
         );
     }
-    let rest = records.split_off(batch);
+    let (first, rest) = rows.split_at(batch);
     let serial = {
         let mut next = lock(&ctx.org.next_cursor);
         *next += 1;
@@ -729,7 +703,7 @@ fn page(ctx: &Ctx, mut records: Vec<Value>, batch: usize, include_deleted: bool)
     cursors.insert(
         serial,
         QueryCursor {
-            records: rest,
+            records: rest.iter().map(Row::to_value).collect(),
             batch,
         },
     );
@@ -740,7 +714,12 @@ fn page(ctx: &Ctx, mut records: Vec<Value>, batch: usize, include_deleted: bool)
     );
     json_reply(
         StatusCode::OK,
-        &json!({"totalSize": total, "done": false, "nextRecordsUrl": next, "records": records}),
+        &QueryPage {
+            total_size: total,
+            done: false,
+            next_records_url: Some(next),
+            records: first,
+        },
     )
 }
 
@@ -771,22 +750,24 @@ fn query_more(ctx: &Ctx, endpoint: &str, locator: &str) -> Reply {
         return invalid();
     };
     let total = cursor.records.len() + cursor.batch;
-    let page: Vec<Value> = cursor
-        .records
-        .iter()
-        .skip(skip)
-        .take(cursor.batch)
-        .cloned()
-        .collect();
-    let consumed = offset + page.len();
-    let mut body = json!({"totalSize": total, "done": consumed >= total, "records": page});
-    if consumed < total {
-        body["nextRecordsUrl"] = json!(format!(
+    let records = cursor.records.get(skip..).unwrap_or_default();
+    let records = &records[..records.len().min(cursor.batch)];
+    let consumed = offset + records.len();
+    let next_records_url = (consumed < total).then(|| {
+        format!(
             "/services/data/v{}/{endpoint}/01gSIM{serial:09}-{consumed}",
             ctx.version
-        ));
-    }
-    json_reply(StatusCode::OK, &body)
+        )
+    });
+    json_reply(
+        StatusCode::OK,
+        &QueryPage {
+            total_size: total,
+            done: consumed >= total,
+            next_records_url,
+            records,
+        },
+    )
 }
 
 fn window_args(ctx: &Ctx, days: i64) -> Result<(DateTime<Utc>, DateTime<Utc>), Reply> {
@@ -937,7 +918,7 @@ fn full_record(ctx: &Ctx, db: &Db, def: &ObjectDef, rec: &Rec) -> Value {
         })
         .map(|f| vec![f.name.to_owned()])
         .collect();
-    project(ctx, db, def.name, rec, &fields)
+    ctx.row(db, def.name, rec, &fields).to_value()
 }
 
 fn get_row(ctx: &Ctx, db: &Db, object: &str, id: &str) -> Reply {

@@ -8,6 +8,7 @@ mod auth;
 mod changes;
 pub mod cli;
 mod control;
+mod row;
 mod schema;
 mod server;
 pub(crate) mod soql;

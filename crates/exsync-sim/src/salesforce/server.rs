@@ -132,7 +132,7 @@ impl Org {
     }
 }
 
-pub(super) fn json_reply(status: StatusCode, body: &Value) -> Reply {
+pub(super) fn json_reply<T: serde::Serialize + ?Sized>(status: StatusCode, body: &T) -> Reply {
     let bytes = crate::lone_surrogate::inject(serde_json::to_vec(body).unwrap_or_default());
     let mut r = Response::new(Full::new(Bytes::from(bytes)));
     *r.status_mut() = status;
