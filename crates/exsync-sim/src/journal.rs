@@ -4,9 +4,10 @@
 //! Each committed request is one JSON line, appended and fsync'd before the reply goes out
 //! (one line per request keeps a request all-or-nothing: a crash mid-append tears the line,
 //! and a torn last line is ignored on load, as the client never got its reply). Loading
-//! replays the lines over the snapshot. When the journal outgrows the snapshot, or an append
-//! failed, the owner writes a fresh snapshot and the journal starts empty again, so the
-//! snapshots' cost spread over the writes stays proportional to what they changed.
+//! replays the lines over the snapshot. When the journal outgrows the snapshot several times
+//! over, or an append failed, the owner writes a fresh snapshot and the journal starts empty
+//! again, so the snapshots' cost spread over the writes stays proportional to what they
+//! changed.
 //!
 //! Records must be idempotent over a snapshot that already holds them: a crash between
 //! writing a snapshot and emptying the journal replays lines the snapshot already has.
@@ -21,6 +22,12 @@ use serde::Serialize;
 
 /// Below this size the journal is never worth a snapshot, however small the snapshot is.
 const MIN_SNAPSHOT_TRIGGER: u64 = 1 << 20;
+
+/// A snapshot is due when the journal is this many times the snapshot's size. A load then
+/// replays at most this much, and the snapshots cost a quarter of what is journaled when the
+/// store keeps its size (a store that only grows: a quarter more than it holds, where a
+/// ratio of one wrote it twice over).
+const JOURNAL_PER_SNAPSHOT: u64 = 4;
 
 /// Options for a file only its owner may read: the stores hold passwords and tokens.
 fn private_options() -> OpenOptions {
@@ -119,10 +126,15 @@ impl Journal {
         Ok(())
     }
 
-    /// Whether the owner should write a snapshot now: the journal outgrew the snapshot, or an
-    /// append failed.
+    /// Whether the owner should write a snapshot now: the journal outgrew the snapshot
+    /// [`JOURNAL_PER_SNAPSHOT`] times over, or an append failed.
     pub(crate) fn wants_snapshot(&self) -> bool {
-        self.broken || self.len > self.snapshot_len.max(MIN_SNAPSHOT_TRIGGER)
+        self.broken
+            || self.len
+                > self
+                    .snapshot_len
+                    .saturating_mul(JOURNAL_PER_SNAPSHOT)
+                    .max(MIN_SNAPSHOT_TRIGGER)
     }
 
     /// Empties the journal once a snapshot of `snapshot_len` bytes holding everything it held

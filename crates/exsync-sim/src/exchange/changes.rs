@@ -9,7 +9,7 @@
 //! the change plus a walk of the mailbox's few folders.
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -176,17 +176,26 @@ pub(crate) fn replay(dir: &Path, st: &mut State) -> Result<()> {
 pub(crate) struct Persistence {
     dir: std::path::PathBuf,
     journal: Journal,
+    /// Each mailbox file's size, and the meta file's under the empty key: the snapshot's.
+    sizes: BTreeMap<String, u64>,
+    /// Mailboxes the journal changed since the last snapshot: the next one writes only these
+    /// (the others' files still hold them), so with many mailboxes a snapshot costs what
+    /// changed since the last, not the whole store.
+    dirty: BTreeSet<String>,
 }
 
 impl Persistence {
     /// Writes `st` as the snapshot in `dir` and starts an empty journal after it (on every
     /// start, which also drops a torn line a crash left).
     pub(crate) fn start(dir: &Path, st: &State) -> Result<Persistence> {
-        let snapshot_len = store::save(dir, st)?;
+        let mut sizes = BTreeMap::new();
+        let snapshot_len = note_sizes(&mut sizes, store::save(dir, st, st.mailboxes.keys())?, st);
         let journal = Journal::start_empty(&dir.join(JOURNAL_FILE), snapshot_len)?;
         Ok(Persistence {
             dir: dir.to_owned(),
             journal,
+            sizes,
+            dirty: BTreeSet::new(),
         })
     }
 
@@ -194,6 +203,7 @@ impl Persistence {
     /// `keys` (lower-case addresses). Returns once the change is fsync'd; a snapshot may
     /// follow, whose failure only leaves the journal longer.
     pub(crate) fn commit(&mut self, st: &mut State, since: u64, keys: &[String]) -> Result<()> {
+        self.dirty.extend(keys.iter().cloned());
         let result = if self.journal.wants_snapshot() {
             self.snapshot(st)
         } else {
@@ -220,13 +230,24 @@ impl Persistence {
         Ok(())
     }
 
-    /// Writes the whole store as the snapshot and empties the journal.
+    /// Writes the mailboxes changed since the last snapshot and the meta file, then empties
+    /// the journal.
     fn snapshot(&mut self, st: &State) -> Result<()> {
-        let snapshot_len = store::save(&self.dir, st)?;
+        let saved = store::save(&self.dir, st, &self.dirty)?;
+        self.dirty.clear();
+        let snapshot_len = note_sizes(&mut self.sizes, saved, st);
         self.journal
             .snapshot_written(snapshot_len)
             .context("emptying the journal after a snapshot")
     }
+}
+
+/// Notes in `sizes` the files a snapshot of `st` wrote; returns the whole snapshot's size.
+fn note_sizes(sizes: &mut BTreeMap<String, u64>, saved: store::Saved, st: &State) -> u64 {
+    sizes.extend(saved.mailboxes);
+    sizes.insert(String::new(), saved.meta);
+    sizes.retain(|key, _| key.is_empty() || st.mailboxes.contains_key(key));
+    sizes.values().sum()
 }
 
 #[cfg(test)]
@@ -423,7 +444,7 @@ mod tests {
         assert_eq!(as_json(&back), committed);
         // A crash after a snapshot was written but before the journal was emptied replays
         // records the snapshot already holds: nothing changes.
-        store::save(dir.path(), &st).unwrap();
+        store::save(dir.path(), &st, st.mailboxes.keys()).unwrap();
         let back = store::load(dir.path()).unwrap().unwrap();
         assert_eq!(as_json(&back), committed);
         // The id the moved item had is gone after a restart, as before it.
@@ -432,6 +453,55 @@ mod tests {
             panic!("not an item id")
         };
         assert!(!back.mailbox(USER).unwrap().items.contains_key(&id));
+    }
+
+    /// A snapshot writes the mailboxes changed since the last one; the others' files are left
+    /// as they are, and the store loads whole from both.
+    #[test]
+    fn a_snapshot_writes_only_the_mailboxes_changed_since_the_last() {
+        let files = |dir: &Path| -> BTreeMap<String, Vec<u8>> {
+            std::fs::read_dir(dir.join("mailboxes"))
+                .unwrap()
+                .map(|e| {
+                    let e = e.unwrap();
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    (name, std::fs::read(e.path()).unwrap())
+                })
+                .collect()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let (mut st, mut p) = fresh(dir.path());
+        create_contacts(&mut st, &mut p, OTHER, 3);
+        p.snapshot(&st).unwrap();
+        let before = files(dir.path());
+        assert_eq!(before.len(), 2);
+        create_contacts(&mut st, &mut p, USER, 3);
+        p.snapshot(&st).unwrap();
+        let after = files(dir.path());
+        let changed: Vec<&String> = after
+            .iter()
+            .filter(|(name, bytes)| before.get(*name) != Some(*bytes))
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(changed.len(), 1, "{changed:?}");
+        assert_eq!(
+            std::fs::metadata(dir.path().join(JOURNAL_FILE))
+                .unwrap()
+                .len(),
+            0
+        );
+        let back = store::load(dir.path()).unwrap().unwrap();
+        assert_eq!(as_json(&back), as_json(&st));
+        assert_eq!(back.mailbox(OTHER).unwrap().items.len(), 3);
+        // Its size counts with the others': the journal may grow four times the whole store.
+        let whole: u64 = std::fs::read_dir(dir.path().join("mailboxes"))
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum::<u64>()
+            + std::fs::metadata(dir.path().join("state.json"))
+                .unwrap()
+                .len();
+        assert_eq!(p.sizes.values().sum::<u64>(), whole);
     }
 
     #[test]

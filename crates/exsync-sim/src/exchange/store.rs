@@ -621,20 +621,34 @@ fn write_mailbox(dir: &Path, state: &State, key: &str, mb: &Mailbox) -> Result<u
     Ok(data.len() as u64)
 }
 
-/// Writes the whole store as the snapshot (on start, and when the journal outgrows it);
-/// returns its size. The renames are durable when it returns, so the journal the snapshot
-/// replaces may be emptied.
-pub(crate) fn save(dir: &Path, state: &State) -> Result<u64> {
+/// Writes the files of the mailboxes `keys` (those of `state`; others are skipped) and the
+/// store's meta file, which names every mailbox, as the snapshot (on start, and when the
+/// journal outgrows it). Returns each mailbox file's size and the meta file's. The renames are
+/// durable when it returns, so the journal the snapshot replaces may be emptied once every
+/// mailbox it changed was written.
+pub(crate) fn save<'k>(
+    dir: &Path,
+    state: &State,
+    keys: impl IntoIterator<Item = &'k String>,
+) -> Result<Saved> {
     fs::create_dir_all(dir.join(MAILBOX_DIR))
         .with_context(|| format!("creating {}", dir.join(MAILBOX_DIR).display()))?;
-    let mut size = 0;
-    for (key, mb) in &state.mailboxes {
-        size += write_mailbox(dir, state, key, mb)?;
+    let mut mailboxes = Vec::new();
+    for key in keys {
+        if let Some(mb) = state.mailboxes.get(key) {
+            mailboxes.push((key.clone(), write_mailbox(dir, state, key, mb)?));
+        }
     }
     sync_dir(&dir.join(MAILBOX_DIR))?;
-    size += save_meta(dir, state)?;
+    let meta = save_meta(dir, state)?;
     sync_dir(dir)?;
-    Ok(size)
+    Ok(Saved { mailboxes, meta })
+}
+
+/// What [`save`] wrote: each mailbox file's size, and the meta file's.
+pub(crate) struct Saved {
+    pub mailboxes: Vec<(String, u64)>,
+    pub meta: u64,
 }
 
 fn highest_seq(mb: &Mailbox) -> u64 {
@@ -718,7 +732,7 @@ mod tests {
         let mut st = State::new("contoso.test", "svc", "pw", "tok");
         assert!(st.add_mailbox("A@contoso.test", "A", true));
         assert!(!st.add_mailbox("a@contoso.test", "A", true));
-        save(dir.path(), &st).unwrap();
+        save(dir.path(), &st, st.mailboxes.keys()).unwrap();
         let back = load(dir.path()).unwrap().unwrap();
         assert_eq!(back.seq, st.seq);
         // A mailbox file newer than state.json (earlier simulators wrote one per request)
