@@ -282,14 +282,13 @@ fn dependency_order(
     Ok(order)
 }
 
-fn parse_replies(body: &Value) -> Result<Vec<BatchReply>> {
-    let responses = body
-        .get("responses")
-        .and_then(Value::as_array)
-        .ok_or_else(|| Error::Decode("a $batch answer without responses".into()))?;
+fn parse_replies(mut body: Value) -> Result<Vec<BatchReply>> {
+    let Some(Value::Array(responses)) = body.get_mut("responses").map(Value::take) else {
+        return Err(Error::Decode("a $batch answer without responses".into()));
+    };
     responses
-        .iter()
-        .map(|r| {
+        .into_iter()
+        .map(|mut r| {
             let id = match r.get("id") {
                 Some(Value::String(s)) => s.clone(),
                 Some(Value::Number(n)) => n.to_string(),
@@ -313,7 +312,8 @@ fn parse_replies(body: &Value) -> Result<Vec<BatchReply>> {
                 id,
                 status,
                 headers,
-                body: r.get("body").cloned().unwrap_or(Value::Null),
+                // Taken, not copied: a reply's body is a whole created item.
+                body: r.get_mut("body").map(Value::take).unwrap_or(Value::Null),
             })
         })
         .collect()
@@ -382,7 +382,7 @@ impl GraphClient {
             let raw = self.execute(&request, &costs).await?;
             let answer: Value = crate::client::parse_answer(&raw.body, "/$batch")
                 .map_err(|e| Error::Decode(format!("$batch answer is not JSON: {e}")))?;
-            let mut answered = parse_replies(&answer)?;
+            let mut answered = parse_replies(answer)?;
             answered.retain(|r| present.contains(r.id.as_str()));
 
             // Which items to send again: throttled ones, and those that failed only because
