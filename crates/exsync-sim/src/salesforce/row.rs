@@ -49,13 +49,11 @@ impl Row<'_> {
 
 impl Serialize for Row<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let id = self
-            .rec
-            .get("Id")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
         let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("attributes", &attributes(self.version, self.object, id))?;
+        map.serialize_entry(
+            "attributes",
+            &attributes(self.version, self.object, self.rec),
+        )?;
         for (at, path) in self.fields.iter().enumerate() {
             match path.as_slice() {
                 [field] if !self.written_before(at, field) => {
@@ -95,15 +93,13 @@ struct Parent<'a> {
 
 impl Serialize for Parent<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let id = self
-            .rec
-            .get("Id")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
         let def = self.row.schema.object(self.object);
         let mut written: Vec<&str> = Vec::new();
         let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("attributes", &attributes(self.row.version, self.object, id))?;
+        map.serialize_entry(
+            "attributes",
+            &attributes(self.row.version, self.object, self.rec),
+        )?;
         for path in self.row.fields {
             let [relationship, field] = path.as_slice() else {
                 continue;
@@ -129,7 +125,9 @@ struct Attributes<'a> {
     url: String,
 }
 
-fn attributes<'a>(version: &str, object: &'a str, id: &str) -> Attributes<'a> {
+/// The `attributes` of `rec`, a record of `object`.
+fn attributes<'a>(version: &str, object: &'a str, rec: &Rec) -> Attributes<'a> {
+    let id = rec.get("Id").and_then(Value::as_str).unwrap_or_default();
     Attributes {
         object,
         url: record_url(version, object, id),
