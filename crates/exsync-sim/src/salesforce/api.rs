@@ -532,17 +532,17 @@ fn stamp_entries(all: &BTreeMap<String, Rec>) -> Option<Vec<(DateTime<Utc>, Stri
     Some(entries)
 }
 
-/// The first `wanted` records `keep` keeps, in `entries`' order, from the first whose stamp
-/// is at or after `floor`.
+/// The first `wanted` records `keep` keeps, in `entries`' order, from the first that `floor`
+/// does not pass over.
 fn walk_from<'a>(
     entries: &[(DateTime<Utc>, String)],
     all: &'a BTreeMap<String, Rec>,
-    floor: Option<DateTime<Utc>>,
+    floor: Option<Floor<'_>>,
     keep: impl FnMut(&&'a Rec) -> bool,
     wanted: usize,
 ) -> Vec<&'a Rec> {
     let from = floor.map_or(0, |floor| {
-        entries.partition_point(|(stamp, _)| *stamp < floor)
+        entries.partition_point(|(stamp, id)| floor.passes_over(*stamp, id))
     });
     entries[from..]
         .iter()
@@ -552,22 +552,127 @@ fn walk_from<'a>(
         .collect()
 }
 
-/// The earliest SystemModstamp a record can have and match `filter`, where the filter says
-/// (a change query's cursor): a conjunct `SystemModstamp` `>`, `>=` or `=` a datetime, or an OR
-/// of such.
-fn stamp_floor(filter: &soql::Expr) -> Option<DateTime<Utc>> {
+/// Where the records a change query can keep start in the stamp order, as its filter says:
+/// at `stamp`, and there from what `above` lets through, as a connector's cursor
+/// (`SystemModstamp > s OR (SystemModstamp = s AND Id > '…')`) says. Many records share a stamp
+/// (a bulk load writes thousands in one second), so with the stamp alone every page read them
+/// all again.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Floor<'a> {
+    stamp: DateTime<Utc>,
+    above: Above<'a>,
+}
+
+/// Which records at a [`Floor`]'s stamp the filter may keep.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Above<'a> {
+    /// Any of them (`>=`, `=`).
+    Any,
+    /// Those whose id is above this one, ignoring case (`Id > '…'`).
+    Id(&'a str),
+    /// None of them (`>`).
+    Nothing,
+}
+
+impl<'a> Floor<'a> {
+    /// Whether an entry sorts before every record the filter keeps.
+    fn passes_over(&self, stamp: DateTime<Utc>, id: &str) -> bool {
+        stamp < self.stamp
+            || (stamp == self.stamp
+                && match self.above {
+                    Above::Any => false,
+                    Above::Id(above) => soql::cmp_ignoring_case(id, above).is_le(),
+                    Above::Nothing => true,
+                })
+    }
+
+    /// The lower of two floors: what either alternative of an OR may keep.
+    fn lower(a: Floor<'a>, b: Floor<'a>) -> Floor<'a> {
+        match a.stamp.cmp(&b.stamp) {
+            Ordering::Less => a,
+            Ordering::Greater => b,
+            Ordering::Equal => Floor {
+                stamp: a.stamp,
+                above: match (a.above, b.above) {
+                    (Above::Any, _) | (_, Above::Any) => Above::Any,
+                    (Above::Nothing, other) | (other, Above::Nothing) => other,
+                    (Above::Id(x), Above::Id(y)) => Above::Id(lowest(x, y)),
+                },
+            },
+        }
+    }
+
+    /// The higher of two floors: what both conjuncts of an AND keep.
+    fn higher(a: Floor<'a>, b: Floor<'a>) -> Floor<'a> {
+        match a.stamp.cmp(&b.stamp) {
+            Ordering::Less => b,
+            Ordering::Greater => a,
+            Ordering::Equal => Floor {
+                stamp: a.stamp,
+                above: a.above.and(b.above),
+            },
+        }
+    }
+}
+
+impl<'a> Above<'a> {
+    /// What both bounds let through.
+    fn and(self, other: Above<'a>) -> Above<'a> {
+        match (self, other) {
+            (Above::Nothing, _) | (_, Above::Nothing) => Above::Nothing,
+            (Above::Any, other) | (other, Above::Any) => other,
+            (Above::Id(x), Above::Id(y)) => Above::Id(if lowest(x, y) == x { y } else { x }),
+        }
+    }
+}
+
+/// The lower of two ids, ignoring case.
+fn lowest<'a>(x: &'a str, y: &'a str) -> &'a str {
+    if soql::cmp_ignoring_case(x, y).is_le() {
+        x
+    } else {
+        y
+    }
+}
+
+/// The [`Floor`] of `filter`, where it has one: a conjunct `SystemModstamp` `>`, `>=` or `=`
+/// a datetime (or an OR of such), raised within its stamp by a conjunct `Id > '…'`.
+fn stamp_floor(filter: &soql::Expr) -> Option<Floor<'_>> {
     use soql::{CmpOp, Expr, Literal};
+    fn id_above(expr: &Expr) -> Above<'_> {
+        match expr {
+            Expr::Cmp {
+                path,
+                op: CmpOp::Gt,
+                value: Literal::Str(id),
+            } if path == &["Id"] => Above::Id(id),
+            _ => Above::Any,
+        }
+    }
     match filter {
-        Expr::And(a, b) => match (stamp_floor(a), stamp_floor(b)) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        },
-        Expr::Or(a, b) => Some(stamp_floor(a)?.min(stamp_floor(b)?)),
+        Expr::And(a, b) => {
+            let floor = match (stamp_floor(a), stamp_floor(b)) {
+                (Some(x), Some(y)) => Floor::higher(x, y),
+                (x, y) => x.or(y)?,
+            };
+            Some(Floor {
+                above: floor.above.and(id_above(a)).and(id_above(b)),
+                ..floor
+            })
+        }
+        Expr::Or(a, b) => Some(Floor::lower(stamp_floor(a)?, stamp_floor(b)?)),
         Expr::Cmp {
             path,
-            op: CmpOp::Gt | CmpOp::Ge | CmpOp::Eq,
+            op: op @ (CmpOp::Gt | CmpOp::Ge | CmpOp::Eq),
             value: Literal::DateTime(t),
-        } if path == &["SystemModstamp"] => Some(*t),
+        } if path == &["SystemModstamp"] => Some(Floor {
+            stamp: *t,
+            above: if *op == CmpOp::Gt {
+                Above::Nothing
+            } else {
+                Above::Any
+            },
+        }),
         _ => None,
     }
 }
@@ -1351,8 +1456,12 @@ mod tests {
         let mut all = BTreeMap::new();
         for n in 0..120u32 {
             let mut rec = Rec::new();
-            // Ids not in stamp order, stamps shared by many, a few deleted.
-            let id = format!("003{:015}", (n * 37) % 120);
+            // Ids not in stamp order and in mixed case, stamps shared by many, a few deleted.
+            let id = format!(
+                "003{:012}{}",
+                (n * 37) % 120,
+                ["xYz", "XyZ", "xyz"][n as usize % 3]
+            );
             rec.insert("Id".into(), json!(id));
             let stamp = format!("2024-05-01T10:00:0{}.000+0000", n % 7);
             rec.insert("SystemModstamp".into(), json!(stamp));
@@ -1361,13 +1470,33 @@ mod tests {
         }
         let entries = stamp_entries(&all).unwrap();
         let now = soql::parse_datetime("2024-06-01T00:00:00Z").unwrap();
-        for (second, last) in [(0, 0), (2, 40), (3, 119), (6, 5), (6, 119), (9, 0)] {
+        let cursor = |second: u32, last: u32| {
+            format!(
+                "(SystemModstamp > 2024-05-01T10:00:0{second}.000+0000 \
+                 OR (SystemModstamp = 2024-05-01T10:00:0{second}.000+0000 AND Id > '003{last:012}XYZ')) \
+                 AND SystemModstamp <= 2024-05-01T10:00:05Z"
+            )
+        };
+        let from = |second: u32, last: u32| {
+            format!(
+                "SystemModstamp >= 2024-05-01T10:00:0{second}.000+0000 AND Id > '003{last:012}xyy'"
+            )
+        };
+        let either = |second: u32, last: u32| {
+            format!(
+                "((SystemModstamp = 2024-05-01T10:00:0{second}.000+0000 AND Id > '003{last:012}XYZ') \
+                 OR (SystemModstamp = 2024-05-01T10:00:0{second}.000+0000 AND Id > '003{:012}xyz'))",
+                last / 2
+            )
+        };
+        let shapes: [&dyn Fn(u32, u32) -> String; 3] = [&cursor, &from, &either];
+        for (shape, (second, last)) in shapes.iter().flat_map(|shape| {
+            [(0, 0), (2, 40), (3, 119), (6, 5), (6, 119), (9, 0)].map(|c| (shape, c))
+        }) {
             for limit in [1, 7, 50, 500] {
                 let text = format!(
-                    "SELECT Id FROM Contact WHERE (SystemModstamp > 2024-05-01T10:00:0{second}.000+0000 \
-                     OR (SystemModstamp = 2024-05-01T10:00:0{second}.000+0000 AND Id > '003{last:015}')) \
-                     AND SystemModstamp <= 2024-05-01T10:00:05Z \
-                     ORDER BY SystemModstamp ASC, Id ASC LIMIT {limit}"
+                    "SELECT Id FROM Contact WHERE {} ORDER BY SystemModstamp ASC, Id ASC LIMIT {limit}",
+                    shape(second, last)
                 );
                 let query = soql::parse_at(&text, now).unwrap();
                 let filter = soql::prepare(query.filter.clone().unwrap());
@@ -1385,7 +1514,8 @@ mod tests {
                 let scanned: Vec<&Rec> = all.values().filter(keep).collect();
                 let expected = in_order(&db, &schema, scanned, &query.order, limit);
                 let floor = stamp_floor(&filter);
-                assert!(floor.is_some(), "{text}");
+                // The id bound counts: a page does not read again what shares the cursor's stamp.
+                assert!(floor.is_some_and(|f| f.above != Above::Any), "{text}");
                 let walked = walk_from(&entries, &all, floor, keep, limit);
                 let ids = |rows: &[&Rec]| -> Vec<String> {
                     rows.iter()
