@@ -588,34 +588,43 @@ impl<'a> Floor<'a> {
 
     /// The lower of two floors: what either alternative of an OR may keep.
     fn lower(a: Floor<'a>, b: Floor<'a>) -> Floor<'a> {
-        match a.stamp.cmp(&b.stamp) {
-            Ordering::Less => a,
-            Ordering::Greater => b,
-            Ordering::Equal => Floor {
-                stamp: a.stamp,
-                above: match (a.above, b.above) {
-                    (Above::Any, _) | (_, Above::Any) => Above::Any,
-                    (Above::Nothing, other) | (other, Above::Nothing) => other,
-                    (Above::Id(x), Above::Id(y)) => Above::Id(lowest(x, y)),
-                },
-            },
-        }
+        Floor::pick(a, b, Ordering::Less, Above::or)
     }
 
     /// The higher of two floors: what both conjuncts of an AND keep.
     fn higher(a: Floor<'a>, b: Floor<'a>) -> Floor<'a> {
+        Floor::pick(a, b, Ordering::Greater, Above::and)
+    }
+
+    /// Of `a` and `b` the one whose stamp compares to the other's as `wanted`; at one stamp,
+    /// their bounds joined by `join`.
+    fn pick(
+        a: Floor<'a>,
+        b: Floor<'a>,
+        wanted: Ordering,
+        join: fn(Above<'a>, Above<'a>) -> Above<'a>,
+    ) -> Floor<'a> {
         match a.stamp.cmp(&b.stamp) {
-            Ordering::Less => b,
-            Ordering::Greater => a,
             Ordering::Equal => Floor {
                 stamp: a.stamp,
-                above: a.above.and(b.above),
+                above: join(a.above, b.above),
             },
+            ord if ord == wanted => a,
+            _ => b,
         }
     }
 }
 
 impl<'a> Above<'a> {
+    /// What either bound lets through.
+    fn or(self, other: Above<'a>) -> Above<'a> {
+        match (self, other) {
+            (Above::Any, _) | (_, Above::Any) => Above::Any,
+            (Above::Nothing, other) | (other, Above::Nothing) => other,
+            (Above::Id(x), Above::Id(y)) => Above::Id(lowest(x, y)),
+        }
+    }
+
     /// What both bounds let through.
     fn and(self, other: Above<'a>) -> Above<'a> {
         match (self, other) {
