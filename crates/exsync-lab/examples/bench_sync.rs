@@ -8,13 +8,14 @@
 //! slow simulator cannot pass for a slow exsync.
 //!
 //!     bench/sync.sh [--users 50] [--contacts 500] [--events 500] [--latency-ms 0]
-//!                   [--per-user-concurrency N]
+//!                   [--per-user-concurrency N] [--contacts-only] [--graph | --hybrid]
 //!
 //! `--latency-ms N` makes the Exchange simulator wait N ms before answering each EWS request
 //! (as a remote server would), after seeding. `--graph` puts every mailbox in Exchange Online:
 //! the Graph simulator serves them through `[exchange_online]`, its HTTP requests are counted
 //! (a `$batch` is one), and the 1% pass changes contacts in the CRM only. `--hybrid` puts half
 //! the mailboxes online and half on premises; the mailbox requests are then both kinds added.
+//! `--contacts-only` syncs contacts alone (events' direction "off"), so no calendar is read.
 //! `--per-user-concurrency N` sets `service.per_user_concurrency` (requests, and so write
 //! batches, out at once per mailbox) instead of its default.
 
@@ -23,9 +24,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
+use exsync_core::config::Direction;
 use exsync_core::{ItemKind, Side};
-use exsync_lab::bench::{arg, counters, exsync_binary, flag};
-use exsync_lab::{crm_contact, Lab, LabOptions, Seed};
+use exsync_lab::bench::{arg, counters, ews_operations, exsync_binary, flag};
+use exsync_lab::{crm_contact, lab_configuration, Lab, LabOptions, Seed};
 use reqwest::Method;
 use serde_json::json;
 
@@ -92,6 +94,7 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 async fn run_pass(lab: &Lab, binary: &Path, config: &Path, phase: &'static str) -> Result<Figures> {
     tokio::time::sleep(lab.options.crm_settle + Duration::from_millis(100)).await;
     let (ews_before, crm_before) = counters(lab).await?;
+    let operations_before = ews_operations(lab).await?;
     let started = Instant::now();
     let (children_before, self_before) = (cpu_time(Whose::Children), cpu_time(Whose::Mine));
     // BENCH_WRAP runs the pass under a profiler, e.g. BENCH_WRAP="heaptrack -o /tmp/pass".
@@ -140,11 +143,25 @@ async fn run_pass(lab: &Lab, binary: &Path, config: &Path, phase: &'static str) 
         }
     }
     let (ews_after, crm_after) = counters(lab).await?;
+    let operations: Vec<String> = ews_operations(lab)
+        .await?
+        .into_iter()
+        .filter_map(|(op, n)| {
+            let n = n - operations_before.get(&op).copied().unwrap_or(0);
+            (n > 0).then(|| format!("{op} {n}"))
+        })
+        .collect();
     // Each pass as it ends, so a long run shows its figures early.
     println!(
-        "{phase}: {seconds:.1}s, {items} items, exsync CPU {:.2}s, simulators CPU {:.2}s",
+        "{phase}: {seconds:.1}s, {items} items, exsync CPU {:.2}s, simulators CPU {:.2}s; \
+         EWS: {}",
         exsync_cpu.as_secs_f64(),
-        sims_cpu.as_secs_f64()
+        sims_cpu.as_secs_f64(),
+        if operations.is_empty() {
+            "none".to_owned()
+        } else {
+            operations.join(", ")
+        }
     );
     Ok(Figures {
         phase,
@@ -172,6 +189,11 @@ async fn main() -> Result<()> {
     options.concurrency = 8;
     let per_user = arg("--per-user-concurrency", 0);
     options.per_user_concurrency = (per_user > 0).then_some(per_user as u32);
+    if flag("--contacts-only") {
+        let mut configuration = lab_configuration();
+        configuration.events.direction = Direction::Off;
+        options.configuration = Some(configuration);
+    }
     let graph = flag("--graph");
     let hybrid = !graph && flag("--hybrid");
     if graph {

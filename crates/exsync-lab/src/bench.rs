@@ -1,6 +1,7 @@
 //! What the benchmark examples share: their flags, the exsync binary built beside them, and
 //! the requests the simulators answered.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -41,6 +42,14 @@ pub fn exsync_binary(script: &str) -> Result<PathBuf> {
         );
     }
     Ok(binary)
+}
+
+/// EWS requests so far, by operation.
+pub async fn ews_operations(lab: &Lab) -> Result<BTreeMap<String, u64>> {
+    let ews = lab
+        .exchange_control(Method::GET, "/counters", &json!({}))
+        .await?;
+    Ok(serde_json::from_value(ews["requests_per_operation"].clone()).unwrap_or_default())
 }
 
 /// Mailbox requests (EWS operations, and Graph's HTTP requests when it serves the mailboxes)

@@ -484,6 +484,17 @@ impl Lab {
         let quoted = |s: &str| toml_string(s);
         let (mail_host, sim_addr) = sim_address(x)?;
         let online = self.online_users();
+        // The directions of the lab's configuration; its other rules are the defaults.
+        let configuration = self
+            .options
+            .configuration
+            .clone()
+            .unwrap_or_else(lab_configuration);
+        let direction = |kind: fn(&SyncConfiguration) -> &KindRules| {
+            serde_json::to_value(kind(&configuration).direction)
+                .map(|v| quoted(&text(&v)))
+                .unwrap_or_default()
+        };
         // An organisation entirely online has no [exchange] section and no password for it.
         let on_premises = online.len() < self.users.len() || self.graph_sim.is_none();
         let exchange = if on_premises {
@@ -540,7 +551,11 @@ concurrent_users = {concurrency}
 [configurations.sales]
 groups = [{profile}]
 
+[configurations.sales.contacts]
+direction = {contacts}
+
 [configurations.sales.events]
+direction = {events}
 sync_private = true
 "#,
             store = match &self.options.postgres_url {
@@ -567,6 +582,8 @@ sync_private = true
                 .unwrap_or_default(),
             settle = self.options.crm_settle.as_secs(),
             profile = quoted(PROFILE),
+            contacts = direction(|c| &c.contacts),
+            events = direction(|c| &c.events),
             mailbox_field = quoted(self.options.mailbox_field.as_str()),
         );
         if let Some(sim) = &self.graph_sim {

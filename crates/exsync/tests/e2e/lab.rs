@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use exsync_core::config::{Direction, SyncConfiguration};
 use exsync_engine::sync::mailboxes::Backend;
 use exsync_engine::sync::service::PassOptions;
-use exsync_lab::{Lab, LabOptions, Seed};
+use exsync_lab::{lab_configuration, Lab, LabOptions, Seed};
 use exsync_testkit::cli::Cli;
 use serde_json::json;
 
@@ -235,10 +236,16 @@ async fn requests(lab: &Lab) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_first_sync_asks_each_mailbox_only_what_it_must() {
+/// Three mailboxes and 150 CRM contacts each, synced for the first time under
+/// `configuration`: the requests it made to each simulator, once a second pass has been
+/// checked to write nothing.
+async fn first_sync_requests(
+    configuration: SyncConfiguration,
+) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
     let dir = tempfile::tempdir().unwrap();
-    let lab = Lab::start(LabOptions::new(dir.path(), 3)).await.unwrap();
+    let mut options = LabOptions::new(dir.path(), 3);
+    options.configuration = Some(configuration);
+    let lab = Lab::start(options).await.unwrap();
     lab.seed(&Seed {
         crm_contacts: 150,
         ..Seed::default()
@@ -246,42 +253,15 @@ async fn a_first_sync_asks_each_mailbox_only_what_it_must() {
     .await
     .unwrap();
     settle().await;
-    for path in ["/counters"] {
-        lab.exchange_control(reqwest::Method::DELETE, path, &json!({}))
-            .await
-            .unwrap();
-        lab.crm_control(reqwest::Method::DELETE, path, &json!({}))
-            .await
-            .unwrap();
-    }
+    lab.exchange_control(reqwest::Method::DELETE, "/counters", &json!({}))
+        .await
+        .unwrap();
+    lab.crm_control(reqwest::Method::DELETE, "/counters", &json!({}))
+        .await
+        .unwrap();
     let first = lab.syncer.run_pass(&PassOptions::default()).await.unwrap();
     assert_eq!(first.failed_users(), 0, "{first:#?}");
     let (ews, crm) = requests(&lab).await;
-    // Per mailbox: the sync folder is made without looking for it first and not listed (it is
-    // empty), the calendar is named by its role and listed once, and 150 contacts go in two
-    // batches.
-    let expected: BTreeMap<String, u64> = [
-        ("CreateFolder", 3),
-        ("SyncFolderItems", 3),
-        ("CreateItem", 6),
-    ]
-    .into_iter()
-    .map(|(op, n)| (op.to_owned(), n))
-    .collect();
-    assert_eq!(ews, expected, "EWS requests of the first sync");
-    // The CRM: its users, then one read per kind for the whole org (routed to the users on
-    // disk), not one per user. A first read lists every record there is: the delete log has
-    // nothing to add.
-    let deleted: u64 = crm
-        .iter()
-        .filter(|(endpoint, _)| endpoint.contains("deleted"))
-        .map(|(_, n)| n)
-        .sum();
-    assert_eq!(
-        (crm.get("GET query").copied(), deleted),
-        (Some(3), 0),
-        "CRM calls of the first sync: {crm:#?}"
-    );
 
     // The next pass lists the folders from their start, finds exsync's own copies and
     // writes nothing.
@@ -296,6 +276,58 @@ async fn a_first_sync_asks_each_mailbox_only_what_it_must() {
     );
     let check = lab.convergence().await.unwrap();
     assert!(check.converged(), "{:#?}", check.problems);
+    (ews, crm)
+}
+
+fn operations(counts: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    counts.iter().map(|(op, n)| (op.to_string(), *n)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_sync_asks_each_mailbox_only_what_it_must() {
+    let (ews, crm) = first_sync_requests(lab_configuration()).await;
+    // Per mailbox: the sync folder is made without looking for it first and not listed (it is
+    // empty), the calendar is named by its role and listed once, and 150 contacts go in two
+    // batches.
+    let expected = operations(&[
+        ("CreateFolder", 3),
+        ("SyncFolderItems", 3),
+        ("CreateItem", 6),
+    ]);
+    assert_eq!(ews, expected, "EWS requests of the first sync");
+    // The CRM: its users, then one read per kind for the whole org (routed to the users on
+    // disk), not one per user. A first read lists every record there is: the delete log has
+    // nothing to add.
+    let deleted: u64 = crm
+        .iter()
+        .filter(|(endpoint, _)| endpoint.contains("deleted"))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(
+        (crm.get("GET query").copied(), deleted),
+        (Some(3), 0),
+        "CRM calls of the first sync: {crm:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_sync_of_contacts_alone_makes_the_folder_and_writes_nothing_more() {
+    let mut configuration = lab_configuration();
+    configuration.events.direction = Direction::Off;
+    let (ews, crm) = first_sync_requests(configuration).await;
+    // Per mailbox: the folder, made without a look first and not listed, and the contacts'
+    // two batches. The calendar is not synced, so it is not read.
+    let expected = operations(&[("CreateFolder", 3), ("CreateItem", 6)]);
+    assert_eq!(ews, expected, "EWS requests of the first sync");
+    // The CRM: its users and one read of the org's contacts.
+    assert_eq!(
+        (
+            crm.get("GET query").copied(),
+            crm.keys().any(|e| e.contains("deleted"))
+        ),
+        (Some(2), false),
+        "CRM calls of the first sync: {crm:#?}"
+    );
 }
 
 crate::on_each_backend!(both_sides_converge_and_a_second_pass_writes_nothing);
