@@ -237,15 +237,15 @@ impl Element {
                 position,
                 reason: err.to_string(),
             })?;
-            let key = String::from_utf8_lossy(attr.key.as_ref()).into_owned();
-            if key == "xmlns" || key.starts_with("xmlns:") {
+            let key = attr.key.as_ref();
+            if key == b"xmlns" || key.starts_with(b"xmlns:") {
                 continue;
             }
             let value = attr.unescape_value().map_err(|err| XmlError {
                 position,
                 reason: err.to_string(),
             })?;
-            el.attrs.push((local(key.as_bytes()), value.into_owned()));
+            el.attrs.push((local(key), value.into_owned()));
         }
         Ok(el)
     }

@@ -44,6 +44,10 @@ pub(super) struct Written {
     pub(super) base: FolderCursor,
     /// Items the pass created in the mailbox.
     pub(super) created: Vec<ExchangeId>,
+    /// How many of `created` are stored in chunks beside the cursor, and in how many chunks
+    /// (see `cursor.rs`).
+    pub(super) chunked: usize,
+    pub(super) chunks: usize,
     /// Records whose writes failed in this pass.
     pub(super) failed: BTreeSet<ItemId>,
 }
@@ -54,6 +58,8 @@ impl Written {
         Written {
             base,
             created: Vec::new(),
+            chunked: 0,
+            chunks: 0,
             failed: BTreeSet::new(),
         }
     }
@@ -228,9 +234,9 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
                     _ => None,
                 }),
         );
-        // The stored cursor stays where it was until the pass ends, but learns of the items
-        // created so far, so a crash before the end cannot hide their deletion.
-        slice.cursors.extend(self.created_so_far(written));
+        // The stored cursor stays where it was until the pass ends; the items created so far
+        // are stored beside it, so a crash before the end cannot hide their deletion.
+        slice.cursors.extend(self.created_chunk(written));
         on_store(self.store, move |s| s.commit_pass(&slice)).await?;
         // The slice's writes and pairs are stored; the pass's own report and cursors are not.
         failpoint(failpoints::SLICE_COMMITTED);

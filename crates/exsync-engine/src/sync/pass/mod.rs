@@ -513,7 +513,7 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
             }));
         // Only the pass's final commit moves the backend's cursor, together with everything it
         // covers; a slice's commit never does (see `cursor.rs`).
-        commit.cursors.push(self.read_to_end(read, written.created));
+        commit.cursors.extend(self.read_to_end(read, written));
         Ok(Ok(()))
     }
 }

@@ -17,7 +17,7 @@ use exsync_core::ItemKind;
 use exsync_store::{Intent, Store, UnresolvedItem};
 
 use super::ahead;
-use super::cursor::{folder_cursor, FolderCursor};
+use super::cursor::{created_chunk, folder_cursor, FolderCursor};
 use super::{on_store, PassError, SyncUser, KINDS};
 use crate::sync::mailboxes::Backend;
 
@@ -26,6 +26,9 @@ use crate::sync::mailboxes::Backend;
 pub(super) struct KindStored {
     /// The folder cursor's text, as stored.
     pub(super) cursor: Option<String>,
+    /// The texts of the created-item chunks stored beside it, in order: what the slices of a
+    /// pass that did not end had created (see `cursor.rs`).
+    pub(super) created_chunks: Vec<String>,
     /// Writes journaled and never settled, oldest first.
     pub(super) intents: Vec<Intent>,
     /// The events ahead of the window, as stored (events only).
@@ -53,6 +56,12 @@ impl Stored {
             let mut stored = BTreeMap::new();
             for kind in kinds {
                 let cursor = s.cursor(&folder_cursor(&key, kind))?;
+                let mut created_chunks = Vec::new();
+                while let Some(chunk) =
+                    s.cursor(&created_chunk(&key, kind, created_chunks.len() + 1))?
+                {
+                    created_chunks.push(chunk);
+                }
                 let intents = s.intents(&key, kind)?;
                 let ahead = match kind {
                     ItemKind::Event => s.cursor(&ahead::scope(&key))?,
@@ -62,6 +71,7 @@ impl Stored {
                     kind,
                     KindStored {
                         cursor,
+                        created_chunks,
                         intents,
                         ahead,
                     },
@@ -79,6 +89,7 @@ impl Stored {
     pub(super) fn kind(&self, kind: ItemKind) -> &KindStored {
         static NONE: KindStored = KindStored {
             cursor: None,
+            created_chunks: Vec::new(),
             intents: Vec::new(),
             ahead: None,
         };

@@ -297,3 +297,97 @@ async fn a_crm_delete_after_a_first_pass_died_midway_reaches_the_copies_it_made(
     );
     w.settles_quietly(ANN).await;
 }
+
+/// Runs a pass whose write call to `side` after `skip` others never returns, and lets the
+/// batches answered before it settle before the pass is dropped.
+async fn crash_after_settling(w: &World, side: Side, skip: usize) {
+    let crashed = Arc::new(Notify::new());
+    w.mem.faults.lock().unwrap().crash = Some(Crash {
+        side,
+        at: CrashAt::Sent,
+        skip,
+        crashed: Arc::clone(&crashed),
+    });
+    let pass = w.pass();
+    tokio::pin!(pass);
+    tokio::select! {
+        _ = &mut pass => panic!("the pass was to crash in a write to {side}, but it ended"),
+        () = crashed.notified() => {}
+    }
+    // The hung call holds back only its own batch and those after it.
+    let settling = tokio::time::timeout(std::time::Duration::from_millis(500), &mut pass);
+    assert!(settling.await.is_err(), "the crashed pass ended");
+}
+
+/// Removes a copy as a backend does that reports an item created and deleted since a cursor
+/// as nothing at all: from the folder and from its change log.
+fn mailbox_vanish(w: &World, user: &str, id: &str) {
+    let mut boxes = w.mem.mailboxes.lock().unwrap();
+    let mailbox = boxes.get_mut(user).unwrap();
+    mailbox.records.remove(id);
+    mailbox.log.retain(|logged| logged != id);
+}
+
+/// The created-item chunks stored beside the user's contact folder cursor, by name.
+fn created_chunks(w: &World) -> BTreeMap<String, Vec<String>> {
+    w.syncer
+        .store
+        .list_cursors()
+        .unwrap()
+        .into_iter()
+        .filter_map(|c| match c.scope {
+            exsync_store::CursorScope::Folder { folder, .. }
+                if folder.starts_with("contact.created.") =>
+            {
+                Some((folder, serde_json::from_str(&c.value).unwrap()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_copy_made_before_a_crash_and_deleted_unseen_is_deleted_in_the_crm() {
+    let w = world(&[ANN]);
+    // A pass over nothing stores the folder's cursor, so the next pass reads from it.
+    w.pass().await;
+    let scope = folder_cursor(&UserKey::new(ANN), ItemKind::Contact);
+    let cursor = w.syncer.store.cursor(&scope).unwrap();
+    assert!(cursor.is_some());
+    let sources: Vec<String> = (0..7)
+        .map(|i| w.crm_create(0, person(&format!("P{i}"), &format!("p{i}@example.com"))))
+        .collect();
+
+    // Two batches of copies are committed (a slice of three records goes in batches of two
+    // and one), then the third write call hangs.
+    crash_after_settling(&w, Side::Exchange, 2).await;
+    // The cursor did not move and was not rewritten: each committed batch's copies went
+    // beside it, in a chunk of their own.
+    assert_eq!(w.syncer.store.cursor(&scope).unwrap(), cursor);
+    let chunks = created_chunks(&w);
+    let names: Vec<&str> = chunks.keys().map(String::as_str).collect();
+    assert_eq!(names, ["contact.created.1", "contact.created.2"]);
+    let copies = w.mailbox_ids(ANN);
+    assert!(
+        chunks.values().flatten().all(|id| copies.contains(id)),
+        "{chunks:?} {copies:?}"
+    );
+
+    // A person deletes the first copy, and the folder's changes since the cursor do not say.
+    let vanished = chunks["contact.created.1"][0].clone();
+    let source = w.mem.mailboxes.lock().unwrap()[ANN].records[&vanished]
+        .2
+        .clone()
+        .unwrap();
+    mailbox_vanish(&w, ANN, &vanished);
+
+    w.pass().await;
+    // Its original is deleted (not copied again), every other record has one copy, and the
+    // chunks are folded into the cursor and gone.
+    let left = w.crm_ids();
+    assert!(!left.contains(&source.as_str().to_owned()), "{left:?}");
+    assert_eq!(left.len(), sources.len() - 1);
+    assert_eq!(w.mailbox_ids(ANN).len(), sources.len() - 1);
+    assert!(created_chunks(&w).is_empty());
+    w.settles_quietly(ANN).await;
+}
