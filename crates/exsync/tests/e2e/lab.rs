@@ -311,7 +311,7 @@ async fn a_first_sync_asks_each_mailbox_only_what_it_must() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_first_sync_of_contacts_alone_makes_the_folder_and_writes_nothing_more() {
+async fn a_first_sync_of_contacts_alone_asks_each_mailbox_for_its_folder_and_the_writes_only() {
     let mut configuration = lab_configuration();
     configuration.events.direction = Direction::Off;
     let (ews, crm) = first_sync_requests(configuration).await;

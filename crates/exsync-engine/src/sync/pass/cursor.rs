@@ -157,9 +157,8 @@ impl<E: MailboxSide, C: CrmSide> KindPass<'_, E, C> {
     }
 
     /// What the pass's last commit stores as the folder's cursor: where the mailbox read
-    /// ended, with the items the pass created after it.
-    /// The chunks beside it go: the read covered those the pass started with, and the
-    /// cursor holds those the pass wrote.
+    /// ended, with the items the pass created after it. The chunks beside it go: the read
+    /// covered those the pass started with, and the cursor holds those the pass wrote.
     pub(super) fn read_to_end(&self, read: ExchangeListed, written: Written) -> Vec<CursorAdvance> {
         let (user, kind) = (&self.user.key, self.kind);
         let cursor = CursorAdvance {
