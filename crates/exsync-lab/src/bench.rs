@@ -55,13 +55,7 @@ pub async fn ews_operations(lab: &Lab) -> Result<BTreeMap<String, u64>> {
 /// Mailbox requests (EWS operations, and Graph's HTTP requests when it serves the mailboxes)
 /// and CRM calls so far.
 pub async fn counters(lab: &Lab) -> Result<(u64, u64)> {
-    let ews = lab
-        .exchange_control(Method::GET, "/counters", &json!({}))
-        .await?;
-    let ews_total: u64 = ews["requests_per_operation"]
-        .as_object()
-        .map(|m| m.values().filter_map(Value::as_u64).sum())
-        .unwrap_or(0);
+    let ews_total: u64 = ews_operations(lab).await?.values().sum();
     let crm = lab
         .crm_control(Method::GET, "/counters", &json!({}))
         .await?;
