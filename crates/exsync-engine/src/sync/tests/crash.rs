@@ -358,15 +358,21 @@ async fn a_copy_made_before_a_crash_and_deleted_unseen_is_deleted_in_the_crm() {
         .map(|i| w.crm_create(0, person(&format!("P{i}"), &format!("p{i}@example.com"))))
         .collect();
 
-    // Two batches of copies are committed (a slice of three records goes in batches of two
-    // and one), then the third write call hangs.
+    // The first batches of copies are committed (a slice of three records goes in batches of
+    // two and one), then the third write call hangs.
     crash_after_settling(&w, Side::Exchange, 2).await;
     // The cursor did not move and was not rewritten: each committed batch's copies went
     // beside it, in a chunk of their own.
     assert_eq!(w.syncer.store.cursor(&scope).unwrap(), cursor);
     let chunks = created_chunks(&w);
+    // Batches go out two at a time, so the call that hangs may be the third batch's or the
+    // fourth's: the two or three batches settled before it each made one chunk, numbered on.
     let names: Vec<&str> = chunks.keys().map(String::as_str).collect();
-    assert_eq!(names, ["contact.created.1", "contact.created.2"]);
+    let numbered: Vec<String> = (1..=chunks.len())
+        .map(|n| format!("contact.created.{n}"))
+        .collect();
+    assert!((2..=3).contains(&chunks.len()), "{names:?}");
+    assert_eq!(names, numbered);
     let copies = w.mailbox_ids(ANN);
     assert!(
         chunks.values().flatten().all(|id| copies.contains(id)),
